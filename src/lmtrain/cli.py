@@ -1,0 +1,158 @@
+"""`lmtrain <command> [overrides]`: maps a subcommand to its Hydra config and `run(cfg)`.
+
+Hydra keeps everything users expect from it: `key=value` overrides, `-m` sweeps, `--cfg job`,
+`--help`, `hydra.run.dir=...`. Before Hydra starts, overrides are composed once here so that
+an unknown group option, a misspelt key or a value of the wrong type is reported as one
+clear paragraph with exit code 2 instead of a traceback.
+"""
+
+from __future__ import annotations
+
+import importlib
+import re
+import sys
+from importlib import resources
+from pathlib import Path
+from typing import Callable
+
+from lmtrain.errors import EXIT_USER_ERROR, UserError, report_user_error
+
+# command -> one-line description; each has configs/<command>.yaml and lmtrain.commands.<command>
+COMMANDS: dict[str, str] = {
+    "pretrain": "pretrain a language model (model=bert|gpt|roberta) on a corpus",
+    "generate": "continue a prompt with a GPT checkpoint, or fill [MASK] tokens with a BERT one",
+    "evaluate": "held-out loss / perplexity or masked-token accuracy of a checkpoint",
+    "embed": "train and evaluate word embeddings (method=word2vec|glove|load)",
+}
+
+# flags after which Hydra only prints information: no need to validate the overrides first
+_INFO_FLAGS = {"--help", "-h", "--hydra-help", "--info", "-i", "--shell-completion", "-sc"}
+# flags that change what is composed: leave validation to Hydra itself
+_SKIP_VALIDATION_FLAGS = {"-m", "--multirun", "--config-dir", "-cd", "--config-name", "-cn",
+                          "--config-path", "-cp", "--experimental-rerun"}
+_FLAGS_WITH_VALUE = {"--cfg", "-c", "--package", "-p", "--info", "-i"}
+
+
+def config_dir() -> Path:
+    """Directory holding the shipped YAML configs (works from a checkout and from a wheel)."""
+    return Path(str(resources.files("lmtrain") / "configs"))
+
+
+def _usage() -> str:
+    width = max(len(name) for name in COMMANDS)
+    lines = [
+        "usage: lmtrain <command> [key=value ...] [-m] [--cfg job] [--help]",
+        "",
+        "commands:",
+        *[f"  {name.ljust(width)}  {text}" for name, text in COMMANDS.items()],
+        "",
+        "Every setting is a Hydra config under configs/; override any of them on the command line,",
+        "e.g. `lmtrain pretrain model=bert trainer.max_steps=200 optim.lr=3e-4`.",
+        "`lmtrain <command> --help` lists the config groups and options of a command.",
+    ]
+    return "\n".join(lines)
+
+
+def _overrides_only(args: list[str]) -> list[str]:
+    """Strip Hydra flags (and their values) from ``args``, keeping the key=value overrides."""
+    overrides: list[str] = []
+    skip_next = False
+    for arg in args:
+        if skip_next:
+            skip_next = False
+            continue
+        if arg in _FLAGS_WITH_VALUE:
+            skip_next = True
+            continue
+        if arg.startswith("-"):
+            continue
+        if arg.startswith("hydra.") or arg.startswith("hydra/") or arg.startswith("+hydra"):
+            continue
+        overrides.append(arg)
+    return overrides
+
+
+def _explain(error: BaseException) -> str:
+    """Join an exception and its causes into one line, dropping Hydra's '+key' hint."""
+    parts: list[str] = []
+    current: BaseException | None = error
+    while current is not None:
+        text = " ".join(str(current).split())
+        text = re.sub(r"\s*To append to your (config|default list) use \+\S+", "", text)
+        text = re.sub(r"\s*(full_key|Config search path): .*", "", text)
+        if text and "$VALUE" not in text and not any(text in part for part in parts):
+            parts.append(text.rstrip("."))
+        current = current.__cause__ or current.__context__
+    return ": ".join(parts)
+
+
+def validate_overrides(command: str, args: list[str]) -> None:
+    """Compose ``command``'s config with ``args`` and raise UserError if that fails."""
+    from hydra import compose, initialize_config_dir
+    from hydra.core.global_hydra import GlobalHydra
+
+    overrides = _overrides_only(args)
+    GlobalHydra.instance().clear()
+    try:
+        with initialize_config_dir(config_dir=str(config_dir()), version_base=None):
+            compose(config_name=command, overrides=overrides)
+    except Exception as error:  # Hydra and OmegaConf raise many types; all mean a config problem
+        message = _explain(error)
+        raise UserError(
+            f"invalid configuration for `lmtrain {command}`: {message}. "
+            f"Run `lmtrain {command} --help` to list the config groups and their options, "
+            f"or `lmtrain {command} --cfg job` to print the composed config with every key."
+        ) from None
+    finally:
+        GlobalHydra.instance().clear()
+
+
+def _task(command: str, run: Callable) -> Callable:
+    def task(cfg):
+        try:
+            return run(cfg)
+        except UserError as error:
+            report_user_error(error, command)
+            sys.exit(EXIT_USER_ERROR)
+
+    task.__name__ = command
+    task.__module__ = f"lmtrain.commands.{command}"
+    return task
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Run ``lmtrain <command> [overrides]``; ``argv`` defaults to ``sys.argv[1:]``."""
+    args = list(sys.argv[1:] if argv is None else argv)
+    if not args or args[0] in ("-h", "--help", "help"):
+        print(_usage())
+        return
+    if args[0] in ("--version", "-V"):
+        from lmtrain import __version__
+
+        print(f"lmtrain {__version__}")
+        return
+    command, rest = args[0], args[1:]
+    if command not in COMMANDS:
+        report_user_error(
+            UserError(f"unknown command '{command}'. Commands: {', '.join(COMMANDS)}. "
+                      "Run `lmtrain --help` for what each does.")
+        )
+        sys.exit(EXIT_USER_ERROR)
+
+    from lmtrain.config import register_configs
+
+    register_configs()
+    if not (set(rest) & (_INFO_FLAGS | _SKIP_VALIDATION_FLAGS)):
+        try:
+            validate_overrides(command, rest)
+        except UserError as error:
+            report_user_error(error, command)
+            sys.exit(EXIT_USER_ERROR)
+
+    import hydra
+
+    module = importlib.import_module(f"lmtrain.commands.{command}")
+    sys.argv = [f"lmtrain-{command}", *rest]
+    hydra.main(config_path=str(config_dir()), config_name=command, version_base=None)(
+        _task(command, module.run)
+    )()

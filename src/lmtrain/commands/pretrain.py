@@ -1,0 +1,101 @@
+"""`lmtrain pretrain`: every part of a pretraining run, built in one place, top to bottom."""
+
+from __future__ import annotations
+
+import logging
+import sys
+import time
+from typing import Any
+
+import torch
+from omegaconf import DictConfig, OmegaConf
+
+from lmtrain.data.baselines import majority_token_accuracy, unigram_perplexity
+from lmtrain.data.collate import PadCollator
+from lmtrain.data.datasets import PretrainingDataset
+from lmtrain.data.pretraining import masking_spec, prepare_pretraining_data
+from lmtrain.errors import UserError
+from lmtrain.models.language_model import LanguageModel
+from lmtrain.models.loading import model_meta
+from lmtrain.models.spec import resolve_spec
+from lmtrain.objectives import build_objective
+from lmtrain.run_dir import TOKENIZER_FILE, RunDir, hydra_run_dir
+from lmtrain.training import checkpoint as ckpt
+from lmtrain.training.optim import build_optimizer, build_scheduler
+from lmtrain.training.precision import resolve_device
+from lmtrain.training.progress import print_summary
+from lmtrain.training.trainer import Trainer, TrainingInterrupted
+
+log = logging.getLogger(__name__)
+
+
+def _resume_checkpoint(resume: str | None, run: RunDir):
+    """The checkpoint ``trainer.resume`` names: None, ``auto`` (this run dir's last) or a path."""
+    if not resume:
+        return None
+    if resume == "auto":
+        last = run.checkpoints / ckpt.LAST
+        if ckpt.is_checkpoint(last):
+            return last.resolve()
+        log.info("trainer.resume=auto: no checkpoint in %s yet, starting from scratch", run.checkpoints)
+        return None
+    return ckpt.resolve_checkpoint(resume, key="trainer.resume")
+
+
+def _baselines(objective: str, train_set, eval_set, vocab_size: int) -> dict[str, float]:
+    if objective == "clm":
+        ids = lambda ds: [ds.store[i]["input_ids"] for i in range(len(ds))]  # noqa: E731
+        return {"baseline/unigram_ppl": unigram_perplexity(ids(train_set), ids(eval_set), vocab_size)}
+    return {"baseline/mlm_majority_acc": majority_token_accuracy(train_set, eval_set)}
+
+
+def run(cfg: DictConfig) -> dict[str, Any]:
+    """Pretrain ``cfg.model`` with ``cfg.objective`` on ``cfg.data``; returns the run summary."""
+    started = time.perf_counter()
+    run_dir = RunDir(hydra_run_dir())
+    data = prepare_pretraining_data(cfg.data, cfg.tokenizer, cfg.objective)
+    tokenizer = data.tokenizer
+    tokenizer.save(run_dir.path / TOKENIZER_FILE)
+
+    spec = resolve_spec(cfg.model, tokenizer.vocab_size, tokenizer.id("pad"))
+    if cfg.data.max_seq_len > spec.max_positions:
+        raise UserError(f"data.max_seq_len={cfg.data.max_seq_len} is longer than model.max_positions="
+                        f"{spec.max_positions}; lower the first or raise the second.")
+    objective = build_objective(cfg.objective.name)
+    device = resolve_device(cfg.trainer.device)
+    torch.manual_seed(cfg.trainer.seed)
+    model = LanguageModel(spec, objective.head_names).to(device)
+
+    dynamic = masking_spec(cfg.objective, tokenizer) if cfg.objective.name == "mlm" and cfg.objective.masking == "dynamic" else None
+    train_set = PretrainingDataset(data.train, dynamic, seed=cfg.trainer.seed)
+    eval_set = PretrainingDataset(data.eval, dynamic, seed=cfg.trainer.seed + 1)
+    optimizer = build_optimizer(model, cfg.optim, device)
+    scheduler = build_scheduler(optimizer, cfg.optim, cfg.trainer.max_steps)
+    meta = model_meta(model, cfg.model.name, cfg.objective.name, tokenizer)
+    trainer = Trainer(model, objective, optimizer, scheduler, train_set, eval_set, PadCollator(tokenizer.id("pad")),
+                      cfg.trainer, run_dir, device, meta, run_dir.path / TOKENIZER_FILE)
+    resume_from = _resume_checkpoint(cfg.trainer.resume, run_dir)
+    if resume_from is not None:
+        trainer.restore(resume_from)
+    log.info("%s: %.2fM parameters, %d train / %d held-out sequences, device %s", cfg.model.name,
+             model.num_parameters() / 1e6, len(train_set), len(eval_set), device)
+    try:
+        summary = trainer.fit()
+    except TrainingInterrupted as stop:
+        print(f"Interrupted at step {stop.step}; checkpoint saved in {stop.checkpoint}.\nTo continue: lmtrain pretrain "
+              f"{' '.join(a for a in sys.argv[1:] if not a.startswith('hydra.run.dir'))} "
+              f"hydra.run.dir={run_dir.path} trainer.resume=auto", file=sys.stderr)
+        sys.exit(130)
+    summary = {
+        "command": "pretrain",
+        "model": cfg.model.name,
+        "objective": cfg.objective.name,
+        **summary,
+        **_baselines(cfg.objective.name, train_set, eval_set, tokenizer.vocab_size),
+        "parameters": model.num_parameters(),
+        "wall_seconds": round(time.perf_counter() - started, 2),
+        "config": OmegaConf.to_container(cfg, resolve=True),
+    }
+    run_dir.write_summary(summary)
+    print_summary(f"lmtrain pretrain model={cfg.model.name} — {run_dir.path}", summary)
+    return summary

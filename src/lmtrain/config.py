@@ -1,0 +1,250 @@
+"""Typed configuration: one dataclass per config group, registered with Hydra's ConfigStore.
+
+YAML files under ``configs/`` only compose and override these schemas, so a misspelt key or a
+value of the wrong type fails before any work starts. Each field carries its default and a
+one-line description.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Optional
+
+from hydra.core.config_store import ConfigStore
+
+
+@dataclass
+class ModelConfig:
+    """The Transformer backbone. Presets (configs/model/*.yaml) set the family switches."""
+
+    name: str = "bert"  # preset name: shown in run names, used to find compatible runs
+    size: Optional[str] = None  # tiny | mini | small | base: fills the dimensions left unset
+    n_layers: Optional[int] = None  # Transformer blocks
+    d_model: Optional[int] = None  # hidden width
+    n_heads: Optional[int] = None  # attention heads (d_model must divide evenly)
+    d_ff: Optional[int] = None  # feed-forward inner width
+    max_positions: int = 512  # longest sequence the position table covers
+    causal: bool = False  # causal (GPT) or bidirectional (BERT) attention
+    norm: str = "post"  # post (BERT: norm after the residual add) | pre (GPT-2)
+    segment_vocab_size: int = 2  # number of segment (token type) ids; 0 = no segment embeddings
+    position: str = "learned"  # learned | sinusoidal
+    position_offset: int = 0  # first position id (RoBERTa starts at padding_idx + 1 = 2)
+    activation: str = "gelu"  # gelu (exact, BERT) | gelu_tanh (GPT-2) | relu
+    dropout: float = 0.1  # dropout on embeddings, attention output and feed-forward output
+    attention_dropout: float = 0.1  # dropout on attention probabilities
+    layer_norm_eps: float = 1e-12  # BERT uses 1e-12, GPT-2 1e-5
+    embedding_norm: bool = True  # LayerNorm right after the embeddings (BERT, RoBERTa)
+    final_norm: bool = False  # LayerNorm after the last block (GPT-2's ln_f)
+    tie_embeddings: bool = True  # output projection shares the input embedding matrix
+    checkpoint_activations: bool = False  # recompute block activations in backward to save memory
+    init_std: float = 0.02  # std of the normal weight initialisation
+
+
+@dataclass
+class TokenizerConfig:
+    """How text becomes ids: train one with `tokenizers`, or load an existing tokenizer.json."""
+
+    kind: str = "wordpiece"  # wordpiece (BERT) | bpe (byte-level, GPT-2 / RoBERTa)
+    vocab_size: int = 8000  # target vocabulary size when training
+    min_frequency: int = 2  # a merge / word piece must occur this often to enter the vocabulary
+    lowercase: bool = True  # lowercase and strip accents before splitting (uncased BERT)
+    path: Optional[str] = None  # an existing tokenizer.json to use instead of training one
+    # role -> token string; roles: pad, unk, cls, sep, mask, bos, eos
+    special_tokens: dict[str, str] = field(
+        default_factory=lambda: {
+            "pad": "[PAD]",
+            "unk": "[UNK]",
+            "cls": "[CLS]",
+            "sep": "[SEP]",
+            "mask": "[MASK]",
+        }
+    )
+
+
+@dataclass
+class DataConfig:
+    """Where the corpus comes from and how it becomes training sequences."""
+
+    name: str = "lee"  # label for the corpus, shown in run listings
+    source: str = "bundled"  # bundled (ships with gensim) | files (data.train_files)
+    bundled: list[str] = field(default_factory=lambda: ["lee_background.cor"])  # gensim test_data files
+    train_files: list[str] = field(default_factory=list)  # text (.txt) or JSON lines (.jsonl) files
+    eval_files: list[str] = field(default_factory=list)  # held-out files; empty = hold out documents
+    format: str = "auto"  # auto (by extension) | text | jsonl
+    text_field: str = "text"  # the JSONL field that holds a document
+    documents: str = "line"  # text files: line (one document per line) | blank_line (blank-line separated)
+    eval_fraction: float = 0.1  # share of documents held out when no eval_files are given
+    max_seq_len: int = 128  # tokens per training sequence, special tokens included
+    short_seq_prob: float = 0.1  # BERT: share of pairs built shorter than max_seq_len
+    dupe_factor: int = 5  # BERT static masking: copies of the data, each with its own mask
+    packing: str = "full_sentences"  # full_sentences (may cross documents) | doc_sentences
+    cache_dir: str = "~/.cache/lmtrain"  # tokenizers and tokenized data, keyed by content hash
+    split_seed: int = 1234  # seed of the train / held-out split and of pair sampling
+
+
+@dataclass
+class ObjectiveConfig:
+    """The training objective: turns (model, batch) into a loss and metrics."""
+
+    name: str = "mlm_nsp"  # mlm_nsp (BERT) | mlm (RoBERTa) | clm (GPT)
+    masking: str = "static"  # static (drawn once in preprocessing) | dynamic (new mask each epoch)
+    mask_prob: float = 0.15  # share of tokens selected for prediction
+    mask_token_prob: float = 0.8  # of the selected: replaced by [MASK]
+    random_token_prob: float = 0.1  # of the selected: replaced by a random token (rest unchanged)
+    whole_word: bool = False  # select whole words (by the tokenizer's word ids), not sub-words
+
+
+@dataclass
+class OptimConfig:
+    """AdamW and the learning-rate schedule."""
+
+    lr: float = 1e-3  # peak learning rate
+    weight_decay: float = 0.01  # decoupled weight decay (never on biases, norms, embeddings' norms)
+    betas: list[float] = field(default_factory=lambda: [0.9, 0.999])
+    eps: float = 1e-6
+    schedule: str = "linear"  # linear | cosine | constant (all after warmup)
+    warmup_steps: Optional[int] = None  # None = warmup_ratio * max_steps
+    warmup_ratio: float = 0.06
+    min_lr_ratio: float = 0.0  # final learning rate as a share of the peak
+
+
+@dataclass
+class TrainerConfig:
+    """The one training loop, shared by every model and objective."""
+
+    max_steps: int = 600  # optimizer steps
+    batch_size: int = 32  # sequences per micro-batch
+    grad_accum: int = 1  # micro-batches per optimizer step
+    grad_clip: float = 1.0  # max global gradient norm; 0 = no clipping
+    log_every: int = 10  # steps between train/* entries in metrics.jsonl
+    eval_every: int = 200  # steps between held-out evaluations; 0 = only at the end
+    eval_batches: Optional[int] = None  # cap on held-out batches per evaluation (None = all)
+    save_every: int = 200  # steps between checkpoints; 0 = only at the end
+    keep_last: int = 2  # step-N checkpoints kept (the newest K); 0 = keep all
+    resume: Optional[str] = None  # auto (newest checkpoint of this run dir) | path to a checkpoint
+    seed: int = 42
+    device: str = "auto"  # auto | cpu | cuda | cuda:N
+    precision: str = "fp32"  # fp32 | bf16 | fp16 (fp16 uses a gradient scaler, CUDA only)
+    num_workers: int = 0  # DataLoader worker processes
+    progress: bool = True  # rich progress bar (off for logs and CI)
+
+
+@dataclass
+class PretrainConfig:
+    """`lmtrain pretrain`: the composed config of a pretraining run."""
+
+    model: ModelConfig = field(default_factory=ModelConfig)
+    tokenizer: TokenizerConfig = field(default_factory=TokenizerConfig)
+    data: DataConfig = field(default_factory=DataConfig)
+    objective: ObjectiveConfig = field(default_factory=ObjectiveConfig)
+    optim: OptimConfig = field(default_factory=OptimConfig)
+    trainer: TrainerConfig = field(default_factory=TrainerConfig)
+
+
+@dataclass
+class GenerateConfig:
+    """`lmtrain generate`: decode from a causal LM or fill [MASK] tokens with an MLM."""
+
+    ckpt: Optional[str] = None  # run directory or checkpoint directory
+    prompt: Optional[str] = None  # the text to continue (or with [MASK] tokens for MLM models)
+    prompts_file: Optional[str] = None  # a file with one prompt per line
+    max_new_tokens: int = 40
+    greedy: bool = False  # take the most likely token instead of sampling
+    temperature: float = 1.0
+    top_k: int = 0  # keep the k most likely tokens (0 = off)
+    top_p: float = 1.0  # nucleus sampling: smallest set with this probability mass (1.0 = off)
+    seed: int = 0  # sampling seed: the same seed gives the same text
+    use_cache: bool = True  # key/value cache (off only to check it)
+    stream: bool = True  # print tokens as they are produced
+    device: str = "auto"
+
+
+@dataclass
+class EvaluateConfig:
+    """`lmtrain evaluate`: held-out loss / perplexity or masked accuracy of a checkpoint."""
+
+    ckpt: Optional[str] = None  # run directory or checkpoint directory
+    data: DataConfig = field(default_factory=DataConfig)
+    batch_size: int = 32
+    max_batches: Optional[int] = None
+    seed: int = 0  # seed of the evaluation masks for MLM models
+    device: str = "auto"
+    split: str = "eval"  # eval (held-out part) | all (every document of the corpus)
+
+
+@dataclass
+class EmbedTrainConfig:
+    """`embed.*` of `lmtrain embed`: the corpus and the training settings of word2vec and GloVe.
+
+    Presets (configs/method/*.yaml) set each method's own defaults; keys a method does not use
+    are ignored by it (marked word2vec: / glove: below).
+    """
+
+    corpus: str = "lee"  # bundled gensim corpus: lee (lee_background.cor) or any gensim test_data file name
+    train_files: list[str] = field(default_factory=list)  # your .txt (one document per line) / .jsonl files; replace `corpus`
+    file_format: str = "auto"  # auto (by extension: .jsonl / .json = jsonl) | text | jsonl
+    text_field: str = "text"  # the JSONL field that holds a document
+    tokenize: str = "simple_preprocess"  # simple_preprocess (gensim) | lower | lower_strip_punct
+    vector_size: int = 100  # dimensions of a word vector
+    window: int = 5  # context words on each side of the centre word
+    min_count: int = 5  # words occurring fewer times are dropped from the vocabulary
+    max_vocab: Optional[int] = None  # keep at most this many (most frequent) words; None = no cap
+    epochs: int = 5  # passes over the corpus (word2vec) / over the co-occurrence entries (glove)
+    lr: float = 0.025  # word2vec: initial learning rate (gensim's alpha); glove: AdaGrad step size
+    seed: int = 42
+    sg: int = 0  # word2vec: 0 = CBOW, 1 = skip-gram
+    hs: int = 0  # word2vec: 1 = hierarchical softmax
+    negative: int = 5  # word2vec: negative samples per word; 0 = none (then set hs=1)
+    sample: float = 1e-3  # word2vec: sub-sampling threshold of frequent words; 0 = off
+    min_lr: float = 1e-4  # word2vec: learning rate at the end of training (gensim's min_alpha)
+    workers: int = 3  # word2vec: worker threads; exact reproducibility needs workers=1
+    x_max: float = 100.0  # glove: co-occurrence count at which the weight f(x) reaches 1
+    alpha: float = 0.75  # glove: exponent of the weighting f(x) = (x / x_max) ** alpha
+    batch_size: int = 512  # glove: co-occurrence entries per AdaGrad step
+    grad_clip: float = 100.0  # glove: clip each vector gradient component (reference glove.c)
+    chunk_tokens: int = 1_000_000  # glove: tokens per co-occurrence counting chunk (bounds memory)
+    device: str = "auto"  # glove: auto | cpu | cuda | cuda:N
+
+
+@dataclass
+class EmbedEvalConfig:
+    """`eval.*` of `lmtrain embed`: the benchmarks word vectors are scored on."""
+
+    analogies: Optional[str] = "questions-words.txt"  # path or gensim test_data name; None = skip
+    # name -> word-pair file (path or gensim test_data name), tab separated `word1 word2 score`
+    similarities: dict[str, str] = field(
+        default_factory=lambda: {"wordsim353": "wordsim353.tsv", "simlex999": "simlex999.txt"}
+    )
+    restrict_vocab: int = 300000  # only the N most frequent words take part (gensim's default)
+    case_insensitive: bool = True  # compare words upper-cased, as the benchmarks are mixed case
+
+
+@dataclass
+class EmbedConfig:
+    """`lmtrain embed`: train word vectors (word2vec | glove) or load them (load), then evaluate."""
+
+    method: str = "word2vec"  # set by the method group: word2vec | glove | load
+    embed: EmbedTrainConfig = field(default_factory=EmbedTrainConfig)
+    eval: EmbedEvalConfig = field(default_factory=EmbedEvalConfig)
+    path: Optional[str] = None  # method=load: the vectors file to evaluate
+    format: str = "auto"  # method=load: auto | word2vec | glove | kv (gensim KeyedVectors.save)
+    query: list[str] = field(default_factory=list)  # words whose nearest neighbours are printed
+    topn: int = 10  # neighbours shown per query word
+    progress: bool = True  # rich progress bar (off for logs and CI)
+
+
+def register_configs() -> None:
+    """Register every schema with Hydra so YAML files are validated against them."""
+    store = ConfigStore.instance()
+    store.store(name="pretrain_schema", node=PretrainConfig)
+    store.store(name="generate_schema", node=GenerateConfig)
+    store.store(name="evaluate_schema", node=EvaluateConfig)
+    store.store(name="embed_schema", node=EmbedConfig)
+
+
+SCHEMAS: dict[str, Any] = {
+    "pretrain": PretrainConfig,
+    "generate": GenerateConfig,
+    "evaluate": EvaluateConfig,
+    "embed": EmbedConfig,
+}

@@ -1,0 +1,166 @@
+"""Corpora: bundled text, the user's text / JSONL files, read with `datasets`, split into documents.
+
+A document is a list of sentences (strings). Text files hold one document per line, or
+documents separated by blank lines (`data.documents=blank_line`); JSONL files hold one document
+per object in `data.text_field`.
+"""
+
+from __future__ import annotations
+
+import codecs
+import importlib.util
+import logging
+import random
+import re
+from pathlib import Path
+from typing import Any
+
+from lmtrain.errors import UserError
+
+log = logging.getLogger(__name__)
+
+# A sentence ends at . ! ? (optionally followed by closing quotes or brackets) before white space
+# and an upper-case letter, digit or opening quote. Good enough for news and Wikipedia prose,
+# and it never drops text: every character lands in exactly one sentence.
+_SENTENCE_END = re.compile(r"(?<=[.!?])[\"')\]]*\s+(?=[\"'(\[]?[A-Z0-9])")
+
+
+def bundled_file(name: str) -> Path:
+    """Path of a corpus file that ships with gensim (``gensim/test/test_data/<name>``)."""
+    spec = importlib.util.find_spec("gensim")
+    if spec is None or spec.origin is None:
+        raise UserError("the bundled corpora ship with gensim, which is not installed; `pip install gensim`.")
+    # Located without importing gensim.test.utils, which builds demo models at import time.
+    path = Path(spec.origin).parent / "test" / "test_data" / name
+    if not path.exists():
+        raise UserError(f"data.bundled names '{name}', which is not in gensim's test_data folder "
+                        f"({path.parent}); use a file there such as lee_background.cor, or set "
+                        "data=text data.train_files=[...] for your own corpus.")
+    return path
+
+
+def split_sentences(text: str) -> list[str]:
+    """Split ``text`` into sentences; a text without sentence ends is one sentence."""
+    return [s.strip() for s in _SENTENCE_END.split(text.strip()) if s.strip()]
+
+
+def check_text_file(path: Path, key: str) -> None:
+    """Raise UserError unless ``path`` exists, is non-empty UTF-8 text.
+
+    Args:
+        path: the file to check.
+        key: the config key that named it, quoted in the message.
+    """
+    if not path.exists():
+        raise UserError(f"{key}: file {path} does not exist. Check the path (relative paths are "
+                        f"relative to the directory you run lmtrain from: {Path.cwd()}).")
+    if path.is_dir():
+        raise UserError(f"{key}: {path} is a directory; list the files inside it, e.g. {key}=[{path}/*.txt].")
+    decoder = codecs.getincrementaldecoder("utf-8")()
+    line, has_text = 1, False
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            try:
+                has_text = has_text or bool(decoder.decode(chunk).strip())
+            except UnicodeDecodeError as error:
+                line += chunk[: error.start].count(b"\n")
+                raise UserError(f"{key}: {path} is not UTF-8 text (invalid byte at line {line}). "
+                                "Convert it, e.g. `iconv -f latin1 -t utf-8 in.txt > out.txt`.") from None
+            line += chunk.count(b"\n")
+    if not has_text:
+        raise UserError(f"{key}: {path} is empty. Give a file with at least a few documents of text.")
+
+
+def _file_format(path: Path, fmt: str) -> str:
+    if fmt != "auto":
+        return fmt
+    return "jsonl" if path.suffix.lower() in (".jsonl", ".json") else "text"
+
+
+def _load_texts(files: list[Path], fmt: str, text_field: str, documents: str, cache_dir: str | None) -> list[str]:
+    """Documents as strings, read with `datasets` (one builder call per file type)."""
+    import datasets
+
+    datasets.disable_progress_bars()
+    datasets.logging.set_verbosity_error()
+    texts: list[str] = []
+    for path in files:
+        kind = _file_format(path, fmt)
+        if kind == "jsonl":
+            try:
+                ds = datasets.load_dataset("json", data_files=str(path), split="train", cache_dir=cache_dir)
+            except Exception as error:
+                raise UserError(f"{path} could not be read as JSON lines ({type(error).__name__}: "
+                                f"{str(error).splitlines()[0] if str(error) else ''}). Each line must be "
+                                f'one JSON object such as {{"{text_field}": "..."}}.') from None
+            if text_field not in ds.column_names:
+                raise UserError(f"{path} has no field '{text_field}' (fields: {', '.join(ds.column_names)}); "
+                                "set data.text_field to the field that holds the text.")
+            texts.extend(t for t in ds[text_field] if isinstance(t, str))
+        elif kind == "text":
+            sample_by = "paragraph" if documents == "blank_line" else "line"
+            ds = datasets.load_dataset("text", data_files=str(path), split="train", sample_by=sample_by,
+                                       cache_dir=cache_dir)
+            texts.extend(ds["text"])
+        else:
+            raise UserError(f"data.format={fmt} is not supported; use auto, text or jsonl.")
+    return [t for t in texts if t.strip()]
+
+
+def load_documents(files: list[Path], fmt: str = "auto", text_field: str = "text",
+                   documents: str = "line", cache_dir: str | None = None) -> list[list[str]]:
+    """Read ``files`` into documents, each a list of sentences.
+
+    Args:
+        files: text or JSONL files (already checked with :func:`check_text_file`).
+        fmt: auto (by extension) | text | jsonl.
+        text_field: JSONL field holding a document.
+        documents: text files: ``line`` (a document per line) or ``blank_line``.
+        cache_dir: where `datasets` keeps its Arrow cache.
+    Returns:
+        Documents with at least one sentence each; within a blank-line document each line is
+        split into sentences too.
+    """
+    if documents not in ("line", "blank_line"):
+        raise UserError(f"data.documents={documents} is not supported; use line or blank_line.")
+    docs = []
+    for text in _load_texts(files, fmt, text_field, documents, cache_dir):
+        sentences = [s for line in text.splitlines() for s in split_sentences(line)]
+        if sentences:
+            docs.append(sentences)
+    return docs
+
+
+def corpus_files(data_cfg: Any) -> tuple[list[Path], list[Path]]:
+    """The (train, eval) files a data config names, each checked to be readable UTF-8 text."""
+    if data_cfg.source == "bundled":
+        train = [bundled_file(name) for name in data_cfg.bundled]
+        key = "data.bundled"
+    elif data_cfg.source == "files":
+        if not data_cfg.train_files:
+            raise UserError("data.train_files is empty: give your corpus, e.g. "
+                            "data=text data.train_files=[corpus/a.txt,corpus/b.txt].")
+        train = [Path(p).expanduser() for p in data_cfg.train_files]
+        key = "data.train_files"
+    else:
+        raise UserError(f"data.source={data_cfg.source} is not supported; use bundled or files.")
+    eval_files = [Path(p).expanduser() for p in data_cfg.eval_files]
+    for path in train:
+        check_text_file(path, key)
+    for path in eval_files:
+        check_text_file(path, "data.eval_files")
+    return train, eval_files
+
+
+def split_documents(docs: list[list[str]], eval_fraction: float, seed: int
+                    ) -> tuple[list[list[str]], list[list[str]]]:
+    """Hold out ``eval_fraction`` of the documents (at least one), chosen by ``seed``."""
+    if len(docs) < 2:
+        raise UserError(f"the corpus has {len(docs)} document(s); at least 2 are needed to hold one out "
+                        "for evaluation. Add text, or give data.eval_files.")
+    order = list(range(len(docs)))
+    random.Random(seed).shuffle(order)
+    n_eval = min(len(docs) - 1, max(1, round(len(docs) * eval_fraction)))
+    held_out = set(order[:n_eval])
+    train = [d for i, d in enumerate(docs) if i not in held_out]
+    return train, [d for i, d in enumerate(docs) if i in held_out]

@@ -1,0 +1,159 @@
+"""Tokenizers trained with `tokenizers` (WordPiece for BERT, byte-level BPE for GPT-2 / RoBERTa).
+
+`TextTokenizer` wraps a `tokenizers.Tokenizer` together with the ids of its special-token roles
+(pad, unk, cls, sep, mask, bos, eos), which the data pipeline and objectives need.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable, Iterator
+from pathlib import Path
+from typing import Any
+
+from tokenizers import Tokenizer, decoders, models, normalizers, pre_tokenizers, processors, trainers
+
+from lmtrain.errors import UserError
+
+
+class TextTokenizer:
+    """A fast tokenizer plus the ids of its special-token roles.
+
+    Args:
+        tokenizer: the underlying `tokenizers.Tokenizer`.
+        roles: role -> token string (pad, unk, cls, sep, mask, bos, eos; any subset).
+        source: where it came from, for error messages.
+    """
+
+    def __init__(self, tokenizer: Tokenizer, roles: dict[str, str], source: str = "tokenizer"):
+        self.tokenizer = tokenizer
+        self.roles = dict(roles)
+        self.ids: dict[str, int] = {}
+        for role, token in self.roles.items():
+            token_id = tokenizer.token_to_id(token)
+            if token_id is None:
+                raise UserError(f"{source} has no token '{token}' for the {role} role; set "
+                                f"tokenizer.special_tokens.{role} to a token of its vocabulary.")
+            self.ids[role] = token_id
+
+    @property
+    def vocab_size(self) -> int:
+        """Number of ids, added tokens included."""
+        return self.tokenizer.get_vocab_size(with_added_tokens=True)
+
+    @property
+    def special_ids(self) -> list[int]:
+        """Ids of every special token (never masked, never predicted)."""
+        return sorted(set(self.ids.values()))
+
+    def id(self, role: str) -> int:
+        """Id of the special token with ``role``; UserError if the tokenizer has none."""
+        if role not in self.ids:
+            raise UserError(f"the tokenizer has no '{role}' token, which this model needs; set "
+                            f"tokenizer.special_tokens.{role}.")
+        return self.ids[role]
+
+    def encode_batch(self, texts: list[str]) -> list[list[int]]:
+        """Token ids of each text, without special tokens (batched, parallel in Rust)."""
+        return [e.ids for e in self.tokenizer.encode_batch(texts, add_special_tokens=False)]
+
+    def encode_words(self, texts: list[str]) -> list[tuple[list[int], list[int | None]]]:
+        """Ids and word ids (index of the word each token came from) of each text."""
+        return [(e.ids, e.word_ids) for e in self.tokenizer.encode_batch(texts, add_special_tokens=False)]
+
+    def decode(self, ids: Iterable[int], skip_special_tokens: bool = True) -> str:
+        """Text of ``ids``."""
+        return self.tokenizer.decode(list(ids), skip_special_tokens=skip_special_tokens)
+
+    def save(self, path: str | Path) -> None:
+        """Write ``tokenizer.json``."""
+        self.tokenizer.save(str(path))
+
+    @classmethod
+    def from_file(cls, path: str | Path, roles: dict[str, str]) -> "TextTokenizer":
+        """Load a ``tokenizer.json``; UserError if it is missing or not a tokenizer file."""
+        path = Path(path).expanduser()
+        if path.is_dir():
+            path = path / "tokenizer.json"
+        if not path.exists():
+            raise UserError(f"tokenizer file {path} does not exist; give the path of a tokenizer.json "
+                            "(tokenizer.path=...) or leave tokenizer.path unset to train one.")
+        try:
+            tokenizer = Tokenizer.from_file(str(path))
+        except Exception as error:
+            raise UserError(f"{path} is not a `tokenizers` tokenizer.json ({error}).") from None
+        return cls(tokenizer, roles, source=str(path))
+
+
+def _ordered_specials(roles: dict[str, str]) -> list[str]:
+    seen: list[str] = []
+    for token in roles.values():
+        if token not in seen:
+            seen.append(token)
+    return seen
+
+
+def build_untrained(kind: str, lowercase: bool, roles: dict[str, str]) -> tuple[Tokenizer, Any]:
+    """An empty tokenizer of ``kind`` and its trainer factory (called with vocab_size, min_frequency)."""
+    specials = _ordered_specials(roles)
+    if kind == "wordpiece":
+        tokenizer = Tokenizer(models.WordPiece(unk_token=roles.get("unk", "[UNK]")))
+        tokenizer.normalizer = normalizers.BertNormalizer(lowercase=lowercase, strip_accents=lowercase)
+        tokenizer.pre_tokenizer = pre_tokenizers.BertPreTokenizer()
+        tokenizer.decoder = decoders.WordPiece()
+
+        def make_trainer(vocab_size: int, min_frequency: int):
+            return trainers.WordPieceTrainer(vocab_size=vocab_size, min_frequency=min_frequency,
+                                             special_tokens=specials, show_progress=False)
+    elif kind == "bpe":
+        tokenizer = Tokenizer(models.BPE())
+        if lowercase:
+            tokenizer.normalizer = normalizers.Lowercase()
+        tokenizer.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+        tokenizer.decoder = decoders.ByteLevel()
+
+        def make_trainer(vocab_size: int, min_frequency: int):
+            return trainers.BpeTrainer(vocab_size=vocab_size, min_frequency=min_frequency,
+                                       special_tokens=specials, initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
+                                       show_progress=False)
+    else:
+        raise UserError(f"tokenizer.kind={kind} is not supported; use wordpiece or bpe.")
+    return tokenizer, make_trainer
+
+
+def _add_post_processor(tokenizer: Tokenizer, roles: dict[str, str]) -> None:
+    """Let `encode(..., add_special_tokens=True)` frame text the way the model was trained."""
+    if "cls" in roles and "sep" in roles:
+        cls, sep = roles["cls"], roles["sep"]
+        ids = {cls: tokenizer.token_to_id(cls), sep: tokenizer.token_to_id(sep)}
+        if cls == "<s>":  # RoBERTa frames pairs as <s> A </s></s> B </s>
+            tokenizer.post_processor = processors.RobertaProcessing(sep=(sep, ids[sep]), cls=(cls, ids[cls]),
+                                                                    add_prefix_space=False, trim_offsets=False)
+        else:
+            tokenizer.post_processor = processors.TemplateProcessing(
+                single=f"{cls} $A {sep}", pair=f"{cls} $A {sep} $B:1 {sep}:1",
+                special_tokens=list(ids.items()))
+
+
+def train_tokenizer(texts: Iterator[str] | list[str], tok_cfg: Any) -> TextTokenizer:
+    """Train a tokenizer of ``tok_cfg.kind`` on ``texts``.
+
+    Args:
+        texts: the training text (documents or sentences).
+        tok_cfg: the `tokenizer` config group.
+    Returns:
+        The trained :class:`TextTokenizer`.
+    """
+    roles = dict(tok_cfg.special_tokens)
+    tokenizer, make_trainer = build_untrained(tok_cfg.kind, tok_cfg.lowercase, roles)
+    tokenizer.train_from_iterator(texts, trainer=make_trainer(tok_cfg.vocab_size, tok_cfg.min_frequency))
+    _add_post_processor(tokenizer, roles)
+    return TextTokenizer(tokenizer, roles, source="trained tokenizer")
+
+
+def tokenizer_fingerprint(tok_cfg: Any) -> str:
+    """The tokenizer settings that change what training produces, as a stable string."""
+    keys = ("kind", "vocab_size", "min_frequency", "lowercase")
+    values = {k: tok_cfg[k] if isinstance(tok_cfg, dict) else getattr(tok_cfg, k) for k in keys}
+    values["special_tokens"] = dict(tok_cfg["special_tokens"] if isinstance(tok_cfg, dict) else tok_cfg.special_tokens)
+    return json.dumps(values, sort_keys=True)

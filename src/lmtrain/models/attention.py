@@ -1,0 +1,76 @@
+"""Multi-head self-attention through `scaled_dot_product_attention`, with a key/value cache."""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+
+class KVCache:
+    """Pre-allocated keys and values of every layer, filled as decoding proceeds.
+
+    Args:
+        n_layers: number of attention layers.
+        batch_size, n_heads, max_len, head_dim: shape of each layer's buffer.
+        device, dtype: where and how the buffers live.
+    """
+
+    def __init__(self, n_layers: int, batch_size: int, n_heads: int, max_len: int, head_dim: int,
+                 device: torch.device, dtype: torch.dtype):
+        shape = (batch_size, n_heads, max_len, head_dim)  # (B, H, Tmax, Dh)
+        self.keys = [torch.empty(shape, device=device, dtype=dtype) for _ in range(n_layers)]
+        self.values = [torch.empty(shape, device=device, dtype=dtype) for _ in range(n_layers)]
+        self.length = 0  # positions already filled (the same for every layer)
+        self.max_len = max_len
+
+    def append(self, layer: int, k: torch.Tensor, v: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Store ``k, v`` (B, H, T, Dh) after the cached positions; return all keys and values so far."""
+        start, end = self.length, self.length + k.shape[2]
+        if end > self.max_len:
+            raise ValueError(f"KV cache holds {self.max_len} positions, {end} requested")
+        self.keys[layer][:, :, start:end] = k
+        self.values[layer][:, :, start:end] = v
+        return self.keys[layer][:, :, :end], self.values[layer][:, :, :end]
+
+    def advance(self, n: int) -> None:
+        """Mark ``n`` more positions as filled; call once per forward pass, after every layer."""
+        self.length += n
+
+
+class SelfAttention(nn.Module):
+    """Fused-QKV multi-head attention; bidirectional or causal.
+
+    Args:
+        d_model: model width.
+        n_heads: number of heads.
+        attention_dropout: dropout on attention probabilities (training only).
+    """
+
+    def __init__(self, d_model: int, n_heads: int, attention_dropout: float):
+        super().__init__()
+        self.n_heads = n_heads
+        self.qkv = nn.Linear(d_model, 3 * d_model)
+        self.out = nn.Linear(d_model, d_model)
+        self.attention_dropout = attention_dropout
+
+    def forward(self, x: torch.Tensor, mask: torch.Tensor | None, is_causal: bool,
+                cache: KVCache | None = None, layer: int = 0) -> torch.Tensor:
+        """Attend over ``x`` (B, T, D).
+
+        Args:
+            mask: boolean (B, 1, Tq, Tk) or (B, 1, 1, Tk), True where attention is allowed; or None.
+            is_causal: use SDPA's built-in causal mask (only valid with ``mask=None``, Tq == Tk).
+            cache: key/value cache to extend (decoding); ``layer`` indexes it.
+        Returns:
+            (B, T, D) attention output.
+        """
+        B, T, D = x.shape
+        q, k, v = self.qkv(x).view(B, T, 3, self.n_heads, D // self.n_heads).unbind(2)  # 3 x (B, T, H, Dh)
+        q, k, v = q.transpose(1, 2), k.transpose(1, 2), v.transpose(1, 2)  # (B, H, T, Dh)
+        if cache is not None:
+            k, v = cache.append(layer, k, v)  # (B, H, Tk, Dh)
+        dropout = self.attention_dropout if self.training else 0.0
+        y = F.scaled_dot_product_attention(q, k, v, attn_mask=mask, dropout_p=dropout, is_causal=is_causal)
+        y = y.transpose(1, 2).reshape(B, T, D)  # (B, T, D)
+        return self.out(y)

@@ -1,0 +1,83 @@
+"""Task heads: they turn hidden states into logits; losses live in objectives."""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from lmtrain.models.spec import TransformerSpec
+from lmtrain.models.transformer import activation_fn
+
+
+class MaskedLMHead(nn.Module):
+    """BERT's MLM head: dense -> activation -> LayerNorm -> vocabulary projection (+ bias).
+
+    Run it on the selected (masked) positions only: (N, D) -> (N, V).
+    """
+
+    def __init__(self, spec: TransformerSpec, token_embedding: nn.Embedding):
+        super().__init__()
+        self.dense = nn.Linear(spec.d_model, spec.d_model)
+        self.act = activation_fn(spec.activation)
+        self.norm = nn.LayerNorm(spec.d_model, eps=spec.layer_norm_eps)
+        if spec.tie_embeddings:
+            self.weight = token_embedding.weight  # shared Parameter: one matrix, two roles
+        else:
+            self.weight = nn.Parameter(torch.empty(spec.vocab_size, spec.d_model).normal_(std=spec.init_std))
+        self.bias = nn.Parameter(torch.zeros(spec.vocab_size))
+        nn.init.normal_(self.dense.weight, std=spec.init_std)
+        nn.init.zeros_(self.dense.bias)
+
+    def forward(self, hidden: torch.Tensor) -> torch.Tensor:
+        """(..., D) -> (..., V) logits."""
+        return nn.functional.linear(self.norm(self.act(self.dense(hidden))), self.weight, self.bias)
+
+
+class CausalLMHead(nn.Module):
+    """GPT-2's output projection, tied to the token embedding by default: (..., D) -> (..., V)."""
+
+    def __init__(self, spec: TransformerSpec, token_embedding: nn.Embedding):
+        super().__init__()
+        if spec.tie_embeddings:
+            self.weight = token_embedding.weight
+        else:
+            self.weight = nn.Parameter(torch.empty(spec.vocab_size, spec.d_model).normal_(std=spec.init_std))
+
+    def forward(self, hidden: torch.Tensor) -> torch.Tensor:
+        """(..., D) -> (..., V) logits."""
+        return nn.functional.linear(hidden, self.weight)
+
+
+class PooledClassifierHead(nn.Module):
+    """Pool the first token: dropout -> dense -> tanh -> dropout -> output (NSP, classification).
+
+    Args:
+        spec: backbone spec (width, init).
+        n_classes: number of output classes.
+        dropout: dropout before the dense layer and before the output layer.
+    """
+
+    def __init__(self, spec: TransformerSpec, n_classes: int, dropout: float = 0.0):
+        super().__init__()
+        self.dense = nn.Linear(spec.d_model, spec.d_model)
+        self.output = nn.Linear(spec.d_model, n_classes)
+        self.dropout = nn.Dropout(dropout)
+        for linear in (self.dense, self.output):
+            nn.init.normal_(linear.weight, std=spec.init_std)
+            nn.init.zeros_(linear.bias)
+
+    def forward(self, hidden: torch.Tensor) -> torch.Tensor:
+        """(B, T, D) -> (B, n_classes) from the hidden state of the first token."""
+        pooled = torch.tanh(self.dense(self.dropout(hidden[:, 0])))  # (B, D)
+        return self.output(self.dropout(pooled))
+
+
+def build_head(name: str, spec: TransformerSpec, token_embedding: nn.Embedding) -> nn.Module:
+    """The pretraining head called ``name`` (mlm, nsp, lm) for a backbone of ``spec``."""
+    if name == "mlm":
+        return MaskedLMHead(spec, token_embedding)
+    if name == "lm":
+        return CausalLMHead(spec, token_embedding)
+    if name == "nsp":
+        return PooledClassifierHead(spec, n_classes=2)
+    raise ValueError(f"unknown head {name!r}")

@@ -1,0 +1,48 @@
+"""Rebuild a trained model and its tokenizer from a checkpoint directory."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from lmtrain.data.tokenizer import TextTokenizer
+from lmtrain.errors import UserError
+from lmtrain.models.language_model import LanguageModel
+from lmtrain.models.spec import TransformerSpec
+from lmtrain.training import checkpoint as ckpt
+
+
+def model_meta(model: LanguageModel, model_name: str, objective: str, tokenizer: TextTokenizer) -> dict[str, Any]:
+    """The ``model.json`` content that lets :func:`load_checkpoint` rebuild ``model``."""
+    return {
+        "family": "transformer",
+        "model_name": model_name,
+        "objective": objective,
+        "spec": model.spec.to_dict(),
+        "heads": model.head_names,
+        "tokenizer_roles": tokenizer.roles,
+    }
+
+
+def load_checkpoint(path: str | Path, device: torch.device | str = "cpu", key: str = "ckpt"
+                    ) -> tuple[LanguageModel, TextTokenizer, dict[str, Any]]:
+    """Model (in eval mode, on ``device``), tokenizer and ``model.json`` of a run or checkpoint.
+
+    Args:
+        path: a run directory or a checkpoint directory.
+        device: where to put the model.
+        key: the config key that named ``path`` (for error messages).
+    """
+    checkpoint = ckpt.resolve_checkpoint(path, key)
+    meta = ckpt.read_model_meta(checkpoint)
+    if meta.get("family") != "transformer":
+        raise UserError(f"{key}={path} holds a {meta.get('family')} model, which this command does not load.")
+    model = LanguageModel(TransformerSpec.from_dict(meta["spec"]), meta["heads"])
+    ckpt.load_weights(model, checkpoint)
+    tokenizer_file = checkpoint / ckpt.TOKENIZER
+    if not tokenizer_file.exists():
+        tokenizer_file = checkpoint.parent.parent / ckpt.TOKENIZER
+    tokenizer = TextTokenizer.from_file(tokenizer_file, meta["tokenizer_roles"])
+    return model.to(device).eval(), tokenizer, meta

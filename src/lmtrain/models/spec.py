@@ -1,0 +1,126 @@
+"""The resolved, plain-value description of a Transformer backbone.
+
+`ModelConfig` (Hydra) may leave dimensions to a size preset; `TransformerSpec` has every value
+filled in and is what the model is built from and what checkpoints store as JSON.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+from typing import Any
+
+from lmtrain.errors import UserError
+
+# size -> (n_layers, d_model, n_heads, d_ff); mini/small follow Turc et al. (2019)'s compact BERTs
+SIZES: dict[str, tuple[int, int, int, int]] = {
+    "tiny": (2, 128, 2, 512),
+    "mini": (4, 256, 4, 1024),
+    "small": (4, 512, 8, 2048),
+    "medium": (8, 512, 8, 2048),
+    "base": (12, 768, 12, 3072),
+}
+
+ACTIVATIONS = ("gelu", "gelu_tanh", "relu")
+
+
+@dataclass(frozen=True)
+class TransformerSpec:
+    """Every choice that distinguishes BERT, RoBERTa and GPT-2, with all sizes resolved."""
+
+    vocab_size: int
+    n_layers: int
+    d_model: int
+    n_heads: int
+    d_ff: int
+    max_positions: int = 512
+    causal: bool = False
+    norm: str = "post"
+    segment_vocab_size: int = 2
+    position: str = "learned"
+    position_offset: int = 0
+    activation: str = "gelu"
+    dropout: float = 0.1
+    attention_dropout: float = 0.1
+    layer_norm_eps: float = 1e-12
+    embedding_norm: bool = True
+    final_norm: bool = False
+    tie_embeddings: bool = True
+    checkpoint_activations: bool = False
+    init_std: float = 0.02
+    pad_token_id: int = 0
+
+    @property
+    def head_dim(self) -> int:
+        """Width of one attention head."""
+        return self.d_model // self.n_heads
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain dict for JSON."""
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, values: dict[str, Any]) -> "TransformerSpec":
+        """Rebuild from :meth:`to_dict` output, ignoring keys this version does not know."""
+        known = {f.name for f in dataclasses.fields(cls)}
+        return cls(**{k: v for k, v in values.items() if k in known})
+
+
+def resolve_spec(model_cfg: Any, vocab_size: int, pad_token_id: int) -> TransformerSpec:
+    """Fill a `ModelConfig` (Hydra node or dataclass) into a complete, validated spec.
+
+    Args:
+        model_cfg: the `model` config group; unset dimensions come from `model.size`.
+        vocab_size: size of the tokenizer's vocabulary.
+        pad_token_id: id of the padding token.
+    Returns:
+        The resolved :class:`TransformerSpec`.
+    Raises:
+        UserError: unknown size or activation, or heads that do not divide the width.
+    """
+    size = model_cfg.size
+    dims = [model_cfg.n_layers, model_cfg.d_model, model_cfg.n_heads, model_cfg.d_ff]
+    if size is not None:
+        if size not in SIZES:
+            raise UserError(f"model.size={size} is not a known size; choose one of {', '.join(SIZES)} "
+                            "or set model.n_layers, model.d_model, model.n_heads and model.d_ff.")
+        dims = [given if given is not None else preset for given, preset in zip(dims, SIZES[size])]
+    names = ["n_layers", "d_model", "n_heads", "d_ff"]
+    missing = [f"model.{name}" for name, value in zip(names, dims) if value is None]
+    if missing:
+        raise UserError(f"{', '.join(missing)} not set: give model.size (one of {', '.join(SIZES)}) "
+                        "or set every dimension explicitly.")
+    n_layers, d_model, n_heads, d_ff = dims
+    if d_model % n_heads:
+        raise UserError(f"model.d_model={d_model} is not divisible by model.n_heads={n_heads}; "
+                        "choose a head count that divides the width.")
+    if model_cfg.activation not in ACTIVATIONS:
+        raise UserError(f"model.activation={model_cfg.activation} is not supported; "
+                        f"choose one of {', '.join(ACTIVATIONS)}.")
+    for key, allowed in (("norm", ("pre", "post")), ("position", ("learned", "sinusoidal"))):
+        if getattr(model_cfg, key) not in allowed:
+            raise UserError(f"model.{key}={getattr(model_cfg, key)} is not supported; "
+                            f"choose one of {', '.join(allowed)}.")
+    return TransformerSpec(
+        vocab_size=vocab_size,
+        n_layers=n_layers,
+        d_model=d_model,
+        n_heads=n_heads,
+        d_ff=d_ff,
+        max_positions=model_cfg.max_positions,
+        causal=model_cfg.causal,
+        norm=model_cfg.norm,
+        segment_vocab_size=model_cfg.segment_vocab_size,
+        position=model_cfg.position,
+        position_offset=model_cfg.position_offset,
+        activation=model_cfg.activation,
+        dropout=model_cfg.dropout,
+        attention_dropout=model_cfg.attention_dropout,
+        layer_norm_eps=model_cfg.layer_norm_eps,
+        embedding_norm=model_cfg.embedding_norm,
+        final_norm=model_cfg.final_norm,
+        tie_embeddings=model_cfg.tie_embeddings,
+        checkpoint_activations=model_cfg.checkpoint_activations,
+        init_std=model_cfg.init_std,
+        pad_token_id=pad_token_id,
+    )

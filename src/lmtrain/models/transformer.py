@@ -1,0 +1,190 @@
+"""One Transformer backbone; BERT, RoBERTa and GPT-2 are presets of its switches.
+
+The switches (causal, pre/post norm, segment embeddings, learned/sinusoidal positions, position
+offset, activation, embedding norm, final norm) each exist because a shipped preset needs them
+and a parity test against `transformers` covers them.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+from torch.utils.checkpoint import checkpoint
+
+from lmtrain.models.attention import KVCache, SelfAttention
+from lmtrain.models.spec import TransformerSpec
+
+
+def activation_fn(name: str):
+    """The activation function called ``name`` in :data:`lmtrain.models.spec.ACTIVATIONS`."""
+    if name == "gelu":
+        return F.gelu
+    if name == "gelu_tanh":
+        return lambda x: F.gelu(x, approximate="tanh")
+    return F.relu
+
+
+def sinusoidal_table(n_positions: int, d_model: int) -> torch.Tensor:
+    """The fixed sine/cosine position table of Vaswani et al. (2017), shape (n_positions, d_model)."""
+    position = torch.arange(n_positions, dtype=torch.float32).unsqueeze(1)  # (P, 1)
+    freq = torch.exp(torch.arange(0, d_model, 2, dtype=torch.float32) * (-math.log(10000.0) / d_model))
+    table = torch.zeros(n_positions, d_model)
+    table[:, 0::2] = torch.sin(position * freq)
+    table[:, 1::2] = torch.cos(position * freq[: d_model // 2])
+    return table
+
+
+class Embeddings(nn.Module):
+    """Token + position (+ segment) embeddings, optionally normalised, then dropout."""
+
+    def __init__(self, spec: TransformerSpec):
+        super().__init__()
+        self.spec = spec
+        self.token = nn.Embedding(spec.vocab_size, spec.d_model)
+        n_positions = spec.max_positions + spec.position_offset
+        if spec.position == "learned":
+            self.position = nn.Embedding(n_positions, spec.d_model)
+        else:
+            self.register_buffer("position_table", sinusoidal_table(n_positions, spec.d_model), persistent=False)
+        self.segment = nn.Embedding(spec.segment_vocab_size, spec.d_model) if spec.segment_vocab_size else None
+        self.norm = nn.LayerNorm(spec.d_model, eps=spec.layer_norm_eps) if spec.embedding_norm else None
+        self.dropout = nn.Dropout(spec.dropout)
+
+    def forward(self, input_ids: torch.Tensor, token_type_ids: torch.Tensor | None,
+                position_ids: torch.Tensor) -> torch.Tensor:
+        """Embed ``input_ids`` (B, T) at ``position_ids`` (B, T) or (1, T); returns (B, T, D)."""
+        positions = position_ids + self.spec.position_offset
+        if self.spec.position == "learned":
+            x = self.token(input_ids) + self.position(positions)
+        else:
+            x = self.token(input_ids) + self.position_table[positions]
+        if self.segment is not None:
+            if token_type_ids is None:
+                token_type_ids = torch.zeros_like(input_ids)
+            x = x + self.segment(token_type_ids)
+        if self.norm is not None:
+            x = self.norm(x)
+        return self.dropout(x)
+
+
+class FeedForward(nn.Module):
+    """Position-wise two-layer MLP."""
+
+    def __init__(self, spec: TransformerSpec):
+        super().__init__()
+        self.up = nn.Linear(spec.d_model, spec.d_ff)
+        self.down = nn.Linear(spec.d_ff, spec.d_model)
+        self.act = activation_fn(spec.activation)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """(B, T, D) -> (B, T, D)."""
+        return self.down(self.act(self.up(x)))
+
+
+class Block(nn.Module):
+    """Attention + feed-forward with residuals, post-norm (BERT) or pre-norm (GPT-2)."""
+
+    def __init__(self, spec: TransformerSpec):
+        super().__init__()
+        self.pre_norm = spec.norm == "pre"
+        self.attn = SelfAttention(spec.d_model, spec.n_heads, spec.attention_dropout)
+        self.attn_norm = nn.LayerNorm(spec.d_model, eps=spec.layer_norm_eps)
+        self.ff = FeedForward(spec)
+        self.ff_norm = nn.LayerNorm(spec.d_model, eps=spec.layer_norm_eps)
+        self.dropout = nn.Dropout(spec.dropout)
+
+    def forward(self, x: torch.Tensor, mask: torch.Tensor | None, is_causal: bool,
+                cache: KVCache | None = None, layer: int = 0) -> torch.Tensor:
+        """(B, T, D) -> (B, T, D); see :meth:`SelfAttention.forward` for the arguments."""
+        if self.pre_norm:
+            x = x + self.dropout(self.attn(self.attn_norm(x), mask, is_causal, cache, layer))
+            return x + self.dropout(self.ff(self.ff_norm(x)))
+        x = self.attn_norm(x + self.dropout(self.attn(x, mask, is_causal, cache, layer)))
+        return self.ff_norm(x + self.dropout(self.ff(x)))
+
+
+class Transformer(nn.Module):
+    """The backbone: embeddings, ``n_layers`` blocks, optional final norm -> hidden states."""
+
+    def __init__(self, spec: TransformerSpec):
+        super().__init__()
+        self.spec = spec
+        self.embeddings = Embeddings(spec)
+        self.blocks = nn.ModuleList(Block(spec) for _ in range(spec.n_layers))
+        self.final_norm = nn.LayerNorm(spec.d_model, eps=spec.layer_norm_eps) if spec.final_norm else None
+        self.apply(self._init_weights)
+        if spec.norm == "pre":
+            # GPT-2: scale residual projections by 1/sqrt(2 * n_layers) so the residual stream
+            # does not grow with depth.
+            for block in self.blocks:
+                for linear in (block.attn.out, block.ff.down):
+                    nn.init.normal_(linear.weight, std=spec.init_std / math.sqrt(2 * spec.n_layers))
+
+    def _init_weights(self, module: nn.Module) -> None:
+        if isinstance(module, (nn.Linear, nn.Embedding)):
+            nn.init.normal_(module.weight, std=self.spec.init_std)
+        if isinstance(module, nn.Linear) and module.bias is not None:
+            nn.init.zeros_(module.bias)
+
+    def attention_mask(self, attention_mask: torch.Tensor | None, q_len: int, k_len: int
+                       ) -> tuple[torch.Tensor | None, bool]:
+        """Turn a (B, Tk) padding mask into what SDPA wants, plus its `is_causal` flag.
+
+        The fast paths keep SDPA on its fused kernels: no mask at all for unpadded bidirectional
+        input, the built-in causal flag for unpadded causal input without a cache.
+        """
+        if not self.spec.causal:
+            if attention_mask is None:
+                return None, False
+            return attention_mask.bool()[:, None, None, :], False  # (B, 1, 1, Tk)
+        if attention_mask is None and q_len == k_len:
+            return None, True
+        device = attention_mask.device if attention_mask is not None else self.embeddings.token.weight.device
+        q_pos = torch.arange(k_len - q_len, k_len, device=device)[:, None]  # (Tq, 1)
+        k_pos = torch.arange(k_len, device=device)[None, :]  # (1, Tk)
+        mask = (k_pos <= q_pos)[None, None]  # (1, 1, Tq, Tk)
+        if attention_mask is not None:
+            # A query may always see itself, so a left-padded row is never fully masked (no NaN).
+            mask = (mask & attention_mask.bool()[:, None, None, :]) | (k_pos == q_pos)[None, None]
+        return mask, False
+
+    def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor | None = None,
+                token_type_ids: torch.Tensor | None = None, position_ids: torch.Tensor | None = None,
+                cache: KVCache | None = None) -> torch.Tensor:
+        """Hidden states of ``input_ids``.
+
+        Args:
+            input_ids: (B, T) token ids.
+            attention_mask: (B, Tk) with 1/True for real tokens and 0/False for padding; with a
+                cache, Tk covers the cached positions too. None = no padding.
+            token_type_ids: (B, T) segment ids (ignored without segment embeddings).
+            position_ids: (B, T) or None for 0..T-1 (after the cached positions).
+            cache: key/value cache for incremental decoding; advanced by T.
+        Returns:
+            (B, T, D) hidden states.
+        """
+        B, T = input_ids.shape
+        past = cache.length if cache is not None else 0
+        if position_ids is None:
+            position_ids = torch.arange(past, past + T, device=input_ids.device)[None, :]  # (1, T)
+        mask, is_causal = self.attention_mask(attention_mask, T, past + T)
+        x = self.embeddings(input_ids, token_type_ids, position_ids)
+        for layer, block in enumerate(self.blocks):
+            if self.spec.checkpoint_activations and self.training and cache is None:
+                x = checkpoint(block, x, mask, is_causal, use_reentrant=False)
+            else:
+                x = block(x, mask, is_causal, cache, layer)
+        if cache is not None:
+            cache.advance(T)
+        if self.final_norm is not None:
+            x = self.final_norm(x)
+        return x
+
+    def new_cache(self, batch_size: int, max_len: int) -> KVCache:
+        """An empty key/value cache for decoding up to ``max_len`` positions."""
+        weight = self.embeddings.token.weight
+        return KVCache(self.spec.n_layers, batch_size, self.spec.n_heads, max_len, self.spec.head_dim,
+                       weight.device, weight.dtype)

@@ -1,0 +1,22 @@
+"""Objectives turn (model, batch) into a loss and metric sums; they hold no weights."""
+
+from __future__ import annotations
+
+from lmtrain.errors import UserError
+from lmtrain.objectives.base import Objective, ObjectiveOutput
+from lmtrain.objectives.causal_lm import CausalLM
+from lmtrain.objectives.masked_lm import MaskedLM
+
+
+def build_objective(name: str) -> Objective:
+    """The pretraining objective called ``name`` (mlm_nsp, mlm, clm)."""
+    if name == "mlm_nsp":
+        return MaskedLM(next_sentence=True)
+    if name == "mlm":
+        return MaskedLM(next_sentence=False)
+    if name == "clm":
+        return CausalLM()
+    raise UserError(f"objective={name} is not a pretraining objective; choose mlm_nsp, mlm or clm.")
+
+
+__all__ = ["Objective", "ObjectiveOutput", "build_objective", "MaskedLM", "CausalLM"]

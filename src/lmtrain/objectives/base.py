@@ -1,0 +1,60 @@
+"""The contract between the trainer and an objective.
+
+The trainer knows nothing about batch keys or model families. For each optimizer step it asks
+the objective how many targets each loss term has in every micro-batch (``count_targets``),
+sums them over the accumulation window (and across ranks), and passes those totals back as
+``norm`` so every loss is normalised by the number of targets of the whole window.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+
+import torch
+from torch import nn
+
+
+@dataclass
+class ObjectiveOutput:
+    """What one micro-batch gives the trainer.
+
+    Attributes:
+        loss: the scalar to backpropagate (already divided by the window's target counts).
+        sums: detached metric numerators and denominators (e.g. ``mlm_correct``, ``mlm_count``),
+            summed by the trainer over steps and turned into metrics by ``Objective.summarize``.
+    """
+
+    loss: torch.Tensor
+    sums: dict[str, torch.Tensor] = field(default_factory=dict)
+
+
+class Objective:
+    """Base class: subclasses define ``head_names``, ``count_targets``, ``__call__``, ``summarize``."""
+
+    head_names: tuple[str, ...] = ()
+    main_metric: str = "loss"  # the metric that ranks runs (lower is better unless it ends in _acc)
+
+    def count_targets(self, batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+        """Targets per loss term in ``batch`` (plus ``tokens``: real input tokens, for throughput)."""
+        raise NotImplementedError
+
+    def __call__(self, model: nn.Module, batch: dict[str, torch.Tensor],
+                 norm: dict[str, torch.Tensor]) -> ObjectiveOutput:
+        """Loss of ``batch`` normalised by the window totals ``norm``, and metric sums."""
+        raise NotImplementedError
+
+    def summarize(self, sums: dict[str, float]) -> dict[str, float]:
+        """Metrics (losses, accuracies, perplexity) from summed numerators and denominators."""
+        raise NotImplementedError
+
+
+def ratio(sums: dict[str, float], numerator: str, denominator: str) -> float:
+    """``sums[numerator] / sums[denominator]``, NaN when the denominator is zero."""
+    den = sums.get(denominator, 0.0)
+    return sums.get(numerator, 0.0) / den if den else math.nan
+
+
+def perplexity(loss: float) -> float:
+    """exp(loss), capped to stay finite for early, untrained models."""
+    return math.exp(min(loss, 50.0)) if math.isfinite(loss) else math.nan

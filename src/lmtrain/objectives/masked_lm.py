@@ -1,0 +1,69 @@
+"""Masked LM (RoBERTa), optionally with next-sentence prediction (BERT)."""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from lmtrain.data.masking import IGNORE_INDEX
+from lmtrain.objectives.base import Objective, ObjectiveOutput, perplexity, ratio
+
+
+class MaskedLM(Objective):
+    """Cross-entropy on the masked positions only, plus NSP on the pooled [CLS] if asked.
+
+    The vocabulary projection runs on the ~15% selected positions, not on every token.
+
+    Args:
+        next_sentence: add BERT's next-sentence prediction loss (needs ``next_sentence_label``).
+    """
+
+    main_metric = "mlm_acc"
+
+    def __init__(self, next_sentence: bool):
+        self.next_sentence = next_sentence
+        self.head_names = ("mlm", "nsp") if next_sentence else ("mlm",)
+
+    def count_targets(self, batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+        """Masked tokens (``mlm``), sequences (``nsp``) and real tokens (``tokens``)."""
+        counts = {"mlm": (batch["labels"] != IGNORE_INDEX).sum(), "tokens": batch["attention_mask"].sum()}
+        if self.next_sentence:
+            counts["nsp"] = torch.tensor(batch["input_ids"].shape[0], device=batch["input_ids"].device)
+        return counts
+
+    def __call__(self, model: nn.Module, batch: dict[str, torch.Tensor],
+                 norm: dict[str, torch.Tensor]) -> ObjectiveOutput:
+        """MLM (+ NSP) loss of ``batch``; see :class:`lmtrain.objectives.base.Objective`."""
+        hidden = model.backbone(batch["input_ids"], batch["attention_mask"], batch.get("token_type_ids"))
+        labels = batch["labels"]
+        selected = labels != IGNORE_INDEX  # (B, T)
+        targets = labels[selected]  # (N,)
+        logits = model.heads["mlm"](hidden[selected]).float()  # (N, V)
+        mlm_sum = F.cross_entropy(logits, targets, reduction="sum")
+        loss = mlm_sum / norm["mlm"].clamp(min=1)
+        sums = {
+            "mlm_loss_sum": mlm_sum.detach(),
+            "mlm_correct": (logits.argmax(-1) == targets).sum(),
+            "mlm_count": selected.sum(),
+        }
+        if self.next_sentence:
+            nsp_logits = model.heads["nsp"](hidden).float()  # (B, 2)
+            nsp_labels = batch["next_sentence_label"]
+            nsp_sum = F.cross_entropy(nsp_logits, nsp_labels, reduction="sum")
+            loss = loss + nsp_sum / norm["nsp"].clamp(min=1)
+            sums.update(nsp_loss_sum=nsp_sum.detach(), nsp_correct=(nsp_logits.argmax(-1) == nsp_labels).sum(),
+                        nsp_count=torch.tensor(len(nsp_labels), device=nsp_labels.device))
+        return ObjectiveOutput(loss, sums)
+
+    def summarize(self, sums: dict[str, float]) -> dict[str, float]:
+        """``mlm_loss``, ``mlm_acc``, ``mlm_ppl`` (+ ``nsp_loss``, ``nsp_acc``) and total ``loss``."""
+        metrics = {"mlm_loss": ratio(sums, "mlm_loss_sum", "mlm_count"),
+                   "mlm_acc": ratio(sums, "mlm_correct", "mlm_count")}
+        metrics["mlm_ppl"] = perplexity(metrics["mlm_loss"])
+        metrics["loss"] = metrics["mlm_loss"]
+        if self.next_sentence:
+            metrics["nsp_loss"] = ratio(sums, "nsp_loss_sum", "nsp_count")
+            metrics["nsp_acc"] = ratio(sums, "nsp_correct", "nsp_count")
+            metrics["loss"] += metrics["nsp_loss"]
+        return metrics

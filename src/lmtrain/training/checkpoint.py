@@ -1,0 +1,145 @@
+"""Checkpoints that resume exactly and never leave a corrupt `last`.
+
+A checkpoint is a directory `checkpoints/step-N/` with
+  model.safetensors   weights (tied matrices stored once)
+  model.json          how to rebuild the model: backbone spec, heads, tokenizer roles, objective
+  tokenizer.json      the tokenizer, so the checkpoint stands alone
+  trainer_state.pt    optimizer, scheduler, scaler, RNG states, step and data position
+It is written under a temporary name and renamed into place; `checkpoints/last` is a symlink
+switched atomically to the newest complete checkpoint, so a kill at any moment leaves the
+previous `last` intact.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import random
+import shutil
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import torch
+from safetensors.torch import load_model, save_model
+from torch import nn
+
+from lmtrain.errors import UserError
+
+log = logging.getLogger(__name__)
+
+WEIGHTS = "model.safetensors"
+MODEL_META = "model.json"
+TRAINER_STATE = "trainer_state.pt"
+TOKENIZER = "tokenizer.json"
+LAST = "last"
+
+
+def rng_state() -> dict[str, Any]:
+    """Every random generator training draws from (Python, torch CPU, torch CUDA)."""
+    state: dict[str, Any] = {"python": random.getstate(), "torch": torch.get_rng_state()}
+    if torch.cuda.is_available():
+        state["cuda"] = torch.cuda.get_rng_state_all()
+    return state
+
+
+def set_rng_state(state: dict[str, Any]) -> None:
+    """Restore what :func:`rng_state` captured."""
+    random.setstate(state["python"])
+    torch.set_rng_state(state["torch"])
+    if "cuda" in state and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(state["cuda"])
+
+
+def is_checkpoint(path: Path) -> bool:
+    """Whether ``path`` is a complete checkpoint directory."""
+    return (path / WEIGHTS).exists() and (path / MODEL_META).exists()
+
+
+def save_checkpoint(checkpoints_dir: Path, step: int, model: nn.Module, model_meta: dict[str, Any],
+                    trainer_state: dict[str, Any] | None, tokenizer_file: Path | None) -> Path:
+    """Write ``step-<step>`` atomically and point ``last`` at it.
+
+    Args:
+        checkpoints_dir: the run's ``checkpoints/`` directory.
+        step: optimizer steps taken.
+        model: the module whose ``state_dict`` is saved.
+        model_meta: JSON description to rebuild the model (``model.json``).
+        trainer_state: optimizer / scheduler / RNG / data position, or None for weights only.
+        tokenizer_file: a ``tokenizer.json`` to copy in, or None.
+    Returns:
+        The checkpoint directory.
+    """
+    checkpoints_dir.mkdir(parents=True, exist_ok=True)
+    final = checkpoints_dir / f"step-{step}"
+    tmp = Path(tempfile.mkdtemp(prefix=f".tmp-step-{step}-", dir=checkpoints_dir))
+    try:
+        save_model(model, str(tmp / WEIGHTS))
+        (tmp / MODEL_META).write_text(json.dumps({**model_meta, "step": step}, indent=2))
+        if tokenizer_file is not None:
+            shutil.copyfile(tokenizer_file, tmp / TOKENIZER)
+        if trainer_state is not None:
+            torch.save(trainer_state, tmp / TRAINER_STATE)
+        if final.exists():
+            shutil.rmtree(final)
+        os.replace(tmp, final)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    link_tmp = checkpoints_dir / f".{LAST}.tmp"
+    if link_tmp.is_symlink() or link_tmp.exists():
+        link_tmp.unlink()
+    os.symlink(final.name, link_tmp)
+    os.replace(link_tmp, checkpoints_dir / LAST)
+    return final
+
+
+def prune_checkpoints(checkpoints_dir: Path, keep_last: int) -> None:
+    """Delete all but the newest ``keep_last`` step-N checkpoints (never the one ``last`` names)."""
+    if keep_last <= 0:
+        return
+    steps = sorted((p for p in checkpoints_dir.glob("step-*") if p.is_dir()), key=lambda p: int(p.name.split("-")[1]))
+    last = (checkpoints_dir / LAST).resolve() if (checkpoints_dir / LAST).exists() else None
+    for path in steps[:-keep_last]:
+        if path.resolve() != last:
+            shutil.rmtree(path, ignore_errors=True)
+
+
+def resolve_checkpoint(path: str | Path, key: str = "ckpt") -> Path:
+    """A checkpoint directory from a checkpoint path or a run directory (its ``checkpoints/last``).
+
+    Raises:
+        UserError: ``path`` is neither, naming ``key``, the path and what was expected.
+    """
+    path = Path(path).expanduser()
+    if not path.exists():
+        raise UserError(f"{key}={path}: no such file or directory. Give a run directory "
+                        "(outputs/pretrain/...) or one of its checkpoints (.../checkpoints/step-N).")
+    for candidate in (path, path / "checkpoints" / LAST, path / LAST):
+        if candidate.is_dir() and is_checkpoint(candidate):
+            return candidate.resolve()
+    raise UserError(f"{key}={path} is not a checkpoint: expected a directory with {WEIGHTS} and {MODEL_META} "
+                    "(checkpoints/step-N or checkpoints/last), or a run directory that has checkpoints/last.")
+
+
+def read_model_meta(checkpoint: Path) -> dict[str, Any]:
+    """The ``model.json`` of a checkpoint."""
+    return json.loads((checkpoint / MODEL_META).read_text())
+
+
+def load_weights(model: nn.Module, checkpoint: Path) -> None:
+    """Load ``model.safetensors`` into ``model`` (strict: every weight must match)."""
+    missing, unexpected = load_model(model, str(checkpoint / WEIGHTS), strict=False)
+    if missing or unexpected:
+        raise UserError(f"{checkpoint / WEIGHTS} does not fit this model (missing: {sorted(missing)[:5]}, "
+                        f"unexpected: {sorted(unexpected)[:5]}); was it written by a different model config?")
+
+
+def load_trainer_state(checkpoint: Path) -> dict[str, Any]:
+    """The ``trainer_state.pt`` of a checkpoint; UserError if it has none."""
+    path = checkpoint / TRAINER_STATE
+    if not path.exists():
+        raise UserError(f"{checkpoint} holds weights only (no {TRAINER_STATE}), so training cannot resume "
+                        "from it exactly; start a new run from its weights instead.")
+    return torch.load(path, map_location="cpu", weights_only=True)

@@ -1,0 +1,59 @@
+"""AdamW with decoupled weight decay, and warmup + decay learning-rate schedules."""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import torch
+from torch import nn
+
+from lmtrain.errors import UserError
+
+
+def parameter_groups(model: nn.Module, weight_decay: float) -> list[dict[str, Any]]:
+    """Two groups: matrices decay; biases and normalisation weights (all 1-D tensors) do not."""
+    decay, no_decay, seen = [], [], set()
+    for param in model.parameters():
+        if not param.requires_grad or id(param) in seen:
+            continue
+        seen.add(id(param))  # tied matrices appear under two names: optimise them once
+        (decay if param.dim() >= 2 else no_decay).append(param)
+    return [{"params": decay, "weight_decay": weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
+
+
+def build_optimizer(model: nn.Module, optim_cfg: Any, device: torch.device) -> torch.optim.Optimizer:
+    """AdamW over :func:`parameter_groups`, fused on CUDA, multi-tensor (foreach) elsewhere."""
+    if optim_cfg.lr <= 0:
+        raise UserError(f"optim.lr={optim_cfg.lr} must be positive.")
+    kwargs: dict[str, Any] = {"lr": optim_cfg.lr, "betas": tuple(optim_cfg.betas), "eps": optim_cfg.eps}
+    if device.type == "cuda":
+        kwargs["fused"] = True
+    else:
+        kwargs["foreach"] = True
+    return torch.optim.AdamW(parameter_groups(model, optim_cfg.weight_decay), **kwargs)
+
+
+def lr_multiplier(step: int, warmup: int, total: int, schedule: str, min_ratio: float) -> float:
+    """Learning-rate multiplier at ``step``: linear warmup, then linear / cosine decay or constant."""
+    if warmup and step < warmup:
+        return (step + 1) / warmup
+    if schedule == "constant":
+        return 1.0
+    progress = min(1.0, (step - warmup) / max(1, total - warmup))
+    if schedule == "linear":
+        decay = 1.0 - progress
+    elif schedule == "cosine":
+        decay = 0.5 * (1.0 + math.cos(math.pi * progress))
+    else:
+        raise UserError(f"optim.schedule={schedule} is not supported; use linear, cosine or constant.")
+    return min_ratio + (1.0 - min_ratio) * decay
+
+
+def build_scheduler(optimizer: torch.optim.Optimizer, optim_cfg: Any, max_steps: int
+                    ) -> torch.optim.lr_scheduler.LambdaLR:
+    """The schedule of ``optim_cfg`` over ``max_steps`` optimizer steps."""
+    warmup = optim_cfg.warmup_steps if optim_cfg.warmup_steps is not None else int(optim_cfg.warmup_ratio * max_steps)
+    lr_multiplier(warmup, warmup, max_steps, optim_cfg.schedule, optim_cfg.min_lr_ratio)  # validates the name
+    return torch.optim.lr_scheduler.LambdaLR(
+        optimizer, lambda step: lr_multiplier(step, warmup, max_steps, optim_cfg.schedule, optim_cfg.min_lr_ratio))

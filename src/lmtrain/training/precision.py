@@ -1,0 +1,52 @@
+"""Device and numeric precision, resolved once per run."""
+
+from __future__ import annotations
+
+import contextlib
+
+import torch
+
+from lmtrain.errors import UserError
+
+PRECISIONS = ("fp32", "bf16", "fp16")
+
+
+def resolve_device(name: str) -> torch.device:
+    """``auto`` -> CUDA if available else CPU; otherwise the named device, checked to exist."""
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    try:
+        device = torch.device(name)
+    except RuntimeError:
+        raise UserError(f"device={name} is not a device; use auto, cpu, cuda or cuda:N.") from None
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise UserError(f"device={name} asks for CUDA, but no CUDA device is available here; "
+                        "use trainer.device=cpu (or auto).")
+    return device
+
+
+class Precision:
+    """Autocast and gradient scaling for ``precision`` on ``device``.
+
+    fp32: nothing. bf16: autocast to bfloat16 (CUDA, or CPU where the user asks for it).
+    fp16: autocast to float16 with a gradient scaler; CUDA only.
+    """
+
+    def __init__(self, precision: str, device: torch.device):
+        if precision not in PRECISIONS:
+            raise UserError(f"trainer.precision={precision} is not supported; use {', '.join(PRECISIONS)}.")
+        if precision == "fp16" and device.type != "cuda":
+            raise UserError("trainer.precision=fp16 needs a CUDA device; on CPU use bf16 or fp32.")
+        self.precision = precision
+        self.device = device
+        self.scaler = torch.amp.GradScaler("cuda") if precision == "fp16" else None
+        if device.type == "cuda":
+            torch.backends.cuda.matmul.allow_tf32 = True
+            torch.backends.cudnn.allow_tf32 = True
+
+    def autocast(self) -> contextlib.AbstractContextManager:
+        """The autocast context for forward passes (a no-op in fp32)."""
+        if self.precision == "fp32":
+            return contextlib.nullcontext()
+        dtype = torch.bfloat16 if self.precision == "bf16" else torch.float16
+        return torch.autocast(device_type=self.device.type, dtype=dtype)

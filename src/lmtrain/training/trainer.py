@@ -1,0 +1,268 @@
+"""The one training loop, shared by every model and objective.
+
+    batch.to(device) -> autocast -> out = objective(model, batch, norm) -> backward -> clip -> step
+
+It knows nothing about batch keys or model families: objectives count targets and compute
+losses, datasets produce examples, the command builds every part and hands them over.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import signal
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any, Callable
+
+import torch
+from torch import nn
+from torch.utils.data import DataLoader, Dataset
+
+from lmtrain.data.sampler import EpochBatches
+from lmtrain.errors import UserError
+from lmtrain.objectives.base import Objective
+from lmtrain.run_dir import RunDir
+from lmtrain.training import checkpoint as ckpt
+from lmtrain.training.precision import Precision
+from lmtrain.training.progress import TrainingProgress
+
+log = logging.getLogger(__name__)
+
+
+class TrainingInterrupted(Exception):
+    """Raised after Ctrl-C once the current step finished and a checkpoint was saved."""
+
+    def __init__(self, checkpoint: Path, step: int):
+        super().__init__(f"interrupted at step {step}; checkpoint saved in {checkpoint}")
+        self.checkpoint = checkpoint
+        self.step = step
+
+
+@dataclass
+class TrainState:
+    """Where training stands; saved in every checkpoint."""
+
+    step: int = 0
+    epoch: int = 0
+    batch_in_epoch: int = 0  # batches of `epoch` already consumed
+    tokens_seen: int = 0
+    train_seconds: float = 0.0
+
+
+def _to_device(batch: dict[str, torch.Tensor], device: torch.device) -> dict[str, torch.Tensor]:
+    return {k: v.to(device, non_blocking=True) for k, v in batch.items()}
+
+
+def _add(total: dict[str, torch.Tensor], new: dict[str, torch.Tensor]) -> None:
+    for key, value in new.items():
+        value = value.detach()
+        total[key] = total[key] + value if key in total else value.clone()
+
+
+class Trainer:
+    """Runs optimizer steps, evaluations and checkpoints.
+
+    Args:
+        model: the module to train (already on ``device``).
+        objective: turns (model, batch) into loss and metric sums.
+        optimizer, scheduler: built by the command for ``model``.
+        train_set, eval_set: datasets of examples; ``collate`` pads a list of them into a batch.
+        cfg: the `trainer` config group.
+        run: the run directory.
+        device: where the model lives.
+        model_meta: saved as ``model.json`` in checkpoints (how to rebuild the model).
+        tokenizer_file: copied into checkpoints.
+    """
+
+    def __init__(self, model: nn.Module, objective: Objective, optimizer: torch.optim.Optimizer,
+                 scheduler: Any, train_set: Dataset, eval_set: Dataset | None, collate: Callable,
+                 cfg: Any, run: RunDir, device: torch.device, model_meta: dict[str, Any],
+                 tokenizer_file: Path | None = None):
+        self.model, self.objective = model, objective
+        self.optimizer, self.scheduler = optimizer, scheduler
+        self.train_set, self.eval_set, self.collate = train_set, eval_set, collate
+        self.cfg, self.run, self.device = cfg, run, device
+        self.model_meta, self.tokenizer_file = model_meta, tokenizer_file
+        self.precision = Precision(cfg.precision, device)
+        self.state = TrainState()
+        self.sampler = EpochBatches(len(train_set), cfg.batch_size, seed=cfg.seed, shuffle=True, drop_last=True)
+        if len(self.sampler) == 0:
+            raise UserError(f"the training data has {len(train_set)} sequences, fewer than one batch "
+                            f"(trainer.batch_size={cfg.batch_size}); add text or lower trainer.batch_size.")
+        self._stop_requested = False
+        self._batches = None
+        self.last_eval: dict[str, float] = {}
+
+    # ---------------------------------------------------------------- data
+    def _loader(self, dataset: Dataset, batches: list[list[int]]) -> DataLoader:
+        # A private generator keeps DataLoader from drawing on the global RNG, which dropout
+        # uses: otherwise a resumed run would see different dropout masks.
+        return DataLoader(dataset, batch_sampler=batches, collate_fn=self.collate, num_workers=self.cfg.num_workers,
+                          pin_memory=self.device.type == "cuda", generator=torch.Generator())
+
+    def _next_batch(self) -> dict[str, torch.Tensor]:
+        while True:
+            if self._batches is None:
+                self.train_set.set_epoch(self.state.epoch)
+                remaining = self.sampler.batches(self.state.epoch, self.state.batch_in_epoch)
+                self._batches = iter(self._loader(self.train_set, remaining))
+            try:
+                batch = next(self._batches)
+                self.state.batch_in_epoch += 1
+                return _to_device(batch, self.device)
+            except StopIteration:
+                self._batches = None
+                self.state.epoch += 1
+                self.state.batch_in_epoch = 0
+
+    # ---------------------------------------------------------------- steps
+    def _train_step(self, sums: dict[str, torch.Tensor]) -> None:
+        """One optimizer step over ``grad_accum`` micro-batches, normalised by the window's targets."""
+        window = [self._next_batch() for _ in range(self.cfg.grad_accum)]
+        norm: dict[str, torch.Tensor] = {}
+        for batch in window:
+            _add(norm, self.objective.count_targets(batch))
+        for batch in window:
+            with self.precision.autocast():
+                out = self.objective(self.model, batch, norm)
+            if self.precision.scaler is not None:
+                self.precision.scaler.scale(out.loss).backward()
+            else:
+                out.loss.backward()
+            _add(sums, out.sums)
+        _add(sums, {"tokens": norm["tokens"]})
+        if self.precision.scaler is not None:
+            self.precision.scaler.unscale_(self.optimizer)
+        if self.cfg.grad_clip > 0:
+            torch.nn.utils.clip_grad_norm_(self.model.parameters(), self.cfg.grad_clip)
+        if self.precision.scaler is not None:
+            self.precision.scaler.step(self.optimizer)
+            self.precision.scaler.update()
+        else:
+            self.optimizer.step()
+        self.scheduler.step()
+        self.optimizer.zero_grad(set_to_none=True)
+        self.state.step += 1
+
+    @torch.no_grad()
+    def evaluate(self) -> dict[str, float]:
+        """Metrics of the held-out set as ``eval/<name>`` (empty without one)."""
+        if self.eval_set is None:
+            return {}
+        self.model.eval()
+        if hasattr(self.eval_set, "set_epoch"):
+            self.eval_set.set_epoch(0)  # the same held-out masks at every evaluation
+        batches = EpochBatches(len(self.eval_set), self.cfg.batch_size, shuffle=False, drop_last=False).batches(0)
+        if self.cfg.eval_batches:
+            batches = batches[: self.cfg.eval_batches]
+        sums: dict[str, torch.Tensor] = {}
+        for batch in self._loader(self.eval_set, batches):
+            batch = _to_device(batch, self.device)
+            norm = self.objective.count_targets(batch)
+            with self.precision.autocast():
+                out = self.objective(self.model, batch, norm)
+            _add(sums, out.sums)
+        self.model.train()
+        metrics = self.objective.summarize({k: float(v) for k, v in sums.items()})
+        self.last_eval = {f"eval/{k}": v for k, v in metrics.items()}
+        return self.last_eval
+
+    # ---------------------------------------------------------------- checkpoints
+    def save(self) -> Path:
+        """Checkpoint the current step (atomic), then prune old ones."""
+        state = {
+            "train": asdict(self.state),
+            "optimizer": self.optimizer.state_dict(),
+            "scheduler": self.scheduler.state_dict(),
+            "rng": ckpt.rng_state(),
+        }
+        if self.precision.scaler is not None:
+            state["scaler"] = self.precision.scaler.state_dict()
+        path = ckpt.save_checkpoint(self.run.checkpoints, self.state.step, self.model, self.model_meta, state,
+                                    self.tokenizer_file)
+        ckpt.prune_checkpoints(self.run.checkpoints, self.cfg.keep_last)
+        return path
+
+    def restore(self, checkpoint: Path) -> None:
+        """Continue from ``checkpoint``: weights, optimizer, scheduler, RNG and data position."""
+        ckpt.load_weights(self.model, checkpoint)
+        state = ckpt.load_trainer_state(checkpoint)
+        self.optimizer.load_state_dict(state["optimizer"])
+        self.scheduler.load_state_dict(state["scheduler"])
+        if self.precision.scaler is not None and "scaler" in state:
+            self.precision.scaler.load_state_dict(state["scaler"])
+        ckpt.set_rng_state(state["rng"])
+        self.state = TrainState(**state["train"])
+        self._batches = None
+        self.run.truncate_metrics(self.state.step)
+        log.info("resumed from %s at step %d", checkpoint, self.state.step)
+
+    # ---------------------------------------------------------------- loop
+    def _request_stop(self, signum, frame) -> None:
+        if self._stop_requested:  # second Ctrl-C: stop now
+            raise KeyboardInterrupt
+        self._stop_requested = True
+
+    def _log_train(self, sums: dict[str, torch.Tensor], seconds: float, progress: TrainingProgress) -> None:
+        values = {k: float(v) for k, v in sums.items()}  # the only host sync, once per log window
+        metrics = {f"train/{k}": v for k, v in self.objective.summarize(values).items()}
+        if not math.isfinite(metrics["train/loss"]):
+            raise UserError(f"the training loss became {metrics['train/loss']} at step {self.state.step}; "
+                            "lower optim.lr, keep trainer.grad_clip on, or use trainer.precision=fp32.")
+        metrics["train/lr"] = self.scheduler.get_last_lr()[0]
+        metrics["train/tokens_per_s"] = values["tokens"] / max(seconds, 1e-9)
+        metrics["train/tokens_seen"] = self.state.tokens_seen
+        self.run.log(self.state.step, metrics)
+        progress.show(self.state.step, metrics)
+
+    def _evaluate_and_log(self, progress: TrainingProgress) -> None:
+        metrics = self.evaluate()
+        if metrics:
+            self.run.log(self.state.step, metrics)
+            progress.note(f"step {self.state.step}: " + "  ".join(f"{k} {v:.4f}" for k, v in metrics.items()))
+
+    def fit(self) -> dict[str, Any]:
+        """Train to ``max_steps``; returns the summary (also written to ``summary.json``)."""
+        cfg = self.cfg
+        self.model.train()
+        try:
+            previous = signal.signal(signal.SIGINT, self._request_stop)
+        except ValueError:  # not the main thread: Ctrl-C handling stays with the caller
+            previous = None
+        sums: dict[str, torch.Tensor] = {}
+        try:
+            with TrainingProgress(cfg.max_steps, self.state.step, cfg.progress) as progress:
+                window_start = time.perf_counter()
+                while self.state.step < cfg.max_steps:
+                    step_start = time.perf_counter()
+                    self._train_step(sums)
+                    self.state.train_seconds += time.perf_counter() - step_start
+                    progress.advance(self.state.step)
+                    if self.state.step % cfg.log_every == 0 or self.state.step == cfg.max_steps:
+                        self.state.tokens_seen += int(sums["tokens"])
+                        self._log_train(sums, time.perf_counter() - window_start, progress)
+                        sums, window_start = {}, time.perf_counter()
+                    if cfg.eval_every and self.state.step % cfg.eval_every == 0 and self.state.step < cfg.max_steps:
+                        self._evaluate_and_log(progress)
+                    if cfg.save_every and self.state.step % cfg.save_every == 0 and self.state.step < cfg.max_steps:
+                        self.save()
+                    if self._stop_requested:
+                        if sums:
+                            self.state.tokens_seen += int(sums["tokens"])
+                        raise TrainingInterrupted(self.save(), self.state.step)
+                self._evaluate_and_log(progress)
+                last = self.save()
+        finally:
+            if previous is not None:
+                signal.signal(signal.SIGINT, previous)
+        summary = {
+            "steps": self.state.step,
+            **self.last_eval,
+            "train_seconds": round(self.state.train_seconds, 2),
+            "train_tokens": self.state.tokens_seen,
+            "tokens_per_s": self.state.tokens_seen / max(self.state.train_seconds, 1e-9),
+            "checkpoint": str(last),
+        }
+        return summary

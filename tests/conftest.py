@@ -1,0 +1,57 @@
+"""Shared fixtures: composing configs like the CLI does, tiny corpora, running the CLI."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from hydra import compose, initialize_config_dir
+from hydra.core.global_hydra import GlobalHydra
+
+from lmtrain.cli import config_dir
+from lmtrain.config import register_configs
+
+# A run of seconds: tiny model, small vocabulary, few steps (on top of the debug=tiny preset).
+TINY = ["debug=tiny", "trainer.progress=false"]
+
+
+def compose_config(command: str, overrides: list[str]):
+    """The config `lmtrain <command> <overrides>` would run with (no Hydra run dir)."""
+    register_configs()
+    GlobalHydra.instance().clear()
+    with initialize_config_dir(config_dir=str(config_dir()), version_base=None):
+        return compose(config_name=command, overrides=overrides)
+
+
+@pytest.fixture
+def cache_dir(tmp_path_factory) -> Path:
+    """A data cache shared by the tests of one module."""
+    return tmp_path_factory.getbasetemp() / "lmtrain-cache"
+
+
+def run_cli(*args: str, cwd: Path, timeout: int = 300, env: dict | None = None) -> subprocess.CompletedProcess:
+    """Run `python -m lmtrain <args>` in ``cwd`` and return the finished process."""
+    full_env = {**os.environ, "HYDRA_FULL_ERROR": "0", **(env or {})}
+    return subprocess.run([sys.executable, "-m", "lmtrain", *args], cwd=cwd, capture_output=True, text=True,
+                          timeout=timeout, env=full_env)
+
+
+def write_corpus(path: Path, n_docs: int = 40, seed: int = 0) -> Path:
+    """A small English-like corpus, one document per line, with repeated structure to learn."""
+    import random
+
+    rng = random.Random(seed)
+    subjects = ["The farmer", "A teacher", "The pilot", "My neighbour", "The doctor", "A child", "The police"]
+    verbs = ["visited", "painted", "repaired", "sold", "found", "watched", "cleaned"]
+    objects = ["the old barn", "a red car", "the small boat", "the long fence", "a new house", "the garden"]
+    tails = ["in the morning.", "after the storm.", "before lunch.", "with great care.", "on Sunday."]
+    lines = []
+    for _ in range(n_docs):
+        sentences = [f"{rng.choice(subjects)} {rng.choice(verbs)} {rng.choice(objects)} {rng.choice(tails)}"
+                     for _ in range(rng.randint(4, 9))]
+        lines.append(" ".join(sentences))
+    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    return path
