@@ -109,10 +109,17 @@ def validate_overrides(command: str, args: list[str]) -> None:
 
 def _task(command: str, run: Callable) -> Callable:
     def task(cfg):
+        from omegaconf.errors import MissingMandatoryValue
+
         try:
             return run(cfg)
         except UserError as error:
             report_user_error(error, command)
+            sys.exit(EXIT_USER_ERROR)
+        except MissingMandatoryValue as error:
+            key = getattr(error, "full_key", None) or "a required key"
+            report_user_error(UserError(f"{key} must be set for this configuration; give it on the command line, "
+                                        f"e.g. `lmtrain {command} {key}=...`."), command)
             sys.exit(EXIT_USER_ERROR)
 
     task.__name__ = command

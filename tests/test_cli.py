@@ -1,0 +1,136 @@
+"""The CLI end to end, as a user runs it: subprocesses in a temporary directory."""
+
+from __future__ import annotations
+
+import json
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import TINY, run_cli, write_corpus
+
+
+@pytest.fixture(scope="module")
+def workdir(tmp_path_factory) -> Path:
+    path = tmp_path_factory.mktemp("cli")
+    write_corpus(path / "corpus.txt", n_docs=40)
+    return path
+
+
+def _data(workdir: Path) -> list[str]:
+    return ["data=text", f"data.train_files=[{workdir / 'corpus.txt'}]", f"data.cache_dir={workdir / 'cache'}"]
+
+
+def test_help_lists_commands_and_config_groups(workdir):
+    top = run_cli("--help", cwd=workdir)
+    assert top.returncode == 0 and "pretrain" in top.stdout and "generate" in top.stdout
+    sub = run_cli("pretrain", "--help", cwd=workdir)
+    assert sub.returncode == 0
+    assert "model: bert" in sub.stdout and "objective:" in sub.stdout and "max_steps" in sub.stdout
+
+
+def test_cfg_job_prints_composed_config_with_overrides(workdir):
+    out = run_cli("pretrain", "--cfg", "job", "trainer.max_steps=50", "optim.lr=3e-4", "model.n_layers=2",
+                  cwd=workdir)
+    assert out.returncode == 0, out.stderr
+    assert "max_steps: 50" in out.stdout and "lr: 0.0003" in out.stdout and "n_layers: 2" in out.stdout
+
+
+def test_pretrain_writes_run_directory_contract(workdir):
+    run_dir = workdir / "run"
+    out = run_cli("pretrain", "model=bert", *TINY, *_data(workdir), f"hydra.run.dir={run_dir}", cwd=workdir)
+    assert out.returncode == 0, out.stderr
+    for name in (".hydra/config.yaml", "metrics.jsonl", "summary.json", "tokenizer.json",
+                 "checkpoints/step-20/model.safetensors", "checkpoints/step-20/trainer_state.pt",
+                 "checkpoints/last/model.safetensors"):
+        assert (run_dir / name).exists(), name
+    summary = json.loads((run_dir / "summary.json").read_text())
+    assert {"eval/mlm_acc", "eval/nsp_acc", "baseline/mlm_majority_acc", "tokens_per_s", "wall_seconds"} <= set(summary)
+    events = [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines()]
+    assert all("step" in e for e in events) and any("train/loss" in e for e in events)
+    assert any("eval/mlm_acc" in e for e in events)
+
+
+def test_sweep_writes_one_run_dir_per_job(workdir):
+    sweep = workdir / "sweep"
+    out = run_cli("pretrain", "-m", "optim.lr=1e-3,3e-3", *TINY, "trainer.max_steps=4", *_data(workdir),
+                  f"hydra.sweep.dir={sweep}", cwd=workdir)
+    assert out.returncode == 0, out.stderr
+    assert (sweep / "0" / "summary.json").exists() and (sweep / "1" / "summary.json").exists()
+    lrs = [json.loads((sweep / j / "summary.json").read_text())["config"]["optim"]["lr"] for j in "01"]
+    assert lrs == [1e-3, 3e-3]
+
+
+def _bad(workdir: Path, *args: str) -> subprocess.CompletedProcess:
+    out = run_cli("pretrain", *TINY, *args, f"hydra.run.dir={workdir / 'bad'}", cwd=workdir)
+    assert out.returncode == 2, (out.stdout, out.stderr)
+    assert "Traceback" not in out.stderr
+    return out
+
+
+def test_unknown_group_option(workdir):
+    assert "Could not find 'model/bort'" in _bad(workdir, "model=bort").stderr
+
+
+def test_misspelt_key(workdir):
+    assert "Key 'max_stepz' not in 'TrainerConfig'" in _bad(workdir, "trainer.max_stepz=5").stderr
+
+
+def test_wrongly_typed_key(workdir):
+    err = _bad(workdir, "trainer.max_steps=many").stderr
+    assert "trainer.max_steps=many" in err and "could not be converted to Integer" in err
+
+
+def test_missing_data_file(workdir):
+    err = _bad(workdir, "data=text", "data.train_files=[nope.txt]", f"data.cache_dir={workdir / 'cache'}").stderr
+    assert "data.train_files: file nope.txt does not exist" in err
+
+
+def test_data_files_not_given(workdir):
+    assert "data.train_files is empty: give your corpus" in _bad(workdir, "data=text").stderr
+
+
+def test_empty_data_file(workdir):
+    (workdir / "empty.txt").write_text("\n\n")
+    err = _bad(workdir, "data=text", f"data.train_files=[{workdir / 'empty.txt'}]").stderr
+    assert "empty.txt is empty" in err
+
+
+def test_non_utf8_file(workdir):
+    (workdir / "latin1.txt").write_bytes("first line\nsecond line caf\xe9\n".encode("latin-1"))
+    err = _bad(workdir, "data=text", f"data.train_files=[{workdir / 'latin1.txt'}]").stderr
+    assert "latin1.txt is not UTF-8 text (invalid byte at line 2)" in err
+
+
+def test_corpus_too_small_for_one_batch(workdir):
+    write_corpus(workdir / "small.txt", n_docs=4)
+    err = _bad(workdir, "data=text", f"data.train_files=[{workdir / 'small.txt'}]", "trainer.batch_size=512",
+               f"data.cache_dir={workdir / 'cache'}").stderr
+    assert "fewer than one batch" in err and "trainer.batch_size=512" in err
+
+
+def test_resume_path_that_is_not_a_checkpoint(workdir):
+    (workdir / "not_a_ckpt").mkdir(exist_ok=True)
+    err = _bad(workdir, *_data(workdir), f"trainer.resume={workdir / 'not_a_ckpt'}").stderr
+    assert "is not a checkpoint" in err
+
+
+@pytest.mark.skipif(sys.platform == "win32", reason="SIGINT delivery differs on Windows")
+def test_ctrl_c_saves_a_checkpoint_and_exits_cleanly(workdir):
+    run_dir = workdir / "interrupted"
+    args = [sys.executable, "-m", "lmtrain", "pretrain", *TINY, *_data(workdir), "trainer.max_steps=100000",
+            "trainer.log_every=1", "trainer.save_every=0", "trainer.eval_every=0", f"hydra.run.dir={run_dir}"]
+    proc = subprocess.Popen(args, cwd=workdir, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    deadline = time.time() + 120
+    while time.time() < deadline and not ((run_dir / "metrics.jsonl").exists()
+                                          and (run_dir / "metrics.jsonl").read_text().count("\n") >= 2):
+        time.sleep(0.2)
+    proc.send_signal(signal.SIGINT)
+    _, err = proc.communicate(timeout=120)
+    assert proc.returncode == 130, err
+    assert "trainer.resume=auto" in err and "Traceback" not in err
+    assert (run_dir / "checkpoints" / "last" / "trainer_state.pt").exists()
