@@ -58,18 +58,23 @@ def pack_sentences(docs: list[list[np.ndarray]], max_len: int, bos_id: int, eos_
             blocks.append(_framed(np.concatenate(current, axis=1), bos_id, eos_id))
         current, used = [], 0
 
+    separator = np.array([[eos_id], [-1]])
     for doc in docs:
+        new_document = True
         for sentence in doc:
             for start in range(0, sentence.shape[1], room):
                 piece = sentence[:, start:start + room]
-                if used + piece.shape[1] > room:
+                boundary = new_document and used > 0  # a document starts inside this block
+                if used + piece.shape[1] + boundary > room:
                     close()
+                    boundary = False
+                if boundary:
+                    current.append(separator)
+                    used += 1
                 current.append(piece)
                 used += piece.shape[1]
+                new_document = False
         if not cross_documents:
             close()
-        elif used and used < room:
-            current.append(np.array([[eos_id], [-1]]))  # document boundary inside a block
-            used += 1
     close()
     return blocks

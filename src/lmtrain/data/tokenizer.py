@@ -127,8 +127,8 @@ def _add_post_processor(tokenizer: Tokenizer, roles: dict[str, str]) -> None:
         cls, sep = roles["cls"], roles["sep"]
         ids = {cls: tokenizer.token_to_id(cls), sep: tokenizer.token_to_id(sep)}
         if cls == "<s>":  # RoBERTa frames pairs as <s> A </s></s> B </s>
-            tokenizer.post_processor = processors.RobertaProcessing(sep=(sep, ids[sep]), cls=(cls, ids[cls]),
-                                                                    add_prefix_space=False, trim_offsets=False)
+            tokenizer.post_processor = processors.RobertaProcessing((sep, ids[sep]), (cls, ids[cls]),
+                                                                    trim_offsets=False, add_prefix_space=False)
         else:
             tokenizer.post_processor = processors.TemplateProcessing(
                 single=f"{cls} $A {sep}", pair=f"{cls} $A {sep} $B:1 {sep}:1",
