@@ -127,6 +127,8 @@ class TrainerConfig:
     precision: str = "fp32"  # fp32 | bf16 | fp16 (fp16 uses a gradient scaler, CUDA only)
     num_workers: int = 0  # DataLoader worker processes
     progress: bool = True  # rich progress bar (off for logs and CI)
+    monitor: Optional[str] = None  # eval metric that picks checkpoints/best (None = the objective's main one)
+    early_stopping_patience: int = 0  # stop after this many evaluations without improvement; 0 = off
 
 
 @dataclass
@@ -148,15 +150,17 @@ class GenerateConfig:
     ckpt: Optional[str] = None  # run directory or checkpoint directory
     prompt: Optional[str] = None  # the text to continue (or with [MASK] tokens for MLM models)
     prompts_file: Optional[str] = None  # a file with one prompt per line
-    max_new_tokens: int = 40
+    max_new_tokens: int = 40  # tokens to generate per prompt (fewer if the model's positions run out)
     greedy: bool = False  # take the most likely token instead of sampling
-    temperature: float = 1.0
+    temperature: float = 1.0  # < 1 sharper, > 1 flatter; 0 = greedy
     top_k: int = 0  # keep the k most likely tokens (0 = off)
     top_p: float = 1.0  # nucleus sampling: smallest set with this probability mass (1.0 = off)
     seed: int = 0  # sampling seed: the same seed gives the same text
     use_cache: bool = True  # key/value cache (off only to check it)
-    stream: bool = True  # print tokens as they are produced
-    device: str = "auto"
+    stream: bool = True  # print tokens as they are produced, one prompt at a time; false = batches
+    batch_size: int = 16  # prompts decoded together when stream=false
+    candidates: int = 5  # masked LMs: candidates shown per mask token
+    device: str = "auto"  # auto | cpu | cuda | cuda:N
 
 
 @dataclass
@@ -165,10 +169,10 @@ class EvaluateConfig:
 
     ckpt: Optional[str] = None  # run directory or checkpoint directory
     data: DataConfig = field(default_factory=DataConfig)
-    batch_size: int = 32
-    max_batches: Optional[int] = None
-    seed: int = 0  # seed of the evaluation masks for MLM models
-    device: str = "auto"
+    batch_size: int = 32  # sequences per forward pass
+    max_batches: Optional[int] = None  # cap on batches evaluated (None = the whole split)
+    seed: int = 0  # seed of the evaluation masks for dynamically masked (RoBERTa-style) MLM models
+    device: str = "auto"  # auto | cpu | cuda | cuda:N
     split: str = "eval"  # eval (held-out part) | all (every document of the corpus)
 
 
@@ -231,6 +235,8 @@ class EmbedConfig:
     query: list[str] = field(default_factory=list)  # words whose nearest neighbours are printed
     topn: int = 10  # neighbours shown per query word
     progress: bool = True  # rich progress bar (off for logs and CI)
+    monitor: Optional[str] = None  # eval metric that picks checkpoints/best (None = the objective's main one)
+    early_stopping_patience: int = 0  # stop after this many evaluations without improvement; 0 = off
 
 
 def register_configs() -> None:

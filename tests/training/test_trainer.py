@@ -39,7 +39,9 @@ def test_bert_loss_falls_and_run_dir_contract(tmp_path, monkeypatch):
                  "checkpoints/step-60/trainer_state.pt", "checkpoints/last/model.json"):
         assert (run_dir / name).exists(), name
     assert (run_dir / "checkpoints" / "last").resolve().name == "step-60"
-    assert json.loads((run_dir / "summary.json").read_text())["steps"] == 60
+    saved = json.loads((run_dir / "summary.json").read_text())
+    assert saved["steps"] == 60 and saved["best_step"] in (30, 60)
+    assert (run_dir / "checkpoints" / "best").resolve().name == f"step-{saved['best_step']}"
 
 
 def test_resume_gives_exactly_the_uninterrupted_losses(tmp_path, monkeypatch):
@@ -101,6 +103,6 @@ def test_keep_last_prunes_old_checkpoints(tmp_path, monkeypatch):
     run_dir.mkdir()
     monkeypatch.chdir(run_dir)
     pretrain.run(compose_config("pretrain", _overrides(tmp_path, "trainer.max_steps=20", "trainer.save_every=4",
-                                                       "trainer.keep_last=2")))
+                                                       "trainer.keep_last=2", "trainer.eval_every=0")))
     kept = sorted(p.name for p in (run_dir / "checkpoints").glob("step-*"))
     assert kept == ["step-16", "step-20"]

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
+from typing import Any
 
 import torch
 from torch import nn
@@ -23,17 +24,21 @@ class ObjectiveOutput:
         loss: the scalar to backpropagate (already divided by the window's target counts).
         sums: detached metric numerators and denominators (e.g. ``mlm_correct``, ``mlm_count``),
             summed by the trainer over steps and turned into metrics by ``Objective.summarize``.
+        predictions: what corpus-level metrics need (returned only when the model is in eval
+            mode); the trainer collects them over the evaluation set for ``summarize``.
     """
 
     loss: torch.Tensor
     sums: dict[str, torch.Tensor] = field(default_factory=dict)
+    predictions: Any = None  # evaluation only: per-batch predictions for corpus-level metrics (e.g. seqeval)
 
 
 class Objective:
     """Base class: subclasses define ``head_names``, ``count_targets``, ``__call__``, ``summarize``."""
 
     head_names: tuple[str, ...] = ()
-    main_metric: str = "loss"  # the metric that ranks runs (lower is better unless it ends in _acc)
+    main_metric: str = "loss"  # the metric that ranks runs, early-stops and picks the best checkpoint
+    higher_is_better: bool = False  # direction of main_metric
 
     def count_targets(self, batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
         """Targets per loss term in ``batch`` (plus ``tokens``: real input tokens, for throughput)."""
@@ -44,8 +49,8 @@ class Objective:
         """Loss of ``batch`` normalised by the window totals ``norm``, and metric sums."""
         raise NotImplementedError
 
-    def summarize(self, sums: dict[str, float]) -> dict[str, float]:
-        """Metrics (losses, accuracies, perplexity) from summed numerators and denominators."""
+    def summarize(self, sums: dict[str, float], predictions: list | None = None) -> dict[str, float]:
+        """Metrics from summed numerators and denominators (and collected eval predictions)."""
         raise NotImplementedError
 
 

@@ -42,7 +42,7 @@ class CausalLM(Objective):
                 "lm_count": target_mask.sum()}
         return ObjectiveOutput(loss_sum / norm["lm"].clamp(min=1), sums)
 
-    def summarize(self, sums: dict[str, float]) -> dict[str, float]:
+    def summarize(self, sums: dict[str, float], predictions: list | None = None) -> dict[str, float]:
         """``loss`` (nats per token), ``ppl`` and next-token ``acc``."""
         loss = ratio(sums, "lm_loss_sum", "lm_count")
         return {"loss": loss, "ppl": perplexity(loss), "acc": ratio(sums, "lm_correct", "lm_count")}

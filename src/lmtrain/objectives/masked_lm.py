@@ -20,6 +20,7 @@ class MaskedLM(Objective):
     """
 
     main_metric = "mlm_acc"
+    higher_is_better = True
 
     def __init__(self, next_sentence: bool):
         self.next_sentence = next_sentence
@@ -56,7 +57,7 @@ class MaskedLM(Objective):
                         nsp_count=torch.tensor(len(nsp_labels), device=nsp_labels.device))
         return ObjectiveOutput(loss, sums)
 
-    def summarize(self, sums: dict[str, float]) -> dict[str, float]:
+    def summarize(self, sums: dict[str, float], predictions: list | None = None) -> dict[str, float]:
         """``mlm_loss``, ``mlm_acc``, ``mlm_ppl`` (+ ``nsp_loss``, ``nsp_acc``) and total ``loss``."""
         metrics = {"mlm_loss": ratio(sums, "mlm_loss_sum", "mlm_count"),
                    "mlm_acc": ratio(sums, "mlm_correct", "mlm_count")}

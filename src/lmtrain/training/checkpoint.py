@@ -34,6 +34,7 @@ MODEL_META = "model.json"
 TRAINER_STATE = "trainer_state.pt"
 TOKENIZER = "tokenizer.json"
 LAST = "last"
+BEST = "best"
 
 
 def rng_state() -> dict[str, Any]:
@@ -87,22 +88,32 @@ def save_checkpoint(checkpoints_dir: Path, step: int, model: nn.Module, model_me
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
-    link_tmp = checkpoints_dir / f".{LAST}.tmp"
-    if link_tmp.is_symlink() or link_tmp.exists():
-        link_tmp.unlink()
-    os.symlink(final.name, link_tmp)
-    os.replace(link_tmp, checkpoints_dir / LAST)
+    _point(checkpoints_dir, LAST, final)
     return final
 
 
+def _point(checkpoints_dir: Path, name: str, target: Path) -> None:
+    """Atomically make ``checkpoints_dir/name`` a relative symlink to ``target``."""
+    link_tmp = checkpoints_dir / f".{name}.tmp"
+    if link_tmp.is_symlink() or link_tmp.exists():
+        link_tmp.unlink()
+    os.symlink(target.name, link_tmp)
+    os.replace(link_tmp, checkpoints_dir / name)
+
+
+def mark_best(checkpoints_dir: Path, checkpoint: Path) -> None:
+    """Point ``checkpoints/best`` at ``checkpoint`` (kept by pruning while it is the best)."""
+    _point(checkpoints_dir, BEST, checkpoint)
+
+
 def prune_checkpoints(checkpoints_dir: Path, keep_last: int) -> None:
-    """Delete all but the newest ``keep_last`` step-N checkpoints (never the one ``last`` names)."""
+    """Delete all but the newest ``keep_last`` step-N checkpoints (never those ``last`` or ``best`` name)."""
     if keep_last <= 0:
         return
     steps = sorted((p for p in checkpoints_dir.glob("step-*") if p.is_dir()), key=lambda p: int(p.name.split("-")[1]))
-    last = (checkpoints_dir / LAST).resolve() if (checkpoints_dir / LAST).exists() else None
+    protected = {(checkpoints_dir / name).resolve() for name in (LAST, BEST) if (checkpoints_dir / name).exists()}
     for path in steps[:-keep_last]:
-        if path.resolve() != last:
+        if path.resolve() not in protected:
             shutil.rmtree(path, ignore_errors=True)
 
 

@@ -11,18 +11,30 @@ from torch import nn
 from lmtrain.errors import UserError
 
 
-def parameter_groups(model: nn.Module, weight_decay: float) -> list[dict[str, Any]]:
-    """Two groups: matrices decay; biases and normalisation weights (all 1-D tensors) do not."""
-    decay, no_decay, seen = [], [], set()
-    for param in model.parameters():
+def parameter_groups(model: nn.Module, weight_decay: float, lr: float, head_lr: float | None = None
+                     ) -> list[dict[str, Any]]:
+    """Matrices decay; biases and normalisation weights (1-D tensors) do not. Frozen ones are left out.
+
+    Args:
+        model: the module to optimise.
+        weight_decay: decoupled weight decay of the matrices.
+        lr: learning rate of every parameter ...
+        head_lr: ... except those under ``heads.`` when given (fine-tuning a new head faster).
+    """
+    groups: dict[tuple[bool, bool], list[nn.Parameter]] = {}
+    seen: set[int] = set()
+    for name, param in model.named_parameters():
         if not param.requires_grad or id(param) in seen:
             continue
         seen.add(id(param))  # tied matrices appear under two names: optimise them once
-        (decay if param.dim() >= 2 else no_decay).append(param)
-    return [{"params": decay, "weight_decay": weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
+        is_head = head_lr is not None and name.startswith("heads.")
+        groups.setdefault((param.dim() >= 2, is_head), []).append(param)
+    return [{"params": params, "weight_decay": weight_decay if decays else 0.0,
+             "lr": head_lr if is_head else lr} for (decays, is_head), params in groups.items()]
 
 
-def build_optimizer(model: nn.Module, optim_cfg: Any, device: torch.device) -> torch.optim.Optimizer:
+def build_optimizer(model: nn.Module, optim_cfg: Any, device: torch.device, head_lr: float | None = None
+                    ) -> torch.optim.Optimizer:
     """AdamW over :func:`parameter_groups`, fused on CUDA, multi-tensor (foreach) elsewhere."""
     if optim_cfg.lr <= 0:
         raise UserError(f"optim.lr={optim_cfg.lr} must be positive.")
@@ -31,7 +43,10 @@ def build_optimizer(model: nn.Module, optim_cfg: Any, device: torch.device) -> t
         kwargs["fused"] = True
     else:
         kwargs["foreach"] = True
-    return torch.optim.AdamW(parameter_groups(model, optim_cfg.weight_decay), **kwargs)
+    groups = parameter_groups(model, optim_cfg.weight_decay, optim_cfg.lr, head_lr)
+    if not groups:
+        raise UserError("every parameter is frozen, so there is nothing to train; unfreeze some layers.")
+    return torch.optim.AdamW(groups, **kwargs)
 
 
 def lr_multiplier(step: int, warmup: int, total: int, schedule: str, min_ratio: float) -> float:

@@ -49,6 +49,9 @@ class TrainState:
     batch_in_epoch: int = 0  # batches of `epoch` already consumed
     tokens_seen: int = 0
     train_seconds: float = 0.0
+    best_value: float | None = None  # best value of the monitored eval metric so far
+    best_step: int | None = None
+    evals_without_improvement: int = 0
 
 
 def _to_device(batch: dict[str, torch.Tensor], device: torch.device) -> dict[str, torch.Tensor]:
@@ -158,14 +161,17 @@ class Trainer:
         if self.cfg.eval_batches:
             batches = batches[: self.cfg.eval_batches]
         sums: dict[str, torch.Tensor] = {}
+        predictions = []
         for batch in self._loader(self.eval_set, batches):
             batch = _to_device(batch, self.device)
             norm = self.objective.count_targets(batch)
             with self.precision.autocast():
                 out = self.objective(self.model, batch, norm)
             _add(sums, out.sums)
+            if out.predictions is not None:
+                predictions.append(out.predictions)
         self.model.train()
-        metrics = self.objective.summarize({k: float(v) for k, v in sums.items()})
+        metrics = self.objective.summarize({k: float(v) for k, v in sums.items()}, predictions or None)
         self.last_eval = {f"eval/{k}": v for k, v in metrics.items()}
         return self.last_eval
 
@@ -184,6 +190,36 @@ class Trainer:
                                     self.tokenizer_file)
         ckpt.prune_checkpoints(self.run.checkpoints, self.cfg.keep_last)
         return path
+
+    @property
+    def monitor(self) -> str:
+        """The eval metric (without ``eval/``) that picks the best checkpoint and early-stops."""
+        return self.cfg.monitor or self.objective.main_metric
+
+    def _higher_is_better(self) -> bool:
+        if self.monitor == self.objective.main_metric:
+            return self.objective.higher_is_better
+        return any(word in self.monitor for word in ("acc", "f1", "precision", "recall", "recall@"))
+
+    def _track_best(self, metrics: dict[str, float]) -> bool:
+        """Update the best value with this evaluation; True if it improved."""
+        key = f"eval/{self.monitor}"
+        if key not in metrics:
+            raise UserError(f"trainer.monitor={self.monitor} is not an evaluation metric of this run; "
+                            f"choose one of {', '.join(k[5:] for k in metrics)}.")
+        value, best = metrics[key], self.state.best_value
+        if not math.isfinite(value):
+            improved = False
+        elif best is None:
+            improved = True
+        else:
+            improved = value > best if self._higher_is_better() else value < best
+        if improved:
+            self.state.best_value, self.state.best_step = value, self.state.step
+            self.state.evals_without_improvement = 0
+        else:
+            self.state.evals_without_improvement += 1
+        return improved
 
     def restore(self, checkpoint: Path) -> None:
         """Continue from ``checkpoint``: weights, optimizer, scheduler, RNG and data position."""
@@ -217,11 +253,18 @@ class Trainer:
         self.run.log(self.state.step, metrics)
         progress.show(self.state.step, metrics)
 
-    def _evaluate_and_log(self, progress: TrainingProgress) -> None:
+    def _evaluate_and_log(self, progress: TrainingProgress) -> bool:
+        """Evaluate, log, and remember the best step; True if this evaluation is the best so far."""
         metrics = self.evaluate()
-        if metrics:
-            self.run.log(self.state.step, metrics)
-            progress.note(f"step {self.state.step}: " + "  ".join(f"{k} {v:.4f}" for k, v in metrics.items()))
+        if not metrics:
+            return False
+        self.run.log(self.state.step, metrics)
+        progress.note(f"step {self.state.step}: " + "  ".join(f"{k} {v:.4f}" for k, v in metrics.items()))
+        return self._track_best(metrics)
+
+    def _should_stop_early(self) -> bool:
+        patience = self.cfg.early_stopping_patience
+        return bool(patience) and self.state.evals_without_improvement >= patience
 
     def fit(self) -> dict[str, Any]:
         """Train to ``max_steps``; returns the summary (also written to ``summary.json``)."""
@@ -244,16 +287,27 @@ class Trainer:
                         self.state.tokens_seen += int(sums["tokens"])
                         self._log_train(sums, time.perf_counter() - window_start, progress)
                         sums, window_start = {}, time.perf_counter()
+                    evaluated = best = False
                     if cfg.eval_every and self.state.step % cfg.eval_every == 0 and self.state.step < cfg.max_steps:
-                        self._evaluate_and_log(progress)
-                    if cfg.save_every and self.state.step % cfg.save_every == 0 and self.state.step < cfg.max_steps:
-                        self.save()
+                        evaluated, best = True, self._evaluate_and_log(progress)
+                    if best or (cfg.save_every and self.state.step % cfg.save_every == 0 and self.state.step < cfg.max_steps):
+                        path = self.save()
+                        if best:
+                            ckpt.mark_best(self.run.checkpoints, path)
                     if self._stop_requested:
                         if sums:
                             self.state.tokens_seen += int(sums["tokens"])
                         raise TrainingInterrupted(self.save(), self.state.step)
-                self._evaluate_and_log(progress)
+                    if evaluated and self._should_stop_early():
+                        progress.note(f"early stopping: no better eval/{self.monitor} in "
+                                      f"{cfg.early_stopping_patience} evaluations")
+                        break
+                if sums:
+                    self.state.tokens_seen += int(sums["tokens"])
+                best = self._evaluate_and_log(progress)
                 last = self.save()
+                if best:
+                    ckpt.mark_best(self.run.checkpoints, last)
         finally:
             if previous is not None:
                 signal.signal(signal.SIGINT, previous)
@@ -265,4 +319,8 @@ class Trainer:
             "tokens_per_s": self.state.tokens_seen / max(self.state.train_seconds, 1e-9),
             "checkpoint": str(last),
         }
+        if self.state.best_value is not None:
+            summary[f"best/{self.monitor}"] = self.state.best_value
+            summary["best_step"] = self.state.best_step
+            summary["best_checkpoint"] = str((self.run.checkpoints / ckpt.BEST).resolve())
         return summary
