@@ -134,3 +134,10 @@ def test_ctrl_c_saves_a_checkpoint_and_exits_cleanly(workdir):
     assert proc.returncode == 130, err
     assert "trainer.resume=auto" in err and "Traceback" not in err
     assert (run_dir / "checkpoints" / "last" / "trainer_state.pt").exists()
+
+
+def test_prompt_values_are_quoted_for_hydra():
+    from lmtrain.cli import quote_free_text
+
+    assert quote_free_text(["prompt=The [MASK], it's hot!", "x=1"]) == ["prompt='The [MASK], it\\'s hot!'", "x=1"]
+    assert quote_free_text(["prompt='already quoted'"]) == ["prompt='already quoted'"]

@@ -10,7 +10,8 @@ from tests.conftest import compose_config
 
 CONFIGS = config_dir()
 GROUP_COMMAND = {"model": "pretrain", "tokenizer": "pretrain", "data": "pretrain", "objective": "pretrain",
-                 "optim": "pretrain", "trainer": "pretrain", "debug": "pretrain", "experiment": "pretrain"}
+                 "optim": "pretrain", "trainer": "pretrain", "debug": "pretrain", "experiment": "pretrain",
+                 "method": "embed"}
 
 
 def _group_options():

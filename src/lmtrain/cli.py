@@ -23,6 +23,9 @@ COMMANDS: dict[str, str] = {
     "generate": "continue a prompt with a GPT checkpoint, or fill [MASK] tokens with a BERT one",
     "evaluate": "held-out loss / perplexity or masked-token accuracy of a checkpoint",
     "embed": "train and evaluate word embeddings (method=word2vec|glove|load)",
+    "finetune": "fine-tune a pretrained backbone (task=ner|classification|generation)",
+    "predict": "tag, classify or complete raw text with a fine-tuned run",
+    "export": "write a checkpoint as a Hugging Face folder (format=hf out=...)",
 }
 
 # flags after which Hydra only prints information: no need to validate the overrides first
@@ -51,6 +54,23 @@ def _usage() -> str:
         "`lmtrain <command> --help` lists the config groups and options of a command.",
     ]
     return "\n".join(lines)
+
+
+# free-text keys: their values are quoted for Hydra, so `prompt=The [MASK], it's hot!` just works
+_FREE_TEXT_KEYS = ("prompt=", "+prompt=")
+
+
+def quote_free_text(args: list[str]) -> list[str]:
+    """Quote the values of free-text overrides so Hydra's grammar leaves brackets, commas and quotes alone."""
+    quoted = []
+    for arg in args:
+        key = next((k for k in _FREE_TEXT_KEYS if arg.startswith(k)), None)
+        value = arg[len(key):] if key else ""
+        if key and value and not (len(value) >= 2 and value[0] == value[-1] and value[0] in "'\""):
+            escaped = value.replace("\\", "\\\\").replace("'", "\\'")
+            arg = f"{key}'{escaped}'"
+        quoted.append(arg)
+    return quoted
 
 
 def _overrides_only(args: list[str]) -> list[str]:
@@ -138,7 +158,7 @@ def main(argv: list[str] | None = None) -> None:
 
         print(f"lmtrain {__version__}")
         return
-    command, rest = args[0], args[1:]
+    command, rest = args[0], quote_free_text(args[1:])
     if command not in COMMANDS:
         report_user_error(
             UserError(f"unknown command '{command}'. Commands: {', '.join(COMMANDS)}. "

@@ -49,16 +49,9 @@ class TokenizerConfig:
     min_frequency: int = 2  # a merge / word piece must occur this often to enter the vocabulary
     lowercase: bool = True  # lowercase and strip accents before splitting (uncased BERT)
     path: Optional[str] = None  # an existing tokenizer.json to use instead of training one
-    # role -> token string; roles: pad, unk, cls, sep, mask, bos, eos
-    special_tokens: dict[str, str] = field(
-        default_factory=lambda: {
-            "pad": "[PAD]",
-            "unk": "[UNK]",
-            "cls": "[CLS]",
-            "sep": "[SEP]",
-            "mask": "[MASK]",
-        }
-    )
+    # role -> token string; roles: pad, unk, cls, sep, mask, bos, eos. Empty by default so a
+    # tokenizer preset's roles replace, rather than extend, another preset's.
+    special_tokens: dict[str, str] = field(default_factory=dict)
 
 
 @dataclass
@@ -112,7 +105,7 @@ class OptimConfig:
 class TrainerConfig:
     """The one training loop, shared by every model and objective."""
 
-    max_steps: int = 600  # optimizer steps
+    max_steps: int = 800  # optimizer steps
     batch_size: int = 32  # sequences per micro-batch
     grad_accum: int = 1  # micro-batches per optimizer step
     grad_clip: float = 1.0  # max global gradient norm; 0 = no clipping
@@ -201,10 +194,10 @@ class EmbedTrainConfig:
     negative: int = 5  # word2vec: negative samples per word; 0 = none (then set hs=1)
     sample: float = 1e-3  # word2vec: sub-sampling threshold of frequent words; 0 = off
     min_lr: float = 1e-4  # word2vec: learning rate at the end of training (gensim's min_alpha)
-    workers: int = 3  # word2vec: worker threads; exact reproducibility needs workers=1
+    workers: int = 3  # word2vec: worker threads (reproducible only with 1); glove: torch CPU threads
     x_max: float = 100.0  # glove: co-occurrence count at which the weight f(x) reaches 1
     alpha: float = 0.75  # glove: exponent of the weighting f(x) = (x / x_max) ** alpha
-    batch_size: int = 512  # glove: co-occurrence entries per AdaGrad step
+    batch_size: int = 4096  # glove: co-occurrence entries per AdaGrad step
     grad_clip: float = 100.0  # glove: clip each vector gradient component (reference glove.c)
     chunk_tokens: int = 1_000_000  # glove: tokens per co-occurrence counting chunk (bounds memory)
     device: str = "auto"  # glove: auto | cpu | cuda | cuda:N
@@ -239,6 +232,93 @@ class EmbedConfig:
     early_stopping_patience: int = 0  # stop after this many evaluations without improvement; 0 = off
 
 
+@dataclass
+class TaskDataConfig:
+    """`data.*` of `lmtrain finetune`: the labelled files of a task and how to read them.
+
+    Task presets (configs/task/*.yaml) set each task's defaults; keys a task does not use are
+    ignored by it (marked ner: / classification: / generation: below).
+    """
+
+    name: str = "bundled"  # label for the data set, shown in run listings
+    train_file: Optional[str] = None  # your training file; None = the task's bundled data
+    eval_file: Optional[str] = None  # held-out file; None = the bundled dev set, or eval_fraction of train_file
+    bundled_train: Optional[str] = None  # set by the task preset: bundled training file (lmtrain or gensim:<name>)
+    bundled_eval: Optional[str] = None  # set by the task preset: bundled dev file (None = hold out)
+    format: str = "auto"  # auto (by extension) | conll | jsonl | tsv | csv | fasttext
+    eval_fraction: float = 0.1  # share of training examples held out when there is no eval file
+    split_seed: int = 1234  # seed of that hold-out split
+    max_seq_len: int = 128  # tokens per example, special tokens included (at most the model's positions)
+    max_examples: Optional[int] = None  # use only the first N training examples (quick experiments)
+    tag_column: int = -1  # ner: CoNLL column holding the tag (-1 = last; CoNLL-2003 files work as they are)
+    scheme: str = "bio"  # ner: bio (IOB2) | iob1 (CoNLL-2003; converted to bio on reading) | bioes
+    tokens_field: str = "tokens"  # ner: JSONL field with the words
+    tags_field: str = "tags"  # ner: JSONL field with the tags
+    text_column: str = "sentence"  # classification: column name (with a header) or 0-based index of the text
+    text_pair_column: Optional[str] = None  # classification: second text of sentence pairs (MRPC, RTE ...)
+    label_column: str = "label"  # classification: column name or 0-based index of the label
+    header: Optional[bool] = None  # classification: the first row names the columns (None = guess)
+    positive_label: Optional[str] = None  # classification: class whose F1 is reported for binary tasks
+    prompt_field: str = "prompt"  # generation: JSONL field of the prompt
+    completion_field: str = "completion"  # generation: JSONL field of the completion (the only tokens with loss)
+
+
+@dataclass
+class TaskConfig:
+    """`task.*`: which task is fine-tuned; set by the task preset (`task=ner|classification|generation`)."""
+
+    name: str = "ner"  # ner | classification | generation
+    samples: int = 5  # generation: held-out prompts decoded greedily into summary.json
+    max_new_tokens: int = 40  # generation: tokens decoded per sample prompt
+
+
+@dataclass
+class FinetuneOptions:
+    """`finetune.*`: what is trained, and how, on top of the pretrained backbone."""
+
+    freeze_backbone: bool = False  # train only the task head
+    freeze_layers: int = 0  # freeze the embeddings and the first N Transformer blocks
+    head_lr: Optional[float] = None  # learning rate of the task head (None = optim.lr)
+    class_weights: Any = "none"  # none | auto (inverse class frequency) | [w0, w1, ...] in label order
+    head_dropout: Optional[float] = None  # dropout inside the task head (None = the backbone's dropout)
+
+
+@dataclass
+class FinetuneConfig:
+    """`lmtrain finetune`: fine-tune a pretrained backbone on a labelled task."""
+
+    init: Optional[str] = None  # None = latest compatible pretrain run | run dir | checkpoint | HF folder | scratch
+    task: TaskConfig = field(default_factory=TaskConfig)
+    data: TaskDataConfig = field(default_factory=TaskDataConfig)
+    finetune: FinetuneOptions = field(default_factory=FinetuneOptions)
+    model: ModelConfig = field(default_factory=ModelConfig)  # init=scratch only: the backbone to build
+    tokenizer: TokenizerConfig = field(default_factory=TokenizerConfig)  # init=scratch only: trained on the task data
+    optim: OptimConfig = field(default_factory=OptimConfig)
+    trainer: TrainerConfig = field(default_factory=TrainerConfig)
+
+
+@dataclass
+class PredictConfig:
+    """`lmtrain predict`: tag, classify or complete raw text with a fine-tuned run."""
+
+    ckpt: Optional[str] = None  # fine-tuned run directory (its best checkpoint) or checkpoint directory
+    input: Optional[str] = None  # text file with one input per line, or - for stdin
+    output: Optional[str] = None  # write JSON lines here instead of plain lines on stdout
+    batch_size: int = 32  # inputs per forward pass
+    max_new_tokens: int = 40  # generation: tokens to decode per prompt
+    device: str = "auto"  # auto | cpu | cuda | cuda:N
+
+
+@dataclass
+class ExportConfig:
+    """`lmtrain export`: write a checkpoint in another format."""
+
+    ckpt: Optional[str] = None  # run directory or checkpoint directory
+    format: str = "hf"  # hf: a Hugging Face save_pretrained folder (transformers loads it)
+    out: Optional[str] = None  # the folder to write
+    model_type: Optional[str] = None  # bert | roberta | gpt2 (None = from the checkpoint's family)
+
+
 def register_configs() -> None:
     """Register every schema with Hydra so YAML files are validated against them."""
     store = ConfigStore.instance()
@@ -246,6 +326,9 @@ def register_configs() -> None:
     store.store(name="generate_schema", node=GenerateConfig)
     store.store(name="evaluate_schema", node=EvaluateConfig)
     store.store(name="embed_schema", node=EmbedConfig)
+    store.store(name="finetune_schema", node=FinetuneConfig)
+    store.store(name="predict_schema", node=PredictConfig)
+    store.store(name="export_schema", node=ExportConfig)
 
 
 SCHEMAS: dict[str, Any] = {
@@ -253,4 +336,7 @@ SCHEMAS: dict[str, Any] = {
     "generate": GenerateConfig,
     "evaluate": EvaluateConfig,
     "embed": EmbedConfig,
+    "finetune": FinetuneConfig,
+    "predict": PredictConfig,
+    "export": ExportConfig,
 }

@@ -39,6 +39,38 @@ def bundled_file(name: str) -> Path:
     return path
 
 
+_WIKI_MARKUP = re.compile(r"'{2,}")
+_WIKI_SKIP = ("=", "*", "#", "|", "{", "}", "!", ":", ";")
+
+
+def is_wiki_dump(path: Path) -> bool:
+    """Whether ``path`` looks like a compressed MediaWiki XML dump (``*.xml*.bz2``)."""
+    return path.suffix == ".bz2" and ".xml" in path.name
+
+
+def wiki_documents(path: Path) -> list[str]:
+    """Article texts of a MediaWiki XML dump (`.xml.bz2`), markup stripped, one paragraph a line.
+
+    Uses gensim's dump reader and markup filter; headings, lists, tables and very short lines
+    (captions, leftovers of templates) are dropped, redirects skipped.
+    """
+    import bz2
+
+    from gensim.corpora.wikicorpus import extract_pages, filter_wiki
+
+    docs = []
+    with bz2.open(path) as dump:
+        for _title, text, _page_id in extract_pages(dump, filter_namespaces=("0",)):
+            text = filter_wiki(text)
+            if text.lstrip().lower().startswith("#redirect"):
+                continue
+            paragraphs = [_WIKI_MARKUP.sub("", line).strip() for line in text.splitlines()]
+            kept = [p for p in paragraphs if len(p) >= 40 and not p.startswith(_WIKI_SKIP)]
+            if kept:
+                docs.append("\n".join(kept))
+    return docs
+
+
 def split_sentences(text: str) -> list[str]:
     """Split ``text`` into sentences; a text without sentence ends is one sentence."""
     return [s.strip() for s in _SENTENCE_END.split(text.strip()) if s.strip()]
@@ -54,6 +86,8 @@ def check_text_file(path: Path, key: str) -> None:
     if not path.exists():
         raise UserError(f"{key}: file {path} does not exist. Check the path (relative paths are "
                         f"relative to the directory you run lmtrain from: {Path.cwd()}).")
+    if is_wiki_dump(path):
+        return  # a compressed Wikipedia dump: read by the dump reader, not as text
     if path.is_dir():
         raise UserError(f"{key}: {path} is a directory; list the files inside it, e.g. {key}=[{path}/*.txt].")
     decoder = codecs.getincrementaldecoder("utf-8")()
@@ -86,7 +120,9 @@ def _load_texts(files: list[Path], fmt: str, text_field: str, documents: str, ca
     texts: list[str] = []
     for path in files:
         kind = _file_format(path, fmt)
-        if kind == "jsonl":
+        if is_wiki_dump(path):
+            texts.extend(wiki_documents(path))
+        elif kind == "jsonl":
             try:
                 ds = datasets.load_dataset("json", data_files=str(path), split="train", cache_dir=cache_dir)
             except Exception as error:

@@ -20,7 +20,7 @@ from lmtrain.data.masking import MaskingSpec, mask_tokens
 from lmtrain.data.nsp_pairs import build_pairs
 from lmtrain.data.packing import pack_sentences, pack_stream
 from lmtrain.data.store import ExampleStore, file_digest, fingerprint, write_store
-from lmtrain.data.tokenizer import TextTokenizer, tokenizer_fingerprint, train_tokenizer
+from lmtrain.data.tokenizer import TextTokenizer, special_roles, tokenizer_fingerprint, train_tokenizer
 from lmtrain.errors import UserError
 
 log = logging.getLogger(__name__)
@@ -119,7 +119,7 @@ def build_examples(docs: list[list[np.ndarray]], tokenizer: TextTokenizer, data_
 
 
 def _tokenizer_for(data_cfg: Any, tok_cfg: Any, cache: Path, digests: list[str], load_docs) -> tuple[TextTokenizer, Path]:
-    roles = dict(tok_cfg.special_tokens)
+    roles = special_roles(tok_cfg)
     if tok_cfg.path:
         path = Path(tok_cfg.path).expanduser()
         return TextTokenizer.from_file(path, roles), (path / "tokenizer.json" if path.is_dir() else path)

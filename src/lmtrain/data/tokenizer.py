@@ -85,6 +85,18 @@ class TextTokenizer:
         return cls(tokenizer, roles, source=str(path))
 
 
+# Special-token roles used when a tokenizer config names none.
+DEFAULT_ROLES: dict[str, dict[str, str]] = {
+    "wordpiece": {"pad": "[PAD]", "unk": "[UNK]", "cls": "[CLS]", "sep": "[SEP]", "mask": "[MASK]"},
+    "bpe": {"cls": "<s>", "pad": "<pad>", "sep": "</s>", "unk": "<unk>", "mask": "<mask>", "bos": "<s>", "eos": "</s>"},
+}
+
+
+def special_roles(tok_cfg: Any) -> dict[str, str]:
+    """The role -> token map of a tokenizer config (its kind's defaults when it names none)."""
+    return dict(tok_cfg.special_tokens) or dict(DEFAULT_ROLES.get(tok_cfg.kind, {}))
+
+
 def _ordered_specials(roles: dict[str, str]) -> list[str]:
     seen: list[str] = []
     for token in roles.values():
@@ -144,7 +156,7 @@ def train_tokenizer(texts: Iterator[str] | list[str], tok_cfg: Any) -> TextToken
     Returns:
         The trained :class:`TextTokenizer`.
     """
-    roles = dict(tok_cfg.special_tokens)
+    roles = special_roles(tok_cfg)
     tokenizer, make_trainer = build_untrained(tok_cfg.kind, tok_cfg.lowercase, roles)
     tokenizer.train_from_iterator(texts, trainer=make_trainer(tok_cfg.vocab_size, tok_cfg.min_frequency))
     _add_post_processor(tokenizer, roles)
@@ -155,5 +167,5 @@ def tokenizer_fingerprint(tok_cfg: Any) -> str:
     """The tokenizer settings that change what training produces, as a stable string."""
     keys = ("kind", "vocab_size", "min_frequency", "lowercase")
     values = {k: tok_cfg[k] if isinstance(tok_cfg, dict) else getattr(tok_cfg, k) for k in keys}
-    values["special_tokens"] = dict(tok_cfg["special_tokens"] if isinstance(tok_cfg, dict) else tok_cfg.special_tokens)
+    values["special_tokens"] = special_roles(tok_cfg)
     return json.dumps(values, sort_keys=True)

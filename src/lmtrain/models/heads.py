@@ -72,6 +72,44 @@ class PooledClassifierHead(nn.Module):
         return self.output(self.dropout(pooled))
 
 
+class TokenClassifierHead(nn.Module):
+    """A label per token: dropout -> linear (NER and other tagging tasks).
+
+    Args:
+        spec: backbone spec (width, init).
+        n_classes: number of labels.
+        dropout: dropout on the hidden states before the output layer.
+    """
+
+    def __init__(self, spec: TransformerSpec, n_classes: int, dropout: float = 0.0):
+        super().__init__()
+        self.dropout = nn.Dropout(dropout)
+        self.output = nn.Linear(spec.d_model, n_classes)
+        nn.init.normal_(self.output.weight, std=spec.init_std)
+        nn.init.zeros_(self.output.bias)
+
+    def forward(self, hidden: torch.Tensor) -> torch.Tensor:
+        """(..., D) -> (..., n_classes) logits."""
+        return self.output(self.dropout(hidden))
+
+
+# task head kind -> class; a fine-tuned checkpoint's model.json names its heads by kind
+TASK_HEADS = {"token_classifier": TokenClassifierHead, "pooled_classifier": PooledClassifierHead}
+
+
+def build_task_head(description: dict, spec: TransformerSpec) -> nn.Module:
+    """A fine-tuning head from its JSON description ``{"kind", "n_classes", "dropout"}``.
+
+    Args:
+        description: ``kind`` (token_classifier | pooled_classifier), ``n_classes`` and ``dropout``.
+        spec: the backbone spec.
+    """
+    kind = description["kind"]
+    if kind not in TASK_HEADS:
+        raise ValueError(f"unknown task head kind {kind!r}")
+    return TASK_HEADS[kind](spec, int(description["n_classes"]), float(description.get("dropout", 0.0)))
+
+
 def build_head(name: str, spec: TransformerSpec, token_embedding: nn.Embedding) -> nn.Module:
     """The pretraining head called ``name`` (mlm, nsp, lm) for a backbone of ``spec``."""
     if name == "mlm":

@@ -21,7 +21,8 @@ def model_meta(model: LanguageModel, model_name: str, objective: str, tokenizer:
         "model_name": model_name,
         "objective": objective,
         "spec": model.spec.to_dict(),
-        "heads": model.head_names,
+        "heads": model.pretraining_heads,
+        "task_heads": model.task_heads,
         "tokenizer_roles": tokenizer.roles,
     }
 
@@ -39,7 +40,7 @@ def load_checkpoint(path: str | Path, device: torch.device | str = "cpu", key: s
     meta = ckpt.read_model_meta(checkpoint)
     if meta.get("family") != "transformer":
         raise UserError(f"{key}={path} holds a {meta.get('family')} model, which this command does not load.")
-    model = LanguageModel(TransformerSpec.from_dict(meta["spec"]), meta["heads"])
+    model = LanguageModel(TransformerSpec.from_dict(meta["spec"]), meta["heads"], meta.get("task_heads"))
     ckpt.load_weights(model, checkpoint)
     tokenizer_file = checkpoint / ckpt.TOKENIZER
     if not tokenizer_file.exists():

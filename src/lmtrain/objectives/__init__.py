@@ -5,7 +5,10 @@ from __future__ import annotations
 from lmtrain.errors import UserError
 from lmtrain.objectives.base import Objective, ObjectiveOutput
 from lmtrain.objectives.causal_lm import CausalLM
+from lmtrain.objectives.completion import CompletionLM
 from lmtrain.objectives.masked_lm import MaskedLM
+from lmtrain.objectives.sequence_classification import SequenceClassification
+from lmtrain.objectives.token_classification import TokenClassification
 
 
 def build_objective(name: str) -> Objective:
@@ -19,4 +22,5 @@ def build_objective(name: str) -> Objective:
     raise UserError(f"objective={name} is not a pretraining objective; choose mlm_nsp, mlm or clm.")
 
 
-__all__ = ["Objective", "ObjectiveOutput", "build_objective", "MaskedLM", "CausalLM"]
+__all__ = ["Objective", "ObjectiveOutput", "build_objective", "MaskedLM", "CausalLM", "CompletionLM",
+           "SequenceClassification", "TokenClassification"]

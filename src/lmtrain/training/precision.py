@@ -11,17 +11,22 @@ from lmtrain.errors import UserError
 PRECISIONS = ("fp32", "bf16", "fp16")
 
 
-def resolve_device(name: str) -> torch.device:
-    """``auto`` -> CUDA if available else CPU; otherwise the named device, checked to exist."""
+def resolve_device(name: str, key: str = "trainer.device") -> torch.device:
+    """``auto`` -> CUDA if available else CPU; otherwise the named device, checked to exist.
+
+    Args:
+        name: auto | cpu | cuda | cuda:N.
+        key: the config key that named it, quoted in error messages.
+    """
     if name == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     try:
         device = torch.device(name)
     except RuntimeError:
-        raise UserError(f"device={name} is not a device; use auto, cpu, cuda or cuda:N.") from None
+        raise UserError(f"{key}={name} is not a device; use auto, cpu, cuda or cuda:N.") from None
     if device.type == "cuda" and not torch.cuda.is_available():
-        raise UserError(f"device={name} asks for CUDA, but no CUDA device is available here; "
-                        "use trainer.device=cpu (or auto).")
+        raise UserError(f"{key}={name} asks for CUDA, but no CUDA device is available here; "
+                        f"use {key}=cpu (or auto).")
     return device
 
 

@@ -25,6 +25,7 @@ from lmtrain.errors import UserError
 from lmtrain.objectives.base import Objective
 from lmtrain.run_dir import RunDir
 from lmtrain.training import checkpoint as ckpt
+from lmtrain.training.evaluation import evaluate_objective
 from lmtrain.training.precision import Precision
 from lmtrain.training.progress import TrainingProgress
 
@@ -149,29 +150,12 @@ class Trainer:
         self.optimizer.zero_grad(set_to_none=True)
         self.state.step += 1
 
-    @torch.no_grad()
     def evaluate(self) -> dict[str, float]:
         """Metrics of the held-out set as ``eval/<name>`` (empty without one)."""
         if self.eval_set is None:
             return {}
-        self.model.eval()
-        if hasattr(self.eval_set, "set_epoch"):
-            self.eval_set.set_epoch(0)  # the same held-out masks at every evaluation
-        batches = EpochBatches(len(self.eval_set), self.cfg.batch_size, shuffle=False, drop_last=False).batches(0)
-        if self.cfg.eval_batches:
-            batches = batches[: self.cfg.eval_batches]
-        sums: dict[str, torch.Tensor] = {}
-        predictions = []
-        for batch in self._loader(self.eval_set, batches):
-            batch = _to_device(batch, self.device)
-            norm = self.objective.count_targets(batch)
-            with self.precision.autocast():
-                out = self.objective(self.model, batch, norm)
-            _add(sums, out.sums)
-            if out.predictions is not None:
-                predictions.append(out.predictions)
-        self.model.train()
-        metrics = self.objective.summarize({k: float(v) for k, v in sums.items()}, predictions or None)
+        metrics, _ = evaluate_objective(self.model, self.objective, self.eval_set, self.collate, self.cfg.batch_size,
+                                        self.cfg.eval_batches, self.device, self.precision.autocast)
         self.last_eval = {f"eval/{k}": v for k, v in metrics.items()}
         return self.last_eval
 

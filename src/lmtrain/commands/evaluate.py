@@ -1,0 +1,120 @@
+"""`lmtrain evaluate`: a checkpoint's held-out loss / perplexity or masked-token accuracy.
+
+Rebuilds the checkpoint's model, prepares the corpus with the checkpoint's own tokenizer and the
+objective it was trained with, runs that objective over the held-out split (or every sequence),
+and writes the metrics to `summary.json` and `metrics.jsonl` in the run directory.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from typing import Any
+
+import torch
+from omegaconf import DictConfig, OmegaConf
+from torch.utils.data import ConcatDataset, Dataset
+
+from lmtrain.config import ObjectiveConfig, TokenizerConfig
+from lmtrain.data.collate import PadCollator
+from lmtrain.data.datasets import PretrainingDataset
+from lmtrain.data.pretraining import masking_spec, prepare_pretraining_data
+from lmtrain.data.sampler import EpochBatches
+from lmtrain.errors import UserError
+from lmtrain.models.loading import load_checkpoint
+from lmtrain.objectives import Objective, build_objective
+from lmtrain.run_dir import TOKENIZER_FILE, RunDir, hydra_run_dir
+from lmtrain.training import checkpoint as ckpt
+from lmtrain.training.evaluation import evaluate_objective
+from lmtrain.training.precision import resolve_device
+from lmtrain.training.progress import print_summary
+
+log = logging.getLogger(__name__)
+
+SPLITS = ("eval", "all")
+
+
+def objective_config(name: str) -> DictConfig:
+    """The objective config a checkpoint trained with ``name`` is evaluated under.
+
+    Masking uses the standard values (15%; 80% mask, 10% random): static masks for BERT's
+    mlm_nsp (drawn in preprocessing), dynamic masks with a fixed seed for mlm.
+    """
+    return OmegaConf.structured(ObjectiveConfig(name=name, masking="static" if name == "mlm_nsp" else "dynamic"))
+
+
+@torch.no_grad()
+def _warn_if_data_differs(checkpoint, data_cfg) -> None:
+    """Warn when the corpus or sequence length differ from the ones the run trained with."""
+    config_file = checkpoint.parent.parent / ".hydra" / "config.yaml"
+    if not config_file.exists():
+        return
+    trained = OmegaConf.load(config_file).get("data") or {}
+    for key in ("name", "max_seq_len"):
+        if key in trained and trained[key] != data_cfg[key]:
+            log.warning("the checkpoint was trained with data.%s=%s but is evaluated with data.%s=%s; "
+                        "pass data.%s=%s to measure it on the data it was trained for",
+                        key, trained[key], key, data_cfg[key], key, trained[key])
+
+
+def _dataset(cfg, objective_name: str, tokenizer, data) -> Dataset:
+    """The examples to evaluate: the held-out store, or train and held-out together."""
+    obj_cfg = objective_config(objective_name)
+    dynamic = masking_spec(obj_cfg, tokenizer) if objective_name == "mlm" else None
+    held_out = PretrainingDataset(data.eval, dynamic, seed=cfg.seed)
+    if cfg.split == "eval":
+        return held_out
+    return ConcatDataset([PretrainingDataset(data.train, dynamic, seed=cfg.seed), held_out])
+
+
+def run(cfg) -> dict[str, Any]:
+    """Run `lmtrain evaluate` with the composed config ``cfg`` (an EvaluateConfig); returns the summary."""
+    started = time.perf_counter()
+    if not cfg.ckpt:
+        raise UserError("ckpt is not set: give the run directory or checkpoint to evaluate, e.g. "
+                        "`lmtrain evaluate ckpt=outputs/pretrain/<run>`.")
+    if cfg.split not in SPLITS:
+        raise UserError(f"split={cfg.split} is not supported; use eval (the held-out documents) or all.")
+    if cfg.batch_size < 1:
+        raise UserError(f"batch_size={cfg.batch_size} must be at least 1.")
+    device = resolve_device(cfg.device, key="device")
+    checkpoint = ckpt.resolve_checkpoint(cfg.ckpt, key="ckpt")
+    model, tokenizer, meta = load_checkpoint(checkpoint, device, key="ckpt")
+    objective = build_objective(meta.get("objective", ""))
+    missing = [h for h in objective.head_names if h not in model.heads]
+    if missing:
+        raise UserError(f"ckpt={cfg.ckpt} has heads {model.head_names} but its objective {meta['objective']} "
+                        f"needs {list(objective.head_names)}; evaluate a pretraining checkpoint.")
+    if cfg.data.max_seq_len > model.spec.max_positions:
+        raise UserError(f"data.max_seq_len={cfg.data.max_seq_len} is longer than the model's "
+                        f"{model.spec.max_positions} positions; lower data.max_seq_len.")
+    _warn_if_data_differs(checkpoint, cfg.data)
+
+    run_dir = RunDir(hydra_run_dir())
+    tokenizer.save(run_dir.path / TOKENIZER_FILE)
+    tok_cfg = OmegaConf.structured(TokenizerConfig(path=str(run_dir.path / TOKENIZER_FILE),
+                                                   special_tokens=dict(tokenizer.roles)))
+    data_cfg = OmegaConf.merge(cfg.data, {"dupe_factor": 1})  # copies only repeat training masks
+    data = prepare_pretraining_data(data_cfg, tok_cfg, objective_config(meta["objective"]))
+    dataset = _dataset(cfg, meta["objective"], tokenizer, data)
+    metrics, sequences = evaluate_objective(model, objective, dataset, PadCollator(tokenizer.id("pad")),
+                                            cfg.batch_size, cfg.max_batches, device)
+    metrics = {f"eval/{k}": v for k, v in metrics.items()}
+    step = meta.get("step", 0)
+    run_dir.log(step, metrics)
+    summary = {
+        "command": "evaluate",
+        "ckpt": str(checkpoint),
+        "model": meta.get("model_name"),
+        "objective": meta["objective"],
+        "step": step,
+        "data": cfg.data.name,
+        "split": cfg.split,
+        "sequences": sequences,
+        **metrics,
+        "wall_seconds": round(time.perf_counter() - started, 2),
+        "config": OmegaConf.to_container(cfg, resolve=True),
+    }
+    run_dir.write_summary(summary)
+    print_summary(f"lmtrain evaluate {meta.get('model_name')} step {step} ({cfg.split}) — {run_dir.path}", summary)
+    return summary

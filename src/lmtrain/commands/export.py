@@ -1,0 +1,38 @@
+"""`lmtrain export`: write a checkpoint as a Hugging Face folder (``format=hf``) that transformers loads."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import Any
+
+from omegaconf import DictConfig
+
+from lmtrain.errors import UserError
+from lmtrain.models.hf_task_heads import export_model
+from lmtrain.models.loading import load_checkpoint
+from lmtrain.training import checkpoint as ckpt
+
+log = logging.getLogger(__name__)
+USAGE = "lmtrain export ckpt=outputs/finetune/<run> format=hf out=my-model"
+_MODEL_TYPE = {"bert": "bert", "roberta": "roberta", "gpt": "gpt2", "gpt2": "gpt2"}
+
+
+def run(cfg: DictConfig) -> dict[str, Any]:
+    """Export ``cfg.ckpt`` to ``cfg.out``; returns what was written."""
+    if cfg.format != "hf":
+        raise UserError(f"format={cfg.format} is not supported; use format=hf (a Hugging Face folder).")
+    if not cfg.ckpt or not cfg.out:
+        raise UserError(f"ckpt and out must both be set: `{USAGE}`.")
+    best = Path(cfg.ckpt).expanduser() / "checkpoints" / ckpt.BEST
+    checkpoint = best.resolve() if ckpt.is_checkpoint(best) else ckpt.resolve_checkpoint(cfg.ckpt, key="ckpt")
+    model, tokenizer, meta = load_checkpoint(checkpoint, "cpu", key="ckpt")
+    model_type = cfg.model_type or _MODEL_TYPE.get(meta.get("model_name", ""))
+    if model_type is None:
+        raise UserError(f"ckpt={cfg.ckpt} is a '{meta.get('model_name')}' model; say which Hugging Face "
+                        "architecture to write with model_type=bert|roberta|gpt2.")
+    tokenizer_file = checkpoint / ckpt.TOKENIZER
+    out = export_model(model, model_type, cfg.out, tokenizer_file if tokenizer_file.is_file() else None,
+                       tokenizer.roles, tokenizer.ids, meta.get("task"))
+    print(f"wrote {out} (from {checkpoint})")
+    return {"out": str(out), "checkpoint": str(checkpoint), "model_type": model_type}

@@ -1,0 +1,103 @@
+"""`lmtrain finetune`: every part of a fine-tuning run, built in one place, top to bottom.
+
+    task data -> backbone (pretrain run | checkpoint | HF folder | scratch) + its tokenizer
+    -> encoded datasets -> model with a task head (partly frozen) -> objective -> the shared Trainer
+"""
+
+from __future__ import annotations
+
+import logging
+import sys
+import time
+from typing import Any
+
+import torch
+from omegaconf import DictConfig, OmegaConf
+
+from lmtrain.data.collate import PadCollator
+from lmtrain.models.loading import model_meta
+from lmtrain.run_dir import TOKENIZER_FILE, RunDir, hydra_run_dir
+from lmtrain.tasks import build_task
+from lmtrain.tasks.backbone import resolve_backbone
+from lmtrain.tasks.model import build_finetune_model, describe, freeze
+from lmtrain.training import checkpoint as ckpt
+from lmtrain.training.optim import build_optimizer, build_scheduler
+from lmtrain.training.precision import resolve_device
+from lmtrain.training.progress import print_summary
+from lmtrain.training.trainer import Trainer, TrainingInterrupted
+
+log = logging.getLogger(__name__)
+
+
+def _resume(trainer: Trainer, resume: str | None, run: RunDir) -> None:
+    if not resume:
+        return
+    last = run.checkpoints / ckpt.LAST
+    if resume == "auto":
+        if ckpt.is_checkpoint(last):
+            trainer.restore(last.resolve())
+        return
+    trainer.restore(ckpt.resolve_checkpoint(resume, key="trainer.resume"))
+
+
+def _fit(trainer: Trainer, run: RunDir) -> dict[str, Any]:
+    try:
+        return trainer.fit()
+    except TrainingInterrupted as stop:
+        print(f"Interrupted at step {stop.step}; checkpoint saved in {stop.checkpoint}.\nTo continue: lmtrain finetune "
+              f"{' '.join(a for a in sys.argv[1:] if not a.startswith('hydra.run.dir'))} "
+              f"hydra.run.dir={run.path} trainer.resume=auto", file=sys.stderr)
+        sys.exit(130)
+
+
+def _samples(task, model, tokenizer, cfg: DictConfig, run: RunDir) -> dict[str, Any]:
+    """Generation: greedy completions of held-out prompts by the best checkpoint."""
+    if task.name != "generation" or cfg.task.samples <= 0:
+        return {}
+    best = run.checkpoints / ckpt.BEST
+    if ckpt.is_checkpoint(best):
+        ckpt.load_weights(model, best.resolve())
+    samples = task.samples(model, tokenizer, cfg.task.samples, cfg.task.max_new_tokens)
+    for sample in samples:
+        log.info("prompt %r -> %r (reference %r)", sample["prompt"], sample["generated"], sample["reference"])
+    exact = sum(s["generated"].strip() == s["reference"].strip() for s in samples) / max(len(samples), 1)
+    return {"samples/exact_match": exact, "samples": samples}
+
+
+def run(cfg: DictConfig) -> dict[str, Any]:
+    """Fine-tune a backbone on ``cfg.task`` with ``cfg.data``; returns the run summary."""
+    started = time.perf_counter()
+    run_dir = RunDir(hydra_run_dir())
+    task = build_task(cfg.task.name, cfg.data)
+    task.read()
+    backbone = resolve_backbone(cfg, task.causal, task.texts() if cfg.init == "scratch" else [])
+    tokenizer = backbone.tokenizer
+    tokenizer.save(run_dir.path / TOKENIZER_FILE)
+    if cfg.data.max_seq_len > backbone.spec.max_positions:
+        log.warning("data.max_seq_len=%d is longer than the backbone's %d positions; using %d",
+                    cfg.data.max_seq_len, backbone.spec.max_positions, backbone.spec.max_positions)
+        cfg.data.max_seq_len = backbone.spec.max_positions
+    train_set, eval_set = task.datasets(tokenizer, cfg.data.max_seq_len)
+    device = resolve_device(cfg.trainer.device)
+    torch.manual_seed(cfg.trainer.seed)
+    model = build_finetune_model(task, backbone, cfg.finetune.head_dropout).to(device)
+    freeze(model, cfg.finetune.freeze_backbone, cfg.finetune.freeze_layers)
+    objective = task.objective(cfg.finetune.class_weights)
+    optimizer = build_optimizer(model, cfg.optim, device, head_lr=cfg.finetune.head_lr)
+    scheduler = build_scheduler(optimizer, cfg.optim, cfg.trainer.max_steps)
+    meta = {**model_meta(model, backbone.model_name, f"finetune:{task.name}", tokenizer), "task": task.meta()}
+    trainer = Trainer(model, objective, optimizer, scheduler, train_set, eval_set, PadCollator(tokenizer.id("pad")),
+                      cfg.trainer, run_dir, device, meta, run_dir.path / TOKENIZER_FILE)
+    _resume(trainer, cfg.trainer.resume, run_dir)
+    log.info("finetune task=%s from %s: %d train / %d held-out examples, device %s", task.name, backbone.source,
+             len(train_set), len(eval_set), device)
+    summary = _fit(trainer, run_dir)
+    baselines = task.completion_baseline(tokenizer) if task.name == "generation" else task.baselines()
+    summary = {"command": "finetune", "task": task.name, "init": backbone.source, "model": backbone.model_name,
+               **summary, **baselines, **describe(model), "labels": task.labels,
+               **_samples(task, model, tokenizer, cfg, run_dir),
+               "wall_seconds": round(time.perf_counter() - started, 2),
+               "config": OmegaConf.to_container(cfg, resolve=True)}
+    run_dir.write_summary(summary)
+    print_summary(f"lmtrain finetune task={task.name} — {run_dir.path}", summary)
+    return summary

@@ -1,0 +1,79 @@
+"""`lmtrain predict`: tag, classify or complete raw text with a fine-tuned run, one input per line.
+
+Plain lines go to stdout (one per input, in input order) unless ``output=`` names a JSON lines
+file; logs go to stderr.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import sys
+from pathlib import Path
+from typing import Any
+
+from omegaconf import DictConfig
+
+from lmtrain.config import TaskDataConfig
+from lmtrain.errors import UserError
+from lmtrain.models.loading import load_checkpoint
+from lmtrain.tasks import build_task
+from lmtrain.training import checkpoint as ckpt
+from lmtrain.training.precision import resolve_device
+
+log = logging.getLogger(__name__)
+USAGE = "lmtrain predict ckpt=outputs/finetune/<run> input=sentences.txt"
+
+
+def read_inputs(source: str | None) -> list[str]:
+    """Non-blank lines of ``source`` (a file, or - for stdin)."""
+    if not source:
+        raise UserError(f"input is not set: give a text file with one input per line, or - for stdin (`{USAGE}`).")
+    if source == "-":
+        text = sys.stdin.read()
+    else:
+        path = Path(source).expanduser()
+        if not path.is_file():
+            raise UserError(f"input={source}: no such file; give a text file with one input per line, or - for stdin.")
+        text = path.read_text(encoding="utf-8")
+    lines = [line.rstrip("\r") for line in text.splitlines() if line.strip()]
+    if not lines:
+        raise UserError(f"input={source} holds no text; write one input per line.")
+    return lines
+
+
+def finetuned_checkpoint(path: str | None):
+    """The checkpoint ``ckpt`` names: a run's ``checkpoints/best`` (else ``last``), or a checkpoint directory."""
+    if not path:
+        raise UserError(f"ckpt is not set: give a fine-tuned run directory or checkpoint (`{USAGE}`).")
+    best = Path(path).expanduser() / "checkpoints" / ckpt.BEST
+    return best.resolve() if ckpt.is_checkpoint(best) else ckpt.resolve_checkpoint(path, key="ckpt")
+
+
+def run(cfg: DictConfig) -> list[dict[str, Any]]:
+    """Predict for every line of ``cfg.input``; returns the records."""
+    checkpoint = finetuned_checkpoint(cfg.ckpt)
+    device = resolve_device(cfg.device, key="device")
+    model, tokenizer, meta = load_checkpoint(checkpoint, device, key="ckpt")
+    info = meta.get("task")
+    if not info:
+        raise UserError(f"ckpt={cfg.ckpt} is a pretrained model, not a fine-tuned one: fine-tune it first "
+                        "(`lmtrain finetune task=ner init=...`), or use `lmtrain generate` on pretrained models.")
+    data_cfg = TaskDataConfig(scheme=info.get("scheme", "bio"), max_seq_len=info.get("max_seq_len", 128))
+    task = build_task(info["name"], data_cfg, info.get("labels"))
+    lines = read_inputs(cfg.input)
+    log.info("predict: %d input(s) with %s (task=%s)", len(lines), checkpoint, info["name"])
+    records = task.predict(model, tokenizer, lines, cfg.batch_size, device, pair=info.get("pair", False),
+                           max_new_tokens=cfg.max_new_tokens)
+    if cfg.output:
+        out = Path(cfg.output).expanduser()
+        out.parent.mkdir(parents=True, exist_ok=True)
+        with open(out, "w", encoding="utf-8") as f:
+            for record in records:
+                f.write(json.dumps(record, ensure_ascii=False) + "\n")
+        log.info("wrote %d prediction(s) to %s", len(records), out)
+    else:
+        for record in records:
+            sys.stdout.write(task.format(record) + "\n")
+        sys.stdout.flush()
+    return records

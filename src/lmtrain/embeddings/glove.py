@@ -1,0 +1,216 @@
+"""GloVe (Pennington, Socher & Manning, 2014), trained as the reference glove.c does.
+
+Cost over the nonzero co-occurrences X_ij:
+
+    J = sum_ij 0.5 * f(X_ij) * (w_i . c_j + b_i + b~_j - log X_ij) ** 2,
+    f(x) = min(1, (x / x_max) ** alpha)
+
+with separate word (w, b) and context (c, b~) parameters, initialised uniformly in
+[-0.5, 0.5] / vector_size, and AdaGrad as glove.c implements it: the accumulator starts at 1,
+accumulates the squared *scaled* step (lr * g) ** 2 and the step divides by its value before the
+current gradient is added; vector gradient components are clipped to +-grad_clip. The output
+vectors are w + c. Unlike glove.c's lock-free per-entry SGD, entries are visited in shuffled
+mini-batches; the steps of a word appearing several times in a batch are summed.
+(The current glove.c leaves lr off the bias step, a slip that earlier releases and the paper do
+not have; lr applies to every parameter here.)
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import dataclass
+from typing import Callable, Iterable, Optional
+
+import numpy as np
+import scipy.sparse as sp
+import torch
+from gensim.models import KeyedVectors
+
+from lmtrain.embeddings.cooccurrence import count_cooccurrences
+from lmtrain.embeddings.io import keyed_vectors
+from lmtrain.embeddings.vocabulary import build_vocabulary, encode
+from lmtrain.errors import UserError
+from lmtrain.training.precision import resolve_device
+
+
+log = logging.getLogger(__name__)
+
+# epoch (1-based), mean loss per entry, seconds -> None
+EpochCallback = Callable[[int, float, float], None]
+
+
+def weighting(x: torch.Tensor, x_max: float, alpha: float) -> torch.Tensor:
+    """GloVe's weight f(x) = (x / x_max) ** alpha, capped at 1."""
+    return torch.clamp((x / x_max) ** alpha, max=1.0)
+
+
+def loss_and_grads(w: torch.Tensor, c: torch.Tensor, bw: torch.Tensor, bc: torch.Tensor,
+                   log_x: torch.Tensor, weight: torch.Tensor, grad_clip: Optional[float] = None):
+    """The weighted least-squares loss of a batch of entries and its gradients.
+
+    Args:
+        w, c: (B, D) word and context vectors of the entries.
+        bw, bc: (B,) word and context biases.
+        log_x: (B,) log X_ij.
+        weight: (B,) f(X_ij).
+        grad_clip: clip each vector gradient component to +-grad_clip (None = no clipping).
+
+    Returns:
+        (loss, grad_w, grad_c, grad_b): the summed loss 0.5 * f * diff ** 2, the (B, D)
+        gradients of the loss with respect to w and c, and the (B,) gradient with respect to
+        either bias (both equal f * diff).
+    """
+    diff = (w * c).sum(-1) + bw + bc - log_x  # (B,)
+    fdiff = weight * diff
+    fdiff = torch.where(torch.isfinite(fdiff), fdiff, torch.zeros_like(fdiff))  # glove.c skips NaN
+    loss = 0.5 * (fdiff * diff).sum()
+    grad_w = fdiff[:, None] * c  # (B, D)
+    grad_c = fdiff[:, None] * w
+    if grad_clip is not None:
+        grad_w = grad_w.clamp(-grad_clip, grad_clip)
+        grad_c = grad_c.clamp(-grad_clip, grad_clip)
+    return loss, grad_w, grad_c, fdiff
+
+
+def _adagrad(params: torch.Tensor, grad_sq: torch.Tensor, index: torch.Tensor, steps: torch.Tensor) -> None:
+    """glove.c's AdaGrad on the rows ``index`` of ``params``, steps of repeated rows summed."""
+    rows, inverse = torch.unique(index, return_inverse=True)
+    summed = torch.zeros(len(rows), steps.shape[1], dtype=steps.dtype, device=steps.device)
+    summed.index_add_(0, inverse, steps)  # (U, D + 1)
+    params[rows] -= summed / grad_sq[rows].sqrt()
+    grad_sq[rows] += summed.square()
+
+
+@dataclass
+class GloveParams:
+    """Word and context parameters; the last column of each table is the bias.
+
+    Attributes:
+        word: (V, D + 1) word vectors | word bias.
+        context: (V, D + 1) context vectors | context bias.
+        word_sq, context_sq: AdaGrad accumulators of the same shapes, starting at 1.
+    """
+
+    word: torch.Tensor
+    context: torch.Tensor
+    word_sq: torch.Tensor
+    context_sq: torch.Tensor
+
+    @classmethod
+    def init(cls, vocab_size: int, vector_size: int, seed: int, device: torch.device) -> "GloveParams":
+        """glove.c's initialisation: uniform in [-0.5, 0.5] / vector_size, biases included."""
+        gen = torch.Generator().manual_seed(seed)
+        word = (torch.rand(vocab_size, vector_size + 1, generator=gen) - 0.5) / vector_size
+        context = (torch.rand(vocab_size, vector_size + 1, generator=gen) - 0.5) / vector_size
+        return cls(word.to(device), context.to(device),
+                   torch.ones_like(word, device=device), torch.ones_like(context, device=device))
+
+    def step(self, rows: torch.Tensor, cols: torch.Tensor, log_x: torch.Tensor, weight: torch.Tensor,
+             lr: float, grad_clip: Optional[float]) -> torch.Tensor:
+        """One AdaGrad step on a batch of entries (rows[k], cols[k]); returns the summed loss."""
+        w, c = self.word[rows], self.context[cols]  # (B, D + 1)
+        loss, grad_w, grad_c, grad_b = loss_and_grads(
+            w[:, :-1], c[:, :-1], w[:, -1], c[:, -1], log_x, weight, grad_clip)
+        _adagrad(self.word, self.word_sq, rows, lr * torch.cat([grad_w, grad_b[:, None]], dim=1))
+        _adagrad(self.context, self.context_sq, cols, lr * torch.cat([grad_c, grad_b[:, None]], dim=1))
+        return loss
+
+    def vectors(self) -> np.ndarray:
+        """(V, D) float32 word + context vectors, the output the paper recommends."""
+        return (self.word[:, :-1] + self.context[:, :-1]).float().cpu().numpy()
+
+
+def train_glove(cooc: sp.coo_matrix, vector_size: int, epochs: int, lr: float = 0.05,
+                x_max: float = 100.0, alpha: float = 0.75, batch_size: int = 4096,
+                grad_clip: Optional[float] = 100.0, seed: int = 42, device: str = "auto",
+                threads: Optional[int] = None, on_epoch: Optional[EpochCallback] = None,
+                on_batch: Optional[Callable[[int, float], None]] = None) -> tuple[np.ndarray, list[float]]:
+    """Fit GloVe vectors to a co-occurrence matrix.
+
+    Args:
+        cooc: (V, V) co-occurrence counts; only its nonzero entries are visited.
+        vector_size: D.
+        epochs: passes over the nonzero entries, reshuffled each pass.
+        lr: AdaGrad step size (glove.c's eta).
+        x_max, alpha: the weighting f(x) = min(1, (x / x_max) ** alpha).
+        batch_size: entries per step.
+        grad_clip: clip of each vector gradient component; None = off.
+        seed: seeds the initialisation and the shuffles.
+        device: auto | cpu | cuda | cuda:N.
+        threads: torch CPU threads while training (restored afterwards); None = leave as is.
+            The steps are small gathers and scatters: extra threads gain little, and on a busy
+            machine OpenMP threads waiting for each other can make training several times slower.
+        on_epoch: called after each epoch with (epoch, mean loss per entry, seconds).
+        on_batch: called after each step with (epoch, fraction of the epoch done).
+
+    Returns:
+        (vectors, losses): (V, D) float32 word + context vectors and the mean loss per entry of
+        each epoch (measured during the epoch, before each step, as glove.c reports it).
+    """
+    dev = resolve_device(device, key="embed.device")
+    previous_threads = torch.get_num_threads()
+    if threads and dev.type == "cpu":
+        torch.set_num_threads(threads)
+    try:
+        return _fit(cooc.tocoo(), vector_size, epochs, lr, x_max, alpha, batch_size, grad_clip,
+                    seed, dev, on_epoch, on_batch)
+    finally:
+        torch.set_num_threads(previous_threads)
+
+
+def _fit(cooc: sp.coo_matrix, vector_size: int, epochs: int, lr: float, x_max: float, alpha: float,
+         batch_size: int, grad_clip: Optional[float], seed: int, dev: torch.device,
+         on_epoch: Optional[EpochCallback], on_batch: Optional[Callable[[int, float], None]]
+         ) -> tuple[np.ndarray, list[float]]:
+    """The training loop of ``train_glove`` on the resolved device."""
+    rows = torch.from_numpy(cooc.row.astype(np.int64)).to(dev)  # (nnz,)
+    cols = torch.from_numpy(cooc.col.astype(np.int64)).to(dev)
+    counts = torch.from_numpy(cooc.data.astype(np.float64))
+    log_x = counts.log().float().to(dev)
+    weight = weighting(counts, x_max, alpha).float().to(dev)
+    params = GloveParams.init(cooc.shape[0], vector_size, seed, dev)
+    shuffle_gen = torch.Generator().manual_seed(seed + 1)
+    nnz, losses = len(rows), []
+    log.info("GloVe: %d words, %d entries, %d epochs on %s", cooc.shape[0], nnz, epochs, dev)
+    for epoch in range(1, epochs + 1):
+        start = time.perf_counter()
+        order = torch.randperm(nnz, generator=shuffle_gen).to(dev)
+        total = torch.zeros((), device=dev, dtype=torch.float64)  # summed on device: no sync per step
+        for first in range(0, nnz, batch_size):
+            batch = order[first:first + batch_size]
+            total += params.step(rows[batch], cols[batch], log_x[batch], weight[batch], lr, grad_clip)
+            if on_batch is not None:
+                on_batch(epoch, min(first + batch_size, nnz) / nnz)
+        losses.append(total.item() / max(nnz, 1))
+        if on_epoch is not None:
+            on_epoch(epoch, losses[-1], time.perf_counter() - start)
+    return params.vectors(), losses
+
+
+def fit_glove(corpus: Iterable[list[str]], source: str, *, vector_size: int = 100, window: int = 10,
+              min_count: int = 5, max_vocab: Optional[int] = None, chunk_tokens: int = 1_000_000,
+              **train_kwargs) -> tuple[KeyedVectors, list[float], int]:
+    """Vocabulary, co-occurrence counts and GloVe training on a restartable corpus.
+
+    Args:
+        corpus: restartable iterable of tokenised documents (read twice: vocabulary, counts).
+        source: the corpus files, named in errors.
+        vector_size: D.
+        window: context words counted on each side.
+        min_count, max_vocab: the vocabulary cut.
+        chunk_tokens: tokens per co-occurrence counting chunk.
+        **train_kwargs: the remaining arguments of ``train_glove``.
+
+    Returns:
+        (keyed vectors sorted by descending word count, per-epoch losses, corpus tokens).
+    """
+    vocab = build_vocabulary(corpus, min_count, max_vocab, source)
+    cooc = count_cooccurrences(encode(corpus, vocab), len(vocab), window, chunk_tokens)
+    log.info("GloVe: vocabulary %d words of %d tokens, %d co-occurrence entries",
+             len(vocab), vocab.total_tokens, cooc.nnz)
+    if cooc.nnz == 0:
+        raise UserError(f"no two vocabulary words occur within embed.window={window} of each other "
+                        f"in one document of {source}; add text or lower embed.min_count.")
+    vectors, losses = train_glove(cooc, vector_size, **train_kwargs)
+    return keyed_vectors(vocab.words, vectors, vocab.counts), losses, vocab.total_tokens

@@ -1,0 +1,326 @@
+"""Decoding from causal language models with a key/value cache, and masked-token filling.
+
+`generate_stream` is the core: it yields the token ids of every step as they are produced, for a
+batch of prompts (left-padded, so every row's real tokens sit at positions 0, 1, ...). `generate`
+collects them (optionally calling back per token), `TextStream` turns ids into printable text
+pieces, and `fill_mask` ranks the vocabulary at each mask token of a masked LM.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass
+
+import torch
+
+from lmtrain.data.tokenizer import TextTokenizer
+from lmtrain.errors import UserError
+from lmtrain.models.language_model import LanguageModel
+
+log = logging.getLogger(__name__)
+
+# How users may spell the mask token, whatever the tokenizer's own spelling is.
+MASK_SPELLINGS = ("[MASK]", "<mask>")
+
+
+@dataclass(frozen=True)
+class Sampling:
+    """How the next token is chosen from the logits.
+
+    Args:
+        greedy: take the most likely token (temperature 0 means the same).
+        temperature: divide logits by this before sampling (< 1 sharper, > 1 flatter).
+        top_k: sample only among the k most likely tokens (0 = all).
+        top_p: sample only from the smallest set of tokens whose probability reaches top_p (1 = all).
+    """
+
+    greedy: bool = False
+    temperature: float = 1.0
+    top_k: int = 0
+    top_p: float = 1.0
+
+    def __post_init__(self) -> None:
+        if self.temperature < 0:
+            raise UserError(f"temperature={self.temperature} must be >= 0 (0 = greedy decoding).")
+        if self.top_k < 0:
+            raise UserError(f"top_k={self.top_k} must be >= 0 (0 = no top-k filtering).")
+        if not 0 < self.top_p <= 1:
+            raise UserError(f"top_p={self.top_p} must be in (0, 1] (1 = no nucleus filtering).")
+
+
+def filter_logits(logits: torch.Tensor, top_k: int = 0, top_p: float = 1.0) -> torch.Tensor:
+    """Set every logit outside the top-k / nucleus (top-p) set to -inf.
+
+    Args:
+        logits: (B, V) next-token logits.
+        top_k: keep the k largest logits per row (0 = keep all).
+        top_p: keep the smallest set of most likely tokens whose probability mass reaches top_p.
+    Returns:
+        (B, V) filtered logits; the most likely token of every row always survives.
+    """
+    if top_k > 0 and top_k < logits.shape[-1]:
+        kth = logits.topk(top_k, dim=-1).values[:, -1:]  # (B, 1)
+        logits = logits.masked_fill(logits < kth, float("-inf"))
+    if top_p < 1.0:
+        sorted_logits, order = logits.sort(dim=-1, descending=True)  # (B, V)
+        probs = sorted_logits.softmax(dim=-1)
+        # drop a token once the tokens before it already hold top_p of the mass
+        drop_sorted = (probs.cumsum(dim=-1) - probs) >= top_p
+        drop = drop_sorted.scatter(-1, order, drop_sorted)  # back to vocabulary order
+        logits = logits.masked_fill(drop, float("-inf"))
+    return logits
+
+
+def next_tokens(logits: torch.Tensor, sampling: Sampling, generator: torch.Generator | None = None) -> torch.Tensor:
+    """Choose one token per row.
+
+    Args:
+        logits: (B, V) next-token logits.
+        sampling: greedy or sampling settings.
+        generator: random generator for sampling (reproducible draws).
+    Returns:
+        (B,) token ids.
+    """
+    if sampling.greedy or sampling.temperature == 0:
+        return logits.argmax(dim=-1)
+    logits = filter_logits(logits.float() / sampling.temperature, sampling.top_k, sampling.top_p)
+    return torch.multinomial(logits.softmax(dim=-1), 1, generator=generator).squeeze(-1)
+
+
+def left_pad(prompts: Sequence[Sequence[int]], pad_id: int, device: torch.device
+             ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Left-pad ``prompts`` into one batch.
+
+    Returns:
+        input_ids (B, L), attention_mask (B, L) True on real tokens, position_ids (B, L) that
+        count real tokens from 0 (padding gets position 0; it is never attended to).
+    """
+    width = max(len(p) for p in prompts)
+    ids = torch.full((len(prompts), width), pad_id, dtype=torch.long)
+    mask = torch.zeros((len(prompts), width), dtype=torch.bool)
+    for row, prompt in enumerate(prompts):
+        if len(prompt):
+            ids[row, width - len(prompt):] = torch.as_tensor(list(prompt), dtype=torch.long)
+            mask[row, width - len(prompt):] = True
+    positions = (mask.long().cumsum(dim=-1) - 1).clamp(min=0)  # (B, L)
+    return ids.to(device), mask.to(device), positions.to(device)
+
+
+def _room(prompts: Sequence[Sequence[int]], max_new_tokens: int, max_positions: int) -> int:
+    """New tokens that fit in the model's position table (warns when fewer than asked)."""
+    if not prompts or any(len(p) == 0 for p in prompts):
+        raise UserError("every prompt needs at least one token; give a non-empty prompt.")
+    longest = max(len(p) for p in prompts)
+    room = max_positions - longest
+    if room <= 0:
+        raise UserError(f"the prompt has {longest} tokens but the model covers {max_positions} positions "
+                        "(model.max_positions); shorten the prompt.")
+    if max_new_tokens > room:
+        log.warning("max_new_tokens=%d would run past the model's %d positions after a %d-token prompt; "
+                    "generating at most %d tokens", max_new_tokens, max_positions, longest, room)
+    return min(max_new_tokens, room)
+
+
+def seeded_generator(seed: int | None, device: torch.device | str = "cpu") -> torch.Generator | None:
+    """A private random generator on ``device`` seeded with ``seed`` (None for no seed: global RNG)."""
+    if seed is None:
+        return None
+    generator = torch.Generator(device=device)
+    generator.manual_seed(seed)
+    return generator
+
+
+@torch.no_grad()
+def generate_stream(model: LanguageModel, prompts: Sequence[Sequence[int]], max_new_tokens: int,
+                    sampling: Sampling = Sampling(), eos_id: int | None = None, pad_id: int = 0,
+                    seed: int | None = None, generator: torch.Generator | None = None,
+                    use_cache: bool = True) -> Iterator[list[int | None]]:
+    """Decode a batch of prompts step by step, yielding each step's tokens as they are produced.
+
+    Args:
+        model: a LanguageModel with an ``lm`` head on a causal backbone (put it in eval mode).
+        prompts: token ids of each prompt (at least one token each).
+        max_new_tokens: tokens to generate at most (fewer if the model's positions run out).
+        sampling: how the next token is chosen.
+        eos_id: end-of-text id; a row stops after producing it (None = never stop early).
+        pad_id: id used for left padding (masked out, so any id works).
+        seed: seed of a private generator for sampling; ignored when ``generator`` is given.
+        generator: random generator to draw from (lets several calls share one seeded stream).
+        use_cache: keep keys/values of past positions; False recomputes the whole sequence each
+            step (slow; exists to check the cache).
+    Yields:
+        One list per step with an id for every row, or None for rows that already stopped.
+        The end-of-text token itself is yielded once, then the row yields None.
+    """
+    if "lm" not in model.heads or not model.spec.causal:
+        raise UserError(f"generation needs a causal model with an lm head; this one has heads "
+                        f"{model.head_names} and causal={model.spec.causal}.")
+    backbone, head = model.backbone, model.heads["lm"]
+    device = backbone.embeddings.token.weight.device
+    steps = _room(prompts, max_new_tokens, model.spec.max_positions)
+    ids, mask, positions = left_pad(prompts, pad_id, device)  # (B, L) each
+    padded = not bool(mask.all())  # without padding SDPA keeps its fused causal path
+    generator = generator or seeded_generator(seed, device)
+    cache = backbone.new_cache(ids.shape[0], ids.shape[1] + steps) if use_cache else None
+    done = torch.zeros(ids.shape[0], dtype=torch.bool, device=device)
+    step_ids, step_positions = ids, positions
+    for step in range(steps):
+        if use_cache:
+            hidden = backbone(step_ids, mask if padded else None, position_ids=step_positions, cache=cache)
+        else:
+            hidden = backbone(ids, mask if padded else None, position_ids=positions)
+        token = next_tokens(head(hidden[:, -1]).float(), sampling, generator)  # (B,)
+        token = token.masked_fill(done, pad_id)
+        yield [None if stopped else tok for stopped, tok in zip(done.tolist(), token.tolist())]
+        if eos_id is not None:
+            done = done | (token == eos_id)
+        if bool(done.all()) or step == steps - 1:
+            return
+        step_ids, step_positions = token[:, None], positions[:, -1:] + 1  # (B, 1) each
+        ids = torch.cat([ids, step_ids], dim=1)
+        positions = torch.cat([positions, step_positions], dim=1)
+        mask = torch.cat([mask, torch.ones_like(step_ids, dtype=torch.bool)], dim=1)
+
+
+def generate(model: LanguageModel, prompts: Sequence[Sequence[int]], max_new_tokens: int,
+             sampling: Sampling = Sampling(), eos_id: int | None = None, pad_id: int = 0,
+             seed: int | None = None, generator: torch.Generator | None = None, use_cache: bool = True,
+             on_token: Callable[[int, int], None] | None = None) -> list[list[int]]:
+    """Generate a continuation of every prompt.
+
+    Args:
+        model, prompts, max_new_tokens, sampling, eos_id, pad_id, seed, generator, use_cache:
+            as for :func:`generate_stream`.
+        on_token: called as ``on_token(row, token_id)`` for each new token as soon as it exists
+            (not for the end-of-text token).
+    Returns:
+        The new token ids of each prompt, without the end-of-text token.
+    """
+    outputs: list[list[int]] = [[] for _ in prompts]
+    for step in generate_stream(model, prompts, max_new_tokens, sampling, eos_id, pad_id, seed, generator,
+                                use_cache):
+        for row, token in enumerate(step):
+            if token is None or token == eos_id:
+                continue
+            outputs[row].append(token)
+            if on_token is not None:
+                on_token(row, token)
+    return outputs
+
+
+class TextStream:
+    """Turns token ids, as they arrive, into the new piece of text each one adds.
+
+    Decoding token by token is wrong for sub-words and byte-level pieces, so the whole sequence is
+    decoded each time and only the new suffix is returned.
+
+    Args:
+        tokenizer: the model's tokenizer.
+        prefix_ids: ids already shown (the prompt); their text is not returned again.
+    """
+
+    def __init__(self, tokenizer: TextTokenizer, prefix_ids: Sequence[int] = ()):
+        self.tokenizer = tokenizer
+        self.ids = list(prefix_ids)
+        self.offset = len(tokenizer.decode(self.ids))
+        self.start = self.offset
+
+    def push(self, token_id: int) -> str:
+        """Add ``token_id``; return the text it completes ('' while a character is incomplete)."""
+        self.ids.append(token_id)
+        text = self.tokenizer.decode(self.ids)
+        if text.endswith("\ufffd"):  # a byte-level piece of a multi-byte character: wait for the rest
+            return ""
+        return self._advance(text)
+
+    def flush(self) -> str:
+        """The text still held back (an unfinished character), once no more tokens will come."""
+        return self._advance(self.tokenizer.decode(self.ids))
+
+    def _advance(self, text: str) -> str:
+        piece = text[self.offset:]
+        self.offset = max(self.offset, len(text))
+        return piece
+
+    @property
+    def text(self) -> str:
+        """All text added after the prefix."""
+        return self.tokenizer.decode(self.ids)[self.start:]
+
+
+@dataclass(frozen=True)
+class Candidate:
+    """One prediction for a mask token.
+
+    Attributes:
+        token: the vocabulary entry (e.g. ``##ing`` or ``Ġfire``).
+        text: how it reads when decoded (e.g. `` fire``).
+        token_id: its id.
+        prob: its probability under the model.
+    """
+
+    token: str
+    text: str
+    token_id: int
+    prob: float
+
+
+def with_mask_token(text: str, mask_token: str) -> str:
+    """``text`` with every accepted mask spelling ([MASK], <mask>) replaced by ``mask_token``."""
+    for spelling in MASK_SPELLINGS:
+        if spelling != mask_token:
+            text = text.replace(spelling, mask_token)
+    return text
+
+
+def _encode_for_mask(tokenizer: TextTokenizer, text: str, mask_id: int) -> list[int]:
+    """Ids of ``text`` with special tokens; a lone space token before a mask is dropped.
+
+    Byte-level BPE splits "The <mask>" into "The", "Ġ", "<mask>", whereas in training the mask
+    replaced a whole "Ġword" token: without the stray space the input looks like training data.
+    """
+    ids = tokenizer.tokenizer.encode(text).ids
+    kept: list[int] = []
+    for i, token_id in enumerate(ids):
+        next_is_mask = i + 1 < len(ids) and ids[i + 1] == mask_id
+        if next_is_mask and token_id != mask_id and not tokenizer.decode([token_id]).strip():
+            continue
+        kept.append(token_id)
+    return kept
+
+
+@torch.no_grad()
+def fill_mask(model: LanguageModel, tokenizer: TextTokenizer, text: str, top_k: int = 5) -> list[list[Candidate]]:
+    """The most likely tokens at each mask token of ``text``.
+
+    Args:
+        model: a LanguageModel with an ``mlm`` head (in eval mode).
+        tokenizer: its tokenizer; special tokens are added the way the model was trained.
+        text: text with one or more mask tokens, spelt [MASK] or <mask>.
+        top_k: candidates per mask.
+    Returns:
+        For each mask, in text order, ``top_k`` candidates sorted by falling probability. Special
+        tokens are never candidates; probabilities are the model's over the whole vocabulary.
+    """
+    if "mlm" not in model.heads:
+        raise UserError(f"filling masks needs a masked LM head (mlm); this model has {model.head_names}.")
+    mask_id = tokenizer.id("mask")
+    ids = _encode_for_mask(tokenizer, with_mask_token(text, tokenizer.roles["mask"]), mask_id)
+    where = [i for i, token_id in enumerate(ids) if token_id == mask_id]
+    if not where:
+        raise UserError(f"the prompt {text!r} has no mask token; write [MASK] (or <mask>) where a word "
+                        "should be predicted.")
+    if len(ids) > model.spec.max_positions:
+        raise UserError(f"the prompt has {len(ids)} tokens but the model covers {model.spec.max_positions} "
+                        "positions; shorten it.")
+    device = model.backbone.embeddings.token.weight.device
+    hidden = model.backbone(torch.tensor([ids], device=device))  # (1, T, D)
+    probs = model.heads["mlm"](hidden[0, where]).float().softmax(dim=-1)  # (M, V)
+    probs[:, tokenizer.special_ids] = -1.0  # never a candidate, but the others keep their probability
+    top = probs.topk(min(top_k, probs.shape[-1] - len(tokenizer.special_ids)), dim=-1)
+    results = []
+    for values, indices in zip(top.values.tolist(), top.indices.tolist()):
+        results.append([Candidate(tokenizer.tokenizer.id_to_token(i), tokenizer.decode([i]), i, p)
+                        for p, i in zip(values, indices)])
+    return results

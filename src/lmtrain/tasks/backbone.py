@@ -1,0 +1,130 @@
+"""Where a fine-tuning run's backbone comes from: a pretrain run, a checkpoint, a Hugging Face folder, or scratch.
+
+``init`` unset picks the latest compatible pretrain run under ``outputs/pretrain/`` (one with
+``checkpoints/last`` whose attention matches the task: bidirectional for tagging and
+classification, causal for generation).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from lmtrain.data.tokenizer import TextTokenizer, train_tokenizer
+from lmtrain.errors import UserError
+from lmtrain.models.spec import TransformerSpec, resolve_spec
+from lmtrain.training import checkpoint as ckpt
+
+log = logging.getLogger(__name__)
+
+PRETRAIN_ROOT = Path("outputs") / "pretrain"
+_HF_FAMILY = {"bert": "bert", "roberta": "roberta", "xlm-roberta": "roberta", "gpt2": "gpt"}
+
+
+@dataclass
+class Backbone:
+    """A backbone to fine-tune: its spec, weights (None = random), tokenizer and where it came from."""
+
+    spec: TransformerSpec
+    state: dict[str, torch.Tensor] | None
+    tokenizer: TextTokenizer
+    model_name: str  # bert | roberta | gpt (the family, used by export and by compatible-run search)
+    source: str
+
+
+def _kind(causal: bool) -> str:
+    return "causal (GPT)" if causal else "bidirectional (BERT / RoBERTa)"
+
+
+def latest_pretrain_run(causal: bool, root: Path = PRETRAIN_ROOT) -> Path | None:
+    """The newest run under ``root`` with ``checkpoints/last`` whose model has ``causal`` attention."""
+    best: tuple[float, Path] | None = None
+    for last in root.glob(f"*/checkpoints/{ckpt.LAST}"):
+        if not ckpt.is_checkpoint(last):
+            continue
+        try:
+            meta = ckpt.read_model_meta(last)
+        except (OSError, json.JSONDecodeError):
+            continue
+        if meta.get("family") != "transformer" or bool(meta["spec"].get("causal")) != causal:
+            continue
+        stamp = last.resolve().stat().st_mtime
+        if best is None or stamp > best[0]:
+            best = (stamp, last.parent.parent)
+    return best[1] if best else None
+
+
+def _from_checkpoint(path: str) -> Backbone:
+    from lmtrain.models.loading import load_checkpoint
+
+    model, tokenizer, meta = load_checkpoint(path, "cpu", key="init")
+    return Backbone(model.spec, model.state_dict(), tokenizer, meta.get("model_name", "bert"), str(path))
+
+
+def _from_hf_folder(folder: Path) -> Backbone:
+    from lmtrain.models.hf_interop import load_hf_folder
+    from lmtrain.models.hf_tokenizer import load_hf_tokenizer
+
+    model = load_hf_folder(folder)
+    model_type = json.loads((folder / "config.json").read_text())["model_type"]
+    tokenizer = load_hf_tokenizer(folder)
+    if tokenizer.vocab_size > model.spec.vocab_size:
+        raise UserError(f"init={folder}: tokenizer.json has {tokenizer.vocab_size} tokens but the model only "
+                        f"{model.spec.vocab_size} embeddings; the tokenizer belongs to another model.")
+    return Backbone(model.spec, model.state_dict(), tokenizer, _HF_FAMILY[model_type], f"{folder} (Hugging Face)")
+
+
+def _from_scratch(cfg: Any, texts: list[str]) -> Backbone:
+    tokenizer = train_tokenizer(texts, cfg.tokenizer)
+    spec = resolve_spec(cfg.model, tokenizer.vocab_size, tokenizer.id("pad"))
+    log.info("init=scratch: random %s backbone, tokenizer trained on the task's training text", cfg.model.name)
+    return Backbone(spec, None, tokenizer, cfg.model.name, "scratch (random weights)")
+
+
+def resolve_backbone(cfg: Any, causal: bool, texts: list[str]) -> Backbone:
+    """The backbone ``cfg.init`` names, checked to suit a task that needs ``causal`` attention.
+
+    Args:
+        cfg: the finetune config (``init``, and ``model`` / ``tokenizer`` for init=scratch).
+        causal: whether the task needs a causal LM (generation) or a bidirectional encoder.
+        texts: the task's training text (a scratch tokenizer is trained on it).
+    Raises:
+        UserError: no pretrained run found, a path that is not a model, or a backbone of the wrong kind.
+    """
+    init = cfg.init
+    if init in (None, "", "auto"):
+        run = latest_pretrain_run(causal)
+        if run is None:
+            command = "lmtrain pretrain model=gpt" if causal else "lmtrain pretrain model=bert"
+            raise UserError(f"no pretrained backbone to fine-tune: no run under {PRETRAIN_ROOT.resolve()} has "
+                            f"checkpoints/last with a {_kind(causal)} model. Run `{command}` first (from this "
+                            "directory), or give init=<run dir, checkpoint or Hugging Face folder>, or "
+                            "init=scratch to train from random weights on purpose.")
+        log.info("init: the latest compatible pretrain run, %s", run)
+        backbone = _from_checkpoint(str(run))
+    elif init == "scratch":
+        backbone = _from_scratch(cfg, texts)
+    else:
+        path = Path(init).expanduser()
+        if (path / "config.json").is_file():
+            backbone = _from_hf_folder(path)
+        elif path.exists() and (ckpt.is_checkpoint(path) or (path / "checkpoints" / ckpt.LAST).exists()
+                                or ckpt.is_checkpoint(path / ckpt.LAST)):
+            backbone = _from_checkpoint(init)
+        else:
+            what = "does not exist" if not path.exists() else "is not a model"
+            raise UserError(f"init={init} {what}: expected a run directory (outputs/pretrain/...), a checkpoint "
+                            "directory (model.safetensors + model.json), a Hugging Face folder (config.json + "
+                            "model.safetensors + tokenizer.json), or init=scratch.")
+    if backbone.spec.causal != causal:
+        need = "a causal language model (GPT) with an lm head" if causal else "a bidirectional encoder (BERT / RoBERTa)"
+        raise UserError(f"this task needs {need}, but init={init or backbone.source} is a {backbone.model_name} "
+                        f"model with {_kind(backbone.spec.causal)} attention; pretrain a fitting one "
+                        f"(`lmtrain pretrain model={'gpt' if causal else 'bert'}`) or pass init=<a fitting run or "
+                        "Hugging Face folder>.")
+    return backbone

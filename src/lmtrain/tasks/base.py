@@ -1,0 +1,104 @@
+"""What every fine-tuning task provides, and the pieces they share (dataset, batched inference)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import numpy as np
+import torch
+from torch.utils.data import Dataset
+
+from lmtrain.data.collate import PadCollator
+from lmtrain.objectives.base import Objective
+
+
+class TaskDataset(Dataset):
+    """Encoded examples in memory (fine-tuning sets are small); ``set_epoch`` is a no-op."""
+
+    def __init__(self, examples: list[dict[str, Any]]):
+        self.examples = examples
+
+    def set_epoch(self, epoch: int) -> None:
+        """Nothing changes between epochs (the trainer calls this for every dataset)."""
+
+    def __len__(self) -> int:
+        return len(self.examples)
+
+    def __getitem__(self, index: int) -> dict[str, Any]:
+        return dict(self.examples[index])
+
+
+def by_length(examples: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Examples sorted by length: evaluation batches then hold similar lengths and little padding."""
+    return sorted(examples, key=lambda e: len(e["input_ids"]))
+
+
+@torch.no_grad()
+def run_batches(model: torch.nn.Module, examples: list[dict[str, Any]], pad_id: int, batch_size: int,
+                device: torch.device, forward: Callable[[dict[str, torch.Tensor]], torch.Tensor]
+                ) -> Iterator[tuple[list[int], np.ndarray]]:
+    """Run ``forward`` over ``examples`` in length-sorted batches.
+
+    Yields:
+        (indices of the examples in the batch, ``forward``'s output for them as a numpy array).
+    """
+    model.eval()
+    collate = PadCollator(pad_id)
+    order = sorted(range(len(examples)), key=lambda i: len(examples[i]["input_ids"]))
+    for start in range(0, len(order), batch_size):
+        chunk = order[start:start + batch_size]
+        batch = {k: v.to(device) for k, v in collate([examples[i] for i in chunk]).items()}
+        yield chunk, forward(batch).float().cpu().numpy()
+
+
+class Task:
+    """A fine-tuning task: reads its data, encodes it, and names its head, objective and metrics.
+
+    Attributes:
+        name: ner | classification | generation.
+        head: name of the task head in the model (None: the language-model head ``lm``).
+        head_kind: kind of that head for :func:`lmtrain.models.heads.build_task_head`.
+        causal: needs a causal LM backbone (True) or a bidirectional encoder (False).
+        labels: label names, read from the training data (or a checkpoint).
+    """
+
+    name = ""
+    head: str | None = None
+    head_kind: str | None = None
+    causal = False
+    labels: list[str] = []
+
+    def read(self) -> None:
+        """Read and check the training and held-out data (``self.train`` / ``self.eval``)."""
+        raise NotImplementedError
+
+    def texts(self) -> list[str]:
+        """Training text (a scratch tokenizer is trained on it)."""
+        raise NotImplementedError
+
+    def datasets(self, tokenizer, max_seq_len: int) -> tuple[TaskDataset, TaskDataset]:
+        """Encoded (train, held-out) datasets."""
+        raise NotImplementedError
+
+    def objective(self, class_weights: Any) -> Objective:
+        """The training objective; ``class_weights`` is ``finetune.class_weights``."""
+        raise NotImplementedError
+
+    def baselines(self) -> dict[str, float]:
+        """Held-out scores of trivial predictors (majority class, all-O ...), as ``baseline/<metric>``."""
+        return {}
+
+    def meta(self) -> dict[str, Any]:
+        """What `lmtrain predict` needs to use a checkpoint (stored in model.json as ``task``)."""
+        return {"name": self.name, "labels": list(self.labels)}
+
+    def predict(self, model, tokenizer, lines: list[str], batch_size: int, device: torch.device,
+                **options: Any) -> list[dict[str, Any]]:
+        """One JSON-ready record per input line."""
+        raise NotImplementedError
+
+    @staticmethod
+    def format(record: dict[str, Any]) -> str:
+        """A record as one line of plain text."""
+        raise NotImplementedError

@@ -1,0 +1,184 @@
+"""Sentence and sentence-pair classification (SST-2, MRPC style): accuracy, macro-F1, positive-class F1."""
+
+from __future__ import annotations
+
+import logging
+from collections import Counter
+from typing import Any
+
+import numpy as np
+import torch
+
+from lmtrain.errors import UserError
+from lmtrain.objectives.sequence_classification import SequenceClassification
+from lmtrain.tasks.alignment import frame_ids
+from lmtrain.tasks.base import Task, TaskDataset, by_length, run_batches
+from lmtrain.tasks.files import data_files, file_format, hold_out
+from lmtrain.tasks.metrics import class_weights, classification_scores
+from lmtrain.tasks.tabular import LabelledText, read_fasttext, read_labelled_jsonl, read_table
+
+log = logging.getLogger(__name__)
+_POSITIVE_NAMES = ("1", "pos", "positive", "true", "yes", "entailment", "equivalent")
+
+
+def label_order(labels: set[str]) -> list[str]:
+    """Numeric labels in numeric order, others alphabetically."""
+    if all(label.lstrip("-").isdigit() for label in labels):
+        return sorted(labels, key=int)
+    return sorted(labels)
+
+
+def frame_pair(tokenizer, a: list[int], b: list[int] | None, max_len: int) -> tuple[list[int], list[int], bool]:
+    """[CLS] a [SEP] (b [SEP]) ids and segment ids, longest-first truncated to ``max_len``; True if cut.
+
+    RoBERTa-style tokenizers (<s> as cls) separate the pair with two </s>, as RoBERTa was trained.
+    """
+    before, after = frame_ids(tokenizer)
+    middle = after * (2 if b is not None and before and tokenizer.roles.get("cls") == "<s>" else 1)
+    overhead = len(before) + len(after) + (len(middle) if b is not None else 0)
+    a, b = list(a), list(b) if b is not None else None
+    cut = False
+    while len(a) + (len(b) if b is not None else 0) > max_len - overhead:
+        cut = True
+        if b is not None and len(b) > len(a):
+            b.pop()
+        else:
+            a.pop()
+    ids = before + a + (middle + b + after if b is not None else after)
+    segments = [0] * (len(before) + len(a) + len(middle if b is not None else after))
+    segments += [1] * (len(ids) - len(segments))
+    return ids, segments, cut
+
+
+class ClassificationTask(Task):
+    """One label per text (or text pair) with the ``classifier`` head.
+
+    Args:
+        data_cfg: the ``data`` config (files, format, columns).
+        labels: the label list of a fine-tuned checkpoint (prediction), or None to read it from training data.
+    """
+
+    name, head, head_kind, causal = "classification", "classifier", "pooled_classifier", False
+
+    def __init__(self, data_cfg: Any, labels: list[str] | None = None):
+        self.cfg = data_cfg
+        self.labels = list(labels or [])
+        self.train: list[LabelledText] = []
+        self.eval: list[LabelledText] = []
+
+    def _read(self, path, key: str) -> list[LabelledText]:
+        fmt = file_format(path, self.cfg.format, "tsv")
+        if fmt in ("tsv", "csv"):
+            examples = read_table(path, fmt, self.cfg, key)
+        elif fmt == "jsonl":
+            examples = read_labelled_jsonl(path, self.cfg, key)
+        elif fmt == "fasttext":
+            examples = read_fasttext(path, key)
+        else:
+            raise UserError(f"{key}: task=classification reads tsv, csv, jsonl or fasttext files, not {fmt}.")
+        if not examples:
+            raise UserError(f"{key}: {path} holds no examples.")
+        return examples
+
+    def read(self) -> None:
+        """Read train / held-out examples; the label set comes from the training data."""
+        train_path, eval_path = data_files(self.cfg)
+        self.train = self._read(train_path, "data.train_file")
+        if self.cfg.max_examples:
+            self.train = self.train[: self.cfg.max_examples]
+        if eval_path is not None:
+            self.eval = self._read(eval_path, "data.eval_file")
+        else:
+            self.train, self.eval = hold_out(self.train, self.cfg.eval_fraction, self.cfg.split_seed, str(train_path))
+        self.labels = label_order({e.label for e in self.train})
+        if len(self.labels) < 2:
+            raise UserError(f"data.train_file: {train_path} has a single label ({self.labels[0]}); "
+                            "classification needs at least two. Check data.label_column.")
+        for example in self.eval:
+            if example.label not in self.labels:
+                raise UserError(f"data.eval_file: line {example.line}: label '{example.label}' does not occur in the "
+                                f"training data ({train_path}); training labels: {', '.join(self.labels)}.")
+
+    @property
+    def positive(self) -> int | None:
+        """Id of the class whose F1 is reported for binary tasks."""
+        if len(self.labels) != 2:
+            return None
+        if self.cfg.positive_label is not None:
+            if str(self.cfg.positive_label) not in self.labels:
+                raise UserError(f"data.positive_label={self.cfg.positive_label} is not a label; labels: "
+                                f"{', '.join(self.labels)}.")
+            return self.labels.index(str(self.cfg.positive_label))
+        named = [i for i, label in enumerate(self.labels) if label.lower() in _POSITIVE_NAMES]
+        return named[0] if named else 1
+
+    def texts(self) -> list[str]:
+        """Every training text (both texts of pairs)."""
+        return [t for e in self.train for t in (e.text, e.text_pair) if t]
+
+    def encode(self, tokenizer, pairs: list[tuple[str, str | None]], max_seq_len: int) -> list[dict[str, Any]]:
+        """Framed ids and segment ids of (text, text_pair) inputs."""
+        first = tokenizer.encode_batch([a for a, _ in pairs])
+        second = tokenizer.encode_batch([b or "" for _, b in pairs])
+        examples, cut = [], 0
+        for (a, b), ids_a, ids_b in zip(pairs, first, second):
+            ids, segments, was_cut = frame_pair(tokenizer, ids_a, ids_b if b is not None else None, max_seq_len)
+            cut += was_cut
+            examples.append({"input_ids": np.asarray(ids, dtype=np.int64),
+                             "token_type_ids": np.asarray(segments, dtype=np.int64)})
+        if cut:
+            log.warning("%d of %d inputs were longer than data.max_seq_len=%d tokens and were truncated "
+                        "(longest text first)", cut, len(pairs), max_seq_len)
+        return examples
+
+    def _dataset(self, examples: list[LabelledText], tokenizer, max_seq_len: int) -> list[dict[str, Any]]:
+        encoded = self.encode(tokenizer, [(e.text, e.text_pair) for e in examples], max_seq_len)
+        return [{**x, "label": self.labels.index(e.label)} for x, e in zip(encoded, examples)]
+
+    def datasets(self, tokenizer, max_seq_len: int) -> tuple[TaskDataset, TaskDataset]:
+        """Encoded train / held-out examples."""
+        return (TaskDataset(self._dataset(self.train, tokenizer, max_seq_len)),
+                TaskDataset(by_length(self._dataset(self.eval, tokenizer, max_seq_len))))
+
+    def objective(self, weights: Any) -> SequenceClassification:
+        """Sequence classification over this task's labels."""
+        counts = Counter(self.labels.index(e.label) for e in self.train)
+        return SequenceClassification(self.labels, self.positive, class_weights(counts, len(self.labels), weights))
+
+    def baselines(self) -> dict[str, float]:
+        """Scores of always predicting the most frequent training label."""
+        majority = Counter(e.label for e in self.train).most_common(1)[0][0]
+        gold = [self.labels.index(e.label) for e in self.eval]
+        scores = classification_scores(gold, [self.labels.index(majority)] * len(gold), len(self.labels), self.positive)
+        return {f"baseline/majority_{k}": v for k, v in scores.items()}
+
+    def meta(self) -> dict[str, Any]:
+        """Labels, positive class, pair input and length for `lmtrain predict`."""
+        return {**super().meta(), "positive": self.positive, "pair": self.cfg.text_pair_column is not None,
+                "max_seq_len": self.cfg.max_seq_len}
+
+    def predict(self, model, tokenizer, lines: list[str], batch_size: int, device: torch.device,
+                **options: Any) -> list[dict[str, Any]]:
+        """Label and class probabilities of each line (``text<TAB>text_pair`` for pair classifiers)."""
+        pair = options.get("pair", False)
+        inputs = [tuple(line.split("\t", 1)) if pair and "\t" in line else (line, None) for line in lines]
+        examples = self.encode(tokenizer, inputs, self.cfg.max_seq_len)
+        probs = np.zeros((len(lines), len(self.labels)))
+        head = model.heads[self.head]
+        forward = lambda b: head(model.backbone(b["input_ids"], b["attention_mask"], b["token_type_ids"])).softmax(-1)  # noqa: E731
+        for chunk, p in run_batches(model, examples, tokenizer.id("pad"), batch_size, device, forward):
+            probs[chunk] = p
+        records = []
+        for (text, text_pair), p in zip(inputs, probs):
+            best = int(p.argmax())
+            record = {"text": text, "label": self.labels[best], "score": float(p[best]),
+                      "scores": {label: float(v) for label, v in zip(self.labels, p)}}
+            if text_pair is not None:
+                record["text_pair"] = text_pair
+            records.append(record)
+        return records
+
+    @staticmethod
+    def format(record: dict[str, Any]) -> str:
+        """``label<TAB>probability``."""
+        return f"{record['label']}\t{record['score']:.4f}"

@@ -1,0 +1,122 @@
+"""Tagged sentences from CoNLL column files and JSON lines, and the tagging schemes (BIO, IOB1, BIOES).
+
+CoNLL format: one word per line with whitespace-separated columns (word first, the tag in
+``data.tag_column``, default the last), a blank line between sentences, and ``-DOCSTART-`` lines
+between documents; CoNLL-2003's ``word POS chunk NER`` files read as they are. JSON lines hold
+``{"tokens": [...], "tags": [...]}`` per sentence.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from lmtrain.errors import UserError
+from lmtrain.tasks.files import read_jsonl
+
+SCHEMES = {"bio": ("B", "I"), "iob1": ("B", "I"), "bioes": ("B", "I", "E", "S")}
+
+
+@dataclass
+class TaggedSentence:
+    """Words and their tags, with the line of each word in its file (for error messages)."""
+
+    words: list[str]
+    tags: list[str]
+    path: str = ""
+    lines: list[int] = field(default_factory=list)
+
+
+def _split_fields(line: str, number: int, path: Path, columns: int | None, key: str) -> list[str]:
+    fields = line.split()
+    if len(fields) < 2:
+        raise UserError(f"{key}: {path}, line {number}: '{line.strip()}' has {len(fields)} column; a CoNLL "
+                        "line needs the word and its tag separated by white space (sentences are "
+                        "separated by blank lines).")
+    if columns is not None and len(fields) != columns:
+        raise UserError(f"{key}: {path}, line {number}: {len(fields)} columns, but the file's first word "
+                        f"line has {columns}; every word line needs the same columns.")
+    return fields
+
+
+def read_conll(path: Path, tag_column: int = -1, key: str = "data.train_file") -> list[TaggedSentence]:
+    """Sentences of a CoNLL column file.
+
+    Args:
+        path: the file.
+        tag_column: 0-based column of the tag (negative counts from the end).
+        key: the config key that named the file, for error messages.
+    Raises:
+        UserError: a malformed line or a tag column the file does not have (file and line named).
+    """
+    sentences: list[TaggedSentence] = []
+    words, tags, lines = [], [], []
+    columns = None
+
+    def close() -> None:
+        nonlocal words, tags, lines
+        if words:
+            sentences.append(TaggedSentence(words, tags, str(path), lines))
+        words, tags, lines = [], [], []
+
+    with open(path, encoding="utf-8") as f:
+        for number, raw in enumerate(f, start=1):
+            line = raw.rstrip("\r\n")
+            if not line.strip() or line.split()[0] == "-DOCSTART-":
+                close()
+                continue
+            fields = _split_fields(line, number, path, columns, key)
+            if columns is None:
+                columns = len(fields)
+                if not -columns <= tag_column < columns or tag_column % columns == 0:
+                    raise UserError(f"data.tag_column={tag_column} does not exist in {path}: its lines have "
+                                    f"{columns} columns (0 is the word); use -1 for the last column.")
+            words.append(fields[0])
+            tags.append(fields[tag_column])
+            lines.append(number)
+    close()
+    return sentences
+
+
+def read_tagged_jsonl(path: Path, tokens_field: str, tags_field: str, key: str) -> list[TaggedSentence]:
+    """Sentences of a JSON lines file with a list of words and a list of tags per line."""
+    sentences = []
+    for number, row in read_jsonl(path, (tokens_field, tags_field), key):
+        words, tags = row[tokens_field], row[tags_field]
+        if not isinstance(words, list) or not isinstance(tags, list) or len(words) != len(tags):
+            raise UserError(f"{key}: {path}, line {number}: '{tokens_field}' and '{tags_field}' must be lists "
+                            "of the same length (one tag per word).")
+        if words:
+            sentences.append(TaggedSentence([str(w) for w in words], [str(t) for t in tags], str(path),
+                                            [number] * len(words)))
+    return sentences
+
+
+def check_scheme(sentences: list[TaggedSentence], scheme: str, key: str) -> None:
+    """Raise UserError at the first tag that is not ``O`` or ``<prefix>-<TYPE>`` of ``scheme``."""
+    if scheme not in SCHEMES:
+        raise UserError(f"data.scheme={scheme} is not supported; choose one of {', '.join(SCHEMES)}.")
+    prefixes = SCHEMES[scheme]
+    for sentence in sentences:
+        for tag, line in zip(sentence.tags, sentence.lines):
+            prefix, _, kind = tag.partition("-")
+            if tag != "O" and (prefix not in prefixes or not kind):
+                raise UserError(f"{key}: {sentence.path}, line {line}: tag '{tag}' is not O or "
+                                f"{'/'.join(p + '-TYPE' for p in prefixes)} as data.scheme={scheme} expects; "
+                                "set data.scheme (bio, iob1, bioes) or data.tag_column.")
+
+
+def iob1_to_bio(tags: list[str]) -> list[str]:
+    """IOB1 (I- everywhere, B- only between adjacent entities of one type) -> BIO (B- starts every entity)."""
+    out, previous = [], "O"
+    for tag in tags:
+        if tag.startswith("I-") and (previous == "O" or previous[2:] != tag[2:]):
+            tag = "B-" + tag[2:]
+        out.append(tag)
+        previous = tag
+    return out
+
+
+def entity_types(labels: list[str]) -> list[str]:
+    """The entity types of a label set (``B-PER``, ``I-PER`` -> ``PER``), sorted."""
+    return sorted({label.split("-", 1)[1] for label in labels if label != "O" and "-" in label})

@@ -1,0 +1,111 @@
+"""Where a task's data files are: the user's, or the bundled ones (lmtrain resources, gensim test data)."""
+
+from __future__ import annotations
+
+import random
+from importlib import resources
+from pathlib import Path
+from typing import Any, TypeVar
+
+from lmtrain.data.corpus import bundled_file, check_text_file
+from lmtrain.errors import UserError
+
+T = TypeVar("T")
+FORMATS = ("auto", "conll", "jsonl", "tsv", "csv", "fasttext")
+_BY_SUFFIX = {".jsonl": "jsonl", ".json": "jsonl", ".tsv": "tsv", ".csv": "csv", ".cor": "fasttext",
+              ".conll": "conll", ".iob": "conll", ".bio": "conll"}
+
+
+def bundled_path(name: str) -> Path:
+    """Path of a bundled data file: ``gensim:<name>`` (gensim's test data) or lmtrain's ``resources/<name>``."""
+    if name.startswith("gensim:"):
+        return bundled_file(name[len("gensim:"):])
+    path = Path(str(resources.files("lmtrain") / "resources" / name))
+    if not path.is_file():
+        raise UserError(f"bundled data file {name} is missing from this installation ({path}); "
+                        "reinstall lmtrain or give data.train_file=... .")
+    return path
+
+
+def data_files(data_cfg: Any) -> tuple[Path, Path | None]:
+    """The (train, eval) files of ``data_cfg``, checked to be readable UTF-8 text.
+
+    Without ``data.train_file`` the task's bundled files are used; a user's training file without
+    ``data.eval_file`` gets None (a share of it is held out instead).
+    """
+    if data_cfg.train_file:
+        train, key = Path(data_cfg.train_file).expanduser(), "data.train_file"
+        check_text_file(train, key)
+        eval_file = Path(data_cfg.eval_file).expanduser() if data_cfg.eval_file else None
+    else:
+        if not data_cfg.bundled_train:
+            raise UserError("data.train_file is not set and this task has no bundled data; "
+                            "give data.train_file=<your file>.")
+        train = bundled_path(data_cfg.bundled_train)
+        eval_file = (Path(data_cfg.eval_file).expanduser() if data_cfg.eval_file
+                     else bundled_path(data_cfg.bundled_eval) if data_cfg.bundled_eval else None)
+    if eval_file is not None:
+        check_text_file(eval_file, "data.eval_file")
+    return train, eval_file
+
+
+def file_format(path: Path, fmt: str, default: str) -> str:
+    """The format of ``path``: ``fmt`` unless auto, else by extension, else ``default``."""
+    if fmt not in FORMATS:
+        raise UserError(f"data.format={fmt} is not supported; choose one of {', '.join(FORMATS)}.")
+    if fmt != "auto":
+        return fmt
+    return _BY_SUFFIX.get(path.suffix.lower(), default)
+
+
+def hold_out(examples: list[T], fraction: float, seed: int, what: str) -> tuple[list[T], list[T]]:
+    """Split ``examples`` into (train, held-out): ``fraction`` of them, at least one, chosen by ``seed``."""
+    if len(examples) < 2:
+        raise UserError(f"{what} has {len(examples)} example(s); at least 2 are needed to hold one out "
+                        "for evaluation. Add data or give data.eval_file.")
+    if not 0 < fraction < 1:
+        raise UserError(f"data.eval_fraction={fraction} must be between 0 and 1 (exclusive).")
+    order = list(range(len(examples)))
+    random.Random(seed).shuffle(order)
+    n_eval = min(len(examples) - 1, max(1, round(len(examples) * fraction)))
+    held = set(order[:n_eval])
+    return ([e for i, e in enumerate(examples) if i not in held], [e for i, e in enumerate(examples) if i in held])
+
+
+def read_lines(path: Path) -> list[str]:
+    """Lines of a text file: UTF-8, or Windows-1252 for older bundled files (gensim's Pang & Lee set).
+
+    User files are checked to be UTF-8 before they get here, so the fallback only serves bundled data.
+    """
+    data = path.read_bytes()
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError:
+        text = data.decode("cp1252", errors="replace")
+    return text.splitlines()
+
+
+def read_jsonl(path: Path, fields: tuple[str, ...], key: str) -> list[tuple[int, dict]]:
+    """(line number, object) for each non-blank line of a JSON lines file, each having ``fields``.
+
+    Raises:
+        UserError: a line that is not a JSON object, or lacks one of ``fields`` (file and line named).
+    """
+    import json
+
+    rows = []
+    with open(path, encoding="utf-8") as f:
+        for number, line in enumerate(f, start=1):
+            if not line.strip():
+                continue
+            try:
+                row = json.loads(line)
+            except json.JSONDecodeError as error:
+                raise UserError(f"{key}: {path}, line {number}: not valid JSON ({error.msg}).") from None
+            if not isinstance(row, dict) or any(name not in row for name in fields):
+                have = ", ".join(row) if isinstance(row, dict) else type(row).__name__
+                raise UserError(f"{key}: {path}, line {number}: expected an object with fields "
+                                f"{', '.join(fields)} (found: {have}); set the data.*_field options "
+                                "to the names your file uses.")
+            rows.append((number, row))
+    return rows

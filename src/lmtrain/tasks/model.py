@@ -1,0 +1,75 @@
+"""The model a fine-tuning run trains: the backbone's weights plus a fresh task head, partly frozen if asked."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from lmtrain.errors import UserError
+from lmtrain.models.language_model import LanguageModel
+from lmtrain.tasks.backbone import Backbone
+from lmtrain.tasks.base import Task
+
+log = logging.getLogger(__name__)
+
+
+def build_finetune_model(task: Task, backbone: Backbone, head_dropout: float | None) -> LanguageModel:
+    """A :class:`LanguageModel` with the backbone's weights and ``task``'s head.
+
+    Tagging and classification drop the pretraining heads and add a new one; generation keeps the
+    language-model head. A classifier's dense layer starts from BERT's pretrained pooler (the NSP
+    head's dense layer) when the backbone has one, as Hugging Face's BertForSequenceClassification does.
+    """
+    spec = backbone.spec
+    dropout = spec.dropout if head_dropout is None else head_dropout
+    if task.head is None:
+        model = LanguageModel(spec, ["lm"])
+    else:
+        description = {"kind": task.head_kind, "n_classes": len(task.labels), "dropout": dropout}
+        model = LanguageModel(spec, [], {task.head: description})
+    if backbone.state is None:
+        return model
+    wanted = {k: v for k, v in backbone.state.items() if k.startswith("backbone.") or
+              (task.head is None and k.startswith("heads.lm."))}
+    if task.head_kind == "pooled_classifier":
+        wanted.update({k.replace("heads.nsp.dense.", f"heads.{task.head}.dense."): v
+                       for k, v in backbone.state.items() if k.startswith("heads.nsp.dense.")})
+    result = model.load_state_dict(wanted, strict=False)
+    missing = [k for k in result.missing_keys if k.startswith("backbone.")]
+    if missing or result.unexpected_keys:
+        raise UserError(f"the weights of {backbone.source} do not fit its own spec (missing {missing[:5]}, "
+                        f"unexpected {result.unexpected_keys[:5]}).")
+    return model
+
+
+def freeze(model: LanguageModel, freeze_backbone: bool, freeze_layers: int) -> int:
+    """Stop gradients to the whole backbone, or to its embeddings and first ``freeze_layers`` blocks.
+
+    A language-model head tied to the token embedding is frozen with it.
+    Returns:
+        The number of frozen parameters (tensors).
+    """
+    n_layers = model.spec.n_layers
+    if freeze_layers < 0 or freeze_layers > n_layers:
+        raise UserError(f"finetune.freeze_layers={freeze_layers}: the backbone has {n_layers} layers; "
+                        f"choose 0-{n_layers} (or finetune.freeze_backbone=true).")
+    if freeze_backbone:
+        modules = [model.backbone]
+    elif freeze_layers:
+        modules = [model.backbone.embeddings, *model.backbone.blocks[:freeze_layers]]
+    else:
+        return 0
+    frozen = 0
+    for module in modules:
+        for param in module.parameters():
+            param.requires_grad_(False)
+            frozen += 1
+    log.info("frozen: %s", "the whole backbone" if freeze_backbone else f"embeddings and {freeze_layers} layer(s)")
+    return frozen
+
+
+def describe(model: LanguageModel) -> dict[str, Any]:
+    """Trainable and total parameter counts."""
+    params = {id(p): p for p in model.parameters()}.values()
+    return {"parameters": sum(p.numel() for p in params),
+            "trainable_parameters": sum(p.numel() for p in params if p.requires_grad)}

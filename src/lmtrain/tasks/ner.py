@@ -1,0 +1,152 @@
+"""Named-entity recognition: CoNLL / JSONL sentences, a tag per word, entity-level F1."""
+
+from __future__ import annotations
+
+import re
+from collections import Counter
+from typing import Any
+
+import numpy as np
+import torch
+
+from lmtrain.errors import UserError
+from lmtrain.objectives.token_classification import TokenClassification
+from lmtrain.tasks.alignment import make_windows, window_labels, words_from_windows
+from lmtrain.tasks.base import Task, TaskDataset, by_length, run_batches
+from lmtrain.tasks.conll import TaggedSentence, check_scheme, iob1_to_bio, read_conll, read_tagged_jsonl
+from lmtrain.tasks.files import data_files, file_format, hold_out
+from lmtrain.tasks.metrics import class_weights, entity_scores
+
+_WORD = re.compile(r"'s\b|\d+(?:[.,:]\d+)*\w*|\w+(?:[-.&]\w+)*|[^\w\s]")
+_PREFIX_ORDER = {"B": 0, "I": 1, "E": 2, "S": 3}
+
+
+def label_order(tags: set[str]) -> list[str]:
+    """``O`` first, then by entity type and prefix (B, I, E, S)."""
+    rest = sorted((t for t in tags if t != "O"), key=lambda t: (t[2:], _PREFIX_ORDER.get(t[0], 9), t))
+    return ["O", *rest]
+
+
+def split_words(text: str) -> list[tuple[str, int, int]]:
+    """Words and punctuation of raw text with their character spans."""
+    return [(m.group(), m.start(), m.end()) for m in _WORD.finditer(text)]
+
+
+class NerTask(Task):
+    """Tagging with the ``tagger`` head (dropout -> linear on every token).
+
+    Args:
+        data_cfg: the ``data`` config (files, format, tag column, scheme).
+        labels: the label list of a fine-tuned checkpoint (prediction), or None to read it from training data.
+    """
+
+    name, head, head_kind, causal = "ner", "tagger", "token_classifier", False
+
+    def __init__(self, data_cfg: Any, labels: list[str] | None = None):
+        self.cfg = data_cfg
+        self.labels = list(labels or [])
+        self.train: list[TaggedSentence] = []
+        self.eval: list[TaggedSentence] = []
+
+    def _read(self, path, key: str) -> list[TaggedSentence]:
+        fmt = file_format(path, self.cfg.format, "conll")
+        if fmt == "conll":
+            sentences = read_conll(path, self.cfg.tag_column, key)
+        elif fmt == "jsonl":
+            sentences = read_tagged_jsonl(path, self.cfg.tokens_field, self.cfg.tags_field, key)
+        else:
+            raise UserError(f"{key}: {path} is read as {fmt}, which holds no tags; task=ner reads CoNLL "
+                            "column files or JSON lines (data.format=conll|jsonl).")
+        if not sentences:
+            raise UserError(f"{key}: {path} holds no sentences.")
+        check_scheme(sentences, self.cfg.scheme, key)
+        if self.cfg.scheme == "iob1":
+            for sentence in sentences:
+                sentence.tags = iob1_to_bio(sentence.tags)
+        return sentences
+
+    def read(self) -> None:
+        """Read train / held-out sentences; the label set comes from the training data."""
+        train_path, eval_path = data_files(self.cfg)
+        self.train = self._read(train_path, "data.train_file")
+        if self.cfg.max_examples:
+            self.train = self.train[: self.cfg.max_examples]
+        if eval_path is not None:
+            self.eval = self._read(eval_path, "data.eval_file")
+        else:
+            self.train, self.eval = hold_out(self.train, self.cfg.eval_fraction, self.cfg.split_seed, str(train_path))
+        self.labels = label_order({t for s in self.train for t in s.tags})
+        known = set(self.labels)
+        for sentence in self.eval:
+            for tag, line in zip(sentence.tags, sentence.lines):
+                if tag not in known:
+                    raise UserError(f"data.eval_file: {sentence.path}, line {line}: label '{tag}' does not occur in "
+                                    f"the training data ({train_path}), so the model cannot learn it; training "
+                                    f"labels: {', '.join(self.labels)}. Fix the tag, or add examples of it to training.")
+
+    def texts(self) -> list[str]:
+        """Training sentences joined with spaces."""
+        return [" ".join(s.words) for s in self.train]
+
+    def _encode(self, sentences: list[TaggedSentence], tokenizer, max_seq_len: int) -> list[dict[str, Any]]:
+        index = {label: i for i, label in enumerate(self.labels)}
+        windows = make_windows(tokenizer, [s.words for s in sentences], max_seq_len)
+        tag_ids = [[index[t] for t in s.tags] for s in sentences]
+        return [{"input_ids": w.input_ids, "labels": window_labels(w, tag_ids[w.sentence]),
+                 "sentence": w.sentence, "window": w.window} for w in windows]
+
+    def datasets(self, tokenizer, max_seq_len: int) -> tuple[TaskDataset, TaskDataset]:
+        """Windows of the train / held-out sentences with labels on first sub-words."""
+        return (TaskDataset(self._encode(self.train, tokenizer, max_seq_len)),
+                TaskDataset(by_length(self._encode(self.eval, tokenizer, max_seq_len))))
+
+    def objective(self, weights: Any) -> TokenClassification:
+        """Token classification over this task's labels, scored with seqeval."""
+        index = {label: i for i, label in enumerate(self.labels)}
+        counts = Counter(index[t] for s in self.train for t in s.tags)
+        return TokenClassification(self.labels, self.cfg.scheme, class_weights(counts, len(self.labels), weights))
+
+    def baselines(self) -> dict[str, float]:
+        """All-O (word accuracy; its entity F1 is 0) and a lexicon (each word's most frequent training tag)."""
+        gold = [s.tags for s in self.eval]
+        n_words = sum(len(t) for t in gold)
+        seen: dict[str, Counter] = {}
+        for s in self.train:
+            for word, tag in zip(s.words, s.tags):
+                seen.setdefault(word, Counter())[tag] += 1
+        lexicon = [[seen[w].most_common(1)[0][0] if w in seen else "O" for w in s.words] for s in self.eval]
+        return {"baseline/all_o_acc": sum(t == "O" for tags in gold for t in tags) / max(n_words, 1),
+                "baseline/all_o_f1": 0.0,
+                "baseline/lexicon_f1": entity_scores(gold, lexicon, self.cfg.scheme)["f1"]}
+
+    def meta(self) -> dict[str, Any]:
+        """Labels, scheme and window length for `lmtrain predict`."""
+        return {**super().meta(), "scheme": self.cfg.scheme, "max_seq_len": self.cfg.max_seq_len}
+
+    def predict(self, model, tokenizer, lines: list[str], batch_size: int, device: torch.device,
+                **options: Any) -> list[dict[str, Any]]:
+        """Words, tags and entities (type, character and word spans) of each line."""
+        from seqeval.metrics.sequence_labeling import get_entities
+
+        spans = [split_words(line) for line in lines]
+        windows = make_windows(tokenizer, [[w for w, _, _ in s] for s in spans], self.cfg.max_seq_len)
+        examples = [{"input_ids": w.input_ids} for w in windows]
+        predicted: list[np.ndarray] = [np.zeros(0)] * len(windows)
+        tagger = model.heads[self.head]
+        forward = lambda b: tagger(model.backbone(b["input_ids"], b["attention_mask"])).argmax(-1)  # noqa: E731
+        for chunk, ids in run_batches(model, examples, tokenizer.id("pad"), batch_size, device, forward):
+            for row, i in enumerate(chunk):
+                predicted[i] = ids[row, : len(windows[i].input_ids)]
+        words = words_from_windows(windows, predicted, [len(s) for s in spans], default=0)
+        records = []
+        for line, span, ids in zip(lines, spans, words):
+            tags = [self.labels[i] for i in ids]
+            entities = [{"type": kind, "start": span[a][1], "end": span[b][2], "text": line[span[a][1]:span[b][2]],
+                         "word_start": a, "word_end": b + 1} for kind, a, b in get_entities(tags)]
+            records.append({"text": line, "words": [w for w, _, _ in span], "tags": tags, "entities": entities})
+        return records
+
+    @staticmethod
+    def format(record: dict[str, Any]) -> str:
+        """``TYPE start:end text`` per entity, tab separated (an empty line when there is none)."""
+        return "\t".join(f"{e['type']} {e['start']}:{e['end']} {e['text']}" for e in record["entities"])

@@ -1,0 +1,73 @@
+"""`lmtrain generate`: continuing prompts, filling masks, and every bad input."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from lmtrain.commands import generate
+from lmtrain.errors import UserError
+from tests.conftest import compose_config, run_cli
+
+
+def run_generate(overrides: list[str]) -> dict:
+    return generate.run(compose_config("generate", overrides))
+
+
+def test_cli_continues_a_prompt_and_records_it(runs, tmp_path):
+    out = run_cli("generate", f"ckpt={runs['gpt']}", "prompt='The fire'", "max_new_tokens=5",
+                  f"hydra.run.dir={tmp_path / 'gen'}", cwd=tmp_path)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.startswith("The fire") and len(out.stdout.strip()) > len("The fire")
+    record = json.loads((tmp_path / "gen" / "generations.jsonl").read_text())
+    assert record["prompt"] == "The fire" and 0 < record["new_tokens"] <= 5
+    assert out.stdout == "The fire" + record["completion"] + "\n"  # logs stay off stdout
+
+
+def test_cli_fills_masks_of_a_bert_checkpoint(runs, tmp_path):
+    out = run_cli("generate", f"ckpt={runs['bert']}", "prompt='The [MASK] repaired the old barn.'", "candidates=3",
+                  f"hydra.run.dir={tmp_path / 'fill'}", cwd=tmp_path)
+    assert out.returncode == 0, out.stderr
+    assert "probability" in out.stdout and "The [MASK] repaired the old barn." in out.stdout
+    record = json.loads((tmp_path / "fill" / "generations.jsonl").read_text())
+    probs = [c["prob"] for c in record["masks"][0]]
+    assert len(probs) == 3 and probs == sorted(probs, reverse=True) and sum(probs) <= 1
+
+
+def test_cli_reports_a_path_that_is_not_a_checkpoint(tmp_path):
+    out = run_cli("generate", f"ckpt={tmp_path}", "prompt=hello", cwd=tmp_path)
+    assert out.returncode == 2
+    assert "is not a checkpoint" in out.stderr and "Traceback" not in out.stderr
+
+
+def test_streamed_and_batched_prompts_give_the_same_greedy_text(runs, tmp_path, monkeypatch, capsys):
+    monkeypatch.chdir(tmp_path)
+    prompts = tmp_path / "prompts.txt"
+    prompts.write_text("The farmer\n\nA child found\nThe police\n")
+    common = [f"ckpt={runs['gpt']}", f"prompts_file={prompts}", "greedy=true", "max_new_tokens=6"]
+    assert run_generate(common)["prompts"] == 3
+    streamed = capsys.readouterr().out
+    run_generate([*common, "stream=false", "batch_size=2", "use_cache=false"])
+    assert capsys.readouterr().out == streamed
+    assert streamed.startswith("The farmer") and "\nA child found" in streamed
+
+
+@pytest.mark.parametrize("overrides,message", [
+    (["prompt=hello"], "ckpt is not set"),
+    (["ckpt={gpt}"], "no prompt given"),
+    (["ckpt={gpt}", "prompt=' '"], "prompt is empty"),
+    (["ckpt={gpt}", "prompts_file={missing}"], "no such file"),
+    (["ckpt={gpt}", "prompts_file={empty}"], "has no prompts"),
+    (["ckpt={bert}", "prompt='The fire spread.'"], "has no mask token"),
+    (["ckpt={nsp}", "prompt=hello"], "generate needs a causal LM head"),
+    (["ckpt={missing}", "prompt=hello"], "no such file or directory"),
+    (["ckpt={gpt}", "prompt=hello", "top_p=1.5"], "top_p=1.5 must be in"),
+])
+def test_bad_input_is_a_user_error(runs, tmp_path, monkeypatch, overrides, message):
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "empty.txt").write_text("\n  \n")
+    paths = {**{k: str(v) for k, v in runs.items()}, "missing": str(tmp_path / "nope"),
+             "empty": str(tmp_path / "empty.txt")}
+    with pytest.raises(UserError, match=message):
+        run_generate([o.format(**paths) for o in overrides])

@@ -1,0 +1,94 @@
+"""GloVe: the loss and its gradients by hand, glove.c's AdaGrad step, training lowers the loss."""
+
+import math
+
+import numpy as np
+import pytest
+import scipy.sparse as sp
+import torch
+
+from lmtrain.embeddings.glove import GloveParams, loss_and_grads, train_glove, weighting
+
+
+def test_weighting_is_capped_power():
+    x = torch.tensor([1.0, 50.0, 100.0, 400.0], dtype=torch.float64)
+    expected = [(1 / 100) ** 0.75, 0.5 ** 0.75, 1.0, 1.0]
+    np.testing.assert_allclose(weighting(x, 100.0, 0.75).numpy(), expected)
+
+
+def test_loss_and_grads_by_hand():
+    w, c = torch.tensor([[1.0, 2.0]]), torch.tensor([[3.0, -1.0]])
+    bw, bc = torch.tensor([0.5]), torch.tensor([-0.25])
+    log_x, weight = torch.tensor([1.0]), torch.tensor([0.5])
+    # diff = w.c + bw + bc - log x = 1 + 0.5 - 0.25 - 1 = 0.25; f * diff = 0.125
+    loss, grad_w, grad_c, grad_b = loss_and_grads(w, c, bw, bc, log_x, weight)
+    assert loss.item() == pytest.approx(0.5 * 0.5 * 0.25 ** 2)
+    np.testing.assert_allclose(grad_w.numpy(), [[0.375, -0.125]])
+    np.testing.assert_allclose(grad_c.numpy(), [[0.125, 0.25]])
+    np.testing.assert_allclose(grad_b.numpy(), [0.125])
+
+
+def test_grads_match_autograd():
+    gen = torch.Generator().manual_seed(0)
+    w, c = torch.randn(5, 3, generator=gen, requires_grad=True), torch.randn(5, 3, generator=gen, requires_grad=True)
+    bw, bc = torch.randn(5, generator=gen, requires_grad=True), torch.randn(5, generator=gen, requires_grad=True)
+    log_x, weight = torch.randn(5, generator=gen), torch.rand(5, generator=gen)
+    loss, grad_w, grad_c, grad_b = loss_and_grads(w, c, bw, bc, log_x, weight)
+    loss.backward()
+    torch.testing.assert_close(grad_w, w.grad)
+    torch.testing.assert_close(grad_c, c.grad)
+    torch.testing.assert_close(grad_b, bw.grad)
+    torch.testing.assert_close(grad_b, bc.grad)
+
+
+def test_adagrad_step_matches_glove_c():
+    params = GloveParams.init(vocab_size=2, vector_size=2, seed=0, device=torch.device("cpu"))
+    w0, c0 = params.word.clone(), params.context.clone()
+    lr, x = 0.05, 3.0
+    rows, cols = torch.tensor([0]), torch.tensor([1])
+    for step in range(2):  # the second step divides by sqrt(1 + first squared step)
+        w, c = params.word[0].clone(), params.context[1].clone()
+        sq_w, sq_c = params.word_sq[0].clone(), params.context_sq[1].clone()
+        f = (x / 10.0) ** 0.75
+        diff = float(w[:2] @ c[:2] + w[2] + c[2] - math.log(x))
+        grad_w = torch.cat([f * diff * c[:2], torch.tensor([f * diff])])
+        grad_c = torch.cat([f * diff * w[:2], torch.tensor([f * diff])])
+        params.step(rows, cols, torch.tensor([math.log(x)]), torch.tensor([f]), lr, grad_clip=100.0)
+        torch.testing.assert_close(params.word[0], w - lr * grad_w / sq_w.sqrt())
+        torch.testing.assert_close(params.context[1], c - lr * grad_c / sq_c.sqrt())
+        torch.testing.assert_close(params.word_sq[0], sq_w + (lr * grad_w) ** 2)
+    assert torch.equal(params.word[1], w0[1]) and torch.equal(params.context[0], c0[0])
+
+
+def test_repeated_rows_in_a_batch_sum_their_steps():
+    params = GloveParams.init(vocab_size=3, vector_size=2, seed=1, device=torch.device("cpu"))
+    w, sq = params.word[0].clone(), params.word_sq[0].clone()
+    c1, c2 = params.context[1].clone(), params.context[2].clone()
+    log_x, f = torch.tensor([0.5, 1.0]), torch.tensor([0.3, 0.7])
+    steps = []
+    for c, lx, fx in zip((c1, c2), log_x, f):
+        diff = float(w[:2] @ c[:2] + w[2] + c[2] - lx)
+        steps.append(0.05 * fx * diff * torch.cat([c[:2], torch.tensor([1.0])]))
+    params.step(torch.tensor([0, 0]), torch.tensor([1, 2]), log_x, f, 0.05, grad_clip=None)
+    torch.testing.assert_close(params.word[0], w - (steps[0] + steps[1]) / sq.sqrt())
+
+
+def _small_cooccurrences(seed: int = 0, vocab_size: int = 40) -> sp.coo_matrix:
+    rng = np.random.default_rng(seed)
+    dense = rng.poisson(2.0, size=(vocab_size, vocab_size)).astype(float)
+    dense = dense + dense.T
+    return sp.coo_matrix(dense)
+
+
+def test_training_lowers_the_loss_and_is_seeded():
+    cooc = _small_cooccurrences()
+    threads = torch.get_num_threads()
+    vectors, losses = train_glove(cooc, vector_size=8, epochs=15, lr=0.05, x_max=10.0,
+                                  batch_size=64, seed=3, device="cpu", threads=1)
+    assert vectors.shape == (40, 8)
+    assert losses[-1] < 0.5 * losses[0]
+    assert sum(losses[-3:]) < sum(losses[1:4])  # still falling after the first big drop
+    again, _ = train_glove(cooc, vector_size=8, epochs=15, lr=0.05, x_max=10.0,
+                           batch_size=64, seed=3, device="cpu", threads=1)
+    np.testing.assert_array_equal(vectors, again)
+    assert torch.get_num_threads() == threads  # the thread setting is restored
