@@ -28,6 +28,15 @@ COMMANDS: dict[str, str] = {
     "export": "write a checkpoint as a Hugging Face folder (format=hf out=...)",
 }
 
+# commands that read run directories rather than compose a config: plain argparse, no Hydra.
+# command -> (one-line description, module with main(argv))
+NATIVE_COMMANDS: dict[str, tuple[str, str]] = {
+    "runs": ("list runs: status, differing overrides, steps, tokens/s, main metric (--json)",
+             "lmtrain.commands.runs"),
+    "plot": ("plot metrics of runs into a PNG: lmtrain plot RUN ... [metrics=[...]] [x=step|tokens|time]",
+             "lmtrain.commands.plot"),
+}
+
 # flags after which Hydra only prints information: no need to validate the overrides first
 _INFO_FLAGS = {"--help", "-h", "--hydra-help", "--info", "-i", "--shell-completion", "-sc"}
 # flags that change what is composed: leave validation to Hydra itself
@@ -42,12 +51,13 @@ def config_dir() -> Path:
 
 
 def _usage() -> str:
-    width = max(len(name) for name in COMMANDS)
+    descriptions = {**COMMANDS, **{name: text for name, (text, _) in NATIVE_COMMANDS.items()}}
+    width = max(len(name) for name in descriptions)
     lines = [
         "usage: lmtrain <command> [key=value ...] [-m] [--cfg job] [--help]",
         "",
         "commands:",
-        *[f"  {name.ljust(width)}  {text}" for name, text in COMMANDS.items()],
+        *[f"  {name.ljust(width)}  {text}" for name, text in descriptions.items()],
         "",
         "Every setting is a Hydra config under configs/; override any of them on the command line,",
         "e.g. `lmtrain pretrain model=bert trainer.max_steps=200 optim.lr=3e-4`.",
@@ -147,6 +157,19 @@ def _task(command: str, run: Callable) -> Callable:
     return task
 
 
+def _run_native(command: str, args: list[str]) -> None:
+    """Run a command of NATIVE_COMMANDS: its module's ``main(args)``, user errors as one paragraph."""
+    import logging
+
+    logging.basicConfig(level=logging.WARNING, format="%(message)s")
+    module = importlib.import_module(NATIVE_COMMANDS[command][1])
+    try:
+        module.main(args)
+    except UserError as error:
+        report_user_error(error, command)
+        sys.exit(EXIT_USER_ERROR)
+
+
 def main(argv: list[str] | None = None) -> None:
     """Run ``lmtrain <command> [overrides]``; ``argv`` defaults to ``sys.argv[1:]``."""
     args = list(sys.argv[1:] if argv is None else argv)
@@ -158,10 +181,13 @@ def main(argv: list[str] | None = None) -> None:
 
         print(f"lmtrain {__version__}")
         return
+    if args[0] in NATIVE_COMMANDS:
+        _run_native(args[0], args[1:])
+        return
     command, rest = args[0], quote_free_text(args[1:])
     if command not in COMMANDS:
         report_user_error(
-            UserError(f"unknown command '{command}'. Commands: {', '.join(COMMANDS)}. "
+            UserError(f"unknown command '{command}'. Commands: {', '.join([*COMMANDS, *NATIVE_COMMANDS])}. "
                       "Run `lmtrain --help` for what each does.")
         )
         sys.exit(EXIT_USER_ERROR)

@@ -117,9 +117,12 @@ class TrainerConfig:
     resume: Optional[str] = None  # auto (newest checkpoint of this run dir) | path to a checkpoint
     seed: int = 42
     device: str = "auto"  # auto | cpu | cuda | cuda:N
+    strategy: str = "auto"  # auto (DDP when started by torchrun with several processes) | single | ddp
     precision: str = "fp32"  # fp32 | bf16 | fp16 (fp16 uses a gradient scaler, CUDA only)
     num_workers: int = 0  # DataLoader worker processes
     progress: bool = True  # rich progress bar (off for logs and CI)
+    # metric sinks: jsonl (metrics.jsonl, always on) | tensorboard (<run dir>/tb) | wandb
+    loggers: list[str] = field(default_factory=lambda: ["jsonl"])
     monitor: Optional[str] = None  # eval metric that picks checkpoints/best (None = the objective's main one)
     early_stopping_patience: int = 0  # stop after this many evaluations without improvement; 0 = off
 

@@ -20,7 +20,10 @@ from lmtrain.models.loading import model_meta
 from lmtrain.models.spec import resolve_spec
 from lmtrain.objectives import build_objective
 from lmtrain.run_dir import TOKENIZER_FILE, RunDir, hydra_run_dir
+from lmtrain.runs.plot import save_run_curves
 from lmtrain.training import checkpoint as ckpt
+from lmtrain.training.distributed import Distributed
+from lmtrain.training.loggers import open_loggers, require_loggers
 from lmtrain.training.optim import build_optimizer, build_scheduler
 from lmtrain.training.precision import resolve_device
 from lmtrain.training.progress import print_summary
@@ -52,18 +55,26 @@ def _baselines(objective: str, train_set, eval_set, vocab_size: int) -> dict[str
 def run(cfg: DictConfig) -> dict[str, Any]:
     """Pretrain ``cfg.model`` with ``cfg.objective`` on ``cfg.data``; returns the run summary."""
     started = time.perf_counter()
-    run_dir = RunDir(hydra_run_dir())
+    require_loggers(cfg.trainer.loggers)  # a missing package fails now, not after data preparation
+    device = resolve_device(cfg.trainer.device)
+    dist = Distributed.from_env(cfg.trainer.strategy, device.type)
+    device = dist.device(device)
+    run_dir = RunDir(dist.broadcast(str(hydra_run_dir())))  # every rank uses rank 0's run directory
+    if not dist.is_main:
+        dist.barrier()  # rank 0 tokenizes and caches first; the others then read its cache
     data = prepare_pretraining_data(cfg.data, cfg.tokenizer, cfg.objective)
+    if dist.is_main:
+        dist.barrier()
     tokenizer = data.tokenizer
-    tokenizer.save(run_dir.path / TOKENIZER_FILE)
+    if dist.is_main:
+        tokenizer.save(run_dir.path / TOKENIZER_FILE)
 
     spec = resolve_spec(cfg.model, tokenizer.vocab_size, tokenizer.id("pad"))
     if cfg.data.max_seq_len > spec.max_positions:
         raise UserError(f"data.max_seq_len={cfg.data.max_seq_len} is longer than model.max_positions="
                         f"{spec.max_positions}; lower the first or raise the second.")
     objective = build_objective(cfg.objective.name)
-    device = resolve_device(cfg.trainer.device)
-    torch.manual_seed(cfg.trainer.seed)
+    torch.manual_seed(cfg.trainer.seed)  # the same initial weights on every rank
     model = LanguageModel(spec, objective.head_names).to(device)
 
     dynamic = masking_spec(cfg.objective, tokenizer) if cfg.objective.name == "mlm" and cfg.objective.masking == "dynamic" else None
@@ -73,15 +84,23 @@ def run(cfg: DictConfig) -> dict[str, Any]:
     scheduler = build_scheduler(optimizer, cfg.optim, cfg.trainer.max_steps)
     meta = model_meta(model, cfg.model.name, cfg.objective.name, tokenizer)
     trainer = Trainer(model, objective, optimizer, scheduler, train_set, eval_set, PadCollator(tokenizer.id("pad")),
-                      cfg.trainer, run_dir, device, meta, run_dir.path / TOKENIZER_FILE)
+                      cfg.trainer, run_dir, device, meta, data.tokenizer_path, dist=dist)
     resume_from = _resume_checkpoint(cfg.trainer.resume, run_dir)
     if resume_from is not None:
         trainer.restore(resume_from)
+    if dist.is_main:  # after restore: a resumed run's curves continue from its step
+        trainer.loggers = open_loggers(cfg.trainer.loggers, run_dir.path, OmegaConf.to_container(cfg, resolve=True),
+                                       start_step=trainer.state.step)
     log.info("%s: %.2fM parameters, %d train / %d held-out sequences, device %s", cfg.model.name,
              model.num_parameters() / 1e6, len(train_set), len(eval_set), device)
+    if dist.enabled:
+        torch.manual_seed(cfg.trainer.seed + dist.rank)  # independent dropout per rank
     try:
         summary = trainer.fit()
     except TrainingInterrupted as stop:
+        dist.close()
+        if not dist.is_main:
+            sys.exit(130)
         print(f"Interrupted at step {stop.step}; checkpoint saved in {stop.checkpoint}.\nTo continue: lmtrain pretrain "
               f"{' '.join(a for a in sys.argv[1:] if not a.startswith('hydra.run.dir'))} "
               f"hydra.run.dir={run_dir.path} trainer.resume=auto", file=sys.stderr)
@@ -96,6 +115,10 @@ def run(cfg: DictConfig) -> dict[str, Any]:
         "wall_seconds": round(time.perf_counter() - started, 2),
         "config": OmegaConf.to_container(cfg, resolve=True),
     }
+    dist.close()
+    if not dist.is_main:
+        return summary
     run_dir.write_summary(summary)
     print_summary(f"lmtrain pretrain model={cfg.model.name} — {run_dir.path}", summary)
+    save_run_curves(run_dir.path)
     return summary

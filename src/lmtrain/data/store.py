@@ -10,13 +10,12 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
-import shutil
-import tempfile
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+
+from lmtrain.atomic import atomic_directory
 
 LENGTH = "length"
 
@@ -45,9 +44,7 @@ def write_store(path: Path, sequences: dict[str, list[np.ndarray]], scalars: dic
         scalars: field -> one int per example.
         meta: JSON metadata saved as ``meta.json``.
     """
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=".tmp-", dir=path.parent))
-    try:
+    with atomic_directory(path) as tmp:
         first = next(iter(sequences.values()))
         lengths = np.asarray([len(x) for x in first], dtype=np.int32)
         width = int(lengths.max()) if len(lengths) else 0
@@ -62,12 +59,6 @@ def write_store(path: Path, sequences: dict[str, list[np.ndarray]], scalars: dic
             np.save(tmp / f"{name}.npy", np.asarray(values, dtype=np.int64))
         fields = {"sequences": list(sequences), "scalars": list(scalars)}
         (tmp / "meta.json").write_text(json.dumps({**meta, "fields": fields, "n": len(lengths)}, indent=2))
-        if path.exists():
-            shutil.rmtree(path)
-        os.replace(tmp, path)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
 
 
 class ExampleStore:

@@ -56,7 +56,8 @@ def _export_finetuned(model: LanguageModel, model_type: str, out_dir: Path, task
                       token_ids: Mapping[str, int] | None) -> Path:
     arch, head_tensors, extra = task_head_tensors(model, model_type)
     config = hf_config_from_spec(model.spec, model_type, [], token_ids)
-    labels = list((task or {}).get("labels") or [f"LABEL_{i}" for i in range(next(iter(model.task_heads.values()))["n_classes"])])
+    n_classes = next(iter(model.task_heads.values()))["n_classes"]
+    labels = list((task or {}).get("labels") or [f"LABEL_{i}" for i in range(n_classes)])
     config.update(architectures=[arch], id2label={str(i): label for i, label in enumerate(labels)},
                   label2id={label: i for i, label in enumerate(labels)}, **extra)
     backbone = {k: v for k, v in model.state_dict().items() if not k.startswith("heads.")}

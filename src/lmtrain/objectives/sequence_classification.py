@@ -50,7 +50,8 @@ class SequenceClassification(Objective):
 
     def summarize(self, sums: dict[str, float], predictions: list | None = None) -> dict[str, float]:
         """``loss``, ``accuracy``; with predictions ``macro_f1`` and (binary) ``f1`` of the positive class."""
-        metrics = {"loss": ratio(sums, "cls_loss_sum", "cls_count"), "accuracy": ratio(sums, "cls_correct", "cls_count")}
+        metrics = {"loss": ratio(sums, "cls_loss_sum", "cls_count"),
+                   "accuracy": ratio(sums, "cls_correct", "cls_count")}
         if predictions:
             from lmtrain.tasks.metrics import classification_scores
 

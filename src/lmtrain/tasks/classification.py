@@ -165,7 +165,10 @@ class ClassificationTask(Task):
         examples = self.encode(tokenizer, inputs, self.cfg.max_seq_len)
         probs = np.zeros((len(lines), len(self.labels)))
         head = model.heads[self.head]
-        forward = lambda b: head(model.backbone(b["input_ids"], b["attention_mask"], b["token_type_ids"])).softmax(-1)  # noqa: E731
+
+        def forward(b):
+            return head(model.backbone(b["input_ids"], b["attention_mask"], b["token_type_ids"])).softmax(-1)
+
         for chunk, p in run_batches(model, examples, tokenizer.id("pad"), batch_size, device, forward):
             probs[chunk] = p
         records = []

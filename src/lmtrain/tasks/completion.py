@@ -147,7 +147,8 @@ class CompletionTask(Task):
         out = []
         for i in range(0, len(lines), batch_size):
             chunk = lines[i:i + batch_size]
-            out += [{"prompt": p, "completion": c} for p, c in zip(chunk, self._greedy(model, tokenizer, chunk, max_new))]
+            completions = self._greedy(model, tokenizer, chunk, max_new)
+            out += [{"prompt": p, "completion": c} for p, c in zip(chunk, completions)]
         return out
 
     @staticmethod

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import re
 from collections import Counter
 from typing import Any
@@ -17,6 +18,7 @@ from lmtrain.tasks.conll import TaggedSentence, check_scheme, iob1_to_bio, read_
 from lmtrain.tasks.files import data_files, file_format, hold_out
 from lmtrain.tasks.metrics import class_weights, entity_scores
 
+log = logging.getLogger(__name__)
 _WORD = re.compile(r"'s\b|\d+(?:[.,:]\d+)*\w*|\w+(?:[-.&]\w+)*|[^\w\s]")
 _PREFIX_ORDER = {"B": 0, "I": 1, "E": 2, "S": 3}
 
@@ -60,7 +62,10 @@ class NerTask(Task):
         if not sentences:
             raise UserError(f"{key}: {path} holds no sentences.")
         check_scheme(sentences, self.cfg.scheme, key)
-        if self.cfg.scheme == "iob1":
+        if self.cfg.scheme == "bio" and any(iob1_to_bio(s.tags) != s.tags for s in sentences):
+            log.info("%s: some entities start with I- (IOB1, as in CoNLL-2003); converting them to BIO "
+                     "(data.scheme=iob1 says so explicitly)", path)
+        if self.cfg.scheme in ("bio", "iob1"):
             for sentence in sentences:
                 sentence.tags = iob1_to_bio(sentence.tags)
         return sentences
@@ -82,7 +87,8 @@ class NerTask(Task):
                 if tag not in known:
                     raise UserError(f"data.eval_file: {sentence.path}, line {line}: label '{tag}' does not occur in "
                                     f"the training data ({train_path}), so the model cannot learn it; training "
-                                    f"labels: {', '.join(self.labels)}. Fix the tag, or add examples of it to training.")
+                                    f"labels: {', '.join(self.labels)}. Fix the tag, or add examples of it to "
+                                    "training.")
 
     def texts(self) -> list[str]:
         """Training sentences joined with spaces."""
@@ -133,7 +139,10 @@ class NerTask(Task):
         examples = [{"input_ids": w.input_ids} for w in windows]
         predicted: list[np.ndarray] = [np.zeros(0)] * len(windows)
         tagger = model.heads[self.head]
-        forward = lambda b: tagger(model.backbone(b["input_ids"], b["attention_mask"])).argmax(-1)  # noqa: E731
+
+        def forward(b):
+            return tagger(model.backbone(b["input_ids"], b["attention_mask"])).argmax(-1)
+
         for chunk, ids in run_batches(model, examples, tokenizer.id("pad"), batch_size, device, forward):
             for row, i in enumerate(chunk):
                 predicted[i] = ids[row, : len(windows[i].input_ids)]

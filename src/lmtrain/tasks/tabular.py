@@ -51,11 +51,19 @@ def _column(spec: str | None, header: list[str] | None, width: int, key: str, pa
     return header.index(spec)
 
 
-def _has_header(first: list[str], specs: list[str], header_setting: bool | None) -> bool:
+def _has_header(rows: list[tuple[int, list[str]]], specs: list[str], label_spec: str,
+                header_setting: bool | None) -> bool:
+    """The setting, else: a named column appears in the first row, or (columns by index) the first
+    row's label cell is a value no other row has as its label (``label`` above 0 / 1 rows)."""
     if header_setting is not None:
         return bool(header_setting)
+    first = rows[0][1]
     named = [s for s in specs if not str(s).lstrip("-").isdigit()]
-    return any(s in first for s in named)
+    if named:
+        return any(s in first for s in named)
+    index = int(label_spec)
+    labels = {row[index] for _, row in rows[1:] if -len(row) <= index < len(row)}
+    return len(rows) > 2 and -len(first) <= index < len(first) and first[index] not in labels
 
 
 def read_table(path: Path, fmt: str, cfg: Any, key: str) -> list[LabelledText]:
@@ -68,7 +76,7 @@ def read_table(path: Path, fmt: str, cfg: Any, key: str) -> list[LabelledText]:
     if not rows:
         raise UserError(f"{key}: {path} holds no rows.")
     specs = [cfg.text_column, cfg.label_column] + ([cfg.text_pair_column] if cfg.text_pair_column else [])
-    header = rows[0][1] if _has_header(rows[0][1], specs, cfg.header) else None
+    header = rows[0][1] if _has_header(rows, specs, str(cfg.label_column), cfg.header) else None
     width = len(rows[0][1])
     text = _column(cfg.text_column, header, width, "data.text_column", path)
     pair = _column(cfg.text_pair_column, header, width, "data.text_pair_column", path)

@@ -17,7 +17,6 @@ import logging
 import os
 import random
 import shutil
-import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -25,6 +24,7 @@ import torch
 from safetensors.torch import load_model, save_model
 from torch import nn
 
+from lmtrain.atomic import atomic_directory
 from lmtrain.errors import UserError
 
 log = logging.getLogger(__name__)
@@ -72,22 +72,14 @@ def save_checkpoint(checkpoints_dir: Path, step: int, model: nn.Module, model_me
     Returns:
         The checkpoint directory.
     """
-    checkpoints_dir.mkdir(parents=True, exist_ok=True)
     final = checkpoints_dir / f"step-{step}"
-    tmp = Path(tempfile.mkdtemp(prefix=f".tmp-step-{step}-", dir=checkpoints_dir))
-    try:
+    with atomic_directory(final) as tmp:
         save_model(model, str(tmp / WEIGHTS))
         (tmp / MODEL_META).write_text(json.dumps({**model_meta, "step": step}, indent=2))
         if tokenizer_file is not None:
             shutil.copyfile(tokenizer_file, tmp / TOKENIZER)
         if trainer_state is not None:
             torch.save(trainer_state, tmp / TRAINER_STATE)
-        if final.exists():
-            shutil.rmtree(final)
-        os.replace(tmp, final)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
     _point(checkpoints_dir, LAST, final)
     return final
 

@@ -8,13 +8,14 @@ losses, datasets produce examples, the command builds every part and hands them 
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import math
 import signal
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, Sequence
 
 import torch
 from torch import nn
@@ -25,6 +26,7 @@ from lmtrain.errors import UserError
 from lmtrain.objectives.base import Objective
 from lmtrain.run_dir import RunDir
 from lmtrain.training import checkpoint as ckpt
+from lmtrain.training.distributed import Distributed
 from lmtrain.training.evaluation import evaluate_objective
 from lmtrain.training.precision import Precision
 from lmtrain.training.progress import TrainingProgress
@@ -59,6 +61,23 @@ def _to_device(batch: dict[str, torch.Tensor], device: torch.device) -> dict[str
     return {k: v.to(device, non_blocking=True) for k, v in batch.items()}
 
 
+class ObjectiveStep(nn.Module):
+    """``objective(model, batch, norm)`` as a module, so DistributedDataParallel can wrap the call.
+
+    DDP synchronises gradients for what runs inside its wrapped module's forward; objectives
+    call ``model.backbone`` and ``model.heads`` directly, so the whole objective is the forward.
+    """
+
+    def __init__(self, model: nn.Module, objective: Objective):
+        super().__init__()
+        self.model = model
+        self.objective = objective
+
+    def forward(self, batch: dict[str, torch.Tensor], norm: dict[str, torch.Tensor]):
+        """The objective's output for ``batch``."""
+        return self.objective(self.model, batch, norm)
+
+
 def _add(total: dict[str, torch.Tensor], new: dict[str, torch.Tensor]) -> None:
     for key, value in new.items():
         value = value.detach()
@@ -78,20 +97,28 @@ class Trainer:
         device: where the model lives.
         model_meta: saved as ``model.json`` in checkpoints (how to rebuild the model).
         tokenizer_file: copied into checkpoints.
+        dist: this process's place in a data-parallel job (None = a single process).
+        loggers: extra metric sinks (``training.loggers``) that get every event ``metrics.jsonl``
+            gets; closed when ``fit`` ends.
     """
 
     def __init__(self, model: nn.Module, objective: Objective, optimizer: torch.optim.Optimizer,
                  scheduler: Any, train_set: Dataset, eval_set: Dataset | None, collate: Callable,
                  cfg: Any, run: RunDir, device: torch.device, model_meta: dict[str, Any],
-                 tokenizer_file: Path | None = None):
+                 tokenizer_file: Path | None = None, dist: Distributed | None = None,
+                 loggers: Sequence[Any] = ()):
         self.model, self.objective = model, objective
+        self.dist = dist or Distributed()
         self.optimizer, self.scheduler = optimizer, scheduler
         self.train_set, self.eval_set, self.collate = train_set, eval_set, collate
         self.cfg, self.run, self.device = cfg, run, device
         self.model_meta, self.tokenizer_file = model_meta, tokenizer_file
+        self.loggers = list(loggers)
         self.precision = Precision(cfg.precision, device)
         self.state = TrainState()
-        self.sampler = EpochBatches(len(train_set), cfg.batch_size, seed=cfg.seed, shuffle=True, drop_last=True)
+        self.sampler = EpochBatches(len(train_set), cfg.batch_size, seed=cfg.seed, shuffle=True, drop_last=True,
+                                    rank=self.dist.rank, world_size=self.dist.world_size)
+        self.step_module = self.dist.wrap(ObjectiveStep(model, objective), device)
         if len(self.sampler) == 0:
             raise UserError(f"the training data has {len(train_set)} sequences, fewer than one batch "
                             f"(trainer.batch_size={cfg.batch_size}); add text or lower trainer.batch_size.")
@@ -125,18 +152,26 @@ class Trainer:
     def _train_step(self, sums: dict[str, torch.Tensor]) -> None:
         """One optimizer step over ``grad_accum`` micro-batches, normalised by the window's targets."""
         window = [self._next_batch() for _ in range(self.cfg.grad_accum)]
-        norm: dict[str, torch.Tensor] = {}
+        local: dict[str, torch.Tensor] = {}
         for batch in window:
-            _add(norm, self.objective.count_targets(batch))
-        for batch in window:
-            with self.precision.autocast():
-                out = self.objective(self.model, batch, norm)
-            if self.precision.scaler is not None:
-                self.precision.scaler.scale(out.loss).backward()
-            else:
-                out.loss.backward()
+            _add(local, self.objective.count_targets(batch))
+        norm = self.dist.sum(local)  # targets of the whole window on every rank
+        # DDP averages gradients over ranks; each rank's loss is already divided by the global
+        # target count, so scaling by the world size turns that average into the exact sum.
+        scale = float(self.dist.world_size)
+        for i, batch in enumerate(window):
+            last = i == len(window) - 1
+            sync = contextlib.nullcontext() if last or not self.dist.enabled else self.step_module.no_sync()
+            with sync:
+                with self.precision.autocast():
+                    out = self.step_module(batch, norm)
+                loss = out.loss * scale if self.dist.enabled else out.loss
+                if self.precision.scaler is not None:
+                    self.precision.scaler.scale(loss).backward()
+                else:
+                    loss.backward()
             _add(sums, out.sums)
-        _add(sums, {"tokens": norm["tokens"]})
+        _add(sums, {"tokens": local["tokens"]})
         if self.precision.scaler is not None:
             self.precision.scaler.unscale_(self.optimizer)
         if self.cfg.grad_clip > 0:
@@ -162,17 +197,22 @@ class Trainer:
     # ---------------------------------------------------------------- checkpoints
     def save(self) -> Path:
         """Checkpoint the current step (atomic), then prune old ones."""
-        state = {
-            "train": asdict(self.state),
-            "optimizer": self.optimizer.state_dict(),
-            "scheduler": self.scheduler.state_dict(),
-            "rng": ckpt.rng_state(),
-        }
-        if self.precision.scaler is not None:
-            state["scaler"] = self.precision.scaler.state_dict()
-        path = ckpt.save_checkpoint(self.run.checkpoints, self.state.step, self.model, self.model_meta, state,
-                                    self.tokenizer_file)
-        ckpt.prune_checkpoints(self.run.checkpoints, self.cfg.keep_last)
+        rng_per_rank = self.dist.gather(ckpt.rng_state())  # every rank's dropout stream, for exact resume
+        path = self.run.checkpoints / f"step-{self.state.step}"
+        if self.dist.is_main:
+            state = {
+                "train": asdict(self.state),
+                "optimizer": self.optimizer.state_dict(),
+                "scheduler": self.scheduler.state_dict(),
+                "rng": rng_per_rank[0],
+                "rng_per_rank": rng_per_rank,
+            }
+            if self.precision.scaler is not None:
+                state["scaler"] = self.precision.scaler.state_dict()
+            path = ckpt.save_checkpoint(self.run.checkpoints, self.state.step, self.model, self.model_meta, state,
+                                        self.tokenizer_file)
+            ckpt.prune_checkpoints(self.run.checkpoints, self.cfg.keep_last)
+        self.dist.barrier()
         return path
 
     @property
@@ -213,10 +253,12 @@ class Trainer:
         self.scheduler.load_state_dict(state["scheduler"])
         if self.precision.scaler is not None and "scaler" in state:
             self.precision.scaler.load_state_dict(state["scaler"])
-        ckpt.set_rng_state(state["rng"])
+        per_rank = state.get("rng_per_rank") or []
+        ckpt.set_rng_state(per_rank[self.dist.rank] if len(per_rank) == self.dist.world_size else state["rng"])
         self.state = TrainState(**state["train"])
         self._batches = None
-        self.run.truncate_metrics(self.state.step)
+        if self.dist.is_main:
+            self.run.truncate_metrics(self.state.step)
         log.info("resumed from %s at step %d", checkpoint, self.state.step)
 
     # ---------------------------------------------------------------- loop
@@ -226,7 +268,8 @@ class Trainer:
         self._stop_requested = True
 
     def _log_train(self, sums: dict[str, torch.Tensor], seconds: float, progress: TrainingProgress) -> None:
-        values = {k: float(v) for k, v in sums.items()}  # the only host sync, once per log window
+        values = {k: float(v) for k, v in self.dist.sum(sums).items()}  # the only host sync, once per log window
+        self.state.tokens_seen += int(values["tokens"])
         metrics = {f"train/{k}": v for k, v in self.objective.summarize(values).items()}
         if not math.isfinite(metrics["train/loss"]):
             raise UserError(f"the training loss became {metrics['train/loss']} at step {self.state.step}; "
@@ -234,17 +277,35 @@ class Trainer:
         metrics["train/lr"] = self.scheduler.get_last_lr()[0]
         metrics["train/tokens_per_s"] = values["tokens"] / max(seconds, 1e-9)
         metrics["train/tokens_seen"] = self.state.tokens_seen
+        if self.dist.is_main:
+            self._log(metrics)
+            progress.show(self.state.step, metrics)
+
+    def _log(self, metrics: dict[str, Any]) -> None:
         self.run.log(self.state.step, metrics)
-        progress.show(self.state.step, metrics)
+        for logger in self.loggers:
+            logger.log(self.state.step, metrics)
 
     def _evaluate_and_log(self, progress: TrainingProgress) -> bool:
         """Evaluate, log, and remember the best step; True if this evaluation is the best so far."""
         metrics = self.evaluate()
         if not metrics:
             return False
-        self.run.log(self.state.step, metrics)
-        progress.note(f"step {self.state.step}: " + "  ".join(f"{k} {v:.4f}" for k, v in metrics.items()))
+        if self.dist.is_main:
+            self._log(metrics)
+            progress.note(f"step {self.state.step}: " + "  ".join(f"{k} {v:.4f}" for k, v in metrics.items()))
         return self._track_best(metrics)
+
+    def _stop_everywhere(self) -> bool:
+        """Whether any rank got Ctrl-C (all ranks must stop at the same step)."""
+        if not self.dist.enabled:
+            return self._stop_requested
+        flag = torch.tensor(float(self._stop_requested), device=self.device)
+        return bool(self.dist.sum({"stop": flag})["stop"] > 0)
+
+    def _count_unlogged_tokens(self, sums: dict[str, torch.Tensor]) -> None:
+        if sums:
+            self.state.tokens_seen += int(self.dist.sum({"tokens": sums["tokens"]})["tokens"])
 
     def _should_stop_early(self) -> bool:
         patience = self.cfg.early_stopping_patience
@@ -260,7 +321,7 @@ class Trainer:
             previous = None
         sums: dict[str, torch.Tensor] = {}
         try:
-            with TrainingProgress(cfg.max_steps, self.state.step, cfg.progress) as progress:
+            with TrainingProgress(cfg.max_steps, self.state.step, cfg.progress and self.dist.is_main) as progress:
                 window_start = time.perf_counter()
                 while self.state.step < cfg.max_steps:
                     step_start = time.perf_counter()
@@ -268,7 +329,6 @@ class Trainer:
                     self.state.train_seconds += time.perf_counter() - step_start
                     progress.advance(self.state.step)
                     if self.state.step % cfg.log_every == 0 or self.state.step == cfg.max_steps:
-                        self.state.tokens_seen += int(sums["tokens"])
                         self._log_train(sums, time.perf_counter() - window_start, progress)
                         sums, window_start = {}, time.perf_counter()
                     evaluated = best = False
@@ -276,25 +336,25 @@ class Trainer:
                         evaluated, best = True, self._evaluate_and_log(progress)
                     if best or (cfg.save_every and self.state.step % cfg.save_every == 0 and self.state.step < cfg.max_steps):
                         path = self.save()
-                        if best:
+                        if best and self.dist.is_main:
                             ckpt.mark_best(self.run.checkpoints, path)
-                    if self._stop_requested:
-                        if sums:
-                            self.state.tokens_seen += int(sums["tokens"])
+                    if self._stop_everywhere():
+                        self._count_unlogged_tokens(sums)
                         raise TrainingInterrupted(self.save(), self.state.step)
                     if evaluated and self._should_stop_early():
                         progress.note(f"early stopping: no better eval/{self.monitor} in "
                                       f"{cfg.early_stopping_patience} evaluations")
                         break
-                if sums:
-                    self.state.tokens_seen += int(sums["tokens"])
+                self._count_unlogged_tokens(sums)
                 best = self._evaluate_and_log(progress)
                 last = self.save()
-                if best:
+                if best and self.dist.is_main:
                     ckpt.mark_best(self.run.checkpoints, last)
         finally:
             if previous is not None:
                 signal.signal(signal.SIGINT, previous)
+            for logger in self.loggers:
+                logger.finish()
         summary = {
             "steps": self.state.step,
             **self.last_eval,

@@ -1,0 +1,85 @@
+"""`lmtrain plot RUN [RUN ...] [metrics=[...]] [out=curves.png] [x=step|tokens|time] [svg=true]`.
+
+    lmtrain plot outputs/pretrain/*                          # train/loss and the main eval metric
+    lmtrain plot multirun/pretrain/2024-05-01_12-00-00 metrics=[train/loss,eval/mlm_acc] x=tokens
+    lmtrain plot outputs/pretrain/run-a outputs/pretrain/run-b out=compare.png svg=true smooth=0.9
+
+Each RUN is a run directory or a folder holding runs (a sweep); options are ``key=value``
+like every other lmtrain command.
+"""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from rich.console import Console
+
+from lmtrain.errors import UserError
+from lmtrain.runs.discovery import find_run_dirs
+from lmtrain.runs.plot import DEFAULT_SMOOTHING, plot_runs
+from lmtrain.runs.record import load_runs
+from lmtrain.runs.series import X_AXES
+
+OPTIONS = {"metrics": None, "out": "curves.png", "x": "step", "svg": "false", "smooth": str(DEFAULT_SMOOTHING)}
+
+
+def parser() -> argparse.ArgumentParser:
+    """The command line of `lmtrain plot` (options are parsed from ``key=value`` items)."""
+    p = argparse.ArgumentParser(
+        prog="lmtrain plot",
+        description="Plot metrics of runs: one subplot per metric, one line per run (legend: the overrides that "
+                    "differ), training metrics smoothed with the raw values faint behind.",
+        epilog="options (key=value): metrics=[train/loss,eval/mlm_acc] (default: train/loss and the main eval "
+               f"metric)  out=curves.png  x={'|'.join(X_AXES)}  svg=true (also write an SVG)  "
+               f"smooth={DEFAULT_SMOOTHING} (EMA weight for train/*, 0 = raw)")
+    p.add_argument("items", nargs="+", metavar="RUN|key=value", help="run directories or sweep folders, and options")
+    return p
+
+
+def _split_list(value: str) -> list[str]:
+    """``[a,b]``, ``a,b`` or ``a`` as a list of names."""
+    return [v.strip().strip("'\"") for v in value.strip().strip("[]").split(",") if v.strip()]
+
+
+def _parse_bool(key: str, value: str) -> bool:
+    if value.lower() in ("true", "1", "yes"):
+        return True
+    if value.lower() in ("false", "0", "no"):
+        return False
+    raise UserError(f"{key}={value}: expected true or false.")
+
+
+def parse_items(items: list[str]) -> tuple[list[str], dict[str, str]]:
+    """Split the command line into run paths and ``key=value`` options (unknown keys are errors)."""
+    runs, options = [], dict(OPTIONS)
+    for item in items:
+        key, sep, value = item.partition("=")
+        if sep and not Path(item).exists():
+            if key not in OPTIONS:
+                raise UserError(f"unknown option '{key}'; options: {', '.join(OPTIONS)}.")
+            options[key] = value
+        else:
+            runs.append(item)
+    if not runs:
+        raise UserError("give at least one run directory (or a folder of runs) to plot.")
+    return runs, options
+
+
+def main(argv: list[str]) -> None:
+    """Run `lmtrain plot` with ``argv`` (the arguments after ``plot``)."""
+    runs, options = parse_items(parser().parse_args(argv).items)
+    run_dirs = find_run_dirs(runs)
+    if not run_dirs:
+        raise UserError(f"no run directories (with .hydra/config.yaml or metrics.jsonl) under {', '.join(runs)}.")
+    try:
+        smoothing = float(options["smooth"])
+    except ValueError:
+        raise UserError(f"smooth={options['smooth']}: expected a number between 0 and 1.") from None
+    if not 0 <= smoothing < 1:
+        raise UserError(f"smooth={smoothing}: expected a number in [0, 1).")
+    metrics = _split_list(options["metrics"]) if options["metrics"] else None
+    written = plot_runs(load_runs(run_dirs), options["out"], metrics=metrics, x=options["x"],
+                        svg=_parse_bool("svg", options["svg"]), smoothing=smoothing)
+    Console(stderr=True).print(f"{len(run_dirs)} run{'s' if len(run_dirs) != 1 else ''} plotted: "
+                               + ", ".join(str(p) for p in written), highlight=False)

@@ -1,0 +1,48 @@
+"""`lmtrain runs [DIR ...] [--json]`: list runs with their status, differing overrides and main metric.
+
+    lmtrain runs                          # everything under ./outputs and ./multirun
+    lmtrain runs multirun/pretrain/2024-05-01_12-00-00
+    lmtrain runs outputs --json | jq .    # one JSON object per run
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+
+from lmtrain.runs.discovery import DEFAULT_ROOTS, find_run_dirs
+from lmtrain.runs.record import RUNNING_WINDOW_S, load_runs
+from lmtrain.runs.table import json_lines, make_console, run_rows, runs_table
+
+
+def parser() -> argparse.ArgumentParser:
+    """The command line of `lmtrain runs`."""
+    p = argparse.ArgumentParser(
+        prog="lmtrain runs",
+        description="List run directories (found by .hydra/config.yaml or metrics.jsonl) with their status "
+                    "(finished, running, interrupted = resumable with trainer.resume=auto, failed), the overrides "
+                    "that differ between them, steps, wall time, tokens/s and the final and best main metric.")
+    p.add_argument("dirs", nargs="*", metavar="DIR",
+                   help=f"run directories or folders to search (default: {' and '.join(DEFAULT_ROOTS)})")
+    p.add_argument("--json", action="store_true", help="print one JSON object per run instead of a table")
+    p.add_argument("--running-window", type=float, default=RUNNING_WINDOW_S, metavar="S",
+                   help="a run without summary.json whose files changed in the last S seconds is running "
+                        f"(default {RUNNING_WINDOW_S:.0f})")
+    return p
+
+
+def main(argv: list[str]) -> None:
+    """Run `lmtrain runs` with ``argv`` (the arguments after ``runs``)."""
+    args = parser().parse_args(argv)
+    run_dirs = find_run_dirs(args.dirs or None)
+    rows = run_rows(load_runs(run_dirs, running_window=args.running_window))
+    if args.json:
+        sys.stdout.write(json_lines(rows))
+        return
+    console = make_console()
+    if not rows:
+        where = " ".join(args.dirs) or " and ".join(f"./{d}" for d in DEFAULT_ROOTS)
+        console.print(f"no runs found under {where}", highlight=False)
+        return
+    console.print(runs_table(rows, title=f"{len(rows)} run{'s' if len(rows) != 1 else ''}"))

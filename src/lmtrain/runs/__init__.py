@@ -1,0 +1,18 @@
+"""See and compare runs: find run directories, read their status and metrics, tabulate and plot them.
+
+    discovery   run directories under some folders (``.hydra/config.yaml`` or ``metrics.jsonl``)
+    record      one run read back: config, overrides, summary, status, main metric
+    compare     the overrides that tell runs apart, legend labels, ranking by the main metric
+    series      a metric's values against step, tokens seen or training time
+    table       rows for ``lmtrain runs``: a rich table, JSON lines, CSV and Markdown
+    plot        ``curves.png``: one subplot per metric, one line per run (matplotlib, Agg)
+    sweep       the Hydra callback that writes ``sweep_summary.csv`` / ``.md`` after ``-m``
+
+Everything here reads the run directory contract (README, "Run directory") and nothing else,
+so it works on runs of any command and of older versions.
+"""
+
+from lmtrain.runs.discovery import find_run_dirs
+from lmtrain.runs.record import RunRecord, load_run, load_runs
+
+__all__ = ["find_run_dirs", "RunRecord", "load_run", "load_runs"]

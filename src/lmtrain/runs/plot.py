@@ -1,0 +1,177 @@
+"""Training curves as a PNG (and SVG): one subplot per metric, one line per run.
+
+Training metrics are noisy, so they are drawn smoothed (an exponential moving average, as in
+TensorBoard) with the raw values faint behind; evaluation metrics are drawn as they are. The
+legend names each run by the overrides that tell it apart from the others. matplotlib draws
+through its Agg canvas directly, so no display and no global backend are involved.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from pathlib import Path
+from typing import Any, Sequence
+
+from lmtrain.errors import UserError
+from lmtrain.runs.compare import run_labels
+from lmtrain.runs.record import RunRecord, load_run
+from lmtrain.runs.series import X_AXES, ema, metric_names, metric_series, x_values
+
+log = logging.getLogger(__name__)
+
+CURVES_FILE = "curves.png"
+PANEL_INCHES = (6.0, 4.0)  # width, height of one subplot
+DPI = 100  # so one subplot is 600 x 400 pixels
+MAX_COLUMNS = 2
+DEFAULT_SMOOTHING = 0.6
+UNSMOOTHED = ("train/lr", "train/tokens_seen")  # training metrics that are not noisy
+
+
+def require_matplotlib() -> None:
+    """Raise a UserError naming the extra to install when matplotlib is missing."""
+    try:
+        import matplotlib  # noqa: F401
+    except ImportError:
+        raise UserError("plotting needs matplotlib: pip install 'lmtrain[plot]'.") from None
+
+
+def grid(n_metrics: int) -> tuple[int, int]:
+    """Rows and columns of subplots for ``n_metrics`` panels."""
+    columns = min(max(n_metrics, 1), MAX_COLUMNS)
+    return math.ceil(max(n_metrics, 1) / columns), columns
+
+
+def figure_pixels(n_metrics: int) -> tuple[int, int]:
+    """Width and height in pixels of the PNG drawn for ``n_metrics`` panels."""
+    rows, columns = grid(n_metrics)
+    return round(columns * PANEL_INCHES[0] * DPI), round(rows * PANEL_INCHES[1] * DPI)
+
+
+def default_metrics(runs: Sequence[RunRecord]) -> list[str]:
+    """``train/loss`` and each run's main evaluation metric, where they were logged."""
+    wanted = ["train/loss", *dict.fromkeys(f"eval/{r.metric}" for r in runs if r.metric)]
+    logged = {name for run in runs for name in metric_names(run.events)}
+    return [m for m in wanted if m in logged]
+
+
+def resolve_metrics(requested: Sequence[str] | None, runs: Sequence[RunRecord]) -> list[str]:
+    """The metric names to draw; a name without ``/`` matches ``train/<name>`` and ``eval/<name>``.
+
+    Raises:
+        UserError: naming the logged metrics, when a requested one is in no run.
+    """
+    logged = sorted({name for run in runs for name in metric_names(run.events)})
+    if not requested:
+        chosen = default_metrics(runs)
+        if not chosen:
+            raise UserError(f"none of the runs logged train/loss or an evaluation metric; "
+                            f"metrics that exist: {', '.join(logged) or 'none'}.")
+        return chosen
+    chosen: list[str] = []
+    for name in requested:
+        matches = [name] if name in logged else [m for m in logged if "/" not in name and m.split("/", 1)[-1] == name]
+        if not matches:
+            raise UserError(f"no run logged the metric '{name}'; metrics that exist: {', '.join(logged) or 'none'}.")
+        chosen.extend(m for m in matches if m not in chosen)
+    return chosen
+
+
+def _draw(ax: Any, run: RunRecord, metric: str, x: str, label: str, color: Any, smoothing: float) -> bool:
+    """One run's line for ``metric`` on ``ax``; False if the run did not log it."""
+    steps, values = metric_series(run.events, metric)
+    if not len(steps):
+        return False
+    xs = x_values(run.events, steps, x, run=str(run.path))
+    if metric.startswith("train/") and metric not in UNSMOOTHED and smoothing > 0 and len(values) > 2:
+        ax.plot(xs, values, color=color, alpha=0.25, linewidth=1)
+        ax.plot(xs, ema(values, smoothing), color=color, linewidth=1.8, label=label)
+    else:
+        ax.plot(xs, values, color=color, linewidth=1.5, marker="o" if len(values) <= 30 else None,
+                markersize=3, label=label)
+    return True
+
+
+def _style_axis(ax: Any, metric: str, x: str) -> None:
+    ax.set_title(metric)
+    ax.set_xlabel(X_AXES[x])
+    ax.grid(alpha=0.3)
+    low, high = ax.get_ylim()
+    if ("ppl" in metric or "perplexity" in metric) and low > 0 and high / low > 50:
+        ax.set_yscale("log")  # perplexities span orders of magnitude early in training
+
+
+def plot_runs(runs: Sequence[RunRecord], out: str | Path, metrics: Sequence[str] | None = None, x: str = "step",
+              svg: bool = False, smoothing: float = DEFAULT_SMOOTHING, title: str | None = None) -> list[Path]:
+    """Draw ``metrics`` of ``runs`` against ``x`` and write ``out`` (a PNG), plus an SVG beside it if asked.
+
+    Args:
+        runs: the runs (read with :func:`lmtrain.runs.load_run`).
+        out: the PNG to write (parent folders are created).
+        metrics: metric names (None: ``train/loss`` and the main evaluation metric).
+        x: step | tokens (``train/tokens_seen``) | time (training seconds).
+        svg: also write ``out`` with the suffix ``.svg``.
+        smoothing: EMA weight for training metrics (0 = raw only).
+        title: figure title (default: the run directory for a single run).
+    Returns:
+        The files written.
+    """
+    require_matplotlib()
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+    if x not in X_AXES:
+        raise UserError(f"x={x} is not an axis; choose one of {', '.join(X_AXES)}.")
+    with_events = [run for run in runs if run.events]
+    for run in runs:
+        if not run.events:
+            log.warning("%s has no metrics.jsonl events; left out of the plot", run.path)
+    if not with_events:
+        raise UserError("none of the runs has logged metrics (metrics.jsonl); nothing to plot.")
+    chosen = resolve_metrics(metrics, with_events)
+    labels = run_labels(with_events)
+    rows, columns = grid(len(chosen))
+    fig = Figure(figsize=(columns * PANEL_INCHES[0], rows * PANEL_INCHES[1]), dpi=DPI, layout="constrained")
+    FigureCanvasAgg(fig)
+    colors = [f"C{i % 10}" for i in range(len(with_events))]
+    for i, metric in enumerate(chosen):
+        ax = fig.add_subplot(rows, columns, i + 1)
+        drawn = [_draw(ax, run, metric, x, label, color, smoothing)
+                 for run, label, color in zip(with_events, labels, colors)]
+        _style_axis(ax, metric, x)
+        if i == 0 and any(drawn) and len(with_events) > 1:
+            ax.legend(fontsize="small", loc="best")
+    fig.suptitle(title if title is not None else (with_events[0].path.name if len(with_events) == 1 else ""))
+    out = Path(out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(out, dpi=DPI, format="png")
+    written = [out]
+    if svg:
+        fig.savefig(out.with_suffix(".svg"), format="svg")
+        written.append(out.with_suffix(".svg"))
+    return written
+
+
+def save_run_curves(run_dir: str | Path) -> Path | None:
+    """Write ``<run_dir>/curves.png`` (default metrics); skipped with one log line without matplotlib.
+
+    A finished run must never fail over its picture, so plotting problems are logged, not raised.
+    """
+    try:
+        require_matplotlib()
+    except UserError:
+        log.info("matplotlib is not installed, so no %s (pip install 'lmtrain[plot]')", CURVES_FILE)
+        return None
+    run = load_run(run_dir)
+    try:
+        path = plot_runs([run], Path(run_dir) / CURVES_FILE, title=_run_title(run))[0]
+    except Exception as error:  # noqa: BLE001 - the run is done; a picture problem only gets a warning
+        log.warning("could not draw %s: %s", CURVES_FILE, error)
+        return None
+    log.info("training curves: %s", path)
+    return path
+
+
+def _run_title(run: RunRecord) -> str:
+    who = " ".join(f"{k}={v}" for k, v in (("model", run.model), ("task", run.task)) if v)
+    return f"lmtrain {run.command or ''} {who} — {run.path.name}".replace("  ", " ")

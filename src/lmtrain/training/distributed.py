@@ -1,0 +1,113 @@
+"""Data parallelism on PyTorch's engine: one process per device, launched by `torchrun`.
+
+`torchrun --nproc_per_node=N -m lmtrain pretrain ...` sets RANK / WORLD_SIZE / LOCAL_RANK;
+`Distributed.from_env` joins the process group (NCCL on CUDA, gloo on CPU). Rank 0 alone
+writes the run directory; every rank reads the same data position, so resume stays exact.
+"""
+
+from __future__ import annotations
+
+import datetime
+import os
+from typing import Any
+
+import torch
+import torch.distributed as dist
+from torch import nn
+from torch.nn.parallel import DistributedDataParallel
+
+from lmtrain.errors import UserError
+
+STRATEGIES = ("auto", "single", "ddp")
+
+
+class Distributed:
+    """This process's place in a data-parallel job (a single process is world size 1).
+
+    Args:
+        rank: global rank.
+        world_size: number of processes.
+        local_rank: rank on this node (selects the CUDA device).
+    """
+
+    def __init__(self, rank: int = 0, world_size: int = 1, local_rank: int = 0):
+        self.rank, self.world_size, self.local_rank = rank, world_size, local_rank
+
+    @classmethod
+    def from_env(cls, strategy: str, device_type: str) -> "Distributed":
+        """Join the process group `torchrun` describes (or stay single for ``strategy=single``).
+
+        Args:
+            strategy: auto (DDP when launched with several processes) | single | ddp.
+            device_type: cpu or cuda: gloo or NCCL.
+        """
+        if strategy not in STRATEGIES:
+            raise UserError(f"trainer.strategy={strategy} is not supported; use {', '.join(STRATEGIES)}.")
+        world_size = int(os.environ.get("WORLD_SIZE", "1"))
+        if strategy == "single" or (strategy == "auto" and world_size == 1):
+            return cls()
+        if "RANK" not in os.environ:
+            raise UserError("trainer.strategy=ddp needs one process per device, started by torchrun: "
+                            "`torchrun --nproc_per_node=N -m lmtrain pretrain ...`.")
+        if not dist.is_initialized():
+            backend = "nccl" if device_type == "cuda" else "gloo"
+            dist.init_process_group(backend, timeout=datetime.timedelta(minutes=30))
+        return cls(dist.get_rank(), dist.get_world_size(), int(os.environ.get("LOCAL_RANK", "0")))
+
+    @property
+    def enabled(self) -> bool:
+        """Whether more than one process takes part."""
+        return self.world_size > 1
+
+    @property
+    def is_main(self) -> bool:
+        """Rank 0: the process that writes logs, checkpoints and summaries."""
+        return self.rank == 0
+
+    def device(self, device: torch.device) -> torch.device:
+        """One CUDA device per process under DDP; unchanged otherwise."""
+        if self.enabled and device.type == "cuda":
+            return torch.device("cuda", self.local_rank)
+        return device
+
+    def wrap(self, module: nn.Module, device: torch.device) -> nn.Module:
+        """``module`` under DistributedDataParallel (as is in a single process)."""
+        if not self.enabled:
+            return module
+        ids = [device.index] if device.type == "cuda" else None
+        return DistributedDataParallel(module, device_ids=ids)
+
+    def sum(self, values: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+        """Element-wise sum of ``values`` over all ranks (one collective for the whole dict)."""
+        if not self.enabled or not values:
+            return values
+        keys = sorted(values)
+        flat = torch.stack([values[k].detach().double().reshape(()) for k in keys])
+        dist.all_reduce(flat)
+        return {k: flat[i].to(values[k].dtype) for i, k in enumerate(keys)}
+
+    def gather(self, obj: Any) -> list[Any]:
+        """``obj`` of every rank, in rank order (one entry in a single process)."""
+        if not self.enabled:
+            return [obj]
+        gathered: list[Any] = [None] * self.world_size
+        dist.all_gather_object(gathered, obj)
+        return gathered
+
+    def broadcast(self, obj: Any) -> Any:
+        """Rank 0's ``obj`` on every rank."""
+        if not self.enabled:
+            return obj
+        box = [obj]
+        dist.broadcast_object_list(box, src=0)
+        return box[0]
+
+    def barrier(self) -> None:
+        """Wait until every rank arrives."""
+        if self.enabled:
+            dist.barrier()
+
+    def close(self) -> None:
+        """Leave the process group."""
+        if self.enabled and dist.is_initialized():
+            dist.destroy_process_group()

@@ -1,0 +1,97 @@
+"""`lmtrain plot` and curves.png: PNGs of the expected size, clear errors for unknown metrics."""
+
+from __future__ import annotations
+
+import sys
+
+import numpy as np
+import pytest
+
+from lmtrain.cli import main
+from lmtrain.runs.plot import CURVES_FILE, figure_pixels
+from lmtrain.runs.series import ema, metric_series, x_values
+
+Image = pytest.importorskip("PIL.Image")
+pytest.importorskip("matplotlib")
+
+
+def _size(path) -> tuple[int, int]:
+    with Image.open(path) as image:
+        image.verify()
+    with Image.open(path) as image:
+        return image.size
+
+
+def test_finished_pretrain_run_writes_curves_png(sweep):
+    for job in ("0", "1"):
+        assert _size(sweep / job / CURVES_FILE) == figure_pixels(2)  # train/loss and eval/mlm_acc
+
+
+def test_plot_one_run(sweep, tmp_path, capsys):
+    out = tmp_path / "one.png"
+    main(["plot", str(sweep / "0"), f"out={out}"])
+    assert _size(out) == figure_pixels(2) == (1200, 400)
+    assert "1 run plotted" in capsys.readouterr().err
+
+
+def test_plot_several_runs_against_tokens_and_time(sweep, tmp_path):
+    out = tmp_path / "many.png"
+    main(["plot", str(sweep / "0"), str(sweep / "1"), "metrics=[train/loss,eval/mlm_acc,train/lr]",
+          f"out={out}", "x=tokens", "svg=true"])
+    assert _size(out) == figure_pixels(3) == (1200, 800)
+    assert out.with_suffix(".svg").read_text().lstrip().startswith("<?xml")
+    main(["plot", str(sweep), "metrics=mlm_acc", f"out={tmp_path / 'time.png'}", "x=time"])  # a sweep folder
+    assert _size(tmp_path / "time.png") == figure_pixels(2)  # mlm_acc matches train/ and eval/mlm_acc
+
+
+def test_unknown_metric_names_the_metrics_that_exist(sweep, tmp_path, capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        main(["plot", str(sweep / "0"), "metrics=[train/loss,eval/bleu]", f"out={tmp_path / 'x.png'}"])
+    assert exit_info.value.code == 2
+    err = " ".join(capsys.readouterr().err.split())
+    assert "eval/bleu" in err and "eval/mlm_acc" in err and "train/loss" in err
+    assert not (tmp_path / "x.png").exists()
+
+
+def test_bad_options_are_user_errors(sweep, tmp_path, capsys):
+    for option in ("x=epochs", "colour=red", "svg=maybe"):
+        with pytest.raises(SystemExit) as exit_info:
+            main(["plot", str(sweep / "0"), option, f"out={tmp_path / 'x.png'}"])
+        assert exit_info.value.code == 2
+    assert "x=epochs" in capsys.readouterr().err
+
+
+def test_series_each_step_once_and_axes():
+    events = [{"step": 2, "train/loss": 5.0, "train/tokens_seen": 100, "train/tokens_per_s": 50.0},
+              {"step": 4, "train/loss": 4.0, "train/tokens_seen": 200, "train/tokens_per_s": 100.0},
+              {"step": 4, "train/loss": 3.9, "train/tokens_seen": 200, "train/tokens_per_s": 100.0},  # re-logged
+              {"step": 4, "eval/acc": 0.5}]
+    steps, values = metric_series(events, "train/loss")
+    assert steps.tolist() == [2, 4] and values.tolist() == [5.0, 3.9]
+    assert x_values(events, np.array([2.0, 4.0]), "tokens").tolist() == [100, 200]
+    assert x_values(events, np.array([2.0, 4.0]), "time").tolist() == [2.0, 3.0]  # 100/50 s, then 100/100 s
+
+
+def test_ema_is_debiased():
+    values = np.array([4.0, 4.0, 2.0])
+    smoothed = ema(values, 0.5)
+    assert smoothed[0] == 4.0 and smoothed[1] == 4.0 and 2.0 < smoothed[2] < 4.0
+    assert ema(values, 0.0) is values
+
+
+def test_without_matplotlib(sweep, tmp_path, monkeypatch, capsys, caplog):
+    import logging
+    import shutil
+
+    from lmtrain.runs.plot import save_run_curves
+
+    monkeypatch.setitem(sys.modules, "matplotlib", None)  # import matplotlib raises ImportError
+    run = tmp_path / "run"
+    shutil.copytree(sweep / "0", run, symlinks=True)
+    (run / CURVES_FILE).unlink()
+    with caplog.at_level(logging.INFO, logger="lmtrain.runs.plot"):
+        assert save_run_curves(run) is None  # a finished run just skips its picture
+    assert not (run / CURVES_FILE).exists() and "pip install 'lmtrain[plot]'" in caplog.text
+    with pytest.raises(SystemExit) as exit_info:
+        main(["plot", str(run), f"out={tmp_path / 'x.png'}"])
+    assert exit_info.value.code == 2 and "lmtrain[plot]" in capsys.readouterr().err

@@ -1,0 +1,64 @@
+"""Labels on the first sub-word, windows for long sentences, and predictions mapped back to words."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from omegaconf import OmegaConf
+
+from lmtrain.config import TokenizerConfig
+from lmtrain.data.masking import IGNORE_INDEX
+from lmtrain.data.tokenizer import train_tokenizer
+from lmtrain.tasks.alignment import make_windows, window_bounds, window_labels, words_from_windows
+from lmtrain.tasks.classification import frame_pair
+
+
+@pytest.fixture(scope="module")
+def tokenizer():
+    # a tiny vocabulary, so that rarer words split into several pieces
+    texts = ["the farmer visited the old barn", "a teacher painted the fence"] * 20
+    roles = {"pad": "[PAD]", "unk": "[UNK]", "cls": "[CLS]", "sep": "[SEP]", "mask": "[MASK]"}
+    return train_tokenizer(texts, OmegaConf.structured(TokenizerConfig(vocab_size=60, min_frequency=1,
+                                                                          special_tokens=roles)))
+
+
+def test_label_on_first_subword_and_back(tokenizer):
+    words = ["The", "farmer", "Zanzibarian", "visited", "barns"]
+    tags = [0, 1, 2, 0, 3]
+    (window,) = make_windows(tokenizer, [words], max_seq_len=64)
+    ids = window.input_ids
+    assert ids[0] == tokenizer.id("cls") and ids[-1] == tokenizer.id("sep")
+    assert len(ids) > len(words) + 2  # some words became several sub-words
+    labels = window_labels(window, tags)
+    assert (labels[labels != IGNORE_INDEX] == np.asarray(tags)).all()  # one label per word, in order
+    pieces = tokenizer.tokenizer.encode(words, is_pretokenized=True, add_special_tokens=False)
+    firsts = [i + 1 for i, w in enumerate(pieces.word_ids) if i == 0 or pieces.word_ids[i - 1] != w]
+    assert [i for i, label in enumerate(labels) if label != IGNORE_INDEX] == firsts
+    back = words_from_windows([window], [labels.clip(min=0)], [len(words)], default=0)
+    assert back == [tags]
+
+
+def test_long_sentences_are_split_into_windows_not_cut(tokenizer):
+    words = ["the", "farmer", "visited", "Zanzibarian", "barns"] * 12  # far longer than 16 tokens
+    tags = list(range(len(words)))
+    windows = make_windows(tokenizer, [words], max_seq_len=16)
+    assert len(windows) > 3 and all(len(w.input_ids) <= 16 for w in windows)
+    assert [w.window for w in windows] == list(range(len(windows)))
+    labelled = np.concatenate([window_labels(w, tags)[window_labels(w, tags) != IGNORE_INDEX] for w in windows])
+    assert labelled.tolist() == tags  # every word labelled exactly once, in order
+    back = words_from_windows(windows, [window_labels(w, tags).clip(min=0) for w in windows], [len(words)], -1)
+    assert back == [tags]
+
+
+def test_window_bounds_cut_between_words():
+    word_ids = [0, 0, 1, 1, 1, 2, 3, 3]
+    assert window_bounds(word_ids, 4) == [(0, 2), (2, 6), (6, 8)]
+    assert window_bounds([0] * 5, 2) == [(0, 2), (2, 4), (4, 5)]  # one word longer than a window
+
+
+def test_pair_framing_and_truncation(tokenizer):
+    ids, segments, cut = frame_pair(tokenizer, [5, 6, 7], [8, 9], max_len=16)
+    cls, sep = tokenizer.id("cls"), tokenizer.id("sep")
+    assert ids == [cls, 5, 6, 7, sep, 8, 9, sep] and segments == [0, 0, 0, 0, 0, 1, 1, 1] and not cut
+    ids, _, cut = frame_pair(tokenizer, list(range(10, 30)), [8, 9], max_len=8)
+    assert len(ids) == 8 and cut and ids[-3:-1] == [8, 9]

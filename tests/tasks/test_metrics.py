@@ -1,0 +1,37 @@
+"""Entity-level scores with seqeval, classification scores and class weights."""
+
+from __future__ import annotations
+
+from collections import Counter
+
+import pytest
+
+from lmtrain.errors import UserError
+from lmtrain.tasks.metrics import class_weights, classification_scores, entity_scores
+
+
+def test_entity_scores_per_type_and_overall():
+    gold = [["B-PER", "I-PER", "O", "B-LOC"], ["B-ORG", "O"]]
+    predicted = [["B-PER", "I-PER", "O", "O"], ["B-ORG", "B-LOC"]]
+    scores = entity_scores(gold, predicted)
+    assert scores["precision"] == pytest.approx(2 / 3) and scores["recall"] == pytest.approx(2 / 3)
+    assert scores["PER/f1"] == 1.0 and scores["LOC/f1"] == 0.0 and scores["LOC/support"] == 1
+    # conlleval counts an I- after O as the start of an entity
+    assert entity_scores([["B-PER", "I-PER"]], [["I-PER", "I-PER"]])["f1"] == 1.0
+    bioes = entity_scores([["B-PER", "E-PER", "S-LOC"]], [["B-PER", "E-PER", "O"]], scheme="bioes")
+    assert bioes["recall"] == pytest.approx(0.5)
+
+
+def test_classification_scores():
+    scores = classification_scores([1, 1, 0, 0], [1, 0, 0, 0], n_classes=2, positive=1)
+    assert scores["accuracy"] == 0.75 and scores["f1"] == pytest.approx(2 / 3)
+    assert scores["macro_f1"] == pytest.approx((2 / 3 + 0.8) / 2)
+
+
+def test_class_weights_settings():
+    counts = Counter({0: 90, 1: 10})
+    assert class_weights(counts, 2, "none") is None
+    assert class_weights(counts, 2, "auto") == pytest.approx([100 / 180, 100 / 20])
+    assert class_weights(counts, 2, [1, 3]) == [1.0, 3.0]
+    with pytest.raises(UserError, match="has 3 values; give 2"):
+        class_weights(counts, 2, [1, 2, 3])

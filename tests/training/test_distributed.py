@@ -1,0 +1,66 @@
+"""Data parallelism with 2 gloo processes on CPU: same losses as one process, exact resume."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch.distributed as dist
+
+from tests.conftest import write_corpus
+
+pytestmark = pytest.mark.skipif(not dist.is_available() or sys.platform == "win32",
+                                reason="needs torch.distributed with gloo")
+
+
+def _common(workdir: Path) -> list[str]:
+    corpus = workdir / "corpus.txt"
+    if not corpus.exists():
+        write_corpus(corpus, n_docs=40)
+    # no dropout: the two set-ups draw their dropout masks differently
+    return ["debug=tiny", "data=text", f"data.train_files=[{corpus}]", f"data.cache_dir={workdir / 'cache'}",
+            "model.dropout=0", "model.attention_dropout=0", "trainer.max_steps=8", "trainer.log_every=1",
+            "trainer.eval_every=0", "trainer.save_every=4", "trainer.keep_last=0"]
+
+
+def _run(workdir: Path, *args: str, nproc: int = 1) -> None:
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    launcher = [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc_per_node={nproc}"] \
+        if nproc > 1 else [sys.executable]
+    out = subprocess.run([*launcher, "-m", "lmtrain", "pretrain", *args], cwd=workdir, env=env,
+                         capture_output=True, text=True, timeout=300)
+    assert out.returncode == 0, out.stderr[-3000:]
+
+
+def _losses(run_dir: Path) -> dict[int, float]:
+    events = [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines()]
+    return {e["step"]: e["train/loss"] for e in events if "train/loss" in e}
+
+
+@pytest.fixture(scope="module")
+def ddp_run(tmp_path_factory) -> Path:
+    workdir = tmp_path_factory.mktemp("ddp")
+    _run(workdir, *_common(workdir), "trainer.batch_size=4", f"hydra.run.dir={workdir / 'ddp'}", nproc=2)
+    return workdir
+
+
+def test_two_ranks_match_one_process_with_twice_the_batch(ddp_run):
+    _run(ddp_run, *_common(ddp_run), "trainer.batch_size=8", f"hydra.run.dir={ddp_run / 'single'}")
+    ddp, single = _losses(ddp_run / "ddp"), _losses(ddp_run / "single")
+    assert sorted(ddp) == list(range(1, 9))
+    assert all(abs(ddp[s] - single[s]) < 1e-4 for s in ddp), (ddp, single)
+
+
+def test_ddp_resume_continues_with_the_same_losses(ddp_run):
+    checkpoint = ddp_run / "ddp" / "checkpoints" / "step-4"
+    state = __import__("torch").load(checkpoint / "trainer_state.pt", weights_only=True)
+    assert len(state["rng_per_rank"]) == 2
+    _run(ddp_run, *_common(ddp_run), "trainer.batch_size=4", f"trainer.resume={checkpoint}",
+         f"hydra.run.dir={ddp_run / 'resumed'}", nproc=2)
+    straight, resumed = _losses(ddp_run / "ddp"), _losses(ddp_run / "resumed")
+    assert sorted(resumed) == [5, 6, 7, 8]
+    assert [resumed[s] for s in range(5, 9)] == [straight[s] for s in range(5, 9)]
