@@ -16,6 +16,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from lmtrain.data.collate import PadCollator
 from lmtrain.models.loading import model_meta
+from lmtrain.runs.plot import save_run_curves
 from lmtrain.run_dir import TOKENIZER_FILE, RunDir, hydra_run_dir
 from lmtrain.tasks import build_task
 from lmtrain.tasks.backbone import resolve_backbone
@@ -24,29 +25,17 @@ from lmtrain.training import checkpoint as ckpt
 from lmtrain.training.optim import build_optimizer, build_scheduler
 from lmtrain.training.precision import resolve_device
 from lmtrain.training.progress import print_summary
-from lmtrain.training.trainer import Trainer, TrainingInterrupted
+from lmtrain.training.loggers import open_loggers, require_loggers
+from lmtrain.training.trainer import Trainer, TrainingInterrupted, continue_hint
 
 log = logging.getLogger(__name__)
-
-
-def _resume(trainer: Trainer, resume: str | None, run: RunDir) -> None:
-    if not resume:
-        return
-    last = run.checkpoints / ckpt.LAST
-    if resume == "auto":
-        if ckpt.is_checkpoint(last):
-            trainer.restore(last.resolve())
-        return
-    trainer.restore(ckpt.resolve_checkpoint(resume, key="trainer.resume"))
 
 
 def _fit(trainer: Trainer, run: RunDir) -> dict[str, Any]:
     try:
         return trainer.fit()
     except TrainingInterrupted as stop:
-        print(f"Interrupted at step {stop.step}; checkpoint saved in {stop.checkpoint}.\nTo continue: lmtrain finetune "
-              f"{' '.join(a for a in sys.argv[1:] if not a.startswith('hydra.run.dir'))} "
-              f"hydra.run.dir={run.path} trainer.resume=auto", file=sys.stderr)
+        print(continue_hint("finetune", run.path, stop, sys.argv[1:]), file=sys.stderr)
         sys.exit(130)
 
 
@@ -67,6 +56,7 @@ def _samples(task, model, tokenizer, cfg: DictConfig, run: RunDir) -> dict[str, 
 def run(cfg: DictConfig) -> dict[str, Any]:
     """Fine-tune a backbone on ``cfg.task`` with ``cfg.data``; returns the run summary."""
     started = time.perf_counter()
+    require_loggers(cfg.trainer.loggers)  # a missing package fails now, not after the data is read
     run_dir = RunDir(hydra_run_dir())
     task = build_task(cfg.task.name, cfg.data)
     task.read()
@@ -88,7 +78,12 @@ def run(cfg: DictConfig) -> dict[str, Any]:
     meta = {**model_meta(model, backbone.model_name, f"finetune:{task.name}", tokenizer), "task": task.meta()}
     trainer = Trainer(model, objective, optimizer, scheduler, train_set, eval_set, PadCollator(tokenizer.id("pad")),
                       cfg.trainer, run_dir, device, meta, run_dir.path / TOKENIZER_FILE)
-    _resume(trainer, cfg.trainer.resume, run_dir)
+    resume_from = ckpt.resume_checkpoint(cfg.trainer.resume, run_dir.checkpoints)
+    if resume_from is not None:
+        trainer.restore(resume_from)
+    # after restore: a resumed run's curves continue from its step
+    trainer.loggers = open_loggers(cfg.trainer.loggers, run_dir.path, OmegaConf.to_container(cfg, resolve=True),
+                                   start_step=trainer.state.step)
     log.info("finetune task=%s from %s: %d train / %d held-out examples, device %s", task.name, backbone.source,
              len(train_set), len(eval_set), device)
     summary = _fit(trainer, run_dir)
@@ -99,5 +94,6 @@ def run(cfg: DictConfig) -> dict[str, Any]:
                "wall_seconds": round(time.perf_counter() - started, 2),
                "config": OmegaConf.to_container(cfg, resolve=True)}
     run_dir.write_summary(summary)
+    save_run_curves(run_dir.path)
     print_summary(f"lmtrain finetune task={task.name} — {run_dir.path}", summary)
     return summary

@@ -126,6 +126,19 @@ def resolve_checkpoint(path: str | Path, key: str = "ckpt") -> Path:
                     "(checkpoints/step-N or checkpoints/last), or a run directory that has checkpoints/last.")
 
 
+def resume_checkpoint(resume: str | None, checkpoints_dir: Path) -> Path | None:
+    """The checkpoint ``trainer.resume`` names: None, ``auto`` (this run's ``last``, if any) or a path."""
+    if not resume:
+        return None
+    if resume == "auto":
+        last = checkpoints_dir / LAST
+        if is_checkpoint(last):
+            return last.resolve()
+        log.info("trainer.resume=auto: no checkpoint in %s yet, starting from scratch", checkpoints_dir)
+        return None
+    return resolve_checkpoint(resume, key="trainer.resume")
+
+
 def read_model_meta(checkpoint: Path) -> dict[str, Any]:
     """The ``model.json`` of a checkpoint."""
     return json.loads((checkpoint / MODEL_META).read_text())

@@ -43,6 +43,13 @@ class TrainingInterrupted(Exception):
         self.step = step
 
 
+def continue_hint(command: str, run_dir: Path, stop: TrainingInterrupted, argv: list[str]) -> str:
+    """What to tell a user whose run stopped at Ctrl-C: where the checkpoint is and how to go on."""
+    overrides = " ".join(a for a in argv if not a.startswith(("hydra.run.dir", "trainer.resume")))
+    return (f"Interrupted at step {stop.step}; checkpoint saved in {stop.checkpoint}.\nTo continue: lmtrain "
+            f"{command} {overrides} hydra.run.dir={run_dir} trainer.resume=auto")
+
+
 @dataclass
 class TrainState:
     """Where training stands; saved in every checkpoint."""
