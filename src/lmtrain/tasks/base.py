@@ -69,9 +69,33 @@ class Task:
     causal = False
     labels: list[str] = []
 
+    def __init__(self, data_cfg: Any, labels: list[str] | None = None):
+        self.cfg = data_cfg
+        self.labels = list(labels or [])
+        self.train: list = []
+        self.eval: list = []
+
+    def _read(self, path, key: str) -> list:
+        """The examples of one file (``key`` names the config key in errors)."""
+        raise NotImplementedError
+
+    def _read_splits(self) -> str:
+        """Fill ``self.train`` / ``self.eval`` from the data files (or a held-out share); returns the train path."""
+        from lmtrain.tasks.files import data_files, hold_out
+
+        train_path, eval_path = data_files(self.cfg)
+        self.train = self._read(train_path, "data.train_file")
+        if self.cfg.max_examples:
+            self.train = self.train[: self.cfg.max_examples]
+        if eval_path is not None:
+            self.eval = self._read(eval_path, "data.eval_file")
+        else:
+            self.train, self.eval = hold_out(self.train, self.cfg.eval_fraction, self.cfg.split_seed, str(train_path))
+        return str(train_path)
+
     def read(self) -> None:
         """Read and check the training and held-out data (``self.train`` / ``self.eval``)."""
-        raise NotImplementedError
+        self._read_splits()
 
     def texts(self) -> list[str]:
         """Training text (a scratch tokenizer is trained on it)."""

@@ -13,7 +13,7 @@ from lmtrain.errors import UserError
 from lmtrain.objectives.sequence_classification import SequenceClassification
 from lmtrain.tasks.alignment import frame_ids
 from lmtrain.tasks.base import Task, TaskDataset, by_length, run_batches
-from lmtrain.tasks.files import data_files, file_format, hold_out
+from lmtrain.tasks.files import file_format
 from lmtrain.tasks.metrics import class_weights, classification_scores
 from lmtrain.tasks.tabular import LabelledText, read_fasttext, read_labelled_jsonl, read_table
 
@@ -60,12 +60,6 @@ class ClassificationTask(Task):
 
     name, head, head_kind, causal = "classification", "classifier", "pooled_classifier", False
 
-    def __init__(self, data_cfg: Any, labels: list[str] | None = None):
-        self.cfg = data_cfg
-        self.labels = list(labels or [])
-        self.train: list[LabelledText] = []
-        self.eval: list[LabelledText] = []
-
     def _read(self, path, key: str) -> list[LabelledText]:
         fmt = file_format(path, self.cfg.format, "tsv")
         if fmt in ("tsv", "csv"):
@@ -82,14 +76,7 @@ class ClassificationTask(Task):
 
     def read(self) -> None:
         """Read train / held-out examples; the label set comes from the training data."""
-        train_path, eval_path = data_files(self.cfg)
-        self.train = self._read(train_path, "data.train_file")
-        if self.cfg.max_examples:
-            self.train = self.train[: self.cfg.max_examples]
-        if eval_path is not None:
-            self.eval = self._read(eval_path, "data.eval_file")
-        else:
-            self.train, self.eval = hold_out(self.train, self.cfg.eval_fraction, self.cfg.split_seed, str(train_path))
+        train_path = self._read_splits()
         self.labels = label_order({e.label for e in self.train})
         if len(self.labels) < 2:
             raise UserError(f"data.train_file: {train_path} has a single label ({self.labels[0]}); "

@@ -13,7 +13,7 @@ from lmtrain.data.baselines import unigram_perplexity
 from lmtrain.errors import UserError
 from lmtrain.objectives.completion import CompletionLM
 from lmtrain.tasks.base import Task, TaskDataset, by_length
-from lmtrain.tasks.files import data_files, file_format, hold_out, read_jsonl
+from lmtrain.tasks.files import file_format, read_jsonl
 
 log = logging.getLogger(__name__)
 
@@ -50,12 +50,6 @@ class CompletionTask(Task):
 
     name, head, head_kind, causal = "generation", None, None, True
 
-    def __init__(self, data_cfg: Any):
-        self.cfg = data_cfg
-        self.labels = []
-        self.train: list[Pair] = []
-        self.eval: list[Pair] = []
-
     def _read(self, path, key: str) -> list[Pair]:
         if file_format(path, self.cfg.format, "jsonl") != "jsonl":
             raise UserError(f"{key}: task=generation reads JSON lines with '{self.cfg.prompt_field}' and "
@@ -65,17 +59,6 @@ class CompletionTask(Task):
         if not pairs:
             raise UserError(f"{key}: {path} holds no prompt / completion pairs.")
         return pairs
-
-    def read(self) -> None:
-        """Read train / held-out pairs."""
-        train_path, eval_path = data_files(self.cfg)
-        self.train = self._read(train_path, "data.train_file")
-        if self.cfg.max_examples:
-            self.train = self.train[: self.cfg.max_examples]
-        if eval_path is not None:
-            self.eval = self._read(eval_path, "data.eval_file")
-        else:
-            self.train, self.eval = hold_out(self.train, self.cfg.eval_fraction, self.cfg.split_seed, str(train_path))
 
     def texts(self) -> list[str]:
         """Prompts followed by their completions."""

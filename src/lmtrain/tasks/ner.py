@@ -15,7 +15,7 @@ from lmtrain.objectives.token_classification import TokenClassification
 from lmtrain.tasks.alignment import make_windows, window_labels, words_from_windows
 from lmtrain.tasks.base import Task, TaskDataset, by_length, run_batches
 from lmtrain.tasks.conll import TaggedSentence, check_scheme, iob1_to_bio, read_conll, read_tagged_jsonl
-from lmtrain.tasks.files import data_files, file_format, hold_out
+from lmtrain.tasks.files import file_format
 from lmtrain.tasks.metrics import class_weights, entity_scores
 
 log = logging.getLogger(__name__)
@@ -44,12 +44,6 @@ class NerTask(Task):
 
     name, head, head_kind, causal = "ner", "tagger", "token_classifier", False
 
-    def __init__(self, data_cfg: Any, labels: list[str] | None = None):
-        self.cfg = data_cfg
-        self.labels = list(labels or [])
-        self.train: list[TaggedSentence] = []
-        self.eval: list[TaggedSentence] = []
-
     def _read(self, path, key: str) -> list[TaggedSentence]:
         fmt = file_format(path, self.cfg.format, "conll")
         if fmt == "conll":
@@ -72,14 +66,7 @@ class NerTask(Task):
 
     def read(self) -> None:
         """Read train / held-out sentences; the label set comes from the training data."""
-        train_path, eval_path = data_files(self.cfg)
-        self.train = self._read(train_path, "data.train_file")
-        if self.cfg.max_examples:
-            self.train = self.train[: self.cfg.max_examples]
-        if eval_path is not None:
-            self.eval = self._read(eval_path, "data.eval_file")
-        else:
-            self.train, self.eval = hold_out(self.train, self.cfg.eval_fraction, self.cfg.split_seed, str(train_path))
+        train_path = self._read_splits()
         self.labels = label_order({t for s in self.train for t in s.tags})
         known = set(self.labels)
         for sentence in self.eval:
