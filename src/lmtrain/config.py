@@ -38,6 +38,15 @@ class ModelConfig:
     tie_embeddings: bool = True  # output projection shares the input embedding matrix
     checkpoint_activations: bool = False  # recompute block activations in backward to save memory
     init_std: float = 0.02  # std of the normal weight initialisation
+    # ELMo's biLM (family=elmo; configs/model/elmo.yaml). d_model, n_layers, dropout are shared.
+    family: str = "transformer"  # transformer (BERT / GPT / RoBERTa) | elmo (character CNN + biLSTM)
+    token_encoder: str = "char_cnn"  # elmo: char_cnn (ELMo's character CNN) | embedding (token lookup table)
+    max_chars: int = 20  # elmo: characters per token seen by the char CNN (begin/end-of-word included)
+    char_dim: int = 16  # elmo: character embedding width
+    char_filter_widths: list[int] = field(default_factory=lambda: [1, 2, 3, 4, 5])  # elmo: CNN filter widths
+    char_filter_counts: list[int] = field(default_factory=lambda: [32, 32, 64, 128, 256])  # elmo: filters per width
+    highway_layers: int = 2  # elmo: highway layers after the char CNN
+    lstm_dim: int = 512  # elmo: LSTM cell size; each layer projects back to d_model (LSTMP)
 
 
 @dataclass
@@ -79,7 +88,7 @@ class DataConfig:
 class ObjectiveConfig:
     """The training objective: turns (model, batch) into a loss and metrics."""
 
-    name: str = "mlm_nsp"  # mlm_nsp (BERT) | mlm (RoBERTa) | clm (GPT)
+    name: str = "mlm_nsp"  # mlm_nsp (BERT) | mlm (RoBERTa) | clm (GPT) | bilm (ELMo)
     masking: str = "static"  # static (drawn once in preprocessing) | dynamic (new mask each epoch)
     mask_prob: float = 0.15  # share of tokens selected for prediction
     mask_token_prob: float = 0.8  # of the selected: replaced by [MASK]

@@ -79,13 +79,13 @@ def run(cfg) -> dict[str, Any]:
         raise UserError(f"batch_size={cfg.batch_size} must be at least 1.")
     device = resolve_device(cfg.device, key="device")
     checkpoint = ckpt.resolve_checkpoint(cfg.ckpt, key="ckpt")
-    model, tokenizer, meta = load_checkpoint(checkpoint, device, key="ckpt")
+    model, tokenizer, meta = load_checkpoint(checkpoint, device, key="ckpt", families=("transformer", "elmo"))
     objective = build_objective(meta.get("objective", ""))
     missing = [h for h in objective.head_names if h not in model.heads]
     if missing:
         raise UserError(f"ckpt={cfg.ckpt} has heads {model.head_names} but its objective {meta['objective']} "
                         f"needs {list(objective.head_names)}; evaluate a pretraining checkpoint.")
-    if cfg.data.max_seq_len > model.spec.max_positions:
+    if cfg.data.max_seq_len > getattr(model.spec, "max_positions", cfg.data.max_seq_len):  # LSTMs: no limit
         raise UserError(f"data.max_seq_len={cfg.data.max_seq_len} is longer than the model's "
                         f"{model.spec.max_positions} positions; lower data.max_seq_len.")
     _warn_if_data_differs(checkpoint, cfg.data)

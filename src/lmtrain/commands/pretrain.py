@@ -15,6 +15,8 @@ from lmtrain.data.collate import PadCollator
 from lmtrain.data.datasets import PretrainingDataset
 from lmtrain.data.pretraining import masking_spec, prepare_pretraining_data
 from lmtrain.errors import UserError
+from lmtrain.models.char_cnn import tokenizer_strings
+from lmtrain.models.elmo import build_elmo, resolve_elmo_spec
 from lmtrain.models.language_model import LanguageModel
 from lmtrain.models.loading import model_meta
 from lmtrain.models.spec import resolve_spec
@@ -27,26 +29,31 @@ from lmtrain.training.loggers import open_loggers, require_loggers
 from lmtrain.training.optim import build_optimizer, build_scheduler
 from lmtrain.training.precision import resolve_device
 from lmtrain.training.progress import print_summary
-from lmtrain.training.trainer import Trainer, TrainingInterrupted
+from lmtrain.training.trainer import Trainer, TrainingInterrupted, continue_hint
 
 log = logging.getLogger(__name__)
 
 
-def _resume_checkpoint(resume: str | None, run: RunDir):
-    """The checkpoint ``trainer.resume`` names: None, ``auto`` (this run dir's last) or a path."""
-    if not resume:
-        return None
-    if resume == "auto":
-        last = run.checkpoints / ckpt.LAST
-        if ckpt.is_checkpoint(last):
-            return last.resolve()
-        log.info("trainer.resume=auto: no checkpoint in %s yet, starting from scratch", run.checkpoints)
-        return None
-    return ckpt.resolve_checkpoint(resume, key="trainer.resume")
+def _build_model(cfg: DictConfig, tokenizer, head_names) -> torch.nn.Module:
+    """A fresh model of ``cfg.model.family``: a Transformer, or ELMo's biLM spelling the tokenizer's vocabulary."""
+    if cfg.model.family == "elmo":
+        if cfg.objective.name != "bilm":
+            raise UserError(f"model.family=elmo trains with objective=bilm, not {cfg.objective.name}.")
+        spec = resolve_elmo_spec(cfg.model, tokenizer.vocab_size, tokenizer.id("pad"))
+        return build_elmo(spec, tokenizer_strings(tokenizer))
+    if cfg.model.family != "transformer":
+        raise UserError(f"model.family={cfg.model.family} is not supported; choose transformer or elmo.")
+    if cfg.objective.name == "bilm":
+        raise UserError("objective=bilm needs ELMo's biLM: use model=elmo.")
+    spec = resolve_spec(cfg.model, tokenizer.vocab_size, tokenizer.id("pad"))
+    if cfg.data.max_seq_len > spec.max_positions:
+        raise UserError(f"data.max_seq_len={cfg.data.max_seq_len} is longer than model.max_positions="
+                        f"{spec.max_positions}; lower the first or raise the second.")
+    return LanguageModel(spec, head_names)
 
 
 def _baselines(objective: str, train_set, eval_set, vocab_size: int) -> dict[str, float]:
-    if objective == "clm":
+    if objective in ("clm", "bilm"):
         ids = lambda ds: [ds.store[i]["input_ids"] for i in range(len(ds))]  # noqa: E731
         return {"baseline/unigram_ppl": unigram_perplexity(ids(train_set), ids(eval_set), vocab_size)}
     return {"baseline/mlm_majority_acc": majority_token_accuracy(train_set, eval_set)}
@@ -69,13 +76,9 @@ def run(cfg: DictConfig) -> dict[str, Any]:
     if dist.is_main:
         tokenizer.save(run_dir.path / TOKENIZER_FILE)
 
-    spec = resolve_spec(cfg.model, tokenizer.vocab_size, tokenizer.id("pad"))
-    if cfg.data.max_seq_len > spec.max_positions:
-        raise UserError(f"data.max_seq_len={cfg.data.max_seq_len} is longer than model.max_positions="
-                        f"{spec.max_positions}; lower the first or raise the second.")
     objective = build_objective(cfg.objective.name)
     torch.manual_seed(cfg.trainer.seed)  # the same initial weights on every rank
-    model = LanguageModel(spec, objective.head_names).to(device)
+    model = _build_model(cfg, tokenizer, objective.head_names).to(device)
 
     dynamic = masking_spec(cfg.objective, tokenizer) if cfg.objective.name == "mlm" and cfg.objective.masking == "dynamic" else None
     train_set = PretrainingDataset(data.train, dynamic, seed=cfg.trainer.seed)
@@ -85,7 +88,7 @@ def run(cfg: DictConfig) -> dict[str, Any]:
     meta = model_meta(model, cfg.model.name, cfg.objective.name, tokenizer)
     trainer = Trainer(model, objective, optimizer, scheduler, train_set, eval_set, PadCollator(tokenizer.id("pad")),
                       cfg.trainer, run_dir, device, meta, data.tokenizer_path, dist=dist)
-    resume_from = _resume_checkpoint(cfg.trainer.resume, run_dir)
+    resume_from = ckpt.resume_checkpoint(cfg.trainer.resume, run_dir.checkpoints)
     if resume_from is not None:
         trainer.restore(resume_from)
     if dist.is_main:  # after restore: a resumed run's curves continue from its step
@@ -101,9 +104,7 @@ def run(cfg: DictConfig) -> dict[str, Any]:
         dist.close()
         if not dist.is_main:
             sys.exit(130)
-        print(f"Interrupted at step {stop.step}; checkpoint saved in {stop.checkpoint}.\nTo continue: lmtrain pretrain "
-              f"{' '.join(a for a in sys.argv[1:] if not a.startswith('hydra.run.dir'))} "
-              f"hydra.run.dir={run_dir.path} trainer.resume=auto", file=sys.stderr)
+        print(continue_hint("pretrain", run_dir.path, stop, sys.argv[1:]), file=sys.stderr)
         sys.exit(130)
     summary = {
         "command": "pretrain",

@@ -112,10 +112,10 @@ def build_examples(docs: list[list[np.ndarray]], tokenizer: TextTokenizer, data_
             masked, labels = _static_mask([b[0] for b in blocks], [b[1] for b in blocks], spec, seed)
             return {"input_ids": masked, "labels": labels}, {}
         return {"input_ids": [b[0] for b in blocks], "word_ids": [b[1] for b in blocks]}, {}
-    if name == "clm":
+    if name in ("clm", "bilm"):  # ELMo's biLM reads the same packed blocks as GPT
         blocks = pack_stream(docs, data_cfg.max_seq_len, tokenizer.id("eos"))
         return {"input_ids": [b[0] for b in blocks]}, {}
-    raise UserError(f"objective.name={name} is not a pretraining objective; use mlm_nsp, mlm or clm.")
+    raise UserError(f"objective.name={name} is not a pretraining objective; use mlm_nsp, mlm, clm or bilm.")
 
 
 def _tokenizer_for(data_cfg: Any, tok_cfg: Any, cache: Path, digests: list[str], load_docs) -> tuple[TextTokenizer, Path]:

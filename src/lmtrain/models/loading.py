@@ -9,6 +9,7 @@ import torch
 
 from lmtrain.data.tokenizer import TextTokenizer
 from lmtrain.errors import UserError
+from lmtrain.models.elmo import ElmoLanguageModel, ElmoSpec
 from lmtrain.models.language_model import LanguageModel
 from lmtrain.models.spec import TransformerSpec
 from lmtrain.training import checkpoint as ckpt
@@ -17,7 +18,7 @@ from lmtrain.training import checkpoint as ckpt
 def model_meta(model: LanguageModel, model_name: str, objective: str, tokenizer: TextTokenizer) -> dict[str, Any]:
     """The ``model.json`` content that lets :func:`load_checkpoint` rebuild ``model``."""
     return {
-        "family": "transformer",
+        "family": getattr(model, "family", "transformer"),  # elmo for ElmoLanguageModel
         "model_name": model_name,
         "objective": objective,
         "spec": model.spec.to_dict(),
@@ -27,7 +28,8 @@ def model_meta(model: LanguageModel, model_name: str, objective: str, tokenizer:
     }
 
 
-def load_checkpoint(path: str | Path, device: torch.device | str = "cpu", key: str = "ckpt"
+def load_checkpoint(path: str | Path, device: torch.device | str = "cpu", key: str = "ckpt",
+                    families: tuple[str, ...] = ("transformer",)
                     ) -> tuple[LanguageModel, TextTokenizer, dict[str, Any]]:
     """Model (in eval mode, on ``device``), tokenizer and ``model.json`` of a run or checkpoint.
 
@@ -35,12 +37,16 @@ def load_checkpoint(path: str | Path, device: torch.device | str = "cpu", key: s
         path: a run directory or a checkpoint directory.
         device: where to put the model.
         key: the config key that named ``path`` (for error messages).
+        families: model families the caller can use (``transformer``, ``elmo``).
     """
     checkpoint = ckpt.resolve_checkpoint(path, key)
     meta = ckpt.read_model_meta(checkpoint)
-    if meta.get("family") != "transformer":
+    if meta.get("family") not in families:
         raise UserError(f"{key}={path} holds a {meta.get('family')} model, which this command does not load.")
-    model = LanguageModel(TransformerSpec.from_dict(meta["spec"]), meta["heads"], meta.get("task_heads"))
+    if meta["family"] == "elmo":  # the char table is a buffer: the weights fill it in
+        model = ElmoLanguageModel(ElmoSpec.from_dict(meta["spec"]), meta["heads"])
+    else:
+        model = LanguageModel(TransformerSpec.from_dict(meta["spec"]), meta["heads"], meta.get("task_heads"))
     ckpt.load_weights(model, checkpoint)
     tokenizer_file = checkpoint / ckpt.TOKENIZER
     if not tokenizer_file.exists():

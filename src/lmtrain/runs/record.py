@@ -29,7 +29,7 @@ RUNNING_WINDOW_S = 120.0  # a run whose files changed this recently is taken to 
 TRAINER_STATE = "trainer_state.pt"  # the file that makes a checkpoint resumable
 # Mirrors each Objective's main_metric (a test keeps them in step); only consulted for runs
 # without a summary, whose summary.json would name it as best/<metric>.
-OBJECTIVE_METRIC = {"mlm_nsp": "mlm_acc", "mlm": "mlm_acc", "clm": "ppl"}
+OBJECTIVE_METRIC = {"mlm_nsp": "mlm_acc", "mlm": "mlm_acc", "clm": "ppl", "bilm": "ppl"}
 TASK_METRIC = {"ner": "f1", "classification": "accuracy", "generation": "ppl"}
 _ERROR_MARKERS = ("][ERROR]", "][CRITICAL]", "Traceback (most recent call last)")
 

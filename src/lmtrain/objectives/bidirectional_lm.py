@@ -1,0 +1,61 @@
+"""Bidirectional language modelling (ELMo): next token left to right, previous token right to left."""
+
+from __future__ import annotations
+
+import math
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from lmtrain.objectives.base import Objective, ObjectiveOutput, perplexity, ratio
+
+
+class BidirectionalLM(Objective):
+    """Sum of the forward and backward LMs' cross-entropies, each normalised by its own targets.
+
+    The forward top layer at t predicts token t+1, the backward top layer at t predicts token
+    t-1; both go through the one shared softmax ``heads["lm"]``. Padding is never predicted.
+    """
+
+    head_names = ("lm",)
+    main_metric = "ppl"
+
+    @staticmethod
+    def _target_mask(batch: dict[str, torch.Tensor]) -> torch.Tensor:
+        """(B, T-1): True where both t and t+1 are real tokens (a target for each direction)."""
+        mask = batch["attention_mask"]
+        return mask[:, 1:] & mask[:, :-1]
+
+    def count_targets(self, batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+        """Forward targets (``fwd``), backward targets (``bwd``) and real tokens (``tokens``)."""
+        n = self._target_mask(batch).sum()
+        return {"fwd": n, "bwd": n.clone(), "tokens": batch["attention_mask"].sum()}
+
+    def __call__(self, model: nn.Module, batch: dict[str, torch.Tensor],
+                 norm: dict[str, torch.Tensor]) -> ObjectiveOutput:
+        """Both directions' losses of ``batch``; see :class:`lmtrain.objectives.base.Objective`."""
+        ids, attention_mask = batch["input_ids"], batch["attention_mask"]
+        states = model.backbone(ids, attention_mask)
+        mask = self._target_mask(batch)  # (B, T-1)
+        head = model.heads["lm"]
+        fwd_logits = head(states.forward[-1][:, :-1][mask]).float()  # (N, V): from t, predict t+1
+        fwd_targets = ids[:, 1:][mask]  # (N,)
+        bwd_logits = head(states.backward[-1][:, 1:][mask]).float()  # (N, V): from t+1, predict t
+        bwd_targets = ids[:, :-1][mask]  # (N,)
+        fwd_sum = F.cross_entropy(fwd_logits, fwd_targets, reduction="sum")
+        bwd_sum = F.cross_entropy(bwd_logits, bwd_targets, reduction="sum")
+        loss = fwd_sum / norm["fwd"].clamp(min=1) + bwd_sum / norm["bwd"].clamp(min=1)
+        sums = {"fwd_loss_sum": fwd_sum.detach(), "bwd_loss_sum": bwd_sum.detach(), "lm_count": mask.sum(),
+                "fwd_correct": (fwd_logits.argmax(-1) == fwd_targets).sum(),
+                "bwd_correct": (bwd_logits.argmax(-1) == bwd_targets).sum()}
+        return ObjectiveOutput(loss, sums)
+
+    def summarize(self, sums: dict[str, float], predictions: list | None = None) -> dict[str, float]:
+        """Per-direction ``fwd_loss`` / ``bwd_loss`` / ``*_ppl`` / ``*_acc``; ``loss`` is their mean and
+        ``ppl`` = exp(mean loss), the geometric mean of the two perplexities."""
+        fwd, bwd = ratio(sums, "fwd_loss_sum", "lm_count"), ratio(sums, "bwd_loss_sum", "lm_count")
+        loss = (fwd + bwd) / 2 if math.isfinite(fwd) and math.isfinite(bwd) else math.nan
+        return {"loss": loss, "ppl": perplexity(loss), "fwd_loss": fwd, "bwd_loss": bwd,
+                "fwd_ppl": perplexity(fwd), "bwd_ppl": perplexity(bwd),
+                "fwd_acc": ratio(sums, "fwd_correct", "lm_count"), "bwd_acc": ratio(sums, "bwd_correct", "lm_count")}
