@@ -19,10 +19,9 @@ from lmtrain.config import ObjectiveConfig, TokenizerConfig
 from lmtrain.data.collate import PadCollator
 from lmtrain.data.datasets import PretrainingDataset
 from lmtrain.data.pretraining import masking_spec, prepare_pretraining_data
-from lmtrain.data.sampler import EpochBatches
 from lmtrain.errors import UserError
 from lmtrain.models.loading import load_checkpoint
-from lmtrain.objectives import Objective, build_objective
+from lmtrain.objectives import build_objective
 from lmtrain.run_dir import TOKENIZER_FILE, RunDir, hydra_run_dir
 from lmtrain.training import checkpoint as ckpt
 from lmtrain.training.evaluation import evaluate_objective

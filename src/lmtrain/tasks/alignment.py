@@ -61,7 +61,7 @@ def window_bounds(word_ids: list[int | None], max_tokens: int) -> list[tuple[int
     A single word longer than a whole window is cut inside (its first sub-word keeps the label).
     """
     if max_tokens < 1:
-        raise UserError(f"data.max_seq_len leaves no room for tokens besides the special ones; raise it.")
+        raise UserError("data.max_seq_len leaves no room for tokens besides the special ones; raise it.")
     n = len(word_ids)
     starts_word = [i == 0 or word_ids[i] != word_ids[i - 1] for i in range(n)]
     bounds, start = [], 0
