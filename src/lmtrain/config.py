@@ -342,13 +342,3 @@ def register_configs() -> None:
     store.store(name="predict_schema", node=PredictConfig)
     store.store(name="export_schema", node=ExportConfig)
 
-
-SCHEMAS: dict[str, Any] = {
-    "pretrain": PretrainConfig,
-    "generate": GenerateConfig,
-    "evaluate": EvaluateConfig,
-    "embed": EmbedConfig,
-    "finetune": FinetuneConfig,
-    "predict": PredictConfig,
-    "export": ExportConfig,
-}

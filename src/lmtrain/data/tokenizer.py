@@ -166,6 +166,6 @@ def train_tokenizer(texts: Iterator[str] | list[str], tok_cfg: Any) -> TextToken
 def tokenizer_fingerprint(tok_cfg: Any) -> str:
     """The tokenizer settings that change what training produces, as a stable string."""
     keys = ("kind", "vocab_size", "min_frequency", "lowercase")
-    values = {k: tok_cfg[k] if isinstance(tok_cfg, dict) else getattr(tok_cfg, k) for k in keys}
+    values = {k: getattr(tok_cfg, k) for k in keys}
     values["special_tokens"] = special_roles(tok_cfg)
     return json.dumps(values, sort_keys=True)

@@ -15,6 +15,8 @@ from typing import Any
 import torch
 from torch import nn
 
+from lmtrain.data.masking import IGNORE_INDEX
+
 
 @dataclass
 class ObjectiveOutput:
@@ -52,6 +54,19 @@ class Objective:
     def summarize(self, sums: dict[str, float], predictions: list | None = None) -> dict[str, float]:
         """Metrics from summed numerators and denominators (and collected eval predictions)."""
         raise NotImplementedError
+
+
+def labelled_logits(model: nn.Module, batch: dict[str, torch.Tensor], head: str
+                    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Run the backbone, then ``head`` only at positions with a label (not -100).
+
+    Returns:
+        (hidden (B, T, D), selected (B, T) bool, targets (N,), float32 logits (N, C)).
+    """
+    hidden = model.backbone(batch["input_ids"], batch["attention_mask"], batch.get("token_type_ids"))
+    selected = batch["labels"] != IGNORE_INDEX  # (B, T)
+    targets = batch["labels"][selected]  # (N,)
+    return hidden, selected, targets, model.heads[head](hidden[selected]).float()
 
 
 def ratio(sums: dict[str, float], numerator: str, denominator: str) -> float:

@@ -7,7 +7,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from lmtrain.data.masking import IGNORE_INDEX
-from lmtrain.objectives.base import Objective, ObjectiveOutput, perplexity, ratio
+from lmtrain.objectives.base import Objective, ObjectiveOutput, labelled_logits, perplexity, ratio
 
 
 class MaskedLM(Objective):
@@ -36,11 +36,7 @@ class MaskedLM(Objective):
     def __call__(self, model: nn.Module, batch: dict[str, torch.Tensor],
                  norm: dict[str, torch.Tensor]) -> ObjectiveOutput:
         """MLM (+ NSP) loss of ``batch``; see :class:`lmtrain.objectives.base.Objective`."""
-        hidden = model.backbone(batch["input_ids"], batch["attention_mask"], batch.get("token_type_ids"))
-        labels = batch["labels"]
-        selected = labels != IGNORE_INDEX  # (B, T)
-        targets = labels[selected]  # (N,)
-        logits = model.heads["mlm"](hidden[selected]).float()  # (N, V)
+        hidden, selected, targets, logits = labelled_logits(model, batch, "mlm")  # logits (N, V)
         mlm_sum = F.cross_entropy(logits, targets, reduction="sum")
         loss = mlm_sum / norm["mlm"].clamp(min=1)
         sums = {

@@ -7,7 +7,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from lmtrain.data.masking import IGNORE_INDEX
-from lmtrain.objectives.base import Objective, ObjectiveOutput, ratio
+from lmtrain.objectives.base import Objective, ObjectiveOutput, labelled_logits, ratio
 
 
 class TokenClassification(Objective):
@@ -42,11 +42,7 @@ class TokenClassification(Objective):
     def __call__(self, model: nn.Module, batch: dict[str, torch.Tensor],
                  norm: dict[str, torch.Tensor]) -> ObjectiveOutput:
         """Tagging loss of ``batch``; word-level predictions when the model is in eval mode."""
-        hidden = model.backbone(batch["input_ids"], batch["attention_mask"], batch.get("token_type_ids"))
-        labels = batch["labels"]
-        selected = labels != IGNORE_INDEX  # (B, T)
-        targets = labels[selected]  # (N,)
-        logits = model.heads["tagger"](hidden[selected]).float()  # (N, C)
+        _, selected, targets, logits = labelled_logits(model, batch, "tagger")  # logits (N, C)
         loss_sum = F.cross_entropy(logits, targets, reduction="sum")
         weighted = loss_sum if self.weights is None else (
             F.cross_entropy(logits, targets, reduction="none") * self._weight_of(targets)).sum()
