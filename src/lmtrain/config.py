@@ -288,7 +288,9 @@ class TaskConfig:
 class FinetuneOptions:
     """`finetune.*`: what is trained, and how, on top of the pretrained backbone."""
 
-    freeze_backbone: bool = False  # train only the task head
+    # train only the task head (and ELMo's scalar mix); null = the family's usual way: ELMo's biLM
+    # frozen, Transformers fine-tuned whole
+    freeze_backbone: Optional[bool] = None
     freeze_layers: int = 0  # freeze the embeddings and the first N Transformer blocks
     head_lr: Optional[float] = None  # learning rate of the task head (None = optim.lr)
     class_weights: Any = "none"  # none | auto (inverse class frequency) | [w0, w1, ...] in label order

@@ -13,18 +13,12 @@ from lmtrain.commands import export, finetune, predict
 from lmtrain.errors import UserError
 from lmtrain.training import checkpoint as ckpt
 from tests.conftest import compose_config
-from tests.tasks.fixtures import FAST, TINY_SCRATCH, make_checkpoint, write_conll, write_pairs_jsonl, write_sentiment_tsv
+from tests.tasks.fixtures import FAST, TINY_SCRATCH, make_checkpoint, write_task_files
 
 
 @pytest.fixture(scope="module")
 def data(tmp_path_factory) -> Path:
-    root = tmp_path_factory.mktemp("task-data")
-    write_conll(root / "train.conll", 240, seed=0, extra_columns=True)
-    write_conll(root / "dev.conll", 60, seed=1, extra_columns=True)
-    write_sentiment_tsv(root / "train.tsv", 200, seed=0)
-    write_sentiment_tsv(root / "dev.tsv", 60, seed=1)
-    write_pairs_jsonl(root / "pairs.jsonl", 240, seed=0)
-    return root
+    return write_task_files(tmp_path_factory.mktemp("task-data"))
 
 
 def run_command(module, command: str, workdir: Path, overrides: list[str]):

@@ -80,6 +80,16 @@ def write_pairs_jsonl(path: Path, n: int, seed: int) -> Path:
     return path
 
 
+def write_task_files(root: Path) -> Path:
+    """NER (CoNLL), sentiment (TSV) and prompt/completion (JSON lines) train and dev files in ``root``."""
+    write_conll(root / "train.conll", 240, seed=0, extra_columns=True)
+    write_conll(root / "dev.conll", 60, seed=1, extra_columns=True)
+    write_sentiment_tsv(root / "train.tsv", 200, seed=0)
+    write_sentiment_tsv(root / "dev.tsv", 60, seed=1)
+    write_pairs_jsonl(root / "pairs.jsonl", 240, seed=0)
+    return root
+
+
 def make_checkpoint(run_dir: Path, causal: bool, texts: list[str]) -> Path:
     """A run directory with a tiny random BERT (or GPT) checkpoint, as `lmtrain pretrain` writes it."""
     from omegaconf import OmegaConf

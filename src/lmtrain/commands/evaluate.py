@@ -84,9 +84,10 @@ def run(cfg) -> dict[str, Any]:
     if missing:
         raise UserError(f"ckpt={cfg.ckpt} has heads {model.head_names} but its objective {meta['objective']} "
                         f"needs {list(objective.head_names)}; evaluate a pretraining checkpoint.")
-    if cfg.data.max_seq_len > getattr(model.spec, "max_positions", cfg.data.max_seq_len):  # LSTMs: no limit
+    limit = model.spec.max_positions  # None for LSTMs: no limit
+    if limit is not None and cfg.data.max_seq_len > limit:
         raise UserError(f"data.max_seq_len={cfg.data.max_seq_len} is longer than the model's "
-                        f"{model.spec.max_positions} positions; lower data.max_seq_len.")
+                        f"{limit} positions; lower data.max_seq_len.")
     _warn_if_data_differs(checkpoint, cfg.data)
 
     run_dir = RunDir(hydra_run_dir())

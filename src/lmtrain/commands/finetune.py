@@ -63,15 +63,16 @@ def run(cfg: DictConfig) -> dict[str, Any]:
     backbone = resolve_backbone(cfg, task.causal, task.texts() if cfg.init == "scratch" else [])
     tokenizer = backbone.tokenizer
     tokenizer.save(run_dir.path / TOKENIZER_FILE)
-    if cfg.data.max_seq_len > backbone.spec.max_positions:
+    limit = backbone.spec.max_positions  # None for ELMo's LSTMs: no limit
+    if limit is not None and cfg.data.max_seq_len > limit:
         log.warning("data.max_seq_len=%d is longer than the backbone's %d positions; using %d",
-                    cfg.data.max_seq_len, backbone.spec.max_positions, backbone.spec.max_positions)
-        cfg.data.max_seq_len = backbone.spec.max_positions
+                    cfg.data.max_seq_len, limit, limit)
+        cfg.data.max_seq_len = limit
     train_set, eval_set = task.datasets(tokenizer, cfg.data.max_seq_len)
     device = resolve_device(cfg.trainer.device)
     torch.manual_seed(cfg.trainer.seed)
     model = build_finetune_model(task, backbone, cfg.finetune.head_dropout).to(device)
-    freeze(model, cfg.finetune.freeze_backbone, cfg.finetune.freeze_layers)
+    freeze(model, cfg.finetune.freeze_backbone, cfg.finetune.freeze_layers)  # None: ELMo frozen, Transformers tuned
     objective = task.objective(cfg.finetune.class_weights)
     optimizer = build_optimizer(model, cfg.optim, device, head_lr=cfg.finetune.head_lr)
     scheduler = build_scheduler(optimizer, cfg.optim, cfg.trainer.max_steps)

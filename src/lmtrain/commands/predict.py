@@ -54,7 +54,7 @@ def run(cfg: DictConfig) -> list[dict[str, Any]]:
     """Predict for every line of ``cfg.input``; returns the records."""
     checkpoint = finetuned_checkpoint(cfg.ckpt)
     device = resolve_device(cfg.device, key="device")
-    model, tokenizer, meta = load_checkpoint(checkpoint, device, key="ckpt")
+    model, tokenizer, meta = load_checkpoint(checkpoint, device, key="ckpt", families=("transformer", "elmo"))
     info = meta.get("task")
     if not info:
         raise UserError(f"ckpt={cfg.ckpt} is a pretrained model, not a fine-tuned one: fine-tune it first "

@@ -40,6 +40,16 @@ class ElmoSpec:
     dropout: float = 0.1
     pad_token_id: int = 0
 
+    @property
+    def max_positions(self) -> int | None:
+        """No position limit: LSTMs read sequences of any length."""
+        return None
+
+    @property
+    def causal(self) -> bool:
+        """A biLM is not a left-to-right model: its features see both sides (no generation)."""
+        return False
+
     def to_dict(self) -> dict[str, Any]:
         """Plain values for ``model.json``."""
         return dataclasses.asdict(self)

@@ -52,40 +52,60 @@ class PooledClassifierHead(nn.Module):
     """Pool the first token: dropout -> dense -> tanh -> dropout -> output (NSP, classification).
 
     Args:
-        spec: backbone spec (width, init).
+        d_model: width of the hidden states.
         n_classes: number of output classes.
         dropout: dropout before the dense layer and before the output layer.
+        init_std: std of the normal weight initialisation.
     """
 
-    def __init__(self, spec: TransformerSpec, n_classes: int, dropout: float = 0.0):
+    def __init__(self, d_model: int, n_classes: int, dropout: float = 0.0, init_std: float = 0.02):
         super().__init__()
-        self.dense = nn.Linear(spec.d_model, spec.d_model)
-        self.output = nn.Linear(spec.d_model, n_classes)
+        self.dense = nn.Linear(d_model, d_model)
+        self.output = nn.Linear(d_model, n_classes)
         self.dropout = nn.Dropout(dropout)
         for linear in (self.dense, self.output):
-            nn.init.normal_(linear.weight, std=spec.init_std)
+            nn.init.normal_(linear.weight, std=init_std)
             nn.init.zeros_(linear.bias)
 
-    def forward(self, hidden: torch.Tensor) -> torch.Tensor:
-        """(B, T, D) -> (B, n_classes) from the hidden state of the first token."""
-        pooled = torch.tanh(self.dense(self.dropout(hidden[:, 0])))  # (B, D)
+    def pool(self, hidden: torch.Tensor, attention_mask: torch.Tensor | None) -> torch.Tensor:
+        """(B, T, D) -> (B, D): the first token's state ([CLS] / <s>)."""
+        return hidden[:, 0]
+
+    def forward(self, hidden: torch.Tensor, attention_mask: torch.Tensor | None = None) -> torch.Tensor:
+        """(B, T, D) (and the (B, T) mask of real tokens) -> (B, n_classes) logits."""
+        pooled = torch.tanh(self.dense(self.dropout(self.pool(hidden, attention_mask))))  # (B, D)
         return self.output(self.dropout(pooled))
+
+
+class MeanPooledClassifierHead(PooledClassifierHead):
+    """Pool the mean of the real tokens' states, then as :class:`PooledClassifierHead`.
+
+    For backbones without a [CLS] token trained to summarise the sequence (ELMo features).
+    """
+
+    def pool(self, hidden: torch.Tensor, attention_mask: torch.Tensor | None) -> torch.Tensor:
+        """(B, T, D) -> (B, D): the mean over real tokens (all tokens when no mask is given)."""
+        if attention_mask is None:
+            return hidden.mean(1)
+        weights = attention_mask.to(hidden.dtype).unsqueeze(-1)  # (B, T, 1)
+        return (hidden * weights).sum(1) / weights.sum(1).clamp(min=1.0)
 
 
 class TokenClassifierHead(nn.Module):
     """A label per token: dropout -> linear (NER and other tagging tasks).
 
     Args:
-        spec: backbone spec (width, init).
+        d_model: width of the hidden states.
         n_classes: number of labels.
         dropout: dropout on the hidden states before the output layer.
+        init_std: std of the normal weight initialisation.
     """
 
-    def __init__(self, spec: TransformerSpec, n_classes: int, dropout: float = 0.0):
+    def __init__(self, d_model: int, n_classes: int, dropout: float = 0.0, init_std: float = 0.02):
         super().__init__()
         self.dropout = nn.Dropout(dropout)
-        self.output = nn.Linear(spec.d_model, n_classes)
-        nn.init.normal_(self.output.weight, std=spec.init_std)
+        self.output = nn.Linear(d_model, n_classes)
+        nn.init.normal_(self.output.weight, std=init_std)
         nn.init.zeros_(self.output.bias)
 
     def forward(self, hidden: torch.Tensor) -> torch.Tensor:
@@ -94,20 +114,23 @@ class TokenClassifierHead(nn.Module):
 
 
 # task head kind -> class; a fine-tuned checkpoint's model.json names its heads by kind
-TASK_HEADS = {"token_classifier": TokenClassifierHead, "pooled_classifier": PooledClassifierHead}
+TASK_HEADS = {"token_classifier": TokenClassifierHead, "pooled_classifier": PooledClassifierHead,
+              "mean_pooled_classifier": MeanPooledClassifierHead}
 
 
-def build_task_head(description: dict, spec: TransformerSpec) -> nn.Module:
+def build_task_head(description: dict, d_model: int, init_std: float = 0.02) -> nn.Module:
     """A fine-tuning head from its JSON description ``{"kind", "n_classes", "dropout"}``.
 
     Args:
-        description: ``kind`` (token_classifier | pooled_classifier), ``n_classes`` and ``dropout``.
-        spec: the backbone spec.
+        description: ``kind`` (see ``TASK_HEADS``), ``n_classes`` and ``dropout``.
+        d_model: width of the backbone's output.
+        init_std: std of the normal weight initialisation.
     """
     kind = description["kind"]
     if kind not in TASK_HEADS:
         raise ValueError(f"unknown task head kind {kind!r}")
-    return TASK_HEADS[kind](spec, int(description["n_classes"]), float(description.get("dropout", 0.0)))
+    return TASK_HEADS[kind](d_model, int(description["n_classes"]), float(description.get("dropout", 0.0)),
+                            init_std)
 
 
 def build_head(name: str, spec: TransformerSpec, token_embedding: nn.Embedding) -> nn.Module:
@@ -117,5 +140,5 @@ def build_head(name: str, spec: TransformerSpec, token_embedding: nn.Embedding) 
     if name == "lm":
         return CausalLMHead(spec, token_embedding)
     if name == "nsp":
-        return PooledClassifierHead(spec, n_classes=2)
+        return PooledClassifierHead(spec.d_model, n_classes=2, init_std=spec.init_std)
     raise ValueError(f"unknown head {name!r}")

@@ -34,7 +34,7 @@ class LanguageModel(nn.Module):
         self.pretraining_heads = list(head_names)
         self.task_heads = {name: dict(desc) for name, desc in (task_heads or {}).items()}
         heads = {name: build_head(name, spec, token_embedding) for name in self.pretraining_heads}
-        heads.update({name: build_task_head(desc, spec) for name, desc in self.task_heads.items()})
+        heads.update({name: build_task_head(desc, spec.d_model, spec.init_std) for name, desc in self.task_heads.items()})
         self.heads = nn.ModuleDict(heads)
 
     @property

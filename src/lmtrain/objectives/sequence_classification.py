@@ -38,7 +38,7 @@ class SequenceClassification(Objective):
                  norm: dict[str, torch.Tensor]) -> ObjectiveOutput:
         """Classification loss of ``batch``; predicted and gold ids when the model is in eval mode."""
         hidden = model.backbone(batch["input_ids"], batch["attention_mask"], batch.get("token_type_ids"))
-        logits = model.heads["classifier"](hidden).float()  # (B, C)
+        logits = model.heads["classifier"](hidden, batch["attention_mask"]).float()  # (B, C)
         labels = batch["label"]
         losses = F.cross_entropy(logits, labels, reduction="none")  # (B,)
         weighted = losses.sum() if self.weights is None else (losses * self.weights.to(labels.device)[labels]).sum()

@@ -2,7 +2,8 @@
 
 ``init`` unset picks the latest compatible pretrain run under ``outputs/pretrain/`` (one with
 ``checkpoints/last`` whose attention matches the task: bidirectional for tagging and
-classification, causal for generation).
+classification, causal for generation). An ELMo run is used only when ``init`` names it: its
+features serve tagging and classification, never generation.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ import torch
 
 from lmtrain.data.tokenizer import TextTokenizer, train_tokenizer
 from lmtrain.errors import UserError
+from lmtrain.models.elmo import ElmoSpec
 from lmtrain.models.spec import TransformerSpec, resolve_spec
 from lmtrain.training import checkpoint as ckpt
 
@@ -30,10 +32,10 @@ _HF_FAMILY = {"bert": "bert", "roberta": "roberta", "xlm-roberta": "roberta", "g
 class Backbone:
     """A backbone to fine-tune: its spec, weights (None = random), tokenizer and where it came from."""
 
-    spec: TransformerSpec
+    spec: TransformerSpec | ElmoSpec
     state: dict[str, torch.Tensor] | None
     tokenizer: TextTokenizer
-    model_name: str  # bert | roberta | gpt (the family, used by export and by compatible-run search)
+    model_name: str  # bert | roberta | gpt | elmo (used by export and by compatible-run search)
     source: str
 
 
@@ -62,7 +64,10 @@ def latest_pretrain_run(causal: bool, root: Path = PRETRAIN_ROOT) -> Path | None
 def _from_checkpoint(path: str) -> Backbone:
     from lmtrain.models.loading import load_checkpoint
 
-    model, tokenizer, meta = load_checkpoint(path, "cpu", key="init")
+    model, tokenizer, meta = load_checkpoint(path, "cpu", key="init", families=("transformer", "elmo"))
+    if meta.get("task_heads") and meta["family"] == "elmo":
+        raise UserError(f"init={path} is a fine-tuned ELMo tagger or classifier; start from the pretrained biLM "
+                        "(init=<the `lmtrain pretrain model=elmo` run>).")
     return Backbone(model.spec, model.state_dict(), tokenizer, meta.get("model_name", "bert"), str(path))
 
 
@@ -123,8 +128,10 @@ def resolve_backbone(cfg: Any, causal: bool, texts: list[str]) -> Backbone:
                             "model.safetensors + tokenizer.json), or init=scratch.")
     if backbone.spec.causal != causal:
         need = "a causal language model (GPT) with an lm head" if causal else "a bidirectional encoder (BERT / RoBERTa)"
-        raise UserError(f"this task needs {need}, but init={init or backbone.source} is a {backbone.model_name} "
-                        f"model with {_kind(backbone.spec.causal)} attention; pretrain a fitting one "
+        have = "an ELMo biLM, whose features serve tagging and classification only" \
+            if isinstance(backbone.spec, ElmoSpec) else \
+            f"a {backbone.model_name} model with {_kind(backbone.spec.causal)} attention"
+        raise UserError(f"this task needs {need}, but init={init or backbone.source} is {have}; pretrain a fitting one "
                         f"(`lmtrain pretrain model={'gpt' if causal else 'bert'}`) or pass init=<a fitting run or "
                         "Hugging Face folder>.")
     return backbone

@@ -154,7 +154,8 @@ class ClassificationTask(Task):
         head = model.heads[self.head]
 
         def forward(b):
-            return head(model.backbone(b["input_ids"], b["attention_mask"], b["token_type_ids"])).softmax(-1)
+            hidden = model.backbone(b["input_ids"], b["attention_mask"], b["token_type_ids"])
+            return head(hidden, b["attention_mask"]).softmax(-1)
 
         for chunk, p in run_batches(model, examples, tokenizer.id("pad"), batch_size, device, forward):
             probs[chunk] = p

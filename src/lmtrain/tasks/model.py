@@ -5,7 +5,11 @@ from __future__ import annotations
 import logging
 from typing import Any
 
+from torch import nn
+
 from lmtrain.errors import UserError
+from lmtrain.models.elmo import ElmoSpec
+from lmtrain.models.elmo_features import ElmoTaskModel, build_elmo_task_model
 from lmtrain.models.language_model import LanguageModel
 from lmtrain.tasks.backbone import Backbone
 from lmtrain.tasks.base import Task
@@ -13,8 +17,18 @@ from lmtrain.tasks.base import Task
 log = logging.getLogger(__name__)
 
 
-def build_finetune_model(task: Task, backbone: Backbone, head_dropout: float | None) -> LanguageModel:
-    """A :class:`LanguageModel` with the backbone's weights and ``task``'s head.
+def _elmo_task_model(task: Task, backbone: Backbone, dropout: float) -> ElmoTaskModel:
+    """ELMo features (the pretrained biLM plus a scalar mix) under ``task``'s head.
+
+    A classifier pools the mean of the tokens' features: ELMo has no [CLS] trained to summarise.
+    """
+    kind = "mean_pooled_classifier" if task.head_kind == "pooled_classifier" else task.head_kind
+    description = {"kind": kind, "n_classes": len(task.labels), "dropout": dropout}
+    return build_elmo_task_model(backbone.spec, {task.head: description}, backbone.state)
+
+
+def build_finetune_model(task: Task, backbone: Backbone, head_dropout: float | None) -> nn.Module:
+    """A :class:`LanguageModel` (or :class:`ElmoTaskModel`) with the backbone's weights and ``task``'s head.
 
     Tagging and classification drop the pretraining heads and add a new one; generation keeps the
     language-model head. A classifier's dense layer starts from BERT's pretrained pooler (the NSP
@@ -22,6 +36,8 @@ def build_finetune_model(task: Task, backbone: Backbone, head_dropout: float | N
     """
     spec = backbone.spec
     dropout = spec.dropout if head_dropout is None else head_dropout
+    if isinstance(spec, ElmoSpec):
+        return _elmo_task_model(task, backbone, dropout)
     if task.head is None:
         model = LanguageModel(spec, ["lm"])
     else:
@@ -42,13 +58,28 @@ def build_finetune_model(task: Task, backbone: Backbone, head_dropout: float | N
     return model
 
 
-def freeze(model: LanguageModel, freeze_backbone: bool, freeze_layers: int) -> int:
+def _freeze_elmo(model: ElmoTaskModel, freeze_backbone: bool | None, freeze_layers: int) -> int:
+    if freeze_layers:
+        raise UserError(f"finetune.freeze_layers={freeze_layers} applies to Transformer backbones; an ELMo "
+                        "biLM is frozen whole (the default) or tuned whole (finetune.freeze_backbone=false).")
+    if freeze_backbone is False:
+        log.info("ELMo: the biLM is fine-tuned with the scalar mix and the head")
+        return 0
+    log.info("frozen: the ELMo biLM (the scalar mix and the head learn)")
+    return model.backbone.freeze_bilm()
+
+
+def freeze(model: nn.Module, freeze_backbone: bool | None, freeze_layers: int) -> int:
     """Stop gradients to the whole backbone, or to its embeddings and first ``freeze_layers`` blocks.
 
-    A language-model head tied to the token embedding is frozen with it.
+    ``freeze_backbone`` None means the family's usual way: ELMo's biLM is frozen (as in the paper,
+    only the scalar mix and the task head learn), a Transformer is fine-tuned whole. A
+    language-model head tied to the token embedding is frozen with it.
     Returns:
         The number of frozen parameters (tensors).
     """
+    if isinstance(model, ElmoTaskModel):
+        return _freeze_elmo(model, freeze_backbone, freeze_layers)
     n_layers = model.spec.n_layers
     if freeze_layers < 0 or freeze_layers > n_layers:
         raise UserError(f"finetune.freeze_layers={freeze_layers}: the backbone has {n_layers} layers; "
@@ -68,7 +99,7 @@ def freeze(model: LanguageModel, freeze_backbone: bool, freeze_layers: int) -> i
     return frozen
 
 
-def describe(model: LanguageModel) -> dict[str, Any]:
+def describe(model: nn.Module) -> dict[str, Any]:
     """Trainable and total parameter counts."""
     params = {id(p): p for p in model.parameters()}.values()
     return {"parameters": sum(p.numel() for p in params),
