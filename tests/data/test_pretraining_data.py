@@ -4,8 +4,11 @@ from __future__ import annotations
 
 import json
 
-from lmtrain.data.corpus import load_documents, split_sentences
-from lmtrain.data.pretraining import prepare_pretraining_data
+import numpy as np
+
+from lmtrain.data import pretraining
+from lmtrain.data.corpus import Corpus, load_documents, split_documents, split_sentences
+from lmtrain.data.pretraining import SplitCorpus, prepare_pretraining_data
 from tests.conftest import compose_config, write_corpus
 
 
@@ -53,3 +56,31 @@ def test_existing_tokenizer_json_is_used_as_is(tmp_path):
     data = prepare_pretraining_data(given.data, given.tokenizer, given.objective)
     assert data.tokenizer.vocab_size == trained.tokenizer.vocab_size  # vocab_size ignored: nothing trained
     assert data.tokenizer_path == trained.tokenizer_path
+
+
+def test_chunks_hold_out_the_same_documents_as_the_whole_corpus(tmp_path):
+    corpus_file = write_corpus(tmp_path / "c.txt", n_docs=40)
+    corpus = Corpus([corpus_file], cache_dir=str(tmp_path / "hf"))
+    whole_train, whole_eval = split_documents(list(corpus), 0.2, seed=3)
+    split = SplitCorpus(corpus, None, 0.2, seed=3)
+    for max_chars in (1, 500, 10**9):  # a document per chunk, a few, one
+        parts = list(split.chunks(max_chars))
+        assert [d for name, docs in parts if name == "train" for d in docs] == whole_train
+        assert [d for name, docs in parts if name == "eval" for d in docs] == whole_eval
+    assert len(list(split.chunks(500))) > 4 and split.n_train() == len(whole_train)
+
+
+def test_a_corpus_larger_than_a_chunk_streams_into_one_store(tmp_path, monkeypatch):
+    corpus = write_corpus(tmp_path / "c.txt", n_docs=60)
+    cfg = _cfg(tmp_path, f"data.train_files=[{corpus}]", "model=gpt", "data.max_seq_len=32")
+    whole = prepare_pretraining_data(cfg.data, cfg.tokenizer, cfg.objective)
+    monkeypatch.setattr(pretraining, "CHUNK_CHARS", 2000)  # about 5 documents a chunk
+    chunked_cfg = _cfg(tmp_path, f"data.train_files=[{corpus}]", "model=gpt", "data.max_seq_len=32",
+                       f"tokenizer.path={whole.tokenizer_path}", f"data.cache_dir={tmp_path / 'cache2'}")
+    chunked = prepare_pretraining_data(chunked_cfg.data, chunked_cfg.tokenizer, chunked_cfg.objective)
+    n_chunks = len(list(SplitCorpus(Corpus([corpus], cache_dir=str(tmp_path / "hf")), None, 0.1, 0).chunks(2000))) // 2
+    assert n_chunks > 5
+    # every chunk drops only its last partial block; the blocks are otherwise the same stream
+    assert len(whole.train) - n_chunks <= len(chunked.train) <= len(whole.train)
+    assert np.array_equal(chunked.train[0]["input_ids"], whole.train[0]["input_ids"])
+    assert all(len(chunked.train[i]["input_ids"]) == 32 for i in range(len(chunked.train)))

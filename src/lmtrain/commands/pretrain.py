@@ -7,8 +7,10 @@ import sys
 import time
 from typing import Any
 
+import numpy as np
 import torch
 from omegaconf import DictConfig, OmegaConf
+from torch.utils.data import Subset
 
 from lmtrain.data.baselines import majority_token_accuracy, unigram_perplexity
 from lmtrain.data.collate import PadCollator
@@ -31,6 +33,9 @@ from lmtrain.training.precision import resolve_device
 from lmtrain.training.progress import print_summary
 from lmtrain.training.trainer import Trainer, TrainingInterrupted, continue_hint
 
+# examples a baseline is estimated on: plenty for unigram statistics, and memory stays flat
+BASELINE_SEQUENCES = 50_000
+
 log = logging.getLogger(__name__)
 
 
@@ -52,11 +57,20 @@ def _build_model(cfg: DictConfig, tokenizer, head_names) -> torch.nn.Module:
     return LanguageModel(spec, head_names)
 
 
+def _sample(dataset) -> list[int]:
+    """Evenly spread indices of at most ``BASELINE_SEQUENCES`` examples (all of a smaller set)."""
+    if len(dataset) <= BASELINE_SEQUENCES:
+        return list(range(len(dataset)))
+    return np.linspace(0, len(dataset) - 1, BASELINE_SEQUENCES).astype(int).tolist()
+
+
 def _baselines(objective: str, train_set, eval_set, vocab_size: int) -> dict[str, float]:
+    """Unigram perplexity or majority-token accuracy, estimated on a sample so memory stays flat."""
     if objective in ("clm", "bilm"):
-        ids = lambda ds: [ds.store[i]["input_ids"] for i in range(len(ds))]  # noqa: E731
+        ids = lambda ds: [ds.store[i]["input_ids"] for i in _sample(ds)]  # noqa: E731
         return {"baseline/unigram_ppl": unigram_perplexity(ids(train_set), ids(eval_set), vocab_size)}
-    return {"baseline/mlm_majority_acc": majority_token_accuracy(train_set, eval_set)}
+    return {"baseline/mlm_majority_acc": majority_token_accuracy(Subset(train_set, _sample(train_set)),
+                                                                 Subset(eval_set, _sample(eval_set)))}
 
 
 def run(cfg: DictConfig) -> dict[str, Any]:

@@ -12,8 +12,11 @@ import importlib.util
 import logging
 import random
 import re
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any
+
+import numpy as np
 
 from lmtrain.errors import UserError
 
@@ -111,41 +114,42 @@ def _file_format(path: Path, fmt: str) -> str:
     return "jsonl" if path.suffix.lower() in (".jsonl", ".json") else "text"
 
 
-def _load_texts(files: list[Path], fmt: str, text_field: str, documents: str, cache_dir: str | None) -> list[str]:
-    """Documents as strings, read with `datasets` (one builder call per file type)."""
+_READ_BATCH = 1000  # texts converted from Arrow to Python at a time
+
+
+def _open_table(path: Path, fmt: str, text_field: str, documents: str, cache_dir: str | None):
+    """One file as a sequence of texts: a memory-mapped `datasets` table, or a list for wiki dumps."""
     import datasets
 
     datasets.disable_progress_bars()
     datasets.logging.set_verbosity_error()
-    texts: list[str] = []
-    for path in files:
-        kind = _file_format(path, fmt)
-        if is_wiki_dump(path):
-            texts.extend(wiki_documents(path))
-        elif kind == "jsonl":
-            try:
-                ds = datasets.load_dataset("json", data_files=str(path), split="train", cache_dir=cache_dir)
-            except Exception as error:
-                raise UserError(f"{path} could not be read as JSON lines ({type(error).__name__}: "
-                                f"{str(error).splitlines()[0] if str(error) else ''}). Each line must be "
-                                f'one JSON object such as {{"{text_field}": "..."}}.') from None
-            if text_field not in ds.column_names:
-                raise UserError(f"{path} has no field '{text_field}' (fields: {', '.join(ds.column_names)}); "
-                                "set data.text_field to the field that holds the text.")
-            texts.extend(t for t in ds[text_field] if isinstance(t, str))
-        elif kind == "text":
-            sample_by = "paragraph" if documents == "blank_line" else "line"
-            ds = datasets.load_dataset("text", data_files=str(path), split="train", sample_by=sample_by,
-                                       cache_dir=cache_dir)
-            texts.extend(ds["text"])
-        else:
-            raise UserError(f"data.format={fmt} is not supported; use auto, text or jsonl.")
-    return [t for t in texts if t.strip()]
+    kind = _file_format(path, fmt)
+    if is_wiki_dump(path):
+        return wiki_documents(path)
+    if kind == "jsonl":
+        try:
+            ds = datasets.load_dataset("json", data_files=str(path), split="train", cache_dir=cache_dir)
+        except Exception as error:
+            raise UserError(f"{path} could not be read as JSON lines ({type(error).__name__}: "
+                            f"{str(error).splitlines()[0] if str(error) else ''}). Each line must be "
+                            f'one JSON object such as {{"{text_field}": "..."}}.') from None
+        if text_field not in ds.column_names:
+            raise UserError(f"{path} has no field '{text_field}' (fields: {', '.join(ds.column_names)}); "
+                            "set data.text_field to the field that holds the text.")
+        return ds.select_columns([text_field]).rename_column(text_field, "text") if text_field != "text" \
+            else ds.select_columns(["text"])
+    if kind == "text":
+        sample_by = "paragraph" if documents == "blank_line" else "line"
+        return datasets.load_dataset("text", data_files=str(path), split="train", sample_by=sample_by,
+                                     cache_dir=cache_dir)
+    raise UserError(f"data.format={fmt} is not supported; use auto, text or jsonl.")
 
 
-def load_documents(files: list[Path], fmt: str = "auto", text_field: str = "text",
-                   documents: str = "line", cache_dir: str | None = None) -> list[list[str]]:
-    """Read ``files`` into documents, each a list of sentences.
+class Corpus:
+    """The documents of some files, each a list of sentences, read lazily in file order.
+
+    Text is read with `datasets` into memory-mapped Arrow tables and converted to Python a
+    batch at a time, so a corpus larger than memory can be streamed (see :meth:`chunks`).
 
     Args:
         files: text or JSONL files (already checked with :func:`check_text_file`).
@@ -153,18 +157,54 @@ def load_documents(files: list[Path], fmt: str = "auto", text_field: str = "text
         text_field: JSONL field holding a document.
         documents: text files: ``line`` (a document per line) or ``blank_line``.
         cache_dir: where `datasets` keeps its Arrow cache.
-    Returns:
-        Documents with at least one sentence each; within a blank-line document each line is
-        split into sentences too.
     """
-    if documents not in ("line", "blank_line"):
-        raise UserError(f"data.documents={documents} is not supported; use line or blank_line.")
-    docs = []
-    for text in _load_texts(files, fmt, text_field, documents, cache_dir):
-        sentences = [s for line in text.splitlines() for s in split_sentences(line)]
-        if sentences:
-            docs.append(sentences)
-    return docs
+
+    def __init__(self, files: list[Path], fmt: str = "auto", text_field: str = "text", documents: str = "line",
+                 cache_dir: str | None = None):
+        if documents not in ("line", "blank_line"):
+            raise UserError(f"data.documents={documents} is not supported; use line or blank_line.")
+        self.tables = [_open_table(path, fmt, text_field, documents, cache_dir) for path in files]
+        self._count: int | None = None
+
+    def texts(self) -> Iterator[str]:
+        """Every non-blank document text, in order."""
+        for table in self.tables:
+            if isinstance(table, list):
+                batches: Iterable[list] = (table[i:i + _READ_BATCH] for i in range(0, len(table), _READ_BATCH))
+            else:
+                batches = (batch["text"] for batch in table.iter(batch_size=_READ_BATCH))
+            for batch in batches:
+                yield from (t for t in batch if isinstance(t, str) and t.strip())
+
+    def __iter__(self) -> Iterator[list[str]]:
+        """Documents as lists of sentences; within a blank-line document each line is split too."""
+        for text in self.texts():
+            yield [s for line in text.splitlines() for s in split_sentences(line)]
+
+    def __len__(self) -> int:
+        """The number of documents (a non-blank text always gives at least one sentence)."""
+        if self._count is None:
+            self._count = sum(1 for _ in self.texts())
+        return self._count
+
+    def chunks(self, max_chars: int) -> Iterator[list[list[str]]]:
+        """Consecutive lists of documents, each list ending at the document that reaches ``max_chars`` characters."""
+        chunk: list[list[str]] = []
+        chars = 0
+        for doc in self:
+            chunk.append(doc)
+            chars += sum(len(s) for s in doc)
+            if chars >= max_chars:
+                yield chunk
+                chunk, chars = [], 0
+        if chunk:
+            yield chunk
+
+
+def load_documents(files: list[Path], fmt: str = "auto", text_field: str = "text",
+                   documents: str = "line", cache_dir: str | None = None) -> list[list[str]]:
+    """All documents of ``files`` in memory (see :class:`Corpus`, which streams them)."""
+    return list(Corpus(files, fmt, text_field, documents, cache_dir))
 
 
 def corpus_files(data_cfg: Any) -> tuple[list[Path], list[Path]]:
@@ -188,15 +228,21 @@ def corpus_files(data_cfg: Any) -> tuple[list[Path], list[Path]]:
     return train, eval_files
 
 
+def held_out_mask(n_docs: int, eval_fraction: float, seed: int) -> np.ndarray:
+    """(n_docs,) bool: the ``eval_fraction`` of documents (at least one) held out, chosen by ``seed``."""
+    if n_docs < 2:
+        raise UserError(f"the corpus has {n_docs} document(s); at least 2 are needed to hold one out "
+                        "for evaluation. Add text, or give data.eval_files.")
+    order = list(range(n_docs))
+    random.Random(seed).shuffle(order)
+    n_eval = min(n_docs - 1, max(1, round(n_docs * eval_fraction)))
+    mask = np.zeros(n_docs, dtype=bool)
+    mask[order[:n_eval]] = True
+    return mask
+
+
 def split_documents(docs: list[list[str]], eval_fraction: float, seed: int
                     ) -> tuple[list[list[str]], list[list[str]]]:
     """Hold out ``eval_fraction`` of the documents (at least one), chosen by ``seed``."""
-    if len(docs) < 2:
-        raise UserError(f"the corpus has {len(docs)} document(s); at least 2 are needed to hold one out "
-                        "for evaluation. Add text, or give data.eval_files.")
-    order = list(range(len(docs)))
-    random.Random(seed).shuffle(order)
-    n_eval = min(len(docs) - 1, max(1, round(len(docs) * eval_fraction)))
-    held_out = set(order[:n_eval])
-    train = [d for i, d in enumerate(docs) if i not in held_out]
-    return train, [d for i, d in enumerate(docs) if i in held_out]
+    held_out = held_out_mask(len(docs), eval_fraction, seed)
+    return [d for d, h in zip(docs, held_out) if not h], [d for d, h in zip(docs, held_out) if h]

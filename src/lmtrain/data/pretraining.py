@@ -3,23 +3,29 @@
 The tokenizer is cached by a hash of the data and the tokenizer settings; the examples by a hash
 of the data, the tokenizer file and every setting that shapes them, so a second run with the
 same data and settings reads both from `data.cache_dir` instead of recomputing them.
+
+The corpus is streamed: documents are read from memory-mapped Arrow tables, tokenized and turned
+into examples a chunk at a time (``CHUNK_CHARS`` characters), and appended to the on-disk stores,
+so memory stays flat however large the corpus is. NSP partners and packed blocks are drawn within
+a chunk; a corpus smaller than one chunk is processed exactly as a whole.
 """
 
 from __future__ import annotations
 
 import logging
 import os
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from lmtrain.data.corpus import corpus_files, load_documents, split_documents
+from lmtrain.data.corpus import Corpus, corpus_files, held_out_mask
 from lmtrain.data.masking import MaskingSpec, mask_tokens
 from lmtrain.data.nsp_pairs import build_pairs
 from lmtrain.data.packing import pack_sentences, pack_stream
-from lmtrain.data.store import ExampleStore, file_digest, fingerprint, write_store
+from lmtrain.data.store import ExampleStore, StoreWriter, file_digest, fingerprint
 from lmtrain.data.tokenizer import TextTokenizer, special_roles, tokenizer_fingerprint, train_tokenizer
 from lmtrain.errors import UserError
 
@@ -27,6 +33,10 @@ log = logging.getLogger(__name__)
 
 # Bump when the example format or the algorithms that build examples change.
 EXAMPLES_VERSION = 1
+# Characters of text tokenized at a time (the bundled corpus, 2.9M, is one chunk).
+CHUNK_CHARS = 4_000_000
+# Seed offset between chunks (chunk 0 keeps the configured seed).
+_CHUNK_SEED_STRIDE = 100_003
 
 
 @dataclass
@@ -118,7 +128,44 @@ def build_examples(docs: list[list[np.ndarray]], tokenizer: TextTokenizer, data_
     raise UserError(f"objective.name={name} is not a pretraining objective; use mlm_nsp, mlm, clm or bilm.")
 
 
-def _tokenizer_for(data_cfg: Any, tok_cfg: Any, cache: Path, digests: list[str], load_docs) -> tuple[TextTokenizer, Path]:
+class SplitCorpus:
+    """A corpus's train and held-out documents, streamed in chunks.
+
+    Args:
+        train: the training corpus (documents are held out of it unless ``held_out`` is given).
+        held_out: a separate held-out corpus (``data.eval_files``), or None.
+        eval_fraction, seed: how documents are held out of ``train`` when ``held_out`` is None.
+    """
+
+    def __init__(self, train: Corpus, held_out: Corpus | None, eval_fraction: float, seed: int):
+        self.train, self.held_out = train, held_out
+        self.mask = None if held_out is not None else held_out_mask(len(train), eval_fraction, seed)
+
+    def chunks(self, max_chars: int = CHUNK_CHARS) -> Iterator[tuple[str, list[list[str]]]]:
+        """("train" | "eval", documents) pairs, in corpus order."""
+        if self.mask is None:
+            yield from (("train", docs) for docs in self.train.chunks(max_chars))
+            yield from (("eval", docs) for docs in self.held_out.chunks(max_chars))
+            return
+        start = 0
+        for docs in self.train.chunks(max_chars):
+            flags = self.mask[start:start + len(docs)]
+            start += len(docs)
+            yield "train", [d for d, held in zip(docs, flags) if not held]
+            yield "eval", [d for d, held in zip(docs, flags) if held]
+
+    def train_texts(self) -> Iterator[str]:
+        """Each training document as one string (what the tokenizer is trained on)."""
+        for split, docs in self.chunks():
+            if split == "train":
+                yield from (" ".join(d) for d in docs)
+
+    def n_train(self) -> int:
+        """The number of training documents."""
+        return len(self.train) - (0 if self.mask is None else int(self.mask.sum()))
+
+
+def _tokenizer_for(data_cfg: Any, tok_cfg: Any, cache: Path, digests: list[str], corpus) -> tuple[TextTokenizer, Path]:
     roles = special_roles(tok_cfg)
     if tok_cfg.path:
         path = Path(tok_cfg.path).expanduser()
@@ -128,9 +175,10 @@ def _tokenizer_for(data_cfg: Any, tok_cfg: Any, cache: Path, digests: list[str],
     path = cache / "tokenizers" / key / "tokenizer.json"
     if path.exists():
         return TextTokenizer.from_file(path, roles), path
-    train_docs, _ = load_docs()
-    log.info("training a %s tokenizer (vocabulary %d) on %d documents", tok_cfg.kind, tok_cfg.vocab_size, len(train_docs))
-    tokenizer = train_tokenizer((" ".join(d) for d in train_docs), tok_cfg)
+    split = corpus()
+    log.info("training a %s tokenizer (vocabulary %d) on %d documents", tok_cfg.kind, tok_cfg.vocab_size,
+             split.n_train())
+    tokenizer = train_tokenizer(split.train_texts(), tok_cfg)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_suffix(f".tmp{os.getpid()}")
     tokenizer.save(tmp)
@@ -138,8 +186,31 @@ def _tokenizer_for(data_cfg: Any, tok_cfg: Any, cache: Path, digests: list[str],
     return tokenizer, path
 
 
+def _write_examples(root: Path, split: SplitCorpus, tokenizer: TextTokenizer, data_cfg: Any, obj_cfg: Any) -> None:
+    """Tokenize ``split`` chunk by chunk and append its examples to the train and eval stores under ``root``."""
+    settings = {"train": (data_cfg.dupe_factor, data_cfg.split_seed), "eval": (1, data_cfg.split_seed + 10_000)}
+    meta = {"objective": obj_cfg.name}
+    chunk_index = {"train": 0, "eval": 0}
+    with StoreWriter(root / "train", data_cfg.max_seq_len, meta) as train_store, \
+            StoreWriter(root / "eval", data_cfg.max_seq_len, meta) as eval_store:
+        stores = {"train": train_store, "eval": eval_store}
+        for name, docs in split.chunks():
+            if not docs:
+                continue
+            dupe, seed = settings[name]
+            seed += _CHUNK_SEED_STRIDE * chunk_index[name]
+            chunk_index[name] += 1
+            sequences, scalars = build_examples(tokenize_documents(docs, tokenizer), tokenizer, data_cfg, obj_cfg,
+                                                dupe, seed)
+            stores[name].append(sequences, scalars)
+        for name, store in stores.items():
+            if store.columns["length"].rows == 0:
+                raise UserError(f"the {name} part of the corpus gave no training sequences "
+                                f"(data.max_seq_len={data_cfg.max_seq_len}); add text or shorten data.max_seq_len.")
+
+
 def prepare_pretraining_data(data_cfg: Any, tok_cfg: Any, obj_cfg: Any) -> PretrainingData:
-    """Read, tokenize and turn the corpus into train and held-out examples (cached).
+    """Read, tokenize and turn the corpus into train and held-out examples (cached, streamed).
 
     Args:
         data_cfg: the `data` config group.
@@ -152,19 +223,18 @@ def prepare_pretraining_data(data_cfg: Any, tok_cfg: Any, obj_cfg: Any) -> Pretr
     digests = [file_digest(p) for p in train_files] + ["eval"] + [file_digest(p) for p in eval_files]
     cache = Path(data_cfg.cache_dir).expanduser()
     hf_cache = str(cache / "datasets")
-    docs_memo: list = []
+    memo: list[SplitCorpus] = []
 
-    def load_docs():
-        if not docs_memo:
-            docs = load_documents(train_files, data_cfg.format, data_cfg.text_field, data_cfg.documents, hf_cache)
-            if eval_files:
-                held_out = load_documents(eval_files, data_cfg.format, data_cfg.text_field, data_cfg.documents, hf_cache)
-                docs_memo.append((docs, held_out))
-            else:
-                docs_memo.append(split_documents(docs, data_cfg.eval_fraction, data_cfg.split_seed))
-        return docs_memo[0]
+    def corpus() -> SplitCorpus:
+        if not memo:
+            read = dict(fmt=data_cfg.format, text_field=data_cfg.text_field, documents=data_cfg.documents,
+                        cache_dir=hf_cache)
+            held_out = Corpus(eval_files, **read) if eval_files else None
+            memo.append(SplitCorpus(Corpus(train_files, **read), held_out, data_cfg.eval_fraction,
+                                    data_cfg.split_seed))
+        return memo[0]
 
-    tokenizer, tokenizer_path = _tokenizer_for(data_cfg, tok_cfg, cache, digests, load_docs)
+    tokenizer, tokenizer_path = _tokenizer_for(data_cfg, tok_cfg, cache, digests, corpus)
     shape_keys = {k: data_cfg[k] for k in ("max_seq_len", "short_seq_prob", "dupe_factor", "packing", "documents",
                                           "eval_fraction", "split_seed", "text_field", "format")}
     key = fingerprint("examples", EXAMPLES_VERSION, digests, file_digest(tokenizer_path), shape_keys,
@@ -173,14 +243,8 @@ def prepare_pretraining_data(data_cfg: Any, tok_cfg: Any, obj_cfg: Any) -> Pretr
     if ExampleStore.exists(root / "train") and ExampleStore.exists(root / "eval"):
         log.info("using cached examples %s", root)
         return PretrainingData(tokenizer, tokenizer_path, ExampleStore(root / "train"), ExampleStore(root / "eval"), True)
-    train_docs, eval_docs = load_docs()
-    log.info("tokenizing %d train / %d held-out documents", len(train_docs), len(eval_docs))
-    for split, docs, dupe, seed in (("train", train_docs, data_cfg.dupe_factor, data_cfg.split_seed),
-                                    ("eval", eval_docs, 1, data_cfg.split_seed + 10_000)):
-        sequences, scalars = build_examples(tokenize_documents(docs, tokenizer), tokenizer, data_cfg, obj_cfg,
-                                            dupe, seed)
-        if not next(iter(sequences.values())):
-            raise UserError(f"the {split} part of the corpus gave no training sequences "
-                            f"(data.max_seq_len={data_cfg.max_seq_len}); add text or shorten data.max_seq_len.")
-        write_store(root / split, sequences, scalars, {"objective": obj_cfg.name})
+    split = corpus()
+    log.info("tokenizing %d train documents (%s held out)", split.n_train(),
+             f"{int(split.mask.sum())} documents" if split.mask is not None else "data.eval_files")
+    _write_examples(root, split, tokenizer, data_cfg, obj_cfg)
     return PretrainingData(tokenizer, tokenizer_path, ExampleStore(root / "train"), ExampleStore(root / "eval"), False)

@@ -1,9 +1,10 @@
 """Tokenized examples on disk: one `.npy` array per field, memory-mapped when read.
 
-Sequence fields are stored padded to the longest example as (N, T) arrays next to a (N,)
-`length` array; scalar fields are (N,) arrays. Reading by index never loads the whole file,
-so corpora larger than memory work the same way as small ones. A store is written into a
-temporary directory and renamed into place, so an interrupted run never leaves half a cache.
+Sequence fields are stored padded to a fixed width as (N, T) arrays next to a (N,) `length`
+array; scalar fields are (N,) arrays. Writing appends batch by batch and reading by index never
+loads the whole file, so corpora larger than memory work the same way as small ones. A store is
+written into a temporary directory and renamed into place, so an interrupted run never leaves
+half a cache.
 """
 
 from __future__ import annotations
@@ -34,31 +35,107 @@ def file_digest(path: str | Path) -> str:
     return digest.hexdigest()
 
 
-def write_store(path: Path, sequences: dict[str, list[np.ndarray]], scalars: dict[str, list[int]],
-                meta: dict[str, Any]) -> None:
-    """Write examples to ``path`` atomically.
+class _NpyColumn:
+    """An ``.npy`` file written row by row: rows go straight to disk, the header gets the count at the end.
+
+    The header is written with room for any row count and rewritten in place by :meth:`close`,
+    so a column of any size needs memory for one batch of rows only.
+    """
+
+    HEADER_BYTES = 128  # magic (6) + version (2) + length (2) + the dict, padded with spaces
+
+    def __init__(self, path: Path, dtype: np.dtype, width: int | None):
+        self.path, self.dtype, self.width, self.rows = path, np.dtype(dtype), width, 0
+        self.file = open(path, "wb")
+        self.file.write(self._header())
+
+    def _header(self) -> bytes:
+        shape = (self.rows,) if self.width is None else (self.rows, self.width)
+        descr = np.lib.format.dtype_to_descr(self.dtype)
+        fields = f"{{'descr': {descr!r}, 'fortran_order': False, 'shape': {shape}, }}"
+        text = fields.ljust(self.HEADER_BYTES - 10 - 1) + "\n"
+        return b"\x93NUMPY\x01\x00" + len(text).to_bytes(2, "little") + text.encode("latin1")
+
+    def append(self, rows: np.ndarray) -> None:
+        """Write ``rows`` (n,) or (n, width), already of this column's dtype and width."""
+        self.file.write(np.ascontiguousarray(rows, dtype=self.dtype).tobytes())
+        self.rows += len(rows)
+
+    def close(self) -> None:
+        """Rewrite the header with the final row count and close the file."""
+        self.file.seek(0)
+        self.file.write(self._header())
+        self.file.close()
+
+
+class StoreWriter:
+    """Append examples to a new store batch by batch; the store appears at ``path`` only when complete.
+
+    Use as a context manager: on an exception nothing is left at ``path``.
 
     Args:
-        path: the store directory (must not exist yet; replaced if it does).
+        path: the store directory (replaced if it exists).
+        width: the longest example any batch may hold (sequences are padded to it on disk).
+        meta: JSON metadata saved in ``meta.json``.
+    """
+
+    def __init__(self, path: Path, width: int, meta: dict[str, Any]):
+        self.path, self.width, self.meta = Path(path), width, meta
+        self.columns: dict[str, _NpyColumn] = {}
+        self.fields: dict[str, list[str]] | None = None
+
+    def __enter__(self) -> "StoreWriter":
+        self._atomic = atomic_directory(self.path)
+        self.tmp = self._atomic.__enter__()
+        self.columns[LENGTH] = _NpyColumn(self.tmp / f"{LENGTH}.npy", np.int32, None)
+        return self
+
+    def append(self, sequences: dict[str, list[np.ndarray]], scalars: dict[str, list[int]]) -> None:
+        """Add a batch: field -> one 1-D array per example (one length per example), scalar field -> ints."""
+        if self.fields is None:
+            self.fields = {"sequences": list(sequences), "scalars": list(scalars)}
+            for name, rows in sequences.items():
+                dtype = rows[0].dtype if rows else np.int32
+                self.columns[name] = _NpyColumn(self.tmp / f"{name}.npy", dtype, self.width)
+            for name in scalars:
+                self.columns[name] = _NpyColumn(self.tmp / f"{name}.npy", np.int64, None)
+        first = next(iter(sequences.values()))
+        lengths = np.asarray([len(x) for x in first], dtype=np.int32)
+        if len(lengths) and lengths.max() > self.width:
+            raise ValueError(f"an example of {lengths.max()} tokens does not fit a store of width {self.width}")
+        self.columns[LENGTH].append(lengths)
+        for name, rows in sequences.items():
+            column = self.columns[name]
+            array = np.zeros((len(rows), self.width), dtype=column.dtype)  # (n, width)
+            for i, row in enumerate(rows):
+                array[i, : len(row)] = row
+            column.append(array)
+        for name, values in scalars.items():
+            self.columns[name].append(np.asarray(values, dtype=np.int64))
+
+    def __exit__(self, *exc_info) -> bool:
+        for column in self.columns.values():
+            column.close()
+        if exc_info[0] is None:
+            fields = self.fields or {"sequences": [], "scalars": []}
+            n = self.columns[LENGTH].rows
+            (self.tmp / "meta.json").write_text(json.dumps({**self.meta, "fields": fields, "n": n}, indent=2))
+        return self._atomic.__exit__(*exc_info)
+
+
+def write_store(path: Path, sequences: dict[str, list[np.ndarray]], scalars: dict[str, list[int]],
+                meta: dict[str, Any]) -> None:
+    """Write examples that are all in memory to ``path`` atomically (see :class:`StoreWriter`).
+
+    Args:
+        path: the store directory (replaced if it exists).
         sequences: field -> one 1-D array per example (all fields of an example have one length).
         scalars: field -> one int per example.
         meta: JSON metadata saved as ``meta.json``.
     """
-    with atomic_directory(path) as tmp:
-        first = next(iter(sequences.values()))
-        lengths = np.asarray([len(x) for x in first], dtype=np.int32)
-        width = int(lengths.max()) if len(lengths) else 0
-        np.save(tmp / f"{LENGTH}.npy", lengths)
-        for name, rows in sequences.items():
-            dtype = rows[0].dtype if rows else np.int32
-            array = np.zeros((len(rows), width), dtype=dtype)
-            for i, row in enumerate(rows):
-                array[i, : len(row)] = row
-            np.save(tmp / f"{name}.npy", array)
-        for name, values in scalars.items():
-            np.save(tmp / f"{name}.npy", np.asarray(values, dtype=np.int64))
-        fields = {"sequences": list(sequences), "scalars": list(scalars)}
-        (tmp / "meta.json").write_text(json.dumps({**meta, "fields": fields, "n": len(lengths)}, indent=2))
+    first = next(iter(sequences.values()))
+    with StoreWriter(path, max((len(x) for x in first), default=0), meta) as writer:
+        writer.append(sequences, scalars)
 
 
 class ExampleStore:
