@@ -52,12 +52,14 @@ def run_pretrain(corpus: Path, workdir: Path, model: str, steps: int) -> tuple[f
                "trainer.eval_every=0", "trainer.save_every=0", "trainer.eval_batches=10", "data.eval_fraction=0.01",
                "trainer.progress=false",
                f"hydra.run.dir={workdir / 'run'}"]
+    log = workdir / "pretrain.log"
     started = time.perf_counter()
-    child = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-    _, status, usage = os.wait4(child.pid, 0)
+    with open(log, "wb") as out:
+        child = subprocess.Popen(command, stdout=out, stderr=subprocess.STDOUT)
+        _, status, usage = os.wait4(child.pid, 0)
     seconds = time.perf_counter() - started
     if status != 0:
-        sys.exit(f"lmtrain pretrain failed on {corpus}:\n{child.stderr.read().decode()[-3000:]}")
+        sys.exit(f"lmtrain pretrain failed on {corpus}:\n{log.read_text()[-3000:]}")
     return usage.ru_maxrss / 1024, seconds  # ru_maxrss is in KiB on Linux
 
 
