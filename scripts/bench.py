@@ -7,6 +7,12 @@ table of medians; `--json` writes the raw figures too.
     python scripts/bench.py                       # mini and small, BERT / RoBERTa / GPT, fp32
     python scripts/bench.py --sizes mini --repeats 3 --steps 5
     python scripts/bench.py --device cuda --precision bf16
+    python scripts/bench.py --sizes mini --no-generation --no-tagging --data-steps 50   # data-wait share only
+
+Besides training and generation it times NER tagging (batches sorted by length, as `lmtrain
+predict` runs them), reports each side's peak memory above what was resident before the
+measured work (CUDA allocator peak; on CPU the resident-set growth of a forked process), and
+runs short real pretraining runs to report the share of step time spent waiting for data.
 
 Needs the dev extra (`pip install -e ".[dev]"`) for `transformers`.
 """
@@ -14,11 +20,19 @@ Needs the dev extra (`pip install -e ".[dev]"`) for `transformers`.
 from __future__ import annotations
 
 import argparse
+import contextlib
+import io
 import json
+import os
+import select
+import signal
 import statistics
+import tempfile
 import time
 from contextlib import nullcontext
+from pathlib import Path
 
+import numpy as np
 import torch
 from rich.console import Console
 from rich.table import Table
@@ -28,6 +42,7 @@ from lmtrain.generation import Sampling, generate
 from lmtrain.models.language_model import LanguageModel
 from lmtrain.models.spec import SIZES, TransformerSpec
 from lmtrain.objectives import build_objective
+from lmtrain.tasks.base import run_batches
 
 VOCAB = 8000
 PRESETS = {  # model -> (spec switches, objective, HF class name)
@@ -110,6 +125,48 @@ def timed(fn, steps: int, device: torch.device) -> float:
     return (time.perf_counter() - start) / steps
 
 
+def _resident_kib(field: str) -> int:
+    with open("/proc/self/status") as f:
+        return next(int(line.split()[1]) for line in f if line.startswith(field))
+
+
+def peak_memory_mib(fn, device: torch.device) -> float | None:
+    """Peak memory of ``fn()`` above what was resident before it (MiB); None where not measurable.
+
+    CUDA: the caching allocator's peak. CPU (Linux): ``fn`` runs in a forked child, whose
+    resident-set high-water mark starts at its resident size, so the growth is ``fn``'s alone.
+    """
+    if device.type == "cuda":
+        torch.cuda.synchronize()
+        torch.cuda.reset_peak_memory_stats()
+        base = torch.cuda.memory_allocated()
+        fn()
+        torch.cuda.synchronize()
+        return (torch.cuda.max_memory_allocated() - base) / 2 ** 20
+    if not (hasattr(os, "fork") and os.path.exists("/proc/self/status")):
+        return None
+    read, write = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # child: measure, report through the pipe, leave without cleanup
+        try:
+            # The parent's OpenMP pool does not survive fork; a multi-threaded kernel here would
+            # wait for it forever. Memory does not depend on the thread count.
+            torch.set_num_threads(1)
+            start = _resident_kib("VmRSS:")
+            fn()
+            os.write(write, str(_resident_kib("VmHWM:") - start).encode())
+        finally:
+            os._exit(0)
+    os.close(write)
+    ready, _, _ = select.select([read], [], [], 600)
+    report = os.read(read, 64).decode() if ready else ""
+    os.close(read)
+    if not ready:
+        os.kill(pid, signal.SIGKILL)
+    os.waitpid(pid, 0)
+    return int(report) / 1024 if report else None
+
+
 def matmul_peak(device: torch.device, dtype: torch.dtype) -> float:
     """Measured dense matmul throughput (FLOP/s): the ceiling for model FLOP utilisation."""
     n = 2048 if device.type == "cpu" else 8192
@@ -148,6 +205,9 @@ def bench_training(model_name: str, size: str, args, device, autocast, peak: flo
         with autocast():
             hf_step(theirs, opt_theirs, batch, model_name)
 
+    # Memory first, from a fresh start: two steps include gradients and the optimizer state.
+    ours_mib = peak_memory_mib(lambda: timed(run_ours, 2, device), device)
+    theirs_mib = peak_memory_mib(lambda: timed(run_theirs, 2, device), device)
     for fn in (run_ours, run_theirs):  # warm-up: allocator, kernels, optimizer state
         timed(fn, 2, device)
     ours_s, theirs_s = [], []
@@ -157,7 +217,8 @@ def bench_training(model_name: str, size: str, args, device, autocast, peak: flo
     ours_tps, theirs_tps = tokens / statistics.median(ours_s), tokens / statistics.median(theirs_s)
     mfu = ours_tps * train_flops_per_token(spec, args.seq) / peak
     return {"bench": "train", "model": model_name, "size": size, "lmtrain_tok_s": ours_tps,
-            "hf_tok_s": theirs_tps, "ratio": ours_tps / theirs_tps, "lmtrain_mfu": mfu}
+            "hf_tok_s": theirs_tps, "ratio": ours_tps / theirs_tps, "lmtrain_mfu": mfu,
+            "lmtrain_peak_mib": ours_mib, "hf_peak_mib": theirs_mib}
 
 
 def bench_generation(size: str, batch: int, args, device) -> dict:
@@ -190,6 +251,103 @@ def bench_generation(size: str, batch: int, args, device) -> dict:
             "hf_tok_s": theirs_tps, "ratio": ours_tps / theirs_tps}
 
 
+def bench_tagging(size: str, args, device) -> dict:
+    """NER inference: length-sorted batches of ragged sentences through BERT + a token classifier."""
+    import transformers
+
+    n_layers, d_model, n_heads, d_ff = SIZES[size]
+    spec = TransformerSpec(vocab_size=VOCAB, n_layers=n_layers, d_model=d_model, n_heads=n_heads, d_ff=d_ff,
+                           dropout=0.0, attention_dropout=0.0, **PRESETS["bert"][0])
+    n_tags = 9  # CoNLL-2003 BIO
+    ours = LanguageModel(spec, [], {"tagger": {"kind": "token_classifier", "n_classes": n_tags, "dropout": 0.0}})
+    ours = ours.to(device).eval()
+    config = transformers.BertConfig(vocab_size=VOCAB, hidden_size=d_model, num_hidden_layers=n_layers,
+                                     num_attention_heads=n_heads, intermediate_size=d_ff, num_labels=n_tags,
+                                     max_position_embeddings=spec.max_positions)
+    config._attn_implementation = "sdpa"
+    theirs = transformers.BertForTokenClassification(config).to(device).eval()
+    rng = np.random.default_rng(2)
+    lengths = rng.integers(8, args.seq + 1, size=args.tag_sentences)
+    examples = [{"input_ids": rng.integers(5, VOCAB, size=n)} for n in lengths]
+
+    def ours_forward(b):
+        return ours.heads["tagger"](ours.backbone(b["input_ids"], b["attention_mask"])).argmax(-1)
+
+    def theirs_forward(b):
+        return theirs(input_ids=b["input_ids"], attention_mask=b["attention_mask"]).logits.argmax(-1)
+
+    def tag(model, forward):
+        with autocast_for(args, device)():  # the same batches for both: sorted by length, padded per batch
+            for _ in run_batches(model, examples, 0, args.tag_batch, device, forward):
+                pass
+
+    run_ours, run_theirs = (lambda: tag(ours, ours_forward)), (lambda: tag(theirs, theirs_forward))
+    ours_mib, theirs_mib = peak_memory_mib(run_ours, device), peak_memory_mib(run_theirs, device)
+    for fn in (run_ours, run_theirs):
+        timed(fn, 1, device)
+    ours_s, theirs_s = [], []
+    for _ in range(args.repeats):
+        ours_s.append(timed(run_ours, 1, device))
+        theirs_s.append(timed(run_theirs, 1, device))
+    tokens = int(lengths.sum())
+    ours_tps, theirs_tps = tokens / statistics.median(ours_s), tokens / statistics.median(theirs_s)
+    return {"bench": f"ner tag b={args.tag_batch}", "model": "bert", "size": size, "lmtrain_tok_s": ours_tps,
+            "hf_tok_s": theirs_tps, "ratio": ours_tps / theirs_tps, "lmtrain_peak_mib": ours_mib,
+            "hf_peak_mib": theirs_mib}
+
+
+def bench_data_wait(model_name: str, size: str, args) -> dict:
+    """Share of training-step time the lmtrain loop spends blocked on its DataLoader.
+
+    A real `lmtrain pretrain` run (bundled corpus: tokenized, packed, masked, cached, then read
+    through the trainer's DataLoader) whose trainer also times each wait for the next batch.
+    """
+    from lmtrain.commands import pretrain
+    from lmtrain.config import register_configs
+    from lmtrain.cli import config_dir
+    from lmtrain.training.trainer import Trainer
+    from hydra import compose, initialize_config_dir
+
+    class TimedTrainer(Trainer):
+        data_seconds = 0.0
+
+        def _next_batch(self):
+            start = time.perf_counter()
+            batch = super()._next_batch()
+            TimedTrainer.data_seconds += time.perf_counter() - start
+            return batch
+
+    overrides = [f"model={model_name}", f"model.size={size}", f"trainer.max_steps={args.data_steps}",
+                 f"trainer.batch_size={args.batch}", f"data.max_seq_len={args.seq}", "trainer.eval_every=0",
+                 "trainer.save_every=0", "trainer.eval_batches=1", "trainer.progress=false",
+                 f"trainer.device={args.device}", f"trainer.precision={args.precision}",
+                 f"trainer.num_workers={args.num_workers}"]
+    register_configs()
+    with initialize_config_dir(config_dir=str(config_dir()), version_base=None):
+        cfg = compose(config_name="pretrain", overrides=overrides)
+    with tempfile.TemporaryDirectory() as tmp:
+        cfg.data.cache_dir = str(Path(tmp) / "cache")
+        cwd = os.getcwd()
+        os.chdir(tmp)  # the run directory
+        original, pretrain.Trainer = pretrain.Trainer, TimedTrainer
+        try:
+            with contextlib.redirect_stdout(io.StringIO()):  # the run's own summary table
+                summary = pretrain.run(cfg)
+        finally:
+            pretrain.Trainer = original
+            os.chdir(cwd)
+    share = TimedTrainer.data_seconds / summary["train_seconds"]
+    return {"model": model_name, "size": size, "steps": summary["steps"], "num_workers": args.num_workers,
+            "data_wait_share": share, "train_seconds": summary["train_seconds"]}
+
+
+def autocast_for(args, device: torch.device):
+    """A factory of the autocast context of ``args.precision`` (a no-op in fp32)."""
+    if args.precision == "bf16":
+        return lambda: torch.autocast(device.type, dtype=torch.bfloat16)
+    return nullcontext
+
+
 def main() -> None:
     """Parse arguments, run every benchmark, print the table."""
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -203,27 +361,48 @@ def main() -> None:
     parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     parser.add_argument("--precision", default="fp32", choices=["fp32", "bf16"])
     parser.add_argument("--no-generation", action="store_true")
+    parser.add_argument("--tag-sentences", type=int, default=256, help="sentences tagged per NER timing")
+    parser.add_argument("--tag-batch", type=int, default=32, help="sentences per NER inference batch")
+    parser.add_argument("--no-tagging", action="store_true")
+    parser.add_argument("--data-steps", type=int, default=30, help="steps of the data-wait runs (0 = skip)")
+    parser.add_argument("--num-workers", type=int, default=0, help="DataLoader workers of the data-wait runs")
     parser.add_argument("--json", help="also write the rows to this JSON file")
     args = parser.parse_args()
     device = torch.device(args.device)
     dtype = torch.bfloat16 if args.precision == "bf16" else torch.float32
-    autocast = (lambda: torch.autocast(device.type, dtype=dtype)) if args.precision == "bf16" else nullcontext
+    autocast = autocast_for(args, device)
     peak = matmul_peak(device, dtype)
     rows = [bench_training(m, s, args, device, autocast, peak) for s in args.sizes for m in args.models]
     if not args.no_generation:
         rows += [bench_generation(s, b, args, device) for s in args.sizes for b in (1, 8)]
+    if not args.no_tagging:
+        rows += [bench_tagging(s, args, device) for s in args.sizes]
     table = Table(title=f"lmtrain vs transformers — {device.type}, {args.precision}, {torch.get_num_threads()} threads, "
                         f"batch {args.batch} x seq {args.seq}, matmul peak {peak / 1e9:.0f} GFLOP/s")
-    for column in ("bench", "model", "size", "lmtrain tok/s", "transformers tok/s", "ratio", "lmtrain MFU"):
-        table.add_column(column, justify="right" if "tok" in column or column in ("ratio", "lmtrain MFU") else "left")
+    columns = ("bench", "model", "size", "lmtrain tok/s", "transformers tok/s", "ratio", "lmtrain MFU",
+               "lmtrain peak MiB", "transformers peak MiB")
+    for column in columns:
+        table.add_column(column, justify="left" if column in ("bench", "model", "size") else "right")
+    mib = lambda value: "-" if value is None else f"{value:,.0f}"  # noqa: E731
     for r in rows:
         mfu = f"{r['lmtrain_mfu']:.1%}" if "lmtrain_mfu" in r else "-"
         table.add_row(r["bench"], r["model"], r["size"], f"{r['lmtrain_tok_s']:,.0f}", f"{r['hf_tok_s']:,.0f}",
-                      f"{r['ratio']:.2f}x", mfu)
-    Console().print(table)
+                      f"{r['ratio']:.2f}x", mfu, mib(r.get("lmtrain_peak_mib")), mib(r.get("hf_peak_mib")))
+    console = Console()
+    console.print(table)
+    waits = [bench_data_wait(m, args.sizes[0], args) for m in args.models] if args.data_steps else []
+    if waits:
+        wait_table = Table(title="lmtrain training loop: time blocked on the DataLoader / step time "
+                                 "(bundled corpus, real pipeline; target under 5%)")
+        for column in ("model", "size", "steps", "num_workers", "data wait share"):
+            wait_table.add_column(column, justify="left" if column in ("model", "size") else "right")
+        for w in waits:
+            wait_table.add_row(w["model"], w["size"], str(w["steps"]), str(w["num_workers"]),
+                               f"{w['data_wait_share']:.2%}")
+        console.print(wait_table)
     if args.json:
         with open(args.json, "w") as f:
-            json.dump(rows, f, indent=2)
+            json.dump({"rows": rows, "data_wait": waits}, f, indent=2)
 
 
 if __name__ == "__main__":

@@ -159,28 +159,36 @@ def generate_stream(model: LanguageModel, prompts: Sequence[Sequence[int]], max_
     backbone, head = model.backbone, model.heads["lm"]
     device = backbone.embeddings.token.weight.device
     steps = _room(prompts, max_new_tokens, model.spec.max_positions)
-    ids, mask, positions = left_pad(prompts, pad_id, device)  # (B, L) each
-    padded = not bool(mask.all())  # without padding SDPA keeps its fused causal path
+    ids, prompt_mask, positions = left_pad(prompts, pad_id, device)  # (B, L) each
+    batch_size, length = ids.shape
+    padded = any(len(p) < length for p in prompts)  # without padding SDPA keeps its fused causal path
+    mask = None
+    if padded:  # the prompt's padding mask, then room for every new (real) token: no cat per step
+        mask = torch.ones(batch_size, length + steps, dtype=torch.bool, device=device)  # (B, L + steps)
+        mask[:, :length] = prompt_mask
     generator = generator or seeded_generator(seed, device)
-    cache = backbone.new_cache(ids.shape[0], ids.shape[1] + steps) if use_cache else None
-    done = torch.zeros(ids.shape[0], dtype=torch.bool, device=device)
+    cache = backbone.new_cache(batch_size, length + steps) if use_cache else None
+    done = [False] * batch_size
     step_ids, step_positions = ids, positions
     for step in range(steps):
+        seen = length + step  # positions the model sees after this step's input
+        step_mask = mask[:, :seen] if mask is not None else None
         if use_cache:
-            hidden = backbone(step_ids, mask if padded else None, position_ids=step_positions, cache=cache)
+            hidden = backbone(step_ids, step_mask, position_ids=step_positions, cache=cache)
         else:
-            hidden = backbone(ids, mask if padded else None, position_ids=positions)
+            hidden = backbone(ids, step_mask, position_ids=positions)
         token = next_tokens(head(hidden[:, -1]).float(), sampling, generator)  # (B,)
-        token = token.masked_fill(done, pad_id)
-        yield [None if stopped else tok for stopped, tok in zip(done.tolist(), token.tolist())]
+        chosen = token.tolist()  # the one host sync per step: the caller wants the ids now
+        yield [None if stopped else tok for stopped, tok in zip(done, chosen)]
         if eos_id is not None:
-            done = done | (token == eos_id)
-        if bool(done.all()) or step == steps - 1:
+            done = [stopped or tok == eos_id for stopped, tok in zip(done, chosen)]
+        if all(done) or step == steps - 1:
             return
-        step_ids, step_positions = token[:, None], positions[:, -1:] + 1  # (B, 1) each
-        ids = torch.cat([ids, step_ids], dim=1)
-        positions = torch.cat([positions, step_positions], dim=1)
-        mask = torch.cat([mask, torch.ones_like(step_ids, dtype=torch.bool)], dim=1)
+        # Rows that stopped keep decoding (their tokens are never shown), fed as they are.
+        step_ids, step_positions = token[:, None], step_positions[:, -1:] + 1  # (B, 1) each
+        if not use_cache:
+            ids = torch.cat([ids, step_ids], dim=1)
+            positions = torch.cat([positions, step_positions], dim=1)
 
 
 def generate(model: LanguageModel, prompts: Sequence[Sequence[int]], max_new_tokens: int,

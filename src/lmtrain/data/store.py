@@ -139,13 +139,20 @@ def write_store(path: Path, sequences: dict[str, list[np.ndarray]], scalars: dic
 
 
 class ExampleStore:
-    """Read-only access to a store written by :func:`write_store`."""
+    """Read-only access to a store written by :func:`write_store`.
 
-    def __init__(self, path: str | Path):
+    Args:
+        path: the store directory.
+        in_memory: read the sequence arrays into memory instead of memory-mapping them (the
+            batches are the same either way; memory mapping lets corpora exceed RAM).
+    """
+
+    def __init__(self, path: str | Path, in_memory: bool = False):
         self.path = Path(path)
         self.meta = json.loads((self.path / "meta.json").read_text())
         self.lengths = np.load(self.path / f"{LENGTH}.npy")
-        self.sequences = {n: np.load(self.path / f"{n}.npy", mmap_mode="r") for n in self.meta["fields"]["sequences"]}
+        mode = None if in_memory else "r"
+        self.sequences = {n: np.load(self.path / f"{n}.npy", mmap_mode=mode) for n in self.meta["fields"]["sequences"]}
         self.scalars = {n: np.load(self.path / f"{n}.npy") for n in self.meta["fields"]["scalars"]}
 
     def __len__(self) -> int:

@@ -134,9 +134,11 @@ class Transformer(nn.Module):
         """Turn a (B, Tk) padding mask into what SDPA wants, plus its `is_causal` flag.
 
         The fast paths keep SDPA on its fused kernels: no mask at all for unpadded bidirectional
-        input, the built-in causal flag for unpadded causal input without a cache.
+        input, the built-in causal flag for unpadded causal input without a cache, and for one
+        decoding step (a single query is the newest position: causality hides nothing from it)
+        no causal mask at all, only the padding mask.
         """
-        if not self.spec.causal:
+        if not self.spec.causal or q_len == 1:
             if attention_mask is None:
                 return None, False
             return attention_mask.bool()[:, None, None, :], False  # (B, 1, 1, Tk)

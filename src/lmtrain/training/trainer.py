@@ -26,6 +26,7 @@ from lmtrain.errors import UserError
 from lmtrain.objectives.base import Objective
 from lmtrain.run_dir import RunDir
 from lmtrain.training import checkpoint as ckpt
+from lmtrain.training.compile import maybe_compile
 from lmtrain.training.distributed import Distributed
 from lmtrain.training.evaluation import evaluate_objective
 from lmtrain.training.precision import Precision
@@ -125,7 +126,7 @@ class Trainer:
         self.state = TrainState()
         self.sampler = EpochBatches(len(train_set), cfg.batch_size, seed=cfg.seed, shuffle=True, drop_last=True,
                                     rank=self.dist.rank, world_size=self.dist.world_size)
-        self.step_module = self.dist.wrap(ObjectiveStep(model, objective), device)
+        self.step_module = maybe_compile(self.dist.wrap(ObjectiveStep(model, objective), device), cfg.compile)
         if len(self.sampler) == 0:
             raise UserError(f"the training data has {len(train_set)} sequences, fewer than one batch "
                             f"(trainer.batch_size={cfg.batch_size}); add text or lower trainer.batch_size.")

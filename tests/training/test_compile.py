@@ -1,0 +1,134 @@
+"""`trainer.compile=true`: a compiled step computes what the eager step does, and a compiler
+failure falls back to eager with one warning.
+
+Dynamo traces the real objective and model either way; the backend turns the traced graphs
+into code. `aot_eager` (Dynamo + AOTAutograd, no code generation) keeps these tests free of a
+C++ compiler and fast; set LMTRAIN_TEST_INDUCTOR=1 to also run the default Inductor backend.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from pathlib import Path
+
+import pytest
+import torch
+
+from lmtrain.commands import pretrain
+from lmtrain.models.language_model import LanguageModel
+from lmtrain.models.spec import TransformerSpec
+from lmtrain.objectives import build_objective
+from lmtrain.run_dir import read_metrics
+from lmtrain.training import compile as compile_module
+from lmtrain.training.compile import CompiledStep
+from lmtrain.training.trainer import ObjectiveStep
+from tests.conftest import TINY, compose_config, write_corpus
+
+GPT = dict(causal=True, norm="pre", segment_vocab_size=0, embedding_norm=False, final_norm=True,
+           activation="gelu_tanh", layer_norm_eps=1e-5)
+BACKENDS = ["aot_eager"] + (["inductor"] if os.environ.get("LMTRAIN_TEST_INDUCTOR") == "1" else [])
+
+
+def _step(objective_name: str) -> ObjectiveStep:
+    torch.manual_seed(0)
+    switches = GPT if objective_name == "clm" else {}
+    spec = TransformerSpec(vocab_size=64, n_layers=2, d_model=32, n_heads=4, d_ff=48, max_positions=32,
+                           dropout=0.0, attention_dropout=0.0, **switches)
+    objective = build_objective(objective_name)
+    return ObjectiveStep(LanguageModel(spec, objective.head_names), objective)
+
+
+def _batch(objective_name: str) -> dict[str, torch.Tensor]:
+    g = torch.Generator().manual_seed(1)
+    ids = torch.randint(5, 64, (3, 12), generator=g)
+    mask = torch.ones(3, 12, dtype=torch.bool)
+    mask[1, 9:] = False  # one padded row: the objectives take their masked paths
+    batch = {"input_ids": ids, "attention_mask": mask}
+    if objective_name != "clm":
+        selected = (torch.rand(3, 12, generator=g) < 0.3) & mask
+        selected[:, 0] = True
+        batch["labels"] = torch.where(selected, ids, torch.full_like(ids, -100))
+        batch["token_type_ids"] = torch.zeros_like(ids)
+        batch["next_sentence_label"] = torch.tensor([0, 1, 0])
+    return batch
+
+
+def _loss_and_grads(step, module: ObjectiveStep, batch) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+    module.zero_grad(set_to_none=True)
+    out = step(batch, module.objective.count_targets(batch))
+    out.loss.backward()
+    return out.loss.detach(), {n: p.grad.clone() for n, p in module.named_parameters() if p.grad is not None}
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+@pytest.mark.parametrize("objective_name", ["mlm_nsp", "clm"])
+def test_compiled_step_gives_the_eager_loss_and_gradients(objective_name, backend):
+    torch._dynamo.reset()
+    module = _step(objective_name)
+    batch = _batch(objective_name)
+    eager_loss, eager_grads = _loss_and_grads(module, module, batch)
+    compiled = CompiledStep(module, backend=backend)
+    loss, grads = _loss_and_grads(compiled, module, batch)
+    assert compiled.is_compiled
+    torch.testing.assert_close(loss, eager_loss, rtol=1e-5, atol=1e-5)
+    assert grads.keys() == eager_grads.keys()
+    for name in grads:
+        torch.testing.assert_close(grads[name], eager_grads[name], rtol=1e-4, atol=1e-5, msg=name)
+
+
+def test_a_compiler_failure_warns_once_and_runs_eagerly(caplog):
+    torch._dynamo.reset()
+    module = _step("clm")
+    batch = _batch("clm")
+    eager_loss, _ = _loss_and_grads(module, module, batch)
+
+    def broken_backend(graph, example_inputs):
+        raise RuntimeError("no working C++ compiler found")
+
+    compiled = CompiledStep(module, backend=broken_backend)
+    with caplog.at_level(logging.WARNING, logger="lmtrain.training.compile"):
+        first, _ = _loss_and_grads(compiled, module, batch)
+        second, _ = _loss_and_grads(compiled, module, batch)
+    assert not compiled.is_compiled
+    torch.testing.assert_close(first, eager_loss)
+    torch.testing.assert_close(second, eager_loss)
+    warnings = [r for r in caplog.records if r.levelno == logging.WARNING]
+    assert len(warnings) == 1 and "runs eagerly" in warnings[0].getMessage()
+    assert "no working C++ compiler" in warnings[0].getMessage()
+
+
+def test_compile_unavailable_at_wrap_time_runs_eagerly(monkeypatch, caplog):
+    module = _step("clm")
+
+    def unsupported(*args, **kwargs):
+        raise RuntimeError("torch.compile is not supported on this Python version")
+
+    monkeypatch.setattr(torch, "compile", unsupported)
+    with caplog.at_level(logging.WARNING, logger="lmtrain.training.compile"):
+        compiled = CompiledStep(module)
+    assert not compiled.is_compiled and "not supported" in caplog.text
+    batch = _batch("clm")
+    torch.testing.assert_close(_loss_and_grads(compiled, module, batch)[0], _loss_and_grads(module, module, batch)[0])
+
+
+def _losses(run_dir: Path) -> list[float]:
+    return [e["train/loss"] for e in read_metrics(run_dir) if "train/loss" in e]
+
+
+def test_pretrain_with_compile_true_trains_like_eager(tmp_path, monkeypatch):
+    monkeypatch.setattr(compile_module, "BACKEND", "aot_eager")
+    torch._dynamo.reset()
+    corpus = write_corpus(tmp_path / "corpus.txt", n_docs=40)
+    common = [*TINY, "model=gpt", "data=text", f"data.train_files=[{corpus}]", f"data.cache_dir={tmp_path / 'cache'}",
+              "trainer.max_steps=6", "trainer.log_every=1", "trainer.eval_every=0", "trainer.save_every=0",
+              "model.dropout=0.0", "model.attention_dropout=0.0"]
+    runs = {}
+    for flag in ("false", "true"):
+        run_dir = tmp_path / f"compile-{flag}"
+        run_dir.mkdir()
+        monkeypatch.chdir(run_dir)
+        pretrain.run(compose_config("pretrain", [*common, f"trainer.compile={flag}"]))
+        runs[flag] = _losses(run_dir)
+    assert len(runs["true"]) == 6
+    assert runs["true"] == pytest.approx(runs["false"], rel=1e-4)
