@@ -3,8 +3,8 @@
 Writes text corpora of growing size (documents of real sentences from gensim's Lee and
 Wikipedia corpora, drawn at random), runs `lmtrain pretrain` on each in a fresh process with an
 empty cache (so the tokenizer is trained, the corpus tokenized and the examples written from
-scratch, then a few training steps run), and prints the child's peak resident memory next to
-the corpus size.
+scratch, then a few training steps run), and prints the run's peak resident memory and peak
+anonymous memory (RSS without the pages of memory-mapped files) next to the corpus size.
 
     python scripts/corpus_memory.py                       # 50, 150 and 300 MB
     python scripts/corpus_memory.py --sizes-mb 20 200 --model gpt --keep
@@ -45,8 +45,37 @@ def write_corpus(path: Path, size_mb: int, sentences: list[str], seed: int) -> i
     return docs
 
 
-def run_pretrain(corpus: Path, workdir: Path, model: str, steps: int) -> tuple[float, float]:
-    """Peak RSS (MB) and wall seconds of one `lmtrain pretrain` process on ``corpus``."""
+def _process_tree(pid: int) -> list[int]:
+    """``pid`` and all its descendants (data-loader workers), from /proc."""
+    pids, i = [pid], 0
+    while i < len(pids):
+        try:
+            pids += [int(c) for c in Path(f"/proc/{pids[i]}/task/{pids[i]}/children").read_text().split()]
+        except OSError:
+            pass
+        i += 1
+    return pids
+
+
+def _anonymous_mb(pids: list[int]) -> float:
+    """Anonymous memory (heap, not memory-mapped files) of ``pids`` in MB, pages shared after fork counted once."""
+    total = 0
+    for pid in pids:
+        try:
+            for line in Path(f"/proc/{pid}/smaps_rollup").read_text().splitlines():
+                if line.startswith("Pss_Anon:"):
+                    total += int(line.split()[1])
+        except OSError:
+            pass
+    return total / 1024
+
+
+def run_pretrain(corpus: Path, workdir: Path, model: str, steps: int) -> tuple[float, float, float]:
+    """Peak RSS (MB), peak anonymous memory of the process tree (MB) and wall seconds of one run.
+
+    RSS counts the pages of memory-mapped example files that were read: the kernel drops those
+    under memory pressure, so the anonymous memory is what a corpus larger than RAM must keep flat.
+    """
     command = [sys.executable, "-m", "lmtrain", "pretrain", f"model={model}", "data=text",
                f"data.train_files=[{corpus}]", f"data.cache_dir={workdir / 'cache'}", f"trainer.max_steps={steps}",
                "trainer.eval_every=0", "trainer.save_every=0", "trainer.eval_batches=10", "data.eval_fraction=0.01",
@@ -54,13 +83,19 @@ def run_pretrain(corpus: Path, workdir: Path, model: str, steps: int) -> tuple[f
                f"hydra.run.dir={workdir / 'run'}"]
     log = workdir / "pretrain.log"
     started = time.perf_counter()
+    anonymous = 0.0
     with open(log, "wb") as out:
         child = subprocess.Popen(command, stdout=out, stderr=subprocess.STDOUT)
-        _, status, usage = os.wait4(child.pid, 0)
+        while True:
+            pid, status, usage = os.wait4(child.pid, os.WNOHANG)
+            if pid:
+                break
+            anonymous = max(anonymous, _anonymous_mb(_process_tree(child.pid)))
+            time.sleep(0.2)
     seconds = time.perf_counter() - started
     if status != 0:
         sys.exit(f"lmtrain pretrain failed on {corpus}:\n{log.read_text()[-3000:]}")
-    return usage.ru_maxrss / 1024, seconds  # ru_maxrss is in KiB on Linux
+    return usage.ru_maxrss / 1024, anonymous, seconds  # ru_maxrss is in KiB on Linux
 
 
 def main() -> None:
@@ -74,15 +109,16 @@ def main() -> None:
     root = Path(tempfile.mkdtemp(prefix="lmtrain-corpus-memory-"))
     sentences = source_sentences()
     print(f"model={args.model}, {args.steps} training steps after preparing the data; working in {root}")
-    print(f"{'corpus MB':>10} {'documents':>10} {'peak RSS MB':>12} {'wall s':>8}")
+    print(f"{'corpus MB':>10} {'documents':>10} {'peak RSS MB':>12} {'peak anon MB':>13} {'wall s':>8}")
     try:
         for size in args.sizes_mb:
             workdir = root / f"{size}mb"
             workdir.mkdir()
             corpus = workdir / "corpus.txt"
             docs = write_corpus(corpus, size, sentences, seed=size)
-            peak, seconds = run_pretrain(corpus, workdir, args.model, args.steps)
-            print(f"{corpus.stat().st_size / 1e6:>10.0f} {docs:>10,} {peak:>12.0f} {seconds:>8.0f}", flush=True)
+            peak, anonymous, seconds = run_pretrain(corpus, workdir, args.model, args.steps)
+            print(f"{corpus.stat().st_size / 1e6:>10.0f} {docs:>10,} {peak:>12.0f} {anonymous:>13.0f} {seconds:>8.0f}",
+                  flush=True)
             if not args.keep:
                 shutil.rmtree(workdir)
     finally:
