@@ -126,7 +126,7 @@ class TrainerConfig:
     resume: Optional[str] = None  # auto (newest checkpoint of this run dir) | path to a checkpoint
     seed: int = 42
     device: str = "auto"  # auto | cpu | cuda | cuda:N
-    strategy: str = "auto"  # auto (DDP when started by torchrun with several processes) | single | ddp
+    strategy: str = "auto"  # auto (DDP when started by torchrun with several processes) | single | ddp | fsdp
     precision: str = "fp32"  # fp32 | bf16 | fp16 (fp16 uses a gradient scaler, CUDA only)
     compile: bool = False  # torch.compile the training step (falls back to eager where it cannot compile)
     num_workers: int = 0  # DataLoader worker processes

@@ -1,4 +1,4 @@
-"""Data parallelism with 2 gloo processes on CPU: same losses as one process, exact resume."""
+"""Data parallelism with 2 gloo processes on CPU (DDP and FSDP2): same losses as one process, exact resume."""
 
 from __future__ import annotations
 
@@ -9,8 +9,10 @@ import sys
 from pathlib import Path
 
 import pytest
+import torch
 import torch.distributed as dist
 
+from lmtrain.models.loading import load_checkpoint
 from tests.conftest import write_corpus
 
 pytestmark = pytest.mark.skipif(not dist.is_available() or sys.platform == "win32",
@@ -57,10 +59,49 @@ def test_two_ranks_match_one_process_with_twice_the_batch(ddp_run):
 
 def test_ddp_resume_continues_with_the_same_losses(ddp_run):
     checkpoint = ddp_run / "ddp" / "checkpoints" / "step-4"
-    state = __import__("torch").load(checkpoint / "trainer_state.pt", weights_only=True)
+    state = torch.load(checkpoint / "trainer_state.pt", weights_only=True)
     assert len(state["rng_per_rank"]) == 2
     _run(ddp_run, *_common(ddp_run), "trainer.batch_size=4", f"trainer.resume={checkpoint}",
          f"hydra.run.dir={ddp_run / 'resumed'}", nproc=2)
     straight, resumed = _losses(ddp_run / "ddp"), _losses(ddp_run / "resumed")
     assert sorted(resumed) == [5, 6, 7, 8]
     assert [resumed[s] for s in range(5, 9)] == [straight[s] for s in range(5, 9)]
+
+
+@pytest.fixture(scope="module")
+def fsdp_run(ddp_run) -> Path:
+    _run(ddp_run, *_common(ddp_run), "trainer.batch_size=4", "trainer.strategy=fsdp",
+         f"hydra.run.dir={ddp_run / 'fsdp'}", nproc=2)
+    return ddp_run
+
+
+def test_fsdp_matches_ddp_and_writes_checkpoints_one_process_loads(fsdp_run):
+    fsdp, ddp = _losses(fsdp_run / "fsdp"), _losses(fsdp_run / "ddp")
+    assert sorted(fsdp) == list(range(1, 9))
+    assert all(abs(fsdp[s] - ddp[s]) < 1e-4 for s in fsdp), (fsdp, ddp)
+    sharded, _, meta = load_checkpoint(fsdp_run / "fsdp" / "checkpoints" / "step-8")
+    replicated, _, _ = load_checkpoint(fsdp_run / "ddp" / "checkpoints" / "step-8")
+    assert meta["step"] == 8
+    assert sharded.heads["mlm"].weight is sharded.backbone.embeddings.token.weight  # still tied
+    for (name, a), (_, b) in zip(sharded.state_dict().items(), replicated.state_dict().items()):
+        assert torch.allclose(a, b, atol=1e-5), name
+
+
+def test_fsdp_resume_continues_with_the_same_losses(fsdp_run):
+    checkpoint = fsdp_run / "fsdp" / "checkpoints" / "step-4"
+    _run(fsdp_run, *_common(fsdp_run), "trainer.batch_size=4", "trainer.strategy=fsdp",
+         f"trainer.resume={checkpoint}", f"hydra.run.dir={fsdp_run / 'fsdp-resumed'}", nproc=2)
+    straight, resumed = _losses(fsdp_run / "fsdp"), _losses(fsdp_run / "fsdp-resumed")
+    assert sorted(resumed) == [5, 6, 7, 8]
+    assert all(abs(resumed[s] - straight[s]) < 1e-6 for s in range(5, 9)), (resumed, straight)
+
+
+def test_fsdp_needs_torchrun_and_transformer_blocks(tmp_path):
+    from lmtrain.errors import UserError
+    from lmtrain.training.distributed import Distributed
+    from lmtrain.training.sharding import shard_units
+
+    with pytest.raises(UserError, match="trainer.strategy=fsdp needs one process per device, started by torchrun"):
+        Distributed.from_env("fsdp", "cpu")
+    with pytest.raises(UserError, match="a Linear has none; use trainer.strategy=ddp"):
+        shard_units(torch.nn.Linear(2, 2))

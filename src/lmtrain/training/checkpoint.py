@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from safetensors.torch import load_model, save_model
+from safetensors.torch import load_file, load_model, save_file, save_model
 from torch import nn
 
 from lmtrain.atomic import atomic_directory
@@ -59,7 +59,8 @@ def is_checkpoint(path: Path) -> bool:
 
 
 def save_checkpoint(checkpoints_dir: Path, step: int, model: nn.Module, model_meta: dict[str, Any],
-                    trainer_state: dict[str, Any] | None, tokenizer_file: Path | None) -> Path:
+                    trainer_state: dict[str, Any] | None, tokenizer_file: Path | None,
+                    weights: dict[str, torch.Tensor] | None = None) -> Path:
     """Write ``step-<step>`` atomically and point ``last`` at it.
 
     Args:
@@ -69,12 +70,17 @@ def save_checkpoint(checkpoints_dir: Path, step: int, model: nn.Module, model_me
         model_meta: JSON description to rebuild the model (``model.json``).
         trainer_state: optimizer / scheduler / RNG / data position, or None for weights only.
         tokenizer_file: a ``tokenizer.json`` to copy in, or None.
+        weights: the full weights to save instead of ``model.state_dict()`` (gathered from
+            sharded parameters; tied duplicates already dropped).
     Returns:
         The checkpoint directory.
     """
     final = checkpoints_dir / f"step-{step}"
     with atomic_directory(final) as tmp:
-        save_model(model, str(tmp / WEIGHTS))
+        if weights is None:
+            save_model(model, str(tmp / WEIGHTS))
+        else:
+            save_file(weights, str(tmp / WEIGHTS), metadata={"format": "pt"})
         (tmp / MODEL_META).write_text(json.dumps({**model_meta, "step": step}, indent=2))
         if tokenizer_file is not None:
             shutil.copyfile(tokenizer_file, tmp / TOKENIZER)
@@ -150,6 +156,11 @@ def load_weights(model: nn.Module, checkpoint: Path) -> None:
     if missing or unexpected:
         raise UserError(f"{checkpoint / WEIGHTS} does not fit this model (missing: {sorted(missing)[:5]}, "
                         f"unexpected: {sorted(unexpected)[:5]}); was it written by a different model config?")
+
+
+def read_weights(checkpoint: Path) -> dict[str, torch.Tensor]:
+    """The tensors of ``model.safetensors`` (tied duplicates appear once)."""
+    return load_file(str(checkpoint / WEIGHTS))
 
 
 def load_trainer_state(checkpoint: Path) -> dict[str, Any]:

@@ -7,6 +7,7 @@ writes the run directory; every rank reads the same data position, so resume sta
 
 from __future__ import annotations
 
+import contextlib
 import datetime
 import os
 from typing import Any
@@ -18,7 +19,7 @@ from torch.nn.parallel import DistributedDataParallel
 
 from lmtrain.errors import UserError
 
-STRATEGIES = ("auto", "single", "ddp")
+STRATEGIES = ("auto", "single", "ddp", "fsdp")
 
 
 class Distributed:
@@ -30,15 +31,16 @@ class Distributed:
         local_rank: rank on this node (selects the CUDA device).
     """
 
-    def __init__(self, rank: int = 0, world_size: int = 1, local_rank: int = 0):
+    def __init__(self, rank: int = 0, world_size: int = 1, local_rank: int = 0, strategy: str = "ddp"):
         self.rank, self.world_size, self.local_rank = rank, world_size, local_rank
+        self.strategy = strategy if world_size > 1 or strategy == "fsdp" else "single"
 
     @classmethod
     def from_env(cls, strategy: str, device_type: str) -> "Distributed":
         """Join the process group `torchrun` describes (or stay single for ``strategy=single``).
 
         Args:
-            strategy: auto (DDP when launched with several processes) | single | ddp.
+            strategy: auto (DDP when launched with several processes) | single | ddp | fsdp (FSDP2).
             device_type: cpu or cuda: gloo or NCCL.
         """
         if strategy not in STRATEGIES:
@@ -47,17 +49,23 @@ class Distributed:
         if strategy == "single" or (strategy == "auto" and world_size == 1):
             return cls()
         if "RANK" not in os.environ:
-            raise UserError("trainer.strategy=ddp needs one process per device, started by torchrun: "
-                            "`torchrun --nproc_per_node=N -m lmtrain pretrain ...`.")
+            raise UserError(f"trainer.strategy={strategy} needs one process per device, started by torchrun: "
+                            f"`torchrun --nproc_per_node=N -m lmtrain pretrain ... trainer.strategy={strategy}`.")
         if not dist.is_initialized():
             backend = "nccl" if device_type == "cuda" else "gloo"
             dist.init_process_group(backend, timeout=datetime.timedelta(minutes=30))
-        return cls(dist.get_rank(), dist.get_world_size(), int(os.environ.get("LOCAL_RANK", "0")))
+        return cls(dist.get_rank(), dist.get_world_size(), int(os.environ.get("LOCAL_RANK", "0")),
+                   "fsdp" if strategy == "fsdp" else "ddp")
 
     @property
     def enabled(self) -> bool:
         """Whether more than one process takes part."""
         return self.world_size > 1
+
+    @property
+    def sharded(self) -> bool:
+        """Whether parameters are sharded across ranks (FSDP2) rather than replicated (DDP)."""
+        return self.strategy == "fsdp"
 
     @property
     def is_main(self) -> bool:
@@ -71,11 +79,23 @@ class Distributed:
         return device
 
     def wrap(self, module: nn.Module, device: torch.device) -> nn.Module:
-        """``module`` under DistributedDataParallel (as is in a single process)."""
-        if not self.enabled:
+        """``module`` under DistributedDataParallel (as is in a single process or under FSDP)."""
+        if not self.enabled or self.sharded:
             return module
         ids = [device.index] if device.type == "cuda" else None
         return DistributedDataParallel(module, device_ids=ids)
+
+    def gradient_sync(self, module: nn.Module, sync: bool) -> contextlib.AbstractContextManager:
+        """A context for one micro-batch's backward: all-reduce (DDP) or reduce-scatter (FSDP) only if ``sync``.
+
+        Gradient accumulation syncs on the last micro-batch of the window alone.
+        """
+        if not self.enabled and not self.sharded:
+            return contextlib.nullcontext()
+        if self.sharded:
+            module.set_requires_gradient_sync(sync)
+            return contextlib.nullcontext()
+        return contextlib.nullcontext() if sync else module.no_sync()
 
     def sum(self, values: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
         """Element-wise sum of ``values`` over all ranks (one collective for the whole dict)."""

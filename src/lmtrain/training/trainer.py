@@ -8,7 +8,6 @@ losses, datasets produce examples, the command builds every part and hands them 
 
 from __future__ import annotations
 
-import contextlib
 import logging
 import math
 import signal
@@ -31,6 +30,7 @@ from lmtrain.training.distributed import Distributed
 from lmtrain.training.evaluation import evaluate_objective
 from lmtrain.training.precision import Precision
 from lmtrain.training.progress import TrainingProgress
+from lmtrain.training.sharding import fully_shard_step, full_model_state, full_optimizer_state, load_full_state
 
 log = logging.getLogger(__name__)
 
@@ -126,7 +126,9 @@ class Trainer:
         self.state = TrainState()
         self.sampler = EpochBatches(len(train_set), cfg.batch_size, seed=cfg.seed, shuffle=True, drop_last=True,
                                     rank=self.dist.rank, world_size=self.dist.world_size)
-        self.step_module = maybe_compile(self.dist.wrap(ObjectiveStep(model, objective), device), cfg.compile)
+        step = ObjectiveStep(model, objective)
+        step = fully_shard_step(step, model, optimizer) if self.dist.sharded else self.dist.wrap(step, device)
+        self.step_module = maybe_compile(step, cfg.compile)
         if len(self.sampler) == 0:
             raise UserError(f"the training data has {len(train_set)} sequences, fewer than one batch "
                             f"(trainer.batch_size={cfg.batch_size}); add text or lower trainer.batch_size.")
@@ -169,8 +171,7 @@ class Trainer:
         scale = float(self.dist.world_size)
         for i, batch in enumerate(window):
             last = i == len(window) - 1
-            sync = contextlib.nullcontext() if last or not self.dist.enabled else self.step_module.no_sync()
-            with sync:
+            with self.dist.gradient_sync(self.step_module, sync=last):
                 with self.precision.autocast():
                     out = self.step_module(batch, norm)
                 loss = out.loss * scale if self.dist.enabled else out.loss
@@ -197,8 +198,12 @@ class Trainer:
         """Metrics of the held-out set as ``eval/<name>`` (empty without one)."""
         if self.eval_set is None:
             return {}
+        if self.dist.sharded:  # objectives call the model's parts directly: gather the root unit's weights first
+            self.step_module.unshard()
         metrics, _ = evaluate_objective(self.model, self.objective, self.eval_set, self.collate, self.cfg.batch_size,
                                         self.cfg.eval_batches, self.device, self.precision.autocast)
+        if self.dist.sharded:
+            self.step_module.reshard()
         self.last_eval = {f"eval/{k}": v for k, v in metrics.items()}
         return self.last_eval
 
@@ -207,10 +212,12 @@ class Trainer:
         """Checkpoint the current step (atomic), then prune old ones."""
         rng_per_rank = self.dist.gather(ckpt.rng_state())  # every rank's dropout stream, for exact resume
         path = self.run.checkpoints / f"step-{self.state.step}"
+        weights = full_model_state(self.model) if self.dist.sharded else None  # collectives: every rank
+        optimizer = full_optimizer_state(self.model, self.optimizer) if self.dist.sharded else None
         if self.dist.is_main:
             state = {
                 "train": asdict(self.state),
-                "optimizer": self.optimizer.state_dict(),
+                "optimizer": optimizer if self.dist.sharded else self.optimizer.state_dict(),
                 "scheduler": self.scheduler.state_dict(),
                 "rng": rng_per_rank[0],
                 "rng_per_rank": rng_per_rank,
@@ -218,7 +225,7 @@ class Trainer:
             if self.precision.scaler is not None:
                 state["scaler"] = self.precision.scaler.state_dict()
             path = ckpt.save_checkpoint(self.run.checkpoints, self.state.step, self.model, self.model_meta, state,
-                                        self.tokenizer_file)
+                                        self.tokenizer_file, weights)
             ckpt.prune_checkpoints(self.run.checkpoints, self.cfg.keep_last)
         self.dist.barrier()
         return path
@@ -255,9 +262,12 @@ class Trainer:
 
     def restore(self, checkpoint: Path) -> None:
         """Continue from ``checkpoint``: weights, optimizer, scheduler, RNG and data position."""
-        ckpt.load_weights(self.model, checkpoint)
         state = ckpt.load_trainer_state(checkpoint)
-        self.optimizer.load_state_dict(state["optimizer"])
+        if self.dist.sharded:  # every rank reads the full state and keeps its shard
+            load_full_state(self.model, self.optimizer, ckpt.read_weights(checkpoint), state["optimizer"])
+        else:
+            ckpt.load_weights(self.model, checkpoint)
+            self.optimizer.load_state_dict(state["optimizer"])
         self.scheduler.load_state_dict(state["scheduler"])
         if self.precision.scaler is not None and "scaler" in state:
             self.precision.scaler.load_state_dict(state["scaler"])
