@@ -142,3 +142,21 @@ def test_bad_json_is_named(tmp_path):
     bad.write_text('[{"image": "a.png", "caption": "x"')
     result = run_cli("pretrain", "model=albef", "data=captions", f"data.train_files=[{bad}]", cwd=tmp_path)
     assert result.returncode == 2 and "ann.json is not valid JSON" in " ".join(result.stderr.split())
+
+
+def test_resume_continues_exactly(tmp_path):
+    # momentum encoders, queues, the alpha ramp's step count and the RNG all live in the checkpoint
+    tiny = [*TINY_ALBEF, "objective.mlm_weight=1", "objective.queue_start=0", "data.shapes_train=64",
+            "data.shapes_eval=16", "model.queue_size=32", "trainer.batch_size=8", "trainer.max_steps=6",
+            "trainer.log_every=1", "trainer.eval_every=0", "trainer.keep_last=0", "trainer.save_every=3"]
+    full = run_cli("pretrain", *tiny, "hydra.run.dir=full", cwd=tmp_path)
+    assert full.returncode == 0, full.stderr[-2000:]
+    resumed = run_cli("pretrain", *tiny, "hydra.run.dir=resumed", f"trainer.resume={tmp_path / 'full/checkpoints/step-3'}",
+                      cwd=tmp_path)
+    assert resumed.returncode == 0, resumed.stderr[-2000:]
+
+    def losses(run):
+        events = [json.loads(line) for line in (tmp_path / run / "metrics.jsonl").read_text().splitlines()]
+        return {e["step"]: e["train/loss"] for e in events if "train/loss" in e and e["step"] > 3}
+
+    assert losses("full") == pytest.approx(losses("resumed"), rel=1e-6, abs=1e-7) and len(losses("full")) == 3
