@@ -160,3 +160,9 @@ def test_resume_continues_exactly(tmp_path):
         return {e["step"]: e["train/loss"] for e in events if "train/loss" in e and e["step"] > 3}
 
     assert losses("full") == pytest.approx(losses("resumed"), rel=1e-6, abs=1e-7) and len(losses("full")) == 3
+
+
+def test_finetune_retrieval_without_a_pretrained_albef_says_what_to_run(tmp_path):
+    result = run_cli("finetune", "task=retrieval", cwd=tmp_path)
+    assert result.returncode == 2
+    assert "Run `lmtrain pretrain model=albef` first" in " ".join(result.stderr.split())

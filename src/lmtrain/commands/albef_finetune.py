@@ -12,13 +12,13 @@ import sys
 import time
 from typing import Any
 
-import torch
 from omegaconf import DictConfig, OmegaConf
 
 from lmtrain.commands.albef_pretrain import chance_recall
 from lmtrain.data.captions import pre_caption
 from lmtrain.data.image_caption_sets import load_image_caption_data
 from lmtrain.data.image_text import ImageTextCollator, ImageTextDataset
+from lmtrain.data.tokenizer import TextTokenizer
 from lmtrain.models.loading import model_meta
 from lmtrain.objectives.image_text import ImageTextObjective, check_batch_setup
 from lmtrain.run_dir import TOKENIZER_FILE, RunDir, hydra_run_dir
@@ -61,6 +61,9 @@ def run(cfg: DictConfig) -> dict[str, Any]:
     image_size = model.spec.vision.image_size
     if image_size != cfg.model.image_size:  # a pretrained ALBEF brings its own input size
         data = read_retrieval_data(OmegaConf.merge(cfg, {"model": {"image_size": image_size}}))
+    resume_from = ckpt.resume_checkpoint(cfg.trainer.resume, run_dir.checkpoints)
+    if resume_from is not None:  # a retrained (init=scratch) tokenizer may number its tokens differently
+        tokenizer = TextTokenizer.from_file(resume_from / ckpt.TOKENIZER, ckpt.read_model_meta(resume_from)["tokenizer_roles"])
     tokenizer.save(run_dir.path / TOKENIZER_FILE)
     max_seq_len = min(cfg.data.max_seq_len, model.spec.text.max_positions)
     common = dict(tokenizer=tokenizer, image_size=image_size, max_seq_len=max_seq_len, max_words=cfg.data.max_words,
@@ -80,7 +83,6 @@ def run(cfg: DictConfig) -> dict[str, Any]:
     meta = {**model_meta(model, "albef", "finetune:retrieval", tokenizer), "task": task_meta}
     trainer = Trainer(model, objective, optimizer, scheduler, train_set, eval_set, ImageTextCollator(tokenizer.id("pad")),
                       cfg.trainer, run_dir, device, meta, run_dir.path / TOKENIZER_FILE)
-    resume_from = ckpt.resume_checkpoint(cfg.trainer.resume, run_dir.checkpoints)
     if resume_from is not None:
         trainer.restore(resume_from)
     trainer.loggers = open_loggers(cfg.trainer.loggers, run_dir.path, OmegaConf.to_container(cfg, resolve=True),

@@ -9,6 +9,7 @@ from __future__ import annotations
 import logging
 import sys
 import time
+from pathlib import Path
 from typing import Any
 
 import torch
@@ -17,6 +18,7 @@ from omegaconf import DictConfig, OmegaConf
 from lmtrain.data.image_caption_sets import caption_tokenizer, load_image_caption_data
 from lmtrain.data.image_text import ImageTextCollator, ImageTextDataset
 from lmtrain.data.pretraining import masking_spec
+from lmtrain.data.tokenizer import TextTokenizer, special_roles
 from lmtrain.errors import UserError
 from lmtrain.models.albef import AlbefModel, resolve_albef_spec
 from lmtrain.models.loading import model_meta
@@ -48,6 +50,21 @@ def build_objective(obj_cfg: Any, steps_per_epoch: int, with_mlm: bool = True) -
                               rerank_k=obj_cfg.rerank_k, queue_start=obj_cfg.queue_start)
 
 
+def _tokenizer(cfg: DictConfig, data, resume_from: Path | None, path: Path, dist: Distributed) -> TextTokenizer:
+    """The caption tokenizer, written to ``path``: a resumed run's own, else trained by rank 0 and read by the
+    others (training a tokenizer twice can number tokens of equal frequency differently)."""
+    if resume_from is not None:
+        tokenizer = TextTokenizer.from_file(resume_from / ckpt.TOKENIZER, ckpt.read_model_meta(resume_from)["tokenizer_roles"])
+    elif dist.is_main:
+        tokenizer = caption_tokenizer(data, cfg.tokenizer, cfg.data.max_words)
+    if dist.is_main:
+        tokenizer.save(path)
+    dist.barrier()
+    if not dist.is_main and resume_from is None:
+        tokenizer = TextTokenizer.from_file(path, special_roles(cfg.tokenizer))
+    return tokenizer
+
+
 def run(cfg: DictConfig) -> dict[str, Any]:
     """Pretrain ALBEF on ``cfg.data``; returns the run summary."""
     started = time.perf_counter()
@@ -64,10 +81,9 @@ def run(cfg: DictConfig) -> dict[str, Any]:
                                    data_cfg.image_root, data_cfg.eval_fraction, data_cfg.split_seed,
                                    cfg.model.image_size, data_cfg.skip_bad_images, data_cfg.shapes_train,
                                    data_cfg.shapes_eval)
-    tokenizer = caption_tokenizer(data, cfg.tokenizer, data_cfg.max_words)
+    resume_from = ckpt.resume_checkpoint(cfg.trainer.resume, run_dir.checkpoints)
     tokenizer_path = run_dir.path / TOKENIZER_FILE
-    if dist.is_main:
-        tokenizer.save(tokenizer_path)
+    tokenizer = _tokenizer(cfg, data, resume_from, tokenizer_path, dist)
     masking = masking_spec(cfg.objective, tokenizer) if cfg.objective.mlm_weight > 0 else None
     common = dict(tokenizer=tokenizer, image_size=cfg.model.image_size, max_seq_len=data_cfg.max_seq_len,
                   max_words=data_cfg.max_words, masking=masking, crop_min_scale=data_cfg.crop_min_scale,
@@ -88,7 +104,6 @@ def run(cfg: DictConfig) -> dict[str, Any]:
     meta = model_meta(model, cfg.model.name, cfg.objective.name, tokenizer)
     trainer = Trainer(model, objective, optimizer, scheduler, train_set, eval_set, ImageTextCollator(tokenizer.id("pad")),
                       cfg.trainer, run_dir, device, meta, tokenizer_path, dist=dist)
-    resume_from = ckpt.resume_checkpoint(cfg.trainer.resume, run_dir.checkpoints)
     if resume_from is not None:
         trainer.restore(resume_from)
     if dist.is_main:
