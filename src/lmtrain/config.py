@@ -47,6 +47,18 @@ class ModelConfig:
     char_filter_counts: list[int] = field(default_factory=lambda: [32, 32, 64, 128, 256])  # elmo: filters per width
     highway_layers: int = 2  # elmo: highway layers after the char CNN
     lstm_dim: int = 512  # elmo: LSTM cell size; each layer projects back to d_model (LSTMP)
+    # ALBEF (family=albef; configs/model/albef.yaml): the Transformer above is the text + fusion encoder
+    fusion_layers: int = 1  # albef: the last N of n_layers cross-attend to the image (the fusion encoder)
+    embed_dim: int = 64  # albef: width of the shared image-text feature space
+    image_size: int = 32  # albef: side of the square input images, in pixels
+    patch_size: int = 8  # albef: side of a ViT patch (image_size must be a multiple)
+    vision_layers: int = 2  # albef: ViT blocks
+    vision_d_model: int = 128  # albef: ViT width
+    vision_n_heads: int = 2  # albef: ViT attention heads
+    vision_d_ff: int = 512  # albef: ViT feed-forward width
+    queue_size: int = 1024  # albef: momentum features queued as negatives (a multiple of the global batch)
+    momentum: float = 0.995  # albef: EMA coefficient of the momentum encoders
+    temp: float = 0.07  # albef: initial contrastive temperature (learned, clamped to [0.001, 0.5])
 
 
 @dataclass
@@ -82,6 +94,14 @@ class DataConfig:
     packing: str = "full_sentences"  # full_sentences (may cross documents) | doc_sentences
     cache_dir: str = "~/.cache/lmtrain"  # tokenizers and tokenized data, keyed by content hash
     split_seed: int = 1234  # seed of the train / held-out split and of pair sampling
+    # image-caption data (model=albef; configs/data/shapes.yaml, configs/data/captions.yaml)
+    image_root: Optional[str] = None  # albef: folder the captions file's image paths are relative to (None = its folder)
+    max_words: int = 30  # albef: caption words kept (ALBEF's pre_caption)
+    skip_bad_images: bool = False  # albef: skip pairs whose image is missing or unreadable (and count them)
+    crop_min_scale: float = 0.5  # albef: smallest area share of a random training crop
+    flip: bool = True  # albef: random horizontal flips (with "left" and "right" swapped in the caption)
+    shapes_train: int = 4000  # albef, source=shapes: generated training scenes
+    shapes_eval: int = 200  # albef, source=shapes: generated held-out scenes (distinct captions)
 
 
 @dataclass
@@ -94,6 +114,14 @@ class ObjectiveConfig:
     mask_token_prob: float = 0.8  # of the selected: replaced by [MASK]
     random_token_prob: float = 0.1  # of the selected: replaced by a random token (rest unchanged)
     whole_word: bool = False  # select whole words (by the tokenizer's word ids), not sub-words
+    # ALBEF (objective=albef): weights of its losses, distillation and evaluation
+    itc_weight: float = 1.0  # albef: image-text contrastive loss
+    itm_weight: float = 1.0  # albef: image-text matching loss
+    mlm_weight: float = 1.0  # albef: masked LM conditioned on the image
+    alpha: float = 0.4  # albef: weight of the momentum model's soft targets (ramped up over the first epoch); 0 = off
+    hard_negatives: bool = True  # albef: ITM negatives sampled by contrastive similarity (false = uniformly)
+    rerank_k: int = 16  # albef: evaluation re-ranks each query's k best contrastive candidates with ITM (0 = off)
+    queue_start: int = 0  # albef: optimizer steps before queued features join the contrastive loss (0 = at once)
 
 
 @dataclass
@@ -274,6 +302,13 @@ class TaskDataConfig:
     positive_label: Optional[str] = None  # classification: class whose F1 is reported for binary tasks
     prompt_field: str = "prompt"  # generation: JSONL field of the prompt
     completion_field: str = "completion"  # generation: JSONL field of the completion (the only tokens with loss)
+    image_root: Optional[str] = None  # retrieval: folder the captions file's image paths are relative to
+    max_words: int = 30  # retrieval: caption words kept (ALBEF's pre_caption)
+    skip_bad_images: bool = False  # retrieval: skip pairs whose image is missing or unreadable (and count them)
+    crop_min_scale: float = 0.5  # retrieval: smallest area share of a random training crop
+    flip: bool = True  # retrieval: random horizontal flips (with "left" and "right" swapped in the caption)
+    shapes_train: int = 4000  # retrieval, bundled shapes: generated training scenes
+    shapes_eval: int = 200  # retrieval, bundled shapes: generated held-out scenes
 
 
 @dataclass
@@ -283,6 +318,11 @@ class TaskConfig:
     name: str = "ner"  # ner | classification | generation
     samples: int = 5  # generation: held-out prompts decoded greedily into summary.json
     max_new_tokens: int = 40  # generation: tokens decoded per sample prompt
+    alpha: float = 0.4  # retrieval: momentum distillation weight (ramped up over the first epoch)
+    hard_negatives: bool = True  # retrieval: ITM negatives sampled by contrastive similarity
+    rerank_k: int = 16  # retrieval: contrastive candidates re-ranked by the matching head at evaluation
+    queue_start: int = 0  # retrieval: optimizer steps before queued features join the contrastive loss
+    vision_init: Optional[str] = None  # retrieval: ALBEF run whose image encoder starts a text-only init (None = random)
 
 
 @dataclass
@@ -322,6 +362,9 @@ class PredictConfig:
     batch_size: int = 32  # inputs per forward pass
     max_new_tokens: int = 40  # generation: tokens to decode per prompt
     device: str = "auto"  # auto | cpu | cuda | cuda:N
+    images: Optional[str] = None  # retrieval: folder of images to rank for each caption of `input`
+    captions: Optional[str] = None  # retrieval: file of captions (one per line) to rank for each image of `input`
+    top_k: int = 5  # retrieval: matches listed per query
 
 
 @dataclass

@@ -55,6 +55,10 @@ def _samples(task, model, tokenizer, cfg: DictConfig, run: RunDir) -> dict[str, 
 
 def run(cfg: DictConfig) -> dict[str, Any]:
     """Fine-tune a backbone on ``cfg.task`` with ``cfg.data``; returns the run summary."""
+    if cfg.task.name == "retrieval":  # images and captions: ALBEF, its own data and model building
+        from lmtrain.commands.albef_finetune import run as run_retrieval
+
+        return run_retrieval(cfg)
     started = time.perf_counter()
     require_loggers(cfg.trainer.loggers)  # a missing package fails now, not after the data is read
     run_dir = RunDir(hydra_run_dir())

@@ -47,7 +47,7 @@ def _build_model(cfg: DictConfig, tokenizer, head_names) -> torch.nn.Module:
         spec = resolve_elmo_spec(cfg.model, tokenizer.vocab_size, tokenizer.id("pad"))
         return build_elmo(spec, tokenizer_strings(tokenizer))
     if cfg.model.family != "transformer":
-        raise UserError(f"model.family={cfg.model.family} is not supported; choose transformer or elmo.")
+        raise UserError(f"model.family={cfg.model.family} is not supported; choose transformer, elmo or albef.")
     if cfg.objective.name == "bilm":
         raise UserError("objective=bilm needs ELMo's biLM: use model=elmo.")
     spec = resolve_spec(cfg.model, tokenizer.vocab_size, tokenizer.id("pad"))
@@ -75,6 +75,10 @@ def _baselines(objective: str, train_set, eval_set, vocab_size: int) -> dict[str
 
 def run(cfg: DictConfig) -> dict[str, Any]:
     """Pretrain ``cfg.model`` with ``cfg.objective`` on ``cfg.data``; returns the run summary."""
+    if cfg.model.family == "albef":  # images and text: its own data and objective, the same Trainer
+        from lmtrain.commands.albef_pretrain import run as run_albef
+
+        return run_albef(cfg)
     started = time.perf_counter()
     require_loggers(cfg.trainer.loggers)  # a missing package fails now, not after data preparation
     device = resolve_device(cfg.trainer.device)

@@ -9,6 +9,7 @@ import torch
 
 from lmtrain.data.tokenizer import TextTokenizer
 from lmtrain.errors import UserError
+from lmtrain.models.albef import AlbefModel, AlbefSpec
 from lmtrain.models.elmo import ElmoLanguageModel, ElmoSpec
 from lmtrain.models.elmo_features import ElmoTaskModel
 from lmtrain.models.language_model import LanguageModel
@@ -19,7 +20,7 @@ from lmtrain.training import checkpoint as ckpt
 def model_meta(model: LanguageModel, model_name: str, objective: str, tokenizer: TextTokenizer) -> dict[str, Any]:
     """The ``model.json`` content that lets :func:`load_checkpoint` rebuild ``model``."""
     return {
-        "family": getattr(model, "family", "transformer"),  # elmo for ElmoLanguageModel
+        "family": getattr(model, "family", "transformer"),  # elmo for ElmoLanguageModel, albef for AlbefModel
         "model_name": model_name,
         "objective": objective,
         "spec": model.spec.to_dict(),
@@ -38,7 +39,7 @@ def load_checkpoint(path: str | Path, device: torch.device | str = "cpu", key: s
         path: a run directory or a checkpoint directory.
         device: where to put the model.
         key: the config key that named ``path`` (for error messages).
-        families: model families the caller can use (``transformer``, ``elmo``).
+        families: model families the caller can use (``transformer``, ``elmo``, ``albef``).
     """
     checkpoint = ckpt.resolve_checkpoint(path, key)
     meta = ckpt.read_model_meta(checkpoint)
@@ -49,6 +50,8 @@ def load_checkpoint(path: str | Path, device: torch.device | str = "cpu", key: s
         model = ElmoTaskModel(ElmoSpec.from_dict(meta["spec"]), meta["task_heads"])
     elif meta["family"] == "elmo":  # the char table is a buffer: the weights fill it in
         model = ElmoLanguageModel(ElmoSpec.from_dict(meta["spec"]), meta["heads"])
+    elif meta["family"] == "albef":
+        model = AlbefModel(AlbefSpec.from_dict(meta["spec"]), meta["heads"])
     else:
         model = LanguageModel(TransformerSpec.from_dict(meta["spec"]), meta["heads"], meta.get("task_heads"))
     ckpt.load_weights(model, checkpoint)

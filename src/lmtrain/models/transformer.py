@@ -14,7 +14,7 @@ import torch.nn.functional as F
 from torch import nn
 from torch.utils.checkpoint import checkpoint
 
-from lmtrain.models.attention import KVCache, SelfAttention
+from lmtrain.models.attention import CrossAttention, KVCache, SelfAttention
 from lmtrain.models.spec import TransformerSpec
 
 
@@ -85,24 +85,38 @@ class FeedForward(nn.Module):
 
 
 class Block(nn.Module):
-    """Attention + feed-forward with residuals, post-norm (BERT) or pre-norm (GPT-2)."""
+    """Attention (+ cross-attention) + feed-forward with residuals, post-norm (BERT) or pre-norm (GPT-2).
 
-    def __init__(self, spec: TransformerSpec):
+    Args:
+        spec: the backbone's sizes and switches.
+        cross_attention_width: add a cross-attention sublayer (after self-attention, as in BERT's
+            decoder layers and ALBEF's fusion layers) to context states of this width; None = none.
+    """
+
+    def __init__(self, spec: TransformerSpec, cross_attention_width: int | None = None):
         super().__init__()
         self.pre_norm = spec.norm == "pre"
         self.attn = SelfAttention(spec.d_model, spec.n_heads, spec.attention_dropout)
         self.attn_norm = nn.LayerNorm(spec.d_model, eps=spec.layer_norm_eps)
+        if cross_attention_width is not None:
+            self.cross = CrossAttention(spec.d_model, spec.n_heads, spec.attention_dropout, cross_attention_width)
+            self.cross_norm = nn.LayerNorm(spec.d_model, eps=spec.layer_norm_eps)
         self.ff = FeedForward(spec)
         self.ff_norm = nn.LayerNorm(spec.d_model, eps=spec.layer_norm_eps)
         self.dropout = nn.Dropout(spec.dropout)
 
     def forward(self, x: torch.Tensor, mask: torch.Tensor | None, is_causal: bool,
-                cache: KVCache | None = None, layer: int = 0) -> torch.Tensor:
-        """(B, T, D) -> (B, T, D); see :meth:`SelfAttention.forward` for the arguments."""
+                cache: KVCache | None = None, layer: int = 0, context: torch.Tensor | None = None,
+                context_mask: torch.Tensor | None = None) -> torch.Tensor:
+        """(B, T, D) -> (B, T, D); see :meth:`SelfAttention.forward` and :meth:`CrossAttention.forward`."""
         if self.pre_norm:
             x = x + self.dropout(self.attn(self.attn_norm(x), mask, is_causal, cache, layer))
+            if context is not None:
+                x = x + self.dropout(self.cross(self.cross_norm(x), context, context_mask))
             return x + self.dropout(self.ff(self.ff_norm(x)))
         x = self.attn_norm(x + self.dropout(self.attn(x, mask, is_causal, cache, layer)))
+        if context is not None:
+            x = self.cross_norm(x + self.dropout(self.cross(x, context, context_mask)))
         return self.ff_norm(x + self.dropout(self.ff(x)))
 
 

@@ -55,6 +55,13 @@ class Objective:
         """Metrics from summed numerators and denominators (and collected eval predictions)."""
         raise NotImplementedError
 
+    def after_optimizer_step(self, model: nn.Module) -> None:
+        """Called by the trainer right after every optimizer step (default: nothing).
+
+        For state that follows the trained weights without being trained itself, such as ALBEF's
+        momentum (EMA) encoders. ``model`` is the unwrapped model, never the DDP wrapper.
+        """
+
 
 def labelled_logits(model: nn.Module, batch: dict[str, torch.Tensor], head: str
                     ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from lmtrain.errors import UserError
 
-TASKS = ("ner", "classification", "generation")
+TASKS = ("ner", "classification", "generation", "retrieval")  # retrieval: lmtrain.commands.albef_finetune
 
 
 def build_task(name: str, data_cfg, labels: list[str] | None = None):

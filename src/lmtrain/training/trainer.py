@@ -190,6 +190,7 @@ class Trainer:
             self.precision.scaler.update()
         else:
             self.optimizer.step()
+        self.objective.after_optimizer_step(self.model)
         self.scheduler.step()
         self.optimizer.zero_grad(set_to_none=True)
         self.state.step += 1

@@ -1,0 +1,157 @@
+"""Where a retrieval fine-tuning run's ALBEF comes from.
+
+    init unset      the latest `lmtrain pretrain model=albef` run under outputs/pretrain/
+    init=<ALBEF run or checkpoint>       every weight (the MLM heads are dropped)
+    init=<BERT run or Hugging Face BERT folder>   the text and fusion encoders start from the BERT
+        layers (cross-attention from random), the image encoder from random weights or from the
+        ALBEF run ``task.vision_init``
+    init=scratch    random weights, a tokenizer trained on the captions
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from lmtrain.data.tokenizer import TextTokenizer
+from lmtrain.errors import UserError
+from lmtrain.models.albef import AlbefModel, AlbefSpec, resolve_albef_spec
+from lmtrain.models.vit import VisionSpec
+from lmtrain.training import checkpoint as ckpt
+
+log = logging.getLogger(__name__)
+
+PRETRAIN_ROOT = Path("outputs") / "pretrain"
+
+
+@dataclass
+class RetrievalInit:
+    """The model to fine-tune, its tokenizer, and where its weights came from."""
+
+    model: AlbefModel
+    tokenizer: TextTokenizer
+    source: str
+
+
+def latest_albef_run(root: Path = PRETRAIN_ROOT) -> Path | None:
+    """The newest run under ``root`` with ``checkpoints/last`` holding an ALBEF model."""
+    best: tuple[float, Path] | None = None
+    for last in root.glob(f"*/checkpoints/{ckpt.LAST}"):
+        try:
+            if not ckpt.is_checkpoint(last) or ckpt.read_model_meta(last).get("family") != "albef":
+                continue
+        except (OSError, json.JSONDecodeError):
+            continue
+        stamp = last.resolve().stat().st_mtime
+        if best is None or stamp > best[0]:
+            best = (stamp, last.parent.parent)
+    return best[1] if best else None
+
+
+def _vision_spec(model_cfg: Any) -> VisionSpec:
+    return VisionSpec(image_size=model_cfg.image_size, patch_size=model_cfg.patch_size, n_layers=model_cfg.vision_layers,
+                      d_model=model_cfg.vision_d_model, n_heads=model_cfg.vision_n_heads, d_ff=model_cfg.vision_d_ff,
+                      init_std=model_cfg.init_std)
+
+
+def _from_albef(path: str) -> RetrievalInit:
+    from lmtrain.models.loading import load_checkpoint
+
+    pretrained, tokenizer, _ = load_checkpoint(path, "cpu", key="init", families=("albef",))
+    model = AlbefModel(pretrained.spec, ())
+    state = {k: v for k, v in pretrained.state_dict().items() if not k.startswith(("heads.", "momentum.mlm."))}
+    model.load_state_dict(state)
+    return RetrievalInit(model, tokenizer, f"{path} (ALBEF)")
+
+
+def _load_vision(model: AlbefModel, vision_init: str | None) -> None:
+    """The image encoder (and its projection) of the ALBEF run ``vision_init``, if given."""
+    if not vision_init:
+        return
+    from lmtrain.models.loading import load_checkpoint
+
+    donor, _, _ = load_checkpoint(vision_init, "cpu", key="task.vision_init", families=("albef",))
+    if donor.spec.vision != model.spec.vision:
+        raise UserError(f"task.vision_init={vision_init} has an image encoder of other sizes ({donor.spec.vision}) "
+                        f"than model.* asks for ({model.spec.vision}); set model.image_size, patch_size and vision_* "
+                        "to the run's values.")
+    model.visual.load_state_dict(donor.visual.state_dict())
+    if donor.spec.embed_dim == model.spec.embed_dim:
+        model.vision_proj.load_state_dict(donor.vision_proj.state_dict())
+
+
+def _with_text_backbone(backbone, model_cfg: Any, vision_init: str | None) -> RetrievalInit:
+    """ALBEF whose text and fusion layers start from a BERT backbone (:class:`lmtrain.tasks.backbone.Backbone`)."""
+    text = backbone.spec
+    if text.causal:
+        raise UserError(f"init={backbone.source} is a causal (GPT) model; ALBEF's text encoder needs a bidirectional "
+                        "one (BERT / RoBERTa): pass init=<BERT run or Hugging Face BERT folder>.")
+    if not 1 <= model_cfg.fusion_layers < text.n_layers:
+        raise UserError(f"model.fusion_layers={model_cfg.fusion_layers}: init={backbone.source} has {text.n_layers} "
+                        f"layers, so choose 1-{text.n_layers - 1} (ALBEF fuses in the last half: "
+                        f"model.fusion_layers={max(1, text.n_layers // 2)}).")
+    spec = AlbefSpec(text=text, vision=_vision_spec(model_cfg), fusion_layers=model_cfg.fusion_layers,
+                     embed_dim=model_cfg.embed_dim, queue_size=model_cfg.queue_size, momentum=model_cfg.momentum,
+                     temp=model_cfg.temp)
+    model = AlbefModel(spec, ())
+    weights = {f"text.{k[len('backbone.'):]}": v for k, v in backbone.state.items() if k.startswith("backbone.")}
+    result = model.load_state_dict(weights, strict=False)
+    missing = [k for k in result.missing_keys if k.startswith("text.") and ".cross" not in k]
+    if missing or result.unexpected_keys:
+        raise UserError(f"the weights of {backbone.source} do not fit a BERT text encoder (missing {missing[:5]}, "
+                        f"unexpected {result.unexpected_keys[:5]}).")
+    _load_vision(model, vision_init)
+    model.sync_momentum()
+    log.info("init: text and fusion encoders from %s (cross-attention random), image encoder %s", backbone.source,
+             f"from {vision_init}" if vision_init else "random")
+    return RetrievalInit(model, backbone.tokenizer, f"{backbone.source} (text) + {vision_init or 'random'} (image)")
+
+
+def resolve_retrieval_init(cfg: Any, captions: list[str]) -> RetrievalInit:
+    """The ALBEF model ``cfg.init`` names (see the module docstring).
+
+    Args:
+        cfg: the finetune config (``init``, ``model.*`` for new parts, ``task.vision_init``, ``tokenizer``).
+        captions: training captions (a scratch tokenizer is trained on them).
+    Raises:
+        UserError: no ALBEF run to start from, or a path that is not a usable model.
+    """
+    from lmtrain.tasks.backbone import _from_checkpoint, _from_hf_folder
+
+    init = cfg.init
+    if init in (None, "", "auto"):
+        run = latest_albef_run()
+        if run is None:
+            raise UserError(f"no pretrained ALBEF to fine-tune: no run under {PRETRAIN_ROOT.resolve()} has "
+                            "checkpoints/last with an ALBEF model. Run `lmtrain pretrain model=albef` first (from "
+                            "this directory), or give init=<ALBEF run, BERT run or Hugging Face BERT folder>, or "
+                            "init=scratch.")
+        log.info("init: the latest ALBEF pretrain run, %s", run)
+        return _from_albef(str(run))
+    if init == "scratch":
+        from lmtrain.data.tokenizer import train_tokenizer
+
+        tokenizer = train_tokenizer(captions, cfg.tokenizer)
+        torch.manual_seed(cfg.trainer.seed)
+        spec = resolve_albef_spec(cfg.model, tokenizer.vocab_size, tokenizer.id("pad"))
+        return RetrievalInit(AlbefModel(spec, ()), tokenizer, "scratch (random weights)")
+    path = Path(init).expanduser()
+    if (path / "config.json").is_file():
+        return _with_text_backbone(_from_hf_folder(path), cfg.model, cfg.task.vision_init)
+    try:
+        checkpoint = ckpt.resolve_checkpoint(path, key="init")
+    except UserError:
+        raise UserError(f"init={init} is not a model: expected an ALBEF or BERT run directory, a checkpoint "
+                        "directory (model.safetensors + model.json), a Hugging Face BERT folder (config.json + "
+                        "model.safetensors + tokenizer.json), or init=scratch.") from None
+    family = ckpt.read_model_meta(checkpoint).get("family")
+    if family == "albef":
+        return _from_albef(init)
+    if family != "transformer":
+        raise UserError(f"init={init} holds a {family} model; retrieval starts from ALBEF or a BERT-style encoder.")
+    return _with_text_backbone(_from_checkpoint(init), cfg.model, cfg.task.vision_init)
