@@ -16,7 +16,8 @@ from tests.conftest import run_cli
 TINY_ALBEF = ["model=albef", "trainer.progress=false", "model.n_layers=2", "model.d_model=32", "model.d_ff=64",
               "model.vision_layers=1", "model.vision_d_model=32", "model.vision_d_ff=64", "model.embed_dim=16",
               "data.shapes_train=512", "data.shapes_eval=50", "trainer.batch_size=16", "model.queue_size=64",
-              "objective.queue_start=1000", "objective.mlm_weight=0", "trainer.save_every=0"]
+              "objective.queue_start=1000", "objective.mlm_weight=0", "trainer.save_every=0",
+              "data.cache_dir=lmtrain-cache"]
 
 
 @pytest.fixture(scope="module")

@@ -120,3 +120,18 @@ def test_shape_scenes_are_reproducible_and_held_out_captions_unique():
     assert a[0][0].tobytes() == b[0][0].tobytes()
     held = shape_scenes(100, 4, unique=True)
     assert len({c for _, c in held}) == 100
+
+
+def test_caption_tokenizer_is_cached_by_captions_and_settings(tmp_path):
+    from lmtrain.data.image_caption_sets import ImageCaptionData, caption_tokenizer
+
+    scenes = shape_scenes(40, 0)
+    data = ImageCaptionData([CaptionPair(f"s{i}", c, i) for i, (_, c) in enumerate(scenes)], [])
+    cfg = TokenizerConfig(vocab_size=300, min_frequency=1, special_tokens=ROLES)
+    first = caption_tokenizer(data, cfg, 30, str(tmp_path))
+    assert first.tokenizer.to_str() == caption_tokenizer(data, cfg, 30, str(tmp_path)).tokenizer.to_str()
+    assert len(list(tmp_path.glob("tokenizers/*/tokenizer.json"))) == 1
+    caption_tokenizer(data, TokenizerConfig(vocab_size=200, min_frequency=1, special_tokens=ROLES), 30, str(tmp_path))
+    assert len(list(tmp_path.glob("tokenizers/*/tokenizer.json"))) == 2  # other settings, another tokenizer
+    ids = first.tokenizer.encode(scenes[0][1]).ids
+    assert ids[0] == first.id("cls") and ids[-1] == first.id("sep")

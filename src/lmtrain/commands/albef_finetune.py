@@ -50,6 +50,9 @@ def run(cfg: DictConfig) -> dict[str, Any]:
     started = time.perf_counter()
     require_loggers(cfg.trainer.loggers)
     check_batch_setup(None, cfg.trainer.batch_size, 1, 1.0)  # the batch now; the queue once the model is known
+    ignored = [f"finetune.{k}" for k in ("freeze_backbone", "freeze_layers", "head_lr") if cfg.finetune.get(k)]
+    if ignored:  # ALBEF has no task head: every encoder is fine-tuned, as ALBEF does
+        log.warning("task=retrieval fine-tunes the whole model and ignores %s", ", ".join(ignored))
     run_dir = RunDir(hydra_run_dir())
     data = read_retrieval_data(cfg)
     if cfg.data.max_examples:

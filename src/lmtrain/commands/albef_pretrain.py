@@ -56,7 +56,7 @@ def _tokenizer(cfg: DictConfig, data, resume_from: Path | None, path: Path, dist
     if resume_from is not None:
         tokenizer = TextTokenizer.from_file(resume_from / ckpt.TOKENIZER, ckpt.read_model_meta(resume_from)["tokenizer_roles"])
     elif dist.is_main:
-        tokenizer = caption_tokenizer(data, cfg.tokenizer, cfg.data.max_words)
+        tokenizer = caption_tokenizer(data, cfg.tokenizer, cfg.data.max_words, cfg.data.cache_dir)
     if dist.is_main:
         tokenizer.save(path)
     dist.barrier()

@@ -7,15 +7,19 @@ captions of an image stay on one side of the split).
 from __future__ import annotations
 
 import logging
+import os
 import random
 from dataclasses import dataclass, field
+
+from pathlib import Path
 
 from PIL import Image
 
 from lmtrain.data.captions import CaptionPair, pre_caption, read_captions
 from lmtrain.data.image_text import load_pair_images
 from lmtrain.data.shapes import shape_scenes
-from lmtrain.data.tokenizer import TextTokenizer, special_roles, train_tokenizer
+from lmtrain.data.store import fingerprint
+from lmtrain.data.tokenizer import TextTokenizer, special_roles, tokenizer_fingerprint, train_tokenizer
 from lmtrain.errors import UserError
 
 log = logging.getLogger(__name__)
@@ -96,8 +100,27 @@ def load_image_caption_data(source: str, train_files: list[str], eval_files: lis
     return ImageCaptionData(train, held, {**images, **held_images}, ", ".join(map(str, train_files)))
 
 
-def caption_tokenizer(data: ImageCaptionData, tok_cfg, max_words: int) -> TextTokenizer:
-    """``tokenizer.path`` if set, else a tokenizer trained on the cleaned training captions."""
+def caption_tokenizer(data: ImageCaptionData, tok_cfg, max_words: int, cache_dir: str | None = None) -> TextTokenizer:
+    """``tokenizer.path`` if set, else a tokenizer trained on the cleaned training captions.
+
+    With ``cache_dir`` the trained tokenizer is kept under a hash of the captions and the tokenizer
+    settings and read back by later runs: `tokenizers` may break ties between equally frequent
+    merges differently from one training to the next, so only a cached tokenizer gives the same
+    captions the same ids (and the same run) every time.
+    """
+    roles = special_roles(tok_cfg)
     if tok_cfg.path:
-        return TextTokenizer.from_file(tok_cfg.path, special_roles(tok_cfg))
-    return train_tokenizer([pre_caption(p.caption, max_words) for p in data.train], tok_cfg)
+        return TextTokenizer.from_file(tok_cfg.path, roles)
+    captions = [pre_caption(p.caption, max_words) for p in data.train]
+    if cache_dir is None:
+        return train_tokenizer(captions, tok_cfg)
+    key = fingerprint("caption-tokenizer", captions, tokenizer_fingerprint(tok_cfg))
+    path = Path(cache_dir).expanduser() / "tokenizers" / key / "tokenizer.json"
+    if path.exists():
+        return TextTokenizer.from_file(path, roles)
+    tokenizer = train_tokenizer(captions, tok_cfg)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(f".tmp{os.getpid()}")
+    tokenizer.save(tmp)
+    os.replace(tmp, path)
+    return tokenizer
