@@ -124,8 +124,9 @@ class Trainer:
         self.loggers = list(loggers)
         self.precision = Precision(cfg.precision, device)
         self.state = TrainState()
+        lengths = getattr(train_set, "lengths", None) if cfg.bucket_by_length else None
         self.sampler = EpochBatches(len(train_set), cfg.batch_size, seed=cfg.seed, shuffle=True, drop_last=True,
-                                    rank=self.dist.rank, world_size=self.dist.world_size)
+                                    rank=self.dist.rank, world_size=self.dist.world_size, lengths=lengths)
         self.step_module = maybe_compile(self.dist.wrap(ObjectiveStep(model, objective), device), cfg.compile)
         if len(self.sampler) == 0:
             raise UserError(f"the training data has {len(train_set)} sequences, fewer than one batch "
