@@ -21,12 +21,14 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import ctypes
 import io
 import json
 import os
 import select
 import signal
 import statistics
+import sys
 import tempfile
 import time
 from contextlib import nullcontext
@@ -130,11 +132,22 @@ def _resident_kib(field: str) -> int:
         return next(int(line.split()[1]) for line in f if line.startswith(field))
 
 
+def _forget_earlier_peaks() -> None:
+    """Return freed heap pages to the system and reset the high-water mark (Linux, glibc)."""
+    try:  # otherwise fn could reuse memory the parent freed, which is resident and never counted
+        ctypes.CDLL("libc.so.6").malloc_trim(0)
+        with open("/proc/self/clear_refs", "w") as f:
+            f.write("5")  # resets VmHWM to the current resident size
+    except OSError:
+        pass
+
+
 def peak_memory_mib(fn, device: torch.device) -> float | None:
     """Peak memory of ``fn()`` above what was resident before it (MiB); None where not measurable.
 
-    CUDA: the caching allocator's peak. CPU (Linux): ``fn`` runs in a forked child, whose
-    resident-set high-water mark starts at its resident size, so the growth is ``fn``'s alone.
+    CUDA: the caching allocator's peak. CPU (Linux): ``fn`` runs in a forked child that first
+    hands freed heap pages back and resets its resident-set high-water mark, so the growth of
+    that mark is ``fn``'s alone.
     """
     if device.type == "cuda":
         torch.cuda.synchronize()
@@ -152,6 +165,7 @@ def peak_memory_mib(fn, device: torch.device) -> float | None:
             # The parent's OpenMP pool does not survive fork; a multi-threaded kernel here would
             # wait for it forever. Memory does not depend on the thread count.
             torch.set_num_threads(1)
+            _forget_earlier_peaks()
             start = _resident_kib("VmRSS:")
             fn()
             os.write(write, str(_resident_kib("VmHWM:") - start).encode())
@@ -331,7 +345,7 @@ def bench_data_wait(model_name: str, size: str, args) -> dict:
         os.chdir(tmp)  # the run directory
         original, pretrain.Trainer = pretrain.Trainer, TimedTrainer
         try:
-            with contextlib.redirect_stdout(io.StringIO()):  # the run's own summary table
+            with contextlib.redirect_stderr(io.StringIO()):  # the run's own summary table
                 summary = pretrain.run(cfg)
         finally:
             pretrain.Trainer = original
@@ -380,15 +394,15 @@ def main() -> None:
     table = Table(title=f"lmtrain vs transformers — {device.type}, {args.precision}, {torch.get_num_threads()} threads, "
                         f"batch {args.batch} x seq {args.seq}, matmul peak {peak / 1e9:.0f} GFLOP/s")
     columns = ("bench", "model", "size", "lmtrain tok/s", "transformers tok/s", "ratio", "lmtrain MFU",
-               "lmtrain peak MiB", "transformers peak MiB")
+               "peak MiB (lmtrain / transformers)")
     for column in columns:
         table.add_column(column, justify="left" if column in ("bench", "model", "size") else "right")
     mib = lambda value: "-" if value is None else f"{value:,.0f}"  # noqa: E731
     for r in rows:
         mfu = f"{r['lmtrain_mfu']:.1%}" if "lmtrain_mfu" in r else "-"
         table.add_row(r["bench"], r["model"], r["size"], f"{r['lmtrain_tok_s']:,.0f}", f"{r['hf_tok_s']:,.0f}",
-                      f"{r['ratio']:.2f}x", mfu, mib(r.get("lmtrain_peak_mib")), mib(r.get("hf_peak_mib")))
-    console = Console()
+                      f"{r['ratio']:.2f}x", mfu, f"{mib(r.get('lmtrain_peak_mib'))} / {mib(r.get('hf_peak_mib'))}")
+    console = Console() if sys.stdout.isatty() else Console(width=140)  # logs and pipes: no truncated columns
     console.print(table)
     waits = [bench_data_wait(m, args.sizes[0], args) for m in args.models] if args.data_steps else []
     if waits:
