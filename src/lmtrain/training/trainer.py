@@ -307,10 +307,7 @@ class Trainer:
 
     def _stop_everywhere(self) -> bool:
         """Whether any rank got Ctrl-C (all ranks must stop at the same step)."""
-        if not self.dist.enabled:
-            return self._stop_requested
-        flag = torch.tensor(float(self._stop_requested), device=self.device)
-        return bool(self.dist.sum({"stop": flag})["stop"] > 0)
+        return self.dist.any(self._stop_requested)
 
     def _count_unlogged_tokens(self, sums: dict[str, torch.Tensor]) -> None:
         if sums:
