@@ -7,6 +7,7 @@ table of medians; `--json` writes the raw figures too.
     python scripts/bench.py                       # mini and small, BERT / RoBERTa / GPT, fp32
     python scripts/bench.py --sizes mini --repeats 3 --steps 5
     python scripts/bench.py --device cuda --precision bf16
+    python scripts/bench.py --sizes mini --compile --no-generation --no-tagging   # trainer.compile=true
     python scripts/bench.py --sizes mini --no-generation --no-tagging --data-steps 50   # data-wait share only
 
 Besides training and generation it times NER tagging (batches sorted by length, as `lmtrain
@@ -20,17 +21,11 @@ Needs the dev extra (`pip install -e ".[dev]"`) for `transformers`.
 from __future__ import annotations
 
 import argparse
-import contextlib
-import io
 import json
-import os
-import select
-import signal
 import statistics
-import tempfile
+import sys
 import time
 from contextlib import nullcontext
-from pathlib import Path
 
 import numpy as np
 import torch
@@ -43,6 +38,10 @@ from lmtrain.models.language_model import LanguageModel
 from lmtrain.models.spec import SIZES, TransformerSpec
 from lmtrain.objectives import build_objective
 from lmtrain.tasks.base import run_batches
+from lmtrain.training.compile import CompiledStep
+from lmtrain.training.trainer import ObjectiveStep
+
+from bench_probes import bench_data_wait, peak_memory_mib  # scripts/ is on the path when run as a script
 
 VOCAB = 8000
 PRESETS = {  # model -> (spec switches, objective, HF class name)
@@ -90,9 +89,9 @@ def make_batch(model: str, batch: int, seq: int, device: torch.device, seed: int
     return {k: v.to(device) for k, v in out.items()}
 
 
-def ours_step(model, objective, optimizer, batch):
-    """One lmtrain training step."""
-    out = objective(model, batch, objective.count_targets(batch))
+def ours_step(step, objective, optimizer, batch):
+    """One lmtrain training step; ``step`` is the trainer's objective step (compiled or not)."""
+    out = step(batch, objective.count_targets(batch))
     out.loss.backward()
     optimizer.step()
     optimizer.zero_grad(set_to_none=True)
@@ -125,48 +124,6 @@ def timed(fn, steps: int, device: torch.device) -> float:
     return (time.perf_counter() - start) / steps
 
 
-def _resident_kib(field: str) -> int:
-    with open("/proc/self/status") as f:
-        return next(int(line.split()[1]) for line in f if line.startswith(field))
-
-
-def peak_memory_mib(fn, device: torch.device) -> float | None:
-    """Peak memory of ``fn()`` above what was resident before it (MiB); None where not measurable.
-
-    CUDA: the caching allocator's peak. CPU (Linux): ``fn`` runs in a forked child, whose
-    resident-set high-water mark starts at its resident size, so the growth is ``fn``'s alone.
-    """
-    if device.type == "cuda":
-        torch.cuda.synchronize()
-        torch.cuda.reset_peak_memory_stats()
-        base = torch.cuda.memory_allocated()
-        fn()
-        torch.cuda.synchronize()
-        return (torch.cuda.max_memory_allocated() - base) / 2 ** 20
-    if not (hasattr(os, "fork") and os.path.exists("/proc/self/status")):
-        return None
-    read, write = os.pipe()
-    pid = os.fork()
-    if pid == 0:  # child: measure, report through the pipe, leave without cleanup
-        try:
-            # The parent's OpenMP pool does not survive fork; a multi-threaded kernel here would
-            # wait for it forever. Memory does not depend on the thread count.
-            torch.set_num_threads(1)
-            start = _resident_kib("VmRSS:")
-            fn()
-            os.write(write, str(_resident_kib("VmHWM:") - start).encode())
-        finally:
-            os._exit(0)
-    os.close(write)
-    ready, _, _ = select.select([read], [], [], 600)
-    report = os.read(read, 64).decode() if ready else ""
-    os.close(read)
-    if not ready:
-        os.kill(pid, signal.SIGKILL)
-    os.waitpid(pid, 0)
-    return int(report) / 1024 if report else None
-
-
 def matmul_peak(device: torch.device, dtype: torch.dtype) -> float:
     """Measured dense matmul throughput (FLOP/s): the ceiling for model FLOP utilisation."""
     n = 2048 if device.type == "cpu" else 8192
@@ -196,18 +153,22 @@ def bench_training(model_name: str, size: str, args, device, autocast, peak: flo
     opt_theirs = torch.optim.AdamW(theirs.parameters(), lr=1e-4, foreach=True)
     batch = make_batch(model_name, args.batch, args.seq, device)
     tokens = args.batch * args.seq
+    step = ObjectiveStep(ours, objective)
+    if args.compile:  # what trainer.compile=true runs
+        step = CompiledStep(step)
 
     def run_ours():
         with autocast():
-            ours_step(ours, objective, opt_ours, batch)
+            ours_step(step, objective, opt_ours, batch)
 
     def run_theirs():
         with autocast():
             hf_step(theirs, opt_theirs, batch, model_name)
 
     # Memory first, from a fresh start: two steps include gradients and the optimizer state.
-    ours_mib = peak_memory_mib(lambda: timed(run_ours, 2, device), device)
-    theirs_mib = peak_memory_mib(lambda: timed(run_theirs, 2, device), device)
+    # (Not with --compile: compiling inside the measuring child would be measured too.)
+    ours_mib = None if args.compile else peak_memory_mib(lambda: timed(run_ours, 2, device), device)
+    theirs_mib = None if args.compile else peak_memory_mib(lambda: timed(run_theirs, 2, device), device)
     for fn in (run_ours, run_theirs):  # warm-up: allocator, kernels, optimizer state
         timed(fn, 2, device)
     ours_s, theirs_s = [], []
@@ -296,51 +257,6 @@ def bench_tagging(size: str, args, device) -> dict:
             "hf_peak_mib": theirs_mib}
 
 
-def bench_data_wait(model_name: str, size: str, args) -> dict:
-    """Share of training-step time the lmtrain loop spends blocked on its DataLoader.
-
-    A real `lmtrain pretrain` run (bundled corpus: tokenized, packed, masked, cached, then read
-    through the trainer's DataLoader) whose trainer also times each wait for the next batch.
-    """
-    from lmtrain.commands import pretrain
-    from lmtrain.config import register_configs
-    from lmtrain.cli import config_dir
-    from lmtrain.training.trainer import Trainer
-    from hydra import compose, initialize_config_dir
-
-    class TimedTrainer(Trainer):
-        data_seconds = 0.0
-
-        def _next_batch(self):
-            start = time.perf_counter()
-            batch = super()._next_batch()
-            TimedTrainer.data_seconds += time.perf_counter() - start
-            return batch
-
-    overrides = [f"model={model_name}", f"model.size={size}", f"trainer.max_steps={args.data_steps}",
-                 f"trainer.batch_size={args.batch}", f"data.max_seq_len={args.seq}", "trainer.eval_every=0",
-                 "trainer.save_every=0", "trainer.eval_batches=1", "trainer.progress=false",
-                 f"trainer.device={args.device}", f"trainer.precision={args.precision}",
-                 f"trainer.num_workers={args.num_workers}"]
-    register_configs()
-    with initialize_config_dir(config_dir=str(config_dir()), version_base=None):
-        cfg = compose(config_name="pretrain", overrides=overrides)
-    with tempfile.TemporaryDirectory() as tmp:
-        cfg.data.cache_dir = str(Path(tmp) / "cache")
-        cwd = os.getcwd()
-        os.chdir(tmp)  # the run directory
-        original, pretrain.Trainer = pretrain.Trainer, TimedTrainer
-        try:
-            with contextlib.redirect_stdout(io.StringIO()):  # the run's own summary table
-                summary = pretrain.run(cfg)
-        finally:
-            pretrain.Trainer = original
-            os.chdir(cwd)
-    share = TimedTrainer.data_seconds / summary["train_seconds"]
-    return {"model": model_name, "size": size, "steps": summary["steps"], "num_workers": args.num_workers,
-            "data_wait_share": share, "train_seconds": summary["train_seconds"]}
-
-
 def autocast_for(args, device: torch.device):
     """A factory of the autocast context of ``args.precision`` (a no-op in fp32)."""
     if args.precision == "bf16":
@@ -361,6 +277,7 @@ def main() -> None:
     parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     parser.add_argument("--precision", default="fp32", choices=["fp32", "bf16"])
     parser.add_argument("--no-generation", action="store_true")
+    parser.add_argument("--compile", action="store_true", help="lmtrain's training step through torch.compile")
     parser.add_argument("--tag-sentences", type=int, default=256, help="sentences tagged per NER timing")
     parser.add_argument("--tag-batch", type=int, default=32, help="sentences per NER inference batch")
     parser.add_argument("--no-tagging", action="store_true")
@@ -377,18 +294,20 @@ def main() -> None:
         rows += [bench_generation(s, b, args, device) for s in args.sizes for b in (1, 8)]
     if not args.no_tagging:
         rows += [bench_tagging(s, args, device) for s in args.sizes]
-    table = Table(title=f"lmtrain vs transformers — {device.type}, {args.precision}, {torch.get_num_threads()} threads, "
-                        f"batch {args.batch} x seq {args.seq}, matmul peak {peak / 1e9:.0f} GFLOP/s")
+    compiled = ", lmtrain compiled" if args.compile else ""
+    table = Table(title=f"lmtrain vs transformers — {device.type}, {args.precision}{compiled}, "
+                        f"{torch.get_num_threads()} threads, batch {args.batch} x seq {args.seq}, "
+                        f"matmul peak {peak / 1e9:.0f} GFLOP/s")
     columns = ("bench", "model", "size", "lmtrain tok/s", "transformers tok/s", "ratio", "lmtrain MFU",
-               "lmtrain peak MiB", "transformers peak MiB")
+               "peak MiB (lmtrain / transformers)")
     for column in columns:
         table.add_column(column, justify="left" if column in ("bench", "model", "size") else "right")
     mib = lambda value: "-" if value is None else f"{value:,.0f}"  # noqa: E731
     for r in rows:
         mfu = f"{r['lmtrain_mfu']:.1%}" if "lmtrain_mfu" in r else "-"
         table.add_row(r["bench"], r["model"], r["size"], f"{r['lmtrain_tok_s']:,.0f}", f"{r['hf_tok_s']:,.0f}",
-                      f"{r['ratio']:.2f}x", mfu, mib(r.get("lmtrain_peak_mib")), mib(r.get("hf_peak_mib")))
-    console = Console()
+                      f"{r['ratio']:.2f}x", mfu, f"{mib(r.get('lmtrain_peak_mib'))} / {mib(r.get('hf_peak_mib'))}")
+    console = Console() if sys.stdout.isatty() else Console(width=140)  # logs and pipes: no truncated columns
     console.print(table)
     waits = [bench_data_wait(m, args.sizes[0], args) for m in args.models] if args.data_steps else []
     if waits:

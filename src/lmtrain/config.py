@@ -158,6 +158,7 @@ class TrainerConfig:
     precision: str = "fp32"  # fp32 | bf16 | fp16 (fp16 uses a gradient scaler, CUDA only)
     compile: bool = False  # torch.compile the training step (falls back to eager where it cannot compile)
     num_workers: int = 0  # DataLoader worker processes
+    bucket_by_length: bool = False  # batch training examples of similar length (fine-tuning sets; presets turn it on)
     progress: bool = True  # rich progress bar (off for logs and CI)
     # metric sinks: jsonl (metrics.jsonl, always on) | tensorboard (<run dir>/tb) | wandb
     loggers: list[str] = field(default_factory=lambda: ["jsonl"])

@@ -105,3 +105,36 @@ def test_fsdp_needs_torchrun_and_transformer_blocks(tmp_path):
         Distributed.from_env("fsdp", "cpu")
     with pytest.raises(UserError, match="a Linear has none; use trainer.strategy=ddp"):
         shard_units(torch.nn.Linear(2, 2))
+
+
+STOP_ON_RANK_1 = """
+import sys
+from lmtrain.cli import main
+from lmtrain.training.trainer import Trainer
+
+original = Trainer._train_step
+
+
+def step(self, sums):  # Ctrl-C reaches rank 1 only, during step 3
+    original(self, sums)
+    if self.state.step == 3 and self.dist.rank == 1:
+        self._stop_requested = True
+
+
+Trainer._train_step = step
+main()
+"""
+
+
+def test_ctrl_c_on_one_rank_stops_every_rank_at_the_same_step(tmp_path):
+    script = tmp_path / "stop_on_rank_1.py"
+    script.write_text(STOP_ON_RANK_1)
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    out = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2",
+                          str(script), "pretrain", *_common(tmp_path), "trainer.batch_size=4",
+                          f"hydra.run.dir={tmp_path / 'run'}"], cwd=tmp_path, env=env, capture_output=True,
+                         text=True, timeout=300)
+    assert out.returncode != 0  # both ranks exit with 130, as after Ctrl-C
+    assert "trainer.resume=auto" in out.stderr, out.stderr[-3000:]  # rank 0 says how to continue
+    assert (tmp_path / "run" / "checkpoints" / "last").resolve().name == "step-3"
+    assert sorted(_losses(tmp_path / "run")) == [1, 2, 3]

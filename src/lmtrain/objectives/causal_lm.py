@@ -6,6 +6,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from lmtrain.data.masking import IGNORE_INDEX
 from lmtrain.objectives.base import Objective, ObjectiveOutput, perplexity, ratio
 
 
@@ -30,16 +31,21 @@ class CausalLM(Objective):
     def __call__(self, model: nn.Module, batch: dict[str, torch.Tensor],
                  norm: dict[str, torch.Tensor]) -> ObjectiveOutput:
         """Next-token loss of ``batch``; see :class:`lmtrain.objectives.base.Objective`."""
-        attention_mask = batch["attention_mask"]
-        # Unpadded (packed) batches take SDPA's fused causal path; padded ones pass the mask.
-        padded = None if bool(attention_mask.all()) else attention_mask
-        hidden = model.backbone(batch["input_ids"], padded)
+        # Batches are right-padded: padding comes after every real token, so causal attention
+        # alone keeps it out of sight of real positions. No padding mask means SDPA's fused causal
+        # kernel for every batch and no host sync to find out whether a batch is padded.
+        hidden = model.backbone(batch["input_ids"])[:, :-1]  # (B, T-1, D): position t predicts t+1
         target_mask = self._target_mask(batch)  # (B, T-1)
-        logits = model.heads["lm"](hidden[:, :-1][target_mask]).float()  # (N, V)
-        targets = batch["input_ids"][:, 1:][target_mask]  # (N,)
-        loss_sum = F.cross_entropy(logits, targets, reduction="sum")
+        targets = batch["input_ids"][:, 1:]  # (B, T-1)
+        if "loss_mask" in batch:  # few targets (completions only): the head runs on those alone
+            logits = model.heads["lm"](hidden[target_mask]).float()  # (N, V)
+            targets = targets[target_mask]  # (N,)
+        else:  # (nearly) every position is a target: no gather, whose size would need a host sync
+            logits = model.heads["lm"](hidden).float().flatten(0, 1)  # (B * (T-1), V)
+            targets = targets.masked_fill(~target_mask, IGNORE_INDEX).flatten()  # (B * (T-1),)
+        loss_sum = F.cross_entropy(logits, targets, reduction="sum", ignore_index=IGNORE_INDEX)
         sums = {"lm_loss_sum": loss_sum.detach(), "lm_correct": (logits.argmax(-1) == targets).sum(),
-                "lm_count": target_mask.sum()}
+                "lm_count": target_mask.sum()}  # an ignored target (-100) never equals an argmax
         return ObjectiveOutput(loss_sum / norm["lm"].clamp(min=1), sums)
 
     def summarize(self, sums: dict[str, float], predictions: list | None = None) -> dict[str, float]:

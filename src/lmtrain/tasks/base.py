@@ -28,6 +28,11 @@ class TaskDataset(Dataset):
     def __getitem__(self, index: int) -> dict[str, Any]:
         return dict(self.examples[index])
 
+    @property
+    def lengths(self) -> np.ndarray:
+        """Tokens of each example: the trainer batches similar lengths together."""
+        return np.asarray([len(e["input_ids"]) for e in self.examples])
+
 
 def by_length(examples: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """Examples sorted by length: evaluation batches then hold similar lengths and little padding."""

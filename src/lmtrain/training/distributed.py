@@ -31,8 +31,10 @@ class Distributed:
         local_rank: rank on this node (selects the CUDA device).
     """
 
-    def __init__(self, rank: int = 0, world_size: int = 1, local_rank: int = 0, strategy: str = "ddp"):
+    def __init__(self, rank: int = 0, world_size: int = 1, local_rank: int = 0, control_group: Any = None,
+                 strategy: str = "ddp"):
         self.rank, self.world_size, self.local_rank = rank, world_size, local_rank
+        self.control_group = control_group  # CPU (gloo) group for host-side flags; None = the default group
         self.strategy = strategy if world_size > 1 or strategy == "fsdp" else "single"
 
     @classmethod
@@ -54,7 +56,9 @@ class Distributed:
         if not dist.is_initialized():
             backend = "nccl" if device_type == "cuda" else "gloo"
             dist.init_process_group(backend, timeout=datetime.timedelta(minutes=30))
-        return cls(dist.get_rank(), dist.get_world_size(), int(os.environ.get("LOCAL_RANK", "0")),
+        # Flags that only the host reads (Ctrl-C) travel over CPU: with NCCL they would wait for the GPU.
+        control = dist.new_group(backend="gloo") if dist.get_backend() == "nccl" else None
+        return cls(dist.get_rank(), dist.get_world_size(), int(os.environ.get("LOCAL_RANK", "0")), control,
                    "fsdp" if strategy == "fsdp" else "ddp")
 
     @property
@@ -105,6 +109,14 @@ class Distributed:
         flat = torch.stack([values[k].detach().double().reshape(()) for k in keys])
         dist.all_reduce(flat)
         return {k: flat[i].to(values[k].dtype) for i, k in enumerate(keys)}
+
+    def any(self, flag: bool) -> bool:
+        """Whether ``flag`` is true on any rank, agreed on CPU (never waits for queued device work)."""
+        if not self.enabled:
+            return flag
+        value = torch.tensor(float(flag))
+        dist.all_reduce(value, group=self.control_group)
+        return bool(value > 0)
 
     def gather(self, obj: Any) -> list[Any]:
         """``obj`` of every rank, in rank order (one entry in a single process)."""

@@ -124,8 +124,9 @@ class Trainer:
         self.loggers = list(loggers)
         self.precision = Precision(cfg.precision, device)
         self.state = TrainState()
+        lengths = getattr(train_set, "lengths", None) if cfg.bucket_by_length else None
         self.sampler = EpochBatches(len(train_set), cfg.batch_size, seed=cfg.seed, shuffle=True, drop_last=True,
-                                    rank=self.dist.rank, world_size=self.dist.world_size)
+                                    rank=self.dist.rank, world_size=self.dist.world_size, lengths=lengths)
         step = ObjectiveStep(model, objective)
         step = fully_shard_step(step, model, optimizer) if self.dist.sharded else self.dist.wrap(step, device)
         self.step_module = maybe_compile(step, cfg.compile)
@@ -317,10 +318,7 @@ class Trainer:
 
     def _stop_everywhere(self) -> bool:
         """Whether any rank got Ctrl-C (all ranks must stop at the same step)."""
-        if not self.dist.enabled:
-            return self._stop_requested
-        flag = torch.tensor(float(self._stop_requested), device=self.device)
-        return bool(self.dist.sum({"stop": flag})["stop"] > 0)
+        return self.dist.any(self._stop_requested)
 
     def _count_unlogged_tokens(self, sums: dict[str, torch.Tensor]) -> None:
         if sums:

@@ -1,0 +1,82 @@
+"""Fine-tuning batches: grouped by length, and a resumed run sees exactly the batches (and losses)
+of an uninterrupted one."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+from lmtrain.commands import finetune
+from lmtrain.data.collate import PadCollator
+from lmtrain.run_dir import read_metrics
+from lmtrain.training.trainer import Trainer
+from tests.conftest import compose_config
+from tests.tasks.fixtures import make_checkpoint, write_conll
+
+STEPS = ["trainer.progress=false", "trainer.max_steps=12", "trainer.batch_size=8", "trainer.eval_every=0",
+         "trainer.log_every=1", "trainer.save_every=6", "trainer.keep_last=0", "finetune.head_dropout=0.1",
+         "data.max_seq_len=32"]
+
+
+def _run(workdir: Path, overrides: list[str]) -> dict:
+    workdir.mkdir(parents=True, exist_ok=True)
+    cwd = os.getcwd()
+    os.chdir(workdir)
+    try:
+        return finetune.run(compose_config("finetune", overrides))
+    finally:
+        os.chdir(cwd)
+
+
+def _losses(run_dir: Path) -> dict[int, float]:
+    return {e["step"]: e["train/loss"] for e in read_metrics(run_dir) if "train/loss" in e}
+
+
+@pytest.fixture
+def overrides(tmp_path) -> list[str]:
+    write_conll(tmp_path / "train.conll", 160, seed=0)
+    write_conll(tmp_path / "dev.conll", 20, seed=1)
+    # one fixed backbone: every run starts from the same weights and tokenizer
+    words = [line.split()[0] for line in (tmp_path / "train.conll").read_text().splitlines() if line.strip()]
+    backbone = make_checkpoint(tmp_path / "backbone", causal=False, texts=[" ".join(words[i:i + 12])
+                                                                           for i in range(0, len(words), 12)])
+    return ["task=ner", f"init={backbone}", *STEPS, f"data.train_file={tmp_path / 'train.conll'}",
+            f"data.eval_file={tmp_path / 'dev.conll'}"]
+
+
+def test_finetune_batches_are_bucketed_and_resume_exactly(tmp_path, overrides, monkeypatch):
+    widths = {"bucketed": [], "plain": []}
+    collate = PadCollator.__call__
+
+    def recording(kind):
+        def call(self, examples):
+            batch = collate(self, examples)
+            widths[kind].append(batch["input_ids"].numel() - int(batch["attention_mask"].sum()))
+            return batch
+        return call
+
+    monkeypatch.setattr(PadCollator, "__call__", recording("bucketed"))
+    _run(tmp_path / "straight", overrides)
+    monkeypatch.setattr(PadCollator, "__call__", recording("plain"))
+    _run(tmp_path / "plain", [*overrides, "trainer.bucket_by_length=false"])
+    monkeypatch.setattr(PadCollator, "__call__", collate)
+    # padding tokens of the 12 training batches (evaluation batches come later and are sorted either way)
+    assert sum(widths["bucketed"][:12]) < 0.5 * sum(widths["plain"][:12])
+
+    original_step = Trainer._train_step
+
+    def stop_after_six(self, sums):  # what Ctrl-C does: finish the step, then stop
+        original_step(self, sums)
+        if self.state.step == 6:
+            self._stop_requested = True
+
+    monkeypatch.setattr(Trainer, "_train_step", stop_after_six)
+    with pytest.raises(SystemExit):
+        _run(tmp_path / "resumed", overrides)
+    monkeypatch.setattr(Trainer, "_train_step", original_step)
+    _run(tmp_path / "resumed", [*overrides, "trainer.resume=auto"])
+    expected, got = _losses(tmp_path / "straight"), _losses(tmp_path / "resumed")
+    assert sorted(got) == list(range(1, 13))
+    assert [got[s] for s in range(7, 13)] == [expected[s] for s in range(7, 13)]
