@@ -97,6 +97,15 @@ class RunDir:
                        encoding="utf-8")
         os.replace(tmp, self.summary_path)
 
+    def finish(self, summary: dict[str, Any], title: str) -> None:
+        """End a training run: ``summary.json``, ``curves.png`` and the summary table on the console."""
+        from lmtrain.runs.plot import save_run_curves
+        from lmtrain.training.progress import print_summary
+
+        self.write_summary(summary)
+        save_run_curves(self.path)
+        print_summary(title, summary)
+
 
 def read_metrics(run_dir: str | Path) -> list[dict[str, Any]]:
     """All events of a run's ``metrics.jsonl`` (empty if there is none)."""

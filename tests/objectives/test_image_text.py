@@ -1,6 +1,7 @@
 """ALBEF's losses on a tiny model: finite, falling, hard negatives never positive, distillation ramp."""
 
 import math
+import random
 
 import pytest
 import torch
@@ -11,6 +12,8 @@ from tests.albef_fixtures import batches, shapes_data, tiny_model
 
 @pytest.fixture(scope="module")
 def data():
+    random.seed(0)  # crops, flips and masks: the same batches whatever tests ran before
+    torch.manual_seed(0)
     dataset, tokenizer = shapes_data(n=32, seed=0)
     return dataset, tokenizer, batches(dataset, 8, tokenizer.id("pad"))
 
@@ -51,7 +54,8 @@ def test_contrastive_and_masked_lm_losses_fall(data, loss):
     objective = ImageTextObjective(alpha=0.4, alpha_warmup_steps=4, rerank_k=0, queue_start=1000, **weights)
     model = tiny_model(vocab_size=tokenizer.vocab_size, queue_size=16, momentum=0.5)
     before = _held_metrics(objective, model, train_batches)[f"{loss}_loss"]
-    history = _train(objective, model, train_batches, steps=60)
+    # 60 steps sometimes end on the contrastive loss's early plateau; 120 leave it on every seed tried
+    history = _train(objective, model, train_batches, steps=120)
     after = _held_metrics(objective, model, train_batches)[f"{loss}_loss"]
     assert all(math.isfinite(h[f"{loss}_loss"]) for h in history)
     assert after < before * 0.9, (loss, before, after)

@@ -22,13 +22,11 @@ from lmtrain.data.tokenizer import TextTokenizer
 from lmtrain.models.loading import model_meta
 from lmtrain.objectives.image_text import ImageTextObjective, check_batch_setup
 from lmtrain.run_dir import TOKENIZER_FILE, RunDir, hydra_run_dir
-from lmtrain.runs.plot import save_run_curves
 from lmtrain.tasks.retrieval_init import resolve_retrieval_init
 from lmtrain.training import checkpoint as ckpt
 from lmtrain.training.loggers import open_loggers, require_loggers
 from lmtrain.training.optim import build_optimizer, build_scheduler
 from lmtrain.training.precision import resolve_device
-from lmtrain.training.progress import print_summary
 from lmtrain.training.trainer import Trainer, TrainingInterrupted, continue_hint
 
 log = logging.getLogger(__name__)
@@ -103,7 +101,5 @@ def run(cfg: DictConfig) -> dict[str, Any]:
                "eval_pairs": len(eval_set), "eval_images": n_images, "parameters": model.num_parameters(),
                "wall_seconds": round(time.perf_counter() - started, 2),
                "config": OmegaConf.to_container(cfg, resolve=True)}
-    run_dir.write_summary(summary)
-    save_run_curves(run_dir.path)
-    print_summary(f"lmtrain finetune task=retrieval — {run_dir.path}", summary)
+    run_dir.finish(summary, f"lmtrain finetune task=retrieval — {run_dir.path}")
     return summary

@@ -25,13 +25,11 @@ from lmtrain.models.loading import model_meta
 from lmtrain.objectives.image_text import ImageTextObjective, check_batch_setup
 from lmtrain.objectives.retrieval import RECALL_AT
 from lmtrain.run_dir import TOKENIZER_FILE, RunDir, hydra_run_dir
-from lmtrain.runs.plot import save_run_curves
 from lmtrain.training import checkpoint as ckpt
 from lmtrain.training.distributed import Distributed
 from lmtrain.training.loggers import open_loggers, require_loggers
 from lmtrain.training.optim import build_optimizer, build_scheduler
 from lmtrain.training.precision import resolve_device
-from lmtrain.training.progress import print_summary
 from lmtrain.training.trainer import Trainer, TrainingInterrupted, continue_hint
 
 log = logging.getLogger(__name__)
@@ -128,7 +126,5 @@ def run(cfg: DictConfig) -> dict[str, Any]:
     dist.close()
     if not dist.is_main:
         return summary
-    run_dir.write_summary(summary)
-    print_summary(f"lmtrain pretrain model={cfg.model.name} — {run_dir.path}", summary)
-    save_run_curves(run_dir.path)
+    run_dir.finish(summary, f"lmtrain pretrain model={cfg.model.name} — {run_dir.path}")
     return summary

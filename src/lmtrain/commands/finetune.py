@@ -16,7 +16,6 @@ from omegaconf import DictConfig, OmegaConf
 
 from lmtrain.data.collate import PadCollator
 from lmtrain.models.loading import model_meta
-from lmtrain.runs.plot import save_run_curves
 from lmtrain.run_dir import TOKENIZER_FILE, RunDir, hydra_run_dir
 from lmtrain.tasks import build_task
 from lmtrain.tasks.backbone import resolve_backbone
@@ -24,7 +23,6 @@ from lmtrain.tasks.model import build_finetune_model, describe, freeze
 from lmtrain.training import checkpoint as ckpt
 from lmtrain.training.optim import build_optimizer, build_scheduler
 from lmtrain.training.precision import resolve_device
-from lmtrain.training.progress import print_summary
 from lmtrain.training.loggers import open_loggers, require_loggers
 from lmtrain.training.trainer import Trainer, TrainingInterrupted, continue_hint
 
@@ -98,7 +96,5 @@ def run(cfg: DictConfig) -> dict[str, Any]:
                **_samples(task, model, tokenizer, cfg, run_dir),
                "wall_seconds": round(time.perf_counter() - started, 2),
                "config": OmegaConf.to_container(cfg, resolve=True)}
-    run_dir.write_summary(summary)
-    save_run_curves(run_dir.path)
-    print_summary(f"lmtrain finetune task={task.name} — {run_dir.path}", summary)
+    run_dir.finish(summary, f"lmtrain finetune task={task.name} — {run_dir.path}")
     return summary
