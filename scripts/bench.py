@@ -124,6 +124,18 @@ def timed(fn, steps: int, device: torch.device) -> float:
     return (time.perf_counter() - start) / steps
 
 
+def interleaved_medians(run_ours, run_theirs, repeats: int, steps: int, device: torch.device,
+                        warmup_steps: int = 1) -> tuple[float, float]:
+    """Median seconds per call of each side, timed alternately so machine noise hits both alike."""
+    for fn in (run_ours, run_theirs):  # warm-up: allocator, kernels, optimizer state
+        timed(fn, warmup_steps, device)
+    ours_s, theirs_s = [], []
+    for _ in range(repeats):
+        ours_s.append(timed(run_ours, steps, device))
+        theirs_s.append(timed(run_theirs, steps, device))
+    return statistics.median(ours_s), statistics.median(theirs_s)
+
+
 def matmul_peak(device: torch.device, dtype: torch.dtype) -> float:
     """Measured dense matmul throughput (FLOP/s): the ceiling for model FLOP utilisation."""
     n = 2048 if device.type == "cpu" else 8192
@@ -169,13 +181,8 @@ def bench_training(model_name: str, size: str, args, device, autocast, peak: flo
     # (Not with --compile: compiling inside the measuring child would be measured too.)
     ours_mib = None if args.compile else peak_memory_mib(lambda: timed(run_ours, 2, device), device)
     theirs_mib = None if args.compile else peak_memory_mib(lambda: timed(run_theirs, 2, device), device)
-    for fn in (run_ours, run_theirs):  # warm-up: allocator, kernels, optimizer state
-        timed(fn, 2, device)
-    ours_s, theirs_s = [], []
-    for _ in range(args.repeats):
-        ours_s.append(timed(run_ours, args.steps, device))
-        theirs_s.append(timed(run_theirs, args.steps, device))
-    ours_tps, theirs_tps = tokens / statistics.median(ours_s), tokens / statistics.median(theirs_s)
+    ours_s, theirs_s = interleaved_medians(run_ours, run_theirs, args.repeats, args.steps, device, warmup_steps=2)
+    ours_tps, theirs_tps = tokens / ours_s, tokens / theirs_s
     mfu = ours_tps * train_flops_per_token(spec, args.seq) / peak
     return {"bench": "train", "model": model_name, "size": size, "lmtrain_tok_s": ours_tps,
             "hf_tok_s": theirs_tps, "ratio": ours_tps / theirs_tps, "lmtrain_mfu": mfu,
@@ -201,13 +208,8 @@ def bench_generation(size: str, batch: int, args, device) -> dict:
             theirs.generate(prompt, attention_mask=torch.ones_like(prompt), max_new_tokens=n, min_new_tokens=n,
                             do_sample=False, pad_token_id=0)
 
-    for fn in (run_ours, run_theirs):
-        timed(fn, 1, device)
-    ours_s, theirs_s = [], []
-    for _ in range(args.repeats):
-        ours_s.append(timed(run_ours, 1, device))
-        theirs_s.append(timed(run_theirs, 1, device))
-    ours_tps, theirs_tps = batch * n / statistics.median(ours_s), batch * n / statistics.median(theirs_s)
+    ours_s, theirs_s = interleaved_medians(run_ours, run_theirs, args.repeats, 1, device)
+    ours_tps, theirs_tps = batch * n / ours_s, batch * n / theirs_s
     return {"bench": f"generate b={batch}", "model": "gpt", "size": size, "lmtrain_tok_s": ours_tps,
             "hf_tok_s": theirs_tps, "ratio": ours_tps / theirs_tps}
 
@@ -244,14 +246,9 @@ def bench_tagging(size: str, args, device) -> dict:
 
     run_ours, run_theirs = (lambda: tag(ours, ours_forward)), (lambda: tag(theirs, theirs_forward))
     ours_mib, theirs_mib = peak_memory_mib(run_ours, device), peak_memory_mib(run_theirs, device)
-    for fn in (run_ours, run_theirs):
-        timed(fn, 1, device)
-    ours_s, theirs_s = [], []
-    for _ in range(args.repeats):
-        ours_s.append(timed(run_ours, 1, device))
-        theirs_s.append(timed(run_theirs, 1, device))
+    ours_s, theirs_s = interleaved_medians(run_ours, run_theirs, args.repeats, 1, device)
     tokens = int(lengths.sum())
-    ours_tps, theirs_tps = tokens / statistics.median(ours_s), tokens / statistics.median(theirs_s)
+    ours_tps, theirs_tps = tokens / ours_s, tokens / theirs_s
     return {"bench": f"ner tag b={args.tag_batch}", "model": "bert", "size": size, "lmtrain_tok_s": ours_tps,
             "hf_tok_s": theirs_tps, "ratio": ours_tps / theirs_tps, "lmtrain_peak_mib": ours_mib,
             "hf_peak_mib": theirs_mib}

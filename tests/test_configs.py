@@ -11,7 +11,7 @@ from tests.conftest import compose_config
 CONFIGS = config_dir()
 GROUP_COMMAND = {"model": "pretrain", "tokenizer": "pretrain", "data": "pretrain", "objective": "pretrain",
                  "optim": "pretrain", "trainer": "pretrain", "debug": "pretrain", "experiment": "pretrain",
-                 "method": "embed"}
+                 "method": "embed", "task": "finetune"}
 
 
 def _group_options():
@@ -23,7 +23,7 @@ def _group_options():
 @pytest.mark.parametrize("command", [c for c in COMMANDS if (CONFIGS / f"{c}.yaml").exists()])
 def test_primary_configs_compose(command):
     cfg = compose_config(command, [])
-    assert OmegaConf.to_container(cfg) is not None
+    assert OmegaConf.to_container(cfg, resolve=True)  # every interpolation resolves
 
 
 @pytest.mark.parametrize("command,group,option", list(_group_options()))
@@ -32,7 +32,7 @@ def test_every_group_option_composes(command, group, option):
     if group == "data" and option == "text":
         overrides.append("data.train_files=[a.txt]")
     cfg = compose_config(command, overrides)
-    assert cfg is not None
+    assert OmegaConf.to_container(cfg, resolve=True)  # every interpolation resolves
 
 
 def test_every_config_file_starts_with_a_comment():

@@ -270,8 +270,6 @@ class EmbedConfig:
     query: list[str] = field(default_factory=list)  # words whose nearest neighbours are printed
     topn: int = 10  # neighbours shown per query word
     progress: bool = True  # rich progress bar (off for logs and CI)
-    monitor: Optional[str] = None  # eval metric that picks checkpoints/best (None = the objective's main one)
-    early_stopping_patience: int = 0  # stop after this many evaluations without improvement; 0 = off
 
 
 @dataclass

@@ -107,6 +107,11 @@ class RunDir:
         print_summary(title, summary)
 
 
+def lower_is_better(metric: str) -> bool:
+    """Direction of a metric by its name: losses and perplexities fall, everything else rises."""
+    return any(word in metric for word in ("loss", "ppl", "perplexity"))
+
+
 def read_metrics(run_dir: str | Path) -> list[dict[str, Any]]:
     """All events of a run's ``metrics.jsonl`` (empty if there is none)."""
     path = Path(run_dir) / METRICS_FILE

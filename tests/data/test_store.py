@@ -38,6 +38,9 @@ def test_batches_appended_read_back_like_one_write(tmp_path):
         assert a.keys() == b.keys()
         for key in a:
             assert np.array_equal(a[key], b[key]), (i, key)
+        # and both give back exactly what went in
+        assert np.array_equal(a["input_ids"], whole["input_ids"][i]) and np.array_equal(a["labels"], whole["labels"][i])
+        assert a["next_sentence_label"] == labels[i]
 
 
 def test_a_failed_write_leaves_no_store(tmp_path):

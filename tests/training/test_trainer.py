@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 
 from lmtrain.commands import pretrain
+from lmtrain.objectives import build_objective
 from lmtrain.run_dir import read_metrics
 from lmtrain.training import checkpoint as ckpt
 from lmtrain.training.trainer import Trainer
@@ -40,7 +41,13 @@ def test_bert_loss_falls_and_run_dir_contract(tmp_path, monkeypatch):
         assert (run_dir / name).exists(), name
     assert (run_dir / "checkpoints" / "last").resolve().name == "step-60"
     saved = json.loads((run_dir / "summary.json").read_text())
-    assert saved["steps"] == 60 and saved["best_step"] in (30, 60)
+    assert saved["steps"] == 60
+    (best_key,) = [k for k in saved if k.startswith("best/")]
+    metric = best_key[len("best/"):]  # the objective's main metric
+    evals = {e["step"]: e[f"eval/{metric}"] for e in read_metrics(run_dir) if f"eval/{metric}" in e}
+    pick = max if build_objective(cfg.objective.name).higher_is_better else min
+    assert sorted(evals) == [30, 60] and saved["best_step"] == pick(evals, key=evals.get)
+    assert saved[best_key] == evals[saved["best_step"]]
     assert (run_dir / "checkpoints" / "best").resolve().name == f"step-{saved['best_step']}"
 
 

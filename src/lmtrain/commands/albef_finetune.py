@@ -8,7 +8,6 @@
 from __future__ import annotations
 
 import logging
-import sys
 import time
 from typing import Any
 
@@ -24,10 +23,11 @@ from lmtrain.objectives.image_text import ImageTextObjective, check_batch_setup
 from lmtrain.run_dir import TOKENIZER_FILE, RunDir, hydra_run_dir
 from lmtrain.tasks.retrieval_init import resolve_retrieval_init
 from lmtrain.training import checkpoint as ckpt
-from lmtrain.training.loggers import open_loggers, require_loggers
+from lmtrain.training.loggers import require_loggers
 from lmtrain.training.optim import build_optimizer, build_scheduler
 from lmtrain.training.precision import resolve_device
-from lmtrain.training.trainer import Trainer, TrainingInterrupted, continue_hint
+from lmtrain.training.session import fit_run
+from lmtrain.training.trainer import Trainer
 
 log = logging.getLogger(__name__)
 
@@ -84,18 +84,10 @@ def run(cfg: DictConfig) -> dict[str, Any]:
     meta = {**model_meta(model, "albef", "finetune:retrieval", tokenizer), "task": task_meta}
     trainer = Trainer(model, objective, optimizer, scheduler, train_set, eval_set, ImageTextCollator(tokenizer.id("pad")),
                       cfg.trainer, run_dir, device, meta, run_dir.path / TOKENIZER_FILE)
-    if resume_from is not None:
-        trainer.restore(resume_from)
-    trainer.loggers = open_loggers(cfg.trainer.loggers, run_dir.path, OmegaConf.to_container(cfg, resolve=True),
-                                   start_step=trainer.state.step)
     n_images = len({p.image_id for p in data.eval})
     log.info("finetune task=retrieval from %s: %d train / %d held-out pairs (%d held-out images), device %s",
              init.source, len(train_set), len(eval_set), n_images, device)
-    try:
-        summary = trainer.fit()
-    except TrainingInterrupted as stop:
-        print(continue_hint("finetune", run_dir.path, stop, sys.argv[1:]), file=sys.stderr)
-        sys.exit(130)
+    summary = fit_run(trainer, cfg, run_dir, "finetune", resume_from)
     summary = {"command": "finetune", "task": "retrieval", "init": init.source, "model": "albef", **summary,
                **chance_recall(n_images), "data": data.source, "train_pairs": len(train_set),
                "eval_pairs": len(eval_set), "eval_images": n_images, "parameters": model.num_parameters(),

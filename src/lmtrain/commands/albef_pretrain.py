@@ -7,7 +7,6 @@
 from __future__ import annotations
 
 import logging
-import sys
 import time
 from pathlib import Path
 from typing import Any
@@ -27,10 +26,11 @@ from lmtrain.objectives.retrieval import RECALL_AT
 from lmtrain.run_dir import TOKENIZER_FILE, RunDir, hydra_run_dir
 from lmtrain.training import checkpoint as ckpt
 from lmtrain.training.distributed import Distributed
-from lmtrain.training.loggers import open_loggers, require_loggers
+from lmtrain.training.loggers import require_loggers
 from lmtrain.training.optim import build_optimizer, build_scheduler
 from lmtrain.training.precision import resolve_device
-from lmtrain.training.trainer import Trainer, TrainingInterrupted, continue_hint
+from lmtrain.training.session import fit_run
+from lmtrain.training.trainer import Trainer
 
 log = logging.getLogger(__name__)
 
@@ -102,22 +102,9 @@ def run(cfg: DictConfig) -> dict[str, Any]:
     meta = model_meta(model, cfg.model.name, cfg.objective.name, tokenizer)
     trainer = Trainer(model, objective, optimizer, scheduler, train_set, eval_set, ImageTextCollator(tokenizer.id("pad")),
                       cfg.trainer, run_dir, device, meta, tokenizer_path, dist=dist)
-    if resume_from is not None:
-        trainer.restore(resume_from)
-    if dist.is_main:
-        trainer.loggers = open_loggers(cfg.trainer.loggers, run_dir.path, OmegaConf.to_container(cfg, resolve=True),
-                                       start_step=trainer.state.step)
     log.info("albef: %.2fM trainable parameters, %d train / %d held-out pairs (%s), device %s",
              model.num_parameters() / 1e6, len(train_set), len(eval_set), data.source, device)
-    if dist.enabled:
-        torch.manual_seed(cfg.trainer.seed + dist.rank)
-    try:
-        summary = trainer.fit()
-    except TrainingInterrupted as stop:
-        dist.close()
-        if dist.is_main:
-            print(continue_hint("pretrain", run_dir.path, stop, sys.argv[1:]), file=sys.stderr)
-        sys.exit(130)
+    summary = fit_run(trainer, cfg, run_dir, "pretrain", resume_from)
     summary = {"command": "pretrain", "model": cfg.model.name, "objective": cfg.objective.name, **summary,
                **chance_recall(len({p.image_id for p in data.eval})), "data": data.source,
                "train_pairs": len(train_set), "eval_pairs": len(eval_set), "parameters": model.num_parameters(),

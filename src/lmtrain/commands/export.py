@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import logging
-from pathlib import Path
 from typing import Any
 
 from omegaconf import DictConfig
@@ -24,8 +23,7 @@ def run(cfg: DictConfig) -> dict[str, Any]:
         raise UserError(f"format={cfg.format} is not supported; use format=hf (a Hugging Face folder).")
     if not cfg.ckpt or not cfg.out:
         raise UserError(f"ckpt and out must both be set: `{USAGE}`.")
-    best = Path(cfg.ckpt).expanduser() / "checkpoints" / ckpt.BEST
-    checkpoint = best.resolve() if ckpt.is_checkpoint(best) else ckpt.resolve_checkpoint(cfg.ckpt, key="ckpt")
+    checkpoint = ckpt.best_checkpoint(cfg.ckpt, key="ckpt")
     model, tokenizer, meta = load_checkpoint(checkpoint, "cpu", key="ckpt")
     model_type = cfg.model_type or _MODEL_TYPE.get(meta.get("model_name", ""))
     if model_type is None:

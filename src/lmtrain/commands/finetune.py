@@ -7,7 +7,6 @@
 from __future__ import annotations
 
 import logging
-import sys
 import time
 from typing import Any
 
@@ -23,18 +22,11 @@ from lmtrain.tasks.model import build_finetune_model, describe, freeze
 from lmtrain.training import checkpoint as ckpt
 from lmtrain.training.optim import build_optimizer, build_scheduler
 from lmtrain.training.precision import resolve_device
-from lmtrain.training.loggers import open_loggers, require_loggers
-from lmtrain.training.trainer import Trainer, TrainingInterrupted, continue_hint
+from lmtrain.training.loggers import require_loggers
+from lmtrain.training.session import fit_run
+from lmtrain.training.trainer import Trainer
 
 log = logging.getLogger(__name__)
-
-
-def _fit(trainer: Trainer, run: RunDir) -> dict[str, Any]:
-    try:
-        return trainer.fit()
-    except TrainingInterrupted as stop:
-        print(continue_hint("finetune", run.path, stop, sys.argv[1:]), file=sys.stderr)
-        sys.exit(130)
 
 
 def _samples(task, model, tokenizer, cfg: DictConfig, run: RunDir) -> dict[str, Any]:
@@ -81,15 +73,10 @@ def run(cfg: DictConfig) -> dict[str, Any]:
     meta = {**model_meta(model, backbone.model_name, f"finetune:{task.name}", tokenizer), "task": task.meta()}
     trainer = Trainer(model, objective, optimizer, scheduler, train_set, eval_set, PadCollator(tokenizer.id("pad")),
                       cfg.trainer, run_dir, device, meta, run_dir.path / TOKENIZER_FILE)
-    resume_from = ckpt.resume_checkpoint(cfg.trainer.resume, run_dir.checkpoints)
-    if resume_from is not None:
-        trainer.restore(resume_from)
-    # after restore: a resumed run's curves continue from its step
-    trainer.loggers = open_loggers(cfg.trainer.loggers, run_dir.path, OmegaConf.to_container(cfg, resolve=True),
-                                   start_step=trainer.state.step)
     log.info("finetune task=%s from %s: %d train / %d held-out examples, device %s", task.name, backbone.source,
              len(train_set), len(eval_set), device)
-    summary = _fit(trainer, run_dir)
+    summary = fit_run(trainer, cfg, run_dir, "finetune",
+                      ckpt.resume_checkpoint(cfg.trainer.resume, run_dir.checkpoints))
     baselines = task.completion_baseline(tokenizer) if task.name == "generation" else task.baselines()
     summary = {"command": "finetune", "task": task.name, "init": backbone.source, "model": backbone.model_name,
                **summary, **baselines, **describe(model), "labels": task.labels,

@@ -46,8 +46,7 @@ def finetuned_checkpoint(path: str | None):
     """The checkpoint ``ckpt`` names: a run's ``checkpoints/best`` (else ``last``), or a checkpoint directory."""
     if not path:
         raise UserError(f"ckpt is not set: give a fine-tuned run directory or checkpoint (`{USAGE}`).")
-    best = Path(path).expanduser() / "checkpoints" / ckpt.BEST
-    return best.resolve() if ckpt.is_checkpoint(best) else ckpt.resolve_checkpoint(path, key="ckpt")
+    return ckpt.best_checkpoint(path, key="ckpt")
 
 
 def run(cfg: DictConfig) -> list[dict[str, Any]]:

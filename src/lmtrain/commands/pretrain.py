@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import logging
-import sys
 import time
 from typing import Any
 
@@ -26,10 +25,11 @@ from lmtrain.objectives import build_objective
 from lmtrain.run_dir import TOKENIZER_FILE, RunDir, hydra_run_dir
 from lmtrain.training import checkpoint as ckpt
 from lmtrain.training.distributed import Distributed
-from lmtrain.training.loggers import open_loggers, require_loggers
+from lmtrain.training.loggers import require_loggers
 from lmtrain.training.optim import build_optimizer, build_scheduler
 from lmtrain.training.precision import resolve_device
-from lmtrain.training.trainer import Trainer, TrainingInterrupted, continue_hint
+from lmtrain.training.session import fit_run
+from lmtrain.training.trainer import Trainer
 
 # examples a baseline is estimated on: plenty for unigram statistics, and memory stays flat
 BASELINE_SEQUENCES = 50_000
@@ -104,24 +104,10 @@ def run(cfg: DictConfig) -> dict[str, Any]:
     meta = model_meta(model, cfg.model.name, cfg.objective.name, tokenizer)
     trainer = Trainer(model, objective, optimizer, scheduler, train_set, eval_set, PadCollator(tokenizer.id("pad")),
                       cfg.trainer, run_dir, device, meta, data.tokenizer_path, dist=dist)
-    resume_from = ckpt.resume_checkpoint(cfg.trainer.resume, run_dir.checkpoints)
-    if resume_from is not None:
-        trainer.restore(resume_from)
-    if dist.is_main:  # after restore: a resumed run's curves continue from its step
-        trainer.loggers = open_loggers(cfg.trainer.loggers, run_dir.path, OmegaConf.to_container(cfg, resolve=True),
-                                       start_step=trainer.state.step)
     log.info("%s: %.2fM parameters, %d train / %d held-out sequences, device %s", cfg.model.name,
              model.num_parameters() / 1e6, len(train_set), len(eval_set), device)
-    if dist.enabled:
-        torch.manual_seed(cfg.trainer.seed + dist.rank)  # independent dropout per rank
-    try:
-        summary = trainer.fit()
-    except TrainingInterrupted as stop:
-        dist.close()
-        if not dist.is_main:
-            sys.exit(130)
-        print(continue_hint("pretrain", run_dir.path, stop, sys.argv[1:]), file=sys.stderr)
-        sys.exit(130)
+    summary = fit_run(trainer, cfg, run_dir, "pretrain",
+                      ckpt.resume_checkpoint(cfg.trainer.resume, run_dir.checkpoints))
     summary = {
         "command": "pretrain",
         "model": cfg.model.name,

@@ -8,6 +8,7 @@ per object in `data.text_field`.
 from __future__ import annotations
 
 import codecs
+import hashlib
 import importlib.util
 import logging
 import random
@@ -18,6 +19,7 @@ from typing import Any
 
 import numpy as np
 
+from lmtrain.data.store import file_digest
 from lmtrain.errors import UserError
 
 log = logging.getLogger(__name__)
@@ -79,24 +81,28 @@ def split_sentences(text: str) -> list[str]:
     return [s.strip() for s in _SENTENCE_END.split(text.strip()) if s.strip()]
 
 
-def check_text_file(path: Path, key: str) -> None:
-    """Raise UserError unless ``path`` exists, is non-empty UTF-8 text.
+def check_text_file(path: Path, key: str) -> str:
+    """Raise UserError unless ``path`` exists, is non-empty UTF-8 text; return its SHA-256 (one read for both).
 
     Args:
         path: the file to check.
         key: the config key that named it, quoted in the message.
+    Returns:
+        The hex digest of the file's content (cache keys change when the data changes).
     """
     if not path.exists():
         raise UserError(f"{key}: file {path} does not exist. Check the path (relative paths are "
                         f"relative to the directory you run lmtrain from: {Path.cwd()}).")
     if is_wiki_dump(path):
-        return  # a compressed Wikipedia dump: read by the dump reader, not as text
+        return file_digest(path)  # a compressed Wikipedia dump: read by the dump reader, not as text
     if path.is_dir():
         raise UserError(f"{key}: {path} is a directory; list the files inside it, e.g. {key}=[{path}/*.txt].")
     decoder = codecs.getincrementaldecoder("utf-8")()
+    digest = hashlib.sha256()
     line, has_text = 1, False
     with open(path, "rb") as f:
         for chunk in iter(lambda: f.read(1 << 20), b""):
+            digest.update(chunk)
             try:
                 has_text = has_text or bool(decoder.decode(chunk).strip())
             except UnicodeDecodeError as error:
@@ -106,6 +112,7 @@ def check_text_file(path: Path, key: str) -> None:
             line += chunk.count(b"\n")
     if not has_text:
         raise UserError(f"{key}: {path} is empty. Give a file with at least a few documents of text.")
+    return digest.hexdigest()
 
 
 def _file_format(path: Path, fmt: str) -> str:
@@ -207,8 +214,12 @@ def load_documents(files: list[Path], fmt: str = "auto", text_field: str = "text
     return list(Corpus(files, fmt, text_field, documents, cache_dir))
 
 
-def corpus_files(data_cfg: Any) -> tuple[list[Path], list[Path]]:
-    """The (train, eval) files a data config names, each checked to be readable UTF-8 text."""
+def corpus_files(data_cfg: Any) -> tuple[list[Path], list[Path], list[str]]:
+    """The (train, eval) files a data config names, each checked to be readable UTF-8 text.
+
+    Returns:
+        (train files, eval files, content digests: the train files', ``"eval"``, the eval files').
+    """
     if data_cfg.source == "bundled":
         train = [bundled_file(name) for name in data_cfg.bundled]
         key = "data.bundled"
@@ -221,11 +232,9 @@ def corpus_files(data_cfg: Any) -> tuple[list[Path], list[Path]]:
     else:
         raise UserError(f"data.source={data_cfg.source} is not supported; use bundled or files.")
     eval_files = [Path(p).expanduser() for p in data_cfg.eval_files]
-    for path in train:
-        check_text_file(path, key)
-    for path in eval_files:
-        check_text_file(path, "data.eval_files")
-    return train, eval_files
+    digests = [check_text_file(path, key) for path in train] + ["eval"]
+    digests += [check_text_file(path, "data.eval_files") for path in eval_files]
+    return train, eval_files, digests
 
 
 def held_out_mask(n_docs: int, eval_fraction: float, seed: int) -> np.ndarray:

@@ -7,7 +7,6 @@ captions of an image stay on one side of the split).
 from __future__ import annotations
 
 import logging
-import os
 import random
 from dataclasses import dataclass, field
 
@@ -19,7 +18,8 @@ from lmtrain.data.captions import CaptionPair, pre_caption, read_captions
 from lmtrain.data.image_text import load_pair_images
 from lmtrain.data.shapes import shape_scenes
 from lmtrain.data.store import fingerprint
-from lmtrain.data.tokenizer import TextTokenizer, special_roles, tokenizer_fingerprint, train_tokenizer
+from lmtrain.data.tokenizer import (TextTokenizer, cached_tokenizer, special_roles, tokenizer_fingerprint,
+                                    train_tokenizer)
 from lmtrain.errors import UserError
 
 log = logging.getLogger(__name__)
@@ -116,11 +116,4 @@ def caption_tokenizer(data: ImageCaptionData, tok_cfg, max_words: int, cache_dir
         return train_tokenizer(captions, tok_cfg)
     key = fingerprint("caption-tokenizer", captions, tokenizer_fingerprint(tok_cfg))
     path = Path(cache_dir).expanduser() / "tokenizers" / key / "tokenizer.json"
-    if path.exists():
-        return TextTokenizer.from_file(path, roles)
-    tokenizer = train_tokenizer(captions, tok_cfg)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(f".tmp{os.getpid()}")
-    tokenizer.save(tmp)
-    os.replace(tmp, path)
-    return tokenizer
+    return cached_tokenizer(path, roles, lambda: train_tokenizer(captions, tok_cfg))

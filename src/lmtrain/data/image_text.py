@@ -80,8 +80,8 @@ class ImageTextDataset(Dataset):
         self.epoch = 0
         captions = [pre_caption(p.caption, max_words) for p in self.pairs]
         self.ids = self._frame(tokenizer, captions, max_seq_len)
-        mirrored = [swap_left_right(c) for c in captions]
-        self.mirrored_ids = self._frame(tokenizer, mirrored, max_seq_len) if train and flip else self.ids
+        self.mirrored_ids = (self._frame(tokenizer, [swap_left_right(c) for c in captions], max_seq_len)
+                             if train and flip else self.ids)
         self.pool = masking.random_candidates() if masking is not None else None
 
     @staticmethod

@@ -13,7 +13,6 @@ a chunk; a corpus smaller than one chunk is processed exactly as a whole.
 from __future__ import annotations
 
 import logging
-import os
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -26,7 +25,8 @@ from lmtrain.data.masking import MaskingSpec, mask_tokens
 from lmtrain.data.nsp_pairs import build_pairs
 from lmtrain.data.packing import pack_sentences, pack_stream
 from lmtrain.data.store import ExampleStore, StoreWriter, file_digest, fingerprint
-from lmtrain.data.tokenizer import TextTokenizer, special_roles, tokenizer_fingerprint, train_tokenizer
+from lmtrain.data.tokenizer import (TextTokenizer, cached_tokenizer, special_roles, tokenizer_fingerprint,
+                                    train_tokenizer)
 from lmtrain.errors import UserError
 
 log = logging.getLogger(__name__)
@@ -156,13 +156,17 @@ class SplitCorpus:
 
     def train_texts(self) -> Iterator[str]:
         """Each training document as one string (what the tokenizer is trained on)."""
-        for split, docs in self.chunks():
-            if split == "train":
-                yield from (" ".join(d) for d in docs)
+        start = 0
+        for docs in self.train.chunks(CHUNK_CHARS):  # the held-out corpus is never read here
+            flags = self.mask[start:start + len(docs)] if self.mask is not None else [False] * len(docs)
+            start += len(docs)
+            yield from (" ".join(d) for d, held in zip(docs, flags) if not held)
 
-    def n_train(self) -> int:
-        """The number of training documents."""
-        return len(self.train) - (0 if self.mask is None else int(self.mask.sum()))
+    def describe(self) -> str:
+        """The split for log lines (counting documents only where the mask already did)."""
+        if self.mask is None:
+            return "held-out documents from data.eval_files"
+        return f"{len(self.mask) - int(self.mask.sum())} train / {int(self.mask.sum())} held-out documents"
 
 
 def _tokenizer_for(data_cfg: Any, tok_cfg: Any, cache: Path, digests: list[str], corpus) -> tuple[TextTokenizer, Path]:
@@ -173,17 +177,14 @@ def _tokenizer_for(data_cfg: Any, tok_cfg: Any, cache: Path, digests: list[str],
     key = fingerprint("tokenizer", digests, tokenizer_fingerprint(tok_cfg), data_cfg.documents,
                       data_cfg.eval_fraction, data_cfg.split_seed, data_cfg.text_field)
     path = cache / "tokenizers" / key / "tokenizer.json"
-    if path.exists():
-        return TextTokenizer.from_file(path, roles), path
-    split = corpus()
-    log.info("training a %s tokenizer (vocabulary %d) on %d documents", tok_cfg.kind, tok_cfg.vocab_size,
-             split.n_train())
-    tokenizer = train_tokenizer(split.train_texts(), tok_cfg)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(f".tmp{os.getpid()}")
-    tokenizer.save(tmp)
-    os.replace(tmp, path)
-    return tokenizer, path
+
+    def train() -> TextTokenizer:
+        split = corpus()
+        log.info("training a %s tokenizer (vocabulary %d) on the training part of %s", tok_cfg.kind,
+                 tok_cfg.vocab_size, split.describe())
+        return train_tokenizer(split.train_texts(), tok_cfg)
+
+    return cached_tokenizer(path, roles, train), path
 
 
 def _write_examples(root: Path, split: SplitCorpus, tokenizer: TextTokenizer, data_cfg: Any, obj_cfg: Any) -> None:
@@ -219,8 +220,7 @@ def prepare_pretraining_data(data_cfg: Any, tok_cfg: Any, obj_cfg: Any) -> Pretr
     Returns:
         The tokenizer and both example stores.
     """
-    train_files, eval_files = corpus_files(data_cfg)
-    digests = [file_digest(p) for p in train_files] + ["eval"] + [file_digest(p) for p in eval_files]
+    train_files, eval_files, digests = corpus_files(data_cfg)
     cache = Path(data_cfg.cache_dir).expanduser()
     hf_cache = str(cache / "datasets")
     memo: list[SplitCorpus] = []
@@ -244,7 +244,6 @@ def prepare_pretraining_data(data_cfg: Any, tok_cfg: Any, obj_cfg: Any) -> Pretr
         log.info("using cached examples %s", root)
         return PretrainingData(tokenizer, tokenizer_path, ExampleStore(root / "train"), ExampleStore(root / "eval"), True)
     split = corpus()
-    log.info("tokenizing %d train documents (%s held out)", split.n_train(),
-             f"{int(split.mask.sum())} documents" if split.mask is not None else "data.eval_files")
+    log.info("tokenizing %s", split.describe())
     _write_examples(root, split, tokenizer, data_cfg, obj_cfg)
     return PretrainingData(tokenizer, tokenizer_path, ExampleStore(root / "train"), ExampleStore(root / "eval"), False)

@@ -68,8 +68,7 @@ def render_scene(rng: random.Random, side: int) -> tuple[Image.Image, str]:
     return img, f"a {first[0]} {first[1]} {first[2]} {relation} a {second[0]} {second[1]} {second[2]}"
 
 
-def shape_scenes(n: int, seed: int, side: int = 64, unique: bool = False,
-                 exclude: set[str] | None = None) -> list[tuple[Image.Image, str]]:
+def shape_scenes(n: int, seed: int, side: int = 64, unique: bool = False) -> list[tuple[Image.Image, str]]:
     """``n`` scenes from ``seed`` (the same seed, the same scenes).
 
     Args:
@@ -77,15 +76,14 @@ def shape_scenes(n: int, seed: int, side: int = 64, unique: bool = False,
         seed: the generator's seed.
         side: pixels per image side.
         unique: no caption twice (held-out sets: every query has exactly one right answer).
-        exclude: captions never to generate (e.g. the training captions, for a held-out set).
     """
     rng = random.Random(seed)
-    scenes, seen = [], set(exclude or ())
+    scenes, seen = [], set()
     for _ in range(n * 100):
         if len(scenes) == n:
             break
         img, caption = render_scene(rng, side)
-        if unique or exclude:
+        if unique:
             if caption in seen:
                 continue
             seen.add(caption)

@@ -7,7 +7,8 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable, Iterator
+import os
+from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -169,3 +170,19 @@ def tokenizer_fingerprint(tok_cfg: Any) -> str:
     values = {k: getattr(tok_cfg, k) for k in keys}
     values["special_tokens"] = special_roles(tok_cfg)
     return json.dumps(values, sort_keys=True)
+
+
+def cached_tokenizer(path: Path, roles: dict[str, str], train: Callable[[], TextTokenizer]) -> TextTokenizer:
+    """The tokenizer saved at ``path``, or ``train()``'s, saved there atomically for the next run.
+
+    Training is not deterministic in `tokenizers` (ties broken in hash-map order), so only a
+    cached tokenizer gives the same text the same ids every time.
+    """
+    if path.exists():
+        return TextTokenizer.from_file(path, roles)
+    tokenizer = train()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(f".tmp{os.getpid()}")
+    tokenizer.save(tmp)
+    os.replace(tmp, path)
+    return tokenizer

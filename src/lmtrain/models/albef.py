@@ -141,7 +141,6 @@ class AlbefModel(nn.Module):
         self.momentum = copy.deepcopy(nn.ModuleDict(self._online()))
         for param in self.momentum.parameters():
             param.requires_grad_(False)
-        self._pairs = self._momentum_pairs()
         D, Q = spec.embed_dim, spec.queue_size
         self.register_buffer("image_queue", F.normalize(torch.randn(D, Q), dim=0))  # (D, Q)
         self.register_buffer("text_queue", F.normalize(torch.randn(D, Q), dim=0))  # (D, Q)
@@ -165,16 +164,10 @@ class AlbefModel(nn.Module):
                     pairs.append((online, momentum))
         return pairs
 
-    def _apply(self, fn, recurse=True):
-        # .to() / .cuda() may replace parameters: rebuild the pairs from the moved modules.
-        result = super()._apply(fn, recurse)
-        self._pairs = self._momentum_pairs()
-        return result
-
     @torch.no_grad()
     def sync_momentum(self) -> None:
         """Set every momentum parameter to its online one (after loading online weights)."""
-        for online, momentum in self._pairs:
+        for online, momentum in self._momentum_pairs():
             momentum.copy_(online)
 
     # ------------------------------------------------------------------ encoders
@@ -215,8 +208,9 @@ class AlbefModel(nn.Module):
     def momentum_update(self) -> None:
         """theta_m <- m * theta_m + (1 - m) * theta for every momentum parameter; counts the step."""
         m = self.spec.momentum
-        for online, momentum in self._pairs:
-            momentum.mul_(m).add_(online.detach(), alpha=1.0 - m)
+        online, momentum = zip(*self._momentum_pairs())
+        torch._foreach_mul_(momentum, m)  # one multi-tensor kernel per op, not two launches per parameter
+        torch._foreach_add_(momentum, online, alpha=1.0 - m)
         self.steps_done += 1
 
     @torch.no_grad()

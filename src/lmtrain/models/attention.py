@@ -83,25 +83,19 @@ class CrossAttention(nn.Module):
         d_model: width of the queries (and of the output).
         n_heads: number of heads.
         attention_dropout: dropout on attention probabilities (training only).
-        d_context: width of the context states (e.g. the image encoder's); None = ``d_model``.
+        d_context: width of the context states (e.g. the image encoder's).
     """
 
-    def __init__(self, d_model: int, n_heads: int, attention_dropout: float, d_context: int | None = None):
+    def __init__(self, d_model: int, n_heads: int, attention_dropout: float, d_context: int):
         super().__init__()
         self.n_heads = n_heads
         self.q = nn.Linear(d_model, d_model)
-        self.kv = nn.Linear(d_context or d_model, 2 * d_model)
+        self.kv = nn.Linear(d_context, 2 * d_model)
         self.out = nn.Linear(d_model, d_model)
         self.attention_dropout = attention_dropout
 
-    def forward(self, x: torch.Tensor, context: torch.Tensor, context_mask: torch.Tensor | None) -> torch.Tensor:
-        """Attend from ``x`` (B, T, D) to ``context`` (B, S, Dc).
-
-        Args:
-            context_mask: boolean (B, 1, 1, S), True where a context position may be seen; or None.
-        Returns:
-            (B, T, D) attention output.
-        """
+    def forward(self, x: torch.Tensor, context: torch.Tensor) -> torch.Tensor:
+        """Attend from ``x`` (B, T, D) to every position of ``context`` (B, S, Dc); returns (B, T, D)."""
         B, T, D = x.shape
         S = context.shape[1]
         Dh = D // self.n_heads
@@ -109,6 +103,6 @@ class CrossAttention(nn.Module):
         k, v = self.kv(context).view(B, S, 2, self.n_heads, Dh).unbind(2)  # 2 x (B, S, H, Dh)
         k, v = k.transpose(1, 2), v.transpose(1, 2)  # (B, H, S, Dh)
         dropout = self.attention_dropout if self.training else 0.0
-        y = F.scaled_dot_product_attention(q, k, v, attn_mask=context_mask, dropout_p=dropout)
+        y = F.scaled_dot_product_attention(q, k, v, dropout_p=dropout)
         y = y.transpose(1, 2).reshape(B, T, D)  # (B, T, D)
         return self.out(y)

@@ -164,7 +164,8 @@ class BiLM(nn.Module):
         """States of ``input_ids`` (B, T); ``attention_mask`` (B, T) marks real tokens, right-padded."""
         tokens = self.encoder(input_ids)  # (B, T, d_model)
         x = self.dropout(tokens)
-        lengths = None if attention_mask is None or bool(attention_mask.all()) else attention_mask.sum(1)
+        # reversing within each length is a plain flip for full rows: no host sync to find out which
+        lengths = None if attention_mask is None else attention_mask.sum(1)
         forward = self.forward_lm(x)
         backward = [reverse_within_length(h, lengths) for h in self.backward_lm(reverse_within_length(x, lengths))]
         return BiLMOutput(tokens, forward, backward)

@@ -109,9 +109,8 @@ def build_elmo_task_model(spec: ElmoSpec, task_heads: Mapping[str, dict],
     """An :class:`ElmoTaskModel` whose biLM holds ``pretrained`` weights (None: random, for tests)."""
     model = ElmoTaskModel(spec, task_heads)
     if pretrained is not None:
-        state = bilm_state(pretrained)
-        model.load_state_dict(state, strict=False)
-        missing = [k for k in model.state_dict() if k.startswith(BILM_PREFIX) and k not in state]
+        result = model.load_state_dict(bilm_state(pretrained), strict=False)
+        missing = [k for k in result.missing_keys if k.startswith(BILM_PREFIX)]
         if missing:
             raise ValueError(f"pretrained biLM weights lack {missing[:5]}")
     return model

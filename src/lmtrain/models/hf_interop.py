@@ -413,11 +413,21 @@ def export_hf_folder(model: LanguageModel, model_type: str, out_dir: str | Path,
     Raises:
         UserError: the model has no equivalent Hugging Face architecture, or tokenizer_json is missing.
     """
-    out_dir = Path(out_dir).expanduser()
     config = hf_config_from_spec(model.spec, model_type, model.head_names, token_ids)
+    tensors = lmtrain_to_hf(model.state_dict(), model.spec, model_type)
+    return write_hf_folder(out_dir, config, tensors, tokenizer_json)
+
+
+def write_hf_folder(out_dir: str | Path, config: dict, tensors: dict[str, torch.Tensor],
+                    tokenizer_json: Path | None) -> Path:
+    """Write ``config.json``, ``model.safetensors`` (and a copy of ``tokenizer_json``) into ``out_dir``.
+
+    Raises:
+        UserError: ``tokenizer_json`` is given but missing.
+    """
+    out_dir = Path(out_dir).expanduser()
     if tokenizer_json is not None and not Path(tokenizer_json).is_file():
         raise UserError(f"tokenizer file {tokenizer_json} does not exist; pass the run's tokenizer.json or none.")
-    tensors = lmtrain_to_hf(model.state_dict(), model.spec, model_type)
     out_dir.mkdir(parents=True, exist_ok=True)
     (out_dir / "config.json").write_text(json.dumps(config, indent=2, sort_keys=True) + "\n")
     save_file(tensors, str(out_dir / "model.safetensors"), metadata={"format": "pt"})

@@ -10,17 +10,14 @@ the task heads lmtrain fine-tunes. Both heads match Hugging Face's exactly in ev
 
 from __future__ import annotations
 
-import json
-import shutil
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
 import torch
-from safetensors.torch import save_file
 
 from lmtrain.errors import UserError
-from lmtrain.models.hf_interop import export_hf_folder, hf_config_from_spec, lmtrain_to_hf
+from lmtrain.models.hf_interop import export_hf_folder, hf_config_from_spec, lmtrain_to_hf, write_hf_folder
 from lmtrain.models.hf_tokenizer import write_hf_tokenizer_files
 from lmtrain.models.language_model import LanguageModel
 
@@ -53,7 +50,7 @@ def task_head_tensors(model: LanguageModel, model_type: str) -> tuple[str, dict[
 
 
 def _export_finetuned(model: LanguageModel, model_type: str, out_dir: Path, task: Mapping[str, Any] | None,
-                      token_ids: Mapping[str, int] | None) -> Path:
+                      token_ids: Mapping[str, int] | None, tokenizer_json: Path | None) -> Path:
     arch, head_tensors, extra = task_head_tensors(model, model_type)
     config = hf_config_from_spec(model.spec, model_type, [], token_ids)
     n_classes = next(iter(model.task_heads.values()))["n_classes"]
@@ -62,10 +59,7 @@ def _export_finetuned(model: LanguageModel, model_type: str, out_dir: Path, task
                   label2id={label: i for i, label in enumerate(labels)}, **extra)
     backbone = {k: v for k, v in model.state_dict().items() if not k.startswith("heads.")}
     tensors = {**lmtrain_to_hf(backbone, model.spec, model_type), **head_tensors}
-    out_dir.mkdir(parents=True, exist_ok=True)
-    (out_dir / "config.json").write_text(json.dumps(config, indent=2, sort_keys=True) + "\n")
-    save_file(tensors, str(out_dir / "model.safetensors"), metadata={"format": "pt"})
-    return out_dir
+    return write_hf_folder(out_dir, config, tensors, tokenizer_json)
 
 
 def export_model(model: LanguageModel, model_type: str, out_dir: str | Path, tokenizer_json: Path | None,
@@ -87,9 +81,7 @@ def export_model(model: LanguageModel, model_type: str, out_dir: str | Path, tok
     """
     out_dir = Path(out_dir).expanduser()
     if model.task_heads:
-        _export_finetuned(model, model_type, out_dir, task, token_ids)
-        if tokenizer_json is not None:
-            shutil.copyfile(tokenizer_json, out_dir / "tokenizer.json")
+        _export_finetuned(model, model_type, out_dir, task, token_ids, tokenizer_json)
     else:
         export_hf_folder(model, model_type, out_dir, tokenizer_json, token_ids)
     if tokenizer_json is not None:

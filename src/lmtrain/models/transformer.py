@@ -106,17 +106,16 @@ class Block(nn.Module):
         self.dropout = nn.Dropout(spec.dropout)
 
     def forward(self, x: torch.Tensor, mask: torch.Tensor | None, is_causal: bool,
-                cache: KVCache | None = None, layer: int = 0, context: torch.Tensor | None = None,
-                context_mask: torch.Tensor | None = None) -> torch.Tensor:
+                cache: KVCache | None = None, layer: int = 0, context: torch.Tensor | None = None) -> torch.Tensor:
         """(B, T, D) -> (B, T, D); see :meth:`SelfAttention.forward` and :meth:`CrossAttention.forward`."""
         if self.pre_norm:
             x = x + self.dropout(self.attn(self.attn_norm(x), mask, is_causal, cache, layer))
             if context is not None:
-                x = x + self.dropout(self.cross(self.cross_norm(x), context, context_mask))
+                x = x + self.dropout(self.cross(self.cross_norm(x), context))
             return x + self.dropout(self.ff(self.ff_norm(x)))
         x = self.attn_norm(x + self.dropout(self.attn(x, mask, is_causal, cache, layer)))
         if context is not None:
-            x = self.cross_norm(x + self.dropout(self.cross(x, context, context_mask)))
+            x = self.cross_norm(x + self.dropout(self.cross(x, context)))
         return self.ff_norm(x + self.dropout(self.ff(x)))
 
 

@@ -115,7 +115,7 @@ class ImageTextObjective(Objective):
     def _itc(self, model, image_feat, text_feat, image_feat_m, text_feat_m, idx, alpha):
         """Contrastive loss (summed over the batch, both directions averaged) and the similarities."""
         with torch.no_grad():
-            idx_all = torch.cat([idx[None, :], model.idx_queue.clone()], dim=1)  # (1, B + Q)
+            idx_all = torch.cat([idx[None, :], model.idx_queue], dim=1)  # (1, B + Q)
             # Queue slots not yet filled hold random vectors, not features: leave them out. (Against
             # random negatives, collapsing every feature onto one direction is an easy first win.)
             empty = idx_all == EMPTY_SLOT  # (1, B + Q)
@@ -124,8 +124,8 @@ class ImageTextObjective(Objective):
             empty = empty.expand(len(idx), -1)  # (B, B + Q)
             positives = ((idx[:, None] == idx_all) & ~empty).float()  # (B, B + Q): left-out slots are never targets
             sim_targets = positives / positives.sum(1, keepdim=True)
-            image_feat_all = torch.cat([image_feat_m.T, model.image_queue.clone()], dim=1)  # (E, B + Q)
-            text_feat_all = torch.cat([text_feat_m.T, model.text_queue.clone()], dim=1)  # (E, B + Q)
+            image_feat_all = torch.cat([image_feat_m.T, model.image_queue], dim=1)  # (E, B + Q)
+            text_feat_all = torch.cat([text_feat_m.T, model.text_queue], dim=1)  # (E, B + Q)
             if alpha > 0:
                 sim_i2t_m = (image_feat_m @ text_feat_all / model.temp).masked_fill(empty, MASKED)  # (B, B + Q)
                 sim_t2i_m = (text_feat_m @ image_feat_all / model.temp).masked_fill(empty, MASKED)
@@ -209,12 +209,8 @@ class ImageTextObjective(Objective):
             sums.update(itm_loss_sum=F.cross_entropy(logits, labels, reduction="sum"),
                         itm_correct=(logits.argmax(-1) == labels).sum(), itm_count=labels.new_tensor(len(labels)))
         if self.weights["mlm"] > 0 and "labels" in batch:
-            selected = batch["labels"] != IGNORE_INDEX
-            targets_mlm = batch["labels"][selected]
-            fused = model.fuse(model.encode_text(batch["mlm_input_ids"], mask), mask, image_states)
-            logits = model.mlm_logits(fused[selected]).float()
-            sums.update(mlm_loss_sum=F.cross_entropy(logits, targets_mlm, reduction="sum"),
-                        mlm_correct=(logits.argmax(-1) == targets_mlm).sum(), mlm_count=selected.sum())
+            _, ce_sum, correct, count = self._mlm(model, batch, image_states, None, alpha=0.0)
+            sums.update(mlm_loss_sum=ce_sum, mlm_correct=correct, mlm_count=count)
         keep = self.rerank_k > 0
         predictions = {"image_id": idx.cpu(), "image_feat": image_feat.float().cpu(), "text_feat": text_feat.float().cpu(),
                        "image_states": image_states.cpu() if keep else None,

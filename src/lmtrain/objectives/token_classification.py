@@ -43,9 +43,9 @@ class TokenClassification(Objective):
                  norm: dict[str, torch.Tensor]) -> ObjectiveOutput:
         """Tagging loss of ``batch``; word-level predictions when the model is in eval mode."""
         _, selected, targets, logits = labelled_logits(model, batch, "tagger")  # logits (N, C)
-        loss_sum = F.cross_entropy(logits, targets, reduction="sum")
-        weighted = loss_sum if self.weights is None else (
-            F.cross_entropy(logits, targets, reduction="none") * self._weight_of(targets)).sum()
+        losses = F.cross_entropy(logits, targets, reduction="none")  # (N,)
+        loss_sum = losses.sum()
+        weighted = loss_sum if self.weights is None else (losses * self._weight_of(targets)).sum()
         predicted = logits.argmax(-1)
         sums = {"tag_loss_sum": loss_sum.detach(), "tag_correct": (predicted == targets).sum(),
                 "tag_count": selected.sum()}

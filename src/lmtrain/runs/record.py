@@ -20,7 +20,7 @@ from typing import Any, Iterable
 import numpy as np
 import yaml
 
-from lmtrain.run_dir import CHECKPOINTS_DIR, METRICS_FILE, SUMMARY_FILE, read_metrics
+from lmtrain.run_dir import CHECKPOINTS_DIR, METRICS_FILE, SUMMARY_FILE, lower_is_better, read_metrics
 from lmtrain.runs.series import metric_series, train_clock
 
 log = logging.getLogger(__name__)
@@ -32,11 +32,6 @@ TRAINER_STATE = "trainer_state.pt"  # the file that makes a checkpoint resumable
 OBJECTIVE_METRIC = {"mlm_nsp": "mlm_acc", "mlm": "mlm_acc", "clm": "ppl", "bilm": "ppl"}
 TASK_METRIC = {"ner": "f1", "classification": "accuracy", "generation": "ppl"}
 _ERROR_MARKERS = ("][ERROR]", "][CRITICAL]", "Traceback (most recent call last)")
-
-
-def lower_is_better(metric: str) -> bool:
-    """Direction of a metric by its name: losses and perplexities fall, everything else rises."""
-    return any(word in metric for word in ("loss", "ppl", "perplexity"))
 
 
 @dataclass

@@ -12,7 +12,7 @@ import json
 import logging
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 import torch
 
@@ -43,8 +43,8 @@ def _kind(causal: bool) -> str:
     return "causal (GPT)" if causal else "bidirectional (BERT / RoBERTa)"
 
 
-def latest_pretrain_run(causal: bool, root: Path = PRETRAIN_ROOT) -> Path | None:
-    """The newest run under ``root`` with ``checkpoints/last`` whose model has ``causal`` attention."""
+def latest_run(accepts: Callable[[dict[str, Any]], bool], root: Path = PRETRAIN_ROOT) -> Path | None:
+    """The newest run under ``root`` with ``checkpoints/last`` whose ``model.json`` ``accepts``."""
     best: tuple[float, Path] | None = None
     for last in root.glob(f"*/checkpoints/{ckpt.LAST}"):
         if not ckpt.is_checkpoint(last):
@@ -53,7 +53,7 @@ def latest_pretrain_run(causal: bool, root: Path = PRETRAIN_ROOT) -> Path | None
             meta = ckpt.read_model_meta(last)
         except (OSError, json.JSONDecodeError):
             continue
-        if meta.get("family") != "transformer" or bool(meta["spec"].get("causal")) != causal:
+        if not accepts(meta):
             continue
         stamp = last.resolve().stat().st_mtime
         if best is None or stamp > best[0]:
@@ -61,7 +61,14 @@ def latest_pretrain_run(causal: bool, root: Path = PRETRAIN_ROOT) -> Path | None
     return best[1] if best else None
 
 
-def _from_checkpoint(path: str) -> Backbone:
+def latest_pretrain_run(causal: bool, root: Path = PRETRAIN_ROOT) -> Path | None:
+    """The newest run under ``root`` with ``checkpoints/last`` whose Transformer has ``causal`` attention."""
+    return latest_run(lambda meta: meta.get("family") == "transformer" and bool(meta["spec"].get("causal")) == causal,
+                      root)
+
+
+def from_checkpoint(path: str) -> Backbone:
+    """The backbone of an lmtrain run or checkpoint directory (Transformer or ELMo)."""
     from lmtrain.models.loading import load_checkpoint
 
     model, tokenizer, meta = load_checkpoint(path, "cpu", key="init", families=("transformer", "elmo"))
@@ -71,7 +78,8 @@ def _from_checkpoint(path: str) -> Backbone:
     return Backbone(model.spec, model.state_dict(), tokenizer, meta.get("model_name", "bert"), str(path))
 
 
-def _from_hf_folder(folder: Path) -> Backbone:
+def from_hf_folder(folder: Path) -> Backbone:
+    """The backbone of a Hugging Face BERT / RoBERTa / GPT-2 folder, with its tokenizer."""
     from lmtrain.models.hf_interop import load_hf_folder
     from lmtrain.models.hf_tokenizer import load_hf_tokenizer
 
@@ -111,16 +119,16 @@ def resolve_backbone(cfg: Any, causal: bool, texts: list[str]) -> Backbone:
                             "directory), or give init=<run dir, checkpoint or Hugging Face folder>, or "
                             "init=scratch to train from random weights on purpose.")
         log.info("init: the latest compatible pretrain run, %s", run)
-        backbone = _from_checkpoint(str(run))
+        backbone = from_checkpoint(str(run))
     elif init == "scratch":
         backbone = _from_scratch(cfg, texts)
     else:
         path = Path(init).expanduser()
         if (path / "config.json").is_file():
-            backbone = _from_hf_folder(path)
+            backbone = from_hf_folder(path)
         elif path.exists() and (ckpt.is_checkpoint(path) or (path / "checkpoints" / ckpt.LAST).exists()
                                 or ckpt.is_checkpoint(path / ckpt.LAST)):
-            backbone = _from_checkpoint(init)
+            backbone = from_checkpoint(init)
         else:
             what = "does not exist" if not path.exists() else "is not a model"
             raise UserError(f"init={init} {what}: expected a run directory (outputs/pretrain/...), a checkpoint "

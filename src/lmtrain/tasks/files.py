@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-import random
 from importlib import resources
 from pathlib import Path
 from typing import Any, TypeVar
 
-from lmtrain.data.corpus import bundled_file, check_text_file
+from lmtrain.data.corpus import bundled_file, check_text_file, held_out_mask
 from lmtrain.errors import UserError
 
 T = TypeVar("T")
@@ -65,11 +64,8 @@ def hold_out(examples: list[T], fraction: float, seed: int, what: str) -> tuple[
                         "for evaluation. Add data or give data.eval_file.")
     if not 0 < fraction < 1:
         raise UserError(f"data.eval_fraction={fraction} must be between 0 and 1 (exclusive).")
-    order = list(range(len(examples)))
-    random.Random(seed).shuffle(order)
-    n_eval = min(len(examples) - 1, max(1, round(len(examples) * fraction)))
-    held = set(order[:n_eval])
-    return ([e for i, e in enumerate(examples) if i not in held], [e for i, e in enumerate(examples) if i in held])
+    held = held_out_mask(len(examples), fraction, seed)  # the pretraining corpus's split rule
+    return [e for e, h in zip(examples, held) if not h], [e for e, h in zip(examples, held) if h]
 
 
 def read_lines(path: Path) -> list[str]:

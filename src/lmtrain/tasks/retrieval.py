@@ -94,6 +94,15 @@ def _itm_scores(model, text: tuple[torch.Tensor, torch.Tensor], image_states: to
     return model.itm_logits(fused).float().softmax(-1)[:, 1].cpu()
 
 
+def _rerank(sims: torch.Tensor, k: int, top_k: int, itm_scores) -> list[tuple[int, dict[str, float]]]:
+    """The ``k`` most similar candidates re-ranked by ``itm_scores(indices)``: the best ``top_k`` as
+    (candidate index, {score, similarity})."""
+    top = sims.topk(min(k, len(sims))).indices
+    scores = itm_scores(top)
+    return [(int(top[i]), {"score": round(float(scores[i]), 4), "similarity": round(float(sims[top[i]]), 4)})
+            for i in scores.argsort(descending=True)[:top_k]]
+
+
 def predict_retrieval(cfg: Any, checkpoint: Path) -> list[dict[str, Any]]:
     """Rank ``cfg.images`` for each caption of ``cfg.input``, or ``cfg.captions`` for each image of it.
 
@@ -109,33 +118,23 @@ def predict_retrieval(cfg: Any, checkpoint: Path) -> list[dict[str, Any]]:
     task = meta.get("task") or {}
     max_seq_len, max_words = task.get("max_seq_len", model.spec.text.max_positions), task.get("max_words", 30)
     k = max(cfg.top_k, task.get("rerank_k", 16))
+    if cfg.images:  # captions ask, images answer
+        captions, images = read_inputs(cfg.input), image_files(cfg.images, "images")
+    else:  # images ask, captions answer
+        images, captions = query_images(cfg.input), read_inputs(cfg.captions)
+    image_feat, image_states = _encode_images(model, images, device, cfg.batch_size)
+    text_feat, texts = _encode_texts(model, tokenizer, captions, max_seq_len, max_words, device, cfg.batch_size)
+    records = []
     if cfg.images:
-        captions, gallery = read_inputs(cfg.input), image_files(cfg.images, "images")
-        image_feat, image_states = _encode_images(model, gallery, device, cfg.batch_size)
-        text_feat, texts = _encode_texts(model, tokenizer, captions, max_seq_len, max_words, device, cfg.batch_size)
-        records = []
         for q, caption in enumerate(captions):
-            sims = image_feat @ text_feat[q]  # (N_images,)
-            top = sims.topk(min(k, len(gallery))).indices
-            scores = _itm_scores(model, texts[q], image_states[top], device)
-            order = scores.argsort(descending=True)[: cfg.top_k]
-            records.append({"query": caption, "matches": [
-                {"image": str(gallery[top[i]]), "score": round(float(scores[i]), 4),
-                 "similarity": round(float(sims[top[i]]), 4)} for i in order]})
+            matches = _rerank(image_feat @ text_feat[q], k, cfg.top_k,
+                              lambda top: _itm_scores(model, texts[q], image_states[top], device))
+            records.append({"query": caption, "matches": [{"image": str(images[i]), **m} for i, m in matches]})
     else:
-        images = query_images(cfg.input)
-        captions = read_inputs(cfg.captions)
-        image_feat, image_states = _encode_images(model, images, device, cfg.batch_size)
-        text_feat, texts = _encode_texts(model, tokenizer, captions, max_seq_len, max_words, device, cfg.batch_size)
-        records = []
         for q, path in enumerate(images):
-            sims = text_feat @ image_feat[q]  # (N_captions,)
-            top = sims.topk(min(k, len(captions))).indices
-            scores = torch.cat([_itm_scores(model, texts[t], image_states[q:q + 1], device) for t in top.tolist()])
-            order = scores.argsort(descending=True)[: cfg.top_k]
-            records.append({"query": str(path), "matches": [
-                {"caption": captions[top[i]], "score": round(float(scores[i]), 4),
-                 "similarity": round(float(sims[top[i]]), 4)} for i in order]})
+            matches = _rerank(text_feat @ image_feat[q], k, cfg.top_k, lambda top: torch.cat(
+                [_itm_scores(model, texts[t], image_states[q:q + 1], device) for t in top.tolist()]))
+            records.append({"query": str(path), "matches": [{"caption": captions[i], **m} for i, m in matches]})
     log.info("predict: %d quer%s with %s (retrieval)", len(records), "y" if len(records) == 1 else "ies", checkpoint)
     write_records(records, cfg.output)
     return records

@@ -10,7 +10,6 @@
 
 from __future__ import annotations
 
-import json
 import logging
 from dataclasses import dataclass
 from pathlib import Path
@@ -22,11 +21,10 @@ from lmtrain.data.tokenizer import TextTokenizer
 from lmtrain.errors import UserError
 from lmtrain.models.albef import AlbefModel, AlbefSpec, resolve_albef_spec
 from lmtrain.models.vit import VisionSpec
+from lmtrain.tasks.backbone import PRETRAIN_ROOT, from_checkpoint, from_hf_folder, latest_run
 from lmtrain.training import checkpoint as ckpt
 
 log = logging.getLogger(__name__)
-
-PRETRAIN_ROOT = Path("outputs") / "pretrain"
 
 
 @dataclass
@@ -36,21 +34,6 @@ class RetrievalInit:
     model: AlbefModel
     tokenizer: TextTokenizer
     source: str
-
-
-def latest_albef_run(root: Path = PRETRAIN_ROOT) -> Path | None:
-    """The newest run under ``root`` with ``checkpoints/last`` holding an ALBEF model."""
-    best: tuple[float, Path] | None = None
-    for last in root.glob(f"*/checkpoints/{ckpt.LAST}"):
-        try:
-            if not ckpt.is_checkpoint(last) or ckpt.read_model_meta(last).get("family") != "albef":
-                continue
-        except (OSError, json.JSONDecodeError):
-            continue
-        stamp = last.resolve().stat().st_mtime
-        if best is None or stamp > best[0]:
-            best = (stamp, last.parent.parent)
-    return best[1] if best else None
 
 
 def _vision_spec(model_cfg: Any) -> VisionSpec:
@@ -121,11 +104,9 @@ def resolve_retrieval_init(cfg: Any, captions: list[str]) -> RetrievalInit:
     Raises:
         UserError: no ALBEF run to start from, or a path that is not a usable model.
     """
-    from lmtrain.tasks.backbone import _from_checkpoint, _from_hf_folder
-
     init = cfg.init
     if init in (None, "", "auto"):
-        run = latest_albef_run()
+        run = latest_run(lambda meta: meta.get("family") == "albef")
         if run is None:
             raise UserError(f"no pretrained ALBEF to fine-tune: no run under {PRETRAIN_ROOT.resolve()} has "
                             "checkpoints/last with an ALBEF model. Run `lmtrain pretrain model=albef` first (from "
@@ -142,7 +123,7 @@ def resolve_retrieval_init(cfg: Any, captions: list[str]) -> RetrievalInit:
         return RetrievalInit(AlbefModel(spec, ()), tokenizer, "scratch (random weights)")
     path = Path(init).expanduser()
     if (path / "config.json").is_file():
-        return _with_text_backbone(_from_hf_folder(path), cfg.model, cfg.task.vision_init)
+        return _with_text_backbone(from_hf_folder(path), cfg.model, cfg.task.vision_init)
     try:
         checkpoint = ckpt.resolve_checkpoint(path, key="init")
     except UserError:
@@ -154,4 +135,4 @@ def resolve_retrieval_init(cfg: Any, captions: list[str]) -> RetrievalInit:
         return _from_albef(init)
     if family != "transformer":
         raise UserError(f"init={init} holds a {family} model; retrieval starts from ALBEF or a BERT-style encoder.")
-    return _with_text_backbone(_from_checkpoint(init), cfg.model, cfg.task.vision_init)
+    return _with_text_backbone(from_checkpoint(init), cfg.model, cfg.task.vision_init)

@@ -132,6 +132,12 @@ def resolve_checkpoint(path: str | Path, key: str = "ckpt") -> Path:
                     "(checkpoints/step-N or checkpoints/last), or a run directory that has checkpoints/last.")
 
 
+def best_checkpoint(path: str | Path, key: str = "ckpt") -> Path:
+    """A run's ``checkpoints/best`` if it has one, else what :func:`resolve_checkpoint` finds at ``path``."""
+    best = Path(path).expanduser() / "checkpoints" / BEST
+    return best.resolve() if is_checkpoint(best) else resolve_checkpoint(path, key=key)
+
+
 def resume_checkpoint(resume: str | None, checkpoints_dir: Path) -> Path | None:
     """The checkpoint ``trainer.resume`` names: None, ``auto`` (this run's ``last``, if any) or a path."""
     if not resume:

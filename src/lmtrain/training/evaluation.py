@@ -13,6 +13,18 @@ from lmtrain.data.sampler import EpochBatches
 from lmtrain.objectives.base import Objective
 
 
+def to_device(batch: dict[str, torch.Tensor], device: torch.device) -> dict[str, torch.Tensor]:
+    """Every tensor of ``batch`` on ``device`` (asynchronous copies from pinned memory)."""
+    return {k: v.to(device, non_blocking=True) for k, v in batch.items()}
+
+
+def add_sums(total: dict[str, torch.Tensor], new: dict[str, torch.Tensor]) -> None:
+    """Add detached ``new`` metric sums into ``total`` in place (no host sync)."""
+    for key, value in new.items():
+        value = value.detach()
+        total[key] = total[key] + value if key in total else value.clone()
+
+
 @torch.no_grad()
 def evaluate_objective(model: nn.Module, objective: Objective, dataset: Dataset, collate: Callable,
                        batch_size: int, max_batches: int | None, device: torch.device,
@@ -39,11 +51,10 @@ def evaluate_objective(model: nn.Module, objective: Objective, dataset: Dataset,
     sums: dict[str, torch.Tensor] = {}
     predictions = []
     for indices in batches:
-        batch = {k: v.to(device, non_blocking=True) for k, v in collate([dataset[i] for i in indices]).items()}
+        batch = to_device(collate([dataset[i] for i in indices]), device)
         with autocast():
             out = objective(model, batch, objective.count_targets(batch))
-        for key, value in out.sums.items():
-            sums[key] = sums[key] + value.detach() if key in sums else value.detach().clone()
+        add_sums(sums, out.sums)
         if out.predictions is not None:
             predictions.append(out.predictions)
     model.train(was_training)

@@ -14,7 +14,7 @@ import signal
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any, Callable, Sequence
+from typing import Any, Callable
 
 import torch
 from torch import nn
@@ -23,11 +23,11 @@ from torch.utils.data import DataLoader, Dataset
 from lmtrain.data.sampler import EpochBatches
 from lmtrain.errors import UserError
 from lmtrain.objectives.base import Objective
-from lmtrain.run_dir import RunDir
+from lmtrain.run_dir import RunDir, lower_is_better
 from lmtrain.training import checkpoint as ckpt
 from lmtrain.training.compile import maybe_compile
 from lmtrain.training.distributed import Distributed
-from lmtrain.training.evaluation import evaluate_objective
+from lmtrain.training.evaluation import add_sums, evaluate_objective, to_device
 from lmtrain.training.precision import Precision
 from lmtrain.training.progress import TrainingProgress
 from lmtrain.training.sharding import fully_shard_step, full_model_state, full_optimizer_state, load_full_state
@@ -65,10 +65,6 @@ class TrainState:
     evals_without_improvement: int = 0
 
 
-def _to_device(batch: dict[str, torch.Tensor], device: torch.device) -> dict[str, torch.Tensor]:
-    return {k: v.to(device, non_blocking=True) for k, v in batch.items()}
-
-
 class ObjectiveStep(nn.Module):
     """``objective(model, batch, norm)`` as a module, so DistributedDataParallel can wrap the call.
 
@@ -86,12 +82,6 @@ class ObjectiveStep(nn.Module):
         return self.objective(self.model, batch, norm)
 
 
-def _add(total: dict[str, torch.Tensor], new: dict[str, torch.Tensor]) -> None:
-    for key, value in new.items():
-        value = value.detach()
-        total[key] = total[key] + value if key in total else value.clone()
-
-
 class Trainer:
     """Runs optimizer steps, evaluations and checkpoints.
 
@@ -106,22 +96,22 @@ class Trainer:
         model_meta: saved as ``model.json`` in checkpoints (how to rebuild the model).
         tokenizer_file: copied into checkpoints.
         dist: this process's place in a data-parallel job (None = a single process).
-        loggers: extra metric sinks (``training.loggers``) that get every event ``metrics.jsonl``
-            gets; closed when ``fit`` ends.
+
+    ``loggers`` holds extra metric sinks (``trainer.loggers``) that get every event ``metrics.jsonl``
+    gets; :func:`lmtrain.training.session.fit_run` opens them after a restore. Closed when ``fit`` ends.
     """
 
     def __init__(self, model: nn.Module, objective: Objective, optimizer: torch.optim.Optimizer,
                  scheduler: Any, train_set: Dataset, eval_set: Dataset | None, collate: Callable,
                  cfg: Any, run: RunDir, device: torch.device, model_meta: dict[str, Any],
-                 tokenizer_file: Path | None = None, dist: Distributed | None = None,
-                 loggers: Sequence[Any] = ()):
+                 tokenizer_file: Path | None = None, dist: Distributed | None = None):
         self.model, self.objective = model, objective
         self.dist = dist or Distributed()
         self.optimizer, self.scheduler = optimizer, scheduler
         self.train_set, self.eval_set, self.collate = train_set, eval_set, collate
         self.cfg, self.run, self.device = cfg, run, device
         self.model_meta, self.tokenizer_file = model_meta, tokenizer_file
-        self.loggers = list(loggers)
+        self.loggers: list[Any] = []
         self.precision = Precision(cfg.precision, device)
         self.state = TrainState()
         lengths = getattr(train_set, "lengths", None) if cfg.bucket_by_length else None
@@ -153,7 +143,7 @@ class Trainer:
             try:
                 batch = next(self._batches)
                 self.state.batch_in_epoch += 1
-                return _to_device(batch, self.device)
+                return to_device(batch, self.device)
             except StopIteration:
                 self._batches = None
                 self.state.epoch += 1
@@ -165,7 +155,7 @@ class Trainer:
         window = [self._next_batch() for _ in range(self.cfg.grad_accum)]
         local: dict[str, torch.Tensor] = {}
         for batch in window:
-            _add(local, self.objective.count_targets(batch))
+            add_sums(local, self.objective.count_targets(batch))
         norm = self.dist.sum(local)  # targets of the whole window on every rank
         # DDP averages gradients over ranks; each rank's loss is already divided by the global
         # target count, so scaling by the world size turns that average into the exact sum.
@@ -180,8 +170,8 @@ class Trainer:
                     self.precision.scaler.scale(loss).backward()
                 else:
                     loss.backward()
-            _add(sums, out.sums)
-        _add(sums, {"tokens": local["tokens"]})
+            add_sums(sums, out.sums)
+        add_sums(sums, {"tokens": local["tokens"]})
         if self.precision.scaler is not None:
             self.precision.scaler.unscale_(self.optimizer)
         if self.cfg.grad_clip > 0:
@@ -240,7 +230,7 @@ class Trainer:
     def _higher_is_better(self) -> bool:
         if self.monitor == self.objective.main_metric:
             return self.objective.higher_is_better
-        return any(word in self.monitor for word in ("acc", "f1", "precision", "recall", "recall@"))
+        return not lower_is_better(self.monitor)  # the rule `lmtrain runs` ranks by
 
     def _track_best(self, metrics: dict[str, float]) -> bool:
         """Update the best value with this evaluation; True if it improved."""

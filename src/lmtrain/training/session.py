@@ -1,0 +1,45 @@
+"""The part every training command shares once its Trainer is built: resume, loggers, fit, Ctrl-C."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Any
+
+import torch
+from omegaconf import OmegaConf
+
+from lmtrain.run_dir import RunDir
+from lmtrain.training.loggers import open_loggers
+from lmtrain.training.trainer import Trainer, TrainingInterrupted, continue_hint
+
+
+def fit_run(trainer: Trainer, cfg: Any, run: RunDir, command: str, resume_from: Path | None) -> dict[str, Any]:
+    """Train to the end and return the Trainer's summary.
+
+    Resumes from ``resume_from`` (if any), then opens ``cfg.trainer.loggers`` on rank 0, so a
+    resumed run's curves continue from its step, and gives every rank its own dropout stream.
+    On Ctrl-C it prints the command that continues the run and exits with 130.
+
+    Args:
+        trainer: the built trainer (its ``dist`` says which rank this is).
+        cfg: the command's whole config (logged by the trackers).
+        run: the run directory.
+        command: the lmtrain command, for the continue hint.
+        resume_from: the checkpoint to continue from, or None.
+    """
+    dist = trainer.dist
+    if resume_from is not None:
+        trainer.restore(resume_from)
+    if dist.is_main:
+        trainer.loggers = open_loggers(cfg.trainer.loggers, run.path, OmegaConf.to_container(cfg, resolve=True),
+                                       start_step=trainer.state.step)
+    if dist.enabled:
+        torch.manual_seed(cfg.trainer.seed + dist.rank)  # independent dropout per rank
+    try:
+        return trainer.fit()
+    except TrainingInterrupted as stop:
+        dist.close()
+        if dist.is_main:
+            print(continue_hint(command, run.path, stop, sys.argv[1:]), file=sys.stderr)
+        sys.exit(130)
