@@ -17,8 +17,7 @@ from lmtrain.commands.albef_pretrain import chance_recall
 from lmtrain.data.captions import pre_caption
 from lmtrain.data.image_caption_sets import load_image_caption_data
 from lmtrain.data.image_text import ImageTextCollator, ImageTextDataset
-from lmtrain.data.tokenizer import TextTokenizer
-from lmtrain.models.loading import model_meta
+from lmtrain.models.loading import checkpoint_tokenizer, model_meta
 from lmtrain.objectives.image_text import ImageTextObjective, check_batch_setup
 from lmtrain.run_dir import TOKENIZER_FILE, RunDir, hydra_run_dir
 from lmtrain.tasks.retrieval_init import resolve_retrieval_init
@@ -32,15 +31,19 @@ from lmtrain.training.trainer import Trainer
 log = logging.getLogger(__name__)
 
 
-def read_retrieval_data(cfg: DictConfig):
-    """The pairs of ``data.train_file`` / ``data.eval_file`` (or the generated shapes when unset)."""
+def read_retrieval_data(cfg: DictConfig, image_size: int):
+    """The pairs of ``data.train_file`` / ``data.eval_file`` (or the generated shapes when unset), images
+    at ``image_size``, the training pairs cut to ``data.max_examples``."""
     data_cfg = cfg.data
     source = "files" if data_cfg.train_file else "shapes"
-    return load_image_caption_data(source, [data_cfg.train_file] if data_cfg.train_file else [],
+    data = load_image_caption_data(source, [data_cfg.train_file] if data_cfg.train_file else [],
                                    [data_cfg.eval_file] if data_cfg.eval_file else [], data_cfg.image_root,
-                                   data_cfg.eval_fraction, data_cfg.split_seed, cfg.model.image_size,
+                                   data_cfg.eval_fraction, data_cfg.split_seed, image_size,
                                    data_cfg.skip_bad_images, data_cfg.shapes_train, data_cfg.shapes_eval,
                                    key="data.train_file")
+    if data_cfg.max_examples:
+        data.train = data.train[: data_cfg.max_examples]
+    return data
 
 
 def run(cfg: DictConfig) -> dict[str, Any]:
@@ -52,19 +55,17 @@ def run(cfg: DictConfig) -> dict[str, Any]:
     if ignored:  # ALBEF has no task head: every encoder is fine-tuned, as ALBEF does
         log.warning("task=retrieval fine-tunes the whole model and ignores %s", ", ".join(ignored))
     run_dir = RunDir(hydra_run_dir())
-    data = read_retrieval_data(cfg)
-    if cfg.data.max_examples:
-        data.train = data.train[: cfg.data.max_examples]
+    data = read_retrieval_data(cfg, cfg.model.image_size)
     init = resolve_retrieval_init(cfg, [pre_caption(p.caption, cfg.data.max_words) for p in data.train])
     model, tokenizer = init.model, init.tokenizer
     check_batch_setup(model.spec.queue_size, cfg.trainer.batch_size, 1, 1.0,
                       queue_key="model.queue_size" if "ALBEF" not in init.source else f"the queue size of init={cfg.init}")
     image_size = model.spec.vision.image_size
     if image_size != cfg.model.image_size:  # a pretrained ALBEF brings its own input size
-        data = read_retrieval_data(OmegaConf.merge(cfg, {"model": {"image_size": image_size}}))
+        data = read_retrieval_data(cfg, image_size)
     resume_from = ckpt.resume_checkpoint(cfg.trainer.resume, run_dir.checkpoints)
     if resume_from is not None:  # a retrained (init=scratch) tokenizer may number its tokens differently
-        tokenizer = TextTokenizer.from_file(resume_from / ckpt.TOKENIZER, ckpt.read_model_meta(resume_from)["tokenizer_roles"])
+        tokenizer = checkpoint_tokenizer(resume_from)
     tokenizer.save(run_dir.path / TOKENIZER_FILE)
     max_seq_len = min(cfg.data.max_seq_len, model.spec.text.max_positions)
     common = dict(tokenizer=tokenizer, image_size=image_size, max_seq_len=max_seq_len, max_words=cfg.data.max_words,

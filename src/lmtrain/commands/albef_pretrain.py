@@ -20,7 +20,7 @@ from lmtrain.data.pretraining import masking_spec
 from lmtrain.data.tokenizer import TextTokenizer, special_roles
 from lmtrain.errors import UserError
 from lmtrain.models.albef import AlbefModel, resolve_albef_spec
-from lmtrain.models.loading import model_meta
+from lmtrain.models.loading import checkpoint_tokenizer, model_meta
 from lmtrain.objectives.image_text import ImageTextObjective, check_batch_setup
 from lmtrain.objectives.retrieval import RECALL_AT
 from lmtrain.run_dir import TOKENIZER_FILE, RunDir, hydra_run_dir
@@ -52,7 +52,7 @@ def _tokenizer(cfg: DictConfig, data, resume_from: Path | None, path: Path, dist
     """The caption tokenizer, written to ``path``: a resumed run's own, else trained by rank 0 and read by the
     others (training a tokenizer twice can number tokens of equal frequency differently)."""
     if resume_from is not None:
-        tokenizer = TextTokenizer.from_file(resume_from / ckpt.TOKENIZER, ckpt.read_model_meta(resume_from)["tokenizer_roles"])
+        tokenizer = checkpoint_tokenizer(resume_from)
     elif dist.is_main:
         tokenizer = caption_tokenizer(data, cfg.tokenizer, cfg.data.max_words, cfg.data.cache_dir)
     if dist.is_main:

@@ -77,7 +77,7 @@ def run(cfg: DictConfig) -> dict[str, Any]:
              len(train_set), len(eval_set), device)
     summary = fit_run(trainer, cfg, run_dir, "finetune",
                       ckpt.resume_checkpoint(cfg.trainer.resume, run_dir.checkpoints))
-    baselines = task.completion_baseline(tokenizer) if task.name == "generation" else task.baselines()
+    baselines = task.baselines(tokenizer)
     summary = {"command": "finetune", "task": task.name, "init": backbone.source, "model": backbone.model_name,
                **summary, **baselines, **describe(model), "labels": task.labels,
                **_samples(task, model, tokenizer, cfg, run_dir),

@@ -10,7 +10,7 @@ import json
 import logging
 import sys
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 from omegaconf import DictConfig
 
@@ -68,15 +68,18 @@ def run(cfg: DictConfig) -> list[dict[str, Any]]:
     log.info("predict: %d input(s) with %s (task=%s)", len(lines), checkpoint, info["name"])
     records = task.predict(model, tokenizer, lines, cfg.batch_size, device, pair=info.get("pair", False),
                            max_new_tokens=cfg.max_new_tokens)
-    if cfg.output:
-        out = Path(cfg.output).expanduser()
-        out.parent.mkdir(parents=True, exist_ok=True)
-        with open(out, "w", encoding="utf-8") as f:
-            for record in records:
-                f.write(json.dumps(record, ensure_ascii=False) + "\n")
-        log.info("wrote %d prediction(s) to %s", len(records), out)
-    else:
-        for record in records:
-            sys.stdout.write(task.format(record) + "\n")
-        sys.stdout.flush()
+    write_records(records, cfg.output, task.format)
     return records
+
+
+def write_records(records: list[dict[str, Any]], output: str | None, format_record: Callable[[dict], str]) -> None:
+    """JSON lines into ``output``, or one ``format_record`` line per record on stdout."""
+    if output:
+        out = Path(output).expanduser()
+        out.parent.mkdir(parents=True, exist_ok=True)
+        out.write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in records), encoding="utf-8")
+        log.info("wrote %d prediction(s) to %s", len(records), out)
+        return
+    for record in records:
+        sys.stdout.write(format_record(record) + "\n")
+    sys.stdout.flush()

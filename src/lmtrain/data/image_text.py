@@ -54,6 +54,12 @@ def load_pair_images(pairs: Sequence[CaptionPair], image_size: int, skip_bad: bo
     return kept, images
 
 
+def frame_captions(tokenizer, captions: list[str], max_seq_len: int) -> list[np.ndarray]:
+    """Token ids of each caption framed as ``[CLS] ... [SEP]``, cut to ``max_seq_len`` (batched encoding)."""
+    cls, sep = tokenizer.id("cls"), tokenizer.id("sep")
+    return [np.asarray([cls, *ids[: max_seq_len - 2], sep], dtype=np.int64) for ids in tokenizer.encode_batch(captions)]
+
+
 class ImageTextDataset(Dataset):
     """Examples ``{"image", "input_ids", "image_id"}`` (+ ``mlm_input_ids`` and ``labels`` with masking).
 
@@ -79,16 +85,10 @@ class ImageTextDataset(Dataset):
         self.crop_min_scale, self.flip = crop_min_scale, flip
         self.epoch = 0
         captions = [pre_caption(p.caption, max_words) for p in self.pairs]
-        self.ids = self._frame(tokenizer, captions, max_seq_len)
-        self.mirrored_ids = (self._frame(tokenizer, [swap_left_right(c) for c in captions], max_seq_len)
+        self.ids = frame_captions(tokenizer, captions, max_seq_len)
+        self.mirrored_ids = (frame_captions(tokenizer, [swap_left_right(c) for c in captions], max_seq_len)
                              if train and flip else self.ids)
         self.pool = masking.random_candidates() if masking is not None else None
-
-    @staticmethod
-    def _frame(tokenizer, captions: list[str], max_seq_len: int) -> list[np.ndarray]:
-        cls, sep = tokenizer.id("cls"), tokenizer.id("sep")
-        return [np.asarray([cls, *ids[: max_seq_len - 2], sep], dtype=np.int64)
-                for ids in tokenizer.encode_batch(captions)]
 
     def set_epoch(self, epoch: int) -> None:
         """New crops, flips and masks every epoch."""

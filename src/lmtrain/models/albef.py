@@ -244,6 +244,13 @@ class AlbefModel(nn.Module):
         return total
 
 
+def resolve_vision_spec(model_cfg: Any) -> VisionSpec:
+    """The image encoder's :class:`VisionSpec` from the `model` config group (``model.vision_*``)."""
+    return VisionSpec(image_size=model_cfg.image_size, patch_size=model_cfg.patch_size,
+                      n_layers=model_cfg.vision_layers, d_model=model_cfg.vision_d_model,
+                      n_heads=model_cfg.vision_n_heads, d_ff=model_cfg.vision_d_ff, init_std=model_cfg.init_std)
+
+
 def resolve_albef_spec(model_cfg: Any, vocab_size: int, pad_token_id: int) -> AlbefSpec:
     """An :class:`AlbefSpec` from the `model` config group (``model.family=albef``).
 
@@ -265,8 +272,5 @@ def resolve_albef_spec(model_cfg: Any, vocab_size: int, pad_token_id: int) -> Al
                         f"model.vision_n_heads={model_cfg.vision_n_heads}.")
     if not 0.0 <= model_cfg.momentum < 1.0:
         raise UserError(f"model.momentum={model_cfg.momentum} must be in [0, 1).")
-    vision = VisionSpec(image_size=model_cfg.image_size, patch_size=model_cfg.patch_size,
-                        n_layers=model_cfg.vision_layers, d_model=model_cfg.vision_d_model,
-                        n_heads=model_cfg.vision_n_heads, d_ff=model_cfg.vision_d_ff, init_std=model_cfg.init_std)
-    return AlbefSpec(text=text, vision=vision, fusion_layers=model_cfg.fusion_layers, embed_dim=model_cfg.embed_dim,
+    return AlbefSpec(text=text, vision=resolve_vision_spec(model_cfg), fusion_layers=model_cfg.fusion_layers, embed_dim=model_cfg.embed_dim,
                      queue_size=model_cfg.queue_size, momentum=model_cfg.momentum, temp=model_cfg.temp)

@@ -55,8 +55,13 @@ def load_checkpoint(path: str | Path, device: torch.device | str = "cpu", key: s
     else:
         model = LanguageModel(TransformerSpec.from_dict(meta["spec"]), meta["heads"], meta.get("task_heads"))
     ckpt.load_weights(model, checkpoint)
+    return model.to(device).eval(), checkpoint_tokenizer(checkpoint, meta), meta
+
+
+def checkpoint_tokenizer(checkpoint: Path, meta: dict[str, Any] | None = None) -> TextTokenizer:
+    """The tokenizer a checkpoint was trained with (its own copy, else its run's ``tokenizer.json``)."""
+    meta = meta if meta is not None else ckpt.read_model_meta(checkpoint)
     tokenizer_file = checkpoint / ckpt.TOKENIZER
     if not tokenizer_file.exists():
         tokenizer_file = checkpoint.parent.parent / ckpt.TOKENIZER
-    tokenizer = TextTokenizer.from_file(tokenizer_file, meta["tokenizer_roles"])
-    return model.to(device).eval(), tokenizer, meta
+    return TextTokenizer.from_file(tokenizer_file, meta["tokenizer_roles"])

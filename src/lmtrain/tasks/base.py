@@ -10,6 +10,7 @@ import torch
 from torch.utils.data import Dataset
 
 from lmtrain.data.collate import PadCollator
+from lmtrain.data.tokenizer import TextTokenizer
 from lmtrain.objectives.base import Objective
 
 
@@ -114,8 +115,12 @@ class Task:
         """The training objective; ``class_weights`` is ``finetune.class_weights``."""
         raise NotImplementedError
 
-    def baselines(self) -> dict[str, float]:
-        """Held-out scores of trivial predictors (majority class, all-O ...), as ``baseline/<metric>``."""
+    def baselines(self, tokenizer: TextTokenizer) -> dict[str, float]:
+        """Held-out scores of trivial predictors (majority class, all-O, unigram ...), as ``baseline/<metric>``.
+
+        Args:
+            tokenizer: the run's tokenizer (token-level baselines count its tokens).
+        """
         return {}
 
     def meta(self) -> dict[str, Any]:

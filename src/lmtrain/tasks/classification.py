@@ -9,6 +9,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from lmtrain.data.tokenizer import TextTokenizer
 from lmtrain.errors import UserError
 from lmtrain.objectives.sequence_classification import SequenceClassification
 from lmtrain.tasks.alignment import frame_ids
@@ -132,7 +133,7 @@ class ClassificationTask(Task):
         counts = Counter(self.labels.index(e.label) for e in self.train)
         return SequenceClassification(self.labels, self.positive, class_weights(counts, len(self.labels), weights))
 
-    def baselines(self) -> dict[str, float]:
+    def baselines(self, tokenizer: TextTokenizer | None = None) -> dict[str, float]:
         """Scores of always predicting the most frequent training label."""
         majority = Counter(e.label for e in self.train).most_common(1)[0][0]
         gold = [self.labels.index(e.label) for e in self.eval]

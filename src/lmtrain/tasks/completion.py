@@ -96,7 +96,7 @@ class CompletionTask(Task):
             raise UserError("finetune.class_weights applies to ner and classification, not to task=generation.")
         return CompletionLM()
 
-    def completion_baseline(self, tokenizer) -> dict[str, float]:
+    def baselines(self, tokenizer) -> dict[str, float]:
         """Perplexity of the held-out completions under a unigram model of the training completions."""
         train = [np.asarray(ids, dtype=np.int64) for ids in tokenizer.encode_batch([p.completion for p in self.train])]
         held = [np.asarray(ids, dtype=np.int64) for ids in tokenizer.encode_batch([p.completion for p in self.eval])]

@@ -10,6 +10,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from lmtrain.data.tokenizer import TextTokenizer
 from lmtrain.errors import UserError
 from lmtrain.objectives.token_classification import TokenClassification
 from lmtrain.tasks.alignment import make_windows, window_labels, words_from_windows
@@ -99,7 +100,7 @@ class NerTask(Task):
         counts = Counter(index[t] for s in self.train for t in s.tags)
         return TokenClassification(self.labels, self.cfg.scheme, class_weights(counts, len(self.labels), weights))
 
-    def baselines(self) -> dict[str, float]:
+    def baselines(self, tokenizer: TextTokenizer | None = None) -> dict[str, float]:
         """All-O (word accuracy; its entity F1 is 0) and a lexicon (each word's most frequent training tag)."""
         gold = [s.tags for s in self.eval]
         n_words = sum(len(t) for t in gold)

@@ -7,17 +7,16 @@ captions of a file for each image (contrastive top candidates, re-ranked by the 
 
 from __future__ import annotations
 
-import json
 import logging
-import sys
 from pathlib import Path
 from typing import Any
 
 import torch
 
-from lmtrain.commands.predict import read_inputs
+from lmtrain.commands.predict import read_inputs, write_records
 from lmtrain.data.captions import pre_caption
 from lmtrain.data.collate import PadCollator
+from lmtrain.data.image_text import frame_captions
 from lmtrain.data.images import eval_transform, load_image
 from lmtrain.errors import UserError
 from lmtrain.models.loading import load_checkpoint
@@ -69,11 +68,7 @@ def _encode_images(model, paths: list[Path], device, batch_size: int) -> tuple[t
 def _encode_texts(model, tokenizer, texts: list[str], max_seq_len: int, max_words: int, device, batch_size: int
                   ) -> tuple[torch.Tensor, list[tuple[torch.Tensor, torch.Tensor]]]:
     """(features (N, E), per-caption (states (T, D), mask (T,))) on the CPU."""
-    import numpy as np
-
-    cls, sep = tokenizer.id("cls"), tokenizer.id("sep")
-    ids = [np.asarray([cls, *t[: max_seq_len - 2], sep]) for t in
-           tokenizer.encode_batch([pre_caption(t, max_words) for t in texts])]
+    ids = frame_captions(tokenizer, [pre_caption(t, max_words) for t in texts], max_seq_len)
     collate = PadCollator(tokenizer.id("pad"))
     feats, per_text = [], []
     for start in range(0, len(ids), batch_size):
@@ -136,23 +131,10 @@ def predict_retrieval(cfg: Any, checkpoint: Path) -> list[dict[str, Any]]:
                 [_itm_scores(model, texts[t], image_states[q:q + 1], device) for t in top.tolist()]))
             records.append({"query": str(path), "matches": [{"caption": captions[i], **m} for i, m in matches]})
     log.info("predict: %d quer%s with %s (retrieval)", len(records), "y" if len(records) == 1 else "ies", checkpoint)
-    write_records(records, cfg.output)
+    write_records(records, cfg.output, format_record)
     return records
 
 
 def format_record(record: dict[str, Any]) -> str:
     """A query's matches as one line: ``match<TAB>score`` pairs, best first, tab separated."""
     return "\t".join(f"{m.get('image', m.get('caption'))}\t{m['score']:.4f}" for m in record["matches"])
-
-
-def write_records(records: list[dict[str, Any]], output: str | None) -> None:
-    """JSON lines into ``output``, or one plain line per query on stdout."""
-    if output:
-        out = Path(output).expanduser()
-        out.parent.mkdir(parents=True, exist_ok=True)
-        out.write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in records), encoding="utf-8")
-        log.info("wrote %d prediction(s) to %s", len(records), out)
-        return
-    for record in records:
-        sys.stdout.write(format_record(record) + "\n")
-    sys.stdout.flush()

@@ -19,8 +19,7 @@ import torch
 
 from lmtrain.data.tokenizer import TextTokenizer
 from lmtrain.errors import UserError
-from lmtrain.models.albef import AlbefModel, AlbefSpec, resolve_albef_spec
-from lmtrain.models.vit import VisionSpec
+from lmtrain.models.albef import AlbefModel, AlbefSpec, resolve_albef_spec, resolve_vision_spec
 from lmtrain.tasks.backbone import PRETRAIN_ROOT, from_checkpoint, from_hf_folder, latest_run
 from lmtrain.training import checkpoint as ckpt
 
@@ -34,12 +33,6 @@ class RetrievalInit:
     model: AlbefModel
     tokenizer: TextTokenizer
     source: str
-
-
-def _vision_spec(model_cfg: Any) -> VisionSpec:
-    return VisionSpec(image_size=model_cfg.image_size, patch_size=model_cfg.patch_size, n_layers=model_cfg.vision_layers,
-                      d_model=model_cfg.vision_d_model, n_heads=model_cfg.vision_n_heads, d_ff=model_cfg.vision_d_ff,
-                      init_std=model_cfg.init_std)
 
 
 def _from_albef(path: str) -> RetrievalInit:
@@ -78,7 +71,7 @@ def _with_text_backbone(backbone, model_cfg: Any, vision_init: str | None) -> Re
         raise UserError(f"model.fusion_layers={model_cfg.fusion_layers}: init={backbone.source} has {text.n_layers} "
                         f"layers, so choose 1-{text.n_layers - 1} (ALBEF fuses in the last half: "
                         f"model.fusion_layers={max(1, text.n_layers // 2)}).")
-    spec = AlbefSpec(text=text, vision=_vision_spec(model_cfg), fusion_layers=model_cfg.fusion_layers,
+    spec = AlbefSpec(text=text, vision=resolve_vision_spec(model_cfg), fusion_layers=model_cfg.fusion_layers,
                      embed_dim=model_cfg.embed_dim, queue_size=model_cfg.queue_size, momentum=model_cfg.momentum,
                      temp=model_cfg.temp)
     model = AlbefModel(spec, ())
