@@ -69,10 +69,11 @@ def test_elmo_tagger_predicts_from_its_checkpoint(elmo_ner, tmp_path):
 
 
 def test_elmo_classifier_tunes_the_bilm_when_asked(data, elmo_run, tmp_path):
+    # 3e-3 for 300 steps learnt the task under 8 of 8 seeds probed; 1e-2 for 150 under 3 of 4.
     files = [f"data.train_file={data / 'train.tsv'}", f"data.eval_file={data / 'dev.tsv'}"]
     summary = run_command(finetune, "finetune", tmp_path, ["task=classification", f"init={elmo_run}", *FAST,
-                                                           "finetune.freeze_backbone=false", "optim.lr=1e-2",
-                                                           "trainer.max_steps=150", *files])
+                                                           "finetune.freeze_backbone=false", "optim.lr=3e-3",
+                                                           "trainer.max_steps=300", *files])
     assert summary["best/accuracy"] > summary["baseline/majority_accuracy"] + 0.1, summary
     assert summary["trainable_parameters"] == summary["parameters"]
     _, _, meta = load_checkpoint(tmp_path / "checkpoints" / ckpt.BEST, families=("elmo",))

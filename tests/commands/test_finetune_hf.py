@@ -43,8 +43,10 @@ def test_init_from_hf_folder_fine_tunes(tmp_path):
     train = write_sentiment_tsv(tmp_path / "train.tsv", 160, seed=0)
     folder = hf_bert_folder(tmp_path / "hf", train.read_text().splitlines())
     dev = write_sentiment_tsv(tmp_path / "dev.tsv", 60, seed=1)
+    # 120 steps learnt the task under 6 of 6 seeds probed; FAST's 60 under 5 of 6.
     summary = run_command(finetune, "finetune", tmp_path / "run", [
-        "task=classification", f"init={folder}", *FAST, f"data.train_file={train}", f"data.eval_file={dev}"])
+        "task=classification", f"init={folder}", *FAST, "trainer.max_steps=120", f"data.train_file={train}",
+        f"data.eval_file={dev}"])
     assert summary["init"].endswith("(Hugging Face)") and summary["model"] == "bert"
     assert summary["best/accuracy"] > summary["baseline/majority_accuracy"], summary
 

@@ -23,6 +23,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from lmtrain.models.heads import MaskedLMHead
+from lmtrain.models.linear import Linear
 from lmtrain.models.spec import TransformerSpec
 from lmtrain.models.transformer import Block, Transformer
 from lmtrain.models.vit import VisionSpec, VisionTransformer
@@ -128,9 +129,9 @@ class AlbefModel(nn.Module):
         self.task_heads: dict[str, dict] = {}
         self.visual = VisionTransformer(spec.vision)
         self.text = TextFusionEncoder(spec.text, spec.fusion_layers, spec.vision.d_model)
-        self.vision_proj = nn.Linear(spec.vision.d_model, spec.embed_dim)
-        self.text_proj = nn.Linear(spec.text.d_model, spec.embed_dim)
-        self.itm_head = nn.Linear(spec.text.d_model, 2)
+        self.vision_proj = Linear(spec.vision.d_model, spec.embed_dim)
+        self.text_proj = Linear(spec.text.d_model, spec.embed_dim)
+        self.itm_head = Linear(spec.text.d_model, 2)
         self.temp = nn.Parameter(torch.tensor(float(spec.temp)))
         self.heads = nn.ModuleDict({name: MaskedLMHead(spec.text, self.text.embeddings.token)
                                     for name in self.pretraining_heads if name == "mlm"})

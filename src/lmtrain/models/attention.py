@@ -6,6 +6,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from lmtrain.models.linear import Linear
+
 
 class KVCache:
     """Pre-allocated keys and values of every layer, filled as decoding proceeds.
@@ -50,8 +52,8 @@ class SelfAttention(nn.Module):
     def __init__(self, d_model: int, n_heads: int, attention_dropout: float):
         super().__init__()
         self.n_heads = n_heads
-        self.qkv = nn.Linear(d_model, 3 * d_model)
-        self.out = nn.Linear(d_model, d_model)
+        self.qkv = Linear(d_model, 3 * d_model)
+        self.out = Linear(d_model, d_model)
         self.attention_dropout = attention_dropout
 
     def forward(self, x: torch.Tensor, mask: torch.Tensor | None, is_causal: bool,
@@ -89,9 +91,9 @@ class CrossAttention(nn.Module):
     def __init__(self, d_model: int, n_heads: int, attention_dropout: float, d_context: int):
         super().__init__()
         self.n_heads = n_heads
-        self.q = nn.Linear(d_model, d_model)
-        self.kv = nn.Linear(d_context, 2 * d_model)
-        self.out = nn.Linear(d_model, d_model)
+        self.q = Linear(d_model, d_model)
+        self.kv = Linear(d_context, 2 * d_model)
+        self.out = Linear(d_model, d_model)
         self.attention_dropout = attention_dropout
 
     def forward(self, x: torch.Tensor, context: torch.Tensor) -> torch.Tensor:

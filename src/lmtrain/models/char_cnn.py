@@ -12,6 +12,8 @@ from collections.abc import Sequence
 import torch
 from torch import nn
 
+from lmtrain.models.linear import Linear
+
 CHAR_PAD = 0  # padding after the end-of-word mark
 BYTE_OFFSET = 1  # byte b has character id b + 1
 BOW = 257  # begin of word
@@ -41,7 +43,7 @@ class Highway(nn.Module):
 
     def __init__(self, dim: int, n_layers: int):
         super().__init__()
-        self.layers = nn.ModuleList(nn.Linear(dim, 2 * dim) for _ in range(n_layers))
+        self.layers = nn.ModuleList(Linear(dim, 2 * dim) for _ in range(n_layers))
         for layer in self.layers:
             nn.init.constant_(layer.bias[dim:], 1.0)  # gates start open towards the carry path (as in ELMo)
 
@@ -81,7 +83,7 @@ class CharCNNEncoder(nn.Module):
         self.convs = nn.ModuleList(nn.Conv1d(char_dim, n, w) for w, n in zip(widths, counts) if w <= max_chars)
         total = sum(conv.out_channels for conv in self.convs)
         self.highway = Highway(total, highway_layers)
-        self.proj = nn.Linear(total, out_dim)
+        self.proj = Linear(total, out_dim)
 
     def encode_ids(self, ids: torch.Tensor) -> torch.Tensor:
         """(N,) token ids -> (N, out_dim): each token from its characters alone."""

@@ -19,6 +19,8 @@ from torch import nn
 
 from lmtrain.errors import UserError
 from lmtrain.models.char_cnn import CharCNNEncoder, char_table
+from lmtrain.models.dropout import Dropout
+from lmtrain.models.linear import Linear
 
 TOKEN_ENCODERS = ("char_cnn", "embedding")
 
@@ -124,8 +126,8 @@ class LSTMStack(nn.Module):
     def __init__(self, d_model: int, lstm_dim: int, n_layers: int, dropout: float):
         super().__init__()
         self.layers = nn.ModuleList(nn.LSTM(d_model, lstm_dim, batch_first=True) for _ in range(n_layers))
-        self.projections = nn.ModuleList(nn.Linear(lstm_dim, d_model) for _ in range(n_layers))
-        self.dropout = nn.Dropout(dropout)
+        self.projections = nn.ModuleList(Linear(lstm_dim, d_model) for _ in range(n_layers))
+        self.dropout = Dropout(dropout)
 
     def forward(self, x: torch.Tensor) -> list[torch.Tensor]:
         """(B, T, d_model) left to right -> every layer's (B, T, d_model) output."""
@@ -156,7 +158,7 @@ class BiLM(nn.Module):
                                           spec.char_filter_counts, spec.highway_layers, spec.d_model, chars)
         else:
             self.encoder = nn.Embedding(spec.vocab_size, spec.d_model)
-        self.dropout = nn.Dropout(spec.dropout)
+        self.dropout = Dropout(spec.dropout)
         self.forward_lm = LSTMStack(spec.d_model, spec.lstm_dim, spec.n_layers, spec.dropout)
         self.backward_lm = LSTMStack(spec.d_model, spec.lstm_dim, spec.n_layers, spec.dropout)
 
@@ -190,7 +192,7 @@ class ElmoLanguageModel(nn.Module):
         if unknown:
             raise UserError(f"an ELMo model has only the lm head, not {', '.join(unknown)}; use objective=bilm.")
         self.task_heads: dict[str, dict] = {}
-        self.heads = nn.ModuleDict({name: nn.Linear(spec.d_model, spec.vocab_size) for name in self.pretraining_heads})
+        self.heads = nn.ModuleDict({name: Linear(spec.d_model, spec.vocab_size) for name in self.pretraining_heads})
 
     @property
     def head_names(self) -> list[str]:

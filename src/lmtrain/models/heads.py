@@ -5,6 +5,8 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from lmtrain.models.dropout import Dropout
+from lmtrain.models.linear import Linear, linear
 from lmtrain.models.spec import TransformerSpec
 from lmtrain.models.transformer import activation_fn
 
@@ -17,7 +19,7 @@ class MaskedLMHead(nn.Module):
 
     def __init__(self, spec: TransformerSpec, token_embedding: nn.Embedding):
         super().__init__()
-        self.dense = nn.Linear(spec.d_model, spec.d_model)
+        self.dense = Linear(spec.d_model, spec.d_model)
         self.act = activation_fn(spec.activation)
         self.norm = nn.LayerNorm(spec.d_model, eps=spec.layer_norm_eps)
         if spec.tie_embeddings:
@@ -30,7 +32,7 @@ class MaskedLMHead(nn.Module):
 
     def forward(self, hidden: torch.Tensor) -> torch.Tensor:
         """(..., D) -> (..., V) logits."""
-        return nn.functional.linear(self.norm(self.act(self.dense(hidden))), self.weight, self.bias)
+        return linear(self.norm(self.act(self.dense(hidden))), self.weight, self.bias)
 
 
 class CausalLMHead(nn.Module):
@@ -45,7 +47,7 @@ class CausalLMHead(nn.Module):
 
     def forward(self, hidden: torch.Tensor) -> torch.Tensor:
         """(..., D) -> (..., V) logits."""
-        return nn.functional.linear(hidden, self.weight)
+        return linear(hidden, self.weight)
 
 
 class PooledClassifierHead(nn.Module):
@@ -60,9 +62,9 @@ class PooledClassifierHead(nn.Module):
 
     def __init__(self, d_model: int, n_classes: int, dropout: float = 0.0, init_std: float = 0.02):
         super().__init__()
-        self.dense = nn.Linear(d_model, d_model)
-        self.output = nn.Linear(d_model, n_classes)
-        self.dropout = nn.Dropout(dropout)
+        self.dense = Linear(d_model, d_model)
+        self.output = Linear(d_model, n_classes)
+        self.dropout = Dropout(dropout)
         for linear in (self.dense, self.output):
             nn.init.normal_(linear.weight, std=init_std)
             nn.init.zeros_(linear.bias)
@@ -103,8 +105,8 @@ class TokenClassifierHead(nn.Module):
 
     def __init__(self, d_model: int, n_classes: int, dropout: float = 0.0, init_std: float = 0.02):
         super().__init__()
-        self.dropout = nn.Dropout(dropout)
-        self.output = nn.Linear(d_model, n_classes)
+        self.dropout = Dropout(dropout)
+        self.output = Linear(d_model, n_classes)
         nn.init.normal_(self.output.weight, std=init_std)
         nn.init.zeros_(self.output.bias)
 

@@ -15,6 +15,8 @@ from torch import nn
 from torch.utils.checkpoint import checkpoint
 
 from lmtrain.models.attention import CrossAttention, KVCache, SelfAttention
+from lmtrain.models.dropout import Dropout
+from lmtrain.models.linear import Linear
 from lmtrain.models.spec import TransformerSpec
 
 
@@ -51,7 +53,7 @@ class Embeddings(nn.Module):
             self.register_buffer("position_table", sinusoidal_table(n_positions, spec.d_model), persistent=False)
         self.segment = nn.Embedding(spec.segment_vocab_size, spec.d_model) if spec.segment_vocab_size else None
         self.norm = nn.LayerNorm(spec.d_model, eps=spec.layer_norm_eps) if spec.embedding_norm else None
-        self.dropout = nn.Dropout(spec.dropout)
+        self.dropout = Dropout(spec.dropout)
 
     def forward(self, input_ids: torch.Tensor, token_type_ids: torch.Tensor | None,
                 position_ids: torch.Tensor) -> torch.Tensor:
@@ -75,8 +77,8 @@ class FeedForward(nn.Module):
 
     def __init__(self, spec: TransformerSpec):
         super().__init__()
-        self.up = nn.Linear(spec.d_model, spec.d_ff)
-        self.down = nn.Linear(spec.d_ff, spec.d_model)
+        self.up = Linear(spec.d_model, spec.d_ff)
+        self.down = Linear(spec.d_ff, spec.d_model)
         self.act = activation_fn(spec.activation)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -103,7 +105,7 @@ class Block(nn.Module):
             self.cross_norm = nn.LayerNorm(spec.d_model, eps=spec.layer_norm_eps)
         self.ff = FeedForward(spec)
         self.ff_norm = nn.LayerNorm(spec.d_model, eps=spec.layer_norm_eps)
-        self.dropout = nn.Dropout(spec.dropout)
+        self.dropout = Dropout(spec.dropout)
 
     def forward(self, x: torch.Tensor, mask: torch.Tensor | None, is_causal: bool,
                 cache: KVCache | None = None, layer: int = 0, context: torch.Tensor | None = None) -> torch.Tensor:

@@ -13,6 +13,7 @@ from typing import Any
 import torch
 from torch import nn
 
+from lmtrain.models.dropout import Dropout
 from lmtrain.models.spec import TransformerSpec
 from lmtrain.models.transformer import Block
 
@@ -67,7 +68,7 @@ class VisionTransformer(nn.Module):
         self.patch = nn.Conv2d(3, spec.d_model, kernel_size=spec.patch_size, stride=spec.patch_size)
         self.cls = nn.Parameter(torch.zeros(1, 1, spec.d_model))
         self.position = nn.Parameter(torch.zeros(1, 1 + spec.n_patches, spec.d_model))
-        self.dropout = nn.Dropout(spec.dropout)
+        self.dropout = Dropout(spec.dropout)
         block_spec = spec.block_spec()
         self.blocks = nn.ModuleList(Block(block_spec) for _ in range(spec.n_layers))
         self.norm = nn.LayerNorm(spec.d_model, eps=spec.layer_norm_eps)

@@ -1,0 +1,68 @@
+"""Dropout with a cheaper random mask on CPU.
+
+`torch.nn.functional.dropout` on CPU draws one 32-bit random number per element through
+`bernoulli_`, which costs more than the rest of dropout together. Here one 64-bit draw makes
+the keep/drop decision of four elements (16 random bits each), so a mask costs a quarter of the
+draws; the mask is kept as booleans for the backward pass, as PyTorch's own dropout keeps it.
+The drop probability is rounded to a multiple of 1/65536 (0.1 becomes 0.100006) and the scale
+uses that rounded value, so every element's expectation is unchanged. On other devices PyTorch's
+fused dropout kernels are used as they are.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+_LEVELS = 1 << 16  # 16 random bits per element
+
+
+def keep_mask(shape: torch.Size, p: float, device: torch.device) -> torch.Tensor:
+    """A boolean tensor of ``shape``, each element True with probability ``1 - p`` (p rounded to 1/65536).
+
+    Drawn from the default generator of ``device``, so `torch.manual_seed` and saved RNG states
+    reproduce it.
+    """
+    n = shape.numel()
+    words = torch.empty((n + 3) // 4, dtype=torch.int64, device=device).random_(-(1 << 63), None)
+    bits = words.view(torch.int16)[:n]  # uniform over [-32768, 32767]
+    threshold = round(p * _LEVELS) - _LEVELS // 2
+    return (bits >= threshold).view(shape)
+
+
+def dropout(x: torch.Tensor, p: float, training: bool) -> torch.Tensor:
+    """Zero each element of ``x`` with probability ``p`` and scale the rest by 1 / (1 - p), in training.
+
+    Outside training, or with ``p == 0``, returns ``x`` itself.
+    """
+    if not training or p == 0.0:
+        return x
+    if x.device.type != "cpu" or p >= 1.0:
+        return F.dropout(x, p, training=True)
+    kept = 1.0 - round(p * _LEVELS) / _LEVELS
+    if kept >= 1.0:  # p below 1/131072 rounds to no dropout at all
+        return x
+    # Autograd keeps only the boolean mask for the backward pass; the scalar scale needs nothing.
+    return x.mul(keep_mask(x.shape, p, x.device)).mul_(1.0 / kept)
+
+
+class Dropout(nn.Module):
+    """Drop-in for `torch.nn.Dropout` that uses :func:`dropout`.
+
+    Args:
+        p: probability of zeroing an element.
+    """
+
+    def __init__(self, p: float = 0.5):
+        super().__init__()
+        if not 0.0 <= p <= 1.0:
+            raise ValueError(f"dropout probability has to be between 0 and 1, but got {p}")
+        self.p = p
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """``x`` with dropout applied in training mode, unchanged in eval mode."""
+        return dropout(x, self.p, self.training)
+
+    def extra_repr(self) -> str:
+        return f"p={self.p}"

@@ -1,0 +1,75 @@
+"""Linear layers whose fp32 matrix products on CPU run on oneDNN, forwards and backwards.
+
+PyTorch computes fp32 `F.linear` on CPU with its BLAS (MKL in the x86 wheels) and reaches oneDNN
+only for bf16. Where MKL does not pick its best kernels (AMD EPYC CPUs with AVX-512, such as
+the machine the README's benchmark ran on), oneDNN's fp32 GEMM is about twice as fast for
+training-sized products. :func:`linear` sends those products, and the two products of its
+backward pass, to oneDNN's linear primitive; results agree with `F.linear` to float rounding.
+
+It falls back to `F.linear` wherever that is the better or only choice: off CPU, under autocast
+(bf16 already runs on oneDNN), in other dtypes, inside `torch.compile` (inductor lowers linear
+layers itself), for a handful of rows (decoding: see :mod:`lmtrain.models.prepacked`), and when
+oneDNN is switched off (`torch.backends.mkldnn.enabled = False`) or absent.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+MIN_ROWS = 8  # measured: oneDNN's call overhead loses at 1 row and wins from 8 rows on
+
+
+def _product(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None) -> torch.Tensor:
+    """``x @ weight.T + bias`` for 2-D ``x`` by oneDNN (strided views are read in place)."""
+    return torch.ops.mkldnn._linear_pointwise(x, weight, bias, "none", [], "")
+
+
+class _OneDNNLinear(torch.autograd.Function):
+    """y = x W^T + b with all three products (y, dL/dx, dL/dW) computed by oneDNN."""
+
+    @staticmethod
+    def forward(ctx, x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None) -> torch.Tensor:
+        rows = x.reshape(-1, x.shape[-1])  # (N, in)
+        ctx.input_shape = x.shape
+        ctx.has_bias = bias is not None
+        ctx.save_for_backward(rows if ctx.needs_input_grad[1] else None,
+                              weight if ctx.needs_input_grad[0] else None)
+        return _product(rows, weight, bias).view(*x.shape[:-1], weight.shape[0])
+
+    @staticmethod
+    def backward(ctx, grad: torch.Tensor):
+        rows, weight = ctx.saved_tensors
+        grad_rows = grad.reshape(-1, grad.shape[-1])  # (N, out)
+        grad_x = grad_weight = grad_bias = None
+        if ctx.needs_input_grad[0]:
+            grad_x = _product(grad_rows, weight.t(), None).view(ctx.input_shape)  # dL/dy W
+        if ctx.needs_input_grad[1]:
+            grad_weight = _product(grad_rows.t(), rows.t(), None)  # (dL/dy)^T x: (out, in)
+        if ctx.has_bias and ctx.needs_input_grad[2]:
+            grad_bias = grad_rows.sum(0)
+        return grad_x, grad_weight, grad_bias
+
+
+def uses_onednn(x: torch.Tensor, weight: torch.Tensor) -> bool:
+    """Whether :func:`linear` runs ``x`` through oneDNN (see the module docstring for when)."""
+    return (x.device.type == "cpu" and x.dtype == torch.float32 and weight.dtype == torch.float32
+            and x.dim() >= 2 and x.numel() >= MIN_ROWS * x.shape[-1]
+            and torch.backends.mkldnn.is_available() and torch.backends.mkldnn.enabled
+            and not torch.is_autocast_enabled("cpu") and not torch.compiler.is_compiling())
+
+
+def linear(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None = None) -> torch.Tensor:
+    """``x @ weight.T + bias`` like `torch.nn.functional.linear`, on oneDNN where that is faster."""
+    if uses_onednn(x, weight):
+        return _OneDNNLinear.apply(x, weight, bias)
+    return F.linear(x, weight, bias)
+
+
+class Linear(nn.Linear):
+    """`torch.nn.Linear` computed by :func:`linear`; same parameters, names and initialisation."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """(..., in_features) -> (..., out_features)."""
+        return linear(x, self.weight, self.bias)
