@@ -84,17 +84,13 @@ def _chunked(hidden: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | No
     grad_b = torch.zeros_like(bias, dtype=torch.promote_types(bias.dtype, torch.float32)) if needs[2] else None
     for start in range(0, hidden.shape[0], chunk_rows):
         rows = slice(start, start + chunk_rows)
-        h, t = h_all[rows], targets[rows]  # (C, D), (C,)
+        h = h_all[rows]  # (C, D)
         logits = F.linear(h, w, b).to(float_dtype)  # (C, V)
-        keep = (t != IGNORE_INDEX).unsqueeze(1)  # (C, 1)
-        safe_t = torch.where(keep, t.unsqueeze(1), 0)  # (C, 1): a valid index on ignored rows too
-        lse = torch.logsumexp(logits, dim=1, keepdim=True)  # (C, 1)
-        loss_sum += torch.where(keep, lse - logits.gather(1, safe_t), 0).sum()
-        correct += (logits.argmax(1) == t).sum()  # an ignored target (-100) never equals an argmax
-        if not any(needs):
+        chunk_loss, chunk_correct, grad_logits = _softmax_cross_entropy(logits, targets[rows], any(needs))
+        loss_sum += chunk_loss
+        correct += chunk_correct
+        if grad_logits is None:
             continue
-        grad_logits = logits.sub_(lse).exp_()  # (C, V) softmax, in place of the logits
-        grad_logits.scatter_add_(1, safe_t, torch.full_like(lse, -1.0)).masked_fill_(~keep, 0.0)
         if grad_b is not None:
             grad_b += grad_logits.sum(0)
         grad_logits = grad_logits.to(dtype)
@@ -104,6 +100,28 @@ def _chunked(hidden: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | No
             _add_matmul(grad_w, grad_logits.t(), h)
     grads = (grad_h, _cast(grad_w, weight), None if bias is None else _cast(grad_b, bias))
     return loss_sum, correct, grads
+
+
+def _softmax_cross_entropy(logits: torch.Tensor, targets: torch.Tensor, with_grad: bool
+                           ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]:
+    """Loss sum, correct count and (if ``with_grad``) d loss_sum / d logits of one chunk.
+
+    Overwrites ``logits`` (C, V), which then holds the gradient ``softmax - onehot``, zero on rows
+    whose target (C,) is ignored.
+    """
+    keep = (targets != IGNORE_INDEX).unsqueeze(1)  # (C, 1)
+    safe_targets = torch.where(keep, targets.unsqueeze(1), 0)  # (C, 1): a valid index on ignored rows too
+    top, best = logits.max(1, keepdim=True)  # (C, 1) each
+    correct = (best.squeeze(1) == targets).sum()  # an ignored target (-100) never equals an argmax
+    target_logits = logits.gather(1, safe_targets)  # (C, 1)
+    # one max pass, then exp in place: several times faster on CPU than logsumexp plus argmax
+    exp = logits.sub_(top).exp_()  # (C, V)
+    total = exp.sum(1, keepdim=True)  # (C, 1)
+    loss_sum = torch.where(keep, top + total.log() - target_logits, 0.0).sum()
+    if not with_grad:
+        return loss_sum, correct, None
+    softmax = exp.mul_(torch.where(keep, total.reciprocal(), 0.0))  # ignored rows become all zero
+    return loss_sum, correct, softmax.scatter_add_(1, safe_targets, -keep.to(softmax.dtype))
 
 
 def _add_matmul(total: torch.Tensor, a: torch.Tensor, b: torch.Tensor) -> None:
