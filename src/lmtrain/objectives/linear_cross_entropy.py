@@ -35,8 +35,8 @@ def linear_cross_entropy(hidden: torch.Tensor, weight: torch.Tensor, bias: torch
         chunk_rows: rows whose logits are computed at once.
 
     Returns:
-        (loss_sum, correct): the float32 scalar loss sum (differentiable) and the long scalar count
-        of rows whose argmax logit is the target.
+        (loss_sum, correct): the scalar loss sum (float32, float64 for float64 inputs; differentiable)
+        and the long scalar count of rows whose argmax logit is the target.
     """
     device_type = hidden.device.type
     dtype = torch.get_autocast_dtype(device_type) if torch.is_autocast_enabled(device_type) else hidden.dtype
