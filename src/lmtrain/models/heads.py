@@ -14,7 +14,8 @@ from lmtrain.models.transformer import activation_fn
 class MaskedLMHead(nn.Module):
     """BERT's MLM head: dense -> activation -> LayerNorm -> vocabulary projection (+ bias).
 
-    Run it on the selected (masked) positions only: (N, D) -> (N, V).
+    Run it on the selected (masked) positions only: (N, D) -> (N, V). Losses that fuse the
+    projection into the cross-entropy call :meth:`transform` and use ``weight`` and ``bias``.
     """
 
     def __init__(self, spec: TransformerSpec, token_embedding: nn.Embedding):
@@ -30,13 +31,21 @@ class MaskedLMHead(nn.Module):
         nn.init.normal_(self.dense.weight, std=spec.init_std)
         nn.init.zeros_(self.dense.bias)
 
+    def transform(self, hidden: torch.Tensor) -> torch.Tensor:
+        """(..., D) -> (..., D): the features the vocabulary projection reads."""
+        return self.norm(self.act(self.dense(hidden)))
+
     def forward(self, hidden: torch.Tensor) -> torch.Tensor:
         """(..., D) -> (..., V) logits."""
-        return linear(self.norm(self.act(self.dense(hidden))), self.weight, self.bias)
+        return linear(self.transform(hidden), self.weight, self.bias)
 
 
 class CausalLMHead(nn.Module):
-    """GPT-2's output projection, tied to the token embedding by default: (..., D) -> (..., V)."""
+    """GPT-2's output projection, tied to the token embedding by default: (..., D) -> (..., V).
+
+    Shares :class:`MaskedLMHead`'s ``transform`` / ``weight`` / ``bias`` surface (here the identity,
+    and no bias) so losses can fuse the projection the same way for both.
+    """
 
     def __init__(self, spec: TransformerSpec, token_embedding: nn.Embedding):
         super().__init__()
@@ -44,10 +53,15 @@ class CausalLMHead(nn.Module):
             self.weight = token_embedding.weight
         else:
             self.weight = nn.Parameter(torch.empty(spec.vocab_size, spec.d_model).normal_(std=spec.init_std))
+        self.register_parameter("bias", None)
+
+    def transform(self, hidden: torch.Tensor) -> torch.Tensor:
+        """The features the vocabulary projection reads: ``hidden`` itself."""
+        return hidden
 
     def forward(self, hidden: torch.Tensor) -> torch.Tensor:
         """(..., D) -> (..., V) logits."""
-        return linear(hidden, self.weight)
+        return linear(self.transform(hidden), self.weight, self.bias)
 
 
 class PooledClassifierHead(nn.Module):

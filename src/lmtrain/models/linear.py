@@ -60,6 +60,17 @@ def uses_onednn(x: torch.Tensor, weight: torch.Tensor) -> bool:
             and not torch.is_autocast_enabled("cpu") and not torch.compiler.is_compiling())
 
 
+def matmul_t(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None = None) -> torch.Tensor:
+    """``x @ weight.T + bias`` for 2-D ``x``, on oneDNN where :func:`uses_onednn` allows.
+
+    Not differentiable on the oneDNN path: it is for code that computes its own gradients (inside
+    an autograd function) or runs without them. Strided views (``a.t()``) are read in place.
+    """
+    if uses_onednn(x, weight):
+        return _product(x, weight, bias)
+    return F.linear(x, weight, bias)
+
+
 def linear(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None = None) -> torch.Tensor:
     """``x @ weight.T + bias`` like `torch.nn.functional.linear`, on oneDNN where that is faster."""
     if uses_onednn(x, weight):

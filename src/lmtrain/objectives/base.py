@@ -63,6 +63,18 @@ class Objective:
         """
 
 
+def labelled_states(model: nn.Module, batch: dict[str, torch.Tensor]
+                    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Run the backbone and keep the hidden states at positions with a label (not -100).
+
+    Returns:
+        (hidden (B, T, D), selected (B, T) bool, targets (N,), selected states (N, D)).
+    """
+    hidden = model.backbone(batch["input_ids"], batch["attention_mask"], batch.get("token_type_ids"))
+    selected = batch["labels"] != IGNORE_INDEX  # (B, T)
+    return hidden, selected, batch["labels"][selected], hidden[selected]
+
+
 def labelled_logits(model: nn.Module, batch: dict[str, torch.Tensor], head: str
                     ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
     """Run the backbone, then ``head`` only at positions with a label (not -100).
@@ -70,10 +82,8 @@ def labelled_logits(model: nn.Module, batch: dict[str, torch.Tensor], head: str
     Returns:
         (hidden (B, T, D), selected (B, T) bool, targets (N,), float32 logits (N, C)).
     """
-    hidden = model.backbone(batch["input_ids"], batch["attention_mask"], batch.get("token_type_ids"))
-    selected = batch["labels"] != IGNORE_INDEX  # (B, T)
-    targets = batch["labels"][selected]  # (N,)
-    return hidden, selected, targets, model.heads[head](hidden[selected]).float()
+    hidden, selected, targets, states = labelled_states(model, batch)
+    return hidden, selected, targets, model.heads[head](states).float()
 
 
 def ratio(sums: dict[str, float], numerator: str, denominator: str) -> float:

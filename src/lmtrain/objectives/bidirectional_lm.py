@@ -5,10 +5,10 @@ from __future__ import annotations
 import math
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 
 from lmtrain.objectives.base import Objective, ObjectiveOutput, perplexity, ratio
+from lmtrain.objectives.linear_cross_entropy import linear_cross_entropy
 
 
 class BidirectionalLM(Objective):
@@ -39,16 +39,14 @@ class BidirectionalLM(Objective):
         states = model.backbone(ids, attention_mask)
         mask = self._target_mask(batch)  # (B, T-1)
         head = model.heads["lm"]
-        fwd_logits = head(states.forward[-1][:, :-1][mask]).float()  # (N, V): from t, predict t+1
-        fwd_targets = ids[:, 1:][mask]  # (N,)
-        bwd_logits = head(states.backward[-1][:, 1:][mask]).float()  # (N, V): from t+1, predict t
-        bwd_targets = ids[:, :-1][mask]  # (N,)
-        fwd_sum = F.cross_entropy(fwd_logits, fwd_targets, reduction="sum")
-        bwd_sum = F.cross_entropy(bwd_logits, bwd_targets, reduction="sum")
+        # head is a plain nn.Linear: both directions fuse its projection into the cross-entropy
+        fwd_sum, fwd_correct = linear_cross_entropy(  # from t, predict t+1
+            states.forward[-1][:, :-1][mask], head.weight, head.bias, ids[:, 1:][mask])
+        bwd_sum, bwd_correct = linear_cross_entropy(  # from t+1, predict t
+            states.backward[-1][:, 1:][mask], head.weight, head.bias, ids[:, :-1][mask])
         loss = fwd_sum / norm["fwd"].clamp(min=1) + bwd_sum / norm["bwd"].clamp(min=1)
         sums = {"fwd_loss_sum": fwd_sum.detach(), "bwd_loss_sum": bwd_sum.detach(), "lm_count": mask.sum(),
-                "fwd_correct": (fwd_logits.argmax(-1) == fwd_targets).sum(),
-                "bwd_correct": (bwd_logits.argmax(-1) == bwd_targets).sum()}
+                "fwd_correct": fwd_correct, "bwd_correct": bwd_correct}
         return ObjectiveOutput(loss, sums)
 
     def summarize(self, sums: dict[str, float], predictions: list | None = None) -> dict[str, float]:

@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 
 from lmtrain.data.masking import IGNORE_INDEX
 from lmtrain.objectives.base import Objective, ObjectiveOutput, perplexity, ratio
+from lmtrain.objectives.linear_cross_entropy import linear_cross_entropy
 
 
 class CausalLM(Objective):
@@ -38,14 +38,13 @@ class CausalLM(Objective):
         target_mask = self._target_mask(batch)  # (B, T-1)
         targets = batch["input_ids"][:, 1:]  # (B, T-1)
         if "loss_mask" in batch:  # few targets (completions only): the head runs on those alone
-            logits = model.heads["lm"](hidden[target_mask]).float()  # (N, V)
-            targets = targets[target_mask]  # (N,)
+            hidden, targets = hidden[target_mask], targets[target_mask]  # (N, D), (N,)
         else:  # (nearly) every position is a target: no gather, whose size would need a host sync
-            logits = model.heads["lm"](hidden).float().flatten(0, 1)  # (B * (T-1), V)
+            hidden = hidden.flatten(0, 1)  # (B * (T-1), D)
             targets = targets.masked_fill(~target_mask, IGNORE_INDEX).flatten()  # (B * (T-1),)
-        loss_sum = F.cross_entropy(logits, targets, reduction="sum", ignore_index=IGNORE_INDEX)
-        sums = {"lm_loss_sum": loss_sum.detach(), "lm_correct": (logits.argmax(-1) == targets).sum(),
-                "lm_count": target_mask.sum()}  # an ignored target (-100) never equals an argmax
+        head = model.heads["lm"]
+        loss_sum, correct = linear_cross_entropy(head.transform(hidden), head.weight, head.bias, targets)
+        sums = {"lm_loss_sum": loss_sum.detach(), "lm_correct": correct, "lm_count": target_mask.sum()}
         return ObjectiveOutput(loss_sum / norm["lm"].clamp(min=1), sums)
 
     def summarize(self, sums: dict[str, float], predictions: list | None = None) -> dict[str, float]:

@@ -7,7 +7,8 @@ import torch.nn.functional as F
 from torch import nn
 
 from lmtrain.data.masking import IGNORE_INDEX
-from lmtrain.objectives.base import Objective, ObjectiveOutput, labelled_logits, perplexity, ratio
+from lmtrain.objectives.base import Objective, ObjectiveOutput, labelled_states, perplexity, ratio
+from lmtrain.objectives.linear_cross_entropy import linear_cross_entropy
 
 
 class MaskedLM(Objective):
@@ -36,14 +37,11 @@ class MaskedLM(Objective):
     def __call__(self, model: nn.Module, batch: dict[str, torch.Tensor],
                  norm: dict[str, torch.Tensor]) -> ObjectiveOutput:
         """MLM (+ NSP) loss of ``batch``; see :class:`lmtrain.objectives.base.Objective`."""
-        hidden, selected, targets, logits = labelled_logits(model, batch, "mlm")  # logits (N, V)
-        mlm_sum = F.cross_entropy(logits, targets, reduction="sum")
+        hidden, selected, targets, states = labelled_states(model, batch)  # states (N, D)
+        head = model.heads["mlm"]
+        mlm_sum, mlm_correct = linear_cross_entropy(head.transform(states), head.weight, head.bias, targets)
         loss = mlm_sum / norm["mlm"].clamp(min=1)
-        sums = {
-            "mlm_loss_sum": mlm_sum.detach(),
-            "mlm_correct": (logits.argmax(-1) == targets).sum(),
-            "mlm_count": selected.sum(),
-        }
+        sums = {"mlm_loss_sum": mlm_sum.detach(), "mlm_correct": mlm_correct, "mlm_count": selected.sum()}
         if self.next_sentence:
             nsp_logits = model.heads["nsp"](hidden).float()  # (B, 2)
             nsp_labels = batch["next_sentence_label"]

@@ -1,0 +1,130 @@
+"""Vocabulary projection and cross-entropy in one pass, chunk by chunk of rows.
+
+The standard path, ``F.cross_entropy(F.linear(h, W, b).float(), t)``, keeps the (N, V) float32
+logits alive for the backward pass; with a large vocabulary they are most of a language model's
+activation memory. Here each chunk of rows computes its logits, loss and argmax, and, when
+gradients are wanted, turns its logits into ``softmax - onehot`` at once and folds them into the
+gradients of ``h``, ``W`` and ``b``. Only those gradients are kept for backward, which merely
+scales them by the incoming gradient (the loss is a sum, so it is linear in that scalar).
+"""
+
+from __future__ import annotations
+
+import torch
+from torch.autograd.function import once_differentiable
+
+from lmtrain.data.masking import IGNORE_INDEX
+from lmtrain.models.linear import matmul_t
+
+CHUNK_ROWS = 512  # rows of logits alive at a time: (CHUNK_ROWS, V) float32
+
+
+def linear_cross_entropy(hidden: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None,
+                         targets: torch.Tensor, chunk_rows: int = CHUNK_ROWS) -> tuple[torch.Tensor, torch.Tensor]:
+    """Summed cross-entropy of ``hidden @ weight.T + bias`` against ``targets``, without (N, V) logits.
+
+    Equal to ``F.cross_entropy(F.linear(hidden, weight, bias).float(), targets, reduction="sum")``
+    and its gradients, and to the argmax accuracy count. Under autocast the matmuls run in the
+    autocast dtype as ``F.linear`` would; softmax and the loss are always at least float32.
+
+    Args:
+        hidden: (N, D) features before the vocabulary projection.
+        weight: (V, D) projection weight (may be tied to the token embedding).
+        bias: (V,) projection bias, or None.
+        targets: (N,) class ids; rows whose target is ``IGNORE_INDEX`` count for nothing.
+        chunk_rows: rows whose logits are computed at once.
+
+    Returns:
+        (loss_sum, correct): the scalar loss sum (float32, float64 for float64 inputs; differentiable)
+        and the long scalar count of rows whose argmax logit is the target.
+    """
+    device_type = hidden.device.type
+    dtype = torch.get_autocast_dtype(device_type) if torch.is_autocast_enabled(device_type) else hidden.dtype
+    inputs = (hidden, weight) if bias is None else (hidden, weight, bias)
+    if torch.is_grad_enabled() and any(t.requires_grad for t in inputs):
+        return _LinearCrossEntropy.apply(hidden, weight, bias, targets, chunk_rows, dtype)
+    loss_sum, correct, _ = _chunked(hidden, weight, bias, targets, chunk_rows, dtype, (False, False, False))
+    return loss_sum, correct
+
+
+class _LinearCrossEntropy(torch.autograd.Function):
+    """Forward computes the gradients too; backward scales them by the loss's incoming gradient."""
+
+    @staticmethod
+    def forward(ctx, hidden, weight, bias, targets, chunk_rows, dtype):
+        with torch.autocast(hidden.device.type, enabled=False):  # _chunked casts to ``dtype`` itself
+            loss_sum, correct, grads = _chunked(hidden, weight, bias, targets, chunk_rows, dtype,
+                                                ctx.needs_input_grad[:3])
+        ctx.save_for_backward(*grads)
+        ctx.mark_non_differentiable(correct)
+        return loss_sum, correct
+
+    @staticmethod
+    @once_differentiable
+    def backward(ctx, grad_loss, grad_correct):
+        scaled = tuple(None if g is None else g * grad_loss.to(g.dtype) for g in ctx.saved_tensors)
+        return *scaled, None, None, None
+
+
+def _chunked(hidden: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None, targets: torch.Tensor,
+             chunk_rows: int, dtype: torch.dtype, needs: tuple[bool, ...]
+             ) -> tuple[torch.Tensor, torch.Tensor, tuple[torch.Tensor | None, ...]]:
+    """Loss sum, correct count and the gradients ``needs`` asks for (hidden, weight, bias), in chunks.
+
+    Matmuls run in ``dtype``; the gradients come back in each input's own dtype.
+    """
+    float_dtype = torch.promote_types(dtype, torch.float32)
+    h_all, w = hidden.to(dtype), weight.to(dtype)
+    b = None if bias is None else bias.to(dtype)
+    loss_sum = hidden.new_zeros((), dtype=float_dtype)
+    correct = torch.zeros((), dtype=torch.long, device=hidden.device)
+    grad_h = torch.empty_like(hidden) if needs[0] else None
+    # weight and bias gradients are summed over chunks: at least float32 even under bf16 autocast
+    grad_w = torch.zeros_like(weight, dtype=torch.promote_types(weight.dtype, torch.float32)) if needs[1] else None
+    grad_b = torch.zeros_like(bias, dtype=torch.promote_types(bias.dtype, torch.float32)) if needs[2] else None
+    for start in range(0, hidden.shape[0], chunk_rows):
+        rows = slice(start, start + chunk_rows)
+        h = h_all[rows]  # (C, D)
+        logits = matmul_t(h, w, b).to(float_dtype)  # (C, V)
+        chunk_loss, chunk_correct, grad_logits = _softmax_cross_entropy(logits, targets[rows], any(needs))
+        loss_sum += chunk_loss
+        correct += chunk_correct
+        if grad_logits is None:
+            continue
+        if grad_b is not None:
+            grad_b += grad_logits.sum(0)
+        grad_logits = grad_logits.to(dtype)
+        if grad_h is not None:
+            grad_h[rows] = matmul_t(grad_logits, w.t())  # (C, V) @ (V, D)
+        if grad_w is not None:
+            # (h^T g)^T = g^T h: this order is the one oneDNN reads without copying g (C, V)
+            grad_w += matmul_t(h.t(), grad_logits.t()).t()
+    grads = (grad_h, _cast(grad_w, weight), None if bias is None else _cast(grad_b, bias))
+    return loss_sum, correct, grads
+
+
+def _softmax_cross_entropy(logits: torch.Tensor, targets: torch.Tensor, with_grad: bool
+                           ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]:
+    """Loss sum, correct count and (if ``with_grad``) d loss_sum / d logits of one chunk.
+
+    Overwrites ``logits`` (C, V), which then holds the gradient ``softmax - onehot``, zero on rows
+    whose target (C,) is ignored.
+    """
+    keep = (targets != IGNORE_INDEX).unsqueeze(1)  # (C, 1)
+    safe_targets = torch.where(keep, targets.unsqueeze(1), 0)  # (C, 1): a valid index on ignored rows too
+    top, best = logits.max(1, keepdim=True)  # (C, 1) each
+    correct = (best.squeeze(1) == targets).sum()  # an ignored target (-100) never equals an argmax
+    target_logits = logits.gather(1, safe_targets)  # (C, 1)
+    # one max pass, then exp in place: several times faster on CPU than logsumexp plus argmax
+    exp = logits.sub_(top).exp_()  # (C, V)
+    total = exp.sum(1, keepdim=True)  # (C, 1)
+    loss_sum = torch.where(keep, top + total.log() - target_logits, 0.0).sum()
+    if not with_grad:
+        return loss_sum, correct, None
+    softmax = exp.mul_(torch.where(keep, total.reciprocal(), 0.0))  # ignored rows become all zero
+    return loss_sum, correct, softmax.scatter_add_(1, safe_targets, -keep.to(softmax.dtype))
+
+
+def _cast(grad: torch.Tensor | None, like: torch.Tensor) -> torch.Tensor | None:
+    """``grad`` in ``like``'s dtype (None stays None)."""
+    return None if grad is None else grad.to(like.dtype)
