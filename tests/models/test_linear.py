@@ -22,10 +22,11 @@ def grads(fn, x, weight, bias):
 
 @needs_onednn
 @pytest.mark.parametrize("with_bias", [True, False])
-def test_values_and_gradients_match_f_linear(with_bias):
+@pytest.mark.parametrize("out_features", [40, 16])  # wider and narrower than the input: both weight-gradient orders
+def test_values_and_gradients_match_f_linear(with_bias, out_features):
     torch.manual_seed(0)
     x = torch.randn(4, 50, 24)[:, 1:]  # a strided (non-contiguous) batch of 196 rows
-    weight, bias = torch.randn(40, 24), (torch.randn(40) if with_bias else None)
+    weight, bias = torch.randn(out_features, 24), (torch.randn(out_features) if with_bias else None)
     assert uses_onednn(x, weight)
     ours, our_grads = grads(linear, x, weight, bias)
     theirs, their_grads = grads(F.linear, x, weight, bias)

@@ -1,4 +1,4 @@
-"""Multi-head self-attention through `scaled_dot_product_attention`, with a key/value cache."""
+"""Multi-head self- and cross-attention through `scaled_dot_product_attention`, with a key/value cache."""
 
 from __future__ import annotations
 
@@ -6,6 +6,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from lmtrain.models.dropout import dropout as apply_dropout
 from lmtrain.models.linear import Linear
 
 
@@ -38,6 +39,24 @@ class KVCache:
     def advance(self, n: int) -> None:
         """Mark ``n`` more positions as filled; call once per forward pass, after every layer."""
         self.length += n
+
+
+def attend(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, mask: torch.Tensor | None, is_causal: bool,
+           dropout: float) -> torch.Tensor:
+    """`scaled_dot_product_attention` of (B, H, T, Dh) queries, keys and values.
+
+    With dropout on CPU, PyTorch runs SDPA's unfused math path and draws the dropout mask with
+    ``bernoulli_``; then this runs the same math with :mod:`lmtrain.models.dropout`'s cheaper mask
+    (a GPT mini step spends ~7% of its time in that ``bernoulli_``). Only without a padding mask,
+    which is how pretraining batches come, so no query row is ever fully masked.
+    """
+    if dropout == 0.0 or mask is not None or q.device.type != "cpu" or torch.compiler.is_compiling():
+        return F.scaled_dot_product_attention(q, k, v, attn_mask=mask, dropout_p=dropout, is_causal=is_causal)
+    scores = (q * q.shape[-1] ** -0.5) @ k.transpose(-2, -1)  # (B, H, Tq, Tk)
+    if is_causal:
+        future = torch.ones(scores.shape[-2:], dtype=torch.bool, device=q.device).triu(1)  # (Tq, Tk)
+        scores = scores.masked_fill(future, float("-inf"))
+    return apply_dropout(scores.softmax(dim=-1), dropout, training=True) @ v
 
 
 class SelfAttention(nn.Module):
@@ -73,7 +92,7 @@ class SelfAttention(nn.Module):
         if cache is not None:
             k, v = cache.append(layer, k, v)  # (B, H, Tk, Dh)
         dropout = self.attention_dropout if self.training else 0.0
-        y = F.scaled_dot_product_attention(q, k, v, attn_mask=mask, dropout_p=dropout, is_causal=is_causal)
+        y = attend(q, k, v, mask, is_causal, dropout)
         y = y.transpose(1, 2).reshape(B, T, D)  # (B, T, D)
         return self.out(y)
 
@@ -105,6 +124,6 @@ class CrossAttention(nn.Module):
         k, v = self.kv(context).view(B, S, 2, self.n_heads, Dh).unbind(2)  # 2 x (B, S, H, Dh)
         k, v = k.transpose(1, 2), v.transpose(1, 2)  # (B, H, S, Dh)
         dropout = self.attention_dropout if self.training else 0.0
-        y = F.scaled_dot_product_attention(q, k, v, dropout_p=dropout)
+        y = attend(q, k, v, None, False, dropout)
         y = y.transpose(1, 2).reshape(B, T, D)  # (B, T, D)
         return self.out(y)

@@ -45,8 +45,13 @@ class _OneDNNLinear(torch.autograd.Function):
         grad_x = grad_weight = grad_bias = None
         if ctx.needs_input_grad[0]:
             grad_x = _product(grad_rows, weight.t(), None).view(ctx.input_shape)  # dL/dy W
-        if ctx.needs_input_grad[1]:
-            grad_weight = _product(grad_rows.t(), rows.t(), None)  # (dL/dy)^T x: (out, in)
+        if ctx.needs_input_grad[1]:  # (dL/dy)^T x: (out, in)
+            # oneDNN copies its first operand when it is a transposed view, so transpose the
+            # narrower of the two: x^T when in < out (then compute (x^T dL/dy)^T).
+            if rows.shape[1] < grad_rows.shape[1]:
+                grad_weight = _product(rows.t(), grad_rows.t(), None).t()
+            else:
+                grad_weight = _product(grad_rows.t(), rows.t(), None)
         if ctx.has_bias and ctx.needs_input_grad[2]:
             grad_bias = grad_rows.sum(0)
         return grad_x, grad_weight, grad_bias

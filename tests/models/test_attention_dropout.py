@@ -1,0 +1,53 @@
+"""`attend`: SDPA's math with the cheaper dropout mask on CPU, SDPA itself everywhere else."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+import torch.nn.functional as F
+
+import lmtrain.models.attention as attention
+from lmtrain.models.attention import attend
+
+
+def qkv(seed: int = 0) -> list[torch.Tensor]:
+    torch.manual_seed(seed)
+    return [torch.randn(2, 3, 10, 8, requires_grad=True) for _ in range(3)]
+
+
+@pytest.mark.parametrize("is_causal", [True, False])
+def test_without_the_mask_it_is_sdpas_math(monkeypatch, is_causal):
+    monkeypatch.setattr(attention, "apply_dropout", lambda x, p, training: x)  # keep every weight
+    ours_in, sdpa_in = qkv(), qkv()
+    ours = attend(*ours_in, None, is_causal, 0.1)
+    theirs = F.scaled_dot_product_attention(*sdpa_in, is_causal=is_causal)
+    torch.testing.assert_close(ours, theirs, atol=1e-5, rtol=1e-5)
+    ours.sum().backward()
+    theirs.sum().backward()
+    for a, b in zip(ours_in, sdpa_in):
+        torch.testing.assert_close(a.grad, b.grad, atol=1e-5, rtol=1e-5)
+
+
+def test_dropout_is_drawn_reproducibly_and_scales_kept_weights():
+    q, k, v = qkv()
+    torch.manual_seed(1)
+    first = attend(q, k, v, None, True, 0.5)
+    torch.manual_seed(1)
+    again = attend(q, k, v, None, True, 0.5)
+    plain = F.scaled_dot_product_attention(q, k, v, is_causal=True)
+    assert torch.equal(first, again)
+    assert not torch.allclose(first, plain, atol=1e-3)
+    # the first query sees only itself: its one weight is either dropped (0) or doubled (2 v_0)
+    first_row, v0 = first[:, :, 0], v[:, :, 0]
+    assert torch.all(torch.isclose(first_row, 2 * v0, atol=1e-5).all(-1) | (first_row == 0).all(-1))
+
+
+def test_padding_masks_go_to_sdpa_with_its_own_dropout():
+    q, k, v = qkv()
+    mask = torch.ones(2, 1, 1, 10, dtype=torch.bool)
+    mask[1, ..., 7:] = False
+    torch.manual_seed(2)
+    ours = attend(q, k, v, mask, False, 0.3)
+    torch.manual_seed(2)
+    theirs = F.scaled_dot_product_attention(q, k, v, attn_mask=mask, dropout_p=0.3)
+    assert torch.equal(ours, theirs)
