@@ -17,7 +17,7 @@ import torch
 from lmtrain.data.tokenizer import TextTokenizer
 from lmtrain.errors import UserError
 from lmtrain.models.language_model import LanguageModel
-from lmtrain.models.prepacked import prepacked_linears
+from lmtrain.models.prepacked import PrepackedLinears
 
 log = logging.getLogger(__name__)
 
@@ -172,26 +172,28 @@ def generate_stream(model: LanguageModel, prompts: Sequence[Sequence[int]], max_
     done = [False] * batch_size
     step_ids, step_positions = ids, positions
     # Each decoding step reads every weight matrix for a few rows: on CPU, read a faster layout.
-    with prepacked_linears(model, batch_size):
-        for step in range(steps):
-            seen = length + step  # positions the model sees after this step's input
-            step_mask = mask[:, :seen] if mask is not None else None
+    weights = PrepackedLinears(model, batch_size)
+    for step in range(steps):
+        seen = length + step  # positions the model sees after this step's input
+        step_mask = mask[:, :seen] if mask is not None else None
+        with weights.applied():  # only around the model call: the caller may use the model between steps
             if use_cache:
                 hidden = backbone(step_ids, step_mask, position_ids=step_positions, cache=cache)
             else:
                 hidden = backbone(ids, step_mask, position_ids=positions)
-            token = next_tokens(head(hidden[:, -1]).float(), sampling, generator)  # (B,)
-            chosen = token.tolist()  # the one host sync per step: the caller wants the ids now
-            yield [None if stopped else tok for stopped, tok in zip(done, chosen)]
-            if eos_id is not None:
-                done = [stopped or tok == eos_id for stopped, tok in zip(done, chosen)]
-            if all(done) or step == steps - 1:
-                return
-            # Rows that stopped keep decoding (their tokens are never shown), fed as they are.
-            step_ids, step_positions = token[:, None], step_positions[:, -1:] + 1  # (B, 1) each
-            if not use_cache:
-                ids = torch.cat([ids, step_ids], dim=1)
-                positions = torch.cat([positions, step_positions], dim=1)
+            logits = head(hidden[:, -1])
+        token = next_tokens(logits.float(), sampling, generator)  # (B,)
+        chosen = token.tolist()  # the one host sync per step: the caller wants the ids now
+        yield [None if stopped else tok for stopped, tok in zip(done, chosen)]
+        if eos_id is not None:
+            done = [stopped or tok == eos_id for stopped, tok in zip(done, chosen)]
+        if all(done) or step == steps - 1:
+            return
+        # Rows that stopped keep decoding (their tokens are never shown), fed as they are.
+        step_ids, step_positions = token[:, None], step_positions[:, -1:] + 1  # (B, 1) each
+        if not use_cache:
+            ids = torch.cat([ids, step_ids], dim=1)
+            positions = torch.cat([positions, step_positions], dim=1)
 
 
 def generate(model: LanguageModel, prompts: Sequence[Sequence[int]], max_new_tokens: int,

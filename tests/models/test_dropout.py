@@ -66,3 +66,16 @@ def test_keeps_bf16_and_shape():
 def test_bad_probability_is_refused_with_its_value():
     with pytest.raises(ValueError, match="between 0 and 1, but got 1.5"):
         Dropout(1.5)
+
+
+def test_mask_is_the_16_bit_slices_of_seeded_64_bit_draws():
+    torch.manual_seed(5)
+    mask = keep_mask(torch.Size([10]), 0.25, torch.device("cpu"))
+    torch.manual_seed(5)
+    bits = torch.empty(3, dtype=torch.int64).random_(-(1 << 63), None).view(torch.int16)[:10]
+    assert torch.equal(mask, bits >= 16384 - 32768)  # 0.25 of 65536 levels dropped: the lowest 16384
+
+
+def test_probability_rounding_up_to_one_drops_everything():
+    x = torch.randn(100)
+    assert torch.count_nonzero(dropout(x, 1 - 1e-6, training=True)) == 0  # rounds to 65536/65536

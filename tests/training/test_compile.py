@@ -134,3 +134,18 @@ def test_pretrain_with_compile_true_trains_like_eager(tmp_path, monkeypatch, cap
     assert "runs eagerly" not in caplog.text  # the compiled step really ran compiled
     assert len(runs["true"]) == 6
     assert runs["true"] == pytest.approx(runs["false"], rel=1e-4)
+
+
+def test_the_gpt_step_with_dropout_traces_as_one_graph():
+    """lmtrain's CPU-only kernels (oneDNN linear layers, its dropout, the chunked loss) step aside
+    under Dynamo, so compiling still sees the whole step."""
+    torch._dynamo.reset()
+    torch.manual_seed(0)
+    spec = TransformerSpec(vocab_size=64, n_layers=2, d_model=32, n_heads=4, d_ff=48, max_positions=32,
+                           dropout=0.1, attention_dropout=0.1, **GPT)
+    objective = build_objective("clm")
+    module = ObjectiveStep(LanguageModel(spec, objective.head_names).train(), objective)
+    batch = {"input_ids": torch.randint(5, 64, (3, 12)), "attention_mask": torch.ones(3, 12, dtype=torch.bool)}
+    explanation = torch._dynamo.explain(module)(batch, objective.count_targets(batch))
+    assert explanation.graph_break_count == 0, explanation.break_reasons
+    assert explanation.graph_count == 1

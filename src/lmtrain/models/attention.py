@@ -47,8 +47,9 @@ def attend(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, mask: torch.Tensor
 
     With dropout on CPU, PyTorch runs SDPA's unfused math path and draws the dropout mask with
     ``bernoulli_``; then this runs the same math with :mod:`lmtrain.models.dropout`'s cheaper mask
-    (a GPT mini step spends ~7% of its time in that ``bernoulli_``). Only without a padding mask,
-    which is how pretraining batches come, so no query row is ever fully masked.
+    (a GPT mini step spends ~7% of its time in that ``bernoulli_``). Only without a padding mask
+    (causal LM batches, ALBEF's cross-attention), so no query row is ever fully masked; batches
+    that carry an attention mask (every masked-LM batch) keep SDPA.
     """
     if dropout == 0.0 or mask is not None or q.device.type != "cpu" or torch.compiler.is_compiling():
         return F.scaled_dot_product_attention(q, k, v, attn_mask=mask, dropout_p=dropout, is_causal=is_causal)

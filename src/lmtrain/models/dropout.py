@@ -38,11 +38,14 @@ def dropout(x: torch.Tensor, p: float, training: bool) -> torch.Tensor:
     """
     if not training or p == 0.0:
         return x
-    if x.device.type != "cpu" or p >= 1.0:
+    dropped = round(p * _LEVELS)  # of 65536 levels
+    # Dynamo cannot trace random_ (inductor fuses its own dropout), and a p that rounds up to 1
+    # leaves no kept level to scale by: both take PyTorch's dropout.
+    if x.device.type != "cpu" or dropped >= _LEVELS or torch.compiler.is_compiling():
         return F.dropout(x, p, training=True)
-    kept = 1.0 - round(p * _LEVELS) / _LEVELS
-    if kept >= 1.0:  # p below 1/131072 rounds to no dropout at all
+    if dropped == 0:  # p below 1/131072 rounds to no dropout at all
         return x
+    kept = 1.0 - dropped / _LEVELS
     # Autograd keeps only the boolean mask for the backward pass; the scalar scale needs nothing.
     return x.mul(keep_mask(x.shape, p, x.device)).mul_(1.0 / kept)
 

@@ -79,9 +79,9 @@ class PooledClassifierHead(nn.Module):
         self.dense = Linear(d_model, d_model)
         self.output = Linear(d_model, n_classes)
         self.dropout = Dropout(dropout)
-        for linear in (self.dense, self.output):
-            nn.init.normal_(linear.weight, std=init_std)
-            nn.init.zeros_(linear.bias)
+        for layer in (self.dense, self.output):
+            nn.init.normal_(layer.weight, std=init_std)
+            nn.init.zeros_(layer.bias)
 
     def pool(self, hidden: torch.Tensor, attention_mask: torch.Tensor | None) -> torch.Tensor:
         """(B, T, D) -> (B, D): the first token's state ([CLS] / <s>)."""

@@ -11,6 +11,7 @@ scales them by the incoming gradient (the loss is a sum, so it is linear in that
 from __future__ import annotations
 
 import torch
+import torch.nn.functional as F
 from torch.autograd.function import once_differentiable
 
 from lmtrain.data.masking import IGNORE_INDEX
@@ -38,6 +39,10 @@ def linear_cross_entropy(hidden: torch.Tensor, weight: torch.Tensor, bias: torch
         (loss_sum, correct): the scalar loss sum (float32, float64 for float64 inputs; differentiable)
         and the long scalar count of rows whose argmax logit is the target.
     """
+    if torch.compiler.is_compiling():  # inductor fuses the plain path; the chunk loop would split the graph
+        logits = F.linear(hidden, weight, bias).float()
+        correct = (logits.argmax(-1) == targets).sum()  # an ignored target (-100) never equals an argmax
+        return F.cross_entropy(logits, targets, reduction="sum", ignore_index=IGNORE_INDEX), correct
     device_type = hidden.device.type
     dtype = torch.get_autocast_dtype(device_type) if torch.is_autocast_enabled(device_type) else hidden.dtype
     inputs = (hidden, weight) if bias is None else (hidden, weight, bias)
