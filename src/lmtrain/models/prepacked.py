@@ -13,7 +13,7 @@ The copy costs one weight matrix per layer while it exists, so it is made for on
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 
 import torch
@@ -37,11 +37,9 @@ def can_prepack(model: nn.Module) -> bool:
             and not torch.is_autocast_enabled("cpu") and not torch.is_grad_enabled() and not model.training)
 
 
-def _projections(model: nn.Module) -> Iterator[tuple[nn.Module, torch.Tensor, torch.Tensor | None]]:
-    """Every module of ``model`` that is a plain linear projection, with its weight and bias."""
-    for module in model.modules():
-        if isinstance(module, (nn.Linear, CausalLMHead)):
-            yield module, module.weight, module.bias
+def _projections(model: nn.Module) -> list[nn.Module]:
+    """Every module of ``model`` that is a plain linear projection (``weight``, ``bias``, no more)."""
+    return [module for module in model.modules() if isinstance(module, (nn.Linear, CausalLMHead))]
 
 
 def _packed_forward(packed: torch.Tensor, bias: torch.Tensor | None):
@@ -67,13 +65,18 @@ class PrepackedLinears:
     def __init__(self, model: nn.Module, rows_hint: int):
         self.model = model
         self.rows_hint = max(rows_hint, 1)
-        self._packed: dict[nn.Module, tuple[int, torch.Tensor]] = {}  # module -> (weight version, packed)
+        self._modules = _projections(model)
+        self._forwards: dict[nn.Module, tuple[tuple[int, int], Callable]] = {}  # module -> (versions, forward)
 
-    def _pack(self, module: nn.Module, weight: torch.Tensor) -> torch.Tensor:
-        cached = self._packed.get(module)
-        if cached is None or cached[0] != weight._version:
-            cached = (weight._version, torch.ops.mkldnn._reorder_linear_weight(weight.detach(), self.rows_hint))
-            self._packed[module] = cached
+    def _forward(self, module: nn.Module) -> Callable:
+        """The packed forward of ``module``, packed again if its weight or bias changed since."""
+        weight, bias = module.weight, module.bias
+        versions = (weight._version, -1 if bias is None else bias._version)
+        cached = self._forwards.get(module)
+        if cached is None or cached[0] != versions:
+            packed = torch.ops.mkldnn._reorder_linear_weight(weight.detach(), self.rows_hint)
+            cached = (versions, _packed_forward(packed, None if bias is None else bias.detach()))
+            self._forwards[module] = cached
         return cached[1]
 
     @contextmanager
@@ -82,15 +85,14 @@ class PrepackedLinears:
 
         Yields whether they do. Modules whose forward was already replaced are left alone.
         """
-        patched: list[tuple[nn.Module, object]] = []
+        patched: list[tuple[nn.Module, Callable]] = []
         try:
             if can_prepack(self.model):
                 try:
-                    for module, weight, bias in _projections(self.model):
+                    for module in self._modules:
                         if "forward" not in module.__dict__:
-                            packed = self._pack(module, weight)
-                            forward = _packed_forward(packed, None if bias is None else bias.detach())
-                            module.forward = forward
+                            forward = self._forward(module)
+                            module.__dict__["forward"] = forward  # a plain attribute: skips Module.__setattr__
                             patched.append((module, forward))
                 except (RuntimeError, AttributeError, NotImplementedError):  # an op or dtype this build lacks
                     _restore(patched)
@@ -99,7 +101,7 @@ class PrepackedLinears:
             _restore(patched)
 
 
-def _restore(patched: list[tuple[nn.Module, object]]) -> None:
+def _restore(patched: list[tuple[nn.Module, Callable]]) -> None:
     """Put back the class forward of every module in ``patched`` that still has the forward set here."""
     for module, forward in patched:
         if module.__dict__.get("forward") is forward:
