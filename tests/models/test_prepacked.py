@@ -10,6 +10,7 @@ import torch
 from torch import nn
 
 import lmtrain.generation as generation
+import lmtrain.models.prepacked as prepacked
 from lmtrain.generation import Sampling, generate, generate_stream
 from lmtrain.models.language_model import LanguageModel
 from lmtrain.models.prepacked import PrepackedLinears
@@ -129,3 +130,12 @@ def test_the_model_is_plain_between_steps_and_two_streams_interleave():
     model.train()
     model.heads["lm"](model.backbone(torch.tensor([[1, 2, 3]]))).sum().backward()
     assert model.backbone.blocks[0].attn.qkv.weight.grad is not None
+
+
+@needs_onednn
+def test_a_model_is_packed_once_across_generation_calls():
+    model = gpt(seed=3)
+    generate(model, [[5, 6, 7]], max_new_tokens=4, sampling=GREEDY, eos_id=None)
+    first = {m: prepacked._PACKED[m][1] for m in prepacked._projections(model)}
+    generate(model, [[8, 9]], max_new_tokens=4, sampling=GREEDY, eos_id=None)
+    assert all(prepacked._PACKED[m][1] is forward for m, forward in first.items())
