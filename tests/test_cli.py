@@ -35,6 +35,13 @@ def test_help_lists_commands_and_config_groups(workdir):
     assert "objective:" in sub.stdout and "max_steps" in sub.stdout
 
 
+def test_command_help_does_not_load_torch(workdir):
+    probe = ("import sys\nfrom lmtrain.cli import main\ntry:\n    main(['pretrain', '--help'])\n"
+             "except SystemExit:\n    pass\nprint('torch loaded:', 'torch' in sys.modules)")
+    out = subprocess.run([sys.executable, "-c", probe], cwd=workdir, capture_output=True, text=True)
+    assert "Config groups" in out.stdout and "torch loaded: False" in out.stdout, out.stdout + out.stderr
+
+
 def test_cfg_job_prints_composed_config_with_overrides(workdir):
     out = run_cli("pretrain", "--cfg", "job", "trainer.max_steps=50", "optim.lr=3e-4", "model.n_layers=2",
                   cwd=workdir)

@@ -204,8 +204,8 @@ def main(argv: list[str] | None = None) -> None:
 
     import hydra
 
-    module = importlib.import_module(f"lmtrain.commands.{command}")
+    def run(cfg):  # the command's module, and torch with it, load only when the command really runs
+        return importlib.import_module(f"lmtrain.commands.{command}").run(cfg)
+
     sys.argv = [f"lmtrain-{command}", *rest]
-    hydra.main(config_path=str(config_dir()), config_name=command, version_base=None)(
-        _task(command, module.run)
-    )()
+    hydra.main(config_path=str(config_dir()), config_name=command, version_base=None)(_task(command, run))()
