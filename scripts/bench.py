@@ -36,7 +36,7 @@ from rich.table import Table
 from lmtrain.data.masking import IGNORE_INDEX
 from lmtrain.generation import Sampling, generate
 from lmtrain.models.language_model import LanguageModel
-from lmtrain.models.linear import onednn_product
+from lmtrain.models.linear import onednn_enabled, onednn_product
 from lmtrain.models.spec import SIZES, TransformerSpec
 from lmtrain.objectives import build_objective
 from lmtrain.tasks.base import run_batches
@@ -147,7 +147,7 @@ def matmul_peak(device: torch.device, dtype: torch.dtype) -> float:
     a = torch.randn(n, n, device=device, dtype=dtype)
     b = torch.randn(n, n, device=device, dtype=dtype)
     products = [lambda: a @ b]
-    if device.type == "cpu" and torch.backends.mkldnn.is_available() and torch.backends.mkldnn.enabled:
+    if device.type == "cpu" and onednn_enabled():
         products.append(lambda: onednn_product(a, b))
     best = float("inf")
     for product in products:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -55,3 +56,22 @@ def write_corpus(path: Path, n_docs: int = 40, seed: int = 0) -> Path:
         lines.append(" ".join(sentences))
     path.write_text("\n".join(lines) + "\n", encoding="utf-8")
     return path
+
+
+@contextmanager
+def stopping_after_step(step: int):
+    """Within the block the Trainer stops after ``step`` as Ctrl-C makes it: finish the step, save, exit."""
+    from lmtrain.training.trainer import Trainer
+
+    original = Trainer._train_step
+
+    def train_step(self, sums):
+        original(self, sums)
+        if self.state.step == step:
+            self._stop_requested = True
+
+    Trainer._train_step = train_step
+    try:
+        yield
+    finally:
+        Trainer._train_step = original

@@ -11,8 +11,7 @@ import pytest
 from lmtrain.commands import finetune
 from lmtrain.data.collate import PadCollator
 from lmtrain.run_dir import read_metrics
-from lmtrain.training.trainer import Trainer
-from tests.conftest import compose_config
+from tests.conftest import compose_config, stopping_after_step
 from tests.tasks.fixtures import make_checkpoint, write_conll
 
 STEPS = ["trainer.progress=false", "trainer.max_steps=12", "trainer.batch_size=8", "trainer.eval_every=0",
@@ -65,17 +64,8 @@ def test_finetune_batches_are_bucketed_and_resume_exactly(tmp_path, overrides, m
     # padding tokens of the 12 training batches (evaluation batches come later and are sorted either way)
     assert sum(widths["bucketed"][:12]) < 0.5 * sum(widths["plain"][:12])
 
-    original_step = Trainer._train_step
-
-    def stop_after_six(self, sums):  # what Ctrl-C does: finish the step, then stop
-        original_step(self, sums)
-        if self.state.step == 6:
-            self._stop_requested = True
-
-    monkeypatch.setattr(Trainer, "_train_step", stop_after_six)
-    with pytest.raises(SystemExit):
+    with stopping_after_step(6), pytest.raises(SystemExit):
         _run(tmp_path / "resumed", overrides)
-    monkeypatch.setattr(Trainer, "_train_step", original_step)
     _run(tmp_path / "resumed", [*overrides, "trainer.resume=auto"])
     expected, got = _losses(tmp_path / "straight"), _losses(tmp_path / "resumed")
     assert sorted(got) == list(range(1, 13))

@@ -7,6 +7,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+import lmtrain.models.linear as linear_module
 from lmtrain.models.linear import MIN_ROWS, Linear, linear, uses_onednn
 
 needs_onednn = pytest.mark.skipif(not torch.backends.mkldnn.is_available(), reason="PyTorch built without oneDNN")
@@ -46,11 +47,16 @@ def test_frozen_weight_gets_no_gradient_and_input_still_does():
     torch.testing.assert_close(x.grad, layer.weight.sum(0).expand(MIN_ROWS, 16), atol=1e-5, rtol=1e-5)
 
 
-def test_without_gradients_no_graph_is_recorded():
+@needs_onednn
+def test_without_gradients_no_graph_is_recorded(monkeypatch):
+    calls = []
+    product = linear_module.onednn_product
+    monkeypatch.setattr(linear_module, "onednn_product", lambda *args: calls.append(1) or product(*args))
     layer = Linear(16, 8)
     with torch.no_grad():
         out = layer(torch.randn(2, MIN_ROWS, 16))
     assert out.grad_fn is None and out.shape == (2, MIN_ROWS, 8)
+    assert calls == [1]  # the oneDNN product itself, not F.linear
 
 
 def test_falls_back_where_f_linear_is_the_better_or_only_choice(monkeypatch):

@@ -11,8 +11,7 @@ from lmtrain.commands import pretrain
 from lmtrain.objectives import build_objective
 from lmtrain.run_dir import read_metrics
 from lmtrain.training import checkpoint as ckpt
-from lmtrain.training.trainer import Trainer
-from tests.conftest import TINY, compose_config, write_corpus
+from tests.conftest import TINY, compose_config, stopping_after_step, write_corpus
 
 
 def _overrides(tmp_path: Path, *extra: str) -> list[str]:
@@ -61,19 +60,10 @@ def test_resume_gives_exactly_the_uninterrupted_losses(tmp_path, monkeypatch):
     resumed = tmp_path / "resumed"
     resumed.mkdir()
     monkeypatch.chdir(resumed)
-    original_step = Trainer._train_step
-
-    def stop_after_eight(self, sums):  # what Ctrl-C does: finish the step, then stop
-        original_step(self, sums)
-        if self.state.step == 8:
-            self._stop_requested = True
-
-    monkeypatch.setattr(Trainer, "_train_step", stop_after_eight)
-    with pytest.raises(SystemExit) as stopped:
+    with stopping_after_step(8), pytest.raises(SystemExit) as stopped:
         pretrain.run(compose_config("pretrain", _overrides(tmp_path, *extra)))
     assert stopped.value.code == 130
     assert (resumed / "checkpoints" / "last").resolve().name == "step-8"
-    monkeypatch.setattr(Trainer, "_train_step", original_step)
     pretrain.run(compose_config("pretrain", _overrides(tmp_path, *extra, "trainer.resume=auto")))
 
     expected, got = _train_losses(straight), _train_losses(resumed)

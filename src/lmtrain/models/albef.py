@@ -24,13 +24,13 @@ from torch import nn
 
 from lmtrain.models.heads import MaskedLMHead
 from lmtrain.models.linear import Linear
-from lmtrain.models.spec import TransformerSpec
+from lmtrain.models.spec import StoredSpec, TransformerSpec
 from lmtrain.models.transformer import Block, Transformer
 from lmtrain.models.vit import VisionSpec, VisionTransformer
 
 
 @dataclass(frozen=True)
-class AlbefSpec:
+class AlbefSpec(StoredSpec):
     """Everything that shapes an ALBEF model; stored in ``model.json``.
 
     ``text.n_layers`` counts every BERT layer; the last ``fusion_layers`` of them cross-attend
@@ -45,15 +45,9 @@ class AlbefSpec:
     momentum: float = 0.995  # EMA coefficient of the momentum encoders
     temp: float = 0.07  # initial contrastive temperature (learned, clamped to [0.001, 0.5])
 
-    def to_dict(self) -> dict[str, Any]:
-        """Plain nested values for JSON."""
-        values = dataclasses.asdict(self)
-        values["text"], values["vision"] = self.text.to_dict(), self.vision.to_dict()
-        return values
-
     @classmethod
     def from_dict(cls, values: dict[str, Any]) -> "AlbefSpec":
-        """Rebuild from :meth:`to_dict` output."""
+        """Rebuild from :meth:`to_dict` output (the two nested specs rebuilt as theirs)."""
         known = {f.name for f in dataclasses.fields(cls)} - {"text", "vision"}
         return cls(text=TransformerSpec.from_dict(values["text"]), vision=VisionSpec.from_dict(values["vision"]),
                    **{k: v for k, v in values.items() if k in known})

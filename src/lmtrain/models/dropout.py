@@ -50,22 +50,9 @@ def dropout(x: torch.Tensor, p: float, training: bool) -> torch.Tensor:
     return x.mul(keep_mask(x.shape, p, x.device)).mul_(1.0 / kept)
 
 
-class Dropout(nn.Module):
-    """Drop-in for `torch.nn.Dropout` that uses :func:`dropout`.
-
-    Args:
-        p: probability of zeroing an element.
-    """
-
-    def __init__(self, p: float = 0.5):
-        super().__init__()
-        if not 0.0 <= p <= 1.0:
-            raise ValueError(f"dropout probability has to be between 0 and 1, but got {p}")
-        self.p = p
+class Dropout(nn.Dropout):
+    """`torch.nn.Dropout` computed by :func:`dropout`; same argument checks and repr."""
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """``x`` with dropout applied in training mode, unchanged in eval mode."""
         return dropout(x, self.p, self.training)
-
-    def extra_repr(self) -> str:
-        return f"p={self.p}"

@@ -9,7 +9,6 @@ length, so right-padding never flows into the states of real tokens.
 
 from __future__ import annotations
 
-import dataclasses
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, NamedTuple
@@ -21,12 +20,13 @@ from lmtrain.errors import UserError
 from lmtrain.models.char_cnn import CharCNNEncoder, char_table
 from lmtrain.models.dropout import Dropout
 from lmtrain.models.linear import Linear
+from lmtrain.models.spec import StoredSpec
 
 TOKEN_ENCODERS = ("char_cnn", "embedding")
 
 
 @dataclass(frozen=True)
-class ElmoSpec:
+class ElmoSpec(StoredSpec):
     """Every size of a biLM, resolved; stored in ``model.json`` to rebuild the model."""
 
     vocab_size: int
@@ -52,15 +52,6 @@ class ElmoSpec:
         """A biLM is not a left-to-right model: its features see both sides (no generation)."""
         return False
 
-    def to_dict(self) -> dict[str, Any]:
-        """Plain values for ``model.json``."""
-        return dataclasses.asdict(self)
-
-    @classmethod
-    def from_dict(cls, values: dict[str, Any]) -> "ElmoSpec":
-        """Rebuild from :meth:`to_dict` output, ignoring keys this version does not know."""
-        known = {f.name for f in dataclasses.fields(cls)}
-        return cls(**{k: v for k, v in values.items() if k in known})
 
 
 def resolve_elmo_spec(model_cfg: Any, vocab_size: int, pad_token_id: int) -> ElmoSpec:

@@ -63,14 +63,18 @@ class _OneDNNLinear(torch.autograd.Function):
         return grad_x, grad_weight, grad_bias
 
 
+def onednn_enabled() -> bool:
+    """Whether oneDNN is built in and switched on (`torch.backends.mkldnn.enabled`)."""
+    return torch.backends.mkldnn.is_available() and torch.backends.mkldnn.enabled
+
+
 def uses_onednn(x: torch.Tensor, weight: torch.Tensor) -> bool:
     """Whether :func:`linear` runs ``x`` through oneDNN (see the module docstring for when)."""
     if torch.compiler.is_compiling():  # first: Dynamo cannot trace the checks below (graph breaks)
         return False
     return (x.device.type == "cpu" and x.dtype == torch.float32 and weight.dtype == torch.float32
             and x.dim() >= 2 and x.numel() >= MIN_ROWS * x.shape[-1]
-            and torch.backends.mkldnn.is_available() and torch.backends.mkldnn.enabled
-            and not torch.is_autocast_enabled("cpu"))
+            and onednn_enabled() and not torch.is_autocast_enabled("cpu"))
 
 
 def matmul_t(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None = None) -> torch.Tensor:

@@ -16,13 +16,14 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from functools import partial
 from weakref import WeakKeyDictionary
 
 import torch
 from torch import nn
 
 from lmtrain.models.heads import CausalLMHead
-from lmtrain.models.linear import onednn_product
+from lmtrain.models.linear import onednn_enabled, onednn_product
 
 _PACKABLE_DTYPES = (torch.float32, torch.bfloat16)
 # module -> ((weight id, weight version, bias version, rows hint), packed forward)
@@ -37,19 +38,13 @@ def can_prepack(model: nn.Module) -> bool:
     """
     weight = next(model.parameters(), None)
     return (weight is not None and weight.device.type == "cpu" and weight.dtype in _PACKABLE_DTYPES
-            and torch.backends.mkldnn.is_available() and torch.backends.mkldnn.enabled
-            and not torch.is_autocast_enabled("cpu") and not torch.is_grad_enabled() and not model.training)
+            and onednn_enabled() and not torch.is_autocast_enabled("cpu")
+            and not torch.is_grad_enabled() and not model.training)
 
 
 def _projections(model: nn.Module) -> list[nn.Module]:
     """Every module of ``model`` that is a plain linear projection (``weight``, ``bias``, no more)."""
     return [module for module in model.modules() if isinstance(module, (nn.Linear, CausalLMHead))]
-
-
-def _packed_forward(packed: torch.Tensor, bias: torch.Tensor | None):
-    def forward(x: torch.Tensor) -> torch.Tensor:
-        return onednn_product(x, packed, bias)
-    return forward
 
 
 class PrepackedLinears:
@@ -78,7 +73,7 @@ class PrepackedLinears:
         cached = _PACKED.get(module)
         if cached is None or cached[0] != key:
             packed = torch.ops.mkldnn._reorder_linear_weight(weight.detach(), self.rows_hint)
-            cached = (key, _packed_forward(packed, None if bias is None else bias.detach()))
+            cached = (key, partial(onednn_product, weight=packed, bias=None if bias is None else bias.detach()))
             _PACKED[module] = cached
         return cached[1]
 

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import dataclasses
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Self
 
 from lmtrain.errors import UserError
 
@@ -24,8 +24,22 @@ SIZES: dict[str, tuple[int, int, int, int]] = {
 ACTIVATIONS = ("gelu", "gelu_tanh", "relu")
 
 
+class StoredSpec:
+    """``to_dict`` / ``from_dict`` of the frozen spec dataclasses that checkpoints keep in ``model.json``."""
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain (nested) values for JSON."""
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, values: dict[str, Any]) -> Self:
+        """Rebuild from :meth:`to_dict` output, ignoring keys this version does not know."""
+        known = {f.name for f in dataclasses.fields(cls)}
+        return cls(**{k: v for k, v in values.items() if k in known})
+
+
 @dataclass(frozen=True)
-class TransformerSpec:
+class TransformerSpec(StoredSpec):
     """Every choice that distinguishes BERT, RoBERTa and GPT-2, with all sizes resolved."""
 
     vocab_size: int
@@ -55,15 +69,6 @@ class TransformerSpec:
         """Width of one attention head."""
         return self.d_model // self.n_heads
 
-    def to_dict(self) -> dict[str, Any]:
-        """Plain dict for JSON."""
-        return dataclasses.asdict(self)
-
-    @classmethod
-    def from_dict(cls, values: dict[str, Any]) -> "TransformerSpec":
-        """Rebuild from :meth:`to_dict` output, ignoring keys this version does not know."""
-        known = {f.name for f in dataclasses.fields(cls)}
-        return cls(**{k: v for k, v in values.items() if k in known})
 
 
 def resolve_spec(model_cfg: Any, vocab_size: int, pad_token_id: int) -> TransformerSpec:

@@ -6,20 +6,18 @@ Transformer blocks (the project's :class:`lmtrain.models.transformer.Block`) and
 
 from __future__ import annotations
 
-import dataclasses
 from dataclasses import dataclass
-from typing import Any
 
 import torch
 from torch import nn
 
 from lmtrain.models.dropout import Dropout
-from lmtrain.models.spec import TransformerSpec
+from lmtrain.models.spec import StoredSpec, TransformerSpec
 from lmtrain.models.transformer import Block
 
 
 @dataclass(frozen=True)
-class VisionSpec:
+class VisionSpec(StoredSpec):
     """Every size of the image encoder, resolved; stored in ``model.json``."""
 
     image_size: int = 32  # square input images of this many pixels per side
@@ -44,15 +42,6 @@ class VisionSpec:
                                attention_dropout=self.dropout, layer_norm_eps=self.layer_norm_eps,
                                init_std=self.init_std, segment_vocab_size=0)
 
-    def to_dict(self) -> dict[str, Any]:
-        """Plain values for JSON."""
-        return dataclasses.asdict(self)
-
-    @classmethod
-    def from_dict(cls, values: dict[str, Any]) -> "VisionSpec":
-        """Rebuild from :meth:`to_dict` output, ignoring unknown keys."""
-        known = {f.name for f in dataclasses.fields(cls)}
-        return cls(**{k: v for k, v in values.items() if k in known})
 
 
 class VisionTransformer(nn.Module):
