@@ -40,6 +40,21 @@ def run_cli(*args: str, cwd: Path, timeout: int = 300, env: dict | None = None) 
                           timeout=timeout, env=full_env)
 
 
+def text_data(folder: Path) -> list[str]:
+    """Overrides that train on ``folder/corpus.txt`` with a data cache in ``folder``."""
+    return ["data=text", f"data.train_files=[{folder / 'corpus.txt'}]", f"data.cache_dir={folder / 'cache'}"]
+
+
+def wait_for_metrics(run_dir: Path, events: int = 2, timeout: float = 120) -> None:
+    """Block until a running run has logged ``events`` lines of metrics (or ``timeout`` seconds passed)."""
+    import time
+
+    deadline = time.time() + timeout
+    metrics = run_dir / "metrics.jsonl"
+    while time.time() < deadline and not (metrics.exists() and metrics.read_text().count("\n") >= events):
+        time.sleep(0.2)
+
+
 def write_corpus(path: Path, n_docs: int = 40, seed: int = 0) -> Path:
     """A small English-like corpus, one document per line, with repeated structure to learn."""
     import random

@@ -15,7 +15,7 @@ from importlib import resources
 from pathlib import Path
 from typing import Callable
 
-from lmtrain.errors import EXIT_USER_ERROR, UserError, report_user_error
+from lmtrain.errors import EXIT_INTERRUPTED, EXIT_USER_ERROR, UserError, report_user_error
 
 # command -> one-line description; each has configs/<command>.yaml and lmtrain.commands.<command>
 COMMANDS: dict[str, str] = {
@@ -51,7 +51,8 @@ def config_dir() -> Path:
 
 
 def _usage() -> str:
-    descriptions = {**COMMANDS, **{name: text for name, (text, _) in NATIVE_COMMANDS.items()}}
+    descriptions = {**COMMANDS, **{name: text for name, (text, _) in NATIVE_COMMANDS.items()},
+                    "resume": "continue a run in place: lmtrain resume RUN_DIR [key=value ...]"}
     width = max(len(name) for name in descriptions)
     lines = [
         "usage: lmtrain <command> [key=value ...] [-m] [--cfg job] [--help]",
@@ -141,8 +142,16 @@ def _task(command: str, run: Callable) -> Callable:
     def task(cfg):
         from omegaconf.errors import MissingMandatoryValue
 
+        from lmtrain.run_claim import claim_run_dir
+        from lmtrain.run_dir import hydra_run_dir
+
+        claim = None
         try:
+            claim = claim_run_dir(cfg, command, hydra_run_dir())
             return run(cfg)
+        except KeyboardInterrupt:  # Ctrl-C outside the training loop (reading, tokenizing): no traceback
+            print(f"lmtrain {command}: interrupted", file=sys.stderr)
+            sys.exit(EXIT_INTERRUPTED)
         except UserError as error:
             report_user_error(error, command)
             sys.exit(EXIT_USER_ERROR)
@@ -151,6 +160,9 @@ def _task(command: str, run: Callable) -> Callable:
             report_user_error(UserError(f"{key} must be set for this configuration; give it on the command line, "
                                         f"e.g. `lmtrain {command} {key}=...`."), command)
             sys.exit(EXIT_USER_ERROR)
+        finally:
+            if claim is not None:
+                claim.release()
 
     task.__name__ = command
     task.__module__ = f"lmtrain.commands.{command}"
@@ -184,10 +196,18 @@ def main(argv: list[str] | None = None) -> None:
     if args[0] in NATIVE_COMMANDS:
         _run_native(args[0], args[1:])
         return
+    if args[0] == "resume":  # a run's own command and overrides, continued in place
+        from lmtrain.commands.resume import command_line
+
+        try:
+            args = command_line(args[1:])
+        except UserError as error:
+            report_user_error(error, "resume")
+            sys.exit(EXIT_USER_ERROR)
     command, rest = args[0], quote_free_text(args[1:])
     if command not in COMMANDS:
         report_user_error(
-            UserError(f"unknown command '{command}'. Commands: {', '.join([*COMMANDS, *NATIVE_COMMANDS])}. "
+            UserError(f"unknown command '{command}'. Commands: {', '.join([*COMMANDS, *NATIVE_COMMANDS, 'resume'])}. "
                       "Run `lmtrain --help` for what each does.")
         )
         sys.exit(EXIT_USER_ERROR)

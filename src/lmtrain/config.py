@@ -136,6 +136,9 @@ class OptimConfig:
     warmup_steps: Optional[int] = None  # None = warmup_ratio * max_steps
     warmup_ratio: float = 0.06
     min_lr_ratio: float = 0.0  # final learning rate as a share of the peak
+    # steps over which warmup_ratio and the decay are planned (None = trainer.max_steps); a resumed run
+    # with a larger max_steps keeps its original horizon unless this is set
+    decay_steps: Optional[int] = None
 
 
 @dataclass
@@ -152,6 +155,7 @@ class TrainerConfig:
     save_every: int = 200  # steps between checkpoints; 0 = only at the end
     keep_last: int = 2  # step-N checkpoints kept (the newest K); 0 = keep all
     resume: Optional[str] = None  # auto (newest checkpoint of this run dir) | path to a checkpoint
+    overwrite: bool = False  # replace a run directory that already holds a run (deletes the old run first)
     seed: int = 42
     device: str = "auto"  # auto | cpu | cuda | cuda:N
     strategy: str = "auto"  # auto (DDP when started by torchrun with several processes) | single | ddp | fsdp

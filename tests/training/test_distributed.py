@@ -135,6 +135,6 @@ def test_ctrl_c_on_one_rank_stops_every_rank_at_the_same_step(tmp_path):
                           f"hydra.run.dir={tmp_path / 'run'}"], cwd=tmp_path, env=env, capture_output=True,
                          text=True, timeout=300)
     assert out.returncode != 0  # both ranks exit with 130, as after Ctrl-C
-    assert "trainer.resume=auto" in out.stderr, out.stderr[-3000:]  # rank 0 says how to continue
+    assert "lmtrain resume" in out.stderr, out.stderr[-3000:]  # rank 0 says how to continue
     assert (tmp_path / "run" / "checkpoints" / "last").resolve().name == "step-3"
     assert sorted(_losses(tmp_path / "run")) == [1, 2, 3]

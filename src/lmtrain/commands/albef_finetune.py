@@ -88,7 +88,7 @@ def run(cfg: DictConfig) -> dict[str, Any]:
     n_images = len({p.image_id for p in data.eval})
     log.info("finetune task=retrieval from %s: %d train / %d held-out pairs (%d held-out images), device %s",
              init.source, len(train_set), len(eval_set), n_images, device)
-    summary = fit_run(trainer, cfg, run_dir, "finetune", resume_from)
+    summary = fit_run(trainer, cfg, run_dir, resume_from)
     summary = {"command": "finetune", "task": "retrieval", "init": init.source, "model": "albef", **summary,
                **chance_recall(n_images), "data": data.source, "train_pairs": len(train_set),
                "eval_pairs": len(eval_set), "eval_images": n_images, "parameters": model.num_parameters(),

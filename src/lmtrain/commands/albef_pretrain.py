@@ -104,7 +104,7 @@ def run(cfg: DictConfig) -> dict[str, Any]:
                       cfg.trainer, run_dir, device, meta, tokenizer_path, dist=dist)
     log.info("albef: %.2fM trainable parameters, %d train / %d held-out pairs (%s), device %s",
              model.num_parameters() / 1e6, len(train_set), len(eval_set), data.source, device)
-    summary = fit_run(trainer, cfg, run_dir, "pretrain", resume_from)
+    summary = fit_run(trainer, cfg, run_dir, resume_from)
     summary = {"command": "pretrain", "model": cfg.model.name, "objective": cfg.objective.name, **summary,
                **chance_recall(len({p.image_id for p in data.eval})), "data": data.source,
                "train_pairs": len(train_set), "eval_pairs": len(eval_set), "parameters": model.num_parameters(),

@@ -75,7 +75,7 @@ def run(cfg: DictConfig) -> dict[str, Any]:
                       cfg.trainer, run_dir, device, meta, run_dir.path / TOKENIZER_FILE)
     log.info("finetune task=%s from %s: %d train / %d held-out examples, device %s", task.name, backbone.source,
              len(train_set), len(eval_set), device)
-    summary = fit_run(trainer, cfg, run_dir, "finetune",
+    summary = fit_run(trainer, cfg, run_dir,
                       ckpt.resume_checkpoint(cfg.trainer.resume, run_dir.checkpoints))
     baselines = task.baselines(tokenizer)
     summary = {"command": "finetune", "task": task.name, "init": backbone.source, "model": backbone.model_name,

@@ -106,7 +106,7 @@ def run(cfg: DictConfig) -> dict[str, Any]:
                       cfg.trainer, run_dir, device, meta, data.tokenizer_path, dist=dist)
     log.info("%s: %.2fM parameters, %d train / %d held-out sequences, device %s", cfg.model.name,
              model.num_parameters() / 1e6, len(train_set), len(eval_set), device)
-    summary = fit_run(trainer, cfg, run_dir, "pretrain",
+    summary = fit_run(trainer, cfg, run_dir,
                       ckpt.resume_checkpoint(cfg.trainer.resume, run_dir.checkpoints))
     summary = {
         "command": "pretrain",

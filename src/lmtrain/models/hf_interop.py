@@ -24,11 +24,12 @@ from collections.abc import Mapping
 from pathlib import Path
 
 import torch
-from safetensors.torch import load_file, save_file
+from safetensors.torch import save_file
 
 from lmtrain.errors import UserError
 from lmtrain.models.language_model import LanguageModel
 from lmtrain.models.spec import TransformerSpec
+from lmtrain.tensor_files import read_safetensors, read_torch_tensors
 
 SUPPORTED_MODEL_TYPES = ("bert", "roberta", "xlm-roberta", "gpt2")
 _FAMILY = {"bert": "bert", "roberta": "roberta", "xlm-roberta": "roberta", "gpt2": "gpt2"}
@@ -351,13 +352,13 @@ def lmtrain_to_hf(state_dict: Mapping[str, torch.Tensor], spec: TransformerSpec,
 
 def _read_weights(folder: Path) -> dict[str, torch.Tensor]:
     if (folder / "model.safetensors").is_file():
-        return load_file(folder / "model.safetensors")
+        return read_safetensors(folder / "model.safetensors")
     index = folder / "model.safetensors.index.json"
     if index.is_file():
         shards = sorted(set(json.loads(index.read_text())["weight_map"].values()))
-        return {k: v for shard in shards for k, v in load_file(folder / shard).items()}
+        return {k: v for shard in shards for k, v in read_safetensors(folder / shard).items()}
     if (folder / "pytorch_model.bin").is_file():
-        return torch.load(folder / "pytorch_model.bin", map_location="cpu", weights_only=True)
+        return read_torch_tensors(folder / "pytorch_model.bin")  # never unpickles code
     raise UserError(f"{folder} has no model.safetensors (or pytorch_model.bin): expected a Hugging Face "
                     "model folder as written by save_pretrained, with config.json and the weights.")
 
@@ -382,7 +383,14 @@ def load_hf_folder(folder: str | Path) -> LanguageModel:
         config = json.loads(config_path.read_text())
     except (json.JSONDecodeError, UnicodeDecodeError) as error:
         raise UserError(f"{config_path} is not valid JSON ({error}).") from error
-    spec, _ = spec_from_hf_config(config, source=str(config_path))
+    if not isinstance(config, dict):
+        raise UserError(f"{config_path} is not a JSON object; expected a Hugging Face config.json.")
+    try:
+        spec, _ = spec_from_hf_config(config, source=str(config_path))
+    except (KeyError, TypeError, ValueError) as error:
+        raise UserError(f"{config_path} lacks or mistypes a setting its model needs ({type(error).__name__}: "
+                        f"{error}); it is not a complete Hugging Face config.json. Write the folder again with "
+                        "save_pretrained.") from None
     model_type, family = config["model_type"], _FAMILY[config["model_type"]]
     weights = _read_weights(folder)
     heads = hf_head_names(weights, model_type, spec.tie_embeddings)

@@ -51,7 +51,7 @@ def latest_run(accepts: Callable[[dict[str, Any]], bool], root: Path = PRETRAIN_
             continue
         try:
             meta = ckpt.read_model_meta(last)
-        except (OSError, json.JSONDecodeError):
+        except UserError:  # a damaged run is not a candidate
             continue
         if not accepts(meta):
             continue

@@ -12,6 +12,7 @@ previous `last` intact.
 
 from __future__ import annotations
 
+import errno
 import json
 import logging
 import os
@@ -21,11 +22,14 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from safetensors.torch import load_file, load_model, save_file, save_model
+from safetensors import SafetensorError
+from safetensors.torch import save_file, save_model
 from torch import nn
 
 from lmtrain.atomic import atomic_directory
 from lmtrain.errors import UserError
+from lmtrain.tensor_files import (load_safetensors_into, read_safetensors, read_torch_tensors, safetensors_problem,
+                                  torch_file_problem)
 
 log = logging.getLogger(__name__)
 
@@ -76,18 +80,49 @@ def save_checkpoint(checkpoints_dir: Path, step: int, model: nn.Module, model_me
         The checkpoint directory.
     """
     final = checkpoints_dir / f"step-{step}"
-    with atomic_directory(final) as tmp:
-        if weights is None:
-            save_model(model, str(tmp / WEIGHTS))
-        else:
-            save_file(weights, str(tmp / WEIGHTS), metadata={"format": "pt"})
-        (tmp / MODEL_META).write_text(json.dumps({**model_meta, "step": step}, indent=2))
-        if tokenizer_file is not None:
-            shutil.copyfile(tokenizer_file, tmp / TOKENIZER)
-        if trainer_state is not None:
-            torch.save(trainer_state, tmp / TRAINER_STATE)
+    try:
+        with atomic_directory(final) as tmp:
+            if weights is None:
+                save_model(model, str(tmp / WEIGHTS))
+            else:
+                save_file(weights, str(tmp / WEIGHTS), metadata={"format": "pt"})
+            (tmp / MODEL_META).write_text(json.dumps({**model_meta, "step": step}, indent=2))
+            if tokenizer_file is not None:
+                shutil.copyfile(tokenizer_file, tmp / TOKENIZER)
+            if trainer_state is not None:
+                torch.save(trainer_state, tmp / TRAINER_STATE)
+    except (OSError, RuntimeError, SafetensorError) as error:
+        if not _out_of_space(error):
+            raise
+        raise _save_failed(checkpoints_dir, final, model, error) from None
     _point(checkpoints_dir, LAST, final)
     return final
+
+
+# what a write that ran out of room says: OSError's errno, or the text of torch's and safetensors' writers
+_SPACE_ERRNOS = {errno.ENOSPC, errno.EFBIG, errno.EDQUOT}
+_SPACE_WORDS = ("iostream error", "no space", "file too large", "quota", "failed to write", "unexpected pos")
+
+
+def _out_of_space(error: BaseException) -> bool:
+    if isinstance(error, OSError) and error.errno in _SPACE_ERRNOS:
+        return True
+    return any(word in str(error).lower() for word in _SPACE_WORDS)
+
+
+def _save_failed(checkpoints_dir: Path, final: Path, model: nn.Module, error: BaseException) -> UserError:
+    """The error for a checkpoint that could not be written: how much room it needs, what is intact."""
+    mib = 1 << 20
+    previous = checkpoints_dir / LAST
+    needed = (sum(f.stat().st_size for f in previous.resolve().iterdir() if f.is_file()) if is_checkpoint(previous)
+              else 3 * sum(p.numel() * p.element_size() for p in model.parameters()))  # weights + Adam's 2 moments
+    free = shutil.disk_usage(checkpoints_dir).free
+    kept = (f"The previous checkpoint {previous.resolve()} is intact, and `lmtrain resume {checkpoints_dir.parent}` "
+            "continues from it" if is_checkpoint(previous) else "No earlier checkpoint of this run exists")
+    return UserError(f"could not write checkpoint {final.name} in {checkpoints_dir} ({' '.join(str(error).split())}): "
+                     f"the disk or a file-size limit is full. A checkpoint needs about {needed / mib:.1f} MiB; "
+                     f"{free / mib:.1f} MiB are free there. {kept} once there is room (lower trainer.keep_last "
+                     "to keep fewer checkpoints).")
 
 
 def _point(checkpoints_dir: Path, name: str, target: Path) -> None:
@@ -138,27 +173,85 @@ def best_checkpoint(path: str | Path, key: str = "ckpt") -> Path:
     return best.resolve() if is_checkpoint(best) else resolve_checkpoint(path, key=key)
 
 
+def checkpoint_problem(checkpoint: Path, need_state: bool = True) -> str | None:
+    """Why ``checkpoint`` cannot be resumed from (a missing or damaged file), or None if it looks intact.
+
+    Cheap: reads the safetensors header, the JSON and the trainer state's zip directory, which a
+    truncated file (a kill during a copy, a full disk) does not survive.
+    """
+    for name in (WEIGHTS, MODEL_META, *((TRAINER_STATE,) if need_state else ())):
+        if not (checkpoint / name).is_file():
+            return f"{name} is missing"
+    problem = safetensors_problem(checkpoint / WEIGHTS)
+    if problem:
+        return f"{WEIGHTS}: {problem}"
+    try:
+        json.loads((checkpoint / MODEL_META).read_text(encoding="utf-8"))
+    except (OSError, ValueError) as error:
+        return f"{MODEL_META}: {error}"
+    problem = torch_file_problem(checkpoint / TRAINER_STATE) if need_state else None
+    return f"{TRAINER_STATE}: {problem}" if problem else None
+
+
+def _newest_first(checkpoints_dir: Path) -> list[Path]:
+    """``last``'s target, then every ``step-N`` from the newest step down."""
+    steps = sorted((p for p in checkpoints_dir.glob("step-*") if p.is_dir() and p.name[5:].isdigit()),
+                   key=lambda p: int(p.name[5:]), reverse=True)
+    last = checkpoints_dir / LAST
+    first = [last.resolve()] if last.is_symlink() and last.exists() else []
+    return first + [p.resolve() for p in steps if p.resolve() not in first]
+
+
+def newest_intact_checkpoint(checkpoints_dir: Path) -> Path | None:
+    """The newest checkpoint of a run that can be resumed from; warns about each damaged one skipped."""
+    skipped: list[tuple[Path, str]] = []
+    for candidate in _newest_first(checkpoints_dir):
+        problem = checkpoint_problem(candidate)
+        if problem is None:
+            for bad, why in skipped:
+                log.warning("trainer.resume=auto: %s is damaged (%s); resuming from %s instead", bad, why, candidate)
+            return candidate
+        skipped.append((candidate, problem))
+    if skipped:
+        raise UserError(f"trainer.resume=auto: no intact checkpoint in {checkpoints_dir} "
+                        f"({'; '.join(f'{p.name}: {why}' for p, why in skipped)}). Start the run again with "
+                        "trainer.overwrite=true, or restore the checkpoints from a copy.")
+    return None
+
+
 def resume_checkpoint(resume: str | None, checkpoints_dir: Path) -> Path | None:
-    """The checkpoint ``trainer.resume`` names: None, ``auto`` (this run's ``last``, if any) or a path."""
+    """The checkpoint ``trainer.resume`` names: None, ``auto`` (this run's newest intact one, if any) or a path."""
     if not resume:
         return None
     if resume == "auto":
-        last = checkpoints_dir / LAST
-        if is_checkpoint(last):
-            return last.resolve()
-        log.info("trainer.resume=auto: no checkpoint in %s yet, starting from scratch", checkpoints_dir)
-        return None
-    return resolve_checkpoint(resume, key="trainer.resume")
+        found = newest_intact_checkpoint(checkpoints_dir)
+        if found is None:
+            log.info("trainer.resume=auto: no checkpoint in %s yet, starting from scratch", checkpoints_dir)
+        return found
+    found = resolve_checkpoint(resume, key="trainer.resume")
+    problem = checkpoint_problem(found)
+    if problem:
+        raise UserError(f"trainer.resume={resume}: {found} cannot be resumed from ({problem}). "
+                        "Name another checkpoint (an older checkpoints/step-N of the run).")
+    return found
 
 
 def read_model_meta(checkpoint: Path) -> dict[str, Any]:
-    """The ``model.json`` of a checkpoint."""
-    return json.loads((checkpoint / MODEL_META).read_text())
+    """The ``model.json`` of a checkpoint; UserError naming the file if it is unreadable."""
+    path = checkpoint / MODEL_META
+    try:
+        meta = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as error:
+        raise UserError(f"{path} is unreadable ({error}); the checkpoint is damaged. Use another checkpoint "
+                        "(an older checkpoints/step-N).") from None
+    if not isinstance(meta, dict):
+        raise UserError(f"{path} is not a JSON object; it was not written by lmtrain.")
+    return meta
 
 
 def load_weights(model: nn.Module, checkpoint: Path) -> None:
     """Load ``model.safetensors`` into ``model`` (strict: every weight must match)."""
-    missing, unexpected = load_model(model, str(checkpoint / WEIGHTS), strict=False)
+    missing, unexpected = load_safetensors_into(model, checkpoint / WEIGHTS)
     if missing or unexpected:
         raise UserError(f"{checkpoint / WEIGHTS} does not fit this model (missing: {sorted(missing)[:5]}, "
                         f"unexpected: {sorted(unexpected)[:5]}); was it written by a different model config?")
@@ -166,13 +259,13 @@ def load_weights(model: nn.Module, checkpoint: Path) -> None:
 
 def read_weights(checkpoint: Path) -> dict[str, torch.Tensor]:
     """The tensors of ``model.safetensors`` (tied duplicates appear once)."""
-    return load_file(str(checkpoint / WEIGHTS))
+    return read_safetensors(checkpoint / WEIGHTS)
 
 
 def load_trainer_state(checkpoint: Path) -> dict[str, Any]:
-    """The ``trainer_state.pt`` of a checkpoint; UserError if it has none."""
+    """The ``trainer_state.pt`` of a checkpoint; UserError if it has none, is damaged or is not plain tensors."""
     path = checkpoint / TRAINER_STATE
     if not path.exists():
         raise UserError(f"{checkpoint} holds weights only (no {TRAINER_STATE}), so training cannot resume "
                         "from it exactly; start a new run from its weights instead.")
-    return torch.load(path, map_location="cpu", weights_only=True)
+    return read_torch_tensors(path)

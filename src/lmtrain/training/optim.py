@@ -67,8 +67,12 @@ def lr_multiplier(step: int, warmup: int, total: int, schedule: str, min_ratio: 
 
 def build_scheduler(optimizer: torch.optim.Optimizer, optim_cfg: Any, max_steps: int
                     ) -> torch.optim.lr_scheduler.LambdaLR:
-    """The schedule of ``optim_cfg`` over ``max_steps`` optimizer steps."""
-    warmup = optim_cfg.warmup_steps if optim_cfg.warmup_steps is not None else int(optim_cfg.warmup_ratio * max_steps)
-    lr_multiplier(warmup, warmup, max_steps, optim_cfg.schedule, optim_cfg.min_lr_ratio)  # validates the name
+    """The schedule of ``optim_cfg``, planned over ``optim_cfg.decay_steps`` (default: ``max_steps``).
+
+    Past its horizon the learning rate stays at the final ``min_lr_ratio`` share of the peak.
+    """
+    horizon = getattr(optim_cfg, "decay_steps", None) or max_steps
+    warmup = optim_cfg.warmup_steps if optim_cfg.warmup_steps is not None else int(optim_cfg.warmup_ratio * horizon)
+    lr_multiplier(warmup, warmup, horizon, optim_cfg.schedule, optim_cfg.min_lr_ratio)  # validates the name
     return torch.optim.lr_scheduler.LambdaLR(
-        optimizer, lambda step: lr_multiplier(step, warmup, max_steps, optim_cfg.schedule, optim_cfg.min_lr_ratio))
+        optimizer, lambda step: lr_multiplier(step, warmup, horizon, optim_cfg.schedule, optim_cfg.min_lr_ratio))

@@ -14,18 +14,18 @@ from lmtrain.training.loggers import open_loggers
 from lmtrain.training.trainer import Trainer, TrainingInterrupted, continue_hint
 
 
-def fit_run(trainer: Trainer, cfg: Any, run: RunDir, command: str, resume_from: Path | None) -> dict[str, Any]:
+def fit_run(trainer: Trainer, cfg: Any, run: RunDir, resume_from: Path | None) -> dict[str, Any]:
     """Train to the end and return the Trainer's summary.
 
     Resumes from ``resume_from`` (if any), then opens ``cfg.trainer.loggers`` on rank 0, so a
     resumed run's curves continue from its step, and gives every rank its own dropout stream.
-    On Ctrl-C it prints the command that continues the run and exits with 130.
+    On Ctrl-C, SIGTERM or SIGUSR1 it finishes the step, saves, prints the command that continues the
+    run and exits with 128 + the signal number (130 for Ctrl-C).
 
     Args:
         trainer: the built trainer (its ``dist`` says which rank this is).
         cfg: the command's whole config (logged by the trackers).
         run: the run directory.
-        command: the lmtrain command, for the continue hint.
         resume_from: the checkpoint to continue from, or None.
     """
     dist = trainer.dist
@@ -41,5 +41,5 @@ def fit_run(trainer: Trainer, cfg: Any, run: RunDir, command: str, resume_from: 
     except TrainingInterrupted as stop:
         dist.close()
         if dist.is_main:
-            print(continue_hint(command, run.path, stop, sys.argv[1:]), file=sys.stderr)
-        sys.exit(130)
+            print(continue_hint(run.path, stop), file=sys.stderr)
+        sys.exit(stop.exit_code)

@@ -35,20 +35,33 @@ from lmtrain.training.sharding import fully_shard_step, full_model_state, full_o
 log = logging.getLogger(__name__)
 
 
-class TrainingInterrupted(Exception):
-    """Raised after Ctrl-C once the current step finished and a checkpoint was saved."""
+# Signals that stop training cleanly: Ctrl-C, and what SLURM and Kubernetes send before preemption.
+STOP_SIGNALS = tuple(getattr(signal, name) for name in ("SIGINT", "SIGTERM", "SIGUSR1") if hasattr(signal, name))
 
-    def __init__(self, checkpoint: Path, step: int):
+
+class TrainingInterrupted(Exception):
+    """Raised after a stop signal (Ctrl-C, SIGTERM, SIGUSR1) once the current step finished and was saved."""
+
+    def __init__(self, checkpoint: Path, step: int, signum: int = signal.SIGINT):
         super().__init__(f"interrupted at step {step}; checkpoint saved in {checkpoint}")
         self.checkpoint = checkpoint
         self.step = step
+        self.signum = signum
+
+    @property
+    def exit_code(self) -> int:
+        """128 + the signal number, as a shell reports a process the signal ended (130 for Ctrl-C)."""
+        return 128 + int(self.signum)
 
 
-def continue_hint(command: str, run_dir: Path, stop: TrainingInterrupted, argv: list[str]) -> str:
-    """What to tell a user whose run stopped at Ctrl-C: where the checkpoint is and how to go on."""
-    overrides = " ".join(a for a in argv if not a.startswith(("hydra.run.dir", "trainer.resume")))
-    return (f"Interrupted at step {stop.step}; checkpoint saved in {stop.checkpoint}.\nTo continue: lmtrain "
-            f"{command} {overrides} hydra.run.dir={run_dir} trainer.resume=auto")
+def continue_hint(run_dir: Path, stop: TrainingInterrupted) -> str:
+    """What to tell a user whose run was stopped: where the checkpoint is and how to go on."""
+    try:
+        name = signal.Signals(stop.signum).name
+    except ValueError:
+        name = f"signal {stop.signum}"
+    return (f"Stopped by {name} at step {stop.step}; checkpoint saved in {stop.checkpoint}.\n"
+            f"To continue: lmtrain resume {run_dir}")
 
 
 @dataclass
@@ -124,6 +137,7 @@ class Trainer:
             raise UserError(f"the training data has {len(train_set)} sequences, fewer than one batch "
                             f"(trainer.batch_size={cfg.batch_size}); add text or lower trainer.batch_size.")
         self._stop_requested = False
+        self._stop_signal = signal.SIGINT
         self._batches = None
         self.last_eval: dict[str, float] = {}
 
@@ -273,9 +287,21 @@ class Trainer:
 
     # ---------------------------------------------------------------- loop
     def _request_stop(self, signum, frame) -> None:
-        if self._stop_requested:  # second Ctrl-C: stop now
+        if self._stop_requested and signum == signal.SIGINT:  # second Ctrl-C: stop now
             raise KeyboardInterrupt
+        if not self._stop_requested:
+            self._stop_signal = signum
         self._stop_requested = True
+
+    def _catch_stop_signals(self) -> dict[int, Any]:
+        """Route the stop signals to :meth:`_request_stop`; returns the handlers to restore."""
+        previous: dict[int, Any] = {}
+        for signum in STOP_SIGNALS:
+            try:
+                previous[signum] = signal.signal(signum, self._request_stop)
+            except ValueError:  # not the main thread: signal handling stays with the caller
+                break
+        return previous
 
     def _log_train(self, sums: dict[str, torch.Tensor], seconds: float, progress: TrainingProgress) -> None:
         values = {k: float(v) for k, v in self.dist.sum(sums).items()}  # the only host sync, once per log window
@@ -322,10 +348,7 @@ class Trainer:
         """Train to ``max_steps``; returns the summary (also written to ``summary.json``)."""
         cfg = self.cfg
         self.model.train()
-        try:
-            previous = signal.signal(signal.SIGINT, self._request_stop)
-        except ValueError:  # not the main thread: Ctrl-C handling stays with the caller
-            previous = None
+        previous = self._catch_stop_signals()
         sums: dict[str, torch.Tensor] = {}
         try:
             with TrainingProgress(cfg.max_steps, self.state.step, cfg.progress and self.dist.is_main) as progress:
@@ -347,7 +370,7 @@ class Trainer:
                             ckpt.mark_best(self.run.checkpoints, path)
                     if self._stop_everywhere():
                         self._count_unlogged_tokens(sums)
-                        raise TrainingInterrupted(self.save(), self.state.step)
+                        raise TrainingInterrupted(self.save(), self.state.step, self._stop_signal)
                     if evaluated and self._should_stop_early():
                         progress.note(f"early stopping: no better eval/{self.monitor} in "
                                       f"{cfg.early_stopping_patience} evaluations")
@@ -358,8 +381,8 @@ class Trainer:
                 if best and self.dist.is_main:
                     ckpt.mark_best(self.run.checkpoints, last)
         finally:
-            if previous is not None:
-                signal.signal(signal.SIGINT, previous)
+            for signum, handler in previous.items():
+                signal.signal(signum, handler)
             for logger in self.loggers:
                 logger.finish()
         summary = {

@@ -1,0 +1,240 @@
+"""Try lmtrain as a hostile user would and print what each probe got: exit code, message, files intact.
+
+    python scripts/hostile_probes.py            # every probe, in a temporary folder (a few minutes on CPU)
+    python scripts/hostile_probes.py -k resume  # only probes whose name contains "resume"
+    python scripts/hostile_probes.py --keep     # keep the folder to look at the run directories
+
+Each probe runs the real command line in a subprocess on a tiny model and checks the outcome the
+Safety section of README promises. The last column says whether it held; the exit status is 1 if
+any probe did not.
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable
+
+TINY = ["debug=tiny", "trainer.progress=false", "trainer.max_steps=4", "trainer.save_every=2",
+        "trainer.eval_every=0", "trainer.log_every=1"]
+
+
+@dataclass
+class Outcome:
+    """What one probe saw."""
+
+    code: int | None
+    message: str
+    held: bool
+
+
+@dataclass
+class Workspace:
+    """The probes' folder: a data cache and a finished tiny run (on the bundled corpus) to attack."""
+
+    root: Path
+
+    @property
+    def data(self) -> list[str]:
+        return [f"data.cache_dir={self.root / 'cache'}"]
+
+    def lmtrain(self, *args: str, timeout: int = 600) -> subprocess.CompletedProcess:
+        """Run ``lmtrain <args>`` in the workspace."""
+        env = {**os.environ, "HYDRA_FULL_ERROR": "0", "OMP_NUM_THREADS": "1"}
+        return subprocess.run([sys.executable, "-m", "lmtrain", *args], cwd=self.root, capture_output=True,
+                              text=True, timeout=timeout, env=env)
+
+    def fresh_run(self, name: str) -> Path:
+        """A copy of the finished run, to damage."""
+        path = self.root / name
+        shutil.copytree(self.root / "finished", path, symlinks=True)
+        return path
+
+
+def _digest(run_dir: Path) -> str:
+    h = hashlib.sha256()
+    for path in sorted(run_dir.rglob("*")):
+        if path.is_file() and path.name != ".lock" and path.suffix != ".log":
+            h.update(str(path.relative_to(run_dir)).encode() + path.read_bytes())
+    return h.hexdigest()
+
+
+def _last_line(proc: subprocess.CompletedProcess) -> str:
+    lines = [line for line in proc.stderr.splitlines() if line.strip()]
+    error = next((line for line in lines if "error:" in line), lines[-1] if lines else "")
+    return " ".join(error.split())[:160]
+
+
+def _refused(proc: subprocess.CompletedProcess, fragment: str, intact: bool = True) -> Outcome:
+    held = proc.returncode == 2 and fragment in proc.stderr and "Traceback" not in proc.stderr and intact
+    return Outcome(proc.returncode, _last_line(proc), held)
+
+
+# ------------------------------------------------------------------ the probes
+def overwrite_finished_run(ws: Workspace) -> Outcome:
+    run = ws.fresh_run("overwrite")
+    before = _digest(run)
+    proc = ws.lmtrain("pretrain", *TINY, *ws.data, f"hydra.run.dir={run}")
+    return _refused(proc, "already holds a finished run", _digest(run) == before)
+
+
+def two_processes_one_directory(ws: Workspace) -> Outcome:
+    run = ws.root / "busy"
+    first = subprocess.Popen([sys.executable, "-m", "lmtrain", "pretrain", *TINY, *ws.data, "trainer.max_steps=100000",
+                              "trainer.save_every=0", f"hydra.run.dir={run}"], cwd=ws.root,
+                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        deadline = time.time() + 120
+        while time.time() < deadline and not (run / "metrics.jsonl").exists():
+            time.sleep(0.2)
+        proc = ws.lmtrain("pretrain", *TINY, *ws.data, f"hydra.run.dir={run}")
+        return _refused(proc, f"in use by process {first.pid}")
+    finally:
+        first.send_signal(signal.SIGKILL)
+        first.wait()
+
+
+def killed_holder_frees_directory(ws: Workspace) -> Outcome:
+    run = ws.root / "busy"  # the first process of the previous probe was killed with SIGKILL
+    proc = ws.lmtrain("pretrain", *TINY, *ws.data, f"hydra.run.dir={run}", "trainer.resume=auto")
+    return Outcome(proc.returncode, _last_line(proc) or "continued", proc.returncode == 0)
+
+
+def incompatible_resume(ws: Workspace) -> Outcome:
+    run = ws.fresh_run("incompatible")
+    before = _digest(run)
+    proc = ws.lmtrain("pretrain", "model=gpt", *TINY, *ws.data, f"hydra.run.dir={run}", "trainer.resume=auto")
+    return _refused(proc, "cannot continue", _digest(run) == before)
+
+
+def resume_other_size(ws: Workspace) -> Outcome:
+    run = ws.fresh_run("size")
+    proc = ws.lmtrain("pretrain", *TINY, *ws.data, "model.d_model=64", f"hydra.run.dir={run}", "trainer.resume=auto")
+    return _refused(proc, "model.d_model: 32 -> 64")
+
+
+def extend_finished_run(ws: Workspace) -> Outcome:
+    run = ws.fresh_run("extend")
+    proc = ws.lmtrain("resume", str(run), "trainer.max_steps=6")
+    events = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
+    lr_after = [e["train/lr"] for e in events if e.get("step", 0) > 4 and "train/lr" in e]
+    held = proc.returncode == 0 and lr_after and max(lr_after) == 0.0 and (run / ".hydra" / "resume-1").is_dir()
+    return Outcome(proc.returncode, f"lr after the old horizon: {lr_after}", bool(held))
+
+
+def resume_without_run_dir(ws: Workspace) -> Outcome:
+    proc = ws.lmtrain("pretrain", *TINY, *ws.data, "trainer.resume=auto")
+    return _refused(proc, "needs the run directory to continue")
+
+
+def truncated_weights(ws: Workspace) -> Outcome:
+    run = ws.fresh_run("truncated")
+    weights = run / "checkpoints" / "last" / "model.safetensors"
+    weights.write_bytes(weights.read_bytes()[:1000])
+    proc = ws.lmtrain("evaluate", f"ckpt={run}", *ws.data)
+    return _refused(proc, "model.safetensors is unreadable")
+
+
+def resume_skips_damaged_newest(ws: Workspace) -> Outcome:
+    run = ws.fresh_run("fallback")
+    state = run / "checkpoints" / "step-4" / "trainer_state.pt"
+    state.write_bytes(state.read_bytes()[:100])
+    (run / "summary.json").unlink()
+    proc = ws.lmtrain("resume", str(run))
+    text = proc.stdout + proc.stderr
+    return Outcome(proc.returncode, "warned and resumed from step-2" if "resuming from" in text else _last_line(proc),
+                   proc.returncode == 0 and "step-2" in text and "damaged" in text)
+
+
+def pickled_trainer_state(ws: Workspace) -> Outcome:
+    run = ws.fresh_run("pickled")
+    marker = ws.root / "pickle-ran"
+    code = (f"import os, torch\nclass E:\n    def __reduce__(self): return (os.system, ('touch {marker}',))\n"
+            f"torch.save({{'train': E()}}, '{run / 'checkpoints' / 'step-4' / 'trainer_state.pt'}')")
+    subprocess.run([sys.executable, "-c", code], check=True)
+    (run / "summary.json").unlink()
+    proc = ws.lmtrain("pretrain", *TINY, *ws.data, f"hydra.run.dir={run}", f"trainer.resume={run}/checkpoints/step-4",
+                      "trainer.max_steps=6")
+    return _refused(proc, "refusing to unpickle", not marker.exists() and "weights_only=False" not in proc.stderr)
+
+
+def sigterm_saves(ws: Workspace) -> Outcome:
+    run = ws.root / "preempted"
+    proc = subprocess.Popen([sys.executable, "-m", "lmtrain", "pretrain", *TINY, *ws.data, "trainer.max_steps=100000",
+                             "trainer.save_every=0", f"hydra.run.dir={run}"], cwd=ws.root, stdout=subprocess.DEVNULL,
+                            stderr=subprocess.PIPE, text=True)
+    deadline = time.time() + 120
+    while time.time() < deadline and not ((run / "metrics.jsonl").exists()
+                                          and (run / "metrics.jsonl").read_text().count("\n") >= 2):
+        time.sleep(0.2)
+    proc.send_signal(signal.SIGTERM)
+    _, err = proc.communicate(timeout=120)
+    saved = (run / "checkpoints" / "last" / "trainer_state.pt").exists()
+    return Outcome(proc.returncode, " ".join(err.strip().splitlines()[-2:])[:160],
+                   proc.returncode == 143 and saved and "lmtrain resume" in err)
+
+
+PROBES: dict[str, Callable[[Workspace], Outcome]] = {
+    "1 finished run not overwritten": overwrite_finished_run,
+    "2 second process refused": two_processes_one_directory,
+    "2 killed holder frees the lock": killed_holder_frees_directory,
+    "3 refused resume changes nothing": incompatible_resume,
+    "4 resume with another size": resume_other_size,
+    "4 extending keeps the LR horizon": extend_finished_run,
+    "5 resume=auto without run dir": resume_without_run_dir,
+    "8 pickled trainer_state.pt": pickled_trainer_state,
+    "10 truncated model.safetensors": truncated_weights,
+    "10 resume skips a damaged newest": resume_skips_damaged_newest,
+    "12 SIGTERM saves and exits": sigterm_saves,
+}
+
+
+def _prepare(root: Path) -> Workspace:
+    ws = Workspace(root)
+    proc = ws.lmtrain("pretrain", *TINY, *ws.data, f"hydra.run.dir={root / 'finished'}")
+    if proc.returncode != 0:
+        sys.exit(f"could not make the finished run the probes attack:\n{proc.stderr[-3000:]}")
+    return ws
+
+
+def main() -> None:
+    """Run the probes and print one row per probe."""
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("-k", default="", help="only probes whose name contains this text")
+    parser.add_argument("--keep", action="store_true", help="keep the temporary folder")
+    args = parser.parse_args()
+    root = Path(tempfile.mkdtemp(prefix="lmtrain-probes-"))
+    failures = 0
+    try:
+        ws = _prepare(root)
+        print(f"{'probe':36} {'exit':>4}  {'held':5} what it said")
+        for name, probe in PROBES.items():
+            if args.k not in name:
+                continue
+            try:
+                outcome = probe(ws)
+            except Exception as error:  # a probe that crashes did not hold
+                outcome = Outcome(None, f"probe crashed: {type(error).__name__}: {error}", False)
+            failures += not outcome.held
+            print(f"{name:36} {str(outcome.code):>4}  {'yes' if outcome.held else 'NO':5} {outcome.message}",
+                  flush=True)
+    finally:
+        if args.keep:
+            print(f"workspace kept in {root}")
+        else:
+            shutil.rmtree(root, ignore_errors=True)
+    sys.exit(1 if failures else 0)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,77 @@
+"""`lmtrain resume RUN_DIR [key=value ...]`: continue a run in place with its own saved config.
+
+    lmtrain resume outputs/pretrain/2026-12-01_10-00-00_bert
+    lmtrain resume outputs/pretrain/2026-12-01_10-00-00_bert trainer.max_steps=2000
+
+The run's command and overrides come from its ``.hydra/`` record (the newest resume's, if it was
+continued before); the overrides given here replace those of the same key. The run then goes on
+as ``lmtrain <command> <overrides> hydra.run.dir=RUN_DIR trainer.resume=auto`` would, so the
+saved config is compared with the new one and a change to the model or data is refused.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import yaml
+
+from lmtrain.errors import UserError
+from lmtrain.run_claim import has_checkpoint, saved_config_dir
+
+USAGE = "lmtrain resume RUN_DIR [key=value ...]"
+TRAINING_COMMANDS = ("pretrain", "finetune")
+
+
+def _key(override: str) -> str:
+    return override.split("=", 1)[0].lstrip("+~")
+
+
+def _read_list(path: Path) -> list[str]:
+    try:
+        items = yaml.safe_load(path.read_text(encoding="utf-8")) or []
+    except (OSError, yaml.YAMLError, UnicodeDecodeError) as error:
+        raise UserError(f"{path} is unreadable ({error}); the run's overrides cannot be recovered. "
+                        "Continue it with `lmtrain <command> <its overrides> hydra.run.dir=<run> "
+                        "trainer.resume=auto`.") from None
+    if not isinstance(items, list):
+        raise UserError(f"{path} is not a list of overrides; it was not written by lmtrain.")
+    return [str(item) for item in items]
+
+
+def _command(run_dir: Path, record: Path) -> str:
+    try:
+        hydra = yaml.safe_load((record / "hydra.yaml").read_text(encoding="utf-8"))
+        name = hydra["hydra"]["job"]["name"]
+    except (OSError, yaml.YAMLError, UnicodeDecodeError, TypeError, KeyError):
+        name = None
+    if name in TRAINING_COMMANDS:
+        return name
+    raise UserError(f"{run_dir} was not made by `lmtrain pretrain` or `lmtrain finetune` (its .hydra record says "
+                    f"{name or 'nothing'}), so there is no training to continue.")
+
+
+def command_line(argv: list[str]) -> list[str]:
+    """The ``lmtrain`` arguments that continue the run ``argv[0]`` with the overrides ``argv[1:]``.
+
+    Raises:
+        UserError: no run directory given, or it holds no resumable run.
+    """
+    if not argv or argv[0] in ("-h", "--help"):
+        raise UserError(f"usage: {USAGE}. Continues the run in RUN_DIR from its newest checkpoint with its own "
+                        "saved config; key=value overrides may change its length, cadence and loggers.")
+    run_dir = Path(argv[0]).expanduser()
+    if not run_dir.is_dir():
+        raise UserError(f"{run_dir}: no such run directory; give a folder made by `lmtrain pretrain` or "
+                        "`lmtrain finetune` (see `lmtrain runs`).")
+    record = saved_config_dir(run_dir)
+    if record is None:
+        raise UserError(f"{run_dir} has no .hydra/config.yaml, so it is not an lmtrain run directory "
+                        "(see `lmtrain runs` for the runs under ./outputs).")
+    if not has_checkpoint(run_dir):
+        raise UserError(f"{run_dir} holds no checkpoint yet, so there is nothing to continue; start the run "
+                        "again (trainer.overwrite=true to reuse the directory).")
+    command = _command(run_dir, record)
+    new = argv[1:]
+    replaced = {_key(o) for o in new} | {"hydra.run.dir", "trainer.resume", "trainer.overwrite"}
+    saved = [o for o in _read_list(record / "overrides.yaml") if _key(o) not in replaced]
+    return [command, *saved, *new, f"hydra.run.dir={run_dir.resolve()}", "trainer.resume=auto"]

@@ -1,0 +1,295 @@
+"""Claim a run directory before a command writes anything into it.
+
+The run directory is the user's property. Before a command's ``run`` starts, :func:`claim_run_dir`
+
+1. locks the directory (one process at a time; DDP ranks other than 0 do not lock, rank 0 holds
+   it for the job);
+2. removes half-written checkpoints a killed save left behind (``checkpoints/.tmp-step-N-*``);
+3. refuses a directory that already holds a run (a checkpoint or a summary) unless the command
+   continues it (``trainer.resume``) or the user asks for it to be replaced
+   (``trainer.overwrite=true``, which empties it first so nothing is mixed);
+4. when a run is continued, compares the new config with the run's saved one: changes to the
+   model, tokenizer, data, objective or batch shape are refused with the list of differences;
+   the length, cadence and logging settings may change and are listed in one line;
+5. records the config: ``.hydra/config.yaml``, ``overrides.yaml`` and ``hydra.yaml`` for a new run,
+   ``.hydra/resume-<n>/`` beside the original ones for a continued run (Hydra itself is told not
+   to write them, so a refused command leaves them as they were).
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import shutil
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import yaml
+from omegaconf import DictConfig, OmegaConf
+
+from lmtrain.config_diff import ConfigChanges, compare_configs
+from lmtrain.errors import UserError
+from lmtrain.run_dir import CHECKPOINTS_DIR, SUMMARY_FILE
+from lmtrain.run_lock import LOCK_FILE, RunLock
+
+log = logging.getLogger(__name__)
+
+HYDRA_DIR = ".hydra"
+RESUME_PREFIX = "resume-"
+_RECORD_FILES = ("config.yaml", "overrides.yaml", "hydra.yaml")
+
+
+@dataclass
+class RunClaim:
+    """A run directory this process may write: its lock, and whether the command continues a run."""
+
+    path: Path
+    lock: RunLock | None
+    resuming: bool = False
+
+    def release(self) -> None:
+        """Drop the lock (at the end of the command)."""
+        if self.lock is not None:
+            self.lock.release()
+
+
+def has_checkpoint(run_dir: Path) -> bool:
+    """Whether ``run_dir`` holds at least one complete checkpoint."""
+    checkpoints = run_dir / CHECKPOINTS_DIR
+    return checkpoints.is_dir() and any(p.name.startswith("step-") and (p / "model.safetensors").exists()
+                                        for p in checkpoints.iterdir())
+
+
+def holds_run(run_dir: Path) -> bool:
+    """Whether ``run_dir`` holds a run's results: a checkpoint or a summary."""
+    return (run_dir / SUMMARY_FILE).is_file() or has_checkpoint(run_dir)
+
+
+def remove_orphan_saves(run_dir: Path) -> list[Path]:
+    """Delete ``checkpoints/.tmp-*`` directories a killed save left (never a complete checkpoint)."""
+    checkpoints = run_dir / CHECKPOINTS_DIR
+    removed = [p for p in checkpoints.glob(".tmp-*") if p.is_dir()] if checkpoints.is_dir() else []
+    for path in removed:
+        shutil.rmtree(path, ignore_errors=True)
+        log.warning("removed %s, a checkpoint whose save was interrupted", path)
+    return removed
+
+
+def empty_run_dir(run_dir: Path) -> None:
+    """Remove everything of an earlier run (``trainer.overwrite=true``); the lock and open logs stay."""
+    for entry in run_dir.iterdir():
+        if entry.name == LOCK_FILE:
+            continue
+        if entry.suffix == ".log" and entry.is_file():  # this job's log handler already writes here
+            entry.open("w").close()
+        elif entry.is_dir() and not entry.is_symlink():
+            shutil.rmtree(entry)
+        else:
+            entry.unlink()
+
+
+def saved_config_dir(run_dir: Path) -> Path | None:
+    """The ``.hydra`` folder of the run's newest config: the last resume's, else the original."""
+    hydra_dir = run_dir / HYDRA_DIR
+    resumes = sorted((p for p in hydra_dir.glob(f"{RESUME_PREFIX}*") if p.name[len(RESUME_PREFIX):].isdigit()),
+                     key=lambda p: int(p.name[len(RESUME_PREFIX):]))
+    for candidate in [*reversed(resumes), hydra_dir]:
+        if (candidate / "config.yaml").is_file():
+            return candidate
+    return None
+
+
+def read_saved_config(run_dir: Path) -> dict[str, Any] | None:
+    """The run's newest saved config as plain nested dicts (None if it has none or it is unreadable)."""
+    folder = saved_config_dir(run_dir)
+    if folder is None:
+        return None
+    try:
+        config = yaml.safe_load((folder / "config.yaml").read_text(encoding="utf-8"))
+    except (OSError, yaml.YAMLError, UnicodeDecodeError):
+        log.warning("%s is unreadable; the resumed config cannot be compared with it", folder / "config.yaml")
+        return None
+    return config if isinstance(config, dict) else None
+
+
+def _leftovers(run_dir: Path) -> bool:
+    """Whether ``run_dir`` holds files of an earlier attempt besides the lock and this job's log."""
+    return any(entry.name != LOCK_FILE and entry.suffix != ".log" for entry in run_dir.iterdir())
+
+
+def _hydra_node() -> Any | None:
+    try:
+        from hydra.core.hydra_config import HydraConfig
+
+        return HydraConfig.get()
+    except Exception:  # not under Hydra (library use, tests)
+        return None
+
+
+def _next_resume_dir(run_dir: Path) -> Path:
+    hydra_dir = run_dir / HYDRA_DIR
+    taken = {int(p.name[len(RESUME_PREFIX):]) for p in hydra_dir.glob(f"{RESUME_PREFIX}*")
+             if p.name[len(RESUME_PREFIX):].isdigit()}
+    return hydra_dir / f"{RESUME_PREFIX}{max(taken, default=0) + 1}"
+
+
+def write_config_record(run_dir: Path, cfg: DictConfig, resuming: bool) -> Path:
+    """Write config, overrides and Hydra settings under ``.hydra/`` (``.hydra/resume-<n>/`` when continuing)."""
+    continuing = resuming and (run_dir / HYDRA_DIR / "config.yaml").is_file()
+    folder = _next_resume_dir(run_dir) if continuing else run_dir / HYDRA_DIR
+    folder.mkdir(parents=True, exist_ok=True)
+    hydra = _hydra_node()
+    overrides = list(hydra.overrides.task) if hydra is not None else []
+    texts = {"config.yaml": OmegaConf.to_yaml(cfg), "overrides.yaml": yaml.safe_dump(overrides)}
+    if hydra is not None:
+        texts["hydra.yaml"] = OmegaConf.to_yaml(OmegaConf.create({"hydra": hydra}))
+    for name, text in texts.items():
+        tmp = folder / f".{name}.tmp"
+        tmp.write_text(text, encoding="utf-8")
+        os.replace(tmp, folder / name)
+    return folder
+
+
+def _user_chose_dir() -> bool:
+    """Whether the command line set the run directory (``hydra.run.dir`` / ``hydra.sweep.dir``)."""
+    hydra = _hydra_node()
+    if hydra is None:
+        return True
+    return any(str(o).lstrip("+").startswith(("hydra.run.dir=", "hydra.sweep.dir=")) for o in hydra.overrides.hydra)
+
+
+def _key(override: str) -> str:
+    return override.split("=", 1)[0].lstrip("+~")
+
+
+def _comparable_overrides(overrides: list[str]) -> set[str]:
+    return {o for o in overrides if not _key(o).startswith(("hydra.", "trainer.resume", "trainer.overwrite"))}
+
+
+def latest_unfinished_run(parent: Path, overrides: list[str]) -> Path | None:
+    """The newest run under ``parent`` with a checkpoint, no summary and the same overrides (resume aside)."""
+    wanted = _comparable_overrides(overrides)
+    found = []
+    for run in parent.iterdir() if parent.is_dir() else []:
+        folder = saved_config_dir(run) if run.is_dir() else None
+        if folder is None or (run / SUMMARY_FILE).exists() or not has_checkpoint(run):
+            continue
+        try:
+            saved = yaml.safe_load((folder / "overrides.yaml").read_text(encoding="utf-8")) or []
+        except (OSError, yaml.YAMLError):
+            continue
+        if _comparable_overrides([str(o) for o in saved]) == wanted:
+            found.append(run)
+    return max(found, key=lambda p: p.stat().st_mtime, default=None)
+
+
+def _refuse_unplaced_resume(run_dir: Path, command: str) -> None:
+    """``trainer.resume=auto`` in a directory Hydra just made up: say which run it could mean."""
+    hydra = _hydra_node()
+    overrides = list(hydra.overrides.task) if hydra is not None else []
+    candidate = latest_unfinished_run(run_dir.parent, overrides)
+    if candidate is not None:
+        hint = (f"The latest unfinished run with these overrides is {candidate}: continue it with "
+                f"`lmtrain resume {candidate}`.")
+    else:
+        hint = f"No unfinished run with these overrides is under {run_dir.parent}."
+    raise UserError(f"trainer.resume=auto needs the run directory to continue, but none was given, so this "
+                    f"command would start a new run in {run_dir}. {hint} Or name the run: "
+                    f"`lmtrain {command} ... hydra.run.dir=<run dir> trainer.resume=auto`; or drop "
+                    "trainer.resume to start a new run.")
+
+
+def _refuse_occupied(run_dir: Path, command: str, training: bool) -> None:
+    what = "a finished run (summary.json)" if (run_dir / SUMMARY_FILE).is_file() else "a run's checkpoints"
+    if training:
+        raise UserError(f"{run_dir} already holds {what}; this command would overwrite it. Continue that run "
+                        f"with `lmtrain resume {run_dir}` (or add trainer.resume=auto), start a new run in "
+                        "another hydra.run.dir, or replace it with trainer.overwrite=true (deletes the old run).")
+    raise UserError(f"{run_dir} already holds {what}; `lmtrain {command}` would overwrite it. "
+                    "Choose another hydra.run.dir.")
+
+
+def _source_run(run_dir: Path, resume: str) -> Path | None:
+    """The run directory whose checkpoint ``trainer.resume`` continues (None when it has no saved config)."""
+    if resume == "auto":
+        return run_dir
+    path = Path(resume).expanduser().resolve()
+    for candidate in (path, path.parent.parent, path.parent):
+        if (candidate / HYDRA_DIR / "config.yaml").is_file():
+            return candidate
+    return None
+
+
+def check_resume_config(cfg: DictConfig, source: Path) -> ConfigChanges | None:
+    """Compare ``cfg`` with the saved config of ``source``; refuse changes that would break the run.
+
+    Keeps the learning-rate schedule's horizon when ``trainer.max_steps`` changes and
+    ``optim.decay_steps`` was left unset, so raising ``max_steps`` does not bend the decay done so far.
+    """
+    saved = read_saved_config(source)
+    if saved is None:
+        return None
+    changes = compare_configs(saved, OmegaConf.to_container(cfg, resolve=False))
+    if changes.refused:
+        raise UserError(f"cannot continue {source} with this config: it changes what the run was trained on "
+                        f"({ConfigChanges.describe(changes.refused)}). Only its length, evaluation / saving "
+                        "cadence and loggers may change when resuming; start a new run (another hydra.run.dir, "
+                        "or init= its checkpoint where the command has one) to change the rest.")
+    _keep_schedule_horizon(cfg, saved, changes)
+    shown = {k: v for k, v in changes.allowed.items() if not k.startswith(("trainer.resume", "trainer.overwrite"))}
+    if shown:
+        log.info("resuming %s with changed settings: %s", source, ConfigChanges.describe(shown))
+    return changes
+
+
+def _keep_schedule_horizon(cfg: DictConfig, saved: dict[str, Any], changes: ConfigChanges) -> None:
+    if "trainer.max_steps" not in changes.allowed or "optim" not in cfg or cfg.optim.get("decay_steps") is not None:
+        return
+    old_steps = changes.allowed["trainer.max_steps"][0]
+    horizon = (saved.get("optim") or {}).get("decay_steps") or old_steps
+    cfg.optim.decay_steps = horizon
+    floor = cfg.optim.min_lr_ratio * cfg.optim.lr
+    if cfg.trainer.max_steps > horizon:
+        log.warning("trainer.max_steps %s -> %s: the learning-rate schedule keeps its horizon of %s steps "
+                    "(optim.decay_steps=%s), so steps after %s run at the final learning rate %.3g "
+                    "(optim.min_lr_ratio x optim.lr). To decay over the longer run instead, set "
+                    "optim.decay_steps=%s (the learning rate then rises to where that schedule stands).",
+                    old_steps, cfg.trainer.max_steps, horizon, horizon, horizon, floor, cfg.trainer.max_steps)
+
+
+def claim_run_dir(cfg: DictConfig, command: str, run_dir: Path) -> RunClaim:
+    """Lock ``run_dir`` for ``command`` and check that it may run there; see the module docstring.
+
+    Raises:
+        UserError: the directory is locked, holds a run that would be overwritten, or the config
+            changes what a continued run was trained on. Nothing in the directory has changed then.
+    """
+    if int(os.environ.get("RANK", "0")) != 0:  # rank 0 holds the lock and writes for the whole job
+        return RunClaim(run_dir, None, resuming=bool((cfg.get("trainer") or {}).get("resume")))
+    lock = RunLock(run_dir).acquire(f"lmtrain {command}")
+    try:
+        trainer = cfg.get("trainer")
+        resume = trainer.get("resume") if trainer is not None else None
+        overwrite = bool(trainer.get("overwrite", False)) if trainer is not None else False
+        if resume == "auto" and not has_checkpoint(run_dir) and not _user_chose_dir():
+            _refuse_unplaced_resume(run_dir, command)
+        occupied = holds_run(run_dir)
+        if occupied and overwrite:
+            log.warning("trainer.overwrite=true: deleting the earlier run in %s", run_dir)
+            empty_run_dir(run_dir)
+        elif occupied and not resume:
+            _refuse_occupied(run_dir, command, training=trainer is not None)
+        elif not occupied and not resume and trainer is not None and _leftovers(run_dir):
+            log.warning("%s holds an earlier attempt that saved no checkpoint; starting over", run_dir)
+            empty_run_dir(run_dir)
+        resuming = bool(resume) and not overwrite
+        source = _source_run(run_dir, resume) if resuming else None
+        if source is not None:
+            check_resume_config(cfg, source)
+        remove_orphan_saves(run_dir)
+        write_config_record(run_dir, cfg, resuming)
+    except BaseException:
+        lock.release()
+        raise
+    return RunClaim(run_dir, lock, resuming)
