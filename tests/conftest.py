@@ -83,7 +83,7 @@ def stopping_after_step(step: int):
     def train_step(self, sums):
         original(self, sums)
         if self.state.step == step:
-            self._stop_requested = True
+            self.stops.requested = True
 
     Trainer._train_step = train_step
     try:

@@ -146,11 +146,15 @@ class TrainerConfig:
     """The one training loop, shared by every model and objective."""
 
     max_steps: int = 800  # optimizer steps
+    max_epochs: Optional[int] = None  # stop after this many passes over the training data (whichever comes first)
+    max_time: Optional[str] = None  # training time budget (90s, 5m, 1h30m, 01:30:00); the schedule is planned for it
     batch_size: int = 32  # sequences per micro-batch
     grad_accum: int = 1  # micro-batches per optimizer step
     grad_clip: float = 1.0  # max global gradient norm; 0 = no clipping
     log_every: int = 10  # steps between train/* entries in metrics.jsonl
     eval_every: int = 200  # steps between held-out evaluations; 0 = only at the end
+    eval_every_epochs: int = 0  # also evaluate after every N epochs; 0 = off
+    eval_at_start: bool = False  # evaluate the starting weights at step 0 (the baseline of a fine-tune)
     eval_batches: Optional[int] = None  # cap on held-out batches per evaluation (None = all)
     save_every: int = 200  # steps between checkpoints; 0 = only at the end
     keep_last: int = 2  # step-N checkpoints kept (the newest K); 0 = keep all
@@ -164,6 +168,7 @@ class TrainerConfig:
     num_workers: int = 0  # DataLoader worker processes
     bucket_by_length: bool = False  # batch training examples of similar length (fine-tuning sets; presets turn it on)
     progress: bool = True  # rich progress bar (off for logs and CI)
+    preflight: bool = True  # before training: longest batch, one evaluation batch, a checkpoint round trip, estimates
     # metric sinks: jsonl (metrics.jsonl, always on) | tensorboard (<run dir>/tb) | wandb
     loggers: list[str] = field(default_factory=lambda: ["jsonl"])
     monitor: Optional[str] = None  # eval metric that picks checkpoints/best (None = the objective's main one)

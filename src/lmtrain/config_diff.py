@@ -12,7 +12,8 @@ from typing import Any
 
 # Keys (or key prefixes) a resumed run may change: length, cadence, logging, where it runs.
 RESUMABLE_KEYS = (
-    "trainer.max_steps", "trainer.max_time", "trainer.log_every", "trainer.eval_every", "trainer.eval_batches",
+    "trainer.max_steps", "trainer.max_epochs", "trainer.max_time", "trainer.log_every", "trainer.eval_every",
+    "trainer.eval_every_epochs", "trainer.eval_at_start", "trainer.eval_batches",
     "trainer.save_every", "trainer.keep_last", "trainer.resume", "trainer.overwrite", "trainer.loggers",
     "trainer.progress", "trainer.device", "trainer.num_workers", "trainer.compile",
     "trainer.early_stopping_patience", "trainer.monitor", "trainer.preflight", "optim.decay_steps",

@@ -67,9 +67,10 @@ def holds_run(run_dir: Path) -> bool:
 
 
 def remove_orphan_saves(run_dir: Path) -> list[Path]:
-    """Delete ``checkpoints/.tmp-*`` directories a killed save left (never a complete checkpoint)."""
+    """Delete ``checkpoints/.tmp-*`` (a killed save) and ``.preflight-*`` (a killed preflight) directories."""
     checkpoints = run_dir / CHECKPOINTS_DIR
-    removed = [p for p in checkpoints.glob(".tmp-*") if p.is_dir()] if checkpoints.is_dir() else []
+    removed = ([p for pattern in (".tmp-*", ".preflight-*") for p in checkpoints.glob(pattern) if p.is_dir()]
+               if checkpoints.is_dir() else [])
     for path in removed:
         shutil.rmtree(path, ignore_errors=True)
         log.warning("removed %s, a checkpoint whose save was interrupted", path)

@@ -97,14 +97,16 @@ class RunDir:
                        encoding="utf-8")
         os.replace(tmp, self.summary_path)
 
-    def finish(self, summary: dict[str, Any], title: str) -> None:
-        """End a training run: ``summary.json``, ``curves.png`` and the summary table on the console."""
+    def finish(self, summary: dict[str, Any], title: str, next_commands: list[str] = ()) -> None:
+        """End a training run: ``summary.json``, ``curves.png``, the summary table and what to run next."""
         from lmtrain.runs.plot import save_run_curves
-        from lmtrain.training.progress import print_summary
+        from lmtrain.training.progress import print_next_commands, print_summary
 
         self.write_summary(summary)
         save_run_curves(self.path)
         print_summary(title, summary)
+        print_next_commands([*next_commands, f"lmtrain resume {self.path} trainer.max_steps=<more>",
+                             "lmtrain runs"])
 
 
 def lower_is_better(metric: str) -> bool:

@@ -118,7 +118,7 @@ original = Trainer._train_step
 def step(self, sums):  # Ctrl-C reaches rank 1 only, during step 3
     original(self, sums)
     if self.state.step == 3 and self.dist.rank == 1:
-        self._stop_requested = True
+        self.stops.requested = True
 
 
 Trainer._train_step = step

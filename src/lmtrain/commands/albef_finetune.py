@@ -94,5 +94,6 @@ def run(cfg: DictConfig) -> dict[str, Any]:
                "eval_pairs": len(eval_set), "eval_images": n_images, "parameters": model.num_parameters(),
                "wall_seconds": round(time.perf_counter() - started, 2),
                "config": OmegaConf.to_container(cfg, resolve=True)}
-    run_dir.finish(summary, f"lmtrain finetune task=retrieval — {run_dir.path}")
+    run_dir.finish(summary, f"lmtrain finetune task=retrieval — {run_dir.path}",
+                   [f"lmtrain predict ckpt={run_dir.path} input=<captions file> images=<folder of images>"])
     return summary

@@ -113,5 +113,7 @@ def run(cfg: DictConfig) -> dict[str, Any]:
     dist.close()
     if not dist.is_main:
         return summary
-    run_dir.finish(summary, f"lmtrain pretrain model={cfg.model.name} — {run_dir.path}")
+    run_dir.finish(summary, f"lmtrain pretrain model={cfg.model.name} — {run_dir.path}",
+                   [f"lmtrain finetune task=retrieval init={run_dir.path}",
+                    f"lmtrain predict ckpt={run_dir.path} input=<captions file> images=<folder of images>"])
     return summary

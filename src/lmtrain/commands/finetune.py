@@ -83,5 +83,6 @@ def run(cfg: DictConfig) -> dict[str, Any]:
                **_samples(task, model, tokenizer, cfg, run_dir),
                "wall_seconds": round(time.perf_counter() - started, 2),
                "config": OmegaConf.to_container(cfg, resolve=True)}
-    run_dir.finish(summary, f"lmtrain finetune task={task.name} — {run_dir.path}")
+    run_dir.finish(summary, f"lmtrain finetune task={task.name} — {run_dir.path}",
+                   [f"lmtrain predict ckpt={run_dir.path} input=<text file, one input per line>"])
     return summary

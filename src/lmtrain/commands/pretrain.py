@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import time
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -71,6 +72,19 @@ def _baselines(objective: str, train_set, eval_set, vocab_size: int) -> dict[str
                                                                  Subset(eval_set, _sample(eval_set)))}
 
 
+def _next_commands(run: Path, cfg: DictConfig) -> list[str]:
+    """What a user does next with a pretrained run of ``cfg``'s model and objective."""
+    commands = [f"lmtrain evaluate ckpt={run}"]
+    if cfg.objective.name == "clm":
+        commands.append(f"lmtrain generate ckpt={run} prompt='The fire'")
+    elif cfg.objective.name in ("mlm", "mlm_nsp"):
+        commands.append(f"lmtrain generate ckpt={run} prompt='The [MASK] spread across the hills.'")
+    commands.append(f"lmtrain finetune task=ner init={run}")
+    if cfg.model.family == "transformer":
+        commands.append(f"lmtrain export ckpt={run} out={run}/hf")
+    return commands
+
+
 def run(cfg: DictConfig) -> dict[str, Any]:
     """Pretrain ``cfg.model`` with ``cfg.objective`` on ``cfg.data``; returns the run summary."""
     if cfg.model.family == "albef":  # images and text: its own data and objective, the same Trainer
@@ -121,5 +135,6 @@ def run(cfg: DictConfig) -> dict[str, Any]:
     dist.close()
     if not dist.is_main:
         return summary
-    run_dir.finish(summary, f"lmtrain pretrain model={cfg.model.name} — {run_dir.path}")
+    run_dir.finish(summary, f"lmtrain pretrain model={cfg.model.name} — {run_dir.path}",
+                   _next_commands(run_dir.path, cfg))
     return summary

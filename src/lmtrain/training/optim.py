@@ -65,14 +65,59 @@ def lr_multiplier(step: int, warmup: int, total: int, schedule: str, min_ratio: 
     return min_ratio + (1.0 - min_ratio) * decay
 
 
+class LRPlan:
+    """The learning-rate multiplier by step, over a horizon the trainer may set once it knows it.
+
+    ``optim.decay_steps`` fixes the horizon; otherwise it starts at ``max_steps`` and the trainer
+    shortens it to what ``max_epochs`` or ``max_time`` allow (:meth:`set_horizon`).
+    """
+
+    def __init__(self, optim_cfg: Any, max_steps: int):
+        self.schedule = optim_cfg.schedule
+        self.min_ratio = optim_cfg.min_lr_ratio
+        self.warmup_steps = optim_cfg.warmup_steps
+        self.warmup_ratio = optim_cfg.warmup_ratio
+        self.fixed = getattr(optim_cfg, "decay_steps", None) is not None
+        self.horizon = getattr(optim_cfg, "decay_steps", None) or max_steps
+        lr_multiplier(self.warmup, self.warmup, self.horizon, self.schedule, self.min_ratio)  # validates the name
+
+    @property
+    def warmup(self) -> int:
+        """Warmup steps: ``warmup_steps``, else ``warmup_ratio`` of the horizon."""
+        return self.warmup_steps if self.warmup_steps is not None else int(self.warmup_ratio * self.horizon)
+
+    def set_horizon(self, steps: int) -> None:
+        """Plan the decay over ``steps`` (ignored when ``optim.decay_steps`` fixed it)."""
+        if not self.fixed:
+            self.horizon = max(1, int(steps))
+
+    def __call__(self, step: int) -> float:
+        return lr_multiplier(step, self.warmup, self.horizon, self.schedule, self.min_ratio)
+
+
 def build_scheduler(optimizer: torch.optim.Optimizer, optim_cfg: Any, max_steps: int
                     ) -> torch.optim.lr_scheduler.LambdaLR:
     """The schedule of ``optim_cfg``, planned over ``optim_cfg.decay_steps`` (default: ``max_steps``).
 
-    Past its horizon the learning rate stays at the final ``min_lr_ratio`` share of the peak.
+    Past its horizon the learning rate stays at the final ``min_lr_ratio`` share of the peak. The
+    returned scheduler's ``plan`` (an :class:`LRPlan`) lets the trainer move the horizon.
     """
-    horizon = getattr(optim_cfg, "decay_steps", None) or max_steps
-    warmup = optim_cfg.warmup_steps if optim_cfg.warmup_steps is not None else int(optim_cfg.warmup_ratio * horizon)
-    lr_multiplier(warmup, warmup, horizon, optim_cfg.schedule, optim_cfg.min_lr_ratio)  # validates the name
-    return torch.optim.lr_scheduler.LambdaLR(
-        optimizer, lambda step: lr_multiplier(step, warmup, horizon, optim_cfg.schedule, optim_cfg.min_lr_ratio))
+    return PlannedLR(optimizer, LRPlan(optim_cfg, max_steps))
+
+
+class PlannedLR(torch.optim.lr_scheduler.LambdaLR):
+    """LambdaLR over an :class:`LRPlan` whose horizon comes from the config, never from a checkpoint.
+
+    The plan is kept out of ``state_dict``: a resumed run plans its schedule from its own config
+    (and a checkpoint holds only plain values, loadable with ``weights_only=True``).
+    """
+
+    def __init__(self, optimizer: torch.optim.Optimizer, plan: LRPlan):
+        self.plan = plan
+        super().__init__(optimizer, lambda step: plan(step))
+
+    def state_dict(self) -> dict[str, Any]:
+        """LambdaLR's state without the plan."""
+        state = super().state_dict()
+        state.pop("plan", None)
+        return state

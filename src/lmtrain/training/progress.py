@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import math
+import time
 from typing import Any
 
 from rich.console import Console
@@ -11,6 +12,12 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 
 log = logging.getLogger("lmtrain")
+
+
+def clock(seconds: float) -> str:
+    """``H:MM:SS`` of a duration."""
+    seconds = int(round(seconds))
+    return f"{seconds // 3600}:{seconds % 3600 // 60:02d}:{seconds % 60:02d}"
 
 
 def _fmt(value: Any) -> str:
@@ -25,12 +32,15 @@ class TrainingProgress:
     """A progress bar with loss, learning rate, tokens/s and ETA; plain log lines when disabled.
 
     Args:
-        total_steps: optimizer steps of the run.
+        total_steps: optimizer steps of the run (as planned now; :meth:`set_total` moves it).
         start_step: step the run starts (or resumes) at.
         enabled: show the bar (False for CI logs and tests).
+        max_epochs: the epoch limit, shown in the log lines (None = none).
     """
 
-    def __init__(self, total_steps: int, start_step: int, enabled: bool):
+    def __init__(self, total_steps: int, start_step: int, enabled: bool, max_epochs: int | None = None):
+        self.total, self.start_step, self.max_epochs = total_steps, start_step, max_epochs
+        self.started = time.perf_counter()
         self.console = Console(stderr=True)
         self.enabled = enabled and self.console.is_terminal
         self.progress = Progress(
@@ -53,14 +63,34 @@ class TrainingProgress:
         """Move the bar to ``step``."""
         self.progress.update(self.task, completed=step)
 
-    def show(self, step: int, metrics: dict[str, float]) -> None:
-        """Show the latest training metrics (bar fields, or a log line without a bar)."""
+    def set_total(self, total_steps: int) -> None:
+        """The run will take ``total_steps`` steps after all (an epoch or time limit ends it sooner)."""
+        self.total = total_steps
+        self.progress.update(self.task, total=total_steps)
+
+    def eta_seconds(self, step: int) -> float | None:
+        """Seconds left at the pace since this process started training (None before the first step)."""
+        done = step - self.start_step
+        if done <= 0:
+            return None
+        return (time.perf_counter() - self.started) / done * max(self.total - step, 0)
+
+    def show(self, step: int, metrics: dict[str, float], epoch: float | None = None) -> None:
+        """Show the latest training metrics (bar fields, or a log line without a bar).
+
+        A log line says where the run is, for logs read without a terminal (CI, SLURM, nohup):
+        ``step 10/800 (1%)  epoch 0.02  loss 8.8088  lr 9.17e-04  1,402 tok/s  elapsed 0:00:12  ETA 0:15:40``.
+        """
         loss, lr, tps = metrics.get("train/loss", math.nan), metrics.get("train/lr", math.nan), metrics.get(
             "train/tokens_per_s", math.nan)
         if self.enabled:
             self.progress.update(self.task, completed=step, loss=f"{loss:.4f}", lr=f"{lr:.2e}", tps=f"{tps:,.0f}")
-        else:
-            log.info("step %d  loss %.4f  lr %.2e  %s tok/s", step, loss, lr, f"{tps:,.0f}")
+            return
+        eta = self.eta_seconds(step)
+        epochs = "" if epoch is None else f"  epoch {epoch:.2f}" + (f"/{self.max_epochs}" if self.max_epochs else "")
+        log.info("step %d/%d (%d%%)%s  loss %.4f  lr %.2e  %s tok/s  elapsed %s  ETA %s", step, self.total,
+                 100 * step // max(self.total, 1), epochs, loss, lr, f"{tps:,.0f}",
+                 clock(time.perf_counter() - self.started), "-" if eta is None else clock(eta))
 
     def note(self, message: str) -> None:
         """Print a line above the bar (evaluation results, checkpoints)."""
@@ -79,3 +109,11 @@ def print_summary(title: str, summary: dict[str, Any]) -> None:
         if isinstance(value, (int, float, str)) and not isinstance(value, bool):
             table.add_row(key, _fmt(value))
     Console(stderr=True).print(table)
+
+
+def print_next_commands(commands: list[str]) -> None:
+    """The commands that apply to a finished run, one per line under "Next:" (on stderr)."""
+    console = Console(stderr=True, soft_wrap=True)
+    console.print("Next:", style="bold", highlight=False)
+    for command in commands:
+        console.print(f"  {command}", markup=False, highlight=False)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import sys
 from pathlib import Path
 from typing import Any
@@ -11,7 +12,11 @@ from omegaconf import OmegaConf
 
 from lmtrain.run_dir import RunDir
 from lmtrain.training.loggers import open_loggers
-from lmtrain.training.trainer import Trainer, TrainingInterrupted, continue_hint
+from lmtrain.training.preflight import run_preflight
+from lmtrain.training.stop_signals import TrainingInterrupted, continue_hint
+from lmtrain.training.trainer import Trainer
+
+log = logging.getLogger(__name__)
 
 
 def fit_run(trainer: Trainer, cfg: Any, run: RunDir, resume_from: Path | None) -> dict[str, Any]:
@@ -32,6 +37,12 @@ def fit_run(trainer: Trainer, cfg: Any, run: RunDir, resume_from: Path | None) -
     if resume_from is not None:
         trainer.restore(resume_from)
     if dist.is_main:
+        log.info("run directory %s (stop it with Ctrl-C and continue it with `lmtrain resume %s`)", run.path, run.path)
+    if cfg.trainer.get("preflight", False) and not dist.sharded:
+        report = run_preflight(trainer)
+        if dist.is_main:
+            for line in report.describe().splitlines():
+                log.info(line)
         trainer.loggers = open_loggers(cfg.trainer.loggers, run.path, OmegaConf.to_container(cfg, resolve=True),
                                        start_step=trainer.state.step)
     if dist.enabled:

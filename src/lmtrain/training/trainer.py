@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import logging
 import math
-import signal
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -28,40 +27,13 @@ from lmtrain.training import checkpoint as ckpt
 from lmtrain.training.compile import maybe_compile
 from lmtrain.training.distributed import Distributed
 from lmtrain.training.evaluation import add_sums, evaluate_objective, to_device
+from lmtrain.training.limits import Limits, parse_duration
 from lmtrain.training.precision import Precision
 from lmtrain.training.progress import TrainingProgress
 from lmtrain.training.sharding import fully_shard_step, full_model_state, full_optimizer_state, load_full_state
+from lmtrain.training.stop_signals import StopRequests, TrainingInterrupted
 
 log = logging.getLogger(__name__)
-
-
-# Signals that stop training cleanly: Ctrl-C, and what SLURM and Kubernetes send before preemption.
-STOP_SIGNALS = tuple(getattr(signal, name) for name in ("SIGINT", "SIGTERM", "SIGUSR1") if hasattr(signal, name))
-
-
-class TrainingInterrupted(Exception):
-    """Raised after a stop signal (Ctrl-C, SIGTERM, SIGUSR1) once the current step finished and was saved."""
-
-    def __init__(self, checkpoint: Path, step: int, signum: int = signal.SIGINT):
-        super().__init__(f"interrupted at step {step}; checkpoint saved in {checkpoint}")
-        self.checkpoint = checkpoint
-        self.step = step
-        self.signum = signum
-
-    @property
-    def exit_code(self) -> int:
-        """128 + the signal number, as a shell reports a process the signal ended (130 for Ctrl-C)."""
-        return 128 + int(self.signum)
-
-
-def continue_hint(run_dir: Path, stop: TrainingInterrupted) -> str:
-    """What to tell a user whose run was stopped: where the checkpoint is and how to go on."""
-    try:
-        name = signal.Signals(stop.signum).name
-    except ValueError:
-        name = f"signal {stop.signum}"
-    return (f"Stopped by {name} at step {stop.step}; checkpoint saved in {stop.checkpoint}.\n"
-            f"To continue: lmtrain resume {run_dir}")
 
 
 @dataclass
@@ -76,6 +48,9 @@ class TrainState:
     best_value: float | None = None  # best value of the monitored eval metric so far
     best_step: int | None = None
     evals_without_improvement: int = 0
+    elapsed_seconds: float = 0.0  # wall time of training, evaluations and saves (for trainer.max_time)
+    planned_steps: int | None = None  # the steps the schedule is planned over (max_steps / max_epochs / max_time)
+    evaluated_epochs: int = 0  # last epoch count evaluated by trainer.eval_every_epochs
 
 
 class ObjectiveStep(nn.Module):
@@ -136,8 +111,12 @@ class Trainer:
         if len(self.sampler) == 0:
             raise UserError(f"the training data has {len(train_set)} sequences, fewer than one batch "
                             f"(trainer.batch_size={cfg.batch_size}); add text or lower trainer.batch_size.")
-        self._stop_requested = False
-        self._stop_signal = signal.SIGINT
+        self.limits = Limits(cfg.max_steps, getattr(cfg, "max_epochs", None),
+                             parse_duration(getattr(cfg, "max_time", None)), len(self.sampler), cfg.grad_accum)
+        self._fit_started = time.perf_counter()
+        self.start_eval: dict[str, float] = {}
+        self.stopped_by: str | None = None
+        self.stops = StopRequests()
         self._batches = None
         self.last_eval: dict[str, float] = {}
 
@@ -216,6 +195,7 @@ class Trainer:
     # ---------------------------------------------------------------- checkpoints
     def save(self) -> Path:
         """Checkpoint the current step (atomic), then prune old ones."""
+        self.state.elapsed_seconds, self._fit_started = self._elapsed(), time.perf_counter()
         rng_per_rank = self.dist.gather(ckpt.rng_state())  # every rank's dropout stream, for exact resume
         path = self.run.checkpoints / f"step-{self.state.step}"
         weights = full_model_state(self.model) if self.dist.sharded else None  # collectives: every rank
@@ -286,23 +266,6 @@ class Trainer:
         log.info("resumed from %s at step %d", checkpoint, self.state.step)
 
     # ---------------------------------------------------------------- loop
-    def _request_stop(self, signum, frame) -> None:
-        if self._stop_requested and signum == signal.SIGINT:  # second Ctrl-C: stop now
-            raise KeyboardInterrupt
-        if not self._stop_requested:
-            self._stop_signal = signum
-        self._stop_requested = True
-
-    def _catch_stop_signals(self) -> dict[int, Any]:
-        """Route the stop signals to :meth:`_request_stop`; returns the handlers to restore."""
-        previous: dict[int, Any] = {}
-        for signum in STOP_SIGNALS:
-            try:
-                previous[signum] = signal.signal(signum, self._request_stop)
-            except ValueError:  # not the main thread: signal handling stays with the caller
-                break
-        return previous
-
     def _log_train(self, sums: dict[str, torch.Tensor], seconds: float, progress: TrainingProgress) -> None:
         values = {k: float(v) for k, v in self.dist.sum(sums).items()}  # the only host sync, once per log window
         self.state.tokens_seen += int(values["tokens"])
@@ -315,7 +278,7 @@ class Trainer:
         metrics["train/tokens_seen"] = self.state.tokens_seen
         if self.dist.is_main:
             self._log(metrics)
-            progress.show(self.state.step, metrics)
+            progress.show(self.state.step, metrics, self.state.epoch + self.state.batch_in_epoch / len(self.sampler))
 
     def _log(self, metrics: dict[str, Any]) -> None:
         self.run.log(self.state.step, metrics)
@@ -334,7 +297,7 @@ class Trainer:
 
     def _stop_everywhere(self) -> bool:
         """Whether any rank got Ctrl-C (all ranks must stop at the same step)."""
-        return self.dist.any(self._stop_requested)
+        return self.dist.any(self.stops.requested)
 
     def _count_unlogged_tokens(self, sums: dict[str, torch.Tensor]) -> None:
         if sums:
@@ -344,49 +307,108 @@ class Trainer:
         patience = self.cfg.early_stopping_patience
         return bool(patience) and self.state.evals_without_improvement >= patience
 
+    def _epochs_done(self) -> int:
+        """Complete passes over the training data so far."""
+        return self.state.epoch + (1 if self.state.batch_in_epoch >= len(self.sampler) else 0)
+
+    def _elapsed(self) -> float:
+        """Wall seconds of training so far (evaluations and saves included; every resumed part added up)."""
+        return self.state.elapsed_seconds + time.perf_counter() - self._fit_started
+
+    def _stop_reason(self) -> str | None:
+        """Why training ends now; ranks agree on a time budget, since their clocks differ."""
+        reason = self.limits.stop_reason(self.state.step, self._epochs_done(), self._elapsed())
+        if self.limits.max_time and self.dist.enabled and reason in (None, "max_time"):  # the same branch on every rank
+            reason = "max_time" if self.dist.any(reason == "max_time") else None
+        return reason
+
+    def _replan(self, progress: TrainingProgress) -> None:
+        """Move the schedule's horizon (and the bar's total) to the steps training will take."""
+        planned = self.limits.planned_steps(self.state.step, self._elapsed())
+        if self.limits.max_time and self.dist.enabled:  # every rank plans the same schedule
+            planned = int(self.dist.broadcast(planned))
+        plan = getattr(self.scheduler, "plan", None)
+        if plan is not None:
+            plan.set_horizon(planned)
+        if planned != self.state.planned_steps:
+            self.state.planned_steps = planned
+            progress.set_total(planned)
+
+    def _epoch_eval_due(self) -> bool:
+        every = getattr(self.cfg, "eval_every_epochs", 0)
+        done = self._epochs_done()
+        if every and done > self.state.evaluated_epochs and done % every == 0:
+            self.state.evaluated_epochs = done
+            return True
+        return False
+
+    def _evaluate_at_start(self, progress: TrainingProgress) -> None:
+        """Held-out metrics of the starting weights at step 0 (``trainer.eval_at_start``)."""
+        metrics = self.evaluate()
+        self.start_eval = {f"start/{k[len('eval/'):]}": v for k, v in metrics.items()}
+        if metrics and self.dist.is_main:
+            self._log(metrics)
+            progress.note("step 0: " + "  ".join(f"{k} {v:.4f}" for k, v in metrics.items()))
+        self.model.train()
+
     def fit(self) -> dict[str, Any]:
-        """Train to ``max_steps``; returns the summary (also written to ``summary.json``)."""
+        """Train until ``max_steps``, ``max_epochs`` or ``max_time``; returns the summary."""
         cfg = self.cfg
         self.model.train()
-        previous = self._catch_stop_signals()
+        self.stops.install()
         sums: dict[str, torch.Tensor] = {}
+        self._fit_started = time.perf_counter()
         try:
-            with TrainingProgress(cfg.max_steps, self.state.step, cfg.progress and self.dist.is_main) as progress:
+            with TrainingProgress(self.limits.planned_steps(), self.state.step, cfg.progress and self.dist.is_main,
+                                  self.limits.max_epochs) as progress:
+                self._replan(progress)
+                if getattr(cfg, "eval_at_start", False) and self.state.step == 0:
+                    self._evaluate_at_start(progress)
                 window_start = time.perf_counter()
-                while self.state.step < cfg.max_steps:
+                while (stop := self._stop_reason()) is None:
                     step_start = time.perf_counter()
                     self._train_step(sums)
                     self.state.train_seconds += time.perf_counter() - step_start
                     progress.advance(self.state.step)
-                    if self.state.step % cfg.log_every == 0 or self.state.step == cfg.max_steps:
+                    if self.limits.max_time and self.state.step % self.limits.grad_accum == 0:
+                        self._replan(progress)
+                    final = self._stop_reason() is not None
+                    if self.state.step % cfg.log_every == 0 or final:
                         self._log_train(sums, time.perf_counter() - window_start, progress)
                         sums, window_start = {}, time.perf_counter()
                     evaluated = best = False
-                    if cfg.eval_every and self.state.step % cfg.eval_every == 0 and self.state.step < cfg.max_steps:
+                    step_eval = cfg.eval_every and self.state.step % cfg.eval_every == 0
+                    if (step_eval or self._epoch_eval_due()) and not final:
                         evaluated, best = True, self._evaluate_and_log(progress)
-                    if best or (cfg.save_every and self.state.step % cfg.save_every == 0 and self.state.step < cfg.max_steps):
+                    if best or (cfg.save_every and self.state.step % cfg.save_every == 0 and not final):
                         path = self.save()
                         if best and self.dist.is_main:
                             ckpt.mark_best(self.run.checkpoints, path)
                     if self._stop_everywhere():
                         self._count_unlogged_tokens(sums)
-                        raise TrainingInterrupted(self.save(), self.state.step, self._stop_signal)
+                        raise TrainingInterrupted(self.save(), self.state.step, self.stops.signum)
                     if evaluated and self._should_stop_early():
+                        stop = "early_stopping"
                         progress.note(f"early stopping: no better eval/{self.monitor} in "
                                       f"{cfg.early_stopping_patience} evaluations")
                         break
+                if stop in ("max_time", "max_epochs") and self.dist.is_main:
+                    progress.note(f"stopping at step {self.state.step}: trainer.{stop} reached")
+                self.stopped_by = stop
                 self._count_unlogged_tokens(sums)
                 best = self._evaluate_and_log(progress)
                 last = self.save()
                 if best and self.dist.is_main:
                     ckpt.mark_best(self.run.checkpoints, last)
         finally:
-            for signum, handler in previous.items():
-                signal.signal(signum, handler)
+            self.stops.restore()
             for logger in self.loggers:
                 logger.finish()
         summary = {
             "steps": self.state.step,
+            "epochs": round(self.state.epoch + self.state.batch_in_epoch / max(len(self.sampler), 1), 3),
+            "stopped_by": self.stopped_by,
+            **self.start_eval,
             **self.last_eval,
             "train_seconds": round(self.state.train_seconds, 2),
             "train_tokens": self.state.tokens_seen,

@@ -1,0 +1,203 @@
+"""Check in seconds what would kill a long run later (``trainer.preflight=true``).
+
+Before the first step: forward and backward on the longest training batch, one evaluation batch
+through the metric code (and the monitored metric among its results), a checkpoint written,
+read back and removed. Then one block says what the run will cost: the step's peak memory and
+time, the estimated wall time, the disk its checkpoints take. A batch that does not fit, metric
+code that raises, or a disk that cannot hold the checkpoints stop the run now, with exit 2.
+
+Training is left exactly as it was: gradients cleared, buffers (ALBEF's queues) and random
+generators restored, so a run with a preflight has the losses of a run without one.
+"""
+
+from __future__ import annotations
+
+import logging
+import shutil
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import torch
+from torch.utils.data import Subset
+
+from lmtrain.errors import UserError
+from lmtrain.training import checkpoint as ckpt
+from lmtrain.training.evaluation import evaluate_objective, to_device
+from lmtrain.training.progress import clock
+
+if TYPE_CHECKING:
+    from lmtrain.training.trainer import Trainer
+
+log = logging.getLogger("lmtrain")
+MIB = 1 << 20
+
+
+@dataclass
+class PreflightReport:
+    """What the preflight measured."""
+
+    batch_shape: tuple[int, ...]
+    step_seconds: float
+    peak_mib: float
+    memory_kind: str
+    eval_seconds: float
+    estimated_seconds: float
+    checkpoint_mib: float
+    checkpoints_kept: int
+    free_mib: float
+
+    def describe(self) -> str:
+        """The block printed before training."""
+        shape = " x ".join(str(d) for d in self.batch_shape)
+        return (f"preflight: longest batch ({shape}): forward + backward {self.step_seconds:.2f} s, "
+                f"peak memory {self.peak_mib:,.0f} MiB ({self.memory_kind}); evaluation batch "
+                f"{self.eval_seconds:.2f} s\n"
+                f"preflight: estimated training time {clock(self.estimated_seconds)}; checkpoints "
+                f"{self.checkpoint_mib:,.1f} MiB x {self.checkpoints_kept} = "
+                f"{self.checkpoint_mib * self.checkpoints_kept:,.1f} MiB, {self.free_mib:,.0f} MiB free")
+
+
+def _reset_peak_memory(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.reset_peak_memory_stats(device)
+        return
+    try:  # Linux: "5" resets the process's peak resident set size (VmHWM)
+        Path("/proc/self/clear_refs").write_text("5")
+    except OSError:
+        pass
+
+
+def _peak_memory(device: torch.device) -> tuple[float, str]:
+    if device.type == "cuda":
+        return torch.cuda.max_memory_allocated(device) / MIB, "CUDA max allocated"
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024, "process peak RSS"
+    except OSError:
+        pass
+    import resource
+
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, "process peak RSS"
+
+
+def _longest_batch(trainer: Trainer) -> dict[str, torch.Tensor]:
+    """The ``batch_size`` longest training examples (by ``lengths`` when the dataset has them)."""
+    lengths = getattr(trainer.train_set, "lengths", None)
+    size = min(trainer.cfg.batch_size, len(trainer.train_set))
+    if lengths is not None:
+        indices = sorted(range(len(lengths)), key=lambda i: -int(lengths[i]))[:size]
+    else:  # packed sequences: every example has the same length
+        indices = list(range(size))
+    return to_device(trainer.collate([trainer.train_set[i] for i in indices]), trainer.device)
+
+
+def _is_out_of_memory(error: BaseException) -> bool:
+    text = str(error).lower()
+    return isinstance(error, torch.cuda.OutOfMemoryError) or "out of memory" in text or "can't allocate" in text
+
+
+def _train_step_cost(trainer: Trainer, batch: dict[str, torch.Tensor]) -> float:
+    """Seconds of forward + backward on ``batch`` (the second of two, so allocation warm-up is not counted)."""
+    seconds = 0.0
+    for _ in range(2):
+        start = time.perf_counter()
+        with trainer.precision.autocast():
+            out = trainer.objective(trainer.model, batch, trainer.objective.count_targets(batch))
+        out.loss.backward()
+        seconds = time.perf_counter() - start
+        trainer.model.zero_grad(set_to_none=True)
+    return seconds
+
+
+def _eval_cost(trainer: Trainer) -> float:
+    """Seconds of one evaluation batch through the objective's metric code; checks the monitored metric."""
+    if trainer.eval_set is None or len(trainer.eval_set) == 0:
+        return 0.0
+    start = time.perf_counter()
+    try:
+        subset = Subset(trainer.eval_set, range(min(trainer.cfg.batch_size, len(trainer.eval_set))))
+        metrics, _ = evaluate_objective(trainer.model, trainer.objective, subset, trainer.collate,
+                                        trainer.cfg.batch_size, 1, trainer.device, trainer.precision.autocast)
+    except UserError:
+        raise
+    except Exception as error:  # the evaluation would crash after the whole training: say so now
+        raise UserError(f"preflight: evaluating a held-out batch failed ({type(error).__name__}: {error}); the run "
+                        "would fail at its first evaluation. Fix the evaluation data or settings, or turn the "
+                        "check off with trainer.preflight=false to see the full traceback.") from None
+    if trainer.monitor not in metrics:
+        raise UserError(f"trainer.monitor={trainer.monitor} is not an evaluation metric of this run; "
+                        f"choose one of {', '.join(metrics)}.")
+    return time.perf_counter() - start
+
+
+def _checkpoint_cost(trainer: Trainer) -> tuple[float, int, float]:
+    """Write and read back a checkpoint beside the run's; returns (MiB per checkpoint, how many kept, MiB free)."""
+    checkpoints = trainer.run.checkpoints
+    checkpoints.mkdir(parents=True, exist_ok=True)
+    scratch = Path(tempfile.mkdtemp(prefix=".preflight-", dir=checkpoints))
+    try:
+        state = {"train": {}, "optimizer": trainer.optimizer.state_dict(), "scheduler": trainer.scheduler.state_dict()}
+        path = ckpt.save_checkpoint(scratch, 0, trainer.model, trainer.model_meta, state, trainer.tokenizer_file)
+        problem = ckpt.checkpoint_problem(path)
+        if problem:
+            raise UserError(f"preflight: a checkpoint written to {checkpoints} does not read back ({problem}); "
+                            "check that filesystem before training on it.")
+        ckpt.read_weights(path)
+        ckpt.load_trainer_state(path)
+        size = sum(f.stat().st_size for f in path.iterdir() if f.is_file())
+        if not trainer.optimizer.state:  # Adam's moments exist only after the first step: two more weight copies
+            size += 2 * sum(p.numel() * p.element_size() for p in trainer.model.parameters() if p.requires_grad)
+    finally:
+        shutil.rmtree(scratch, ignore_errors=True)
+    kept = (trainer.cfg.keep_last or max(1, trainer.cfg.max_steps // max(trainer.cfg.save_every, 1))) + 1  # + best
+    return size / MIB, kept, shutil.disk_usage(checkpoints).free / MIB
+
+
+def _estimate(trainer: Trainer, step_seconds: float, eval_seconds: float) -> float:
+    cfg = trainer.cfg
+    steps = max(trainer.limits.planned_steps() - trainer.state.step, 0)
+    evals = (steps // cfg.eval_every if cfg.eval_every else 0) + 1
+    eval_batches = -(-len(trainer.eval_set) // cfg.batch_size) if trainer.eval_set is not None else 0
+    if cfg.eval_batches:
+        eval_batches = min(eval_batches, cfg.eval_batches)
+    return steps * cfg.grad_accum * step_seconds * 1.15 + evals * eval_batches * eval_seconds  # 1.15: optimizer step
+
+
+def run_preflight(trainer: Trainer) -> PreflightReport:
+    """Run the checks on ``trainer`` before its first step; raises UserError on what would fail later."""
+    rng = ckpt.rng_state()
+    buffers = {name: b.detach().clone() for name, b in trainer.model.named_buffers()}
+    batch = _longest_batch(trainer)
+    try:
+        _reset_peak_memory(trainer.device)
+        trainer.model.train()
+        step_seconds = _train_step_cost(trainer, batch)
+        peak, kind = _peak_memory(trainer.device)
+        eval_seconds = _eval_cost(trainer)
+    except RuntimeError as error:
+        if not _is_out_of_memory(error):
+            raise
+        shape = " x ".join(str(d) for d in batch["input_ids"].shape) if "input_ids" in batch else "?"
+        raise UserError(f"preflight: the longest training batch ({shape}) does not fit in memory on "
+                        f"{trainer.device} ({' '.join(str(error).split())[:200]}). Lower trainer.batch_size "
+                        "(and raise trainer.grad_accum to keep the batch), data.max_seq_len, or the model size; "
+                        "or use trainer.precision=bf16 / model.checkpoint_activations=true.") from None
+    finally:
+        trainer.model.zero_grad(set_to_none=True)
+        with torch.no_grad():
+            for name, buffer in trainer.model.named_buffers():
+                buffer.copy_(buffers[name])
+        ckpt.set_rng_state(rng)
+        trainer.model.train()
+    size, kept, free = _checkpoint_cost(trainer) if trainer.dist.is_main else (0.0, 0, float("inf"))
+    if size * kept > free:
+        raise UserError(f"preflight: {trainer.run.checkpoints} has {free:,.0f} MiB free, but this run keeps {kept} "
+                        f"checkpoints of about {size:,.1f} MiB ({size * kept:,.0f} MiB). Free space, lower "
+                        "trainer.keep_last, or point hydra.run.dir at a larger disk.")
+    shape = tuple(batch["input_ids"].shape) if "input_ids" in batch else (len(next(iter(batch.values()))),)
+    return PreflightReport(shape, step_seconds, peak, kind, eval_seconds, _estimate(trainer, step_seconds, eval_seconds),
+                           size, kept, free)
