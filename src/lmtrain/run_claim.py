@@ -259,6 +259,16 @@ def _keep_schedule_horizon(cfg: DictConfig, saved: dict[str, Any], changes: Conf
                     old_steps, cfg.trainer.max_steps, horizon, horizon, horizon, floor, cfg.trainer.max_steps)
 
 
+def _resume_after_elastic_restart(cfg: DictConfig) -> None:
+    """Under ``torchrun --max-restarts``, restarted workers continue the run instead of starting it over."""
+    restarts = int(os.environ.get("TORCHELASTIC_RESTART_COUNT", "0") or 0)
+    trainer = cfg.get("trainer")
+    if restarts > 0 and trainer is not None and not trainer.get("resume"):
+        trainer.resume = "auto"
+        log.warning("torchrun restarted the workers (restart %d): continuing from the newest intact checkpoint "
+                    "(trainer.resume=auto)", restarts)
+
+
 def claim_run_dir(cfg: DictConfig, command: str, run_dir: Path) -> RunClaim:
     """Lock ``run_dir`` for ``command`` and check that it may run there; see the module docstring.
 
@@ -266,6 +276,7 @@ def claim_run_dir(cfg: DictConfig, command: str, run_dir: Path) -> RunClaim:
         UserError: the directory is locked, holds a run that would be overwritten, or the config
             changes what a continued run was trained on. Nothing in the directory has changed then.
     """
+    _resume_after_elastic_restart(cfg)
     if int(os.environ.get("RANK", "0")) != 0:  # rank 0 holds the lock and writes for the whole job
         return RunClaim(run_dir, None, resuming=bool((cfg.get("trainer") or {}).get("resume")))
     lock = RunLock(run_dir).acquire(f"lmtrain {command}")
