@@ -107,7 +107,8 @@ def two_processes_one_directory(ws: Workspace) -> Outcome:
 def killed_holder_frees_directory(ws: Workspace) -> Outcome:
     run = ws.root / "busy"  # the first process of the previous probe was killed with SIGKILL
     proc = ws.lmtrain("pretrain", *TINY, *ws.data, f"hydra.run.dir={run}", "trainer.resume=auto")
-    return Outcome(proc.returncode, _last_line(proc) or "continued", proc.returncode == 0)
+    said = "continued the run after its holder was killed" if proc.returncode == 0 else _last_line(proc)
+    return Outcome(proc.returncode, said, proc.returncode == 0)
 
 
 def incompatible_resume(ws: Workspace) -> Outcome:
