@@ -334,7 +334,7 @@ class FinetuneOptions:
     # frozen, Transformers fine-tuned whole
     freeze_backbone: Optional[bool] = None
     freeze_layers: int = 0  # freeze the embeddings and the first N Transformer blocks
-    head_lr: Optional[float] = None  # learning rate of the task head (None = optim.lr)
+    head_lr: Optional[float] = None  # learning rate of the task head (None = optim.lr; 1e-2 over a frozen ELMo)
     class_weights: Any = "none"  # none | auto (inverse class frequency) | [w0, w1, ...] in label order
     head_dropout: Optional[float] = None  # dropout inside the task head (None = the backbone's dropout)
     # ner: linear | bilstm (the task's own biLSTM over the features); null = bilstm for ELMo, linear otherwise

@@ -18,6 +18,18 @@ from lmtrain.tasks.base import Task
 
 log = logging.getLogger(__name__)
 
+# an ELMo task model is trained from scratch on fixed features: it needs a larger step than a
+# pretrained Transformer being tuned (the task presets' optim.lr)
+ELMO_HEAD_LR = 1.0e-2
+
+
+def head_learning_rate(backbone: Backbone, head_lr: float | None, freeze_backbone: bool | None) -> float | None:
+    """``finetune.head_lr``; unset, :data:`ELMO_HEAD_LR` over a frozen ELMo biLM and None (= optim.lr) otherwise."""
+    if head_lr is None and isinstance(backbone.spec, ElmoSpec) and freeze_backbone is not False:
+        log.info("ELMo: the task head learns at finetune.head_lr=%g (set finetune.head_lr to change it)", ELMO_HEAD_LR)
+        return ELMO_HEAD_LR
+    return head_lr
+
 
 def tagger_options(task: Task, backbone: Backbone, task_encoder: str | None, crf: bool | None,
                    lstm_dim: int, class_weights: Any) -> dict[str, Any]:
