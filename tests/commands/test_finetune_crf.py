@@ -28,7 +28,8 @@ def test_a_transformer_tagger_with_a_crf_trains_predicts_valid_bio_and_is_not_ex
     assert meta["task_heads"]["tagger"]["crf"] and meta["task_heads"]["tagger"]["encoder"] == "linear"
     labels = summary["labels"]
     allowed = model.heads["tagger"].crf.allowed  # BIO constraints travel with the checkpoint
-    assert not allowed[labels.index("O"), labels.index("I-ORG")] and allowed[labels.index("B-ORG"), labels.index("I-ORG")]
+    o, b_org, i_org = (labels.index(t) for t in ("O", "B-ORG", "I-ORG"))
+    assert not allowed[o, i_org] and allowed[b_org, i_org]
     text = tmp_path / "in.txt"
     text.write_text("Alice visited Paris .\nthe Globex Corp office in Tokyo hired Bob .\n")
     records = run_command(predict, "predict", tmp_path / "p", [f"ckpt={run}", f"input={text}"])

@@ -15,7 +15,8 @@ from lmtrain.errors import UserError
 from lmtrain.objectives.token_classification import TokenClassification, best_tags, tag_scores
 from lmtrain.tasks.alignment import make_windows, window_labels, words_from_windows
 from lmtrain.tasks.base import Task, TaskDataset, by_length, run_batches
-from lmtrain.tasks.conll import TaggedSentence, allowed_transitions, check_scheme, iob1_to_bio, read_conll, read_tagged_jsonl
+from lmtrain.tasks.conll import (TaggedSentence, allowed_transitions, check_scheme, iob1_to_bio, read_conll,
+                                 read_tagged_jsonl)
 from lmtrain.tasks.files import file_format
 from lmtrain.tasks.metrics import class_weights, entity_scores
 
