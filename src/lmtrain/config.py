@@ -331,6 +331,8 @@ class TaskConfig:
     rerank_k: int = 16  # retrieval: contrastive candidates re-ranked by the matching head at evaluation
     queue_start: int = 0  # retrieval: optimizer steps before queued features join the contrastive loss
     vision_init: Optional[str] = None  # retrieval: ALBEF run whose image encoder starts a text-only init (None = random)
+    # ner: a linear-chain CRF over the word tags (Viterbi decoding); null = with a biLSTM task encoder only
+    crf: Optional[bool] = None
 
 
 @dataclass
@@ -341,9 +343,12 @@ class FinetuneOptions:
     # frozen, Transformers fine-tuned whole
     freeze_backbone: Optional[bool] = None
     freeze_layers: int = 0  # freeze the embeddings and the first N Transformer blocks
-    head_lr: Optional[float] = None  # learning rate of the task head (None = optim.lr)
+    head_lr: Optional[float] = None  # learning rate of the task head (None = optim.lr; 1e-2 over a frozen ELMo)
     class_weights: Any = "none"  # none | auto (inverse class frequency) | [w0, w1, ...] in label order
     head_dropout: Optional[float] = None  # dropout inside the task head (None = the backbone's dropout)
+    # ner: linear | bilstm (the task's own biLSTM over the features); null = bilstm for ELMo, linear otherwise
+    task_encoder: Optional[str] = None
+    task_lstm_dim: int = 128  # cells per direction of the task biLSTM
 
 
 @dataclass

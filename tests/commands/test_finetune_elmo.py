@@ -1,4 +1,7 @@
-"""`lmtrain finetune init=<elmo run>`: scalar-mixed ELMo features under the tagging and classification heads."""
+"""`lmtrain finetune init=<elmo run>`: scalar-mixed ELMo features under the tagging and classification heads.
+
+Tagging defaults to the paper's task model: the mix joined with the token vectors, a task biLSTM and a CRF.
+"""
 
 from __future__ import annotations
 
@@ -42,30 +45,47 @@ def elmo_run(data, tmp_path_factory) -> Path:
 @pytest.fixture(scope="module")
 def elmo_ner(data, elmo_run, tmp_path_factory) -> tuple[Path, dict]:
     run = tmp_path_factory.mktemp("elmo-ner")
-    summary = run_command(finetune, "finetune", run, ["task=ner", f"init={elmo_run}", *FAST, "optim.lr=3e-2", "trainer.max_steps=200",
+    summary = run_command(finetune, "finetune", run, ["task=ner", f"init={elmo_run}", *FAST, "optim.lr=1e-2",
                                                       *ner_files(data)])
     return run, summary
 
 
-def test_elmo_tagger_beats_all_o_with_the_bilm_frozen(elmo_ner, elmo_run):
+def test_elmo_tagger_is_a_bilstm_crf_over_the_frozen_bilm_and_beats_all_o(elmo_ner, elmo_run):
     run, summary = elmo_ner
     assert summary["model"] == "elmo"
     assert summary["baseline/all_o_f1"] == 0.0 and summary["best/f1"] > 0.5, summary
     pretrained, _, _ = load_checkpoint(elmo_run, families=("elmo",))
     tuned, _, meta = load_checkpoint(run / "checkpoints" / "best", families=("elmo",))
-    assert meta["task_heads"]["tagger"]["kind"] == "token_classifier"
+    assert meta["task_heads"]["tagger"] == {"kind": "token_classifier", "n_classes": 5, "dropout": 0.1,
+                                            "encoder": "bilstm", "lstm_dim": 128, "crf": True}
+    assert tuned.backbone.d_out == 3 * pretrained.spec.d_model  # [token vector; mixed biLM states]
     for name, value in pretrained.backbone.state_dict().items():  # frozen by default: the biLM is untouched
         assert torch.equal(tuned.backbone.bilm.state_dict()[name], value), name
     assert not torch.equal(tuned.backbone.mix.weights, torch.zeros_like(tuned.backbone.mix.weights))
-    assert summary["trainable_parameters"] < summary["parameters"] // 4
+    bilm = sum(p.numel() for p in pretrained.backbone.parameters())
+    assert summary["trainable_parameters"] == summary["parameters"] - bilm
 
 
-def test_elmo_tagger_predicts_from_its_checkpoint(elmo_ner, tmp_path):
+def test_elmo_tagger_predicts_valid_bio_with_viterbi(elmo_ner, tmp_path):
     run, _ = elmo_ner
     text = tmp_path / "in.txt"
-    text.write_text("Alice visited Paris .\n")
+    text.write_text("Alice visited Paris .\nThe Acme Corp office in Berlin hired Bob Stone and Carol .\n")
     records = run_command(predict, "predict", tmp_path / "p", [f"ckpt={run}", f"input={text}"])
     assert records[0]["words"] == ["Alice", "visited", "Paris", "."] and len(records[0]["tags"]) == 4
+    for record in records:  # the CRF's constraints: an I-X only after B-X or I-X
+        for before, tag in zip(["O", *record["tags"]], record["tags"]):
+            assert not tag.startswith("I-") or before[2:] == tag[2:], record["tags"]
+    assert any(r["entities"] for r in records)
+
+
+def test_elmo_linear_tagger_remains_available(data, elmo_run, tmp_path):
+    summary = run_command(finetune, "finetune", tmp_path, ["task=ner", f"init={elmo_run}", *FAST, "optim.lr=3e-2",
+                                                           "finetune.head_lr=3e-2", "trainer.max_steps=200",
+                                                           "finetune.task_encoder=linear", *ner_files(data)])
+    assert summary["best/f1"] > 0.5, summary
+    assert summary["trainable_parameters"] < summary["parameters"] // 4  # the mix and one linear layer
+    _, _, meta = load_checkpoint(tmp_path / "checkpoints" / ckpt.BEST, families=("elmo",))
+    assert meta["task_heads"]["tagger"]["encoder"] == "linear" and not meta["task_heads"]["tagger"]["crf"]
 
 
 def test_elmo_classifier_tunes_the_bilm_when_asked(data, elmo_run, tmp_path):

@@ -86,3 +86,17 @@ def test_classifier_over_elmo_pools_the_real_tokens():
     logits = model.heads["classifier"](model.backbone(ids, mask), mask)
     alone = model.heads["classifier"](model.backbone(ids[:1, :3], mask[:1, :3]), mask[:1, :3])
     assert logits.shape == (2, 2) and torch.allclose(logits[:1], alone, atol=1e-6)
+
+
+def test_a_bilstm_tagger_reads_token_vectors_with_the_mix_and_ignores_padding():
+    bilstm = {"tagger": {"kind": "token_classifier", "n_classes": 3, "dropout": 0.0, "encoder": "bilstm",
+                         "lstm_dim": 6, "crf": True}}
+    model = build_elmo_task_model(SPEC, bilstm, _pretrained()).eval()
+    ids = torch.tensor([[3, 7, 9, 4, 0, 0]])
+    mask = torch.tensor([[1, 1, 1, 1, 0, 0]])
+    features = model.backbone(ids, mask)
+    assert features.shape == (1, 6, 3 * SPEC.d_model)
+    assert torch.equal(features[..., : SPEC.d_model], model.backbone.layers(ids, mask)[0][..., : SPEC.d_model])
+    scores = model.heads["tagger"](features, mask)
+    alone = model.heads["tagger"](model.backbone(ids[:, :4], mask[:, :4]), mask[:, :4])
+    assert torch.allclose(scores[:, :4], alone, atol=1e-6)  # the task biLSTM's backward pass skips the padding

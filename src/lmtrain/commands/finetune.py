@@ -18,7 +18,7 @@ from lmtrain.models.loading import model_meta
 from lmtrain.run_dir import TOKENIZER_FILE, RunDir, hydra_run_dir
 from lmtrain.tasks import build_task
 from lmtrain.tasks.backbone import resolve_backbone
-from lmtrain.tasks.model import build_finetune_model, describe, freeze
+from lmtrain.tasks.model import build_finetune_model, describe, freeze, head_learning_rate, tagger_options
 from lmtrain.training import checkpoint as ckpt
 from lmtrain.training.optim import build_optimizer, build_scheduler
 from lmtrain.training.precision import resolve_device
@@ -65,10 +65,13 @@ def run(cfg: DictConfig) -> dict[str, Any]:
     train_set, eval_set = task.datasets(tokenizer, cfg.data.max_seq_len)
     device = resolve_device(cfg.trainer.device)
     torch.manual_seed(cfg.trainer.seed)
-    model = build_finetune_model(task, backbone, cfg.finetune.head_dropout).to(device)
+    tagger = tagger_options(task, backbone, cfg.finetune.task_encoder, cfg.task.crf, cfg.finetune.task_lstm_dim,
+                            cfg.finetune.class_weights)
+    model = build_finetune_model(task, backbone, cfg.finetune.head_dropout, tagger).to(device)
     freeze(model, cfg.finetune.freeze_backbone, cfg.finetune.freeze_layers)  # None: ELMo frozen, Transformers tuned
     objective = task.objective(cfg.finetune.class_weights)
-    optimizer = build_optimizer(model, cfg.optim, device, head_lr=cfg.finetune.head_lr)
+    head_lr = head_learning_rate(backbone, cfg.finetune.head_lr, cfg.finetune.freeze_backbone)
+    optimizer = build_optimizer(model, cfg.optim, device, head_lr=head_lr)
     scheduler = build_scheduler(optimizer, cfg.optim, cfg.trainer.max_steps)
     meta = {**model_meta(model, backbone.model_name, f"finetune:{task.name}", tokenizer), "task": task.meta()}
     trainer = Trainer(model, objective, optimizer, scheduler, train_set, eval_set, PadCollator(tokenizer.id("pad")),

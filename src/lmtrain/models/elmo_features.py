@@ -3,7 +3,8 @@
 As in Peters et al. (2018), every token gets ``gamma * sum_j s_j h_j`` where ``h_0`` is the
 context-independent token vector (repeated for both directions) and ``h_j`` joins the forward
 and backward states of LSTM layer j. The biLM is usually frozen: only ``s``, ``gamma`` and the
-task head learn.
+task head learn. A task biLSTM reads ``[x_k; ELMo_k]``, the mix joined with a context-independent
+token vector (here the biLM's own layer 0), as the paper's task models do.
 """
 
 from __future__ import annotations
@@ -26,14 +27,16 @@ class ElmoFeatures(nn.Module):
     Args:
         spec: the biLM's sizes.
         chars: the char CNN's character table (None when a checkpoint will fill it).
+        with_tokens: append the context-independent token vector: (B, T, 3 d_model).
     """
 
-    def __init__(self, spec: ElmoSpec, chars: torch.Tensor | None = None):
+    def __init__(self, spec: ElmoSpec, chars: torch.Tensor | None = None, with_tokens: bool = False):
         super().__init__()
         self.bilm = BiLM(spec, chars)
         self.mix = ScalarMix(spec.n_layers + 1)
         self.frozen = False
-        self.d_out = 2 * spec.d_model
+        self.with_tokens = with_tokens
+        self.d_out = (3 if with_tokens else 2) * spec.d_model
 
     def freeze_bilm(self) -> int:
         """Fix the biLM: no gradients and no dropout in it (the mix still learns).
@@ -65,12 +68,18 @@ class ElmoFeatures(nn.Module):
 
     def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor | None = None,
                 token_type_ids: torch.Tensor | None = None) -> torch.Tensor:
-        """Mixed ELMo features (B, T, 2 d_model); ``token_type_ids`` is accepted and unused (no segments)."""
-        return self.mix(self.layers(input_ids, attention_mask))
+        """Mixed ELMo features (B, T, d_out); ``token_type_ids`` is accepted and unused (no segments)."""
+        layers = self.layers(input_ids, attention_mask)
+        mixed = self.mix(layers)  # (B, T, 2 d_model)
+        if not self.with_tokens:
+            return mixed
+        return torch.cat([layers[0][..., : self.bilm.spec.d_model], mixed], dim=-1)  # (B, T, 3 d_model)
 
 
 class ElmoTaskModel(nn.Module):
     """``backbone`` (:class:`ElmoFeatures`) plus fine-tuning heads, the ELMo counterpart of ``LanguageModel``.
+
+    A head with a task biLSTM (``"encoder": "bilstm"``) gets the token vectors with the mix.
 
     Args:
         spec: the biLM's sizes.
@@ -83,7 +92,8 @@ class ElmoTaskModel(nn.Module):
     def __init__(self, spec: ElmoSpec, task_heads: Mapping[str, dict], chars: torch.Tensor | None = None):
         super().__init__()
         self.spec = spec
-        self.backbone = ElmoFeatures(spec, chars)
+        with_tokens = any(desc.get("encoder") == "bilstm" for desc in task_heads.values())
+        self.backbone = ElmoFeatures(spec, chars, with_tokens)
         self.pretraining_heads: list[str] = []
         self.task_heads = {name: dict(desc) for name, desc in task_heads.items()}
         self.heads = nn.ModuleDict({name: build_task_head(desc, self.backbone.d_out)

@@ -5,6 +5,8 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from lmtrain.models.bilstm import BiLSTMEncoder
+from lmtrain.models.crf import LinearChainCRF
 from lmtrain.models.dropout import Dropout
 from lmtrain.models.linear import Linear, linear
 from lmtrain.models.spec import TransformerSpec
@@ -107,26 +109,44 @@ class MeanPooledClassifierHead(PooledClassifierHead):
         return (hidden * weights).sum(1) / weights.sum(1).clamp(min=1.0)
 
 
+TAGGER_ENCODERS = ("linear", "bilstm")  # what a token classifier puts between the features and its output
+
+
 class TokenClassifierHead(nn.Module):
-    """A label per token: dropout -> linear (NER and other tagging tasks).
+    """A label per token: dropout -> [task biLSTM -> dropout] -> linear, optionally with a CRF (tagging tasks).
+
+    The linear form is BERT's tagger; the biLSTM + CRF form is the task model of ELMo's NER
+    (Peters et al. 2018). The CRF's transitions are between words: objectives gather the labelled
+    (first sub-word) positions before using ``crf``.
 
     Args:
         d_model: width of the hidden states.
         n_classes: number of labels.
-        dropout: dropout on the hidden states before the output layer.
+        dropout: dropout on the hidden states before the encoder (and on its output).
         init_std: std of the normal weight initialisation.
+        encoder: ``linear`` (no encoder) or ``bilstm`` (a task biLSTM of ``lstm_dim`` cells per direction).
+        lstm_dim: cells per direction of the task biLSTM.
+        crf: add a :class:`LinearChainCRF` over the labels (``self.crf``; None without).
     """
 
-    def __init__(self, d_model: int, n_classes: int, dropout: float = 0.0, init_std: float = 0.02):
+    def __init__(self, d_model: int, n_classes: int, dropout: float = 0.0, init_std: float = 0.02,
+                 encoder: str = "linear", lstm_dim: int = 128, crf: bool = False):
         super().__init__()
+        if encoder not in TAGGER_ENCODERS:
+            raise ValueError(f"unknown tagger encoder {encoder!r}")
         self.dropout = Dropout(dropout)
-        self.output = Linear(d_model, n_classes)
+        self.encoder = BiLSTMEncoder(d_model, lstm_dim) if encoder == "bilstm" else None
+        self.output = Linear(self.encoder.d_out if self.encoder is not None else d_model, n_classes)
+        self.crf = LinearChainCRF(n_classes) if crf else None
         nn.init.normal_(self.output.weight, std=init_std)
         nn.init.zeros_(self.output.bias)
 
-    def forward(self, hidden: torch.Tensor) -> torch.Tensor:
-        """(..., D) -> (..., n_classes) logits."""
-        return self.output(self.dropout(hidden))
+    def forward(self, hidden: torch.Tensor, attention_mask: torch.Tensor | None = None) -> torch.Tensor:
+        """(..., D) -> (..., n_classes) scores; with a biLSTM, ``hidden`` is (B, T, D) with its (B, T) mask."""
+        x = self.dropout(hidden)
+        if self.encoder is not None:
+            x = self.dropout(self.encoder(x, attention_mask))  # (B, T, 2 lstm_dim)
+        return self.output(x)
 
 
 # task head kind -> class; a fine-tuned checkpoint's model.json names its heads by kind
@@ -138,15 +158,20 @@ def build_task_head(description: dict, d_model: int, init_std: float = 0.02) -> 
     """A fine-tuning head from its JSON description ``{"kind", "n_classes", "dropout"}``.
 
     Args:
-        description: ``kind`` (see ``TASK_HEADS``), ``n_classes`` and ``dropout``.
+        description: ``kind`` (see ``TASK_HEADS``), ``n_classes`` and ``dropout``; a
+            ``token_classifier`` may add ``encoder`` (linear | bilstm), ``lstm_dim`` and ``crf``.
         d_model: width of the backbone's output.
         init_std: std of the normal weight initialisation.
     """
     kind = description["kind"]
     if kind not in TASK_HEADS:
         raise ValueError(f"unknown task head kind {kind!r}")
+    extra = {}
+    if kind == "token_classifier":
+        extra = {"encoder": description.get("encoder", "linear"), "lstm_dim": int(description.get("lstm_dim", 128)),
+                 "crf": bool(description.get("crf", False))}
     return TASK_HEADS[kind](d_model, int(description["n_classes"]), float(description.get("dropout", 0.0)),
-                            init_std)
+                            init_std, **extra)
 
 
 def build_head(name: str, spec: TransformerSpec, token_embedding: nn.Embedding) -> nn.Module:

@@ -40,6 +40,9 @@ def task_head_tensors(model: LanguageModel, model_type: str) -> tuple[str, dict[
         return {f"{hf}.{kind}": state[f"heads.{name}.{ours}.{kind}"].detach().cpu().clone().contiguous()
                 for kind in ("weight", "bias")}
 
+    if description.get("encoder", "linear") != "linear" or description.get("crf"):
+        raise UserError("the model's tagger has a task biLSTM or a CRF, which Hugging Face's *ForTokenClassification "
+                        "cannot hold; export a tagger fine-tuned with finetune.task_encoder=linear task.crf=false.")
     extra = {"classifier_dropout": description.get("dropout", 0.0)}
     if description["kind"] == "token_classifier":
         return _ARCH[model_type] + "ForTokenClassification", take("output", "classifier"), extra

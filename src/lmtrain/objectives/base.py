@@ -75,17 +75,6 @@ def labelled_states(model: nn.Module, batch: dict[str, torch.Tensor]
     return hidden, selected, batch["labels"][selected], hidden[selected]
 
 
-def labelled_logits(model: nn.Module, batch: dict[str, torch.Tensor], head: str
-                    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
-    """Run the backbone, then ``head`` only at positions with a label (not -100).
-
-    Returns:
-        (hidden (B, T, D), selected (B, T) bool, targets (N,), float32 logits (N, C)).
-    """
-    hidden, selected, targets, states = labelled_states(model, batch)
-    return hidden, selected, targets, model.heads[head](states).float()
-
-
 def ratio(sums: dict[str, float], numerator: str, denominator: str) -> float:
     """``sums[numerator] / sums[denominator]``, NaN when the denominator is zero."""
     den = sums.get(denominator, 0.0)

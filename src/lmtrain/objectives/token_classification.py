@@ -1,4 +1,8 @@
-"""Token classification (NER): cross-entropy on the first sub-word of every word, entity F1 with seqeval."""
+"""Token classification (NER): a loss on the first sub-word of every word, entity F1 with seqeval.
+
+Without a CRF the loss is each word's cross-entropy; with one (``heads["tagger"].crf``) it is the
+negative log-likelihood of each window's word sequence, and predictions are Viterbi's best sequence.
+"""
 
 from __future__ import annotations
 
@@ -7,7 +11,42 @@ import torch.nn.functional as F
 from torch import nn
 
 from lmtrain.data.masking import IGNORE_INDEX
-from lmtrain.objectives.base import Objective, ObjectiveOutput, labelled_logits, ratio
+from lmtrain.objectives.base import Objective, ObjectiveOutput, ratio
+
+
+def gather_words(values: torch.Tensor, selected: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """The labelled positions of each row moved to its front, in order: the sequence of words.
+
+    Args:
+        values: (B, T, ...) per-token values (scores, labels).
+        selected: (B, T) True at each word's first sub-word.
+    Returns:
+        ((B, W, ...) values, (B, W) mask of real words), W the most words in a row.
+    """
+    counts = selected.sum(1)  # (B,)
+    width = int(counts.max()) if counts.numel() else 0
+    # a stable sort of "not selected" puts the selected positions first, in their original order
+    order = torch.sort((~selected).to(torch.int8), dim=1, stable=True).indices[:, :width]  # (B, W)
+    index = order.view(*order.shape, *([1] * (values.dim() - 2))).expand(*order.shape, *values.shape[2:])
+    mask = torch.arange(width, device=selected.device).unsqueeze(0) < counts.unsqueeze(1)  # (B, W)
+    return values.gather(1, index), mask
+
+
+def tag_scores(model: nn.Module, batch: dict[str, torch.Tensor]) -> torch.Tensor:
+    """The ``tagger`` head's float32 scores of every token, (B, T, C)."""
+    hidden = model.backbone(batch["input_ids"], batch["attention_mask"], batch.get("token_type_ids"))
+    return model.heads["tagger"](hidden, batch["attention_mask"]).float()
+
+
+def best_tags(head: nn.Module, scores: torch.Tensor, selected: torch.Tensor) -> torch.Tensor:
+    """Predicted label ids at the ``selected`` positions, (N,) in row-major order.
+
+    With a CRF the best word sequence of each row (Viterbi), else each word's highest score.
+    """
+    if getattr(head, "crf", None) is None:
+        return scores[selected].argmax(-1)
+    words, mask = gather_words(scores, selected)  # (B, W, C), (B, W)
+    return head.crf.decode(words, mask)[mask]
 
 
 class TokenClassification(Objective):
@@ -42,11 +81,21 @@ class TokenClassification(Objective):
     def __call__(self, model: nn.Module, batch: dict[str, torch.Tensor],
                  norm: dict[str, torch.Tensor]) -> ObjectiveOutput:
         """Tagging loss of ``batch``; word-level predictions when the model is in eval mode."""
-        _, selected, targets, logits = labelled_logits(model, batch, "tagger")  # logits (N, C)
-        losses = F.cross_entropy(logits, targets, reduction="none")  # (N,)
-        loss_sum = losses.sum()
-        weighted = loss_sum if self.weights is None else (losses * self._weight_of(targets)).sum()
-        predicted = logits.argmax(-1)
+        scores = tag_scores(model, batch)  # (B, T, C)
+        labels = batch["labels"]
+        selected = labels != IGNORE_INDEX  # (B, T)
+        targets = labels[selected]  # (N,)
+        head = model.heads["tagger"]
+        if getattr(head, "crf", None) is not None:
+            words, mask = gather_words(scores, selected)  # (B, W, C), (B, W)
+            tags, _ = gather_words(labels, selected)  # (B, W)
+            loss_sum = -head.crf.log_likelihood(words, tags.clamp(min=0), mask).sum()
+            weighted = loss_sum  # class weights do not apply to a sequence's likelihood (refused earlier)
+        else:
+            losses = F.cross_entropy(scores[selected], targets, reduction="none")  # (N,)
+            loss_sum = losses.sum()
+            weighted = loss_sum if self.weights is None else (losses * self._weight_of(targets)).sum()
+        predicted = best_tags(head, scores.detach(), selected)
         sums = {"tag_loss_sum": loss_sum.detach(), "tag_correct": (predicted == targets).sum(),
                 "tag_count": selected.sum()}
         predictions = None

@@ -123,6 +123,10 @@ class Task:
         """
         return {}
 
+    def allowed_transitions(self) -> list[list[bool]] | None:
+        """Which label may follow which (``[i][j]``: label i then label j) for a CRF; None = any."""
+        return None
+
     def meta(self) -> dict[str, Any]:
         """What `lmtrain predict` needs to use a checkpoint (stored in model.json as ``task``)."""
         return {"name": self.name, "labels": list(self.labels)}

@@ -120,3 +120,23 @@ def iob1_to_bio(tags: list[str]) -> list[str]:
 def entity_types(labels: list[str]) -> list[str]:
     """The entity types of a label set (``B-PER``, ``I-PER`` -> ``PER``), sorted."""
     return sorted({label.split("-", 1)[1] for label in labels if label != "O" and "-" in label})
+
+
+def allowed_transitions(labels: list[str], scheme: str) -> list[list[bool]]:
+    """Which label may follow which under ``scheme``: ``allowed[i][j]`` for label i followed by label j.
+
+    BIO (and IOB1, read as BIO): ``I-X`` only after ``B-X`` or ``I-X``. BIOES: ``I-X`` and ``E-X``
+    only after ``B-X`` or ``I-X``; ``B-``, ``S-`` and ``O`` only after ``O``, ``E-`` or ``S-``.
+    """
+    def split(label: str) -> tuple[str, str]:
+        prefix, _, kind = label.partition("-")
+        return ("O", "") if label == "O" else (prefix, kind)
+
+    def ok(before: str, after: str) -> bool:
+        (p, a), (q, b) = split(before), split(after)
+        inside = p in ("B", "I") and a == b
+        if q in ("I", "E") if scheme == "bioes" else q == "I":
+            return inside
+        return scheme != "bioes" or p in ("O", "E", "S")
+
+    return [[ok(before, after) for after in labels] for before in labels]

@@ -5,44 +5,95 @@ from __future__ import annotations
 import logging
 from typing import Any
 
+import torch
 from torch import nn
 
 from lmtrain.errors import UserError
 from lmtrain.models.elmo import ElmoSpec
 from lmtrain.models.elmo_features import ElmoTaskModel, build_elmo_task_model
+from lmtrain.models.heads import TAGGER_ENCODERS
 from lmtrain.models.language_model import LanguageModel
 from lmtrain.tasks.backbone import Backbone
 from lmtrain.tasks.base import Task
 
 log = logging.getLogger(__name__)
 
+# an ELMo task model is trained from scratch on fixed features: it needs a larger step than a
+# pretrained Transformer being tuned (the task presets' optim.lr)
+ELMO_HEAD_LR = 1.0e-2
 
-def _elmo_task_model(task: Task, backbone: Backbone, dropout: float) -> ElmoTaskModel:
+
+def head_learning_rate(backbone: Backbone, head_lr: float | None, freeze_backbone: bool | None) -> float | None:
+    """``finetune.head_lr``; unset, :data:`ELMO_HEAD_LR` over a frozen ELMo biLM and None (= optim.lr) otherwise."""
+    if head_lr is None and isinstance(backbone.spec, ElmoSpec) and freeze_backbone is not False:
+        log.info("ELMo: the task head learns at finetune.head_lr=%g (set finetune.head_lr to change it)", ELMO_HEAD_LR)
+        return ELMO_HEAD_LR
+    return head_lr
+
+
+def tagger_options(task: Task, backbone: Backbone, task_encoder: str | None, crf: bool | None,
+                   lstm_dim: int, class_weights: Any) -> dict[str, Any]:
+    """The head description's ``encoder`` / ``lstm_dim`` / ``crf`` entries (empty for non-tagging tasks).
+
+    ``task_encoder`` None is the family's usual: ELMo's task biLSTM, as in the paper, for an ELMo
+    tagger; a linear tagger (Hugging Face's) for Transformers. ``crf`` None is on with a biLSTM only.
+    Raises:
+        UserError: an unknown encoder, a biLSTM or CRF for a task that does not tag, or class
+            weights with a CRF.
+    """
+    tagging = task.head_kind == "token_classifier"
+    if task_encoder not in (None, *TAGGER_ENCODERS):
+        raise UserError(f"finetune.task_encoder={task_encoder} is not supported; choose one of "
+                        f"{', '.join(TAGGER_ENCODERS)}.")
+    if not tagging:
+        if task_encoder == "bilstm" or crf:
+            key = "finetune.task_encoder=bilstm" if task_encoder == "bilstm" else "task.crf=true"
+            raise UserError(f"{key} applies to tagging (task=ner), not task={task.name}; drop the override.")
+        return {}
+    encoder = task_encoder or ("bilstm" if isinstance(backbone.spec, ElmoSpec) else "linear")
+    crf = encoder == "bilstm" if crf is None else crf
+    if crf and class_weights not in (None, "none"):
+        raise UserError(f"finetune.class_weights={class_weights} weights each word's loss, but with a CRF the loss "
+                        "is a whole sentence's likelihood; set finetune.class_weights=none or task.crf=false.")
+    if lstm_dim < 1:
+        raise UserError(f"finetune.task_lstm_dim={lstm_dim} must be at least 1.")
+    return {"encoder": encoder, "lstm_dim": lstm_dim, "crf": crf} if encoder == "bilstm" else \
+        {"encoder": encoder, "crf": crf}
+
+
+def _elmo_task_model(task: Task, backbone: Backbone, description: dict[str, Any]) -> ElmoTaskModel:
     """ELMo features (the pretrained biLM plus a scalar mix) under ``task``'s head.
 
     A classifier pools the mean of the tokens' features: ELMo has no [CLS] trained to summarise.
     """
     kind = "mean_pooled_classifier" if task.head_kind == "pooled_classifier" else task.head_kind
-    description = {"kind": kind, "n_classes": len(task.labels), "dropout": dropout}
-    return build_elmo_task_model(backbone.spec, {task.head: description}, backbone.state)
+    return build_elmo_task_model(backbone.spec, {task.head: {**description, "kind": kind}}, backbone.state)
 
 
-def build_finetune_model(task: Task, backbone: Backbone, head_dropout: float | None) -> nn.Module:
+def build_finetune_model(task: Task, backbone: Backbone, head_dropout: float | None,
+                         tagger: dict[str, Any] | None = None) -> nn.Module:
     """A :class:`LanguageModel` (or :class:`ElmoTaskModel`) with the backbone's weights and ``task``'s head.
 
     Tagging and classification drop the pretraining heads and add a new one; generation keeps the
     language-model head. A classifier's dense layer starts from BERT's pretrained pooler (the NSP
     head's dense layer) when the backbone has one, as Hugging Face's BertForSequenceClassification does.
+    ``tagger`` holds :func:`tagger_options`; a CRF is constrained to the task's valid transitions.
     """
     spec = backbone.spec
     dropout = spec.dropout if head_dropout is None else head_dropout
-    if isinstance(spec, ElmoSpec):
-        return _elmo_task_model(task, backbone, dropout)
-    if task.head is None:
-        model = LanguageModel(spec, ["lm"])
-    else:
-        description = {"kind": task.head_kind, "n_classes": len(task.labels), "dropout": dropout}
-        model = LanguageModel(spec, [], {task.head: description})
+    description = {"kind": task.head_kind, "n_classes": len(task.labels), "dropout": dropout, **(tagger or {})}
+    model = _elmo_task_model(task, backbone, description) if isinstance(spec, ElmoSpec) else \
+        _transformer_task_model(task, backbone, description)
+    if description.get("crf"):
+        allowed = task.allowed_transitions()
+        if allowed is not None:
+            model.heads[task.head].crf.constrain(torch.tensor(allowed))
+    return model
+
+
+def _transformer_task_model(task: Task, backbone: Backbone, description: dict[str, Any]) -> LanguageModel:
+    spec = backbone.spec
+    model = LanguageModel(spec, ["lm"]) if task.head is None else LanguageModel(spec, [], {task.head: description})
     if backbone.state is None:
         return model
     wanted = {k: v for k, v in backbone.state.items() if k.startswith("backbone.") or

@@ -12,10 +12,11 @@ import torch
 
 from lmtrain.data.tokenizer import TextTokenizer
 from lmtrain.errors import UserError
-from lmtrain.objectives.token_classification import TokenClassification
+from lmtrain.objectives.token_classification import TokenClassification, best_tags, tag_scores
 from lmtrain.tasks.alignment import make_windows, window_labels, words_from_windows
 from lmtrain.tasks.base import Task, TaskDataset, by_length, run_batches
-from lmtrain.tasks.conll import TaggedSentence, check_scheme, iob1_to_bio, read_conll, read_tagged_jsonl
+from lmtrain.tasks.conll import (TaggedSentence, allowed_transitions, check_scheme, iob1_to_bio, read_conll,
+                                 read_tagged_jsonl)
 from lmtrain.tasks.files import file_format
 from lmtrain.tasks.metrics import class_weights, entity_scores
 
@@ -113,6 +114,10 @@ class NerTask(Task):
                 "baseline/all_o_f1": 0.0,
                 "baseline/lexicon_f1": entity_scores(gold, lexicon, self.cfg.scheme)["f1"]}
 
+    def allowed_transitions(self) -> list[list[bool]]:
+        """The tag transitions ``data.scheme`` allows (no ``O`` -> ``I-X`` under BIO), for a CRF."""
+        return allowed_transitions(self.labels, self.cfg.scheme)
+
     def meta(self) -> dict[str, Any]:
         """Labels, scheme and window length for `lmtrain predict`."""
         return {**super().meta(), "scheme": self.cfg.scheme, "max_seq_len": self.cfg.max_seq_len}
@@ -124,12 +129,15 @@ class NerTask(Task):
 
         spans = [split_words(line) for line in lines]
         windows = make_windows(tokenizer, [[w for w, _, _ in s] for s in spans], self.cfg.max_seq_len)
-        examples = [{"input_ids": w.input_ids} for w in windows]
+        examples = [{"input_ids": w.input_ids, "first_subword": (w.word_index >= 0).astype(np.int64)} for w in windows]
         predicted: list[np.ndarray] = [np.zeros(0)] * len(windows)
         tagger = model.heads[self.head]
 
         def forward(b):
-            return tagger(model.backbone(b["input_ids"], b["attention_mask"])).argmax(-1)
+            selected = b["first_subword"].bool()  # (B, T)
+            out = torch.zeros_like(b["input_ids"])
+            out[selected] = best_tags(tagger, tag_scores(model, b), selected)
+            return out
 
         for chunk, ids in run_batches(model, examples, tokenizer.id("pad"), batch_size, device, forward):
             for row, i in enumerate(chunk):

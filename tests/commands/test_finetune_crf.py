@@ -1,0 +1,55 @@
+"""`task.crf=true` and `finetune.task_encoder` on a Transformer backbone: train, predict, refuse what does not fit."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from lmtrain.commands import export, finetune, predict
+from lmtrain.errors import UserError
+from lmtrain.models.loading import load_checkpoint
+from lmtrain.training import checkpoint as ckpt
+from tests.commands.test_finetune import ner_files, run_command
+from tests.tasks.fixtures import FAST, TINY_SCRATCH, write_task_files
+
+
+@pytest.fixture(scope="module")
+def data(tmp_path_factory) -> Path:
+    return write_task_files(tmp_path_factory.mktemp("crf-data"))
+
+
+def test_a_transformer_tagger_with_a_crf_trains_predicts_valid_bio_and_is_not_exported(data, tmp_path):
+    run = tmp_path / "run"
+    summary = run_command(finetune, "finetune", run, ["task=ner", *TINY_SCRATCH, *FAST, "task.crf=true",
+                                                      *ner_files(data)])
+    assert summary["best/f1"] > 0.5, summary
+    model, _, meta = load_checkpoint(run / "checkpoints" / ckpt.BEST)
+    assert meta["task_heads"]["tagger"]["crf"] and meta["task_heads"]["tagger"]["encoder"] == "linear"
+    labels = summary["labels"]
+    allowed = model.heads["tagger"].crf.allowed  # BIO constraints travel with the checkpoint
+    o, b_org, i_org = (labels.index(t) for t in ("O", "B-ORG", "I-ORG"))
+    assert not allowed[o, i_org] and allowed[b_org, i_org]
+    text = tmp_path / "in.txt"
+    text.write_text("Alice visited Paris .\nthe Globex Corp office in Tokyo hired Bob .\n")
+    records = run_command(predict, "predict", tmp_path / "p", [f"ckpt={run}", f"input={text}"])
+    assert [len(r["tags"]) for r in records] == [4, 9]
+    for record in records:
+        for before, tag in zip(["O", *record["tags"]], record["tags"]):
+            assert not tag.startswith("I-") or before[2:] == tag[2:], record["tags"]
+    with pytest.raises(UserError, match="task biLSTM or a CRF, which Hugging Face"):
+        run_command(export, "export", tmp_path / "e", [f"ckpt={run}", "format=hf", f"out={tmp_path / 'hf'}"])
+
+
+@pytest.mark.parametrize("overrides,expected", [
+    (["task=classification", "finetune.task_encoder=bilstm"], "finetune.task_encoder=bilstm applies to tagging"),
+    (["task=classification", "task.crf=true"], "task.crf=true applies to tagging (task=ner), not task=classification"),
+    (["task=ner", "task.crf=true", "finetune.class_weights=auto"], "finetune.class_weights=auto weights each word"),
+    (["task=ner", "finetune.task_encoder=gru"], "finetune.task_encoder=gru is not supported; choose one of linear"),
+])
+def test_tagger_options_that_do_not_fit_are_refused(overrides, expected, data, tmp_path):
+    files = ner_files(data) if "task=ner" in overrides else [f"data.train_file={data / 'train.tsv'}",
+                                                              f"data.eval_file={data / 'dev.tsv'}"]
+    with pytest.raises(UserError) as error:
+        run_command(finetune, "finetune", tmp_path, [*overrides, *TINY_SCRATCH, *FAST, *files])
+    assert expected in str(error.value)
