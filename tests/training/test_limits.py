@@ -59,9 +59,11 @@ def test_max_epochs_stops_and_plans_the_decay_for_it(tmp_path, monkeypatch):
     assert evals == [steps // 2, steps]  # after epoch 1, and at the end
 
 
-def test_max_time_stops_and_still_evaluates_and_saves(tmp_path, monkeypatch):
-    summary, run_dir = _run(tmp_path, monkeypatch, "trainer.max_steps=100000", "trainer.max_time=10s",
-                            "optim.lr=1e-3")
+def test_max_time_stops_and_still_evaluates_and_saves(tmp_path, monkeypatch, caplog):
+    with caplog.at_level(logging.WARNING, logger="lmtrain"):
+        summary, run_dir = _run(tmp_path, monkeypatch, "trainer.max_steps=100000", "trainer.max_time=10s",
+                                "optim.lr=1e-3")
+    assert "longer than trainer.max_time=10s: training stops at the budget" in caplog.text  # said up front
     assert summary["stopped_by"] == "max_time" and 0 < summary["steps"] < 100000
     assert "eval/loss" in summary and (run_dir / "checkpoints" / "last" / "trainer_state.pt").exists()
     lrs = [e["train/lr"] for e in read_metrics(run_dir) if "train/lr" in e]

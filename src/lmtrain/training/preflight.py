@@ -199,5 +199,10 @@ def run_preflight(trainer: Trainer) -> PreflightReport:
                         f"checkpoints of about {size:,.1f} MiB ({size * kept:,.0f} MiB). Free space, lower "
                         "trainer.keep_last, or point hydra.run.dir at a larger disk.")
     shape = tuple(batch["input_ids"].shape) if "input_ids" in batch else (len(next(iter(batch.values()))),)
-    return PreflightReport(shape, step_seconds, peak, kind, eval_seconds, _estimate(trainer, step_seconds, eval_seconds),
-                           size, kept, free)
+    estimate = _estimate(trainer, step_seconds, eval_seconds)
+    if trainer.limits.max_time and estimate > trainer.limits.max_time and trainer.dist.is_main:
+        log.warning("preflight: %d steps would take about %s, longer than trainer.max_time=%s: training stops at the "
+                    "budget and the learning-rate schedule is planned for the steps that fit. Set "
+                    "trainer.max_time=null (or longer) to train every step.", trainer.limits.planned_steps(),
+                    clock(estimate), trainer.cfg.max_time)
+    return PreflightReport(shape, step_seconds, peak, kind, eval_seconds, estimate, size, kept, free)
