@@ -96,6 +96,7 @@ class DataConfig:
     split_seed: int = 1234  # seed of the train / held-out split and of pair sampling
     # image-caption data (model=albef; configs/data/shapes.yaml, configs/data/captions.yaml)
     image_root: Optional[str] = None  # albef: folder the captions file's image paths are relative to (None = its folder)
+    allow_outside_root: bool = False  # albef: accept caption image paths that lead outside image_root (.., absolute)
     max_words: int = 30  # albef: caption words kept (ALBEF's pre_caption)
     skip_bad_images: bool = False  # albef: skip pairs whose image is missing or unreadable (and count them)
     crop_min_scale: float = 0.5  # albef: smallest area share of a random training crop
@@ -302,6 +303,7 @@ class TaskDataConfig:
     prompt_field: str = "prompt"  # generation: JSONL field of the prompt
     completion_field: str = "completion"  # generation: JSONL field of the completion (the only tokens with loss)
     image_root: Optional[str] = None  # retrieval: folder the captions file's image paths are relative to
+    allow_outside_root: bool = False  # retrieval: accept caption image paths that lead outside image_root (.., absolute)
     max_words: int = 30  # retrieval: caption words kept (ALBEF's pre_caption)
     skip_bad_images: bool = False  # retrieval: skip pairs whose image is missing or unreadable (and count them)
     crop_min_scale: float = 0.5  # retrieval: smallest area share of a random training crop
