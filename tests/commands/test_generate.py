@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import pytest
 
@@ -112,3 +113,18 @@ def test_results_are_written_as_they_are_produced(runs, tmp_path, monkeypatch):
         run_generate([f"ckpt={runs['gpt']}", f"prompts_file={prompts}", "greedy=true", "max_new_tokens=3"])
     records = [json.loads(line) for line in (tmp_path / "generations.jsonl").read_text().splitlines()]
     assert [r["prompt"] for r in records] == ["The farmer"]
+
+
+def test_free_text_prompts_are_kept_literally(runs, tmp_path):
+    prompt = "${oc.env:HOME} ${price} C:\\temp\\new"
+    prompts = tmp_path / "prompts.txt"
+    prompts.write_text("${oc.env:HOME} C:\\temp\n")
+    out = run_cli("generate", f"ckpt={runs['gpt']}", f"prompt={prompt}", f"prompts_file={prompts}",
+                  "max_new_tokens=2", f"hydra.run.dir={tmp_path / 'gen'}", cwd=tmp_path)
+    assert out.returncode == 0, out.stderr
+    records = [json.loads(line) for line in (tmp_path / "gen" / "generations.jsonl").read_text().splitlines()]
+    assert [r["prompt"] for r in records] == [prompt, "${oc.env:HOME} C:\\temp"]
+    assert out.stdout.startswith(prompt)
+    saved = (tmp_path / "gen" / ".hydra" / "config.yaml").read_text() + \
+        (tmp_path / "gen" / ".hydra" / "overrides.yaml").read_text()
+    assert "oc.env:HOME" in saved and str(Path.home()) not in saved
