@@ -2,8 +2,8 @@
 
 Hydra keeps everything users expect from it: `key=value` overrides, `-m` sweeps, `--cfg job`,
 `--help`, `hydra.run.dir=...`. Before Hydra starts, overrides are composed once here so that
-an unknown group option, a misspelt key or a value of the wrong type is reported as one
-clear paragraph with exit code 2 instead of a traceback.
+an unknown group option, a misspelt key, a value of the wrong type or out of its range is
+reported as one clear paragraph with exit code 2 instead of a traceback.
 """
 
 from __future__ import annotations
@@ -15,6 +15,7 @@ from importlib import resources
 from pathlib import Path
 from typing import Callable
 
+from lmtrain.config_checks import check_config
 from lmtrain.errors import EXIT_USER_ERROR, UserError, report_user_error
 
 # command -> one-line description; each has configs/<command>.yaml and lmtrain.commands.<command>
@@ -163,7 +164,7 @@ def validate_overrides(command: str, args: list[str]) -> None:
     GlobalHydra.instance().clear()
     try:
         with initialize_config_dir(config_dir=str(config_dir()), version_base=None):
-            compose(config_name=command, overrides=overrides)
+            cfg = compose(config_name=command, overrides=overrides)
     except Exception as error:  # Hydra and OmegaConf raise many types; all mean a config problem
         message = _explain(error)
         raise UserError(
@@ -173,6 +174,7 @@ def validate_overrides(command: str, args: list[str]) -> None:
         ) from None
     finally:
         GlobalHydra.instance().clear()
+    check_config(cfg, command)  # before Hydra makes the run directory
 
 
 def _task(command: str, run: Callable) -> Callable:
@@ -180,6 +182,7 @@ def _task(command: str, run: Callable) -> Callable:
         from omegaconf.errors import MissingMandatoryValue
 
         try:
+            check_config(cfg, command)  # again here: `-m` sweeps skip the validation before Hydra
             return run(cfg)
         except UserError as error:
             report_user_error(error, command)
