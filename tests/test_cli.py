@@ -160,3 +160,50 @@ def test_prompt_values_are_quoted_for_hydra():
 
     assert quote_free_text(["prompt=The [MASK], it's hot!", "x=1"]) == ["prompt='The [MASK], it\\'s hot!'", "x=1"]
     assert quote_free_text(["prompt='already quoted'"]) == ["prompt='already quoted'"]
+
+
+_AWKWARD_PROMPTS = ["${oc.env:HOME} ${price}", "C:\\temp\\new", "end\\", "it's \"quoted\"", "a\\'b", "\\${x}",
+                    "\\\\${x} and \\\\\\${y}", "[MASK], {a: 1}, x=y", "  spaced  ", "100$ {not} $ { }",
+                    "line one\nline two", "caf\u00e9 \u2014 \u65e5\u672c"]
+
+
+@pytest.mark.parametrize("text", _AWKWARD_PROMPTS)
+def test_free_text_reaches_the_config_literally(text):
+    from lmtrain.cli import quote_free_text
+    from tests.conftest import compose_config
+
+    assert compose_config("generate", quote_free_text([f"prompt={text}"])).prompt == text
+
+
+def test_random_free_text_reaches_the_config_literally():
+    import random
+
+    from hydra.core.override_parser.overrides_parser import OverridesParser
+    from omegaconf import OmegaConf
+
+    from lmtrain.cli import quote_free_text
+
+    # the two grammars composing applies: Hydra's override parser, then OmegaConf's resolution on access
+    parser, node = OverridesParser.create(), OmegaConf.create({"prompt": None})
+    rng = random.Random(0)
+    alphabet = "\\'\"${}[],=:a b"
+    for _ in range(500):
+        text = "".join(rng.choice(alphabet) for _ in range(rng.randint(1, 12)))
+        if not text.strip() or text == "???" or (len(text) > 1 and text[0] == text[-1] and text[0] in "'\""):
+            continue  # blank, OmegaConf's missing value, or already quoted (unquoted once, by design)
+        node.prompt = parser.parse_override(quote_free_text([f"prompt={text}"])[0]).value()
+        assert node.prompt == text, (text, quote_free_text([f"prompt={text}"]))
+
+
+def test_quoted_free_text_is_unquoted_once_then_literal():
+    from lmtrain.cli import quote_free_text
+    from tests.conftest import compose_config
+
+    assert compose_config("generate", quote_free_text(["prompt='The fire'"])).prompt == "The fire"
+    assert compose_config("generate", quote_free_text(["prompt='${oc.env:HOME}'"])).prompt == "${oc.env:HOME}"
+
+
+def test_cfg_job_shows_a_free_text_prompt_without_resolving_it(tmp_path):
+    out = run_cli("generate", "--cfg", "job", "prompt=${oc.env:HOME} C:\\temp", cwd=tmp_path)
+    assert out.returncode == 0, out.stderr
+    assert "oc.env:HOME" in out.stdout and str(Path.home()) not in out.stdout

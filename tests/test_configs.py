@@ -6,6 +6,7 @@ import pytest
 from omegaconf import OmegaConf
 
 from lmtrain.cli import COMMANDS, config_dir
+from lmtrain.config_checks import check_config
 from tests.conftest import compose_config
 
 CONFIGS = config_dir()
@@ -24,6 +25,7 @@ def _group_options():
 def test_primary_configs_compose(command):
     cfg = compose_config(command, [])
     assert OmegaConf.to_container(cfg, resolve=True)  # every interpolation resolves
+    check_config(cfg, command)  # every shipped value is in its range
 
 
 @pytest.mark.parametrize("command,group,option", list(_group_options()))
@@ -33,6 +35,7 @@ def test_every_group_option_composes(command, group, option):
         overrides.append("data.train_files=[a.txt]")
     cfg = compose_config(command, overrides)
     assert OmegaConf.to_container(cfg, resolve=True)  # every interpolation resolves
+    check_config(cfg, command)  # every shipped value is in its range
 
 
 def test_every_config_file_starts_with_a_comment():

@@ -10,7 +10,7 @@ import torch
 from lmtrain.config import TokenizerConfig
 from lmtrain.data.tokenizer import train_tokenizer
 from lmtrain.errors import UserError
-from lmtrain.generation import (Sampling, TextStream, _encode_for_mask, fill_mask, filter_logits, generate,
+from lmtrain.generation import (Sampling, TextStream, encode_for_mask, fill_mask, filter_logits, generate,
                                 generate_stream, with_mask_token)
 from lmtrain.models.language_model import LanguageModel
 from lmtrain.models.spec import TransformerSpec
@@ -165,7 +165,7 @@ def test_fill_mask_ranks_candidates_per_mask(wordpiece):
 def test_fill_mask_accepts_either_spelling_and_drops_the_space_before_a_bpe_mask(bpe):
     assert with_mask_token("a [MASK] b <mask>", "<mask>") == "a <mask> b <mask>"
     mask = bpe.id("mask")
-    ids = _encode_for_mask(bpe, with_mask_token("The [MASK] spread.", "<mask>"), mask)
+    ids = encode_for_mask(bpe, with_mask_token("The [MASK] spread.", "<mask>"), mask)
     assert ids.count(mask) == 1 and bpe.decode([ids[ids.index(mask) - 1]]).strip()
     predictions = fill_mask(masked_model(bpe.vocab_size), bpe, "The [MASK] spread.", top_k=3)
     assert len(predictions) == 1 and len(predictions[0]) == 3

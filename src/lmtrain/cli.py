@@ -2,8 +2,8 @@
 
 Hydra keeps everything users expect from it: `key=value` overrides, `-m` sweeps, `--cfg job`,
 `--help`, `hydra.run.dir=...`. Before Hydra starts, overrides are composed once here so that
-an unknown group option, a misspelt key or a value of the wrong type is reported as one
-clear paragraph with exit code 2 instead of a traceback.
+an unknown group option, a misspelt key, a value of the wrong type or out of its range is
+reported as one clear paragraph with exit code 2 instead of a traceback.
 """
 
 from __future__ import annotations
@@ -15,6 +15,7 @@ from importlib import resources
 from pathlib import Path
 from typing import Callable
 
+from lmtrain.config_checks import check_config
 from lmtrain.errors import EXIT_INTERRUPTED, EXIT_USER_ERROR, UserError, report_user_error
 
 # command -> one-line description; each has configs/<command>.yaml and lmtrain.commands.<command>
@@ -71,15 +72,53 @@ def _usage() -> str:
 _FREE_TEXT_KEYS = ("prompt=", "+prompt=")
 
 
+def _escape_interpolations(text: str) -> str:
+    """``text`` as an OmegaConf string that resolves to ``text`` itself: every ``${`` escaped.
+
+    OmegaConf reads ``\\${`` as a literal ``${`` and halves a run of backslashes only where it
+    stands before ``${``; backslashes anywhere else are kept as they are.
+    """
+    return re.sub(r"(\\*)\$\{", lambda m: "\\" * (2 * len(m.group(1)) + 1) + "${", text)
+
+
+def _hydra_quote(text: str) -> str:
+    """``text`` as a single-quoted Hydra override value that Hydra parses back to ``text``.
+
+    Inside quotes Hydra unescapes backslashes only before a quote (the inner ones and the closing one).
+    """
+    body = re.sub(r"(\\*)'", lambda m: "\\" * (2 * len(m.group(1)) + 1) + "'", text)
+    body = re.sub(r"(\\+)$", lambda m: m.group(1) * 2, body)
+    return f"'{body}'"
+
+
+def _unquote(key: str, value: str) -> str:
+    """The text of a value the user already quoted for Hydra (as Hydra reads it), else the value itself."""
+    if not (len(value) >= 2 and value[0] == value[-1] and value[0] in "'\""):
+        return value
+    from hydra.core.override_parser.overrides_parser import OverridesParser
+
+    try:
+        parsed = OverridesParser.create().parse_override(key + value).value()
+    except Exception:  # not one quoted string after all (e.g. 'a' 'b'): the characters are the text
+        return value
+    return parsed if isinstance(parsed, str) else value
+
+
 def quote_free_text(args: list[str]) -> list[str]:
-    """Quote the values of free-text overrides so Hydra's grammar leaves brackets, commas and quotes alone."""
+    """Quote the values of free-text overrides (``prompt=``) so they reach the config literally.
+
+    Neither Hydra's override grammar (brackets, commas, quotes, backslashes) nor OmegaConf's
+    interpolation (``${...}``) acts on the text: the override is a quoted Hydra string holding
+    the text with every ``${`` escaped, so `--cfg job`, the saved config and overrides show the
+    text unresolved and the command reads it exactly as typed. A value already wrapped in quotes
+    is unquoted once, as Hydra would.
+    """
     quoted = []
     for arg in args:
         key = next((k for k in _FREE_TEXT_KEYS if arg.startswith(k)), None)
         value = arg[len(key):] if key else ""
-        if key and value and not (len(value) >= 2 and value[0] == value[-1] and value[0] in "'\""):
-            escaped = value.replace("\\", "\\\\").replace("'", "\\'")
-            arg = f"{key}'{escaped}'"
+        if key and value:
+            arg = key + _hydra_quote(_escape_interpolations(_unquote(key, value)))
         quoted.append(arg)
     return quoted
 
@@ -126,7 +165,7 @@ def validate_overrides(command: str, args: list[str]) -> None:
     GlobalHydra.instance().clear()
     try:
         with initialize_config_dir(config_dir=str(config_dir()), version_base=None):
-            compose(config_name=command, overrides=overrides)
+            cfg = compose(config_name=command, overrides=overrides)
     except Exception as error:  # Hydra and OmegaConf raise many types; all mean a config problem
         message = _explain(error)
         raise UserError(
@@ -136,6 +175,7 @@ def validate_overrides(command: str, args: list[str]) -> None:
         ) from None
     finally:
         GlobalHydra.instance().clear()
+    check_config(cfg, command)  # before Hydra makes the run directory
 
 
 def _task(command: str, run: Callable) -> Callable:
@@ -147,6 +187,7 @@ def _task(command: str, run: Callable) -> Callable:
 
         claim = None
         try:
+            check_config(cfg, command)  # again here: `-m` sweeps skip the validation before Hydra
             claim = claim_run_dir(cfg, command, hydra_run_dir())
             return run(cfg)
         except KeyboardInterrupt:  # Ctrl-C outside the training loop (reading, tokenizing): no traceback

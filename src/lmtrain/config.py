@@ -1,7 +1,8 @@
 """Typed configuration: one dataclass per config group, registered with Hydra's ConfigStore.
 
 YAML files under ``configs/`` only compose and override these schemas, so a misspelt key or a
-value of the wrong type fails before any work starts. Each field carries its default and a
+value of the wrong type fails before any work starts. Each schema's ``__post_init__`` checks the
+ranges of its own values (:func:`lmtrain.config_checks.check_config` runs them on a composed config). Each field carries its default and a
 one-line description.
 """
 
@@ -11,6 +12,10 @@ from dataclasses import dataclass, field
 from typing import Any, Optional
 
 from hydra.core.config_store import ConfigStore
+
+from lmtrain.config_checks import ConfigRangeError, check_range
+from lmtrain.errors import UserError
+from lmtrain.training.limits import parse_duration
 
 
 @dataclass
@@ -60,6 +65,22 @@ class ModelConfig:
     momentum: float = 0.995  # albef: EMA coefficient of the momentum encoders
     temp: float = 0.07  # albef: initial contrastive temperature (learned, clamped to [0.001, 0.5])
 
+    def __post_init__(self) -> None:
+        for name in ("n_layers", "d_model", "n_heads", "d_ff", "max_positions", "max_chars", "char_dim", "lstm_dim",
+                     "embed_dim", "image_size", "patch_size", "vision_layers", "vision_d_model", "vision_n_heads",
+                     "vision_d_ff", "queue_size", "char_filter_widths", "char_filter_counts"):
+            check_range(self, name, 1)
+        for name in ("segment_vocab_size", "position_offset", "highway_layers", "fusion_layers", "init_std"):
+            check_range(self, name, 0)
+        for name in ("dropout", "attention_dropout"):
+            check_range(self, name, 0, 1, high_open=True)
+        check_range(self, "layer_norm_eps", 0, low_open=True)
+        check_range(self, "momentum", 0, 1)
+        check_range(self, "temp", 0, low_open=True)
+        if self.family == "albef" and self.image_size % self.patch_size:
+            raise ConfigRangeError("image_size", f"a multiple of model.patch_size={self.patch_size}", self.image_size,
+                                   "the image is cut into whole patches")
+
 
 @dataclass
 class TokenizerConfig:
@@ -73,6 +94,10 @@ class TokenizerConfig:
     # role -> token string; roles: pad, unk, cls, sep, mask, bos, eos. Empty by default so a
     # tokenizer preset's roles replace, rather than extend, another preset's.
     special_tokens: dict[str, str] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        check_range(self, "vocab_size", 1)
+        check_range(self, "min_frequency", 0)
 
 
 @dataclass
@@ -96,12 +121,21 @@ class DataConfig:
     split_seed: int = 1234  # seed of the train / held-out split and of pair sampling
     # image-caption data (model=albef; configs/data/shapes.yaml, configs/data/captions.yaml)
     image_root: Optional[str] = None  # albef: folder the captions file's image paths are relative to (None = its folder)
+    allow_outside_root: bool = False  # albef: accept caption image paths that lead outside image_root (.., absolute)
     max_words: int = 30  # albef: caption words kept (ALBEF's pre_caption)
     skip_bad_images: bool = False  # albef: skip pairs whose image is missing or unreadable (and count them)
     crop_min_scale: float = 0.5  # albef: smallest area share of a random training crop
     flip: bool = True  # albef: random horizontal flips (with "left" and "right" swapped in the caption)
     shapes_train: int = 4000  # albef, source=shapes: generated training scenes
     shapes_eval: int = 200  # albef, source=shapes: generated held-out scenes (distinct captions)
+
+    def __post_init__(self) -> None:
+        check_range(self, "eval_fraction", 0, 1, low_open=True, high_open=True)
+        check_range(self, "max_seq_len", 1)
+        check_range(self, "short_seq_prob", 0, 1)
+        for name in ("dupe_factor", "max_words", "shapes_train", "shapes_eval"):
+            check_range(self, name, 1)
+        check_range(self, "crop_min_scale", 0, 1, low_open=True)
 
 
 @dataclass
@@ -123,6 +157,16 @@ class ObjectiveConfig:
     rerank_k: int = 16  # albef: evaluation re-ranks each query's k best contrastive candidates with ITM (0 = off)
     queue_start: int = 0  # albef: optimizer steps before queued features join the contrastive loss (0 = at once)
 
+    def __post_init__(self) -> None:
+        check_range(self, "mask_prob", 0, 1, low_open=True)
+        check_range(self, "mask_token_prob", 0, 1)
+        check_range(self, "random_token_prob", 0, round(1 - self.mask_token_prob, 12),
+                    reason=f"[MASK] and random replacements share the selected tokens; "
+                           f"mask_token_prob={self.mask_token_prob}")
+        for name in ("itc_weight", "itm_weight", "mlm_weight", "rerank_k", "queue_start"):
+            check_range(self, name, 0)
+        check_range(self, "alpha", 0, 1)
+
 
 @dataclass
 class OptimConfig:
@@ -139,6 +183,14 @@ class OptimConfig:
     # steps over which warmup_ratio and the decay are planned (None = trainer.max_steps); a resumed run
     # with a larger max_steps keeps its original horizon unless this is set
     decay_steps: Optional[int] = None
+
+    def __post_init__(self) -> None:
+        for name in ("lr", "weight_decay", "eps", "warmup_steps"):
+            check_range(self, name, 0)
+        check_range(self, "decay_steps", 1)
+        check_range(self, "betas", 0, 1, high_open=True)
+        for name in ("warmup_ratio", "min_lr_ratio"):
+            check_range(self, name, 0, 1)
 
 
 @dataclass
@@ -174,6 +226,19 @@ class TrainerConfig:
     monitor: Optional[str] = None  # eval metric that picks checkpoints/best (None = the objective's main one)
     early_stopping_patience: int = 0  # stop after this many evaluations without improvement; 0 = off
 
+    def __post_init__(self) -> None:
+        for name in ("max_steps", "max_epochs", "batch_size", "grad_accum", "log_every", "eval_batches"):
+            check_range(self, name, 1)
+        for name in ("grad_clip", "eval_every", "eval_every_epochs", "save_every", "keep_last", "num_workers",
+                     "early_stopping_patience"):
+            check_range(self, name, 0)
+        if self.max_time is not None:
+            try:
+                parse_duration(self.max_time)
+            except UserError:
+                raise ConfigRangeError("max_time", "a positive duration (90s, 5m, 1h30m, 01:30:00)",
+                                       self.max_time) from None
+
 
 @dataclass
 class PretrainConfig:
@@ -206,6 +271,13 @@ class GenerateConfig:
     candidates: int = 5  # masked LMs: candidates shown per mask token
     device: str = "auto"  # auto | cpu | cuda | cuda:N
 
+    def __post_init__(self) -> None:
+        for name in ("max_new_tokens", "batch_size", "candidates"):
+            check_range(self, name, 1)
+        check_range(self, "temperature", 0)
+        check_range(self, "top_k", 0)
+        check_range(self, "top_p", 0, 1, low_open=True)
+
 
 @dataclass
 class EvaluateConfig:
@@ -218,6 +290,10 @@ class EvaluateConfig:
     seed: int = 0  # seed of the evaluation masks for dynamically masked (RoBERTa-style) MLM models
     device: str = "auto"  # auto | cpu | cuda | cuda:N
     split: str = "eval"  # eval (held-out part) | all (every document of the corpus)
+
+    def __post_init__(self) -> None:
+        check_range(self, "batch_size", 1)
+        check_range(self, "max_batches", 1)
 
 
 @dataclass
@@ -253,6 +329,16 @@ class EmbedTrainConfig:
     chunk_tokens: int = 1_000_000  # glove: tokens per co-occurrence counting chunk (bounds memory)
     device: str = "auto"  # glove: auto | cpu | cuda | cuda:N
 
+    def __post_init__(self) -> None:
+        for name in ("vector_size", "window", "max_vocab", "epochs", "workers", "batch_size", "chunk_tokens"):
+            check_range(self, name, 1)
+        for name in ("min_count", "negative", "sample", "min_lr", "alpha", "grad_clip"):
+            check_range(self, name, 0)
+        for name in ("sg", "hs"):
+            check_range(self, name, 0, 1)
+        check_range(self, "lr", 0, low_open=True)
+        check_range(self, "x_max", 0, low_open=True)
+
 
 @dataclass
 class EmbedEvalConfig:
@@ -265,6 +351,9 @@ class EmbedEvalConfig:
     )
     restrict_vocab: int = 300000  # only the N most frequent words take part (gensim's default)
     case_insensitive: bool = True  # compare words upper-cased, as the benchmarks are mixed case
+
+    def __post_init__(self) -> None:
+        check_range(self, "restrict_vocab", 1)
 
 
 @dataclass
@@ -279,6 +368,9 @@ class EmbedConfig:
     query: list[str] = field(default_factory=list)  # words whose nearest neighbours are printed
     topn: int = 10  # neighbours shown per query word
     progress: bool = True  # rich progress bar (off for logs and CI)
+
+    def __post_init__(self) -> None:
+        check_range(self, "topn", 1)
 
 
 @dataclass
@@ -311,12 +403,20 @@ class TaskDataConfig:
     prompt_field: str = "prompt"  # generation: JSONL field of the prompt
     completion_field: str = "completion"  # generation: JSONL field of the completion (the only tokens with loss)
     image_root: Optional[str] = None  # retrieval: folder the captions file's image paths are relative to
+    allow_outside_root: bool = False  # retrieval: accept caption image paths that lead outside image_root (.., absolute)
     max_words: int = 30  # retrieval: caption words kept (ALBEF's pre_caption)
     skip_bad_images: bool = False  # retrieval: skip pairs whose image is missing or unreadable (and count them)
     crop_min_scale: float = 0.5  # retrieval: smallest area share of a random training crop
     flip: bool = True  # retrieval: random horizontal flips (with "left" and "right" swapped in the caption)
     shapes_train: int = 4000  # retrieval, bundled shapes: generated training scenes
     shapes_eval: int = 200  # retrieval, bundled shapes: generated held-out scenes
+
+    def __post_init__(self) -> None:
+        check_range(self, "eval_fraction", 0, 1, low_open=True, high_open=True)
+        check_range(self, "max_seq_len", 2, reason="room for the special tokens around at least one token")
+        for name in ("max_examples", "max_words", "shapes_train", "shapes_eval"):
+            check_range(self, name, 1)
+        check_range(self, "crop_min_scale", 0, 1, low_open=True)
 
 
 @dataclass
@@ -334,6 +434,12 @@ class TaskConfig:
     # ner: a linear-chain CRF over the word tags (Viterbi decoding); null = with a biLSTM task encoder only
     crf: Optional[bool] = None
 
+    def __post_init__(self) -> None:
+        for name in ("samples", "rerank_k", "queue_start"):
+            check_range(self, name, 0)
+        check_range(self, "max_new_tokens", 1)
+        check_range(self, "alpha", 0, 1)
+
 
 @dataclass
 class FinetuneOptions:
@@ -349,6 +455,11 @@ class FinetuneOptions:
     # ner: linear | bilstm (the task's own biLSTM over the features); null = bilstm for ELMo, linear otherwise
     task_encoder: Optional[str] = None
     task_lstm_dim: int = 128  # cells per direction of the task biLSTM
+
+    def __post_init__(self) -> None:
+        check_range(self, "freeze_layers", 0)
+        check_range(self, "head_lr", 0)
+        check_range(self, "head_dropout", 0, 1, high_open=True)
 
 
 @dataclass
@@ -378,6 +489,10 @@ class PredictConfig:
     images: Optional[str] = None  # retrieval: folder of images to rank for each caption of `input`
     captions: Optional[str] = None  # retrieval: file of captions (one per line) to rank for each image of `input`
     top_k: int = 5  # retrieval: matches listed per query
+
+    def __post_init__(self) -> None:
+        for name in ("batch_size", "max_new_tokens", "top_k"):
+            check_range(self, name, 1)
 
 
 @dataclass

@@ -287,7 +287,7 @@ def with_mask_token(text: str, mask_token: str) -> str:
     return text
 
 
-def _encode_for_mask(tokenizer: TextTokenizer, text: str, mask_id: int) -> list[int]:
+def encode_for_mask(tokenizer: TextTokenizer, text: str, mask_id: int) -> list[int]:
     """Ids of ``text`` with special tokens; a lone space token before a mask is dropped.
 
     Byte-level BPE splits "The <mask>" into "The", "Ġ", "<mask>", whereas in training the mask
@@ -319,7 +319,7 @@ def fill_mask(model: LanguageModel, tokenizer: TextTokenizer, text: str, top_k: 
     if "mlm" not in model.heads:
         raise UserError(f"filling masks needs a masked LM head (mlm); this model has {model.head_names}.")
     mask_id = tokenizer.id("mask")
-    ids = _encode_for_mask(tokenizer, with_mask_token(text, tokenizer.roles["mask"]), mask_id)
+    ids = encode_for_mask(tokenizer, with_mask_token(text, tokenizer.roles["mask"]), mask_id)
     where = [i for i, token_id in enumerate(ids) if token_id == mask_id]
     if not where:
         raise UserError(f"the prompt {text!r} has no mask token; write [MASK] (or <mask>) where a word "

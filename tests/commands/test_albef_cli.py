@@ -167,3 +167,14 @@ def test_finetune_retrieval_without_a_pretrained_albef_says_what_to_run(tmp_path
     result = run_cli("finetune", "task=retrieval", cwd=tmp_path)
     assert result.returncode == 2
     assert "Run `lmtrain pretrain model=albef` first" in " ".join(result.stderr.split())
+
+
+@pytest.mark.parametrize("command", [["pretrain", "model=albef", "data=captions"], ["finetune", "task=retrieval"]])
+def test_caption_image_paths_outside_the_root_are_refused(tmp_path, command):
+    captions = _captions_dir(tmp_path, "../outside.png")
+    files = "data.train_files=[{}]" if command[0] == "pretrain" else "data.train_file={}"
+    result = run_cli(*command, files.format(captions), f"data.image_root={tmp_path}", "init=scratch"
+                     if command[0] == "finetune" else "trainer.progress=false", cwd=tmp_path)
+    message = " ".join(result.stderr.split())
+    assert result.returncode == 2 and "captions.csv, line 4: image path '../outside.png' leads outside" in message, \
+        result.stderr[-2000:]

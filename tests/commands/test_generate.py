@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import pytest
 
@@ -71,3 +72,59 @@ def test_bad_input_is_a_user_error(runs, tmp_path, monkeypatch, overrides, messa
              "empty": str(tmp_path / "empty.txt")}
     with pytest.raises(UserError, match=message):
         run_generate([o.format(**paths) for o in overrides])
+
+
+def test_a_bad_prompts_file_line_is_named_before_any_work(runs, tmp_path, monkeypatch, capsys):
+    monkeypatch.chdir(tmp_path)
+    prompts = tmp_path / "prompts.txt"
+    prompts.write_text("The farmer\n\nA child found\n" + "the old barn " * 40 + "\n")
+    with pytest.raises(UserError, match=r"prompts.txt, line 4: the prompt has \d+ tokens but the model covers 64"):
+        run_generate([f"ckpt={runs['gpt']}", f"prompts_file={prompts}", "max_new_tokens=3"])
+    assert capsys.readouterr().out == ""  # checked before the first prompt was decoded
+    prompts.write_bytes(b"The farmer\nA caf\xe9 owner\n")
+    with pytest.raises(UserError, match=r"prompts.txt, line 2: not UTF-8 text"):
+        run_generate([f"ckpt={runs['gpt']}", f"prompts_file={prompts}"])
+    prompts.write_text("The [MASK] barn.\nno mask here\n")
+    with pytest.raises(UserError, match=r"prompts.txt, line 2: .*has no mask token"):
+        run_generate([f"ckpt={runs['bert']}", f"prompts_file={prompts}"])
+
+
+class _ClosedAfterFirstPrompt:
+    """stdout of `lmtrain generate ... | head -1`: the pipe closes after the first line."""
+
+    def __init__(self):
+        self.text = ""
+
+    def write(self, text: str) -> None:
+        if "\n" in self.text:
+            raise BrokenPipeError(32, "Broken pipe")
+        self.text += text
+
+    def flush(self) -> None:
+        pass
+
+
+def test_results_are_written_as_they_are_produced(runs, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    prompts = tmp_path / "prompts.txt"
+    prompts.write_text("The farmer\nA child found\nThe police\n")
+    monkeypatch.setattr("sys.stdout", _ClosedAfterFirstPrompt())
+    with pytest.raises(BrokenPipeError):
+        run_generate([f"ckpt={runs['gpt']}", f"prompts_file={prompts}", "greedy=true", "max_new_tokens=3"])
+    records = [json.loads(line) for line in (tmp_path / "generations.jsonl").read_text().splitlines()]
+    assert [r["prompt"] for r in records] == ["The farmer"]
+
+
+def test_free_text_prompts_are_kept_literally(runs, tmp_path):
+    prompt = "${oc.env:HOME} ${price} C:\\temp\\new"
+    prompts = tmp_path / "prompts.txt"
+    prompts.write_text("${oc.env:HOME} C:\\temp\n")
+    out = run_cli("generate", f"ckpt={runs['gpt']}", f"prompt={prompt}", f"prompts_file={prompts}",
+                  "max_new_tokens=2", f"hydra.run.dir={tmp_path / 'gen'}", cwd=tmp_path)
+    assert out.returncode == 0, out.stderr
+    records = [json.loads(line) for line in (tmp_path / "gen" / "generations.jsonl").read_text().splitlines()]
+    assert [r["prompt"] for r in records] == [prompt, "${oc.env:HOME} C:\\temp"]
+    assert out.stdout.startswith(prompt)
+    saved = (tmp_path / "gen" / ".hydra" / "config.yaml").read_text() + \
+        (tmp_path / "gen" / ".hydra" / "overrides.yaml").read_text()
+    assert "oc.env:HOME" in saved and str(Path.home()) not in saved

@@ -135,3 +135,27 @@ def test_caption_tokenizer_is_cached_by_captions_and_settings(tmp_path):
     assert len(list(tmp_path.glob("tokenizers/*/tokenizer.json"))) == 2  # other settings, another tokenizer
     ids = first.tokenizer.encode(scenes[0][1]).ids
     assert ids[0] == first.id("cls") and ids[-1] == first.id("sep")
+
+
+@pytest.mark.parametrize("name,content,where", [
+    ("a.tsv", "x.jpg\tfine\n../../etc/passwd\tsecret\n", "line 2"),
+    ("a.csv", "image,caption\nx.jpg,fine\n/etc/passwd,secret\n", "line 3"),
+    ("a.json", json.dumps([{"image": "x.jpg", "caption": "ok"}, {"image": "sub/../../y.jpg", "caption": "no"}]),
+     "entry 1"),
+])
+def test_image_paths_outside_the_root_are_refused_unless_allowed(tmp_path, name, content, where):
+    root = tmp_path / "imgs"
+    (tmp_path / name).write_text(content)
+    with pytest.raises(UserError) as error:
+        read_captions(tmp_path / name, root)
+    message = " ".join(str(error.value).split())
+    assert f"{name}, {where}" in message and "outside data.image_root" in message
+    assert "data.allow_outside_root=true" in message
+    pairs = read_captions(tmp_path / name, root, allow_outside_root=True)
+    assert len(pairs) == 2
+    assert read_captions(tmp_path / name, None, allow_outside_root=True)[0].image == str(tmp_path / "x.jpg")
+
+
+def test_paths_inside_the_root_pass_including_dot_segments(tmp_path):
+    (tmp_path / "a.tsv").write_text("sub/./x.jpg\tone\nsub/../y.jpg\ttwo\n")
+    assert [p.caption for p in read_captions(tmp_path / "a.tsv", tmp_path / "imgs")] == ["one", "two"]

@@ -84,3 +84,30 @@ def test_a_corpus_larger_than_a_chunk_streams_into_one_store(tmp_path, monkeypat
     assert len(whole.train) - n_chunks <= len(chunked.train) <= len(whole.train)
     assert np.array_equal(chunked.train[0]["input_ids"], whole.train[0]["input_ids"])
     assert all(len(chunked.train[i]["input_ids"]) == 32 for i in range(len(chunked.train)))
+
+
+def test_split_long_text_cuts_at_sentence_ends_then_white_space():
+    from lmtrain.data.corpus import split_long_text
+
+    text = "One two three. Four five six. Seven eight nine. Ten."
+    pieces = split_long_text(text, 20)
+    assert pieces == ["One two three.", "Four five six.", "Seven eight nine.", "Ten."]
+    assert all(len(p) <= 20 for p in pieces)
+    words = "alpha beta gamma delta epsilon zeta eta theta"  # no sentence end: cut at spaces
+    assert split_long_text(words, 12) == ["alpha beta", "gamma delta", "epsilon", "zeta eta", "theta"]
+    assert split_long_text("x" * 25, 10) == ["x" * 10, "x" * 10, "x" * 5]  # no space: cut hard
+    assert split_long_text(text, len(text)) == [text]
+
+
+def test_an_over_long_document_is_split_into_pieces_with_a_warning(tmp_path, caplog):
+    path = tmp_path / "c.txt"
+    long_doc = " ".join(f"Sentence number {i} is here." for i in range(40))
+    path.write_text("A short document.\n" + long_doc + "\nAnother short one.\n")
+    with caplog.at_level("WARNING"):
+        corpus = Corpus([path], cache_dir=str(tmp_path / "hf"), max_document_chars=200)
+        docs = list(corpus)
+    assert f"document 2 has {len(long_doc)} characters; it is split into 6 pieces of at most 200" in caplog.text
+    assert docs[0] == ["A short document."] and docs[-1] == ["Another short one."]
+    pieces = docs[1:-1]
+    assert len(pieces) == len(corpus) - 2 == 6 and all(sum(len(s) + 1 for s in p) <= 201 for p in pieces)
+    assert [s for p in pieces for s in p] == split_sentences(long_doc)  # every sentence, in order

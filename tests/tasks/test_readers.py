@@ -105,3 +105,32 @@ def test_ner_task_reads_iob1_files_as_bio(tmp_path):
     task.read()
     assert task.train[1].tags == ["B-PER", "I-PER", "B-PER"]
     assert task.labels == ["O", "B-ORG", "B-PER", "I-PER"]
+
+
+@pytest.mark.parametrize("name,fmt,content,line", [
+    ("a.tsv", "tsv", "label\tsentence\n1\tgood\n\tno label here\n0\tbad\n", 3),
+    ("a.csv", "csv", "sentence,label\ngood,1\nbad,0\nno label here,  \n", 4),
+    ("a.csv", "csv", "sentence,label\ngood,1\nshort row\n", 3),
+])
+def test_empty_or_missing_label_cell_is_an_error_naming_file_and_line(tmp_path, name, fmt, content, line):
+    path = tmp_path / name
+    path.write_text(content)
+    with pytest.raises(UserError) as error:
+        read_table(path, fmt, _cfg(text_column="sentence"), "data.train_file")
+    assert f"{path}, line {line}" in str(error.value)
+
+
+def test_empty_label_in_jsonl_and_fasttext_is_an_error(tmp_path):
+    from lmtrain.tasks.tabular import read_labelled_jsonl
+
+    path = tmp_path / "a.jsonl"
+    path.write_text('{"sentence": "good", "label": "1"}\n{"sentence": "meh", "label": ""}\n')
+    with pytest.raises(UserError, match=r"a.jsonl, line 2: empty label"):
+        read_labelled_jsonl(path, _cfg(text_column="sentence"), "data.train_file")
+    path.write_text('{"sentence": "good", "label": 1}\n{"sentence": "meh", "label": null}\n')
+    with pytest.raises(UserError, match=r"a.jsonl, line 2: empty label"):
+        read_labelled_jsonl(path, _cfg(text_column="sentence"), "data.train_file")
+    cor = tmp_path / "a.cor"
+    cor.write_text("__label__pos fine\n__label__ dull\n")
+    with pytest.raises(UserError, match=r"a.cor, line 2: empty label"):
+        read_fasttext(cor, "data.train_file")

@@ -40,7 +40,7 @@ def read_retrieval_data(cfg: DictConfig, image_size: int):
                                    [data_cfg.eval_file] if data_cfg.eval_file else [], data_cfg.image_root,
                                    data_cfg.eval_fraction, data_cfg.split_seed, image_size,
                                    data_cfg.skip_bad_images, data_cfg.shapes_train, data_cfg.shapes_eval,
-                                   key="data.train_file")
+                                   key="data.train_file", allow_outside_root=data_cfg.allow_outside_root)
     if data_cfg.max_examples:
         data.train = data.train[: data_cfg.max_examples]
     return data

@@ -78,7 +78,7 @@ def run(cfg: DictConfig) -> dict[str, Any]:
     data = load_image_caption_data(data_cfg.source, list(data_cfg.train_files), list(data_cfg.eval_files),
                                    data_cfg.image_root, data_cfg.eval_fraction, data_cfg.split_seed,
                                    cfg.model.image_size, data_cfg.skip_bad_images, data_cfg.shapes_train,
-                                   data_cfg.shapes_eval)
+                                   data_cfg.shapes_eval, allow_outside_root=data_cfg.allow_outside_root)
     resume_from = ckpt.resume_checkpoint(cfg.trainer.resume, run_dir.checkpoints)
     tokenizer_path = run_dir.path / TOKENIZER_FILE
     tokenizer = _tokenizer(cfg, data, resume_from, tokenizer_path, dist)

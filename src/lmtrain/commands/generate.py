@@ -1,7 +1,9 @@
 """`lmtrain generate`: continue prompts with a causal LM, or fill mask tokens with a masked LM.
 
 Generated text goes to stdout (streamed as tokens come, so it can be piped); logs go to stderr.
-Every prompt and its result are also written to `generations.jsonl` in the run directory.
+Every prompt and its result are also written to `generations.jsonl` in the run directory, one
+line as each result is ready. Every prompt is checked (text, length, mask token) before the first
+is decoded, so a bad line late in a prompts file fails at once, naming its line.
 """
 
 from __future__ import annotations
@@ -10,6 +12,7 @@ import json
 import logging
 import sys
 import time
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -17,7 +20,8 @@ from rich.console import Console
 from rich.table import Table
 
 from lmtrain.errors import UserError
-from lmtrain.generation import Sampling, TextStream, fill_mask, generate, seeded_generator, with_mask_token
+from lmtrain.generation import (Sampling, TextStream, encode_for_mask, fill_mask, generate, seeded_generator,
+                                with_mask_token)
 from lmtrain.models.loading import load_checkpoint
 from lmtrain.run_dir import RunDir, hydra_run_dir
 from lmtrain.training.precision import resolve_device
@@ -28,44 +32,100 @@ GENERATIONS_FILE = "generations.jsonl"
 USAGE = "lmtrain generate ckpt=outputs/pretrain/<run> prompt=\"The fire\""
 
 
-def read_prompts(prompt: str | None, prompts_file: str | None) -> list[str]:
+@dataclass(frozen=True)
+class Prompt:
+    """One prompt and where it came from (``prompt`` or ``<file>, line N``), for error messages."""
+
+    text: str
+    where: str
+
+
+def _file_prompts(prompts_file: str) -> list[Prompt]:
+    """Each non-blank line of ``prompts_file``, taken literally, with its line number."""
+    path = Path(prompts_file).expanduser()
+    if not path.is_file():
+        raise UserError(f"prompts_file={prompts_file}: no such file; give a text file with one prompt per line.")
+    prompts = []
+    for number, raw in enumerate(path.read_bytes().splitlines(), start=1):
+        try:
+            line = raw.decode("utf-8")
+        except UnicodeDecodeError:
+            raise UserError(f"prompts_file={prompts_file}, line {number}: not UTF-8 text; save the file as "
+                            "UTF-8.") from None
+        if line.strip():
+            prompts.append(Prompt(line, f"prompts_file={prompts_file}, line {number}"))
+    if not prompts:
+        raise UserError(f"prompts_file={prompts_file} has no prompts; write one prompt per line.")
+    return prompts
+
+
+def read_prompts(prompt: str | None, prompts_file: str | None) -> list[Prompt]:
     """The prompts to run: ``prompt`` first, then each non-blank line of ``prompts_file``.
 
     Raises:
-        UserError: no prompt at all, an empty prompt, or a missing / empty prompts file.
+        UserError: no prompt at all, an empty prompt, a missing / empty prompts file, or a line of
+            it that is not UTF-8 (its number named).
     """
-    prompts: list[str] = []
+    prompts: list[Prompt] = []
     if prompt is not None:
         if not str(prompt).strip():
             raise UserError(f"prompt is empty; give the text to start from, e.g. `{USAGE}`.")
-        prompts.append(str(prompt))
+        prompts.append(Prompt(str(prompt), "prompt"))
     if prompts_file:
-        path = Path(prompts_file).expanduser()
-        if not path.is_file():
-            raise UserError(f"prompts_file={prompts_file}: no such file; give a text file with one prompt per line.")
-        lines = [line for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
-        if not lines:
-            raise UserError(f"prompts_file={prompts_file} has no prompts; write one prompt per line.")
-        prompts.extend(lines)
+        prompts.extend(_file_prompts(prompts_file))
     if not prompts:
         raise UserError(f"no prompt given: add prompt=... (quote text with spaces or brackets: `{USAGE}`) "
                         "or prompts_file=<file with one prompt per line>.")
     return prompts
 
 
-def _continue(cfg, model, tokenizer, prompts: list[str], out) -> list[dict[str, Any]]:
-    """Causal LM: print each prompt and its continuation; return one record per prompt."""
+def _check_lengths(prompts: list[Prompt], encoded: list[list[int]], max_positions: int, causal: bool) -> None:
+    """Every prompt fits the model (with room for one new token when continuing), checked before any decoding."""
+    for prompt, ids in zip(prompts, encoded):
+        limit = max_positions - 1 if causal else max_positions
+        if not ids:
+            raise UserError(f"{prompt.where}: the prompt gives no tokens; write some text.")
+        if len(ids) > limit:
+            raise UserError(f"{prompt.where}: the prompt has {len(ids)} tokens but the model covers "
+                            f"{max_positions} positions (model.max_positions); shorten the prompt.")
+
+
+class RecordWriter:
+    """generations.jsonl, one line per prompt, written and flushed as each result is ready.
+
+    A failure or an interruption after some prompts keeps their results.
+    """
+
+    def __init__(self, path: Path):
+        self.path, self.count, self.new_tokens = path, 0, 0
+        self._file = open(path, "w", encoding="utf-8")
+
+    def add(self, record: dict[str, Any]) -> None:
+        """Append ``record`` and flush it to disk."""
+        self._file.write(json.dumps(record) + "\n")
+        self._file.flush()
+        self.count += 1
+        self.new_tokens += record.get("new_tokens", 0)
+
+    def close(self) -> None:
+        """Close the file."""
+        self._file.close()
+
+
+def _continue(cfg, model, tokenizer, prompts: list[Prompt], out, records: RecordWriter) -> None:
+    """Causal LM: print each prompt and its continuation; record each as it is done."""
     # Training streams are documents separated by end-of-text, so a prompt starts after one.
     start = [tokenizer.ids["bos"]] if "bos" in tokenizer.ids else []
-    encoded = [start + ids for ids in tokenizer.encode_batch(prompts)]
+    texts = [p.text for p in prompts]
+    encoded = [start + ids for ids in tokenizer.encode_batch(texts)]
+    _check_lengths(prompts, encoded, model.spec.max_positions, causal=True)
     device = model.backbone.embeddings.token.weight.device
     settings = dict(sampling=Sampling(cfg.greedy, cfg.temperature, cfg.top_k, cfg.top_p),
                     eos_id=tokenizer.ids.get("eos"), pad_id=tokenizer.ids.get("pad", 0), use_cache=cfg.use_cache,
                     generator=seeded_generator(cfg.seed, device))
-    records: list[dict[str, Any]] = []
     if cfg.stream:
-        for prompt, ids in zip(prompts, encoded):
-            out.write(("\n" if records else "") + prompt)
+        for prompt, ids in zip(texts, encoded):
+            out.write(("\n" if records.count else "") + prompt)
             out.flush()
             text = TextStream(tokenizer, ids)
 
@@ -75,18 +135,17 @@ def _continue(cfg, model, tokenizer, prompts: list[str], out) -> list[dict[str, 
 
             new = generate(model, [ids], cfg.max_new_tokens, on_token=show, **settings)[0]
             out.write(text.flush() + "\n")
-            records.append(_record(prompt, ids, new, text, _limit(cfg, model, ids)))
-        return records
-    for first in range(0, len(prompts), cfg.batch_size):
+            records.add(_record(prompt, ids, new, text, _limit(cfg, model, ids)))
+        return
+    for first in range(0, len(texts), cfg.batch_size):
         batch = encoded[first:first + cfg.batch_size]
-        for prompt, ids, new in zip(prompts[first:], batch, generate(model, batch, cfg.max_new_tokens, **settings)):
+        for prompt, ids, new in zip(texts[first:], batch, generate(model, batch, cfg.max_new_tokens, **settings)):
             text = TextStream(tokenizer, ids)
             for token in new:
                 text.push(token)
-            out.write(("\n" if records else "") + prompt + text.text + "\n")
-            records.append(_record(prompt, ids, new, text, _limit(cfg, model, ids)))
-    out.flush()
-    return records
+            out.write(("\n" if records.count else "") + prompt + text.text + "\n")
+            records.add(_record(prompt, ids, new, text, _limit(cfg, model, ids)))
+        out.flush()
 
 
 def _record(prompt: str, ids: list[int], new: list[int], text: TextStream, limit: int) -> dict[str, Any]:
@@ -100,18 +159,20 @@ def _limit(cfg, model, ids: list[int]) -> int:
     return min(cfg.max_new_tokens, model.spec.max_positions - len(ids))
 
 
-def _fill(cfg, model, tokenizer, prompts: list[str], console: Console) -> list[dict[str, Any]]:
+def _fill(cfg, model, tokenizer, prompts: list[Prompt], console: Console, records: RecordWriter) -> None:
     """Masked LM: a table of the top candidates at every mask of every prompt."""
     mask = tokenizer.roles.get("mask", "[MASK]")
+    mask_id = tokenizer.id("mask")
     for prompt in prompts:
-        if mask not in with_mask_token(prompt, mask):
-            raise UserError(f"this is a masked LM (it fills masks, it does not continue text) and the prompt "
-                            f"{prompt!r} has no mask token; write {mask} where a word should be predicted, "
-                            f"e.g. prompt=\"The {mask} was hot\".")
-    records = []
+        ids = encode_for_mask(tokenizer, with_mask_token(prompt.text, mask), mask_id)
+        if mask_id not in ids:
+            raise UserError(f"{prompt.where}: this is a masked LM (it fills masks, it does not continue text) and "
+                            f"the prompt {prompt.text!r} has no mask token; write {mask} where a word should be "
+                            f"predicted, e.g. prompt=\"The {mask} was hot\".")
+        _check_lengths([prompt], [ids], model.spec.max_positions, causal=False)
     for prompt in prompts:
-        predictions = fill_mask(model, tokenizer, prompt, cfg.candidates)
-        console.print(prompt, markup=False, highlight=False)
+        predictions = fill_mask(model, tokenizer, prompt.text, cfg.candidates)
+        console.print(prompt.text, markup=False, highlight=False)
         table = Table(show_header=True, header_style="bold")
         for name, justify in (("mask", "right"), ("rank", "right"), ("token", "left"), ("probability", "right")):
             table.add_column(name, justify=justify)
@@ -119,9 +180,8 @@ def _fill(cfg, model, tokenizer, prompts: list[str], console: Console) -> list[d
             for rank, c in enumerate(candidates, start=1):
                 table.add_row(str(m), str(rank), c.text.strip() or repr(c.text), f"{c.prob:.4f}")
         console.print(table)
-        records.append({"prompt": prompt, "masks": [[{"token": c.token, "text": c.text, "token_id": c.token_id,
-                                                      "prob": c.prob} for c in cs] for cs in predictions]})
-    return records
+        records.add({"prompt": prompt.text, "masks": [[{"token": c.token, "text": c.text, "token_id": c.token_id,
+                                                        "prob": c.prob} for c in cs] for cs in predictions]})
 
 
 def run(cfg) -> dict[str, Any]:
@@ -135,19 +195,21 @@ def run(cfg) -> dict[str, Any]:
     device = resolve_device(cfg.device, key="device")
     model, tokenizer, meta = load_checkpoint(cfg.ckpt, device, key="ckpt")
     run_dir = RunDir(hydra_run_dir())
-    if "lm" in model.heads:
-        records = _continue(cfg, model, tokenizer, prompts, sys.stdout)
-    elif "mlm" in model.heads:
-        records = _fill(cfg, model, tokenizer, prompts, Console())
-    else:
+    if "lm" not in model.heads and "mlm" not in model.heads:
         raise UserError(f"ckpt={cfg.ckpt} holds a model with heads {model.head_names}; generate needs a causal "
                         "LM head (lm, from model=gpt) or a masked LM head (mlm, from model=bert or roberta).")
-    with open(run_dir.path / GENERATIONS_FILE, "w", encoding="utf-8") as f:
-        f.writelines(json.dumps(r) + "\n" for r in records)
+    records = RecordWriter(run_dir.path / GENERATIONS_FILE)
+    try:
+        if "lm" in model.heads:
+            _continue(cfg, model, tokenizer, prompts, sys.stdout, records)
+        else:
+            _fill(cfg, model, tokenizer, prompts, Console(), records)
+    finally:
+        records.close()
     seconds = time.perf_counter() - started
     summary = {"command": "generate", "ckpt": str(cfg.ckpt), "model": meta.get("model_name"),
-               "step": meta.get("step"), "prompts": len(records),
-               "new_tokens": sum(r.get("new_tokens", 0) for r in records), "wall_seconds": round(seconds, 2)}
+               "step": meta.get("step"), "prompts": records.count, "new_tokens": records.new_tokens,
+               "wall_seconds": round(seconds, 2)}
     run_dir.write_summary(summary)
-    log.info("%d prompt(s) in %.1fs; results in %s", len(records), seconds, run_dir.path / GENERATIONS_FILE)
+    log.info("%d prompt(s) in %.1fs; results in %s", records.count, seconds, records.path)
     return summary

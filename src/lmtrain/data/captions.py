@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import csv
 import json
+import os
 import re
 from dataclasses import dataclass
 from pathlib import Path
@@ -39,7 +40,7 @@ def swap_left_right(caption: str) -> str:
     return _LEFT_RIGHT.sub(lambda m: "right" if m.group(1) == "left" else "left", caption)
 
 
-def _read_json(path: Path) -> list[tuple[str, str]]:
+def _read_json(path: Path) -> list[tuple[str, str, str]]:
     try:
         entries = json.loads(path.read_text(encoding="utf-8"))
     except json.JSONDecodeError as error:
@@ -54,18 +55,18 @@ def _read_json(path: Path) -> list[tuple[str, str]]:
             raise UserError(f'{path}: entry {n} has no "image" and "caption" keys ({str(entry)[:80]}); '
                             'every entry needs both, e.g. {"image": "photos/1.jpg", "caption": "a dog"}.')
         captions = entry["caption"] if isinstance(entry["caption"], list) else [entry["caption"]]
-        rows.extend((str(entry["image"]), str(c)) for c in captions)
+        rows.extend((str(entry["image"]), str(c), f"entry {n}") for c in captions)
     return rows
 
 
-def _read_lines(path: Path, text: str) -> list[tuple[str, str]]:
+def _read_lines(path: Path, text: str) -> list[tuple[str, str, str]]:
     lines = text.splitlines()
     header = lines[0].strip().lower() if lines else ""
     if header.replace(" ", "") == "image,caption" or (path.suffix == ".csv"):
         reader = csv.DictReader(lines)
         if not reader.fieldnames or not {"image", "caption"} <= {f.strip() for f in reader.fieldnames}:
             raise UserError(f"{path}: a CSV captions file needs the header `image,caption`.")
-        return [(row["image"].strip(), row["caption"]) for row in reader if row.get("image")]
+        return [(row["image"].strip(), row["caption"], f"line {reader.line_num}") for row in reader if row.get("image")]
     rows = []
     for n, line in enumerate(lines, start=1):
         if not line.strip() or (n == 1 and header.split("\t") == ["image", "caption"]):
@@ -74,12 +75,23 @@ def _read_lines(path: Path, text: str) -> list[tuple[str, str]]:
             raise UserError(f"{path}, line {n}: expected `image<TAB>caption`, found {line[:80]!r}. Use tab-separated "
                             "lines, a CSV file with the header `image,caption`, or ALBEF's JSON list.")
         image, caption = line.split("\t", 1)
-        rows.append((image.strip(), caption))
+        rows.append((image.strip(), caption, f"line {n}"))
     return rows
 
 
-def read_captions(path: str | Path, image_root: str | Path | None, key: str = "data.train_files"
-                  ) -> list[CaptionPair]:
+def _inside(root: Path, image: str) -> bool:
+    """Whether ``root / image`` stays inside ``root`` once ``..`` and absolute paths are applied.
+
+    The test is on the path as written (no symlinks followed): a link the user placed inside the
+    root is their choice; a caption line that climbs out of it is not.
+    """
+    base = os.path.abspath(root)
+    target = os.path.abspath(os.path.join(base, image))
+    return os.path.commonpath([base, target]) == base
+
+
+def read_captions(path: str | Path, image_root: str | Path | None, key: str = "data.train_files",
+                  allow_outside_root: bool = False) -> list[CaptionPair]:
     """The image-caption pairs of an annotation file, image paths joined to ``image_root``.
 
     Formats: ``.json`` (ALBEF: a list of ``{"image": path, "caption": str or [str]}``), CSV with the
@@ -89,8 +101,9 @@ def read_captions(path: str | Path, image_root: str | Path | None, key: str = "d
         path: the annotation file.
         image_root: folder the image paths are relative to (None = the annotation file's folder).
         key: the config key that named ``path`` (for error messages).
+        allow_outside_root: accept image paths that lead outside the root (``..``, absolute paths).
     Raises:
-        UserError: a missing, empty or malformed file.
+        UserError: a missing, empty or malformed file, or an image path outside the root (line named).
     """
     path = Path(path).expanduser()
     if not path.is_file():
@@ -104,5 +117,12 @@ def read_captions(path: str | Path, image_root: str | Path | None, key: str = "d
     if not rows:
         raise UserError(f"{path} holds no image-caption pairs.")
     root = Path(image_root).expanduser() if image_root else path.parent
+    if not allow_outside_root:
+        for image, _, where in rows:
+            if not _inside(root, image):
+                raise UserError(
+                    f"{path}, {where}: image path {image!r} leads outside data.image_root ({root}"
+                    f"{'' if image_root else ': unset, so the captions file folder'}); give image paths "
+                    "inside the image root, or set data.allow_outside_root=true if you trust the captions file.")
     ids: dict[str, int] = {}
-    return [CaptionPair(str(root / image), caption, ids.setdefault(image, len(ids))) for image, caption in rows]
+    return [CaptionPair(str(root / image), caption, ids.setdefault(image, len(ids))) for image, caption, _ in rows]

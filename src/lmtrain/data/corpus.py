@@ -76,6 +76,45 @@ def wiki_documents(path: Path) -> list[str]:
     return docs
 
 
+# Longest document kept whole, in characters. Tokenizing a document, and training a tokenizer on it,
+# holds all of it at once; a single-line file of 50 MB took 4 GB. Longer documents are cut into
+# pieces of at most this size, at sentence ends where there are any (pieces are ~1/4 of a chunk).
+MAX_DOCUMENT_CHARS = 1_000_000
+_WHITESPACE = re.compile(r"\s+")
+
+
+def _cut(text: str, start: int, end: int) -> tuple[int, int]:
+    """Where to end a piece that starts at ``start`` and may not pass ``end``: (piece end, next start).
+
+    The last sentence end in the second half of the window, else the last whitespace, else ``end``.
+    """
+    low = start + (end - start) // 2
+    last = None
+    for last in _SENTENCE_END.finditer(text, low, end):
+        pass
+    if last is None:
+        for last in _WHITESPACE.finditer(text, low, end):
+            pass
+    return (last.start(), last.end()) if last is not None else (end, end)
+
+
+def split_long_text(text: str, max_chars: int) -> list[str]:
+    """``text`` as pieces of at most ``max_chars`` characters, cut at sentence ends, else at white space.
+
+    Text within a piece keeps its order; only the white space at a cut is dropped. A text that fits
+    is returned whole.
+    """
+    if len(text) <= max_chars:
+        return [text]
+    pieces, start = [], 0
+    while len(text) - start > max_chars:
+        end, start_next = _cut(text, start, start + max_chars)
+        pieces.append(text[start:end])
+        start = start_next
+    pieces.append(text[start:])
+    return [piece for piece in pieces if piece.strip()]
+
+
 def split_sentences(text: str) -> list[str]:
     """Split ``text`` into sentences; a text without sentence ends is one sentence."""
     return [s.strip() for s in _SENTENCE_END.split(text.strip()) if s.strip()]
@@ -164,24 +203,48 @@ class Corpus:
         text_field: JSONL field holding a document.
         documents: text files: ``line`` (a document per line) or ``blank_line``.
         cache_dir: where `datasets` keeps its Arrow cache.
+        max_document_chars: documents longer than this are split into pieces of at most this many
+            characters (see :func:`split_long_text`), with a warning, so memory stays bounded.
     """
 
     def __init__(self, files: list[Path], fmt: str = "auto", text_field: str = "text", documents: str = "line",
-                 cache_dir: str | None = None):
+                 cache_dir: str | None = None, max_document_chars: int = MAX_DOCUMENT_CHARS):
         if documents not in ("line", "blank_line"):
             raise UserError(f"data.documents={documents} is not supported; use line or blank_line.")
+        self.files = list(files)
         self.tables = [_open_table(path, fmt, text_field, documents, cache_dir) for path in files]
+        self.max_document_chars = max_document_chars
         self._count: int | None = None
+        self._warned = False
 
     def texts(self) -> Iterator[str]:
-        """Every non-blank document text, in order."""
-        for table in self.tables:
+        """Every non-blank document text, in order; an over-long document as consecutive pieces."""
+        for path, table in zip(self.files, self.tables):
             if isinstance(table, list):
                 batches: Iterable[list] = (table[i:i + _READ_BATCH] for i in range(0, len(table), _READ_BATCH))
             else:
                 batches = (batch["text"] for batch in table.iter(batch_size=_READ_BATCH))
+            number = 0
             for batch in batches:
-                yield from (t for t in batch if isinstance(t, str) and t.strip())
+                for text in batch:
+                    number += 1
+                    if not isinstance(text, str) or not text.strip():
+                        continue
+                    if len(text) <= self.max_document_chars:
+                        yield text
+                        continue
+                    pieces = split_long_text(text, self.max_document_chars)
+                    self._warn(path, number, len(text), len(pieces))
+                    yield from pieces
+
+    def _warn(self, path: Path, number: int, chars: int, pieces: int) -> None:
+        """One warning per corpus (texts() is read several times) for the first over-long document."""
+        if self._warned:
+            return
+        self._warned = True
+        log.warning("%s: document %d has %d characters; it is split into %d pieces of at most %d characters at "
+                    "sentence ends (also any other document over that length), to keep memory bounded",
+                    path, number, chars, pieces, self.max_document_chars)
 
     def __iter__(self) -> Iterator[list[str]]:
         """Documents as lists of sentences; within a blank-line document each line is split too."""

@@ -70,8 +70,8 @@ def _renumber(pairs: list[CaptionPair]) -> list[CaptionPair]:
 
 def load_image_caption_data(source: str, train_files: list[str], eval_files: list[str], image_root: str | None,
                             eval_fraction: float, split_seed: int, image_size: int, skip_bad: bool,
-                            shapes_train: int = 4000, shapes_eval: int = 200, key: str = "data.train_files"
-                            ) -> ImageCaptionData:
+                            shapes_train: int = 4000, shapes_eval: int = 200, key: str = "data.train_files",
+                            allow_outside_root: bool = False) -> ImageCaptionData:
     """The pairs and images of ``source``: ``shapes`` (generated) or ``files`` (captions files).
 
     Args:
@@ -81,6 +81,7 @@ def load_image_caption_data(source: str, train_files: list[str], eval_files: lis
         image_size: the model's input side (images are kept at twice that).
         skip_bad: skip pairs of missing or unreadable images instead of failing.
         key: the config key naming the training files (for error messages).
+        allow_outside_root: accept image paths that lead outside the image root.
     """
     if source == "shapes":
         return _shapes(shapes_train, shapes_eval, split_seed)
@@ -89,9 +90,10 @@ def load_image_caption_data(source: str, train_files: list[str], eval_files: lis
     if not train_files:
         raise UserError(f"{key} is empty: give a captions file (ALBEF JSON, CSV with `image,caption`, or "
                         "`image<TAB>caption` lines) and data.image_root=<folder of the images>.")
-    train = [p for f in train_files for p in read_captions(f, image_root, key)]
+    train = [p for f in train_files for p in read_captions(f, image_root, key, allow_outside_root)]
     if eval_files:
-        held = [p for f in eval_files for p in read_captions(f, image_root, key.replace("train", "eval"))]
+        held = [p for f in eval_files
+                for p in read_captions(f, image_root, key.replace("train", "eval"), allow_outside_root)]
     else:
         train, held = hold_out_images(_renumber(train), eval_fraction, split_seed, str(train_files[0]))
     train, held = _renumber(train), _renumber(held)

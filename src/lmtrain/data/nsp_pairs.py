@@ -37,8 +37,8 @@ def _join(sentences: list[np.ndarray]) -> np.ndarray:
 
 def _truncate_pair(a: np.ndarray, b: np.ndarray, max_tokens: int, rng: random.Random
                    ) -> tuple[np.ndarray, np.ndarray]:
-    """Cut tokens from the longer side (front or back at random) until both fit."""
-    while a.shape[1] + b.shape[1] > max_tokens:
+    """Cut tokens from the longer side (front or back at random) until both fit (both empty at worst)."""
+    while a.shape[1] + b.shape[1] > max(max_tokens, 0):
         cut_front = rng.random() < 0.5
         if a.shape[1] > b.shape[1]:
             a = a[:, 1:] if cut_front else a[:, :-1]
@@ -110,7 +110,14 @@ def pairs_from_document(docs: list[list[np.ndarray]], index: int, max_seq_len: i
 
 def build_pairs(docs: list[list[np.ndarray]], max_seq_len: int, short_seq_prob: float, cls_id: int,
                 sep_id: int, seed: int) -> list[SentencePair]:
-    """Sentence pairs of every document (documents with no tokens are skipped)."""
+    """Sentence pairs of every document (documents with no tokens are skipped).
+
+    Raises:
+        ValueError: ``max_seq_len`` below 5, too short for [CLS] A [SEP] B [SEP] with a token in A and B.
+    """
+    if max_seq_len < 5:
+        raise ValueError(f"max_seq_len={max_seq_len}: sentence pairs need at least 5 tokens "
+                         "([CLS] A [SEP] B [SEP] with one token in A and one in B)")
     docs = [[s for s in d if s.shape[1]] for d in docs]
     docs = [d for d in docs if d]
     rng = random.Random(seed)

@@ -20,7 +20,7 @@ from typing import Any
 
 import numpy as np
 
-from lmtrain.data.corpus import Corpus, corpus_files, held_out_mask
+from lmtrain.data.corpus import MAX_DOCUMENT_CHARS, Corpus, corpus_files, held_out_mask
 from lmtrain.data.masking import MaskingSpec, mask_tokens
 from lmtrain.data.nsp_pairs import build_pairs
 from lmtrain.data.packing import pack_sentences, pack_stream
@@ -32,7 +32,8 @@ from lmtrain.errors import UserError
 log = logging.getLogger(__name__)
 
 # Bump when the example format or the algorithms that build examples change.
-EXAMPLES_VERSION = 1
+# 2: documents over corpus.MAX_DOCUMENT_CHARS are split into pieces.
+EXAMPLES_VERSION = 2
 # Characters of text tokenized at a time (the bundled corpus, 2.9M, is one chunk).
 CHUNK_CHARS = 4_000_000
 # Seed offset between chunks (chunk 0 keeps the configured seed).
@@ -174,7 +175,7 @@ def _tokenizer_for(data_cfg: Any, tok_cfg: Any, cache: Path, digests: list[str],
     if tok_cfg.path:
         path = Path(tok_cfg.path).expanduser()
         return TextTokenizer.from_file(path, roles), (path / "tokenizer.json" if path.is_dir() else path)
-    key = fingerprint("tokenizer", digests, tokenizer_fingerprint(tok_cfg), data_cfg.documents,
+    key = fingerprint("tokenizer", digests, tokenizer_fingerprint(tok_cfg), data_cfg.documents, MAX_DOCUMENT_CHARS,
                       data_cfg.eval_fraction, data_cfg.split_seed, data_cfg.text_field)
     path = cache / "tokenizers" / key / "tokenizer.json"
 

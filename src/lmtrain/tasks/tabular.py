@@ -25,6 +25,15 @@ class LabelledText:
     line: int
 
 
+def _label(value: Any, path: Path, line: int, key: str) -> str:
+    """``value`` as a label; an empty or missing one is an error (it would become a class of its own)."""
+    label = "" if value is None else str(value).strip()
+    if not label:
+        raise UserError(f"{key}: {path}, line {line}: empty label; give every example its label (or delete "
+                        "the line), and check data.label_column names the label column.")
+    return label
+
+
 def _rows(path: Path, fmt: str) -> list[tuple[int, list[str]]]:
     with open(path, encoding="utf-8", newline="") as f:
         if fmt == "tsv":  # GLUE TSVs hold bare quotes inside sentences: no CSV quoting
@@ -88,7 +97,7 @@ def read_table(path: Path, fmt: str, cfg: Any, key: str) -> list[LabelledText]:
             raise UserError(f"{key}: {path}, line {line}: {len(row)} column(s), but column {needed - 1} is needed; "
                             f"is the file {'tab' if fmt == 'tsv' else 'comma'}-separated (data.format=tsv|csv)?")
         examples.append(LabelledText(row[text].strip(), row[pair].strip() if pair is not None else None,
-                                     row[label].strip(), line))
+                                     _label(row[label], path, line, key), line))
     return examples
 
 
@@ -102,7 +111,7 @@ def read_fasttext(path: Path, key: str) -> list[LabelledText]:
         if not first.startswith(FASTTEXT_PREFIX) or not text.strip():
             raise UserError(f"{key}: {path}, line {line}: expected '{FASTTEXT_PREFIX}<label> <text>' "
                             "(fastText format); set data.format for other files.")
-        examples.append(LabelledText(text.strip(), None, first[len(FASTTEXT_PREFIX):], line))
+        examples.append(LabelledText(text.strip(), None, _label(first[len(FASTTEXT_PREFIX):], path, line, key), line))
     return examples
 
 
@@ -110,4 +119,5 @@ def read_labelled_jsonl(path: Path, cfg: Any, key: str) -> list[LabelledText]:
     """JSON lines with the text, optional second text and label in the fields the column options name."""
     fields = (cfg.text_column, cfg.label_column) + ((cfg.text_pair_column,) if cfg.text_pair_column else ())
     return [LabelledText(str(row[cfg.text_column]), str(row[cfg.text_pair_column]) if cfg.text_pair_column else None,
-                         str(row[cfg.label_column]), line) for line, row in read_jsonl(path, fields, key)]
+                         _label(row[cfg.label_column], path, line, key), line)
+            for line, row in read_jsonl(path, fields, key)]

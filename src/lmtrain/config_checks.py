@@ -1,0 +1,150 @@
+"""Range checks of config values: each schema checks its own fields, :func:`check_config` the whole config.
+
+The schemas in :mod:`lmtrain.config` call :func:`check_range` from their ``__post_init__``, so an
+out-of-range value fails whenever its dataclass is built. :func:`check_config` builds every schema
+of a composed config (as ``OmegaConf.to_object`` does, but keeping track of where each node sits and
+leaving unset ``???`` values to the command that reads them), adds the checks that span several
+groups, and turns the first failure into one :class:`~lmtrain.errors.UserError` naming the full key.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from typing import Any
+
+from lmtrain.errors import UserError
+
+
+class ConfigRangeError(ValueError):
+    """A config value outside its allowed range.
+
+    Attributes:
+        field: the key within its group (``batch_size``), or a dotted key for cross-group checks.
+        allowed: the allowed range in words (``>= 1``, ``in [0, 1)``).
+        value: the value given.
+        reason: why that range, or "" (shown after the range).
+    """
+
+    def __init__(self, field: str, allowed: str, value: Any, reason: str = ""):
+        super().__init__(field, allowed, value, reason)
+        self.field, self.allowed, self.value, self.reason = field, allowed, value, reason
+
+    def __str__(self) -> str:  # built when shown: check_config prefixes the field with its group
+        return f"{self.field}={self.value}: must be {self.allowed}" + (f" ({self.reason})" if self.reason else "")
+
+
+def check_range(owner: Any, name: str, low: float | None = None, high: float | None = None,
+                low_open: bool = False, high_open: bool = False, reason: str = "") -> None:
+    """Raise ConfigRangeError unless ``owner.<name>`` lies in the range; None means unset and passes.
+
+    Args:
+        owner: the dataclass instance.
+        name: its field.
+        low, high: the bounds (None = unbounded on that side).
+        low_open, high_open: exclude the bound itself.
+        reason: why the range is what it is, for the message.
+    """
+    value = getattr(owner, name)
+    if value is None or isinstance(value, (str, bool)):  # unset, or a string the command interprets
+        return
+    values = value if isinstance(value, (list, tuple)) else [value]
+    if all(_within(v, low, high, low_open, high_open) for v in values):
+        return
+    raise ConfigRangeError(name, _describe(low, high, low_open, high_open), value, reason)
+
+
+def _within(value: Any, low, high, low_open: bool, high_open: bool) -> bool:
+    if not isinstance(value, (int, float)) or (isinstance(value, float) and math.isnan(value)):
+        return False
+    if low is not None and (value <= low if low_open else value < low):
+        return False
+    return not (high is not None and (value >= high if high_open else value > high))
+
+
+def _describe(low, high, low_open: bool, high_open: bool) -> str:
+    if high is None:
+        return f"{'>' if low_open else '>='} {low}"
+    if low is None:
+        return f"{'<' if high_open else '<='} {high}"
+    return f"in {'(' if low_open else '['}{low}, {high}{')' if high_open else ']'}"
+
+
+# data.max_seq_len each pretraining objective needs, and why
+_MIN_SEQ_LEN = {
+    "mlm_nsp": (5, "[CLS] A [SEP] B [SEP]: 3 special tokens and at least one token in each sentence"),
+    "mlm": (3, "[CLS] ... [SEP]: 2 special tokens and at least one token to mask"),
+    "clm": (2, "a next-token target needs at least two tokens"),
+    "bilm": (2, "a next-token target needs at least two tokens"),
+    "albef": (3, "[CLS] ... [SEP]: 2 special tokens and at least one caption token"),
+}
+
+
+def _build(node: Any, prefix: str) -> Any:
+    """The dataclass (or plain value) of config ``node``, every schema's ``__post_init__`` run.
+
+    Missing (``???``) values and interpolations that do not resolve are left out, so the field's
+    default stands in for the check; the command reports them when it reads them, as before.
+    """
+    from omegaconf import DictConfig, ListConfig, OmegaConf
+
+    if isinstance(node, ListConfig):
+        return OmegaConf.to_container(node, resolve=True)
+    if not isinstance(node, DictConfig):
+        return node
+    object_type = OmegaConf.get_type(node)
+    if object_type is None or not dataclasses.is_dataclass(object_type):
+        return OmegaConf.to_container(node, resolve=True)
+    init_names = {f.name for f in dataclasses.fields(object_type) if f.init}
+    values = {}
+    for key in node.keys():
+        if key not in init_names or OmegaConf.is_missing(node, key):
+            continue
+        try:
+            child = node[key]
+        except Exception:  # an interpolation that does not resolve: the command reports it where used
+            continue
+        values[key] = _build(child, f"{prefix}{key}.")
+    try:
+        return object_type(**values)
+    except ConfigRangeError as error:
+        error.field = prefix + error.field
+        raise
+
+
+def _cross_checks(cfg: Any, command: str) -> None:
+    """Checks that span several groups (each raises ConfigRangeError with its full key)."""
+    model, data, tok = cfg.get("model"), cfg.get("data"), cfg.get("tokenizer")
+    if command == "pretrain" and data is not None:
+        objective = cfg.objective.name
+        if objective in _MIN_SEQ_LEN:
+            least, reason = _MIN_SEQ_LEN[objective]
+            if data.max_seq_len < least:
+                raise ConfigRangeError("data.max_seq_len", f">= {least} for objective={objective}",
+                                       data.max_seq_len, reason)
+    training_from_scratch = command == "pretrain" or (command == "finetune" and cfg.get("init") == "scratch")
+    if training_from_scratch and model is not None and data is not None and model.family in ("transformer", "albef"):
+        if data.max_seq_len > model.max_positions:
+            raise ConfigRangeError("data.max_seq_len", f"<= model.max_positions={model.max_positions}",
+                                   data.max_seq_len, "lower the first or raise the second")
+    if training_from_scratch and tok is not None and not tok.get("path"):
+        specials = len(set(tok.special_tokens.values()))
+        if tok.vocab_size <= specials:
+            raise ConfigRangeError("tokenizer.vocab_size", f"> {specials}", tok.vocab_size,
+                                   f"the tokenizer's {specials} special tokens take that many ids")
+
+
+def check_config(cfg: Any, command: str) -> None:
+    """Check every value of ``cfg`` (``lmtrain <command>``'s composed config) against its allowed range.
+
+    Raises:
+        UserError: naming the full key, the value and the allowed range, e.g.
+            ``trainer.batch_size=0: must be >= 1``.
+    """
+    try:
+        _build(cfg, "")
+        _cross_checks(cfg, command)
+    except ConfigRangeError as error:
+        raise UserError(f"invalid configuration for `lmtrain {command}`: {error}. Give a value in that range, "
+                        f"e.g. `lmtrain {command} {error.field}=...`; `lmtrain {command} --help` lists every key "
+                        "with its meaning.") from None
