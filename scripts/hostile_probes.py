@@ -185,6 +185,43 @@ def sigterm_saves(ws: Workspace) -> Outcome:
                    proc.returncode == 143 and saved and "lmtrain resume" in err)
 
 
+def bad_prompt_line(ws: Workspace) -> Outcome:
+    prompts = ws.root / "prompts.txt"
+    prompts.write_bytes(b"The fire\ncaf\xe9\n")
+    proc = ws.lmtrain("generate", f"ckpt={ws.root / 'finished'}", f"prompts_file={prompts}", f"hydra.run.dir={ws.root / 'gen'}")
+    return _refused(proc, "line 2: not UTF-8", not (ws.root / "gen" / "generations.jsonl").exists())
+
+
+def nsp_max_seq_len_1(ws: Workspace) -> Outcome:
+    proc = ws.lmtrain("pretrain", "model=bert", "data.max_seq_len=1", timeout=120)
+    return _refused(proc, "data.max_seq_len=1: must be >= 5")
+
+
+def batch_size_0(ws: Workspace) -> Outcome:
+    proc = ws.lmtrain("pretrain", "trainer.batch_size=0", timeout=120)
+    return _refused(proc, "trainer.batch_size=0: must be >= 1")
+
+
+def empty_label(ws: Workspace) -> Outcome:
+    table = ws.root / "labels.tsv"
+    table.write_text("sentence\tlabel\ngood film\t1\nbad film\t0\nmeh\t\n")
+    proc = ws.lmtrain("finetune", "task=classification", "init=scratch", f"data.train_file={table}")
+    return _refused(proc, "line 4: empty label")
+
+
+def caption_outside_root(ws: Workspace) -> Outcome:
+    captions = ws.root / "captions.csv"
+    captions.write_text("image,caption\n../../etc/passwd,a photo\n")
+    proc = ws.lmtrain("pretrain", "model=albef", "data=captions", f"data.train_files=[{captions}]")
+    return _refused(proc, "leads outside data.image_root")
+
+
+def literal_prompt(ws: Workspace) -> Outcome:
+    proc = ws.lmtrain("generate", "--cfg", "job", "prompt=${oc.env:HOME} C:\\temp\\new")
+    held = proc.returncode == 0 and "C:\\temp\\new" in proc.stdout and os.environ.get("HOME", "/root") not in proc.stdout
+    return Outcome(proc.returncode, next((l.strip() for l in proc.stdout.splitlines() if "prompt:" in l), ""), held)
+
+
 PROBES: dict[str, Callable[[Workspace], Outcome]] = {
     "1 finished run not overwritten": overwrite_finished_run,
     "2 second process refused": two_processes_one_directory,
@@ -197,6 +234,12 @@ PROBES: dict[str, Callable[[Workspace], Outcome]] = {
     "10 truncated model.safetensors": truncated_weights,
     "10 resume skips a damaged newest": resume_skips_damaged_newest,
     "12 SIGTERM saves and exits": sigterm_saves,
+    "6 bad prompt line, nothing half-done": bad_prompt_line,
+    "9 BERT pairs with max_seq_len=1": nsp_max_seq_len_1,
+    "9 trainer.batch_size=0": batch_size_0,
+    "13 empty label cell": empty_label,
+    "14 caption image outside the root": caption_outside_root,
+    "15 prompt kept literally": literal_prompt,
 }
 
 
