@@ -219,7 +219,7 @@ class EmbedTrainConfig:
     are ignored by it (marked word2vec: / glove: below).
     """
 
-    corpus: str = "lee"  # bundled gensim corpus: lee (lee_background.cor) or any gensim test_data file name
+    corpus: str = "lee_wiki"  # bundled gensim corpus: lee_wiki (Lee news + Wikipedia excerpt, ~450k words), lee (~58k) or a gensim test_data file name
     train_files: list[str] = field(default_factory=list)  # your .txt (one document per line) / .jsonl files; replace `corpus`
     file_format: str = "auto"  # auto (by extension: .jsonl / .json = jsonl) | text | jsonl
     text_field: str = "text"  # the JSONL field that holds a document

@@ -22,7 +22,7 @@ def test_every_method_composes_and_misspelt_keys_fail(tmp_path):
 
 def test_glove_run_then_load_evaluates_the_same_vectors(tmp_path):
     run_dir = tmp_path / "glove"
-    result = run_cli("embed", "method=glove", "embed.epochs=2", "embed.vector_size=16", "progress=false",
+    result = run_cli("embed", "method=glove", "embed.corpus=lee", "embed.epochs=2", "embed.vector_size=16", "progress=false",
                      "query=[police]", f"hydra.run.dir={run_dir}", cwd=tmp_path)
     assert result.returncode == 0, result.stderr[-2000:]
     summary = json.loads((run_dir / "summary.json").read_text())
