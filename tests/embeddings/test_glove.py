@@ -71,6 +71,8 @@ def test_repeated_rows_in_a_batch_sum_their_steps():
         steps.append(0.05 * fx * diff * torch.cat([c[:2], torch.tensor([1.0])]))
     params.step(torch.tensor([0, 0]), torch.tensor([1, 2]), log_x, f, 0.05, grad_clip=None)
     torch.testing.assert_close(params.word[0], w - (steps[0] + steps[1]) / sq.sqrt())
+    # as glove.c visiting them one by one: each entry's squared step, not the squared sum
+    torch.testing.assert_close(params.word_sq[0], sq + steps[0].square() + steps[1].square())
 
 
 def _small_cooccurrences(seed: int = 0, vocab_size: int = 40) -> sp.coo_matrix:

@@ -10,7 +10,8 @@ with separate word (w, b) and context (c, b~) parameters, initialised uniformly 
 accumulates the squared *scaled* step (lr * g) ** 2 and the step divides by its value before the
 current gradient is added; vector gradient components are clipped to +-grad_clip. The output
 vectors are w + c. Unlike glove.c's lock-free per-entry SGD, entries are visited in shuffled
-mini-batches; the steps of a word appearing several times in a batch are summed.
+mini-batches; the steps of a word appearing several times in a batch are summed, and so are
+their squares in the accumulator.
 (The current glove.c leaves lr off the bias step, a slip that earlier releases and the paper do
 not have; lr applies to every parameter here.)
 """
@@ -74,12 +75,19 @@ def loss_and_grads(w: torch.Tensor, c: torch.Tensor, bw: torch.Tensor, bc: torch
 
 
 def _adagrad(params: torch.Tensor, grad_sq: torch.Tensor, index: torch.Tensor, steps: torch.Tensor) -> None:
-    """glove.c's AdaGrad on the rows ``index`` of ``params``, steps of repeated rows summed."""
+    """glove.c's AdaGrad on the rows ``index`` of ``params``, steps of repeated rows summed.
+
+    The accumulator gains each entry's squared step, as glove.c's does when it visits the
+    entries one by one, not the square of their sum: a frequent word's steps within one large
+    batch largely agree in sign, and squaring their sum would grow its accumulator k times too
+    fast for a word seen k times per batch, freezing exactly the best-estimated words.
+    """
     rows, inverse = torch.unique(index, return_inverse=True)
-    summed = torch.zeros(len(rows), steps.shape[1], dtype=steps.dtype, device=steps.device)
-    summed.index_add_(0, inverse, steps)  # (U, D + 1)
-    params[rows] -= summed / grad_sq[rows].sqrt()
-    grad_sq[rows] += summed.square()
+    summed = torch.zeros(len(rows), 2 * steps.shape[1], dtype=steps.dtype, device=steps.device)
+    summed.index_add_(0, inverse, torch.cat([steps, steps.square()], dim=1))  # (U, 2 (D + 1))
+    step, squares = summed.chunk(2, dim=1)
+    params[rows] -= step / grad_sq[rows].sqrt()
+    grad_sq[rows] += squares
 
 
 @dataclass
