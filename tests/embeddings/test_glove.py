@@ -90,3 +90,17 @@ def test_training_lowers_the_loss_and_is_seeded():
                            batch_size=64, seed=3, device="cpu", threads=1)
     np.testing.assert_array_equal(vectors, again)
     assert torch.get_num_threads() == threads  # the thread setting is restored
+
+
+def test_glove_on_the_lee_corpus_does_not_collapse():
+    from lmtrain.embeddings.corpus import build_corpus
+    from lmtrain.embeddings.glove import fit_glove
+
+    corpus = build_corpus("lee", [], "simple_preprocess")  # 58k words of news
+    kv, losses, _ = fit_glove(corpus, "lee", vector_size=50, window=10, min_count=5, epochs=6, lr=0.1,
+                              x_max=3.0, batch_size=16384, seed=0, device="cpu", threads=1)
+    assert losses[-1] < 0.5 * losses[0]
+    unit = kv.vectors / np.linalg.norm(kv.vectors, axis=1, keepdims=True)
+    total = unit.sum(0)
+    mean_cosine = (total @ total - len(unit)) / (len(unit) * (len(unit) - 1))
+    assert mean_cosine < 0.2  # the words spread out instead of sharing one direction
