@@ -304,7 +304,7 @@ class EmbedTrainConfig:
     are ignored by it (marked word2vec: / glove: below).
     """
 
-    corpus: str = "lee"  # bundled gensim corpus: lee (lee_background.cor) or any gensim test_data file name
+    corpus: str = "lee_wiki"  # bundled gensim corpus: lee_wiki (Lee news + Wikipedia excerpt, ~450k words), lee (~58k) or a gensim test_data file name
     train_files: list[str] = field(default_factory=list)  # your .txt (one document per line) / .jsonl files; replace `corpus`
     file_format: str = "auto"  # auto (by extension: .jsonl / .json = jsonl) | text | jsonl
     text_field: str = "text"  # the JSONL field that holds a document
@@ -328,6 +328,9 @@ class EmbedTrainConfig:
     grad_clip: float = 100.0  # glove: clip each vector gradient component (reference glove.c)
     chunk_tokens: int = 1_000_000  # glove: tokens per co-occurrence counting chunk (bounds memory)
     device: str = "auto"  # glove: auto | cpu | cuda | cuda:N
+    # method=load: unpickle a gensim .kv file. Unpickling runs any code the file holds: only for
+    # files you made or trust; word2vec / GloVe files need no such risk.
+    allow_pickle: bool = False
 
     def __post_init__(self) -> None:
         for name in ("vector_size", "window", "max_vocab", "epochs", "workers", "batch_size", "chunk_tokens"):
@@ -364,7 +367,7 @@ class EmbedConfig:
     embed: EmbedTrainConfig = field(default_factory=EmbedTrainConfig)
     eval: EmbedEvalConfig = field(default_factory=EmbedEvalConfig)
     path: Optional[str] = None  # method=load: the vectors file to evaluate
-    format: str = "auto"  # method=load: auto | word2vec | glove | kv (gensim KeyedVectors.save)
+    format: str = "auto"  # method=load: auto | word2vec | glove | kv (gensim KeyedVectors.save, a pickle: needs embed.allow_pickle=true)
     query: list[str] = field(default_factory=list)  # words whose nearest neighbours are printed
     topn: int = 10  # neighbours shown per query word
     progress: bool = True  # rich progress bar (off for logs and CI)

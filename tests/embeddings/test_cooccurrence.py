@@ -47,3 +47,14 @@ def test_out_of_vocabulary_words_are_removed_before_windowing():
     ids = list(encode([["a", "unknown", "b"]], vocab))
     x = count_cooccurrences(iter(ids), 2, window=1).toarray()
     assert x[0, 1] == 1.0  # as in glove.c: the unknown word takes no window position
+
+
+def test_counts_of_a_toy_text_equal_brute_force():
+    text = ["the cat sat on the mat", "the dog sat on the cat", "a mat"]
+    docs = [line.split() for line in text]
+    vocab = Vocabulary(words=["the", "cat", "sat", "on", "mat", "dog"], counts=np.ones(6), total_tokens=15)
+    ids = [[vocab.index[w] for w in doc if w in vocab.index] for doc in docs]  # "a" is dropped
+    got = count_cooccurrences(encode(docs, vocab), len(vocab), window=3, chunk_tokens=4)
+    np.testing.assert_allclose(got.toarray(), brute_force(ids, len(vocab), 3), rtol=1e-12)
+    # the-cat: d=1 and d=3 in the first line, d=1 in the second (its d=5 pair is outside the window)
+    assert got.toarray()[0, 1] == pytest.approx(1 + 1 / 3 + 1)

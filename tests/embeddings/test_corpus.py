@@ -1,20 +1,31 @@
 """Corpora: bundled and user files, JSONL, tokenisers, restartable streaming, clear errors."""
 
 import json
+from collections import Counter
 
 import numpy as np
 import pytest
 
-from lmtrain.embeddings.corpus import build_corpus, bundled_path, get_tokenizer
+from lmtrain.embeddings.corpus import WIKI_EXCERPT, build_corpus, bundled_paths, get_tokenizer
 from lmtrain.embeddings.vocabulary import build_vocabulary
 from lmtrain.errors import UserError
 
 
-def test_bundled_lee_corpus():
-    assert bundled_path("lee").name == "lee_background.cor"
-    assert bundled_path("lee.cor").name == "lee.cor"
+def test_bundled_corpora():
+    assert [p.name for p in bundled_paths("lee")] == ["lee_background.cor"]
+    assert [p.name for p in bundled_paths("lee.cor")] == ["lee.cor"]
+    assert [p.name for p in bundled_paths("lee_wiki")] == ["lee_background.cor", WIKI_EXCERPT]
     with pytest.raises(UserError, match="embed.corpus=nonsense"):
-        bundled_path("nonsense")
+        bundled_paths("nonsense")
+
+
+def test_lee_wiki_reads_the_wikipedia_articles_as_text():
+    corpus = build_corpus("lee_wiki", [], "simple_preprocess")
+    docs = list(corpus)
+    assert len(docs) == 300 + 103  # Lee's lines, then the Wikipedia articles
+    assert sum(len(d) for d in docs) > 400_000
+    assert not any(word in ("ref", "http", "xml") for word, _ in Counter(sum(docs[300:], [])).most_common(50))
+    assert list(corpus) == docs  # a second pass gives the same documents
 
 
 def test_tokenizers():

@@ -5,6 +5,7 @@ import json
 from omegaconf import OmegaConf
 
 from tests.conftest import compose_config, run_cli, write_corpus
+from tests.embeddings.test_io import write_malicious_pickle
 
 EVAL_KEYS = ["eval/analogy_accuracy", "eval/analogy_oov", "eval/wordsim353_spearman", "eval/wordsim353_oov",
              "eval/simlex999_spearman", "eval/simlex999_oov", "wall_time_s", "vocab_size"]
@@ -14,14 +15,15 @@ def test_every_method_composes_and_misspelt_keys_fail(tmp_path):
     for method in ("word2vec", "glove", "load"):
         cfg = compose_config("embed", [f"method={method}"])
         assert cfg.method == method and OmegaConf.to_container(cfg)
-    assert compose_config("embed", ["method=glove"]).embed.lr == 0.05
+    glove = compose_config("embed", ["method=glove"]).embed
+    assert glove.lr == 0.1 and glove.x_max == 3.0 and glove.corpus == "lee_wiki"
     result = run_cli("embed", "embed.sgg=1", cwd=tmp_path)
     assert result.returncode == 2 and "sgg" in result.stderr and "Traceback" not in result.stderr
 
 
 def test_glove_run_then_load_evaluates_the_same_vectors(tmp_path):
     run_dir = tmp_path / "glove"
-    result = run_cli("embed", "method=glove", "embed.epochs=2", "embed.vector_size=16", "progress=false",
+    result = run_cli("embed", "method=glove", "embed.corpus=lee", "embed.epochs=2", "embed.vector_size=16", "progress=false",
                      "query=[police]", f"hydra.run.dir={run_dir}", cwd=tmp_path)
     assert result.returncode == 0, result.stderr[-2000:]
     summary = json.loads((run_dir / "summary.json").read_text())
@@ -29,7 +31,7 @@ def test_glove_run_then_load_evaluates_the_same_vectors(tmp_path):
     assert 0.0 <= summary["eval/analogy_oov"] <= 1.0 and summary["vocab_size"] > 1000
     metrics = [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines()]
     assert [m["step"] for m in metrics] == [1, 2] and metrics[1]["train/loss"] < metrics[0]["train/loss"]
-    assert all((run_dir / name).is_file() for name in ("vectors.kv", "vectors.w2v.txt", "vectors.glove.txt"))
+    assert all((run_dir / name).is_file() for name in ("vectors.bin", "vectors.w2v.txt", "vectors.glove.txt"))
     assert "nearest neighbours" in result.stdout and "analogy accuracy" in result.stdout
 
     load_dir = tmp_path / "load"
@@ -62,3 +64,14 @@ def test_load_errors_are_one_paragraph(tmp_path):
     result = run_cli("embed", "method=load", f"path={tmp_path / 'none.txt'}", cwd=tmp_path)
     assert result.returncode == 2 and "none.txt' does not exist" in result.stderr
     assert "Traceback" not in result.stderr
+
+
+def test_load_refuses_a_pickle_named_like_text_vectors(tmp_path):
+    marker = tmp_path / "pwned"
+    crafted = write_malicious_pickle(tmp_path / "vectors.txt", marker)
+    result = run_cli("embed", "method=load", f"path={crafted}", "progress=false",
+                     f"hydra.run.dir={tmp_path / 'run'}", cwd=tmp_path)
+    assert result.returncode == 2 and "Traceback" not in result.stderr
+    assert "vectors.txt' is a Python pickle" in result.stderr
+    assert "embed.allow_pickle=true" in result.stderr
+    assert not marker.exists()

@@ -17,28 +17,24 @@ def test_weighting_is_capped_power():
 
 
 def test_loss_and_grads_by_hand():
-    w, c = torch.tensor([[1.0, 2.0]]), torch.tensor([[3.0, -1.0]])
-    bw, bc = torch.tensor([0.5]), torch.tensor([-0.25])
+    w, c = torch.tensor([[1.0, 2.0, 0.5]]), torch.tensor([[3.0, -1.0, -0.25]])  # vector | bias
     log_x, weight = torch.tensor([1.0]), torch.tensor([0.5])
     # diff = w.c + bw + bc - log x = 1 + 0.5 - 0.25 - 1 = 0.25; f * diff = 0.125
-    loss, grad_w, grad_c, grad_b = loss_and_grads(w, c, bw, bc, log_x, weight)
+    loss, grad_w, grad_c = loss_and_grads(w, c, log_x, weight)
     assert loss.item() == pytest.approx(0.5 * 0.5 * 0.25 ** 2)
-    np.testing.assert_allclose(grad_w.numpy(), [[0.375, -0.125]])
-    np.testing.assert_allclose(grad_c.numpy(), [[0.125, 0.25]])
-    np.testing.assert_allclose(grad_b.numpy(), [0.125])
+    np.testing.assert_allclose(grad_w.numpy(), [[0.375, -0.125, 0.125]])
+    np.testing.assert_allclose(grad_c.numpy(), [[0.125, 0.25, 0.125]])
 
 
 def test_grads_match_autograd():
     gen = torch.Generator().manual_seed(0)
-    w, c = torch.randn(5, 3, generator=gen, requires_grad=True), torch.randn(5, 3, generator=gen, requires_grad=True)
-    bw, bc = torch.randn(5, generator=gen, requires_grad=True), torch.randn(5, generator=gen, requires_grad=True)
+    w, c = torch.randn(5, 4, generator=gen, requires_grad=True), torch.randn(5, 4, generator=gen, requires_grad=True)
     log_x, weight = torch.randn(5, generator=gen), torch.rand(5, generator=gen)
-    loss, grad_w, grad_c, grad_b = loss_and_grads(w, c, bw, bc, log_x, weight)
-    loss.backward()
+    diff = (w[:, :-1] * c[:, :-1]).sum(-1) + w[:, -1] + c[:, -1] - log_x
+    (0.5 * weight * diff ** 2).sum().backward()
+    _, grad_w, grad_c = loss_and_grads(w.detach().clone(), c.detach().clone(), log_x, weight, grad_clip=100.0)
     torch.testing.assert_close(grad_w, w.grad)
     torch.testing.assert_close(grad_c, c.grad)
-    torch.testing.assert_close(grad_b, bw.grad)
-    torch.testing.assert_close(grad_b, bc.grad)
 
 
 def test_adagrad_step_matches_glove_c():
@@ -71,6 +67,8 @@ def test_repeated_rows_in_a_batch_sum_their_steps():
         steps.append(0.05 * fx * diff * torch.cat([c[:2], torch.tensor([1.0])]))
     params.step(torch.tensor([0, 0]), torch.tensor([1, 2]), log_x, f, 0.05, grad_clip=None)
     torch.testing.assert_close(params.word[0], w - (steps[0] + steps[1]) / sq.sqrt())
+    # as glove.c visiting them one by one: each entry's squared step, not the squared sum
+    torch.testing.assert_close(params.word_sq[0], sq + steps[0].square() + steps[1].square())
 
 
 def _small_cooccurrences(seed: int = 0, vocab_size: int = 40) -> sp.coo_matrix:
@@ -92,3 +90,17 @@ def test_training_lowers_the_loss_and_is_seeded():
                            batch_size=64, seed=3, device="cpu", threads=1)
     np.testing.assert_array_equal(vectors, again)
     assert torch.get_num_threads() == threads  # the thread setting is restored
+
+
+def test_glove_on_the_lee_corpus_does_not_collapse():
+    from lmtrain.embeddings.corpus import build_corpus
+    from lmtrain.embeddings.glove import fit_glove
+
+    corpus = build_corpus("lee", [], "simple_preprocess")  # 58k words of news
+    kv, losses, _ = fit_glove(corpus, "lee", vector_size=50, window=10, min_count=5, epochs=6, lr=0.1,
+                              x_max=3.0, batch_size=16384, seed=0, device="cpu", threads=1)
+    assert losses[-1] < 0.5 * losses[0]
+    unit = kv.vectors / np.linalg.norm(kv.vectors, axis=1, keepdims=True)
+    total = unit.sum(0)
+    mean_cosine = (total @ total - len(unit)) / (len(unit) * (len(unit) - 1))
+    assert mean_cosine < 0.2  # the words spread out instead of sharing one direction

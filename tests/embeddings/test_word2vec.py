@@ -1,5 +1,6 @@
 """Word2Vec through gensim: per-epoch loss bookkeeping and settings checks."""
 
+import numpy as np
 import pytest
 
 from lmtrain.embeddings.word2vec import train_word2vec
@@ -34,3 +35,14 @@ def test_min_count_error_names_the_key_and_the_files():
     message = str(error.value)
     assert "no word occurs at least min_count=3 times in corpus.txt" in message
     assert "lower embed.min_count" in message and "occurs 2 times" in message
+
+
+def test_vectors_equal_gensim_called_directly(synonym_docs):
+    from gensim.models import Word2Vec
+
+    settings = dict(vector_size=16, window=3, min_count=2, epochs=3, sg=1, hs=0, negative=5,
+                    sample=1e-3, workers=1, seed=7)
+    kv, _, _ = train_word2vec(synonym_docs, "test", lr=0.025, min_lr=1e-4, **settings)
+    model = Word2Vec(synonym_docs, alpha=0.025, min_alpha=1e-4, **settings)
+    assert kv.index_to_key == model.wv.index_to_key
+    np.testing.assert_array_equal(kv.vectors, model.wv.vectors)

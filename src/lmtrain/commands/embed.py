@@ -65,13 +65,13 @@ def run(cfg) -> dict[str, Any]:
     if cfg.method == "load":
         if not cfg.path:
             raise UserError("method=load needs the vectors to evaluate: add path=<file> (a "
-                            "vectors.kv, vectors.w2v.txt or vectors.glove.txt from a run directory, "
+                            "vectors.bin, vectors.w2v.txt or vectors.glove.txt from a run directory, "
                             "or any word2vec / GloVe text file).")
-        kv = load_vectors(cfg.path, cfg.format)
+        kv = load_vectors(cfg.path, cfg.format, cfg.embed.allow_pickle)
         summary["path"] = str(cfg.path)
     else:
         kv, losses, tokens = _train(cfg, run_dir, console)
-        vectors_path = save_vectors(kv, run_dir.path)["kv"]
+        vectors_path = save_vectors(kv, run_dir.path)["binary"]
         summary.update({"corpus_tokens": tokens, "train/loss": losses[-1] if losses else None,
                         "train_time_s": time.perf_counter() - start})
     summary.update({"vocab_size": len(kv), "vector_size": kv.vector_size})

@@ -2,7 +2,8 @@
 
 A corpus is a restartable iterable of documents (lists of tokens): every ``iter()`` re-reads
 its files, so Word2Vec's several passes and GloVe's chunked counting never hold the corpus in
-memory.
+memory. The bundled Wikipedia excerpt is the exception: its article texts (about 2.5 MB) are
+extracted from the XML dump once and kept, as extracting takes seconds per pass.
 """
 
 from __future__ import annotations
@@ -12,12 +13,16 @@ import json
 import re
 import string
 from pathlib import Path
-from typing import Callable, Iterator
+from typing import Callable, Iterable, Iterator
 
+from lmtrain.data.corpus import is_wiki_dump, wiki_documents
 from lmtrain.errors import UserError
 
-# short names of bundled gensim corpora; any other gensim test_data file name is accepted too
-BUNDLED_ALIASES = {"lee": "lee_background.cor", "lee_test": "lee.cor"}
+WIKI_EXCERPT = "enwiki-latest-pages-articles1.xml-p000000010p000030302-shortened.bz2"
+# short names of bundled gensim corpora; any other gensim test_data file name is accepted too.
+# lee_wiki is pretrain's default corpus too (configs/data/lee_wiki.yaml): ~450k words.
+BUNDLED_ALIASES = {"lee": ("lee_background.cor",), "lee_test": ("lee.cor",),
+                   "lee_wiki": ("lee_background.cor", WIKI_EXCERPT)}
 
 _PUNCT = string.punctuation + "“”‘’«»…–—"
 _WHITESPACE = re.compile(r"\s+")
@@ -56,8 +61,8 @@ def get_tokenizer(name: str) -> Callable[[str], list[str]]:
     return TOKENIZERS[name]
 
 
-def bundled_path(name: str, what: str = "embed.corpus") -> Path:
-    """Path of a file shipped in gensim's test_data (``lee`` is ``lee_background.cor``).
+def bundled_paths(name: str, what: str = "embed.corpus") -> list[Path]:
+    """Paths of the files of a corpus shipped in gensim's test_data (``lee_wiki``: two files).
 
     Args:
         name: an alias from ``BUNDLED_ALIASES`` or a file name in gensim's test_data folder.
@@ -65,15 +70,16 @@ def bundled_path(name: str, what: str = "embed.corpus") -> Path:
     """
     from gensim.test.utils import datapath
 
-    path = Path(datapath(BUNDLED_ALIASES.get(name, name)))
-    if not path.is_file():
-        examples = sorted(p.name for p in path.parent.glob("*.cor"))[:8]
-        raise UserError(
-            f"{what}={name} is not a corpus bundled with gensim (looked for {path}). Use "
-            f"{', '.join(BUNDLED_ALIASES)} or a file name from gensim's test_data such as "
-            f"{', '.join(examples)}; for your own text set embed.train_files=[file.txt]."
-        )
-    return path
+    paths = [Path(datapath(file)) for file in BUNDLED_ALIASES.get(name, (name,))]
+    for path in paths:
+        if not path.is_file():
+            examples = sorted(p.name for p in path.parent.glob("*.cor"))[:8]
+            raise UserError(
+                f"{what}={name} is not a corpus bundled with gensim (looked for {path}). Use "
+                f"{', '.join(BUNDLED_ALIASES)} or a file name from gensim's test_data such as "
+                f"{', '.join(examples)}; for your own text set embed.train_files=[file.txt]."
+            )
+    return paths
 
 
 def resolve_files(patterns: list[str]) -> list[Path]:
@@ -96,6 +102,8 @@ def resolve_files(patterns: list[str]) -> list[Path]:
 
 
 def _file_format(path: Path, file_format: str) -> str:
+    if is_wiki_dump(path):
+        return "wiki"
     if file_format == "auto":
         return "jsonl" if path.suffix.lower() in (".jsonl", ".json") else "text"
     if file_format not in ("text", "jsonl"):
@@ -139,10 +147,18 @@ class Corpus:
         self.tokenize = tokenize
         self.formats = [_file_format(path, file_format) for path in self.files]
         self.text_field = text_field
+        self._wiki_texts: dict[Path, list[str]] = {}
+
+    def _texts(self, path: Path, file_format: str) -> Iterable[str]:
+        if file_format != "wiki":
+            return _read_texts(path, file_format, self.text_field)
+        if path not in self._wiki_texts:
+            self._wiki_texts[path] = wiki_documents(path)
+        return self._wiki_texts[path]
 
     def __iter__(self) -> Iterator[list[str]]:
         for path, file_format in zip(self.files, self.formats):
-            for text in _read_texts(path, file_format, self.text_field):
+            for text in self._texts(path, file_format):
                 tokens = self.tokenize(text)
                 if tokens:
                     yield tokens
@@ -158,11 +174,11 @@ def build_corpus(corpus: str, train_files: list[str], tokenize: str,
     """The corpus of ``lmtrain embed``: ``train_files`` if given, else the bundled ``corpus``.
 
     Args:
-        corpus: bundled corpus name (``lee`` or a gensim test_data file name).
+        corpus: bundled corpus name (``lee_wiki``, ``lee`` or a gensim test_data file name).
         train_files: the user's files (globs allowed); when non-empty they replace ``corpus``.
         tokenize: a name from ``TOKENIZERS``.
         file_format: auto | text | jsonl.
         text_field: the JSONL field holding a document.
     """
-    files = resolve_files(train_files) if train_files else [bundled_path(corpus)]
+    files = resolve_files(train_files) if train_files else bundled_paths(corpus)
     return Corpus(files, get_tokenizer(tokenize), file_format=file_format, text_field=text_field)

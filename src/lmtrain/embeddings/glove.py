@@ -10,7 +10,8 @@ with separate word (w, b) and context (c, b~) parameters, initialised uniformly 
 accumulates the squared *scaled* step (lr * g) ** 2 and the step divides by its value before the
 current gradient is added; vector gradient components are clipped to +-grad_clip. The output
 vectors are w + c. Unlike glove.c's lock-free per-entry SGD, entries are visited in shuffled
-mini-batches; the steps of a word appearing several times in a batch are summed.
+mini-batches; the steps of a word appearing several times in a batch are summed, and so are
+their squares in the accumulator.
 (The current glove.c leaves lr off the bias step, a slip that earlier releases and the paper do
 not have; lr applies to every parameter here.)
 """
@@ -45,41 +46,55 @@ def weighting(x: torch.Tensor, x_max: float, alpha: float) -> torch.Tensor:
     return torch.clamp((x / x_max) ** alpha, max=1.0)
 
 
-def loss_and_grads(w: torch.Tensor, c: torch.Tensor, bw: torch.Tensor, bc: torch.Tensor,
-                   log_x: torch.Tensor, weight: torch.Tensor, grad_clip: Optional[float] = None):
+def loss_and_grads(w: torch.Tensor, c: torch.Tensor, log_x: torch.Tensor, weight: torch.Tensor,
+                   grad_clip: Optional[float] = None):
     """The weighted least-squares loss of a batch of entries and its gradients.
 
     Args:
-        w, c: (B, D) word and context vectors of the entries.
-        bw, bc: (B,) word and context biases.
+        w, c: (B, D + 1) word and context rows of the entries: vector | bias. Both are
+            overwritten (their bias column becomes 1), so pass copies.
         log_x: (B,) log X_ij.
         weight: (B,) f(X_ij).
-        grad_clip: clip each vector gradient component to +-grad_clip (None = no clipping).
+        grad_clip: clip each vector gradient component to +-grad_clip (None = no clipping);
+            bias gradients are not clipped, as in glove.c.
 
     Returns:
-        (loss, grad_w, grad_c, grad_b): the summed loss 0.5 * f * diff ** 2, the (B, D)
-        gradients of the loss with respect to w and c, and the (B,) gradient with respect to
-        either bias (both equal f * diff).
+        (loss, grad_w, grad_c): the summed loss 0.5 * f * diff ** 2 and its (B, D + 1)
+        gradients with respect to the word and context rows (vector | bias).
     """
-    diff = (w * c).sum(-1) + bw + bc - log_x  # (B,)
+    diff = torch.linalg.vecdot(w[:, :-1], c[:, :-1]) + w[:, -1] + c[:, -1] - log_x  # (B,)
     fdiff = weight * diff
     fdiff = torch.where(torch.isfinite(fdiff), fdiff, torch.zeros_like(fdiff))  # glove.c skips NaN
     loss = 0.5 * (fdiff * diff).sum()
-    grad_w = fdiff[:, None] * c  # (B, D)
+    # d/dw (w.c + b + b~) = c | 1: with the bias column set to 1, one product gives vector and bias
+    w[:, -1] = 1.0
+    c[:, -1] = 1.0
+    grad_w = fdiff[:, None] * c  # (B, D + 1)
     grad_c = fdiff[:, None] * w
     if grad_clip is not None:
-        grad_w = grad_w.clamp(-grad_clip, grad_clip)
-        grad_c = grad_c.clamp(-grad_clip, grad_clip)
-    return loss, grad_w, grad_c, fdiff
+        grad_w[:, :-1].clamp_(-grad_clip, grad_clip)
+        grad_c[:, :-1].clamp_(-grad_clip, grad_clip)
+    return loss, grad_w, grad_c
 
 
-def _adagrad(params: torch.Tensor, grad_sq: torch.Tensor, index: torch.Tensor, steps: torch.Tensor) -> None:
-    """glove.c's AdaGrad on the rows ``index`` of ``params``, steps of repeated rows summed."""
+def _adagrad(params: torch.Tensor, grad_sq: torch.Tensor, index: torch.Tensor, grads: torch.Tensor,
+             lr: float) -> None:
+    """glove.c's AdaGrad on the rows ``index`` of ``params``, steps of repeated rows summed.
+
+    The accumulator gains each entry's squared step, as glove.c's does when it visits the
+    entries one by one, not the square of their sum: a frequent word's steps within one large
+    batch largely agree in sign, and squaring their sum would grow its accumulator k times too
+    fast for a word seen k times per batch, freezing exactly the best-estimated words.
+    ``grads`` (B, D + 1) is overwritten.
+    """
     rows, inverse = torch.unique(index, return_inverse=True)
-    summed = torch.zeros(len(rows), steps.shape[1], dtype=steps.dtype, device=steps.device)
-    summed.index_add_(0, inverse, steps)  # (U, D + 1)
-    params[rows] -= summed / grad_sq[rows].sqrt()
-    grad_sq[rows] += summed.square()
+    # lr is applied to the (U, D + 1) sums over distinct rows, not to the (B, D + 1) gradients
+    step = torch.zeros(len(rows), params.shape[1], dtype=params.dtype, device=params.device)
+    squares = torch.zeros_like(step)
+    step.index_add_(0, inverse, grads)
+    squares.index_add_(0, inverse, grads.square_())
+    params.index_add_(0, rows, step.mul_(-lr).div_(grad_sq[rows].sqrt_()))
+    grad_sq.index_add_(0, rows, squares.mul_(lr * lr))
 
 
 @dataclass
@@ -109,11 +124,10 @@ class GloveParams:
     def step(self, rows: torch.Tensor, cols: torch.Tensor, log_x: torch.Tensor, weight: torch.Tensor,
              lr: float, grad_clip: Optional[float]) -> torch.Tensor:
         """One AdaGrad step on a batch of entries (rows[k], cols[k]); returns the summed loss."""
-        w, c = self.word[rows], self.context[cols]  # (B, D + 1)
-        loss, grad_w, grad_c, grad_b = loss_and_grads(
-            w[:, :-1], c[:, :-1], w[:, -1], c[:, -1], log_x, weight, grad_clip)
-        _adagrad(self.word, self.word_sq, rows, lr * torch.cat([grad_w, grad_b[:, None]], dim=1))
-        _adagrad(self.context, self.context_sq, cols, lr * torch.cat([grad_c, grad_b[:, None]], dim=1))
+        w, c = self.word[rows], self.context[cols]  # (B, D + 1) copies
+        loss, grad_w, grad_c = loss_and_grads(w, c, log_x, weight, grad_clip)
+        _adagrad(self.word, self.word_sq, rows, grad_w, lr)
+        _adagrad(self.context, self.context_sq, cols, grad_c, lr)
         return loss
 
     def vectors(self) -> np.ndarray:
@@ -176,10 +190,13 @@ def _fit(cooc: sp.coo_matrix, vector_size: int, epochs: int, lr: float, x_max: f
     for epoch in range(1, epochs + 1):
         start = time.perf_counter()
         order = torch.randperm(nnz, generator=shuffle_gen).to(dev)
+        # one shuffled copy per epoch; each step then takes contiguous slices
+        epoch_rows, epoch_cols, epoch_log_x, epoch_weight = rows[order], cols[order], log_x[order], weight[order]
         total = torch.zeros((), device=dev, dtype=torch.float64)  # summed on device: no sync per step
         for first in range(0, nnz, batch_size):
-            batch = order[first:first + batch_size]
-            total += params.step(rows[batch], cols[batch], log_x[batch], weight[batch], lr, grad_clip)
+            batch = slice(first, first + batch_size)
+            total += params.step(epoch_rows[batch], epoch_cols[batch], epoch_log_x[batch],
+                                 epoch_weight[batch], lr, grad_clip)
             if on_batch is not None:
                 on_batch(epoch, min(first + batch_size, nnz) / nnz)
         losses.append(total.item() / max(nnz, 1))
