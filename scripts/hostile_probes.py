@@ -222,6 +222,15 @@ def literal_prompt(ws: Workspace) -> Outcome:
     return Outcome(proc.returncode, next((l.strip() for l in proc.stdout.splitlines() if "prompt:" in l), ""), held)
 
 
+def pickled_vectors(ws: Workspace) -> Outcome:
+    marker, vectors = ws.root / "vectors-ran", ws.root / "vectors.txt"
+    code = (f"import os, pickle\nclass E:\n    def __reduce__(self): return (os.system, ('touch {marker}',))\n"
+            f"open('{vectors}', 'wb').write(pickle.dumps(E()))")
+    subprocess.run([sys.executable, "-c", code], check=True)
+    proc = ws.lmtrain("embed", "method=load", f"path={vectors}")
+    return _refused(proc, "allow_pickle", not marker.exists())
+
+
 PROBES: dict[str, Callable[[Workspace], Outcome]] = {
     "1 finished run not overwritten": overwrite_finished_run,
     "2 second process refused": two_processes_one_directory,
@@ -230,6 +239,7 @@ PROBES: dict[str, Callable[[Workspace], Outcome]] = {
     "4 resume with another size": resume_other_size,
     "4 extending keeps the LR horizon": extend_finished_run,
     "5 resume=auto without run dir": resume_without_run_dir,
+    "7 pickled vectors.txt": pickled_vectors,
     "8 pickled trainer_state.pt": pickled_trainer_state,
     "10 truncated model.safetensors": truncated_weights,
     "10 resume skips a damaged newest": resume_skips_damaged_newest,
