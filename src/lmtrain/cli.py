@@ -144,22 +144,37 @@ def _task(command: str, run: Callable) -> Callable:
 
         from lmtrain.run_claim import claim_run_dir
         from lmtrain.run_dir import hydra_run_dir
+        from lmtrain.run_status import exit_state, record_exit
 
         claim = None
         try:
             claim = claim_run_dir(cfg, command, hydra_run_dir())
-            return run(cfg)
+            record_exit(claim, command, "running")
+            result = run(cfg)
+            record_exit(claim, command, "finished")
+            return result
         except KeyboardInterrupt:  # Ctrl-C outside the training loop (reading, tokenizing): no traceback
+            record_exit(claim, command, "interrupted", signal="SIGINT", exit_code=EXIT_INTERRUPTED)
             print(f"lmtrain {command}: interrupted", file=sys.stderr)
             sys.exit(EXIT_INTERRUPTED)
+        except SystemExit as stop:  # the training loop stopped by a signal exits with 128 + its number
+            state, details = exit_state(stop.code)
+            record_exit(claim, command, state, **details)
+            raise
         except UserError as error:
+            record_exit(claim, command, "failed", error=str(error), exit_code=EXIT_USER_ERROR)
             report_user_error(error, command)
             sys.exit(EXIT_USER_ERROR)
         except MissingMandatoryValue as error:
             key = getattr(error, "full_key", None) or "a required key"
-            report_user_error(UserError(f"{key} must be set for this configuration; give it on the command line, "
-                                        f"e.g. `lmtrain {command} {key}=...`."), command)
+            error = UserError(f"{key} must be set for this configuration; give it on the command line, "
+                              f"e.g. `lmtrain {command} {key}=...`.")
+            record_exit(claim, command, "failed", error=str(error), exit_code=EXIT_USER_ERROR)
+            report_user_error(error, command)
             sys.exit(EXIT_USER_ERROR)
+        except Exception as error:
+            record_exit(claim, command, "failed", error=f"{type(error).__name__}: {error}")
+            raise
         finally:
             if claim is not None:
                 claim.release()
