@@ -31,7 +31,7 @@ COMP_WORDBREAKS=${COMP_WORDBREAKS//=}
 complete -o nospace -o default -F _lmtrain_completion lmtrain
 """
 
-_ZSH_PREFIX = """# lmtrain completion for zsh: eval "$(lmtrain completion zsh)" (e.g. in ~/.zshrc), through zsh's bashcompinit
+_ZSH_PREFIX = """# lmtrain completion for zsh: eval "$(lmtrain completion zsh)" (e.g. in ~/.zshrc), through bashcompinit
 autoload -Uz compinit bashcompinit
 (( $+functions[compdef] )) || compinit
 bashcompinit

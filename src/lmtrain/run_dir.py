@@ -98,8 +98,8 @@ class RunDir:
         os.replace(tmp, self.summary_path)
 
     def finish(self, summary: dict[str, Any], title: str) -> None:
-        """End a training run: ``summary.json``, ``curves.png`` (and the task's pictures), the summary to the trackers of the run's
-        ``trainer.loggers`` (read from ``summary["config"]``) and the summary table on the console."""
+        """End a training run: ``summary.json``, ``curves.png`` (and the task's pictures), the summary to the
+        trackers of the run's ``trainer.loggers`` (read from ``summary["config"]``), the summary table on the console."""
         from lmtrain.runs.plot import save_run_curves
         from lmtrain.runs.task_plots import save_task_plots
         from lmtrain.training.loggers import send_summary

@@ -223,7 +223,8 @@ def load_run(run_dir: str | Path, now: float | None = None, running_window: floa
     record = RunRecord(path=path, status=status, detail=detail, summary=summary,
                        config=config if isinstance(config, dict) else {}, events=events,
                        overrides=read_overrides(path))
-    record.command = summary.get("command") or (read_status(path) or {}).get("command") or _job_name(path) or ("finetune" if "task" in record.config else None)
+    record.command = (summary.get("command") or (read_status(path) or {}).get("command") or _job_name(path)
+                      or ("finetune" if "task" in record.config else None))
     record.model = summary.get("model") or (record.config.get("model") or {}).get("name")
     record.task = summary.get("task") or (record.config.get("task") or {}).get("name")
     record.metric = main_metric(summary, record.config, events)

@@ -114,7 +114,8 @@ def runs_table(rows: Sequence[dict[str, Any]], title: str | None = None) -> Tabl
                  format_value(row["tokens_per_s"]),
                  row["metric"] or "-", format_value(row["final"]), best]
         # Text, not markup: overrides like data.train_files=[a.txt] must print as they are
-        table.add_row(*(Text(cell, style=STATUS_STYLE.get(status, "") if i == 1 else "") for i, cell in enumerate(cells)))
+        table.add_row(*(Text(cell, style=STATUS_STYLE.get(status, "") if i == 1 else "")
+                        for i, cell in enumerate(cells)))
     return table
 
 

@@ -178,8 +178,9 @@ class MlflowLogger:
     """Metrics to MLflow, through ``MlflowClient`` (no global active run).
 
     The store is ``MLFLOW_TRACKING_URI`` when set, else the local file ``./mlflow.db`` (SQLite, with
-    artifacts in ``./mlartifacts``; ``mlflow ui`` in that folder shows it); the experiment is ``MLFLOW_EXPERIMENT_NAME`` or
-    ``lmtrain``. The run id is kept in ``<run dir>/mlflow_run_id`` so a resumed run continues it.
+    artifacts in ``./mlartifacts``; ``mlflow ui`` in that folder shows it); the experiment is
+    ``MLFLOW_EXPERIMENT_NAME`` or ``lmtrain``. The run id is kept in ``<run dir>/mlflow_run_id`` so a
+    resumed run continues it.
 
     Args:
         run_dir: the run directory; its name becomes the MLflow run name.
