@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import os
 import sys
-from typing import Callable, Sequence
+from typing import Callable, Sequence, TextIO
 
 SHELLS = ("bash", "zsh", "fish")
 QUERY = "completion query"
@@ -99,14 +99,13 @@ def strip_command(line: str) -> str:
 
     Hydra drops the first word (the program) and reads the rest as overrides.
     """
-    stripped = line.lstrip()
-    program, _, rest = stripped.partition(" ")
+    program, _, rest = line.lstrip().partition(" ")
     _command, _, overrides = rest.lstrip().partition(" ")
-    return f"{program} {overrides}" if overrides or rest.endswith(" ") else f"{program} "
+    return f"{program} {overrides}"
 
 
 def query(shell: str, commands: Sequence[str], hydra_commands: Sequence[str],
-          hydra_query: Callable[[str, str], None], out=None) -> None:
+          hydra_query: Callable[[str, str], None], out: TextIO | None = None) -> None:
     """Print the completions of the typed line (``COMP_LINE``) for ``shell``.
 
     Args:
