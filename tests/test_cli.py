@@ -139,6 +139,9 @@ def test_ctrl_c_saves_a_checkpoint_and_exits_cleanly(workdir):
     assert proc.returncode == 130, err
     assert f"lmtrain resume {run_dir}" in err and "Traceback" not in err
     assert (run_dir / "checkpoints" / "last" / "trainer_state.pt").exists()
+    status = json.loads((run_dir / "status.json").read_text())
+    step = int((run_dir / "checkpoints" / "last").resolve().name.split("-")[1])
+    assert (status["state"], status["signal"], status["step"]) == ("interrupted", "SIGINT", step)
 
 
 @pytest.mark.skipif(sys.platform == "win32", reason="SIGINT delivery differs on Windows")

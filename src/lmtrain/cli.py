@@ -64,6 +64,8 @@ def _usage() -> str:
         "Every setting is a Hydra config under configs/; override any of them on the command line,",
         "e.g. `lmtrain pretrain model=bert trainer.max_steps=200 optim.lr=3e-4`.",
         "`lmtrain <command> --help` lists the config groups and options of a command.",
+        'Tab completion of commands, groups and keys: eval "$(lmtrain completion bash)" (or zsh; fish: '
+        "lmtrain completion fish | source).",
     ]
     return "\n".join(lines)
 
@@ -184,23 +186,38 @@ def _task(command: str, run: Callable) -> Callable:
 
         from lmtrain.run_claim import claim_run_dir
         from lmtrain.run_dir import hydra_run_dir
+        from lmtrain.run_status import exit_state, record_exit
 
         claim = None
         try:
             check_config(cfg, command)  # again here: `-m` sweeps skip the validation before Hydra
             claim = claim_run_dir(cfg, command, hydra_run_dir())
-            return run(cfg)
+            record_exit(claim, command, "running")
+            result = run(cfg)
+            record_exit(claim, command, "finished")
+            return result
         except KeyboardInterrupt:  # Ctrl-C outside the training loop (reading, tokenizing): no traceback
+            record_exit(claim, command, "interrupted", signal="SIGINT", exit_code=EXIT_INTERRUPTED)
             print(f"lmtrain {command}: interrupted", file=sys.stderr)
             sys.exit(EXIT_INTERRUPTED)
+        except SystemExit as stop:  # the training loop stopped by a signal exits with 128 + its number
+            state, details = exit_state(stop.code)
+            record_exit(claim, command, state, **details)
+            raise
         except UserError as error:
+            record_exit(claim, command, "failed", error=str(error), exit_code=EXIT_USER_ERROR)
             report_user_error(error, command)
             sys.exit(EXIT_USER_ERROR)
         except MissingMandatoryValue as error:
             key = getattr(error, "full_key", None) or "a required key"
-            report_user_error(UserError(f"{key} must be set for this configuration; give it on the command line, "
-                                        f"e.g. `lmtrain {command} {key}=...`."), command)
+            error = UserError(f"{key} must be set for this configuration; give it on the command line, "
+                              f"e.g. `lmtrain {command} {key}=...`.")
+            record_exit(claim, command, "failed", error=str(error), exit_code=EXIT_USER_ERROR)
+            report_user_error(error, command)
             sys.exit(EXIT_USER_ERROR)
+        except Exception as error:
+            record_exit(claim, command, "failed", error=f"{type(error).__name__}: {error}")
+            raise
         finally:
             if claim is not None:
                 claim.release()
@@ -223,6 +240,49 @@ def _run_native(command: str, args: list[str]) -> None:
         sys.exit(EXIT_USER_ERROR)
 
 
+def _hydra_query(command: str, shell: str) -> None:
+    """Print Hydra's completions of ``$COMP_LINE`` (``lmtrain <overrides>``) for ``command``'s config."""
+    import hydra
+
+    from lmtrain.config import register_configs
+
+    register_configs()
+    sys.argv = ["lmtrain", "-sc", f"query={shell}"]
+    hydra.main(config_path=str(config_dir()), config_name=command, version_base=None)(lambda cfg: None)()
+
+
+def _completion(args: list[str]) -> None:
+    """``lmtrain completion bash|zsh|fish`` and ``lmtrain completion query <shell>`` (see lmtrain.completion)."""
+    from lmtrain import completion
+
+    commands = [*COMMANDS, *NATIVE_COMMANDS, "resume", "completion"]
+    try:
+        completion.main(args, commands, list(COMMANDS), _hydra_query)
+    except UserError as error:
+        report_user_error(error, "completion")
+        sys.exit(EXIT_USER_ERROR)
+
+
+def _hydra_completion_flag(command: str, rest: list[str]) -> bool:
+    """Hydra's ``-sc install|uninstall|query=<shell>`` after a command, answered for ``lmtrain`` as a whole.
+
+    Returns False when the flag is not a completion request, leaving it to Hydra.
+    """
+    from lmtrain import completion
+
+    request = completion.hydra_completion_request(rest)
+    if request is None or request[1] not in completion.SHELLS:
+        return False
+    action, shell = request
+    if action == "install":
+        sys.stdout.write(completion.script(shell))
+    elif action == "uninstall":
+        sys.stdout.write(completion.uninstall(shell))
+    else:
+        _completion(["query", shell])
+    return True
+
+
 def main(argv: list[str] | None = None) -> None:
     """Run ``lmtrain <command> [overrides]``; ``argv`` defaults to ``sys.argv[1:]``."""
     args = list(sys.argv[1:] if argv is None else argv)
@@ -236,6 +296,9 @@ def main(argv: list[str] | None = None) -> None:
         return
     if args[0] in NATIVE_COMMANDS:
         _run_native(args[0], args[1:])
+        return
+    if args[0] == "completion":  # a shell script, or the completions of the line typed so far
+        _completion(args[1:])
         return
     if args[0] == "resume":  # a run's own command and overrides, continued in place
         from lmtrain.commands.resume import command_line
@@ -252,6 +315,9 @@ def main(argv: list[str] | None = None) -> None:
                       "Run `lmtrain --help` for what each does.")
         )
         sys.exit(EXIT_USER_ERROR)
+
+    if {"-sc", "--shell-completion"} & set(rest) and _hydra_completion_flag(command, rest):
+        return
 
     from lmtrain.config import register_configs
 

@@ -50,6 +50,8 @@ def test_ner_beats_all_o_and_keeps_best(ner_run):
     assert {"eval/PER/f1", "eval/LOC/f1", "eval/ORG/f1", "eval/precision", "eval/recall"} <= set(summary)
     assert summary["labels"] == ["O", "B-LOC", "B-ORG", "I-ORG", "B-PER"]
     assert ckpt.is_checkpoint(run / "checkpoints" / "best")
+    assert (run / "f1_per_class.png").is_file() and (run / "curves.png").is_file()  # F1 per entity type
+    assert not (run / "confusion.png").exists()
     meta = json.loads((run / "checkpoints" / "best" / "model.json").read_text())
     assert meta["task"]["name"] == "ner" and meta["task_heads"]["tagger"]["kind"] == "token_classifier"
 
@@ -78,6 +80,14 @@ def test_classification_beats_majority_and_exports(data, tmp_path):
                                                                     *files, "finetune.class_weights=auto"])
     assert summary["best/accuracy"] > summary["baseline/majority_accuracy"] + 0.1, summary
     assert {"eval/macro_f1", "eval/f1"} <= set(summary)
+    # the final model's per-class scores and confusion matrix, consistent with its accuracy
+    matrix = summary["confusion_matrix"]["matrix"]
+    assert summary["confusion_matrix"]["labels"] == ["0", "1"] == list(summary["per_class"])
+    assert sum(map(sum, matrix)) == sum(row["support"] for row in summary["per_class"].values())
+    assert (matrix[0][0] + matrix[1][1]) / sum(map(sum, matrix)) == pytest.approx(summary["eval/accuracy"])
+    assert summary["per_class"]["1"]["f1"] == pytest.approx(summary["eval/f1"])
+    for picture in ("curves.png", "confusion.png", "f1_per_class.png"):
+        assert (tmp_path / "run" / picture).stat().st_size > 1000, picture
     transformers = pytest.importorskip("transformers")
     run_command(export, "export", tmp_path / "e", [f"ckpt={tmp_path / 'run'}", f"out={tmp_path / 'hf'}"])
     hf = transformers.AutoModelForSequenceClassification.from_pretrained(tmp_path / "hf").eval()

@@ -55,6 +55,7 @@ def zoo(sweep, tmp_path_factory) -> dict[str, Path]:
         copy = root / name
         shutil.copytree(sweep / "0", copy, symlinks=True)
         (copy / "summary.json").unlink()  # the run never got to the end
+        (copy / "status.json").unlink()  # ... nor said how it ended: a run of an older version, or killed
         runs[name] = copy
     shutil.rmtree(runs["failed"] / "checkpoints")  # ... nor to a checkpoint
     with open(runs["failed_log"] / "pretrain.log", "a", encoding="utf-8") as log:

@@ -12,7 +12,8 @@ import pytest
 from lmtrain.commands import pretrain
 from lmtrain.errors import UserError
 from lmtrain.run_dir import read_metrics
-from lmtrain.training.loggers import TensorBoardLogger, open_loggers, require_loggers
+from lmtrain.run_dir import RunDir
+from lmtrain.training.loggers import TensorBoardLogger, open_loggers, require_loggers, send_summary
 from tests.conftest import compose_config
 from tests.runs.conftest import tiny_overrides
 
@@ -79,8 +80,8 @@ def test_missing_wandb_is_a_one_line_user_error_before_any_work(tmp_path, monkey
 
 
 def test_unknown_logger_name(tmp_path):
-    with pytest.raises(UserError, match="unknown logger 'mlflow'; choose from jsonl, tensorboard, wandb"):
-        open_loggers(["jsonl", "mlflow"], tmp_path, {})
+    with pytest.raises(UserError, match="unknown logger 'comet'; choose from jsonl, tensorboard, wandb, mlflow"):
+        open_loggers(["jsonl", "comet"], tmp_path, {})
     assert open_loggers(["jsonl"], tmp_path, {}) == []
 
 
@@ -88,6 +89,8 @@ def test_wandb_gets_the_run_name_config_and_a_stable_id(tmp_path, monkeypatch):
     calls = []
 
     class FakeRun:
+        summary: dict = {}
+
         def log(self, data, step):
             calls.append(("log", step, data))
 
@@ -107,3 +110,49 @@ def test_wandb_gets_the_run_name_config_and_a_stable_id(tmp_path, monkeypatch):
     assert init_first["name"] == "2024-05-01_12-00-00_bert" and init_first["config"] == {"optim": {"lr": 0.001}}
     assert init_first["dir"] == str(run_dir) and init_first["id"] == init_second["id"]
     assert calls[1] == ("log", 5, {"train/loss": 7.5}) and calls[2] == ("finish",)
+
+    send_summary(["jsonl", "wandb"], run_dir, {"steps": 5, "eval/mlm_acc": 0.25, "labels": ["a"], "config": {}})
+    assert FakeRun.summary == {"steps": 5.0, "eval/mlm_acc": 0.25}  # numbers into the W&B run summary
+    assert calls[-1] == ("finish",) and calls[-2][1]["id"] == init_first["id"]
+
+
+def test_tensorboard_gets_the_config_and_the_summary_when_the_run_finishes(tmp_path):
+    accumulator = pytest.importorskip("tensorboard.backend.event_processing.event_accumulator")
+    config = {"trainer": {"loggers": ["jsonl", "tensorboard"]}, "optim": {"lr": 0.001}}
+    (logger,) = open_loggers(config["trainer"]["loggers"], tmp_path, config)
+    logger.log(4, {"train/loss": 2.0})
+    logger.finish()
+    RunDir(tmp_path).finish({"steps": 4, "eval/mlm_acc": 0.3, "config": config}, "test run")
+    events = accumulator.EventAccumulator(str(tmp_path / "tb"), size_guidance={"tensors": 0})
+    events.Reload()
+    assert events.Scalars("summary/eval/mlm_acc")[0].step == 4
+    assert [e.step for e in events.Scalars("train/loss")] == [4]  # the training curve survives the reopening
+    texts = {tag: events.Tensors(tag)[0].tensor_proto.string_val[0].decode() for tag in events.Tags()["tensors"]}
+    assert '"lr": 0.001' in texts["config/text_summary"] and '"lr"' not in texts["summary/text_summary"]
+    assert '"eval/mlm_acc": 0.3' in texts["summary/text_summary"]
+
+
+def test_mlflow_gets_config_metrics_and_summary_in_a_local_file_store(tmp_path, monkeypatch):
+    pytest.importorskip("mlflow")
+    from mlflow.tracking import MlflowClient
+
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+    monkeypatch.chdir(tmp_path)  # the default store is ./mlflow.db
+    run_dir = tmp_path / "outputs" / "run-a"
+    run_dir.mkdir(parents=True)
+    config = {"trainer": {"loggers": ["jsonl", "mlflow"], "max_steps": 4}, "optim": {"lr": 0.001}}
+    for steps in ([2, 4], [6]):  # the second attempt is a resume: the same MLflow run continues
+        (logger,) = open_loggers(["jsonl", "mlflow"], run_dir, config)
+        for step in steps:
+            logger.log(step, {"train/loss": 10.0 / step, "checkpoint": "path"})
+        logger.finish()
+    send_summary(["jsonl", "mlflow"], run_dir, {"steps": 6, "eval/ppl": 42.0, "config": config})
+    client = MlflowClient(tracking_uri=f"sqlite:///{tmp_path / 'mlflow.db'}")
+    run = client.get_run((run_dir / "mlflow_run_id").read_text().strip())
+    assert run.info.run_name == "run-a" and run.info.status == "FINISHED"
+    assert run.data.params["optim.lr"] == "0.001" and run.data.params["trainer.max_steps"] == "4"
+    history = client.get_metric_history(run.info.run_id, "train/loss")
+    assert [(m.step, m.value) for m in history] == [(2, 5.0), (4, 2.5), (6, 10.0 / 6)]
+    assert run.data.metrics["summary/eval/ppl"] == 42.0
+    artifacts = {a.path for a in client.list_artifacts(run.info.run_id)}
+    assert {"config.json", "summary.json"} <= artifacts

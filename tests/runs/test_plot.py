@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import sys
 
 import numpy as np
@@ -95,3 +96,32 @@ def test_without_matplotlib(sweep, tmp_path, monkeypatch, capsys, caplog):
     with pytest.raises(SystemExit) as exit_info:
         main(["plot", str(run), f"out={tmp_path / 'x.png'}"])
     assert exit_info.value.code == 2 and "lmtrain[plot]" in capsys.readouterr().err
+
+
+def _finetune_summary(path, matrix, per_type=None):
+    path.mkdir(parents=True)
+    summary = {"command": "finetune", "task": "classification", "eval/accuracy": 0.5}
+    if matrix is not None:
+        labels = ["neg", "pos"]
+        summary["confusion_matrix"] = {"labels": labels, "matrix": matrix}
+        summary["per_class"] = {label: {"precision": 0.5, "recall": 0.5, "f1": f1, "support": 2}
+                                for label, f1 in zip(labels, (0.4, 0.6))}
+    summary.update(per_type or {})
+    (path / "summary.json").write_text(json.dumps(summary))
+    (path / "metrics.jsonl").write_text('{"step": 1, "train/loss": 1.0}\n')
+    return path
+
+
+def test_plot_draws_confusion_matrices_and_f1_of_several_runs_side_by_side(tmp_path, capsys):
+    a = _finetune_summary(tmp_path / "a", [[3, 1], [2, 2]])
+    b = _finetune_summary(tmp_path / "b", [[4, 0], [1, 3]])
+    ner = _finetune_summary(tmp_path / "ner", None, {"eval/PER/f1": 0.7, "eval/LOC/f1": 0.5, "eval/f1": 0.6})
+    main(["plot", str(a), str(b), "chart=confusion", f"out={tmp_path / 'c.png'}"])
+    one = Image.open(tmp_path / "c.png").size
+    main(["plot", str(a), "chart=confusion", f"out={tmp_path / 'c1.png'}"])
+    assert one[0] == 2 * Image.open(tmp_path / "c1.png").size[0]  # two panels side by side
+    main(["plot", str(a), str(ner), "chart=f1", f"out={tmp_path / 'f1.png'}"])
+    assert (tmp_path / "f1.png").stat().st_size > 1000
+    with pytest.raises(SystemExit):
+        main(["plot", str(ner), "chart=confusion", f"out={tmp_path / 'none.png'}"])
+    assert "none of the runs has a confusion matrix" in capsys.readouterr().err

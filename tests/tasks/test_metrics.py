@@ -7,7 +7,7 @@ from collections import Counter
 import pytest
 
 from lmtrain.errors import UserError
-from lmtrain.tasks.metrics import class_weights, classification_scores, entity_scores
+from lmtrain.tasks.metrics import class_weights, classification_scores, entity_scores, per_class_report
 
 
 def test_entity_scores_per_type_and_overall():
@@ -26,6 +26,14 @@ def test_classification_scores():
     scores = classification_scores([1, 1, 0, 0], [1, 0, 0, 0], n_classes=2, positive=1)
     assert scores["accuracy"] == 0.75 and scores["f1"] == pytest.approx(2 / 3)
     assert scores["macro_f1"] == pytest.approx((2 / 3 + 0.8) / 2)
+
+
+def test_per_class_report_and_confusion_matrix():
+    report = per_class_report([0, 0, 1, 1, 2], [0, 1, 1, 1, 0], ["neg", "pos", "neutral"])
+    assert report["confusion_matrix"] == {"labels": ["neg", "pos", "neutral"],
+                                          "matrix": [[1, 1, 0], [0, 2, 0], [1, 0, 0]]}  # rows gold, columns predicted
+    assert report["per_class"]["pos"] == {"precision": pytest.approx(2 / 3), "recall": 1.0, "f1": 0.8, "support": 2}
+    assert report["per_class"]["neutral"] == {"precision": 0.0, "recall": 0.0, "f1": 0.0, "support": 1}
 
 
 def test_class_weights_settings():

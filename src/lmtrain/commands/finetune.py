@@ -19,6 +19,7 @@ from lmtrain.run_dir import TOKENIZER_FILE, RunDir, hydra_run_dir
 from lmtrain.tasks import build_task
 from lmtrain.tasks.backbone import resolve_backbone
 from lmtrain.tasks.model import build_finetune_model, describe, freeze, head_learning_rate, tagger_options
+from lmtrain.tasks.report import evaluation_report
 from lmtrain.training import checkpoint as ckpt
 from lmtrain.training.optim import build_optimizer, build_scheduler
 from lmtrain.training.precision import resolve_device
@@ -83,6 +84,7 @@ def run(cfg: DictConfig) -> dict[str, Any]:
     baselines = task.baselines(tokenizer)
     summary = {"command": "finetune", "task": task.name, "init": backbone.source, "model": backbone.model_name,
                **summary, **baselines, **describe(model), "labels": task.labels,
+               **evaluation_report(trainer),  # the final model's, so before _samples loads the best one
                **_samples(task, model, tokenizer, cfg, run_dir),
                "wall_seconds": round(time.perf_counter() - started, 2),
                "config": OmegaConf.to_container(cfg, resolve=True)}

@@ -3,6 +3,7 @@
     lmtrain plot outputs/pretrain/*                          # train/loss and the main eval metric
     lmtrain plot multirun/pretrain/2024-05-01_12-00-00 metrics=[train/loss,eval/mlm_acc] x=tokens
     lmtrain plot outputs/pretrain/run-a outputs/pretrain/run-b out=compare.png svg=true smooth=0.9
+    lmtrain plot outputs/finetune/run-a outputs/finetune/run-b chart=confusion   # or chart=f1
 
 Each RUN is a run directory or a folder holding runs (a sweep); options are ``key=value``
 like every other lmtrain command.
@@ -20,8 +21,12 @@ from lmtrain.runs.discovery import find_run_dirs
 from lmtrain.runs.plot import DEFAULT_SMOOTHING, plot_runs
 from lmtrain.runs.record import load_runs
 from lmtrain.runs.series import X_AXES
+from lmtrain.runs.task_plots import CONFUSION_FILE, F1_FILE, plot_confusion, plot_per_class_f1
 
-OPTIONS = {"metrics": None, "out": "curves.png", "x": "step", "svg": "false", "smooth": str(DEFAULT_SMOOTHING)}
+OPTIONS = {"metrics": None, "out": None, "x": "step", "svg": "false", "smooth": str(DEFAULT_SMOOTHING),
+           "chart": "curves"}
+# chart -> the picture drawn from the runs' summaries, and its default file
+SUMMARY_CHARTS = {"confusion": (plot_confusion, CONFUSION_FILE), "f1": (plot_per_class_f1, F1_FILE)}
 
 
 def parser() -> argparse.ArgumentParser:
@@ -32,7 +37,8 @@ def parser() -> argparse.ArgumentParser:
                     "differ), training metrics smoothed with the raw values faint behind.",
         epilog="options (key=value): metrics=[train/loss,eval/mlm_acc] (default: train/loss and the main eval "
                f"metric)  out=curves.png  x={'|'.join(X_AXES)}  svg=true (also write an SVG)  "
-               f"smooth={DEFAULT_SMOOTHING} (EMA weight for train/*, 0 = raw)")
+               f"smooth={DEFAULT_SMOOTHING} (EMA weight for train/*, 0 = raw)  chart=curves|confusion|f1 "
+               "(confusion matrices / F1 per class or entity type of fine-tuned runs, side by side)")
     p.add_argument("items", nargs="+", metavar="RUN|key=value", help="run directories or sweep folders, and options")
     return p
 
@@ -78,8 +84,15 @@ def main(argv: list[str]) -> None:
         raise UserError(f"smooth={options['smooth']}: expected a number between 0 and 1.") from None
     if not 0 <= smoothing < 1:
         raise UserError(f"smooth={smoothing}: expected a number in [0, 1).")
-    metrics = _split_list(options["metrics"]) if options["metrics"] else None
-    written = plot_runs(load_runs(run_dirs), options["out"], metrics=metrics, x=options["x"],
-                        svg=_parse_bool("svg", options["svg"]), smoothing=smoothing)
+    chart = options["chart"]
+    if chart != "curves" and chart not in SUMMARY_CHARTS:
+        raise UserError(f"chart={chart} is not a chart; choose curves, {', '.join(SUMMARY_CHARTS)}.")
+    if chart in SUMMARY_CHARTS:
+        draw, default_out = SUMMARY_CHARTS[chart]
+        written = [draw(load_runs(run_dirs), options["out"] or default_out)]
+    else:
+        metrics = _split_list(options["metrics"]) if options["metrics"] else None
+        written = plot_runs(load_runs(run_dirs), options["out"] or "curves.png", metrics=metrics, x=options["x"],
+                            svg=_parse_bool("svg", options["svg"]), smoothing=smoothing)
     Console(stderr=True).print(f"{len(run_dirs)} run{'s' if len(run_dirs) != 1 else ''} plotted: "
                                + ", ".join(str(p) for p in written), highlight=False)

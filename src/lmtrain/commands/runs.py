@@ -21,7 +21,8 @@ def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="lmtrain runs",
         description="List run directories (found by .hydra/config.yaml or metrics.jsonl) with their status "
-                    "(finished, running, interrupted = resumable with trainer.resume=auto, failed), the overrides "
+                    "(finished, running, interrupted = resumable with `lmtrain resume`, failed, as each command "
+                    "recorded it in status.json on exit), the overrides "
                     "that differ between them, steps, wall time, tokens/s and the final and best main metric.")
     p.add_argument("dirs", nargs="*", metavar="DIR",
                    help=f"run directories or folders to search (default: {' and '.join(DEFAULT_ROOTS)})")
@@ -32,17 +33,28 @@ def parser() -> argparse.ArgumentParser:
     return p
 
 
+def _title(rows: list, what: str) -> str:
+    return f"{len(rows)} {what}{'s' if len(rows) != 1 else ''}"
+
+
 def main(argv: list[str]) -> None:
     """Run `lmtrain runs` with ``argv`` (the arguments after ``runs``)."""
     args = parser().parse_args(argv)
     run_dirs = find_run_dirs(args.dirs or None)
-    rows = run_rows(load_runs(run_dirs, running_window=args.running_window))
+    runs = load_runs(run_dirs, running_window=args.running_window)
+    # training runs are compared with each other; generate / evaluate / export / predict runs apart
+    training = run_rows([run for run in runs if run.kind == "training"])
+    other = run_rows([run for run in runs if run.kind != "training"])
     if args.json:
-        sys.stdout.write(json_lines(rows))
+        sys.stdout.write(json_lines(training + other))
         return
     console = make_console()
-    if not rows:
+    if not runs:
         where = " ".join(args.dirs) or " and ".join(f"./{d}" for d in DEFAULT_ROOTS)
         console.print(f"no runs found under {where}", highlight=False)
         return
-    console.print(runs_table(rows, title=f"{len(rows)} run{'s' if len(rows) != 1 else ''}"))
+    if training:
+        console.print(runs_table(training, title=_title(training, "run")))
+    if other:
+        console.print(runs_table(other, title=_title(other, "run") + " of other commands (generate, evaluate, "
+                                                                      "export, predict)"))

@@ -26,6 +26,7 @@ from pathlib import Path
 import torch
 from safetensors.torch import save_file
 
+from lmtrain.atomic import follow_umask
 from lmtrain.errors import UserError
 from lmtrain.models.language_model import LanguageModel
 from lmtrain.models.spec import TransformerSpec
@@ -441,4 +442,5 @@ def write_hf_folder(out_dir: str | Path, config: dict, tensors: dict[str, torch.
     save_file(tensors, str(out_dir / "model.safetensors"), metadata={"format": "pt"})
     if tokenizer_json is not None:
         shutil.copyfile(tokenizer_json, out_dir / "tokenizer.json")
+    follow_umask(out_dir / "model.safetensors")  # safetensors writes 0600: teammates could not load it
     return out_dir

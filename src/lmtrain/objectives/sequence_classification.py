@@ -59,3 +59,11 @@ class SequenceClassification(Objective):
             predicted = [p for batch in predictions for p in batch["pred"]]
             metrics.update(classification_scores(gold, predicted, len(self.labels), self.positive))
         return metrics
+
+    def report(self, predictions: list) -> dict:
+        """Per-class precision / recall / F1 and the confusion matrix of evaluation ``predictions``."""
+        from lmtrain.tasks.metrics import per_class_report
+
+        gold = [g for batch in predictions for g in batch["gold"]]
+        predicted = [p for batch in predictions for p in batch["pred"]]
+        return per_class_report(gold, predicted, self.labels)

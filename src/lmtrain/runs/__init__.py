@@ -6,6 +6,7 @@
     series      a metric's values against step, tokens seen or training time
     table       rows for ``lmtrain runs``: a rich table, JSON lines, CSV and Markdown
     plot        ``curves.png``: one subplot per metric, one line per run (matplotlib, Agg)
+    task_plots  ``confusion.png`` and ``f1_per_class.png`` of fine-tuned runs, several side by side
     sweep       the Hydra callback that writes ``sweep_summary.csv`` / ``.md`` after ``-m``
 
 Everything here reads the run directory contract (README, "Run directory") and nothing else,

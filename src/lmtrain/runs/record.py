@@ -1,6 +1,8 @@
 """One run directory read back: what ran, with which overrides, how far it got, how well it did.
 
-Status of a run:
+Status of a run: what its ``status.json`` says (see :mod:`lmtrain.run_status`): finished, failed
+(with the error), interrupted (at a step), or running while its process lives. A run of an older
+version, or one killed outright, is judged from its files:
     finished      ``summary.json`` exists
     failed        no summary, and the Hydra job log (``<job>.log``) holds an error
     running       no summary, and its metrics or log changed in the last ``running_window`` seconds
@@ -21,6 +23,7 @@ import numpy as np
 import yaml
 
 from lmtrain.run_dir import CHECKPOINTS_DIR, METRICS_FILE, SUMMARY_FILE, lower_is_better, read_metrics
+from lmtrain.run_status import process_alive, read_status
 from lmtrain.runs.series import metric_series, train_clock
 
 log = logging.getLogger(__name__)
@@ -31,6 +34,8 @@ TRAINER_STATE = "trainer_state.pt"  # the file that makes a checkpoint resumable
 # without a summary, whose summary.json would name it as best/<metric>.
 OBJECTIVE_METRIC = {"mlm_nsp": "mlm_acc", "mlm": "mlm_acc", "clm": "ppl", "bilm": "ppl"}
 TASK_METRIC = {"ner": "f1", "classification": "accuracy", "generation": "ppl"}
+# commands that train (their runs are compared); the others use or write out a model
+TRAINING_COMMANDS = ("pretrain", "finetune", "embed")
 _ERROR_MARKERS = ("][ERROR]", "][CRITICAL]", "Traceback (most recent call last)")
 
 
@@ -40,6 +45,7 @@ class RunRecord:
 
     path: Path
     status: str
+    detail: str | None = None  # why it failed, or where it was interrupted
     command: str | None = None
     model: str | None = None
     task: str | None = None
@@ -54,6 +60,11 @@ class RunRecord:
     summary: dict[str, Any] = field(default_factory=dict)
     config: dict[str, Any] = field(default_factory=dict)
     events: list[dict[str, Any]] = field(default_factory=list, repr=False)
+
+    @property
+    def kind(self) -> str:
+        """``training`` for runs of :data:`TRAINING_COMMANDS`, else ``other`` (generate, evaluate, export ...)."""
+        return "training" if self.command in TRAINING_COMMANDS or self.command is None else "other"
 
     @property
     def ranking_value(self) -> float | None:
@@ -91,14 +102,40 @@ def log_has_error(run_dir: Path) -> bool:
     return False
 
 
+def status_detail(record: dict[str, Any]) -> str | None:
+    """A few words on how a run ended, from its ``status.json`` record."""
+    if record["state"] == "failed":
+        return " ".join(str(record.get("error") or "").split()) or None
+    if record["state"] == "interrupted":
+        by = f"by {record['signal']}" if record.get("signal") else ""
+        at = f"at step {record['step']}" if record.get("step") is not None else "before its first checkpoint"
+        return f"{by} {at}".strip()
+    return None
+
+
+def recorded_status(run_dir: Path) -> tuple[str, str | None] | None:
+    """Status and detail from ``status.json``; None without one, or for a ``running`` whose process is gone."""
+    record = read_status(run_dir)
+    if record is None:
+        return None
+    if record["state"] == "running" and process_alive(record) is not True:
+        return None  # killed outright, or on another host: judge by the files
+    return record["state"], status_detail(record)
+
+
 def run_status(run_dir: Path, now: float | None = None, running_window: float = RUNNING_WINDOW_S) -> str:
     """``finished`` | ``running`` | ``interrupted`` | ``failed`` (see the module docstring)."""
+    recorded = recorded_status(run_dir)
+    if recorded is not None:
+        return recorded[0]
     if (run_dir / SUMMARY_FILE).is_file():
         return "finished"
     if log_has_error(run_dir):
         return "failed"
+    record = read_status(run_dir)
+    gone = record is not None and record["state"] == "running" and process_alive(record) is False
     now = time.time() if now is None else now
-    live = [run_dir / METRICS_FILE, run_dir / ".hydra" / "config.yaml", *run_dir.glob("*.log")]
+    live = [] if gone else [run_dir / METRICS_FILE, run_dir / ".hydra" / "config.yaml", *run_dir.glob("*.log")]
     if any(p.is_file() and now - p.stat().st_mtime < running_window for p in live):
         return "running"
     if (run_dir / CHECKPOINTS_DIR / "last" / TRAINER_STATE).is_file():
@@ -181,10 +218,13 @@ def load_run(run_dir: str | Path, now: float | None = None, running_window: floa
         events = read_metrics(path)
     except (OSError, json.JSONDecodeError):  # a line cut by a kill: read what parses
         events = _read_events_leniently(path / METRICS_FILE)
-    record = RunRecord(path=path, status=run_status(path, now, running_window), summary=summary,
+    recorded = recorded_status(path)
+    status, detail = recorded if recorded is not None else (run_status(path, now, running_window), None)
+    record = RunRecord(path=path, status=status, detail=detail, summary=summary,
                        config=config if isinstance(config, dict) else {}, events=events,
                        overrides=read_overrides(path))
-    record.command = summary.get("command") or _job_name(path) or ("finetune" if "task" in record.config else None)
+    record.command = (summary.get("command") or (read_status(path) or {}).get("command") or _job_name(path)
+                      or ("finetune" if "task" in record.config else None))
     record.model = summary.get("model") or (record.config.get("model") or {}).get("name")
     record.task = summary.get("task") or (record.config.get("task") or {}).get("name")
     record.metric = main_metric(summary, record.config, events)

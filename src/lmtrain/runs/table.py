@@ -19,7 +19,8 @@ from lmtrain.runs.record import RunRecord
 
 STATUS_STYLE = {"finished": "green", "running": "cyan", "interrupted": "yellow", "failed": "red"}
 # row field -> column title in CSV / Markdown, after the run and its override columns
-_VALUE_COLUMNS = {"status": "status", "command": "command", "model": "model", "task": "task", "steps": "steps",
+_VALUE_COLUMNS = {"status": "status", "detail": "detail", "command": "command", "model": "model", "task": "task",
+                  "steps": "steps",
                   "wall_seconds": "wall_s", "tokens_per_s": "tokens_per_s", "metric": "metric",
                   "final": "final", "best": "best", "best_step": "best_step"}
 
@@ -41,13 +42,15 @@ def run_rows(runs: Sequence[RunRecord], base: Path | None = None) -> list[dict[s
     return [{
         "run": display_path(run.path, base),
         "status": run.status,
+        "detail": run.detail,
+        "kind": run.kind,
         "command": run.command,
         "model": run.model,
         "task": run.task,
         "overrides": {k: run.overrides[k] for k in keys if k in run.overrides},
         "steps": run.steps,
         "wall_seconds": run.wall_seconds,
-        "tokens_per_s": run.tokens_per_s,
+        "tokens_per_s": None if run.tokens_per_s is None else round(float(run.tokens_per_s), 1),
         "metric": run.metric,
         "final": run.final,
         "best": run.best,
@@ -56,12 +59,22 @@ def run_rows(runs: Sequence[RunRecord], base: Path | None = None) -> list[dict[s
 
 
 def format_value(value: Any) -> str:
-    """A compact cell: 4 significant digits for floats, '-' for missing values."""
+    """A compact cell, one format for every number: from 1,000 up whole with thousands separators
+    (``18,790``, whether the value is an int or a float), below that 4 significant digits; '-' when missing."""
     if value is None or (isinstance(value, float) and not math.isfinite(value)):
         return "-"
-    if isinstance(value, float):
-        return f"{value:.4g}" if abs(value) < 1e5 else f"{value:,.0f}"
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        return f"{value:,.0f}" if abs(value) >= 1000 else f"{value:.4g}"
     return str(value)
+
+
+def status_text(row: dict[str, Any], max_chars: int = 60) -> str:
+    """The status cell: the state, and how it ended (``interrupted by SIGINT at step 40``, ``failed: ...``)."""
+    detail = row.get("detail")
+    if not detail:
+        return row["status"]
+    text = f"{row['status']} {detail}" if row["status"] == "interrupted" else f"{row['status']}: {detail}"
+    return text if len(text) <= max_chars else text[: max_chars - 1] + "…"
 
 
 def format_duration(seconds: float | None) -> str:
@@ -95,13 +108,14 @@ def runs_table(rows: Sequence[dict[str, Any]], title: str | None = None) -> Tabl
         best = format_value(row["best"])
         if row["best"] is not None and row["best_step"] is not None:
             best += f" @{row['best_step']}"
-        cells = [row["run"], status, row["command"] or "-", who,
+        cells = [row["run"], status_text(row), row["command"] or "-", who,
                  " ".join(f"{k}={v}" for k, v in row["overrides"].items()) or "-",
                  format_value(row["steps"]), format_duration(row["wall_seconds"]),
-                 format_value(None if row["tokens_per_s"] is None else float(row["tokens_per_s"])),
+                 format_value(row["tokens_per_s"]),
                  row["metric"] or "-", format_value(row["final"]), best]
         # Text, not markup: overrides like data.train_files=[a.txt] must print as they are
-        table.add_row(*(Text(cell, style=STATUS_STYLE.get(status, "") if cell is status else "") for cell in cells))
+        table.add_row(*(Text(cell, style=STATUS_STYLE.get(status, "") if i == 1 else "")
+                        for i, cell in enumerate(cells)))
     return table
 
 

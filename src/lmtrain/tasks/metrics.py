@@ -1,9 +1,11 @@
-"""Task metrics: entity-level precision / recall / F1 (seqeval) and classification scores."""
+"""Task metrics: entity-level precision / recall / F1 (seqeval), classification scores and per-class reports
+(scikit-learn)."""
 
 from __future__ import annotations
 
 import math
 from collections import Counter
+from typing import Any
 
 import numpy as np
 
@@ -54,20 +56,36 @@ def classification_scores(gold: list[int], predicted: list[int], n_classes: int,
         n_classes: number of classes.
         positive: class whose F1 is reported as ``f1`` (binary tasks), or None.
     """
-    gold_a, pred_a = np.asarray(gold), np.asarray(predicted)
-    if not len(gold_a):
+    from sklearn.metrics import accuracy_score, f1_score
+
+    if not len(gold):
         return {"accuracy": math.nan, "macro_f1": math.nan}
-
-    def f1(c: int) -> float:
-        tp = float(((pred_a == c) & (gold_a == c)).sum())
-        denominator = float((pred_a == c).sum() + (gold_a == c).sum())
-        return 2 * tp / denominator if denominator else 0.0
-
-    present = [c for c in range(n_classes) if (gold_a == c).any() or (pred_a == c).any()]
-    scores = {"accuracy": float((gold_a == pred_a).mean()), "macro_f1": float(np.mean([f1(c) for c in present]))}
+    present = sorted(set(gold) | set(predicted))
+    scores = {"accuracy": float(accuracy_score(gold, predicted)),
+              "macro_f1": float(f1_score(gold, predicted, labels=present, average="macro", zero_division=0))}
     if positive is not None:
-        scores["f1"] = f1(positive)
+        scores["f1"] = float(f1_score(gold, predicted, labels=[positive], average="macro", zero_division=0))
     return scores
+
+
+def per_class_report(gold: list[int], predicted: list[int], labels: list[str]) -> dict[str, Any]:
+    """Precision, recall, F1 and support of every class, and the confusion matrix.
+
+    Args:
+        gold, predicted: class ids (indices into ``labels``).
+        labels: the class names, in id order.
+    Returns:
+        ``per_class``: ``{label: {"precision", "recall", "f1", "support"}}``; ``confusion_matrix``:
+        ``{"labels": labels, "matrix": rows of counts}``, a row per gold class, a column per predicted one.
+    """
+    from sklearn.metrics import confusion_matrix, precision_recall_fscore_support
+
+    ids = list(range(len(labels)))
+    precision, recall, f1, support = precision_recall_fscore_support(gold, predicted, labels=ids, zero_division=0)
+    per_class = {label: {"precision": float(precision[i]), "recall": float(recall[i]), "f1": float(f1[i]),
+                         "support": int(support[i])} for i, label in enumerate(labels)}
+    matrix = confusion_matrix(gold, predicted, labels=ids) if len(gold) else np.zeros((len(ids), len(ids)), int)
+    return {"per_class": per_class, "confusion_matrix": {"labels": list(labels), "matrix": matrix.tolist()}}
 
 
 def class_weights(counts: Counter, n_classes: int, setting) -> list[float] | None:

@@ -28,8 +28,8 @@ def add_sums(total: dict[str, torch.Tensor], new: dict[str, torch.Tensor]) -> No
 @torch.no_grad()
 def evaluate_objective(model: nn.Module, objective: Objective, dataset: Dataset, collate: Callable,
                        batch_size: int, max_batches: int | None, device: torch.device,
-                       autocast: Callable[[], contextlib.AbstractContextManager] = contextlib.nullcontext
-                       ) -> tuple[dict[str, float], int]:
+                       autocast: Callable[[], contextlib.AbstractContextManager] = contextlib.nullcontext,
+                       predictions_out: list | None = None) -> tuple[dict[str, float], int]:
     """Run ``objective`` over ``dataset`` in order; returns (metrics, sequences evaluated).
 
     Args:
@@ -41,6 +41,7 @@ def evaluate_objective(model: nn.Module, objective: Objective, dataset: Dataset,
         max_batches: evaluate only the first batches (None = all).
         device: where the model lives.
         autocast: the precision context of forward passes.
+        predictions_out: if given, the objective's predictions of every batch are appended to it.
     """
     was_training = model.training
     model.eval()
@@ -58,5 +59,7 @@ def evaluate_objective(model: nn.Module, objective: Objective, dataset: Dataset,
         if out.predictions is not None:
             predictions.append(out.predictions)
     model.train(was_training)
+    if predictions_out is not None:
+        predictions_out.extend(predictions)
     metrics = objective.summarize({k: float(v) for k, v in sums.items()}, predictions or None)
     return metrics, sum(len(b) for b in batches)

@@ -1,0 +1,116 @@
+"""``status.json``: how a command ended, written into its run directory when it ends.
+
+Every command that claimed a run directory writes ``running`` (with its pid and host) when it
+starts and, when it ends, one of
+
+    finished      the command returned
+    failed        with ``error``: the message the user saw (or the exception's type and text)
+    interrupted   with ``signal`` and ``step``: the step of the checkpoint a resume continues from
+
+so ``lmtrain runs`` need not guess from file times and logs. The file is replaced atomically, so
+a reader sees the old state or the new one. A process killed outright (``kill -9``) leaves
+``running`` behind; readers check whether that pid still lives (see :func:`process_alive`).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import re
+import signal
+import socket
+import time
+from pathlib import Path
+from typing import Any
+
+log = logging.getLogger(__name__)
+
+STATUS_FILE = "status.json"
+STATES = ("running", "finished", "failed", "interrupted")
+_STEP_DIR = re.compile(r"step-(\d+)$")
+
+
+def checkpoint_step(run_dir: str | Path) -> int | None:
+    """The step of ``checkpoints/last`` (None without one)."""
+    last = Path(run_dir) / "checkpoints" / "last"
+    match = _STEP_DIR.search(last.resolve().name) if last.exists() else None
+    return int(match.group(1)) if match else None
+
+
+def write_status(run_dir: str | Path, state: str, **details: Any) -> Path | None:
+    """Write ``<run_dir>/status.json``: ``state``, the time, pid and host, and ``details``.
+
+    An ``interrupted`` state without a ``step`` gets the step of ``checkpoints/last``. A failure
+    to write is logged, never raised: a status file must not fail the command it describes.
+
+    Args:
+        run_dir: the run directory.
+        state: one of :data:`STATES`.
+        details: JSON-ready extras (``command``, ``error``, ``signal``, ``step``, ``exit_code``).
+    Returns:
+        The file written, or None if it could not be written.
+    """
+    if state not in STATES:
+        raise ValueError(f"unknown run state {state!r}; one of {STATES}")
+    if state == "interrupted" and details.get("step") is None:
+        details["step"] = checkpoint_step(run_dir)
+    record = {"state": state, "time": time.strftime("%Y-%m-%dT%H:%M:%S%z"), "pid": os.getpid(),
+              "host": socket.gethostname(), **details}
+    path = Path(run_dir) / STATUS_FILE
+    tmp = path.with_name(f".{STATUS_FILE}.tmp")
+    try:
+        tmp.write_text(json.dumps(record, indent=2) + "\n", encoding="utf-8")
+        os.replace(tmp, path)
+    except OSError as error:
+        log.warning("could not write %s: %s", path, error)
+        return None
+    return path
+
+
+def read_status(run_dir: str | Path) -> dict[str, Any] | None:
+    """The run's ``status.json`` (None if it has none, or it is unreadable or of an unknown state)."""
+    try:
+        record = json.loads((Path(run_dir) / STATUS_FILE).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    return record if isinstance(record, dict) and record.get("state") in STATES else None
+
+
+def process_alive(record: dict[str, Any]) -> bool | None:
+    """Whether the process of a ``running`` record still lives; None when it ran on another host."""
+    if record.get("host") != socket.gethostname():
+        return None
+    try:
+        os.kill(int(record["pid"]), 0)
+    except (KeyError, TypeError, ValueError, ProcessLookupError):
+        return False
+    except PermissionError:  # another user's process with that pid: alive
+        return True
+    return True
+
+
+def exit_state(code: Any) -> tuple[str, dict[str, Any]]:
+    """The state and details of a ``sys.exit(code)`` (128 + a signal number: interrupted by it)."""
+    if code in (None, 0):
+        return "finished", {}
+    if isinstance(code, int) and 128 < code < 128 + 65:
+        try:
+            name = signal.Signals(code - 128).name
+        except ValueError:
+            name = f"signal {code - 128}"
+        return "interrupted", {"signal": name, "exit_code": code}
+    return "failed", {"error": f"exit code {code}", "exit_code": code}
+
+
+def record_exit(claim: Any, command: str, state: str, **details: Any) -> None:
+    """:func:`write_status` for a command's claimed run directory (rank 0 of a job only).
+
+    Args:
+        claim: the :class:`lmtrain.run_claim.RunClaim` of the command, or None if it never
+            claimed its directory (then nothing is written: a refused command changes nothing).
+        command: the command's name.
+        state, details: as for :func:`write_status`.
+    """
+    if claim is not None and claim.lock is not None:
+        write_status(claim.path, state, command=command, **details)
