@@ -231,6 +231,29 @@ def pickled_vectors(ws: Workspace) -> Outcome:
     return _refused(proc, "allow_pickle", not marker.exists())
 
 
+def disk_full(ws: Workspace) -> Outcome:
+    def limit_file_size() -> None:  # a full disk, as a file-size limit: writes past 200 kB fail with EFBIG
+        import resource
+
+        signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+        resource.setrlimit(resource.RLIMIT_FSIZE, (200_000, 200_000))
+
+    run = ws.root / "full-disk"
+    env = {**os.environ, "HYDRA_FULL_ERROR": "0", "OMP_NUM_THREADS": "1"}
+    proc = subprocess.run([sys.executable, "-m", "lmtrain", "pretrain", *TINY, *ws.data, f"hydra.run.dir={run}"],
+                          cwd=ws.root, capture_output=True, text=True, timeout=600, env=env, preexec_fn=limit_file_size)
+    return _refused(proc, "MiB are free", not list((run / "checkpoints").glob(".*")))
+
+
+def huge_single_line(ws: Workspace) -> Outcome:
+    text = ws.root / "one-line.txt"
+    text.write_text(" ".join(["The farmer sold the old barn after the storm."] * 50_000) + "\n")  # 2.3M characters
+    proc = ws.lmtrain("pretrain", *TINY, "trainer.max_steps=1", "data=text", f"data.train_files=[{text}]",
+                      f"data.cache_dir={ws.root / 'cache-long'}", f"hydra.run.dir={ws.root / 'long'}")
+    said = next((line for line in (proc.stdout + proc.stderr).splitlines() if "split into" in line), _last_line(proc))
+    return Outcome(proc.returncode, " ".join(said.split())[-160:], proc.returncode == 0 and "split into" in said)
+
+
 PROBES: dict[str, Callable[[Workspace], Outcome]] = {
     "1 finished run not overwritten": overwrite_finished_run,
     "2 second process refused": two_processes_one_directory,
@@ -243,6 +266,7 @@ PROBES: dict[str, Callable[[Workspace], Outcome]] = {
     "8 pickled trainer_state.pt": pickled_trainer_state,
     "10 truncated model.safetensors": truncated_weights,
     "10 resume skips a damaged newest": resume_skips_damaged_newest,
+    "11 disk full during a save": disk_full,
     "12 SIGTERM saves and exits": sigterm_saves,
     "6 bad prompt line, nothing half-done": bad_prompt_line,
     "9 BERT pairs with max_seq_len=1": nsp_max_seq_len_1,
@@ -250,6 +274,7 @@ PROBES: dict[str, Callable[[Workspace], Outcome]] = {
     "13 empty label cell": empty_label,
     "14 caption image outside the root": caption_outside_root,
     "15 prompt kept literally": literal_prompt,
+    "16 a 2.3M-character single line": huge_single_line,
 }
 
 

@@ -118,11 +118,12 @@ def _save_failed(checkpoints_dir: Path, final: Path, model: nn.Module, error: Ba
               else 3 * sum(p.numel() * p.element_size() for p in model.parameters()))  # weights + Adam's 2 moments
     free = shutil.disk_usage(checkpoints_dir).free
     kept = (f"The previous checkpoint {previous.resolve()} is intact, and `lmtrain resume {checkpoints_dir.parent}` "
-            "continues from it" if is_checkpoint(previous) else "No earlier checkpoint of this run exists")
+            "continues from it once there is room" if is_checkpoint(previous)
+            else "No checkpoint of this run had been written yet; start it again once there is room")
     return UserError(f"could not write checkpoint {final.name} in {checkpoints_dir} ({' '.join(str(error).split())}): "
                      f"the disk or a file-size limit is full. A checkpoint needs about {needed / mib:.1f} MiB; "
-                     f"{free / mib:.1f} MiB are free there. {kept} once there is room (lower trainer.keep_last "
-                     "to keep fewer checkpoints).")
+                     f"{free / mib:.1f} MiB are free there. {kept} (lower trainer.keep_last to keep fewer "
+                     "checkpoints).")
 
 
 def _point(checkpoints_dir: Path, name: str, target: Path) -> None:
