@@ -18,7 +18,9 @@ GROUP_COMMAND = {"model": "pretrain", "tokenizer": "pretrain", "data": "pretrain
 def _group_options():
     for group, command in GROUP_COMMAND.items():
         for path in sorted((CONFIGS / group).glob("*.yaml")):
-            yield command, group, path.stem
+            # an experiment is a recipe of either command: a fine-tuning one picks a task
+            recipe = "finetune" if group == "experiment" and "override /task" in path.read_text() else command
+            yield recipe, group, path.stem
 
 
 @pytest.mark.parametrize("command", [c for c in COMMANDS if (CONFIGS / f"{c}.yaml").exists()])

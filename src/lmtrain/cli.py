@@ -190,6 +190,7 @@ def _task(command: str, run: Callable) -> Callable:
 
         claim = None
         try:
+            cfg = typed_config(cfg, command)
             check_config(cfg, command)  # again here: `-m` sweeps skip the validation before Hydra
             claim = claim_run_dir(cfg, command, hydra_run_dir())
             record_exit(claim, command, "running")
@@ -283,6 +284,44 @@ def _hydra_completion_flag(command: str, rest: list[str]) -> bool:
     return True
 
 
+def _rerun_settings(command: str, args: list[str]) -> list[str]:
+    """Hydra settings for a run's saved config used as the primary config (``--config-name config``).
+
+    A saved ``.hydra/config.yaml`` holds the task config only, so without these the run would land
+    in Hydra's default folder, under another job name, without the sweep summary.
+    """
+    if not ({"--config-name", "-cn"} & set(args)):
+        return []
+    given = {a.split("=", 1)[0].lstrip("+") for a in args if "=" in a}
+    stamp = "${now:%Y-%m-%d_%H-%M-%S}"
+    settings = {"hydra.run.dir": f"outputs/{command}/{stamp}", "hydra.sweep.dir": f"multirun/{command}/{stamp}",
+                "hydra.sweep.subdir": "${hydra.job.num}", "hydra.job.name": command, "hydra.output_subdir": "null",
+                "hydra.callbacks.sweep_summary._target_": "lmtrain.runs.sweep.SweepSummary"}
+    return [f"++{key}={value}" for key, value in settings.items() if key not in given]
+
+
+def typed_config(cfg, command: str):
+    """``cfg`` checked against the command's schema when it was composed without one (a saved config).
+
+    Raises:
+        UserError: a key the schema does not have, or a value of the wrong type.
+    """
+    from omegaconf import OmegaConf
+
+    from lmtrain.config import SCHEMAS
+
+    if command not in SCHEMAS or OmegaConf.get_type(cfg) is not dict:
+        return cfg
+    try:
+        return OmegaConf.merge(OmegaConf.structured(SCHEMAS[command]), cfg)
+    except Exception as error:  # OmegaConf's validation errors: a key or type the schema refuses
+        key = getattr(error, "full_key", None)
+        raise UserError(f"this config does not fit `lmtrain {command}`: {f'{key}: ' if key else ''}{_explain(error)}. "
+                        "A run's saved config "
+                        f"is used with `lmtrain {command} --config-dir <run>/.hydra --config-name config`; "
+                        "fix or drop the key.") from None
+
+
 def main(argv: list[str] | None = None) -> None:
     """Run ``lmtrain <command> [overrides]``; ``argv`` defaults to ``sys.argv[1:]``."""
     args = list(sys.argv[1:] if argv is None else argv)
@@ -328,6 +367,8 @@ def main(argv: list[str] | None = None) -> None:
         except UserError as error:
             report_user_error(error, command)
             sys.exit(EXIT_USER_ERROR)
+
+    rest = [*rest, *_rerun_settings(command, rest)]
 
     import hydra
 

@@ -508,14 +508,13 @@ class ExportConfig:
     model_type: Optional[str] = None  # bert | roberta | gpt2 (None = from the checkpoint's family)
 
 
-def register_configs() -> None:
-    """Register every schema with Hydra so YAML files are validated against them."""
-    store = ConfigStore.instance()
-    store.store(name="pretrain_schema", node=PretrainConfig)
-    store.store(name="generate_schema", node=GenerateConfig)
-    store.store(name="evaluate_schema", node=EvaluateConfig)
-    store.store(name="embed_schema", node=EmbedConfig)
-    store.store(name="finetune_schema", node=FinetuneConfig)
-    store.store(name="predict_schema", node=PredictConfig)
-    store.store(name="export_schema", node=ExportConfig)
+# command -> the schema of its composed config
+SCHEMAS = {"pretrain": PretrainConfig, "generate": GenerateConfig, "evaluate": EvaluateConfig, "embed": EmbedConfig,
+           "finetune": FinetuneConfig, "predict": PredictConfig, "export": ExportConfig}
 
+
+def register_configs() -> None:
+    """Register every schema with Hydra (as ``<command>_schema``) so YAML files are validated against them."""
+    store = ConfigStore.instance()
+    for command, schema in SCHEMAS.items():
+        store.store(name=f"{command}_schema", node=schema)
