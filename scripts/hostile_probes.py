@@ -254,6 +254,40 @@ def huge_single_line(ws: Workspace) -> Outcome:
     return Outcome(proc.returncode, " ".join(said.split())[-160:], proc.returncode == 0 and "split into" in said)
 
 
+KILL_RANK_1_ONCE = """
+import os, signal
+from lmtrain.cli import main
+from lmtrain.training.trainer import Trainer
+
+original = Trainer._train_step
+
+
+def step(self, sums):  # the first time round, rank 1 dies in step 6 (after the step-4 checkpoint)
+    original(self, sums)
+    if self.state.step == 6 and self.dist.rank == 1 and os.environ.get("TORCHELASTIC_RESTART_COUNT") == "0":
+        os.kill(os.getpid(), signal.SIGKILL)
+
+
+Trainer._train_step = step
+main()
+"""
+
+
+def elastic_restart(ws: Workspace) -> Outcome:
+    script, run = ws.root / "kill_rank_1_once.py", ws.root / "elastic"
+    script.write_text(KILL_RANK_1_ONCE)
+    env = {**os.environ, "HYDRA_FULL_ERROR": "0", "OMP_NUM_THREADS": "1"}
+    proc = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2",
+                           "--max-restarts=1", str(script), "pretrain", *TINY, *ws.data, "trainer.max_steps=8",
+                           "trainer.save_every=4", "trainer.batch_size=4", f"hydra.run.dir={run}"],
+                          cwd=ws.root, capture_output=True, text=True, timeout=900, env=env)
+    steps = sorted(json.loads(line)["step"] for line in (run / "metrics.jsonl").read_text().splitlines()
+                   if "train/loss" in line) if (run / "metrics.jsonl").exists() else []
+    restarted = "continuing from the newest intact checkpoint" in proc.stdout + proc.stderr
+    return Outcome(proc.returncode, f"restarted: {restarted}, logged steps {steps}",
+                   proc.returncode == 0 and restarted and steps == list(range(1, 9)))
+
+
 PROBES: dict[str, Callable[[Workspace], Outcome]] = {
     "1 finished run not overwritten": overwrite_finished_run,
     "2 second process refused": two_processes_one_directory,
@@ -275,6 +309,7 @@ PROBES: dict[str, Callable[[Workspace], Outcome]] = {
     "14 caption image outside the root": caption_outside_root,
     "15 prompt kept literally": literal_prompt,
     "16 a 2.3M-character single line": huge_single_line,
+    "elastic restart after a SIGKILL": elastic_restart,
 }
 
 

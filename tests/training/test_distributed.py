@@ -96,41 +96,6 @@ def test_fsdp_resume_continues_with_the_same_losses(fsdp_run):
     assert all(abs(resumed[s] - straight[s]) < 1e-6 for s in range(5, 9)), (resumed, straight)
 
 
-KILL_RANK_1_ONCE = """
-import os, signal
-from lmtrain.cli import main
-from lmtrain.training.trainer import Trainer
-
-original = Trainer._train_step
-
-
-def step(self, sums):  # the first time round, rank 1 dies in step 6 (after the step-4 checkpoint)
-    original(self, sums)
-    if self.state.step == 6 and self.dist.rank == 1 and os.environ.get("TORCHELASTIC_RESTART_COUNT") == "0":
-        os.kill(os.getpid(), signal.SIGKILL)
-
-
-Trainer._train_step = step
-main()
-"""
-
-
-def test_an_elastic_restart_continues_with_the_losses_of_an_uninterrupted_run(ddp_run):
-    script = ddp_run / "kill_rank_1_once.py"
-    script.write_text(KILL_RANK_1_ONCE)
-    run_dir = ddp_run / "elastic"
-    env = {**os.environ, "OMP_NUM_THREADS": "1"}
-    out = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2",
-                          "--max-restarts=1", str(script), "pretrain", *_common(ddp_run), "trainer.batch_size=4",
-                          f"hydra.run.dir={run_dir}"], cwd=ddp_run, env=env, capture_output=True, text=True,
-                         timeout=600)
-    assert out.returncode == 0, out.stderr[-3000:]
-    assert "continuing from the newest intact checkpoint" in out.stdout + out.stderr
-    restarted, straight = _losses(run_dir), _losses(ddp_run / "ddp")
-    assert sorted(restarted) == list(range(1, 9))
-    assert all(abs(restarted[s] - straight[s]) < 1e-6 for s in range(1, 9)), (restarted, straight)
-
-
 def test_fsdp_needs_torchrun_and_transformer_blocks(tmp_path):
     from lmtrain.errors import UserError
     from lmtrain.training.distributed import Distributed
