@@ -63,7 +63,8 @@ def test_overwrite_replaces_the_old_run_without_mixing(workdir, finished):
     assert out.returncode == 0, out.stderr[-2000:]
     steps = [json.loads(line)["step"] for line in (run_dir / "metrics.jsonl").read_text().splitlines()]
     assert steps == sorted(steps) and max(steps) == 2  # only the new run's events
-    assert not (run_dir / "notes.txt").exists() and not (run_dir / "checkpoints" / "step-4").exists()
+    assert not (run_dir / "checkpoints" / "step-4").exists()
+    assert (run_dir / "notes.txt").read_text() == "from the old run"  # only lmtrain's own files go
     assert json.loads((run_dir / "summary.json").read_text())["steps"] == 2
 
 
@@ -182,3 +183,15 @@ def test_workers_restarted_by_torchrun_continue_the_run(workdir, finished, tmp_p
     monkeypatch.setenv("TORCHELASTIC_RESTART_COUNT", "0")  # the first attempt is a new run as usual
     with pytest.raises(UserError, match="already holds a run's checkpoints"):
         claim_run_dir(compose_config("pretrain", _args(workdir)), "pretrain", run_dir)
+
+
+def test_a_folder_of_the_users_own_files_keeps_them(workdir, tmp_path):
+    folder = tmp_path / "project"
+    folder.mkdir()
+    (folder / "thesis.txt").write_text("precious")
+    (folder / "metrics.jsonl").write_text('{"step": 99, "train/loss": 1.0}\n')  # an attempt that saved nothing
+    out = run_cli("pretrain", *_args(workdir, "trainer.max_steps=2"), f"hydra.run.dir={folder}", cwd=workdir)
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert (folder / "thesis.txt").read_text() == "precious"
+    steps = [json.loads(line)["step"] for line in (folder / "metrics.jsonl").read_text().splitlines()]
+    assert 99 not in steps  # the earlier attempt's metrics are not mixed in

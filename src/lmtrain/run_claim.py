@@ -30,8 +30,9 @@ from omegaconf import DictConfig, OmegaConf
 
 from lmtrain.config_diff import ConfigChanges, compare_configs
 from lmtrain.errors import UserError
-from lmtrain.run_dir import CHECKPOINTS_DIR, SUMMARY_FILE
-from lmtrain.run_lock import LOCK_FILE, RunLock
+from lmtrain.run_dir import CHECKPOINTS_DIR, METRICS_FILE, SUMMARY_FILE, TOKENIZER_FILE
+from lmtrain.run_lock import RunLock
+from lmtrain.run_status import STATUS_FILE
 
 log = logging.getLogger(__name__)
 
@@ -77,25 +78,38 @@ def remove_orphan_saves(run_dir: Path) -> list[Path]:
     return removed
 
 
+# what lmtrain writes into a run directory; nothing else in it is lmtrain's to delete
+RUN_ARTIFACTS = (HYDRA_DIR, CHECKPOINTS_DIR, METRICS_FILE, SUMMARY_FILE, TOKENIZER_FILE, STATUS_FILE, "curves.png",
+                 "confusion.png", "f1_per_class.png", "tb", "generations.jsonl")
+
+
 def empty_run_dir(run_dir: Path) -> None:
-    """Remove everything of an earlier run (``trainer.overwrite=true``); the lock and open logs stay."""
+    """Remove an earlier run's files (``trainer.overwrite=true``, or an attempt that saved nothing).
+
+    Only what lmtrain writes goes (:data:`RUN_ARTIFACTS`, and Hydra's job logs are emptied, since this
+    job's log handler already writes to them): a user's own files in the folder stay.
+    """
     for entry in run_dir.iterdir():
-        if entry.name == LOCK_FILE:
-            continue
-        if entry.suffix == ".log" and entry.is_file():  # this job's log handler already writes here
+        if entry.suffix == ".log" and entry.is_file():
             entry.open("w").close()
+        elif entry.name not in RUN_ARTIFACTS:
+            continue
         elif entry.is_dir() and not entry.is_symlink():
             shutil.rmtree(entry)
         else:
             entry.unlink()
 
 
+def _resume_records(run_dir: Path) -> dict[int, Path]:
+    """``n -> .hydra/resume-<n>`` of every earlier resume of the run."""
+    return {int(p.name[len(RESUME_PREFIX):]): p for p in (run_dir / HYDRA_DIR).glob(f"{RESUME_PREFIX}*")
+            if p.name[len(RESUME_PREFIX):].isdigit()}
+
+
 def saved_config_dir(run_dir: Path) -> Path | None:
     """The ``.hydra`` folder of the run's newest config: the last resume's, else the original."""
-    hydra_dir = run_dir / HYDRA_DIR
-    resumes = sorted((p for p in hydra_dir.glob(f"{RESUME_PREFIX}*") if p.name[len(RESUME_PREFIX):].isdigit()),
-                     key=lambda p: int(p.name[len(RESUME_PREFIX):]))
-    for candidate in [*reversed(resumes), hydra_dir]:
+    resumes = _resume_records(run_dir)
+    for candidate in [*(resumes[n] for n in sorted(resumes, reverse=True)), run_dir / HYDRA_DIR]:
         if (candidate / "config.yaml").is_file():
             return candidate
     return None
@@ -115,8 +129,8 @@ def read_saved_config(run_dir: Path) -> dict[str, Any] | None:
 
 
 def _leftovers(run_dir: Path) -> bool:
-    """Whether ``run_dir`` holds files of an earlier attempt besides the lock and this job's log."""
-    return any(entry.name != LOCK_FILE and entry.suffix != ".log" for entry in run_dir.iterdir())
+    """Whether ``run_dir`` holds files an earlier lmtrain attempt wrote (its record or its metrics)."""
+    return any((run_dir / name).exists() for name in (HYDRA_DIR, METRICS_FILE, STATUS_FILE))
 
 
 def _hydra_node() -> Any | None:
@@ -129,10 +143,7 @@ def _hydra_node() -> Any | None:
 
 
 def _next_resume_dir(run_dir: Path) -> Path:
-    hydra_dir = run_dir / HYDRA_DIR
-    taken = {int(p.name[len(RESUME_PREFIX):]) for p in hydra_dir.glob(f"{RESUME_PREFIX}*")
-             if p.name[len(RESUME_PREFIX):].isdigit()}
-    return hydra_dir / f"{RESUME_PREFIX}{max(taken, default=0) + 1}"
+    return run_dir / HYDRA_DIR / f"{RESUME_PREFIX}{max(_resume_records(run_dir), default=0) + 1}"
 
 
 def write_config_record(run_dir: Path, cfg: DictConfig, resuming: bool) -> Path:
@@ -160,12 +171,13 @@ def _user_chose_dir() -> bool:
     return any(str(o).lstrip("+").startswith(("hydra.run.dir=", "hydra.sweep.dir=")) for o in hydra.overrides.hydra)
 
 
-def _key(override: str) -> str:
+def override_key(override: str) -> str:
+    """The key of a ``key=value`` override, without Hydra's ``+`` / ``++`` / ``~`` prefixes."""
     return override.split("=", 1)[0].lstrip("+~")
 
 
 def _comparable_overrides(overrides: list[str]) -> set[str]:
-    return {o for o in overrides if not _key(o).startswith(("hydra.", "trainer.resume", "trainer.overwrite"))}
+    return {o for o in overrides if not override_key(o).startswith(("hydra.", "trainer.resume", "trainer.overwrite"))}
 
 
 def latest_unfinished_run(parent: Path, overrides: list[str]) -> Path | None:

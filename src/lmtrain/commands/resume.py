@@ -16,14 +16,10 @@ from pathlib import Path
 import yaml
 
 from lmtrain.errors import UserError
-from lmtrain.run_claim import has_checkpoint, saved_config_dir
+from lmtrain.run_claim import has_checkpoint, override_key, saved_config_dir
 
 USAGE = "lmtrain resume RUN_DIR [key=value ...]"
 TRAINING_COMMANDS = ("pretrain", "finetune")
-
-
-def _key(override: str) -> str:
-    return override.split("=", 1)[0].lstrip("+~")
 
 
 def _read_list(path: Path) -> list[str]:
@@ -72,6 +68,6 @@ def command_line(argv: list[str]) -> list[str]:
                         "again (trainer.overwrite=true to reuse the directory).")
     command = _command(run_dir, record)
     new = argv[1:]
-    replaced = {_key(o) for o in new} | {"hydra.run.dir", "trainer.resume", "trainer.overwrite"}
-    saved = [o for o in _read_list(record / "overrides.yaml") if _key(o) not in replaced]
+    replaced = {override_key(o) for o in new} | {"hydra.run.dir", "trainer.resume", "trainer.overwrite"}
+    saved = [o for o in _read_list(record / "overrides.yaml") if override_key(o) not in replaced]
     return [command, *saved, *new, f"hydra.run.dir={run_dir.resolve()}", "trainer.resume=auto"]

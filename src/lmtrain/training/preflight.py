@@ -20,6 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+import numpy as np
 import torch
 from torch.utils.data import Subset
 
@@ -89,7 +90,7 @@ def _longest_batch(trainer: Trainer) -> dict[str, torch.Tensor]:
     lengths = getattr(trainer.train_set, "lengths", None)
     size = min(trainer.cfg.batch_size, len(trainer.train_set))
     if lengths is not None:
-        indices = sorted(range(len(lengths)), key=lambda i: -int(lengths[i]))[:size]
+        indices = np.argsort(-np.asarray(lengths), kind="stable")[:size].tolist()
     else:  # packed sequences: every example has the same length
         indices = list(range(size))
     return to_device(trainer.collate([trainer.train_set[i] for i in indices]), trainer.device)

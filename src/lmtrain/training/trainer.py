@@ -365,14 +365,16 @@ class Trainer:
                 if getattr(cfg, "eval_at_start", False) and self.state.step == 0:
                     self._evaluate_at_start(progress)
                 window_start = time.perf_counter()
-                while (stop := self._stop_reason()) is None:
+                stop = self._stop_reason()
+                while stop is None:
                     step_start = time.perf_counter()
                     self._train_step(sums)
                     self.state.train_seconds += time.perf_counter() - step_start
                     progress.advance(self.state.step)
-                    if self.limits.max_time and self.state.step % self.limits.grad_accum == 0:
-                        self._replan(progress)
-                    final = self._stop_reason() is not None
+                    stop = self._stop_reason()
+                    final = stop is not None
+                    if self.limits.max_time and self.state.step % cfg.log_every == 0:
+                        self._replan(progress)  # the pace, re-measured once per log window (a collective under DDP)
                     if self.state.step % cfg.log_every == 0 or final:
                         self._log_train(sums, time.perf_counter() - window_start, progress)
                         sums, window_start = {}, time.perf_counter()
