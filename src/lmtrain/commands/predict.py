@@ -53,7 +53,7 @@ def run(cfg: DictConfig) -> list[dict[str, Any]]:
     """Predict for every line of ``cfg.input``; returns the records."""
     checkpoint = finetuned_checkpoint(cfg.ckpt)
     if ckpt.read_model_meta(checkpoint).get("family") == "albef":  # images and captions, not lines of text
-        from lmtrain.tasks.retrieval import predict_retrieval
+        from lmtrain.tasks.retrieval_predict import predict_retrieval
 
         return predict_retrieval(cfg, checkpoint)
     device = resolve_device(cfg.device, key="device")

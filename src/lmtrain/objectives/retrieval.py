@@ -14,6 +14,11 @@ import torch
 RECALL_AT = (1, 5, 10)
 
 
+def chance_recall(n_images: int) -> dict[str, float]:
+    """Recall@k of a random ranking of ``n_images`` images (one right answer per query), as ``baseline/chance_r<k>``."""
+    return {f"baseline/chance_r{k}": min(1.0, k / max(n_images, 1)) for k in RECALL_AT}
+
+
 @dataclass
 class RetrievalSet:
     """Every held-out image once and every caption once, with the links between them.

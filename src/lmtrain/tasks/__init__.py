@@ -1,6 +1,6 @@
 """Fine-tuning tasks: readers of labelled data, label alignment, task datasets and metrics.
 
-Each task (``ner``, ``classification``, ``generation``) is one class with the same small surface
+Each task (``ner``, ``classification``, ``generation``, ``retrieval``) is one class with the same small surface
 (see :class:`lmtrain.tasks.base.Task`), so `lmtrain finetune` and `lmtrain predict` build every
 task the same way, top to bottom.
 """
@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from lmtrain.errors import UserError
 
-TASKS = ("ner", "classification", "generation", "retrieval")  # retrieval: lmtrain.commands.albef_finetune
+TASKS = ("ner", "classification", "generation", "retrieval")
 
 
 def build_task(name: str, data_cfg, labels: list[str] | None = None):
@@ -30,4 +30,8 @@ def build_task(name: str, data_cfg, labels: list[str] | None = None):
         from lmtrain.tasks.completion import CompletionTask
 
         return CompletionTask(data_cfg)
+    if name == "retrieval":
+        from lmtrain.tasks.retrieval import RetrievalTask
+
+        return RetrievalTask(data_cfg)
     raise UserError(f"task={name} is not a fine-tuning task; choose one of {', '.join(TASKS)}.")

@@ -16,7 +16,7 @@ from typing import Any, Callable
 
 import torch
 
-from lmtrain.data.tokenizer import TextTokenizer, train_tokenizer
+from lmtrain.data.tokenizer import TextTokenizer
 from lmtrain.errors import UserError
 from lmtrain.models.elmo import ElmoSpec
 from lmtrain.models.spec import TransformerSpec, resolve_spec
@@ -92,20 +92,19 @@ def from_hf_folder(folder: Path) -> Backbone:
     return Backbone(model.spec, model.state_dict(), tokenizer, _HF_FAMILY[model_type], f"{folder} (Hugging Face)")
 
 
-def _from_scratch(cfg: Any, texts: list[str]) -> Backbone:
-    tokenizer = train_tokenizer(texts, cfg.tokenizer)
+def _from_scratch(cfg: Any, tokenizer: TextTokenizer) -> Backbone:
     spec = resolve_spec(cfg.model, tokenizer.vocab_size, tokenizer.id("pad"))
     log.info("init=scratch: random %s backbone, tokenizer trained on the task's training text", cfg.model.name)
     return Backbone(spec, None, tokenizer, cfg.model.name, "scratch (random weights)")
 
 
-def resolve_backbone(cfg: Any, causal: bool, texts: list[str]) -> Backbone:
+def resolve_backbone(cfg: Any, causal: bool, scratch_tokenizer: Callable[[], TextTokenizer]) -> Backbone:
     """The backbone ``cfg.init`` names, checked to suit a task that needs ``causal`` attention.
 
     Args:
         cfg: the finetune config (``init``, and ``model`` / ``tokenizer`` for init=scratch).
         causal: whether the task needs a causal LM (generation) or a bidirectional encoder.
-        texts: the task's training text (a scratch tokenizer is trained on it).
+        scratch_tokenizer: the tokenizer of init=scratch (trained on the task's text), called only then.
     Raises:
         UserError: no pretrained run found, a path that is not a model, or a backbone of the wrong kind.
     """
@@ -121,7 +120,7 @@ def resolve_backbone(cfg: Any, causal: bool, texts: list[str]) -> Backbone:
         log.info("init: the latest compatible pretrain run, %s", run)
         backbone = from_checkpoint(str(run))
     elif init == "scratch":
-        backbone = _from_scratch(cfg, texts)
+        backbone = _from_scratch(cfg, scratch_tokenizer())
     else:
         path = Path(init).expanduser()
         if (path / "config.json").is_file():

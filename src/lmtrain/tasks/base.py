@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 import torch
+from torch import nn
 from torch.utils.data import Dataset
 
 from lmtrain.data.collate import PadCollator
@@ -58,11 +60,32 @@ def run_batches(model: torch.nn.Module, examples: list[dict[str, Any]], pad_id: 
         yield chunk, forward(batch).float().cpu().numpy()
 
 
-class Task:
-    """A fine-tuning task: reads its data, encodes it, and names its head, objective and metrics.
+@dataclass
+class TaskModel:
+    """The model a fine-tuning run trains, with its tokenizer and where its weights came from.
 
     Attributes:
-        name: ner | classification | generation.
+        model: the model (on the CPU), built alike on every rank.
+        tokenizer: its tokenizer.
+        source: where the weights came from (a run, a Hugging Face folder, scratch).
+        model_name: bert | roberta | gpt | elmo | albef (``model.json``'s ``model_name``).
+        max_positions: the longest input the model takes (None: no limit).
+        head_lr: learning rate of the task head (None = ``optim.lr``).
+    """
+
+    model: nn.Module
+    tokenizer: TextTokenizer
+    source: str
+    model_name: str
+    max_positions: int | None
+    head_lr: float | None = None
+
+
+class Task:
+    """A fine-tuning task: reads its data, encodes it, builds its model, and names its objective and metrics.
+
+    Attributes:
+        name: ner | classification | generation | retrieval.
         head: name of the task head in the model (None: the language-model head ``lm``).
         head_kind: kind of that head for :func:`lmtrain.models.heads.build_task_head`.
         causal: needs a causal LM backbone (True) or a bidirectional encoder (False).
@@ -70,6 +93,7 @@ class Task:
     """
 
     name = ""
+    predict_input = "input=<text file, one input per line>"  # what `lmtrain predict` reads, for the next-step hint
     head: str | None = None
     head_kind: str | None = None
     causal = False
@@ -107,9 +131,25 @@ class Task:
         """Training text (a scratch tokenizer is trained on it)."""
         raise NotImplementedError
 
+    def build_model(self, cfg: Any, context: Any) -> TaskModel:
+        """The model to fine-tune: the backbone ``cfg.init`` names under this task's head (partly frozen if asked).
+
+        Args:
+            cfg: the finetune config.
+            context: the run's :class:`lmtrain.training.assembly.RunContext` (a scratch tokenizer is
+                trained once, by rank 0).
+        """
+        from lmtrain.tasks.model import build_task_model
+
+        return build_task_model(self, cfg, context)
+
     def datasets(self, tokenizer, max_seq_len: int) -> tuple[TaskDataset, TaskDataset]:
         """Encoded (train, held-out) datasets."""
         raise NotImplementedError
+
+    def collator(self, tokenizer: TextTokenizer) -> Callable[[list[dict[str, Any]]], dict[str, torch.Tensor]]:
+        """Pads a list of examples into a batch."""
+        return PadCollator(tokenizer.id("pad"))
 
     def objective(self, class_weights: Any) -> Objective:
         """The training objective; ``class_weights`` is ``finetune.class_weights``."""
@@ -122,6 +162,10 @@ class Task:
             tokenizer: the run's tokenizer (token-level baselines count its tokens).
         """
         return {}
+
+    def describe_data(self) -> dict[str, Any]:
+        """Summary entries about the data beyond its metrics (the label names)."""
+        return {"labels": list(self.labels)}
 
     def allowed_transitions(self) -> list[list[bool]] | None:
         """Which label may follow which (``[i][j]``: label i then label j) for a CRF; None = any."""

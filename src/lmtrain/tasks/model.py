@@ -8,13 +8,14 @@ from typing import Any
 import torch
 from torch import nn
 
+from lmtrain.data.tokenizer import train_tokenizer
 from lmtrain.errors import UserError
 from lmtrain.models.elmo import ElmoSpec
 from lmtrain.models.elmo_features import ElmoTaskModel, build_elmo_task_model
 from lmtrain.models.heads import TAGGER_ENCODERS
 from lmtrain.models.language_model import LanguageModel
-from lmtrain.tasks.backbone import Backbone
-from lmtrain.tasks.base import Task
+from lmtrain.tasks.backbone import Backbone, resolve_backbone
+from lmtrain.tasks.base import Task, TaskModel
 
 log = logging.getLogger(__name__)
 
@@ -59,6 +60,27 @@ def tagger_options(task: Task, backbone: Backbone, task_encoder: str | None, crf
         raise UserError(f"finetune.task_lstm_dim={lstm_dim} must be at least 1.")
     return {"encoder": encoder, "lstm_dim": lstm_dim, "crf": crf} if encoder == "bilstm" else \
         {"encoder": encoder, "crf": crf}
+
+
+def build_task_model(task: Task, cfg: Any, context: Any) -> TaskModel:
+    """The backbone ``cfg.init`` names (a scratch tokenizer trained once, on rank 0) under ``task``'s head,
+    frozen as ``finetune.*`` asks; seeded, so every rank builds the same weights.
+
+    Args:
+        task: the task, with its data read.
+        cfg: the finetune config (``init``, ``model``, ``tokenizer``, ``finetune``, ``trainer.seed``).
+        context: the run's :class:`lmtrain.training.assembly.RunContext`.
+    """
+    options = cfg.finetune
+    backbone = resolve_backbone(cfg, task.causal, lambda: context.run_tokenizer(
+        lambda: train_tokenizer(task.texts(), cfg.tokenizer)))
+    tagger = tagger_options(task, backbone, options.task_encoder, cfg.task.crf, options.task_lstm_dim,
+                            options.class_weights)
+    torch.manual_seed(cfg.trainer.seed)
+    model = build_finetune_model(task, backbone, options.head_dropout, tagger)
+    freeze(model, options.freeze_backbone, options.freeze_layers)  # None: ELMo frozen, Transformers tuned
+    return TaskModel(model, backbone.tokenizer, backbone.source, backbone.model_name, backbone.spec.max_positions,
+                     head_learning_rate(backbone, options.head_lr, options.freeze_backbone))
 
 
 def _elmo_task_model(task: Task, backbone: Backbone, description: dict[str, Any]) -> ElmoTaskModel:

@@ -1,140 +1,130 @@
-"""`lmtrain predict` with an ALBEF run: the best images of a folder for each caption, or the best
-captions of a file for each image (contrastive top candidates, re-ranked by the matching head).
+"""Image-text retrieval (ALBEF): captions and images in, ITC + ITM fine-tuning, recall@1/5/10 both ways.
 
-    lmtrain predict ckpt=<run> input=queries.txt images=photos/      # one caption per line
-    lmtrain predict ckpt=<run> input=photo.jpg captions=captions.txt  # an image, a folder, or a list of paths
+    image-caption pairs (several captions per image) -> ALBEF (pretrained ALBEF | BERT text encoder
+    + random or ALBEF image encoder | scratch) -> datasets -> ITC + ITM (with the image ids as
+    positives) -> recall@1/5/10 both ways, ITM re-ranked, as ALBEF reports it
 """
 
 from __future__ import annotations
 
 import logging
-from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 import torch
 
-from lmtrain.commands.predict import read_inputs, write_records
 from lmtrain.data.captions import pre_caption
-from lmtrain.data.collate import PadCollator
-from lmtrain.data.image_text import frame_captions
-from lmtrain.data.images import eval_transform, load_image
-from lmtrain.errors import UserError
-from lmtrain.models.loading import load_checkpoint
-from lmtrain.training.precision import resolve_device
+from lmtrain.data.image_caption_sets import ImageCaptionData, load_image_caption_data
+from lmtrain.data.image_text import ImageTextCollator, ImageTextDataset
+from lmtrain.data.tokenizer import TextTokenizer, train_tokenizer
+from lmtrain.objectives.image_text import ImageTextObjective, check_batch_setup
+from lmtrain.objectives.retrieval import chance_recall
+from lmtrain.tasks.base import Task, TaskModel
+from lmtrain.tasks.retrieval_init import resolve_retrieval_init
 
 log = logging.getLogger(__name__)
 
-IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".gif", ".webp", ".tif", ".tiff"}
+
+def read_retrieval_data(data_cfg: Any, image_size: int) -> ImageCaptionData:
+    """The pairs of ``data.train_file`` / ``data.eval_file`` (or the generated shapes when unset), images
+    at ``image_size``, the training pairs cut to ``data.max_examples``."""
+    source = "files" if data_cfg.train_file else "shapes"
+    data = load_image_caption_data(source, [data_cfg.train_file] if data_cfg.train_file else [],
+                                   [data_cfg.eval_file] if data_cfg.eval_file else [], data_cfg.image_root,
+                                   data_cfg.eval_fraction, data_cfg.split_seed, image_size,
+                                   data_cfg.skip_bad_images, data_cfg.shapes_train, data_cfg.shapes_eval,
+                                   key="data.train_file", allow_outside_root=data_cfg.allow_outside_root)
+    if data_cfg.max_examples:
+        data.train = data.train[: data_cfg.max_examples]
+    return data
 
 
-def image_files(folder: str, key: str) -> list[Path]:
-    """The image files of ``folder`` (by suffix), sorted; UserError if there are none."""
-    path = Path(folder).expanduser()
-    if not path.is_dir():
-        raise UserError(f"{key}={folder} is not a folder; give a folder of images.")
-    files = sorted(p for p in path.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
-    if not files:
-        raise UserError(f"{key}={folder} holds no images ({', '.join(sorted(IMAGE_SUFFIXES))}).")
-    return files
+class RetrievalTask(Task):
+    """Fine-tune ALBEF to rank images for captions and captions for images.
 
-
-def query_images(source: str | None) -> list[Path]:
-    """The query images ``input`` names: an image file, a folder of images, or a file listing image paths."""
-    if not source:
-        raise UserError("input is not set: give an image, a folder of images, or a file with one image path per line.")
-    path = Path(source).expanduser()
-    if path.suffix.lower() in IMAGE_SUFFIXES:
-        return [path]
-    if path.is_dir():
-        return image_files(source, "input")
-    return [Path(line.strip()).expanduser() for line in read_inputs(source)]
-
-
-@torch.no_grad()
-def _encode_images(model, paths: list[Path], device, batch_size: int) -> tuple[torch.Tensor, torch.Tensor]:
-    """(features (N, E), encoder states (N, 1 + P, Dv)) of ``paths``, on the CPU."""
-    size = model.spec.vision.image_size
-    feats, states = [], []
-    for start in range(0, len(paths), batch_size):
-        images = torch.stack([eval_transform(load_image(p, keep_side=2 * size), size)
-                              for p in paths[start:start + batch_size]]).to(device)
-        s = model.encode_image(images)
-        feats.append(model.image_features(s).float().cpu())
-        states.append(s.cpu())
-    return torch.cat(feats), torch.cat(states)
-
-
-@torch.no_grad()
-def _encode_texts(model, tokenizer, texts: list[str], max_seq_len: int, max_words: int, device, batch_size: int
-                  ) -> tuple[torch.Tensor, list[tuple[torch.Tensor, torch.Tensor]]]:
-    """(features (N, E), per-caption (states (T, D), mask (T,))) on the CPU."""
-    ids = frame_captions(tokenizer, [pre_caption(t, max_words) for t in texts], max_seq_len)
-    collate = PadCollator(tokenizer.id("pad"))
-    feats, per_text = [], []
-    for start in range(0, len(ids), batch_size):
-        batch = collate([{"input_ids": x} for x in ids[start:start + batch_size]])
-        mask = batch["attention_mask"].to(device)
-        states = model.encode_text(batch["input_ids"].to(device), mask)
-        feats.append(model.text_features(states).float().cpu())
-        per_text.extend((states[i].cpu(), mask[i].cpu()) for i in range(len(states)))
-    return torch.cat(feats), per_text
-
-
-@torch.no_grad()
-def _itm_scores(model, text: tuple[torch.Tensor, torch.Tensor], image_states: torch.Tensor, device) -> torch.Tensor:
-    """Probability that each of ``image_states`` (K, 1 + P, Dv) matches one caption."""
-    states, mask = text
-    K = image_states.shape[0]
-    fused = model.fuse(states.expand(K, -1, -1).to(device), mask.expand(K, -1).to(device), image_states.to(device))
-    return model.itm_logits(fused).float().softmax(-1)[:, 1].cpu()
-
-
-def _rerank(sims: torch.Tensor, k: int, top_k: int, itm_scores) -> list[tuple[int, dict[str, float]]]:
-    """The ``k`` most similar candidates re-ranked by ``itm_scores(indices)``: the best ``top_k`` as
-    (candidate index, {score, similarity})."""
-    top = sims.topk(min(k, len(sims))).indices
-    scores = itm_scores(top)
-    return [(int(top[i]), {"score": round(float(scores[i]), 4), "similarity": round(float(sims[top[i]]), 4)})
-            for i in scores.argsort(descending=True)[:top_k]]
-
-
-def predict_retrieval(cfg: Any, checkpoint: Path) -> list[dict[str, Any]]:
-    """Rank ``cfg.images`` for each caption of ``cfg.input``, or ``cfg.captions`` for each image of it.
-
-    Returns:
-        One record per query: ``query`` and ``matches`` (best first), each with the image or caption,
-        its matching probability (``score``) and its contrastive similarity.
+    ALBEF has no task head: every encoder is fine-tuned. The images are read at the model's input
+    size, known once :meth:`build_model` has the model (a pretrained ALBEF brings its own);
+    :meth:`objective` and :meth:`meta` use the settings :meth:`build_model` and :meth:`datasets` saw.
     """
-    if bool(cfg.images) == bool(cfg.captions):
-        raise UserError("an ALBEF checkpoint ranks images or captions: give images=<folder> to find images for the "
-                        "captions of input=, or captions=<file> to find captions for the images of input=.")
-    device = resolve_device(cfg.device, key="device")
-    model, tokenizer, meta = load_checkpoint(checkpoint, device, key="ckpt", families=("albef",))
-    task = meta.get("task") or {}
-    max_seq_len, max_words = task.get("max_seq_len", model.spec.text.max_positions), task.get("max_words", 30)
-    k = max(cfg.top_k, task.get("rerank_k", 16))
-    if cfg.images:  # captions ask, images answer
-        captions, images = read_inputs(cfg.input), image_files(cfg.images, "images")
-    else:  # images ask, captions answer
-        images, captions = query_images(cfg.input), read_inputs(cfg.captions)
-    image_feat, image_states = _encode_images(model, images, device, cfg.batch_size)
-    text_feat, texts = _encode_texts(model, tokenizer, captions, max_seq_len, max_words, device, cfg.batch_size)
-    records = []
-    if cfg.images:
-        for q, caption in enumerate(captions):
-            matches = _rerank(image_feat @ text_feat[q], k, cfg.top_k,
-                              lambda top: _itm_scores(model, texts[q], image_states[top], device))
-            records.append({"query": caption, "matches": [{"image": str(images[i]), **m} for i, m in matches]})
-    else:
-        for q, path in enumerate(images):
-            matches = _rerank(text_feat @ image_feat[q], k, cfg.top_k, lambda top: torch.cat(
-                [_itm_scores(model, texts[t], image_states[q:q + 1], device) for t in top.tolist()]))
-            records.append({"query": str(path), "matches": [{"caption": captions[i], **m} for i, m in matches]})
-    log.info("predict: %d quer%s with %s (retrieval)", len(records), "y" if len(records) == 1 else "ies", checkpoint)
-    write_records(records, cfg.output, format_record)
-    return records
 
+    name, head, head_kind, causal = "retrieval", None, None, False
+    predict_input = "input=<captions file> images=<folder of images>"
 
-def format_record(record: dict[str, Any]) -> str:
-    """A query's matches as one line: ``match<TAB>score`` pairs, best first, tab separated."""
-    return "\t".join(f"{m.get('image', m.get('caption'))}\t{m['score']:.4f}" for m in record["matches"])
+    def __init__(self, data_cfg: Any, labels: list[str] | None = None):
+        super().__init__(data_cfg, labels)
+        self.data: ImageCaptionData | None = None
+        self.image_size: int | None = None
+        self.max_seq_len = data_cfg.max_seq_len
+        self.options: Any = None  # the `task` group: alpha, hard negatives, re-ranking, queue start
+        self.steps_per_epoch = 1  # the momentum distillation weight ramps up over the first epoch
+        self._epoch_steps: Callable[[int], int] = lambda n_pairs: 1  # optimizer steps per pass, from the run
+        self.seed = 0
+
+    def read(self) -> None:
+        """Nothing yet: the images are read at the model's input size, once :meth:`build_model` knows it."""
+
+    def _read_at(self, image_size: int) -> ImageCaptionData:
+        if self.data is None or image_size != self.image_size:
+            self.data, self.image_size = read_retrieval_data(self.cfg, image_size), image_size
+            self.train, self.eval = self.data.train, self.data.eval
+        return self.data
+
+    def texts(self) -> list[str]:
+        """The cleaned training captions (a scratch tokenizer is trained on them)."""
+        return [pre_caption(p.caption, self.cfg.max_words) for p in self._read_at(self.image_size).train]
+
+    def build_model(self, cfg: Any, context: Any) -> TaskModel:
+        """The ALBEF ``cfg.init`` names (see :mod:`lmtrain.tasks.retrieval_init`), its batch set-up checked."""
+        world_size = context.dist.world_size
+        check_batch_setup(None, cfg.trainer.batch_size, world_size, 1.0)  # the batch now; the queue once the model is known
+        ignored = [f"finetune.{k}" for k in ("freeze_backbone", "freeze_layers", "head_lr") if cfg.finetune.get(k)]
+        if ignored:
+            log.warning("task=retrieval fine-tunes the whole model and ignores %s", ", ".join(ignored))
+        self.options, self.seed = cfg.task, cfg.trainer.seed
+        self._epoch_steps = lambda n: context.steps_per_epoch(n, cfg.trainer)
+        self.image_size = cfg.model.image_size  # a scratch tokenizer reads the captions at the size of model.*
+        torch.manual_seed(cfg.trainer.seed)  # new parts (cross-attention, a random image encoder) alike on every rank
+        init = resolve_retrieval_init(cfg, lambda: context.run_tokenizer(
+            lambda: train_tokenizer(self.texts(), cfg.tokenizer)))
+        model = init.model
+        check_batch_setup(model.spec.queue_size, cfg.trainer.batch_size, world_size, 1.0,
+                          queue_key="model.queue_size" if "ALBEF" not in init.source else f"the queue size of init={cfg.init}")
+        self._read_at(model.spec.vision.image_size)
+        return TaskModel(model, init.tokenizer, init.source, "albef", model.spec.text.max_positions)
+
+    def datasets(self, tokenizer: TextTokenizer, max_seq_len: int) -> tuple[ImageTextDataset, ImageTextDataset]:
+        """Training pairs (random crops and flips) and held-out pairs, with captions framed for the text encoder."""
+        self.max_seq_len = max_seq_len
+        common = dict(tokenizer=tokenizer, image_size=self.image_size, max_seq_len=max_seq_len,
+                      max_words=self.cfg.max_words, crop_min_scale=self.cfg.crop_min_scale, flip=self.cfg.flip)
+        train = ImageTextDataset(self.data.train, self.data.images, train=True, seed=self.seed, **common)
+        held_out = ImageTextDataset(self.data.eval, self.data.images, train=False, **common)
+        self.steps_per_epoch = self._epoch_steps(len(train))
+        return train, held_out
+
+    def collator(self, tokenizer: TextTokenizer) -> ImageTextCollator:
+        """Images stacked, captions padded."""
+        return ImageTextCollator(tokenizer.id("pad"))
+
+    def objective(self, class_weights: Any) -> ImageTextObjective:
+        """ITC + ITM with the image ids as positives (no masked LM); ``class_weights`` does not apply."""
+        opts = self.options
+        return ImageTextObjective(mlm_weight=0.0, alpha=opts.alpha, alpha_warmup_steps=self.steps_per_epoch,
+                                  hard_negatives=opts.hard_negatives, rerank_k=opts.rerank_k,
+                                  queue_start=opts.queue_start)
+
+    def _eval_images(self) -> int:
+        return len({p.image_id for p in self.data.eval})
+
+    def baselines(self, tokenizer: TextTokenizer) -> dict[str, float]:
+        """Recall@k of a random ranking of the held-out images."""
+        return chance_recall(self._eval_images())
+
+    def describe_data(self) -> dict[str, Any]:
+        """Where the pairs came from and how many there are."""
+        return {"data": self.data.source, "train_pairs": len(self.data.train), "eval_pairs": len(self.data.eval),
+                "eval_images": self._eval_images()}
+
+    def meta(self) -> dict[str, Any]:
+        """What `lmtrain predict` needs: caption framing and the re-ranking depth."""
+        return {"name": self.name, "max_seq_len": self.max_seq_len, "max_words": self.cfg.max_words,
+                "rerank_k": self.options.rerank_k}

@@ -13,7 +13,7 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 import torch
 
@@ -88,12 +88,12 @@ def _with_text_backbone(backbone, model_cfg: Any, vision_init: str | None) -> Re
     return RetrievalInit(model, backbone.tokenizer, f"{backbone.source} (text) + {vision_init or 'random'} (image)")
 
 
-def resolve_retrieval_init(cfg: Any, captions: list[str]) -> RetrievalInit:
+def resolve_retrieval_init(cfg: Any, scratch_tokenizer: Callable[[], TextTokenizer]) -> RetrievalInit:
     """The ALBEF model ``cfg.init`` names (see the module docstring).
 
     Args:
         cfg: the finetune config (``init``, ``model.*`` for new parts, ``task.vision_init``, ``tokenizer``).
-        captions: training captions (a scratch tokenizer is trained on them).
+        scratch_tokenizer: the tokenizer of init=scratch (trained on the training captions), called only then.
     Raises:
         UserError: no ALBEF run to start from, or a path that is not a usable model.
     """
@@ -108,9 +108,7 @@ def resolve_retrieval_init(cfg: Any, captions: list[str]) -> RetrievalInit:
         log.info("init: the latest ALBEF pretrain run, %s", run)
         return _from_albef(str(run))
     if init == "scratch":
-        from lmtrain.data.tokenizer import train_tokenizer
-
-        tokenizer = train_tokenizer(captions, cfg.tokenizer)
+        tokenizer = scratch_tokenizer()
         torch.manual_seed(cfg.trainer.seed)
         spec = resolve_albef_spec(cfg.model, tokenizer.vocab_size, tokenizer.id("pad"))
         return RetrievalInit(AlbefModel(spec, ()), tokenizer, "scratch (random weights)")

@@ -43,6 +43,7 @@ def fit_run(trainer: Trainer, cfg: Any, run: RunDir, resume_from: Path | None) -
         if dist.is_main:
             for line in report.describe().splitlines():
                 log.info(line)
+    if dist.is_main:  # after the preflight, so its checks leave no trace in the trackers
         trainer.loggers = open_loggers(cfg.trainer.loggers, run.path, OmegaConf.to_container(cfg, resolve=True),
                                        start_step=trainer.state.step)
     if dist.enabled:

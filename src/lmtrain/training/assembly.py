@@ -1,0 +1,170 @@
+"""The run assembly every training command shares: device, distribution, run directory, optimizer,
+scheduler, Trainer, resume, fit and summary.
+
+    context = start_run(cfg)          # device, this process's rank (torchrun), rank 0's run directory
+    parts = RunParts(model, ...)      # the command builds its parts, using context.dist / context.device
+    summary = fit(context, parts, cfg)
+
+So `pretrain` and `finetune` (every model family and task) run under `torchrun` alike: rank 0
+writes the run directory, every rank trains, and summary.json records the world size.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+from omegaconf import OmegaConf
+from torch import nn
+from torch.utils.data import Dataset
+
+from lmtrain.data.tokenizer import TextTokenizer
+from lmtrain.objectives.base import Objective
+from lmtrain.run_dir import TOKENIZER_FILE, RunDir, hydra_run_dir
+from lmtrain.training import checkpoint as ckpt
+from lmtrain.training.distributed import Distributed
+from lmtrain.training.loggers import require_loggers
+from lmtrain.training.optim import build_optimizer, build_scheduler
+from lmtrain.training.precision import resolve_device
+from lmtrain.training.session import fit_run
+from lmtrain.training.trainer import Trainer
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class RunContext:
+    """Where a training run happens, known before any part is built.
+
+    Attributes:
+        device: this process's device.
+        dist: this process's place in the job (world size 1 without torchrun).
+        run_dir: rank 0's run directory, the same on every rank.
+        resume_from: the checkpoint ``trainer.resume`` names, or None.
+        started: when the command started (for the summary's wall time).
+    """
+
+    device: torch.device
+    dist: Distributed
+    run_dir: RunDir
+    resume_from: Path | None
+    started: float
+
+    @property
+    def tokenizer_path(self) -> Path:
+        """The run's ``tokenizer.json``."""
+        return self.run_dir.path / TOKENIZER_FILE
+
+    def steps_per_epoch(self, n_examples: int, trainer_cfg: Any) -> int:
+        """Optimizer steps in one pass over ``n_examples`` (the global batch: every rank's, accumulated)."""
+        global_batch = trainer_cfg.batch_size * self.dist.world_size * trainer_cfg.grad_accum
+        return max(1, n_examples // global_batch)
+
+    @contextlib.contextmanager
+    def main_rank_first(self) -> Iterator[None]:
+        """Run the block on rank 0 first, then on the others: rank 0 prepares (tokenizes, caches) and the
+        others find its results, instead of every rank doing the work at once into the same files."""
+        if not self.dist.is_main:
+            self.dist.barrier()
+        yield
+        if self.dist.is_main:
+            self.dist.barrier()
+
+    def run_tokenizer(self, train: Callable[[], TextTokenizer]) -> TextTokenizer:
+        """The tokenizer a run trains for itself: a resumed run's own, else ``train()`` on rank 0 alone,
+        saved as the run's ``tokenizer.json`` and read from there by the other ranks (training a
+        tokenizer twice can number equally frequent tokens differently)."""
+        if self.resume_from is not None:
+            roles = ckpt.read_model_meta(self.resume_from)["tokenizer_roles"]
+            own = self.resume_from / ckpt.TOKENIZER
+            return TextTokenizer.from_file(own if own.exists() else self.resume_from.parent.parent / TOKENIZER_FILE,
+                                           roles)
+        tokenizer = train() if self.dist.is_main else None
+        if tokenizer is not None:
+            tokenizer.save(self.tokenizer_path)
+        roles = self.dist.broadcast(tokenizer.roles if tokenizer is not None else None)  # after rank 0 saved it
+        return tokenizer if tokenizer is not None else TextTokenizer.from_file(self.tokenizer_path, roles)
+
+
+def start_run(cfg: Any) -> RunContext:
+    """The first step of every training command: check the loggers, pick the device, join the process
+    group `torchrun` describes (``trainer.strategy``), agree on rank 0's run directory and find the
+    checkpoint to resume from.
+
+    Args:
+        cfg: the command's whole config (``trainer.*`` is read here).
+    """
+    started = time.perf_counter()
+    require_loggers(cfg.trainer.loggers)  # a missing package fails now, not after data preparation
+    device = resolve_device(cfg.trainer.device)
+    dist = Distributed.from_env(cfg.trainer.strategy, device.type)
+    run_dir = RunDir(dist.broadcast(str(hydra_run_dir())))  # every rank uses rank 0's run directory
+    resume_from = ckpt.resume_checkpoint(cfg.trainer.resume, run_dir.checkpoints)
+    return RunContext(dist.device(device), dist, run_dir, resume_from, started)
+
+
+@dataclass
+class RunParts:
+    """What a training command builds; :func:`fit` does the rest.
+
+    Attributes:
+        model: the model to train, already on the context's device, built alike on every rank.
+        objective: turns (model, batch) into loss and metrics.
+        train_set, eval_set: datasets of examples; ``collate`` pads a list of them into a batch.
+        tokenizer: the run's tokenizer (rank 0 saves it as ``tokenizer.json``).
+        meta: ``model.json`` of the checkpoints (how to rebuild the model).
+        summary: the summary's first entries (command, model, objective or task ...).
+        title: the heading of the printed summary.
+        next_commands: what a user runs next, printed after the summary.
+        description: one log line about the model and data.
+        head_lr: learning rate of the task head's parameters (None = ``optim.lr``).
+        report: summary entries computed after training (baselines, held-out reports), run on every rank.
+    """
+
+    model: nn.Module
+    objective: Objective
+    train_set: Dataset
+    eval_set: Dataset | None
+    collate: Callable
+    tokenizer: TextTokenizer
+    meta: dict[str, Any]
+    summary: dict[str, Any]
+    title: str
+    next_commands: list[str] = field(default_factory=list)
+    description: str = ""
+    head_lr: float | None = None
+    report: Callable[[Trainer], dict[str, Any]] | None = None
+
+
+def fit(context: RunContext, parts: RunParts, cfg: Any) -> dict[str, Any]:
+    """Train ``parts`` in ``context`` to the end; returns the run summary (written by rank 0).
+
+    Builds the optimizer (``optim.*``, ``parts.head_lr``), the schedule and the Trainer, resumes,
+    fits (:func:`lmtrain.training.session.fit_run`: loggers, preflight, Ctrl-C), then writes
+    ``summary.json`` with the world size and finishes the run directory.
+    """
+    dist, device, run_dir = context.dist, context.device, context.run_dir
+    if dist.is_main:
+        parts.tokenizer.save(context.tokenizer_path)
+    optimizer = build_optimizer(parts.model, cfg.optim, device, head_lr=parts.head_lr)
+    scheduler = build_scheduler(optimizer, cfg.optim, cfg.trainer.max_steps)
+    trainer = Trainer(parts.model, parts.objective, optimizer, scheduler, parts.train_set, parts.eval_set,
+                      parts.collate, cfg.trainer, run_dir, device, parts.meta, context.tokenizer_path, dist=dist)
+    if parts.description:
+        log.info("%s, device %s%s", parts.description, device,
+                 f", {dist.world_size} processes ({dist.strategy})" if dist.enabled else "")
+    summary = fit_run(trainer, cfg, run_dir, context.resume_from)
+    summary = {**parts.summary, **summary, **(parts.report(trainer) if parts.report else {}),
+               "world_size": dist.world_size,
+               "wall_seconds": round(time.perf_counter() - context.started, 2),
+               "config": OmegaConf.to_container(cfg, resolve=True)}
+    dist.close()
+    if dist.is_main:
+        run_dir.finish(summary, parts.title, parts.next_commands)
+    return summary
