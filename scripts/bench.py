@@ -38,7 +38,7 @@ from lmtrain.generation import Sampling, generate
 from lmtrain.models.language_model import LanguageModel
 from lmtrain.models.linear import onednn_enabled, onednn_product
 from lmtrain.models.spec import SIZES, TransformerSpec
-from lmtrain.objectives import build_objective
+from lmtrain.objectives.text_objectives import objective_from_meta
 from lmtrain.tasks.base import run_batches
 from lmtrain.training.compile import CompiledStep
 from lmtrain.training.trainer import ObjectiveStep
@@ -168,7 +168,7 @@ def bench_training(model_name: str, size: str, args, device, autocast, peak: flo
     switches, objective_name, _ = PRESETS[model_name]
     spec = TransformerSpec(vocab_size=VOCAB, n_layers=n_layers, d_model=d_model, n_heads=n_heads, d_ff=d_ff,
                            pad_token_id=1 if model_name == "roberta" else 0, **switches)
-    objective = build_objective(objective_name)
+    objective = objective_from_meta({"objective": objective_name}).loss(None, 1)
     ours = LanguageModel(spec, objective.head_names).to(device).train()
     theirs = hf_model(model_name, spec).to(device).train()
     opt_ours = torch.optim.AdamW(ours.parameters(), lr=1e-4, foreach=True)

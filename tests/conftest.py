@@ -90,3 +90,17 @@ def stopping_after_step(step: int):
         yield
     finally:
         Trainer._train_step = original
+
+
+def objective_plug(node):
+    """The pretraining objective plug a composed ``objective`` node names (what `lmtrain pretrain` builds)."""
+    from lmtrain.plugs import plug_class
+
+    return plug_class(node, "objective")(node)
+
+
+def loss_objective(name: str):
+    """The loss (an ``Objective``) a built-in pretraining objective called ``name`` trains with."""
+    from lmtrain.objectives.text_objectives import objective_from_meta
+
+    return objective_from_meta({"objective": name}).loss(None, 1)

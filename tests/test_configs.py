@@ -7,6 +7,7 @@ from omegaconf import OmegaConf
 
 from lmtrain.cli import COMMANDS, config_dir
 from lmtrain.config_checks import check_config
+from lmtrain.errors import UserError
 from tests.conftest import compose_config
 
 CONFIGS = config_dir()
@@ -30,11 +31,23 @@ def test_primary_configs_compose(command):
     check_config(cfg, command)  # every shipped value is in its range
 
 
+# options that train only one model family, and the preset of that family they are composed with
+_NEEDS_ITS_MODEL = {("objective", "albef"): "albef", ("objective", "bilm"): "elmo", ("data", "shapes"): "albef",
+                    ("data", "captions"): "albef"}
+
+
+def test_an_objective_refuses_a_model_family_it_does_not_train():
+    with pytest.raises(UserError, match="objective=bilm trains elmo models, and the chosen model is a transformer"):
+        check_config(compose_config("pretrain", ["objective=bilm"]), "pretrain")
+
+
 @pytest.mark.parametrize("command,group,option", list(_group_options()))
 def test_every_group_option_composes(command, group, option):
     overrides = [f"{group}={option}"]
     if group == "data" and option == "text":
         overrides.append("data.train_files=[a.txt]")
+    if command == "pretrain" and (group, option) in _NEEDS_ITS_MODEL:  # the default model (BERT) is another family
+        overrides.insert(0, f"model={_NEEDS_ITS_MODEL[group, option]}")
     cfg = compose_config(command, overrides)
     assert OmegaConf.to_container(cfg, resolve=True)  # every interpolation resolves
     check_config(cfg, command)  # every shipped value is in its range
@@ -49,3 +62,21 @@ def test_every_config_file_starts_with_a_comment():
 def test_model_preset_picks_objective_and_override_wins():
     assert compose_config("pretrain", ["model=bert"]).objective.name == "mlm_nsp"
     assert compose_config("pretrain", ["model=bert", "objective=mlm"]).objective.name == "mlm"
+
+
+@pytest.mark.parametrize("model", sorted(p.stem for p in (CONFIGS / "model").glob("*.yaml")))
+def test_debug_tiny_composes_with_every_model_preset(model):
+    cfg = compose_config("pretrain", [f"model={model}", "debug=tiny"])
+    check_config(cfg, "pretrain")
+    assert cfg.model.d_model == 32 and cfg.trainer.max_steps == 20
+
+
+def test_a_key_of_another_family_is_refused_naming_the_family():
+    from lmtrain.cli import validate_overrides
+
+    with pytest.raises(UserError, match="lstm_dim is not a key of the transformer model family"):
+        validate_overrides("pretrain", ["model=bert", "model.lstm_dim=4096"])
+    with pytest.raises(UserError, match="itc_weight is not a key of the masked_lm objective"):
+        validate_overrides("pretrain", ["model=bert", "objective.itc_weight=5"])
+    with pytest.raises(UserError, match="image_size is not a key of the text data schema"):
+        validate_overrides("pretrain", ["model=bert", "data.image_size=384"])

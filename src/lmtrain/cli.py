@@ -138,8 +138,8 @@ def _overrides_only(args: list[str]) -> list[str]:
             continue
         if arg.startswith("-"):
             continue
-        if arg.startswith("hydra.") or arg.startswith("hydra/") or arg.startswith("+hydra"):
-            continue
+        if arg.startswith(("hydra.", "hydra/", "+hydra")) and not arg.startswith("hydra.searchpath="):
+            continue  # the search path stays: users' own config groups (their plugs' YAML) live there
         overrides.append(arg)
     return overrides
 
@@ -158,6 +158,24 @@ def _explain(error: BaseException) -> str:
     return ": ".join(parts)
 
 
+def _schema_hint(message: str) -> str:
+    """`` (… is not a key of the transformer model family)`` when ``message`` is a plug schema refusing a key."""
+    from lmtrain.config import PLUG_SCHEMAS
+
+    found = re.search(r"Key '(\w+)' not in '(\w+)'", message)
+    if not found:
+        return ""
+    key, schema = found.groups()
+    for group, schemas in PLUG_SCHEMAS.items():
+        for name, cls in schemas.items():
+            if cls.__name__ == schema:
+                kind = {"schema/model": "model family", "schema/objective": "objective", "schema/task": "task",
+                        "schema/data": "data schema"}[group]
+                doc = cls.__doc__.splitlines()[0].rstrip('.')
+                return f" ({key} is not a key of the {name} {kind}: {doc[0].lower()}{doc[1:]})"
+    return ""
+
+
 def validate_overrides(command: str, args: list[str]) -> None:
     """Compose ``command``'s config with ``args`` and raise UserError if that fails."""
     from hydra import compose, initialize_config_dir
@@ -171,26 +189,29 @@ def validate_overrides(command: str, args: list[str]) -> None:
     except Exception as error:  # Hydra and OmegaConf raise many types; all mean a config problem
         message = _explain(error)
         raise UserError(
-            f"invalid configuration for `lmtrain {command}`: {message}. "
+            f"invalid configuration for `lmtrain {command}`: {message}{_schema_hint(message)}. "
             f"Run `lmtrain {command} --help` to list the config groups and their options, "
             f"or `lmtrain {command} --cfg job` to print the composed config with every key."
         ) from None
     finally:
         GlobalHydra.instance().clear()
-    check_config(cfg, command)  # before Hydra makes the run directory
+    from lmtrain.config.plug_nodes import type_plug_nodes
+
+    check_config(type_plug_nodes(cfg, command), command)  # before Hydra makes the run directory
 
 
 def _task(command: str, run: Callable) -> Callable:
     def task(cfg):
         from omegaconf.errors import MissingMandatoryValue
 
+        from lmtrain.config.plug_nodes import type_plug_nodes
         from lmtrain.run_claim import claim_run_dir
         from lmtrain.run_dir import hydra_run_dir
         from lmtrain.run_status import exit_state, record_exit
 
         claim = None
         try:
-            cfg = typed_config(cfg, command)
+            cfg = type_plug_nodes(typed_config(cfg, command), command)
             check_config(cfg, command)  # again here: `-m` sweeps skip the validation before Hydra
             claim = claim_run_dir(cfg, command, hydra_run_dir())
             record_exit(claim, command, "running")

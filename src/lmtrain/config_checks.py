@@ -70,16 +70,6 @@ def _describe(low, high, low_open: bool, high_open: bool) -> str:
     return f"in {'(' if low_open else '['}{low}, {high}{')' if high_open else ']'}"
 
 
-# data.max_seq_len each pretraining objective needs, and why
-_MIN_SEQ_LEN = {
-    "mlm_nsp": (5, "[CLS] A [SEP] B [SEP]: 3 special tokens and at least one token in each sentence"),
-    "mlm": (3, "[CLS] ... [SEP]: 2 special tokens and at least one token to mask"),
-    "clm": (2, "a next-token target needs at least two tokens"),
-    "bilm": (2, "a next-token target needs at least two tokens"),
-    "albef": (3, "[CLS] ... [SEP]: 2 special tokens and at least one caption token"),
-}
-
-
 def _build(node: Any, prefix: str) -> Any:
     """The dataclass (or plain value) of config ``node``, every schema's ``__post_init__`` run.
 
@@ -115,15 +105,10 @@ def _build(node: Any, prefix: str) -> Any:
 def _cross_checks(cfg: Any, command: str) -> None:
     """Checks that span several groups (each raises ConfigRangeError with its full key)."""
     model, data, tok = cfg.get("model"), cfg.get("data"), cfg.get("tokenizer")
-    if command == "pretrain" and data is not None:
-        objective = cfg.objective.name
-        if objective in _MIN_SEQ_LEN:
-            least, reason = _MIN_SEQ_LEN[objective]
-            if data.max_seq_len < least:
-                raise ConfigRangeError("data.max_seq_len", f">= {least} for objective={objective}",
-                                       data.max_seq_len, reason)
+    if command == "pretrain" and data is not None and model is not None:
+        _check_objective(cfg)
     training_from_scratch = command == "pretrain" or (command == "finetune" and cfg.get("init") == "scratch")
-    if training_from_scratch and model is not None and data is not None and model.family in ("transformer", "albef"):
+    if training_from_scratch and model is not None and data is not None and "max_positions" in model:
         if data.max_seq_len > model.max_positions:
             raise ConfigRangeError("data.max_seq_len", f"<= model.max_positions={model.max_positions}",
                                    data.max_seq_len, "lower the first or raise the second")
@@ -132,6 +117,20 @@ def _cross_checks(cfg: Any, command: str) -> None:
         if tok.vocab_size <= specials:
             raise ConfigRangeError("tokenizer.vocab_size", f"> {specials}", tok.vocab_size,
                                    f"the tokenizer's {specials} special tokens take that many ids")
+
+
+def _check_objective(cfg: Any) -> None:
+    """The pretraining objective's own demands: a model family it trains, sequences long enough for a target."""
+    from lmtrain.models.families import ModelFamily
+    from lmtrain.objectives.plug import PretrainingObjective
+    from lmtrain.plugs import plug_class
+
+    objective = plug_class(cfg.objective, "objective", PretrainingObjective)(cfg.objective)
+    least, reason = objective.min_seq_len()
+    if cfg.data.max_seq_len < least:
+        raise ConfigRangeError("data.max_seq_len", f">= {least} for objective={objective.name}", cfg.data.max_seq_len,
+                               reason)
+    objective.check(plug_class(cfg.model, "model", ModelFamily).name, cfg.data.max_seq_len)
 
 
 def check_config(cfg: Any, command: str) -> None:

@@ -9,7 +9,7 @@ import numpy as np
 from lmtrain.data import pretraining
 from lmtrain.data.corpus import Corpus, load_documents, split_documents, split_sentences
 from lmtrain.data.pretraining import SplitCorpus, prepare_pretraining_data
-from tests.conftest import compose_config, write_corpus
+from tests.conftest import objective_plug, compose_config, write_corpus
 
 
 def _cfg(tmp_path, *extra):
@@ -39,21 +39,21 @@ def test_text_jsonl_and_blank_line_documents(tmp_path):
 def test_second_run_reuses_tokenizer_and_examples(tmp_path):
     corpus = write_corpus(tmp_path / "c.txt", n_docs=30)
     cfg = _cfg(tmp_path, f"data.train_files=[{corpus}]")
-    first = prepare_pretraining_data(cfg.data, cfg.tokenizer, cfg.objective)
-    second = prepare_pretraining_data(cfg.data, cfg.tokenizer, cfg.objective)
+    first = prepare_pretraining_data(cfg.data, cfg.tokenizer, objective_plug(cfg.objective))
+    second = prepare_pretraining_data(cfg.data, cfg.tokenizer, objective_plug(cfg.objective))
     assert not first.from_cache and second.from_cache
     assert first.tokenizer_path == second.tokenizer_path
     changed = _cfg(tmp_path, f"data.train_files=[{corpus}]", "data.max_seq_len=48")
-    assert not prepare_pretraining_data(changed.data, changed.tokenizer, changed.objective).from_cache
+    assert not prepare_pretraining_data(changed.data, changed.tokenizer, objective_plug(changed.objective)).from_cache
 
 
 def test_existing_tokenizer_json_is_used_as_is(tmp_path):
     corpus = write_corpus(tmp_path / "c.txt", n_docs=30)
     cfg = _cfg(tmp_path, f"data.train_files=[{corpus}]")
-    trained = prepare_pretraining_data(cfg.data, cfg.tokenizer, cfg.objective)
+    trained = prepare_pretraining_data(cfg.data, cfg.tokenizer, objective_plug(cfg.objective))
     given = _cfg(tmp_path, f"data.train_files=[{corpus}]", f"tokenizer.path={trained.tokenizer_path}",
                  "tokenizer.vocab_size=50")
-    data = prepare_pretraining_data(given.data, given.tokenizer, given.objective)
+    data = prepare_pretraining_data(given.data, given.tokenizer, objective_plug(given.objective))
     assert data.tokenizer.vocab_size == trained.tokenizer.vocab_size  # vocab_size ignored: nothing trained
     assert data.tokenizer_path == trained.tokenizer_path
 
@@ -73,11 +73,11 @@ def test_chunks_hold_out_the_same_documents_as_the_whole_corpus(tmp_path):
 def test_a_corpus_larger_than_a_chunk_streams_into_one_store(tmp_path, monkeypatch):
     corpus = write_corpus(tmp_path / "c.txt", n_docs=60)
     cfg = _cfg(tmp_path, f"data.train_files=[{corpus}]", "model=gpt", "data.max_seq_len=32")
-    whole = prepare_pretraining_data(cfg.data, cfg.tokenizer, cfg.objective)
+    whole = prepare_pretraining_data(cfg.data, cfg.tokenizer, objective_plug(cfg.objective))
     monkeypatch.setattr(pretraining, "CHUNK_CHARS", 2000)  # about 5 documents a chunk
     chunked_cfg = _cfg(tmp_path, f"data.train_files=[{corpus}]", "model=gpt", "data.max_seq_len=32",
                        f"tokenizer.path={whole.tokenizer_path}", f"data.cache_dir={tmp_path / 'cache2'}")
-    chunked = prepare_pretraining_data(chunked_cfg.data, chunked_cfg.tokenizer, chunked_cfg.objective)
+    chunked = prepare_pretraining_data(chunked_cfg.data, chunked_cfg.tokenizer, objective_plug(chunked_cfg.objective))
     n_chunks = len(list(SplitCorpus(Corpus([corpus], cache_dir=str(tmp_path / "hf")), None, 0.1, 0).chunks(2000))) // 2
     assert n_chunks > 5
     # every chunk drops only its last partial block; the blocks are otherwise the same stream

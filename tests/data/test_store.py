@@ -9,10 +9,11 @@ from torch.utils.data import DataLoader
 
 from lmtrain.data.collate import PadCollator
 from lmtrain.data.datasets import PretrainingDataset
+from lmtrain.data.masking import TokenMasking
 from lmtrain.data.pretraining import masking_spec, prepare_pretraining_data
 from lmtrain.data.sampler import EpochBatches
 from lmtrain.data.store import ExampleStore, StoreWriter, write_store
-from tests.conftest import compose_config, write_corpus
+from tests.conftest import objective_plug, compose_config, write_corpus
 
 
 def _examples(n: int, seed: int) -> tuple[dict, dict]:
@@ -68,14 +69,14 @@ def test_memory_mapped_store_gives_the_in_memory_batches(tmp_path, objective):
     extra = ["model=roberta", "objective.masking=dynamic"] if objective == "mlm_dynamic" else []
     cfg = compose_config("pretrain", ["debug=tiny", "data=text", f"data.train_files=[{corpus}]",
                                       f"data.cache_dir={tmp_path / 'cache'}", *extra])
-    data = prepare_pretraining_data(cfg.data, cfg.tokenizer, cfg.objective)
+    data = prepare_pretraining_data(cfg.data, cfg.tokenizer, objective_plug(cfg.objective))
     mapped = ExampleStore(data.train.path)
     loaded = ExampleStore(data.train.path, in_memory=True)
     assert all(isinstance(a, np.memmap) for a in mapped.sequences.values())
     assert not any(isinstance(a, np.memmap) for a in loaded.sequences.values())
     assert len(set(mapped.lengths.tolist())) > 1  # ragged examples: padding and cutting are exercised
 
-    dynamic = masking_spec(cfg.objective, data.tokenizer) if objective == "mlm_dynamic" else None
+    dynamic = TokenMasking(masking_spec(cfg.objective, data.tokenizer)) if objective == "mlm_dynamic" else None
     pad_id = data.tokenizer.id("pad")
     reference = _batches(PretrainingDataset(loaded, dynamic, seed=3), pad_id, num_workers=0)
     assert len(reference) >= 4

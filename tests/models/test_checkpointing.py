@@ -9,7 +9,7 @@ import torch
 
 from lmtrain.models.language_model import LanguageModel
 from lmtrain.models.spec import TransformerSpec
-from lmtrain.objectives import build_objective
+from tests.conftest import loss_objective as build_objective
 
 GPT = dict(causal=True, norm="pre", segment_vocab_size=0, embedding_norm=False, final_norm=True,
            activation="gelu_tanh", layer_norm_eps=1e-5)

@@ -7,7 +7,7 @@ import dataclasses
 import pytest
 import torch
 
-from lmtrain.config import ModelConfig
+from lmtrain.config import TransformerConfig as ModelConfig
 from lmtrain.errors import UserError
 from lmtrain.models.spec import TransformerSpec, resolve_spec
 from lmtrain.models.transformer import Transformer, sinusoidal_table

@@ -8,10 +8,9 @@ import time
 import pytest
 
 from lmtrain.cli import main
-from lmtrain.objectives import build_objective
 from lmtrain.runs import find_run_dirs, load_run
 from lmtrain.runs.compare import differing_overrides, rank_runs, run_labels
-from lmtrain.runs.record import OBJECTIVE_METRIC, run_status
+from lmtrain.runs.record import run_status
 
 
 def _json_rows(capsys, *args: str) -> list[dict]:
@@ -86,9 +85,12 @@ def test_labels_ranking_and_numbers_written_two_ways(zoo):
     assert differing_overrides(runs) == []
 
 
-def test_main_metric_table_matches_the_objectives():
-    for name, metric in OBJECTIVE_METRIC.items():
-        assert build_objective(name).main_metric == metric
+def test_a_run_without_a_summary_is_ranked_by_the_metric_its_checkpoints_record(tmp_path):
+    run = tmp_path / "run"
+    (run / "checkpoints" / "step-10").mkdir(parents=True)
+    (run / "checkpoints" / "step-10" / "model.json").write_text(json.dumps({"main_metric": "r_mean"}))
+    (run / "metrics.jsonl").write_text(json.dumps({"step": 10, "eval/loss": 2.0, "eval/r_mean": 0.4}) + "\n")
+    assert load_run(run).metric == "r_mean"
 
 
 def test_table_prints_brackets_in_overrides_as_they_are(zoo):

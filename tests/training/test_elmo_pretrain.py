@@ -57,11 +57,13 @@ def test_bilm_both_directions_learn_and_the_checkpoint_reloads(tmp_path, monkeyp
     assert evaluated["eval/bwd_ppl"] < summary["baseline/unigram_ppl"]
 
 
-def test_bilm_needs_the_elmo_model(tmp_path, monkeypatch):
+def test_bilm_needs_the_elmo_model_and_elmo_keys_need_it_too(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
-    cfg = compose_config("pretrain", ["model=gpt", "objective=bilm", *_overrides(tmp_path)])
-    with pytest.raises(UserError, match="model=elmo"):
+    cfg = compose_config("pretrain", ["model=gpt", "objective=bilm", *TINY])
+    with pytest.raises(UserError, match="objective=bilm trains elmo models, and the chosen model is a transformer"):
         pretrain.run(cfg)
+    with pytest.raises(Exception, match="Could not override 'model.lstm_dim'"):
+        compose_config("pretrain", ["model=gpt", *_overrides(tmp_path)])
 
 
 def test_cli_pretrain_elmo_beats_unigram_in_both_directions(tmp_path):

@@ -8,7 +8,7 @@ import numpy as np
 
 from lmtrain.commands import pretrain
 from lmtrain.data.datasets import PretrainingDataset
-from lmtrain.data.masking import MaskingSpec
+from lmtrain.data.masking import MaskingSpec, TokenMasking
 from lmtrain.data.store import ExampleStore, write_store
 from lmtrain.run_dir import read_metrics
 from tests.conftest import TINY, compose_config, write_corpus
@@ -44,12 +44,12 @@ def test_dynamic_masks_change_per_epoch_and_repeat_per_seed(tmp_path):
     ids = [np.concatenate([[0], rng.integers(5, 200, 30), [2]]) for _ in range(4)]
     write_store(tmp_path / "store", {"input_ids": ids, "word_ids": [np.arange(32) for _ in ids]}, {}, {})
     spec = MaskingSpec(mask_id=4, vocab_size=200, special_ids=(0, 1, 2, 3, 4))
-    dataset = PretrainingDataset(ExampleStore(tmp_path / "store"), spec, seed=3)
+    dataset = PretrainingDataset(ExampleStore(tmp_path / "store"), TokenMasking(spec), seed=3)
     dataset.set_epoch(0)
     epoch0 = [dataset[i]["labels"] for i in range(4)]
     dataset.set_epoch(1)
     epoch1 = [dataset[i]["labels"] for i in range(4)]
-    again = PretrainingDataset(ExampleStore(tmp_path / "store"), spec, seed=3)
+    again = PretrainingDataset(ExampleStore(tmp_path / "store"), TokenMasking(spec), seed=3)
     again.set_epoch(0)
     assert any((a != b).any() for a, b in zip(epoch0, epoch1))
     assert all((a == again[i]["labels"]).all() for i, a in enumerate(epoch0))

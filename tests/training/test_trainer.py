@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from lmtrain.commands import pretrain
-from lmtrain.objectives import build_objective
+from tests.conftest import loss_objective as build_objective
 from lmtrain.run_dir import read_metrics
 from lmtrain.training import checkpoint as ckpt
 from tests.conftest import TINY, compose_config, stopping_after_step, write_corpus

@@ -12,16 +12,15 @@ import time
 from typing import Any
 
 import torch
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import OmegaConf
 from torch.utils.data import ConcatDataset, Dataset
 
-from lmtrain.config import ObjectiveConfig, TokenizerConfig
+from lmtrain.config import TokenizerConfig
 from lmtrain.data.collate import PadCollator
-from lmtrain.data.datasets import PretrainingDataset
-from lmtrain.data.pretraining import masking_spec, prepare_pretraining_data
+from lmtrain.data.pretraining import prepare_pretraining_data
 from lmtrain.errors import UserError
 from lmtrain.models.loading import load_checkpoint
-from lmtrain.objectives import build_objective
+from lmtrain.objectives.text_objectives import TextPretraining, objective_from_meta
 from lmtrain.run_dir import TOKENIZER_FILE, RunDir, hydra_run_dir
 from lmtrain.training import checkpoint as ckpt
 from lmtrain.training.evaluation import evaluate_objective
@@ -31,15 +30,6 @@ from lmtrain.training.progress import print_summary
 log = logging.getLogger(__name__)
 
 SPLITS = ("eval", "all")
-
-
-def objective_config(name: str) -> DictConfig:
-    """The objective config a checkpoint trained with ``name`` is evaluated under.
-
-    Masking uses the standard values (15%; 80% mask, 10% random): static masks for BERT's
-    mlm_nsp (drawn in preprocessing), dynamic masks with a fixed seed for mlm.
-    """
-    return OmegaConf.structured(ObjectiveConfig(name=name, masking="static" if name == "mlm_nsp" else "dynamic"))
 
 
 @torch.no_grad()
@@ -56,14 +46,10 @@ def _warn_if_data_differs(checkpoint, data_cfg) -> None:
                         key, trained[key], key, data_cfg[key], key, trained[key])
 
 
-def _dataset(cfg, objective_name: str, tokenizer, data) -> Dataset:
-    """The examples to evaluate: the held-out store, or train and held-out together."""
-    obj_cfg = objective_config(objective_name)
-    dynamic = masking_spec(obj_cfg, tokenizer) if objective_name == "mlm" else None
-    held_out = PretrainingDataset(data.eval, dynamic, seed=cfg.seed)
-    if cfg.split == "eval":
-        return held_out
-    return ConcatDataset([PretrainingDataset(data.train, dynamic, seed=cfg.seed), held_out])
+def _dataset(cfg, objective: TextPretraining, tokenizer, data) -> Dataset:
+    """The examples to evaluate: the held-out store, or train and held-out together (masks fixed by ``seed``)."""
+    train, held_out = objective.evaluation_sets(data, tokenizer, cfg.seed)
+    return held_out if cfg.split == "eval" else ConcatDataset([train, held_out])
 
 
 def run(cfg) -> dict[str, Any]:
@@ -79,7 +65,8 @@ def run(cfg) -> dict[str, Any]:
     device = resolve_device(cfg.device, key="device")
     checkpoint = ckpt.resolve_checkpoint(cfg.ckpt, key="ckpt")
     model, tokenizer, meta = load_checkpoint(checkpoint, device, key="ckpt", families=("transformer", "elmo"))
-    objective = build_objective(meta.get("objective", ""))
+    plug = objective_from_meta(meta)
+    objective = plug.loss(None, 1)
     missing = [h for h in objective.head_names if h not in model.heads]
     if missing:
         raise UserError(f"ckpt={cfg.ckpt} has heads {model.head_names} but its objective {meta['objective']} "
@@ -95,8 +82,8 @@ def run(cfg) -> dict[str, Any]:
     tok_cfg = OmegaConf.structured(TokenizerConfig(path=str(run_dir.path / TOKENIZER_FILE),
                                                    special_tokens=dict(tokenizer.roles)))
     data_cfg = OmegaConf.merge(cfg.data, {"dupe_factor": 1})  # copies only repeat training masks
-    data = prepare_pretraining_data(data_cfg, tok_cfg, objective_config(meta["objective"]))
-    dataset = _dataset(cfg, meta["objective"], tokenizer, data)
+    data = prepare_pretraining_data(data_cfg, tok_cfg, plug)
+    dataset = _dataset(cfg, plug, tokenizer, data)
     metrics, sequences = evaluate_objective(model, objective, dataset, PadCollator(tokenizer.id("pad")),
                                             cfg.batch_size, cfg.max_batches, device)
     metrics = {f"eval/{k}": v for k, v in metrics.items()}

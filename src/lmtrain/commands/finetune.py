@@ -12,7 +12,6 @@ from typing import Any
 from omegaconf import DictConfig
 
 from lmtrain.models.loading import model_meta
-from lmtrain.run_dir import RunDir
 from lmtrain.tasks import build_task
 from lmtrain.tasks.model import describe
 from lmtrain.tasks.report import evaluation_report
@@ -20,20 +19,6 @@ from lmtrain.training import checkpoint as ckpt
 from lmtrain.training.assembly import RunParts, fit, start_run
 
 log = logging.getLogger(__name__)
-
-
-def _samples(task, model, tokenizer, cfg: DictConfig, run: RunDir) -> dict[str, Any]:
-    """Generation: greedy completions of held-out prompts by the best checkpoint."""
-    if task.name != "generation" or cfg.task.samples <= 0:
-        return {}
-    best = run.checkpoints / ckpt.BEST
-    if ckpt.is_checkpoint(best):
-        ckpt.load_weights(model, best.resolve())
-    samples = task.samples(model, tokenizer, cfg.task.samples, cfg.task.max_new_tokens)
-    for sample in samples:
-        log.info("prompt %r -> %r (reference %r)", sample["prompt"], sample["generated"], sample["reference"])
-    exact = sum(s["generated"].strip() == s["reference"].strip() for s in samples) / max(len(samples), 1)
-    return {"samples/exact_match": exact, "samples": samples}
 
 
 def _max_seq_len(cfg: DictConfig, limit: int | None) -> int:
@@ -48,7 +33,7 @@ def _max_seq_len(cfg: DictConfig, limit: int | None) -> int:
 def run(cfg: DictConfig) -> dict[str, Any]:
     """Fine-tune a backbone on ``cfg.task`` with ``cfg.data``; returns the run summary."""
     context = start_run(cfg)
-    task = build_task(cfg.task.name, cfg.data)
+    task = build_task(cfg.task, cfg.data)
     task.read()
     built = task.build_model(cfg, context)
     model, tokenizer = built.model.to(context.device), built.tokenizer
@@ -58,8 +43,8 @@ def run(cfg: DictConfig) -> dict[str, Any]:
 
     def report(trainer) -> dict[str, Any]:
         return {**task.baselines(tokenizer), **describe(model), **task.describe_data(),
-                **evaluation_report(trainer),  # the final model's, so before _samples loads the best one
-                **_samples(task, model, tokenizer, cfg, run_dir)}
+                **evaluation_report(trainer),  # the final model's, so before the task's report loads the best one
+                **task.final_report(model, tokenizer, cfg.task, run_dir.checkpoints / ckpt.BEST)}
 
     return fit(context, RunParts(
         model, objective, train_set, eval_set, task.collator(tokenizer), tokenizer,

@@ -14,10 +14,9 @@ from typing import Any, Callable
 
 from omegaconf import DictConfig
 
-from lmtrain.config import TaskDataConfig
 from lmtrain.errors import UserError
 from lmtrain.models.loading import load_checkpoint
-from lmtrain.tasks import build_task
+from lmtrain.tasks import task_from_meta
 from lmtrain.training import checkpoint as ckpt
 from lmtrain.training.precision import resolve_device
 
@@ -62,8 +61,7 @@ def run(cfg: DictConfig) -> list[dict[str, Any]]:
     if not info:
         raise UserError(f"ckpt={cfg.ckpt} is a pretrained model, not a fine-tuned one: fine-tune it first "
                         "(`lmtrain finetune task=ner init=...`), or use `lmtrain generate` on pretrained models.")
-    data_cfg = TaskDataConfig(scheme=info.get("scheme", "bio"), max_seq_len=info.get("max_seq_len", 128))
-    task = build_task(info["name"], data_cfg, info.get("labels"))
+    task = task_from_meta(info, scheme=info.get("scheme", "bio"), max_seq_len=info.get("max_seq_len", 128))
     lines = read_inputs(cfg.input)
     log.info("predict: %d input(s) with %s (task=%s)", len(lines), checkpoint, info["name"])
     records = task.predict(model, tokenizer, lines, cfg.batch_size, device, pair=info.get("pair", False),

@@ -100,3 +100,19 @@ def mask_tokens(input_ids: np.ndarray, spec: MaskingSpec, rng: np.random.Generat
 def example_rng(seed: int, epoch: int, index: int) -> np.random.Generator:
     """The generator of one sequence's dynamic mask: the same (seed, epoch, index), the same mask."""
     return np.random.default_rng([seed, epoch, index])
+
+
+class TokenMasking:
+    """BERT's corruption as a callable: ``(input_ids, rng, word_ids) -> (corrupted ids, labels)``.
+
+    :class:`lmtrain.data.datasets.PretrainingDataset` calls any such callable on every draw
+    (dynamic masking); an objective of your own may pass its own (e.g. span masking).
+    """
+
+    def __init__(self, spec: MaskingSpec):
+        self.spec = spec
+        self._pool = spec.random_candidates()
+
+    def __call__(self, input_ids: np.ndarray, rng: np.random.Generator, word_ids: np.ndarray | None = None
+                 ) -> tuple[np.ndarray, np.ndarray]:
+        return mask_tokens(input_ids, self.spec, rng, word_ids=word_ids, candidates_pool=self._pool)

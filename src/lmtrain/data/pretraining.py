@@ -16,7 +16,7 @@ import logging
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import numpy as np
 
@@ -92,16 +92,38 @@ def _static_mask(sequences: list[np.ndarray], word_ids: list[np.ndarray], spec: 
     return masked, labels
 
 
-def build_examples(docs: list[list[np.ndarray]], tokenizer: TextTokenizer, data_cfg: Any, obj_cfg: Any,
+class ExampleRecipe(Protocol):
+    """What the data side needs from a pretraining objective (its plug provides it).
+
+    Attributes:
+        name: the objective's name (recorded with the stores).
+        example_format: sentence_pairs (BERT's NSP pairs), sentence_blocks (full sentences packed
+            between [CLS] and [SEP], with word ids for whole-word masking) or token_stream (blocks cut
+            from the document stream, end-of-text between documents: GPT, ELMo).
+    """
+
+    name: str
+    example_format: str
+
+    def static_masking(self, tokenizer: TextTokenizer) -> MaskingSpec | None:
+        """The mask drawn once at preprocessing (BERT's static masking), or None."""
+
+    def settings(self) -> dict[str, Any]:
+        """Every setting that shapes the examples (part of the cache key)."""
+
+
+EXAMPLE_FORMATS = ("sentence_pairs", "sentence_blocks", "token_stream")
+
+
+def build_examples(docs: list[list[np.ndarray]], tokenizer: TextTokenizer, data_cfg: Any, recipe: ExampleRecipe,
                    dupe_factor: int, seed: int) -> tuple[dict[str, list], dict[str, list]]:
-    """Sequence and scalar fields of the examples ``obj_cfg.name`` trains on.
+    """Sequence and scalar fields of the examples ``recipe`` trains on.
 
     Returns:
         (sequences, scalars) as :func:`lmtrain.data.store.write_store` takes them.
     """
-    name = obj_cfg.name
-    if name == "mlm_nsp":
-        spec = masking_spec(obj_cfg, tokenizer)
+    fmt, spec = recipe.example_format, recipe.static_masking(tokenizer)
+    if fmt == "sentence_pairs":
         ids, types, words, nsp = [], [], [], []
         for dupe in range(dupe_factor):
             for pair in build_pairs(docs, data_cfg.max_seq_len, data_cfg.short_seq_prob, tokenizer.id("cls"),
@@ -110,23 +132,25 @@ def build_examples(docs: list[list[np.ndarray]], tokenizer: TextTokenizer, data_
                 types.append(pair.token_type_ids)
                 words.append(pair.word_ids)
                 nsp.append(pair.next_sentence_label)
+        if spec is None:
+            return ({"input_ids": ids, "token_type_ids": types, "word_ids": words}, {"next_sentence_label": nsp})
         masked, labels = _static_mask(ids, words, spec, seed)
         return ({"input_ids": masked, "token_type_ids": types, "labels": labels}, {"next_sentence_label": nsp})
-    if name == "mlm":
+    if fmt == "sentence_blocks":
         if data_cfg.packing not in ("full_sentences", "doc_sentences"):
             raise UserError(f"data.packing={data_cfg.packing} is not supported; use full_sentences or doc_sentences.")
         blocks = pack_sentences(docs, data_cfg.max_seq_len, tokenizer.id("cls"), tokenizer.id("sep"),
                                 cross_documents=data_cfg.packing == "full_sentences")
-        if obj_cfg.masking == "static":
-            spec = masking_spec(obj_cfg, tokenizer)
+        if spec is not None:
             blocks = blocks * dupe_factor
             masked, labels = _static_mask([b[0] for b in blocks], [b[1] for b in blocks], spec, seed)
             return {"input_ids": masked, "labels": labels}, {}
         return {"input_ids": [b[0] for b in blocks], "word_ids": [b[1] for b in blocks]}, {}
-    if name in ("clm", "bilm"):  # ELMo's biLM reads the same packed blocks as GPT
+    if fmt == "token_stream":
         blocks = pack_stream(docs, data_cfg.max_seq_len, tokenizer.id("eos"))
         return {"input_ids": [b[0] for b in blocks]}, {}
-    raise UserError(f"objective.name={name} is not a pretraining objective; use mlm_nsp, mlm, clm or bilm.")
+    raise UserError(f"objective={recipe.name} asks for examples of the format {fmt!r}; the formats are "
+                    f"{', '.join(EXAMPLE_FORMATS)}.")
 
 
 class SplitCorpus:
@@ -188,10 +212,11 @@ def _tokenizer_for(data_cfg: Any, tok_cfg: Any, cache: Path, digests: list[str],
     return cached_tokenizer(path, roles, train), path
 
 
-def _write_examples(root: Path, split: SplitCorpus, tokenizer: TextTokenizer, data_cfg: Any, obj_cfg: Any) -> None:
+def _write_examples(root: Path, split: SplitCorpus, tokenizer: TextTokenizer, data_cfg: Any,
+                    recipe: ExampleRecipe) -> None:
     """Tokenize ``split`` chunk by chunk and append its examples to the train and eval stores under ``root``."""
     settings = {"train": (data_cfg.dupe_factor, data_cfg.split_seed), "eval": (1, data_cfg.split_seed + 10_000)}
-    meta = {"objective": obj_cfg.name}
+    meta = {"objective": recipe.name}
     chunk_index = {"train": 0, "eval": 0}
     with StoreWriter(root / "train", data_cfg.max_seq_len, meta) as train_store, \
             StoreWriter(root / "eval", data_cfg.max_seq_len, meta) as eval_store:
@@ -202,7 +227,7 @@ def _write_examples(root: Path, split: SplitCorpus, tokenizer: TextTokenizer, da
             dupe, seed = settings[name]
             seed += _CHUNK_SEED_STRIDE * chunk_index[name]
             chunk_index[name] += 1
-            sequences, scalars = build_examples(tokenize_documents(docs, tokenizer), tokenizer, data_cfg, obj_cfg,
+            sequences, scalars = build_examples(tokenize_documents(docs, tokenizer), tokenizer, data_cfg, recipe,
                                                 dupe, seed)
             stores[name].append(sequences, scalars)
         for name, store in stores.items():
@@ -211,13 +236,13 @@ def _write_examples(root: Path, split: SplitCorpus, tokenizer: TextTokenizer, da
                                 f"(data.max_seq_len={data_cfg.max_seq_len}); add text or shorten data.max_seq_len.")
 
 
-def prepare_pretraining_data(data_cfg: Any, tok_cfg: Any, obj_cfg: Any) -> PretrainingData:
+def prepare_pretraining_data(data_cfg: Any, tok_cfg: Any, recipe: ExampleRecipe) -> PretrainingData:
     """Read, tokenize and turn the corpus into train and held-out examples (cached, streamed).
 
     Args:
         data_cfg: the `data` config group.
         tok_cfg: the `tokenizer` config group.
-        obj_cfg: the `objective` config group (decides the example format).
+        recipe: the objective's example format and static masking (its plug).
     Returns:
         The tokenizer and both example stores.
     """
@@ -239,12 +264,12 @@ def prepare_pretraining_data(data_cfg: Any, tok_cfg: Any, obj_cfg: Any) -> Pretr
     shape_keys = {k: data_cfg[k] for k in ("max_seq_len", "short_seq_prob", "dupe_factor", "packing", "documents",
                                           "eval_fraction", "split_seed", "text_field", "format")}
     key = fingerprint("examples", EXAMPLES_VERSION, digests, file_digest(tokenizer_path), shape_keys,
-                      {k: obj_cfg[k] for k in obj_cfg})
+                      recipe.example_format, recipe.settings())
     root = cache / "examples" / key
     if ExampleStore.exists(root / "train") and ExampleStore.exists(root / "eval"):
         log.info("using cached examples %s", root)
         return PretrainingData(tokenizer, tokenizer_path, ExampleStore(root / "train"), ExampleStore(root / "eval"), True)
     split = corpus()
     log.info("tokenizing %s", split.describe())
-    _write_examples(root, split, tokenizer, data_cfg, obj_cfg)
+    _write_examples(root, split, tokenizer, data_cfg, recipe)
     return PretrainingData(tokenizer, tokenizer_path, ExampleStore(root / "train"), ExampleStore(root / "eval"), False)

@@ -9,11 +9,8 @@ import torch
 
 from lmtrain.data.tokenizer import TextTokenizer
 from lmtrain.errors import UserError
-from lmtrain.models.albef import AlbefModel, AlbefSpec
-from lmtrain.models.elmo import ElmoLanguageModel, ElmoSpec
-from lmtrain.models.elmo_features import ElmoTaskModel
+from lmtrain.models.families import ModelFamily
 from lmtrain.models.language_model import LanguageModel
-from lmtrain.models.spec import TransformerSpec
 from lmtrain.training import checkpoint as ckpt
 
 
@@ -46,14 +43,7 @@ def load_checkpoint(path: str | Path, device: torch.device | str = "cpu", key: s
     if meta.get("family") not in families:
         raise UserError(f"{key}={path} holds a {meta.get('family')} model, which this command does not load; it "
                         f"loads {' and '.join(families)} models.")
-    if meta["family"] == "elmo" and meta.get("task_heads"):  # a fine-tuned ELMo-feature model
-        model = ElmoTaskModel(ElmoSpec.from_dict(meta["spec"]), meta["task_heads"])
-    elif meta["family"] == "elmo":  # the char table is a buffer: the weights fill it in
-        model = ElmoLanguageModel(ElmoSpec.from_dict(meta["spec"]), meta["heads"])
-    elif meta["family"] == "albef":
-        model = AlbefModel(AlbefSpec.from_dict(meta["spec"]), meta["heads"])
-    else:
-        model = LanguageModel(TransformerSpec.from_dict(meta["spec"]), meta["heads"], meta.get("task_heads"))
+    model = ModelFamily.named(meta["family"]).from_meta(meta)
     ckpt.load_weights(model, checkpoint)
     return model.to(device).eval(), checkpoint_tokenizer(checkpoint, meta), meta
 

@@ -72,7 +72,7 @@ class TransformerSpec(StoredSpec):
 
 
 def resolve_spec(model_cfg: Any, vocab_size: int, pad_token_id: int) -> TransformerSpec:
-    """Fill a `ModelConfig` (Hydra node or dataclass) into a complete, validated spec.
+    """Fill a `TransformerConfig` (Hydra node or dataclass) into a complete, validated spec.
 
     Args:
         model_cfg: the `model` config group; unset dimensions come from `model.size`.
@@ -106,26 +106,8 @@ def resolve_spec(model_cfg: Any, vocab_size: int, pad_token_id: int) -> Transfor
         if getattr(model_cfg, key) not in allowed:
             raise UserError(f"model.{key}={getattr(model_cfg, key)} is not supported; "
                             f"choose one of {', '.join(allowed)}.")
-    return TransformerSpec(
-        vocab_size=vocab_size,
-        n_layers=n_layers,
-        d_model=d_model,
-        n_heads=n_heads,
-        d_ff=d_ff,
-        max_positions=model_cfg.max_positions,
-        causal=model_cfg.causal,
-        norm=model_cfg.norm,
-        segment_vocab_size=model_cfg.segment_vocab_size,
-        position=model_cfg.position,
-        position_offset=model_cfg.position_offset,
-        activation=model_cfg.activation,
-        dropout=model_cfg.dropout,
-        attention_dropout=model_cfg.attention_dropout,
-        layer_norm_eps=model_cfg.layer_norm_eps,
-        embedding_norm=model_cfg.embedding_norm,
-        final_norm=model_cfg.final_norm,
-        tie_embeddings=model_cfg.tie_embeddings,
-        checkpoint_activations=model_cfg.checkpoint_activations,
-        init_std=model_cfg.init_std,
-        pad_token_id=pad_token_id,
-    )
+    resolved = {"vocab_size": vocab_size, "n_layers": n_layers, "d_model": d_model, "n_heads": n_heads, "d_ff": d_ff,
+                "pad_token_id": pad_token_id}
+    # every other switch is the config's own value, under the same name
+    switches = {f.name: getattr(model_cfg, f.name) for f in dataclasses.fields(TransformerSpec) if f.name not in resolved}
+    return TransformerSpec(**resolved, **switches)

@@ -30,10 +30,6 @@ log = logging.getLogger(__name__)
 
 RUNNING_WINDOW_S = 120.0  # a run whose files changed this recently is taken to be alive
 TRAINER_STATE = "trainer_state.pt"  # the file that makes a checkpoint resumable
-# Mirrors each Objective's main_metric (a test keeps them in step); only consulted for runs
-# without a summary, whose summary.json would name it as best/<metric>.
-OBJECTIVE_METRIC = {"mlm_nsp": "mlm_acc", "mlm": "mlm_acc", "clm": "ppl", "bilm": "ppl"}
-TASK_METRIC = {"ner": "f1", "classification": "accuracy", "generation": "ppl"}
 # commands that train (their runs are compared); the others use or write out a model
 TRAINING_COMMANDS = ("pretrain", "finetune", "embed")
 _ERROR_MARKERS = ("][ERROR]", "][CRITICAL]", "Traceback (most recent call last)")
@@ -149,19 +145,31 @@ def _job_name(run_dir: Path) -> str | None:
     return name if isinstance(name, str) else None
 
 
-def main_metric(summary: dict[str, Any], config: dict[str, Any], events: list[dict[str, Any]]) -> str | None:
-    """The metric that ranks a run: summary's ``best/<m>``, ``trainer.monitor``, the objective's or task's own."""
+def _checkpointed_metric(run_dir: Path) -> str | None:
+    """The ``main_metric`` the trainer wrote into the run's newest checkpoint's ``model.json``."""
+    metas = sorted((run_dir / CHECKPOINTS_DIR).glob("*/model.json"), key=lambda p: p.stat().st_mtime, reverse=True)
+    for path in metas:
+        try:
+            metric = json.loads(path.read_text(encoding="utf-8")).get("main_metric")
+        except (OSError, ValueError):
+            continue
+        if metric:
+            return str(metric)
+    return None
+
+
+def main_metric(summary: dict[str, Any], config: dict[str, Any], events: list[dict[str, Any]],
+                run_dir: Path | None = None) -> str | None:
+    """The metric that ranks a run: summary's ``best/<m>``, ``trainer.monitor``, the one its checkpoints record."""
     best = next((k[len("best/"):] for k in summary if k.startswith("best/")), None)
     if best:
         return best
     trainer = config.get("trainer") or {}
     if trainer.get("monitor"):
         return str(trainer["monitor"])
-    task = (config.get("task") or {}).get("name")
-    objective = (config.get("objective") or {}).get("name")
-    guess = TASK_METRIC.get(task) if task else OBJECTIVE_METRIC.get(objective)
-    if guess:
-        return guess
+    recorded = _checkpointed_metric(run_dir) if run_dir is not None else None
+    if recorded:
+        return recorded
     logged = [k[len("eval/"):] for e in events for k in e if k.startswith("eval/")]
     return logged[0] if logged else None
 
@@ -227,7 +235,7 @@ def load_run(run_dir: str | Path, now: float | None = None, running_window: floa
                       or ("finetune" if "task" in record.config else None))
     record.model = summary.get("model") or (record.config.get("model") or {}).get("name")
     record.task = summary.get("task") or (record.config.get("task") or {}).get("name")
-    record.metric = main_metric(summary, record.config, events)
+    record.metric = main_metric(summary, record.config, events, path)
     _metric_values(record)
     _progress(record)
     return record

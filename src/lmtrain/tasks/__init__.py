@@ -1,37 +1,45 @@
 """Fine-tuning tasks: readers of labelled data, label alignment, task datasets and metrics.
 
-Each task (``ner``, ``classification``, ``generation``, ``retrieval``) is one class with the same small surface
-(see :class:`lmtrain.tasks.base.Task`), so `lmtrain finetune` and `lmtrain predict` build every
-task the same way, top to bottom.
+Each task is a plug: one :class:`lmtrain.tasks.base.Task` subclass, named by ``task._target_``
+(its schema sets it), with the same small surface, so `lmtrain finetune` and `lmtrain predict`
+build every task the same way, top to bottom, and a task of your own needs no edit here.
 """
 
 from __future__ import annotations
 
-from lmtrain.errors import UserError
+from typing import Any
 
-TASKS = ("ner", "classification", "generation", "retrieval")
+# task name -> plug, for checkpoints written before model.json recorded the task's class
+_EARLIER_CHECKPOINTS = {"ner": "lmtrain.tasks.ner.NerTask",
+                        "classification": "lmtrain.tasks.classification.ClassificationTask",
+                        "generation": "lmtrain.tasks.completion.CompletionTask",
+                        "retrieval": "lmtrain.tasks.retrieval.RetrievalTask"}
 
 
-def build_task(name: str, data_cfg, labels: list[str] | None = None):
-    """The task called ``name`` reading with ``data_cfg`` (labels: those of a fine-tuned checkpoint).
+def build_task(task: Any, data_cfg: Any, labels: list[str] | None = None):
+    """The task plug ``task`` names, reading with ``data_cfg`` (labels: those of a fine-tuned checkpoint).
 
+    Args:
+        task: the ``task`` config node, or a ``_target_`` path.
+        data_cfg: the task's ``data`` config.
+        labels: the label names of a fine-tuned checkpoint (None: read from the data).
     Raises:
-        UserError: an unknown task name.
+        UserError: a ``_target_`` that does not import or is not a Task.
     """
-    if name == "ner":
-        from lmtrain.tasks.ner import NerTask
+    from lmtrain.plugs import plug_class
+    from lmtrain.tasks.base import Task
 
-        return NerTask(data_cfg, labels)
-    if name == "classification":
-        from lmtrain.tasks.classification import ClassificationTask
+    return plug_class(task, "task", Task)(data_cfg, labels)
 
-        return ClassificationTask(data_cfg, labels)
-    if name == "generation":
-        from lmtrain.tasks.completion import CompletionTask
 
-        return CompletionTask(data_cfg)
-    if name == "retrieval":
-        from lmtrain.tasks.retrieval import RetrievalTask
+def task_from_meta(info: dict[str, Any], **data_values: Any):
+    """The task of a fine-tuned checkpoint's ``model.json`` (``task`` entry), its data config holding
+    ``data_values`` (sequence length, tag scheme ...) over the task's defaults."""
+    from omegaconf import OmegaConf
 
-        return RetrievalTask(data_cfg)
-    raise UserError(f"task={name} is not a fine-tuning task; choose one of {', '.join(TASKS)}.")
+    from lmtrain.plugs import plug_class
+    from lmtrain.tasks.base import Task
+
+    cls = plug_class(info.get("_target_") or _EARLIER_CHECKPOINTS.get(info.get("name"), ""), "task", Task)
+    known = {k: v for k, v in data_values.items() if k in OmegaConf.structured(cls.data_config)}
+    return cls(OmegaConf.structured(cls.data_config(**known)), info.get("labels"))

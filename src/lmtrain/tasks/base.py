@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -11,6 +12,8 @@ import torch
 from torch import nn
 from torch.utils.data import Dataset
 
+from lmtrain.config.data import TaskDataConfig
+from lmtrain.config.tasks import TaskConfig
 from lmtrain.data.collate import PadCollator
 from lmtrain.data.tokenizer import TextTokenizer
 from lmtrain.objectives.base import Objective
@@ -93,6 +96,8 @@ class Task:
     """
 
     name = ""
+    config_class: type = TaskConfig  # the task's schema (types a user's YAML that names this class in _target_)
+    data_config: type = TaskDataConfig  # the schema of its `data` node
     predict_input = "input=<text file, one input per line>"  # what `lmtrain predict` reads, for the next-step hint
     head: str | None = None
     head_kind: str | None = None
@@ -171,9 +176,21 @@ class Task:
         """Which label may follow which (``[i][j]``: label i then label j) for a CRF; None = any."""
         return None
 
+    def final_report(self, model: nn.Module, tokenizer: TextTokenizer, options: Any, best: Path) -> dict[str, Any]:
+        """Summary entries the task adds after training (e.g. sample outputs of the best checkpoint); default none.
+
+        Args:
+            model: the trained model.
+            tokenizer: its tokenizer.
+            options: the ``task`` config.
+            best: the run's best checkpoint (may not exist).
+        """
+        return {}
+
     def meta(self) -> dict[str, Any]:
         """What `lmtrain predict` needs to use a checkpoint (stored in model.json as ``task``)."""
-        return {"name": self.name, "labels": list(self.labels)}
+        cls = type(self)
+        return {"name": self.name, "_target_": f"{cls.__module__}.{cls.__qualname__}", "labels": list(self.labels)}
 
     def predict(self, model, tokenizer, lines: list[str], batch_size: int, device: torch.device,
                 **options: Any) -> list[dict[str, Any]]:

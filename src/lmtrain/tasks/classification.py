@@ -9,6 +9,8 @@ from typing import Any
 import numpy as np
 import torch
 
+from lmtrain.config.data import ClassificationDataConfig
+from lmtrain.config.tasks import ClassificationTaskConfig
 from lmtrain.data.tokenizer import TextTokenizer
 from lmtrain.errors import UserError
 from lmtrain.objectives.sequence_classification import SequenceClassification
@@ -60,6 +62,7 @@ class ClassificationTask(Task):
     """
 
     name, head, head_kind, causal = "classification", "classifier", "pooled_classifier", False
+    config_class, data_config = ClassificationTaskConfig, ClassificationDataConfig
 
     def _read(self, path, key: str) -> list[LabelledText]:
         fmt = file_format(path, self.cfg.format, "tsv")

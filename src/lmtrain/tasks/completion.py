@@ -4,16 +4,20 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
 
+from lmtrain.config.data import GenerationDataConfig
+from lmtrain.config.tasks import GenerationTaskConfig
 from lmtrain.data.baselines import unigram_perplexity
 from lmtrain.errors import UserError
 from lmtrain.objectives.completion import CompletionLM
 from lmtrain.tasks.base import Task, TaskDataset, by_length
 from lmtrain.tasks.files import file_format, read_jsonl
+from lmtrain.training.checkpoint import is_checkpoint, load_weights
 
 log = logging.getLogger(__name__)
 
@@ -49,6 +53,7 @@ class CompletionTask(Task):
     """Fine-tune the ``lm`` head and backbone of a GPT on prompt -> completion JSON lines."""
 
     name, head, head_kind, causal = "generation", None, None, True
+    config_class, data_config = GenerationTaskConfig, GenerationDataConfig
 
     def _read(self, path, key: str) -> list[Pair]:
         if file_format(path, self.cfg.format, "jsonl") != "jsonl":
@@ -104,6 +109,18 @@ class CompletionTask(Task):
         if not train or not held:
             return {}
         return {"baseline/unigram_ppl": unigram_perplexity(train, held, tokenizer.vocab_size)}
+
+    def final_report(self, model, tokenizer, options: Any, best: Path) -> dict[str, Any]:
+        """Greedy completions of ``task.samples`` held-out prompts by the best checkpoint, and their exact-match share."""
+        if options.samples <= 0:
+            return {}
+        if is_checkpoint(best):
+            load_weights(model, best.resolve())
+        samples = self.samples(model, tokenizer, options.samples, options.max_new_tokens)
+        for sample in samples:
+            log.info("prompt %r -> %r (reference %r)", sample["prompt"], sample["generated"], sample["reference"])
+        exact = sum(s["generated"].strip() == s["reference"].strip() for s in samples) / max(len(samples), 1)
+        return {"samples/exact_match": exact, "samples": samples}
 
     def samples(self, model, tokenizer, n: int, max_new_tokens: int) -> list[dict[str, str]]:
         """Greedy completions of the first ``n`` held-out prompts, with their references."""

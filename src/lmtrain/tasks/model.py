@@ -74,7 +74,7 @@ def build_task_model(task: Task, cfg: Any, context: Any) -> TaskModel:
     options = cfg.finetune
     backbone = resolve_backbone(cfg, task.causal, lambda: context.run_tokenizer(
         lambda: train_tokenizer(task.texts(), cfg.tokenizer)))
-    tagger = tagger_options(task, backbone, options.task_encoder, cfg.task.crf, options.task_lstm_dim,
+    tagger = tagger_options(task, backbone, options.task_encoder, cfg.task.get("crf"), options.task_lstm_dim,
                             options.class_weights)
     torch.manual_seed(cfg.trainer.seed)
     model = build_finetune_model(task, backbone, options.head_dropout, tagger)

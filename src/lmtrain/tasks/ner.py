@@ -10,6 +10,8 @@ from typing import Any
 import numpy as np
 import torch
 
+from lmtrain.config.data import NerDataConfig
+from lmtrain.config.tasks import NerTaskConfig
 from lmtrain.data.tokenizer import TextTokenizer
 from lmtrain.errors import UserError
 from lmtrain.objectives.token_classification import TokenClassification, best_tags, tag_scores
@@ -45,6 +47,7 @@ class NerTask(Task):
     """
 
     name, head, head_kind, causal = "ner", "tagger", "token_classifier", False
+    config_class, data_config = NerTaskConfig, NerDataConfig
 
     def _read(self, path, key: str) -> list[TaggedSentence]:
         fmt = file_format(path, self.cfg.format, "conll")

@@ -12,6 +12,8 @@ from typing import Any, Callable
 
 import torch
 
+from lmtrain.config.data import RetrievalDataConfig
+from lmtrain.config.tasks import RetrievalTaskConfig
 from lmtrain.data.captions import pre_caption
 from lmtrain.data.image_caption_sets import ImageCaptionData, load_image_caption_data
 from lmtrain.data.image_text import ImageTextCollator, ImageTextDataset
@@ -47,6 +49,7 @@ class RetrievalTask(Task):
     """
 
     name, head, head_kind, causal = "retrieval", None, None, False
+    config_class, data_config = RetrievalTaskConfig, RetrievalDataConfig
     predict_input = "input=<captions file> images=<folder of images>"
 
     def __init__(self, data_cfg: Any, labels: list[str] | None = None):

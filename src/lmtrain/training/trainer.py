@@ -98,10 +98,12 @@ class Trainer:
         self.optimizer, self.scheduler = optimizer, scheduler
         self.train_set, self.eval_set, self.collate = train_set, eval_set, collate
         self.cfg, self.run, self.device = cfg, run, device
-        self.model_meta, self.tokenizer_file = model_meta, tokenizer_file
+        self.tokenizer_file = tokenizer_file
         self.loggers: list[Any] = []
         self.precision = Precision(cfg.precision, device)
         self.state = TrainState()
+        # the metric that ranks this run, in every checkpoint: `lmtrain runs` reads it from there
+        self.model_meta = {**model_meta, "main_metric": self.monitor, "higher_is_better": self._higher_is_better()}
         lengths = getattr(train_set, "lengths", None) if cfg.bucket_by_length else None
         self.sampler = EpochBatches(len(train_set), cfg.batch_size, seed=cfg.seed, shuffle=True, drop_last=True,
                                     rank=self.dist.rank, world_size=self.dist.world_size, lengths=lengths)

@@ -1,0 +1,216 @@
+"""The composed config of each command: its groups, typed by the schemas of this package.
+
+The plug groups (``model``, ``objective``, ``task``, and the data of each) are typed by the schema
+their preset names, so they are declared ``Any`` here.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Optional
+
+from omegaconf import MISSING
+
+from lmtrain.config.data import TextDataConfig
+from lmtrain.config.training import OptimConfig, TokenizerConfig, TrainerConfig
+from lmtrain.config_checks import check_range
+
+
+@dataclass
+class PretrainConfig:
+    """`lmtrain pretrain`: the composed config of a pretraining run."""
+
+    model: Any = MISSING  # a model family's schema (configs/model/*.yaml name it)
+    tokenizer: TokenizerConfig = field(default_factory=TokenizerConfig)
+    data: Any = MISSING  # a corpus schema: text or image-caption (configs/data/*.yaml name it)
+    objective: Any = MISSING  # an objective's schema (configs/objective/*.yaml name it)
+    optim: OptimConfig = field(default_factory=OptimConfig)
+    trainer: TrainerConfig = field(default_factory=TrainerConfig)
+
+
+@dataclass
+class GenerateConfig:
+    """`lmtrain generate`: decode from a causal LM or fill [MASK] tokens with an MLM."""
+
+    ckpt: Optional[str] = None  # run directory or checkpoint directory
+    prompt: Optional[str] = None  # the text to continue (or with [MASK] tokens for MLM models)
+    prompts_file: Optional[str] = None  # a file with one prompt per line
+    max_new_tokens: int = 40  # tokens to generate per prompt (fewer if the model's positions run out)
+    greedy: bool = False  # take the most likely token instead of sampling
+    temperature: float = 1.0  # < 1 sharper, > 1 flatter; 0 = greedy
+    top_k: int = 0  # keep the k most likely tokens (0 = off)
+    top_p: float = 1.0  # nucleus sampling: smallest set with this probability mass (1.0 = off)
+    seed: int = 0  # sampling seed: the same seed gives the same text
+    use_cache: bool = True  # key/value cache (off only to check it)
+    stream: bool = True  # print tokens as they are produced, one prompt at a time; false = batches
+    batch_size: int = 16  # prompts decoded together when stream=false
+    candidates: int = 5  # masked LMs: candidates shown per mask token
+    device: str = "auto"  # auto | cpu | cuda | cuda:N
+
+    def __post_init__(self) -> None:
+        for name in ("max_new_tokens", "batch_size", "candidates"):
+            check_range(self, name, 1)
+        check_range(self, "temperature", 0)
+        check_range(self, "top_k", 0)
+        check_range(self, "top_p", 0, 1, low_open=True)
+
+
+@dataclass
+class EvaluateConfig:
+    """`lmtrain evaluate`: held-out loss / perplexity or masked accuracy of a checkpoint."""
+
+    ckpt: Optional[str] = None  # run directory or checkpoint directory
+    data: TextDataConfig = field(default_factory=TextDataConfig)
+    batch_size: int = 32  # sequences per forward pass
+    max_batches: Optional[int] = None  # cap on batches evaluated (None = the whole split)
+    seed: int = 0  # seed of the evaluation masks for dynamically masked (RoBERTa-style) MLM models
+    device: str = "auto"  # auto | cpu | cuda | cuda:N
+    split: str = "eval"  # eval (held-out part) | all (every document of the corpus)
+
+    def __post_init__(self) -> None:
+        check_range(self, "batch_size", 1)
+        check_range(self, "max_batches", 1)
+
+
+@dataclass
+class EmbedTrainConfig:
+    """`embed.*` of `lmtrain embed`: the corpus and the training settings of word2vec and GloVe.
+
+    Presets (configs/method/*.yaml) set each method's own defaults; keys a method does not use
+    are ignored by it (marked word2vec: / glove: below).
+    """
+
+    corpus: str = "lee_wiki"  # bundled gensim corpus: lee_wiki (Lee news + Wikipedia excerpt, ~450k words), lee (~58k) or a gensim test_data file name
+    train_files: list[str] = field(default_factory=list)  # your .txt (one document per line) / .jsonl files; replace `corpus`
+    file_format: str = "auto"  # auto (by extension: .jsonl / .json = jsonl) | text | jsonl
+    text_field: str = "text"  # the JSONL field that holds a document
+    tokenize: str = "simple_preprocess"  # simple_preprocess (gensim) | lower | lower_strip_punct
+    vector_size: int = 100  # dimensions of a word vector
+    window: int = 5  # context words on each side of the centre word
+    min_count: int = 5  # words occurring fewer times are dropped from the vocabulary
+    max_vocab: Optional[int] = None  # keep at most this many (most frequent) words; None = no cap
+    epochs: int = 5  # passes over the corpus (word2vec) / over the co-occurrence entries (glove)
+    lr: float = 0.025  # word2vec: initial learning rate (gensim's alpha); glove: AdaGrad step size
+    seed: int = 42
+    sg: int = 0  # word2vec: 0 = CBOW, 1 = skip-gram
+    hs: int = 0  # word2vec: 1 = hierarchical softmax
+    negative: int = 5  # word2vec: negative samples per word; 0 = none (then set hs=1)
+    sample: float = 1e-3  # word2vec: sub-sampling threshold of frequent words; 0 = off
+    min_lr: float = 1e-4  # word2vec: learning rate at the end of training (gensim's min_alpha)
+    workers: int = 3  # word2vec: worker threads (reproducible only with 1); glove: torch CPU threads
+    x_max: float = 100.0  # glove: co-occurrence count at which the weight f(x) reaches 1
+    alpha: float = 0.75  # glove: exponent of the weighting f(x) = (x / x_max) ** alpha
+    batch_size: int = 4096  # glove: co-occurrence entries per AdaGrad step
+    grad_clip: float = 100.0  # glove: clip each vector gradient component (reference glove.c)
+    chunk_tokens: int = 1_000_000  # glove: tokens per co-occurrence counting chunk (bounds memory)
+    device: str = "auto"  # glove: auto | cpu | cuda | cuda:N
+    # method=load: unpickle a gensim .kv file. Unpickling runs any code the file holds: only for
+    # files you made or trust; word2vec / GloVe files need no such risk.
+    allow_pickle: bool = False
+
+    def __post_init__(self) -> None:
+        for name in ("vector_size", "window", "max_vocab", "epochs", "workers", "batch_size", "chunk_tokens"):
+            check_range(self, name, 1)
+        for name in ("min_count", "negative", "sample", "min_lr", "alpha", "grad_clip"):
+            check_range(self, name, 0)
+        for name in ("sg", "hs"):
+            check_range(self, name, 0, 1)
+        check_range(self, "lr", 0, low_open=True)
+        check_range(self, "x_max", 0, low_open=True)
+
+
+@dataclass
+class EmbedEvalConfig:
+    """`eval.*` of `lmtrain embed`: the benchmarks word vectors are scored on."""
+
+    analogies: Optional[str] = "questions-words.txt"  # path or gensim test_data name; None = skip
+    # name -> word-pair file (path or gensim test_data name), tab separated `word1 word2 score`
+    similarities: dict[str, str] = field(
+        default_factory=lambda: {"wordsim353": "wordsim353.tsv", "simlex999": "simlex999.txt"}
+    )
+    restrict_vocab: int = 300000  # only the N most frequent words take part (gensim's default)
+    case_insensitive: bool = True  # compare words upper-cased, as the benchmarks are mixed case
+
+    def __post_init__(self) -> None:
+        check_range(self, "restrict_vocab", 1)
+
+
+@dataclass
+class EmbedConfig:
+    """`lmtrain embed`: train word vectors (word2vec | glove) or load them (load), then evaluate."""
+
+    method: str = "word2vec"  # set by the method group: word2vec | glove | load
+    embed: EmbedTrainConfig = field(default_factory=EmbedTrainConfig)
+    eval: EmbedEvalConfig = field(default_factory=EmbedEvalConfig)
+    path: Optional[str] = None  # method=load: the vectors file to evaluate
+    format: str = "auto"  # method=load: auto | word2vec | glove | kv (gensim KeyedVectors.save, a pickle: needs embed.allow_pickle=true)
+    query: list[str] = field(default_factory=list)  # words whose nearest neighbours are printed
+    topn: int = 10  # neighbours shown per query word
+    progress: bool = True  # rich progress bar (off for logs and CI)
+
+    def __post_init__(self) -> None:
+        check_range(self, "topn", 1)
+
+
+@dataclass
+class FinetuneOptions:
+    """`finetune.*`: what is trained, and how, on top of the pretrained backbone."""
+
+    # train only the task head (and ELMo's scalar mix); null = the family's usual way: ELMo's biLM
+    # frozen, Transformers fine-tuned whole
+    freeze_backbone: Optional[bool] = None
+    freeze_layers: int = 0  # freeze the embeddings and the first N Transformer blocks
+    head_lr: Optional[float] = None  # learning rate of the task head (None = optim.lr; 1e-2 over a frozen ELMo)
+    class_weights: Any = "none"  # none | auto (inverse class frequency) | [w0, w1, ...] in label order
+    head_dropout: Optional[float] = None  # dropout inside the task head (None = the backbone's dropout)
+    # ner: linear | bilstm (the task's own biLSTM over the features); null = bilstm for ELMo, linear otherwise
+    task_encoder: Optional[str] = None
+    task_lstm_dim: int = 128  # cells per direction of the task biLSTM
+
+    def __post_init__(self) -> None:
+        check_range(self, "freeze_layers", 0)
+        check_range(self, "head_lr", 0)
+        check_range(self, "head_dropout", 0, 1, high_open=True)
+
+
+@dataclass
+class FinetuneConfig:
+    """`lmtrain finetune`: fine-tune a pretrained backbone on a labelled task."""
+
+    init: Optional[str] = None  # None = latest compatible pretrain run | run dir | checkpoint | HF folder | scratch
+    task: Any = MISSING  # a task's schema (configs/task/*.yaml name it)
+    data: Any = MISSING  # the task's data schema (named by the task preset)
+    finetune: FinetuneOptions = field(default_factory=FinetuneOptions)
+    model: Any = MISSING  # init=scratch only: the backbone to build (a model family's schema)
+    tokenizer: TokenizerConfig = field(default_factory=TokenizerConfig)  # init=scratch only: trained on the task data
+    optim: OptimConfig = field(default_factory=OptimConfig)
+    trainer: TrainerConfig = field(default_factory=TrainerConfig)
+
+
+@dataclass
+class PredictConfig:
+    """`lmtrain predict`: tag, classify or complete raw text with a fine-tuned run."""
+
+    ckpt: Optional[str] = None  # fine-tuned run directory (its best checkpoint) or checkpoint directory
+    input: Optional[str] = None  # text file with one input per line, or - for stdin
+    output: Optional[str] = None  # write JSON lines here instead of plain lines on stdout
+    batch_size: int = 32  # inputs per forward pass
+    max_new_tokens: int = 40  # generation: tokens to decode per prompt
+    device: str = "auto"  # auto | cpu | cuda | cuda:N
+    images: Optional[str] = None  # retrieval: folder of images to rank for each caption of `input`
+    captions: Optional[str] = None  # retrieval: file of captions (one per line) to rank for each image of `input`
+    top_k: int = 5  # retrieval: matches listed per query
+
+    def __post_init__(self) -> None:
+        for name in ("batch_size", "max_new_tokens", "top_k"):
+            check_range(self, name, 1)
+
+
+@dataclass
+class ExportConfig:
+    """`lmtrain export`: write a checkpoint in another format."""
+
+    ckpt: Optional[str] = None  # run directory or checkpoint directory
+    format: str = "hf"  # hf: a Hugging Face save_pretrained folder (transformers loads it)
+    out: Optional[str] = None  # the folder to write
+    model_type: Optional[str] = None  # bert | roberta | gpt2 (None = from the checkpoint's family)

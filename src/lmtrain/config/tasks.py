@@ -1,0 +1,70 @@
+"""Schemas of the `task` group of `lmtrain finetune`: one per task, each extending :class:`TaskConfig`.
+
+``_target_`` names the task's plug (a :class:`lmtrain.tasks.base.Task` subclass), which reads its
+data, builds its head and objective, and owns its metrics and baselines.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Optional
+
+from lmtrain.config_checks import check_range
+
+
+@dataclass
+class TaskConfig:
+    """What every fine-tuning task has."""
+
+    _target_: str = ""  # the task's plug class (set by each task's schema)
+    name: str = ""  # shown in run names and listings, recorded in model.json
+
+
+@dataclass
+class NerTaskConfig(TaskConfig):
+    """Named-entity recognition: one tag per word, entity-level F1 (seqeval)."""
+
+    _target_: str = "lmtrain.tasks.ner.NerTask"
+    name: str = "ner"
+    # a linear-chain CRF over the word tags (Viterbi decoding); null = with a biLSTM task encoder only
+    crf: Optional[bool] = None
+
+
+@dataclass
+class ClassificationTaskConfig(TaskConfig):
+    """Sequence classification: one label per text (or text pair), accuracy and F1."""
+
+    _target_: str = "lmtrain.tasks.classification.ClassificationTask"
+    name: str = "classification"
+
+
+@dataclass
+class GenerationTaskConfig(TaskConfig):
+    """Prompt -> completion with a causal LM; loss on the completion only."""
+
+    _target_: str = "lmtrain.tasks.completion.CompletionTask"
+    name: str = "generation"
+    samples: int = 5  # held-out prompts decoded greedily into summary.json
+    max_new_tokens: int = 40  # tokens decoded per sample prompt
+
+    def __post_init__(self) -> None:
+        check_range(self, "samples", 0)
+        check_range(self, "max_new_tokens", 1)
+
+
+@dataclass
+class RetrievalTaskConfig(TaskConfig):
+    """Image-text retrieval with ALBEF: recall@1/5/10 both ways, matching-head re-ranking."""
+
+    _target_: str = "lmtrain.tasks.retrieval.RetrievalTask"
+    name: str = "retrieval"
+    alpha: float = 0.4  # momentum distillation weight (ramped up over the first epoch)
+    hard_negatives: bool = True  # ITM negatives sampled by contrastive similarity
+    rerank_k: int = 16  # contrastive candidates re-ranked by the matching head at evaluation
+    queue_start: int = 0  # optimizer steps before queued features join the contrastive loss
+    vision_init: Optional[str] = None  # ALBEF run whose image encoder starts a text-only init (None = random)
+
+    def __post_init__(self) -> None:
+        for name in ("rerank_k", "queue_start"):
+            check_range(self, name, 0)
+        check_range(self, "alpha", 0, 1)

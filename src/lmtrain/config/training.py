@@ -1,0 +1,100 @@
+"""Schemas of the groups every training command shares: tokenizer, optimizer, trainer."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Optional
+
+from lmtrain.config_checks import ConfigRangeError, check_range
+from lmtrain.errors import UserError
+from lmtrain.training.limits import parse_duration
+
+
+@dataclass
+class TokenizerConfig:
+    """How text becomes ids: train one with `tokenizers`, or load an existing tokenizer.json."""
+
+    kind: str = "wordpiece"  # wordpiece (BERT) | bpe (byte-level, GPT-2 / RoBERTa)
+    vocab_size: int = 8000  # target vocabulary size when training
+    min_frequency: int = 2  # a merge / word piece must occur this often to enter the vocabulary
+    lowercase: bool = True  # lowercase and strip accents before splitting (uncased BERT)
+    path: Optional[str] = None  # an existing tokenizer.json to use instead of training one
+    # role -> token string; roles: pad, unk, cls, sep, mask, bos, eos. Empty by default so a
+    # tokenizer preset's roles replace, rather than extend, another preset's.
+    special_tokens: dict[str, str] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        check_range(self, "vocab_size", 1)
+        check_range(self, "min_frequency", 0)
+
+
+@dataclass
+class OptimConfig:
+    """AdamW and the learning-rate schedule."""
+
+    lr: float = 1e-3  # peak learning rate
+    weight_decay: float = 0.01  # decoupled weight decay (never on biases, norms, embeddings' norms)
+    betas: list[float] = field(default_factory=lambda: [0.9, 0.999])
+    eps: float = 1e-6
+    schedule: str = "linear"  # linear | cosine | constant (all after warmup)
+    warmup_steps: Optional[int] = None  # None = warmup_ratio * max_steps
+    warmup_ratio: float = 0.06
+    min_lr_ratio: float = 0.0  # final learning rate as a share of the peak
+    # steps over which warmup_ratio and the decay are planned (None = trainer.max_steps); a resumed run
+    # with a larger max_steps keeps its original horizon unless this is set
+    decay_steps: Optional[int] = None
+
+    def __post_init__(self) -> None:
+        for name in ("lr", "weight_decay", "eps", "warmup_steps"):
+            check_range(self, name, 0)
+        check_range(self, "decay_steps", 1)
+        check_range(self, "betas", 0, 1, high_open=True)
+        for name in ("warmup_ratio", "min_lr_ratio"):
+            check_range(self, name, 0, 1)
+
+
+@dataclass
+class TrainerConfig:
+    """The one training loop, shared by every model and objective."""
+
+    max_steps: int = 800  # optimizer steps
+    max_epochs: Optional[int] = None  # stop after this many passes over the training data (whichever comes first)
+    max_time: Optional[str] = None  # training time budget (90s, 5m, 1h30m, 01:30:00); the schedule is planned for it
+    batch_size: int = 32  # sequences per micro-batch
+    grad_accum: int = 1  # micro-batches per optimizer step
+    grad_clip: float = 1.0  # max global gradient norm; 0 = no clipping
+    log_every: int = 10  # steps between train/* entries in metrics.jsonl
+    eval_every: int = 200  # steps between held-out evaluations; 0 = only at the end
+    eval_every_epochs: int = 0  # also evaluate after every N epochs; 0 = off
+    eval_at_start: bool = False  # evaluate the starting weights at step 0 (the baseline of a fine-tune)
+    eval_batches: Optional[int] = None  # cap on held-out batches per evaluation (None = all)
+    save_every: int = 200  # steps between checkpoints; 0 = only at the end
+    keep_last: int = 2  # step-N checkpoints kept (the newest K); 0 = keep all
+    resume: Optional[str] = None  # auto (newest checkpoint of this run dir) | path to a checkpoint
+    overwrite: bool = False  # replace a run directory that already holds a run (deletes the old run first)
+    seed: int = 42
+    device: str = "auto"  # auto | cpu | cuda | cuda:N
+    strategy: str = "auto"  # auto (DDP when started by torchrun with several processes) | single | ddp | fsdp
+    precision: str = "fp32"  # fp32 | bf16 | fp16 (fp16 uses a gradient scaler, CUDA only)
+    compile: bool = False  # torch.compile the training step (falls back to eager where it cannot compile)
+    num_workers: int = 0  # DataLoader worker processes
+    bucket_by_length: bool = False  # batch training examples of similar length (fine-tuning sets; presets turn it on)
+    progress: bool = True  # rich progress bar (off for logs and CI)
+    preflight: bool = True  # before training: longest batch, one evaluation batch, a checkpoint round trip, estimates
+    # metric sinks: jsonl (metrics.jsonl, always on) | tensorboard (<run dir>/tb) | wandb
+    loggers: list[str] = field(default_factory=lambda: ["jsonl"])
+    monitor: Optional[str] = None  # eval metric that picks checkpoints/best (None = the objective's main one)
+    early_stopping_patience: int = 0  # stop after this many evaluations without improvement; 0 = off
+
+    def __post_init__(self) -> None:
+        for name in ("max_steps", "max_epochs", "batch_size", "grad_accum", "log_every", "eval_batches"):
+            check_range(self, name, 1)
+        for name in ("grad_clip", "eval_every", "eval_every_epochs", "save_every", "keep_last", "num_workers",
+                     "early_stopping_patience"):
+            check_range(self, name, 0)
+        if self.max_time is not None:
+            try:
+                parse_duration(self.max_time)
+            except UserError:
+                raise ConfigRangeError("max_time", "a positive duration (90s, 5m, 1h30m, 01:30:00)",
+                                       self.max_time) from None

@@ -1,0 +1,115 @@
+"""A pretraining objective as a plug: everything lmtrain needs to know about it, in one class.
+
+`lmtrain pretrain` builds the objective named by ``objective._target_`` (its schema sets it) and
+asks it for its examples, its loss, its baselines and what to run next; nothing else tests an
+objective's name. A user's own objective subclasses :class:`PretrainingObjective` (usually
+:class:`lmtrain.objectives.text_objectives.TextPretraining`) in their own package, with a YAML
+that names it: see ``examples/span_masking``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable, ClassVar
+
+from omegaconf import DictConfig, OmegaConf
+from torch.utils.data import Dataset
+
+from lmtrain.config.objectives import ObjectiveConfig
+from lmtrain.data.tokenizer import TextTokenizer
+from lmtrain.errors import UserError
+from lmtrain.objectives.base import Objective
+
+
+@dataclass
+class PretrainingSets:
+    """The examples an objective trains and evaluates on.
+
+    Attributes:
+        tokenizer: the run's tokenizer.
+        train_set, eval_set: the datasets.
+        collate: pads a list of examples into a batch.
+        description: the data part of the run's log line (``1234 train / 56 held-out sequences``).
+        summary: data facts for summary.json (``data``, ``train_pairs`` ...).
+        extra: what the objective keeps for building its loss and baselines.
+    """
+
+    tokenizer: TextTokenizer
+    train_set: Dataset
+    eval_set: Dataset
+    collate: Callable
+    description: str = ""
+    summary: dict[str, Any] = field(default_factory=dict)
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+class PretrainingObjective:
+    """Base class of pretraining objective plugs.
+
+    Attributes:
+        config_class: the objective's schema (types a user's YAML that names this class in ``_target_``).
+        families: the model families (``ModelFamily.name``) this objective trains.
+    """
+
+    config_class: ClassVar[type] = ObjectiveConfig
+    families: ClassVar[tuple[str, ...]] = ("transformer",)
+
+    def __init__(self, cfg: Any):
+        self.cfg = cfg
+
+    @property
+    def name(self) -> str:
+        """The objective's name (``objective.name``), shown in run names and model.json."""
+        return self.cfg.name
+
+    def settings(self) -> dict[str, Any]:
+        """Every setting of the objective as plain values (the example cache key; model.json)."""
+        cfg = self.cfg
+        if isinstance(cfg, DictConfig):
+            return OmegaConf.to_container(cfg, resolve=True)
+        return dataclasses.asdict(cfg) if dataclasses.is_dataclass(cfg) else dict(cfg)
+
+    def check(self, family: str, max_seq_len: int) -> None:
+        """Refuse a model family this objective cannot train, or sequences too short for a target.
+
+        Raises:
+            UserError: naming both and what to choose instead.
+        """
+        if family not in self.families:
+            raise UserError(f"objective={self.name} trains {' or '.join(self.families)} models, and the chosen model "
+                            f"is a {family} model; choose an objective for {family} models or another model.")
+        least, reason = self.min_seq_len()
+        if max_seq_len < least:
+            raise UserError(f"data.max_seq_len={max_seq_len} is too short for objective={self.name}: it needs >= "
+                            f"{least} ({reason}).")
+
+    def min_seq_len(self) -> tuple[int, str]:
+        """The shortest ``data.max_seq_len`` that gives a training target, and why."""
+        return 2, "a next-token target needs at least two tokens"
+
+    def prepare(self, cfg: Any, context: Any) -> PretrainingSets:
+        """Read, tokenize and encode ``cfg.data`` into training and held-out examples.
+
+        Args:
+            cfg: the pretrain config (``data``, ``tokenizer``, ``model``, ``trainer``).
+            context: the run context (device, ranks, run directory; see ``training.assembly``).
+        """
+        raise NotImplementedError
+
+    def head_names(self) -> tuple[str, ...]:
+        """Pretraining heads the model needs (``mlm``, ``nsp``, ``lm`` ...)."""
+        raise NotImplementedError
+
+    def loss(self, sets: PretrainingSets, steps_per_epoch: int) -> Objective:
+        """The objective the Trainer calls on every batch."""
+        raise NotImplementedError
+
+    def baselines(self, sets: PretrainingSets) -> dict[str, float]:
+        """Held-out scores of a trivial predictor (``baseline/<metric>``), for summary.json."""
+        return {}
+
+    def next_commands(self, run: Path) -> list[str]:
+        """What a user runs next with a run trained by this objective."""
+        return [f"lmtrain evaluate ckpt={run}"]

@@ -1,0 +1,194 @@
+"""The text pretraining objectives as plugs: BERT's MLM (+ NSP), RoBERTa's MLM, GPT's causal LM, ELMo's biLM.
+
+Each says which examples it trains on (:class:`lmtrain.data.pretraining.ExampleRecipe`), how they
+are corrupted, which loss and heads it uses, and its baseline. :class:`TextPretraining` does the
+rest (the cached corpus, the datasets), so an objective of your own on text is a small subclass.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, ClassVar
+
+import numpy as np
+from omegaconf import OmegaConf
+from torch.utils.data import Subset
+
+from lmtrain.config.objectives import BidirectionalLMConfig, CausalLMConfig, MaskedLMConfig
+from lmtrain.data.baselines import majority_token_accuracy, unigram_perplexity
+from lmtrain.data.collate import PadCollator
+from lmtrain.data.datasets import Corruption, PretrainingDataset
+from lmtrain.data.masking import MaskingSpec, TokenMasking
+from lmtrain.data.pretraining import masking_spec, prepare_pretraining_data
+from lmtrain.data.tokenizer import TextTokenizer
+from lmtrain.errors import UserError
+from lmtrain.objectives.base import Objective
+from lmtrain.objectives.bidirectional_lm import BidirectionalLM
+from lmtrain.objectives.causal_lm import CausalLM
+from lmtrain.objectives.masked_lm import MaskedLM
+from lmtrain.objectives.plug import PretrainingObjective, PretrainingSets
+
+# examples a baseline is estimated on: plenty for unigram statistics, and memory stays flat
+BASELINE_SEQUENCES = 50_000
+
+
+def _sample(dataset) -> list[int]:
+    """Evenly spread indices of at most ``BASELINE_SEQUENCES`` examples (all of a smaller set)."""
+    if len(dataset) <= BASELINE_SEQUENCES:
+        return list(range(len(dataset)))
+    return np.linspace(0, len(dataset) - 1, BASELINE_SEQUENCES).astype(int).tolist()
+
+
+class TextPretraining(PretrainingObjective):
+    """An objective on a text corpus: subclasses set ``example_format`` and the loss.
+
+    Attributes:
+        example_format: sentence_pairs | sentence_blocks | token_stream (see ``data.pretraining``).
+    """
+
+    example_format: ClassVar[str] = "token_stream"
+
+    def static_masking(self, tokenizer: TextTokenizer) -> MaskingSpec | None:
+        """The mask drawn once at preprocessing, or None (the default: none, or drawn per use)."""
+        return None
+
+    def corruption(self, tokenizer: TextTokenizer) -> Corruption | None:
+        """What corrupts an example every time it is drawn (dynamic masking), or None."""
+        return None
+
+    def prepare(self, cfg: Any, context: Any) -> PretrainingSets:
+        """The cached corpus of ``cfg.data`` as training and held-out datasets (rank 0 prepares first)."""
+        with context.main_rank_first():  # rank 0 tokenizes and caches; the others then read its cache
+            data = prepare_pretraining_data(cfg.data, cfg.tokenizer, self)
+        corrupt = self.corruption(data.tokenizer)
+        train_set = PretrainingDataset(data.train, corrupt, seed=cfg.trainer.seed)
+        eval_set = PretrainingDataset(data.eval, corrupt, seed=cfg.trainer.seed + 1)
+        return PretrainingSets(data.tokenizer, train_set, eval_set, PadCollator(data.tokenizer.id("pad")),
+                               description=f"{len(train_set)} train / {len(eval_set)} held-out sequences")
+
+    def evaluation_sets(self, data: Any, tokenizer: TextTokenizer, seed: int) -> tuple[PretrainingDataset, ...]:
+        """(train, held-out) datasets of prepared ``data`` as `lmtrain evaluate` reads them (fixed masks)."""
+        corrupt = self.corruption(tokenizer)
+        return PretrainingDataset(data.train, corrupt, seed=seed), PretrainingDataset(data.eval, corrupt, seed=seed)
+
+    def baselines(self, sets: PretrainingSets) -> dict[str, float]:
+        """Unigram perplexity of the held-out tokens (language models)."""
+        ids = lambda ds: [ds.store[i]["input_ids"] for i in _sample(ds)]  # noqa: E731
+        return {"baseline/unigram_ppl": unigram_perplexity(ids(sets.train_set), ids(sets.eval_set),
+                                                           sets.tokenizer.vocab_size)}
+
+
+class MaskedLMObjective(TextPretraining):
+    """BERT's masked LM with next-sentence prediction (``next_sentence: true``), or RoBERTa's without."""
+
+    config_class = MaskedLMConfig
+
+    @property
+    def example_format(self) -> str:  # type: ignore[override]
+        return "sentence_pairs" if self.cfg.next_sentence else "sentence_blocks"
+
+    def min_seq_len(self) -> tuple[int, str]:
+        """Room for the special tokens and a token to mask (in each sentence, with NSP)."""
+        if self.cfg.next_sentence:
+            return 5, "[CLS] A [SEP] B [SEP]: 3 special tokens and at least one token in each sentence"
+        return 3, "[CLS] ... [SEP]: 2 special tokens and at least one token to mask"
+
+    def _spec(self, tokenizer: TextTokenizer) -> MaskingSpec:
+        return masking_spec(self.cfg, tokenizer)
+
+    def static_masking(self, tokenizer: TextTokenizer) -> MaskingSpec | None:
+        """BERT's masks, drawn once (``objective.masking=static``)."""
+        return self._spec(tokenizer) if self.cfg.masking == "static" else None
+
+    def corruption(self, tokenizer: TextTokenizer) -> Corruption | None:
+        """RoBERTa's masks, drawn anew every epoch (``objective.masking=dynamic``)."""
+        return TokenMasking(self._spec(tokenizer)) if self.cfg.masking == "dynamic" else None
+
+    def head_names(self) -> tuple[str, ...]:
+        """The MLM decoder, and the NSP classifier when predicting the next sentence."""
+        return ("mlm", "nsp") if self.cfg.next_sentence else ("mlm",)
+
+    def loss(self, sets: PretrainingSets, steps_per_epoch: int) -> Objective:
+        """Cross-entropy on the masked positions (+ NSP)."""
+        return MaskedLM(next_sentence=self.cfg.next_sentence)
+
+    def baselines(self, sets: PretrainingSets) -> dict[str, float]:
+        """Accuracy of always predicting the most frequent masked token."""
+        return {"baseline/mlm_majority_acc": majority_token_accuracy(Subset(sets.train_set, _sample(sets.train_set)),
+                                                                     Subset(sets.eval_set, _sample(sets.eval_set)))}
+
+    def next_commands(self, run: Path) -> list[str]:
+        """Evaluate, fill masks, fine-tune."""
+        return [f"lmtrain evaluate ckpt={run}", f"lmtrain generate ckpt={run} prompt='The [MASK] spread across the hills.'",
+                f"lmtrain finetune task=ner init={run}"]
+
+
+class CausalLMObjective(TextPretraining):
+    """GPT's next-token prediction on blocks cut from the document stream."""
+
+    config_class = CausalLMConfig
+
+    example_format = "token_stream"
+
+    def head_names(self) -> tuple[str, ...]:
+        """The LM head."""
+        return ("lm",)
+
+    def loss(self, sets: PretrainingSets, steps_per_epoch: int) -> Objective:
+        """Next-token cross-entropy."""
+        return CausalLM()
+
+    def next_commands(self, run: Path) -> list[str]:
+        """Evaluate, generate, fine-tune."""
+        return [f"lmtrain evaluate ckpt={run}", f"lmtrain generate ckpt={run} prompt='The fire'",
+                f"lmtrain finetune task=generation init={run}"]
+
+
+class BidirectionalLMObjective(TextPretraining):
+    """ELMo's forward and backward LMs on the same blocks as GPT."""
+
+    config_class = BidirectionalLMConfig
+
+    families = ("elmo",)
+    example_format = "token_stream"
+
+    def head_names(self) -> tuple[str, ...]:
+        """The softmax both directions share."""
+        return ("lm",)
+
+    def loss(self, sets: PretrainingSets, steps_per_epoch: int) -> Objective:
+        """Forward next-token plus backward previous-token cross-entropy."""
+        return BidirectionalLM()
+
+    def next_commands(self, run: Path) -> list[str]:
+        """Evaluate, then ELMo's features in a task model."""
+        return [f"lmtrain evaluate ckpt={run}", f"lmtrain finetune task=ner init={run}"]
+
+
+# objective name -> its schema, for checkpoints written before model.json kept the objective's config
+_EARLIER_CHECKPOINTS = {"mlm_nsp": lambda: MaskedLMConfig(name="mlm_nsp", next_sentence=True, masking="static"),
+                        "mlm": lambda: MaskedLMConfig(name="mlm", masking="dynamic"),
+                        "clm": CausalLMConfig, "bilm": BidirectionalLMConfig}
+
+
+def objective_from_meta(meta: dict[str, Any], key: str = "ckpt") -> TextPretraining:
+    """The text objective a checkpoint was pretrained with, rebuilt from its ``model.json``.
+
+    Raises:
+        UserError: a checkpoint that was not pretrained on text (a fine-tuned or ALBEF one).
+    """
+    from lmtrain.plugs import plug_class
+
+    stored = meta.get("objective_config")
+    if stored:
+        cls = plug_class(stored, "objective", PretrainingObjective)
+        cfg = OmegaConf.merge(OmegaConf.structured(cls.config_class), stored)
+    elif meta.get("objective") in _EARLIER_CHECKPOINTS:
+        cfg = _EARLIER_CHECKPOINTS[meta["objective"]]()
+        cls = plug_class(cfg._target_, "objective", PretrainingObjective)
+    else:
+        cls = None
+    if cls is None or not issubclass(cls, TextPretraining):
+        raise UserError(f"{key} was trained with objective {meta.get('objective')!r}, not a text pretraining objective; "
+                        "evaluate a pretraining checkpoint (BERT, RoBERTa, GPT, ELMo).")
+    return cls(cfg)
