@@ -12,7 +12,6 @@ from typing import Any
 from omegaconf import DictConfig
 
 from lmtrain.models.loading import model_meta
-from lmtrain.run_dir import RunDir
 from lmtrain.tasks import build_task
 from lmtrain.tasks.model import describe
 from lmtrain.tasks.report import evaluation_report
@@ -22,14 +21,15 @@ from lmtrain.training.assembly import RunParts, fit, start_run
 log = logging.getLogger(__name__)
 
 
-def _samples(task, model, tokenizer, cfg: DictConfig, run: RunDir) -> dict[str, Any]:
+def _samples(task, trainer, tokenizer, cfg: DictConfig) -> dict[str, Any]:
     """Generation: greedy completions of held-out prompts by the best checkpoint."""
     if task.name != "generation" or cfg.task.samples <= 0:
         return {}
-    best = run.checkpoints / ckpt.BEST
+    best = trainer.run.checkpoints / ckpt.BEST
     if ckpt.is_checkpoint(best):
-        ckpt.load_weights(model, best.resolve())
-    samples = task.samples(model, tokenizer, cfg.task.samples, cfg.task.max_new_tokens)
+        trainer.load_weights(best.resolve())
+    with trainer.gathered():
+        samples = task.samples(trainer.model, tokenizer, cfg.task.samples, cfg.task.max_new_tokens)
     for sample in samples:
         log.info("prompt %r -> %r (reference %r)", sample["prompt"], sample["generated"], sample["reference"])
     exact = sum(s["generated"].strip() == s["reference"].strip() for s in samples) / max(len(samples), 1)
@@ -57,9 +57,10 @@ def run(cfg: DictConfig) -> dict[str, Any]:
     run_dir = context.run_dir
 
     def report(trainer) -> dict[str, Any]:
-        return {**task.baselines(tokenizer), **describe(model), **task.describe_data(),
-                **evaluation_report(trainer),  # the final model's, so before _samples loads the best one
-                **_samples(task, model, tokenizer, cfg, run_dir)}
+        with trainer.gathered():
+            held_out = evaluation_report(trainer)  # the final model's, so before _samples loads the best one
+        return {**task.baselines(tokenizer), **describe(model), **task.describe_data(), **held_out,
+                **_samples(task, trainer, tokenizer, cfg)}
 
     return fit(context, RunParts(
         model, objective, train_set, eval_set, task.collator(tokenizer), tokenizer,
