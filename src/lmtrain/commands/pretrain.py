@@ -22,8 +22,8 @@ from lmtrain.data.image_caption_sets import caption_tokenizer, load_image_captio
 from lmtrain.data.image_text import ImageTextCollator, ImageTextDataset
 from lmtrain.data.pretraining import masking_spec, prepare_pretraining_data
 from lmtrain.errors import UserError
-from lmtrain.models.char_cnn import tokenizer_strings
 from lmtrain.models.albef import AlbefModel, resolve_albef_spec
+from lmtrain.models.char_cnn import tokenizer_strings
 from lmtrain.models.elmo import build_elmo, resolve_elmo_spec
 from lmtrain.models.language_model import LanguageModel
 from lmtrain.models.loading import model_meta
