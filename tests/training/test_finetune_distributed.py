@@ -13,7 +13,7 @@ import pytest
 import torch.distributed as dist
 
 from lmtrain.run_dir import read_metrics
-from tests.tasks.fixtures import make_checkpoint, write_conll, write_sentiment_tsv
+from tests.tasks.fixtures import make_checkpoint, write_conll, write_pairs_jsonl, write_sentiment_tsv
 
 pytestmark = pytest.mark.skipif(not dist.is_available() or sys.platform == "win32",
                                 reason="needs torch.distributed with gloo")
@@ -35,6 +35,9 @@ def workdir(tmp_path_factory) -> Path:
     texts = [" ".join(words[i:i + 12]) for i in range(0, len(words), 12)]
     texts += (root / "train.tsv").read_text().splitlines()[1:]
     make_checkpoint(root / "backbone", causal=False, texts=texts)  # one fixed starting point for every run
+    write_pairs_jsonl(root / "pairs.jsonl", 96, seed=0)
+    pairs = [json.loads(line) for line in (root / "pairs.jsonl").read_text().splitlines()]
+    make_checkpoint(root / "gpt", causal=True, texts=[p["prompt"] + p["completion"] for p in pairs])
     return root
 
 
@@ -84,3 +87,15 @@ def test_scratch_tokenizer_is_trained_once_and_shared(workdir):
     meta = json.loads((run / "checkpoints" / "last" / "model.json").read_text())
     vocab = json.loads((run / "tokenizer.json").read_text())["model"]["vocab"]
     assert meta["spec"]["vocab_size"] == len(vocab)  # the model was built for the tokenizer rank 0 saved
+
+
+def test_fsdp_generation_matches_one_process_and_samples_from_the_best_checkpoint(workdir):
+    common = ["task=generation", f"init={workdir / 'gpt'}", "data.train_file=pairs.jsonl", "trainer.eval_every=3",
+              "task.samples=2"]
+    fsdp = _finetune(workdir, "gen-fsdp", *common, "trainer.batch_size=4", "trainer.strategy=fsdp", nproc=2)
+    single = _finetune(workdir, "gen-single", *common, "trainer.batch_size=8")
+    fsdp_losses, single_losses = _losses(fsdp), _losses(single)
+    assert all(abs(fsdp_losses[s] - single_losses[s]) < 1e-4 for s in range(1, 7)), (fsdp_losses, single_losses)
+    summary = _summary(fsdp)
+    assert summary["world_size"] == 2 and len(summary["samples"]) == 2
+    assert summary["samples"] == _summary(single)["samples"]  # the same best weights, gathered on every rank

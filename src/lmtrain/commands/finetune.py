@@ -15,7 +15,6 @@ from lmtrain.models.loading import model_meta
 from lmtrain.tasks import build_task
 from lmtrain.tasks.model import describe
 from lmtrain.tasks.report import evaluation_report
-from lmtrain.training import checkpoint as ckpt
 from lmtrain.training.assembly import RunParts, fit, start_run
 
 log = logging.getLogger(__name__)
@@ -42,9 +41,10 @@ def run(cfg: DictConfig) -> dict[str, Any]:
     run_dir = context.run_dir
 
     def report(trainer) -> dict[str, Any]:
-        return {**task.baselines(tokenizer), **describe(model), **task.describe_data(),
-                **evaluation_report(trainer),  # the final model's, so before the task's report loads the best one
-                **task.final_report(model, tokenizer, cfg.task, run_dir.checkpoints / ckpt.BEST)}
+        with trainer.gathered():
+            held_out = evaluation_report(trainer)  # the final model's, so before the task's report loads the best one
+        return {**task.baselines(tokenizer), **describe(model), **task.describe_data(), **held_out,
+                **task.final_report(trainer, tokenizer, cfg.task)}
 
     return fit(context, RunParts(
         model, objective, train_set, eval_set, task.collator(tokenizer), tokenizer,

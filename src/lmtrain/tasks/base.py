@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -176,14 +175,13 @@ class Task:
         """Which label may follow which (``[i][j]``: label i then label j) for a CRF; None = any."""
         return None
 
-    def final_report(self, model: nn.Module, tokenizer: TextTokenizer, options: Any, best: Path) -> dict[str, Any]:
+    def final_report(self, trainer: Any, tokenizer: TextTokenizer, options: Any) -> dict[str, Any]:
         """Summary entries the task adds after training (e.g. sample outputs of the best checkpoint); default none.
 
         Args:
-            model: the trained model.
-            tokenizer: its tokenizer.
+            trainer: the run's Trainer (its model, run directory, ``load_weights`` and ``gathered``).
+            tokenizer: the run's tokenizer.
             options: the ``task`` config.
-            best: the run's best checkpoint (may not exist).
         """
         return {}
 

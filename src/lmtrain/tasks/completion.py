@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -17,7 +16,7 @@ from lmtrain.errors import UserError
 from lmtrain.objectives.completion import CompletionLM
 from lmtrain.tasks.base import Task, TaskDataset, by_length
 from lmtrain.tasks.files import file_format, read_jsonl
-from lmtrain.training.checkpoint import is_checkpoint, load_weights
+from lmtrain.training.checkpoint import BEST, is_checkpoint
 
 log = logging.getLogger(__name__)
 
@@ -110,13 +109,15 @@ class CompletionTask(Task):
             return {}
         return {"baseline/unigram_ppl": unigram_perplexity(train, held, tokenizer.vocab_size)}
 
-    def final_report(self, model, tokenizer, options: Any, best: Path) -> dict[str, Any]:
+    def final_report(self, trainer, tokenizer, options: Any) -> dict[str, Any]:
         """Greedy completions of ``task.samples`` held-out prompts by the best checkpoint, and their exact-match share."""
         if options.samples <= 0:
             return {}
+        best = trainer.run.checkpoints / BEST
         if is_checkpoint(best):
-            load_weights(model, best.resolve())
-        samples = self.samples(model, tokenizer, options.samples, options.max_new_tokens)
+            trainer.load_weights(best.resolve())
+        with trainer.gathered():
+            samples = self.samples(trainer.model, tokenizer, options.samples, options.max_new_tokens)
         for sample in samples:
             log.info("prompt %r -> %r (reference %r)", sample["prompt"], sample["generated"], sample["reference"])
         exact = sum(s["generated"].strip() == s["reference"].strip() for s in samples) / max(len(samples), 1)

@@ -12,6 +12,8 @@ resume every rank reads the full state and keeps its own shard.
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import Iterator
 from typing import Any
 
 import torch
@@ -48,6 +50,19 @@ def fully_shard_step(step: nn.Module, model: nn.Module, optimizer: torch.optim.O
     for group, group_names in zip(optimizer.param_groups, groups):
         group["params"] = [sharded[name] for name in group_names]
     return step
+
+
+@contextlib.contextmanager
+def root_gathered(step: nn.Module, sharded: bool) -> Iterator[None]:
+    """The root unit's weights (embeddings, heads) gathered on every rank while the block runs, if ``sharded``:
+    objectives and tasks call the model's parts directly, not the sharded root's forward."""
+    if sharded:
+        step.unshard()
+    try:
+        yield
+    finally:
+        if sharded:
+            step.reshard()
 
 
 def tied_names(model: nn.Module) -> dict[str, str]:

@@ -8,6 +8,7 @@ losses, datasets produce examples, the command builds every part and hands them 
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import math
 import time
@@ -30,7 +31,8 @@ from lmtrain.training.evaluation import add_sums, evaluate_objective, to_device
 from lmtrain.training.limits import Limits, parse_duration
 from lmtrain.training.precision import Precision
 from lmtrain.training.progress import TrainingProgress
-from lmtrain.training.sharding import fully_shard_step, full_model_state, full_optimizer_state, load_full_state
+from lmtrain.training.sharding import (fully_shard_step, full_model_state, full_optimizer_state, load_full_state,
+                                       root_gathered)
 from lmtrain.training.stop_signals import StopRequests, TrainingInterrupted
 
 log = logging.getLogger(__name__)
@@ -181,16 +183,18 @@ class Trainer:
         self.optimizer.zero_grad(set_to_none=True)
         self.state.step += 1
 
+    def gathered(self) -> contextlib.AbstractContextManager:
+        """A context in which the model's parts can be called directly (FSDP: the root unit's weights gathered)."""
+        return root_gathered(self.step_module, self.dist.sharded)
+
     def evaluate(self) -> dict[str, float]:
         """Metrics of the held-out set as ``eval/<name>`` (empty without one)."""
         if self.eval_set is None:
             return {}
-        if self.dist.sharded:  # objectives call the model's parts directly: gather the root unit's weights first
-            self.step_module.unshard()
-        metrics, _ = evaluate_objective(self.model, self.objective, self.eval_set, self.collate, self.cfg.batch_size,
-                                        self.cfg.eval_batches, self.device, self.precision.autocast)
-        if self.dist.sharded:
-            self.step_module.reshard()
+        with self.gathered():
+            metrics, _ = evaluate_objective(self.model, self.objective, self.eval_set, self.collate,
+                                            self.cfg.batch_size, self.cfg.eval_batches, self.device,
+                                            self.precision.autocast)
         self.last_eval = {f"eval/{k}": v for k, v in metrics.items()}
         return self.last_eval
 
@@ -247,6 +251,13 @@ class Trainer:
         else:
             self.state.evals_without_improvement += 1
         return improved
+
+    def load_weights(self, checkpoint: Path) -> None:
+        """The model weights of ``checkpoint``, on every rank (under FSDP each rank keeps its shard)."""
+        if self.dist.sharded:
+            load_full_state(self.model, None, ckpt.read_weights(checkpoint), None)
+        else:
+            ckpt.load_weights(self.model, checkpoint)
 
     def restore(self, checkpoint: Path) -> None:
         """Continue from ``checkpoint``: weights, optimizer, scheduler, RNG and data position."""
