@@ -1,15 +1,17 @@
 """Training-step and generation speed of lmtrain against Hugging Face `transformers`, as ratios.
 
 Same shapes, batch, sequence length, optimizer (AdamW, foreach) and thread count, in one process,
-measurements of the two implementations interleaved so machine noise hits both alike. Prints a
-table of medians; `--json` writes the raw figures too.
+measurements of the implementations interleaved so machine noise hits all alike. lmtrain runs twice,
+on its oneDNN CPU kernels and on PyTorch's own ops (the two values of `trainer.cpu_kernels`), and
+the table gives both speeds, their ratio and what `auto` picks on this machine. Prints a table of
+medians; `--json` writes the raw figures too.
 
     python scripts/bench.py                       # mini and small, BERT / RoBERTa / GPT, fp32
     python scripts/bench.py --sizes mini --repeats 3 --steps 5
     python scripts/bench.py --device cuda --precision bf16
     python scripts/bench.py --sizes mini --compile --no-generation --no-tagging   # trainer.compile=true
     python scripts/bench.py --sizes mini --no-generation --no-tagging --data-steps 50   # data-wait share only
-    python scripts/bench.py --no-onednn    # lmtrain's fp32 linear layers on PyTorch's BLAS, as transformers'
+    python scripts/bench.py --kernels torch    # lmtrain on PyTorch's own CPU kernels only
 
 Besides training and generation it times NER tagging (batches sorted by length, as `lmtrain
 predict` runs them), reports each side's peak memory above what was resident before the
@@ -27,6 +29,7 @@ import statistics
 import sys
 import time
 from contextlib import nullcontext
+from typing import Callable
 
 import numpy as np
 import torch
@@ -36,7 +39,8 @@ from rich.table import Table
 from lmtrain.data.masking import IGNORE_INDEX
 from lmtrain.generation import Sampling, generate
 from lmtrain.models.language_model import LanguageModel
-from lmtrain.models.linear import onednn_enabled, onednn_product
+from lmtrain.kernels import cpu_kernels, select_cpu_kernels
+from lmtrain.kernels.cpu.linear import onednn_ops_present, onednn_product
 from lmtrain.models.spec import SIZES, TransformerSpec
 from lmtrain.objectives.text_objectives import objective_from_meta
 from lmtrain.tasks.base import run_batches
@@ -126,16 +130,43 @@ def timed(fn, steps: int, device: torch.device) -> float:
     return (time.perf_counter() - start) / steps
 
 
-def interleaved_medians(run_ours, run_theirs, repeats: int, steps: int, device: torch.device,
-                        warmup_steps: int = 1) -> tuple[float, float]:
-    """Median seconds per call of each side, timed alternately so machine noise hits both alike."""
-    for fn in (run_ours, run_theirs):  # warm-up: allocator, kernels, optimizer state
+def interleaved_medians(runs: dict[str, Callable], repeats: int, steps: int, device: torch.device,
+                        warmup_steps: int = 1) -> dict[str, float]:
+    """Median seconds per call of each run, timed alternately so machine noise hits all alike."""
+    for fn in runs.values():  # warm-up: allocator, kernels, optimizer state
         timed(fn, warmup_steps, device)
-    ours_s, theirs_s = [], []
+    seconds: dict[str, list[float]] = {name: [] for name in runs}
     for _ in range(repeats):
-        ours_s.append(timed(run_ours, steps, device))
-        theirs_s.append(timed(run_theirs, steps, device))
-    return statistics.median(ours_s), statistics.median(theirs_s)
+        for name, fn in runs.items():
+            seconds[name].append(timed(fn, steps, device))
+    return {name: statistics.median(values) for name, values in seconds.items()}
+
+
+def with_kernels(fn: Callable, kernels: str) -> Callable:
+    """``fn`` run with lmtrain's CPU kernels ``kernels`` (onednn | torch) in force."""
+    def run():
+        with cpu_kernels(kernels):
+            return fn()
+    return run
+
+
+def timed_sides(run_ours: Callable, run_theirs: Callable, args, device, steps: int, work: float,
+                warmup_steps: int = 1) -> dict:
+    """Work per second of lmtrain under each of ``args.kernels`` and of `transformers`, with ratios.
+
+    ``work`` is what one call does (tokens); the keys are ``lmtrain_<kernels>_tok_s``, ``hf_tok_s``,
+    ``ratio_<kernels>`` (against transformers) and, with both kernels, ``onednn_over_torch``.
+    """
+    runs = {kernels: with_kernels(run_ours, kernels) for kernels in args.kernels}
+    runs["hf"] = run_theirs
+    medians = interleaved_medians(runs, args.repeats, steps, device, warmup_steps)
+    row = {"hf_tok_s": work / medians["hf"]}
+    for kernels in args.kernels:
+        row[f"lmtrain_{kernels}_tok_s"] = work / medians[kernels]
+        row[f"ratio_{kernels}"] = row[f"lmtrain_{kernels}_tok_s"] / row["hf_tok_s"]
+    if len(args.kernels) == 2:
+        row["onednn_over_torch"] = medians["torch"] / medians["onednn"]
+    return row
 
 
 def matmul_peak(device: torch.device, dtype: torch.dtype) -> float:
@@ -147,7 +178,7 @@ def matmul_peak(device: torch.device, dtype: torch.dtype) -> float:
     a = torch.randn(n, n, device=device, dtype=dtype)
     b = torch.randn(n, n, device=device, dtype=dtype)
     products = [lambda: a @ b]
-    if device.type == "cpu" and onednn_enabled():
+    if device.type == "cpu" and onednn_ops_present():
         products.append(lambda: onednn_product(a, b))
     best = float("inf")
     for product in products:
@@ -189,13 +220,13 @@ def bench_training(model_name: str, size: str, args, device, autocast, peak: flo
 
     # Memory first, from a fresh start: two steps include gradients and the optimizer state.
     # (Not with --compile: compiling inside the measuring child would be measured too.)
-    ours_mib = None if args.compile else peak_memory_mib(lambda: timed(run_ours, 2, device), device)
+    first = with_kernels(run_ours, args.kernels[0])
+    ours_mib = None if args.compile else peak_memory_mib(lambda: timed(first, 2, device), device)
     theirs_mib = None if args.compile else peak_memory_mib(lambda: timed(run_theirs, 2, device), device)
-    ours_s, theirs_s = interleaved_medians(run_ours, run_theirs, args.repeats, args.steps, device, warmup_steps=2)
-    ours_tps, theirs_tps = tokens / ours_s, tokens / theirs_s
-    mfu = ours_tps * train_flops_per_token(spec, args.seq) / peak
-    return {"bench": "train", "model": model_name, "size": size, "lmtrain_tok_s": ours_tps,
-            "hf_tok_s": theirs_tps, "ratio": ours_tps / theirs_tps, "lmtrain_mfu": mfu,
+    row = timed_sides(run_ours, run_theirs, args, device, args.steps, tokens, warmup_steps=2)
+    best_tps = max(row[f"lmtrain_{kernels}_tok_s"] for kernels in args.kernels)
+    return {"bench": "train", "model": model_name, "size": size, **row,
+            "lmtrain_mfu": best_tps * train_flops_per_token(spec, args.seq) / peak,
             "lmtrain_peak_mib": ours_mib, "hf_peak_mib": theirs_mib}
 
 
@@ -218,10 +249,8 @@ def bench_generation(size: str, batch: int, args, device) -> dict:
             theirs.generate(prompt, attention_mask=torch.ones_like(prompt), max_new_tokens=n, min_new_tokens=n,
                             do_sample=False, pad_token_id=0)
 
-    ours_s, theirs_s = interleaved_medians(run_ours, run_theirs, args.repeats, 1, device)
-    ours_tps, theirs_tps = batch * n / ours_s, batch * n / theirs_s
-    return {"bench": f"generate b={batch}", "model": "gpt", "size": size, "lmtrain_tok_s": ours_tps,
-            "hf_tok_s": theirs_tps, "ratio": ours_tps / theirs_tps}
+    row = timed_sides(run_ours, run_theirs, args, device, 1, batch * n)
+    return {"bench": f"generate b={batch}", "model": "gpt", "size": size, **row}
 
 
 def bench_tagging(size: str, args, device) -> dict:
@@ -255,13 +284,11 @@ def bench_tagging(size: str, args, device) -> dict:
                 pass
 
     run_ours, run_theirs = (lambda: tag(ours, ours_forward)), (lambda: tag(theirs, theirs_forward))
-    ours_mib, theirs_mib = peak_memory_mib(run_ours, device), peak_memory_mib(run_theirs, device)
-    ours_s, theirs_s = interleaved_medians(run_ours, run_theirs, args.repeats, 1, device)
-    tokens = int(lengths.sum())
-    ours_tps, theirs_tps = tokens / ours_s, tokens / theirs_s
-    return {"bench": f"ner tag b={args.tag_batch}", "model": "bert", "size": size, "lmtrain_tok_s": ours_tps,
-            "hf_tok_s": theirs_tps, "ratio": ours_tps / theirs_tps, "lmtrain_peak_mib": ours_mib,
-            "hf_peak_mib": theirs_mib}
+    ours_mib = peak_memory_mib(with_kernels(run_ours, args.kernels[0]), device)
+    theirs_mib = peak_memory_mib(run_theirs, device)
+    row = timed_sides(run_ours, run_theirs, args, device, 1, int(lengths.sum()))
+    return {"bench": f"ner tag b={args.tag_batch}", "model": "bert", "size": size, **row,
+            "lmtrain_peak_mib": ours_mib, "hf_peak_mib": theirs_mib}
 
 
 def autocast_for(args, device: torch.device):
@@ -269,6 +296,30 @@ def autocast_for(args, device: torch.device):
     if args.precision == "bf16":
         return lambda: torch.autocast(device.type, dtype=torch.bfloat16)
     return nullcontext
+
+
+def results_table(rows: list[dict], args, device: torch.device, peak: float) -> Table:
+    """The rows as a table: lmtrain's tokens/s per kernel set, their ratio, transformers', the ratios."""
+    compiled = ", lmtrain compiled" if args.compile else ""
+    table = Table(title=f"lmtrain vs transformers — {device.type}, {args.precision}{compiled}, "
+                        f"{torch.get_num_threads()} threads, batch {args.batch} x seq {args.seq}, "
+                        f"matmul peak {peak / 1e9:.0f} GFLOP/s")
+    names = {"onednn": "oneDNN", "torch": "torch"}
+    columns = ["bench", "model", "size", *(f"lmtrain tok/s {names[k]}" for k in args.kernels)]
+    columns += ["oneDNN / torch"] if len(args.kernels) == 2 else []
+    columns += ["transformers tok/s", f"ratio ({' / '.join(names[k] for k in args.kernels)})", "lmtrain MFU",
+                "peak MiB (lmtrain / transformers)"]
+    for column in columns:
+        table.add_column(column, justify="left" if column in ("bench", "model", "size") else "right")
+    mib = lambda value: "-" if value is None else f"{value:,.0f}"  # noqa: E731
+    for r in rows:
+        speeds = [f"{r[f'lmtrain_{k}_tok_s']:,.0f}" for k in args.kernels]
+        kernel_ratio = [f"{r['onednn_over_torch']:.2f}x"] if len(args.kernels) == 2 else []
+        ratios = " / ".join(f"{r[f'ratio_{k}']:.2f}x" for k in args.kernels)
+        mfu = f"{r['lmtrain_mfu']:.1%}" if "lmtrain_mfu" in r else "-"
+        table.add_row(r["bench"], r["model"], r["size"], *speeds, *kernel_ratio, f"{r['hf_tok_s']:,.0f}", ratios,
+                      mfu, f"{mib(r.get('lmtrain_peak_mib'))} / {mib(r.get('hf_peak_mib'))}")
+    return table
 
 
 def main() -> None:
@@ -290,12 +341,14 @@ def main() -> None:
     parser.add_argument("--no-tagging", action="store_true")
     parser.add_argument("--data-steps", type=int, default=30, help="steps of the data-wait runs (0 = skip)")
     parser.add_argument("--num-workers", type=int, default=0, help="DataLoader workers of the data-wait runs")
-    parser.add_argument("--no-onednn", action="store_true",
-                        help="switch oneDNN off: lmtrain's CPU linear layers then use PyTorch's BLAS, as transformers' do")
+    parser.add_argument("--kernels", nargs="+", default=["onednn", "torch"], choices=["onednn", "torch"],
+                        help="lmtrain's CPU kernels to time (trainer.cpu_kernels values); both give their ratio")
     parser.add_argument("--json", help="also write the rows to this JSON file")
     args = parser.parse_args()
-    if args.no_onednn:
-        torch.backends.mkldnn.enabled = False
+    if "onednn" in args.kernels and not onednn_ops_present():
+        print("oneDNN's linear ops are missing from this PyTorch build: timing lmtrain on torch kernels only")
+        args.kernels = ["torch"]
+    auto = select_cpu_kernels("auto", args.device, key="auto")
     device = torch.device(args.device)
     dtype = torch.bfloat16 if args.precision == "bf16" else torch.float32
     autocast = autocast_for(args, device)
@@ -305,21 +358,9 @@ def main() -> None:
         rows += [bench_generation(s, b, args, device) for s in args.sizes for b in (1, 8)]
     if not args.no_tagging:
         rows += [bench_tagging(s, args, device) for s in args.sizes]
-    compiled = (", lmtrain compiled" if args.compile else "") + (", oneDNN off" if args.no_onednn else "")
-    table = Table(title=f"lmtrain vs transformers — {device.type}, {args.precision}{compiled}, "
-                        f"{torch.get_num_threads()} threads, batch {args.batch} x seq {args.seq}, "
-                        f"matmul peak {peak / 1e9:.0f} GFLOP/s")
-    columns = ("bench", "model", "size", "lmtrain tok/s", "transformers tok/s", "ratio", "lmtrain MFU",
-               "peak MiB (lmtrain / transformers)")
-    for column in columns:
-        table.add_column(column, justify="left" if column in ("bench", "model", "size") else "right")
-    mib = lambda value: "-" if value is None else f"{value:,.0f}"  # noqa: E731
-    for r in rows:
-        mfu = f"{r['lmtrain_mfu']:.1%}" if "lmtrain_mfu" in r else "-"
-        table.add_row(r["bench"], r["model"], r["size"], f"{r['lmtrain_tok_s']:,.0f}", f"{r['hf_tok_s']:,.0f}",
-                      f"{r['ratio']:.2f}x", mfu, f"{mib(r.get('lmtrain_peak_mib'))} / {mib(r.get('hf_peak_mib'))}")
-    console = Console() if sys.stdout.isatty() else Console(width=140)  # logs and pipes: no truncated columns
-    console.print(table)
+    console = Console() if sys.stdout.isatty() else Console(width=160)  # logs and pipes: no truncated columns
+    console.print(results_table(rows, args, device, peak))
+    console.print(f"trainer.cpu_kernels=auto picks {auto[0]} on this machine ({auto[1]})")
     waits = [bench_data_wait(m, args.sizes[0], args) for m in args.models] if args.data_steps else []
     if waits:
         wait_table = Table(title="lmtrain training loop: time blocked on the DataLoader / step time "

@@ -1,4 +1,8 @@
-"""Shared fixtures: composing configs like the CLI does, tiny corpora, running the CLI."""
+"""Shared fixtures: composing configs like the CLI does, tiny corpora, running the CLI.
+
+``pytest --cpu-kernels=torch`` (or ``LMTRAIN_CPU_KERNELS=torch pytest``) runs the session on PyTorch's
+own CPU kernels instead of letting ``auto`` choose: CI runs the model tests both ways.
+"""
 
 from __future__ import annotations
 
@@ -14,6 +18,24 @@ from hydra.core.global_hydra import GlobalHydra
 
 from lmtrain.cli import config_dir
 from lmtrain.config import register_configs
+
+
+
+def pytest_addoption(parser):
+    """``--cpu-kernels``: the CPU kernels of the whole session (default: ``$LMTRAIN_CPU_KERNELS`` or auto)."""
+    parser.addoption("--cpu-kernels", choices=("auto", "onednn", "torch"),
+                     default=os.environ.get("LMTRAIN_CPU_KERNELS", "auto"),
+                     help="CPU kernels for the session: auto | onednn (lmtrain's) | torch (PyTorch's own ops)")
+
+
+def pytest_configure(config):
+    """Put the session's CPU kernels in force (``auto`` is left to decide on first use, as in a run)."""
+    choice = config.getoption("--cpu-kernels")
+    if choice != "auto":
+        from lmtrain.kernels import select_cpu_kernels
+
+        select_cpu_kernels(choice, key="--cpu-kernels")
+
 
 # A run of seconds: tiny model, small vocabulary, few steps (on top of the debug=tiny preset).
 TINY = ["debug=tiny", "trainer.progress=false"]

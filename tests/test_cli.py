@@ -50,14 +50,17 @@ def test_cfg_job_prints_composed_config_with_overrides(workdir):
 
 def test_pretrain_writes_run_directory_contract(workdir):
     run_dir = workdir / "run"
-    out = run_cli("pretrain", "model=bert", *TINY, *_data(workdir), f"hydra.run.dir={run_dir}", cwd=workdir)
+    out = run_cli("pretrain", "model=bert", *TINY, *_data(workdir), f"hydra.run.dir={run_dir}",
+                  "trainer.cpu_kernels=torch", cwd=workdir)
     assert out.returncode == 0, out.stderr
+    assert "CPU kernels: torch (trainer.cpu_kernels=torch)" in out.stdout + out.stderr  # the log line
     for name in (".hydra/config.yaml", "metrics.jsonl", "summary.json", "tokenizer.json",
                  "checkpoints/step-20/model.safetensors", "checkpoints/step-20/trainer_state.pt",
                  "checkpoints/last/model.safetensors"):
         assert (run_dir / name).exists(), name
     summary = json.loads((run_dir / "summary.json").read_text())
     assert {"eval/mlm_acc", "eval/nsp_acc", "baseline/mlm_majority_acc", "tokens_per_s", "wall_seconds"} <= set(summary)
+    assert summary["cpu_kernels"] == "torch"
     events = [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines()]
     assert all("step" in e for e in events) and any("train/loss" in e for e in events)
     assert any("eval/mlm_acc" in e for e in events)

@@ -18,6 +18,7 @@ BAD = [
     ("pretrain", ["trainer.grad_accum=0"], "trainer.grad_accum=0: must be >= 1"),
     ("pretrain", ["trainer.max_steps=-1"], "trainer.max_steps=-1: must be >= 1"),
     ("pretrain", ["trainer.keep_last=-1"], "trainer.keep_last=-1: must be >= 0"),
+    ("pretrain", ["trainer.cpu_kernels=fast"], "trainer.cpu_kernels=fast: must be one of auto | onednn | torch"),
     ("pretrain", ["model.dropout=2"], "model.dropout=2.0: must be in [0, 1)"),
     ("pretrain", ["data.eval_fraction=1.5"], "data.eval_fraction=1.5: must be in (0, 1)"),
     ("pretrain", ["tokenizer.vocab_size=0"], "tokenizer.vocab_size=0: must be >= 1"),
@@ -54,6 +55,7 @@ def test_out_of_range_values_name_the_key_and_the_range(command, overrides, mess
     ("pretrain", ["trainer.batch_size=0"], "trainer.batch_size=0: must be >= 1"),
     ("pretrain", ["model=bert", "data.max_seq_len=1"], "data.max_seq_len=1: must be >= 5"),
     ("pretrain", ["model.dropout=2"], "model.dropout=2.0: must be in [0, 1)"),
+    ("finetune", ["trainer.cpu_kernels=MKL"], "trainer.cpu_kernels=MKL: must be one of auto | onednn | torch"),
     ("generate", ["ckpt=x", "prompt=hi", "top_k=-1"], "top_k=-1: must be >= 0"),
     ("export", ["ckpt=x", "out=y"], None),
 ])

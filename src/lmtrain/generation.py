@@ -16,8 +16,9 @@ import torch
 
 from lmtrain.data.tokenizer import TextTokenizer
 from lmtrain.errors import UserError
+from lmtrain.kernels import prepacked_linears
+from lmtrain.models.heads import CausalLMHead
 from lmtrain.models.language_model import LanguageModel
-from lmtrain.models.prepacked import PrepackedLinears
 
 log = logging.getLogger(__name__)
 
@@ -172,7 +173,7 @@ def generate_stream(model: LanguageModel, prompts: Sequence[Sequence[int]], max_
     done = [False] * batch_size
     step_ids, step_positions = ids, positions
     # Each decoding step reads every weight matrix for a few rows: on CPU, read a faster layout.
-    weights = PrepackedLinears(model, batch_size)
+    weights = prepacked_linears(model, batch_size, (CausalLMHead,))  # the tied LM head is a plain projection too
     for step in range(steps):
         seen = length + step  # positions the model sees after this step's input
         step_mask = mask[:, :seen] if mask is not None else None

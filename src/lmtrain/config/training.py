@@ -85,6 +85,7 @@ class TrainerConfig:
     loggers: list[str] = field(default_factory=lambda: ["jsonl"])
     monitor: Optional[str] = None  # eval metric that picks checkpoints/best (None = the objective's main one)
     early_stopping_patience: int = 0  # stop after this many evaluations without improvement; 0 = off
+    cpu_kernels: str = "auto"  # auto (lmtrain's oneDNN kernels where measured faster) | onednn | torch
 
     def __post_init__(self) -> None:
         for name in ("max_steps", "max_epochs", "batch_size", "grad_accum", "log_every", "eval_batches"):
@@ -92,6 +93,8 @@ class TrainerConfig:
         for name in ("grad_clip", "eval_every", "eval_every_epochs", "save_every", "keep_last", "num_workers",
                      "early_stopping_patience"):
             check_range(self, name, 0)
+        if self.cpu_kernels not in ("auto", "onednn", "torch"):
+            raise ConfigRangeError("cpu_kernels", "one of auto | onednn | torch", self.cpu_kernels)
         if self.max_time is not None:
             try:
                 parse_duration(self.max_time)

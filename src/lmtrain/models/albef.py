@@ -22,8 +22,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from lmtrain.kernels import Linear
 from lmtrain.models.heads import MaskedLMHead
-from lmtrain.models.linear import Linear
 from lmtrain.models.spec import StoredSpec, TransformerSpec
 from lmtrain.models.transformer import Block, Transformer
 from lmtrain.models.vit import VisionSpec, VisionTransformer

@@ -3,11 +3,9 @@
 from __future__ import annotations
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 
-from lmtrain.models.dropout import dropout as apply_dropout
-from lmtrain.models.linear import Linear
+from lmtrain.kernels import Linear, attend
 
 
 class KVCache:
@@ -39,25 +37,6 @@ class KVCache:
     def advance(self, n: int) -> None:
         """Mark ``n`` more positions as filled; call once per forward pass, after every layer."""
         self.length += n
-
-
-def attend(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, mask: torch.Tensor | None, is_causal: bool,
-           dropout: float) -> torch.Tensor:
-    """`scaled_dot_product_attention` of (B, H, T, Dh) queries, keys and values.
-
-    With dropout on CPU, PyTorch runs SDPA's unfused math path and draws the dropout mask with
-    ``bernoulli_``; then this runs the same math with :mod:`lmtrain.models.dropout`'s cheaper mask
-    (a GPT mini step spends ~7% of its time in that ``bernoulli_``). Only without a padding mask
-    (causal LM batches, ALBEF's cross-attention), so no query row is ever fully masked; batches
-    that carry an attention mask (every masked-LM batch) keep SDPA.
-    """
-    if dropout == 0.0 or mask is not None or q.device.type != "cpu" or torch.compiler.is_compiling():
-        return F.scaled_dot_product_attention(q, k, v, attn_mask=mask, dropout_p=dropout, is_causal=is_causal)
-    scores = (q * q.shape[-1] ** -0.5) @ k.transpose(-2, -1)  # (B, H, Tq, Tk)
-    if is_causal:
-        future = torch.ones(scores.shape[-2:], dtype=torch.bool, device=q.device).triu(1)  # (Tq, Tk)
-        scores = scores.masked_fill(future, float("-inf"))
-    return apply_dropout(scores.softmax(dim=-1), dropout, training=True) @ v
 
 
 class SelfAttention(nn.Module):

@@ -12,7 +12,7 @@ from collections.abc import Sequence
 import torch
 from torch import nn
 
-from lmtrain.models.linear import Linear
+from lmtrain.kernels import Linear
 
 CHAR_PAD = 0  # padding after the end-of-word mark
 BYTE_OFFSET = 1  # byte b has character id b + 1

@@ -17,9 +17,8 @@ import torch
 from torch import nn
 
 from lmtrain.errors import UserError
+from lmtrain.kernels import Dropout, Linear
 from lmtrain.models.char_cnn import CharCNNEncoder, char_table
-from lmtrain.models.dropout import Dropout
-from lmtrain.models.linear import Linear
 from lmtrain.models.spec import StoredSpec
 
 TOKEN_ENCODERS = ("char_cnn", "embedding")

@@ -5,10 +5,9 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from lmtrain.kernels import Dropout, Linear, linear
 from lmtrain.models.bilstm import BiLSTMEncoder
 from lmtrain.models.crf import LinearChainCRF
-from lmtrain.models.dropout import Dropout
-from lmtrain.models.linear import Linear, linear
 from lmtrain.models.spec import TransformerSpec
 from lmtrain.models.transformer import activation_fn
 

@@ -14,9 +14,8 @@ import torch.nn.functional as F
 from torch import nn
 from torch.utils.checkpoint import checkpoint
 
+from lmtrain.kernels import Dropout, Linear
 from lmtrain.models.attention import CrossAttention, KVCache, SelfAttention
-from lmtrain.models.dropout import Dropout
-from lmtrain.models.linear import Linear
 from lmtrain.models.spec import TransformerSpec
 
 

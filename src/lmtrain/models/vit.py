@@ -11,7 +11,7 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from lmtrain.models.dropout import Dropout
+from lmtrain.kernels import Dropout
 from lmtrain.models.spec import StoredSpec, TransformerSpec
 from lmtrain.models.transformer import Block
 

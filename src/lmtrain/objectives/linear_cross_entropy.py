@@ -15,7 +15,7 @@ import torch.nn.functional as F
 from torch.autograd.function import once_differentiable
 
 from lmtrain.data.masking import IGNORE_INDEX
-from lmtrain.models.linear import matmul_t
+from lmtrain.kernels import matmul_t
 
 CHUNK_ROWS = 512  # rows of logits alive at a time: (CHUNK_ROWS, V) float32
 

@@ -1,4 +1,4 @@
-"""The part every training command shares once its Trainer is built: resume, loggers, fit, Ctrl-C."""
+"""The part every training command shares once its Trainer is built: CPU kernels, resume, loggers, fit, Ctrl-C."""
 
 from __future__ import annotations
 
@@ -10,6 +10,7 @@ from typing import Any
 import torch
 from omegaconf import OmegaConf
 
+from lmtrain.kernels import select_cpu_kernels
 from lmtrain.run_dir import RunDir
 from lmtrain.training.loggers import open_loggers
 from lmtrain.training.preflight import run_preflight
@@ -20,10 +21,11 @@ log = logging.getLogger(__name__)
 
 
 def fit_run(trainer: Trainer, cfg: Any, run: RunDir, resume_from: Path | None) -> dict[str, Any]:
-    """Train to the end and return the Trainer's summary.
+    """Train to the end and return the Trainer's summary, with the CPU kernels it ran on (``cpu_kernels``).
 
-    Resumes from ``resume_from`` (if any), then opens ``cfg.trainer.loggers`` on rank 0, so a
-    resumed run's curves continue from its step, and gives every rank its own dropout stream.
+    First puts ``cfg.trainer.cpu_kernels`` in force (``auto`` measures, once per process). Resumes from
+    ``resume_from`` (if any), then opens ``cfg.trainer.loggers`` on rank 0, so a resumed run's curves
+    continue from its step, and gives every rank its own dropout stream.
     On Ctrl-C, SIGTERM or SIGUSR1 it finishes the step, saves, prints the command that continues the
     run and exits with 128 + the signal number (130 for Ctrl-C).
 
@@ -34,6 +36,9 @@ def fit_run(trainer: Trainer, cfg: Any, run: RunDir, resume_from: Path | None) -
         resume_from: the checkpoint to continue from, or None.
     """
     dist = trainer.dist
+    kernels, why = select_cpu_kernels(cfg.trainer.get("cpu_kernels", "auto"), trainer.device)
+    if dist.is_main:
+        log.info("CPU kernels: %s (%s)", kernels, why)
     if resume_from is not None:
         trainer.restore(resume_from)
     if dist.is_main:
@@ -49,7 +54,7 @@ def fit_run(trainer: Trainer, cfg: Any, run: RunDir, resume_from: Path | None) -
     if dist.enabled:
         torch.manual_seed(cfg.trainer.seed + dist.rank)  # independent dropout per rank
     try:
-        return trainer.fit()
+        return {**trainer.fit(), "cpu_kernels": kernels}
     except TrainingInterrupted as stop:
         dist.close()
         if dist.is_main:

@@ -1,4 +1,4 @@
-"""The oneDNN-backed linear layer: same values and gradients as `F.linear`, and its fallbacks."""
+"""The oneDNN linear product: same values and gradients as `F.linear`, and where it applies."""
 
 from __future__ import annotations
 
@@ -7,8 +7,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-import lmtrain.models.linear as linear_module
-from lmtrain.models.linear import MIN_ROWS, Linear, linear, uses_onednn
+from lmtrain.kernels import Linear, cpu_kernels
+from lmtrain.kernels.cpu.linear import MIN_ROWS, fits_onednn, onednn_linear
+from tests.kernels.op_patches import counting_onednn_op
 
 needs_onednn = pytest.mark.skipif(not torch.backends.mkldnn.is_available(), reason="PyTorch built without oneDNN")
 
@@ -28,8 +29,8 @@ def test_values_and_gradients_match_f_linear(with_bias, out_features):
     torch.manual_seed(0)
     x = torch.randn(4, 50, 24)[:, 1:]  # a strided (non-contiguous) batch of 196 rows
     weight, bias = torch.randn(out_features, 24), (torch.randn(out_features) if with_bias else None)
-    assert uses_onednn(x, weight)
-    ours, our_grads = grads(linear, x, weight, bias)
+    assert fits_onednn(x, weight)
+    ours, our_grads = grads(onednn_linear, x, weight, bias)
     theirs, their_grads = grads(F.linear, x, weight, bias)
     torch.testing.assert_close(ours, theirs, atol=1e-4, rtol=1e-4)
     for a, b in zip(our_grads, their_grads):
@@ -41,7 +42,8 @@ def test_frozen_weight_gets_no_gradient_and_input_still_does():
     layer = Linear(16, 8)
     layer.weight.requires_grad_(False)
     x = torch.randn(MIN_ROWS, 16, requires_grad=True)
-    layer(x).sum().backward()
+    with cpu_kernels("onednn"):
+        layer(x).sum().backward()
     assert layer.weight.grad is None
     torch.testing.assert_close(layer.bias.grad, torch.full((8,), float(MIN_ROWS)))
     torch.testing.assert_close(x.grad, layer.weight.sum(0).expand(MIN_ROWS, 16), atol=1e-5, rtol=1e-5)
@@ -49,27 +51,23 @@ def test_frozen_weight_gets_no_gradient_and_input_still_does():
 
 @needs_onednn
 def test_without_gradients_no_graph_is_recorded(monkeypatch):
-    calls = []
-    product = linear_module.onednn_product
-    monkeypatch.setattr(linear_module, "onednn_product", lambda *args: calls.append(1) or product(*args))
     layer = Linear(16, 8)
-    with torch.no_grad():
+    with cpu_kernels("onednn"), torch.no_grad():
+        calls = counting_onednn_op(monkeypatch)  # after the selection's own check of the op
         out = layer(torch.randn(2, MIN_ROWS, 16))
     assert out.grad_fn is None and out.shape == (2, MIN_ROWS, 8)
     assert calls == [1]  # the oneDNN product itself, not F.linear
 
 
-def test_falls_back_where_f_linear_is_the_better_or_only_choice(monkeypatch):
+def test_applies_only_where_it_is_the_better_choice():
     weight = torch.randn(8, 16)
     many = torch.randn(MIN_ROWS, 16)
-    assert not uses_onednn(torch.randn(MIN_ROWS - 1, 16), weight)  # decoding-sized: call overhead wins
-    assert not uses_onednn(many.double(), weight.double())
-    assert not uses_onednn(torch.randn(16), weight)
+    assert fits_onednn(many, weight)
+    assert not fits_onednn(torch.randn(MIN_ROWS - 1, 16), weight)  # decoding-sized: call overhead wins
+    assert not fits_onednn(many.double(), weight.double())
+    assert not fits_onednn(torch.randn(16), weight)
     with torch.autocast("cpu", dtype=torch.bfloat16):
-        assert not uses_onednn(many, weight)
-    monkeypatch.setattr(torch.backends.mkldnn, "enabled", False)  # the user's switch
-    assert not uses_onednn(many, weight)
-    torch.testing.assert_close(linear(many, weight), F.linear(many, weight), atol=0, rtol=0)
+        assert not fits_onednn(many, weight)
 
 
 def test_is_an_nn_linear_with_the_same_parameters():

@@ -1,4 +1,4 @@
-"""`attend`: SDPA's math with the cheaper dropout mask on CPU, SDPA itself everywhere else."""
+"""Attention with the cheaper dropout mask on CPU: SDPA's math; `attend` keeps SDPA where that path does not apply."""
 
 from __future__ import annotations
 
@@ -6,8 +6,9 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-import lmtrain.models.attention as attention
-from lmtrain.models.attention import attend
+import lmtrain.kernels.cpu.attention as cpu_attention
+from lmtrain.kernels import attend, cpu_kernels
+from lmtrain.kernels.cpu.attention import attend_with_cheap_dropout
 
 
 def qkv(seed: int = 0) -> list[torch.Tensor]:
@@ -17,9 +18,9 @@ def qkv(seed: int = 0) -> list[torch.Tensor]:
 
 @pytest.mark.parametrize("is_causal", [True, False])
 def test_without_the_mask_it_is_sdpas_math(monkeypatch, is_causal):
-    monkeypatch.setattr(attention, "apply_dropout", lambda x, p, training: x)  # keep every weight
+    monkeypatch.setattr(cpu_attention, "cheap_dropout", lambda x, p: x)  # keep every weight
     ours_in, sdpa_in = qkv(), qkv()
-    ours = attend(*ours_in, None, is_causal, 0.1)
+    ours = attend_with_cheap_dropout(*ours_in, is_causal, 0.1)
     theirs = F.scaled_dot_product_attention(*sdpa_in, is_causal=is_causal)
     torch.testing.assert_close(ours, theirs, atol=1e-5, rtol=1e-5)
     ours.sum().backward()
@@ -31,9 +32,9 @@ def test_without_the_mask_it_is_sdpas_math(monkeypatch, is_causal):
 def test_dropout_is_drawn_reproducibly_and_scales_kept_weights():
     q, k, v = qkv()
     torch.manual_seed(1)
-    first = attend(q, k, v, None, True, 0.5)
+    first = attend_with_cheap_dropout(q, k, v, True, 0.5)
     torch.manual_seed(1)
-    again = attend(q, k, v, None, True, 0.5)
+    again = attend_with_cheap_dropout(q, k, v, True, 0.5)
     plain = F.scaled_dot_product_attention(q, k, v, is_causal=True)
     assert torch.equal(first, again)
     assert not torch.allclose(first, plain, atol=1e-3)
@@ -42,12 +43,14 @@ def test_dropout_is_drawn_reproducibly_and_scales_kept_weights():
     assert torch.all(torch.isclose(first_row, 2 * v0, atol=1e-5).all(-1) | (first_row == 0).all(-1))
 
 
+@pytest.mark.skipif(not torch.backends.mkldnn.is_available(), reason="PyTorch built without oneDNN")
 def test_padding_masks_go_to_sdpa_with_its_own_dropout():
     q, k, v = qkv()
     mask = torch.ones(2, 1, 1, 10, dtype=torch.bool)
     mask[1, ..., 7:] = False
     torch.manual_seed(2)
-    ours = attend(q, k, v, mask, False, 0.3)
+    with cpu_kernels("onednn"):  # lmtrain's kernels selected, yet a padding mask keeps SDPA
+        ours = attend(q, k, v, mask, False, 0.3)
     torch.manual_seed(2)
     theirs = F.scaled_dot_product_attention(q, k, v, attn_mask=mask, dropout_p=0.3)
     assert torch.equal(ours, theirs)

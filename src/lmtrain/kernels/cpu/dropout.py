@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import torch
 import torch.nn.functional as F
-from torch import nn
 
 _LEVELS = 1 << 16  # 16 random bits per element
 
@@ -31,13 +30,11 @@ def keep_mask(shape: torch.Size, p: float, device: torch.device) -> torch.Tensor
     return (bits >= threshold).view(shape)
 
 
-def dropout(x: torch.Tensor, p: float, training: bool) -> torch.Tensor:
-    """Zero each element of ``x`` with probability ``p`` and scale the rest by 1 / (1 - p), in training.
+def cheap_dropout(x: torch.Tensor, p: float) -> torch.Tensor:
+    """Training-mode dropout of ``x`` with probability ``p``: the cheaper mask on CPU, `F.dropout` elsewhere.
 
-    Outside training, or with ``p == 0``, returns ``x`` itself.
+    Zeroes each element with probability ``p`` (rounded to 1/65536) and scales the rest by 1 / (1 - p).
     """
-    if not training or p == 0.0:
-        return x
     dropped = round(p * _LEVELS)  # of 65536 levels
     # Dynamo cannot trace random_ (inductor fuses its own dropout), and a p that rounds up to 1
     # leaves no kept level to scale by: both take PyTorch's dropout.
@@ -48,11 +45,3 @@ def dropout(x: torch.Tensor, p: float, training: bool) -> torch.Tensor:
     kept = 1.0 - dropped / _LEVELS
     # Autograd keeps only the boolean mask for the backward pass; the scalar scale needs nothing.
     return x.mul(keep_mask(x.shape, p, x.device)).mul_(1.0 / kept)
-
-
-class Dropout(nn.Dropout):
-    """`torch.nn.Dropout` computed by :func:`dropout`; same argument checks and repr."""
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        """``x`` with dropout applied in training mode, unchanged in eval mode."""
-        return dropout(x, self.p, self.training)

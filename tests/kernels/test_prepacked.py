@@ -9,11 +9,13 @@ import pytest
 import torch
 from torch import nn
 
-import lmtrain.generation as generation
-import lmtrain.models.prepacked as prepacked
+import lmtrain.kernels.cpu.prepacked as prepacked
+import lmtrain.kernels.ops as kernel_ops
 from lmtrain.generation import Sampling, generate, generate_stream
+from lmtrain.kernels import cpu_kernels
+from lmtrain.kernels.cpu.prepacked import PrepackedLinears
+from lmtrain.models.heads import CausalLMHead
 from lmtrain.models.language_model import LanguageModel
-from lmtrain.models.prepacked import PrepackedLinears
 from lmtrain.models.spec import TransformerSpec
 
 needs_onednn = pytest.mark.skipif(not torch.backends.mkldnn.is_available(), reason="PyTorch built without oneDNN")
@@ -42,7 +44,7 @@ def test_logits_match_and_forwards_are_restored():
     model = gpt()
     ids = torch.randint(0, 97, (3, 10))
     expected = logits(model, ids)
-    with PrepackedLinears(model, rows_hint=3).applied() as packed:
+    with PrepackedLinears(model, rows_hint=3, projection_types=(CausalLMHead,)).applied() as packed:
         assert packed
         n_linear = sum(isinstance(m, nn.Linear) for m in model.modules())
         assert len(patched(model)) == n_linear + 1  # every linear layer and the tied LM head
@@ -55,7 +57,7 @@ def test_logits_match_and_forwards_are_restored():
 @torch.no_grad()
 def test_weights_changed_in_place_are_packed_again():
     model = gpt()
-    weights = PrepackedLinears(model, rows_hint=2)
+    weights = PrepackedLinears(model, rows_hint=2, projection_types=(CausalLMHead,))
     ids = torch.randint(0, 97, (2, 6))
     with weights.applied():
         logits(model, ids)
@@ -65,17 +67,15 @@ def test_weights_changed_in_place_are_packed_again():
         torch.testing.assert_close(logits(model, ids), expected, atol=1e-4, rtol=1e-4)
 
 
-def test_not_packed_with_gradients_in_training_under_autocast_or_with_onednn_off(monkeypatch):
+def test_not_packed_with_gradients_in_training_under_autocast_or_with_torch_kernels():
     model = gpt()
     with PrepackedLinears(model, 1).applied() as packed:  # gradients enabled
         assert not packed and patched(model) == []
     with torch.no_grad():
         with torch.autocast("cpu", dtype=torch.bfloat16), PrepackedLinears(model, 1).applied() as packed:
             assert not packed
-        monkeypatch.setattr(torch.backends.mkldnn, "enabled", False)
-        with PrepackedLinears(model, 1).applied() as packed:
+        with cpu_kernels("torch"), kernel_ops.prepacked_linears(model, 1).applied() as packed:
             assert not packed
-        monkeypatch.undo()
         model.train()
         with PrepackedLinears(model, 1).applied() as packed:
             assert not packed and patched(model) == []
@@ -90,6 +90,7 @@ def test_restored_even_when_the_block_raises():
     assert patched(model) == []
 
 
+@needs_onednn
 def test_greedy_generation_picks_the_same_tokens_packed_or_not(monkeypatch):
     model = gpt()
     prompts = [[5, 6, 7], [8, 9, 10, 11, 12]]  # ragged: left padding and the padded mask path
@@ -107,10 +108,11 @@ def test_greedy_generation_picks_the_same_tokens_packed_or_not(monkeypatch):
         def applied(self):
             yield False
 
-    monkeypatch.setattr(generation, "PrepackedLinears", Recording)
-    packed = generate(model, prompts, max_new_tokens=20, sampling=GREEDY, eos_id=None)
-    assert used == [torch.backends.mkldnn.is_available()] * 20  # one swap per decoding step
-    monkeypatch.setattr(generation, "PrepackedLinears", Never)
+    monkeypatch.setattr(kernel_ops, "PrepackedLinears", Recording)
+    with cpu_kernels("onednn"):
+        packed = generate(model, prompts, max_new_tokens=20, sampling=GREEDY, eos_id=None)
+    assert used == [True] * 20  # one swap per decoding step
+    monkeypatch.setattr(kernel_ops, "PrepackedLinears", Never)
     plain = generate(model, prompts, max_new_tokens=20, sampling=GREEDY, eos_id=None)
     assert packed == plain
     assert patched(model) == []
@@ -135,7 +137,8 @@ def test_the_model_is_plain_between_steps_and_two_streams_interleave():
 @needs_onednn
 def test_a_model_is_packed_once_across_generation_calls():
     model = gpt(seed=3)
-    generate(model, [[5, 6, 7]], max_new_tokens=4, sampling=GREEDY, eos_id=None)
-    first = {m: prepacked._PACKED[m][1] for m in prepacked._projections(model)}
-    generate(model, [[8, 9]], max_new_tokens=4, sampling=GREEDY, eos_id=None)
+    with cpu_kernels("onednn"):
+        generate(model, [[5, 6, 7]], max_new_tokens=4, sampling=GREEDY, eos_id=None)
+        first = {m: prepacked._PACKED[m][1] for m in prepacked._projections(model, (CausalLMHead,))}
+        generate(model, [[8, 9]], max_new_tokens=4, sampling=GREEDY, eos_id=None)
     assert all(prepacked._PACKED[m][1] is forward for m, forward in first.items())

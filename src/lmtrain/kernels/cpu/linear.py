@@ -1,22 +1,19 @@
-"""Linear layers whose fp32 matrix products on CPU run on oneDNN, forwards and backwards.
+"""Linear products on oneDNN for fp32 on CPU, forwards and backwards.
 
 PyTorch computes fp32 `F.linear` on CPU with its BLAS (MKL in the x86 wheels) and reaches oneDNN
 only for bf16. Where MKL does not pick its best kernels (AMD EPYC CPUs with AVX-512, such as
 the machine the README's benchmark ran on), oneDNN's fp32 GEMM is about twice as fast for
-training-sized products. :func:`linear` sends those products, and the two products of its
+training-sized products. :func:`onednn_linear` sends those products, and the two products of its
 backward pass, to oneDNN's linear primitive; results agree with `F.linear` to float rounding.
 
-It falls back to `F.linear` wherever that is the better or only choice: off CPU, under autocast
-(bf16 already runs on oneDNN), in other dtypes, inside `torch.compile` (inductor lowers linear
-layers itself), for a handful of rows (decoding: see :mod:`lmtrain.models.prepacked`), and when
-oneDNN is switched off (`torch.backends.mkldnn.enabled = False`) or absent.
+:func:`fits_onednn` says where that path applies: on CPU, fp32, at least :data:`MIN_ROWS` rows,
+outside autocast (bf16 already runs on oneDNN) and outside `torch.compile` (inductor lowers linear
+layers itself). Whether it is used at all is the switch's business (:mod:`lmtrain.kernels.select`).
 """
 
 from __future__ import annotations
 
 import torch
-import torch.nn.functional as F
-from torch import nn
 from torch.autograd.function import once_differentiable
 
 MIN_ROWS = 8  # measured: oneDNN's call overhead loses at 1 row and wins from 8 rows on
@@ -25,7 +22,7 @@ MIN_ROWS = 8  # measured: oneDNN's call overhead loses at 1 row and wins from 8 
 def onednn_product(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None = None) -> torch.Tensor:
     """``x @ weight.T + bias`` by oneDNN's linear primitive, no autograd; ``weight`` may be prepacked.
 
-    The caller checks that oneDNN can run it (see :func:`uses_onednn`). Strided views are read
+    The caller checks that oneDNN can run it (see :func:`fits_onednn`). Strided views are read
     in place, except a transposed ``x``, which oneDNN copies first.
     """
     return torch.ops.mkldnn._linear_pointwise(x, weight, bias, "none", [], "")
@@ -63,47 +60,26 @@ class _OneDNNLinear(torch.autograd.Function):
         return grad_x, grad_weight, grad_bias
 
 
-def onednn_enabled() -> bool:
-    """Whether oneDNN is built in and switched on (`torch.backends.mkldnn.enabled`)."""
-    return torch.backends.mkldnn.is_available() and torch.backends.mkldnn.enabled
+def onednn_ops_present() -> bool:
+    """Whether this PyTorch build has oneDNN switched on and the private ops used here."""
+    return (torch.backends.mkldnn.is_available() and torch.backends.mkldnn.enabled
+            and hasattr(torch.ops.mkldnn, "_linear_pointwise") and hasattr(torch.ops.mkldnn, "_reorder_linear_weight"))
 
 
-def uses_onednn(x: torch.Tensor, weight: torch.Tensor) -> bool:
-    """Whether :func:`linear` runs ``x`` through oneDNN (see the module docstring for when)."""
+def fits_onednn(x: torch.Tensor, weight: torch.Tensor) -> bool:
+    """Whether ``x @ weight.T`` is a product the oneDNN path serves (see the module docstring)."""
     if torch.compiler.is_compiling():  # first: Dynamo cannot trace the checks below (graph breaks)
         return False
     return (x.device.type == "cpu" and x.dtype == torch.float32 and weight.dtype == torch.float32
-            and x.dim() >= 2 and x.numel() >= MIN_ROWS * x.shape[-1]
-            and onednn_enabled() and not torch.is_autocast_enabled("cpu"))
+            and x.dim() >= 2 and x.numel() >= MIN_ROWS * x.shape[-1] and not torch.is_autocast_enabled("cpu"))
 
 
-def matmul_t(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None = None) -> torch.Tensor:
-    """``x @ weight.T + bias`` for 2-D ``x``, on oneDNN where :func:`uses_onednn` allows.
+def onednn_linear(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None = None) -> torch.Tensor:
+    """``x @ weight.T + bias`` like `torch.nn.functional.linear`, every product on oneDNN.
 
-    Not differentiable on the oneDNN path: it is for code that computes its own gradients (inside
-    an autograd function) or runs without them. Strided views (``a.t()``) are read in place.
+    The caller checks :func:`fits_onednn`. Gradients are first-order only (no double backward).
     """
-    if uses_onednn(x, weight):
-        return onednn_product(x, weight, bias)
-    return F.linear(x, weight, bias)
-
-
-def linear(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None = None) -> torch.Tensor:
-    """``x @ weight.T + bias`` like `torch.nn.functional.linear`, on oneDNN where that is faster.
-
-    On the oneDNN path gradients are first-order only (no double backward).
-    """
-    if not uses_onednn(x, weight):
-        return F.linear(x, weight, bias)
     if torch.is_grad_enabled() and any(t is not None and t.requires_grad for t in (x, weight, bias)):
         return _OneDNNLinear.apply(x, weight, bias)
     rows = onednn_product(x.reshape(-1, x.shape[-1]), weight, bias)  # inference: no autograd node
     return rows.view(*x.shape[:-1], weight.shape[0])
-
-
-class Linear(nn.Linear):
-    """`torch.nn.Linear` computed by :func:`linear`; same parameters, names and initialisation."""
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        """(..., in_features) -> (..., out_features)."""
-        return linear(x, self.weight, self.bias)

@@ -1,17 +1,18 @@
-"""The CPU dropout: drop rate, scaling, gradients, reproducibility, and where it is a no-op."""
+"""The cheaper CPU dropout mask: drop rate, scaling, gradients, reproducibility; where dropout is a no-op."""
 
 from __future__ import annotations
 
 import pytest
 import torch
 
-from lmtrain.models.dropout import Dropout, dropout, keep_mask
+from lmtrain.kernels import Dropout, dropout
+from lmtrain.kernels.cpu.dropout import cheap_dropout, keep_mask
 
 
 def test_drops_the_asked_share_and_scales_the_rest():
     torch.manual_seed(0)
     x = torch.ones(1000, 1000)
-    out = dropout(x, 0.1, training=True)
+    out = cheap_dropout(x, 0.1)
     dropped = (out == 0).float().mean().item()
     assert abs(dropped - 0.1) < 0.002  # 1e6 elements: the standard error is 3e-4
     kept_share = 1 - round(0.1 * 65536) / 65536
@@ -29,7 +30,7 @@ def test_mask_bits_are_uniform_so_any_rate_is_hit():
 def test_gradient_is_the_same_mask_and_scale():
     torch.manual_seed(2)
     x = torch.randn(64, 33, requires_grad=True)  # an element count not divisible by 4
-    out = dropout(x, 0.25, training=True)
+    out = cheap_dropout(x, 0.25)
     out.backward(torch.ones_like(out))
     kept = out.detach() != 0
     scale = 1 / (1 - round(0.25 * 65536) / 65536)
@@ -40,9 +41,9 @@ def test_gradient_is_the_same_mask_and_scale():
 def test_same_seed_same_mask_and_next_draw_differs():
     x = torch.ones(5000)
     torch.manual_seed(3)
-    first, second = dropout(x, 0.3, True), dropout(x, 0.3, True)
+    first, second = cheap_dropout(x, 0.3), cheap_dropout(x, 0.3)
     torch.manual_seed(3)
-    again = dropout(x, 0.3, True)
+    again = cheap_dropout(x, 0.3)
     assert torch.equal(first, again)
     assert not torch.equal(first, second)
 
@@ -59,7 +60,7 @@ def test_no_op_in_eval_or_without_dropout_and_all_dropped_at_one():
 def test_keeps_bf16_and_shape():
     torch.manual_seed(4)
     x = torch.randn(3, 7, 11, dtype=torch.bfloat16)
-    out = dropout(x, 0.1, True)
+    out = cheap_dropout(x, 0.1)
     assert out.dtype == torch.bfloat16 and out.shape == x.shape
 
 
@@ -78,4 +79,4 @@ def test_mask_is_the_16_bit_slices_of_seeded_64_bit_draws():
 
 def test_probability_rounding_up_to_one_drops_everything():
     x = torch.randn(100)
-    assert torch.count_nonzero(dropout(x, 1 - 1e-6, training=True)) == 0  # rounds to 65536/65536
+    assert torch.count_nonzero(cheap_dropout(x, 1 - 1e-6)) == 0  # rounds to 65536/65536

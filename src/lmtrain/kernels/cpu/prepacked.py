@@ -22,8 +22,7 @@ from weakref import WeakKeyDictionary
 import torch
 from torch import nn
 
-from lmtrain.models.heads import CausalLMHead
-from lmtrain.models.linear import onednn_enabled, onednn_product
+from lmtrain.kernels.cpu.linear import onednn_product
 
 _PACKABLE_DTYPES = (torch.float32, torch.bfloat16)
 # module -> ((weight id, weight version, bias version, rows hint), packed forward)
@@ -33,18 +32,17 @@ _PACKED: WeakKeyDictionary[nn.Module, tuple[tuple[int, int, int, int], Callable]
 def can_prepack(model: nn.Module) -> bool:
     """Whether ``model``'s linear layers can run prepacked here.
 
-    CPU weights in fp32 or bf16, oneDNN present and switched on, no autocast, eval mode, and no
-    gradients wanted.
+    CPU weights in fp32 or bf16, no autocast, eval mode, and no gradients wanted. (Whether the
+    oneDNN kernels are selected at all is the caller's check.)
     """
     weight = next(model.parameters(), None)
     return (weight is not None and weight.device.type == "cpu" and weight.dtype in _PACKABLE_DTYPES
-            and onednn_enabled() and not torch.is_autocast_enabled("cpu")
-            and not torch.is_grad_enabled() and not model.training)
+            and not torch.is_autocast_enabled("cpu") and not torch.is_grad_enabled() and not model.training)
 
 
-def _projections(model: nn.Module) -> list[nn.Module]:
+def _projections(model: nn.Module, projection_types: tuple[type, ...]) -> list[nn.Module]:
     """Every module of ``model`` that is a plain linear projection (``weight``, ``bias``, no more)."""
-    return [module for module in model.modules() if isinstance(module, (nn.Linear, CausalLMHead))]
+    return [module for module in model.modules() if isinstance(module, (nn.Linear, *projection_types))]
 
 
 class PrepackedLinears:
@@ -59,12 +57,17 @@ class PrepackedLinears:
         model: the module whose `nn.Linear` layers (and causal LM head) to pack.
         rows_hint: the usual number of input rows per call (e.g. the decoding batch size); only
             a tuning hint, any number of rows works.
+        projection_types: module classes besides `nn.Linear` whose forward is exactly
+            ``F.linear(x, module.weight, module.bias)`` (e.g. a tied LM head).
+        enabled: False leaves every forward as it is (the oneDNN kernels are not selected).
     """
 
-    def __init__(self, model: nn.Module, rows_hint: int):
+    def __init__(self, model: nn.Module, rows_hint: int, projection_types: tuple[type, ...] = (),
+                 enabled: bool = True):
         self.model = model
         self.rows_hint = max(rows_hint, 1)
-        self._modules = _projections(model)
+        self.enabled = enabled
+        self._modules = _projections(model, projection_types)
 
     def _forward(self, module: nn.Module) -> Callable:
         """The packed forward of ``module``, packed again if its weight or bias changed since."""
@@ -85,7 +88,7 @@ class PrepackedLinears:
         """
         patched: list[tuple[nn.Module, Callable]] = []
         try:
-            if can_prepack(self.model):
+            if self.enabled and can_prepack(self.model):
                 try:
                     for module in self._modules:
                         if "forward" not in module.__dict__:

@@ -1,0 +1,1 @@
+"""lmtrain's CPU kernels: oneDNN linear products, a cheaper dropout mask, prepacked decoding weights."""
