@@ -128,6 +128,12 @@ class DataConfig:
     flip: bool = True  # albef: random horizontal flips (with "left" and "right" swapped in the caption)
     shapes_train: int = 4000  # albef, source=shapes: generated training scenes
     shapes_eval: int = 200  # albef, source=shapes: generated held-out scenes (distinct captions)
+    # a `datasets` dataset (source=hf; configs/data/hf.yaml); the text is in data.text_field
+    path: Optional[str] = None  # hf: Hub dataset id, dataset folder (parquet / json / csv / arrow files) or save_to_disk folder
+    config_name: Optional[str] = None  # hf: the dataset's configuration (subset), e.g. wikitext-2-raw-v1; None = its default
+    train_split: str = "train"  # hf: the split trained on
+    eval_split: Optional[str] = None  # hf: the held-out split; None = hold out eval_fraction of the training documents
+    streaming: bool = False  # hf: read rows while tokenizing instead of first preparing an Arrow copy in the datasets cache
 
     def __post_init__(self) -> None:
         check_range(self, "eval_fraction", 0, 1, low_open=True, high_open=True)
@@ -394,7 +400,9 @@ class TaskDataConfig:
     split_seed: int = 1234  # seed of that hold-out split
     max_seq_len: int = 128  # tokens per example, special tokens included (at most the model's positions)
     max_examples: Optional[int] = None  # use only the first N training examples (quick experiments)
-    tag_column: int = -1  # ner: CoNLL column holding the tag (-1 = last; CoNLL-2003 files work as they are)
+    # ner: the tags: a CoNLL column index (None = -1, the last; CoNLL-2003 files work as they are) or, with
+    # source=hf, a column name (None = ner_tags; ClassLabel tags read as their names)
+    tag_column: Any = None
     scheme: str = "bio"  # ner: bio (IOB2) | iob1 (CoNLL-2003; converted to bio on reading) | bioes
     tokens_field: str = "tokens"  # ner: JSONL field with the words
     tags_field: str = "tags"  # ner: JSONL field with the tags
@@ -413,6 +421,13 @@ class TaskDataConfig:
     flip: bool = True  # retrieval: random horizontal flips (with "left" and "right" swapped in the caption)
     shapes_train: int = 4000  # retrieval, bundled shapes: generated training scenes
     shapes_eval: int = 200  # retrieval, bundled shapes: generated held-out scenes
+    # a `datasets` dataset instead of files (source=hf): ner reads tokens_field and tag_column, classification
+    # text_column, text_pair_column and label_column (ClassLabel values read as their names)
+    source: str = "files"  # files (data.train_file, or the task's bundled data) | hf (data.path)
+    path: Optional[str] = None  # hf: Hub dataset id, dataset folder (parquet / json / csv / arrow files) or save_to_disk folder
+    config_name: Optional[str] = None  # hf: the dataset's configuration (subset), e.g. conll2003's; None = its default
+    train_split: str = "train"  # hf: the split trained on
+    eval_split: Optional[str] = None  # hf: the held-out split; None = hold out eval_fraction of the training examples
 
     def __post_init__(self) -> None:
         check_range(self, "eval_fraction", 0, 1, low_open=True, high_open=True)
@@ -420,6 +435,8 @@ class TaskDataConfig:
         for name in ("max_examples", "max_words", "shapes_train", "shapes_eval"):
             check_range(self, name, 1)
         check_range(self, "crop_min_scale", 0, 1, low_open=True)
+        if not (self.tag_column is None or isinstance(self.tag_column, (int, str)) and str(self.tag_column)):
+            raise ConfigRangeError("tag_column", "a column index or a column name", self.tag_column)
 
 
 @dataclass
