@@ -110,13 +110,16 @@ class HfDataset:
 
     def __init__(self, path: str, config_name: str | None = None, streaming: bool = False, key: str = "data.path"):
         if not path:
-            raise UserError(f"{key} is not set: give a Hugging Face dataset id (e.g. {key}=wikitext "
+            raise UserError(f"{key} is not set: give a Hugging Face dataset id (e.g. {key}=Salesforce/wikitext "
                             "data.config_name=wikitext-2-raw-v1), a dataset folder of parquet / json / csv "
                             "files, or a folder written by save_to_disk.")
         self.path, self.config_name, self.streaming, self.key = path, config_name, streaming, key
         local = Path(path).expanduser()
         self.local = local if local.is_dir() else None
-        if self.local is None and (_looks_like_path(path) or local.exists()):
+        if local.is_file():
+            raise UserError(f"{key}={path} is a file; give the dataset's folder, or read files with data=text "
+                            f"data.train_files=[{path}] (pretraining) or data.train_file={path} (fine-tuning).")
+        if self.local is None and _looks_like_path(path):
             raise UserError(f"{key}={path}: no such folder (relative paths are relative to the directory you run "
                             f"lmtrain from: {Path.cwd()}); give a dataset folder or a Hub id such as owner/name.")
         self.saved = self.local is not None and _is_saved(self.local)
@@ -151,9 +154,7 @@ class HfDataset:
         else:
             splits = dict(saved)
         if split not in splits:
-            raise UserError(f"{key}={split}: {where} has no split '{split}'; its splits are "
-                            f"{', '.join(splits)}. Choose one of them"
-                            f"{' (or data.eval_split=null to hold out documents)' if key.endswith('eval_split') else ''}.")
+            raise _missing_split(split, key, where, list(splits))
         return splits[split]
 
     def _load_builder(self, where: str):
@@ -191,9 +192,7 @@ class HfDataset:
     def _built_split(self, builder, split: str, key: str, where: str):
         splits = _available_splits(builder)
         if splits is not None and split not in splits:
-            raise UserError(f"{key}={split}: {where} has no split '{split}'; its splits are {', '.join(splits)}. "
-                            "Choose one of them"
-                            f"{' (or data.eval_split=null to hold out documents)' if key.endswith('eval_split') else ''}.")
+            raise _missing_split(split, key, where, splits)
         try:
             if self.streaming:
                 return builder.as_streaming_dataset(split=split)
@@ -203,6 +202,12 @@ class HfDataset:
             raise self._not_found(error, where) from None
         except Exception as error:  # datasets reports unreadable files in many exception types
             raise UserError(f"{where}: split '{split}' could not be read ({_first_line(error)}).") from None
+
+
+def _missing_split(split: str, key: str, where: str, splits: list[str]) -> UserError:
+    hold_out = " (or data.eval_split=null to hold out a share of the training data)" if key.endswith("eval_split") else ""
+    return UserError(f"{key}={split}: {where} has no split '{split}'; its splits are {', '.join(splits)}. "
+                     f"Choose one of them{hold_out}.")
 
 
 def _available_splits(builder) -> list[str] | None:
