@@ -77,3 +77,18 @@ def test_a_damaged_or_non_utf8_compressed_file_is_a_user_error(tmp_path):
         f.write("ok\ncaf\xe9\n".encode("latin-1"))
     with pytest.raises(UserError, match=r"latin.txt.gz is not UTF-8 text \(invalid byte at line 2\)"):
         check_data_file(tmp_path / "latin.txt.gz", "data.train_files")
+
+
+def test_fine_tuning_files_may_be_a_folder_but_not_parquet(tmp_path):
+    from lmtrain.tasks.files import data_files
+
+    (tmp_path / "ner").mkdir()
+    for name in ("b.conll", "a.conll.bz2"):
+        (tmp_path / "ner" / name).write_bytes(bz2.compress(b"Alice B-PER\n") if name.endswith("bz2") else b"Bob B-PER\n")
+    cfg = compose_config("finetune", ["task=ner", f"data.train_file={tmp_path / 'ner'}"])
+    train, held_out = data_files(cfg.data)
+    assert [p.name for p in train] == ["a.conll.bz2", "b.conll"] and held_out is None
+    (tmp_path / "t.parquet").write_bytes(b"PAR1")
+    parquet = compose_config("finetune", ["task=ner", f"data.train_file={tmp_path / 't.parquet'}"])
+    with pytest.raises(UserError, match=r"t.parquet is a Parquet file; .* data.source=hf data.path="):
+        data_files(parquet.data)

@@ -21,7 +21,7 @@ from lmtrain.errors import UserError
 
 COMPRESSIONS = {".gz": gzip.open, ".bz2": bz2.open, ".xz": lzma.open}
 # what a folder given as data files contributes: the files whose format lmtrain reads
-DATA_SUFFIXES = (".txt", ".text", ".jsonl", ".json", ".parquet", ".tsv", ".csv", ".conll")
+DATA_SUFFIXES = (".txt", ".text", ".jsonl", ".json", ".parquet", ".tsv", ".csv", ".conll", ".iob", ".bio")
 _GLOB_CHARS = set("*?[")
 
 
@@ -77,7 +77,7 @@ def expand_paths(patterns: list[str], key: str) -> list[Path]:
     files: list[Path] = []
     for pattern in patterns:
         text = str(Path(pattern).expanduser())
-        if _GLOB_CHARS & set(text):
+        if _GLOB_CHARS & set(text) and not Path(text).exists():  # a file named data[1].txt is itself
             matches = sorted(Path(p) for p in glob.glob(text, recursive=True) if Path(p).is_file())
             if not matches:
                 raise UserError(f"{key}: the pattern {pattern} matches no file (relative patterns are relative "

@@ -7,7 +7,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from lmtrain.data.corpus import bundled_file, held_out_mask
-from lmtrain.data.files import check_data_file, data_suffix, expand_paths, open_bytes, open_text
+from lmtrain.data.files import check_data_file, data_suffix, expand_paths, is_parquet, open_bytes, open_text
 from lmtrain.data.hf_datasets import HfDataset, HfSplit
 from lmtrain.errors import UserError
 
@@ -38,7 +38,7 @@ def data_files(data_cfg: Any) -> tuple[list[Path], list[Path] | None]:
     if data_cfg.train_file:
         train = expand_paths([data_cfg.train_file], "data.train_file")
         for path in train:
-            check_data_file(path, "data.train_file")
+            _check_task_file(path, "data.train_file")
         eval_files = expand_paths([data_cfg.eval_file], "data.eval_file") if data_cfg.eval_file else None
     else:
         if not data_cfg.bundled_train:
@@ -48,8 +48,16 @@ def data_files(data_cfg: Any) -> tuple[list[Path], list[Path] | None]:
         eval_files = (expand_paths([data_cfg.eval_file], "data.eval_file") if data_cfg.eval_file
                       else [bundled_path(data_cfg.bundled_eval)] if data_cfg.bundled_eval else None)
     for path in eval_files or []:
-        check_data_file(path, "data.eval_file")
+        _check_task_file(path, "data.eval_file")
     return train, eval_files
+
+
+def _check_task_file(path: Path, key: str) -> None:
+    """Raise UserError unless ``path`` is a readable text file (Parquet goes through data.source=hf)."""
+    if is_parquet(path):
+        raise UserError(f"{key}: {path} is a Parquet file; fine-tuning reads Parquet as a `datasets` dataset: "
+                        f"data.source=hf data.path=<the folder that holds it>.")
+    check_data_file(path, key)
 
 
 def hf_splits(data_cfg: Any) -> tuple[HfSplit, HfSplit | None]:
