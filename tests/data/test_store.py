@@ -13,7 +13,7 @@ from lmtrain.data.masking import TokenMasking
 from lmtrain.data.pretraining import masking_spec, prepare_pretraining_data
 from lmtrain.data.sampler import EpochBatches
 from lmtrain.data.store import ExampleStore, StoreWriter, write_store
-from tests.conftest import objective_plug, compose_config, write_corpus
+from tests.conftest import compose_config, objective_plug, write_corpus
 
 
 def _examples(n: int, seed: int) -> tuple[dict, dict]:

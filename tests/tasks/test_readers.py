@@ -6,7 +6,7 @@ from types import SimpleNamespace
 
 import pytest
 
-from lmtrain.config import TaskDataConfig
+from lmtrain.config import ClassificationDataConfig, NerDataConfig
 from lmtrain.errors import UserError
 from lmtrain.tasks.conll import check_scheme, iob1_to_bio, read_conll, read_tagged_jsonl
 from lmtrain.tasks.tabular import read_fasttext, read_table
@@ -61,7 +61,7 @@ def test_tagged_jsonl(tmp_path):
 
 
 def _cfg(**values):
-    return SimpleNamespace(**{**vars(TaskDataConfig()), **values})
+    return SimpleNamespace(**{**vars(NerDataConfig()), **vars(ClassificationDataConfig()), **values})
 
 
 def test_tsv_columns_by_name_and_index(tmp_path):

@@ -7,9 +7,9 @@ the keys its reader uses.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Optional
+from typing import Any, Optional
 
-from lmtrain.config_checks import check_range
+from lmtrain.config_checks import ConfigRangeError, check_range
 
 
 @dataclass
@@ -17,8 +17,8 @@ class DataConfig:
     """What every pretraining corpus has: where it is and how it is split."""
 
     name: str = "lee"  # label for the corpus, shown in run listings
-    source: str = "bundled"  # bundled (ships with lmtrain or gensim) | files (data.train_files) | shapes (generated scenes)
-    train_files: list[str] = field(default_factory=list)  # your training files
+    source: str = "bundled"  # bundled (ships with gensim) | files (data.train_files) | hf (a `datasets` dataset) | shapes
+    train_files: list[str] = field(default_factory=list)  # your training files, folders or globs (sorted)
     eval_files: list[str] = field(default_factory=list)  # held-out files; empty = hold out a share of the training data
     eval_fraction: float = 0.1  # share held out when no eval_files are given
     max_seq_len: int = 128  # tokens per training sequence, special tokens included
@@ -35,12 +35,18 @@ class TextDataConfig(DataConfig):
     """A text corpus and how it becomes training sequences."""
 
     bundled: list[str] = field(default_factory=lambda: ["lee_background.cor"])  # gensim test_data files
-    format: str = "auto"  # auto (by extension) | text | jsonl
+    format: str = "auto"  # auto (by extension; .gz / .bz2 / .xz read as they are) | text | jsonl | parquet
     text_field: str = "text"  # the JSONL field that holds a document
     documents: str = "line"  # text files: line (one document per line) | blank_line (blank-line separated)
     short_seq_prob: float = 0.1  # BERT: share of pairs built shorter than max_seq_len
     dupe_factor: int = 5  # BERT static masking: copies of the data, each with its own mask
     packing: str = "full_sentences"  # full_sentences (may cross documents) | doc_sentences
+    # a `datasets` dataset (source=hf; configs/data/hf.yaml); the text is in data.text_field
+    path: Optional[str] = None  # hf: Hub dataset id, dataset folder (parquet / json / csv / arrow files) or save_to_disk folder
+    config_name: Optional[str] = None  # hf: the dataset's configuration (subset), e.g. wikitext-2-raw-v1; None = its default
+    train_split: str = "train"  # hf: the split trained on
+    eval_split: Optional[str] = None  # hf: the held-out split; None = hold out eval_fraction of the training documents
+    streaming: bool = False  # hf: read rows while tokenizing instead of first preparing an Arrow copy in the datasets cache
 
     def __post_init__(self) -> None:
         super().__post_init__()
@@ -94,6 +100,13 @@ class TaskDataConfig:
     split_seed: int = 1234  # seed of that hold-out split
     max_seq_len: int = 128  # tokens per example, special tokens included (at most the model's positions)
     max_examples: Optional[int] = None  # use only the first N training examples (quick experiments)
+    # a `datasets` dataset instead of files (source=hf): ner reads tokens_field and tag_column, classification
+    # text_column, text_pair_column and label_column (ClassLabel values read as their names)
+    source: str = "files"  # files (data.train_file, or the task's bundled data) | hf (data.path)
+    path: Optional[str] = None  # hf: Hub dataset id, dataset folder (parquet / json / csv / arrow files) or save_to_disk folder
+    config_name: Optional[str] = None  # hf: the dataset's configuration (subset), e.g. conll2003's; None = its default
+    train_split: str = "train"  # hf: the split trained on
+    eval_split: Optional[str] = None  # hf: the held-out split; None = hold out eval_fraction of the training examples
 
     def __post_init__(self) -> None:
         check_range(self, "eval_fraction", 0, 1, low_open=True, high_open=True)
@@ -105,10 +118,17 @@ class TaskDataConfig:
 class NerDataConfig(TaskDataConfig):
     """Tagged words: CoNLL columns or JSON lines."""
 
-    tag_column: int = -1  # CoNLL column holding the tag (-1 = last; CoNLL-2003 files work as they are)
+    # the tags: a CoNLL column index (None = -1, the last; CoNLL-2003 files work as they are) or, with
+    # source=hf, a column name (None = ner_tags; ClassLabel tags read as their names)
+    tag_column: Any = None
     scheme: str = "bio"  # bio (IOB2) | iob1 (CoNLL-2003; converted to bio on reading) | bioes
-    tokens_field: str = "tokens"  # JSONL field with the words
+    tokens_field: str = "tokens"  # JSONL / dataset field with the words
     tags_field: str = "tags"  # JSONL field with the tags
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        if not (self.tag_column is None or isinstance(self.tag_column, (int, str)) and str(self.tag_column)):
+            raise ConfigRangeError("tag_column", "a column index or a column name", self.tag_column)
 
 
 @dataclass

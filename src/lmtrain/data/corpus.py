@@ -1,14 +1,13 @@
-"""Corpora: bundled text, the user's text / JSONL files, read with `datasets`, split into documents.
+"""Corpora: bundled text, the user's text / JSONL / Parquet files or `datasets` splits, read with
+`datasets`, split into documents.
 
 A document is a list of sentences (strings). Text files hold one document per line, or
 documents separated by blank lines (`data.documents=blank_line`); JSONL files hold one document
-per object in `data.text_field`.
+per object, Parquet files and `datasets` splits one per row, in `data.text_field`.
 """
 
 from __future__ import annotations
 
-import codecs
-import hashlib
 import importlib.util
 import logging
 import random
@@ -19,7 +18,8 @@ from typing import Any
 
 import numpy as np
 
-from lmtrain.data.store import file_digest
+from lmtrain.data.files import data_suffix, is_parquet
+from lmtrain.data.hf_datasets import quiet_datasets, text_rows
 from lmtrain.errors import UserError
 
 log = logging.getLogger(__name__)
@@ -120,44 +120,12 @@ def split_sentences(text: str) -> list[str]:
     return [s.strip() for s in _SENTENCE_END.split(text.strip()) if s.strip()]
 
 
-def check_text_file(path: Path, key: str) -> str:
-    """Raise UserError unless ``path`` exists, is non-empty UTF-8 text; return its SHA-256 (one read for both).
-
-    Args:
-        path: the file to check.
-        key: the config key that named it, quoted in the message.
-    Returns:
-        The hex digest of the file's content (cache keys change when the data changes).
-    """
-    if not path.exists():
-        raise UserError(f"{key}: file {path} does not exist. Check the path (relative paths are "
-                        f"relative to the directory you run lmtrain from: {Path.cwd()}).")
-    if is_wiki_dump(path):
-        return file_digest(path)  # a compressed Wikipedia dump: read by the dump reader, not as text
-    if path.is_dir():
-        raise UserError(f"{key}: {path} is a directory; list the files inside it, e.g. {key}=[{path}/*.txt].")
-    decoder = codecs.getincrementaldecoder("utf-8")()
-    digest = hashlib.sha256()
-    line, has_text = 1, False
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            digest.update(chunk)
-            try:
-                has_text = has_text or bool(decoder.decode(chunk).strip())
-            except UnicodeDecodeError as error:
-                line += chunk[: error.start].count(b"\n")
-                raise UserError(f"{key}: {path} is not UTF-8 text (invalid byte at line {line}). "
-                                "Convert it, e.g. `iconv -f latin1 -t utf-8 in.txt > out.txt`.") from None
-            line += chunk.count(b"\n")
-    if not has_text:
-        raise UserError(f"{key}: {path} is empty. Give a file with at least a few documents of text.")
-    return digest.hexdigest()
-
-
 def _file_format(path: Path, fmt: str) -> str:
     if fmt != "auto":
         return fmt
-    return "jsonl" if path.suffix.lower() in (".jsonl", ".json") else "text"
+    if is_parquet(path):
+        return "parquet"
+    return "jsonl" if data_suffix(path) in (".jsonl", ".json") else "text"
 
 
 _READ_BATCH = 1000  # texts converted from Arrow to Python at a time
@@ -165,61 +133,69 @@ _READ_BATCH = 1000  # texts converted from Arrow to Python at a time
 
 def _open_table(path: Path, fmt: str, text_field: str, documents: str, cache_dir: str | None):
     """One file as a sequence of texts: a memory-mapped `datasets` table, or a list for wiki dumps."""
-    import datasets
-
-    datasets.disable_progress_bars()
-    datasets.logging.set_verbosity_error()
+    datasets = quiet_datasets()
     kind = _file_format(path, fmt)
     if is_wiki_dump(path):
         return wiki_documents(path)
-    if kind == "jsonl":
+    if kind in ("jsonl", "parquet"):
         try:
-            ds = datasets.load_dataset("json", data_files=str(path), split="train", cache_dir=cache_dir)
+            ds = datasets.load_dataset("json" if kind == "jsonl" else "parquet", data_files=str(path), split="train",
+                                       cache_dir=cache_dir)
         except Exception as error:
-            raise UserError(f"{path} could not be read as JSON lines ({type(error).__name__}: "
-                            f"{str(error).splitlines()[0] if str(error) else ''}). Each line must be "
-                            f'one JSON object such as {{"{text_field}": "..."}}.') from None
-        if text_field not in ds.column_names:
-            raise UserError(f"{path} has no field '{text_field}' (fields: {', '.join(ds.column_names)}); "
-                            "set data.text_field to the field that holds the text.")
-        return ds.select_columns([text_field]).rename_column(text_field, "text") if text_field != "text" \
-            else ds.select_columns(["text"])
+            what = "JSON lines" if kind == "jsonl" else "Parquet"
+            hint = f'Each line must be one JSON object such as {{"{text_field}": "..."}}.' if kind == "jsonl" else ""
+            raise UserError(f"{path} could not be read as {what} ({type(error).__name__}: "
+                            f"{str(error).splitlines()[0] if str(error) else ''}). {hint}") from None
+        return text_rows(ds, text_field, str(path))
     if kind == "text":
         sample_by = "paragraph" if documents == "blank_line" else "line"
         return datasets.load_dataset("text", data_files=str(path), split="train", sample_by=sample_by,
                                      cache_dir=cache_dir)
-    raise UserError(f"data.format={fmt} is not supported; use auto, text or jsonl.")
+    raise UserError(f"data.format={fmt} is not supported; use auto, text, jsonl or parquet.")
 
 
 class Corpus:
-    """The documents of some files, each a list of sentences, read lazily in file order.
+    """The documents of some files or `datasets` splits, each a list of sentences, read lazily in order.
 
-    Text is read with `datasets` into memory-mapped Arrow tables and converted to Python a
-    batch at a time, so a corpus larger than memory can be streamed (see :meth:`chunks`).
+    Text is read with `datasets` into memory-mapped Arrow tables (or streamed from a `datasets`
+    IterableDataset) and converted to Python a batch at a time, so a corpus larger than memory
+    can be processed chunk by chunk (see :meth:`chunks`).
 
     Args:
-        files: text or JSONL files (already checked with :func:`check_text_file`).
-        fmt: auto (by extension) | text | jsonl.
-        text_field: JSONL field holding a document.
-        documents: text files: ``line`` (a document per line) or ``blank_line``.
-        cache_dir: where `datasets` keeps its Arrow cache.
+        tables: (name, table) pairs: `datasets` tables or streams with a ``text`` column, or lists
+            of texts; the name is shown in warnings.
         max_document_chars: documents longer than this are split into pieces of at most this many
             characters (see :func:`split_long_text`), with a warning, so memory stays bounded.
     """
 
-    def __init__(self, files: list[Path], fmt: str = "auto", text_field: str = "text", documents: str = "line",
-                 cache_dir: str | None = None, max_document_chars: int = MAX_DOCUMENT_CHARS):
-        if documents not in ("line", "blank_line"):
-            raise UserError(f"data.documents={documents} is not supported; use line or blank_line.")
-        self.files = list(files)
-        self.tables = [_open_table(path, fmt, text_field, documents, cache_dir) for path in files]
+    def __init__(self, tables: list[tuple[str, Any]], max_document_chars: int = MAX_DOCUMENT_CHARS):
+        self.names = [name for name, _ in tables]
+        self.tables = [table for _, table in tables]
         self.max_document_chars = max_document_chars
         self._count: int | None = None
         self._warned = False
 
+    @classmethod
+    def from_files(cls, files: list[Path], fmt: str = "auto", text_field: str = "text", documents: str = "line",
+                   cache_dir: str | None = None, max_document_chars: int = MAX_DOCUMENT_CHARS) -> "Corpus":
+        """The corpus of text, JSONL or Parquet files, optionally compressed.
+
+        Args:
+            files: the files (already checked with :func:`lmtrain.data.files.check_data_file`).
+            fmt: auto (by extension) | text | jsonl | parquet.
+            text_field: JSONL field / Parquet column holding a document.
+            documents: text files: ``line`` (a document per line) or ``blank_line``.
+            cache_dir: where `datasets` keeps its Arrow cache.
+            max_document_chars: see the class.
+        """
+        if documents not in ("line", "blank_line"):
+            raise UserError(f"data.documents={documents} is not supported; use line or blank_line.")
+        tables = [(str(path), _open_table(path, fmt, text_field, documents, cache_dir)) for path in files]
+        return cls(tables, max_document_chars)
+
     def texts(self) -> Iterator[str]:
         """Every non-blank document text, in order; an over-long document as consecutive pieces."""
-        for path, table in zip(self.files, self.tables):
+        for name, table in zip(self.names, self.tables):
             if isinstance(table, list):
                 batches: Iterable[list] = (table[i:i + _READ_BATCH] for i in range(0, len(table), _READ_BATCH))
             else:
@@ -234,17 +210,17 @@ class Corpus:
                         yield text
                         continue
                     pieces = split_long_text(text, self.max_document_chars)
-                    self._warn(path, number, len(text), len(pieces))
+                    self._warn(name, number, len(text), len(pieces))
                     yield from pieces
 
-    def _warn(self, path: Path, number: int, chars: int, pieces: int) -> None:
+    def _warn(self, name: str, number: int, chars: int, pieces: int) -> None:
         """One warning per corpus (texts() is read several times) for the first over-long document."""
         if self._warned:
             return
         self._warned = True
         log.warning("%s: document %d has %d characters; it is split into %d pieces of at most %d characters at "
                     "sentence ends (also any other document over that length), to keep memory bounded",
-                    path, number, chars, pieces, self.max_document_chars)
+                    name, number, chars, pieces, self.max_document_chars)
 
     def __iter__(self) -> Iterator[list[str]]:
         """Documents as lists of sentences; within a blank-line document each line is split too."""
@@ -274,30 +250,7 @@ class Corpus:
 def load_documents(files: list[Path], fmt: str = "auto", text_field: str = "text",
                    documents: str = "line", cache_dir: str | None = None) -> list[list[str]]:
     """All documents of ``files`` in memory (see :class:`Corpus`, which streams them)."""
-    return list(Corpus(files, fmt, text_field, documents, cache_dir))
-
-
-def corpus_files(data_cfg: Any) -> tuple[list[Path], list[Path], list[str]]:
-    """The (train, eval) files a data config names, each checked to be readable UTF-8 text.
-
-    Returns:
-        (train files, eval files, content digests: the train files', ``"eval"``, the eval files').
-    """
-    if data_cfg.source == "bundled":
-        train = [bundled_file(name) for name in data_cfg.bundled]
-        key = "data.bundled"
-    elif data_cfg.source == "files":
-        if not data_cfg.train_files:
-            raise UserError("data.train_files is empty: give your corpus, e.g. "
-                            "data=text data.train_files=[corpus/a.txt,corpus/b.txt].")
-        train = [Path(p).expanduser() for p in data_cfg.train_files]
-        key = "data.train_files"
-    else:
-        raise UserError(f"data.source={data_cfg.source} is not supported; use bundled or files.")
-    eval_files = [Path(p).expanduser() for p in data_cfg.eval_files]
-    digests = [check_text_file(path, key) for path in train] + ["eval"]
-    digests += [check_text_file(path, "data.eval_files") for path in eval_files]
-    return train, eval_files, digests
+    return list(Corpus.from_files(files, fmt, text_field, documents, cache_dir))
 
 
 def held_out_mask(n_docs: int, eval_fraction: float, seed: int) -> np.ndarray:

@@ -20,10 +20,11 @@ from typing import Any, Protocol
 
 import numpy as np
 
-from lmtrain.data.corpus import MAX_DOCUMENT_CHARS, Corpus, corpus_files, held_out_mask
+from lmtrain.data.corpus import MAX_DOCUMENT_CHARS, Corpus, held_out_mask
 from lmtrain.data.masking import MaskingSpec, mask_tokens
 from lmtrain.data.nsp_pairs import build_pairs
 from lmtrain.data.packing import pack_sentences, pack_stream
+from lmtrain.data.sources import corpus_source
 from lmtrain.data.store import ExampleStore, StoreWriter, file_digest, fingerprint
 from lmtrain.data.tokenizer import (TextTokenizer, cached_tokenizer, special_roles, tokenizer_fingerprint,
                                     train_tokenizer)
@@ -246,18 +247,15 @@ def prepare_pretraining_data(data_cfg: Any, tok_cfg: Any, recipe: ExampleRecipe)
     Returns:
         The tokenizer and both example stores.
     """
-    train_files, eval_files, digests = corpus_files(data_cfg)
     cache = Path(data_cfg.cache_dir).expanduser()
-    hf_cache = str(cache / "datasets")
+    source = corpus_source(data_cfg, str(cache / "datasets"))
+    digests = source.digests
     memo: list[SplitCorpus] = []
 
     def corpus() -> SplitCorpus:
         if not memo:
-            read = dict(fmt=data_cfg.format, text_field=data_cfg.text_field, documents=data_cfg.documents,
-                        cache_dir=hf_cache)
-            held_out = Corpus(eval_files, **read) if eval_files else None
-            memo.append(SplitCorpus(Corpus(train_files, **read), held_out, data_cfg.eval_fraction,
-                                    data_cfg.split_seed))
+            train, held_out = source.open()
+            memo.append(SplitCorpus(train, held_out, data_cfg.eval_fraction, data_cfg.split_seed))
         return memo[0]
 
     tokenizer, tokenizer_path = _tokenizer_for(data_cfg, tok_cfg, cache, digests, corpus)

@@ -15,6 +15,7 @@ from lmtrain.config.data import TaskDataConfig
 from lmtrain.config.tasks import TaskConfig
 from lmtrain.data.collate import PadCollator
 from lmtrain.data.tokenizer import TextTokenizer
+from lmtrain.errors import UserError
 from lmtrain.objectives.base import Objective
 
 
@@ -113,19 +114,48 @@ class Task:
         """The examples of one file (``key`` names the config key in errors)."""
         raise NotImplementedError
 
-    def _read_splits(self) -> str:
-        """Fill ``self.train`` / ``self.eval`` from the data files (or a held-out share); returns the train path."""
-        from lmtrain.tasks.files import data_files, hold_out
+    def _read_split(self, split, key: str) -> list:
+        """The examples of one `datasets` split (:class:`lmtrain.data.hf_datasets.HfSplit`; data.source=hf)."""
+        raise UserError(f"task={self.name} reads files; data.source=hf serves ner, classification and generation.")
 
-        train_path, eval_path = data_files(self.cfg)
-        self.train = self._read(train_path, "data.train_file")
+    @property
+    def train_key(self) -> str:
+        """The option that names the training data (quoted in errors about it)."""
+        return "data.train_split" if self.cfg.source == "hf" else "data.train_file"
+
+    @property
+    def eval_key(self) -> str:
+        """The option that names the held-out data (quoted in errors about it)."""
+        return "data.eval_split" if self.cfg.source == "hf" else "data.eval_file"
+
+    def _read_sources(self) -> tuple[list, list | None, str]:
+        """(train examples, held-out examples or None, where the training data is) from files or a dataset."""
+        from lmtrain.tasks.files import data_files, hf_splits
+
+        if self.cfg.source == "hf":
+            train_split, eval_split = hf_splits(self.cfg)
+            held_out = self._read_split(eval_split, self.eval_key) if eval_split is not None else None
+            return self._read_split(train_split, self.train_key), held_out, train_split.where
+        if self.cfg.source != "files":
+            raise UserError(f"data.source={self.cfg.source} is not supported; use files (data.train_file) or hf "
+                            "(data.path: a datasets dataset).")
+        train_paths, eval_paths = data_files(self.cfg)
+        train = [e for path in train_paths for e in self._read(path, self.train_key)]
+        held_out = [e for path in eval_paths for e in self._read(path, self.eval_key)] if eval_paths else None
+        return train, held_out, ", ".join(map(str, train_paths))
+
+    def _read_splits(self) -> str:
+        """Fill ``self.train`` / ``self.eval`` from the data (or a held-out share); returns where the train data is."""
+        from lmtrain.tasks.files import hold_out
+
+        self.train, held_out, where = self._read_sources()
         if self.cfg.max_examples:
             self.train = self.train[: self.cfg.max_examples]
-        if eval_path is not None:
-            self.eval = self._read(eval_path, "data.eval_file")
+        if held_out is not None:
+            self.eval = held_out
         else:
-            self.train, self.eval = hold_out(self.train, self.cfg.eval_fraction, self.cfg.split_seed, str(train_path))
-        return str(train_path)
+            self.train, self.eval = hold_out(self.train, self.cfg.eval_fraction, self.cfg.split_seed, where)
+        return where
 
     def read(self) -> None:
         """Read and check the training and held-out data (``self.train`` / ``self.eval``)."""

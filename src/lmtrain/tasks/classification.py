@@ -18,7 +18,7 @@ from lmtrain.tasks.alignment import frame_ids
 from lmtrain.tasks.base import Task, TaskDataset, by_length, run_batches
 from lmtrain.tasks.files import file_format
 from lmtrain.tasks.metrics import class_weights, classification_scores
-from lmtrain.tasks.tabular import LabelledText, read_fasttext, read_labelled_jsonl, read_table
+from lmtrain.tasks.tabular import LabelledText, read_fasttext, read_labelled_jsonl, read_labelled_split, read_table
 
 log = logging.getLogger(__name__)
 _POSITIVE_NAMES = ("1", "pos", "positive", "true", "yes", "entailment", "equivalent")
@@ -78,16 +78,22 @@ class ClassificationTask(Task):
             raise UserError(f"{key}: {path} holds no examples.")
         return examples
 
+    def _read_split(self, split, key: str) -> list[LabelledText]:
+        examples = read_labelled_split(split, self.cfg, key)
+        if not examples:
+            raise UserError(f"{key}: {split.where} holds no examples.")
+        return examples
+
     def read(self) -> None:
         """Read train / held-out examples; the label set comes from the training data."""
         train_path = self._read_splits()
         self.labels = label_order({e.label for e in self.train})
         if len(self.labels) < 2:
-            raise UserError(f"data.train_file: {train_path} has a single label ({self.labels[0]}); "
+            raise UserError(f"{self.train_key}: {train_path} has a single label ({self.labels[0]}); "
                             "classification needs at least two. Check data.label_column.")
         for example in self.eval:
             if example.label not in self.labels:
-                raise UserError(f"data.eval_file: line {example.line}: label '{example.label}' does not occur in the "
+                raise UserError(f"{self.eval_key}: line {example.line}: label '{example.label}' does not occur in the "
                                 f"training data ({train_path}); training labels: {', '.join(self.labels)}.")
 
     @property

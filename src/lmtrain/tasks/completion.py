@@ -64,6 +64,13 @@ class CompletionTask(Task):
             raise UserError(f"{key}: {path} holds no prompt / completion pairs.")
         return pairs
 
+    def _read_split(self, split, key: str) -> list[Pair]:
+        prompts, _ = split.named_values(self.cfg.prompt_field, "data.prompt_field")
+        completions, _ = split.named_values(self.cfg.completion_field, "data.completion_field")
+        if not prompts:
+            raise UserError(f"{key}: {split.where} holds no prompt / completion pairs.")
+        return [Pair(str(p), str(c)) for p, c in zip(prompts, completions)]
+
     def texts(self) -> list[str]:
         """Prompts followed by their completions."""
         return [p.prompt + p.completion for p in self.train]

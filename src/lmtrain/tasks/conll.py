@@ -3,7 +3,8 @@
 CoNLL format: one word per line with whitespace-separated columns (word first, the tag in
 ``data.tag_column``, default the last), a blank line between sentences, and ``-DOCSTART-`` lines
 between documents; CoNLL-2003's ``word POS chunk NER`` files read as they are. JSON lines hold
-``{"tokens": [...], "tags": [...]}`` per sentence.
+``{"tokens": [...], "tags": [...]}`` per sentence; a `datasets` split a list of words and a list of
+tags per row (``tokens`` and ``ner_tags``, as the Hub's CoNLL-2003).
 """
 
 from __future__ import annotations
@@ -11,6 +12,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from lmtrain.data.files import open_text
+from lmtrain.data.hf_datasets import HfSplit
 from lmtrain.errors import UserError
 from lmtrain.tasks.files import read_jsonl
 
@@ -59,7 +62,7 @@ def read_conll(path: Path, tag_column: int = -1, key: str = "data.train_file") -
             sentences.append(TaggedSentence(words, tags, str(path), lines))
         words, tags, lines = [], [], []
 
-    with open(path, encoding="utf-8") as f:
+    with open_text(path) as f:
         for number, raw in enumerate(f, start=1):
             line = raw.rstrip("\r\n")
             if not line.strip() or line.split()[0] == "-DOCSTART-":
@@ -89,6 +92,55 @@ def read_tagged_jsonl(path: Path, tokens_field: str, tags_field: str, key: str) 
         if words:
             sentences.append(TaggedSentence([str(w) for w in words], [str(t) for t in tags], str(path),
                                             [number] * len(words)))
+    return sentences
+
+
+def conll_tag_column(tag_column: int | str | None) -> int:
+    """``data.tag_column`` as a CoNLL column index (None = -1, the last column).
+
+    Raises:
+        UserError: a column name (CoNLL columns have numbers, not names).
+    """
+    if tag_column is None:
+        return -1
+    if isinstance(tag_column, int) or str(tag_column).lstrip("-").isdigit():
+        return int(tag_column)
+    raise UserError(f"data.tag_column={tag_column} is a column name, but CoNLL files have numbered columns (0 is "
+                    "the word); give the tag's column index (-1 = the last), or read a `datasets` dataset with "
+                    "data.source=hf.")
+
+
+def read_tagged_split(split: HfSplit, tokens_column: str, tag_column: int | str | None, key: str
+                      ) -> list[TaggedSentence]:
+    """Sentences of a `datasets` split: a list of words and a list of tags per row.
+
+    Args:
+        split: the split.
+        tokens_column: the column of word lists (``data.tokens_field``).
+        tag_column: the column of tag lists (``data.tag_column``; None = ``ner_tags``); `ClassLabel`
+            ids are read as their names, so the Hub's CoNLL-2003-style datasets work as they are.
+        key: the option that named the split, for messages.
+    Raises:
+        UserError: a missing column, tags that are numbers without names, rows whose lists differ in length.
+    """
+    tag_column = "ner_tags" if tag_column is None else tag_column
+    if not isinstance(tag_column, str) or tag_column.lstrip("-").isdigit():
+        raise UserError(f"data.tag_column={tag_column} is a CoNLL column number; with data.source=hf name the "
+                        f"column of tags (columns of {split.where}: {', '.join(split.columns)}).")
+    words, _ = split.named_values(tokens_column, "data.tokens_field")
+    tags, named = split.named_values(tag_column, "data.tag_column")
+    sentences = []
+    for row, (row_words, row_tags) in enumerate(zip(words, tags), start=1):
+        if not named and any(isinstance(t, int) for t in row_tags or []):
+            raise UserError(f"data.tag_column={tag_column}: {split.where} holds tag numbers without names (the "
+                            "column is not a ClassLabel sequence); give a column of tag strings (B-PER, O ...) "
+                            "or cast it to ClassLabel names with `datasets` first.")
+        if not isinstance(row_words, list) or not isinstance(row_tags, list) or len(row_words) != len(row_tags):
+            raise UserError(f"{key}: {split.where}, row {row}: '{tokens_column}' and '{tag_column}' must be lists "
+                            "of the same length (one tag per word).")
+        if row_words:
+            sentences.append(TaggedSentence([str(w) for w in row_words], [str(t) for t in row_tags], split.where,
+                                            [row] * len(row_words)))
     return sentences
 
 

@@ -6,7 +6,9 @@ from importlib import resources
 from pathlib import Path
 from typing import Any, TypeVar
 
-from lmtrain.data.corpus import bundled_file, check_text_file, held_out_mask
+from lmtrain.data.corpus import bundled_file, held_out_mask
+from lmtrain.data.files import check_data_file, data_suffix, expand_paths, is_parquet, open_bytes, open_text
+from lmtrain.data.hf_datasets import HfDataset, HfSplit
 from lmtrain.errors import UserError
 
 T = TypeVar("T")
@@ -26,26 +28,43 @@ def bundled_path(name: str) -> Path:
     return path
 
 
-def data_files(data_cfg: Any) -> tuple[Path, Path | None]:
-    """The (train, eval) files of ``data_cfg``, checked to be readable UTF-8 text.
+def data_files(data_cfg: Any) -> tuple[list[Path], list[Path] | None]:
+    """The (train, eval) files of ``data_cfg``, checked to be readable UTF-8 text (also compressed).
 
-    Without ``data.train_file`` the task's bundled files are used; a user's training file without
-    ``data.eval_file`` gets None (a share of it is held out instead).
+    ``data.train_file`` / ``data.eval_file`` may be a file, a glob (its matches, sorted) or a folder
+    (its data files, sorted). Without ``data.train_file`` the task's bundled files are used; a user's
+    training file without ``data.eval_file`` gets None (a share of it is held out instead).
     """
     if data_cfg.train_file:
-        train, key = Path(data_cfg.train_file).expanduser(), "data.train_file"
-        check_text_file(train, key)
-        eval_file = Path(data_cfg.eval_file).expanduser() if data_cfg.eval_file else None
+        train = expand_paths([data_cfg.train_file], "data.train_file")
+        for path in train:
+            _check_task_file(path, "data.train_file")
+        eval_files = expand_paths([data_cfg.eval_file], "data.eval_file") if data_cfg.eval_file else None
     else:
         if not data_cfg.bundled_train:
             raise UserError("data.train_file is not set and this task has no bundled data; "
                             "give data.train_file=<your file>.")
-        train = bundled_path(data_cfg.bundled_train)
-        eval_file = (Path(data_cfg.eval_file).expanduser() if data_cfg.eval_file
-                     else bundled_path(data_cfg.bundled_eval) if data_cfg.bundled_eval else None)
-    if eval_file is not None:
-        check_text_file(eval_file, "data.eval_file")
-    return train, eval_file
+        train = [bundled_path(data_cfg.bundled_train)]
+        eval_files = (expand_paths([data_cfg.eval_file], "data.eval_file") if data_cfg.eval_file
+                      else [bundled_path(data_cfg.bundled_eval)] if data_cfg.bundled_eval else None)
+    for path in eval_files or []:
+        _check_task_file(path, "data.eval_file")
+    return train, eval_files
+
+
+def _check_task_file(path: Path, key: str) -> None:
+    """Raise UserError unless ``path`` is a readable text file (Parquet goes through data.source=hf)."""
+    if is_parquet(path):
+        raise UserError(f"{key}: {path} is a Parquet file; fine-tuning reads Parquet as a `datasets` dataset: "
+                        f"data.source=hf data.path=<the folder that holds it>.")
+    check_data_file(path, key)
+
+
+def hf_splits(data_cfg: Any) -> tuple[HfSplit, HfSplit | None]:
+    """The (train, eval) splits of the `datasets` dataset ``data.path`` (eval None: hold out a share)."""
+    dataset = HfDataset(data_cfg.path, data_cfg.config_name)
+    train = dataset.split(data_cfg.train_split, "data.train_split")
+    return train, dataset.split(data_cfg.eval_split, "data.eval_split") if data_cfg.eval_split else None
 
 
 def file_format(path: Path, fmt: str, default: str) -> str:
@@ -54,7 +73,7 @@ def file_format(path: Path, fmt: str, default: str) -> str:
         raise UserError(f"data.format={fmt} is not supported; choose one of {', '.join(FORMATS)}.")
     if fmt != "auto":
         return fmt
-    return _BY_SUFFIX.get(path.suffix.lower(), default)
+    return _BY_SUFFIX.get(data_suffix(path), default)
 
 
 def hold_out(examples: list[T], fraction: float, seed: int, what: str) -> tuple[list[T], list[T]]:
@@ -73,7 +92,8 @@ def read_lines(path: Path) -> list[str]:
 
     User files are checked to be UTF-8 before they get here, so the fallback only serves bundled data.
     """
-    data = path.read_bytes()
+    with open_bytes(path) as f:
+        data = f.read()
     try:
         text = data.decode("utf-8")
     except UnicodeDecodeError:
@@ -90,7 +110,7 @@ def read_jsonl(path: Path, fields: tuple[str, ...], key: str) -> list[tuple[int,
     import json
 
     rows = []
-    with open(path, encoding="utf-8") as f:
+    with open_text(path) as f:
         for number, line in enumerate(f, start=1):
             if not line.strip():
                 continue

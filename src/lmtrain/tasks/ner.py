@@ -1,4 +1,4 @@
-"""Named-entity recognition: CoNLL / JSONL sentences, a tag per word, entity-level F1."""
+"""Named-entity recognition: CoNLL / JSONL / `datasets` sentences, a tag per word, entity-level F1."""
 
 from __future__ import annotations
 
@@ -17,8 +17,8 @@ from lmtrain.errors import UserError
 from lmtrain.objectives.token_classification import TokenClassification, best_tags, tag_scores
 from lmtrain.tasks.alignment import make_windows, window_labels, words_from_windows
 from lmtrain.tasks.base import Task, TaskDataset, by_length, run_batches
-from lmtrain.tasks.conll import (TaggedSentence, allowed_transitions, check_scheme, iob1_to_bio, read_conll,
-                                 read_tagged_jsonl)
+from lmtrain.tasks.conll import (TaggedSentence, allowed_transitions, check_scheme, conll_tag_column, iob1_to_bio,
+                                 read_conll, read_tagged_jsonl, read_tagged_split)
 from lmtrain.tasks.files import file_format
 from lmtrain.tasks.metrics import class_weights, entity_scores
 
@@ -52,18 +52,26 @@ class NerTask(Task):
     def _read(self, path, key: str) -> list[TaggedSentence]:
         fmt = file_format(path, self.cfg.format, "conll")
         if fmt == "conll":
-            sentences = read_conll(path, self.cfg.tag_column, key)
+            sentences = read_conll(path, conll_tag_column(self.cfg.tag_column), key)
         elif fmt == "jsonl":
             sentences = read_tagged_jsonl(path, self.cfg.tokens_field, self.cfg.tags_field, key)
         else:
             raise UserError(f"{key}: {path} is read as {fmt}, which holds no tags; task=ner reads CoNLL "
                             "column files or JSON lines (data.format=conll|jsonl).")
+        return self._checked(sentences, str(path), key)
+
+    def _read_split(self, split, key: str) -> list[TaggedSentence]:
+        sentences = read_tagged_split(split, self.cfg.tokens_field, self.cfg.tag_column, key)
+        return self._checked(sentences, split.where, key)
+
+    def _checked(self, sentences: list[TaggedSentence], where: str, key: str) -> list[TaggedSentence]:
+        """``sentences`` checked against ``data.scheme``, IOB1 entities converted to BIO."""
         if not sentences:
-            raise UserError(f"{key}: {path} holds no sentences.")
+            raise UserError(f"{key}: {where} holds no sentences.")
         check_scheme(sentences, self.cfg.scheme, key)
         if self.cfg.scheme == "bio" and any(iob1_to_bio(s.tags) != s.tags for s in sentences):
             log.info("%s: some entities start with I- (IOB1, as in CoNLL-2003); converting them to BIO "
-                     "(data.scheme=iob1 says so explicitly)", path)
+                     "(data.scheme=iob1 says so explicitly)", where)
         if self.cfg.scheme in ("bio", "iob1"):
             for sentence in sentences:
                 sentence.tags = iob1_to_bio(sentence.tags)
@@ -77,7 +85,7 @@ class NerTask(Task):
         for sentence in self.eval:
             for tag, line in zip(sentence.tags, sentence.lines):
                 if tag not in known:
-                    raise UserError(f"data.eval_file: {sentence.path}, line {line}: label '{tag}' does not occur in "
+                    raise UserError(f"{self.eval_key}: {sentence.path}, line {line}: label '{tag}' does not occur in "
                                     f"the training data ({train_path}), so the model cannot learn it; training "
                                     f"labels: {', '.join(self.labels)}. Fix the tag, or add examples of it to "
                                     "training.")

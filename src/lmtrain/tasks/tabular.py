@@ -1,4 +1,5 @@
-"""Labelled texts from TSV / CSV (columns by header name or 0-based index), JSON lines and fastText files."""
+"""Labelled texts from TSV / CSV (columns by header name or 0-based index), JSON lines, fastText files and
+`datasets` splits."""
 
 from __future__ import annotations
 
@@ -8,6 +9,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from lmtrain.data.files import open_text
+from lmtrain.data.hf_datasets import HfSplit
 from lmtrain.errors import UserError
 from lmtrain.tasks.files import read_jsonl, read_lines
 
@@ -35,7 +38,7 @@ def _label(value: Any, path: Path, line: int, key: str) -> str:
 
 
 def _rows(path: Path, fmt: str) -> list[tuple[int, list[str]]]:
-    with open(path, encoding="utf-8", newline="") as f:
+    with open_text(path, newline="") as f:
         if fmt == "tsv":  # GLUE TSVs hold bare quotes inside sentences: no CSV quoting
             reader = csv.reader(f, delimiter="\t", quoting=csv.QUOTE_NONE)
         else:
@@ -121,3 +124,19 @@ def read_labelled_jsonl(path: Path, cfg: Any, key: str) -> list[LabelledText]:
     return [LabelledText(str(row[cfg.text_column]), str(row[cfg.text_pair_column]) if cfg.text_pair_column else None,
                          _label(row[cfg.label_column], path, line, key), line)
             for line, row in read_jsonl(path, fields, key)]
+
+
+def read_labelled_split(split: HfSplit, cfg: Any, key: str) -> list[LabelledText]:
+    """Examples of a `datasets` split: columns ``cfg.text_column``, ``cfg.text_pair_column``, ``cfg.label_column``.
+
+    `ClassLabel` labels are read as their names (SST-2's ``negative`` / ``positive``).
+
+    Raises:
+        UserError: a missing column (the columns there are listed), an empty or unlabelled (-1) label.
+    """
+    texts, _ = split.named_values(str(cfg.text_column), "data.text_column")
+    pairs = split.named_values(str(cfg.text_pair_column), "data.text_pair_column")[0] if cfg.text_pair_column \
+        else [None] * len(texts)
+    labels, _ = split.named_values(str(cfg.label_column), "data.label_column")
+    return [LabelledText(str(text), None if pair is None else str(pair), _label(label, split.where, row, key), row)
+            for row, (text, pair, label) in enumerate(zip(texts, pairs, labels), start=1)]
