@@ -41,9 +41,15 @@ def test_a_transformer_tagger_with_a_crf_trains_predicts_valid_bio_and_is_not_ex
         run_command(export, "export", tmp_path / "e", [f"ckpt={run}", "format=hf", f"out={tmp_path / 'hf'}"])
 
 
+def test_a_crf_is_not_a_key_of_classification():
+    from lmtrain.cli import validate_overrides
+
+    with pytest.raises(UserError, match="crf is not a key of the classification task"):
+        validate_overrides("finetune", ["task=classification", "task.crf=true"])
+
+
 @pytest.mark.parametrize("overrides,expected", [
     (["task=classification", "finetune.task_encoder=bilstm"], "finetune.task_encoder=bilstm applies to tagging"),
-    (["task=classification", "task.crf=true"], "task.crf=true applies to tagging (task=ner), not task=classification"),
     (["task=ner", "task.crf=true", "finetune.class_weights=auto"], "finetune.class_weights=auto weights each word"),
     (["task=ner", "finetune.task_encoder=gru"], "finetune.task_encoder=gru is not supported; choose one of linear"),
 ])
