@@ -20,10 +20,9 @@ from lmtrain.data.collate import PadCollator
 from lmtrain.data.datasets import PretrainingDataset
 from lmtrain.data.pretraining import masking_spec, prepare_pretraining_data
 from lmtrain.errors import UserError
-from lmtrain.models.loading import load_checkpoint
+from lmtrain.models.loading import load_checkpoint, locate_model
 from lmtrain.objectives import build_objective
 from lmtrain.run_dir import TOKENIZER_FILE, RunDir, hydra_run_dir
-from lmtrain.training import checkpoint as ckpt
 from lmtrain.training.evaluation import evaluate_objective
 from lmtrain.training.precision import resolve_device
 from lmtrain.training.progress import print_summary
@@ -77,7 +76,7 @@ def run(cfg) -> dict[str, Any]:
     if cfg.batch_size < 1:
         raise UserError(f"batch_size={cfg.batch_size} must be at least 1.")
     device = resolve_device(cfg.device, key="device")
-    checkpoint = ckpt.resolve_checkpoint(cfg.ckpt, key="ckpt")
+    checkpoint = locate_model(cfg.ckpt, key="ckpt")
     model, tokenizer, meta = load_checkpoint(checkpoint, device, key="ckpt", families=("transformer", "elmo"))
     objective = build_objective(meta.get("objective", ""))
     missing = [h for h in objective.head_names if h not in model.heads]
