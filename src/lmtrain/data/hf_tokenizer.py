@@ -16,7 +16,7 @@ from typing import Any
 
 from tokenizers import AddedToken, Tokenizer, decoders, models, normalizers, pre_tokenizers
 
-from lmtrain.data.tokenizer import TextTokenizer, add_post_processor
+from lmtrain.data.tokenizer import TextTokenizer, add_post_processor, special_roles, train_tokenizer
 from lmtrain.errors import UserError
 from lmtrain.hub import resolve_source
 
@@ -154,6 +154,13 @@ def load_tokenizer_source(name: str, roles: dict[str, str], key: str = "tokenize
     if path.is_file():
         return TextTokenizer.from_file(path, roles)
     return load_hf_tokenizer(path, roles)
+
+
+def configured_tokenizer(tok_cfg: Any, texts: list[str]) -> TextTokenizer:
+    """``tokenizer.path``'s tokenizer (a file, folder or Hub id) if set, else one trained on ``texts``."""
+    if tok_cfg.path:
+        return load_tokenizer_source(tok_cfg.path, special_roles(tok_cfg))
+    return train_tokenizer(texts, tok_cfg)
 
 
 def write_hf_tokenizer_files(out_dir: Path, roles: dict[str, str], max_length: int, token_types: bool) -> None:

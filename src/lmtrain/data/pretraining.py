@@ -21,10 +21,10 @@ from typing import Any
 import numpy as np
 
 from lmtrain.data.corpus import MAX_DOCUMENT_CHARS, Corpus, corpus_files, held_out_mask
+from lmtrain.data.hf_tokenizer import load_tokenizer_source
 from lmtrain.data.masking import MaskingSpec, mask_tokens
 from lmtrain.data.nsp_pairs import build_pairs
 from lmtrain.data.packing import pack_sentences, pack_stream
-from lmtrain.data.hf_tokenizer import load_tokenizer_source
 from lmtrain.data.store import ExampleStore, StoreWriter, file_digest, fingerprint
 from lmtrain.data.tokenizer import (TextTokenizer, cached_tokenizer, special_roles, tokenizer_fingerprint,
                                     train_tokenizer)

@@ -21,6 +21,7 @@ from lmtrain.hub import describe_hub_model, resolve_source, snapshot_hub_id
 from lmtrain.models.albef import AlbefModel, AlbefSpec
 from lmtrain.models.elmo import ElmoLanguageModel, ElmoSpec
 from lmtrain.models.elmo_features import ElmoTaskModel
+from lmtrain.models.hf_interop import load_hf_folder
 from lmtrain.models.language_model import LanguageModel
 from lmtrain.models.spec import TransformerSpec
 from lmtrain.training import checkpoint as ckpt
@@ -81,7 +82,8 @@ def read_meta(source: Path) -> dict[str, Any]:
     except (OSError, ValueError, AttributeError) as error:
         raise UserError(f"{source / 'config.json'} is not a JSON object ({error}); expected a Hugging Face "
                         "config.json.") from None
-    return {"family": "transformer", "model_name": HF_MODEL_NAMES.get(model_type, model_type), "hf_model_type": model_type}
+    return {"family": "transformer", "model_name": HF_MODEL_NAMES.get(model_type, model_type),
+            "hf_model_type": model_type}
 
 
 def load_hf_model(folder: Path, name: str | Path, key: str = "ckpt"
@@ -93,8 +95,6 @@ def load_hf_model(folder: Path, name: str | Path, key: str = "ckpt"
         name: what the user wrote (for error messages).
         key: the config key that gave ``name`` (for error messages).
     """
-    from lmtrain.models.hf_interop import load_hf_folder
-
     model = load_hf_folder(folder)
     tokenizer = load_hf_tokenizer(folder)
     if tokenizer.vocab_size > model.spec.vocab_size:

@@ -15,7 +15,8 @@ from typing import Any, Callable
 
 import torch
 
-from lmtrain.data.tokenizer import TextTokenizer, train_tokenizer
+from lmtrain.data.hf_tokenizer import configured_tokenizer
+from lmtrain.data.tokenizer import TextTokenizer
 from lmtrain.errors import UserError
 from lmtrain.models.elmo import ElmoSpec
 from lmtrain.models.spec import TransformerSpec, resolve_spec
@@ -78,9 +79,10 @@ def from_checkpoint(path: str | Path) -> Backbone:
 
 
 def _from_scratch(cfg: Any, texts: list[str]) -> Backbone:
-    tokenizer = train_tokenizer(texts, cfg.tokenizer)
+    tokenizer = configured_tokenizer(cfg.tokenizer, texts)
     spec = resolve_spec(cfg.model, tokenizer.vocab_size, tokenizer.id("pad"))
-    log.info("init=scratch: random %s backbone, tokenizer trained on the task's training text", cfg.model.name)
+    log.info("init=scratch: random %s backbone, tokenizer %s", cfg.model.name,
+             f"from {cfg.tokenizer.path}" if cfg.tokenizer.path else "trained on the task's training text")
     return Backbone(spec, None, tokenizer, cfg.model.name, "scratch (random weights)")
 
 

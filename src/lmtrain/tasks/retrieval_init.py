@@ -106,9 +106,9 @@ def resolve_retrieval_init(cfg: Any, captions: list[str]) -> RetrievalInit:
         log.info("init: the latest ALBEF pretrain run, %s", run)
         return _from_albef(str(run))
     if init == "scratch":
-        from lmtrain.data.tokenizer import train_tokenizer
+        from lmtrain.data.hf_tokenizer import configured_tokenizer
 
-        tokenizer = train_tokenizer(captions, cfg.tokenizer)
+        tokenizer = configured_tokenizer(cfg.tokenizer, captions)
         torch.manual_seed(cfg.trainer.seed)
         spec = resolve_albef_spec(cfg.model, tokenizer.vocab_size, tokenizer.id("pad"))
         return RetrievalInit(AlbefModel(spec, ()), tokenizer, "scratch (random weights)")
