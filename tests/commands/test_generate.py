@@ -39,7 +39,7 @@ def test_cli_fills_masks_of_a_bert_checkpoint(runs, tmp_path):
 def test_cli_reports_a_path_that_is_not_a_checkpoint(tmp_path):
     out = run_cli("generate", f"ckpt={tmp_path}", "prompt=hello", cwd=tmp_path)
     assert out.returncode == 2
-    assert "is not a checkpoint" in out.stderr and "Traceback" not in out.stderr
+    assert "is not a model" in out.stderr and "Traceback" not in out.stderr
 
 
 def test_streamed_and_batched_prompts_give_the_same_greedy_text(runs, tmp_path, monkeypatch, capsys):

@@ -19,10 +19,9 @@ from lmtrain.config import TokenizerConfig
 from lmtrain.data.collate import PadCollator
 from lmtrain.data.pretraining import prepare_pretraining_data
 from lmtrain.errors import UserError
-from lmtrain.models.loading import load_checkpoint
+from lmtrain.models.loading import load_checkpoint, locate_model
 from lmtrain.objectives.text_objectives import TextPretraining, objective_from_meta
 from lmtrain.run_dir import TOKENIZER_FILE, RunDir, hydra_run_dir
-from lmtrain.training import checkpoint as ckpt
 from lmtrain.training.evaluation import evaluate_objective
 from lmtrain.training.precision import resolve_device
 from lmtrain.training.progress import print_summary
@@ -63,7 +62,7 @@ def run(cfg) -> dict[str, Any]:
     if cfg.batch_size < 1:
         raise UserError(f"batch_size={cfg.batch_size} must be at least 1.")
     device = resolve_device(cfg.device, key="device")
-    checkpoint = ckpt.resolve_checkpoint(cfg.ckpt, key="ckpt")
+    checkpoint = locate_model(cfg.ckpt, key="ckpt")
     model, tokenizer, meta = load_checkpoint(checkpoint, device, key="ckpt", families=("transformer", "elmo"))
     plug = objective_from_meta(meta)
     objective = plug.loss(None, 1)

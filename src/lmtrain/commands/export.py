@@ -1,4 +1,4 @@
-"""`lmtrain export`: write a checkpoint as a Hugging Face folder (``format=hf``) that transformers loads."""
+"""`lmtrain export`: a checkpoint as a Hugging Face folder (``format=hf``) that transformers loads, with its card."""
 
 from __future__ import annotations
 
@@ -9,7 +9,8 @@ from omegaconf import DictConfig
 
 from lmtrain.errors import UserError
 from lmtrain.models.hf_task_heads import export_model
-from lmtrain.models.loading import load_checkpoint
+from lmtrain.models.loading import load_checkpoint, locate_model
+from lmtrain.runs.model_card import card_facts, write_model_card
 from lmtrain.training import checkpoint as ckpt
 
 log = logging.getLogger(__name__)
@@ -23,7 +24,7 @@ def run(cfg: DictConfig) -> dict[str, Any]:
         raise UserError(f"format={cfg.format} is not supported; use format=hf (a Hugging Face folder).")
     if not cfg.ckpt or not cfg.out:
         raise UserError(f"ckpt and out must both be set: `{USAGE}`.")
-    checkpoint = ckpt.best_checkpoint(cfg.ckpt, key="ckpt")
+    checkpoint = locate_model(cfg.ckpt, key="ckpt", best=True)
     model, tokenizer, meta = load_checkpoint(checkpoint, "cpu", key="ckpt")
     model_type = cfg.model_type or _MODEL_TYPE.get(meta.get("model_name", ""))
     if model_type is None:
@@ -32,5 +33,6 @@ def run(cfg: DictConfig) -> dict[str, Any]:
     tokenizer_file = checkpoint / ckpt.TOKENIZER
     out = export_model(model, model_type, cfg.out, tokenizer_file if tokenizer_file.is_file() else None,
                        tokenizer.roles, tokenizer.ids, meta.get("task"))
+    write_model_card(out, card_facts(cfg.ckpt, checkpoint, meta, out, model.num_parameters()))
     print(f"wrote {out} (from {checkpoint})")
     return {"out": str(out), "checkpoint": str(checkpoint), "model_type": model_type}

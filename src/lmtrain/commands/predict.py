@@ -15,9 +15,8 @@ from typing import Any, Callable
 from omegaconf import DictConfig
 
 from lmtrain.errors import UserError
-from lmtrain.models.loading import load_checkpoint
+from lmtrain.models.loading import load_checkpoint, locate_model, read_meta
 from lmtrain.tasks import task_from_meta
-from lmtrain.training import checkpoint as ckpt
 from lmtrain.training.precision import resolve_device
 
 log = logging.getLogger(__name__)
@@ -45,13 +44,13 @@ def finetuned_checkpoint(path: str | None):
     """The checkpoint ``ckpt`` names: a run's ``checkpoints/best`` (else ``last``), or a checkpoint directory."""
     if not path:
         raise UserError(f"ckpt is not set: give a fine-tuned run directory or checkpoint (`{USAGE}`).")
-    return ckpt.best_checkpoint(path, key="ckpt")
+    return locate_model(path, key="ckpt", best=True)
 
 
 def run(cfg: DictConfig) -> list[dict[str, Any]]:
     """Predict for every line of ``cfg.input``; returns the records."""
     checkpoint = finetuned_checkpoint(cfg.ckpt)
-    if ckpt.read_model_meta(checkpoint).get("family") == "albef":  # images and captions, not lines of text
+    if read_meta(checkpoint).get("family") == "albef":  # images and captions, not lines of text
         from lmtrain.tasks.retrieval_predict import predict_retrieval
 
         return predict_retrieval(cfg, checkpoint)

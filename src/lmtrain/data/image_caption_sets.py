@@ -15,6 +15,7 @@ from pathlib import Path
 from PIL import Image
 
 from lmtrain.data.captions import CaptionPair, pre_caption, read_captions
+from lmtrain.data.hf_tokenizer import load_tokenizer_source
 from lmtrain.data.image_text import load_pair_images
 from lmtrain.data.shapes import shape_scenes
 from lmtrain.data.store import fingerprint
@@ -112,7 +113,7 @@ def caption_tokenizer(data: ImageCaptionData, tok_cfg, max_words: int, cache_dir
     """
     roles = special_roles(tok_cfg)
     if tok_cfg.path:
-        return TextTokenizer.from_file(tok_cfg.path, roles)
+        return load_tokenizer_source(tok_cfg.path, roles)
     captions = [pre_caption(p.caption, max_words) for p in data.train]
     if cache_dir is None:
         return train_tokenizer(captions, tok_cfg)

@@ -21,6 +21,7 @@ from typing import Any, Protocol
 import numpy as np
 
 from lmtrain.data.corpus import MAX_DOCUMENT_CHARS, Corpus, held_out_mask
+from lmtrain.data.hf_tokenizer import load_tokenizer_source
 from lmtrain.data.masking import MaskingSpec, mask_tokens
 from lmtrain.data.nsp_pairs import build_pairs
 from lmtrain.data.packing import pack_sentences, pack_stream
@@ -195,11 +196,21 @@ class SplitCorpus:
         return f"{len(self.mask) - int(self.mask.sum())} train / {int(self.mask.sum())} held-out documents"
 
 
+def _named_tokenizer(name: str, roles: dict[str, str], cache: Path) -> tuple[TextTokenizer, Path]:
+    """``tokenizer.path``'s tokenizer and a tokenizer.json of it (a folder's or Hub model's is saved to the cache)."""
+    tokenizer = load_tokenizer_source(name, roles)
+    path = Path(name).expanduser()
+    if path.is_file():
+        return tokenizer, path
+    # examples are cached by the tokenizer file's hash, and checkpoints copy the file: give them one
+    saved = cache / "tokenizers" / fingerprint("named-tokenizer", tokenizer.tokenizer.to_str()) / "tokenizer.json"
+    return cached_tokenizer(saved, tokenizer.roles, lambda: tokenizer), saved
+
+
 def _tokenizer_for(data_cfg: Any, tok_cfg: Any, cache: Path, digests: list[str], corpus) -> tuple[TextTokenizer, Path]:
     roles = special_roles(tok_cfg)
     if tok_cfg.path:
-        path = Path(tok_cfg.path).expanduser()
-        return TextTokenizer.from_file(path, roles), (path / "tokenizer.json" if path.is_dir() else path)
+        return _named_tokenizer(tok_cfg.path, roles, cache)
     key = fingerprint("tokenizer", digests, tokenizer_fingerprint(tok_cfg), data_cfg.documents, MAX_DOCUMENT_CHARS,
                       data_cfg.eval_fraction, data_cfg.split_seed, data_cfg.text_field)
     path = cache / "tokenizers" / key / "tokenizer.json"

@@ -134,7 +134,7 @@ def build_untrained(kind: str, lowercase: bool, roles: dict[str, str]) -> tuple[
     return tokenizer, make_trainer
 
 
-def _add_post_processor(tokenizer: Tokenizer, roles: dict[str, str]) -> None:
+def add_post_processor(tokenizer: Tokenizer, roles: dict[str, str]) -> None:
     """Let `encode(..., add_special_tokens=True)` frame text the way the model was trained."""
     if "cls" in roles and "sep" in roles:
         cls, sep = roles["cls"], roles["sep"]
@@ -160,7 +160,7 @@ def train_tokenizer(texts: Iterator[str] | list[str], tok_cfg: Any) -> TextToken
     roles = special_roles(tok_cfg)
     tokenizer, make_trainer = build_untrained(tok_cfg.kind, tok_cfg.lowercase, roles)
     tokenizer.train_from_iterator(texts, trainer=make_trainer(tok_cfg.vocab_size, tok_cfg.min_frequency))
-    _add_post_processor(tokenizer, roles)
+    add_post_processor(tokenizer, roles)
     return TextTokenizer(tokenizer, roles, source="trained tokenizer")
 
 

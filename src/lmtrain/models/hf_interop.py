@@ -41,6 +41,9 @@ _ACT_FROM_HF = {"gelu": "gelu", "gelu_new": "gelu_tanh", "gelu_pytorch_tanh": "g
 _ACT_TO_HF = {"gelu": "gelu", "gelu_tanh": "gelu_pytorch_tanh", "relu": "relu"}
 _HEADS = {"bert": ("mlm", "nsp"), "roberta": ("mlm",), "gpt2": ("lm",)}
 _ALWAYS_IGNORED = re.compile(r"(^|\.)embeddings\.(position_ids|token_type_ids)$|^h\.\d+\.attn\.(bias|masked_bias)$")
+# task heads of *ForTokenClassification / *ForSequenceClassification / *ForQuestionAnswering: a backbone
+# taken from such a model gets a new head of its own task, so these are left behind
+_TASK_HEAD_ROOTS = ("classifier.", "qa_outputs.", "score.")
 
 Pair = tuple[str, tuple[str, ...], str]
 
@@ -221,6 +224,7 @@ def _from_hf(state_dict: Mapping[str, torch.Tensor], spec: TransformerSpec, fami
     ignored = {"cls.predictions.decoder.weight", "lm_head.decoder.weight", "lm_head.weight"} \
         if spec.tie_embeddings else set()
     unexpected = [n for n in hf if n not in used and n not in ignored and not _ALWAYS_IGNORED.search(n)
+                  and not n.startswith(_TASK_HEAD_ROOTS)
                   and not (n.startswith("pooler.") and "nsp" not in heads)]
     return ours, missing, unexpected
 

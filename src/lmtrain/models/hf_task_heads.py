@@ -16,9 +16,9 @@ from typing import Any
 
 import torch
 
+from lmtrain.data.hf_tokenizer import write_hf_tokenizer_files
 from lmtrain.errors import UserError
 from lmtrain.models.hf_interop import export_hf_folder, hf_config_from_spec, lmtrain_to_hf, write_hf_folder
-from lmtrain.models.hf_tokenizer import write_hf_tokenizer_files
 from lmtrain.models.language_model import LanguageModel
 
 _ARCH = {"bert": "Bert", "roberta": "Roberta", "xlm-roberta": "XLMRoberta"}

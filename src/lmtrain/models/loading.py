@@ -1,17 +1,32 @@
-"""Rebuild a trained model and its tokenizer from a checkpoint directory."""
+"""Rebuild a model and its tokenizer from wherever a user keeps it.
+
+A name (``ckpt=`` / ``init=``) is a run directory, a checkpoint directory, a Hugging Face folder
+(``save_pretrained``: config.json + weights + tokenizer), or a Hugging Face Hub id, resolved in the
+local cache first (:mod:`lmtrain.hub`). Hugging Face BERT, RoBERTa and GPT-2 weights are imported
+into lmtrain's model with the pretraining heads they carry (MLM, NSP, LM).
+"""
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Any
 
 import torch
 
+from lmtrain.data.hf_tokenizer import load_hf_tokenizer
 from lmtrain.data.tokenizer import TextTokenizer
 from lmtrain.errors import UserError
+from lmtrain.hub import describe_hub_model, resolve_source, snapshot_hub_id
 from lmtrain.models.families import ModelFamily
+from lmtrain.models.hf_interop import load_hf_folder
 from lmtrain.models.language_model import LanguageModel
 from lmtrain.training import checkpoint as ckpt
+
+# Hugging Face model_type -> lmtrain's model name, and the objective a model with those heads trained with
+HF_MODEL_NAMES = {"bert": "bert", "roberta": "roberta", "xlm-roberta": "roberta", "gpt2": "gpt"}
+_OBJECTIVES = {("mlm", "nsp"): "mlm_nsp", ("mlm",): "mlm", ("lm",): "clm"}
+_DEFAULT_OBJECTIVE = {"bert": "mlm", "roberta": "mlm", "gpt": "clm"}
 
 
 def model_meta(model: LanguageModel, model_name: str, objective: str, tokenizer: TextTokenizer) -> dict[str, Any]:
@@ -27,19 +42,88 @@ def model_meta(model: LanguageModel, model_name: str, objective: str, tokenizer:
     }
 
 
+def is_hf_folder(path: Path) -> bool:
+    """Whether ``path`` is a Hugging Face model folder (config.json + weights) rather than an lmtrain checkpoint."""
+    return (path / "config.json").is_file() and not ckpt.is_checkpoint(path)
+
+
+def locate_model(name: str | Path, key: str = "ckpt", best: bool = False) -> Path:
+    """The checkpoint directory or Hugging Face folder that ``name`` names.
+
+    Args:
+        name: a run directory (its ``checkpoints/last``, or ``best`` with ``best=True``), a checkpoint
+            directory, a Hugging Face folder, or a Hub id (``bert-base-uncased``, ``org/name@revision``).
+        key: the config key that gave ``name`` (for error messages).
+        best: prefer a run's ``checkpoints/best`` to its ``last``.
+    Raises:
+        UserError: ``name`` is none of these, or a Hub id neither cached nor downloadable.
+    """
+    path = resolve_source(str(name), key)
+    if is_hf_folder(path):
+        return path
+    try:
+        return ckpt.best_checkpoint(path, key) if best else ckpt.resolve_checkpoint(path, key)
+    except UserError:  # an existing path that is no lmtrain checkpoint: say every kind of model we take
+        raise UserError(f"{key}={name} is not a model: expected a run directory that has checkpoints/last, a "
+                        f"checkpoint directory ({ckpt.WEIGHTS} + {ckpt.MODEL_META}, e.g. checkpoints/step-N), a "
+                        "Hugging Face folder (config.json + model.safetensors + tokenizer), or a Hugging Face Hub "
+                        "id such as bert-base-uncased.") from None
+
+
+def read_meta(source: Path) -> dict[str, Any]:
+    """The ``model.json`` of a checkpoint, or the equivalent description of a Hugging Face folder's model."""
+    if not is_hf_folder(source):
+        return ckpt.read_model_meta(source)
+    try:
+        model_type = json.loads((source / "config.json").read_text(encoding="utf-8")).get("model_type")
+    except (OSError, ValueError, AttributeError) as error:
+        raise UserError(f"{source / 'config.json'} is not a JSON object ({error}); expected a Hugging Face "
+                        "config.json.") from None
+    return {"family": "transformer", "model_name": HF_MODEL_NAMES.get(model_type, model_type),
+            "hf_model_type": model_type}
+
+
+def load_hf_model(folder: Path, name: str | Path, key: str = "ckpt"
+                  ) -> tuple[LanguageModel, TextTokenizer, dict[str, Any]]:
+    """Model, tokenizer and ``model.json``-style description of a Hugging Face BERT / RoBERTa / GPT-2 folder.
+
+    Args:
+        folder: the folder (a snapshot in the Hub cache, recorded as ``base_model``, or a local folder).
+        name: what the user wrote (for error messages).
+        key: the config key that gave ``name`` (for error messages).
+    """
+    model = load_hf_folder(folder)
+    tokenizer = load_hf_tokenizer(folder)
+    if tokenizer.vocab_size > model.spec.vocab_size:
+        raise UserError(f"{key}={name}: the tokenizer has {tokenizer.vocab_size} tokens but the model only "
+                        f"{model.spec.vocab_size} embeddings; the tokenizer belongs to another model.")
+    meta = read_meta(folder)
+    hub = snapshot_hub_id(folder)
+    meta.update(spec=model.spec.to_dict(), heads=model.pretraining_heads, task_heads={},
+                tokenizer_roles=tokenizer.roles,
+                source=describe_hub_model(hub) if hub else f"{folder} (Hugging Face)",
+                objective=_OBJECTIVES.get(tuple(model.head_names), _DEFAULT_OBJECTIVE.get(meta["model_name"])),
+                **({"base_model": hub.repo} if hub else {}))
+    return model, tokenizer, meta
+
+
 def load_checkpoint(path: str | Path, device: torch.device | str = "cpu", key: str = "ckpt",
                     families: tuple[str, ...] = ("transformer",)
                     ) -> tuple[LanguageModel, TextTokenizer, dict[str, Any]]:
-    """Model (in eval mode, on ``device``), tokenizer and ``model.json`` of a run or checkpoint.
+    """Model (in eval mode, on ``device``), tokenizer and ``model.json`` of a run, checkpoint or Hugging Face model.
 
     Args:
-        path: a run directory or a checkpoint directory.
+        path: a run directory, a checkpoint directory, a Hugging Face folder or a Hub id (see
+            :func:`locate_model`).
         device: where to put the model.
         key: the config key that named ``path`` (for error messages).
         families: model families the caller can use (``transformer``, ``elmo``, ``albef``).
     """
-    checkpoint = ckpt.resolve_checkpoint(path, key)
-    meta = ckpt.read_model_meta(checkpoint)
+    checkpoint = locate_model(path, key)
+    if is_hf_folder(checkpoint) and "transformer" in families:
+        model, tokenizer, meta = load_hf_model(checkpoint, path, key)
+        return model.to(device).eval(), tokenizer, meta
+    meta = read_meta(checkpoint)
     if meta.get("family") not in families:
         raise UserError(f"{key}={path} holds a {meta.get('family')} model, which this command does not load; it "
                         f"loads {' and '.join(families)} models.")

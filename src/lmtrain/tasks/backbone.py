@@ -1,4 +1,4 @@
-"""Where a fine-tuning run's backbone comes from: a pretrain run, a checkpoint, a Hugging Face folder, or scratch.
+"""Where a fine-tuning run's backbone comes from: a pretrain run, a checkpoint, a Hugging Face model, or scratch.
 
 ``init`` unset picks the latest compatible pretrain run under ``outputs/pretrain/`` (one with
 ``checkpoints/last`` whose attention matches the task: bidirectional for tagging and
@@ -8,7 +8,6 @@ features serve tagging and classification, never generation.
 
 from __future__ import annotations
 
-import json
 import logging
 from dataclasses import dataclass
 from pathlib import Path
@@ -25,7 +24,6 @@ from lmtrain.training import checkpoint as ckpt
 log = logging.getLogger(__name__)
 
 PRETRAIN_ROOT = Path("outputs") / "pretrain"
-_HF_FAMILY = {"bert": "bert", "roberta": "roberta", "xlm-roberta": "roberta", "gpt2": "gpt"}
 
 
 @dataclass
@@ -67,34 +65,22 @@ def latest_pretrain_run(causal: bool, root: Path = PRETRAIN_ROOT) -> Path | None
                       root)
 
 
-def from_checkpoint(path: str) -> Backbone:
-    """The backbone of an lmtrain run or checkpoint directory (Transformer or ELMo)."""
+def from_checkpoint(path: str | Path) -> Backbone:
+    """The backbone of an lmtrain run or checkpoint (Transformer or ELMo), a Hugging Face folder or a Hub id."""
     from lmtrain.models.loading import load_checkpoint
 
     model, tokenizer, meta = load_checkpoint(path, "cpu", key="init", families=("transformer", "elmo"))
     if meta.get("task_heads") and meta["family"] == "elmo":
         raise UserError(f"init={path} is a fine-tuned ELMo tagger or classifier; start from the pretrained biLM "
                         "(init=<the `lmtrain pretrain model=elmo` run>).")
-    return Backbone(model.spec, model.state_dict(), tokenizer, meta.get("model_name", "bert"), str(path))
-
-
-def from_hf_folder(folder: Path) -> Backbone:
-    """The backbone of a Hugging Face BERT / RoBERTa / GPT-2 folder, with its tokenizer."""
-    from lmtrain.models.hf_interop import load_hf_folder
-    from lmtrain.models.hf_tokenizer import load_hf_tokenizer
-
-    model = load_hf_folder(folder)
-    model_type = json.loads((folder / "config.json").read_text())["model_type"]
-    tokenizer = load_hf_tokenizer(folder)
-    if tokenizer.vocab_size > model.spec.vocab_size:
-        raise UserError(f"init={folder}: tokenizer.json has {tokenizer.vocab_size} tokens but the model only "
-                        f"{model.spec.vocab_size} embeddings; the tokenizer belongs to another model.")
-    return Backbone(model.spec, model.state_dict(), tokenizer, _HF_FAMILY[model_type], f"{folder} (Hugging Face)")
+    return Backbone(model.spec, model.state_dict(), tokenizer, meta.get("model_name", "bert"),
+                    meta.get("source", str(path)))
 
 
 def _from_scratch(cfg: Any, tokenizer: TextTokenizer) -> Backbone:
     spec = resolve_spec(cfg.model, tokenizer.vocab_size, tokenizer.id("pad"))
-    log.info("init=scratch: random %s backbone, tokenizer trained on the task's training text", cfg.model.name)
+    log.info("init=scratch: random %s backbone, tokenizer %s", cfg.model.name,
+             f"from {cfg.tokenizer.path}" if cfg.tokenizer.path else "trained on the task's training text")
     return Backbone(spec, None, tokenizer, cfg.model.name, "scratch (random weights)")
 
 
@@ -115,24 +101,14 @@ def resolve_backbone(cfg: Any, causal: bool, scratch_tokenizer: Callable[[], Tex
             command = "lmtrain pretrain model=gpt" if causal else "lmtrain pretrain model=bert"
             raise UserError(f"no pretrained backbone to fine-tune: no run under {PRETRAIN_ROOT.resolve()} has "
                             f"checkpoints/last with a {_kind(causal)} model. Run `{command}` first (from this "
-                            "directory), or give init=<run dir, checkpoint or Hugging Face folder>, or "
+                            "directory), or give init=<run dir, checkpoint, Hugging Face folder or Hub id>, or "
                             "init=scratch to train from random weights on purpose.")
         log.info("init: the latest compatible pretrain run, %s", run)
         backbone = from_checkpoint(str(run))
     elif init == "scratch":
         backbone = _from_scratch(cfg, scratch_tokenizer())
     else:
-        path = Path(init).expanduser()
-        if (path / "config.json").is_file():
-            backbone = from_hf_folder(path)
-        elif path.exists() and (ckpt.is_checkpoint(path) or (path / "checkpoints" / ckpt.LAST).exists()
-                                or ckpt.is_checkpoint(path / ckpt.LAST)):
-            backbone = from_checkpoint(init)
-        else:
-            what = "does not exist" if not path.exists() else "is not a model"
-            raise UserError(f"init={init} {what}: expected a run directory (outputs/pretrain/...), a checkpoint "
-                            "directory (model.safetensors + model.json), a Hugging Face folder (config.json + "
-                            "model.safetensors + tokenizer.json), or init=scratch.")
+        backbone = from_checkpoint(init)
     if backbone.spec.causal != causal:
         need = "a causal language model (GPT) with an lm head" if causal else "a bidirectional encoder (BERT / RoBERTa)"
         have = "an ELMo biLM, whose features serve tagging and classification only" \
@@ -140,5 +116,5 @@ def resolve_backbone(cfg: Any, causal: bool, scratch_tokenizer: Callable[[], Tex
             f"a {backbone.model_name} model with {_kind(backbone.spec.causal)} attention"
         raise UserError(f"this task needs {need}, but init={init or backbone.source} is {have}; pretrain a fitting one "
                         f"(`lmtrain pretrain model={'gpt' if causal else 'bert'}`) or pass init=<a fitting run or "
-                        "Hugging Face folder>.")
+                        "Hugging Face model>.")
     return backbone

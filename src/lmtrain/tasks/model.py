@@ -8,7 +8,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from lmtrain.data.tokenizer import train_tokenizer
+from lmtrain.data.hf_tokenizer import configured_tokenizer
 from lmtrain.errors import UserError
 from lmtrain.models.elmo import ElmoSpec
 from lmtrain.models.elmo_features import ElmoTaskModel, build_elmo_task_model
@@ -73,7 +73,7 @@ def build_task_model(task: Task, cfg: Any, context: Any) -> TaskModel:
     """
     options = cfg.finetune
     backbone = resolve_backbone(cfg, task.causal, lambda: context.run_tokenizer(
-        lambda: train_tokenizer(task.texts(), cfg.tokenizer)))
+        lambda: configured_tokenizer(cfg.tokenizer, task.texts())))
     tagger = tagger_options(task, backbone, options.task_encoder, cfg.task.get("crf"), options.task_lstm_dim,
                             options.class_weights)
     torch.manual_seed(cfg.trainer.seed)

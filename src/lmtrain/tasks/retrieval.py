@@ -17,7 +17,8 @@ from lmtrain.config.tasks import RetrievalTaskConfig
 from lmtrain.data.captions import pre_caption
 from lmtrain.data.image_caption_sets import ImageCaptionData, load_image_caption_data
 from lmtrain.data.image_text import ImageTextCollator, ImageTextDataset
-from lmtrain.data.tokenizer import TextTokenizer, train_tokenizer
+from lmtrain.data.hf_tokenizer import configured_tokenizer
+from lmtrain.data.tokenizer import TextTokenizer
 from lmtrain.objectives.image_text import ImageTextObjective, check_batch_setup
 from lmtrain.objectives.retrieval import chance_recall
 from lmtrain.tasks.base import Task, TaskModel
@@ -87,7 +88,7 @@ class RetrievalTask(Task):
         self.image_size = cfg.model.image_size  # a scratch tokenizer reads the captions at the size of model.*
         torch.manual_seed(cfg.trainer.seed)  # new parts (cross-attention, a random image encoder) alike on every rank
         init = resolve_retrieval_init(cfg, lambda: context.run_tokenizer(
-            lambda: train_tokenizer(self.texts(), cfg.tokenizer)))
+            lambda: configured_tokenizer(cfg.tokenizer, self.texts())))
         model = init.model
         check_batch_setup(model.spec.queue_size, cfg.trainer.batch_size, world_size, 1.0,
                           queue_key="model.queue_size" if "ALBEF" not in init.source else f"the queue size of init={cfg.init}")

@@ -2,7 +2,7 @@
 
     init unset      the latest `lmtrain pretrain model=albef` run under outputs/pretrain/
     init=<ALBEF run or checkpoint>       every weight (the MLM heads are dropped)
-    init=<BERT run or Hugging Face BERT folder>   the text and fusion encoders start from the BERT
+    init=<BERT run, Hugging Face BERT folder or Hub id>   the text and fusion encoders start from the BERT
         layers (cross-attention from random), the image encoder from random weights or from the
         ALBEF run ``task.vision_init``
     init=scratch    random weights, a tokenizer trained on the captions
@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any, Callable
 
 import torch
@@ -20,8 +19,7 @@ import torch
 from lmtrain.data.tokenizer import TextTokenizer
 from lmtrain.errors import UserError
 from lmtrain.models.albef import AlbefModel, AlbefSpec, resolve_albef_spec, resolve_vision_spec
-from lmtrain.tasks.backbone import PRETRAIN_ROOT, from_checkpoint, from_hf_folder, latest_run
-from lmtrain.training import checkpoint as ckpt
+from lmtrain.tasks.backbone import PRETRAIN_ROOT, from_checkpoint, latest_run
 
 log = logging.getLogger(__name__)
 
@@ -112,18 +110,12 @@ def resolve_retrieval_init(cfg: Any, scratch_tokenizer: Callable[[], TextTokeniz
         torch.manual_seed(cfg.trainer.seed)
         spec = resolve_albef_spec(cfg.model, tokenizer.vocab_size, tokenizer.id("pad"))
         return RetrievalInit(AlbefModel(spec, ()), tokenizer, "scratch (random weights)")
-    path = Path(init).expanduser()
-    if (path / "config.json").is_file():
-        return _with_text_backbone(from_hf_folder(path), cfg.model, cfg.task.vision_init)
-    try:
-        checkpoint = ckpt.resolve_checkpoint(path, key="init")
-    except UserError:
-        raise UserError(f"init={init} is not a model: expected an ALBEF or BERT run directory, a checkpoint "
-                        "directory (model.safetensors + model.json), a Hugging Face BERT folder (config.json + "
-                        "model.safetensors + tokenizer.json), or init=scratch.") from None
-    family = ckpt.read_model_meta(checkpoint).get("family")
+    from lmtrain.models.loading import locate_model, read_meta
+
+    source = locate_model(init, key="init")
+    family = read_meta(source).get("family")
     if family == "albef":
         return _from_albef(init)
     if family != "transformer":
         raise UserError(f"init={init} holds a {family} model; retrieval starts from ALBEF or a BERT-style encoder.")
-    return _with_text_backbone(from_checkpoint(init), cfg.model, cfg.task.vision_init)
+    return _with_text_backbone(from_checkpoint(source), cfg.model, cfg.task.vision_init)
