@@ -11,7 +11,7 @@ from tokenizers import Tokenizer, models, pre_tokenizers, trainers
 from lmtrain.data.hf_tokenizer import load_hf_tokenizer, load_tokenizer_source
 from lmtrain.data.pretraining import prepare_pretraining_data
 from lmtrain.errors import UserError
-from tests.conftest import compose_config, write_corpus
+from tests.conftest import compose_config, objective_plug, write_corpus
 
 transformers = pytest.importorskip("transformers")
 
@@ -83,13 +83,13 @@ def test_tokenizer_path_folder_with_vocab_txt_feeds_pretraining(corpus, tmp_path
     folder = wordpiece_folder(tmp_path / "bert", corpus, lowercase=True)
     cfg = compose_config("pretrain", ["debug=tiny", "data=text", f"data.train_files=[{corpus}]",
                                       f"data.cache_dir={tmp_path / 'cache'}", f"tokenizer.path={folder}"])
-    data = prepare_pretraining_data(cfg.data, cfg.tokenizer, cfg.objective)
+    data = prepare_pretraining_data(cfg.data, cfg.tokenizer, objective_plug(cfg.objective))
     expected = load_hf_tokenizer(folder)
     assert data.tokenizer.tokenizer.get_vocab() == expected.tokenizer.get_vocab()
     assert data.tokenizer_path.is_file() and data.tokenizer_path.is_relative_to(tmp_path / "cache")
     ids = [int(i) for n in range(min(20, len(data.train))) for i in data.train[n]["input_ids"]]
     assert ids and max(ids) < expected.vocab_size and expected.id("cls") in ids
-    again = prepare_pretraining_data(cfg.data, cfg.tokenizer, cfg.objective)
+    again = prepare_pretraining_data(cfg.data, cfg.tokenizer, objective_plug(cfg.objective))
     assert again.from_cache and again.tokenizer_path == data.tokenizer_path
 
 
