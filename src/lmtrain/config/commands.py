@@ -20,6 +20,9 @@ from lmtrain.config_checks import check_range
 class PretrainConfig:
     """`lmtrain pretrain`: the composed config of a pretraining run."""
 
+    # continue pretraining from these weights (run dir | checkpoint | Hugging Face folder | Hub id); the model's
+    # dimensions and tokenizer then come from it. None = a new model of the model preset
+    init: Optional[str] = None
     model: Any = MISSING  # a model family's schema (configs/model/*.yaml name it)
     tokenizer: TokenizerConfig = field(default_factory=TokenizerConfig)
     data: Any = MISSING  # a corpus schema: text or image-caption (configs/data/*.yaml name it)

@@ -85,6 +85,9 @@ class PretrainingObjective:
             raise UserError(f"data.max_seq_len={max_seq_len} is too short for objective={self.name}: it needs >= "
                             f"{least} ({reason}).")
 
+    def check_model(self, model: Any, key: str) -> None:
+        """Refuse a loaded model this objective cannot train (``key`` named it); default: any model of its families."""
+
     def min_seq_len(self) -> tuple[int, str]:
         """The shortest ``data.max_seq_len`` that gives a training target, and why."""
         return 2, "a next-token target needs at least two tokens"

@@ -93,6 +93,12 @@ class MaskedLMObjective(TextPretraining):
             return 5, "[CLS] A [SEP] B [SEP]: 3 special tokens and at least one token in each sentence"
         return 3, "[CLS] ... [SEP]: 2 special tokens and at least one token to mask"
 
+    def check_model(self, model: Any, key: str) -> None:
+        """A masked LM needs bidirectional attention."""
+        if model.spec.causal:
+            raise UserError(f"{key} is a causal (GPT-style) model; objective={self.name} needs a bidirectional one "
+                            "(BERT, RoBERTa): continue it with model=gpt (objective=clm) instead.")
+
     def _spec(self, tokenizer: TextTokenizer) -> MaskingSpec:
         return masking_spec(self.cfg, tokenizer)
 
@@ -129,6 +135,12 @@ class CausalLMObjective(TextPretraining):
     config_class = CausalLMConfig
 
     example_format = "token_stream"
+
+    def check_model(self, model: Any, key: str) -> None:
+        """A causal LM needs causal attention."""
+        if not model.spec.causal:
+            raise UserError(f"{key} is a bidirectional (BERT-style) model; objective=clm needs a causal one (GPT): "
+                            "continue it with model=bert or model=roberta (a masked-LM objective) instead.")
 
     def head_names(self) -> tuple[str, ...]:
         """The LM head."""

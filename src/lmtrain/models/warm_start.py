@@ -1,0 +1,75 @@
+"""Continued (domain-adaptive) pretraining: start a pretraining run from existing weights.
+
+The model's dimensions and tokenizer come from the starting checkpoint (an lmtrain run or
+checkpoint, a Hugging Face folder or a Hub id). Its pretraining heads are kept where the
+objective uses them (``BertForPreTraining``'s MLM + NSP, ``*ForMaskedLM``'s MLM,
+``GPT2LMHeadModel``'s LM head) and created fresh (the output layer tied to the embeddings) where
+the checkpoint has only the encoder.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Sequence
+
+from torch import nn
+
+from lmtrain.data.tokenizer import TextTokenizer
+from lmtrain.errors import UserError
+from lmtrain.models.families import ModelFamily
+from lmtrain.models.loading import load_checkpoint
+
+
+@dataclass
+class WarmStart:
+    """A pretraining run's starting point.
+
+    Attributes:
+        model: the model, with exactly the heads the objective needs.
+        tokenizer: the checkpoint's tokenizer.
+        family: its model family.
+        model_name: bert | roberta | gpt | elmo (how export writes it).
+        source: where it came from (for summary.json and the model card).
+        new_heads: heads created here because the checkpoint had none of that name.
+    """
+
+    model: nn.Module
+    tokenizer: TextTokenizer
+    family: str
+    model_name: str
+    source: str
+    new_heads: list[str] = field(default_factory=list)
+
+
+def warm_start(init: str, head_names: Sequence[str], key: str = "init") -> WarmStart:
+    """Load ``init`` and give it the pretraining heads ``head_names``.
+
+    Raises:
+        UserError: a checkpoint that does not load, or whose weights do not fit the rebuilt model.
+    """
+    loaded, tokenizer, meta = load_checkpoint(init, "cpu", key=key, families=("transformer", "elmo"))
+    family = meta.get("family", "transformer")
+    kept = [h for h in head_names if h in loaded.heads]
+    model = ModelFamily.named(family).from_meta({**meta, "heads": list(head_names), "task_heads": {}})
+    wanted = set(model.state_dict())  # tied weights appear under each of their names here
+    state = {k: v for k, v in loaded.state_dict().items() if k in wanted}
+    missing, _ = model.load_state_dict(state, strict=False)
+    new_heads = [h for h in head_names if h not in kept]
+    stray = [k for k in missing if not any(k.startswith(f"heads.{h}.") for h in new_heads)]
+    if stray:
+        raise UserError(f"{key}={init}: the checkpoint lacks weights the model needs ({', '.join(stray[:5])}"
+                        f"{' ...' if len(stray) > 5 else ''}); start from a complete checkpoint.")
+    model.train()
+    return WarmStart(model, tokenizer, family, meta.get("model_name") or family, meta.get("source") or str(init),
+                     new_heads)
+
+
+def conflicting_overrides(overrides: Sequence[str]) -> list[str]:
+    """The ``model.*`` / ``tokenizer.*`` overrides among ``overrides`` (they cannot apply to a loaded model)."""
+    keys = [o.split("=", 1)[0].lstrip("+~") for o in overrides]
+    return [k for k in keys if k.startswith(("model.", "tokenizer."))]
+
+
+def describe(start: WarmStart) -> dict[str, Any]:
+    """What summary.json records about the starting point."""
+    return {"init": start.source, **({"new_heads": start.new_heads} if start.new_heads else {})}
