@@ -132,3 +132,10 @@ def test_every_key_of_every_shipped_schema_has_a_description(schema):
               if item.default_factory is not dataclasses.MISSING and dataclasses.is_dataclass(item.default_factory())}
     missing = [item.name for item in dataclasses.fields(schema) if item.name not in described and item.name not in nested]
     assert missing == [], f"{schema.__name__}: give these fields a # comment: {missing}"
+
+
+def test_help_of_a_sweep_shows_the_swept_key_with_its_default(capsys):
+    text = _help(capsys, "pretrain", "-m", "optim.lr=1e-4,3e-4", "model=gpt")
+    assert re.search(r"^  \* gpt ", text, re.M)
+    line = _key_line(text, "optim.lr")
+    assert line.endswith("peak learning rate") and "1e-4" not in line

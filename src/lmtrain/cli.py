@@ -215,8 +215,11 @@ def command_help(command: str, args: list[str]) -> str:
         UserError: the overrides do not compose.
     """
     from lmtrain.cli_help import command_help as render
+    from lmtrain.cli_help import without_sweeps
     from lmtrain.config import SCHEMAS
 
+    if {"-m", "--multirun"} & set(args):
+        args = without_sweeps(args)  # help describes the keys; a swept one is shown with its default
     cfg = compose_command(command, args, with_hydra=True)
     description = _descriptions()[command]
     return render(command, description, cfg, SCHEMAS.get(command))

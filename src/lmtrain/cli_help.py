@@ -97,6 +97,22 @@ def command_help(command: str, description: str, cfg: Any, schema: type | None) 
     return "\n".join(lines)
 
 
+def without_sweeps(args: list[str]) -> list[str]:
+    """``args`` without the overrides that sweep (``key=a,b``, ``key=range(...)``)."""
+    from hydra.core.override_parser.overrides_parser import OverridesParser
+
+    parser = OverridesParser.create()
+    kept = []
+    for arg in args:
+        try:
+            sweeps = "=" in arg and not arg.startswith("-") and parser.parse_override(arg).is_sweep_override()
+        except Exception:  # not an override Hydra parses: composing reports it
+            sweeps = False
+        if not sweeps:
+            kept.append(arg)
+    return kept
+
+
 def config_sources(cfg: Any) -> list[Path]:
     """The folders configs are read from: lmtrain's own, then those on ``hydra.searchpath``."""
     folders = []
