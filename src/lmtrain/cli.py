@@ -1,7 +1,7 @@
 """`lmtrain <command> [overrides]`: maps a subcommand to its Hydra config and `run(cfg)`.
 
 Hydra keeps everything users expect from it: `key=value` overrides, `-m` sweeps, `--cfg job`,
-`--help`, `hydra.run.dir=...`. Before Hydra starts, overrides are composed once here so that
+`hydra.run.dir=...`; `--help` is lmtrain's own (:mod:`lmtrain.cli_help`: every key described). Before Hydra starts, overrides are composed once here so that
 an unknown group option, a misspelt key, a value of the wrong type or out of its range is
 reported as one clear paragraph with exit code 2 instead of a traceback.
 """
