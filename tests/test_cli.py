@@ -29,9 +29,8 @@ def test_help_lists_commands_and_config_groups(workdir):
     assert top.returncode == 0 and "pretrain" in top.stdout and "generate" in top.stdout
     sub = run_cli("pretrain", "--help", cwd=workdir)
     assert sub.returncode == 0
-    groups = {line.split(":")[0]: line.split(":", 1)[1] for line in sub.stdout.splitlines() if ": " in line}
-    assert "bert" in groups["model"].strip().split(", ")
-    assert "objective:" in sub.stdout and "max_steps" in sub.stdout
+    assert "\nmodel:\n" in sub.stdout and "  * bert " in sub.stdout
+    assert "\nobjective:\n" in sub.stdout and "trainer.max_steps=" in sub.stdout
 
 
 def test_command_help_does_not_load_torch(workdir):

@@ -1,7 +1,7 @@
 """`lmtrain <command> [overrides]`: maps a subcommand to its Hydra config and `run(cfg)`.
 
 Hydra keeps everything users expect from it: `key=value` overrides, `-m` sweeps, `--cfg job`,
-`--help`, `hydra.run.dir=...`. Before Hydra starts, overrides are composed once here so that
+`hydra.run.dir=...`; `--help` is lmtrain's own (:mod:`lmtrain.cli_help`: every key described). Before Hydra starts, overrides are composed once here so that
 an unknown group option, a misspelt key, a value of the wrong type or out of its range is
 reported as one clear paragraph with exit code 2 instead of a traceback.
 """
@@ -18,13 +18,14 @@ from typing import Callable
 from lmtrain.config_checks import check_config
 from lmtrain.errors import EXIT_INTERRUPTED, EXIT_USER_ERROR, UserError, report_user_error
 
-# command -> one-line description; each has configs/<command>.yaml and lmtrain.commands.<command>
+# command -> one-line description ({group}: that config group's options, read from configs/<group>/);
+# each has configs/<command>.yaml and lmtrain.commands.<command>
 COMMANDS: dict[str, str] = {
-    "pretrain": "pretrain a language model (model=bert|gpt|roberta) on a corpus",
+    "pretrain": "pretrain a language model (model={model}) on a corpus",
     "generate": "continue a prompt with a GPT checkpoint, or fill [MASK] tokens with a BERT one",
     "evaluate": "held-out loss / perplexity or masked-token accuracy of a checkpoint",
-    "embed": "train and evaluate word embeddings (method=word2vec|glove|load)",
-    "finetune": "fine-tune a pretrained backbone (task=ner|classification|generation)",
+    "embed": "train and evaluate word embeddings (method={method})",
+    "finetune": "fine-tune a pretrained backbone (task={task})",
     "predict": "tag, classify or complete raw text with a fine-tuned run",
     "export": "write a checkpoint as a Hugging Face folder (format=hf out=...)",
 }
@@ -51,23 +52,19 @@ def config_dir() -> Path:
     return Path(str(resources.files("lmtrain") / "configs"))
 
 
-def _usage() -> str:
+def _descriptions() -> dict[str, str]:
+    """Every command's one-line description, the options of the groups it names filled in."""
+    from lmtrain.cli_help import with_options
+
     descriptions = {**COMMANDS, **{name: text for name, (text, _) in NATIVE_COMMANDS.items()},
                     "resume": "continue a run in place: lmtrain resume RUN_DIR [key=value ...]"}
-    width = max(len(name) for name in descriptions)
-    lines = [
-        "usage: lmtrain <command> [key=value ...] [-m] [--cfg job] [--help]",
-        "",
-        "commands:",
-        *[f"  {name.ljust(width)}  {text}" for name, text in descriptions.items()],
-        "",
-        "Every setting is a Hydra config under configs/; override any of them on the command line,",
-        "e.g. `lmtrain pretrain model=bert trainer.max_steps=200 optim.lr=3e-4`.",
-        "`lmtrain <command> --help` lists the config groups and options of a command.",
-        'Tab completion of commands, groups and keys: eval "$(lmtrain completion bash)" (or zsh; fish: '
-        "lmtrain completion fish | source).",
-    ]
-    return "\n".join(lines)
+    return with_options(descriptions, config_dir())
+
+
+def _usage() -> str:
+    from lmtrain.cli_help import usage
+
+    return usage(_descriptions(), config_dir())
 
 
 # free-text keys: their values are quoted for Hydra, so `prompt=The [MASK], it's hot!` just works
@@ -176,8 +173,14 @@ def _schema_hint(message: str) -> str:
     return ""
 
 
-def validate_overrides(command: str, args: list[str]) -> None:
-    """Compose ``command``'s config with ``args`` and raise UserError if that fails."""
+def compose_command(command: str, args: list[str], with_hydra: bool = False):
+    """``command``'s config composed with the overrides in ``args``, its plug nodes typed.
+
+    Args:
+        with_hydra: keep the ``hydra`` node (the choices made and the config sources), as help needs.
+    Raises:
+        UserError: an unknown option, a misspelt key or a value of the wrong type.
+    """
     from hydra import compose, initialize_config_dir
     from hydra.core.global_hydra import GlobalHydra
 
@@ -185,7 +188,7 @@ def validate_overrides(command: str, args: list[str]) -> None:
     GlobalHydra.instance().clear()
     try:
         with initialize_config_dir(config_dir=str(config_dir()), version_base=None):
-            cfg = compose(config_name=command, overrides=overrides)
+            cfg = compose(config_name=command, overrides=overrides, return_hydra_config=with_hydra)
     except Exception as error:  # Hydra and OmegaConf raise many types; all mean a config problem
         message = _explain(error)
         raise UserError(
@@ -197,7 +200,29 @@ def validate_overrides(command: str, args: list[str]) -> None:
         GlobalHydra.instance().clear()
     from lmtrain.config.plug_nodes import type_plug_nodes
 
-    check_config(type_plug_nodes(cfg, command), command)  # before Hydra makes the run directory
+    return type_plug_nodes(cfg, command)
+
+
+def validate_overrides(command: str, args: list[str]) -> None:
+    """Compose ``command``'s config with ``args`` and raise UserError if that fails."""
+    check_config(compose_command(command, args), command)  # before Hydra makes the run directory
+
+
+def command_help(command: str, args: list[str]) -> str:
+    """`lmtrain <command> [overrides] --help`: groups, options and every key of the chosen presets.
+
+    Raises:
+        UserError: the overrides do not compose.
+    """
+    from lmtrain.cli_help import command_help as render
+    from lmtrain.cli_help import without_sweeps
+    from lmtrain.config import SCHEMAS
+
+    if {"-m", "--multirun"} & set(args):
+        args = without_sweeps(args)  # help describes the keys; a swept one is shown with its default
+    cfg = compose_command(command, args, with_hydra=True)
+    description = _descriptions()[command]
+    return render(command, description, cfg, SCHEMAS.get(command))
 
 
 def _task(command: str, run: Callable) -> Callable:
@@ -382,6 +407,13 @@ def main(argv: list[str] | None = None) -> None:
     from lmtrain.config import register_configs
 
     register_configs()
+    if {"--help", "-h"} & set(rest):  # lmtrain's own help: groups, options, every key with its description
+        try:
+            print(command_help(command, rest))
+        except UserError as error:
+            report_user_error(error, command)
+            sys.exit(EXIT_USER_ERROR)
+        return
     if not (set(rest) & (_INFO_FLAGS | _SKIP_VALIDATION_FLAGS)):
         try:
             validate_overrides(command, rest)

@@ -94,7 +94,7 @@ class EmbedTrainConfig:
     max_vocab: Optional[int] = None  # keep at most this many (most frequent) words; None = no cap
     epochs: int = 5  # passes over the corpus (word2vec) / over the co-occurrence entries (glove)
     lr: float = 0.025  # word2vec: initial learning rate (gensim's alpha); glove: AdaGrad step size
-    seed: int = 42
+    seed: int = 42  # seed of the initial vectors and the order of training
     sg: int = 0  # word2vec: 0 = CBOW, 1 = skip-gram
     hs: int = 0  # word2vec: 1 = hierarchical softmax
     negative: int = 5  # word2vec: negative samples per word; 0 = none (then set hs=1)

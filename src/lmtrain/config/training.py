@@ -34,11 +34,11 @@ class OptimConfig:
 
     lr: float = 1e-3  # peak learning rate
     weight_decay: float = 0.01  # decoupled weight decay (never on biases, norms, embeddings' norms)
-    betas: list[float] = field(default_factory=lambda: [0.9, 0.999])
-    eps: float = 1e-6
+    betas: list[float] = field(default_factory=lambda: [0.9, 0.999])  # Adam's (beta1, beta2)
+    eps: float = 1e-6  # Adam's epsilon (added to the root of the second moment)
     schedule: str = "linear"  # linear | cosine | constant (all after warmup)
     warmup_steps: Optional[int] = None  # None = warmup_ratio * max_steps
-    warmup_ratio: float = 0.06
+    warmup_ratio: float = 0.06  # warmup as a share of the planned steps (used when warmup_steps is None)
     min_lr_ratio: float = 0.0  # final learning rate as a share of the peak
     # steps over which warmup_ratio and the decay are planned (None = trainer.max_steps); a resumed run
     # with a larger max_steps keeps its original horizon unless this is set
@@ -72,7 +72,7 @@ class TrainerConfig:
     keep_last: int = 2  # step-N checkpoints kept (the newest K); 0 = keep all
     resume: Optional[str] = None  # auto (newest checkpoint of this run dir) | path to a checkpoint
     overwrite: bool = False  # replace a run directory that already holds a run (deletes the old run first)
-    seed: int = 42
+    seed: int = 42  # seed of the weights, data order and masks: the same seed gives the same run
     device: str = "auto"  # auto | cpu | cuda | cuda:N
     strategy: str = "auto"  # auto (DDP when started by torchrun with several processes) | single | ddp | fsdp
     precision: str = "fp32"  # fp32 | bf16 | fp16 (fp16 uses a gradient scaler, CUDA only)
