@@ -78,6 +78,7 @@ def run(cfg: DictConfig) -> dict[str, Any]:
     return fit(context, RunParts(
         model, loss, sets.train_set, sets.eval_set, sets.collate, sets.tokenizer,
         meta={**model_meta(model, name, objective.name, sets.tokenizer),
+              "family_target": f"{type(family).__module__}.{type(family).__qualname__}",  # a user's family too
               "objective_config": objective.settings()},  # how `lmtrain evaluate` rebuilds the objective
         summary={"command": "pretrain", "model": name, "objective": objective.name,
                  **(describe(start) if start else {})},

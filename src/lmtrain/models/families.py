@@ -53,12 +53,17 @@ class ModelFamily:
         return []
 
     @staticmethod
-    def named(name: str | None) -> type[ModelFamily]:
-        """The family class registered as ``name``.
+    def named(name: str | None, target: str | None = None) -> type[ModelFamily]:
+        """The family class registered as ``name``; a family of your own is imported from ``target`` (its
+        ``_target_``, which model.json records) when this process has not imported it yet.
 
         Raises:
-            UserError: no such family (its package was not imported).
+            UserError: no such family (its package is not importable).
         """
+        if name not in ModelFamily.registry and target:
+            from lmtrain.plugs import plug_class
+
+            plug_class(target, "model", ModelFamily)  # importing its module registers it
         if name not in ModelFamily.registry:
             raise UserError(f"model family {name!r} is not known here (known: {', '.join(sorted(ModelFamily.registry))}); "
                             "a family of your own must be importable (on PYTHONPATH) and named by the model config's "

@@ -127,7 +127,7 @@ def load_checkpoint(path: str | Path, device: torch.device | str = "cpu", key: s
     if meta.get("family") not in families:
         raise UserError(f"{key}={path} holds a {meta.get('family')} model, which this command does not load; it "
                         f"loads {' and '.join(families)} models.")
-    model = ModelFamily.named(meta["family"]).from_meta(meta)
+    model = ModelFamily.named(meta["family"], meta.get("family_target")).from_meta(meta)
     ckpt.load_weights(model, checkpoint)
     return model.to(device).eval(), checkpoint_tokenizer(checkpoint, meta), meta
 

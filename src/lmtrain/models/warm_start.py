@@ -50,7 +50,8 @@ def warm_start(init: str, head_names: Sequence[str], key: str = "init") -> WarmS
     loaded, tokenizer, meta = load_checkpoint(init, "cpu", key=key, families=("transformer", "elmo"))
     family = meta.get("family", "transformer")
     kept = [h for h in head_names if h in loaded.heads]
-    model = ModelFamily.named(family).from_meta({**meta, "heads": list(head_names), "task_heads": {}})
+    model = ModelFamily.named(family, meta.get("family_target")).from_meta({**meta, "heads": list(head_names),
+                                                                           "task_heads": {}})
     wanted = set(model.state_dict())  # tied weights appear under each of their names here
     state = {k: v for k, v in loaded.state_dict().items() if k in wanted}
     missing, _ = model.load_state_dict(state, strict=False)
