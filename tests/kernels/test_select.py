@@ -115,3 +115,21 @@ def test_the_sessions_choice_is_in_force(pytestconfig):
     if choice == "auto":
         pytest.skip("no session choice given (--cpu-kernels / LMTRAIN_CPU_KERNELS): auto decides on first use")
     assert use_cpu_kernels() == (choice == "onednn")  # e.g. CI's LMTRAIN_CPU_KERNELS=torch rerun
+
+
+def test_auto_keeps_its_decision_for_this_machine_and_reuses_it(monkeypatch, tmp_path, fresh_switch):
+    memo = tmp_path / "cpu_kernels.json"
+    monkeypatch.setattr(select_module, "time_kernels", lambda: ProbeTimes(onednn_s=3.0, torch_s=1.0))
+    assert select_cpu_kernels("auto", memo=memo)[0] == "torch"
+    monkeypatch.setitem(select_module._state, "auto", None)  # a new process on the same machine
+
+    def must_not_measure():
+        raise AssertionError("measured again")
+
+    monkeypatch.setattr(select_module, "time_kernels", must_not_measure)
+    kernels, why = select_cpu_kernels("auto", memo=memo)
+    assert kernels == "torch" and "decided on this machine before" in why
+    memo.write_text("{not json")  # a damaged memo only costs a new measurement
+    monkeypatch.setitem(select_module._state, "auto", None)
+    monkeypatch.setattr(select_module, "time_kernels", lambda: ProbeTimes(onednn_s=1.0, torch_s=3.0))
+    assert select_cpu_kernels("auto", memo=memo)[0] == "onednn"

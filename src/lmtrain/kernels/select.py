@@ -15,11 +15,13 @@ from __future__ import annotations
 import logging
 from collections.abc import Iterator
 from contextlib import contextmanager
+from pathlib import Path
 
 import torch
 
 from lmtrain.errors import UserError
 from lmtrain.kernels.cpu.linear import onednn_ops_present
+from lmtrain.kernels.memo import recall, remember
 from lmtrain.kernels.probe import check_onednn_ops, time_kernels
 
 log = logging.getLogger(__name__)
@@ -37,8 +39,11 @@ def _first_line(error: BaseException) -> str:
     return text.splitlines()[0] if text else type(error).__name__
 
 
-def _resolve_auto() -> tuple[str, str]:
-    """``auto`` on CPU: (kernels, why), measured on the first call only; warns once when oneDNN fails."""
+def _resolve_auto(memo: Path | None = None) -> tuple[str, str]:
+    """``auto`` on CPU: (kernels, why), measured on the first call only (or taken from ``memo``, this machine's
+    earlier decision, and stored there); warns once when oneDNN fails."""
+    if _state["auto"] is None and memo is not None:
+        _state["auto"] = recall(memo)
     if _state["auto"] is None:
         if not onednn_ops_present():
             log.warning("oneDNN's linear ops (torch.ops.mkldnn._linear_pointwise) are missing from this "
@@ -54,6 +59,8 @@ def _resolve_auto() -> tuple[str, str]:
                 _state["auto"] = ("torch", "auto: oneDNN ops failed their check")
             else:
                 _state["auto"] = ("onednn" if times.onednn_faster else "torch", f"auto: {times.describe()}")
+                if memo is not None:
+                    remember(memo, *_state["auto"])
     return _state["auto"]
 
 
@@ -71,7 +78,7 @@ def _require_onednn(key: str) -> None:
 
 
 def select_cpu_kernels(choice: str, device: torch.device | str = "cpu",
-                       key: str = "trainer.cpu_kernels") -> tuple[str, str]:
+                       key: str = "trainer.cpu_kernels", memo: Path | None = None) -> tuple[str, str]:
     """Put the CPU kernels of ``choice`` in force for this process.
 
     Args:
@@ -79,6 +86,7 @@ def select_cpu_kernels(choice: str, device: torch.device | str = "cpu",
         device: where the model runs; ``auto`` off CPU picks ``torch`` without measuring (the CPU
             kernels would serve nothing).
         key: the config key or option ``choice`` came from, for error messages.
+        memo: a file that keeps ``auto``'s decision per machine (see :mod:`lmtrain.kernels.memo`); None = measure.
     Returns:
         (kernels, why): ``onednn`` or ``torch``, and the reason in words for the log.
     Raises:
@@ -95,7 +103,7 @@ def select_cpu_kernels(choice: str, device: torch.device | str = "cpu",
     elif torch.device(device).type != "cpu":
         chosen = ("torch", f"auto: the model runs on {torch.device(device).type}")
     else:
-        chosen = _resolve_auto()
+        chosen = _resolve_auto(memo)
     _state["active"] = chosen
     return chosen
 

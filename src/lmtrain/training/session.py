@@ -10,14 +10,42 @@ from typing import Any
 import torch
 from omegaconf import OmegaConf
 
+from lmtrain.errors import UserError
 from lmtrain.kernels import select_cpu_kernels
 from lmtrain.run_dir import RunDir
+from lmtrain.training.checkpoint import read_model_meta
 from lmtrain.training.loggers import open_loggers
 from lmtrain.training.preflight import run_preflight
 from lmtrain.training.stop_signals import TrainingInterrupted, continue_hint
 from lmtrain.training.trainer import Trainer
 
 log = logging.getLogger(__name__)
+
+# where `trainer.cpu_kernels=auto` keeps its decision for this machine (beside the default data cache)
+KERNEL_MEMO = Path("~/.cache/lmtrain/cpu_kernels.json")
+
+
+def _put_kernels_in_force(trainer: Trainer, choice: str, resume_from: Path | None) -> tuple[str, str]:
+    """Select the CPU kernels once for the run, and record them in its checkpoints.
+
+    ``auto`` measures, which can decide differently from one process to the next; the kernels
+    draw dropout masks differently, so a resumed run takes the kernels its checkpoint recorded and
+    every rank takes rank 0's choice (exact resume, and one kind of mask per job).
+    """
+    recorded = read_model_meta(resume_from).get("cpu_kernels") if choice == "auto" and resume_from else None
+    try:
+        kernels, why = select_cpu_kernels(recorded or choice, trainer.device, memo=KERNEL_MEMO.expanduser())
+        why = f"as the resumed run started ({why})" if recorded else why
+    except UserError:  # recorded oneDNN kernels that this machine cannot run
+        log.warning("the resumed run started with %s CPU kernels, which cannot run here; the losses will not "
+                    "repeat the uninterrupted run's exactly", recorded)
+        kernels, why = select_cpu_kernels(choice, trainer.device, memo=KERNEL_MEMO.expanduser())
+    if trainer.dist.enabled and choice == "auto":
+        agreed = trainer.dist.broadcast(kernels)
+        if agreed != kernels:
+            kernels, why = select_cpu_kernels(agreed, trainer.device)
+    trainer.model_meta["cpu_kernels"] = kernels
+    return kernels, why
 
 
 def fit_run(trainer: Trainer, cfg: Any, run: RunDir, resume_from: Path | None) -> dict[str, Any]:
@@ -36,7 +64,7 @@ def fit_run(trainer: Trainer, cfg: Any, run: RunDir, resume_from: Path | None) -
         resume_from: the checkpoint to continue from, or None.
     """
     dist = trainer.dist
-    kernels, why = select_cpu_kernels(cfg.trainer.get("cpu_kernels", "auto"), trainer.device)
+    kernels, why = _put_kernels_in_force(trainer, cfg.trainer.get("cpu_kernels", "auto"), resume_from)
     if dist.is_main:
         log.info("CPU kernels: %s (%s)", kernels, why)
     if resume_from is not None:
