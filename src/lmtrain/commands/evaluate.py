@@ -15,6 +15,7 @@ import torch
 from omegaconf import OmegaConf
 from torch.utils.data import ConcatDataset, Dataset
 
+from lmtrain import checkpoint_files as ckpt
 from lmtrain.config import TokenizerConfig
 from lmtrain.data.collate import PadCollator
 from lmtrain.data.pretraining import prepare_pretraining_data
@@ -22,7 +23,6 @@ from lmtrain.errors import UserError
 from lmtrain.models.loading import load_checkpoint
 from lmtrain.objectives.text_objectives import TextPretraining, objective_from_meta
 from lmtrain.run_dir import TOKENIZER_FILE, RunDir, hydra_run_dir
-from lmtrain.training import checkpoint as ckpt
 from lmtrain.training.evaluation import evaluate_objective
 from lmtrain.training.precision import resolve_device
 from lmtrain.training.progress import print_summary

@@ -7,11 +7,11 @@ from typing import Any
 
 import torch
 
+from lmtrain import checkpoint_files as ckpt
 from lmtrain.data.tokenizer import TextTokenizer
 from lmtrain.errors import UserError
 from lmtrain.models.families import ModelFamily
 from lmtrain.models.language_model import LanguageModel
-from lmtrain.training import checkpoint as ckpt
 
 
 def model_meta(model: LanguageModel, model_name: str, objective: str, tokenizer: TextTokenizer) -> dict[str, Any]:

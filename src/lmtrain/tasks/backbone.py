@@ -16,11 +16,11 @@ from typing import Any, Callable
 
 import torch
 
+from lmtrain import checkpoint_files as ckpt
 from lmtrain.data.tokenizer import TextTokenizer
 from lmtrain.errors import UserError
 from lmtrain.models.elmo import ElmoSpec
 from lmtrain.models.spec import TransformerSpec, resolve_spec
-from lmtrain.training import checkpoint as ckpt
 
 log = logging.getLogger(__name__)
 

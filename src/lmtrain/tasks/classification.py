@@ -17,7 +17,7 @@ from lmtrain.objectives.sequence_classification import SequenceClassification
 from lmtrain.tasks.alignment import frame_ids
 from lmtrain.tasks.base import Task, TaskDataset, by_length, run_batches
 from lmtrain.tasks.files import file_format
-from lmtrain.tasks.metrics import class_weights, classification_scores
+from lmtrain.objectives.metrics import class_weights, classification_scores
 from lmtrain.tasks.tabular import LabelledText, read_fasttext, read_labelled_jsonl, read_labelled_split, read_table
 
 log = logging.getLogger(__name__)

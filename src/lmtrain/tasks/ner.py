@@ -20,7 +20,7 @@ from lmtrain.tasks.base import Task, TaskDataset, by_length, run_batches
 from lmtrain.tasks.conll import (TaggedSentence, allowed_transitions, check_scheme, conll_tag_column, iob1_to_bio,
                                  read_conll, read_tagged_jsonl, read_tagged_split)
 from lmtrain.tasks.files import file_format
-from lmtrain.tasks.metrics import class_weights, entity_scores
+from lmtrain.objectives.metrics import class_weights, entity_scores
 
 log = logging.getLogger(__name__)
 _WORD = re.compile(r"'s\b|\d+(?:[.,:]\d+)*\w*|\w+(?:[-.&]\w+)*|[^\w\s]")

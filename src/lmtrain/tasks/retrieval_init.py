@@ -17,11 +17,11 @@ from typing import Any, Callable
 
 import torch
 
+from lmtrain import checkpoint_files as ckpt
 from lmtrain.data.tokenizer import TextTokenizer
 from lmtrain.errors import UserError
 from lmtrain.models.albef import AlbefModel, AlbefSpec, resolve_albef_spec, resolve_vision_spec
 from lmtrain.tasks.backbone import PRETRAIN_ROOT, from_checkpoint, from_hf_folder, latest_run
-from lmtrain.training import checkpoint as ckpt
 
 log = logging.getLogger(__name__)
 

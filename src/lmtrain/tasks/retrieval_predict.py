@@ -13,13 +13,13 @@ from typing import Any
 
 import torch
 
-from lmtrain.commands.predict import read_inputs, write_records
 from lmtrain.data.captions import pre_caption
 from lmtrain.data.collate import PadCollator
 from lmtrain.data.image_text import frame_captions
 from lmtrain.data.images import eval_transform, load_image
 from lmtrain.errors import UserError
 from lmtrain.models.loading import load_checkpoint
+from lmtrain.tasks.prediction_io import read_inputs, write_records
 from lmtrain.training.precision import resolve_device
 
 log = logging.getLogger(__name__)

@@ -24,14 +24,18 @@ from omegaconf import OmegaConf
 from torch import nn
 from torch.utils.data import Dataset
 
+from lmtrain.checkpoint_files import TOKENIZER, read_model_meta
 from lmtrain.data.tokenizer import TextTokenizer
 from lmtrain.objectives.base import Objective
 from lmtrain.run_dir import TOKENIZER_FILE, RunDir, hydra_run_dir
+from lmtrain.runs.plot import save_run_curves
+from lmtrain.runs.task_plots import save_task_plots
 from lmtrain.training import checkpoint as ckpt
 from lmtrain.training.distributed import Distributed
-from lmtrain.training.loggers import require_loggers
+from lmtrain.training.loggers import require_loggers, send_summary
 from lmtrain.training.optim import build_optimizer, build_scheduler
 from lmtrain.training.precision import resolve_device
+from lmtrain.training.progress import print_next_commands, print_summary
 from lmtrain.training.session import fit_run
 from lmtrain.training.trainer import Trainer
 
@@ -81,8 +85,8 @@ class RunContext:
         saved as the run's ``tokenizer.json`` and read from there by the other ranks (training a
         tokenizer twice can number equally frequent tokens differently)."""
         if self.resume_from is not None:
-            roles = ckpt.read_model_meta(self.resume_from)["tokenizer_roles"]
-            own = self.resume_from / ckpt.TOKENIZER
+            roles = read_model_meta(self.resume_from)["tokenizer_roles"]
+            own = self.resume_from / TOKENIZER
             return TextTokenizer.from_file(own if own.exists() else self.resume_from.parent.parent / TOKENIZER_FILE,
                                            roles)
         tokenizer = train() if self.dist.is_main else None
@@ -166,5 +170,18 @@ def fit(context: RunContext, parts: RunParts, cfg: Any) -> dict[str, Any]:
                "config": OmegaConf.to_container(cfg, resolve=True)}
     dist.close()
     if dist.is_main:
-        run_dir.finish(summary, parts.title, parts.next_commands)
+        finish_run(run_dir, summary, parts.title, list(cfg.trainer.loggers), parts.next_commands)
     return summary
+
+
+def finish_run(run_dir: RunDir, summary: dict[str, Any], title: str, loggers: list[str],
+               next_commands: list[str] = ()) -> None:
+    """End a training run: ``summary.json``, ``curves.png`` (and the task's pictures), the summary to the
+    trackers ``loggers`` names (``trainer.loggers``), the summary table on the console and the commands
+    that apply next."""
+    run_dir.write_summary(summary)
+    save_run_curves(run_dir.path)
+    save_task_plots(run_dir.path)  # a fine-tuned run's confusion matrix and F1 per class, where it has them
+    send_summary(loggers, run_dir.path, summary)
+    print_summary(title, summary)
+    print_next_commands([*next_commands, f"lmtrain resume {run_dir.path} trainer.max_steps=<more>", "lmtrain runs"])

@@ -20,7 +20,9 @@ import torch
 from torch import nn
 from torch.utils.data import DataLoader, Dataset
 
+from lmtrain.checkpoint_files import BEST, load_weights, read_weights
 from lmtrain.data.sampler import EpochBatches
+from lmtrain.durations import parse_duration
 from lmtrain.errors import UserError
 from lmtrain.objectives.base import Objective
 from lmtrain.run_dir import RunDir, lower_is_better
@@ -28,7 +30,7 @@ from lmtrain.training import checkpoint as ckpt
 from lmtrain.training.compile import maybe_compile
 from lmtrain.training.distributed import Distributed
 from lmtrain.training.evaluation import add_sums, evaluate_objective, to_device
-from lmtrain.training.limits import Limits, parse_duration
+from lmtrain.training.limits import Limits
 from lmtrain.training.precision import Precision
 from lmtrain.training.progress import TrainingProgress
 from lmtrain.training.sharding import (fully_shard_step, full_model_state, full_optimizer_state, load_full_state,
@@ -255,17 +257,17 @@ class Trainer:
     def load_weights(self, checkpoint: Path) -> None:
         """The model weights of ``checkpoint``, on every rank (under FSDP each rank keeps its shard)."""
         if self.dist.sharded:
-            load_full_state(self.model, None, ckpt.read_weights(checkpoint), None)
+            load_full_state(self.model, None, read_weights(checkpoint), None)
         else:
-            ckpt.load_weights(self.model, checkpoint)
+            load_weights(self.model, checkpoint)
 
     def restore(self, checkpoint: Path) -> None:
         """Continue from ``checkpoint``: weights, optimizer, scheduler, RNG and data position."""
         state = ckpt.load_trainer_state(checkpoint)
         if self.dist.sharded:  # every rank reads the full state and keeps its shard
-            load_full_state(self.model, self.optimizer, ckpt.read_weights(checkpoint), state["optimizer"])
+            load_full_state(self.model, self.optimizer, read_weights(checkpoint), state["optimizer"])
         else:
-            ckpt.load_weights(self.model, checkpoint)
+            load_weights(self.model, checkpoint)
             self.optimizer.load_state_dict(state["optimizer"])
         self.scheduler.load_state_dict(state["scheduler"])
         if self.precision.scaler is not None and "scaler" in state:
@@ -433,5 +435,5 @@ class Trainer:
         if self.state.best_value is not None:
             summary[f"best/{self.monitor}"] = self.state.best_value
             summary["best_step"] = self.state.best_step
-            summary["best_checkpoint"] = str((self.run.checkpoints / ckpt.BEST).resolve())
+            summary["best_checkpoint"] = str((self.run.checkpoints / BEST).resolve())
         return summary
