@@ -24,6 +24,7 @@ from torch import nn
 
 from lmtrain.kernels import Linear
 from lmtrain.models.heads import MaskedLMHead
+from lmtrain.models.protocol import NamedHeads
 from lmtrain.models.spec import StoredSpec, TransformerSpec
 from lmtrain.models.transformer import Block, Transformer
 from lmtrain.models.vit import VisionSpec, VisionTransformer
@@ -103,7 +104,7 @@ def gather_across_ranks(tensor: torch.Tensor) -> torch.Tensor:
     return torch.cat(parts, dim=0)
 
 
-class AlbefModel(nn.Module):
+class AlbefModel(NamedHeads):
     """ALBEF's encoders, projections, ITM and MLM heads, momentum copies and feature queues.
 
     Objectives call the ``encode_*`` / ``fuse`` / feature methods; like :class:`LanguageModel`

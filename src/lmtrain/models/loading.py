@@ -12,12 +12,13 @@ from lmtrain.data.tokenizer import TextTokenizer
 from lmtrain.errors import UserError
 from lmtrain.models.families import ModelFamily
 from lmtrain.models.language_model import LanguageModel
+from lmtrain.models.protocol import TrainedModel
 
 
-def model_meta(model: LanguageModel, model_name: str, objective: str, tokenizer: TextTokenizer) -> dict[str, Any]:
+def model_meta(model: TrainedModel, model_name: str, objective: str, tokenizer: TextTokenizer) -> dict[str, Any]:
     """The ``model.json`` content that lets :func:`load_checkpoint` rebuild ``model``."""
     return {
-        "family": getattr(model, "family", "transformer"),  # elmo for ElmoLanguageModel, albef for AlbefModel
+        "family": model.family,
         "model_name": model_name,
         "objective": objective,
         "spec": model.spec.to_dict(),
