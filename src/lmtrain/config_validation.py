@@ -66,11 +66,13 @@ def _cross_checks(cfg: Any, command: str) -> None:
 
 def _check_objective(cfg: Any) -> None:
     """The pretraining objective's own demands: a model family it trains, sequences long enough for a target."""
+    from omegaconf import OmegaConf
+
     from lmtrain.models.families import ModelFamily  # torch: imported only when a pretrain config is checked
     from lmtrain.objectives.plug import PretrainingObjective
     from lmtrain.plugs import plug_class
 
-    objective = plug_class(cfg.objective, "objective", PretrainingObjective)(cfg.objective)
+    objective = plug_class(cfg.objective, "objective", PretrainingObjective)(OmegaConf.to_object(cfg.objective))
     least, reason = objective.min_seq_len()
     if cfg.data.max_seq_len < least:
         raise ConfigRangeError("data.max_seq_len", f">= {least} for objective={objective.name}", cfg.data.max_seq_len,

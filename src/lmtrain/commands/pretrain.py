@@ -14,6 +14,8 @@ from typing import Any
 import torch
 from omegaconf import DictConfig
 
+from lmtrain.config.commands import PretrainConfig
+from lmtrain.config.plug_nodes import config_objects
 from lmtrain.models.families import ModelFamily
 from lmtrain.models.loading import model_meta
 from lmtrain.objectives.plug import PretrainingObjective
@@ -23,6 +25,7 @@ from lmtrain.training.assembly import RunParts, fit, start_run
 
 def run(cfg: DictConfig) -> dict[str, Any]:
     """Pretrain ``cfg.model`` with ``cfg.objective`` on ``cfg.data``; returns the run summary."""
+    cfg: PretrainConfig = config_objects(cfg, "pretrain")
     family = plug_class(cfg.model, "model", ModelFamily)(cfg.model)
     objective = plug_class(cfg.objective, "objective", PretrainingObjective)(cfg.objective)
     objective.check(family.name, cfg.data.max_seq_len)

@@ -17,6 +17,7 @@ from typing import Any, Callable
 import torch
 
 from lmtrain import checkpoint_files as ckpt
+from lmtrain.config.commands import FinetuneConfig
 from lmtrain.data.tokenizer import TextTokenizer
 from lmtrain.errors import UserError
 from lmtrain.models.elmo import ElmoSpec
@@ -92,13 +93,13 @@ def from_hf_folder(folder: Path) -> Backbone:
     return Backbone(model.spec, model.state_dict(), tokenizer, _HF_FAMILY[model_type], f"{folder} (Hugging Face)")
 
 
-def _from_scratch(cfg: Any, tokenizer: TextTokenizer) -> Backbone:
+def _from_scratch(cfg: FinetuneConfig, tokenizer: TextTokenizer) -> Backbone:
     spec = resolve_spec(cfg.model, tokenizer.vocab_size, tokenizer.id("pad"))
     log.info("init=scratch: random %s backbone, tokenizer trained on the task's training text", cfg.model.name)
     return Backbone(spec, None, tokenizer, cfg.model.name, "scratch (random weights)")
 
 
-def resolve_backbone(cfg: Any, causal: bool, scratch_tokenizer: Callable[[], TextTokenizer]) -> Backbone:
+def resolve_backbone(cfg: FinetuneConfig, causal: bool, scratch_tokenizer: Callable[[], TextTokenizer]) -> Backbone:
     """The backbone ``cfg.init`` names, checked to suit a task that needs ``causal`` attention.
 
     Args:

@@ -13,6 +13,7 @@ from typing import Any
 
 import torch
 
+from lmtrain.config.commands import PredictConfig
 from lmtrain.data.captions import pre_caption
 from lmtrain.data.collate import PadCollator
 from lmtrain.data.image_text import frame_captions
@@ -98,7 +99,7 @@ def _rerank(sims: torch.Tensor, k: int, top_k: int, itm_scores) -> list[tuple[in
             for i in scores.argsort(descending=True)[:top_k]]
 
 
-def predict_retrieval(cfg: Any, checkpoint: Path) -> list[dict[str, Any]]:
+def predict_retrieval(cfg: PredictConfig, checkpoint: Path) -> list[dict[str, Any]]:
     """Rank ``cfg.images`` for each caption of ``cfg.input``, or ``cfg.captions`` for each image of it.
 
     Returns:

@@ -12,6 +12,7 @@ writes the run directory, every rank trains, and summary.json records the world 
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import logging
 import time
 from collections.abc import Callable, Iterator
@@ -20,11 +21,12 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from omegaconf import OmegaConf
 from torch import nn
 from torch.utils.data import Dataset
 
 from lmtrain.checkpoint_files import TOKENIZER, read_model_meta
+from lmtrain.config.commands import FinetuneConfig, PretrainConfig
+from lmtrain.config.training import TrainerConfig
 from lmtrain.data.tokenizer import TextTokenizer
 from lmtrain.objectives.base import Objective
 from lmtrain.run_dir import TOKENIZER_FILE, RunDir, hydra_run_dir
@@ -65,7 +67,7 @@ class RunContext:
         """The run's ``tokenizer.json``."""
         return self.run_dir.path / TOKENIZER_FILE
 
-    def steps_per_epoch(self, n_examples: int, trainer_cfg: Any) -> int:
+    def steps_per_epoch(self, n_examples: int, trainer_cfg: TrainerConfig) -> int:
         """Optimizer steps in one pass over ``n_examples`` (the global batch: every rank's, accumulated)."""
         global_batch = trainer_cfg.batch_size * self.dist.world_size * trainer_cfg.grad_accum
         return max(1, n_examples // global_batch)
@@ -96,7 +98,7 @@ class RunContext:
         return tokenizer if tokenizer is not None else TextTokenizer.from_file(self.tokenizer_path, roles)
 
 
-def start_run(cfg: Any) -> RunContext:
+def start_run(cfg: PretrainConfig | FinetuneConfig) -> RunContext:
     """The first step of every training command: check the loggers, pick the device, join the process
     group `torchrun` describes (``trainer.strategy``), agree on rank 0's run directory and find the
     checkpoint to resume from.
@@ -146,7 +148,7 @@ class RunParts:
     report: Callable[[Trainer], dict[str, Any]] | None = None
 
 
-def fit(context: RunContext, parts: RunParts, cfg: Any) -> dict[str, Any]:
+def fit(context: RunContext, parts: RunParts, cfg: PretrainConfig | FinetuneConfig) -> dict[str, Any]:
     """Train ``parts`` in ``context`` to the end; returns the run summary (written by rank 0).
 
     Builds the optimizer (``optim.*``, ``parts.head_lr``), the schedule and the Trainer, resumes,
@@ -167,7 +169,7 @@ def fit(context: RunContext, parts: RunParts, cfg: Any) -> dict[str, Any]:
     summary = {**parts.summary, **summary, **(parts.report(trainer) if parts.report else {}),
                "world_size": dist.world_size,
                "wall_seconds": round(time.perf_counter() - context.started, 2),
-               "config": OmegaConf.to_container(cfg, resolve=True)}
+               "config": dataclasses.asdict(cfg)}
     dist.close()
     if dist.is_main:
         finish_run(run_dir, summary, parts.title, list(cfg.trainer.loggers), parts.next_commands)

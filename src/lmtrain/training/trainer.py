@@ -21,6 +21,7 @@ from torch import nn
 from torch.utils.data import DataLoader, Dataset
 
 from lmtrain.checkpoint_files import BEST, load_weights, read_weights
+from lmtrain.config.training import TrainerConfig
 from lmtrain.data.sampler import EpochBatches
 from lmtrain.durations import parse_duration
 from lmtrain.errors import UserError
@@ -95,7 +96,7 @@ class Trainer:
 
     def __init__(self, model: nn.Module, objective: Objective, optimizer: torch.optim.Optimizer,
                  scheduler: Any, train_set: Dataset, eval_set: Dataset | None, collate: Callable,
-                 cfg: Any, run: RunDir, device: torch.device, model_meta: dict[str, Any],
+                 cfg: TrainerConfig, run: RunDir, device: torch.device, model_meta: dict[str, Any],
                  tokenizer_file: Path | None = None, dist: Distributed | None = None):
         self.model, self.objective = model, objective
         self.dist = dist or Distributed()
@@ -117,8 +118,8 @@ class Trainer:
         if len(self.sampler) == 0:
             raise UserError(f"the training data has {len(train_set)} sequences, fewer than one batch "
                             f"(trainer.batch_size={cfg.batch_size}); add text or lower trainer.batch_size.")
-        self.limits = Limits(cfg.max_steps, getattr(cfg, "max_epochs", None),
-                             parse_duration(getattr(cfg, "max_time", None)), len(self.sampler), cfg.grad_accum)
+        self.limits = Limits(cfg.max_steps, cfg.max_epochs, parse_duration(cfg.max_time), len(self.sampler),
+                             cfg.grad_accum)
         self._fit_started = time.perf_counter()
         self.start_eval: dict[str, float] = {}
         self.stopped_by: str | None = None
