@@ -22,6 +22,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from lmtrain.config.models import AlbefConfig
 from lmtrain.kernels import Linear
 from lmtrain.models.heads import MaskedLMHead
 from lmtrain.models.protocol import NamedHeads
@@ -240,14 +241,14 @@ class AlbefModel(NamedHeads):
         return total
 
 
-def resolve_vision_spec(model_cfg: Any) -> VisionSpec:
+def resolve_vision_spec(model_cfg: AlbefConfig) -> VisionSpec:
     """The image encoder's :class:`VisionSpec` from the `model` config group (``model.vision_*``)."""
     return VisionSpec(image_size=model_cfg.image_size, patch_size=model_cfg.patch_size,
                       n_layers=model_cfg.vision_layers, d_model=model_cfg.vision_d_model,
                       n_heads=model_cfg.vision_n_heads, d_ff=model_cfg.vision_d_ff, init_std=model_cfg.init_std)
 
 
-def resolve_albef_spec(model_cfg: Any, vocab_size: int, pad_token_id: int) -> AlbefSpec:
+def resolve_albef_spec(model_cfg: AlbefConfig, vocab_size: int, pad_token_id: int) -> AlbefSpec:
     """An :class:`AlbefSpec` from the `model` config group (``model.family=albef``).
 
     Raises:

@@ -11,11 +11,12 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
-from typing import Any, NamedTuple
+from typing import NamedTuple
 
 import torch
 from torch import nn
 
+from lmtrain.config.models import ElmoConfig
 from lmtrain.errors import UserError
 from lmtrain.kernels import Dropout, Linear
 from lmtrain.models.char_cnn import CharCNNEncoder, char_table
@@ -54,7 +55,7 @@ class ElmoSpec(StoredSpec):
 
 
 
-def resolve_elmo_spec(model_cfg: Any, vocab_size: int, pad_token_id: int) -> ElmoSpec:
+def resolve_elmo_spec(model_cfg: ElmoConfig, vocab_size: int, pad_token_id: int) -> ElmoSpec:
     """An :class:`ElmoSpec` from the `model` config group (``model.family=elmo``).
 
     Args:

@@ -35,7 +35,7 @@ class ModelFamily:
         if cls.name:
             ModelFamily.registry[cls.name] = cls
 
-    def __init__(self, cfg: Any):
+    def __init__(self, cfg: ModelConfig):
         self.cfg = cfg
 
     def build(self, tokenizer: TextTokenizer, head_names: Sequence[str], max_seq_len: int) -> TrainedModel:
