@@ -116,9 +116,11 @@ def stopping_after_step(step: int):
 
 def objective_plug(node):
     """The pretraining objective plug a composed ``objective`` node names (what `lmtrain pretrain` builds)."""
+    from omegaconf import OmegaConf
+
     from lmtrain.plugs import plug_class
 
-    return plug_class(node, "objective")(node)
+    return plug_class(node, "objective")(OmegaConf.to_object(node))
 
 
 def loss_objective(name: str):

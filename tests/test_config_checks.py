@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from lmtrain.cli import main
-from lmtrain.config_checks import check_config
+from lmtrain.config_validation import check_config
 from lmtrain.errors import UserError
 from tests.conftest import compose_config, run_cli
 

@@ -6,7 +6,7 @@ import pytest
 from omegaconf import OmegaConf
 
 from lmtrain.cli import COMMANDS, config_dir
-from lmtrain.config_checks import check_config
+from lmtrain.config_validation import check_config
 from lmtrain.errors import UserError
 from tests.conftest import compose_config
 

@@ -15,7 +15,7 @@ from importlib import resources
 from pathlib import Path
 from typing import Callable
 
-from lmtrain.config_checks import check_config
+from lmtrain.config_validation import check_config
 from lmtrain.errors import EXIT_INTERRUPTED, EXIT_USER_ERROR, UserError, report_user_error
 
 # command -> one-line description ({group}: that config group's options, read from configs/<group>/);

@@ -97,24 +97,6 @@ class RunDir:
                        encoding="utf-8")
         os.replace(tmp, self.summary_path)
 
-    def finish(self, summary: dict[str, Any], title: str, next_commands: list[str] = ()) -> None:
-        """End a training run: ``summary.json``, ``curves.png`` (and the task's pictures), the summary to the
-        trackers of the run's ``trainer.loggers`` (read from ``summary["config"]``), the summary table on the
-        console and the commands that apply next."""
-        from lmtrain.runs.plot import save_run_curves
-        from lmtrain.runs.task_plots import save_task_plots
-        from lmtrain.training.loggers import send_summary
-        from lmtrain.training.progress import print_next_commands, print_summary
-
-        self.write_summary(summary)
-        save_run_curves(self.path)
-        save_task_plots(self.path)  # a fine-tuned run's confusion matrix and F1 per class, where it has them
-        trainer = (summary.get("config") or {}).get("trainer") or {}
-        send_summary(trainer.get("loggers") or [], self.path, summary)
-        print_summary(title, summary)
-        print_next_commands([*next_commands, f"lmtrain resume {self.path} trainer.max_steps=<more>",
-                             "lmtrain runs"])
-
 
 def lower_is_better(metric: str) -> bool:
     """Direction of a metric by its name: losses and perplexities fall, everything else rises."""

@@ -9,9 +9,9 @@ from pathlib import Path
 import pytest
 import torch
 
+from lmtrain import checkpoint_files as ckpt
 from lmtrain.commands import export, finetune, predict
 from lmtrain.errors import UserError
-from lmtrain.training import checkpoint as ckpt
 from tests.conftest import compose_config
 from tests.tasks.fixtures import FAST, TINY_SCRATCH, make_checkpoint, write_task_files
 

@@ -6,10 +6,10 @@ from pathlib import Path
 
 import pytest
 
+from lmtrain import checkpoint_files as ckpt
 from lmtrain.commands import export, finetune, predict
 from lmtrain.errors import UserError
 from lmtrain.models.loading import load_checkpoint
-from lmtrain.training import checkpoint as ckpt
 from tests.commands.test_finetune import ner_files, run_command
 from tests.tasks.fixtures import FAST, TINY_SCRATCH, write_task_files
 

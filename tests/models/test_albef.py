@@ -2,6 +2,7 @@
 
 import torch
 
+from lmtrain.checkpoint_files import load_weights
 from lmtrain.models.albef import AlbefModel, AlbefSpec
 from lmtrain.training import checkpoint as ckpt
 from tests.albef_fixtures import tiny_model
@@ -75,7 +76,7 @@ def test_checkpoint_round_trip_keeps_momentum_weights_and_queues(tmp_path):
     model.momentum_update()
     path = ckpt.save_checkpoint(tmp_path, 1, model, {"family": "albef"}, None, None)
     clone = AlbefModel(AlbefSpec.from_dict(model.spec.to_dict()))
-    ckpt.load_weights(clone, path)
+    load_weights(clone, path)
     for (name, a), b in zip(model.state_dict().items(), clone.state_dict().values()):
         assert torch.equal(a, b), name
     assert int(clone.queue_ptr) == 2 and int(clone.steps_done) == 1

@@ -81,15 +81,16 @@ def test_padding_changes_nothing_for_real_tokens():
 
 
 def test_checkpoint_round_trip_rebuilds_the_char_table(tmp_path):
+    from lmtrain.checkpoint_files import load_weights, read_model_meta
     from lmtrain.models.elmo import ElmoLanguageModel
     from lmtrain.training import checkpoint as ckpt
 
     model = _model()
     path = ckpt.save_checkpoint(tmp_path, 1, model, {"family": "elmo", "spec": model.spec.to_dict(),
                                                      "heads": ["lm"]}, None, None)
-    meta = ckpt.read_model_meta(path)
+    meta = read_model_meta(path)
     rebuilt = ElmoLanguageModel(ElmoSpec.from_dict(meta["spec"]), meta["heads"]).eval()
-    ckpt.load_weights(rebuilt, path)
+    load_weights(rebuilt, path)
     assert torch.equal(rebuilt.backbone.encoder.chars, model.backbone.encoder.chars)
     ids = torch.randint(0, len(VOCAB), (2, 7))
     with torch.no_grad():

@@ -13,6 +13,7 @@ from lmtrain.commands import pretrain
 from lmtrain.errors import UserError
 from lmtrain.run_dir import read_metrics
 from lmtrain.run_dir import RunDir
+from lmtrain.training.assembly import finish_run
 from lmtrain.training.loggers import TensorBoardLogger, open_loggers, require_loggers, send_summary
 from tests.conftest import compose_config
 from tests.runs.conftest import tiny_overrides
@@ -122,7 +123,8 @@ def test_tensorboard_gets_the_config_and_the_summary_when_the_run_finishes(tmp_p
     (logger,) = open_loggers(config["trainer"]["loggers"], tmp_path, config)
     logger.log(4, {"train/loss": 2.0})
     logger.finish()
-    RunDir(tmp_path).finish({"steps": 4, "eval/mlm_acc": 0.3, "config": config}, "test run")
+    finish_run(RunDir(tmp_path), {"steps": 4, "eval/mlm_acc": 0.3, "config": config}, "test run",
+               config["trainer"]["loggers"])
     events = accumulator.EventAccumulator(str(tmp_path / "tb"), size_guidance={"tensors": 0})
     events.Reload()
     assert events.Scalars("summary/eval/mlm_acc")[0].step == 4

@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 import torch
 
+from lmtrain import checkpoint_files
 from lmtrain.errors import UserError
 from lmtrain.models.hf_interop import load_hf_folder
 from lmtrain.training import checkpoint as ckpt
@@ -42,12 +43,12 @@ def _truncate(path: Path) -> None:
 def test_a_pickled_trainer_state_is_refused_without_running_it(tmp_path):
     checkpoint = _save(tmp_path / "checkpoints", 1)
     marker = tmp_path / "ran"
-    torch.save({"train": RunsShell(marker)}, checkpoint / ckpt.TRAINER_STATE)
+    torch.save({"train": RunsShell(marker)}, checkpoint / checkpoint_files.TRAINER_STATE)
     with pytest.raises(UserError) as error:
         ckpt.load_trainer_state(checkpoint)
     message = str(error.value)
     assert "is not a plain tensor checkpoint; refusing to unpickle it" in message
-    assert str(checkpoint / ckpt.TRAINER_STATE) in message and "weights_only=False" not in message
+    assert str(checkpoint / checkpoint_files.TRAINER_STATE) in message and "weights_only=False" not in message
     assert not marker.exists()
 
 
@@ -68,11 +69,11 @@ def test_an_incomplete_hf_config_is_a_named_error(tmp_path):
         load_hf_folder(tmp_path)
 
 
-@pytest.mark.parametrize("name", [ckpt.WEIGHTS, ckpt.TRAINER_STATE])
+@pytest.mark.parametrize("name", [checkpoint_files.WEIGHTS, checkpoint_files.TRAINER_STATE])
 def test_truncated_files_are_named_errors(tmp_path, name):
     checkpoint = _save(tmp_path / "checkpoints", 1)
     _truncate(checkpoint / name)
-    load = ckpt.read_weights if name == ckpt.WEIGHTS else ckpt.load_trainer_state
+    load = checkpoint_files.read_weights if name == checkpoint_files.WEIGHTS else ckpt.load_trainer_state
     with pytest.raises(UserError, match=f"{checkpoint / name} is unreadable .*truncated or corrupt"):
         load(checkpoint)
     assert name in ckpt.checkpoint_problem(checkpoint)
@@ -81,18 +82,18 @@ def test_truncated_files_are_named_errors(tmp_path, name):
 def test_resume_auto_falls_back_to_the_newest_intact_checkpoint(tmp_path, caplog):
     checkpoints = tmp_path / "checkpoints"
     older, newest = _save(checkpoints, 2), _save(checkpoints, 4)
-    _truncate(newest / ckpt.WEIGHTS)
+    _truncate(newest / checkpoint_files.WEIGHTS)
     with caplog.at_level("WARNING"):
         assert ckpt.resume_checkpoint("auto", checkpoints) == older.resolve()
     assert str(newest) in caplog.text and str(older) in caplog.text and "damaged" in caplog.text
-    _truncate(older / ckpt.TRAINER_STATE)
+    _truncate(older / checkpoint_files.TRAINER_STATE)
     with pytest.raises(UserError, match="no intact checkpoint"):
         ckpt.resume_checkpoint("auto", checkpoints)
 
 
 def test_resume_from_a_named_damaged_checkpoint_is_refused(tmp_path):
     checkpoint = _save(tmp_path / "checkpoints", 3)
-    _truncate(checkpoint / ckpt.TRAINER_STATE)
+    _truncate(checkpoint / checkpoint_files.TRAINER_STATE)
     with pytest.raises(UserError, match=r"trainer.resume=.* cannot be resumed from \(trainer_state.pt"):
         ckpt.resume_checkpoint(str(checkpoint), tmp_path / "other")
 
@@ -107,7 +108,7 @@ def test_a_full_disk_keeps_the_previous_checkpoint_and_says_so(tmp_path, size):
     message = str(error.value)
     assert f"could not write checkpoint step-2 in {checkpoints}" in message and "MiB are free" in message
     assert f"previous checkpoint {previous.resolve()} is intact" in message
-    assert (checkpoints / ckpt.LAST).resolve() == previous.resolve() and ckpt.checkpoint_problem(previous) is None
+    assert (checkpoints / checkpoint_files.LAST).resolve() == previous.resolve() and ckpt.checkpoint_problem(previous) is None
     assert sorted(p.name for p in checkpoints.iterdir()) == ["last", "step-1"]  # no half-written step-2
 
 

@@ -9,9 +9,10 @@ from pathlib import Path
 import pytest
 
 from lmtrain.commands import pretrain
+from lmtrain.durations import parse_duration
 from lmtrain.errors import UserError
 from lmtrain.run_dir import read_metrics
-from lmtrain.training.limits import Limits, parse_duration
+from lmtrain.training.limits import Limits
 from tests.conftest import TINY, compose_config, write_corpus
 
 

@@ -7,11 +7,11 @@ from typing import Any
 
 from omegaconf import DictConfig
 
+from lmtrain import checkpoint_files as ckpt
 from lmtrain.errors import UserError
 from lmtrain.models.hf_task_heads import export_model
 from lmtrain.models.loading import load_checkpoint, locate_model
 from lmtrain.runs.model_card import card_facts, write_model_card
-from lmtrain.training import checkpoint as ckpt
 
 log = logging.getLogger(__name__)
 USAGE = "lmtrain export ckpt=outputs/finetune/<run> format=hf out=my-model"

@@ -11,6 +11,8 @@ from typing import Any
 
 from omegaconf import DictConfig
 
+from lmtrain.config.commands import FinetuneConfig
+from lmtrain.config.plug_nodes import config_objects
 from lmtrain.models.loading import model_meta
 from lmtrain.tasks import build_task
 from lmtrain.tasks.model import describe
@@ -20,8 +22,9 @@ from lmtrain.training.assembly import RunParts, fit, start_run
 log = logging.getLogger(__name__)
 
 
-def _max_seq_len(cfg: DictConfig, limit: int | None) -> int:
-    """``data.max_seq_len``, cut (with a warning, and in the saved config) to the model's ``limit`` positions."""
+def _max_seq_len(cfg: FinetuneConfig, limit: int | None) -> int:
+    """``data.max_seq_len``, cut (with a warning) to the model's ``limit`` positions: in ``cfg.data`` itself, the
+    object the task holds too, so the summary's config and the task's model.json entry record the cut."""
     if limit is not None and cfg.data.max_seq_len > limit:
         log.warning("data.max_seq_len=%d is longer than the model's %d positions; using %d",
                     cfg.data.max_seq_len, limit, limit)
@@ -31,6 +34,7 @@ def _max_seq_len(cfg: DictConfig, limit: int | None) -> int:
 
 def run(cfg: DictConfig) -> dict[str, Any]:
     """Fine-tune a backbone on ``cfg.task`` with ``cfg.data``; returns the run summary."""
+    cfg: FinetuneConfig = config_objects(cfg, "finetune")
     context = start_run(cfg)
     task = build_task(cfg.task, cfg.data)
     task.read()

@@ -15,6 +15,8 @@ from typing import Any
 import torch
 from omegaconf import DictConfig
 
+from lmtrain.config.commands import PretrainConfig
+from lmtrain.config.plug_nodes import config_objects
 from lmtrain.errors import UserError
 from lmtrain.models.families import ModelFamily
 from lmtrain.models.loading import model_meta
@@ -60,9 +62,10 @@ def _use_its_tokenizer(cfg: DictConfig, start: WarmStart, context: RunContext) -
 
 def run(cfg: DictConfig) -> dict[str, Any]:
     """Pretrain ``cfg.model`` with ``cfg.objective`` on ``cfg.data`` (from ``cfg.init``'s weights if given)."""
+    cfg: PretrainConfig = config_objects(cfg, "pretrain")
     family = plug_class(cfg.model, "model", ModelFamily)(cfg.model)
     objective = plug_class(cfg.objective, "objective", PretrainingObjective)(cfg.objective)
-    start = _continue_from(cfg, objective) if cfg.get("init") else None
+    start = _continue_from(cfg, objective) if cfg.init else None
     if start is None:
         objective.check(family.name, cfg.data.max_seq_len)
     context = start_run(cfg)

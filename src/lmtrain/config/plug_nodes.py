@@ -43,3 +43,15 @@ def type_plug_nodes(cfg: Any, command: str) -> Any:
         with open_dict(cfg):
             cfg[group] = typed
     return cfg
+
+
+def config_objects(cfg: Any, command: str) -> Any:
+    """The composed config of ``lmtrain <command>`` as its schemas' dataclasses, interpolations resolved:
+    what a command's ``run`` hands to everything below it (a user's plug node becomes its plug's schema).
+
+    Raises:
+        UserError: as :func:`type_plug_nodes`.
+    """
+    from omegaconf import OmegaConf
+
+    return OmegaConf.to_object(type_plug_nodes(cfg, command))

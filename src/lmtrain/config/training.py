@@ -6,8 +6,8 @@ from dataclasses import dataclass, field
 from typing import Optional
 
 from lmtrain.config_checks import ConfigRangeError, check_range
+from lmtrain.durations import parse_duration
 from lmtrain.errors import UserError
-from lmtrain.training.limits import parse_duration
 
 
 @dataclass

@@ -20,6 +20,9 @@ from typing import Any, Protocol
 
 import numpy as np
 
+from lmtrain.config.data import TextDataConfig
+from lmtrain.config.objectives import MaskingConfig
+from lmtrain.config.training import TokenizerConfig
 from lmtrain.data.corpus import MAX_DOCUMENT_CHARS, Corpus, held_out_mask
 from lmtrain.data.hf_tokenizer import load_tokenizer_source
 from lmtrain.data.masking import MaskingSpec, mask_tokens
@@ -53,7 +56,7 @@ class PretrainingData:
     from_cache: bool
 
 
-def masking_spec(obj_cfg: Any, tokenizer: TextTokenizer) -> MaskingSpec:
+def masking_spec(obj_cfg: MaskingConfig, tokenizer: TextTokenizer) -> MaskingSpec:
     """The MLM masking spec of an objective config for ``tokenizer``."""
     return MaskingSpec(
         mask_id=tokenizer.id("mask"),
@@ -117,7 +120,7 @@ class ExampleRecipe(Protocol):
 EXAMPLE_FORMATS = ("sentence_pairs", "sentence_blocks", "token_stream")
 
 
-def build_examples(docs: list[list[np.ndarray]], tokenizer: TextTokenizer, data_cfg: Any, recipe: ExampleRecipe,
+def build_examples(docs: list[list[np.ndarray]], tokenizer: TextTokenizer, data_cfg: TextDataConfig, recipe: ExampleRecipe,
                    dupe_factor: int, seed: int) -> tuple[dict[str, list], dict[str, list]]:
     """Sequence and scalar fields of the examples ``recipe`` trains on.
 
@@ -207,7 +210,8 @@ def _named_tokenizer(name: str, roles: dict[str, str], cache: Path) -> tuple[Tex
     return cached_tokenizer(saved, tokenizer.roles, lambda: tokenizer), saved
 
 
-def _tokenizer_for(data_cfg: Any, tok_cfg: Any, cache: Path, digests: list[str], corpus) -> tuple[TextTokenizer, Path]:
+def _tokenizer_for(data_cfg: TextDataConfig, tok_cfg: TokenizerConfig, cache: Path, digests: list[str], corpus
+                   ) -> tuple[TextTokenizer, Path]:
     roles = special_roles(tok_cfg)
     if tok_cfg.path:
         return _named_tokenizer(tok_cfg.path, roles, cache)
@@ -224,7 +228,7 @@ def _tokenizer_for(data_cfg: Any, tok_cfg: Any, cache: Path, digests: list[str],
     return cached_tokenizer(path, roles, train), path
 
 
-def _write_examples(root: Path, split: SplitCorpus, tokenizer: TextTokenizer, data_cfg: Any,
+def _write_examples(root: Path, split: SplitCorpus, tokenizer: TextTokenizer, data_cfg: TextDataConfig,
                     recipe: ExampleRecipe) -> None:
     """Tokenize ``split`` chunk by chunk and append its examples to the train and eval stores under ``root``."""
     settings = {"train": (data_cfg.dupe_factor, data_cfg.split_seed), "eval": (1, data_cfg.split_seed + 10_000)}
@@ -248,7 +252,7 @@ def _write_examples(root: Path, split: SplitCorpus, tokenizer: TextTokenizer, da
                                 f"(data.max_seq_len={data_cfg.max_seq_len}); add text or shorten data.max_seq_len.")
 
 
-def prepare_pretraining_data(data_cfg: Any, tok_cfg: Any, recipe: ExampleRecipe) -> PretrainingData:
+def prepare_pretraining_data(data_cfg: TextDataConfig, tok_cfg: TokenizerConfig, recipe: ExampleRecipe) -> PretrainingData:
     """Read, tokenize and turn the corpus into train and held-out examples (cached, streamed).
 
     Args:
@@ -270,7 +274,7 @@ def prepare_pretraining_data(data_cfg: Any, tok_cfg: Any, recipe: ExampleRecipe)
         return memo[0]
 
     tokenizer, tokenizer_path = _tokenizer_for(data_cfg, tok_cfg, cache, digests, corpus)
-    shape_keys = {k: data_cfg[k] for k in ("max_seq_len", "short_seq_prob", "dupe_factor", "packing", "documents",
+    shape_keys = {k: getattr(data_cfg, k) for k in ("max_seq_len", "short_seq_prob", "dupe_factor", "packing", "documents",
                                           "eval_fraction", "split_seed", "text_field", "format")}
     key = fingerprint("examples", EXAMPLES_VERSION, digests, file_digest(tokenizer_path), shape_keys,
                       recipe.example_format, recipe.settings())

@@ -10,8 +10,8 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
+from lmtrain.config.data import TextDataConfig
 from lmtrain.data.corpus import Corpus, bundled_file, is_wiki_dump
 from lmtrain.data.files import check_data_file, expand_paths
 from lmtrain.data.hf_datasets import HfDataset, text_rows
@@ -39,7 +39,7 @@ def _checked(path: Path, key: str) -> str:
     return file_digest(path) if path.exists() and is_wiki_dump(path) else check_data_file(path, key)
 
 
-def _file_source(data_cfg: Any, cache_dir: str) -> CorpusSource:
+def _file_source(data_cfg: TextDataConfig, cache_dir: str) -> CorpusSource:
     if data_cfg.source == "bundled":
         train, key = [bundled_file(name) for name in data_cfg.bundled], "data.bundled"
     else:
@@ -60,7 +60,7 @@ def _file_source(data_cfg: Any, cache_dir: str) -> CorpusSource:
     return CorpusSource(digests, open_corpora)
 
 
-def _hf_source(data_cfg: Any) -> CorpusSource:
+def _hf_source(data_cfg: TextDataConfig) -> CorpusSource:
     dataset = HfDataset(data_cfg.path, data_cfg.config_name, data_cfg.streaming)
     train = dataset.split(data_cfg.train_split, "data.train_split")
     held_out = dataset.split(data_cfg.eval_split, "data.eval_split") if data_cfg.eval_split else None
@@ -77,7 +77,7 @@ def _hf_source(data_cfg: Any) -> CorpusSource:
     return CorpusSource(digests, open_corpora)
 
 
-def corpus_source(data_cfg: Any, cache_dir: str) -> CorpusSource:
+def corpus_source(data_cfg: TextDataConfig, cache_dir: str) -> CorpusSource:
     """The corpus ``data_cfg`` names, its files checked (or its dataset resolved) but not yet read.
 
     Args:

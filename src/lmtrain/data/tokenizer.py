@@ -14,6 +14,7 @@ from typing import Any
 
 from tokenizers import Tokenizer, decoders, models, normalizers, pre_tokenizers, processors, trainers
 
+from lmtrain.config.training import TokenizerConfig
 from lmtrain.errors import UserError
 
 
@@ -93,7 +94,7 @@ DEFAULT_ROLES: dict[str, dict[str, str]] = {
 }
 
 
-def special_roles(tok_cfg: Any) -> dict[str, str]:
+def special_roles(tok_cfg: TokenizerConfig) -> dict[str, str]:
     """The role -> token map of a tokenizer config (its kind's defaults when it names none)."""
     return dict(tok_cfg.special_tokens) or dict(DEFAULT_ROLES.get(tok_cfg.kind, {}))
 
@@ -148,7 +149,7 @@ def add_post_processor(tokenizer: Tokenizer, roles: dict[str, str]) -> None:
                 special_tokens=list(ids.items()))
 
 
-def train_tokenizer(texts: Iterator[str] | list[str], tok_cfg: Any) -> TextTokenizer:
+def train_tokenizer(texts: Iterator[str] | list[str], tok_cfg: TokenizerConfig) -> TextTokenizer:
     """Train a tokenizer of ``tok_cfg.kind`` on ``texts``.
 
     Args:
@@ -164,7 +165,7 @@ def train_tokenizer(texts: Iterator[str] | list[str], tok_cfg: Any) -> TextToken
     return TextTokenizer(tokenizer, roles, source="trained tokenizer")
 
 
-def tokenizer_fingerprint(tok_cfg: Any) -> str:
+def tokenizer_fingerprint(tok_cfg: TokenizerConfig) -> str:
     """The tokenizer settings that change what training produces, as a stable string."""
     keys = ("kind", "vocab_size", "min_frequency", "lowercase")
     values = {k: getattr(tok_cfg, k) for k in keys}

@@ -22,8 +22,10 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from lmtrain.config.models import AlbefConfig
 from lmtrain.kernels import Linear
 from lmtrain.models.heads import MaskedLMHead
+from lmtrain.models.protocol import NamedHeads
 from lmtrain.models.spec import StoredSpec, TransformerSpec
 from lmtrain.models.transformer import Block, Transformer
 from lmtrain.models.vit import VisionSpec, VisionTransformer
@@ -103,7 +105,7 @@ def gather_across_ranks(tensor: torch.Tensor) -> torch.Tensor:
     return torch.cat(parts, dim=0)
 
 
-class AlbefModel(nn.Module):
+class AlbefModel(NamedHeads):
     """ALBEF's encoders, projections, ITM and MLM heads, momentum copies and feature queues.
 
     Objectives call the ``encode_*`` / ``fuse`` / feature methods; like :class:`LanguageModel`
@@ -239,14 +241,14 @@ class AlbefModel(nn.Module):
         return total
 
 
-def resolve_vision_spec(model_cfg: Any) -> VisionSpec:
+def resolve_vision_spec(model_cfg: AlbefConfig) -> VisionSpec:
     """The image encoder's :class:`VisionSpec` from the `model` config group (``model.vision_*``)."""
     return VisionSpec(image_size=model_cfg.image_size, patch_size=model_cfg.patch_size,
                       n_layers=model_cfg.vision_layers, d_model=model_cfg.vision_d_model,
                       n_heads=model_cfg.vision_n_heads, d_ff=model_cfg.vision_d_ff, init_std=model_cfg.init_std)
 
 
-def resolve_albef_spec(model_cfg: Any, vocab_size: int, pad_token_id: int) -> AlbefSpec:
+def resolve_albef_spec(model_cfg: AlbefConfig, vocab_size: int, pad_token_id: int) -> AlbefSpec:
     """An :class:`AlbefSpec` from the `model` config group (``model.family=albef``).
 
     Raises:

@@ -11,14 +11,16 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
-from typing import Any, NamedTuple
+from typing import NamedTuple
 
 import torch
 from torch import nn
 
+from lmtrain.config.models import ElmoConfig
 from lmtrain.errors import UserError
 from lmtrain.kernels import Dropout, Linear
 from lmtrain.models.char_cnn import CharCNNEncoder, char_table
+from lmtrain.models.protocol import NamedHeads
 from lmtrain.models.spec import StoredSpec
 
 TOKEN_ENCODERS = ("char_cnn", "embedding")
@@ -53,7 +55,7 @@ class ElmoSpec(StoredSpec):
 
 
 
-def resolve_elmo_spec(model_cfg: Any, vocab_size: int, pad_token_id: int) -> ElmoSpec:
+def resolve_elmo_spec(model_cfg: ElmoConfig, vocab_size: int, pad_token_id: int) -> ElmoSpec:
     """An :class:`ElmoSpec` from the `model` config group (``model.family=elmo``).
 
     Args:
@@ -163,12 +165,11 @@ class BiLM(nn.Module):
         return BiLMOutput(tokens, forward, backward)
 
 
-class ElmoLanguageModel(nn.Module):
+class ElmoLanguageModel(NamedHeads):
     """``backbone`` (a :class:`BiLM`) plus ``heads["lm"]``: one softmax shared by both directions.
 
-    Mirrors :class:`lmtrain.models.language_model.LanguageModel` (``spec``, ``heads``,
-    ``pretraining_heads``, ``task_heads``, ``num_parameters``) so the trainer, checkpoints and
-    ``model.json`` treat it like any other model.
+    A :class:`~lmtrain.models.protocol.TrainedModel`, so the trainer, checkpoints and ``model.json``
+    treat it like any other model.
     """
 
     family = "elmo"
@@ -183,15 +184,6 @@ class ElmoLanguageModel(nn.Module):
             raise UserError(f"an ELMo model has only the lm head, not {', '.join(unknown)}; use objective=bilm.")
         self.task_heads: dict[str, dict] = {}
         self.heads = nn.ModuleDict({name: Linear(spec.d_model, spec.vocab_size) for name in self.pretraining_heads})
-
-    @property
-    def head_names(self) -> list[str]:
-        """Names of the heads, in construction order."""
-        return list(self.heads.keys())
-
-    def num_parameters(self, include_embeddings: bool = True) -> int:
-        """Number of trainable parameters (``include_embeddings`` kept for interface parity)."""
-        return sum(p.numel() for p in self.parameters())
 
 
 def build_elmo(spec: ElmoSpec, tokens: Sequence[str] | None) -> ElmoLanguageModel:

@@ -16,6 +16,7 @@ from torch import nn
 
 from lmtrain.models.elmo import BiLM, ElmoSpec
 from lmtrain.models.heads import build_task_head
+from lmtrain.models.protocol import NamedHeads
 from lmtrain.models.scalar_mix import ScalarMix
 
 BILM_PREFIX = "backbone.bilm."
@@ -76,7 +77,7 @@ class ElmoFeatures(nn.Module):
         return torch.cat([layers[0][..., : self.bilm.spec.d_model], mixed], dim=-1)  # (B, T, 3 d_model)
 
 
-class ElmoTaskModel(nn.Module):
+class ElmoTaskModel(NamedHeads):
     """``backbone`` (:class:`ElmoFeatures`) plus fine-tuning heads, the ELMo counterpart of ``LanguageModel``.
 
     A head with a task biLSTM (``"encoder": "bilstm"``) gets the token vectors with the mix.
@@ -98,15 +99,6 @@ class ElmoTaskModel(nn.Module):
         self.task_heads = {name: dict(desc) for name, desc in task_heads.items()}
         self.heads = nn.ModuleDict({name: build_task_head(desc, self.backbone.d_out)
                                     for name, desc in self.task_heads.items()})
-
-    @property
-    def head_names(self) -> list[str]:
-        """Names of the heads, in construction order."""
-        return list(self.heads.keys())
-
-    def num_parameters(self, include_embeddings: bool = True) -> int:
-        """Number of parameters (``include_embeddings`` kept for interface parity)."""
-        return sum(p.numel() for p in self.parameters())
 
 
 def bilm_state(pretrained: Mapping[str, torch.Tensor]) -> dict[str, torch.Tensor]:

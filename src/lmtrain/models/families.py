@@ -11,11 +11,10 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any, ClassVar, Sequence
 
-from torch import nn
-
 from lmtrain.config.models import AlbefConfig, ElmoConfig, ModelConfig, TransformerConfig
 from lmtrain.data.tokenizer import TextTokenizer
 from lmtrain.errors import UserError
+from lmtrain.models.protocol import TrainedModel
 
 
 class ModelFamily:
@@ -36,15 +35,15 @@ class ModelFamily:
         if cls.name:
             ModelFamily.registry[cls.name] = cls
 
-    def __init__(self, cfg: Any):
+    def __init__(self, cfg: ModelConfig):
         self.cfg = cfg
 
-    def build(self, tokenizer: TextTokenizer, head_names: Sequence[str], max_seq_len: int) -> nn.Module:
+    def build(self, tokenizer: TextTokenizer, head_names: Sequence[str], max_seq_len: int) -> TrainedModel:
         """A freshly initialised model for ``tokenizer``'s vocabulary with the pretraining heads ``head_names``."""
         raise NotImplementedError
 
     @classmethod
-    def from_meta(cls, meta: dict[str, Any]) -> nn.Module:
+    def from_meta(cls, meta: dict[str, Any]) -> TrainedModel:
         """The (untrained) model a checkpoint's ``model.json`` describes; its weights are loaded after."""
         raise NotImplementedError
 
@@ -83,7 +82,7 @@ class TransformerFamily(ModelFamily):
     name = "transformer"
     config_class = TransformerConfig
 
-    def build(self, tokenizer: TextTokenizer, head_names: Sequence[str], max_seq_len: int) -> nn.Module:
+    def build(self, tokenizer: TextTokenizer, head_names: Sequence[str], max_seq_len: int) -> TrainedModel:
         """A :class:`LanguageModel` with the given heads."""
         from lmtrain.models.language_model import LanguageModel
         from lmtrain.models.spec import resolve_spec
@@ -93,7 +92,7 @@ class TransformerFamily(ModelFamily):
         return LanguageModel(spec, tuple(head_names))
 
     @classmethod
-    def from_meta(cls, meta: dict[str, Any]) -> nn.Module:
+    def from_meta(cls, meta: dict[str, Any]) -> TrainedModel:
         """A :class:`LanguageModel` with the checkpoint's pretraining and task heads."""
         from lmtrain.models.language_model import LanguageModel
         from lmtrain.models.spec import TransformerSpec
@@ -111,7 +110,7 @@ class ElmoFamily(ModelFamily):
     name = "elmo"
     config_class = ElmoConfig
 
-    def build(self, tokenizer: TextTokenizer, head_names: Sequence[str], max_seq_len: int) -> nn.Module:
+    def build(self, tokenizer: TextTokenizer, head_names: Sequence[str], max_seq_len: int) -> TrainedModel:
         """The biLM, its character table spelling ``tokenizer``'s vocabulary."""
         from lmtrain.models.char_cnn import tokenizer_strings
         from lmtrain.models.elmo import build_elmo, resolve_elmo_spec
@@ -120,7 +119,7 @@ class ElmoFamily(ModelFamily):
         return build_elmo(spec, tokenizer_strings(tokenizer))
 
     @classmethod
-    def from_meta(cls, meta: dict[str, Any]) -> nn.Module:
+    def from_meta(cls, meta: dict[str, Any]) -> TrainedModel:
         """The biLM, or a fine-tuned ELMo-feature task model; the char table is a buffer the weights fill in."""
         from lmtrain.models.elmo import ElmoLanguageModel, ElmoSpec
         from lmtrain.models.elmo_features import ElmoTaskModel
@@ -137,7 +136,7 @@ class AlbefFamily(ModelFamily):
     name = "albef"
     config_class = AlbefConfig
 
-    def build(self, tokenizer: TextTokenizer, head_names: Sequence[str], max_seq_len: int) -> nn.Module:
+    def build(self, tokenizer: TextTokenizer, head_names: Sequence[str], max_seq_len: int) -> TrainedModel:
         """An :class:`AlbefModel` for captions of at most ``max_seq_len`` tokens."""
         from lmtrain.models.albef import AlbefModel, resolve_albef_spec
 
@@ -146,7 +145,7 @@ class AlbefFamily(ModelFamily):
         return AlbefModel(spec, tuple(head_names))
 
     @classmethod
-    def from_meta(cls, meta: dict[str, Any]) -> nn.Module:
+    def from_meta(cls, meta: dict[str, Any]) -> TrainedModel:
         """An :class:`AlbefModel` with the checkpoint's heads."""
         from lmtrain.models.albef import AlbefModel, AlbefSpec
 

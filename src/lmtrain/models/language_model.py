@@ -7,11 +7,12 @@ from collections.abc import Iterable, Mapping
 from torch import nn
 
 from lmtrain.models.heads import build_head, build_task_head
+from lmtrain.models.protocol import NamedHeads
 from lmtrain.models.spec import TransformerSpec
 from lmtrain.models.transformer import Transformer
 
 
-class LanguageModel(nn.Module):
+class LanguageModel(NamedHeads):
     """``backbone`` (a :class:`Transformer`) plus ``heads`` by name (``mlm``, ``nsp``, ``lm`` ...).
 
     Objectives call ``model.backbone(...)`` and ``model.heads[name](...)``; the model itself has
@@ -25,6 +26,8 @@ class LanguageModel(nn.Module):
             checkpoints of fine-tuned models load like any other.
     """
 
+    family = "transformer"
+
     def __init__(self, spec: TransformerSpec, head_names: Iterable[str],
                  task_heads: Mapping[str, dict] | None = None):
         super().__init__()
@@ -37,15 +40,9 @@ class LanguageModel(nn.Module):
         heads.update({name: build_task_head(desc, spec.d_model, spec.init_std) for name, desc in self.task_heads.items()})
         self.heads = nn.ModuleDict(heads)
 
-    @property
-    def head_names(self) -> list[str]:
-        """Names of the heads, in construction order."""
-        return list(self.heads.keys())
-
     def num_parameters(self, include_embeddings: bool = True) -> int:
         """Number of distinct trainable parameters (tied matrices counted once)."""
-        seen = {id(p): p for p in self.parameters()}
-        total = sum(p.numel() for p in seen.values())
+        total = super().num_parameters()
         if not include_embeddings:
             total -= self.backbone.embeddings.token.weight.numel()
         return total

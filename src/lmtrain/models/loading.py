@@ -14,6 +14,7 @@ from typing import Any
 
 import torch
 
+from lmtrain import checkpoint_files as ckpt
 from lmtrain.data.hf_tokenizer import load_hf_tokenizer
 from lmtrain.data.tokenizer import TextTokenizer
 from lmtrain.errors import UserError
@@ -21,7 +22,7 @@ from lmtrain.hub import describe_hub_model, resolve_source, snapshot_hub_id
 from lmtrain.models.families import ModelFamily
 from lmtrain.models.hf_interop import load_hf_folder
 from lmtrain.models.language_model import LanguageModel
-from lmtrain.training import checkpoint as ckpt
+from lmtrain.models.protocol import TrainedModel
 
 # Hugging Face model_type -> lmtrain's model name, and the objective a model with those heads trained with
 HF_MODEL_NAMES = {"bert": "bert", "roberta": "roberta", "xlm-roberta": "roberta", "gpt2": "gpt"}
@@ -29,10 +30,10 @@ _OBJECTIVES = {("mlm", "nsp"): "mlm_nsp", ("mlm",): "mlm", ("lm",): "clm"}
 _DEFAULT_OBJECTIVE = {"bert": "mlm", "roberta": "mlm", "gpt": "clm"}
 
 
-def model_meta(model: LanguageModel, model_name: str, objective: str, tokenizer: TextTokenizer) -> dict[str, Any]:
+def model_meta(model: TrainedModel, model_name: str, objective: str, tokenizer: TextTokenizer) -> dict[str, Any]:
     """The ``model.json`` content that lets :func:`load_checkpoint` rebuild ``model``."""
     return {
-        "family": getattr(model, "family", "transformer"),  # elmo for ElmoLanguageModel, albef for AlbefModel
+        "family": model.family,
         "model_name": model_name,
         "objective": objective,
         "spec": model.spec.to_dict(),

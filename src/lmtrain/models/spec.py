@@ -10,6 +10,7 @@ import dataclasses
 from dataclasses import dataclass
 from typing import Any, Self
 
+from lmtrain.config.models import TransformerConfig
 from lmtrain.errors import UserError
 
 # size -> (n_layers, d_model, n_heads, d_ff); mini/small follow Turc et al. (2019)'s compact BERTs
@@ -71,7 +72,7 @@ class TransformerSpec(StoredSpec):
 
 
 
-def resolve_spec(model_cfg: Any, vocab_size: int, pad_token_id: int) -> TransformerSpec:
+def resolve_spec(model_cfg: TransformerConfig, vocab_size: int, pad_token_id: int) -> TransformerSpec:
     """Fill a `TransformerConfig` (Hydra node or dataclass) into a complete, validated spec.
 
     Args:

@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+from lmtrain.config.commands import PretrainConfig
 from lmtrain.config.objectives import ImageTextConfig
 from lmtrain.data.image_caption_sets import caption_tokenizer, load_image_caption_data
 from lmtrain.data.image_text import ImageTextCollator, ImageTextDataset
@@ -25,7 +26,7 @@ class ImageTextPretraining(PretrainingObjective):
         """[CLS] ... [SEP] around at least one caption token."""
         return 3, "[CLS] ... [SEP]: 2 special tokens and at least one caption token"
 
-    def prepare(self, cfg: Any, context: Any) -> PretrainingSets:
+    def prepare(self, cfg: PretrainConfig, context: Any) -> PretrainingSets:
         """Image-caption pairs with crops, flips and (if ``mlm_weight`` > 0) MLM masks; the caption tokenizer
         trained by rank 0 (or the resumed run's own)."""
         data_cfg, obj = cfg.data, self.cfg

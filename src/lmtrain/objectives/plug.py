@@ -14,9 +14,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, ClassVar
 
-from omegaconf import DictConfig, OmegaConf
 from torch.utils.data import Dataset
 
+from lmtrain.config.commands import PretrainConfig
 from lmtrain.config.objectives import ObjectiveConfig
 from lmtrain.data.tokenizer import TextTokenizer
 from lmtrain.errors import UserError
@@ -56,7 +56,7 @@ class PretrainingObjective:
     config_class: ClassVar[type] = ObjectiveConfig
     families: ClassVar[tuple[str, ...]] = ("transformer",)
 
-    def __init__(self, cfg: Any):
+    def __init__(self, cfg: ObjectiveConfig):
         self.cfg = cfg
 
     @property
@@ -66,10 +66,7 @@ class PretrainingObjective:
 
     def settings(self) -> dict[str, Any]:
         """Every setting of the objective as plain values (the example cache key; model.json)."""
-        cfg = self.cfg
-        if isinstance(cfg, DictConfig):
-            return OmegaConf.to_container(cfg, resolve=True)
-        return dataclasses.asdict(cfg) if dataclasses.is_dataclass(cfg) else dict(cfg)
+        return dataclasses.asdict(self.cfg)
 
     def check(self, family: str, max_seq_len: int) -> None:
         """Refuse a model family this objective cannot train, or sequences too short for a target.
@@ -92,7 +89,7 @@ class PretrainingObjective:
         """The shortest ``data.max_seq_len`` that gives a training target, and why."""
         return 2, "a next-token target needs at least two tokens"
 
-    def prepare(self, cfg: Any, context: Any) -> PretrainingSets:
+    def prepare(self, cfg: PretrainConfig, context: Any) -> PretrainingSets:
         """Read, tokenize and encode ``cfg.data`` into training and held-out examples.
 
         Args:

@@ -7,6 +7,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from lmtrain.objectives.base import Objective, ObjectiveOutput, ratio
+from lmtrain.objectives.metrics import classification_scores, per_class_report
 
 
 class SequenceClassification(Objective):
@@ -53,8 +54,6 @@ class SequenceClassification(Objective):
         metrics = {"loss": ratio(sums, "cls_loss_sum", "cls_count"),
                    "accuracy": ratio(sums, "cls_correct", "cls_count")}
         if predictions:
-            from lmtrain.tasks.metrics import classification_scores
-
             gold = [g for batch in predictions for g in batch["gold"]]
             predicted = [p for batch in predictions for p in batch["pred"]]
             metrics.update(classification_scores(gold, predicted, len(self.labels), self.positive))
@@ -62,8 +61,6 @@ class SequenceClassification(Objective):
 
     def report(self, predictions: list) -> dict:
         """Per-class precision / recall / F1 and the confusion matrix of evaluation ``predictions``."""
-        from lmtrain.tasks.metrics import per_class_report
-
         gold = [g for batch in predictions for g in batch["gold"]]
         predicted = [p for batch in predictions for p in batch["pred"]]
         return per_class_report(gold, predicted, self.labels)

@@ -14,6 +14,7 @@ import numpy as np
 from omegaconf import OmegaConf
 from torch.utils.data import Subset
 
+from lmtrain.config.commands import PretrainConfig
 from lmtrain.config.objectives import BidirectionalLMConfig, CausalLMConfig, MaskedLMConfig
 from lmtrain.data.baselines import majority_token_accuracy, unigram_perplexity
 from lmtrain.data.collate import PadCollator
@@ -56,7 +57,7 @@ class TextPretraining(PretrainingObjective):
         """What corrupts an example every time it is drawn (dynamic masking), or None."""
         return None
 
-    def prepare(self, cfg: Any, context: Any) -> PretrainingSets:
+    def prepare(self, cfg: PretrainConfig, context: Any) -> PretrainingSets:
         """The cached corpus of ``cfg.data`` as training and held-out datasets (rank 0 prepares first)."""
         with context.main_rank_first():  # rank 0 tokenizes and caches; the others then read its cache
             data = prepare_pretraining_data(cfg.data, cfg.tokenizer, self)
@@ -194,7 +195,7 @@ def objective_from_meta(meta: dict[str, Any], key: str = "ckpt") -> TextPretrain
     stored = meta.get("objective_config")
     if stored:
         cls = plug_class(stored, "objective", PretrainingObjective)
-        cfg = OmegaConf.merge(OmegaConf.structured(cls.config_class), stored)
+        cfg = OmegaConf.to_object(OmegaConf.merge(OmegaConf.structured(cls.config_class), stored))
     elif meta.get("objective") in _EARLIER_CHECKPOINTS:
         cfg = _EARLIER_CHECKPOINTS[meta["objective"]]()
         cls = plug_class(cfg._target_, "objective", PretrainingObjective)

@@ -12,6 +12,7 @@ from torch import nn
 
 from lmtrain.data.masking import IGNORE_INDEX
 from lmtrain.objectives.base import Objective, ObjectiveOutput, ratio
+from lmtrain.objectives.metrics import entity_scores
 
 
 def gather_words(values: torch.Tensor, selected: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -123,7 +124,5 @@ class TokenClassification(Objective):
         """``loss``, word ``acc``; with predictions entity ``precision``, ``recall``, ``f1`` (+ per type)."""
         metrics = {"loss": ratio(sums, "tag_loss_sum", "tag_count"), "acc": ratio(sums, "tag_correct", "tag_count")}
         if predictions:
-            from lmtrain.tasks.metrics import entity_scores
-
             metrics.update(entity_scores(*self.word_sequences(predictions), scheme=self.scheme))
         return metrics

@@ -7,7 +7,11 @@ build every task the same way, top to bottom, and a task of your own needs no ed
 
 from __future__ import annotations
 
+import dataclasses
 from typing import Any
+
+from lmtrain.config.data import TaskDataConfig
+from lmtrain.config.tasks import TaskConfig
 
 # task name -> plug, for checkpoints written before model.json recorded the task's class
 _EARLIER_CHECKPOINTS = {"ner": "lmtrain.tasks.ner.NerTask",
@@ -16,7 +20,7 @@ _EARLIER_CHECKPOINTS = {"ner": "lmtrain.tasks.ner.NerTask",
                         "retrieval": "lmtrain.tasks.retrieval.RetrievalTask"}
 
 
-def build_task(task: Any, data_cfg: Any, labels: list[str] | None = None):
+def build_task(task: TaskConfig | str, data_cfg: TaskDataConfig, labels: list[str] | None = None):
     """The task plug ``task`` names, reading with ``data_cfg`` (labels: those of a fine-tuned checkpoint).
 
     Args:
@@ -35,11 +39,9 @@ def build_task(task: Any, data_cfg: Any, labels: list[str] | None = None):
 def task_from_meta(info: dict[str, Any], **data_values: Any):
     """The task of a fine-tuned checkpoint's ``model.json`` (``task`` entry), its data config holding
     ``data_values`` (sequence length, tag scheme ...) over the task's defaults."""
-    from omegaconf import OmegaConf
-
     from lmtrain.plugs import plug_class
     from lmtrain.tasks.base import Task
 
     cls = plug_class(info.get("_target_") or _EARLIER_CHECKPOINTS.get(info.get("name"), ""), "task", Task)
-    known = {k: v for k, v in data_values.items() if k in OmegaConf.structured(cls.data_config)}
-    return cls(OmegaConf.structured(cls.data_config(**known)), info.get("labels"))
+    fields = {f.name for f in dataclasses.fields(cls.data_config)}
+    return cls(cls.data_config(**{k: v for k, v in data_values.items() if k in fields}), info.get("labels"))

@@ -15,11 +15,12 @@ from typing import Any, Callable
 
 import torch
 
+from lmtrain import checkpoint_files as ckpt
+from lmtrain.config.commands import FinetuneConfig
 from lmtrain.data.tokenizer import TextTokenizer
 from lmtrain.errors import UserError
 from lmtrain.models.elmo import ElmoSpec
 from lmtrain.models.spec import TransformerSpec, resolve_spec
-from lmtrain.training import checkpoint as ckpt
 
 log = logging.getLogger(__name__)
 
@@ -77,14 +78,14 @@ def from_checkpoint(path: str | Path) -> Backbone:
                     meta.get("source", str(path)))
 
 
-def _from_scratch(cfg: Any, tokenizer: TextTokenizer) -> Backbone:
+def _from_scratch(cfg: FinetuneConfig, tokenizer: TextTokenizer) -> Backbone:
     spec = resolve_spec(cfg.model, tokenizer.vocab_size, tokenizer.id("pad"))
     log.info("init=scratch: random %s backbone, tokenizer %s", cfg.model.name,
              f"from {cfg.tokenizer.path}" if cfg.tokenizer.path else "trained on the task's training text")
     return Backbone(spec, None, tokenizer, cfg.model.name, "scratch (random weights)")
 
 
-def resolve_backbone(cfg: Any, causal: bool, scratch_tokenizer: Callable[[], TextTokenizer]) -> Backbone:
+def resolve_backbone(cfg: FinetuneConfig, causal: bool, scratch_tokenizer: Callable[[], TextTokenizer]) -> Backbone:
     """The backbone ``cfg.init`` names, checked to suit a task that needs ``causal`` attention.
 
     Args:

@@ -11,6 +11,7 @@ import torch
 from torch import nn
 from torch.utils.data import Dataset
 
+from lmtrain.config.commands import FinetuneConfig
 from lmtrain.config.data import TaskDataConfig
 from lmtrain.config.tasks import TaskConfig
 from lmtrain.data.collate import PadCollator
@@ -104,7 +105,7 @@ class Task:
     causal = False
     labels: list[str] = []
 
-    def __init__(self, data_cfg: Any, labels: list[str] | None = None):
+    def __init__(self, data_cfg: TaskDataConfig, labels: list[str] | None = None):
         self.cfg = data_cfg
         self.labels = list(labels or [])
         self.train: list = []
@@ -165,7 +166,7 @@ class Task:
         """Training text (a scratch tokenizer is trained on it)."""
         raise NotImplementedError
 
-    def build_model(self, cfg: Any, context: Any) -> TaskModel:
+    def build_model(self, cfg: FinetuneConfig, context: Any) -> TaskModel:
         """The model to fine-tune: the backbone ``cfg.init`` names under this task's head (partly frozen if asked).
 
         Args:

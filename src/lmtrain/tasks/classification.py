@@ -13,11 +13,11 @@ from lmtrain.config.data import ClassificationDataConfig
 from lmtrain.config.tasks import ClassificationTaskConfig
 from lmtrain.data.tokenizer import TextTokenizer
 from lmtrain.errors import UserError
+from lmtrain.objectives.metrics import class_weights, classification_scores
 from lmtrain.objectives.sequence_classification import SequenceClassification
 from lmtrain.tasks.alignment import frame_ids
 from lmtrain.tasks.base import Task, TaskDataset, by_length, run_batches
 from lmtrain.tasks.files import file_format
-from lmtrain.tasks.metrics import class_weights, classification_scores
 from lmtrain.tasks.tabular import LabelledText, read_fasttext, read_labelled_jsonl, read_labelled_split, read_table
 
 log = logging.getLogger(__name__)

@@ -9,6 +9,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from lmtrain.checkpoint_files import BEST, is_checkpoint
 from lmtrain.config.data import GenerationDataConfig
 from lmtrain.config.tasks import GenerationTaskConfig
 from lmtrain.data.baselines import unigram_perplexity
@@ -16,7 +17,6 @@ from lmtrain.errors import UserError
 from lmtrain.objectives.completion import CompletionLM
 from lmtrain.tasks.base import Task, TaskDataset, by_length
 from lmtrain.tasks.files import file_format, read_jsonl
-from lmtrain.training.checkpoint import BEST, is_checkpoint
 
 log = logging.getLogger(__name__)
 

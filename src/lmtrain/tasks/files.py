@@ -4,8 +4,9 @@ from __future__ import annotations
 
 from importlib import resources
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import TypeVar
 
+from lmtrain.config.data import TaskDataConfig
 from lmtrain.data.corpus import bundled_file, held_out_mask
 from lmtrain.data.files import check_data_file, data_suffix, expand_paths, is_parquet, open_bytes, open_text
 from lmtrain.data.hf_datasets import HfDataset, HfSplit
@@ -28,7 +29,7 @@ def bundled_path(name: str) -> Path:
     return path
 
 
-def data_files(data_cfg: Any) -> tuple[list[Path], list[Path] | None]:
+def data_files(data_cfg: TaskDataConfig) -> tuple[list[Path], list[Path] | None]:
     """The (train, eval) files of ``data_cfg``, checked to be readable UTF-8 text (also compressed).
 
     ``data.train_file`` / ``data.eval_file`` may be a file, a glob (its matches, sorted) or a folder
@@ -60,7 +61,7 @@ def _check_task_file(path: Path, key: str) -> None:
     check_data_file(path, key)
 
 
-def hf_splits(data_cfg: Any) -> tuple[HfSplit, HfSplit | None]:
+def hf_splits(data_cfg: TaskDataConfig) -> tuple[HfSplit, HfSplit | None]:
     """The (train, eval) splits of the `datasets` dataset ``data.path`` (eval None: hold out a share)."""
     dataset = HfDataset(data_cfg.path, data_cfg.config_name)
     train = dataset.split(data_cfg.train_split, "data.train_split")

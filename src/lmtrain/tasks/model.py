@@ -8,6 +8,7 @@ from typing import Any
 import torch
 from torch import nn
 
+from lmtrain.config.commands import FinetuneConfig
 from lmtrain.data.hf_tokenizer import configured_tokenizer
 from lmtrain.errors import UserError
 from lmtrain.models.elmo import ElmoSpec
@@ -62,7 +63,7 @@ def tagger_options(task: Task, backbone: Backbone, task_encoder: str | None, crf
         {"encoder": encoder, "crf": crf}
 
 
-def build_task_model(task: Task, cfg: Any, context: Any) -> TaskModel:
+def build_task_model(task: Task, cfg: FinetuneConfig, context: Any) -> TaskModel:
     """The backbone ``cfg.init`` names (a scratch tokenizer trained once, on rank 0) under ``task``'s head,
     frozen as ``finetune.*`` asks; seeded, so every rank builds the same weights.
 
@@ -74,7 +75,7 @@ def build_task_model(task: Task, cfg: Any, context: Any) -> TaskModel:
     options = cfg.finetune
     backbone = resolve_backbone(cfg, task.causal, lambda: context.run_tokenizer(
         lambda: configured_tokenizer(cfg.tokenizer, task.texts())))
-    tagger = tagger_options(task, backbone, options.task_encoder, cfg.task.get("crf"), options.task_lstm_dim,
+    tagger = tagger_options(task, backbone, options.task_encoder, getattr(cfg.task, "crf", None), options.task_lstm_dim,
                             options.class_weights)
     torch.manual_seed(cfg.trainer.seed)
     model = build_finetune_model(task, backbone, options.head_dropout, tagger)

@@ -14,13 +14,13 @@ from lmtrain.config.data import NerDataConfig
 from lmtrain.config.tasks import NerTaskConfig
 from lmtrain.data.tokenizer import TextTokenizer
 from lmtrain.errors import UserError
+from lmtrain.objectives.metrics import class_weights, entity_scores
 from lmtrain.objectives.token_classification import TokenClassification, best_tags, tag_scores
 from lmtrain.tasks.alignment import make_windows, window_labels, words_from_windows
 from lmtrain.tasks.base import Task, TaskDataset, by_length, run_batches
 from lmtrain.tasks.conll import (TaggedSentence, allowed_transitions, check_scheme, conll_tag_column, iob1_to_bio,
                                  read_conll, read_tagged_jsonl, read_tagged_split)
 from lmtrain.tasks.files import file_format
-from lmtrain.tasks.metrics import class_weights, entity_scores
 
 log = logging.getLogger(__name__)
 _WORD = re.compile(r"'s\b|\d+(?:[.,:]\d+)*\w*|\w+(?:[-.&]\w+)*|[^\w\s]")

@@ -12,6 +12,7 @@ from typing import Any, Callable
 
 import torch
 
+from lmtrain.config.commands import FinetuneConfig
 from lmtrain.config.data import RetrievalDataConfig
 from lmtrain.config.tasks import RetrievalTaskConfig
 from lmtrain.data.captions import pre_caption
@@ -27,7 +28,7 @@ from lmtrain.tasks.retrieval_init import resolve_retrieval_init
 log = logging.getLogger(__name__)
 
 
-def read_retrieval_data(data_cfg: Any, image_size: int) -> ImageCaptionData:
+def read_retrieval_data(data_cfg: RetrievalDataConfig, image_size: int) -> ImageCaptionData:
     """The pairs of ``data.train_file`` / ``data.eval_file`` (or the generated shapes when unset), images
     at ``image_size``, the training pairs cut to ``data.max_examples``."""
     source = "files" if data_cfg.train_file else "shapes"
@@ -53,7 +54,7 @@ class RetrievalTask(Task):
     config_class, data_config = RetrievalTaskConfig, RetrievalDataConfig
     predict_input = "input=<captions file> images=<folder of images>"
 
-    def __init__(self, data_cfg: Any, labels: list[str] | None = None):
+    def __init__(self, data_cfg: RetrievalDataConfig, labels: list[str] | None = None):
         super().__init__(data_cfg, labels)
         self.data: ImageCaptionData | None = None
         self.image_size: int | None = None
@@ -76,11 +77,11 @@ class RetrievalTask(Task):
         """The cleaned training captions (a scratch tokenizer is trained on them)."""
         return [pre_caption(p.caption, self.cfg.max_words) for p in self._read_at(self.image_size).train]
 
-    def build_model(self, cfg: Any, context: Any) -> TaskModel:
+    def build_model(self, cfg: FinetuneConfig, context: Any) -> TaskModel:
         """The ALBEF ``cfg.init`` names (see :mod:`lmtrain.tasks.retrieval_init`), its batch set-up checked."""
         world_size = context.dist.world_size
         check_batch_setup(None, cfg.trainer.batch_size, world_size, 1.0)  # the batch now; the queue once the model is known
-        ignored = [f"finetune.{k}" for k in ("freeze_backbone", "freeze_layers", "head_lr") if cfg.finetune.get(k)]
+        ignored = [f"finetune.{k}" for k in ("freeze_backbone", "freeze_layers", "head_lr") if getattr(cfg.finetune, k)]
         if ignored:
             log.warning("task=retrieval fine-tunes the whole model and ignores %s", ", ".join(ignored))
         self.options, self.seed = cfg.task, cfg.trainer.seed

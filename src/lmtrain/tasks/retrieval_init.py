@@ -12,10 +12,12 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
-from typing import Any, Callable
+from typing import Callable
 
 import torch
 
+from lmtrain.config.commands import FinetuneConfig
+from lmtrain.config.models import AlbefConfig
 from lmtrain.data.tokenizer import TextTokenizer
 from lmtrain.errors import UserError
 from lmtrain.models.albef import AlbefModel, AlbefSpec, resolve_albef_spec, resolve_vision_spec
@@ -59,7 +61,7 @@ def _load_vision(model: AlbefModel, vision_init: str | None) -> None:
         model.vision_proj.load_state_dict(donor.vision_proj.state_dict())
 
 
-def _with_text_backbone(backbone, model_cfg: Any, vision_init: str | None) -> RetrievalInit:
+def _with_text_backbone(backbone, model_cfg: AlbefConfig, vision_init: str | None) -> RetrievalInit:
     """ALBEF whose text and fusion layers start from a BERT backbone (:class:`lmtrain.tasks.backbone.Backbone`)."""
     text = backbone.spec
     if text.causal:
@@ -86,7 +88,7 @@ def _with_text_backbone(backbone, model_cfg: Any, vision_init: str | None) -> Re
     return RetrievalInit(model, backbone.tokenizer, f"{backbone.source} (text) + {vision_init or 'random'} (image)")
 
 
-def resolve_retrieval_init(cfg: Any, scratch_tokenizer: Callable[[], TextTokenizer]) -> RetrievalInit:
+def resolve_retrieval_init(cfg: FinetuneConfig, scratch_tokenizer: Callable[[], TextTokenizer]) -> RetrievalInit:
     """The ALBEF model ``cfg.init`` names (see the module docstring).
 
     Args:

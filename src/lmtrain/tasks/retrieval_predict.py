@@ -13,13 +13,14 @@ from typing import Any
 
 import torch
 
-from lmtrain.commands.predict import read_inputs, write_records
+from lmtrain.config.commands import PredictConfig
 from lmtrain.data.captions import pre_caption
 from lmtrain.data.collate import PadCollator
 from lmtrain.data.image_text import frame_captions
 from lmtrain.data.images import eval_transform, load_image
 from lmtrain.errors import UserError
 from lmtrain.models.loading import load_checkpoint
+from lmtrain.tasks.prediction_io import read_inputs, write_records
 from lmtrain.training.precision import resolve_device
 
 log = logging.getLogger(__name__)
@@ -98,7 +99,7 @@ def _rerank(sims: torch.Tensor, k: int, top_k: int, itm_scores) -> list[tuple[in
             for i in scores.argsort(descending=True)[:top_k]]
 
 
-def predict_retrieval(cfg: Any, checkpoint: Path) -> list[dict[str, Any]]:
+def predict_retrieval(cfg: PredictConfig, checkpoint: Path) -> list[dict[str, Any]]:
     """Rank ``cfg.images`` for each caption of ``cfg.input``, or ``cfg.captions`` for each image of it.
 
     Returns:

@@ -9,6 +9,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from lmtrain.config.data import ClassificationDataConfig
 from lmtrain.data.files import open_text
 from lmtrain.data.hf_datasets import HfSplit
 from lmtrain.errors import UserError
@@ -78,7 +79,7 @@ def _has_header(rows: list[tuple[int, list[str]]], specs: list[str], label_spec:
     return len(rows) > 2 and -len(first) <= index < len(first) and first[index] not in labels
 
 
-def read_table(path: Path, fmt: str, cfg: Any, key: str) -> list[LabelledText]:
+def read_table(path: Path, fmt: str, cfg: ClassificationDataConfig, key: str) -> list[LabelledText]:
     """Examples of a TSV / CSV file; columns ``cfg.text_column``, ``cfg.text_pair_column``, ``cfg.label_column``.
 
     Raises:
@@ -118,7 +119,7 @@ def read_fasttext(path: Path, key: str) -> list[LabelledText]:
     return examples
 
 
-def read_labelled_jsonl(path: Path, cfg: Any, key: str) -> list[LabelledText]:
+def read_labelled_jsonl(path: Path, cfg: ClassificationDataConfig, key: str) -> list[LabelledText]:
     """JSON lines with the text, optional second text and label in the fields the column options name."""
     fields = (cfg.text_column, cfg.label_column) + ((cfg.text_pair_column,) if cfg.text_pair_column else ())
     return [LabelledText(str(row[cfg.text_column]), str(row[cfg.text_pair_column]) if cfg.text_pair_column else None,
@@ -126,7 +127,7 @@ def read_labelled_jsonl(path: Path, cfg: Any, key: str) -> list[LabelledText]:
             for line, row in read_jsonl(path, fields, key)]
 
 
-def read_labelled_split(split: HfSplit, cfg: Any, key: str) -> list[LabelledText]:
+def read_labelled_split(split: HfSplit, cfg: ClassificationDataConfig, key: str) -> list[LabelledText]:
     """Examples of a `datasets` split: columns ``cfg.text_column``, ``cfg.text_pair_column``, ``cfg.label_column``.
 
     `ClassLabel` labels are read as their names (SST-2's ``negative`` / ``positive``).

@@ -12,6 +12,7 @@ writes the run directory, every rank trains, and summary.json records the world 
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import logging
 import time
 from collections.abc import Callable, Iterator
@@ -20,18 +21,23 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from omegaconf import OmegaConf
 from torch import nn
 from torch.utils.data import Dataset
 
+from lmtrain.checkpoint_files import TOKENIZER, read_model_meta
+from lmtrain.config.commands import FinetuneConfig, PretrainConfig
+from lmtrain.config.training import TrainerConfig
 from lmtrain.data.tokenizer import TextTokenizer
 from lmtrain.objectives.base import Objective
 from lmtrain.run_dir import TOKENIZER_FILE, RunDir, hydra_run_dir
+from lmtrain.runs.plot import save_run_curves
+from lmtrain.runs.task_plots import save_task_plots
 from lmtrain.training import checkpoint as ckpt
 from lmtrain.training.distributed import Distributed
-from lmtrain.training.loggers import require_loggers
+from lmtrain.training.loggers import require_loggers, send_summary
 from lmtrain.training.optim import build_optimizer, build_scheduler
 from lmtrain.training.precision import resolve_device
+from lmtrain.training.progress import print_next_commands, print_summary
 from lmtrain.training.session import fit_run
 from lmtrain.training.trainer import Trainer
 
@@ -61,7 +67,7 @@ class RunContext:
         """The run's ``tokenizer.json``."""
         return self.run_dir.path / TOKENIZER_FILE
 
-    def steps_per_epoch(self, n_examples: int, trainer_cfg: Any) -> int:
+    def steps_per_epoch(self, n_examples: int, trainer_cfg: TrainerConfig) -> int:
         """Optimizer steps in one pass over ``n_examples`` (the global batch: every rank's, accumulated)."""
         global_batch = trainer_cfg.batch_size * self.dist.world_size * trainer_cfg.grad_accum
         return max(1, n_examples // global_batch)
@@ -81,8 +87,8 @@ class RunContext:
         saved as the run's ``tokenizer.json`` and read from there by the other ranks (training a
         tokenizer twice can number equally frequent tokens differently)."""
         if self.resume_from is not None:
-            roles = ckpt.read_model_meta(self.resume_from)["tokenizer_roles"]
-            own = self.resume_from / ckpt.TOKENIZER
+            roles = read_model_meta(self.resume_from)["tokenizer_roles"]
+            own = self.resume_from / TOKENIZER
             return TextTokenizer.from_file(own if own.exists() else self.resume_from.parent.parent / TOKENIZER_FILE,
                                            roles)
         tokenizer = train() if self.dist.is_main else None
@@ -92,7 +98,7 @@ class RunContext:
         return tokenizer if tokenizer is not None else TextTokenizer.from_file(self.tokenizer_path, roles)
 
 
-def start_run(cfg: Any) -> RunContext:
+def start_run(cfg: PretrainConfig | FinetuneConfig) -> RunContext:
     """The first step of every training command: check the loggers, pick the device, join the process
     group `torchrun` describes (``trainer.strategy``), agree on rank 0's run directory and find the
     checkpoint to resume from.
@@ -142,7 +148,7 @@ class RunParts:
     report: Callable[[Trainer], dict[str, Any]] | None = None
 
 
-def fit(context: RunContext, parts: RunParts, cfg: Any) -> dict[str, Any]:
+def fit(context: RunContext, parts: RunParts, cfg: PretrainConfig | FinetuneConfig) -> dict[str, Any]:
     """Train ``parts`` in ``context`` to the end; returns the run summary (written by rank 0).
 
     Builds the optimizer (``optim.*``, ``parts.head_lr``), the schedule and the Trainer, resumes,
@@ -163,8 +169,21 @@ def fit(context: RunContext, parts: RunParts, cfg: Any) -> dict[str, Any]:
     summary = {**parts.summary, **summary, **(parts.report(trainer) if parts.report else {}),
                "world_size": dist.world_size,
                "wall_seconds": round(time.perf_counter() - context.started, 2),
-               "config": OmegaConf.to_container(cfg, resolve=True)}
+               "config": dataclasses.asdict(cfg)}
     dist.close()
     if dist.is_main:
-        run_dir.finish(summary, parts.title, parts.next_commands)
+        finish_run(run_dir, summary, parts.title, list(cfg.trainer.loggers), parts.next_commands)
     return summary
+
+
+def finish_run(run_dir: RunDir, summary: dict[str, Any], title: str, loggers: list[str],
+               next_commands: list[str] = ()) -> None:
+    """End a training run: ``summary.json``, ``curves.png`` (and the task's pictures), the summary to the
+    trackers ``loggers`` names (``trainer.loggers``), the summary table on the console and the commands
+    that apply next."""
+    run_dir.write_summary(summary)
+    save_run_curves(run_dir.path)
+    save_task_plots(run_dir.path)  # a fine-tuned run's confusion matrix and F1 per class, where it has them
+    send_summary(loggers, run_dir.path, summary)
+    print_summary(title, summary)
+    print_next_commands([*next_commands, f"lmtrain resume {run_dir.path} trainer.max_steps=<more>", "lmtrain runs"])

@@ -5,7 +5,7 @@ A checkpoint is a directory `checkpoints/step-N/` with
   model.json          how to rebuild the model: backbone spec, heads, tokenizer roles, objective
   tokenizer.json      the tokenizer, so the checkpoint stands alone
   trainer_state.pt    optimizer, scheduler, scaler, RNG states, step and data position
-It is written under a temporary name and renamed into place; `checkpoints/last` is a symlink
+(the names and the reading side live in :mod:`lmtrain.checkpoint_files`). It is written under a temporary name and renamed into place; `checkpoints/last` is a symlink
 switched atomically to the newest complete checkpoint, so a kill at any moment leaves the
 previous `last` intact.
 """
@@ -27,18 +27,12 @@ from safetensors.torch import save_file, save_model
 from torch import nn
 
 from lmtrain.atomic import atomic_directory
+from lmtrain.checkpoint_files import (BEST, LAST, MODEL_META, TOKENIZER, TRAINER_STATE, WEIGHTS, is_checkpoint,
+                                      resolve_checkpoint)
 from lmtrain.errors import UserError
-from lmtrain.tensor_files import (load_safetensors_into, read_safetensors, read_torch_tensors, safetensors_problem,
-                                  torch_file_problem)
+from lmtrain.tensor_files import read_torch_tensors, safetensors_problem, torch_file_problem
 
 log = logging.getLogger(__name__)
-
-WEIGHTS = "model.safetensors"
-MODEL_META = "model.json"
-TRAINER_STATE = "trainer_state.pt"
-TOKENIZER = "tokenizer.json"
-LAST = "last"
-BEST = "best"
 
 
 def rng_state() -> dict[str, Any]:
@@ -55,11 +49,6 @@ def set_rng_state(state: dict[str, Any]) -> None:
     torch.set_rng_state(state["torch"])
     if "cuda" in state and torch.cuda.is_available():
         torch.cuda.set_rng_state_all(state["cuda"])
-
-
-def is_checkpoint(path: Path) -> bool:
-    """Whether ``path`` is a complete checkpoint directory."""
-    return (path / WEIGHTS).exists() and (path / MODEL_META).exists()
 
 
 def save_checkpoint(checkpoints_dir: Path, step: int, model: nn.Module, model_meta: dict[str, Any],
@@ -151,29 +140,6 @@ def prune_checkpoints(checkpoints_dir: Path, keep_last: int) -> None:
             shutil.rmtree(path, ignore_errors=True)
 
 
-def resolve_checkpoint(path: str | Path, key: str = "ckpt") -> Path:
-    """A checkpoint directory from a checkpoint path or a run directory (its ``checkpoints/last``).
-
-    Raises:
-        UserError: ``path`` is neither, naming ``key``, the path and what was expected.
-    """
-    path = Path(path).expanduser()
-    if not path.exists():
-        raise UserError(f"{key}={path}: no such file or directory. Give a run directory "
-                        "(outputs/pretrain/...) or one of its checkpoints (.../checkpoints/step-N).")
-    for candidate in (path, path / "checkpoints" / LAST, path / LAST):
-        if candidate.is_dir() and is_checkpoint(candidate):
-            return candidate.resolve()
-    raise UserError(f"{key}={path} is not a checkpoint: expected a directory with {WEIGHTS} and {MODEL_META} "
-                    "(checkpoints/step-N or checkpoints/last), or a run directory that has checkpoints/last.")
-
-
-def best_checkpoint(path: str | Path, key: str = "ckpt") -> Path:
-    """A run's ``checkpoints/best`` if it has one, else what :func:`resolve_checkpoint` finds at ``path``."""
-    best = Path(path).expanduser() / "checkpoints" / BEST
-    return best.resolve() if is_checkpoint(best) else resolve_checkpoint(path, key=key)
-
-
 def checkpoint_problem(checkpoint: Path, need_state: bool = True) -> str | None:
     """Why ``checkpoint`` cannot be resumed from (a missing or damaged file), or None if it looks intact.
 
@@ -235,32 +201,6 @@ def resume_checkpoint(resume: str | None, checkpoints_dir: Path) -> Path | None:
         raise UserError(f"trainer.resume={resume}: {found} cannot be resumed from ({problem}). "
                         "Name another checkpoint (an older checkpoints/step-N of the run).")
     return found
-
-
-def read_model_meta(checkpoint: Path) -> dict[str, Any]:
-    """The ``model.json`` of a checkpoint; UserError naming the file if it is unreadable."""
-    path = checkpoint / MODEL_META
-    try:
-        meta = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, ValueError) as error:
-        raise UserError(f"{path} is unreadable ({error}); the checkpoint is damaged. Use another checkpoint "
-                        "(an older checkpoints/step-N).") from None
-    if not isinstance(meta, dict):
-        raise UserError(f"{path} is not a JSON object; it was not written by lmtrain.")
-    return meta
-
-
-def load_weights(model: nn.Module, checkpoint: Path) -> None:
-    """Load ``model.safetensors`` into ``model`` (strict: every weight must match)."""
-    missing, unexpected = load_safetensors_into(model, checkpoint / WEIGHTS)
-    if missing or unexpected:
-        raise UserError(f"{checkpoint / WEIGHTS} does not fit this model (missing: {sorted(missing)[:5]}, "
-                        f"unexpected: {sorted(unexpected)[:5]}); was it written by a different model config?")
-
-
-def read_weights(checkpoint: Path) -> dict[str, torch.Tensor]:
-    """The tensors of ``model.safetensors`` (tied duplicates appear once)."""
-    return read_safetensors(checkpoint / WEIGHTS)
 
 
 def load_trainer_state(checkpoint: Path) -> dict[str, Any]:

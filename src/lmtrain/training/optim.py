@@ -8,6 +8,7 @@ from typing import Any
 import torch
 from torch import nn
 
+from lmtrain.config.training import OptimConfig
 from lmtrain.errors import UserError
 
 
@@ -33,7 +34,7 @@ def parameter_groups(model: nn.Module, weight_decay: float, lr: float, head_lr: 
              "lr": head_lr if is_head else lr} for (decays, is_head), params in groups.items()]
 
 
-def build_optimizer(model: nn.Module, optim_cfg: Any, device: torch.device, head_lr: float | None = None
+def build_optimizer(model: nn.Module, optim_cfg: OptimConfig, device: torch.device, head_lr: float | None = None
                     ) -> torch.optim.Optimizer:
     """AdamW over :func:`parameter_groups`, fused on CUDA, multi-tensor (foreach) elsewhere."""
     if optim_cfg.lr <= 0:
@@ -72,12 +73,12 @@ class LRPlan:
     shortens it to what ``max_epochs`` or ``max_time`` allow (:meth:`set_horizon`).
     """
 
-    def __init__(self, optim_cfg: Any, max_steps: int):
+    def __init__(self, optim_cfg: OptimConfig, max_steps: int):
         self.schedule = optim_cfg.schedule
         self.min_ratio = optim_cfg.min_lr_ratio
         self.warmup_steps = optim_cfg.warmup_steps
         self.warmup_ratio = optim_cfg.warmup_ratio
-        self.fixed = getattr(optim_cfg, "decay_steps", None) is not None
+        self.fixed = optim_cfg.decay_steps is not None
         self.horizon = getattr(optim_cfg, "decay_steps", None) or max_steps
         lr_multiplier(self.warmup, self.warmup, self.horizon, self.schedule, self.min_ratio)  # validates the name
 
@@ -95,7 +96,7 @@ class LRPlan:
         return lr_multiplier(step, self.warmup, self.horizon, self.schedule, self.min_ratio)
 
 
-def build_scheduler(optimizer: torch.optim.Optimizer, optim_cfg: Any, max_steps: int
+def build_scheduler(optimizer: torch.optim.Optimizer, optim_cfg: OptimConfig, max_steps: int
                     ) -> torch.optim.lr_scheduler.LambdaLR:
     """The schedule of ``optim_cfg``, planned over ``optim_cfg.decay_steps`` (default: ``max_steps``).
 

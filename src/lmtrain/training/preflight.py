@@ -24,6 +24,7 @@ import numpy as np
 import torch
 from torch.utils.data import Subset
 
+from lmtrain.checkpoint_files import read_weights
 from lmtrain.errors import UserError
 from lmtrain.training import checkpoint as ckpt
 from lmtrain.training.evaluation import evaluate_objective, to_device
@@ -147,7 +148,7 @@ def _checkpoint_cost(trainer: Trainer) -> tuple[float, int, float]:
         if problem:
             raise UserError(f"preflight: a checkpoint written to {checkpoints} does not read back ({problem}); "
                             "check that filesystem before training on it.")
-        ckpt.read_weights(path)
+        read_weights(path)
         ckpt.load_trainer_state(path)
         size = sum(f.stat().st_size for f in path.iterdir() if f.is_file())
         if not trainer.optimizer.state:  # Adam's moments exist only after the first step: two more weight copies

@@ -2,14 +2,15 @@
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import sys
 from pathlib import Path
 from typing import Any
 
 import torch
-from omegaconf import OmegaConf
 
+from lmtrain.config.commands import FinetuneConfig, PretrainConfig
 from lmtrain.errors import UserError
 from lmtrain.kernels import select_cpu_kernels
 from lmtrain.run_dir import RunDir
@@ -48,7 +49,7 @@ def _put_kernels_in_force(trainer: Trainer, choice: str, resume_from: Path | Non
     return kernels, why
 
 
-def fit_run(trainer: Trainer, cfg: Any, run: RunDir, resume_from: Path | None) -> dict[str, Any]:
+def fit_run(trainer: Trainer, cfg: PretrainConfig | FinetuneConfig, run: RunDir, resume_from: Path | None) -> dict[str, Any]:
     """Train to the end and return the Trainer's summary, with the CPU kernels it ran on (``cpu_kernels``).
 
     First puts ``cfg.trainer.cpu_kernels`` in force (``auto`` measures, once per process). Resumes from
@@ -64,20 +65,20 @@ def fit_run(trainer: Trainer, cfg: Any, run: RunDir, resume_from: Path | None) -
         resume_from: the checkpoint to continue from, or None.
     """
     dist = trainer.dist
-    kernels, why = _put_kernels_in_force(trainer, cfg.trainer.get("cpu_kernels", "auto"), resume_from)
+    kernels, why = _put_kernels_in_force(trainer, cfg.trainer.cpu_kernels, resume_from)
     if dist.is_main:
         log.info("CPU kernels: %s (%s)", kernels, why)
     if resume_from is not None:
         trainer.restore(resume_from)
     if dist.is_main:
         log.info("run directory %s (stop it with Ctrl-C and continue it with `lmtrain resume %s`)", run.path, run.path)
-    if cfg.trainer.get("preflight", False) and not dist.sharded:
+    if cfg.trainer.preflight and not dist.sharded:
         report = run_preflight(trainer)
         if dist.is_main:
             for line in report.describe().splitlines():
                 log.info(line)
     if dist.is_main:  # after the preflight, so its checks leave no trace in the trackers
-        trainer.loggers = open_loggers(cfg.trainer.loggers, run.path, OmegaConf.to_container(cfg, resolve=True),
+        trainer.loggers = open_loggers(cfg.trainer.loggers, run.path, dataclasses.asdict(cfg),
                                        start_step=trainer.state.step)
     if dist.enabled:
         torch.manual_seed(cfg.trainer.seed + dist.rank)  # independent dropout per rank

@@ -20,7 +20,10 @@ import torch
 from torch import nn
 from torch.utils.data import DataLoader, Dataset
 
+from lmtrain.checkpoint_files import BEST, load_weights, read_weights
+from lmtrain.config.training import TrainerConfig
 from lmtrain.data.sampler import EpochBatches
+from lmtrain.durations import parse_duration
 from lmtrain.errors import UserError
 from lmtrain.objectives.base import Objective
 from lmtrain.run_dir import RunDir, lower_is_better
@@ -28,7 +31,7 @@ from lmtrain.training import checkpoint as ckpt
 from lmtrain.training.compile import maybe_compile
 from lmtrain.training.distributed import Distributed
 from lmtrain.training.evaluation import add_sums, evaluate_objective, to_device
-from lmtrain.training.limits import Limits, parse_duration
+from lmtrain.training.limits import Limits
 from lmtrain.training.precision import Precision
 from lmtrain.training.progress import TrainingProgress
 from lmtrain.training.sharding import (fully_shard_step, full_model_state, full_optimizer_state, load_full_state,
@@ -93,7 +96,7 @@ class Trainer:
 
     def __init__(self, model: nn.Module, objective: Objective, optimizer: torch.optim.Optimizer,
                  scheduler: Any, train_set: Dataset, eval_set: Dataset | None, collate: Callable,
-                 cfg: Any, run: RunDir, device: torch.device, model_meta: dict[str, Any],
+                 cfg: TrainerConfig, run: RunDir, device: torch.device, model_meta: dict[str, Any],
                  tokenizer_file: Path | None = None, dist: Distributed | None = None):
         self.model, self.objective = model, objective
         self.dist = dist or Distributed()
@@ -115,8 +118,8 @@ class Trainer:
         if len(self.sampler) == 0:
             raise UserError(f"the training data has {len(train_set)} sequences, fewer than one batch "
                             f"(trainer.batch_size={cfg.batch_size}); add text or lower trainer.batch_size.")
-        self.limits = Limits(cfg.max_steps, getattr(cfg, "max_epochs", None),
-                             parse_duration(getattr(cfg, "max_time", None)), len(self.sampler), cfg.grad_accum)
+        self.limits = Limits(cfg.max_steps, cfg.max_epochs, parse_duration(cfg.max_time), len(self.sampler),
+                             cfg.grad_accum)
         self._fit_started = time.perf_counter()
         self.start_eval: dict[str, float] = {}
         self.stopped_by: str | None = None
@@ -255,17 +258,17 @@ class Trainer:
     def load_weights(self, checkpoint: Path) -> None:
         """The model weights of ``checkpoint``, on every rank (under FSDP each rank keeps its shard)."""
         if self.dist.sharded:
-            load_full_state(self.model, None, ckpt.read_weights(checkpoint), None)
+            load_full_state(self.model, None, read_weights(checkpoint), None)
         else:
-            ckpt.load_weights(self.model, checkpoint)
+            load_weights(self.model, checkpoint)
 
     def restore(self, checkpoint: Path) -> None:
         """Continue from ``checkpoint``: weights, optimizer, scheduler, RNG and data position."""
         state = ckpt.load_trainer_state(checkpoint)
         if self.dist.sharded:  # every rank reads the full state and keeps its shard
-            load_full_state(self.model, self.optimizer, ckpt.read_weights(checkpoint), state["optimizer"])
+            load_full_state(self.model, self.optimizer, read_weights(checkpoint), state["optimizer"])
         else:
-            ckpt.load_weights(self.model, checkpoint)
+            load_weights(self.model, checkpoint)
             self.optimizer.load_state_dict(state["optimizer"])
         self.scheduler.load_state_dict(state["scheduler"])
         if self.precision.scaler is not None and "scaler" in state:
@@ -433,5 +436,5 @@ class Trainer:
         if self.state.best_value is not None:
             summary[f"best/{self.monitor}"] = self.state.best_value
             summary["best_step"] = self.state.best_step
-            summary["best_checkpoint"] = str((self.run.checkpoints / ckpt.BEST).resolve())
+            summary["best_checkpoint"] = str((self.run.checkpoints / BEST).resolve())
         return summary

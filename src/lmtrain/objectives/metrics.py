@@ -1,5 +1,5 @@
-"""Task metrics: entity-level precision / recall / F1 (seqeval), classification scores and per-class reports
-(scikit-learn)."""
+"""Metrics of the fine-tuning objectives: entity-level precision / recall / F1 (seqeval), classification scores
+and per-class reports (scikit-learn)."""
 
 from __future__ import annotations
 

@@ -7,7 +7,7 @@ from collections import Counter
 import pytest
 
 from lmtrain.errors import UserError
-from lmtrain.tasks.metrics import class_weights, classification_scores, entity_scores, per_class_report
+from lmtrain.objectives.metrics import class_weights, classification_scores, entity_scores, per_class_report
 
 
 def test_entity_scores_per_type_and_overall():

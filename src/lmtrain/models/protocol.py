@@ -1,0 +1,64 @@
+"""What every trained model offers, whatever its family: the :class:`TrainedModel` protocol.
+
+The trainer, checkpoints (``model.json``), ``lmtrain pretrain``'s summary and the commands that load
+a model rely on these attributes only; anything else (``backbone``, ``encode_text`` ...) belongs to
+the family's own objectives and tasks. :class:`NamedHeads` gives a family's module the shared parts.
+"""
+
+from __future__ import annotations
+
+from typing import Any, ClassVar, Protocol, runtime_checkable
+
+from torch import nn
+
+
+@runtime_checkable
+class ModelSpec(Protocol):
+    """A family's frozen sizes, stored in ``model.json``."""
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain (nested) values for JSON."""
+
+
+@runtime_checkable
+class TrainedModel(Protocol):
+    """A model of any family.
+
+    Attributes:
+        family: the name of its :class:`~lmtrain.models.families.ModelFamily` (rebuilds it from ``model.json``).
+        spec: its sizes.
+        heads: its heads by name.
+        pretraining_heads: the names of the heads pretraining objectives use (stored in ``model.json``).
+        task_heads: fine-tuning heads by name, each ``{"kind", "n_classes", ...}`` (stored in ``model.json``).
+    """
+
+    family: str
+    spec: ModelSpec
+    heads: nn.ModuleDict
+    pretraining_heads: list[str]
+    task_heads: dict[str, dict]
+
+    @property
+    def head_names(self) -> list[str]:
+        """Names of the heads, in construction order."""
+
+    def num_parameters(self, include_embeddings: bool = True) -> int:
+        """Number of distinct trainable parameters (``include_embeddings=False`` leaves out the token embedding
+        where the family has one)."""
+
+
+class NamedHeads(nn.Module):
+    """The base of a family's model module: ``head_names`` and a parameter count from its ``heads``."""
+
+    family: ClassVar[str] = ""
+    heads: nn.ModuleDict
+
+    @property
+    def head_names(self) -> list[str]:
+        """Names of the heads, in construction order."""
+        return list(self.heads.keys())
+
+    def num_parameters(self, include_embeddings: bool = True) -> int:
+        """Number of parameters, each shared one once (``include_embeddings`` matters to families that
+        override this)."""
+        return sum(p.numel() for p in self.parameters())
