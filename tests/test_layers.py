@@ -106,3 +106,27 @@ def test_the_check_sees_function_level_and_relative_imports():
 def test_from_the_package_names_the_module():
     assert imported_modules("from lmtrain import checkpoint_files\n", "lmtrain.models.loading") == [
         ("lmtrain.checkpoint_files", 1)]
+
+
+def test_every_module_imports():
+    """A moved or renamed name fails here, not first in the command that happens to import it."""
+    import importlib
+
+    for path in source_files():
+        importlib.import_module(module_name(path))
+
+
+def test_every_imported_name_exists():
+    """``from lmtrain.x import name`` inside functions too: the name is still there."""
+    import importlib
+    import importlib.util
+
+    missing = []
+    for path in source_files():
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.ImportFrom) and not node.level and (node.module or "").startswith("lmtrain"):
+                module = importlib.import_module(node.module)
+                missing += [f"{module_name(path)}:{node.lineno} {node.module}.{alias.name}" for alias in node.names
+                            if not hasattr(module, alias.name)
+                            and importlib.util.find_spec(f"{node.module}.{alias.name}") is None]
+    assert missing == []

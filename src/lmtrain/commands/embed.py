@@ -9,6 +9,8 @@ from typing import Any
 
 from rich.console import Console
 
+from lmtrain.config import EmbedConfig
+from lmtrain.config.plug_nodes import config_objects
 from lmtrain.embeddings.console import EpochProgress, neighbours_table, results_table
 from lmtrain.embeddings.corpus import build_corpus
 from lmtrain.embeddings.evaluation import evaluate, nearest_neighbours, unknown_words_error
@@ -21,7 +23,7 @@ log = logging.getLogger(__name__)
 METHODS = ("word2vec", "glove", "load")
 
 
-def _train(cfg, run_dir: RunDir, console: Console):
+def _train(cfg: EmbedConfig, run_dir: RunDir, console: Console):
     """Build the corpus and train ``cfg.method``; returns (vectors, losses, corpus tokens)."""
     e = cfg.embed
     corpus = build_corpus(e.corpus, list(e.train_files), e.tokenize, e.file_format, e.text_field)
@@ -54,6 +56,7 @@ def _train(cfg, run_dir: RunDir, console: Console):
 
 def run(cfg) -> dict[str, Any]:
     """Run `lmtrain embed` with the composed config ``cfg`` (an EmbedConfig); returns the summary."""
+    cfg: EmbedConfig = config_objects(cfg, "embed")
     start = time.perf_counter()
     logging.getLogger("gensim").setLevel(logging.WARNING)  # gensim logs every step at INFO
     if cfg.method not in METHODS:

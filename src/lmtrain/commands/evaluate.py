@@ -7,6 +7,7 @@ and writes the metrics to `summary.json` and `metrics.jsonl` in the run director
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import time
 from typing import Any
@@ -15,7 +16,8 @@ import torch
 from omegaconf import OmegaConf
 from torch.utils.data import ConcatDataset, Dataset
 
-from lmtrain.config import TokenizerConfig
+from lmtrain.config import EvaluateConfig, TextDataConfig, TokenizerConfig
+from lmtrain.config.plug_nodes import config_objects
 from lmtrain.data.collate import PadCollator
 from lmtrain.data.pretraining import prepare_pretraining_data
 from lmtrain.errors import UserError
@@ -28,24 +30,21 @@ from lmtrain.training.progress import print_summary
 
 log = logging.getLogger(__name__)
 
-SPLITS = ("eval", "all")
-
-
 @torch.no_grad()
-def _warn_if_data_differs(checkpoint, data_cfg) -> None:
+def _warn_if_data_differs(checkpoint, data_cfg: TextDataConfig) -> None:
     """Warn when the corpus or sequence length differ from the ones the run trained with."""
     config_file = checkpoint.parent.parent / ".hydra" / "config.yaml"
     if not config_file.exists():
         return
     trained = OmegaConf.load(config_file).get("data") or {}
     for key in ("name", "max_seq_len"):
-        if key in trained and trained[key] != data_cfg[key]:
+        if key in trained and trained[key] != getattr(data_cfg, key):
             log.warning("the checkpoint was trained with data.%s=%s but is evaluated with data.%s=%s; "
                         "pass data.%s=%s to measure it on the data it was trained for",
-                        key, trained[key], key, data_cfg[key], key, trained[key])
+                        key, trained[key], key, getattr(data_cfg, key), key, trained[key])
 
 
-def _dataset(cfg, objective: TextPretraining, tokenizer, data) -> Dataset:
+def _dataset(cfg: EvaluateConfig, objective: TextPretraining, tokenizer, data) -> Dataset:
     """The examples to evaluate: the held-out store, or train and held-out together (masks fixed by ``seed``)."""
     train, held_out = objective.evaluation_sets(data, tokenizer, cfg.seed)
     return held_out if cfg.split == "eval" else ConcatDataset([train, held_out])
@@ -53,14 +52,11 @@ def _dataset(cfg, objective: TextPretraining, tokenizer, data) -> Dataset:
 
 def run(cfg) -> dict[str, Any]:
     """Run `lmtrain evaluate` with the composed config ``cfg`` (an EvaluateConfig); returns the summary."""
+    cfg: EvaluateConfig = config_objects(cfg, "evaluate")
     started = time.perf_counter()
     if not cfg.ckpt:
         raise UserError("ckpt is not set: give the run directory or checkpoint to evaluate, e.g. "
                         "`lmtrain evaluate ckpt=outputs/pretrain/<run>`.")
-    if cfg.split not in SPLITS:
-        raise UserError(f"split={cfg.split} is not supported; use eval (the held-out documents) or all.")
-    if cfg.batch_size < 1:
-        raise UserError(f"batch_size={cfg.batch_size} must be at least 1.")
     device = resolve_device(cfg.device, key="device")
     checkpoint = locate_model(cfg.ckpt, key="ckpt")
     model, tokenizer, meta = load_checkpoint(checkpoint, device, key="ckpt", families=("transformer", "elmo"))
@@ -78,9 +74,8 @@ def run(cfg) -> dict[str, Any]:
 
     run_dir = RunDir(hydra_run_dir())
     tokenizer.save(run_dir.path / TOKENIZER_FILE)
-    tok_cfg = OmegaConf.structured(TokenizerConfig(path=str(run_dir.path / TOKENIZER_FILE),
-                                                   special_tokens=dict(tokenizer.roles)))
-    data_cfg = OmegaConf.merge(cfg.data, {"dupe_factor": 1})  # copies only repeat training masks
+    tok_cfg = TokenizerConfig(path=str(run_dir.path / TOKENIZER_FILE), special_tokens=dict(tokenizer.roles))
+    data_cfg = dataclasses.replace(cfg.data, dupe_factor=1)  # copies only repeat training masks
     data = prepare_pretraining_data(data_cfg, tok_cfg, plug)
     dataset = _dataset(cfg, plug, tokenizer, data)
     metrics, sequences = evaluate_objective(model, objective, dataset, PadCollator(tokenizer.id("pad")),
@@ -99,7 +94,7 @@ def run(cfg) -> dict[str, Any]:
         "sequences": sequences,
         **metrics,
         "wall_seconds": round(time.perf_counter() - started, 2),
-        "config": OmegaConf.to_container(cfg, resolve=True),
+        "config": dataclasses.asdict(cfg),
     }
     run_dir.write_summary(summary)
     print_summary(f"lmtrain evaluate {meta.get('model_name')} step {step} ({cfg.split}) — {run_dir.path}", summary)

@@ -8,6 +8,8 @@ from typing import Any
 from omegaconf import DictConfig
 
 from lmtrain import checkpoint_files as ckpt
+from lmtrain.config import ExportConfig
+from lmtrain.config.plug_nodes import config_objects
 from lmtrain.errors import UserError
 from lmtrain.models.hf_task_heads import export_model
 from lmtrain.models.loading import load_checkpoint, locate_model
@@ -20,8 +22,7 @@ _MODEL_TYPE = {"bert": "bert", "roberta": "roberta", "gpt": "gpt2", "gpt2": "gpt
 
 def run(cfg: DictConfig) -> dict[str, Any]:
     """Export ``cfg.ckpt`` to ``cfg.out``; returns what was written."""
-    if cfg.format != "hf":
-        raise UserError(f"format={cfg.format} is not supported; use format=hf (a Hugging Face folder).")
+    cfg: ExportConfig = config_objects(cfg, "export")
     if not cfg.ckpt or not cfg.out:
         raise UserError(f"ckpt and out must both be set: `{USAGE}`.")
     checkpoint = locate_model(cfg.ckpt, key="ckpt", best=True)

@@ -19,6 +19,8 @@ from typing import Any
 from rich.console import Console
 from rich.table import Table
 
+from lmtrain.config import GenerateConfig
+from lmtrain.config.plug_nodes import config_objects
 from lmtrain.errors import UserError
 from lmtrain.generation import (Sampling, TextStream, encode_for_mask, fill_mask, generate, seeded_generator,
                                 with_mask_token)
@@ -112,7 +114,7 @@ class RecordWriter:
         self._file.close()
 
 
-def _continue(cfg, model, tokenizer, prompts: list[Prompt], out, records: RecordWriter) -> None:
+def _continue(cfg: GenerateConfig, model, tokenizer, prompts: list[Prompt], out, records: RecordWriter) -> None:
     """Causal LM: print each prompt and its continuation; record each as it is done."""
     # Training streams are documents separated by end-of-text, so a prompt starts after one.
     start = [tokenizer.ids["bos"]] if "bos" in tokenizer.ids else []
@@ -155,11 +157,11 @@ def _record(prompt: str, ids: list[int], new: list[int], text: TextStream, limit
             "token_ids": new, "stopped": stopped}
 
 
-def _limit(cfg, model, ids: list[int]) -> int:
+def _limit(cfg: GenerateConfig, model, ids: list[int]) -> int:
     return min(cfg.max_new_tokens, model.spec.max_positions - len(ids))
 
 
-def _fill(cfg, model, tokenizer, prompts: list[Prompt], console: Console, records: RecordWriter) -> None:
+def _fill(cfg: GenerateConfig, model, tokenizer, prompts: list[Prompt], console: Console, records: RecordWriter) -> None:
     """Masked LM: a table of the top candidates at every mask of every prompt."""
     mask = tokenizer.roles.get("mask", "[MASK]")
     mask_id = tokenizer.id("mask")
@@ -186,12 +188,11 @@ def _fill(cfg, model, tokenizer, prompts: list[Prompt], console: Console, record
 
 def run(cfg) -> dict[str, Any]:
     """Run `lmtrain generate` with the composed config ``cfg`` (a GenerateConfig); returns the summary."""
+    cfg: GenerateConfig = config_objects(cfg, "generate")
     started = time.perf_counter()
     if not cfg.ckpt:
         raise UserError(f"ckpt is not set: give the run directory or checkpoint to load, e.g. `{USAGE}`.")
     prompts = read_prompts(cfg.prompt, cfg.prompts_file)
-    if cfg.max_new_tokens < 1 or cfg.candidates < 1 or cfg.batch_size < 1:
-        raise UserError("max_new_tokens, candidates and batch_size must each be at least 1.")
     device = resolve_device(cfg.device, key="device")
     model, tokenizer, meta = load_checkpoint(cfg.ckpt, device, key="ckpt")
     run_dir = RunDir(hydra_run_dir())

@@ -11,6 +11,8 @@ from typing import Any
 
 from omegaconf import DictConfig
 
+from lmtrain.config import PredictConfig
+from lmtrain.config.plug_nodes import config_objects
 from lmtrain.errors import UserError
 from lmtrain.models.loading import load_checkpoint, locate_model, read_meta
 from lmtrain.tasks import task_from_meta
@@ -29,6 +31,7 @@ def finetuned_checkpoint(path: str | None):
 
 def run(cfg: DictConfig) -> list[dict[str, Any]]:
     """Predict for every line of ``cfg.input``; returns the records."""
+    cfg: PredictConfig = config_objects(cfg, "predict")
     checkpoint = finetuned_checkpoint(cfg.ckpt)
     if read_meta(checkpoint).get("family") == "albef":  # images and captions, not lines of text
         from lmtrain.tasks.retrieval_predict import predict_retrieval

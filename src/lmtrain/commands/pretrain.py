@@ -33,7 +33,7 @@ def _command_line_overrides() -> list[str]:
     return list(HydraConfig.get().overrides.task) if HydraConfig.initialized() else []
 
 
-def _continue_from(cfg: DictConfig, objective: PretrainingObjective) -> WarmStart:
+def _continue_from(cfg: PretrainConfig, objective: PretrainingObjective) -> WarmStart:
     """The weights ``init`` names, with the objective's heads; refuses what cannot apply to them."""
     conflicts = conflicting_overrides(_command_line_overrides())
     if conflicts:
@@ -49,7 +49,7 @@ def _continue_from(cfg: DictConfig, objective: PretrainingObjective) -> WarmStar
     return start
 
 
-def _use_its_tokenizer(cfg: DictConfig, start: WarmStart, context: RunContext) -> None:
+def _use_its_tokenizer(cfg: PretrainConfig, start: WarmStart, context: RunContext) -> None:
     """Point ``tokenizer.path`` at the starting model's tokenizer (saved in the run directory by rank 0) and
     evaluate the starting weights at step 0, so the gain of the adaptation is in summary.json."""
     with context.main_rank_first():

@@ -13,7 +13,7 @@ from omegaconf import MISSING
 
 from lmtrain.config.data import TextDataConfig
 from lmtrain.config.training import OptimConfig, TokenizerConfig, TrainerConfig
-from lmtrain.config_checks import check_range
+from lmtrain.config_checks import ConfigRangeError, check_range
 
 
 @dataclass
@@ -73,6 +73,8 @@ class EvaluateConfig:
     def __post_init__(self) -> None:
         check_range(self, "batch_size", 1)
         check_range(self, "max_batches", 1)
+        if self.split not in ("eval", "all"):
+            raise ConfigRangeError("split", "eval (the held-out documents) or all", self.split)
 
 
 @dataclass
@@ -217,3 +219,7 @@ class ExportConfig:
     format: str = "hf"  # hf: a Hugging Face save_pretrained folder (transformers loads it)
     out: Optional[str] = None  # the folder to write
     model_type: Optional[str] = None  # bert | roberta | gpt2 (None = from the checkpoint's family)
+
+    def __post_init__(self) -> None:
+        if self.format != "hf":
+            raise ConfigRangeError("format", "hf (a Hugging Face folder)", self.format)

@@ -14,7 +14,7 @@ from lmtrain.config.commands import FinetuneConfig, PretrainConfig
 from lmtrain.errors import UserError
 from lmtrain.kernels import select_cpu_kernels
 from lmtrain.run_dir import RunDir
-from lmtrain.training.checkpoint import read_model_meta
+from lmtrain.checkpoint_files import read_model_meta
 from lmtrain.training.loggers import open_loggers
 from lmtrain.training.preflight import run_preflight
 from lmtrain.training.stop_signals import TrainingInterrupted, continue_hint
