@@ -111,3 +111,32 @@ def test_an_over_long_document_is_split_into_pieces_with_a_warning(tmp_path, cap
     pieces = docs[1:-1]
     assert len(pieces) == len(corpus) - 2 == 6 and all(sum(len(s) + 1 for s in p) <= 201 for p in pieces)
     assert [s for p in pieces for s in p] == split_sentences(long_doc)  # every sentence, in order
+
+
+def test_two_processes_sharing_a_cache_prepare_the_examples_once(tmp_path, caplog):
+    """What two nodes with one shared data.cache_dir do: both ask for the examples of one tokenizer at once;
+    the lock lets one write them and the other read the finished stores."""
+    import logging
+    import threading
+
+    from lmtrain.data.pretraining import PretrainingPreparation, read_tokenizer_text
+
+    corpus = write_corpus(tmp_path / "c.txt", n_docs=30)
+    cfg = _cfg(tmp_path, f"data.train_files=[{corpus}]")
+    recipe = objective_plug(cfg.objective)
+    tokenizer, path = PretrainingPreparation(cfg.data, cfg.tokenizer).tokenizer()
+    text, results = read_tokenizer_text(path), []
+
+    def prepare():
+        results.append(PretrainingPreparation(cfg.data, cfg.tokenizer).examples(tokenizer, text, recipe))
+
+    with caplog.at_level(logging.INFO, logger="lmtrain.data.pretraining"):
+        threads = [threading.Thread(target=prepare) for _ in range(2)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+    assert len(results) == 2 and sorted(r.from_cache for r in results) == [False, True]
+    assert sum(r.message.startswith("tokenizing") for r in caplog.records) == 1
+    assert results[0].train.path == results[1].train.path
+    assert results[0].train.content_digest() == results[1].train.content_digest()

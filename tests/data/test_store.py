@@ -88,3 +88,18 @@ def test_memory_mapped_store_gives_the_in_memory_batches(tmp_path, objective):
             for key in want:
                 assert got[key].dtype == want[key].dtype, key
                 assert torch.equal(got[key], want[key]), key
+
+
+def test_the_recorded_content_digest_is_the_one_the_files_give(tmp_path):
+    import json
+
+    sequences, scalars = _examples(9, seed=3)
+    write_store(tmp_path / "a", sequences, scalars, {"objective": "mlm"})
+    recorded = ExampleStore(tmp_path / "a").content_digest()
+    meta = json.loads((tmp_path / "a" / "meta.json").read_text())
+    del meta["content_sha256"]  # a store written before digests were recorded: computed from its files
+    (tmp_path / "a" / "meta.json").write_text(json.dumps(meta))
+    assert ExampleStore(tmp_path / "a").content_digest() == recorded
+    sequences["input_ids"][4][0] += 1  # one token changed
+    write_store(tmp_path / "b", sequences, scalars, {"objective": "mlm"})
+    assert ExampleStore(tmp_path / "b").content_digest() != recorded

@@ -89,5 +89,6 @@ def run(cfg: DictConfig) -> dict[str, Any]:
         next_commands=[*objective.next_commands(run_path), *family.next_commands(run_path)],
         description=f"{name}: {model.num_parameters() / 1e6:.2f}M parameters"
                     f"{f' from {start.source}' if start else ''}, {sets.description}",
-        report=lambda trainer: {**objective.baselines(sets), **sets.summary, "parameters": model.num_parameters()}),
+        report=lambda trainer: {**objective.baselines(sets), **sets.summary, "parameters": model.num_parameters()},
+        data_digests=sets.digests),
         cfg)

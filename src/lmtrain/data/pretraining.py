@@ -12,6 +12,7 @@ a chunk; a corpus smaller than one chunk is processed exactly as a whole.
 
 from __future__ import annotations
 
+import hashlib
 import logging
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -23,13 +24,14 @@ import numpy as np
 from lmtrain.config.data import TextDataConfig
 from lmtrain.config.objectives import MaskingConfig
 from lmtrain.config.training import TokenizerConfig
+from lmtrain.data.cache_lock import cache_lock
 from lmtrain.data.corpus import MAX_DOCUMENT_CHARS, Corpus, held_out_mask
 from lmtrain.data.hf_tokenizer import load_tokenizer_source
 from lmtrain.data.masking import MaskingSpec, mask_tokens
 from lmtrain.data.nsp_pairs import build_pairs
 from lmtrain.data.packing import pack_sentences, pack_stream
-from lmtrain.data.sources import corpus_source
-from lmtrain.data.store import ExampleStore, StoreWriter, file_digest, fingerprint
+from lmtrain.data.sources import CorpusSource, corpus_source
+from lmtrain.data.store import ExampleStore, StoreWriter, fingerprint
 from lmtrain.data.tokenizer import (TextTokenizer, cached_tokenizer, special_roles, tokenizer_fingerprint,
                                     train_tokenizer)
 from lmtrain.errors import UserError
@@ -50,7 +52,7 @@ class PretrainingData:
     """What a pretraining run reads: the tokenizer and the train / held-out example stores."""
 
     tokenizer: TextTokenizer
-    tokenizer_path: Path
+    tokenizer_path: Path | None  # None for a tokenizer another rank sent
     train: ExampleStore
     eval: ExampleStore
     from_cache: bool
@@ -252,8 +254,80 @@ def _write_examples(root: Path, split: SplitCorpus, tokenizer: TextTokenizer, da
                                 f"(data.max_seq_len={data_cfg.max_seq_len}); add text or shorten data.max_seq_len.")
 
 
+class PretrainingPreparation:
+    """One corpus prepared in two steps that the ranks of a job can split: the tokenizer (global rank 0
+    trains or loads it), then the examples from a given tokenizer (each node's first process).
+
+    Args:
+        data_cfg: the `data` config group.
+        tok_cfg: the `tokenizer` config group.
+    """
+
+    def __init__(self, data_cfg: TextDataConfig, tok_cfg: TokenizerConfig):
+        self.data_cfg, self.tok_cfg = data_cfg, tok_cfg
+        self.cache = Path(data_cfg.cache_dir).expanduser()
+        self._source: CorpusSource | None = None
+        self._split: SplitCorpus | None = None  # opened when first needed: a cached run never reads the corpus
+
+    @property
+    def source(self) -> CorpusSource:
+        """The corpus's files and their digests."""
+        if self._source is None:
+            self._source = corpus_source(self.data_cfg, str(self.cache / "datasets"))
+        return self._source
+
+    def corpus(self) -> SplitCorpus:
+        """The corpus split into train and held-out documents (opened once)."""
+        if self._split is None:
+            train, held_out = self.source.open()
+            self._split = SplitCorpus(train, held_out, self.data_cfg.eval_fraction, self.data_cfg.split_seed)
+        return self._split
+
+    def tokenizer(self) -> tuple[TextTokenizer, Path]:
+        """The tokenizer (``tokenizer.path``'s, cached, or trained now and cached) and its ``tokenizer.json``."""
+        return _tokenizer_for(self.data_cfg, self.tok_cfg, self.cache, self.source.digests, self.corpus)
+
+    def examples(self, tokenizer: TextTokenizer, tokenizer_text: str, recipe: ExampleRecipe,
+                 tokenizer_path: Path | None = None) -> PretrainingData:
+        """The train and held-out examples of ``tokenizer`` (whose file is ``tokenizer_text``), cached.
+
+        The cache key holds the digest of ``tokenizer_text``, so every process given the same
+        tokenizer finds the same entry; writing one takes its lock, so processes (or nodes) that share
+        ``data.cache_dir`` prepare it once and the others read it.
+        """
+        data_cfg = self.data_cfg
+        shape_keys = {k: getattr(data_cfg, k) for k in ("max_seq_len", "short_seq_prob", "dupe_factor", "packing",
+                                                        "documents", "eval_fraction", "split_seed", "text_field",
+                                                        "format")}
+        key = fingerprint("examples", EXAMPLES_VERSION, self.source.digests, text_digest(tokenizer_text), shape_keys,
+                          recipe.example_format, recipe.settings())
+        root = self.cache / "examples" / key
+        cached = _complete(root)
+        if not cached:
+            with cache_lock(root.parent / f"{key}.lock"):
+                cached = _complete(root)
+                if not cached:
+                    split = self.corpus()
+                    log.info("tokenizing %s", split.describe())
+                    _write_examples(root, split, tokenizer, data_cfg, recipe)
+        if cached:
+            log.info("using cached examples %s", root)
+        return PretrainingData(tokenizer, tokenizer_path, ExampleStore(root / "train"), ExampleStore(root / "eval"),
+                               cached)
+
+
+def _complete(root: Path) -> bool:
+    """Whether both example stores are at ``root``."""
+    return ExampleStore.exists(root / "train") and ExampleStore.exists(root / "eval")
+
+
+def text_digest(text: str) -> str:
+    """SHA-256 of a file's ``text`` as :func:`lmtrain.data.store.file_digest` gives it for the file."""
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()
+
+
 def prepare_pretraining_data(data_cfg: TextDataConfig, tok_cfg: TokenizerConfig, recipe: ExampleRecipe) -> PretrainingData:
-    """Read, tokenize and turn the corpus into train and held-out examples (cached, streamed).
+    """Read, tokenize and turn the corpus into train and held-out examples (cached, streamed), in one process.
 
     Args:
         data_cfg: the `data` config group.
@@ -262,27 +336,11 @@ def prepare_pretraining_data(data_cfg: TextDataConfig, tok_cfg: TokenizerConfig,
     Returns:
         The tokenizer and both example stores.
     """
-    cache = Path(data_cfg.cache_dir).expanduser()
-    source = corpus_source(data_cfg, str(cache / "datasets"))
-    digests = source.digests
-    memo: list[SplitCorpus] = []
+    preparation = PretrainingPreparation(data_cfg, tok_cfg)
+    tokenizer, path = preparation.tokenizer()
+    return preparation.examples(tokenizer, read_tokenizer_text(path), recipe, path)
 
-    def corpus() -> SplitCorpus:
-        if not memo:
-            train, held_out = source.open()
-            memo.append(SplitCorpus(train, held_out, data_cfg.eval_fraction, data_cfg.split_seed))
-        return memo[0]
 
-    tokenizer, tokenizer_path = _tokenizer_for(data_cfg, tok_cfg, cache, digests, corpus)
-    shape_keys = {k: getattr(data_cfg, k) for k in ("max_seq_len", "short_seq_prob", "dupe_factor", "packing", "documents",
-                                          "eval_fraction", "split_seed", "text_field", "format")}
-    key = fingerprint("examples", EXAMPLES_VERSION, digests, file_digest(tokenizer_path), shape_keys,
-                      recipe.example_format, recipe.settings())
-    root = cache / "examples" / key
-    if ExampleStore.exists(root / "train") and ExampleStore.exists(root / "eval"):
-        log.info("using cached examples %s", root)
-        return PretrainingData(tokenizer, tokenizer_path, ExampleStore(root / "train"), ExampleStore(root / "eval"), True)
-    split = corpus()
-    log.info("tokenizing %s", split.describe())
-    _write_examples(root, split, tokenizer, data_cfg, recipe)
-    return PretrainingData(tokenizer, tokenizer_path, ExampleStore(root / "train"), ExampleStore(root / "eval"), False)
+def read_tokenizer_text(path: Path) -> str:
+    """A ``tokenizer.json``'s text, byte for byte (no newline translation: its digest keys the examples)."""
+    return path.read_bytes().decode("utf-8")

@@ -4,7 +4,8 @@ Sequence fields are stored padded to a fixed width as (N, T) arrays next to a (N
 array; scalar fields are (N,) arrays. Writing appends batch by batch and reading by index never
 loads the whole file, so corpora larger than memory work the same way as small ones. A store is
 written into a temporary directory and renamed into place, so an interrupted run never leaves
-half a cache.
+half a cache. Each store records a digest of its content (``meta.json``: ``content_sha256``), so
+the ranks of a job can check cheaply that they read the same examples.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ import numpy as np
 from lmtrain.atomic import atomic_directory
 
 LENGTH = "length"
+CONTENT_DIGEST = "content_sha256"
 
 
 def fingerprint(*parts: Any) -> str:
@@ -46,6 +48,7 @@ class _NpyColumn:
 
     def __init__(self, path: Path, dtype: np.dtype, width: int | None):
         self.path, self.dtype, self.width, self.rows = path, np.dtype(dtype), width, 0
+        self.hash = hashlib.sha256()  # of the rows' bytes, as :func:`_column_digest` reads them back
         self.file = open(path, "wb")
         self.file.write(self._header())
 
@@ -58,7 +61,9 @@ class _NpyColumn:
 
     def append(self, rows: np.ndarray) -> None:
         """Write ``rows`` (n,) or (n, width), already of this column's dtype and width."""
-        self.file.write(np.ascontiguousarray(rows, dtype=self.dtype).tobytes())
+        data = np.ascontiguousarray(rows, dtype=self.dtype).tobytes()
+        self.file.write(data)
+        self.hash.update(data)
         self.rows += len(rows)
 
     def close(self) -> None:
@@ -66,6 +71,23 @@ class _NpyColumn:
         self.file.seek(0)
         self.file.write(self._header())
         self.file.close()
+
+
+def _column_digest(path: Path) -> str:
+    """SHA-256 of an ``.npy`` file's data (its header left out: a column's header changes as it grows)."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        major, _ = np.lib.format.read_magic(f)
+        (np.lib.format.read_array_header_1_0 if major == 1 else np.lib.format.read_array_header_2_0)(f)
+        for chunk in iter(lambda: f.read(1 << 22), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def _store_digest(meta: dict[str, Any], columns: dict[str, str]) -> str:
+    """The content digest of a store: its metadata and each column's data digest."""
+    described = {k: v for k, v in meta.items() if k != CONTENT_DIGEST}
+    return hashlib.sha256(json.dumps([described, columns], sort_keys=True).encode()).hexdigest()
 
 
 class StoreWriter:
@@ -118,8 +140,9 @@ class StoreWriter:
             column.close()
         if exc_info[0] is None:
             fields = self.fields or {"sequences": [], "scalars": []}
-            n = self.columns[LENGTH].rows
-            (self.tmp / "meta.json").write_text(json.dumps({**self.meta, "fields": fields, "n": n}, indent=2))
+            meta = {**self.meta, "fields": fields, "n": self.columns[LENGTH].rows}
+            meta[CONTENT_DIGEST] = _store_digest(meta, {n: c.hash.hexdigest() for n, c in self.columns.items()})
+            (self.tmp / "meta.json").write_text(json.dumps(meta, indent=2))
         return self._atomic.__exit__(*exc_info)
 
 
@@ -164,6 +187,13 @@ class ExampleStore:
         example: dict[str, np.ndarray | int] = {k: np.array(v[index, :n]) for k, v in self.sequences.items()}
         example.update({k: int(v[index]) for k, v in self.scalars.items()})
         return example
+
+    def content_digest(self) -> str:
+        """SHA-256 of the examples: recorded when the store was written, computed for a store of an older version."""
+        if CONTENT_DIGEST in self.meta:
+            return self.meta[CONTENT_DIGEST]
+        names = [LENGTH, *self.meta["fields"]["sequences"], *self.meta["fields"]["scalars"]]
+        return _store_digest(self.meta, {n: _column_digest(self.path / f"{n}.npy") for n in names})
 
     @staticmethod
     def exists(path: str | Path) -> bool:

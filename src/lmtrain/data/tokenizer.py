@@ -15,6 +15,7 @@ from typing import Any
 from tokenizers import Tokenizer, decoders, models, normalizers, pre_tokenizers, processors, trainers
 
 from lmtrain.config.training import TokenizerConfig
+from lmtrain.data.cache_lock import cache_lock
 from lmtrain.errors import UserError
 
 
@@ -70,6 +71,15 @@ class TextTokenizer:
     def save(self, path: str | Path) -> None:
         """Write ``tokenizer.json``."""
         self.tokenizer.save(str(path))
+
+    def to_str(self) -> str:
+        """The ``tokenizer.json`` text (what rank 0 sends the other ranks of a job)."""
+        return self.tokenizer.to_str()
+
+    @classmethod
+    def from_str(cls, text: str, roles: dict[str, str], source: str = "tokenizer") -> "TextTokenizer":
+        """The tokenizer of a ``tokenizer.json`` text, with ``roles``."""
+        return cls(Tokenizer.from_str(text), roles, source=source)
 
     @classmethod
     def from_file(cls, path: str | Path, roles: dict[str, str]) -> "TextTokenizer":
@@ -177,13 +187,17 @@ def cached_tokenizer(path: Path, roles: dict[str, str], train: Callable[[], Text
     """The tokenizer saved at ``path``, or ``train()``'s, saved there atomically for the next run.
 
     Training is not deterministic in `tokenizers` (ties broken in hash-map order), so only a
-    cached tokenizer gives the same text the same ids every time.
+    cached tokenizer gives the same text the same ids every time. Two jobs sharing the cache train
+    it once: the second waits for the first's file.
     """
     if path.exists():
         return TextTokenizer.from_file(path, roles)
-    tokenizer = train()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(f".tmp{os.getpid()}")
-    tokenizer.save(tmp)
-    os.replace(tmp, path)
+    with cache_lock(path.parent.parent / f"{path.parent.name}.lock"):
+        if path.exists():
+            return TextTokenizer.from_file(path, roles)
+        tokenizer = train()
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_suffix(f".tmp{os.getpid()}")
+        tokenizer.save(tmp)
+        os.replace(tmp, path)
     return tokenizer

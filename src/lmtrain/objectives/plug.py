@@ -34,6 +34,7 @@ class PretrainingSets:
         description: the data part of the run's log line (``1234 train / 56 held-out sequences``).
         summary: data facts for summary.json (``data``, ``train_pairs`` ...).
         extra: what the objective keeps for building its loss and baselines.
+        digests: what -> digest of the prepared data (example stores) that every rank must hold alike.
     """
 
     tokenizer: TextTokenizer
@@ -43,6 +44,7 @@ class PretrainingSets:
     description: str = ""
     summary: dict[str, Any] = field(default_factory=dict)
     extra: dict[str, Any] = field(default_factory=dict)
+    digests: dict[str, str] = field(default_factory=dict)
 
 
 class PretrainingObjective:

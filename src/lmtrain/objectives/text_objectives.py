@@ -20,7 +20,8 @@ from lmtrain.data.baselines import majority_token_accuracy, unigram_perplexity
 from lmtrain.data.collate import PadCollator
 from lmtrain.data.datasets import Corruption, PretrainingDataset
 from lmtrain.data.masking import MaskingSpec, TokenMasking
-from lmtrain.data.pretraining import masking_spec, prepare_pretraining_data
+from lmtrain.data.pretraining import (ExampleRecipe, PretrainingData, PretrainingPreparation, masking_spec,
+                                      prepare_pretraining_data, read_tokenizer_text)
 from lmtrain.data.tokenizer import TextTokenizer
 from lmtrain.errors import UserError
 from lmtrain.objectives.base import Objective
@@ -38,6 +39,28 @@ def _sample(dataset) -> list[int]:
     if len(dataset) <= BASELINE_SEQUENCES:
         return list(range(len(dataset)))
     return np.linspace(0, len(dataset) - 1, BASELINE_SEQUENCES).astype(int).tolist()
+
+
+def prepare_on_every_node(cfg: PretrainConfig, context: Any, recipe: ExampleRecipe) -> tuple[PretrainingData, dict]:
+    """The examples of a job under ``torchrun``, alike on every rank whether or not the nodes share a disk.
+
+    Global rank 0 trains (or loads) the tokenizer and sends its text to every rank; the first process
+    of each node builds the examples from that exact tokenizer into its own ``data.cache_dir`` (once
+    in all, under a lock, when the nodes share it), and the node's other processes then read them.
+
+    Returns:
+        The data, and the digests of its example stores (checked across ranks before training).
+    """
+    preparation = PretrainingPreparation(cfg.data, cfg.tokenizer)
+
+    def resolve() -> tuple[TextTokenizer, str]:
+        tokenizer, path = preparation.tokenizer()
+        return tokenizer, read_tokenizer_text(path)
+
+    tokenizer, text = context.share_tokenizer(resolve)
+    with context.node_main_first():
+        data = preparation.examples(tokenizer, text, recipe)
+    return data, {"train examples": data.train.content_digest(), "held-out examples": data.eval.content_digest()}
 
 
 class TextPretraining(PretrainingObjective):
@@ -58,14 +81,15 @@ class TextPretraining(PretrainingObjective):
         return None
 
     def prepare(self, cfg: PretrainConfig, context: Any) -> PretrainingSets:
-        """The cached corpus of ``cfg.data`` as training and held-out datasets (rank 0 prepares first)."""
-        with context.main_rank_first():  # rank 0 tokenizes and caches; the others then read its cache
-            data = prepare_pretraining_data(cfg.data, cfg.tokenizer, self)
+        """The cached corpus of ``cfg.data`` as training and held-out datasets (see :func:`prepare_on_every_node`)."""
+        data, digests = prepare_on_every_node(cfg, context, self) if context.dist.enabled else \
+            (prepare_pretraining_data(cfg.data, cfg.tokenizer, self), {})
         corrupt = self.corruption(data.tokenizer)
         train_set = PretrainingDataset(data.train, corrupt, seed=cfg.trainer.seed)
         eval_set = PretrainingDataset(data.eval, corrupt, seed=cfg.trainer.seed + 1)
         return PretrainingSets(data.tokenizer, train_set, eval_set, PadCollator(data.tokenizer.id("pad")),
-                               description=f"{len(train_set)} train / {len(eval_set)} held-out sequences")
+                               description=f"{len(train_set)} train / {len(eval_set)} held-out sequences",
+                               digests=digests)
 
     def evaluation_sets(self, data: Any, tokenizer: TextTokenizer, seed: int) -> tuple[PretrainingDataset, ...]:
         """(train, held-out) datasets of prepared ``data`` as `lmtrain evaluate` reads them (fixed masks)."""
