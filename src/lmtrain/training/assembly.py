@@ -28,11 +28,13 @@ from lmtrain.checkpoint_files import TOKENIZER, read_model_meta
 from lmtrain.config.commands import FinetuneConfig, PretrainConfig
 from lmtrain.config.training import TrainerConfig
 from lmtrain.data.tokenizer import TextTokenizer
+from lmtrain.errors import UserError
 from lmtrain.objectives.base import Objective
 from lmtrain.run_dir import TOKENIZER_FILE, RunDir, hydra_run_dir
 from lmtrain.runs.plot import save_run_curves
 from lmtrain.runs.task_plots import save_task_plots
 from lmtrain.training import checkpoint as ckpt
+from lmtrain.training.data_agreement import check_same_data, tokenizer_digest
 from lmtrain.training.distributed import Distributed
 from lmtrain.training.loggers import require_loggers, send_summary
 from lmtrain.training.optim import build_optimizer, build_scheduler
@@ -82,20 +84,41 @@ class RunContext:
         if self.dist.is_main:
             self.dist.barrier()
 
+    @contextlib.contextmanager
+    def node_main_first(self) -> Iterator[None]:
+        """Run the block on the first process of every node (``LOCAL_RANK`` 0) first, then on the others:
+        each node prepares its own data cache once, and its other processes then read it."""
+        if not self.dist.is_node_main:
+            self.dist.barrier()
+        yield
+        if self.dist.is_node_main:
+            self.dist.barrier()
+
+    def share_tokenizer(self, resolve: Callable[[], tuple[TextTokenizer, str]]) -> tuple[TextTokenizer, str]:
+        """``resolve()`` on rank 0 alone: (tokenizer, its ``tokenizer.json`` text); the other ranks get the text
+        through the process group, not a file, so nodes without a shared filesystem hold the same tokenizer
+        (training a tokenizer twice can number equally frequent tokens differently)."""
+        tokenizer, text = resolve() if self.dist.is_main else (None, None)
+        text, roles = self.dist.broadcast((text, tokenizer.roles) if tokenizer is not None else None)
+        if tokenizer is None:
+            tokenizer = TextTokenizer.from_str(text, roles, source="rank 0's tokenizer")
+        return tokenizer, text
+
     def run_tokenizer(self, train: Callable[[], TextTokenizer]) -> TextTokenizer:
         """The tokenizer a run trains for itself: a resumed run's own, else ``train()`` on rank 0 alone,
-        saved as the run's ``tokenizer.json`` and read from there by the other ranks (training a
-        tokenizer twice can number equally frequent tokens differently)."""
+        saved as the run's ``tokenizer.json`` and sent to the other ranks (see :meth:`share_tokenizer`)."""
         if self.resume_from is not None:
             roles = read_model_meta(self.resume_from)["tokenizer_roles"]
             own = self.resume_from / TOKENIZER
             return TextTokenizer.from_file(own if own.exists() else self.resume_from.parent.parent / TOKENIZER_FILE,
                                            roles)
-        tokenizer = train() if self.dist.is_main else None
-        if tokenizer is not None:
+
+        def trained() -> tuple[TextTokenizer, str]:
+            tokenizer = train()
             tokenizer.save(self.tokenizer_path)
-        roles = self.dist.broadcast(tokenizer.roles if tokenizer is not None else None)  # after rank 0 saved it
-        return tokenizer if tokenizer is not None else TextTokenizer.from_file(self.tokenizer_path, roles)
+            return tokenizer, tokenizer.to_str()
+
+        return self.share_tokenizer(trained)[0]
 
 
 def start_run(cfg: PretrainConfig | FinetuneConfig) -> RunContext:
@@ -111,8 +134,24 @@ def start_run(cfg: PretrainConfig | FinetuneConfig) -> RunContext:
     device = resolve_device(cfg.trainer.device)
     dist = Distributed.from_env(cfg.trainer.strategy, device.type)
     run_dir = RunDir(dist.broadcast(str(hydra_run_dir())))  # every rank uses rank 0's run directory
-    resume_from = ckpt.resume_checkpoint(cfg.trainer.resume, run_dir.checkpoints)
+    resume_from = _same_on_every_rank(dist, ckpt.resume_checkpoint(cfg.trainer.resume, run_dir.checkpoints))
     return RunContext(dist.device(device), dist, run_dir, resume_from, started)
+
+
+def _same_on_every_rank(dist: Distributed, resume_from: Path | None) -> Path | None:
+    """``resume_from``, once every rank found the same checkpoint (a node without rank 0's run directory
+    would otherwise start from scratch beside ranks that resume)."""
+    if not dist.enabled:
+        return resume_from
+    found = dist.gather(str(resume_from) if resume_from is not None else None)
+    odd = [rank for rank, path in enumerate(found) if path != found[0]]
+    if odd:
+        raise UserError(f"trainer.resume: rank 0 continues from {found[0] or 'scratch (no checkpoint yet)'}, but "
+                        f"rank{'s' if len(odd) > 1 else ''} {', '.join(map(str, odd))} found "
+                        f"{found[odd[0]] or 'no checkpoint'}. Every node must read rank 0's checkpoint at the same "
+                        "path: put the run directory on a filesystem every node shares, or copy the checkpoint "
+                        "to that path on every node.")
+    return resume_from
 
 
 @dataclass
@@ -131,6 +170,8 @@ class RunParts:
         description: one log line about the model and data.
         head_lr: learning rate of the task head's parameters (None = ``optim.lr``).
         report: summary entries computed after training (baselines, held-out reports), run on every rank.
+        data_digests: what -> digest of the data every rank must hold alike (example stores), besides the
+            tokenizer; checked across ranks before training.
     """
 
     model: nn.Module
@@ -146,6 +187,7 @@ class RunParts:
     description: str = ""
     head_lr: float | None = None
     report: Callable[[Trainer], dict[str, Any]] | None = None
+    data_digests: dict[str, str] = field(default_factory=dict)
 
 
 def fit(context: RunContext, parts: RunParts, cfg: PretrainConfig | FinetuneConfig) -> dict[str, Any]:
@@ -153,9 +195,12 @@ def fit(context: RunContext, parts: RunParts, cfg: PretrainConfig | FinetuneConf
 
     Builds the optimizer (``optim.*``, ``parts.head_lr``), the schedule and the Trainer, resumes,
     fits (:func:`lmtrain.training.session.fit_run`: loggers, preflight, Ctrl-C), then writes
-    ``summary.json`` with the world size and finishes the run directory.
+    ``summary.json`` with the world size and finishes the run directory. Under ``torchrun`` it first
+    refuses to train unless every rank holds rank 0's tokenizer and ``parts.data_digests``.
     """
     dist, device, run_dir = context.dist, context.device, context.run_dir
+    if dist.enabled:  # every rank must train on rank 0's token ids
+        check_same_data(dist, {"tokenizer": tokenizer_digest(parts.tokenizer), **parts.data_digests})
     if dist.is_main:
         parts.tokenizer.save(context.tokenizer_path)
     optimizer = build_optimizer(parts.model, cfg.optim, device, head_lr=parts.head_lr)

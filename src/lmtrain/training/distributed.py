@@ -67,6 +67,11 @@ class Distributed:
         return self.world_size > 1
 
     @property
+    def is_node_main(self) -> bool:
+        """The first process of its node (``LOCAL_RANK`` 0): the one that prepares the node's data cache."""
+        return self.local_rank == 0
+
+    @property
     def sharded(self) -> bool:
         """Whether parameters are sharded across ranks (FSDP2) rather than replicated (DDP)."""
         return self.strategy == "fsdp"
