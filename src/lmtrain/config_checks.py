@@ -10,6 +10,8 @@ from __future__ import annotations
 import math
 from typing import Any
 
+from lmtrain.errors import UserError
+
 
 
 class ConfigRangeError(ValueError):
@@ -64,3 +66,10 @@ def _describe(low, high, low_open: bool, high_open: bool) -> str:
     if low is None:
         return f"{'<' if high_open else '<='} {high}"
     return f"in {'(' if low_open else '['}{low}, {high}{')' if high_open else ']'}"
+
+
+def range_error(error: ConfigRangeError, command: str) -> UserError:
+    """The one-paragraph error of an out-of-range value of ``lmtrain <command>``'s config."""
+    return UserError(f"invalid configuration for `lmtrain {command}`: {error}. Give a value in that range, "
+                     f"e.g. `lmtrain {command} {error.field}=...`; `lmtrain {command} --help` lists every key "
+                     "with its meaning.")

@@ -11,8 +11,7 @@ from __future__ import annotations
 import dataclasses
 from typing import Any
 
-from lmtrain.config_checks import ConfigRangeError
-from lmtrain.errors import UserError
+from lmtrain.config_checks import ConfigRangeError, range_error
 
 
 def _build(node: Any, prefix: str) -> Any:
@@ -91,6 +90,4 @@ def check_config(cfg: Any, command: str) -> None:
         _build(cfg, "")
         _cross_checks(cfg, command)
     except ConfigRangeError as error:
-        raise UserError(f"invalid configuration for `lmtrain {command}`: {error}. Give a value in that range, "
-                        f"e.g. `lmtrain {command} {error.field}=...`; `lmtrain {command} --help` lists every key "
-                        "with its meaning.") from None
+        raise range_error(error, command) from None

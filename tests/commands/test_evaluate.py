@@ -42,7 +42,7 @@ def test_masked_checkpoint_on_every_sequence(runs, tmp_path, monkeypatch):
 
 @pytest.mark.parametrize("overrides,message", [
     ([], "ckpt is not set"),
-    (["ckpt={gpt}", "split=test"], "split=test is not supported"),
+    (["ckpt={gpt}", "split=test"], r"split=test: must be eval \(the held-out documents\) or all"),
     (["ckpt={nsp}"], "needs \\['mlm', 'nsp'\\]"),
     (["ckpt={gpt}", "data.max_seq_len=100"], "longer than the model's 64 positions"),
 ])

@@ -63,7 +63,7 @@ def test_streamed_and_batched_prompts_give_the_same_greedy_text(runs, tmp_path, 
     (["ckpt={bert}", "prompt='The fire spread.'"], "has no mask token"),
     (["ckpt={nsp}", "prompt=hello"], "generate needs a causal LM head"),
     (["ckpt={missing}", "prompt=hello"], "no such file or directory"),
-    (["ckpt={gpt}", "prompt=hello", "top_p=1.5"], "top_p=1.5 must be in"),
+    (["ckpt={gpt}", "prompt=hello", "top_p=1.5"], r"top_p=1.5: must be in \(0, 1\]"),
 ])
 def test_bad_input_is_a_user_error(runs, tmp_path, monkeypatch, overrides, message):
     monkeypatch.chdir(tmp_path)

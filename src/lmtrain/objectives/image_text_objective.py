@@ -6,6 +6,7 @@ from pathlib import Path
 from typing import Any
 
 from lmtrain.config.commands import PretrainConfig
+from lmtrain.config.data import ImageCaptionDataConfig
 from lmtrain.config.objectives import ImageTextConfig
 from lmtrain.data.image_caption_sets import caption_tokenizer, load_image_caption_data
 from lmtrain.data.image_text import ImageTextCollator, ImageTextDataset
@@ -20,6 +21,7 @@ class ImageTextPretraining(PretrainingObjective):
     """ALBEF (Li et al. 2021) on generated shapes scenes or captions files."""
 
     config_class = ImageTextConfig
+    data_config = ImageCaptionDataConfig
     families = ("albef",)
 
     def min_seq_len(self) -> tuple[int, str]:

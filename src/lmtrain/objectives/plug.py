@@ -52,10 +52,12 @@ class PretrainingObjective:
 
     Attributes:
         config_class: the objective's schema (types a user's YAML that names this class in ``_target_``).
+        data_config: the schema of the ``data`` it reads (types a saved config's ``data`` node).
         families: the model families (``ModelFamily.name``) this objective trains.
     """
 
     config_class: ClassVar[type] = ObjectiveConfig
+    data_config: ClassVar[type | None] = None
     families: ClassVar[tuple[str, ...]] = ("transformer",)
 
     def __init__(self, cfg: ObjectiveConfig):

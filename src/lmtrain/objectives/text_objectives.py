@@ -15,6 +15,7 @@ from omegaconf import OmegaConf
 from torch.utils.data import Subset
 
 from lmtrain.config.commands import PretrainConfig
+from lmtrain.config.data import TextDataConfig
 from lmtrain.config.objectives import BidirectionalLMConfig, CausalLMConfig, MaskedLMConfig
 from lmtrain.data.baselines import majority_token_accuracy, unigram_perplexity
 from lmtrain.data.collate import PadCollator
@@ -71,6 +72,7 @@ class TextPretraining(PretrainingObjective):
     """
 
     example_format: ClassVar[str] = "token_stream"
+    data_config: ClassVar[type] = TextDataConfig
 
     def static_masking(self, tokenizer: TextTokenizer) -> MaskingSpec | None:
         """The mask drawn once at preprocessing, or None (the default: none, or drawn per use)."""
