@@ -26,7 +26,7 @@ def _readme_command_lines() -> list[tuple[str, list[str], list[str]]]:
     text = README.read_text(encoding="utf-8")
     found = []
     for block in re.findall(r"```(?:bash|sh)?\n(.*?)```", text, re.S):
-        for line in block.splitlines():
+        for line in block.replace("\\\n", " ").splitlines():  # a command continued with a backslash is one line
             if "<TAB>" in line:  # a completion example, not a command
                 continue
             for part in re.sub(r"<[\w ]+>", "PLACEHOLDER", line).split("&&"):  # <run>, <gpt run>: a path
