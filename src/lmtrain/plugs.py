@@ -6,6 +6,7 @@ YAML, imported with Hydra's own ``get_class``. Nothing else in lmtrain tests a p
 
 from __future__ import annotations
 
+import importlib
 from typing import Any
 
 from lmtrain.errors import UserError
@@ -21,16 +22,14 @@ def plug_class(node: Any, group: str, base: type | None = None) -> type:
     Raises:
         UserError: no ``_target_``, a path that does not import, or a class of the wrong kind.
     """
-    from hydra.utils import get_class
-
     target = node if isinstance(node, str) else _target_of(node)
     if not target:
         raise UserError(f"{group}._target_ is not set: a {group} config names its plug class in `_target_` "
                         f"(its schema sets it; a YAML of your own extends a schema or sets `_target_: package.Class`).")
-    try:
-        cls = get_class(target)
-    except Exception as error:  # ImportError, AttributeError, or Hydra's wrapper of them
-        cause = error.__cause__ or error
+    module, _, name = target.rpartition(".")
+    try:  # importlib, not Hydra's get_class: that one also logs its own error lines before ours
+        cls = getattr(importlib.import_module(module), name)
+    except (ImportError, AttributeError, ValueError) as cause:
         raise UserError(f"{group}._target_={target} cannot be imported ({type(cause).__name__}: {cause}). "
                         "Put the package that defines it on PYTHONPATH (or install it), or fix the dotted path.") from None
     if base is not None and not (isinstance(cls, type) and issubclass(cls, base)):

@@ -50,19 +50,29 @@ def warm_start(init: str, head_names: Sequence[str], key: str = "init") -> WarmS
     loaded, tokenizer, meta = load_checkpoint(init, "cpu", key=key, families=("transformer", "elmo"))
     family = meta.get("family", "transformer")
     kept = [h for h in head_names if h in loaded.heads]
-    model = ModelFamily.named(family, meta.get("family_target")).from_meta({**meta, "heads": list(head_names),
-                                                                           "task_heads": {}})
-    wanted = set(model.state_dict())  # tied weights appear under each of their names here
-    state = {k: v for k, v in loaded.state_dict().items() if k in wanted}
-    missing, _ = model.load_state_dict(state, strict=False)
-    new_heads = [h for h in head_names if h not in kept]
-    stray = [k for k in missing if not any(k.startswith(f"heads.{h}.") for h in new_heads)]
-    if stray:
-        raise UserError(f"{key}={init}: the checkpoint lacks weights the model needs ({', '.join(stray[:5])}"
-                        f"{' ...' if len(stray) > 5 else ''}); start from a complete checkpoint.")
+    if kept == list(head_names) and list(loaded.heads) == kept:  # exactly the heads needed: use it as it is
+        model, new_heads = loaded, []
+    else:
+        model, new_heads = _with_heads(loaded, meta, head_names, kept, f"{key}={init}")
     model.train()
     return WarmStart(model, tokenizer, family, meta.get("model_name") or family, meta.get("source") or str(init),
                      new_heads)
+
+
+def _with_heads(loaded: nn.Module, meta: dict[str, Any], head_names: Sequence[str], kept: list[str],
+                where: str) -> tuple[nn.Module, list[str]]:
+    """``loaded``'s family rebuilt with exactly ``head_names``: its weights copied, missing heads left new."""
+    family = meta.get("family", "transformer")
+    model = ModelFamily.named(family, meta.get("family_target")).from_meta({**meta, "heads": list(head_names),
+                                                                           "task_heads": {}})
+    wanted = set(model.state_dict())  # tied weights appear under each of their names here
+    missing, _ = model.load_state_dict({k: v for k, v in loaded.state_dict().items() if k in wanted}, strict=False)
+    new_heads = [h for h in head_names if h not in kept]
+    stray = [k for k in missing if not any(k.startswith(f"heads.{h}.") for h in new_heads)]
+    if stray:
+        raise UserError(f"{where}: the checkpoint lacks weights the model needs ({', '.join(stray[:5])}"
+                        f"{' ...' if len(stray) > 5 else ''}); start from a complete checkpoint.")
+    return model, new_heads
 
 
 def conflicting_overrides(overrides: Sequence[str]) -> list[str]:
