@@ -107,34 +107,52 @@ def test_fsdp_needs_torchrun_and_transformer_blocks(tmp_path):
         shard_units(torch.nn.Linear(2, 2))
 
 
-STOP_ON_RANK_1 = """
-import sys
+RANK_1_PATCH = """
+import os, signal
 from lmtrain.cli import main
 from lmtrain.training.trainer import Trainer
 
 original = Trainer._train_step
 
 
-def step(self, sums):  # Ctrl-C reaches rank 1 only, during step 3
+def step(self, sums):
     original(self, sums)
-    if self.state.step == 3 and self.dist.rank == 1:
-        self.stops.requested = True
+    if self.state.step == {step} and self.dist.rank == 1 and {condition}:
+        {action}
 
 
 Trainer._train_step = step
 main()
 """
+STOP_ON_RANK_1 = RANK_1_PATCH.format(step=3, condition=True, action="self.stops.requested = True")  # Ctrl-C
+# In the first attempt rank 1 dies in step 6, after the step-4 checkpoint.
+KILL_RANK_1_ONCE = RANK_1_PATCH.format(step=6, condition='os.environ.get("TORCHELASTIC_RESTART_COUNT") == "0"',
+                                       action="os.kill(os.getpid(), signal.SIGKILL)")
+
+
+def _torchrun(workdir: Path, script: str, *args: str, restarts: int = 0) -> subprocess.CompletedProcess:
+    path = workdir / "patched_lmtrain.py"
+    path.write_text(script)
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    return subprocess.run([sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2",
+                           f"--max-restarts={restarts}", str(path), "pretrain", *_common(workdir),
+                           "trainer.batch_size=4", *args], cwd=workdir, env=env, capture_output=True, text=True,
+                          timeout=300)
 
 
 def test_ctrl_c_on_one_rank_stops_every_rank_at_the_same_step(tmp_path):
-    script = tmp_path / "stop_on_rank_1.py"
-    script.write_text(STOP_ON_RANK_1)
-    env = {**os.environ, "OMP_NUM_THREADS": "1"}
-    out = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2",
-                          str(script), "pretrain", *_common(tmp_path), "trainer.batch_size=4",
-                          f"hydra.run.dir={tmp_path / 'run'}"], cwd=tmp_path, env=env, capture_output=True,
-                         text=True, timeout=300)
+    out = _torchrun(tmp_path, STOP_ON_RANK_1, f"hydra.run.dir={tmp_path / 'run'}")
     assert out.returncode != 0  # both ranks exit with 130, as after Ctrl-C
     assert "lmtrain resume" in out.stderr, out.stderr[-3000:]  # rank 0 says how to continue
     assert (tmp_path / "run" / "checkpoints" / "last").resolve().name == "step-3"
     assert sorted(_losses(tmp_path / "run")) == [1, 2, 3]
+
+
+def test_workers_restarted_by_torchrun_continue_from_the_checkpoint_with_the_same_losses(ddp_run):
+    out = _torchrun(ddp_run, KILL_RANK_1_ONCE, f"hydra.run.dir={ddp_run / 'elastic'}", restarts=1)
+    assert out.returncode == 0, out.stderr[-3000:]
+    assert "torchrun restarted the workers (restart 1): continuing from the newest intact checkpoint" in \
+        out.stdout + out.stderr
+    straight, restarted = _losses(ddp_run / "ddp"), _losses(ddp_run / "elastic")
+    assert sorted(restarted) == list(range(1, 9))
+    assert [restarted[s] for s in range(1, 9)] == [straight[s] for s in range(1, 9)]

@@ -22,6 +22,22 @@ from lmtrain.errors import UserError
 STRATEGIES = ("auto", "single", "ddp", "fsdp")
 
 
+def restart_safe_store(timeout: datetime.timedelta) -> dist.Store | None:
+    """The rendezvous store of torchrun's agent, with keys kept apart per restart; None outside torchrun.
+
+    torchrun's agent keeps one store for the whole job and its workers join it without a prefix, so
+    after ``--max-restarts`` brings workers back, the process group can read the addresses the dead
+    workers published and hang, or fail with gloo's "connectFullMesh ... Connection refused". Keying
+    each attempt apart (``TORCHELASTIC_RESTART_COUNT``) gives every restart a clean rendezvous.
+    """
+    if os.environ.get("TORCHELASTIC_USE_AGENT_STORE") != "True":
+        return None
+    agent_store = dist.TCPStore(os.environ["MASTER_ADDR"], int(os.environ["MASTER_PORT"]),
+                                int(os.environ["WORLD_SIZE"]), is_master=False, timeout=timeout)
+    attempt = os.environ.get("TORCHELASTIC_RESTART_COUNT", "0")
+    return dist.PrefixStore(f"/lmtrain/attempt_{attempt}", agent_store)
+
+
 class Distributed:
     """This process's place in a data-parallel job (a single process is world size 1).
 
@@ -55,7 +71,13 @@ class Distributed:
                             f"`torchrun --nproc_per_node=N -m lmtrain pretrain ... trainer.strategy={strategy}`.")
         if not dist.is_initialized():
             backend = "nccl" if device_type == "cuda" else "gloo"
-            dist.init_process_group(backend, timeout=datetime.timedelta(minutes=30))
+            timeout = datetime.timedelta(minutes=30)
+            store = restart_safe_store(timeout)
+            if store is None:
+                dist.init_process_group(backend, timeout=timeout)
+            else:
+                dist.init_process_group(backend, store=store, rank=int(os.environ["RANK"]),
+                                        world_size=world_size, timeout=timeout)
         # Flags that only the host reads (Ctrl-C) travel over CPU: with NCCL they would wait for the GPU.
         control = dist.new_group(backend="gloo") if dist.get_backend() == "nccl" else None
         return cls(dist.get_rank(), dist.get_world_size(), int(os.environ.get("LOCAL_RANK", "0")), control,
