@@ -1,0 +1,82 @@
+"""Command-line arguments as Hydra should read them: free text kept literal, overrides without flags."""
+
+from __future__ import annotations
+
+import re
+
+# Hydra flags followed by a value
+_FLAGS_WITH_VALUE = {"--cfg", "-c", "--package", "-p", "--info", "-i"}
+
+
+# free-text keys: their values are quoted for Hydra, so `prompt=The [MASK], it's hot!` just works
+_FREE_TEXT_KEYS = ("prompt=", "+prompt=")
+
+
+def _escape_interpolations(text: str) -> str:
+    """``text`` as an OmegaConf string that resolves to ``text`` itself: every ``${`` escaped.
+
+    OmegaConf reads ``\\${`` as a literal ``${`` and halves a run of backslashes only where it
+    stands before ``${``; backslashes anywhere else are kept as they are.
+    """
+    return re.sub(r"(\\*)\$\{", lambda m: "\\" * (2 * len(m.group(1)) + 1) + "${", text)
+
+
+def _hydra_quote(text: str) -> str:
+    """``text`` as a single-quoted Hydra override value that Hydra parses back to ``text``.
+
+    Inside quotes Hydra unescapes backslashes only before a quote (the inner ones and the closing one).
+    """
+    body = re.sub(r"(\\*)'", lambda m: "\\" * (2 * len(m.group(1)) + 1) + "'", text)
+    body = re.sub(r"(\\+)$", lambda m: m.group(1) * 2, body)
+    return f"'{body}'"
+
+
+def _unquote(key: str, value: str) -> str:
+    """The text of a value the user already quoted for Hydra (as Hydra reads it), else the value itself."""
+    if not (len(value) >= 2 and value[0] == value[-1] and value[0] in "'\""):
+        return value
+    from hydra.core.override_parser.overrides_parser import OverridesParser
+
+    try:
+        parsed = OverridesParser.create().parse_override(key + value).value()
+    except Exception:  # not one quoted string after all (e.g. 'a' 'b'): the characters are the text
+        return value
+    return parsed if isinstance(parsed, str) else value
+
+
+def quote_free_text(args: list[str]) -> list[str]:
+    """Quote the values of free-text overrides (``prompt=``) so they reach the config literally.
+
+    Neither Hydra's override grammar (brackets, commas, quotes, backslashes) nor OmegaConf's
+    interpolation (``${...}``) acts on the text: the override is a quoted Hydra string holding
+    the text with every ``${`` escaped, so `--cfg job`, the saved config and overrides show the
+    text unresolved and the command reads it exactly as typed. A value already wrapped in quotes
+    is unquoted once, as Hydra would.
+    """
+    quoted = []
+    for arg in args:
+        key = next((k for k in _FREE_TEXT_KEYS if arg.startswith(k)), None)
+        value = arg[len(key):] if key else ""
+        if key and value:
+            arg = key + _hydra_quote(_escape_interpolations(_unquote(key, value)))
+        quoted.append(arg)
+    return quoted
+
+
+def overrides_only(args: list[str]) -> list[str]:
+    """Strip Hydra flags (and their values) from ``args``, keeping the key=value overrides."""
+    overrides: list[str] = []
+    skip_next = False
+    for arg in args:
+        if skip_next:
+            skip_next = False
+            continue
+        if arg in _FLAGS_WITH_VALUE:
+            skip_next = True
+            continue
+        if arg.startswith("-"):
+            continue
+        if arg.startswith(("hydra.", "hydra/", "+hydra")) and not arg.startswith("hydra.searchpath="):
+            continue  # the search path stays: users' own config groups (their plugs' YAML) live there
+        overrides.append(arg)
+    return overrides
