@@ -156,3 +156,14 @@ def test_workers_restarted_by_torchrun_continue_from_the_checkpoint_with_the_sam
     straight, restarted = _losses(ddp_run / "ddp"), _losses(ddp_run / "elastic")
     assert sorted(restarted) == list(range(1, 9))
     assert [restarted[s] for s in range(1, 9)] == [straight[s] for s in range(1, 9)]
+
+
+def test_a_rank_that_loses_its_peer_says_so_in_one_paragraph_and_keeps_the_checkpoint(ddp_run):
+    out = _torchrun(ddp_run, KILL_RANK_1_ONCE, f"hydra.run.dir={ddp_run / 'lost'}")
+    assert out.returncode != 0
+    assert "lmtrain pretrain: error: rank 0 lost another process of this job" in out.stderr, out.stderr[-3000:]
+    assert f"the newest checkpoint, {(ddp_run / 'lost' / 'checkpoints' / 'step-4').resolve()}, is intact" in \
+        out.stderr
+    assert "Traceback" not in out.stderr.split("torch/distributed/elastic")[0]  # only torchrun's own summary
+    status = json.loads((ddp_run / "lost" / "status.json").read_text())
+    assert status["state"] == "failed" and "lost another process" in status["error"]

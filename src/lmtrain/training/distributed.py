@@ -10,6 +10,7 @@ from __future__ import annotations
 import contextlib
 import datetime
 import os
+from pathlib import Path
 from typing import Any
 
 import torch
@@ -20,6 +21,9 @@ from torch.nn.parallel import DistributedDataParallel
 from lmtrain.errors import UserError
 
 STRATEGIES = ("auto", "single", "ddp", "fsdp")
+# what gloo and NCCL say when the process at the other end of a collective has gone
+_PEER_GONE = ("Connection reset by peer", "Connection closed by peer", "Broken pipe", "NCCL communicator was aborted",
+              "remote process exited", "Socket Timeout")
 
 
 def restart_safe_store(timeout: datetime.timedelta) -> dist.Store | None:
@@ -36,6 +40,23 @@ def restart_safe_store(timeout: datetime.timedelta) -> dist.Store | None:
                                 int(os.environ["WORLD_SIZE"]), is_master=False, timeout=timeout)
     attempt = os.environ.get("TORCHELASTIC_RESTART_COUNT", "0")
     return dist.PrefixStore(f"/lmtrain/attempt_{attempt}", agent_store)
+
+
+def lost_peer(error: BaseException, rank: int, checkpoints_dir: Path, newest: Path | None) -> UserError | None:
+    """The one-paragraph error for a collective that failed because another process of the job died.
+
+    None when ``error`` is something else. The dead process's own log holds the cause; this one
+    only says that it is not the cause and what was kept.
+    """
+    first_line = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+    if not isinstance(error, RuntimeError) or not any(text in first_line for text in _PEER_GONE):
+        return None
+    kept = f"the newest checkpoint, {newest}, is intact" if newest else f"no checkpoint was saved in {checkpoints_dir} yet"
+    return UserError(f"rank {rank} lost another process of this job while it waited for it in a collective "
+                     f"({first_line.split('] ', 1)[-1].split('. ')[0][:200]}). The cause is in the log of the process that "
+                     f"stopped first (torchrun's summary names it). Nothing was lost: {kept}. Under `torchrun "
+                     f"--max-restarts=N` the workers continue from it by themselves; otherwise continue "
+                     f"it with `lmtrain resume {checkpoints_dir.parent}`.")
 
 
 class Distributed:

@@ -15,6 +15,8 @@ from lmtrain.errors import UserError
 from lmtrain.kernels import select_cpu_kernels
 from lmtrain.run_dir import RunDir
 from lmtrain.checkpoint_files import read_model_meta
+from lmtrain.training.checkpoint import newest_intact_checkpoint
+from lmtrain.training.distributed import lost_peer
 from lmtrain.training.loggers import open_loggers
 from lmtrain.training.preflight import run_preflight
 from lmtrain.training.stop_signals import TrainingInterrupted, continue_hint
@@ -89,3 +91,9 @@ def fit_run(trainer: Trainer, cfg: PretrainConfig | FinetuneConfig, run: RunDir,
         if dist.is_main:
             print(continue_hint(run.path, stop), file=sys.stderr)
         sys.exit(stop.exit_code)
+    except RuntimeError as error:
+        checkpoints = run.path / "checkpoints"
+        lost = lost_peer(error, dist.rank, checkpoints, newest_intact_checkpoint(checkpoints)) if dist.enabled else None
+        if lost is None:
+            raise
+        raise lost from None
