@@ -92,8 +92,11 @@ def _storage_problem(folder: Path, metadata: Any) -> str | None:
             sizes[name] = (folder / name).stat().st_size if (folder / name).is_file() else -1
         if sizes[name] < 0:
             return f"{name} is missing"
-        if info.offset + info.length > sizes[name]:
-            return f"{name} is truncated ({sizes[name]} bytes, the metadata needs {info.offset + info.length})"
+        end = getattr(info, "offset", None), getattr(info, "length", None)
+        if not all(isinstance(number, int) and number >= 0 for number in end):
+            return f"{METADATA} gives {name} a byte range that is not two counts"
+        if sum(end) > sizes[name]:
+            return f"{name} is truncated ({sizes[name]} bytes, the metadata needs {sum(end)})"
     return None
 
 
@@ -164,7 +167,7 @@ def load_sharded(folder: Path, state_dict: dict[str, Any], process_group: Any = 
     """
     from torch.distributed.checkpoint import CheckpointException, load
 
-    problem = sharded_problem(folder)
+    problem = _storage_problem(folder, read_sharded_metadata(folder))
     if problem:
         raise UserError(f"{folder} cannot be read ({problem}). Use another checkpoint (an older checkpoints/step-N).")
     reader, planner = _safe_reading()

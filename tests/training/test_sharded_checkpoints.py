@@ -4,6 +4,7 @@ refused without running them."""
 
 from __future__ import annotations
 
+import dataclasses
 import pickle
 import sys
 
@@ -14,7 +15,7 @@ import torch.distributed as dist
 from lmtrain import checkpoint_files
 from lmtrain.errors import UserError
 from lmtrain.models.loading import load_checkpoint
-from lmtrain.sharded_files import load_sharded, single_process_quietly
+from lmtrain.sharded_files import load_sharded, read_sharded_metadata, single_process_quietly
 from lmtrain.training import checkpoint as ckpt
 from lmtrain.training.distributed import Distributed
 from lmtrain.training.sharded_checkpoint import load_sharded_checkpoint, save_sharded_checkpoint
@@ -138,6 +139,17 @@ def test_a_crafted_metadata_is_refused_without_running_it(tmp_path):
     assert "refusing to unpickle it, since loading it could run arbitrary code" in message
     assert "refusing to unpickle" in ckpt.checkpoint_problem(path)
     assert not marker.exists()
+
+
+def test_metadata_that_points_outside_its_folder_is_refused(tmp_path):
+    path, _, _ = _save(tmp_path / "checkpoints", 1)
+    metadata = read_sharded_metadata(path / "sharded")
+    metadata.storage_data = {key: dataclasses.replace(info, relative_path="../../secret")
+                             for key, info in metadata.storage_data.items()}
+    (path / "sharded" / ".metadata").write_bytes(pickle.dumps(metadata))
+    assert "names '../../secret', which is not a file of" in ckpt.checkpoint_problem(path)
+    with pytest.raises(UserError, match=r"sharded cannot be read \(.metadata names '../../secret', which is not a file"):
+        checkpoint_files.read_weights(path)
 
 
 def test_a_crafted_value_in_a_shard_is_refused_without_running_it(tmp_path):
