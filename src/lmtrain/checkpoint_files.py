@@ -56,8 +56,8 @@ def resolve_checkpoint(path: str | Path, key: str = "ckpt") -> Path:
         if candidate.is_dir() and is_checkpoint(candidate):
             return candidate.resolve()
     raise UserError(f"{key}={path} is not a checkpoint: expected a directory with {WEIGHTS} (or {SHARDED}/) and "
-                    f"{MODEL_META} "
-                    "(checkpoints/step-N or checkpoints/last), or a run directory that has checkpoints/last.")
+                    f"{MODEL_META} (checkpoints/step-N or checkpoints/last), or a run directory that has "
+                    "checkpoints/last.")
 
 
 def best_checkpoint(path: str | Path, key: str = "ckpt") -> Path:
