@@ -19,6 +19,7 @@ BAD = [
     ("pretrain", ["trainer.max_steps=-1"], "trainer.max_steps=-1: must be >= 1"),
     ("pretrain", ["trainer.keep_last=-1"], "trainer.keep_last=-1: must be >= 0"),
     ("pretrain", ["trainer.cpu_kernels=fast"], "trainer.cpu_kernels=fast: must be one of auto | onednn | torch"),
+    ("pretrain", ["trainer.checkpoint_format=zip"], "trainer.checkpoint_format=zip: must be one of full | sharded"),
     ("pretrain", ["model.dropout=2"], "model.dropout=2.0: must be in [0, 1)"),
     ("pretrain", ["data.eval_fraction=1.5"], "data.eval_fraction=1.5: must be in (0, 1)"),
     ("pretrain", ["tokenizer.vocab_size=0"], "tokenizer.vocab_size=0: must be >= 1"),

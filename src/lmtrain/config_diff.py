@@ -16,7 +16,8 @@ RESUMABLE_KEYS = (
     "trainer.eval_every_epochs", "trainer.eval_at_start", "trainer.eval_batches",
     "trainer.save_every", "trainer.keep_last", "trainer.resume", "trainer.overwrite", "trainer.loggers",
     "trainer.progress", "trainer.device", "trainer.num_workers", "trainer.compile",
-    "trainer.early_stopping_patience", "trainer.monitor", "trainer.preflight", "optim.decay_steps",
+    "trainer.early_stopping_patience", "trainer.monitor", "trainer.preflight", "trainer.checkpoint_format",
+    "optim.decay_steps",
     "data.cache_dir",
 )
 

@@ -28,6 +28,7 @@ from typing import Any
 import yaml
 from omegaconf import DictConfig, OmegaConf
 
+from lmtrain.checkpoint_files import is_checkpoint
 from lmtrain.config_diff import ConfigChanges, compare_configs
 from lmtrain.errors import UserError
 from lmtrain.run_dir import CHECKPOINTS_DIR, METRICS_FILE, SUMMARY_FILE, TOKENIZER_FILE
@@ -58,8 +59,7 @@ class RunClaim:
 def has_checkpoint(run_dir: Path) -> bool:
     """Whether ``run_dir`` holds at least one complete checkpoint."""
     checkpoints = run_dir / CHECKPOINTS_DIR
-    return checkpoints.is_dir() and any(p.name.startswith("step-") and (p / "model.safetensors").exists()
-                                        for p in checkpoints.iterdir())
+    return checkpoints.is_dir() and any(p.name.startswith("step-") and is_checkpoint(p) for p in checkpoints.iterdir())
 
 
 def holds_run(run_dir: Path) -> bool:

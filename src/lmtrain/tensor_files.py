@@ -20,7 +20,8 @@ from torch import nn
 from lmtrain.errors import UserError
 
 
-def _unreadable(path: Path, error: BaseException) -> UserError:
+def unreadable(path: Path, error: BaseException) -> UserError:
+    """The error for a file a reader choked on: truncated or corrupt, and what to do."""
     reason = " ".join(str(error).split())[:200]
     return UserError(f"{path} is unreadable ({type(error).__name__}: {reason}): the file is truncated or corrupt, "
                      "e.g. by a copy that did not finish or a full disk. Use another checkpoint (an older "
@@ -51,7 +52,7 @@ def read_safetensors(path: Path) -> dict[str, torch.Tensor]:
     try:
         return load_file(str(path))
     except (SafetensorError, OSError) as error:
-        raise _unreadable(path, error) from None
+        raise unreadable(path, error) from None
 
 
 def load_safetensors_into(model: nn.Module, path: Path) -> tuple[list[str], list[str]]:
@@ -63,7 +64,7 @@ def load_safetensors_into(model: nn.Module, path: Path) -> tuple[list[str], list
     try:
         return load_model(model, str(path), strict=False)
     except (SafetensorError, OSError) as error:
-        raise _unreadable(path, error) from None
+        raise unreadable(path, error) from None
     except RuntimeError as error:  # shape mismatches: a checkpoint of another model size
         reason = " ".join(str(error).split())[:300]
         raise UserError(f"{path} does not fit this model ({reason}); it was written by a model of another "
@@ -84,4 +85,4 @@ def read_torch_tensors(path: Path) -> Any:
                         "other than tensors, and loading those could run arbitrary code. Convert it to "
                         "safetensors where it came from, or use another checkpoint.") from None
     except (RuntimeError, OSError, EOFError, zipfile.BadZipFile) as error:
-        raise _unreadable(path, error) from None
+        raise unreadable(path, error) from None

@@ -29,10 +29,11 @@ def _common(workdir: Path) -> list[str]:
             "trainer.eval_every=0", "trainer.save_every=4", "trainer.keep_last=0"]
 
 
-def _run(workdir: Path, *args: str, nproc: int = 1) -> None:
+def _run(workdir: Path, *args: str, nproc: int = 1, torchrun: bool = False) -> None:
+    """``lmtrain pretrain *args`` in ``workdir``: under torchrun with ``nproc`` ranks if ``nproc > 1`` or ``torchrun``."""
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     launcher = [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc_per_node={nproc}"] \
-        if nproc > 1 else [sys.executable]
+        if nproc > 1 or torchrun else [sys.executable]
     out = subprocess.run([*launcher, "-m", "lmtrain", "pretrain", *args], cwd=workdir, env=env,
                          capture_output=True, text=True, timeout=300)
     assert out.returncode == 0, out.stderr[-3000:]

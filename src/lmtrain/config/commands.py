@@ -216,10 +216,13 @@ class ExportConfig:
     """`lmtrain export`: write a checkpoint in another format."""
 
     ckpt: Optional[str] = None  # run directory or checkpoint directory
-    format: str = "hf"  # hf: a Hugging Face save_pretrained folder (transformers loads it)
+    # hf: a Hugging Face save_pretrained folder (transformers loads it) | safetensors: the full weights once, as
+    # a weights-only lmtrain checkpoint (model.safetensors, model.json, tokenizer.json) every command loads
+    format: str = "hf"
     out: Optional[str] = None  # the folder to write
     model_type: Optional[str] = None  # bert | roberta | gpt2 (None = from the checkpoint's family)
 
     def __post_init__(self) -> None:
-        if self.format != "hf":
-            raise ConfigRangeError("format", "hf (a Hugging Face folder)", self.format)
+        if self.format not in ("hf", "safetensors"):
+            raise ConfigRangeError("format", "hf (a Hugging Face folder) or safetensors (lmtrain weights)",
+                                   self.format)

@@ -75,6 +75,9 @@ class TrainerConfig:
     seed: int = 42  # seed of the weights, data order and masks: the same seed gives the same run
     device: str = "auto"  # auto | cpu | cuda | cuda:N
     strategy: str = "auto"  # auto (DDP when started by torchrun with several processes) | single | ddp | fsdp
+    # full (rank 0 writes whole weights: model.safetensors) | sharded (every rank writes its own shards with
+    # torch.distributed.checkpoint, no gather; for models whose full state does not fit one host)
+    checkpoint_format: str = "full"
     precision: str = "fp32"  # fp32 | bf16 | fp16 (fp16 uses a gradient scaler, CUDA only)
     compile: bool = False  # torch.compile the training step (falls back to eager where it cannot compile)
     num_workers: int = 0  # DataLoader worker processes
@@ -95,6 +98,8 @@ class TrainerConfig:
             check_range(self, name, 0)
         if self.cpu_kernels not in ("auto", "onednn", "torch"):
             raise ConfigRangeError("cpu_kernels", "one of auto | onednn | torch", self.cpu_kernels)
+        if self.checkpoint_format not in ("full", "sharded"):
+            raise ConfigRangeError("checkpoint_format", "one of full | sharded", self.checkpoint_format)
         if self.max_time is not None:
             try:
                 parse_duration(self.max_time)

@@ -5,7 +5,9 @@ A checkpoint is a directory `checkpoints/step-N/` with
   model.json          how to rebuild the model: backbone spec, heads, tokenizer roles, objective
   tokenizer.json      the tokenizer, so the checkpoint stands alone
   trainer_state.pt    optimizer, scheduler, scaler, RNG states, step and data position
-(the names and the reading side live in :mod:`lmtrain.checkpoint_files`). It is written under a temporary name and renamed into place; `checkpoints/last` is a symlink
+(the names and the reading side live in :mod:`lmtrain.checkpoint_files`; a sharded checkpoint keeps
+its model and optimizer in ``sharded/`` instead, see :mod:`lmtrain.training.sharded_checkpoint`).
+It is written under a temporary name and renamed into place; `checkpoints/last` is a symlink
 switched atomically to the newest complete checkpoint, so a kill at any moment leaves the
 previous `last` intact.
 """
@@ -26,10 +28,11 @@ from safetensors import SafetensorError
 from safetensors.torch import save_file, save_model
 from torch import nn
 
-from lmtrain.atomic import atomic_directory
-from lmtrain.checkpoint_files import (BEST, LAST, MODEL_META, TOKENIZER, TRAINER_STATE, WEIGHTS, is_checkpoint,
-                                      resolve_checkpoint)
+from lmtrain.atomic import atomic_directory, follow_umask
+from lmtrain.checkpoint_files import (BEST, LAST, MODEL_META, SHARDED, TOKENIZER, TRAINER_STATE, WEIGHTS,
+                                      is_checkpoint, is_sharded, resolve_checkpoint)
 from lmtrain.errors import UserError
+from lmtrain.sharded_files import sharded_problem
 from lmtrain.tensor_files import read_torch_tensors, safetensors_problem, torch_file_problem
 
 log = logging.getLogger(__name__)
@@ -75,17 +78,36 @@ def save_checkpoint(checkpoints_dir: Path, step: int, model: nn.Module, model_me
                 save_model(model, str(tmp / WEIGHTS))
             else:
                 save_file(weights, str(tmp / WEIGHTS), metadata={"format": "pt"})
-            (tmp / MODEL_META).write_text(json.dumps({**model_meta, "step": step}, indent=2))
-            if tokenizer_file is not None:
-                shutil.copyfile(tokenizer_file, tmp / TOKENIZER)
-            if trainer_state is not None:
-                torch.save(trainer_state, tmp / TRAINER_STATE)
+            write_small_files(tmp, step, model_meta, trainer_state, tokenizer_file)
     except (OSError, RuntimeError, SafetensorError) as error:
-        if not _out_of_space(error):
+        if not out_of_space(error):
             raise
-        raise _save_failed(checkpoints_dir, final, model, error) from None
-    _point(checkpoints_dir, LAST, final)
+        raise save_failed(checkpoints_dir, final, model, error) from None
+    point_last(checkpoints_dir, final)
     return final
+
+
+def write_small_files(folder: Path, step: int, model_meta: dict[str, Any], trainer_state: dict[str, Any] | None,
+                      tokenizer_file: Path | None) -> None:
+    """Write a checkpoint's ``model.json``, ``trainer_state.pt`` (if any) and copy of ``tokenizer.json`` (if any)."""
+    (folder / MODEL_META).write_text(json.dumps({**model_meta, "step": step}, indent=2))
+    if tokenizer_file is not None:
+        shutil.copyfile(tokenizer_file, folder / TOKENIZER)
+    if trainer_state is not None:
+        torch.save(trainer_state, folder / TRAINER_STATE)
+
+
+def write_weights_folder(out: Path, model: nn.Module, model_meta: dict[str, Any], tokenizer_file: Path | None) -> Path:
+    """Write ``model``'s full weights into ``out`` as a weights-only checkpoint every lmtrain command loads.
+
+    ``out`` holds ``model.safetensors``, ``model.json`` and (if given) ``tokenizer.json`` afterwards; other
+    files in it are left alone. Returns ``out``.
+    """
+    out.mkdir(parents=True, exist_ok=True)
+    save_model(model, str(out / WEIGHTS))
+    follow_umask(out / WEIGHTS)  # safetensors writes 0600: teammates could not load it
+    write_small_files(out, model_meta.get("step", 0), model_meta, None, tokenizer_file)
+    return out
 
 
 # what a write that ran out of room says: OSError's errno, or the text of torch's and safetensors' writers
@@ -93,17 +115,18 @@ _SPACE_ERRNOS = {errno.ENOSPC, errno.EFBIG, errno.EDQUOT}
 _SPACE_WORDS = ("iostream error", "no space", "file too large", "quota", "failed to write", "unexpected pos")
 
 
-def _out_of_space(error: BaseException) -> bool:
+def out_of_space(error: BaseException) -> bool:
+    """Whether ``error`` says a write ran out of room (a full disk, a quota, a file-size limit)."""
     if isinstance(error, OSError) and error.errno in _SPACE_ERRNOS:
         return True
     return any(word in str(error).lower() for word in _SPACE_WORDS)
 
 
-def _save_failed(checkpoints_dir: Path, final: Path, model: nn.Module, error: BaseException) -> UserError:
+def save_failed(checkpoints_dir: Path, final: Path, model: nn.Module, error: BaseException) -> UserError:
     """The error for a checkpoint that could not be written: how much room it needs, what is intact."""
     mib = 1 << 20
     previous = checkpoints_dir / LAST
-    needed = (sum(f.stat().st_size for f in previous.resolve().iterdir() if f.is_file()) if is_checkpoint(previous)
+    needed = (sum(f.stat().st_size for f in previous.resolve().rglob("*") if f.is_file()) if is_checkpoint(previous)
               else 3 * sum(p.numel() * p.element_size() for p in model.parameters()))  # weights + Adam's 2 moments
     free = shutil.disk_usage(checkpoints_dir).free
     kept = (f"The previous checkpoint {previous.resolve()} is intact, and `lmtrain resume {checkpoints_dir.parent}` "
@@ -113,6 +136,11 @@ def _save_failed(checkpoints_dir: Path, final: Path, model: nn.Module, error: Ba
                      f"the disk or a file-size limit is full. A checkpoint needs about {needed / mib:.1f} MiB; "
                      f"{free / mib:.1f} MiB are free there. {kept} (lower trainer.keep_last to keep fewer "
                      "checkpoints).")
+
+
+def point_last(checkpoints_dir: Path, checkpoint: Path) -> None:
+    """Atomically point ``checkpoints/last`` at ``checkpoint``."""
+    _point(checkpoints_dir, LAST, checkpoint)
 
 
 def _point(checkpoints_dir: Path, name: str, target: Path) -> None:
@@ -143,15 +171,18 @@ def prune_checkpoints(checkpoints_dir: Path, keep_last: int) -> None:
 def checkpoint_problem(checkpoint: Path, need_state: bool = True) -> str | None:
     """Why ``checkpoint`` cannot be resumed from (a missing or damaged file), or None if it looks intact.
 
-    Cheap: reads the safetensors header, the JSON and the trainer state's zip directory, which a
-    truncated file (a kill during a copy, a full disk) does not survive.
+    Cheap: reads the safetensors header (or the shards' metadata and sizes), the JSON and the trainer
+    state's zip directory, which a truncated file (a kill during a copy, a full disk) does not survive.
     """
-    for name in (WEIGHTS, MODEL_META, *((TRAINER_STATE,) if need_state else ())):
+    weights = SHARDED if is_sharded(checkpoint) else WEIGHTS
+    for name in (MODEL_META, *((TRAINER_STATE,) if need_state else ())):
         if not (checkpoint / name).is_file():
             return f"{name} is missing"
-    problem = safetensors_problem(checkpoint / WEIGHTS)
+    if not (checkpoint / weights).exists():
+        return f"{weights} is missing"
+    problem = sharded_problem(checkpoint / SHARDED) if weights == SHARDED else safetensors_problem(checkpoint / WEIGHTS)
     if problem:
-        return f"{WEIGHTS}: {problem}"
+        return f"{weights}: {problem}"
     try:
         json.loads((checkpoint / MODEL_META).read_text(encoding="utf-8"))
     except (OSError, ValueError) as error:

@@ -5,9 +5,10 @@ unit, holding the embeddings and heads, so the tied input / output embedding sta
 Every rank holds a 1/N shard of each parameter, gradient and optimizer state; a block's weights
 are gathered just before it runs and freed after.
 
-Checkpoints are gathered to full tensors on rank 0 (on the CPU) and written exactly as a single
-process writes them, so `generate`, `evaluate`, `finetune` and `export` read them unchanged; on
-resume every rank reads the full state and keeps its own shard.
+With ``trainer.checkpoint_format=full`` checkpoints are gathered to full tensors on rank 0 (on the
+CPU) and written exactly as a single process writes them; on resume every rank reads the full state
+and keeps its own shard. ``sharded`` checkpoints skip the gather
+(:mod:`lmtrain.training.sharded_checkpoint`).
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from typing import Any
 import torch
 from torch import nn
 
+from lmtrain.checkpoint_files import tied_names
 from lmtrain.errors import UserError
 
 _FULL = dict(full_state_dict=True, cpu_offload=True)
@@ -63,17 +65,6 @@ def root_gathered(step: nn.Module, sharded: bool) -> Iterator[None]:
     finally:
         if sharded:
             step.reshard()
-
-
-def tied_names(model: nn.Module) -> dict[str, str]:
-    """Names of parameters that are another parameter (a tied output embedding) -> the name kept on disk.
-
-    The kept name is the alphabetically first of each group, as ``safetensors.torch.save_model`` keeps.
-    """
-    groups: dict[int, list[str]] = {}
-    for name, param in model.named_parameters(remove_duplicate=False):
-        groups.setdefault(id(param), []).append(name)
-    return {name: sorted(names)[0] for names in groups.values() for name in names if name != sorted(names)[0]}
 
 
 def full_model_state(model: nn.Module) -> dict[str, torch.Tensor]:

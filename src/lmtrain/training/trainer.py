@@ -20,7 +20,7 @@ import torch
 from torch import nn
 from torch.utils.data import DataLoader, Dataset
 
-from lmtrain.checkpoint_files import BEST, load_weights, read_weights
+from lmtrain.checkpoint_files import BEST
 from lmtrain.config.training import TrainerConfig
 from lmtrain.data.sampler import EpochBatches
 from lmtrain.durations import parse_duration
@@ -28,14 +28,14 @@ from lmtrain.errors import UserError
 from lmtrain.objectives.base import Objective
 from lmtrain.run_dir import RunDir, lower_is_better
 from lmtrain.training import checkpoint as ckpt
+from lmtrain.training.checkpoint_format import CheckpointFormat
 from lmtrain.training.compile import maybe_compile
 from lmtrain.training.distributed import Distributed
 from lmtrain.training.evaluation import add_sums, evaluate_objective, to_device
 from lmtrain.training.limits import Limits
 from lmtrain.training.precision import Precision
 from lmtrain.training.progress import TrainingProgress
-from lmtrain.training.sharding import (fully_shard_step, full_model_state, full_optimizer_state, load_full_state,
-                                       root_gathered)
+from lmtrain.training.sharding import fully_shard_step, root_gathered
 from lmtrain.training.stop_signals import StopRequests, TrainingInterrupted
 
 log = logging.getLogger(__name__)
@@ -115,6 +115,7 @@ class Trainer:
         step = ObjectiveStep(model, objective)
         step = fully_shard_step(step, model, optimizer) if self.dist.sharded else self.dist.wrap(step, device)
         self.step_module = maybe_compile(step, cfg.compile)
+        self.checkpoint_format = CheckpointFormat(cfg.checkpoint_format, model, optimizer, self.dist)
         if len(self.sampler) == 0:
             raise UserError(f"the training data has {len(train_set)} sequences, fewer than one batch "
                             f"(trainer.batch_size={cfg.batch_size}); add text or lower trainer.batch_size.")
@@ -206,21 +207,13 @@ class Trainer:
         """Checkpoint the current step (atomic), then prune old ones."""
         self.state.elapsed_seconds, self._fit_started = self._elapsed(), time.perf_counter()
         rng_per_rank = self.dist.gather(ckpt.rng_state())  # every rank's dropout stream, for exact resume
-        path = self.run.checkpoints / f"step-{self.state.step}"
-        weights = full_model_state(self.model) if self.dist.sharded else None  # collectives: every rank
-        optimizer = full_optimizer_state(self.model, self.optimizer) if self.dist.sharded else None
+        state = {"train": asdict(self.state), "scheduler": self.scheduler.state_dict(), "rng": rng_per_rank[0],
+                 "rng_per_rank": rng_per_rank}
+        if self.precision.scaler is not None:
+            state["scaler"] = self.precision.scaler.state_dict()
+        path = self.checkpoint_format.save(self.run.checkpoints, self.state.step, self.model_meta, state,
+                                           self.tokenizer_file)
         if self.dist.is_main:
-            state = {
-                "train": asdict(self.state),
-                "optimizer": optimizer if self.dist.sharded else self.optimizer.state_dict(),
-                "scheduler": self.scheduler.state_dict(),
-                "rng": rng_per_rank[0],
-                "rng_per_rank": rng_per_rank,
-            }
-            if self.precision.scaler is not None:
-                state["scaler"] = self.precision.scaler.state_dict()
-            path = ckpt.save_checkpoint(self.run.checkpoints, self.state.step, self.model, self.model_meta, state,
-                                        self.tokenizer_file, weights)
             ckpt.prune_checkpoints(self.run.checkpoints, self.cfg.keep_last)
         self.dist.barrier()
         return path
@@ -257,19 +250,12 @@ class Trainer:
 
     def load_weights(self, checkpoint: Path) -> None:
         """The model weights of ``checkpoint``, on every rank (under FSDP each rank keeps its shard)."""
-        if self.dist.sharded:
-            load_full_state(self.model, None, read_weights(checkpoint), None)
-        else:
-            load_weights(self.model, checkpoint)
+        self.checkpoint_format.load(checkpoint)
 
     def restore(self, checkpoint: Path) -> None:
         """Continue from ``checkpoint``: weights, optimizer, scheduler, RNG and data position."""
         state = ckpt.load_trainer_state(checkpoint)
-        if self.dist.sharded:  # every rank reads the full state and keeps its shard
-            load_full_state(self.model, self.optimizer, read_weights(checkpoint), state["optimizer"])
-        else:
-            load_weights(self.model, checkpoint)
-            self.optimizer.load_state_dict(state["optimizer"])
+        self.checkpoint_format.load(checkpoint, state)
         self.scheduler.load_state_dict(state["scheduler"])
         if self.precision.scaler is not None and "scaler" in state:
             self.precision.scaler.load_state_dict(state["scaler"])
