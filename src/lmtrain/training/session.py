@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import logging
+import signal
 import sys
 from pathlib import Path
 from typing import Any
@@ -92,8 +93,13 @@ def fit_run(trainer: Trainer, cfg: PretrainConfig | FinetuneConfig, run: RunDir,
             print(continue_hint(run.path, stop), file=sys.stderr)
         sys.exit(stop.exit_code)
     except RuntimeError as error:
+        if not dist.enabled:
+            raise
+        # torchrun sends SIGTERM to the survivors as soon as a worker dies: let this one say why it stops first
+        previous = signal.signal(signal.SIGTERM, signal.SIG_IGN)
         checkpoints = run.path / "checkpoints"
-        lost = lost_peer(error, dist.rank, checkpoints, newest_intact_checkpoint(checkpoints)) if dist.enabled else None
+        lost = lost_peer(error, dist.rank, checkpoints, newest_intact_checkpoint(checkpoints))
         if lost is None:
+            signal.signal(signal.SIGTERM, previous)
             raise
         raise lost from None
