@@ -1,4 +1,4 @@
-"""GloVe (Pennington, Socher & Manning, 2014), trained as the reference glove.c does.
+"""GloVe (Pennington, Socher & Manning, 2014), trained on shuffled batches of entries.
 
 Cost over the nonzero co-occurrences X_ij:
 
@@ -6,12 +6,22 @@ Cost over the nonzero co-occurrences X_ij:
     f(x) = min(1, (x / x_max) ** alpha)
 
 with separate word (w, b) and context (c, b~) parameters, initialised uniformly in
-[-0.5, 0.5] / vector_size, and AdaGrad as glove.c implements it: the accumulator starts at 1,
-accumulates the squared *scaled* step (lr * g) ** 2 and the step divides by its value before the
-current gradient is added; vector gradient components are clipped to +-grad_clip. The output
-vectors are w + c. Unlike glove.c's lock-free per-entry SGD, entries are visited in shuffled
-mini-batches; the steps of a word appearing several times in a batch are summed, and so are
-their squares in the accumulator.
+[-0.5, 0.5] / vector_size, and glove.c's AdaGrad: the accumulator starts at 1 and accumulates the
+squared *scaled* step (lr * g) ** 2; vector gradient components are clipped to +-grad_clip.
+Two departures from glove.c, each needed on a small corpus (measured in configs/method/glove.yaml):
+
+- Batches, not glove.c's per-entry loop: the steps of a word appearing k times in one batch are
+  summed, and the accumulator gains their squares *before* the step divides by it. glove.c's
+  order (step, then accumulate) is harmless entry by entry, but a frequent word's k summed steps
+  taken at one point overshoot by up to k times and the training diverges at lr >= 0.3.
+- Sampled zero cells: GloVe visits only nonzero X_ij, so a rare word, whose few observed counts
+  are all ~1/d, is told what it co-occurs with but never what it does not; its vector hardly
+  differs from any other's. Like word2vec's negative samples, each entry adds ``negatives``
+  cells (i, j) with j drawn from the unigram distribution ** 0.75, fitted one-sidedly: a
+  predicted log count above log(zero_count) is pushed down, one below is left alone.
+
+The output vectors are w + c, then centred with their top principal directions removed
+(all-but-the-top, ``postprocess.py``).
 (The current glove.c leaves lr off the bias step, a slip that earlier releases and the paper do
 not have; lr applies to every parameter here.)
 """
@@ -30,6 +40,7 @@ from gensim.models import KeyedVectors
 
 from lmtrain.embeddings.cooccurrence import count_cooccurrences
 from lmtrain.embeddings.io import keyed_vectors
+from lmtrain.embeddings.postprocess import all_but_the_top
 from lmtrain.embeddings.vocabulary import build_vocabulary, encode
 from lmtrain.errors import UserError
 from lmtrain.training.precision import resolve_device
@@ -79,13 +90,14 @@ def loss_and_grads(w: torch.Tensor, c: torch.Tensor, log_x: torch.Tensor, weight
 
 def _adagrad(params: torch.Tensor, grad_sq: torch.Tensor, index: torch.Tensor, grads: torch.Tensor,
              lr: float) -> None:
-    """glove.c's AdaGrad on the rows ``index`` of ``params``, steps of repeated rows summed.
+    """AdaGrad on the rows ``index`` of ``params``, steps of repeated rows summed.
 
     The accumulator gains each entry's squared step, as glove.c's does when it visits the
     entries one by one, not the square of their sum: a frequent word's steps within one large
     batch largely agree in sign, and squaring their sum would grow its accumulator k times too
-    fast for a word seen k times per batch, freezing exactly the best-estimated words.
-    ``grads`` (B, D + 1) is overwritten.
+    fast for a word seen k times per batch, freezing exactly the best-estimated words. It gains
+    them before the step divides by it, which bounds a frequent word's summed step (see the
+    module docstring). ``grads`` (B, D + 1) is overwritten.
     """
     rows, inverse = torch.unique(index, return_inverse=True)
     # lr is applied to the (U, D + 1) sums over distinct rows, not to the (B, D + 1) gradients
@@ -93,8 +105,8 @@ def _adagrad(params: torch.Tensor, grad_sq: torch.Tensor, index: torch.Tensor, g
     squares = torch.zeros_like(step)
     step.index_add_(0, inverse, grads)
     squares.index_add_(0, inverse, grads.square_())
-    params.index_add_(0, rows, step.mul_(-lr).div_(grad_sq[rows].sqrt_()))
     grad_sq.index_add_(0, rows, squares.mul_(lr * lr))
+    params.index_add_(0, rows, step.mul_(-lr).div_(grad_sq[rows].sqrt_()))
 
 
 @dataclass
@@ -135,9 +147,46 @@ class GloveParams:
         return (self.word[:, :-1] + self.context[:, :-1]).float().cpu().numpy()
 
 
+class ZeroCellSampler:
+    """Sampled cells (i, j): i a word of the batch, j drawn from the unigram distribution ** 0.75.
+
+    Args:
+        cooc: the co-occurrence matrix; its row sums stand for the word counts.
+        negatives: cells per entry (0 = none).
+        zero_count: a sampled cell's predicted count is pushed down to this when above it.
+        zero_weight: f of a sampled cell whose prediction is above log(zero_count).
+        seed: seeds the draws (on the CPU, so any device gives the same cells).
+    """
+
+    def __init__(self, cooc: sp.coo_matrix, negatives: int, zero_count: float, zero_weight: float,
+                 seed: int):
+        counts = np.asarray(cooc.sum(axis=1), dtype=np.float64).ravel()
+        self.probs = torch.from_numpy(counts ** 0.75)
+        self.negatives, self.weight = negatives, zero_weight
+        self.log_count = float(np.log(zero_count))
+        self.gen = torch.Generator().manual_seed(seed)
+
+    def extend(self, params: GloveParams, rows: torch.Tensor, cols: torch.Tensor,
+               log_x: torch.Tensor, weight: torch.Tensor):
+        """The batch (rows, cols, log_x, weight) with its sampled cells appended."""
+        if self.negatives == 0 or len(rows) == 0:
+            return rows, cols, log_x, weight
+        zero_rows = rows.repeat(self.negatives)
+        zero_cols = torch.multinomial(self.probs, len(zero_rows), replacement=True,
+                                      generator=self.gen).to(rows.device)
+        w, c = params.word[zero_rows], params.context[zero_cols]  # (N, D + 1)
+        predicted = torch.linalg.vecdot(w[:, :-1], c[:, :-1]) + w[:, -1] + c[:, -1]
+        # one-sided: a cell never observed may still be a pair the corpus is too small to show
+        zero_weight = (predicted > self.log_count).to(weight.dtype) * self.weight
+        zero_log_x = torch.full_like(predicted, self.log_count, dtype=log_x.dtype)
+        return (torch.cat([rows, zero_rows]), torch.cat([cols, zero_cols]),
+                torch.cat([log_x, zero_log_x]), torch.cat([weight, zero_weight]))
+
+
 def train_glove(cooc: sp.coo_matrix, vector_size: int, epochs: int, lr: float = 0.05,
                 x_max: float = 100.0, alpha: float = 0.75, batch_size: int = 4096,
-                grad_clip: Optional[float] = 100.0, seed: int = 42, device: str = "auto",
+                grad_clip: Optional[float] = 100.0, negatives: int = 1, zero_count: float = 0.1,
+                zero_weight: float = 0.5, remove_top: int = 2, seed: int = 42, device: str = "auto",
                 threads: Optional[int] = None, on_epoch: Optional[EpochCallback] = None,
                 on_batch: Optional[Callable[[int, float], None]] = None) -> tuple[np.ndarray, list[float]]:
     """Fit GloVe vectors to a co-occurrence matrix.
@@ -150,6 +199,10 @@ def train_glove(cooc: sp.coo_matrix, vector_size: int, epochs: int, lr: float = 
         x_max, alpha: the weighting f(x) = min(1, (x / x_max) ** alpha).
         batch_size: entries per step.
         grad_clip: clip of each vector gradient component; None = off.
+        negatives: sampled zero cells per entry (``ZeroCellSampler``); 0 = glove.c's objective.
+        zero_count, zero_weight: the target count and the weight f of a sampled cell.
+        remove_top: principal directions removed from the output (``all_but_the_top``);
+            -1 = return w + c untouched.
         seed: seeds the initialisation and the shuffles.
         device: auto | cpu | cuda | cuda:N.
         threads: torch CPU threads while training (restored afterwards); None = leave as is.
@@ -159,22 +212,27 @@ def train_glove(cooc: sp.coo_matrix, vector_size: int, epochs: int, lr: float = 
         on_batch: called after each step with (epoch, fraction of the epoch done).
 
     Returns:
-        (vectors, losses): (V, D) float32 word + context vectors and the mean loss per entry of
-        each epoch (measured during the epoch, before each step, as glove.c reports it).
+        (vectors, losses): (V, D) float32 post-processed w + c vectors and the mean loss per entry of
+        each epoch (measured during the epoch, before each step, as glove.c reports it; sampled
+        cells included).
     """
     dev = resolve_device(device, key="embed.device")
     previous_threads = torch.get_num_threads()
     if threads and dev.type == "cpu":
         torch.set_num_threads(threads)
     try:
-        return _fit(cooc.tocoo(), vector_size, epochs, lr, x_max, alpha, batch_size, grad_clip,
-                    seed, dev, on_epoch, on_batch)
+        cooc = cooc.tocoo()
+        sampler = ZeroCellSampler(cooc, negatives, zero_count, zero_weight, seed + 2)
+        vectors, losses = _fit(cooc, vector_size, epochs, lr, x_max, alpha, batch_size, grad_clip,
+                               sampler, seed, dev, on_epoch, on_batch)
+        return (vectors if remove_top < 0 else all_but_the_top(vectors, remove_top)), losses
     finally:
         torch.set_num_threads(previous_threads)
 
 
 def _fit(cooc: sp.coo_matrix, vector_size: int, epochs: int, lr: float, x_max: float, alpha: float,
-         batch_size: int, grad_clip: Optional[float], seed: int, dev: torch.device,
+         batch_size: int, grad_clip: Optional[float], sampler: ZeroCellSampler, seed: int,
+         dev: torch.device,
          on_epoch: Optional[EpochCallback], on_batch: Optional[Callable[[int, float], None]]
          ) -> tuple[np.ndarray, list[float]]:
     """The training loop of ``train_glove`` on the resolved device."""
@@ -195,8 +253,9 @@ def _fit(cooc: sp.coo_matrix, vector_size: int, epochs: int, lr: float, x_max: f
         total = torch.zeros((), device=dev, dtype=torch.float64)  # summed on device: no sync per step
         for first in range(0, nnz, batch_size):
             batch = slice(first, first + batch_size)
-            total += params.step(epoch_rows[batch], epoch_cols[batch], epoch_log_x[batch],
-                                 epoch_weight[batch], lr, grad_clip)
+            entries = sampler.extend(params, epoch_rows[batch], epoch_cols[batch],
+                                     epoch_log_x[batch], epoch_weight[batch])
+            total += params.step(*entries, lr, grad_clip)
             if on_batch is not None:
                 on_batch(epoch, min(first + batch_size, nnz) / nnz)
         losses.append(total.item() / max(nnz, 1))
