@@ -16,7 +16,7 @@ def test_every_method_composes_and_misspelt_keys_fail(tmp_path):
         cfg = compose_config("embed", [f"method={method}"])
         assert cfg.method == method and OmegaConf.to_container(cfg)
     glove = compose_config("embed", ["method=glove"]).embed
-    assert glove.lr == 0.2 and glove.x_max == 3.0 and glove.corpus == "lee_wiki"
+    assert glove.lr == 0.1 and glove.x_max == 3.0 and glove.corpus == "lee_wiki"
     result = run_cli("embed", "embed.sgg=1", cwd=tmp_path)
     assert result.returncode == 2 and "sgg" in result.stderr and "Traceback" not in result.stderr
 
