@@ -28,7 +28,7 @@ def source_sentences() -> list[str]:
     from lmtrain.data.corpus import Corpus, bundled_file
 
     wiki = "enwiki-latest-pages-articles1.xml-p000000010p000030302-shortened.bz2"
-    corpus = Corpus([bundled_file("lee_background.cor"), bundled_file(wiki)])
+    corpus = Corpus.from_files([bundled_file("lee_background.cor"), bundled_file(wiki)])
     return [s for doc in corpus for s in doc if len(s) > 20]
 
 

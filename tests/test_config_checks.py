@@ -22,6 +22,7 @@ BAD = [
     ("pretrain", ["trainer.checkpoint_format=zip"], "trainer.checkpoint_format=zip: must be one of full | sharded"),
     ("pretrain", ["model.dropout=2"], "model.dropout=2.0: must be in [0, 1)"),
     ("pretrain", ["data.eval_fraction=1.5"], "data.eval_fraction=1.5: must be in (0, 1)"),
+    ("pretrain", ["data.num_proc=0"], "data.num_proc=0: must be >= 1"),
     ("pretrain", ["tokenizer.vocab_size=0"], "tokenizer.vocab_size=0: must be >= 1"),
     ("pretrain", ["tokenizer.vocab_size=4"], "tokenizer.vocab_size=4: must be > 5"),
     ("pretrain", ["model=bert", "data.max_seq_len=1"], "data.max_seq_len=1: must be >= 5 for objective=mlm_nsp"),

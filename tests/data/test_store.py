@@ -12,7 +12,7 @@ from lmtrain.data.datasets import PretrainingDataset
 from lmtrain.data.masking import TokenMasking
 from lmtrain.data.pretraining import masking_spec, prepare_pretraining_data
 from lmtrain.data.sampler import EpochBatches
-from lmtrain.data.store import ExampleStore, StoreWriter, write_store
+from lmtrain.data.store import ExampleStore, StoreWriter, index_shards, write_store
 from tests.conftest import compose_config, objective_plug, write_corpus
 
 
@@ -32,7 +32,7 @@ def test_batches_appended_read_back_like_one_write(tmp_path):
     write_store(tmp_path / "whole", whole, {"next_sentence_label": labels}, {})
     appended, written = ExampleStore(tmp_path / "appended"), ExampleStore(tmp_path / "whole")
     assert len(appended) == len(written) == 20 and appended.meta["objective"] == "mlm_nsp"
-    assert isinstance(appended.sequences["input_ids"], np.memmap)
+    assert isinstance(appended.shards[0].sequences["input_ids"], np.memmap)
     assert np.load(tmp_path / "appended" / "input_ids.npy").shape == (20, 16)  # a standard .npy file
     for i in range(20):
         a, b = appended[i], written[i]
@@ -42,6 +42,26 @@ def test_batches_appended_read_back_like_one_write(tmp_path):
         # and both give back exactly what went in
         assert np.array_equal(a["input_ids"], whole["input_ids"][i]) and np.array_equal(a["labels"], whole["labels"][i])
         assert a["next_sentence_label"] == labels[i]
+
+
+def test_a_sharded_store_reads_as_its_shards_in_the_listed_order(tmp_path):
+    parts = [_examples(n, seed) for seed, n in enumerate((5, 9, 1))]
+    for name, (sequences, scalars) in zip(("c", "a", "b"), parts):  # listed order, not name order, counts
+        write_store(tmp_path / "sharded" / name, sequences, scalars, {"objective": "mlm_nsp"})
+    index_shards(tmp_path / "sharded", ["c", "a", "b"], {"objective": "mlm_nsp"})
+    whole = {k: [x for s, _ in parts for x in s[k]] for k in ("input_ids", "labels")}
+    labels = [v for _, scalars in parts for v in scalars["next_sentence_label"]]
+    sharded = ExampleStore(tmp_path / "sharded")
+    assert len(sharded) == 15 and len(sharded.shards) == 3 and sharded.meta["n"] == 15
+    assert np.array_equal(sharded.lengths, [len(x) for x in whole["input_ids"]])
+    for i in range(-15, 15):  # across every shard boundary, and from the end
+        assert np.array_equal(sharded[i]["input_ids"], whole["input_ids"][i])
+        assert np.array_equal(sharded[i]["labels"], whole["labels"][i])
+        assert sharded[i]["next_sentence_label"] == labels[i]
+    with pytest.raises(IndexError):
+        sharded[15]
+    index_shards(tmp_path / "sharded", ["a", "c", "b"], {"objective": "mlm_nsp"})  # other order, other digest
+    assert ExampleStore(tmp_path / "sharded").content_digest() != sharded.content_digest()
 
 
 def test_a_failed_write_leaves_no_store(tmp_path):
@@ -72,8 +92,8 @@ def test_memory_mapped_store_gives_the_in_memory_batches(tmp_path, objective):
     data = prepare_pretraining_data(cfg.data, cfg.tokenizer, objective_plug(cfg.objective))
     mapped = ExampleStore(data.train.path)
     loaded = ExampleStore(data.train.path, in_memory=True)
-    assert all(isinstance(a, np.memmap) for a in mapped.sequences.values())
-    assert not any(isinstance(a, np.memmap) for a in loaded.sequences.values())
+    assert all(isinstance(a, np.memmap) for shard in mapped.shards for a in shard.sequences.values())
+    assert not any(isinstance(a, np.memmap) for shard in loaded.shards for a in shard.sequences.values())
     assert len(set(mapped.lengths.tolist())) > 1  # ragged examples: padding and cutting are exercised
 
     dynamic = TokenMasking(masking_spec(cfg.objective, data.tokenizer)) if objective == "mlm_dynamic" else None

@@ -41,6 +41,7 @@ class TextDataConfig(DataConfig):
     short_seq_prob: float = 0.1  # BERT: share of pairs built shorter than max_seq_len
     dupe_factor: int = 5  # BERT static masking: copies of the data, each with its own mask
     packing: str = "full_sentences"  # full_sentences (may cross documents) | doc_sentences
+    num_proc: int = 1  # processes that tokenize and build the examples, by chunks (same examples for any number)
     # a `datasets` dataset (source=hf; configs/data/hf.yaml); the text is in data.text_field
     path: Optional[str] = None  # hf: Hub dataset id, dataset folder (parquet / json / csv / arrow files) or save_to_disk folder
     config_name: Optional[str] = None  # hf: the dataset's configuration (subset), e.g. wikitext-2-raw-v1; None = its default
@@ -52,6 +53,7 @@ class TextDataConfig(DataConfig):
         super().__post_init__()
         check_range(self, "short_seq_prob", 0, 1)
         check_range(self, "dupe_factor", 1)
+        check_range(self, "num_proc", 1)
 
 
 @dataclass

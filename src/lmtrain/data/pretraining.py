@@ -5,33 +5,35 @@ of the data, the tokenizer file and every setting that shapes them, so a second 
 same data and settings reads both from `data.cache_dir` instead of recomputing them.
 
 The corpus is streamed: documents are read from memory-mapped Arrow tables, tokenized and turned
-into examples a chunk at a time (``CHUNK_CHARS`` characters), and appended to the on-disk stores,
-so memory stays flat however large the corpus is. NSP partners and packed blocks are drawn within
-a chunk; a corpus smaller than one chunk is processed exactly as a whole.
+into examples a chunk at a time (``CHUNK_CHARS`` characters), each chunk written as one shard of
+the on-disk stores, so memory stays flat however large the corpus is. NSP partners and packed
+blocks are drawn within a chunk, with a seed of its own; a corpus smaller than one chunk is
+processed exactly as a whole. Chunk boundaries depend only on the text, so ``data.num_proc``
+processes building the chunks give the same stores as one process does.
 """
 
 from __future__ import annotations
 
 import hashlib
 import logging
+import shutil
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Protocol
 
-import numpy as np
-
+from lmtrain.atomic import atomic_directory
 from lmtrain.config.data import TextDataConfig
 from lmtrain.config.objectives import MaskingConfig
 from lmtrain.config.training import TokenizerConfig
 from lmtrain.data.cache_lock import cache_lock
+from lmtrain.data.chunk_workers import ChunkBuilder, ChunkJob, build_chunks, log_reports, shard_name
 from lmtrain.data.corpus import MAX_DOCUMENT_CHARS, Corpus, held_out_mask
+from lmtrain.data.examples import ExamplePlan, ExampleRecipe
 from lmtrain.data.hf_tokenizer import load_tokenizer_source
-from lmtrain.data.masking import MaskingSpec, mask_tokens
-from lmtrain.data.nsp_pairs import build_pairs
-from lmtrain.data.packing import pack_sentences, pack_stream
+from lmtrain.data.masking import MaskingSpec
 from lmtrain.data.sources import CorpusSource, corpus_source
-from lmtrain.data.store import ExampleStore, StoreWriter, fingerprint
+from lmtrain.data.store import ExampleStore, fingerprint, index_shards
 from lmtrain.data.tokenizer import (TextTokenizer, cached_tokenizer, special_roles, tokenizer_fingerprint,
                                     train_tokenizer)
 from lmtrain.errors import UserError
@@ -40,7 +42,8 @@ log = logging.getLogger(__name__)
 
 # Bump when the example format or the algorithms that build examples change.
 # 2: documents over corpus.MAX_DOCUMENT_CHARS are split into pieces.
-EXAMPLES_VERSION = 2
+# 3: stores sharded by chunk (the examples are those of 2).
+EXAMPLES_VERSION = 3
 # Characters of text tokenized at a time (the bundled corpus, 2.9M, is one chunk).
 CHUNK_CHARS = 4_000_000
 # Seed offset between chunks (chunk 0 keeps the configured seed).
@@ -69,95 +72,6 @@ def masking_spec(obj_cfg: MaskingConfig, tokenizer: TextTokenizer) -> MaskingSpe
         random_token_prob=obj_cfg.random_token_prob,
         whole_word=obj_cfg.whole_word,
     )
-
-
-def tokenize_documents(docs: list[list[str]], tokenizer: TextTokenizer) -> list[list[np.ndarray]]:
-    """Each sentence as a (2, L) array: ids in row 0, corpus-unique word ids in row 1."""
-    flat = [s for d in docs for s in d]
-    encoded = tokenizer.encode_words(flat)
-    sentences, offset = [], 0
-    for ids, words in encoded:
-        word_ids = np.asarray([-1 if w is None else w for w in words], dtype=np.int64) + offset
-        offset += (max((w for w in words if w is not None), default=-1) + 1)
-        sentences.append(np.stack([np.asarray(ids, dtype=np.int64), word_ids]))
-    result, i = [], 0
-    for d in docs:
-        result.append(sentences[i:i + len(d)])
-        i += len(d)
-    return result
-
-
-def _static_mask(sequences: list[np.ndarray], word_ids: list[np.ndarray], spec: MaskingSpec, seed: int
-                 ) -> tuple[list[np.ndarray], list[np.ndarray]]:
-    rng = np.random.default_rng(seed)
-    pool = spec.random_candidates()
-    masked, labels = [], []
-    for ids, words in zip(sequences, word_ids):
-        m, lab = mask_tokens(ids, spec, rng, word_ids=words, candidates_pool=pool)
-        masked.append(m.astype(np.int32))
-        labels.append(lab.astype(np.int32))
-    return masked, labels
-
-
-class ExampleRecipe(Protocol):
-    """What the data side needs from a pretraining objective (its plug provides it).
-
-    Attributes:
-        name: the objective's name (recorded with the stores).
-        example_format: sentence_pairs (BERT's NSP pairs), sentence_blocks (full sentences packed
-            between [CLS] and [SEP], with word ids for whole-word masking) or token_stream (blocks cut
-            from the document stream, end-of-text between documents: GPT, ELMo).
-    """
-
-    name: str
-    example_format: str
-
-    def static_masking(self, tokenizer: TextTokenizer) -> MaskingSpec | None:
-        """The mask drawn once at preprocessing (BERT's static masking), or None."""
-
-    def settings(self) -> dict[str, Any]:
-        """Every setting that shapes the examples (part of the cache key)."""
-
-
-EXAMPLE_FORMATS = ("sentence_pairs", "sentence_blocks", "token_stream")
-
-
-def build_examples(docs: list[list[np.ndarray]], tokenizer: TextTokenizer, data_cfg: TextDataConfig, recipe: ExampleRecipe,
-                   dupe_factor: int, seed: int) -> tuple[dict[str, list], dict[str, list]]:
-    """Sequence and scalar fields of the examples ``recipe`` trains on.
-
-    Returns:
-        (sequences, scalars) as :func:`lmtrain.data.store.write_store` takes them.
-    """
-    fmt, spec = recipe.example_format, recipe.static_masking(tokenizer)
-    if fmt == "sentence_pairs":
-        ids, types, words, nsp = [], [], [], []
-        for dupe in range(dupe_factor):
-            for pair in build_pairs(docs, data_cfg.max_seq_len, data_cfg.short_seq_prob, tokenizer.id("cls"),
-                                    tokenizer.id("sep"), seed=seed + dupe):
-                ids.append(pair.input_ids)
-                types.append(pair.token_type_ids)
-                words.append(pair.word_ids)
-                nsp.append(pair.next_sentence_label)
-        if spec is None:
-            return ({"input_ids": ids, "token_type_ids": types, "word_ids": words}, {"next_sentence_label": nsp})
-        masked, labels = _static_mask(ids, words, spec, seed)
-        return ({"input_ids": masked, "token_type_ids": types, "labels": labels}, {"next_sentence_label": nsp})
-    if fmt == "sentence_blocks":
-        if data_cfg.packing not in ("full_sentences", "doc_sentences"):
-            raise UserError(f"data.packing={data_cfg.packing} is not supported; use full_sentences or doc_sentences.")
-        blocks = pack_sentences(docs, data_cfg.max_seq_len, tokenizer.id("cls"), tokenizer.id("sep"),
-                                cross_documents=data_cfg.packing == "full_sentences")
-        if spec is not None:
-            blocks = blocks * dupe_factor
-            masked, labels = _static_mask([b[0] for b in blocks], [b[1] for b in blocks], spec, seed)
-            return {"input_ids": masked, "labels": labels}, {}
-        return {"input_ids": [b[0] for b in blocks], "word_ids": [b[1] for b in blocks]}, {}
-    if fmt == "token_stream":
-        blocks = pack_stream(docs, data_cfg.max_seq_len, tokenizer.id("eos"))
-        return {"input_ids": [b[0] for b in blocks]}, {}
-    raise UserError(f"objective={recipe.name} asks for examples of the format {fmt!r}; the formats are "
-                    f"{', '.join(EXAMPLE_FORMATS)}.")
 
 
 class SplitCorpus:
@@ -230,28 +144,40 @@ def _tokenizer_for(data_cfg: TextDataConfig, tok_cfg: TokenizerConfig, cache: Pa
     return cached_tokenizer(path, roles, train), path
 
 
-def _write_examples(root: Path, split: SplitCorpus, tokenizer: TextTokenizer, data_cfg: TextDataConfig,
-                    recipe: ExampleRecipe) -> None:
-    """Tokenize ``split`` chunk by chunk and append its examples to the train and eval stores under ``root``."""
+def _chunk_jobs(split: SplitCorpus, data_cfg: TextDataConfig, folder: Path) -> Iterator[ChunkJob]:
+    """The non-empty chunks of ``split`` in corpus order, each with its seed and its shard under ``folder``."""
     settings = {"train": (data_cfg.dupe_factor, data_cfg.split_seed), "eval": (1, data_cfg.split_seed + 10_000)}
-    meta = {"objective": recipe.name}
-    chunk_index = {"train": 0, "eval": 0}
-    with StoreWriter(root / "train", data_cfg.max_seq_len, meta) as train_store, \
-            StoreWriter(root / "eval", data_cfg.max_seq_len, meta) as eval_store:
-        stores = {"train": train_store, "eval": eval_store}
-        for name, docs in split.chunks():
-            if not docs:
-                continue
-            dupe, seed = settings[name]
-            seed += _CHUNK_SEED_STRIDE * chunk_index[name]
-            chunk_index[name] += 1
-            sequences, scalars = build_examples(tokenize_documents(docs, tokenizer), tokenizer, data_cfg, recipe,
-                                                dupe, seed)
-            stores[name].append(sequences, scalars)
-        for name, store in stores.items():
-            if store.columns["length"].rows == 0:
-                raise UserError(f"the {name} part of the corpus gave no training sequences "
+    counts = {"train": 0, "eval": 0}
+    for part, docs in split.chunks(CHUNK_CHARS):
+        if not docs:
+            continue
+        dupe, seed = settings[part]
+        index = counts[part]
+        counts[part] += 1
+        yield ChunkJob(part, index, docs, dupe, seed + _CHUNK_SEED_STRIDE * index, folder / part / shard_name(index))
+
+
+def _write_examples(root: Path, split: SplitCorpus, tokenizer: TextTokenizer, data_cfg: TextDataConfig,
+                    plan: ExamplePlan) -> None:
+    """Tokenize ``split`` chunk by chunk (``data.num_proc`` processes) into the sharded train and eval stores
+    under ``root``, which appears only once both are complete."""
+    started = time.perf_counter()
+    with atomic_directory(root) as folder:
+        reports = build_chunks(_chunk_jobs(split, data_cfg, folder), ChunkBuilder(tokenizer, data_cfg, plan),
+                               data_cfg.num_proc)
+        log_reports(reports, time.perf_counter() - started)
+        for part in ("train", "eval"):
+            shards = sorted(r.index for r in reports if r.part == part and r.examples)
+            if not shards:
+                raise UserError(f"the {part} part of the corpus gave no training sequences "
                                 f"(data.max_seq_len={data_cfg.max_seq_len}); add text or shorten data.max_seq_len.")
+            index_shards(folder / part, [shard_name(index) for index in shards], {"objective": plan.objective})
+
+
+def _remove_leftovers(root: Path) -> None:
+    """Remove what an earlier preparation of ``root`` that was killed left (call only while holding its lock)."""
+    for leftover in root.parent.glob(f".tmp-{root.name}-*"):
+        shutil.rmtree(leftover, ignore_errors=True)
 
 
 class PretrainingPreparation:
@@ -299,17 +225,19 @@ class PretrainingPreparation:
         shape_keys = {k: getattr(data_cfg, k) for k in ("max_seq_len", "short_seq_prob", "dupe_factor", "packing",
                                                         "documents", "eval_fraction", "split_seed", "text_field",
                                                         "format")}
-        key = fingerprint("examples", EXAMPLES_VERSION, self.source.digests, text_digest(tokenizer_text), shape_keys,
-                          recipe.example_format, recipe.settings())
+        key = fingerprint("examples", EXAMPLES_VERSION, CHUNK_CHARS, self.source.digests, text_digest(tokenizer_text),
+                          shape_keys, recipe.example_format, recipe.settings())
         root = self.cache / "examples" / key
         cached = _complete(root)
         if not cached:
             with cache_lock(root.parent / f"{key}.lock"):
                 cached = _complete(root)
                 if not cached:
+                    _remove_leftovers(root)
                     split = self.corpus()
-                    log.info("tokenizing %s", split.describe())
-                    _write_examples(root, split, tokenizer, data_cfg, recipe)
+                    log.info("tokenizing %s with %d process%s", split.describe(), data_cfg.num_proc,
+                             "" if data_cfg.num_proc == 1 else "es")
+                    _write_examples(root, split, tokenizer, data_cfg, ExamplePlan.of(recipe, tokenizer))
         if cached:
             log.info("using cached examples %s", root)
         return PretrainingData(tokenizer, tokenizer_path, ExampleStore(root / "train"), ExampleStore(root / "eval"),

@@ -6,6 +6,10 @@ loads the whole file, so corpora larger than memory work the same way as small o
 written into a temporary directory and renamed into place, so an interrupted run never leaves
 half a cache. Each store records a digest of its content (``meta.json``: ``content_sha256``), so
 the ranks of a job can check cheaply that they read the same examples.
+
+A store may also be sharded: sub-stores written independently (by several processes), and a
+``meta.json`` index that lists them in order (:func:`index_shards`). It reads as their
+concatenation, and its digest covers the shards' digests in that order.
 """
 
 from __future__ import annotations
@@ -21,6 +25,7 @@ from lmtrain.atomic import atomic_directory
 
 LENGTH = "length"
 CONTENT_DIGEST = "content_sha256"
+SHARDS = "shards"
 
 
 def fingerprint(*parts: Any) -> str:
@@ -161,32 +166,78 @@ def write_store(path: Path, sequences: dict[str, list[np.ndarray]], scalars: dic
         writer.append(sequences, scalars)
 
 
+def index_shards(path: Path, shards: list[str], meta: dict[str, Any]) -> None:
+    """Write the ``meta.json`` index of a sharded store: the complete stores ``path/<shard>``, in order.
+
+    Args:
+        path: the store directory, holding the shards.
+        shards: the shards' directory names, in the order their examples are read (at least one).
+        meta: JSON metadata saved in the index, as in every shard.
+    """
+    if not shards:
+        raise ValueError(f"the sharded store {path} needs at least one shard")
+    listed, fields = [], None
+    for name in shards:
+        shard = json.loads((path / name / "meta.json").read_text())
+        if fields is not None and shard["fields"] != fields:
+            raise ValueError(f"shard {name} of {path} holds the fields {shard['fields']}, not {fields}")
+        fields = shard["fields"]
+        listed.append({"name": name, "n": shard["n"], CONTENT_DIGEST: shard[CONTENT_DIGEST]})
+    index = {**meta, "fields": fields, "n": sum(shard["n"] for shard in listed), SHARDS: listed}
+    index[CONTENT_DIGEST] = _store_digest(index, {})  # the shards' digests are in the index itself
+    (path / "meta.json").write_text(json.dumps(index, indent=2))
+
+
+class _Columns:
+    """The arrays of one store directory (a whole store, or one shard of a sharded store)."""
+
+    def __init__(self, path: Path, fields: dict[str, list[str]], in_memory: bool):
+        self.lengths = np.load(path / f"{LENGTH}.npy")
+        mode = None if in_memory else "r"
+        self.sequences = {n: np.load(path / f"{n}.npy", mmap_mode=mode) for n in fields["sequences"]}
+        self.scalars = {n: np.load(path / f"{n}.npy") for n in fields["scalars"]}
+
+    def example(self, index: int) -> dict[str, np.ndarray | int]:
+        """Example ``index``: sequence fields cut to its length, scalar fields as ints."""
+        n = int(self.lengths[index])
+        example: dict[str, np.ndarray | int] = {k: np.array(v[index, :n]) for k, v in self.sequences.items()}
+        example.update({k: int(v[index]) for k, v in self.scalars.items()})
+        return example
+
+
 class ExampleStore:
-    """Read-only access to a store written by :func:`write_store`.
+    """Read-only access to a store written by :func:`write_store` (or :func:`index_shards`).
 
     Args:
         path: the store directory.
         in_memory: read the sequence arrays into memory instead of memory-mapping them (the
             batches are the same either way; memory mapping lets corpora exceed RAM).
+
+    Attributes:
+        lengths: (N,) tokens of each example, of all shards.
+        shards: the arrays of each shard (one for a store that is not sharded), in reading order.
     """
 
     def __init__(self, path: str | Path, in_memory: bool = False):
         self.path = Path(path)
         self.meta = json.loads((self.path / "meta.json").read_text())
-        self.lengths = np.load(self.path / f"{LENGTH}.npy")
-        mode = None if in_memory else "r"
-        self.sequences = {n: np.load(self.path / f"{n}.npy", mmap_mode=mode) for n in self.meta["fields"]["sequences"]}
-        self.scalars = {n: np.load(self.path / f"{n}.npy") for n in self.meta["fields"]["scalars"]}
+        fields = self.meta["fields"]
+        if SHARDS in self.meta:
+            self.shards = [_Columns(self.path / s["name"], fields, in_memory) for s in self.meta[SHARDS]]
+        else:
+            self.shards = [_Columns(self.path, fields, in_memory)]
+        self.lengths = np.concatenate([shard.lengths for shard in self.shards])
+        self._ends = np.cumsum([len(shard.lengths) for shard in self.shards])  # (shards,) end of each
 
     def __len__(self) -> int:
         return len(self.lengths)
 
     def __getitem__(self, index: int) -> dict[str, np.ndarray | int]:
         """Example ``index``: sequence fields cut to its length, scalar fields as ints."""
-        n = int(self.lengths[index])
-        example: dict[str, np.ndarray | int] = {k: np.array(v[index, :n]) for k, v in self.sequences.items()}
-        example.update({k: int(v[index]) for k, v in self.scalars.items()})
-        return example
+        index = range(len(self))[index]  # negative indices count from the end; out of range raises
+        shard = int(np.searchsorted(self._ends, index, side="right"))
+        start = int(self._ends[shard - 1]) if shard else 0
+        return self.shards[shard].example(index - start)
 
     def content_digest(self) -> str:
         """SHA-256 of the examples: recorded when the store was written, computed for a store of an older version."""
