@@ -17,7 +17,9 @@ other for the CPU:
     python scripts/equal_time.py --only ner --ner-budget 10m --conll-dir conll2003 --eval-sentences 1000
 
 The budget counts the training loop only (data loading included); start-up, tokenizing, the final
-evaluation and saving are outside it on both sides. Needs the dev extra (`transformers`, `seqeval`).
+evaluation and saving are outside it on both sides. On a CPU that other jobs share, pass --threads 1:
+a multi-threaded PyTorch step then waits on its descheduled threads, and that, not the code, decides
+the result (README, "Equal-time quality"). Needs the dev extra (`transformers`, `seqeval`).
 """
 
 from __future__ import annotations
