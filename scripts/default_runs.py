@@ -6,7 +6,7 @@ results beside the trivial baselines it reports, with the wall time around the w
 
     python scripts/default_runs.py                          # every row, about 25 minutes on 2 cores
     python scripts/default_runs.py --only embed             # rows whose command contains "embed"
-    python scripts/default_runs.py --wikitext ../shared/data/wikitext2   # adds the WikiText-2 embed rows
+    python scripts/default_runs.py --wikitext ../shared/data/wikitext2   # adds embed rows on WikiText-2 valid + test
 
 The README's "Measured default runs" table comes from this script.
 """
@@ -54,7 +54,7 @@ def default_rows(wikitext: Path | None) -> list[Row]:
         Row("glove", ["embed", "method=glove"], similarity),
     ]
     if wikitext is not None:
-        files = f"embed.train_files=[{wikitext / 'wiki.valid.tokens'},{wikitext / 'wiki.test.tokens'}]"
+        files = f"embed.train_files=[{wikitext / 'valid.txt'},{wikitext / 'test.txt'}]"
         rows += [Row("word2vec-wikitext", ["embed", files], similarity),
                  Row("glove-wikitext", ["embed", "method=glove", files], similarity)]
     return rows
@@ -98,7 +98,7 @@ def main() -> None:
     """Run the chosen default commands and print the table."""
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--only", default="", help="only rows whose name contains this text")
-    parser.add_argument("--wikitext", type=Path, help="folder with wiki.valid.tokens and wiki.test.tokens")
+    parser.add_argument("--wikitext", type=Path, help="WikiText-2 folder with valid.txt and test.txt")
     parser.add_argument("--json", type=Path, help="also write every summary here")
     args = parser.parse_args()
     rows = [r for r in default_rows(args.wikitext) if args.only in r.name]
