@@ -64,15 +64,18 @@ def run_row(row: Row, workdir: Path, done: dict[str, Row]) -> None:
     """Run one command in its own run directory; fill in its summary and wall time."""
     row.run_dir = str(workdir / row.name)
     args = [a.format(**{name: r.run_dir for name, r in done.items()}) for a in row.args]
-    if args[0] != "embed":  # embed has no data cache and prints no step progress
-        args += ["trainer.progress=false", f"data.cache_dir={workdir / 'cache'}"]
+    if args[0] != "embed":  # embed prints no step progress
+        args.append("trainer.progress=false")
+    if args[0] == "pretrain":  # a fresh data cache: tokenizer training and tokenization count
+        args.append(f"data.cache_dir={workdir / 'cache'}")
     env = {**os.environ, "HYDRA_FULL_ERROR": "0"}
     started = time.perf_counter()
     out = subprocess.run([sys.executable, "-m", "lmtrain", *args, f"hydra.run.dir={row.run_dir}"], cwd=workdir,
                          env=env, capture_output=True, text=True)
     row.wall_s = time.perf_counter() - started
-    if out.returncode != 0:
-        sys.exit(f"lmtrain {' '.join(args)} failed (exit {out.returncode}):\n{out.stderr[-3000:]}")
+    if out.returncode != 0:  # shown in the table; the other rows still run
+        row.summary = {"error": f"exit {out.returncode}: {out.stderr.strip().splitlines()[-1][:300]}"}
+        return
     row.summary = json.loads((Path(row.run_dir) / "summary.json").read_text())
 
 
@@ -82,8 +85,8 @@ def results_table(rows: list[Row]) -> Table:
     for column in ("command", "results", "wall"):
         table.add_column(column)
     for row in rows:
-        shown = ", ".join(f"{key.split('/')[-1]} {_number(row.summary.get(key))}" for key in row.shown
-                          if key in row.summary)
+        shown = row.summary.get("error") or ", ".join(f"{key.split('/')[-1]} {_number(row.summary.get(key))}"
+                                                      for key in row.shown if key in row.summary)
         table.add_row("lmtrain " + " ".join(row.args), shown, f"{row.wall_s // 60:.0f} min {row.wall_s % 60:.0f} s")
     return table
 
@@ -99,19 +102,23 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--only", default="", help="only rows whose name contains this text")
     parser.add_argument("--wikitext", type=Path, help="WikiText-2 folder with valid.txt and test.txt")
-    parser.add_argument("--json", type=Path, help="also write every summary here")
+    parser.add_argument("--json", type=Path, help="also write every summary here (after each command)")
+    parser.add_argument("--keep", type=Path, help="run in this (new) folder and keep the runs")
     args = parser.parse_args()
     rows = [r for r in default_rows(args.wikitext) if args.only in r.name]
     console, done = Console(), {}
     with tempfile.TemporaryDirectory(prefix="lmtrain-defaults-") as tmp:
+        workdir = args.keep or Path(tmp)
+        if args.keep:
+            workdir.mkdir(parents=True)
         for row in rows:
             console.print(f"[dim]lmtrain {' '.join(row.args)} ...[/dim]")
-            run_row(row, Path(tmp), done)
+            run_row(row, workdir, done)
             done[row.name] = row
+            if args.json:
+                args.json.write_text(json.dumps({r.name: {"args": r.args, "wall_s": r.wall_s, "summary": r.summary}
+                                                 for r in done.values()}, indent=2, default=str))
     console.print(results_table(rows))
-    if args.json:
-        args.json.write_text(json.dumps({r.name: {"args": r.args, "wall_s": r.wall_s, "summary": r.summary}
-                                         for r in rows}, indent=2, default=str))
 
 
 if __name__ == "__main__":
