@@ -25,6 +25,7 @@ from pathlib import Path
 
 from rich.console import Console
 from rich.table import Table
+from rich.text import Text
 
 
 @dataclass
@@ -87,7 +88,8 @@ def results_table(rows: list[Row]) -> Table:
     for row in rows:
         shown = row.summary.get("error") or ", ".join(f"{key.split('/')[-1]} {_number(row.summary.get(key))}"
                                                       for key in row.shown if key in row.summary)
-        table.add_row("lmtrain " + " ".join(row.args), shown, f"{row.wall_s // 60:.0f} min {row.wall_s % 60:.0f} s")
+        table.add_row(Text("lmtrain " + " ".join(row.args)), Text(shown),
+                      f"{row.wall_s // 60:.0f} min {row.wall_s % 60:.0f} s")  # Text: brackets are not markup
     return table
 
 
@@ -112,7 +114,7 @@ def main() -> None:
         if args.keep:
             workdir.mkdir(parents=True)
         for row in rows:
-            console.print(f"[dim]lmtrain {' '.join(row.args)} ...[/dim]")
+            console.print(f"lmtrain {' '.join(row.args)} ...", style="dim", markup=False)
             run_row(row, workdir, done)
             done[row.name] = row
             if args.json:
