@@ -42,16 +42,22 @@ def restart_safe_store(timeout: datetime.timedelta) -> dist.Store | None:
     return dist.PrefixStore(f"/lmtrain/attempt_{attempt}", agent_store)
 
 
-def lost_peer(error: BaseException, rank: int, checkpoints_dir: Path, newest: Path | None) -> UserError | None:
-    """The one-paragraph error for a collective that failed because another process of the job died.
+def _first_line(error: BaseException) -> str:
+    return str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
 
-    None when ``error`` is something else. The dead process's own log holds the cause; this one
-    only says that it is not the cause and what was kept.
+
+def peer_gone(error: BaseException) -> bool:
+    """Whether ``error`` is a collective failing because the process at its other end has died."""
+    return isinstance(error, RuntimeError) and any(text in _first_line(error) for text in _PEER_GONE)
+
+
+def lost_peer(error: BaseException, rank: int, checkpoints_dir: Path, newest: Path | None) -> UserError:
+    """The one-paragraph error for a collective that failed because another process of the job died
+    (:func:`peer_gone`). The dead process's own log holds the cause; this one only says that it is
+    not the cause and what was kept.
     """
-    first_line = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
-    if not isinstance(error, RuntimeError) or not any(text in first_line for text in _PEER_GONE):
-        return None
-    kept = f"the newest checkpoint, {newest}, is intact" if newest else f"no checkpoint was saved in {checkpoints_dir} yet"
+    first_line = _first_line(error)
+    kept = f"the newest checkpoint, {newest}, is intact" if newest else f"no intact checkpoint is in {checkpoints_dir} yet"
     return UserError(f"rank {rank} lost another process of this job while it waited for it in a collective "
                      f"({first_line.split('] ', 1)[-1].split('. ')[0][:200]}). The cause is in the log of the process that "
                      f"stopped first (torchrun's summary names it). Nothing was lost: {kept}. Under `torchrun "

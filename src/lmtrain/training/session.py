@@ -17,7 +17,7 @@ from lmtrain.kernels import select_cpu_kernels
 from lmtrain.run_dir import RunDir
 from lmtrain.checkpoint_files import read_model_meta
 from lmtrain.training.checkpoint import newest_intact_checkpoint
-from lmtrain.training.distributed import lost_peer
+from lmtrain.training.distributed import lost_peer, peer_gone
 from lmtrain.training.loggers import open_loggers
 from lmtrain.training.preflight import run_preflight
 from lmtrain.training.stop_signals import TrainingInterrupted, continue_hint
@@ -93,13 +93,13 @@ def fit_run(trainer: Trainer, cfg: PretrainConfig | FinetuneConfig, run: RunDir,
             print(continue_hint(run.path, stop), file=sys.stderr)
         sys.exit(stop.exit_code)
     except RuntimeError as error:
-        if not dist.enabled:
+        if not dist.enabled or not peer_gone(error):
             raise
         # torchrun sends SIGTERM to the survivors as soon as a worker dies: let this one say why it stops first
-        previous = signal.signal(signal.SIGTERM, signal.SIG_IGN)
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)
         checkpoints = run.path / "checkpoints"
-        lost = lost_peer(error, dist.rank, checkpoints, newest_intact_checkpoint(checkpoints))
-        if lost is None:
-            signal.signal(signal.SIGTERM, previous)
-            raise
-        raise lost from None
+        try:
+            newest = newest_intact_checkpoint(checkpoints)
+        except UserError:  # every checkpoint damaged: the report says none is kept rather than failing itself
+            newest = None
+        raise lost_peer(error, dist.rank, checkpoints, newest) from None
