@@ -150,7 +150,9 @@ def test_ctrl_c_on_one_rank_stops_every_rank_at_the_same_step(tmp_path):
 
 
 def test_workers_restarted_by_torchrun_continue_from_the_checkpoint_with_the_same_losses(ddp_run):
-    out = _torchrun(ddp_run, KILL_RANK_1_ONCE, f"hydra.run.dir={ddp_run / 'elastic'}", restarts=1)
+    # a second restart in reserve: once in a full CI run a restarted gloo worker aborted inside torch
+    # ("terminate called without an active exception"); a further restart must then continue as well
+    out = _torchrun(ddp_run, KILL_RANK_1_ONCE, f"hydra.run.dir={ddp_run / 'elastic'}", restarts=2)
     assert out.returncode == 0, out.stderr[-3000:]
     assert "torchrun restarted the workers (restart 1): continuing from the newest intact checkpoint" in \
         out.stdout + out.stderr
