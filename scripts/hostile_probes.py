@@ -1,316 +1,40 @@
 """Try lmtrain as a hostile user would and print what each probe got: exit code, message, files intact.
 
-    python scripts/hostile_probes.py            # every probe, in a temporary folder (a few minutes on CPU)
+    python scripts/hostile_probes.py            # every probe, in a temporary folder (several minutes on CPU)
     python scripts/hostile_probes.py -k resume  # only probes whose name contains "resume"
     python scripts/hostile_probes.py --keep     # keep the folder to look at the run directories
 
 Each probe runs the real command line in a subprocess on a tiny model and checks the outcome the
-Safety section of README promises. The last column says whether it held; the exit status is 1 if
-any probe did not.
+safety guarantees promise. The probes live in groups under ``scripts/hostile/``, one module per
+group, each with a ``PROBES`` dict; every module there is run, in name order. The last column says
+whether a probe held; the exit status is 1 if any probe did not.
 """
 
 from __future__ import annotations
 
 import argparse
-import hashlib
-import json
-import os
+import importlib
+import pkgutil
 import shutil
-import signal
-import subprocess
 import sys
 import tempfile
-import time
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
-TINY = ["debug=tiny", "trainer.progress=false", "trainer.max_steps=4", "trainer.save_every=2",
-        "trainer.eval_every=0", "trainer.log_every=1"]
-
-
-@dataclass
-class Outcome:
-    """What one probe saw."""
-
-    code: int | None
-    message: str
-    held: bool
-
-
-@dataclass
-class Workspace:
-    """The probes' folder: a data cache and a finished tiny run (on the bundled corpus) to attack."""
-
-    root: Path
-
-    @property
-    def data(self) -> list[str]:
-        return [f"data.cache_dir={self.root / 'cache'}"]
-
-    def lmtrain(self, *args: str, timeout: int = 600) -> subprocess.CompletedProcess:
-        """Run ``lmtrain <args>`` in the workspace."""
-        env = {**os.environ, "HYDRA_FULL_ERROR": "0", "OMP_NUM_THREADS": "1"}
-        return subprocess.run([sys.executable, "-m", "lmtrain", *args], cwd=self.root, capture_output=True,
-                              text=True, timeout=timeout, env=env)
-
-    def fresh_run(self, name: str) -> Path:
-        """A copy of the finished run, to damage."""
-        path = self.root / name
-        shutil.copytree(self.root / "finished", path, symlinks=True)
-        return path
-
-
-def _digest(run_dir: Path) -> str:
-    h = hashlib.sha256()
-    for path in sorted(run_dir.rglob("*")):
-        if path.is_file() and path.name != ".lock" and path.suffix != ".log":
-            h.update(str(path.relative_to(run_dir)).encode() + path.read_bytes())
-    return h.hexdigest()
-
-
-def _last_line(proc: subprocess.CompletedProcess) -> str:
-    lines = [line for line in proc.stderr.splitlines() if line.strip()]
-    error = next((line for line in lines if "error:" in line), lines[-1] if lines else "")
-    return " ".join(error.split())[:160]
-
-
-def _refused(proc: subprocess.CompletedProcess, fragment: str, intact: bool = True) -> Outcome:
-    held = proc.returncode == 2 and fragment in proc.stderr and "Traceback" not in proc.stderr and intact
-    return Outcome(proc.returncode, _last_line(proc), held)
-
-
-# ------------------------------------------------------------------ the probes
-def overwrite_finished_run(ws: Workspace) -> Outcome:
-    run = ws.fresh_run("overwrite")
-    before = _digest(run)
-    proc = ws.lmtrain("pretrain", *TINY, *ws.data, f"hydra.run.dir={run}")
-    return _refused(proc, "already holds a finished run", _digest(run) == before)
-
-
-def two_processes_one_directory(ws: Workspace) -> Outcome:
-    run = ws.root / "busy"
-    first = subprocess.Popen([sys.executable, "-m", "lmtrain", "pretrain", *TINY, *ws.data, "trainer.max_steps=100000",
-                              "trainer.save_every=0", f"hydra.run.dir={run}"], cwd=ws.root,
-                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    try:
-        deadline = time.time() + 120
-        while time.time() < deadline and not (run / "metrics.jsonl").exists():
-            time.sleep(0.2)
-        proc = ws.lmtrain("pretrain", *TINY, *ws.data, f"hydra.run.dir={run}")
-        return _refused(proc, f"in use by process {first.pid}")
-    finally:
-        first.send_signal(signal.SIGKILL)
-        first.wait()
-
-
-def killed_holder_frees_directory(ws: Workspace) -> Outcome:
-    run = ws.root / "busy"  # the first process of the previous probe was killed with SIGKILL
-    proc = ws.lmtrain("pretrain", *TINY, *ws.data, f"hydra.run.dir={run}", "trainer.resume=auto")
-    said = "continued the run after its holder was killed" if proc.returncode == 0 else _last_line(proc)
-    return Outcome(proc.returncode, said, proc.returncode == 0)
-
-
-def incompatible_resume(ws: Workspace) -> Outcome:
-    run = ws.fresh_run("incompatible")
-    before = _digest(run)
-    proc = ws.lmtrain("pretrain", "model=gpt", *TINY, *ws.data, f"hydra.run.dir={run}", "trainer.resume=auto")
-    return _refused(proc, "cannot continue", _digest(run) == before)
-
-
-def resume_other_size(ws: Workspace) -> Outcome:
-    run = ws.fresh_run("size")
-    proc = ws.lmtrain("pretrain", *TINY, *ws.data, "model.d_model=64", f"hydra.run.dir={run}", "trainer.resume=auto")
-    return _refused(proc, "model.d_model: 32 -> 64")
-
-
-def extend_finished_run(ws: Workspace) -> Outcome:
-    run = ws.fresh_run("extend")
-    proc = ws.lmtrain("resume", str(run), "trainer.max_steps=6")
-    events = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
-    lr_after = [e["train/lr"] for e in events if e.get("step", 0) > 4 and "train/lr" in e]
-    held = proc.returncode == 0 and lr_after and max(lr_after) == 0.0 and (run / ".hydra" / "resume-1").is_dir()
-    return Outcome(proc.returncode, f"lr after the old horizon: {lr_after}", bool(held))
-
-
-def resume_without_run_dir(ws: Workspace) -> Outcome:
-    proc = ws.lmtrain("pretrain", *TINY, *ws.data, "trainer.resume=auto")
-    return _refused(proc, "needs the run directory to continue")
-
-
-def truncated_weights(ws: Workspace) -> Outcome:
-    run = ws.fresh_run("truncated")
-    weights = run / "checkpoints" / "last" / "model.safetensors"
-    weights.write_bytes(weights.read_bytes()[:1000])
-    proc = ws.lmtrain("evaluate", f"ckpt={run}", *ws.data)
-    return _refused(proc, "model.safetensors is unreadable")
-
-
-def resume_skips_damaged_newest(ws: Workspace) -> Outcome:
-    run = ws.fresh_run("fallback")
-    state = run / "checkpoints" / "step-4" / "trainer_state.pt"
-    state.write_bytes(state.read_bytes()[:100])
-    (run / "summary.json").unlink()
-    proc = ws.lmtrain("resume", str(run))
-    text = proc.stdout + proc.stderr
-    return Outcome(proc.returncode, "warned and resumed from step-2" if "resuming from" in text else _last_line(proc),
-                   proc.returncode == 0 and "step-2" in text and "damaged" in text)
-
-
-def pickled_trainer_state(ws: Workspace) -> Outcome:
-    run = ws.fresh_run("pickled")
-    marker = ws.root / "pickle-ran"
-    code = (f"import os, torch\nclass E:\n    def __reduce__(self): return (os.system, ('touch {marker}',))\n"
-            f"torch.save({{'train': E()}}, '{run / 'checkpoints' / 'step-4' / 'trainer_state.pt'}')")
-    subprocess.run([sys.executable, "-c", code], check=True)
-    (run / "summary.json").unlink()
-    proc = ws.lmtrain("pretrain", *TINY, *ws.data, f"hydra.run.dir={run}", f"trainer.resume={run}/checkpoints/step-4",
-                      "trainer.max_steps=6")
-    return _refused(proc, "refusing to unpickle", not marker.exists() and "weights_only=False" not in proc.stderr)
-
-
-def sigterm_saves(ws: Workspace) -> Outcome:
-    run = ws.root / "preempted"
-    proc = subprocess.Popen([sys.executable, "-m", "lmtrain", "pretrain", *TINY, *ws.data, "trainer.max_steps=100000",
-                             "trainer.save_every=0", f"hydra.run.dir={run}"], cwd=ws.root, stdout=subprocess.DEVNULL,
-                            stderr=subprocess.PIPE, text=True)
-    deadline = time.time() + 120
-    while time.time() < deadline and not ((run / "metrics.jsonl").exists()
-                                          and (run / "metrics.jsonl").read_text().count("\n") >= 2):
-        time.sleep(0.2)
-    proc.send_signal(signal.SIGTERM)
-    _, err = proc.communicate(timeout=120)
-    saved = (run / "checkpoints" / "last" / "trainer_state.pt").exists()
-    return Outcome(proc.returncode, " ".join(err.strip().splitlines()[-2:])[:160],
-                   proc.returncode == 143 and saved and "lmtrain resume" in err)
-
-
-def bad_prompt_line(ws: Workspace) -> Outcome:
-    prompts = ws.root / "prompts.txt"
-    prompts.write_bytes(b"The fire\ncaf\xe9\n")
-    proc = ws.lmtrain("generate", f"ckpt={ws.root / 'finished'}", f"prompts_file={prompts}", f"hydra.run.dir={ws.root / 'gen'}")
-    return _refused(proc, "line 2: not UTF-8", not (ws.root / "gen" / "generations.jsonl").exists())
-
-
-def nsp_max_seq_len_1(ws: Workspace) -> Outcome:
-    proc = ws.lmtrain("pretrain", "model=bert", "data.max_seq_len=1", timeout=120)
-    return _refused(proc, "data.max_seq_len=1: must be >= 5")
-
-
-def batch_size_0(ws: Workspace) -> Outcome:
-    proc = ws.lmtrain("pretrain", "trainer.batch_size=0", timeout=120)
-    return _refused(proc, "trainer.batch_size=0: must be >= 1")
-
-
-def empty_label(ws: Workspace) -> Outcome:
-    table = ws.root / "labels.tsv"
-    table.write_text("sentence\tlabel\ngood film\t1\nbad film\t0\nmeh\t\n")
-    proc = ws.lmtrain("finetune", "task=classification", "init=scratch", f"data.train_file={table}")
-    return _refused(proc, "line 4: empty label")
-
-
-def caption_outside_root(ws: Workspace) -> Outcome:
-    captions = ws.root / "captions.csv"
-    captions.write_text("image,caption\n../../etc/passwd,a photo\n")
-    proc = ws.lmtrain("pretrain", "model=albef", "data=captions", f"data.train_files=[{captions}]")
-    return _refused(proc, "leads outside data.image_root")
-
-
-def literal_prompt(ws: Workspace) -> Outcome:
-    proc = ws.lmtrain("generate", "--cfg", "job", "prompt=${oc.env:HOME} C:\\temp\\new")
-    held = proc.returncode == 0 and "C:\\temp\\new" in proc.stdout and os.environ.get("HOME", "/root") not in proc.stdout
-    return Outcome(proc.returncode, next((l.strip() for l in proc.stdout.splitlines() if "prompt:" in l), ""), held)
-
-
-def pickled_vectors(ws: Workspace) -> Outcome:
-    marker, vectors = ws.root / "vectors-ran", ws.root / "vectors.txt"
-    code = (f"import os, pickle\nclass E:\n    def __reduce__(self): return (os.system, ('touch {marker}',))\n"
-            f"open('{vectors}', 'wb').write(pickle.dumps(E()))")
-    subprocess.run([sys.executable, "-c", code], check=True)
-    proc = ws.lmtrain("embed", "method=load", f"path={vectors}")
-    return _refused(proc, "allow_pickle", not marker.exists())
-
-
-def disk_full(ws: Workspace) -> Outcome:
-    def limit_file_size() -> None:  # a full disk, as a file-size limit: writes past 200 kB fail with EFBIG
-        import resource
-
-        signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
-        resource.setrlimit(resource.RLIMIT_FSIZE, (200_000, 200_000))
-
-    run = ws.root / "full-disk"
-    env = {**os.environ, "HYDRA_FULL_ERROR": "0", "OMP_NUM_THREADS": "1"}
-    proc = subprocess.run([sys.executable, "-m", "lmtrain", "pretrain", *TINY, *ws.data, f"hydra.run.dir={run}"],
-                          cwd=ws.root, capture_output=True, text=True, timeout=600, env=env, preexec_fn=limit_file_size)
-    return _refused(proc, "MiB are free", not list((run / "checkpoints").glob(".*")))
-
-
-def huge_single_line(ws: Workspace) -> Outcome:
-    text = ws.root / "one-line.txt"
-    text.write_text(" ".join(["The farmer sold the old barn after the storm."] * 50_000) + "\n")  # 2.3M characters
-    proc = ws.lmtrain("pretrain", *TINY, "trainer.max_steps=1", "data=text", f"data.train_files=[{text}]",
-                      f"data.cache_dir={ws.root / 'cache-long'}", f"hydra.run.dir={ws.root / 'long'}")
-    said = next((line for line in (proc.stdout + proc.stderr).splitlines() if "split into" in line), _last_line(proc))
-    return Outcome(proc.returncode, " ".join(said.split())[-160:], proc.returncode == 0 and "split into" in said)
-
-
-KILL_RANK_1_ONCE = """
-import os, signal
-from lmtrain.cli import main
-from lmtrain.training.trainer import Trainer
-
-original = Trainer._train_step
-
-
-def step(self, sums):  # the first time round, rank 1 dies in step 6 (after the step-4 checkpoint)
-    original(self, sums)
-    if self.state.step == 6 and self.dist.rank == 1 and os.environ.get("TORCHELASTIC_RESTART_COUNT") == "0":
-        os.kill(os.getpid(), signal.SIGKILL)
-
-
-Trainer._train_step = step
-main()
-"""
-
-
-def elastic_restart(ws: Workspace) -> Outcome:
-    script, run = ws.root / "kill_rank_1_once.py", ws.root / "elastic"
-    script.write_text(KILL_RANK_1_ONCE)
-    env = {**os.environ, "HYDRA_FULL_ERROR": "0", "OMP_NUM_THREADS": "1"}
-    proc = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2",
-                           "--max-restarts=1", str(script), "pretrain", *TINY, *ws.data, "trainer.max_steps=8",
-                           "trainer.save_every=4", "trainer.batch_size=4", f"hydra.run.dir={run}"],
-                          cwd=ws.root, capture_output=True, text=True, timeout=900, env=env)
-    steps = sorted(json.loads(line)["step"] for line in (run / "metrics.jsonl").read_text().splitlines()
-                   if "train/loss" in line) if (run / "metrics.jsonl").exists() else []
-    restarted = "continuing from the newest intact checkpoint" in proc.stdout + proc.stderr
-    return Outcome(proc.returncode, f"restarted: {restarted}, logged steps {steps}",
-                   proc.returncode == 0 and restarted and steps == list(range(1, 9)))
-
-
-PROBES: dict[str, Callable[[Workspace], Outcome]] = {
-    "1 finished run not overwritten": overwrite_finished_run,
-    "2 second process refused": two_processes_one_directory,
-    "2 killed holder frees the lock": killed_holder_frees_directory,
-    "3 refused resume changes nothing": incompatible_resume,
-    "4 resume with another size": resume_other_size,
-    "4 extending keeps the LR horizon": extend_finished_run,
-    "5 resume=auto without run dir": resume_without_run_dir,
-    "7 pickled vectors.txt": pickled_vectors,
-    "8 pickled trainer_state.pt": pickled_trainer_state,
-    "10 truncated model.safetensors": truncated_weights,
-    "10 resume skips a damaged newest": resume_skips_damaged_newest,
-    "11 disk full during a save": disk_full,
-    "12 SIGTERM saves and exits": sigterm_saves,
-    "6 bad prompt line, nothing half-done": bad_prompt_line,
-    "9 BERT pairs with max_seq_len=1": nsp_max_seq_len_1,
-    "9 trainer.batch_size=0": batch_size_0,
-    "13 empty label cell": empty_label,
-    "14 caption image outside the root": caption_outside_root,
-    "15 prompt kept literally": literal_prompt,
-    "16 a 2.3M-character single line": huge_single_line,
-    "elastic restart after a SIGKILL": elastic_restart,
-}
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+import hostile  # noqa: E402  (the groups, found beside this script)
+from hostile.common import TINY, Outcome, Workspace  # noqa: E402
+
+
+def all_probes() -> dict[str, Callable[[Workspace], Outcome]]:
+    """Every group's probes, group by group in module-name order."""
+    probes: dict[str, Callable[[Workspace], Outcome]] = {}
+    for module in sorted(pkgutil.iter_modules(hostile.__path__), key=lambda m: m.name):
+        group = importlib.import_module(f"hostile.{module.name}")
+        for name, probe in getattr(group, "PROBES", {}).items():
+            probes[f"{module.name}: {name}"] = probe
+    return probes
 
 
 def _prepare(root: Path) -> Workspace:
@@ -331,8 +55,8 @@ def main() -> None:
     failures = 0
     try:
         ws = _prepare(root)
-        print(f"{'probe':36} {'exit':>4}  {'held':5} what it said")
-        for name, probe in PROBES.items():
+        print(f"{'probe':48} {'exit':>4}  {'held':5} what it said")
+        for name, probe in all_probes().items():
             if args.k not in name:
                 continue
             try:
@@ -340,7 +64,7 @@ def main() -> None:
             except Exception as error:  # a probe that crashes did not hold
                 outcome = Outcome(None, f"probe crashed: {type(error).__name__}: {error}", False)
             failures += not outcome.held
-            print(f"{name:36} {str(outcome.code):>4}  {'yes' if outcome.held else 'NO':5} {outcome.message}",
+            print(f"{name:48} {str(outcome.code):>4}  {'yes' if outcome.held else 'NO':5} {outcome.message}",
                   flush=True)
     finally:
         if args.keep:
