@@ -19,14 +19,15 @@ pytestmark = pytest.mark.skipif(not dist.is_available() or sys.platform == "win3
                                 reason="needs torch.distributed with gloo")
 
 
-def _common(workdir: Path) -> list[str]:
+def _common(workdir: Path, dropout: bool = False) -> list[str]:
+    """The tiny run's settings; without dropout unless asked (2 ranks and 1 process draw their masks differently)."""
     corpus = workdir / "corpus.txt"
     if not corpus.exists():
         write_corpus(corpus, n_docs=40)
-    # no dropout: the two set-ups draw their dropout masks differently
+    no_dropout = [] if dropout else ["model.dropout=0", "model.attention_dropout=0"]
     return ["debug=tiny", "data=text", f"data.train_files=[{corpus}]", f"data.cache_dir={workdir / 'cache'}",
-            "model.dropout=0", "model.attention_dropout=0", "trainer.max_steps=8", "trainer.log_every=1",
-            "trainer.eval_every=0", "trainer.save_every=4", "trainer.keep_last=0"]
+            *no_dropout, "trainer.max_steps=8", "trainer.log_every=1", "trainer.eval_every=0",
+            "trainer.save_every=4", "trainer.keep_last=0"]
 
 
 def _run(workdir: Path, *args: str, nproc: int = 1, torchrun: bool = False) -> None:
@@ -58,14 +59,23 @@ def test_two_ranks_match_one_process_with_twice_the_batch(ddp_run):
     assert all(abs(ddp[s] - single[s]) < 1e-4 for s in ddp), (ddp, single)
 
 
-def test_ddp_resume_continues_with_the_same_losses(ddp_run):
-    checkpoint = ddp_run / "ddp" / "checkpoints" / "step-4"
+@pytest.fixture(scope="module")
+def ddp_dropout_run(ddp_run) -> Path:
+    """An uninterrupted 2-rank run with the presets' dropout on, in ``ddp_run``'s folder as ``ddp-dropout``."""
+    _run(ddp_run, *_common(ddp_run, dropout=True), "trainer.batch_size=4", f"hydra.run.dir={ddp_run / 'ddp-dropout'}",
+         nproc=2)
+    return ddp_run
+
+
+def test_ddp_resume_with_dropout_continues_with_the_same_losses(ddp_dropout_run):
+    checkpoint = ddp_dropout_run / "ddp-dropout" / "checkpoints" / "step-4"
     state = torch.load(checkpoint / "trainer_state.pt", weights_only=True)
     assert len(state["rng_per_rank"]) == 2
-    _run(ddp_run, *_common(ddp_run), "trainer.batch_size=4", f"trainer.resume={checkpoint}",
-         f"hydra.run.dir={ddp_run / 'resumed'}", nproc=2)
-    straight, resumed = _losses(ddp_run / "ddp"), _losses(ddp_run / "resumed")
+    _run(ddp_dropout_run, *_common(ddp_dropout_run, dropout=True), "trainer.batch_size=4",
+         f"trainer.resume={checkpoint}", f"hydra.run.dir={ddp_dropout_run / 'resumed'}", nproc=2)
+    straight, resumed = _losses(ddp_dropout_run / "ddp-dropout"), _losses(ddp_dropout_run / "resumed")
     assert sorted(resumed) == [5, 6, 7, 8]
+    # each rank continues its own dropout stream: exactly the uninterrupted run's losses
     assert [resumed[s] for s in range(5, 9)] == [straight[s] for s in range(5, 9)]
 
 
@@ -131,12 +141,13 @@ KILL_RANK_1_ONCE = RANK_1_PATCH.format(step=6, condition='os.environ.get("TORCHE
                                        action="os.kill(os.getpid(), signal.SIGKILL)")
 
 
-def _torchrun(workdir: Path, script: str, *args: str, restarts: int = 0) -> subprocess.CompletedProcess:
+def _torchrun(workdir: Path, script: str, *args: str, restarts: int = 0,
+              dropout: bool = False) -> subprocess.CompletedProcess:
     path = workdir / "patched_lmtrain.py"
     path.write_text(script)
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     return subprocess.run([sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2",
-                           f"--max-restarts={restarts}", str(path), "pretrain", *_common(workdir),
+                           f"--max-restarts={restarts}", str(path), "pretrain", *_common(workdir, dropout),
                            "trainer.batch_size=4", *args], cwd=workdir, env=env, capture_output=True, text=True,
                           timeout=300)
 
@@ -149,14 +160,15 @@ def test_ctrl_c_on_one_rank_stops_every_rank_at_the_same_step(tmp_path):
     assert sorted(_losses(tmp_path / "run")) == [1, 2, 3]
 
 
-def test_workers_restarted_by_torchrun_continue_from_the_checkpoint_with_the_same_losses(ddp_run):
+def test_workers_restarted_by_torchrun_continue_from_the_checkpoint_with_the_same_losses(ddp_dropout_run):
+    ddp_run = ddp_dropout_run
     # a second restart in reserve: once in a full CI run a restarted gloo worker aborted inside torch
     # ("terminate called without an active exception"); a further restart must then continue as well
-    out = _torchrun(ddp_run, KILL_RANK_1_ONCE, f"hydra.run.dir={ddp_run / 'elastic'}", restarts=2)
+    out = _torchrun(ddp_run, KILL_RANK_1_ONCE, f"hydra.run.dir={ddp_run / 'elastic'}", restarts=2, dropout=True)
     assert out.returncode == 0, out.stderr[-3000:]
     assert "torchrun restarted the workers (restart 1): continuing from the newest intact checkpoint" in \
         out.stdout + out.stderr
-    straight, restarted = _losses(ddp_run / "ddp"), _losses(ddp_run / "elastic")
+    straight, restarted = _losses(ddp_run / "ddp-dropout"), _losses(ddp_run / "elastic")
     assert sorted(restarted) == list(range(1, 9))
     assert [restarted[s] for s in range(1, 9)] == [straight[s] for s in range(1, 9)]
 

@@ -57,7 +57,8 @@ def fit_run(trainer: Trainer, cfg: PretrainConfig | FinetuneConfig, run: RunDir,
 
     First puts ``cfg.trainer.cpu_kernels`` in force (``auto`` measures, once per process). Resumes from
     ``resume_from`` (if any), then opens ``cfg.trainer.loggers`` on rank 0, so a resumed run's curves
-    continue from its step, and gives every rank its own dropout stream.
+    continue from its step, and gives every rank its own dropout stream (seeded before the resume restores
+    the streams each rank saved, so a resumed run draws what the uninterrupted one would).
     On Ctrl-C, SIGTERM or SIGUSR1 it finishes the step, saves, prints the command that continues the
     run and exits with 128 + the signal number (130 for Ctrl-C).
 
@@ -71,6 +72,8 @@ def fit_run(trainer: Trainer, cfg: PretrainConfig | FinetuneConfig, run: RunDir,
     kernels, why = _put_kernels_in_force(trainer, cfg.trainer.cpu_kernels, resume_from)
     if dist.is_main:
         log.info("CPU kernels: %s (%s)", kernels, why)
+    if dist.enabled:  # independent dropout per rank; a resumed run then restores each rank's saved stream
+        torch.manual_seed(cfg.trainer.seed + dist.rank)
     if resume_from is not None:
         trainer.restore(resume_from)
     if dist.is_main:
@@ -83,8 +86,6 @@ def fit_run(trainer: Trainer, cfg: PretrainConfig | FinetuneConfig, run: RunDir,
     if dist.is_main:  # after the preflight, so its checks leave no trace in the trackers
         trainer.loggers = open_loggers(cfg.trainer.loggers, run.path, dataclasses.asdict(cfg),
                                        start_step=trainer.state.step)
-    if dist.enabled:
-        torch.manual_seed(cfg.trainer.seed + dist.rank)  # independent dropout per rank
     try:
         return {**trainer.fit(), "cpu_kernels": kernels}
     except TrainingInterrupted as stop:
