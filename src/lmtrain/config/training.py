@@ -89,6 +89,12 @@ class TrainerConfig:
     monitor: Optional[str] = None  # eval metric that picks checkpoints/best (None = the objective's main one)
     early_stopping_patience: int = 0  # stop after this many evaluations without improvement; 0 = off
     cpu_kernels: str = "auto"  # auto (lmtrain's oneDNN kernels where measured faster) | onednn | torch
+    # CUDA: fp32 matrix products in TF32 (Ampere and newer; 10-bit mantissa inputs, fp32 sums); false = full fp32
+    tf32: bool = True
+    dist_timeout: str = "30m"  # how long a collective of the training step (NCCL, gloo) may wait for the other ranks
+    # how long host-side waits may last: ranks waiting while rank 0 trains the tokenizer, a node prepares its data
+    # or rank 0 writes a checkpoint (over a CPU group, outside NCCL, so a large corpus does not time NCCL out)
+    host_timeout: str = "6h"
 
     def __post_init__(self) -> None:
         for name in ("max_steps", "max_epochs", "batch_size", "grad_accum", "log_every", "eval_batches"):
@@ -100,6 +106,11 @@ class TrainerConfig:
             raise ConfigRangeError("cpu_kernels", "one of auto | onednn | torch", self.cpu_kernels)
         if self.checkpoint_format not in ("full", "sharded"):
             raise ConfigRangeError("checkpoint_format", "one of full | sharded", self.checkpoint_format)
+        for name in ("dist_timeout", "host_timeout"):
+            try:
+                parse_duration(getattr(self, name), key=f"trainer.{name}")
+            except UserError:
+                raise ConfigRangeError(name, "a positive duration (90s, 30m, 6h, 01:30:00)", getattr(self, name)) from None
         if self.max_time is not None:
             try:
                 parse_duration(self.max_time)

@@ -28,6 +28,7 @@ from lmtrain.checkpoint_files import TOKENIZER, read_model_meta
 from lmtrain.config.commands import FinetuneConfig, PretrainConfig
 from lmtrain.config.training import TrainerConfig
 from lmtrain.data.tokenizer import TextTokenizer
+from lmtrain.durations import parse_duration
 from lmtrain.errors import UserError
 from lmtrain.objectives.base import Objective
 from lmtrain.run_dir import TOKENIZER_FILE, RunDir, hydra_run_dir
@@ -132,7 +133,9 @@ def start_run(cfg: PretrainConfig | FinetuneConfig) -> RunContext:
     started = time.perf_counter()
     require_loggers(cfg.trainer.loggers)  # a missing package fails now, not after data preparation
     device = resolve_device(cfg.trainer.device)
-    dist = Distributed.from_env(cfg.trainer.strategy, device.type)
+    dist = Distributed.from_env(cfg.trainer.strategy, device.type,
+                                parse_duration(cfg.trainer.dist_timeout, "trainer.dist_timeout"),
+                                parse_duration(cfg.trainer.host_timeout, "trainer.host_timeout"))
     run_dir = RunDir(dist.broadcast(str(hydra_run_dir())))  # every rank uses rank 0's run directory
     resume_from = _same_on_every_rank(dist, ckpt.resume_checkpoint(cfg.trainer.resume, run_dir.checkpoints))
     return RunContext(dist.device(device), dist, run_dir, resume_from, started)

@@ -39,19 +39,28 @@ log = logging.getLogger(__name__)
 
 
 def rng_state() -> dict[str, Any]:
-    """Every random generator training draws from (Python, torch CPU, torch CUDA)."""
+    """Every random generator training draws from: Python, torch's CPU one and, where this process has
+    started CUDA, its current device's (never every visible GPU's: that would open a context on each)."""
     state: dict[str, Any] = {"python": random.getstate(), "torch": torch.get_rng_state()}
-    if torch.cuda.is_available():
-        state["cuda"] = torch.cuda.get_rng_state_all()
+    if torch.cuda.is_available() and torch.cuda.is_initialized():
+        state["cuda"] = torch.cuda.get_rng_state()
     return state
 
 
 def set_rng_state(state: dict[str, Any]) -> None:
-    """Restore what :func:`rng_state` captured."""
+    """Restore what :func:`rng_state` captured (the CUDA generator on the current device)."""
     random.setstate(state["python"])
     torch.set_rng_state(state["torch"])
-    if "cuda" in state and torch.cuda.is_available():
-        torch.cuda.set_rng_state_all(state["cuda"])
+    cuda = state.get("cuda")
+    if cuda is None or not torch.cuda.is_available():
+        return
+    if isinstance(cuda, (list, tuple)):  # an older checkpoint saved every visible device's generator
+        index = torch.cuda.current_device()
+        if index >= len(cuda):
+            log.warning("the checkpoint holds no CUDA generator for device %d; its dropout stream starts anew", index)
+            return
+        cuda = cuda[index]
+    torch.cuda.set_rng_state(cuda)
 
 
 def save_checkpoint(checkpoints_dir: Path, step: int, model: nn.Module, model_meta: dict[str, Any],

@@ -65,6 +65,28 @@ def lost_peer(error: BaseException, rank: int, checkpoints_dir: Path, newest: Pa
                      f"it with `lmtrain resume {checkpoints_dir.parent}`.")
 
 
+def bind_device(local_rank: int) -> torch.device:
+    """Make ``cuda:<local_rank>`` this process's current device (before NCCL or any CUDA work touches ``cuda:0``)."""
+    if local_rank >= torch.cuda.device_count():
+        raise UserError(f"LOCAL_RANK={local_rank}, but this node shows {torch.cuda.device_count()} CUDA device(s): "
+                        "start at most one process per GPU (`torchrun --nproc_per_node=<GPUs>`), and check "
+                        "CUDA_VISIBLE_DEVICES.")
+    torch.cuda.set_device(local_rank)
+    return torch.device("cuda", local_rank)
+
+
+def _join(device_type: str, local_rank: int, world_size: int, timeout: datetime.timedelta) -> None:
+    """``init_process_group``: NCCL bound to this rank's GPU on CUDA, gloo on CPU; restart-safe under torchrun."""
+    options: dict[str, Any] = {"timeout": timeout}
+    backend = "gloo"
+    if device_type == "cuda":
+        backend, options["device_id"] = "nccl", bind_device(local_rank)
+    store = restart_safe_store(timeout)
+    if store is not None:
+        options.update(store=store, rank=int(os.environ["RANK"]), world_size=world_size)
+    dist.init_process_group(backend, **options)
+
+
 class Distributed:
     """This process's place in a data-parallel job (a single process is world size 1).
 
@@ -77,16 +99,25 @@ class Distributed:
     def __init__(self, rank: int = 0, world_size: int = 1, local_rank: int = 0, control_group: Any = None,
                  strategy: str = "ddp"):
         self.rank, self.world_size, self.local_rank = rank, world_size, local_rank
-        self.control_group = control_group  # CPU (gloo) group for host-side flags; None = the default group
+        # CPU (gloo) group with the long host timeout: host-side flags and every object collective, barrier and
+        # wait (tokenizer, data preparation, saves); None = the default group
+        self.control_group = control_group
         self.strategy = strategy if world_size > 1 or strategy == "fsdp" else "single"
 
     @classmethod
-    def from_env(cls, strategy: str, device_type: str) -> "Distributed":
+    def from_env(cls, strategy: str, device_type: str, timeout: float = 1800.0,
+                 host_timeout: float = 6 * 3600.0) -> "Distributed":
         """Join the process group `torchrun` describes (or stay single for ``strategy=single``).
+
+        On CUDA each process binds its own GPU (``LOCAL_RANK``) before it joins, and tells NCCL which one
+        (``device_id``), so no collective of any rank runs on ``cuda:0`` by default.
 
         Args:
             strategy: auto (DDP when launched with several processes) | single | ddp | fsdp (FSDP2).
             device_type: cpu or cuda: gloo or NCCL.
+            timeout: seconds a collective of the training step may wait (``trainer.dist_timeout``).
+            host_timeout: seconds a host-side wait may last (``trainer.host_timeout``): it runs over a gloo
+                group of its own, outside NCCL's timeout.
         """
         if strategy not in STRATEGIES:
             raise UserError(f"trainer.strategy={strategy} is not supported; use {', '.join(STRATEGIES)}.")
@@ -96,19 +127,11 @@ class Distributed:
         if "RANK" not in os.environ:
             raise UserError(f"trainer.strategy={strategy} needs one process per device, started by torchrun: "
                             f"`torchrun --nproc_per_node=N -m lmtrain pretrain ... trainer.strategy={strategy}`.")
+        local_rank = int(os.environ.get("LOCAL_RANK", "0"))
         if not dist.is_initialized():
-            backend = "nccl" if device_type == "cuda" else "gloo"
-            timeout = datetime.timedelta(minutes=30)
-            store = restart_safe_store(timeout)
-            if store is None:
-                dist.init_process_group(backend, timeout=timeout)
-            else:
-                dist.init_process_group(backend, store=store, rank=int(os.environ["RANK"]),
-                                        world_size=world_size, timeout=timeout)
-        # Flags that only the host reads (Ctrl-C) travel over CPU: with NCCL they would wait for the GPU.
-        control = dist.new_group(backend="gloo") if dist.get_backend() == "nccl" else None
-        return cls(dist.get_rank(), dist.get_world_size(), int(os.environ.get("LOCAL_RANK", "0")), control,
-                   "fsdp" if strategy == "fsdp" else "ddp")
+            _join(device_type, local_rank, world_size, datetime.timedelta(seconds=timeout))
+        control = dist.new_group(backend="gloo", timeout=datetime.timedelta(seconds=host_timeout))
+        return cls(dist.get_rank(), dist.get_world_size(), local_rank, control, "fsdp" if strategy == "fsdp" else "ddp")
 
     @property
     def enabled(self) -> bool:
@@ -177,7 +200,7 @@ class Distributed:
         if not self.enabled:
             return [obj]
         gathered: list[Any] = [None] * self.world_size
-        dist.all_gather_object(gathered, obj)
+        dist.all_gather_object(gathered, obj, group=self.control_group)
         return gathered
 
     def broadcast(self, obj: Any) -> Any:
@@ -185,13 +208,13 @@ class Distributed:
         if not self.enabled:
             return obj
         box = [obj]
-        dist.broadcast_object_list(box, src=0)
+        dist.broadcast_object_list(box, src=0, group=self.control_group)
         return box[0]
 
     def barrier(self) -> None:
-        """Wait until every rank arrives."""
+        """Wait until every rank arrives (over the host group: waits for data or a save are not NCCL's)."""
         if self.enabled:
-            dist.barrier()
+            dist.barrier(group=self.control_group)
 
     def close(self) -> None:
         """Leave the process group."""

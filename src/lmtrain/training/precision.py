@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import contextlib
+import logging
 
 import torch
 
 from lmtrain.errors import UserError
 
+log = logging.getLogger(__name__)
 PRECISIONS = ("fp32", "bf16", "fp16")
 
 
@@ -35,9 +37,10 @@ class Precision:
 
     fp32: nothing. bf16: autocast to bfloat16 (CUDA, or CPU where the user asks for it).
     fp16: autocast to float16 with a gradient scaler; CUDA only.
+    ``tf32`` (CUDA only): fp32 matrix products and convolutions in TF32 (``trainer.tf32``), said in the log.
     """
 
-    def __init__(self, precision: str, device: torch.device):
+    def __init__(self, precision: str, device: torch.device, tf32: bool = True):
         if precision not in PRECISIONS:
             raise UserError(f"trainer.precision={precision} is not supported; use {', '.join(PRECISIONS)}.")
         if precision == "fp16" and device.type != "cuda":
@@ -46,8 +49,7 @@ class Precision:
         self.device = device
         self.scaler = torch.amp.GradScaler("cuda") if precision == "fp16" else None
         if device.type == "cuda":
-            torch.backends.cuda.matmul.allow_tf32 = True
-            torch.backends.cudnn.allow_tf32 = True
+            use_tf32(tf32)
 
     def autocast(self) -> contextlib.AbstractContextManager:
         """The autocast context for forward passes (a no-op in fp32)."""
@@ -55,3 +57,11 @@ class Precision:
             return contextlib.nullcontext()
         dtype = torch.bfloat16 if self.precision == "bf16" else torch.float16
         return torch.autocast(device_type=self.device.type, dtype=dtype)
+
+
+def use_tf32(enabled: bool) -> None:
+    """Let CUDA compute fp32 matrix products and convolutions in TF32 (``trainer.tf32``), or keep them full fp32."""
+    torch.backends.cuda.matmul.allow_tf32 = enabled
+    torch.backends.cudnn.allow_tf32 = enabled
+    log.info("CUDA fp32 matrix products: %s (trainer.tf32=%s)", "TF32" if enabled else "full fp32",
+             str(enabled).lower())

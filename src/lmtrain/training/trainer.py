@@ -105,7 +105,7 @@ class Trainer:
         self.cfg, self.run, self.device = cfg, run, device
         self.tokenizer_file = tokenizer_file
         self.loggers: list[Any] = []
-        self.precision = Precision(cfg.precision, device)
+        self.precision = Precision(cfg.precision, device, cfg.tf32)
         self.state = TrainState()
         # the metric that ranks this run, in every checkpoint: `lmtrain runs` reads it from there
         self.model_meta = {**model_meta, "main_metric": self.monitor, "higher_is_better": self._higher_is_better()}
