@@ -29,7 +29,14 @@ def pytest_addoption(parser):
 
 
 def pytest_configure(config):
-    """Put the session's CPU kernels in force (``auto`` is left to decide on first use, as in a run)."""
+    """Put the session's CPU kernels in force (``auto`` is left to decide on first use, as in a run).
+
+    Unless the session selects the tests marked ``cuda`` (``-m cuda``, as ``scripts/gpu_check.py`` does), the
+    GPUs are hidden from it and from every command it starts, so on a GPU machine ``trainer.device=auto``
+    still means the CPU and the suite tests what it tests everywhere else.
+    """
+    if "cuda" not in (config.getoption("-m") or ""):
+        os.environ["CUDA_VISIBLE_DEVICES"] = ""
     choice = config.getoption("--cpu-kernels")
     if choice != "auto":
         from lmtrain.kernels import select_cpu_kernels
