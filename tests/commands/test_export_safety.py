@@ -16,6 +16,7 @@ from lmtrain.commands import export
 from lmtrain.errors import UserError
 from lmtrain.models.families import TransformerFamily
 from lmtrain.models.loading import load_checkpoint, locate_model
+from lmtrain.runs import export_folder
 from tests.conftest import compose_config, run_cli
 
 MARKER = "lmtrain-export.json"
@@ -201,3 +202,12 @@ def test_the_export_a_finished_run_suggests_is_accepted(run, tmp_path):
     overrides = dict(arg.split("=", 1) for arg in shlex.split(suggestion)[2:])
     export_to(Path(overrides["ckpt"]), overrides["out"])
     assert (Path(overrides["out"]) / "README.md").is_file()
+
+
+def test_a_previous_export_is_replaced_where_paths_cannot_be_exchanged(run, tmp_path, monkeypatch):
+    out = tmp_path / "exported"
+    export_to(run, out)
+    monkeypatch.setattr(export_folder, "_exchange", lambda a, b: False)  # a system without renameat2
+    export_to(run, out, "safetensors")
+    assert json.loads((out / MARKER).read_text())["format"] == "safetensors" and not (out / "README.md").exists()
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["exported", "run"]
