@@ -101,7 +101,7 @@ class TransformerFamily(ModelFamily):
 
     def next_commands(self, run: Path) -> list[str]:
         """Export to a Hugging Face folder."""
-        return [f"lmtrain export ckpt={run} out={run}/hf"]
+        return [f"lmtrain export ckpt={run} out={run}-hf"]  # beside the run: export writes into no run folder
 
 
 class ElmoFamily(ModelFamily):

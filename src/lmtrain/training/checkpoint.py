@@ -109,8 +109,9 @@ def write_small_files(folder: Path, step: int, model_meta: dict[str, Any], train
 def write_weights_folder(out: Path, model: nn.Module, model_meta: dict[str, Any], tokenizer_file: Path | None) -> Path:
     """Write ``model``'s full weights into ``out`` as a weights-only checkpoint every lmtrain command loads.
 
-    ``out`` holds ``model.safetensors``, ``model.json`` and (if given) ``tokenizer.json`` afterwards; other
-    files in it are left alone. Returns ``out``.
+    ``out`` holds ``model.safetensors``, ``model.json`` and (if given) ``tokenizer.json`` afterwards. It is
+    meant to be a new folder: `lmtrain export` passes the temporary folder it swaps in whole (see
+    :mod:`lmtrain.runs.export_folder`). Returns ``out``.
     """
     out.mkdir(parents=True, exist_ok=True)
     save_model(model, str(out / WEIGHTS))
