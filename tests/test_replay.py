@@ -150,3 +150,9 @@ def test_resume_accepts_the_plug_the_run_was_trained_with_and_what_the_user_type
     _resume(run_record, ["model._target_=my_plugs.Family", "trainer.max_steps=4"])
     _resume(run_record, ["hydra.searchpath=[file:///somewhere]"])
     _resume(run_record, [], ("model._target_=typed_plugs.Family", "+hydra.callbacks.mine._target_=my.Callback"))
+
+
+def test_a_mistyped_key_given_to_resume_is_named_as_a_config_error(run_record):
+    with pytest.raises(UserError, match=r"invalid configuration for `lmtrain pretrain` \(replaying .*overrides.yaml\): "
+                                        r"Could not override 'trainer.max_stepz'"):
+        _resume(run_record, [], ("trainer.max_stepz=5",))

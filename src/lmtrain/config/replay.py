@@ -70,7 +70,8 @@ def _search_path(command: str, parsed: Namespace, shipped: Path) -> Any:
     return search_path
 
 
-def _compose(search_path: Any, config_name: str, overrides: list[str], multirun: bool, source: Path) -> Any:
+def _compose(command: str, search_path: Any, config_name: str, overrides: list[str], multirun: bool,
+             source: Path) -> Any:
     """The config Hydra will compose, its ``hydra`` node included (nothing is instantiated or resolved)."""
     from hydra._internal.config_loader_impl import ConfigLoaderImpl
     from hydra.types import RunMode
@@ -83,11 +84,11 @@ def _compose(search_path: Any, config_name: str, overrides: list[str], multirun:
             warnings.simplefilter("ignore")
             return ConfigLoaderImpl(search_path).load_configuration(
                 config_name=config_name, overrides=overrides, run_mode=RunMode.MULTIRUN if multirun else RunMode.RUN)
-    except Exception as error:  # Hydra's and OmegaConf's composition errors
-        cause = error.__cause__ or error.__context__
-        detail = " ".join(f"{error} {cause or ''}".split())
-        raise UserError(f"the config replayed from {source} does not compose: {detail}. Check the file and the "
-                        "overrides given with it.") from None
+    except Exception as error:  # Hydra's and OmegaConf's composition errors: their first lines say what is wrong
+        causes = [error, error.__cause__ or error.__context__]
+        detail = ": ".join(str(e).strip().splitlines()[0].rstrip(".") for e in causes if e is not None and str(e).strip())
+        raise UserError(f"invalid configuration for `lmtrain {command}` (replaying {source}): {detail}. Run "
+                        f"`lmtrain {command} --help` to list the config groups, their options and keys.") from None
 
 
 def _typed_overrides(overrides: list[str]) -> tuple[list[str], dict[str, set[str]]]:
@@ -110,9 +111,9 @@ def _check_composed(command: str, parsed: Namespace, search_path: Any, typed: li
     from omegaconf import OmegaConf
 
     config_name = parsed.config_name or command
-    replayed = _compose(search_path, config_name, parsed.overrides, parsed.multirun, source)
+    replayed = _compose(command, search_path, config_name, parsed.overrides, parsed.multirun, source)
     typed_hydra, typed_targets = _typed_overrides(typed)
-    reference = _compose(search_path, command, typed_hydra, parsed.multirun, source)
+    reference = _compose(command, search_path, command, typed_hydra, parsed.multirun, source)
     plain = OmegaConf.to_container(replayed, resolve=False, throw_on_missing=False)
     hydra = plain.pop("hydra")
     check_task_config(plain, source, PLUG_GROUPS)

@@ -26,6 +26,7 @@ FREE_HYDRA_KEYS = ("run.dir", "sweep.dir", "sweep.subdir", "searchpath", "job.co
 # the keys through which Hydra's instantiate calls code; lmtrain reads only a plug's `_target_`
 INSTANTIATE_KEYS = ("_target_", "_args_", "_partial_", "_recursive_", "_convert_")
 SAFE_RESOLVERS = ("now", "hydra")  # read the clock or the Hydra config; every other resolver is refused
+_MISSING = object()  # a key one of two compared Hydra nodes lacks
 _DATA_NOTE = ("A run folder is data, not a program: lmtrain never runs code named in a config it replays, and "
               "nothing was run. Remove it from the file, or type the setting on the command line if you mean it.")
 
@@ -128,9 +129,6 @@ def check_hydra_against(replayed: dict, reference: dict, source: Path) -> None:
                          "this Hydra setting differs from lmtrain's own; among Hydra's settings a replayed config "
                          "may change only the run's folder and the config search path (callbacks, logging "
                          "handlers, launcher, sweeper and environment could run code).")
-
-
-_MISSING = object()
 
 
 def check_task_config(task: dict, source: Path, plug_groups: tuple[str, ...]) -> None:
