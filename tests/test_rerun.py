@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import json
+import shutil
 from pathlib import Path
 
 import pytest
+import yaml
 
 from tests.conftest import TINY, run_cli, text_data, write_corpus
 
@@ -58,3 +60,36 @@ def test_experiment_presets_and_a_users_own_folder(tmp_path):
                   cwd=tmp_path)
     assert out.returncode == 0, out.stderr[-2000:]
     assert "max_steps: 123" in out.stdout and "name: gpt" in out.stdout
+
+
+def _copy_file_callback(source: Path, marker: Path) -> dict:
+    """A Hydra callback that would copy ``source`` to ``marker`` if Hydra ran it."""
+    return {"_target_": "shutil.copyfile", "_args_": [str(source), str(marker)]}
+
+
+def test_a_callback_in_a_saved_config_does_not_run(saved_run, tmp_path):
+    folder = tmp_path / "shared" / ".hydra"
+    folder.mkdir(parents=True)
+    config = yaml.safe_load((saved_run / ".hydra" / "config.yaml").read_text())
+    (tmp_path / "secret.txt").write_text("secret")
+    config["hydra"] = {"callbacks": {"x": _copy_file_callback(tmp_path / "secret.txt", tmp_path / "marker")}}
+    (folder / "config.yaml").write_text(yaml.safe_dump(config))
+    out = run_cli("pretrain", "--config-dir", str(folder), "--config-name", "config", cwd=tmp_path)
+    assert out.returncode == 2 and "Traceback" not in out.stderr
+    assert "hydra.callbacks.x" in out.stderr and str(folder / "config.yaml") in out.stderr
+    assert not (tmp_path / "marker").exists() and not (tmp_path / "outputs").exists()
+
+
+def test_a_callback_appended_to_a_runs_overrides_does_not_run_on_resume(saved_run, tmp_path):
+    run_dir = tmp_path / "shared"
+    shutil.copytree(saved_run, run_dir, symlinks=True)
+    (tmp_path / "secret.txt").write_text("secret")
+    overrides = run_dir / ".hydra" / "overrides.yaml"
+    callback = _copy_file_callback(tmp_path / "secret.txt", tmp_path / "marker")
+    saved = yaml.safe_load(overrides.read_text()) + [f"+hydra.callbacks.x._target_={callback['_target_']}",
+                                                     f"+hydra.callbacks.x._args_=[{','.join(callback['_args_'])}]"]
+    overrides.write_text(yaml.safe_dump(saved))
+    out = run_cli("resume", str(run_dir), "trainer.max_steps=3", cwd=tmp_path)
+    assert out.returncode == 2 and "Traceback" not in out.stderr
+    assert "+hydra.callbacks.x._target_=shutil.copyfile" in out.stderr and str(overrides) in out.stderr
+    assert not (tmp_path / "marker").exists() and not (run_dir / ".hydra" / "resume-1").exists()

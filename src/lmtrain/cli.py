@@ -257,19 +257,29 @@ def _hydra_completion_flag(command: str, rest: list[str]) -> bool:
 
 
 def _rerun_settings(command: str, args: list[str]) -> list[str]:
-    """Hydra settings for a run's saved config used as the primary config (``--config-name config``).
+    """Hydra settings for a run's saved config used as the primary config (``--config-name config``), once
+    :func:`lmtrain.config.replay.check_config_rerun` found nothing in it that would run code (else exit 2).
 
     A saved ``.hydra/config.yaml`` holds the task config only, so without these the run would land
     in Hydra's default folder, under another job name, without the sweep summary.
     """
-    if not ({"--config-name", "-cn"} & set(args)):
-        return []
+    from lmtrain.config.replay import check_config_rerun, names_primary_config
+
+    settings: dict[str, str] = {}
+    if names_primary_config(args):
+        stamp = "${now:%Y-%m-%d_%H-%M-%S}"
+        settings = {"hydra.run.dir": f"outputs/{command}/{stamp}", "hydra.sweep.dir": f"multirun/{command}/{stamp}",
+                    "hydra.sweep.subdir": "${hydra.job.num}", "hydra.job.name": command,
+                    "hydra.output_subdir": "null",
+                    "hydra.callbacks.sweep_summary._target_": "lmtrain.runs.sweep.SweepSummary"}
     given = {a.split("=", 1)[0].lstrip("+") for a in args if "=" in a}
-    stamp = "${now:%Y-%m-%d_%H-%M-%S}"
-    settings = {"hydra.run.dir": f"outputs/{command}/{stamp}", "hydra.sweep.dir": f"multirun/{command}/{stamp}",
-                "hydra.sweep.subdir": "${hydra.job.num}", "hydra.job.name": command, "hydra.output_subdir": "null",
-                "hydra.callbacks.sweep_summary._target_": "lmtrain.runs.sweep.SweepSummary"}
-    return [f"++{key}={value}" for key, value in settings.items() if key not in given]
+    added = [f"++{key}={value}" for key, value in settings.items() if key not in given]
+    try:
+        check_config_rerun(command, [*args, *added], config_dir())
+    except UserError as error:
+        report_user_error(error, command)
+        sys.exit(EXIT_USER_ERROR)
+    return added
 
 
 def typed_config(cfg, command: str):
@@ -278,20 +288,9 @@ def typed_config(cfg, command: str):
     Raises:
         UserError: a key the schema does not have, or a value of the wrong type.
     """
-    from omegaconf import OmegaConf
+    from lmtrain.config.replay import fit_schema
 
-    from lmtrain.config import SCHEMAS
-
-    if command not in SCHEMAS or OmegaConf.get_type(cfg) is not dict:
-        return cfg
-    try:
-        return OmegaConf.merge(OmegaConf.structured(SCHEMAS[command]), cfg)
-    except Exception as error:  # OmegaConf's validation errors: a key or type the schema refuses
-        key = getattr(error, "full_key", None)
-        raise UserError(f"this config does not fit `lmtrain {command}`: {f'{key}: ' if key else ''}{_explain(error)}. "
-                        "A run's saved config "
-                        f"is used with `lmtrain {command} --config-dir <run>/.hydra --config-name config`; "
-                        "fix or drop the key.") from None
+    return fit_schema(cfg, command)
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -1,41 +1,75 @@
 """Find the class a plug's config names in ``_target_`` (a model family, an objective, a task).
 
 Built-in plugs and a user's own are found the same way: by the dotted path in their schema or
-YAML, imported with Hydra's own ``get_class``. Nothing else in lmtrain tests a plug's name.
+YAML. The path's form is checked before anything is imported (importing a module runs its code),
+and the class it names must subclass the plug's base. Nothing else in lmtrain tests a plug's name.
 """
 
 from __future__ import annotations
 
 import importlib
+import sys
 from typing import Any
 
 from lmtrain.errors import UserError
 
 
-def plug_class(node: Any, group: str, base: type | None = None) -> type:
+def check_target(target: Any, key: str) -> str:
+    """``target`` if it has the form of a plug class's path: ``package.module.Class``, every part an identifier.
+
+    A relative path (``.foo.Bar``) and a path into the standard library (``this.Foo``, ``os.system``) are
+    refused: a plug lives in lmtrain or in the user's own package, so neither is ever one.
+
+    Args:
+        target: the ``_target_`` value.
+        key: the config key that holds it, for the message (``model._target_``).
+    Raises:
+        UserError: ``target`` is not such a path.
+    """
+    parts = target.split(".") if isinstance(target, str) else []
+    if len(parts) < 2 or not all(part.isidentifier() for part in parts):
+        raise UserError(f"{key}={target!r} is not the dotted path of a class: a plug's `_target_` is "
+                        "`package.module.Class`, each part a Python identifier (no relative `.module`). Fix the path.")
+    if parts[0] in sys.stdlib_module_names:
+        raise UserError(f"{key}={target} names a module of Python's standard library, which holds no lmtrain plug; "
+                        "it is not imported. Name your plug's class (`package.module.Class`) or a shipped preset.")
+    return target
+
+
+def plug_class(node: Any, group: str, base: type | str | None = None) -> type:
     """The class named by ``node._target_`` (``node`` is a config node, a dataclass, a dict or the path itself).
 
     Args:
         node: the plug's config (or its ``_target_`` string).
         group: the config group, for messages (``model``, ``objective``, ``task``).
-        base: the class the plug must subclass, if any.
+        base: the class the plug must subclass (or its dotted path, for callers below the plugs'
+            layer), if any.
     Raises:
-        UserError: no ``_target_``, a path that does not import, or a class of the wrong kind.
+        UserError: no ``_target_``, a path of the wrong form or that does not import, or a class of the wrong kind.
     """
     target = node if isinstance(node, str) else _target_of(node)
     if not target:
         raise UserError(f"{group}._target_ is not set: a {group} config names its plug class in `_target_` "
                         f"(its schema sets it; a YAML of your own extends a schema or sets `_target_: package.Class`).")
-    module, _, name = target.rpartition(".")
+    module, _, name = check_target(target, f"{group}._target_").rpartition(".")
     try:  # importlib, not Hydra's get_class: that one also logs its own error lines before ours
         cls = getattr(importlib.import_module(module), name)
     except (ImportError, AttributeError, ValueError) as cause:
         raise UserError(f"{group}._target_={target} cannot be imported ({type(cause).__name__}: {cause}). "
                         "Put the package that defines it on PYTHONPATH (or install it), or fix the dotted path.") from None
-    if base is not None and not (isinstance(cls, type) and issubclass(cls, base)):
-        raise UserError(f"{group}._target_={target} is not a {base.__name__}: a {group} plug subclasses "
-                        f"{base.__module__}.{base.__name__}.")
+    if base is not None and not _subclasses(cls, base):
+        base_name = base if isinstance(base, str) else f"{base.__module__}.{base.__name__}"
+        raise UserError(f"{group}._target_={target} is not a {base_name.rpartition('.')[2]}: a {group} plug "
+                        f"subclasses {base_name}.")
     return cls
+
+
+def _subclasses(cls: Any, base: type | str) -> bool:
+    if not isinstance(cls, type):
+        return False
+    if isinstance(base, type):
+        return issubclass(cls, base)
+    return any(f"{parent.__module__}.{parent.__qualname__}" == base for parent in cls.__mro__)
 
 
 def _target_of(node: Any) -> str | None:

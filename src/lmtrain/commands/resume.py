@@ -7,16 +7,23 @@ The run's command and overrides come from its ``.hydra/`` record (the newest res
 continued before); the overrides given here replace those of the same key. The run then goes on
 as ``lmtrain <command> <overrides> hydra.run.dir=RUN_DIR trainer.resume=auto`` would, so the
 saved config is compared with the new one and a change to the model or data is refused.
+
+A run folder is data that users share, so the saved overrides are checked before anything runs
+(:mod:`lmtrain.config.replay`): a Hydra setting that could run code (callbacks, logging handlers),
+a ``_target_`` outside a plug, a resolver such as ``${oc.env:...}`` or a plug other than the one the
+run was trained with is refused, naming the override and the file.
 """
 
 from __future__ import annotations
 
+from importlib import resources
 from pathlib import Path
 
 import yaml
 
+from lmtrain.config.replay import check_resumed_overrides
 from lmtrain.errors import UserError
-from lmtrain.run_claim import has_checkpoint, override_key, saved_config_dir
+from lmtrain.run_claim import HYDRA_DIR, has_checkpoint, override_key, saved_config_dir
 
 USAGE = "lmtrain resume RUN_DIR [key=value ...]"
 TRAINING_COMMANDS = ("pretrain", "finetune")
@@ -70,4 +77,7 @@ def command_line(argv: list[str]) -> list[str]:
     new = argv[1:]
     replaced = {override_key(o) for o in new} | {"hydra.run.dir", "trainer.resume", "trainer.overwrite"}
     saved = [o for o in _read_list(record / "overrides.yaml") if override_key(o) not in replaced]
-    return [command, *saved, *new, f"hydra.run.dir={run_dir.resolve()}", "trainer.resume=auto"]
+    typed = [*new, f"hydra.run.dir={run_dir.resolve()}", "trainer.resume=auto"]
+    check_resumed_overrides(command, saved, typed, record / "overrides.yaml", run_dir / HYDRA_DIR / "config.yaml",
+                            Path(str(resources.files("lmtrain") / "configs")))
+    return [command, *saved, *typed]

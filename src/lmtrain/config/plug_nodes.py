@@ -15,6 +15,9 @@ from typing import Any
 from lmtrain.errors import UserError
 
 PLUG_GROUPS = ("model", "objective", "task")
+# group -> the class its plug subclasses, by name: this layer sits below the plugs and imports none of them
+PLUG_BASES = {"model": "lmtrain.models.families.ModelFamily", "objective": "lmtrain.objectives.plug.PretrainingObjective",
+              "task": "lmtrain.tasks.base.Task"}
 DATA_READERS = ("task", "objective")  # the plugs whose ``data_config`` types the ``data`` node
 
 
@@ -42,7 +45,7 @@ def type_plug_nodes(cfg: Any, command: str) -> Any:
     node into the ``data_config`` of the plug that reads it).
 
     Raises:
-        UserError: a plug that does not import, or a key / value its schema refuses.
+        UserError: a plug that does not import or is not a plug of its group, or a key / value its schema refuses.
     """
     from omegaconf import DictConfig, open_dict
 
@@ -54,13 +57,14 @@ def type_plug_nodes(cfg: Any, command: str) -> Any:
         node = cfg.get(group)
         if not _untyped(node) or not node.get("_target_"):
             continue
-        schema = getattr(plug_class(node, group), "config_class", None)
+        schema = getattr(plug_class(node, group, PLUG_BASES[group]), "config_class", None)
         if schema is not None and dataclasses.is_dataclass(schema):
             with open_dict(cfg):
                 cfg[group] = _typed(node, schema, f"{group}={node.get('name', '?')}", command)
-    reader = next((cfg.get(group) for group in DATA_READERS if cfg.get(group) is not None), None)
+    group = next((group for group in DATA_READERS if cfg.get(group) is not None), None)
+    reader = cfg.get(group) if group else None
     if _untyped(cfg.get("data")) and reader is not None and reader.get("_target_"):
-        schema = getattr(plug_class(reader, "data"), "data_config", None)
+        schema = getattr(plug_class(reader, group, PLUG_BASES[group]), "data_config", None)
         if schema is not None:
             with open_dict(cfg):
                 cfg.data = _typed(cfg.data, schema, "data", command)
