@@ -64,6 +64,9 @@ def test_streamed_and_batched_prompts_give_the_same_greedy_text(runs, tmp_path, 
     (["ckpt={nsp}", "prompt=hello"], "generate needs a causal LM head"),
     (["ckpt={missing}", "prompt=hello"], "no such file or directory"),
     (["ckpt={gpt}", "prompt=hello", "top_p=1.5"], r"top_p=1.5: must be in \(0, 1\]"),
+    (["ckpt={gpt}", "prompt=hello", "temperature=1e-300"], r"temperature=1e-300: must be 0 \(greedy\) or in \[0.01,"),
+    (["ckpt={gpt}", "prompt=hello", "temperature=inf"], r"temperature=inf: must be 0 \(greedy\) or in \[0.01, 100\]"),
+    (["ckpt={gpt}", "prompt=hello", "seed=99999999999999999999999"], r"seed=99999999999999999999999: must be"),
 ])
 def test_bad_input_is_a_user_error(runs, tmp_path, monkeypatch, overrides, message):
     monkeypatch.chdir(tmp_path)
@@ -72,6 +75,13 @@ def test_bad_input_is_a_user_error(runs, tmp_path, monkeypatch, overrides, messa
              "empty": str(tmp_path / "empty.txt")}
     with pytest.raises(UserError, match=message):
         run_generate([o.format(**paths) for o in overrides])
+
+
+def test_cli_refuses_a_temperature_that_cannot_sample(runs, tmp_path):
+    out = run_cli("generate", f"ckpt={runs['gpt']}", "prompt=hello", "temperature=1e-300",
+                  f"hydra.run.dir={tmp_path / 'gen'}", cwd=tmp_path)
+    assert out.returncode == 2 and "Traceback" not in out.stderr
+    assert "temperature=1e-300: must be 0 (greedy) or in [0.01, 100]" in " ".join(out.stderr.split())
 
 
 def test_a_bad_prompts_file_line_is_named_before_any_work(runs, tmp_path, monkeypatch, capsys):
