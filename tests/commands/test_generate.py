@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -34,6 +37,38 @@ def test_cli_fills_masks_of_a_bert_checkpoint(runs, tmp_path):
     record = json.loads((tmp_path / "fill" / "generations.jsonl").read_text())
     probs = [c["prob"] for c in record["masks"][0]]
     assert len(probs) == 3 and probs == sorted(probs, reverse=True) and sum(probs) <= 1
+
+
+def test_logs_never_break_a_streamed_line(runs, tmp_path):
+    """In a terminal stdout and stderr share one screen: a log line must not land inside the text."""
+    env = {**os.environ, "HYDRA_FULL_ERROR": "0"}
+    out = subprocess.run([sys.executable, "-m", "lmtrain", "generate", f"ckpt={runs['gpt']}", "prompt=The fire",
+                          "max_new_tokens=8", "greedy=true", f"hydra.run.dir={tmp_path / 'gen'}"], cwd=tmp_path,
+                         env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, timeout=300)
+    assert out.returncode == 0, out.stdout
+    record = json.loads((tmp_path / "gen" / "generations.jsonl").read_text())
+    assert "The fire" + record["completion"] in out.stdout.splitlines(), out.stdout
+    assert "CPU kernels" in out.stdout.split("The fire")[0]  # chosen and logged before the text starts
+
+
+def test_logs_raised_while_a_line_streams_follow_it():
+    import logging
+
+    seen = []
+
+    class Seen(logging.Handler):
+        def emit(self, record):
+            seen.append(record.getMessage())
+
+    root, handler = logging.getLogger(), Seen()
+    root.addHandler(handler)
+    try:
+        with generate.logs_held_back():
+            logging.getLogger("lmtrain.kernels").warning("chosen mid-line")
+            assert seen == []
+        assert seen == ["chosen mid-line"]
+    finally:
+        root.removeHandler(handler)
 
 
 def test_cli_reports_a_path_that_is_not_a_checkpoint(tmp_path):
