@@ -63,6 +63,8 @@ ODD = {  # name -> (files, the reason its row names, or None for a readable row)
     "overrides_int": ({".hydra/overrides.yaml": "5\n"}, "overrides.yaml holds a number, not a list"),
     "overrides_not_strings": ({".hydra/overrides.yaml": "- a=1\n- [b]\n"}, "not a list of key=value strings"),
     "config_list": ({".hydra/config.yaml": "- a\n- b\n"}, "config.yaml holds a list, not an object"),
+    "config_list_beside_a_summary": ({"summary.json": json.dumps({"config": {"trainer": {}}}),
+                                      ".hydra/config.yaml": "- a\n"}, "config.yaml holds a list, not an object"),
     "config_odd_nodes": ({".hydra/config.yaml": "model: bert\ntrainer: [1]\ntask: 3\n"}, None),
     "config_python_tag": ({".hydra/config.yaml": "a: !!python/object/apply:os.system ['true']\n"},
                           "config.yaml is not valid YAML"),

@@ -195,7 +195,8 @@ def load_run(run_dir: str | Path, now: float | None = None, running_window: floa
     """
     path, problems = Path(run_dir), []
     summary = _read(path, SUMMARY_FILE, dict, "json", problems)
-    config = _node(summary or {}, "config") or _read(path, CONFIG_FILE, dict, "yaml", problems) or {}
+    saved_config = _read(path, CONFIG_FILE, dict, "yaml", problems)  # read even when the summary has one: a
+    config = _node(summary or {}, "config") or saved_config or {}   # damaged file is reported either way
     status = read_status(path)
     state, detail = judge_status(path, status, summary is not None, time.time() if now is None else now,
                                  running_window)
