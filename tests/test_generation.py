@@ -87,6 +87,7 @@ def test_top_k_one_and_tiny_top_p_are_greedy():
     assert generate(model, PROMPTS, 10, Sampling(temperature=0)) == greedy
     assert generate(model, PROMPTS, 10, Sampling(top_k=1), seed=3) == greedy
     assert generate(model, PROMPTS, 10, Sampling(top_p=1e-6), seed=3) == greedy
+    assert generate(model, PROMPTS, 10, Sampling(top_p=1e-300), seed=3) == greedy  # 0 in float32: still one token
 
 
 def test_filter_logits_keeps_top_k_and_the_smallest_nucleus():
@@ -133,6 +134,9 @@ def test_bad_sampling_settings_and_models_are_refused():
         Sampling(temperature=-1)
     with pytest.raises(UserError, match="top_p"):
         Sampling(top_p=0)
+    for temperature in (1e-300, float("inf"), float("nan"), 1e6):
+        with pytest.raises(UserError, match=rf"temperature={temperature}: must be 0 \(greedy\) or in \[0.01, 100\]"):
+            Sampling(temperature=temperature)
     with pytest.raises(UserError, match="non-empty prompt"):
         generate(causal_model(), [[]], 3)
     with pytest.raises(UserError, match="causal model"):

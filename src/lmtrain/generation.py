@@ -14,6 +14,8 @@ from dataclasses import dataclass
 
 import torch
 
+from lmtrain.config.commands import check_temperature
+from lmtrain.config_checks import ConfigRangeError
 from lmtrain.data.tokenizer import TextTokenizer
 from lmtrain.errors import UserError
 from lmtrain.kernels import prepacked_linears
@@ -32,7 +34,7 @@ class Sampling:
 
     Args:
         greedy: take the most likely token (temperature 0 means the same).
-        temperature: divide logits by this before sampling (< 1 sharper, > 1 flatter).
+        temperature: divide logits by this before sampling (< 1 sharper, > 1 flatter); 0 or in [0.01, 100].
         top_k: sample only among the k most likely tokens (0 = all).
         top_p: sample only from the smallest set of tokens whose probability reaches top_p (1 = all).
     """
@@ -43,8 +45,10 @@ class Sampling:
     top_p: float = 1.0
 
     def __post_init__(self) -> None:
-        if self.temperature < 0:
-            raise UserError(f"temperature={self.temperature} must be >= 0 (0 = greedy decoding).")
+        try:
+            check_temperature(self.temperature)
+        except ConfigRangeError as error:
+            raise UserError(f"{error}.") from None
         if self.top_k < 0:
             raise UserError(f"top_k={self.top_k} must be >= 0 (0 = no top-k filtering).")
         if not 0 < self.top_p <= 1:
@@ -67,8 +71,10 @@ def filter_logits(logits: torch.Tensor, top_k: int = 0, top_p: float = 1.0) -> t
     if top_p < 1.0:
         sorted_logits, order = logits.sort(dim=-1, descending=True)  # (B, V)
         probs = sorted_logits.softmax(dim=-1)
-        # drop a token once the tokens before it already hold top_p of the mass
+        # drop a token once the tokens before it already hold top_p of the mass; the most likely
+        # token stays even when top_p is 0 in float32 (top_p=1e-300)
         drop_sorted = (probs.cumsum(dim=-1) - probs) >= top_p
+        drop_sorted[:, 0] = False
         drop = drop_sorted.scatter(-1, order, drop_sorted)  # back to vocabulary order
         logits = logits.masked_fill(drop, float("-inf"))
     return logits

@@ -28,6 +28,8 @@ log = logging.getLogger(__name__)
 
 STATUS_FILE = "status.json"
 STATES = ("running", "finished", "failed", "interrupted")
+MAX_STATUS_BYTES = 1 << 20  # a record is a few hundred bytes
+MAX_PID = 2**22  # Linux's highest possible pid (PID_MAX_LIMIT); other systems stay below it
 _STEP_DIR = re.compile(r"step-(\d+)$")
 
 
@@ -69,21 +71,41 @@ def write_status(run_dir: str | Path, state: str, **details: Any) -> Path | None
 
 
 def read_status(run_dir: str | Path) -> dict[str, Any] | None:
-    """The run's ``status.json`` (None if it has none, or it is unreadable or of an unknown state)."""
+    """The run's ``status.json`` (None if it has none, or it is not a regular file of at most
+    :data:`MAX_STATUS_BYTES` holding a JSON object of a known state)."""
+    path = Path(run_dir) / STATUS_FILE
     try:
-        record = json.loads((Path(run_dir) / STATUS_FILE).read_text(encoding="utf-8"))
-    except (OSError, ValueError):
+        if not path.is_file():  # a FIFO would block the reader, a device never end
+            return None
+        with open(path, "rb") as f:
+            data = f.read(MAX_STATUS_BYTES + 1)
+        record = json.loads(data.decode("utf-8")) if len(data) <= MAX_STATUS_BYTES else None
+    except (OSError, ValueError, RecursionError):
         return None
     return record if isinstance(record, dict) and record.get("state") in STATES else None
 
 
+def recorded_pid(record: dict[str, Any]) -> int | None:
+    """The record's ``pid`` when it can name a process: a whole number from 1 to :data:`MAX_PID`."""
+    pid = record.get("pid")
+    return pid if isinstance(pid, int) and not isinstance(pid, bool) and 0 < pid <= MAX_PID else None
+
+
 def process_alive(record: dict[str, Any]) -> bool | None:
-    """Whether the process of a ``running`` record still lives; None when it ran on another host."""
+    """Whether the process of a ``running`` record still lives; None when it ran on another host.
+
+    Only a valid pid of a live process on this host counts: ``pid`` 0 or -1 would ask about a
+    whole process group or every process, so a missing, negative, zero or absurd pid is a
+    process that is gone.
+    """
     if record.get("host") != socket.gethostname():
         return None
+    pid = recorded_pid(record)
+    if pid is None:
+        return False
     try:
-        os.kill(int(record["pid"]), 0)
-    except (KeyError, TypeError, ValueError, ProcessLookupError):
+        os.kill(pid, 0)
+    except (ProcessLookupError, OverflowError):
         return False
     except PermissionError:  # another user's process with that pid: alive
         return True

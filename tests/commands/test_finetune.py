@@ -12,7 +12,7 @@ import torch
 from lmtrain import checkpoint_files as ckpt
 from lmtrain.commands import export, finetune, predict
 from lmtrain.errors import UserError
-from tests.conftest import compose_config
+from tests.conftest import compose_config, run_cli
 from tests.tasks.fixtures import FAST, TINY_SCRATCH, make_checkpoint, write_task_files
 
 
@@ -72,6 +72,15 @@ def test_predict_round_trip(ner_run, tmp_path, capsys):
     run_command(predict, "predict", tmp_path / "p2", [f"ckpt={run}", f"input={text}"])
     lines = capsys.readouterr().out.splitlines()
     assert len(lines) == 2 and "PER 0:5 Alice" in lines[0].split("\t")
+
+
+def test_predict_names_an_input_line_that_is_not_utf8(ner_run, tmp_path):
+    run, _ = ner_run
+    text = tmp_path / "in.txt"
+    text.write_bytes(b"Alice visited Paris .\nA caf\xe9 in Lyon .\n")
+    out = run_cli("predict", f"ckpt={run}", f"input={text}", f"hydra.run.dir={tmp_path / 'p'}", cwd=tmp_path)
+    assert out.returncode == 2 and "Traceback" not in out.stderr
+    assert f"input={text}, line 2: not UTF-8 text" in " ".join(out.stderr.split())
 
 
 def test_classification_beats_majority_and_exports(data, tmp_path):

@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -36,6 +39,38 @@ def test_cli_fills_masks_of_a_bert_checkpoint(runs, tmp_path):
     assert len(probs) == 3 and probs == sorted(probs, reverse=True) and sum(probs) <= 1
 
 
+def test_logs_never_break_a_streamed_line(runs, tmp_path):
+    """In a terminal stdout and stderr share one screen: a log line must not land inside the text."""
+    env = {**os.environ, "HYDRA_FULL_ERROR": "0"}
+    out = subprocess.run([sys.executable, "-m", "lmtrain", "generate", f"ckpt={runs['gpt']}", "prompt=The fire",
+                          "max_new_tokens=8", "greedy=true", f"hydra.run.dir={tmp_path / 'gen'}"], cwd=tmp_path,
+                         env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, timeout=300)
+    assert out.returncode == 0, out.stdout
+    record = json.loads((tmp_path / "gen" / "generations.jsonl").read_text())
+    assert "The fire" + record["completion"] in out.stdout.splitlines(), out.stdout
+    assert "CPU kernels" in out.stdout.split("The fire")[0]  # chosen and logged before the text starts
+
+
+def test_logs_raised_while_a_line_streams_follow_it():
+    import logging
+
+    seen = []
+
+    class Seen(logging.Handler):
+        def emit(self, record):
+            seen.append(record.getMessage())
+
+    root, handler = logging.getLogger(), Seen()
+    root.addHandler(handler)
+    try:
+        with generate.logs_held_back():
+            logging.getLogger("lmtrain.kernels").warning("chosen mid-line")
+            assert seen == []
+        assert seen == ["chosen mid-line"]
+    finally:
+        root.removeHandler(handler)
+
+
 def test_cli_reports_a_path_that_is_not_a_checkpoint(tmp_path):
     out = run_cli("generate", f"ckpt={tmp_path}", "prompt=hello", cwd=tmp_path)
     assert out.returncode == 2
@@ -64,6 +99,9 @@ def test_streamed_and_batched_prompts_give_the_same_greedy_text(runs, tmp_path, 
     (["ckpt={nsp}", "prompt=hello"], "generate needs a causal LM head"),
     (["ckpt={missing}", "prompt=hello"], "no such file or directory"),
     (["ckpt={gpt}", "prompt=hello", "top_p=1.5"], r"top_p=1.5: must be in \(0, 1\]"),
+    (["ckpt={gpt}", "prompt=hello", "temperature=1e-300"], r"temperature=1e-300: must be 0 \(greedy\) or in \[0.01,"),
+    (["ckpt={gpt}", "prompt=hello", "temperature=inf"], r"temperature=inf: must be 0 \(greedy\) or in \[0.01, 100\]"),
+    (["ckpt={gpt}", "prompt=hello", "seed=99999999999999999999999"], r"seed=99999999999999999999999: must be"),
 ])
 def test_bad_input_is_a_user_error(runs, tmp_path, monkeypatch, overrides, message):
     monkeypatch.chdir(tmp_path)
@@ -72,6 +110,13 @@ def test_bad_input_is_a_user_error(runs, tmp_path, monkeypatch, overrides, messa
              "empty": str(tmp_path / "empty.txt")}
     with pytest.raises(UserError, match=message):
         run_generate([o.format(**paths) for o in overrides])
+
+
+def test_cli_refuses_a_temperature_that_cannot_sample(runs, tmp_path):
+    out = run_cli("generate", f"ckpt={runs['gpt']}", "prompt=hello", "temperature=1e-300",
+                  f"hydra.run.dir={tmp_path / 'gen'}", cwd=tmp_path)
+    assert out.returncode == 2 and "Traceback" not in out.stderr
+    assert "temperature=1e-300: must be 0 (greedy) or in [0.01, 100]" in " ".join(out.stderr.split())
 
 
 def test_a_bad_prompts_file_line_is_named_before_any_work(runs, tmp_path, monkeypatch, capsys):

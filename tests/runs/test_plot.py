@@ -32,7 +32,7 @@ def test_plot_one_run(sweep, tmp_path, capsys):
     out = tmp_path / "one.png"
     main(["plot", str(sweep / "0"), f"out={out}"])
     assert _size(out) == figure_pixels(2) == (1200, 400)
-    assert "1 run plotted" in capsys.readouterr().err
+    assert "1 run folder read; wrote " + str(out) in capsys.readouterr().err
 
 
 def test_plot_several_runs_against_tokens_and_time(sweep, tmp_path):
@@ -125,3 +125,69 @@ def test_plot_draws_confusion_matrices_and_f1_of_several_runs_side_by_side(tmp_p
     with pytest.raises(SystemExit):
         main(["plot", str(ner), "chart=confusion", f"out={tmp_path / 'none.png'}"])
     assert "none of the runs has a confusion matrix" in capsys.readouterr().err
+
+
+def _curves_run(path, baselines: dict, lr: str = "1e-3"):
+    """A run of 6 logged steps (train/loss every step, eval/mlm_acc at 3 and 6) whose summary records ``baselines``."""
+    (path / ".hydra").mkdir(parents=True)
+    (path / ".hydra" / "overrides.yaml").write_text(f"- optim.lr={lr}\n")
+    events = [{"step": s, "train/loss": 6.0 - s * 0.5 + (s % 2) * 0.3} for s in range(1, 7)]
+    events += [{"step": 3, "eval/mlm_acc": 0.04}, {"step": 6, "eval/mlm_acc": 0.09}]
+    (path / "metrics.jsonl").write_text("".join(json.dumps(e) + "\n" for e in events))
+    summary = {"command": "pretrain", "best/mlm_acc": 0.09, "best_step": 6, **baselines}
+    (path / "summary.json").write_text(json.dumps(summary))
+    return path
+
+
+def _legend(ax) -> list[str]:
+    legend = ax.get_legend()
+    return [text.get_text() for text in legend.get_texts()] if legend else []
+
+
+def test_curves_show_baselines_dashed_and_say_which_line_is_raw_and_smoothed(tmp_path):
+    from lmtrain.runs import load_run
+    from lmtrain.runs.plot import curves_figure
+
+    run = _curves_run(tmp_path / "a", {"baseline/mlm_majority_acc": 0.05, "baseline/unigram_ppl": 300.0})
+    loss, acc = curves_figure([load_run(run)]).axes
+    assert _legend(loss) == ["raw", "smoothed (EMA 0.6)"]
+    dashed = [line for line in acc.get_lines() if line.get_linestyle() == "--"]
+    assert len(dashed) == 1 and dashed[0].get_ydata()[0] == 0.05  # unigram_ppl stands for eval/ppl: not here
+    assert _legend(acc) == ["mlm_majority_acc baseline (0.05)"]
+    loss.figure.canvas.draw()
+    assert all(float(tick).is_integer() for tick in loss.get_xticks())  # steps: no tick at 2.5
+
+
+def test_several_runs_share_one_baseline_line_and_the_first_panel_names_the_runs(tmp_path):
+    from lmtrain.runs import load_run
+    from lmtrain.runs.baselines import stands_for
+    from lmtrain.runs.plot import curves_figure
+
+    runs = [load_run(_curves_run(tmp_path / name, {"baseline/mlm_majority_acc": 0.05}, lr))
+            for name, lr in (("a", "1e-3"), ("b", "3e-3"))]
+    loss, acc = curves_figure(runs).axes
+    assert _legend(loss) == ["optim.lr=1e-3", "optim.lr=3e-3", "raw", "smoothed (EMA 0.6)"]
+    assert _legend(acc) == ["mlm_majority_acc baseline (0.05)"]
+    assert stands_for("unigram_ppl", "ppl") and stands_for("lexicon_f1", "f1") and stands_for("all_o_f1", "f1")
+    assert stands_for("mlm_majority_acc", "mlm_acc") and not stands_for("unigram_ppl", "mlm_ppl")
+    assert not stands_for("f1", "f1") and not stands_for("majority_accuracy", "acc")
+
+
+def test_confusion_of_several_runs_draws_each_or_says_why_not(tmp_path, caplog):
+    import logging
+
+    a = _finetune_summary(tmp_path / "a", [[3, 1], [2, 2]])
+    b = _finetune_summary(tmp_path / "b", [[4, 0], [1, 3]])
+    c = _finetune_summary(tmp_path / "c", [[1, 0], [0, 1]])
+    d = _finetune_summary(tmp_path / "d", [[2, 2], [0, 4]])
+    ner = _finetune_summary(tmp_path / "ner", None, {"eval/PER/f1": 0.7})
+    bad = _finetune_summary(tmp_path / "bad", [["x", 1], [2]])
+    with caplog.at_level(logging.WARNING, logger="lmtrain.runs.task_plots"):
+        main(["plot", str(a), str(b), str(ner), str(bad), "chart=confusion", f"out={tmp_path / 'two.png'}"])
+    assert f"{ner}: its summary.json has no confusion matrix" in caplog.text
+    assert f"{bad}: its confusion matrix is malformed" in caplog.text
+    main(["plot", str(a), "chart=confusion", f"out={tmp_path / 'one.png'}"])
+    one = _size(tmp_path / "one.png")
+    assert _size(tmp_path / "two.png") == (2 * one[0], one[1])
+    main(["plot", str(a), str(b), str(c), str(d), "chart=confusion", f"out={tmp_path / 'four.png'}"])
+    assert _size(tmp_path / "four.png") == (3 * one[0], 2 * one[1])  # three to a row: every run drawn

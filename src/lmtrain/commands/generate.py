@@ -1,6 +1,7 @@
 """`lmtrain generate`: continue prompts with a causal LM, or fill mask tokens with a masked LM.
 
-Generated text goes to stdout (streamed as tokens come, so it can be piped); logs go to stderr.
+Generated text goes to stdout (streamed as tokens come, so it can be piped); logs go to stderr,
+before a streamed line starts or after it ends, never inside it.
 Every prompt and its result are also written to `generations.jsonl` in the run directory, one
 line as each result is ready. Every prompt is checked (text, length, mask token) before the first
 is decoded, so a bad line late in a prompts file fails at once, naming its line.
@@ -12,6 +13,9 @@ import json
 import logging
 import sys
 import time
+import warnings
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -24,6 +28,7 @@ from lmtrain.config.plug_nodes import config_objects
 from lmtrain.errors import UserError
 from lmtrain.generation import (Sampling, TextStream, encode_for_mask, fill_mask, generate, seeded_generator,
                                 with_mask_token)
+from lmtrain.kernels import use_cpu_kernels
 from lmtrain.models.loading import load_checkpoint
 from lmtrain.run_dir import RunDir, hydra_run_dir
 from lmtrain.training.precision import resolve_device
@@ -114,6 +119,38 @@ class RecordWriter:
         self._file.close()
 
 
+@contextmanager
+def logs_held_back() -> Iterator[None]:
+    """Hold every log record and warning raised inside the block, and emit them after it.
+
+    stdout and stderr share one terminal: a log line written while a continuation streams would
+    land inside the text (``The fire[... INFO] - ...``). Held back, it follows the finished line.
+    """
+    held: list[tuple[logging.Handler, logging.LogRecord]] = []
+    handlers = [h for logger in (logging.getLogger(), logging.getLogger("lmtrain")) for h in logger.handlers]
+
+    def hold(handler: logging.Handler) -> Callable[[logging.LogRecord], bool]:
+        def keep(record: logging.LogRecord) -> bool:  # a filter that keeps the record for later
+            held.append((handler, record))
+            return False
+        return keep
+
+    filters = [(handler, hold(handler)) for handler in handlers]
+    for handler, keep in filters:
+        handler.addFilter(keep)
+    try:
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("default")
+            yield
+    finally:
+        for handler, keep in filters:
+            handler.removeFilter(keep)
+        for handler, record in held:
+            handler.handle(record)
+        for warning in caught:
+            warnings.showwarning(warning.message, warning.category, warning.filename, warning.lineno)
+
+
 def _continue(cfg: GenerateConfig, model, tokenizer, prompts: list[Prompt], out, records: RecordWriter) -> None:
     """Causal LM: print each prompt and its continuation; record each as it is done."""
     # Training streams are documents separated by end-of-text, so a prompt starts after one.
@@ -127,16 +164,18 @@ def _continue(cfg: GenerateConfig, model, tokenizer, prompts: list[Prompt], out,
                     generator=seeded_generator(cfg.seed, device))
     if cfg.stream:
         for prompt, ids in zip(texts, encoded):
-            out.write(("\n" if records.count else "") + prompt)
-            out.flush()
             text = TextStream(tokenizer, ids)
 
             def show(row: int, token: int) -> None:
                 out.write(text.push(token))
                 out.flush()
 
-            new = generate(model, [ids], cfg.max_new_tokens, on_token=show, **settings)[0]
-            out.write(text.flush() + "\n")
+            with logs_held_back():  # a log line never lands inside the streamed text
+                out.write(("\n" if records.count else "") + prompt)
+                out.flush()
+                new = generate(model, [ids], cfg.max_new_tokens, on_token=show, **settings)[0]
+                out.write(text.flush() + "\n")
+                out.flush()
             records.add(_record(prompt, ids, new, text, _limit(cfg, model, ids)))
         return
     for first in range(0, len(texts), cfg.batch_size):
@@ -199,6 +238,8 @@ def run(cfg) -> dict[str, Any]:
     if "lm" not in model.heads and "mlm" not in model.heads:
         raise UserError(f"ckpt={cfg.ckpt} holds a model with heads {model.head_names}; generate needs a causal "
                         "LM head (lm, from model=gpt) or a masked LM head (mlm, from model=bert or roberta).")
+    if device.type == "cpu":
+        use_cpu_kernels()  # chosen (and logged) now, not on the first decoding step amid the text
     records = RecordWriter(run_dir.path / GENERATIONS_FILE)
     try:
         if "lm" in model.heads:

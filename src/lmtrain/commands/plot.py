@@ -18,6 +18,7 @@ from rich.console import Console
 
 from lmtrain.errors import UserError
 from lmtrain.runs.discovery import find_run_dirs
+from lmtrain.runs.display_text import printable
 from lmtrain.runs.plot import DEFAULT_SMOOTHING, plot_runs
 from lmtrain.runs.record import load_runs
 from lmtrain.runs.series import X_AXES
@@ -34,11 +35,12 @@ def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="lmtrain plot",
         description="Plot metrics of runs: one subplot per metric, one line per run (legend: the overrides that "
-                    "differ), training metrics smoothed with the raw values faint behind.",
+                    "differ), training metrics smoothed with the raw values faint behind, the baselines each run "
+                    "recorded as dashed lines. A run that cannot be drawn is named, with the reason.",
         epilog="options (key=value): metrics=[train/loss,eval/mlm_acc] (default: train/loss and the main eval "
                f"metric)  out=curves.png  x={'|'.join(X_AXES)}  svg=true (also write an SVG)  "
                f"smooth={DEFAULT_SMOOTHING} (EMA weight for train/*, 0 = raw)  chart=curves|confusion|f1 "
-               "(confusion matrices / F1 per class or entity type of fine-tuned runs, side by side)")
+               "(confusion matrices, a panel per run / F1 per class or entity type of fine-tuned runs)")
     p.add_argument("items", nargs="+", metavar="RUN|key=value", help="run directories or sweep folders, and options")
     return p
 
@@ -94,5 +96,7 @@ def main(argv: list[str]) -> None:
         metrics = _split_list(options["metrics"]) if options["metrics"] else None
         written = plot_runs(load_runs(run_dirs), options["out"] or "curves.png", metrics=metrics, x=options["x"],
                             svg=_parse_bool("svg", options["svg"]), smoothing=smoothing)
-    Console(stderr=True).print(f"{len(run_dirs)} run{'s' if len(run_dirs) != 1 else ''} plotted: "
-                               + ", ".join(str(p) for p in written), highlight=False)
+    # the runs left out (no metrics, no confusion matrix ...) were each named above, with the reason
+    read = f"{len(run_dirs)} run folder{'s' if len(run_dirs) != 1 else ''} read"
+    Console(stderr=True).print(f"{read}; wrote " + ", ".join(printable(p) for p in written), highlight=False,
+                               markup=False, soft_wrap=True)

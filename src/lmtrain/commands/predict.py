@@ -37,6 +37,7 @@ def run(cfg: DictConfig) -> list[dict[str, Any]]:
         from lmtrain.tasks.retrieval_predict import predict_retrieval
 
         return predict_retrieval(cfg, checkpoint)
+    lines = read_inputs(cfg.input)  # every line checked before the model is loaded
     device = resolve_device(cfg.device, key="device")
     model, tokenizer, meta = load_checkpoint(checkpoint, device, key="ckpt", families=("transformer", "elmo"))
     info = meta.get("task")
@@ -44,7 +45,6 @@ def run(cfg: DictConfig) -> list[dict[str, Any]]:
         raise UserError(f"ckpt={cfg.ckpt} is a pretrained model, not a fine-tuned one: fine-tune it first "
                         "(`lmtrain finetune task=ner init=...`), or use `lmtrain generate` on pretrained models.")
     task = task_from_meta(info, scheme=info.get("scheme", "bio"), max_seq_len=info.get("max_seq_len", 128))
-    lines = read_inputs(cfg.input)
     log.info("predict: %d input(s) with %s (task=%s)", len(lines), checkpoint, info["name"])
     records = task.predict(model, tokenizer, lines, cfg.batch_size, device, pair=info.get("pair", False),
                            max_new_tokens=cfg.max_new_tokens)

@@ -12,6 +12,7 @@ import sys
 
 
 from lmtrain.runs.discovery import DEFAULT_ROOTS, find_run_dirs
+from lmtrain.runs.display_text import printable
 from lmtrain.runs.record import RUNNING_WINDOW_S, load_runs
 from lmtrain.runs.table import json_lines, make_console, run_rows, runs_table
 
@@ -22,7 +23,8 @@ def parser() -> argparse.ArgumentParser:
         prog="lmtrain runs",
         description="List run directories (found by .hydra/config.yaml or metrics.jsonl) with their status "
                     "(finished, running, interrupted = resumable with `lmtrain resume`, failed, as each command "
-                    "recorded it in status.json on exit), the overrides "
+                    "recorded it in status.json on exit; unreadable = a file of the folder cannot be read, "
+                    "with the reason), the overrides "
                     "that differ between them, steps, wall time, tokens/s and the final and best main metric.")
     p.add_argument("dirs", nargs="*", metavar="DIR",
                    help=f"run directories or folders to search (default: {' and '.join(DEFAULT_ROOTS)})")
@@ -51,7 +53,7 @@ def main(argv: list[str]) -> None:
     console = make_console()
     if not runs:
         where = " ".join(args.dirs) or " and ".join(f"./{d}" for d in DEFAULT_ROOTS)
-        console.print(f"no runs found under {where}", highlight=False)
+        console.print(f"no runs found under {printable(where)}", highlight=False, markup=False)
         return
     if training:
         console.print(runs_table(training, title=_title(training, "run")))

@@ -31,6 +31,20 @@ class PretrainConfig:
     trainer: TrainerConfig = field(default_factory=TrainerConfig)
 
 
+# Sampling temperatures that sample: below the lowest, logits / T overflow (1e-300 makes every
+# probability NaN) while sampling is already greedy in all but name; above the highest, it is noise.
+MIN_TEMPERATURE, MAX_TEMPERATURE = 0.01, 100.0
+TEMPERATURE_RANGE = f"0 (greedy) or in [{MIN_TEMPERATURE:g}, {MAX_TEMPERATURE:g}]"
+SEED_RANGE = (-(2**63), 2**64 - 1)  # what torch's random generators take
+
+
+def check_temperature(value: float) -> None:
+    """Raise ConfigRangeError unless ``value`` is 0 (greedy) or a finite temperature that samples."""
+    if value != 0 and not (isinstance(value, (int, float)) and MIN_TEMPERATURE <= value <= MAX_TEMPERATURE):
+        raise ConfigRangeError("temperature", TEMPERATURE_RANGE, value,
+                               "0 = greedy decoding; use greedy=true for the most likely text")
+
+
 @dataclass
 class GenerateConfig:
     """`lmtrain generate`: decode from a causal LM or fill [MASK] tokens with an MLM."""
@@ -40,7 +54,7 @@ class GenerateConfig:
     prompts_file: Optional[str] = None  # a file with one prompt per line
     max_new_tokens: int = 40  # tokens to generate per prompt (fewer if the model's positions run out)
     greedy: bool = False  # take the most likely token instead of sampling
-    temperature: float = 1.0  # < 1 sharper, > 1 flatter; 0 = greedy
+    temperature: float = 1.0  # < 1 sharper, > 1 flatter; 0 = greedy; else in [0.01, 100]
     top_k: int = 0  # keep the k most likely tokens (0 = off)
     top_p: float = 1.0  # nucleus sampling: smallest set with this probability mass (1.0 = off)
     seed: int = 0  # sampling seed: the same seed gives the same text
@@ -53,9 +67,10 @@ class GenerateConfig:
     def __post_init__(self) -> None:
         for name in ("max_new_tokens", "batch_size", "candidates"):
             check_range(self, name, 1)
-        check_range(self, "temperature", 0)
+        check_temperature(self.temperature)
         check_range(self, "top_k", 0)
         check_range(self, "top_p", 0, 1, low_open=True)
+        check_range(self, "seed", *SEED_RANGE)
 
 
 @dataclass

@@ -1,11 +1,16 @@
 """See and compare runs: find run directories, read their status and metrics, tabulate and plot them.
 
     discovery   run directories under some folders (``.hydra/config.yaml`` or ``metrics.jsonl``)
-    record      one run read back: config, overrides, summary, status, main metric
+    run_files   a run's small files read as untrusted data (regular files only, bounded, typed)
+    metrics_log ``metrics.jsonl`` streamed line by line, malformed lines skipped
+    run_state   finished / running / interrupted / failed, from ``status.json`` or the files
+    record      one run read back: config, overrides, summary, status, main metric (or why unreadable)
+    display_text  text from a run folder made safe to print (control characters escaped)
     compare     the overrides that tell runs apart, legend labels, ranking by the main metric
     series      a metric's values against step, tokens seen or training time
     table       rows for ``lmtrain runs``: a rich table, JSON lines, CSV and Markdown
     plot        ``curves.png``: one subplot per metric, one line per run (matplotlib, Agg)
+    baselines   the ``baseline/<name>`` scores a run recorded, drawn beside the metric they stand for
     task_plots  ``confusion.png`` and ``f1_per_class.png`` of fine-tuned runs, several side by side
     sweep       the Hydra callback that writes ``sweep_summary.csv`` / ``.md`` after ``-m``
 

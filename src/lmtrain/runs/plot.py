@@ -1,8 +1,9 @@
 """Training curves as a PNG (and SVG): one subplot per metric, one line per run.
 
 Training metrics are noisy, so they are drawn smoothed (an exponential moving average, as in
-TensorBoard) with the raw values faint behind; evaluation metrics are drawn as they are. The
-legend names each run by the overrides that tell it apart from the others. matplotlib draws
+TensorBoard) with the raw values faint behind, and the legend says which is which; evaluation
+metrics are drawn as they are, with the baselines the run recorded as dashed lines. Step axes
+have whole-number ticks. The legend names each run by the overrides that tell it apart. matplotlib draws
 through its Agg canvas directly, so no display and no global backend are involved.
 """
 
@@ -10,13 +11,16 @@ from __future__ import annotations
 
 import logging
 import math
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Sequence
 
 from lmtrain.errors import UserError
+from lmtrain.runs.baselines import draw_baselines
 from lmtrain.runs.compare import run_labels
+from lmtrain.runs.display_text import printable
 from lmtrain.runs.record import RunRecord, load_run
-from lmtrain.runs.series import X_AXES, ema, metric_names, metric_series, x_values
+from lmtrain.runs.series import CLOCK_METRICS, X_AXES, Series, axis_values, check_axis, collect_series, ema
 
 log = logging.getLogger(__name__)
 
@@ -26,6 +30,7 @@ DPI = 100  # so one subplot is 600 x 400 pixels
 MAX_COLUMNS = 2
 DEFAULT_SMOOTHING = 0.6
 UNSMOOTHED = ("train/lr", "train/tokens_seen")  # training metrics that are not noisy
+RAW_ALPHA = 0.25  # raw values, drawn faint behind the smoothed curve
 
 
 def require_matplotlib() -> None:
@@ -51,8 +56,14 @@ def figure_pixels(n_metrics: int) -> tuple[int, int]:
 def default_metrics(runs: Sequence[RunRecord]) -> list[str]:
     """``train/loss`` and each run's main evaluation metric, where they were logged."""
     wanted = ["train/loss", *dict.fromkeys(f"eval/{r.metric}" for r in runs if r.metric)]
-    logged = {name for run in runs for name in metric_names(run.events)}
+    logged = {name for run in runs for name in run.events.names}
     return [m for m in wanted if m in logged]
+
+
+def _listed(names: Sequence[str], most: int = 40) -> str:
+    """``a, b, c`` (printable; the first ``most`` and a count of the rest), or ``none``."""
+    shown = ", ".join(printable(name) for name in names[:most])
+    return (shown + (f" and {len(names) - most} more" if len(names) > most else "")) or "none"
 
 
 def resolve_metrics(requested: Sequence[str] | None, runs: Sequence[RunRecord]) -> list[str]:
@@ -61,49 +72,116 @@ def resolve_metrics(requested: Sequence[str] | None, runs: Sequence[RunRecord]) 
     Raises:
         UserError: naming the logged metrics, when a requested one is in no run.
     """
-    logged = sorted({name for run in runs for name in metric_names(run.events)})
+    logged = sorted({name for run in runs for name in run.events.names})
     if not requested:
         chosen = default_metrics(runs)
         if not chosen:
             raise UserError(f"none of the runs logged train/loss or an evaluation metric; "
-                            f"metrics that exist: {', '.join(logged) or 'none'}.")
+                            f"metrics that exist: {_listed(logged)}.")
         return chosen
     chosen: list[str] = []
     for name in requested:
         matches = [name] if name in logged else [m for m in logged if "/" not in name and m.split("/", 1)[-1] == name]
         if not matches:
-            raise UserError(f"no run logged the metric '{name}'; metrics that exist: {', '.join(logged) or 'none'}.")
+            raise UserError(f"no run logged the metric '{name}'; metrics that exist: {_listed(logged)}.")
         chosen.extend(m for m in matches if m not in chosen)
     return chosen
 
 
-def _draw(ax: Any, run: RunRecord, metric: str, x: str, label: str, color: Any, smoothing: float) -> bool:
-    """One run's line for ``metric`` on ``ax``; False if the run did not log it."""
-    steps, values = metric_series(run.events, metric)
+@dataclass
+class _Curves:
+    """One run's series of the metrics drawn, read in one pass over its metrics log."""
+
+    run: RunRecord
+    label: str
+    color: str
+    series: dict[str, Series]
+
+
+def _draw(ax: Any, curves: _Curves, metric: str, x: str, smoothing: float) -> bool:
+    """One run's line for ``metric`` on ``ax`` (a noisy training metric: faint raw values and the smoothed
+    curve); returns whether it was smoothed."""
+    steps, values = curves.series[metric]
     if not len(steps):
         return False
-    xs = x_values(run.events, steps, x, run=str(run.path))
+    xs = axis_values(curves.series, steps, x, run=printable(curves.run.path))
     if metric.startswith("train/") and metric not in UNSMOOTHED and smoothing > 0 and len(values) > 2:
-        ax.plot(xs, values, color=color, alpha=0.25, linewidth=1)
-        ax.plot(xs, ema(values, smoothing), color=color, linewidth=1.8, label=label)
-    else:
-        ax.plot(xs, values, color=color, linewidth=1.5, marker="o" if len(values) <= 30 else None,
-                markersize=3, label=label)
-    return True
+        ax.plot(xs, values, color=curves.color, alpha=RAW_ALPHA, linewidth=1)
+        ax.plot(xs, ema(values, smoothing), color=curves.color, linewidth=1.8)
+        return True
+    ax.plot(xs, values, color=curves.color, linewidth=1.5, marker="o" if len(values) <= 30 else None, markersize=3)
+    return False
 
 
 def _style_axis(ax: Any, metric: str, x: str) -> None:
+    from matplotlib.ticker import MaxNLocator
+
     ax.set_title(metric)
     ax.set_xlabel(X_AXES[x])
     ax.grid(alpha=0.3)
+    if x in ("step", "tokens"):  # counts: no tick at step 2.5
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
     low, high = ax.get_ylim()
     if ("ppl" in metric or "perplexity" in metric) and low > 0 and high / low > 50:
         ax.set_yscale("log")  # perplexities span orders of magnitude early in training
 
 
+def _panel_legend(ax: Any, runs: Sequence[_Curves] | None, smoothed: bool, smoothing: float,
+                  baselines: list[Any]) -> None:
+    """The legend of one panel: the runs (``runs``, given for one panel only), raw and smoothed, baselines."""
+    from matplotlib.lines import Line2D
+
+    handles = [Line2D([], [], color=c.color, linewidth=1.8, label=c.label) for c in runs or ()]
+    if smoothed:
+        handles += [Line2D([], [], color="grey", alpha=RAW_ALPHA, linewidth=1, label="raw"),
+                    Line2D([], [], color="grey", linewidth=1.8, label=f"smoothed (EMA {smoothing:g})")]
+    handles += baselines
+    if handles:
+        ax.legend(handles=handles, fontsize="small", loc="best")
+
+
+def curves_figure(runs: Sequence[RunRecord], metrics: Sequence[str] | None = None, x: str = "step",
+                  smoothing: float = DEFAULT_SMOOTHING, title: str | None = None) -> Any:
+    """The matplotlib Figure of :func:`plot_runs` (see there); raises UserError when there is nothing to draw."""
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+    check_axis(x)
+    with_events = []
+    for run in runs:
+        if run.problems:
+            log.warning("%s: %s; drawn from what could be read", printable(run.path),
+                        printable("; ".join(run.problems)))
+        if run.events.names:
+            with_events.append(run)
+        else:
+            log.warning("%s has no metrics.jsonl events; left out of the plot", printable(run.path))
+    if not with_events:
+        raise UserError("none of the runs has logged metrics (metrics.jsonl); nothing to plot.")
+    chosen = resolve_metrics(metrics, with_events)
+    wanted = [*chosen, *(CLOCK_METRICS if x != "step" else ())]
+    curves = [_Curves(run, label, f"C{i % 10}", collect_series(run.events, wanted))
+              for i, (run, label) in enumerate(zip(with_events, run_labels(with_events)))]
+    rows, columns = grid(len(chosen))
+    fig = Figure(figsize=(columns * PANEL_INCHES[0], rows * PANEL_INCHES[1]), dpi=DPI, layout="constrained")
+    FigureCanvasAgg(fig)
+    for i, metric in enumerate(chosen):
+        ax = fig.add_subplot(rows, columns, i + 1)
+        smoothed = any([_draw(ax, c, metric, x, smoothing) for c in curves])
+        baselines = draw_baselines(ax, metric, [(c.run, c.label, c.color) for c in curves])
+        _style_axis(ax, metric, x)
+        _panel_legend(ax, curves if i == 0 and len(curves) > 1 else None, smoothed, smoothing, baselines)
+    fig.suptitle(title if title is not None else (printable(with_events[0].path.name) if len(with_events) == 1 else ""))
+    return fig
+
+
 def plot_runs(runs: Sequence[RunRecord], out: str | Path, metrics: Sequence[str] | None = None, x: str = "step",
               svg: bool = False, smoothing: float = DEFAULT_SMOOTHING, title: str | None = None) -> list[Path]:
     """Draw ``metrics`` of ``runs`` against ``x`` and write ``out`` (a PNG), plus an SVG beside it if asked.
+
+    Noisy training metrics are drawn smoothed with the raw values faint behind (the legend says
+    which is which); the baselines a run's summary records (``baseline/<name>``) are dashed lines
+    on the panel of the evaluation metric they stand for.
 
     Args:
         runs: the runs (read with :func:`lmtrain.runs.load_run`).
@@ -117,31 +195,7 @@ def plot_runs(runs: Sequence[RunRecord], out: str | Path, metrics: Sequence[str]
         The files written.
     """
     require_matplotlib()
-    from matplotlib.backends.backend_agg import FigureCanvasAgg
-    from matplotlib.figure import Figure
-
-    if x not in X_AXES:
-        raise UserError(f"x={x} is not an axis; choose one of {', '.join(X_AXES)}.")
-    with_events = [run for run in runs if run.events]
-    for run in runs:
-        if not run.events:
-            log.warning("%s has no metrics.jsonl events; left out of the plot", run.path)
-    if not with_events:
-        raise UserError("none of the runs has logged metrics (metrics.jsonl); nothing to plot.")
-    chosen = resolve_metrics(metrics, with_events)
-    labels = run_labels(with_events)
-    rows, columns = grid(len(chosen))
-    fig = Figure(figsize=(columns * PANEL_INCHES[0], rows * PANEL_INCHES[1]), dpi=DPI, layout="constrained")
-    FigureCanvasAgg(fig)
-    colors = [f"C{i % 10}" for i in range(len(with_events))]
-    for i, metric in enumerate(chosen):
-        ax = fig.add_subplot(rows, columns, i + 1)
-        drawn = [_draw(ax, run, metric, x, label, color, smoothing)
-                 for run, label, color in zip(with_events, labels, colors)]
-        _style_axis(ax, metric, x)
-        if i == 0 and any(drawn) and len(with_events) > 1:
-            ax.legend(fontsize="small", loc="best")
-    fig.suptitle(title if title is not None else (with_events[0].path.name if len(with_events) == 1 else ""))
+    fig = curves_figure(runs, metrics, x, smoothing, title)
     out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(out, dpi=DPI, format="png")

@@ -8,40 +8,46 @@ version, or one killed outright, is judged from its files:
     running       no summary, and its metrics or log changed in the last ``running_window`` seconds
     interrupted   no summary, and ``checkpoints/last`` holds a trainer state: ``trainer.resume=auto`` continues it
     failed        no summary and no checkpoint to resume from
+A run folder is data that may be damaged or crafted: a file of the contract that cannot be read
+as what it should be makes the run ``unreadable``, with the reason; a value of the wrong type
+counts as missing. Reading never raises for what a folder holds, so one bad folder never stops
+a listing.
 """
 
 from __future__ import annotations
 
-import json
 import logging
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterable
 
-import numpy as np
-import yaml
-
-from lmtrain.run_dir import CHECKPOINTS_DIR, METRICS_FILE, SUMMARY_FILE, lower_is_better, read_metrics
-from lmtrain.run_status import process_alive, read_status
-from lmtrain.runs.series import metric_series, train_clock
+from lmtrain.run_dir import CHECKPOINTS_DIR, METRICS_FILE, SUMMARY_FILE, lower_is_better
+from lmtrain.run_status import read_status
+from lmtrain.runs.metrics_log import EventLog, MetricsDigest, digest, is_number, is_step
+from lmtrain.runs.run_files import UnreadableFile, read_document
+from lmtrain.runs.run_state import RUNNING_WINDOW_S, judge_status, run_status
 
 log = logging.getLogger(__name__)
+__all__ = ["RUNNING_WINDOW_S", "RunRecord", "load_run", "load_runs", "run_status"]
 
-RUNNING_WINDOW_S = 120.0  # a run whose files changed this recently is taken to be alive
-TRAINER_STATE = "trainer_state.pt"  # the file that makes a checkpoint resumable
+UNREADABLE = "unreadable"
 # commands that train (their runs are compared); the others use or write out a model
 TRAINING_COMMANDS = ("pretrain", "finetune", "embed")
-_ERROR_MARKERS = ("][ERROR]", "][CRITICAL]", "Traceback (most recent call last)")
+CONFIG_FILE, OVERRIDES_FILE, HYDRA_FILE = ".hydra/config.yaml", ".hydra/overrides.yaml", ".hydra/hydra.yaml"
 
 
 @dataclass
 class RunRecord:
-    """What ``lmtrain runs`` knows about one run directory (``metric`` is an eval name without ``eval/``)."""
+    """What ``lmtrain runs`` knows about one run directory (``metric`` is an eval name without ``eval/``).
+
+    ``events`` reads ``metrics.jsonl`` anew on each pass (never all of it in memory); ``problems``
+    names the files that could not be read (then ``status`` is ``unreadable``).
+    """
 
     path: Path
     status: str
-    detail: str | None = None  # why it failed, or where it was interrupted
+    detail: str | None = None  # why it failed, where it was interrupted, or why it is unreadable
     command: str | None = None
     model: str | None = None
     task: str | None = None
@@ -55,7 +61,12 @@ class RunRecord:
     best_step: int | None = None
     summary: dict[str, Any] = field(default_factory=dict)
     config: dict[str, Any] = field(default_factory=dict)
-    events: list[dict[str, Any]] = field(default_factory=list, repr=False)
+    events: EventLog | None = field(default=None, repr=False)
+    problems: list[str] = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        if self.events is None:
+            self.events = EventLog(self.path / METRICS_FILE)
 
     @property
     def kind(self) -> str:
@@ -68,142 +79,108 @@ class RunRecord:
         return self.best if self.best is not None else self.final
 
 
-def _read_yaml(path: Path) -> Any:
+def _text(value: Any) -> str | None:
+    return value if isinstance(value, str) and value else None
+
+
+def _node(mapping: dict[str, Any], key: str) -> dict[str, Any]:
+    value = mapping.get(key)
+    return value if isinstance(value, dict) else {}
+
+
+def _number(value: Any) -> float | None:
+    return float(value) if is_number(value) else None
+
+
+def _read(run_dir: Path, relative: str, expected: type, kind: str, problems: list[str]) -> Any:
+    """``read_document``, with a problem noted (and None returned) instead of an exception."""
     try:
-        return yaml.safe_load(path.read_text(encoding="utf-8"))
-    except (OSError, yaml.YAMLError):
+        return read_document(run_dir, relative, expected, kind)
+    except UnreadableFile as error:
+        problems.append(error.reason)
         return None
 
 
-def read_overrides(run_dir: Path) -> dict[str, str]:
+def read_overrides(run_dir: Path, problems: list[str] | None = None) -> dict[str, str]:
     """``key -> value`` of the command-line overrides in ``.hydra/overrides.yaml`` (``+`` prefixes dropped)."""
-    items = _read_yaml(run_dir / ".hydra" / "overrides.yaml") or []
+    problems = [] if problems is None else problems
+    items = _read(run_dir, OVERRIDES_FILE, list, "yaml", problems) or []
+    if not all(isinstance(item, str) for item in items):
+        problems.append(f"{OVERRIDES_FILE} is not a list of key=value strings")
+        return {}
     overrides = {}
     for item in items:
-        key, sep, value = str(item).partition("=")
+        key, sep, value = item.partition("=")
         if sep:
             overrides[key.lstrip("+~")] = value
     return overrides
 
 
-def log_has_error(run_dir: Path) -> bool:
-    """Whether a Hydra job log (``*.log`` in the run directory) records an error or a traceback."""
-    for path in run_dir.glob("*.log"):
-        try:
-            text = path.read_text(encoding="utf-8", errors="replace")
-        except OSError:
-            continue
-        if any(marker in text for marker in _ERROR_MARKERS):
-            return True
-    return False
-
-
-def status_detail(record: dict[str, Any]) -> str | None:
-    """A few words on how a run ended, from its ``status.json`` record."""
-    if record["state"] == "failed":
-        return " ".join(str(record.get("error") or "").split()) or None
-    if record["state"] == "interrupted":
-        by = f"by {record['signal']}" if record.get("signal") else ""
-        at = f"at step {record['step']}" if record.get("step") is not None else "before its first checkpoint"
-        return f"{by} {at}".strip()
-    return None
-
-
-def recorded_status(run_dir: Path) -> tuple[str, str | None] | None:
-    """Status and detail from ``status.json``; None without one, or for a ``running`` whose process is gone."""
-    record = read_status(run_dir)
-    if record is None:
-        return None
-    if record["state"] == "running" and process_alive(record) is not True:
-        return None  # killed outright, or on another host: judge by the files
-    return record["state"], status_detail(record)
-
-
-def run_status(run_dir: Path, now: float | None = None, running_window: float = RUNNING_WINDOW_S) -> str:
-    """``finished`` | ``running`` | ``interrupted`` | ``failed`` (see the module docstring)."""
-    recorded = recorded_status(run_dir)
-    if recorded is not None:
-        return recorded[0]
-    if (run_dir / SUMMARY_FILE).is_file():
-        return "finished"
-    if log_has_error(run_dir):
-        return "failed"
-    record = read_status(run_dir)
-    gone = record is not None and record["state"] == "running" and process_alive(record) is False
-    now = time.time() if now is None else now
-    live = [] if gone else [run_dir / METRICS_FILE, run_dir / ".hydra" / "config.yaml", *run_dir.glob("*.log")]
-    if any(p.is_file() and now - p.stat().st_mtime < running_window for p in live):
-        return "running"
-    if (run_dir / CHECKPOINTS_DIR / "last" / TRAINER_STATE).is_file():
-        return "interrupted"
-    return "failed"
-
-
-def _job_name(run_dir: Path) -> str | None:
-    hydra = _read_yaml(run_dir / ".hydra" / "hydra.yaml") or {}
-    name = hydra.get("hydra", {}).get("job", {}).get("name") if isinstance(hydra, dict) else None
-    return name if isinstance(name, str) else None
+def _job_name(run_dir: Path, problems: list[str]) -> str | None:
+    hydra = _read(run_dir, HYDRA_FILE, dict, "yaml", problems) or {}
+    return _text(_node(_node(hydra, "hydra"), "job").get("name"))
 
 
 def _checkpointed_metric(run_dir: Path) -> str | None:
     """The ``main_metric`` the trainer wrote into the run's newest checkpoint's ``model.json``."""
-    metas = sorted((run_dir / CHECKPOINTS_DIR).glob("*/model.json"), key=lambda p: p.stat().st_mtime, reverse=True)
-    for path in metas:
+    def newest_first(path: Path) -> float:
         try:
-            metric = json.loads(path.read_text(encoding="utf-8")).get("main_metric")
-        except (OSError, ValueError):
+            return -path.stat().st_mtime
+        except OSError:
+            return 0.0
+
+    for path in sorted((run_dir / CHECKPOINTS_DIR).glob("*/model.json"), key=newest_first):
+        try:
+            meta = read_document(path.parent, path.name, dict)
+        except UnreadableFile:
             continue
+        metric = _text((meta or {}).get("main_metric"))
         if metric:
-            return str(metric)
+            return metric
     return None
 
 
-def main_metric(summary: dict[str, Any], config: dict[str, Any], events: list[dict[str, Any]],
-                run_dir: Path | None = None) -> str | None:
-    """The metric that ranks a run: summary's ``best/<m>``, ``trainer.monitor``, the one its checkpoints record."""
-    best = next((k[len("best/"):] for k in summary if k.startswith("best/")), None)
-    if best:
-        return best
-    trainer = config.get("trainer") or {}
-    if trainer.get("monitor"):
-        return str(trainer["monitor"])
-    recorded = _checkpointed_metric(run_dir) if run_dir is not None else None
-    if recorded:
-        return recorded
-    logged = [k[len("eval/"):] for e in events for k in e if k.startswith("eval/")]
-    return logged[0] if logged else None
+def chosen_metric(summary: dict[str, Any], config: dict[str, Any], run_dir: Path | None = None) -> str | None:
+    """The metric that ranks a run, when its files name it: summary's ``best/<m>``, ``trainer.monitor``,
+    or the one its checkpoints record (None: the first evaluation metric logged, see :func:`load_run`)."""
+    best = next((k[len("best/"):] for k in summary if k.startswith("best/") and len(k) > len("best/")), None)
+    return best or _text(_node(config, "trainer").get("monitor")) or (
+        _checkpointed_metric(run_dir) if run_dir is not None else None)
 
 
-def _metric_values(record: RunRecord) -> None:
+def _metric_values(record: RunRecord, found: MetricsDigest) -> None:
     """Fill final / best / best_step from the summary, else from the logged evaluations."""
     if record.metric is None:
         return
-    key, summary = f"eval/{record.metric}", record.summary
-    steps, values = metric_series(record.events, key)
-    if key in summary:
-        record.final = summary[key]
-    elif len(values):
-        record.final = float(values[-1])
-    if f"best/{record.metric}" in summary:
-        record.best, record.best_step = summary[f"best/{record.metric}"], summary.get("best_step")
-    elif len(values):
-        i = int(np.argmin(values) if lower_is_better(record.metric) else np.argmax(values))
-        record.best, record.best_step = float(values[i]), int(steps[i])
+    summary, steps = record.summary, sorted(found.values)
+    record.final = _number(summary.get(f"eval/{record.metric}"))
+    if record.final is None and steps:
+        record.final = found.values[steps[-1]]
+    record.best = _number(summary.get(f"best/{record.metric}"))
+    if record.best is not None:
+        best_step = summary.get("best_step")
+        record.best_step = best_step if is_step(best_step) else None
+    elif steps:
+        pick = min if lower_is_better(record.metric) else max
+        record.best_step = pick(steps, key=found.values.__getitem__)
+        record.best = found.values[record.best_step]
 
 
-def _progress(record: RunRecord) -> None:
+def _progress(record: RunRecord, found: MetricsDigest) -> None:
     """Fill steps, wall time and tokens/s from the summary, else estimate them from the files."""
     summary, path = record.summary, record.path
-    steps = [int(e["step"]) for e in record.events if "step" in e]
-    record.steps = summary.get("steps", max(steps) if steps else None)
-    record.wall_seconds = summary.get("wall_seconds")
-    if record.wall_seconds is None and (path / METRICS_FILE).is_file() and (path / ".hydra").is_dir():
-        record.wall_seconds = round((path / METRICS_FILE).stat().st_mtime - (path / ".hydra").stat().st_mtime, 2)
-    record.tokens_per_s = summary.get("tokens_per_s")
-    if record.tokens_per_s is None:
-        _, tokens, seconds = train_clock(record.events)
-        if seconds[-1] > 0:
-            record.tokens_per_s = float(tokens[-1] / seconds[-1])
+    steps = summary.get("steps")
+    record.steps = steps if is_step(steps) else found.last_step
+    wall = _number(summary.get("wall_seconds"))
+    record.wall_seconds = wall if wall is not None and wall >= 0 else None
+    if record.wall_seconds is None:
+        try:
+            spent = (path / METRICS_FILE).stat().st_mtime - (path / ".hydra").stat().st_mtime
+            record.wall_seconds = round(spent, 2) if spent >= 0 else None
+        except OSError:
+            pass
+    rate = _number(summary.get("tokens_per_s"))
+    record.tokens_per_s = rate if rate is not None else found.tokens_per_s
 
 
 def load_run(run_dir: str | Path, now: float | None = None, running_window: float = RUNNING_WINDOW_S) -> RunRecord:
@@ -213,49 +190,48 @@ def load_run(run_dir: str | Path, now: float | None = None, running_window: floa
         run_dir: the run directory.
         now: the time to judge ``running`` against (default: now).
         running_window: seconds since the last write for a run without a summary to count as running.
+    Returns:
+        The record; ``status`` is ``unreadable`` (``detail``: why) when a file of the run cannot be read.
     """
-    path = Path(run_dir)
-    summary = {}
-    if (path / SUMMARY_FILE).is_file():
-        try:
-            summary = json.loads((path / SUMMARY_FILE).read_text(encoding="utf-8"))
-        except (OSError, json.JSONDecodeError):
-            log.warning("%s: unreadable %s", path, SUMMARY_FILE)
-    config = summary.get("config") or _read_yaml(path / ".hydra" / "config.yaml") or {}
-    try:
-        events = read_metrics(path)
-    except (OSError, json.JSONDecodeError):  # a line cut by a kill: read what parses
-        events = _read_events_leniently(path / METRICS_FILE)
-    recorded = recorded_status(path)
-    status, detail = recorded if recorded is not None else (run_status(path, now, running_window), None)
-    record = RunRecord(path=path, status=status, detail=detail, summary=summary,
-                       config=config if isinstance(config, dict) else {}, events=events,
-                       overrides=read_overrides(path))
-    record.command = (summary.get("command") or (read_status(path) or {}).get("command") or _job_name(path)
-                      or ("finetune" if "task" in record.config else None))
-    record.model = summary.get("model") or (record.config.get("model") or {}).get("name")
-    record.task = summary.get("task") or (record.config.get("task") or {}).get("name")
-    record.metric = main_metric(summary, record.config, events, path)
-    _metric_values(record)
-    _progress(record)
+    path, problems = Path(run_dir), []
+    summary = _read(path, SUMMARY_FILE, dict, "json", problems)
+    saved_config = _read(path, CONFIG_FILE, dict, "yaml", problems)  # read even when the summary has one: a
+    config = _node(summary or {}, "config") or saved_config or {}   # damaged file is reported either way
+    status = read_status(path)
+    state, detail = judge_status(path, status, summary is not None, time.time() if now is None else now,
+                                 running_window)
+    record = RunRecord(path=path, status=state, detail=detail, summary=summary or {}, config=config,
+                       overrides=read_overrides(path, problems), problems=problems)
+    record.command = (_text(record.summary.get("command")) or _text((status or {}).get("command"))
+                      or _job_name(path, problems) or ("finetune" if "task" in config else None))
+    record.model = _text(record.summary.get("model")) or _text(_node(config, "model").get("name"))
+    record.task = _text(record.summary.get("task")) or _text(_node(config, "task").get("name"))
+    found = digest(record.events, chosen_metric(record.summary, config, path))
+    record.metric = found.metric[len("eval/"):] if found.metric else None
+    _metric_values(record, found)
+    _progress(record, found)
+    if found.skipped:
+        log.warning("%s: %d line(s) of %s are not events with a step; left out", path, found.skipped, METRICS_FILE)
+    if problems:
+        record.status, record.detail = UNREADABLE, "; ".join(problems)
     return record
 
 
-def _read_events_leniently(path: Path) -> list[dict[str, Any]]:
-    events = []
-    for line in path.read_text(encoding="utf-8", errors="replace").splitlines():
-        try:
-            event = json.loads(line)
-        except json.JSONDecodeError:
-            continue
-        if isinstance(event, dict) and "step" in event:
-            events.append(event)
-    return events
+def unreadable_record(run_dir: str | Path, error: BaseException) -> RunRecord:
+    """The row of a run whose reading failed in a way :func:`load_run` did not foresee."""
+    reason = f"could not be read ({type(error).__name__}: {' '.join(str(error).split())[:200]})"
+    return RunRecord(path=Path(run_dir), status=UNREADABLE, detail=reason, problems=[reason])
 
 
 def load_runs(run_dirs: Iterable[str | Path], now: float | None = None,
               running_window: float = RUNNING_WINDOW_S) -> list[RunRecord]:
-    """:func:`load_run` for each directory, judged against the same ``now``."""
+    """:func:`load_run` for each directory, judged against the same ``now``; a folder that fails to
+    read becomes an ``unreadable`` record and the others are still read."""
     now = time.time() if now is None else now
-    return [load_run(p, now, running_window) for p in run_dirs]
-
+    records = []
+    for path in run_dirs:
+        try:
+            records.append(load_run(path, now, running_window))
+        except Exception as error:  # noqa: BLE001 - one folder must never stop the listing; its row says why
+            records.append(unreadable_record(path, error))
+    return records

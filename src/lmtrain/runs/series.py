@@ -9,45 +9,62 @@ and stays continuous across a resume.
 
 from __future__ import annotations
 
-from typing import Any, Sequence
+from typing import Any, Iterable, Sequence
 
 import numpy as np
 
 from lmtrain.errors import UserError
+from lmtrain.runs.metrics_log import TOKENS_PER_S, TOKENS_SEEN, is_number, is_step
 
 X_AXES = {"step": "step", "tokens": "tokens seen", "time": "training time (s)"}
-TOKENS_SEEN = "train/tokens_seen"
-TOKENS_PER_S = "train/tokens_per_s"
+CLOCK_METRICS = (TOKENS_SEEN, TOKENS_PER_S)
+Series = tuple[np.ndarray, np.ndarray]  # steps, values
 
 
-def metric_names(events: Sequence[dict[str, Any]]) -> list[str]:
+def metric_names(events: Iterable[dict[str, Any]]) -> list[str]:
     """Every metric name logged in ``events`` (sorted; ``step`` excluded)."""
     return sorted({key for event in events for key in event if key != "step"})
 
 
-def metric_series(events: Sequence[dict[str, Any]], metric: str) -> tuple[np.ndarray, np.ndarray]:
-    """Steps and values of ``metric``, sorted by step, each step once (the last value logged wins).
+def collect_series(events: Iterable[dict[str, Any]], metrics: Sequence[str]) -> dict[str, Series]:
+    """Steps and values of each of ``metrics`` in one pass over ``events``, sorted by step, each step once
+    (the last value logged wins); events without a valid step and values that are not finite numbers
+    are left out.
 
     Returns:
-        ``(steps, values)`` as float arrays; empty when the metric was never logged.
+        ``{metric: (steps, values)}`` as float arrays; empty arrays for a metric never logged.
     """
-    by_step: dict[int, float] = {}
+    by_step: dict[str, dict[int, float]] = {metric: {} for metric in metrics}
     for event in events:
-        value = event.get(metric)
-        if isinstance(value, (int, float)) and not isinstance(value, bool):
-            by_step[int(event["step"])] = float(value)
-    steps = sorted(by_step)
-    return np.array(steps, dtype=float), np.array([by_step[s] for s in steps], dtype=float)
+        step = event.get("step")
+        if not is_step(step):
+            continue
+        for metric, values in by_step.items():
+            value = event.get(metric)
+            if is_number(value):
+                values[step] = float(value)
+    series = {}
+    for metric, values in by_step.items():
+        steps = sorted(values)
+        series[metric] = (np.array(steps, dtype=float), np.array([values[s] for s in steps], dtype=float))
+    return series
 
 
-def train_clock(events: Sequence[dict[str, Any]]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def metric_series(events: Iterable[dict[str, Any]], metric: str) -> Series:
+    """Steps and values of ``metric`` (see :func:`collect_series`)."""
+    return collect_series(events, [metric])[metric]
+
+
+def clock_of(series: dict[str, Series]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Steps, cumulative tokens and cumulative training seconds at each training event, from step 0.
 
+    Args:
+        series: at least :data:`TOKENS_SEEN` and :data:`TOKENS_PER_S` (see :func:`collect_series`).
     Returns:
         Three equally long arrays starting at ``(0, 0, 0)``; just that point if nothing was logged.
     """
-    steps, tokens = metric_series(events, TOKENS_SEEN)
-    _, rates = metric_series(events, TOKENS_PER_S)
+    steps, tokens = series[TOKENS_SEEN]
+    _, rates = series[TOKENS_PER_S]
     if len(rates) != len(tokens):  # an old log without rates: no clock
         rates = np.full(len(tokens), np.nan)
     new_tokens = np.diff(np.concatenate([[0.0], tokens]))
@@ -55,20 +72,38 @@ def train_clock(events: Sequence[dict[str, Any]]) -> tuple[np.ndarray, np.ndarra
     return np.concatenate([[0.0], steps]), np.concatenate([[0.0], tokens]), np.concatenate([[0.0], seconds])
 
 
-def x_values(events: Sequence[dict[str, Any]], steps: np.ndarray, x: str, run: str = "the run") -> np.ndarray:
+def train_clock(events: Iterable[dict[str, Any]]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """:func:`clock_of` the training events in ``events``."""
+    return clock_of(collect_series(events, CLOCK_METRICS))
+
+
+def check_axis(x: str) -> None:
+    """Raise a UserError unless ``x`` is one of :data:`X_AXES`."""
+    if x not in X_AXES:
+        raise UserError(f"x={x} is not an axis; choose one of {', '.join(X_AXES)}.")
+
+
+def axis_values(series: dict[str, Series], steps: np.ndarray, x: str, run: str = "the run") -> np.ndarray:
     """The ``x`` axis (step | tokens | time) at ``steps``, interpolated between training events.
 
+    Args:
+        series: the run's series, with :data:`CLOCK_METRICS` unless ``x`` is ``step``.
     Raises:
         UserError: for an unknown axis, or tokens / time for a run that logged no tokens.
     """
-    if x not in X_AXES:
-        raise UserError(f"x={x} is not an axis; choose one of {', '.join(X_AXES)}.")
+    check_axis(x)
     if x == "step":
         return steps
-    clock_steps, tokens, seconds = train_clock(events)
+    clock_steps, tokens, seconds = clock_of(series)
     if len(clock_steps) < 2:
         raise UserError(f"x={x} needs {TOKENS_SEEN} in metrics.jsonl, which {run} has not logged; use x=step.")
     return np.interp(steps, clock_steps, tokens if x == "tokens" else seconds)
+
+
+def x_values(events: Iterable[dict[str, Any]], steps: np.ndarray, x: str, run: str = "the run") -> np.ndarray:
+    """:func:`axis_values` read from ``events``."""
+    check_axis(x)
+    return axis_values(collect_series(events, CLOCK_METRICS) if x != "step" else {}, steps, x, run)
 
 
 def ema(values: np.ndarray, weight: float) -> np.ndarray:

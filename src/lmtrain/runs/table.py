@@ -15,9 +15,11 @@ from rich.table import Table
 from rich.text import Text
 
 from lmtrain.runs.compare import differing_overrides
+from lmtrain.runs.display_text import printable
 from lmtrain.runs.record import RunRecord
 
-STATUS_STYLE = {"finished": "green", "running": "cyan", "interrupted": "yellow", "failed": "red"}
+STATUS_STYLE = {"finished": "green", "running": "cyan", "interrupted": "yellow", "failed": "red",
+                "unreadable": "magenta"}
 # row field -> column title in CSV / Markdown, after the run and its override columns
 _VALUE_COLUMNS = {"status": "status", "detail": "detail", "command": "command", "model": "model", "task": "task",
                   "steps": "steps",
@@ -113,8 +115,9 @@ def runs_table(rows: Sequence[dict[str, Any]], title: str | None = None) -> Tabl
                  format_value(row["steps"]), format_duration(row["wall_seconds"]),
                  format_value(row["tokens_per_s"]),
                  row["metric"] or "-", format_value(row["final"]), best]
-        # Text, not markup: overrides like data.train_files=[a.txt] must print as they are
-        table.add_row(*(Text(cell, style=STATUS_STYLE.get(status, "") if i == 1 else "")
+        # Text, not markup: overrides like data.train_files=[a.txt] must print as they are; escapes
+        # and other control characters a run folder holds are shown, not obeyed
+        table.add_row(*(Text(printable(cell), style=STATUS_STYLE.get(status, "") if i == 1 else "")
                         for i, cell in enumerate(cells)))
     return table
 
@@ -148,6 +151,6 @@ def to_markdown(rows: Sequence[dict[str, Any]], first: str = "run") -> str:
     header, cells = _flat(rows, first)
     lines = ["| " + " | ".join(header) + " |", "|" + "|".join("---" for _ in header) + "|"]
     for line in cells:
-        text = [format_value(v) if not isinstance(v, str) else v.replace("|", "\\|") for v in line]
+        text = [format_value(v) if not isinstance(v, str) else printable(v).replace("|", "\\|") for v in line]
         lines.append("| " + " | ".join(t if t else "-" for t in text) + " |")
     return "\n".join(lines) + "\n"

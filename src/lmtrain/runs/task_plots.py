@@ -1,8 +1,9 @@
 """Pictures of a fine-tuned run's final evaluation: confusion matrices and F1 per class (or entity type).
 
 Both read ``summary.json`` only: classification runs carry ``per_class`` and ``confusion_matrix``,
-NER runs ``eval/<TYPE>/f1``. Several runs are drawn side by side (one confusion matrix per run,
-grouped bars per class), labelled by the overrides that tell them apart.
+NER runs ``eval/<TYPE>/f1``. Several runs are drawn together (a confusion matrix panel per run,
+three to a row; grouped bars per class), labelled by the overrides that tell them apart; a run
+without the data (or with data that cannot be drawn) is named in a warning with the reason.
 """
 
 from __future__ import annotations
@@ -15,6 +16,8 @@ import numpy as np
 
 from lmtrain.errors import UserError
 from lmtrain.runs.compare import run_labels
+from lmtrain.runs.display_text import printable
+from lmtrain.runs.metrics_log import is_number
 from lmtrain.runs.plot import DPI, require_matplotlib
 from lmtrain.runs.record import RunRecord, load_run
 
@@ -25,13 +28,40 @@ F1_FILE = "f1_per_class.png"
 _ANNOTATE_UP_TO = 20  # classes; beyond that the counts would not fit in their cells
 
 
+MAX_CLASSES = 200  # beyond this a matrix is a grey square; read the numbers in summary.json instead
+MAX_PANELS = 48  # confusion matrices in one picture
+PANEL_COLUMNS = 3
+
+
 def per_class_f1(summary: dict[str, Any]) -> dict[str, float]:
-    """F1 of each class (classification's ``per_class``) or entity type (NER's ``eval/<TYPE>/f1``)."""
+    """F1 of each class (classification's ``per_class``) or entity type (NER's ``eval/<TYPE>/f1``); entries
+    that are not numbers are left out."""
     if isinstance(summary.get("per_class"), dict):
-        return {str(label): float(row["f1"]) for label, row in summary["per_class"].items()}
+        rows = summary["per_class"].items()
+        return {str(label): float(row["f1"]) for label, row in rows
+                if isinstance(row, dict) and is_number(row.get("f1"))}
     return {key[len("eval/"):-len("/f1")]: float(value) for key, value in summary.items()
-            if key.startswith("eval/") and key.endswith("/f1") and key.count("/") == 2
-            and isinstance(value, (int, float))}
+            if key.startswith("eval/") and key.endswith("/f1") and key.count("/") == 2 and is_number(value)}
+
+
+def confusion_matrix(summary: dict[str, Any]) -> tuple[list[str], np.ndarray]:
+    """The labels and counts of ``summary["confusion_matrix"]``.
+
+    Raises:
+        ValueError: why there is no matrix to draw (missing, malformed or too large), in a few words.
+    """
+    entry = summary.get("confusion_matrix")
+    if entry is None:
+        raise ValueError("its summary.json has no confusion matrix (written by `lmtrain finetune "
+                         "task=classification`)")
+    labels = entry.get("labels") if isinstance(entry, dict) else None
+    rows = entry.get("matrix") if isinstance(entry, dict) else None
+    if not (isinstance(labels, list) and labels and isinstance(rows, list) and len(rows) == len(labels)
+            and all(isinstance(row, list) and len(row) == len(labels) and all(map(is_number, row)) for row in rows)):
+        raise ValueError("its confusion matrix is malformed (not a square list of numbers matching its labels)")
+    if len(labels) > MAX_CLASSES:
+        raise ValueError(f"its confusion matrix has {len(labels)} classes, more than {MAX_CLASSES} can show")
+    return [printable(label) for label in labels], np.asarray(rows, dtype=float)
 
 
 def _figure(width: float, height: float) -> Any:
@@ -43,59 +73,81 @@ def _figure(width: float, height: float) -> Any:
     return fig
 
 
-def plot_confusion(runs: Sequence[RunRecord], out: str | Path) -> Path:
-    """One confusion matrix per run, side by side (colour: share of the gold row; text: counts).
+def _draw_matrix(ax: Any, names: list[str], counts: np.ndarray, title: str) -> None:
+    """One confusion matrix: colour is the share of the gold row, text the count."""
+    shares = counts / np.maximum(counts.sum(axis=1, keepdims=True), 1)
+    ax.imshow(shares, cmap="Blues", vmin=0, vmax=1)
+    ax.set_xticks(range(len(names)), names, rotation=45, ha="right")
+    ax.set_yticks(range(len(names)), names)
+    ax.set_xlabel("predicted")
+    ax.set_ylabel("gold")
+    ax.set_title(title, fontsize="medium")
+    if len(names) <= _ANNOTATE_UP_TO:
+        for (row, col), count in np.ndenumerate(counts):
+            ax.text(col, row, f"{count:.0f}", ha="center", va="center",
+                    color="white" if shares[row, col] > 0.5 else "black", fontsize="small")
+
+
+def drawable(runs: Sequence[RunRecord], read: Any, what: str) -> list[tuple[RunRecord, Any]]:
+    """``(run, read(run.summary))`` of every run whose summary has the data; each run left out is named
+    in a warning with the reason.
 
     Raises:
-        UserError: if no run's summary has a confusion matrix.
+        UserError: when no run has it (with each run's reason), or more than :data:`MAX_PANELS` do.
+    """
+    kept, reasons = [], []
+    for run in runs:
+        try:
+            kept.append((run, read(run.summary)))
+        except ValueError as why:
+            reasons.append(f"{printable(run.path)}: {why}")
+    if not kept:
+        raise UserError(f"none of the runs has {what} to draw: " + "; ".join(reasons) + ".")
+    if len(kept) > MAX_PANELS:
+        raise UserError(f"{len(kept)} runs have {what}, more than the {MAX_PANELS} one picture can show; give "
+                        "fewer runs (e.g. one sweep at a time).")
+    for reason in reasons:
+        log.warning("left out of the picture: %s", reason)
+    return kept
+
+
+def plot_confusion(runs: Sequence[RunRecord], out: str | Path) -> Path:
+    """One confusion matrix per run, a panel each (up to three in a row), titled by what tells the runs apart.
+
+    Runs without a matrix that can be drawn are left out, each named in a warning with the reason.
+
+    Raises:
+        UserError: see :func:`drawable`.
     """
     require_matplotlib()
-    with_matrix = [run for run in runs if isinstance(run.summary.get("confusion_matrix"), dict)]
-    if not with_matrix:
-        raise UserError("none of the runs has a confusion matrix in summary.json; it is written by "
-                        "`lmtrain finetune task=classification`.")
-    labels = run_labels(with_matrix) if len(with_matrix) > 1 else [with_matrix[0].path.name]
-    size = max(3.0, 0.5 * max(len(r.summary["confusion_matrix"]["labels"]) for r in with_matrix) + 2)
-    fig = _figure(size * len(with_matrix), size)
-    for i, (run, title) in enumerate(zip(with_matrix, labels)):
-        names = run.summary["confusion_matrix"]["labels"]
-        counts = np.asarray(run.summary["confusion_matrix"]["matrix"], dtype=float)
-        shares = counts / np.maximum(counts.sum(axis=1, keepdims=True), 1)
-        ax = fig.add_subplot(1, len(with_matrix), i + 1)
-        ax.imshow(shares, cmap="Blues", vmin=0, vmax=1)
-        ax.set_xticks(range(len(names)), names, rotation=45, ha="right")
-        ax.set_yticks(range(len(names)), names)
-        ax.set_xlabel("predicted")
-        ax.set_ylabel("gold")
-        ax.set_title(title, fontsize="medium")
-        if len(names) <= _ANNOTATE_UP_TO:
-            for (row, col), count in np.ndenumerate(counts):
-                ax.text(col, row, f"{count:.0f}", ha="center", va="center",
-                        color="white" if shares[row, col] > 0.5 else "black", fontsize="small")
+    drawn = drawable(runs, confusion_matrix, "a confusion matrix")
+    labels = run_labels([run for run, _ in drawn]) if len(drawn) > 1 else [printable(drawn[0][0].path.name)]
+    size = max(3.0, 0.5 * max(len(names) for _, (names, _) in drawn) + 2)
+    columns = min(len(drawn), PANEL_COLUMNS)
+    rows = -(-len(drawn) // columns)
+    fig = _figure(size * columns, size * rows)
+    for i, ((_, (names, counts)), title) in enumerate(zip(drawn, labels)):
+        _draw_matrix(fig.add_subplot(rows, columns, i + 1), names, counts, title)
     return _save(fig, out)
 
 
 def plot_per_class_f1(runs: Sequence[RunRecord], out: str | Path) -> Path:
-    """F1 per class or entity type as bars, one colour per run.
+    """F1 per class or entity type as bars, one colour per run (runs without scores named in a warning).
 
     Raises:
-        UserError: if no run's summary has per-class scores.
+        UserError: see :func:`drawable`.
     """
     require_matplotlib()
-    scores = [(run, per_class_f1(run.summary)) for run in runs]
-    scores = [(run, f1) for run, f1 in scores if f1]
-    if not scores:
-        raise UserError("none of the runs has per-class or per-type F1 in summary.json; they are written by "
-                        "`lmtrain finetune task=classification` and `task=ner`.")
-    classes = list(dict.fromkeys(name for _, f1 in scores for name in f1))
-    labels = run_labels([run for run, _ in scores]) if len(scores) > 1 else [scores[0][0].path.name]
+    scores = drawable(runs, _f1_or_why, "per-class or per-type F1")
+    classes = list(dict.fromkeys(name for _, f1 in scores for name in f1))[:MAX_CLASSES]
+    labels = run_labels([run for run, _ in scores]) if len(scores) > 1 else [printable(scores[0][0].path.name)]
     fig = _figure(max(6.0, 0.6 * len(classes) * len(scores) + 2), 4.0)
     ax = fig.add_subplot(1, 1, 1)
     width = 0.8 / len(scores)
     for i, ((_, f1), label) in enumerate(zip(scores, labels)):
         xs = np.arange(len(classes)) + (i - (len(scores) - 1) / 2) * width
         ax.bar(xs, [f1.get(name, 0.0) for name in classes], width=width, label=label, color=f"C{i % 10}")
-    ax.set_xticks(range(len(classes)), classes, rotation=45 if len(classes) > 8 else 0)
+    ax.set_xticks(range(len(classes)), [printable(c) for c in classes], rotation=45 if len(classes) > 8 else 0)
     ax.set_ylim(0, 1)
     ax.set_ylabel("F1")
     ax.grid(axis="y", alpha=0.3)
@@ -104,6 +156,14 @@ def plot_per_class_f1(runs: Sequence[RunRecord], out: str | Path) -> Path:
     else:
         ax.set_title(labels[0])
     return _save(fig, out)
+
+
+def _f1_or_why(summary: dict[str, Any]) -> dict[str, float]:
+    scores = per_class_f1(summary)
+    if not scores:
+        raise ValueError("its summary.json has no per-class or per-type F1 (written by `lmtrain finetune "
+                         "task=classification` and `task=ner`)")
+    return scores
 
 
 def _save(fig: Any, out: str | Path) -> Path:
@@ -124,7 +184,7 @@ def save_task_plots(run_dir: str | Path) -> list[Path]:
         return []
     run = load_run(run_dir)
     written = []
-    for wanted, draw, name in ((run.summary.get("confusion_matrix"), plot_confusion, CONFUSION_FILE),
+    for wanted, draw, name in (("confusion_matrix" in run.summary, plot_confusion, CONFUSION_FILE),
                                (per_class_f1(run.summary), plot_per_class_f1, F1_FILE)):
         if not wanted:
             continue

@@ -14,20 +14,40 @@ log = logging.getLogger(__name__)
 USAGE = "lmtrain predict ckpt=outputs/finetune/<run> input=sentences.txt"
 
 
-def read_inputs(source: str | None) -> list[str]:
-    """Non-blank lines of ``source`` (a file, or - for stdin)."""
+def _stdin_bytes() -> bytes:
+    """Standard input as bytes (text already decoded, where stdin has no byte buffer, encoded back)."""
+    buffer = getattr(sys.stdin, "buffer", None)
+    return buffer.read() if buffer is not None else sys.stdin.read().encode("utf-8")
+
+
+def read_inputs(source: str | None, key: str = "input") -> list[str]:
+    """Non-blank lines of ``source`` (a file, or - for stdin), decoded as UTF-8.
+
+    Args:
+        source: the file, or ``-``.
+        key: the option that named it, for messages.
+    Raises:
+        UserError: no source, no such file, no text, or a line that is not UTF-8 (its number named).
+    """
     if not source:
-        raise UserError(f"input is not set: give a text file with one input per line, or - for stdin (`{USAGE}`).")
+        raise UserError(f"{key} is not set: give a text file with one input per line, or - for stdin (`{USAGE}`).")
     if source == "-":
-        text = sys.stdin.read()
+        data = _stdin_bytes()
     else:
         path = Path(source).expanduser()
         if not path.is_file():
-            raise UserError(f"input={source}: no such file; give a text file with one input per line, or - for stdin.")
-        text = path.read_text(encoding="utf-8")
-    lines = [line.rstrip("\r") for line in text.splitlines() if line.strip()]
+            raise UserError(f"{key}={source}: no such file; give a text file with one input per line, or - for stdin.")
+        data = path.read_bytes()
+    lines = []
+    for number, raw in enumerate(data.splitlines(), start=1):
+        try:
+            line = raw.decode("utf-8")
+        except UnicodeDecodeError:
+            raise UserError(f"{key}={source}, line {number}: not UTF-8 text; save the file as UTF-8.") from None
+        if line.strip():
+            lines.append(line)
     if not lines:
-        raise UserError(f"input={source} holds no text; write one input per line.")
+        raise UserError(f"{key}={source} holds no text; write one input per line.")
     return lines
 
 
