@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 from pathlib import Path
 
 import pytest
@@ -61,14 +62,50 @@ def test_max_epochs_stops_and_plans_the_decay_for_it(tmp_path, monkeypatch):
 
 
 def test_max_time_stops_and_still_evaluates_and_saves(tmp_path, monkeypatch, caplog):
-    with caplog.at_level(logging.WARNING, logger="lmtrain"):
-        summary, run_dir = _run(tmp_path, monkeypatch, "trainer.max_steps=100000", "trainer.max_time=10s",
+    with caplog.at_level(logging.INFO, logger="lmtrain"):
+        summary, run_dir = _run(tmp_path, monkeypatch, "trainer.max_steps=100000", "trainer.max_time=6s",
                                 "optim.lr=1e-3")
-    assert "longer than trainer.max_time=10s: training stops at the budget" in caplog.text  # said up front
+    assert "longer than trainer.max_time=6s: training stops at the budget" in caplog.text  # said up front
     assert summary["stopped_by"] == "max_time" and 0 < summary["steps"] < 100000
     assert "eval/loss" in summary and (run_dir / "checkpoints" / "last" / "trainer_state.pt").exists()
     lrs = [e["train/lr"] for e in read_metrics(run_dir) if "train/lr" in e]
     assert lrs[-1] < 0.5e-3  # the decay was planned for the budget; over 100000 steps it would still be warming up
+
+
+def test_a_time_budget_run_states_its_plan_first(tmp_path, monkeypatch, caplog):
+    with caplog.at_level(logging.INFO, logger="lmtrain"):
+        _run(tmp_path, monkeypatch, "trainer.max_steps=100000", "trainer.max_time=4s", "trainer.eval_every=50",
+             "trainer.save_every=100")
+    lines = [r.getMessage() for r in caplog.records]
+    first_step = next(i for i, line in enumerate(lines) if line.startswith("step "))
+    plan = [line for line in lines[:first_step] if line.startswith("plan: ")]
+    assert plan, lines[:first_step]
+    text = " ".join(plan)
+    assert "100,000 steps (trainer.max_steps) x 8 sequences x 64 tokens" in text and "51,200,000 tokens" in text
+    assert "evaluation every 50 steps" in text and "checkpoint every 100 steps" in text
+    assert "trainer.max_time=4s" in text
+
+
+def test_the_total_changes_once_with_its_reason(tmp_path, monkeypatch, caplog):
+    with caplog.at_level(logging.INFO, logger="lmtrain"):
+        summary, _ = _run(tmp_path, monkeypatch, "trainer.max_steps=100000", "trainer.max_time=4s")
+    lines = [r.getMessage() for r in caplog.records]
+    totals = [int(m.group(1)) for m in map(re.compile(r"step \d+/(\d+) ").match, lines) if m]
+    assert totals[0] == 100000 and len(set(totals)) <= 2, sorted(set(totals))  # no total jumping at every estimate
+    reasons = [line for line in lines if line.startswith("trainer.max_time=4s: ")]
+    assert len(reasons) == 1 and "steps fit" in reasons[0], reasons
+    assert f"ends at step {totals[-1]:,}" in reasons[0]
+    assert summary["steps"] <= totals[-1]
+
+
+def test_the_budget_is_planned_once_from_the_pace_after_the_first_step():
+    limits = Limits(max_steps=1000, max_epochs=None, max_time=100.0, batches_per_epoch=30, grad_accum=1)
+    # first step 10 s (warm-up), then 1 s a step: 10 more steps end at 20 s, 80 s left fit 80 steps
+    assert limits.steps_in_budget(step=11, elapsed=20.0, pace=1.0) == 91
+    limits.budget_steps = 91
+    assert limits.planned_steps() == 91 and limits.planned_steps(step=50, elapsed=30.0) == 91  # fixed now
+    assert limits.stop_reason(91, 0, 80.0) == "max_time" and limits.stop_reason(90, 0, 100.0) == "max_time"
+    assert limits.stop_reason(90, 0, 80.0) is None
 
 
 def test_eval_at_start_records_the_starting_weights(tmp_path, monkeypatch, caplog):
