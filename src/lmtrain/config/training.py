@@ -57,7 +57,7 @@ class OptimConfig:
 class TrainerConfig:
     """The one training loop, shared by every model and objective."""
 
-    max_steps: int = 800  # optimizer steps
+    max_steps: Optional[int] = 800  # optimizer steps (null: the fine-tuning task's default for the backbone)
     max_epochs: Optional[int] = None  # stop after this many passes over the training data (whichever comes first)
     max_time: Optional[str] = None  # training time budget (90s, 5m, 1h30m, 01:30:00); the schedule is planned for it
     batch_size: int = 32  # sequences per micro-batch

@@ -131,6 +131,10 @@ def start_run(cfg: PretrainConfig | FinetuneConfig) -> RunContext:
         cfg: the command's whole config (``trainer.*`` is read here).
     """
     started = time.perf_counter()
+    if cfg.trainer.max_steps is None and not getattr(getattr(cfg, "task", None), "max_steps_by_backbone", None):
+        raise UserError("trainer.max_steps=null leaves the number of steps to a fine-tuning task preset's default "
+                        "for the backbone (task.max_steps_by_backbone), and this command has none; give "
+                        "trainer.max_steps=N.")
     require_loggers(cfg.trainer.loggers)  # a missing package fails now, not after data preparation
     device = resolve_device(cfg.trainer.device)
     dist = Distributed.from_env(cfg.trainer.strategy, device.type)
