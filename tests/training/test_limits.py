@@ -8,12 +8,18 @@ import re
 from pathlib import Path
 
 import pytest
+import torch
 
 from lmtrain.commands import pretrain
+from lmtrain.config import OptimConfig
 from lmtrain.durations import parse_duration
 from lmtrain.errors import UserError
 from lmtrain.run_dir import read_metrics
+from lmtrain.training.distributed import Distributed
 from lmtrain.training.limits import Limits
+from lmtrain.training.optim import build_scheduler
+from lmtrain.training.step_plan import StepPlan
+from lmtrain.training.trainer import TrainState
 from tests.conftest import TINY, compose_config, write_corpus
 
 
@@ -120,3 +126,54 @@ def test_eval_at_start_records_the_starting_weights(tmp_path, monkeypatch, caplo
     assert "(33%)" in line and "epoch" in line and "elapsed 0:00:" in line and "ETA 0:00:" in line
     assert any(r.getMessage().startswith("preflight: longest batch (8 x 64)") for r in caplog.records)
     assert json.loads((run_dir / "summary.json").read_text())["stopped_by"] == "max_steps"
+
+
+class _Total:
+    """The progress bar's total, with every change recorded."""
+
+    def __init__(self, total: int):
+        self.total, self.changes = total, []
+
+    def set_total(self, total: int) -> None:
+        self.total = total
+        self.changes.append(total)
+
+
+def _plan(max_time: float = 100.0) -> tuple[StepPlan, TrainState]:
+    optimizer = torch.optim.SGD([torch.nn.Parameter(torch.zeros(1))], lr=1.0)
+    limits = Limits(max_steps=1000, max_epochs=None, max_time=max_time, batches_per_epoch=30, grad_accum=1)
+    return StepPlan(limits, build_scheduler(optimizer, OptimConfig(lr=1.0), 1000), Distributed(), f"{max_time:g}s"), TrainState()
+
+
+def _run_steps(plan: StepPlan, state: TrainState, progress: _Total, times: list[float]) -> None:
+    for elapsed in times:
+        state.step += 1
+        plan.after_step(state, elapsed, progress)
+
+
+def test_the_budget_plan_moves_the_total_and_the_horizon_once(caplog):
+    plan, state = _plan()
+    progress = _Total(1000)
+    with caplog.at_level(logging.INFO, logger="lmtrain"):
+        plan.start(state, progress)
+        _run_steps(plan, state, progress, [10.0 + s for s in range(40)])  # a slow first step, then 1 s each
+    assert progress.changes == [91] and state.planned_steps == 91 and plan.scheduler.plan.horizon == 91
+    assert state.budget_steps == 91 and state.budget_seconds == 100.0
+    (line,) = [r.getMessage() for r in caplog.records]
+    assert line.startswith("trainer.max_time=100s: at 1 s a step (steps 2-11), 80 more steps fit")
+
+
+def test_a_resumed_run_keeps_its_budget_plan_or_says_why_it_plans_anew(caplog):
+    plan, state = _plan()
+    state.step, state.planned_steps, state.budget_steps, state.budget_seconds = 50, 91, 91, 100.0
+    progress = _Total(1000)
+    with caplog.at_level(logging.INFO, logger="lmtrain"):
+        plan.start(state, progress)
+        _run_steps(plan, state, progress, [60.0 + s for s in range(20)])
+    assert progress.changes == [91] and not caplog.records  # the same budget: the same plan, nothing to say
+
+    plan, state = _plan(max_time=200.0)
+    state.step, state.planned_steps, state.budget_steps, state.budget_seconds = 50, 91, 91, 100.0
+    with caplog.at_level(logging.INFO, logger="lmtrain"):
+        plan.start(state, _Total(1000))
+    assert "resumed at step 50 under trainer.max_time=200s, not the budget its 91 planned steps" in caplog.text

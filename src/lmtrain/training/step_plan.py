@@ -91,7 +91,10 @@ class StepPlan:
         previous, planned = state.planned_steps, self.limits.planned_steps()
         self._follow(state, planned, progress)
         if state.step and previous is not None and planned != previous and self.dist.is_main:
-            log.info(self._resumed(state.step, previous, planned))
+            log.info(self._resumed(state.step, previous, planned) if not self.budget_pending else
+                     f"resumed at step {state.step:,} under trainer.max_time={self.budget}, not the budget its "
+                     f"{previous:,} planned steps were fitted to: the steps that fit are planned anew after "
+                     f"{PACE_STEPS + 1} steps (until then the learning rate follows {planned:,} steps)")
 
     def after_step(self, state: TrainState, elapsed: float, progress: TrainingProgress) -> None:
         """Under a time budget: once :data:`PACE_STEPS` steps after the first have run, plan the steps that fit."""
