@@ -84,21 +84,21 @@ def test_resume_with_another_model_size_is_refused_before_any_work(workdir, fini
     assert RunLock(finished).acquire().held  # a refused claim leaves no lock behind
 
 
-def test_lmtrain_resume_extends_a_finished_run_keeping_its_schedule(workdir, finished):
+def test_lmtrain_resume_extends_a_finished_run_continuing_its_schedule(workdir, finished):
     run_dir = workdir / "extended"
     shutil.copytree(finished, run_dir, symlinks=True)
     original = (run_dir / ".hydra" / "config.yaml").read_text()
     out = run_cli("resume", str(run_dir), "trainer.max_steps=6", cwd=workdir)
     assert out.returncode == 0, out.stderr[-2000:]
-    assert "keeps its horizon of 4 steps" in out.stdout + out.stderr
+    assert "the learning-rate schedule continues to the new horizon" in out.stdout + out.stderr
     assert (run_dir / ".hydra" / "config.yaml").read_text() == original  # the original record stays
     resumed = yaml.safe_load((run_dir / ".hydra" / "resume-1" / "config.yaml").read_text())
-    assert resumed["trainer"]["max_steps"] == 6 and resumed["optim"]["decay_steps"] == 4
+    assert resumed["trainer"]["max_steps"] == 6 and resumed["optim"]["decay_steps"] is None  # what was typed
     overrides = yaml.safe_load((run_dir / ".hydra" / "resume-1" / "overrides.yaml").read_text())
     assert "trainer.max_steps=6" in overrides and "trainer.max_steps=4" not in overrides
     events = [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines()]
     lrs = {e["step"]: e["train/lr"] for e in events if "train/lr" in e}
-    assert lrs[4] == 0.0 and lrs[5] == 0.0 and lrs[6] == 0.0  # decay done over 4 steps is not bent
+    assert lrs[4] == 0.0 and lrs[5] > 0.0 and lrs[6] == 0.0  # decays again, to the new horizon
     assert json.loads((run_dir / "summary.json").read_text())["steps"] == 6
 
 

@@ -60,8 +60,9 @@ def extend_finished_run(ws: Workspace) -> Outcome:
     proc = ws.lmtrain("resume", str(run), "trainer.max_steps=6")
     events = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
     lr_after = [e["train/lr"] for e in events if e.get("step", 0) > 4 and "train/lr" in e]
-    held = proc.returncode == 0 and lr_after and max(lr_after) == 0.0 and (run / ".hydra" / "resume-1").is_dir()
-    return Outcome(proc.returncode, f"lr after the old horizon: {lr_after}", bool(held))
+    decays = bool(lr_after) and lr_after[0] > 0.0 and lr_after == sorted(lr_after, reverse=True) and lr_after[-1] == 0
+    held = proc.returncode == 0 and decays and (run / ".hydra" / "resume-1").is_dir()
+    return Outcome(proc.returncode, f"lr after the old horizon: {lr_after}", held)
 
 
 def resume_without_run_dir(ws: Workspace) -> Outcome:
@@ -225,7 +226,7 @@ PROBES: dict[str, Callable[[Workspace], Outcome]] = {
     "2 killed holder frees the lock": killed_holder_frees_directory,
     "3 refused resume changes nothing": incompatible_resume,
     "4 resume with another size": resume_other_size,
-    "4 extending keeps the LR horizon": extend_finished_run,
+    "4 extending continues the LR schedule": extend_finished_run,
     "5 resume=auto without run dir": resume_without_run_dir,
     "7 pickled vectors.txt": pickled_vectors,
     "8 pickled trainer_state.pt": pickled_trainer_state,

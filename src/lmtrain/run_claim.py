@@ -237,8 +237,8 @@ def _source_run(run_dir: Path, resume: str) -> Path | None:
 def check_resume_config(cfg: DictConfig, source: Path) -> ConfigChanges | None:
     """Compare ``cfg`` with the saved config of ``source``; refuse changes that would break the run.
 
-    Keeps the learning-rate schedule's horizon when ``trainer.max_steps`` changes and
-    ``optim.decay_steps`` was left unset, so raising ``max_steps`` does not bend the decay done so far.
+    A changed ``trainer.max_steps`` is allowed: the trainer continues the learning-rate schedule to the
+    new horizon and says so (:mod:`lmtrain.training.step_plan`).
     """
     saved = read_saved_config(source)
     if saved is None:
@@ -249,26 +249,10 @@ def check_resume_config(cfg: DictConfig, source: Path) -> ConfigChanges | None:
                         f"({ConfigChanges.describe(changes.refused)}). Only its length, evaluation / saving "
                         "cadence and loggers may change when resuming; start a new run (another hydra.run.dir, "
                         "or init= its checkpoint where the command has one) to change the rest.")
-    _keep_schedule_horizon(cfg, saved, changes)
     shown = {k: v for k, v in changes.allowed.items() if not k.startswith(("trainer.resume", "trainer.overwrite"))}
     if shown:
         log.info("resuming %s with changed settings: %s", source, ConfigChanges.describe(shown))
     return changes
-
-
-def _keep_schedule_horizon(cfg: DictConfig, saved: dict[str, Any], changes: ConfigChanges) -> None:
-    if "trainer.max_steps" not in changes.allowed or "optim" not in cfg or cfg.optim.get("decay_steps") is not None:
-        return
-    old_steps = changes.allowed["trainer.max_steps"][0]
-    horizon = (saved.get("optim") or {}).get("decay_steps") or old_steps
-    cfg.optim.decay_steps = horizon
-    floor = cfg.optim.min_lr_ratio * cfg.optim.lr
-    if cfg.trainer.max_steps > horizon:
-        log.warning("trainer.max_steps %s -> %s: the learning-rate schedule keeps its horizon of %s steps "
-                    "(optim.decay_steps=%s), so steps after %s run at the final learning rate %.3g "
-                    "(optim.min_lr_ratio x optim.lr). To decay over the longer run instead, set "
-                    "optim.decay_steps=%s (the learning rate then rises to where that schedule stands).",
-                    old_steps, cfg.trainer.max_steps, horizon, horizon, horizon, floor, cfg.trainer.max_steps)
 
 
 def _resume_after_elastic_restart(cfg: DictConfig) -> None:

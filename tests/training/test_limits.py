@@ -4,15 +4,22 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 from pathlib import Path
 
 import pytest
+import torch
 
 from lmtrain.commands import pretrain
+from lmtrain.config import OptimConfig
 from lmtrain.durations import parse_duration
 from lmtrain.errors import UserError
 from lmtrain.run_dir import read_metrics
+from lmtrain.training.distributed import Distributed
 from lmtrain.training.limits import Limits
+from lmtrain.training.optim import build_scheduler
+from lmtrain.training.step_plan import StepPlan
+from lmtrain.training.trainer import TrainState
 from tests.conftest import TINY, compose_config, write_corpus
 
 
@@ -61,14 +68,50 @@ def test_max_epochs_stops_and_plans_the_decay_for_it(tmp_path, monkeypatch):
 
 
 def test_max_time_stops_and_still_evaluates_and_saves(tmp_path, monkeypatch, caplog):
-    with caplog.at_level(logging.WARNING, logger="lmtrain"):
-        summary, run_dir = _run(tmp_path, monkeypatch, "trainer.max_steps=100000", "trainer.max_time=10s",
+    with caplog.at_level(logging.INFO, logger="lmtrain"):
+        summary, run_dir = _run(tmp_path, monkeypatch, "trainer.max_steps=100000", "trainer.max_time=6s",
                                 "optim.lr=1e-3")
-    assert "longer than trainer.max_time=10s: training stops at the budget" in caplog.text  # said up front
+    assert "longer than trainer.max_time=6s: training stops at the budget" in caplog.text  # said up front
     assert summary["stopped_by"] == "max_time" and 0 < summary["steps"] < 100000
     assert "eval/loss" in summary and (run_dir / "checkpoints" / "last" / "trainer_state.pt").exists()
     lrs = [e["train/lr"] for e in read_metrics(run_dir) if "train/lr" in e]
     assert lrs[-1] < 0.5e-3  # the decay was planned for the budget; over 100000 steps it would still be warming up
+
+
+def test_a_time_budget_run_states_its_plan_first(tmp_path, monkeypatch, caplog):
+    with caplog.at_level(logging.INFO, logger="lmtrain"):
+        _run(tmp_path, monkeypatch, "trainer.max_steps=100000", "trainer.max_time=4s", "trainer.eval_every=50",
+             "trainer.save_every=100")
+    lines = [r.getMessage() for r in caplog.records]
+    first_step = next(i for i, line in enumerate(lines) if line.startswith("step "))
+    plan = [line for line in lines[:first_step] if line.startswith("plan: ")]
+    assert plan, lines[:first_step]
+    text = " ".join(plan)
+    assert "100,000 steps (trainer.max_steps) x 8 sequences x 64 tokens" in text and "51,200,000 tokens" in text
+    assert "evaluation every 50 steps" in text and "checkpoint every 100 steps" in text
+    assert "trainer.max_time=4s" in text
+
+
+def test_the_total_changes_once_with_its_reason(tmp_path, monkeypatch, caplog):
+    with caplog.at_level(logging.INFO, logger="lmtrain"):
+        summary, _ = _run(tmp_path, monkeypatch, "trainer.max_steps=100000", "trainer.max_time=4s")
+    lines = [r.getMessage() for r in caplog.records]
+    totals = [int(m.group(1)) for m in map(re.compile(r"step \d+/(\d+) ").match, lines) if m]
+    assert totals[0] == 100000 and len(set(totals)) <= 2, sorted(set(totals))  # no total jumping at every estimate
+    reasons = [line for line in lines if line.startswith("trainer.max_time=4s: ")]
+    assert len(reasons) == 1 and "steps fit" in reasons[0], reasons
+    assert f"ends at step {totals[-1]:,}" in reasons[0]
+    assert summary["steps"] <= totals[-1]
+
+
+def test_the_budget_is_planned_once_from_the_pace_after_the_first_step():
+    limits = Limits(max_steps=1000, max_epochs=None, max_time=100.0, batches_per_epoch=30, grad_accum=1)
+    # first step 10 s (warm-up), then 1 s a step: 10 more steps end at 20 s, 80 s left fit 80 steps
+    assert limits.steps_in_budget(step=11, elapsed=20.0, pace=1.0) == 91
+    limits.budget_steps = 91
+    assert limits.planned_steps() == 91 and limits.planned_steps(step=50, elapsed=30.0) == 91  # fixed now
+    assert limits.stop_reason(91, 0, 80.0) == "max_time" and limits.stop_reason(90, 0, 100.0) == "max_time"
+    assert limits.stop_reason(90, 0, 80.0) is None
 
 
 def test_eval_at_start_records_the_starting_weights(tmp_path, monkeypatch, caplog):
@@ -83,3 +126,54 @@ def test_eval_at_start_records_the_starting_weights(tmp_path, monkeypatch, caplo
     assert "(33%)" in line and "epoch" in line and "elapsed 0:00:" in line and "ETA 0:00:" in line
     assert any(r.getMessage().startswith("preflight: longest batch (8 x 64)") for r in caplog.records)
     assert json.loads((run_dir / "summary.json").read_text())["stopped_by"] == "max_steps"
+
+
+class _Total:
+    """The progress bar's total, with every change recorded."""
+
+    def __init__(self, total: int):
+        self.total, self.changes = total, []
+
+    def set_total(self, total: int) -> None:
+        self.total = total
+        self.changes.append(total)
+
+
+def _plan(max_time: float = 100.0) -> tuple[StepPlan, TrainState]:
+    optimizer = torch.optim.SGD([torch.nn.Parameter(torch.zeros(1))], lr=1.0)
+    limits = Limits(max_steps=1000, max_epochs=None, max_time=max_time, batches_per_epoch=30, grad_accum=1)
+    return StepPlan(limits, build_scheduler(optimizer, OptimConfig(lr=1.0), 1000), Distributed(), f"{max_time:g}s"), TrainState()
+
+
+def _run_steps(plan: StepPlan, state: TrainState, progress: _Total, times: list[float]) -> None:
+    for elapsed in times:
+        state.step += 1
+        plan.after_step(state, elapsed, progress)
+
+
+def test_the_budget_plan_moves_the_total_and_the_horizon_once(caplog):
+    plan, state = _plan()
+    progress = _Total(1000)
+    with caplog.at_level(logging.INFO, logger="lmtrain"):
+        plan.start(state, progress)
+        _run_steps(plan, state, progress, [10.0 + s for s in range(40)])  # a slow first step, then 1 s each
+    assert progress.changes == [91] and state.planned_steps == 91 and plan.scheduler.plan.horizon == 91
+    assert state.budget_steps == 91 and state.budget_seconds == 100.0
+    (line,) = [r.getMessage() for r in caplog.records]
+    assert line.startswith("trainer.max_time=100s: at 1 s a step (steps 2-11), 80 more steps fit")
+
+
+def test_a_resumed_run_keeps_its_budget_plan_or_says_why_it_plans_anew(caplog):
+    plan, state = _plan()
+    state.step, state.planned_steps, state.budget_steps, state.budget_seconds = 50, 91, 91, 100.0
+    progress = _Total(1000)
+    with caplog.at_level(logging.INFO, logger="lmtrain"):
+        plan.start(state, progress)
+        _run_steps(plan, state, progress, [60.0 + s for s in range(20)])
+    assert progress.changes == [91] and not caplog.records  # the same budget: the same plan, nothing to say
+
+    plan, state = _plan(max_time=200.0)
+    state.step, state.planned_steps, state.budget_steps, state.budget_seconds = 50, 91, 91, 100.0
+    with caplog.at_level(logging.INFO, logger="lmtrain"):
+        plan.start(state, _Total(1000))
+    assert "resumed at step 50 under trainer.max_time=200s, not the budget its 91 planned steps" in caplog.text

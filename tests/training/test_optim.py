@@ -32,3 +32,43 @@ def test_a_longer_run_with_the_old_horizon_follows_the_old_schedule_then_stays_a
     extended = _lrs(OptimConfig(lr=1.0, warmup_ratio=0.25, min_lr_ratio=0.1, decay_steps=8), 12)
     assert extended[:8] == short  # the warmup and the decay already done are not bent
     assert extended[8:] == [pytest.approx(0.1)] * 4
+
+
+def _trained(cfg: OptimConfig, horizon: int, steps: int) -> tuple[dict, dict]:
+    """Optimizer and scheduler state after ``steps`` steps of a schedule planned over ``horizon``."""
+    optimizer = torch.optim.SGD([torch.nn.Parameter(torch.zeros(1))], lr=cfg.lr)
+    scheduler = build_scheduler(optimizer, cfg, horizon)
+    for _ in range(steps):
+        optimizer.step()
+        scheduler.step()
+    return optimizer.state_dict(), scheduler.state_dict()
+
+
+def _restored(cfg: OptimConfig, horizon: int, saved: tuple[dict, dict]) -> tuple[torch.optim.Optimizer, object]:
+    optimizer = torch.optim.SGD([torch.nn.Parameter(torch.zeros(1))], lr=cfg.lr)
+    scheduler = build_scheduler(optimizer, cfg, horizon)
+    optimizer.load_state_dict(saved[0])  # the trainer's order: optimizer, then scheduler
+    scheduler.load_state_dict(saved[1])
+    return optimizer, scheduler
+
+
+def test_a_longer_resumed_run_continues_the_schedule_to_its_new_horizon():
+    cfg = OptimConfig(lr=1.0, warmup_steps=2, min_lr_ratio=0.0)
+    saved = _trained(cfg, 8, 8)  # a finished run: its learning rate reached the floor
+    optimizer, scheduler = _restored(cfg, 16, saved)
+    used = []
+    for _ in range(8):  # steps 9-16, each with the rate the optimizer holds when it steps
+        used.append(optimizer.param_groups[0]["lr"])
+        optimizer.step()
+        scheduler.step()
+    assert used[0] == pytest.approx(1 - 6 / 14) and used[0] > 0  # where the 16-step schedule stands at step 9
+    assert used == sorted(used, reverse=True) and used[-1] == pytest.approx(1 / 14)
+    assert scheduler.get_last_lr()[0] == 0.0  # the floor, at the new horizon
+
+
+def test_a_resumed_run_with_its_own_horizon_keeps_the_saved_rates_exactly():
+    cfg = OptimConfig(lr=3e-4, warmup_ratio=0.1, schedule="cosine", min_lr_ratio=0.1)
+    saved = _trained(cfg, 20, 7)
+    optimizer, scheduler = _restored(cfg, 20, saved)
+    assert optimizer.param_groups[0]["lr"] == saved[0]["param_groups"][0]["lr"]
+    assert scheduler.get_last_lr() == saved[1]["_last_lr"]

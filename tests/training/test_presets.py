@@ -1,11 +1,15 @@
-"""GPT (causal LM) and RoBERTa (dynamic-masking MLM) train on the shared loop with the loss falling."""
+"""GPT (causal LM) and RoBERTa (dynamic-masking MLM) train on the shared loop with the loss falling; the
+pretraining presets train a fixed number of steps, whatever the machine."""
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import numpy as np
+import pytest
 
+from lmtrain.cli import config_dir
 from lmtrain.commands import pretrain
 from lmtrain.data.datasets import PretrainingDataset
 from lmtrain.data.masking import MaskingSpec, TokenMasking
@@ -53,3 +57,22 @@ def test_dynamic_masks_change_per_epoch_and_repeat_per_seed(tmp_path):
     again.set_epoch(0)
     assert any((a != b).any() for a, b in zip(epoch0, epoch1))
     assert all((a == again[i]["labels"]).all() for i, a in enumerate(epoch0))
+
+
+PRESETS = sorted(p.stem for p in (config_dir() / "model").glob("*.yaml"))
+
+
+@pytest.mark.parametrize("model", PRESETS)
+def test_no_pretraining_preset_caps_time(model):
+    """The same command trains the same steps on every machine: a time budget is the user's choice."""
+    cfg = compose_config("pretrain", [f"model={model}"])
+    assert cfg.trainer.max_time is None
+    assert cfg.trainer.max_steps >= 100
+
+
+@pytest.mark.parametrize("model", PRESETS)
+def test_each_preset_states_how_long_its_default_run_takes(model):
+    text = (config_dir() / "model" / f"{model}.yaml").read_text()
+    prose = " ".join(line.strip().lstrip("#").strip() for line in text.splitlines())
+    assert re.search(r"about [\d.]+(-[\d.]+)? minutes", prose), f"model/{model}.yaml must state its run's time"
+    assert not re.search(r"^\s*max_time:", text, re.MULTILINE)

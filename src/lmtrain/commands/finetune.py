@@ -17,6 +17,7 @@ from lmtrain.models.loading import model_meta
 from lmtrain.tasks import build_task
 from lmtrain.tasks.model import describe
 from lmtrain.tasks.report import evaluation_report
+from lmtrain.tasks.step_defaults import task_max_steps
 from lmtrain.training.assembly import RunParts, fit, start_run
 
 log = logging.getLogger(__name__)
@@ -40,6 +41,7 @@ def run(cfg: DictConfig) -> dict[str, Any]:
     task.read()
     built = task.build_model(cfg, context)
     model, tokenizer = built.model.to(context.device), built.tokenizer
+    cfg.trainer.max_steps, steps_note = task_max_steps(cfg.task, cfg.trainer.max_steps, built.model_name)
     train_set, eval_set = task.datasets(tokenizer, _max_seq_len(cfg, built.max_positions))
     objective = task.objective(cfg.finetune.class_weights)
     run_dir = context.run_dir
@@ -58,4 +60,4 @@ def run(cfg: DictConfig) -> dict[str, Any]:
         next_commands=[f"lmtrain predict ckpt={run_dir.path} {task.predict_input}"],
         description=f"finetune task={task.name} from {built.source}: {len(train_set)} train / {len(eval_set)} "
                     "held-out examples",
-        head_lr=built.head_lr, report=report), cfg)
+        head_lr=built.head_lr, report=report, steps_note=steps_note), cfg)

@@ -6,10 +6,10 @@ data, builds its head and objective, and owns its metrics and baselines.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Optional
 
-from lmtrain.config_checks import check_range
+from lmtrain.config_checks import ConfigRangeError, check_range
 
 
 @dataclass
@@ -18,6 +18,14 @@ class TaskConfig:
 
     _target_: str = ""  # the task's plug class (set by each task's schema)
     name: str = ""  # shown in run names and listings, recorded in model.json
+    # optimizer steps by backbone (bert, roberta, gpt, elmo ...; `default` for the others) while
+    # trainer.max_steps is null: what a task needs can depend on what trains (a frozen ELMo's task model)
+    max_steps_by_backbone: dict[str, int] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        for backbone, steps in self.max_steps_by_backbone.items():
+            if not isinstance(steps, int) or isinstance(steps, bool) or steps < 1:
+                raise ConfigRangeError(f"max_steps_by_backbone.{backbone}", ">= 1", steps)
 
 
 @dataclass
@@ -48,6 +56,7 @@ class GenerationTaskConfig(TaskConfig):
     max_new_tokens: int = 40  # tokens decoded per sample prompt
 
     def __post_init__(self) -> None:
+        super().__post_init__()
         check_range(self, "samples", 0)
         check_range(self, "max_new_tokens", 1)
 
@@ -65,6 +74,7 @@ class RetrievalTaskConfig(TaskConfig):
     vision_init: Optional[str] = None  # ALBEF run whose image encoder starts a text-only init (None = random)
 
     def __post_init__(self) -> None:
+        super().__post_init__()
         for name in ("rerank_k", "queue_start"):
             check_range(self, name, 0)
         check_range(self, "alpha", 0, 1)

@@ -40,8 +40,8 @@ class OptimConfig:
     warmup_steps: Optional[int] = None  # None = warmup_ratio * max_steps
     warmup_ratio: float = 0.06  # warmup as a share of the planned steps (used when warmup_steps is None)
     min_lr_ratio: float = 0.0  # final learning rate as a share of the peak
-    # steps over which warmup_ratio and the decay are planned (None = trainer.max_steps); a resumed run
-    # with a larger max_steps keeps its original horizon unless this is set
+    # steps over which warmup_ratio and the decay are planned (None = the steps the run takes); a resumed
+    # run with a larger max_steps continues its schedule to the new total unless this is set
     decay_steps: Optional[int] = None
 
     def __post_init__(self) -> None:
@@ -57,7 +57,7 @@ class OptimConfig:
 class TrainerConfig:
     """The one training loop, shared by every model and objective."""
 
-    max_steps: int = 800  # optimizer steps
+    max_steps: Optional[int] = 800  # optimizer steps (null: the fine-tuning task's default for the backbone)
     max_epochs: Optional[int] = None  # stop after this many passes over the training data (whichever comes first)
     max_time: Optional[str] = None  # training time budget (90s, 5m, 1h30m, 01:30:00); the schedule is planned for it
     batch_size: int = 32  # sequences per micro-batch

@@ -42,6 +42,7 @@ from lmtrain.training.optim import build_optimizer, build_scheduler
 from lmtrain.training.precision import resolve_device
 from lmtrain.training.progress import print_next_commands, print_summary
 from lmtrain.training.session import fit_run
+from lmtrain.training.step_plan import PlanSource
 from lmtrain.training.trainer import Trainer
 
 log = logging.getLogger(__name__)
@@ -131,6 +132,10 @@ def start_run(cfg: PretrainConfig | FinetuneConfig) -> RunContext:
         cfg: the command's whole config (``trainer.*`` is read here).
     """
     started = time.perf_counter()
+    if cfg.trainer.max_steps is None and not getattr(getattr(cfg, "task", None), "max_steps_by_backbone", None):
+        raise UserError("trainer.max_steps=null leaves the number of steps to a fine-tuning task preset's default "
+                        "for the backbone (task.max_steps_by_backbone), and this command has none; give "
+                        "trainer.max_steps=N.")
     require_loggers(cfg.trainer.loggers)  # a missing package fails now, not after data preparation
     device = resolve_device(cfg.trainer.device)
     dist = Distributed.from_env(cfg.trainer.strategy, device.type,
@@ -175,6 +180,7 @@ class RunParts:
         report: summary entries computed after training (baselines, held-out reports), run on every rank.
         data_digests: what -> digest of the data every rank must hold alike (example stores), besides the
             tokenizer; checked across ranks before training.
+        steps_note: where ``trainer.max_steps`` came from, for the plan's first line ("" = the key itself).
     """
 
     model: nn.Module
@@ -191,6 +197,7 @@ class RunParts:
     head_lr: float | None = None
     report: Callable[[Trainer], dict[str, Any]] | None = None
     data_digests: dict[str, str] = field(default_factory=dict)
+    steps_note: str = ""
 
 
 def fit(context: RunContext, parts: RunParts, cfg: PretrainConfig | FinetuneConfig) -> dict[str, Any]:
@@ -213,7 +220,8 @@ def fit(context: RunContext, parts: RunParts, cfg: PretrainConfig | FinetuneConf
     if parts.description:
         log.info("%s, device %s%s", parts.description, device,
                  f", {dist.world_size} processes ({dist.strategy})" if dist.enabled else "")
-    summary = fit_run(trainer, cfg, run_dir, context.resume_from)
+    plan = PlanSource(getattr(cfg.data, "max_seq_len", None), parts.steps_note or "trainer.max_steps")
+    summary = fit_run(trainer, cfg, run_dir, context.resume_from, plan)
     summary = {**parts.summary, **summary, **(parts.report(trainer) if parts.report else {}),
                "world_size": dist.world_size,
                "wall_seconds": round(time.perf_counter() - context.started, 2),

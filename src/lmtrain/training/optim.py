@@ -110,7 +110,10 @@ class PlannedLR(torch.optim.lr_scheduler.LambdaLR):
     """LambdaLR over an :class:`LRPlan` whose horizon comes from the config, never from a checkpoint.
 
     The plan is kept out of ``state_dict``: a resumed run plans its schedule from its own config
-    (and a checkpoint holds only plain values, loadable with ``weights_only=True``).
+    (and a checkpoint holds only plain values, loadable with ``weights_only=True``). Whenever the
+    plan moves (a restore, :meth:`set_horizon`), the optimizer's learning rates are set to the plan's
+    at the current step, so the very next step already follows it; an unchanged plan gives the
+    saved rates exactly.
     """
 
     def __init__(self, optimizer: torch.optim.Optimizer, plan: LRPlan):
@@ -122,3 +125,25 @@ class PlannedLR(torch.optim.lr_scheduler.LambdaLR):
         state = super().state_dict()
         state.pop("plan", None)
         return state
+
+    def load_state_dict(self, state_dict: dict[str, Any]) -> None:
+        """LambdaLR's state, then this run's plan at the restored step (the saved rates follow the old plan)."""
+        super().load_state_dict(state_dict)
+        self._follow_plan()
+
+    def set_horizon(self, steps: int) -> None:
+        """Plan the decay over ``steps`` (see :meth:`LRPlan.set_horizon`), from the current step on."""
+        before = self.plan.horizon
+        self.plan.set_horizon(steps)
+        if self.plan.horizon != before:
+            self._follow_plan()
+
+    def _follow_plan(self) -> None:
+        # the expression LambdaLR.get_lr computes, so an unchanged plan restores the same floats
+        rates = [base_lr * self.plan(self.last_epoch) for base_lr in self.base_lrs]
+        for group, rate in zip(self.optimizer.param_groups, rates):
+            if isinstance(group["lr"], torch.Tensor):
+                group["lr"].fill_(rate)
+            else:
+                group["lr"] = rate
+        self._last_lr = rates

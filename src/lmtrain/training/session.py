@@ -20,6 +20,7 @@ from lmtrain.training.checkpoint import newest_intact_checkpoint
 from lmtrain.training.distributed import lost_peer, peer_gone
 from lmtrain.training.loggers import open_loggers
 from lmtrain.training.preflight import run_preflight
+from lmtrain.training.step_plan import PlanSource, describe_plan
 from lmtrain.training.stop_signals import TrainingInterrupted, continue_hint
 from lmtrain.training.trainer import Trainer
 
@@ -52,7 +53,8 @@ def _put_kernels_in_force(trainer: Trainer, choice: str, resume_from: Path | Non
     return kernels, why
 
 
-def fit_run(trainer: Trainer, cfg: PretrainConfig | FinetuneConfig, run: RunDir, resume_from: Path | None) -> dict[str, Any]:
+def fit_run(trainer: Trainer, cfg: PretrainConfig | FinetuneConfig, run: RunDir, resume_from: Path | None,
+            plan: PlanSource | None = None) -> dict[str, Any]:
     """Train to the end and return the Trainer's summary, with the CPU kernels it ran on (``cpu_kernels``).
 
     First puts ``cfg.trainer.cpu_kernels`` in force (``auto`` measures, once per process). Resumes from
@@ -67,6 +69,8 @@ def fit_run(trainer: Trainer, cfg: PretrainConfig | FinetuneConfig, run: RunDir,
         cfg: the command's whole config (logged by the trackers).
         run: the run directory.
         resume_from: the checkpoint to continue from, or None.
+        plan: what the plan's first lines say beside the trainer's own limits (sequence length, where
+            ``max_steps`` came from).
     """
     dist = trainer.dist
     kernels, why = _put_kernels_in_force(trainer, cfg.trainer.cpu_kernels, resume_from)
@@ -78,6 +82,8 @@ def fit_run(trainer: Trainer, cfg: PretrainConfig | FinetuneConfig, run: RunDir,
         trainer.restore(resume_from)
     if dist.is_main:
         log.info("run directory %s (stop it with Ctrl-C and continue it with `lmtrain resume %s`)", run.path, run.path)
+        for line in describe_plan(trainer, plan or PlanSource()):
+            log.info(line)
     if cfg.trainer.preflight and not dist.sharded:
         report = run_preflight(trainer)
         if dist.is_main:

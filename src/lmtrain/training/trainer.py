@@ -36,6 +36,7 @@ from lmtrain.training.limits import Limits
 from lmtrain.training.precision import Precision
 from lmtrain.training.progress import TrainingProgress
 from lmtrain.training.sharding import fully_shard_step, root_gathered
+from lmtrain.training.step_plan import StepPlan
 from lmtrain.training.stop_signals import StopRequests, TrainingInterrupted
 
 log = logging.getLogger(__name__)
@@ -55,6 +56,8 @@ class TrainState:
     evals_without_improvement: int = 0
     elapsed_seconds: float = 0.0  # wall time of training, evaluations and saves (for trainer.max_time)
     planned_steps: int | None = None  # the steps the schedule is planned over (max_steps / max_epochs / max_time)
+    budget_steps: int | None = None  # the steps planned once for trainer.max_time ...
+    budget_seconds: float | None = None  # ... of this many seconds (a resume with another budget plans anew)
     evaluated_epochs: int = 0  # last epoch count evaluated by trainer.eval_every_epochs
 
 
@@ -121,6 +124,7 @@ class Trainer:
                             f"(trainer.batch_size={cfg.batch_size}); add text or lower trainer.batch_size.")
         self.limits = Limits(cfg.max_steps, cfg.max_epochs, parse_duration(cfg.max_time), len(self.sampler),
                              cfg.grad_accum)
+        self.step_plan = StepPlan(self.limits, scheduler, self.dist, cfg.max_time)
         self._fit_started = time.perf_counter()
         self.start_eval: dict[str, float] = {}
         self.stopped_by: str | None = None
@@ -324,18 +328,6 @@ class Trainer:
             reason = "max_time" if self.dist.any(reason == "max_time") else None
         return reason
 
-    def _replan(self, progress: TrainingProgress) -> None:
-        """Move the schedule's horizon (and the bar's total) to the steps training will take."""
-        planned = self.limits.planned_steps(self.state.step, self._elapsed())
-        if self.limits.max_time and self.dist.enabled:  # every rank plans the same schedule
-            planned = int(self.dist.broadcast(planned))
-        plan = getattr(self.scheduler, "plan", None)
-        if plan is not None:
-            plan.set_horizon(planned)
-        if planned != self.state.planned_steps:
-            self.state.planned_steps = planned
-            progress.set_total(planned)
-
     def _epoch_eval_due(self) -> bool:
         every = getattr(self.cfg, "eval_every_epochs", 0)
         done = self._epochs_done()
@@ -363,7 +355,7 @@ class Trainer:
         try:
             with TrainingProgress(self.limits.planned_steps(), self.state.step, cfg.progress and self.dist.is_main,
                                   self.limits.max_epochs) as progress:
-                self._replan(progress)
+                self.step_plan.start(self.state, progress)
                 if getattr(cfg, "eval_at_start", False) and self.state.step == 0:
                     self._evaluate_at_start(progress)
                 window_start = time.perf_counter()
@@ -373,10 +365,10 @@ class Trainer:
                     self._train_step(sums)
                     self.state.train_seconds += time.perf_counter() - step_start
                     progress.advance(self.state.step)
+                    if self.limits.max_time:
+                        self.step_plan.after_step(self.state, self._elapsed(), progress)
                     stop = self._stop_reason()
                     final = stop is not None
-                    if self.limits.max_time and self.state.step % cfg.log_every == 0:
-                        self._replan(progress)  # the pace, re-measured once per log window (a collective under DDP)
                     if self.state.step % cfg.log_every == 0 or final:
                         self._log_train(sums, time.perf_counter() - window_start, progress)
                         sums, window_start = {}, time.perf_counter()
