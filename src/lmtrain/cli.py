@@ -268,6 +268,7 @@ def _rerun_settings(command: str, args: list[str]) -> list[str]:
     stamp = "${now:%Y-%m-%d_%H-%M-%S}"
     settings = {"hydra.run.dir": f"outputs/{command}/{stamp}", "hydra.sweep.dir": f"multirun/{command}/{stamp}",
                 "hydra.sweep.subdir": "${hydra.job.num}", "hydra.job.name": command, "hydra.output_subdir": "null",
+                "hydra.job_logging.handlers.file.class": "lmtrain.job_log.JobLogHandler",
                 "hydra.callbacks.sweep_summary._target_": "lmtrain.runs.sweep.SweepSummary"}
     return [f"++{key}={value}" for key, value in settings.items() if key not in given]
 

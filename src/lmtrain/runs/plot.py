@@ -13,6 +13,7 @@ import math
 from pathlib import Path
 from typing import Any, Sequence
 
+from lmtrain.atomic import make_dirs, write_with
 from lmtrain.errors import UserError
 from lmtrain.runs.compare import run_labels
 from lmtrain.runs.record import RunRecord, load_run
@@ -143,11 +144,11 @@ def plot_runs(runs: Sequence[RunRecord], out: str | Path, metrics: Sequence[str]
             ax.legend(fontsize="small", loc="best")
     fig.suptitle(title if title is not None else (with_events[0].path.name if len(with_events) == 1 else ""))
     out = Path(out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(out, dpi=DPI, format="png")
+    make_dirs(out.parent)
+    write_with(out, lambda tmp: fig.savefig(tmp, dpi=DPI, format="png"))
     written = [out]
     if svg:
-        fig.savefig(out.with_suffix(".svg"), format="svg")
+        write_with(out.with_suffix(".svg"), lambda tmp: fig.savefig(tmp, format="svg"))
         written.append(out.with_suffix(".svg"))
     return written
 

@@ -13,6 +13,7 @@ from typing import Any, Sequence
 
 import numpy as np
 
+from lmtrain.atomic import make_dirs, write_with
 from lmtrain.errors import UserError
 from lmtrain.runs.compare import run_labels
 from lmtrain.runs.plot import DPI, require_matplotlib
@@ -108,8 +109,8 @@ def plot_per_class_f1(runs: Sequence[RunRecord], out: str | Path) -> Path:
 
 def _save(fig: Any, out: str | Path) -> Path:
     out = Path(out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(out, dpi=DPI, format="png")
+    make_dirs(out.parent)
+    write_with(out, lambda tmp: fig.savefig(tmp, dpi=DPI, format="png"))
     return out
 
 
