@@ -66,3 +66,19 @@ def test_a_refused_command_leaves_a_folder_of_the_users_as_it_was(tmp_path):
     empty.mkdir()
     run_cli("generate", f"hydra.run.dir={empty}", cwd=tmp_path)
     assert empty.is_dir() and not list(empty.iterdir())  # the user's folder stays, empty as it was
+
+
+def test_a_path_that_fails_halfway_leaves_no_folders(tmp_path, monkeypatch):
+    made = []
+    real_mkdir = os.mkdir
+
+    def mkdir_then_refuse(path, *args, **kwargs):
+        if made:
+            raise PermissionError(13, "Permission denied", str(path))
+        real_mkdir(path, *args, **kwargs)
+        made.append(path)
+
+    monkeypatch.setattr(os, "mkdir", mkdir_then_refuse)
+    with pytest.raises(UserError, match="Permission denied"):
+        RunPlacement.prepare(str(tmp_path / "a" / "b"))
+    assert made and not (tmp_path / "a").exists()

@@ -153,6 +153,8 @@ def write_text(path: str | Path, text: str) -> Path:
 def create_dirs(path: str | Path) -> list[Path]:
     """``mkdir -p path``, each new folder recorded first; returns the folders it created, outermost first.
 
+    On a failure the folders it created are removed again.
+
     Raises:
         UserError: a link to nowhere is where a folder goes, or a run folder holds an entry of that
             name that lmtrain did not write (a link included).
@@ -166,18 +168,23 @@ def create_dirs(path: str | Path) -> list[Path]:
         missing.append(folder)
     if not missing:
         record_entry(path)  # in a run folder, an existing folder of that name must be lmtrain's
-    created = []
-    for folder in reversed(missing):
-        record_entry(folder)
-        try:
-            os.mkdir(folder)
-        except FileExistsError:
-            if is_link(folder):  # a link to nowhere where the folder goes
-                raise link_refused(folder) from None
-            if not os.path.isdir(folder):
-                raise
-            continue
-        created.append(folder)
+    created: list[Path] = []
+    try:
+        for folder in reversed(missing):
+            record_entry(folder)
+            try:
+                os.mkdir(folder)
+            except FileExistsError:
+                if is_link(folder):  # a link to nowhere where the folder goes
+                    raise link_refused(folder) from None
+                if not os.path.isdir(folder):
+                    raise
+                continue
+            created.append(folder)
+    except BaseException:
+        for folder in reversed(created):  # all or nothing: a failure leaves no half-made path behind
+            folder.rmdir()
+        raise
     return created
 
 

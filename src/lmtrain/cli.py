@@ -200,49 +200,6 @@ def _task(command: str, run: Callable) -> Callable:
     return task
 
 
-def _run_placement(rest: list[str]):
-    """The run folder ``hydra.run.dir=`` names, checked and created before Hydra makes it (see lmtrain.run_placement).
-
-    Left to Hydra (an empty placement) when the value is interpolated or the flags change what is
-    composed or run (``-m``, ``--config-dir``, ``--cfg``).
-
-    Raises:
-        UserError: the folder is an existing file, or cannot be made or written.
-    """
-    from hydra.core.override_parser.overrides_parser import OverridesParser
-
-    from lmtrain.run_placement import RunPlacement
-
-    if set(rest) & (_INFO_FLAGS | _SKIP_VALIDATION_FLAGS):
-        return RunPlacement()
-    values = []
-    for arg in rest:
-        if "=" in arg and arg.split("=", 1)[0].lstrip("+") == "hydra.run.dir":
-            values.append(OverridesParser.create().parse_overrides([arg])[0].value())
-    value = str(values[-1]) if values else None
-    return RunPlacement.prepare(value if value is not None and "${" not in value else None)
-
-
-def _discarding_unused_run_dir(task: Callable, placement) -> Callable:
-    """``task``, removing what it left in the run folder when it is refused (exit 2) before any work."""
-    import functools
-
-    from lmtrain.run_dir import hydra_run_dir
-
-    @functools.wraps(task)
-    def wrapped(cfg):
-        run_dir = hydra_run_dir()
-        made = placement.made(run_dir)
-        try:
-            return task(cfg)
-        except SystemExit as stop:
-            if stop.code == EXIT_USER_ERROR:
-                placement.discard_unused(run_dir, made)
-            raise
-
-    return wrapped
-
-
 def _run_native(command: str, args: list[str]) -> None:
     """Run a command of NATIVE_COMMANDS: its module's ``main(args)``, user errors as one paragraph."""
     import logging
@@ -391,8 +348,11 @@ def main(argv: list[str] | None = None) -> None:
             report_user_error(error, command)
             sys.exit(EXIT_USER_ERROR)
 
-    try:
-        placement = _run_placement(rest)
+    from lmtrain.run_placement import RunPlacement
+
+    left_to_hydra = set(rest) & (_INFO_FLAGS | _SKIP_VALIDATION_FLAGS)
+    try:  # the run folder hydra.run.dir names, checked and made before Hydra makes it
+        placement = RunPlacement() if left_to_hydra else RunPlacement.from_overrides(rest)
     except UserError as error:
         report_user_error(error, command)
         sys.exit(EXIT_USER_ERROR)
@@ -404,5 +364,5 @@ def main(argv: list[str] | None = None) -> None:
         return importlib.import_module(f"lmtrain.commands.{command}").run(cfg)
 
     sys.argv = [f"lmtrain-{command}", *rest]
-    task = _discarding_unused_run_dir(_task(command, run), placement)
+    task = placement.discarding_unused(_task(command, run))  # a command refused before any work leaves no folder
     hydra.main(config_path=str(config_dir()), config_name=command, version_base=None)(task)()

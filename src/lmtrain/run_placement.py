@@ -16,15 +16,19 @@ settled around it:
 
 from __future__ import annotations
 
+import functools
 import os
 import stat
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from lmtrain.atomic import create_dirs, remove_entry
-from lmtrain.errors import UserError
+from lmtrain.errors import EXIT_USER_ERROR, UserError
 from lmtrain.job_log import job_log_handlers, stop_job_logs
 from lmtrain.run_claim import HYDRA_DIR
+from lmtrain.run_dir import hydra_run_dir
 from lmtrain.run_lock import LOCK_FILE, RunLock
 from lmtrain.run_manifest import MANIFEST_FILE, RunManifest
 from lmtrain.run_status import STATUS_FILE
@@ -81,6 +85,32 @@ class RunPlacement:
         except OSError as error:
             raise _cannot_create(value, path, error) from None
         return cls(path, existed=False, created=created)
+
+    @classmethod
+    def from_overrides(cls, overrides: list[str]) -> "RunPlacement":
+        """:meth:`prepare` for the last ``hydra.run.dir=`` of ``overrides`` (left to Hydra if interpolated)."""
+        from hydra.core.override_parser.overrides_parser import OverridesParser
+
+        values = [OverridesParser.create().parse_overrides([o])[0].value() for o in overrides
+                  if "=" in o and o.split("=", 1)[0].lstrip("+") == "hydra.run.dir"]
+        value = str(values[-1]) if values else None
+        return cls.prepare(value if value is not None and "${" not in value else None)
+
+    def discarding_unused(self, task: Callable[[Any], Any]) -> Callable[[Any], Any]:
+        """``task`` (a Hydra task function) that, when it stops with exit code 2, calls :meth:`discard_unused`."""
+
+        @functools.wraps(task)
+        def wrapped(cfg: Any) -> Any:
+            run_dir = hydra_run_dir()
+            made = self.made(run_dir)
+            try:
+                return task(cfg)
+            except SystemExit as stop:
+                if stop.code == EXIT_USER_ERROR:
+                    self.discard_unused(run_dir, made)
+                raise
+
+        return wrapped
 
     def made(self, run_dir: Path) -> bool:
         """Whether this process made ``run_dir`` (asked as the command starts, before it writes anything).
