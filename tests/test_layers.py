@@ -14,9 +14,9 @@ import lmtrain
 LAYERS: list[tuple[str, ...]] = [
     # leaves: errors, file formats, locks, plug lookup, config range checks
     ("errors", "atomic", "tensor_files", "sharded_files", "checkpoint_files", "durations", "config_checks", "config_diff",
-     "run_lock", "run_status", "plugs", "completion", "hub"),
+     "run_lock", "run_status", "run_manifest", "job_log", "plugs", "completion", "hub"),
     ("config",),  # the schemas
-    ("run_dir", "run_claim", "runs"),  # the run directory: its layout, its claim, reading and plotting runs
+    ("run_dir", "run_claim", "run_placement", "runs"),  # the run directory: its layout, its claim, reading and plotting runs
     ("data", "kernels"),
     ("models",),
     ("objectives", "generation"),

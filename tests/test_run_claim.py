@@ -185,13 +185,88 @@ def test_workers_restarted_by_torchrun_continue_the_run(workdir, finished, tmp_p
         claim_run_dir(compose_config("pretrain", _args(workdir)), "pretrain", run_dir)
 
 
-def test_a_folder_of_the_users_own_files_keeps_them(workdir, tmp_path):
-    folder = tmp_path / "project"
+def _tree(folder: Path) -> dict[str, bytes | str]:
+    """Every entry under ``folder``: a file's bytes, a link's target, a folder as "dir"."""
+    return {str(p.relative_to(folder)): (os.readlink(p) if p.is_symlink() else "dir" if p.is_dir() else p.read_bytes())
+            for p in sorted(folder.rglob("*"))}
+
+
+def test_a_failed_attempt_and_the_next_run_touch_only_their_own_files(workdir, tmp_path):
+    folder, outside = tmp_path / "project", tmp_path / "outside.txt"
     folder.mkdir()
+    outside.write_text("not the run's")
+    (folder / "server.log").write_text("the user's server log\n")
+    (folder / "linked.log").symlink_to(outside)
     (folder / "thesis.txt").write_text("precious")
-    (folder / "metrics.jsonl").write_text('{"step": 99, "train/loss": 1.0}\n')  # an attempt that saved nothing
+    users = _tree(folder)
+    # an attempt that fails after it has written its tokenizer (the preflight finds no such metric)
+    failed = run_cli("pretrain", *_args(workdir, "trainer.eval_every=2", "trainer.monitor=eval/nope"),
+                     f"hydra.run.dir={folder}", cwd=workdir)
+    assert failed.returncode == 2 and "trainer.monitor=eval/nope" in failed.stderr, failed.stderr[-2000:]
+    assert (folder / "tokenizer.json").exists()  # its work stays until a new run replaces it
     out = run_cli("pretrain", *_args(workdir, "trainer.max_steps=2"), f"hydra.run.dir={folder}", cwd=workdir)
     assert out.returncode == 0, out.stderr[-2000:]
-    assert (folder / "thesis.txt").read_text() == "precious"
-    steps = [json.loads(line)["step"] for line in (folder / "metrics.jsonl").read_text().splitlines()]
-    assert 99 not in steps  # the earlier attempt's metrics are not mixed in
+    assert {k: v for k, v in _tree(folder).items() if k in users} == users  # every file of the user's as it was
+    assert outside.read_text() == "not the run's"
+    assert json.loads((folder / "summary.json").read_text())["steps"] == 2
+
+
+def test_a_name_the_run_writes_taken_by_a_users_file_is_refused_and_nothing_changes(workdir, tmp_path):
+    folder = tmp_path / "project"
+    (folder / "tb").mkdir(parents=True)
+    (folder / "tb" / "events.out").write_text("the user's curves")
+    (folder / "tokenizer.json").write_text('{"the user": "tokenizer"}')
+    (folder / "server.log").write_text("log\n")
+    before = _tree(folder)
+    out = run_cli("pretrain", *_args(workdir, "trainer.loggers=[jsonl,tensorboard]"), f"hydra.run.dir={folder}",
+                  cwd=workdir)
+    assert out.returncode == 2 and "Traceback" not in out.stderr
+    assert f"{folder / 'tokenizer.json'}" in out.stderr and f"{folder / 'tb'}" in out.stderr
+    assert "lmtrain did not write" in out.stderr
+    assert _tree(folder) == before  # not even a .lock
+
+
+def test_overwrite_removes_only_what_the_earlier_run_wrote(workdir, finished, tmp_path):
+    run_dir = tmp_path / "overwrite"
+    shutil.copytree(finished, run_dir, symlinks=True)
+    (run_dir / "tb").mkdir()  # the user's own TensorBoard folder, in a run that logged none
+    (run_dir / "tb" / "events.out").write_text("the user's")
+    (run_dir / "mine.log").write_text("the user's log\n")
+    out = run_cli("pretrain", *_args(workdir, "trainer.max_steps=2", "trainer.overwrite=true"),
+                  f"hydra.run.dir={run_dir}", cwd=workdir)
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert (run_dir / "tb" / "events.out").read_text() == "the user's"
+    assert (run_dir / "mine.log").read_text() == "the user's log\n"
+    assert not (run_dir / "checkpoints" / "step-4").exists()
+
+
+def test_a_link_where_the_run_writes_is_refused_and_its_target_untouched(workdir, finished, tmp_path):
+    important = tmp_path / "important.txt"
+    important.write_text("keep me")
+    fresh = tmp_path / "fresh"
+    fresh.mkdir()
+    (fresh / "pretrain.log").symlink_to(important)
+    out = run_cli("pretrain", *_args(workdir), f"hydra.run.dir={fresh}", cwd=workdir)
+    assert out.returncode == 2 and f"{fresh / 'pretrain.log'}" in out.stderr and "symbolic link" in out.stderr
+    run_dir = tmp_path / "linked"  # a finished run whose metrics.jsonl was swapped for a link
+    shutil.copytree(finished, run_dir, symlinks=True)
+    (run_dir / "metrics.jsonl").unlink()
+    (run_dir / "metrics.jsonl").symlink_to(important)
+    out = run_cli("resume", str(run_dir), "trainer.max_steps=6", cwd=workdir)
+    assert out.returncode == 2 and f"{run_dir / 'metrics.jsonl'}" in out.stderr and "Traceback" not in out.stderr
+    assert important.read_text() == "keep me"
+
+
+def test_a_lock_that_is_a_link_is_refused_not_written_through(tmp_path):
+    important = tmp_path / "important.txt"
+    important.write_text("keep me")
+    run_dir = tmp_path / "L"
+    run_dir.mkdir()
+    (run_dir / ".lock").symlink_to(important)
+    with pytest.raises(UserError, match=r"\.lock is a symbolic link"):
+        RunLock(run_dir).acquire()
+    (run_dir / ".lock").unlink()
+    (run_dir / ".lock").write_text("another program's lock")
+    with pytest.raises(UserError, match="not a lock file of lmtrain"):
+        RunLock(run_dir).acquire()
+    assert important.read_text() == "keep me" and (run_dir / ".lock").read_text() == "another program's lock"

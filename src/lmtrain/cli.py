@@ -271,6 +271,7 @@ def _rerun_settings(command: str, args: list[str]) -> list[str]:
         settings = {"hydra.run.dir": f"outputs/{command}/{stamp}", "hydra.sweep.dir": f"multirun/{command}/{stamp}",
                     "hydra.sweep.subdir": "${hydra.job.num}", "hydra.job.name": command,
                     "hydra.output_subdir": "null",
+                    "hydra.job_logging.handlers.file.class": "lmtrain.job_log.JobLogHandler",
                     "hydra.callbacks.sweep_summary._target_": "lmtrain.runs.sweep.SweepSummary"}
     given = {a.split("=", 1)[0].lstrip("+") for a in args if "=" in a}
     added = [f"++{key}={value}" for key, value in settings.items() if key not in given]
@@ -346,6 +347,14 @@ def main(argv: list[str] | None = None) -> None:
             report_user_error(error, command)
             sys.exit(EXIT_USER_ERROR)
 
+    from lmtrain.run_placement import RunPlacement
+
+    left_to_hydra = set(rest) & (_INFO_FLAGS | _SKIP_VALIDATION_FLAGS)
+    try:  # the run folder hydra.run.dir names, checked and made before Hydra makes it
+        placement = RunPlacement() if left_to_hydra else RunPlacement.from_overrides(rest)
+    except UserError as error:
+        report_user_error(error, command)
+        sys.exit(EXIT_USER_ERROR)
     rest = [*rest, *_rerun_settings(command, rest)]
 
     import hydra
@@ -354,4 +363,5 @@ def main(argv: list[str] | None = None) -> None:
         return importlib.import_module(f"lmtrain.commands.{command}").run(cfg)
 
     sys.argv = [f"lmtrain-{command}", *rest]
-    hydra.main(config_path=str(config_dir()), config_name=command, version_base=None)(_task(command, run))()
+    task = placement.discarding_unused(_task(command, run))  # a command refused before any work leaves no folder
+    hydra.main(config_path=str(config_dir()), config_name=command, version_base=None)(task)()

@@ -4,23 +4,26 @@ The run directory is the user's property. Before a command's ``run`` starts, :fu
 
 1. locks the directory (one process at a time; DDP ranks other than 0 do not lock, rank 0 holds
    it for the job);
-2. removes half-written checkpoints a killed save left behind (``checkpoints/.tmp-step-N-*``);
-3. refuses a directory that already holds a run (a checkpoint or a summary) unless the command
+2. refuses a directory that already holds a run (a checkpoint or a summary) unless the command
    continues it (``trainer.resume``) or the user asks for it to be replaced
    (``trainer.overwrite=true``, which empties it first so nothing is mixed);
+3. refuses a directory where a name the command writes (``tokenizer.json``, ``tb/``, its job log
+   ...) is taken by an entry lmtrain did not write, or by a link (see :mod:`lmtrain.run_manifest`);
 4. when a run is continued, compares the new config with the run's saved one: changes to the
    model, tokenizer, data, objective or batch shape are refused with the list of differences;
    the length, cadence and logging settings may change and are listed in one line;
-5. records the config: ``.hydra/config.yaml``, ``overrides.yaml`` and ``hydra.yaml`` for a new run,
+5. only then changes the folder: starts its ``.lmtrain-files`` record, removes an earlier run's or
+   attempt's entries (recorded ones only) when it is replaced, and half-written checkpoints a killed
+   save left behind (``checkpoints/.tmp-step-N-*``);
+6. records the config: ``.hydra/config.yaml``, ``overrides.yaml`` and ``hydra.yaml`` for a new run,
    ``.hydra/resume-<n>/`` beside the original ones for a continued run (Hydra itself is told not
-   to write them, so a refused command leaves them as they were).
+   to write them, so a refused command leaves them as they were), and opens the job log.
 """
 
 from __future__ import annotations
 
 import logging
 import os
-import shutil
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -28,11 +31,14 @@ from typing import Any
 import yaml
 from omegaconf import DictConfig, OmegaConf
 
+from lmtrain.atomic import make_dirs, remove_entry, write_text
 from lmtrain.checkpoint_files import is_checkpoint
 from lmtrain.config_diff import ConfigChanges, compare_configs
 from lmtrain.errors import UserError
+from lmtrain.job_log import job_log_handlers, start_job_logs
 from lmtrain.run_dir import CHECKPOINTS_DIR, METRICS_FILE, SUMMARY_FILE, TOKENIZER_FILE
-from lmtrain.run_lock import RunLock
+from lmtrain.run_lock import LOCK_FILE, RunLock
+from lmtrain.run_manifest import MANIFEST_FILE, RunManifest
 from lmtrain.run_status import STATUS_FILE
 
 log = logging.getLogger(__name__)
@@ -70,34 +76,46 @@ def holds_run(run_dir: Path) -> bool:
 def remove_orphan_saves(run_dir: Path) -> list[Path]:
     """Delete ``checkpoints/.tmp-*`` (a killed save) and ``.preflight-*`` (a killed preflight) directories."""
     checkpoints = run_dir / CHECKPOINTS_DIR
-    removed = ([p for pattern in (".tmp-*", ".preflight-*") for p in checkpoints.glob(pattern) if p.is_dir()]
-               if checkpoints.is_dir() else [])
+    removed = ([p for pattern in (".tmp-*", ".preflight-*") for p in checkpoints.glob(pattern)
+                if p.is_dir() and not p.is_symlink()] if checkpoints.is_dir() and not checkpoints.is_symlink() else [])
     for path in removed:
-        shutil.rmtree(path, ignore_errors=True)
+        remove_entry(path)
         log.warning("removed %s, a checkpoint whose save was interrupted", path)
     return removed
 
 
-# what lmtrain writes into a run directory; nothing else in it is lmtrain's to delete
-RUN_ARTIFACTS = (HYDRA_DIR, CHECKPOINTS_DIR, METRICS_FILE, SUMMARY_FILE, TOKENIZER_FILE, STATUS_FILE, "curves.png",
-                 "confusion.png", "f1_per_class.png", "tb", "generations.jsonl")
+# what a command may write directly in its run folder besides .hydra/, status.json and its job log:
+# each name is checked before the command changes anything (an entry lmtrain did not write refuses it)
+COMMON_OUTPUTS = (HYDRA_DIR, STATUS_FILE, METRICS_FILE, SUMMARY_FILE)
+TRAINING_OUTPUTS = (CHECKPOINTS_DIR, TOKENIZER_FILE, "curves.png", "confusion.png", "f1_per_class.png")
+LOGGER_OUTPUTS = {"tensorboard": "tb", "wandb": "wandb", "mlflow": "mlflow_run_id"}  # by trainer.loggers
+COMMAND_OUTPUTS = {"evaluate": (TOKENIZER_FILE,), "generate": ("generations.jsonl",),
+                   "embed": ("vectors.bin", "vectors.w2v.txt", "vectors.glove.txt")}
+# lmtrain's own bookkeeping: kept when an earlier run is removed from the folder
+_KEPT = (LOCK_FILE, MANIFEST_FILE)
+
+
+def output_names(cfg: DictConfig, command: str, run_dir: Path) -> list[str]:
+    """The names ``command`` may create directly in ``run_dir`` (its job log included)."""
+    trainer = cfg.get("trainer")
+    training = TRAINING_OUTPUTS if trainer is not None else ()
+    names = (trainer.get("loggers") or []) if trainer is not None else []
+    loggers = tuple(LOGGER_OUTPUTS[n] for n in names if n in LOGGER_OUTPUTS)
+    logs = tuple(handler.path.name for handler in job_log_handlers(run_dir))
+    return [*COMMON_OUTPUTS, *training, *loggers, *COMMAND_OUTPUTS.get(command, ()), *logs]
 
 
 def empty_run_dir(run_dir: Path) -> None:
     """Remove an earlier run's files (``trainer.overwrite=true``, or an attempt that saved nothing).
 
-    Only what lmtrain writes goes (:data:`RUN_ARTIFACTS`, and Hydra's job logs are emptied, since this
-    job's log handler already writes to them): a user's own files in the folder stay.
+    Only the entries recorded in the folder's ``.lmtrain-files`` go (a link is removed, never
+    followed); the lock, the record and the user's own files stay.
     """
-    for entry in run_dir.iterdir():
-        if entry.suffix == ".log" and entry.is_file():
-            entry.open("w").close()
-        elif entry.name not in RUN_ARTIFACTS:
-            continue
-        elif entry.is_dir() and not entry.is_symlink():
-            shutil.rmtree(entry)
-        else:
-            entry.unlink()
+    manifest = RunManifest(run_dir)
+    gone = sorted(manifest.names() - set(_KEPT))
+    for name in gone:
+        remove_entry(run_dir / name)
+    manifest.forget(gone)
 
 
 def _resume_records(run_dir: Path) -> dict[int, Path]:
@@ -129,8 +147,8 @@ def read_saved_config(run_dir: Path) -> dict[str, Any] | None:
 
 
 def _leftovers(run_dir: Path) -> bool:
-    """Whether ``run_dir`` holds files an earlier lmtrain attempt wrote (its record or its metrics)."""
-    return any((run_dir / name).exists() for name in (HYDRA_DIR, METRICS_FILE, STATUS_FILE))
+    """Whether ``run_dir`` holds entries an earlier lmtrain attempt created (its record, metrics, status)."""
+    return any(os.path.lexists(run_dir / name) for name in RunManifest(run_dir).names() - set(_KEPT))
 
 
 def _hydra_node() -> Any | None:
@@ -149,17 +167,14 @@ def _next_resume_dir(run_dir: Path) -> Path:
 def write_config_record(run_dir: Path, cfg: DictConfig, resuming: bool) -> Path:
     """Write config, overrides and Hydra settings under ``.hydra/`` (``.hydra/resume-<n>/`` when continuing)."""
     continuing = resuming and (run_dir / HYDRA_DIR / "config.yaml").is_file()
-    folder = _next_resume_dir(run_dir) if continuing else run_dir / HYDRA_DIR
-    folder.mkdir(parents=True, exist_ok=True)
+    folder = make_dirs(_next_resume_dir(run_dir) if continuing else run_dir / HYDRA_DIR)
     hydra = _hydra_node()
     overrides = list(hydra.overrides.task) if hydra is not None else []
     texts = {"config.yaml": OmegaConf.to_yaml(cfg), "overrides.yaml": yaml.safe_dump(overrides)}
     if hydra is not None:
         texts["hydra.yaml"] = OmegaConf.to_yaml(OmegaConf.create({"hydra": hydra}))
     for name, text in texts.items():
-        tmp = folder / f".{name}.tmp"
-        tmp.write_text(text, encoding="utf-8")
-        os.replace(tmp, folder / name)
+        write_text(folder / name, text)
     return folder
 
 
@@ -265,38 +280,95 @@ def _resume_after_elastic_restart(cfg: DictConfig) -> None:
                     "(trainer.resume=auto)", restarts)
 
 
+def _refuse_foreign(run_dir: Path, found: list[Path], legacy: bool) -> None:
+    names = ", ".join(str(p) for p in found)
+    hint = (" This folder has no .lmtrain-files record of what lmtrain wrote in it (it is no run folder of this "
+            "lmtrain's; if an older lmtrain made it, remove that run's files yourself).") if legacy else ""
+    taken = "that name is" if len(found) == 1 else "those names are"
+    raise UserError(f"this command writes {', '.join(p.name for p in found)} in {run_dir}, but {taken} taken by "
+                    f"what lmtrain did not write ({names}; a symbolic link is never lmtrain's). lmtrain never "
+                    "replaces or deletes what it did not write: move it away, or choose another hydra.run.dir. "
+                    f"Nothing was changed.{hint}")
+
+
+def _check_claim(cfg: DictConfig, command: str, run_dir: Path) -> tuple[bool, bool]:
+    """Every check of the module docstring, reading only; returns (resuming, adopting an unrecorded run).
+
+    Raises:
+        UserError: see :func:`claim_run_dir`.
+    """
+    trainer = cfg.get("trainer")
+    resume = trainer.get("resume") if trainer is not None else None
+    overwrite = bool(trainer.get("overwrite", False)) if trainer is not None else False
+    if resume == "auto" and not has_checkpoint(run_dir) and not _user_chose_dir():
+        _refuse_unplaced_resume(run_dir, command)
+    if holds_run(run_dir) and not resume and not overwrite:
+        _refuse_occupied(run_dir, command, training=trainer is not None)
+    resuming = bool(resume) and not overwrite
+    adopting = _check_outputs(cfg, command, run_dir)
+    source = _source_run(run_dir, resume) if resuming else None
+    if source is not None:
+        check_resume_config(cfg, source)
+    return resuming, adopting
+
+
+def _check_outputs(cfg: DictConfig, command: str, run_dir: Path) -> bool:
+    """Refuse a name the command writes that is taken by an entry lmtrain did not write (or a link).
+
+    Returns:
+        Whether the command continues a run made before ``.lmtrain-files`` existed, whose files it
+        then takes as lmtrain's.
+    """
+    trainer = cfg.get("trainer")
+    resuming = trainer is not None and bool(trainer.get("resume")) and not trainer.get("overwrite", False)
+    manifest = RunManifest(run_dir)
+    adopting = resuming and not manifest.exists() and (run_dir / HYDRA_DIR / "config.yaml").is_file()
+    found = manifest.foreign(output_names(cfg, command, run_dir))
+    found = [p for p in found if p.is_symlink()] if adopting else found
+    if found:
+        _refuse_foreign(run_dir, found, legacy=not manifest.exists() and (run_dir / HYDRA_DIR).is_dir())
+    return adopting
+
+
+def _prepare(cfg: DictConfig, command: str, run_dir: Path, resuming: bool, adopting: bool) -> None:
+    """Change the claimed folder: its record, an earlier run removed when replaced, the config record, the log."""
+    manifest = RunManifest(run_dir)
+    manifest.start()
+    manifest.record(LOCK_FILE)  # locked before the record existed
+    if adopting:
+        names = [n for n in output_names(cfg, command, run_dir) if os.path.lexists(run_dir / n)]
+        manifest.record(*names)
+        log.info("%s has no record of what lmtrain wrote (an older run): taking %s as this run's", run_dir,
+                 ", ".join(names))
+    trainer = cfg.get("trainer")
+    if trainer is not None and trainer.get("overwrite", False) and holds_run(run_dir):
+        log.warning("trainer.overwrite=true: deleting the earlier run in %s", run_dir)
+        empty_run_dir(run_dir)
+    elif trainer is not None and not trainer.get("resume") and _leftovers(run_dir):
+        log.warning("%s holds an earlier attempt that saved no checkpoint; starting over", run_dir)
+        empty_run_dir(run_dir)
+    if manifest.owns(CHECKPOINTS_DIR):
+        remove_orphan_saves(run_dir)
+    write_config_record(run_dir, cfg, resuming)
+    start_job_logs(run_dir)
+
+
 def claim_run_dir(cfg: DictConfig, command: str, run_dir: Path) -> RunClaim:
     """Lock ``run_dir`` for ``command`` and check that it may run there; see the module docstring.
 
     Raises:
-        UserError: the directory is locked, holds a run that would be overwritten, or the config
-            changes what a continued run was trained on. Nothing in the directory has changed then.
+        UserError: the directory is locked, holds a run that would be overwritten, holds an entry lmtrain
+            did not write under a name the command writes, or the config changes what a continued run
+            was trained on. Nothing in the directory has changed then (but its ``.lock``).
     """
     _resume_after_elastic_restart(cfg)
     if int(os.environ.get("RANK", "0")) != 0:  # rank 0 holds the lock and writes for the whole job
         return RunClaim(run_dir, None, resuming=bool((cfg.get("trainer") or {}).get("resume")))
+    _check_outputs(cfg, command, run_dir)  # before locking too: this refusal leaves not even a .lock behind
     lock = RunLock(run_dir).acquire(f"lmtrain {command}")
     try:
-        trainer = cfg.get("trainer")
-        resume = trainer.get("resume") if trainer is not None else None
-        overwrite = bool(trainer.get("overwrite", False)) if trainer is not None else False
-        if resume == "auto" and not has_checkpoint(run_dir) and not _user_chose_dir():
-            _refuse_unplaced_resume(run_dir, command)
-        occupied = holds_run(run_dir)
-        if occupied and overwrite:
-            log.warning("trainer.overwrite=true: deleting the earlier run in %s", run_dir)
-            empty_run_dir(run_dir)
-        elif occupied and not resume:
-            _refuse_occupied(run_dir, command, training=trainer is not None)
-        elif not occupied and not resume and trainer is not None and _leftovers(run_dir):
-            log.warning("%s holds an earlier attempt that saved no checkpoint; starting over", run_dir)
-            empty_run_dir(run_dir)
-        resuming = bool(resume) and not overwrite
-        source = _source_run(run_dir, resume) if resuming else None
-        if source is not None:
-            check_resume_config(cfg, source)
-        remove_orphan_saves(run_dir)
-        write_config_record(run_dir, cfg, resuming)
+        resuming, adopting = _check_claim(cfg, command, run_dir)
+        _prepare(cfg, command, run_dir, resuming, adopting)
     except BaseException:
         lock.release()
         raise

@@ -7,17 +7,20 @@
 <run dir>/tokenizer.json          the tokenizer the run used
 <run dir>/checkpoints/step-N/     model.safetensors, model.json, tokenizer.json, trainer_state.pt
 <run dir>/checkpoints/last        link to the newest complete checkpoint
+<run dir>/.lmtrain-files          what lmtrain created in the folder (see lmtrain.run_manifest)
 ```
-Other commands find runs by this layout, so it is a public contract.
+Other commands find runs by this layout, so it is a public contract. Every file is written through
+:mod:`lmtrain.atomic`: never through a link, and never over a file lmtrain did not write.
 """
 
 from __future__ import annotations
 
 import json
 import math
-import os
 from pathlib import Path
 from typing import Any
+
+from lmtrain.atomic import make_dirs, open_text, write_text
 
 METRICS_FILE = "metrics.jsonl"
 SUMMARY_FILE = "summary.json"
@@ -51,8 +54,7 @@ class RunDir:
     """
 
     def __init__(self, path: str | Path):
-        self.path = Path(path)
-        self.path.mkdir(parents=True, exist_ok=True)
+        self.path = make_dirs(Path(path))
 
     @property
     def metrics_path(self) -> Path:
@@ -72,7 +74,7 @@ class RunDir:
     def log(self, step: int, metrics: dict[str, Any]) -> None:
         """Append one event ``{"step": step, **metrics}`` to ``metrics.jsonl``."""
         record = {"step": step, **{k: _json_safe(v) for k, v in metrics.items()}}
-        with open(self.metrics_path, "a", encoding="utf-8") as f:
+        with open_text(self.metrics_path) as f:
             f.write(json.dumps(record) + "\n")
 
     def truncate_metrics(self, after_step: int) -> None:
@@ -86,16 +88,11 @@ class RunDir:
                     kept.append(line)
             except json.JSONDecodeError:  # a line cut by a crash: drop it
                 continue
-        tmp = self.metrics_path.with_suffix(".jsonl.tmp")
-        tmp.write_text("".join(line + "\n" for line in kept), encoding="utf-8")
-        os.replace(tmp, self.metrics_path)
+        write_text(self.metrics_path, "".join(line + "\n" for line in kept))
 
     def write_summary(self, summary: dict[str, Any]) -> None:
         """Write ``summary.json`` atomically."""
-        tmp = self.summary_path.with_suffix(".json.tmp")
-        tmp.write_text(json.dumps({k: _json_safe(v) for k, v in summary.items()}, indent=2) + "\n",
-                       encoding="utf-8")
-        os.replace(tmp, self.summary_path)
+        write_text(self.summary_path, json.dumps({k: _json_safe(v) for k, v in summary.items()}, indent=2) + "\n")
 
 
 def lower_is_better(metric: str) -> bool:

@@ -8,7 +8,7 @@ starts and, when it ends, one of
     interrupted   with ``signal`` and ``step``: the step of the checkpoint a resume continues from
 
 so ``lmtrain runs`` need not guess from file times and logs. The file is replaced atomically, so
-a reader sees the old state or the new one. A process killed outright (``kill -9``) leaves
+a reader sees the old state or the new one (never through a link: see :mod:`lmtrain.atomic`). A process killed outright (``kill -9``) leaves
 ``running`` behind; readers check whether that pid still lives (see :func:`process_alive`).
 """
 
@@ -23,6 +23,9 @@ import socket
 import time
 from pathlib import Path
 from typing import Any
+
+from lmtrain.atomic import write_text
+from lmtrain.errors import UserError
 
 log = logging.getLogger(__name__)
 
@@ -60,11 +63,9 @@ def write_status(run_dir: str | Path, state: str, **details: Any) -> Path | None
     record = {"state": state, "time": time.strftime("%Y-%m-%dT%H:%M:%S%z"), "pid": os.getpid(),
               "host": socket.gethostname(), **details}
     path = Path(run_dir) / STATUS_FILE
-    tmp = path.with_name(f".{STATUS_FILE}.tmp")
     try:
-        tmp.write_text(json.dumps(record, indent=2) + "\n", encoding="utf-8")
-        os.replace(tmp, path)
-    except OSError as error:
+        write_text(path, json.dumps(record, indent=2) + "\n")
+    except (OSError, UserError) as error:  # a link or a file of the user's there is refused, never written
         log.warning("could not write %s: %s", path, error)
         return None
     return path

@@ -11,6 +11,7 @@ from lmtrain.run_status import STATUS_FILE, exit_state, read_status, write_statu
 from lmtrain.runs import load_run
 from lmtrain.runs.table import format_value
 from tests.conftest import run_cli
+from tests.runs.conftest import tiny_overrides
 
 
 def _rows(capsys, *dirs) -> dict[str, dict]:
@@ -38,14 +39,26 @@ def test_export_is_finished_and_listed_apart_from_training_runs(sweep, tmp_path,
 
 def test_failed_command_records_the_error_it_printed(tmp_path, capsys):
     run_dir = tmp_path / "bad"
-    result = run_cli("export", f"ckpt={tmp_path / 'missing'}", "format=hf", f"out={tmp_path / 'hf'}",
+    # fails after it has trained its tokenizer (work kept in the folder): the preflight evaluation check
+    result = run_cli("pretrain", *tiny_overrides(tmp_path), "trainer.max_steps=2", "trainer.monitor=eval/nope",
                      f"hydra.run.dir={run_dir}", cwd=tmp_path)
-    assert result.returncode == 2
+    assert result.returncode == 2, result.stderr[-2000:]
     record = read_status(run_dir)
     assert record["state"] == "failed" and record["exit_code"] == 2
-    assert str(tmp_path / "missing") in record["error"]
+    assert "trainer.monitor=eval/nope" in record["error"]
     row = _rows(capsys, run_dir)["bad"]
-    assert row["status"] == "failed" and str(tmp_path / "missing") in row["detail"]
+    assert row["status"] == "failed" and "trainer.monitor=eval/nope" in row["detail"]
+
+
+def test_a_command_refused_before_any_work_leaves_no_run_folder(tmp_path):
+    run_dir = tmp_path / "outputs" / "bad"
+    result = run_cli("export", f"ckpt={tmp_path / 'missing'}", "format=hf", f"out={tmp_path / 'hf'}",
+                     f"hydra.run.dir={run_dir}", cwd=tmp_path)
+    assert result.returncode == 2 and str(tmp_path / "missing") in result.stderr
+    assert not (tmp_path / "outputs").exists()  # the folders it made for the run are gone again
+    default = run_cli("generate", cwd=tmp_path)  # no ckpt, in the default time-stamped folder
+    assert default.returncode == 2 and "ckpt is not set" in default.stderr
+    assert not list((tmp_path / "outputs").glob("generate/*"))
 
 
 def test_interrupted_state_names_the_signal_and_the_checkpoint_step(tmp_path):

@@ -23,6 +23,7 @@ from typing import Any
 from rich.console import Console
 from rich.table import Table
 
+from lmtrain.atomic import open_text
 from lmtrain.config import GenerateConfig
 from lmtrain.config.plug_nodes import config_objects
 from lmtrain.errors import UserError
@@ -105,7 +106,7 @@ class RecordWriter:
 
     def __init__(self, path: Path):
         self.path, self.count, self.new_tokens = path, 0, 0
-        self._file = open(path, "w", encoding="utf-8")
+        self._file = open_text(path, append=False)  # never through a link
 
     def add(self, record: dict[str, Any]) -> None:
         """Append ``record`` and flush it to disk."""

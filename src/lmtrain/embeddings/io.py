@@ -20,6 +20,7 @@ from typing import Optional
 import numpy as np
 from gensim.models import KeyedVectors
 
+from lmtrain.atomic import write_with
 from lmtrain.errors import UserError
 
 log = logging.getLogger(__name__)
@@ -50,9 +51,8 @@ def save_vectors(kv: KeyedVectors, directory: str | Path) -> dict[str, Path]:
     directory = Path(directory)
     paths = {"binary": directory / BINARY_FILE, "word2vec": directory / WORD2VEC_FILE,
              "glove": directory / GLOVE_FILE}
-    kv.save_word2vec_format(str(paths["binary"]), binary=True, write_header=True)
-    kv.save_word2vec_format(str(paths["word2vec"]), binary=False, write_header=True)
-    kv.save_word2vec_format(str(paths["glove"]), binary=False, write_header=False)
+    for kind, binary, header in (("binary", True, True), ("word2vec", False, True), ("glove", False, False)):
+        write_with(paths[kind], lambda tmp: kv.save_word2vec_format(str(tmp), binary=binary, write_header=header))
     return paths
 
 

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Sequence
 
+from lmtrain.atomic import make_dirs, write_with
 from lmtrain.errors import UserError
 from lmtrain.runs.baselines import draw_baselines
 from lmtrain.runs.compare import run_labels
@@ -197,11 +198,11 @@ def plot_runs(runs: Sequence[RunRecord], out: str | Path, metrics: Sequence[str]
     require_matplotlib()
     fig = curves_figure(runs, metrics, x, smoothing, title)
     out = Path(out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(out, dpi=DPI, format="png")
+    make_dirs(out.parent)
+    write_with(out, lambda tmp: fig.savefig(tmp, dpi=DPI, format="png"))
     written = [out]
     if svg:
-        fig.savefig(out.with_suffix(".svg"), format="svg")
+        write_with(out.with_suffix(".svg"), lambda tmp: fig.savefig(tmp, format="svg"))
         written.append(out.with_suffix(".svg"))
     return written
 

@@ -14,6 +14,7 @@ from typing import Any, Sequence
 
 import numpy as np
 
+from lmtrain.atomic import make_dirs, write_with
 from lmtrain.errors import UserError
 from lmtrain.runs.compare import run_labels
 from lmtrain.runs.display_text import printable
@@ -168,8 +169,8 @@ def _f1_or_why(summary: dict[str, Any]) -> dict[str, float]:
 
 def _save(fig: Any, out: str | Path) -> Path:
     out = Path(out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(out, dpi=DPI, format="png")
+    make_dirs(out.parent)
+    write_with(out, lambda tmp: fig.savefig(tmp, dpi=DPI, format="png"))
     return out
 
 

@@ -28,7 +28,7 @@ from safetensors import SafetensorError
 from safetensors.torch import save_file, save_model
 from torch import nn
 
-from lmtrain.atomic import atomic_directory, follow_umask
+from lmtrain.atomic import atomic_directory, follow_umask, is_link, make_dirs, remove_entry, write_text, write_with
 from lmtrain.checkpoint_files import (BEST, LAST, MODEL_META, SHARDED, TOKENIZER, TRAINER_STATE, WEIGHTS,
                                       is_checkpoint, is_sharded, resolve_checkpoint)
 from lmtrain.errors import UserError
@@ -98,12 +98,15 @@ def save_checkpoint(checkpoints_dir: Path, step: int, model: nn.Module, model_me
 
 def write_small_files(folder: Path, step: int, model_meta: dict[str, Any], trainer_state: dict[str, Any] | None,
                       tokenizer_file: Path | None) -> None:
-    """Write a checkpoint's ``model.json``, ``trainer_state.pt`` (if any) and copy of ``tokenizer.json`` (if any)."""
-    (folder / MODEL_META).write_text(json.dumps({**model_meta, "step": step}, indent=2))
+    """Write a checkpoint's ``model.json``, ``trainer_state.pt`` (if any) and copy of ``tokenizer.json`` (if any).
+
+    Each file is written whole under a temporary name and renamed, never through a link (:mod:`lmtrain.atomic`).
+    """
+    write_text(folder / MODEL_META, json.dumps({**model_meta, "step": step}, indent=2))
     if tokenizer_file is not None:
-        shutil.copyfile(tokenizer_file, folder / TOKENIZER)
+        write_with(folder / TOKENIZER, lambda tmp: shutil.copyfile(tokenizer_file, tmp))
     if trainer_state is not None:
-        torch.save(trainer_state, folder / TRAINER_STATE)
+        write_with(folder / TRAINER_STATE, lambda tmp: torch.save(trainer_state, tmp))
 
 
 def write_weights_folder(out: Path, model: nn.Module, model_meta: dict[str, Any], tokenizer_file: Path | None) -> Path:
@@ -113,8 +116,8 @@ def write_weights_folder(out: Path, model: nn.Module, model_meta: dict[str, Any]
     meant to be a new folder: `lmtrain export` passes the temporary folder it swaps in whole (see
     :mod:`lmtrain.runs.export_folder`). Returns ``out``.
     """
-    out.mkdir(parents=True, exist_ok=True)
-    save_model(model, str(out / WEIGHTS))
+    make_dirs(out)
+    write_with(out / WEIGHTS, lambda tmp: save_model(model, str(tmp)))
     follow_umask(out / WEIGHTS)  # safetensors writes 0600: teammates could not load it
     write_small_files(out, model_meta.get("step", 0), model_meta, None, tokenizer_file)
     return out
@@ -171,11 +174,16 @@ def prune_checkpoints(checkpoints_dir: Path, keep_last: int) -> None:
     """Delete all but the newest ``keep_last`` step-N checkpoints (never those ``last`` or ``best`` name)."""
     if keep_last <= 0:
         return
-    steps = sorted((p for p in checkpoints_dir.glob("step-*") if p.is_dir()), key=lambda p: int(p.name.split("-")[1]))
+    # a link named step-N is no checkpoint lmtrain wrote: never followed, never deleted
+    steps = sorted((p for p in checkpoints_dir.glob("step-*") if p.is_dir() and not is_link(p) and p.name[5:].isdigit()),
+                   key=lambda p: int(p.name[5:]))
     protected = {(checkpoints_dir / name).resolve() for name in (LAST, BEST) if (checkpoints_dir / name).exists()}
     for path in steps[:-keep_last]:
         if path.resolve() not in protected:
-            shutil.rmtree(path, ignore_errors=True)
+            try:
+                remove_entry(path)
+            except OSError as error:  # a checkpoint that cannot be removed costs room, not the run
+                log.warning("could not remove the old checkpoint %s: %s", path, error)
 
 
 def checkpoint_problem(checkpoint: Path, need_state: bool = True) -> str | None:

@@ -27,6 +27,7 @@ import uuid
 from pathlib import Path
 from typing import Any, Protocol, Sequence
 
+from lmtrain.atomic import make_dirs, write_text
 from lmtrain.errors import UserError
 
 log = logging.getLogger(__name__)
@@ -91,7 +92,7 @@ class TensorBoardLogger:
         # purge_step discards events with step >= purge_step; the resume step itself was logged
         # (and kept in metrics.jsonl) by the previous attempt, so purging starts one step later.
         purge_step = start_step + 1 if start_step > 0 else None
-        self.writer = SummaryWriter(log_dir=str(log_dir), purge_step=purge_step)
+        self.writer = SummaryWriter(log_dir=str(make_dirs(log_dir)), purge_step=purge_step)
         if config:  # TensorBoard's text tab renders Markdown: a code block keeps the layout
             self.writer.add_text("config", "```\n" + json.dumps(config, indent=2, default=str) + "\n```", start_step)
 
@@ -118,8 +119,8 @@ def _wandb_run_id(run_dir: Path, new_id: str) -> str:
     path = run_dir / "wandb" / WANDB_ID_FILE
     if path.exists():
         return path.read_text(encoding="utf-8").strip()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(new_id + "\n", encoding="utf-8")
+    make_dirs(path.parent)
+    write_text(path, new_id + "\n")
     return new_id
 
 
@@ -202,7 +203,7 @@ class MlflowLogger:
             experiment = self.client.get_experiment_by_name(name)
             experiment_id = experiment.experiment_id if experiment else self.client.create_experiment(name)
             self.run_id = self.client.create_run(experiment_id, run_name=run_name(run_dir)).info.run_id
-            id_file.write_text(self.run_id + "\n", encoding="utf-8")
+            write_text(id_file, self.run_id + "\n")
             # params cannot change once logged; a resumed run's changes are in its config.json
             self._log_params(_flat_params(config))
         self.client.log_dict(self.run_id, config, "config.json")

@@ -24,6 +24,7 @@ import numpy as np
 import torch
 from torch.utils.data import Subset
 
+from lmtrain.atomic import make_dirs
 from lmtrain.checkpoint_files import read_weights
 from lmtrain.errors import UserError
 from lmtrain.training import checkpoint as ckpt
@@ -139,7 +140,7 @@ def _eval_cost(trainer: Trainer) -> float:
 def _checkpoint_cost(trainer: Trainer) -> tuple[float, int, float]:
     """Write and read back a checkpoint beside the run's; returns (MiB per checkpoint, how many kept, MiB free)."""
     checkpoints = trainer.run.checkpoints
-    checkpoints.mkdir(parents=True, exist_ok=True)
+    make_dirs(checkpoints)
     scratch = Path(tempfile.mkdtemp(prefix=".preflight-", dir=checkpoints))
     try:
         state = {"train": {}, "optimizer": trainer.optimizer.state_dict(), "scheduler": trainer.scheduler.state_dict()}
