@@ -14,6 +14,7 @@ from lmtrain.errors import UserError
 from tests.conftest import compose_config
 
 RERUN = ["++hydra.run.dir=outputs/pretrain/x", "++hydra.job.name=pretrain", "++hydra.output_subdir=null",
+         "++hydra.job_logging.handlers.file.class=lmtrain.job_log.JobLogHandler",
          "++hydra.callbacks.sweep_summary._target_=lmtrain.runs.sweep.SweepSummary"]  # what the CLI adds
 
 
