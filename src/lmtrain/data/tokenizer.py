@@ -16,6 +16,7 @@ from tokenizers import Tokenizer, decoders, models, normalizers, pre_tokenizers,
 
 from lmtrain.config.training import TokenizerConfig
 from lmtrain.data.cache_lock import cache_lock
+from lmtrain.data.long_words import MAX_PRETOKEN_CHARS, LongWordCount, bound_pre_tokens
 from lmtrain.errors import UserError
 
 
@@ -170,7 +171,11 @@ def train_tokenizer(texts: Iterator[str] | list[str], tok_cfg: TokenizerConfig) 
     """
     roles = special_roles(tok_cfg)
     tokenizer, make_trainer = build_untrained(tok_cfg.kind, tok_cfg.lowercase, roles)
-    tokenizer.train_from_iterator(texts, trainer=make_trainer(tok_cfg.vocab_size, tok_cfg.min_frequency))
+    long_words = LongWordCount(tokenizer, "bytes" if tok_cfg.kind == "bpe" else "characters")
+    bound_pre_tokens(tokenizer)
+    tokenizer.train_from_iterator(long_words.counted(texts),
+                                  trainer=make_trainer(tok_cfg.vocab_size, tok_cfg.min_frequency))
+    long_words.report()
     add_post_processor(tokenizer, roles)
     return TextTokenizer(tokenizer, roles, source="trained tokenizer")
 
@@ -180,6 +185,7 @@ def tokenizer_fingerprint(tok_cfg: TokenizerConfig) -> str:
     keys = ("kind", "vocab_size", "min_frequency", "lowercase")
     values = {k: getattr(tok_cfg, k) for k in keys}
     values["special_tokens"] = special_roles(tok_cfg)
+    values["max_pretoken_chars"] = MAX_PRETOKEN_CHARS
     return json.dumps(values, sort_keys=True)
 
 
