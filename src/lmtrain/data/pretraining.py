@@ -199,7 +199,7 @@ class PretrainingPreparation:
     def source(self) -> CorpusSource:
         """The corpus's files and their digests."""
         if self._source is None:
-            self._source = corpus_source(self.data_cfg, str(self.cache / "datasets"))
+            self._source = corpus_source(self.data_cfg)
         return self._source
 
     def corpus(self) -> SplitCorpus:
