@@ -16,6 +16,7 @@ from tokenizers import Tokenizer, decoders, models, normalizers, pre_tokenizers,
 
 from lmtrain.config.training import TokenizerConfig
 from lmtrain.data.cache_lock import cache_lock
+from lmtrain.data.cache_room import cache_full, no_room
 from lmtrain.data.long_words import MAX_PRETOKEN_CHARS, LongWordCount, bound_pre_tokens
 from lmtrain.errors import UserError
 
@@ -203,7 +204,20 @@ def cached_tokenizer(path: Path, roles: dict[str, str], train: Callable[[], Text
             return TextTokenizer.from_file(path, roles)
         tokenizer = train()
         path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_suffix(f".tmp{os.getpid()}")
-        tokenizer.save(tmp)
-        os.replace(tmp, path)
+        _save_new(tokenizer, path)
     return tokenizer
+
+
+def _save_new(tokenizer: TextTokenizer, path: Path) -> None:
+    """Write ``tokenizer`` to ``path`` through a temporary file that is renamed into place once complete."""
+    tmp = path.with_suffix(f".tmp{os.getpid()}")
+    tmp.unlink(missing_ok=True)  # one left by a killed process of this pid (a link is removed, never followed)
+    try:
+        with open(tmp, "xb") as file:  # the bytes Tokenizer.save writes
+            file.write(tokenizer.tokenizer.to_str(pretty=True).encode("utf-8"))
+    except BaseException as error:
+        tmp.unlink(missing_ok=True)
+        if isinstance(error, OSError) and no_room(error):
+            raise cache_full("the tokenizer", path.parent, error) from None
+        raise
+    os.replace(tmp, path)
