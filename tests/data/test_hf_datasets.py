@@ -101,3 +101,39 @@ def test_errors_name_the_split_column_and_cache(tmp_path, monkeypatch):
     assert f"not in the cache folder {cache}" in str(error.value)
     with pytest.raises(UserError, match=r"data.path=.*nowhere/at/all: no such folder"):
         _prepare(tmp_path, f"data.path={tmp_path / 'nowhere' / 'at' / 'all'}")
+
+
+def test_a_folder_with_a_loading_script_is_refused_without_running_it(tmp_path):
+    from tests.conftest import run_cli
+
+    folder = tmp_path / "mydata"
+    folder.mkdir()
+    marker = tmp_path / "script-ran"
+    (folder / "mydata.py").write_text(f"open({str(marker)!r}, 'w').write('ran')\n")
+    (folder / "train.jsonl").write_text('{"text": "One document."}\n')
+    proc = run_cli("pretrain", "debug=tiny", "data=hf", f"data.path={folder}", f"data.cache_dir={tmp_path / 'cache'}",
+                   f"hydra.run.dir={tmp_path / 'run'}", cwd=tmp_path, env={"HF_HOME": str(tmp_path / "hf-home")})
+    assert proc.returncode == 2, proc.stderr
+    message = " ".join(proc.stderr.split())
+    assert f"data.path={folder}: the folder holds a dataset loading script, mydata.py, and lmtrain never runs " \
+           "the code of a dataset" in message and "save_to_disk" in message
+    assert "Traceback" not in proc.stderr and not marker.exists() and not (tmp_path / "hf-home").exists()
+
+
+def test_an_empty_save_to_disk_split_is_an_error_naming_it(tmp_path):
+    docs = _documents(tmp_path, n_docs=10)
+    saved = write_saved_dataset(tmp_path / "saved", {"train": {"text": docs}, "validation": {"text": []}})
+    data = _prepare(tmp_path, f"data.path={saved}")  # the empty split is not read
+    assert len(data.train) > 0
+    with pytest.raises(UserError) as error:
+        _prepare(tmp_path, f"data.path={saved}", "data.eval_split=validation")
+    assert str(error.value) == (f"data.eval_split=validation: data.path={saved} holds no rows in split "
+                                f"'validation' (its {saved / 'validation' / 'state.json'} lists no data files: an "
+                                "empty dataset was saved). Save the dataset again with its rows, or choose a split "
+                                "that has some.")
+    single = tmp_path / "single"
+    import datasets
+
+    datasets.Dataset.from_dict({"text": []}).save_to_disk(str(single))
+    with pytest.raises(UserError, match=r"data.train_split=train: data.path=.*single holds no rows in split 'train'"):
+        _prepare(tmp_path, f"data.path={single}")

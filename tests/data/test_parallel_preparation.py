@@ -101,3 +101,57 @@ def test_a_preparation_killed_half_way_leaves_nothing_read_as_complete(tmp_path,
     again = _prepare(tmp_path, "bert", 1)
     assert not again.from_cache and len(again.train) > 0
     assert [p.name for p in examples.iterdir() if p.is_dir()] == [again.train.path.parent.name]  # the leftover went
+
+
+def _children(pid: int) -> list[int]:
+    """The processes whose parent is ``pid`` (from /proc)."""
+    found = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:  # the process ended meanwhile
+            continue
+        if int(fields[1]) == pid:
+            found.append(int(stat.parent.name))
+    return found
+
+
+def _running(pid: int) -> bool:
+    """Whether ``pid`` still runs (a zombie waiting for a parent that never reaps it has ended)."""
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
+    except OSError:
+        return False
+
+
+@pytest.mark.skipif(not Path("/proc/self/stat").exists(), reason="reads the process tree from /proc")
+def test_workers_end_when_the_preparation_is_killed(tmp_path):
+    """kill -9 of the process that prepares with data.num_proc=2: its workers and the resource tracker end too."""
+    script = ("import sys; sys.path[:0] = sys.argv[1:3]\n"
+              "from lmtrain.data import pretraining\n"
+              "from tests.conftest import compose_config, objective_plug\n"
+              "pretraining.CHUNK_CHARS = 4000\n"
+              "cfg = compose_config('pretrain', sys.argv[3:])\n"
+              "pretraining.prepare_pretraining_data(cfg.data, cfg.tokenizer, objective_plug(cfg.objective))\n")
+    output = tmp_path / "output.txt"
+    with open(output, "w") as out:
+        job = subprocess.Popen([sys.executable, "-c", script, str(REPO / "src"), str(REPO),
+                                *_overrides(tmp_path, "bert", 2)], stdout=out, stderr=out)
+    helpers: list[int] = []
+    try:
+        deadline = time.monotonic() + 300
+        while not list((tmp_path / "cache" / "examples").glob(".tmp-*/train/chunk-*/meta.json")):  # workers work
+            assert job.poll() is None and time.monotonic() < deadline, output.read_text()[-3000:]
+            time.sleep(0.02)
+        helpers = _children(job.pid)  # the 2 workers and the resource tracker
+        job.send_signal(signal.SIGKILL)  # the preparation alone, as the OOM killer or kill -9 would
+        job.wait()
+        assert len(helpers) == 3, helpers
+        deadline = time.monotonic() + 10
+        while any(_running(pid) for pid in helpers) and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert not [pid for pid in helpers if _running(pid)], "processes left running after their parent was killed"
+    finally:
+        for pid in helpers:  # on failure, end what the test started
+            if _running(pid):
+                os.kill(pid, signal.SIGKILL)

@@ -29,11 +29,10 @@ def test_text_jsonl_and_blank_line_documents(tmp_path):
     blank.write_text("First line of doc one.\nSecond line.\n\nDoc two.\n")
     jsonl = tmp_path / "docs.jsonl"
     jsonl.write_text("\n".join(json.dumps({"body": t}) for t in ["A b c. D e.", "F g."]) + "\n")
-    cache = str(tmp_path / "hf")
-    assert load_documents([lines], cache_dir=cache) == [["One doc.", "Two sentences."], ["Second doc here."]]
-    assert load_documents([blank], documents="blank_line", cache_dir=cache) == [
+    assert load_documents([lines]) == [["One doc.", "Two sentences."], ["Second doc here."]]
+    assert load_documents([blank], documents="blank_line") == [
         ["First line of doc one.", "Second line."], ["Doc two."]]
-    assert load_documents([jsonl], text_field="body", cache_dir=cache) == [["A b c.", "D e."], ["F g."]]
+    assert load_documents([jsonl], text_field="body") == [["A b c.", "D e."], ["F g."]]
 
 
 def test_second_run_reuses_tokenizer_and_examples(tmp_path):
@@ -60,7 +59,7 @@ def test_existing_tokenizer_json_is_used_as_is(tmp_path):
 
 def test_chunks_hold_out_the_same_documents_as_the_whole_corpus(tmp_path):
     corpus_file = write_corpus(tmp_path / "c.txt", n_docs=40)
-    corpus = Corpus.from_files([corpus_file], cache_dir=str(tmp_path / "hf"))
+    corpus = Corpus.from_files([corpus_file])
     whole_train, whole_eval = split_documents(list(corpus), 0.2, seed=3)
     split = SplitCorpus(corpus, None, 0.2, seed=3)
     for max_chars in (1, 500, 10**9):  # a document per chunk, a few, one
@@ -78,7 +77,7 @@ def test_a_corpus_larger_than_a_chunk_streams_into_one_store(tmp_path, monkeypat
     chunked_cfg = _cfg(tmp_path, f"data.train_files=[{corpus}]", "model=gpt", "data.max_seq_len=32",
                        f"tokenizer.path={whole.tokenizer_path}", f"data.cache_dir={tmp_path / 'cache2'}")
     chunked = prepare_pretraining_data(chunked_cfg.data, chunked_cfg.tokenizer, objective_plug(chunked_cfg.objective))
-    n_chunks = len(list(SplitCorpus(Corpus.from_files([corpus], cache_dir=str(tmp_path / "hf")), None, 0.1, 0).chunks(2000))) // 2
+    n_chunks = len(list(SplitCorpus(Corpus.from_files([corpus]), None, 0.1, 0).chunks(2000))) // 2
     assert n_chunks > 5
     # every chunk drops only its last partial block; the blocks are otherwise the same stream
     assert len(whole.train) - n_chunks <= len(chunked.train) <= len(whole.train)
@@ -104,7 +103,7 @@ def test_an_over_long_document_is_split_into_pieces_with_a_warning(tmp_path, cap
     long_doc = " ".join(f"Sentence number {i} is here." for i in range(40))
     path.write_text("A short document.\n" + long_doc + "\nAnother short one.\n")
     with caplog.at_level("WARNING"):
-        corpus = Corpus.from_files([path], cache_dir=str(tmp_path / "hf"), max_document_chars=200)
+        corpus = Corpus.from_files([path], max_document_chars=200)
         docs = list(corpus)
     assert f"document 2 has {len(long_doc)} characters; it is split into 6 pieces of at most 200" in caplog.text
     assert docs[0] == ["A short document."] and docs[-1] == ["Another short one."]

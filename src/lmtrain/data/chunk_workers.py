@@ -7,7 +7,8 @@ that lists them in chunk order, are byte for byte the same for any number of pro
 Workers are started with ``spawn``: a fresh interpreter holds no threads of `tokenizers`, torch or
 the data loader that a ``fork`` would copy in a broken state, and it behaves the same on Linux and
 macOS, alone or under ``torchrun``. The corpus is read once, here; workers receive a chunk's
-documents, and at most two chunks per worker are in flight, so memory stays bounded.
+documents, and at most two chunks per worker are in flight, so memory stays bounded. A worker ends
+when the process that started it ends, even by ``kill -9`` (see :mod:`lmtrain.data.orphans`).
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ from pathlib import Path
 
 from lmtrain.config.data import TextDataConfig
 from lmtrain.data.examples import ExamplePlan, build_examples, tokenize_documents
+from lmtrain.data.orphans import end_with_parent
 from lmtrain.data.store import StoreWriter
 from lmtrain.data.tokenizer import TextTokenizer
 from lmtrain.errors import UserError
@@ -99,8 +101,10 @@ class ChunkBuilder:
 _worker_builder: ChunkBuilder | None = None  # a worker process's builder, made once by _start_worker
 
 
-def _start_worker(tokenizer_text: str, roles: dict[str, str], data_cfg: TextDataConfig, plan: ExamplePlan) -> None:
+def _start_worker(parent: int, tokenizer_text: str, roles: dict[str, str], data_cfg: TextDataConfig,
+                  plan: ExamplePlan) -> None:
     global _worker_builder
+    end_with_parent(parent)
     _worker_builder = ChunkBuilder(TextTokenizer.from_str(tokenizer_text, roles), data_cfg, plan)
 
 
@@ -128,7 +132,7 @@ def build_chunks(jobs: Iterable[ChunkJob], builder: ChunkBuilder, num_proc: int)
 
 
 def _build_in_pool(jobs: Iterator[ChunkJob], builder: ChunkBuilder, num_proc: int) -> list[ChunkReport]:
-    setup = (builder.tokenizer.to_str(), builder.tokenizer.roles, builder.data_cfg, builder.plan)
+    setup = (os.getpid(), builder.tokenizer.to_str(), builder.tokenizer.roles, builder.data_cfg, builder.plan)
     pool = ProcessPoolExecutor(num_proc, mp_context=multiprocessing.get_context("spawn"),
                                initializer=_start_worker, initargs=setup)
     reports: list[ChunkReport] = []

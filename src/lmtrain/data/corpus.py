@@ -1,9 +1,9 @@
-"""Corpora: bundled text, the user's text / JSONL / Parquet files or `datasets` splits, read with
-`datasets`, split into documents.
+"""Corpora: bundled text, the user's text / JSONL / Parquet files or `datasets` splits, split into documents.
 
 A document is a list of sentences (strings). Text files hold one document per line, or
 documents separated by blank lines (`data.documents=blank_line`); JSONL files hold one document
-per object, Parquet files and `datasets` splits one per row, in `data.text_field`.
+per object, Parquet files and `datasets` splits one per row, in `data.text_field`. Local files are
+read straight from disk (:mod:`lmtrain.data.file_texts`), `datasets` splits from their Arrow tables.
 """
 
 from __future__ import annotations
@@ -18,8 +18,8 @@ from typing import Any
 
 import numpy as np
 
+from lmtrain.data.file_texts import BATCH, FileTexts
 from lmtrain.data.files import data_suffix, is_parquet
-from lmtrain.data.hf_datasets import quiet_datasets, text_rows
 from lmtrain.errors import UserError
 
 log = logging.getLogger(__name__)
@@ -128,42 +128,25 @@ def _file_format(path: Path, fmt: str) -> str:
     return "jsonl" if data_suffix(path) in (".jsonl", ".json") else "text"
 
 
-_READ_BATCH = 1000  # texts converted from Arrow to Python at a time
-
-
-def _open_table(path: Path, fmt: str, text_field: str, documents: str, cache_dir: str | None):
-    """One file as a sequence of texts: a memory-mapped `datasets` table, or a list for wiki dumps."""
-    datasets = quiet_datasets()
-    kind = _file_format(path, fmt)
+def _open_file(path: Path, fmt: str, text_field: str, documents: str) -> FileTexts | list[str]:
+    """One file's texts: read from it on each pass, or a list for a wiki dump."""
     if is_wiki_dump(path):
         return wiki_documents(path)
-    if kind in ("jsonl", "parquet"):
-        try:
-            ds = datasets.load_dataset("json" if kind == "jsonl" else "parquet", data_files=str(path), split="train",
-                                       cache_dir=cache_dir)
-        except Exception as error:
-            what = "JSON lines" if kind == "jsonl" else "Parquet"
-            hint = f'Each line must be one JSON object such as {{"{text_field}": "..."}}.' if kind == "jsonl" else ""
-            raise UserError(f"{path} could not be read as {what} ({type(error).__name__}: "
-                            f"{str(error).splitlines()[0] if str(error) else ''}). {hint}") from None
-        return text_rows(ds, text_field, str(path))
-    if kind == "text":
-        sample_by = "paragraph" if documents == "blank_line" else "line"
-        return datasets.load_dataset("text", data_files=str(path), split="train", sample_by=sample_by,
-                                     cache_dir=cache_dir)
-    raise UserError(f"data.format={fmt} is not supported; use auto, text, jsonl or parquet.")
+    if fmt not in ("auto", "text", "jsonl", "parquet"):
+        raise UserError(f"data.format={fmt} is not supported; use auto, text, jsonl or parquet.")
+    return FileTexts(path, _file_format(path, fmt), text_field, documents)
 
 
 class Corpus:
     """The documents of some files or `datasets` splits, each a list of sentences, read lazily in order.
 
-    Text is read with `datasets` into memory-mapped Arrow tables (or streamed from a `datasets`
-    IterableDataset) and converted to Python a batch at a time, so a corpus larger than memory
-    can be processed chunk by chunk (see :meth:`chunks`).
+    Text is read a batch at a time: from the files themselves, from memory-mapped Arrow tables or
+    from a `datasets` IterableDataset, so a corpus larger than memory can be processed chunk by chunk
+    (see :meth:`chunks`).
 
     Args:
-        tables: (name, table) pairs: `datasets` tables or streams with a ``text`` column, or lists
-            of texts; the name is shown in warnings.
+        tables: (name, table) pairs: :class:`~lmtrain.data.file_texts.FileTexts`, `datasets` tables
+            or streams with a ``text`` column, or lists of texts; the name is shown in warnings.
         max_document_chars: documents longer than this are split into pieces of at most this many
             characters (see :func:`split_long_text`), with a warning, so memory stays bounded.
     """
@@ -177,29 +160,29 @@ class Corpus:
 
     @classmethod
     def from_files(cls, files: list[Path], fmt: str = "auto", text_field: str = "text", documents: str = "line",
-                   cache_dir: str | None = None, max_document_chars: int = MAX_DOCUMENT_CHARS) -> "Corpus":
-        """The corpus of text, JSONL or Parquet files, optionally compressed.
+                   max_document_chars: int = MAX_DOCUMENT_CHARS) -> "Corpus":
+        """The corpus of text, JSONL or Parquet files, optionally compressed (read when iterated).
 
         Args:
             files: the files (already checked with :func:`lmtrain.data.files.check_data_file`).
             fmt: auto (by extension) | text | jsonl | parquet.
             text_field: JSONL field / Parquet column holding a document.
             documents: text files: ``line`` (a document per line) or ``blank_line``.
-            cache_dir: where `datasets` keeps its Arrow cache.
             max_document_chars: see the class.
         """
         if documents not in ("line", "blank_line"):
             raise UserError(f"data.documents={documents} is not supported; use line or blank_line.")
-        tables = [(str(path), _open_table(path, fmt, text_field, documents, cache_dir)) for path in files]
-        return cls(tables, max_document_chars)
+        return cls([(str(path), _open_file(path, fmt, text_field, documents)) for path in files], max_document_chars)
 
     def texts(self) -> Iterator[str]:
         """Every non-blank document text, in order; an over-long document as consecutive pieces."""
         for name, table in zip(self.names, self.tables):
             if isinstance(table, list):
-                batches: Iterable[list] = (table[i:i + _READ_BATCH] for i in range(0, len(table), _READ_BATCH))
+                batches: Iterable[list] = (table[i:i + BATCH] for i in range(0, len(table), BATCH))
+            elif isinstance(table, FileTexts):
+                batches = table.batches()
             else:
-                batches = (batch["text"] for batch in table.iter(batch_size=_READ_BATCH))
+                batches = (batch["text"] for batch in table.iter(batch_size=BATCH))
             number = 0
             for batch in batches:
                 for text in batch:
@@ -248,9 +231,9 @@ class Corpus:
 
 
 def load_documents(files: list[Path], fmt: str = "auto", text_field: str = "text",
-                   documents: str = "line", cache_dir: str | None = None) -> list[list[str]]:
+                   documents: str = "line") -> list[list[str]]:
     """All documents of ``files`` in memory (see :class:`Corpus`, which streams them)."""
-    return list(Corpus.from_files(files, fmt, text_field, documents, cache_dir))
+    return list(Corpus.from_files(files, fmt, text_field, documents))
 
 
 def held_out_mask(n_docs: int, eval_fraction: float, seed: int) -> np.ndarray:

@@ -15,11 +15,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from lmtrain.data.cache_room import cache_full, no_room
+from lmtrain.data.saved_datasets import check_saved_rows, is_saved, saved_splits
 from lmtrain.errors import UserError
-
-# the files `save_to_disk` writes next to the Arrow data: one Dataset, or a DatasetDict of splits
-_SAVED_DATASET = ("state.json", "dataset_info.json")
-_SAVED_DICT = "dataset_dict.json"
 
 
 def quiet_datasets():
@@ -29,10 +27,6 @@ def quiet_datasets():
     datasets.disable_progress_bars()
     datasets.logging.set_verbosity_error()
     return datasets
-
-
-def _is_saved(folder: Path) -> bool:
-    return all((folder / name).is_file() for name in _SAVED_DATASET) or (folder / _SAVED_DICT).is_file()
 
 
 def _looks_like_path(path: str) -> bool:
@@ -122,7 +116,9 @@ class HfDataset:
         if self.local is None and _looks_like_path(path):
             raise UserError(f"{key}={path}: no such folder (relative paths are relative to the directory you run "
                             f"lmtrain from: {Path.cwd()}); give a dataset folder or a Hub id such as owner/name.")
-        self.saved = self.local is not None and _is_saved(self.local)
+        if self.local is not None and (self.local / f"{self.local.name}.py").is_file():
+            raise _script_refused(f"{key}={path}: the folder holds a dataset loading script, {self.local.name}.py,")
+        self.saved = self.local is not None and is_saved(self.local)
         self._builder = None
 
     def split(self, split: str, key: str) -> HfSplit:
@@ -144,18 +140,14 @@ class HfDataset:
         return HfSplit(rows, f"{self.path}[{split}]", identity)
 
     def _saved_split(self, split: str, key: str, where: str):
-        datasets = quiet_datasets()
-        try:
-            saved = datasets.load_from_disk(str(self.local))
-        except Exception as error:
-            raise UserError(f"{where}: the save_to_disk folder could not be read ({_first_line(error)}).") from None
-        if isinstance(saved, datasets.Dataset):
-            splits = {"train": saved}  # one saved Dataset: its rows are the training split
-        else:
-            splits = dict(saved)
+        splits = saved_splits(self.local, where)
         if split not in splits:
             raise _missing_split(split, key, where, list(splits))
-        return splits[split]
+        check_saved_rows(splits[split], split, key, where)
+        try:
+            return quiet_datasets().load_from_disk(str(splits[split]))
+        except Exception as error:
+            raise UserError(f"{where}: the save_to_disk folder could not be read ({_first_line(error)}).") from None
 
     def _load_builder(self, where: str):
         """The `datasets` builder of the dataset (resolved once: local files, the cache, or the Hub)."""
@@ -164,6 +156,10 @@ class HfDataset:
         datasets = quiet_datasets()
         try:
             self._builder = datasets.load_dataset_builder(str(self.local or self.path), self.config_name)
+        except RuntimeError as error:
+            if "scripts are no longer supported" in str(error):  # datasets >= 4 refuses them too
+                raise _script_refused(f"{where}: the dataset is a loading script,") from None
+            raise UserError(f"{where} could not be read ({_first_line(error)}).") from None
         except ValueError as error:
             if "BuilderConfig" in str(error):
                 raise UserError(f"data.config_name={self.config_name}: {where} has no such configuration "
@@ -201,7 +197,18 @@ class HfDataset:
         except (ConnectionError, FileNotFoundError) as error:
             raise self._not_found(error, where) from None
         except Exception as error:  # datasets reports unreadable files in many exception types
+            full = no_room(error)
+            if full:  # datasets removes its unfinished copy
+                cache = Path(quiet_datasets().config.HF_DATASETS_CACHE)
+                raise cache_full(f"the Arrow copy of {self.key}={self.path}", cache, full, "HF_DATASETS_CACHE") from None
             raise UserError(f"{where}: split '{split}' could not be read ({_first_line(error)}).") from None
+
+
+def _script_refused(what: str) -> UserError:
+    return UserError(f"{what} and lmtrain never runs the code of a dataset (nor does `datasets` since version 4). "
+                     "Give a folder of data files (parquet, json, csv, txt, arrow) or a save_to_disk folder instead: "
+                     "if you trust the script, run it yourself once where it may run, save its rows with "
+                     "save_to_disk or to_parquet, and point data.path at that folder.")
 
 
 def _missing_split(split: str, key: str, where: str, splits: list[str]) -> UserError:

@@ -27,6 +27,7 @@ from lmtrain.config.data import TextDataConfig
 from lmtrain.config.objectives import MaskingConfig
 from lmtrain.config.training import TokenizerConfig
 from lmtrain.data.cache_lock import cache_lock
+from lmtrain.data.cache_room import cache_full, no_room
 from lmtrain.data.chunk_workers import ChunkBuilder, ChunkJob, build_chunks, log_reports, shard_name
 from lmtrain.data.corpus import MAX_DOCUMENT_CHARS, Corpus, held_out_mask
 from lmtrain.data.examples import ExamplePlan, ExampleRecipe
@@ -160,18 +161,23 @@ def _chunk_jobs(split: SplitCorpus, data_cfg: TextDataConfig, folder: Path) -> I
 def _write_examples(root: Path, split: SplitCorpus, tokenizer: TextTokenizer, data_cfg: TextDataConfig,
                     plan: ExamplePlan) -> None:
     """Tokenize ``split`` chunk by chunk (``data.num_proc`` processes) into the sharded train and eval stores
-    under ``root``, which appears only once both are complete."""
+    under ``root``, which appears only once both are complete (a full disk leaves nothing: UserError)."""
     started = time.perf_counter()
-    with atomic_directory(root) as folder:
-        reports = build_chunks(_chunk_jobs(split, data_cfg, folder), ChunkBuilder(tokenizer, data_cfg, plan),
-                               data_cfg.num_proc)
-        log_reports(reports, time.perf_counter() - started)
-        for part in ("train", "eval"):
-            shards = sorted(r.index for r in reports if r.part == part and r.examples)
-            if not shards:
-                raise UserError(f"the {part} part of the corpus gave no training sequences "
-                                f"(data.max_seq_len={data_cfg.max_seq_len}); add text or shorten data.max_seq_len.")
-            index_shards(folder / part, [shard_name(index) for index in shards], {"objective": plan.objective})
+    try:
+        with atomic_directory(root) as folder:
+            reports = build_chunks(_chunk_jobs(split, data_cfg, folder), ChunkBuilder(tokenizer, data_cfg, plan),
+                                   data_cfg.num_proc)
+            log_reports(reports, time.perf_counter() - started)
+            for part in ("train", "eval"):
+                shards = sorted(r.index for r in reports if r.part == part and r.examples)
+                if not shards:
+                    raise UserError(f"the {part} part of the corpus gave no training sequences (data.max_seq_len="
+                                    f"{data_cfg.max_seq_len}); add text or shorten data.max_seq_len.")
+                index_shards(folder / part, [shard_name(index) for index in shards], {"objective": plan.objective})
+    except OSError as error:
+        if not no_room(error):
+            raise
+        raise cache_full("the tokenized examples", root.parent, error) from None
 
 
 def _remove_leftovers(root: Path) -> None:
@@ -199,7 +205,7 @@ class PretrainingPreparation:
     def source(self) -> CorpusSource:
         """The corpus's files and their digests."""
         if self._source is None:
-            self._source = corpus_source(self.data_cfg, str(self.cache / "datasets"))
+            self._source = corpus_source(self.data_cfg)
         return self._source
 
     def corpus(self) -> SplitCorpus:

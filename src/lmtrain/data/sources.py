@@ -7,6 +7,8 @@ the corpus, and opens the (train, held-out) corpora only when they are needed.
 
 from __future__ import annotations
 
+import logging
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -18,7 +20,11 @@ from lmtrain.data.hf_datasets import HfDataset, text_rows
 from lmtrain.data.store import file_digest
 from lmtrain.errors import UserError
 
+log = logging.getLogger(__name__)
+
 SOURCES = ("bundled", "files", "hf")
+PROGRESS_SECONDS = 10.0  # between the lines that say how far checking the files has come
+_MANY_FILES, _MANY_BYTES = 100, 1 << 30  # files checked with a line that says so first
 
 
 @dataclass
@@ -39,7 +45,26 @@ def _checked(path: Path, key: str) -> str:
     return file_digest(path) if path.exists() and is_wiki_dump(path) else check_data_file(path, key)
 
 
-def _file_source(data_cfg: TextDataConfig, cache_dir: str) -> CorpusSource:
+def _size(n_bytes: int) -> str:
+    return f"{n_bytes / 1e9:.1f} GB" if n_bytes >= 1e9 else f"{n_bytes / 1e6:.1f} MB"
+
+
+def _checked_all(paths: list[Path], key: str) -> list[str]:
+    """The content digests of ``paths`` (each checked readable), saying how far it has come when it takes long."""
+    total = sum(path.stat().st_size for path in paths if path.is_file())
+    if len(paths) >= _MANY_FILES or total >= _MANY_BYTES:
+        log.info("checking %d files (%s) of %s", len(paths), _size(total), key)
+    digests, done, reported = [], 0, time.monotonic()
+    for number, path in enumerate(paths, 1):
+        digests.append(_checked(path, key))
+        done += path.stat().st_size
+        if time.monotonic() - reported >= PROGRESS_SECONDS:
+            log.info("checked %d of %d files (%s of %s) of %s", number, len(paths), _size(done), _size(total), key)
+            reported = time.monotonic()
+    return digests
+
+
+def _file_source(data_cfg: TextDataConfig) -> CorpusSource:
     if data_cfg.source == "bundled":
         train, key = [bundled_file(name) for name in data_cfg.bundled], "data.bundled"
     else:
@@ -48,10 +73,8 @@ def _file_source(data_cfg: TextDataConfig, cache_dir: str) -> CorpusSource:
                             "data=text data.train_files=[corpus/a.txt,corpus/b.txt] or data.train_files=[corpus/*.txt].")
         train, key = expand_paths(list(data_cfg.train_files), "data.train_files"), "data.train_files"
     eval_files = expand_paths(list(data_cfg.eval_files), "data.eval_files")
-    digests = [_checked(path, key) for path in train] + ["eval"]
-    digests += [_checked(path, "data.eval_files") for path in eval_files]
-    read = dict(fmt=data_cfg.format, text_field=data_cfg.text_field, documents=data_cfg.documents,
-                cache_dir=cache_dir)
+    digests = [*_checked_all(train, key), "eval", *_checked_all(eval_files, "data.eval_files")]
+    read = dict(fmt=data_cfg.format, text_field=data_cfg.text_field, documents=data_cfg.documents)
 
     def open_corpora() -> tuple[Corpus, Corpus | None]:
         held_out = Corpus.from_files(eval_files, **read) if eval_files else None
@@ -77,18 +100,17 @@ def _hf_source(data_cfg: TextDataConfig) -> CorpusSource:
     return CorpusSource(digests, open_corpora)
 
 
-def corpus_source(data_cfg: TextDataConfig, cache_dir: str) -> CorpusSource:
+def corpus_source(data_cfg: TextDataConfig) -> CorpusSource:
     """The corpus ``data_cfg`` names, its files checked (or its dataset resolved) but not yet read.
 
     Args:
         data_cfg: the ``data`` config group.
-        cache_dir: where `datasets` keeps the Arrow copies of the user's files.
     Raises:
         UserError: an unknown source, a missing or unreadable file, an empty glob, a dataset that
             cannot be found.
     """
     if data_cfg.source in ("bundled", "files"):
-        return _file_source(data_cfg, cache_dir)
+        return _file_source(data_cfg)
     if data_cfg.source == "hf":
         return _hf_source(data_cfg)
     raise UserError(f"data.source={data_cfg.source} is not supported; use one of {', '.join(SOURCES)}.")

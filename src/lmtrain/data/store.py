@@ -77,6 +77,13 @@ class _NpyColumn:
         self.file.write(self._header())
         self.file.close()
 
+    def abandon(self) -> None:
+        """Close the file of a column that will be thrown away (a failing write is of no interest)."""
+        try:
+            self.file.close()
+        except OSError:
+            pass
+
 
 def _column_digest(path: Path) -> str:
     """SHA-256 of an ``.npy`` file's data (its header left out: a column's header changes as it grows)."""
@@ -141,14 +148,27 @@ class StoreWriter:
             self.columns[name].append(np.asarray(values, dtype=np.int64))
 
     def __exit__(self, *exc_info) -> bool:
+        try:
+            if exc_info[0] is None:
+                self._finish()
+            else:
+                for column in self.columns.values():
+                    column.abandon()
+        except BaseException as error:  # a full disk while finishing: the temporary folder still goes
+            for column in self.columns.values():
+                column.abandon()
+            self._atomic.__exit__(type(error), error, error.__traceback__)
+            raise
+        return self._atomic.__exit__(*exc_info)
+
+    def _finish(self) -> None:
+        """Close the columns and write ``meta.json`` with the row count and the content digest."""
         for column in self.columns.values():
             column.close()
-        if exc_info[0] is None:
-            fields = self.fields or {"sequences": [], "scalars": []}
-            meta = {**self.meta, "fields": fields, "n": self.columns[LENGTH].rows}
-            meta[CONTENT_DIGEST] = _store_digest(meta, {n: c.hash.hexdigest() for n, c in self.columns.items()})
-            (self.tmp / "meta.json").write_text(json.dumps(meta, indent=2))
-        return self._atomic.__exit__(*exc_info)
+        fields = self.fields or {"sequences": [], "scalars": []}
+        meta = {**self.meta, "fields": fields, "n": self.columns[LENGTH].rows}
+        meta[CONTENT_DIGEST] = _store_digest(meta, {n: c.hash.hexdigest() for n, c in self.columns.items()})
+        (self.tmp / "meta.json").write_text(json.dumps(meta, indent=2))
 
 
 def write_store(path: Path, sequences: dict[str, list[np.ndarray]], scalars: dict[str, list[int]],

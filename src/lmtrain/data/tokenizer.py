@@ -17,6 +17,8 @@ from tokenizers import Tokenizer, decoders, models, normalizers, pre_tokenizers,
 from lmtrain.atomic import write_text
 from lmtrain.config.training import TokenizerConfig
 from lmtrain.data.cache_lock import cache_lock
+from lmtrain.data.cache_room import cache_full, no_room
+from lmtrain.data.long_words import MAX_PRETOKEN_CHARS, LongWordCount, bound_pre_tokens
 from lmtrain.errors import UserError
 
 
@@ -171,7 +173,11 @@ def train_tokenizer(texts: Iterator[str] | list[str], tok_cfg: TokenizerConfig) 
     """
     roles = special_roles(tok_cfg)
     tokenizer, make_trainer = build_untrained(tok_cfg.kind, tok_cfg.lowercase, roles)
-    tokenizer.train_from_iterator(texts, trainer=make_trainer(tok_cfg.vocab_size, tok_cfg.min_frequency))
+    long_words = LongWordCount(tokenizer, "bytes" if tok_cfg.kind == "bpe" else "characters")
+    bound_pre_tokens(tokenizer)
+    tokenizer.train_from_iterator(long_words.counted(texts),
+                                  trainer=make_trainer(tok_cfg.vocab_size, tok_cfg.min_frequency))
+    long_words.report()
     add_post_processor(tokenizer, roles)
     return TextTokenizer(tokenizer, roles, source="trained tokenizer")
 
@@ -181,6 +187,7 @@ def tokenizer_fingerprint(tok_cfg: TokenizerConfig) -> str:
     keys = ("kind", "vocab_size", "min_frequency", "lowercase")
     values = {k: getattr(tok_cfg, k) for k in keys}
     values["special_tokens"] = special_roles(tok_cfg)
+    values["max_pretoken_chars"] = MAX_PRETOKEN_CHARS
     return json.dumps(values, sort_keys=True)
 
 
@@ -198,7 +205,20 @@ def cached_tokenizer(path: Path, roles: dict[str, str], train: Callable[[], Text
             return TextTokenizer.from_file(path, roles)
         tokenizer = train()
         path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_suffix(f".tmp{os.getpid()}")
-        tokenizer.save(tmp)
-        os.replace(tmp, path)
+        _save_new(tokenizer, path)
     return tokenizer
+
+
+def _save_new(tokenizer: TextTokenizer, path: Path) -> None:
+    """Write ``tokenizer`` to ``path`` through a temporary file that is renamed into place once complete."""
+    tmp = path.with_suffix(f".tmp{os.getpid()}")
+    tmp.unlink(missing_ok=True)  # one left by a killed process of this pid (a link is removed, never followed)
+    try:
+        with open(tmp, "xb") as file:  # the bytes Tokenizer.save writes
+            file.write(tokenizer.tokenizer.to_str(pretty=True).encode("utf-8"))
+    except BaseException as error:
+        tmp.unlink(missing_ok=True)
+        if isinstance(error, OSError) and no_room(error):
+            raise cache_full("the tokenizer", path.parent, error) from None
+        raise
+    os.replace(tmp, path)
