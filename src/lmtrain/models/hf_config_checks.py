@@ -138,7 +138,7 @@ def _shape_problems(config: Mapping[str, Any], layout: str, shapes: Mapping[str,
     layers = max(indices) + 1 if indices else 0
     problems = [] if config[key] == layers else [
         f"{_shown(key, config[key])}, but the weights hold {layers} layer{'s' if layers != 1 else ''}"
-        + (f" ({prefix}0 to {prefix}{layers - 1})" if layers else "")]
+        + (f" ({prefix}0 to {prefix}{layers - 1})" if layers > 1 else f" ({prefix}0)" if layers else "")]
     for tensor, keys in _REFERENCES[layout].items():
         shape = shapes.get(tensor)
         if shape is None:
