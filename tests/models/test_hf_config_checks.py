@@ -214,3 +214,28 @@ def test_a_pytorch_model_bin_is_checked_against_the_config_too(exported, tmp_pat
     (folder / "model.safetensors").unlink()
     with pytest.raises(UserError, match=r"does not describe its weights \(pytorch_model.bin\): num_hidden_layers="):
         load_hf_folder(folder)
+
+
+def test_a_layer_numbered_far_beyond_the_others_is_refused(exported, tmp_path, nothing_built):
+    from safetensors.torch import load_file, save_file
+
+    folder = edited(exported, "bert", tmp_path / "hf", num_hidden_layers=100_000_001)
+    weights = load_file(str(folder / "model.safetensors"))
+    weights["bert.encoder.layer.100000000.output.dense.bias"] = torch.zeros(16)
+    save_file(weights, str(folder / "model.safetensors"))
+    with pytest.raises(UserError, match=r"the weights' layers are not numbered 0 to 2: they hold "
+                                        r"encoder.layer.100000000"):
+        load_hf_folder(folder)
+
+
+def test_a_huge_number_or_long_string_is_shown_short(exported, tmp_path, nothing_built):
+    folder = edited(exported, "bert", tmp_path / "hf", hidden_size="x" * 10_000, initializer_range=10**400)
+    with pytest.raises(UserError) as error:
+        load_hf_folder(folder)
+    message = str(error.value)
+    assert 'hidden_size="xxxxxxxx' in message and 'xxx... (expected a whole number of at least 1)' in message
+    assert "initializer_range" not in message and len(message) < 600  # a huge but whole number is a number
+    folder = edited(exported, "bert", tmp_path / "hf2", vocab_size=10**400)
+    with pytest.raises(UserError, match=r"vocab_size=10{59}\.\.\., but the weights' embeddings.word_embeddings.weight "
+                                        r"has shape \[50, 16\]"):
+        load_hf_folder(folder)

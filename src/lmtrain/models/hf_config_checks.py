@@ -71,7 +71,7 @@ def _layout(family: str) -> str:
 
 
 def _is_number(value: Any) -> bool:
-    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+    return isinstance(value, int) and not isinstance(value, bool) or isinstance(value, float) and math.isfinite(value)
 
 
 def _is_count(value: Any, least: int) -> bool:
@@ -79,7 +79,8 @@ def _is_count(value: Any, least: int) -> bool:
 
 
 def _shown(key: str, value: Any) -> str:
-    return f"{key}={json.dumps(value)}"
+    text = json.dumps(value)
+    return f"{key}={text if len(text) <= 60 else text[:60] + '...'}"
 
 
 def _value_problems(config: Mapping[str, Any], layout: str) -> list[str]:
@@ -134,8 +135,10 @@ def _size(config: Mapping[str, Any], key: str) -> tuple[int, str]:
 
 def _shape_problems(config: Mapping[str, Any], layout: str, shapes: Mapping[str, tuple[int, ...]]) -> list[str]:
     key, prefix, pattern = _LAYERS[layout]
-    indices = [int(match[1]) for match in map(pattern.match, shapes) if match]
-    layers = max(indices) + 1 if indices else 0
+    indices = sorted({int(match[1]) for match in map(pattern.match, shapes) if match})
+    layers = len(indices)
+    if indices and indices[-1] != layers - 1:  # numbered with gaps: a count from the highest number would lie
+        return [f"the weights' layers are not numbered 0 to {layers - 1}: they hold {prefix}{indices[-1]}"]
     problems = [] if config[key] == layers else [
         f"{_shown(key, config[key])}, but the weights hold {layers} layer{'s' if layers != 1 else ''}"
         + (f" ({prefix}0 to {prefix}{layers - 1})" if layers > 1 else f" ({prefix}0)" if layers else "")]
