@@ -47,7 +47,7 @@ def _shard_names(index: Path) -> list[str]:
     """The shard files ``index`` names, each a relative path that stays inside the index's folder."""
     try:
         content = json.loads(index.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, ValueError) as error:
+    except (OSError, UnicodeDecodeError, ValueError, RecursionError) as error:
         raise UserError(f"{index} is not valid JSON ({' '.join(str(error).split())[:200]}); write the model "
                         "again with save_pretrained.") from None
     weight_map = content.get("weight_map") if isinstance(content, dict) else None
