@@ -26,6 +26,7 @@ MODEL_FILES = ("config.json", "model.safetensors", "model.safetensors.index.json
                *TOKENIZER_FILES)
 _LEGACY_WEIGHTS = ("pytorch_model.bin",)
 HUB_MARK = "(Hugging Face Hub)"
+_COMMIT = re.compile(r"[0-9a-f]{40}")  # a snapshot folder's name: the commit hash
 # org/name as the Hub spells repository ids (letters, digits, - _ .), then an optional @revision
 _HUB_ID = re.compile(r"(?P<repo>[A-Za-z0-9][\w.-]*(?:/[A-Za-z0-9][\w.-]*)?)(?:@(?P<revision>[\w./-]+))?")
 
@@ -46,7 +47,22 @@ def parse_hub_id(name: str) -> HubId | None:
     match = _HUB_ID.fullmatch(name.strip())
     if match is None or ".." in match["repo"] or "--" in match["repo"] or match["repo"].endswith("."):
         return None
+    if match["revision"] is not None and revision_problem(match["revision"]):
+        return None
     return HubId(match["repo"], match["revision"])
+
+
+def revision_problem(revision: str) -> str | None:
+    """Why ``revision`` cannot name a branch, tag or commit (None if it can).
+
+    Git's rules for ref names, as far as they keep a name inside the cache's ``refs/`` folder: no part
+    of ``a/b/c`` is empty or starts with a dot (so no ``.`` or ``..``), and none ends with ``.lock``.
+    """
+    parts = revision.split("/")
+    if any(not part or part.startswith(".") or part.endswith(".lock") for part in parts):
+        return "a branch, tag or commit name has no empty part, no part starting with a dot (such as . or ..) " \
+               "and no part ending in .lock"
+    return None
 
 
 def snapshot_hub_id(folder: Path) -> HubId | None:
@@ -110,6 +126,10 @@ def resolve_source(name: str, key: str, tokenizer_only: bool = False) -> Path:
     path = Path(name).expanduser()
     if path.exists():
         return path
+    repo, at, revision = name.strip().partition("@")
+    if at and parse_hub_id(repo) is not None and revision_problem(revision):
+        raise UserError(f"{key}={name}: {revision!r} is not a revision of a Hugging Face Hub model: "
+                        f"{revision_problem(revision)}. Name a branch (main), a tag or a commit hash.")
     hub = parse_hub_id(name)
     if hub is None:
         raise UserError(f"{key}={name}: no such file or directory. Give a run directory (outputs/pretrain/...), "
@@ -125,7 +145,8 @@ def hub_snapshot(hub: HubId, key: str, tokenizer_only: bool = False) -> Path:
 
     complete = has_tokenizer_files if tokenizer_only else has_model_files
     try:
-        folder = Path(snapshot_download(hub.repo, revision=hub.revision, local_files_only=True))
+        folder = _in_cache_layout(Path(snapshot_download(hub.repo, revision=hub.revision, local_files_only=True)),
+                                  hub, key)
         if complete(folder):
             return folder
         missing = "tokenizer files" if tokenizer_only else "config.json or the weights"
@@ -134,6 +155,20 @@ def hub_snapshot(hub: HubId, key: str, tokenizer_only: bool = False) -> Path:
     if hub_offline():
         raise _not_available(hub, key, folder, missing)
     return _download(hub, key, tokenizer_only)
+
+
+def _in_cache_layout(folder: Path, hub: HubId, key: str) -> Path:
+    """``folder`` if it is a snapshot of ``hub`` in the cache (``models--org--name/snapshots/<commit>``).
+
+    A ref file of the cache (``refs/main``) names the commit; one that names a path instead
+    (``../../elsewhere``) would lead outside the cache, so it is refused.
+    """
+    snapshots = hub_cache_dir() / ("models--" + hub.repo.replace("/", "--")) / "snapshots"
+    if folder.parent != snapshots or not _COMMIT.fullmatch(folder.name):
+        raise UserError(f"{key}={hub}: the Hugging Face cache names {folder} as its snapshot, which is not a commit "
+                        f"folder of {snapshots}; a file under refs/ of the cache is damaged. Download the model "
+                        "again (`hf download`), or give a local folder.")
+    return folder
 
 
 def _not_available(hub: HubId, key: str, folder: Path | None, missing: str | None) -> UserError:

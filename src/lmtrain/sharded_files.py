@@ -15,6 +15,8 @@ from __future__ import annotations
 import contextlib
 import functools
 import io
+import math
+import os
 import pickle
 import warnings
 from collections.abc import Iterator
@@ -27,6 +29,7 @@ from lmtrain.errors import UserError
 from lmtrain.tensor_files import unreadable
 
 METADATA = ".metadata"
+_METADATA_LIMIT = 1 << 30  # bytes; the metadata of billions of parameters sharded over thousands of ranks fits
 
 # (module, name) of every global a DCP .metadata pickle names (its dataclasses, torch.Size, layouts, paths)
 _METADATA_GLOBALS = {
@@ -60,25 +63,84 @@ def _refused(path: Path, what: str) -> UserError:
 
 
 def read_sharded_metadata(folder: Path) -> Any:
-    """The ``.metadata`` of the sharded tensors in ``folder``, built from plain data only.
+    """The ``.metadata`` of the sharded tensors in ``folder``, built from plain data only and checked in form.
 
     Raises:
-        UserError: the file is missing, truncated or not DCP metadata, or it names any other class or
-            function (refused without running it).
+        UserError: the file is missing, larger than any metadata, truncated or not DCP metadata (a list
+            where a dict belongs, a negative size, say), or it names any other class or function
+            (refused without running it).
     """
     from torch.distributed.checkpoint.metadata import Metadata
 
     path = folder / METADATA
     try:
         with open(path, "rb") as file:
-            metadata = _MetadataUnpickler(file).load()
+            if os.fstat(file.fileno()).st_size > _METADATA_LIMIT:
+                raise _not_metadata(path, f"it is over {_METADATA_LIMIT >> 20} MiB")
+            data = file.read()
+        # a pickle declaring an object larger than the file fails below (EOFError, MemoryError), caught
+        metadata = _MetadataUnpickler(io.BytesIO(data)).load()
     except _ForbiddenGlobal as error:
         raise _refused(path, str(error)) from None
-    except (OSError, EOFError, pickle.UnpicklingError, AttributeError, TypeError, ValueError, IndexError) as error:
+    except (OSError, EOFError, pickle.UnpicklingError, AttributeError, TypeError, ValueError, IndexError, KeyError,
+            RuntimeError, OverflowError, MemoryError, RecursionError) as error:
         raise unreadable(path, error) from None
-    if not isinstance(metadata, Metadata) or not isinstance(metadata.storage_data, dict):
+    if not isinstance(metadata, Metadata):
         raise _refused(path, f"a {type(metadata).__name__} instead of DCP metadata")
+    problem = _form_problem(metadata)
+    if problem:
+        raise _not_metadata(path, problem)
     return metadata
+
+
+def _not_metadata(path: Path, problem: str) -> UserError:
+    return UserError(f"{path} is not the metadata of a sharded checkpoint ({problem}); it is damaged or was not "
+                     "written by torch.distributed.checkpoint. Use another checkpoint (an older checkpoints/step-N), "
+                     "or write this one again.")
+
+
+def _is_shape(value: Any, rank: int | None = None) -> bool:
+    return isinstance(value, tuple) and (rank is None or len(value) == rank) and all(
+        isinstance(dim, int) and not isinstance(dim, bool) and dim >= 0 for dim in value)
+
+
+def _tensor_problem(entry: Any) -> str | None:
+    """Why a tensor's entry of the metadata is malformed (None if its size, dtype and chunks are plain)."""
+    from torch.distributed.checkpoint.metadata import ChunkStorageMetadata, TensorProperties
+
+    if not _is_shape(entry.size):
+        return f"has the size {entry.size!r}, not a list of counts"
+    if not isinstance(entry.properties, TensorProperties) or not isinstance(entry.properties.dtype, torch.dtype):
+        return "has no dtype"
+    if not isinstance(entry.chunks, list) or not all(
+            isinstance(chunk, ChunkStorageMetadata) and _is_shape(chunk.offsets, len(entry.size))
+            and _is_shape(chunk.sizes, len(entry.size))
+            and all(o + n <= d for o, n, d in zip(chunk.offsets, chunk.sizes, entry.size)) for chunk in entry.chunks):
+        return "has chunks that are not a list of parts within its size"
+    return None
+
+
+def _form_problem(metadata: Any) -> str | None:
+    """Why ``metadata`` is not in DCP's form (None if its tables are dicts of the right entries)."""
+    from torch.distributed.checkpoint.filesystem import _StorageInfo
+    from torch.distributed.checkpoint.metadata import BytesStorageMetadata, MetadataIndex, TensorStorageMetadata
+
+    for table in ("state_dict_metadata", "storage_data"):
+        if not isinstance(getattr(metadata, table, None), dict):
+            return f"its {table} is a {type(getattr(metadata, table, None)).__name__}, not a dict"
+    if not all(isinstance(index, MetadataIndex) and isinstance(info, _StorageInfo)
+               for index, info in metadata.storage_data.items()):
+        return "its storage_data holds entries other than file ranges"
+    for name, entry in metadata.state_dict_metadata.items():
+        if not isinstance(name, str):
+            return f"its state_dict_metadata names {name!r}, not a string"
+        if isinstance(entry, BytesStorageMetadata):
+            continue
+        problem = _tensor_problem(entry) if isinstance(entry, TensorStorageMetadata) else \
+            f"is a {type(entry).__name__}, not a tensor or value entry"
+        if problem:
+            return f"{name} {problem}"
+    return None
 
 
 def _storage_problem(folder: Path, metadata: Any) -> str | None:
@@ -97,6 +159,23 @@ def _storage_problem(folder: Path, metadata: Any) -> str | None:
             return f"{METADATA} gives {name} a byte range that is not two counts"
         if sum(end) > sizes[name]:
             return f"{name} is truncated ({sizes[name]} bytes, the metadata needs {sum(end)})"
+    return _size_problem(metadata, sum(sizes.values()))
+
+
+def _size_problem(metadata: Any, stored: int) -> str | None:
+    """Why a tensor the metadata describes cannot be in the ``stored`` bytes of the shard files (None if all can).
+
+    Shards hold each tensor's bytes uncompressed, so a larger size is a damaged or crafted metadata,
+    refused before a tensor of that size is allocated.
+    """
+    from torch.distributed.checkpoint.metadata import TensorStorageMetadata
+
+    for name, entry in metadata.state_dict_metadata.items():
+        if isinstance(entry, TensorStorageMetadata):
+            needed = math.prod(entry.size) * entry.properties.dtype.itemsize
+            if needed > stored:
+                return (f"{METADATA} gives {name} the size {list(entry.size)} ({needed} bytes of "
+                        f"{entry.properties.dtype}), more than the {stored} bytes of all its shard files")
     return None
 
 
@@ -110,6 +189,15 @@ def sharded_problem(folder: Path) -> str | None:
     except UserError as error:
         return str(error)
     return _storage_problem(folder, metadata)
+
+
+def _intact_metadata(folder: Path) -> Any:
+    """The metadata of ``folder``, refused unless every shard file it names is there, whole, and can hold its sizes."""
+    metadata = read_sharded_metadata(folder)
+    problem = _storage_problem(folder, metadata)
+    if problem:
+        raise UserError(f"{folder} cannot be read ({problem}). Use another checkpoint (an older checkpoints/step-N).")
+    return metadata
 
 
 @functools.cache
@@ -167,9 +255,7 @@ def load_sharded(folder: Path, state_dict: dict[str, Any], process_group: Any = 
     """
     from torch.distributed.checkpoint import CheckpointException, load
 
-    problem = _storage_problem(folder, read_sharded_metadata(folder))
-    if problem:
-        raise UserError(f"{folder} cannot be read ({problem}). Use another checkpoint (an older checkpoints/step-N).")
+    _intact_metadata(folder)
     reader, planner = _safe_reading()
     try:
         with single_process_quietly(no_dist):
@@ -192,7 +278,7 @@ def read_sharded_tensors(folder: Path, prefix: str) -> dict[str, torch.Tensor]:
     """
     from torch.distributed.checkpoint.metadata import TensorStorageMetadata
 
-    metadata = read_sharded_metadata(folder)
+    metadata = _intact_metadata(folder)  # sizes checked against the files before anything is allocated
     start = prefix + "."
     tensors = {key[len(start):]: torch.empty(entry.size, dtype=entry.properties.dtype)
                for key, entry in metadata.state_dict_metadata.items()

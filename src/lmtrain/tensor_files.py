@@ -23,7 +23,8 @@ from lmtrain.errors import UserError
 def unreadable(path: Path, error: BaseException) -> UserError:
     """The error for a file a reader choked on: truncated or corrupt, and what to do."""
     reason = " ".join(str(error).split())[:200]
-    return UserError(f"{path} is unreadable ({type(error).__name__}: {reason}): the file is truncated or corrupt, "
+    said = f"{type(error).__name__}: {reason}" if reason else type(error).__name__
+    return UserError(f"{path} is unreadable ({said}): the file is truncated or corrupt, "
                      "e.g. by a copy that did not finish or a full disk. Use another checkpoint (an older "
                      "checkpoints/step-N) or write the file again.")
 
@@ -86,3 +87,21 @@ def read_torch_tensors(path: Path) -> Any:
                         "safetensors where it came from, or use another checkpoint.") from None
     except (RuntimeError, OSError, EOFError, zipfile.BadZipFile) as error:
         raise unreadable(path, error) from None
+
+
+def read_tensor_dict(path: Path) -> dict[str, torch.Tensor]:
+    """A ``torch.save`` file holding a flat dict of named tensors (a state dict), read as :func:`read_torch_tensors`.
+
+    Raises:
+        UserError: the file holds anything else (a list, nested dicts, numbers), is damaged or needs unpickling.
+    """
+    content = read_torch_tensors(path)
+    if isinstance(content, dict) and all(isinstance(name, str) and isinstance(tensor, torch.Tensor)
+                                         for name, tensor in content.items()):
+        return content
+    odd = next((f"{name!r} holds a {type(value).__name__}" for name, value in content.items()
+                if not isinstance(name, str) or not isinstance(value, torch.Tensor)), "") \
+        if isinstance(content, dict) else f"it holds a {type(content).__name__}"
+    raise UserError(f"{path} is not a state dict: expected a flat dict of tensor names to tensors, as "
+                    f"save_pretrained and torch.save(model.state_dict()) write, but {odd}. Save the weights again "
+                    "from the model (as safetensors where possible).")

@@ -9,6 +9,7 @@ from __future__ import annotations
 import importlib.util
 import json
 import math
+import os
 import shutil
 from pathlib import Path
 
@@ -244,3 +245,49 @@ def test_a_real_minilm_by_hub_id_fine_tunes(hub, tmp_path, offline):
     with pytest.raises(UserError, match=r"has heads \[\] but its objective mlm needs \['mlm'\]"):
         run_command(evaluate, "evaluate", tmp_path / "ev", ["ckpt=sentence-transformers/all-MiniLM-L6-v2",
                                                             *data_overrides(hub, tmp_path)])
+
+
+# ------------------------------------------------------------------- hostile revisions, refs and snapshots
+@pytest.mark.parametrize("revision", ["..", ".", "../outside", "main/../v2", "main/", ".hidden", "v2.lock"])
+def test_a_revision_that_is_no_ref_name_is_refused(hub, offline, revision):
+    repo_dir = hub["home"] / "hub" / "models--org--tiny-bert"
+    (repo_dir / "outside").write_text(MAIN)  # a file outside refs/ naming a snapshot: never read as a ref
+    with pytest.raises(UserError) as error:
+        locate_model(f"org/tiny-bert@{revision}", key="init")
+    message = " ".join(str(error.value).split())
+    assert f"init=org/tiny-bert@{revision}: {revision!r} is not a revision of a Hugging Face Hub model" in message
+    assert "Name a branch (main), a tag or a commit hash" in message
+
+
+def test_the_cli_refuses_a_dot_dot_revision_and_writes_nothing(hub, tmp_path, offline):
+    out = run_cli("generate", "ckpt=org/tiny-bert@..", "prompt=hello", f"hydra.run.dir={tmp_path / 'gen'}",
+                  cwd=tmp_path, env=offline)
+    assert out.returncode == 2 and "Traceback" not in out.stderr, out.stderr[-2000:]
+    assert "ckpt=org/tiny-bert@..: '..' is not a revision" in " ".join(out.stderr.split())
+    assert not (tmp_path / "gen" / "generations.jsonl").exists()
+
+
+def test_a_ref_file_that_names_a_path_is_refused(hub, offline, tmp_path):
+    repo_dir = hub["home"] / "hub" / "models--org--tiny-bert"
+    elsewhere = shutil.copytree(hub["bert"], tmp_path / "elsewhere")
+    (repo_dir / "refs" / "odd").write_text(os.path.relpath(elsewhere, repo_dir / "snapshots"))
+    with pytest.raises(UserError) as error:
+        locate_model("org/tiny-bert@odd")
+    message = " ".join(str(error.value).split())
+    assert f"ckpt=org/tiny-bert@odd: the Hugging Face cache names {repo_dir / 'snapshots'}/../" in message
+    assert "a file under refs/ of the cache is damaged" in message
+
+
+@pytest.mark.parametrize("commit,values,said", [
+    ("c" * 40, {"hidden_size": "32"}, 'hidden_size="32" (expected a whole number of at least 1)'),
+    ("d" * 40, {"num_hidden_layers": -2}, "num_hidden_layers=-2 (expected a whole number of at least 1)"),
+    ("e" * 40, {"num_hidden_layers": 1_000_000}, "num_hidden_layers=1000000, but the weights hold 1 layer "
+                                                  "(encoder.layer.0)")], ids=["string", "negative", "huge"])
+def test_a_hub_model_with_a_hostile_config_is_refused(hub, offline, commit, values, said):
+    snapshot = put_snapshot(hub["home"] / "hub", "org/odd-config", commit, hub["bert"])
+    config = json.loads((snapshot / "config.json").read_text())
+    (snapshot / "config.json").write_text(json.dumps({**config, **values}))
+    with pytest.raises(UserError) as error:
+        load_checkpoint(f"org/odd-config@{commit}", key="init")
+    message = " ".join(str(error.value).split())
+    assert str(snapshot / "config.json") in message and said in message

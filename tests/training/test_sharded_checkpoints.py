@@ -175,3 +175,59 @@ def test_resume_auto_skips_a_checkpoint_with_a_truncated_shard(tmp_path, caplog)
     assert "step-2 is damaged (sharded: __0_0.distcp is truncated" in caplog.text
     with pytest.raises(UserError, match=r"step-2 cannot be resumed from \(sharded: __0_0.distcp is truncated"):
         ckpt.resume_checkpoint(str(newest), checkpoints)
+
+
+def _huge(metadata):
+    entry = metadata.state_dict_metadata["model.0.weight"]
+    metadata.state_dict_metadata["model.0.weight"] = dataclasses.replace(entry, size=torch.Size([10**6, 10**6]))
+
+
+def _negative(metadata):
+    entry = metadata.state_dict_metadata["model.0.weight"]
+    metadata.state_dict_metadata["model.0.weight"] = dataclasses.replace(entry, size=torch.Size([-3, 8]))
+
+
+def _chunk_outside(metadata):
+    entry = metadata.state_dict_metadata["model.0.weight"]
+    chunk = dataclasses.replace(entry.chunks[0], offsets=torch.Size([10**9, 0]))
+    metadata.state_dict_metadata["model.0.weight"] = dataclasses.replace(entry, chunks=[chunk])
+
+
+@pytest.mark.parametrize("edit,said", [
+    (lambda m: setattr(m, "state_dict_metadata", list(m.state_dict_metadata.items())),
+     "is not the metadata of a sharded checkpoint (its state_dict_metadata is a list, not a dict)"),
+    (lambda m: setattr(m, "state_dict_metadata", {5: m.state_dict_metadata["model.0.weight"]}),
+     "is not the metadata of a sharded checkpoint (its state_dict_metadata names 5, not a string)"),
+    (lambda m: setattr(m, "storage_data", list(m.storage_data.values())),
+     "is not the metadata of a sharded checkpoint (its storage_data is a list, not a dict)"),
+    (_huge, ".metadata gives model.0.weight the size [1000000, 1000000] (4000000000000 bytes of torch.float32), "
+            "more than the"),
+    (_negative, "(model.0.weight has the size torch.Size([-3, 8]), not a list of counts)"),
+    (_chunk_outside, "(model.0.weight has chunks that are not a list of parts within its size)"),
+], ids=["list", "name-not-a-string", "storage-list", "huge-size", "negative-size", "chunk-outside"])
+def test_a_malformed_metadata_is_refused_before_anything_is_allocated(tmp_path, edit, said):
+    path, _, _ = _save(tmp_path / "checkpoints", 1)
+    metadata = read_sharded_metadata(path / "sharded")
+    edit(metadata)
+    (path / "sharded" / ".metadata").write_bytes(pickle.dumps(metadata))
+    with pytest.raises(UserError) as error:
+        checkpoint_files.read_weights(path)
+    message = " ".join(str(error.value).split())
+    assert said in message and "Use another checkpoint (an older checkpoints/step-N)" in message
+    assert said in ckpt.checkpoint_problem(path)  # so trainer.resume=auto passes it over
+    with pytest.raises(UserError, match="Use another checkpoint"):
+        load_sharded_checkpoint(Distributed(), path, torch.nn.Sequential(torch.nn.Linear(8, 8), torch.nn.LayerNorm(8)),
+                                None)
+
+
+def test_a_metadata_that_declares_a_huge_object_or_is_huge_is_refused(tmp_path):
+    path, _, _ = _save(tmp_path / "checkpoints", 1)
+    metadata = path / "sharded" / ".metadata"
+    metadata.write_bytes(b"\x80\x04\x8e" + (1 << 60).to_bytes(8, "little") + b"abc")  # BINBYTES8 of 2**60 bytes
+    with pytest.raises(UserError, match=r"sharded/.metadata is unreadable \(MemoryError\): the file is truncated"):
+        checkpoint_files.read_weights(path)
+    with open(metadata, "wb") as file:
+        file.truncate((1 << 30) + 1)  # sparse: no disk, no memory
+    with pytest.raises(UserError, match=r"sharded/.metadata is not the metadata of a sharded checkpoint \(it is over "
+                                        r"1024 MiB\)"):
+        checkpoint_files.read_weights(path)

@@ -28,9 +28,10 @@ from safetensors.torch import save_file
 
 from lmtrain.atomic import follow_umask
 from lmtrain.errors import UserError
+from lmtrain.models.hf_config_checks import check_config_fits_weights, check_config_values, read_hf_config
+from lmtrain.models.hf_weight_files import read_checked_weights
 from lmtrain.models.language_model import LanguageModel
 from lmtrain.models.spec import TransformerSpec
-from lmtrain.tensor_files import read_safetensors, read_torch_tensors
 
 SUPPORTED_MODEL_TYPES = ("bert", "roberta", "xlm-roberta", "gpt2")
 _FAMILY = {"bert": "bert", "roberta": "roberta", "xlm-roberta": "roberta", "gpt2": "gpt2"}
@@ -49,7 +50,7 @@ Pair = tuple[str, tuple[str, ...], str]
 
 
 def _family(model_type: str, source: str) -> str:
-    if model_type not in _FAMILY:
+    if not isinstance(model_type, str) or model_type not in _FAMILY:
         raise UserError(f"{source}: model_type {model_type!r} is not supported; lmtrain reads and writes "
                         f"Hugging Face models of type {', '.join(SUPPORTED_MODEL_TYPES)}.")
     return _FAMILY[model_type]
@@ -355,19 +356,6 @@ def lmtrain_to_hf(state_dict: Mapping[str, torch.Tensor], spec: TransformerSpec,
     return out
 
 
-def _read_weights(folder: Path) -> dict[str, torch.Tensor]:
-    if (folder / "model.safetensors").is_file():
-        return read_safetensors(folder / "model.safetensors")
-    index = folder / "model.safetensors.index.json"
-    if index.is_file():
-        shards = sorted(set(json.loads(index.read_text())["weight_map"].values()))
-        return {k: v for shard in shards for k, v in read_safetensors(folder / shard).items()}
-    if (folder / "pytorch_model.bin").is_file():
-        return read_torch_tensors(folder / "pytorch_model.bin")  # never unpickles code
-    raise UserError(f"{folder} has no model.safetensors (or pytorch_model.bin): expected a Hugging Face "
-                    "model folder as written by save_pretrained, with config.json and the weights.")
-
-
 def load_hf_folder(folder: str | Path) -> LanguageModel:
     """Build a :class:`LanguageModel` from a Hugging Face ``save_pretrained`` folder.
 
@@ -379,35 +367,37 @@ def load_hf_folder(folder: str | Path) -> LanguageModel:
         UserError: a missing file, an unsupported model, or weights that do not fill every parameter.
     """
     folder = Path(folder).expanduser()
-    config_path = folder / "config.json"
-    if not config_path.is_file():
-        what = "does not exist" if not folder.exists() else "has no config.json"
-        raise UserError(f"{folder} {what}: expected a Hugging Face model folder as written by save_pretrained, "
-                        "with config.json and model.safetensors (or pytorch_model.bin).")
-    try:
-        config = json.loads(config_path.read_text())
-    except (json.JSONDecodeError, UnicodeDecodeError) as error:
-        raise UserError(f"{config_path} is not valid JSON ({error}).") from error
-    if not isinstance(config, dict):
-        raise UserError(f"{config_path} is not a JSON object; expected a Hugging Face config.json.")
+    config_path, config = folder / "config.json", read_hf_config(folder)
+    family = _family(config.get("model_type"), str(config_path))
+    check_config_values(config, family, str(config_path))
     try:
         spec, _ = spec_from_hf_config(config, source=str(config_path))
     except (KeyError, TypeError, ValueError) as error:
         raise UserError(f"{config_path} lacks or mistypes a setting its model needs ({type(error).__name__}: "
                         f"{error}); it is not a complete Hugging Face config.json. Write the folder again with "
                         "save_pretrained.") from None
-    model_type, family = config["model_type"], _FAMILY[config["model_type"]]
-    weights = _read_weights(folder)
+    model_type = config["model_type"]
+
+    def check(shapes: dict[str, tuple[int, ...]], weights: str) -> None:
+        check_config_fits_weights(config, family, _normalise(shapes, family), str(config_path), weights)
+
+    weights = read_checked_weights(folder, check)
     heads = hf_head_names(weights, model_type, spec.tie_embeddings)
     if family == "roberta" and "mlm" in heads and spec.activation != "gelu":
         raise UserError(f"{config_path}: hidden_act={config.get('hidden_act')!r} differs from the 'gelu' "
                         "that RoBERTa's MLM head always uses; lmtrain's MLM head cannot express that.")
-    converted, missing, unexpected = _from_hf(weights, spec, family, heads)
-    model = LanguageModel(spec, heads)
-    result = model.load_state_dict(converted, strict=False)
-    if missing or unexpected or result.missing_keys or result.unexpected_keys:
-        raise _mismatch_error(str(folder), model_type, missing + list(result.missing_keys),
-                              unexpected + list(result.unexpected_keys))
+    try:
+        converted, missing, unexpected = _from_hf(weights, spec, family, heads)
+        if missing or unexpected:  # said before building a model of the config's size
+            raise _mismatch_error(str(folder), model_type, missing, unexpected)
+        model = LanguageModel(spec, heads)
+        result = model.load_state_dict(converted, strict=False)
+    except RuntimeError as error:  # a tensor of another shape than the config's (one layer differing, say)
+        reason = " ".join(str(error).split())[:300]
+        raise UserError(f"{folder}: the weights do not fit a {model_type} model as described by its config "
+                        f"({reason}). Check that config.json and the weights belong to the same model.") from None
+    if result.missing_keys or result.unexpected_keys:
+        raise _mismatch_error(str(folder), model_type, list(result.missing_keys), list(result.unexpected_keys))
     return model.eval()
 
 
