@@ -53,8 +53,14 @@ def callback_in_saved_config(ws: Workspace) -> Outcome:
     run = ws.fresh_run("replay-config")
     source, marker = _marker(ws, "config")
     _with_hydra_node(run, {"callbacks": {"x": {"_target_": "shutil.copyfile", "_args_": [str(source), str(marker)]}}})
+    before = _outputs(ws)
     proc = ws.lmtrain("pretrain", "--config-dir", str(run / ".hydra"), "--config-name", "config", *ws.data)
-    return refused(proc, "hydra.callbacks.x", not marker.exists() and not (ws.root / "outputs").exists())
+    return refused(proc, "hydra.callbacks.x", not marker.exists() and _outputs(ws) == before)
+
+
+def _outputs(ws: Workspace) -> set[str]:
+    """Every path under the workspace's ``outputs/`` (other probes' commands may have made some already)."""
+    return {str(p) for p in (ws.root / "outputs").rglob("*")}
 
 
 def logging_factory_in_saved_config(ws: Workspace) -> Outcome:
