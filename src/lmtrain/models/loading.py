@@ -19,6 +19,7 @@ from lmtrain.data.hf_tokenizer import load_hf_tokenizer
 from lmtrain.data.tokenizer import TextTokenizer
 from lmtrain.errors import UserError
 from lmtrain.hub import describe_hub_model, resolve_source, snapshot_hub_id
+from lmtrain.models.checked_build import check_against_weights
 from lmtrain.models.families import ModelFamily
 from lmtrain.models.hf_interop import load_hf_folder
 from lmtrain.models.language_model import LanguageModel
@@ -128,7 +129,9 @@ def load_checkpoint(path: str | Path, device: torch.device | str = "cpu", key: s
     if meta.get("family") not in families:
         raise UserError(f"{key}={path} holds a {meta.get('family')} model, which this command does not load; it "
                         f"loads {' and '.join(families)} models.")
-    model = ModelFamily.named(meta["family"], meta.get("family_target")).from_meta(meta)
+    family = ModelFamily.named(meta["family"], meta.get("family_target"))
+    check_against_weights(family.from_meta, meta, checkpoint)  # a hand-altered model.json allocates nothing
+    model = family.from_meta(meta)
     ckpt.load_weights(model, checkpoint)
     return model.to(device).eval(), checkpoint_tokenizer(checkpoint, meta), meta
 

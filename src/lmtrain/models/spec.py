@@ -7,6 +7,7 @@ filled in and is what the model is built from and what checkpoints store as JSON
 from __future__ import annotations
 
 import dataclasses
+import math
 from dataclasses import dataclass
 from typing import Any, Self
 
@@ -34,9 +35,36 @@ class StoredSpec:
 
     @classmethod
     def from_dict(cls, values: dict[str, Any]) -> Self:
-        """Rebuild from :meth:`to_dict` output, ignoring keys this version does not know."""
-        known = {f.name for f in dataclasses.fields(cls)}
-        return cls(**{k: v for k, v in values.items() if k in known})
+        """Rebuild from :meth:`to_dict` output, ignoring keys this version does not know.
+
+        Raises:
+            UserError: ``values`` is not a mapping, or a value is not of its field's type (a ``model.json``
+                altered by hand: ``"n_layers": "2"``, ``true`` for a size, a negative size).
+        """
+        if not isinstance(values, dict):
+            raise UserError(f"model.json: the {cls.__name__} spec is {type(values).__name__}, not an object; use the "
+                            "model.json written with the checkpoint's weights.")
+        fields = {f.name: f for f in dataclasses.fields(cls)}
+        for key, value in values.items():
+            if key in fields and not _fits(str(fields[key].type), value):
+                raise UserError(f"model.json: spec.{key}={value!r} is not a valid {fields[key].type}; use the "
+                                "model.json written with the checkpoint's weights.")
+        return cls(**{k: v for k, v in values.items() if k in fields})
+
+
+def _fits(annotation: str, value: Any) -> bool:
+    """Whether ``value`` (read from JSON) is of the plain type ``annotation`` names; other annotations pass."""
+    if annotation == "bool":
+        return isinstance(value, bool)
+    if annotation == "int":
+        return isinstance(value, int) and not isinstance(value, bool) and value >= 0
+    if annotation == "float":
+        return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+    if annotation == "str":
+        return isinstance(value, str)
+    if annotation == "list[int]":
+        return isinstance(value, list) and all(_fits("int", v) for v in value)
+    return True
 
 
 @dataclass(frozen=True)
