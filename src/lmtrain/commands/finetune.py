@@ -39,7 +39,7 @@ def run(cfg: DictConfig) -> dict[str, Any]:
     task = build_task(cfg.task, cfg.data)
     task.read()
     built = task.build_model(cfg, context)
-    model, tokenizer = built.model.to(context.device), built.tokenizer
+    model, tokenizer = context.place(built.model), built.tokenizer
     train_set, eval_set = task.datasets(tokenizer, _max_seq_len(cfg, built.max_positions))
     objective = task.objective(cfg.finetune.class_weights)
     run_dir = context.run_dir
