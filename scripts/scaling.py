@@ -124,6 +124,7 @@ def checkpoint_worker(folder: Path, checkpoint_format: str, size: str, vocab: in
     """
     import torch
 
+    from lmtrain.config.training import TrainerConfig
     from lmtrain.models.language_model import LanguageModel
     from lmtrain.models.spec import SIZES, TransformerSpec
     from lmtrain.training.checkpoint_format import CheckpointFormat
@@ -135,7 +136,8 @@ def checkpoint_worker(folder: Path, checkpoint_format: str, size: str, vocab: in
     model = LanguageModel(TransformerSpec(vocab_size=vocab, n_layers=n_layers, d_model=d_model, n_heads=n_heads,
                                           d_ff=d_ff), ("mlm",))
     optimizer = torch.optim.AdamW(model.parameters())
-    model = fully_shard_step(model, model, optimizer)
+    cpu = torch.device("cpu")
+    model = fully_shard_step(model, model, optimizer, TrainerConfig(strategy="fsdp"), dist, cpu)
     for parameter in model.parameters():  # one step, so the checkpoint holds AdamW's moments too
         parameter.grad = torch.zeros_like(parameter)
     optimizer.step()

@@ -40,7 +40,7 @@ def run(cfg: DictConfig) -> dict[str, Any]:
     task = build_task(cfg.task, cfg.data)
     task.read()
     built = task.build_model(cfg, context)
-    model, tokenizer = built.model.to(context.device), built.tokenizer
+    model, tokenizer = context.place(built.model), built.tokenizer
     cfg.trainer.max_steps, steps_note = task_max_steps(cfg.task, cfg.trainer.max_steps, built.model_name)
     train_set, eval_set = task.datasets(tokenizer, _max_seq_len(cfg, built.max_positions))
     objective = task.objective(cfg.finetune.class_weights)

@@ -73,8 +73,8 @@ def run(cfg: DictConfig) -> dict[str, Any]:
         _use_its_tokenizer(cfg, start, context)
     sets = objective.prepare(cfg, context)
     torch.manual_seed(cfg.trainer.seed)  # the same initial weights on every rank
-    model = start.model if start else family.build(sets.tokenizer, objective.head_names(), cfg.data.max_seq_len)
-    model = model.to(context.device)
+    model = context.place(start.model if start else context.build_model(
+        lambda: family.build(sets.tokenizer, objective.head_names(), cfg.data.max_seq_len)))
     loss = objective.loss(sets, context.steps_per_epoch(len(sets.train_set), cfg.trainer))
     name = start.model_name if start else cfg.model.name
     run_path = context.run_dir.path

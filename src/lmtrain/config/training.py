@@ -95,9 +95,16 @@ class TrainerConfig:
     # how long host-side waits may last: ranks waiting while rank 0 trains the tokenizer, a node prepares its data
     # or rank 0 writes a checkpoint (over a CPU group, outside NCCL, so a large corpus does not time NCCL out)
     host_timeout: str = "6h"
+    # trainer.strategy=fsdp with trainer.precision=bf16: reduce the gradients in fp32 (true) or in bf16 (unset or
+    # false: PyTorch's default, half the bytes); fp32 keeps sums over many ranks and long grad_accum windows exact
+    fsdp_reduce_fp32: Optional[bool] = None
+    # trainer.strategy=fsdp: R replica groups (HSDP: shard inside a group, e.g. a node, replicate across the R);
+    # must divide the number of processes; unset = one group, every rank shards every parameter
+    fsdp_replicas: Optional[int] = None
 
     def __post_init__(self) -> None:
-        for name in ("max_steps", "max_epochs", "batch_size", "grad_accum", "log_every", "eval_batches"):
+        for name in ("max_steps", "max_epochs", "batch_size", "grad_accum", "log_every", "eval_batches",
+                     "fsdp_replicas"):
             check_range(self, name, 1)
         for name in ("grad_clip", "eval_every", "eval_every_epochs", "save_every", "keep_last", "num_workers",
                      "early_stopping_patience"):
@@ -106,6 +113,7 @@ class TrainerConfig:
             raise ConfigRangeError("cpu_kernels", "one of auto | onednn | torch", self.cpu_kernels)
         if self.checkpoint_format not in ("full", "sharded"):
             raise ConfigRangeError("checkpoint_format", "one of full | sharded", self.checkpoint_format)
+        self._check_fsdp_keys()
         for name in ("dist_timeout", "host_timeout"):
             try:
                 parse_duration(getattr(self, name), key=f"trainer.{name}")
@@ -117,3 +125,21 @@ class TrainerConfig:
             except UserError:
                 raise ConfigRangeError("max_time", "a positive duration (90s, 5m, 1h30m, 01:30:00)",
                                        self.max_time) from None
+
+    def _check_fsdp_keys(self) -> None:
+        """Refuse ``fsdp_*`` keys set where they would change nothing (another strategy, another precision)."""
+        typed = {"fsdp_replicas": self.fsdp_replicas, "fsdp_reduce_fp32": _lower(self.fsdp_reduce_fp32)}
+        for name, value in typed.items():
+            if value is not None and self.strategy != "fsdp":
+                raise ConfigRangeError(name, "unset unless trainer.strategy=fsdp", value,
+                                       f"this run uses trainer.strategy={self.strategy}, where it changes nothing; "
+                                       "add trainer.strategy=fsdp or drop the key")
+        if self.fsdp_reduce_fp32 is not None and self.precision != "bf16":
+            raise ConfigRangeError("fsdp_reduce_fp32", "unset unless trainer.precision=bf16", typed["fsdp_reduce_fp32"],
+                                   f"it picks the dtype bf16 gradients are reduced in, and trainer.precision="
+                                   f"{self.precision} keeps them in fp32; add trainer.precision=bf16 or drop the key")
+
+
+def _lower(flag: Optional[bool]) -> Optional[str]:
+    """A boolean as the user types it (``true``), for messages; None stays None."""
+    return None if flag is None else str(flag).lower()

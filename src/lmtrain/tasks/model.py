@@ -78,7 +78,7 @@ def build_task_model(task: Task, cfg: FinetuneConfig, context: Any) -> TaskModel
     tagger = tagger_options(task, backbone, options.task_encoder, getattr(cfg.task, "crf", None), options.task_lstm_dim,
                             options.class_weights)
     torch.manual_seed(cfg.trainer.seed)
-    model = build_finetune_model(task, backbone, options.head_dropout, tagger)
+    model = context.build_model(lambda: build_finetune_model(task, backbone, options.head_dropout, tagger))
     freeze(model, options.freeze_backbone, options.freeze_layers)  # None: ELMo frozen, Transformers tuned
     return TaskModel(model, backbone.tokenizer, backbone.source, backbone.model_name, backbone.spec.max_positions,
                      head_learning_rate(backbone, options.head_lr, options.freeze_backbone))

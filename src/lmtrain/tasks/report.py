@@ -23,5 +23,5 @@ def evaluation_report(trainer: Any) -> dict[str, Any]:
     predictions: list = []
     evaluate_objective(trainer.model, trainer.objective, trainer.eval_set, trainer.collate, trainer.cfg.batch_size,
                        trainer.cfg.eval_batches, trainer.device, trainer.precision.autocast,
-                       predictions_out=predictions)
+                       predictions_out=predictions, dist=trainer.dist)
     return report(predictions)

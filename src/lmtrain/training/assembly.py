@@ -36,12 +36,14 @@ from lmtrain.runs.plot import save_run_curves
 from lmtrain.runs.task_plots import save_task_plots
 from lmtrain.training import checkpoint as ckpt
 from lmtrain.training.data_agreement import check_same_data, tokenizer_digest
+from lmtrain.training.deferred_init import ShardLayout, build_deferred, is_deferred
 from lmtrain.training.distributed import Distributed
 from lmtrain.training.loggers import require_loggers, send_summary
 from lmtrain.training.optim import build_optimizer, build_scheduler
 from lmtrain.training.precision import resolve_device
 from lmtrain.training.progress import print_next_commands, print_summary
 from lmtrain.training.session import fit_run
+from lmtrain.training.sharding import shard_layout
 from lmtrain.training.step_plan import PlanSource
 from lmtrain.training.trainer import Trainer
 
@@ -58,6 +60,7 @@ class RunContext:
         run_dir: rank 0's run directory, the same on every rank.
         resume_from: the checkpoint ``trainer.resume`` names, or None.
         started: when the command started (for the summary's wall time).
+        shard_layout: this rank's place along FSDP's shard dimension (``trainer.fsdp_replicas``).
     """
 
     device: torch.device
@@ -65,6 +68,7 @@ class RunContext:
     run_dir: RunDir
     resume_from: Path | None
     started: float
+    shard_layout: ShardLayout = ShardLayout()
 
     @property
     def tokenizer_path(self) -> Path:
@@ -75,6 +79,16 @@ class RunContext:
         """Optimizer steps in one pass over ``n_examples`` (the global batch: every rank's, accumulated)."""
         global_batch = trainer_cfg.batch_size * self.dist.world_size * trainer_cfg.grad_accum
         return max(1, n_examples // global_batch)
+
+    def build_model(self, build: Callable[[], nn.Module]) -> nn.Module:
+        """``build()`` (seeded by the caller); under FSDP on the meta device, each rank keeping only its shards of
+        the initial weights, which are the weights a normal build draws (:mod:`lmtrain.training.deferred_init`).
+        Pass the result through :meth:`place`."""
+        return build_deferred(build, self.shard_layout) if self.dist.sharded else build()
+
+    def place(self, model: nn.Module) -> nn.Module:
+        """``model`` on this rank's device; a model built on the meta device stays there until it is sharded."""
+        return model if is_deferred(model) else model.to(self.device)
 
     @contextlib.contextmanager
     def main_rank_first(self) -> Iterator[None]:
@@ -143,7 +157,8 @@ def start_run(cfg: PretrainConfig | FinetuneConfig) -> RunContext:
                                 parse_duration(cfg.trainer.host_timeout, "trainer.host_timeout"))
     run_dir = RunDir(dist.broadcast(str(hydra_run_dir())))  # every rank uses rank 0's run directory
     resume_from = _same_on_every_rank(dist, ckpt.resume_checkpoint(cfg.trainer.resume, run_dir.checkpoints))
-    return RunContext(dist.device(device), dist, run_dir, resume_from, started)
+    layout = shard_layout(dist, cfg.trainer.fsdp_replicas) if dist.sharded else ShardLayout()
+    return RunContext(dist.device(device), dist, run_dir, resume_from, started, layout)
 
 
 def _same_on_every_rank(dist: Distributed, resume_from: Path | None) -> Path | None:

@@ -11,6 +11,7 @@ from torch.utils.data import Dataset
 
 from lmtrain.data.sampler import EpochBatches
 from lmtrain.objectives.base import Objective
+from lmtrain.training.distributed import Distributed
 
 
 def to_device(batch: dict[str, torch.Tensor], device: torch.device) -> dict[str, torch.Tensor]:
@@ -25,12 +26,47 @@ def add_sums(total: dict[str, torch.Tensor], new: dict[str, torch.Tensor]) -> No
         total[key] = total[key] + value if key in total else value.clone()
 
 
+def rank_share(n_batches: int, rank: int, world_size: int) -> range:
+    """The batches rank ``rank`` evaluates: a contiguous run (sizes differ by at most one), so the ranks' parts,
+    joined in rank order, are the set in order."""
+    base, extra = divmod(n_batches, world_size)
+    start = rank * base + min(rank, extra)
+    return range(start, start + base + (1 if rank < extra else 0))
+
+
+def _summed_over_ranks(sums: dict[str, torch.Tensor], sequences: int, dist: Distributed,
+                       device: torch.device) -> tuple[dict[str, torch.Tensor], int]:
+    """Every rank's metric sums added up (a sum some rank lacks, e.g. one no batch of its part produced, counts
+    as 0 there), and the sequences all ranks evaluated."""
+    seen = dist.gather((sorted(sums), sequences))
+    zero = torch.zeros((), dtype=torch.float64, device=device)
+    keys = sorted({key for keys, _ in seen for key in keys})
+    return dist.sum({key: sums.get(key, zero) for key in keys}), sum(n for _, n in seen)
+
+
+def _gathered(predictions: list, model: nn.Module, dist: Distributed) -> list:
+    """Every rank's predictions in rank order (= the set's order). An entry that is the model itself (retrieval
+    re-ranks with it) travels as a marker and becomes this rank's model again."""
+    marker = "<the evaluated model>"
+    portable = [{k: marker if v is model else v for k, v in p.items()} if isinstance(p, dict) else p
+                for p in predictions]
+    joined = [p for part in dist.gather(portable) for p in part]
+    return [{k: model if isinstance(v, str) and v == marker else v for k, v in p.items()} if isinstance(p, dict)
+            else p for p in joined]
+
+
 @torch.no_grad()
 def evaluate_objective(model: nn.Module, objective: Objective, dataset: Dataset, collate: Callable,
                        batch_size: int, max_batches: int | None, device: torch.device,
                        autocast: Callable[[], contextlib.AbstractContextManager] = contextlib.nullcontext,
-                       predictions_out: list | None = None) -> tuple[dict[str, float], int]:
+                       predictions_out: list | None = None,
+                       dist: Distributed | None = None) -> tuple[dict[str, float], int]:
     """Run ``objective`` over ``dataset`` in order; returns (metrics, sequences evaluated).
+
+    With ``dist`` (several ranks) each rank evaluates its share of the batches (:func:`rank_share`) and the
+    metric sums and predictions of all ranks are combined, so every rank returns the metrics one process
+    would compute over the whole set. Under FSDP every forward pass gathers weights with all ranks, so a rank
+    with a shorter share runs the set's first batch again, and ignores it, until every rank has run as many.
 
     Args:
         model: the model, on ``device``; put in eval mode here and restored afterwards.
@@ -42,6 +78,8 @@ def evaluate_objective(model: nn.Module, objective: Objective, dataset: Dataset,
         device: where the model lives.
         autocast: the precision context of forward passes.
         predictions_out: if given, the objective's predictions of every batch are appended to it.
+        dist: this process's place in a data-parallel job; every rank must call this then (None = one process
+            evaluates the whole set).
     """
     was_training = model.training
     model.eval()
@@ -49,17 +87,26 @@ def evaluate_objective(model: nn.Module, objective: Objective, dataset: Dataset,
         dataset.set_epoch(0)
     batches = EpochBatches(len(dataset), batch_size, shuffle=False, drop_last=False).batches(0)
     batches = batches[:max_batches] if max_batches else batches
+    shared = dist is not None and dist.enabled
+    share = rank_share(len(batches), dist.rank, dist.world_size) if shared else range(len(batches))
+    padding = len(rank_share(len(batches), 0, dist.world_size)) - len(share) if shared and dist.sharded else 0
     sums: dict[str, torch.Tensor] = {}
     predictions = []
-    for indices in batches:
+    for number, indices in enumerate([batches[i] for i in share] + [batches[0]] * padding):
         batch = to_device(collate([dataset[i] for i in indices]), device)
         with autocast():
             out = objective(model, batch, objective.count_targets(batch))
+        if number >= len(share):  # a padding pass: it only keeps this rank in step with the others
+            continue
         add_sums(sums, out.sums)
         if out.predictions is not None:
             predictions.append(out.predictions)
     model.train(was_training)
+    sequences = sum(len(batches[i]) for i in share)
+    if shared:
+        sums, sequences = _summed_over_ranks(sums, sequences, dist, device)
+        predictions = _gathered(predictions, model, dist)
     if predictions_out is not None:
         predictions_out.extend(predictions)
     metrics = objective.summarize({k: float(v) for k, v in sums.items()}, predictions or None)
-    return metrics, sum(len(b) for b in batches)
+    return metrics, sequences

@@ -116,7 +116,8 @@ class Trainer:
         self.sampler = EpochBatches(len(train_set), cfg.batch_size, seed=cfg.seed, shuffle=True, drop_last=True,
                                     rank=self.dist.rank, world_size=self.dist.world_size, lengths=lengths)
         step = ObjectiveStep(model, objective)
-        step = fully_shard_step(step, model, optimizer) if self.dist.sharded else self.dist.wrap(step, device)
+        step = fully_shard_step(step, model, optimizer, cfg, self.dist, device) if self.dist.sharded \
+            else self.dist.wrap(step, device)
         self.step_module = maybe_compile(step, cfg.compile)
         self.checkpoint_format = CheckpointFormat(cfg.checkpoint_format, model, optimizer, self.dist)
         if len(self.sampler) == 0:
@@ -202,7 +203,7 @@ class Trainer:
         with self.gathered():
             metrics, _ = evaluate_objective(self.model, self.objective, self.eval_set, self.collate,
                                             self.cfg.batch_size, self.cfg.eval_batches, self.device,
-                                            self.precision.autocast)
+                                            self.precision.autocast, dist=self.dist)
         self.last_eval = {f"eval/{k}": v for k, v in metrics.items()}
         return self.last_eval
 
