@@ -131,7 +131,8 @@ def compose_command(command: str, args: list[str], with_hydra: bool = False):
 
 def validate_overrides(command: str, args: list[str]) -> None:
     """Compose ``command``'s config with ``args`` and raise UserError if that fails."""
-    check_config(compose_command(command, args), command)  # before Hydra makes the run directory
+    given = [arg.split("=", 1)[0] for arg in overrides_only(args) if "=" in arg]
+    check_config(compose_command(command, args), command, given)  # before Hydra makes the run directory
 
 
 def command_help(command: str, args: list[str]) -> str:

@@ -7,6 +7,8 @@ their ``__post_init__``, so an out-of-range value fails whenever its dataclass i
 
 from __future__ import annotations
 
+import dataclasses
+import difflib
 import math
 from typing import Any
 
@@ -30,6 +32,33 @@ class ConfigRangeError(ValueError):
 
     def __str__(self) -> str:  # built when shown: check_config prefixes the field with its group
         return f"{self.field}={self.value}: must be {self.allowed}" + (f" ({self.reason})" if self.reason else "")
+
+
+class IgnoredKeyError(ConfigRangeError):
+    """A key given a value that nothing would read: the chosen option (data source, objective) ignores it, or
+    its schema has no such key.
+
+    Attributes:
+        why: the rest of the sentence after ``key=value`` (``is read only from your own text files ...``).
+        advice: what to do instead (one sentence).
+    """
+
+    def __init__(self, field: str, value: Any, why: str, advice: str):
+        super().__init__(field, "", value)
+        self.why, self.advice = why, advice
+
+    def __str__(self) -> str:
+        return f"{self.field}={self.value} {self.why}"
+
+
+def unknown_key_error(schema: type, prefix: str, key: str, value: Any) -> IgnoredKeyError:
+    """The error of ``key`` (under ``prefix``, e.g. ``trainer.``) given to a node of the dataclass ``schema``,
+    which has no such key: only ``+key=...`` adds one, and nothing would read it."""
+    close = difflib.get_close_matches(key, [f.name for f in dataclasses.fields(schema)], n=1)
+    advice = f"Did you mean {prefix}{close[0]}? " if close else ""
+    return IgnoredKeyError(f"{prefix}{key}", value, f"names no key of {prefix.rstrip('.') or 'the config'} "
+                           f"({schema.__name__}), so nothing would read it",
+                           f"{advice}Drop the key (a leading + adds a key the schema lacks).")
 
 
 def check_range(owner: Any, name: str, low: float | None = None, high: float | None = None,
@@ -69,7 +98,9 @@ def _describe(low, high, low_open: bool, high_open: bool) -> str:
 
 
 def range_error(error: ConfigRangeError, command: str) -> UserError:
-    """The one-paragraph error of an out-of-range value of ``lmtrain <command>``'s config."""
+    """The one-paragraph error of an out-of-range value (or an ignored key) of ``lmtrain <command>``'s config."""
+    if isinstance(error, IgnoredKeyError):
+        return UserError(f"invalid configuration for `lmtrain {command}`: {error}. {error.advice}")
     return UserError(f"invalid configuration for `lmtrain {command}`: {error}. Give a value in that range, "
                      f"e.g. `lmtrain {command} {error.field}=...`; `lmtrain {command} --help` lists every key "
                      "with its meaning.")

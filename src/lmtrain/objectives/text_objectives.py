@@ -78,6 +78,20 @@ class TextPretraining(PretrainingObjective):
         """The mask drawn once at preprocessing, or None (the default: none, or drawn per use)."""
         return None
 
+    def repeats_examples(self) -> bool:
+        """Whether ``data.dupe_factor`` copies of the training data each get their own draw (pairs or masks)."""
+        return False
+
+    def unread_data_keys(self) -> dict[str, str]:
+        """The ``data`` keys that this objective's examples do not use -> who reads them, in words."""
+        readers = {"short_seq_prob": (self.example_format == "sentence_pairs",
+                                      "by sentence-pair examples (objective=mlm_nsp: BERT's next-sentence prediction)"),
+                   "packing": (self.example_format == "sentence_blocks",
+                               "by sentence-block examples (objective=mlm: RoBERTa's masked LM)"),
+                   "dupe_factor": (self.repeats_examples(), "by sentence pairs or statically masked examples "
+                                                            "(objective=mlm_nsp, or objective.masking=static)")}
+        return {key: words for key, (read, words) in readers.items() if not read}
+
     def corruption(self, tokenizer: TextTokenizer) -> Corruption | None:
         """What corrupts an example every time it is drawn (dynamic masking), or None."""
         return None
@@ -132,6 +146,10 @@ class MaskedLMObjective(TextPretraining):
     def static_masking(self, tokenizer: TextTokenizer) -> MaskingSpec | None:
         """BERT's masks, drawn once (``objective.masking=static``)."""
         return self._spec(tokenizer) if self.cfg.masking == "static" else None
+
+    def repeats_examples(self) -> bool:
+        """Sentence pairs are drawn anew for each copy; static masks too."""
+        return self.cfg.next_sentence or self.cfg.masking == "static"
 
     def corruption(self, tokenizer: TextTokenizer) -> Corruption | None:
         """RoBERTa's masks, drawn anew every epoch (``objective.masking=dynamic``)."""
