@@ -24,7 +24,7 @@ LAYERS: list[tuple[str, ...]] = [
     ("tasks", "embeddings"),  # the fine-tuning tasks and word vectors, trained by the loop
     ("config_validation",),  # a whole composed config, checked through the plugs it names
     ("commands",),
-    ("cli", "cli_args", "cli_help", "__main__"),
+    ("cli", "cli_args", "cli_help", "cli_hints", "__main__"),
 ]
 
 # (importing module, imported module) -> why it may point up. Keep it empty.
