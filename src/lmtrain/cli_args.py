@@ -40,7 +40,7 @@ def dashed_options(args: list[str]) -> list[tuple[int, int, DashedOption]]:
     while index < len(args):
         arg = args[index]
         flag = arg.split("=", 1)[0]
-        if not arg.startswith("-") or _NUMBER.fullmatch(arg) or flag in HYDRA_FLAGS:
+        if not arg.strip("-") or not arg.startswith("-") or _NUMBER.fullmatch(arg) or flag in HYDRA_FLAGS:
             index += 2 if arg in _FLAGS_WITH_VALUE else 1
             continue
         name, _, value = arg.lstrip("-").partition("=")

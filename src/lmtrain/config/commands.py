@@ -6,6 +6,7 @@ their preset names, so they are declared ``Any`` here.
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass, field
 from typing import Any, Optional
 
@@ -13,7 +14,7 @@ from omegaconf import MISSING
 
 from lmtrain.config.data import TextDataConfig
 from lmtrain.config.training import OptimConfig, TokenizerConfig, TrainerConfig
-from lmtrain.config_checks import ConfigRangeError, check_range
+from lmtrain.config_checks import ConfigRangeError, check_range, unknown_key_error
 
 
 @dataclass
@@ -58,12 +59,21 @@ class GenerateConfig:
         check_range(self, "top_p", 0, 1, low_open=True)
 
 
+def _run_data() -> Any:
+    """An open node: the keys given here change the run's own data (``data.max_seq_len=64``)."""
+    from omegaconf import OmegaConf
+
+    return OmegaConf.create({}, flags={"struct": False})
+
+
 @dataclass
 class EvaluateConfig:
     """`lmtrain evaluate`: held-out loss / perplexity or masked accuracy of a checkpoint."""
 
     ckpt: Optional[str] = None  # run directory or checkpoint directory
-    data: TextDataConfig = field(default_factory=TextDataConfig)
+    # unset: the run's own data and held-out split, as saved in the run (data.<key>=... changes one of its keys);
+    # a data preset (data=lee_wiki, data=text data.train_files=[...]) evaluates on that data instead
+    data: Any = field(default_factory=_run_data)
     batch_size: int = 32  # sequences per forward pass
     max_batches: Optional[int] = None  # cap on batches evaluated (None = the whole split)
     seed: int = 0  # seed of the evaluation masks for dynamically masked (RoBERTa-style) MLM models
@@ -75,6 +85,11 @@ class EvaluateConfig:
         check_range(self, "max_batches", 1)
         if self.split not in ("eval", "all"):
             raise ConfigRangeError("split", "eval (the held-out documents) or all", self.split)
+        if dataclasses.is_dataclass(self.data) and not isinstance(self.data, TextDataConfig):
+            raise ConfigRangeError("data", "a text corpus: lee_wiki, lee, wiki, text or hf", self.data.name)
+        for key, value in (self.data.items() if isinstance(self.data, dict) else ()):
+            if key not in {f.name for f in dataclasses.fields(TextDataConfig)}:
+                raise unknown_key_error(TextDataConfig, "data.", key, value)
 
 
 @dataclass
