@@ -166,6 +166,17 @@ class Task:
         """Training text (a scratch tokenizer is trained on it)."""
         raise NotImplementedError
 
+    def newest_backbone(self) -> Any:
+        """The newest pretrain run of this project that this task can start from (``init`` not given), as an
+        :class:`lmtrain.tasks.backbone.InitChoice`.
+
+        Raises:
+            UserError: there is none.
+        """
+        from lmtrain.tasks.backbone import newest_pretrain_run
+
+        return newest_pretrain_run(self.causal)
+
     def build_model(self, cfg: FinetuneConfig, context: Any) -> TaskModel:
         """The model to fine-tune: the backbone ``cfg.init`` names under this task's head (partly frozen if asked).
 

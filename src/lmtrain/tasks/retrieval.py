@@ -77,6 +77,12 @@ class RetrievalTask(Task):
         """The cleaned training captions (a scratch tokenizer is trained on them)."""
         return [pre_caption(p.caption, self.cfg.max_words) for p in self._read_at(self.image_size).train]
 
+    def newest_backbone(self) -> Any:
+        """The newest ALBEF pretrain run of this project."""
+        from lmtrain.tasks.retrieval_init import newest_albef_run
+
+        return newest_albef_run()
+
     def build_model(self, cfg: FinetuneConfig, context: Any) -> TaskModel:
         """The ALBEF ``cfg.init`` names (see :mod:`lmtrain.tasks.retrieval_init`), its batch set-up checked."""
         world_size = context.dist.world_size
