@@ -14,7 +14,7 @@ import lmtrain
 LAYERS: list[tuple[str, ...]] = [
     # leaves: errors, file formats, locks, plug lookup, config range checks
     ("errors", "atomic", "tensor_files", "sharded_files", "checkpoint_files", "durations", "config_checks", "config_diff",
-     "run_lock", "run_status", "plugs", "completion", "hub"),
+     "run_lock", "run_status", "plugs", "completion", "hub", "shell_words"),
     ("config",),  # the schemas
     ("run_dir", "run_claim", "runs"),  # the run directory: its layout, its claim, reading and plotting runs
     ("data", "kernels"),

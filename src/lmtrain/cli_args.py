@@ -5,6 +5,8 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
+from lmtrain.shell_words import hydra_quote
+
 # Hydra flags followed by a value
 _FLAGS_WITH_VALUE = {"--cfg", "-c", "--package", "-p", "--info", "-i"}
 # every flag Hydra's own parser takes; any other `-x` / `--x` is a habit from other tools (see dashed_options)
@@ -68,16 +70,6 @@ def _escape_interpolations(text: str) -> str:
     return re.sub(r"(\\*)\$\{", lambda m: "\\" * (2 * len(m.group(1)) + 1) + "${", text)
 
 
-def _hydra_quote(text: str) -> str:
-    """``text`` as a single-quoted Hydra override value that Hydra parses back to ``text``.
-
-    Inside quotes Hydra unescapes backslashes only before a quote (the inner ones and the closing one).
-    """
-    body = re.sub(r"(\\*)'", lambda m: "\\" * (2 * len(m.group(1)) + 1) + "'", text)
-    body = re.sub(r"(\\+)$", lambda m: m.group(1) * 2, body)
-    return f"'{body}'"
-
-
 def _unquote(key: str, value: str) -> str:
     """The text of a value the user already quoted for Hydra (as Hydra reads it), else the value itself."""
     if not (len(value) >= 2 and value[0] == value[-1] and value[0] in "'\""):
@@ -105,7 +97,7 @@ def quote_free_text(args: list[str]) -> list[str]:
         key = next((k for k in _FREE_TEXT_KEYS if arg.startswith(k)), None)
         value = arg[len(key):] if key else ""
         if key and value:
-            arg = key + _hydra_quote(_escape_interpolations(_unquote(key, value)))
+            arg = key + hydra_quote(_escape_interpolations(_unquote(key, value)))
         quoted.append(arg)
     return quoted
 

@@ -74,7 +74,7 @@ def run(cfg: DictConfig) -> dict[str, Any]:
         summary={"command": "finetune", "task": task.name, "init": built.source, "model": built.model_name,
                  **({"init_chosen": chosen} if chosen else {})},
         title=f"lmtrain finetune task={task.name} — {run_dir.path}",
-        next_commands=[f"lmtrain predict ckpt={run_dir.path} {task.predict_input}"],
+        next_commands=[task.predict_command(run_dir.path)],
         description=f"finetune task={task.name} from {built.source}: {len(train_set)} train / {len(eval_set)} "
                     "held-out examples",
         head_lr=built.head_lr, report=report), cfg)

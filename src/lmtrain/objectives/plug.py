@@ -21,6 +21,7 @@ from lmtrain.config.objectives import ObjectiveConfig
 from lmtrain.data.tokenizer import TextTokenizer
 from lmtrain.errors import UserError
 from lmtrain.objectives.base import Objective
+from lmtrain.shell_words import command, override
 
 
 @dataclass
@@ -121,4 +122,4 @@ class PretrainingObjective:
 
     def next_commands(self, run: Path) -> list[str]:
         """What a user runs next with a run trained by this objective."""
-        return [f"lmtrain evaluate ckpt={run}"]
+        return [command("evaluate", override("ckpt", run))]

@@ -30,6 +30,7 @@ from lmtrain.objectives.bidirectional_lm import BidirectionalLM
 from lmtrain.objectives.causal_lm import CausalLM
 from lmtrain.objectives.masked_lm import MaskedLM
 from lmtrain.objectives.plug import PretrainingObjective, PretrainingSets
+from lmtrain.shell_words import command, override
 
 # examples a baseline is estimated on: plenty for unigram statistics, and memory stays flat
 BASELINE_SEQUENCES = 50_000
@@ -170,8 +171,9 @@ class MaskedLMObjective(TextPretraining):
 
     def next_commands(self, run: Path) -> list[str]:
         """Evaluate, fill masks, fine-tune."""
-        return [f"lmtrain evaluate ckpt={run}", f"lmtrain generate ckpt={run} prompt='The [MASK] spread across the hills.'",
-                f"lmtrain finetune task=ner init={run}"]
+        return [command("evaluate", override("ckpt", run)),
+                command("generate", override("ckpt", run), "prompt='The [MASK] spread across the hills.'"),
+                command("finetune", "task=ner", override("init", run))]
 
 
 class CausalLMObjective(TextPretraining):
@@ -197,8 +199,9 @@ class CausalLMObjective(TextPretraining):
 
     def next_commands(self, run: Path) -> list[str]:
         """Evaluate, generate, fine-tune."""
-        return [f"lmtrain evaluate ckpt={run}", f"lmtrain generate ckpt={run} prompt='The fire'",
-                f"lmtrain finetune task=generation init={run}"]
+        return [command("evaluate", override("ckpt", run)),
+                command("generate", override("ckpt", run), "prompt='The fire'"),
+                command("finetune", "task=generation", override("init", run))]
 
 
 class BidirectionalLMObjective(TextPretraining):
@@ -219,7 +222,7 @@ class BidirectionalLMObjective(TextPretraining):
 
     def next_commands(self, run: Path) -> list[str]:
         """Evaluate, then ELMo's features in a task model."""
-        return [f"lmtrain evaluate ckpt={run}", f"lmtrain finetune task=ner init={run}"]
+        return [command("evaluate", override("ckpt", run)), command("finetune", "task=ner", override("init", run))]
 
 
 # objective name -> its schema, for checkpoints written before model.json kept the objective's config
