@@ -86,10 +86,9 @@ def _cross_checks(cfg: Any, command: str, given_data: set[str]) -> None:
 
 def _check_objective(cfg: Any, given_data: set[str]) -> None:
     """The pretraining objective's own demands: a model family it trains, sequences long enough for a target,
-    no value for a ``data`` key its examples do not use."""
+    no ``data`` key typed (``given_data``) that its examples do not use. A preset's value for such a key passes:
+    ``debug=tiny`` sets the one its model preset's usual objective reads, whichever objective is chosen."""
     from omegaconf import OmegaConf
-
-    from lmtrain.config.data import given_keys
 
     from lmtrain.models.families import ModelFamily  # torch: imported only when a pretrain config is checked
     from lmtrain.objectives.plug import PretrainingObjective
@@ -102,9 +101,8 @@ def _check_objective(cfg: Any, given_data: set[str]) -> None:
                                reason)
     objective.check(plug_class(cfg.model, "model", ModelFamily).name, cfg.data.max_seq_len)
     unread = objective.unread_data_keys()
-    data = _build(cfg.data, "data.") if unread else None
-    for key in given_keys(data, [k for k in unread if hasattr(data, k)], given_data) if unread else ():
-        raise IgnoredKeyError(f"data.{key}", getattr(data, key),
+    for key in [key for key in unread if key in given_data]:
+        raise IgnoredKeyError(f"data.{key}", cfg.data.get(key),
                               f"is read only {unread[key]}; the chosen objective={objective.name} would ignore it",
                               "Drop the key, or choose an objective that reads it.")
 

@@ -25,7 +25,7 @@ def _default(spec: dataclasses.Field) -> Any:
     return spec.default_factory() if spec.default_factory is not dataclasses.MISSING else spec.default
 
 
-def given_keys(data: Any, names: Iterable[str], given: Iterable[str] = ()) -> list[str]:
+def _asked_for(data: Any, names: Iterable[str], given: Iterable[str] = ()) -> list[str]:
     """Those of the fields ``names`` of the dataclass ``data`` that hold a value other than their default, or
     that ``given`` names (the keys typed on the command line): the keys someone asked for."""
     specs, given = {spec.name: spec for spec in dataclasses.fields(data)}, set(given)
@@ -33,9 +33,9 @@ def given_keys(data: Any, names: Iterable[str], given: Iterable[str] = ()) -> li
 
 
 def unread_keys(data: Any, given: Iterable[str] = ()) -> list[str]:
-    """The keys asked for in ``data`` (see :func:`given_keys`) that its chosen source does not read."""
+    """The keys asked for in ``data`` (see :func:`_asked_for`) that its chosen source does not read."""
     source = data.active_source()
-    return given_keys(data, [spec.name for spec in dataclasses.fields(data) if "read_by" in spec.metadata
+    return _asked_for(data, [spec.name for spec in dataclasses.fields(data) if "read_by" in spec.metadata
                              and source not in spec.metadata["read_by"]], given)
 
 
