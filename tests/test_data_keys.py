@@ -1,4 +1,5 @@
-"""A data key that the chosen data source (or objective) does not read is refused, never silently ignored."""
+"""A key that the chosen option does not read is refused, never silently ignored: a data key of another data source
+or one the objective does not use, an embedding method's key under another method."""
 
 from __future__ import annotations
 
@@ -44,6 +45,12 @@ REFUSED = [
      "objective=mlm"),
     ("pretrain", ["model=bert", "data.packing=doc_sentences"], "data.packing=doc_sentences is read only by",
      "objective=mlm_nsp"),
+    # word vectors: a key of one method under another
+    ("embed", ["method=glove", "embed.sg=1"], "embed.sg=1 is read only by method=word2vec", "method=glove would"),
+    ("embed", ["embed.x_max=3"], "embed.x_max=3.0 is read only by method=glove", "Choose method=glove"),
+    ("embed", ["path=vectors.txt"], "path=vectors.txt is read only by method=load", "method=word2vec would"),
+    ("embed", ["method=load", "path=v.txt", "embed.epochs=3"], "embed.epochs=3 is read only by method=word2vec or",
+     "method=load would"),
 ]
 
 
@@ -54,7 +61,7 @@ def _no_work(monkeypatch) -> None:
     def ran(cfg):
         raise AssertionError("the command ran")
 
-    for command in ("pretrain", "finetune"):
+    for command in ("pretrain", "finetune", "embed"):
         monkeypatch.setattr(importlib.import_module(f"lmtrain.commands.{command}"), "run", ran)
 
 
@@ -81,6 +88,8 @@ def test_a_key_the_chosen_source_ignores_is_refused(tmp_path, monkeypatch, capsy
     ("finetune", ["task=ner", "data.source=hf", "data.path=x", "data.tag_column=ner_tags"]),
     ("finetune", ["task=ner", "data.train_file=a.conll", "data.format=conll"]),
     ("finetune", ["task=retrieval", "data.train_file=c.txt", "data.image_root=images"]),
+    ("embed", ["method=glove", "embed.x_max=5", "embed.epochs=2"]),
+    ("embed", ["method=load", "path=v.kv", "embed.allow_pickle=true"]),
 ])
 def test_keys_the_chosen_source_reads_pass(command, overrides):
     check_config(compose_config(command, overrides), command)
@@ -91,5 +100,6 @@ def test_every_preset_sets_only_keys_its_source_reads():
             [("pretrain", [f"data={d}"]) for d in ("lee", "lee_wiki", "wiki", "text", "hf")] + \
             [("pretrain", [f"model={m}", "debug=tiny"]) for m in ("bert", "gpt", "roberta", "elmo", "albef")] + \
             [("finetune", [f"task={t}"]) for t in ("ner", "classification", "generation", "retrieval")] + \
-            [("pretrain", ["experiment=wikitext_gpt"]), ("finetune", ["experiment=conll2003_ner"])]:
+            [("pretrain", ["experiment=wikitext_gpt"]), ("finetune", ["experiment=conll2003_ner"])] + \
+            [("embed", [f"method={m}"]) for m in ("word2vec", "glove", "load")]:
         check_config(compose_config(command, overrides), command)

@@ -40,6 +40,11 @@ def key_the_objective_ignores(ws: Workspace) -> Outcome:
                                 *ws.data, "data.dupe_factor=3")
 
 
+def key_of_another_embedding_method(ws: Workspace) -> Outcome:
+    return _refused_before_work(ws, "glove_sg", "embed.sg=1 is read only by method=word2vec", "embed", "method=glove",
+                                "embed.sg=1")
+
+
 def plus_key_the_schema_lacks(ws: Workspace) -> Outcome:
     return _refused_before_work(ws, "plus_key", "Did you mean trainer.max_steps?", "pretrain", *TINY, *ws.data,
                                 "+trainer.max_step=5")
@@ -111,6 +116,7 @@ PROBES: dict[str, Callable[[Workspace], Outcome]] = {
     "1 data.path without data.source=hf": dataset_path_without_source_hf,
     "1 a data key the objective ignores": key_the_objective_ignores,
     "1 a +key the schema lacks": plus_key_the_schema_lacks,
+    "1 embed.sg with method=glove": key_of_another_embedding_method,
     "4 every Next: line runs in bash": next_commands_run_in_bash,
     "5 evaluate reads the run's own data": evaluate_uses_the_run_s_data,
     "7 --max_steps 5 in Hydra's form": double_dash_option,

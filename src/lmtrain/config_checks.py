@@ -10,6 +10,7 @@ from __future__ import annotations
 import dataclasses
 import difflib
 import math
+from collections.abc import Iterable
 from typing import Any
 
 from lmtrain.errors import UserError
@@ -49,6 +50,24 @@ class IgnoredKeyError(ConfigRangeError):
 
     def __str__(self) -> str:
         return f"{self.field}={self.value} {self.why}"
+
+
+def read_by(*options: str) -> dict[str, tuple[str, ...]]:
+    """Field metadata: the options (data sources, methods) that read this key; a field without it is read by all."""
+    return {"read_by": options}
+
+
+def _default(spec: dataclasses.Field) -> Any:
+    return spec.default_factory() if spec.default_factory is not dataclasses.MISSING else spec.default
+
+
+def unread_fields(owner: Any, option: str, given: Iterable[str] = ()) -> list[str]:
+    """The fields of the dataclass ``owner`` that ``option`` does not read (see :func:`read_by`) yet someone asked
+    for: a value other than the field's default, or a name in ``given`` (the keys typed on the command line)."""
+    given = set(given)
+    return [spec.name for spec in dataclasses.fields(owner)
+            if option not in spec.metadata.get("read_by", (option,))
+            and (spec.name in given or getattr(owner, spec.name) != _default(spec))]
 
 
 def unknown_key_error(schema: type, prefix: str, key: str, value: Any) -> IgnoredKeyError:

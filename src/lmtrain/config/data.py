@@ -8,44 +8,20 @@ is refused (:func:`check_source_keys`), never silently ignored.
 
 from __future__ import annotations
 
-import dataclasses
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any, ClassVar, Optional
 
-from lmtrain.config_checks import ConfigRangeError, IgnoredKeyError, check_range
-
-
-def read_by(*sources: str) -> dict[str, tuple[str, ...]]:
-    """Field metadata: the data sources that read this key (a field without it is read by every source)."""
-    return {"read_by": sources}
-
-
-def _default(spec: dataclasses.Field) -> Any:
-    return spec.default_factory() if spec.default_factory is not dataclasses.MISSING else spec.default
-
-
-def _asked_for(data: Any, names: Iterable[str], given: Iterable[str] = ()) -> list[str]:
-    """Those of the fields ``names`` of the dataclass ``data`` that hold a value other than their default, or
-    that ``given`` names (the keys typed on the command line): the keys someone asked for."""
-    specs, given = {spec.name: spec for spec in dataclasses.fields(data)}, set(given)
-    return [name for name in names if name in given or getattr(data, name) != _default(specs[name])]
-
-
-def unread_keys(data: Any, given: Iterable[str] = ()) -> list[str]:
-    """The keys asked for in ``data`` (see :func:`_asked_for`) that its chosen source does not read."""
-    source = data.active_source()
-    return _asked_for(data, [spec.name for spec in dataclasses.fields(data) if "read_by" in spec.metadata
-                             and source not in spec.metadata["read_by"]], given)
+from lmtrain.config_checks import ConfigRangeError, IgnoredKeyError, check_range, read_by, unread_fields
 
 
 def check_source_keys(data: Any, given: Iterable[str] = ()) -> None:
-    """Refuse the first key of ``data`` that its source does not read (see :func:`unread_keys`).
+    """Refuse the first key of ``data`` that its source does not read (see :func:`unread_fields`).
 
     Raises:
         IgnoredKeyError: naming the key, the sources that read it and how to choose one.
     """
-    for name in unread_keys(data, given):
+    for name in unread_fields(data, data.active_source(), given):
         readers = data.__dataclass_fields__[name].metadata["read_by"]
         words = [f"{data.SOURCES[r][0]} ({data.SOURCES[r][1]})" for r in readers if r in data.SOURCES]
         reader = " or ".join(words) if words else f"by no source of this data ({data.chosen()})"
