@@ -306,6 +306,19 @@ def typed_config(cfg, command: str):
                         "fix or drop the key.") from None
 
 
+def _refuse_dashed_options(command: str, args: list[str]) -> None:
+    """Exit 2 showing `--max_steps 5` (a habit from other tools) in Hydra's form, ``trainer.max_steps=5``."""
+    from lmtrain.cli_hints import dashed_option_error
+
+    try:
+        dashed = dashed_option_error(command, args, lambda overrides, hydra: compose_command(command, overrides, hydra))
+    except UserError:  # the command's own config does not compose (a user's --config-dir): Hydra's word
+        return
+    if dashed is not None:
+        report_user_error(dashed, command)
+        sys.exit(EXIT_USER_ERROR)
+
+
 def main(argv: list[str] | None = None) -> None:
     """Run ``lmtrain <command> [overrides]``; ``argv`` defaults to ``sys.argv[1:]``."""
     args = list(sys.argv[1:] if argv is None else argv)
@@ -343,16 +356,9 @@ def main(argv: list[str] | None = None) -> None:
         return
 
     from lmtrain.config import register_configs
-    from lmtrain.cli_hints import dashed_option_error
 
     register_configs()
-    try:  # `--max_steps 5`, a habit from other tools: shown in Hydra's form
-        dashed = dashed_option_error(command, rest, lambda overrides, hydra: compose_command(command, overrides, hydra))
-    except UserError:  # the command's own config does not compose (a user's --config-dir): Hydra's word
-        dashed = None
-    if dashed is not None:
-        report_user_error(dashed, command)
-        sys.exit(EXIT_USER_ERROR)
+    _refuse_dashed_options(command, rest)
     if {"--help", "-h"} & set(rest):  # lmtrain's own help: groups, options, every key with its description
         try:
             print(command_help(command, rest))
