@@ -14,7 +14,7 @@ import lmtrain
 LAYERS: list[tuple[str, ...]] = [
     # leaves: errors, file formats, locks, plug lookup, config range checks
     ("errors", "atomic", "tensor_files", "sharded_files", "checkpoint_files", "durations", "config_checks", "config_diff",
-     "run_lock", "run_status", "run_manifest", "job_log", "plugs", "completion", "hub"),
+     "run_lock", "run_status", "run_manifest", "job_log", "plugs", "completion", "hub", "shell_words"),
     ("config",),  # the schemas
     ("run_dir", "run_claim", "run_placement", "runs"),  # the run directory: its layout, its claim, reading and plotting runs
     ("data", "kernels"),
@@ -24,7 +24,7 @@ LAYERS: list[tuple[str, ...]] = [
     ("tasks", "embeddings"),  # the fine-tuning tasks and word vectors, trained by the loop
     ("config_validation",),  # a whole composed config, checked through the plugs it names
     ("commands",),
-    ("cli", "cli_args", "cli_help", "__main__"),
+    ("cli", "cli_args", "cli_help", "cli_hints", "__main__"),
 ]
 
 # (importing module, imported module) -> why it may point up. Keep it empty.

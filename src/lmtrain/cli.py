@@ -99,39 +99,51 @@ def _schema_hint(message: str) -> str:
     return ""
 
 
-def compose_command(command: str, args: list[str], with_hydra: bool = False):
+def compose_command(command: str, args: list[str], with_hydra: bool = False, hints: bool = True):
     """``command``'s config composed with the overrides in ``args``, its plug nodes typed.
 
     Args:
         with_hydra: keep the ``hydra`` node (the choices made and the config sources), as help needs.
+        hints: add the closest option or key to an error about an unknown one.
     Raises:
         UserError: an unknown option, a misspelt key or a value of the wrong type.
     """
-    from hydra import compose, initialize_config_dir
-    from hydra.core.global_hydra import GlobalHydra
+    from lmtrain.cli_hints import typo_hint
 
     overrides = overrides_only(args)
-    GlobalHydra.instance().clear()
     try:
-        with initialize_config_dir(config_dir=str(config_dir()), version_base=None):
-            cfg = compose(config_name=command, overrides=overrides, return_hydra_config=with_hydra)
+        cfg = _compose(command, overrides, with_hydra)
     except Exception as error:  # Hydra and OmegaConf raise many types; all mean a config problem
         message = _explain(error)
+        hint = typo_hint(str(error), overrides, lambda others, hydra: compose_command(command, others, hydra,
+                                                                                      hints=False)) if hints else ""
         raise UserError(
             f"invalid configuration for `lmtrain {command}`: {message}{_schema_hint(message)}. "
-            f"Run `lmtrain {command} --help` to list the config groups and their options, "
+            f"{f'{hint} ' if hint else ''}Run `lmtrain {command} --help` to list the config groups and their options, "
             f"or `lmtrain {command} --cfg job` to print the composed config with every key."
         ) from None
-    finally:
-        GlobalHydra.instance().clear()
     from lmtrain.config.plug_nodes import type_plug_nodes
 
     return type_plug_nodes(cfg, command)
 
 
+def _compose(command: str, overrides: list[str], with_hydra: bool):
+    """``command``'s config composed by Hydra with ``overrides`` (Hydra's exceptions raised as they are)."""
+    from hydra import compose, initialize_config_dir
+    from hydra.core.global_hydra import GlobalHydra
+
+    GlobalHydra.instance().clear()
+    try:
+        with initialize_config_dir(config_dir=str(config_dir()), version_base=None):
+            return compose(config_name=command, overrides=overrides, return_hydra_config=with_hydra)
+    finally:
+        GlobalHydra.instance().clear()
+
+
 def validate_overrides(command: str, args: list[str]) -> None:
     """Compose ``command``'s config with ``args`` and raise UserError if that fails."""
-    check_config(compose_command(command, args), command)  # before Hydra makes the run directory
+    given = [arg.split("=", 1)[0] for arg in overrides_only(args) if "=" in arg]
+    check_config(compose_command(command, args), command, given)  # before Hydra makes the run directory
 
 
 def command_help(command: str, args: list[str]) -> str:
@@ -294,6 +306,19 @@ def typed_config(cfg, command: str):
     return fit_schema(cfg, command)
 
 
+def _refuse_dashed_options(command: str, args: list[str]) -> None:
+    """Exit 2 showing `--max_steps 5` (a habit from other tools) in Hydra's form, ``trainer.max_steps=5``."""
+    from lmtrain.cli_hints import dashed_option_error
+
+    try:
+        dashed = dashed_option_error(command, args, lambda overrides, hydra: compose_command(command, overrides, hydra))
+    except UserError:  # the command's own config does not compose (a user's --config-dir): Hydra's word
+        return
+    if dashed is not None:
+        report_user_error(dashed, command)
+        sys.exit(EXIT_USER_ERROR)
+
+
 def main(argv: list[str] | None = None) -> None:
     """Run ``lmtrain <command> [overrides]``; ``argv`` defaults to ``sys.argv[1:]``."""
     args = list(sys.argv[1:] if argv is None else argv)
@@ -333,6 +358,7 @@ def main(argv: list[str] | None = None) -> None:
     from lmtrain.config import register_configs
 
     register_configs()
+    _refuse_dashed_options(command, rest)
     if {"--help", "-h"} & set(rest):  # lmtrain's own help: groups, options, every key with its description
         try:
             print(command_help(command, rest))

@@ -3,9 +3,58 @@
 from __future__ import annotations
 
 import re
+from dataclasses import dataclass
+
+from lmtrain.shell_words import hydra_quote
 
 # Hydra flags followed by a value
 _FLAGS_WITH_VALUE = {"--cfg", "-c", "--package", "-p", "--info", "-i"}
+# every flag Hydra's own parser takes; any other `-x` / `--x` is a habit from other tools (see dashed_options)
+HYDRA_FLAGS = {"--help", "-h", "--hydra-help", "--version", "--cfg", "-c", "--resolve", "--package", "-p", "--run",
+               "-r", "--multirun", "-m", "--shell-completion", "-sc", "--config-path", "-cp", "--config-name", "-cn",
+               "--config-dir", "-cd", "--experimental-rerun", "--info", "-i"}
+_NUMBER = re.compile(r"-?(\d+\.?\d*|\.\d+)(e[-+]?\d+)?", re.IGNORECASE)
+
+
+@dataclass
+class DashedOption:
+    """A ``--key value`` / ``--key=value`` / ``--flag`` argument, as other tools take settings.
+
+    Attributes:
+        typed: the argument(s) as typed (``--max_steps 5``).
+        name: the key without dashes, ``-`` read as ``_`` (``max_steps``).
+        value: the value (``"true"`` for a bare flag).
+    """
+
+    typed: str
+    name: str
+    value: str
+
+
+def dashed_options(args: list[str]) -> list[tuple[int, int, DashedOption]]:
+    """The arguments of ``args`` that are not Hydra flags but look like ``--key value`` options.
+
+    Returns:
+        (first index, index after the option's value, option) of each, in order.
+    """
+    found = []
+    index = 0
+    while index < len(args):
+        arg = args[index]
+        flag = arg.split("=", 1)[0]
+        if not arg.strip("-") or not arg.startswith("-") or _NUMBER.fullmatch(arg) or flag in HYDRA_FLAGS:
+            index += 2 if arg in _FLAGS_WITH_VALUE else 1
+            continue
+        name, _, value = arg.lstrip("-").partition("=")
+        end = index + 1
+        if "=" not in arg:
+            following = args[index + 1] if index + 1 < len(args) else None
+            takes = following is not None and "=" not in following and (not following.startswith("-") or
+                                                                       _NUMBER.fullmatch(following))
+            value, end = (following, index + 2) if takes else ("true", index + 1)
+        found.append((index, end, DashedOption(" ".join(args[index:end]), name.replace("-", "_"), value)))
+        index = end
+    return found
 
 
 # free-text keys: their values are quoted for Hydra, so `prompt=The [MASK], it's hot!` just works
@@ -19,16 +68,6 @@ def _escape_interpolations(text: str) -> str:
     stands before ``${``; backslashes anywhere else are kept as they are.
     """
     return re.sub(r"(\\*)\$\{", lambda m: "\\" * (2 * len(m.group(1)) + 1) + "${", text)
-
-
-def _hydra_quote(text: str) -> str:
-    """``text`` as a single-quoted Hydra override value that Hydra parses back to ``text``.
-
-    Inside quotes Hydra unescapes backslashes only before a quote (the inner ones and the closing one).
-    """
-    body = re.sub(r"(\\*)'", lambda m: "\\" * (2 * len(m.group(1)) + 1) + "'", text)
-    body = re.sub(r"(\\+)$", lambda m: m.group(1) * 2, body)
-    return f"'{body}'"
 
 
 def _unquote(key: str, value: str) -> str:
@@ -58,7 +97,7 @@ def quote_free_text(args: list[str]) -> list[str]:
         key = next((k for k in _FREE_TEXT_KEYS if arg.startswith(k)), None)
         value = arg[len(key):] if key else ""
         if key and value:
-            arg = key + _hydra_quote(_escape_interpolations(_unquote(key, value)))
+            arg = key + hydra_quote(_escape_interpolations(_unquote(key, value)))
         quoted.append(arg)
     return quoted
 

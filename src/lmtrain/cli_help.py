@@ -18,7 +18,7 @@ from typing import Any, Iterable
 # groups the presets of which the top-level usage lists: (group, the commands that choose it)
 PRESET_GROUPS = (("model", "pretrain"), ("objective", "pretrain"), ("data", "pretrain"),
                  ("tokenizer", "pretrain, finetune"), ("task", "finetune"), ("method", "embed"),
-                 ("experiment", "pretrain, finetune"), ("debug", "pretrain"))
+                 ("experiment", "pretrain, finetune"), ("debug", "pretrain, finetune"))
 # config groups lmtrain composes internally: never chosen by a user
 _INTERNAL_GROUPS = ("debug_model", "schema", "hydra")
 SUMMARY_WIDTH = 110  # an option's description is cut to this many characters
@@ -63,7 +63,8 @@ def usage(described: dict[str, str], config_dir: Path) -> str:
         "e.g. `lmtrain pretrain model=bert trainer.max_steps=200 optim.lr=3e-4`.",
         "`lmtrain <command> [group=option ...] --help` describes the groups and options of a command and every key",
         "of the chosen presets, with its default (e.g. `lmtrain pretrain model=elmo --help`).",
-        "`lmtrain pretrain debug=tiny [model=...]` is a run of seconds (2 layers, width 32, 20 steps): a smoke test.",
+        "`lmtrain pretrain debug=tiny [model=...]` is a run of seconds (2 layers, width 32, 20 steps): a smoke test;",
+        "`lmtrain finetune task=... debug=tiny` cuts a task's recipe to 20 steps the same way.",
         'Tab completion of commands, groups and keys: eval "$(lmtrain completion bash)" (or zsh; fish: '
         "lmtrain completion fish | source).",
     ])

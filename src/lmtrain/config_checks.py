@@ -7,7 +7,10 @@ their ``__post_init__``, so an out-of-range value fails whenever its dataclass i
 
 from __future__ import annotations
 
+import dataclasses
+import difflib
 import math
+from collections.abc import Iterable
 from typing import Any
 
 from lmtrain.errors import UserError
@@ -30,6 +33,51 @@ class ConfigRangeError(ValueError):
 
     def __str__(self) -> str:  # built when shown: check_config prefixes the field with its group
         return f"{self.field}={self.value}: must be {self.allowed}" + (f" ({self.reason})" if self.reason else "")
+
+
+class IgnoredKeyError(ConfigRangeError):
+    """A key given a value that nothing would read: the chosen option (data source, objective) ignores it, or
+    its schema has no such key.
+
+    Attributes:
+        why: the rest of the sentence after ``key=value`` (``is read only from your own text files ...``).
+        advice: what to do instead (one sentence).
+    """
+
+    def __init__(self, field: str, value: Any, why: str, advice: str):
+        super().__init__(field, "", value)
+        self.why, self.advice = why, advice
+
+    def __str__(self) -> str:
+        return f"{self.field}={self.value} {self.why}"
+
+
+def read_by(*options: str) -> dict[str, tuple[str, ...]]:
+    """Field metadata: the options (data sources, methods) that read this key; a field without it is read by all."""
+    return {"read_by": options}
+
+
+def _default(spec: dataclasses.Field) -> Any:
+    return spec.default_factory() if spec.default_factory is not dataclasses.MISSING else spec.default
+
+
+def unread_fields(owner: Any, option: str, given: Iterable[str] = ()) -> list[str]:
+    """The fields of the dataclass ``owner`` that ``option`` does not read (see :func:`read_by`) yet someone asked
+    for: a value other than the field's default, or a name in ``given`` (the keys typed on the command line)."""
+    given = set(given)
+    return [spec.name for spec in dataclasses.fields(owner)
+            if option not in spec.metadata.get("read_by", (option,))
+            and (spec.name in given or getattr(owner, spec.name) != _default(spec))]
+
+
+def unknown_key_error(schema: type, prefix: str, key: str, value: Any) -> IgnoredKeyError:
+    """The error of ``key`` (under ``prefix``, e.g. ``trainer.``) given to a node of the dataclass ``schema``,
+    which has no such key: only ``+key=...`` adds one, and nothing would read it."""
+    close = difflib.get_close_matches(key, [f.name for f in dataclasses.fields(schema)], n=1)
+    advice = f"Did you mean {prefix}{close[0]}? " if close else ""
+    return IgnoredKeyError(f"{prefix}{key}", value, f"names no key of {prefix.rstrip('.') or 'the config'} "
+                           f"({schema.__name__}), so nothing would read it",
+                           f"{advice}Drop the key (a leading + adds a key the schema lacks).")
 
 
 def check_range(owner: Any, name: str, low: float | None = None, high: float | None = None,
@@ -69,7 +117,9 @@ def _describe(low, high, low_open: bool, high_open: bool) -> str:
 
 
 def range_error(error: ConfigRangeError, command: str) -> UserError:
-    """The one-paragraph error of an out-of-range value of ``lmtrain <command>``'s config."""
+    """The one-paragraph error of an out-of-range value (or an ignored key) of ``lmtrain <command>``'s config."""
+    if isinstance(error, IgnoredKeyError):
+        return UserError(f"invalid configuration for `lmtrain {command}`: {error}. {error.advice}")
     return UserError(f"invalid configuration for `lmtrain {command}`: {error}. Give a value in that range, "
                      f"e.g. `lmtrain {command} {error.field}=...`; `lmtrain {command} --help` lists every key "
                      "with its meaning.")

@@ -9,9 +9,10 @@ first failure into one :class:`~lmtrain.errors.UserError` naming the full key.
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Iterable
 from typing import Any
 
-from lmtrain.config_checks import ConfigRangeError, range_error
+from lmtrain.config_checks import ConfigRangeError, IgnoredKeyError, range_error, unknown_key_error
 
 
 def _build(node: Any, prefix: str) -> Any:
@@ -32,7 +33,9 @@ def _build(node: Any, prefix: str) -> Any:
     init_names = {f.name for f in dataclasses.fields(object_type) if f.init}
     values = {}
     for key in node.keys():
-        if key not in init_names or OmegaConf.is_missing(node, key):
+        if key not in init_names:  # only `+key=...` adds a key its schema lacks: nothing would read it
+            raise unknown_key_error(object_type, prefix, str(key), OmegaConf.select(node, str(key), default="?"))
+        if OmegaConf.is_missing(node, key):
             continue
         try:
             child = node[key]
@@ -46,11 +49,29 @@ def _build(node: Any, prefix: str) -> Any:
         raise
 
 
-def _cross_checks(cfg: Any, command: str) -> None:
+def _given_data_keys(given: Iterable[str]) -> set[str]:
+    """The ``data.<key>`` names among the override keys ``given`` (``data.train_files`` -> ``train_files``)."""
+    return {key.lstrip("+~").split(".", 1)[1] for key in given if key.lstrip("+~").startswith("data.")}
+
+
+def _check_data_keys(built: Any, given: set[str]) -> None:
+    """Refuse a ``data`` key typed on the command line that the chosen data source does not read."""
+    from lmtrain.config.data import check_source_keys
+
+    data = getattr(built, "data", None)
+    if dataclasses.is_dataclass(data) and hasattr(data, "active_source"):
+        try:
+            check_source_keys(data, given)
+        except ConfigRangeError as error:
+            error.field = f"data.{error.field}"
+            raise
+
+
+def _cross_checks(cfg: Any, command: str, given_data: set[str]) -> None:
     """Checks that span several groups (each raises ConfigRangeError with its full key)."""
     model, data, tok = cfg.get("model"), cfg.get("data"), cfg.get("tokenizer")
     if command == "pretrain" and data is not None and model is not None:
-        _check_objective(cfg)
+        _check_objective(cfg, given_data)
     training_from_scratch = command == "pretrain" or (command == "finetune" and cfg.get("init") == "scratch")
     if training_from_scratch and model is not None and data is not None and "max_positions" in model:
         if data.max_seq_len > model.max_positions:
@@ -63,8 +84,10 @@ def _cross_checks(cfg: Any, command: str) -> None:
                                    f"the tokenizer's {specials} special tokens take that many ids")
 
 
-def _check_objective(cfg: Any) -> None:
-    """The pretraining objective's own demands: a model family it trains, sequences long enough for a target."""
+def _check_objective(cfg: Any, given_data: set[str]) -> None:
+    """The pretraining objective's own demands: a model family it trains, sequences long enough for a target,
+    no ``data`` key typed (``given_data``) that its examples do not use. A preset's value for such a key passes:
+    ``debug=tiny`` sets the one its model preset's usual objective reads, whichever objective is chosen."""
     from omegaconf import OmegaConf
 
     from lmtrain.models.families import ModelFamily  # torch: imported only when a pretrain config is checked
@@ -77,17 +100,27 @@ def _check_objective(cfg: Any) -> None:
         raise ConfigRangeError("data.max_seq_len", f">= {least} for objective={objective.name}", cfg.data.max_seq_len,
                                reason)
     objective.check(plug_class(cfg.model, "model", ModelFamily).name, cfg.data.max_seq_len)
+    unread = objective.unread_data_keys()
+    for key in [key for key in unread if key in given_data]:
+        raise IgnoredKeyError(f"data.{key}", cfg.data.get(key),
+                              f"is read only {unread[key]}; the chosen objective={objective.name} would ignore it",
+                              "Drop the key, or choose an objective that reads it.")
 
 
-def check_config(cfg: Any, command: str) -> None:
-    """Check every value of ``cfg`` (``lmtrain <command>``'s composed config) against its allowed range.
+def check_config(cfg: Any, command: str, given: Iterable[str] = ()) -> None:
+    """Check every value of ``cfg`` (``lmtrain <command>``'s composed config) against its allowed range, and
+    refuse a value for a key that the chosen option (data source, objective) would not read.
 
+    Args:
+        given: the keys typed on the command line (``data.train_files``): refused where the chosen option
+            does not read them even when their value is the default.
     Raises:
         UserError: naming the full key, the value and the allowed range, e.g.
             ``trainer.batch_size=0: must be >= 1``.
     """
+    given_data = _given_data_keys(given)
     try:
-        _build(cfg, "")
-        _cross_checks(cfg, command)
+        _check_data_keys(_build(cfg, ""), given_data)
+        _cross_checks(cfg, command, given_data)
     except ConfigRangeError as error:
         raise range_error(error, command) from None

@@ -13,6 +13,7 @@ from omegaconf import DictConfig
 
 from lmtrain.config.commands import FinetuneConfig
 from lmtrain.config.plug_nodes import config_objects
+from lmtrain.checkpoint_files import read_model_meta
 from lmtrain.models.loading import model_meta
 from lmtrain.tasks import build_task
 from lmtrain.tasks.model import describe
@@ -33,12 +34,28 @@ def _max_seq_len(cfg: FinetuneConfig, limit: int | None) -> int:
     return cfg.data.max_seq_len
 
 
+def _choose_init(cfg: FinetuneConfig, task: Any, context: Any) -> str | None:
+    """Set ``cfg.init`` when it is not given: the newest pretrain run of this project that fits ``task`` (a resumed
+    run keeps the one it started from). Says which first; returns that line for the summary (None: init given)."""
+    if cfg.init not in (None, "", "auto"):
+        return None
+    started = read_model_meta(context.resume_from).get("init_chosen") if context.resume_from else None
+    if started:
+        cfg.init, line = started["run"], started["line"]
+    else:
+        choice = task.newest_backbone()
+        cfg.init, line = str(choice.run), choice.line
+    log.info("%s", line)
+    return line
+
+
 def run(cfg: DictConfig) -> dict[str, Any]:
     """Fine-tune a backbone on ``cfg.task`` with ``cfg.data``; returns the run summary."""
     cfg: FinetuneConfig = config_objects(cfg, "finetune")
     context = start_run(cfg)
     task = build_task(cfg.task, cfg.data)
-    task.read()
+    task.read()  # the data's own errors first: they need no backbone
+    chosen = _choose_init(cfg, task, context)
     built = task.build_model(cfg, context)
     model, tokenizer = context.place(built.model), built.tokenizer
     cfg.trainer.max_steps, steps_note = task_max_steps(cfg.task, cfg.trainer.max_steps, built.model_name)
@@ -54,10 +71,12 @@ def run(cfg: DictConfig) -> dict[str, Any]:
 
     return fit(context, RunParts(
         model, objective, train_set, eval_set, task.collator(tokenizer), tokenizer,
-        meta={**model_meta(model, built.model_name, f"finetune:{task.name}", tokenizer), "task": task.meta()},
-        summary={"command": "finetune", "task": task.name, "init": built.source, "model": built.model_name},
+        meta={**model_meta(model, built.model_name, f"finetune:{task.name}", tokenizer), "task": task.meta(),
+              **({"init_chosen": {"run": cfg.init, "line": chosen}} if chosen else {})},
+        summary={"command": "finetune", "task": task.name, "init": built.source, "model": built.model_name,
+                 **({"init_chosen": chosen} if chosen else {})},
         title=f"lmtrain finetune task={task.name} — {run_dir.path}",
-        next_commands=[f"lmtrain predict ckpt={run_dir.path} {task.predict_input}"],
+        next_commands=[task.predict_command(run_dir.path)],
         description=f"finetune task={task.name} from {built.source}: {len(train_set)} train / {len(eval_set)} "
                     "held-out examples",
         head_lr=built.head_lr, report=report, steps_note=steps_note), cfg)

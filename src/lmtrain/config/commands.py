@@ -6,6 +6,7 @@ their preset names, so they are declared ``Any`` here.
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass, field
 from typing import Any, Optional
 
@@ -13,7 +14,8 @@ from omegaconf import MISSING
 
 from lmtrain.config.data import TextDataConfig
 from lmtrain.config.training import OptimConfig, TokenizerConfig, TrainerConfig
-from lmtrain.config_checks import ConfigRangeError, check_range
+from lmtrain.config_checks import (ConfigRangeError, IgnoredKeyError, check_range, read_by, unknown_key_error,
+                                   unread_fields)
 
 
 @dataclass
@@ -73,12 +75,21 @@ class GenerateConfig:
         check_range(self, "seed", *SEED_RANGE)
 
 
+def _run_data() -> Any:
+    """An open node: the keys given here change the run's own data (``data.max_seq_len=64``)."""
+    from omegaconf import OmegaConf
+
+    return OmegaConf.create({}, flags={"struct": False})
+
+
 @dataclass
 class EvaluateConfig:
     """`lmtrain evaluate`: held-out loss / perplexity or masked accuracy of a checkpoint."""
 
     ckpt: Optional[str] = None  # run directory or checkpoint directory
-    data: TextDataConfig = field(default_factory=TextDataConfig)
+    # unset: the run's own data and held-out split, as saved in the run (data.<key>=... changes one of its keys);
+    # a data preset (data=lee_wiki, data=text data.train_files=[...]) evaluates on that data instead
+    data: Any = field(default_factory=_run_data)
     batch_size: int = 32  # sequences per forward pass
     max_batches: Optional[int] = None  # cap on batches evaluated (None = the whole split)
     seed: int = 0  # seed of the evaluation masks for dynamically masked (RoBERTa-style) MLM models
@@ -90,43 +101,76 @@ class EvaluateConfig:
         check_range(self, "max_batches", 1)
         if self.split not in ("eval", "all"):
             raise ConfigRangeError("split", "eval (the held-out documents) or all", self.split)
+        if dataclasses.is_dataclass(self.data) and not isinstance(self.data, TextDataConfig):
+            raise ConfigRangeError("data", "a text corpus: lee_wiki, lee, wiki, text or hf", self.data.name)
+        for key, value in (self.data.items() if isinstance(self.data, dict) else ()):
+            if key not in {f.name for f in dataclasses.fields(TextDataConfig)}:
+                raise unknown_key_error(TextDataConfig, "data.", key, value)
+
+
+_TRAINING = read_by("word2vec", "glove")  # an `embed.*` key of the training methods (method=load reads none)
 
 
 @dataclass
 class EmbedTrainConfig:
     """`embed.*` of `lmtrain embed`: the corpus and the training settings of word2vec and GloVe.
 
-    Presets (configs/method/*.yaml) set each method's own defaults; keys a method does not use
-    are ignored by it (marked word2vec: / glove: below).
+    Presets (configs/method/*.yaml) set each method's own defaults; a key of one method (marked word2vec: /
+    glove: below) given a value for another is refused, as is any training key with method=load.
     """
 
-    corpus: str = "lee_wiki"  # bundled gensim corpus: lee_wiki (Lee news + Wikipedia excerpt, ~450k words), lee (~58k) or a gensim test_data file name
-    train_files: list[str] = field(default_factory=list)  # your .txt (one document per line) / .jsonl files; replace `corpus`
-    file_format: str = "auto"  # auto (by extension: .jsonl / .json = jsonl) | text | jsonl
-    text_field: str = "text"  # the JSONL field that holds a document
-    tokenize: str = "simple_preprocess"  # simple_preprocess (gensim) | lower | lower_strip_punct
-    vector_size: int = 100  # dimensions of a word vector
-    window: int = 5  # context words on each side of the centre word
-    min_count: int = 5  # words occurring fewer times are dropped from the vocabulary
-    max_vocab: Optional[int] = None  # keep at most this many (most frequent) words; None = no cap
-    epochs: int = 5  # passes over the corpus (word2vec) / over the co-occurrence entries (glove)
-    lr: float = 0.025  # word2vec: initial learning rate (gensim's alpha); glove: AdaGrad step size
-    seed: int = 42  # seed of the initial vectors and the order of training
-    sg: int = 0  # word2vec: 0 = CBOW, 1 = skip-gram
-    hs: int = 0  # word2vec: 1 = hierarchical softmax
-    negative: int = 5  # word2vec: negative samples per word; 0 = none (then set hs=1)
-    sample: float = 1e-3  # word2vec: sub-sampling threshold of frequent words; 0 = off
-    min_lr: float = 1e-4  # word2vec: learning rate at the end of training (gensim's min_alpha)
-    workers: int = 3  # word2vec: worker threads (reproducible only with 1); glove: torch CPU threads
-    x_max: float = 100.0  # glove: co-occurrence count at which the weight f(x) reaches 1
-    alpha: float = 0.75  # glove: exponent of the weighting f(x) = (x / x_max) ** alpha
-    batch_size: int = 4096  # glove: co-occurrence entries per AdaGrad step
-    grad_clip: float = 100.0  # glove: clip each vector gradient component (reference glove.c)
-    chunk_tokens: int = 1_000_000  # glove: tokens per co-occurrence counting chunk (bounds memory)
-    device: str = "auto"  # glove: auto | cpu | cuda | cuda:N
+    # bundled gensim corpus: lee_wiki (Lee news + Wikipedia excerpt, ~450k words), lee (~58k) or a gensim
+    # test_data file name
+    corpus: str = field(default="lee_wiki", metadata=_TRAINING)
+    # your .txt (one document per line) / .jsonl files; replace `corpus`
+    train_files: list[str] = field(default_factory=list, metadata=_TRAINING)
+    # auto (by extension: .jsonl / .json = jsonl) | text | jsonl
+    file_format: str = field(default="auto", metadata=_TRAINING)
+    # the JSONL field that holds a document
+    text_field: str = field(default="text", metadata=_TRAINING)
+    # simple_preprocess (gensim) | lower | lower_strip_punct
+    tokenize: str = field(default="simple_preprocess", metadata=_TRAINING)
+    # dimensions of a word vector
+    vector_size: int = field(default=100, metadata=_TRAINING)
+    # context words on each side of the centre word
+    window: int = field(default=5, metadata=_TRAINING)
+    # words occurring fewer times are dropped from the vocabulary
+    min_count: int = field(default=5, metadata=_TRAINING)
+    # keep at most this many (most frequent) words; None = no cap
+    max_vocab: Optional[int] = field(default=None, metadata=_TRAINING)
+    # passes over the corpus (word2vec) / over the co-occurrence entries (glove)
+    epochs: int = field(default=5, metadata=_TRAINING)
+    # word2vec: initial learning rate (gensim's alpha); glove: AdaGrad step size
+    lr: float = field(default=0.025, metadata=_TRAINING)
+    # seed of the initial vectors and the order of training
+    seed: int = field(default=42, metadata=_TRAINING)
+    # word2vec: 0 = CBOW, 1 = skip-gram
+    sg: int = field(default=0, metadata=read_by("word2vec"))
+    # word2vec: 1 = hierarchical softmax
+    hs: int = field(default=0, metadata=read_by("word2vec"))
+    # word2vec: negative samples per word; 0 = none (then set hs=1)
+    negative: int = field(default=5, metadata=read_by("word2vec"))
+    # word2vec: sub-sampling threshold of frequent words; 0 = off
+    sample: float = field(default=1e-3, metadata=read_by("word2vec"))
+    # word2vec: learning rate at the end of training (gensim's min_alpha)
+    min_lr: float = field(default=1e-4, metadata=read_by("word2vec"))
+    # word2vec: worker threads (reproducible only with 1); glove: torch CPU threads
+    workers: int = field(default=3, metadata=_TRAINING)
+    # glove: co-occurrence count at which the weight f(x) reaches 1
+    x_max: float = field(default=100.0, metadata=read_by("glove"))
+    # glove: exponent of the weighting f(x) = (x / x_max) ** alpha
+    alpha: float = field(default=0.75, metadata=read_by("glove"))
+    # glove: co-occurrence entries per AdaGrad step
+    batch_size: int = field(default=4096, metadata=read_by("glove"))
+    # glove: clip each vector gradient component (reference glove.c)
+    grad_clip: float = field(default=100.0, metadata=read_by("glove"))
+    # glove: tokens per co-occurrence counting chunk (bounds memory)
+    chunk_tokens: int = field(default=1_000_000, metadata=read_by("glove"))
+    # glove: auto | cpu | cuda | cuda:N
+    device: str = field(default="auto", metadata=read_by("glove"))
     # method=load: unpickle a gensim .kv file. Unpickling runs any code the file holds: only for
     # files you made or trust; word2vec / GloVe files need no such risk.
-    allow_pickle: bool = False
+    allow_pickle: bool = field(default=False, metadata=read_by("load"))
 
     def __post_init__(self) -> None:
         for name in ("vector_size", "window", "max_vocab", "epochs", "workers", "batch_size", "chunk_tokens"):
@@ -162,14 +206,22 @@ class EmbedConfig:
     method: str = "word2vec"  # set by the method group: word2vec | glove | load
     embed: EmbedTrainConfig = field(default_factory=EmbedTrainConfig)
     eval: EmbedEvalConfig = field(default_factory=EmbedEvalConfig)
-    path: Optional[str] = None  # method=load: the vectors file to evaluate
-    format: str = "auto"  # method=load: auto | word2vec | glove | kv (gensim KeyedVectors.save, a pickle: needs embed.allow_pickle=true)
+    path: Optional[str] = field(default=None, metadata=read_by("load"))  # method=load: the vectors file to evaluate
+    # method=load: auto | word2vec | glove | kv (gensim KeyedVectors.save, a pickle: needs embed.allow_pickle=true)
+    format: str = field(default="auto", metadata=read_by("load"))
     query: list[str] = field(default_factory=list)  # words whose nearest neighbours are printed
     topn: int = 10  # neighbours shown per query word
     progress: bool = True  # rich progress bar (off for logs and CI)
 
     def __post_init__(self) -> None:
         check_range(self, "topn", 1)
+        for owner, prefix in ((self.embed, "embed."), (self, "")):
+            for name in unread_fields(owner, self.method):
+                readers = owner.__dataclass_fields__[name].metadata["read_by"]
+                raise IgnoredKeyError(f"{prefix}{name}", getattr(owner, name),
+                                      f"is read only by method={' or method='.join(readers)}; the chosen "
+                                      f"method={self.method} would ignore it",
+                                      f"Choose method={readers[0]} for it, or drop the key.")
 
 
 @dataclass

@@ -15,6 +15,7 @@ from lmtrain.config.models import AlbefConfig, ElmoConfig, ModelConfig, Transfor
 from lmtrain.data.tokenizer import TextTokenizer
 from lmtrain.errors import UserError
 from lmtrain.models.protocol import TrainedModel
+from lmtrain.shell_words import command, override
 
 
 class ModelFamily:
@@ -101,7 +102,7 @@ class TransformerFamily(ModelFamily):
 
     def next_commands(self, run: Path) -> list[str]:
         """Export to a Hugging Face folder."""
-        return [f"lmtrain export ckpt={run} out={run}-hf"]  # beside the run: export writes into no run folder
+        return [command("export", override("ckpt", run), override("out", f"{run}-hf"))]  # beside the run: export writes into no run folder
 
 
 class ElmoFamily(ModelFamily):

@@ -15,6 +15,7 @@ from lmtrain.objectives.base import Objective
 from lmtrain.objectives.image_text import ImageTextObjective, check_batch_setup
 from lmtrain.objectives.plug import PretrainingObjective, PretrainingSets
 from lmtrain.objectives.retrieval import chance_recall
+from lmtrain.shell_words import command, comment, override
 
 
 class ImageTextPretraining(PretrainingObjective):
@@ -69,5 +70,6 @@ class ImageTextPretraining(PretrainingObjective):
 
     def next_commands(self, run: Path) -> list[str]:
         """Retrieval fine-tuning and ranking."""
-        return [f"lmtrain finetune task=retrieval init={run}",
-                f"lmtrain predict ckpt={run} input=<captions file> images=<folder of images>"]
+        return [command("finetune", "task=retrieval", override("init", run)),
+                comment(f"{command('predict', override('ckpt', run))} input=CAPTIONS_FILE images=IMAGES_FOLDER  "
+                        "(your captions, one per line, and a folder of images to rank)")]

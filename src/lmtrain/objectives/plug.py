@@ -21,6 +21,7 @@ from lmtrain.config.objectives import ObjectiveConfig
 from lmtrain.data.tokenizer import TextTokenizer
 from lmtrain.errors import UserError
 from lmtrain.objectives.base import Objective
+from lmtrain.shell_words import command, override
 
 
 @dataclass
@@ -89,6 +90,11 @@ class PretrainingObjective:
     def check_model(self, model: Any, key: str) -> None:
         """Refuse a loaded model this objective cannot train (``key`` named it); default: any model of its families."""
 
+    def unread_data_keys(self) -> dict[str, str]:
+        """The ``data`` keys that this objective does not use -> who reads them, in words (a value given for
+        one is refused); default: none."""
+        return {}
+
     def min_seq_len(self) -> tuple[int, str]:
         """The shortest ``data.max_seq_len`` that gives a training target, and why."""
         return 2, "a next-token target needs at least two tokens"
@@ -116,4 +122,4 @@ class PretrainingObjective:
 
     def next_commands(self, run: Path) -> list[str]:
         """What a user runs next with a run trained by this objective."""
-        return [f"lmtrain evaluate ckpt={run}"]
+        return [command("evaluate", override("ckpt", run))]

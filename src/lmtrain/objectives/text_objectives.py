@@ -30,6 +30,7 @@ from lmtrain.objectives.bidirectional_lm import BidirectionalLM
 from lmtrain.objectives.causal_lm import CausalLM
 from lmtrain.objectives.masked_lm import MaskedLM
 from lmtrain.objectives.plug import PretrainingObjective, PretrainingSets
+from lmtrain.shell_words import command, override
 
 # examples a baseline is estimated on: plenty for unigram statistics, and memory stays flat
 BASELINE_SEQUENCES = 50_000
@@ -77,6 +78,20 @@ class TextPretraining(PretrainingObjective):
     def static_masking(self, tokenizer: TextTokenizer) -> MaskingSpec | None:
         """The mask drawn once at preprocessing, or None (the default: none, or drawn per use)."""
         return None
+
+    def repeats_examples(self) -> bool:
+        """Whether ``data.dupe_factor`` copies of the training data each get their own draw (pairs or masks)."""
+        return False
+
+    def unread_data_keys(self) -> dict[str, str]:
+        """The ``data`` keys that this objective's examples do not use -> who reads them, in words."""
+        readers = {"short_seq_prob": (self.example_format == "sentence_pairs",
+                                      "by sentence-pair examples (objective=mlm_nsp: BERT's next-sentence prediction)"),
+                   "packing": (self.example_format == "sentence_blocks",
+                               "by sentence-block examples (objective=mlm: RoBERTa's masked LM)"),
+                   "dupe_factor": (self.repeats_examples(), "by sentence pairs or statically masked examples "
+                                                            "(objective=mlm_nsp, or objective.masking=static)")}
+        return {key: words for key, (read, words) in readers.items() if not read}
 
     def corruption(self, tokenizer: TextTokenizer) -> Corruption | None:
         """What corrupts an example every time it is drawn (dynamic masking), or None."""
@@ -133,6 +148,10 @@ class MaskedLMObjective(TextPretraining):
         """BERT's masks, drawn once (``objective.masking=static``)."""
         return self._spec(tokenizer) if self.cfg.masking == "static" else None
 
+    def repeats_examples(self) -> bool:
+        """Sentence pairs are drawn anew for each copy; static masks too."""
+        return self.cfg.next_sentence or self.cfg.masking == "static"
+
     def corruption(self, tokenizer: TextTokenizer) -> Corruption | None:
         """RoBERTa's masks, drawn anew every epoch (``objective.masking=dynamic``)."""
         return TokenMasking(self._spec(tokenizer)) if self.cfg.masking == "dynamic" else None
@@ -152,8 +171,9 @@ class MaskedLMObjective(TextPretraining):
 
     def next_commands(self, run: Path) -> list[str]:
         """Evaluate, fill masks, fine-tune."""
-        return [f"lmtrain evaluate ckpt={run}", f"lmtrain generate ckpt={run} prompt='The [MASK] spread across the hills.'",
-                f"lmtrain finetune task=ner init={run}"]
+        return [command("evaluate", override("ckpt", run)),
+                command("generate", override("ckpt", run), "prompt='The [MASK] spread across the hills.'"),
+                command("finetune", "task=ner", override("init", run))]
 
 
 class CausalLMObjective(TextPretraining):
@@ -179,8 +199,9 @@ class CausalLMObjective(TextPretraining):
 
     def next_commands(self, run: Path) -> list[str]:
         """Evaluate, generate, fine-tune."""
-        return [f"lmtrain evaluate ckpt={run}", f"lmtrain generate ckpt={run} prompt='The fire'",
-                f"lmtrain finetune task=generation init={run}"]
+        return [command("evaluate", override("ckpt", run)),
+                command("generate", override("ckpt", run), "prompt='The fire'"),
+                command("finetune", "task=generation", override("init", run))]
 
 
 class BidirectionalLMObjective(TextPretraining):
@@ -201,7 +222,7 @@ class BidirectionalLMObjective(TextPretraining):
 
     def next_commands(self, run: Path) -> list[str]:
         """Evaluate, then ELMo's features in a task model."""
-        return [f"lmtrain evaluate ckpt={run}", f"lmtrain finetune task=ner init={run}"]
+        return [command("evaluate", override("ckpt", run)), command("finetune", "task=ner", override("init", run))]
 
 
 # objective name -> its schema, for checkpoints written before model.json kept the objective's config

@@ -1,8 +1,9 @@
 """Where a fine-tuning run's backbone comes from: a pretrain run, a checkpoint, a Hugging Face model, or scratch.
 
-``init`` unset picks the latest compatible pretrain run under ``outputs/pretrain/`` (one with
-``checkpoints/last`` whose attention matches the task: bidirectional for tagging and
-classification, causal for generation). An ELMo run is used only when ``init`` names it: its
+``init`` unset picks the newest compatible pretrain run of this project, under ``outputs/pretrain/`` of
+the current directory (one with ``checkpoints/last`` whose attention matches the task: bidirectional
+for tagging and classification, causal for generation); :func:`newest_compatible_run` says which, in
+one line that the run states first and records. An ELMo run is used only when ``init`` names it: its
 features serve tagging and classification, never generation.
 """
 
@@ -24,7 +25,15 @@ from lmtrain.models.spec import TransformerSpec, resolve_spec
 
 log = logging.getLogger(__name__)
 
-PRETRAIN_ROOT = Path("outputs") / "pretrain"
+PRETRAIN_ROOT = Path("outputs") / "pretrain"  # under the current directory: this project's pretrain runs
+
+
+@dataclass
+class InitChoice:
+    """The pretrain run a fine-tuning run without ``init=`` starts from, and the line that says so."""
+
+    run: Path
+    line: str
 
 
 @dataclass
@@ -42,11 +51,16 @@ def _kind(causal: bool) -> str:
     return "causal (GPT)" if causal else "bidirectional (BERT / RoBERTa)"
 
 
-def latest_run(accepts: Callable[[dict[str, Any]], bool], root: Path = PRETRAIN_ROOT) -> Path | None:
-    """The newest run under ``root`` with ``checkpoints/last`` whose ``model.json`` ``accepts``."""
+def latest_run(accepts: Callable[[dict[str, Any]], bool], root: Path | None = None) -> Path | None:
+    """The newest run under ``root`` (default: this project's ``outputs/pretrain``, relative to the current
+    directory) with ``checkpoints/last`` whose ``model.json`` ``accepts``; a run folder or checkpoint linked in
+    from elsewhere is not a candidate."""
+    root = PRETRAIN_ROOT if root is None else root
+    inside = root.resolve()
     best: tuple[float, Path] | None = None
     for last in root.glob(f"*/checkpoints/{ckpt.LAST}"):
-        if not ckpt.is_checkpoint(last):
+        run = last.parent.parent.resolve()
+        if not (run.is_relative_to(inside) and last.resolve().is_relative_to(run)) or not ckpt.is_checkpoint(last):
             continue
         try:
             meta = ckpt.read_model_meta(last)
@@ -60,10 +74,32 @@ def latest_run(accepts: Callable[[dict[str, Any]], bool], root: Path = PRETRAIN_
     return best[1] if best else None
 
 
-def latest_pretrain_run(causal: bool, root: Path = PRETRAIN_ROOT) -> Path | None:
-    """The newest run under ``root`` with ``checkpoints/last`` whose Transformer has ``causal`` attention."""
-    return latest_run(lambda meta: meta.get("family") == "transformer" and bool(meta["spec"].get("causal")) == causal,
-                      root)
+def newest_compatible_run(accepts: Callable[[dict[str, Any]], bool], kind: str, pretrain: str) -> InitChoice:
+    """The newest pretrain run of this project whose ``model.json`` ``accepts`` (see :func:`latest_run`).
+
+    Args:
+        kind: what fits, in words (``bidirectional (BERT / RoBERTa)``).
+        pretrain: the command that makes such a run (for the error when there is none).
+    Raises:
+        UserError: no such run, saying what to run first or which ``init=`` to give.
+    """
+    run = latest_run(accepts)
+    if run is None:
+        raise UserError(f"no pretrained backbone to fine-tune: no run under {PRETRAIN_ROOT.resolve()} has "
+                        f"checkpoints/last with a {kind} model. Run `{pretrain}` first (from this directory), or give "
+                        "init=<run dir, checkpoint, Hugging Face folder or Hub id>, or init=scratch to train from "
+                        "random weights on purpose.")
+    meta = ckpt.read_model_meta(run / "checkpoints" / ckpt.LAST)
+    return InitChoice(run, f"init not given: fine-tuning the newest {kind} pretrain run of this project, {run} "
+                           f"({meta.get('model_name', meta.get('family'))}, step {meta.get('step', '?')}); give "
+                           "init=<run, checkpoint or Hugging Face model> to choose another, or init=scratch")
+
+
+def newest_pretrain_run(causal: bool) -> InitChoice:
+    """The newest pretrain run of this project whose Transformer has ``causal`` attention."""
+    return newest_compatible_run(
+        lambda meta: meta.get("family") == "transformer" and bool(meta["spec"].get("causal")) == causal,
+        _kind(causal), "lmtrain pretrain model=gpt" if causal else "lmtrain pretrain model=bert")
 
 
 def from_checkpoint(path: str | Path) -> Backbone:
@@ -96,17 +132,9 @@ def resolve_backbone(cfg: FinetuneConfig, causal: bool, scratch_tokenizer: Calla
         UserError: no pretrained run found, a path that is not a model, or a backbone of the wrong kind.
     """
     init = cfg.init
-    if init in (None, "", "auto"):
-        run = latest_pretrain_run(causal)
-        if run is None:
-            command = "lmtrain pretrain model=gpt" if causal else "lmtrain pretrain model=bert"
-            raise UserError(f"no pretrained backbone to fine-tune: no run under {PRETRAIN_ROOT.resolve()} has "
-                            f"checkpoints/last with a {_kind(causal)} model. Run `{command}` first (from this "
-                            "directory), or give init=<run dir, checkpoint, Hugging Face folder or Hub id>, or "
-                            "init=scratch to train from random weights on purpose.")
-        log.info("init: the latest compatible pretrain run, %s", run)
-        backbone = from_checkpoint(str(run))
-    elif init == "scratch":
+    if init in (None, "", "auto"):  # the command chooses first, so that its first line says which
+        init = str(newest_pretrain_run(causal).run)
+    if init == "scratch":
         backbone = _from_scratch(cfg, scratch_tokenizer())
     else:
         backbone = from_checkpoint(init)

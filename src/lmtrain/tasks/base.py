@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import shlex
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -99,7 +101,7 @@ class Task:
     name = ""
     config_class: type = TaskConfig  # the task's schema (types a user's YAML that names this class in _target_)
     data_config: type = TaskDataConfig  # the schema of its `data` node
-    predict_input = "input=<text file, one input per line>"  # what `lmtrain predict` reads, for the next-step hint
+    predict_example: str | None = None  # one input line that the next-step hint pipes into `lmtrain predict`
     head: str | None = None
     head_kind: str | None = None
     causal = False
@@ -165,6 +167,27 @@ class Task:
     def texts(self) -> list[str]:
         """Training text (a scratch tokenizer is trained on it)."""
         raise NotImplementedError
+
+    def predict_command(self, run: Path) -> str:
+        """The next step after fine-tuning: ``lmtrain predict`` on :attr:`predict_example` (a comment saying what
+        to give, for a task without one)."""
+        from lmtrain.shell_words import command, comment, override
+
+        predict = command("predict", override("ckpt", run))
+        if self.predict_example is None:
+            return comment(f"{predict} input=FILE  (a text file, one input per line)")
+        return f"echo {shlex.quote(self.predict_example)} | {predict} input=-"
+
+    def newest_backbone(self) -> Any:
+        """The newest pretrain run of this project that this task can start from (``init`` not given), as an
+        :class:`lmtrain.tasks.backbone.InitChoice`.
+
+        Raises:
+            UserError: there is none.
+        """
+        from lmtrain.tasks.backbone import newest_pretrain_run
+
+        return newest_pretrain_run(self.causal)
 
     def build_model(self, cfg: FinetuneConfig, context: Any) -> TaskModel:
         """The model to fine-tune: the backbone ``cfg.init`` names under this task's head (partly frozen if asked).

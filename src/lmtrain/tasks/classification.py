@@ -62,6 +62,7 @@ class ClassificationTask(Task):
     """
 
     name, head, head_kind, causal = "classification", "classifier", "pooled_classifier", False
+    predict_example = "a gripping , funny and moving film ."
     config_class, data_config = ClassificationTaskConfig, ClassificationDataConfig
 
     def _read(self, path, key: str) -> list[LabelledText]:

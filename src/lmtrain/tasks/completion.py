@@ -52,6 +52,7 @@ class CompletionTask(Task):
     """Fine-tune the ``lm`` head and backbone of a GPT on prompt -> completion JSON lines."""
 
     name, head, head_kind, causal = "generation", None, None, True
+    predict_example = "The fire spread across"
     config_class, data_config = GenerationTaskConfig, GenerationDataConfig
 
     def _read(self, path, key: str) -> list[Pair]:

@@ -47,6 +47,7 @@ class NerTask(Task):
     """
 
     name, head, head_kind, causal = "ner", "tagger", "token_classifier", False
+    predict_example = "Prime Minister John Howard met union leaders in Sydney on Tuesday ."
     config_class, data_config = NerTaskConfig, NerDataConfig
 
     def _read(self, path, key: str) -> list[TaggedSentence]:

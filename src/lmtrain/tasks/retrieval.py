@@ -8,6 +8,7 @@
 from __future__ import annotations
 
 import logging
+from pathlib import Path
 from typing import Any, Callable
 
 import torch
@@ -52,7 +53,6 @@ class RetrievalTask(Task):
 
     name, head, head_kind, causal = "retrieval", None, None, False
     config_class, data_config = RetrievalTaskConfig, RetrievalDataConfig
-    predict_input = "input=<captions file> images=<folder of images>"
 
     def __init__(self, data_cfg: RetrievalDataConfig, labels: list[str] | None = None):
         super().__init__(data_cfg, labels)
@@ -76,6 +76,19 @@ class RetrievalTask(Task):
     def texts(self) -> list[str]:
         """The cleaned training captions (a scratch tokenizer is trained on them)."""
         return [pre_caption(p.caption, self.cfg.max_words) for p in self._read_at(self.image_size).train]
+
+    def predict_command(self, run: Path) -> str:
+        """A comment: ranking needs the user's captions and images."""
+        from lmtrain.shell_words import command, comment, override
+
+        return comment(f"{command('predict', override('ckpt', run))} input=CAPTIONS_FILE images=IMAGES_FOLDER  "
+                       "(your captions, one per line, and a folder of images to rank)")
+
+    def newest_backbone(self) -> Any:
+        """The newest ALBEF pretrain run of this project."""
+        from lmtrain.tasks.retrieval_init import newest_albef_run
+
+        return newest_albef_run()
 
     def build_model(self, cfg: FinetuneConfig, context: Any) -> TaskModel:
         """The ALBEF ``cfg.init`` names (see :mod:`lmtrain.tasks.retrieval_init`), its batch set-up checked."""

@@ -21,7 +21,7 @@ from lmtrain.config.models import AlbefConfig
 from lmtrain.data.tokenizer import TextTokenizer
 from lmtrain.errors import UserError
 from lmtrain.models.albef import AlbefModel, AlbefSpec, resolve_albef_spec, resolve_vision_spec
-from lmtrain.tasks.backbone import PRETRAIN_ROOT, from_checkpoint, latest_run
+from lmtrain.tasks.backbone import InitChoice, from_checkpoint, newest_compatible_run
 
 log = logging.getLogger(__name__)
 
@@ -88,6 +88,11 @@ def _with_text_backbone(backbone, model_cfg: AlbefConfig, vision_init: str | Non
     return RetrievalInit(model, backbone.tokenizer, f"{backbone.source} (text) + {vision_init or 'random'} (image)")
 
 
+def newest_albef_run() -> InitChoice:
+    """The newest ALBEF pretrain run of this project (see :func:`newest_compatible_run`)."""
+    return newest_compatible_run(lambda meta: meta.get("family") == "albef", "ALBEF", "lmtrain pretrain model=albef")
+
+
 def resolve_retrieval_init(cfg: FinetuneConfig, scratch_tokenizer: Callable[[], TextTokenizer]) -> RetrievalInit:
     """The ALBEF model ``cfg.init`` names (see the module docstring).
 
@@ -98,15 +103,8 @@ def resolve_retrieval_init(cfg: FinetuneConfig, scratch_tokenizer: Callable[[], 
         UserError: no ALBEF run to start from, or a path that is not a usable model.
     """
     init = cfg.init
-    if init in (None, "", "auto"):
-        run = latest_run(lambda meta: meta.get("family") == "albef")
-        if run is None:
-            raise UserError(f"no pretrained ALBEF to fine-tune: no run under {PRETRAIN_ROOT.resolve()} has "
-                            "checkpoints/last with an ALBEF model. Run `lmtrain pretrain model=albef` first (from "
-                            "this directory), or give init=<ALBEF run, BERT run or Hugging Face BERT folder>, or "
-                            "init=scratch.")
-        log.info("init: the latest ALBEF pretrain run, %s", run)
-        return _from_albef(str(run))
+    if init in (None, "", "auto"):  # the command chooses first, so that its first line says which
+        init = str(newest_albef_run().run)
     if init == "scratch":
         tokenizer = scratch_tokenizer()
         torch.manual_seed(cfg.trainer.seed)

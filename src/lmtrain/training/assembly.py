@@ -14,6 +14,7 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import logging
+import shlex
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -46,6 +47,7 @@ from lmtrain.training.session import fit_run
 from lmtrain.training.sharding import shard_layout
 from lmtrain.training.step_plan import PlanSource
 from lmtrain.training.trainer import Trainer
+from lmtrain.shell_words import command
 
 log = logging.getLogger(__name__)
 
@@ -257,4 +259,6 @@ def finish_run(run_dir: RunDir, summary: dict[str, Any], title: str, loggers: li
     save_task_plots(run_dir.path)  # a fine-tuned run's confusion matrix and F1 per class, where it has them
     send_summary(loggers, run_dir.path, summary)
     print_summary(title, summary)
-    print_next_commands([*next_commands, f"lmtrain resume {run_dir.path} trainer.max_steps=<more>", "lmtrain runs"])
+    more = 2 * max(summary.get("steps", 0), 1)  # "train longer": resume continues the schedule to the new total
+    print_next_commands([*next_commands, command("resume", shlex.quote(str(run_dir.path)), f"trainer.max_steps={more}"),
+                         command("runs")])
