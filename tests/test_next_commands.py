@@ -123,4 +123,4 @@ def test_suggestions_run_in_bash_for_a_run_folder_with_awkward_characters(tmp_pa
         if called is not None:
             values = [OverridesParser.create().parse_override(a).value() for a in called[0]
                       if a.startswith(("ckpt=", "init=", "out="))]
-            assert str(run) in values or str(run / "hf") in values, (line, called)
+            assert str(run) in values or f"{run}-hf" in values, (line, called)
