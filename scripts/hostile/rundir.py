@@ -28,7 +28,7 @@ def _users_folder(ws: Workspace, name: str) -> tuple[Path, Path]:
 
 
 def failed_attempt_then_good_run(ws: Workspace) -> Outcome:
-    folder, outside = _users_folder(ws, "project")
+    folder, outside = _users_folder(ws, "users-project")
     before = _tree(folder)
     failed = ws.lmtrain("pretrain", *TINY, *ws.data, "trainer.eval_every=2", "trainer.monitor=eval/nope",
                         f"hydra.run.dir={folder}")
