@@ -4,10 +4,8 @@
 (:mod:`lmtrain.kernels.cpu.linear`), the cheaper dropout mask (:mod:`lmtrain.kernels.cpu.dropout`,
 also inside attention) and prepacked weights for decoding (:mod:`lmtrain.kernels.cpu.prepacked`).
 ``torch`` means PyTorch's own ops throughout. ``auto`` takes ``onednn`` where its private ops run
-and a start-up check (:mod:`lmtrain.kernels.probe`) finds them clearly faster on this CPU, ``torch``
-where it finds PyTorch's clearly faster, and settles a tie by a rule (:mod:`lmtrain.kernels.decision`);
-it is decided once per process, and a decision that runs agree on is kept per machine
-(:mod:`lmtrain.kernels.memo`). A training run selects through ``trainer.cpu_kernels``; a process
+and a start-up check (:mod:`lmtrain.kernels.probe`) finds them faster on this CPU, else ``torch``;
+it is decided once per process. A training run selects through ``trainer.cpu_kernels``; a process
 that selects nothing (``lmtrain generate``, ``evaluate``, ``predict``, a script) gets ``auto`` on its
 first kernel call.
 """
@@ -23,9 +21,8 @@ import torch
 
 from lmtrain.errors import UserError
 from lmtrain.kernels.cpu.linear import onednn_ops_present
-from lmtrain.kernels.decision import decide
-from lmtrain.kernels.memo import note_measurement, recall
-from lmtrain.kernels.probe import check_onednn_ops, cpu_has_wide_vectors, time_kernels
+from lmtrain.kernels.memo import recall, remember
+from lmtrain.kernels.probe import check_onednn_ops, time_kernels
 
 log = logging.getLogger(__name__)
 
@@ -42,19 +39,9 @@ def _first_line(error: BaseException) -> str:
     return text.splitlines()[0] if text else type(error).__name__
 
 
-def _measure(memo: Path | None) -> tuple[str, str]:
-    """(kernels, why) from timing both kernel sets, with what ``memo`` made of the timing."""
-    decision = decide(time_kernels(), cpu_has_wide_vectors())
-    why = f"auto: {decision.why}"
-    if memo is None:
-        return decision.kernels, why
-    outcome = note_measurement(memo, decision.kernels if decision.clear_win else None, decision.why)
-    return decision.kernels, f"{why}; {outcome}"
-
-
 def _resolve_auto(memo: Path | None = None) -> tuple[str, str]:
     """``auto`` on CPU: (kernels, why), measured on the first call only (or taken from ``memo``, this machine's
-    settled decision, where the measurement is counted); warns once when oneDNN fails."""
+    earlier decision, and stored there); warns once when oneDNN fails."""
     if _state["auto"] is None and memo is not None:
         _state["auto"] = recall(memo)
     if _state["auto"] is None:
@@ -65,11 +52,15 @@ def _resolve_auto(memo: Path | None = None) -> tuple[str, str]:
         else:
             try:
                 check_onednn_ops()
-                _state["auto"] = _measure(memo)
+                times = time_kernels()
             except (RuntimeError, TypeError, AttributeError, NotImplementedError) as error:
                 log.warning("oneDNN's linear ops failed their start-up check (%s): lmtrain uses PyTorch's own "
                             "CPU kernels.", _first_line(error))
                 _state["auto"] = ("torch", "auto: oneDNN ops failed their check")
+            else:
+                _state["auto"] = ("onednn" if times.onednn_faster else "torch", f"auto: {times.describe()}")
+                if memo is not None:
+                    remember(memo, *_state["auto"])
     return _state["auto"]
 
 
