@@ -78,7 +78,7 @@ def bench_data_wait(model_name: str, size: str, args) -> dict:
     """
     from lmtrain.commands import pretrain
     from lmtrain.config import register_configs
-    from lmtrain.cli import config_dir
+    from lmtrain.cli.main import config_dir
     from lmtrain.training.trainer import Trainer  # noqa: F811 (the module-level import is ObjectiveStep)
     from hydra import compose, initialize_config_dir
 

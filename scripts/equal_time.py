@@ -36,7 +36,7 @@ from typing import Any
 from rich.console import Console
 from rich.table import Table
 
-from lmtrain.durations import parse_duration
+from lmtrain.config.durations import parse_duration
 from lmtrain.errors import UserError
 
 from equal_time_mlm import compare_mlm  # scripts/ is on the path when run as a script

@@ -17,7 +17,7 @@ from typing import Any
 
 import torch
 
-from lmtrain.cli import compose_command
+from lmtrain.cli.main import compose_command
 from lmtrain.config import register_configs
 from lmtrain.config.plug_nodes import config_objects
 from lmtrain.config.training import OptimConfig

@@ -24,7 +24,7 @@ from hydra.core.global_hydra import GlobalHydra
 from omegaconf import OmegaConf
 
 from corpus_memory import source_sentences, write_corpus
-from lmtrain.cli import config_dir
+from lmtrain.cli.main import config_dir
 from lmtrain.config import register_configs
 from lmtrain.data.pretraining import PretrainingPreparation, read_tokenizer_text
 from lmtrain.plugs import plug_class

@@ -16,7 +16,7 @@ import pytest
 from hydra import compose, initialize_config_dir
 from hydra.core.global_hydra import GlobalHydra
 
-from lmtrain.cli import config_dir
+from lmtrain.cli.main import config_dir
 from lmtrain.config import register_configs
 
 

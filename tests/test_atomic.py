@@ -11,7 +11,7 @@ import pytest
 import torch
 from safetensors.torch import save_file
 
-from lmtrain.atomic import atomic_directory, current_umask
+from lmtrain.files.atomic import atomic_directory, current_umask
 from lmtrain.errors import UserError
 from lmtrain.models.hf_interop import write_hf_folder
 from tests.conftest import compose_config
@@ -59,9 +59,9 @@ def target(tmp_path) -> Path:
 
 
 def test_run_files_are_never_written_through_a_link(tmp_path, target):
-    from lmtrain.run_claim import write_config_record
-    from lmtrain.run_dir import RunDir
-    from lmtrain.run_status import read_status, write_status
+    from lmtrain.run_folder.claim import write_config_record
+    from lmtrain.run_folder.layout import RunDir
+    from lmtrain.run_folder.status import read_status, write_status
 
     run = RunDir(tmp_path / "run")
     (run.path / "metrics.jsonl").symlink_to(target)
@@ -94,7 +94,7 @@ def test_a_tokenizer_is_not_saved_through_a_link(tmp_path, target):
 
 
 def test_remove_entry_removes_a_link_never_its_target(tmp_path, target):
-    from lmtrain.atomic import remove_entry
+    from lmtrain.files.atomic import remove_entry
 
     folder = tmp_path / "folder"
     folder.mkdir()
@@ -107,8 +107,8 @@ def test_remove_entry_removes_a_link_never_its_target(tmp_path, target):
 
 
 def test_a_run_folder_records_each_entry_before_it_is_created(tmp_path):
-    from lmtrain.atomic import make_dirs, open_text, write_text
-    from lmtrain.run_manifest import MANIFEST_FILE, RunManifest
+    from lmtrain.files.atomic import make_dirs, open_text, write_text
+    from lmtrain.run_folder.manifest import MANIFEST_FILE, RunManifest
 
     manifest = RunManifest(tmp_path)
     assert manifest.start() and not manifest.start()
@@ -129,7 +129,7 @@ def test_a_run_folder_records_each_entry_before_it_is_created(tmp_path):
 
 
 def test_a_manifest_that_is_a_link_is_refused(tmp_path, target):
-    from lmtrain.run_manifest import MANIFEST_FILE, RunManifest
+    from lmtrain.run_folder.manifest import MANIFEST_FILE, RunManifest
 
     (tmp_path / MANIFEST_FILE).symlink_to(target)
     with pytest.raises(UserError, match="symbolic link"):

@@ -34,7 +34,7 @@ def test_help_lists_commands_and_config_groups(workdir):
 
 
 def test_command_help_does_not_load_torch(workdir):
-    probe = ("import sys\nfrom lmtrain.cli import main\ntry:\n    main(['pretrain', '--help'])\n"
+    probe = ("import sys\nfrom lmtrain.cli.main import main\ntry:\n    main(['pretrain', '--help'])\n"
              "except SystemExit:\n    pass\nprint('torch loaded:', 'torch' in sys.modules)")
     out = subprocess.run([sys.executable, "-c", probe], cwd=workdir, capture_output=True, text=True)
     assert "Config groups" in out.stdout and "torch loaded: False" in out.stdout, out.stdout + out.stderr
@@ -161,7 +161,7 @@ def test_ctrl_c_while_tokenizing_exits_130_with_one_line(workdir, tmp_path):
 
 
 def test_prompt_values_are_quoted_for_hydra():
-    from lmtrain.cli import quote_free_text
+    from lmtrain.cli.main import quote_free_text
 
     assert quote_free_text(["prompt=The [MASK], it's hot!", "x=1"]) == ["prompt='The [MASK], it\\'s hot!'", "x=1"]
     assert quote_free_text(["prompt='already quoted'"]) == ["prompt='already quoted'"]
@@ -174,7 +174,7 @@ _AWKWARD_PROMPTS = ["${oc.env:HOME} ${price}", "C:\\temp\\new", "end\\", "it's \
 
 @pytest.mark.parametrize("text", _AWKWARD_PROMPTS)
 def test_free_text_reaches_the_config_literally(text):
-    from lmtrain.cli import quote_free_text
+    from lmtrain.cli.main import quote_free_text
     from tests.conftest import compose_config
 
     assert compose_config("generate", quote_free_text([f"prompt={text}"])).prompt == text
@@ -186,7 +186,7 @@ def test_random_free_text_reaches_the_config_literally():
     from hydra.core.override_parser.overrides_parser import OverridesParser
     from omegaconf import OmegaConf
 
-    from lmtrain.cli import quote_free_text
+    from lmtrain.cli.main import quote_free_text
 
     # the two grammars composing applies: Hydra's override parser, then OmegaConf's resolution on access
     parser, node = OverridesParser.create(), OmegaConf.create({"prompt": None})
@@ -201,7 +201,7 @@ def test_random_free_text_reaches_the_config_literally():
 
 
 def test_quoted_free_text_is_unquoted_once_then_literal():
-    from lmtrain.cli import quote_free_text
+    from lmtrain.cli.main import quote_free_text
     from tests.conftest import compose_config
 
     assert compose_config("generate", quote_free_text(["prompt='The fire'"])).prompt == "The fire"

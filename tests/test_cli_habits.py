@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from lmtrain.cli import main
+from lmtrain.cli.main import main
 
 
 def _refused(capsys, tmp_path, monkeypatch, *args: str) -> str:

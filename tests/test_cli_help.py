@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from lmtrain.cli import config_dir, main
+from lmtrain.cli.main import config_dir, main
 from lmtrain.config import PLUG_SCHEMAS, SCHEMAS, MaskingConfig, OptimConfig
 from lmtrain.config.descriptions import field_descriptions
 

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from lmtrain.completion import script, strip_command
+from lmtrain.cli.completion import script, strip_command
 
 
 def _query(line: str, *args: str, cwd: Path) -> subprocess.CompletedProcess:

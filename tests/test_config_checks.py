@@ -7,8 +7,8 @@ import random
 import numpy as np
 import pytest
 
-from lmtrain.cli import main
-from lmtrain.config_validation import check_config
+from lmtrain.cli.main import main
+from lmtrain.commands.config_validation import check_config
 from lmtrain.errors import UserError
 from tests.conftest import compose_config, run_cli
 

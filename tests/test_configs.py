@@ -5,8 +5,8 @@ from pathlib import Path
 import pytest
 from omegaconf import OmegaConf
 
-from lmtrain.cli import COMMANDS, config_dir
-from lmtrain.config_validation import check_config
+from lmtrain.cli.main import COMMANDS, config_dir
+from lmtrain.commands.config_validation import check_config
 from lmtrain.errors import UserError
 from tests.conftest import compose_config
 
@@ -72,7 +72,7 @@ def test_debug_tiny_composes_with_every_model_preset(model):
 
 
 def test_a_key_of_another_family_is_refused_naming_the_family():
-    from lmtrain.cli import validate_overrides
+    from lmtrain.cli.main import validate_overrides
 
     with pytest.raises(UserError, match="lstm_dim is not a key of the transformer model family"):
         validate_overrides("pretrain", ["model=bert", "model.lstm_dim=4096"])

@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import pytest
 
-from lmtrain.cli import main
-from lmtrain.config_validation import check_config
+from lmtrain.cli.main import main
+from lmtrain.commands.config_validation import check_config
 from tests.conftest import compose_config
 
 REFUSED = [

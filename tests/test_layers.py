@@ -12,19 +12,18 @@ from pathlib import Path
 import lmtrain
 
 LAYERS: list[tuple[str, ...]] = [
-    # leaves: errors, file formats, locks, plug lookup, config range checks
-    ("errors", "atomic", "tensor_files", "sharded_files", "checkpoint_files", "durations", "config_checks", "config_diff",
-     "run_lock", "run_status", "run_manifest", "job_log", "plugs", "completion", "hub", "shell_words"),
-    ("config",),  # the schemas
-    ("run_dir", "run_claim", "run_placement", "runs"),  # the run directory: its layout, its claim, reading and plotting runs
+    # leaves: errors, file formats and safe writes, the run folder's lock, status, record and job log, plug lookup
+    ("errors", "files", "run_folder.lock", "run_folder.status", "run_folder.manifest", "run_folder.job_log",
+     "plugs", "hub", "shell_words"),
+    ("config",),  # the schemas, their range checks, config diffs and durations
+    ("run_folder", "runs"),  # the run folder: its layout, its claim and placement; reading and plotting runs
     ("data", "kernels"),
     ("models",),
     ("objectives", "generation"),
     ("training",),  # the one loop and the run assembly; it knows no task
     ("tasks", "embeddings"),  # the fine-tuning tasks and word vectors, trained by the loop
-    ("config_validation",),  # a whole composed config, checked through the plugs it names
-    ("commands",),
-    ("cli", "cli_args", "cli_help", "cli_hints", "__main__"),
+    ("commands",),  # the commands, and the check of a whole composed config through the plugs it names
+    ("cli", "__main__"),
 ]
 
 # (importing module, imported module) -> why it may point up. Keep it empty.
@@ -35,13 +34,16 @@ PACKAGE_ROOT = Path(lmtrain.__file__).parent
 
 def layer_of(module: str) -> int:
     """The index in LAYERS of a dotted module name under lmtrain (the package itself, holding only its
-    version, is the bottom)."""
+    version, is the bottom). An entry may name a module inside a package (``run_folder.lock``)."""
     parts = module.split(".")
     if parts == ["lmtrain"]:
         return 0
-    for index, names in enumerate(LAYERS):
-        if parts[1] in names:
-            return index
+    # the longest entry that names the module or a package above it: ``run_folder.lock`` before ``run_folder``
+    for depth in range(len(parts) - 1, 0, -1):
+        prefix = ".".join(parts[1:depth + 1])
+        for index, names in enumerate(LAYERS):
+            if prefix in names:
+                return index
     raise AssertionError(f"{module} is in no layer: add its top-level name to LAYERS in {__file__}")
 
 
@@ -70,10 +72,11 @@ def imported_modules(source: str, module: str, is_package: bool = False) -> list
 
 
 def _submodule(target: str, name: str) -> str:
-    """``from lmtrain import checkpoint_files`` imports the module named after the dot; ``from lmtrain
+    """``from lmtrain.files import checkpoints`` imports the module named after the dot; ``from lmtrain
     import __version__`` the package."""
-    is_module = (PACKAGE_ROOT / name).is_dir() or (PACKAGE_ROOT / f"{name}.py").is_file()
-    return f"{target}.{name}" if target == "lmtrain" and is_module else target
+    folder = PACKAGE_ROOT.joinpath(*target.split(".")[1:])
+    is_module = target.split(".")[0] == "lmtrain" and ((folder / name).is_dir() or (folder / f"{name}.py").is_file())
+    return f"{target}.{name}" if is_module else target
 
 
 def source_files() -> list[Path]:
@@ -99,13 +102,15 @@ def test_imports_point_down():
 def test_the_check_sees_function_level_and_relative_imports():
     source = "from .heads import Head\n\ndef f():\n    from lmtrain.training import checkpoint\n"
     found = imported_modules(source, "lmtrain.models.probe")
-    assert found == [("lmtrain.models.heads", 1), ("lmtrain.training", 4)]
+    assert found == [("lmtrain.models.heads", 1), ("lmtrain.training.checkpoint", 4)]
     assert layer_of("lmtrain.training") > layer_of("lmtrain.models.probe")
 
 
 def test_from_the_package_names_the_module():
-    assert imported_modules("from lmtrain import checkpoint_files\n", "lmtrain.models.loading") == [
-        ("lmtrain.checkpoint_files", 1)]
+    assert imported_modules("from lmtrain import plugs\n", "lmtrain.models.loading") == [("lmtrain.plugs", 1)]
+    assert imported_modules("from lmtrain.files import checkpoints\n", "lmtrain.models.loading") == [
+        ("lmtrain.files.checkpoints", 1)]
+    assert layer_of("lmtrain.run_folder.lock") < layer_of("lmtrain.config") < layer_of("lmtrain.run_folder.claim")
 
 
 def test_every_module_imports():

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from lmtrain.cli import main
+from lmtrain.cli.main import main
 from tests.conftest import TINY, text_data, write_corpus
 
 # what a suggested command gets besides what it prints: a tiny run, and a run folder of its own (two runs

@@ -44,7 +44,7 @@ def _readme_command_lines() -> list[tuple[str, list[str], list[str]]]:
 def test_readme_command_lines_compose(monkeypatch):
     """Each README command line composes and passes the range checks, as the CLI checks it before running
     (from the project root, as README's example lines are run)."""
-    from lmtrain.cli import quote_free_text, validate_overrides
+    from lmtrain.cli.main import quote_free_text, validate_overrides
     from lmtrain.config import register_configs
 
     register_configs()

@@ -8,13 +8,13 @@ import pytest
 import yaml
 from omegaconf import OmegaConf
 
-from lmtrain.cli import config_dir
+from lmtrain.cli.main import config_dir
 from lmtrain.config.replay import check_config_rerun, check_resumed_overrides
 from lmtrain.errors import UserError
 from tests.conftest import compose_config
 
 RERUN = ["++hydra.run.dir=outputs/pretrain/x", "++hydra.job.name=pretrain", "++hydra.output_subdir=null",
-         "++hydra.job_logging.handlers.file.class=lmtrain.job_log.JobLogHandler",
+         "++hydra.job_logging.handlers.file.class=lmtrain.run_folder.job_log.JobLogHandler",
          "++hydra.callbacks.sweep_summary._target_=lmtrain.runs.sweep.SweepSummary"]  # what the CLI adds
 
 

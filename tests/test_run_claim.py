@@ -14,8 +14,8 @@ import pytest
 import yaml
 
 from lmtrain.errors import UserError
-from lmtrain.run_claim import claim_run_dir, latest_unfinished_run
-from lmtrain.run_lock import RunLock
+from lmtrain.run_folder.claim import claim_run_dir, latest_unfinished_run
+from lmtrain.run_folder.lock import RunLock
 from tests.conftest import TINY, compose_config, run_cli, text_data, wait_for_metrics, write_corpus
 
 
@@ -123,7 +123,7 @@ def test_resume_command_errors_name_the_directory(workdir):
 
 HOLD_LOCK = """
 import sys, time
-from lmtrain.run_lock import RunLock
+from lmtrain.run_folder.lock import RunLock
 RunLock(sys.argv[1]).acquire("lmtrain pretrain")
 print("locked", flush=True)
 time.sleep(120)

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from lmtrain.errors import UserError
-from lmtrain.run_placement import RunPlacement
+from lmtrain.run_folder.placement import RunPlacement
 from tests.conftest import run_cli
 
 

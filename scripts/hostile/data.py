@@ -65,7 +65,7 @@ def long_word_jsonl_dataset(ws: Workspace) -> Outcome:
 
 # a preparation with many small chunks, so that data.num_proc=4 starts its workers at once
 PREPARE_IN_CHUNKS = """
-from lmtrain.cli import main
+from lmtrain.cli.main import main
 from lmtrain.data import pretraining
 
 if __name__ == "__main__":  # not in the workers, which import this file again

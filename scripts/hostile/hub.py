@@ -152,7 +152,7 @@ def _sharded_run(ws: Workspace, name: str) -> Path:
 
 def _craft_metadata(run: Path, edit: Callable[[Any], None]) -> None:
     """Rewrite the newest checkpoint's .metadata with ``edit`` applied to it."""
-    from lmtrain.sharded_files import read_sharded_metadata
+    from lmtrain.files.sharded import read_sharded_metadata
 
     path = run / "checkpoints" / "last" / "sharded"
     metadata = read_sharded_metadata(path)

@@ -188,7 +188,7 @@ def huge_single_line(ws: Workspace) -> Outcome:
 
 KILL_RANK_1_ONCE = """
 import os, signal
-from lmtrain.cli import main
+from lmtrain.cli.main import main
 from lmtrain.training.trainer import Trainer
 
 original = Trainer._train_step

@@ -1,6 +1,6 @@
 """Entry point for `python -m lmtrain` and `torchrun -m lmtrain`."""
 
-from lmtrain.cli import main
+from lmtrain.cli.main import main
 
 if __name__ == "__main__":
     main()

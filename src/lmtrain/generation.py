@@ -15,7 +15,7 @@ from dataclasses import dataclass
 import torch
 
 from lmtrain.config.commands import check_temperature
-from lmtrain.config_checks import ConfigRangeError
+from lmtrain.config.checks import ConfigRangeError
 from lmtrain.data.tokenizer import TextTokenizer
 from lmtrain.errors import UserError
 from lmtrain.kernels import prepacked_linears

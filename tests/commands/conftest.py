@@ -12,7 +12,7 @@ from lmtrain.data.tokenizer import train_tokenizer
 from lmtrain.models.language_model import LanguageModel
 from lmtrain.models.loading import model_meta
 from lmtrain.models.spec import TransformerSpec
-from lmtrain.run_dir import TOKENIZER_FILE
+from lmtrain.run_folder.layout import TOKENIZER_FILE
 from lmtrain.training.checkpoint import save_checkpoint
 from tests.conftest import write_corpus
 

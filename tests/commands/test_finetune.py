@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from lmtrain import checkpoint_files as ckpt
+from lmtrain.files import checkpoints as ckpt
 from lmtrain.commands import export, finetune, predict
 from lmtrain.errors import UserError
 from tests.conftest import compose_config, run_cli

@@ -10,7 +10,7 @@ import pytest
 
 from lmtrain.commands import finetune
 from lmtrain.data.collate import PadCollator
-from lmtrain.run_dir import read_metrics
+from lmtrain.run_folder.layout import read_metrics
 from tests.conftest import compose_config, stopping_after_step
 from tests.tasks.fixtures import make_checkpoint, write_conll
 

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from lmtrain import checkpoint_files as ckpt
+from lmtrain.files import checkpoints as ckpt
 from lmtrain.commands import export, finetune, predict
 from lmtrain.errors import UserError
 from lmtrain.models.loading import load_checkpoint
@@ -42,7 +42,7 @@ def test_a_transformer_tagger_with_a_crf_trains_predicts_valid_bio_and_is_not_ex
 
 
 def test_a_crf_is_not_a_key_of_classification():
-    from lmtrain.cli import validate_overrides
+    from lmtrain.cli.main import validate_overrides
 
     with pytest.raises(UserError, match="crf is not a key of the classification task"):
         validate_overrides("finetune", ["task=classification", "task.crf=true"])

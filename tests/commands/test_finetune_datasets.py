@@ -12,7 +12,7 @@ import pytest
 
 from lmtrain.commands import finetune, pretrain
 from lmtrain.errors import UserError
-from lmtrain.run_dir import read_metrics
+from lmtrain.run_folder.layout import read_metrics
 from lmtrain.tasks import build_task
 from lmtrain.tasks.conll import read_conll
 from tests.commands.test_finetune import run_command

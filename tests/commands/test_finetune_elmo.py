@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from lmtrain import checkpoint_files as ckpt
+from lmtrain.files import checkpoints as ckpt
 from lmtrain.commands import finetune, predict, pretrain
 from lmtrain.errors import UserError
 from lmtrain.models.loading import load_checkpoint

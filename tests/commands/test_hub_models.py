@@ -24,7 +24,7 @@ from lmtrain.config import TokenizerConfig
 from lmtrain.data.hf_tokenizer import load_hf_tokenizer
 from lmtrain.errors import UserError
 from lmtrain.models.loading import load_checkpoint, locate_model
-from lmtrain.run_dir import read_metrics
+from lmtrain.run_folder.layout import read_metrics
 from tests.commands.conftest import GPT, GPT_ROLES, make_run
 from tests.commands.test_finetune import run_command
 from tests.conftest import TINY, compose_config, run_cli, write_corpus

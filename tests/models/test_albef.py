@@ -2,7 +2,7 @@
 
 import torch
 
-from lmtrain.checkpoint_files import load_weights
+from lmtrain.files.checkpoints import load_weights
 from lmtrain.models.albef import AlbefModel, AlbefSpec
 from lmtrain.training import checkpoint as ckpt
 from tests.albef_fixtures import tiny_model

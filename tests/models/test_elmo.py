@@ -81,7 +81,7 @@ def test_padding_changes_nothing_for_real_tokens():
 
 
 def test_checkpoint_round_trip_rebuilds_the_char_table(tmp_path):
-    from lmtrain.checkpoint_files import load_weights, read_model_meta
+    from lmtrain.files.checkpoints import load_weights, read_model_meta
     from lmtrain.models.elmo import ElmoLanguageModel
     from lmtrain.training import checkpoint as ckpt
 

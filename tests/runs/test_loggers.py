@@ -11,8 +11,8 @@ import pytest
 
 from lmtrain.commands import pretrain
 from lmtrain.errors import UserError
-from lmtrain.run_dir import read_metrics
-from lmtrain.run_dir import RunDir
+from lmtrain.run_folder.layout import read_metrics
+from lmtrain.run_folder.layout import RunDir
 from lmtrain.training.assembly import finish_run
 from lmtrain.training.loggers import TensorBoardLogger, open_loggers, require_loggers, send_summary
 from tests.conftest import compose_config

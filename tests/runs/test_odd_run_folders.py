@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from lmtrain.cli import main
+from lmtrain.cli.main import main
 from lmtrain.runs import load_run
 
 pytest.importorskip("matplotlib")

@@ -8,7 +8,7 @@ import sys
 import numpy as np
 import pytest
 
-from lmtrain.cli import main
+from lmtrain.cli.main import main
 from lmtrain.runs.plot import CURVES_FILE, figure_pixels
 from lmtrain.runs.series import ema, metric_series, x_values
 

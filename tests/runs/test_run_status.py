@@ -6,8 +6,8 @@ import json
 import subprocess
 import sys
 
-from lmtrain.cli import main
-from lmtrain.run_status import STATUS_FILE, exit_state, read_status, write_status
+from lmtrain.cli.main import main
+from lmtrain.run_folder.status import STATUS_FILE, exit_state, read_status, write_status
 from lmtrain.runs import load_run
 from lmtrain.runs.table import format_value
 from tests.conftest import run_cli

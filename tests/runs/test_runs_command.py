@@ -7,7 +7,7 @@ import time
 
 import pytest
 
-from lmtrain.cli import main
+from lmtrain.cli.main import main
 from lmtrain.runs import find_run_dirs, load_run
 from lmtrain.runs.compare import differing_overrides, rank_runs, run_labels
 from lmtrain.runs.record import run_status

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from lmtrain.cli import config_dir
+from lmtrain.cli.main import config_dir
 from tests.conftest import compose_config
 
 TASKS = sorted(p.stem for p in (config_dir() / "task").glob("*.yaml"))

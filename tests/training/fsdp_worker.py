@@ -91,7 +91,7 @@ def reference(autocast) -> tuple[dict, dict, float]:
 
 
 def full_model_state_single(model) -> dict:
-    from lmtrain.checkpoint_files import tied_names
+    from lmtrain.files.checkpoints import tied_names
 
     duplicates = tied_names(model)
     return {k: v.detach().clone() for k, v in model.state_dict().items() if k not in duplicates}

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from lmtrain import checkpoint_files
+from lmtrain.files import checkpoints as checkpoint_files
 from lmtrain.errors import UserError
 from lmtrain.models.hf_interop import load_hf_folder
 from lmtrain.training import checkpoint as ckpt

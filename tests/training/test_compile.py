@@ -19,7 +19,7 @@ from lmtrain.commands import pretrain
 from lmtrain.models.language_model import LanguageModel
 from lmtrain.models.spec import TransformerSpec
 from tests.conftest import loss_objective as build_objective
-from lmtrain.run_dir import read_metrics
+from lmtrain.run_folder.layout import read_metrics
 from lmtrain.training import compile as compile_module
 from lmtrain.training.compile import CompiledStep
 from lmtrain.training.trainer import ObjectiveStep

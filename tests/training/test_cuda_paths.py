@@ -77,7 +77,7 @@ def test_timeouts_are_settings_checked_before_any_work():
     cfg = compose_config("pretrain", ["trainer.dist_timeout=2h", "trainer.host_timeout=1d"])
     assert (cfg.trainer.dist_timeout, cfg.trainer.host_timeout) == ("2h", "1d")
     from lmtrain.config.training import TrainerConfig
-    from lmtrain.config_checks import ConfigRangeError
+    from lmtrain.config.checks import ConfigRangeError
 
     with pytest.raises(ConfigRangeError) as error:
         TrainerConfig(host_timeout="forever")

@@ -7,7 +7,7 @@ import pytest
 
 from lmtrain.data.tokenizer import train_tokenizer
 from lmtrain.errors import UserError
-from lmtrain.run_dir import RunDir
+from lmtrain.run_folder.layout import RunDir
 from lmtrain.training.assembly import RunContext
 from lmtrain.training.data_agreement import check_same_data, data_differences, tokenizer_digest
 from lmtrain.training.distributed import Distributed

@@ -122,7 +122,7 @@ def test_fsdp_needs_torchrun_and_transformer_blocks(tmp_path):
 
 RANK_1_PATCH = """
 import os, signal
-from lmtrain.cli import main
+from lmtrain.cli.main import main
 from lmtrain.training.trainer import Trainer
 
 original = Trainer._train_step

@@ -12,7 +12,7 @@ import torch
 from lmtrain.commands import evaluate, pretrain
 from lmtrain.errors import UserError
 from lmtrain.models.loading import load_checkpoint
-from lmtrain.run_dir import read_metrics
+from lmtrain.run_folder.layout import read_metrics
 from tests.conftest import TINY, compose_config, run_cli, write_corpus
 
 # on top of debug=tiny (d_model 32, 2 layers, vocabulary 1000): a biLM of seconds

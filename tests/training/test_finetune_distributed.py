@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 import torch.distributed as dist
 
-from lmtrain.run_dir import read_metrics
+from lmtrain.run_folder.layout import read_metrics
 from tests.tasks.fixtures import make_checkpoint, write_conll, write_pairs_jsonl, write_sentiment_tsv
 
 pytestmark = pytest.mark.skipif(not dist.is_available() or sys.platform == "win32",

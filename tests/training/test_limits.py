@@ -12,9 +12,9 @@ import torch
 
 from lmtrain.commands import pretrain
 from lmtrain.config import OptimConfig
-from lmtrain.durations import parse_duration
+from lmtrain.config.durations import parse_duration
 from lmtrain.errors import UserError
-from lmtrain.run_dir import read_metrics
+from lmtrain.run_folder.layout import read_metrics
 from lmtrain.training.distributed import Distributed
 from lmtrain.training.limits import Limits
 from lmtrain.training.optim import build_scheduler

@@ -8,7 +8,7 @@ import pytest
 
 from lmtrain.commands import pretrain
 from lmtrain.errors import UserError
-from lmtrain.run_dir import read_metrics
+from lmtrain.run_folder.layout import read_metrics
 from tests.conftest import TINY, compose_config, write_corpus
 
 

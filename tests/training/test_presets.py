@@ -9,12 +9,12 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from lmtrain.cli import config_dir
+from lmtrain.cli.main import config_dir
 from lmtrain.commands import pretrain
 from lmtrain.data.datasets import PretrainingDataset
 from lmtrain.data.masking import MaskingSpec, TokenMasking
 from lmtrain.data.store import ExampleStore, write_store
-from lmtrain.run_dir import read_metrics
+from lmtrain.run_folder.layout import read_metrics
 from tests.conftest import TINY, compose_config, write_corpus
 
 

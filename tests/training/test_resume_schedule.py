@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from lmtrain.commands import pretrain
-from lmtrain.run_dir import read_metrics
+from lmtrain.run_folder.layout import read_metrics
 from tests.conftest import TINY, compose_config, write_corpus
 
 

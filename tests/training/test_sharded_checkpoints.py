@@ -12,10 +12,10 @@ import pytest
 import torch
 import torch.distributed as dist
 
-from lmtrain import checkpoint_files
+from lmtrain.files import checkpoints as checkpoint_files
 from lmtrain.errors import UserError
 from lmtrain.models.loading import load_checkpoint
-from lmtrain.sharded_files import load_sharded, read_sharded_metadata, single_process_quietly
+from lmtrain.files.sharded import load_sharded, read_sharded_metadata, single_process_quietly
 from lmtrain.training import checkpoint as ckpt
 from lmtrain.training.distributed import Distributed
 from lmtrain.training.sharded_checkpoint import load_sharded_checkpoint, save_sharded_checkpoint

@@ -9,7 +9,7 @@ import pytest
 
 from lmtrain.commands import pretrain
 from tests.conftest import loss_objective as build_objective
-from lmtrain.run_dir import read_metrics
+from lmtrain.run_folder.layout import read_metrics
 from lmtrain.training import checkpoint as ckpt
 from tests.conftest import TINY, compose_config, stopping_after_step, write_corpus
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from lmtrain.config import MaskedLMConfig
-from lmtrain.config_checks import check_range
+from lmtrain.config.checks import check_range
 from lmtrain.data.pretraining import masking_spec
 from lmtrain.objectives.text_objectives import MaskedLMObjective
 from span_masking.spans import SpanMasking

@@ -16,7 +16,7 @@ from lmtrain.embeddings.corpus import build_corpus
 from lmtrain.embeddings.evaluation import evaluate, nearest_neighbours, unknown_words_error
 from lmtrain.embeddings.io import load_vectors, save_vectors
 from lmtrain.errors import UserError
-from lmtrain.run_dir import RunDir, hydra_run_dir
+from lmtrain.run_folder.layout import RunDir, hydra_run_dir
 
 log = logging.getLogger(__name__)
 

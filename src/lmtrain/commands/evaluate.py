@@ -21,14 +21,14 @@ from torch.utils.data import ConcatDataset, Dataset
 
 from lmtrain.config import EvaluateConfig, TextDataConfig, TokenizerConfig
 from lmtrain.config.plug_nodes import config_objects
-from lmtrain.config_checks import ConfigRangeError, range_error
+from lmtrain.config.checks import ConfigRangeError, range_error
 from lmtrain.data.collate import PadCollator
 from lmtrain.data.pretraining import prepare_pretraining_data
 from lmtrain.errors import UserError
 from lmtrain.models.loading import load_checkpoint, locate_model
 from lmtrain.objectives.text_objectives import TextPretraining, objective_from_meta
-from lmtrain.run_claim import read_saved_config
-from lmtrain.run_dir import TOKENIZER_FILE, RunDir, hydra_run_dir
+from lmtrain.run_folder.claim import read_saved_config
+from lmtrain.run_folder.layout import TOKENIZER_FILE, RunDir, hydra_run_dir
 from lmtrain.training.evaluation import evaluate_objective
 from lmtrain.training.precision import resolve_device
 from lmtrain.training.progress import print_summary

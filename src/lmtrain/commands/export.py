@@ -12,7 +12,7 @@ import torch
 from omegaconf import DictConfig
 from safetensors import SafetensorError
 
-from lmtrain import checkpoint_files as ckpt
+from lmtrain.files import checkpoints as ckpt
 from lmtrain.config import ExportConfig
 from lmtrain.config.plug_nodes import config_objects
 from lmtrain.errors import UserError

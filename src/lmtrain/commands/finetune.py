@@ -13,7 +13,7 @@ from omegaconf import DictConfig
 
 from lmtrain.config.commands import FinetuneConfig
 from lmtrain.config.plug_nodes import config_objects
-from lmtrain.checkpoint_files import read_model_meta
+from lmtrain.files.checkpoints import read_model_meta
 from lmtrain.models.loading import model_meta
 from lmtrain.tasks import build_task
 from lmtrain.tasks.model import describe

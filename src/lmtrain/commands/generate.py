@@ -23,7 +23,7 @@ from typing import Any
 from rich.console import Console
 from rich.table import Table
 
-from lmtrain.atomic import open_text
+from lmtrain.files.atomic import open_text
 from lmtrain.config import GenerateConfig
 from lmtrain.config.plug_nodes import config_objects
 from lmtrain.errors import UserError
@@ -31,7 +31,7 @@ from lmtrain.generation import (Sampling, TextStream, encode_for_mask, fill_mask
                                 with_mask_token)
 from lmtrain.kernels import use_cpu_kernels
 from lmtrain.models.loading import load_checkpoint
-from lmtrain.run_dir import RunDir, hydra_run_dir
+from lmtrain.run_folder.layout import RunDir, hydra_run_dir
 from lmtrain.training.precision import resolve_device
 
 log = logging.getLogger(__name__)

@@ -23,7 +23,7 @@ import yaml
 
 from lmtrain.config.replay import check_resumed_overrides
 from lmtrain.errors import UserError
-from lmtrain.run_claim import HYDRA_DIR, has_checkpoint, override_key, saved_config_dir
+from lmtrain.run_folder.claim import HYDRA_DIR, has_checkpoint, override_key, saved_config_dir
 
 USAGE = "lmtrain resume RUN_DIR [key=value ...]"
 TRAINING_COMMANDS = ("pretrain", "finetune")

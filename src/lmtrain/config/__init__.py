@@ -2,7 +2,7 @@
 
 YAML files under ``configs/`` only compose and override these schemas, so a misspelt key, a key
 of another model family, or a value of the wrong type fails before any work starts. Each schema's
-``__post_init__`` checks the ranges of its own values (:func:`lmtrain.config_checks.check_config`
+``__post_init__`` checks the ranges of its own values (:func:`lmtrain.config.checks.check_config`
 runs them on a composed config). Each field carries its default and a one-line description.
 
 The plug groups register their schemas under ``schema/<group>/<name>``; a preset names its schema

@@ -14,7 +14,7 @@ from omegaconf import MISSING
 
 from lmtrain.config.data import TextDataConfig
 from lmtrain.config.training import OptimConfig, TokenizerConfig, TrainerConfig
-from lmtrain.config_checks import (ConfigRangeError, IgnoredKeyError, check_range, read_by, unknown_key_error,
+from lmtrain.config.checks import (ConfigRangeError, IgnoredKeyError, check_range, read_by, unknown_key_error,
                                    unread_fields)
 
 

@@ -12,7 +12,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any, ClassVar, Optional
 
-from lmtrain.config_checks import ConfigRangeError, IgnoredKeyError, check_range, read_by, unread_fields
+from lmtrain.config.checks import ConfigRangeError, IgnoredKeyError, check_range, read_by, unread_fields
 
 
 def check_source_keys(data: Any, given: Iterable[str] = ()) -> None:

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from lmtrain.config_checks import check_range
+from lmtrain.config.checks import check_range
 
 
 @dataclass
@@ -36,7 +36,7 @@ class MaskingConfig(ObjectiveConfig):
                     reason=f"[MASK] and random replacements share the selected tokens; "
                            f"mask_token_prob={self.mask_token_prob}")
         if self.masking not in ("static", "dynamic"):
-            from lmtrain.config_checks import ConfigRangeError
+            from lmtrain.config.checks import ConfigRangeError
 
             raise ConfigRangeError("masking", "static or dynamic", self.masking)
 

@@ -81,7 +81,7 @@ def config_objects(cfg: Any, command: str) -> Any:
     """
     from omegaconf import OmegaConf
 
-    from lmtrain.config_checks import ConfigRangeError, range_error
+    from lmtrain.config.checks import ConfigRangeError, range_error
 
     typed = type_plug_nodes(cfg, command)
     try:

@@ -9,7 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Optional
 
-from lmtrain.config_checks import ConfigRangeError, check_range
+from lmtrain.config.checks import ConfigRangeError, check_range
 
 
 @dataclass

@@ -5,8 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Optional
 
-from lmtrain.config_checks import ConfigRangeError, check_range
-from lmtrain.durations import parse_duration
+from lmtrain.config.checks import ConfigRangeError, check_range
+from lmtrain.config.durations import parse_duration
 from lmtrain.errors import UserError
 
 

@@ -22,7 +22,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-from lmtrain.atomic import atomic_directory
+from lmtrain.files.atomic import atomic_directory
 from lmtrain.config.data import TextDataConfig
 from lmtrain.config.objectives import MaskingConfig
 from lmtrain.config.training import TokenizerConfig

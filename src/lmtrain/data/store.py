@@ -21,7 +21,7 @@ from typing import Any
 
 import numpy as np
 
-from lmtrain.atomic import atomic_directory
+from lmtrain.files.atomic import atomic_directory
 
 LENGTH = "length"
 CONTENT_DIGEST = "content_sha256"

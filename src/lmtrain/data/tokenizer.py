@@ -14,7 +14,7 @@ from typing import Any
 
 from tokenizers import Tokenizer, decoders, models, normalizers, pre_tokenizers, processors, trainers
 
-from lmtrain.atomic import write_text
+from lmtrain.files.atomic import write_text
 from lmtrain.config.training import TokenizerConfig
 from lmtrain.data.cache_lock import cache_lock
 from lmtrain.data.cache_room import cache_full, no_room
@@ -72,7 +72,7 @@ class TextTokenizer:
         return self.tokenizer.decode(list(ids), skip_special_tokens=skip_special_tokens)
 
     def save(self, path: str | Path) -> None:
-        """Write ``tokenizer.json`` (atomically, never through a link: :func:`lmtrain.atomic.write_text`)."""
+        """Write ``tokenizer.json`` (atomically, never through a link: :func:`lmtrain.files.atomic.write_text`)."""
         write_text(path, self.tokenizer.to_str(pretty=True))
 
     def to_str(self) -> str:

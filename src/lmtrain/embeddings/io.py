@@ -20,7 +20,7 @@ from typing import Optional
 import numpy as np
 from gensim.models import KeyedVectors
 
-from lmtrain.atomic import write_with
+from lmtrain.files.atomic import write_with
 from lmtrain.errors import UserError
 
 log = logging.getLogger(__name__)

@@ -24,7 +24,7 @@ import torch
 from safetensors import safe_open
 from torch import nn
 
-from lmtrain import checkpoint_files as ckpt
+from lmtrain.files import checkpoints as ckpt
 from lmtrain.errors import UserError
 
 

@@ -26,7 +26,7 @@ from pathlib import Path
 import torch
 from safetensors.torch import save_file
 
-from lmtrain.atomic import follow_umask
+from lmtrain.files.atomic import follow_umask
 from lmtrain.errors import UserError
 from lmtrain.models.hf_config_checks import check_config_fits_weights, check_config_values, read_hf_config
 from lmtrain.models.hf_weight_files import read_checked_weights

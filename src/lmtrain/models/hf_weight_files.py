@@ -18,7 +18,7 @@ import torch
 from safetensors import SafetensorError, safe_open
 
 from lmtrain.errors import UserError
-from lmtrain.tensor_files import read_safetensors, read_tensor_dict, unreadable
+from lmtrain.files.tensors import read_safetensors, read_tensor_dict, unreadable
 
 SAFETENSORS = "model.safetensors"
 INDEX = "model.safetensors.index.json"

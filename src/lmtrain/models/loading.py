@@ -14,7 +14,7 @@ from typing import Any
 
 import torch
 
-from lmtrain import checkpoint_files as ckpt
+from lmtrain.files import checkpoints as ckpt
 from lmtrain.data.hf_tokenizer import load_hf_tokenizer
 from lmtrain.data.tokenizer import TextTokenizer
 from lmtrain.errors import UserError

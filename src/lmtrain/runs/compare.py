@@ -6,7 +6,7 @@ import math
 from pathlib import Path
 from typing import Sequence
 
-from lmtrain.run_dir import lower_is_better
+from lmtrain.run_folder.layout import lower_is_better
 from lmtrain.runs.record import RunRecord
 
 # overrides that only say where files go: never worth a column or a legend entry

@@ -7,7 +7,7 @@ from pathlib import Path
 from typing import Iterable
 
 from lmtrain.errors import UserError
-from lmtrain.run_dir import CHECKPOINTS_DIR, METRICS_FILE
+from lmtrain.run_folder.layout import CHECKPOINTS_DIR, METRICS_FILE
 
 DEFAULT_ROOTS = ("outputs", "multirun")  # where Hydra puts single runs and sweeps by default
 # folders inside a run that never hold another run

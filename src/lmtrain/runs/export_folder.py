@@ -20,12 +20,12 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from lmtrain.atomic import follow_umask
-from lmtrain.checkpoint_files import is_checkpoint
+from lmtrain.files.atomic import follow_umask
+from lmtrain.files.checkpoints import is_checkpoint
 from lmtrain.errors import UserError
-from lmtrain.checkpoint_files import LAST
-from lmtrain.run_dir import CHECKPOINTS_DIR, METRICS_FILE, SUMMARY_FILE
-from lmtrain.run_status import STATUS_FILE
+from lmtrain.files.checkpoints import LAST
+from lmtrain.run_folder.layout import CHECKPOINTS_DIR, METRICS_FILE, SUMMARY_FILE
+from lmtrain.run_folder.status import STATUS_FILE
 
 MARKER = "lmtrain-export.json"
 WRITER = "lmtrain export"

@@ -23,8 +23,8 @@ from typing import Any
 import yaml
 
 from lmtrain.hub import parse_hub_id, recorded_hub_model
-from lmtrain.run_dir import SUMMARY_FILE
-from lmtrain.run_status import read_status
+from lmtrain.run_folder.layout import SUMMARY_FILE
+from lmtrain.run_folder.status import read_status
 
 log = logging.getLogger(__name__)
 CARD_FILE = "README.md"

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Sequence
 
-from lmtrain.atomic import make_dirs, write_with
+from lmtrain.files.atomic import make_dirs, write_with
 from lmtrain.errors import UserError
 from lmtrain.runs.baselines import draw_baselines
 from lmtrain.runs.compare import run_labels

@@ -1,6 +1,6 @@
 """One run directory read back: what ran, with which overrides, how far it got, how well it did.
 
-Status of a run: what its ``status.json`` says (see :mod:`lmtrain.run_status`): finished, failed
+Status of a run: what its ``status.json`` says (see :mod:`lmtrain.run_folder.status`): finished, failed
 (with the error), interrupted (at a step), or running while its process lives. A run of an older
 version, or one killed outright, is judged from its files:
     finished      ``summary.json`` exists
@@ -22,8 +22,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterable
 
-from lmtrain.run_dir import CHECKPOINTS_DIR, METRICS_FILE, SUMMARY_FILE, lower_is_better
-from lmtrain.run_status import read_status
+from lmtrain.run_folder.layout import CHECKPOINTS_DIR, METRICS_FILE, SUMMARY_FILE, lower_is_better
+from lmtrain.run_folder.status import read_status
 from lmtrain.runs.metrics_log import EventLog, MetricsDigest, digest, is_number, is_step
 from lmtrain.runs.run_files import UnreadableFile, read_document
 from lmtrain.runs.run_state import RUNNING_WINDOW_S, judge_status, run_status

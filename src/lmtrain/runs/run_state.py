@@ -7,8 +7,8 @@ import time
 from pathlib import Path
 from typing import Any
 
-from lmtrain.run_dir import CHECKPOINTS_DIR, METRICS_FILE, SUMMARY_FILE
-from lmtrain.run_status import process_alive, read_status
+from lmtrain.run_folder.layout import CHECKPOINTS_DIR, METRICS_FILE, SUMMARY_FILE
+from lmtrain.run_folder.status import process_alive, read_status
 from lmtrain.runs.metrics_log import is_step
 from lmtrain.runs.run_files import open_regular
 
@@ -80,7 +80,7 @@ def guess_status(run_dir: Path, has_summary: bool, gone: bool, now: float, runni
 
 def judge_status(run_dir: Path, status: dict[str, Any] | None, has_summary: bool, now: float,
                  running_window: float = RUNNING_WINDOW_S) -> tuple[str, str | None]:
-    """The state and its detail: ``status.json``'s (:func:`lmtrain.run_status.read_status`) while it can be
+    """The state and its detail: ``status.json``'s (:func:`lmtrain.run_folder.status.read_status`) while it can be
     believed, a ``running`` one only while its process lives on this host; else :func:`guess_status`."""
     alive = process_alive(status) if status is not None and status["state"] == "running" else None
     if status is not None and (status["state"] != "running" or alive is True):

@@ -14,7 +14,7 @@ from typing import Any, Sequence
 
 import numpy as np
 
-from lmtrain.atomic import make_dirs, write_with
+from lmtrain.files.atomic import make_dirs, write_with
 from lmtrain.errors import UserError
 from lmtrain.runs.compare import run_labels
 from lmtrain.runs.display_text import printable

@@ -16,7 +16,7 @@ from typing import Any, Callable
 
 import torch
 
-from lmtrain import checkpoint_files as ckpt
+from lmtrain.files import checkpoints as ckpt
 from lmtrain.config.commands import FinetuneConfig
 from lmtrain.data.tokenizer import TextTokenizer
 from lmtrain.errors import UserError

@@ -9,7 +9,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from lmtrain.checkpoint_files import BEST, is_checkpoint
+from lmtrain.files.checkpoints import BEST, is_checkpoint
 from lmtrain.config.data import GenerationDataConfig
 from lmtrain.config.tasks import GenerationTaskConfig
 from lmtrain.data.baselines import unigram_perplexity

@@ -25,14 +25,14 @@ import torch
 from torch import nn
 from torch.utils.data import Dataset
 
-from lmtrain.checkpoint_files import TOKENIZER, read_model_meta
+from lmtrain.files.checkpoints import TOKENIZER, read_model_meta
 from lmtrain.config.commands import FinetuneConfig, PretrainConfig
 from lmtrain.config.training import TrainerConfig
 from lmtrain.data.tokenizer import TextTokenizer
-from lmtrain.durations import parse_duration
+from lmtrain.config.durations import parse_duration
 from lmtrain.errors import UserError
 from lmtrain.objectives.base import Objective
-from lmtrain.run_dir import TOKENIZER_FILE, RunDir, hydra_run_dir
+from lmtrain.run_folder.layout import TOKENIZER_FILE, RunDir, hydra_run_dir
 from lmtrain.runs.plot import save_run_curves
 from lmtrain.runs.task_plots import save_task_plots
 from lmtrain.training import checkpoint as ckpt

@@ -5,7 +5,7 @@ A checkpoint is a directory `checkpoints/step-N/` with
   model.json          how to rebuild the model: backbone spec, heads, tokenizer roles, objective
   tokenizer.json      the tokenizer, so the checkpoint stands alone
   trainer_state.pt    optimizer, scheduler, scaler, RNG states, step and data position
-(the names and the reading side live in :mod:`lmtrain.checkpoint_files`; a sharded checkpoint keeps
+(the names and the reading side live in :mod:`lmtrain.files.checkpoints`; a sharded checkpoint keeps
 its model and optimizer in ``sharded/`` instead, see :mod:`lmtrain.training.sharded_checkpoint`).
 It is written under a temporary name and renamed into place; `checkpoints/last` is a symlink
 switched atomically to the newest complete checkpoint, so a kill at any moment leaves the
@@ -28,12 +28,12 @@ from safetensors import SafetensorError
 from safetensors.torch import save_file, save_model
 from torch import nn
 
-from lmtrain.atomic import atomic_directory, follow_umask, is_link, make_dirs, remove_entry, write_text, write_with
-from lmtrain.checkpoint_files import (BEST, LAST, MODEL_META, SHARDED, TOKENIZER, TRAINER_STATE, WEIGHTS,
+from lmtrain.files.atomic import atomic_directory, follow_umask, is_link, make_dirs, remove_entry, write_text, write_with
+from lmtrain.files.checkpoints import (BEST, LAST, MODEL_META, SHARDED, TOKENIZER, TRAINER_STATE, WEIGHTS,
                                       is_checkpoint, is_sharded, resolve_checkpoint)
 from lmtrain.errors import UserError
-from lmtrain.sharded_files import sharded_problem
-from lmtrain.tensor_files import read_torch_tensors, safetensors_problem, torch_file_problem
+from lmtrain.files.sharded import sharded_problem
+from lmtrain.files.tensors import read_torch_tensors, safetensors_problem, torch_file_problem
 
 log = logging.getLogger(__name__)
 
@@ -100,7 +100,7 @@ def write_small_files(folder: Path, step: int, model_meta: dict[str, Any], train
                       tokenizer_file: Path | None) -> None:
     """Write a checkpoint's ``model.json``, ``trainer_state.pt`` (if any) and copy of ``tokenizer.json`` (if any).
 
-    Each file is written whole under a temporary name and renamed, never through a link (:mod:`lmtrain.atomic`).
+    Each file is written whole under a temporary name and renamed, never through a link (:mod:`lmtrain.files.atomic`).
     """
     write_text(folder / MODEL_META, json.dumps({**model_meta, "step": step}, indent=2))
     if tokenizer_file is not None:

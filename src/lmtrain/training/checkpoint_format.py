@@ -15,7 +15,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from lmtrain.checkpoint_files import is_sharded, load_weights, read_weights
+from lmtrain.files.checkpoints import is_sharded, load_weights, read_weights
 from lmtrain.training import checkpoint as ckpt
 from lmtrain.training.distributed import Distributed
 from lmtrain.training.sharded_checkpoint import load_sharded_checkpoint, save_sharded_checkpoint

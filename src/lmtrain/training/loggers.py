@@ -1,6 +1,6 @@
 """Metric sinks besides ``metrics.jsonl``: TensorBoard, Weights & Biases and MLflow.
 
-``metrics.jsonl`` (written by :class:`lmtrain.run_dir.RunDir`) is always on: it is the run
+``metrics.jsonl`` (written by :class:`lmtrain.run_folder.layout.RunDir`) is always on: it is the run
 directory contract that ``lmtrain runs`` and ``lmtrain plot`` read. ``trainer.loggers`` adds
 more trackers; each gets the run's config when it opens, the same ``(step, metrics)`` events as
 ``metrics.jsonl``, and is closed with ``finish()`` when training ends (also on Ctrl-C). The
@@ -27,7 +27,7 @@ import uuid
 from pathlib import Path
 from typing import Any, Protocol, Sequence
 
-from lmtrain.atomic import make_dirs, write_text
+from lmtrain.files.atomic import make_dirs, write_text
 from lmtrain.errors import UserError
 
 log = logging.getLogger(__name__)

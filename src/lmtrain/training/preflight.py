@@ -24,8 +24,8 @@ import numpy as np
 import torch
 from torch.utils.data import Subset
 
-from lmtrain.atomic import make_dirs
-from lmtrain.checkpoint_files import read_weights
+from lmtrain.files.atomic import make_dirs
+from lmtrain.files.checkpoints import read_weights
 from lmtrain.errors import UserError
 from lmtrain.training import checkpoint as ckpt
 from lmtrain.training.evaluation import evaluate_objective, to_device

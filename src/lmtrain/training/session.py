@@ -14,8 +14,8 @@ import torch
 from lmtrain.config.commands import FinetuneConfig, PretrainConfig
 from lmtrain.errors import UserError
 from lmtrain.kernels import select_cpu_kernels
-from lmtrain.run_dir import RunDir
-from lmtrain.checkpoint_files import read_model_meta
+from lmtrain.run_folder.layout import RunDir
+from lmtrain.files.checkpoints import read_model_meta
 from lmtrain.training.checkpoint import newest_intact_checkpoint
 from lmtrain.training.distributed import lost_peer, peer_gone
 from lmtrain.training.loggers import open_loggers

@@ -18,10 +18,10 @@ from typing import Any
 import torch
 from torch import nn
 
-from lmtrain.atomic import atomic_directory
-from lmtrain.checkpoint_files import SHARDED, tied_names
+from lmtrain.files.atomic import atomic_directory
+from lmtrain.files.checkpoints import SHARDED, tied_names
 from lmtrain.errors import UserError
-from lmtrain.sharded_files import load_sharded, single_process_quietly
+from lmtrain.files.sharded import load_sharded, single_process_quietly
 from lmtrain.training import checkpoint as ckpt
 from lmtrain.training.distributed import Distributed
 

@@ -24,7 +24,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from lmtrain.checkpoint_files import tied_names
+from lmtrain.files.checkpoints import tied_names
 from lmtrain.config.training import TrainerConfig
 from lmtrain.errors import UserError
 from lmtrain.training.deferred_init import ShardLayout, is_deferred, materialise

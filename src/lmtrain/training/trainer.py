@@ -20,13 +20,13 @@ import torch
 from torch import nn
 from torch.utils.data import DataLoader, Dataset
 
-from lmtrain.checkpoint_files import BEST
+from lmtrain.files.checkpoints import BEST
 from lmtrain.config.training import TrainerConfig
 from lmtrain.data.sampler import EpochBatches
-from lmtrain.durations import parse_duration
+from lmtrain.config.durations import parse_duration
 from lmtrain.errors import UserError
 from lmtrain.objectives.base import Objective
-from lmtrain.run_dir import RunDir, lower_is_better
+from lmtrain.run_folder.layout import RunDir, lower_is_better
 from lmtrain.training import checkpoint as ckpt
 from lmtrain.training.checkpoint_format import CheckpointFormat
 from lmtrain.training.compile import maybe_compile

@@ -2,7 +2,7 @@
 options, and the closest option or key of a typo (``model=bret`` -> ``model=bert``).
 
 Both read the command's composed config (through a ``compose(overrides, with_hydra)`` callable that
-:mod:`lmtrain.cli` hands in), so a user's own groups and keys are suggested like lmtrain's.
+:mod:`lmtrain.cli.main` hands in), so a user's own groups and keys are suggested like lmtrain's.
 """
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ import re
 import shlex
 from typing import Any, Callable
 
-from lmtrain.cli_args import DashedOption, dashed_options, overrides_only
+from lmtrain.cli.args import DashedOption, dashed_options, overrides_only
 from lmtrain.errors import UserError
 
 Compose = Callable[[list[str], bool], Any]  # (overrides, with the hydra node) -> the composed config

@@ -1,7 +1,7 @@
 """`lmtrain <command> [overrides]`: maps a subcommand to its Hydra config and `run(cfg)`.
 
 Hydra keeps everything users expect from it: `key=value` overrides, `-m` sweeps, `--cfg job`,
-`hydra.run.dir=...`; `--help` is lmtrain's own (:mod:`lmtrain.cli_help`: every key described). Before Hydra starts, overrides are composed once here so that
+`hydra.run.dir=...`; `--help` is lmtrain's own (:mod:`lmtrain.cli.help`: every key described). Before Hydra starts, overrides are composed once here so that
 an unknown group option, a misspelt key, a value of the wrong type or out of its range is
 reported as one clear paragraph with exit code 2 instead of a traceback.
 """
@@ -15,8 +15,8 @@ from importlib import resources
 from pathlib import Path
 from typing import Callable
 
-from lmtrain.cli_args import overrides_only, quote_free_text
-from lmtrain.config_validation import check_config
+from lmtrain.cli.args import overrides_only, quote_free_text
+from lmtrain.commands.config_validation import check_config
 from lmtrain.errors import EXIT_INTERRUPTED, EXIT_USER_ERROR, UserError, report_user_error
 
 # command -> one-line description ({group}: that config group's options, read from configs/<group>/);
@@ -54,7 +54,7 @@ def config_dir() -> Path:
 
 def _descriptions() -> dict[str, str]:
     """Every command's one-line description, the options of the groups it names filled in."""
-    from lmtrain.cli_help import with_options
+    from lmtrain.cli.help import with_options
 
     descriptions = {**COMMANDS, **{name: text for name, (text, _) in NATIVE_COMMANDS.items()},
                     "resume": "continue a run in place: lmtrain resume RUN_DIR [key=value ...]"}
@@ -62,7 +62,7 @@ def _descriptions() -> dict[str, str]:
 
 
 def _usage() -> str:
-    from lmtrain.cli_help import usage
+    from lmtrain.cli.help import usage
 
     return usage(_descriptions(), config_dir())
 
@@ -108,7 +108,7 @@ def compose_command(command: str, args: list[str], with_hydra: bool = False, hin
     Raises:
         UserError: an unknown option, a misspelt key or a value of the wrong type.
     """
-    from lmtrain.cli_hints import typo_hint
+    from lmtrain.cli.hints import typo_hint
 
     overrides = overrides_only(args)
     try:
@@ -152,8 +152,8 @@ def command_help(command: str, args: list[str]) -> str:
     Raises:
         UserError: the overrides do not compose.
     """
-    from lmtrain.cli_help import command_help as render
-    from lmtrain.cli_help import without_sweeps
+    from lmtrain.cli.help import command_help as render
+    from lmtrain.cli.help import without_sweeps
     from lmtrain.config import SCHEMAS
 
     if {"-m", "--multirun"} & set(args):
@@ -168,9 +168,9 @@ def _task(command: str, run: Callable) -> Callable:
         from omegaconf.errors import MissingMandatoryValue
 
         from lmtrain.config.plug_nodes import type_plug_nodes
-        from lmtrain.run_claim import claim_run_dir
-        from lmtrain.run_dir import hydra_run_dir
-        from lmtrain.run_status import exit_state, record_exit
+        from lmtrain.run_folder.claim import claim_run_dir
+        from lmtrain.run_folder.layout import hydra_run_dir
+        from lmtrain.run_folder.status import exit_state, record_exit
 
         claim = None
         try:
@@ -237,8 +237,8 @@ def _hydra_query(command: str, shell: str) -> None:
 
 
 def _completion(args: list[str]) -> None:
-    """``lmtrain completion bash|zsh|fish`` and ``lmtrain completion query <shell>`` (see lmtrain.completion)."""
-    from lmtrain import completion
+    """``lmtrain completion bash|zsh|fish`` and ``lmtrain completion query <shell>`` (see lmtrain.cli.completion)."""
+    from lmtrain.cli import completion
 
     commands = [*COMMANDS, *NATIVE_COMMANDS, "resume", "completion"]
     try:
@@ -253,7 +253,7 @@ def _hydra_completion_flag(command: str, rest: list[str]) -> bool:
 
     Returns False when the flag is not a completion request, leaving it to Hydra.
     """
-    from lmtrain import completion
+    from lmtrain.cli import completion
 
     request = completion.hydra_completion_request(rest)
     if request is None or request[1] not in completion.SHELLS:
@@ -283,7 +283,7 @@ def _rerun_settings(command: str, args: list[str]) -> list[str]:
         settings = {"hydra.run.dir": f"outputs/{command}/{stamp}", "hydra.sweep.dir": f"multirun/{command}/{stamp}",
                     "hydra.sweep.subdir": "${hydra.job.num}", "hydra.job.name": command,
                     "hydra.output_subdir": "null",
-                    "hydra.job_logging.handlers.file.class": "lmtrain.job_log.JobLogHandler",
+                    "hydra.job_logging.handlers.file.class": "lmtrain.run_folder.job_log.JobLogHandler",
                     "hydra.callbacks.sweep_summary._target_": "lmtrain.runs.sweep.SweepSummary"}
     given = {a.split("=", 1)[0].lstrip("+") for a in args if "=" in a}
     added = [f"++{key}={value}" for key, value in settings.items() if key not in given]
@@ -308,7 +308,7 @@ def typed_config(cfg, command: str):
 
 def _refuse_dashed_options(command: str, args: list[str]) -> None:
     """Exit 2 showing `--max_steps 5` (a habit from other tools) in Hydra's form, ``trainer.max_steps=5``."""
-    from lmtrain.cli_hints import dashed_option_error
+    from lmtrain.cli.hints import dashed_option_error
 
     try:
         dashed = dashed_option_error(command, args, lambda overrides, hydra: compose_command(command, overrides, hydra))
@@ -373,7 +373,7 @@ def main(argv: list[str] | None = None) -> None:
             report_user_error(error, command)
             sys.exit(EXIT_USER_ERROR)
 
-    from lmtrain.run_placement import RunPlacement
+    from lmtrain.run_folder.placement import RunPlacement
 
     left_to_hydra = set(rest) & (_INFO_FLAGS | _SKIP_VALIDATION_FLAGS)
     try:  # the run folder hydra.run.dir names, checked and made before Hydra makes it

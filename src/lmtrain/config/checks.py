@@ -2,7 +2,7 @@
 
 The schemas in :mod:`lmtrain.config` (and a user's own plug schemas) call :func:`check_range` from
 their ``__post_init__``, so an out-of-range value fails whenever its dataclass is built;
-:func:`lmtrain.config_validation.check_config` turns that failure into a message naming the full key.
+:func:`lmtrain.commands.config_validation.check_config` turns that failure into a message naming the full key.
 """
 
 from __future__ import annotations

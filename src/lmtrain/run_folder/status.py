@@ -8,7 +8,7 @@ starts and, when it ends, one of
     interrupted   with ``signal`` and ``step``: the step of the checkpoint a resume continues from
 
 so ``lmtrain runs`` need not guess from file times and logs. The file is replaced atomically, so
-a reader sees the old state or the new one (never through a link: see :mod:`lmtrain.atomic`). A process killed outright (``kill -9``) leaves
+a reader sees the old state or the new one (never through a link: see :mod:`lmtrain.files.atomic`). A process killed outright (``kill -9``) leaves
 ``running`` behind; readers check whether that pid still lives (see :func:`process_alive`).
 """
 
@@ -24,7 +24,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from lmtrain.atomic import write_text
+from lmtrain.files.atomic import write_text
 from lmtrain.errors import UserError
 
 log = logging.getLogger(__name__)
@@ -130,7 +130,7 @@ def record_exit(claim: Any, command: str, state: str, **details: Any) -> None:
     """:func:`write_status` for a command's claimed run directory (rank 0 of a job only).
 
     Args:
-        claim: the :class:`lmtrain.run_claim.RunClaim` of the command, or None if it never
+        claim: the :class:`lmtrain.run_folder.claim.RunClaim` of the command, or None if it never
             claimed its directory (then nothing is written: a refused command changes nothing).
         command: the command's name.
         state, details: as for :func:`write_status`.

@@ -24,14 +24,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from lmtrain.atomic import create_dirs, remove_entry
+from lmtrain.files.atomic import create_dirs, remove_entry
 from lmtrain.errors import EXIT_USER_ERROR, UserError
-from lmtrain.job_log import job_log_handlers, stop_job_logs
-from lmtrain.run_claim import HYDRA_DIR
-from lmtrain.run_dir import hydra_run_dir
-from lmtrain.run_lock import LOCK_FILE, RunLock
-from lmtrain.run_manifest import MANIFEST_FILE, RunManifest
-from lmtrain.run_status import STATUS_FILE
+from lmtrain.run_folder.job_log import job_log_handlers, stop_job_logs
+from lmtrain.run_folder.claim import HYDRA_DIR
+from lmtrain.run_folder.layout import hydra_run_dir
+from lmtrain.run_folder.lock import LOCK_FILE, RunLock
+from lmtrain.run_folder.manifest import MANIFEST_FILE, RunManifest
+from lmtrain.run_folder.status import STATUS_FILE
 
 BOOKKEEPING = (MANIFEST_FILE, LOCK_FILE, HYDRA_DIR, STATUS_FILE)
 

@@ -7,7 +7,7 @@ Every file lmtrain writes goes through this module:
   :class:`~lmtrain.errors.UserError` naming it (deleting removes the link itself, never its target);
 - a whole file is written under a temporary name beside it and renamed into place, so a kill
   leaves the old file or the new one;
-- in a folder that keeps a record of what lmtrain wrote there (:mod:`lmtrain.run_manifest`, a run
+- in a folder that keeps a record of what lmtrain wrote there (:mod:`lmtrain.run_folder.manifest`, a run
   folder), each new entry is recorded before it is created, and an entry lmtrain did not write is
   never replaced.
 
@@ -30,7 +30,7 @@ from pathlib import Path
 from typing import IO
 
 from lmtrain.errors import UserError
-from lmtrain.run_manifest import record_entry
+from lmtrain.run_folder.manifest import record_entry
 
 
 def current_umask() -> int:

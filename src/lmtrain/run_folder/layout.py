@@ -7,10 +7,10 @@
 <run dir>/tokenizer.json          the tokenizer the run used
 <run dir>/checkpoints/step-N/     model.safetensors, model.json, tokenizer.json, trainer_state.pt
 <run dir>/checkpoints/last        link to the newest complete checkpoint
-<run dir>/.lmtrain-files          what lmtrain created in the folder (see lmtrain.run_manifest)
+<run dir>/.lmtrain-files          what lmtrain created in the folder (see lmtrain.run_folder.manifest)
 ```
 Other commands find runs by this layout, so it is a public contract. Every file is written through
-:mod:`lmtrain.atomic`: never through a link, and never over a file lmtrain did not write.
+:mod:`lmtrain.files.atomic`: never through a link, and never over a file lmtrain did not write.
 """
 
 from __future__ import annotations
@@ -20,7 +20,7 @@ import math
 from pathlib import Path
 from typing import Any
 
-from lmtrain.atomic import make_dirs, open_text, write_text
+from lmtrain.files.atomic import make_dirs, open_text, write_text
 
 METRICS_FILE = "metrics.jsonl"
 SUMMARY_FILE = "summary.json"

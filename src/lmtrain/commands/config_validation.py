@@ -12,7 +12,7 @@ import dataclasses
 from collections.abc import Iterable
 from typing import Any
 
-from lmtrain.config_checks import ConfigRangeError, IgnoredKeyError, range_error, unknown_key_error
+from lmtrain.config.checks import ConfigRangeError, IgnoredKeyError, range_error, unknown_key_error
 
 
 def _build(node: Any, prefix: str) -> Any:

@@ -20,7 +20,7 @@ import sys
 import time
 from pathlib import Path
 
-from lmtrain.atomic import make_dirs, open_nofollow
+from lmtrain.files.atomic import make_dirs, open_nofollow
 from lmtrain.errors import UserError
 
 LOCK_FILE = ".lock"

@@ -4,7 +4,7 @@ A checkpoint is a directory ``checkpoints/step-N/`` with ``model.safetensors`` (
 ``model.json`` (how to rebuild the model), ``tokenizer.json`` and, when it can resume training,
 ``trainer_state.pt``; ``checkpoints/last`` and ``checkpoints/best`` are symlinks to such directories.
 A sharded checkpoint (``trainer.checkpoint_format=sharded``) has ``sharded/`` instead of
-``model.safetensors``: the model and optimizer shards every rank wrote (:mod:`lmtrain.sharded_files`),
+``model.safetensors``: the model and optimizer shards every rank wrote (:mod:`lmtrain.files.sharded`),
 which the readers here consolidate into full weights.
 Writing them is :mod:`lmtrain.training.checkpoint`'s job; this module only names and reads them, so
 everything that loads a trained model shares one format.
@@ -20,8 +20,8 @@ import torch
 from torch import nn
 
 from lmtrain.errors import UserError
-from lmtrain.sharded_files import METADATA, read_sharded_tensors
-from lmtrain.tensor_files import load_safetensors_into, read_safetensors
+from lmtrain.files.sharded import METADATA, read_sharded_tensors
+from lmtrain.files.tensors import load_safetensors_into, read_safetensors
 
 WEIGHTS = "model.safetensors"
 MODEL_META = "model.json"

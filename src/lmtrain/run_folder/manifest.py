@@ -3,7 +3,7 @@
 A run folder is the user's property: it may be a folder of theirs (``hydra.run.dir=.``) that holds
 their own logs, tokenizer or TensorBoard folder. Before lmtrain creates an entry directly in a folder
 holding this record (a file, or a folder with everything in it), it appends the entry's name here
-(:func:`record_entry`, called by every writer in :mod:`lmtrain.atomic`). Cleaning up
+(:func:`record_entry`, called by every writer in :mod:`lmtrain.files.atomic`). Cleaning up
 (``trainer.overwrite=true``, an attempt that saved nothing, a command refused before any work)
 removes only recorded entries, and an entry of the same name that is not recorded is never
 replaced: the command is refused, naming it.
@@ -103,8 +103,8 @@ class RunManifest:
 
     def forget(self, names: list[str] | set[str]) -> None:
         """Drop ``names`` from the record (their entries were removed), replacing the file atomically."""
-        # imported here: lmtrain.atomic records each entry it creates through this module
-        from lmtrain.atomic import write_text
+        # imported here: lmtrain.files.atomic records each entry it creates through this module
+        from lmtrain.files.atomic import write_text
 
         kept = sorted(self.names() - set(names))
         write_text(self.path, _HEADER + "".join(f"{name}\n" for name in kept))

@@ -5,7 +5,7 @@ looked at the folder: it would create or append to whatever ``<command>.log`` is
 target included, even when the command is then refused. The shipped configs name this handler
 instead (``hydra.job_logging.handlers.file.class``). It keeps the job's log records in memory until
 :func:`start_job_logs` (called once the run folder is claimed), then opens the file through
-:func:`lmtrain.atomic.open_text` (recorded in the folder's ``.lmtrain-files``, never through a link)
+:func:`lmtrain.files.atomic.open_text` (recorded in the folder's ``.lmtrain-files``, never through a link)
 and writes them. A command refused before that writes no log file (its error went to the terminal).
 """
 
@@ -15,7 +15,7 @@ import logging
 from pathlib import Path
 from typing import IO, Any
 
-from lmtrain.atomic import open_text
+from lmtrain.files.atomic import open_text
 
 _MAX_PENDING = 10_000  # records kept before the folder is claimed (a few dozen in practice)
 

@@ -7,7 +7,7 @@ and every non-tensor value (an optimizer's learning rate, say) with ``torch.load
 a crafted checkpoint could run code through either. Here ``.metadata`` goes through an unpickler that
 builds only DCP's metadata classes and torch's sizes, dtypes and layouts, non-tensor values through
 ``weights_only=True``, and every file the metadata names must be a plain file of the folder. So a
-checkpoint from anywhere is read as data, never as code, like :mod:`lmtrain.tensor_files` reads the rest.
+checkpoint from anywhere is read as data, never as code, like :mod:`lmtrain.files.tensors` reads the rest.
 """
 
 from __future__ import annotations
@@ -26,7 +26,7 @@ from typing import Any
 import torch
 
 from lmtrain.errors import UserError
-from lmtrain.tensor_files import unreadable
+from lmtrain.files.tensors import unreadable
 
 METADATA = ".metadata"
 _METADATA_LIMIT = 1 << 30  # bytes; the metadata of billions of parameters sharded over thousands of ranks fits

@@ -8,7 +8,7 @@ The run directory is the user's property. Before a command's ``run`` starts, :fu
    continues it (``trainer.resume``) or the user asks for it to be replaced
    (``trainer.overwrite=true``, which empties it first so nothing is mixed);
 3. refuses a directory where a name the command writes (``tokenizer.json``, ``tb/``, its job log
-   ...) is taken by an entry lmtrain did not write, or by a link (see :mod:`lmtrain.run_manifest`);
+   ...) is taken by an entry lmtrain did not write, or by a link (see :mod:`lmtrain.run_folder.manifest`);
 4. when a run is continued, compares the new config with the run's saved one: changes to the
    model, tokenizer, data, objective or batch shape are refused with the list of differences;
    the length, cadence and logging settings may change and are listed in one line;
@@ -31,15 +31,15 @@ from typing import Any
 import yaml
 from omegaconf import DictConfig, OmegaConf
 
-from lmtrain.atomic import make_dirs, remove_entry, write_text
-from lmtrain.checkpoint_files import is_checkpoint
-from lmtrain.config_diff import ConfigChanges, compare_configs
+from lmtrain.files.atomic import make_dirs, remove_entry, write_text
+from lmtrain.files.checkpoints import is_checkpoint
+from lmtrain.config.diff import ConfigChanges, compare_configs
 from lmtrain.errors import UserError
-from lmtrain.job_log import job_log_handlers, start_job_logs
-from lmtrain.run_dir import CHECKPOINTS_DIR, METRICS_FILE, SUMMARY_FILE, TOKENIZER_FILE
-from lmtrain.run_lock import LOCK_FILE, RunLock
-from lmtrain.run_manifest import MANIFEST_FILE, RunManifest
-from lmtrain.run_status import STATUS_FILE
+from lmtrain.run_folder.job_log import job_log_handlers, start_job_logs
+from lmtrain.run_folder.layout import CHECKPOINTS_DIR, METRICS_FILE, SUMMARY_FILE, TOKENIZER_FILE
+from lmtrain.run_folder.lock import LOCK_FILE, RunLock
+from lmtrain.run_folder.manifest import MANIFEST_FILE, RunManifest
+from lmtrain.run_folder.status import STATUS_FILE
 
 log = logging.getLogger(__name__)
 

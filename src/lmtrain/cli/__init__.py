@@ -1,0 +1,1 @@
+"""The command line: ``lmtrain <command> overrides...``, its arguments, help, hints and shell completion."""
