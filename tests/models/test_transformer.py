@@ -154,3 +154,16 @@ def test_resolve_spec_errors(overrides, message):
     with pytest.raises(UserError) as error:
         resolve_spec(cfg, vocab_size=100, pad_token_id=0)
     assert message in str(error.value)
+
+
+@pytest.mark.parametrize("causal", [False, True])
+def test_a_mask_without_padding_reaches_attention_as_none(causal):
+    """Packed pretraining batches carry an all-True mask: it must not push SDPA off its fused kernels."""
+    model = causal_backbone() if causal else backbone()
+    ids = torch.randint(1, 50, (2, 8))
+    assert model.attention_mask(torch.ones(2, 8, dtype=torch.bool), 8, 8) == (None, causal)
+    padded = torch.ones(2, 8, dtype=torch.bool)
+    padded[1, 6:] = False
+    assert model.attention_mask(padded, 8, 8)[0] is not None
+    with torch.no_grad():
+        torch.testing.assert_close(model(ids, attention_mask=torch.ones(2, 8)), model(ids), atol=0, rtol=0)

@@ -77,11 +77,11 @@ def attend(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, mask: torch.Tensor
            dropout: float) -> torch.Tensor:
     """`scaled_dot_product_attention` of (B, H, T, Dh) queries, keys and values.
 
-    With lmtrain's CPU kernels, dropout on CPU and no padding mask, the same math runs with the
-    cheaper dropout mask (:mod:`lmtrain.kernels.cpu.attention`); otherwise SDPA itself.
+    With lmtrain's CPU kernels, dropout on CPU and no mask or a key-padding mask, the same math
+    runs with the cheaper dropout mask (:mod:`lmtrain.kernels.cpu.attention`); otherwise SDPA itself.
     """
     if fits_cpu_attention(q, mask, dropout) and use_cpu_kernels():
-        return attend_with_cheap_dropout(q, k, v, is_causal, dropout)
+        return attend_with_cheap_dropout(q, k, v, is_causal, dropout, mask)
     return F.scaled_dot_product_attention(q, k, v, attn_mask=mask, dropout_p=dropout, is_causal=is_causal)
 
 

