@@ -96,22 +96,30 @@ def bucketed_batches(examples: list[dict], batch_size: int, n_batches: int) -> l
 
 
 def train_runs(ours, objective, theirs, batches: list[dict], their_kwargs: Callable[[dict], dict]):
-    """Two callables, each one pass of optimizer steps over ``batches`` (lmtrain's trainer step; `transformers`)."""
+    """Two callables, each one pass of optimizer steps over ``batches`` (lmtrain's trainer step; `transformers`).
+
+    Each side steps as its own trainer does by default: lmtrain's optimizer (`build_optimizer`) and
+    `transformers`' Trainer default (`adamw_torch_fused` from torch 2.8 on), gradients clipped at 1.0.
+    """
+    from lmtrain.config import OptimConfig
+    from lmtrain.training.optim import build_optimizer
     from lmtrain.training.trainer import ObjectiveStep
 
     step = ObjectiveStep(ours, objective)
-    opt_ours = torch.optim.AdamW(ours.parameters(), lr=1e-5, foreach=True)
-    opt_theirs = torch.optim.AdamW(theirs.parameters(), lr=1e-5, foreach=True)
+    opt_ours = build_optimizer(ours, OptimConfig(lr=1e-5), torch.device("cpu"))
+    opt_theirs = torch.optim.AdamW(theirs.parameters(), lr=1e-5, fused=True)
 
     def run_ours():
         for batch in batches:
             step(batch, objective.count_targets(batch)).loss.backward()
+            torch.nn.utils.clip_grad_norm_(ours.parameters(), 1.0)
             opt_ours.step()
             opt_ours.zero_grad(set_to_none=True)
 
     def run_theirs():
         for batch in batches:
             theirs(**their_kwargs(batch)).loss.backward()
+            torch.nn.utils.clip_grad_norm_(theirs.parameters(), 1.0)
             opt_theirs.step()
             opt_theirs.zero_grad(set_to_none=True)
 
