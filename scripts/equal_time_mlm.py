@@ -147,7 +147,7 @@ def train_transformers_mlm(setup: MlmSetup, budget_s: float, max_steps: int):
                                          generator=torch.Generator().manual_seed(cfg.trainer.seed))
     optim = cfg.optim
     optimizer = torch.optim.AdamW(hf_parameter_groups(model, optim.weight_decay, optim.lr), lr=optim.lr,
-                                  betas=tuple(optim.betas), eps=optim.eps, foreach=True)
+                                  betas=tuple(optim.betas), eps=optim.eps, fused=True)
     result = train_for_budget(model, optimizer, forever(loader), optim, max_steps, budget_s, cfg.trainer.grad_clip)
     return model, result
 

@@ -106,7 +106,7 @@ def train_transformers_ner(folder: Path, train: list[TaggedSentence], cfg: Any, 
                                          collate_fn=DataCollatorForTokenClassification(tokenizer))
     optim = cfg.optim
     groups = hf_parameter_groups(model, optim.weight_decay, optim.lr, "classifier.", cfg.finetune.head_lr)
-    optimizer = torch.optim.AdamW(groups, lr=optim.lr, betas=tuple(optim.betas), eps=optim.eps, foreach=True)
+    optimizer = torch.optim.AdamW(groups, lr=optim.lr, betas=tuple(optim.betas), eps=optim.eps, fused=True)
     result = train_for_budget(model, optimizer, forever(loader), optim, max_steps, budget_s, cfg.trainer.grad_clip)
     return model, tokenizer, result
 
