@@ -355,7 +355,7 @@ def main() -> None:
     parser.add_argument("--data-dir", default="data", help="folder with wikitext2/, conll2003/, sst2/")
     parser.add_argument("--mlm-batch", type=int, default=32, help="blocks per continued-pretraining batch")
     parser.add_argument("--finetune-batch", type=int, default=16, help="sentences per fine-tuning batch")
-    parser.add_argument("--finetune-steps", type=int, default=4, help="fine-tuning batches per timing")
+    parser.add_argument("--finetune-steps", type=int, default=8, help="fine-tuning batches per timing")
     parser.add_argument("--predict-lines", type=int, default=256, help="lines per predict timing")
     parser.add_argument("--predict-batch", type=int, default=32, help="lines per predict batch")
     args = parser.parse_args()
