@@ -1,4 +1,4 @@
-"""`task.crf=true` and `finetune.task_encoder` on a Transformer backbone: train, predict, refuse what does not fit."""
+"""`task.crf=true` and `task.encoder` on a Transformer backbone: train, predict, refuse what does not fit."""
 
 from __future__ import annotations
 
@@ -41,17 +41,28 @@ def test_a_transformer_tagger_with_a_crf_trains_predicts_valid_bio_and_is_not_ex
         run_command(export, "export", tmp_path / "e", [f"ckpt={run}", "format=hf", f"out={tmp_path / 'hf'}"])
 
 
-def test_a_crf_is_not_a_key_of_classification():
+@pytest.mark.parametrize("key", ["crf=true", "encoder=bilstm", "lstm_dim=64"])
+def test_a_tagger_key_is_not_a_key_of_classification(key):
     from lmtrain.cli.main import validate_overrides
 
-    with pytest.raises(UserError, match="crf is not a key of the classification task"):
-        validate_overrides("finetune", ["task=classification", "task.crf=true"])
+    with pytest.raises(UserError, match=f"{key.split('=')[0]} is not a key of the classification task"):
+        validate_overrides("finetune", ["task=classification", f"task.{key}"])
+
+
+@pytest.mark.parametrize("old,new", [("finetune.task_encoder=bilstm", "task.encoder=bilstm"),
+                                     ("finetune.task_lstm_dim=64", "task.lstm_dim=64")])
+def test_the_moved_tagger_keys_name_their_new_place(old, new):
+    from lmtrain.cli.main import validate_overrides
+
+    with pytest.raises(UserError) as error:
+        validate_overrides("finetune", ["task=ner", old])
+    assert f"{old} is read no more: the key moved to {new.split('=')[0]}" in str(error.value)
+    assert f"Write {new} instead" in str(error.value)
 
 
 @pytest.mark.parametrize("overrides,expected", [
-    (["task=classification", "finetune.task_encoder=bilstm"], "finetune.task_encoder=bilstm applies to tagging"),
     (["task=ner", "task.crf=true", "finetune.class_weights=auto"], "finetune.class_weights=auto weights each word"),
-    (["task=ner", "finetune.task_encoder=gru"], "finetune.task_encoder=gru is not supported; choose one of linear"),
+    (["task=ner", "task.encoder=gru"], "encoder=gru: must be one of linear, bilstm"),
 ])
 def test_tagger_options_that_do_not_fit_are_refused(overrides, expected, data, tmp_path):
     files = ner_files(data) if "task=ner" in overrides else [f"data.train_file={data / 'train.tsv'}",

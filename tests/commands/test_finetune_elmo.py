@@ -81,7 +81,7 @@ def test_elmo_tagger_predicts_valid_bio_with_viterbi(elmo_ner, tmp_path):
 def test_elmo_linear_tagger_remains_available(data, elmo_run, tmp_path):
     summary = run_command(finetune, "finetune", tmp_path, ["task=ner", f"init={elmo_run}", *FAST, "optim.lr=3e-2",
                                                            "finetune.head_lr=3e-2", "trainer.max_steps=200",
-                                                           "finetune.task_encoder=linear", *ner_files(data)])
+                                                           "task.encoder=linear", *ner_files(data)])
     assert summary["best/f1"] > 0.5, summary
     assert summary["trainable_parameters"] < summary["parameters"] // 4  # the mix and one linear layer
     _, _, meta = load_checkpoint(tmp_path / "checkpoints" / ckpt.BEST, families=("elmo",))

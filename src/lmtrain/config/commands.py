@@ -75,11 +75,26 @@ class GenerateConfig:
         check_range(self, "seed", *SEED_RANGE)
 
 
-def _run_data() -> Any:
-    """An open node: the keys given here change the run's own data (``data.max_seq_len=64``)."""
+def open_node() -> Any:
+    """An open node, whose keys a command checks once it knows what reads them (the run's data, its task)."""
     from omegaconf import OmegaConf
 
     return OmegaConf.create({}, flags={"struct": False})
+
+
+def moved_to(new_key: str) -> dict[str, str]:
+    """Field metadata of a key that moved: its old spelling stays only to say where it went (not an alias)."""
+    return {"moved_to": new_key}
+
+
+def check_moved(owner: Any) -> None:
+    """Raise IgnoredKeyError for a field of ``owner`` marked :func:`moved_to` that was given a value."""
+    for spec in dataclasses.fields(owner):
+        new_key = spec.metadata.get("moved_to")
+        value = getattr(owner, spec.name)
+        if new_key and value is not None:
+            raise IgnoredKeyError(spec.name, value, f"is read no more: the key moved to {new_key}, in the schema of "
+                                  "the task that reads it", f"Write {new_key}={value} instead.")
 
 
 @dataclass
@@ -89,7 +104,7 @@ class EvaluateConfig:
     ckpt: Optional[str] = None  # run directory or checkpoint directory
     # unset: the run's own data and held-out split, as saved in the run (data.<key>=... changes one of its keys);
     # a data preset (data=lee_wiki, data=text data.train_files=[...]) evaluates on that data instead
-    data: Any = field(default_factory=_run_data)
+    data: Any = field(default_factory=open_node)
     batch_size: int = 32  # sequences per forward pass
     max_batches: Optional[int] = None  # cap on batches evaluated (None = the whole split)
     seed: int = 0  # seed of the evaluation masks for dynamically masked (RoBERTa-style) MLM models
@@ -235,11 +250,11 @@ class FinetuneOptions:
     head_lr: Optional[float] = None  # learning rate of the task head (None = optim.lr; 1e-2 over a frozen ELMo)
     class_weights: Any = "none"  # none | auto (inverse class frequency) | [w0, w1, ...] in label order
     head_dropout: Optional[float] = None  # dropout inside the task head (None = the backbone's dropout)
-    # ner: linear | bilstm (the task's own biLSTM over the features); null = bilstm for ELMo, linear otherwise
-    task_encoder: Optional[str] = None
-    task_lstm_dim: int = 128  # cells per direction of the task biLSTM
+    task_encoder: Optional[str] = field(default=None, metadata=moved_to("task.encoder"))  # moved: task.encoder
+    task_lstm_dim: Optional[int] = field(default=None, metadata=moved_to("task.lstm_dim"))  # moved: task.lstm_dim
 
     def __post_init__(self) -> None:
+        check_moved(self)
         check_range(self, "freeze_layers", 0)
         check_range(self, "head_lr", 0)
         check_range(self, "head_dropout", 0, 1, high_open=True)
@@ -267,15 +282,18 @@ class PredictConfig:
     input: Optional[str] = None  # text file with one input per line, or - for stdin
     output: Optional[str] = None  # write JSON lines here instead of plain lines on stdout
     batch_size: int = 32  # inputs per forward pass
-    max_new_tokens: int = 40  # generation: tokens to decode per prompt
     device: str = "auto"  # auto | cpu | cuda | cuda:N
-    images: Optional[str] = None  # retrieval: folder of images to rank for each caption of `input`
-    captions: Optional[str] = None  # retrieval: file of captions (one per line) to rank for each image of `input`
-    top_k: int = 5  # retrieval: matches listed per query
+    # the keys of the run's task (its predict schema, e.g. task.max_new_tokens=20 for generation, task.images=DIR
+    # and task.top_k=3 for retrieval); a key that task does not read is refused
+    task: Any = field(default_factory=open_node)
+    max_new_tokens: Optional[int] = field(default=None, metadata=moved_to("task.max_new_tokens"))  # moved
+    images: Optional[str] = field(default=None, metadata=moved_to("task.images"))  # moved: task.images
+    captions: Optional[str] = field(default=None, metadata=moved_to("task.captions"))  # moved: task.captions
+    top_k: Optional[int] = field(default=None, metadata=moved_to("task.top_k"))  # moved: task.top_k
 
     def __post_init__(self) -> None:
-        for name in ("batch_size", "max_new_tokens", "top_k"):
-            check_range(self, name, 1)
+        check_moved(self)
+        check_range(self, "batch_size", 1)
 
 
 @dataclass

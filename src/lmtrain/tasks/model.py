@@ -13,7 +13,6 @@ from lmtrain.data.hf_tokenizer import configured_tokenizer
 from lmtrain.errors import UserError
 from lmtrain.models.elmo import ElmoSpec
 from lmtrain.models.elmo_features import ElmoTaskModel, build_elmo_task_model
-from lmtrain.models.heads import TAGGER_ENCODERS
 from lmtrain.models.language_model import LanguageModel
 from lmtrain.tasks.backbone import Backbone, resolve_backbone
 from lmtrain.tasks.base import Task, TaskModel
@@ -33,36 +32,6 @@ def head_learning_rate(backbone: Backbone, head_lr: float | None, freeze_backbon
     return head_lr
 
 
-def tagger_options(task: Task, backbone: Backbone, task_encoder: str | None, crf: bool | None,
-                   lstm_dim: int, class_weights: Any) -> dict[str, Any]:
-    """The head description's ``encoder`` / ``lstm_dim`` / ``crf`` entries (empty for non-tagging tasks).
-
-    ``task_encoder`` None is the family's usual: ELMo's task biLSTM, as in the paper, for an ELMo
-    tagger; a linear tagger (Hugging Face's) for Transformers. ``crf`` None is on with a biLSTM only.
-    Raises:
-        UserError: an unknown encoder, a biLSTM or CRF for a task that does not tag, or class
-            weights with a CRF.
-    """
-    tagging = task.head_kind == "token_classifier"
-    if task_encoder not in (None, *TAGGER_ENCODERS):
-        raise UserError(f"finetune.task_encoder={task_encoder} is not supported; choose one of "
-                        f"{', '.join(TAGGER_ENCODERS)}.")
-    if not tagging:
-        if task_encoder == "bilstm" or crf:
-            key = "finetune.task_encoder=bilstm" if task_encoder == "bilstm" else "task.crf=true"
-            raise UserError(f"{key} applies to tagging (task=ner), not task={task.name}; drop the override.")
-        return {}
-    encoder = task_encoder or ("bilstm" if isinstance(backbone.spec, ElmoSpec) else "linear")
-    crf = encoder == "bilstm" if crf is None else crf
-    if crf and class_weights not in (None, "none"):
-        raise UserError(f"finetune.class_weights={class_weights} weights each word's loss, but with a CRF the loss "
-                        "is a whole sentence's likelihood; set finetune.class_weights=none or task.crf=false.")
-    if lstm_dim < 1:
-        raise UserError(f"finetune.task_lstm_dim={lstm_dim} must be at least 1.")
-    return {"encoder": encoder, "lstm_dim": lstm_dim, "crf": crf} if encoder == "bilstm" else \
-        {"encoder": encoder, "crf": crf}
-
-
 def build_task_model(task: Task, cfg: FinetuneConfig, context: Any) -> TaskModel:
     """The backbone ``cfg.init`` names (a scratch tokenizer trained once, on rank 0) under ``task``'s head,
     frozen as ``finetune.*`` asks; seeded, so every rank builds the same weights.
@@ -75,10 +44,10 @@ def build_task_model(task: Task, cfg: FinetuneConfig, context: Any) -> TaskModel
     options = cfg.finetune
     backbone = resolve_backbone(cfg, task.causal, lambda: context.run_tokenizer(
         lambda: configured_tokenizer(cfg.tokenizer, task.texts())))
-    tagger = tagger_options(task, backbone, options.task_encoder, getattr(cfg.task, "crf", None), options.task_lstm_dim,
-                            options.class_weights)
+    dropout = backbone.spec.dropout if options.head_dropout is None else options.head_dropout
+    description = task.head_description(backbone, options, dropout) if task.head is not None else None
     torch.manual_seed(cfg.trainer.seed)
-    model = context.build_model(lambda: build_finetune_model(task, backbone, options.head_dropout, tagger))
+    model = context.build_model(lambda: build_finetune_model(task, backbone, description))
     freeze(model, options.freeze_backbone, options.freeze_layers)  # None: ELMo frozen, Transformers tuned
     return TaskModel(model, backbone.tokenizer, backbone.source, backbone.model_name, backbone.spec.max_positions,
                      head_learning_rate(backbone, options.head_lr, options.freeze_backbone))
@@ -93,19 +62,17 @@ def _elmo_task_model(task: Task, backbone: Backbone, description: dict[str, Any]
     return build_elmo_task_model(backbone.spec, {task.head: {**description, "kind": kind}}, backbone.state)
 
 
-def build_finetune_model(task: Task, backbone: Backbone, head_dropout: float | None,
-                         tagger: dict[str, Any] | None = None) -> nn.Module:
+def build_finetune_model(task: Task, backbone: Backbone, description: dict[str, Any] | None) -> nn.Module:
     """A :class:`LanguageModel` (or :class:`ElmoTaskModel`) with the backbone's weights and ``task``'s head.
 
     Tagging and classification drop the pretraining heads and add a new one; generation keeps the
     language-model head. A classifier's dense layer starts from BERT's pretrained pooler (the NSP
     head's dense layer) when the backbone has one, as Hugging Face's BertForSequenceClassification does.
-    ``tagger`` holds :func:`tagger_options`; a CRF is constrained to the task's valid transitions.
+    ``description`` is the head's (``task.head_description``; None: no head of its own); a CRF is
+    constrained to the task's valid transitions.
     """
-    spec = backbone.spec
-    dropout = spec.dropout if head_dropout is None else head_dropout
-    description = {"kind": task.head_kind, "n_classes": len(task.labels), "dropout": dropout, **(tagger or {})}
-    model = _elmo_task_model(task, backbone, description) if isinstance(spec, ElmoSpec) else \
+    description = description or {}
+    model = _elmo_task_model(task, backbone, description) if isinstance(backbone.spec, ElmoSpec) else \
         _transformer_task_model(task, backbone, description)
     if description.get("crf"):
         allowed = task.allowed_transitions()
