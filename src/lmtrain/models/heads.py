@@ -12,6 +12,7 @@ import torch
 from torch import nn
 
 from lmtrain.config.tasks import TAGGER_ENCODERS
+from lmtrain.errors import UserError
 from lmtrain.kernels import Dropout, Linear, linear
 from lmtrain.models.bilstm import BiLSTMEncoder
 from lmtrain.models.crf import LinearChainCRF
@@ -198,7 +199,12 @@ def task_head_class(kind: str) -> type[TaskHead]:
     """
     from lmtrain.plugs import plug_class
 
-    return BUILT_IN_HEADS.get(kind) or plug_class(kind, "head", TaskHead)
+    if kind in BUILT_IN_HEADS:
+        return BUILT_IN_HEADS[kind]
+    try:
+        return plug_class(kind, "head", TaskHead)
+    except UserError as error:
+        raise UserError(f"the task head of kind {kind!r} (model.json's `task_heads`) cannot be built: {error}") from None
 
 
 def build_task_head(description: dict, d_model: int, init_std: float = 0.02) -> nn.Module:
