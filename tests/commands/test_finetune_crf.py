@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
@@ -70,3 +71,18 @@ def test_tagger_options_that_do_not_fit_are_refused(overrides, expected, data, t
     with pytest.raises(UserError) as error:
         run_command(finetune, "finetune", tmp_path, [*overrides, *TINY_SCRATCH, *FAST, *files])
     assert expected in str(error.value)
+
+
+def test_a_tagger_run_saved_before_the_keys_moved_resumes(data, tmp_path):
+    from tests.conftest import run_cli
+
+    run = tmp_path / "run"
+    args = ["task=ner", *TINY_SCRATCH, *FAST, "trainer.max_steps=2", "trainer.eval_every=0", *ner_files(data)]
+    assert run_cli("finetune", *args, f"hydra.run.dir={run}", cwd=tmp_path).returncode == 0
+    saved = run / ".hydra" / "config.yaml"  # as written before: no task.encoder / task.lstm_dim
+    text = saved.read_text()
+    assert "  encoder: null\n  lstm_dim: 128\n" in text and "  task_lstm_dim: 128\n" in text
+    saved.write_text(text.replace("  encoder: null\n  lstm_dim: 128\n", ""))
+    result = run_cli("resume", str(run), "trainer.max_steps=4", cwd=tmp_path)
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert json.loads((run / "summary.json").read_text())["steps"] == 4

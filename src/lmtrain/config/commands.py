@@ -88,11 +88,13 @@ def moved_to(new_key: str) -> dict[str, str]:
 
 
 def check_moved(owner: Any) -> None:
-    """Raise IgnoredKeyError for a field of ``owner`` marked :func:`moved_to` that was given a value."""
+    """Raise IgnoredKeyError for a field of ``owner`` marked :func:`moved_to` that was given a value other than its
+    default. The old default stays: a run saved before the move holds it, and resumes (its saved config then
+    differs from the new one only by keys one side lacks, which resuming allows)."""
     for spec in dataclasses.fields(owner):
         new_key = spec.metadata.get("moved_to")
         value = getattr(owner, spec.name)
-        if new_key and value is not None:
+        if new_key and value != spec.default:
             raise IgnoredKeyError(spec.name, value, f"is read no more: the key moved to {new_key}, in the schema of "
                                   "the task that reads it", f"Write {new_key}={value} instead.")
 
@@ -251,7 +253,7 @@ class FinetuneOptions:
     class_weights: Any = "none"  # none | auto (inverse class frequency) | [w0, w1, ...] in label order
     head_dropout: Optional[float] = None  # dropout inside the task head (None = the backbone's dropout)
     task_encoder: Optional[str] = field(default=None, metadata=moved_to("task.encoder"))  # moved: task.encoder
-    task_lstm_dim: Optional[int] = field(default=None, metadata=moved_to("task.lstm_dim"))  # moved: task.lstm_dim
+    task_lstm_dim: int = field(default=128, metadata=moved_to("task.lstm_dim"))  # moved: task.lstm_dim
 
     def __post_init__(self) -> None:
         check_moved(self)
@@ -286,7 +288,8 @@ class PredictConfig:
     # the keys of the run's task (its predict schema, e.g. task.max_new_tokens=20 for generation, task.images=DIR
     # and task.top_k=3 for retrieval); a key that task does not read is refused
     task: Any = field(default_factory=open_node)
-    max_new_tokens: Optional[int] = field(default=None, metadata=moved_to("task.max_new_tokens"))  # moved
+    # moved: task.max_new_tokens
+    max_new_tokens: Optional[int] = field(default=None, metadata=moved_to("task.max_new_tokens"))
     images: Optional[str] = field(default=None, metadata=moved_to("task.images"))  # moved: task.images
     captions: Optional[str] = field(default=None, metadata=moved_to("task.captions"))  # moved: task.captions
     top_k: Optional[int] = field(default=None, metadata=moved_to("task.top_k"))  # moved: task.top_k
