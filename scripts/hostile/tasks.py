@@ -69,8 +69,8 @@ def head_kind_from_the_standard_library(ws: Workspace) -> Outcome:
 
 
 PROBES: dict[str, Callable[[Workspace], Outcome]] = {
-    "finetune.task_encoder= (now task.encoder)": old_task_encoder,
-    "finetune.task_lstm_dim= (now task.lstm_dim)": old_task_lstm_dim,
+    "finetune.task_encoder= (task.encoder)": old_task_encoder,
+    "finetune.task_lstm_dim= (task.lstm_dim)": old_task_lstm_dim,
     "task.encoder= with task=classification": tagger_key_for_classification,
     "predict top_k= (now task.top_k)": old_top_k,
     "predict task.max_new_tokens= for a tagger": key_the_task_ignores,
