@@ -309,9 +309,10 @@ def _table(rows: list[tuple[str, str, str, str]]) -> list[str]:
 
 
 def _code(text: str) -> str:
-    if not text or text.startswith("["):  # empty, or a link to a schema
-        return text if text.startswith("[") and "](#" in text else (f"`{_escape(text)}`" if text else "")
-    return f"`{_escape(text)}`"
+    """``text`` as code in a table cell (Python-Markdown's tables keep a ``|`` inside backticks in its cell)."""
+    if not text or (text.startswith("[") and "](#" in text):  # empty, or a link to a schema
+        return text
+    return f"`{text}`"
 
 
 def _cell(text: str) -> str:

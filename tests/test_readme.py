@@ -36,7 +36,9 @@ def _command_lines(page: Path) -> list[tuple[str, list[str], list[str]]]:
 
     text = page.read_text(encoding="utf-8")
     found = []
-    for block in re.findall(r"```(?:bash|sh)?\n(.*?)```", text, re.S):
+    for language, block in re.findall(r"^```(\w*)\n(.*?)^```", text, re.S | re.M):
+        if language not in ("", "bash", "sh"):  # a tree, a config, output: no command lines
+            continue
         for line in block.replace("\\\n", " ").splitlines():  # a command continued with a backslash is one line
             if "<TAB>" in line:  # a completion example, not a command
                 continue
