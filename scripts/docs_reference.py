@@ -50,7 +50,7 @@ def commands_page() -> str:
              *[f"| [`{name}`](#{name}) | {_cell(text)} |" for name, text in described.items()], ""]
     for command in COMMANDS:
         lines += _hydra_command_section(command, described[command])
-    for command, (text, module) in NATIVE_COMMANDS.items():
+    for command, (text, _module) in NATIVE_COMMANDS.items():
         lines += [f"## {command}", "", _cell(text), "",
                   f"`lmtrain {command} --help` lists its arguments; it reads run folders and composes no config.", ""]
     lines += ["## resume", "", described["resume"], "",
@@ -60,7 +60,7 @@ def commands_page() -> str:
 
 
 def _hydra_command_section(command: str, description: str) -> list[str]:
-    from lmtrain.cli.help import config_sources, group_options, preset_summary
+    from lmtrain.cli.help import config_sources, group_options
     from lmtrain.cli.main import compose_command
     from lmtrain.config import SCHEMAS
 
