@@ -55,6 +55,8 @@ def read_memo(path: Path) -> Memo:
         return Memo(path, problem="it is a symbolic link, which lmtrain neither follows nor replaces")
     if not path.exists():
         return Memo(path)
+    if path.is_dir():
+        return Memo(path, problem="it is a folder, not a file")
     try:
         if path.stat().st_size > MAX_BYTES:
             return Memo(path, problem=f"it is larger than a memo can be ({MAX_BYTES} bytes)")
