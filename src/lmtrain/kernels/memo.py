@@ -97,20 +97,18 @@ def keep(memo: Memo, choice: KeptChoice) -> str | None:
     if memo.problem is not None:
         return memo.problem
     entries = {**memo.entries, machine_key(): asdict(choice)}
+    handle = None
     try:
         memo.path.parent.mkdir(parents=True, exist_ok=True)
-        handle = tempfile.NamedTemporaryFile("w", dir=memo.path.parent, prefix=".tmp-", suffix=".json",
-                                             delete=False, encoding="utf-8")
-    except OSError as error:
-        return f"it cannot be written ({error.strerror or error})"
-    try:
-        with handle:
+        with tempfile.NamedTemporaryFile("w", dir=memo.path.parent, prefix=".tmp-", suffix=".json",
+                                         delete=False, encoding="utf-8") as handle:
             json.dump(entries, handle, indent=1)
         if memo.path.is_symlink() or memo.path.is_dir():  # appeared since it was read
             raise IsADirectoryError("it became a symbolic link or a folder while lmtrain measured")
         os.replace(handle.name, memo.path)
     except OSError as error:
-        Path(handle.name).unlink(missing_ok=True)
+        if handle is not None:
+            Path(handle.name).unlink(missing_ok=True)
         return f"it cannot be written ({error.strerror or error})"
     memo.entries = entries
     return None
