@@ -139,6 +139,19 @@ def seeded_generator(seed: int | None, device: torch.device | str = "cpu") -> to
     return generator
 
 
+def _decoding_mask(prompts: Sequence[Sequence[int]], prompt_mask: torch.Tensor, steps: int
+                   ) -> torch.Tensor | None:
+    """The attention mask of the whole decode, (B, L + steps): the prompts' padding, then room for every
+    new (real) token, so no step concatenates one; None when no prompt is padded (without padding
+    SDPA keeps its fused causal path)."""
+    batch_size, length = prompt_mask.shape
+    if not any(len(p) < length for p in prompts):
+        return None
+    mask = torch.ones(batch_size, length + steps, dtype=torch.bool, device=prompt_mask.device)
+    mask[:, :length] = prompt_mask
+    return mask
+
+
 @torch.no_grad()
 def generate_stream(model: LanguageModel, prompts: Sequence[Sequence[int]], max_new_tokens: int,
                     sampling: Sampling = Sampling(), eos_id: int | None = None, pad_id: int = 0,
@@ -169,11 +182,7 @@ def generate_stream(model: LanguageModel, prompts: Sequence[Sequence[int]], max_
     steps = _room(prompts, max_new_tokens, model.spec.max_positions)
     ids, prompt_mask, positions = left_pad(prompts, pad_id, device)  # (B, L) each
     batch_size, length = ids.shape
-    padded = any(len(p) < length for p in prompts)  # without padding SDPA keeps its fused causal path
-    mask = None
-    if padded:  # the prompt's padding mask, then room for every new (real) token: no cat per step
-        mask = torch.ones(batch_size, length + steps, dtype=torch.bool, device=device)  # (B, L + steps)
-        mask[:, :length] = prompt_mask
+    mask = _decoding_mask(prompts, prompt_mask, steps)
     generator = generator or seeded_generator(seed, device)
     cache = backbone.new_cache(batch_size, length + steps) if use_cache else None
     done = [False] * batch_size

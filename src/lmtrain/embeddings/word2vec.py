@@ -82,10 +82,12 @@ class EpochReporter(CallbackAny2Vec):
         self._start_time = 0.0
 
     def on_epoch_begin(self, model: Word2Vec) -> None:
+        """Note the loss and the time as the epoch starts."""
         self._start_loss = model.get_latest_training_loss()
         self._start_time = time.perf_counter()
 
     def on_epoch_end(self, model: Word2Vec) -> None:
+        """Record the epoch's loss and report it with its speed to ``on_epoch``."""
         seconds = time.perf_counter() - self._start_time
         loss = float(model.get_latest_training_loss() - self._start_loss)
         self.losses.append(loss)

@@ -1,6 +1,6 @@
 """Hugging Face names of fine-tuning heads: export to *ForTokenClassification / *ForSequenceClassification.
 
-Extends :mod:`lmtrain.models.hf_interop` (which maps the backbone and the pretraining heads) with
+Extends :mod:`lmtrain.models.hf_weight_names` (which maps the backbone and the pretraining heads) with
 the task heads lmtrain fine-tunes. Both heads match Hugging Face's exactly in eval mode:
 
 * tagger (dropout -> linear) = ``classifier`` of ``*ForTokenClassification``;
@@ -18,7 +18,9 @@ import torch
 
 from lmtrain.data.hf_tokenizer import write_hf_tokenizer_files
 from lmtrain.errors import UserError
-from lmtrain.models.hf_interop import export_hf_folder, hf_config_from_spec, lmtrain_to_hf, write_hf_folder
+from lmtrain.models.hf_config_map import hf_config_from_spec
+from lmtrain.models.hf_interop import export_hf_folder, write_hf_folder
+from lmtrain.models.hf_weight_names import lmtrain_to_hf
 from lmtrain.models.language_model import LanguageModel
 
 _ARCH = {"bert": "Bert", "roberta": "Roberta", "xlm-roberta": "XLMRoberta"}

@@ -127,6 +127,7 @@ class MaskedLMObjective(TextPretraining):
 
     @property
     def example_format(self) -> str:  # type: ignore[override]
+        """Sentence pairs for next-sentence prediction, else blocks of whole sentences."""
         return "sentence_pairs" if self.cfg.next_sentence else "sentence_blocks"
 
     def min_seq_len(self) -> tuple[int, str]:

@@ -24,7 +24,8 @@ from lmtrain.training.limits import PACE_STEPS, Limits
 from lmtrain.training.progress import TrainingProgress, clock
 
 if TYPE_CHECKING:
-    from lmtrain.training.trainer import Trainer, TrainState
+    from lmtrain.training.train_state import TrainState
+    from lmtrain.training.trainer import Trainer
 
 log = logging.getLogger("lmtrain")
 
