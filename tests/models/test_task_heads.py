@@ -17,7 +17,7 @@ class ScoreHead(TaskHead):
         self.output, self.scale = torch.nn.Linear(d_model, 1), scale
 
     @classmethod
-    def from_description(cls, description: dict, d_model: int, init_std: float = 0.02) -> "ScoreHead":
+    def from_description(cls, description: dict, d_model: int, init_std: float = 0.02) -> ScoreHead:
         return cls(d_model, float(description["scale"]))
 
     def forward(self, hidden, attention_mask=None):

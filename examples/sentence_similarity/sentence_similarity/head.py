@@ -27,7 +27,7 @@ class RegressionHead(TaskHead):
             nn.init.zeros_(layer.bias)
 
     @classmethod
-    def from_description(cls, description: dict, d_model: int, init_std: float = 0.02) -> "RegressionHead":
+    def from_description(cls, description: dict, d_model: int, init_std: float = 0.02) -> RegressionHead:
         """The head of the description :meth:`SimilarityTask.head_description` wrote (model.json keeps it)."""
         return cls(d_model, float(description["max_score"]), float(description.get("dropout", 0.0)), init_std)
 

@@ -54,7 +54,7 @@ class SimilarityTask(Task):
         """``[CLS] a [SEP] b [SEP]`` ids and segment ids of each pair."""
         examples = []
         firsts, seconds = tokenizer.encode_batch([a for a, _ in pairs]), tokenizer.encode_batch([b for _, b in pairs])
-        for ids_a, ids_b in zip(firsts, seconds):
+        for ids_a, ids_b in zip(firsts, seconds, strict=True):
             ids, segments, _ = frame_pair(tokenizer, ids_a, ids_b, max_seq_len)
             examples.append({"input_ids": np.asarray(ids, dtype=np.int64),
                              "token_type_ids": np.asarray(segments, dtype=np.int64)})
@@ -62,7 +62,7 @@ class SimilarityTask(Task):
 
     def _dataset(self, pairs: list[ScoredPair], tokenizer, max_seq_len: int) -> list[dict[str, Any]]:
         encoded = self.encode(tokenizer, [(p.text, p.text_pair) for p in pairs], max_seq_len)
-        return [{**x, "score": p.score} for x, p in zip(encoded, pairs)]
+        return [{**x, "score": p.score} for x, p in zip(encoded, pairs, strict=True)]
 
     def datasets(self, tokenizer, max_seq_len: int) -> tuple[TaskDataset, TaskDataset]:
         """Encoded train / held-out pairs with their scores."""
@@ -111,7 +111,8 @@ class SimilarityTask(Task):
         for chunk, predicted in run_batches(model, examples, tokenizer.id("pad"), batch_size, device, forward):
             scores[chunk] = predicted
         decimals = options.get("decimals", 2)
-        return [{"text": a, "text_pair": b, "score": round(float(s), decimals)} for (a, b), s in zip(pairs, scores)]
+        return [{"text": a, "text_pair": b, "score": round(float(score), decimals)}
+                for (a, b), score in zip(pairs, scores, strict=True)]
 
     @staticmethod
     def format(record: dict[str, Any]) -> str:

@@ -19,8 +19,8 @@ sys.path.insert(0, str(EXAMPLE))
 
 from sentence_similarity.objective import pearson, spearman  # noqa: E402
 
-LIVING = "cat dog bird horse cow fish goat lion sheep".split()
-THINGS = "car road bus train truck bike ship plane house".split()
+LIVING = ["cat", "dog", "bird", "horse", "cow", "fish", "goat", "lion", "sheep"]
+THINGS = ["car", "road", "bus", "train", "truck", "bike", "ship", "plane", "house"]
 SEARCH_PATH = f"hydra.searchpath=[file://{EXAMPLE / 'configs'}]"
 QUIET = ["trainer.progress=false", "trainer.preflight=false", "trainer.max_time=null"]
 
@@ -71,7 +71,8 @@ def test_the_correlations_are_those_of_scipy():
 
 @pytest.fixture(scope="module")
 def run(tmp_path_factory) -> Path:
-    """A tiny BERT pretrained on the pairs' words, fine-tuned on the similarity task."""
+    """A tiny BERT pretrained on the pairs' words, fine-tuned on the similarity task (no dropout: the scores are
+    exact, and 400 steps learn them under any kernels)."""
     tmp = tmp_path_factory.mktemp("similarity")
     _write_pairs(tmp / "train.tsv", 800, 1)
     _write_pairs(tmp / "dev.tsv", 100, 2)
@@ -79,7 +80,8 @@ def run(tmp_path_factory) -> Path:
     (tmp / "corpus.txt").write_text("".join(" ".join(rng.sample(LIVING + THINGS, 8)) + "\n" for _ in range(300)))
     _ok(_lmtrain("pretrain", "model=bert", "debug=tiny", "data=text", f"data.train_files=[{tmp / 'corpus.txt'}]",
                  f"data.cache_dir={tmp / 'cache'}", "data.max_seq_len=32", "trainer.max_steps=10",
-                 "trainer.eval_every=0", "trainer.save_every=0", *QUIET, f"hydra.run.dir={tmp / 'bert'}", cwd=tmp))
+                 "trainer.eval_every=0", "trainer.save_every=0", "model.dropout=0", "model.attention_dropout=0", *QUIET,
+                 f"hydra.run.dir={tmp / 'bert'}", cwd=tmp))
     _ok(_lmtrain("finetune", "task=similarity", SEARCH_PATH, f"init={tmp / 'bert'}",
                  f"data.train_file={tmp / 'train.tsv'}",
                  f"data.eval_file={tmp / 'dev.tsv'}", "data.max_seq_len=16", "trainer.max_steps=400",
@@ -94,7 +96,7 @@ def test_finetune_learns_the_scores_with_its_own_head(run):
     losses = [e["train/loss"] for e in events if "train/loss" in e]
     pearsons = [e["eval/pearson"] for e in events if "eval/pearson" in e]
     assert np.mean(losses[-3:]) < np.mean(losses[:3]) - 0.3
-    assert pearsons[-1] > pearsons[0] + 0.3 and pearsons[-1] > 0.6, pearsons
+    assert pearsons[-1] > pearsons[0] + 0.3 and pearsons[-1] > 0.8, pearsons
     summary = json.loads((run / "summary.json").read_text())
     assert summary["eval/loss"] < summary["baseline/mean_loss"] and "eval/spearman" in summary
     saved = json.loads((run / "checkpoints" / "best" / "model.json").read_text())

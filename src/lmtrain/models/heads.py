@@ -89,7 +89,7 @@ class TaskHead(nn.Module):
         return cls.kind or f"{cls.__module__}.{cls.__qualname__}"
 
     @classmethod
-    def from_description(cls, description: dict, d_model: int, init_std: float = 0.02) -> "TaskHead":
+    def from_description(cls, description: dict, d_model: int, init_std: float = 0.02) -> TaskHead:
         """The head of ``description`` (``n_classes``, ``dropout`` and the head's own entries) over ``d_model``."""
         return cls(d_model, int(description["n_classes"]), float(description.get("dropout", 0.0)), init_std)
 
@@ -173,7 +173,7 @@ class TokenClassifierHead(TaskHead):
         nn.init.zeros_(self.output.bias)
 
     @classmethod
-    def from_description(cls, description: dict, d_model: int, init_std: float = 0.02) -> "TokenClassifierHead":
+    def from_description(cls, description: dict, d_model: int, init_std: float = 0.02) -> TokenClassifierHead:
         """The tagger of ``description``: ``n_classes``, ``dropout``, and ``encoder`` / ``lstm_dim`` / ``crf``."""
         return cls(d_model, int(description["n_classes"]), float(description.get("dropout", 0.0)), init_std,
                    encoder=description.get("encoder", "linear"), lstm_dim=int(description.get("lstm_dim", 128)),
@@ -204,7 +204,8 @@ def task_head_class(kind: str) -> type[TaskHead]:
     try:
         return plug_class(kind, "head", TaskHead)
     except UserError as error:
-        raise UserError(f"the task head of kind {kind!r} (model.json's `task_heads`) cannot be built: {error}") from None
+        raise UserError(f"the task head of kind {kind!r} (model.json's `task_heads`) cannot be built: "
+                        f"{error}") from None
 
 
 def build_task_head(description: dict, d_model: int, init_std: float = 0.02) -> nn.Module:

@@ -6,8 +6,9 @@ import dataclasses
 import json
 import logging
 import sys
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 from lmtrain.config.checks import ConfigRangeError, range_error
 from lmtrain.errors import UserError
