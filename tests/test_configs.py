@@ -37,7 +37,8 @@ _NEEDS_ITS_MODEL = {("objective", "albef"): "albef", ("objective", "bilm"): "elm
 
 
 def test_an_objective_refuses_a_model_family_it_does_not_train():
-    with pytest.raises(UserError, match="objective=bilm trains elmo models, and the chosen model is a transformer"):
+    with pytest.raises(UserError, match=r"objective=bilm needs forward and backward language models \(a biLM\), which the chosen model "
+                       r"model=bert \(transformer family\) lacks"):
         check_config(compose_config("pretrain", ["objective=bilm"]), "pretrain")
 
 
