@@ -29,9 +29,12 @@ from lmtrain.models.protocol import TrainedModel
 
 
 def model_meta(model: TrainedModel, model_name: str, objective: str, tokenizer: TextTokenizer) -> dict[str, Any]:
-    """The ``model.json`` content that lets :func:`load_checkpoint` rebuild ``model``."""
+    """The ``model.json`` content that lets :func:`load_checkpoint` rebuild ``model`` (a family of your own is
+    imported again from ``family_target``, its class)."""
+    family = ModelFamily.registry.get(model.family)
     return {
         "family": model.family,
+        **({"family_target": f"{family.__module__}.{family.__qualname__}"} if family else {}),
         "model_name": model_name,
         "objective": objective,
         "spec": model.spec.to_dict(),
