@@ -110,5 +110,7 @@ def test_resume_continues_the_run(pretrained, work):
     lmtrain("pretrain", "model=gru", SEARCH_PATH, "trainer.max_steps=20", *common)
     lmtrain("resume", str(run), "trainer.max_steps=40",
             SEARCH_PATH)  # provenance: a run will remember its search path; drop this line then
-    steps = [e["step"] for e in map(json.loads, (run / "metrics.jsonl").read_text().splitlines()) if "train/loss" in e]
-    assert max(steps) == 40 and json.loads((run / "summary.json").read_text())["step"] == 40
+    events = [e for e in map(json.loads, (run / "metrics.jsonl").read_text().splitlines()) if "train/loss" in e]
+    assert max(e["step"] for e in events) == 40
+    assert json.loads((run / "checkpoints" / "last" / "model.json").read_text())["step"] == 40
+    assert np.mean([e["train/loss"] for e in events[-2:]]) < np.mean([e["train/loss"] for e in events[:2]])
