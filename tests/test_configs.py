@@ -37,9 +37,16 @@ _NEEDS_ITS_MODEL = {("objective", "albef"): "albef", ("objective", "bilm"): "elm
 
 
 def test_an_objective_refuses_a_model_family_it_does_not_train():
-    with pytest.raises(UserError, match=r"objective=bilm needs forward and backward language models \(a biLM\), which the chosen model "
-                       r"model=bert \(transformer family\) lacks"):
+    with pytest.raises(UserError, match=r"objective=bilm needs forward and backward language models \(a biLM\), "
+                                        r"which the chosen model model=bert \(transformer family\) lacks"):
         check_config(compose_config("pretrain", ["objective=bilm"]), "pretrain")
+
+
+def test_a_bidirectional_model_is_refused_a_causal_lm_objective():
+    # it would learn to predict each next token while its attention sees that token
+    with pytest.raises(UserError, match=r"objective=clm needs a causal LM head .*model=bert \(transformer family\) "
+                                        r"lacks .*e\.g\. `lmtrain pretrain model=gpt objective=clm`"):
+        check_config(compose_config("pretrain", ["objective=clm", "tokenizer=gpt2_bpe"]), "pretrain")
 
 
 @pytest.mark.parametrize("command,group,option", list(_group_options()))

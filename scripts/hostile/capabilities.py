@@ -3,8 +3,8 @@ naming the capability and what to do, before anything is written."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
 
 from hostile.common import TINY, Outcome, Workspace, refused
 

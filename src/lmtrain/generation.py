@@ -14,8 +14,8 @@ from dataclasses import dataclass
 
 import torch
 
-from lmtrain.config.commands import check_temperature
 from lmtrain.config.checks import ConfigRangeError
+from lmtrain.config.commands import check_temperature
 from lmtrain.data.tokenizer import TextTokenizer
 from lmtrain.errors import UserError
 from lmtrain.kernels import prepacked_linears
@@ -217,16 +217,16 @@ def _generate_uncached(model, prompts: Sequence[Sequence[int]], max_new_tokens: 
     steps = _room(prompts, max_new_tokens, model.spec.max_positions)
     rows = [list(p) for p in prompts]
     done = [False] * len(rows)
-    for step in range(steps):
+    for _ in range(steps):
         logits = torch.cat([model.heads["lm"](model.backbone(torch.tensor([row], device=device))[:, -1])
                             for row in rows])  # (B, V)
         chosen = next_tokens(logits.float(), sampling, generator).tolist()
-        yield [None if stopped else tok for stopped, tok in zip(done, chosen)]
+        yield [None if stopped else tok for stopped, tok in zip(done, chosen, strict=True)]
         if eos_id is not None:
-            done = [stopped or tok == eos_id for stopped, tok in zip(done, chosen)]
+            done = [stopped or tok == eos_id for stopped, tok in zip(done, chosen, strict=True)]
         if all(done):
             return
-        for row, tok in zip(rows, chosen):
+        for row, tok in zip(rows, chosen, strict=True):
             row.append(tok)
 
 

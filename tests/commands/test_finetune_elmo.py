@@ -11,10 +11,10 @@ from pathlib import Path
 import pytest
 import torch
 
-from lmtrain.models.capabilities import Capability
-from lmtrain.files import checkpoints as ckpt
 from lmtrain.commands import finetune, predict, pretrain
 from lmtrain.errors import UserError
+from lmtrain.files import checkpoints as ckpt
+from lmtrain.models.capabilities import Capability
 from lmtrain.models.loading import load_checkpoint
 from tests.commands.test_finetune import ner_files, run_command
 from tests.tasks.fixtures import FAST, ner_sentence, write_task_files

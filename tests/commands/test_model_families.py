@@ -6,8 +6,8 @@ import json
 
 import pytest
 
-from lmtrain.models.capabilities import Capability
 from lmtrain.errors import UserError
+from lmtrain.models.capabilities import Capability
 from lmtrain.models.families import AlbefFamily, ElmoFamily, ModelFamily, TransformerFamily
 from lmtrain.models.loading import load_checkpoint
 

@@ -9,9 +9,9 @@ import numpy as np
 import pytest
 import torch
 
-from lmtrain.models.capabilities import Capability
 from lmtrain.commands import evaluate, pretrain
 from lmtrain.errors import UserError
+from lmtrain.models.capabilities import Capability
 from lmtrain.models.loading import load_checkpoint
 from lmtrain.run_folder.layout import read_metrics
 from tests.conftest import TINY, compose_config, run_cli, write_corpus
@@ -61,8 +61,8 @@ def test_bilm_both_directions_learn_and_the_checkpoint_reloads(tmp_path, monkeyp
 def test_bilm_needs_the_elmo_model_and_elmo_keys_need_it_too(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     cfg = compose_config("pretrain", ["model=gpt", "objective=bilm", *TINY])
-    with pytest.raises(UserError, match=r"objective=bilm needs forward and backward language models \(a biLM\), which the chosen model "
-                       r"model=gpt \(transformer family\) lacks"):
+    with pytest.raises(UserError, match=r"objective=bilm needs forward and backward language models \(a biLM\), "
+                                        r"which the chosen model model=gpt \(transformer family\) lacks"):
         pretrain.run(cfg)
     with pytest.raises(Exception, match="Could not override 'model.lstm_dim'"):
         compose_config("pretrain", ["model=gpt", *_overrides(tmp_path)])

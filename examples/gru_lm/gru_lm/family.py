@@ -2,15 +2,15 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any, Sequence
+from typing import Any
 
+from gru_lm.model import GruLanguageModel, GruSpec
 from lmtrain.config.checks import check_range
 from lmtrain.config.models import ModelConfig
 from lmtrain.models.capabilities import Capability
 from lmtrain.models.families import ModelFamily
-
-from gru_lm.model import GruLanguageModel, GruSpec
 
 
 @dataclass

@@ -10,8 +10,9 @@ it registers itself under its ``name`` when its module is imported, and says wha
 from __future__ import annotations
 
 import logging
+from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Any, ClassVar, Mapping, Sequence
+from typing import Any, ClassVar
 
 from torch import nn
 

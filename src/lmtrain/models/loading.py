@@ -9,15 +9,16 @@ into lmtrain's model with the pretraining heads they carry (MLM, NSP, LM).
 from __future__ import annotations
 
 import json
+from collections.abc import Iterable
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any
 
 import torch
 
-from lmtrain.files import checkpoints as ckpt
 from lmtrain.data.hf_tokenizer import load_hf_tokenizer
 from lmtrain.data.tokenizer import TextTokenizer
 from lmtrain.errors import UserError
+from lmtrain.files import checkpoints as ckpt
 from lmtrain.hub import describe_hub_model, resolve_source, snapshot_hub_id
 from lmtrain.models.capabilities import Capability, either, in_words, missing
 from lmtrain.models.checked_build import check_against_weights
@@ -152,9 +153,9 @@ def check_capabilities(meta: dict[str, Any], needs: Capability | Iterable[Capabi
     lacking = missing(model_capabilities(meta), needs)
     if lacking:
         name = meta.get("model_name") or meta.get("family")
-        raise UserError(f"{where} holds a model of the {meta.get('family')} family ({name}), which lacks {either(lacking)} "
-                        f"that this command needs; it has {in_words(model_capabilities(meta))}. Give a model that has "
-                        f"it (e.g. from `{lacking[0].example}`).")
+        raise UserError(f"{where} holds a model of the {meta.get('family')} family ({name}), which lacks "
+                        f"{either(lacking)} that this command needs; it has {in_words(model_capabilities(meta))}. "
+                        f"Give a model that has it (e.g. from `{lacking[0].example}`).")
 
 
 def checkpoint_tokenizer(checkpoint: Path, meta: dict[str, Any] | None = None) -> TextTokenizer:
