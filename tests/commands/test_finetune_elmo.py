@@ -102,7 +102,9 @@ def test_elmo_classifier_tunes_the_bilm_when_asked(data, elmo_run, tmp_path):
 
 
 def test_elmo_refuses_generation_and_layer_freezing(data, elmo_run, tmp_path):
-    with pytest.raises(UserError, match="an ELMo biLM, whose features serve tagging and classification only"):
+    with pytest.raises(UserError, match=r"this task needs a causal LM head \(next-token prediction\), but init=.* "
+                                        r"holds a model of the elmo family \(elmo\), which has bidirectional token "
+                                        r"features for task heads, forward and backward language models"):
         run_command(finetune, "finetune", tmp_path / "g", ["task=generation", f"init={elmo_run}", *FAST,
                                                            f"data.train_file={data / 'pairs.jsonl'}"])
     with pytest.raises(UserError, match="freeze_layers=1 applies to Transformer backbones"):

@@ -157,7 +157,8 @@ def resolve_backbone(cfg: FinetuneConfig, causal: bool, scratch_tokenizer: Calla
         backbone = from_checkpoint(init)
     need = task_needs(causal)
     if need not in backbone.capabilities:
-        raise UserError(f"this task needs {need.words}, but init={init or backbone.source} is a {backbone.model_name} "
-                        f"model ({backbone.family.name} family), which has {in_words(backbone.capabilities)}; pretrain "
-                        f"a fitting one (`{need.example}`) or pass init=<a fitting run or Hugging Face model>.")
+        raise UserError(f"this task needs {need.words}, but init={init or backbone.source} holds a model of the "
+                        f"{backbone.family.name} family ({backbone.model_name}), which has "
+                        f"{in_words(backbone.capabilities)}; pretrain a fitting one (`{need.example}`) or pass "
+                        "init=<a fitting run or Hugging Face model>.")
     return backbone
