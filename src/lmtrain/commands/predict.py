@@ -14,7 +14,8 @@ from omegaconf import DictConfig
 from lmtrain.config import PredictConfig
 from lmtrain.config.plug_nodes import config_objects
 from lmtrain.errors import UserError
-from lmtrain.models.loading import load_checkpoint, locate_model, read_meta
+from lmtrain.models.capabilities import Capability
+from lmtrain.models.loading import load_checkpoint, locate_model, model_capabilities, read_meta
 from lmtrain.tasks import task_from_meta
 from lmtrain.tasks.prediction_io import USAGE, read_inputs, write_records
 from lmtrain.training.precision import resolve_device
@@ -33,13 +34,14 @@ def run(cfg: DictConfig) -> list[dict[str, Any]]:
     """Predict for every line of ``cfg.input``; returns the records."""
     cfg: PredictConfig = config_objects(cfg, "predict")
     checkpoint = finetuned_checkpoint(cfg.ckpt)
-    if read_meta(checkpoint).get("family") == "albef":  # images and captions, not lines of text
+    if Capability.IMAGE_TEXT in model_capabilities(read_meta(checkpoint)):  # images and captions, not lines of text
         from lmtrain.tasks.retrieval_predict import predict_retrieval
 
         return predict_retrieval(cfg, checkpoint)
     lines = read_inputs(cfg.input)  # every line checked before the model is loaded
     device = resolve_device(cfg.device, key="device")
-    model, tokenizer, meta = load_checkpoint(checkpoint, device, key="ckpt", families=("transformer", "elmo"))
+    model, tokenizer, meta = load_checkpoint(checkpoint, device, key="ckpt",
+                                             needs=(Capability.TOKEN_FEATURES, Capability.CAUSAL_LM))
     info = meta.get("task")
     if not info:
         raise UserError(f"ckpt={cfg.ckpt} is a pretrained model, not a fine-tuned one: fine-tune it first "
