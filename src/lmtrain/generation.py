@@ -154,6 +154,13 @@ def _decoding_mask(prompts: Sequence[Sequence[int]], prompt_mask: torch.Tensor, 
     return mask
 
 
+def _check_generates(model: LanguageModel) -> None:
+    """Refuse a model that cannot decode: generation needs a causal backbone and an ``lm`` head."""
+    if "lm" not in model.heads or not model.spec.causal:
+        raise UserError(f"generation needs a causal model with an lm head; this one has heads "
+                        f"{model.head_names} and causal={model.spec.causal}.")
+
+
 @torch.no_grad()
 def generate_stream(model: LanguageModel, prompts: Sequence[Sequence[int]], max_new_tokens: int,
                     sampling: Sampling = Sampling(), eos_id: int | None = None, pad_id: int = 0,
@@ -176,9 +183,7 @@ def generate_stream(model: LanguageModel, prompts: Sequence[Sequence[int]], max_
         One list per step with an id for every row, or None for rows that already stopped.
         The end-of-text token itself is yielded once, then the row yields None.
     """
-    if "lm" not in model.heads or not model.spec.causal:
-        raise UserError(f"generation needs a causal model with an lm head; this one has heads "
-                        f"{model.head_names} and causal={model.spec.causal}.")
+    _check_generates(model)
     if not hasattr(model.backbone, "new_cache"):  # a family without a key/value cache: each step runs the prefix
         yield from _generate_uncached(model, prompts, max_new_tokens, sampling, eos_id,
                                       generator or seeded_generator(seed, next(model.parameters()).device))
