@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 from pathlib import Path
 
 import pytest
@@ -51,7 +52,7 @@ def test_resume_finds_the_plug_without_the_search_path(span_run, tmp_path):
         [f"file://{EXAMPLE / 'configs'}"]
 
 
-def test_evaluate_export_and_continued_pretraining_need_no_search_path(span_run, tmp_path):
+def test_evaluate_export_continued_pretraining_and_finetuning_need_no_search_path(span_run, tmp_path):
     evaluated = run_cli("evaluate", f"ckpt={span_run}", "max_batches=2", f"hydra.run.dir={tmp_path / 'eval'}",
                         cwd=tmp_path, env=WITH_PLUG)
     assert evaluated.returncode == 0, evaluated.stderr[-3000:]
@@ -64,6 +65,10 @@ def test_evaluate_export_and_continued_pretraining_need_no_search_path(span_run,
                         f"data.cache_dir={tmp_path / 'cache'}", f"hydra.run.dir={tmp_path / 'continued'}", *QUIET,
                         cwd=tmp_path, env=WITH_PLUG)
     assert continued.returncode == 0, continued.stderr[-3000:]
+    finetuned = run_cli("finetune", "task=classification", f"init={span_run}", "trainer.max_steps=2",
+                        "trainer.eval_every=0", "trainer.batch_size=8", f"hydra.run.dir={tmp_path / 'finetuned'}",
+                        *QUIET, cwd=tmp_path, env=WITH_PLUG)
+    assert finetuned.returncode == 0, finetuned.stderr[-3000:]
 
 
 def test_a_plug_module_not_on_the_module_path_is_named_with_its_folder(span_run, tmp_path):
@@ -73,5 +78,18 @@ def test_a_plug_module_not_on_the_module_path_is_named_with_its_folder(span_run,
         result = run_cli(*args, cwd=tmp_path, env=env)
         assert result.returncode == 2, result.stderr[-3000:]
         assert "span_masking.SpanMaskingObjective cannot be imported" in result.stderr
-        assert f"The run found it in {EXAMPLE} (recorded in {span_run / '.hydra' / 'plugs.json'})" in result.stderr
+        # the newest record names it: .hydra/plugs.json, or .hydra/resume-1/plugs.json once the run was resumed
+        assert f"The run found it in {EXAMPLE} (recorded in {span_run / '.hydra'}" in result.stderr
         assert f"`PYTHONPATH={EXAMPLE} lmtrain ...`" in result.stderr and "Traceback" not in result.stderr
+
+
+def test_resume_says_when_the_recorded_config_folder_is_gone(span_run, tmp_path):
+    copy = tmp_path / "copy"
+    shutil.copytree(span_run, copy, symlinks=True)
+    for record in sorted((copy / ".hydra").rglob("plugs.json")):  # the original's and a resume's: the newest is read
+        record.write_text(json.dumps({**json.loads(record.read_text()), "searchpath": [f"file://{tmp_path / 'moved'}"]}))
+    result = run_cli("resume", str(copy), "trainer.max_steps=8", cwd=tmp_path, env=WITH_PLUG)
+    assert result.returncode == 2, result.stderr[-3000:]
+    assert f"names file://{tmp_path / 'moved'} (recorded in {copy / '.hydra'}" in result.stderr
+    assert "which is no folder now" in result.stderr
+    assert "hydra.searchpath=[file://<folder>]" in result.stderr

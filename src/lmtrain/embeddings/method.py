@@ -29,7 +29,8 @@ class EmbeddingMethod:
     def __init__(self, cfg: Any):
         self.cfg = cfg
 
-    def train(self, corpus: Iterable[list[str]], source: str, log_epoch: Any, progress: Any) -> tuple[Any, list[float], int]:
+    def train(self, corpus: Iterable[list[str]], source: str, log_epoch: Any, progress: Any
+              ) -> tuple[Any, list[float], int]:
         """Train on ``corpus`` (restartable tokenised documents, ``source`` names its files in errors).
 
         Args:

@@ -35,6 +35,7 @@ from lmtrain.plugs import check_target, remember_origins
 
 PLUGS_FILE = "plugs.json"
 _HYDRA_DIR = ".hydra"  # the run's config record (lmtrain.run_folder.claim writes it)
+_RESUME = "resume-"  # .hydra/resume-<n>/: the record of the n-th time the run was continued
 _MAX_BYTES = 1 << 16  # a record names a few folders and classes
 _ODD = ("'", '"', "\\", "${", ",", "[", "]")  # would change how the entry reads as a Hydra override
 
@@ -170,20 +171,31 @@ def _plugs(source: Path, value: Any) -> tuple[PlugOrigin, ...]:
         except UserError as error:
             raise _refused(source, f"{key}.target", str(error)) from None
         folder = node.get("folder")
-        if folder is not None and (not isinstance(folder, str) or not os.path.isabs(folder) or not folder.isprintable()):
+        plain = isinstance(folder, str) and os.path.isabs(folder) and folder.isprintable()
+        if folder is not None and not plain:
             raise _refused(source, f"{key}.folder", f"{folder!r} is not an absolute folder.")
         found.append(PlugOrigin(str(group), node["target"], node["target"].rpartition(".")[0], folder))
     return tuple(found)
 
 
+def _record_file(run_dir: Path) -> Path:
+    """The newest record: the last resume's ``.hydra/resume-<n>/plugs.json`` that exists, else the original's."""
+    hydra = run_dir / _HYDRA_DIR
+    resumes = {int(p.name[len(_RESUME):]): p for p in hydra.glob(f"{_RESUME}*") if p.name[len(_RESUME):].isdigit()}
+    for _, folder in sorted(resumes.items(), reverse=True):
+        if os.path.lexists(folder / PLUGS_FILE):
+            return folder / PLUGS_FILE
+    return hydra / PLUGS_FILE
+
+
 def read_provenance(run_dir: str | Path) -> Provenance | None:
-    """The run's record (its original ``.hydra/plugs.json``), or None for a run made before lmtrain kept one.
+    """The run's newest record (``.hydra/plugs.json``, or a resume's), or None for a run made before lmtrain kept one.
 
     Raises:
         UserError: the record is a link, not a small regular file, not JSON, or holds a search path entry
             that is not an absolute ``file://`` folder or a plug that is not a class path; naming key and file.
     """
-    source = Path(run_dir) / _HYDRA_DIR / PLUGS_FILE
+    source = _record_file(Path(run_dir))
     data = _read_json(source)
     if data is None:
         return None
