@@ -186,7 +186,7 @@ def test_errors_say_what_is_wrong(case, data, tmp_path):
     elif case == "generation_on_bert":
         bert = make_checkpoint(tmp_path / "bert", causal=False, texts=["the cat says meow"] * 20)
         overrides = ["task=generation", f"init={bert}", f"data.train_file={data / 'pairs.jsonl'}"]
-        expected = "needs a causal language model (GPT) with an lm head, but init="
+        expected = "this task needs a causal LM head (next-token prediction), but init="
     else:
         expected = "Run `lmtrain pretrain model=bert` first"
     with pytest.raises(UserError) as error:

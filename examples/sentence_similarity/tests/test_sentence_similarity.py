@@ -128,7 +128,7 @@ def test_evaluate_says_it_scores_pretraining_checkpoints(run, tmp_path):
 
 
 def test_resume_continues_the_run(run):
-    _ok(_lmtrain("resume", str(run), "trainer.max_steps=420", SEARCH_PATH, cwd=run.parent))  # provenance
+    _ok(_lmtrain("resume", str(run), "trainer.max_steps=420", cwd=run.parent))  # the run recorded its search path
     events = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
     assert max(e.get("step", 0) for e in events) == 420
 

@@ -25,6 +25,7 @@ from lmtrain.config.checks import ConfigRangeError, range_error
 from lmtrain.data.collate import PadCollator
 from lmtrain.data.pretraining import prepare_pretraining_data
 from lmtrain.errors import UserError
+from lmtrain.models.capabilities import LANGUAGE_MODELS
 from lmtrain.models.loading import load_checkpoint, locate_model
 from lmtrain.objectives.text_objectives import TextPretraining, objective_from_meta
 from lmtrain.run_folder.claim import read_saved_config
@@ -98,7 +99,7 @@ def run(cfg) -> dict[str, Any]:
                         "`lmtrain evaluate ckpt=outputs/pretrain/<run>`.")
     device = resolve_device(cfg.device, key="device")
     checkpoint = locate_model(cfg.ckpt, key="ckpt")
-    model, tokenizer, meta = load_checkpoint(checkpoint, device, key="ckpt", families=("transformer", "elmo"))
+    model, tokenizer, meta = load_checkpoint(checkpoint, device, key="ckpt", needs=LANGUAGE_MODELS)
     plug = objective_from_meta(meta)
     objective = plug.loss(None, 1)
     missing = [h for h in objective.head_names if h not in model.heads]

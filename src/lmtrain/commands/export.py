@@ -16,6 +16,8 @@ from lmtrain.files import checkpoints as ckpt
 from lmtrain.config import ExportConfig
 from lmtrain.config.plug_nodes import config_objects
 from lmtrain.errors import UserError
+from lmtrain.models.capabilities import Capability
+from lmtrain.models.hf_names import EXPORT_MODEL_TYPES
 from lmtrain.models.hf_task_heads import export_model
 from lmtrain.models.loading import load_checkpoint, locate_model
 from lmtrain.runs.export_folder import check_out_folder, export_folder
@@ -24,7 +26,6 @@ from lmtrain.training.checkpoint import out_of_space, write_weights_folder
 
 log = logging.getLogger(__name__)
 USAGE = "lmtrain export ckpt=outputs/finetune/<run> format=hf|safetensors out=my-model"
-_MODEL_TYPE = {"bert": "bert", "roberta": "roberta", "gpt": "gpt2", "gpt2": "gpt2"}
 
 
 def run(cfg: DictConfig) -> dict[str, Any]:
@@ -39,12 +40,12 @@ def run(cfg: DictConfig) -> dict[str, Any]:
         raise UserError(f"ckpt and out must both be set: `{USAGE}`.")
     checkpoint = locate_model(cfg.ckpt, key="ckpt", best=True)
     out = check_out_folder(cfg.out, checkpoint)
-    # safetensors keeps lmtrain's own layout, so every model family exports; Hugging Face has Transformers only
-    families = ("transformer", "elmo", "albef") if cfg.format == "safetensors" else ("transformer",)
-    model, tokenizer, meta = load_checkpoint(checkpoint, "cpu", key="ckpt", families=families)
+    # safetensors keeps lmtrain's own layout; Hugging Face needs a family that maps to one of its architectures
+    needs = Capability.WEIGHTS_EXPORT if cfg.format == "safetensors" else Capability.HF_EXPORT
+    model, tokenizer, meta = load_checkpoint(checkpoint, "cpu", key="ckpt", needs=needs)
     tokenizer_file = checkpoint / ckpt.TOKENIZER
     tokenizer_file = tokenizer_file if tokenizer_file.is_file() else None
-    model_type = cfg.model_type or _MODEL_TYPE.get(meta.get("model_name", ""))
+    model_type = cfg.model_type or EXPORT_MODEL_TYPES.get(meta.get("model_name", ""))
     if cfg.format == "hf" and model_type is None:
         raise UserError(f"ckpt={cfg.ckpt} is a '{meta.get('model_name')}' model; say which Hugging Face "
                         "architecture to write with model_type=bert|roberta|gpt2.")

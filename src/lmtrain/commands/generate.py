@@ -30,6 +30,7 @@ from lmtrain.errors import UserError
 from lmtrain.generation import (Sampling, TextStream, encode_for_mask, fill_mask, generate, seeded_generator,
                                 with_mask_token)
 from lmtrain.kernels import use_cpu_kernels
+from lmtrain.models.capabilities import Capability
 from lmtrain.models.loading import load_checkpoint
 from lmtrain.run_folder.layout import RunDir, hydra_run_dir
 from lmtrain.training.precision import resolve_device
@@ -87,13 +88,13 @@ def read_prompts(prompt: str | None, prompts_file: str | None) -> list[Prompt]:
     return prompts
 
 
-def _check_lengths(prompts: list[Prompt], encoded: list[list[int]], max_positions: int, causal: bool) -> None:
-    """Every prompt fits the model (with room for one new token when continuing), checked before any decoding."""
+def _check_lengths(prompts: list[Prompt], encoded: list[list[int]], max_positions: int | None, causal: bool) -> None:
+    """Every prompt fits the model (with room for one new token when continuing), checked before any decoding;
+    ``max_positions`` None: a model without a position table, no limit."""
     for prompt, ids in zip(prompts, encoded):
-        limit = max_positions - 1 if causal else max_positions
         if not ids:
             raise UserError(f"{prompt.where}: the prompt gives no tokens; write some text.")
-        if len(ids) > limit:
+        if max_positions is not None and len(ids) > (max_positions - 1 if causal else max_positions):
             raise UserError(f"{prompt.where}: the prompt has {len(ids)} tokens but the model covers "
                             f"{max_positions} positions (model.max_positions); shorten the prompt.")
 
@@ -159,7 +160,7 @@ def _continue(cfg: GenerateConfig, model, tokenizer, prompts: list[Prompt], out,
     texts = [p.text for p in prompts]
     encoded = [start + ids for ids in tokenizer.encode_batch(texts)]
     _check_lengths(prompts, encoded, model.spec.max_positions, causal=True)
-    device = model.backbone.embeddings.token.weight.device
+    device = next(model.parameters()).device
     settings = dict(sampling=Sampling(cfg.greedy, cfg.temperature, cfg.top_k, cfg.top_p),
                     eos_id=tokenizer.ids.get("eos"), pad_id=tokenizer.ids.get("pad", 0), use_cache=cfg.use_cache,
                     generator=seeded_generator(cfg.seed, device))
@@ -198,7 +199,8 @@ def _record(prompt: str, ids: list[int], new: list[int], text: TextStream, limit
 
 
 def _limit(cfg: GenerateConfig, model, ids: list[int]) -> int:
-    return min(cfg.max_new_tokens, model.spec.max_positions - len(ids))
+    limit = model.spec.max_positions
+    return cfg.max_new_tokens if limit is None else min(cfg.max_new_tokens, limit - len(ids))
 
 
 def _fill(cfg: GenerateConfig, model, tokenizer, prompts: list[Prompt], console: Console, records: RecordWriter) -> None:
@@ -234,7 +236,8 @@ def run(cfg) -> dict[str, Any]:
         raise UserError(f"ckpt is not set: give the run directory or checkpoint to load, e.g. `{USAGE}`.")
     prompts = read_prompts(cfg.prompt, cfg.prompts_file)
     device = resolve_device(cfg.device, key="device")
-    model, tokenizer, meta = load_checkpoint(cfg.ckpt, device, key="ckpt")
+    model, tokenizer, meta = load_checkpoint(cfg.ckpt, device, key="ckpt",
+                                             needs=(Capability.CAUSAL_LM, Capability.MASKED_LM))
     run_dir = RunDir(hydra_run_dir())
     if "lm" not in model.heads and "mlm" not in model.heads:
         raise UserError(f"ckpt={cfg.ckpt} holds a model with heads {model.head_names}; generate needs a causal "

@@ -15,7 +15,8 @@ from omegaconf import DictConfig
 from lmtrain.config import PredictConfig
 from lmtrain.config.plug_nodes import config_objects
 from lmtrain.errors import UserError
-from lmtrain.models.loading import load_checkpoint, locate_model, read_meta
+from lmtrain.models.capabilities import Capability
+from lmtrain.models.loading import load_checkpoint, locate_model, model_capabilities, read_meta
 from lmtrain.tasks import task_from_meta
 from lmtrain.tasks.prediction_io import USAGE, read_inputs, write_records
 from lmtrain.training.precision import resolve_device
@@ -35,7 +36,7 @@ def run(cfg: DictConfig) -> list[dict[str, Any]]:
     cfg: PredictConfig = config_objects(cfg, "predict")
     checkpoint = finetuned_checkpoint(cfg.ckpt)
     meta = read_meta(checkpoint)
-    if meta.get("family") == "albef":  # images and captions, not lines of text
+    if Capability.IMAGE_TEXT in model_capabilities(meta):  # images and captions, not lines of text
         from lmtrain.tasks.retrieval import RetrievalTask
         from lmtrain.tasks.retrieval_predict import predict_retrieval
 
@@ -48,7 +49,8 @@ def run(cfg: DictConfig) -> list[dict[str, Any]]:
     options = task.predict_options(cfg.task)  # the task's own keys, checked before anything is read
     lines = read_inputs(cfg.input)  # every line checked before the model is loaded
     device = resolve_device(cfg.device, key="device")
-    model, tokenizer, meta = load_checkpoint(checkpoint, device, key="ckpt", families=("transformer", "elmo"))
+    model, tokenizer, meta = load_checkpoint(checkpoint, device, key="ckpt",
+                                             needs=(Capability.TOKEN_FEATURES, Capability.CAUSAL_LM))
     log.info("predict: %d input(s) with %s (task=%s)", len(lines), checkpoint, info["name"])
     records = task.predict(model, tokenizer, lines, cfg.batch_size, device, pair=info.get("pair", False),
                            **dataclasses.asdict(options))

@@ -39,8 +39,8 @@ def _continue_from(cfg: PretrainConfig, objective: PretrainingObjective) -> Warm
     if conflicts:
         raise UserError(f"init={cfg.init} brings its own dimensions and tokenizer, so {', '.join(conflicts)} cannot "
                         "apply; drop them (or leave out init= to build a new model).")
-    start = warm_start(cfg.init, objective.head_names())
-    objective.check(start.family, cfg.data.max_seq_len)
+    start = warm_start(cfg.init, objective.head_names(), needs=objective.needs)
+    objective.check(start.capabilities, f"init={cfg.init} ({start.family} family)", cfg.data.max_seq_len)
     objective.check_model(start.model, f"init={cfg.init}")
     limit = getattr(start.model.spec, "max_positions", None)  # None for ELMo's LSTMs: no limit
     if limit is not None and cfg.data.max_seq_len > limit:
@@ -67,7 +67,8 @@ def run(cfg: DictConfig) -> dict[str, Any]:
     objective = plug_class(cfg.objective, "objective", PretrainingObjective)(cfg.objective)
     start = _continue_from(cfg, objective) if cfg.init else None
     if start is None:
-        objective.check(family.name, cfg.data.max_seq_len)
+        objective.check(family.config_capabilities(), f"model={cfg.model.name} ({family.name} family)",
+                        cfg.data.max_seq_len)
     context = start_run(cfg)
     if start is not None:
         _use_its_tokenizer(cfg, start, context)

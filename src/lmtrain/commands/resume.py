@@ -4,7 +4,9 @@
     lmtrain resume outputs/pretrain/2026-12-01_10-00-00_bert trainer.max_steps=2000
 
 The run's command and overrides come from its ``.hydra/`` record (the newest resume's, if it was
-continued before); the overrides given here replace those of the same key. The run then goes on
+continued before), and its config search path from ``.hydra/plugs.json`` (so a run of a user's own
+plug resumes without ``hydra.searchpath`` typed again); the overrides given here replace those of
+the same key. The run then goes on
 as ``lmtrain <command> <overrides> hydra.run.dir=RUN_DIR trainer.resume=auto`` would, so the
 saved config is compared with the new one and a change to the model or data is refused.
 
@@ -24,6 +26,7 @@ import yaml
 from lmtrain.config.replay import check_resumed_overrides
 from lmtrain.errors import UserError
 from lmtrain.run_folder.claim import HYDRA_DIR, has_checkpoint, override_key, saved_config_dir
+from lmtrain.run_folder.provenance import Provenance, read_provenance
 
 USAGE = "lmtrain resume RUN_DIR [key=value ...]"
 TRAINING_COMMANDS = ("pretrain", "finetune")
@@ -53,6 +56,16 @@ def _command(run_dir: Path, record: Path) -> str:
                     f"{name or 'nothing'}), so there is no training to continue.")
 
 
+def _check_folders(plugs: Provenance) -> None:
+    """Refuse a recorded search path folder that is gone (the configs moved): Hydra would only say that a
+    config group option is missing."""
+    gone = [entry for entry in plugs.searchpath if not Path(entry[len("file://"):]).is_dir()]
+    if gone:
+        raise UserError(f"the run's config search path names {', '.join(gone)} (recorded in {plugs.source}), which "
+                        "is no folder now, so its own YAML (its plugs' presets) cannot be found. Give the folder "
+                        "where those configs are now: `lmtrain resume <run> hydra.searchpath=[file://<folder>]`.")
+
+
 def command_line(argv: list[str]) -> list[str]:
     """The ``lmtrain`` arguments that continue the run ``argv[0]`` with the overrides ``argv[1:]``.
 
@@ -77,6 +90,10 @@ def command_line(argv: list[str]) -> list[str]:
     new = argv[1:]
     replaced = {override_key(o) for o in new} | {"hydra.run.dir", "trainer.resume", "trainer.overwrite"}
     saved = [o for o in _read_list(record / "overrides.yaml") if override_key(o) not in replaced]
+    plugs = read_provenance(run_dir)  # refuses a damaged record; notes where the run found its plugs
+    if plugs is not None and plugs.searchpath and "hydra.searchpath" not in replaced:
+        _check_folders(plugs)
+        saved.append(plugs.search_path_override())  # checked below with the other saved overrides
     typed = [*new, f"hydra.run.dir={run_dir.resolve()}", "trainer.resume=auto"]
     check_resumed_overrides(command, saved, typed, record / "overrides.yaml", run_dir / HYDRA_DIR / "config.yaml",
                             Path(str(resources.files("lmtrain") / "configs")))

@@ -125,79 +125,115 @@ class EvaluateConfig:
                 raise unknown_key_error(TextDataConfig, "data.", key, value)
 
 
-_TRAINING = read_by("word2vec", "glove")  # an `embed.*` key of the training methods (method=load reads none)
+@dataclass
+class EmbedMethodConfig:
+    """`embed.*` of `lmtrain embed`: what every word-vector method's schema has (its plug class)."""
+
+    _target_: str = ""  # the method's plug class (set by each method's schema)
 
 
 @dataclass
-class EmbedTrainConfig:
-    """`embed.*` of `lmtrain embed`: the corpus and the training settings of word2vec and GloVe.
-
-    Presets (configs/method/*.yaml) set each method's own defaults; a key of one method (marked word2vec: /
-    glove: below) given a value for another is refused, as is any training key with method=load.
-    """
+class EmbedTrainingConfig(EmbedMethodConfig):
+    """The corpus and the settings every training method (word2vec, GloVe) reads."""
 
     # bundled gensim corpus: lee_wiki (Lee news + Wikipedia excerpt, ~450k words), lee (~58k) or a gensim
     # test_data file name
-    corpus: str = field(default="lee_wiki", metadata=_TRAINING)
+    corpus: str = "lee_wiki"
     # your .txt (one document per line) / .jsonl files; replace `corpus`
-    train_files: list[str] = field(default_factory=list, metadata=_TRAINING)
+    train_files: list[str] = field(default_factory=list)
     # auto (by extension: .jsonl / .json = jsonl) | text | jsonl
-    file_format: str = field(default="auto", metadata=_TRAINING)
+    file_format: str = "auto"
     # the JSONL field that holds a document
-    text_field: str = field(default="text", metadata=_TRAINING)
+    text_field: str = "text"
     # simple_preprocess (gensim) | lower | lower_strip_punct
-    tokenize: str = field(default="simple_preprocess", metadata=_TRAINING)
+    tokenize: str = "simple_preprocess"
     # dimensions of a word vector
-    vector_size: int = field(default=100, metadata=_TRAINING)
+    vector_size: int = 100
     # context words on each side of the centre word
-    window: int = field(default=5, metadata=_TRAINING)
+    window: int = 5
     # words occurring fewer times are dropped from the vocabulary
-    min_count: int = field(default=5, metadata=_TRAINING)
+    min_count: int = 5
     # keep at most this many (most frequent) words; None = no cap
-    max_vocab: Optional[int] = field(default=None, metadata=_TRAINING)
+    max_vocab: Optional[int] = None
     # passes over the corpus (word2vec) / over the co-occurrence entries (glove)
-    epochs: int = field(default=5, metadata=_TRAINING)
+    epochs: int = 5
     # word2vec: initial learning rate (gensim's alpha); glove: AdaGrad step size
-    lr: float = field(default=0.025, metadata=_TRAINING)
+    lr: float = 0.025
     # seed of the initial vectors and the order of training
-    seed: int = field(default=42, metadata=_TRAINING)
-    # word2vec: 0 = CBOW, 1 = skip-gram
-    sg: int = field(default=0, metadata=read_by("word2vec"))
-    # word2vec: 1 = hierarchical softmax
-    hs: int = field(default=0, metadata=read_by("word2vec"))
-    # word2vec: negative samples per word; 0 = none (then set hs=1)
-    negative: int = field(default=5, metadata=read_by("word2vec"))
-    # word2vec: sub-sampling threshold of frequent words; 0 = off
-    sample: float = field(default=1e-3, metadata=read_by("word2vec"))
-    # word2vec: learning rate at the end of training (gensim's min_alpha)
-    min_lr: float = field(default=1e-4, metadata=read_by("word2vec"))
+    seed: int = 42
     # word2vec: worker threads (reproducible only with 1); glove: torch CPU threads
-    workers: int = field(default=3, metadata=_TRAINING)
-    # glove: co-occurrence count at which the weight f(x) reaches 1
-    x_max: float = field(default=100.0, metadata=read_by("glove"))
-    # glove: exponent of the weighting f(x) = (x / x_max) ** alpha
-    alpha: float = field(default=0.75, metadata=read_by("glove"))
-    # glove: co-occurrence entries per AdaGrad step
-    batch_size: int = field(default=4096, metadata=read_by("glove"))
-    # glove: clip each vector gradient component (reference glove.c)
-    grad_clip: float = field(default=100.0, metadata=read_by("glove"))
-    # glove: tokens per co-occurrence counting chunk (bounds memory)
-    chunk_tokens: int = field(default=1_000_000, metadata=read_by("glove"))
-    # glove: auto | cpu | cuda | cuda:N
-    device: str = field(default="auto", metadata=read_by("glove"))
-    # method=load: unpickle a gensim .kv file. Unpickling runs any code the file holds: only for
-    # files you made or trust; word2vec / GloVe files need no such risk.
-    allow_pickle: bool = field(default=False, metadata=read_by("load"))
+    workers: int = 3
 
     def __post_init__(self) -> None:
-        for name in ("vector_size", "window", "max_vocab", "epochs", "workers", "batch_size", "chunk_tokens"):
+        for name in ("vector_size", "window", "max_vocab", "epochs", "workers"):
             check_range(self, name, 1)
-        for name in ("min_count", "negative", "sample", "min_lr", "alpha", "grad_clip"):
+        check_range(self, "min_count", 0)
+        check_range(self, "lr", 0, low_open=True)
+
+
+@dataclass
+class Word2VecConfig(EmbedTrainingConfig):
+    """Skip-gram or CBOW vectors trained by gensim's Word2Vec (negative sampling or hierarchical softmax)."""
+
+    _target_: str = "lmtrain.embeddings.word2vec.Word2VecMethod"
+    # 0 = CBOW, 1 = skip-gram
+    sg: int = 0
+    # 1 = hierarchical softmax
+    hs: int = 0
+    # negative samples per word; 0 = none (then set hs=1)
+    negative: int = 5
+    # sub-sampling threshold of frequent words; 0 = off
+    sample: float = 1e-3
+    # learning rate at the end of training (gensim's min_alpha)
+    min_lr: float = 1e-4
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        for name in ("negative", "sample", "min_lr"):
             check_range(self, name, 0)
         for name in ("sg", "hs"):
             check_range(self, name, 0, 1)
-        check_range(self, "lr", 0, low_open=True)
+
+
+@dataclass
+class GloveConfig(EmbedTrainingConfig):
+    """The GloVe model as in the reference glove.c, trained in minibatches with AdaGrad."""
+
+    _target_: str = "lmtrain.embeddings.glove.GloveMethod"
+    # co-occurrence count at which the weight f(x) reaches 1
+    x_max: float = 100.0
+    # exponent of the weighting f(x) = (x / x_max) ** alpha
+    alpha: float = 0.75
+    # co-occurrence entries per AdaGrad step
+    batch_size: int = 4096
+    # clip each vector gradient component (reference glove.c)
+    grad_clip: float = 100.0
+    # tokens per co-occurrence counting chunk (bounds memory)
+    chunk_tokens: int = 1_000_000
+    # auto | cpu | cuda | cuda:N
+    device: str = "auto"
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        for name in ("batch_size", "chunk_tokens"):
+            check_range(self, name, 1)
+        for name in ("alpha", "grad_clip"):
+            check_range(self, name, 0)
         check_range(self, "x_max", 0, low_open=True)
+
+
+@dataclass
+class LoadVectorsConfig(EmbedMethodConfig):
+    """Existing word vectors, evaluated without training (`path=` names the file)."""
+
+    _target_: str = "lmtrain.embeddings.io.LoadVectorsMethod"
+    # unpickle a gensim .kv file. Unpickling runs any code the file holds: only for files you made or
+    # trust; word2vec / GloVe files need no such risk.
+    allow_pickle: bool = False
+
+
+# ConfigStore ``schema/embed/<name>``: what configs/method/*.yaml extend
+EMBED_SCHEMAS = {"word2vec": Word2VecConfig, "glove": GloveConfig, "load": LoadVectorsConfig}
 
 
 @dataclass
@@ -221,7 +257,7 @@ class EmbedConfig:
     """`lmtrain embed`: train word vectors (word2vec | glove) or load them (load), then evaluate."""
 
     method: str = "word2vec"  # set by the method group: word2vec | glove | load
-    embed: EmbedTrainConfig = field(default_factory=EmbedTrainConfig)
+    embed: Any = MISSING  # the method's schema (configs/method/*.yaml name it): a plug, like a model family
     eval: EmbedEvalConfig = field(default_factory=EmbedEvalConfig)
     path: Optional[str] = field(default=None, metadata=read_by("load"))  # method=load: the vectors file to evaluate
     # method=load: auto | word2vec | glove | kv (gensim KeyedVectors.save, a pickle: needs embed.allow_pickle=true)
@@ -232,13 +268,12 @@ class EmbedConfig:
 
     def __post_init__(self) -> None:
         check_range(self, "topn", 1)
-        for owner, prefix in ((self.embed, "embed."), (self, "")):
-            for name in unread_fields(owner, self.method):
-                readers = owner.__dataclass_fields__[name].metadata["read_by"]
-                raise IgnoredKeyError(f"{prefix}{name}", getattr(owner, name),
-                                      f"is read only by method={' or method='.join(readers)}; the chosen "
-                                      f"method={self.method} would ignore it",
-                                      f"Choose method={readers[0]} for it, or drop the key.")
+        for name in unread_fields(self, self.method):
+            readers = self.__dataclass_fields__[name].metadata["read_by"]
+            raise IgnoredKeyError(name, getattr(self, name),
+                                  f"is read only by method={' or method='.join(readers)}; the chosen "
+                                  f"method={self.method} would ignore it",
+                                  f"Choose method={readers[0]} for it, or drop the key.")
 
 
 @dataclass

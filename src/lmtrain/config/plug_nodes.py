@@ -1,4 +1,4 @@
-"""Type a composed config's plug nodes (model, objective, task) by the schema their plug declares.
+"""Type a composed config's plug nodes (model, objective, task, embed's method) by the schema their plug declares.
 
 Built-in presets name their schema in their defaults list, so Hydra types them while composing. A
 user's own YAML may instead just name its plug in ``_target_``; the plug class's ``config_class``
@@ -14,10 +14,10 @@ from typing import Any
 
 from lmtrain.errors import UserError
 
-PLUG_GROUPS = ("model", "objective", "task")
+PLUG_GROUPS = ("model", "objective", "task", "embed")  # `embed`: lmtrain embed's word-vector method
 # group -> the class its plug subclasses, by name: this layer sits below the plugs and imports none of them
 PLUG_BASES = {"model": "lmtrain.models.families.ModelFamily", "objective": "lmtrain.objectives.plug.PretrainingObjective",
-              "task": "lmtrain.tasks.base.Task"}
+              "task": "lmtrain.tasks.base.Task", "embed": "lmtrain.embeddings.method.EmbeddingMethod"}
 DATA_READERS = ("task", "objective")  # the plugs whose ``data_config`` types the ``data`` node
 
 

@@ -269,5 +269,11 @@ def resolve_albef_spec(model_cfg: AlbefConfig, vocab_size: int, pad_token_id: in
                         f"model.vision_n_heads={model_cfg.vision_n_heads}.")
     if not 0.0 <= model_cfg.momentum < 1.0:
         raise UserError(f"model.momentum={model_cfg.momentum} must be in [0, 1).")
-    return AlbefSpec(text=text, vision=resolve_vision_spec(model_cfg), fusion_layers=model_cfg.fusion_layers, embed_dim=model_cfg.embed_dim,
-                     queue_size=model_cfg.queue_size, momentum=model_cfg.momentum, temp=model_cfg.temp)
+    return albef_spec_over(text, model_cfg)
+
+
+def albef_spec_over(text: TransformerSpec, model_cfg: AlbefConfig) -> AlbefSpec:
+    """ALBEF's spec around the text encoder ``text`` (its image encoder and fusion settings from ``model.*``)."""
+    return AlbefSpec(text=text, vision=resolve_vision_spec(model_cfg), fusion_layers=model_cfg.fusion_layers,
+                     embed_dim=model_cfg.embed_dim, queue_size=model_cfg.queue_size, momentum=model_cfg.momentum,
+                     temp=model_cfg.temp)

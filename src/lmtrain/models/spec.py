@@ -9,7 +9,7 @@ from __future__ import annotations
 import dataclasses
 import math
 from dataclasses import dataclass
-from typing import Any, Self
+from typing import Any, TypeVar
 
 from lmtrain.config.models import TransformerConfig
 from lmtrain.errors import UserError
@@ -26,6 +26,9 @@ SIZES: dict[str, tuple[int, int, int, int]] = {
 ACTIVATIONS = ("gelu", "gelu_tanh", "relu")
 
 
+_Spec = TypeVar("_Spec", bound="StoredSpec")  # typing.Self needs Python 3.11; lmtrain runs on 3.10
+
+
 class StoredSpec:
     """``to_dict`` / ``from_dict`` of the frozen spec dataclasses that checkpoints keep in ``model.json``."""
 
@@ -34,7 +37,7 @@ class StoredSpec:
         return dataclasses.asdict(self)
 
     @classmethod
-    def from_dict(cls, values: dict[str, Any]) -> Self:
+    def from_dict(cls: type[_Spec], values: dict[str, Any]) -> _Spec:
         """Rebuild from :meth:`to_dict` output, ignoring keys this version does not know.
 
         Raises:

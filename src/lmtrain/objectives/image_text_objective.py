@@ -11,6 +11,7 @@ from lmtrain.config.objectives import ImageTextConfig
 from lmtrain.data.image_caption_sets import caption_tokenizer, load_image_caption_data
 from lmtrain.data.image_text import ImageTextCollator, ImageTextDataset
 from lmtrain.data.pretraining import masking_spec
+from lmtrain.models.capabilities import Capability
 from lmtrain.objectives.base import Objective
 from lmtrain.objectives.image_text import ImageTextObjective, check_batch_setup
 from lmtrain.objectives.plug import PretrainingObjective, PretrainingSets
@@ -23,7 +24,7 @@ class ImageTextPretraining(PretrainingObjective):
 
     config_class = ImageTextConfig
     data_config = ImageCaptionDataConfig
-    families = ("albef",)
+    needs = Capability.IMAGE_TEXT
 
     def min_seq_len(self) -> tuple[int, str]:
         """[CLS] ... [SEP] around at least one caption token."""

@@ -25,6 +25,7 @@ from lmtrain.data.pretraining import (ExampleRecipe, PretrainingData, Pretrainin
                                       prepare_pretraining_data, read_tokenizer_text)
 from lmtrain.data.tokenizer import TextTokenizer
 from lmtrain.errors import UserError
+from lmtrain.models.capabilities import Capability
 from lmtrain.objectives.base import Objective
 from lmtrain.objectives.bidirectional_lm import BidirectionalLM
 from lmtrain.objectives.causal_lm import CausalLM
@@ -124,6 +125,7 @@ class MaskedLMObjective(TextPretraining):
     """BERT's masked LM with next-sentence prediction (``next_sentence: true``), or RoBERTa's without."""
 
     config_class = MaskedLMConfig
+    needs = Capability.MASKED_LM
 
     @property
     def example_format(self) -> str:  # type: ignore[override]
@@ -135,12 +137,6 @@ class MaskedLMObjective(TextPretraining):
         if self.cfg.next_sentence:
             return 5, "[CLS] A [SEP] B [SEP]: 3 special tokens and at least one token in each sentence"
         return 3, "[CLS] ... [SEP]: 2 special tokens and at least one token to mask"
-
-    def check_model(self, model: Any, key: str) -> None:
-        """A masked LM needs bidirectional attention."""
-        if model.spec.causal:
-            raise UserError(f"{key} is a causal (GPT-style) model; objective={self.name} needs a bidirectional one "
-                            "(BERT, RoBERTa): continue it with model=gpt (objective=clm) instead.")
 
     def _spec(self, tokenizer: TextTokenizer) -> MaskingSpec:
         return masking_spec(self.cfg, tokenizer)
@@ -181,14 +177,8 @@ class CausalLMObjective(TextPretraining):
     """GPT's next-token prediction on blocks cut from the document stream."""
 
     config_class = CausalLMConfig
-
+    needs = Capability.CAUSAL_LM
     example_format = "token_stream"
-
-    def check_model(self, model: Any, key: str) -> None:
-        """A causal LM needs causal attention."""
-        if not model.spec.causal:
-            raise UserError(f"{key} is a bidirectional (BERT-style) model; objective=clm needs a causal one (GPT): "
-                            "continue it with model=bert or model=roberta (a masked-LM objective) instead.")
 
     def head_names(self) -> tuple[str, ...]:
         """The LM head."""
@@ -210,7 +200,7 @@ class BidirectionalLMObjective(TextPretraining):
 
     config_class = BidirectionalLMConfig
 
-    families = ("elmo",)
+    needs = Capability.BIDIRECTIONAL_LM
     example_format = "token_stream"
 
     def head_names(self) -> tuple[str, ...]:

@@ -135,10 +135,7 @@ class NerTask(Task):
         Raises:
             UserError: class weights with a CRF (its loss is a whole sentence's likelihood, not per word).
         """
-        from lmtrain.models.elmo import ElmoSpec
-
-        # the ELMo paper's tagger is a biLSTM-CRF over the features; Hugging Face's a linear layer
-        encoder = self.options.encoder or ("bilstm" if isinstance(backbone.spec, ElmoSpec) else "linear")
+        encoder = self.options.encoder or backbone.family.tagger_encoder  # ELMo's paper: a biLSTM; HF: linear
         crf = encoder == "bilstm" if self.options.crf is None else self.options.crf
         if crf and options.class_weights not in (None, "none"):
             raise UserError(f"finetune.class_weights={options.class_weights} weights each word's loss, but with a CRF "

@@ -107,7 +107,7 @@ class RetrievalTask(Task):
         check_batch_setup(model.spec.queue_size, cfg.trainer.batch_size, world_size, 1.0,
                           queue_key="model.queue_size" if "ALBEF" not in init.source else f"the queue size of init={cfg.init}")
         self._read_at(model.spec.vision.image_size)
-        return TaskModel(model, init.tokenizer, init.source, "albef", model.spec.text.max_positions)
+        return TaskModel(model, init.tokenizer, init.source, model.family, model.spec.text.max_positions)
 
     def datasets(self, tokenizer: TextTokenizer, max_seq_len: int) -> tuple[ImageTextDataset, ImageTextDataset]:
         """Training pairs (random crops and flips) and held-out pairs, with captions framed for the text encoder."""

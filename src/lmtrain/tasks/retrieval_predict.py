@@ -20,6 +20,7 @@ from lmtrain.data.collate import PadCollator
 from lmtrain.data.image_text import frame_captions
 from lmtrain.data.images import eval_transform, load_image
 from lmtrain.errors import UserError
+from lmtrain.models.capabilities import Capability
 from lmtrain.models.loading import load_checkpoint
 from lmtrain.tasks.prediction_io import read_inputs, write_records
 from lmtrain.training.precision import resolve_device
@@ -116,7 +117,7 @@ def predict_retrieval(cfg: PredictConfig, checkpoint: Path, options: RetrievalPr
         raise UserError("an ALBEF checkpoint ranks images or captions: give task.images=<folder> to find images for "
                         "the captions of input=, or task.captions=<file> to find captions for the images of input=.")
     device = resolve_device(cfg.device, key="device")
-    model, tokenizer, meta = load_checkpoint(checkpoint, device, key="ckpt", families=("albef",))
+    model, tokenizer, meta = load_checkpoint(checkpoint, device, key="ckpt", needs=Capability.IMAGE_TEXT)
     task = meta.get("task") or {}
     max_seq_len, max_words = task.get("max_seq_len", model.spec.text.max_positions), task.get("max_words", 30)
     k = max(options.top_k, task.get("rerank_k", 16))
