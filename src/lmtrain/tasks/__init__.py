@@ -34,15 +34,15 @@ def build_task(task: TaskConfig | str, data_cfg: TaskDataConfig, labels: list[st
     from lmtrain.plugs import plug_class
     from lmtrain.tasks.base import Task
 
-    cls = plug_class(task, "task", Task)
+    cls: Any = plug_class(task, "task", Task)
     return cls(data_cfg, labels, options=None if isinstance(task, str) else _options(cls, task))
 
 
-def _options(cls: type, task: Any) -> Any:
+def _options(cls: Any, task: Any) -> Any:
     """``task`` as an instance of ``cls.config_class`` (a config node or dict is built into it)."""
     if isinstance(task, cls.config_class):
         return task
-    if dataclasses.is_dataclass(task):
+    if dataclasses.is_dataclass(task) and not isinstance(task, type):
         task = dataclasses.asdict(task)
     from omegaconf import OmegaConf
 
@@ -56,7 +56,7 @@ def task_from_meta(info: dict[str, Any], **data_values: Any):
     from lmtrain.plugs import plug_class
     from lmtrain.tasks.base import Task
 
-    cls = plug_class(info.get("_target_") or _EARLIER_CHECKPOINTS.get(info.get("name"), ""), "task", Task)
+    cls: Any = plug_class(info.get("_target_") or _EARLIER_CHECKPOINTS.get(info.get("name"), ""), "task", Task)
     fields = {f.name for f in dataclasses.fields(cls.data_config)}
     own = {f.name for f in dataclasses.fields(cls.config_class) if f.init} - {"_target_", "name"}
     options = cls.config_class(**{k: v for k, v in info.items() if k in own})

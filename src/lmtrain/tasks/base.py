@@ -19,6 +19,7 @@ from lmtrain.config.tasks import PredictOptions, TaskConfig
 from lmtrain.data.collate import PadCollator
 from lmtrain.data.tokenizer import TextTokenizer
 from lmtrain.errors import UserError
+from lmtrain.models.heads import TaskHead
 from lmtrain.objectives.base import Objective
 
 
@@ -110,7 +111,7 @@ class Task:
     predict_config: type = PredictOptions  # the schema of the `task.*` keys of `lmtrain predict`
     predict_example: str | None = None  # one input line that the next-step hint pipes into `lmtrain predict`
     head: str | None = None
-    head_class: type | None = None
+    head_class: type[TaskHead] | None = None
     causal = False
     labels: list[str] = []
 

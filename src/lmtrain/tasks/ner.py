@@ -49,6 +49,7 @@ class NerTask(Task):
     """
 
     name, head, head_class, causal = "ner", "tagger", TokenClassifierHead, False
+    options: NerTaskConfig
     predict_example = "Prime Minister John Howard met union leaders in Sydney on Tuesday ."
     config_class, data_config = NerTaskConfig, NerDataConfig
 

@@ -53,6 +53,7 @@ class RetrievalTask(Task):
 
     name, head, causal = "retrieval", None, False
     config_class, data_config, predict_config = RetrievalTaskConfig, RetrievalDataConfig, RetrievalPredictConfig
+    options: RetrievalTaskConfig
 
     def __init__(self, data_cfg: RetrievalDataConfig, labels: list[str] | None = None,
                  options: RetrievalTaskConfig | None = None):
