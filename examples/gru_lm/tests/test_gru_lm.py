@@ -99,7 +99,7 @@ def test_finetune_on_generation_then_predict(pretrained, work):
             "trainer.max_steps=30", f"hydra.run.dir={run}", *FAST)
     tuned = losses(run)
     assert np.mean(tuned[-2:]) < np.mean(tuned[:2])
-    result = lmtrain("predict", f"ckpt={run}", "input=-", "max_new_tokens=4", stdin="w10 w11 w12 w13\n")
+    result = lmtrain("predict", f"ckpt={run}", "input=-", "task.max_new_tokens=4", stdin="w10 w11 w12 w13\n")
     assert result.stdout.split()[0] == "w14"
 
 
