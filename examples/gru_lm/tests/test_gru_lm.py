@@ -108,8 +108,7 @@ def test_resume_continues_the_run(pretrained, work):
     common = ["data=text", f"data.train_files=[{work / 'corpus.txt'}]", "data.max_seq_len=32",
               f"data.cache_dir={work / 'cache'}", "tokenizer.vocab_size=300", f"hydra.run.dir={run}", *FAST]
     lmtrain("pretrain", "model=gru", SEARCH_PATH, "trainer.max_steps=20", *common)
-    lmtrain("resume", str(run), "trainer.max_steps=40",
-            SEARCH_PATH)  # provenance: a run will remember its search path; drop this line then
+    lmtrain("resume", str(run), "trainer.max_steps=40")  # the run remembers its search path
     events = [e for e in map(json.loads, (run / "metrics.jsonl").read_text().splitlines()) if "train/loss" in e]
     assert max(e["step"] for e in events) == 40
     assert json.loads((run / "checkpoints" / "last" / "model.json").read_text())["step"] == 40
