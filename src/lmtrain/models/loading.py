@@ -82,6 +82,7 @@ def read_meta(source: Path) -> dict[str, Any]:
     except (OSError, ValueError, AttributeError) as error:
         raise UserError(f"{source / 'config.json'} is not a JSON object ({error}); expected a Hugging Face "
                         "config.json.") from None
+    # a Hugging Face folder holds one of the Transformer architectures the HF name map knows
     return {"family": TransformerFamily.name, "model_name": HF_MODEL_NAMES.get(model_type, model_type),
             "hf_model_type": model_type}
 
