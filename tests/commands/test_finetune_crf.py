@@ -86,3 +86,25 @@ def test_a_tagger_run_saved_before_the_keys_moved_resumes(data, tmp_path):
     result = run_cli("resume", str(run), "trainer.max_steps=4", cwd=tmp_path)
     assert result.returncode == 0, result.stderr[-2000:]
     assert json.loads((run / "summary.json").read_text())["steps"] == 4
+
+
+def test_a_tagger_run_saved_with_the_old_key_resumes_with_it(data, tmp_path):
+    """A run whose saved overrides hold ``finetune.task_encoder=bilstm`` resumes as ``task.encoder=bilstm``."""
+    from tests.conftest import run_cli
+
+    run = tmp_path / "run"
+    args = ["task=ner", *TINY_SCRATCH, *FAST, "trainer.max_steps=2", "trainer.eval_every=0", *ner_files(data)]
+    assert run_cli("finetune", *args, "task.encoder=bilstm", "task.lstm_dim=16", f"hydra.run.dir={run}",
+                   cwd=tmp_path).returncode == 0
+    hydra = run / ".hydra"  # as written before the move: the old keys in the overrides and the config
+    overrides = (hydra / "overrides.yaml").read_text()
+    (hydra / "overrides.yaml").write_text(overrides.replace("task.encoder=bilstm", "finetune.task_encoder=bilstm")
+                                          .replace("task.lstm_dim=16", "finetune.task_lstm_dim=16"))
+    text = (hydra / "config.yaml").read_text()
+    assert "  encoder: bilstm\n  lstm_dim: 16\n" in text and "  task_encoder: null\n  task_lstm_dim: 128\n" in text
+    (hydra / "config.yaml").write_text(text.replace("  encoder: bilstm\n  lstm_dim: 16\n", "").replace(
+        "  task_encoder: null\n  task_lstm_dim: 128\n", "  task_encoder: bilstm\n  task_lstm_dim: 16\n"))
+    result = run_cli("resume", str(run), "trainer.max_steps=4", cwd=tmp_path)
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert "finetune.task_encoder=bilstm is written task.encoder=bilstm now" in result.stderr
+    assert json.loads((run / "summary.json").read_text())["steps"] == 4

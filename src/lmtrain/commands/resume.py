@@ -18,17 +18,20 @@ run was trained with is refused, naming the override and the file.
 
 from __future__ import annotations
 
+import logging
 from importlib import resources
 from pathlib import Path
 
 import yaml
 
+from lmtrain.config.commands import FinetuneOptions, moved_keys
 from lmtrain.config.replay import check_resumed_overrides
 from lmtrain.errors import UserError
 from lmtrain.run_folder.claim import HYDRA_DIR, has_checkpoint, override_key, saved_config_dir
 from lmtrain.run_folder.provenance import Provenance, read_provenance
 
 USAGE = "lmtrain resume RUN_DIR [key=value ...]"
+log = logging.getLogger(__name__)
 TRAINING_COMMANDS = ("pretrain", "finetune")
 
 
@@ -42,6 +45,21 @@ def _read_list(path: Path) -> list[str]:
     if not isinstance(items, list):
         raise UserError(f"{path} is not a list of overrides; it was not written by lmtrain.")
     return [str(item) for item in items]
+
+
+def _moved(saved: list[str], source: Path) -> list[str]:
+    """The run's own saved overrides with a key that moved since it was saved written at its new place
+    (``finetune.task_encoder=bilstm`` -> ``task.encoder=bilstm``): the same setting, said once in the log."""
+    renamed = moved_keys(FinetuneOptions, "finetune.")
+    out = []
+    for item in saved:
+        key, sep, value = item.partition("=")
+        if sep and key in renamed:
+            log.warning("%s: the saved override %s is written %s=%s now (the key moved)", source, item,
+                        renamed[key], value)
+            item = f"{renamed[key]}={value}"
+        out.append(item)
+    return out
 
 
 def _command(run_dir: Path, record: Path) -> str:
@@ -89,7 +107,8 @@ def command_line(argv: list[str]) -> list[str]:
     command = _command(run_dir, record)
     new = argv[1:]
     replaced = {override_key(o) for o in new} | {"hydra.run.dir", "trainer.resume", "trainer.overwrite"}
-    saved = [o for o in _read_list(record / "overrides.yaml") if override_key(o) not in replaced]
+    saved = [o for o in _moved(_read_list(record / "overrides.yaml"), record / "overrides.yaml")
+             if override_key(o) not in replaced]
     plugs = read_provenance(run_dir)  # refuses a damaged record; notes where the run found its plugs
     if plugs is not None and plugs.searchpath and "hydra.searchpath" not in replaced:
         _check_folders(plugs)

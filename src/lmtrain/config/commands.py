@@ -99,6 +99,13 @@ def check_moved(owner: Any) -> None:
                                   "the task that reads it", f"Write {new_key}={value} instead.")
 
 
+def moved_keys(owner: type, prefix: str) -> dict[str, str]:
+    """``{old dotted key: new key}`` for the fields of the dataclass ``owner`` marked :func:`moved_to`, the old
+    key written under ``prefix`` (``finetune.`` for :class:`FinetuneOptions`)."""
+    return {prefix + spec.name: spec.metadata["moved_to"] for spec in dataclasses.fields(owner)
+            if "moved_to" in spec.metadata}
+
+
 @dataclass
 class EvaluateConfig:
     """`lmtrain evaluate`: held-out loss / perplexity or masked accuracy of a checkpoint."""

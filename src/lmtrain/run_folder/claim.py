@@ -34,6 +34,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from lmtrain.files.atomic import make_dirs, remove_entry, write_text
 from lmtrain.files.checkpoints import is_checkpoint
+from lmtrain.config.commands import FinetuneOptions, moved_keys
 from lmtrain.config.diff import ConfigChanges, compare_configs
 from lmtrain.config.plug_nodes import PLUG_GROUPS
 from lmtrain.errors import UserError
@@ -265,7 +266,7 @@ def check_resume_config(cfg: DictConfig, source: Path) -> ConfigChanges | None:
     saved = read_saved_config(source)
     if saved is None:
         return None
-    changes = compare_configs(saved, OmegaConf.to_container(cfg, resolve=False))
+    changes = compare_configs(saved, OmegaConf.to_container(cfg, resolve=False), moved_keys(FinetuneOptions, "finetune."))
     if changes.refused:
         raise UserError(f"cannot continue {source} with this config: it changes what the run was trained on "
                         f"({ConfigChanges.describe(changes.refused)}). Only its length, evaluation / saving "
