@@ -32,11 +32,18 @@ class TrainedModel(Protocol):
         task_heads: fine-tuning heads by name, each ``{"kind", "n_classes", ...}`` (stored in ``model.json``).
     """
 
-    family: str
-    spec: ModelSpec
     heads: nn.ModuleDict
     pretraining_heads: list[str]
     task_heads: dict[str, dict]
+
+    # read-only here: a family's module names itself in a class attribute and keeps its own spec class
+    @property
+    def family(self) -> str:
+        """The family's name."""
+
+    @property
+    def spec(self) -> ModelSpec:
+        """Its sizes."""
 
     @property
     def head_names(self) -> list[str]:
@@ -48,10 +55,16 @@ class TrainedModel(Protocol):
 
 
 class NamedHeads(nn.Module):
-    """The base of a family's model module: ``head_names`` and a parameter count from its ``heads``."""
+    """The base of a family's model module: ``head_names`` and a parameter count from its ``heads``.
+
+    A subclass sets the :class:`TrainedModel` attributes declared here (``family`` on the class).
+    """
 
     family: ClassVar[str] = ""
+    spec: ModelSpec
     heads: nn.ModuleDict
+    pretraining_heads: list[str]
+    task_heads: dict[str, dict]
 
     @property
     def head_names(self) -> list[str]:
