@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from typing import Any, ClassVar, Protocol, runtime_checkable
 
+import torch
 from torch import nn
 
 
@@ -75,3 +76,15 @@ class NamedHeads(nn.Module):
         """Number of parameters, each shared one once (``include_embeddings`` matters to families that
         override this)."""
         return sum(p.numel() for p in self.parameters())
+
+
+class ProjectionHead(Protocol):
+    """A language-model head whose vocabulary projection a loss fuses into its cross-entropy: the logits are
+    ``transform(hidden) @ weight.T + bias`` (lmtrain's MLM and causal LM heads; the ``lm`` head that
+    :attr:`~lmtrain.models.capabilities.Capability.CAUSAL_LM` promises)."""
+
+    weight: torch.Tensor  # (V, D)
+    bias: torch.Tensor | None  # (V,), or None: no bias
+
+    def transform(self, hidden: torch.Tensor) -> torch.Tensor:
+        """The states the projection reads, (N, D) -> (N, D) (the identity for a causal LM head)."""
