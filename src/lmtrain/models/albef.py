@@ -117,6 +117,14 @@ class AlbefModel(NamedHeads):
     """
 
     family = "albef"
+    spec: AlbefSpec
+    # buffers: the feature queues (E, Q) and their slots' example ids (1, Q), the queue's write pointer (1,),
+    # the optimizer steps done (1,)
+    image_queue: torch.Tensor
+    text_queue: torch.Tensor
+    idx_queue: torch.Tensor
+    queue_ptr: torch.Tensor
+    steps_done: torch.Tensor
 
     def __init__(self, spec: AlbefSpec, head_names=("mlm",)):
         super().__init__()
@@ -175,12 +183,19 @@ class AlbefModel(NamedHeads):
     def encode_text(self, input_ids: torch.Tensor, attention_mask: torch.Tensor, momentum: bool = False
                     ) -> torch.Tensor:
         """Text-encoder states (B, T, D) of the online (or momentum) text layers."""
-        return (self.momentum["text"] if momentum else self.text).encode(input_ids, attention_mask)
+        return self._text_encoder(momentum).encode(input_ids, attention_mask)
 
     def fuse(self, text_states: torch.Tensor, attention_mask: torch.Tensor, image_states: torch.Tensor,
              momentum: bool = False) -> torch.Tensor:
         """Fusion-encoder states (B, T, D) of text conditioned on the image."""
-        return (self.momentum["text"] if momentum else self.text).fuse(text_states, attention_mask, image_states)
+        return self._text_encoder(momentum).fuse(text_states, attention_mask, image_states)
+
+    def _text_encoder(self, momentum: bool) -> TextFusionEncoder:
+        if not momentum:
+            return self.text
+        text = self.momentum["text"]
+        assert isinstance(text, TextFusionEncoder), "the momentum modules are copies of the online ones"
+        return text
 
     def image_features(self, image_states: torch.Tensor, momentum: bool = False) -> torch.Tensor:
         """Normalised image features (B, E) from the [CLS] state."""

@@ -20,7 +20,7 @@ from lmtrain.config.models import AlbefConfig, ElmoConfig, ModelConfig, Transfor
 from lmtrain.data.tokenizer import TextTokenizer
 from lmtrain.errors import UserError
 from lmtrain.models.capabilities import Capability
-from lmtrain.models.protocol import ModelSpec, TrainedModel
+from lmtrain.models.protocol import ModelSpec, NamedHeads
 from lmtrain.shell_words import command, override
 
 log = logging.getLogger(__name__)
@@ -56,12 +56,13 @@ class ModelFamily:
     def __init__(self, cfg: ModelConfig):
         self.cfg = cfg
 
-    def build(self, tokenizer: TextTokenizer, head_names: Sequence[str], max_seq_len: int) -> TrainedModel:
-        """A freshly initialised model for ``tokenizer``'s vocabulary with the pretraining heads ``head_names``."""
+    def build(self, tokenizer: TextTokenizer, head_names: Sequence[str], max_seq_len: int) -> NamedHeads:
+        """A freshly initialised model (a :class:`NamedHeads` module) for ``tokenizer``'s vocabulary with the
+        pretraining heads ``head_names``."""
         raise NotImplementedError
 
     @classmethod
-    def from_meta(cls, meta: dict[str, Any]) -> TrainedModel:
+    def from_meta(cls, meta: dict[str, Any]) -> NamedHeads:
         """The (untrained) model a checkpoint's ``model.json`` describes; its weights are loaded after."""
         raise NotImplementedError
 
@@ -126,7 +127,7 @@ class ModelFamily:
         if freeze_layers:
             raise UserError(f"finetune.freeze_layers={freeze_layers} applies to Transformer backbones; a {cls.name} "
                             "backbone is frozen whole (finetune.freeze_backbone=true) or tuned whole.")
-        return freeze_modules([model.backbone], "the whole backbone") if freeze_backbone else 0
+        return freeze_modules([model.get_submodule("backbone")], "the whole backbone") if freeze_backbone else 0
 
     @classmethod
     def default_head_lr(cls, freeze_backbone: bool | None) -> float | None:
@@ -196,6 +197,7 @@ class TransformerFamily(ModelFamily):
 
     name = "transformer"
     config_class = TransformerConfig
+    cfg: TransformerConfig  # a family is built from its own config_class (the model config's _target_ names it)
     capabilities = frozenset({Capability.WEIGHTS_EXPORT, Capability.HF_EXPORT})
 
     @staticmethod
@@ -212,7 +214,7 @@ class TransformerFamily(ModelFamily):
         spec = meta.get("spec")
         return cls.capabilities if spec is None else cls.capabilities | cls._by_attention(bool(spec.get("causal")))
 
-    def build(self, tokenizer: TextTokenizer, head_names: Sequence[str], max_seq_len: int) -> TrainedModel:
+    def build(self, tokenizer: TextTokenizer, head_names: Sequence[str], max_seq_len: int) -> NamedHeads:
         """A :class:`LanguageModel` with the given heads."""
         from lmtrain.models.language_model import LanguageModel
         from lmtrain.models.spec import resolve_spec
@@ -222,7 +224,7 @@ class TransformerFamily(ModelFamily):
         return LanguageModel(spec, tuple(head_names))
 
     @classmethod
-    def from_meta(cls, meta: dict[str, Any]) -> TrainedModel:
+    def from_meta(cls, meta: dict[str, Any]) -> NamedHeads:
         """A :class:`LanguageModel` with the checkpoint's pretraining and task heads."""
         from lmtrain.models.language_model import LanguageModel
         from lmtrain.models.spec import TransformerSpec
@@ -238,7 +240,9 @@ class TransformerFamily(ModelFamily):
         the backbone has one, as Hugging Face's BertForSequenceClassification does.
         """
         from lmtrain.models.language_model import LanguageModel
+        from lmtrain.models.spec import TransformerSpec
 
+        assert isinstance(spec, TransformerSpec), "a backbone's spec is its own family's"
         model = LanguageModel(spec, ["lm"]) if head is None else LanguageModel(spec, [], {head: dict(description)})
         if state is None:
             return model
@@ -256,6 +260,9 @@ class TransformerFamily(ModelFamily):
 
         A language-model head tied to the token embedding is frozen with it.
         """
+        from lmtrain.models.language_model import LanguageModel
+
+        assert isinstance(model, LanguageModel), "the family's task_model builds a LanguageModel"
         n_layers = model.spec.n_layers
         if freeze_layers < 0 or freeze_layers > n_layers:
             raise UserError(f"finetune.freeze_layers={freeze_layers}: the backbone has {n_layers} layers; "
@@ -281,12 +288,13 @@ class ElmoFamily(ModelFamily):
 
     name = "elmo"
     config_class = ElmoConfig
+    cfg: ElmoConfig  # a family is built from its own config_class (the model config's _target_ names it)
     capabilities = frozenset({Capability.WEIGHTS_EXPORT, Capability.BIDIRECTIONAL_LM, Capability.TOKEN_FEATURES})
     tagger_encoder = "bilstm"  # ELMo's task biLSTM, as in the paper
     chosen_without_init = False
     head_lr = 1.0e-2  # trained from scratch on fixed features: a larger step than a tuned Transformer's optim.lr
 
-    def build(self, tokenizer: TextTokenizer, head_names: Sequence[str], max_seq_len: int) -> TrainedModel:
+    def build(self, tokenizer: TextTokenizer, head_names: Sequence[str], max_seq_len: int) -> NamedHeads:
         """The biLM, its character table spelling ``tokenizer``'s vocabulary."""
         from lmtrain.models.char_cnn import tokenizer_strings
         from lmtrain.models.elmo import build_elmo, resolve_elmo_spec
@@ -295,7 +303,7 @@ class ElmoFamily(ModelFamily):
         return build_elmo(spec, tokenizer_strings(tokenizer))
 
     @classmethod
-    def from_meta(cls, meta: dict[str, Any]) -> TrainedModel:
+    def from_meta(cls, meta: dict[str, Any]) -> NamedHeads:
         """The biLM, or a fine-tuned ELMo-feature task model; the char table is a buffer the weights fill in."""
         from lmtrain.models.elmo import ElmoLanguageModel, ElmoSpec
         from lmtrain.models.elmo_features import ElmoTaskModel
@@ -320,8 +328,10 @@ class ElmoFamily(ModelFamily):
 
         A classifier pools the mean of the tokens' features: ELMo has no [CLS] trained to summarise.
         """
+        from lmtrain.models.elmo import ElmoSpec
         from lmtrain.models.elmo_features import build_elmo_task_model
 
+        assert isinstance(spec, ElmoSpec), "a backbone's spec is its own family's"
         if head is None:
             raise UserError(f"{source} is an ELMo biLM, whose features serve tagging and classification only.")
         kind = "mean_pooled_classifier" if description["kind"] == "pooled_classifier" else description["kind"]
@@ -336,6 +346,9 @@ class ElmoFamily(ModelFamily):
         if freeze_backbone is False:
             log.info("ELMo: the biLM is fine-tuned with the scalar mix and the head")
             return 0
+        from lmtrain.models.elmo_features import ElmoTaskModel
+
+        assert isinstance(model, ElmoTaskModel), "the family's task_model builds an ElmoTaskModel"
         log.info("frozen: the ELMo biLM (the scalar mix and the head learn)")
         return model.backbone.freeze_bilm()
 
@@ -353,9 +366,10 @@ class AlbefFamily(ModelFamily):
 
     name = "albef"
     config_class = AlbefConfig
+    cfg: AlbefConfig  # a family is built from its own config_class (the model config's _target_ names it)
     capabilities = frozenset({Capability.WEIGHTS_EXPORT, Capability.IMAGE_TEXT})
 
-    def build(self, tokenizer: TextTokenizer, head_names: Sequence[str], max_seq_len: int) -> TrainedModel:
+    def build(self, tokenizer: TextTokenizer, head_names: Sequence[str], max_seq_len: int) -> NamedHeads:
         """An :class:`AlbefModel` for captions of at most ``max_seq_len`` tokens."""
         from lmtrain.models.albef import AlbefModel, resolve_albef_spec
 
@@ -364,7 +378,7 @@ class AlbefFamily(ModelFamily):
         return AlbefModel(spec, tuple(head_names))
 
     @classmethod
-    def from_meta(cls, meta: dict[str, Any]) -> TrainedModel:
+    def from_meta(cls, meta: dict[str, Any]) -> NamedHeads:
         """An :class:`AlbefModel` with the checkpoint's heads."""
         from lmtrain.models.albef import AlbefModel, AlbefSpec
 

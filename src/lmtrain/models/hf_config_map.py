@@ -20,9 +20,9 @@ _ACT_TO_HF = {"gelu": "gelu", "gelu_tanh": "gelu_pytorch_tanh", "relu": "relu"}
 HF_HEADS = {"bert": ("mlm", "nsp"), "roberta": ("mlm",), "gpt2": ("lm",)}
 
 
-def hf_family(model_type: str, source: str) -> str:
-    """The weight layout (bert, roberta or gpt2) of a Hugging Face ``model_type``; ``source`` names
-    where the type was read, for the error about an unsupported one."""
+def hf_family(model_type: object, source: str) -> str:
+    """The weight layout (bert, roberta or gpt2) of a Hugging Face ``model_type`` (as read from config.json:
+    any JSON value); ``source`` names where the type was read, for the error about an unsupported one."""
     if not isinstance(model_type, str) or model_type not in _FAMILY:
         raise UserError(f"{source}: model_type {model_type!r} is not supported; lmtrain reads and writes "
                         f"Hugging Face models of type {', '.join(SUPPORTED_MODEL_TYPES)}.")

@@ -96,7 +96,7 @@ def export_hf_folder(model: LanguageModel, model_type: str, out_dir: str | Path,
 
 
 def write_hf_folder(out_dir: str | Path, config: dict, tensors: dict[str, torch.Tensor],
-                    tokenizer_json: Path | None) -> Path:
+                    tokenizer_json: str | Path | None) -> Path:
     """Write ``config.json``, ``model.safetensors`` (and a copy of ``tokenizer_json``) into ``out_dir``.
 
     Raises:

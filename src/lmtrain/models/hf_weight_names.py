@@ -19,12 +19,15 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping
+from typing import TypeVar
 
 import torch
 
 from lmtrain.errors import UserError
 from lmtrain.models.hf_config_map import HF_HEADS, hf_family
 from lmtrain.models.spec import TransformerSpec
+
+_Value = TypeVar("_Value")  # what a state dict's names map to: tensors, or only their shapes
 
 _PREFIX = {"bert": "bert.", "roberta": "roberta.", "gpt2": "transformer."}
 _HEAD_ROOTS = ("cls.", "lm_head.")
@@ -93,7 +96,7 @@ def _pairs(spec: TransformerSpec, family: str, heads: list[str]) -> list[Pair]:
     return pairs
 
 
-def normalise_hf_names(state_dict: Mapping[str, torch.Tensor], family: str) -> dict[str, torch.Tensor]:
+def normalise_hf_names(state_dict: Mapping[str, _Value], family: str) -> dict[str, _Value]:
     """``state_dict`` without the base-model prefix, old TF-style LayerNorm gamma/beta renamed."""
     prefix, out = _PREFIX[family], {}
     for name, tensor in state_dict.items():

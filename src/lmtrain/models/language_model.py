@@ -27,6 +27,7 @@ class LanguageModel(NamedHeads):
     """
 
     family = "transformer"  # the Transformer family's own model module (the name TransformerFamily registers)
+    spec: TransformerSpec
 
     def __init__(self, spec: TransformerSpec, head_names: Iterable[str],
                  task_heads: Mapping[str, dict] | None = None):

@@ -26,7 +26,7 @@ from lmtrain.models.families import ModelFamily, TransformerFamily
 from lmtrain.models.hf_interop import load_hf_folder
 from lmtrain.models.hf_names import DEFAULT_OBJECTIVES, HF_MODEL_NAMES, HF_OBJECTIVES
 from lmtrain.models.language_model import LanguageModel
-from lmtrain.models.protocol import TrainedModel
+from lmtrain.models.protocol import NamedHeads, TrainedModel
 
 
 def model_meta(model: TrainedModel, model_name: str, objective: str, tokenizer: TextTokenizer) -> dict[str, Any]:
@@ -113,7 +113,7 @@ def load_hf_model(folder: Path, name: str | Path, key: str = "ckpt"
 
 def load_checkpoint(path: str | Path, device: torch.device | str = "cpu", key: str = "ckpt",
                     needs: Capability | Iterable[Capability] = ()
-                    ) -> tuple[TrainedModel, TextTokenizer, dict[str, Any]]:
+                    ) -> tuple[NamedHeads, TextTokenizer, dict[str, Any]]:
     """Model (in eval mode, on ``device``), tokenizer and ``model.json`` of a run, checkpoint or Hugging Face model.
 
     Args:
@@ -128,9 +128,9 @@ def load_checkpoint(path: str | Path, device: torch.device | str = "cpu", key: s
     """
     checkpoint = locate_model(path, key)
     if is_hf_folder(checkpoint):
-        model, tokenizer, meta = load_hf_model(checkpoint, path, key)
+        hf_model, tokenizer, meta = load_hf_model(checkpoint, path, key)
         check_capabilities(meta, needs, f"{key}={path}")
-        return model.to(device).eval(), tokenizer, meta
+        return hf_model.to(device).eval(), tokenizer, meta
     meta = read_meta(checkpoint)
     check_capabilities(meta, needs, f"{key}={path}")
     family = ModelFamily.of(meta)

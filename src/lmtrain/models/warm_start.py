@@ -12,13 +12,12 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, Iterable, Sequence
 
-from torch import nn
-
 from lmtrain.data.tokenizer import TextTokenizer
 from lmtrain.errors import UserError
 from lmtrain.models.capabilities import Capability
 from lmtrain.models.families import ModelFamily
 from lmtrain.models.loading import load_checkpoint
+from lmtrain.models.protocol import NamedHeads
 
 
 @dataclass
@@ -35,7 +34,7 @@ class WarmStart:
         new_heads: heads created here because the checkpoint had none of that name.
     """
 
-    model: nn.Module
+    model: NamedHeads
     tokenizer: TextTokenizer
     family: str
     capabilities: frozenset[Capability]
@@ -56,6 +55,7 @@ def warm_start(init: str, head_names: Sequence[str], key: str = "init",
     loaded, tokenizer, meta = load_checkpoint(init, "cpu", key=key, needs=needs)
     family = ModelFamily.of(meta)
     kept = [h for h in head_names if h in loaded.heads]
+    new_heads: list[str]
     if kept == list(head_names) and list(loaded.heads) == kept:  # exactly the heads needed: use it as it is
         model, new_heads = loaded, []
     else:
@@ -65,8 +65,8 @@ def warm_start(init: str, head_names: Sequence[str], key: str = "init",
                      meta.get("model_name") or family.name, meta.get("source") or str(init), new_heads)
 
 
-def _with_heads(loaded: nn.Module, meta: dict[str, Any], head_names: Sequence[str], kept: list[str],
-                where: str) -> tuple[nn.Module, list[str]]:
+def _with_heads(loaded: NamedHeads, meta: dict[str, Any], head_names: Sequence[str], kept: list[str],
+                where: str) -> tuple[NamedHeads, list[str]]:
     """``loaded``'s family rebuilt with exactly ``head_names``: its weights copied, missing heads left new."""
     model = ModelFamily.of(meta).from_meta({**meta, "heads": list(head_names), "task_heads": {}})
     wanted = set(model.state_dict())  # tied weights appear under each of their names here

@@ -23,6 +23,7 @@ class ImageTextPretraining(PretrainingObjective):
     """ALBEF (Li et al. 2021) on generated shapes scenes or captions files."""
 
     config_class = ImageTextConfig
+    cfg: ImageTextConfig  # an objective is built from its own config_class (the objective config's _target_ names it)
     data_config = ImageCaptionDataConfig
     needs = Capability.IMAGE_TEXT
 

@@ -58,7 +58,7 @@ class PretrainingObjective:
         needs: what the model must have for this objective to train it (any family that has it will do).
     """
 
-    config_class: ClassVar[type] = ObjectiveConfig
+    config_class: ClassVar[type[ObjectiveConfig]] = ObjectiveConfig
     data_config: ClassVar[type | None] = None
     needs: ClassVar[Capability] = Capability.MASKED_LM
 
