@@ -321,7 +321,7 @@ class Candidate:
         prob: its probability under the model.
     """
 
-    token: str
+    token: str | None  # None for an id past the tokenizer's vocabulary (a checkpoint's larger output layer)
     text: str
     token_id: int
     prob: float

@@ -95,7 +95,7 @@ def _schema_hint(message: str) -> str:
             if cls.__name__ == schema:
                 kind = {"schema/model": "model family", "schema/objective": "objective", "schema/task": "task",
                         "schema/data": "data schema", "schema/embed": "word-vector method"}[group]
-                doc = cls.__doc__.splitlines()[0].rstrip('.')
+                doc = (cls.__doc__ or schema).splitlines()[0].rstrip('.')  # a dataclass always has a docstring
                 return f" ({key} is not a key of the {name} {kind}: {doc[0].lower()}{doc[1:]})"
     return ""
 

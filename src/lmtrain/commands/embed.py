@@ -11,6 +11,7 @@ import logging
 import time
 from typing import Any
 
+from omegaconf import DictConfig
 from rich.console import Console
 
 from lmtrain.config import EmbedConfig
@@ -35,9 +36,9 @@ def _train(cfg: EmbedConfig, method: EmbeddingMethod, run_dir: RunDir, console: 
         return method.train(corpus, corpus.describe(), run_dir.log, progress)
 
 
-def run(cfg) -> dict[str, Any]:
-    """Run `lmtrain embed` with the composed config ``cfg`` (an EmbedConfig); returns the summary."""
-    cfg: EmbedConfig = config_objects(cfg, "embed")
+def run(composed: DictConfig) -> dict[str, Any]:
+    """Run `lmtrain embed` with the composed config ``composed`` (an EmbedConfig); returns the summary."""
+    cfg: EmbedConfig = config_objects(composed, "embed")
     start = time.perf_counter()
     logging.getLogger("gensim").setLevel(logging.WARNING)  # gensim logs every step at INFO
     method = plug_class(cfg.embed, "embed", EmbeddingMethod)(cfg.embed)

@@ -28,14 +28,14 @@ log = logging.getLogger(__name__)
 USAGE = "lmtrain export ckpt=outputs/finetune/<run> format=hf|safetensors out=my-model"
 
 
-def run(cfg: DictConfig) -> dict[str, Any]:
+def run(composed: DictConfig) -> dict[str, Any]:
     """Export ``cfg.ckpt`` to ``cfg.out``; returns what was written.
 
     Everything that can fail on the user's files (the target folder, the checkpoint, the run's
     records for the card) is read and checked before anything is written; the files are then
     written into a temporary folder beside ``out`` and swapped in whole (see :mod:`lmtrain.runs.export_folder`).
     """
-    cfg: ExportConfig = config_objects(cfg, "export")
+    cfg: ExportConfig = config_objects(composed, "export")
     if not cfg.ckpt or not cfg.out:
         raise UserError(f"ckpt and out must both be set: `{USAGE}`.")
     checkpoint = locate_model(cfg.ckpt, key="ckpt", best=True)
@@ -43,8 +43,8 @@ def run(cfg: DictConfig) -> dict[str, Any]:
     # safetensors keeps lmtrain's own layout; Hugging Face needs a family that maps to one of its architectures
     needs = Capability.WEIGHTS_EXPORT if cfg.format == "safetensors" else Capability.HF_EXPORT
     model, tokenizer, meta = load_checkpoint(checkpoint, "cpu", key="ckpt", needs=needs)
-    tokenizer_file = checkpoint / ckpt.TOKENIZER
-    tokenizer_file = tokenizer_file if tokenizer_file.is_file() else None
+    saved_tokenizer = checkpoint / ckpt.TOKENIZER
+    tokenizer_file = saved_tokenizer if saved_tokenizer.is_file() else None
     model_type = cfg.model_type or EXPORT_MODEL_TYPES.get(meta.get("model_name", ""))
     if cfg.format == "hf" and model_type is None:
         raise UserError(f"ckpt={cfg.ckpt} is a '{meta.get('model_name')}' model; say which Hugging Face "
@@ -55,6 +55,7 @@ def run(cfg: DictConfig) -> dict[str, Any]:
             if facts is None:
                 write_weights_folder(folder, model, meta, tokenizer_file)
             else:
+                assert model_type is not None, "format=hf without a model type is refused above"
                 export_model(model, model_type, folder, tokenizer_file, tokenizer.roles, tokenizer.ids,
                              meta.get("task"))
                 write_model_card(folder, facts)

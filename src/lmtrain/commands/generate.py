@@ -20,7 +20,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from rich.console import Console
+from omegaconf import DictConfig
+from rich.console import Console, JustifyMethod
 from rich.table import Table
 
 from lmtrain.files.atomic import open_text
@@ -39,6 +40,9 @@ log = logging.getLogger(__name__)
 
 GENERATIONS_FILE = "generations.jsonl"
 USAGE = "lmtrain generate ckpt=outputs/pretrain/<run> prompt=\"The fire\""
+# the columns of the fill-mask table: name, justification
+_MASK_COLUMNS: tuple[tuple[str, JustifyMethod], ...] = (("mask", "right"), ("rank", "right"), ("token", "left"),
+                                                       ("probability", "right"))
 
 
 @dataclass(frozen=True)
@@ -218,7 +222,7 @@ def _fill(cfg: GenerateConfig, model, tokenizer, prompts: list[Prompt], console:
         predictions = fill_mask(model, tokenizer, prompt.text, cfg.candidates)
         console.print(prompt.text, markup=False, highlight=False)
         table = Table(show_header=True, header_style="bold")
-        for name, justify in (("mask", "right"), ("rank", "right"), ("token", "left"), ("probability", "right")):
+        for name, justify in _MASK_COLUMNS:
             table.add_column(name, justify=justify)
         for m, candidates in enumerate(predictions, start=1):
             for rank, c in enumerate(candidates, start=1):
@@ -228,9 +232,9 @@ def _fill(cfg: GenerateConfig, model, tokenizer, prompts: list[Prompt], console:
                                                         "prob": c.prob} for c in cs] for cs in predictions]})
 
 
-def run(cfg) -> dict[str, Any]:
-    """Run `lmtrain generate` with the composed config ``cfg`` (a GenerateConfig); returns the summary."""
-    cfg: GenerateConfig = config_objects(cfg, "generate")
+def run(composed: DictConfig) -> dict[str, Any]:
+    """Run `lmtrain generate` with the composed config ``composed`` (a GenerateConfig); returns the summary."""
+    cfg: GenerateConfig = config_objects(composed, "generate")
     started = time.perf_counter()
     if not cfg.ckpt:
         raise UserError(f"ckpt is not set: give the run directory or checkpoint to load, e.g. `{USAGE}`.")

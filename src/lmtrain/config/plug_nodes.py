@@ -58,13 +58,13 @@ def type_plug_nodes(cfg: Any, command: str) -> Any:
         if not _untyped(node) or not node.get("_target_"):
             continue
         schema = getattr(plug_class(node, group, PLUG_BASES[group]), "config_class", None)
-        if schema is not None and dataclasses.is_dataclass(schema):
+        if isinstance(schema, type) and dataclasses.is_dataclass(schema):
             with open_dict(cfg):
                 cfg[group] = _typed(node, schema, f"{group}={node.get('name', '?')}", command)
-    group = next((group for group in DATA_READERS if cfg.get(group) is not None), None)
-    reader = cfg.get(group) if group else None
-    if _untyped(cfg.get("data")) and reader is not None and reader.get("_target_"):
-        schema = getattr(plug_class(reader, group, PLUG_BASES[group]), "data_config", None)
+    data_group = next((name for name in DATA_READERS if cfg.get(name) is not None), None)
+    reader = cfg.get(data_group) if data_group else None
+    if data_group and _untyped(cfg.get("data")) and reader is not None and reader.get("_target_"):
+        schema = getattr(plug_class(reader, data_group, PLUG_BASES[data_group]), "data_config", None)
         if schema is not None:
             with open_dict(cfg):
                 cfg.data = _typed(cfg.data, schema, "data", command)

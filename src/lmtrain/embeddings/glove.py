@@ -187,8 +187,8 @@ class ZeroCellSampler:
         at = torch.searchsorted(self.observed, keys).clamp_(max=len(self.observed) - 1)
         return self.observed[at] != keys
 
-    def extend(self, rows: torch.Tensor, cols: torch.Tensor, log_x: torch.Tensor,
-               weight: torch.Tensor):
+    def extend(self, rows: torch.Tensor, cols: torch.Tensor, log_x: torch.Tensor, weight: torch.Tensor
+               ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor | None]:
         """The batch with its sampled cells appended, and the (B,) mask of the sampled cells.
 
         Returns:
@@ -275,9 +275,9 @@ def _fit(cooc: sp.coo_matrix, vector_size: int, epochs: int, lr: float, x_max: f
         total = torch.zeros((), device=dev, dtype=torch.float64)  # summed on device: no sync per step
         for first in range(0, nnz, batch_size):
             batch = slice(first, first + batch_size)
-            *entries, one_sided = sampler.extend(epoch_rows[batch], epoch_cols[batch],
-                                                 epoch_log_x[batch], epoch_weight[batch])
-            total += params.step(*entries, lr, grad_clip, one_sided)
+            step_rows, step_cols, step_log_x, step_weight, one_sided = sampler.extend(
+                epoch_rows[batch], epoch_cols[batch], epoch_log_x[batch], epoch_weight[batch])
+            total += params.step(step_rows, step_cols, step_log_x, step_weight, lr, grad_clip, one_sided)
             if on_batch is not None:
                 on_batch(epoch, min(first + batch_size, nnz) / nnz)
         losses.append(total.item() / max(nnz, 1))

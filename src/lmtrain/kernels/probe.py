@@ -9,6 +9,7 @@ left as it was, so the check changes no run's dropout masks.
 
 from __future__ import annotations
 
+import functools
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -65,6 +66,8 @@ def check_onednn_ops() -> None:
     packed = onednn_product(x.detach(), torch.ops.mkldnn._reorder_linear_weight(weight.detach(), 16), None)
     theirs = F.linear(x.detach(), weight.detach())
     expected_grads = (weight.detach().sum(0).expand(16, 24), x.detach().sum(0).expand(40, 24))
+    if x.grad is None or weight.grad is None:
+        raise RuntimeError("oneDNN's linear product gave no gradients")
     pairs = [(ours.detach(), theirs), (packed, theirs), (x.grad, expected_grads[0]), (weight.grad, expected_grads[1])]
     if not all(torch.allclose(a, b, atol=1e-3, rtol=1e-4) for a, b in pairs):
         raise RuntimeError("oneDNN's linear product disagrees with F.linear")
@@ -112,7 +115,7 @@ def time_kernels() -> ProbeTimes:
     bias = torch.randn(OUT_FEATURES, generator=generator, requires_grad=True)
     sets = {"onednn": (onednn_linear, cheap_dropout),
             "torch": (F.linear, lambda t, p: F.dropout(t, p, training=True))}
-    steps = {name: (lambda linear=linear, dropout=dropout: _layer_step(linear, dropout, x, weight, bias))
+    steps: dict[str, Callable[[], float]] = {name: functools.partial(_layer_step, linear, dropout, x, weight, bias)
              for name, (linear, dropout) in sets.items()}
     # Dropout draws here must not shift the run's random stream.
     with torch.random.fork_rng(devices=[]), _plain_fp32_autograd():

@@ -88,24 +88,28 @@ def _auto_by_memo(path: Path, measure: bool, key: str) -> tuple[str, str]:
 def _resolve_auto(memo: Path | None, measure: bool, key: str) -> tuple[str, str]:
     """``auto`` on CPU: (kernels, why), resolved on the first call of the process only; warns once when oneDNN
     fails. With ``memo``, this machine's kept choice (see :mod:`lmtrain.kernels.memo`); without, a measurement."""
-    if _state["auto"] is None:
-        if not onednn_ops_present():
-            log.warning("oneDNN's linear ops (torch.ops.mkldnn._linear_pointwise) are missing from this "
-                        "PyTorch build or oneDNN is switched off: lmtrain uses PyTorch's own CPU kernels.")
-            _state["auto"] = ("torch", "auto: oneDNN ops missing")
-            return _state["auto"]
-        try:
-            check_onednn_ops()
-            if memo is not None:
-                _state["auto"] = _auto_by_memo(memo, measure, key)
-            else:
-                verdict = judge(time_kernels(), cpu_has_wide_vectors())
-                _state["auto"] = (verdict.kernels, f"auto: {verdict.why}")
-        except (RuntimeError, TypeError, AttributeError, NotImplementedError) as error:
-            log.warning("oneDNN's linear ops failed their start-up check (%s): lmtrain uses PyTorch's own "
-                        "CPU kernels.", _first_line(error))
-            _state["auto"] = ("torch", "auto: oneDNN ops failed their check")
-    return _state["auto"]
+    resolved = _state["auto"]
+    if resolved is None:
+        resolved = _state["auto"] = _first_auto(memo, measure, key)
+    return resolved
+
+
+def _first_auto(memo: Path | None, measure: bool, key: str) -> tuple[str, str]:
+    """What ``auto`` resolves to in this process: (kernels, why); see :func:`_resolve_auto`."""
+    if not onednn_ops_present():
+        log.warning("oneDNN's linear ops (torch.ops.mkldnn._linear_pointwise) are missing from this "
+                    "PyTorch build or oneDNN is switched off: lmtrain uses PyTorch's own CPU kernels.")
+        return "torch", "auto: oneDNN ops missing"
+    try:
+        check_onednn_ops()
+        if memo is not None:
+            return _auto_by_memo(memo, measure, key)
+        verdict = judge(time_kernels(), cpu_has_wide_vectors())
+        return verdict.kernels, f"auto: {verdict.why}"
+    except (RuntimeError, TypeError, AttributeError, NotImplementedError) as error:
+        log.warning("oneDNN's linear ops failed their start-up check (%s): lmtrain uses PyTorch's own "
+                    "CPU kernels.", _first_line(error))
+        return "torch", "auto: oneDNN ops failed their check"
 
 
 def _require_onednn(key: str) -> None:

@@ -266,7 +266,11 @@ def check_resume_config(cfg: DictConfig, source: Path) -> ConfigChanges | None:
     saved = read_saved_config(source)
     if saved is None:
         return None
-    changes = compare_configs(saved, OmegaConf.to_container(cfg, resolve=False), moved_keys(FinetuneOptions, "finetune."))
+    given = OmegaConf.to_container(cfg, resolve=False)
+    if not isinstance(given, dict):
+        raise TypeError(f"the config to resume with is a {type(given).__name__}, not a mapping")
+    changes = compare_configs(saved, {str(key): value for key, value in given.items()},  # its keys are names
+                              moved_keys(FinetuneOptions, "finetune."))
     if changes.refused:
         raise UserError(f"cannot continue {source} with this config: it changes what the run was trained on "
                         f"({ConfigChanges.describe(changes.refused)}). Only its length, evaluation / saving "
@@ -314,7 +318,7 @@ def _check_claim(cfg: DictConfig, command: str, run_dir: Path) -> tuple[bool, bo
         _refuse_occupied(run_dir, command, training=trainer is not None)
     resuming = bool(resume) and not overwrite
     adopting = _check_outputs(cfg, command, run_dir)
-    source = _source_run(run_dir, resume) if resuming else None
+    source = _source_run(run_dir, resume) if resuming and resume is not None else None
     if source is not None:
         check_resume_config(cfg, source)
     return resuming, adopting

@@ -2,14 +2,22 @@
 
 from __future__ import annotations
 
-from typing import Callable
+from collections.abc import Callable, Iterator
+from typing import Any, Protocol
 
 import torch
-from torch.utils.data import DataLoader, Dataset
+from torch.utils.data import DataLoader
 
 from lmtrain.data.sampler import EpochBatches
-from lmtrain.training.evaluation import to_device
+from lmtrain.training.evaluation import EvaluationSet, to_device
 from lmtrain.training.train_state import TrainState
+
+
+class TrainingSet(EvaluationSet, Protocol):
+    """A map-style dataset the trainer reads epoch by epoch."""
+
+    def set_epoch(self, epoch: int) -> None:
+        """Draw the choices of ``epoch`` (masks, crops); called before each epoch's first batch."""
 
 
 class TrainBatches:
@@ -19,16 +27,17 @@ class TrainBatches:
     batch is the one the saved run would have read next.
     """
 
-    def __init__(self, dataset: Dataset, sampler: EpochBatches, collate: Callable, num_workers: int,
+    def __init__(self, dataset: TrainingSet, sampler: EpochBatches, collate: Callable, num_workers: int,
                  device: torch.device):
         self.dataset, self.sampler, self.collate = dataset, sampler, collate
         self.num_workers, self.device = num_workers, device
-        self._batches = None
+        self._batches: Iterator[Any] | None = None
 
     def _loader(self, batches: list[list[int]]) -> DataLoader:
         # A private generator keeps DataLoader from drawing on the global RNG, which dropout
         # uses: otherwise a resumed run would see different dropout masks.
-        return DataLoader(self.dataset, batch_sampler=batches, collate_fn=self.collate, num_workers=self.num_workers,
+        return DataLoader(self.dataset,  # type: ignore[arg-type]  # any map-style set runs; the stubs ask for Dataset
+                          batch_sampler=batches, collate_fn=self.collate, num_workers=self.num_workers,
                           pin_memory=self.device.type == "cuda", generator=torch.Generator())
 
     def next_batch(self, state: TrainState) -> dict[str, torch.Tensor]:

@@ -18,7 +18,6 @@ from typing import Any, Callable
 
 import torch
 from torch import nn
-from torch.utils.data import Dataset
 
 from lmtrain.config.training import TrainerConfig
 from lmtrain.data.sampler import EpochBatches
@@ -30,14 +29,14 @@ from lmtrain.training import checkpoint as ckpt
 from lmtrain.training.checkpoint_format import CheckpointFormat
 from lmtrain.training.compile import maybe_compile
 from lmtrain.training.distributed import Distributed
-from lmtrain.training.evaluation import add_sums, evaluate_objective
+from lmtrain.training.evaluation import EvaluationSet, add_sums, evaluate_objective
 from lmtrain.training.limits import Limits
 from lmtrain.training.precision import Precision
 from lmtrain.training.progress import TrainingProgress
 from lmtrain.training.sharding import fully_shard_step, root_gathered
 from lmtrain.training.step_plan import StepPlan
 from lmtrain.training.stop_signals import StopRequests, TrainingInterrupted
-from lmtrain.training.train_batches import TrainBatches
+from lmtrain.training.train_batches import TrainBatches, TrainingSet
 from lmtrain.training.train_state import TrainState, fit_summary, record_evaluation
 
 log = logging.getLogger(__name__)
@@ -80,7 +79,7 @@ class Trainer:
     """
 
     def __init__(self, model: nn.Module, objective: Objective, optimizer: torch.optim.Optimizer,
-                 scheduler: Any, train_set: Dataset, eval_set: Dataset | None, collate: Callable,
+                 scheduler: Any, train_set: TrainingSet, eval_set: EvaluationSet | None, collate: Callable,
                  cfg: TrainerConfig, run: RunDir, device: torch.device, model_meta: dict[str, Any],
                  tokenizer_file: Path | None = None, dist: Distributed | None = None):
         self.model, self.objective = model, objective
@@ -99,13 +98,16 @@ class Trainer:
                                     rank=self.dist.rank, world_size=self.dist.world_size, lengths=lengths)
         self.batches = TrainBatches(train_set, self.sampler, collate, cfg.num_workers, device)
         step = ObjectiveStep(model, objective)
-        step = fully_shard_step(step, model, optimizer, cfg, self.dist, device) if self.dist.sharded \
+        # the step as sharded or DDP-wrapped, for its gradient sync and gathering; step_module is what runs it
+        self.parallel_step = fully_shard_step(step, model, optimizer, cfg, self.dist, device) if self.dist.sharded \
             else self.dist.wrap(step, device)
-        self.step_module = maybe_compile(step, cfg.compile)
+        self.step_module = maybe_compile(self.parallel_step, cfg.compile)
         self.checkpoint_format = CheckpointFormat(cfg.checkpoint_format, model, optimizer, self.dist)
         if len(self.sampler) == 0:
             raise UserError(f"the training data has {len(train_set)} sequences, fewer than one batch "
                             f"(trainer.batch_size={cfg.batch_size}); add text or lower trainer.batch_size.")
+        if cfg.max_steps is None:  # start_run refuses it, or finetune fills in the task's default before this
+            raise ValueError("the Trainer needs trainer.max_steps settled")
         self.limits = Limits(cfg.max_steps, cfg.max_epochs, parse_duration(cfg.max_time), len(self.sampler),
                              cfg.grad_accum)
         self.step_plan = StepPlan(self.limits, scheduler, self.dist, cfg.max_time)
@@ -128,7 +130,7 @@ class Trainer:
         scale = float(self.dist.world_size)
         for i, batch in enumerate(window):
             last = i == len(window) - 1
-            with self.dist.gradient_sync(self.step_module, sync=last):
+            with self.dist.gradient_sync(self.parallel_step, sync=last):
                 with self.precision.autocast():
                     out = self.step_module(batch, norm)
                 loss = out.loss * scale if self.dist.enabled else out.loss
@@ -154,7 +156,7 @@ class Trainer:
 
     def gathered(self) -> contextlib.AbstractContextManager:
         """A context in which the model's parts can be called directly (FSDP: the root unit's weights gathered)."""
-        return root_gathered(self.step_module, self.dist.sharded)
+        return root_gathered(self.parallel_step, self.dist.sharded)
 
     def evaluate(self) -> dict[str, float]:
         """Metrics of the held-out set as ``eval/<name>`` (empty without one)."""
