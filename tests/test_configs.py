@@ -31,14 +31,22 @@ def test_primary_configs_compose(command):
     check_config(cfg, command)  # every shipped value is in its range
 
 
-# options that train only one model family, and the preset of that family they are composed with
+# options that need what the default model (BERT) lacks, and a preset that has it (objective=clm: a causal LM head)
 _NEEDS_ITS_MODEL = {("objective", "albef"): "albef", ("objective", "bilm"): "elmo", ("data", "shapes"): "albef",
-                    ("data", "captions"): "albef"}
+                    ("data", "captions"): "albef", ("objective", "clm"): "gpt"}
 
 
 def test_an_objective_refuses_a_model_family_it_does_not_train():
-    with pytest.raises(UserError, match="objective=bilm trains elmo models, and the chosen model is a transformer"):
+    with pytest.raises(UserError, match=r"objective=bilm needs forward and backward language models \(a biLM\), "
+                                        r"which the chosen model model=bert \(transformer family\) lacks"):
         check_config(compose_config("pretrain", ["objective=bilm"]), "pretrain")
+
+
+def test_a_bidirectional_model_is_refused_a_causal_lm_objective():
+    # it would learn to predict each next token while its attention sees that token
+    with pytest.raises(UserError, match=r"objective=clm needs a causal LM head .*model=bert \(transformer family\) "
+                                        r"lacks .*e\.g\. `lmtrain pretrain model=gpt objective=clm`"):
+        check_config(compose_config("pretrain", ["objective=clm", "tokenizer=gpt2_bpe"]), "pretrain")
 
 
 @pytest.mark.parametrize("command,group,option", list(_group_options()))
@@ -46,7 +54,7 @@ def test_every_group_option_composes(command, group, option):
     overrides = [f"{group}={option}"]
     if group == "data" and option == "text":
         overrides.append("data.train_files=[a.txt]")
-    if command == "pretrain" and (group, option) in _NEEDS_ITS_MODEL:  # the default model (BERT) is another family
+    if command == "pretrain" and (group, option) in _NEEDS_ITS_MODEL:  # the default model (BERT) lacks what it needs
         overrides.insert(0, f"model={_NEEDS_ITS_MODEL[group, option]}")
     cfg = compose_config(command, overrides)
     assert OmegaConf.to_container(cfg, resolve=True)  # every interpolation resolves

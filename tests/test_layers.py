@@ -14,7 +14,7 @@ import lmtrain
 LAYERS: list[tuple[str, ...]] = [
     # leaves: errors, file formats and safe writes, the run folder's lock, status, record and job log, plug lookup
     ("errors", "files", "run_folder.lock", "run_folder.status", "run_folder.manifest", "run_folder.job_log",
-     "plugs", "hub", "shell_words"),
+     "run_folder.provenance", "plugs", "hub", "shell_words"),
     ("config",),  # the schemas, their range checks, config diffs and durations
     ("run_folder", "runs"),  # the run folder: its layout, its claim and placement; reading and plotting runs
     ("data", "kernels"),

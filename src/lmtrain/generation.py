@@ -14,8 +14,8 @@ from dataclasses import dataclass
 
 import torch
 
-from lmtrain.config.commands import check_temperature
 from lmtrain.config.checks import ConfigRangeError
+from lmtrain.config.commands import check_temperature
 from lmtrain.data.tokenizer import TextTokenizer
 from lmtrain.errors import UserError
 from lmtrain.kernels import prepacked_linears
@@ -115,11 +115,13 @@ def left_pad(prompts: Sequence[Sequence[int]], pad_id: int, device: torch.device
     return ids.to(device), mask.to(device), positions.to(device)
 
 
-def _room(prompts: Sequence[Sequence[int]], max_new_tokens: int, max_positions: int) -> int:
+def _room(prompts: Sequence[Sequence[int]], max_new_tokens: int, max_positions: int | None) -> int:
     """New tokens that fit in the model's position table (warns when fewer than asked)."""
     if not prompts or any(len(p) == 0 for p in prompts):
         raise UserError("every prompt needs at least one token; give a non-empty prompt.")
     longest = max(len(p) for p in prompts)
+    if max_positions is None:  # no position table (a recurrent model): no limit
+        return max_new_tokens
     room = max_positions - longest
     if room <= 0:
         raise UserError(f"the prompt has {longest} tokens but the model covers {max_positions} positions "
@@ -137,6 +139,26 @@ def seeded_generator(seed: int | None, device: torch.device | str = "cpu") -> to
     generator = torch.Generator(device=device)
     generator.manual_seed(seed)
     return generator
+
+
+def _decoding_mask(prompts: Sequence[Sequence[int]], prompt_mask: torch.Tensor, steps: int
+                   ) -> torch.Tensor | None:
+    """The attention mask of the whole decode, (B, L + steps): the prompts' padding, then room for every
+    new (real) token, so no step concatenates one; None when no prompt is padded (without padding
+    SDPA keeps its fused causal path)."""
+    batch_size, length = prompt_mask.shape
+    if not any(len(p) < length for p in prompts):
+        return None
+    mask = torch.ones(batch_size, length + steps, dtype=torch.bool, device=prompt_mask.device)
+    mask[:, :length] = prompt_mask
+    return mask
+
+
+def _check_generates(model: LanguageModel) -> None:
+    """Refuse a model that cannot decode: generation needs a causal backbone and an ``lm`` head."""
+    if "lm" not in model.heads or not model.spec.causal:
+        raise UserError(f"generation needs a causal model with an lm head; this one has heads "
+                        f"{model.head_names} and causal={model.spec.causal}.")
 
 
 @torch.no_grad()
@@ -161,19 +183,17 @@ def generate_stream(model: LanguageModel, prompts: Sequence[Sequence[int]], max_
         One list per step with an id for every row, or None for rows that already stopped.
         The end-of-text token itself is yielded once, then the row yields None.
     """
-    if "lm" not in model.heads or not model.spec.causal:
-        raise UserError(f"generation needs a causal model with an lm head; this one has heads "
-                        f"{model.head_names} and causal={model.spec.causal}.")
+    _check_generates(model)
+    if not hasattr(model.backbone, "new_cache"):  # a family without a key/value cache: each step runs the prefix
+        yield from _generate_uncached(model, prompts, max_new_tokens, sampling, eos_id,
+                                      generator or seeded_generator(seed, next(model.parameters()).device))
+        return
     backbone, head = model.backbone, model.heads["lm"]
     device = backbone.embeddings.token.weight.device
     steps = _room(prompts, max_new_tokens, model.spec.max_positions)
     ids, prompt_mask, positions = left_pad(prompts, pad_id, device)  # (B, L) each
     batch_size, length = ids.shape
-    padded = any(len(p) < length for p in prompts)  # without padding SDPA keeps its fused causal path
-    mask = None
-    if padded:  # the prompt's padding mask, then room for every new (real) token: no cat per step
-        mask = torch.ones(batch_size, length + steps, dtype=torch.bool, device=device)  # (B, L + steps)
-        mask[:, :length] = prompt_mask
+    mask = _decoding_mask(prompts, prompt_mask, steps)
     generator = generator or seeded_generator(seed, device)
     cache = backbone.new_cache(batch_size, length + steps) if use_cache else None
     done = [False] * batch_size
@@ -201,6 +221,27 @@ def generate_stream(model: LanguageModel, prompts: Sequence[Sequence[int]], max_
         if not use_cache:
             ids = torch.cat([ids, step_ids], dim=1)
             positions = torch.cat([positions, step_positions], dim=1)
+
+
+def _generate_uncached(model, prompts: Sequence[Sequence[int]], max_new_tokens: int, sampling: Sampling,
+                       eos_id: int | None, generator: torch.Generator | None) -> Iterator[list[int | None]]:
+    """:func:`generate_stream` for a causal LM without a cache: every row's whole sequence runs again each step,
+    unpadded (so its states never see padding)."""
+    device = next(model.parameters()).device
+    steps = _room(prompts, max_new_tokens, model.spec.max_positions)
+    rows = [list(p) for p in prompts]
+    done = [False] * len(rows)
+    for _ in range(steps):
+        logits = torch.cat([model.heads["lm"](model.backbone(torch.tensor([row], device=device))[:, -1])
+                            for row in rows])  # (B, V)
+        chosen = next_tokens(logits.float(), sampling, generator).tolist()
+        yield [None if stopped else tok for stopped, tok in zip(done, chosen, strict=True)]
+        if eos_id is not None:
+            done = [stopped or tok == eos_id for stopped, tok in zip(done, chosen, strict=True)]
+        if all(done):
+            return
+        for row, tok in zip(rows, chosen, strict=True):
+            row.append(tok)
 
 
 def generate(model: LanguageModel, prompts: Sequence[Sequence[int]], max_new_tokens: int,
@@ -280,7 +321,7 @@ class Candidate:
         prob: its probability under the model.
     """
 
-    token: str
+    token: str | None  # None for an id past the tokenizer's vocabulary (a checkpoint's larger output layer)
     text: str
     token_id: int
     prob: float
@@ -334,7 +375,7 @@ def fill_mask(model: LanguageModel, tokenizer: TextTokenizer, text: str, top_k: 
     if len(ids) > model.spec.max_positions:
         raise UserError(f"the prompt has {len(ids)} tokens but the model covers {model.spec.max_positions} "
                         "positions; shorten it.")
-    device = model.backbone.embeddings.token.weight.device
+    device = next(model.parameters()).device
     hidden = model.backbone(torch.tensor([ids], device=device))  # (1, T, D)
     probs = model.heads["mlm"](hidden[0, where]).float().softmax(dim=-1)  # (M, V)
     probs[:, tokenizer.special_ids] = -1.0  # never a candidate, but the others keep their probability

@@ -13,6 +13,33 @@ from typing import Any
 
 from lmtrain.errors import UserError
 
+# _target_ -> (the module path folder a run imported it from, the run's record naming it): read from the
+# records of the runs this process loads (lmtrain.run_folder.provenance), for the message of a failed import
+_ORIGINS: dict[str, tuple[str | None, str]] = {}
+
+
+def remember_origins(origins: dict[str, str | None], record: str) -> None:
+    """Note where a run found its plugs (``_target_`` -> module path folder), as recorded in the file ``record``.
+
+    Used only to say, when such a plug does not import, where the run found it: nothing is added to the
+    module path (importing from a folder a run folder names would run code that folder chose).
+    """
+    for target, folder in origins.items():
+        _ORIGINS[target] = (folder, record)
+
+
+def _import_advice(target: str) -> str:
+    """What to do when ``target`` does not import: the recorded folder and command when a run named one."""
+    folder, record = _ORIGINS.get(target, (None, None))
+    if record is None:
+        return "Put the package that defines it on PYTHONPATH (or install it), or fix the dotted path."
+    if folder is None:
+        return (f"The run was trained with it (as {record} records) but could not say from which folder; put the "
+                "package that defines it on PYTHONPATH (or install it).")
+    return (f"The run found it in {folder} (recorded in {record}). lmtrain does not import code from a folder "
+            "named in a run folder on its own; if you trust that code, put the folder on the module path: "
+            f"`PYTHONPATH={folder} lmtrain ...` (or install its package).")
+
 
 def check_target(target: Any, key: str) -> str:
     """``target`` if it has the form of a plug class's path: ``package.module.Class``, every part an identifier.
@@ -56,7 +83,7 @@ def plug_class(node: Any, group: str, base: type | str | None = None) -> type:
         cls = getattr(importlib.import_module(module), name)
     except (ImportError, AttributeError, ValueError) as cause:
         raise UserError(f"{group}._target_={target} cannot be imported ({type(cause).__name__}: {cause}). "
-                        "Put the package that defines it on PYTHONPATH (or install it), or fix the dotted path.") from None
+                        f"{_import_advice(target)}") from None
     if base is not None and not _subclasses(cls, base):
         base_name = base if isinstance(base, str) else f"{base.__module__}.{base.__name__}"
         raise UserError(f"{group}._target_={target} is not a {base_name.rpartition('.')[2]}: a {group} plug "

@@ -53,12 +53,12 @@ def test_predict_ranks_images_for_captions_and_captions_for_images(albef_run, tm
         img.save(folder / f"{i}.png")
     captions = tmp_path / "captions.txt"
     captions.write_text("\n".join(c for _, c in scenes) + "\n")
-    result = run_cli("predict", f"ckpt={albef_run}", f"input={captions}", f"images={folder}", "top_k=3", cwd=tmp_path)
+    result = run_cli("predict", f"ckpt={albef_run}", f"input={captions}", f"task.images={folder}", "task.top_k=3", cwd=tmp_path)
     assert result.returncode == 0, result.stderr[-2000:]
     lines = result.stdout.strip().splitlines()
     assert len(lines) == 6 and all(len(line.split("\t")) == 6 for line in lines)  # 3 x (image, score)
     out = tmp_path / "p.jsonl"
-    result = run_cli("predict", f"ckpt={albef_run}", f"input={folder / '0.png'}", f"captions={captions}", "top_k=2",
+    result = run_cli("predict", f"ckpt={albef_run}", f"input={folder / '0.png'}", f"task.captions={captions}", "task.top_k=2",
                      f"output={out}", cwd=tmp_path)
     assert result.returncode == 0, result.stderr[-2000:]
     record = json.loads(out.read_text())

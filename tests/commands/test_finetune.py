@@ -83,6 +83,20 @@ def test_predict_names_an_input_line_that_is_not_utf8(ner_run, tmp_path):
     assert f"input={text}, line 2: not UTF-8 text" in " ".join(out.stderr.split())
 
 
+@pytest.mark.parametrize("key,expected", [
+    ("task.max_new_tokens=5", "task.max_new_tokens=5 is not read by the run's task (ner"),
+    ("top_k=3", "top_k=3 is read no more: the key moved to task.top_k"),
+    ("max_new_tokens=5", "max_new_tokens=5 is read no more: the key moved to task.max_new_tokens"),
+])
+def test_predict_refuses_a_key_the_runs_task_does_not_read(ner_run, tmp_path, key, expected):
+    run, _ = ner_run
+    text = tmp_path / "in.txt"
+    text.write_text("Alice visited Paris .\n")
+    out = run_cli("predict", f"ckpt={run}", f"input={text}", key, f"hydra.run.dir={tmp_path / 'p'}", cwd=tmp_path)
+    assert out.returncode == 2 and "Traceback" not in out.stderr
+    assert expected in " ".join(out.stderr.split())
+
+
 def test_classification_beats_majority_and_exports(data, tmp_path):
     files = [f"data.train_file={data / 'train.tsv'}", f"data.eval_file={data / 'dev.tsv'}"]
     summary = run_command(finetune, "finetune", tmp_path / "run", ["task=classification", *TINY_SCRATCH, *FAST,
@@ -123,6 +137,11 @@ def test_generation_beats_unigram_and_decodes_samples(data, tmp_path):
     assert summary["best/ppl"] < summary["baseline/unigram_ppl"], summary
     assert len(summary["samples"]) == 3 and all({"prompt", "reference", "generated"} <= set(s)
                                                  for s in summary["samples"])
+    prompts = tmp_path / "prompts.txt"
+    prompts.write_text("the farmer\n")
+    records = run_command(predict, "predict", tmp_path / "p", [f"ckpt={tmp_path / 'run'}", f"input={prompts}",
+                                                              "task.max_new_tokens=2"])
+    assert records[0]["prompt"] == "the farmer" and len(records[0]["completion"].split()) <= 2
 
 
 def test_default_init_finds_the_latest_compatible_pretrain_run(data, tmp_path):
@@ -167,7 +186,7 @@ def test_errors_say_what_is_wrong(case, data, tmp_path):
     elif case == "generation_on_bert":
         bert = make_checkpoint(tmp_path / "bert", causal=False, texts=["the cat says meow"] * 20)
         overrides = ["task=generation", f"init={bert}", f"data.train_file={data / 'pairs.jsonl'}"]
-        expected = "needs a causal language model (GPT) with an lm head, but init="
+        expected = "this task needs a causal LM head (next-token prediction), but init="
     else:
         expected = "Run `lmtrain pretrain model=bert` first"
     with pytest.raises(UserError) as error:

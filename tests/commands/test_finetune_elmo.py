@@ -11,9 +11,10 @@ from pathlib import Path
 import pytest
 import torch
 
-from lmtrain.files import checkpoints as ckpt
 from lmtrain.commands import finetune, predict, pretrain
 from lmtrain.errors import UserError
+from lmtrain.files import checkpoints as ckpt
+from lmtrain.models.capabilities import Capability
 from lmtrain.models.loading import load_checkpoint
 from tests.commands.test_finetune import ner_files, run_command
 from tests.tasks.fixtures import FAST, ner_sentence, write_task_files
@@ -54,8 +55,8 @@ def test_elmo_tagger_is_a_bilstm_crf_over_the_frozen_bilm_and_beats_all_o(elmo_n
     run, summary = elmo_ner
     assert summary["model"] == "elmo"
     assert summary["baseline/all_o_f1"] == 0.0 and summary["best/f1"] > 0.5, summary
-    pretrained, _, _ = load_checkpoint(elmo_run, families=("elmo",))
-    tuned, _, meta = load_checkpoint(run / "checkpoints" / "best", families=("elmo",))
+    pretrained, _, _ = load_checkpoint(elmo_run, needs=Capability.TOKEN_FEATURES)
+    tuned, _, meta = load_checkpoint(run / "checkpoints" / "best", needs=Capability.TOKEN_FEATURES)
     assert meta["task_heads"]["tagger"] == {"kind": "token_classifier", "n_classes": 5, "dropout": 0.1,
                                             "encoder": "bilstm", "lstm_dim": 128, "crf": True}
     assert tuned.backbone.d_out == 3 * pretrained.spec.d_model  # [token vector; mixed biLM states]
@@ -81,10 +82,10 @@ def test_elmo_tagger_predicts_valid_bio_with_viterbi(elmo_ner, tmp_path):
 def test_elmo_linear_tagger_remains_available(data, elmo_run, tmp_path):
     summary = run_command(finetune, "finetune", tmp_path, ["task=ner", f"init={elmo_run}", *FAST, "optim.lr=3e-2",
                                                            "finetune.head_lr=3e-2", "trainer.max_steps=200",
-                                                           "finetune.task_encoder=linear", *ner_files(data)])
+                                                           "task.encoder=linear", *ner_files(data)])
     assert summary["best/f1"] > 0.5, summary
     assert summary["trainable_parameters"] < summary["parameters"] // 4  # the mix and one linear layer
-    _, _, meta = load_checkpoint(tmp_path / "checkpoints" / ckpt.BEST, families=("elmo",))
+    _, _, meta = load_checkpoint(tmp_path / "checkpoints" / ckpt.BEST, needs=Capability.TOKEN_FEATURES)
     assert meta["task_heads"]["tagger"]["encoder"] == "linear" and not meta["task_heads"]["tagger"]["crf"]
 
 
@@ -96,12 +97,14 @@ def test_elmo_classifier_tunes_the_bilm_when_asked(data, elmo_run, tmp_path):
                                                            "trainer.max_steps=300", *files])
     assert summary["best/accuracy"] > summary["baseline/majority_accuracy"] + 0.1, summary
     assert summary["trainable_parameters"] == summary["parameters"]
-    _, _, meta = load_checkpoint(tmp_path / "checkpoints" / ckpt.BEST, families=("elmo",))
+    _, _, meta = load_checkpoint(tmp_path / "checkpoints" / ckpt.BEST, needs=Capability.TOKEN_FEATURES)
     assert meta["task_heads"]["classifier"]["kind"] == "mean_pooled_classifier"
 
 
 def test_elmo_refuses_generation_and_layer_freezing(data, elmo_run, tmp_path):
-    with pytest.raises(UserError, match="an ELMo biLM, whose features serve tagging and classification only"):
+    with pytest.raises(UserError, match=r"this task needs a causal LM head \(next-token prediction\), but init=.* "
+                                        r"holds a model of the elmo family \(elmo\), which has bidirectional token "
+                                        r"features for task heads, forward and backward language models"):
         run_command(finetune, "finetune", tmp_path / "g", ["task=generation", f"init={elmo_run}", *FAST,
                                                            f"data.train_file={data / 'pairs.jsonl'}"])
     with pytest.raises(UserError, match="freeze_layers=1 applies to Transformer backbones"):

@@ -7,6 +7,7 @@ import json
 import pytest
 
 from lmtrain.errors import UserError
+from lmtrain.models.capabilities import Capability
 from lmtrain.models.families import AlbefFamily, ElmoFamily, ModelFamily, TransformerFamily
 from lmtrain.models.loading import load_checkpoint
 
@@ -36,6 +37,6 @@ def test_a_users_family_is_imported_from_the_class_model_json_records(runs, tmp_
     (target / "model.json").write_text(json.dumps({**meta, "family": "my_transformer",
                                                    "family_target": "my_family.MyFamily"}))
     assert "my_transformer" not in ModelFamily.registry  # nothing has imported it yet
-    model, _, loaded = load_checkpoint(target, families=("my_transformer",))
+    model, _, loaded = load_checkpoint(target, needs=Capability.MASKED_LM)
     assert loaded["family"] == "my_transformer" and "my_transformer" in ModelFamily.registry
     assert model.num_parameters() > 0

@@ -15,13 +15,9 @@ import torch
 transformers = pytest.importorskip("transformers")
 
 from lmtrain.errors import UserError  # noqa: E402
-from lmtrain.models.hf_interop import (  # noqa: E402
-    export_hf_folder,
-    hf_to_lmtrain,
-    lmtrain_to_hf,
-    load_hf_folder,
-    spec_from_hf_config,
-)
+from lmtrain.models.hf_config_map import spec_from_hf_config  # noqa: E402
+from lmtrain.models.hf_interop import export_hf_folder, load_hf_folder  # noqa: E402
+from lmtrain.models.hf_weight_names import hf_to_lmtrain, lmtrain_to_hf  # noqa: E402
 from lmtrain.models.language_model import LanguageModel  # noqa: E402
 from lmtrain.models.spec import TransformerSpec  # noqa: E402
 

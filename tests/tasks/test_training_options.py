@@ -90,12 +90,13 @@ def test_freeze_whole_backbone_and_bad_layer_count():
 
 def test_a_frozen_elmo_head_learns_at_its_own_rate_unless_told():
     from lmtrain.models.elmo import ElmoSpec
+    from lmtrain.models.families import ElmoFamily, TransformerFamily
     from lmtrain.tasks.backbone import Backbone
-    from lmtrain.tasks.model import ELMO_HEAD_LR, head_learning_rate
+    from lmtrain.tasks.model import head_learning_rate
 
-    elmo = Backbone(ElmoSpec(vocab_size=10), None, None, "elmo", "test")
-    bert = Backbone(SPEC, None, None, "bert", "test")
-    assert head_learning_rate(elmo, None, None) == ELMO_HEAD_LR == 1e-2
+    elmo = Backbone(ElmoSpec(vocab_size=10), None, None, "elmo", "test", ElmoFamily)
+    bert = Backbone(SPEC, None, None, "bert", "test", TransformerFamily)
+    assert head_learning_rate(elmo, None, None) == ElmoFamily.head_lr == 1e-2
     assert head_learning_rate(elmo, 3e-3, None) == 3e-3
     assert head_learning_rate(elmo, None, False) is None  # a tuned biLM: one rate unless finetune.head_lr says
     assert head_learning_rate(bert, None, None) is None

@@ -24,8 +24,9 @@ def _common(workdir: Path, dropout: bool = False) -> list[str]:
     corpus = workdir / "corpus.txt"
     if not corpus.exists():
         write_corpus(corpus, n_docs=40)
-    # with dropout on, two separate runs draw the same masks only on the same kernels: `auto` measures again in a
-    # run that found the two sides tied, and may then pick the other set (a resumed run keeps its checkpoint's)
+    # with dropout on, two separate runs draw the same masks only on the same kernels: `auto` keeps one choice per
+    # machine but may switch it after repeated clear wins, so the comparison pins one set (a resumed run keeps its
+    # checkpoint's)
     no_dropout = ["trainer.cpu_kernels=torch"] if dropout else ["model.dropout=0", "model.attention_dropout=0"]
     return ["debug=tiny", "data=text", f"data.train_files=[{corpus}]", f"data.cache_dir={workdir / 'cache'}",
             *no_dropout, "trainer.max_steps=8", "trainer.log_every=1", "trainer.eval_every=0",

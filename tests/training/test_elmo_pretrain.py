@@ -11,6 +11,7 @@ import torch
 
 from lmtrain.commands import evaluate, pretrain
 from lmtrain.errors import UserError
+from lmtrain.models.capabilities import Capability
 from lmtrain.models.loading import load_checkpoint
 from lmtrain.run_folder.layout import read_metrics
 from tests.conftest import TINY, compose_config, run_cli, write_corpus
@@ -37,13 +38,13 @@ def test_bilm_both_directions_learn_and_the_checkpoint_reloads(tmp_path, monkeyp
         assert summary[f"eval/{direction}_ppl"] < summary["baseline/unigram_ppl"]
     assert summary["objective"] == "bilm"
 
-    model, tokenizer, meta = load_checkpoint(run_dir, families=("elmo",))
+    model, tokenizer, meta = load_checkpoint(run_dir, needs=Capability.BIDIRECTIONAL_LM)
     assert meta["family"] == "elmo" and meta["spec"]["token_encoder"] == "char_cnn"
     ids = torch.tensor([tokenizer.encode_batch(["The farmer visited the old barn in the morning."])[0]])
     states = model.backbone(ids)
     assert states.forward[-1].shape == (1, ids.shape[1], meta["spec"]["d_model"])
-    with pytest.raises(UserError, match="elmo model"):
-        load_checkpoint(run_dir)  # commands that need a Transformer refuse it clearly
+    with pytest.raises(UserError, match="holds a model of the elmo family .elmo., which lacks a causal LM head"):
+        load_checkpoint(run_dir, needs=Capability.CAUSAL_LM)  # commands that need another capability refuse it clearly
 
     eval_dir = tmp_path / "eval"
     eval_dir.mkdir()
@@ -60,7 +61,8 @@ def test_bilm_both_directions_learn_and_the_checkpoint_reloads(tmp_path, monkeyp
 def test_bilm_needs_the_elmo_model_and_elmo_keys_need_it_too(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     cfg = compose_config("pretrain", ["model=gpt", "objective=bilm", *TINY])
-    with pytest.raises(UserError, match="objective=bilm trains elmo models, and the chosen model is a transformer"):
+    with pytest.raises(UserError, match=r"objective=bilm needs forward and backward language models \(a biLM\), "
+                                        r"which the chosen model model=gpt \(transformer family\) lacks"):
         pretrain.run(cfg)
     with pytest.raises(Exception, match="Could not override 'model.lstm_dim'"):
         compose_config("pretrain", ["model=gpt", *_overrides(tmp_path)])

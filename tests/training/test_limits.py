@@ -19,7 +19,7 @@ from lmtrain.training.distributed import Distributed
 from lmtrain.training.limits import Limits
 from lmtrain.training.optim import build_scheduler
 from lmtrain.training.step_plan import StepPlan
-from lmtrain.training.trainer import TrainState
+from lmtrain.training.train_state import TrainState
 from tests.conftest import TINY, compose_config, write_corpus
 
 

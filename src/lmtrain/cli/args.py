@@ -49,9 +49,11 @@ def dashed_options(args: list[str]) -> list[tuple[int, int, DashedOption]]:
         end = index + 1
         if "=" not in arg:
             following = args[index + 1] if index + 1 < len(args) else None
-            takes = following is not None and "=" not in following and (not following.startswith("-") or
-                                                                       _NUMBER.fullmatch(following))
-            value, end = (following, index + 2) if takes else ("true", index + 1)
+            if following is not None and "=" not in following and (not following.startswith("-") or
+                                                                   _NUMBER.fullmatch(following)):
+                value, end = following, index + 2
+            else:
+                value = "true"
         found.append((index, end, DashedOption(" ".join(args[index:end]), name.replace("-", "_"), value)))
         index = end
     return found

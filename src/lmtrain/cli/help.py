@@ -172,7 +172,7 @@ def _key_lines(cfg: Any, schema: type | None) -> list[str]:
 
     top = field_descriptions(schema) if schema else {}
     loose = [key for key in cfg if key != "hydra" and not isinstance(cfg._get_node(key), DictConfig)]
-    blocks = [("", cfg, schema, loose)] if loose else []
+    blocks: list[tuple[str, Any, type | None, list[str] | None]] = [("", cfg, schema, loose)] if loose else []
     for key in cfg:
         node = cfg._get_node(key)
         if key != "hydra" and isinstance(node, DictConfig):

@@ -29,7 +29,7 @@ def config_keys(node: Any, prefix: str = "") -> list[str]:
     for key in node.keys() if isinstance(node, DictConfig) else ():
         if not prefix and key == "hydra":
             continue
-        full = f"{prefix}{key}"
+        full = prefix + str(key)
         keys.append(full)
         child = node._get_node(key)
         if isinstance(child, DictConfig) and not child._is_none() and not child._is_missing():
@@ -75,7 +75,8 @@ def dashed_option_error(command: str, args: list[str], compose: Compose) -> User
     except UserError:  # other mistakes too: find the keys in the command's own config
         cfg = compose([], True)
     keys, groups = config_keys(cfg), user_groups(cfg)
-    said, rewritten, resolved = [], list(args), True
+    said: list[str] = []
+    rewritten, resolved = list(args), True
     for start, end, option in reversed(dashed):  # from the end, so that earlier indices stay valid
         forms = _hydra_forms(option, keys, groups)
         resolved &= len(forms) == 1

@@ -8,12 +8,13 @@ reported as one clear paragraph with exit code 2 instead of a traceback.
 
 from __future__ import annotations
 
+import contextlib
 import importlib
 import re
 import sys
 from importlib import resources
 from pathlib import Path
-from typing import Callable
+from typing import Callable, Iterator
 
 from lmtrain.cli.args import overrides_only, quote_free_text
 from lmtrain.commands.config_validation import check_config
@@ -93,8 +94,8 @@ def _schema_hint(message: str) -> str:
         for name, cls in schemas.items():
             if cls.__name__ == schema:
                 kind = {"schema/model": "model family", "schema/objective": "objective", "schema/task": "task",
-                        "schema/data": "data schema"}[group]
-                doc = cls.__doc__.splitlines()[0].rstrip('.')
+                        "schema/data": "data schema", "schema/embed": "word-vector method"}[group]
+                doc = (cls.__doc__ or schema).splitlines()[0].rstrip('.')  # a dataclass always has a docstring
                 return f" ({key} is not a key of the {name} {kind}: {doc[0].lower()}{doc[1:]})"
     return ""
 
@@ -212,17 +213,24 @@ def _task(command: str, run: Callable) -> Callable:
     return task
 
 
+@contextlib.contextmanager
+def _exit_on_user_error(command: str | None) -> Iterator[None]:
+    """A UserError raised inside is reported as one paragraph (naming ``command``) and exits with 2."""
+    try:
+        yield
+    except UserError as error:
+        report_user_error(error, command)
+        sys.exit(EXIT_USER_ERROR)
+
+
 def _run_native(command: str, args: list[str]) -> None:
     """Run a command of NATIVE_COMMANDS: its module's ``main(args)``, user errors as one paragraph."""
     import logging
 
     logging.basicConfig(level=logging.WARNING, format="%(message)s")
     module = importlib.import_module(NATIVE_COMMANDS[command][1])
-    try:
+    with _exit_on_user_error(command):
         module.main(args)
-    except UserError as error:
-        report_user_error(error, command)
-        sys.exit(EXIT_USER_ERROR)
 
 
 def _hydra_query(command: str, shell: str) -> None:
@@ -241,11 +249,8 @@ def _completion(args: list[str]) -> None:
     from lmtrain.cli import completion
 
     commands = [*COMMANDS, *NATIVE_COMMANDS, "resume", "completion"]
-    try:
+    with _exit_on_user_error("completion"):
         completion.main(args, commands, list(COMMANDS), _hydra_query)
-    except UserError as error:
-        report_user_error(error, "completion")
-        sys.exit(EXIT_USER_ERROR)
 
 
 def _hydra_completion_flag(command: str, rest: list[str]) -> bool:
@@ -287,11 +292,8 @@ def _rerun_settings(command: str, args: list[str]) -> list[str]:
                     "hydra.callbacks.sweep_summary._target_": "lmtrain.runs.sweep.SweepSummary"}
     given = {a.split("=", 1)[0].lstrip("+") for a in args if "=" in a}
     added = [f"++{key}={value}" for key, value in settings.items() if key not in given]
-    try:
+    with _exit_on_user_error(command):
         check_config_rerun(command, [*args, *added], config_dir())
-    except UserError as error:
-        report_user_error(error, command)
-        sys.exit(EXIT_USER_ERROR)
     return added
 
 
@@ -319,31 +321,34 @@ def _refuse_dashed_options(command: str, args: list[str]) -> None:
         sys.exit(EXIT_USER_ERROR)
 
 
-def main(argv: list[str] | None = None) -> None:
-    """Run ``lmtrain <command> [overrides]``; ``argv`` defaults to ``sys.argv[1:]``."""
-    args = list(sys.argv[1:] if argv is None else argv)
+def _answered_without_a_config(args: list[str]) -> bool:
+    """Answer what composes no config (the usage, the version, the native commands, completion);
+    False when ``args`` start with a Hydra command or ``resume``."""
     if not args or args[0] in ("-h", "--help", "help"):
         print(_usage())
-        return
-    if args[0] in ("--version", "-V"):
+    elif args[0] in ("--version", "-V"):
         from lmtrain import __version__
 
         print(f"lmtrain {__version__}")
-        return
-    if args[0] in NATIVE_COMMANDS:
+    elif args[0] in NATIVE_COMMANDS:
         _run_native(args[0], args[1:])
-        return
-    if args[0] == "completion":  # a shell script, or the completions of the line typed so far
+    elif args[0] == "completion":  # a shell script, or the completions of the line typed so far
         _completion(args[1:])
+    else:
+        return False
+    return True
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Run ``lmtrain <command> [overrides]``; ``argv`` defaults to ``sys.argv[1:]``."""
+    args = list(sys.argv[1:] if argv is None else argv)
+    if _answered_without_a_config(args):
         return
     if args[0] == "resume":  # a run's own command and overrides, continued in place
         from lmtrain.commands.resume import command_line
 
-        try:
+        with _exit_on_user_error("resume"):
             args = command_line(args[1:])
-        except UserError as error:
-            report_user_error(error, "resume")
-            sys.exit(EXIT_USER_ERROR)
     command, rest = args[0], quote_free_text(args[1:])
     if command not in COMMANDS:
         report_user_error(
@@ -360,27 +365,17 @@ def main(argv: list[str] | None = None) -> None:
     register_configs()
     _refuse_dashed_options(command, rest)
     if {"--help", "-h"} & set(rest):  # lmtrain's own help: groups, options, every key with its description
-        try:
+        with _exit_on_user_error(command):
             print(command_help(command, rest))
-        except UserError as error:
-            report_user_error(error, command)
-            sys.exit(EXIT_USER_ERROR)
         return
-    if not (set(rest) & (_INFO_FLAGS | _SKIP_VALIDATION_FLAGS)):
-        try:
-            validate_overrides(command, rest)
-        except UserError as error:
-            report_user_error(error, command)
-            sys.exit(EXIT_USER_ERROR)
-
     from lmtrain.run_folder.placement import RunPlacement
 
     left_to_hydra = set(rest) & (_INFO_FLAGS | _SKIP_VALIDATION_FLAGS)
-    try:  # the run folder hydra.run.dir names, checked and made before Hydra makes it
+    with _exit_on_user_error(command):
+        if not left_to_hydra:
+            validate_overrides(command, rest)
+        # the run folder hydra.run.dir names, checked and made before Hydra makes it
         placement = RunPlacement() if left_to_hydra else RunPlacement.from_overrides(rest)
-    except UserError as error:
-        report_user_error(error, command)
-        sys.exit(EXIT_USER_ERROR)
     rest = [*rest, *_rerun_settings(command, rest)]
 
     import hydra

@@ -99,7 +99,10 @@ def _check_objective(cfg: Any, given_data: set[str]) -> None:
     if cfg.data.max_seq_len < least:
         raise ConfigRangeError("data.max_seq_len", f">= {least} for objective={objective.name}", cfg.data.max_seq_len,
                                reason)
-    objective.check(plug_class(cfg.model, "model", ModelFamily).name, cfg.data.max_seq_len)
+    if not cfg.get("init"):  # with init= the loaded model is what trains: `pretrain` checks it once loaded
+        family = plug_class(cfg.model, "model", ModelFamily)(OmegaConf.to_object(cfg.model))
+        objective.check(family.config_capabilities(), f"model={cfg.model.name} ({family.name} family)",
+                        cfg.data.max_seq_len)
     unread = objective.unread_data_keys()
     for key in [key for key in unread if key in given_data]:
         raise IgnoredKeyError(f"data.{key}", cfg.data.get(key),

@@ -16,8 +16,8 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from omegaconf import OmegaConf
-from torch.utils.data import ConcatDataset, Dataset
+from omegaconf import DictConfig, OmegaConf
+from torch.utils.data import ConcatDataset
 
 from lmtrain.config import EvaluateConfig, TextDataConfig, TokenizerConfig
 from lmtrain.config.plug_nodes import config_objects
@@ -25,11 +25,12 @@ from lmtrain.config.checks import ConfigRangeError, range_error
 from lmtrain.data.collate import PadCollator
 from lmtrain.data.pretraining import prepare_pretraining_data
 from lmtrain.errors import UserError
+from lmtrain.models.capabilities import LANGUAGE_MODELS
 from lmtrain.models.loading import load_checkpoint, locate_model
 from lmtrain.objectives.text_objectives import TextPretraining, objective_from_meta
 from lmtrain.run_folder.claim import read_saved_config
 from lmtrain.run_folder.layout import TOKENIZER_FILE, RunDir, hydra_run_dir
-from lmtrain.training.evaluation import evaluate_objective
+from lmtrain.training.evaluation import EvaluationSet, evaluate_objective
 from lmtrain.training.precision import resolve_device
 from lmtrain.training.progress import print_summary
 
@@ -43,13 +44,16 @@ def _run_folder(checkpoint: Path) -> Path | None:
 def _typed_data(values: Any, where: str) -> TextDataConfig:
     """``values`` (the run's saved data with the keys given) as a TextDataConfig, its ranges checked."""
     try:
-        return OmegaConf.to_object(OmegaConf.merge(OmegaConf.structured(TextDataConfig), values))
+        data = OmegaConf.to_object(OmegaConf.merge(OmegaConf.structured(TextDataConfig), values))
     except ConfigRangeError as error:
         error.field = f"data.{error.field}"
         raise range_error(error, "evaluate") from None
     except Exception as error:  # OmegaConf's validation errors: a key or a type the schema refuses
         raise UserError(f"{where}: {' '.join(str(error).split())}; fix the data key or choose the data to "
                         "evaluate on (data=lee_wiki, data=text data.train_files=[...]).") from None
+    if not isinstance(data, TextDataConfig):  # a structured config's object is its dataclass
+        raise TypeError(f"the data config became a {type(data).__name__}")
+    return data
 
 
 def data_to_evaluate(cfg: EvaluateConfig, checkpoint: Path) -> tuple[TextDataConfig, str]:
@@ -63,7 +67,7 @@ def data_to_evaluate(cfg: EvaluateConfig, checkpoint: Path) -> tuple[TextDataCon
     """
     run = _run_folder(checkpoint)
     saved = (read_saved_config(run) or {}).get("data") if run is not None else None
-    if dataclasses.is_dataclass(cfg.data):
+    if isinstance(cfg.data, TextDataConfig):  # a data preset given (EvaluateConfig refuses other dataclasses)
         trained = saved or {}
         differs = [f"data.{k}={trained[k]}" for k in ("name", "max_seq_len") if k in trained
                    and trained[k] != getattr(cfg.data, k)]
@@ -83,22 +87,24 @@ def data_to_evaluate(cfg: EvaluateConfig, checkpoint: Path) -> tuple[TextDataCon
     return data, "run"
 
 
-def _dataset(cfg: EvaluateConfig, objective: TextPretraining, tokenizer, data) -> Dataset:
+def _dataset(cfg: EvaluateConfig, objective: TextPretraining, tokenizer, data) -> EvaluationSet:
     """The examples to evaluate: the held-out store, or train and held-out together (masks fixed by ``seed``)."""
     train, held_out = objective.evaluation_sets(data, tokenizer, cfg.seed)
-    return held_out if cfg.split == "eval" else ConcatDataset([train, held_out])
+    if cfg.split == "eval":
+        return held_out
+    return ConcatDataset([train, held_out])
 
 
-def run(cfg) -> dict[str, Any]:
-    """Run `lmtrain evaluate` with the composed config ``cfg`` (an EvaluateConfig); returns the summary."""
-    cfg: EvaluateConfig = config_objects(cfg, "evaluate")
+def run(composed: DictConfig) -> dict[str, Any]:
+    """Run `lmtrain evaluate` with the composed config ``composed`` (an EvaluateConfig); returns the summary."""
+    cfg: EvaluateConfig = config_objects(composed, "evaluate")
     started = time.perf_counter()
     if not cfg.ckpt:
         raise UserError("ckpt is not set: give the run directory or checkpoint to evaluate, e.g. "
                         "`lmtrain evaluate ckpt=outputs/pretrain/<run>`.")
     device = resolve_device(cfg.device, key="device")
     checkpoint = locate_model(cfg.ckpt, key="ckpt")
-    model, tokenizer, meta = load_checkpoint(checkpoint, device, key="ckpt", families=("transformer", "elmo"))
+    model, tokenizer, meta = load_checkpoint(checkpoint, device, key="ckpt", needs=LANGUAGE_MODELS)
     plug = objective_from_meta(meta)
     objective = plug.loss(None, 1)
     missing = [h for h in objective.head_names if h not in model.heads]
@@ -106,7 +112,7 @@ def run(cfg) -> dict[str, Any]:
         raise UserError(f"ckpt={cfg.ckpt} has heads {model.head_names} but its objective {meta['objective']} "
                         f"needs {list(objective.head_names)}; evaluate a pretraining checkpoint.")
     data_cfg, data_from = data_to_evaluate(cfg, checkpoint)
-    limit = model.spec.max_positions  # None for LSTMs: no limit
+    limit = getattr(model.spec, "max_positions", None)  # None for ELMo's LSTMs: no limit
     if limit is not None and data_cfg.max_seq_len > limit:
         raise UserError(f"data.max_seq_len={data_cfg.max_seq_len} is longer than the model's "
                         f"{limit} positions; lower data.max_seq_len.")

@@ -16,6 +16,8 @@ from lmtrain.files import checkpoints as ckpt
 from lmtrain.config import ExportConfig
 from lmtrain.config.plug_nodes import config_objects
 from lmtrain.errors import UserError
+from lmtrain.models.capabilities import Capability
+from lmtrain.models.hf_names import EXPORT_MODEL_TYPES
 from lmtrain.models.hf_task_heads import export_model
 from lmtrain.models.loading import load_checkpoint, locate_model
 from lmtrain.runs.export_folder import check_out_folder, export_folder
@@ -24,27 +26,26 @@ from lmtrain.training.checkpoint import out_of_space, write_weights_folder
 
 log = logging.getLogger(__name__)
 USAGE = "lmtrain export ckpt=outputs/finetune/<run> format=hf|safetensors out=my-model"
-_MODEL_TYPE = {"bert": "bert", "roberta": "roberta", "gpt": "gpt2", "gpt2": "gpt2"}
 
 
-def run(cfg: DictConfig) -> dict[str, Any]:
+def run(composed: DictConfig) -> dict[str, Any]:
     """Export ``cfg.ckpt`` to ``cfg.out``; returns what was written.
 
     Everything that can fail on the user's files (the target folder, the checkpoint, the run's
     records for the card) is read and checked before anything is written; the files are then
     written into a temporary folder beside ``out`` and swapped in whole (see :mod:`lmtrain.runs.export_folder`).
     """
-    cfg: ExportConfig = config_objects(cfg, "export")
+    cfg: ExportConfig = config_objects(composed, "export")
     if not cfg.ckpt or not cfg.out:
         raise UserError(f"ckpt and out must both be set: `{USAGE}`.")
     checkpoint = locate_model(cfg.ckpt, key="ckpt", best=True)
     out = check_out_folder(cfg.out, checkpoint)
-    # safetensors keeps lmtrain's own layout, so every model family exports; Hugging Face has Transformers only
-    families = ("transformer", "elmo", "albef") if cfg.format == "safetensors" else ("transformer",)
-    model, tokenizer, meta = load_checkpoint(checkpoint, "cpu", key="ckpt", families=families)
-    tokenizer_file = checkpoint / ckpt.TOKENIZER
-    tokenizer_file = tokenizer_file if tokenizer_file.is_file() else None
-    model_type = cfg.model_type or _MODEL_TYPE.get(meta.get("model_name", ""))
+    # safetensors keeps lmtrain's own layout; Hugging Face needs a family that maps to one of its architectures
+    needs = Capability.WEIGHTS_EXPORT if cfg.format == "safetensors" else Capability.HF_EXPORT
+    model, tokenizer, meta = load_checkpoint(checkpoint, "cpu", key="ckpt", needs=needs)
+    saved_tokenizer = checkpoint / ckpt.TOKENIZER
+    tokenizer_file = saved_tokenizer if saved_tokenizer.is_file() else None
+    model_type = cfg.model_type or EXPORT_MODEL_TYPES.get(meta.get("model_name", ""))
     if cfg.format == "hf" and model_type is None:
         raise UserError(f"ckpt={cfg.ckpt} is a '{meta.get('model_name')}' model; say which Hugging Face "
                         "architecture to write with model_type=bert|roberta|gpt2.")
@@ -54,6 +55,7 @@ def run(cfg: DictConfig) -> dict[str, Any]:
             if facts is None:
                 write_weights_folder(folder, model, meta, tokenizer_file)
             else:
+                assert model_type is not None, "format=hf without a model type is refused above"
                 export_model(model, model_type, folder, tokenizer_file, tokenizer.roles, tokenizer.ids,
                              meta.get("task"))
                 write_model_card(folder, facts)

@@ -20,7 +20,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from rich.console import Console
+from omegaconf import DictConfig
+from rich.console import Console, JustifyMethod
 from rich.table import Table
 
 from lmtrain.files.atomic import open_text
@@ -30,6 +31,7 @@ from lmtrain.errors import UserError
 from lmtrain.generation import (Sampling, TextStream, encode_for_mask, fill_mask, generate, seeded_generator,
                                 with_mask_token)
 from lmtrain.kernels import use_cpu_kernels
+from lmtrain.models.capabilities import Capability
 from lmtrain.models.loading import load_checkpoint
 from lmtrain.run_folder.layout import RunDir, hydra_run_dir
 from lmtrain.training.precision import resolve_device
@@ -38,6 +40,9 @@ log = logging.getLogger(__name__)
 
 GENERATIONS_FILE = "generations.jsonl"
 USAGE = "lmtrain generate ckpt=outputs/pretrain/<run> prompt=\"The fire\""
+# the columns of the fill-mask table: name, justification
+_MASK_COLUMNS: tuple[tuple[str, JustifyMethod], ...] = (("mask", "right"), ("rank", "right"), ("token", "left"),
+                                                       ("probability", "right"))
 
 
 @dataclass(frozen=True)
@@ -87,13 +92,13 @@ def read_prompts(prompt: str | None, prompts_file: str | None) -> list[Prompt]:
     return prompts
 
 
-def _check_lengths(prompts: list[Prompt], encoded: list[list[int]], max_positions: int, causal: bool) -> None:
-    """Every prompt fits the model (with room for one new token when continuing), checked before any decoding."""
+def _check_lengths(prompts: list[Prompt], encoded: list[list[int]], max_positions: int | None, causal: bool) -> None:
+    """Every prompt fits the model (with room for one new token when continuing), checked before any decoding;
+    ``max_positions`` None: a model without a position table, no limit."""
     for prompt, ids in zip(prompts, encoded):
-        limit = max_positions - 1 if causal else max_positions
         if not ids:
             raise UserError(f"{prompt.where}: the prompt gives no tokens; write some text.")
-        if len(ids) > limit:
+        if max_positions is not None and len(ids) > (max_positions - 1 if causal else max_positions):
             raise UserError(f"{prompt.where}: the prompt has {len(ids)} tokens but the model covers "
                             f"{max_positions} positions (model.max_positions); shorten the prompt.")
 
@@ -159,7 +164,7 @@ def _continue(cfg: GenerateConfig, model, tokenizer, prompts: list[Prompt], out,
     texts = [p.text for p in prompts]
     encoded = [start + ids for ids in tokenizer.encode_batch(texts)]
     _check_lengths(prompts, encoded, model.spec.max_positions, causal=True)
-    device = model.backbone.embeddings.token.weight.device
+    device = next(model.parameters()).device
     settings = dict(sampling=Sampling(cfg.greedy, cfg.temperature, cfg.top_k, cfg.top_p),
                     eos_id=tokenizer.ids.get("eos"), pad_id=tokenizer.ids.get("pad", 0), use_cache=cfg.use_cache,
                     generator=seeded_generator(cfg.seed, device))
@@ -198,7 +203,8 @@ def _record(prompt: str, ids: list[int], new: list[int], text: TextStream, limit
 
 
 def _limit(cfg: GenerateConfig, model, ids: list[int]) -> int:
-    return min(cfg.max_new_tokens, model.spec.max_positions - len(ids))
+    limit = model.spec.max_positions
+    return cfg.max_new_tokens if limit is None else min(cfg.max_new_tokens, limit - len(ids))
 
 
 def _fill(cfg: GenerateConfig, model, tokenizer, prompts: list[Prompt], console: Console, records: RecordWriter) -> None:
@@ -216,7 +222,7 @@ def _fill(cfg: GenerateConfig, model, tokenizer, prompts: list[Prompt], console:
         predictions = fill_mask(model, tokenizer, prompt.text, cfg.candidates)
         console.print(prompt.text, markup=False, highlight=False)
         table = Table(show_header=True, header_style="bold")
-        for name, justify in (("mask", "right"), ("rank", "right"), ("token", "left"), ("probability", "right")):
+        for name, justify in _MASK_COLUMNS:
             table.add_column(name, justify=justify)
         for m, candidates in enumerate(predictions, start=1):
             for rank, c in enumerate(candidates, start=1):
@@ -226,15 +232,16 @@ def _fill(cfg: GenerateConfig, model, tokenizer, prompts: list[Prompt], console:
                                                         "prob": c.prob} for c in cs] for cs in predictions]})
 
 
-def run(cfg) -> dict[str, Any]:
-    """Run `lmtrain generate` with the composed config ``cfg`` (a GenerateConfig); returns the summary."""
-    cfg: GenerateConfig = config_objects(cfg, "generate")
+def run(composed: DictConfig) -> dict[str, Any]:
+    """Run `lmtrain generate` with the composed config ``composed`` (a GenerateConfig); returns the summary."""
+    cfg: GenerateConfig = config_objects(composed, "generate")
     started = time.perf_counter()
     if not cfg.ckpt:
         raise UserError(f"ckpt is not set: give the run directory or checkpoint to load, e.g. `{USAGE}`.")
     prompts = read_prompts(cfg.prompt, cfg.prompts_file)
     device = resolve_device(cfg.device, key="device")
-    model, tokenizer, meta = load_checkpoint(cfg.ckpt, device, key="ckpt")
+    model, tokenizer, meta = load_checkpoint(cfg.ckpt, device, key="ckpt",
+                                             needs=(Capability.CAUSAL_LM, Capability.MASKED_LM))
     run_dir = RunDir(hydra_run_dir())
     if "lm" not in model.heads and "mlm" not in model.heads:
         raise UserError(f"ckpt={cfg.ckpt} holds a model with heads {model.head_names}; generate needs a causal "

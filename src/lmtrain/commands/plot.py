@@ -24,7 +24,7 @@ from lmtrain.runs.record import load_runs
 from lmtrain.runs.series import X_AXES
 from lmtrain.runs.task_plots import CONFUSION_FILE, F1_FILE, plot_confusion, plot_per_class_f1
 
-OPTIONS = {"metrics": None, "out": None, "x": "step", "svg": "false", "smooth": str(DEFAULT_SMOOTHING),
+OPTIONS = {"metrics": "", "out": "", "x": "step", "svg": "false", "smooth": str(DEFAULT_SMOOTHING),
            "chart": "curves"}
 # chart -> the picture drawn from the runs' summaries, and its default file
 SUMMARY_CHARTS = {"confusion": (plot_confusion, CONFUSION_FILE), "f1": (plot_per_class_f1, F1_FILE)}

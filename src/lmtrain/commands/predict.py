@@ -6,6 +6,7 @@ file; logs go to stderr.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 from typing import Any
 
@@ -14,7 +15,8 @@ from omegaconf import DictConfig
 from lmtrain.config import PredictConfig
 from lmtrain.config.plug_nodes import config_objects
 from lmtrain.errors import UserError
-from lmtrain.models.loading import load_checkpoint, locate_model, read_meta
+from lmtrain.models.capabilities import Capability
+from lmtrain.models.loading import load_checkpoint, locate_model, model_capabilities, read_meta
 from lmtrain.tasks import task_from_meta
 from lmtrain.tasks.prediction_io import USAGE, read_inputs, write_records
 from lmtrain.training.precision import resolve_device
@@ -33,20 +35,24 @@ def run(cfg: DictConfig) -> list[dict[str, Any]]:
     """Predict for every line of ``cfg.input``; returns the records."""
     cfg: PredictConfig = config_objects(cfg, "predict")
     checkpoint = finetuned_checkpoint(cfg.ckpt)
-    if read_meta(checkpoint).get("family") == "albef":  # images and captions, not lines of text
+    meta = read_meta(checkpoint)
+    if Capability.IMAGE_TEXT in model_capabilities(meta):  # images and captions, not lines of text
+        from lmtrain.tasks.retrieval import RetrievalTask
         from lmtrain.tasks.retrieval_predict import predict_retrieval
 
-        return predict_retrieval(cfg, checkpoint)
-    lines = read_inputs(cfg.input)  # every line checked before the model is loaded
-    device = resolve_device(cfg.device, key="device")
-    model, tokenizer, meta = load_checkpoint(checkpoint, device, key="ckpt", families=("transformer", "elmo"))
+        return predict_retrieval(cfg, checkpoint, RetrievalTask.predict_options(cfg.task))
     info = meta.get("task")
     if not info:
         raise UserError(f"ckpt={cfg.ckpt} is a pretrained model, not a fine-tuned one: fine-tune it first "
                         "(`lmtrain finetune task=ner init=...`), or use `lmtrain generate` on pretrained models.")
     task = task_from_meta(info, scheme=info.get("scheme", "bio"), max_seq_len=info.get("max_seq_len", 128))
+    options = task.predict_options(cfg.task)  # the task's own keys, checked before anything is read
+    lines = read_inputs(cfg.input)  # every line checked before the model is loaded
+    device = resolve_device(cfg.device, key="device")
+    model, tokenizer, meta = load_checkpoint(checkpoint, device, key="ckpt",
+                                             needs=(Capability.TOKEN_FEATURES, Capability.CAUSAL_LM))
     log.info("predict: %d input(s) with %s (task=%s)", len(lines), checkpoint, info["name"])
     records = task.predict(model, tokenizer, lines, cfg.batch_size, device, pair=info.get("pair", False),
-                           max_new_tokens=cfg.max_new_tokens)
+                           **dataclasses.asdict(options))
     write_records(records, cfg.output, task.format)
     return records

@@ -33,14 +33,14 @@ def _command_line_overrides() -> list[str]:
     return list(HydraConfig.get().overrides.task) if HydraConfig.initialized() else []
 
 
-def _continue_from(cfg: PretrainConfig, objective: PretrainingObjective) -> WarmStart:
-    """The weights ``init`` names, with the objective's heads; refuses what cannot apply to them."""
+def _continue_from(cfg: PretrainConfig, init: str, objective: PretrainingObjective) -> WarmStart:
+    """The weights ``init`` (``cfg.init``) names, with the objective's heads; refuses what cannot apply to them."""
     conflicts = conflicting_overrides(_command_line_overrides())
     if conflicts:
         raise UserError(f"init={cfg.init} brings its own dimensions and tokenizer, so {', '.join(conflicts)} cannot "
                         "apply; drop them (or leave out init= to build a new model).")
-    start = warm_start(cfg.init, objective.head_names())
-    objective.check(start.family, cfg.data.max_seq_len)
+    start = warm_start(init, objective.head_names(), needs=objective.needs)
+    objective.check(start.capabilities, f"init={cfg.init} ({start.family} family)", cfg.data.max_seq_len)
     objective.check_model(start.model, f"init={cfg.init}")
     limit = getattr(start.model.spec, "max_positions", None)  # None for ELMo's LSTMs: no limit
     if limit is not None and cfg.data.max_seq_len > limit:
@@ -60,14 +60,15 @@ def _use_its_tokenizer(cfg: PretrainConfig, start: WarmStart, context: RunContex
     cfg.trainer.eval_at_start = True
 
 
-def run(cfg: DictConfig) -> dict[str, Any]:
+def run(composed: DictConfig) -> dict[str, Any]:
     """Pretrain ``cfg.model`` with ``cfg.objective`` on ``cfg.data`` (from ``cfg.init``'s weights if given)."""
-    cfg: PretrainConfig = config_objects(cfg, "pretrain")
+    cfg: PretrainConfig = config_objects(composed, "pretrain")
     family = plug_class(cfg.model, "model", ModelFamily)(cfg.model)
     objective = plug_class(cfg.objective, "objective", PretrainingObjective)(cfg.objective)
-    start = _continue_from(cfg, objective) if cfg.init else None
+    start = _continue_from(cfg, cfg.init, objective) if cfg.init else None
     if start is None:
-        objective.check(family.name, cfg.data.max_seq_len)
+        objective.check(family.config_capabilities(), f"model={cfg.model.name} ({family.name} family)",
+                        cfg.data.max_seq_len)
     context = start_run(cfg)
     if start is not None:
         _use_its_tokenizer(cfg, start, context)

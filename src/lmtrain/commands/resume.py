@@ -4,7 +4,9 @@
     lmtrain resume outputs/pretrain/2026-12-01_10-00-00_bert trainer.max_steps=2000
 
 The run's command and overrides come from its ``.hydra/`` record (the newest resume's, if it was
-continued before); the overrides given here replace those of the same key. The run then goes on
+continued before), and its config search path from ``.hydra/plugs.json`` (so a run of a user's own
+plug resumes without ``hydra.searchpath`` typed again); the overrides given here replace those of
+the same key. The run then goes on
 as ``lmtrain <command> <overrides> hydra.run.dir=RUN_DIR trainer.resume=auto`` would, so the
 saved config is compared with the new one and a change to the model or data is refused.
 
@@ -16,16 +18,20 @@ run was trained with is refused, naming the override and the file.
 
 from __future__ import annotations
 
+import logging
 from importlib import resources
 from pathlib import Path
 
 import yaml
 
+from lmtrain.config.commands import FinetuneOptions, moved_keys
 from lmtrain.config.replay import check_resumed_overrides
 from lmtrain.errors import UserError
 from lmtrain.run_folder.claim import HYDRA_DIR, has_checkpoint, override_key, saved_config_dir
+from lmtrain.run_folder.provenance import Provenance, read_provenance
 
 USAGE = "lmtrain resume RUN_DIR [key=value ...]"
+log = logging.getLogger(__name__)
 TRAINING_COMMANDS = ("pretrain", "finetune")
 
 
@@ -41,6 +47,21 @@ def _read_list(path: Path) -> list[str]:
     return [str(item) for item in items]
 
 
+def _moved(saved: list[str], source: Path) -> list[str]:
+    """The run's own saved overrides with a key that moved since it was saved written at its new place
+    (``finetune.task_encoder=bilstm`` -> ``task.encoder=bilstm``): the same setting, said once in the log."""
+    renamed = moved_keys(FinetuneOptions, "finetune.")
+    out = []
+    for item in saved:
+        key, sep, value = item.partition("=")
+        if sep and key in renamed:
+            log.warning("%s: the saved override %s is written %s=%s now (the key moved)", source, item,
+                        renamed[key], value)
+            item = f"{renamed[key]}={value}"
+        out.append(item)
+    return out
+
+
 def _command(run_dir: Path, record: Path) -> str:
     try:
         hydra = yaml.safe_load((record / "hydra.yaml").read_text(encoding="utf-8"))
@@ -51,6 +72,16 @@ def _command(run_dir: Path, record: Path) -> str:
         return name
     raise UserError(f"{run_dir} was not made by `lmtrain pretrain` or `lmtrain finetune` (its .hydra record says "
                     f"{name or 'nothing'}), so there is no training to continue.")
+
+
+def _check_folders(plugs: Provenance) -> None:
+    """Refuse a recorded search path folder that is gone (the configs moved): Hydra would only say that a
+    config group option is missing."""
+    gone = [entry for entry in plugs.searchpath if not Path(entry[len("file://"):]).is_dir()]
+    if gone:
+        raise UserError(f"the run's config search path names {', '.join(gone)} (recorded in {plugs.source}), which "
+                        "is no folder now, so its own YAML (its plugs' presets) cannot be found. Give the folder "
+                        "where those configs are now: `lmtrain resume <run> hydra.searchpath=[file://<folder>]`.")
 
 
 def command_line(argv: list[str]) -> list[str]:
@@ -76,7 +107,12 @@ def command_line(argv: list[str]) -> list[str]:
     command = _command(run_dir, record)
     new = argv[1:]
     replaced = {override_key(o) for o in new} | {"hydra.run.dir", "trainer.resume", "trainer.overwrite"}
-    saved = [o for o in _read_list(record / "overrides.yaml") if override_key(o) not in replaced]
+    saved = [o for o in _moved(_read_list(record / "overrides.yaml"), record / "overrides.yaml")
+             if override_key(o) not in replaced]
+    plugs = read_provenance(run_dir)  # refuses a damaged record; notes where the run found its plugs
+    if plugs is not None and plugs.searchpath and "hydra.searchpath" not in replaced:
+        _check_folders(plugs)
+        saved.append(plugs.search_path_override())  # checked below with the other saved overrides
     typed = [*new, f"hydra.run.dir={run_dir.resolve()}", "trainer.resume=auto"]
     check_resumed_overrides(command, saved, typed, record / "overrides.yaml", run_dir / HYDRA_DIR / "config.yaml",
                             Path(str(resources.files("lmtrain") / "configs")))

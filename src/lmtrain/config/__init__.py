@@ -13,8 +13,9 @@ from __future__ import annotations
 
 from hydra.core.config_store import ConfigStore
 
-from lmtrain.config.commands import (EmbedConfig, EmbedEvalConfig, EmbedTrainConfig, EvaluateConfig, ExportConfig,
-                                     FinetuneConfig, FinetuneOptions, GenerateConfig, PredictConfig, PretrainConfig)
+from lmtrain.config.commands import (EMBED_SCHEMAS, EmbedConfig, EmbedEvalConfig, EmbedMethodConfig, EvaluateConfig,
+                                     ExportConfig, FinetuneConfig, FinetuneOptions, GenerateConfig, GloveConfig,
+                                     LoadVectorsConfig, PredictConfig, PretrainConfig, Word2VecConfig)
 from lmtrain.config.data import (ClassificationDataConfig, DataConfig, GenerationDataConfig, ImageCaptionDataConfig,
                                  NerDataConfig, RetrievalDataConfig, TaskDataConfig, TextDataConfig)
 from lmtrain.config.models import MODEL_SCHEMAS, AlbefConfig, ElmoConfig, ModelConfig, TransformerConfig
@@ -32,6 +33,7 @@ SCHEMAS = {"pretrain": PretrainConfig, "generate": GenerateConfig, "evaluate": E
 PLUG_SCHEMAS = {
     "schema/model": MODEL_SCHEMAS,
     "schema/objective": OBJECTIVE_SCHEMAS,
+    "schema/embed": EMBED_SCHEMAS,
     "schema/task": {"ner": NerTaskConfig, "classification": ClassificationTaskConfig,
                     "generation": GenerationTaskConfig, "retrieval": RetrievalTaskConfig},
     "schema/data": {"text": TextDataConfig, "image_caption": ImageCaptionDataConfig, "ner": NerDataConfig,
@@ -51,7 +53,8 @@ def register_configs() -> None:
 
 
 __all__ = ["SCHEMAS", "PLUG_SCHEMAS", "register_configs", "PretrainConfig", "GenerateConfig", "EvaluateConfig",
-           "EmbedConfig", "EmbedTrainConfig", "EmbedEvalConfig", "FinetuneConfig", "FinetuneOptions", "PredictConfig",
+           "EmbedConfig", "EmbedMethodConfig", "Word2VecConfig", "GloveConfig", "LoadVectorsConfig", "EmbedEvalConfig",
+           "FinetuneConfig", "FinetuneOptions", "PredictConfig",
            "ExportConfig", "DataConfig", "TextDataConfig", "ImageCaptionDataConfig", "TaskDataConfig", "NerDataConfig",
            "ClassificationDataConfig", "GenerationDataConfig", "RetrievalDataConfig", "ModelConfig",
            "TransformerConfig", "ElmoConfig", "AlbefConfig", "ObjectiveConfig", "MaskingConfig", "MaskedLMConfig",

@@ -75,11 +75,35 @@ class GenerateConfig:
         check_range(self, "seed", *SEED_RANGE)
 
 
-def _run_data() -> Any:
-    """An open node: the keys given here change the run's own data (``data.max_seq_len=64``)."""
+def open_node() -> Any:
+    """An open node, whose keys a command checks once it knows what reads them (the run's data, its task)."""
     from omegaconf import OmegaConf
 
     return OmegaConf.create({}, flags={"struct": False})
+
+
+def moved_to(new_key: str) -> dict[str, str]:
+    """Field metadata of a key that moved: its old spelling stays only to say where it went (not an alias)."""
+    return {"moved_to": new_key}
+
+
+def check_moved(owner: Any) -> None:
+    """Raise IgnoredKeyError for a field of ``owner`` marked :func:`moved_to` that was given a value other than its
+    default. The old default stays: a run saved before the move holds it, and resumes (its saved config then
+    differs from the new one only by keys one side lacks, which resuming allows)."""
+    for spec in dataclasses.fields(owner):
+        new_key = spec.metadata.get("moved_to")
+        value = getattr(owner, spec.name)
+        if new_key and value != spec.default:
+            raise IgnoredKeyError(spec.name, value, f"is read no more: the key moved to {new_key}, in the schema of "
+                                  "the task that reads it", f"Write {new_key}={value} instead.")
+
+
+def moved_keys(owner: type, prefix: str) -> dict[str, str]:
+    """``{old dotted key: new key}`` for the fields of the dataclass ``owner`` marked :func:`moved_to`, the old
+    key written under ``prefix`` (``finetune.`` for :class:`FinetuneOptions`)."""
+    return {prefix + spec.name: spec.metadata["moved_to"] for spec in dataclasses.fields(owner)
+            if "moved_to" in spec.metadata}
 
 
 @dataclass
@@ -89,7 +113,7 @@ class EvaluateConfig:
     ckpt: Optional[str] = None  # run directory or checkpoint directory
     # unset: the run's own data and held-out split, as saved in the run (data.<key>=... changes one of its keys);
     # a data preset (data=lee_wiki, data=text data.train_files=[...]) evaluates on that data instead
-    data: Any = field(default_factory=_run_data)
+    data: Any = field(default_factory=open_node)
     batch_size: int = 32  # sequences per forward pass
     max_batches: Optional[int] = None  # cap on batches evaluated (None = the whole split)
     seed: int = 0  # seed of the evaluation masks for dynamically masked (RoBERTa-style) MLM models
@@ -108,79 +132,115 @@ class EvaluateConfig:
                 raise unknown_key_error(TextDataConfig, "data.", key, value)
 
 
-_TRAINING = read_by("word2vec", "glove")  # an `embed.*` key of the training methods (method=load reads none)
+@dataclass
+class EmbedMethodConfig:
+    """`embed.*` of `lmtrain embed`: what every word-vector method's schema has (its plug class)."""
+
+    _target_: str = ""  # the method's plug class (set by each method's schema)
 
 
 @dataclass
-class EmbedTrainConfig:
-    """`embed.*` of `lmtrain embed`: the corpus and the training settings of word2vec and GloVe.
-
-    Presets (configs/method/*.yaml) set each method's own defaults; a key of one method (marked word2vec: /
-    glove: below) given a value for another is refused, as is any training key with method=load.
-    """
+class EmbedTrainingConfig(EmbedMethodConfig):
+    """The corpus and the settings every training method (word2vec, GloVe) reads."""
 
     # bundled gensim corpus: lee_wiki (Lee news + Wikipedia excerpt, ~450k words), lee (~58k) or a gensim
     # test_data file name
-    corpus: str = field(default="lee_wiki", metadata=_TRAINING)
+    corpus: str = "lee_wiki"
     # your .txt (one document per line) / .jsonl files; replace `corpus`
-    train_files: list[str] = field(default_factory=list, metadata=_TRAINING)
+    train_files: list[str] = field(default_factory=list)
     # auto (by extension: .jsonl / .json = jsonl) | text | jsonl
-    file_format: str = field(default="auto", metadata=_TRAINING)
+    file_format: str = "auto"
     # the JSONL field that holds a document
-    text_field: str = field(default="text", metadata=_TRAINING)
+    text_field: str = "text"
     # simple_preprocess (gensim) | lower | lower_strip_punct
-    tokenize: str = field(default="simple_preprocess", metadata=_TRAINING)
+    tokenize: str = "simple_preprocess"
     # dimensions of a word vector
-    vector_size: int = field(default=100, metadata=_TRAINING)
+    vector_size: int = 100
     # context words on each side of the centre word
-    window: int = field(default=5, metadata=_TRAINING)
+    window: int = 5
     # words occurring fewer times are dropped from the vocabulary
-    min_count: int = field(default=5, metadata=_TRAINING)
+    min_count: int = 5
     # keep at most this many (most frequent) words; None = no cap
-    max_vocab: Optional[int] = field(default=None, metadata=_TRAINING)
+    max_vocab: Optional[int] = None
     # passes over the corpus (word2vec) / over the co-occurrence entries (glove)
-    epochs: int = field(default=5, metadata=_TRAINING)
+    epochs: int = 5
     # word2vec: initial learning rate (gensim's alpha); glove: AdaGrad step size
-    lr: float = field(default=0.025, metadata=_TRAINING)
+    lr: float = 0.025
     # seed of the initial vectors and the order of training
-    seed: int = field(default=42, metadata=_TRAINING)
-    # word2vec: 0 = CBOW, 1 = skip-gram
-    sg: int = field(default=0, metadata=read_by("word2vec"))
-    # word2vec: 1 = hierarchical softmax
-    hs: int = field(default=0, metadata=read_by("word2vec"))
-    # word2vec: negative samples per word; 0 = none (then set hs=1)
-    negative: int = field(default=5, metadata=read_by("word2vec"))
-    # word2vec: sub-sampling threshold of frequent words; 0 = off
-    sample: float = field(default=1e-3, metadata=read_by("word2vec"))
-    # word2vec: learning rate at the end of training (gensim's min_alpha)
-    min_lr: float = field(default=1e-4, metadata=read_by("word2vec"))
+    seed: int = 42
     # word2vec: worker threads (reproducible only with 1); glove: torch CPU threads
-    workers: int = field(default=3, metadata=_TRAINING)
-    # glove: co-occurrence count at which the weight f(x) reaches 1
-    x_max: float = field(default=100.0, metadata=read_by("glove"))
-    # glove: exponent of the weighting f(x) = (x / x_max) ** alpha
-    alpha: float = field(default=0.75, metadata=read_by("glove"))
-    # glove: co-occurrence entries per AdaGrad step
-    batch_size: int = field(default=4096, metadata=read_by("glove"))
-    # glove: clip each vector gradient component (reference glove.c)
-    grad_clip: float = field(default=100.0, metadata=read_by("glove"))
-    # glove: tokens per co-occurrence counting chunk (bounds memory)
-    chunk_tokens: int = field(default=1_000_000, metadata=read_by("glove"))
-    # glove: auto | cpu | cuda | cuda:N
-    device: str = field(default="auto", metadata=read_by("glove"))
-    # method=load: unpickle a gensim .kv file. Unpickling runs any code the file holds: only for
-    # files you made or trust; word2vec / GloVe files need no such risk.
-    allow_pickle: bool = field(default=False, metadata=read_by("load"))
+    workers: int = 3
 
     def __post_init__(self) -> None:
-        for name in ("vector_size", "window", "max_vocab", "epochs", "workers", "batch_size", "chunk_tokens"):
+        for name in ("vector_size", "window", "max_vocab", "epochs", "workers"):
             check_range(self, name, 1)
-        for name in ("min_count", "negative", "sample", "min_lr", "alpha", "grad_clip"):
+        check_range(self, "min_count", 0)
+        check_range(self, "lr", 0, low_open=True)
+
+
+@dataclass
+class Word2VecConfig(EmbedTrainingConfig):
+    """Skip-gram or CBOW vectors trained by gensim's Word2Vec (negative sampling or hierarchical softmax)."""
+
+    _target_: str = "lmtrain.embeddings.word2vec.Word2VecMethod"
+    # 0 = CBOW, 1 = skip-gram
+    sg: int = 0
+    # 1 = hierarchical softmax
+    hs: int = 0
+    # negative samples per word; 0 = none (then set hs=1)
+    negative: int = 5
+    # sub-sampling threshold of frequent words; 0 = off
+    sample: float = 1e-3
+    # learning rate at the end of training (gensim's min_alpha)
+    min_lr: float = 1e-4
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        for name in ("negative", "sample", "min_lr"):
             check_range(self, name, 0)
         for name in ("sg", "hs"):
             check_range(self, name, 0, 1)
-        check_range(self, "lr", 0, low_open=True)
+
+
+@dataclass
+class GloveConfig(EmbedTrainingConfig):
+    """The GloVe model as in the reference glove.c, trained in minibatches with AdaGrad."""
+
+    _target_: str = "lmtrain.embeddings.glove.GloveMethod"
+    # co-occurrence count at which the weight f(x) reaches 1
+    x_max: float = 100.0
+    # exponent of the weighting f(x) = (x / x_max) ** alpha
+    alpha: float = 0.75
+    # co-occurrence entries per AdaGrad step
+    batch_size: int = 4096
+    # clip each vector gradient component (reference glove.c)
+    grad_clip: float = 100.0
+    # tokens per co-occurrence counting chunk (bounds memory)
+    chunk_tokens: int = 1_000_000
+    # auto | cpu | cuda | cuda:N
+    device: str = "auto"
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        for name in ("batch_size", "chunk_tokens"):
+            check_range(self, name, 1)
+        for name in ("alpha", "grad_clip"):
+            check_range(self, name, 0)
         check_range(self, "x_max", 0, low_open=True)
+
+
+@dataclass
+class LoadVectorsConfig(EmbedMethodConfig):
+    """Existing word vectors, evaluated without training (`path=` names the file)."""
+
+    _target_: str = "lmtrain.embeddings.io.LoadVectorsMethod"
+    # unpickle a gensim .kv file. Unpickling runs any code the file holds: only for files you made or
+    # trust; word2vec / GloVe files need no such risk.
+    allow_pickle: bool = False
+
+
+# ConfigStore ``schema/embed/<name>``: what configs/method/*.yaml extend
+EMBED_SCHEMAS = {"word2vec": Word2VecConfig, "glove": GloveConfig, "load": LoadVectorsConfig}
 
 
 @dataclass
@@ -204,7 +264,7 @@ class EmbedConfig:
     """`lmtrain embed`: train word vectors (word2vec | glove) or load them (load), then evaluate."""
 
     method: str = "word2vec"  # set by the method group: word2vec | glove | load
-    embed: EmbedTrainConfig = field(default_factory=EmbedTrainConfig)
+    embed: Any = MISSING  # the method's schema (configs/method/*.yaml name it): a plug, like a model family
     eval: EmbedEvalConfig = field(default_factory=EmbedEvalConfig)
     path: Optional[str] = field(default=None, metadata=read_by("load"))  # method=load: the vectors file to evaluate
     # method=load: auto | word2vec | glove | kv (gensim KeyedVectors.save, a pickle: needs embed.allow_pickle=true)
@@ -215,13 +275,12 @@ class EmbedConfig:
 
     def __post_init__(self) -> None:
         check_range(self, "topn", 1)
-        for owner, prefix in ((self.embed, "embed."), (self, "")):
-            for name in unread_fields(owner, self.method):
-                readers = owner.__dataclass_fields__[name].metadata["read_by"]
-                raise IgnoredKeyError(f"{prefix}{name}", getattr(owner, name),
-                                      f"is read only by method={' or method='.join(readers)}; the chosen "
-                                      f"method={self.method} would ignore it",
-                                      f"Choose method={readers[0]} for it, or drop the key.")
+        for name in unread_fields(self, self.method):
+            readers = self.__dataclass_fields__[name].metadata["read_by"]
+            raise IgnoredKeyError(name, getattr(self, name),
+                                  f"is read only by method={' or method='.join(readers)}; the chosen "
+                                  f"method={self.method} would ignore it",
+                                  f"Choose method={readers[0]} for it, or drop the key.")
 
 
 @dataclass
@@ -235,11 +294,11 @@ class FinetuneOptions:
     head_lr: Optional[float] = None  # learning rate of the task head (None = optim.lr; 1e-2 over a frozen ELMo)
     class_weights: Any = "none"  # none | auto (inverse class frequency) | [w0, w1, ...] in label order
     head_dropout: Optional[float] = None  # dropout inside the task head (None = the backbone's dropout)
-    # ner: linear | bilstm (the task's own biLSTM over the features); null = bilstm for ELMo, linear otherwise
-    task_encoder: Optional[str] = None
-    task_lstm_dim: int = 128  # cells per direction of the task biLSTM
+    task_encoder: Optional[str] = field(default=None, metadata=moved_to("task.encoder"))  # moved: task.encoder
+    task_lstm_dim: int = field(default=128, metadata=moved_to("task.lstm_dim"))  # moved: task.lstm_dim
 
     def __post_init__(self) -> None:
+        check_moved(self)
         check_range(self, "freeze_layers", 0)
         check_range(self, "head_lr", 0)
         check_range(self, "head_dropout", 0, 1, high_open=True)
@@ -267,15 +326,19 @@ class PredictConfig:
     input: Optional[str] = None  # text file with one input per line, or - for stdin
     output: Optional[str] = None  # write JSON lines here instead of plain lines on stdout
     batch_size: int = 32  # inputs per forward pass
-    max_new_tokens: int = 40  # generation: tokens to decode per prompt
     device: str = "auto"  # auto | cpu | cuda | cuda:N
-    images: Optional[str] = None  # retrieval: folder of images to rank for each caption of `input`
-    captions: Optional[str] = None  # retrieval: file of captions (one per line) to rank for each image of `input`
-    top_k: int = 5  # retrieval: matches listed per query
+    # the keys of the run's task (its predict schema, e.g. task.max_new_tokens=20 for generation, task.images=DIR
+    # and task.top_k=3 for retrieval); a key that task does not read is refused
+    task: Any = field(default_factory=open_node)
+    # moved: task.max_new_tokens
+    max_new_tokens: Optional[int] = field(default=None, metadata=moved_to("task.max_new_tokens"))
+    images: Optional[str] = field(default=None, metadata=moved_to("task.images"))  # moved: task.images
+    captions: Optional[str] = field(default=None, metadata=moved_to("task.captions"))  # moved: task.captions
+    top_k: Optional[int] = field(default=None, metadata=moved_to("task.top_k"))  # moved: task.top_k
 
     def __post_init__(self) -> None:
-        for name in ("batch_size", "max_new_tokens", "top_k"):
-            check_range(self, name, 1)
+        check_moved(self)
+        check_range(self, "batch_size", 1)
 
 
 @dataclass

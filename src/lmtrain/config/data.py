@@ -39,6 +39,8 @@ class ChosenSource:
     """
 
     SOURCES: ClassVar[dict[str, tuple[str, str]]] = {}
+    name: str  # fields of each subclass (annotations only here: no dataclass field of this class)
+    source: str
 
     def active_source(self) -> str:
         """The source the data is read from (its keys are the ones read)."""

@@ -58,13 +58,18 @@ class ConfigChanges:
         return ", ".join(items[:limit]) + more
 
 
-def compare_configs(saved: dict[str, Any], new: dict[str, Any]) -> ConfigChanges:
+def compare_configs(saved: dict[str, Any], new: dict[str, Any], moved: dict[str, str] | None = None) -> ConfigChanges:
     """Split the differences of two (unresolved, nested) configs into allowed and refused ones.
 
     A key present on one side only (a setting added or removed between lmtrain versions) is not a
-    difference: the saved run knew nothing of it.
+    difference: the saved run knew nothing of it. ``moved`` maps a key's old place to its new one
+    (``finetune.task_encoder`` -> ``task.encoder``): a config saved before the move is read at the new place.
     """
     old_flat, new_flat = flatten(saved), flatten(new)
+    for old_key, new_key in (moved or {}).items():
+        if old_key in old_flat and new_key not in old_flat:
+            old_flat[new_key] = old_flat[old_key]
+        old_flat.pop(old_key, None)  # the old place holds only its default now: not a setting of either run
     allowed: dict[str, tuple[Any, Any]] = {}
     refused: dict[str, tuple[Any, Any]] = {}
     for key in sorted(set(old_flat) & set(new_flat)):

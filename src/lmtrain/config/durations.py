@@ -4,12 +4,28 @@ from __future__ import annotations
 
 import math
 import re
+from typing import overload
 
 from lmtrain.errors import UserError
 
 _UNITS = {"d": 86400, "h": 3600, "m": 60, "s": 1}
 _DURATION = re.compile(r"^\s*(?:(\d+(?:\.\d+)?)\s*d)?\s*(?:(\d+(?:\.\d+)?)\s*h)?\s*(?:(\d+(?:\.\d+)?)\s*m(?:in)?)?"
                        r"\s*(?:(\d+(?:\.\d+)?)\s*s)?\s*$")
+
+
+@overload
+def parse_duration(text: str | int | float, key: str = ...) -> float:
+    """A duration given: its seconds."""
+
+
+@overload
+def parse_duration(text: None, key: str = ...) -> None:
+    """No duration: None."""
+
+
+@overload
+def parse_duration(text: str | int | float | None, key: str = ...) -> float | None:
+    """A duration that may be unset: its seconds, or None."""
 
 
 def parse_duration(text: str | int | float | None, key: str = "trainer.max_time") -> float | None:

@@ -71,7 +71,7 @@ class ImageTextConfig(MaskingConfig):
     """ALBEF's losses: image-text contrastive, matching with hard negatives, MLM conditioned on the image."""
 
     _target_: str = "lmtrain.objectives.image_text_objective.ImageTextPretraining"
-    name: str = "albef"
+    name: str = "albef"  # the objective's own name (objective=albef), not a test of the model family
     masking: str = "dynamic"
     itc_weight: float = 1.0  # image-text contrastive loss
     itm_weight: float = 1.0  # image-text matching loss

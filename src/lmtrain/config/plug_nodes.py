@@ -1,4 +1,4 @@
-"""Type a composed config's plug nodes (model, objective, task) by the schema their plug declares.
+"""Type a composed config's plug nodes (model, objective, task, embed's method) by the schema their plug declares.
 
 Built-in presets name their schema in their defaults list, so Hydra types them while composing. A
 user's own YAML may instead just name its plug in ``_target_``; the plug class's ``config_class``
@@ -14,10 +14,10 @@ from typing import Any
 
 from lmtrain.errors import UserError
 
-PLUG_GROUPS = ("model", "objective", "task")
+PLUG_GROUPS = ("model", "objective", "task", "embed")  # `embed`: lmtrain embed's word-vector method
 # group -> the class its plug subclasses, by name: this layer sits below the plugs and imports none of them
 PLUG_BASES = {"model": "lmtrain.models.families.ModelFamily", "objective": "lmtrain.objectives.plug.PretrainingObjective",
-              "task": "lmtrain.tasks.base.Task"}
+              "task": "lmtrain.tasks.base.Task", "embed": "lmtrain.embeddings.method.EmbeddingMethod"}
 DATA_READERS = ("task", "objective")  # the plugs whose ``data_config`` types the ``data`` node
 
 
@@ -58,13 +58,13 @@ def type_plug_nodes(cfg: Any, command: str) -> Any:
         if not _untyped(node) or not node.get("_target_"):
             continue
         schema = getattr(plug_class(node, group, PLUG_BASES[group]), "config_class", None)
-        if schema is not None and dataclasses.is_dataclass(schema):
+        if isinstance(schema, type) and dataclasses.is_dataclass(schema):
             with open_dict(cfg):
                 cfg[group] = _typed(node, schema, f"{group}={node.get('name', '?')}", command)
-    group = next((group for group in DATA_READERS if cfg.get(group) is not None), None)
-    reader = cfg.get(group) if group else None
-    if _untyped(cfg.get("data")) and reader is not None and reader.get("_target_"):
-        schema = getattr(plug_class(reader, group, PLUG_BASES[group]), "data_config", None)
+    data_group = next((name for name in DATA_READERS if cfg.get(name) is not None), None)
+    reader = cfg.get(data_group) if data_group else None
+    if data_group and _untyped(cfg.get("data")) and reader is not None and reader.get("_target_"):
+        schema = getattr(plug_class(reader, data_group, PLUG_BASES[data_group]), "data_config", None)
         if schema is not None:
             with open_dict(cfg):
                 cfg.data = _typed(cfg.data, schema, "data", command)

@@ -16,7 +16,7 @@ from __future__ import annotations
 import warnings
 from argparse import Namespace
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
 from lmtrain.config import SCHEMAS
 from lmtrain.config.plug_nodes import PLUG_GROUPS
@@ -34,7 +34,7 @@ def hydra_arguments(args: list[str]) -> Namespace | None:
     class _Unparsed(Exception):
         pass
 
-    def fail(message: str) -> None:
+    def fail(message: str) -> NoReturn:
         raise _Unparsed(message)
 
     parser = get_args_parser()
@@ -96,13 +96,25 @@ def _typed_overrides(overrides: list[str]) -> tuple[list[str], dict[str, set[str
     from hydra.core.override_parser.overrides_parser import OverridesParser
 
     parsed = OverridesParser.create().parse_overrides(overrides=overrides)
-    hydra = [o.input_line for o in parsed if o.is_hydra_override()]
+    # parse_overrides keeps every override's input line
+    hydra = [o.input_line for o in parsed if o.is_hydra_override() and o.input_line is not None]
     targets: dict[str, set[str]] = {group: set() for group in PLUG_GROUPS}
     for override in parsed:
         group, _, leaf = override.key_or_group.partition(".")
-        if group in targets and leaf == "_target_" and isinstance(override.value(), str):
-            targets[group].add(override.value())
+        value = override.value()
+        if group in targets and leaf == "_target_" and isinstance(value, str):
+            targets[group].add(value)
     return hydra, targets
+
+
+def _plain(node: Any) -> dict[Any, Any]:
+    """``node`` (a DictConfig) as plain dicts and lists, interpolations and missing values kept as written."""
+    from omegaconf import OmegaConf
+
+    plain = OmegaConf.to_container(node, resolve=False, throw_on_missing=False)
+    if not isinstance(plain, dict):
+        raise TypeError(f"{type(node).__name__} is not a mapping config")
+    return plain
 
 
 def _check_composed(command: str, parsed: Namespace, search_path: Any, typed: list[str], source: Path,
@@ -114,10 +126,10 @@ def _check_composed(command: str, parsed: Namespace, search_path: Any, typed: li
     replayed = _compose(command, search_path, config_name, parsed.overrides, parsed.multirun, source)
     typed_hydra, typed_targets = _typed_overrides(typed)
     reference = _compose(command, search_path, command, typed_hydra, parsed.multirun, source)
-    plain = OmegaConf.to_container(replayed, resolve=False, throw_on_missing=False)
+    plain = _plain(replayed)
     hydra = plain.pop("hydra")
     check_task_config(plain, source, PLUG_GROUPS)
-    check_hydra_against(hydra, OmegaConf.to_container(reference.hydra, resolve=False, throw_on_missing=False), source)
+    check_hydra_against(hydra, _plain(reference.hydra), source)
     trusted = recorded_targets(original, PLUG_GROUPS)
     check_plug_targets(plain, {g: trusted[g] | typed_targets[g] for g in PLUG_GROUPS}, source, original)
     fit_schema(OmegaConf.create(plain), command, source)
@@ -199,7 +211,7 @@ def _check_primary(primary: Path, loaded: Any) -> None:
     if loaded.defaults_list:
         raise refuse("defaults", primary, "a saved config holds its composed values, never a defaults list (which "
                                           "would load other config files, Hydra's logging and launcher ones included).")
-    raw = OmegaConf.to_container(loaded.config, resolve=False) if OmegaConf.is_dict(loaded.config) else {}
+    raw = _plain(loaded.config) if OmegaConf.is_dict(loaded.config) else {}
     if "hydra" in raw:
         check_recorded_hydra(raw["hydra"], primary)
 

@@ -1,7 +1,9 @@
-"""Schemas of the `task` group of `lmtrain finetune`: one per task, each extending :class:`TaskConfig`.
+"""Schemas of the `task` group of `lmtrain finetune`: one per task, each extending :class:`TaskConfig`;
+and of the `task` node of `lmtrain predict`: one per task, each extending :class:`PredictOptions`.
 
 ``_target_`` names the task's plug (a :class:`lmtrain.tasks.base.Task` subclass), which reads its
-data, builds its head and objective, and owns its metrics and baselines.
+data, builds its head and objective, owns its metrics and baselines, and names its predict schema
+(``predict_config``): a key only one task reads lives in that task's schema, nowhere else.
 """
 
 from __future__ import annotations
@@ -10,6 +12,10 @@ from dataclasses import dataclass, field
 from typing import Optional
 
 from lmtrain.config.checks import ConfigRangeError, check_range
+
+
+# what a tagger may put between the features and its output (lmtrain.models.heads.TokenClassifierHead)
+TAGGER_ENCODERS = ("linear", "bilstm")
 
 
 @dataclass
@@ -36,6 +42,16 @@ class NerTaskConfig(TaskConfig):
     name: str = "ner"
     # a linear-chain CRF over the word tags (Viterbi decoding); null = with a biLSTM task encoder only
     crf: Optional[bool] = None
+    # between the features and the tag scores: linear | bilstm (the task's own biLSTM); null = the backbone
+    # family's usual (bilstm over ELMo's features, as in the paper; linear over a Transformer, as Hugging Face)
+    encoder: Optional[str] = None
+    lstm_dim: int = 128  # cells per direction of the task biLSTM (encoder=bilstm)
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        if self.encoder not in (None, *TAGGER_ENCODERS):
+            raise ConfigRangeError("encoder", f"one of {', '.join(TAGGER_ENCODERS)} (or null)", self.encoder)
+        check_range(self, "lstm_dim", 1)
 
 
 @dataclass
@@ -78,3 +94,31 @@ class RetrievalTaskConfig(TaskConfig):
         for name in ("rerank_k", "queue_start"):
             check_range(self, name, 0)
         check_range(self, "alpha", 0, 1)
+
+
+@dataclass
+class PredictOptions:
+    """`task.*` of `lmtrain predict`: what a task reads when it predicts; a task with options of its own extends
+    this schema and names it in its ``predict_config`` (none here: every task predicts without one)."""
+
+
+@dataclass
+class GenerationPredictConfig(PredictOptions):
+    """`lmtrain predict` with a prompt -> completion run: greedy completions."""
+
+    max_new_tokens: int = 40  # tokens decoded per input line
+
+    def __post_init__(self) -> None:
+        check_range(self, "max_new_tokens", 1)
+
+
+@dataclass
+class RetrievalPredictConfig(PredictOptions):
+    """`lmtrain predict` with an ALBEF run: rank images for captions, or captions for images."""
+
+    images: Optional[str] = None  # folder of images to rank for each caption of `input`
+    captions: Optional[str] = None  # file of captions (one per line) to rank for each image of `input`
+    top_k: int = 5  # matches listed per query
+
+    def __post_init__(self) -> None:
+        check_range(self, "top_k", 1)

@@ -78,7 +78,7 @@ class TrainerConfig:
     # full (rank 0 writes whole weights: model.safetensors) | sharded (every rank writes its own shards with
     # torch.distributed.checkpoint, no gather; for models whose full state does not fit one host)
     checkpoint_format: str = "full"
-    precision: str = "fp32"  # fp32 | bf16 | fp16 (fp16 uses a gradient scaler, CUDA only)
+    precision: str = "fp32"  # fp32 | bf16 (CUDA, or CPU: fastest with AMX/AVX512-BF16) | fp16 (CUDA only, grad scaler)
     compile: bool = False  # torch.compile the training step (falls back to eager where it cannot compile)
     num_workers: int = 0  # DataLoader worker processes
     bucket_by_length: bool = False  # batch training examples of similar length (fine-tuning sets; presets turn it on)

@@ -4,14 +4,22 @@ from __future__ import annotations
 
 import math
 from collections import Counter
+from typing import Any, Protocol
 
 import numpy as np
-from torch.utils.data import Dataset
 
 from lmtrain.data.masking import IGNORE_INDEX
 
 
-def _labels(dataset: Dataset) -> np.ndarray:
+class ExampleSet(Protocol):
+    """A sized data set of examples (dicts with a ``labels`` array), such as a ``Subset`` of one."""
+
+    def __len__(self) -> int: ...
+
+    def __getitem__(self, index: int) -> Any: ...
+
+
+def _labels(dataset: ExampleSet) -> np.ndarray:
     if hasattr(dataset, "set_epoch"):
         dataset.set_epoch(0)
     parts = [np.asarray(dataset[i]["labels"]) for i in range(len(dataset))]
@@ -19,7 +27,7 @@ def _labels(dataset: Dataset) -> np.ndarray:
     return labels[labels != IGNORE_INDEX]
 
 
-def majority_token_accuracy(train_set: Dataset, eval_set: Dataset) -> float:
+def majority_token_accuracy(train_set: ExampleSet, eval_set: ExampleSet) -> float:
     """Masked-token accuracy of always predicting the most frequent masked token of training."""
     train_labels = _labels(train_set)
     eval_labels = _labels(eval_set)

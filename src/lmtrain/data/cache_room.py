@@ -23,14 +23,15 @@ _RUST_OS_ERROR = re.compile(r"\(os error (\d+)\)")
 def no_room(error: BaseException) -> BaseException | None:
     """The error, ``error`` or one it was raised from, that says a write found no room; None if none does."""
     seen: set[int] = set()
-    while error is not None and id(error) not in seen:
-        seen.add(id(error))
-        if isinstance(error, OSError) and error.errno in _NO_ROOM:
-            return error
-        match = _RUST_OS_ERROR.search(str(error))
+    current: BaseException | None = error
+    while current is not None and id(current) not in seen:
+        seen.add(id(current))
+        if isinstance(current, OSError) and current.errno in _NO_ROOM:
+            return current
+        match = _RUST_OS_ERROR.search(str(current))
         if match and int(match.group(1)) in _NO_ROOM:
-            return error
-        error = error.__cause__ or error.__context__
+            return current
+        current = current.__cause__ or current.__context__
     return None
 
 

@@ -49,7 +49,7 @@ def _read_json(path: Path) -> list[tuple[str, str, str]]:
     if not isinstance(entries, list):
         raise UserError(f'{path}: expected a JSON list of {{"image": ..., "caption": ...}} entries, '
                         f"found a {type(entries).__name__}.")
-    rows = []
+    rows: list[tuple[str, str, str]] = []
     for n, entry in enumerate(entries):
         if not isinstance(entry, dict) or "image" not in entry or "caption" not in entry:
             raise UserError(f'{path}: entry {n} has no "image" and "caption" keys ({str(entry)[:80]}); '

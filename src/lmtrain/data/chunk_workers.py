@@ -109,6 +109,7 @@ def _start_worker(parent: int, tokenizer_text: str, roles: dict[str, str], data_
 
 
 def _build_in_worker(job: ChunkJob) -> ChunkReport:
+    assert _worker_builder is not None, "the pool's initializer, _start_worker, makes the builder"
     return _worker_builder.build(job)
 
 

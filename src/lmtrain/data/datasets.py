@@ -44,6 +44,9 @@ class PretrainingDataset(Dataset):
         example = self.store[index]
         word_ids = example.pop("word_ids", None)
         if self.corruption is not None:
+            input_ids = example["input_ids"]
+            # sequence fields read as arrays, scalar fields as ints (ExampleStore); these two are sequences
+            assert isinstance(input_ids, np.ndarray) and not isinstance(word_ids, int)
             rng = example_rng(self.seed, self.epoch, index)
-            example["input_ids"], example["labels"] = self.corruption(example["input_ids"], rng, word_ids)
+            example["input_ids"], example["labels"] = self.corruption(input_ids, rng, word_ids)
         return example

@@ -31,8 +31,14 @@ class ExampleRecipe(Protocol):
             from the document stream, end-of-text between documents: GPT, ELMo).
     """
 
-    name: str
-    example_format: str
+    # read-only members: an objective may hold them as properties or class attributes
+    @property
+    def name(self) -> str:
+        """The objective's name."""
+
+    @property
+    def example_format(self) -> str:
+        """How its examples are cut from the corpus."""
 
     def static_masking(self, tokenizer: TextTokenizer) -> MaskingSpec | None:
         """The mask drawn once at preprocessing (BERT's static masking), or None."""

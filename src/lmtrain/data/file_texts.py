@@ -74,7 +74,8 @@ class FileTexts:
 
     def _json_values(self) -> Iterator[Any]:
         """The text field of each object (None where an object has none)."""
-        found, fields = False, set()
+        found = False
+        fields: set[str] = set()  # the keys of the objects read
         for number, value in self._json_objects():
             if not isinstance(value, dict):
                 raise UserError(f"{self.path} line {number} is not a JSON object. {_JSON_HINT % self.text_field}")

@@ -14,12 +14,16 @@ import gzip
 import hashlib
 import io
 import lzma
+from collections.abc import Callable
 from pathlib import Path
-from typing import IO
+from typing import IO, Any, Protocol
 
 from lmtrain.errors import UserError
 
-COMPRESSIONS = {".gz": gzip.open, ".bz2": bz2.open, ".xz": lzma.open}
+# compression suffix -> what opens a file (a name, or a binary stream) for reading it decompressed
+COMPRESSIONS: dict[str, Callable[..., IO[bytes]]] = {
+    ".gz": gzip.open,  # type: ignore[dict-item]  # typeshed's GzipFile lacks IO[bytes], unlike BZ2File, LZMAFile
+    ".bz2": bz2.open, ".xz": lzma.open}
 # what a folder given as data files contributes: the files whose format lmtrain reads
 DATA_SUFFIXES = (".txt", ".text", ".jsonl", ".json", ".parquet", ".tsv", ".csv", ".conll", ".iob", ".bio")
 _GLOB_CHARS = set("*?[")
@@ -91,7 +95,11 @@ def expand_paths(patterns: list[str], key: str) -> list[Path]:
     return files
 
 
-def _check_utf8(stream: IO[bytes], path: Path, key: str) -> bool:
+class _ByteReader(Protocol):
+    def read(self, size: int, /) -> bytes: ...
+
+
+def _check_utf8(stream: _ByteReader, path: Path, key: str) -> bool:
     """Read ``stream`` to the end; raise UserError at invalid UTF-8; return whether it holds any text."""
     decoder = codecs.getincrementaldecoder("utf-8")()
     line, has_text = 1, False
@@ -115,9 +123,14 @@ class _Digesting(io.RawIOBase):
     def readable(self) -> bool:
         return True
 
-    def readinto(self, buffer) -> int:
-        data = self.raw.read(len(buffer))
+    def read(self, size: int = -1, /) -> bytes:
+        """The next ``size`` bytes (the rest for -1), hashed; never None, unlike a non-blocking raw stream's."""
+        data = self.raw.read(size)
         self.digest.update(data)
+        return data
+
+    def readinto(self, buffer: Any) -> int:
+        data = self.read(len(buffer))
         buffer[: len(data)] = data
         return len(data)
 

@@ -53,7 +53,7 @@ class HfSplit:
         """The column names (read from the first row when a stream does not declare them)."""
         names = self.rows.column_names
         if names is None:
-            first = next(iter(self.rows.take(1)), {})
+            first: dict[str, Any] = next(iter(self.rows.take(1)), {})
             names = list(first)
         return list(names)
 
@@ -80,13 +80,14 @@ class HfSplit:
         values = list(self.rows[name])
         feature = self.feature(name)
         label = feature if hasattr(feature, "int2str") else getattr(feature, "feature", None)
-        if not hasattr(label, "int2str"):
+        name_of = getattr(label, "int2str", None)
+        if name_of is None:
             return values, False
 
         def named(value: Any) -> Any:
             if isinstance(value, list):
                 return [named(v) for v in value]
-            return None if value is None or value < 0 else label.int2str(int(value))
+            return None if value is None or value < 0 else name_of(int(value))
 
         return [named(v) for v in values], True
 
@@ -95,14 +96,15 @@ class HfDataset:
     """The dataset ``data.path`` (with configuration ``data.config_name``), opened lazily per split.
 
     Args:
-        path: a Hub id, a dataset folder or a ``save_to_disk`` folder.
+        path: a Hub id, a dataset folder or a ``save_to_disk`` folder (None or empty: refused, unset).
         config_name: the dataset's configuration (subset), or None for its default.
         streaming: read the rows as they are iterated instead of preparing an Arrow copy in the
             cache (Hub ids and dataset folders; a ``save_to_disk`` folder is memory-mapped anyway).
         key: the option that named ``path``, for messages.
     """
 
-    def __init__(self, path: str, config_name: str | None = None, streaming: bool = False, key: str = "data.path"):
+    def __init__(self, path: str | None, config_name: str | None = None, streaming: bool = False,
+                 key: str = "data.path"):
         if not path:
             raise UserError(f"{key} is not set: give a Hugging Face dataset id (e.g. {key}=Salesforce/wikitext "
                             "data.config_name=wikitext-2-raw-v1), a dataset folder of parquet / json / csv "
@@ -140,6 +142,7 @@ class HfDataset:
         return HfSplit(rows, f"{self.path}[{split}]", identity)
 
     def _saved_split(self, split: str, key: str, where: str):
+        assert self.local is not None, "a save_to_disk dataset is a local folder"
         splits = saved_splits(self.local, where)
         if split not in splits:
             raise _missing_split(split, key, where, list(splits))

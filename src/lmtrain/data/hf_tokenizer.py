@@ -127,17 +127,17 @@ def load_hf_tokenizer(folder: str | Path, fallback_roles: dict[str, str] | None 
         tokenizer.no_truncation()
         tokenizer.no_padding()
         return TextTokenizer(tokenizer, hf_tokenizer_roles(folder, tokenizer, fallback_roles), source=str(path))
-    tokenizer = _converted(folder)
-    if tokenizer is None:
+    converted = _converted(folder)
+    if converted is None:
         raise UserError(f"{folder} has no tokenizer: expected tokenizer.json, a WordPiece vocab.txt, or a "
                         "byte-level BPE vocab.json + merges.txt, as save_pretrained writes them.")
-    roles = hf_tokenizer_roles(folder, tokenizer, fallback_roles)
+    roles = hf_tokenizer_roles(folder, converted, fallback_roles)
     # special tokens are matched whole in text ("The [MASK] was hot"), never split by the pre-tokenizer;
     # RoBERTa's <mask> takes the space before it, as its own tokenizer does
-    tokenizer.add_special_tokens([AddedToken(token, special=True, lstrip=token == "<mask>")
+    converted.add_special_tokens([AddedToken(token, special=True, lstrip=token == "<mask>")
                                   for token in dict.fromkeys(roles.values())])
-    add_post_processor(tokenizer, roles)
-    return TextTokenizer(tokenizer, roles, source=str(folder))
+    add_post_processor(converted, roles)
+    return TextTokenizer(converted, roles, source=str(folder))
 
 
 def load_tokenizer_source(name: str, roles: dict[str, str], key: str = "tokenizer.path") -> TextTokenizer:

@@ -31,16 +31,17 @@ def load_image(path: str | Path, keep_side: int | None = None) -> Image.Image:
         raise UserError(f"image {path} does not exist; check data.image_root and the paths in the captions file, "
                         "or set data.skip_bad_images=true to skip pairs whose image is missing or unreadable.")
     try:
-        with Image.open(path) as img:
+        with Image.open(path) as opened:
             if keep_side:
-                img.draft("RGB", (keep_side, keep_side))  # JPEG: decode at a reduced scale directly
-            img = img.convert("RGB")
+                opened.draft("RGB", (keep_side, keep_side))  # JPEG: decode at a reduced scale directly
+            img = opened.convert("RGB")
     except (UnidentifiedImageError, OSError, SyntaxError) as error:
         raise UserError(f"image {path} cannot be read ({error}); replace the file, or set "
                         "data.skip_bad_images=true to skip pairs whose image is missing or unreadable.") from None
     if keep_side and min(img.size) > keep_side:
         scale = keep_side / min(img.size)
-        img = img.resize((max(1, round(img.width * scale)), max(1, round(img.height * scale))), Image.BICUBIC)
+        img = img.resize((max(1, round(img.width * scale)), max(1, round(img.height * scale))),
+                         Image.Resampling.BICUBIC)
     return img
 
 
@@ -70,12 +71,12 @@ def train_transform(img: Image.Image, size: int, rng: np.random.Generator, flip:
                     min_scale: float = 0.5) -> torch.Tensor:
     """Random resized crop to ``size`` x ``size``, mirrored if ``flip``, normalised: (3, size, size)."""
     box = random_crop_box(img.width, img.height, rng, scale=(min_scale, 1.0))
-    out = img.resize((size, size), Image.BICUBIC, box=box)
+    out = img.resize((size, size), Image.Resampling.BICUBIC, box=box)
     if flip:
-        out = out.transpose(Image.FLIP_LEFT_RIGHT)
+        out = out.transpose(Image.Transpose.FLIP_LEFT_RIGHT)
     return to_tensor(out)
 
 
 def eval_transform(img: Image.Image, size: int) -> torch.Tensor:
     """Resize to ``size`` x ``size``, normalised: (3, size, size)."""
-    return to_tensor(img.resize((size, size), Image.BICUBIC))
+    return to_tensor(img.resize((size, size), Image.Resampling.BICUBIC))

@@ -91,6 +91,7 @@ class SplitCorpus:
     def chunks(self, max_chars: int = CHUNK_CHARS) -> Iterator[tuple[str, list[list[str]]]]:
         """("train" | "eval", documents) pairs, in corpus order."""
         if self.mask is None:
+            assert self.held_out is not None  # __init__ draws no mask only when a held-out corpus is given
             yield from (("train", docs) for docs in self.train.chunks(max_chars))
             yield from (("eval", docs) for docs in self.held_out.chunks(max_chars))
             return

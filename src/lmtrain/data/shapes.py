@@ -78,7 +78,8 @@ def shape_scenes(n: int, seed: int, side: int = 64, unique: bool = False) -> lis
         unique: no caption twice (held-out sets: every query has exactly one right answer).
     """
     rng = random.Random(seed)
-    scenes, seen = [], set()
+    scenes: list[tuple[Image.Image, str]] = []
+    seen: set[str] = set()
     for _ in range(n * 100):
         if len(scenes) == n:
             break

@@ -74,11 +74,14 @@ def _file_source(data_cfg: TextDataConfig) -> CorpusSource:
         train, key = expand_paths(list(data_cfg.train_files), "data.train_files"), "data.train_files"
     eval_files = expand_paths(list(data_cfg.eval_files), "data.eval_files")
     digests = [*_checked_all(train, key), "eval", *_checked_all(eval_files, "data.eval_files")]
-    read = dict(fmt=data_cfg.format, text_field=data_cfg.text_field, documents=data_cfg.documents)
+
+    def read(files: list[Path]) -> Corpus:
+        return Corpus.from_files(files, fmt=data_cfg.format, text_field=data_cfg.text_field,
+                                 documents=data_cfg.documents)
 
     def open_corpora() -> tuple[Corpus, Corpus | None]:
-        held_out = Corpus.from_files(eval_files, **read) if eval_files else None
-        return Corpus.from_files(train, **read), held_out
+        held_out = read(eval_files) if eval_files else None
+        return read(train), held_out
 
     return CorpusSource(digests, open_corpora)
 

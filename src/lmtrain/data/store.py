@@ -17,9 +17,10 @@ from __future__ import annotations
 import hashlib
 import json
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
+import numpy.typing as npt
 
 from lmtrain.files.atomic import atomic_directory
 
@@ -51,7 +52,7 @@ class _NpyColumn:
 
     HEADER_BYTES = 128  # magic (6) + version (2) + length (2) + the dict, padded with spaces
 
-    def __init__(self, path: Path, dtype: np.dtype, width: int | None):
+    def __init__(self, path: Path, dtype: npt.DTypeLike, width: int | None):
         self.path, self.dtype, self.width, self.rows = path, np.dtype(dtype), width, 0
         self.hash = hashlib.sha256()  # of the rows' bytes, as :func:`_column_digest` reads them back
         self.file = open(path, "wb")
@@ -147,7 +148,7 @@ class StoreWriter:
         for name, values in scalars.items():
             self.columns[name].append(np.asarray(values, dtype=np.int64))
 
-    def __exit__(self, *exc_info) -> bool:
+    def __exit__(self, *exc_info: Any) -> bool | None:
         try:
             if exc_info[0] is None:
                 self._finish()
@@ -213,7 +214,7 @@ class _Columns:
 
     def __init__(self, path: Path, fields: dict[str, list[str]], in_memory: bool):
         self.lengths = np.load(path / f"{LENGTH}.npy")
-        mode = None if in_memory else "r"
+        mode: Literal["r"] | None = None if in_memory else "r"
         self.sequences = {n: np.load(path / f"{n}.npy", mmap_mode=mode) for n in fields["sequences"]}
         self.scalars = {n: np.load(path / f"{n}.npy") for n in fields["scalars"]}
 

@@ -149,12 +149,19 @@ def build_untrained(kind: str, lowercase: bool, roles: dict[str, str]) -> tuple[
 
 
 def add_post_processor(tokenizer: Tokenizer, roles: dict[str, str]) -> None:
-    """Let `encode(..., add_special_tokens=True)` frame text the way the model was trained."""
+    """Let `encode(..., add_special_tokens=True)` frame text the way the model was trained.
+
+    Raises:
+        ValueError: the tokenizer lacks the cls or sep token of ``roles`` (callers add them first).
+    """
     if "cls" in roles and "sep" in roles:
         cls, sep = roles["cls"], roles["sep"]
-        ids = {cls: tokenizer.token_to_id(cls), sep: tokenizer.token_to_id(sep)}
+        cls_id, sep_id = tokenizer.token_to_id(cls), tokenizer.token_to_id(sep)
+        if cls_id is None or sep_id is None:
+            raise ValueError(f"the tokenizer has no {cls} or no {sep} token to frame texts with")
+        ids = {cls: cls_id, sep: sep_id}
         if cls == "<s>":  # RoBERTa frames pairs as <s> A </s></s> B </s>
-            tokenizer.post_processor = processors.RobertaProcessing((sep, ids[sep]), (cls, ids[cls]),
+            tokenizer.post_processor = processors.RobertaProcessing((sep, sep_id), (cls, cls_id),
                                                                     trim_offsets=False, add_prefix_space=False)
         else:
             tokenizer.post_processor = processors.TemplateProcessing(

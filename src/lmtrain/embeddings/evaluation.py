@@ -135,10 +135,10 @@ def evaluate(kv: KeyedVectors, analogies: Optional[str], similarities: dict[str,
         log.info("analogies: %.4f (%d/%d), %.1f%% skipped", result.accuracy, result.correct,
                  result.evaluated, 100 * result.oov)
     for name, file in similarities.items():
-        result = evaluate_similarity(kv, resolve_benchmark(file, f"eval.similarities.{name}"),
-                                     restrict_vocab, case_insensitive)
-        metrics.update({f"eval/{name}_spearman": result.spearman, f"eval/{name}_pearson": result.pearson,
-                        f"eval/{name}_pairs": result.pairs, f"eval/{name}_oov": result.oov})
+        similarity = evaluate_similarity(kv, resolve_benchmark(file, f"eval.similarities.{name}"),
+                                         restrict_vocab, case_insensitive)
+        metrics.update({f"eval/{name}_spearman": similarity.spearman, f"eval/{name}_pearson": similarity.pearson,
+                        f"eval/{name}_pairs": similarity.pairs, f"eval/{name}_oov": similarity.oov})
     return metrics
 
 

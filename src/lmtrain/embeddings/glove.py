@@ -36,15 +36,17 @@ from __future__ import annotations
 import logging
 import time
 from dataclasses import dataclass
-from typing import Callable, Iterable, Optional
+from typing import Any, Callable, Iterable, Optional
 
 import numpy as np
 import scipy.sparse as sp
 import torch
 from gensim.models import KeyedVectors
 
+from lmtrain.config.commands import GloveConfig
 from lmtrain.embeddings.cooccurrence import count_cooccurrences
 from lmtrain.embeddings.io import keyed_vectors
+from lmtrain.embeddings.method import EmbeddingMethod
 from lmtrain.embeddings.vocabulary import build_vocabulary, encode
 from lmtrain.errors import UserError
 from lmtrain.training.precision import resolve_device
@@ -185,8 +187,8 @@ class ZeroCellSampler:
         at = torch.searchsorted(self.observed, keys).clamp_(max=len(self.observed) - 1)
         return self.observed[at] != keys
 
-    def extend(self, rows: torch.Tensor, cols: torch.Tensor, log_x: torch.Tensor,
-               weight: torch.Tensor):
+    def extend(self, rows: torch.Tensor, cols: torch.Tensor, log_x: torch.Tensor, weight: torch.Tensor
+               ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor | None]:
         """The batch with its sampled cells appended, and the (B,) mask of the sampled cells.
 
         Returns:
@@ -273,9 +275,9 @@ def _fit(cooc: sp.coo_matrix, vector_size: int, epochs: int, lr: float, x_max: f
         total = torch.zeros((), device=dev, dtype=torch.float64)  # summed on device: no sync per step
         for first in range(0, nnz, batch_size):
             batch = slice(first, first + batch_size)
-            *entries, one_sided = sampler.extend(epoch_rows[batch], epoch_cols[batch],
-                                                 epoch_log_x[batch], epoch_weight[batch])
-            total += params.step(*entries, lr, grad_clip, one_sided)
+            step_rows, step_cols, step_log_x, step_weight, one_sided = sampler.extend(
+                epoch_rows[batch], epoch_cols[batch], epoch_log_x[batch], epoch_weight[batch])
+            total += params.step(step_rows, step_cols, step_log_x, step_weight, lr, grad_clip, one_sided)
             if on_batch is not None:
                 on_batch(epoch, min(first + batch_size, nnz) / nnz)
         losses.append(total.item() / max(nnz, 1))
@@ -310,3 +312,23 @@ def fit_glove(corpus: Iterable[list[str]], source: str, *, vector_size: int = 10
                         f"in one document of {source}; add text or lower embed.min_count.")
     vectors, losses = train_glove(cooc, vector_size, **train_kwargs)
     return keyed_vectors(vocab.words, vectors, vocab.counts), losses, vocab.total_tokens
+
+
+class GloveMethod(EmbeddingMethod):
+    """``method=glove``: co-occurrence counts, then GloVe trained in minibatches; each epoch's loss and time logged."""
+
+    config_class = GloveConfig
+
+    def train(self, corpus: Iterable[list[str]], source: str, log_epoch: Any, progress: Any
+              ) -> tuple[KeyedVectors, list[float], int]:
+        """See :meth:`EmbeddingMethod.train`."""
+        c = self.cfg
+
+        def on_epoch(epoch: int, loss: float, seconds: float) -> None:
+            log_epoch(epoch, {"train/loss": loss, "train/epoch_s": seconds})
+            progress.epoch_done(epoch, f"loss {loss:.4g}  {seconds:.1f} s/epoch")
+
+        return fit_glove(corpus, source, vector_size=c.vector_size, window=c.window, min_count=c.min_count,
+                         max_vocab=c.max_vocab, chunk_tokens=c.chunk_tokens, epochs=c.epochs, lr=c.lr, x_max=c.x_max,
+                         alpha=c.alpha, batch_size=c.batch_size, grad_clip=c.grad_clip or None, seed=c.seed,
+                         device=c.device, threads=c.workers, on_epoch=on_epoch, on_batch=progress.within_epoch)

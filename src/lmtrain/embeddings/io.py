@@ -20,6 +20,8 @@ from typing import Optional
 import numpy as np
 from gensim.models import KeyedVectors
 
+from lmtrain.config.commands import LoadVectorsConfig
+from lmtrain.embeddings.method import EmbeddingMethod
 from lmtrain.files.atomic import write_with
 from lmtrain.errors import UserError
 
@@ -122,3 +124,14 @@ def load_vectors(path: str | Path, file_format: str = "auto", allow_pickle: bool
         raise UserError(f"'{path}' holds no word vectors; check the file.")
     log.info("loaded %d vectors of dimension %d from %s (%s)", len(kv), kv.vector_size, path, chosen)
     return kv
+
+
+class LoadVectorsMethod(EmbeddingMethod):
+    """``method=load``: existing vectors (word2vec text / binary, GloVe text; a gensim pickle only if allowed)."""
+
+    config_class = LoadVectorsConfig
+    trains = False
+
+    def load(self, path: str, file_format: str) -> KeyedVectors:
+        """See :meth:`EmbeddingMethod.load`."""
+        return load_vectors(path, file_format, self.cfg.allow_pickle)

@@ -13,11 +13,13 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from typing import Callable, Iterable, Iterator, Optional
+from typing import Any, Callable, Iterable, Iterator, Optional
 
 from gensim.models import KeyedVectors, Word2Vec
 from gensim.models.callbacks import CallbackAny2Vec
 
+from lmtrain.config.commands import Word2VecConfig
+from lmtrain.embeddings.method import EmbeddingMethod
 from lmtrain.embeddings.vocabulary import check_vocabulary
 from lmtrain.errors import UserError
 
@@ -82,10 +84,12 @@ class EpochReporter(CallbackAny2Vec):
         self._start_time = 0.0
 
     def on_epoch_begin(self, model: Word2Vec) -> None:
+        """Note the loss and the time as the epoch starts."""
         self._start_loss = model.get_latest_training_loss()
         self._start_time = time.perf_counter()
 
     def on_epoch_end(self, model: Word2Vec) -> None:
+        """Record the epoch's loss and report it with its speed to ``on_epoch``."""
         seconds = time.perf_counter() - self._start_time
         loss = float(model.get_latest_training_loss() - self._start_loss)
         self.losses.append(loss)
@@ -141,3 +145,23 @@ def train_word2vec(corpus: Iterable[list[str]], source: str, *, vector_size: int
     model.train(pieces, total_examples=model.corpus_count, total_words=model.corpus_total_words,
                 epochs=epochs, compute_loss=True, callbacks=[reporter])
     return model.wv, reporter.losses, model.corpus_total_words
+
+
+class Word2VecMethod(EmbeddingMethod):
+    """``method=word2vec``: gensim's Word2Vec, each epoch's loss and words/s logged."""
+
+    config_class = Word2VecConfig
+
+    def train(self, corpus: Iterable[list[str]], source: str, log_epoch: Any, progress: Any
+              ) -> tuple[KeyedVectors, list[float], int]:
+        """See :meth:`EmbeddingMethod.train`."""
+        c = self.cfg
+
+        def on_epoch(epoch: int, loss: float, words_per_s: float, seconds: float) -> None:
+            log_epoch(epoch, {"train/loss": loss, "train/words_per_s": words_per_s})
+            progress.epoch_done(epoch, f"loss {loss:.4g}  {words_per_s:,.0f} words/s")
+
+        return train_word2vec(corpus, source, vector_size=c.vector_size, window=c.window, min_count=c.min_count,
+                              max_vocab=c.max_vocab, epochs=c.epochs, lr=c.lr, min_lr=c.min_lr, sg=c.sg, hs=c.hs,
+                              negative=c.negative, sample=c.sample, workers=c.workers, seed=c.seed,
+                              on_epoch=on_epoch)

@@ -22,6 +22,7 @@ from torch import nn
 from lmtrain.errors import UserError
 from lmtrain.files.sharded import METADATA, read_sharded_tensors
 from lmtrain.files.tensors import load_safetensors_into, read_safetensors
+from lmtrain.run_folder.provenance import note_run_plugs
 
 WEIGHTS = "model.safetensors"
 MODEL_META = "model.json"
@@ -76,6 +77,7 @@ def read_model_meta(checkpoint: Path) -> dict[str, Any]:
                         "(an older checkpoints/step-N).") from None
     if not isinstance(meta, dict):
         raise UserError(f"{path} is not a JSON object; it was not written by lmtrain.")
+    note_run_plugs(checkpoint)  # a plug of the run that does not import is then reported with its folder
     return meta
 
 

@@ -154,11 +154,11 @@ def _storage_problem(folder: Path, metadata: Any) -> str | None:
             sizes[name] = (folder / name).stat().st_size if (folder / name).is_file() else -1
         if sizes[name] < 0:
             return f"{name} is missing"
-        end = getattr(info, "offset", None), getattr(info, "length", None)
-        if not all(isinstance(number, int) and number >= 0 for number in end):
+        offset, length = getattr(info, "offset", None), getattr(info, "length", None)
+        if not (isinstance(offset, int) and offset >= 0 and isinstance(length, int) and length >= 0):
             return f"{METADATA} gives {name} a byte range that is not two counts"
-        if sum(end) > sizes[name]:
-            return f"{name} is truncated ({sizes[name]} bytes, the metadata needs {sum(end)})"
+        if offset + length > sizes[name]:
+            return f"{name} is truncated ({sizes[name]} bytes, the metadata needs {offset + length})"
     return _size_problem(metadata, sum(sizes.values()))
 
 

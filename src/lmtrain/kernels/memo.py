@@ -1,9 +1,13 @@
-"""What ``trainer.cpu_kernels=auto`` decided on this machine, kept in a small JSON file.
+"""The choice ``trainer.cpu_kernels=auto`` keeps per machine, in a small JSON file it writes itself.
 
-``auto`` times both kernel sets, and a timing can come out either way on a busy machine. The two
-sets draw dropout masks differently, so two runs of one command could train differently. The
-first decision is therefore kept, keyed by the CPU, the PyTorch version and the thread count, and
-reused by every later run on the same machine: one command, one result.
+The two kernel sets draw dropout masks differently, so a run's kernels must not depend on the
+timing noise of that run: one command, one result. Each machine (CPU model, PyTorch version,
+thread count) therefore gets one kept choice (:class:`~lmtrain.kernels.decision.KeptChoice`),
+which every later run uses; later measurements only decide whether the runs after them switch.
+
+The file is only ever replaced whole (a temporary file renamed over it). A file that is not a
+memo (damaged, not JSON, a symbolic link, a folder) is neither followed nor overwritten: ``auto``
+then measures in every run and says so once per run.
 """
 
 from __future__ import annotations
@@ -12,9 +16,15 @@ import json
 import os
 import platform
 import tempfile
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import torch
+
+from lmtrain.kernels.decision import KeptChoice
+
+KERNEL_SETS = ("onednn", "torch")
+MAX_BYTES = 1 << 20  # a memo holds a few lines per machine; anything larger is not one
 
 
 def machine_key() -> str:
@@ -30,27 +40,75 @@ def machine_key() -> str:
     return f"{cpu} | torch {torch.__version__} | {torch.get_num_threads()} threads"
 
 
-def recall(path: Path) -> tuple[str, str] | None:
-    """The (kernels, why) stored in ``path`` for this machine, or None (none stored, another machine, unreadable)."""
+@dataclass
+class Memo:
+    """A memo file as read: its entries by machine, and why it cannot be used (None when it can)."""
+
+    path: Path
+    entries: dict = field(default_factory=dict)
+    problem: str | None = None
+
+
+def read_memo(path: Path) -> Memo:
+    """The memo at ``path``: no entries when it does not exist, a ``problem`` when it is not a memo."""
+    if path.is_symlink():
+        return Memo(path, problem="it is a symbolic link, which lmtrain neither follows nor replaces")
+    if not path.exists():
+        return Memo(path)
+    if path.is_dir():
+        return Memo(path, problem="it is a folder, not a file")
     try:
-        stored = json.loads(path.read_text())
-    except (OSError, ValueError):
-        return None
-    entry = stored.get(machine_key()) if isinstance(stored, dict) else None
-    if isinstance(entry, dict) and entry.get("kernels") in ("onednn", "torch"):
-        return entry["kernels"], f"auto, as decided on this machine before ({entry.get('why', '')})"
+        if path.stat().st_size > MAX_BYTES:
+            return Memo(path, problem=f"it is larger than a memo can be ({MAX_BYTES} bytes)")
+        entries = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, ValueError) as error:
+        return Memo(path, problem=f"it cannot be read as JSON ({type(error).__name__}: {str(error)[:80]})")
+    if not isinstance(entries, dict):
+        return Memo(path, problem="it holds no JSON object of machines")
+    return Memo(path, entries)
+
+
+def _count(value: object) -> int:
+    """A stored count, or 0 where a hand edit left something else."""
+    return value if isinstance(value, int) and not isinstance(value, bool) and value >= 0 else 0
+
+
+def kept_choice(memo: Memo) -> tuple[KeptChoice | None, str | None]:
+    """This machine's kept choice in ``memo`` (None: none kept), with a problem to log when its entry is unusable."""
+    entry = memo.entries.get(machine_key())
+    if entry is None:
+        return None, None
+    kernels = entry.get("kernels") if isinstance(entry, dict) else None
+    if kernels not in KERNEL_SETS:
+        return None, (f"its entry for this machine names CPU kernels {kernels!r}, which are none of "
+                      f"{', '.join(KERNEL_SETS)}; the entry is measured anew and replaced")
+    why, decided = entry.get("why"), entry.get("decided")
+    return KeptChoice(kernels, why if isinstance(why, str) else "no reason stored",
+                      decided if isinstance(decided, str) else "",
+                      _count(entry.get("reviews")), _count(entry.get("challenges"))), None
+
+
+def keep(memo: Memo, choice: KeptChoice) -> str | None:
+    """Store ``choice`` as this machine's entry of ``memo``, beside the other machines' entries.
+
+    Returns:
+        None once written, else why it was not (a read-only or full disk only costs the memo).
+    """
+    if memo.problem is not None:
+        return memo.problem
+    entries = {**memo.entries, machine_key(): asdict(choice)}
+    handle = None
+    try:
+        memo.path.parent.mkdir(parents=True, exist_ok=True)
+        with tempfile.NamedTemporaryFile("w", dir=memo.path.parent, prefix=".tmp-", suffix=".json",
+                                         delete=False, encoding="utf-8") as handle:
+            json.dump(entries, handle, indent=1)
+        if memo.path.is_symlink() or memo.path.is_dir():  # appeared since it was read
+            raise IsADirectoryError("it became a symbolic link or a folder while lmtrain measured")
+        os.replace(handle.name, memo.path)
+    except OSError as error:
+        if handle is not None:
+            Path(handle.name).unlink(missing_ok=True)
+        return f"it cannot be written ({error.strerror or error})"
+    memo.entries = entries
     return None
-
-
-def remember(path: Path, kernels: str, why: str) -> None:
-    """Store this machine's decision in ``path`` (atomically; a read-only or full disk only loses the memo)."""
-    try:
-        stored = json.loads(path.read_text()) if path.exists() else {}
-        stored = stored if isinstance(stored, dict) else {}
-        stored[machine_key()] = {"kernels": kernels, "why": why}
-        path.parent.mkdir(parents=True, exist_ok=True)
-        with tempfile.NamedTemporaryFile("w", dir=path.parent, prefix=".tmp-", delete=False) as handle:
-            json.dump(stored, handle, indent=1)
-        os.replace(handle.name, path)
-    except (OSError, ValueError):
-        pass

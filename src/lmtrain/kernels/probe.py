@@ -1,18 +1,20 @@
-"""The start-up check behind ``cpu_kernels=auto``: do lmtrain's CPU kernels run, and are they faster here?
+"""The start-up check behind ``cpu_kernels=auto``: do lmtrain's CPU kernels run, and how fast is each set here?
 
 One training-shaped linear layer with dropout (a mini model's feed-forward input projection),
-forward and backward, timed alternately with lmtrain's kernels and with PyTorch's own ops; the
-best of a few rounds each, about a tenth of a second on a 2-core VM. The global random stream is
+forward and backward, timed alternately with lmtrain's kernels and with PyTorch's own ops (the
+order flips every round, so a burst of load lands on both sides); each side's best time is the
+estimate least inflated by load. A few tenths of a second at most. The global random stream is
 left as it was, so the check changes no run's dropout masks.
 """
 
 from __future__ import annotations
 
+import functools
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import Callable
+from pathlib import Path
 
 import torch
 import torch.nn.functional as F
@@ -21,26 +23,24 @@ from lmtrain.kernels.cpu.dropout import cheap_dropout
 from lmtrain.kernels.cpu.linear import onednn_linear, onednn_product
 
 ROWS, IN_FEATURES, OUT_FEATURES = 512, 256, 1024  # batch 4 x 128 tokens into a d_model=256 feed-forward layer
-ROUNDS = 4
+ROUNDS = 8  # measured rounds at most, after one warm-up round
+MIN_ROUNDS = 3  # measured rounds at least, whatever the budget
 BUDGET_S = 0.3  # on a loaded machine fewer rounds: the check must stay well under a second
 DROPOUT = 0.1
 
 
 @dataclass(frozen=True)
 class ProbeTimes:
-    """Best seconds of one forward + backward with each kernel set."""
+    """Each kernel set's best seconds of one forward + backward, and how many timings each took."""
 
     onednn_s: float
     torch_s: float
-
-    @property
-    def onednn_faster(self) -> bool:
-        """Whether lmtrain's CPU kernels beat PyTorch's ops on this machine."""
-        return self.onednn_s < self.torch_s
+    rounds: int = 1
 
     def describe(self) -> str:
-        """``12.1 ms with oneDNN, 15.3 ms with torch``: the two times, for the log."""
-        return f"{self.onednn_s * 1e3:.1f} ms with oneDNN, {self.torch_s * 1e3:.1f} ms with torch"
+        """``12.1 ms with oneDNN vs 15.3 ms with torch (best of 8 each)``: the two times, for the log."""
+        return (f"{self.onednn_s * 1e3:.1f} ms with oneDNN vs {self.torch_s * 1e3:.1f} ms with torch "
+                f"(best of {self.rounds} each)")
 
 
 @contextmanager
@@ -66,6 +66,8 @@ def check_onednn_ops() -> None:
     packed = onednn_product(x.detach(), torch.ops.mkldnn._reorder_linear_weight(weight.detach(), 16), None)
     theirs = F.linear(x.detach(), weight.detach())
     expected_grads = (weight.detach().sum(0).expand(16, 24), x.detach().sum(0).expand(40, 24))
+    if x.grad is None or weight.grad is None:
+        raise RuntimeError("oneDNN's linear product gave no gradients")
     pairs = [(ours.detach(), theirs), (packed, theirs), (x.grad, expected_grads[0]), (weight.grad, expected_grads[1])]
     if not all(torch.allclose(a, b, atol=1e-3, rtol=1e-4) for a, b in pairs):
         raise RuntimeError("oneDNN's linear product disagrees with F.linear")
@@ -80,28 +82,59 @@ def _layer_step(linear: Callable, dropout: Callable, x: torch.Tensor, weight: to
     return time.perf_counter() - start
 
 
-def time_kernels() -> ProbeTimes:
-    """Best-of-:data:`ROUNDS` seconds of the probe layer with lmtrain's kernels and with PyTorch's ops.
+def measure_alternately(steps: dict[str, Callable[[], float]], rounds: int = ROUNDS, min_rounds: int = MIN_ROUNDS,
+                        budget_s: float = BUDGET_S, clock: Callable[[], float] = time.perf_counter
+                        ) -> dict[str, list[float]]:
+    """Each step's timings, taken in alternating order (A B, B A, A B, ...) after one warm-up round.
 
-    After the warm-up round and two measured ones, rounds stop once :data:`BUDGET_S` has passed.
+    Args:
+        steps: name -> a function that runs one step and returns its seconds.
+        rounds: measured rounds at most.
+        min_rounds: measured rounds at least; after them, rounds stop once ``budget_s`` has passed.
+        budget_s: seconds the measured rounds may take (by ``clock``).
+        clock: seconds now (a fake clock in tests).
     """
+    names = list(steps)
+    for name in names:  # warm-up: allocator, oneDNN primitives
+        steps[name]()
+    timings: dict[str, list[float]] = {name: [] for name in names}
+    started = clock()
+    for round_index in range(rounds):
+        if round_index >= min_rounds and clock() - started > budget_s:
+            break
+        for name in names if round_index % 2 == 0 else reversed(names):
+            timings[name].append(steps[name]())
+    return timings
+
+
+def time_kernels() -> ProbeTimes:
+    """Each side's best time of the probe layer, timed alternately with lmtrain's kernels and PyTorch's ops."""
     generator = torch.Generator().manual_seed(0)
     x = torch.randn(ROWS, IN_FEATURES, generator=generator, requires_grad=True)
     weight = torch.randn(OUT_FEATURES, IN_FEATURES, generator=generator, requires_grad=True)
     bias = torch.randn(OUT_FEATURES, generator=generator, requires_grad=True)
     sets = {"onednn": (onednn_linear, cheap_dropout),
             "torch": (F.linear, lambda t, p: F.dropout(t, p, training=True))}
-    best = {name: float("inf") for name in sets}
+    steps: dict[str, Callable[[], float]] = {name: functools.partial(_layer_step, linear, dropout, x, weight, bias)
+             for name, (linear, dropout) in sets.items()}
     # Dropout draws here must not shift the run's random stream.
     with torch.random.fork_rng(devices=[]), _plain_fp32_autograd():
-        started = time.perf_counter()  # reset after the warm-up round
-        for round_index in range(ROUNDS + 1):  # round 0 warms up both (allocator, oneDNN primitives)
-            if round_index == 1:
-                started = time.perf_counter()
-            elif round_index > 2 and time.perf_counter() - started > BUDGET_S:
-                break
-            for name, (linear, dropout) in sets.items():
-                seconds = _layer_step(linear, dropout, x, weight, bias)
-                if round_index:
-                    best[name] = min(best[name], seconds)
-    return ProbeTimes(onednn_s=best["onednn"], torch_s=best["torch"])
+        timings = measure_alternately(steps)
+    return ProbeTimes(onednn_s=min(timings["onednn"]), torch_s=min(timings["torch"]), rounds=len(timings["torch"]))
+
+
+def cpu_flags() -> set[str]:
+    """This CPU's feature flags from /proc/cpuinfo (``flags`` on x86, ``Features`` on ARM); empty elsewhere."""
+    try:
+        lines = Path("/proc/cpuinfo").read_text(errors="replace").splitlines()
+    except OSError:
+        return set()
+    line = next((line for line in lines if line.startswith(("flags", "Features"))), "")
+    return set(line.partition(":")[2].split())
+
+
+def cpu_has_wide_vectors() -> bool:
+    """Whether this CPU has AVX-512 or AMX, where oneDNN's products are at their best."""
+    if torch.backends.cpu.get_cpu_capability() == "AVX512":
+        return True
+    return any(flag.startswith(("avx512f", "amx")) for flag in cpu_flags())

@@ -4,10 +4,14 @@
 (:mod:`lmtrain.kernels.cpu.linear`), the cheaper dropout mask (:mod:`lmtrain.kernels.cpu.dropout`,
 also inside attention) and prepacked weights for decoding (:mod:`lmtrain.kernels.cpu.prepacked`).
 ``torch`` means PyTorch's own ops throughout. ``auto`` takes ``onednn`` where its private ops run
-and a start-up check (:mod:`lmtrain.kernels.probe`) finds them faster on this CPU, else ``torch``;
-it is decided once per process. A training run selects through ``trainer.cpu_kernels``; a process
-that selects nothing (``lmtrain generate``, ``evaluate``, ``predict``, a script) gets ``auto`` on its
-first kernel call.
+and a start-up check (:mod:`lmtrain.kernels.probe`) finds them clearly faster on this CPU, ``torch``
+where it finds them clearly slower, and settles a tie by a rule (:mod:`lmtrain.kernels.decision`).
+A training run keeps that choice per machine (:mod:`lmtrain.kernels.memo`), so every later run of a
+command picks the same kernels, and the same dropout masks; its next few runs measure again and
+switch the choice for the runs after them only on repeated clear wins. It is decided once per
+process. A training run selects through ``trainer.cpu_kernels``; a process that selects nothing
+(``lmtrain generate``, ``evaluate``, ``predict``, a script) gets ``auto`` on its first kernel call,
+measured without a memo.
 """
 
 from __future__ import annotations
@@ -15,14 +19,16 @@ from __future__ import annotations
 import logging
 from collections.abc import Iterator
 from contextlib import contextmanager
+from datetime import datetime, timezone
 from pathlib import Path
 
 import torch
 
 from lmtrain.errors import UserError
 from lmtrain.kernels.cpu.linear import onednn_ops_present
-from lmtrain.kernels.memo import recall, remember
-from lmtrain.kernels.probe import check_onednn_ops, time_kernels
+from lmtrain.kernels.decision import RULE, KeptChoice, judge, review, rule_kernels
+from lmtrain.kernels.memo import Memo, keep, kept_choice, read_memo
+from lmtrain.kernels.probe import check_onednn_ops, cpu_has_wide_vectors, time_kernels
 
 log = logging.getLogger(__name__)
 
@@ -39,29 +45,71 @@ def _first_line(error: BaseException) -> str:
     return text.splitlines()[0] if text else type(error).__name__
 
 
-def _resolve_auto(memo: Path | None = None) -> tuple[str, str]:
-    """``auto`` on CPU: (kernels, why), measured on the first call only (or taken from ``memo``, this machine's
-    earlier decision, and stored there); warns once when oneDNN fails."""
-    if _state["auto"] is None and memo is not None:
-        _state["auto"] = recall(memo)
-    if _state["auto"] is None:
-        if not onednn_ops_present():
-            log.warning("oneDNN's linear ops (torch.ops.mkldnn._linear_pointwise) are missing from this "
-                        "PyTorch build or oneDNN is switched off: lmtrain uses PyTorch's own CPU kernels.")
-            _state["auto"] = ("torch", "auto: oneDNN ops missing")
-        else:
-            try:
-                check_onednn_ops()
-                times = time_kernels()
-            except (RuntimeError, TypeError, AttributeError, NotImplementedError) as error:
-                log.warning("oneDNN's linear ops failed their start-up check (%s): lmtrain uses PyTorch's own "
-                            "CPU kernels.", _first_line(error))
-                _state["auto"] = ("torch", "auto: oneDNN ops failed their check")
-            else:
-                _state["auto"] = ("onednn" if times.onednn_faster else "torch", f"auto: {times.describe()}")
-                if memo is not None:
-                    remember(memo, *_state["auto"])
-    return _state["auto"]
+def _today() -> str:
+    """Today's date (UTC), as the memo records when a choice was made."""
+    return datetime.now(timezone.utc).date().isoformat()
+
+
+def _first_choice(memo: Memo, measure: bool, wide_vectors: bool) -> tuple[str, str]:
+    """The kernels of a machine with no kept choice: measured (and kept in ``memo``), or by rule without measuring."""
+    if not measure:
+        kernels = rule_kernels(wide_vectors)
+        return kernels, f"auto: by rule {RULE}, not measured in this process (the job's first process decides)"
+    verdict = judge(time_kernels(), wide_vectors)
+    failed = keep(memo, KeptChoice(verdict.kernels, verdict.why, _today()))
+    kept = f"kept for this machine in {memo.path}" if failed is None else f"not kept in {memo.path}: {failed}"
+    return verdict.kernels, f"auto: {verdict.why}; {kept}"
+
+
+def _auto_by_memo(path: Path, measure: bool, key: str) -> tuple[str, str]:
+    """``auto`` with a memo: the kept choice of this machine (re-measured by its first few later runs), or a first one.
+
+    A re-measurement only changes what the memo keeps for later runs, never this run's kernels.
+    """
+    memo = read_memo(path)
+    kept, problem = kept_choice(memo)
+    if memo.problem or problem:
+        advice = (" auto measures in every run, so two runs may pick different kernels (and dropout masks): "
+                  f"delete the file, or set {key}=onednn or {key}=torch." if memo.problem else "")
+        log.warning("The memo of %s=auto, %s, is not used as it is: %s.%s", key, path, memo.problem or problem, advice)
+    wide_vectors = cpu_has_wide_vectors()
+    if kept is None:
+        return _first_choice(memo, measure, wide_vectors)
+    why = f"auto: {kept.describe()}"
+    if kept.settled:
+        return kept.kernels, f"{why}, confirmed by {kept.reviews} later checks"
+    if not measure:
+        return kept.kernels, why
+    updated, outcome = review(kept, judge(time_kernels(), wide_vectors), _today())
+    failed = keep(memo, updated)
+    return kept.kernels, f"{why}; {outcome}" + ("" if failed is None else f" (not kept in {path}: {failed})")
+
+
+def _resolve_auto(memo: Path | None, measure: bool, key: str) -> tuple[str, str]:
+    """``auto`` on CPU: (kernels, why), resolved on the first call of the process only; warns once when oneDNN
+    fails. With ``memo``, this machine's kept choice (see :mod:`lmtrain.kernels.memo`); without, a measurement."""
+    resolved = _state["auto"]
+    if resolved is None:
+        resolved = _state["auto"] = _first_auto(memo, measure, key)
+    return resolved
+
+
+def _first_auto(memo: Path | None, measure: bool, key: str) -> tuple[str, str]:
+    """What ``auto`` resolves to in this process: (kernels, why); see :func:`_resolve_auto`."""
+    if not onednn_ops_present():
+        log.warning("oneDNN's linear ops (torch.ops.mkldnn._linear_pointwise) are missing from this "
+                    "PyTorch build or oneDNN is switched off: lmtrain uses PyTorch's own CPU kernels.")
+        return "torch", "auto: oneDNN ops missing"
+    try:
+        check_onednn_ops()
+        if memo is not None:
+            return _auto_by_memo(memo, measure, key)
+        verdict = judge(time_kernels(), cpu_has_wide_vectors())
+        return verdict.kernels, f"auto: {verdict.why}"
+    except (RuntimeError, TypeError, AttributeError, NotImplementedError) as error:
+        log.warning("oneDNN's linear ops failed their start-up check (%s): lmtrain uses PyTorch's own "
+                    "CPU kernels.", _first_line(error))
+        return "torch", "auto: oneDNN ops failed their check"
 
 
 def _require_onednn(key: str) -> None:
@@ -77,8 +125,8 @@ def _require_onednn(key: str) -> None:
                         f"oneDNN kernels: {problem}. Use {key}=auto (falls back by itself) or {key}=torch.")
 
 
-def select_cpu_kernels(choice: str, device: torch.device | str = "cpu",
-                       key: str = "trainer.cpu_kernels", memo: Path | None = None) -> tuple[str, str]:
+def select_cpu_kernels(choice: str, device: torch.device | str = "cpu", key: str = "trainer.cpu_kernels",
+                       memo: Path | None = None, measure: bool = True) -> tuple[str, str]:
     """Put the CPU kernels of ``choice`` in force for this process.
 
     Args:
@@ -86,7 +134,9 @@ def select_cpu_kernels(choice: str, device: torch.device | str = "cpu",
         device: where the model runs; ``auto`` off CPU picks ``torch`` without measuring (the CPU
             kernels would serve nothing).
         key: the config key or option ``choice`` came from, for error messages.
-        memo: a file that keeps ``auto``'s decision per machine (see :mod:`lmtrain.kernels.memo`); None = measure.
+        memo: a file that keeps ``auto``'s choice per machine (see :mod:`lmtrain.kernels.memo`); None = measure.
+        measure: whether ``auto`` may time the kernels and write ``memo`` (False in the other processes of a
+            job whose first process decides: they take the kept choice, or the tie rule until told).
     Returns:
         (kernels, why): ``onednn`` or ``torch``, and the reason in words for the log.
     Raises:
@@ -103,7 +153,7 @@ def select_cpu_kernels(choice: str, device: torch.device | str = "cpu",
     elif torch.device(device).type != "cpu":
         chosen = ("torch", f"auto: the model runs on {torch.device(device).type}")
     else:
-        chosen = _resolve_auto(memo)
+        chosen = _resolve_auto(memo, measure, key)
     _state["active"] = chosen
     return chosen
 

@@ -117,6 +117,14 @@ class AlbefModel(NamedHeads):
     """
 
     family = "albef"
+    spec: AlbefSpec
+    # buffers: the feature queues (E, Q) and their slots' example ids (1, Q), the queue's write pointer (1,),
+    # the optimizer steps done (1,)
+    image_queue: torch.Tensor
+    text_queue: torch.Tensor
+    idx_queue: torch.Tensor
+    queue_ptr: torch.Tensor
+    steps_done: torch.Tensor
 
     def __init__(self, spec: AlbefSpec, head_names=("mlm",)):
         super().__init__()
@@ -175,12 +183,19 @@ class AlbefModel(NamedHeads):
     def encode_text(self, input_ids: torch.Tensor, attention_mask: torch.Tensor, momentum: bool = False
                     ) -> torch.Tensor:
         """Text-encoder states (B, T, D) of the online (or momentum) text layers."""
-        return (self.momentum["text"] if momentum else self.text).encode(input_ids, attention_mask)
+        return self._text_encoder(momentum).encode(input_ids, attention_mask)
 
     def fuse(self, text_states: torch.Tensor, attention_mask: torch.Tensor, image_states: torch.Tensor,
              momentum: bool = False) -> torch.Tensor:
         """Fusion-encoder states (B, T, D) of text conditioned on the image."""
-        return (self.momentum["text"] if momentum else self.text).fuse(text_states, attention_mask, image_states)
+        return self._text_encoder(momentum).fuse(text_states, attention_mask, image_states)
+
+    def _text_encoder(self, momentum: bool) -> TextFusionEncoder:
+        if not momentum:
+            return self.text
+        text = self.momentum["text"]
+        assert isinstance(text, TextFusionEncoder), "the momentum modules are copies of the online ones"
+        return text
 
     def image_features(self, image_states: torch.Tensor, momentum: bool = False) -> torch.Tensor:
         """Normalised image features (B, E) from the [CLS] state."""
@@ -269,5 +284,11 @@ def resolve_albef_spec(model_cfg: AlbefConfig, vocab_size: int, pad_token_id: in
                         f"model.vision_n_heads={model_cfg.vision_n_heads}.")
     if not 0.0 <= model_cfg.momentum < 1.0:
         raise UserError(f"model.momentum={model_cfg.momentum} must be in [0, 1).")
-    return AlbefSpec(text=text, vision=resolve_vision_spec(model_cfg), fusion_layers=model_cfg.fusion_layers, embed_dim=model_cfg.embed_dim,
-                     queue_size=model_cfg.queue_size, momentum=model_cfg.momentum, temp=model_cfg.temp)
+    return albef_spec_over(text, model_cfg)
+
+
+def albef_spec_over(text: TransformerSpec, model_cfg: AlbefConfig) -> AlbefSpec:
+    """ALBEF's spec around the text encoder ``text`` (its image encoder and fusion settings from ``model.*``)."""
+    return AlbefSpec(text=text, vision=resolve_vision_spec(model_cfg), fusion_layers=model_cfg.fusion_layers,
+                     embed_dim=model_cfg.embed_dim, queue_size=model_cfg.queue_size, momentum=model_cfg.momentum,
+                     temp=model_cfg.temp)

@@ -43,8 +43,9 @@ class Highway(nn.Module):
 
     def __init__(self, dim: int, n_layers: int):
         super().__init__()
-        self.layers = nn.ModuleList(Linear(dim, 2 * dim) for _ in range(n_layers))
-        for layer in self.layers:
+        layers = [Linear(dim, 2 * dim) for _ in range(n_layers)]
+        self.layers = nn.ModuleList(layers)
+        for layer in layers:
             nn.init.constant_(layer.bias[dim:], 1.0)  # gates start open towards the carry path (as in ELMo)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -71,6 +72,8 @@ class CharCNNEncoder(nn.Module):
             (then a checkpoint's weights fill it in).
     """
 
+    chars: torch.Tensor  # buffer (vocab_size, max_chars): the character table
+
     def __init__(self, vocab_size: int, max_chars: int, char_dim: int, widths: Sequence[int],
                  counts: Sequence[int], highway_layers: int, out_dim: int, chars: torch.Tensor | None = None):
         super().__init__()
@@ -80,8 +83,9 @@ class CharCNNEncoder(nn.Module):
             raise ValueError(f"character table of shape {tuple(chars.shape)}, expected {(vocab_size, max_chars)}")
         self.register_buffer("chars", chars.long())
         self.embed = nn.Embedding(N_CHARS, char_dim, padding_idx=CHAR_PAD)
-        self.convs = nn.ModuleList(nn.Conv1d(char_dim, n, w) for w, n in zip(widths, counts) if w <= max_chars)
-        total = sum(conv.out_channels for conv in self.convs)
+        convs = [nn.Conv1d(char_dim, n, w) for w, n in zip(widths, counts) if w <= max_chars]
+        self.convs = nn.ModuleList(convs)
+        total = sum(conv.out_channels for conv in convs)
         self.highway = Highway(total, highway_layers)
         self.proj = Linear(total, out_dim)
 

@@ -22,6 +22,8 @@ class LinearChainCRF(nn.Module):
         n_tags: number of tags.
     """
 
+    allowed: torch.Tensor  # buffer (n_tags, n_tags): which transitions may occur
+
     def __init__(self, n_tags: int):
         super().__init__()
         self.transitions = nn.Parameter(torch.zeros(n_tags, n_tags))  # [i, j]: tag i followed by tag j

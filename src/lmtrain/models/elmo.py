@@ -145,6 +145,7 @@ class BiLM(nn.Module):
     def __init__(self, spec: ElmoSpec, chars: torch.Tensor | None = None):
         super().__init__()
         self.spec = spec
+        self.encoder: CharCNNEncoder | nn.Embedding
         if spec.token_encoder == "char_cnn":
             self.encoder = CharCNNEncoder(spec.vocab_size, spec.max_chars, spec.char_dim, spec.char_filter_widths,
                                           spec.char_filter_counts, spec.highway_layers, spec.d_model, chars)
@@ -173,6 +174,7 @@ class ElmoLanguageModel(NamedHeads):
     """
 
     family = "elmo"
+    spec: ElmoSpec
 
     def __init__(self, spec: ElmoSpec, head_names: Iterable[str] = ("lm",), chars: torch.Tensor | None = None):
         super().__init__()

@@ -89,6 +89,7 @@ class ElmoTaskModel(NamedHeads):
     """
 
     family = "elmo"
+    spec: ElmoSpec
 
     def __init__(self, spec: ElmoSpec, task_heads: Mapping[str, dict], chars: torch.Tensor | None = None):
         super().__init__()

@@ -1,10 +1,18 @@
-"""Task heads: they turn hidden states into logits; losses live in objectives."""
+"""Heads: they turn hidden states into logits (or scores); losses live in objectives.
+
+The pretraining heads (mlm, lm, nsp) belong to the backbone; a fine-tuning head is a
+:class:`TaskHead`, chosen by its task (``Task.head_class``) and rebuilt from the description a
+checkpoint's ``model.json`` keeps: its ``kind`` is a built-in head's short name or the dotted path of
+a task's own head class.
+"""
 
 from __future__ import annotations
 
 import torch
 from torch import nn
 
+from lmtrain.config.tasks import TAGGER_ENCODERS
+from lmtrain.errors import UserError
 from lmtrain.kernels import Dropout, Linear, linear
 from lmtrain.models.bilstm import BiLSTMEncoder
 from lmtrain.models.crf import LinearChainCRF
@@ -65,7 +73,28 @@ class CausalLMHead(nn.Module):
         return linear(self.transform(hidden), self.weight, self.bias)
 
 
-class PooledClassifierHead(nn.Module):
+class TaskHead(nn.Module):
+    """A fine-tuning head: ``(B, T, D)`` hidden states (and their mask) in, the task's scores out.
+
+    A task of your own may bring one (``Task.head_class``): subclass this and give ``from_description``,
+    which rebuilds the head from the JSON ``description`` its task wrote (``model.json`` keeps it).
+    ``kind`` is the short name of a built-in head; a head without one is recorded by its class path.
+    """
+
+    kind = ""
+
+    @classmethod
+    def kind_name(cls) -> str:
+        """What ``model.json`` records as the head's ``kind``: the short name, else ``package.module.Class``."""
+        return cls.kind or f"{cls.__module__}.{cls.__qualname__}"
+
+    @classmethod
+    def from_description(cls, description: dict, d_model: int, init_std: float = 0.02) -> TaskHead:
+        """The head of ``description`` (``n_classes``, ``dropout`` and the head's own entries) over ``d_model``."""
+        return cls(d_model, int(description["n_classes"]), float(description.get("dropout", 0.0)), init_std)
+
+
+class PooledClassifierHead(TaskHead):
     """Pool the first token: dropout -> dense -> tanh -> dropout -> output (NSP, classification).
 
     Args:
@@ -74,6 +103,8 @@ class PooledClassifierHead(nn.Module):
         dropout: dropout before the dense layer and before the output layer.
         init_std: std of the normal weight initialisation.
     """
+
+    kind = "pooled_classifier"
 
     def __init__(self, d_model: int, n_classes: int, dropout: float = 0.0, init_std: float = 0.02):
         super().__init__()
@@ -100,6 +131,8 @@ class MeanPooledClassifierHead(PooledClassifierHead):
     For backbones without a [CLS] token trained to summarise the sequence (ELMo features).
     """
 
+    kind = "mean_pooled_classifier"
+
     def pool(self, hidden: torch.Tensor, attention_mask: torch.Tensor | None) -> torch.Tensor:
         """(B, T, D) -> (B, D): the mean over real tokens (all tokens when no mask is given)."""
         if attention_mask is None:
@@ -108,10 +141,7 @@ class MeanPooledClassifierHead(PooledClassifierHead):
         return (hidden * weights).sum(1) / weights.sum(1).clamp(min=1.0)
 
 
-TAGGER_ENCODERS = ("linear", "bilstm")  # what a token classifier puts between the features and its output
-
-
-class TokenClassifierHead(nn.Module):
+class TokenClassifierHead(TaskHead):
     """A label per token: dropout -> [task biLSTM -> dropout] -> linear, optionally with a CRF (tagging tasks).
 
     The linear form is BERT's tagger; the biLSTM + CRF form is the task model of ELMo's NER
@@ -128,6 +158,8 @@ class TokenClassifierHead(nn.Module):
         crf: add a :class:`LinearChainCRF` over the labels (``self.crf``; None without).
     """
 
+    kind = "token_classifier"
+
     def __init__(self, d_model: int, n_classes: int, dropout: float = 0.0, init_std: float = 0.02,
                  encoder: str = "linear", lstm_dim: int = 128, crf: bool = False):
         super().__init__()
@@ -140,6 +172,13 @@ class TokenClassifierHead(nn.Module):
         nn.init.normal_(self.output.weight, std=init_std)
         nn.init.zeros_(self.output.bias)
 
+    @classmethod
+    def from_description(cls, description: dict, d_model: int, init_std: float = 0.02) -> TokenClassifierHead:
+        """The tagger of ``description``: ``n_classes``, ``dropout``, and ``encoder`` / ``lstm_dim`` / ``crf``."""
+        return cls(d_model, int(description["n_classes"]), float(description.get("dropout", 0.0)), init_std,
+                   encoder=description.get("encoder", "linear"), lstm_dim=int(description.get("lstm_dim", 128)),
+                   crf=bool(description.get("crf", False)))
+
     def forward(self, hidden: torch.Tensor, attention_mask: torch.Tensor | None = None) -> torch.Tensor:
         """(..., D) -> (..., n_classes) scores; with a biLSTM, ``hidden`` is (B, T, D) with its (B, T) mask."""
         x = self.dropout(hidden)
@@ -148,29 +187,38 @@ class TokenClassifierHead(nn.Module):
         return self.output(x)
 
 
-# task head kind -> class; a fine-tuned checkpoint's model.json names its heads by kind
-TASK_HEADS = {"token_classifier": TokenClassifierHead, "pooled_classifier": PooledClassifierHead,
-              "mean_pooled_classifier": MeanPooledClassifierHead}
+# the built-in heads by their short name (older checkpoints' model.json names only these)
+BUILT_IN_HEADS = {cls.kind: cls for cls in (TokenClassifierHead, PooledClassifierHead, MeanPooledClassifierHead)}
+
+
+def task_head_class(kind: str) -> type[TaskHead]:
+    """The head class a description's ``kind`` names: a built-in short name, or a task's own class path.
+
+    Raises:
+        UserError: a path that does not import or names no :class:`TaskHead` (see :func:`lmtrain.plugs.plug_class`).
+    """
+    from lmtrain.plugs import plug_class
+
+    if kind in BUILT_IN_HEADS:
+        return BUILT_IN_HEADS[kind]
+    try:
+        return plug_class(kind, "head", TaskHead)
+    except UserError as error:
+        raise UserError(f"the task head of kind {kind!r} (model.json's `task_heads`) cannot be built: "
+                        f"{error}") from None
 
 
 def build_task_head(description: dict, d_model: int, init_std: float = 0.02) -> nn.Module:
-    """A fine-tuning head from its JSON description ``{"kind", "n_classes", "dropout"}``.
+    """A fine-tuning head from its JSON description ``{"kind", "n_classes", "dropout", ...}``.
 
     Args:
-        description: ``kind`` (see ``TASK_HEADS``), ``n_classes`` and ``dropout``; a
-            ``token_classifier`` may add ``encoder`` (linear | bilstm), ``lstm_dim`` and ``crf``.
+        description: ``kind`` (a short name of ``BUILT_IN_HEADS`` or a :class:`TaskHead`'s class path) and
+            what that head reads (``n_classes`` and ``dropout``; a ``token_classifier`` adds ``encoder``,
+            ``lstm_dim`` and ``crf``).
         d_model: width of the backbone's output.
         init_std: std of the normal weight initialisation.
     """
-    kind = description["kind"]
-    if kind not in TASK_HEADS:
-        raise ValueError(f"unknown task head kind {kind!r}")
-    extra = {}
-    if kind == "token_classifier":
-        extra = {"encoder": description.get("encoder", "linear"), "lstm_dim": int(description.get("lstm_dim", 128)),
-                 "crf": bool(description.get("crf", False))}
-    return TASK_HEADS[kind](d_model, int(description["n_classes"]), float(description.get("dropout", 0.0)),
-                            init_std, **extra)
+    return task_head_class(description["kind"]).from_description(description, d_model, init_std)
 
 
 def build_head(name: str, spec: TransformerSpec, token_embedding: nn.Embedding) -> nn.Module:

@@ -1,6 +1,6 @@
 """Hugging Face names of fine-tuning heads: export to *ForTokenClassification / *ForSequenceClassification.
 
-Extends :mod:`lmtrain.models.hf_interop` (which maps the backbone and the pretraining heads) with
+Extends :mod:`lmtrain.models.hf_weight_names` (which maps the backbone and the pretraining heads) with
 the task heads lmtrain fine-tunes. Both heads match Hugging Face's exactly in eval mode:
 
 * tagger (dropout -> linear) = ``classifier`` of ``*ForTokenClassification``;
@@ -18,7 +18,9 @@ import torch
 
 from lmtrain.data.hf_tokenizer import write_hf_tokenizer_files
 from lmtrain.errors import UserError
-from lmtrain.models.hf_interop import export_hf_folder, hf_config_from_spec, lmtrain_to_hf, write_hf_folder
+from lmtrain.models.hf_config_map import hf_config_from_spec
+from lmtrain.models.hf_interop import export_hf_folder, write_hf_folder
+from lmtrain.models.hf_weight_names import lmtrain_to_hf
 from lmtrain.models.language_model import LanguageModel
 
 _ARCH = {"bert": "Bert", "roberta": "Roberta", "xlm-roberta": "XLMRoberta"}
@@ -34,6 +36,9 @@ def task_head_tensors(model: LanguageModel, model_type: str) -> tuple[str, dict[
     if len(model.task_heads) != 1:
         raise UserError(f"the model has task heads {list(model.task_heads)}; export writes models with exactly one.")
     (name, description), = model.task_heads.items()
+    if description["kind"] not in ("token_classifier", "pooled_classifier"):
+        raise UserError(f"the model's task head '{name}' is a {description['kind']}, which has no Hugging Face "
+                        "architecture; export it with format=safetensors (lmtrain's own weights) instead.")
     state = model.state_dict()
 
     def take(ours: str, hf: str) -> dict[str, torch.Tensor]:
@@ -42,7 +47,7 @@ def task_head_tensors(model: LanguageModel, model_type: str) -> tuple[str, dict[
 
     if description.get("encoder", "linear") != "linear" or description.get("crf"):
         raise UserError("the model's tagger has a task biLSTM or a CRF, which Hugging Face's *ForTokenClassification "
-                        "cannot hold; export a tagger fine-tuned with finetune.task_encoder=linear task.crf=false.")
+                        "cannot hold; export a tagger fine-tuned with task.encoder=linear task.crf=false.")
     extra = {"classifier_dropout": description.get("dropout", 0.0)}
     if description["kind"] == "token_classifier":
         return _ARCH[model_type] + "ForTokenClassification", take("output", "classifier"), extra

@@ -26,7 +26,8 @@ class LanguageModel(NamedHeads):
             checkpoints of fine-tuned models load like any other.
     """
 
-    family = "transformer"
+    family = "transformer"  # the Transformer family's own model module (the name TransformerFamily registers)
+    spec: TransformerSpec
 
     def __init__(self, spec: TransformerSpec, head_names: Iterable[str],
                  task_heads: Mapping[str, dict] | None = None):

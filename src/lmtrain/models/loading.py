@@ -9,32 +9,33 @@ into lmtrain's model with the pretraining heads they carry (MLM, NSP, LM).
 from __future__ import annotations
 
 import json
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
 import torch
 
-from lmtrain.files import checkpoints as ckpt
 from lmtrain.data.hf_tokenizer import load_hf_tokenizer
 from lmtrain.data.tokenizer import TextTokenizer
 from lmtrain.errors import UserError
+from lmtrain.files import checkpoints as ckpt
 from lmtrain.hub import describe_hub_model, resolve_source, snapshot_hub_id
+from lmtrain.models.capabilities import Capability, either, in_words, missing
 from lmtrain.models.checked_build import check_against_weights
-from lmtrain.models.families import ModelFamily
+from lmtrain.models.families import ModelFamily, TransformerFamily
 from lmtrain.models.hf_interop import load_hf_folder
+from lmtrain.models.hf_names import DEFAULT_OBJECTIVES, HF_MODEL_NAMES, HF_OBJECTIVES
 from lmtrain.models.language_model import LanguageModel
-from lmtrain.models.protocol import TrainedModel
-
-# Hugging Face model_type -> lmtrain's model name, and the objective a model with those heads trained with
-HF_MODEL_NAMES = {"bert": "bert", "roberta": "roberta", "xlm-roberta": "roberta", "gpt2": "gpt"}
-_OBJECTIVES = {("mlm", "nsp"): "mlm_nsp", ("mlm",): "mlm", ("lm",): "clm"}
-_DEFAULT_OBJECTIVE = {"bert": "mlm", "roberta": "mlm", "gpt": "clm"}
+from lmtrain.models.protocol import NamedHeads, TrainedModel
 
 
 def model_meta(model: TrainedModel, model_name: str, objective: str, tokenizer: TextTokenizer) -> dict[str, Any]:
-    """The ``model.json`` content that lets :func:`load_checkpoint` rebuild ``model``."""
+    """The ``model.json`` content that lets :func:`load_checkpoint` rebuild ``model`` (a family of your own is
+    imported again from ``family_target``, its class)."""
+    family = ModelFamily.registry.get(model.family)
     return {
         "family": model.family,
+        **({"family_target": f"{family.__module__}.{family.__qualname__}"} if family else {}),
         "model_name": model_name,
         "objective": objective,
         "spec": model.spec.to_dict(),
@@ -81,7 +82,8 @@ def read_meta(source: Path) -> dict[str, Any]:
     except (OSError, ValueError, AttributeError) as error:
         raise UserError(f"{source / 'config.json'} is not a JSON object ({error}); expected a Hugging Face "
                         "config.json.") from None
-    return {"family": "transformer", "model_name": HF_MODEL_NAMES.get(model_type, model_type),
+    # a Hugging Face folder holds one of the Transformer architectures the HF name map knows
+    return {"family": TransformerFamily.name, "model_name": HF_MODEL_NAMES.get(model_type, model_type),
             "hf_model_type": model_type}
 
 
@@ -104,14 +106,14 @@ def load_hf_model(folder: Path, name: str | Path, key: str = "ckpt"
     meta.update(spec=model.spec.to_dict(), heads=model.pretraining_heads, task_heads={},
                 tokenizer_roles=tokenizer.roles,
                 source=describe_hub_model(hub) if hub else f"{folder} (Hugging Face)",
-                objective=_OBJECTIVES.get(tuple(model.head_names), _DEFAULT_OBJECTIVE.get(meta["model_name"])),
+                objective=HF_OBJECTIVES.get(tuple(model.head_names), DEFAULT_OBJECTIVES.get(meta["model_name"])),
                 **({"base_model": hub.repo} if hub else {}))
     return model, tokenizer, meta
 
 
 def load_checkpoint(path: str | Path, device: torch.device | str = "cpu", key: str = "ckpt",
-                    families: tuple[str, ...] = ("transformer",)
-                    ) -> tuple[LanguageModel, TextTokenizer, dict[str, Any]]:
+                    needs: Capability | Iterable[Capability] = ()
+                    ) -> tuple[NamedHeads, TextTokenizer, dict[str, Any]]:
     """Model (in eval mode, on ``device``), tokenizer and ``model.json`` of a run, checkpoint or Hugging Face model.
 
     Args:
@@ -119,21 +121,42 @@ def load_checkpoint(path: str | Path, device: torch.device | str = "cpu", key: s
             :func:`locate_model`).
         device: where to put the model.
         key: the config key that named ``path`` (for error messages).
-        families: model families the caller can use (``transformer``, ``elmo``, ``albef``).
+        needs: what the caller uses of the model: one capability, or alternatives of which the model
+            must have one (empty: any model).
+    Raises:
+        UserError: the model lacks what ``needs`` asks (checked before its weights are read), or does not load.
     """
     checkpoint = locate_model(path, key)
-    if is_hf_folder(checkpoint) and "transformer" in families:
-        model, tokenizer, meta = load_hf_model(checkpoint, path, key)
-        return model.to(device).eval(), tokenizer, meta
+    if is_hf_folder(checkpoint):
+        hf_model, tokenizer, meta = load_hf_model(checkpoint, path, key)
+        check_capabilities(meta, needs, f"{key}={path}")
+        return hf_model.to(device).eval(), tokenizer, meta
     meta = read_meta(checkpoint)
-    if meta.get("family") not in families:
-        raise UserError(f"{key}={path} holds a {meta.get('family')} model, which this command does not load; it "
-                        f"loads {' and '.join(families)} models.")
-    family = ModelFamily.named(meta["family"], meta.get("family_target"))
+    check_capabilities(meta, needs, f"{key}={path}")
+    family = ModelFamily.of(meta)
     check_against_weights(family.from_meta, meta, checkpoint)  # a hand-altered model.json allocates nothing
     model = family.from_meta(meta)
     ckpt.load_weights(model, checkpoint)
     return model.to(device).eval(), checkpoint_tokenizer(checkpoint, meta), meta
+
+
+def model_capabilities(meta: dict[str, Any]) -> frozenset[Capability]:
+    """What the model a ``model.json`` (or a Hugging Face folder's description) describes can do."""
+    return ModelFamily.of(meta).model_capabilities(meta)
+
+
+def check_capabilities(meta: dict[str, Any], needs: Capability | Iterable[Capability], where: str) -> None:
+    """Refuse a model that lacks what ``needs`` asks for (one capability, or alternatives).
+
+    Raises:
+        UserError: naming the capability, what the model has, and which model has it.
+    """
+    lacking = missing(model_capabilities(meta), needs)
+    if lacking:
+        name = meta.get("model_name") or meta.get("family")
+        raise UserError(f"{where} holds a model of the {meta.get('family')} family ({name}), which lacks "
+                        f"{either(lacking)} that this command needs; it has {in_words(model_capabilities(meta))}. "
+                        f"Give a model that has it (e.g. from `{lacking[0].example}`).")
 
 
 def checkpoint_tokenizer(checkpoint: Path, meta: dict[str, Any] | None = None) -> TextTokenizer:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from typing import Any, ClassVar, Protocol, runtime_checkable
 
+import torch
 from torch import nn
 
 
@@ -32,11 +33,18 @@ class TrainedModel(Protocol):
         task_heads: fine-tuning heads by name, each ``{"kind", "n_classes", ...}`` (stored in ``model.json``).
     """
 
-    family: str
-    spec: ModelSpec
     heads: nn.ModuleDict
     pretraining_heads: list[str]
     task_heads: dict[str, dict]
+
+    # read-only here: a family's module names itself in a class attribute and keeps its own spec class
+    @property
+    def family(self) -> str:
+        """The family's name."""
+
+    @property
+    def spec(self) -> ModelSpec:
+        """Its sizes."""
 
     @property
     def head_names(self) -> list[str]:
@@ -48,10 +56,16 @@ class TrainedModel(Protocol):
 
 
 class NamedHeads(nn.Module):
-    """The base of a family's model module: ``head_names`` and a parameter count from its ``heads``."""
+    """The base of a family's model module: ``head_names`` and a parameter count from its ``heads``.
+
+    A subclass sets the :class:`TrainedModel` attributes declared here (``family`` on the class).
+    """
 
     family: ClassVar[str] = ""
+    spec: ModelSpec
     heads: nn.ModuleDict
+    pretraining_heads: list[str]
+    task_heads: dict[str, dict]
 
     @property
     def head_names(self) -> list[str]:
@@ -62,3 +76,15 @@ class NamedHeads(nn.Module):
         """Number of parameters, each shared one once (``include_embeddings`` matters to families that
         override this)."""
         return sum(p.numel() for p in self.parameters())
+
+
+class ProjectionHead(Protocol):
+    """A language-model head whose vocabulary projection a loss fuses into its cross-entropy: the logits are
+    ``transform(hidden) @ weight.T + bias`` (lmtrain's MLM and causal LM heads; the ``lm`` head that
+    :attr:`~lmtrain.models.capabilities.Capability.CAUSAL_LM` promises)."""
+
+    weight: torch.Tensor  # (V, D)
+    bias: torch.Tensor | None  # (V,), or None: no bias
+
+    def transform(self, hidden: torch.Tensor) -> torch.Tensor:
+        """The states the projection reads, (N, D) -> (N, D) (the identity for a causal LM head)."""

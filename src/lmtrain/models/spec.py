@@ -9,7 +9,7 @@ from __future__ import annotations
 import dataclasses
 import math
 from dataclasses import dataclass
-from typing import Any, Self
+from typing import Any, ClassVar, TypeVar
 
 from lmtrain.config.models import TransformerConfig
 from lmtrain.errors import UserError
@@ -26,15 +26,20 @@ SIZES: dict[str, tuple[int, int, int, int]] = {
 ACTIVATIONS = ("gelu", "gelu_tanh", "relu")
 
 
+_Spec = TypeVar("_Spec", bound="StoredSpec")  # typing.Self needs Python 3.11; lmtrain runs on 3.10
+
+
 class StoredSpec:
     """``to_dict`` / ``from_dict`` of the frozen spec dataclasses that checkpoints keep in ``model.json``."""
+
+    __dataclass_fields__: ClassVar[dict[str, dataclasses.Field[Any]]]  # every subclass is a dataclass
 
     def to_dict(self) -> dict[str, Any]:
         """Plain (nested) values for JSON."""
         return dataclasses.asdict(self)
 
     @classmethod
-    def from_dict(cls, values: dict[str, Any]) -> Self:
+    def from_dict(cls: type[_Spec], values: dict[str, Any]) -> _Spec:
         """Rebuild from :meth:`to_dict` output, ignoring keys this version does not know.
 
         Raises:
@@ -124,7 +129,7 @@ def resolve_spec(model_cfg: TransformerConfig, vocab_size: int, pad_token_id: in
     if missing:
         raise UserError(f"{', '.join(missing)} not set: give model.size (one of {', '.join(SIZES)}) "
                         "or set every dimension explicitly.")
-    n_layers, d_model, n_heads, d_ff = dims
+    n_layers, d_model, n_heads, d_ff = [value for value in dims if value is not None]  # all four, as checked
     if d_model % n_heads:
         raise UserError(f"model.d_model={d_model} is not divisible by model.n_heads={n_heads}; "
                         "choose a head count that divides the width.")
@@ -135,8 +140,8 @@ def resolve_spec(model_cfg: TransformerConfig, vocab_size: int, pad_token_id: in
         if getattr(model_cfg, key) not in allowed:
             raise UserError(f"model.{key}={getattr(model_cfg, key)} is not supported; "
                             f"choose one of {', '.join(allowed)}.")
-    resolved = {"vocab_size": vocab_size, "n_layers": n_layers, "d_model": d_model, "n_heads": n_heads, "d_ff": d_ff,
-                "pad_token_id": pad_token_id}
+    resolved = ("vocab_size", "n_layers", "d_model", "n_heads", "d_ff", "pad_token_id")
     # every other switch is the config's own value, under the same name
     switches = {f.name: getattr(model_cfg, f.name) for f in dataclasses.fields(TransformerSpec) if f.name not in resolved}
-    return TransformerSpec(**resolved, **switches)
+    return TransformerSpec(vocab_size=vocab_size, n_layers=n_layers, d_model=d_model, n_heads=n_heads, d_ff=d_ff,
+                           pad_token_id=pad_token_id, **switches)

@@ -10,14 +10,14 @@ the checkpoint has only the encoder.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, Sequence
-
-from torch import nn
+from typing import Any, Iterable, Sequence
 
 from lmtrain.data.tokenizer import TextTokenizer
 from lmtrain.errors import UserError
+from lmtrain.models.capabilities import Capability
 from lmtrain.models.families import ModelFamily
 from lmtrain.models.loading import load_checkpoint
+from lmtrain.models.protocol import NamedHeads
 
 
 @dataclass
@@ -28,43 +28,47 @@ class WarmStart:
         model: the model, with exactly the heads the objective needs.
         tokenizer: the checkpoint's tokenizer.
         family: its model family.
-        model_name: bert | roberta | gpt | elmo (how export writes it).
+        capabilities: what the model can do (an objective checks its own need against them).
+        model_name: its preset name (bert, gpt ...: how export writes it).
         source: where it came from (for summary.json and the model card).
         new_heads: heads created here because the checkpoint had none of that name.
     """
 
-    model: nn.Module
+    model: NamedHeads
     tokenizer: TextTokenizer
     family: str
+    capabilities: frozenset[Capability]
     model_name: str
     source: str
     new_heads: list[str] = field(default_factory=list)
 
 
-def warm_start(init: str, head_names: Sequence[str], key: str = "init") -> WarmStart:
+def warm_start(init: str, head_names: Sequence[str], key: str = "init",
+               needs: Capability | Iterable[Capability] = ()) -> WarmStart:
     """Load ``init`` and give it the pretraining heads ``head_names``.
 
+    Args:
+        needs: what the objective trains (the model must have it, see ``load_checkpoint``).
     Raises:
-        UserError: a checkpoint that does not load, or whose weights do not fit the rebuilt model.
+        UserError: a checkpoint that lacks ``needs``, does not load, or whose weights do not fit the rebuilt model.
     """
-    loaded, tokenizer, meta = load_checkpoint(init, "cpu", key=key, families=("transformer", "elmo"))
-    family = meta.get("family", "transformer")
+    loaded, tokenizer, meta = load_checkpoint(init, "cpu", key=key, needs=needs)
+    family = ModelFamily.of(meta)
     kept = [h for h in head_names if h in loaded.heads]
+    new_heads: list[str]
     if kept == list(head_names) and list(loaded.heads) == kept:  # exactly the heads needed: use it as it is
         model, new_heads = loaded, []
     else:
         model, new_heads = _with_heads(loaded, meta, head_names, kept, f"{key}={init}")
     model.train()
-    return WarmStart(model, tokenizer, family, meta.get("model_name") or family, meta.get("source") or str(init),
-                     new_heads)
+    return WarmStart(model, tokenizer, family.name, family.model_capabilities(meta),
+                     meta.get("model_name") or family.name, meta.get("source") or str(init), new_heads)
 
 
-def _with_heads(loaded: nn.Module, meta: dict[str, Any], head_names: Sequence[str], kept: list[str],
-                where: str) -> tuple[nn.Module, list[str]]:
+def _with_heads(loaded: NamedHeads, meta: dict[str, Any], head_names: Sequence[str], kept: list[str],
+                where: str) -> tuple[NamedHeads, list[str]]:
     """``loaded``'s family rebuilt with exactly ``head_names``: its weights copied, missing heads left new."""
-    family = meta.get("family", "transformer")
-    model = ModelFamily.named(family, meta.get("family_target")).from_meta({**meta, "heads": list(head_names),
-                                                                           "task_heads": {}})
+    model = ModelFamily.of(meta).from_meta({**meta, "heads": list(head_names), "task_heads": {}})
     wanted = set(model.state_dict())  # tied weights appear under each of their names here
     missing, _ = model.load_state_dict({k: v for k, v in loaded.state_dict().items() if k in wanted}, strict=False)
     new_heads = [h for h in head_names if h not in kept]

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol, cast
 
 import torch
 from torch import nn
@@ -63,6 +63,14 @@ class Objective:
         """
 
 
+class _TokenFeatureModel(Protocol):
+    """A model whose ``backbone`` gives a state per token (``Capability.MASKED_LM``, ``TOKEN_FEATURES``)."""
+
+    def backbone(self, input_ids: torch.Tensor, attention_mask: torch.Tensor,
+                 token_type_ids: torch.Tensor | None) -> torch.Tensor:
+        """(B, T) token ids -> (B, T, D) states."""
+
+
 def labelled_states(model: nn.Module, batch: dict[str, torch.Tensor]
                     ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
     """Run the backbone and keep the hidden states at positions with a label (not -100).
@@ -70,7 +78,10 @@ def labelled_states(model: nn.Module, batch: dict[str, torch.Tensor]
     Returns:
         (hidden (B, T, D), selected (B, T) bool, targets (N,), selected states (N, D)).
     """
-    hidden = model.backbone(batch["input_ids"], batch["attention_mask"], batch.get("token_type_ids"))
+    # the objective's capability (checked before training) promises the backbone; a cast, not isinstance:
+    # no check in the compiled step
+    features = cast(_TokenFeatureModel, model)
+    hidden = features.backbone(batch["input_ids"], batch["attention_mask"], batch.get("token_type_ids"))
     selected = batch["labels"] != IGNORE_INDEX  # (B, T)
     return hidden, selected, batch["labels"][selected], hidden[selected]
 

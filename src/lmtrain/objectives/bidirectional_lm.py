@@ -3,12 +3,24 @@
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping
+from typing import Protocol, cast
 
 import torch
 from torch import nn
 
+from lmtrain.models.elmo import BiLMOutput
 from lmtrain.objectives.base import Objective, ObjectiveOutput, perplexity, ratio
 from lmtrain.objectives.linear_cross_entropy import linear_cross_entropy
+
+
+class _BidirectionalModel(Protocol):
+    """What a model with ``Capability.BIDIRECTIONAL_LM`` offers this loss: both directions' states, one softmax."""
+
+    heads: Mapping[str, nn.Linear]
+
+    def backbone(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> BiLMOutput:
+        """(B, T) token ids -> the token vectors and each direction's layer states."""
 
 
 class BidirectionalLM(Objective):
@@ -36,9 +48,12 @@ class BidirectionalLM(Objective):
                  norm: dict[str, torch.Tensor]) -> ObjectiveOutput:
         """Both directions' losses of ``batch``; see :class:`lmtrain.objectives.base.Objective`."""
         ids, attention_mask = batch["input_ids"], batch["attention_mask"]
-        states = model.backbone(ids, attention_mask)
+        # The model has BIDIRECTIONAL_LM (checked before training). A cast, not isinstance: no check in the
+        # compiled step.
+        bilm = cast(_BidirectionalModel, model)
+        states = bilm.backbone(ids, attention_mask)
         mask = self._target_mask(batch)  # (B, T-1)
-        head = model.heads["lm"]
+        head = bilm.heads["lm"]
         # head is a plain nn.Linear: both directions fuse its projection into the cross-entropy
         fwd_sum, fwd_correct = linear_cross_entropy(  # from t, predict t+1
             states.forward[-1][:, :-1][mask], head.weight, head.bias, ids[:, 1:][mask])

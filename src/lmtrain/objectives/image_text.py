@@ -20,6 +20,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from lmtrain.data.masking import IGNORE_INDEX
+from lmtrain.models.albef import AlbefModel
 from lmtrain.objectives.base import Objective, ObjectiveOutput, ratio
 from lmtrain.objectives.retrieval import RetrievalSet, group_by_image, retrieval_metrics
 
@@ -65,6 +66,7 @@ class ImageTextObjective(Objective):
     # ------------------------------------------------------------------ trainer hooks
     def after_optimizer_step(self, model: nn.Module) -> None:
         """Move the momentum encoders towards the online ones (EMA)."""
+        assert isinstance(model, AlbefModel), "the objective trains ALBEF models (Capability.IMAGE_TEXT)"
         model.momentum_update()
 
     def count_targets(self, batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
@@ -75,7 +77,7 @@ class ImageTextObjective(Objective):
             counts["mlm"] = (batch["labels"] != IGNORE_INDEX).sum()
         return counts
 
-    def current_alpha(self, model: nn.Module) -> float:
+    def current_alpha(self, model: AlbefModel) -> float:
         """The distillation weight at this step (ramped up over ``alpha_warmup_steps``)."""
         if self.alpha_warmup_steps <= 0:
             return self.alpha
@@ -85,6 +87,7 @@ class ImageTextObjective(Objective):
     def __call__(self, model: nn.Module, batch: dict[str, torch.Tensor],
                  norm: dict[str, torch.Tensor]) -> ObjectiveOutput:
         """Weighted ALBEF loss of ``batch`` (training) or retrieval features and held-out metrics (eval)."""
+        assert isinstance(model, AlbefModel), "the objective trains ALBEF models (Capability.IMAGE_TEXT)"
         if not model.training:
             return self._evaluate(model, batch)
         model.clamp_temperature()
@@ -187,7 +190,7 @@ class ImageTextObjective(Objective):
 
     # ------------------------------------------------------------------ evaluation
     @torch.no_grad()
-    def _evaluate(self, model: nn.Module, batch: dict[str, torch.Tensor]) -> ObjectiveOutput:
+    def _evaluate(self, model: AlbefModel, batch: dict[str, torch.Tensor]) -> ObjectiveOutput:
         """In-batch ITC loss, ITM accuracy against the hardest in-batch negative, MLM accuracy,
         and the features retrieval metrics are computed from."""
         images, ids, mask, idx = batch["image"], batch["input_ids"], batch["attention_mask"], batch["image_id"]
@@ -223,11 +226,13 @@ class ImageTextObjective(Objective):
         """The held-out images (once each) and captions of collected eval predictions."""
         image_ids = torch.cat([p["image_id"] for p in predictions]).numpy()
         first, txt2img, img2txt = group_by_image(image_ids)
-        cat = lambda key: torch.cat([p[key] for p in predictions]) if predictions[0][key] is not None else None  # noqa: E731
-        image_feat, image_states = cat("image_feat")[first], cat("image_states")
-        text_states, text_mask = None, None
-        if image_states is not None:
-            image_states = image_states[first]
+        cat = lambda key: torch.cat([p[key] for p in predictions])  # noqa: E731
+        image_feat = cat("image_feat")[first]
+        image_states: torch.Tensor | None = None  # the encoder states, kept for re-ranking (rerank_k > 0)
+        text_states: torch.Tensor | None = None
+        text_mask: torch.Tensor | None = None
+        if predictions[0]["image_states"] is not None:
+            image_states = cat("image_states")[first]
             width = max(p["text_mask"].shape[1] for p in predictions)  # eval batches are padded separately
             text_states = torch.cat([F.pad(p["text_states"], (0, 0, 0, width - p["text_states"].shape[1]))
                                      for p in predictions])

@@ -11,6 +11,7 @@ from lmtrain.config.objectives import ImageTextConfig
 from lmtrain.data.image_caption_sets import caption_tokenizer, load_image_caption_data
 from lmtrain.data.image_text import ImageTextCollator, ImageTextDataset
 from lmtrain.data.pretraining import masking_spec
+from lmtrain.models.capabilities import Capability
 from lmtrain.objectives.base import Objective
 from lmtrain.objectives.image_text import ImageTextObjective, check_batch_setup
 from lmtrain.objectives.plug import PretrainingObjective, PretrainingSets
@@ -22,8 +23,9 @@ class ImageTextPretraining(PretrainingObjective):
     """ALBEF (Li et al. 2021) on generated shapes scenes or captions files."""
 
     config_class = ImageTextConfig
+    cfg: ImageTextConfig  # an objective is built from its own config_class (the objective config's _target_ names it)
     data_config = ImageCaptionDataConfig
-    families = ("albef",)
+    needs = Capability.IMAGE_TEXT
 
     def min_seq_len(self) -> tuple[int, str]:
         """[CLS] ... [SEP] around at least one caption token."""

@@ -12,7 +12,7 @@ from __future__ import annotations
 import dataclasses
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, ClassVar
+from typing import Any, Callable, ClassVar, Collection
 
 from torch.utils.data import Dataset
 
@@ -20,6 +20,7 @@ from lmtrain.config.commands import PretrainConfig
 from lmtrain.config.objectives import ObjectiveConfig
 from lmtrain.data.tokenizer import TextTokenizer
 from lmtrain.errors import UserError
+from lmtrain.models.capabilities import Capability, in_words
 from lmtrain.objectives.base import Objective
 from lmtrain.shell_words import command, override
 
@@ -54,12 +55,12 @@ class PretrainingObjective:
     Attributes:
         config_class: the objective's schema (types a user's YAML that names this class in ``_target_``).
         data_config: the schema of the ``data`` it reads (types a saved config's ``data`` node).
-        families: the model families (``ModelFamily.name``) this objective trains.
+        needs: what the model must have for this objective to train it (any family that has it will do).
     """
 
-    config_class: ClassVar[type] = ObjectiveConfig
+    config_class: ClassVar[type[ObjectiveConfig]] = ObjectiveConfig
     data_config: ClassVar[type | None] = None
-    families: ClassVar[tuple[str, ...]] = ("transformer",)
+    needs: ClassVar[Capability] = Capability.MASKED_LM
 
     def __init__(self, cfg: ObjectiveConfig):
         self.cfg = cfg
@@ -73,22 +74,27 @@ class PretrainingObjective:
         """Every setting of the objective as plain values (the example cache key; model.json)."""
         return dataclasses.asdict(self.cfg)
 
-    def check(self, family: str, max_seq_len: int) -> None:
-        """Refuse a model family this objective cannot train, or sequences too short for a target.
+    def check(self, have: Collection[Capability], model: str, max_seq_len: int) -> None:
+        """Refuse a model that lacks what this objective needs, or sequences too short for a target.
 
+        Args:
+            have: the model's capabilities.
+            model: the model in words, for the message (``model=gpt (transformer family)``).
         Raises:
-            UserError: naming both and what to choose instead.
+            UserError: naming the capability, what the model has, and what to choose instead.
         """
-        if family not in self.families:
-            raise UserError(f"objective={self.name} trains {' or '.join(self.families)} models, and the chosen model "
-                            f"is a {family} model; choose an objective for {family} models or another model.")
+        if self.needs not in have:
+            raise UserError(f"objective={self.name} needs {self.needs.words}, which the chosen model {model} lacks (it "
+                            f"has {in_words(have)}); choose an objective for what it has, or a model with "
+                            f"{self.needs.words} (e.g. `{self.needs.example} objective={self.name}`).")
         least, reason = self.min_seq_len()
         if max_seq_len < least:
             raise UserError(f"data.max_seq_len={max_seq_len} is too short for objective={self.name}: it needs >= "
                             f"{least} ({reason}).")
 
     def check_model(self, model: Any, key: str) -> None:
-        """Refuse a loaded model this objective cannot train (``key`` named it); default: any model of its families."""
+        """Refuse a loaded model this objective cannot train (``key`` named it); default: any model that has
+        :attr:`needs`."""
 
     def unread_data_keys(self) -> dict[str, str]:
         """The ``data`` keys that this objective does not use -> who reads them, in words (a value given for

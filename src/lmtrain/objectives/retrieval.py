@@ -94,6 +94,8 @@ def itm_rerank(model, data: RetrievalSet, sims: torch.Tensor, k: int, batch_size
     Returns:
         (score_i2t (N_i, N_t), score_t2i (N_t, N_i)).
     """
+    assert data.image_states is not None and data.text_states is not None and data.text_mask is not None, \
+        "re-ranking fuses the encoder states (retrieval_metrics asks for it only when they are kept)"
     device = next(model.parameters()).device
     n_img, n_txt = sims.shape
     k_i2t, k_t2i = min(k, n_txt), min(k, n_img)

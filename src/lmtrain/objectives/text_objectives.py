@@ -7,8 +7,9 @@ rest (the cached corpus, the datasets), so an objective of your own on text is a
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import Any, ClassVar, cast
 
 import numpy as np
 from omegaconf import OmegaConf
@@ -16,7 +17,7 @@ from torch.utils.data import Subset
 
 from lmtrain.config.commands import PretrainConfig
 from lmtrain.config.data import TextDataConfig
-from lmtrain.config.objectives import BidirectionalLMConfig, CausalLMConfig, MaskedLMConfig
+from lmtrain.config.objectives import BidirectionalLMConfig, CausalLMConfig, MaskedLMConfig, ObjectiveConfig
 from lmtrain.data.baselines import majority_token_accuracy, unigram_perplexity
 from lmtrain.data.collate import PadCollator
 from lmtrain.data.datasets import Corruption, PretrainingDataset
@@ -25,6 +26,7 @@ from lmtrain.data.pretraining import (ExampleRecipe, PretrainingData, Pretrainin
                                       prepare_pretraining_data, read_tokenizer_text)
 from lmtrain.data.tokenizer import TextTokenizer
 from lmtrain.errors import UserError
+from lmtrain.models.capabilities import Capability
 from lmtrain.objectives.base import Objective
 from lmtrain.objectives.bidirectional_lm import BidirectionalLM
 from lmtrain.objectives.causal_lm import CausalLM
@@ -124,9 +126,12 @@ class MaskedLMObjective(TextPretraining):
     """BERT's masked LM with next-sentence prediction (``next_sentence: true``), or RoBERTa's without."""
 
     config_class = MaskedLMConfig
+    cfg: MaskedLMConfig  # an objective is built from its own config_class (the objective config's _target_ names it)
+    needs = Capability.MASKED_LM
 
     @property
     def example_format(self) -> str:  # type: ignore[override]
+        """Sentence pairs for next-sentence prediction, else blocks of whole sentences."""
         return "sentence_pairs" if self.cfg.next_sentence else "sentence_blocks"
 
     def min_seq_len(self) -> tuple[int, str]:
@@ -134,12 +139,6 @@ class MaskedLMObjective(TextPretraining):
         if self.cfg.next_sentence:
             return 5, "[CLS] A [SEP] B [SEP]: 3 special tokens and at least one token in each sentence"
         return 3, "[CLS] ... [SEP]: 2 special tokens and at least one token to mask"
-
-    def check_model(self, model: Any, key: str) -> None:
-        """A masked LM needs bidirectional attention."""
-        if model.spec.causal:
-            raise UserError(f"{key} is a causal (GPT-style) model; objective={self.name} needs a bidirectional one "
-                            "(BERT, RoBERTa): continue it with model=gpt (objective=clm) instead.")
 
     def _spec(self, tokenizer: TextTokenizer) -> MaskingSpec:
         return masking_spec(self.cfg, tokenizer)
@@ -180,14 +179,8 @@ class CausalLMObjective(TextPretraining):
     """GPT's next-token prediction on blocks cut from the document stream."""
 
     config_class = CausalLMConfig
-
+    needs = Capability.CAUSAL_LM
     example_format = "token_stream"
-
-    def check_model(self, model: Any, key: str) -> None:
-        """A causal LM needs causal attention."""
-        if not model.spec.causal:
-            raise UserError(f"{key} is a bidirectional (BERT-style) model; objective=clm needs a causal one (GPT): "
-                            "continue it with model=bert or model=roberta (a masked-LM objective) instead.")
 
     def head_names(self) -> tuple[str, ...]:
         """The LM head."""
@@ -209,7 +202,7 @@ class BidirectionalLMObjective(TextPretraining):
 
     config_class = BidirectionalLMConfig
 
-    families = ("elmo",)
+    needs = Capability.BIDIRECTIONAL_LM
     example_format = "token_stream"
 
     def head_names(self) -> tuple[str, ...]:
@@ -226,9 +219,10 @@ class BidirectionalLMObjective(TextPretraining):
 
 
 # objective name -> its schema, for checkpoints written before model.json kept the objective's config
-_EARLIER_CHECKPOINTS = {"mlm_nsp": lambda: MaskedLMConfig(name="mlm_nsp", next_sentence=True, masking="static"),
-                        "mlm": lambda: MaskedLMConfig(name="mlm", masking="dynamic"),
-                        "clm": CausalLMConfig, "bilm": BidirectionalLMConfig}
+_EARLIER_CHECKPOINTS: dict[str, Callable[[], ObjectiveConfig]] = {
+    "mlm_nsp": lambda: MaskedLMConfig(name="mlm_nsp", next_sentence=True, masking="static"),
+    "mlm": lambda: MaskedLMConfig(name="mlm", masking="dynamic"),
+    "clm": CausalLMConfig, "bilm": BidirectionalLMConfig}
 
 
 def objective_from_meta(meta: dict[str, Any], key: str = "ckpt") -> TextPretraining:
@@ -240,15 +234,18 @@ def objective_from_meta(meta: dict[str, Any], key: str = "ckpt") -> TextPretrain
     from lmtrain.plugs import plug_class
 
     stored = meta.get("objective_config")
+    earlier = _EARLIER_CHECKPOINTS.get(str(meta.get("objective")))
+    cls: type | None = None
     if stored:
         cls = plug_class(stored, "objective", PretrainingObjective)
-        cfg = OmegaConf.to_object(OmegaConf.merge(OmegaConf.structured(cls.config_class), stored))
-    elif meta.get("objective") in _EARLIER_CHECKPOINTS:
-        cfg = _EARLIER_CHECKPOINTS[meta["objective"]]()
+    elif earlier is not None:
+        cfg = earlier()
         cls = plug_class(cfg._target_, "objective", PretrainingObjective)
-    else:
-        cls = None
     if cls is None or not issubclass(cls, TextPretraining):
         raise UserError(f"{key} was trained with objective {meta.get('objective')!r}, not a text pretraining objective; "
                         "evaluate a pretraining checkpoint (BERT, RoBERTa, GPT, ELMo).")
+    if stored:
+        # to_object gives the config_class instance that structured() made the node of (OmegaConf types it loosely)
+        cfg = cast(ObjectiveConfig, OmegaConf.to_object(OmegaConf.merge(OmegaConf.structured(cls.config_class),
+                                                                          stored)))
     return cls(cfg)

@@ -15,7 +15,8 @@ The run directory is the user's property. Before a command's ``run`` starts, :fu
 5. only then changes the folder: starts its ``.lmtrain-files`` record, removes an earlier run's or
    attempt's entries (recorded ones only) when it is replaced, and half-written checkpoints a killed
    save left behind (``checkpoints/.tmp-step-N-*``);
-6. records the config: ``.hydra/config.yaml``, ``overrides.yaml`` and ``hydra.yaml`` for a new run,
+6. records the config: ``.hydra/config.yaml``, ``overrides.yaml``, ``hydra.yaml`` and, for a command built
+   from plugs, ``plugs.json`` (where they came from: :mod:`lmtrain.run_folder.provenance`) for a new run,
    ``.hydra/resume-<n>/`` beside the original ones for a continued run (Hydra itself is told not
    to write them, so a refused command leaves them as they were), and opens the job log.
 """
@@ -33,12 +34,15 @@ from omegaconf import DictConfig, OmegaConf
 
 from lmtrain.files.atomic import make_dirs, remove_entry, write_text
 from lmtrain.files.checkpoints import is_checkpoint
+from lmtrain.config.commands import FinetuneOptions, moved_keys
 from lmtrain.config.diff import ConfigChanges, compare_configs
+from lmtrain.config.plug_nodes import PLUG_GROUPS
 from lmtrain.errors import UserError
 from lmtrain.run_folder.job_log import job_log_handlers, start_job_logs
 from lmtrain.run_folder.layout import CHECKPOINTS_DIR, METRICS_FILE, SUMMARY_FILE, TOKENIZER_FILE
 from lmtrain.run_folder.lock import LOCK_FILE, RunLock
 from lmtrain.run_folder.manifest import MANIFEST_FILE, RunManifest
+from lmtrain.run_folder.provenance import PLUGS_FILE, record_text
 from lmtrain.run_folder.status import STATUS_FILE
 
 log = logging.getLogger(__name__)
@@ -173,6 +177,10 @@ def write_config_record(run_dir: Path, cfg: DictConfig, resuming: bool) -> Path:
     texts = {"config.yaml": OmegaConf.to_yaml(cfg), "overrides.yaml": yaml.safe_dump(overrides)}
     if hydra is not None:
         texts["hydra.yaml"] = OmegaConf.to_yaml(OmegaConf.create({"hydra": hydra}))
+    targets = {group: cfg[group]["_target_"] for group in PLUG_GROUPS
+               if isinstance(cfg.get(group), DictConfig) and isinstance(cfg[group].get("_target_"), str)}
+    if targets:  # a command built from plugs: where they came from (lmtrain.run_folder.provenance)
+        texts[PLUGS_FILE] = record_text(targets, list(hydra.searchpath) if hydra is not None else [])
     for name, text in texts.items():
         write_text(folder / name, text)
     return folder
@@ -258,7 +266,11 @@ def check_resume_config(cfg: DictConfig, source: Path) -> ConfigChanges | None:
     saved = read_saved_config(source)
     if saved is None:
         return None
-    changes = compare_configs(saved, OmegaConf.to_container(cfg, resolve=False))
+    given = OmegaConf.to_container(cfg, resolve=False)
+    if not isinstance(given, dict):
+        raise TypeError(f"the config to resume with is a {type(given).__name__}, not a mapping")
+    changes = compare_configs(saved, {str(key): value for key, value in given.items()},  # its keys are names
+                              moved_keys(FinetuneOptions, "finetune."))
     if changes.refused:
         raise UserError(f"cannot continue {source} with this config: it changes what the run was trained on "
                         f"({ConfigChanges.describe(changes.refused)}). Only its length, evaluation / saving "
@@ -306,7 +318,7 @@ def _check_claim(cfg: DictConfig, command: str, run_dir: Path) -> tuple[bool, bo
         _refuse_occupied(run_dir, command, training=trainer is not None)
     resuming = bool(resume) and not overwrite
     adopting = _check_outputs(cfg, command, run_dir)
-    source = _source_run(run_dir, resume) if resuming else None
+    source = _source_run(run_dir, resume) if resuming and resume is not None else None
     if source is not None:
         check_resume_config(cfg, source)
     return resuming, adopting

@@ -54,19 +54,25 @@ class JobLogHandler(logging.Handler):
         Raises:
             UserError: the log's name is taken by a link or a file lmtrain did not write.
         """
-        with self.lock:
+        self.acquire()  # the handler's lock (``self.lock`` is typed Optional, though __init__ always creates it)
+        try:
             if self._file is None:
                 self._file = open_text(self.path)
                 self._file.write("".join(self._pending))
                 self._file.flush()
                 self._pending = []
+        finally:
+            self.release()
 
     def close(self) -> None:
         """Close the file; records never written (the folder was not claimed) are dropped."""
-        with self.lock:
+        self.acquire()
+        try:
             if self._file is not None:
                 self._file.close()
             self._file, self._pending = None, []
+        finally:
+            self.release()
         super().close()
 
 

@@ -14,7 +14,7 @@ import math
 from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
-from typing import Any, BinaryIO, Iterator
+from typing import Any, BinaryIO, Iterator, TypeGuard
 
 from lmtrain.runs.run_files import open_regular
 
@@ -24,12 +24,12 @@ TOKENS_SEEN = "train/tokens_seen"
 TOKENS_PER_S = "train/tokens_per_s"
 
 
-def is_step(value: Any) -> bool:
+def is_step(value: Any) -> TypeGuard[int]:
     """Whether ``value`` is a step: a whole number (not a bool) in [0, 2**53]."""
     return isinstance(value, int) and not isinstance(value, bool) and 0 <= value <= MAX_STEP
 
 
-def is_number(value: Any) -> bool:
+def is_number(value: Any) -> TypeGuard[float]:
     """Whether ``value`` is a finite real number (bools and strings are not)."""
     return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
 

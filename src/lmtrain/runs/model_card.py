@@ -62,8 +62,12 @@ def run_dir_of(checkpoint: Path) -> Path | None:
 
 
 def _data_description(config: dict[str, Any]) -> str | None:
-    data = config.get("data") if isinstance(config.get("data"), dict) else {}
-    train_files = data.get("train_files") if isinstance(data.get("train_files"), list) else []
+    data = config.get("data")
+    if not isinstance(data, dict):
+        data = {}
+    train_files = data.get("train_files")
+    if not isinstance(train_files, list):
+        train_files = []
     files = [f for f in [*train_files, data.get("train_file"), data.get("eval_file")] if isinstance(f, str) and f]
     parts = [str(data["name"])] if data.get("name") else []
     return " — ".join(parts + ([", ".join(Path(f).name for f in files)] if files else [])) or None
@@ -132,8 +136,9 @@ def card_facts(name: str, checkpoint: Path, meta: dict[str, Any], title: str, pa
     if run is None:
         return facts
     summary = _read_mapping(run / SUMMARY_FILE)
-    config = summary.get("config") if isinstance(summary.get("config"), dict) else \
-        _read_mapping(run / ".hydra" / "config.yaml")
+    config = summary.get("config")
+    if not isinstance(config, dict):
+        config = _read_mapping(run / ".hydra" / "config.yaml")
     init = summary.get("init") if isinstance(summary.get("init"), str) else None
     hub = recorded_hub_model(init or "")
     facts.base_model = hub.repo if hub else facts.base_model

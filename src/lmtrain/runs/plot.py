@@ -75,11 +75,11 @@ def resolve_metrics(requested: Sequence[str] | None, runs: Sequence[RunRecord]) 
     """
     logged = sorted({name for run in runs for name in run.events.names})
     if not requested:
-        chosen = default_metrics(runs)
-        if not chosen:
+        defaults = default_metrics(runs)
+        if not defaults:
             raise UserError(f"none of the runs logged train/loss or an evaluation metric; "
                             f"metrics that exist: {_listed(logged)}.")
-        return chosen
+        return defaults
     chosen: list[str] = []
     for name in requested:
         matches = [name] if name in logged else [m for m in logged if "/" not in name and m.split("/", 1)[-1] == name]

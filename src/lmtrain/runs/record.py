@@ -61,12 +61,11 @@ class RunRecord:
     best_step: int | None = None
     summary: dict[str, Any] = field(default_factory=dict)
     config: dict[str, Any] = field(default_factory=dict)
-    events: EventLog | None = field(default=None, repr=False)
+    events: EventLog = field(init=False, repr=False)  # the run's metrics.jsonl
     problems: list[str] = field(default_factory=list)
 
     def __post_init__(self) -> None:
-        if self.events is None:
-            self.events = EventLog(self.path / METRICS_FILE)
+        self.events = EventLog(self.path / METRICS_FILE)
 
     @property
     def kind(self) -> str:
@@ -193,7 +192,8 @@ def load_run(run_dir: str | Path, now: float | None = None, running_window: floa
     Returns:
         The record; ``status`` is ``unreadable`` (``detail``: why) when a file of the run cannot be read.
     """
-    path, problems = Path(run_dir), []
+    path = Path(run_dir)
+    problems: list[str] = []
     summary = _read(path, SUMMARY_FILE, dict, "json", problems)
     saved_config = _read(path, CONFIG_FILE, dict, "yaml", problems)  # read even when the summary has one: a
     config = _node(summary or {}, "config") or saved_config or {}   # damaged file is reported either way

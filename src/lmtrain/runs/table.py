@@ -10,7 +10,7 @@ import os
 from pathlib import Path
 from typing import Any, Sequence
 
-from rich.console import Console
+from rich.console import Console, JustifyMethod
 from rich.table import Table
 from rich.text import Text
 
@@ -25,6 +25,11 @@ _VALUE_COLUMNS = {"status": "status", "detail": "detail", "command": "command", 
                   "steps": "steps",
                   "wall_seconds": "wall_s", "tokens_per_s": "tokens_per_s", "metric": "metric",
                   "final": "final", "best": "best", "best_step": "best_step"}
+# the terminal table's columns and how each is aligned
+_TABLE_COLUMNS: tuple[tuple[str, JustifyMethod], ...] = (
+    ("run", "left"), ("status", "left"), ("command", "left"), ("model / task", "left"), ("overrides", "left"),
+    ("steps", "right"), ("wall", "right"), ("tok/s", "right"), ("metric", "left"), ("final", "right"),
+    ("best", "right"))
 
 
 def display_path(path: Path, base: Path | None = None) -> str:
@@ -100,9 +105,7 @@ def make_console(stderr: bool = False) -> Console:
 def runs_table(rows: Sequence[dict[str, Any]], title: str | None = None) -> Table:
     """A rich table of :func:`run_rows` rows."""
     table = Table(title=title, header_style="bold")
-    for name, justify in [("run", "left"), ("status", "left"), ("command", "left"), ("model / task", "left"),
-                          ("overrides", "left"), ("steps", "right"), ("wall", "right"), ("tok/s", "right"),
-                          ("metric", "left"), ("final", "right"), ("best", "right")]:
+    for name, justify in _TABLE_COLUMNS:
         table.add_column(name, justify=justify, overflow="fold", no_wrap=name not in ("run", "overrides"))
     for row in rows:
         status = row["status"]

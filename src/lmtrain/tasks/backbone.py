@@ -3,8 +3,9 @@
 ``init`` unset picks the newest compatible pretrain run of this project, under ``outputs/pretrain/`` of
 the current directory (one with ``checkpoints/last`` whose attention matches the task: bidirectional
 for tagging and classification, causal for generation); :func:`newest_compatible_run` says which, in
-one line that the run states first and records. An ELMo run is used only when ``init`` names it: its
-features serve tagging and classification, never generation.
+one line that the run states first and records. A task asks the backbone for a capability (token
+features, or a causal LM head), never for a family; a family that is not ``chosen_without_init``
+(ELMo) is used only when ``init`` names it.
 """
 
 from __future__ import annotations
@@ -20,8 +21,10 @@ from lmtrain.files import checkpoints as ckpt
 from lmtrain.config.commands import FinetuneConfig
 from lmtrain.data.tokenizer import TextTokenizer
 from lmtrain.errors import UserError
-from lmtrain.models.elmo import ElmoSpec
-from lmtrain.models.spec import TransformerSpec, resolve_spec
+from lmtrain.models.capabilities import Capability, in_words
+from lmtrain.models.families import ModelFamily
+from lmtrain.models.protocol import ModelSpec
+from lmtrain.plugs import plug_class
 
 log = logging.getLogger(__name__)
 
@@ -38,13 +41,20 @@ class InitChoice:
 
 @dataclass
 class Backbone:
-    """A backbone to fine-tune: its spec, weights (None = random), tokenizer and where it came from."""
+    """A backbone to fine-tune: its spec, weights (None = random), tokenizer, where it came from and its family."""
 
-    spec: TransformerSpec | ElmoSpec
+    spec: ModelSpec
     state: dict[str, torch.Tensor] | None
     tokenizer: TextTokenizer
-    model_name: str  # bert | roberta | gpt | elmo (used by export and by compatible-run search)
+    model_name: str  # the model's preset name (bert, gpt, elmo ...; used by export and by compatible-run search)
     source: str
+    family: type[ModelFamily]
+    capabilities: frozenset[Capability] = frozenset()
+
+
+def task_needs(causal: bool) -> Capability:
+    """What a task asks of its backbone: a causal LM head (generation) or token features (tagging, classification)."""
+    return Capability.CAUSAL_LM if causal else Capability.TOKEN_FEATURES
 
 
 def _kind(causal: bool) -> str:
@@ -95,30 +105,37 @@ def newest_compatible_run(accepts: Callable[[dict[str, Any]], bool], kind: str, 
                            "init=<run, checkpoint or Hugging Face model> to choose another, or init=scratch")
 
 
+def has_capability(meta: dict[str, Any], need: Capability) -> bool:
+    """Whether a candidate run's model has ``need`` and its family may be chosen without ``init=`` (a family this
+    process has not imported is no candidate: the scan runs no code named in a run folder)."""
+    family = ModelFamily.registry.get(meta.get("family"))
+    return family is not None and family.chosen_without_init and need in family.model_capabilities(meta)
+
+
 def newest_pretrain_run(causal: bool) -> InitChoice:
-    """The newest pretrain run of this project whose Transformer has ``causal`` attention."""
-    return newest_compatible_run(
-        lambda meta: meta.get("family") == "transformer" and bool(meta["spec"].get("causal")) == causal,
-        _kind(causal), "lmtrain pretrain model=gpt" if causal else "lmtrain pretrain model=bert")
+    """The newest pretrain run of this project whose model has what a task of ``causal`` attention needs."""
+    need = task_needs(causal)
+    return newest_compatible_run(lambda meta: has_capability(meta, need), _kind(causal), need.example)
 
 
 def from_checkpoint(path: str | Path) -> Backbone:
-    """The backbone of an lmtrain run or checkpoint (Transformer or ELMo), a Hugging Face folder or a Hub id."""
+    """The backbone of an lmtrain run or checkpoint, a Hugging Face folder or a Hub id."""
     from lmtrain.models.loading import load_checkpoint
 
-    model, tokenizer, meta = load_checkpoint(path, "cpu", key="init", families=("transformer", "elmo"))
-    if meta.get("task_heads") and meta["family"] == "elmo":
-        raise UserError(f"init={path} is a fine-tuned ELMo tagger or classifier; start from the pretrained biLM "
-                        "(init=<the `lmtrain pretrain model=elmo` run>).")
-    return Backbone(model.spec, model.state_dict(), tokenizer, meta.get("model_name", "bert"),
-                    meta.get("source", str(path)))
+    model, tokenizer, meta = load_checkpoint(path, "cpu", key="init")
+    family = ModelFamily.of(meta)
+    return Backbone(model.spec, family.task_backbone(model, meta, f"init={path}"), tokenizer,
+                    meta.get("model_name") or family.name, meta.get("source", str(path)), family,
+                    family.model_capabilities(meta))
 
 
 def _from_scratch(cfg: FinetuneConfig, tokenizer: TextTokenizer) -> Backbone:
-    spec = resolve_spec(cfg.model, tokenizer.vocab_size, tokenizer.id("pad"))
+    family = plug_class(cfg.model, "model", ModelFamily)(cfg.model)
+    spec = family.build(tokenizer, (), 0).spec  # the weights stay random: the task model draws its own, seeded
     log.info("init=scratch: random %s backbone, tokenizer %s", cfg.model.name,
              f"from {cfg.tokenizer.path}" if cfg.tokenizer.path else "trained on the task's training text")
-    return Backbone(spec, None, tokenizer, cfg.model.name, "scratch (random weights)")
+    return Backbone(spec, None, tokenizer, cfg.model.name, "scratch (random weights)", type(family),
+                    family.config_capabilities())
 
 
 def resolve_backbone(cfg: FinetuneConfig, causal: bool, scratch_tokenizer: Callable[[], TextTokenizer]) -> Backbone:
@@ -138,12 +155,10 @@ def resolve_backbone(cfg: FinetuneConfig, causal: bool, scratch_tokenizer: Calla
         backbone = _from_scratch(cfg, scratch_tokenizer())
     else:
         backbone = from_checkpoint(init)
-    if backbone.spec.causal != causal:
-        need = "a causal language model (GPT) with an lm head" if causal else "a bidirectional encoder (BERT / RoBERTa)"
-        have = "an ELMo biLM, whose features serve tagging and classification only" \
-            if isinstance(backbone.spec, ElmoSpec) else \
-            f"a {backbone.model_name} model with {_kind(backbone.spec.causal)} attention"
-        raise UserError(f"this task needs {need}, but init={init or backbone.source} is {have}; pretrain a fitting one "
-                        f"(`lmtrain pretrain model={'gpt' if causal else 'bert'}`) or pass init=<a fitting run or "
-                        "Hugging Face model>.")
+    need = task_needs(causal)
+    if need not in backbone.capabilities:
+        raise UserError(f"this task needs {need.words}, but init={init or backbone.source} holds a model of the "
+                        f"{backbone.family.name} family ({backbone.model_name}), which has "
+                        f"{in_words(backbone.capabilities)}; pretrain a fitting one (`{need.example}`) or pass "
+                        "init=<a fitting run or Hugging Face model>.")
     return backbone

@@ -13,12 +13,13 @@ import torch
 from torch import nn
 from torch.utils.data import Dataset
 
-from lmtrain.config.commands import FinetuneConfig
+from lmtrain.config.commands import FinetuneConfig, FinetuneOptions
 from lmtrain.config.data import TaskDataConfig
-from lmtrain.config.tasks import TaskConfig
+from lmtrain.config.tasks import PredictOptions, TaskConfig
 from lmtrain.data.collate import PadCollator
 from lmtrain.data.tokenizer import TextTokenizer
 from lmtrain.errors import UserError
+from lmtrain.models.heads import TaskHead
 from lmtrain.objectives.base import Objective
 
 
@@ -90,10 +91,16 @@ class TaskModel:
 class Task:
     """A fine-tuning task: reads its data, encodes it, builds its model, and names its objective and metrics.
 
+    Args:
+        data_cfg: the ``data`` config (an instance of :attr:`data_config`).
+        labels: the label names of a fine-tuned checkpoint (prediction), or None to read them from the data.
+        options: the ``task`` config (an instance of :attr:`config_class`; None = its defaults).
+
     Attributes:
-        name: ner | classification | generation | retrieval.
+        name: ner | classification | generation | retrieval (a task of your own: its name).
+        options: the task's own typed config (``task.*``).
         head: name of the task head in the model (None: the language-model head ``lm``).
-        head_kind: kind of that head for :func:`lmtrain.models.heads.build_task_head`.
+        head_class: the :class:`lmtrain.models.heads.TaskHead` under ``head``: a built-in one, or the task's own.
         causal: needs a causal LM backbone (True) or a bidirectional encoder (False).
         labels: label names, read from the training data (or a checkpoint).
     """
@@ -101,17 +108,48 @@ class Task:
     name = ""
     config_class: type = TaskConfig  # the task's schema (types a user's YAML that names this class in _target_)
     data_config: type = TaskDataConfig  # the schema of its `data` node
+    predict_config: type = PredictOptions  # the schema of the `task.*` keys of `lmtrain predict`
     predict_example: str | None = None  # one input line that the next-step hint pipes into `lmtrain predict`
     head: str | None = None
-    head_kind: str | None = None
+    head_class: type[TaskHead] | None = None
     causal = False
     labels: list[str] = []
 
-    def __init__(self, data_cfg: TaskDataConfig, labels: list[str] | None = None):
+    def __init__(self, data_cfg: TaskDataConfig, labels: list[str] | None = None, options: TaskConfig | None = None):
         self.cfg = data_cfg
+        self.options = options if options is not None else self.config_class()
         self.labels = list(labels or [])
         self.train: list = []
         self.eval: list = []
+
+    @property
+    def head_kind(self) -> str | None:
+        """The ``kind`` that ``model.json`` records for the head (None: the task has no head of its own)."""
+        return self.head_class.kind_name() if self.head_class is not None else None
+
+    def head_description(self, backbone: Any, options: FinetuneOptions, dropout: float) -> dict[str, Any]:
+        """The JSON description of the task's head (``model.json`` keeps it; ``head_class.from_description``
+        rebuilds the head from it): ``kind``, ``n_classes`` and ``dropout``, plus what the task's head adds.
+
+        Args:
+            backbone: the :class:`lmtrain.tasks.backbone.Backbone` under the head.
+            options: ``finetune.*``.
+            dropout: the head's dropout (``finetune.head_dropout``, else the backbone's).
+        Raises:
+            UserError: a task option that does not fit the backbone or ``finetune.*``.
+        """
+        return {"kind": self.head_kind, "n_classes": len(self.labels), "dropout": dropout}
+
+    @classmethod
+    def predict_options(cls, values: Any) -> Any:
+        """``values`` (the ``task.*`` keys given to `lmtrain predict`) typed by :attr:`predict_config`.
+
+        Raises:
+            UserError: a key this task's predict schema lacks (it would be ignored), or a value out of range.
+        """
+        from lmtrain.tasks.prediction_io import typed_predict_options
+
+        return typed_predict_options(cls.predict_config, values, cls.name)
 
     def _read(self, path, key: str) -> list:
         """The examples of one file (``key`` names the config key in errors)."""

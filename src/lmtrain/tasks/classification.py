@@ -13,6 +13,7 @@ from lmtrain.config.data import ClassificationDataConfig
 from lmtrain.config.tasks import ClassificationTaskConfig
 from lmtrain.data.tokenizer import TextTokenizer
 from lmtrain.errors import UserError
+from lmtrain.models.heads import PooledClassifierHead
 from lmtrain.objectives.metrics import class_weights, classification_scores
 from lmtrain.objectives.sequence_classification import SequenceClassification
 from lmtrain.tasks.alignment import frame_ids
@@ -61,7 +62,7 @@ class ClassificationTask(Task):
         labels: the label list of a fine-tuned checkpoint (prediction), or None to read it from training data.
     """
 
-    name, head, head_kind, causal = "classification", "classifier", "pooled_classifier", False
+    name, head, head_class, causal = "classification", "classifier", PooledClassifierHead, False
     predict_example = "a gripping , funny and moving film ."
     config_class, data_config = ClassificationTaskConfig, ClassificationDataConfig
 

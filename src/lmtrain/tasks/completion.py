@@ -11,7 +11,7 @@ import torch
 
 from lmtrain.files.checkpoints import BEST, is_checkpoint
 from lmtrain.config.data import GenerationDataConfig
-from lmtrain.config.tasks import GenerationTaskConfig
+from lmtrain.config.tasks import GenerationPredictConfig, GenerationTaskConfig
 from lmtrain.data.baselines import unigram_perplexity
 from lmtrain.errors import UserError
 from lmtrain.objectives.completion import CompletionLM
@@ -51,9 +51,9 @@ def encode_pair(prompt: list[int], completion: list[int], start: list[int], end:
 class CompletionTask(Task):
     """Fine-tune the ``lm`` head and backbone of a GPT on prompt -> completion JSON lines."""
 
-    name, head, head_kind, causal = "generation", None, None, True
+    name, head, causal = "generation", None, True
     predict_example = "The fire spread across"
-    config_class, data_config = GenerationTaskConfig, GenerationDataConfig
+    config_class, data_config, predict_config = GenerationTaskConfig, GenerationDataConfig, GenerationPredictConfig
 
     def _read(self, path, key: str) -> list[Pair]:
         if file_format(path, self.cfg.format, "jsonl") != "jsonl":

@@ -1,4 +1,9 @@
-"""The model a fine-tuning run trains: the backbone's weights plus a fresh task head, partly frozen if asked."""
+"""The model a fine-tuning run trains: the backbone's weights plus a fresh task head, partly frozen if asked.
+
+The backbone's family builds the task model, freezes it and picks the head's learning rate
+(:class:`lmtrain.models.families.ModelFamily`'s ``task_model``, ``freeze``, ``default_head_lr``); nothing
+here tests a family.
+"""
 
 from __future__ import annotations
 
@@ -11,56 +16,16 @@ from torch import nn
 from lmtrain.config.commands import FinetuneConfig
 from lmtrain.data.hf_tokenizer import configured_tokenizer
 from lmtrain.errors import UserError
-from lmtrain.models.elmo import ElmoSpec
-from lmtrain.models.elmo_features import ElmoTaskModel, build_elmo_task_model
-from lmtrain.models.heads import TAGGER_ENCODERS
-from lmtrain.models.language_model import LanguageModel
+from lmtrain.models.families import ModelFamily
 from lmtrain.tasks.backbone import Backbone, resolve_backbone
 from lmtrain.tasks.base import Task, TaskModel
 
 log = logging.getLogger(__name__)
 
-# an ELMo task model is trained from scratch on fixed features: it needs a larger step than a
-# pretrained Transformer being tuned (the task presets' optim.lr)
-ELMO_HEAD_LR = 1.0e-2
-
 
 def head_learning_rate(backbone: Backbone, head_lr: float | None, freeze_backbone: bool | None) -> float | None:
-    """``finetune.head_lr``; unset, :data:`ELMO_HEAD_LR` over a frozen ELMo biLM and None (= optim.lr) otherwise."""
-    if head_lr is None and isinstance(backbone.spec, ElmoSpec) and freeze_backbone is not False:
-        log.info("ELMo: the task head learns at finetune.head_lr=%g (set finetune.head_lr to change it)", ELMO_HEAD_LR)
-        return ELMO_HEAD_LR
-    return head_lr
-
-
-def tagger_options(task: Task, backbone: Backbone, task_encoder: str | None, crf: bool | None,
-                   lstm_dim: int, class_weights: Any) -> dict[str, Any]:
-    """The head description's ``encoder`` / ``lstm_dim`` / ``crf`` entries (empty for non-tagging tasks).
-
-    ``task_encoder`` None is the family's usual: ELMo's task biLSTM, as in the paper, for an ELMo
-    tagger; a linear tagger (Hugging Face's) for Transformers. ``crf`` None is on with a biLSTM only.
-    Raises:
-        UserError: an unknown encoder, a biLSTM or CRF for a task that does not tag, or class
-            weights with a CRF.
-    """
-    tagging = task.head_kind == "token_classifier"
-    if task_encoder not in (None, *TAGGER_ENCODERS):
-        raise UserError(f"finetune.task_encoder={task_encoder} is not supported; choose one of "
-                        f"{', '.join(TAGGER_ENCODERS)}.")
-    if not tagging:
-        if task_encoder == "bilstm" or crf:
-            key = "finetune.task_encoder=bilstm" if task_encoder == "bilstm" else "task.crf=true"
-            raise UserError(f"{key} applies to tagging (task=ner), not task={task.name}; drop the override.")
-        return {}
-    encoder = task_encoder or ("bilstm" if isinstance(backbone.spec, ElmoSpec) else "linear")
-    crf = encoder == "bilstm" if crf is None else crf
-    if crf and class_weights not in (None, "none"):
-        raise UserError(f"finetune.class_weights={class_weights} weights each word's loss, but with a CRF the loss "
-                        "is a whole sentence's likelihood; set finetune.class_weights=none or task.crf=false.")
-    if lstm_dim < 1:
-        raise UserError(f"finetune.task_lstm_dim={lstm_dim} must be at least 1.")
-    return {"encoder": encoder, "lstm_dim": lstm_dim, "crf": crf} if encoder == "bilstm" else \
-        {"encoder": encoder, "crf": crf}
+    """``finetune.head_lr``; unset, the backbone family's default (ELMo's over a frozen biLM; None = optim.lr)."""
+    return backbone.family.default_head_lr(freeze_backbone) if head_lr is None else head_lr
 
 
 def build_task_model(task: Task, cfg: FinetuneConfig, context: Any) -> TaskModel:
@@ -75,38 +40,24 @@ def build_task_model(task: Task, cfg: FinetuneConfig, context: Any) -> TaskModel
     options = cfg.finetune
     backbone = resolve_backbone(cfg, task.causal, lambda: context.run_tokenizer(
         lambda: configured_tokenizer(cfg.tokenizer, task.texts())))
-    tagger = tagger_options(task, backbone, options.task_encoder, getattr(cfg.task, "crf", None), options.task_lstm_dim,
-                            options.class_weights)
+    dropout = backbone.spec.dropout if options.head_dropout is None else options.head_dropout
+    description = task.head_description(backbone, options, dropout) if task.head is not None else None
     torch.manual_seed(cfg.trainer.seed)
-    model = context.build_model(lambda: build_finetune_model(task, backbone, options.head_dropout, tagger))
+    model = context.build_model(lambda: build_finetune_model(task, backbone, description))
     freeze(model, options.freeze_backbone, options.freeze_layers)  # None: ELMo frozen, Transformers tuned
     return TaskModel(model, backbone.tokenizer, backbone.source, backbone.model_name, backbone.spec.max_positions,
                      head_learning_rate(backbone, options.head_lr, options.freeze_backbone))
 
 
-def _elmo_task_model(task: Task, backbone: Backbone, description: dict[str, Any]) -> ElmoTaskModel:
-    """ELMo features (the pretrained biLM plus a scalar mix) under ``task``'s head.
-
-    A classifier pools the mean of the tokens' features: ELMo has no [CLS] trained to summarise.
-    """
-    kind = "mean_pooled_classifier" if task.head_kind == "pooled_classifier" else task.head_kind
-    return build_elmo_task_model(backbone.spec, {task.head: {**description, "kind": kind}}, backbone.state)
-
-
-def build_finetune_model(task: Task, backbone: Backbone, head_dropout: float | None,
-                         tagger: dict[str, Any] | None = None) -> nn.Module:
-    """A :class:`LanguageModel` (or :class:`ElmoTaskModel`) with the backbone's weights and ``task``'s head.
+def build_finetune_model(task: Task, backbone: Backbone, description: dict[str, Any] | None) -> nn.Module:
+    """The backbone's family's task model: its weights under ``task``'s head (see ``ModelFamily.task_model``).
 
     Tagging and classification drop the pretraining heads and add a new one; generation keeps the
-    language-model head. A classifier's dense layer starts from BERT's pretrained pooler (the NSP
-    head's dense layer) when the backbone has one, as Hugging Face's BertForSequenceClassification does.
-    ``tagger`` holds :func:`tagger_options`; a CRF is constrained to the task's valid transitions.
+    language-model head. ``description`` is the head's (``task.head_description``; None: no head of its
+    own); a CRF is constrained to the task's valid transitions.
     """
-    spec = backbone.spec
-    dropout = spec.dropout if head_dropout is None else head_dropout
-    description = {"kind": task.head_kind, "n_classes": len(task.labels), "dropout": dropout, **(tagger or {})}
-    model = _elmo_task_model(task, backbone, description) if isinstance(spec, ElmoSpec) else \
-        _transformer_task_model(task, backbone, description)
+    description = description or {}
+    model = backbone.family.task_model(backbone.spec, backbone.state, task.head, description, backbone.source)
     if description.get("crf"):
         allowed = task.allowed_transitions()
         if allowed is not None:
@@ -114,63 +65,15 @@ def build_finetune_model(task: Task, backbone: Backbone, head_dropout: float | N
     return model
 
 
-def _transformer_task_model(task: Task, backbone: Backbone, description: dict[str, Any]) -> LanguageModel:
-    spec = backbone.spec
-    model = LanguageModel(spec, ["lm"]) if task.head is None else LanguageModel(spec, [], {task.head: description})
-    if backbone.state is None:
-        return model
-    wanted = {k: v for k, v in backbone.state.items() if k.startswith("backbone.") or
-              (task.head is None and k.startswith("heads.lm."))}
-    if task.head_kind == "pooled_classifier":
-        wanted.update({k.replace("heads.nsp.dense.", f"heads.{task.head}.dense."): v
-                       for k, v in backbone.state.items() if k.startswith("heads.nsp.dense.")})
-    result = model.load_state_dict(wanted, strict=False)
-    missing = [k for k in result.missing_keys if k.startswith("backbone.")]
-    if missing or result.unexpected_keys:
-        raise UserError(f"the weights of {backbone.source} do not fit its own spec (missing {missing[:5]}, "
-                        f"unexpected {result.unexpected_keys[:5]}).")
-    return model
-
-
-def _freeze_elmo(model: ElmoTaskModel, freeze_backbone: bool | None, freeze_layers: int) -> int:
-    if freeze_layers:
-        raise UserError(f"finetune.freeze_layers={freeze_layers} applies to Transformer backbones; an ELMo "
-                        "biLM is frozen whole (the default) or tuned whole (finetune.freeze_backbone=false).")
-    if freeze_backbone is False:
-        log.info("ELMo: the biLM is fine-tuned with the scalar mix and the head")
-        return 0
-    log.info("frozen: the ELMo biLM (the scalar mix and the head learn)")
-    return model.backbone.freeze_bilm()
-
-
 def freeze(model: nn.Module, freeze_backbone: bool | None, freeze_layers: int) -> int:
-    """Stop gradients to the whole backbone, or to its embeddings and first ``freeze_layers`` blocks.
+    """Stop gradients to the whole backbone, or to its first ``freeze_layers`` layers, as its family does it.
 
     ``freeze_backbone`` None means the family's usual way: ELMo's biLM is frozen (as in the paper,
-    only the scalar mix and the task head learn), a Transformer is fine-tuned whole. A
-    language-model head tied to the token embedding is frozen with it.
+    only the scalar mix and the task head learn), a Transformer is fine-tuned whole.
     Returns:
         The number of frozen parameters (tensors).
     """
-    if isinstance(model, ElmoTaskModel):
-        return _freeze_elmo(model, freeze_backbone, freeze_layers)
-    n_layers = model.spec.n_layers
-    if freeze_layers < 0 or freeze_layers > n_layers:
-        raise UserError(f"finetune.freeze_layers={freeze_layers}: the backbone has {n_layers} layers; "
-                        f"choose 0-{n_layers} (or finetune.freeze_backbone=true).")
-    if freeze_backbone:
-        modules = [model.backbone]
-    elif freeze_layers:
-        modules = [model.backbone.embeddings, *model.backbone.blocks[:freeze_layers]]
-    else:
-        return 0
-    frozen = 0
-    for module in modules:
-        for param in module.parameters():
-            param.requires_grad_(False)
-            frozen += 1
-    log.info("frozen: %s", "the whole backbone" if freeze_backbone else f"embeddings and {freeze_layers} layer(s)")
-    return frozen
+    return ModelFamily.named(model.family).freeze(model, freeze_backbone, freeze_layers)
 
 
 def describe(model: nn.Module) -> dict[str, Any]:

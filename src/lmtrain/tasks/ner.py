@@ -14,6 +14,7 @@ from lmtrain.config.data import NerDataConfig
 from lmtrain.config.tasks import NerTaskConfig
 from lmtrain.data.tokenizer import TextTokenizer
 from lmtrain.errors import UserError
+from lmtrain.models.heads import TokenClassifierHead
 from lmtrain.objectives.metrics import class_weights, entity_scores
 from lmtrain.objectives.token_classification import TokenClassification, best_tags, tag_scores
 from lmtrain.tasks.alignment import make_windows, window_labels, words_from_windows
@@ -39,14 +40,16 @@ def split_words(text: str) -> list[tuple[str, int, int]]:
 
 
 class NerTask(Task):
-    """Tagging with the ``tagger`` head (dropout -> linear on every token).
+    """Tagging with the ``tagger`` head (dropout -> [task biLSTM] -> linear on every token, [CRF]).
 
     Args:
         data_cfg: the ``data`` config (files, format, tag column, scheme).
         labels: the label list of a fine-tuned checkpoint (prediction), or None to read it from training data.
+        options: the ``task`` config (encoder, lstm_dim, crf).
     """
 
-    name, head, head_kind, causal = "ner", "tagger", "token_classifier", False
+    name, head, head_class, causal = "ner", "tagger", TokenClassifierHead, False
+    options: NerTaskConfig
     predict_example = "Prime Minister John Howard met union leaders in Sydney on Tuesday ."
     config_class, data_config = NerTaskConfig, NerDataConfig
 
@@ -125,6 +128,22 @@ class NerTask(Task):
         return {"baseline/all_o_acc": sum(t == "O" for tags in gold for t in tags) / max(n_words, 1),
                 "baseline/all_o_f1": 0.0,
                 "baseline/lexicon_f1": entity_scores(gold, lexicon, self.cfg.scheme)["f1"]}
+
+    def head_description(self, backbone: Any, options: Any, dropout: float) -> dict[str, Any]:
+        """The tagger's description with its ``encoder`` (``task.encoder``; unset: the backbone family's usual),
+        ``lstm_dim`` (with a biLSTM) and ``crf`` (``task.crf``; unset: on with a biLSTM only).
+
+        Raises:
+            UserError: class weights with a CRF (its loss is a whole sentence's likelihood, not per word).
+        """
+        encoder = self.options.encoder or backbone.family.tagger_encoder  # ELMo's paper: a biLSTM; HF: linear
+        crf = encoder == "bilstm" if self.options.crf is None else self.options.crf
+        if crf and options.class_weights not in (None, "none"):
+            raise UserError(f"finetune.class_weights={options.class_weights} weights each word's loss, but with a CRF "
+                            "the loss is a whole sentence's likelihood; set finetune.class_weights=none or "
+                            "task.crf=false.")
+        own = {"encoder": encoder, "crf": crf, **({"lstm_dim": self.options.lstm_dim} if encoder == "bilstm" else {})}
+        return {**super().head_description(backbone, options, dropout), **own}
 
     def allowed_transitions(self) -> list[list[bool]]:
         """The tag transitions ``data.scheme`` allows (no ``O`` -> ``I-X`` under BIO), for a CRF."""

@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
 import sys
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
+from lmtrain.config.checks import ConfigRangeError, range_error
 from lmtrain.errors import UserError
 
 log = logging.getLogger(__name__)
@@ -62,3 +65,31 @@ def write_records(records: list[dict[str, Any]], output: str | None, format_reco
     for record in records:
         sys.stdout.write(format_record(record) + "\n")
     sys.stdout.flush()
+
+
+
+def typed_predict_options(schema: type, values: Any, task_name: str) -> Any:
+    """``values`` (the ``task.*`` keys of `lmtrain predict`, a mapping) as the task's predict ``schema``.
+
+    Raises:
+        UserError: a key ``schema`` lacks (the run's task would ignore it), a value of the wrong type or out of range.
+    """
+    from omegaconf import OmegaConf
+
+    values = dict(values or {})
+    known = [f.name for f in dataclasses.fields(schema)]
+    for key, value in values.items():
+        if key not in known:
+            reads = ", ".join(f"task.{k}" for k in known) or "no task.* key"
+            raise UserError(f"invalid configuration for `lmtrain predict`: task.{key}={value} is not read by the run's "
+                            f"task ({task_name}; its predict keys are typed by {schema.__name__}), so nothing would "
+                            f"read it. That task reads {reads}; drop the key.")
+    try:
+        return OmegaConf.to_object(OmegaConf.merge(OmegaConf.structured(schema), values))
+    except ConfigRangeError as error:
+        error.field = f"task.{error.field}"
+        raise range_error(error, "predict") from None
+    except Exception as error:  # OmegaConf's validation errors: a value of the wrong type
+        key = getattr(error, "key", "?")
+        raise UserError(f"invalid configuration for `lmtrain predict`: task.{key}: {str(error).splitlines()[0]} "
+                        f"(the run's task {task_name} types it by {schema.__name__}).") from None

@@ -15,7 +15,7 @@ import torch
 
 from lmtrain.config.commands import FinetuneConfig
 from lmtrain.config.data import RetrievalDataConfig
-from lmtrain.config.tasks import RetrievalTaskConfig
+from lmtrain.config.tasks import RetrievalPredictConfig, RetrievalTaskConfig
 from lmtrain.data.captions import pre_caption
 from lmtrain.data.image_caption_sets import ImageCaptionData, load_image_caption_data
 from lmtrain.data.image_text import ImageTextCollator, ImageTextDataset
@@ -51,15 +51,16 @@ class RetrievalTask(Task):
     :meth:`objective` and :meth:`meta` use the settings :meth:`build_model` and :meth:`datasets` saw.
     """
 
-    name, head, head_kind, causal = "retrieval", None, None, False
-    config_class, data_config = RetrievalTaskConfig, RetrievalDataConfig
+    name, head, causal = "retrieval", None, False
+    config_class, data_config, predict_config = RetrievalTaskConfig, RetrievalDataConfig, RetrievalPredictConfig
+    options: RetrievalTaskConfig
 
-    def __init__(self, data_cfg: RetrievalDataConfig, labels: list[str] | None = None):
-        super().__init__(data_cfg, labels)
+    def __init__(self, data_cfg: RetrievalDataConfig, labels: list[str] | None = None,
+                 options: RetrievalTaskConfig | None = None):
+        super().__init__(data_cfg, labels, options)  # options: alpha, hard negatives, re-ranking, queue start
         self.data: ImageCaptionData | None = None
         self.image_size: int | None = None
         self.max_seq_len = data_cfg.max_seq_len
-        self.options: Any = None  # the `task` group: alpha, hard negatives, re-ranking, queue start
         self.steps_per_epoch = 1  # the momentum distillation weight ramps up over the first epoch
         self._epoch_steps: Callable[[int], int] = lambda n_pairs: 1  # optimizer steps per pass, from the run
         self.seed = 0
@@ -81,7 +82,7 @@ class RetrievalTask(Task):
         """A comment: ranking needs the user's captions and images."""
         from lmtrain.shell_words import command, comment, override
 
-        return comment(f"{command('predict', override('ckpt', run))} input=CAPTIONS_FILE images=IMAGES_FOLDER  "
+        return comment(f"{command('predict', override('ckpt', run))} input=CAPTIONS_FILE task.images=IMAGES_FOLDER  "
                        "(your captions, one per line, and a folder of images to rank)")
 
     def newest_backbone(self) -> Any:
@@ -97,7 +98,7 @@ class RetrievalTask(Task):
         ignored = [f"finetune.{k}" for k in ("freeze_backbone", "freeze_layers", "head_lr") if getattr(cfg.finetune, k)]
         if ignored:
             log.warning("task=retrieval fine-tunes the whole model and ignores %s", ", ".join(ignored))
-        self.options, self.seed = cfg.task, cfg.trainer.seed
+        self.seed = cfg.trainer.seed
         self._epoch_steps = lambda n: context.steps_per_epoch(n, cfg.trainer)
         self.image_size = cfg.model.image_size  # a scratch tokenizer reads the captions at the size of model.*
         torch.manual_seed(cfg.trainer.seed)  # new parts (cross-attention, a random image encoder) alike on every rank
@@ -107,7 +108,7 @@ class RetrievalTask(Task):
         check_batch_setup(model.spec.queue_size, cfg.trainer.batch_size, world_size, 1.0,
                           queue_key="model.queue_size" if "ALBEF" not in init.source else f"the queue size of init={cfg.init}")
         self._read_at(model.spec.vision.image_size)
-        return TaskModel(model, init.tokenizer, init.source, "albef", model.spec.text.max_positions)
+        return TaskModel(model, init.tokenizer, init.source, model.family, model.spec.text.max_positions)
 
     def datasets(self, tokenizer: TextTokenizer, max_seq_len: int) -> tuple[ImageTextDataset, ImageTextDataset]:
         """Training pairs (random crops and flips) and held-out pairs, with captions framed for the text encoder."""

@@ -20,8 +20,10 @@ from lmtrain.config.commands import FinetuneConfig
 from lmtrain.config.models import AlbefConfig
 from lmtrain.data.tokenizer import TextTokenizer
 from lmtrain.errors import UserError
-from lmtrain.models.albef import AlbefModel, AlbefSpec, resolve_albef_spec, resolve_vision_spec
-from lmtrain.tasks.backbone import InitChoice, from_checkpoint, newest_compatible_run
+from lmtrain.models.albef import AlbefModel, albef_spec_over, resolve_albef_spec
+from lmtrain.models.capabilities import Capability
+from lmtrain.models.families import ModelFamily, TransformerFamily
+from lmtrain.tasks.backbone import InitChoice, from_checkpoint, has_capability, newest_compatible_run
 
 log = logging.getLogger(__name__)
 
@@ -38,7 +40,7 @@ class RetrievalInit:
 def _from_albef(path: str) -> RetrievalInit:
     from lmtrain.models.loading import load_checkpoint
 
-    pretrained, tokenizer, _ = load_checkpoint(path, "cpu", key="init", families=("albef",))
+    pretrained, tokenizer, _ = load_checkpoint(path, "cpu", key="init", needs=Capability.IMAGE_TEXT)
     model = AlbefModel(pretrained.spec, ())
     state = {k: v for k, v in pretrained.state_dict().items() if not k.startswith(("heads.", "momentum.mlm."))}
     model.load_state_dict(state)
@@ -51,7 +53,8 @@ def _load_vision(model: AlbefModel, vision_init: str | None) -> None:
         return
     from lmtrain.models.loading import load_checkpoint
 
-    donor, _, _ = load_checkpoint(vision_init, "cpu", key="task.vision_init", families=("albef",))
+    donor, _, _ = load_checkpoint(vision_init, "cpu", key="task.vision_init",
+                                  needs=Capability.IMAGE_TEXT)
     if donor.spec.vision != model.spec.vision:
         raise UserError(f"task.vision_init={vision_init} has an image encoder of other sizes ({donor.spec.vision}) "
                         f"than model.* asks for ({model.spec.vision}); set model.image_size, patch_size and vision_* "
@@ -71,10 +74,7 @@ def _with_text_backbone(backbone, model_cfg: AlbefConfig, vision_init: str | Non
         raise UserError(f"model.fusion_layers={model_cfg.fusion_layers}: init={backbone.source} has {text.n_layers} "
                         f"layers, so choose 1-{text.n_layers - 1} (ALBEF fuses in the last half: "
                         f"model.fusion_layers={max(1, text.n_layers // 2)}).")
-    spec = AlbefSpec(text=text, vision=resolve_vision_spec(model_cfg), fusion_layers=model_cfg.fusion_layers,
-                     embed_dim=model_cfg.embed_dim, queue_size=model_cfg.queue_size, momentum=model_cfg.momentum,
-                     temp=model_cfg.temp)
-    model = AlbefModel(spec, ())
+    model = AlbefModel(albef_spec_over(text, model_cfg), ())
     weights = {f"text.{k[len('backbone.'):]}": v for k, v in backbone.state.items() if k.startswith("backbone.")}
     result = model.load_state_dict(weights, strict=False)
     missing = [k for k in result.missing_keys if k.startswith("text.") and ".cross" not in k]
@@ -90,7 +90,8 @@ def _with_text_backbone(backbone, model_cfg: AlbefConfig, vision_init: str | Non
 
 def newest_albef_run() -> InitChoice:
     """The newest ALBEF pretrain run of this project (see :func:`newest_compatible_run`)."""
-    return newest_compatible_run(lambda meta: meta.get("family") == "albef", "ALBEF", "lmtrain pretrain model=albef")
+    return newest_compatible_run(lambda meta: has_capability(meta, Capability.IMAGE_TEXT), "ALBEF",
+                                 Capability.IMAGE_TEXT.example)
 
 
 def resolve_retrieval_init(cfg: FinetuneConfig, scratch_tokenizer: Callable[[], TextTokenizer]) -> RetrievalInit:
@@ -113,9 +114,11 @@ def resolve_retrieval_init(cfg: FinetuneConfig, scratch_tokenizer: Callable[[], 
     from lmtrain.models.loading import locate_model, read_meta
 
     source = locate_model(init, key="init")
-    family = read_meta(source).get("family")
-    if family == "albef":
+    meta = read_meta(source)
+    family = ModelFamily.of(meta)
+    if Capability.IMAGE_TEXT in family.model_capabilities(meta):
         return _from_albef(init)
-    if family != "transformer":
-        raise UserError(f"init={init} holds a {family} model; retrieval starts from ALBEF or a BERT-style encoder.")
+    if family is not TransformerFamily:  # ALBEF's text and fusion encoders are Transformer blocks: only those fit
+        raise UserError(f"init={init} holds a {family.name} model; retrieval starts from ALBEF or a BERT-style "
+                        "encoder.")
     return _with_text_backbone(from_checkpoint(source), cfg.model, cfg.task.vision_init)

@@ -14,11 +14,13 @@ from typing import Any
 import torch
 
 from lmtrain.config.commands import PredictConfig
+from lmtrain.config.tasks import RetrievalPredictConfig
 from lmtrain.data.captions import pre_caption
 from lmtrain.data.collate import PadCollator
 from lmtrain.data.image_text import frame_captions
 from lmtrain.data.images import eval_transform, load_image
 from lmtrain.errors import UserError
+from lmtrain.models.capabilities import Capability
 from lmtrain.models.loading import load_checkpoint
 from lmtrain.tasks.prediction_io import read_inputs, write_records
 from lmtrain.training.precision import resolve_device
@@ -99,36 +101,41 @@ def _rerank(sims: torch.Tensor, k: int, top_k: int, itm_scores) -> list[tuple[in
             for i in scores.argsort(descending=True)[:top_k]]
 
 
-def predict_retrieval(cfg: PredictConfig, checkpoint: Path) -> list[dict[str, Any]]:
-    """Rank ``cfg.images`` for each caption of ``cfg.input``, or ``cfg.captions`` for each image of it.
+def predict_retrieval(cfg: PredictConfig, checkpoint: Path, options: RetrievalPredictConfig) -> list[dict[str, Any]]:
+    """Rank ``task.images`` for each caption of ``cfg.input``, or ``task.captions`` for each image of it.
+
+    Args:
+        cfg: the predict config (``input``, ``output``, ``batch_size``, ``device``).
+        checkpoint: the ALBEF checkpoint.
+        options: the task's predict keys (``task.images`` | ``task.captions``, ``task.top_k``).
 
     Returns:
         One record per query: ``query`` and ``matches`` (best first), each with the image or caption,
         its matching probability (``score``) and its contrastive similarity.
     """
-    if bool(cfg.images) == bool(cfg.captions):
-        raise UserError("an ALBEF checkpoint ranks images or captions: give images=<folder> to find images for the "
-                        "captions of input=, or captions=<file> to find captions for the images of input=.")
+    if bool(options.images) == bool(options.captions):
+        raise UserError("an ALBEF checkpoint ranks images or captions: give task.images=<folder> to find images for "
+                        "the captions of input=, or task.captions=<file> to find captions for the images of input=.")
     device = resolve_device(cfg.device, key="device")
-    model, tokenizer, meta = load_checkpoint(checkpoint, device, key="ckpt", families=("albef",))
+    model, tokenizer, meta = load_checkpoint(checkpoint, device, key="ckpt", needs=Capability.IMAGE_TEXT)
     task = meta.get("task") or {}
     max_seq_len, max_words = task.get("max_seq_len", model.spec.text.max_positions), task.get("max_words", 30)
-    k = max(cfg.top_k, task.get("rerank_k", 16))
-    if cfg.images:  # captions ask, images answer
-        captions, images = read_inputs(cfg.input), image_files(cfg.images, "images")
+    k = max(options.top_k, task.get("rerank_k", 16))
+    if options.images:  # captions ask, images answer
+        captions, images = read_inputs(cfg.input), image_files(options.images, "task.images")
     else:  # images ask, captions answer
-        images, captions = query_images(cfg.input), read_inputs(cfg.captions)
+        images, captions = query_images(cfg.input), read_inputs(options.captions, key="task.captions")
     image_feat, image_states = _encode_images(model, images, device, cfg.batch_size)
     text_feat, texts = _encode_texts(model, tokenizer, captions, max_seq_len, max_words, device, cfg.batch_size)
     records = []
-    if cfg.images:
+    if options.images:
         for q, caption in enumerate(captions):
-            matches = _rerank(image_feat @ text_feat[q], k, cfg.top_k,
+            matches = _rerank(image_feat @ text_feat[q], k, options.top_k,
                               lambda top: _itm_scores(model, texts[q], image_states[top], device))
             records.append({"query": caption, "matches": [{"image": str(images[i]), **m} for i, m in matches]})
     else:
         for q, path in enumerate(images):
-            matches = _rerank(text_feat @ image_feat[q], k, cfg.top_k, lambda top: torch.cat(
+            matches = _rerank(text_feat @ image_feat[q], k, options.top_k, lambda top: torch.cat(
                 [_itm_scores(model, texts[t], image_states[q:q + 1], device) for t in top.tolist()]))
             records.append({"query": str(path), "matches": [{"caption": captions[i], **m} for i, m in matches]})
     log.info("predict: %d quer%s with %s (retrieval)", len(records), "y" if len(records) == 1 else "ies", checkpoint)

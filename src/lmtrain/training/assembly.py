@@ -16,14 +16,13 @@ import dataclasses
 import logging
 import shlex
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import torch
 from torch import nn
-from torch.utils.data import Dataset
 
 from lmtrain.files.checkpoints import TOKENIZER, read_model_meta
 from lmtrain.config.commands import FinetuneConfig, PretrainConfig
@@ -39,6 +38,7 @@ from lmtrain.training import checkpoint as ckpt
 from lmtrain.training.data_agreement import check_same_data, tokenizer_digest
 from lmtrain.training.deferred_init import ShardLayout, build_deferred, is_deferred
 from lmtrain.training.distributed import Distributed
+from lmtrain.training.evaluation import EvaluationSet
 from lmtrain.training.loggers import require_loggers, send_summary
 from lmtrain.training.optim import build_optimizer, build_scheduler
 from lmtrain.training.precision import resolve_device
@@ -46,6 +46,7 @@ from lmtrain.training.progress import print_next_commands, print_summary
 from lmtrain.training.session import fit_run
 from lmtrain.training.sharding import shard_layout
 from lmtrain.training.step_plan import PlanSource
+from lmtrain.training.train_batches import TrainingSet
 from lmtrain.training.trainer import Trainer
 from lmtrain.shell_words import command
 
@@ -202,8 +203,8 @@ class RunParts:
 
     model: nn.Module
     objective: Objective
-    train_set: Dataset
-    eval_set: Dataset | None
+    train_set: TrainingSet
+    eval_set: EvaluationSet | None
     collate: Callable
     tokenizer: TextTokenizer
     meta: dict[str, Any]
@@ -231,6 +232,8 @@ def fit(context: RunContext, parts: RunParts, cfg: PretrainConfig | FinetuneConf
     if dist.is_main:
         parts.tokenizer.save(context.tokenizer_path)
     optimizer = build_optimizer(parts.model, cfg.optim, device, head_lr=parts.head_lr)
+    # start_run refuses max_steps=null unless a task preset has a default, which finetune sets before this
+    assert cfg.trainer.max_steps is not None, "trainer.max_steps is settled before training"
     scheduler = build_scheduler(optimizer, cfg.optim, cfg.trainer.max_steps)
     trainer = Trainer(parts.model, parts.objective, optimizer, scheduler, parts.train_set, parts.eval_set,
                       parts.collate, cfg.trainer, run_dir, device, parts.meta, context.tokenizer_path, dist=dist)
@@ -250,7 +253,7 @@ def fit(context: RunContext, parts: RunParts, cfg: PretrainConfig | FinetuneConf
 
 
 def finish_run(run_dir: RunDir, summary: dict[str, Any], title: str, loggers: list[str],
-               next_commands: list[str] = ()) -> None:
+               next_commands: Sequence[str] = ()) -> None:
     """End a training run: ``summary.json``, ``curves.png`` (and the task's pictures), the summary to the
     trackers ``loggers`` names (``trainer.loggers``), the summary table on the console and the commands
     that apply next."""

@@ -20,11 +20,13 @@ each rank's shards on its device and copies them in. Weights loaded during the b
 
 from __future__ import annotations
 
+import functools
 import logging
 import warnings
 import weakref
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 import torch
 from torch import nn
@@ -65,7 +67,7 @@ class ShardLayout:
 
 @dataclass
 class _Op:
-    func: object
+    func: Callable[..., Any]  # the operator overload the dispatch mode saw
     args: tuple
     kwargs: dict
     out: object
@@ -194,10 +196,10 @@ def _initial_values(model: nn.Module, ops: list[_Op], layout: ShardLayout) -> di
     """Replay ``ops`` into this rank's shard of every parameter of ``model`` and every buffer in full."""
     values: dict[str, torch.Tensor] = {}
     by_storage: dict[int, list[tuple[str, torch.Tensor, bool]]] = {}
-    for name, tensor in model.named_parameters(remove_duplicate=False):
-        by_storage.setdefault(_key(tensor), []).append((name, tensor, True))
-    for name, tensor in model.named_buffers(remove_duplicate=False):
-        by_storage.setdefault(_key(tensor), []).append((name, tensor, False))
+    for name, param in model.named_parameters(remove_duplicate=False):
+        by_storage.setdefault(_key(param), []).append((name, param, True))
+    for name, buffer in model.named_buffers(remove_duplicate=False):
+        by_storage.setdefault(_key(buffer), []).append((name, buffer, False))
 
     def keep(storage: torch.UntypedStorage, key: int) -> None:
         for name, tensor, sharded in by_storage[key]:
@@ -205,7 +207,7 @@ def _initial_values(model: nn.Module, ops: list[_Op], layout: ShardLayout) -> di
                                                             tensor.stride())
             values[name] = layout.local(full) if sharded else full.clone()
 
-    replay(ops, {key: (lambda storage, key=key: keep(storage, key)) for key in by_storage})
+    replay(ops, {key: functools.partial(keep, key=key) for key in by_storage})
     missing = [name for names in by_storage.values() for name, _, _ in names if name not in values]
     if missing:
         raise RuntimeError(f"the recorded build never made {missing[:3]}")

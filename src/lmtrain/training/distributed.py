@@ -174,8 +174,14 @@ class Distributed:
         if not self.enabled and not self.sharded:
             return contextlib.nullcontext()
         if self.sharded:
+            from torch.distributed.fsdp import FSDPModule
+
+            if not isinstance(module, FSDPModule):
+                raise TypeError(f"gradient_sync under FSDP needs the fully_shard step, not {type(module).__name__}")
             module.set_requires_gradient_sync(sync)
             return contextlib.nullcontext()
+        if not isinstance(module, DistributedDataParallel):
+            raise TypeError(f"gradient_sync under DDP needs the wrapped step, not {type(module).__name__}")
         return contextlib.nullcontext() if sync else module.no_sync()
 
     def sum(self, values: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:

@@ -3,15 +3,22 @@
 from __future__ import annotations
 
 import contextlib
-from typing import Callable
+from typing import Any, Callable, Protocol
 
 import torch
 from torch import nn
-from torch.utils.data import Dataset
 
 from lmtrain.data.sampler import EpochBatches
 from lmtrain.objectives.base import Objective
 from lmtrain.training.distributed import Distributed
+
+
+class EvaluationSet(Protocol):
+    """A map-style dataset: its number of examples, and each example by index."""
+
+    def __len__(self) -> int: ...
+
+    def __getitem__(self, index: int, /) -> Any: ...
 
 
 def to_device(batch: dict[str, torch.Tensor], device: torch.device) -> dict[str, torch.Tensor]:
@@ -56,7 +63,7 @@ def _gathered(predictions: list, model: nn.Module, dist: Distributed) -> list:
 
 
 @torch.no_grad()
-def evaluate_objective(model: nn.Module, objective: Objective, dataset: Dataset, collate: Callable,
+def evaluate_objective(model: nn.Module, objective: Objective, dataset: EvaluationSet, collate: Callable,
                        batch_size: int, max_batches: int | None, device: torch.device,
                        autocast: Callable[[], contextlib.AbstractContextManager] = contextlib.nullcontext,
                        predictions_out: list | None = None,
@@ -87,9 +94,9 @@ def evaluate_objective(model: nn.Module, objective: Objective, dataset: Dataset,
         dataset.set_epoch(0)
     batches = EpochBatches(len(dataset), batch_size, shuffle=False, drop_last=False).batches(0)
     batches = batches[:max_batches] if max_batches else batches
-    shared = dist is not None and dist.enabled
-    share = rank_share(len(batches), dist.rank, dist.world_size) if shared else range(len(batches))
-    padding = len(rank_share(len(batches), 0, dist.world_size)) - len(share) if shared and dist.sharded else 0
+    shared = dist if dist is not None and dist.enabled else None
+    share = rank_share(len(batches), shared.rank, shared.world_size) if shared else range(len(batches))
+    padding = len(rank_share(len(batches), 0, shared.world_size)) - len(share) if shared and shared.sharded else 0
     sums: dict[str, torch.Tensor] = {}
     predictions = []
     for number, indices in enumerate([batches[i] for i in share] + [batches[0]] * padding):
@@ -104,8 +111,8 @@ def evaluate_objective(model: nn.Module, objective: Objective, dataset: Dataset,
     model.train(was_training)
     sequences = sum(len(batches[i]) for i in share)
     if shared:
-        sums, sequences = _summed_over_ranks(sums, sequences, dist, device)
-        predictions = _gathered(predictions, model, dist)
+        sums, sequences = _summed_over_ranks(sums, sequences, shared, device)
+        predictions = _gathered(predictions, model, shared)
     if predictions_out is not None:
         predictions_out.extend(predictions)
     metrics = objective.summarize({k: float(v) for k, v in sums.items()}, predictions or None)

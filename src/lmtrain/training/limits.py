@@ -41,7 +41,12 @@ class Limits:
     budget_steps: int | None = None
 
     def steps_in_budget(self, step: int, elapsed: float, pace: float) -> int:
-        """The step at which ``max_time`` runs out, at ``pace`` seconds a step from ``step`` after ``elapsed``."""
+        """The step at which ``max_time`` runs out, at ``pace`` seconds a step from ``step`` after ``elapsed``.
+
+        Only under a time budget (``max_time`` set).
+        """
+        if self.max_time is None:
+            raise ValueError("steps_in_budget needs a time budget (max_time)")
         return max(step, step + int((self.max_time - elapsed) / max(pace, 1e-9)))
 
     def planned_steps(self, step: int = 0, elapsed: float = 0.0) -> int:

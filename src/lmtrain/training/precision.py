@@ -8,6 +8,7 @@ import logging
 import torch
 
 from lmtrain.errors import UserError
+from lmtrain.kernels.probe import cpu_flags
 
 log = logging.getLogger(__name__)
 PRECISIONS = ("fp32", "bf16", "fp16")
@@ -32,10 +33,35 @@ def resolve_device(name: str, key: str = "trainer.device") -> torch.device:
     return device
 
 
+def cpu_bf16_support() -> str | None:
+    """This CPU's native bf16 arithmetic (``AMX-BF16``, ``AVX512-BF16``, ``BF16`` on ARM), or None where it has none."""
+    flags = cpu_flags()
+    amx = getattr(torch.cpu, "_is_amx_tile_supported", lambda: False)
+    avx512_bf16 = getattr(torch.cpu, "_is_avx512_bf16_supported", lambda: False)
+    if "amx_bf16" in flags or amx():
+        return "AMX-BF16"
+    if "avx512_bf16" in flags or avx512_bf16():
+        return "AVX512-BF16"
+    return "BF16" if "bf16" in flags else None  # ARM's `Features` line
+
+
+def check_bf16_on_cpu(support: str | None, key: str = "trainer.precision") -> None:
+    """Say in the log how bf16 runs on this CPU: natively (``support``), or emulated and slow (a warning)."""
+    if support is None:
+        log.warning("%s=bf16 on a CPU without native bf16 arithmetic (no AVX512-BF16 or AMX-BF16): PyTorch "
+                    "emulates it, so training is likely slower than in fp32. It runs as asked; use %s=fp32 for "
+                    "speed on this machine.", key, key)
+    else:
+        log.info("%s=bf16 on CPU (%s): matrix products in bf16 under autocast; weights, gradients and optimizer "
+                 "state stay in fp32", key, support)
+
+
 class Precision:
     """Autocast and gradient scaling for ``precision`` on ``device``.
 
-    fp32: nothing. bf16: autocast to bfloat16 (CUDA, or CPU where the user asks for it).
+    fp32: nothing. bf16: autocast to bfloat16, on CUDA or on CPU; the weights, their gradients and the
+    optimizer state stay fp32 (the master copy a checkpoint saves, so resume is exact). On a CPU
+    without native bf16 arithmetic it still runs, with a warning that it is likely slower than fp32.
     fp16: autocast to float16 with a gradient scaler; CUDA only.
     ``tf32`` (CUDA only): fp32 matrix products and convolutions in TF32 (``trainer.tf32``), said in the log.
     """
@@ -50,6 +76,8 @@ class Precision:
         self.scaler = torch.amp.GradScaler("cuda") if precision == "fp16" else None
         if device.type == "cuda":
             use_tf32(tf32)
+        if precision == "bf16" and device.type == "cpu":
+            check_bf16_on_cpu(cpu_bf16_support())
 
     def autocast(self) -> contextlib.AbstractContextManager:
         """The autocast context for forward passes (a no-op in fp32)."""

@@ -18,7 +18,7 @@ import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
@@ -122,7 +122,9 @@ def _eval_cost(trainer: Trainer) -> float:
         return 0.0
     start = time.perf_counter()
     try:
-        subset = Subset(trainer.eval_set, range(min(trainer.cfg.batch_size, len(trainer.eval_set))))
+        # Subset indexes any map-style set; the stubs ask for Dataset
+        subset: Subset[Any] = Subset(trainer.eval_set,  # type: ignore[arg-type]
+                                     range(min(trainer.cfg.batch_size, len(trainer.eval_set))))
         metrics, _ = evaluate_objective(trainer.model, trainer.objective, subset, trainer.collate,
                                         trainer.cfg.batch_size, 1, trainer.device, trainer.precision.autocast)
     except UserError:
@@ -156,7 +158,7 @@ def _checkpoint_cost(trainer: Trainer) -> tuple[float, int, float]:
             size += 2 * sum(p.numel() * p.element_size() for p in trainer.model.parameters() if p.requires_grad)
     finally:
         shutil.rmtree(scratch, ignore_errors=True)
-    kept = (trainer.cfg.keep_last or max(1, trainer.cfg.max_steps // max(trainer.cfg.save_every, 1))) + 1  # + best
+    kept = (trainer.cfg.keep_last or max(1, trainer.limits.max_steps // max(trainer.cfg.save_every, 1))) + 1  # + best
     return size / MIB, kept, shutil.disk_usage(checkpoints).free / MIB
 
 
@@ -184,8 +186,8 @@ def run_preflight(trainer: Trainer) -> PreflightReport:
     except RuntimeError as error:
         if not _is_out_of_memory(error):
             raise
-        shape = " x ".join(str(d) for d in batch["input_ids"].shape) if "input_ids" in batch else "?"
-        raise UserError(f"preflight: the longest training batch ({shape}) does not fit in memory on "
+        shown = " x ".join(str(d) for d in batch["input_ids"].shape) if "input_ids" in batch else "?"
+        raise UserError(f"preflight: the longest training batch ({shown}) does not fit in memory on "
                         f"{trainer.device} ({' '.join(str(error).split())[:200]}). Lower trainer.batch_size "
                         "(and raise trainer.grad_accum to keep the batch), data.max_seq_len, or the model size; "
                         "or use trainer.precision=bf16 / model.checkpoint_activations=true.") from None

@@ -39,12 +39,14 @@ def _put_kernels_in_force(trainer: Trainer, choice: str, resume_from: Path | Non
     """
     recorded = read_model_meta(resume_from).get("cpu_kernels") if choice == "auto" and resume_from else None
     try:
-        kernels, why = select_cpu_kernels(recorded or choice, trainer.device, memo=KERNEL_MEMO.expanduser())
+        kernels, why = select_cpu_kernels(recorded or choice, trainer.device, memo=KERNEL_MEMO.expanduser(),
+                                          measure=trainer.dist.is_main)  # rank 0 measures, the others follow it
         why = f"as the resumed run started ({why})" if recorded else why
     except UserError:  # recorded oneDNN kernels that this machine cannot run
         log.warning("the resumed run started with %s CPU kernels, which cannot run here; the losses will not "
                     "repeat the uninterrupted run's exactly", recorded)
-        kernels, why = select_cpu_kernels(choice, trainer.device, memo=KERNEL_MEMO.expanduser())
+        kernels, why = select_cpu_kernels(choice, trainer.device, memo=KERNEL_MEMO.expanduser(),
+                                          measure=trainer.dist.is_main)
     if trainer.dist.enabled and choice == "auto":
         agreed = trainer.dist.broadcast(kernels)
         if agreed != kernels:

@@ -30,7 +30,6 @@ from lmtrain.errors import UserError
 from lmtrain.training.deferred_init import ShardLayout, is_deferred, materialise
 from lmtrain.training.distributed import Distributed
 
-_FULL = dict(full_state_dict=True, cpu_offload=True)
 
 
 def shard_units(model: nn.Module) -> list[nn.Module]:
@@ -130,44 +129,56 @@ def fully_shard_step(step: nn.Module, model: nn.Module, optimizer: torch.optim.O
 def root_gathered(step: nn.Module, sharded: bool) -> Iterator[None]:
     """The root unit's weights (embeddings, heads) gathered on every rank while the block runs, if ``sharded``:
     objectives and tasks call the model's parts directly, not the sharded root's forward."""
+    from torch.distributed.fsdp import FSDPModule
+
+    root: FSDPModule | None = None
     if sharded:
+        if not isinstance(step, FSDPModule):
+            raise TypeError(f"root_gathered needs the fully_shard step, not {type(step).__name__}")
+        root = step
         # the root's forward would set up FSDP's state; an evaluation before the first step must do it here, or
         # the first block to run takes itself for the root and the first training step fails
-        step._get_fsdp_state()._lazy_init()
-        step.unshard()
+        root._get_fsdp_state()._lazy_init()
+        root.unshard()
     try:
         yield
     finally:
-        if sharded:
-            step.reshard()
+        if root is not None:
+            root.reshard()
 
 
 def full_model_state(model: nn.Module) -> dict[str, torch.Tensor]:
     """Full weights on rank 0 (CPU), without tied duplicates; empty on other ranks. Every rank must call it."""
     from torch.distributed.checkpoint.state_dict import StateDictOptions, get_model_state_dict
 
-    state = get_model_state_dict(model, options=StateDictOptions(**_FULL))
+    state = get_model_state_dict(model, options=StateDictOptions(full_state_dict=True, cpu_offload=True))
     duplicates = tied_names(model)
-    return {k: v.contiguous() for k, v in state.items() if k not in duplicates}
+    full: dict[str, torch.Tensor] = {}
+    for name, value in state.items():
+        if not isinstance(value, torch.Tensor):  # a model's state holds tensors only
+            raise TypeError(f"the model state's {name} is a {type(value).__name__}, not a tensor")
+        if name not in duplicates:
+            full[name] = value.contiguous()
+    return full
 
 
 def full_optimizer_state(model: nn.Module, optimizer: torch.optim.Optimizer) -> dict[str, Any]:
     """Full optimizer state keyed by parameter name on rank 0 (CPU). Every rank must call it."""
     from torch.distributed.checkpoint.state_dict import StateDictOptions, get_optimizer_state_dict
 
-    return get_optimizer_state_dict(model, optimizer, options=StateDictOptions(**_FULL))
+    return get_optimizer_state_dict(model, optimizer, options=StateDictOptions(full_state_dict=True, cpu_offload=True))
 
 
 def load_full_state(model: nn.Module, optimizer: torch.optim.Optimizer | None, weights: dict[str, torch.Tensor],
                     optimizer_state: dict[str, Any] | None) -> None:
     """Give every rank its shard of full ``weights`` (and ``optimizer_state``). Every rank must call it."""
-    from torch.distributed.checkpoint.state_dict import (StateDictOptions, set_model_state_dict,
+    from torch.distributed.checkpoint.state_dict import (StateDictOptions, ValueType, set_model_state_dict,
                                                          set_optimizer_state_dict)
 
-    weights = dict(weights)
+    full: dict[str, ValueType] = dict(weights)
     for name, kept in tied_names(model).items():
-        weights.setdefault(name, weights[kept])
+        full.setdefault(name, full[kept])
     options = StateDictOptions(full_state_dict=True)
-    set_model_state_dict(model, weights, options=options)
+    set_model_state_dict(model, full, options=options)
     if optimizer is not None and optimizer_state is not None:
         set_optimizer_state_dict(model, optimizer, optimizer_state, options=options)

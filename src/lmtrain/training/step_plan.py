@@ -24,7 +24,8 @@ from lmtrain.training.limits import PACE_STEPS, Limits
 from lmtrain.training.progress import TrainingProgress, clock
 
 if TYPE_CHECKING:
-    from lmtrain.training.trainer import Trainer, TrainState
+    from lmtrain.training.train_state import TrainState
+    from lmtrain.training.trainer import Trainer
 
 log = logging.getLogger("lmtrain")
 
@@ -98,13 +99,13 @@ class StepPlan:
 
     def after_step(self, state: TrainState, elapsed: float, progress: TrainingProgress) -> None:
         """Under a time budget: once :data:`PACE_STEPS` steps after the first have run, plan the steps that fit."""
-        done = state.step - self.start_step
-        if not self.budget_pending or done < 1:
+        done, budget = state.step - self.start_step, self.limits.max_time
+        if not self.budget_pending or budget is None or done < 1:  # pending only under a budget
             return
         if done == 1:
             self.paced_from = elapsed  # the first step warms up (allocations, kernel choice): not a pace
             return
-        if done < PACE_STEPS + 1:
+        if done < PACE_STEPS + 1 or self.paced_from is None:  # paced_from is set at done == 1
             return
         pace = (elapsed - self.paced_from) / PACE_STEPS
         fit = self.limits.steps_in_budget(state.step, elapsed, pace)
@@ -113,9 +114,10 @@ class StepPlan:
         self.budget_pending = False
         self.limits.budget_steps, state.budget_steps, state.budget_seconds = fit, fit, self.limits.max_time
         before, planned = state.planned_steps, self.limits.planned_steps()
+        assert before is not None, "start() planned the steps"
         self._follow(state, planned, progress)
         if self.dist.is_main:
-            log.info(self._budgeted(state.step, elapsed, pace, fit, before, planned))
+            log.info(self._budgeted(state.step, elapsed, pace, fit, before, planned, budget))
 
     def _follow(self, state: TrainState, planned: int, progress: TrainingProgress) -> None:
         set_horizon = getattr(self.scheduler, "set_horizon", None)
@@ -125,10 +127,11 @@ class StepPlan:
         if progress.total != planned:
             progress.set_total(planned)
 
-    def _budgeted(self, step: int, elapsed: float, pace: float, fit: int, before: int, planned: int) -> str:
-        budget = self.budget or clock(self.limits.max_time)
+    def _budgeted(self, step: int, elapsed: float, pace: float, fit: int, before: int, planned: int,
+                  max_time: float) -> str:
+        budget = self.budget or clock(max_time)
         head = (f"trainer.max_time={budget}: at {pace:.3g} s a step (steps {step - PACE_STEPS + 1}-{step}), "
-                f"{fit - step:,} more steps fit in the {clock(max(self.limits.max_time - elapsed, 0))} left")
+                f"{fit - step:,} more steps fit in the {clock(max(max_time - elapsed, 0))} left")
         if planned < before:
             return (f"{head}: the run now ends at step {planned:,} instead of {before:,}, and the learning rate "
                     "decays to its floor there (the plan changes only this once)")

@@ -12,15 +12,13 @@ import contextlib
 import logging
 import math
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import asdict
 from pathlib import Path
 from typing import Any, Callable
 
 import torch
 from torch import nn
-from torch.utils.data import DataLoader, Dataset
 
-from lmtrain.files.checkpoints import BEST
 from lmtrain.config.training import TrainerConfig
 from lmtrain.data.sampler import EpochBatches
 from lmtrain.config.durations import parse_duration
@@ -31,34 +29,17 @@ from lmtrain.training import checkpoint as ckpt
 from lmtrain.training.checkpoint_format import CheckpointFormat
 from lmtrain.training.compile import maybe_compile
 from lmtrain.training.distributed import Distributed
-from lmtrain.training.evaluation import add_sums, evaluate_objective, to_device
+from lmtrain.training.evaluation import EvaluationSet, add_sums, evaluate_objective
 from lmtrain.training.limits import Limits
 from lmtrain.training.precision import Precision
 from lmtrain.training.progress import TrainingProgress
 from lmtrain.training.sharding import fully_shard_step, root_gathered
 from lmtrain.training.step_plan import StepPlan
 from lmtrain.training.stop_signals import StopRequests, TrainingInterrupted
+from lmtrain.training.train_batches import TrainBatches, TrainingSet
+from lmtrain.training.train_state import TrainState, fit_summary, record_evaluation
 
 log = logging.getLogger(__name__)
-
-
-@dataclass
-class TrainState:
-    """Where training stands; saved in every checkpoint."""
-
-    step: int = 0
-    epoch: int = 0
-    batch_in_epoch: int = 0  # batches of `epoch` already consumed
-    tokens_seen: int = 0
-    train_seconds: float = 0.0
-    best_value: float | None = None  # best value of the monitored eval metric so far
-    best_step: int | None = None
-    evals_without_improvement: int = 0
-    elapsed_seconds: float = 0.0  # wall time of training, evaluations and saves (for trainer.max_time)
-    planned_steps: int | None = None  # the steps the schedule is planned over (max_steps / max_epochs / max_time)
-    budget_steps: int | None = None  # the steps planned once for trainer.max_time ...
-    budget_seconds: float | None = None  # ... of this many seconds (a resume with another budget plans anew)
-    evaluated_epochs: int = 0  # last epoch count evaluated by trainer.eval_every_epochs
 
 
 class ObjectiveStep(nn.Module):
@@ -98,7 +79,7 @@ class Trainer:
     """
 
     def __init__(self, model: nn.Module, objective: Objective, optimizer: torch.optim.Optimizer,
-                 scheduler: Any, train_set: Dataset, eval_set: Dataset | None, collate: Callable,
+                 scheduler: Any, train_set: TrainingSet, eval_set: EvaluationSet | None, collate: Callable,
                  cfg: TrainerConfig, run: RunDir, device: torch.device, model_meta: dict[str, Any],
                  tokenizer_file: Path | None = None, dist: Distributed | None = None):
         self.model, self.objective = model, objective
@@ -115,14 +96,18 @@ class Trainer:
         lengths = getattr(train_set, "lengths", None) if cfg.bucket_by_length else None
         self.sampler = EpochBatches(len(train_set), cfg.batch_size, seed=cfg.seed, shuffle=True, drop_last=True,
                                     rank=self.dist.rank, world_size=self.dist.world_size, lengths=lengths)
+        self.batches = TrainBatches(train_set, self.sampler, collate, cfg.num_workers, device)
         step = ObjectiveStep(model, objective)
-        step = fully_shard_step(step, model, optimizer, cfg, self.dist, device) if self.dist.sharded \
+        # the step as sharded or DDP-wrapped, for its gradient sync and gathering; step_module is what runs it
+        self.parallel_step = fully_shard_step(step, model, optimizer, cfg, self.dist, device) if self.dist.sharded \
             else self.dist.wrap(step, device)
-        self.step_module = maybe_compile(step, cfg.compile)
+        self.step_module = maybe_compile(self.parallel_step, cfg.compile)
         self.checkpoint_format = CheckpointFormat(cfg.checkpoint_format, model, optimizer, self.dist)
         if len(self.sampler) == 0:
             raise UserError(f"the training data has {len(train_set)} sequences, fewer than one batch "
                             f"(trainer.batch_size={cfg.batch_size}); add text or lower trainer.batch_size.")
+        if cfg.max_steps is None:  # start_run refuses it, or finetune fills in the task's default before this
+            raise ValueError("the Trainer needs trainer.max_steps settled")
         self.limits = Limits(cfg.max_steps, cfg.max_epochs, parse_duration(cfg.max_time), len(self.sampler),
                              cfg.grad_accum)
         self.step_plan = StepPlan(self.limits, scheduler, self.dist, cfg.max_time)
@@ -130,35 +115,12 @@ class Trainer:
         self.start_eval: dict[str, float] = {}
         self.stopped_by: str | None = None
         self.stops = StopRequests()
-        self._batches = None
         self.last_eval: dict[str, float] = {}
-
-    # ---------------------------------------------------------------- data
-    def _loader(self, dataset: Dataset, batches: list[list[int]]) -> DataLoader:
-        # A private generator keeps DataLoader from drawing on the global RNG, which dropout
-        # uses: otherwise a resumed run would see different dropout masks.
-        return DataLoader(dataset, batch_sampler=batches, collate_fn=self.collate, num_workers=self.cfg.num_workers,
-                          pin_memory=self.device.type == "cuda", generator=torch.Generator())
-
-    def _next_batch(self) -> dict[str, torch.Tensor]:
-        while True:
-            if self._batches is None:
-                self.train_set.set_epoch(self.state.epoch)
-                remaining = self.sampler.batches(self.state.epoch, self.state.batch_in_epoch)
-                self._batches = iter(self._loader(self.train_set, remaining))
-            try:
-                batch = next(self._batches)
-                self.state.batch_in_epoch += 1
-                return to_device(batch, self.device)
-            except StopIteration:
-                self._batches = None
-                self.state.epoch += 1
-                self.state.batch_in_epoch = 0
 
     # ---------------------------------------------------------------- steps
     def _train_step(self, sums: dict[str, torch.Tensor]) -> None:
         """One optimizer step over ``grad_accum`` micro-batches, normalised by the window's targets."""
-        window = [self._next_batch() for _ in range(self.cfg.grad_accum)]
+        window = [self.batches.next_batch(self.state) for _ in range(self.cfg.grad_accum)]
         local: dict[str, torch.Tensor] = {}
         for batch in window:
             add_sums(local, self.objective.count_targets(batch))
@@ -168,7 +130,7 @@ class Trainer:
         scale = float(self.dist.world_size)
         for i, batch in enumerate(window):
             last = i == len(window) - 1
-            with self.dist.gradient_sync(self.step_module, sync=last):
+            with self.dist.gradient_sync(self.parallel_step, sync=last):
                 with self.precision.autocast():
                     out = self.step_module(batch, norm)
                 loss = out.loss * scale if self.dist.enabled else out.loss
@@ -194,7 +156,7 @@ class Trainer:
 
     def gathered(self) -> contextlib.AbstractContextManager:
         """A context in which the model's parts can be called directly (FSDP: the root unit's weights gathered)."""
-        return root_gathered(self.step_module, self.dist.sharded)
+        return root_gathered(self.parallel_step, self.dist.sharded)
 
     def evaluate(self) -> dict[str, float]:
         """Metrics of the held-out set as ``eval/<name>`` (empty without one)."""
@@ -223,6 +185,13 @@ class Trainer:
         self.dist.barrier()
         return path
 
+    def _save_and_mark(self, best: bool) -> Path:
+        """Checkpoint the current step, marked as the best one when ``best``."""
+        path = self.save()
+        if best and self.dist.is_main:
+            ckpt.mark_best(self.run.checkpoints, path)
+        return path
+
     @property
     def monitor(self) -> str:
         """The eval metric (without ``eval/``) that picks the best checkpoint and early-stops."""
@@ -239,19 +208,7 @@ class Trainer:
         if key not in metrics:
             raise UserError(f"trainer.monitor={self.monitor} is not an evaluation metric of this run; "
                             f"choose one of {', '.join(k[5:] for k in metrics)}.")
-        value, best = metrics[key], self.state.best_value
-        if not math.isfinite(value):
-            improved = False
-        elif best is None:
-            improved = True
-        else:
-            improved = value > best if self._higher_is_better() else value < best
-        if improved:
-            self.state.best_value, self.state.best_step = value, self.state.step
-            self.state.evals_without_improvement = 0
-        else:
-            self.state.evals_without_improvement += 1
-        return improved
+        return record_evaluation(self.state, metrics[key], self._higher_is_better())
 
     def load_weights(self, checkpoint: Path) -> None:
         """The model weights of ``checkpoint``, on every rank (under FSDP each rank keeps its shard)."""
@@ -267,7 +224,7 @@ class Trainer:
         per_rank = state.get("rng_per_rank") or []
         ckpt.set_rng_state(per_rank[self.dist.rank] if len(per_rank) == self.dist.world_size else state["rng"])
         self.state = TrainState(**state["train"])
-        self._batches = None
+        self.batches.restart()
         if self.dist.is_main:
             self.run.truncate_metrics(self.state.step)
         log.info("resumed from %s at step %d", checkpoint, self.state.step)
@@ -348,72 +305,57 @@ class Trainer:
 
     def fit(self) -> dict[str, Any]:
         """Train until ``max_steps``, ``max_epochs`` or ``max_time``; returns the summary."""
-        cfg = self.cfg
         self.model.train()
         self.stops.install()
-        sums: dict[str, torch.Tensor] = {}
         self._fit_started = time.perf_counter()
         try:
-            with TrainingProgress(self.limits.planned_steps(), self.state.step, cfg.progress and self.dist.is_main,
-                                  self.limits.max_epochs) as progress:
+            with TrainingProgress(self.limits.planned_steps(), self.state.step,
+                                  self.cfg.progress and self.dist.is_main, self.limits.max_epochs) as progress:
                 self.step_plan.start(self.state, progress)
-                if getattr(cfg, "eval_at_start", False) and self.state.step == 0:
+                if getattr(self.cfg, "eval_at_start", False) and self.state.step == 0:
                     self._evaluate_at_start(progress)
-                window_start = time.perf_counter()
-                stop = self._stop_reason()
-                while stop is None:
-                    step_start = time.perf_counter()
-                    self._train_step(sums)
-                    self.state.train_seconds += time.perf_counter() - step_start
-                    progress.advance(self.state.step)
-                    if self.limits.max_time:
-                        self.step_plan.after_step(self.state, self._elapsed(), progress)
-                    stop = self._stop_reason()
-                    final = stop is not None
-                    if self.state.step % cfg.log_every == 0 or final:
-                        self._log_train(sums, time.perf_counter() - window_start, progress)
-                        sums, window_start = {}, time.perf_counter()
-                    evaluated = best = False
-                    step_eval = cfg.eval_every and self.state.step % cfg.eval_every == 0
-                    if (step_eval or self._epoch_eval_due()) and not final:
-                        evaluated, best = True, self._evaluate_and_log(progress)
-                    if best or (cfg.save_every and self.state.step % cfg.save_every == 0 and not final):
-                        path = self.save()
-                        if best and self.dist.is_main:
-                            ckpt.mark_best(self.run.checkpoints, path)
-                    if self._stop_everywhere():
-                        self._count_unlogged_tokens(sums)
-                        raise TrainingInterrupted(self.save(), self.state.step, self.stops.signum)
-                    if evaluated and self._should_stop_early():
-                        stop = "early_stopping"
-                        progress.note(f"early stopping: no better eval/{self.monitor} in "
-                                      f"{cfg.early_stopping_patience} evaluations")
-                        break
-                if stop in ("max_time", "max_epochs") and self.dist.is_main:
-                    progress.note(f"stopping at step {self.state.step}: trainer.{stop} reached")
-                self.stopped_by = stop
+                self.stopped_by, sums = self._run_steps(progress)
+                if self.stopped_by in ("max_time", "max_epochs") and self.dist.is_main:
+                    progress.note(f"stopping at step {self.state.step}: trainer.{self.stopped_by} reached")
                 self._count_unlogged_tokens(sums)
-                best = self._evaluate_and_log(progress)
-                last = self.save()
-                if best and self.dist.is_main:
-                    ckpt.mark_best(self.run.checkpoints, last)
+                last = self._save_and_mark(self._evaluate_and_log(progress))
         finally:
             self.stops.restore()
             for logger in self.loggers:
                 logger.finish()
-        summary = {
-            "steps": self.state.step,
-            "epochs": round(self.state.epoch + self.state.batch_in_epoch / max(len(self.sampler), 1), 3),
-            "stopped_by": self.stopped_by,
-            **self.start_eval,
-            **self.last_eval,
-            "train_seconds": round(self.state.train_seconds, 2),
-            "train_tokens": self.state.tokens_seen,
-            "tokens_per_s": self.state.tokens_seen / max(self.state.train_seconds, 1e-9),
-            "checkpoint": str(last),
-        }
-        if self.state.best_value is not None:
-            summary[f"best/{self.monitor}"] = self.state.best_value
-            summary["best_step"] = self.state.best_step
-            summary["best_checkpoint"] = str((self.run.checkpoints / BEST).resolve())
-        return summary
+        return fit_summary(self.state, len(self.sampler), self.stopped_by, {**self.start_eval, **self.last_eval},
+                           last, self.monitor, self.run.checkpoints)
+
+    def _run_steps(self, progress: TrainingProgress) -> tuple[str, dict[str, torch.Tensor]]:
+        """Optimizer steps, with logging, evaluations and checkpoints at their cadence, until a limit or
+        early stopping ends training; returns why, and the train sums not logged yet."""
+        cfg = self.cfg
+        sums: dict[str, torch.Tensor] = {}
+        window_start = time.perf_counter()
+        stop = self._stop_reason()
+        while stop is None:
+            step_start = time.perf_counter()
+            self._train_step(sums)
+            self.state.train_seconds += time.perf_counter() - step_start
+            progress.advance(self.state.step)
+            if self.limits.max_time:
+                self.step_plan.after_step(self.state, self._elapsed(), progress)
+            stop = self._stop_reason()
+            final = stop is not None
+            if self.state.step % cfg.log_every == 0 or final:
+                self._log_train(sums, time.perf_counter() - window_start, progress)
+                sums, window_start = {}, time.perf_counter()
+            evaluated = best = False
+            step_eval = cfg.eval_every and self.state.step % cfg.eval_every == 0
+            if (step_eval or self._epoch_eval_due()) and not final:
+                evaluated, best = True, self._evaluate_and_log(progress)
+            if best or (cfg.save_every and self.state.step % cfg.save_every == 0 and not final):
+                self._save_and_mark(best)
+            if self._stop_everywhere():
+                self._count_unlogged_tokens(sums)
+                raise TrainingInterrupted(self.save(), self.state.step, self.stops.signum)
+            if evaluated and self._should_stop_early():
+                progress.note(f"early stopping: no better eval/{self.monitor} in "
+                              f"{cfg.early_stopping_patience} evaluations")
+                return "early_stopping", sums
+        return stop, sums

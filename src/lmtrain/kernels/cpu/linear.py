@@ -62,7 +62,8 @@ class _OneDNNLinear(torch.autograd.Function):
 
 def onednn_ops_present() -> bool:
     """Whether this PyTorch build has oneDNN switched on and the private ops used here."""
-    return (torch.backends.mkldnn.is_available() and torch.backends.mkldnn.enabled
+    # ``enabled`` reads as a bool; torch's stubs type the attribute as the property object behind it
+    return (torch.backends.mkldnn.is_available() and bool(torch.backends.mkldnn.enabled)
             and hasattr(torch.ops.mkldnn, "_linear_pointwise") and hasattr(torch.ops.mkldnn, "_reorder_linear_weight"))
 
 

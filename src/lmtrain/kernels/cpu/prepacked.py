@@ -72,6 +72,8 @@ class PrepackedLinears:
     def _forward(self, module: nn.Module) -> Callable:
         """The packed forward of ``module``, packed again if its weight or bias changed since."""
         weight, bias = module.weight, module.bias
+        if not isinstance(weight, torch.Tensor) or not (bias is None or isinstance(bias, torch.Tensor)):
+            raise AttributeError(f"{type(module).__name__}'s weight and bias are not tensors")  # applied() skips it
         key = (id(weight), weight._version, -1 if bias is None else bias._version, self.rows_hint)
         cached = _PACKED.get(module)
         if cached is None or cached[0] != key:
