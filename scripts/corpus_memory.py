@@ -12,6 +12,7 @@ anonymous memory (RSS without the pages of memory-mapped files) next to the corp
 
 from __future__ import annotations
 
+import contextlib
 import argparse
 import os
 import random
@@ -49,10 +50,8 @@ def _process_tree(pid: int) -> list[int]:
     """``pid`` and all its descendants (data-loader workers), from /proc."""
     pids, i = [pid], 0
     while i < len(pids):
-        try:
+        with contextlib.suppress(OSError):  # the process ended meanwhile
             pids += [int(c) for c in Path(f"/proc/{pids[i]}/task/{pids[i]}/children").read_text().split()]
-        except OSError:
-            pass
         i += 1
     return pids
 

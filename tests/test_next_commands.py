@@ -31,7 +31,7 @@ def _next_lines(err: str) -> list[str]:
     """The commands printed under "Next:" in ``err``."""
     lines = err.splitlines()
     start = max(i for i, line in enumerate(lines) if line.strip() == "Next:")
-    return [line.strip() for line in itertools.takewhile(lambda l: l.startswith("  "), lines[start + 1:])]
+    return [line.strip() for line in itertools.takewhile(lambda line: line.startswith("  "), lines[start + 1:])]
 
 
 def _as_bash_runs_it(line: str, project: Path) -> tuple[list[str], str] | None:

@@ -3,6 +3,7 @@ dataset folders that hold a loading script or nothing, and a file-size limit whi
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import random
@@ -78,10 +79,8 @@ def _children(pid: int) -> list[int]:
     """The processes ``pid`` started (Linux lists them per thread)."""
     listed = []
     for threads in Path(f"/proc/{pid}/task").glob("*/children"):
-        try:
+        with contextlib.suppress(OSError):  # the process ended meanwhile
             listed += [int(child) for child in threads.read_text().split()]
-        except OSError:  # the process ended meanwhile
-            pass
     return listed
 
 

@@ -151,7 +151,7 @@ def caption_outside_root(ws: Workspace) -> Outcome:
 def literal_prompt(ws: Workspace) -> Outcome:
     proc = ws.lmtrain("generate", "--cfg", "job", "prompt=${oc.env:HOME} C:\\temp\\new")
     held = proc.returncode == 0 and "C:\\temp\\new" in proc.stdout and os.environ.get("HOME", "/root") not in proc.stdout
-    return Outcome(proc.returncode, next((l.strip() for l in proc.stdout.splitlines() if "prompt:" in l), ""), held)
+    return Outcome(proc.returncode, next((line.strip() for line in proc.stdout.splitlines() if "prompt:" in line), ""), held)
 
 
 def pickled_vectors(ws: Workspace) -> Outcome:

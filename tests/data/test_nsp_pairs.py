@@ -13,7 +13,7 @@ def _docs(n_docs=60, seed=0):
     docs = []
     for d in range(n_docs):
         sentences = []
-        for s in range(int(rng.integers(8, 16))):
+        for _ in range(int(rng.integers(8, 16))):
             length = int(rng.integers(3, 10))
             ids = np.full(length, 1000 + d, dtype=np.int64)  # token id identifies the document
             sentences.append(np.stack([ids, np.arange(length)]))

@@ -42,7 +42,7 @@ def test_adagrad_step_divides_by_the_accumulator_with_this_step():
     w0, c0 = params.word.clone(), params.context.clone()
     lr, x = 0.05, 3.0
     rows, cols = torch.tensor([0]), torch.tensor([1])
-    for step in range(2):  # the second step divides by sqrt(1 + first squared step)
+    for _ in range(2):  # the second step divides by sqrt(1 + first squared step)
         w, c = params.word[0].clone(), params.context[1].clone()
         sq_w, sq_c = params.word_sq[0].clone(), params.context_sq[1].clone()
         f = (x / 10.0) ** 0.75

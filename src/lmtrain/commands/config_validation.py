@@ -32,7 +32,7 @@ def _build(node: Any, prefix: str) -> Any:
         return OmegaConf.to_container(node, resolve=True)
     init_names = {f.name for f in dataclasses.fields(object_type) if f.init}
     values = {}
-    for key in node.keys():
+    for key in node:
         if key not in init_names:  # only `+key=...` adds a key its schema lacks: nothing would read it
             raise unknown_key_error(object_type, prefix, str(key), OmegaConf.select(node, str(key), default="?"))
         if OmegaConf.is_missing(node, key):
@@ -73,10 +73,10 @@ def _cross_checks(cfg: Any, command: str, given_data: set[str]) -> None:
     if command == "pretrain" and data is not None and model is not None:
         _check_objective(cfg, given_data)
     training_from_scratch = command == "pretrain" or (command == "finetune" and cfg.get("init") == "scratch")
-    if training_from_scratch and model is not None and data is not None and "max_positions" in model:
-        if data.max_seq_len > model.max_positions:
-            raise ConfigRangeError("data.max_seq_len", f"<= model.max_positions={model.max_positions}",
-                                   data.max_seq_len, "lower the first or raise the second")
+    if (training_from_scratch and model is not None and data is not None and "max_positions" in model
+            and data.max_seq_len > model.max_positions):
+        raise ConfigRangeError("data.max_seq_len", f"<= model.max_positions={model.max_positions}",
+                               data.max_seq_len, "lower the first or raise the second")
     if training_from_scratch and tok is not None and not tok.get("path"):
         specials = len(set(tok.special_tokens.values()))
         if tok.vocab_size <= specials:

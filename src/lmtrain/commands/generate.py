@@ -172,7 +172,7 @@ def _continue(cfg: GenerateConfig, model, tokenizer, prompts: list[Prompt], out,
         for prompt, ids in zip(texts, encoded):
             text = TextStream(tokenizer, ids)
 
-            def show(row: int, token: int) -> None:
+            def show(row: int, token: int, text: TextStream = text) -> None:  # this prompt's stream
                 out.write(text.push(token))
                 out.flush()
 

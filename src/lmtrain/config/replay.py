@@ -235,7 +235,8 @@ def check_resumed_overrides(command: str, saved: list[str], typed: list[str], so
         try:
             override = parser.parse_override(line)
         except Exception as error:  # Hydra's OverrideParseException and the grammar's errors
-            raise refuse(repr(line), source, f"this is not an override lmtrain wrote ({' '.join(str(error).split())}).")
+            raise refuse(repr(line), source,
+                         f"this is not an override lmtrain wrote ({' '.join(str(error).split())}).") from None
         if not override.is_hydra_override():
             continue
         key = override.key_or_group

@@ -90,10 +90,10 @@ def _cut(text: str, start: int, end: int) -> tuple[int, int]:
     """
     low = start + (end - start) // 2
     last = None
-    for last in _SENTENCE_END.finditer(text, low, end):
+    for last in _SENTENCE_END.finditer(text, low, end):  # noqa: B007 -- the loop keeps the last match
         pass
     if last is None:
-        for last in _WHITESPACE.finditer(text, low, end):
+        for last in _WHITESPACE.finditer(text, low, end):  # noqa: B007
             pass
     return (last.start(), last.end()) if last is not None else (end, end)
 

@@ -14,6 +14,7 @@ concatenation, and its digest covers the shards' digests in that order.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 from pathlib import Path
@@ -55,7 +56,7 @@ class _NpyColumn:
     def __init__(self, path: Path, dtype: npt.DTypeLike, width: int | None):
         self.path, self.dtype, self.width, self.rows = path, np.dtype(dtype), width, 0
         self.hash = hashlib.sha256()  # of the rows' bytes, as :func:`_column_digest` reads them back
-        self.file = open(path, "wb")
+        self.file = open(path, "wb")  # noqa: SIM115 -- the column stays open across appends; close() or abandon() ends it
         self.file.write(self._header())
 
     def _header(self) -> bytes:
@@ -80,10 +81,8 @@ class _NpyColumn:
 
     def abandon(self) -> None:
         """Close the file of a column that will be thrown away (a failing write is of no interest)."""
-        try:
+        with contextlib.suppress(OSError):
             self.file.close()
-        except OSError:
-            pass
 
 
 def _column_digest(path: Path) -> str:

@@ -54,7 +54,8 @@ def save_vectors(kv: KeyedVectors, directory: str | Path) -> dict[str, Path]:
     paths = {"binary": directory / BINARY_FILE, "word2vec": directory / WORD2VEC_FILE,
              "glove": directory / GLOVE_FILE}
     for kind, binary, header in (("binary", True, True), ("word2vec", False, True), ("glove", False, False)):
-        write_with(paths[kind], lambda tmp: kv.save_word2vec_format(str(tmp), binary=binary, write_header=header))
+        write_with(paths[kind], lambda tmp, binary=binary, header=header: kv.save_word2vec_format(
+            str(tmp), binary=binary, write_header=header))
     return paths
 
 

@@ -40,7 +40,7 @@ def weight_shapes(checkpoint: Path) -> dict[str, tuple[int, ...]] | None:
         return None
     try:
         with safe_open(str(path), framework="pt") as weights:
-            return {name: tuple(weights.get_slice(name).get_shape()) for name in weights.keys()}
+            return {name: tuple(weights.get_slice(name).get_shape()) for name in weights.keys()}  # noqa: SIM118 -- safe_open is not iterable
     except Exception:  # a damaged header: load_weights names the file and the problem
         return None
 

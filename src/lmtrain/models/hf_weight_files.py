@@ -90,7 +90,7 @@ def read_checked_weights(folder: Path, check: Callable[[Shapes, str], None]) -> 
     for path in files:
         try:
             with safe_open(str(path), framework="pt") as file:
-                shapes.update((name, tuple(file.get_slice(name).get_shape())) for name in file.keys())
+                shapes.update((name, tuple(file.get_slice(name).get_shape())) for name in file.keys())  # noqa: SIM118 -- safe_open is not iterable
         except (SafetensorError, OSError) as error:
             raise unreadable(path, error) from None
     check(shapes, describe(files, folder))

@@ -12,6 +12,7 @@ generators restored, so a run with a preflight has the losses of a run without o
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import shutil
 import tempfile
@@ -67,10 +68,8 @@ def _reset_peak_memory(device: torch.device) -> None:
     if device.type == "cuda":
         torch.cuda.reset_peak_memory_stats(device)
         return
-    try:  # Linux: "5" resets the process's peak resident set size (VmHWM)
+    with contextlib.suppress(OSError):  # Linux: "5" resets the process's peak resident set size (VmHWM)
         Path("/proc/self/clear_refs").write_text("5")
-    except OSError:
-        pass
 
 
 def _peak_memory(device: torch.device) -> tuple[float, str]:
