@@ -19,6 +19,7 @@ from lmtrain.errors import UserError
 from lmtrain.models.capabilities import Capability
 from lmtrain.models.hf_names import EXPORT_MODEL_TYPES
 from lmtrain.models.hf_task_heads import export_model
+from lmtrain.models.language_model import LanguageModel
 from lmtrain.models.loading import load_checkpoint, locate_model
 from lmtrain.runs.export_folder import check_out_folder, export_folder
 from lmtrain.runs.model_card import card_facts, write_model_card
@@ -56,6 +57,8 @@ def run(composed: DictConfig) -> dict[str, Any]:
                 write_weights_folder(folder, model, meta, tokenizer_file)
             else:
                 assert model_type is not None, "format=hf without a model type is refused above"
+                # HF_EXPORT (checked by load_checkpoint) is the Transformer family's: its model is a LanguageModel
+                assert isinstance(model, LanguageModel), "a model with HF_EXPORT is a LanguageModel"
                 export_model(model, model_type, folder, tokenizer_file, tokenizer.roles, tokenizer.ids,
                              meta.get("task"))
                 write_model_card(folder, facts)

@@ -49,9 +49,9 @@ def _choose_init(cfg: FinetuneConfig, task: Any, context: Any) -> str | None:
     return line
 
 
-def run(cfg: DictConfig) -> dict[str, Any]:
+def run(composed: DictConfig) -> dict[str, Any]:
     """Fine-tune a backbone on ``cfg.task`` with ``cfg.data``; returns the run summary."""
-    cfg: FinetuneConfig = config_objects(cfg, "finetune")
+    cfg: FinetuneConfig = config_objects(composed, "finetune")
     context = start_run(cfg)
     task = build_task(cfg.task, cfg.data)
     task.read()  # the data's own errors first: they need no backbone

@@ -31,9 +31,9 @@ def finetuned_checkpoint(path: str | None):
     return locate_model(path, key="ckpt", best=True)
 
 
-def run(cfg: DictConfig) -> list[dict[str, Any]]:
+def run(composed: DictConfig) -> list[dict[str, Any]]:
     """Predict for every line of ``cfg.input``; returns the records."""
-    cfg: PredictConfig = config_objects(cfg, "predict")
+    cfg: PredictConfig = config_objects(composed, "predict")
     checkpoint = finetuned_checkpoint(cfg.ckpt)
     meta = read_meta(checkpoint)
     if Capability.IMAGE_TEXT in model_capabilities(meta):  # images and captions, not lines of text

@@ -126,7 +126,8 @@ class EvaluateConfig:
         if self.split not in ("eval", "all"):
             raise ConfigRangeError("split", "eval (the held-out documents) or all", self.split)
         if dataclasses.is_dataclass(self.data) and not isinstance(self.data, TextDataConfig):
-            raise ConfigRangeError("data", "a text corpus: lee_wiki, lee, wiki, text or hf", self.data.name)
+            raise ConfigRangeError("data", "a text corpus: lee_wiki, lee, wiki, text or hf",
+                                   getattr(self.data, "name", type(self.data).__name__))
         for key, value in (self.data.items() if isinstance(self.data, dict) else ()):
             if key not in {f.name for f in dataclasses.fields(TextDataConfig)}:
                 raise unknown_key_error(TextDataConfig, "data.", key, value)

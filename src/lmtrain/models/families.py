@@ -90,7 +90,7 @@ class ModelFamily:
 
     @classmethod
     def task_model(cls, spec: ModelSpec, state: Mapping[str, Any] | None, head: str | None,
-                   description: Mapping[str, Any], source: str) -> nn.Module:
+                   description: Mapping[str, Any], source: str) -> NamedHeads:
         """The model a fine-tuning run trains: ``spec``'s backbone with ``state``'s weights (None: random).
 
         The default serves a family with a causal LM head and no task head of its own: ``head`` None
@@ -233,7 +233,7 @@ class TransformerFamily(ModelFamily):
 
     @classmethod
     def task_model(cls, spec: ModelSpec, state: Mapping[str, Any] | None, head: str | None,
-                   description: Mapping[str, Any], source: str) -> nn.Module:
+                   description: Mapping[str, Any], source: str) -> NamedHeads:
         """A :class:`LanguageModel` with the backbone's weights and a new task head (or its ``lm`` head).
 
         A classifier's dense layer starts from BERT's pretrained pooler (the NSP head's dense layer) when
@@ -323,7 +323,7 @@ class ElmoFamily(ModelFamily):
 
     @classmethod
     def task_model(cls, spec: ModelSpec, state: Mapping[str, Any] | None, head: str | None,
-                   description: Mapping[str, Any], source: str) -> nn.Module:
+                   description: Mapping[str, Any], source: str) -> NamedHeads:
         """ELMo features (the pretrained biLM plus a scalar mix) under the task's head.
 
         A classifier pools the mean of the tokens' features: ELMo has no [CLS] trained to summarise.

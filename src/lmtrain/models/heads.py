@@ -56,6 +56,9 @@ class CausalLMHead(nn.Module):
     and no bias) so losses can fuse the projection the same way for both.
     """
 
+    weight: torch.Tensor  # (V, D): the token embedding's parameter when tied
+    bias: torch.Tensor | None  # a registered None: no bias
+
     def __init__(self, spec: TransformerSpec, token_embedding: nn.Embedding):
         super().__init__()
         if spec.tie_embeddings:

@@ -110,6 +110,11 @@ class TextPretraining(PretrainingObjective):
                                description=f"{len(train_set)} train / {len(eval_set)} held-out sequences",
                                digests=digests)
 
+    def loss(self, sets: PretrainingSets | None, steps_per_epoch: int) -> Objective:
+        """The objective the Trainer calls on every batch. A text loss reads neither: `lmtrain evaluate` rebuilds
+        it from a checkpoint with no training sets (``sets=None``)."""
+        raise NotImplementedError
+
     def evaluation_sets(self, data: Any, tokenizer: TextTokenizer, seed: int) -> tuple[PretrainingDataset, ...]:
         """(train, held-out) datasets of prepared ``data`` as `lmtrain evaluate` reads them (fixed masks)."""
         corrupt = self.corruption(tokenizer)
@@ -159,7 +164,7 @@ class MaskedLMObjective(TextPretraining):
         """The MLM decoder, and the NSP classifier when predicting the next sentence."""
         return ("mlm", "nsp") if self.cfg.next_sentence else ("mlm",)
 
-    def loss(self, sets: PretrainingSets, steps_per_epoch: int) -> Objective:
+    def loss(self, sets: PretrainingSets | None, steps_per_epoch: int) -> Objective:
         """Cross-entropy on the masked positions (+ NSP)."""
         return MaskedLM(next_sentence=self.cfg.next_sentence)
 
@@ -186,7 +191,7 @@ class CausalLMObjective(TextPretraining):
         """The LM head."""
         return ("lm",)
 
-    def loss(self, sets: PretrainingSets, steps_per_epoch: int) -> Objective:
+    def loss(self, sets: PretrainingSets | None, steps_per_epoch: int) -> Objective:
         """Next-token cross-entropy."""
         return CausalLM()
 
@@ -209,7 +214,7 @@ class BidirectionalLMObjective(TextPretraining):
         """The softmax both directions share."""
         return ("lm",)
 
-    def loss(self, sets: PretrainingSets, steps_per_epoch: int) -> Objective:
+    def loss(self, sets: PretrainingSets | None, steps_per_epoch: int) -> Objective:
         """Forward next-token plus backward previous-token cross-entropy."""
         return BidirectionalLM()
 

@@ -56,7 +56,7 @@ def task_from_meta(info: dict[str, Any], **data_values: Any):
     from lmtrain.plugs import plug_class
     from lmtrain.tasks.base import Task
 
-    cls: Any = plug_class(info.get("_target_") or _EARLIER_CHECKPOINTS.get(info.get("name"), ""), "task", Task)
+    cls: Any = plug_class(info.get("_target_") or _EARLIER_CHECKPOINTS.get(str(info.get("name")), ""), "task", Task)
     fields = {f.name for f in dataclasses.fields(cls.data_config)}
     own = {f.name for f in dataclasses.fields(cls.config_class) if f.init} - {"_target_", "name"}
     options = cls.config_class(**{k: v for k, v in info.items() if k in own})

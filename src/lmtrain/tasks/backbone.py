@@ -13,7 +13,7 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, Protocol, runtime_checkable
 
 import torch
 
@@ -39,11 +39,24 @@ class InitChoice:
     line: str
 
 
+@runtime_checkable
+class BackboneSpec(ModelSpec, Protocol):
+    """The sizes fine-tuning reads of a backbone: its dropout (a task head's default) and its longest input."""
+
+    @property
+    def dropout(self) -> float:
+        """The backbone's dropout."""
+
+    @property
+    def max_positions(self) -> int | None:
+        """The longest input in tokens (None: no limit)."""
+
+
 @dataclass
 class Backbone:
     """A backbone to fine-tune: its spec, weights (None = random), tokenizer, where it came from and its family."""
 
-    spec: ModelSpec
+    spec: BackboneSpec
     state: dict[str, torch.Tensor] | None
     tokenizer: TextTokenizer
     model_name: str  # the model's preset name (bert, gpt, elmo ...; used by export and by compatible-run search)
@@ -108,7 +121,7 @@ def newest_compatible_run(accepts: Callable[[dict[str, Any]], bool], kind: str, 
 def has_capability(meta: dict[str, Any], need: Capability) -> bool:
     """Whether a candidate run's model has ``need`` and its family may be chosen without ``init=`` (a family this
     process has not imported is no candidate: the scan runs no code named in a run folder)."""
-    family = ModelFamily.registry.get(meta.get("family"))
+    family = ModelFamily.registry.get(str(meta.get("family")))
     return family is not None and family.chosen_without_init and need in family.model_capabilities(meta)
 
 
@@ -124,7 +137,8 @@ def from_checkpoint(path: str | Path) -> Backbone:
 
     model, tokenizer, meta = load_checkpoint(path, "cpu", key="init")
     family = ModelFamily.of(meta)
-    return Backbone(model.spec, family.task_backbone(model, meta, f"init={path}"), tokenizer,
+    state = family.task_backbone(model, meta, f"init={path}")
+    return Backbone(_backbone_spec(model.spec, f"init={path}"), state, tokenizer,
                     meta.get("model_name") or family.name, meta.get("source", str(path)), family,
                     family.model_capabilities(meta))
 
@@ -134,8 +148,16 @@ def _from_scratch(cfg: FinetuneConfig, tokenizer: TextTokenizer) -> Backbone:
     spec = family.build(tokenizer, (), 0).spec  # the weights stay random: the task model draws its own, seeded
     log.info("init=scratch: random %s backbone, tokenizer %s", cfg.model.name,
              f"from {cfg.tokenizer.path}" if cfg.tokenizer.path else "trained on the task's training text")
-    return Backbone(spec, None, tokenizer, cfg.model.name, "scratch (random weights)", type(family),
-                    family.config_capabilities())
+    return Backbone(_backbone_spec(spec, f"model={cfg.model.name}"), None, tokenizer, cfg.model.name,
+                    "scratch (random weights)", type(family), family.config_capabilities())
+
+
+def _backbone_spec(spec: ModelSpec, where: str) -> BackboneSpec:
+    """``spec``, refused with a clear error when it lacks what fine-tuning reads (a family of your own)."""
+    if not isinstance(spec, BackboneSpec):
+        raise UserError(f"{where}: its {type(spec).__name__} has no dropout and max_positions, which fine-tuning "
+                        "reads of a backbone; give the family's spec both (max_positions None: no limit).")
+    return spec
 
 
 def resolve_backbone(cfg: FinetuneConfig, causal: bool, scratch_tokenizer: Callable[[], TextTokenizer]) -> Backbone:

@@ -10,7 +10,6 @@ from typing import Any
 
 import numpy as np
 import torch
-from torch import nn
 from torch.utils.data import Dataset
 
 from lmtrain.config.commands import FinetuneConfig, FinetuneOptions
@@ -20,7 +19,10 @@ from lmtrain.data.collate import PadCollator
 from lmtrain.data.tokenizer import TextTokenizer
 from lmtrain.errors import UserError
 from lmtrain.models.heads import TaskHead
+from lmtrain.models.protocol import NamedHeads
 from lmtrain.objectives.base import Objective
+from lmtrain.training.evaluation import EvaluationSet
+from lmtrain.training.train_batches import TrainingSet
 
 
 class TaskDataset(Dataset):
@@ -80,7 +82,7 @@ class TaskModel:
         head_lr: learning rate of the task head (None = ``optim.lr``).
     """
 
-    model: nn.Module
+    model: NamedHeads
     tokenizer: TextTokenizer
     source: str
     model_name: str
@@ -239,8 +241,8 @@ class Task:
 
         return build_task_model(self, cfg, context)
 
-    def datasets(self, tokenizer, max_seq_len: int) -> tuple[TaskDataset, TaskDataset]:
-        """Encoded (train, held-out) datasets."""
+    def datasets(self, tokenizer, max_seq_len: int) -> tuple[TrainingSet, EvaluationSet]:
+        """Encoded (train, held-out) datasets (a task's own are usually :class:`TaskDataset`)."""
         raise NotImplementedError
 
     def collator(self, tokenizer: TextTokenizer) -> Callable[[list[dict[str, Any]]], dict[str, torch.Tensor]]:

@@ -65,6 +65,7 @@ class ClassificationTask(Task):
     name, head, head_class, causal = "classification", "classifier", PooledClassifierHead, False
     predict_example = "a gripping , funny and moving film ."
     config_class, data_config = ClassificationTaskConfig, ClassificationDataConfig
+    cfg: ClassificationDataConfig  # a task is built with its own data_config (the finetune config types `data` with it)
 
     def _read(self, path, key: str) -> list[LabelledText]:
         fmt = file_format(path, self.cfg.format, "tsv")
@@ -160,7 +161,10 @@ class ClassificationTask(Task):
                 **options: Any) -> list[dict[str, Any]]:
         """Label and class probabilities of each line (``text<TAB>text_pair`` for pair classifiers)."""
         pair = options.get("pair", False)
-        inputs = [tuple(line.split("\t", 1)) if pair and "\t" in line else (line, None) for line in lines]
+        inputs: list[tuple[str, str | None]] = []
+        for line in lines:
+            first, tab, second = line.partition("\t")
+            inputs.append((first, second) if pair and tab else (line, None))
         examples = self.encode(tokenizer, inputs, self.cfg.max_seq_len)
         probs = np.zeros((len(lines), len(self.labels)))
         head = model.heads[self.head]

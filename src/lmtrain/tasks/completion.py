@@ -54,6 +54,7 @@ class CompletionTask(Task):
     name, head, causal = "generation", None, True
     predict_example = "The fire spread across"
     config_class, data_config, predict_config = GenerationTaskConfig, GenerationDataConfig, GenerationPredictConfig
+    cfg: GenerationDataConfig  # a task is built with its own data_config (the finetune config types `data` with it)
 
     def _read(self, path, key: str) -> list[Pair]:
         if file_format(path, self.cfg.format, "jsonl") != "jsonl":

@@ -53,7 +53,9 @@ def read_conll(path: Path, tag_column: int = -1, key: str = "data.train_file") -
         UserError: a malformed line or a tag column the file does not have (file and line named).
     """
     sentences: list[TaggedSentence] = []
-    words, tags, lines = [], [], []
+    words: list[str] = []
+    tags: list[str] = []
+    lines: list[int] = []
     columns = None
 
     def close() -> None:

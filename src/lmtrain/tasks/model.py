@@ -16,7 +16,9 @@ from torch import nn
 from lmtrain.config.commands import FinetuneConfig
 from lmtrain.data.hf_tokenizer import configured_tokenizer
 from lmtrain.errors import UserError
+from lmtrain.models.crf import LinearChainCRF
 from lmtrain.models.families import ModelFamily
+from lmtrain.models.protocol import NamedHeads
 from lmtrain.tasks.backbone import Backbone, resolve_backbone
 from lmtrain.tasks.base import Task, TaskModel
 
@@ -49,7 +51,7 @@ def build_task_model(task: Task, cfg: FinetuneConfig, context: Any) -> TaskModel
                      head_learning_rate(backbone, options.head_lr, options.freeze_backbone))
 
 
-def build_finetune_model(task: Task, backbone: Backbone, description: dict[str, Any] | None) -> nn.Module:
+def build_finetune_model(task: Task, backbone: Backbone, description: dict[str, Any] | None) -> NamedHeads:
     """The backbone's family's task model: its weights under ``task``'s head (see ``ModelFamily.task_model``).
 
     Tagging and classification drop the pretraining heads and add a new one; generation keeps the
@@ -61,11 +63,14 @@ def build_finetune_model(task: Task, backbone: Backbone, description: dict[str, 
     if description.get("crf"):
         allowed = task.allowed_transitions()
         if allowed is not None:
-            model.heads[task.head].crf.constrain(torch.tensor(allowed))
+            assert task.head is not None, "a head description is made for a task with a head"
+            crf = model.heads[task.head].get_submodule("crf")
+            assert isinstance(crf, LinearChainCRF), "a tagger described with a CRF holds one"
+            crf.constrain(torch.tensor(allowed))
     return model
 
 
-def freeze(model: nn.Module, freeze_backbone: bool | None, freeze_layers: int) -> int:
+def freeze(model: NamedHeads, freeze_backbone: bool | None, freeze_layers: int) -> int:
     """Stop gradients to the whole backbone, or to its first ``freeze_layers`` layers, as its family does it.
 
     ``freeze_backbone`` None means the family's usual way: ELMo's biLM is frozen (as in the paper,

@@ -52,6 +52,7 @@ class NerTask(Task):
     options: NerTaskConfig
     predict_example = "Prime Minister John Howard met union leaders in Sydney on Tuesday ."
     config_class, data_config = NerTaskConfig, NerDataConfig
+    cfg: NerDataConfig  # a task is built with its own data_config (the finetune config types `data` with it)
 
     def _read(self, path, key: str) -> list[TaggedSentence]:
         fmt = file_format(path, self.cfg.format, "conll")
@@ -175,8 +176,8 @@ class NerTask(Task):
                 predicted[i] = ids[row, : len(windows[i].input_ids)]
         words = words_from_windows(windows, predicted, [len(s) for s in spans], default=0)
         records = []
-        for line, span, ids in zip(lines, spans, words):
-            tags = [self.labels[i] for i in ids]
+        for line, span, tag_ids in zip(lines, spans, words):
+            tags = [self.labels[i] for i in tag_ids]
             entities = [{"type": kind, "start": span[a][1], "end": span[b][2], "text": line[span[a][1]:span[b][2]],
                          "word_start": a, "word_end": b + 1} for kind, a, b in get_entities(tags)]
             records.append({"text": line, "words": [w for w, _, _ in span], "tags": tags, "entities": entities})

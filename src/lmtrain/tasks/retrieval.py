@@ -7,6 +7,7 @@
 
 from __future__ import annotations
 
+import functools
 import logging
 from pathlib import Path
 from typing import Any, Callable
@@ -53,6 +54,7 @@ class RetrievalTask(Task):
 
     name, head, causal = "retrieval", None, False
     config_class, data_config, predict_config = RetrievalTaskConfig, RetrievalDataConfig, RetrievalPredictConfig
+    cfg: RetrievalDataConfig  # a task is built with its own data_config (the finetune config types `data` with it)
     options: RetrievalTaskConfig
 
     def __init__(self, data_cfg: RetrievalDataConfig, labels: list[str] | None = None,
@@ -74,8 +76,15 @@ class RetrievalTask(Task):
             self.train, self.eval = self.data.train, self.data.eval
         return self.data
 
+    @property
+    def _pairs(self) -> ImageCaptionData:
+        """The pairs :meth:`build_model` read (the datasets, baselines and data report come after it)."""
+        assert self.data is not None, "build_model reads the pairs before anything uses them"
+        return self.data
+
     def texts(self) -> list[str]:
         """The cleaned training captions (a scratch tokenizer is trained on them)."""
+        assert self.image_size is not None, "build_model sets the image size before the tokenizer reads captions"
         return [pre_caption(p.caption, self.cfg.max_words) for p in self._read_at(self.image_size).train]
 
     def predict_command(self, run: Path) -> str:
@@ -113,10 +122,13 @@ class RetrievalTask(Task):
     def datasets(self, tokenizer: TextTokenizer, max_seq_len: int) -> tuple[ImageTextDataset, ImageTextDataset]:
         """Training pairs (random crops and flips) and held-out pairs, with captions framed for the text encoder."""
         self.max_seq_len = max_seq_len
-        common = dict(tokenizer=tokenizer, image_size=self.image_size, max_seq_len=max_seq_len,
-                      max_words=self.cfg.max_words, crop_min_scale=self.cfg.crop_min_scale, flip=self.cfg.flip)
-        train = ImageTextDataset(self.data.train, self.data.images, train=True, seed=self.seed, **common)
-        held_out = ImageTextDataset(self.data.eval, self.data.images, train=False, **common)
+        data = self._pairs
+        assert self.image_size is not None, "read with the pairs, at the model's input size"
+        framed = functools.partial(ImageTextDataset, tokenizer=tokenizer, image_size=self.image_size,
+                                   max_seq_len=max_seq_len, max_words=self.cfg.max_words,
+                                   crop_min_scale=self.cfg.crop_min_scale, flip=self.cfg.flip)
+        train = framed(data.train, data.images, train=True, seed=self.seed)
+        held_out = framed(data.eval, data.images, train=False)
         self.steps_per_epoch = self._epoch_steps(len(train))
         return train, held_out
 
@@ -132,7 +144,7 @@ class RetrievalTask(Task):
                                   queue_start=opts.queue_start)
 
     def _eval_images(self) -> int:
-        return len({p.image_id for p in self.data.eval})
+        return len({p.image_id for p in self._pairs.eval})
 
     def baselines(self, tokenizer: TextTokenizer) -> dict[str, float]:
         """Recall@k of a random ranking of the held-out images."""
@@ -140,7 +152,8 @@ class RetrievalTask(Task):
 
     def describe_data(self) -> dict[str, Any]:
         """Where the pairs came from and how many there are."""
-        return {"data": self.data.source, "train_pairs": len(self.data.train), "eval_pairs": len(self.data.eval),
+        data = self._pairs
+        return {"data": data.source, "train_pairs": len(data.train), "eval_pairs": len(data.eval),
                 "eval_images": self._eval_images()}
 
     def meta(self) -> dict[str, Any]:

@@ -12,7 +12,8 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
-from typing import Callable
+from pathlib import Path
+from typing import Any, Callable
 
 import torch
 
@@ -37,10 +38,18 @@ class RetrievalInit:
     source: str
 
 
-def _from_albef(path: str) -> RetrievalInit:
+def load_albef(path: str | Path, key: str, device: torch.device | str = "cpu"
+               ) -> tuple[AlbefModel, TextTokenizer, dict[str, Any]]:
+    """The ALBEF model, tokenizer and ``model.json`` of the run or checkpoint ``path`` (given as ``key``)."""
     from lmtrain.models.loading import load_checkpoint
 
-    pretrained, tokenizer, _ = load_checkpoint(path, "cpu", key="init", needs=Capability.IMAGE_TEXT)
+    loaded, tokenizer, meta = load_checkpoint(path, device, key=key, needs=Capability.IMAGE_TEXT)
+    assert isinstance(loaded, AlbefModel), "IMAGE_TEXT (checked by load_checkpoint) is the ALBEF family's"
+    return loaded, tokenizer, meta
+
+
+def _from_albef(path: str) -> RetrievalInit:
+    pretrained, tokenizer, _ = load_albef(path, "init")
     model = AlbefModel(pretrained.spec, ())
     state = {k: v for k, v in pretrained.state_dict().items() if not k.startswith(("heads.", "momentum.mlm."))}
     model.load_state_dict(state)
@@ -51,10 +60,7 @@ def _load_vision(model: AlbefModel, vision_init: str | None) -> None:
     """The image encoder (and its projection) of the ALBEF run ``vision_init``, if given."""
     if not vision_init:
         return
-    from lmtrain.models.loading import load_checkpoint
-
-    donor, _, _ = load_checkpoint(vision_init, "cpu", key="task.vision_init",
-                                  needs=Capability.IMAGE_TEXT)
+    donor, _, _ = load_albef(vision_init, "task.vision_init")
     if donor.spec.vision != model.spec.vision:
         raise UserError(f"task.vision_init={vision_init} has an image encoder of other sizes ({donor.spec.vision}) "
                         f"than model.* asks for ({model.spec.vision}); set model.image_size, patch_size and vision_* "

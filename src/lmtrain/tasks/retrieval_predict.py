@@ -20,9 +20,8 @@ from lmtrain.data.collate import PadCollator
 from lmtrain.data.image_text import frame_captions
 from lmtrain.data.images import eval_transform, load_image
 from lmtrain.errors import UserError
-from lmtrain.models.capabilities import Capability
-from lmtrain.models.loading import load_checkpoint
 from lmtrain.tasks.prediction_io import read_inputs, write_records
+from lmtrain.tasks.retrieval_init import load_albef
 from lmtrain.training.precision import resolve_device
 
 log = logging.getLogger(__name__)
@@ -73,7 +72,8 @@ def _encode_texts(model, tokenizer, texts: list[str], max_seq_len: int, max_word
     """(features (N, E), per-caption (states (T, D), mask (T,))) on the CPU."""
     ids = frame_captions(tokenizer, [pre_caption(t, max_words) for t in texts], max_seq_len)
     collate = PadCollator(tokenizer.id("pad"))
-    feats, per_text = [], []
+    feats: list[torch.Tensor] = []
+    per_text: list[tuple[torch.Tensor, torch.Tensor]] = []
     for start in range(0, len(ids), batch_size):
         batch = collate([{"input_ids": x} for x in ids[start:start + batch_size]])
         mask = batch["attention_mask"].to(device)
@@ -117,7 +117,7 @@ def predict_retrieval(cfg: PredictConfig, checkpoint: Path, options: RetrievalPr
         raise UserError("an ALBEF checkpoint ranks images or captions: give task.images=<folder> to find images for "
                         "the captions of input=, or task.captions=<file> to find captions for the images of input=.")
     device = resolve_device(cfg.device, key="device")
-    model, tokenizer, meta = load_checkpoint(checkpoint, device, key="ckpt", needs=Capability.IMAGE_TEXT)
+    model, tokenizer, meta = load_albef(checkpoint, "ckpt", device)
     task = meta.get("task") or {}
     max_seq_len, max_words = task.get("max_seq_len", model.spec.text.max_positions), task.get("max_words", 30)
     k = max(options.top_k, task.get("rerank_k", 16))

@@ -29,8 +29,9 @@ class LabelledText:
     line: int
 
 
-def _label(value: Any, path: Path, line: int, key: str) -> str:
-    """``value`` as a label; an empty or missing one is an error (it would become a class of its own)."""
+def _label(value: Any, path: Path | str, line: int, key: str) -> str:
+    """``value`` as a label; an empty or missing one is an error (it would become a class of its own). ``path``
+    and ``line`` say where it is (a file, or a `datasets` split and its row)."""
     label = "" if value is None else str(value).strip()
     if not label:
         raise UserError(f"{key}: {path}, line {line}: empty label; give every example its label (or delete "
@@ -47,10 +48,8 @@ def _rows(path: Path, fmt: str) -> list[tuple[int, list[str]]]:
         return [(reader.line_num, row) for row in reader if any(cell.strip() for cell in row)]
 
 
-def _column(spec: str | None, header: list[str] | None, width: int, key: str, path: Path) -> int | None:
+def _column(spec: str, header: list[str] | None, width: int, key: str, path: Path) -> int:
     """Index of a column given by name (needs a header) or by 0-based index."""
-    if spec is None:
-        return None
     spec = str(spec)
     if spec.lstrip("-").isdigit():
         index = int(spec)
@@ -92,7 +91,8 @@ def read_table(path: Path, fmt: str, cfg: ClassificationDataConfig, key: str) ->
     header = rows[0][1] if _has_header(rows, specs, str(cfg.label_column), cfg.header) else None
     width = len(rows[0][1])
     text = _column(cfg.text_column, header, width, "data.text_column", path)
-    pair = _column(cfg.text_pair_column, header, width, "data.text_pair_column", path)
+    pair = None if cfg.text_pair_column is None else _column(cfg.text_pair_column, header, width,
+                                                             "data.text_pair_column", path)
     label = _column(cfg.label_column, header, width, "data.label_column", path)
     needed = max(i for i in (text, pair, label) if i is not None) + 1
     examples = []

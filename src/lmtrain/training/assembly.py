@@ -19,7 +19,7 @@ import time
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import torch
 from torch import nn
@@ -52,6 +52,8 @@ from lmtrain.shell_words import command
 
 log = logging.getLogger(__name__)
 
+_Model = TypeVar("_Model", bound=nn.Module)  # a model's own class, kept through building and placing
+
 
 @dataclass
 class RunContext:
@@ -83,13 +85,13 @@ class RunContext:
         global_batch = trainer_cfg.batch_size * self.dist.world_size * trainer_cfg.grad_accum
         return max(1, n_examples // global_batch)
 
-    def build_model(self, build: Callable[[], nn.Module]) -> nn.Module:
+    def build_model(self, build: Callable[[], _Model]) -> _Model:
         """``build()`` (seeded by the caller); under FSDP on the meta device, each rank keeping only its shards of
         the initial weights, which are the weights a normal build draws (:mod:`lmtrain.training.deferred_init`).
         Pass the result through :meth:`place`."""
         return build_deferred(build, self.shard_layout) if self.dist.sharded else build()
 
-    def place(self, model: nn.Module) -> nn.Module:
+    def place(self, model: _Model) -> _Model:
         """``model`` on this rank's device; a model built on the meta device stays there until it is sharded."""
         return model if is_deferred(model) else model.to(self.device)
 

@@ -26,7 +26,7 @@ import warnings
 import weakref
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 
 import torch
 from torch import nn
@@ -37,6 +37,8 @@ from torch.utils._pytree import tree_flatten, tree_map
 from lmtrain.errors import UserError
 
 log = logging.getLogger(__name__)
+
+_Model = TypeVar("_Model", bound=nn.Module)  # the built model's own class
 aten = torch.ops.aten
 
 # operations that overwrite all of their first argument without reading it: the value before them is dead
@@ -214,7 +216,7 @@ def _initial_values(model: nn.Module, ops: list[_Op], layout: ShardLayout) -> di
     return values
 
 
-def build_deferred(build: Callable[[], nn.Module], layout: ShardLayout) -> nn.Module:
+def build_deferred(build: Callable[[], _Model], layout: ShardLayout) -> _Model:
     """``build()`` on the meta device, with this rank's shards of its initial weights kept for :func:`materialise`.
 
     The global generator advances exactly as ``build()`` on the CPU would advance it. A model whose build cannot
