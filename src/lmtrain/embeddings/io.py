@@ -13,9 +13,10 @@ Every file written here loads with gensim's own loaders:
 
 from __future__ import annotations
 
+import functools
 import logging
 from pathlib import Path
-from typing import Optional
+from typing import Any, Optional
 
 import numpy as np
 from gensim.models import KeyedVectors
@@ -54,9 +55,13 @@ def save_vectors(kv: KeyedVectors, directory: str | Path) -> dict[str, Path]:
     paths = {"binary": directory / BINARY_FILE, "word2vec": directory / WORD2VEC_FILE,
              "glove": directory / GLOVE_FILE}
     for kind, binary, header in (("binary", True, True), ("word2vec", False, True), ("glove", False, False)):
-        write_with(paths[kind], lambda tmp, binary=binary, header=header: kv.save_word2vec_format(
-            str(tmp), binary=binary, write_header=header))
+        write_with(paths[kind], functools.partial(_save_vectors, kv, binary=binary, header=header))
     return paths
+
+
+def _save_vectors(kv: Any, tmp: Path, binary: bool, header: bool) -> None:
+    """Write ``kv`` to ``tmp`` in word2vec's format (binary or text, with or without the count header)."""
+    kv.save_word2vec_format(str(tmp), binary=binary, write_header=header)
 
 
 def is_pickle(path: Path) -> bool:
