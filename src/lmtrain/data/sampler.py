@@ -47,8 +47,8 @@ class EpochBatches:
             return self.n_examples // global_batch
         return -(-self.n_examples // global_batch)
 
-    def _bucketed(self, order: np.ndarray, rng: np.random.Generator) -> np.ndarray:
-        """``order`` regrouped: sorted by length inside windows of batches, whole batches shuffled."""
+    def _bucketed(self, order: np.ndarray, lengths: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+        """``order`` regrouped: sorted by ``lengths`` inside windows of batches, whole batches shuffled."""
         global_batch = self.batch_size * self.world_size
         n_full = len(order) // global_batch
         # The examples left over (dropped, or a final partial batch) are drawn before sorting,
@@ -56,7 +56,7 @@ class EpochBatches:
         kept, rest = order[:n_full * global_batch], order[n_full * global_batch:]
         window = global_batch * BUCKET_WINDOW
         chunks = [kept[i:i + window] for i in range(0, len(kept), window)]
-        kept = np.concatenate([c[np.argsort(self.lengths[c], kind="stable")] for c in chunks] or [kept])
+        kept = np.concatenate([c[np.argsort(lengths[c], kind="stable")] for c in chunks] or [kept])
         batches = kept.reshape(n_full, global_batch)  # (N, G)
         return np.concatenate([batches[rng.permutation(n_full)].reshape(-1), rest])
 
@@ -67,7 +67,7 @@ class EpochBatches:
             rng = np.random.default_rng([self.seed, epoch])
             order = rng.permutation(self.n_examples)
             if self.lengths is not None:
-                order = self._bucketed(order, rng)
+                order = self._bucketed(order, self.lengths, rng)
         global_batch = self.batch_size * self.world_size
         result = []
         for b in range(start, len(self)):

@@ -41,6 +41,8 @@ def sinusoidal_table(n_positions: int, d_model: int) -> torch.Tensor:
 class Embeddings(nn.Module):
     """Token + position (+ segment) embeddings, optionally normalised, then dropout."""
 
+    position_table: torch.Tensor  # (P, D) buffer, sinusoidal positions only
+
     def __init__(self, spec: TransformerSpec):
         super().__init__()
         self.spec = spec
@@ -127,13 +129,14 @@ class Transformer(nn.Module):
         super().__init__()
         self.spec = spec
         self.embeddings = Embeddings(spec)
-        self.blocks = nn.ModuleList(Block(spec) for _ in range(spec.n_layers))
+        blocks = [Block(spec) for _ in range(spec.n_layers)]
+        self.blocks = nn.ModuleList(blocks)
         self.final_norm = nn.LayerNorm(spec.d_model, eps=spec.layer_norm_eps) if spec.final_norm else None
         self.apply(self._init_weights)
         if spec.norm == "pre":
             # GPT-2: scale residual projections by 1/sqrt(2 * n_layers) so the residual stream
             # does not grow with depth.
-            for block in self.blocks:
+            for block in blocks:
                 for linear in (block.attn.out, block.ff.down):
                     nn.init.normal_(linear.weight, std=spec.init_std / math.sqrt(2 * spec.n_layers))
 

@@ -71,6 +71,12 @@ class _TokenFeatureModel(Protocol):
         """(B, T) token ids -> (B, T, D) states."""
 
 
+class HeadedFeatureModel(_TokenFeatureModel, Protocol):
+    """A model with a state per token and its heads by name (a fine-tuned or masked-LM model)."""
+
+    heads: nn.ModuleDict
+
+
 def labelled_states(model: nn.Module, batch: dict[str, torch.Tensor]
                     ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
     """Run the backbone and keep the hidden states at positions with a label (not -100).

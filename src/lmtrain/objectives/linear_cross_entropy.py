@@ -86,7 +86,10 @@ def _chunked(hidden: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | No
     grad_h = torch.empty_like(hidden) if needs[0] else None
     # weight and bias gradients are summed over chunks: at least float32 even under bf16 autocast
     grad_w = torch.zeros_like(weight, dtype=torch.promote_types(weight.dtype, torch.float32)) if needs[1] else None
-    grad_b = torch.zeros_like(bias, dtype=torch.promote_types(bias.dtype, torch.float32)) if needs[2] else None
+    # needs[2] is False without a bias (autograd asks no gradient of a None input)
+    grad_b = None
+    if bias is not None and needs[2]:
+        grad_b = torch.zeros_like(bias, dtype=torch.promote_types(bias.dtype, torch.float32))
     for start in range(0, hidden.shape[0], chunk_rows):
         rows = slice(start, start + chunk_rows)
         h = h_all[rows]  # (C, D)

@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+from typing import cast
+
 import torch
 import torch.nn.functional as F
 from torch import nn
 
 from lmtrain.data.masking import IGNORE_INDEX
-from lmtrain.objectives.base import Objective, ObjectiveOutput, labelled_states, perplexity, ratio
+from lmtrain.models.protocol import ProjectionHead
+from lmtrain.objectives.base import HeadedFeatureModel, Objective, ObjectiveOutput, labelled_states, perplexity, ratio
 from lmtrain.objectives.linear_cross_entropy import linear_cross_entropy
 
 
@@ -38,12 +41,15 @@ class MaskedLM(Objective):
                  norm: dict[str, torch.Tensor]) -> ObjectiveOutput:
         """MLM (+ NSP) loss of ``batch``; see :class:`lmtrain.objectives.base.Objective`."""
         hidden, selected, targets, states = labelled_states(model, batch)  # states (N, D)
-        head = model.heads["mlm"]
-        mlm_sum, mlm_correct = linear_cross_entropy(head.transform(states), head.weight, head.bias, targets)
+        # Capability.MASKED_LM (checked before training) promises the heads and an ``mlm`` head with a fusable
+        # projection; casts, not isinstance: no check in the compiled step
+        heads = cast(HeadedFeatureModel, model).heads
+        mlm = cast(ProjectionHead, heads["mlm"])
+        mlm_sum, mlm_correct = linear_cross_entropy(mlm.transform(states), mlm.weight, mlm.bias, targets)
         loss = mlm_sum / norm["mlm"].clamp(min=1)
         sums = {"mlm_loss_sum": mlm_sum.detach(), "mlm_correct": mlm_correct, "mlm_count": selected.sum()}
         if self.next_sentence:
-            nsp_logits = model.heads["nsp"](hidden).float()  # (B, 2)
+            nsp_logits = heads["nsp"](hidden).float()  # (B, 2)
             nsp_labels = batch["next_sentence_label"]
             nsp_sum = F.cross_entropy(nsp_logits, nsp_labels, reduction="sum")
             loss = loss + nsp_sum / norm["nsp"].clamp(min=1)

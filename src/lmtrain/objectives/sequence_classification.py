@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+from typing import cast
+
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-from lmtrain.objectives.base import Objective, ObjectiveOutput, ratio
+from lmtrain.objectives.base import HeadedFeatureModel, Objective, ObjectiveOutput, ratio
 from lmtrain.objectives.metrics import classification_scores, per_class_report
 
 
@@ -38,8 +40,11 @@ class SequenceClassification(Objective):
     def __call__(self, model: nn.Module, batch: dict[str, torch.Tensor],
                  norm: dict[str, torch.Tensor]) -> ObjectiveOutput:
         """Classification loss of ``batch``; predicted and gold ids when the model is in eval mode."""
-        hidden = model.backbone(batch["input_ids"], batch["attention_mask"], batch.get("token_type_ids"))
-        logits = model.heads["classifier"](hidden, batch["attention_mask"]).float()  # (B, C)
+        # the task's capability (checked before training) promises the backbone and its head; a cast, not
+        # isinstance: no check in the compiled step
+        classifier = cast(HeadedFeatureModel, model)
+        hidden = classifier.backbone(batch["input_ids"], batch["attention_mask"], batch.get("token_type_ids"))
+        logits = classifier.heads["classifier"](hidden, batch["attention_mask"]).float()  # (B, C)
         labels = batch["label"]
         losses = F.cross_entropy(logits, labels, reduction="none")  # (B,)
         weighted = losses.sum() if self.weights is None else (losses * self.weights.to(labels.device)[labels]).sum()

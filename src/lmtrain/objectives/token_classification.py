@@ -6,12 +6,15 @@ negative log-likelihood of each window's word sequence, and predictions are Vite
 
 from __future__ import annotations
 
+from typing import cast
+
 import torch
 import torch.nn.functional as F
 from torch import nn
 
 from lmtrain.data.masking import IGNORE_INDEX
-from lmtrain.objectives.base import Objective, ObjectiveOutput, ratio
+from lmtrain.models.crf import LinearChainCRF
+from lmtrain.objectives.base import HeadedFeatureModel, Objective, ObjectiveOutput, ratio
 from lmtrain.objectives.metrics import entity_scores
 
 
@@ -35,8 +38,11 @@ def gather_words(values: torch.Tensor, selected: torch.Tensor) -> tuple[torch.Te
 
 def tag_scores(model: nn.Module, batch: dict[str, torch.Tensor]) -> torch.Tensor:
     """The ``tagger`` head's float32 scores of every token, (B, T, C)."""
-    hidden = model.backbone(batch["input_ids"], batch["attention_mask"], batch.get("token_type_ids"))
-    return model.heads["tagger"](hidden, batch["attention_mask"]).float()
+    # the task's capability (checked before training) promises the backbone and its head; a cast, not
+    # isinstance: no check in the compiled step
+    tagger = cast(HeadedFeatureModel, model)
+    hidden = tagger.backbone(batch["input_ids"], batch["attention_mask"], batch.get("token_type_ids"))
+    return tagger.heads["tagger"](hidden, batch["attention_mask"]).float()
 
 
 def best_tags(head: nn.Module, scores: torch.Tensor, selected: torch.Tensor) -> torch.Tensor:
@@ -44,10 +50,16 @@ def best_tags(head: nn.Module, scores: torch.Tensor, selected: torch.Tensor) -> 
 
     With a CRF the best word sequence of each row (Viterbi), else each word's highest score.
     """
-    if getattr(head, "crf", None) is None:
+    crf: LinearChainCRF | None = getattr(head, "crf", None)  # a task's own head may have no ``crf``
+    if crf is None:
         return scores[selected].argmax(-1)
     words, mask = gather_words(scores, selected)  # (B, W, C), (B, W)
-    return head.crf.decode(words, mask)[mask]
+    return crf.decode(words, mask)[mask]
+
+
+def _weight_of(weights: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+    """The class weight of each target id."""
+    return weights.to(targets.device)[targets]
 
 
 class TokenClassification(Objective):
@@ -69,14 +81,11 @@ class TokenClassification(Objective):
         self.scheme = scheme
         self.weights = torch.tensor(weights, dtype=torch.float32) if weights is not None else None
 
-    def _weight_of(self, targets: torch.Tensor) -> torch.Tensor:
-        return self.weights.to(targets.device)[targets]
-
     def count_targets(self, batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
         """Labelled words (``tags``; their summed weights with class weights) and real tokens."""
         labels = batch["labels"]
         selected = labels != IGNORE_INDEX
-        count = self._weight_of(labels[selected]).sum() if self.weights is not None else selected.sum()
+        count = _weight_of(self.weights, labels[selected]).sum() if self.weights is not None else selected.sum()
         return {"tags": count, "tokens": batch["attention_mask"].sum()}
 
     def __call__(self, model: nn.Module, batch: dict[str, torch.Tensor],
@@ -86,16 +95,17 @@ class TokenClassification(Objective):
         labels = batch["labels"]
         selected = labels != IGNORE_INDEX  # (B, T)
         targets = labels[selected]  # (N,)
-        head = model.heads["tagger"]
-        if getattr(head, "crf", None) is not None:
+        head = cast(HeadedFeatureModel, model).heads["tagger"]  # cast: as in tag_scores
+        crf: LinearChainCRF | None = getattr(head, "crf", None)
+        if crf is not None:
             words, mask = gather_words(scores, selected)  # (B, W, C), (B, W)
             tags, _ = gather_words(labels, selected)  # (B, W)
-            loss_sum = -head.crf.log_likelihood(words, tags.clamp(min=0), mask).sum()
+            loss_sum = -crf.log_likelihood(words, tags.clamp(min=0), mask).sum()
             weighted = loss_sum  # class weights do not apply to a sequence's likelihood (refused earlier)
         else:
             losses = F.cross_entropy(scores[selected], targets, reduction="none")  # (N,)
             loss_sum = losses.sum()
-            weighted = loss_sum if self.weights is None else (losses * self._weight_of(targets)).sum()
+            weighted = loss_sum if self.weights is None else (losses * _weight_of(self.weights, targets)).sum()
         predicted = best_tags(head, scores.detach(), selected)
         sums = {"tag_loss_sum": loss_sum.detach(), "tag_correct": (predicted == targets).sum(),
                 "tag_count": selected.sum()}
