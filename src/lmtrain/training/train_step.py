@@ -1,5 +1,6 @@
 """The training step as a module: the model and its objective in one forward, which DistributedDataParallel
-or FSDP wraps (so gradients sync for all of it) and ``trainer.compile`` compiles."""
+or FSDP wraps (so gradients sync for all of it) and ``trainer.compile`` compiles; and the gradients of one
+optimizer step's window of micro-batches."""
 
 from __future__ import annotations
 
@@ -10,6 +11,8 @@ from lmtrain.config.training import TrainerConfig
 from lmtrain.objectives.base import Objective
 from lmtrain.training.compile import maybe_compile
 from lmtrain.training.distributed import Distributed
+from lmtrain.training.evaluation import add_sums
+from lmtrain.training.precision import Precision
 from lmtrain.training.sharding import fully_shard_step
 
 
@@ -38,3 +41,29 @@ def wrapped_step(model: nn.Module, objective: Objective, optimizer: torch.optim.
     parallel_step = fully_shard_step(step, model, optimizer, cfg, dist, device) if dist.sharded \
         else dist.wrap(step, device)
     return parallel_step, maybe_compile(parallel_step, cfg.compile)
+
+
+def accumulate_gradients(window: list[dict[str, torch.Tensor]], objective: Objective, parallel_step: nn.Module,
+                         step_module: nn.Module, dist: Distributed, precision: Precision,
+                         sums: dict[str, torch.Tensor]) -> None:
+    """Backpropagate every micro-batch of ``window``, each loss normalised by the whole window's targets on
+    every rank (gradients sync on the last one only); adds the metric sums and the tokens to ``sums``."""
+    local: dict[str, torch.Tensor] = {}
+    for batch in window:
+        add_sums(local, objective.count_targets(batch))
+    norm = dist.sum(local)  # targets of the whole window on every rank
+    # DDP averages gradients over ranks; each rank's loss is already divided by the global
+    # target count, so scaling by the world size turns that average into the exact sum.
+    scale = float(dist.world_size)
+    for i, batch in enumerate(window):
+        last = i == len(window) - 1
+        with dist.gradient_sync(parallel_step, sync=last):
+            with precision.autocast():
+                out = step_module(batch, norm)
+            loss = out.loss * scale if dist.enabled else out.loss
+            if precision.scaler is not None:
+                precision.scaler.scale(loss).backward()
+            else:
+                loss.backward()
+        add_sums(sums, out.sums)
+    add_sums(sums, {"tokens": local["tokens"]})

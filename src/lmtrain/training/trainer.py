@@ -27,7 +27,7 @@ from lmtrain.run_folder.layout import RunDir, lower_is_better
 from lmtrain.training import checkpoint as ckpt
 from lmtrain.training.checkpoint_format import CheckpointFormat
 from lmtrain.training.distributed import Distributed
-from lmtrain.training.evaluation import EvaluationSet, add_sums, evaluate_objective
+from lmtrain.training.evaluation import EvaluationSet, evaluate_objective
 from lmtrain.training.limits import Limits
 from lmtrain.training.precision import Precision
 from lmtrain.training.progress import TrainingProgress
@@ -36,7 +36,7 @@ from lmtrain.training.step_plan import StepPlan
 from lmtrain.training.stop_signals import StopRequests, TrainingInterrupted
 from lmtrain.training.train_batches import TrainingSet, training_batches
 from lmtrain.training.train_state import TrainState, fit_summary, record_evaluation
-from lmtrain.training.train_step import ObjectiveStep, wrapped_step  # noqa: F401 (ObjectiveStep: importable here too)
+from lmtrain.training.train_step import ObjectiveStep, accumulate_gradients, wrapped_step  # noqa: F401 (ObjectiveStep: importable here too)
 
 log = logging.getLogger(__name__)
 
@@ -94,25 +94,8 @@ class Trainer:
     def _train_step(self, sums: dict[str, torch.Tensor]) -> None:
         """One optimizer step over ``grad_accum`` micro-batches, normalised by the window's targets."""
         window = [self.batches.next_batch(self.state) for _ in range(self.cfg.grad_accum)]
-        local: dict[str, torch.Tensor] = {}
-        for batch in window:
-            add_sums(local, self.objective.count_targets(batch))
-        norm = self.dist.sum(local)  # targets of the whole window on every rank
-        # DDP averages gradients over ranks; each rank's loss is already divided by the global
-        # target count, so scaling by the world size turns that average into the exact sum.
-        scale = float(self.dist.world_size)
-        for i, batch in enumerate(window):
-            last = i == len(window) - 1
-            with self.dist.gradient_sync(self.parallel_step, sync=last):
-                with self.precision.autocast():
-                    out = self.step_module(batch, norm)
-                loss = out.loss * scale if self.dist.enabled else out.loss
-                if self.precision.scaler is not None:
-                    self.precision.scaler.scale(loss).backward()
-                else:
-                    loss.backward()
-            add_sums(sums, out.sums)
-        add_sums(sums, {"tokens": local["tokens"]})
+        accumulate_gradients(window, self.objective, self.parallel_step, self.step_module, self.dist, self.precision,
+                             sums)
         if self.precision.scaler is not None:
             self.precision.scaler.unscale_(self.optimizer)
         if self.cfg.grad_clip > 0:
