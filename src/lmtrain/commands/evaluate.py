@@ -95,6 +95,21 @@ def _dataset(cfg: EvaluateConfig, objective: TextPretraining, tokenizer, data) -
     return ConcatDataset([train, held_out])
 
 
+def _prepared_data(data_cfg: TextDataConfig, data_from: str, plug: TextPretraining, tokenizer, run_dir: RunDir,
+                   checkpoint: Path):
+    """The evaluation text prepared with the checkpoint's tokenizer (saved into the run folder first); an
+    error about the run's own data (``data_from`` "run") says where that data was chosen."""
+    tokenizer.save(run_dir.path / TOKENIZER_FILE)
+    tok_cfg = TokenizerConfig(path=str(run_dir.path / TOKENIZER_FILE), special_tokens=dict(tokenizer.roles))
+    try:
+        return prepare_pretraining_data(data_cfg, tok_cfg, plug)
+    except UserError as error:
+        if data_from != "run":
+            raise
+        raise UserError(f"{error} (The data is the run's own, as saved in {_run_folder(checkpoint)}/.hydra: run "
+                        "evaluate from the folder the run was trained in, or choose the data with data=...)") from None
+
+
 def run(composed: DictConfig) -> dict[str, Any]:
     """Run `lmtrain evaluate` with the composed config ``composed`` (an EvaluateConfig); returns the summary."""
     cfg: EvaluateConfig = config_objects(composed, "evaluate")
@@ -118,17 +133,8 @@ def run(composed: DictConfig) -> dict[str, Any]:
                         f"{limit} positions; lower data.max_seq_len.")
 
     run_dir = RunDir(hydra_run_dir())
-    tokenizer.save(run_dir.path / TOKENIZER_FILE)
-    tok_cfg = TokenizerConfig(path=str(run_dir.path / TOKENIZER_FILE), special_tokens=dict(tokenizer.roles))
     data_cfg = dataclasses.replace(data_cfg, dupe_factor=1)  # copies only repeat training masks
-    try:
-        data = prepare_pretraining_data(data_cfg, tok_cfg, plug)
-    except UserError as error:
-        if data_from != "run":
-            raise
-        raise UserError(f"{error} (The data is the run's own, as saved in {_run_folder(checkpoint)}/.hydra: run "
-                        "evaluate from the folder the run was trained in, or choose the data with data=...)") from None
-    dataset = _dataset(cfg, plug, tokenizer, data)
+    dataset = _dataset(cfg, plug, tokenizer, _prepared_data(data_cfg, data_from, plug, tokenizer, run_dir, checkpoint))
     metrics, sequences = evaluate_objective(model, objective, dataset, PadCollator(tokenizer.id("pad")),
                                             cfg.batch_size, cfg.max_batches, device)
     metrics = {f"eval/{k}": v for k, v in metrics.items()}

@@ -33,10 +33,11 @@ not have; lr applies to every parameter here.)
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import time
 from dataclasses import dataclass
-from typing import Any, Callable, Iterable, Optional
+from typing import Any, Callable, Iterable, Iterator, Optional
 
 import numpy as np
 import scipy.sparse as sp
@@ -45,12 +46,12 @@ from gensim.models import KeyedVectors
 
 from lmtrain.config.commands import GloveConfig
 from lmtrain.embeddings.cooccurrence import count_cooccurrences
+from lmtrain.embeddings.glove_zero_cells import ZeroCellSampler
 from lmtrain.embeddings.io import keyed_vectors
 from lmtrain.embeddings.method import EmbeddingMethod
 from lmtrain.embeddings.vocabulary import build_vocabulary, encode
 from lmtrain.errors import UserError
 from lmtrain.training.precision import resolve_device
-
 
 log = logging.getLogger(__name__)
 
@@ -154,59 +155,6 @@ class GloveParams:
         return (self.word[:, :-1] + self.context[:, :-1]).float().cpu().numpy()
 
 
-class ZeroCellSampler:
-    """Sampled cells (i, j): i a word of the batch, j drawn from the unigram distribution ** 0.75.
-
-    Only cells that are zero in X count: a drawn cell that was observed gets weight 0, since its
-    own entry already fits it (on a dense toy corpus almost every draw is observed, and pushing
-    those down would fight the counts).
-
-    Args:
-        cooc: the co-occurrence matrix; its row sums stand for the word counts.
-        negatives: cells per entry (0 = none).
-        zero_count: a sampled cell's predicted count is pushed down to this when above it.
-        zero_weight: f of a sampled cell whose prediction is above log(zero_count).
-        seed: seeds the draws (on the CPU, so any device gives the same cells).
-        device: where the batches are.
-    """
-
-    def __init__(self, cooc: sp.coo_matrix, negatives: int, zero_count: float, zero_weight: float,
-                 seed: int, device: torch.device = torch.device("cpu")):
-        counts = np.asarray(cooc.sum(axis=1), dtype=np.float64).ravel()
-        self.probs = torch.from_numpy(counts ** 0.75)
-        self.negatives, self.weight = negatives, zero_weight
-        self.log_count = float(np.log(zero_count))
-        self.gen = torch.Generator().manual_seed(seed)
-        self.vocab_size = cooc.shape[0]
-        keys = np.sort(cooc.row.astype(np.int64) * self.vocab_size + cooc.col)  # (nnz,) i * V + j
-        self.observed = torch.from_numpy(keys).to(device)
-
-    def _unobserved(self, rows: torch.Tensor, cols: torch.Tensor) -> torch.Tensor:
-        """(N,) True where X[rows, cols] is zero."""
-        keys = rows * self.vocab_size + cols
-        at = torch.searchsorted(self.observed, keys).clamp_(max=len(self.observed) - 1)
-        return self.observed[at] != keys
-
-    def extend(self, rows: torch.Tensor, cols: torch.Tensor, log_x: torch.Tensor, weight: torch.Tensor
-               ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor | None]:
-        """The batch with its sampled cells appended, and the (B,) mask of the sampled cells.
-
-        Returns:
-            (rows, cols, log_x, weight, one_sided); one_sided is None when nothing is sampled.
-        """
-        if self.negatives == 0 or len(rows) == 0:
-            return rows, cols, log_x, weight, None
-        zero_rows = rows.repeat(self.negatives)
-        zero_cols = torch.multinomial(self.probs, len(zero_rows), replacement=True,
-                                      generator=self.gen).to(rows.device)
-        zero_weight = self._unobserved(zero_rows, zero_cols).to(weight.dtype) * self.weight
-        # one-sided: a cell never observed may still be a pair the corpus is too small to show
-        one_sided = torch.arange(len(rows) + len(zero_rows), device=rows.device) >= len(rows)
-        return (torch.cat([rows, zero_rows]), torch.cat([cols, zero_cols]),
-                torch.cat([log_x, torch.full_like(zero_weight, self.log_count)]),
-                torch.cat([weight, zero_weight]), one_sided)
-
-
 def train_glove(cooc: sp.coo_matrix, vector_size: int, epochs: int, lr: float = 0.05,
                 x_max: float = 100.0, alpha: float = 0.75, batch_size: int = 4096,
                 grad_clip: Optional[float] = 100.0, negatives: int = 1, zero_count: float = 0.1,
@@ -239,15 +187,21 @@ def train_glove(cooc: sp.coo_matrix, vector_size: int, epochs: int, lr: float = 
         cells included).
     """
     dev = resolve_device(device, key="embed.device")
-    previous_threads = torch.get_num_threads()
-    if threads and dev.type == "cpu":
-        torch.set_num_threads(threads)
-    try:
+    with _cpu_threads(threads if dev.type == "cpu" else None):
         cooc = cooc.tocoo()
         sampler = ZeroCellSampler(cooc, negatives, zero_count, zero_weight, seed + 2, dev)
-        vectors, losses = _fit(cooc, vector_size, epochs, lr, x_max, alpha, batch_size, grad_clip,
-                               sampler, seed, dev, on_epoch, on_batch)
-        return vectors, losses
+        return _fit(cooc, vector_size, epochs, lr, x_max, alpha, batch_size, grad_clip, sampler, seed, dev,
+                    on_epoch, on_batch)
+
+
+@contextlib.contextmanager
+def _cpu_threads(threads: Optional[int]) -> Iterator[None]:
+    """torch's CPU threads set to ``threads`` inside (None or 0: left as they are), restored afterwards."""
+    previous_threads = torch.get_num_threads()
+    if threads:
+        torch.set_num_threads(threads)
+    try:
+        yield
     finally:
         torch.set_num_threads(previous_threads)
 

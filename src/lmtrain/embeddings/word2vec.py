@@ -117,11 +117,9 @@ def train_word2vec(corpus: Iterable[list[str]], source: str, *, vector_size: int
     """Train gensim Word2Vec on a restartable corpus.
 
     Args:
-        corpus: restartable iterable of tokenised documents (read once per epoch, plus once
-            for the vocabulary).
+        corpus: restartable iterable of tokenised documents (read once per epoch, plus once for the vocabulary).
         source: the corpus files, named in errors.
-        vector_size, window, min_count, epochs, sg, hs, negative, sample, workers, seed: as in
-            gensim's Word2Vec.
+        vector_size, window, min_count, epochs, sg, hs, negative, sample, workers, seed: as in gensim's Word2Vec.
         max_vocab: gensim's max_final_vocab (None = no cap).
         lr, min_lr: gensim's alpha and min_alpha (linearly decayed).
         on_epoch: called after each epoch with (epoch, loss, words per second, seconds).
@@ -136,6 +134,12 @@ def train_word2vec(corpus: Iterable[list[str]], source: str, *, vector_size: int
                       max_final_vocab=max_vocab, sg=sg, hs=hs, negative=negative, sample=sample,
                       workers=workers, seed=seed, alpha=lr, min_alpha=min_lr, compute_loss=True,
                       batch_words=batch_words)
+    return _train(model, pieces, source, min_count, epochs, on_epoch)
+
+
+def _train(model: _Word2Vec, pieces: _Pieces, source: str, min_count: int, epochs: int,
+           on_epoch: Optional[EpochCallback]) -> tuple[KeyedVectors, list[float], int]:
+    """:func:`train_word2vec` once its gensim model is made: the vocabulary checked, then the epochs."""
     model.build_vocab(pieces, keep_raw_vocab=True)
     top_count = max(model.raw_vocab.values(), default=0)
     check_vocabulary(model.corpus_total_words, len(model.wv), min_count, top_count, source)

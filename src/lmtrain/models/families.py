@@ -20,6 +20,7 @@ from lmtrain.config.models import AlbefConfig, ElmoConfig, ModelConfig, Transfor
 from lmtrain.data.tokenizer import TextTokenizer
 from lmtrain.errors import UserError
 from lmtrain.models.capabilities import Capability
+from lmtrain.models.fine_tuning import freeze_modules, freeze_transformer, load_backbone_weights, transformer_task_model
 from lmtrain.models.protocol import ModelSpec, NamedHeads
 from lmtrain.shell_words import command, override
 
@@ -158,30 +159,6 @@ class ModelFamily:
         return ModelFamily.registry[name]
 
 
-def load_backbone_weights(model: nn.Module, wanted: Mapping[str, Any], source: str) -> None:
-    """Load ``wanted`` into ``model`` (its other heads stay new).
-
-    Raises:
-        UserError: a backbone weight missing, or a weight the model has no place for.
-    """
-    result = model.load_state_dict(dict(wanted), strict=False)
-    missing = [k for k in result.missing_keys if k.startswith("backbone.")]
-    if missing or result.unexpected_keys:
-        raise UserError(f"the weights of {source} do not fit its own spec (missing {missing[:5]}, "
-                        f"unexpected {result.unexpected_keys[:5]}).")
-
-
-def freeze_modules(modules: Sequence[nn.Module], what: str) -> int:
-    """Stop gradients to every parameter of ``modules``; logs ``what`` was frozen; returns how many."""
-    frozen = 0
-    for module in modules:
-        for param in module.parameters():
-            param.requires_grad_(False)
-            frozen += 1
-    log.info("frozen: %s", what)
-    return frozen
-
-
 def _check_positions(max_seq_len: int, max_positions: int) -> None:
     if max_seq_len > max_positions:
         raise UserError(f"data.max_seq_len={max_seq_len} is longer than model.max_positions={max_positions}; "
@@ -239,20 +216,7 @@ class TransformerFamily(ModelFamily):
         A classifier's dense layer starts from BERT's pretrained pooler (the NSP head's dense layer) when
         the backbone has one, as Hugging Face's BertForSequenceClassification does.
         """
-        from lmtrain.models.language_model import LanguageModel
-        from lmtrain.models.spec import TransformerSpec
-
-        assert isinstance(spec, TransformerSpec), "a backbone's spec is its own family's"
-        model = LanguageModel(spec, ["lm"]) if head is None else LanguageModel(spec, [], {head: dict(description)})
-        if state is None:
-            return model
-        wanted = {k: v for k, v in state.items() if k.startswith("backbone.") or
-                  (head is None and k.startswith("heads.lm."))}
-        if description.get("kind") == "pooled_classifier":
-            wanted.update({k.replace("heads.nsp.dense.", f"heads.{head}.dense."): v
-                           for k, v in state.items() if k.startswith("heads.nsp.dense.")})
-        load_backbone_weights(model, wanted, source)
-        return model
+        return transformer_task_model(spec, state, head, description, source)
 
     @classmethod
     def freeze(cls, model: nn.Module, freeze_backbone: bool | None, freeze_layers: int) -> int:
@@ -260,19 +224,7 @@ class TransformerFamily(ModelFamily):
 
         A language-model head tied to the token embedding is frozen with it.
         """
-        from lmtrain.models.language_model import LanguageModel
-
-        assert isinstance(model, LanguageModel), "the family's task_model builds a LanguageModel"
-        n_layers = model.spec.n_layers
-        if freeze_layers < 0 or freeze_layers > n_layers:
-            raise UserError(f"finetune.freeze_layers={freeze_layers}: the backbone has {n_layers} layers; "
-                            f"choose 0-{n_layers} (or finetune.freeze_backbone=true).")
-        if freeze_backbone:
-            return freeze_modules([model.backbone], "the whole backbone")
-        if freeze_layers:
-            return freeze_modules([model.backbone.embeddings, *model.backbone.blocks[:freeze_layers]],
-                                  f"embeddings and {freeze_layers} layer(s)")
-        return 0
+        return freeze_transformer(model, freeze_backbone, freeze_layers)
 
     def next_commands(self, run: Path) -> list[str]:
         """Export to a Hugging Face folder."""

@@ -39,60 +39,70 @@ _TASK_HEAD_ROOTS = ("classifier.", "qa_outputs.", "score.")
 Pair = tuple[str, tuple[str, ...], str]
 
 
+# one Transformer block's Linears and LayerNorms: (our name, HF name under the block[, weight kind])
+_GPT2_BLOCK = (("attn.qkv", "attn.c_attn", "t"), ("attn.out", "attn.c_proj", "t"), ("attn_norm", "ln_1", "copy"),
+               ("ff.up", "mlp.c_fc", "t"), ("ff.down", "mlp.c_proj", "t"), ("ff_norm", "ln_2", "copy"))
+_ENCODER_BLOCK = (("attn.out", "attention.output.dense"), ("attn_norm", "attention.output.LayerNorm"),
+                  ("ff.up", "intermediate.dense"), ("ff.down", "output.dense"), ("ff_norm", "output.LayerNorm"))
+
+
 def _pairs(spec: TransformerSpec, family: str, heads: list[str]) -> list[Pair]:
     """The name table of a ``family`` model of ``spec`` with ``heads`` (see the module docstring)."""
-    pairs: list[Pair] = []
+    return _gpt2_pairs(spec, heads) if family == "gpt2" else _encoder_pairs(spec, family, heads)
 
-    def add(ours: str, hf: str, weight_kind: str = "copy") -> None:  # a Linear or a LayerNorm
-        pairs.append((f"{ours}.weight", (f"{hf}.weight",), weight_kind))
-        pairs.append((f"{ours}.bias", (f"{hf}.bias",), "copy"))
 
-    emb = "backbone.embeddings"
-    if family == "gpt2":
-        token = "wte.weight"
-        pairs += [(f"{emb}.token.weight", (token,), "copy"), (f"{emb}.position.weight", ("wpe.weight",), "copy")]
-        for i in range(spec.n_layers):
-            b, h = f"backbone.blocks.{i}", f"h.{i}"
-            add(f"{b}.attn.qkv", f"{h}.attn.c_attn", "t")
-            add(f"{b}.attn.out", f"{h}.attn.c_proj", "t")
-            add(f"{b}.attn_norm", f"{h}.ln_1")
-            add(f"{b}.ff.up", f"{h}.mlp.c_fc", "t")
-            add(f"{b}.ff.down", f"{h}.mlp.c_proj", "t")
-            add(f"{b}.ff_norm", f"{h}.ln_2")
-        add("backbone.final_norm", "ln_f")
-        if "lm" in heads:
-            pairs.append(("heads.lm.weight", (token,), "tied") if spec.tie_embeddings
-                         else ("heads.lm.weight", ("lm_head.weight",), "copy"))
-        return pairs
-    token = "embeddings.word_embeddings.weight"
-    pairs.append((f"{emb}.token.weight", (token,), "copy"))
+def _linear(ours: str, hf: str, weight_kind: str = "copy") -> list[Pair]:
+    """The weight and bias entries of a Linear or a LayerNorm."""
+    return [(f"{ours}.weight", (f"{hf}.weight",), weight_kind), (f"{ours}.bias", (f"{hf}.bias",), "copy")]
+
+
+def _gpt2_pairs(spec: TransformerSpec, heads: list[str]) -> list[Pair]:
+    """GPT-2's name table."""
+    emb, token = "backbone.embeddings", "wte.weight"
+    pairs: list[Pair] = [(f"{emb}.token.weight", (token,), "copy"), (f"{emb}.position.weight", ("wpe.weight",), "copy")]
+    for i in range(spec.n_layers):
+        for ours, hf, kind in _GPT2_BLOCK:
+            pairs += _linear(f"backbone.blocks.{i}.{ours}", f"h.{i}.{hf}", kind)
+    pairs += _linear("backbone.final_norm", "ln_f")
+    if "lm" in heads:
+        pairs.append(("heads.lm.weight", (token,), "tied") if spec.tie_embeddings
+                     else ("heads.lm.weight", ("lm_head.weight",), "copy"))
+    return pairs
+
+
+def _encoder_pairs(spec: TransformerSpec, family: str, heads: list[str]) -> list[Pair]:
+    """BERT's or RoBERTa's name table."""
+    emb, token = "backbone.embeddings", "embeddings.word_embeddings.weight"
+    pairs: list[Pair] = [(f"{emb}.token.weight", (token,), "copy")]
     position, token_type = "embeddings.position_embeddings.weight", "embeddings.token_type_embeddings.weight"
     if spec.segment_vocab_size:
         pairs += [(f"{emb}.position.weight", (position,), "copy"), (f"{emb}.segment.weight", (token_type,), "copy")]
     else:
         pairs.append((f"{emb}.position.weight", (position, token_type), "fold"))
-    add(f"{emb}.norm", "embeddings.LayerNorm")
+    pairs += _linear(f"{emb}.norm", "embeddings.LayerNorm")
     for i in range(spec.n_layers):
         b, h = f"backbone.blocks.{i}", f"encoder.layer.{i}"
         for kind in ("weight", "bias"):
             qkv = tuple(f"{h}.attention.self.{name}.{kind}" for name in ("query", "key", "value"))
             pairs.append((f"{b}.attn.qkv.{kind}", qkv, "qkv"))
-        add(f"{b}.attn.out", f"{h}.attention.output.dense")
-        add(f"{b}.attn_norm", f"{h}.attention.output.LayerNorm")
-        add(f"{b}.ff.up", f"{h}.intermediate.dense")
-        add(f"{b}.ff.down", f"{h}.output.dense")
-        add(f"{b}.ff_norm", f"{h}.output.LayerNorm")
+        for ours, hf in _ENCODER_BLOCK:
+            pairs += _linear(f"{b}.{ours}", f"{h}.{hf}")
+    return pairs + _encoder_head_pairs(spec, family, heads, token)
+
+
+def _encoder_head_pairs(spec: TransformerSpec, family: str, heads: list[str], token: str) -> list[Pair]:
+    """The masked LM and next-sentence heads of BERT's or RoBERTa's name table."""
+    pairs: list[Pair] = []
     if "mlm" in heads:
         root, norm = ("cls.predictions", "cls.predictions.transform.LayerNorm") if family == "bert" \
             else ("lm_head", "lm_head.layer_norm")
-        add("heads.mlm.dense", f"{root}.transform.dense" if family == "bert" else f"{root}.dense")
-        add("heads.mlm.norm", norm)
+        pairs += _linear("heads.mlm.dense", f"{root}.transform.dense" if family == "bert" else f"{root}.dense")
+        pairs += _linear("heads.mlm.norm", norm)
         pairs.append(("heads.mlm.bias", (f"{root}.decoder.bias", f"{root}.bias"), "alias"))
         pairs.append(("heads.mlm.weight", (token,), "tied") if spec.tie_embeddings
                      else ("heads.mlm.weight", (f"{root}.decoder.weight",), "copy"))
     if "nsp" in heads:
-        add("heads.nsp.dense", "pooler.dense")
-        add("heads.nsp.output", "cls.seq_relationship")
+        pairs += _linear("heads.nsp.dense", "pooler.dense") + _linear("heads.nsp.output", "cls.seq_relationship")
     return pairs
 
 

@@ -105,17 +105,11 @@ class TransformerSpec(StoredSpec):
 
 
 
-def resolve_spec(model_cfg: TransformerConfig, vocab_size: int, pad_token_id: int) -> TransformerSpec:
-    """Fill a `TransformerConfig` (Hydra node or dataclass) into a complete, validated spec.
+def _dimensions(model_cfg: TransformerConfig) -> tuple[int, int, int, int]:
+    """n_layers, d_model, n_heads and d_ff: each as set, else from ``model.size``'s preset.
 
-    Args:
-        model_cfg: the `model` config group; unset dimensions come from `model.size`.
-        vocab_size: size of the tokenizer's vocabulary.
-        pad_token_id: id of the padding token.
-    Returns:
-        The resolved :class:`TransformerSpec`.
     Raises:
-        UserError: unknown size or activation, or heads that do not divide the width.
+        UserError: an unknown size, or a dimension neither set nor given by a size.
     """
     size = model_cfg.size
     dims = [model_cfg.n_layers, model_cfg.d_model, model_cfg.n_heads, model_cfg.d_ff]
@@ -130,6 +124,22 @@ def resolve_spec(model_cfg: TransformerConfig, vocab_size: int, pad_token_id: in
         raise UserError(f"{', '.join(missing)} not set: give model.size (one of {', '.join(SIZES)}) "
                         "or set every dimension explicitly.")
     n_layers, d_model, n_heads, d_ff = [value for value in dims if value is not None]  # all four, as checked
+    return n_layers, d_model, n_heads, d_ff
+
+
+def resolve_spec(model_cfg: TransformerConfig, vocab_size: int, pad_token_id: int) -> TransformerSpec:
+    """Fill a `TransformerConfig` (Hydra node or dataclass) into a complete, validated spec.
+
+    Args:
+        model_cfg: the `model` config group; unset dimensions come from `model.size`.
+        vocab_size: size of the tokenizer's vocabulary.
+        pad_token_id: id of the padding token.
+    Returns:
+        The resolved :class:`TransformerSpec`.
+    Raises:
+        UserError: unknown size or activation, or heads that do not divide the width.
+    """
+    n_layers, d_model, n_heads, d_ff = _dimensions(model_cfg)
     if d_model % n_heads:
         raise UserError(f"model.d_model={d_model} is not divisible by model.n_heads={n_heads}; "
                         "choose a head count that divides the width.")

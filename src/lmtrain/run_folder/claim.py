@@ -27,29 +27,31 @@ import logging
 import os
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import yaml
 from omegaconf import DictConfig, OmegaConf
 
-from lmtrain.files.atomic import make_dirs, remove_entry, write_text
-from lmtrain.files.checkpoints import is_checkpoint
 from lmtrain.config.commands import FinetuneOptions, moved_keys
 from lmtrain.config.diff import ConfigChanges, compare_configs
-from lmtrain.config.plug_nodes import PLUG_GROUPS
 from lmtrain.errors import UserError
+from lmtrain.files.atomic import remove_entry
+from lmtrain.files.checkpoints import is_checkpoint
+from lmtrain.run_folder.config_record import (
+    HYDRA_DIR,
+    hydra_node,
+    read_saved_config,
+    saved_config_dir,
+    write_config_record,
+)
 from lmtrain.run_folder.job_log import job_log_handlers, start_job_logs
 from lmtrain.run_folder.layout import CHECKPOINTS_DIR, METRICS_FILE, SUMMARY_FILE, TOKENIZER_FILE
 from lmtrain.run_folder.lock import LOCK_FILE, RunLock
 from lmtrain.run_folder.manifest import MANIFEST_FILE, RunManifest
-from lmtrain.run_folder.provenance import PLUGS_FILE, record_text
 from lmtrain.run_folder.status import STATUS_FILE
 
 log = logging.getLogger(__name__)
 
-HYDRA_DIR = ".hydra"
-RESUME_PREFIX = "resume-"
-_RECORD_FILES = ("config.yaml", "overrides.yaml", "hydra.yaml")
+
 
 
 @dataclass
@@ -122,73 +124,14 @@ def empty_run_dir(run_dir: Path) -> None:
     manifest.forget(gone)
 
 
-def _resume_records(run_dir: Path) -> dict[int, Path]:
-    """``n -> .hydra/resume-<n>`` of every earlier resume of the run."""
-    return {int(p.name[len(RESUME_PREFIX):]): p for p in (run_dir / HYDRA_DIR).glob(f"{RESUME_PREFIX}*")
-            if p.name[len(RESUME_PREFIX):].isdigit()}
-
-
-def saved_config_dir(run_dir: Path) -> Path | None:
-    """The ``.hydra`` folder of the run's newest config: the last resume's, else the original."""
-    resumes = _resume_records(run_dir)
-    for candidate in [*(resumes[n] for n in sorted(resumes, reverse=True)), run_dir / HYDRA_DIR]:
-        if (candidate / "config.yaml").is_file():
-            return candidate
-    return None
-
-
-def read_saved_config(run_dir: Path) -> dict[str, Any] | None:
-    """The run's newest saved config as plain nested dicts (None if it has none or it is unreadable)."""
-    folder = saved_config_dir(run_dir)
-    if folder is None:
-        return None
-    try:
-        config = yaml.safe_load((folder / "config.yaml").read_text(encoding="utf-8"))
-    except (OSError, yaml.YAMLError, UnicodeDecodeError):
-        log.warning("%s is unreadable; the resumed config cannot be compared with it", folder / "config.yaml")
-        return None
-    return config if isinstance(config, dict) else None
-
-
 def _leftovers(run_dir: Path) -> bool:
     """Whether ``run_dir`` holds entries an earlier lmtrain attempt created (its record, metrics, status)."""
     return any(os.path.lexists(run_dir / name) for name in RunManifest(run_dir).names() - set(_KEPT))
 
 
-def _hydra_node() -> Any | None:
-    try:
-        from hydra.core.hydra_config import HydraConfig
-
-        return HydraConfig.get()
-    except Exception:  # not under Hydra (library use, tests)
-        return None
-
-
-def _next_resume_dir(run_dir: Path) -> Path:
-    return run_dir / HYDRA_DIR / f"{RESUME_PREFIX}{max(_resume_records(run_dir), default=0) + 1}"
-
-
-def write_config_record(run_dir: Path, cfg: DictConfig, resuming: bool) -> Path:
-    """Write config, overrides and Hydra settings under ``.hydra/`` (``.hydra/resume-<n>/`` when continuing)."""
-    continuing = resuming and (run_dir / HYDRA_DIR / "config.yaml").is_file()
-    folder = make_dirs(_next_resume_dir(run_dir) if continuing else run_dir / HYDRA_DIR)
-    hydra = _hydra_node()
-    overrides = list(hydra.overrides.task) if hydra is not None else []
-    texts = {"config.yaml": OmegaConf.to_yaml(cfg), "overrides.yaml": yaml.safe_dump(overrides)}
-    if hydra is not None:
-        texts["hydra.yaml"] = OmegaConf.to_yaml(OmegaConf.create({"hydra": hydra}))
-    targets = {group: cfg[group]["_target_"] for group in PLUG_GROUPS
-               if isinstance(cfg.get(group), DictConfig) and isinstance(cfg[group].get("_target_"), str)}
-    if targets:  # a command built from plugs: where they came from (lmtrain.run_folder.provenance)
-        texts[PLUGS_FILE] = record_text(targets, list(hydra.searchpath) if hydra is not None else [])
-    for name, text in texts.items():
-        write_text(folder / name, text)
-    return folder
-
-
 def _user_chose_dir() -> bool:
     """Whether the command line set the run directory (``hydra.run.dir`` / ``hydra.sweep.dir``)."""
-    hydra = _hydra_node()
+    hydra = hydra_node()
     if hydra is None:
         return True
     return any(str(o).lstrip("+").startswith(("hydra.run.dir=", "hydra.sweep.dir=")) for o in hydra.overrides.hydra)
@@ -222,7 +165,7 @@ def latest_unfinished_run(parent: Path, overrides: list[str]) -> Path | None:
 
 def _refuse_unplaced_resume(run_dir: Path, command: str) -> None:
     """``trainer.resume=auto`` in a directory Hydra just made up: say which run it could mean."""
-    hydra = _hydra_node()
+    hydra = hydra_node()
     overrides = list(hydra.overrides.task) if hydra is not None else []
     candidate = latest_unfinished_run(run_dir.parent, overrides)
     if candidate is not None:

@@ -92,24 +92,11 @@ def evaluate_objective(model: nn.Module, objective: Objective, dataset: Evaluati
     model.eval()
     if hasattr(dataset, "set_epoch"):
         dataset.set_epoch(0)
-    batches = EpochBatches(len(dataset), batch_size, shuffle=False, drop_last=False).batches(0)
-    batches = batches[:max_batches] if max_batches else batches
     shared = dist if dist is not None and dist.enabled else None
-    share = rank_share(len(batches), shared.rank, shared.world_size) if shared else range(len(batches))
-    padding = len(rank_share(len(batches), 0, shared.world_size)) - len(share) if shared and shared.sharded else 0
-    sums: dict[str, torch.Tensor] = {}
-    predictions = []
-    for number, indices in enumerate([batches[i] for i in share] + [batches[0]] * padding):
-        batch = to_device(collate([dataset[i] for i in indices]), device)
-        with autocast():
-            out = objective(model, batch, objective.count_targets(batch))
-        if number >= len(share):  # a padding pass: it only keeps this rank in step with the others
-            continue
-        add_sums(sums, out.sums)
-        if out.predictions is not None:
-            predictions.append(out.predictions)
+    batches, counted = _rank_batches(len(dataset), batch_size, max_batches, shared)
+    sums, predictions = _run_batches(model, objective, dataset, collate, batches, counted, device, autocast)
     model.train(was_training)
-    sequences = sum(len(batches[i]) for i in share)
+    sequences = sum(len(indices) for indices in batches[:counted])
     if shared:
         sums, sequences = _summed_over_ranks(sums, sequences, shared, device)
         predictions = _gathered(predictions, model, shared)
@@ -117,3 +104,33 @@ def evaluate_objective(model: nn.Module, objective: Objective, dataset: Evaluati
         predictions_out.extend(predictions)
     metrics = objective.summarize({k: float(v) for k, v in sums.items()}, predictions or None)
     return metrics, sequences
+
+
+def _rank_batches(n_sequences: int, batch_size: int, max_batches: int | None, shared: Distributed | None
+                  ) -> tuple[list[list[int]], int]:
+    """The batches (dataset indices) this rank runs, in order, and how many of them count: its share of the
+    set's first ``max_batches``, then (under FSDP) the first batch again until every rank runs as many."""
+    batches = EpochBatches(n_sequences, batch_size, shuffle=False, drop_last=False).batches(0)
+    batches = batches[:max_batches] if max_batches else batches
+    share = rank_share(len(batches), shared.rank, shared.world_size) if shared else range(len(batches))
+    padding = len(rank_share(len(batches), 0, shared.world_size)) - len(share) if shared and shared.sharded else 0
+    return [batches[i] for i in share] + [batches[0]] * padding, len(share)
+
+
+def _run_batches(model: nn.Module, objective: Objective, dataset: EvaluationSet, collate: Callable,
+                 batches: list[list[int]], counted: int, device: torch.device,
+                 autocast: Callable[[], contextlib.AbstractContextManager]) -> tuple[dict[str, torch.Tensor], list]:
+    """Run ``objective`` on each batch of ``batches`` (dataset indices); returns the metric sums and the
+    predictions of the first ``counted`` batches (the others only keep this rank in step with the others)."""
+    sums: dict[str, torch.Tensor] = {}
+    predictions = []
+    for number, indices in enumerate(batches):
+        batch = to_device(collate([dataset[i] for i in indices]), device)
+        with autocast():
+            out = objective(model, batch, objective.count_targets(batch))
+        if number >= counted:  # a padding pass: it only keeps this rank in step with the others
+            continue
+        add_sums(sums, out.sums)
+        if out.predictions is not None:
+            predictions.append(out.predictions)
+    return sums, predictions

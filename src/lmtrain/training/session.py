@@ -13,9 +13,9 @@ import torch
 
 from lmtrain.config.commands import FinetuneConfig, PretrainConfig
 from lmtrain.errors import UserError
+from lmtrain.files.checkpoints import read_model_meta
 from lmtrain.kernels import select_cpu_kernels
 from lmtrain.run_folder.layout import RunDir
-from lmtrain.files.checkpoints import read_model_meta
 from lmtrain.training.checkpoint import newest_intact_checkpoint
 from lmtrain.training.distributed import lost_peer, peer_gone
 from lmtrain.training.loggers import open_loggers
@@ -82,15 +82,7 @@ def fit_run(trainer: Trainer, cfg: PretrainConfig | FinetuneConfig, run: RunDir,
         torch.manual_seed(cfg.trainer.seed + dist.rank)
     if resume_from is not None:
         trainer.restore(resume_from)
-    if dist.is_main:
-        log.info("run directory %s (stop it with Ctrl-C and continue it with `lmtrain resume %s`)", run.path, run.path)
-        for line in describe_plan(trainer, plan or PlanSource()):
-            log.info(line)
-    if cfg.trainer.preflight and not dist.sharded:
-        report = run_preflight(trainer)
-        if dist.is_main:
-            for line in report.describe().splitlines():
-                log.info(line)
+    _describe_and_check(trainer, run, plan, cfg.trainer.preflight)
     if dist.is_main:  # after the preflight, so its checks leave no trace in the trackers
         trainer.loggers = open_loggers(cfg.trainer.loggers, run.path, dataclasses.asdict(cfg),
                                        start_step=trainer.state.step)
@@ -104,11 +96,31 @@ def fit_run(trainer: Trainer, cfg: PretrainConfig | FinetuneConfig, run: RunDir,
     except RuntimeError as error:
         if not dist.enabled or not peer_gone(error):
             raise
-        # torchrun sends SIGTERM to the survivors as soon as a worker dies: let this one say why it stops first
-        signal.signal(signal.SIGTERM, signal.SIG_IGN)
-        checkpoints = run.path / "checkpoints"
-        try:
-            newest = newest_intact_checkpoint(checkpoints)
-        except UserError:  # every checkpoint damaged: the report says none is kept rather than failing itself
-            newest = None
-        raise lost_peer(error, dist.rank, checkpoints, newest) from None
+        raise _lost_peer_error(error, dist.rank, run) from None
+
+
+def _describe_and_check(trainer: Trainer, run: RunDir, plan: PlanSource | None, preflight: bool) -> None:
+    """Log the run directory and the plan (rank 0), then run the preflight checks when ``preflight`` asks
+    (not under FSDP) and log their report."""
+    dist = trainer.dist
+    if dist.is_main:
+        log.info("run directory %s (stop it with Ctrl-C and continue it with `lmtrain resume %s`)", run.path, run.path)
+        for line in describe_plan(trainer, plan or PlanSource()):
+            log.info(line)
+    if preflight and not dist.sharded:
+        report = run_preflight(trainer)
+        if dist.is_main:
+            for line in report.describe().splitlines():
+                log.info(line)
+
+
+def _lost_peer_error(error: RuntimeError, rank: int, run: RunDir) -> UserError:
+    """The error a rank stops with when another rank of the job died (naming the newest intact checkpoint)."""
+    # torchrun sends SIGTERM to the survivors as soon as a worker dies: let this one say why it stops first
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    checkpoints = run.path / "checkpoints"
+    try:
+        newest = newest_intact_checkpoint(checkpoints)
+    except UserError:  # every checkpoint damaged: the report says none is kept rather than failing itself
+        newest = None
+    return lost_peer(error, rank, checkpoints, newest)

@@ -8,7 +8,10 @@ from typing import Any, Protocol
 import torch
 from torch.utils.data import DataLoader
 
+from lmtrain.config.training import TrainerConfig
 from lmtrain.data.sampler import EpochBatches
+from lmtrain.errors import UserError
+from lmtrain.training.distributed import Distributed
 from lmtrain.training.evaluation import EvaluationSet, to_device
 from lmtrain.training.train_state import TrainState
 
@@ -59,3 +62,20 @@ class TrainBatches:
     def restart(self) -> None:
         """Read the next batch from the state's position (after a restore moved it)."""
         self._batches = None
+
+
+def training_batches(train_set: TrainingSet, collate: Callable, cfg: TrainerConfig, dist: Distributed,
+                     device: torch.device) -> TrainBatches:
+    """The run's training batches: shuffled each epoch (by length when ``trainer.bucket_by_length``), this
+    rank's share of every step's batches.
+
+    Raises:
+        UserError: fewer sequences than one batch.
+    """
+    lengths = getattr(train_set, "lengths", None) if cfg.bucket_by_length else None
+    sampler = EpochBatches(len(train_set), cfg.batch_size, seed=cfg.seed, shuffle=True, drop_last=True,
+                           rank=dist.rank, world_size=dist.world_size, lengths=lengths)
+    if len(sampler) == 0:
+        raise UserError(f"the training data has {len(train_set)} sequences, fewer than one batch "
+                        f"(trainer.batch_size={cfg.batch_size}); add text or lower trainer.batch_size.")
+    return TrainBatches(train_set, sampler, collate, cfg.num_workers, device)

@@ -19,44 +19,26 @@ from typing import Any, Callable
 import torch
 from torch import nn
 
-from lmtrain.config.training import TrainerConfig
-from lmtrain.data.sampler import EpochBatches
 from lmtrain.config.durations import parse_duration
+from lmtrain.config.training import TrainerConfig
 from lmtrain.errors import UserError
 from lmtrain.objectives.base import Objective
 from lmtrain.run_folder.layout import RunDir, lower_is_better
 from lmtrain.training import checkpoint as ckpt
 from lmtrain.training.checkpoint_format import CheckpointFormat
-from lmtrain.training.compile import maybe_compile
 from lmtrain.training.distributed import Distributed
-from lmtrain.training.evaluation import EvaluationSet, add_sums, evaluate_objective
+from lmtrain.training.evaluation import EvaluationSet, evaluate_objective
 from lmtrain.training.limits import Limits
 from lmtrain.training.precision import Precision
 from lmtrain.training.progress import TrainingProgress
-from lmtrain.training.sharding import fully_shard_step, root_gathered
+from lmtrain.training.sharding import root_gathered
 from lmtrain.training.step_plan import StepPlan
 from lmtrain.training.stop_signals import StopRequests, TrainingInterrupted
-from lmtrain.training.train_batches import TrainBatches, TrainingSet
+from lmtrain.training.train_batches import TrainingSet, training_batches
 from lmtrain.training.train_state import TrainState, fit_summary, record_evaluation
+from lmtrain.training.train_step import ObjectiveStep, accumulate_gradients, wrapped_step  # noqa: F401 (ObjectiveStep: importable here too)
 
 log = logging.getLogger(__name__)
-
-
-class ObjectiveStep(nn.Module):
-    """``objective(model, batch, norm)`` as a module, so DistributedDataParallel can wrap the call.
-
-    DDP synchronises gradients for what runs inside its wrapped module's forward; objectives
-    call ``model.backbone`` and ``model.heads`` directly, so the whole objective is the forward.
-    """
-
-    def __init__(self, model: nn.Module, objective: Objective):
-        super().__init__()
-        self.model = model
-        self.objective = objective
-
-    def forward(self, batch: dict[str, torch.Tensor], norm: dict[str, torch.Tensor]):
-        """The objective's output for ``batch``."""
-        return self.objective(self.model, batch, norm)
 
 
 class Trainer:
@@ -93,19 +75,10 @@ class Trainer:
         self.state = TrainState()
         # the metric that ranks this run, in every checkpoint: `lmtrain runs` reads it from there
         self.model_meta = {**model_meta, "main_metric": self.monitor, "higher_is_better": self._higher_is_better()}
-        lengths = getattr(train_set, "lengths", None) if cfg.bucket_by_length else None
-        self.sampler = EpochBatches(len(train_set), cfg.batch_size, seed=cfg.seed, shuffle=True, drop_last=True,
-                                    rank=self.dist.rank, world_size=self.dist.world_size, lengths=lengths)
-        self.batches = TrainBatches(train_set, self.sampler, collate, cfg.num_workers, device)
-        step = ObjectiveStep(model, objective)
-        # the step as sharded or DDP-wrapped, for its gradient sync and gathering; step_module is what runs it
-        self.parallel_step = fully_shard_step(step, model, optimizer, cfg, self.dist, device) if self.dist.sharded \
-            else self.dist.wrap(step, device)
-        self.step_module = maybe_compile(self.parallel_step, cfg.compile)
+        self.batches = training_batches(train_set, collate, cfg, self.dist, device)
+        self.sampler = self.batches.sampler
+        self.parallel_step, self.step_module = wrapped_step(model, objective, optimizer, cfg, self.dist, device)
         self.checkpoint_format = CheckpointFormat(cfg.checkpoint_format, model, optimizer, self.dist)
-        if len(self.sampler) == 0:
-            raise UserError(f"the training data has {len(train_set)} sequences, fewer than one batch "
-                            f"(trainer.batch_size={cfg.batch_size}); add text or lower trainer.batch_size.")
         if cfg.max_steps is None:  # start_run refuses it, or finetune fills in the task's default before this
             raise ValueError("the Trainer needs trainer.max_steps settled")
         self.limits = Limits(cfg.max_steps, cfg.max_epochs, parse_duration(cfg.max_time), len(self.sampler),
@@ -121,25 +94,8 @@ class Trainer:
     def _train_step(self, sums: dict[str, torch.Tensor]) -> None:
         """One optimizer step over ``grad_accum`` micro-batches, normalised by the window's targets."""
         window = [self.batches.next_batch(self.state) for _ in range(self.cfg.grad_accum)]
-        local: dict[str, torch.Tensor] = {}
-        for batch in window:
-            add_sums(local, self.objective.count_targets(batch))
-        norm = self.dist.sum(local)  # targets of the whole window on every rank
-        # DDP averages gradients over ranks; each rank's loss is already divided by the global
-        # target count, so scaling by the world size turns that average into the exact sum.
-        scale = float(self.dist.world_size)
-        for i, batch in enumerate(window):
-            last = i == len(window) - 1
-            with self.dist.gradient_sync(self.parallel_step, sync=last):
-                with self.precision.autocast():
-                    out = self.step_module(batch, norm)
-                loss = out.loss * scale if self.dist.enabled else out.loss
-                if self.precision.scaler is not None:
-                    self.precision.scaler.scale(loss).backward()
-                else:
-                    loss.backward()
-            add_sums(sums, out.sums)
-        add_sums(sums, {"tokens": local["tokens"]})
+        accumulate_gradients(window, self.objective, self.parallel_step, self.step_module, self.dist, self.precision,
+                             sums)
         if self.precision.scaler is not None:
             self.precision.scaler.unscale_(self.optimizer)
         if self.cfg.grad_clip > 0:

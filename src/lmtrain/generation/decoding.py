@@ -1,100 +1,25 @@
-"""Decoding from causal language models with a key/value cache, and masked-token filling.
+"""Decoding from causal language models with a key/value cache.
 
 `generate_stream` is the core: it yields the token ids of every step as they are produced, for a
 batch of prompts (left-padded, so every row's real tokens sit at positions 0, 1, ...). `generate`
-collects them (optionally calling back per token), `TextStream` turns ids into printable text
-pieces, and `fill_mask` ranks the vocabulary at each mask token of a masked LM.
+collects them (optionally calling back per token) and `TextStream` turns ids into printable text pieces.
 """
 
 from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Iterator, Sequence
-from dataclasses import dataclass
 
 import torch
 
-from lmtrain.config.checks import ConfigRangeError
-from lmtrain.config.commands import check_temperature
 from lmtrain.data.tokenizer import TextTokenizer
 from lmtrain.errors import UserError
+from lmtrain.generation.sampling import Sampling, next_tokens, seeded_generator
 from lmtrain.kernels import prepacked_linears
 from lmtrain.models.heads import CausalLMHead
 from lmtrain.models.language_model import LanguageModel
 
 log = logging.getLogger(__name__)
-
-# How users may spell the mask token, whatever the tokenizer's own spelling is.
-MASK_SPELLINGS = ("[MASK]", "<mask>")
-
-
-@dataclass(frozen=True)
-class Sampling:
-    """How the next token is chosen from the logits.
-
-    Args:
-        greedy: take the most likely token (temperature 0 means the same).
-        temperature: divide logits by this before sampling (< 1 sharper, > 1 flatter); 0 or in [0.01, 100].
-        top_k: sample only among the k most likely tokens (0 = all).
-        top_p: sample only from the smallest set of tokens whose probability reaches top_p (1 = all).
-    """
-
-    greedy: bool = False
-    temperature: float = 1.0
-    top_k: int = 0
-    top_p: float = 1.0
-
-    def __post_init__(self) -> None:
-        try:
-            check_temperature(self.temperature)
-        except ConfigRangeError as error:
-            raise UserError(f"{error}.") from None
-        if self.top_k < 0:
-            raise UserError(f"top_k={self.top_k} must be >= 0 (0 = no top-k filtering).")
-        if not 0 < self.top_p <= 1:
-            raise UserError(f"top_p={self.top_p} must be in (0, 1] (1 = no nucleus filtering).")
-
-
-def filter_logits(logits: torch.Tensor, top_k: int = 0, top_p: float = 1.0) -> torch.Tensor:
-    """Set every logit outside the top-k / nucleus (top-p) set to -inf.
-
-    Args:
-        logits: (B, V) next-token logits.
-        top_k: keep the k largest logits per row (0 = keep all).
-        top_p: keep the smallest set of most likely tokens whose probability mass reaches top_p.
-    Returns:
-        (B, V) filtered logits; the most likely token of every row always survives.
-    """
-    if top_k > 0 and top_k < logits.shape[-1]:
-        kth = logits.topk(top_k, dim=-1).values[:, -1:]  # (B, 1)
-        logits = logits.masked_fill(logits < kth, float("-inf"))
-    if top_p < 1.0:
-        sorted_logits, order = logits.sort(dim=-1, descending=True)  # (B, V)
-        probs = sorted_logits.softmax(dim=-1)
-        # drop a token once the tokens before it already hold top_p of the mass; the most likely
-        # token stays even when top_p is 0 in float32 (top_p=1e-300)
-        drop_sorted = (probs.cumsum(dim=-1) - probs) >= top_p
-        drop_sorted[:, 0] = False
-        drop = drop_sorted.scatter(-1, order, drop_sorted)  # back to vocabulary order
-        logits = logits.masked_fill(drop, float("-inf"))
-    return logits
-
-
-def next_tokens(logits: torch.Tensor, sampling: Sampling, generator: torch.Generator | None = None) -> torch.Tensor:
-    """Choose one token per row.
-
-    Args:
-        logits: (B, V) next-token logits.
-        sampling: greedy or sampling settings.
-        generator: random generator for sampling (reproducible draws).
-    Returns:
-        (B,) token ids.
-    """
-    if sampling.greedy or sampling.temperature == 0:
-        return logits.argmax(dim=-1)
-    logits = filter_logits(logits.float() / sampling.temperature, sampling.top_k, sampling.top_p)
-    return torch.multinomial(logits.softmax(dim=-1), 1, generator=generator).squeeze(-1)
-
 
 def left_pad(prompts: Sequence[Sequence[int]], pad_id: int, device: torch.device
              ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
@@ -130,15 +55,6 @@ def _room(prompts: Sequence[Sequence[int]], max_new_tokens: int, max_positions: 
         log.warning("max_new_tokens=%d would run past the model's %d positions after a %d-token prompt; "
                     "generating at most %d tokens", max_new_tokens, max_positions, longest, room)
     return min(max_new_tokens, room)
-
-
-def seeded_generator(seed: int | None, device: torch.device | str = "cpu") -> torch.Generator | None:
-    """A private random generator on ``device`` seeded with ``seed`` (None for no seed: global RNG)."""
-    if seed is None:
-        return None
-    generator = torch.Generator(device=device)
-    generator.manual_seed(seed)
-    return generator
 
 
 def _decoding_mask(prompts: Sequence[Sequence[int]], prompt_mask: torch.Tensor, steps: int
@@ -188,13 +104,21 @@ def generate_stream(model: LanguageModel, prompts: Sequence[Sequence[int]], max_
         yield from _generate_uncached(model, prompts, max_new_tokens, sampling, eos_id,
                                       generator or seeded_generator(seed, next(model.parameters()).device))
         return
-    backbone, head = model.backbone, model.heads["lm"]
-    device = backbone.embeddings.token.weight.device
+    device = model.backbone.embeddings.token.weight.device
     steps = _room(prompts, max_new_tokens, model.spec.max_positions)
-    ids, prompt_mask, positions = left_pad(prompts, pad_id, device)  # (B, L) each
+    yield from _generate_cached(model, prompts, steps, sampling, eos_id, pad_id,
+                                generator or seeded_generator(seed, device), use_cache)
+
+
+def _generate_cached(model: LanguageModel, prompts: Sequence[Sequence[int]], steps: int, sampling: Sampling,
+                     eos_id: int | None, pad_id: int, generator: torch.Generator | None,
+                     use_cache: bool) -> Iterator[list[int | None]]:
+    """:func:`generate_stream`'s loop for a backbone with a key/value cache, ``steps`` steps at most
+    (``use_cache=False`` runs the whole left-padded batch again each step, to check the cache)."""
+    backbone, head = model.backbone, model.heads["lm"]
+    ids, prompt_mask, positions = left_pad(prompts, pad_id, backbone.embeddings.token.weight.device)  # (B, L) each
     batch_size, length = ids.shape
     mask = _decoding_mask(prompts, prompt_mask, steps)
-    generator = generator or seeded_generator(seed, device)
     cache = backbone.new_cache(batch_size, length + steps) if use_cache else None
     done = [False] * batch_size
     step_ids, step_positions = ids, positions
@@ -308,80 +232,3 @@ class TextStream:
     def text(self) -> str:
         """All text added after the prefix."""
         return self.tokenizer.decode(self.ids)[self.start:]
-
-
-@dataclass(frozen=True)
-class Candidate:
-    """One prediction for a mask token.
-
-    Attributes:
-        token: the vocabulary entry (e.g. ``##ing`` or ``Ġfire``).
-        text: how it reads when decoded (e.g. `` fire``).
-        token_id: its id.
-        prob: its probability under the model.
-    """
-
-    token: str | None  # None for an id past the tokenizer's vocabulary (a checkpoint's larger output layer)
-    text: str
-    token_id: int
-    prob: float
-
-
-def with_mask_token(text: str, mask_token: str) -> str:
-    """``text`` with every accepted mask spelling ([MASK], <mask>) replaced by ``mask_token``."""
-    for spelling in MASK_SPELLINGS:
-        if spelling != mask_token:
-            text = text.replace(spelling, mask_token)
-    return text
-
-
-def encode_for_mask(tokenizer: TextTokenizer, text: str, mask_id: int) -> list[int]:
-    """Ids of ``text`` with special tokens; a lone space token before a mask is dropped.
-
-    Byte-level BPE splits "The <mask>" into "The", "Ġ", "<mask>", whereas in training the mask
-    replaced a whole "Ġword" token: without the stray space the input looks like training data.
-    """
-    ids = tokenizer.tokenizer.encode(text).ids
-    kept: list[int] = []
-    for i, token_id in enumerate(ids):
-        next_is_mask = i + 1 < len(ids) and ids[i + 1] == mask_id
-        if next_is_mask and token_id != mask_id and not tokenizer.decode([token_id]).strip():
-            continue
-        kept.append(token_id)
-    return kept
-
-
-@torch.no_grad()
-def fill_mask(model: LanguageModel, tokenizer: TextTokenizer, text: str, top_k: int = 5) -> list[list[Candidate]]:
-    """The most likely tokens at each mask token of ``text``.
-
-    Args:
-        model: a LanguageModel with an ``mlm`` head (in eval mode).
-        tokenizer: its tokenizer; special tokens are added the way the model was trained.
-        text: text with one or more mask tokens, spelt [MASK] or <mask>.
-        top_k: candidates per mask.
-    Returns:
-        For each mask, in text order, ``top_k`` candidates sorted by falling probability. Special
-        tokens are never candidates; probabilities are the model's over the whole vocabulary.
-    """
-    if "mlm" not in model.heads:
-        raise UserError(f"filling masks needs a masked LM head (mlm); this model has {model.head_names}.")
-    mask_id = tokenizer.id("mask")
-    ids = encode_for_mask(tokenizer, with_mask_token(text, tokenizer.roles["mask"]), mask_id)
-    where = [i for i, token_id in enumerate(ids) if token_id == mask_id]
-    if not where:
-        raise UserError(f"the prompt {text!r} has no mask token; write [MASK] (or <mask>) where a word "
-                        "should be predicted.")
-    if len(ids) > model.spec.max_positions:
-        raise UserError(f"the prompt has {len(ids)} tokens but the model covers {model.spec.max_positions} "
-                        "positions; shorten it.")
-    device = next(model.parameters()).device
-    hidden = model.backbone(torch.tensor([ids], device=device))  # (1, T, D)
-    probs = model.heads["mlm"](hidden[0, where]).float().softmax(dim=-1)  # (M, V)
-    probs[:, tokenizer.special_ids] = -1.0  # never a candidate, but the others keep their probability
-    top = probs.topk(min(top_k, probs.shape[-1] - len(tokenizer.special_ids)), dim=-1)
-    results = []
-    for values, indices in zip(top.values.tolist(), top.indices.tolist()):
-        results.append([Candidate(tokenizer.tokenizer.id_to_token(i), tokenizer.decode([i]), i, p)
-                        for p, i in zip(values, indices)])
-    return results
