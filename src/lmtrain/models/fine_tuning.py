@@ -11,7 +11,7 @@ from typing import Any
 from torch import nn
 
 from lmtrain.errors import UserError
-from lmtrain.models.protocol import ModelSpec
+from lmtrain.models.protocol import ModelSpec, NamedHeads
 
 log = logging.getLogger(__name__)
 
@@ -41,7 +41,7 @@ def freeze_modules(modules: Sequence[nn.Module], what: str) -> int:
 
 
 def transformer_task_model(spec: ModelSpec, state: Mapping[str, Any] | None, head: str | None,
-                           description: Mapping[str, Any], source: str) -> nn.Module:
+                           description: Mapping[str, Any], source: str) -> NamedHeads:
     """A :class:`LanguageModel` with the backbone's weights (``state``, None: random) and a new task head
     ``head`` (None: its ``lm`` head); a classifier's dense layer starts from the NSP head's pooler."""
     from lmtrain.models.language_model import LanguageModel

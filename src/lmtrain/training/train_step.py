@@ -9,7 +9,7 @@ from torch import nn
 
 from lmtrain.config.training import TrainerConfig
 from lmtrain.objectives.base import Objective
-from lmtrain.training.compile import maybe_compile
+from lmtrain.training.compile import CompiledStep, maybe_compile
 from lmtrain.training.distributed import Distributed
 from lmtrain.training.evaluation import add_sums
 from lmtrain.training.precision import Precision
@@ -34,7 +34,7 @@ class ObjectiveStep(nn.Module):
 
 
 def wrapped_step(model: nn.Module, objective: Objective, optimizer: torch.optim.Optimizer, cfg: TrainerConfig,
-                 dist: Distributed, device: torch.device) -> tuple[nn.Module, nn.Module]:
+                 dist: Distributed, device: torch.device) -> tuple[nn.Module, nn.Module | CompiledStep]:
     """The training step sharded (FSDP) or DDP-wrapped, for its gradient sync and gathering, and the module
     that runs it (the same one compiled when ``trainer.compile`` asks)."""
     step = ObjectiveStep(model, objective)
@@ -44,7 +44,7 @@ def wrapped_step(model: nn.Module, objective: Objective, optimizer: torch.optim.
 
 
 def accumulate_gradients(window: list[dict[str, torch.Tensor]], objective: Objective, parallel_step: nn.Module,
-                         step_module: nn.Module, dist: Distributed, precision: Precision,
+                         step_module: nn.Module | CompiledStep, dist: Distributed, precision: Precision,
                          sums: dict[str, torch.Tensor]) -> None:
     """Backpropagate every micro-batch of ``window``, each loss normalised by the whole window's targets on
     every rank (gradients sync on the last one only); adds the metric sums and the tokens to ``sums``."""
