@@ -12,8 +12,8 @@ anonymous memory (RSS without the pages of memory-mapped files) next to the corp
 
 from __future__ import annotations
 
-import contextlib
 import argparse
+import contextlib
 import os
 import random
 import shutil
@@ -75,11 +75,23 @@ def run_pretrain(corpus: Path, workdir: Path, model: str, steps: int) -> tuple[f
     RSS counts the pages of memory-mapped example files that were read: the kernel drops those
     under memory pressure, so the anonymous memory is what a corpus larger than RAM must keep flat.
     """
-    command = [sys.executable, "-m", "lmtrain", "pretrain", f"model={model}", "data=text",
-               f"data.train_files=[{corpus}]", f"data.cache_dir={workdir / 'cache'}", f"trainer.max_steps={steps}",
-               "trainer.eval_every=0", "trainer.save_every=0", "trainer.eval_batches=10", "data.eval_fraction=0.01",
-               "trainer.progress=false",
-               f"hydra.run.dir={workdir / 'run'}"]
+    command = [
+        sys.executable,
+        "-m",
+        "lmtrain",
+        "pretrain",
+        f"model={model}",
+        "data=text",
+        f"data.train_files=[{corpus}]",
+        f"data.cache_dir={workdir / 'cache'}",
+        f"trainer.max_steps={steps}",
+        "trainer.eval_every=0",
+        "trainer.save_every=0",
+        "trainer.eval_batches=10",
+        "data.eval_fraction=0.01",
+        "trainer.progress=false",
+        f"hydra.run.dir={workdir / 'run'}",
+    ]
     log = workdir / "pretrain.log"
     started = time.perf_counter()
     anonymous = 0.0
@@ -116,8 +128,10 @@ def main() -> None:
             corpus = workdir / "corpus.txt"
             docs = write_corpus(corpus, size, sentences, seed=size)
             peak, anonymous, seconds = run_pretrain(corpus, workdir, args.model, args.steps)
-            print(f"{corpus.stat().st_size / 1e6:>10.0f} {docs:>10,} {peak:>12.0f} {anonymous:>13.0f} {seconds:>8.0f}",
-                  flush=True)
+            print(
+                f"{corpus.stat().st_size / 1e6:>10.0f} {docs:>10,} {peak:>12.0f} {anonymous:>13.0f} {seconds:>8.0f}",
+                flush=True,
+            )
             if not args.keep:
                 shutil.rmtree(workdir)
     finally:

@@ -43,8 +43,14 @@ class Row:
 def default_rows(wikitext: Path | None) -> list[Row]:
     """The default commands in the order they depend on each other."""
     mlm, lm = ["eval/mlm_acc", "baseline/mlm_majority_acc"], ["eval/ppl", "baseline/unigram_ppl"]
-    similarity = ["eval/wordsim353_spearman", "eval/simlex999_spearman", "eval/wordsim353_oov",
-                  "eval/analogy_accuracy", "corpus_tokens", "vocab_size"]
+    similarity = [
+        "eval/wordsim353_spearman",
+        "eval/simlex999_spearman",
+        "eval/wordsim353_oov",
+        "eval/analogy_accuracy",
+        "corpus_tokens",
+        "vocab_size",
+    ]
     rows = [
         Row("bert", ["pretrain", "model=bert"], [*mlm, "eval/nsp_acc"]),
         Row("roberta", ["pretrain", "model=roberta"], mlm),
@@ -56,8 +62,10 @@ def default_rows(wikitext: Path | None) -> list[Row]:
     ]
     if wikitext is not None:
         files = f"embed.train_files=[{wikitext / 'valid.txt'},{wikitext / 'test.txt'}]"
-        rows += [Row("word2vec-wikitext", ["embed", files], similarity),
-                 Row("glove-wikitext", ["embed", "method=glove", files], similarity)]
+        rows += [
+            Row("word2vec-wikitext", ["embed", files], similarity),
+            Row("glove-wikitext", ["embed", "method=glove", files], similarity),
+        ]
     return rows
 
 
@@ -71,8 +79,13 @@ def run_row(row: Row, workdir: Path, done: dict[str, Row]) -> None:
         args.append(f"data.cache_dir={workdir / 'cache'}")
     env = {**os.environ, "HYDRA_FULL_ERROR": "0"}
     started = time.perf_counter()
-    out = subprocess.run([sys.executable, "-m", "lmtrain", *args, f"hydra.run.dir={row.run_dir}"], cwd=workdir,
-                         env=env, capture_output=True, text=True)
+    out = subprocess.run(
+        [sys.executable, "-m", "lmtrain", *args, f"hydra.run.dir={row.run_dir}"],
+        cwd=workdir,
+        env=env,
+        capture_output=True,
+        text=True,
+    )
     row.wall_s = time.perf_counter() - started
     if out.returncode != 0:  # shown in the table; the other rows still run
         row.summary = {"error": f"exit {out.returncode}: {out.stderr.strip().splitlines()[-1][:300]}"}
@@ -86,10 +99,12 @@ def results_table(rows: list[Row]) -> Table:
     for column in ("command", "results", "wall"):
         table.add_column(column)
     for row in rows:
-        shown = row.summary.get("error") or ", ".join(f"{key.split('/')[-1]} {_number(row.summary.get(key))}"
-                                                      for key in row.shown if key in row.summary)
-        table.add_row(Text("lmtrain " + " ".join(row.args)), Text(shown),
-                      f"{row.wall_s // 60:.0f} min {row.wall_s % 60:.0f} s")  # Text: brackets are not markup
+        shown = row.summary.get("error") or ", ".join(
+            f"{key.split('/')[-1]} {_number(row.summary.get(key))}" for key in row.shown if key in row.summary
+        )
+        table.add_row(
+            Text("lmtrain " + " ".join(row.args)), Text(shown), f"{row.wall_s // 60:.0f} min {row.wall_s % 60:.0f} s"
+        )  # Text: brackets are not markup
     return table
 
 
@@ -118,8 +133,13 @@ def main() -> None:
             run_row(row, workdir, done)
             done[row.name] = row
             if args.json:
-                args.json.write_text(json.dumps({r.name: {"args": r.args, "wall_s": r.wall_s, "summary": r.summary}
-                                                 for r in done.values()}, indent=2, default=str))
+                args.json.write_text(
+                    json.dumps(
+                        {r.name: {"args": r.args, "wall_s": r.wall_s, "summary": r.summary} for r in done.values()},
+                        indent=2,
+                        default=str,
+                    )
+                )
     console.print(results_table(rows))
 
 

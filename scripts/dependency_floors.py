@@ -29,15 +29,23 @@ import subprocess
 import sys
 import tempfile
 import time
-import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
+
+import tomllib
 
 REPO = Path(__file__).resolve().parent.parent
 SOURCE_ONLY = ("seqeval", "antlr4-python3-runtime")  # pure Python, published as source distributions only
 _REQUIREMENT = re.compile(r"(?P<name>[A-Za-z0-9][A-Za-z0-9._-]*)\s*>=\s*(?P<floor>[0-9][0-9A-Za-z.]*)\s*(,\s*<[^,;]+)?")
-TINY = ["debug=tiny", "trainer.progress=false", "trainer.max_steps=4", "trainer.log_every=1",
-        "trainer.eval_every=2", "trainer.eval_batches=1", "trainer.save_every=4"]
+TINY = [
+    "debug=tiny",
+    "trainer.progress=false",
+    "trainer.max_steps=4",
+    "trainer.log_every=1",
+    "trainer.eval_every=2",
+    "trainer.eval_batches=1",
+    "trainer.save_every=4",
+]
 HUB_REPO, HUB_COMMIT = "org/tiny-bert", "a" * 40
 
 
@@ -61,8 +69,10 @@ def read_floors(pyproject: Path) -> dict[str, str]:
     for entry in dependencies:
         match = _REQUIREMENT.fullmatch(entry.strip())
         if match is None:
-            raise FloorsError(f"{pyproject}: dependency {entry!r} has no floor: write it as name>=version "
-                              "(optionally with ,<upper), so that this script can install that version.")
+            raise FloorsError(
+                f"{pyproject}: dependency {entry!r} has no floor: write it as name>=version "
+                "(optionally with ,<upper), so that this script can install that version."
+            )
         floors[match["name"]] = match["floor"]
     return floors
 
@@ -114,8 +124,11 @@ def install_steps(venv: Path, pins: dict[str, str], python: str, fresh: bool) ->
     only_binary = ["--only-binary=:all:", *(f"--no-binary={name}" for name in SOURCE_ONLY)]
     steps = [Step("venv", [python, "-m", "venv", str(venv)])] if fresh else []
     return steps + [
-        Step("install floors", [*pip, *only_binary, *(f"{name}=={version}" for name, version in pins.items())],
-             timeout=3600),
+        Step(
+            "install floors",
+            [*pip, *only_binary, *(f"{name}=={version}" for name, version in pins.items())],
+            timeout=3600,
+        ),
         Step("install lmtrain", [*pip, "--no-deps", "--force-reinstall", str(REPO)]),
     ]
 
@@ -123,8 +136,37 @@ def install_steps(venv: Path, pins: dict[str, str], python: str, fresh: bool) ->
 def write_inputs(work: Path) -> None:
     """The small corpus (a text file and the same as a ``datasets`` JSON-lines folder) the steps read."""
     rng = random.Random(0)
-    words = ("farmer teacher pilot neighbour doctor child visited painted repaired sold found watched the old "
-             "barn red car small boat long fence new house garden morning storm lunch care sunday").split()
+    words = [
+        "farmer",
+        "teacher",
+        "pilot",
+        "neighbour",
+        "doctor",
+        "child",
+        "visited",
+        "painted",
+        "repaired",
+        "sold",
+        "found",
+        "watched",
+        "the",
+        "old",
+        "barn",
+        "red",
+        "car",
+        "small",
+        "boat",
+        "long",
+        "fence",
+        "new",
+        "house",
+        "garden",
+        "morning",
+        "storm",
+        "lunch",
+        "care",
+        "sunday",
+    ]  # noqa: E501
     docs = [" ".join(" ".join(rng.choices(words, k=8)) + "." for _ in range(6)) for _ in range(60)]
     (work / "corpus.txt").write_text("\n".join(docs) + "\n", encoding="utf-8")
     (work / "hf_corpus").mkdir(exist_ok=True)
@@ -171,32 +213,104 @@ def command_steps(venv: Path, work: Path) -> list[Step]:
     bin_dir, runs = venv / "bin", work / "runs"
     lmtrain = [str(bin_dir / "lmtrain")]
     cache = f"data.cache_dir={work / 'cache'}"
-    finetune = [*lmtrain, "finetune", "trainer.progress=false", "trainer.max_steps=4", "trainer.batch_size=8",
-                "trainer.eval_every=2", "data.max_seq_len=32"]
-    distributed = ["debug=tiny", "trainer.progress=false", "data=text", f"data.train_files=[{work / 'corpus.txt'}]",
-                   cache, "trainer.max_steps=4", "trainer.batch_size=4", "trainer.eval_every=0",
-                   "trainer.save_every=4", "trainer.strategy=fsdp", f"hydra.run.dir={runs / 'fsdp'}"]
+    finetune = [
+        *lmtrain,
+        "finetune",
+        "trainer.progress=false",
+        "trainer.max_steps=4",
+        "trainer.batch_size=8",
+        "trainer.eval_every=2",
+        "data.max_seq_len=32",
+    ]
+    distributed = [
+        "debug=tiny",
+        "trainer.progress=false",
+        "data=text",
+        f"data.train_files=[{work / 'corpus.txt'}]",
+        cache,
+        "trainer.max_steps=4",
+        "trainer.batch_size=4",
+        "trainer.eval_every=0",
+        "trainer.save_every=4",
+        "trainer.strategy=fsdp",
+        f"hydra.run.dir={runs / 'fsdp'}",
+    ]
     hub_env = {"HF_HOME": str(work / "hf_home"), "HF_HUB_OFFLINE": "1"}
     return [
         Step("import", [str(bin_dir / "python"), "-c", IMPORT_ALL]),
         Step("pretrain", [*lmtrain, "pretrain", *TINY, "data=lee", cache, f"hydra.run.dir={runs / 'pretrain'}"]),
-        Step("pretrain data=text", [*lmtrain, "pretrain", *TINY, "model=gpt", "data=text",
-                                    f"data.train_files=[{work / 'corpus.txt'}]", cache,
-                                    f"hydra.run.dir={runs / 'gpt'}"]),
-        Step("pretrain data=hf", [*lmtrain, "pretrain", *TINY, "data=hf", f"data.path={work / 'hf_corpus'}", cache,
-                                  f"hydra.run.dir={runs / 'hf'}"], env={"HF_HOME": str(work / "hf_home")}),
-        Step("pretrain albef (images)", [*lmtrain, "pretrain", *TINY, "model=albef", "data=shapes",
-                                         "data.shapes_train=64", "data.shapes_eval=16", f"hydra.run.dir={runs / 'albef'}"]),
-        Step("embed glove", [*lmtrain, "embed", "method=glove", "embed.corpus=lee", "embed.epochs=1",
-                             "embed.vector_size=16", f"hydra.run.dir={runs / 'glove'}"]),
-        Step("finetune classification", [*finetune, "task=classification", f"init={runs / 'pretrain'}",
-                                         f"hydra.run.dir={runs / 'classification'}"]),
+        Step(
+            "pretrain data=text",
+            [
+                *lmtrain,
+                "pretrain",
+                *TINY,
+                "model=gpt",
+                "data=text",
+                f"data.train_files=[{work / 'corpus.txt'}]",
+                cache,
+                f"hydra.run.dir={runs / 'gpt'}",
+            ],
+        ),
+        Step(
+            "pretrain data=hf",
+            [
+                *lmtrain,
+                "pretrain",
+                *TINY,
+                "data=hf",
+                f"data.path={work / 'hf_corpus'}",
+                cache,
+                f"hydra.run.dir={runs / 'hf'}",
+            ],
+            env={"HF_HOME": str(work / "hf_home")},
+        ),
+        Step(
+            "pretrain albef (images)",
+            [
+                *lmtrain,
+                "pretrain",
+                *TINY,
+                "model=albef",
+                "data=shapes",
+                "data.shapes_train=64",
+                "data.shapes_eval=16",
+                f"hydra.run.dir={runs / 'albef'}",
+            ],
+        ),
+        Step(
+            "embed glove",
+            [
+                *lmtrain,
+                "embed",
+                "method=glove",
+                "embed.corpus=lee",
+                "embed.epochs=1",
+                "embed.vector_size=16",
+                f"hydra.run.dir={runs / 'glove'}",
+            ],
+        ),
+        Step(
+            "finetune classification",
+            [*finetune, "task=classification", f"init={runs / 'pretrain'}", f"hydra.run.dir={runs / 'classification'}"],
+        ),
         Step("finetune ner", [*finetune, "task=ner", f"init={runs / 'pretrain'}", f"hydra.run.dir={runs / 'ner'}"]),
         Step("export", [*lmtrain, "export", f"ckpt={runs / 'pretrain'}", f"out={work / 'exported'}"]),
-        Step("hub cache model", [*finetune, "task=ner", f"init={HUB_REPO}", f"hydra.run.dir={runs / 'hub'}"],
-             env=hub_env),
-        Step("fsdp 2 processes", [str(bin_dir / "torchrun"), "--standalone", "--nproc_per_node=2", "-m", "lmtrain",
-                                  "pretrain", *distributed]),
+        Step(
+            "hub cache model", [*finetune, "task=ner", f"init={HUB_REPO}", f"hydra.run.dir={runs / 'hub'}"], env=hub_env
+        ),
+        Step(
+            "fsdp 2 processes",
+            [
+                str(bin_dir / "torchrun"),
+                "--standalone",
+                "--nproc_per_node=2",
+                "-m",
+                "lmtrain",
+                "pretrain",
+                *distributed,
+            ],
+        ),
     ]
 
 
@@ -222,8 +336,10 @@ def prove(args: argparse.Namespace, work: Path) -> list[Step]:
         wanted = {name.strip() for name in args.steps.split(",")}
         unknown = wanted - {step.name for step in commands}
         if unknown:
-            raise FloorsError(f"--steps: no step {', '.join(sorted(unknown))}; the steps are "
-                             + ", ".join(step.name for step in commands))
+            raise FloorsError(
+                f"--steps: no step {', '.join(sorted(unknown))}; the steps are "
+                + ", ".join(step.name for step in commands)
+            )
         commands = [step for step in commands if step.name in wanted]
     steps += commands
     write_inputs(work)
@@ -241,8 +357,13 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--keep", action="store_true", help="keep the temporary folder (venv, runs, logs/)")
     parser.add_argument("--python", default=sys.executable, help="the Python that makes the venv")
-    parser.add_argument("--override", action="append", default=[], metavar="NAME==VERSION",
-                        help="install this version instead of NAME's floor (repeatable)")
+    parser.add_argument(
+        "--override",
+        action="append",
+        default=[],
+        metavar="NAME==VERSION",
+        help="install this version instead of NAME's floor (repeatable)",
+    )
     parser.add_argument("--venv", help="make (or reuse) the venv here and keep it, e.g. to try versions in turn")
     parser.add_argument("--steps", help="run only these steps (comma separated names from the table)")
     args = parser.parse_args(argv)

@@ -45,17 +45,36 @@ def commands_page() -> str:
     from lmtrain.cli.main import COMMANDS, NATIVE_COMMANDS, _descriptions
 
     described = _descriptions()
-    lines = ["# Commands", "", _GENERATED, "",
-             "| command | what it does |", "|---|---|",
-             *[f"| [`{name}`](#{name}) | {_cell(text)} |" for name, text in described.items()], ""]
+    lines = [
+        "# Commands",
+        "",
+        _GENERATED,
+        "",
+        "| command | what it does |",
+        "|---|---|",
+        *[f"| [`{name}`](#{name}) | {_cell(text)} |" for name, text in described.items()],
+        "",
+    ]
     for command in COMMANDS:
         lines += _hydra_command_section(command, described[command])
     for command, (text, _module) in NATIVE_COMMANDS.items():
-        lines += [f"## {command}", "", _cell(text), "",
-                  f"`lmtrain {command} --help` lists its arguments; it reads run folders and composes no config.", ""]
-    lines += ["## resume", "", described["resume"], "",
-              "The run's own saved command and overrides, with the `key=value` changes given; see "
-              "[Resume and extend a run](../how-to/resume.md).", ""]
+        lines += [
+            f"## {command}",
+            "",
+            _cell(text),
+            "",
+            f"`lmtrain {command} --help` lists its arguments; it reads run folders and composes no config.",
+            "",
+        ]
+    lines += [
+        "## resume",
+        "",
+        described["resume"],
+        "",
+        "The run's own saved command and overrides, with the `key=value` changes given; see "
+        "[Resume and extend a run](../how-to/resume.md).",
+        "",
+    ]
     return "\n".join(lines)
 
 
@@ -66,14 +85,23 @@ def _hydra_command_section(command: str, description: str) -> list[str]:
 
     cfg = compose_command(command, [], with_hydra=True)
     sources = config_sources(cfg)
-    choices = {group: option for group, option in cfg.hydra.runtime.choices.items()
-               if not group.startswith(("hydra", "schema", *_INTERNAL_GROUPS)) and "@" not in group
-               and group_options(group, sources)}
-    lines = [f"## {command}", "", description, "",
-             f"```bash\nlmtrain {command} [group=option ...] [key=value ...] [-m] [--cfg job] [--help]\n```", ""]
+    choices = {
+        group: option
+        for group, option in cfg.hydra.runtime.choices.items()
+        if not group.startswith(("hydra", "schema", *_INTERNAL_GROUPS))
+        and "@" not in group
+        and group_options(group, sources)
+    }
+    lines = [
+        f"## {command}",
+        "",
+        description,
+        "",
+        f"```bash\nlmtrain {command} [group=option ...] [key=value ...] [-m] [--cfg job] [--help]\n```",
+        "",
+    ]
     if choices:
-        lines += ["**Config groups** (`group=option`; the default in bold):", "",
-                  "| group | options |", "|---|---|"]
+        lines += ["**Config groups** (`group=option`; the default in bold):", "", "| group | options |", "|---|---|"]
         for group in sorted(choices):
             options = []
             for option in group_options(group, sources):
@@ -148,20 +176,28 @@ def schemas_page() -> str:
     from lmtrain.config import PLUG_SCHEMAS, SCHEMAS
     from lmtrain.config.descriptions import field_descriptions, schema_summary
 
-    lines = ["# Config schemas", "", _GENERATED, "",
-             "Each config node is typed by one of these dataclasses: a key that is not a field is refused, and a "
-             "value of the wrong type or outside its range stops the command before any work. The plug schemas "
-             "(model, objective, task, and the data of each) are chosen by the preset: `model=bert` types `model` "
-             "with `TransformerConfig`, `model=elmo` with `ElmoConfig`. The defaults here are the schema's own; a "
-             "preset may set others ([Presets](presets.md)).", ""]
+    lines = [
+        "# Config schemas",
+        "",
+        _GENERATED,
+        "",
+        "Each config node is typed by one of these dataclasses: a key that is not a field is refused, and a "
+        "value of the wrong type or outside its range stops the command before any work. The plug schemas "
+        "(model, objective, task, and the data of each) are chosen by the preset: `model=bert` types `model` "
+        "with `TransformerConfig`, `model=elmo` with `ElmoConfig`. The defaults here are the schema's own; a "
+        "preset may set others ([Presets](presets.md)).",
+        "",
+    ]
     for title, schemas in _schema_sections(SCHEMAS, PLUG_SCHEMAS):
         lines += [f"## {title}", ""]
         for schema in schemas:
             described = field_descriptions(schema)
             kinds = _field_types(schema)
             lines += [f"### {schema.__name__}", "", _cell(schema_summary(schema)), ""]
-            rows = [(field.name, kinds.get(field.name, ""), _default_text(field), described.get(field.name, ""))
-                    for field in dataclasses.fields(schema)]
+            rows = [
+                (field.name, kinds.get(field.name, ""), _default_text(field), described.get(field.name, ""))
+                for field in dataclasses.fields(schema)
+            ]
             lines += _table(rows)
     return "\n".join(lines)
 
@@ -181,11 +217,14 @@ def _schema_sections(commands: dict[str, type], plugs: dict[str, dict[str, type]
         for kind in _field_types(schema, raw=True).values():
             nested += [arg for arg in (kind, *typing.get_args(kind)) if dataclasses.is_dataclass(arg)]
     sections.append(("Shared groups", once(list(dict.fromkeys(nested)))))
-    names = {"schema/model": "Model families (model=)", "schema/objective": "Objectives (objective=)",
-             "schema/task": "Tasks (task=)", "schema/data": "Data (data=)"}
+    names = {
+        "schema/model": "Model families (model=)",
+        "schema/objective": "Objectives (objective=)",
+        "schema/task": "Tasks (task=)",
+        "schema/data": "Data (data=)",
+    }
     for group, schemas in plugs.items():
-        bases = [base for schema in schemas.values() for base in schema.__mro__[1:]
-                 if dataclasses.is_dataclass(base)]
+        bases = [base for schema in schemas.values() for base in schema.__mro__[1:] if dataclasses.is_dataclass(base)]
         sections.append((names.get(group, group), once(list(dict.fromkeys([*bases, *schemas.values()])))))
     return [(title, schemas) for title, schemas in sections if schemas]
 
@@ -236,16 +275,25 @@ def presets_page() -> str:
     from lmtrain.cli.main import config_dir
 
     root = config_dir()
-    lines = ["# Presets", "", _GENERATED, "",
-             "A preset is a YAML file under `src/lmtrain/configs/<group>/`, chosen with `group=option`. "
-             "`--config-dir my_configs` (a folder with the same sub-folders) or "
-             "`hydra.searchpath=[file://my_configs]` adds your own.", ""]
+    lines = [
+        "# Presets",
+        "",
+        _GENERATED,
+        "",
+        "A preset is a YAML file under `src/lmtrain/configs/<group>/`, chosen with `group=option`. "
+        "`--config-dir my_configs` (a folder with the same sub-folders) or "
+        "`hydra.searchpath=[file://my_configs]` adds your own.",
+        "",
+    ]
     for folder in sorted(path for path in root.iterdir() if path.is_dir()):
         group = folder.name
         lines += [f"## {group}", ""]
         if group in _INTERNAL_GROUPS:
-            lines += ["Composed by lmtrain itself: `debug=tiny` adds `debug_model/tiny_<model>.yaml` for the chosen "
-                      "model preset.", ""]
+            lines += [
+                "Composed by lmtrain itself: `debug=tiny` adds `debug_model/tiny_<model>.yaml` for the chosen "
+                "model preset.",
+                "",
+            ]
         for path in sorted(folder.glob("*.yaml")):
             text = path.read_text(encoding="utf-8")
             lines += [f"### {group}: {path.stem}", "", _cell(_first_paragraph(text)), ""]
@@ -297,8 +345,10 @@ def _flatten(node: Any, prefix: str = "") -> list[tuple[str, str]]:
 
 # ---------------------------------------------------------------- markdown
 
-_GENERATED = ("!!! note \"Generated\"\n    This page is generated from lmtrain's schemas and presets "
-              "(`scripts/docs_reference.py`) each time the site is built.")
+_GENERATED = (
+    '!!! note "Generated"\n    This page is generated from lmtrain\'s schemas and presets '
+    "(`scripts/docs_reference.py`) each time the site is built."
+)
 
 
 def _table(rows: list[tuple[str, str, str, str]]) -> list[str]:

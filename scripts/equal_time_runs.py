@@ -51,8 +51,14 @@ class LoopResult:
 
 def side_row(loop: LoopResult, scores: dict[str, float], extra: dict[str, Any]) -> dict[str, Any]:
     """One side's figures as a flat dict (for the tables and the JSON)."""
-    return {"steps": loop.steps, "seconds": round(loop.seconds, 2), "tokens": loop.tokens,
-            "tokens_per_s": loop.tokens_per_s, **scores, **extra}
+    return {
+        "steps": loop.steps,
+        "seconds": round(loop.seconds, 2),
+        "tokens": loop.tokens,
+        "tokens_per_s": loop.tokens_per_s,
+        **scores,
+        **extra,
+    }
 
 
 def load_average() -> float:
@@ -73,8 +79,9 @@ def forever(loader: Iterable) -> Iterator:
         yield from loader
 
 
-def hf_parameter_groups(model: torch.nn.Module, weight_decay: float, lr: float, head_prefix: str | None = None,
-                        head_lr: float | None = None) -> list[dict[str, Any]]:
+def hf_parameter_groups(
+    model: torch.nn.Module, weight_decay: float, lr: float, head_prefix: str | None = None, head_lr: float | None = None
+) -> list[dict[str, Any]]:
     """AdamW groups as `transformers`' Trainer makes them: no decay on biases and LayerNorm weights.
 
     Args:
@@ -85,12 +92,21 @@ def hf_parameter_groups(model: torch.nn.Module, weight_decay: float, lr: float, 
         decays = not (name.endswith("bias") or "LayerNorm" in name)
         is_head = head_prefix is not None and head_lr is not None and name.startswith(head_prefix)
         groups.setdefault((decays, is_head), []).append(param)
-    return [{"params": params, "weight_decay": weight_decay if decays else 0.0, "lr": head_lr if is_head else lr}
-            for (decays, is_head), params in groups.items()]
+    return [
+        {"params": params, "weight_decay": weight_decay if decays else 0.0, "lr": head_lr if is_head else lr}
+        for (decays, is_head), params in groups.items()
+    ]
 
 
-def train_for_budget(model: torch.nn.Module, optimizer: torch.optim.Optimizer, batches: Iterator[dict],
-                     optim_cfg: OptimConfig, max_steps: int, budget_s: float, grad_clip: float) -> LoopResult:
+def train_for_budget(
+    model: torch.nn.Module,
+    optimizer: torch.optim.Optimizer,
+    batches: Iterator[dict],
+    optim_cfg: OptimConfig,
+    max_steps: int,
+    budget_s: float,
+    grad_clip: float,
+) -> LoopResult:
     """Train ``model`` on ``batches`` until ``budget_s`` wall seconds (or ``max_steps``) have passed.
 
     The learning rate follows lmtrain's own plan (its ``LRPlan`` and ``Limits``): warmup and linear decay
@@ -133,28 +149,42 @@ def run_lmtrain(args: list[str], produces: Path) -> None:
 def lmtrain_training_args(command: str, overrides: list[str], budget_s: float, max_steps: int) -> list[str]:
     """``lmtrain <command>`` stopped by ``budget_s`` alone: nothing else inside the timed loop (no evaluation
     or save before the end, no preflight), so its budget times the same work as the `transformers` loop."""
-    return [command, *overrides, f"trainer.max_time={budget_s:g}s", f"trainer.max_steps={max_steps}",
-            "trainer.max_epochs=null", "trainer.eval_every=0", "trainer.eval_at_start=false", "trainer.save_every=0",
-            "trainer.preflight=false", "trainer.progress=false"]
+    return [
+        command,
+        *overrides,
+        f"trainer.max_time={budget_s:g}s",
+        f"trainer.max_steps={max_steps}",
+        "trainer.max_epochs=null",
+        "trainer.eval_every=0",
+        "trainer.eval_at_start=false",
+        "trainer.save_every=0",
+        "trainer.preflight=false",
+        "trainer.progress=false",
+    ]
 
 
 def export_to_hf(run_dir: Path, out: Path) -> Path:
     """``lmtrain export`` of a run as a Hugging Face folder (scored with the same code as the other side)."""
-    run_lmtrain(["export", f"ckpt={run_dir}", f"out={out}", f"hydra.run.dir={out.parent / (out.name + '-export-log')}"],
-                out / "config.json")
+    run_lmtrain(
+        ["export", f"ckpt={run_dir}", f"out={out}", f"hydra.run.dir={out.parent / (out.name + '-export-log')}"],
+        out / "config.json",
+    )
     return out
 
 
-def lmtrain_for_budget(command: str, overrides: list[str], budget_s: float, max_steps: int, work: Path, name: str
-                       ) -> tuple[Path, dict[str, Any], LoopResult]:
+def lmtrain_for_budget(
+    command: str, overrides: list[str], budget_s: float, max_steps: int, work: Path, name: str
+) -> tuple[Path, dict[str, Any], LoopResult]:
     """`lmtrain <command> <overrides>` trained for ``budget_s`` seconds in ``work``, exported for `transformers`.
 
     Returns:
         (the exported Hugging Face folder, the run's summary.json, what its training loop did).
     """
     run_dir = work / f"lmtrain-{name}"
-    run_lmtrain([*lmtrain_training_args(command, overrides, budget_s, max_steps), f"hydra.run.dir={run_dir}"],
-                run_dir / "summary.json")
+    run_lmtrain(
+        [*lmtrain_training_args(command, overrides, budget_s, max_steps), f"hydra.run.dir={run_dir}"],
+        run_dir / "summary.json",
+    )
     summary = json.loads((run_dir / "summary.json").read_text())
     loop = LoopResult(summary["steps"], summary["train_seconds"], summary["train_tokens"])
     return export_to_hf(run_dir, work / f"lmtrain-{name}-hf"), summary, loop

@@ -27,22 +27,23 @@ def cuda_devices() -> list[str]:
     """The names of the visible CUDA devices (empty without CUDA)."""
     import torch
 
-    return [torch.cuda.get_device_name(i) for i in range(torch.cuda.device_count())] if torch.cuda.is_available() \
-        else []
+    return (
+        [torch.cuda.get_device_name(i) for i in range(torch.cuda.device_count())] if torch.cuda.is_available() else []
+    )
 
 
 def run_tests(folder: Path) -> list[tuple[str, str, str]]:
     """(test, outcome, detail) of every test marked ``cuda``."""
     report = folder / "cuda-tests.xml"
-    subprocess.run([sys.executable, "-m", "pytest", "-q", "-m", "cuda", "tests/cuda", f"--junitxml={report}"],
-                   cwd=ROOT)
+    subprocess.run([sys.executable, "-m", "pytest", "-q", "-m", "cuda", "tests/cuda", f"--junitxml={report}"], cwd=ROOT)
     if not report.exists():
         return [("tests/cuda", "failed", "pytest wrote no report")]
     rows = []
     for case in ET.parse(report).getroot().iter("testcase"):
         problem = next((child for child in case if child.tag in ("failure", "error", "skipped")), None)
         outcome = {"failure": "failed", "error": "failed", "skipped": "skipped"}.get(
-            problem.tag if problem is not None else "", "passed")
+            problem.tag if problem is not None else "", "passed"
+        )
         detail = (problem.get("message") or "")[:90] if problem is not None else ""
         rows.append((case.get("name", "?"), outcome, detail))
     return rows
@@ -51,8 +52,24 @@ def run_tests(folder: Path) -> list[tuple[str, str, str]]:
 def run_bench(folder: Path) -> list[tuple[str, str, str]]:
     """One row per benchmark case: lmtrain against transformers in bf16, with MFU."""
     out = folder / "bench.json"
-    proc = subprocess.run([sys.executable, "scripts/bench.py", "--device", "cuda", "--precision", "bf16",
-                           "--kernels", "torch", "--no-tagging", "--data-steps", "0", "--json", str(out)], cwd=ROOT)
+    proc = subprocess.run(
+        [
+            sys.executable,
+            "scripts/bench.py",
+            "--device",
+            "cuda",
+            "--precision",
+            "bf16",
+            "--kernels",
+            "torch",
+            "--no-tagging",
+            "--data-steps",
+            "0",
+            "--json",
+            str(out),
+        ],
+        cwd=ROOT,
+    )
     if proc.returncode != 0 or not out.exists():
         return [("bench.py --device cuda --precision bf16", "failed", f"exit {proc.returncode}")]
     rows = []
@@ -73,8 +90,11 @@ def main() -> None:
     args = parser.parse_args()
     devices = cuda_devices()
     if not devices:
-        print("gpu_check: no CUDA device is visible here (torch.cuda.is_available() is False); run it on a GPU "
-              "machine with a CUDA build of torch.", file=sys.stderr)
+        print(
+            "gpu_check: no CUDA device is visible here (torch.cuda.is_available() is False); run it on a GPU "
+            "machine with a CUDA build of torch.",
+            file=sys.stderr,
+        )
         sys.exit(2)
     with tempfile.TemporaryDirectory(prefix="lmtrain-gpu-check-") as tmp:
         rows = run_tests(Path(tmp)) + ([] if args.no_bench else run_bench(Path(tmp)))

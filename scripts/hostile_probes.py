@@ -18,8 +18,8 @@ import pkgutil
 import shutil
 import sys
 import tempfile
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
@@ -64,8 +64,9 @@ def main() -> None:
             except Exception as error:  # a probe that crashes did not hold
                 outcome = Outcome(None, f"probe crashed: {type(error).__name__}: {error}", False)
             failures += not outcome.held
-            print(f"{name:48} {str(outcome.code):>4}  {'yes' if outcome.held else 'NO':5} {outcome.message}",
-                  flush=True)
+            print(
+                f"{name:48} {str(outcome.code):>4}  {'yes' if outcome.held else 'NO':5} {outcome.message}", flush=True
+            )
     finally:
         if args.keep:
             print(f"workspace kept in {root}")

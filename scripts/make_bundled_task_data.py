@@ -82,16 +82,85 @@ ORG = """Taliban|Hamas|Al Qaeda|Qaeda|Qantas|Palestinian Authority|Pentagon|HIH|
 |Royal Commission|Federal Court|High Court|Supreme Court|Family Court|Senate|World Bank|Red Cross|Amnesty International
 |Greenpeace|FBI|CIA|White House|Kremlin|Enron|Boeing|Airbus|AFL|NRL|ACTU|ACCC|Medicare|Woolworths|Coles|BHP|BHP Billiton
 |Rio Tinto|Macquarie Bank|News Limited|Fairfax|Seven Network|Nine Network|Ten Network|SBS|Olympic Committee
-|Commonwealth Ministerial Action Group|Australian Institute of Health and Welfare|Defence Department""".replace("\n", "")
+|Commonwealth Ministerial Action Group|Australian Institute of Health and Welfare|Defence Department""".replace(
+    "\n", ""
+)
 
-TITLES = {"Mr", "Mrs", "Ms", "Dr", "Sir", "President", "Senator", "Minister", "Treasurer", "Premier", "General",
-          "Reverend", "Chancellor", "Secretary", "Captain", "Sheikh", "Judge", "Justice", "Professor", "Inspector",
-          "Superintendent", "Sergeant", "Commissioner", "Archbishop", "Bishop", "Colonel", "Commander", "Leader",
-          "Spokesman", "spokesman", "spokeswoman", "Governor-General", "coach", "captain", "skipper", "batsman"}
-ORG_SUFFIX = {"Party", "Union", "Commission", "Council", "Authority", "Bank", "Corporation", "Airlines", "Service",
-              "Bureau", "Department", "Association", "Federation", "Organisation", "Organization", "Institute",
-              "University", "Court", "Company", "Group", "Agency", "Army", "Police", "Ministry", "Committee",
-              "League", "Club", "Foundation", "Board", "Tribunal", "Insurance", "Limited", "Ltd", "Airways", "Front"}
+TITLES = {
+    "Mr",
+    "Mrs",
+    "Ms",
+    "Dr",
+    "Sir",
+    "President",
+    "Senator",
+    "Minister",
+    "Treasurer",
+    "Premier",
+    "General",
+    "Reverend",
+    "Chancellor",
+    "Secretary",
+    "Captain",
+    "Sheikh",
+    "Judge",
+    "Justice",
+    "Professor",
+    "Inspector",
+    "Superintendent",
+    "Sergeant",
+    "Commissioner",
+    "Archbishop",
+    "Bishop",
+    "Colonel",
+    "Commander",
+    "Leader",
+    "Spokesman",
+    "spokesman",
+    "spokeswoman",
+    "Governor-General",
+    "coach",
+    "captain",
+    "skipper",
+    "batsman",
+}
+ORG_SUFFIX = {
+    "Party",
+    "Union",
+    "Commission",
+    "Council",
+    "Authority",
+    "Bank",
+    "Corporation",
+    "Airlines",
+    "Service",
+    "Bureau",
+    "Department",
+    "Association",
+    "Federation",
+    "Organisation",
+    "Organization",
+    "Institute",
+    "University",
+    "Court",
+    "Company",
+    "Group",
+    "Agency",
+    "Army",
+    "Police",
+    "Ministry",
+    "Committee",
+    "League",
+    "Club",
+    "Foundation",
+    "Board",
+    "Tribunal",
+    "Insurance",
+    "Limited",
+    "Ltd",
+    "Airways",
+    "Front",
+}
 CONNECTORS = {"of", "and", "&", "for"}
 
 
@@ -104,7 +173,11 @@ LONGEST = max(len(k) for k in GAZETTEER)
 
 
 def _capitalised(word: str) -> bool:
-    return word[:1].isupper() and any(c.islower() for c in word[1:]) or (len(word) > 1 and word.isupper() and word.isalpha())
+    return (
+        word[:1].isupper()
+        and any(c.islower() for c in word[1:])
+        or (len(word) > 1 and word.isupper() and word.isalpha())
+    )
 
 
 def tag(words: list[str]) -> list[str]:
@@ -132,7 +205,7 @@ def tag(words: list[str]) -> list[str]:
             i = run_end
             continue
         for n in range(min(LONGEST, len(words) - i), 0, -1):
-            kind = GAZETTEER.get(tuple(words[i:i + n]))
+            kind = GAZETTEER.get(tuple(words[i : i + n]))
             if kind:
                 mark(i, i + n, kind)
                 i += n

@@ -19,11 +19,11 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from corpus_memory import source_sentences, write_corpus
 from hydra import compose, initialize_config_dir
 from hydra.core.global_hydra import GlobalHydra
 from omegaconf import OmegaConf
 
-from corpus_memory import source_sentences, write_corpus
 from lmtrain.cli.main import config_dir
 from lmtrain.config import register_configs
 from lmtrain.data.pretraining import PretrainingPreparation, read_tokenizer_text
@@ -39,8 +39,9 @@ class PreparationTime:
     digest: str
 
 
-def preparation_seconds(corpus: Path, num_proc: int, cache_dir: Path, model: str = "gpt",
-                        overrides: tuple[str, ...] = ()) -> PreparationTime:
+def preparation_seconds(
+    corpus: Path, num_proc: int, cache_dir: Path, model: str = "gpt", overrides: tuple[str, ...] = ()
+) -> PreparationTime:
     """Prepare the examples of ``corpus`` from scratch with ``num_proc`` processes and time it.
 
     The tokenizer is trained on the first call for a ``cache_dir`` and reused after, so only the
@@ -57,9 +58,17 @@ def preparation_seconds(corpus: Path, num_proc: int, cache_dir: Path, model: str
     register_configs()
     GlobalHydra.instance().clear()
     with initialize_config_dir(config_dir=str(config_dir()), version_base=None):
-        cfg = compose(config_name="pretrain", overrides=[
-            f"model={model}", "data=text", f"data.train_files=[{corpus}]", f"data.cache_dir={cache_dir}",
-            f"data.num_proc={num_proc}", *overrides])
+        cfg = compose(
+            config_name="pretrain",
+            overrides=[
+                f"model={model}",
+                "data=text",
+                f"data.train_files=[{corpus}]",
+                f"data.cache_dir={cache_dir}",
+                f"data.num_proc={num_proc}",
+                *overrides,
+            ],
+        )
     recipe = plug_class(cfg.objective, "objective")(OmegaConf.to_object(cfg.objective))
     data_cfg, tok_cfg = OmegaConf.to_object(cfg.data), OmegaConf.to_object(cfg.tokenizer)
     preparation = PretrainingPreparation(data_cfg, tok_cfg)
@@ -89,8 +98,11 @@ def main() -> None:
             for num_proc in args.num_proc:
                 times[num_proc] = preparation_seconds(corpus, num_proc, root / f"cache-{model}", model)
                 speedup = times[args.num_proc[0]].seconds / times[num_proc].seconds
-                print(f"{model:>8} {num_proc:>8} {times[num_proc].seconds:>8.1f} {speedup:>8.2f} "
-                      f"{times[num_proc].examples:>10,}", flush=True)
+                print(
+                    f"{model:>8} {num_proc:>8} {times[num_proc].seconds:>8.1f} {speedup:>8.2f} "
+                    f"{times[num_proc].examples:>10,}",
+                    flush=True,
+                )
             if len({t.digest for t in times.values()}) != 1:
                 raise SystemExit(f"{model}: the examples differ between process counts")
     finally:

@@ -37,14 +37,17 @@ SECTIONS = ("training", "preparation", "checkpoints")
 CHECKPOINT_VOCAB = 30_000
 
 
-def lmtrain(args: list[str], workdir: Path, nproc: int = 1, threads: int = 1,
-            timeout: int = 1800) -> subprocess.CompletedProcess:
+def lmtrain(
+    args: list[str], workdir: Path, nproc: int = 1, threads: int = 1, timeout: int = 1800
+) -> subprocess.CompletedProcess:
     """Run ``lmtrain <args>`` with ``nproc`` processes (torchrun above 1) of ``threads`` threads each."""
     env = {**os.environ, "OMP_NUM_THREADS": str(threads), "HYDRA_FULL_ERROR": "0"}
-    launcher = [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc_per_node={nproc}",
-                "-m", "lmtrain"] if nproc > 1 else [sys.executable, "-m", "lmtrain"]
-    out = subprocess.run([*launcher, *args], cwd=workdir, env=env, capture_output=True, text=True,
-                         timeout=timeout)
+    launcher = (
+        [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc_per_node={nproc}", "-m", "lmtrain"]
+        if nproc > 1
+        else [sys.executable, "-m", "lmtrain"]
+    )
+    out = subprocess.run([*launcher, *args], cwd=workdir, env=env, capture_output=True, text=True, timeout=timeout)
     if out.returncode != 0:
         sys.exit(f"lmtrain {' '.join(args)} failed (exit {out.returncode}):\n{out.stderr[-3000:]}")
     return out
@@ -59,18 +62,33 @@ def steady_tokens_per_s(run_dir: Path, skip: int) -> float:
 
 def training_rows(args, workdir: Path) -> list[dict]:
     """Tokens/s and scaling efficiency for each (processes, threads) layout."""
-    common = ["pretrain", "model=bert", f"model.size={args.size}", f"data.cache_dir={workdir / 'cache'}",
-              f"trainer.max_steps={args.steps}", f"trainer.batch_size={args.batch}", "trainer.max_time=null",
-              "trainer.eval_every=0", "trainer.save_every=0", "trainer.log_every=5", "trainer.progress=false",
-              "trainer.cpu_kernels=torch"]
+    common = [
+        "pretrain",
+        "model=bert",
+        f"model.size={args.size}",
+        f"data.cache_dir={workdir / 'cache'}",
+        f"trainer.max_steps={args.steps}",
+        f"trainer.batch_size={args.batch}",
+        "trainer.max_time=null",
+        "trainer.eval_every=0",
+        "trainer.save_every=0",
+        "trainer.log_every=5",
+        "trainer.progress=false",
+        "trainer.cpu_kernels=torch",
+    ]
     lmtrain([*common, "trainer.max_steps=1", f"hydra.run.dir={workdir / 'warm'}"], workdir)  # tokenize once
     rows = []
     for nproc, threads in ((1, 1), (2, 1), (1, 2)):
         run_dir = workdir / f"train-{nproc}x{threads}"
         lmtrain([*common, f"hydra.run.dir={run_dir}"], workdir, nproc=nproc, threads=threads)
         rate = steady_tokens_per_s(run_dir, skip=1)
-        rows.append({"layout": f"{nproc} process{'es' if nproc > 1 else ''} x {threads} thread"
-                               f"{'s' if threads > 1 else ''}", "workers": nproc * threads, "tokens_per_s": rate})
+        rows.append(
+            {
+                "layout": f"{nproc} process{'es' if nproc > 1 else ''} x {threads} thread{'s' if threads > 1 else ''}",
+                "workers": nproc * threads,
+                "tokens_per_s": rate,
+            }
+        )
     for row in rows:
         row["efficiency"] = row["tokens_per_s"] / (row["workers"] * rows[0]["tokens_per_s"])
     return rows
@@ -96,8 +114,16 @@ def preparation_rows(args, workdir: Path) -> list[dict]:
     rows = []
     for num_proc in (1, 2):
         timed = preparation_seconds(corpus, num_proc, workdir / "preparation-cache", args.preparation_model)
-        rows.append({"num_proc": num_proc, "seconds": timed.seconds, "examples": timed.examples,
-                     "digest": timed.digest, "megabytes": corpus.stat().st_size / 1e6, "documents": documents})
+        rows.append(
+            {
+                "num_proc": num_proc,
+                "seconds": timed.seconds,
+                "examples": timed.examples,
+                "digest": timed.digest,
+                "megabytes": corpus.stat().st_size / 1e6,
+                "documents": documents,
+            }
+        )
     if rows[0]["digest"] != rows[1]["digest"]:
         sys.exit("the examples prepared by 1 and 2 processes differ")
     return rows
@@ -105,14 +131,21 @@ def preparation_rows(args, workdir: Path) -> list[dict]:
 
 def preparation_table(rows: list[dict], args) -> Table:
     """The data-preparation table."""
-    table = Table(title=f"preparation: {rows[0]['megabytes']:.0f} MB generated corpus ({rows[0]['documents']:,} "
-                        f"documents), {args.preparation_model} examples, tokenizer trained beforehand, "
-                        f"{args.tokenizer_threads or 'all'} tokenizer thread(s) per process")
+    table = Table(
+        title=f"preparation: {rows[0]['megabytes']:.0f} MB generated corpus ({rows[0]['documents']:,} "
+        f"documents), {args.preparation_model} examples, tokenizer trained beforehand, "
+        f"{args.tokenizer_threads or 'all'} tokenizer thread(s) per process"
+    )
     for column in ("data.num_proc", "seconds", "MB/s", "speed-up", "examples"):
         table.add_column(column, justify="right")
     for row in rows:
-        table.add_row(str(row["num_proc"]), f"{row['seconds']:.1f}", f"{row['megabytes'] / row['seconds']:.2f}",
-                      f"{rows[0]['seconds'] / row['seconds']:.2f}", f"{row['examples']:,}")
+        table.add_row(
+            str(row["num_proc"]),
+            f"{row['seconds']:.1f}",
+            f"{row['megabytes'] / row['seconds']:.2f}",
+            f"{rows[0]['seconds'] / row['seconds']:.2f}",
+            f"{row['examples']:,}",
+        )
     return table
 
 
@@ -133,8 +166,9 @@ def checkpoint_worker(folder: Path, checkpoint_format: str, size: str, vocab: in
 
     dist = Distributed.from_env("fsdp", "cpu")
     n_layers, d_model, n_heads, d_ff = SIZES[size]
-    model = LanguageModel(TransformerSpec(vocab_size=vocab, n_layers=n_layers, d_model=d_model, n_heads=n_heads,
-                                          d_ff=d_ff), ("mlm",))
+    model = LanguageModel(
+        TransformerSpec(vocab_size=vocab, n_layers=n_layers, d_model=d_model, n_heads=n_heads, d_ff=d_ff), ("mlm",)
+    )
     optimizer = torch.optim.AdamW(model.parameters())
     cpu = torch.device("cpu")
     model = fully_shard_step(model, model, optimizer, TrainerConfig(strategy="fsdp"), dist, cpu)
@@ -169,27 +203,54 @@ def checkpoint_rows(args, workdir: Path) -> list[dict]:
         for repeat in range(args.repeats):
             folder = workdir / f"checkpoint-{checkpoint_format}-{repeat}"
             env = {**os.environ, "OMP_NUM_THREADS": "1"}
-            out = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2",
-                                  __file__, "--checkpoint-worker", str(folder), checkpoint_format,
-                                  "--checkpoint-size", args.checkpoint_size], env=env, capture_output=True, text=True,
-                                 timeout=1800)
+            out = subprocess.run(
+                [
+                    sys.executable,
+                    "-m",
+                    "torch.distributed.run",
+                    "--standalone",
+                    "--nproc_per_node=2",
+                    __file__,
+                    "--checkpoint-worker",
+                    str(folder),
+                    checkpoint_format,
+                    "--checkpoint-size",
+                    args.checkpoint_size,
+                ],
+                env=env,
+                capture_output=True,
+                text=True,
+                timeout=1800,
+            )
             if out.returncode != 0:
                 sys.exit(f"the {checkpoint_format} checkpoint worker failed:\n{out.stderr[-3000:]}")
             runs.append(json.loads(out.stdout.strip().splitlines()[-1]))
-        rows.append({"format": checkpoint_format, "save_s": statistics.median(r["save_s"] for r in runs),
-                     "load_s": statistics.median(r["load_s"] for r in runs), "bytes_per_rank": runs[0]["bytes_per_rank"]})
+        rows.append(
+            {
+                "format": checkpoint_format,
+                "save_s": statistics.median(r["save_s"] for r in runs),
+                "load_s": statistics.median(r["load_s"] for r in runs),
+                "bytes_per_rank": runs[0]["bytes_per_rank"],
+            }
+        )
     return rows
 
 
 def checkpoint_table(rows: list[dict], args) -> Table:
     """The checkpoint table."""
-    table = Table(title=f"checkpoints: BERT {args.checkpoint_size} (vocabulary {CHECKPOINT_VOCAB:,}) with AdamW state, "
-                        f"FSDP on 2 ranks, median of {args.repeats}")
+    table = Table(
+        title=f"checkpoints: BERT {args.checkpoint_size} (vocabulary {CHECKPOINT_VOCAB:,}) with AdamW state, "
+        f"FSDP on 2 ranks, median of {args.repeats}"
+    )
     for column in ("format", "save s", "load s", "MiB written by rank 0", "by rank 1"):
         table.add_column(column, justify="left" if column == "format" else "right")
     for row in rows:
-        table.add_row(row["format"], f"{row['save_s']:.2f}", f"{row['load_s']:.2f}",
-                      *(f"{b / 2**20:,.1f}" for b in row["bytes_per_rank"]))
+        table.add_row(
+            row["format"],
+            f"{row['save_s']:.2f}",
+            f"{row['load_s']:.2f}",
+            *(f"{b / 2**20:,.1f}" for b in row["bytes_per_rank"]),
+        )
     return table
 
 
@@ -202,16 +263,20 @@ def main() -> None:
     parser.add_argument("--batch", type=int, default=16, help="trainer.batch_size (per process)")
     parser.add_argument("--corpus-mb", type=int, default=100, help="size of the generated corpus to prepare")
     parser.add_argument("--preparation-model", default="gpt", help="whose examples to prepare (gpt, roberta, bert)")
-    parser.add_argument("--tokenizer-threads", type=int,
-                        help="threads of each process's tokenizer (RAYON_NUM_THREADS); default: all cores")
+    parser.add_argument(
+        "--tokenizer-threads",
+        type=int,
+        help="threads of each process's tokenizer (RAYON_NUM_THREADS); default: all cores",
+    )
     parser.add_argument("--checkpoint-size", default="medium", help="model size of the checkpoint measurement")
     parser.add_argument("--repeats", type=int, default=3, help="repeats of each checkpoint measurement")
     parser.add_argument("--json", type=Path, help="also write the figures here")
     parser.add_argument("--checkpoint-worker", nargs=2, metavar=("FOLDER", "FORMAT"), help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.checkpoint_worker:
-        checkpoint_worker(Path(args.checkpoint_worker[0]), args.checkpoint_worker[1], args.checkpoint_size,
-                          CHECKPOINT_VOCAB)
+        checkpoint_worker(
+            Path(args.checkpoint_worker[0]), args.checkpoint_worker[1], args.checkpoint_size, CHECKPOINT_VOCAB
+        )
         return
     if args.tokenizer_threads:  # read when `tokenizers` first starts its pool; the workers inherit it
         os.environ["RAYON_NUM_THREADS"] = str(args.tokenizer_threads)

@@ -20,12 +20,14 @@ from lmtrain.cli.main import config_dir
 from lmtrain.config import register_configs
 
 
-
 def pytest_addoption(parser):
     """``--cpu-kernels``: the CPU kernels of the whole session (default: ``$LMTRAIN_CPU_KERNELS`` or auto)."""
-    parser.addoption("--cpu-kernels", choices=("auto", "onednn", "torch"),
-                     default=os.environ.get("LMTRAIN_CPU_KERNELS", "auto"),
-                     help="CPU kernels for the session: auto | onednn (lmtrain's) | torch (PyTorch's own ops)")
+    parser.addoption(
+        "--cpu-kernels",
+        choices=("auto", "onednn", "torch"),
+        default=os.environ.get("LMTRAIN_CPU_KERNELS", "auto"),
+        help="CPU kernels for the session: auto | onednn (lmtrain's) | torch (PyTorch's own ops)",
+    )
 
 
 def pytest_configure(config):
@@ -65,8 +67,9 @@ def cache_dir(tmp_path_factory) -> Path:
 def run_cli(*args: str, cwd: Path, timeout: int = 300, env: dict | None = None) -> subprocess.CompletedProcess:
     """Run `python -m lmtrain <args>` in ``cwd`` and return the finished process."""
     full_env = {**os.environ, "HYDRA_FULL_ERROR": "0", **(env or {})}
-    return subprocess.run([sys.executable, "-m", "lmtrain", *args], cwd=cwd, capture_output=True, text=True,
-                          timeout=timeout, env=full_env)
+    return subprocess.run(
+        [sys.executable, "-m", "lmtrain", *args], cwd=cwd, capture_output=True, text=True, timeout=timeout, env=full_env
+    )
 
 
 def text_data(folder: Path) -> list[str]:
@@ -95,8 +98,10 @@ def write_corpus(path: Path, n_docs: int = 40, seed: int = 0) -> Path:
     tails = ["in the morning.", "after the storm.", "before lunch.", "with great care.", "on Sunday."]
     lines = []
     for _ in range(n_docs):
-        sentences = [f"{rng.choice(subjects)} {rng.choice(verbs)} {rng.choice(objects)} {rng.choice(tails)}"
-                     for _ in range(rng.randint(4, 9))]
+        sentences = [
+            f"{rng.choice(subjects)} {rng.choice(verbs)} {rng.choice(objects)} {rng.choice(tails)}"
+            for _ in range(rng.randint(4, 9))
+        ]
         lines.append(" ".join(sentences))
     path.write_text("\n".join(lines) + "\n", encoding="utf-8")
     return path

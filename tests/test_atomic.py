@@ -11,8 +11,8 @@ import pytest
 import torch
 from safetensors.torch import save_file
 
-from lmtrain.files.atomic import atomic_directory, current_umask
 from lmtrain.errors import UserError
+from lmtrain.files.atomic import atomic_directory, current_umask
 from lmtrain.models.hf_interop import write_hf_folder
 from tests.conftest import compose_config
 
@@ -50,6 +50,7 @@ def test_exported_hf_folder_follows_the_umask(tmp_path, umask):
 
 # --- never through a link, never over a file lmtrain did not write (issue 24, items 1 and 2) ---
 
+
 @pytest.fixture
 def target(tmp_path) -> Path:
     """A file outside the run folder that links will point at."""
@@ -85,8 +86,9 @@ def test_a_tokenizer_is_not_saved_through_a_link(tmp_path, target):
     from lmtrain.config.training import TokenizerConfig
     from lmtrain.data.tokenizer import train_tokenizer
 
-    tokenizer = train_tokenizer(["the fire spread across the hills"] * 20,
-                                TokenizerConfig(kind="wordpiece", vocab_size=60))
+    tokenizer = train_tokenizer(
+        ["the fire spread across the hills"] * 20, TokenizerConfig(kind="wordpiece", vocab_size=60)
+    )
     (tmp_path / "tokenizer.json").symlink_to(target)
     with pytest.raises(UserError, match="symbolic link"):
         tokenizer.save(tmp_path / "tokenizer.json")

@@ -34,28 +34,42 @@ def test_help_lists_commands_and_config_groups(workdir):
 
 
 def test_command_help_does_not_load_torch(workdir):
-    probe = ("import sys\nfrom lmtrain.cli.main import main\ntry:\n    main(['pretrain', '--help'])\n"
-             "except SystemExit:\n    pass\nprint('torch loaded:', 'torch' in sys.modules)")
+    probe = (
+        "import sys\nfrom lmtrain.cli.main import main\ntry:\n    main(['pretrain', '--help'])\n"
+        "except SystemExit:\n    pass\nprint('torch loaded:', 'torch' in sys.modules)"
+    )
     out = subprocess.run([sys.executable, "-c", probe], cwd=workdir, capture_output=True, text=True)
     assert "Config groups" in out.stdout and "torch loaded: False" in out.stdout, out.stdout + out.stderr
 
 
 def test_cfg_job_prints_composed_config_with_overrides(workdir):
-    out = run_cli("pretrain", "--cfg", "job", "trainer.max_steps=50", "optim.lr=3e-4", "model.n_layers=2",
-                  cwd=workdir)
+    out = run_cli("pretrain", "--cfg", "job", "trainer.max_steps=50", "optim.lr=3e-4", "model.n_layers=2", cwd=workdir)
     assert out.returncode == 0, out.stderr
     assert "max_steps: 50" in out.stdout and "lr: 0.0003" in out.stdout and "n_layers: 2" in out.stdout
 
 
 def test_pretrain_writes_run_directory_contract(workdir):
     run_dir = workdir / "run"
-    out = run_cli("pretrain", "model=bert", *TINY, *_data(workdir), f"hydra.run.dir={run_dir}",
-                  "trainer.cpu_kernels=torch", cwd=workdir)
+    out = run_cli(
+        "pretrain",
+        "model=bert",
+        *TINY,
+        *_data(workdir),
+        f"hydra.run.dir={run_dir}",
+        "trainer.cpu_kernels=torch",
+        cwd=workdir,
+    )
     assert out.returncode == 0, out.stderr
     assert "CPU kernels: torch (trainer.cpu_kernels=torch)" in out.stdout + out.stderr  # the log line
-    for name in (".hydra/config.yaml", "metrics.jsonl", "summary.json", "tokenizer.json",
-                 "checkpoints/step-20/model.safetensors", "checkpoints/step-20/trainer_state.pt",
-                 "checkpoints/last/model.safetensors"):
+    for name in (
+        ".hydra/config.yaml",
+        "metrics.jsonl",
+        "summary.json",
+        "tokenizer.json",
+        "checkpoints/step-20/model.safetensors",
+        "checkpoints/step-20/trainer_state.pt",
+        "checkpoints/last/model.safetensors",
+    ):
         assert (run_dir / name).exists(), name
     summary = json.loads((run_dir / "summary.json").read_text())
     assert {"eval/mlm_acc", "eval/nsp_acc", "baseline/mlm_majority_acc", "tokens_per_s", "wall_seconds"} <= set(summary)
@@ -67,8 +81,16 @@ def test_pretrain_writes_run_directory_contract(workdir):
 
 def test_sweep_writes_one_run_dir_per_job(workdir):
     sweep = workdir / "sweep"
-    out = run_cli("pretrain", "-m", "optim.lr=1e-3,3e-3", *TINY, "trainer.max_steps=4", *_data(workdir),
-                  f"hydra.sweep.dir={sweep}", cwd=workdir)
+    out = run_cli(
+        "pretrain",
+        "-m",
+        "optim.lr=1e-3,3e-3",
+        *TINY,
+        "trainer.max_steps=4",
+        *_data(workdir),
+        f"hydra.sweep.dir={sweep}",
+        cwd=workdir,
+    )
     assert out.returncode == 0, out.stderr
     assert (sweep / "0" / "summary.json").exists() and (sweep / "1" / "summary.json").exists()
     lrs = [json.loads((sweep / j / "summary.json").read_text())["config"]["optim"]["lr"] for j in "01"]
@@ -118,8 +140,13 @@ def test_non_utf8_file(workdir):
 
 def test_corpus_too_small_for_one_batch(workdir):
     write_corpus(workdir / "small.txt", n_docs=4)
-    err = _bad(workdir, "data=text", f"data.train_files=[{workdir / 'small.txt'}]", "trainer.batch_size=512",
-               f"data.cache_dir={workdir / 'cache'}").stderr
+    err = _bad(
+        workdir,
+        "data=text",
+        f"data.train_files=[{workdir / 'small.txt'}]",
+        "trainer.batch_size=512",
+        f"data.cache_dir={workdir / 'cache'}",
+    ).stderr
     assert "fewer than one batch" in err and "trainer.batch_size=512" in err
 
 
@@ -132,8 +159,19 @@ def test_resume_path_that_is_not_a_checkpoint(workdir):
 @pytest.mark.skipif(sys.platform == "win32", reason="SIGINT delivery differs on Windows")
 def test_ctrl_c_saves_a_checkpoint_and_exits_cleanly(workdir):
     run_dir = workdir / "interrupted"
-    args = [sys.executable, "-m", "lmtrain", "pretrain", *TINY, *_data(workdir), "trainer.max_steps=100000",
-            "trainer.log_every=1", "trainer.save_every=0", "trainer.eval_every=0", f"hydra.run.dir={run_dir}"]
+    args = [
+        sys.executable,
+        "-m",
+        "lmtrain",
+        "pretrain",
+        *TINY,
+        *_data(workdir),
+        "trainer.max_steps=100000",
+        "trainer.log_every=1",
+        "trainer.save_every=0",
+        "trainer.eval_every=0",
+        f"hydra.run.dir={run_dir}",
+    ]
     proc = subprocess.Popen(args, cwd=workdir, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     wait_for_metrics(run_dir)
     proc.send_signal(signal.SIGINT)
@@ -148,8 +186,15 @@ def test_ctrl_c_saves_a_checkpoint_and_exits_cleanly(workdir):
 
 @pytest.mark.skipif(sys.platform == "win32", reason="SIGINT delivery differs on Windows")
 def test_ctrl_c_while_tokenizing_exits_130_with_one_line(workdir, tmp_path):
-    args = [sys.executable, "-m", "lmtrain", "pretrain", *TINY, f"data.cache_dir={tmp_path / 'cache'}",
-            f"hydra.run.dir={tmp_path / 'run'}"]  # the bundled corpus: seconds of tokenizing
+    args = [
+        sys.executable,
+        "-m",
+        "lmtrain",
+        "pretrain",
+        *TINY,
+        f"data.cache_dir={tmp_path / 'cache'}",
+        f"hydra.run.dir={tmp_path / 'run'}",
+    ]  # the bundled corpus: seconds of tokenizing
     proc = subprocess.Popen(args, cwd=workdir, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     for line in proc.stdout:
         if "tokenizing" in line or "training a" in line:
@@ -167,9 +212,20 @@ def test_prompt_values_are_quoted_for_hydra():
     assert quote_free_text(["prompt='already quoted'"]) == ["prompt='already quoted'"]
 
 
-_AWKWARD_PROMPTS = ["${oc.env:HOME} ${price}", "C:\\temp\\new", "end\\", "it's \"quoted\"", "a\\'b", "\\${x}",
-                    "\\\\${x} and \\\\\\${y}", "[MASK], {a: 1}, x=y", "  spaced  ", "100$ {not} $ { }",
-                    "line one\nline two", "caf\u00e9 \u2014 \u65e5\u672c"]
+_AWKWARD_PROMPTS = [
+    "${oc.env:HOME} ${price}",
+    "C:\\temp\\new",
+    "end\\",
+    'it\'s "quoted"',
+    "a\\'b",
+    "\\${x}",
+    "\\\\${x} and \\\\\\${y}",
+    "[MASK], {a: 1}, x=y",
+    "  spaced  ",
+    "100$ {not} $ { }",
+    "line one\nline two",
+    "caf\u00e9 \u2014 \u65e5\u672c",
+]
 
 
 @pytest.mark.parametrize("text", _AWKWARD_PROMPTS)

@@ -17,14 +17,17 @@ def _refused(capsys, tmp_path, monkeypatch, *args: str) -> str:
     return err
 
 
-@pytest.mark.parametrize("args,hydra_form", [
-    (["--max_steps", "5"], "trainer.max_steps=5"),
-    (["--max_steps=5"], "trainer.max_steps=5"),
-    (["--trainer.max_steps=5"], "trainer.max_steps=5"),
-    (["--trainer.max_steps", "5"], "trainer.max_steps=5"),
-    (["--max-steps", "5"], "trainer.max_steps=5"),
-    (["--lr", "3e-4", "--model", "gpt"], "optim.lr=3e-4 model=gpt"),
-])
+@pytest.mark.parametrize(
+    "args,hydra_form",
+    [
+        (["--max_steps", "5"], "trainer.max_steps=5"),
+        (["--max_steps=5"], "trainer.max_steps=5"),
+        (["--trainer.max_steps=5"], "trainer.max_steps=5"),
+        (["--trainer.max_steps", "5"], "trainer.max_steps=5"),
+        (["--max-steps", "5"], "trainer.max_steps=5"),
+        (["--lr", "3e-4", "--model", "gpt"], "optim.lr=3e-4 model=gpt"),
+    ],
+)
 def test_double_dash_options_are_shown_in_hydra_form(capsys, tmp_path, monkeypatch, args, hydra_form):
     err = _refused(capsys, tmp_path, monkeypatch, "pretrain", *args)
     assert f"`lmtrain pretrain {hydra_form} " in err
@@ -41,12 +44,15 @@ def test_an_unknown_double_dash_option_says_how_overrides_look(capsys, tmp_path,
     assert "no key named frobnicate" in err and "key=value" in err
 
 
-@pytest.mark.parametrize("args,suggestion", [
-    (["model=bret"], "Did you mean model=bert?"),
-    (["trainer.max_step=5"], "Did you mean trainer.max_steps?"),
-    (["optim.lrr=1e-3"], "Did you mean optim.lr?"),
-    (["data=wikii"], "Did you mean data=wiki?"),
-])
+@pytest.mark.parametrize(
+    "args,suggestion",
+    [
+        (["model=bret"], "Did you mean model=bert?"),
+        (["trainer.max_step=5"], "Did you mean trainer.max_steps?"),
+        (["optim.lrr=1e-3"], "Did you mean optim.lr?"),
+        (["data=wikii"], "Did you mean data=wiki?"),
+    ],
+)
 def test_typos_get_the_closest_option_or_key(capsys, tmp_path, monkeypatch, args, suggestion):
     assert suggestion in _refused(capsys, tmp_path, monkeypatch, "pretrain", *args)
 

@@ -33,7 +33,9 @@ def _key_line(text: str, key: str) -> str:
 
 def test_bert_help_describes_its_keys_and_no_other_familys(capsys):
     text = _help(capsys, "pretrain", "model=bert")
-    assert re.search(r"model\.n_heads=null +attention heads \(d_model must divide evenly\)", _key_line(text, "model.n_heads"))
+    assert re.search(
+        r"model\.n_heads=null +attention heads \(d_model must divide evenly\)", _key_line(text, "model.n_heads")
+    )
     assert "lstm_dim" not in text
     assert "model  (TransformerConfig: A Transformer backbone" in text
     # inherited keys carry the base schema's description; nested blocks keep their group prefix
@@ -86,9 +88,21 @@ def test_top_level_help_lists_every_shipped_preset(capsys):
 def test_a_users_own_objective_is_described_when_selected():
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(SPAN_EXAMPLE), os.environ.get("PYTHONPATH", "")])}
     result = subprocess.run(
-        [sys.executable, "-m", "lmtrain", "pretrain", "objective=span_mlm",
-         "hydra.searchpath=[file://examples/span_masking/configs]", "--help"],
-        cwd=ROOT, env=env, capture_output=True, text=True, timeout=120)
+        [
+            sys.executable,
+            "-m",
+            "lmtrain",
+            "pretrain",
+            "objective=span_mlm",
+            "hydra.searchpath=[file://examples/span_masking/configs]",
+            "--help",
+        ],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert result.returncode == 0, result.stderr
     text = result.stdout
     assert re.search(r"^  \* span_mlm +SpanBERT-style span masking", text, re.M)  # its YAML's first comment
@@ -128,9 +142,14 @@ def _schemas():
 @pytest.mark.parametrize("schema", _schemas(), ids=lambda cls: cls.__name__)
 def test_every_key_of_every_shipped_schema_has_a_description(schema):
     described = field_descriptions(schema)
-    nested = {item.name for item in dataclasses.fields(schema)
-              if item.default_factory is not dataclasses.MISSING and dataclasses.is_dataclass(item.default_factory())}
-    missing = [item.name for item in dataclasses.fields(schema) if item.name not in described and item.name not in nested]
+    nested = {
+        item.name
+        for item in dataclasses.fields(schema)
+        if item.default_factory is not dataclasses.MISSING and dataclasses.is_dataclass(item.default_factory())
+    }
+    missing = [
+        item.name for item in dataclasses.fields(schema) if item.name not in described and item.name not in nested
+    ]
     assert missing == [], f"{schema.__name__}: give these fields a # comment: {missing}"
 
 

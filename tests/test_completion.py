@@ -15,8 +15,9 @@ from lmtrain.cli.completion import script, strip_command
 
 def _query(line: str, *args: str, cwd: Path) -> subprocess.CompletedProcess:
     env = {**os.environ, "COMP_LINE": line, "COMP_POINT": str(len(line))}
-    return subprocess.run([sys.executable, "-m", "lmtrain", *args], cwd=cwd, env=env, capture_output=True,
-                          text=True, timeout=120)
+    return subprocess.run(
+        [sys.executable, "-m", "lmtrain", *args], cwd=cwd, env=env, capture_output=True, text=True, timeout=120
+    )
 
 
 def test_hydra_query_after_a_command_completes_keys(tmp_path):
@@ -42,14 +43,24 @@ def test_strip_command_leaves_what_hydra_reads_as_overrides():
 
 
 def test_install_flag_of_a_command_prints_the_lmtrain_script(tmp_path):
-    result = subprocess.run([sys.executable, "-m", "lmtrain", "pretrain", "-sc", "install=bash"], cwd=tmp_path,
-                            capture_output=True, text=True, timeout=120)
+    result = subprocess.run(
+        [sys.executable, "-m", "lmtrain", "pretrain", "-sc", "install=bash"],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert result.stdout == script("bash") and "lmtrain-pretrain" not in result.stdout
 
 
 def test_unknown_shell_is_a_user_error(tmp_path):
-    result = subprocess.run([sys.executable, "-m", "lmtrain", "completion", "tcsh"], cwd=tmp_path,
-                            capture_output=True, text=True, timeout=120)
+    result = subprocess.run(
+        [sys.executable, "-m", "lmtrain", "completion", "tcsh"],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert result.returncode == 2 and "give one shell, bash, zsh, fish" in result.stderr
 
 
@@ -57,7 +68,7 @@ def test_unknown_shell_is_a_user_error(tmp_path):
 def test_bash_script_completes_in_a_real_bash(tmp_path):
     shim = tmp_path / "bin" / "lmtrain"  # `lmtrain` on PATH, running this checkout
     shim.parent.mkdir()
-    shim.write_text(f"#!/bin/sh\nexec {sys.executable} -m lmtrain \"$@\"\n")
+    shim.write_text(f'#!/bin/sh\nexec {sys.executable} -m lmtrain "$@"\n')
     shim.chmod(0o755)
     commands = """
     eval "$(lmtrain completion bash)"
@@ -68,6 +79,7 @@ def test_bash_script_completes_in_a_real_bash(tmp_path):
     complete_line "lmtrain pretrain model=ro" 2
     """
     env = {**os.environ, "PATH": f"{shim.parent}{os.pathsep}{os.environ['PATH']}"}
-    result = subprocess.run(["bash", "-c", commands], cwd=tmp_path, env=env, capture_output=True, text=True,
-                            timeout=300)
+    result = subprocess.run(
+        ["bash", "-c", commands], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300
+    )
     assert result.stdout.splitlines() == ["evaluate", "trainer.max_steps=", "model=roberta"], result.stderr

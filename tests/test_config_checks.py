@@ -34,7 +34,11 @@ BAD = [
     ("pretrain", ["optim.warmup_steps=-10"], "optim.warmup_steps=-10: must be >= 0"),
     ("pretrain", ["optim.warmup_ratio=2"], "optim.warmup_ratio=2.0: must be in [0, 1]"),
     ("pretrain", ["optim.betas=[0.9,1.5]"], "optim.betas=[0.9, 1.5]: must be in [0, 1)"),
-    ("pretrain", ["model=albef", "model.image_size=30"], "model.image_size=30: must be a multiple of model.patch_size=8"),
+    (
+        "pretrain",
+        ["model=albef", "model.image_size=30"],
+        "model.image_size=30: must be a multiple of model.patch_size=8",
+    ),
     ("pretrain", ["model=albef", "model.patch_size=0"], "model.patch_size=0: must be >= 1"),
     ("finetune", ["data.eval_fraction=0"], "data.eval_fraction=0.0: must be in (0, 1)"),
     ("finetune", ["finetune.head_dropout=1"], "finetune.head_dropout=1.0: must be in [0, 1)"),
@@ -53,14 +57,17 @@ def test_out_of_range_values_name_the_key_and_the_range(command, overrides, mess
     assert message in str(error.value)
 
 
-@pytest.mark.parametrize("command,overrides,message", [
-    ("pretrain", ["trainer.batch_size=0"], "trainer.batch_size=0: must be >= 1"),
-    ("pretrain", ["model=bert", "data.max_seq_len=1"], "data.max_seq_len=1: must be >= 5"),
-    ("pretrain", ["model.dropout=2"], "model.dropout=2.0: must be in [0, 1)"),
-    ("finetune", ["trainer.cpu_kernels=MKL"], "trainer.cpu_kernels=MKL: must be one of auto | onednn | torch"),
-    ("generate", ["ckpt=x", "prompt=hi", "top_k=-1"], "top_k=-1: must be >= 0"),
-    ("export", ["ckpt=x", "out=y"], None),
-])
+@pytest.mark.parametrize(
+    "command,overrides,message",
+    [
+        ("pretrain", ["trainer.batch_size=0"], "trainer.batch_size=0: must be >= 1"),
+        ("pretrain", ["model=bert", "data.max_seq_len=1"], "data.max_seq_len=1: must be >= 5"),
+        ("pretrain", ["model.dropout=2"], "model.dropout=2.0: must be in [0, 1)"),
+        ("finetune", ["trainer.cpu_kernels=MKL"], "trainer.cpu_kernels=MKL: must be one of auto | onednn | torch"),
+        ("generate", ["ckpt=x", "prompt=hi", "top_k=-1"], "top_k=-1: must be >= 0"),
+        ("export", ["ckpt=x", "out=y"], None),
+    ],
+)
 def test_cli_exits_2_before_any_work(tmp_path, monkeypatch, capsys, command, overrides, message):
     monkeypatch.chdir(tmp_path)
     if message is None:  # export has no numeric setting: the check passes and the command runs
@@ -76,8 +83,9 @@ def test_cli_exits_2_before_any_work(tmp_path, monkeypatch, capsys, command, ove
 
 
 def test_sweep_jobs_are_checked_too(tmp_path):
-    out = run_cli("pretrain", "-m", "trainer.batch_size=0", "debug=tiny", f"hydra.sweep.dir={tmp_path / 's'}",
-                  cwd=tmp_path)
+    out = run_cli(
+        "pretrain", "-m", "trainer.batch_size=0", "debug=tiny", f"hydra.sweep.dir={tmp_path / 's'}", cwd=tmp_path
+    )
     assert out.returncode == 2 and "trainer.batch_size=0: must be >= 1" in " ".join(out.stderr.split())
     assert "Traceback" not in out.stderr
 

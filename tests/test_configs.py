@@ -11,9 +11,18 @@ from lmtrain.errors import UserError
 from tests.conftest import compose_config
 
 CONFIGS = config_dir()
-GROUP_COMMAND = {"model": "pretrain", "tokenizer": "pretrain", "data": "pretrain", "objective": "pretrain",
-                 "optim": "pretrain", "trainer": "pretrain", "debug": "pretrain", "experiment": "pretrain",
-                 "method": "embed", "task": "finetune"}
+GROUP_COMMAND = {
+    "model": "pretrain",
+    "tokenizer": "pretrain",
+    "data": "pretrain",
+    "objective": "pretrain",
+    "optim": "pretrain",
+    "trainer": "pretrain",
+    "debug": "pretrain",
+    "experiment": "pretrain",
+    "method": "embed",
+    "task": "finetune",
+}
 
 
 def _group_options():
@@ -32,20 +41,31 @@ def test_primary_configs_compose(command):
 
 
 # options that need what the default model (BERT) lacks, and a preset that has it (objective=clm: a causal LM head)
-_NEEDS_ITS_MODEL = {("objective", "albef"): "albef", ("objective", "bilm"): "elmo", ("data", "shapes"): "albef",
-                    ("data", "captions"): "albef", ("objective", "clm"): "gpt"}
+_NEEDS_ITS_MODEL = {
+    ("objective", "albef"): "albef",
+    ("objective", "bilm"): "elmo",
+    ("data", "shapes"): "albef",
+    ("data", "captions"): "albef",
+    ("objective", "clm"): "gpt",
+}
 
 
 def test_an_objective_refuses_a_model_family_it_does_not_train():
-    with pytest.raises(UserError, match=r"objective=bilm needs forward and backward language models \(a biLM\), "
-                                        r"which the chosen model model=bert \(transformer family\) lacks"):
+    with pytest.raises(
+        UserError,
+        match=r"objective=bilm needs forward and backward language models \(a biLM\), "
+        r"which the chosen model model=bert \(transformer family\) lacks",
+    ):
         check_config(compose_config("pretrain", ["objective=bilm"]), "pretrain")
 
 
 def test_a_bidirectional_model_is_refused_a_causal_lm_objective():
     # it would learn to predict each next token while its attention sees that token
-    with pytest.raises(UserError, match=r"objective=clm needs a causal LM head .*model=bert \(transformer family\) "
-                                        r"lacks .*e\.g\. `lmtrain pretrain model=gpt objective=clm`"):
+    with pytest.raises(
+        UserError,
+        match=r"objective=clm needs a causal LM head .*model=bert \(transformer family\) "
+        r"lacks .*e\.g\. `lmtrain pretrain model=gpt objective=clm`",
+    ):
         check_config(compose_config("pretrain", ["objective=clm", "tokenizer=gpt2_bpe"]), "pretrain")
 
 

@@ -11,47 +11,107 @@ from tests.conftest import compose_config
 
 REFUSED = [
     # pretraining text: bundled, your files, a `datasets` dataset
-    ("pretrain", ["data.train_files=[my.txt]"], "data.train_files=['my.txt'] is read only from your own text files",
-     "data=text"),
-    ("pretrain", ["data=lee", "data.path=wikitext"], "data.path=wikitext is read only from a `datasets` dataset",
-     "data=hf"),
-    ("pretrain", ["data=hf", "data.path=x", "data.train_files=[a.txt]"], "read only from your own text files",
-     "data=text"),
-    ("pretrain", ["data=text", "data.train_files=[a.txt]", "data.bundled=[lee_background.cor]"],
-     "data.bundled=['lee_background.cor'] is read only from the bundled corpora", "data=lee_wiki"),
+    (
+        "pretrain",
+        ["data.train_files=[my.txt]"],
+        "data.train_files=['my.txt'] is read only from your own text files",
+        "data=text",
+    ),
+    (
+        "pretrain",
+        ["data=lee", "data.path=wikitext"],
+        "data.path=wikitext is read only from a `datasets` dataset",
+        "data=hf",
+    ),
+    (
+        "pretrain",
+        ["data=hf", "data.path=x", "data.train_files=[a.txt]"],
+        "read only from your own text files",
+        "data=text",
+    ),
+    (
+        "pretrain",
+        ["data=text", "data.train_files=[a.txt]", "data.bundled=[lee_background.cor]"],
+        "data.bundled=['lee_background.cor'] is read only from the bundled corpora",
+        "data=lee_wiki",
+    ),
     ("pretrain", ["data=text", "data.train_files=[a.txt]", "data.streaming=true"], "data.streaming=True", "data=hf"),
     # image-caption pairs: generated shapes or your captions files
-    ("pretrain", ["model=albef", "data.train_files=[captions.txt]"], "read only from your own captions files",
-     "data=captions"),
-    ("pretrain", ["model=albef", "data=captions", "data.train_files=[c.txt]", "data.shapes_train=100"],
-     "data.shapes_train=100 is read only from the generated shapes scenes", "data=shapes"),
+    (
+        "pretrain",
+        ["model=albef", "data.train_files=[captions.txt]"],
+        "read only from your own captions files",
+        "data=captions",
+    ),
+    (
+        "pretrain",
+        ["model=albef", "data=captions", "data.train_files=[c.txt]", "data.shapes_train=100"],
+        "data.shapes_train=100 is read only from the generated shapes scenes",
+        "data=shapes",
+    ),
     # a typed key is refused even when its value equals the default
-    ("pretrain", ["model=albef", "data=captions", "data.train_files=[c.txt]", "data.shapes_train=4000"],
-     "data.shapes_train=4000 is read only from the generated shapes scenes", "data=shapes"),
+    (
+        "pretrain",
+        ["model=albef", "data=captions", "data.train_files=[c.txt]", "data.shapes_train=4000"],
+        "data.shapes_train=4000 is read only from the generated shapes scenes",
+        "data=shapes",
+    ),
     # fine-tuning data: files (or the task's bundled data) or a `datasets` dataset
-    ("finetune", ["task=ner", "data.path=conll2003"], "data.path=conll2003 is read only from a `datasets` dataset",
-     "data.source=hf"),
-    ("finetune", ["task=ner", "data.source=hf", "data.path=x", "data.train_file=a.conll"],
-     "data.train_file=a.conll is read only from files", "data.source=files"),
-    ("finetune", ["task=classification", "data.source=hf", "data.path=x", "data.header=true"],
-     "data.header=True is read only from files", "data.source=files"),
-    ("finetune", ["task=retrieval", "data.train_file=c.txt", "data.shapes_train=100"],
-     "data.shapes_train=100 is read only from the generated shapes scenes", "no data.train_file"),
-    ("finetune", ["task=retrieval", "data.image_root=images"], "data.image_root=images is read only from",
-     "data.train_file="),
+    (
+        "finetune",
+        ["task=ner", "data.path=conll2003"],
+        "data.path=conll2003 is read only from a `datasets` dataset",
+        "data.source=hf",
+    ),
+    (
+        "finetune",
+        ["task=ner", "data.source=hf", "data.path=x", "data.train_file=a.conll"],
+        "data.train_file=a.conll is read only from files",
+        "data.source=files",
+    ),
+    (
+        "finetune",
+        ["task=classification", "data.source=hf", "data.path=x", "data.header=true"],
+        "data.header=True is read only from files",
+        "data.source=files",
+    ),
+    (
+        "finetune",
+        ["task=retrieval", "data.train_file=c.txt", "data.shapes_train=100"],
+        "data.shapes_train=100 is read only from the generated shapes scenes",
+        "no data.train_file",
+    ),
+    (
+        "finetune",
+        ["task=retrieval", "data.image_root=images"],
+        "data.image_root=images is read only from",
+        "data.train_file=",
+    ),
     # keys that the chosen objective does not read
     ("pretrain", ["model=gpt", "data.dupe_factor=3"], "data.dupe_factor=3 is read only by", "objective=clm"),
-    ("pretrain", ["model=roberta", "data.short_seq_prob=0.2"], "data.short_seq_prob=0.2 is read only by",
-     "objective=mlm"),
-    ("pretrain", ["model=bert", "data.packing=doc_sentences"], "data.packing=doc_sentences is read only by",
-     "objective=mlm_nsp"),
+    (
+        "pretrain",
+        ["model=roberta", "data.short_seq_prob=0.2"],
+        "data.short_seq_prob=0.2 is read only by",
+        "objective=mlm",
+    ),
+    (
+        "pretrain",
+        ["model=bert", "data.packing=doc_sentences"],
+        "data.packing=doc_sentences is read only by",
+        "objective=mlm_nsp",
+    ),
     # word vectors: a key of one method under another
     # (each method has its own schema: a key of another method is no key of the chosen one's)
     ("embed", ["method=glove", "embed.sg=1"], "Key 'sg' not in 'GloveConfig'", "not a key of the glove word-vector"),
     ("embed", ["embed.x_max=3"], "Key 'x_max' not in 'Word2VecConfig'", "not a key of the word2vec word-vector"),
     ("embed", ["path=vectors.txt"], "path=vectors.txt is read only by method=load", "method=word2vec would"),
-    ("embed", ["method=load", "path=v.txt", "embed.epochs=3"], "Key 'epochs' not in 'LoadVectorsConfig'",
-     "not a key of the load word-vector"),
+    (
+        "embed",
+        ["method=load", "path=v.txt", "embed.epochs=3"],
+        "Key 'epochs' not in 'LoadVectorsConfig'",
+        "not a key of the load word-vector",
+    ),
 ]
 
 
@@ -67,8 +127,7 @@ def _no_work(monkeypatch) -> None:
 
 
 @pytest.mark.parametrize("command,overrides,message,choice", REFUSED)
-def test_a_key_the_chosen_source_ignores_is_refused(tmp_path, monkeypatch, capsys, command, overrides, message,
-                                                     choice):
+def test_a_key_the_chosen_source_ignores_is_refused(tmp_path, monkeypatch, capsys, command, overrides, message, choice):
     monkeypatch.chdir(tmp_path)
     _no_work(monkeypatch)
     with pytest.raises(SystemExit) as done:
@@ -79,28 +138,33 @@ def test_a_key_the_chosen_source_ignores_is_refused(tmp_path, monkeypatch, capsy
     assert not (tmp_path / "run").exists()
 
 
-@pytest.mark.parametrize("command,overrides", [
-    ("pretrain", ["data=text", "data.train_files=[a.txt]", "data.eval_files=[b.txt]", "data.format=jsonl"]),
-    ("pretrain", ["data=lee", "data.eval_files=[dev.txt]", "data.documents=blank_line"]),
-    ("pretrain", ["data=hf", "data.path=x", "data.eval_split=validation", "data.text_field=body"]),
-    ("pretrain", ["model=bert", "data.short_seq_prob=0.2", "data.dupe_factor=2"]),
-    ("pretrain", ["model=roberta", "data.packing=doc_sentences"]),
-    ("pretrain", ["model=albef", "data.shapes_train=100"]),
-    ("finetune", ["task=ner", "data.source=hf", "data.path=x", "data.tag_column=ner_tags"]),
-    ("finetune", ["task=ner", "data.train_file=a.conll", "data.format=conll"]),
-    ("finetune", ["task=retrieval", "data.train_file=c.txt", "data.image_root=images"]),
-    ("embed", ["method=glove", "embed.x_max=5", "embed.epochs=2"]),
-    ("embed", ["method=load", "path=v.kv", "embed.allow_pickle=true"]),
-])
+@pytest.mark.parametrize(
+    "command,overrides",
+    [
+        ("pretrain", ["data=text", "data.train_files=[a.txt]", "data.eval_files=[b.txt]", "data.format=jsonl"]),
+        ("pretrain", ["data=lee", "data.eval_files=[dev.txt]", "data.documents=blank_line"]),
+        ("pretrain", ["data=hf", "data.path=x", "data.eval_split=validation", "data.text_field=body"]),
+        ("pretrain", ["model=bert", "data.short_seq_prob=0.2", "data.dupe_factor=2"]),
+        ("pretrain", ["model=roberta", "data.packing=doc_sentences"]),
+        ("pretrain", ["model=albef", "data.shapes_train=100"]),
+        ("finetune", ["task=ner", "data.source=hf", "data.path=x", "data.tag_column=ner_tags"]),
+        ("finetune", ["task=ner", "data.train_file=a.conll", "data.format=conll"]),
+        ("finetune", ["task=retrieval", "data.train_file=c.txt", "data.image_root=images"]),
+        ("embed", ["method=glove", "embed.x_max=5", "embed.epochs=2"]),
+        ("embed", ["method=load", "path=v.kv", "embed.allow_pickle=true"]),
+    ],
+)
 def test_keys_the_chosen_source_reads_pass(command, overrides):
     check_config(compose_config(command, overrides), command)
 
 
 def test_every_preset_sets_only_keys_its_source_reads():
-    for command, overrides in [("pretrain", [f"model={m}"]) for m in ("bert", "gpt", "roberta", "elmo", "albef")] + \
-            [("pretrain", [f"data={d}"]) for d in ("lee", "lee_wiki", "wiki", "text", "hf")] + \
-            [("pretrain", [f"model={m}", "debug=tiny"]) for m in ("bert", "gpt", "roberta", "elmo", "albef")] + \
-            [("finetune", [f"task={t}"]) for t in ("ner", "classification", "generation", "retrieval")] + \
-            [("pretrain", ["experiment=wikitext_gpt"]), ("finetune", ["experiment=conll2003_ner"])] + \
-            [("embed", [f"method={m}"]) for m in ("word2vec", "glove", "load")]:
+    for command, overrides in (
+        [("pretrain", [f"model={m}"]) for m in ("bert", "gpt", "roberta", "elmo", "albef")]
+        + [("pretrain", [f"data={d}"]) for d in ("lee", "lee_wiki", "wiki", "text", "hf")]
+        + [("pretrain", [f"model={m}", "debug=tiny"]) for m in ("bert", "gpt", "roberta", "elmo", "albef")]
+        + [("finetune", [f"task={t}"]) for t in ("ner", "classification", "generation", "retrieval")]
+        + [("pretrain", ["experiment=wikitext_gpt"]), ("finetune", ["experiment=conll2003_ner"])]
+        + [("embed", [f"method={m}"]) for m in ("word2vec", "glove", "load")]
+    ):
         check_config(compose_config(command, overrides), command)

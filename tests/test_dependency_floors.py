@@ -8,11 +8,11 @@ from __future__ import annotations
 import ast
 import re
 import sys
-import tomllib
 from importlib.metadata import packages_distributions
 from pathlib import Path
 
 import pytest
+import tomllib
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "scripts"))
@@ -46,8 +46,9 @@ def declared() -> tuple[set[str], set[str]]:
     project = tomllib.loads((REPO / "pyproject.toml").read_text(encoding="utf-8"))["project"]
     name = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*")
     required = {normalise(name.match(entry)[0]) for entry in project["dependencies"]}
-    extras = {normalise(name.match(entry)[0]) for entries in project["optional-dependencies"].values()
-              for entry in entries}
+    extras = {
+        normalise(name.match(entry)[0]) for entries in project["optional-dependencies"].values() for entry in entries
+    }
     return required, extras
 
 
@@ -69,8 +70,9 @@ def test_every_imported_package_is_declared():
     for top, module_level in imports.items():
         # a package that is not installed here (wandb, mlflow) is named as its distribution
         distributions = {normalise(d) for d in providers.get(top, [top])}
-        assert distributions & (required | extras), f"{top} is imported but its distribution {distributions} " \
-                                                    "is not declared in pyproject.toml"
+        assert distributions & (required | extras), (
+            f"{top} is imported but its distribution {distributions} is not declared in pyproject.toml"
+        )
         if not distributions & required:  # an optional extra is imported only where it is used
             assert not module_level, f"{top} (an optional extra) is imported at module level"
 

@@ -58,7 +58,8 @@ def test_padded_batches_keep_every_masked_token_once_and_pad_with_ignored_labels
     batches = padded_batches(masked, batch_size=4, pad_id=0)
     assert [len(b["input_ids"]) for b in batches] == [4, 4, 2]
     assert sum(int((b["labels"] != IGNORE_INDEX).sum()) for b in batches) == sum(
-        int((labels != IGNORE_INDEX).sum()) for _, labels in masked)
+        int((labels != IGNORE_INDEX).sum()) for _, labels in masked
+    )
     first = batches[0]
     padding = first["attention_mask"] == 0
     assert padding.any() and (first["labels"][padding] == IGNORE_INDEX).all()
@@ -66,10 +67,10 @@ def test_padded_batches_keep_every_masked_token_once_and_pad_with_ignored_labels
 
 
 def test_first_subword_labels_sit_on_each_words_first_token():
+    from equal_time_ner import first_subword_examples
     from tokenizers import Tokenizer, models, pre_tokenizers
     from transformers import PreTrainedTokenizerFast
 
-    from equal_time_ner import first_subword_examples
     from lmtrain.tasks.conll import TaggedSentence
 
     vocab = {t: i for i, t in enumerate(["[PAD]", "[UNK]", "[CLS]", "[SEP]", "john", "##son", "visited", "paris"])}
@@ -77,7 +78,7 @@ def test_first_subword_labels_sit_on_each_words_first_token():
     core.pre_tokenizer = pre_tokenizers.Whitespace()
     tokenizer = PreTrainedTokenizerFast(tokenizer_object=core, pad_token="[PAD]", unk_token="[UNK]")
     sentence = TaggedSentence(["johnson", "visited", "paris"], ["B-PER", "O", "B-LOC"])
-    example, = first_subword_examples(tokenizer, [sentence], {"O": 0, "B-PER": 1, "B-LOC": 2}, max_len=16)
+    (example,) = first_subword_examples(tokenizer, [sentence], {"O": 0, "B-PER": 1, "B-LOC": 2}, max_len=16)
     assert example["input_ids"] == [4, 5, 6, 7]
     assert example["labels"] == [1, -100, 0, 2]
 

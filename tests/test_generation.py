@@ -10,23 +10,47 @@ import torch
 from lmtrain.config import TokenizerConfig
 from lmtrain.data.tokenizer import train_tokenizer
 from lmtrain.errors import UserError
-from lmtrain.generation import (Sampling, TextStream, encode_for_mask, fill_mask, filter_logits, generate,
-                                generate_stream, with_mask_token)
+from lmtrain.generation import (
+    Sampling,
+    TextStream,
+    encode_for_mask,
+    fill_mask,
+    filter_logits,
+    generate,
+    generate_stream,
+    with_mask_token,
+)
 from lmtrain.models.language_model import LanguageModel
 from lmtrain.models.spec import TransformerSpec
 
 BPE_ROLES = {"pad": "<pad>", "unk": "<unk>", "cls": "<s>", "sep": "</s>", "mask": "<mask>", "bos": "<s>", "eos": "</s>"}
-TEXT = ["The fire spread across the hills near the town.", "A farmer repaired the old barn after the storm.",
-        "The police found a red car in the garden on Sunday.", "Smoke 🔥 rose over the valley café."] * 5
+TEXT = [
+    "The fire spread across the hills near the town.",
+    "A farmer repaired the old barn after the storm.",
+    "The police found a red car in the garden on Sunday.",
+    "Smoke 🔥 rose over the valley café.",
+] * 5
 
 
 def causal_model(init_std: float = 0.5, max_positions: int = 64, vocab_size: int = 50) -> LanguageModel:
     """A tiny GPT-2-style model; a large init spreads the logits so greedy choices are clear-cut."""
     torch.manual_seed(0)
-    spec = TransformerSpec(vocab_size=vocab_size, n_layers=2, d_model=32, n_heads=4, d_ff=64,
-                           max_positions=max_positions, causal=True, norm="pre", segment_vocab_size=0,
-                           activation="gelu_tanh", embedding_norm=False, final_norm=True, layer_norm_eps=1e-5,
-                           init_std=init_std)
+    spec = TransformerSpec(
+        vocab_size=vocab_size,
+        n_layers=2,
+        d_model=32,
+        n_heads=4,
+        d_ff=64,
+        max_positions=max_positions,
+        causal=True,
+        norm="pre",
+        segment_vocab_size=0,
+        activation="gelu_tanh",
+        embedding_norm=False,
+        final_norm=True,
+        layer_norm_eps=1e-5,
+        init_std=init_std,
+    )
     return LanguageModel(spec, ["lm"]).eval()
 
 
@@ -38,8 +62,9 @@ def masked_model(vocab_size: int) -> LanguageModel:
 
 @pytest.fixture(scope="module")
 def bpe():
-    return train_tokenizer(TEXT, TokenizerConfig(kind="bpe", vocab_size=400, min_frequency=1, lowercase=False,
-                                                 special_tokens=BPE_ROLES))
+    return train_tokenizer(
+        TEXT, TokenizerConfig(kind="bpe", vocab_size=400, min_frequency=1, lowercase=False, special_tokens=BPE_ROLES)
+    )
 
 
 @pytest.fixture(scope="module")
@@ -57,7 +82,7 @@ def reference_greedy(model: LanguageModel, prompt: list[int], steps: int) -> lis
     for _ in range(steps):
         logits = model.heads["lm"](model.backbone(torch.tensor([ids]))[0, -1])
         ids.append(int(logits.argmax()))
-    return ids[len(prompt):]
+    return ids[len(prompt) :]
 
 
 def test_cache_gives_the_same_tokens_as_recomputing():
@@ -104,11 +129,11 @@ def test_stops_at_end_of_text_per_row():
     eos = free[0][3]
     stopped = generate(model, PROMPTS, 12, Sampling(greedy=True), eos_id=eos)
     for row, tokens in enumerate(free):
-        expected = tokens[:tokens.index(eos)] if eos in tokens else tokens
+        expected = tokens[: tokens.index(eos)] if eos in tokens else tokens
         assert stopped[row] == expected
     steps = list(generate_stream(model, PROMPTS, 12, Sampling(greedy=True), eos_id=eos))
     first_stop = free[0].index(eos)
-    assert steps[first_stop][0] == eos and all(step[0] is None for step in steps[first_stop + 1:])
+    assert steps[first_stop][0] == eos and all(step[0] is None for step in steps[first_stop + 1 :])
 
 
 def test_stream_callback_sees_every_token_in_order():
@@ -147,7 +172,7 @@ def test_text_stream_waits_for_whole_characters(bpe):
     ids = bpe.encode_batch(["Smoke 🔥 rose over the valley café."])[0]
     stream = TextStream(bpe, ids[:1])
     pieces = [stream.push(i) for i in ids[1:]]
-    assert "".join(pieces) == stream.text == bpe.decode(ids)[len(bpe.decode(ids[:1])):]
+    assert "".join(pieces) == stream.text == bpe.decode(ids)[len(bpe.decode(ids[:1])) :]
     assert all("\ufffd" not in piece for piece in pieces) and stream.flush() == ""
     cut = TextStream(bpe)
     fire = bpe.encode_batch(["🔥"])[0]

@@ -32,7 +32,9 @@ def public_definitions(tree: ast.Module) -> list[ast.FunctionDef | ast.AsyncFunc
 
     def visit(body: list[ast.stmt]) -> None:
         for node in body:
-            if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)) and not node.name.startswith("_"):
+            if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)) and not node.name.startswith(
+                "_"
+            ):
                 found.append(node)
                 if isinstance(node, ast.ClassDef):
                     visit(node.body)
@@ -42,8 +44,11 @@ def public_definitions(tree: ast.Module) -> list[ast.FunctionDef | ast.AsyncFunc
 
 
 def test_no_module_is_longer_than_the_limit():
-    long = [f"{where(path)}: {lines} lines" for path in source_files()
-            if (lines := len(path.read_text(encoding="utf-8").splitlines())) > MAX_MODULE_LINES]
+    long = [
+        f"{where(path)}: {lines} lines"
+        for path in source_files()
+        if (lines := len(path.read_text(encoding="utf-8").splitlines())) > MAX_MODULE_LINES
+    ]
     assert long == [], f"modules over {MAX_MODULE_LINES} lines; split them by responsibility"
 
 
@@ -60,21 +65,27 @@ def test_no_function_is_longer_than_the_limit():
 
 def test_few_modules_sit_loose_at_the_package_root():
     loose = sorted(path.name for path in PACKAGE_ROOT.glob("*.py"))
-    assert len(loose) <= MAX_ROOT_MODULES, f"{len(loose)} modules at the root ({', '.join(loose)}); " \
-                                           "put the new one in the package of its concept"
+    assert len(loose) <= MAX_ROOT_MODULES, (
+        f"{len(loose)} modules at the root ({', '.join(loose)}); put the new one in the package of its concept"
+    )
 
 
 def test_every_public_function_and_class_has_a_docstring():
-    missing = [f"{where(path, node.lineno)} {node.name}" for path in source_files()
-               for node in public_definitions(ast.parse(path.read_text(encoding="utf-8")))
-               if ast.get_docstring(node) is None]
+    missing = [
+        f"{where(path, node.lineno)} {node.name}"
+        for path in source_files()
+        for node in public_definitions(ast.parse(path.read_text(encoding="utf-8")))
+        if ast.get_docstring(node) is None
+    ]
     assert missing == [], "public functions and classes without a docstring (one line saying what it does)"
 
 
 def test_the_checks_see_what_they_are_meant_to():
-    source = ("def shown():\n    pass\n\n"
-              "class Shown:\n    def method(self):\n        pass\n\n    def _hidden(self):\n        pass\n\n"
-              "class _Private:\n    def method(self):\n        pass\n\n"
-              "def documented():\n    '''Says what it does.'''\n    def inner():\n        pass\n")
+    source = (
+        "def shown():\n    pass\n\n"
+        "class Shown:\n    def method(self):\n        pass\n\n    def _hidden(self):\n        pass\n\n"
+        "class _Private:\n    def method(self):\n        pass\n\n"
+        "def documented():\n    '''Says what it does.'''\n    def inner():\n        pass\n"
+    )
     names = [(node.name, ast.get_docstring(node)) for node in public_definitions(ast.parse(source))]
     assert names == [("shown", None), ("Shown", None), ("method", None), ("documented", "Says what it does.")]

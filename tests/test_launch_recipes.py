@@ -27,14 +27,25 @@ def test_the_script_is_valid_bash():
 def test_torchrun_accepts_the_launch_line():
     from torch.distributed.run import get_args_parser
 
-    values = {"$SLURM_NNODES": "2", "$GPUS_PER_NODE": "8", "$SLURM_JOB_ID": "123", "$HEAD_NODE": "node1",
-              "$RDZV_PORT": "29500", "$RUN_DIR": "outputs/lmtrain", '"$@"': "model=gpt"}
+    values = {
+        "$SLURM_NNODES": "2",
+        "$GPUS_PER_NODE": "8",
+        "$SLURM_JOB_ID": "123",
+        "$HEAD_NODE": "node1",
+        "$RDZV_PORT": "29500",
+        "$RUN_DIR": "outputs/lmtrain",
+        '"$@"': "model=gpt",
+    }
     line = _srun_line(SCRIPT.read_text())
     for name, value in values.items():
         line = line.replace(name, value)
     words = shlex.split(line)
-    args = get_args_parser().parse_args(words[words.index("torchrun") + 1:])
-    assert (args.nnodes, args.nproc_per_node, args.rdzv_backend, args.rdzv_endpoint) == \
-        ("2", "8", "c10d", "node1:29500")
+    args = get_args_parser().parse_args(words[words.index("torchrun") + 1 :])
+    assert (args.nnodes, args.nproc_per_node, args.rdzv_backend, args.rdzv_endpoint) == (
+        "2",
+        "8",
+        "c10d",
+        "node1:29500",
+    )
     assert args.module and args.training_script == "lmtrain"
     assert args.training_script_args[:2] == ["pretrain", "hydra.run.dir=outputs/lmtrain"]

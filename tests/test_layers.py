@@ -13,8 +13,18 @@ import lmtrain
 
 LAYERS: list[tuple[str, ...]] = [
     # leaves: errors, file formats and safe writes, the run folder's lock, status, record and job log, plug lookup
-    ("errors", "files", "run_folder.lock", "run_folder.status", "run_folder.manifest", "run_folder.job_log",
-     "run_folder.provenance", "plugs", "hub", "shell_words"),
+    (
+        "errors",
+        "files",
+        "run_folder.lock",
+        "run_folder.status",
+        "run_folder.manifest",
+        "run_folder.job_log",
+        "run_folder.provenance",
+        "plugs",
+        "hub",
+        "shell_words",
+    ),
     ("config",),  # the schemas, their range checks, config diffs and durations
     ("run_folder", "runs"),  # the run folder: its layout, its claim and placement; reading and plotting runs
     ("data", "kernels"),
@@ -40,7 +50,7 @@ def layer_of(module: str) -> int:
         return 0
     # the longest entry that names the module or a package above it: ``run_folder.lock`` before ``run_folder``
     for depth in range(len(parts) - 1, 0, -1):
-        prefix = ".".join(parts[1:depth + 1])
+        prefix = ".".join(parts[1 : depth + 1])
         for index, names in enumerate(LAYERS):
             if prefix in names:
                 return index
@@ -63,7 +73,7 @@ def imported_modules(source: str, module: str, is_package: bool = False) -> list
             found += [(alias.name, node.lineno) for alias in node.names]
         elif isinstance(node, ast.ImportFrom):
             if node.level:
-                base = package.split(".")[:len(package.split(".")) - node.level + 1]
+                base = package.split(".")[: len(package.split(".")) - node.level + 1]
                 target = ".".join(base + ([node.module] if node.module else []))
             else:
                 target = node.module or ""
@@ -109,7 +119,8 @@ def test_the_check_sees_function_level_and_relative_imports():
 def test_from_the_package_names_the_module():
     assert imported_modules("from lmtrain import plugs\n", "lmtrain.models.loading") == [("lmtrain.plugs", 1)]
     assert imported_modules("from lmtrain.files import checkpoints\n", "lmtrain.models.loading") == [
-        ("lmtrain.files.checkpoints", 1)]
+        ("lmtrain.files.checkpoints", 1)
+    ]
     assert layer_of("lmtrain.run_folder.lock") < layer_of("lmtrain.config") < layer_of("lmtrain.run_folder.claim")
 
 
@@ -131,7 +142,10 @@ def test_every_imported_name_exists():
         for node in ast.walk(ast.parse(path.read_text())):
             if isinstance(node, ast.ImportFrom) and not node.level and (node.module or "").startswith("lmtrain"):
                 module = importlib.import_module(node.module)
-                missing += [f"{module_name(path)}:{node.lineno} {node.module}.{alias.name}" for alias in node.names
-                            if not hasattr(module, alias.name)
-                            and importlib.util.find_spec(f"{node.module}.{alias.name}") is None]
+                missing += [
+                    f"{module_name(path)}:{node.lineno} {node.module}.{alias.name}"
+                    for alias in node.names
+                    if not hasattr(module, alias.name)
+                    and importlib.util.find_spec(f"{node.module}.{alias.name}") is None
+                ]
     assert missing == []

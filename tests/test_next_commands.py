@@ -31,7 +31,7 @@ def _next_lines(err: str) -> list[str]:
     """The commands printed under "Next:" in ``err``."""
     lines = err.splitlines()
     start = max(i for i, line in enumerate(lines) if line.strip() == "Next:")
-    return [line.strip() for line in itertools.takewhile(lambda line: line.startswith("  "), lines[start + 1:])]
+    return [line.strip() for line in itertools.takewhile(lambda line: line.startswith("  "), lines[start + 1 :])]
 
 
 def _as_bash_runs_it(line: str, project: Path) -> tuple[list[str], str] | None:
@@ -39,8 +39,9 @@ def _as_bash_runs_it(line: str, project: Path) -> tuple[list[str], str] | None:
     args, stdin = project / "args", project / "stdin"
     stub = f'lmtrain() {{ printf "%s\\0" "$@" > {args}; cat > {stdin}; }}; '
     args.unlink(missing_ok=True)
-    proc = subprocess.run(["bash", "-c", stub + line], cwd=project, capture_output=True, text=True,
-                          stdin=subprocess.DEVNULL)
+    proc = subprocess.run(
+        ["bash", "-c", stub + line], cwd=project, capture_output=True, text=True, stdin=subprocess.DEVNULL
+    )
     assert proc.returncode == 0 and not proc.stderr, f"`{line}` does not run as printed: {proc.stderr}"
     if not args.exists():
         assert line.startswith("#"), f"`{line}` ran no lmtrain command"
@@ -79,15 +80,36 @@ def _run_suggestions(err: str, project: Path, monkeypatch, capsys, depth: int = 
     return ran
 
 
-@pytest.mark.parametrize("start,expected", [
-    (["pretrain", "model=bert"], ["lmtrain evaluate", "lmtrain generate", "lmtrain finetune task=ner",
-                                  "| lmtrain predict", "lmtrain export", "lmtrain resume", "lmtrain runs"]),
-    (["pretrain", "model=gpt"], ["lmtrain evaluate", "lmtrain generate", "lmtrain finetune task=generation",
-                                 "| lmtrain predict", "lmtrain export"]),
-    (["pretrain", "model=elmo"], ["lmtrain evaluate", "lmtrain finetune task=ner", "lmtrain resume"]),
-    (["pretrain", "model=albef"], ["lmtrain finetune task=retrieval", "# lmtrain predict", "lmtrain resume"]),
-    (["finetune", "task=classification", "init=scratch"], ["| lmtrain predict", "lmtrain resume", "lmtrain runs"]),
-])
+@pytest.mark.parametrize(
+    "start,expected",
+    [
+        (
+            ["pretrain", "model=bert"],
+            [
+                "lmtrain evaluate",
+                "lmtrain generate",
+                "lmtrain finetune task=ner",
+                "| lmtrain predict",
+                "lmtrain export",
+                "lmtrain resume",
+                "lmtrain runs",
+            ],
+        ),
+        (
+            ["pretrain", "model=gpt"],
+            [
+                "lmtrain evaluate",
+                "lmtrain generate",
+                "lmtrain finetune task=generation",
+                "| lmtrain predict",
+                "lmtrain export",
+            ],
+        ),
+        (["pretrain", "model=elmo"], ["lmtrain evaluate", "lmtrain finetune task=ner", "lmtrain resume"]),
+        (["pretrain", "model=albef"], ["lmtrain finetune task=retrieval", "# lmtrain predict", "lmtrain resume"]),
+        (["finetune", "task=classification", "init=scratch"], ["| lmtrain predict", "lmtrain resume", "lmtrain runs"]),
+    ],
+)
 def test_every_suggestion_runs_as_printed(project, monkeypatch, capsys, start, expected):
     data = [] if "model=albef" in start or start[0] == "finetune" else text_data(project)
     err = _lmtrain([*start, *data], project, monkeypatch, capsys)
@@ -99,9 +121,8 @@ def test_every_suggestion_runs_as_printed(project, monkeypatch, capsys, start, e
 
 def test_suggestions_run_in_bash_for_a_run_folder_with_awkward_characters(tmp_path):
     """Every plug's suggestions, for a run folder whose path has a space, a comma and a quote."""
-    from omegaconf import OmegaConf
-
     from hydra.core.override_parser.overrides_parser import OverridesParser
+    from omegaconf import OmegaConf
 
     from lmtrain.models.families import ModelFamily
     from lmtrain.plugs import plug_class
@@ -121,6 +142,9 @@ def test_suggestions_run_in_bash_for_a_run_folder_with_awkward_characters(tmp_pa
     for line in lines:
         called = _as_bash_runs_it(line, tmp_path)
         if called is not None:
-            values = [OverridesParser.create().parse_override(a).value() for a in called[0]
-                      if a.startswith(("ckpt=", "init=", "out="))]
+            values = [
+                OverridesParser.create().parse_override(a).value()
+                for a in called[0]
+                if a.startswith(("ckpt=", "init=", "out="))
+            ]
             assert str(run) in values or f"{run}-hf" in values, (line, called)

@@ -24,11 +24,22 @@ def _run_with(tmp_path: Path, record: object, raw: bool = False) -> Path:
 def test_the_record_holds_absolute_file_folders_and_user_plugs_only(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     assert absolute_search_path(["file://configs", "pkg://my_pkg.configs"]) == [f"file://{tmp_path / 'configs'}"]
-    record = json.loads(record_text({"model": "lmtrain.models.families.TransformerFamily",
-                                     "objective": "tests.test_provenance.Nothing"}, ["file://configs"]))
-    assert record == {"searchpath": [f"file://{tmp_path / 'configs'}"],
-                      "plugs": {"objective": {"target": "tests.test_provenance.Nothing", "module": "tests.test_provenance",
-                                              "folder": str(Path(__file__).resolve().parents[1])}}}
+    record = json.loads(
+        record_text(
+            {"model": "lmtrain.models.families.TransformerFamily", "objective": "tests.test_provenance.Nothing"},
+            ["file://configs"],
+        )
+    )
+    assert record == {
+        "searchpath": [f"file://{tmp_path / 'configs'}"],
+        "plugs": {
+            "objective": {
+                "target": "tests.test_provenance.Nothing",
+                "module": "tests.test_provenance",
+                "folder": str(Path(__file__).resolve().parents[1]),
+            }
+        },
+    }
     assert module_folder("no_such_module_anywhere") is None
 
 
@@ -39,17 +50,20 @@ def test_a_record_reads_back_and_names_the_override_to_replay(tmp_path):
     assert read_provenance(tmp_path / "no-run") is None  # a run made before lmtrain kept the record
 
 
-@pytest.mark.parametrize("record,key,why", [
-    ({"searchpath": ["pkg://os"]}, "searchpath[0]", "is not a `file://` folder"),
-    ({"searchpath": ["file://configs"]}, "searchpath[0]", "is not an absolute folder in plain form"),
-    ({"searchpath": ["file:///a/../etc"]}, "searchpath[0]", "without `..`"),
-    ({"searchpath": ["file:///a'],hydra.callbacks.x._target_=os.system"]}, "searchpath[0]", "quotes or brackets"),
-    ({"searchpath": "file:///a"}, "searchpath", "not a list of folders"),
-    ({"plugs": {"model": {"target": "os.system"}}}, "plugs.model.target", "standard library"),
-    ({"plugs": {"model": {"target": "a.B", "folder": "rel/dir"}}}, "plugs.model.folder", "not an absolute folder"),
-    ('{"searchpath": ["file:///a', "the file", "it is not JSON"),
-    ("[1, 2]", "the file", "not a JSON object"),
-])
+@pytest.mark.parametrize(
+    "record,key,why",
+    [
+        ({"searchpath": ["pkg://os"]}, "searchpath[0]", "is not a `file://` folder"),
+        ({"searchpath": ["file://configs"]}, "searchpath[0]", "is not an absolute folder in plain form"),
+        ({"searchpath": ["file:///a/../etc"]}, "searchpath[0]", "without `..`"),
+        ({"searchpath": ["file:///a'],hydra.callbacks.x._target_=os.system"]}, "searchpath[0]", "quotes or brackets"),
+        ({"searchpath": "file:///a"}, "searchpath", "not a list of folders"),
+        ({"plugs": {"model": {"target": "os.system"}}}, "plugs.model.target", "standard library"),
+        ({"plugs": {"model": {"target": "a.B", "folder": "rel/dir"}}}, "plugs.model.folder", "not an absolute folder"),
+        ('{"searchpath": ["file:///a', "the file", "it is not JSON"),
+        ("[1, 2]", "the file", "not a JSON object"),
+    ],
+)
 def test_a_hand_edited_record_is_refused_naming_key_and_file(tmp_path, record, key, why):
     run = _run_with(tmp_path, record, raw=isinstance(record, str))
     with pytest.raises(UserError) as refused:
@@ -77,8 +91,18 @@ def test_the_newest_resume_record_is_read(tmp_path):
 
 
 def test_a_plug_that_does_not_import_is_named_with_its_recorded_folder(tmp_path):
-    run = _run_with(tmp_path, {"plugs": {"task": {"target": "gone_package.tasks.MyTask", "module": "gone_package.tasks",
-                                                  "folder": "/home/someone/plugs"}}})
+    run = _run_with(
+        tmp_path,
+        {
+            "plugs": {
+                "task": {
+                    "target": "gone_package.tasks.MyTask",
+                    "module": "gone_package.tasks",
+                    "folder": "/home/someone/plugs",
+                }
+            }
+        },
+    )
     read_provenance(run)
     with pytest.raises(UserError) as refused:
         plug_class("gone_package.tasks.MyTask", "task")

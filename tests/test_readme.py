@@ -48,7 +48,7 @@ def _command_lines(page: Path) -> list[tuple[str, list[str], list[str]]]:
                     continue
                 start = words.index("lmtrain")
                 paths = [w.split("=", 1)[1] for w in words[:start] if w.startswith("PYTHONPATH=")]
-                rest = [w for w in words[start + 1:] if not w.startswith("$")]  # "$@": a script's own arguments
+                rest = [w for w in words[start + 1 :] if not w.startswith("$")]  # "$@": a script's own arguments
                 if rest and rest[0] in _HYDRA_COMMANDS and not {"-m", "--config-dir"} & set(rest):
                     found.append((rest[0], rest[1:], paths))
     return found

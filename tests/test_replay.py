@@ -1,4 +1,5 @@
-"""A replayed config (a run's saved `.hydra` record) is data: whatever in it would run code is refused, by key and file."""
+"""A replayed config (a run's saved `.hydra` record) is data: whatever in it would run code is refused, by key and
+file."""
 
 from __future__ import annotations
 
@@ -13,9 +14,13 @@ from lmtrain.config.replay import check_config_rerun, check_resumed_overrides
 from lmtrain.errors import UserError
 from tests.conftest import compose_config
 
-RERUN = ["++hydra.run.dir=outputs/pretrain/x", "++hydra.job.name=pretrain", "++hydra.output_subdir=null",
-         "++hydra.job_logging.handlers.file.class=lmtrain.run_folder.job_log.JobLogHandler",
-         "++hydra.callbacks.sweep_summary._target_=lmtrain.runs.sweep.SweepSummary"]  # what the CLI adds
+RERUN = [
+    "++hydra.run.dir=outputs/pretrain/x",
+    "++hydra.job.name=pretrain",
+    "++hydra.output_subdir=null",
+    "++hydra.job_logging.handlers.file.class=lmtrain.run_folder.job_log.JobLogHandler",
+    "++hydra.callbacks.sweep_summary._target_=lmtrain.runs.sweep.SweepSummary",
+]  # what the CLI adds
 
 
 @pytest.fixture(scope="module")
@@ -38,22 +43,36 @@ def _record(folder: Path, text: str, extra: dict | None = None) -> Path:
 
 
 def _rerun(folder: Path, *args: str) -> None:
-    check_config_rerun("pretrain", ["--config-dir", str(folder), "--config-name", "config", *args, *RERUN], config_dir())
+    check_config_rerun(
+        "pretrain", ["--config-dir", str(folder), "--config-name", "config", *args, *RERUN], config_dir()
+    )
 
 
 def test_a_saved_config_as_lmtrain_wrote_it_replays(saved_text, tmp_path):
     _rerun(_record(tmp_path / ".hydra", saved_text), "trainer.max_steps=3")
     _rerun(_record(tmp_path / ".hydra", saved_text), "-m", "optim.lr=1e-3,2e-3")
-    folder = _record(tmp_path / "with_dirs", saved_text, {"hydra.run.dir": "runs/${now:%H-%M}", "hydra.job.name":
-                                                          "pretrain", "hydra.searchpath": [f"file://{tmp_path}"]})
+    folder = _record(
+        tmp_path / "with_dirs",
+        saved_text,
+        {
+            "hydra.run.dir": "runs/${now:%H-%M}",
+            "hydra.job.name": "pretrain",
+            "hydra.searchpath": [f"file://{tmp_path}"],
+        },
+    )
     _rerun(folder)
 
 
 REFUSED_IN_CONFIG = {
     "callback": ({"hydra.callbacks.x": {"_target_": "shutil.copyfile", "_args_": ["a", "b"]}}, "hydra.callbacks.x"),
-    "logging handler factory": ({"hydra.job_logging.handlers.x": {"()": "shutil.rmtree", "path": "/tmp/x"}},
-                                "hydra.job_logging"),
-    "logging handler class": ({"hydra.hydra_logging.handlers.console.class": "mymodule.Handler"}, "hydra.hydra_logging"),
+    "logging handler factory": (
+        {"hydra.job_logging.handlers.x": {"()": "shutil.rmtree", "path": "/tmp/x"}},
+        "hydra.job_logging",
+    ),
+    "logging handler class": (
+        {"hydra.hydra_logging.handlers.console.class": "mymodule.Handler"},
+        "hydra.hydra_logging",
+    ),
     "launcher": ({"hydra.launcher._target_": "shutil.rmtree"}, "hydra.launcher._target_"),
     "sweeper": ({"hydra.sweeper._target_": "shutil.rmtree"}, "hydra.sweeper._target_"),
     "environment": ({"hydra.job.env_set.LD_PRELOAD": "/tmp/evil.so"}, "hydra.job.env_set.LD_PRELOAD"),
@@ -90,8 +109,12 @@ def test_a_package_header_that_moves_the_file_into_hydra_is_refused(tmp_path):
 
 def test_every_spelling_of_the_primary_config_flag_is_checked(saved_text, tmp_path):
     folder = _record(tmp_path / ".hydra", saved_text, {"hydra.callbacks.x._target_": "shutil.copyfile"})
-    for flags in (["--config-name=config"], ["-cn", "config"], ["--config-n", "config"], ["--config-path", str(folder),
-                                                                                             "--config-name", "config"]):
+    for flags in (
+        ["--config-name=config"],
+        ["-cn", "config"],
+        ["--config-n", "config"],
+        ["--config-path", str(folder), "--config-name", "config"],
+    ):
         with pytest.raises(UserError, match="hydra.callbacks.x"):
             check_config_rerun("pretrain", ["--config-dir", str(folder), *flags], config_dir())
 
@@ -110,7 +133,9 @@ def test_a_pickled_rerun_is_refused(tmp_path):
 
 def test_what_the_user_types_is_what_runs(saved_text, tmp_path):
     folder = _record(tmp_path / ".hydra", saved_text)
-    _rerun(folder, "+hydra.callbacks.mine._target_=my.Callback", "hydra/job_logging=disabled", "model._target_=my.Family")
+    _rerun(
+        folder, "+hydra.callbacks.mine._target_=my.Callback", "hydra/job_logging=disabled", "model._target_=my.Family"
+    )
     check_config_rerun("pretrain", ["--config-dir", str(tmp_path), "trainer.max_steps=3"], config_dir())  # own folder
 
 
@@ -121,14 +146,21 @@ def run_record(saved_text, tmp_path) -> Path:
 
 
 def _resume(record: Path, saved: list[str], typed: tuple[str, ...] = ()) -> None:
-    check_resumed_overrides("pretrain", ["debug=tiny", *saved], [*typed, f"hydra.run.dir={record.parent}",
-                                                                 "trainer.resume=auto"],
-                            record / "overrides.yaml", record / "config.yaml", config_dir())
+    check_resumed_overrides(
+        "pretrain",
+        ["debug=tiny", *saved],
+        [*typed, f"hydra.run.dir={record.parent}", "trainer.resume=auto"],
+        record / "overrides.yaml",
+        record / "config.yaml",
+        config_dir(),
+    )
 
 
 REFUSED_IN_OVERRIDES = {
-    "callback": (["+hydra.callbacks.x._target_=shutil.copyfile", "+hydra.callbacks.x._args_=[a,b]"],
-                 "+hydra.callbacks.x._target_=shutil.copyfile"),
+    "callback": (
+        ["+hydra.callbacks.x._target_=shutil.copyfile", "+hydra.callbacks.x._args_=[a,b]"],
+        "+hydra.callbacks.x._target_=shutil.copyfile",
+    ),
     "logging group": (["hydra/job_logging=disabled"], "hydra/job_logging=disabled"),
     "package search path": (["hydra.searchpath=[pkg://this]"], "pkg://this"),
     "environment resolver": (["trainer.max_time=${oc.env:HOME}"], "trainer.max_time"),
@@ -154,6 +186,9 @@ def test_resume_accepts_the_plug_the_run_was_trained_with_and_what_the_user_type
 
 
 def test_a_mistyped_key_given_to_resume_is_named_as_a_config_error(run_record):
-    with pytest.raises(UserError, match=r"invalid configuration for `lmtrain pretrain` \(replaying .*overrides.yaml\): "
-                                        r"Could not override 'trainer.max_stepz'"):
+    with pytest.raises(
+        UserError,
+        match=r"invalid configuration for `lmtrain pretrain` \(replaying .*overrides.yaml\): "
+        r"Could not override 'trainer.max_stepz'",
+    ):
         _resume(run_record, [], ("trainer.max_stepz=5",))

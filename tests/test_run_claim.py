@@ -27,8 +27,15 @@ def workdir(tmp_path_factory) -> Path:
 
 
 def _args(workdir: Path, *extra: str) -> list[str]:
-    return [*TINY, *text_data(workdir), "trainer.max_steps=4", "trainer.save_every=2", "trainer.eval_every=0",
-            "trainer.log_every=1", *extra]
+    return [
+        *TINY,
+        *text_data(workdir),
+        "trainer.max_steps=4",
+        "trainer.save_every=2",
+        "trainer.eval_every=0",
+        "trainer.log_every=1",
+        *extra,
+    ]
 
 
 @pytest.fixture(scope="module")
@@ -41,8 +48,11 @@ def finished(workdir) -> Path:
 
 
 def _snapshot(run_dir: Path) -> dict[str, bytes]:
-    return {str(p.relative_to(run_dir)): p.read_bytes() for p in sorted(run_dir.rglob("*"))
-            if p.is_file() and p.name != ".lock" and p.suffix != ".log"}
+    return {
+        str(p.relative_to(run_dir)): p.read_bytes()
+        for p in sorted(run_dir.rglob("*"))
+        if p.is_file() and p.name != ".lock" and p.suffix != ".log"
+    }
 
 
 def test_a_finished_run_is_refused_and_left_as_it_was(workdir, finished):
@@ -58,8 +68,12 @@ def test_overwrite_replaces_the_old_run_without_mixing(workdir, finished):
     run_dir = workdir / "overwritten"
     shutil.copytree(finished, run_dir, symlinks=True)
     (run_dir / "notes.txt").write_text("from the old run")
-    out = run_cli("pretrain", *_args(workdir, "trainer.max_steps=2", "trainer.overwrite=true"),
-                  f"hydra.run.dir={run_dir}", cwd=workdir)
+    out = run_cli(
+        "pretrain",
+        *_args(workdir, "trainer.max_steps=2", "trainer.overwrite=true"),
+        f"hydra.run.dir={run_dir}",
+        cwd=workdir,
+    )
     assert out.returncode == 0, out.stderr[-2000:]
     steps = [json.loads(line)["step"] for line in (run_dir / "metrics.jsonl").read_text().splitlines()]
     assert steps == sorted(steps) and max(steps) == 2  # only the new run's events
@@ -70,8 +84,9 @@ def test_overwrite_replaces_the_old_run_without_mixing(workdir, finished):
 
 def test_an_incompatible_resume_changes_nothing(workdir, finished):
     before = _snapshot(finished)
-    out = run_cli("pretrain", "model=gpt", *_args(workdir), f"hydra.run.dir={finished}", "trainer.resume=auto",
-                  cwd=workdir)
+    out = run_cli(
+        "pretrain", "model=gpt", *_args(workdir), f"hydra.run.dir={finished}", "trainer.resume=auto", cwd=workdir
+    )
     assert out.returncode == 2 and "Traceback" not in out.stderr
     assert "cannot continue" in out.stderr and "model.name: 'bert' -> 'gpt'" in out.stderr
     assert _snapshot(finished) == before
@@ -160,8 +175,14 @@ def test_orphan_saves_are_removed_at_the_next_start(workdir, finished, tmp_path)
 
 def test_sigterm_saves_and_prints_how_to_continue(workdir, tmp_path):
     run_dir = tmp_path / "preempted"
-    args = [sys.executable, "-m", "lmtrain", "pretrain", *_args(workdir, "trainer.max_steps=100000",
-                                                                  "trainer.save_every=0"), f"hydra.run.dir={run_dir}"]
+    args = [
+        sys.executable,
+        "-m",
+        "lmtrain",
+        "pretrain",
+        *_args(workdir, "trainer.max_steps=100000", "trainer.save_every=0"),
+        f"hydra.run.dir={run_dir}",
+    ]
     proc = subprocess.Popen(args, cwd=workdir, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     wait_for_metrics(run_dir)
     proc.send_signal(signal.SIGTERM)
@@ -187,8 +208,10 @@ def test_workers_restarted_by_torchrun_continue_the_run(workdir, finished, tmp_p
 
 def _tree(folder: Path) -> dict[str, bytes | str]:
     """Every entry under ``folder``: a file's bytes, a link's target, a folder as "dir"."""
-    return {str(p.relative_to(folder)): (os.readlink(p) if p.is_symlink() else "dir" if p.is_dir() else p.read_bytes())
-            for p in sorted(folder.rglob("*"))}
+    return {
+        str(p.relative_to(folder)): (os.readlink(p) if p.is_symlink() else "dir" if p.is_dir() else p.read_bytes())
+        for p in sorted(folder.rglob("*"))
+    }
 
 
 def test_a_failed_attempt_and_the_next_run_touch_only_their_own_files(workdir, tmp_path):
@@ -200,8 +223,12 @@ def test_a_failed_attempt_and_the_next_run_touch_only_their_own_files(workdir, t
     (folder / "thesis.txt").write_text("precious")
     users = _tree(folder)
     # an attempt that fails after it has written its tokenizer (the preflight finds no such metric)
-    failed = run_cli("pretrain", *_args(workdir, "trainer.eval_every=2", "trainer.monitor=eval/nope"),
-                     f"hydra.run.dir={folder}", cwd=workdir)
+    failed = run_cli(
+        "pretrain",
+        *_args(workdir, "trainer.eval_every=2", "trainer.monitor=eval/nope"),
+        f"hydra.run.dir={folder}",
+        cwd=workdir,
+    )
     assert failed.returncode == 2 and "trainer.monitor=eval/nope" in failed.stderr, failed.stderr[-2000:]
     assert (folder / "tokenizer.json").exists()  # its work stays until a new run replaces it
     out = run_cli("pretrain", *_args(workdir, "trainer.max_steps=2"), f"hydra.run.dir={folder}", cwd=workdir)
@@ -218,8 +245,9 @@ def test_a_name_the_run_writes_taken_by_a_users_file_is_refused_and_nothing_chan
     (folder / "tokenizer.json").write_text('{"the user": "tokenizer"}')
     (folder / "server.log").write_text("log\n")
     before = _tree(folder)
-    out = run_cli("pretrain", *_args(workdir, "trainer.loggers=[jsonl,tensorboard]"), f"hydra.run.dir={folder}",
-                  cwd=workdir)
+    out = run_cli(
+        "pretrain", *_args(workdir, "trainer.loggers=[jsonl,tensorboard]"), f"hydra.run.dir={folder}", cwd=workdir
+    )
     assert out.returncode == 2 and "Traceback" not in out.stderr
     assert f"{folder / 'tokenizer.json'}" in out.stderr and f"{folder / 'tb'}" in out.stderr
     assert "lmtrain did not write" in out.stderr
@@ -232,8 +260,12 @@ def test_overwrite_removes_only_what_the_earlier_run_wrote(workdir, finished, tm
     (run_dir / "tb").mkdir()  # the user's own TensorBoard folder, in a run that logged none
     (run_dir / "tb" / "events.out").write_text("the user's")
     (run_dir / "mine.log").write_text("the user's log\n")
-    out = run_cli("pretrain", *_args(workdir, "trainer.max_steps=2", "trainer.overwrite=true"),
-                  f"hydra.run.dir={run_dir}", cwd=workdir)
+    out = run_cli(
+        "pretrain",
+        *_args(workdir, "trainer.max_steps=2", "trainer.overwrite=true"),
+        f"hydra.run.dir={run_dir}",
+        cwd=workdir,
+    )
     assert out.returncode == 0, out.stderr[-2000:]
     assert (run_dir / "tb" / "events.out").read_text() == "the user's"
     assert (run_dir / "mine.log").read_text() == "the user's log\n"

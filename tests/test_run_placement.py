@@ -44,8 +44,11 @@ def test_an_unwritable_run_folder_is_refused(tmp_path):
 
 
 def test_commands_refused_before_any_work_leave_no_run_folders(tmp_path):
-    mistakes = [("generate",), ("pretrain", "data=text", "data.train_files=[missing.txt]"),
-                ("embed", "method=load", "path=missing.txt")]
+    mistakes = [
+        ("generate",),
+        ("pretrain", "data=text", "data.train_files=[missing.txt]"),
+        ("embed", "method=load", "path=missing.txt"),
+    ]
     for args in mistakes:
         out = run_cli(*args, cwd=tmp_path)
         assert out.returncode == 2 and "Traceback" not in out.stderr, out.stderr[-2000:]

@@ -13,8 +13,15 @@ def _elmo_run(ws: Workspace) -> Path:
     """A tiny ELMo run (token features and a biLM; no causal LM head, no Hugging Face architecture), made once."""
     run = ws.root / "elmo"
     if not (run / "checkpoints" / "last").exists():
-        ws.lmtrain("pretrain", "model=elmo", *TINY, "model.token_encoder=embedding", "model.lstm_dim=32", *ws.data,
-                   f"hydra.run.dir={run}")
+        ws.lmtrain(
+            "pretrain",
+            "model=elmo",
+            *TINY,
+            "model.token_encoder=embedding",
+            "model.lstm_dim=32",
+            *ws.data,
+            f"hydra.run.dir={run}",
+        )
     return run
 
 
@@ -27,8 +34,9 @@ def bidirectional_model_as_causal_lm(ws: Workspace) -> Outcome:
 
 def causal_lm_from_a_bidirectional_start(ws: Workspace) -> Outcome:
     run = ws.root / "clm-from-bert"
-    proc = ws.lmtrain("pretrain", "objective=clm", f"init={ws.root / 'finished'}", *TINY, *ws.data,
-                      f"hydra.run.dir={run}")
+    proc = ws.lmtrain(
+        "pretrain", "objective=clm", f"init={ws.root / 'finished'}", *TINY, *ws.data, f"hydra.run.dir={run}"
+    )
     return refused(proc, "which lacks a causal LM head", not (run / "checkpoints").exists())
 
 
@@ -39,8 +47,9 @@ def biLM_to_hugging_face(ws: Workspace) -> Outcome:
 
 
 def biLM_to_generate(ws: Workspace) -> Outcome:
-    proc = ws.lmtrain("generate", f"ckpt={_elmo_run(ws)}", "prompt=the old barn",
-                      f"hydra.run.dir={ws.root / 'elmo-generate'}")
+    proc = ws.lmtrain(
+        "generate", f"ckpt={_elmo_run(ws)}", "prompt=the old barn", f"hydra.run.dir={ws.root / 'elmo-generate'}"
+    )
     return refused(proc, "which lacks a causal LM head (next-token prediction) or a masked LM head")
 
 
@@ -48,8 +57,13 @@ def generation_task_on_a_bidirectional_model(ws: Workspace) -> Outcome:
     pairs = ws.root / "pairs.jsonl"
     pairs.write_text('{"prompt": "the old", "completion": " barn"}\n' * 20)
     run = ws.root / "generation-on-bert"
-    proc = ws.lmtrain("finetune", "task=generation", f"init={ws.root / 'finished'}", f"data.train_file={pairs}",
-                      f"hydra.run.dir={run}")
+    proc = ws.lmtrain(
+        "finetune",
+        "task=generation",
+        f"init={ws.root / 'finished'}",
+        f"data.train_file={pairs}",
+        f"hydra.run.dir={run}",
+    )
     return refused(proc, "this task needs a causal LM head", not (run / "checkpoints").exists())
 
 

@@ -12,8 +12,7 @@ import re
 import shutil
 import subprocess
 import sys
-from pathlib import Path
-from typing import Callable
+from collections.abc import Callable
 
 from hostile.common import TINY, Outcome, Workspace, last_line, refused
 
@@ -27,8 +26,9 @@ def _refused_before_work(ws: Workspace, name: str, fragment: str, *args: str) ->
 
 def train_files_without_data_text(ws: Workspace) -> Outcome:
     (ws.root / "my.txt").write_text("Some text of my own.\n" * 50)
-    return _refused_before_work(ws, "own_text", "Choose data=text", "pretrain", *TINY, *ws.data,
-                                "data.train_files=[my.txt]")
+    return _refused_before_work(
+        ws, "own_text", "Choose data=text", "pretrain", *TINY, *ws.data, "data.train_files=[my.txt]"
+    )
 
 
 def dataset_path_without_source_hf(ws: Workspace) -> Outcome:
@@ -36,22 +36,27 @@ def dataset_path_without_source_hf(ws: Workspace) -> Outcome:
 
 
 def key_the_objective_ignores(ws: Workspace) -> Outcome:
-    return _refused_before_work(ws, "gpt_dupe", "objective=clm would ignore it", "pretrain", "model=gpt", *TINY,
-                                *ws.data, "data.dupe_factor=3")
+    return _refused_before_work(
+        ws, "gpt_dupe", "objective=clm would ignore it", "pretrain", "model=gpt", *TINY, *ws.data, "data.dupe_factor=3"
+    )
 
 
 def key_of_another_embedding_method(ws: Workspace) -> Outcome:
-    return _refused_before_work(ws, "glove_sg", "embed.sg=1 is read only by method=word2vec", "embed", "method=glove",
-                                "embed.sg=1")
+    return _refused_before_work(
+        ws, "glove_sg", "embed.sg=1 is read only by method=word2vec", "embed", "method=glove", "embed.sg=1"
+    )
 
 
 def plus_key_the_schema_lacks(ws: Workspace) -> Outcome:
-    return _refused_before_work(ws, "plus_key", "Did you mean trainer.max_steps?", "pretrain", *TINY, *ws.data,
-                                "+trainer.max_step=5")
+    return _refused_before_work(
+        ws, "plus_key", "Did you mean trainer.max_steps?", "pretrain", *TINY, *ws.data, "+trainer.max_step=5"
+    )
 
 
 def double_dash_option(ws: Workspace) -> Outcome:
-    return _refused_before_work(ws, "dashes", "`--max_steps 5` is `trainer.max_steps=5`", "pretrain", "--max_steps", "5")
+    return _refused_before_work(
+        ws, "dashes", "`--max_steps 5` is `trainer.max_steps=5`", "pretrain", "--max_steps", "5"
+    )
 
 
 def misspelt_option(ws: Workspace) -> Outcome:
@@ -59,12 +64,21 @@ def misspelt_option(ws: Workspace) -> Outcome:
 
 
 def finetune_debug_tiny(ws: Workspace) -> Outcome:
-    proc = ws.lmtrain("finetune", "task=ner", "debug=tiny", "init=scratch", "trainer.progress=false",
-                      f"hydra.run.dir={ws.root / 'ft_tiny'}")
+    proc = ws.lmtrain(
+        "finetune",
+        "task=ner",
+        "debug=tiny",
+        "init=scratch",
+        "trainer.progress=false",
+        f"hydra.run.dir={ws.root / 'ft_tiny'}",
+    )
     summary = ws.root / "ft_tiny" / "summary.json"
     steps = json.loads(summary.read_text()).get("steps") if summary.exists() else None
-    return Outcome(proc.returncode, f"trained {steps} steps" if proc.returncode == 0 else last_line(proc),
-                   proc.returncode == 0 and steps == 20)
+    return Outcome(
+        proc.returncode,
+        f"trained {steps} steps" if proc.returncode == 0 else last_line(proc),
+        proc.returncode == 0 and steps == 20,
+    )
 
 
 def evaluate_uses_the_run_s_data(ws: Workspace) -> Outcome:
@@ -75,8 +89,12 @@ def evaluate_uses_the_run_s_data(ws: Workspace) -> Outcome:
     summary = json.loads(summary_file.read_text())
     data = summary["config"]["data"]
     said = f"data {summary['data']} ({summary['data_from']}), max_seq_len {data['max_seq_len']}"
-    held = summary["data_from"] == "run" and summary["data"] == "lee_wiki" and data["max_seq_len"] == 64 \
+    held = (
+        summary["data_from"] == "run"
+        and summary["data"] == "lee_wiki"
+        and data["max_seq_len"] == 64
         and "WARNING" not in proc.stdout + proc.stderr
+    )
     return Outcome(proc.returncode, said, held)
 
 
@@ -85,10 +103,16 @@ def next_commands_run_in_bash(ws: Workspace) -> Outcome:
     lines = proc.stderr.split("Next:")[-1].splitlines()[1:] if "Next:" in proc.stderr else []
     lines = [line.strip() for line in lines if line.startswith("  ")]
     stub = 'lmtrain() { for a in "$@"; do case "$a" in *"<"*|*">"*) exit 9;; esac; done; }; '
-    broken = [line for line in lines
-              if subprocess.run(["bash", "-c", stub + line], capture_output=True, cwd=ws.root).returncode != 0]
-    return Outcome(proc.returncode, f"{len(lines)} suggestions, {len(broken)} broken {broken[:1]}",
-                   proc.returncode == 0 and len(lines) >= 5 and not broken)
+    broken = [
+        line
+        for line in lines
+        if subprocess.run(["bash", "-c", stub + line], capture_output=True, cwd=ws.root).returncode != 0
+    ]
+    return Outcome(
+        proc.returncode,
+        f"{len(lines)} suggestions, {len(broken)} broken {broken[:1]}",
+        proc.returncode == 0 and len(lines) >= 5 and not broken,
+    )
 
 
 def finetune_states_its_backbone(ws: Workspace) -> Outcome:
@@ -97,13 +121,15 @@ def finetune_states_its_backbone(ws: Workspace) -> Outcome:
     os.symlink(ws.root / "finished", project / "outputs" / "pretrain" / "linked_from_elsewhere")
     args = [sys.executable, "-m", "lmtrain", "finetune", "task=ner", "debug=tiny", "trainer.progress=false"]
     env = {**os.environ, "HYDRA_FULL_ERROR": "0", "OMP_NUM_THREADS": "1"}
-    linked = subprocess.run([*args, f"hydra.run.dir={project / 'refused'}"], cwd=project, capture_output=True,
-                            text=True, env=env)
+    linked = subprocess.run(
+        [*args, f"hydra.run.dir={project / 'refused'}"], cwd=project, capture_output=True, text=True, env=env
+    )
     if linked.returncode != 2 or "no pretrained backbone" not in linked.stderr:
         return Outcome(linked.returncode, "took a run linked in from elsewhere", False)
     shutil.copytree(ws.root / "finished", project / "outputs" / "pretrain" / "own", symlinks=True)
-    proc = subprocess.run([*args, f"hydra.run.dir={project / 'ft'}"], cwd=project, capture_output=True, text=True,
-                          env=env)
+    proc = subprocess.run(
+        [*args, f"hydra.run.dir={project / 'ft'}"], cwd=project, capture_output=True, text=True, env=env
+    )
     first = next((line for line in proc.stdout.splitlines() if re.match(r"\[.*\]\[lmtrain", line)), "")
     summary = project / "ft" / "summary.json"
     chosen = json.loads(summary.read_text()).get("init_chosen", "") if summary.exists() else ""

@@ -10,8 +10,14 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 
-TINY = ["debug=tiny", "trainer.progress=false", "trainer.max_steps=4", "trainer.save_every=2",
-        "trainer.eval_every=0", "trainer.log_every=1"]
+TINY = [
+    "debug=tiny",
+    "trainer.progress=false",
+    "trainer.max_steps=4",
+    "trainer.save_every=2",
+    "trainer.eval_every=0",
+    "trainer.log_every=1",
+]
 
 
 @dataclass
@@ -36,8 +42,14 @@ class Workspace:
     def lmtrain(self, *args: str, timeout: int = 600) -> subprocess.CompletedProcess:
         """Run ``lmtrain <args>`` in the workspace."""
         env = {**os.environ, "HYDRA_FULL_ERROR": "0", "OMP_NUM_THREADS": "1"}
-        return subprocess.run([sys.executable, "-m", "lmtrain", *args], cwd=self.root, capture_output=True,
-                              text=True, timeout=timeout, env=env)
+        return subprocess.run(
+            [sys.executable, "-m", "lmtrain", *args],
+            cwd=self.root,
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+            env=env,
+        )
 
     def fresh_run(self, name: str) -> Path:
         """A copy of the finished run, to damage."""

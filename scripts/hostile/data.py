@@ -12,8 +12,8 @@ import signal
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
 
 from hostile.common import TINY, Outcome, Workspace, last_line, refused
 
@@ -36,8 +36,15 @@ def _said(proc: subprocess.CompletedProcess, fragment: str) -> str:
 def _prepare(ws: Workspace, name: str, *data: str, timeout: int = 300) -> subprocess.CompletedProcess | None:
     """One training step on ``data``, with a cache and a run folder of its own; None if it ran out of time."""
     try:
-        return ws.lmtrain("pretrain", *TINY, "trainer.max_steps=1", *data, f"data.cache_dir={ws.root / f'cache-{name}'}",
-                          f"hydra.run.dir={ws.root / name}", timeout=timeout)
+        return ws.lmtrain(
+            "pretrain",
+            *TINY,
+            "trainer.max_steps=1",
+            *data,
+            f"data.cache_dir={ws.root / f'cache-{name}'}",
+            f"hydra.run.dir={ws.root / name}",
+            timeout=timeout,
+        )
     except subprocess.TimeoutExpired:
         return None
 
@@ -98,10 +105,23 @@ def killed_preparation_workers(ws: Workspace) -> Outcome:
     corpus.write_text("\n".join(_documents(3000)) + "\n")
     script.write_text(PREPARE_IN_CHUNKS)
     env = {**os.environ, "HYDRA_FULL_ERROR": "0", "OMP_NUM_THREADS": "1"}
-    job = subprocess.Popen([sys.executable, str(script), "pretrain", *TINY, "data=text", f"data.train_files=[{corpus}]",
-                            "data.num_proc=4", f"data.cache_dir={ws.root / 'cache-workers'}",
-                            f"hydra.run.dir={ws.root / 'workers'}"], cwd=ws.root, env=env,
-                           stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    job = subprocess.Popen(
+        [
+            sys.executable,
+            str(script),
+            "pretrain",
+            *TINY,
+            "data=text",
+            f"data.train_files=[{corpus}]",
+            "data.num_proc=4",
+            f"data.cache_dir={ws.root / 'cache-workers'}",
+            f"hydra.run.dir={ws.root / 'workers'}",
+        ],
+        cwd=ws.root,
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     helpers: list[int] = []
     shards = ws.root / "cache-workers" / "examples"
     try:
@@ -115,8 +135,11 @@ def killed_preparation_workers(ws: Workspace) -> Outcome:
         job.wait()
         time.sleep(5)
         left = [pid for pid in helpers if _running(pid)]
-        return Outcome(-9, f"{len(helpers)} processes under the killed preparation, {len(left)} still running after 5 s",
-                       len(helpers) == 5 and not left)
+        return Outcome(
+            -9,
+            f"{len(helpers)} processes under the killed preparation, {len(left)} still running after 5 s",
+            len(helpers) == 5 and not left,
+        )
     finally:
         for pid in helpers:
             if _running(pid):
@@ -133,8 +156,11 @@ def many_files(ws: Workspace) -> Outcome:
     if proc is None:
         return Outcome(None, "still reading 2000 files after 300 s", False)
     seconds, locks = time.time() - started, list((ws.root / "cache-many-files").rglob("*.lock"))
-    return Outcome(proc.returncode, f"{seconds:.0f} s in all, {len(locks)} lock files, said: {_said(proc, 'checking')}",
-                   proc.returncode == 0 and len(locks) == 2 and "checking 2000 files" in proc.stderr + proc.stdout)
+    return Outcome(
+        proc.returncode,
+        f"{seconds:.0f} s in all, {len(locks)} lock files, said: {_said(proc, 'checking')}",
+        proc.returncode == 0 and len(locks) == 2 and "checking 2000 files" in proc.stderr + proc.stdout,
+    )
 
 
 def loading_script_folder(ws: Workspace) -> Outcome:
@@ -148,8 +174,16 @@ def loading_script_folder(ws: Workspace) -> Outcome:
 
 def empty_saved_dataset(ws: Workspace) -> Outcome:
     folder = ws.root / "empty-saved"
-    subprocess.run([sys.executable, "-c", "import datasets, sys; datasets.Dataset.from_dict({'text': []})"
-                    ".save_to_disk(sys.argv[1])", str(folder)], check=True, capture_output=True)
+    subprocess.run(
+        [
+            sys.executable,
+            "-c",
+            "import datasets, sys; datasets.Dataset.from_dict({'text': []}).save_to_disk(sys.argv[1])",
+            str(folder),
+        ],
+        check=True,
+        capture_output=True,
+    )
     proc = _prepare(ws, "empty-saved-run", "data=hf", f"data.path={folder}")
     return refused(proc, "holds no rows in split 'train'")
 
@@ -160,9 +194,25 @@ def _limited(ws: Workspace, name: str, n_bytes: int, corpus: Path) -> subprocess
         resource.setrlimit(resource.RLIMIT_FSIZE, (n_bytes, n_bytes))
 
     env = {**os.environ, "HYDRA_FULL_ERROR": "0", "OMP_NUM_THREADS": "1"}
-    return subprocess.run([sys.executable, "-m", "lmtrain", "pretrain", *TINY, "data=text", f"data.train_files=[{corpus}]",
-                           f"data.cache_dir={ws.root / f'cache-{name}'}", f"hydra.run.dir={ws.root / name}"],
-                          cwd=ws.root, capture_output=True, text=True, timeout=300, env=env, preexec_fn=limit_file_size)
+    return subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "lmtrain",
+            "pretrain",
+            *TINY,
+            "data=text",
+            f"data.train_files=[{corpus}]",
+            f"data.cache_dir={ws.root / f'cache-{name}'}",
+            f"hydra.run.dir={ws.root / name}",
+        ],
+        cwd=ws.root,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env=env,
+        preexec_fn=limit_file_size,
+    )
 
 
 def _cache_files(cache: Path) -> list[str]:

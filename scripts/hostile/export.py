@@ -8,8 +8,8 @@ import os
 import signal
 import subprocess
 import sys
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
 
 from hostile.common import Outcome, Workspace, digest, last_line, refused
 
@@ -26,8 +26,11 @@ def users_folder(ws: Workspace) -> Outcome:
     (out / "README.md").write_text("my notes")
     (out / "config.json").write_text("{}")
     proc = ws.lmtrain("export", f"ckpt={ws.root / 'finished'}", f"out={out}")
-    return refused(proc, "holds files that lmtrain export did not write",
-                   _contents(out) == {"README.md": b"my notes", "config.json": b"{}"})
+    return refused(
+        proc,
+        "holds files that lmtrain export did not write",
+        _contents(out) == {"README.md": b"my notes", "config.json": b"{}"},
+    )
 
 
 def into_a_checkpoint(ws: Workspace) -> Outcome:
@@ -100,8 +103,15 @@ def file_size_limit(ws: Workspace) -> Outcome:
 
     out = ws.root / "exported-big"
     env = {**os.environ, "HYDRA_FULL_ERROR": "0", "OMP_NUM_THREADS": "1"}
-    proc = subprocess.run([sys.executable, "-m", "lmtrain", "export", f"ckpt={ws.root / 'finished'}", f"out={out}"],
-                          cwd=ws.root, capture_output=True, text=True, timeout=600, env=env, preexec_fn=limit_file_size)
+    proc = subprocess.run(
+        [sys.executable, "-m", "lmtrain", "export", f"ckpt={ws.root / 'finished'}", f"out={out}"],
+        cwd=ws.root,
+        capture_output=True,
+        text=True,
+        timeout=600,
+        env=env,
+        preexec_fn=limit_file_size,
+    )
     leftovers = [p.name for p in ws.root.iterdir() if p.name.startswith(".tmp-exported-big")]
     return refused(proc, "file-size limit", not os.path.lexists(out) and not leftovers)
 

@@ -9,8 +9,9 @@ import pickle
 import shutil
 import subprocess
 import sys
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 from hostile.common import TINY, Outcome, Workspace, digest, refused
 
@@ -43,8 +44,9 @@ def _generate(ws: Workspace, folder: Path | str, env: dict[str, str] | None = No
     if env is None:
         return ws.lmtrain(*args, timeout=120)
     full = {**os.environ, "HYDRA_FULL_ERROR": "0", "OMP_NUM_THREADS": "1", **env}
-    return subprocess.run([sys.executable, "-m", "lmtrain", *args], cwd=ws.root, capture_output=True, text=True,
-                          timeout=120, env=full)
+    return subprocess.run(
+        [sys.executable, "-m", "lmtrain", *args], cwd=ws.root, capture_output=True, text=True, timeout=120, env=full
+    )
 
 
 def _nothing_generated(ws: Workspace) -> bool:
@@ -58,8 +60,11 @@ def million_layers(ws: Workspace) -> Outcome:
 
 def billion_vocab(ws: Workspace) -> Outcome:
     proc = _generate(ws, _edited_folder(ws, "hub-vocab", vocab_size=1_000_000_000))
-    return refused(proc, "vocab_size=1000000000, but the weights' embeddings.word_embeddings.weight has shape",
-                   _nothing_generated(ws))
+    return refused(
+        proc,
+        "vocab_size=1000000000, but the weights' embeddings.word_embeddings.weight has shape",
+        _nothing_generated(ws),
+    )
 
 
 def float_vocab(ws: Workspace) -> Outcome:
@@ -73,11 +78,15 @@ def wide_hidden(ws: Workspace) -> Outcome:
 
 
 def mistyped_values(ws: Workspace) -> Outcome:
-    proc = _generate(ws, _edited_folder(ws, "hub-mistyped", hidden_size="32", intermediate_size=-1,
-                                        num_attention_heads=True))
+    proc = _generate(
+        ws, _edited_folder(ws, "hub-mistyped", hidden_size="32", intermediate_size=-1, num_attention_heads=True)
+    )
     said = " ".join(proc.stderr.split())
-    return refused(proc, 'hidden_size="32" (expected a whole number of at least 1)', _nothing_generated(ws)
-                   and "num_attention_heads=true" in said and "intermediate_size=-1" in said)
+    return refused(
+        proc,
+        'hidden_size="32" (expected a whole number of at least 1)',
+        _nothing_generated(ws) and "num_attention_heads=true" in said and "intermediate_size=-1" in said,
+    )
 
 
 def bin_holding_a_list(ws: Workspace) -> Outcome:
@@ -106,7 +115,9 @@ def index_outside(ws: Workspace) -> Outcome:
     shutil.copy(_exported(ws) / "model.safetensors", outside)
     names = {"bert.embeddings.word_embeddings.weight": str(outside)}
     folder = _sharded_folder(ws, "hub-index-outside", {"weight_map": names})
-    return refused(_generate(ws, folder), f"names the shard '{outside}', which is not a file of", _nothing_generated(ws))
+    return refused(
+        _generate(ws, folder), f"names the shard '{outside}', which is not a file of", _nothing_generated(ws)
+    )
 
 
 def _hub_cache(ws: Workspace) -> tuple[dict[str, str], Path]:
@@ -123,6 +134,7 @@ def _hub_cache(ws: Workspace) -> tuple[dict[str, str], Path]:
 
 def bad_revision(revision: str) -> Callable[[Workspace], Outcome]:
     """A probe of ``ckpt=org/tiny@<revision>``: refused before the cache is read."""
+
     def probe(ws: Workspace) -> Outcome:
         env, _ = _hub_cache(ws)
         proc = _generate(ws, f"org/tiny@{revision}", env)

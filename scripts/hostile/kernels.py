@@ -15,22 +15,39 @@ from hostile.common import TINY, Outcome, Workspace, last_line
 
 NOT_USED = "is not used as it is"
 # bf16 on a CPU without native bf16, played by replacing the check before the command line runs
-NO_NATIVE_BF16 = ("import sys; import lmtrain.training.precision as p; p.cpu_bf16_support = lambda: None; "
-                  "from lmtrain.cli.main import main; sys.argv[0] = 'lmtrain'; sys.exit(main())")
+NO_NATIVE_BF16 = (
+    "import sys; import lmtrain.training.precision as p; p.cpu_bf16_support = lambda: None; "
+    "from lmtrain.cli.main import main; sys.argv[0] = 'lmtrain'; sys.exit(main())"
+)
 
 
 def _env(home: Path) -> dict[str, str]:
     return {**os.environ, "HYDRA_FULL_ERROR": "0", "OMP_NUM_THREADS": "1", "HOME": str(home)}
 
 
-def _pretrain(ws: Workspace, name: str, *extra: str, launcher: tuple[str, ...] = ("-m", "lmtrain")
-              ) -> subprocess.CompletedProcess:
+def _pretrain(
+    ws: Workspace, name: str, *extra: str, launcher: tuple[str, ...] = ("-m", "lmtrain")
+) -> subprocess.CompletedProcess:
     """A tiny ``lmtrain pretrain`` with its own home folder (``ws.root/name-home``), so its memo is the probe's."""
     home = ws.root / f"{name}-home"
     home.mkdir(exist_ok=True)
-    return subprocess.run([sys.executable, *launcher, "pretrain", *TINY, *ws.data, "trainer.preflight=false", *extra,
-                           f"hydra.run.dir={ws.root / name}"], cwd=ws.root, capture_output=True, text=True,
-                          timeout=600, env=_env(home))
+    return subprocess.run(
+        [
+            sys.executable,
+            *launcher,
+            "pretrain",
+            *TINY,
+            *ws.data,
+            "trainer.preflight=false",
+            *extra,
+            f"hydra.run.dir={ws.root / name}",
+        ],
+        cwd=ws.root,
+        capture_output=True,
+        text=True,
+        timeout=600,
+        env=_env(home),
+    )
 
 
 def _memo(ws: Workspace, name: str) -> Path:
@@ -78,8 +95,12 @@ def memo_is_a_folder(ws: Workspace) -> Outcome:
 def memo_names_unknown_kernels(ws: Workspace) -> Outcome:
     home = ws.root / "memo-unknown-home"
     home.mkdir(exist_ok=True)
-    key = subprocess.run([sys.executable, "-c", "from lmtrain.kernels.memo import machine_key; print(machine_key())"],
-                         capture_output=True, text=True, env=_env(home)).stdout.strip()
+    key = subprocess.run(
+        [sys.executable, "-c", "from lmtrain.kernels.memo import machine_key; print(machine_key())"],
+        capture_output=True,
+        text=True,
+        env=_env(home),
+    ).stdout.strip()
     memo = _memo(ws, "memo-unknown")
     memo.write_text(json.dumps({key: {"kernels": "mkl-turbo", "why": "hand-edited"}}))
     proc = _pretrain(ws, "memo-unknown")

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from typing import Callable
+from collections.abc import Callable
 
 from hostile.common import Outcome, Workspace, refused
 
@@ -28,8 +28,9 @@ def forty_layers(ws: Workspace) -> Outcome:
 
 
 def size_as_text(ws: Workspace) -> Outcome:
-    proc = ws.lmtrain("export", f"ckpt={_altered(ws, 'json-text', d_model='32')}", f"out={ws.root / 'json-out'}",
-                      timeout=120)
+    proc = ws.lmtrain(
+        "export", f"ckpt={_altered(ws, 'json-text', d_model='32')}", f"out={ws.root / 'json-out'}", timeout=120
+    )
     return refused(proc, "spec.d_model='32' is not a valid int", not (ws.root / "json-out").exists())
 
 

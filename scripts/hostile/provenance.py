@@ -11,8 +11,8 @@ from __future__ import annotations
 
 import json
 import os
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
 
 from hostile.common import Outcome, Workspace, digest, refused
 
@@ -90,8 +90,16 @@ def plug_module_not_importable(ws: Workspace) -> Outcome:
     (folder / "probe_plug").mkdir(parents=True, exist_ok=True)
     (folder / "probe_plug" / "__init__.py").write_text(f"open({str(marker)!r}, 'w').close()\nclass Objective: pass\n")
     target = "probe_plug.Objective"
-    run = _with_record(ws, "provenance-import", json.dumps(
-        {"searchpath": [], "plugs": {"objective": {"target": target, "module": "probe_plug", "folder": str(folder)}}}))
+    run = _with_record(
+        ws,
+        "provenance-import",
+        json.dumps(
+            {
+                "searchpath": [],
+                "plugs": {"objective": {"target": target, "module": "probe_plug", "folder": str(folder)}},
+            }
+        ),
+    )
     meta_file = (run / "checkpoints" / "last").resolve() / "model.json"
     meta = json.loads(meta_file.read_text())
     meta["objective_config"]["_target_"] = target
@@ -99,8 +107,11 @@ def plug_module_not_importable(ws: Workspace) -> Outcome:
     before = digest(run)
     proc = ws.lmtrain("evaluate", f"ckpt={run}", f"hydra.run.dir={ws.root / 'provenance-import-eval'}")
     outcome = refused(proc, f"{target} cannot be imported", digest(run) == before and not marker.exists())
-    outcome.held = outcome.held and f"The run found it in {folder}" in proc.stderr and \
-        f"`PYTHONPATH={folder} lmtrain ...`" in proc.stderr
+    outcome.held = (
+        outcome.held
+        and f"The run found it in {folder}" in proc.stderr
+        and f"`PYTHONPATH={folder} lmtrain ...`" in proc.stderr
+    )
     return outcome
 
 

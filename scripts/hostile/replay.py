@@ -9,8 +9,8 @@ from __future__ import annotations
 
 import pickle
 import shutil
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
 
 import yaml
 
@@ -43,7 +43,9 @@ def _with_hydra_node(run: Path, hydra: dict) -> Path:
 def callback_in_saved_overrides(ws: Workspace) -> Outcome:
     run = ws.fresh_run("replay-overrides")
     source, marker = _marker(ws, "overrides")
-    _append_overrides(run, "+hydra.callbacks.x._target_=shutil.copyfile", f"+hydra.callbacks.x._args_=[{source},{marker}]")
+    _append_overrides(
+        run, "+hydra.callbacks.x._target_=shutil.copyfile", f"+hydra.callbacks.x._args_=[{source},{marker}]"
+    )
     before = digest(run)
     proc = ws.lmtrain("resume", str(run), "trainer.max_steps=6")
     return refused(proc, "+hydra.callbacks.x._target_=shutil.copyfile", not marker.exists() and digest(run) == before)
@@ -86,7 +88,9 @@ def environment_resolver_in_saved_overrides(ws: Workspace) -> Outcome:
 
 
 def another_plug_on_resume(ws: Workspace) -> Outcome:
-    return _resume_with_saved(ws, "replay-plug", "model._target_=yaml.YAMLObject", "not the plug the run was trained with")
+    return _resume_with_saved(
+        ws, "replay-plug", "model._target_=yaml.YAMLObject", "not the plug the run was trained with"
+    )
 
 
 def standard_library_plug(ws: Workspace) -> Outcome:

@@ -8,9 +8,10 @@ import signal
 import subprocess
 import sys
 import time
-from typing import Callable
+from collections.abc import Callable
 
 from hostile.common import TINY, Outcome, Workspace, digest, last_line, refused
+
 
 def overwrite_finished_run(ws: Workspace) -> Outcome:
     run = ws.fresh_run("overwrite")
@@ -21,9 +22,22 @@ def overwrite_finished_run(ws: Workspace) -> Outcome:
 
 def two_processes_one_directory(ws: Workspace) -> Outcome:
     run = ws.root / "busy"
-    first = subprocess.Popen([sys.executable, "-m", "lmtrain", "pretrain", *TINY, *ws.data, "trainer.max_steps=100000",
-                              "trainer.save_every=0", f"hydra.run.dir={run}"], cwd=ws.root,
-                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    first = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "lmtrain",
+            "pretrain",
+            *TINY,
+            *ws.data,
+            "trainer.max_steps=100000",
+            "trainer.save_every=0",
+            f"hydra.run.dir={run}",
+        ],
+        cwd=ws.root,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     try:
         deadline = time.time() + 120
         while time.time() < deadline and not (run / "metrics.jsonl").exists():
@@ -85,42 +99,73 @@ def resume_skips_damaged_newest(ws: Workspace) -> Outcome:
     (run / "summary.json").unlink()
     proc = ws.lmtrain("resume", str(run))
     text = proc.stdout + proc.stderr
-    return Outcome(proc.returncode, "warned and resumed from step-2" if "resuming from" in text else last_line(proc),
-                   proc.returncode == 0 and "step-2" in text and "damaged" in text)
+    return Outcome(
+        proc.returncode,
+        "warned and resumed from step-2" if "resuming from" in text else last_line(proc),
+        proc.returncode == 0 and "step-2" in text and "damaged" in text,
+    )
 
 
 def pickled_trainer_state(ws: Workspace) -> Outcome:
     run = ws.fresh_run("pickled")
     marker = ws.root / "pickle-ran"
-    code = (f"import os, torch\nclass E:\n    def __reduce__(self): return (os.system, ('touch {marker}',))\n"
-            f"torch.save({{'train': E()}}, '{run / 'checkpoints' / 'step-4' / 'trainer_state.pt'}')")
+    code = (
+        f"import os, torch\nclass E:\n    def __reduce__(self): return (os.system, ('touch {marker}',))\n"
+        f"torch.save({{'train': E()}}, '{run / 'checkpoints' / 'step-4' / 'trainer_state.pt'}')"
+    )
     subprocess.run([sys.executable, "-c", code], check=True)
     (run / "summary.json").unlink()
-    proc = ws.lmtrain("pretrain", *TINY, *ws.data, f"hydra.run.dir={run}", f"trainer.resume={run}/checkpoints/step-4",
-                      "trainer.max_steps=6")
+    proc = ws.lmtrain(
+        "pretrain",
+        *TINY,
+        *ws.data,
+        f"hydra.run.dir={run}",
+        f"trainer.resume={run}/checkpoints/step-4",
+        "trainer.max_steps=6",
+    )
     return refused(proc, "refusing to unpickle", not marker.exists() and "weights_only=False" not in proc.stderr)
 
 
 def sigterm_saves(ws: Workspace) -> Outcome:
     run = ws.root / "preempted"
-    proc = subprocess.Popen([sys.executable, "-m", "lmtrain", "pretrain", *TINY, *ws.data, "trainer.max_steps=100000",
-                             "trainer.save_every=0", f"hydra.run.dir={run}"], cwd=ws.root, stdout=subprocess.DEVNULL,
-                            stderr=subprocess.PIPE, text=True)
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "lmtrain",
+            "pretrain",
+            *TINY,
+            *ws.data,
+            "trainer.max_steps=100000",
+            "trainer.save_every=0",
+            f"hydra.run.dir={run}",
+        ],
+        cwd=ws.root,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     deadline = time.time() + 120
-    while time.time() < deadline and not ((run / "metrics.jsonl").exists()
-                                          and (run / "metrics.jsonl").read_text().count("\n") >= 2):
+    while time.time() < deadline and not (
+        (run / "metrics.jsonl").exists() and (run / "metrics.jsonl").read_text().count("\n") >= 2
+    ):
         time.sleep(0.2)
     proc.send_signal(signal.SIGTERM)
     _, err = proc.communicate(timeout=120)
     saved = (run / "checkpoints" / "last" / "trainer_state.pt").exists()
-    return Outcome(proc.returncode, " ".join(err.strip().splitlines()[-2:])[:160],
-                   proc.returncode == 143 and saved and "lmtrain resume" in err)
+    return Outcome(
+        proc.returncode,
+        " ".join(err.strip().splitlines()[-2:])[:160],
+        proc.returncode == 143 and saved and "lmtrain resume" in err,
+    )
 
 
 def bad_prompt_line(ws: Workspace) -> Outcome:
     prompts = ws.root / "prompts.txt"
     prompts.write_bytes(b"The fire\ncaf\xe9\n")
-    proc = ws.lmtrain("generate", f"ckpt={ws.root / 'finished'}", f"prompts_file={prompts}", f"hydra.run.dir={ws.root / 'gen'}")
+    proc = ws.lmtrain(
+        "generate", f"ckpt={ws.root / 'finished'}", f"prompts_file={prompts}", f"hydra.run.dir={ws.root / 'gen'}"
+    )
     return refused(proc, "line 2: not UTF-8", not (ws.root / "gen" / "generations.jsonl").exists())
 
 
@@ -150,14 +195,20 @@ def caption_outside_root(ws: Workspace) -> Outcome:
 
 def literal_prompt(ws: Workspace) -> Outcome:
     proc = ws.lmtrain("generate", "--cfg", "job", "prompt=${oc.env:HOME} C:\\temp\\new")
-    held = proc.returncode == 0 and "C:\\temp\\new" in proc.stdout and os.environ.get("HOME", "/root") not in proc.stdout
-    return Outcome(proc.returncode, next((line.strip() for line in proc.stdout.splitlines() if "prompt:" in line), ""), held)
+    held = (
+        proc.returncode == 0 and "C:\\temp\\new" in proc.stdout and os.environ.get("HOME", "/root") not in proc.stdout
+    )
+    return Outcome(
+        proc.returncode, next((line.strip() for line in proc.stdout.splitlines() if "prompt:" in line), ""), held
+    )
 
 
 def pickled_vectors(ws: Workspace) -> Outcome:
     marker, vectors = ws.root / "vectors-ran", ws.root / "vectors.txt"
-    code = (f"import os, pickle\nclass E:\n    def __reduce__(self): return (os.system, ('touch {marker}',))\n"
-            f"open('{vectors}', 'wb').write(pickle.dumps(E()))")
+    code = (
+        f"import os, pickle\nclass E:\n    def __reduce__(self): return (os.system, ('touch {marker}',))\n"
+        f"open('{vectors}', 'wb').write(pickle.dumps(E()))"
+    )
     subprocess.run([sys.executable, "-c", code], check=True)
     proc = ws.lmtrain("embed", "method=load", f"path={vectors}")
     return refused(proc, "allow_pickle", not marker.exists())
@@ -172,16 +223,30 @@ def disk_full(ws: Workspace) -> Outcome:
 
     run = ws.root / "full-disk"
     env = {**os.environ, "HYDRA_FULL_ERROR": "0", "OMP_NUM_THREADS": "1"}
-    proc = subprocess.run([sys.executable, "-m", "lmtrain", "pretrain", *TINY, *ws.data, f"hydra.run.dir={run}"],
-                          cwd=ws.root, capture_output=True, text=True, timeout=600, env=env, preexec_fn=limit_file_size)
+    proc = subprocess.run(
+        [sys.executable, "-m", "lmtrain", "pretrain", *TINY, *ws.data, f"hydra.run.dir={run}"],
+        cwd=ws.root,
+        capture_output=True,
+        text=True,
+        timeout=600,
+        env=env,
+        preexec_fn=limit_file_size,
+    )
     return refused(proc, "MiB are free", not list((run / "checkpoints").glob(".*")))
 
 
 def huge_single_line(ws: Workspace) -> Outcome:
     text = ws.root / "one-line.txt"
     text.write_text(" ".join(["The farmer sold the old barn after the storm."] * 50_000) + "\n")  # 2.3M characters
-    proc = ws.lmtrain("pretrain", *TINY, "trainer.max_steps=1", "data=text", f"data.train_files=[{text}]",
-                      f"data.cache_dir={ws.root / 'cache-long'}", f"hydra.run.dir={ws.root / 'long'}")
+    proc = ws.lmtrain(
+        "pretrain",
+        *TINY,
+        "trainer.max_steps=1",
+        "data=text",
+        f"data.train_files=[{text}]",
+        f"data.cache_dir={ws.root / 'cache-long'}",
+        f"hydra.run.dir={ws.root / 'long'}",
+    )
     said = next((line for line in (proc.stdout + proc.stderr).splitlines() if "split into" in line), last_line(proc))
     return Outcome(proc.returncode, " ".join(said.split())[-160:], proc.returncode == 0 and "split into" in said)
 
@@ -209,15 +274,44 @@ def elastic_restart(ws: Workspace) -> Outcome:
     script, run = ws.root / "kill_rank_1_once.py", ws.root / "elastic"
     script.write_text(KILL_RANK_1_ONCE)
     env = {**os.environ, "HYDRA_FULL_ERROR": "0", "OMP_NUM_THREADS": "1"}
-    proc = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2",
-                           "--max-restarts=1", str(script), "pretrain", *TINY, *ws.data, "trainer.max_steps=8",
-                           "trainer.save_every=4", "trainer.batch_size=4", f"hydra.run.dir={run}"],
-                          cwd=ws.root, capture_output=True, text=True, timeout=900, env=env)
-    steps = sorted(json.loads(line)["step"] for line in (run / "metrics.jsonl").read_text().splitlines()
-                   if "train/loss" in line) if (run / "metrics.jsonl").exists() else []
+    proc = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "torch.distributed.run",
+            "--standalone",
+            "--nproc_per_node=2",
+            "--max-restarts=1",
+            str(script),
+            "pretrain",
+            *TINY,
+            *ws.data,
+            "trainer.max_steps=8",
+            "trainer.save_every=4",
+            "trainer.batch_size=4",
+            f"hydra.run.dir={run}",
+        ],
+        cwd=ws.root,
+        capture_output=True,
+        text=True,
+        timeout=900,
+        env=env,
+    )
+    steps = (
+        sorted(
+            json.loads(line)["step"]
+            for line in (run / "metrics.jsonl").read_text().splitlines()
+            if "train/loss" in line
+        )
+        if (run / "metrics.jsonl").exists()
+        else []
+    )
     restarted = "continuing from the newest intact checkpoint" in proc.stdout + proc.stderr
-    return Outcome(proc.returncode, f"restarted: {restarted}, logged steps {steps}",
-                   proc.returncode == 0 and restarted and steps == list(range(1, 9)))
+    return Outcome(
+        proc.returncode,
+        f"restarted: {restarted}, logged steps {steps}",
+        proc.returncode == 0 and restarted and steps == list(range(1, 9)),
+    )
 
 
 PROBES: dict[str, Callable[[Workspace], Outcome]] = {

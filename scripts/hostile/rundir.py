@@ -4,16 +4,18 @@ from __future__ import annotations
 
 import os
 import shutil
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
 
 from hostile.common import TINY, Outcome, Workspace, refused
 
 
 def _tree(folder: Path) -> dict[str, bytes | str]:
     """Every entry under ``folder``: a file's bytes, a link's target, a folder as "dir"."""
-    return {str(p.relative_to(folder)): (os.readlink(p) if p.is_symlink() else "dir" if p.is_dir() else p.read_bytes())
-            for p in sorted(folder.rglob("*"))}
+    return {
+        str(p.relative_to(folder)): (os.readlink(p) if p.is_symlink() else "dir" if p.is_dir() else p.read_bytes())
+        for p in sorted(folder.rglob("*"))
+    }
 
 
 def _users_folder(ws: Workspace, name: str) -> tuple[Path, Path]:
@@ -30,12 +32,16 @@ def _users_folder(ws: Workspace, name: str) -> tuple[Path, Path]:
 def failed_attempt_then_good_run(ws: Workspace) -> Outcome:
     folder, outside = _users_folder(ws, "users-project")
     before = _tree(folder)
-    failed = ws.lmtrain("pretrain", *TINY, *ws.data, "trainer.eval_every=2", "trainer.monitor=eval/nope",
-                        f"hydra.run.dir={folder}")
+    failed = ws.lmtrain(
+        "pretrain", *TINY, *ws.data, "trainer.eval_every=2", "trainer.monitor=eval/nope", f"hydra.run.dir={folder}"
+    )
     good = ws.lmtrain("pretrain", *TINY, *ws.data, f"hydra.run.dir={folder}")
-    kept = {k: v for k, v in _tree(folder).items() if k in before} == before and outside.read_text() == \
-        "outside the folder"
-    said = f"attempt exit {failed.returncode}, then exit {good.returncode}; user's files {'kept' if kept else 'CHANGED'}"
+    kept = {
+        k: v for k, v in _tree(folder).items() if k in before
+    } == before and outside.read_text() == "outside the folder"
+    said = (
+        f"attempt exit {failed.returncode}, then exit {good.returncode}; user's files {'kept' if kept else 'CHANGED'}"
+    )
     return Outcome(good.returncode, said, failed.returncode == 2 and good.returncode == 0 and kept)
 
 
@@ -56,8 +62,11 @@ def overwrite_keeps_users_entries(ws: Workspace) -> Outcome:
     (run / "mine.log").write_text("the user's log\n")
     proc = ws.lmtrain("pretrain", *TINY, *ws.data, "trainer.overwrite=true", f"hydra.run.dir={run}")
     kept = (run / "tb" / "events").read_text() == "the user's curves" and (run / "mine.log").read_text() != ""
-    return Outcome(proc.returncode, f"overwrite exit {proc.returncode}; tb/ and mine.log {'kept' if kept else 'LOST'}",
-                   proc.returncode == 0 and kept)
+    return Outcome(
+        proc.returncode,
+        f"overwrite exit {proc.returncode}; tb/ and mine.log {'kept' if kept else 'LOST'}",
+        proc.returncode == 0 and kept,
+    )
 
 
 def lock_is_a_link(ws: Workspace) -> Outcome:
@@ -97,11 +106,18 @@ def mistakes_leave_no_run_folders(ws: Workspace) -> Outcome:
     cwd.mkdir()
     shutil.copytree(ws.root / "cache", cwd / "cache")
     data = [f"data.cache_dir={cwd / 'cache'}"]
-    mistakes = [("generate",), ("pretrain", *TINY, *data, "data=text", "data.train_files=[missing.txt]"),
-                ("embed", "method=load", "path=missing.txt"), ("evaluate",)]
+    mistakes = [
+        ("generate",),
+        ("pretrain", *TINY, *data, "data=text", "data.train_files=[missing.txt]"),
+        ("embed", "method=load", "path=missing.txt"),
+        ("evaluate",),
+    ]
     codes = [Workspace(cwd).lmtrain(*args).returncode for args in mistakes]
-    left = [p for p in (cwd / "outputs").rglob("*") if p.is_file() or p.name[:1].isdigit()] \
-        if (cwd / "outputs").exists() else []
+    left = (
+        [p for p in (cwd / "outputs").rglob("*") if p.is_file() or p.name[:1].isdigit()]
+        if (cwd / "outputs").exists()
+        else []
+    )
     return Outcome(max(codes), f"exit codes {codes}; run folders left: {len(left)}", set(codes) == {2} and not left)
 
 

@@ -8,8 +8,8 @@ import shutil
 import socket
 import subprocess
 import sys
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
 
 from hostile.common import TINY, Outcome, Workspace, last_line, refused
 
@@ -18,8 +18,11 @@ _ODD = {
     "summary-list": {"summary.json": b"[1, 2]"},
     "summary-latin1": {"summary.json": b'{"command": "pretrain \xe9"}'},
     "summary-nested": {"summary.json": b"[" * 200_000},
-    "string-numbers": {"summary.json": json.dumps({"steps": "10", "wall_seconds": "x", "tokens_per_s": "y",
-                                                   "best/mlm_acc": "0.5", "model": ["bert"]}).encode()},
+    "string-numbers": {
+        "summary.json": json.dumps(
+            {"steps": "10", "wall_seconds": "x", "tokens_per_s": "y", "best/mlm_acc": "0.5", "model": ["bert"]}
+        ).encode()
+    },
     "pid-1e30": {"status.json": json.dumps({"state": "running", "pid": 1e30, "host": socket.gethostname()}).encode()},
     "overrides-5": {".hydra/overrides.yaml": b"5\n"},
     "config-list": {".hydra/config.yaml": b"- a\n"},
@@ -55,8 +58,13 @@ def runs_lists_every_odd_folder(ws: Workspace) -> Outcome:
     rows = {json.loads(line)["run"].split("/")[-1]: json.loads(line) for line in proc.stdout.splitlines()}
     unreadable = sorted(name for name, row in rows.items() if row["status"] == "unreadable")
     expected = sorted(["summary-list", "summary-latin1", "summary-nested", "overrides-5", "config-list", "python-tag"])
-    held = proc.returncode == 0 and "Traceback" not in proc.stderr and len(rows) == len(_ODD) + 1 \
-        and unreadable == expected and "owned" not in proc.stdout
+    held = (
+        proc.returncode == 0
+        and "Traceback" not in proc.stderr
+        and len(rows) == len(_ODD) + 1
+        and unreadable == expected
+        and "owned" not in proc.stdout
+    )
     return Outcome(proc.returncode, f"{len(rows)} rows, unreadable: {', '.join(unreadable)}", held)
 
 
@@ -75,10 +83,17 @@ def runs_streams_a_huge_metrics_log(ws: Workspace) -> Outcome:
             f.write(f'{{"step": {step}, {event}\n')
     size = (run / "metrics.jsonl").stat().st_size
     # a fresh parent, so that its largest child is this command
-    measure = ("import resource, subprocess, sys; subprocess.run(sys.argv[1:], capture_output=True); "
-               "print(resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss)")
-    proc = subprocess.run([sys.executable, "-c", measure, sys.executable, "-m", "lmtrain", "runs", str(run)],
-                          capture_output=True, text=True, timeout=300, cwd=ws.root)
+    measure = (
+        "import resource, subprocess, sys; subprocess.run(sys.argv[1:], capture_output=True); "
+        "print(resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss)"
+    )
+    proc = subprocess.run(
+        [sys.executable, "-c", measure, sys.executable, "-m", "lmtrain", "runs", str(run)],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        cwd=ws.root,
+    )
     peak = int(proc.stdout.strip() or 0) * 1024  # Linux reports kilobytes
     shutil.rmtree(run)
     # reading it whole took about 7 bytes of memory per byte of file
@@ -134,9 +149,24 @@ def generate_temperature_inf(ws: Workspace) -> Outcome:
 def no_log_line_inside_streamed_text(ws: Workspace) -> Outcome:
     gpt = _gpt_run(ws)
     env = {**os.environ, "HYDRA_FULL_ERROR": "0", "OMP_NUM_THREADS": "1"}
-    proc = subprocess.run([sys.executable, "-m", "lmtrain", "generate", f"ckpt={gpt}", "prompt=The fire",
-                           "max_new_tokens=8", f"hydra.run.dir={ws.root / 'gen'}"], cwd=ws.root, env=env,
-                          stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, timeout=300)
+    proc = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "lmtrain",
+            "generate",
+            f"ckpt={gpt}",
+            "prompt=The fire",
+            "max_new_tokens=8",
+            f"hydra.run.dir={ws.root / 'gen'}",
+        ],
+        cwd=ws.root,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        timeout=300,
+    )
     line = next((line for line in proc.stdout.splitlines() if line.startswith("The fire")), "")
     held = proc.returncode == 0 and line and "][INFO]" not in line and "][WARNING]" not in line
     return Outcome(proc.returncode, repr(line[:100]), bool(held))

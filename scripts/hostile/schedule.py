@@ -6,7 +6,7 @@ from __future__ import annotations
 import json
 import re
 import subprocess
-from typing import Callable
+from collections.abc import Callable
 
 from hostile.common import TINY, Outcome, Workspace, last_line, refused
 
@@ -28,16 +28,29 @@ def presets_cap_no_time(ws: Workspace) -> Outcome:
 
 def budget_plans_once(ws: Workspace) -> Outcome:
     run = ws.root / "budget"
-    proc = ws.lmtrain("pretrain", *TINY, *ws.data, "model=gpt", "trainer.max_steps=100000", "trainer.max_time=5s",
-                      f"hydra.run.dir={run}")
+    proc = ws.lmtrain(
+        "pretrain",
+        *TINY,
+        *ws.data,
+        "model=gpt",
+        "trainer.max_steps=100000",
+        "trainer.max_time=5s",
+        f"hydra.run.dir={run}",
+    )
     lines = [line.split(" - ", 1)[-1] for line in _output(proc).splitlines()]
     first_step = next((i for i, line in enumerate(lines) if re.match(r"step \d+/", line)), len(lines))
     planned = [line for line in lines[:first_step] if line.startswith("plan: ")]
     totals = sorted({int(m.group(1)) for m in map(re.compile(r"step \d+/(\d+) ").match, lines) if m})
     reasons = [line for line in lines if line.startswith("trainer.max_time=5s: ")]
-    held = (proc.returncode == 0 and any("trainer.max_time=5s" in line for line in planned)
-            and len(totals) <= 2 and len(reasons) == 1)
-    return Outcome(proc.returncode, f"{len(planned)} plan lines first, totals {totals}, {len(reasons)} reason line", held)
+    held = (
+        proc.returncode == 0
+        and any("trainer.max_time=5s" in line for line in planned)
+        and len(totals) <= 2
+        and len(reasons) == 1
+    )
+    return Outcome(
+        proc.returncode, f"{len(planned)} plan lines first, totals {totals}, {len(reasons)} reason line", held
+    )
 
 
 def resume_keeps_explicit_decay_steps(ws: Workspace) -> Outcome:
@@ -52,8 +65,16 @@ def resume_keeps_explicit_decay_steps(ws: Workspace) -> Outcome:
 
 def _finetune_steps(ws: Workspace, name: str, *extra: str) -> tuple[subprocess.CompletedProcess, int | None, str]:
     run = ws.root / name
-    proc = ws.lmtrain("finetune", "task=ner", f"init={ws.root / 'finished'}", "trainer.progress=false",
-                      "trainer.eval_every=0", "trainer.preflight=false", *extra, f"hydra.run.dir={run}")
+    proc = ws.lmtrain(
+        "finetune",
+        "task=ner",
+        f"init={ws.root / 'finished'}",
+        "trainer.progress=false",
+        "trainer.eval_every=0",
+        "trainer.preflight=false",
+        *extra,
+        f"hydra.run.dir={run}",
+    )
     steps = json.loads((run / "summary.json").read_text())["steps"] if (run / "summary.json").is_file() else None
     plan = next((line.split(" - ", 1)[-1] for line in _output(proc).splitlines() if " - plan: " in line), "")
     return proc, steps, plan
@@ -66,8 +87,7 @@ def task_steps_follow_the_backbone(ws: Workspace) -> Outcome:
 
 
 def explicit_max_steps_wins(ws: Workspace) -> Outcome:
-    proc, steps, plan = _finetune_steps(ws, "ner-explicit", "+task.max_steps_by_backbone.bert=3",
-                                        "trainer.max_steps=2")
+    proc, steps, plan = _finetune_steps(ws, "ner-explicit", "+task.max_steps_by_backbone.bert=3", "trainer.max_steps=2")
     held = proc.returncode == 0 and steps == 2 and plan.startswith("plan: 2 steps (trainer.max_steps)")
     return Outcome(proc.returncode, f"steps {steps}; {plan[:90] or last_line(proc)}", held)
 

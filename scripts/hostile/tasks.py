@@ -10,8 +10,16 @@ from pathlib import Path
 
 from hostile.common import TINY, Outcome, Workspace, digest, refused
 
-TAGGER = ["task=ner", "debug=tiny", "init=scratch", "trainer.progress=false", "trainer.max_steps=2",
-          "trainer.eval_every=0", "trainer.save_every=0", "trainer.log_every=1"]
+TAGGER = [
+    "task=ner",
+    "debug=tiny",
+    "init=scratch",
+    "trainer.progress=false",
+    "trainer.max_steps=2",
+    "trainer.eval_every=0",
+    "trainer.save_every=0",
+    "trainer.log_every=1",
+]
 
 
 def _tagger_run(ws: Workspace) -> Path:
@@ -43,8 +51,9 @@ def old_task_lstm_dim(ws: Workspace) -> Outcome:
 
 
 def tagger_key_for_classification(ws: Workspace) -> Outcome:
-    proc = ws.lmtrain("finetune", "task=classification", *TINY, "task.encoder=bilstm",
-                      f"hydra.run.dir={ws.root / 'tasks-cls'}")
+    proc = ws.lmtrain(
+        "finetune", "task=classification", *TINY, "task.encoder=bilstm", f"hydra.run.dir={ws.root / 'tasks-cls'}"
+    )
     return refused(proc, "encoder is not a key of the classification task")
 
 

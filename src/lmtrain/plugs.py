@@ -34,11 +34,15 @@ def _import_advice(target: str) -> str:
     if record is None:
         return "Put the package that defines it on PYTHONPATH (or install it), or fix the dotted path."
     if folder is None:
-        return (f"The run was trained with it (as {record} records) but could not say from which folder; put the "
-                "package that defines it on PYTHONPATH (or install it).")
-    return (f"The run found it in {folder} (recorded in {record}). lmtrain does not import code from a folder "
-            "named in a run folder on its own; if you trust that code, put the folder on the module path: "
-            f"`PYTHONPATH={folder} lmtrain ...` (or install its package).")
+        return (
+            f"The run was trained with it (as {record} records) but could not say from which folder; put the "
+            "package that defines it on PYTHONPATH (or install it)."
+        )
+    return (
+        f"The run found it in {folder} (recorded in {record}). lmtrain does not import code from a folder "
+        "named in a run folder on its own; if you trust that code, put the folder on the module path: "
+        f"`PYTHONPATH={folder} lmtrain ...` (or install its package)."
+    )
 
 
 def check_target(target: Any, key: str) -> str:
@@ -55,11 +59,15 @@ def check_target(target: Any, key: str) -> str:
     """
     parts = target.split(".") if isinstance(target, str) else []
     if len(parts) < 2 or not all(part.isidentifier() for part in parts):
-        raise UserError(f"{key}={target!r} is not the dotted path of a class: a plug's `_target_` is "
-                        "`package.module.Class`, each part a Python identifier (no relative `.module`). Fix the path.")
+        raise UserError(
+            f"{key}={target!r} is not the dotted path of a class: a plug's `_target_` is "
+            "`package.module.Class`, each part a Python identifier (no relative `.module`). Fix the path."
+        )
     if parts[0] in sys.stdlib_module_names:
-        raise UserError(f"{key}={target} names a module of Python's standard library, which holds no lmtrain plug; "
-                        "it is not imported. Name your plug's class (`package.module.Class`) or a shipped preset.")
+        raise UserError(
+            f"{key}={target} names a module of Python's standard library, which holds no lmtrain plug; "
+            "it is not imported. Name your plug's class (`package.module.Class`) or a shipped preset."
+        )
     return target
 
 
@@ -76,18 +84,22 @@ def plug_class(node: Any, group: str, base: type | str | None = None) -> type:
     """
     target = node if isinstance(node, str) else _target_of(node)
     if not target:
-        raise UserError(f"{group}._target_ is not set: a {group} config names its plug class in `_target_` "
-                        f"(its schema sets it; a YAML of your own extends a schema or sets `_target_: package.Class`).")
+        raise UserError(
+            f"{group}._target_ is not set: a {group} config names its plug class in `_target_` "
+            f"(its schema sets it; a YAML of your own extends a schema or sets `_target_: package.Class`)."
+        )
     module, _, name = check_target(target, f"{group}._target_").rpartition(".")
     try:  # importlib, not Hydra's get_class: that one also logs its own error lines before ours
         cls = getattr(importlib.import_module(module), name)
     except (ImportError, AttributeError, ValueError) as cause:
-        raise UserError(f"{group}._target_={target} cannot be imported ({type(cause).__name__}: {cause}). "
-                        f"{_import_advice(target)}") from None
+        raise UserError(
+            f"{group}._target_={target} cannot be imported ({type(cause).__name__}: {cause}). {_import_advice(target)}"
+        ) from None
     if base is not None and not _subclasses(cls, base):
         base_name = base if isinstance(base, str) else f"{base.__module__}.{base.__name__}"
-        raise UserError(f"{group}._target_={target} is not a {base_name.rpartition('.')[2]}: a {group} plug "
-                        f"subclasses {base_name}.")
+        raise UserError(
+            f"{group}._target_={target} is not a {base_name.rpartition('.')[2]}: a {group} plug subclasses {base_name}."
+        )
     return cls
 
 

@@ -17,22 +17,37 @@ from lmtrain.training.checkpoint import save_checkpoint
 from tests.conftest import write_corpus
 
 GPT_ROLES = {"eos": "<|endoftext|>", "bos": "<|endoftext|>", "pad": "<|endoftext|>"}
-GPT = dict(causal=True, norm="pre", segment_vocab_size=0, activation="gelu_tanh", embedding_norm=False,
-           final_norm=True, layer_norm_eps=1e-5)
+GPT = dict(
+    causal=True,
+    norm="pre",
+    segment_vocab_size=0,
+    activation="gelu_tanh",
+    embedding_norm=False,
+    final_norm=True,
+    layer_norm_eps=1e-5,
+)
 
 
-def make_run(path: Path, corpus: Path, tok_cfg: TokenizerConfig, heads: list[str], objective: str,
-             **switches) -> Path:
+def make_run(path: Path, corpus: Path, tok_cfg: TokenizerConfig, heads: list[str], objective: str, **switches) -> Path:
     """A run directory with one checkpoint of an untrained tiny model and a tokenizer trained on ``corpus``."""
     tokenizer = train_tokenizer(corpus.read_text().splitlines(), tok_cfg)
     torch.manual_seed(0)
-    spec = TransformerSpec(vocab_size=tokenizer.vocab_size, n_layers=1, d_model=16, n_heads=2, d_ff=32,
-                           max_positions=64, pad_token_id=tokenizer.id("pad"), **switches)
+    spec = TransformerSpec(
+        vocab_size=tokenizer.vocab_size,
+        n_layers=1,
+        d_model=16,
+        n_heads=2,
+        d_ff=32,
+        max_positions=64,
+        pad_token_id=tokenizer.id("pad"),
+        **switches,
+    )
     model = LanguageModel(spec, heads)
     path.mkdir(parents=True)
     tokenizer.save(path / TOKENIZER_FILE)
-    save_checkpoint(path / "checkpoints", 1, model, model_meta(model, path.name, objective, tokenizer), None,
-                    path / TOKENIZER_FILE)
+    save_checkpoint(
+        path / "checkpoints", 1, model, model_meta(model, path.name, objective, tokenizer), None, path / TOKENIZER_FILE
+    )
     return path
 
 

@@ -12,9 +12,20 @@ from lmtrain.errors import UserError
 from tests.commands.test_finetune import run_command
 from tests.conftest import run_cli, write_corpus
 
-STEPS = ["trainer.max_steps=60", "trainer.batch_size=8", "trainer.log_every=5", "trainer.eval_every=0",
-         "trainer.save_every=0", "trainer.progress=false", "trainer.preflight=false", "trainer.max_time=null",
-         "optim.lr=5e-3", "optim.warmup_ratio=0.05", "data.max_seq_len=32", "data.dupe_factor=2"]
+STEPS = [
+    "trainer.max_steps=60",
+    "trainer.batch_size=8",
+    "trainer.log_every=5",
+    "trainer.eval_every=0",
+    "trainer.save_every=0",
+    "trainer.progress=false",
+    "trainer.preflight=false",
+    "trainer.max_time=null",
+    "optim.lr=5e-3",
+    "optim.warmup_ratio=0.05",
+    "data.max_seq_len=32",
+    "data.dupe_factor=2",
+]
 
 
 def _new_corpus(tmp_path):
@@ -32,8 +43,9 @@ def hf_bert(runs, tmp_path_factory):
 
 def test_continued_mlm_beats_the_starting_weights_and_exports(hf_bert, tmp_path):
     transformers = pytest.importorskip("transformers")
-    summary = run_command(pretrain, "pretrain", tmp_path / "run",
-                          ["model=bert", f"init={hf_bert}", *_new_corpus(tmp_path), *STEPS])
+    summary = run_command(
+        pretrain, "pretrain", tmp_path / "run", ["model=bert", f"init={hf_bert}", *_new_corpus(tmp_path), *STEPS]
+    )
     assert summary["init"].startswith(str(hf_bert))
     assert "start/mlm_acc" in summary  # the starting weights, measured at step 0 on the same held-out data
     assert summary["eval/mlm_acc"] > summary["start/mlm_acc"] + 0.05
@@ -49,21 +61,40 @@ def test_continued_mlm_beats_the_starting_weights_and_exports(hf_bert, tmp_path)
 
 
 def test_a_checkpoint_without_the_objectives_heads_gets_new_ones(runs, tmp_path):
-    summary = run_command(pretrain, "pretrain", tmp_path / "run",
-                          ["model=bert", f"init={runs['nsp']}", *_new_corpus(tmp_path), *STEPS])
+    summary = run_command(
+        pretrain, "pretrain", tmp_path / "run", ["model=bert", f"init={runs['nsp']}", *_new_corpus(tmp_path), *STEPS]
+    )
     assert summary["new_heads"] == ["mlm"]  # created, its output layer tied to the embeddings; NSP kept
     assert summary["eval/mlm_acc"] > summary["start/mlm_acc"]
 
 
 def test_a_causal_objective_refuses_a_bidirectional_start(runs, tmp_path):
-    with pytest.raises(UserError, match=r"init=.* holds a model of the transformer family \(bert\), which lacks a "
-                                        r"causal LM head"):
-        run_command(pretrain, "pretrain", tmp_path / "run",
-                    ["model=gpt", f"init={runs['bert']}", *_new_corpus(tmp_path), *STEPS])
+    with pytest.raises(
+        UserError,
+        match=r"init=.* holds a model of the transformer family \(bert\), which lacks a "
+        r"causal LM head",
+    ):
+        run_command(
+            pretrain,
+            "pretrain",
+            tmp_path / "run",
+            ["model=gpt", f"init={runs['bert']}", *_new_corpus(tmp_path), *STEPS],
+        )
 
 
 def test_model_and_tokenizer_overrides_cannot_apply_to_a_loaded_model(runs, tmp_path):
-    result = run_cli("pretrain", "model=bert", f"init={runs['bert']}", "model.n_layers=4", "tokenizer.vocab_size=900",
-                     *_new_corpus(tmp_path), *STEPS, f"hydra.run.dir={tmp_path / 'run'}", cwd=tmp_path)
+    result = run_cli(
+        "pretrain",
+        "model=bert",
+        f"init={runs['bert']}",
+        "model.n_layers=4",
+        "tokenizer.vocab_size=900",
+        *_new_corpus(tmp_path),
+        *STEPS,
+        f"hydra.run.dir={tmp_path / 'run'}",
+        cwd=tmp_path,
+    )
     assert result.returncode == 2
-    assert "brings its own dimensions and tokenizer, so model.n_layers, tokenizer.vocab_size cannot apply" in result.stderr
+    assert (
+        "brings its own dimensions and tokenizer, so model.n_layers, tokenizer.vocab_size cannot apply" in result.stderr
+    )

@@ -25,11 +25,14 @@ def damaged(runs, tmp_path):
     return copies
 
 
-@pytest.mark.parametrize("command,overrides", [
-    ("generate", ["ckpt={gpt}", "prompt=hello", "max_new_tokens=2"]),
-    ("evaluate", ["ckpt={gpt}", "data=text", "data.train_files=[{corpus}]"]),
-    ("finetune", ["task=ner", "init={bert}", "trainer.max_steps=1", "trainer.progress=false"]),
-])
+@pytest.mark.parametrize(
+    "command,overrides",
+    [
+        ("generate", ["ckpt={gpt}", "prompt=hello", "max_new_tokens=2"]),
+        ("evaluate", ["ckpt={gpt}", "data=text", "data.train_files=[{corpus}]"]),
+        ("finetune", ["task=ner", "init={bert}", "trainer.max_steps=1", "trainer.progress=false"]),
+    ],
+)
 def test_a_truncated_checkpoint_is_a_named_error(runs, damaged, tmp_path, monkeypatch, command, overrides):
     monkeypatch.chdir(tmp_path)
     paths = {**{k: str(v) for k, v in damaged.items()}, "corpus": str(runs["corpus"])}

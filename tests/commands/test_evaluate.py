@@ -14,14 +14,19 @@ from tests.conftest import compose_config, run_cli
 
 
 def data_overrides(runs, tmp_path) -> list[str]:
-    return ["data=text", f"data.train_files=[{runs['corpus']}]", "data.max_seq_len=32",
-            f"data.cache_dir={tmp_path / 'cache'}"]
+    return [
+        "data=text",
+        f"data.train_files=[{runs['corpus']}]",
+        "data.max_seq_len=32",
+        f"data.cache_dir={tmp_path / 'cache'}",
+    ]
 
 
 def test_cli_writes_perplexity_of_a_causal_checkpoint(runs, tmp_path):
     run_dir = tmp_path / "eval"
-    out = run_cli("evaluate", f"ckpt={runs['gpt']}", *data_overrides(runs, tmp_path), f"hydra.run.dir={run_dir}",
-                  cwd=tmp_path)
+    out = run_cli(
+        "evaluate", f"ckpt={runs['gpt']}", *data_overrides(runs, tmp_path), f"hydra.run.dir={run_dir}", cwd=tmp_path
+    )
     assert out.returncode == 0, out.stderr
     summary = json.loads((run_dir / "summary.json").read_text())
     assert math.isfinite(summary["eval/ppl"]) and summary["eval/ppl"] > 1 and summary["sequences"] > 0
@@ -33,23 +38,32 @@ def test_cli_writes_perplexity_of_a_causal_checkpoint(runs, tmp_path):
 def test_masked_checkpoint_on_every_sequence(runs, tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     held_out = evaluate.run(compose_config("evaluate", [f"ckpt={runs['bert']}", *data_overrides(runs, tmp_path)]))
-    everything = evaluate.run(compose_config("evaluate", [f"ckpt={runs['bert']}", "split=all",
-                                                          *data_overrides(runs, tmp_path)]))
+    everything = evaluate.run(
+        compose_config("evaluate", [f"ckpt={runs['bert']}", "split=all", *data_overrides(runs, tmp_path)])
+    )
     assert everything["sequences"] > held_out["sequences"] > 0
     for summary in (held_out, everything):
         assert 0 <= summary["eval/mlm_acc"] <= 1 and 0 <= summary["eval/nsp_acc"] <= 1
         assert math.isfinite(summary["eval/mlm_loss"])
 
 
-@pytest.mark.parametrize("overrides,message", [
-    ([], "ckpt is not set"),
-    (["ckpt={gpt}", "split=test"], r"split=test: must be eval \(the held-out documents\) or all"),
-    (["ckpt={nsp}"], "needs \\['mlm', 'nsp'\\]"),
-    (["ckpt={gpt}", "data=text", "data.train_files=[{corpus}]", "data.max_seq_len=100"],
-     "longer than the model's 64 positions"),
-    (["ckpt={gpt}"], "comes without its run's saved config .* choose the data to evaluate on, e.g. .*data=lee_wiki"),
-    (["ckpt={gpt}", "data.max_seq_len=32"], "comes without its run's saved config"),
-])
+@pytest.mark.parametrize(
+    "overrides,message",
+    [
+        ([], "ckpt is not set"),
+        (["ckpt={gpt}", "split=test"], r"split=test: must be eval \(the held-out documents\) or all"),
+        (["ckpt={nsp}"], "needs \\['mlm', 'nsp'\\]"),
+        (
+            ["ckpt={gpt}", "data=text", "data.train_files=[{corpus}]", "data.max_seq_len=100"],
+            "longer than the model's 64 positions",
+        ),
+        (
+            ["ckpt={gpt}"],
+            "comes without its run's saved config .* choose the data to evaluate on, e.g. .*data=lee_wiki",
+        ),
+        (["ckpt={gpt}", "data.max_seq_len=32"], "comes without its run's saved config"),
+    ],
+)
 def test_bad_input_is_a_user_error(runs, tmp_path, monkeypatch, overrides, message):
     monkeypatch.chdir(tmp_path)
     paths = {k: str(v) for k, v in runs.items()}
@@ -70,12 +84,21 @@ def _with_saved_data(runs, tmp_path, data: dict) -> Path:
     return run
 
 
-@pytest.mark.parametrize("data", [
-    {"name": "lee_wiki", "source": "bundled", "bundled": ["lee_background.cor"], "max_seq_len": 64,
-     "eval_fraction": 0.08, "split_seed": 7},
-    {"name": "text", "source": "files", "train_files": ["corpus.txt"], "max_seq_len": 48, "eval_fraction": 0.2},
-    {"name": "hf", "source": "hf", "path": "some/dataset", "eval_split": "validation", "max_seq_len": 40},
-])
+@pytest.mark.parametrize(
+    "data",
+    [
+        {
+            "name": "lee_wiki",
+            "source": "bundled",
+            "bundled": ["lee_background.cor"],
+            "max_seq_len": 64,
+            "eval_fraction": 0.08,
+            "split_seed": 7,
+        },
+        {"name": "text", "source": "files", "train_files": ["corpus.txt"], "max_seq_len": 48, "eval_fraction": 0.2},
+        {"name": "hf", "source": "hf", "path": "some/dataset", "eval_split": "validation", "max_seq_len": 40},
+    ],
+)
 def test_by_default_the_run_s_own_data_is_evaluated(runs, tmp_path, data):
     from lmtrain.models.loading import locate_model
 
@@ -89,8 +112,17 @@ def test_by_default_the_run_s_own_data_is_evaluated(runs, tmp_path, data):
 
 
 def test_the_cli_evaluates_the_run_s_held_out_split(runs, tmp_path):
-    run = _with_saved_data(runs, tmp_path, {"name": "text", "source": "files", "train_files": [str(runs["corpus"])],
-                                            "max_seq_len": 32, "cache_dir": str(tmp_path / "cache")})
+    run = _with_saved_data(
+        runs,
+        tmp_path,
+        {
+            "name": "text",
+            "source": "files",
+            "train_files": [str(runs["corpus"])],
+            "max_seq_len": 32,
+            "cache_dir": str(tmp_path / "cache"),
+        },
+    )
     out = run_cli("evaluate", f"ckpt={run}", f"hydra.run.dir={tmp_path / 'eval'}", cwd=tmp_path)
     assert out.returncode == 0, out.stderr
     summary = json.loads((tmp_path / "eval" / "summary.json").read_text())
@@ -102,8 +134,9 @@ def test_the_cli_evaluates_the_run_s_held_out_split(runs, tmp_path):
 
 def test_other_data_is_evaluated_when_asked_and_said(runs, tmp_path):
     run = _with_saved_data(runs, tmp_path, {"name": "lee_wiki", "source": "bundled", "max_seq_len": 64})
-    out = run_cli("evaluate", f"ckpt={run}", *data_overrides(runs, tmp_path), f"hydra.run.dir={tmp_path / 'eval'}",
-                  cwd=tmp_path)
+    out = run_cli(
+        "evaluate", f"ckpt={run}", *data_overrides(runs, tmp_path), f"hydra.run.dir={tmp_path / 'eval'}", cwd=tmp_path
+    )
     assert out.returncode == 0, out.stderr
     summary = json.loads((tmp_path / "eval" / "summary.json").read_text())
     assert summary["data_from"] == "given" and summary["config"]["data"]["max_seq_len"] == 32

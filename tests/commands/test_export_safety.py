@@ -28,8 +28,11 @@ def export_to(ckpt: Path, out: Path | str, fmt: str = "hf") -> dict:
 
 def tree(folder: Path) -> dict[str, bytes]:
     """Every file below ``folder`` with its bytes (symbolic links as their target's name)."""
-    return {str(p.relative_to(folder)): (str(p.readlink()).encode() if p.is_symlink() else p.read_bytes())
-            for p in sorted(folder.rglob("*")) if p.is_symlink() or p.is_file()}
+    return {
+        str(p.relative_to(folder)): (str(p.readlink()).encode() if p.is_symlink() else p.read_bytes())
+        for p in sorted(folder.rglob("*"))
+        if p.is_symlink() or p.is_file()
+    }
 
 
 @pytest.fixture
@@ -51,15 +54,19 @@ def test_a_folder_of_the_users_is_refused_and_left_as_it_was(run, tmp_path, fmt)
     out.mkdir()
     (out / "README.md").write_text("my notes")
     (out / "config.json").write_text("{}")
-    with pytest.raises(UserError, match=r"out=.*mine holds files that lmtrain export did not write "
-                                         r"\(README.md, config.json\).*new folder"):
+    with pytest.raises(
+        UserError,
+        match=r"out=.*mine holds files that lmtrain export did not write "
+        r"\(README.md, config.json\).*new folder",
+    ):
         export_to(run, out, fmt)
     assert tree(out) == {"README.md": b"my notes", "config.json": b"{}"}
 
 
 @pytest.mark.parametrize("fmt", ["hf", "safetensors"])
-@pytest.mark.parametrize("where", ["run", "run/checkpoints/step-1", "run/checkpoints", "run/hf", "run/checkpoints/x",
-                                   "."])
+@pytest.mark.parametrize(
+    "where", ["run", "run/checkpoints/step-1", "run/checkpoints", "run/hf", "run/checkpoints/x", "."]
+)
 def test_out_in_or_around_a_run_or_checkpoint_is_refused(run, tmp_path, monkeypatch, fmt, where):
     monkeypatch.chdir(tmp_path)
     before = tree(run)
@@ -101,7 +108,7 @@ def test_a_previous_export_is_replaced_whole_and_marked(run, tmp_path, fmt):
     out = tmp_path / "exported"
     export_to(run, out, fmt)
     marker = json.loads((out / MARKER).read_text())
-    assert marker["written_by"] == "lmtrain export" and marker["source"] == str((run / "checkpoints" / "step-1"))
+    assert marker["written_by"] == "lmtrain export" and marker["source"] == str(run / "checkpoints" / "step-1")
     assert set(marker["files"]) == {p.name for p in out.iterdir()} - {MARKER}
     export_to(run, out, fmt)  # again: replaced, nothing left beside it
     assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".")] == []
@@ -139,8 +146,9 @@ def test_a_malformed_metrics_line_does_not_stop_the_export_or_its_card(run, tmp_
     assert "lmtrain pretrain model=bert" in card and "Steps: 1" in card
 
 
-@pytest.mark.parametrize("summary", ["[1, 2]", '{"steps": "many", "parameters": [1], "init": 5, "train_tokens": "x"}',
-                                     "\xff\xfe not json"])
+@pytest.mark.parametrize(
+    "summary", ["[1, 2]", '{"steps": "many", "parameters": [1], "init": 5, "train_tokens": "x"}', "\xff\xfe not json"]
+)
 def test_a_malformed_summary_gives_a_card_without_its_facts(run, tmp_path, summary):
     (run / "summary.json").write_bytes(summary.encode("latin-1"))
     out = tmp_path / "exported"
@@ -150,8 +158,9 @@ def test_a_malformed_summary_gives_a_card_without_its_facts(run, tmp_path, summa
 
 def test_card_escapes_file_names_and_override_values(run, tmp_path):
     hostile = "x\n## Injected\n<img src=x onerror=alert(1)>"
-    (run / ".hydra" / "config.yaml").write_text(yaml.safe_dump({"data": {"name": "text", "train_files": [
-        f"/data/{hostile}.txt"]}}))
+    (run / ".hydra" / "config.yaml").write_text(
+        yaml.safe_dump({"data": {"name": "text", "train_files": [f"/data/{hostile}.txt"]}})
+    )
     (run / ".hydra" / "overrides.yaml").write_text(yaml.safe_dump([f"data.name={hostile}", "x=`]` ```"]))
     summary = json.loads((run / "summary.json").read_text())
     (run / "summary.json").write_text(json.dumps({**summary, "eval/<b>x|y</b>": 1.0, "baseline/[a](b)": 0.5}))
@@ -180,10 +189,15 @@ def file_size_limit(limit: int):
 @pytest.mark.parametrize("fmt", ["hf", "safetensors"])
 def test_a_file_size_limit_leaves_nothing_at_out(run, tmp_path, fmt):
     out = tmp_path / "exported"
-    with pytest.raises(UserError, match=r"could not write the export to out=.*exported.*file-size limit.*Nothing was "
-                                        r"written"):
-        with file_size_limit(4096):
-            export_to(run, out, fmt)
+    with (
+        pytest.raises(
+            UserError,
+            match=r"could not write the export to out=.*exported.*file-size limit.*Nothing was "
+            r"written",
+        ),
+        file_size_limit(4096),
+    ):
+        export_to(run, out, fmt)
     assert list(tmp_path.iterdir()) == [run]
 
 
@@ -198,7 +212,7 @@ def test_the_cli_refuses_with_exit_2_and_no_traceback(run, tmp_path):
 
 
 def test_the_export_a_finished_run_suggests_is_accepted(run, tmp_path):
-    suggestion, = [c for c in TransformerFamily.next_commands(None, run) if c.startswith("lmtrain export")]
+    (suggestion,) = [c for c in TransformerFamily.next_commands(None, run) if c.startswith("lmtrain export")]
     overrides = dict(arg.split("=", 1) for arg in shlex.split(suggestion)[2:])
     export_to(Path(overrides["ckpt"]), overrides["out"])
     assert (Path(overrides["out"]) / "README.md").is_file()

@@ -9,9 +9,9 @@ from pathlib import Path
 import pytest
 import torch
 
-from lmtrain.files import checkpoints as ckpt
 from lmtrain.commands import export, finetune, predict
 from lmtrain.errors import UserError
+from lmtrain.files import checkpoints as ckpt
 from tests.conftest import compose_config, run_cli
 from tests.tasks.fixtures import FAST, TINY_SCRATCH, make_checkpoint, write_task_files
 
@@ -60,13 +60,14 @@ def test_predict_round_trip(ner_run, tmp_path, capsys):
     run, _ = ner_run
     text = tmp_path / "in.txt"
     text.write_text("Alice visited Paris .\nthe Globex Corp office in Tokyo hired Bob .\n")
-    records = run_command(predict, "predict", tmp_path / "p", [f"ckpt={run}", f"input={text}",
-                                                              f"output={tmp_path / 'out.jsonl'}"])
+    records = run_command(
+        predict, "predict", tmp_path / "p", [f"ckpt={run}", f"input={text}", f"output={tmp_path / 'out.jsonl'}"]
+    )
     assert [json.loads(line) for line in (tmp_path / "out.jsonl").read_text().splitlines()] == records
     first = records[0]
     assert first["words"] == ["Alice", "visited", "Paris", "."] and len(first["tags"]) == 4
     for entity in first["entities"]:
-        assert first["text"][entity["start"]:entity["end"]] == entity["text"]
+        assert first["text"][entity["start"] : entity["end"]] == entity["text"]
     types = {(e["type"], e["text"]) for r in records for e in r["entities"]}
     assert ("PER", "Alice") in types or ("LOC", "Paris") in types
     run_command(predict, "predict", tmp_path / "p2", [f"ckpt={run}", f"input={text}"])
@@ -83,11 +84,14 @@ def test_predict_names_an_input_line_that_is_not_utf8(ner_run, tmp_path):
     assert f"input={text}, line 2: not UTF-8 text" in " ".join(out.stderr.split())
 
 
-@pytest.mark.parametrize("key,expected", [
-    ("task.max_new_tokens=5", "task.max_new_tokens=5 is not read by the run's task (ner"),
-    ("top_k=3", "top_k=3 is read no more: the key moved to task.top_k"),
-    ("max_new_tokens=5", "max_new_tokens=5 is read no more: the key moved to task.max_new_tokens"),
-])
+@pytest.mark.parametrize(
+    "key,expected",
+    [
+        ("task.max_new_tokens=5", "task.max_new_tokens=5 is not read by the run's task (ner"),
+        ("top_k=3", "top_k=3 is read no more: the key moved to task.top_k"),
+        ("max_new_tokens=5", "max_new_tokens=5 is read no more: the key moved to task.max_new_tokens"),
+    ],
+)
 def test_predict_refuses_a_key_the_runs_task_does_not_read(ner_run, tmp_path, key, expected):
     run, _ = ner_run
     text = tmp_path / "in.txt"
@@ -99,8 +103,12 @@ def test_predict_refuses_a_key_the_runs_task_does_not_read(ner_run, tmp_path, ke
 
 def test_classification_beats_majority_and_exports(data, tmp_path):
     files = [f"data.train_file={data / 'train.tsv'}", f"data.eval_file={data / 'dev.tsv'}"]
-    summary = run_command(finetune, "finetune", tmp_path / "run", ["task=classification", *TINY_SCRATCH, *FAST,
-                                                                    *files, "finetune.class_weights=auto"])
+    summary = run_command(
+        finetune,
+        "finetune",
+        tmp_path / "run",
+        ["task=classification", *TINY_SCRATCH, *FAST, *files, "finetune.class_weights=auto"],
+    )
     assert summary["best/accuracy"] > summary["baseline/majority_accuracy"] + 0.1, summary
     assert {"eval/macro_f1", "eval/f1"} <= set(summary)
     # the final model's per-class scores and confusion matrix, consistent with its accuracy
@@ -121,26 +129,44 @@ def test_classification_beats_majority_and_exports(data, tmp_path):
     ours, _, _ = load_checkpoint(tmp_path / "run" / "checkpoints" / "best")
     with torch.no_grad():
         expected = hf(**encoded).logits
-        got = ours.heads["classifier"](ours.backbone(encoded["input_ids"], encoded["attention_mask"],
-                                                     encoded["token_type_ids"]))
+        got = ours.heads["classifier"](
+            ours.backbone(encoded["input_ids"], encoded["attention_mask"], encoded["token_type_ids"])
+        )
     torch.testing.assert_close(got, expected, atol=1e-5, rtol=0)
     assert hf.config.id2label == {0: "0", 1: "1"}
 
 
 def test_generation_beats_unigram_and_decodes_samples(data, tmp_path):
-    gpt = make_checkpoint(tmp_path / "outputs" / "pretrain" / "gpt", causal=True,
-                          texts=[json.loads(line)["prompt"] + json.loads(line)["completion"]
-                                 for line in (data / "pairs.jsonl").read_text().splitlines()])
-    summary = run_command(finetune, "finetune", tmp_path / "run", [
-        "task=generation", f"init={gpt}", *FAST, f"data.train_file={data / 'pairs.jsonl'}", "task.samples=3",
-        "task.max_new_tokens=4"])
+    gpt = make_checkpoint(
+        tmp_path / "outputs" / "pretrain" / "gpt",
+        causal=True,
+        texts=[
+            json.loads(line)["prompt"] + json.loads(line)["completion"]
+            for line in (data / "pairs.jsonl").read_text().splitlines()
+        ],
+    )
+    summary = run_command(
+        finetune,
+        "finetune",
+        tmp_path / "run",
+        [
+            "task=generation",
+            f"init={gpt}",
+            *FAST,
+            f"data.train_file={data / 'pairs.jsonl'}",
+            "task.samples=3",
+            "task.max_new_tokens=4",
+        ],
+    )
     assert summary["best/ppl"] < summary["baseline/unigram_ppl"], summary
-    assert len(summary["samples"]) == 3 and all({"prompt", "reference", "generated"} <= set(s)
-                                                 for s in summary["samples"])
+    assert len(summary["samples"]) == 3 and all(
+        {"prompt", "reference", "generated"} <= set(s) for s in summary["samples"]
+    )
     prompts = tmp_path / "prompts.txt"
     prompts.write_text("the farmer\n")
-    records = run_command(predict, "predict", tmp_path / "p", [f"ckpt={tmp_path / 'run'}", f"input={prompts}",
-                                                              "task.max_new_tokens=2"])
+    records = run_command(
+        predict, "predict", tmp_path / "p", [f"ckpt={tmp_path / 'run'}", f"input={prompts}", "task.max_new_tokens=2"]
+    )
     assert records[0]["prompt"] == "the farmer" and len(records[0]["completion"].split()) <= 2
 
 
@@ -148,15 +174,23 @@ def test_default_init_finds_the_latest_compatible_pretrain_run(data, tmp_path):
     texts = ["Alice visited Paris .", "the Acme Corp office in Lima hired Bob ."] * 10
     make_checkpoint(tmp_path / "outputs" / "pretrain" / "a_gpt", causal=True, texts=texts)
     bert = make_checkpoint(tmp_path / "outputs" / "pretrain" / "b_bert", causal=False, texts=texts)
-    summary = run_command(finetune, "finetune", tmp_path, ["task=ner", *FAST, *ner_files(data),
-                                                           "trainer.max_steps=2", "trainer.eval_every=0"])
+    summary = run_command(
+        finetune,
+        "finetune",
+        tmp_path,
+        ["task=ner", *FAST, *ner_files(data), "trainer.max_steps=2", "trainer.eval_every=0"],
+    )
     assert summary["init"] == str(Path("outputs/pretrain") / bert.name)
 
 
 def test_freeze_backbone_leaves_its_weights_unchanged(data, tmp_path):
     bert = make_checkpoint(tmp_path / "bert", causal=False, texts=["Alice visited Paris ."] * 20)
-    run_command(finetune, "finetune", tmp_path / "run", ["task=ner", f"init={bert}", *FAST, *ner_files(data),
-                                                         "trainer.max_steps=5", "finetune.freeze_backbone=true"])
+    run_command(
+        finetune,
+        "finetune",
+        tmp_path / "run",
+        ["task=ner", f"init={bert}", *FAST, *ner_files(data), "trainer.max_steps=5", "finetune.freeze_backbone=true"],
+    )
     from safetensors.torch import load_file
 
     before = load_file(bert / "checkpoints" / "last" / "model.safetensors")
@@ -167,8 +201,9 @@ def test_freeze_backbone_leaves_its_weights_unchanged(data, tmp_path):
     assert summary["trainable_parameters"] == sum(after[k].numel() for k in after if k.startswith("heads."))
 
 
-@pytest.mark.parametrize("case", ["unseen_label", "missing_column", "not_a_model", "generation_on_bert",
-                                  "no_pretrained_run"])
+@pytest.mark.parametrize(
+    "case", ["unseen_label", "missing_column", "not_a_model", "generation_on_bert", "no_pretrained_run"]
+)
 def test_errors_say_what_is_wrong(case, data, tmp_path):
     overrides, expected = ["task=ner", *FAST, *ner_files(data)], ""
     if case == "unseen_label":

@@ -14,9 +14,17 @@ from lmtrain.run_folder.layout import read_metrics
 from tests.conftest import compose_config, stopping_after_step
 from tests.tasks.fixtures import make_checkpoint, write_conll
 
-STEPS = ["trainer.progress=false", "trainer.max_steps=12", "trainer.batch_size=8", "trainer.eval_every=0",
-         "trainer.log_every=1", "trainer.save_every=6", "trainer.keep_last=0", "finetune.head_dropout=0.1",
-         "data.max_seq_len=32"]
+STEPS = [
+    "trainer.progress=false",
+    "trainer.max_steps=12",
+    "trainer.batch_size=8",
+    "trainer.eval_every=0",
+    "trainer.log_every=1",
+    "trainer.save_every=6",
+    "trainer.keep_last=0",
+    "finetune.head_dropout=0.1",
+    "data.max_seq_len=32",
+]
 
 
 def _run(workdir: Path, overrides: list[str]) -> dict:
@@ -39,10 +47,16 @@ def overrides(tmp_path) -> list[str]:
     write_conll(tmp_path / "dev.conll", 20, seed=1)
     # one fixed backbone: every run starts from the same weights and tokenizer
     words = [line.split()[0] for line in (tmp_path / "train.conll").read_text().splitlines() if line.strip()]
-    backbone = make_checkpoint(tmp_path / "backbone", causal=False, texts=[" ".join(words[i:i + 12])
-                                                                           for i in range(0, len(words), 12)])
-    return ["task=ner", f"init={backbone}", *STEPS, f"data.train_file={tmp_path / 'train.conll'}",
-            f"data.eval_file={tmp_path / 'dev.conll'}"]
+    backbone = make_checkpoint(
+        tmp_path / "backbone", causal=False, texts=[" ".join(words[i : i + 12]) for i in range(0, len(words), 12)]
+    )
+    return [
+        "task=ner",
+        f"init={backbone}",
+        *STEPS,
+        f"data.train_file={tmp_path / 'train.conll'}",
+        f"data.eval_file={tmp_path / 'dev.conll'}",
+    ]
 
 
 def test_finetune_batches_are_bucketed_and_resume_exactly(tmp_path, overrides, monkeypatch):
@@ -54,6 +68,7 @@ def test_finetune_batches_are_bucketed_and_resume_exactly(tmp_path, overrides, m
             batch = collate(self, examples)
             widths[kind].append(batch["input_ids"].numel() - int(batch["attention_mask"].sum()))
             return batch
+
         return call
 
     monkeypatch.setattr(PadCollator, "__call__", recording("bucketed"))

@@ -20,10 +20,22 @@ from tests.commands.test_finetune import ner_files, run_command
 from tests.tasks.fixtures import FAST, ner_sentence, write_task_files
 
 # a biLM of seconds: 2 LSTM layers of 48 cells over 16-wide token vectors
-ELMO_TINY = ["model=elmo", "trainer.progress=false", "model.d_model=16", "model.lstm_dim=48", "model.max_chars=12",
-             "model.char_filter_counts=[8,8,16,16,16]", "tokenizer.vocab_size=400", "tokenizer.min_frequency=1",
-             "data.max_seq_len=32", "trainer.max_steps=150", "trainer.batch_size=16", "trainer.eval_every=0",
-             "trainer.save_every=0", "optim.lr=5e-3"]
+ELMO_TINY = [
+    "model=elmo",
+    "trainer.progress=false",
+    "model.d_model=16",
+    "model.lstm_dim=48",
+    "model.max_chars=12",
+    "model.char_filter_counts=[8,8,16,16,16]",
+    "tokenizer.vocab_size=400",
+    "tokenizer.min_frequency=1",
+    "data.max_seq_len=32",
+    "trainer.max_steps=150",
+    "trainer.batch_size=16",
+    "trainer.eval_every=0",
+    "trainer.save_every=0",
+    "optim.lr=5e-3",
+]
 
 
 @pytest.fixture(scope="module")
@@ -38,16 +50,21 @@ def data(tmp_path_factory) -> Path:
 @pytest.fixture(scope="module")
 def elmo_run(data, tmp_path_factory) -> Path:
     run = tmp_path_factory.mktemp("elmo-run")
-    run_command(pretrain, "pretrain", run, [*ELMO_TINY, "data=text", f"data.train_files=[{data / 'corpus.txt'}]",
-                                            f"data.cache_dir={run / 'cache'}"])
+    run_command(
+        pretrain,
+        "pretrain",
+        run,
+        [*ELMO_TINY, "data=text", f"data.train_files=[{data / 'corpus.txt'}]", f"data.cache_dir={run / 'cache'}"],
+    )
     return run
 
 
 @pytest.fixture(scope="module")
 def elmo_ner(data, elmo_run, tmp_path_factory) -> tuple[Path, dict]:
     run = tmp_path_factory.mktemp("elmo-ner")
-    summary = run_command(finetune, "finetune", run, ["task=ner", f"init={elmo_run}", *FAST, "optim.lr=1e-2",
-                                                      *ner_files(data)])
+    summary = run_command(
+        finetune, "finetune", run, ["task=ner", f"init={elmo_run}", *FAST, "optim.lr=1e-2", *ner_files(data)]
+    )
     return run, summary
 
 
@@ -57,8 +74,14 @@ def test_elmo_tagger_is_a_bilstm_crf_over_the_frozen_bilm_and_beats_all_o(elmo_n
     assert summary["baseline/all_o_f1"] == 0.0 and summary["best/f1"] > 0.5, summary
     pretrained, _, _ = load_checkpoint(elmo_run, needs=Capability.TOKEN_FEATURES)
     tuned, _, meta = load_checkpoint(run / "checkpoints" / "best", needs=Capability.TOKEN_FEATURES)
-    assert meta["task_heads"]["tagger"] == {"kind": "token_classifier", "n_classes": 5, "dropout": 0.1,
-                                            "encoder": "bilstm", "lstm_dim": 128, "crf": True}
+    assert meta["task_heads"]["tagger"] == {
+        "kind": "token_classifier",
+        "n_classes": 5,
+        "dropout": 0.1,
+        "encoder": "bilstm",
+        "lstm_dim": 128,
+        "crf": True,
+    }
     assert tuned.backbone.d_out == 3 * pretrained.spec.d_model  # [token vector; mixed biLM states]
     for name, value in pretrained.backbone.state_dict().items():  # frozen by default: the biLM is untouched
         assert torch.equal(tuned.backbone.bilm.state_dict()[name], value), name
@@ -80,9 +103,21 @@ def test_elmo_tagger_predicts_valid_bio_with_viterbi(elmo_ner, tmp_path):
 
 
 def test_elmo_linear_tagger_remains_available(data, elmo_run, tmp_path):
-    summary = run_command(finetune, "finetune", tmp_path, ["task=ner", f"init={elmo_run}", *FAST, "optim.lr=3e-2",
-                                                           "finetune.head_lr=3e-2", "trainer.max_steps=200",
-                                                           "task.encoder=linear", *ner_files(data)])
+    summary = run_command(
+        finetune,
+        "finetune",
+        tmp_path,
+        [
+            "task=ner",
+            f"init={elmo_run}",
+            *FAST,
+            "optim.lr=3e-2",
+            "finetune.head_lr=3e-2",
+            "trainer.max_steps=200",
+            "task.encoder=linear",
+            *ner_files(data),
+        ],
+    )
     assert summary["best/f1"] > 0.5, summary
     assert summary["trainable_parameters"] < summary["parameters"] // 4  # the mix and one linear layer
     _, _, meta = load_checkpoint(tmp_path / "checkpoints" / ckpt.BEST, needs=Capability.TOKEN_FEATURES)
@@ -92,9 +127,20 @@ def test_elmo_linear_tagger_remains_available(data, elmo_run, tmp_path):
 def test_elmo_classifier_tunes_the_bilm_when_asked(data, elmo_run, tmp_path):
     # 3e-3 for 300 steps learnt the task under 8 of 8 seeds probed; 1e-2 for 150 under 3 of 4.
     files = [f"data.train_file={data / 'train.tsv'}", f"data.eval_file={data / 'dev.tsv'}"]
-    summary = run_command(finetune, "finetune", tmp_path, ["task=classification", f"init={elmo_run}", *FAST,
-                                                           "finetune.freeze_backbone=false", "optim.lr=3e-3",
-                                                           "trainer.max_steps=300", *files])
+    summary = run_command(
+        finetune,
+        "finetune",
+        tmp_path,
+        [
+            "task=classification",
+            f"init={elmo_run}",
+            *FAST,
+            "finetune.freeze_backbone=false",
+            "optim.lr=3e-3",
+            "trainer.max_steps=300",
+            *files,
+        ],
+    )
     assert summary["best/accuracy"] > summary["baseline/majority_accuracy"] + 0.1, summary
     assert summary["trainable_parameters"] == summary["parameters"]
     _, _, meta = load_checkpoint(tmp_path / "checkpoints" / ckpt.BEST, needs=Capability.TOKEN_FEATURES)
@@ -102,11 +148,22 @@ def test_elmo_classifier_tunes_the_bilm_when_asked(data, elmo_run, tmp_path):
 
 
 def test_elmo_refuses_generation_and_layer_freezing(data, elmo_run, tmp_path):
-    with pytest.raises(UserError, match=r"this task needs a causal LM head \(next-token prediction\), but init=.* "
-                                        r"holds a model of the elmo family \(elmo\), which has bidirectional token "
-                                        r"features for task heads, forward and backward language models"):
-        run_command(finetune, "finetune", tmp_path / "g", ["task=generation", f"init={elmo_run}", *FAST,
-                                                           f"data.train_file={data / 'pairs.jsonl'}"])
+    with pytest.raises(
+        UserError,
+        match=r"this task needs a causal LM head \(next-token prediction\), but init=.* "
+        r"holds a model of the elmo family \(elmo\), which has bidirectional token "
+        r"features for task heads, forward and backward language models",
+    ):
+        run_command(
+            finetune,
+            "finetune",
+            tmp_path / "g",
+            ["task=generation", f"init={elmo_run}", *FAST, f"data.train_file={data / 'pairs.jsonl'}"],
+        )
     with pytest.raises(UserError, match="freeze_layers=1 applies to Transformer backbones"):
-        run_command(finetune, "finetune", tmp_path / "f", ["task=ner", f"init={elmo_run}", *FAST,
-                                                           "finetune.freeze_layers=1", *ner_files(data)])
+        run_command(
+            finetune,
+            "finetune",
+            tmp_path / "f",
+            ["task=ner", f"init={elmo_run}", *FAST, "finetune.freeze_layers=1", *ner_files(data)],
+        )

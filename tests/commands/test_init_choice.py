@@ -37,16 +37,22 @@ def test_only_this_project_s_runs_are_candidates(tmp_path, monkeypatch):
     own = make_checkpoint(project / "outputs" / "pretrain" / "own_bert", causal=False, texts=TEXTS)
     choice = newest_pretrain_run(causal=False)
     assert choice.run == Path("outputs/pretrain") / own.name
-    assert choice.line.startswith("init not given: fine-tuning the newest bidirectional (BERT / RoBERTa) pretrain "
-                                  f"run of this project, outputs/pretrain/{own.name}")
+    assert choice.line.startswith(
+        "init not given: fine-tuning the newest bidirectional (BERT / RoBERTa) pretrain "
+        f"run of this project, outputs/pretrain/{own.name}"
+    )
     assert "init=scratch" in choice.line
 
 
 def test_the_choice_is_the_first_line_and_in_the_summary(data, tmp_path, caplog):
     bert = make_checkpoint(tmp_path / "outputs" / "pretrain" / "bert", causal=False, texts=TEXTS)
     with caplog.at_level(logging.INFO, logger="lmtrain"):
-        summary = run_command(finetune, "finetune", tmp_path, ["task=ner", *FAST, *ner_files(data),
-                                                               "trainer.max_steps=2", "trainer.eval_every=0"])
+        summary = run_command(
+            finetune,
+            "finetune",
+            tmp_path,
+            ["task=ner", *FAST, *ner_files(data), "trainer.max_steps=2", "trainer.eval_every=0"],
+        )
     first = next(r.getMessage() for r in caplog.records if r.name.startswith("lmtrain"))
     assert first.startswith("init not given: fine-tuning the newest") and f"outputs/pretrain/{bert.name}" in first
     assert summary["init_chosen"] == first

@@ -23,8 +23,9 @@ def test_a_users_family_is_imported_from_the_class_model_json_records(runs, tmp_
     (tmp_path / "my_family.py").write_text(
         "from lmtrain.models.families import TransformerFamily\n\n\n"
         "class MyFamily(TransformerFamily):\n"
-        "    \"\"\"A Transformer under a name of its own.\"\"\"\n\n"
-        "    name = \"my_transformer\"\n")
+        '    """A Transformer under a name of its own."""\n\n'
+        '    name = "my_transformer"\n'
+    )
     monkeypatch.syspath_prepend(str(tmp_path))
     checkpoint = next((runs["bert"] / "checkpoints").glob("step-*"))
     copy = tmp_path / "run"
@@ -34,8 +35,9 @@ def test_a_users_family_is_imported_from_the_class_model_json_records(runs, tmp_
     for file in checkpoint.iterdir():
         (target / file.name).write_bytes(file.read_bytes())
     meta = json.loads((target / "model.json").read_text())
-    (target / "model.json").write_text(json.dumps({**meta, "family": "my_transformer",
-                                                   "family_target": "my_family.MyFamily"}))
+    (target / "model.json").write_text(
+        json.dumps({**meta, "family": "my_transformer", "family_target": "my_family.MyFamily"})
+    )
     assert "my_transformer" not in ModelFamily.registry  # nothing has imported it yet
     model, _, loaded = load_checkpoint(target, needs=Capability.MASKED_LM)
     assert loaded["family"] == "my_transformer" and "my_transformer" in ModelFamily.registry

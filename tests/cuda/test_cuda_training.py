@@ -19,8 +19,7 @@ import torch
 
 from tests.conftest import text_data, write_corpus
 
-pytestmark = [pytest.mark.cuda,
-              pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")]
+pytestmark = [pytest.mark.cuda, pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")]
 
 RUN = ["debug=tiny", "trainer.progress=false", "trainer.device=cuda", "trainer.log_every=1", "trainer.eval_every=0"]
 
@@ -38,11 +37,19 @@ def _losses(run_dir: Path) -> dict[int, float]:
 
 
 def _train(workdir: Path, name: str, *args: str, nproc: int = 1) -> dict[int, float]:
-    launcher = [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc_per_node={nproc}"] \
-        if nproc > 1 else [sys.executable]
-    out = subprocess.run([*launcher, "-m", "lmtrain", "pretrain", *RUN, *text_data(workdir), *args,
-                          f"hydra.run.dir={workdir / name}"], cwd=workdir, capture_output=True, text=True,
-                         timeout=900, env={**os.environ, "HYDRA_FULL_ERROR": "0"})
+    launcher = (
+        [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc_per_node={nproc}"]
+        if nproc > 1
+        else [sys.executable]
+    )
+    out = subprocess.run(
+        [*launcher, "-m", "lmtrain", "pretrain", *RUN, *text_data(workdir), *args, f"hydra.run.dir={workdir / name}"],
+        cwd=workdir,
+        capture_output=True,
+        text=True,
+        timeout=900,
+        env={**os.environ, "HYDRA_FULL_ERROR": "0"},
+    )
     assert out.returncode == 0, out.stderr[-3000:]
     return _losses(workdir / name)
 
@@ -68,12 +75,15 @@ def test_attention_uses_sdpa_fused_kernels():
     from lmtrain.models.spec import TransformerSpec
     from lmtrain.models.transformer import Transformer
 
-    model = Transformer(TransformerSpec(vocab_size=100, n_layers=2, d_model=64, n_heads=4, d_ff=128,
-                                        max_positions=64, causal=True)).cuda()
+    model = Transformer(
+        TransformerSpec(vocab_size=100, n_layers=2, d_model=64, n_heads=4, d_ff=128, max_positions=64, causal=True)
+    ).cuda()
     ids = torch.randint(0, 100, (4, 64), device="cuda")
     # with only the fused kernels allowed, a path that needs the math fallback raises instead of running
-    with sdpa_kernel([SDPBackend.FLASH_ATTENTION, SDPBackend.EFFICIENT_ATTENTION]), \
-            torch.autocast("cuda", dtype=torch.bfloat16):
+    with (
+        sdpa_kernel([SDPBackend.FLASH_ATTENTION, SDPBackend.EFFICIENT_ATTENTION]),
+        torch.autocast("cuda", dtype=torch.bfloat16),
+    ):
         model(ids).float().sum().backward()
 
 
@@ -93,8 +103,13 @@ def test_compiled_training_step_trains(workdir):
 def _resume_is_exact(workdir: Path, tag: str, *args: str, nproc: int = 1) -> None:
     common = ["trainer.max_steps=8", "trainer.save_every=4", "trainer.keep_last=0", *args]
     straight = _train(workdir, f"straight-{tag}", *common, nproc=nproc)
-    resumed = _train(workdir, f"resumed-{tag}", *common,
-                     f"trainer.resume={workdir / f'straight-{tag}' / 'checkpoints' / 'step-4'}", nproc=nproc)
+    resumed = _train(
+        workdir,
+        f"resumed-{tag}",
+        *common,
+        f"trainer.resume={workdir / f'straight-{tag}' / 'checkpoints' / 'step-4'}",
+        nproc=nproc,
+    )
     assert sorted(resumed) == [5, 6, 7, 8]
     assert [resumed[s] for s in range(5, 9)] == [straight[s] for s in range(5, 9)], (straight, resumed)
 

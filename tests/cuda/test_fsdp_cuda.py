@@ -17,13 +17,21 @@ import torch
 
 from tests.conftest import text_data, write_corpus
 
-pytestmark = [pytest.mark.cuda,
-              pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")]
+pytestmark = [pytest.mark.cuda, pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")]
 multi_gpu = pytest.mark.skipif(torch.cuda.device_count() < 2, reason="needs 2 CUDA devices")
 
-RUN = ["debug=tiny", "trainer.progress=false", "trainer.device=cuda", "trainer.log_every=1", "trainer.eval_every=0",
-       "trainer.precision=bf16", "trainer.max_steps=40", "trainer.eval_at_start=true", "model.dropout=0",
-       "model.attention_dropout=0"]
+RUN = [
+    "debug=tiny",
+    "trainer.progress=false",
+    "trainer.device=cuda",
+    "trainer.log_every=1",
+    "trainer.eval_every=0",
+    "trainer.precision=bf16",
+    "trainer.max_steps=40",
+    "trainer.eval_at_start=true",
+    "model.dropout=0",
+    "model.attention_dropout=0",
+]
 
 
 @pytest.fixture(scope="module")
@@ -35,10 +43,27 @@ def workdir(tmp_path_factory) -> Path:
 
 def _train(workdir: Path, name: str, *args: str, nproc: int) -> dict:
     """A bf16 run of ``nproc`` processes; its summary with the train losses by step."""
-    out = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc_per_node={nproc}",
-                          "-m", "lmtrain", "pretrain", *RUN, *text_data(workdir), *args,
-                          f"hydra.run.dir={workdir / name}"], cwd=workdir, capture_output=True, text=True,
-                         timeout=900, env={**os.environ, "HYDRA_FULL_ERROR": "0"})
+    out = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "torch.distributed.run",
+            "--standalone",
+            f"--nproc_per_node={nproc}",
+            "-m",
+            "lmtrain",
+            "pretrain",
+            *RUN,
+            *text_data(workdir),
+            *args,
+            f"hydra.run.dir={workdir / name}",
+        ],
+        cwd=workdir,
+        capture_output=True,
+        text=True,
+        timeout=900,
+        env={**os.environ, "HYDRA_FULL_ERROR": "0"},
+    )
     assert out.returncode == 0, out.stderr[-3000:]
     events = [json.loads(line) for line in (workdir / name / "metrics.jsonl").read_text().splitlines()]
     summary = json.loads((workdir / name / "summary.json").read_text())
@@ -70,8 +95,9 @@ def test_one_gpu_fsdp_bf16_trains_from_a_meta_built_model(workdir, single, reduc
 
 
 @multi_gpu
-@pytest.mark.parametrize("mesh", [[], ["trainer.fsdp_replicas=2"], ["trainer.fsdp_replicas=1"]],
-                         ids=["flat", "hsdp-2x1", "hsdp-1x2"])
+@pytest.mark.parametrize(
+    "mesh", [[], ["trainer.fsdp_replicas=2"], ["trainer.fsdp_replicas=1"]], ids=["flat", "hsdp-2x1", "hsdp-1x2"]
+)
 def test_two_gpus_fsdp_bf16_follows_ddp(workdir, ddp, mesh):
     fsdp = _train(workdir, f"fsdp-2-{mesh[0][-1] if mesh else 'flat'}", "trainer.strategy=fsdp", *mesh, nproc=2)
     assert _falls(fsdp["losses"])

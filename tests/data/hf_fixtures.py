@@ -46,8 +46,9 @@ def write_saved_dataset(folder: Path, splits: dict[str, dict[str, list]], featur
     """A ``save_to_disk`` folder of a DatasetDict with ``splits``."""
     import datasets
 
-    datasets.DatasetDict({split: datasets.Dataset.from_dict(columns, features=features)
-                          for split, columns in splits.items()}).save_to_disk(str(folder))
+    datasets.DatasetDict(
+        {split: datasets.Dataset.from_dict(columns, features=features) for split, columns in splits.items()}
+    ).save_to_disk(str(folder))
     return folder
 
 

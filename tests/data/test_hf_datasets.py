@@ -18,8 +18,10 @@ def _documents(tmp_path, n_docs=40) -> list[str]:
 
 
 def _prepare(tmp_path, *extra, cache="cache"):
-    cfg = compose_config("pretrain", ["debug=tiny", "model=gpt", "data=hf", "data.max_seq_len=32",
-                                      f"data.cache_dir={tmp_path / cache}", *extra])
+    cfg = compose_config(
+        "pretrain",
+        ["debug=tiny", "model=gpt", "data=hf", "data.max_seq_len=32", f"data.cache_dir={tmp_path / cache}", *extra],
+    )
     return prepare_pretraining_data(cfg.data, cfg.tokenizer, objective_plug(cfg.objective))
 
 
@@ -32,8 +34,9 @@ def test_dataset_folder_streaming_gives_the_same_examples(tmp_path, monkeypatch)
     docs = _documents(tmp_path)
     repo = write_parquet_repo(tmp_path / "repo", {"train": {"body": docs, "id": list(range(len(docs)))}})
     prepared = _prepare(tmp_path, f"data.path={repo}", "data.text_field=body")
-    streamed = _prepare(tmp_path, f"data.path={repo}", "data.text_field=body", "data.streaming=true",
-                        cache="cache-streaming")
+    streamed = _prepare(
+        tmp_path, f"data.path={repo}", "data.text_field=body", "data.streaming=true", cache="cache-streaming"
+    )
     assert not prepared.from_cache and not streamed.from_cache
     assert len(prepared.train) > 20 and len(prepared.eval) > 0
     assert _examples(streamed.train) == _examples(prepared.train)
@@ -50,10 +53,19 @@ def test_save_to_disk_folder_with_an_eval_split(tmp_path):
     # the same documents as a text file, held-out split given as a file: the same examples
     (tmp_path / "train.txt").write_text("\n".join(docs[:30]) + "\n")
     (tmp_path / "dev.txt").write_text("\n".join(docs[30:]) + "\n")
-    cfg = compose_config("pretrain", ["debug=tiny", "model=gpt", "data=text", "data.max_seq_len=32",
-                                      f"data.train_files=[{tmp_path / 'train.txt'}]",
-                                      f"data.eval_files=[{tmp_path / 'dev.txt'}]", f"data.cache_dir={tmp_path / 'c2'}",
-                                      f"tokenizer.path={data.tokenizer_path}"])
+    cfg = compose_config(
+        "pretrain",
+        [
+            "debug=tiny",
+            "model=gpt",
+            "data=text",
+            "data.max_seq_len=32",
+            f"data.train_files=[{tmp_path / 'train.txt'}]",
+            f"data.eval_files=[{tmp_path / 'dev.txt'}]",
+            f"data.cache_dir={tmp_path / 'c2'}",
+            f"tokenizer.path={data.tokenizer_path}",
+        ],
+    )
     files = prepare_pretraining_data(cfg.data, cfg.tokenizer, objective_plug(cfg.objective))
     assert _examples(files.train) == _examples(data.train) and _examples(files.eval) == _examples(data.eval)
 
@@ -77,8 +89,13 @@ def test_a_cached_hub_dataset_loads_offline(tmp_path, monkeypatch):
     repo = write_parquet_repo(tmp_path / "toy", {"train": {"text": docs[:32]}, "validation": {"text": docs[32:]}})
     cache_hub_dataset(repo, "someone/toy", cache, tmp_path / "prepare")
     data = _prepare(tmp_path, "data.path=someone/toy", "data.eval_split=validation")
-    local = _prepare(tmp_path, f"data.path={repo}", "data.eval_split=validation", f"tokenizer.path={data.tokenizer_path}",
-                     cache="cache-local")
+    local = _prepare(
+        tmp_path,
+        f"data.path={repo}",
+        "data.eval_split=validation",
+        f"tokenizer.path={data.tokenizer_path}",
+        cache="cache-local",
+    )
     assert _examples(data.train) == _examples(local.train) and _examples(data.eval) == _examples(local.eval)
 
 
@@ -86,11 +103,17 @@ def test_errors_name_the_split_column_and_cache(tmp_path, monkeypatch):
     cache = offline_hf_cache(tmp_path, monkeypatch)
     docs = _documents(tmp_path, n_docs=10)
     repo = write_parquet_repo(tmp_path / "repo", {"train": {"body": docs, "id": list(range(10))}})
-    with pytest.raises(UserError, match=r"data.eval_split=test: data.path=.*repo has no split 'test'; its splits "
-                                        r"are train\. .*data.eval_split=null"):
+    with pytest.raises(
+        UserError,
+        match=r"data.eval_split=test: data.path=.*repo has no split 'test'; its splits "
+        r"are train\. .*data.eval_split=null",
+    ):
         _prepare(tmp_path, f"data.path={repo}", "data.eval_split=test", "data.text_field=body")
-    with pytest.raises(UserError, match=r"data.text_field=text: .*repo\[train\] has no column 'text'; its columns "
-                                        r"are body, id\."):
+    with pytest.raises(
+        UserError,
+        match=r"data.text_field=text: .*repo\[train\] has no column 'text'; its columns "
+        r"are body, id\.",
+    ):
         _prepare(tmp_path, f"data.path={repo}")
     saved = write_saved_dataset(tmp_path / "saved", {"train": {"text": docs}})
     with pytest.raises(UserError, match=r"data.train_split=validation: .* its splits are train\."):
@@ -111,12 +134,24 @@ def test_a_folder_with_a_loading_script_is_refused_without_running_it(tmp_path):
     marker = tmp_path / "script-ran"
     (folder / "mydata.py").write_text(f"open({str(marker)!r}, 'w').write('ran')\n")
     (folder / "train.jsonl").write_text('{"text": "One document."}\n')
-    proc = run_cli("pretrain", "debug=tiny", "data=hf", f"data.path={folder}", f"data.cache_dir={tmp_path / 'cache'}",
-                   f"hydra.run.dir={tmp_path / 'run'}", cwd=tmp_path, env={"HF_HOME": str(tmp_path / "hf-home")})
+    proc = run_cli(
+        "pretrain",
+        "debug=tiny",
+        "data=hf",
+        f"data.path={folder}",
+        f"data.cache_dir={tmp_path / 'cache'}",
+        f"hydra.run.dir={tmp_path / 'run'}",
+        cwd=tmp_path,
+        env={"HF_HOME": str(tmp_path / "hf-home")},
+    )
     assert proc.returncode == 2, proc.stderr
     message = " ".join(proc.stderr.split())
-    assert f"data.path={folder}: the folder holds a dataset loading script, mydata.py, and lmtrain never runs " \
-           "the code of a dataset" in message and "save_to_disk" in message
+    assert (
+        f"data.path={folder}: the folder holds a dataset loading script, mydata.py, and lmtrain never runs "
+        "the code of a dataset"
+        in message
+        and "save_to_disk" in message
+    )
     assert "Traceback" not in proc.stderr and not marker.exists() and not (tmp_path / "hf-home").exists()
 
 
@@ -127,10 +162,12 @@ def test_an_empty_save_to_disk_split_is_an_error_naming_it(tmp_path):
     assert len(data.train) > 0
     with pytest.raises(UserError) as error:
         _prepare(tmp_path, f"data.path={saved}", "data.eval_split=validation")
-    assert str(error.value) == (f"data.eval_split=validation: data.path={saved} holds no rows in split "
-                                f"'validation' (its {saved / 'validation' / 'state.json'} lists no data files: an "
-                                "empty dataset was saved). Save the dataset again with its rows, or choose a split "
-                                "that has some.")
+    assert str(error.value) == (
+        f"data.eval_split=validation: data.path={saved} holds no rows in split "
+        f"'validation' (its {saved / 'validation' / 'state.json'} lists no data files: an "
+        "empty dataset was saved). Save the dataset again with its rows, or choose a split "
+        "that has some."
+    )
     single = tmp_path / "single"
     import datasets
 

@@ -1,4 +1,5 @@
-"""Tokenizers users already have: slow-tokenizer files converted as transformers converts them, tokenizer.path folders."""
+"""Tokenizers users already have: slow-tokenizer files converted as transformers converts them, tokenizer.path
+folders."""
 
 from __future__ import annotations
 
@@ -15,8 +16,12 @@ from tests.conftest import compose_config, objective_plug, write_corpus
 
 transformers = pytest.importorskip("transformers")
 
-TEXTS = ["The farmer visited the OLD barn, naïve café!", "Ünïcödé 北京 text: 3.5 km?", "  spaced   out  ",
-         "A [MASK] and <mask> and <|endoftext|> in text."]
+TEXTS = [
+    "The farmer visited the OLD barn, naïve café!",
+    "Ünïcödé 北京 text: 3.5 km?",
+    "  spaced   out  ",
+    "A [MASK] and <mask> and <|endoftext|> in text.",
+]
 
 
 def wordpiece_folder(folder: Path, corpus: Path, lowercase: bool) -> Path:
@@ -24,8 +29,10 @@ def wordpiece_folder(folder: Path, corpus: Path, lowercase: bool) -> Path:
     tokenizer = Tokenizer(models.WordPiece(unk_token="[UNK]"))
     tokenizer.pre_tokenizer = pre_tokenizers.BertPreTokenizer()
     specials = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"]
-    tokenizer.train_from_iterator(corpus.read_text().splitlines(), trainers.WordPieceTrainer(
-        vocab_size=200, min_frequency=1, special_tokens=specials))
+    tokenizer.train_from_iterator(
+        corpus.read_text().splitlines(),
+        trainers.WordPieceTrainer(vocab_size=200, min_frequency=1, special_tokens=specials),
+    )
     folder.mkdir()
     vocab = sorted(tokenizer.get_vocab().items(), key=lambda item: item[1])
     (folder / "vocab.txt").write_text("".join(token + "\n" for token, _ in vocab), encoding="utf-8")
@@ -37,8 +44,15 @@ def bpe_folder(folder: Path, corpus: Path, specials: list[str]) -> Path:
     """A folder with only ``vocab.json`` + ``merges.txt``, as GPT-2's / RoBERTa's slow tokenizers save them."""
     tokenizer = Tokenizer(models.BPE())
     tokenizer.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
-    tokenizer.train_from_iterator(corpus.read_text().splitlines(), trainers.BpeTrainer(
-        vocab_size=400, min_frequency=1, special_tokens=specials, initial_alphabet=pre_tokenizers.ByteLevel.alphabet()))
+    tokenizer.train_from_iterator(
+        corpus.read_text().splitlines(),
+        trainers.BpeTrainer(
+            vocab_size=400,
+            min_frequency=1,
+            special_tokens=specials,
+            initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
+        ),
+    )
     folder.mkdir()
     tokenizer.model.save(str(folder))
     return folder
@@ -75,14 +89,25 @@ def test_vocab_json_and_merges_give_the_ids_of_transformers(corpus, tmp_path, fa
         assert ours.roles == {"bos": "<|endoftext|>", "eos": "<|endoftext|>", "pad": "<|endoftext|>"}
     else:
         assert ours.tokenizer.encode("a b", "c").ids == theirs.encode("a b", "c")  # <s> A </s></s> B </s>
-        assert ours.encode_batch(["The <mask> sat"])[0] == [*ours.encode_batch(["The"])[0], ours.id("mask"),
-                                                            *ours.encode_batch([" sat"])[0]]
+        assert ours.encode_batch(["The <mask> sat"])[0] == [
+            *ours.encode_batch(["The"])[0],
+            ours.id("mask"),
+            *ours.encode_batch([" sat"])[0],
+        ]
 
 
 def test_tokenizer_path_folder_with_vocab_txt_feeds_pretraining(corpus, tmp_path):
     folder = wordpiece_folder(tmp_path / "bert", corpus, lowercase=True)
-    cfg = compose_config("pretrain", ["debug=tiny", "data=text", f"data.train_files=[{corpus}]",
-                                      f"data.cache_dir={tmp_path / 'cache'}", f"tokenizer.path={folder}"])
+    cfg = compose_config(
+        "pretrain",
+        [
+            "debug=tiny",
+            "data=text",
+            f"data.train_files=[{corpus}]",
+            f"data.cache_dir={tmp_path / 'cache'}",
+            f"tokenizer.path={folder}",
+        ],
+    )
     data = prepare_pretraining_data(cfg.data, cfg.tokenizer, objective_plug(cfg.objective))
     expected = load_hf_tokenizer(folder)
     assert data.tokenizer.tokenizer.get_vocab() == expected.tokenizer.get_vocab()

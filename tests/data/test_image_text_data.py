@@ -17,7 +17,10 @@ from tests.albef_fixtures import ROLES
 
 
 def test_pre_caption_cleans_like_albef():
-    assert pre_caption("A child, in a pink-dress/hat!  Climbing (stairs).", 30) == "a child in a pink dress hat climbing stairs"
+    assert (
+        pre_caption("A child, in a pink-dress/hat!  Climbing (stairs).", 30)
+        == "a child in a pink dress hat climbing stairs"
+    )
     assert pre_caption("one two three four five", 3) == "one two three"
 
 
@@ -27,11 +30,15 @@ def test_swap_left_right_swaps_whole_words_only():
 
 
 def test_json_tsv_and_csv_captions(tmp_path):
-    (tmp_path / "a.json").write_text(json.dumps([{"image": "x.jpg", "caption": ["one", "two"]},
-                                                 {"image": "y.jpg", "caption": "three"}]))
+    (tmp_path / "a.json").write_text(
+        json.dumps([{"image": "x.jpg", "caption": ["one", "two"]}, {"image": "y.jpg", "caption": "three"}])
+    )
     pairs = read_captions(tmp_path / "a.json", "imgs")
     assert [(p.image.endswith("imgs/x.jpg"), p.caption, p.image_id) for p in pairs] == [
-        (True, "one", 0), (True, "two", 0), (False, "three", 1)]
+        (True, "one", 0),
+        (True, "two", 0),
+        (False, "three", 1),
+    ]
     (tmp_path / "b.tsv").write_text("x.jpg\ta dog\ny.jpg\ta cat\n")
     assert [p.caption for p in read_captions(tmp_path / "b.tsv", None)] == ["a dog", "a cat"]
     (tmp_path / "captions.txt").write_text('image,caption\nx.jpg,"a dog, running ."\nx.jpg,a brown dog\n')
@@ -57,8 +64,11 @@ def test_bad_annotation_files_name_the_problem(tmp_path):
 def _pairs_with_bad_images(tmp_path):
     Image.new("RGB", (20, 20), (200, 0, 0)).save(tmp_path / "good.png")
     (tmp_path / "broken.jpg").write_bytes(b"this is not a jpeg")
-    return [CaptionPair(str(tmp_path / "good.png"), "red", 0), CaptionPair(str(tmp_path / "missing.jpg"), "gone", 1),
-            CaptionPair(str(tmp_path / "broken.jpg"), "broken", 2)]
+    return [
+        CaptionPair(str(tmp_path / "good.png"), "red", 0),
+        CaptionPair(str(tmp_path / "missing.jpg"), "gone", 1),
+        CaptionPair(str(tmp_path / "broken.jpg"), "broken", 2),
+    ]
 
 
 def test_missing_and_unreadable_images_fail_naming_the_file(tmp_path):
@@ -84,12 +94,15 @@ def _half_image(left, right, side=32):
 
 def test_flipped_images_get_captions_with_left_and_right_swapped():
     captions = ["red on the left blue on the right"] * 8
-    tokenizer = train_tokenizer(captions + ["red on the right blue on the left"],
-                                TokenizerConfig(vocab_size=100, min_frequency=1, special_tokens=ROLES))
+    tokenizer = train_tokenizer(
+        captions + ["red on the right blue on the left"],
+        TokenizerConfig(vocab_size=100, min_frequency=1, special_tokens=ROLES),
+    )
     images = {"img": _half_image((255, 0, 0), (0, 0, 255))}
     pairs = [CaptionPair("img", c, 0) for c in captions]
-    dataset = ImageTextDataset(pairs, images, tokenizer, image_size=16, max_seq_len=16, max_words=30, train=True,
-                               crop_min_scale=0.9)
+    dataset = ImageTextDataset(
+        pairs, images, tokenizer, image_size=16, max_seq_len=16, max_words=30, train=True, crop_min_scale=0.9
+    )
     seen = set()
     for epoch in range(4):
         dataset.set_epoch(epoch)
@@ -104,8 +117,9 @@ def test_flipped_images_get_captions_with_left_and_right_swapped():
 
 def test_eval_transform_is_a_deterministic_resize():
     scenes = shape_scenes(4, 0, side=64)
-    tokenizer = train_tokenizer([c for _, c in scenes], TokenizerConfig(vocab_size=100, min_frequency=1,
-                                                                        special_tokens=ROLES))
+    tokenizer = train_tokenizer(
+        [c for _, c in scenes], TokenizerConfig(vocab_size=100, min_frequency=1, special_tokens=ROLES)
+    )
     pairs = [CaptionPair(f"s{i}", c, i) for i, (_, c) in enumerate(scenes)]
     images = {f"s{i}": img for i, (img, _) in enumerate(scenes)}
     dataset = ImageTextDataset(pairs, images, tokenizer, image_size=24, max_seq_len=32, max_words=30, train=False)
@@ -137,12 +151,18 @@ def test_caption_tokenizer_is_cached_by_captions_and_settings(tmp_path):
     assert ids[0] == first.id("cls") and ids[-1] == first.id("sep")
 
 
-@pytest.mark.parametrize("name,content,where", [
-    ("a.tsv", "x.jpg\tfine\n../../etc/passwd\tsecret\n", "line 2"),
-    ("a.csv", "image,caption\nx.jpg,fine\n/etc/passwd,secret\n", "line 3"),
-    ("a.json", json.dumps([{"image": "x.jpg", "caption": "ok"}, {"image": "sub/../../y.jpg", "caption": "no"}]),
-     "entry 1"),
-])
+@pytest.mark.parametrize(
+    "name,content,where",
+    [
+        ("a.tsv", "x.jpg\tfine\n../../etc/passwd\tsecret\n", "line 2"),
+        ("a.csv", "image,caption\nx.jpg,fine\n/etc/passwd,secret\n", "line 3"),
+        (
+            "a.json",
+            json.dumps([{"image": "x.jpg", "caption": "ok"}, {"image": "sub/../../y.jpg", "caption": "no"}]),
+            "entry 1",
+        ),
+    ],
+)
 def test_image_paths_outside_the_root_are_refused_unless_allowed(tmp_path, name, content, where):
     root = tmp_path / "imgs"
     (tmp_path / name).write_text(content)

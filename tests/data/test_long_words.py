@@ -23,8 +23,10 @@ def test_a_long_pre_token_is_cut_in_training_and_in_every_later_encoding(tmp_pat
     with caplog.at_level(logging.INFO, logger="lmtrain.data"):
         tokenizer = train_tokenizer([*texts, f"{run} the end.", f"{run}, again."], cfg.tokenizer)
     unit = "characters" if kind == "wordpiece" else "bytes"  # byte-level BPE's pre-tokens are bytes
-    assert (f"2 words of more than {MAX_PRETOKEN_CHARS} {unit} (the longest {len(run)}) were cut into pieces "
-            f"of {MAX_PRETOKEN_CHARS} {unit}") in caplog.text
+    assert (
+        f"2 words of more than {MAX_PRETOKEN_CHARS} {unit} (the longest {len(run)}) were cut into pieces "
+        f"of {MAX_PRETOKEN_CHARS} {unit}"
+    ) in caplog.text
     pieces = tokenizer.tokenizer.pre_tokenizer.pre_tokenize_str(run)
     assert [len(piece) for piece, _ in pieces] == [MAX_PRETOKEN_CHARS, MAX_PRETOKEN_CHARS, 50]
     # what training saw is what encoding sees: the run tokenizes as its pieces do, one by one
@@ -39,8 +41,9 @@ def test_a_corpus_with_a_hundred_thousand_character_word_prepares_in_seconds(tmp
     corpus = write_corpus(tmp_path / "c.txt", n_docs=30)
     with open(corpus, "a", encoding="utf-8") as f:
         f.write("a" * 100_000 + "\n")  # WordPiece training took 11 s on it, and 25 minutes on a million
-    cfg = compose_config("pretrain", ["debug=tiny", "data=text", f"data.train_files=[{corpus}]",
-                                      f"data.cache_dir={tmp_path / 'cache'}"])
+    cfg = compose_config(
+        "pretrain", ["debug=tiny", "data=text", f"data.train_files=[{corpus}]", f"data.cache_dir={tmp_path / 'cache'}"]
+    )
     with caplog.at_level(logging.INFO, logger="lmtrain.data"):
         data = prepare_pretraining_data(cfg.data, cfg.tokenizer, objective_plug(cfg.objective))
     assert "1 word of more than 100 characters (the longest 100000) was cut" in caplog.text

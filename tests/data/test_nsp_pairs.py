@@ -32,8 +32,8 @@ def test_pairs_structure_and_random_next_from_other_document():
         assert ids[0] == CLS and ids[-1] == SEP
         seps = np.flatnonzero(ids == SEP)
         assert len(seps) == 2
-        a, b = ids[1:seps[0]], ids[seps[0] + 1:-1]
-        assert (types[: seps[0] + 1] == 0).all() and (types[seps[0] + 1:] == 1).all()
+        a, b = ids[1 : seps[0]], ids[seps[0] + 1 : -1]
+        assert (types[: seps[0] + 1] == 0).all() and (types[seps[0] + 1 :] == 1).all()
         doc_a, doc_b = set(a.tolist()), set(b.tolist())
         assert len(doc_a) == 1
         if p.next_sentence_label == IS_NEXT:

@@ -44,8 +44,11 @@ def _running(pid: int) -> bool:
 @pytest.mark.skipif(sys.platform == "win32", reason="POSIX process tree")
 @pytest.mark.parametrize("portable", [False, True])
 def test_a_worker_ends_when_its_parent_is_killed(portable):
-    parent = subprocess.Popen([sys.executable, "-c", PARENT, WORKER.format(portable=portable), str(REPO / "src")],
-                              stdout=subprocess.PIPE, text=True)
+    parent = subprocess.Popen(
+        [sys.executable, "-c", PARENT, WORKER.format(portable=portable), str(REPO / "src")],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
     worker = int(parent.stdout.readline())
     try:
         assert select.select([parent.stdout], [], [], 60)[0] and parent.stdout.readline() == "ready\n"

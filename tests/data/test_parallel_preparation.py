@@ -33,8 +33,14 @@ def _news(folder: Path) -> Path:
 
 
 def _overrides(folder: Path, model: str, num_proc: int) -> list[str]:
-    return ["debug=tiny", f"model={model}", "data=text", f"data.train_files=[{_news(folder)}]",
-            f"data.cache_dir={folder / 'cache'}", f"data.num_proc={num_proc}"]
+    return [
+        "debug=tiny",
+        f"model={model}",
+        "data=text",
+        f"data.train_files=[{_news(folder)}]",
+        f"data.cache_dir={folder / 'cache'}",
+        f"data.num_proc={num_proc}",
+    ]
 
 
 def _prepare(folder: Path, model: str, num_proc: int):
@@ -74,16 +80,22 @@ def test_one_and_two_processes_give_byte_identical_stores(tmp_path, monkeypatch,
 
 def test_a_preparation_killed_half_way_leaves_nothing_read_as_complete(tmp_path, monkeypatch):
     chunk_chars = 4000  # about 30 chunks
-    script = ("import sys; sys.path[:0] = sys.argv[1:3]\n"
-              "from lmtrain.data import pretraining\n"
-              "from tests.conftest import compose_config, objective_plug\n"
-              f"pretraining.CHUNK_CHARS = {chunk_chars}\n"
-              "cfg = compose_config('pretrain', sys.argv[3:])\n"
-              "pretraining.prepare_pretraining_data(cfg.data, cfg.tokenizer, objective_plug(cfg.objective))\n")
+    script = (
+        "import sys; sys.path[:0] = sys.argv[1:3]\n"
+        "from lmtrain.data import pretraining\n"
+        "from tests.conftest import compose_config, objective_plug\n"
+        f"pretraining.CHUNK_CHARS = {chunk_chars}\n"
+        "cfg = compose_config('pretrain', sys.argv[3:])\n"
+        "pretraining.prepare_pretraining_data(cfg.data, cfg.tokenizer, objective_plug(cfg.objective))\n"
+    )
     output = tmp_path / "output.txt"
     with open(output, "w") as out:
-        job = subprocess.Popen([sys.executable, "-c", script, str(REPO / "src"), str(REPO),
-                                *_overrides(tmp_path, "bert", 2)], start_new_session=True, stdout=out, stderr=out)
+        job = subprocess.Popen(
+            [sys.executable, "-c", script, str(REPO / "src"), str(REPO), *_overrides(tmp_path, "bert", 2)],
+            start_new_session=True,
+            stdout=out,
+            stderr=out,
+        )
     examples = tmp_path / "cache" / "examples"
     try:
         deadline = time.monotonic() + 300
@@ -127,16 +139,21 @@ def _running(pid: int) -> bool:
 @pytest.mark.skipif(not Path("/proc/self/stat").exists(), reason="reads the process tree from /proc")
 def test_workers_end_when_the_preparation_is_killed(tmp_path):
     """kill -9 of the process that prepares with data.num_proc=2: its workers and the resource tracker end too."""
-    script = ("import sys; sys.path[:0] = sys.argv[1:3]\n"
-              "from lmtrain.data import pretraining\n"
-              "from tests.conftest import compose_config, objective_plug\n"
-              "pretraining.CHUNK_CHARS = 4000\n"
-              "cfg = compose_config('pretrain', sys.argv[3:])\n"
-              "pretraining.prepare_pretraining_data(cfg.data, cfg.tokenizer, objective_plug(cfg.objective))\n")
+    script = (
+        "import sys; sys.path[:0] = sys.argv[1:3]\n"
+        "from lmtrain.data import pretraining\n"
+        "from tests.conftest import compose_config, objective_plug\n"
+        "pretraining.CHUNK_CHARS = 4000\n"
+        "cfg = compose_config('pretrain', sys.argv[3:])\n"
+        "pretraining.prepare_pretraining_data(cfg.data, cfg.tokenizer, objective_plug(cfg.objective))\n"
+    )
     output = tmp_path / "output.txt"
     with open(output, "w") as out:
-        job = subprocess.Popen([sys.executable, "-c", script, str(REPO / "src"), str(REPO),
-                                *_overrides(tmp_path, "bert", 2)], stdout=out, stderr=out)
+        job = subprocess.Popen(
+            [sys.executable, "-c", script, str(REPO / "src"), str(REPO), *_overrides(tmp_path, "bert", 2)],
+            stdout=out,
+            stderr=out,
+        )
     helpers: list[int] = []
     try:
         deadline = time.monotonic() + 300

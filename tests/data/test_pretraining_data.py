@@ -30,8 +30,7 @@ def test_text_jsonl_and_blank_line_documents(tmp_path):
     jsonl = tmp_path / "docs.jsonl"
     jsonl.write_text("\n".join(json.dumps({"body": t}) for t in ["A b c. D e.", "F g."]) + "\n")
     assert load_documents([lines]) == [["One doc.", "Two sentences."], ["Second doc here."]]
-    assert load_documents([blank], documents="blank_line") == [
-        ["First line of doc one.", "Second line."], ["Doc two."]]
+    assert load_documents([blank], documents="blank_line") == [["First line of doc one.", "Second line."], ["Doc two."]]
     assert load_documents([jsonl], text_field="body") == [["A b c.", "D e."], ["F g."]]
 
 
@@ -50,8 +49,9 @@ def test_existing_tokenizer_json_is_used_as_is(tmp_path):
     corpus = write_corpus(tmp_path / "c.txt", n_docs=30)
     cfg = _cfg(tmp_path, f"data.train_files=[{corpus}]")
     trained = prepare_pretraining_data(cfg.data, cfg.tokenizer, objective_plug(cfg.objective))
-    given = _cfg(tmp_path, f"data.train_files=[{corpus}]", f"tokenizer.path={trained.tokenizer_path}",
-                 "tokenizer.vocab_size=50")
+    given = _cfg(
+        tmp_path, f"data.train_files=[{corpus}]", f"tokenizer.path={trained.tokenizer_path}", "tokenizer.vocab_size=50"
+    )
     data = prepare_pretraining_data(given.data, given.tokenizer, objective_plug(given.objective))
     assert data.tokenizer.vocab_size == trained.tokenizer.vocab_size  # vocab_size ignored: nothing trained
     assert data.tokenizer_path == trained.tokenizer_path
@@ -74,8 +74,14 @@ def test_a_corpus_larger_than_a_chunk_streams_into_one_store(tmp_path, monkeypat
     cfg = _cfg(tmp_path, f"data.train_files=[{corpus}]", "model=gpt", "data.max_seq_len=32")
     whole = prepare_pretraining_data(cfg.data, cfg.tokenizer, objective_plug(cfg.objective))
     monkeypatch.setattr(pretraining, "CHUNK_CHARS", 2000)  # about 5 documents a chunk
-    chunked_cfg = _cfg(tmp_path, f"data.train_files=[{corpus}]", "model=gpt", "data.max_seq_len=32",
-                       f"tokenizer.path={whole.tokenizer_path}", f"data.cache_dir={tmp_path / 'cache2'}")
+    chunked_cfg = _cfg(
+        tmp_path,
+        f"data.train_files=[{corpus}]",
+        "model=gpt",
+        "data.max_seq_len=32",
+        f"tokenizer.path={whole.tokenizer_path}",
+        f"data.cache_dir={tmp_path / 'cache2'}",
+    )
     chunked = prepare_pretraining_data(chunked_cfg.data, chunked_cfg.tokenizer, objective_plug(chunked_cfg.objective))
     n_chunks = len(list(SplitCorpus(Corpus.from_files([corpus]), None, 0.1, 0).chunks(2000))) // 2
     assert n_chunks > 5

@@ -65,9 +65,11 @@ def test_a_sharded_store_reads_as_its_shards_in_the_listed_order(tmp_path):
 
 
 def test_a_failed_write_leaves_no_store(tmp_path):
-    with pytest.raises(ValueError, match="does not fit a store of width 4"):
-        with StoreWriter(tmp_path / "store", width=4, meta={}) as writer:
-            writer.append(*_examples(3, seed=0))
+    with (
+        pytest.raises(ValueError, match="does not fit a store of width 4"),
+        StoreWriter(tmp_path / "store", width=4, meta={}) as writer,
+    ):
+        writer.append(*_examples(3, seed=0))
     assert not (tmp_path / "store").exists() and not ExampleStore.exists(tmp_path / "store")
 
 
@@ -77,8 +79,13 @@ def _batches(dataset: PretrainingDataset, pad_id: int, num_workers: int, epochs:
     batches = []
     for epoch in range(epochs):
         dataset.set_epoch(epoch)
-        loader = DataLoader(dataset, batch_sampler=sampler.batches(epoch), collate_fn=PadCollator(pad_id),
-                            num_workers=num_workers, generator=torch.Generator())
+        loader = DataLoader(
+            dataset,
+            batch_sampler=sampler.batches(epoch),
+            collate_fn=PadCollator(pad_id),
+            num_workers=num_workers,
+            generator=torch.Generator(),
+        )
         batches.extend(loader)
     return batches
 
@@ -87,8 +94,10 @@ def _batches(dataset: PretrainingDataset, pad_id: int, num_workers: int, epochs:
 def test_memory_mapped_store_gives_the_in_memory_batches(tmp_path, objective):
     corpus = write_corpus(tmp_path / "corpus.txt", n_docs=40)
     extra = ["model=roberta", "objective.masking=dynamic"] if objective == "mlm_dynamic" else []
-    cfg = compose_config("pretrain", ["debug=tiny", "data=text", f"data.train_files=[{corpus}]",
-                                      f"data.cache_dir={tmp_path / 'cache'}", *extra])
+    cfg = compose_config(
+        "pretrain",
+        ["debug=tiny", "data=text", f"data.train_files=[{corpus}]", f"data.cache_dir={tmp_path / 'cache'}", *extra],
+    )
     data = prepare_pretraining_data(cfg.data, cfg.tokenizer, objective_plug(cfg.objective))
     mapped = ExampleStore(data.train.path)
     loaded = ExampleStore(data.train.path, in_memory=True)

@@ -27,8 +27,10 @@ def file_size_limit(n_bytes: int):
 
 def _cfg(tmp_path: Path, *extra: str):
     corpus = write_corpus(tmp_path / "c.txt", n_docs=40)
-    return compose_config("pretrain", ["debug=tiny", "data=text", f"data.train_files=[{corpus}]",
-                                       f"data.cache_dir={tmp_path / 'cache'}", *extra])
+    return compose_config(
+        "pretrain",
+        ["debug=tiny", "data=text", f"data.train_files=[{corpus}]", f"data.cache_dir={tmp_path / 'cache'}", *extra],
+    )
 
 
 def _files(folder: Path) -> list[str]:

@@ -32,8 +32,17 @@ def test_tokenizers():
     text = "The U.S. economy grew 3% in 2001, didn't it?"
     assert get_tokenizer("simple_preprocess")(text) == ["the", "economy", "grew", "in", "didn", "it"]
     assert get_tokenizer("lower")(text)[:3] == ["the", "u.s.", "economy"]
-    assert get_tokenizer("lower_strip_punct")(text) == ["the", "u.s", "economy", "grew", "3", "in",
-                                                        "2001", "didn't", "it"]
+    assert get_tokenizer("lower_strip_punct")(text) == [
+        "the",
+        "u.s",
+        "economy",
+        "grew",
+        "3",
+        "in",
+        "2001",
+        "didn't",
+        "it",
+    ]
     with pytest.raises(UserError, match="embed.tokenize=bpe"):
         get_tokenizer("bpe")
 
@@ -41,8 +50,7 @@ def test_tokenizers():
 def test_text_and_jsonl_files_stream_again_on_every_pass(tmp_path):
     (tmp_path / "a.txt").write_text("one two three\n\nfour five\n")
     (tmp_path / "b.jsonl").write_text(json.dumps({"body": "six seven"}) + "\n\n")
-    corpus = build_corpus("lee", [str(tmp_path / "a.txt"), str(tmp_path / "*.jsonl")], "lower",
-                          text_field="body")
+    corpus = build_corpus("lee", [str(tmp_path / "a.txt"), str(tmp_path / "*.jsonl")], "lower", text_field="body")
     expected = [["one", "two", "three"], ["four", "five"], ["six", "seven"]]
     assert list(corpus) == expected
     assert list(corpus) == expected  # restartable: re-reads the files

@@ -7,8 +7,16 @@ from omegaconf import OmegaConf
 from tests.conftest import compose_config, run_cli, write_corpus
 from tests.embeddings.test_io import write_malicious_pickle
 
-EVAL_KEYS = ["eval/analogy_accuracy", "eval/analogy_oov", "eval/wordsim353_spearman", "eval/wordsim353_oov",
-             "eval/simlex999_spearman", "eval/simlex999_oov", "wall_time_s", "vocab_size"]
+EVAL_KEYS = [
+    "eval/analogy_accuracy",
+    "eval/analogy_oov",
+    "eval/wordsim353_spearman",
+    "eval/wordsim353_oov",
+    "eval/simlex999_spearman",
+    "eval/simlex999_oov",
+    "wall_time_s",
+    "vocab_size",
+]
 
 
 def test_every_method_composes_and_misspelt_keys_fail(tmp_path):
@@ -23,8 +31,17 @@ def test_every_method_composes_and_misspelt_keys_fail(tmp_path):
 
 def test_glove_run_then_load_evaluates_the_same_vectors(tmp_path):
     run_dir = tmp_path / "glove"
-    result = run_cli("embed", "method=glove", "embed.corpus=lee", "embed.epochs=2", "embed.vector_size=16", "progress=false",
-                     "query=[police]", f"hydra.run.dir={run_dir}", cwd=tmp_path)
+    result = run_cli(
+        "embed",
+        "method=glove",
+        "embed.corpus=lee",
+        "embed.epochs=2",
+        "embed.vector_size=16",
+        "progress=false",
+        "query=[police]",
+        f"hydra.run.dir={run_dir}",
+        cwd=tmp_path,
+    )
     assert result.returncode == 0, result.stderr[-2000:]
     summary = json.loads((run_dir / "summary.json").read_text())
     assert summary["method"] == "glove" and all(key in summary for key in EVAL_KEYS)
@@ -35,8 +52,14 @@ def test_glove_run_then_load_evaluates_the_same_vectors(tmp_path):
     assert "nearest neighbours" in result.stdout and "analogy accuracy" in result.stdout
 
     load_dir = tmp_path / "load"
-    result = run_cli("embed", "method=load", f"path={run_dir / 'vectors.glove.txt'}", "progress=false",
-                     f"hydra.run.dir={load_dir}", cwd=tmp_path)
+    result = run_cli(
+        "embed",
+        "method=load",
+        f"path={run_dir / 'vectors.glove.txt'}",
+        "progress=false",
+        f"hydra.run.dir={load_dir}",
+        cwd=tmp_path,
+    )
     assert result.returncode == 0, result.stderr[-2000:]
     loaded = json.loads((load_dir / "summary.json").read_text())
     for key in EVAL_KEYS[:-2]:
@@ -46,16 +69,31 @@ def test_glove_run_then_load_evaluates_the_same_vectors(tmp_path):
 def test_word2vec_on_user_file_and_min_count_error(tmp_path):
     corpus = write_corpus(tmp_path / "corpus.txt", n_docs=30)
     run_dir = tmp_path / "w2v"
-    result = run_cli("embed", f"embed.train_files=[{corpus}]", "embed.epochs=3", "embed.min_count=2",
-                     "embed.vector_size=16", "embed.sg=1", "progress=false", f"hydra.run.dir={run_dir}", cwd=tmp_path)
+    result = run_cli(
+        "embed",
+        f"embed.train_files=[{corpus}]",
+        "embed.epochs=3",
+        "embed.min_count=2",
+        "embed.vector_size=16",
+        "embed.sg=1",
+        "progress=false",
+        f"hydra.run.dir={run_dir}",
+        cwd=tmp_path,
+    )
     assert result.returncode == 0, result.stderr[-2000:]
     summary = json.loads((run_dir / "summary.json").read_text())
     assert summary["method"] == "word2vec" and summary["corpus_tokens"] > 1000
     metrics = [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines()]
     assert len(metrics) == 3 and all(m["train/words_per_s"] > 0 for m in metrics)
 
-    result = run_cli("embed", f"embed.train_files=[{corpus}]", "embed.min_count=100000", "progress=false",
-                     f"hydra.run.dir={tmp_path / 'fail'}", cwd=tmp_path)
+    result = run_cli(
+        "embed",
+        f"embed.train_files=[{corpus}]",
+        "embed.min_count=100000",
+        "progress=false",
+        f"hydra.run.dir={tmp_path / 'fail'}",
+        cwd=tmp_path,
+    )
     assert result.returncode == 2 and "Traceback" not in result.stderr
     assert "no word occurs at least min_count=100000 times in" in result.stderr and "corpus.txt" in result.stderr
 
@@ -69,8 +107,9 @@ def test_load_errors_are_one_paragraph(tmp_path):
 def test_load_refuses_a_pickle_named_like_text_vectors(tmp_path):
     marker = tmp_path / "pwned"
     crafted = write_malicious_pickle(tmp_path / "vectors.txt", marker)
-    result = run_cli("embed", "method=load", f"path={crafted}", "progress=false",
-                     f"hydra.run.dir={tmp_path / 'run'}", cwd=tmp_path)
+    result = run_cli(
+        "embed", "method=load", f"path={crafted}", "progress=false", f"hydra.run.dir={tmp_path / 'run'}", cwd=tmp_path
+    )
     assert result.returncode == 2 and "Traceback" not in result.stderr
     assert "vectors.txt' is a Python pickle" in result.stderr
     assert "embed.allow_pickle=true" in result.stderr

@@ -6,7 +6,6 @@ from __future__ import annotations
 import json
 import os
 import textwrap
-from pathlib import Path
 
 from lmtrain.config import GloveConfig, LoadVectorsConfig, Word2VecConfig
 from lmtrain.config.plug_nodes import config_objects
@@ -20,8 +19,11 @@ TINY = ["embed.corpus=lee", "embed.epochs=1", "embed.vector_size=8", "progress=f
 
 
 def test_each_method_has_its_own_schema_and_plug_class():
-    for method, schema, cls in (("word2vec", Word2VecConfig, Word2VecMethod), ("glove", GloveConfig, GloveMethod),
-                                ("load", LoadVectorsConfig, LoadVectorsMethod)):
+    for method, schema, cls in (
+        ("word2vec", Word2VecConfig, Word2VecMethod),
+        ("glove", GloveConfig, GloveMethod),
+        ("load", LoadVectorsConfig, LoadVectorsMethod),
+    ):
         cfg = config_objects(compose_config("embed", [f"method={method}"]), "embed")
         assert type(cfg.embed) is schema and plug_class(cfg.embed, "embed") is cls
     assert not hasattr(Word2VecConfig(), "x_max") and not hasattr(GloveConfig(), "sg")
@@ -83,7 +85,8 @@ def test_a_users_own_method_runs_from_outside_lmtrain(tmp_path):
     (tmp_path / "configs" / "method").mkdir(parents=True)
     (tmp_path / "configs" / "method" / "random.yaml").write_text(
         "# @package _global_\nmethod: random\nembed:\n  _target_: random_vectors.RandomMethod\n  scale: 0.5\n"
-        "  corpus: lee_wiki\n  epochs: 1\n  vector_size: 100\n")  # the keys a command line may then change
+        "  corpus: lee_wiki\n  epochs: 1\n  vector_size: 100\n"
+    )  # the keys a command line may then change
     env = {"PYTHONPATH": os.pathsep.join([str(tmp_path / "plugs"), os.environ.get("PYTHONPATH", "")])}
     search = f"hydra.searchpath=[file://{tmp_path / 'configs'}]"
     run_dir = tmp_path / "run"
@@ -92,9 +95,20 @@ def test_a_users_own_method_runs_from_outside_lmtrain(tmp_path):
     summary = json.loads((run_dir / "summary.json").read_text())
     assert summary["method"] == "random" and summary["vocab_size"] == 200
     record = json.loads((run_dir / ".hydra" / "plugs.json").read_text())
-    assert record["plugs"]["embed"] == {"target": "random_vectors.RandomMethod", "module": "random_vectors",
-                                        "folder": str(tmp_path / "plugs")}
+    assert record["plugs"]["embed"] == {
+        "target": "random_vectors.RandomMethod",
+        "module": "random_vectors",
+        "folder": str(tmp_path / "plugs"),
+    }
 
-    refused = run_cli("embed", "method=random", search, *TINY, "+embed.sg=1", f"hydra.run.dir={tmp_path / 'r2'}",
-                      cwd=tmp_path, env=env)
+    refused = run_cli(
+        "embed",
+        "method=random",
+        search,
+        *TINY,
+        "+embed.sg=1",
+        f"hydra.run.dir={tmp_path / 'r2'}",
+        cwd=tmp_path,
+        env=env,
+    )
     assert refused.returncode == 2 and "RandomConfig" in refused.stderr and "sg" in refused.stderr

@@ -5,15 +5,20 @@ import math
 import numpy as np
 import pytest
 
-from lmtrain.embeddings.evaluation import (evaluate, evaluate_analogies, evaluate_similarity,
-                                           nearest_neighbours)
+from lmtrain.embeddings.evaluation import evaluate, evaluate_analogies, evaluate_similarity, nearest_neighbours
 from lmtrain.embeddings.io import keyed_vectors
 
 # king - man + woman = queen exactly; paris - france + italy lands on berlin, not rome
 WORDS = {
-    "king": [1, 1, 0, 0], "queen": [1, 0, 1, 0], "man": [0, 1, 0, 0.1], "woman": [0, 0, 1, 0.1],
-    "paris": [0, 0, 0, 1], "france": [0.5, 0, 0, 1], "italy": [0, 0.5, 0.5, 1],
-    "rome": [1, 1, 1, 1], "berlin": [-0.5, 0.5, 0.5, 1],
+    "king": [1, 1, 0, 0],
+    "queen": [1, 0, 1, 0],
+    "man": [0, 1, 0, 0.1],
+    "woman": [0, 0, 1, 0.1],
+    "paris": [0, 0, 0, 1],
+    "france": [0.5, 0, 0, 1],
+    "italy": [0, 0.5, 0.5, 1],
+    "rome": [1, 1, 1, 1],
+    "berlin": [-0.5, 0.5, 0.5, 1],
 }
 
 
@@ -25,10 +30,12 @@ def kv():
 @pytest.fixture
 def analogy_file(tmp_path):
     path = tmp_path / "analogies.txt"
-    path.write_text(": family\nman king woman queen\n"  # correct
-                    ": capitals\nFrance Paris Italy Rome\n"  # wrong (berlin), mixed case
-                    "france paris spain madrid\n"  # out of vocabulary: skipped
-                    "france paris germany berlin\n")  # out of vocabulary: skipped
+    path.write_text(
+        ": family\nman king woman queen\n"  # correct
+        ": capitals\nFrance Paris Italy Rome\n"  # wrong (berlin), mixed case
+        "france paris spain madrid\n"  # out of vocabulary: skipped
+        "france paris germany berlin\n"
+    )  # out of vocabulary: skipped
     return path
 
 

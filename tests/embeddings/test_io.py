@@ -29,8 +29,7 @@ def write_malicious_pickle(path, marker):
 @pytest.fixture
 def kv():
     rng = np.random.default_rng(0)
-    return keyed_vectors(["the", "cat", "sat"], rng.normal(size=(3, 4)).astype(np.float32),
-                         counts=np.array([9, 5, 2]))
+    return keyed_vectors(["the", "cat", "sat"], rng.normal(size=(3, 4)).astype(np.float32), counts=np.array([9, 5, 2]))
 
 
 def test_files_round_trip_through_gensim(kv, tmp_path):

@@ -16,15 +16,27 @@ def assert_planted_pair_ranks_high(kv):
 
 
 def test_word2vec_ranks_the_planted_synonyms(synonym_docs):
-    kv, losses, _ = train_word2vec(synonym_docs, "test", vector_size=20, window=2, min_count=1,
-                                   epochs=15, sg=1, sample=0, workers=1, seed=0)
+    kv, losses, _ = train_word2vec(
+        synonym_docs, "test", vector_size=20, window=2, min_count=1, epochs=15, sg=1, sample=0, workers=1, seed=0
+    )
     assert losses[-1] < losses[0]
     assert_planted_pair_ranks_high(kv)
 
 
 def test_glove_ranks_the_planted_synonyms(synonym_docs):
-    kv, losses, _ = fit_glove(synonym_docs, "test", vector_size=20, window=2, min_count=1,
-                              epochs=60, lr=0.05, x_max=10.0, batch_size=256, seed=0, device="cpu",
-                              threads=1)
+    kv, losses, _ = fit_glove(
+        synonym_docs,
+        "test",
+        vector_size=20,
+        window=2,
+        min_count=1,
+        epochs=60,
+        lr=0.05,
+        x_max=10.0,
+        batch_size=256,
+        seed=0,
+        device="cpu",
+        threads=1,
+    )
     assert losses[-1] < losses[0]
     assert_planted_pair_ranks_high(kv)

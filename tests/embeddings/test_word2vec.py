@@ -11,8 +11,9 @@ def test_epoch_losses_are_per_epoch_and_survive_several_workers(synonym_docs):
     docs = synonym_docs * 4  # ~20k words: several gensim jobs per epoch
     kwargs = dict(vector_size=16, window=2, min_count=1, epochs=4, sg=1, sample=0, seed=1, batch_words=500)
     seen = []
-    _, single, tokens = train_word2vec(docs, "test", workers=1, **kwargs,
-                                       on_epoch=lambda e, loss, wps, s: seen.append((e, loss, wps)))
+    _, single, tokens = train_word2vec(
+        docs, "test", workers=1, **kwargs, on_epoch=lambda e, loss, wps, s: seen.append((e, loss, wps))
+    )
     _, multi, _ = train_word2vec(docs, "test", workers=3, **kwargs)
     assert tokens == sum(len(d) for d in docs)
     assert [e for e, _, _ in seen] == [1, 2, 3, 4] and all(wps > 0 for _, _, wps in seen)
@@ -40,8 +41,9 @@ def test_min_count_error_names_the_key_and_the_files():
 def test_vectors_equal_gensim_called_directly(synonym_docs):
     from gensim.models import Word2Vec
 
-    settings = dict(vector_size=16, window=3, min_count=2, epochs=3, sg=1, hs=0, negative=5,
-                    sample=1e-3, workers=1, seed=7)
+    settings = dict(
+        vector_size=16, window=3, min_count=2, epochs=3, sg=1, hs=0, negative=5, sample=1e-3, workers=1, seed=7
+    )
     kv, _, _ = train_word2vec(synonym_docs, "test", lr=0.025, min_lr=1e-4, **settings)
     model = Word2Vec(synonym_docs, alpha=0.025, min_alpha=1e-4, **settings)
     assert kv.index_to_key == model.wv.index_to_key

@@ -16,6 +16,7 @@ def counting_onednn_op(monkeypatch: pytest.MonkeyPatch) -> list[int]:
 
 def breaking_onednn_op(monkeypatch: pytest.MonkeyPatch, message: str) -> None:
     """Make ``torch.ops.mkldnn._linear_pointwise`` raise RuntimeError(``message``), as a changed PyTorch might."""
+
     def broken(*args):
         raise RuntimeError(message)
 

@@ -26,6 +26,7 @@ TIE = ProbeTimes(onednn_s=0.0100, torch_s=0.0102, rounds=8)
 
 def run(monkeypatch, memo, times: ProbeTimes | None, wide_vectors: bool = True, measure: bool = True):
     """A new process that selects ``auto`` with ``memo``; its check measures ``times`` (None: it must not measure)."""
+
     def must_not_measure():
         raise AssertionError("measured")
 
@@ -73,9 +74,11 @@ def test_a_tie_in_the_first_run_is_settled_by_the_rule_and_kept(monkeypatch, tmp
     kernels, why = run(monkeypatch, memo, TIE, wide_vectors)
     cpu = "has" if wide_vectors else "lacks"
     assert kernels == expected
-    assert why == (f"auto: measured 10.0 ms with oneDNN vs 10.2 ms with torch (best of 8 each): a tie (within 5%), "
-                   f"so by rule oneDNN where the CPU has AVX-512 or AMX, else torch (this CPU {cpu} them); "
-                   f"kept for this machine in {memo}")
+    assert why == (
+        f"auto: measured 10.0 ms with oneDNN vs 10.2 ms with torch (best of 8 each): a tie (within 5%), "
+        f"so by rule oneDNN where the CPU has AVX-512 or AMX, else torch (this CPU {cpu} them); "
+        f"kept for this machine in {memo}"
+    )
     assert run(monkeypatch, memo, ONEDNN_WINS if expected == "torch" else TORCH_WINS)[0] == expected
 
 
@@ -83,21 +86,29 @@ def test_the_log_line_says_why_each_run_took_its_kernels(monkeypatch, tmp_path):
     memo = tmp_path / "cpu_kernels.json"
     monkeypatch.setattr(select_module, "_today", lambda: "2026-12-06")
     first = run(monkeypatch, memo, TORCH_WINS)[1]
-    assert first == ("auto: measured 17.3 ms with oneDNN vs 15.2 ms with torch (best of 8 each): torch faster by 14%; "
-                     f"kept for this machine in {memo}")
+    assert first == (
+        "auto: measured 17.3 ms with oneDNN vs 15.2 ms with torch (best of 8 each): torch faster by 14%; "
+        f"kept for this machine in {memo}"
+    )
     second = run(monkeypatch, memo, ONEDNN_WINS)[1]
-    kept_since = ("auto: kept for this machine since 2026-12-06 (measured 17.3 ms with oneDNN vs 15.2 ms with torch "
-                  "(best of 8 each): torch faster by 14%)")
-    assert second == (f"{kept_since}; check 1 of 4: measured 10.0 ms with oneDNN vs 15.0 ms with torch (best of 8 "
-                      "each): oneDNN faster by 50% (clear win 1 of the 2 in separate runs that switch the choice); "
-                      "this run keeps torch")
+    kept_since = (
+        "auto: kept for this machine since 2026-12-06 (measured 17.3 ms with oneDNN vs 15.2 ms with torch "
+        "(best of 8 each): torch faster by 14%)"
+    )
+    assert second == (
+        f"{kept_since}; check 1 of 4: measured 10.0 ms with oneDNN vs 15.0 ms with torch (best of 8 "
+        "each): oneDNN faster by 50% (clear win 1 of the 2 in separate runs that switch the choice); "
+        "this run keeps torch"
+    )
     third = run(monkeypatch, memo, ONEDNN_WINS)[1]
     assert third.startswith(f"{kept_since}; check 2 of 4: ") and third.endswith(
         "(clear win 2 of the 2 in separate runs that switch the choice): the choice switches to onednn from the next "
-        "run; this run keeps torch")
+        "run; this run keeps torch"
+    )
     assert run(monkeypatch, memo, TIE)[1].startswith(
         "auto: kept for this machine since 2026-12-06 (switched after 2 clear wins in later runs, the last measured "
-        "10.0 ms with oneDNN vs 15.0 ms with torch (best of 8 each): oneDNN faster by 50%); check 1 of 4: ")
+        "10.0 ms with oneDNN vs 15.0 ms with torch (best of 8 each): oneDNN faster by 50%); check 1 of 4: "
+    )
 
 
 def test_the_other_processes_of_a_job_neither_measure_nor_write(monkeypatch, tmp_path):
@@ -123,11 +134,13 @@ def test_a_damaged_memo_is_neither_used_nor_overwritten_and_the_log_says_so(monk
     with caplog.at_level(logging.WARNING, logger="lmtrain.kernels.select"):
         kernels, why = run(monkeypatch, memo, TORCH_WINS)
     assert kernels == "torch" and memo.read_text() == '{"truncated": '
-    assert (f"The memo of trainer.cpu_kernels=auto, {memo}, is not used as it is: it cannot be read as JSON"
-            in caplog.text)
+    assert (
+        f"The memo of trainer.cpu_kernels=auto, {memo}, is not used as it is: it cannot be read as JSON" in caplog.text
+    )
     assert "delete the file, or set trainer.cpu_kernels=onednn or trainer.cpu_kernels=torch." in caplog.text
-    assert why.endswith(f"not kept in {memo}: it cannot be read as JSON (JSONDecodeError: Expecting value: line 1 "
-                        "column 15 (char 14))")
+    assert why.endswith(
+        f"not kept in {memo}: it cannot be read as JSON (JSONDecodeError: Expecting value: line 1 column 15 (char 14))"
+    )
 
 
 def test_a_symlinked_memo_is_not_followed(monkeypatch, tmp_path, caplog):
@@ -146,8 +159,10 @@ def test_an_entry_naming_unknown_kernels_is_measured_anew_and_replaced(monkeypat
     memo.write_text(json.dumps({machine_key(): {"kernels": "mkl", "reviews": "many"}}))
     with caplog.at_level(logging.WARNING, logger="lmtrain.kernels.select"):
         assert run(monkeypatch, memo, TORCH_WINS)[0] == "torch"
-    assert "names CPU kernels 'mkl', which are none of onednn, torch; the entry is measured anew and replaced" \
+    assert (
+        "names CPU kernels 'mkl', which are none of onednn, torch; the entry is measured anew and replaced"
         in caplog.text
+    )
     assert kept(memo)["kernels"] == "torch"
 
 
@@ -170,8 +185,17 @@ def test_timings_alternate_after_a_warm_up_and_stop_at_the_budget():
     def step(name: str, seconds: float):
         return lambda: order.append(name) or seconds
 
-    timings = measure_alternately({"a": step("a", 1.0), "b": step("b", 2.0)}, rounds=8, min_rounds=3,
-                                  budget_s=0.05, clock=lambda: next(clock))
-    assert order == ["a", "b",  # warm-up, not kept
-                     "a", "b", "b", "a", "a", "b"]  # three rounds, the order flipping each round
+    timings = measure_alternately(
+        {"a": step("a", 1.0), "b": step("b", 2.0)}, rounds=8, min_rounds=3, budget_s=0.05, clock=lambda: next(clock)
+    )
+    assert order == [
+        "a",
+        "b",  # warm-up, not kept
+        "a",
+        "b",
+        "b",
+        "a",
+        "a",
+        "b",
+    ]  # three rounds, the order flipping each round
     assert timings == {"a": [1.0, 1.0, 1.0], "b": [2.0, 2.0, 2.0]}

@@ -24,9 +24,23 @@ GREEDY = Sampling(greedy=True)
 
 def gpt(seed: int = 0) -> LanguageModel:
     torch.manual_seed(seed)
-    spec = TransformerSpec(vocab_size=97, n_layers=2, d_model=32, n_heads=4, d_ff=64, max_positions=64,
-                           dropout=0.0, attention_dropout=0.0, causal=True, norm="pre", segment_vocab_size=0,
-                           embedding_norm=False, final_norm=True, activation="gelu_tanh", layer_norm_eps=1e-5)
+    spec = TransformerSpec(
+        vocab_size=97,
+        n_layers=2,
+        d_model=32,
+        n_heads=4,
+        d_ff=64,
+        max_positions=64,
+        dropout=0.0,
+        attention_dropout=0.0,
+        causal=True,
+        norm="pre",
+        segment_vocab_size=0,
+        embedding_norm=False,
+        final_norm=True,
+        activation="gelu_tanh",
+        layer_norm_eps=1e-5,
+    )
     return LanguageModel(spec, ["lm"]).eval()
 
 

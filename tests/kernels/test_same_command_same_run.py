@@ -29,15 +29,26 @@ def test_two_runs_of_one_command_with_dropout_give_the_same_losses(tmp_path, mon
         monkeypatch.chdir(run_dir)
         monkeypatch.setitem(select_module._state, "auto", None)  # a new process
         monkeypatch.setattr(select_module, "time_kernels", lambda times=times: times)
-        cfg = compose_config("pretrain", [*TINY, "data=text", f"data.train_files=[{corpus}]",
-                                          f"data.cache_dir={tmp_path / 'cache'}", "trainer.log_every=1",
-                                          "trainer.max_steps=4", "trainer.preflight=false", "model.dropout=0.1",
-                                          "trainer.cpu_kernels=auto"])
+        cfg = compose_config(
+            "pretrain",
+            [
+                *TINY,
+                "data=text",
+                f"data.train_files=[{corpus}]",
+                f"data.cache_dir={tmp_path / 'cache'}",
+                "trainer.log_every=1",
+                "trainer.max_steps=4",
+                "trainer.preflight=false",
+                "model.dropout=0.1",
+                "trainer.cpu_kernels=auto",
+            ],
+        )
         with caplog.at_level(logging.INFO, logger="lmtrain.training.session"):
             kernels.append(pretrain.run(cfg)["cpu_kernels"])
         losses.append([e["train/loss"] for e in read_metrics(run_dir) if "train/loss" in e])
     assert kernels == ["onednn", "onednn"] and len(losses[0]) == 4
     assert losses[0] == losses[1]
     assert "CPU kernels: onednn (auto: kept for this machine since " in caplog.text
-    assert ("torch faster by 50% (clear win 1 of the 2 in separate runs that switch the choice); this run keeps "
-            "onednn)") in caplog.text
+    assert (
+        "torch faster by 50% (clear win 1 of the 2 in separate runs that switch the choice); this run keeps onednn)"
+    ) in caplog.text

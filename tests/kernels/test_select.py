@@ -58,8 +58,10 @@ def test_auto_falls_back_with_one_warning_when_the_private_op_raises(monkeypatch
         out = layer(x)
         select_cpu_kernels("auto")  # a second selection reuses the first measurement
     warnings = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
-    assert warnings == ["oneDNN's linear ops failed their start-up check (unknown overload for _linear_pointwise): "
-                        "lmtrain uses PyTorch's own CPU kernels."]
+    assert warnings == [
+        "oneDNN's linear ops failed their start-up check (unknown overload for _linear_pointwise): "
+        "lmtrain uses PyTorch's own CPU kernels."
+    ]
     assert torch.equal(out, F.linear(x, layer.weight, layer.bias))
 
 
@@ -84,8 +86,10 @@ def test_missing_ops_make_auto_torch_and_onednn_an_error(monkeypatch, caplog, fr
 
 @needs_onednn
 def test_auto_picks_the_clear_winner_of_its_measurement(monkeypatch, fresh_switch):
-    for onednn_s, torch_s, expected, gain in [(0.010, 0.015, "onednn", "oneDNN faster by 50%"),
-                                              (0.015, 0.010, "torch", "torch faster by 50%")]:
+    for onednn_s, torch_s, expected, gain in [
+        (0.010, 0.015, "onednn", "oneDNN faster by 50%"),
+        (0.015, 0.010, "torch", "torch faster by 50%"),
+    ]:
         times = ProbeTimes(onednn_s=onednn_s, torch_s=torch_s, rounds=8)
         monkeypatch.setattr(select_module, "time_kernels", lambda times=times: times)
         monkeypatch.setitem(select_module._state, "auto", None)
@@ -106,8 +110,11 @@ def test_nothing_selected_means_auto_on_first_use(monkeypatch, caplog, fresh_swi
 
 
 def test_unknown_choice_names_the_key_and_the_choices():
-    with pytest.raises(UserError, match=r"trainer.cpu_kernels=fast is not a kind of CPU kernels: use one of "
-                                        r"auto, onednn, torch\."):
+    with pytest.raises(
+        UserError,
+        match=r"trainer.cpu_kernels=fast is not a kind of CPU kernels: use one of "
+        r"auto, onednn, torch\.",
+    ):
         select_cpu_kernels("fast")
 
 

@@ -36,8 +36,11 @@ def test_one_of_several_alternatives_is_enough():
 
 def test_a_model_that_lacks_the_capability_is_refused_naming_it():
     meta = {"family": "elmo", "model_name": "elmo", "spec": {}}
-    with pytest.raises(UserError, match=r"ckpt=run holds a model of the elmo family \(elmo\), which lacks a Hugging "
-                                        r"Face architecture to export to that this command needs; it has bidirectional "
-                                        r"token features .*e\.g\. from `lmtrain pretrain model=bert`"):
+    with pytest.raises(
+        UserError,
+        match=r"ckpt=run holds a model of the elmo family \(elmo\), which lacks a Hugging "
+        r"Face architecture to export to that this command needs; it has bidirectional "
+        r"token features .*e\.g\. from `lmtrain pretrain model=bert`",
+    ):
         check_capabilities(meta, C.HF_EXPORT, "ckpt=run")
     check_capabilities(meta, (C.CAUSAL_LM, C.TOKEN_FEATURES), "ckpt=run")  # has one of them: passes

@@ -19,8 +19,15 @@ SPEC = dict(vocab_size=60, n_layers=2, d_model=16, n_heads=2, d_ff=32, max_posit
 @pytest.fixture
 def checkpoint(tmp_path) -> Path:
     model = LanguageModel(TransformerSpec(**SPEC), ["mlm"], None)
-    meta = {"family": "transformer", "model_name": "bert", "objective": "mlm", "spec": model.spec.to_dict(),
-            "heads": ["mlm"], "task_heads": {}, "tokenizer_roles": {}}
+    meta = {
+        "family": "transformer",
+        "model_name": "bert",
+        "objective": "mlm",
+        "spec": model.spec.to_dict(),
+        "heads": ["mlm"],
+        "task_heads": {},
+        "tokenizer_roles": {},
+    }
     return save_checkpoint(tmp_path / "checkpoints", 1, model, meta, None, None)
 
 
@@ -30,15 +37,18 @@ def _alter(checkpoint: Path, **spec) -> None:
     (checkpoint / "model.json").write_text(json.dumps(meta))
 
 
-@pytest.mark.parametrize("spec, said", [
-    ({"n_layers": 1_000_000}, "spec.n_layers=1000000 cannot describe the model"),
-    ({"vocab_size": 1_000_000_000}, "spec.vocab_size=1000000000 cannot describe the model"),
-    ({"n_layers": 40}, "more weight tensors than the"),
-    ({"d_model": 32, "n_heads": 2}, "whose backbone."),
-    ({"n_layers": "2"}, "spec.n_layers='2' is not a valid int"),
-    ({"d_model": True}, "spec.d_model=True is not a valid int"),
-    ({"dropout": -1e400}, "spec.dropout=-inf is not a valid float"),
-])
+@pytest.mark.parametrize(
+    "spec, said",
+    [
+        ({"n_layers": 1_000_000}, "spec.n_layers=1000000 cannot describe the model"),
+        ({"vocab_size": 1_000_000_000}, "spec.vocab_size=1000000000 cannot describe the model"),
+        ({"n_layers": 40}, "more weight tensors than the"),
+        ({"d_model": 32, "n_heads": 2}, "whose backbone."),
+        ({"n_layers": "2"}, "spec.n_layers='2' is not a valid int"),
+        ({"d_model": True}, "spec.d_model=True is not a valid int"),
+        ({"dropout": -1e400}, "spec.dropout=-inf is not a valid float"),
+    ],
+)
 def test_an_altered_model_json_is_refused_before_anything_is_built(checkpoint, spec, said):
     _alter(checkpoint, **spec)
     with pytest.raises(UserError, match="model.json") as error:

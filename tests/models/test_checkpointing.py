@@ -11,14 +11,30 @@ from lmtrain.models.language_model import LanguageModel
 from lmtrain.models.spec import TransformerSpec
 from tests.conftest import loss_objective as build_objective
 
-GPT = dict(causal=True, norm="pre", segment_vocab_size=0, embedding_norm=False, final_norm=True,
-           activation="gelu_tanh", layer_norm_eps=1e-5)
+GPT = dict(
+    causal=True,
+    norm="pre",
+    segment_vocab_size=0,
+    embedding_norm=False,
+    final_norm=True,
+    activation="gelu_tanh",
+    layer_norm_eps=1e-5,
+)
 
 
 def _model(objective_name: str, checkpointed: bool) -> LanguageModel:
     torch.manual_seed(0)
-    spec = TransformerSpec(vocab_size=64, n_layers=3, d_model=32, n_heads=4, d_ff=64, max_positions=32,
-                           dropout=0.1, attention_dropout=0.1, **(GPT if objective_name == "clm" else {}))
+    spec = TransformerSpec(
+        vocab_size=64,
+        n_layers=3,
+        d_model=32,
+        n_heads=4,
+        d_ff=64,
+        max_positions=32,
+        dropout=0.1,
+        attention_dropout=0.1,
+        **(GPT if objective_name == "clm" else {}),
+    )
     spec = dataclasses.replace(spec, checkpoint_activations=checkpointed)
     return LanguageModel(spec, build_objective(objective_name).head_names).train()
 

@@ -51,7 +51,7 @@ def test_log_likelihood_and_viterbi_equal_brute_force_over_all_sequences():
         gold = tuple(tags[row, : lengths[row]].tolist())
         assert torch.allclose(ll[row], _score(crf, emissions[row], gold) - log_z, atol=1e-5)
         assert tuple(best[row, : lengths[row]].tolist()) == path
-        assert best[row, lengths[row]:].eq(0).all()
+        assert best[row, lengths[row] :].eq(0).all()
         assert all((a, b) != (0, 2) for a, b in zip(path, path[1:]))  # the forbidden transition never wins
 
 
@@ -85,8 +85,10 @@ def test_bio_transitions_forbid_inside_after_outside_or_another_type():
 
 def test_a_bilstm_crf_tagger_lowers_its_loss():
     torch.manual_seed(0)
-    head = build_task_head({"kind": "token_classifier", "n_classes": 3, "dropout": 0.0, "encoder": "bilstm",
-                            "lstm_dim": 8, "crf": True}, d_model=6)
+    head = build_task_head(
+        {"kind": "token_classifier", "n_classes": 3, "dropout": 0.0, "encoder": "bilstm", "lstm_dim": 8, "crf": True},
+        d_model=6,
+    )
     x = torch.randn(8, 5, 6)
     mask = torch.ones(8, 5, dtype=torch.bool)
     mask[4:, 3:] = False

@@ -13,9 +13,19 @@ VOCAB = [f"w{i}" for i in range(40)] + ["héllo", "a-very-long-token-indeed-long
 
 def _model(encoder: str = "char_cnn") -> torch.nn.Module:
     torch.manual_seed(0)
-    spec = ElmoSpec(vocab_size=len(VOCAB), d_model=16, n_layers=2, lstm_dim=24, token_encoder=encoder,
-                    max_chars=12, char_dim=8, char_filter_widths=[1, 2, 3], char_filter_counts=[8, 8, 16],
-                    highway_layers=1, dropout=0.0)
+    spec = ElmoSpec(
+        vocab_size=len(VOCAB),
+        d_model=16,
+        n_layers=2,
+        lstm_dim=24,
+        token_encoder=encoder,
+        max_chars=12,
+        char_dim=8,
+        char_filter_widths=[1, 2, 3],
+        char_filter_counts=[8, 8, 16],
+        highway_layers=1,
+        dropout=0.0,
+    )
     return build_elmo(spec, VOCAB).eval()
 
 
@@ -50,7 +60,7 @@ def test_forward_lm_never_sees_the_right_and_backward_lm_never_the_left(encoder)
         bwd_diff = (a.backward[layer] - b.backward[layer]).abs().amax(-1)[0]
         # float noise only (the char CNN batches the distinct ids), never a real dependence
         assert torch.all(fwd_diff[:t] < 1e-6) and torch.all(fwd_diff[t:] > 1e-4)
-        assert torch.all(bwd_diff[t + 1:] < 1e-6) and torch.all(bwd_diff[:t + 1] > 1e-4)
+        assert torch.all(bwd_diff[t + 1 :] < 1e-6) and torch.all(bwd_diff[: t + 1] > 1e-4)
 
 
 def test_char_cnn_gives_a_token_the_same_vector_wherever_it_appears():
@@ -86,8 +96,9 @@ def test_checkpoint_round_trip_rebuilds_the_char_table(tmp_path):
     from lmtrain.training import checkpoint as ckpt
 
     model = _model()
-    path = ckpt.save_checkpoint(tmp_path, 1, model, {"family": "elmo", "spec": model.spec.to_dict(),
-                                                     "heads": ["lm"]}, None, None)
+    path = ckpt.save_checkpoint(
+        tmp_path, 1, model, {"family": "elmo", "spec": model.spec.to_dict(), "heads": ["lm"]}, None, None
+    )
     meta = read_model_meta(path)
     rebuilt = ElmoLanguageModel(ElmoSpec.from_dict(meta["spec"]), meta["heads"]).eval()
     load_weights(rebuilt, path)

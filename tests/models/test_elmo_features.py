@@ -9,8 +9,19 @@ from lmtrain.models.elmo import ElmoSpec, build_elmo
 from lmtrain.models.elmo_features import ElmoTaskModel, bilm_state, build_elmo_task_model
 from lmtrain.models.scalar_mix import ScalarMix
 
-SPEC = ElmoSpec(vocab_size=40, d_model=8, n_layers=2, lstm_dim=12, token_encoder="char_cnn", max_chars=8,
-                char_dim=4, char_filter_widths=[1, 2], char_filter_counts=[4, 4], highway_layers=1, dropout=0.3)
+SPEC = ElmoSpec(
+    vocab_size=40,
+    d_model=8,
+    n_layers=2,
+    lstm_dim=12,
+    token_encoder="char_cnn",
+    max_chars=8,
+    char_dim=4,
+    char_filter_widths=[1, 2],
+    char_filter_counts=[4, 4],
+    highway_layers=1,
+    dropout=0.3,
+)
 TAGGER = {"tagger": {"kind": "token_classifier", "n_classes": 3, "dropout": 0.0}}
 
 
@@ -38,7 +49,7 @@ def test_features_join_both_directions_of_every_layer_and_ignore_padding():
     mask = torch.tensor([[1, 1, 1, 1, 0, 0]])
     layers = model.backbone.layers(ids, mask)
     assert len(layers) == SPEC.n_layers + 1 and all(h.shape == (1, 6, 2 * SPEC.d_model) for h in layers)
-    assert torch.equal(layers[0][..., :SPEC.d_model], layers[0][..., SPEC.d_model:])  # token layer, both halves
+    assert torch.equal(layers[0][..., : SPEC.d_model], layers[0][..., SPEC.d_model :])  # token layer, both halves
     padded = model.backbone(ids, mask)
     alone = model.backbone(ids[:, :4], mask[:, :4])
     assert torch.allclose(padded[:, :4], alone, atol=1e-6)  # the backward LSTM never reads the padding
@@ -89,8 +100,16 @@ def test_classifier_over_elmo_pools_the_real_tokens():
 
 
 def test_a_bilstm_tagger_reads_token_vectors_with_the_mix_and_ignores_padding():
-    bilstm = {"tagger": {"kind": "token_classifier", "n_classes": 3, "dropout": 0.0, "encoder": "bilstm",
-                         "lstm_dim": 6, "crf": True}}
+    bilstm = {
+        "tagger": {
+            "kind": "token_classifier",
+            "n_classes": 3,
+            "dropout": 0.0,
+            "encoder": "bilstm",
+            "lstm_dim": 6,
+            "crf": True,
+        }
+    }
     model = build_elmo_task_model(SPEC, bilstm, _pretrained()).eval()
     ids = torch.tensor([[3, 7, 9, 4, 0, 0]])
     mask = torch.tensor([[1, 1, 1, 1, 0, 0]])

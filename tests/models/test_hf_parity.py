@@ -22,8 +22,15 @@ from lmtrain.models.language_model import LanguageModel  # noqa: E402
 from lmtrain.models.spec import TransformerSpec  # noqa: E402
 
 ATOL = 1e-5
-ENCODER = dict(vocab_size=99, hidden_size=32, num_hidden_layers=2, num_attention_heads=4, intermediate_size=37,
-               hidden_dropout_prob=0.0, attention_probs_dropout_prob=0.0)
+ENCODER = dict(
+    vocab_size=99,
+    hidden_size=32,
+    num_hidden_layers=2,
+    num_attention_heads=4,
+    intermediate_size=37,
+    hidden_dropout_prob=0.0,
+    attention_probs_dropout_prob=0.0,
+)
 
 
 def bert_config():
@@ -31,14 +38,31 @@ def bert_config():
 
 
 def roberta_config():
-    return transformers.RobertaConfig(**ENCODER, max_position_embeddings=66, type_vocab_size=1, pad_token_id=1,
-                                      bos_token_id=0, eos_token_id=2, layer_norm_eps=1e-5)
+    return transformers.RobertaConfig(
+        **ENCODER,
+        max_position_embeddings=66,
+        type_vocab_size=1,
+        pad_token_id=1,
+        bos_token_id=0,
+        eos_token_id=2,
+        layer_norm_eps=1e-5,
+    )
 
 
 def gpt2_config():
-    return transformers.GPT2Config(vocab_size=99, n_embd=32, n_layer=2, n_head=4, n_inner=37, n_positions=64,
-                                   resid_pdrop=0.0, embd_pdrop=0.0, attn_pdrop=0.0, bos_token_id=98,
-                                   eos_token_id=98)
+    return transformers.GPT2Config(
+        vocab_size=99,
+        n_embd=32,
+        n_layer=2,
+        n_head=4,
+        n_inner=37,
+        n_positions=64,
+        resid_pdrop=0.0,
+        embd_pdrop=0.0,
+        attn_pdrop=0.0,
+        bos_token_id=98,
+        eos_token_id=98,
+    )
 
 
 def perturbed(model):
@@ -133,23 +157,41 @@ def test_load_hf_folder_matches_hidden_states(tmp_path, kind):
 
 def random_lmtrain(model_type: str, tie: bool = True) -> tuple[LanguageModel, list[str]]:
     """A perturbed lmtrain model of a preset that has a Hugging Face equivalent."""
-    sizes = dict(vocab_size=99, n_layers=2, d_model=32, n_heads=4, d_ff=37, max_positions=64, dropout=0.0,
-                 attention_dropout=0.0, tie_embeddings=tie)
+    sizes = dict(
+        vocab_size=99,
+        n_layers=2,
+        d_model=32,
+        n_heads=4,
+        d_ff=37,
+        max_positions=64,
+        dropout=0.0,
+        attention_dropout=0.0,
+        tie_embeddings=tie,
+    )
     if model_type == "bert":
         spec, heads = TransformerSpec(**sizes), ["mlm", "nsp"]
     elif model_type == "roberta":
         spec = TransformerSpec(**sizes, segment_vocab_size=0, position_offset=2, pad_token_id=1, layer_norm_eps=1e-5)
         heads = ["mlm"]
     else:
-        spec = TransformerSpec(**sizes, causal=True, norm="pre", segment_vocab_size=0, activation="gelu_tanh",
-                               layer_norm_eps=1e-5, embedding_norm=False, final_norm=True)
+        spec = TransformerSpec(
+            **sizes,
+            causal=True,
+            norm="pre",
+            segment_vocab_size=0,
+            activation="gelu_tanh",
+            layer_norm_eps=1e-5,
+            embedding_norm=False,
+            final_norm=True,
+        )
         heads = ["lm"]
     torch.manual_seed(0)
     return perturbed(LanguageModel(spec, heads)), heads
 
 
-@pytest.mark.parametrize("model_type,tie", [("bert", True), ("bert", False), ("roberta", True), ("gpt2", True),
-                                            ("gpt2", False)])
+@pytest.mark.parametrize(
+    "model_type,tie", [("bert", True), ("bert", False), ("roberta", True), ("gpt2", True), ("gpt2", False)]
+)
 @torch.no_grad()
 def test_export_round_trip(tmp_path, model_type, tie):
     ours, heads = random_lmtrain(model_type, tie)
@@ -157,8 +199,11 @@ def test_export_round_trip(tmp_path, model_type, tie):
     tokenizer.write_text("{}")
     out = export_hf_folder(ours, model_type, tmp_path / "hf", tokenizer_json=tokenizer)
     assert (out / "tokenizer.json").is_file()
-    auto = {"bert": transformers.AutoModelForPreTraining, "roberta": transformers.AutoModelForMaskedLM,
-            "gpt2": transformers.AutoModelForCausalLM}[model_type]
+    auto = {
+        "bert": transformers.AutoModelForPreTraining,
+        "roberta": transformers.AutoModelForMaskedLM,
+        "gpt2": transformers.AutoModelForCausalLM,
+    }[model_type]
     hf, info = auto.from_pretrained(out, output_loading_info=True)
     assert not any(info[key] for key in ("missing_keys", "unexpected_keys", "mismatched_keys")), info
     hf.eval()
@@ -166,8 +211,7 @@ def test_export_round_trip(tmp_path, model_type, tie):
     ids, mask = batch(pad_id=pad)
     real = mask.bool()
     if model_type == "gpt2":
-        torch.testing.assert_close(ours.heads["lm"](ours.backbone(ids)), hf(input_ids=ids).logits,
-                                   atol=ATOL, rtol=0)
+        torch.testing.assert_close(ours.heads["lm"](ours.backbone(ids)), hf(input_ids=ids).logits, atol=ATOL, rtol=0)
         return
     token_types = torch.zeros_like(ids)
     if model_type == "bert":

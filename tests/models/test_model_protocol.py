@@ -16,8 +16,19 @@ from lmtrain.models.protocol import TrainedModel
 from lmtrain.models.spec import TransformerSpec
 from tests.albef_fixtures import tiny_model
 
-ELMO = ElmoSpec(vocab_size=40, d_model=8, n_layers=2, lstm_dim=12, token_encoder="char_cnn", max_chars=8,
-                char_dim=4, char_filter_widths=[1, 2], char_filter_counts=[4, 4], highway_layers=1, dropout=0.0)
+ELMO = ElmoSpec(
+    vocab_size=40,
+    d_model=8,
+    n_layers=2,
+    lstm_dim=12,
+    token_encoder="char_cnn",
+    max_chars=8,
+    char_dim=4,
+    char_filter_widths=[1, 2],
+    char_filter_counts=[4, 4],
+    highway_layers=1,
+    dropout=0.0,
+)
 TAGGER = {"tagger": {"kind": "token_classifier", "n_classes": 3, "dropout": 0.0}}
 TRANSFORMER = TransformerSpec(vocab_size=50, n_layers=1, d_model=16, n_heads=2, d_ff=32, max_positions=16)
 
@@ -42,8 +53,13 @@ def _albef() -> nn.Module:
     return tiny_model()
 
 
-BUILDERS = {"transformer LM": _transformer_lm, "transformer tagger": _transformer_tagger, "ELMo LM": _elmo_lm,
-            "ELMo tagger": _elmo_tagger, "ALBEF": _albef}
+BUILDERS = {
+    "transformer LM": _transformer_lm,
+    "transformer tagger": _transformer_tagger,
+    "ELMo LM": _elmo_lm,
+    "ELMo tagger": _elmo_tagger,
+    "ALBEF": _albef,
+}
 
 
 @pytest.fixture(params=list(BUILDERS), ids=list(BUILDERS))
@@ -66,8 +82,11 @@ def test_every_family_is_a_trained_model(model):
 
 
 def test_the_family_rebuilds_the_same_model_from_what_model_json_keeps(model):
-    meta = {"spec": json.loads(json.dumps(model.spec.to_dict())), "heads": model.pretraining_heads,
-            "task_heads": model.task_heads}
+    meta = {
+        "spec": json.loads(json.dumps(model.spec.to_dict())),
+        "heads": model.pretraining_heads,
+        "task_heads": model.task_heads,
+    }
     rebuilt = ModelFamily.named(model.family).from_meta(meta)
     assert type(rebuilt) is type(model) and rebuilt.head_names == model.head_names
     assert rebuilt.num_parameters() == model.num_parameters()

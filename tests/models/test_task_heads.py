@@ -27,8 +27,10 @@ class ScoreHead(TaskHead):
 def test_built_in_heads_keep_their_short_names():
     assert TokenClassifierHead.kind_name() == "token_classifier"
     assert PooledClassifierHead.kind_name() == "pooled_classifier"
-    head = build_task_head({"kind": "token_classifier", "n_classes": 3, "dropout": 0.0, "encoder": "bilstm",
-                            "lstm_dim": 4, "crf": True}, d_model=8)
+    head = build_task_head(
+        {"kind": "token_classifier", "n_classes": 3, "dropout": 0.0, "encoder": "bilstm", "lstm_dim": 4, "crf": True},
+        d_model=8,
+    )
     assert head.encoder is not None and head.crf is not None
 
 
@@ -39,11 +41,14 @@ def test_a_task_of_ones_own_brings_its_head_by_class_path():
     assert isinstance(head, ScoreHead) and head(torch.zeros(2, 3, 8)).shape == (2,)
 
 
-@pytest.mark.parametrize("kind,expected", [
-    ("lmtrain.models.heads.MaskedLMHead", "is not a TaskHead"),
-    ("os.system", "names a module of Python's standard library"),
-    ("no_such_package.Head", "cannot be imported"),
-])
+@pytest.mark.parametrize(
+    "kind,expected",
+    [
+        ("lmtrain.models.heads.MaskedLMHead", "is not a TaskHead"),
+        ("os.system", "names a module of Python's standard library"),
+        ("no_such_package.Head", "cannot be imported"),
+    ],
+)
 def test_a_kind_that_names_no_task_head_is_refused(kind, expected):
     with pytest.raises(UserError) as error:
         build_task_head({"kind": kind, "n_classes": 2}, d_model=8)

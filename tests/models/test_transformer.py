@@ -12,8 +12,9 @@ from lmtrain.errors import UserError
 from lmtrain.models.spec import TransformerSpec, resolve_spec
 from lmtrain.models.transformer import Transformer, sinusoidal_table
 
-TINY = dict(vocab_size=50, n_layers=2, d_model=32, n_heads=4, d_ff=48, max_positions=32, dropout=0.0,
-            attention_dropout=0.0)
+TINY = dict(
+    vocab_size=50, n_layers=2, d_model=32, n_heads=4, d_ff=48, max_positions=32, dropout=0.0, attention_dropout=0.0
+)
 
 
 def backbone(**overrides) -> Transformer:
@@ -23,8 +24,15 @@ def backbone(**overrides) -> Transformer:
 
 
 def causal_backbone() -> Transformer:
-    return backbone(causal=True, norm="pre", segment_vocab_size=0, embedding_norm=False, final_norm=True,
-                    activation="gelu_tanh", layer_norm_eps=1e-5)
+    return backbone(
+        causal=True,
+        norm="pre",
+        segment_vocab_size=0,
+        embedding_norm=False,
+        final_norm=True,
+        activation="gelu_tanh",
+        layer_norm_eps=1e-5,
+    )
 
 
 @torch.no_grad()
@@ -140,15 +148,20 @@ def test_resolve_spec_fills_a_size_preset():
     assert TransformerSpec.from_dict({**spec.to_dict(), "unknown": 1}) == spec
 
 
-@pytest.mark.parametrize("overrides,message", [
-    (dict(size="huge"), "model.size=huge is not a known size; choose one of tiny, mini, small, medium, base"),
-    (dict(size=None, n_layers=2, d_model=32), "model.n_heads, model.d_ff not set"),
-    (dict(size=None, n_layers=2, d_model=30, n_heads=4, d_ff=64),
-     "model.d_model=30 is not divisible by model.n_heads=4"),
-    (dict(size="tiny", activation="swish"), "model.activation=swish is not supported"),
-    (dict(size="tiny", norm="sandwich"), "model.norm=sandwich is not supported; choose one of pre, post"),
-    (dict(size="tiny", position="rotary"), "model.position=rotary is not supported"),
-])
+@pytest.mark.parametrize(
+    "overrides,message",
+    [
+        (dict(size="huge"), "model.size=huge is not a known size; choose one of tiny, mini, small, medium, base"),
+        (dict(size=None, n_layers=2, d_model=32), "model.n_heads, model.d_ff not set"),
+        (
+            dict(size=None, n_layers=2, d_model=30, n_heads=4, d_ff=64),
+            "model.d_model=30 is not divisible by model.n_heads=4",
+        ),
+        (dict(size="tiny", activation="swish"), "model.activation=swish is not supported"),
+        (dict(size="tiny", norm="sandwich"), "model.norm=sandwich is not supported; choose one of pre, post"),
+        (dict(size="tiny", position="rotary"), "model.position=rotary is not supported"),
+    ],
+)
 def test_resolve_spec_errors(overrides, message):
     cfg = dataclasses.replace(ModelConfig(), **overrides)
     with pytest.raises(UserError) as error:

@@ -8,14 +8,30 @@ from lmtrain.models.language_model import LanguageModel
 from lmtrain.models.spec import TransformerSpec
 from lmtrain.objectives import CausalLM, CompletionLM
 
-GPT = dict(causal=True, norm="pre", segment_vocab_size=0, embedding_norm=False, final_norm=True,
-           activation="gelu_tanh", layer_norm_eps=1e-5)
+GPT = dict(
+    causal=True,
+    norm="pre",
+    segment_vocab_size=0,
+    embedding_norm=False,
+    final_norm=True,
+    activation="gelu_tanh",
+    layer_norm_eps=1e-5,
+)
 
 
 def _model() -> LanguageModel:
     torch.manual_seed(0)
-    spec = TransformerSpec(vocab_size=40, n_layers=2, d_model=32, n_heads=4, d_ff=48, max_positions=32,
-                           dropout=0.0, attention_dropout=0.0, **GPT)
+    spec = TransformerSpec(
+        vocab_size=40,
+        n_layers=2,
+        d_model=32,
+        n_heads=4,
+        d_ff=48,
+        max_positions=32,
+        dropout=0.0,
+        attention_dropout=0.0,
+        **GPT,
+    )
     return LanguageModel(spec, ["lm"]).eval()
 
 

@@ -72,8 +72,9 @@ def test_contrastive_and_masked_lm_losses_fall(data, loss):
 def test_matching_loss_falls_below_the_label_prior(data):
     # one positive and two negatives per pair: guessing "no match" from the prior scores 0.6365
     _, tokenizer, train_batches = data
-    objective = ImageTextObjective(mlm_weight=0.0, alpha=0.4, alpha_warmup_steps=4, rerank_k=0, queue_start=1000,
-                                   hard_negatives=False)
+    objective = ImageTextObjective(
+        mlm_weight=0.0, alpha=0.4, alpha_warmup_steps=4, rerank_k=0, queue_start=1000, hard_negatives=False
+    )
     model = tiny_model(vocab_size=tokenizer.vocab_size, queue_size=16, momentum=0.5)
     history = _train(objective, model, train_batches, steps=150)
     assert all(math.isfinite(h["itm_loss"]) and math.isfinite(h["loss"]) for h in history)

@@ -79,8 +79,9 @@ def test_without_gradients_the_loss_and_count_are_the_same():
 
 def test_gradients_pass_gradcheck_in_float64():
     g = torch.Generator().manual_seed(0)
-    inputs = [torch.randn(*shape, generator=g, dtype=torch.float64, requires_grad=True)
-              for shape in ((9, 4), (7, 4), (7,))]
+    inputs = [
+        torch.randn(*shape, generator=g, dtype=torch.float64, requires_grad=True) for shape in ((9, 4), (7, 4), (7,))
+    ]
     targets = torch.randint(0, 7, (9,), generator=g)
     targets[2] = IGNORE_INDEX
     assert torch.autograd.gradcheck(lambda h, w, b: linear_cross_entropy(h, w, b, targets, chunk_rows=4)[0], inputs)

@@ -13,14 +13,30 @@ from lmtrain.models.language_model import LanguageModel
 from lmtrain.models.spec import TransformerSpec
 from lmtrain.objectives import BidirectionalLM, CausalLM, CompletionLM, MaskedLM
 
-GPT = dict(causal=True, norm="pre", segment_vocab_size=0, embedding_norm=False, final_norm=True,
-           activation="gelu_tanh", layer_norm_eps=1e-5)
+GPT = dict(
+    causal=True,
+    norm="pre",
+    segment_vocab_size=0,
+    embedding_norm=False,
+    final_norm=True,
+    activation="gelu_tanh",
+    layer_norm_eps=1e-5,
+)
 
 
 def _transformer(heads: list[str], **switches) -> LanguageModel:
     torch.manual_seed(0)
-    spec = TransformerSpec(vocab_size=40, n_layers=2, d_model=32, n_heads=4, d_ff=48, max_positions=32,
-                           dropout=0.0, attention_dropout=0.0, **switches)
+    spec = TransformerSpec(
+        vocab_size=40,
+        n_layers=2,
+        d_model=32,
+        n_heads=4,
+        d_ff=48,
+        max_positions=32,
+        dropout=0.0,
+        attention_dropout=0.0,
+        **switches,
+    )
     return LanguageModel(spec, heads)
 
 
@@ -37,8 +53,13 @@ def _batch(loss_mask: bool = False) -> dict[str, torch.Tensor]:
     mask[1, 9:] = mask[2, 5:] = False
     selected = (torch.rand(3, 12, generator=g) < 0.3) & mask
     selected[:, 1] = True
-    batch = {"input_ids": ids, "attention_mask": mask, "token_type_ids": torch.zeros_like(ids),
-             "labels": torch.where(selected, ids, IGNORE_INDEX), "next_sentence_label": torch.tensor([0, 1, 0])}
+    batch = {
+        "input_ids": ids,
+        "attention_mask": mask,
+        "token_type_ids": torch.zeros_like(ids),
+        "labels": torch.where(selected, ids, IGNORE_INDEX),
+        "next_sentence_label": torch.tensor([0, 1, 0]),
+    }
     if loss_mask:
         batch["loss_mask"] = (torch.arange(12) >= 4).long().expand(3, 12) * mask
     return batch
@@ -62,8 +83,13 @@ def _plain_mlm(model, batch, norm):
     mlm_sum, mlm_correct = _cross_entropy(model.heads["mlm"](hidden[selected]), batch["labels"][selected])
     nsp_sum, nsp_correct = _cross_entropy(model.heads["nsp"](hidden), batch["next_sentence_label"])
     return mlm_sum / norm["mlm"] + nsp_sum / norm["nsp"], {
-        "mlm_loss_sum": mlm_sum, "mlm_correct": mlm_correct, "mlm_count": selected.sum(),
-        "nsp_loss_sum": nsp_sum, "nsp_correct": nsp_correct, "nsp_count": torch.tensor(3)}
+        "mlm_loss_sum": mlm_sum,
+        "mlm_correct": mlm_correct,
+        "mlm_count": selected.sum(),
+        "nsp_loss_sum": nsp_sum,
+        "nsp_correct": nsp_correct,
+        "nsp_count": torch.tensor(3),
+    }
 
 
 def _plain_bilm(model, batch, norm):
@@ -72,8 +98,12 @@ def _plain_bilm(model, batch, norm):
     fwd_sum, fwd_correct = _cross_entropy(model.heads["lm"](states.forward[-1][:, :-1][mask]), ids[:, 1:][mask])
     bwd_sum, bwd_correct = _cross_entropy(model.heads["lm"](states.backward[-1][:, 1:][mask]), ids[:, :-1][mask])
     return fwd_sum / norm["fwd"] + bwd_sum / norm["bwd"], {
-        "fwd_loss_sum": fwd_sum, "bwd_loss_sum": bwd_sum, "lm_count": mask.sum(),
-        "fwd_correct": fwd_correct, "bwd_correct": bwd_correct}
+        "fwd_loss_sum": fwd_sum,
+        "bwd_loss_sum": bwd_sum,
+        "lm_count": mask.sum(),
+        "fwd_correct": fwd_correct,
+        "bwd_correct": bwd_correct,
+    }
 
 
 CASES = {  # name -> (model, objective, plain computation, batch has a loss_mask)

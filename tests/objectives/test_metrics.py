@@ -30,8 +30,10 @@ def test_classification_scores():
 
 def test_per_class_report_and_confusion_matrix():
     report = per_class_report([0, 0, 1, 1, 2], [0, 1, 1, 1, 0], ["neg", "pos", "neutral"])
-    assert report["confusion_matrix"] == {"labels": ["neg", "pos", "neutral"],
-                                          "matrix": [[1, 1, 0], [0, 2, 0], [1, 0, 0]]}  # rows gold, columns predicted
+    assert report["confusion_matrix"] == {
+        "labels": ["neg", "pos", "neutral"],
+        "matrix": [[1, 1, 0], [0, 2, 0], [1, 0, 0]],
+    }  # rows gold, columns predicted
     assert report["per_class"]["pos"] == {"precision": pytest.approx(2 / 3), "recall": 1.0, "f1": 0.8, "support": 2}
     assert report["per_class"]["neutral"] == {"precision": 0.0, "recall": 0.0, "f1": 0.0, "support": 1}
 

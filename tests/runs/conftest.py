@@ -13,8 +13,14 @@ import pytest
 from tests.conftest import TINY, run_cli, write_corpus
 
 # seconds, not minutes: 6 steps, a 200-token vocabulary, a 40-document corpus
-FAST = ["model=bert", "tokenizer.vocab_size=200", "trainer.max_steps=6", "trainer.log_every=2",
-        "trainer.eval_every=3", "trainer.save_every=3"]
+FAST = [
+    "model=bert",
+    "tokenizer.vocab_size=200",
+    "trainer.max_steps=6",
+    "trainer.log_every=2",
+    "trainer.eval_every=3",
+    "trainer.save_every=3",
+]
 
 
 def tiny_overrides(root: Path) -> list[str]:
@@ -39,8 +45,15 @@ def sweep(tmp_path_factory) -> Path:
     root = tmp_path_factory.mktemp("sweep")
     sweep_dir = root / "multirun" / "lr"
     loggers = "[jsonl,tensorboard]" if importlib.util.find_spec("tensorboard") else "[jsonl]"
-    result = run_cli("pretrain", "-m", *tiny_overrides(root), f"trainer.loggers={loggers}",
-                     "optim.lr=1e-3,3e-3", f"hydra.sweep.dir={sweep_dir}", cwd=root)
+    result = run_cli(
+        "pretrain",
+        "-m",
+        *tiny_overrides(root),
+        f"trainer.loggers={loggers}",
+        "optim.lr=1e-3,3e-3",
+        f"hydra.sweep.dir={sweep_dir}",
+        cwd=root,
+    )
     assert result.returncode == 0, result.stderr[-3000:]
     (sweep_dir / "stdout.txt").write_text(result.stdout)  # what the sweep printed, for the summary test
     return sweep_dir

@@ -11,8 +11,7 @@ import pytest
 
 from lmtrain.commands import pretrain
 from lmtrain.errors import UserError
-from lmtrain.run_folder.layout import read_metrics
-from lmtrain.run_folder.layout import RunDir
+from lmtrain.run_folder.layout import RunDir, read_metrics
 from lmtrain.training.assembly import finish_run
 from lmtrain.training.loggers import TensorBoardLogger, open_loggers, require_loggers, send_summary
 from tests.conftest import compose_config
@@ -43,8 +42,15 @@ def test_resumed_run_continues_the_same_curves(sweep, tmp_path, monkeypatch):
     shutil.copytree(sweep / "0", run, symlinks=True)
     (run / "summary.json").unlink()
     monkeypatch.chdir(run)  # outside Hydra the run directory is the current directory
-    cfg = compose_config("pretrain", [*tiny_overrides(sweep.parent.parent), "optim.lr=1e-3",
-                                      "trainer.loggers=[jsonl,tensorboard]", f"trainer.resume={run}/checkpoints/step-3"])
+    cfg = compose_config(
+        "pretrain",
+        [
+            *tiny_overrides(sweep.parent.parent),
+            "optim.lr=1e-3",
+            "trainer.loggers=[jsonl,tensorboard]",
+            f"trainer.resume={run}/checkpoints/step-3",
+        ],
+    )
     pretrain.run(cfg)
     steps = [e["step"] for e in read_metrics(run) if "train/loss" in e]
     assert steps == [2, 4, 6]  # each step once
@@ -123,8 +129,9 @@ def test_tensorboard_gets_the_config_and_the_summary_when_the_run_finishes(tmp_p
     (logger,) = open_loggers(config["trainer"]["loggers"], tmp_path, config)
     logger.log(4, {"train/loss": 2.0})
     logger.finish()
-    finish_run(RunDir(tmp_path), {"steps": 4, "eval/mlm_acc": 0.3, "config": config}, "test run",
-               config["trainer"]["loggers"])
+    finish_run(
+        RunDir(tmp_path), {"steps": 4, "eval/mlm_acc": 0.3, "config": config}, "test run", config["trainer"]["loggers"]
+    )
     events = accumulator.EventAccumulator(str(tmp_path / "tb"), size_guidance={"tensors": 0})
     events.Reload()
     assert events.Scalars("summary/eval/mlm_acc")[0].step == 4

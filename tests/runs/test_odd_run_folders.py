@@ -20,8 +20,10 @@ from lmtrain.runs import load_run
 
 pytest.importorskip("matplotlib")
 
-EVENTS = [{"step": 2, "train/loss": 5.0, "train/tokens_seen": 100, "train/tokens_per_s": 50.0},
-          {"step": 4, "train/loss": 4.0, "train/tokens_seen": 200, "train/tokens_per_s": 100.0, "eval/acc": 0.4}]
+EVENTS = [
+    {"step": 2, "train/loss": 5.0, "train/tokens_seen": 100, "train/tokens_per_s": 50.0},
+    {"step": 4, "train/loss": 4.0, "train/tokens_seen": 200, "train/tokens_per_s": 100.0, "eval/acc": 0.4},
+]
 
 
 def _run(root: Path, name: str, files: dict[str, str | bytes], events=EVENTS) -> Path:
@@ -54,26 +56,58 @@ ODD = {  # name -> (files, the reason its row names, or None for a readable row)
     "summary_not_utf8": ({"summary.json": b'{"steps": "\xff\xfe"}'}, "summary.json is not UTF-8 text"),
     "summary_not_json": ({"summary.json": '{"steps": 4,'}, "summary.json is not valid JSON"),
     "summary_nested": ({"summary.json": "[" * 200_000}, "summary.json is nested too deeply"),
-    "string_numbers": ({"summary.json": json.dumps({"steps": "10", "wall_seconds": "fast", "tokens_per_s": "x",
-                                                    "best/acc": "0.5", "best_step": "3", "eval/acc": "0.4",
-                                                    "command": 5, "model": ["bert"], "config": "x"})}, None),
+    "string_numbers": (
+        {
+            "summary.json": json.dumps(
+                {
+                    "steps": "10",
+                    "wall_seconds": "fast",
+                    "tokens_per_s": "x",
+                    "best/acc": "0.5",
+                    "best_step": "3",
+                    "eval/acc": "0.4",
+                    "command": 5,
+                    "model": ["bert"],
+                    "config": "x",
+                }
+            )
+        },
+        None,
+    ),
     "pid_1e30": ({"status.json": _status(state="running", pid=1e30)}, None),
     "pid_string": ({"status.json": _status(state="running", pid="12")}, None),
     "status_odd_values": ({"status.json": _status(state="interrupted", signal=["x"], step="7")}, None),
     "overrides_int": ({".hydra/overrides.yaml": "5\n"}, "overrides.yaml holds a number, not a list"),
     "overrides_not_strings": ({".hydra/overrides.yaml": "- a=1\n- [b]\n"}, "not a list of key=value strings"),
     "config_list": ({".hydra/config.yaml": "- a\n- b\n"}, "config.yaml holds a list, not an object"),
-    "config_list_beside_a_summary": ({"summary.json": json.dumps({"config": {"trainer": {}}}),
-                                      ".hydra/config.yaml": "- a\n"}, "config.yaml holds a list, not an object"),
+    "config_list_beside_a_summary": (
+        {"summary.json": json.dumps({"config": {"trainer": {}}}), ".hydra/config.yaml": "- a\n"},
+        "config.yaml holds a list, not an object",
+    ),
     "config_odd_nodes": ({".hydra/config.yaml": "model: bert\ntrainer: [1]\ntask: 3\n"}, None),
-    "config_python_tag": ({".hydra/config.yaml": "a: !!python/object/apply:os.system ['true']\n"},
-                          "config.yaml is not valid YAML"),
+    "config_python_tag": (
+        {".hydra/config.yaml": "a: !!python/object/apply:os.system ['true']\n"},
+        "config.yaml is not valid YAML",
+    ),
     "hydra_odd": ({".hydra/hydra.yaml": "hydra: 5\n"}, None),
     "model_json_list": ({"checkpoints/step-4/model.json": "[1]"}, None),
 }
-BAD_LINES = ['{"step": "x", "eval/acc": 1}', '{"step": null}', '{"step": 1e400}', '{"step": -3}', '{"step": true}',
-             '{"step": 1.5}', "[1, 2]", "5", '"text"', "{not json", '{"step": 3, "eval/acc": NaN}',
-             '{"step": 3, "eval/acc": "0.9"}', '{"step": 99999999999999999999999999}', "\udcff"]
+BAD_LINES = [
+    '{"step": "x", "eval/acc": 1}',
+    '{"step": null}',
+    '{"step": 1e400}',
+    '{"step": -3}',
+    '{"step": true}',
+    '{"step": 1.5}',
+    "[1, 2]",
+    "5",
+    '"text"',
+    "{not json",
+    '{"step": 3, "eval/acc": NaN}',
+    '{"step": 3, "eval/acc": "0.9"}',
+    '{"step": 99999999999999999999999999}',
+    "\udcff",
+]
 
 
 @pytest.fixture(scope="module")
@@ -134,8 +168,14 @@ def test_a_running_record_with_an_impossible_pid_is_not_running(tmp_path, capsys
 
 def test_control_characters_from_a_run_folder_are_printed_escaped(tmp_path, capsys, monkeypatch):
     monkeypatch.chdir(tmp_path)  # short paths: no cell is folded
-    run = _run(tmp_path, "run\x1b[31m", {"status.json": _status(state="failed", error="\x1b[2J\x1b]0;owned\x07 boom"),
-                                         ".hydra/overrides.yaml": '- "optim.lr=\\e[5m1"\n'})
+    run = _run(
+        tmp_path,
+        "run\x1b[31m",
+        {
+            "status.json": _status(state="failed", error="\x1b[2J\x1b]0;owned\x07 boom"),
+            ".hydra/overrides.yaml": '- "optim.lr=\\e[5m1"\n',
+        },
+    )
     main(["runs", str(run)])
     out = capsys.readouterr().out
     assert "\x1b" not in out and "\x07" not in out
@@ -143,8 +183,13 @@ def test_control_characters_from_a_run_folder_are_printed_escaped(tmp_path, caps
 
 
 def test_metrics_are_streamed_not_loaded_whole(tmp_path):
-    event = {"train/loss": 3.0, "train/lr": 1e-4, "train/tokens_seen": 0, "train/tokens_per_s": 1000.0,
-             **{f"train/extra_{i}": 0.5 for i in range(20)}}
+    event = {
+        "train/loss": 3.0,
+        "train/lr": 1e-4,
+        "train/tokens_seen": 0,
+        "train/tokens_per_s": 1000.0,
+        **{f"train/extra_{i}": 0.5 for i in range(20)},
+    }
     run = _run(tmp_path, "big", {}, events=[])
     with open(run / "metrics.jsonl", "w") as f:
         for step in range(1, 20_001):

@@ -37,8 +37,17 @@ def test_plot_one_run(sweep, tmp_path, capsys):
 
 def test_plot_several_runs_against_tokens_and_time(sweep, tmp_path):
     out = tmp_path / "many.png"
-    main(["plot", str(sweep / "0"), str(sweep / "1"), "metrics=[train/loss,eval/mlm_acc,train/lr]",
-          f"out={out}", "x=tokens", "svg=true"])
+    main(
+        [
+            "plot",
+            str(sweep / "0"),
+            str(sweep / "1"),
+            "metrics=[train/loss,eval/mlm_acc,train/lr]",
+            f"out={out}",
+            "x=tokens",
+            "svg=true",
+        ]
+    )
     assert _size(out) == figure_pixels(3) == (1200, 800)
     assert out.with_suffix(".svg").read_text().lstrip().startswith("<?xml")
     main(["plot", str(sweep), "metrics=mlm_acc", f"out={tmp_path / 'time.png'}", "x=time"])  # a sweep folder
@@ -63,10 +72,12 @@ def test_bad_options_are_user_errors(sweep, tmp_path, capsys):
 
 
 def test_series_each_step_once_and_axes():
-    events = [{"step": 2, "train/loss": 5.0, "train/tokens_seen": 100, "train/tokens_per_s": 50.0},
-              {"step": 4, "train/loss": 4.0, "train/tokens_seen": 200, "train/tokens_per_s": 100.0},
-              {"step": 4, "train/loss": 3.9, "train/tokens_seen": 200, "train/tokens_per_s": 100.0},  # re-logged
-              {"step": 4, "eval/acc": 0.5}]
+    events = [
+        {"step": 2, "train/loss": 5.0, "train/tokens_seen": 100, "train/tokens_per_s": 50.0},
+        {"step": 4, "train/loss": 4.0, "train/tokens_seen": 200, "train/tokens_per_s": 100.0},
+        {"step": 4, "train/loss": 3.9, "train/tokens_seen": 200, "train/tokens_per_s": 100.0},  # re-logged
+        {"step": 4, "eval/acc": 0.5},
+    ]
     steps, values = metric_series(events, "train/loss")
     assert steps.tolist() == [2, 4] and values.tolist() == [5.0, 3.9]
     assert x_values(events, np.array([2.0, 4.0]), "tokens").tolist() == [100, 200]
@@ -104,8 +115,9 @@ def _finetune_summary(path, matrix, per_type=None):
     if matrix is not None:
         labels = ["neg", "pos"]
         summary["confusion_matrix"] = {"labels": labels, "matrix": matrix}
-        summary["per_class"] = {label: {"precision": 0.5, "recall": 0.5, "f1": f1, "support": 2}
-                                for label, f1 in zip(labels, (0.4, 0.6))}
+        summary["per_class"] = {
+            label: {"precision": 0.5, "recall": 0.5, "f1": f1, "support": 2} for label, f1 in zip(labels, (0.4, 0.6))
+        }
     summary.update(per_type or {})
     (path / "summary.json").write_text(json.dumps(summary))
     (path / "metrics.jsonl").write_text('{"step": 1, "train/loss": 1.0}\n')
@@ -163,8 +175,10 @@ def test_several_runs_share_one_baseline_line_and_the_first_panel_names_the_runs
     from lmtrain.runs.baselines import stands_for
     from lmtrain.runs.plot import curves_figure
 
-    runs = [load_run(_curves_run(tmp_path / name, {"baseline/mlm_majority_acc": 0.05}, lr))
-            for name, lr in (("a", "1e-3"), ("b", "3e-3"))]
+    runs = [
+        load_run(_curves_run(tmp_path / name, {"baseline/mlm_majority_acc": 0.05}, lr))
+        for name, lr in (("a", "1e-3"), ("b", "3e-3"))
+    ]
     loss, acc = curves_figure(runs).axes
     assert _legend(loss) == ["optim.lr=1e-3", "optim.lr=3e-3", "raw", "smoothed (EMA 0.6)"]
     assert _legend(acc) == ["mlm_majority_acc baseline (0.05)"]

@@ -26,8 +26,9 @@ def test_finished_training_run_records_its_state(sweep):
 
 def test_export_is_finished_and_listed_apart_from_training_runs(sweep, tmp_path, capsys):
     run_dir = tmp_path / "outputs" / "export" / "e1"
-    result = run_cli("export", f"ckpt={sweep / '0'}", "format=hf", f"out={tmp_path / 'hf'}",
-                     f"hydra.run.dir={run_dir}", cwd=tmp_path)
+    result = run_cli(
+        "export", f"ckpt={sweep / '0'}", "format=hf", f"out={tmp_path / 'hf'}", f"hydra.run.dir={run_dir}", cwd=tmp_path
+    )
     assert result.returncode == 0, result.stderr[-2000:]
     rows = _rows(capsys, run_dir, sweep)
     assert rows["e1"]["status"] == "finished" and rows["e1"]["kind"] == "other"
@@ -40,8 +41,14 @@ def test_export_is_finished_and_listed_apart_from_training_runs(sweep, tmp_path,
 def test_failed_command_records_the_error_it_printed(tmp_path, capsys):
     run_dir = tmp_path / "bad"
     # fails after it has trained its tokenizer (work kept in the folder): the preflight evaluation check
-    result = run_cli("pretrain", *tiny_overrides(tmp_path), "trainer.max_steps=2", "trainer.monitor=eval/nope",
-                     f"hydra.run.dir={run_dir}", cwd=tmp_path)
+    result = run_cli(
+        "pretrain",
+        *tiny_overrides(tmp_path),
+        "trainer.max_steps=2",
+        "trainer.monitor=eval/nope",
+        f"hydra.run.dir={run_dir}",
+        cwd=tmp_path,
+    )
     assert result.returncode == 2, result.stderr[-2000:]
     record = read_status(run_dir)
     assert record["state"] == "failed" and record["exit_code"] == 2
@@ -52,8 +59,14 @@ def test_failed_command_records_the_error_it_printed(tmp_path, capsys):
 
 def test_a_command_refused_before_any_work_leaves_no_run_folder(tmp_path):
     run_dir = tmp_path / "outputs" / "bad"
-    result = run_cli("export", f"ckpt={tmp_path / 'missing'}", "format=hf", f"out={tmp_path / 'hf'}",
-                     f"hydra.run.dir={run_dir}", cwd=tmp_path)
+    result = run_cli(
+        "export",
+        f"ckpt={tmp_path / 'missing'}",
+        "format=hf",
+        f"out={tmp_path / 'hf'}",
+        f"hydra.run.dir={run_dir}",
+        cwd=tmp_path,
+    )
     assert result.returncode == 2 and str(tmp_path / "missing") in result.stderr
     assert not (tmp_path / "outputs").exists()  # the folders it made for the run are gone again
     default = run_cli("generate", cwd=tmp_path)  # no ckpt, in the default time-stamped folder

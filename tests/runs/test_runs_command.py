@@ -22,7 +22,12 @@ def _json_rows(capsys, *args: str) -> list[dict]:
 def test_status_and_differing_overrides_of_real_runs(zoo, capsys):
     rows = {row["run"].split("/")[-1]: row for row in _json_rows(capsys, *(str(p) for p in zoo.values()))}
     assert {k: rows[k]["status"] for k in ("0", "1", "interrupted", "failed", "failed_log")} == {
-        "0": "finished", "1": "finished", "interrupted": "interrupted", "failed": "failed", "failed_log": "failed"}
+        "0": "finished",
+        "1": "finished",
+        "interrupted": "interrupted",
+        "failed": "failed",
+        "failed_log": "failed",
+    }
     # the sweep jobs differ in optim.lr only; the copies of job 0 share its value
     assert rows["0"]["overrides"] == {"optim.lr": "0.001"}
     assert rows["1"]["overrides"] == {"optim.lr": "0.003"}
@@ -48,11 +53,14 @@ def test_default_folders_are_outputs_and_multirun(zoo, tmp_path, monkeypatch, ca
     shutil.copytree(zoo["interrupted"], tmp_path / "multirun" / "pretrain" / "s" / "0", symlinks=True)
     monkeypatch.chdir(tmp_path)
     rows = _json_rows(capsys)
-    assert sorted((r["run"], r["status"]) for r in rows) == [("multirun/pretrain/s/0", "interrupted"),
-                                                              ("outputs/pretrain/a", "finished")]
+    assert sorted((r["run"], r["status"]) for r in rows) == [
+        ("multirun/pretrain/s/0", "interrupted"),
+        ("outputs/pretrain/a", "finished"),
+    ]
     # checkpoints/, tb/ and the like are never mistaken for runs
-    assert find_run_dirs([tmp_path]) == sorted(p.resolve() for p in [tmp_path / "outputs/pretrain/a",
-                                                                      tmp_path / "multirun/pretrain/s/0"])
+    assert find_run_dirs([tmp_path]) == sorted(
+        p.resolve() for p in [tmp_path / "outputs/pretrain/a", tmp_path / "multirun/pretrain/s/0"]
+    )
 
 
 def test_running_when_files_changed_recently(zoo):

@@ -20,11 +20,28 @@ COMPANIES = ["Acme", "Globex", "Initech", "Umbrella", "Hooli"]
 VERBS = ["visited", "left", "loved", "photographed", "described"]
 
 # Settings that make a run take seconds: a tiny backbone, a few dozen steps, no progress bar.
-FAST = ["trainer.progress=false", "trainer.max_steps=60", "trainer.batch_size=16", "trainer.eval_every=30",
-        "trainer.log_every=10", "optim.lr=3e-3", "optim.warmup_steps=5", "data.max_seq_len=32"]
-TINY_SCRATCH = ["init=scratch", "model.size=null", "model.n_layers=2", "model.d_model=32", "model.n_heads=2",
-                "model.d_ff=64", "model.dropout=0.0", "model.attention_dropout=0.0", "tokenizer.vocab_size=300",
-                "tokenizer.min_frequency=1"]
+FAST = [
+    "trainer.progress=false",
+    "trainer.max_steps=60",
+    "trainer.batch_size=16",
+    "trainer.eval_every=30",
+    "trainer.log_every=10",
+    "optim.lr=3e-3",
+    "optim.warmup_steps=5",
+    "data.max_seq_len=32",
+]
+TINY_SCRATCH = [
+    "init=scratch",
+    "model.size=null",
+    "model.n_layers=2",
+    "model.d_model=32",
+    "model.n_heads=2",
+    "model.d_ff=64",
+    "model.dropout=0.0",
+    "model.attention_dropout=0.0",
+    "tokenizer.vocab_size=300",
+    "tokenizer.min_frequency=1",
+]
 
 
 def ner_sentence(rng: random.Random) -> list[tuple[str, str]]:
@@ -34,10 +51,27 @@ def ner_sentence(rng: random.Random) -> list[tuple[str, str]]:
     if kind == 0:
         return [(person, "B-PER"), (rng.choice(VERBS), "O"), (place, "B-LOC"), (".", "O")]
     if kind == 1:
-        return [(person, "B-PER"), ("works", "O"), ("for", "O"), (company, "B-ORG"), ("Corp", "I-ORG"),
-                ("in", "O"), (place, "B-LOC"), (".", "O")]
-    return [("the", "O"), (company, "B-ORG"), ("Corp", "I-ORG"), ("office", "O"), ("in", "O"), (place, "B-LOC"),
-            ("hired", "O"), (person, "B-PER"), (".", "O")]
+        return [
+            (person, "B-PER"),
+            ("works", "O"),
+            ("for", "O"),
+            (company, "B-ORG"),
+            ("Corp", "I-ORG"),
+            ("in", "O"),
+            (place, "B-LOC"),
+            (".", "O"),
+        ]
+    return [
+        ("the", "O"),
+        (company, "B-ORG"),
+        ("Corp", "I-ORG"),
+        ("office", "O"),
+        ("in", "O"),
+        (place, "B-LOC"),
+        ("hired", "O"),
+        (person, "B-PER"),
+        (".", "O"),
+    ]
 
 
 def write_conll(path: Path, n: int, seed: int, extra_columns: bool = False) -> Path:
@@ -62,8 +96,9 @@ def write_sentiment_tsv(path: Path, n: int, seed: int) -> Path:
     for _ in range(n):
         positive = rng.random() < 0.7
         word = rng.choice(good if positive else bad)
-        rows.append(f"the {rng.choice(['film', 'show', 'book'])} was {word} and {rng.choice(['long', 'new'])}\t"
-                    f"{int(positive)}")
+        rows.append(
+            f"the {rng.choice(['film', 'show', 'book'])} was {word} and {rng.choice(['long', 'new'])}\t{int(positive)}"
+        )
     path.write_text("\n".join(rows) + "\n", encoding="utf-8")
     return path
 
@@ -75,8 +110,10 @@ def write_pairs_jsonl(path: Path, n: int, seed: int) -> Path:
     with open(path, "w", encoding="utf-8") as f:
         for _ in range(n):
             animal = rng.choice(list(sounds))
-            f.write(json.dumps({"prompt": f"the {animal} says", "completion": f" {sounds[animal]} {sounds[animal]}."})
-                    + "\n")
+            f.write(
+                json.dumps({"prompt": f"the {animal} says", "completion": f" {sounds[animal]} {sounds[animal]}."})
+                + "\n"
+            )
     return path
 
 
@@ -103,10 +140,22 @@ def make_checkpoint(run_dir: Path, causal: bool, texts: list[str]) -> Path:
         roles = {"pad": "[PAD]", "unk": "[UNK]", "cls": "[CLS]", "sep": "[SEP]", "mask": "[MASK]"}
         tok_cfg = TokenizerConfig(vocab_size=300, min_frequency=1, special_tokens=roles)
     tokenizer = train_tokenizer(texts, OmegaConf.structured(tok_cfg))
-    spec = TransformerSpec(vocab_size=tokenizer.vocab_size, n_layers=2, d_model=32, n_heads=2, d_ff=64,
-                           max_positions=64, causal=causal, norm="pre" if causal else "post",
-                           segment_vocab_size=0 if causal else 2, embedding_norm=not causal, final_norm=causal,
-                           dropout=0.0, attention_dropout=0.0, pad_token_id=tokenizer.id("pad"))
+    spec = TransformerSpec(
+        vocab_size=tokenizer.vocab_size,
+        n_layers=2,
+        d_model=32,
+        n_heads=2,
+        d_ff=64,
+        max_positions=64,
+        causal=causal,
+        norm="pre" if causal else "post",
+        segment_vocab_size=0 if causal else 2,
+        embedding_norm=not causal,
+        final_norm=causal,
+        dropout=0.0,
+        attention_dropout=0.0,
+        pad_token_id=tokenizer.id("pad"),
+    )
     torch.manual_seed(0)
     model = LanguageModel(spec, ["lm"] if causal else ["mlm", "nsp"])
     run_dir.mkdir(parents=True, exist_ok=True)

@@ -18,8 +18,9 @@ def tokenizer():
     # a tiny vocabulary, so that rarer words split into several pieces
     texts = ["the farmer visited the old barn", "a teacher painted the fence"] * 20
     roles = {"pad": "[PAD]", "unk": "[UNK]", "cls": "[CLS]", "sep": "[SEP]", "mask": "[MASK]"}
-    return train_tokenizer(texts, OmegaConf.structured(TokenizerConfig(vocab_size=60, min_frequency=1,
-                                                                          special_tokens=roles)))
+    return train_tokenizer(
+        texts, OmegaConf.structured(TokenizerConfig(vocab_size=60, min_frequency=1, special_tokens=roles))
+    )
 
 
 def test_label_on_first_subword_and_back(tokenizer):

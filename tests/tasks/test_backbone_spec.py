@@ -25,6 +25,9 @@ def test_the_built_in_backbone_specs_are_read_as_they_are():
 
 
 def test_a_spec_without_dropout_or_max_positions_is_refused_naming_the_model():
-    with pytest.raises(UserError, match=r"model=mine: its _SizesOnly has no dropout and max_positions, which "
-                                        r"fine-tuning reads of a backbone; give the family's spec both"):
+    with pytest.raises(
+        UserError,
+        match=r"model=mine: its _SizesOnly has no dropout and max_positions, which "
+        r"fine-tuning reads of a backbone; give the family's spec both",
+    ):
         _backbone_spec(_SizesOnly(), "model=mine")

@@ -26,13 +26,19 @@ def test_a_line_that_is_not_utf8_is_named(tmp_path, monkeypatch):
         read_inputs("-")
 
 
-@pytest.mark.parametrize("values,expected", [
-    ({"top_k": 0}, "task.top_k=0: must be >= 1"),
-    ({"top_k": "many"}, "task.top_k"),
-    ({"decimals": 3}, "task.decimals=3 is not read by the run's task (retrieval; its predict keys are typed by "
-                      "RetrievalPredictConfig), so nothing would read it. That task reads task.images, task.captions, "
-                      "task.top_k"),
-])
+@pytest.mark.parametrize(
+    "values,expected",
+    [
+        ({"top_k": 0}, "task.top_k=0: must be >= 1"),
+        ({"top_k": "many"}, "task.top_k"),
+        (
+            {"decimals": 3},
+            "task.decimals=3 is not read by the run's task (retrieval; its predict keys are typed by "
+            "RetrievalPredictConfig), so nothing would read it. That task reads task.images, task.captions, "
+            "task.top_k",
+        ),
+    ],
+)
 def test_a_tasks_predict_keys_are_typed_by_its_schema(values, expected):
     from lmtrain.config.tasks import RetrievalPredictConfig
     from lmtrain.tasks.prediction_io import typed_predict_options

@@ -15,8 +15,10 @@ from lmtrain.tasks.tabular import read_fasttext, read_table
 def test_conll_documents_blank_lines_and_docstart(tmp_path):
     path = tmp_path / "a.conll"
     # CoNLL-2003 quirks: -DOCSTART- after a document, several blank lines, CRLF endings, no final newline
-    path.write_bytes(b"EU NNP I-NP I-ORG\r\nrejects VBZ I-VP O\r\n\r\n\r\nPeter NNP I-NP I-PER\r\n"
-                     b"Blackburn NNP I-NP I-PER\r\n-DOCSTART- -X- O O\r\n\r\nBRUSSELS NNP I-NP I-LOC")
+    path.write_bytes(
+        b"EU NNP I-NP I-ORG\r\nrejects VBZ I-VP O\r\n\r\n\r\nPeter NNP I-NP I-PER\r\n"
+        b"Blackburn NNP I-NP I-PER\r\n-DOCSTART- -X- O O\r\n\r\nBRUSSELS NNP I-NP I-LOC"
+    )
     sentences = read_conll(path)
     assert [s.words for s in sentences] == [["EU", "rejects"], ["Peter", "Blackburn"], ["BRUSSELS"]]
     assert [s.tags for s in sentences] == [["I-ORG", "O"], ["I-PER", "I-PER"], ["I-LOC"]]
@@ -47,8 +49,14 @@ def test_scheme_check_and_iob1_conversion(tmp_path):
     path.write_text("John X-PER\n")
     with pytest.raises(UserError, match=r"line 1: tag 'X-PER' is not O or B-TYPE/I-TYPE"):
         check_scheme(read_conll(path), "bio", "data.train_file")
-    assert iob1_to_bio(["I-PER", "I-PER", "B-PER", "O", "I-LOC", "I-ORG"]) == \
-        ["B-PER", "I-PER", "B-PER", "O", "B-LOC", "B-ORG"]
+    assert iob1_to_bio(["I-PER", "I-PER", "B-PER", "O", "I-LOC", "I-ORG"]) == [
+        "B-PER",
+        "I-PER",
+        "B-PER",
+        "O",
+        "B-LOC",
+        "B-ORG",
+    ]
 
 
 def test_tagged_jsonl(tmp_path):
@@ -99,19 +107,24 @@ def test_ner_task_reads_iob1_files_as_bio(tmp_path):
     from lmtrain.tasks.ner import NerTask
 
     train = tmp_path / "eng.train"
-    train.write_text("EU NNP I-NP I-ORG\nrejects VBZ I-VP O\n\nPeter NNP I-NP I-PER\nBlackburn NNP I-NP I-PER\n"
-                     "Paul NNP I-NP B-PER\n\n")
+    train.write_text(
+        "EU NNP I-NP I-ORG\nrejects VBZ I-VP O\n\nPeter NNP I-NP I-PER\nBlackburn NNP I-NP I-PER\n"
+        "Paul NNP I-NP B-PER\n\n"
+    )
     task = NerTask(_cfg(train_file=str(train), eval_file=str(train), format="conll"))
     task.read()
     assert task.train[1].tags == ["B-PER", "I-PER", "B-PER"]
     assert task.labels == ["O", "B-ORG", "B-PER", "I-PER"]
 
 
-@pytest.mark.parametrize("name,fmt,content,line", [
-    ("a.tsv", "tsv", "label\tsentence\n1\tgood\n\tno label here\n0\tbad\n", 3),
-    ("a.csv", "csv", "sentence,label\ngood,1\nbad,0\nno label here,  \n", 4),
-    ("a.csv", "csv", "sentence,label\ngood,1\nshort row\n", 3),
-])
+@pytest.mark.parametrize(
+    "name,fmt,content,line",
+    [
+        ("a.tsv", "tsv", "label\tsentence\n1\tgood\n\tno label here\n0\tbad\n", 3),
+        ("a.csv", "csv", "sentence,label\ngood,1\nbad,0\nno label here,  \n", 4),
+        ("a.csv", "csv", "sentence,label\ngood,1\nshort row\n", 3),
+    ],
+)
 def test_empty_or_missing_label_cell_is_an_error_naming_file_and_line(tmp_path, name, fmt, content, line):
     path = tmp_path / name
     path.write_text(content)

@@ -16,8 +16,13 @@ from tests.commands.test_finetune import ner_files, run_command
 from tests.conftest import TINY, compose_config, run_cli
 from tests.tasks.fixtures import make_checkpoint, ner_sentence, write_task_files
 
-QUICK = ["trainer.progress=false", "trainer.batch_size=16", "trainer.eval_every=0", "trainer.preflight=false",
-         "data.max_seq_len=32"]
+QUICK = [
+    "trainer.progress=false",
+    "trainer.batch_size=16",
+    "trainer.eval_every=0",
+    "trainer.preflight=false",
+    "data.max_seq_len=32",
+]
 
 
 def test_the_ner_preset_leaves_the_steps_to_the_backbone():
@@ -38,8 +43,11 @@ def test_the_backbone_picks_its_default_and_an_explicit_value_wins():
 
 def test_a_table_without_the_backbone_or_a_default_is_refused():
     task = SimpleNamespace(name="ner", max_steps_by_backbone={"elmo": 1200})
-    with pytest.raises(UserError, match=r"task.max_steps_by_backbone, which has no entry for a bert backbone.*"
-                                        r"give trainer.max_steps=N"):
+    with pytest.raises(
+        UserError,
+        match=r"task.max_steps_by_backbone, which has no entry for a bert backbone.*"
+        r"give trainer.max_steps=N",
+    ):
         task_max_steps(task, None, "bert")
 
 
@@ -57,8 +65,12 @@ def test_a_finetune_run_trains_its_backbones_default_and_says_which(tagged, tmp_
     data, backbone = tagged
     table = ["task.max_steps_by_backbone.default=6", "+task.max_steps_by_backbone.bert=4"]
     with caplog.at_level(logging.INFO, logger="lmtrain"):
-        summary = run_command(finetune, "finetune", tmp_path / "default",
-                              ["task=ner", f"init={backbone}", *QUICK, *table, *ner_files(data)])
+        summary = run_command(
+            finetune,
+            "finetune",
+            tmp_path / "default",
+            ["task=ner", f"init={backbone}", *QUICK, *table, *ner_files(data)],
+        )
     assert summary["steps"] == 4 and summary["config"]["trainer"]["max_steps"] == 4
     plan = next(r.getMessage() for r in caplog.records if r.getMessage().startswith("plan: "))
     assert plan.startswith("plan: 4 steps (trainer.max_steps=4: task=ner's default for a bert backbone"), plan
@@ -67,9 +79,19 @@ def test_a_finetune_run_trains_its_backbones_default_and_says_which(tagged, tmp_
 def test_an_explicit_max_steps_wins_over_the_backbones_default(tagged, tmp_path, caplog):
     data, backbone = tagged
     with caplog.at_level(logging.INFO, logger="lmtrain"):
-        summary = run_command(finetune, "finetune", tmp_path / "explicit",
-                              ["task=ner", f"init={backbone}", *QUICK, "+task.max_steps_by_backbone.bert=4",
-                               "trainer.max_steps=3", *ner_files(data)])
+        summary = run_command(
+            finetune,
+            "finetune",
+            tmp_path / "explicit",
+            [
+                "task=ner",
+                f"init={backbone}",
+                *QUICK,
+                "+task.max_steps_by_backbone.bert=4",
+                "trainer.max_steps=3",
+                *ner_files(data),
+            ],
+        )
     assert summary["steps"] == 3
     plan = next(r.getMessage() for r in caplog.records if r.getMessage().startswith("plan: "))
     assert plan.startswith("plan: 3 steps (trainer.max_steps) x 16 sequences"), plan

@@ -19,7 +19,9 @@ def test_task_preset_composes(task):
 
 def test_generation_preset_brings_a_gpt_tokenizer_for_scratch():
     cfg = compose_config("finetune", ["task=generation"])
-    assert cfg.model.causal and cfg.tokenizer.kind == "bpe" and set(cfg.tokenizer.special_tokens) == {"eos", "bos", "pad"}
+    assert (
+        cfg.model.causal and cfg.tokenizer.kind == "bpe" and set(cfg.tokenizer.special_tokens) == {"eos", "bos", "pad"}
+    )
 
 
 def test_predict_and_export_configs_compose():

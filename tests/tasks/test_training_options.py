@@ -14,8 +14,9 @@ from lmtrain.tasks.model import freeze
 from lmtrain.training.optim import build_optimizer
 from tests.conftest import compose_config
 
-SPEC = TransformerSpec(vocab_size=50, n_layers=3, d_model=16, n_heads=2, d_ff=32, max_positions=16, dropout=0.0,
-                       attention_dropout=0.0)
+SPEC = TransformerSpec(
+    vocab_size=50, n_layers=3, d_model=16, n_heads=2, d_ff=32, max_positions=16, dropout=0.0, attention_dropout=0.0
+)
 
 
 def classifier_model(kind: str = "pooled_classifier", name: str = "classifier") -> LanguageModel:
@@ -25,8 +26,11 @@ def classifier_model(kind: str = "pooled_classifier", name: str = "classifier") 
 
 def batch():
     ids = torch.randint(5, 50, (6, 7))
-    return {"input_ids": ids, "attention_mask": torch.ones_like(ids, dtype=torch.bool),
-            "label": torch.tensor([0, 0, 0, 0, 1, 1])}
+    return {
+        "input_ids": ids,
+        "attention_mask": torch.ones_like(ids, dtype=torch.bool),
+        "label": torch.tensor([0, 0, 0, 0, 1, 1]),
+    }
 
 
 def test_class_weights_give_the_weighted_mean_loss():

@@ -25,8 +25,18 @@ from lmtrain.training.precision import Precision
 from lmtrain.training.sharding import full_model_state, fully_shard_step, root_gathered, shard_layout
 from lmtrain.training.trainer import ObjectiveStep
 
-SPEC = TransformerSpec(vocab_size=40, n_layers=2, d_model=16, n_heads=2, d_ff=32, max_positions=16, causal=True,
-                       norm="pre", dropout=0.0, attention_dropout=0.0)
+SPEC = TransformerSpec(
+    vocab_size=40,
+    n_layers=2,
+    d_model=16,
+    n_heads=2,
+    d_ff=32,
+    max_positions=16,
+    causal=True,
+    norm="pre",
+    dropout=0.0,
+    attention_dropout=0.0,
+)
 CPU = torch.device("cpu")
 
 
@@ -37,8 +47,10 @@ def build() -> LanguageModel:
 def examples(n: int, seed: int) -> list[dict]:
     """``n`` random sequences of 3-9 tokens with a label each."""
     rng = np.random.default_rng(seed)
-    return [{"input_ids": rng.integers(1, 40, rng.integers(3, 10)).astype(np.int64), "label": int(rng.integers(3))}
-            for _ in range(n)]
+    return [
+        {"input_ids": rng.integers(1, 40, rng.integers(3, 10)).astype(np.int64), "label": int(rng.integers(3))}
+        for _ in range(n)
+    ]
 
 
 def evaluations(model, dist, autocast) -> dict:
@@ -49,10 +61,23 @@ def evaluations(model, dist, autocast) -> dict:
     out = {}
     for name, objective in (("lm", CausalLM()), ("cls", SequenceClassification(["a", "b", "c"]))):
         predictions: list = []
-        metrics, sequences = evaluate_objective(model, objective, examples(11, 1), PadCollator(0), 4, None, CPU,
-                                                autocast, predictions_out=predictions, dist=dist)
-        out[name] = {"metrics": metrics, "sequences": sequences,
-                     "gold": [g for p in predictions for g in p.get("gold", [])] if predictions else []}
+        metrics, sequences = evaluate_objective(
+            model,
+            objective,
+            examples(11, 1),
+            PadCollator(0),
+            4,
+            None,
+            CPU,
+            autocast,
+            predictions_out=predictions,
+            dist=dist,
+        )
+        out[name] = {
+            "metrics": metrics,
+            "sequences": sequences,
+            "gold": [g for p in predictions for g in p.get("gold", [])] if predictions else [],
+        }
     hook.remove()
     out["passes"] = dist.gather(len(passes)) if dist is not None else [len(passes)]
     return out
@@ -109,9 +134,16 @@ class Recorder:
 
     def __call__(self, module, **kwargs):
         policy, mesh = kwargs["mp_policy"], kwargs["mesh"]
-        self.calls.append({"module": type(module).__name__, "param_dtype": str(policy.param_dtype),
-                           "reduce_dtype": str(policy.reduce_dtype), "cast_forward_inputs": policy.cast_forward_inputs,
-                           "mesh": list(mesh.shape), "mesh_dims": list(mesh.mesh_dim_names or [])})
+        self.calls.append(
+            {
+                "module": type(module).__name__,
+                "param_dtype": str(policy.param_dtype),
+                "reduce_dtype": str(policy.reduce_dtype),
+                "cast_forward_inputs": policy.cast_forward_inputs,
+                "mesh": list(mesh.shape),
+                "mesh_dims": list(mesh.mesh_dim_names or []),
+            }
+        )
         return self.real(module, **kwargs)
 
 
@@ -135,8 +167,10 @@ def check(dist: Distributed, replicas: int | None, precision: str, reduce_fp32: 
     initial = {k: v.clone() for k, v in full_model_state(model).items()}  # without a gather it is the live shard
     dtypes = {}
     hook = model.backbone.blocks[0].register_forward_pre_hook(
-        lambda block, _: dtypes.update(block=str(block.ff.up.weight.dtype),
-                                       root=str(model.backbone.embeddings.token.weight.dtype)))
+        lambda block, _: dtypes.update(
+            block=str(block.ff.up.weight.dtype), root=str(model.backbone.embeddings.token.weight.dtype)
+        )
+    )
     with root_gathered(step, True):
         evaluated = evaluations(model, dist, autocast)
     loss = one_step(step, model, dist, autocast)
@@ -146,10 +180,17 @@ def check(dist: Distributed, replicas: int | None, precision: str, reduce_fp32: 
     ref_weights, ref_eval, ref_loss = reference(autocast)
     if not dist.is_main:
         return {}
-    return {"on_meta": on_meta, "calls": recorder.calls, "dtypes": dtypes,
-            "init_gap": largest_gap(ref_weights["initial"], initial),
-            "step_gap": largest_gap(ref_weights["after"], after),
-            "loss": loss, "ref_loss": ref_loss, "eval": evaluated, "ref_eval": ref_eval}
+    return {
+        "on_meta": on_meta,
+        "calls": recorder.calls,
+        "dtypes": dtypes,
+        "init_gap": largest_gap(ref_weights["initial"], initial),
+        "step_gap": largest_gap(ref_weights["after"], after),
+        "loss": loss,
+        "ref_loss": ref_loss,
+        "eval": evaluated,
+        "ref_eval": ref_eval,
+    }
 
 
 def main() -> None:
@@ -159,9 +200,13 @@ def main() -> None:
     torch.manual_seed(0)
     replicated = Distributed(dist.rank, dist.world_size, dist.local_rank, dist.control_group, "ddp")
     results["ddp_eval"] = evaluations(build(), replicated, Precision("fp32", CPU).autocast)
-    for name, replicas, precision, reduce_fp32 in (("flat", None, "fp32", None), ("2x1", 2, "fp32", None),
-                                                   ("1x2", 1, "fp32", None), ("bf16", None, "bf16", None),
-                                                   ("bf16-fp32-reduce", 2, "bf16", True)):
+    for name, replicas, precision, reduce_fp32 in (
+        ("flat", None, "fp32", None),
+        ("2x1", 2, "fp32", None),
+        ("1x2", 1, "fp32", None),
+        ("bf16", None, "bf16", None),
+        ("bf16-fp32-reduce", 2, "bf16", True),
+    ):
         results["fsdp"][name] = check(dist, replicas, precision, reduce_fp32)
     if dist.is_main:
         torch.manual_seed(0)

@@ -11,8 +11,8 @@ from pathlib import Path
 import pytest
 import torch
 
-from lmtrain.files import checkpoints as checkpoint_files
 from lmtrain.errors import UserError
+from lmtrain.files import checkpoints as checkpoint_files
 from lmtrain.models.hf_interop import load_hf_folder
 from lmtrain.training import checkpoint as ckpt
 
@@ -30,8 +30,10 @@ class RunsShell:
 def _save(checkpoints: Path, step: int, size: int = 64) -> Path:
     torch.manual_seed(step)
     model = torch.nn.Linear(size, size)
-    state = {"train": {"step": step}, "optimizer": {"exp_avg": torch.randn(size, size),
-                                                    "exp_avg_sq": torch.randn(size, size)}}
+    state = {
+        "train": {"step": step},
+        "optimizer": {"exp_avg": torch.randn(size, size), "exp_avg_sq": torch.randn(size, size)},
+    }
     return ckpt.save_checkpoint(checkpoints, step, model, {"family": "test"}, state, None)
 
 
@@ -55,8 +57,9 @@ def test_a_pickled_trainer_state_is_refused_without_running_it(tmp_path):
 def test_a_pickled_pytorch_model_bin_in_a_hf_folder_is_refused(tmp_path):
     marker = tmp_path / "ran"
     transformers = pytest.importorskip("transformers")
-    transformers.BertConfig(vocab_size=50, hidden_size=16, num_hidden_layers=1, num_attention_heads=2,
-                            intermediate_size=32).save_pretrained(tmp_path)
+    transformers.BertConfig(
+        vocab_size=50, hidden_size=16, num_hidden_layers=1, num_attention_heads=2, intermediate_size=32
+    ).save_pretrained(tmp_path)
     torch.save({"bert.embeddings": RunsShell(marker)}, tmp_path / "pytorch_model.bin")
     with pytest.raises(UserError, match="pytorch_model.bin is not a plain tensor checkpoint; refusing to unpickle"):
         load_hf_folder(tmp_path)
@@ -102,13 +105,14 @@ def test_resume_from_a_named_damaged_checkpoint_is_refused(tmp_path):
 def test_a_full_disk_keeps_the_previous_checkpoint_and_says_so(tmp_path, size):
     checkpoints = tmp_path / "checkpoints"
     previous = _save(checkpoints, 1, size=64)
-    with pytest.raises(UserError) as error:
-        with file_size_limit_context():
-            _save(checkpoints, 2, size=size)
+    with pytest.raises(UserError) as error, file_size_limit_context():
+        _save(checkpoints, 2, size=size)
     message = str(error.value)
     assert f"could not write checkpoint step-2 in {checkpoints}" in message and "MiB are free" in message
     assert f"previous checkpoint {previous.resolve()} is intact" in message
-    assert (checkpoints / checkpoint_files.LAST).resolve() == previous.resolve() and ckpt.checkpoint_problem(previous) is None
+    assert (checkpoints / checkpoint_files.LAST).resolve() == previous.resolve() and ckpt.checkpoint_problem(
+        previous
+    ) is None
     assert sorted(p.name for p in checkpoints.iterdir()) == ["last", "step-1"]  # no half-written step-2
 
 

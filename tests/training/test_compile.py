@@ -18,23 +18,39 @@ import torch
 from lmtrain.commands import pretrain
 from lmtrain.models.language_model import LanguageModel
 from lmtrain.models.spec import TransformerSpec
-from tests.conftest import loss_objective as build_objective
 from lmtrain.run_folder.layout import read_metrics
 from lmtrain.training import compile as compile_module
 from lmtrain.training.compile import CompiledStep
 from lmtrain.training.trainer import ObjectiveStep
 from tests.conftest import TINY, compose_config, write_corpus
+from tests.conftest import loss_objective as build_objective
 
-GPT = dict(causal=True, norm="pre", segment_vocab_size=0, embedding_norm=False, final_norm=True,
-           activation="gelu_tanh", layer_norm_eps=1e-5)
+GPT = dict(
+    causal=True,
+    norm="pre",
+    segment_vocab_size=0,
+    embedding_norm=False,
+    final_norm=True,
+    activation="gelu_tanh",
+    layer_norm_eps=1e-5,
+)
 BACKENDS = ["aot_eager"] + (["inductor"] if os.environ.get("LMTRAIN_TEST_INDUCTOR") == "1" else [])
 
 
 def _step(objective_name: str) -> ObjectiveStep:
     torch.manual_seed(0)
     switches = GPT if objective_name == "clm" else {}
-    spec = TransformerSpec(vocab_size=64, n_layers=2, d_model=32, n_heads=4, d_ff=48, max_positions=32,
-                           dropout=0.0, attention_dropout=0.0, **switches)
+    spec = TransformerSpec(
+        vocab_size=64,
+        n_layers=2,
+        d_model=32,
+        n_heads=4,
+        d_ff=48,
+        max_positions=32,
+        dropout=0.0,
+        attention_dropout=0.0,
+        **switches,
+    )
     objective = build_objective(objective_name)
     return ObjectiveStep(LanguageModel(spec, objective.head_names), objective)
 
@@ -120,9 +136,19 @@ def test_pretrain_with_compile_true_trains_like_eager(tmp_path, monkeypatch, cap
     monkeypatch.setattr(compile_module, "BACKEND", "aot_eager")
     torch._dynamo.reset()
     corpus = write_corpus(tmp_path / "corpus.txt", n_docs=40)
-    common = [*TINY, "model=gpt", "data=text", f"data.train_files=[{corpus}]", f"data.cache_dir={tmp_path / 'cache'}",
-              "trainer.max_steps=6", "trainer.log_every=1", "trainer.eval_every=0", "trainer.save_every=0",
-              "model.dropout=0.0", "model.attention_dropout=0.0"]
+    common = [
+        *TINY,
+        "model=gpt",
+        "data=text",
+        f"data.train_files=[{corpus}]",
+        f"data.cache_dir={tmp_path / 'cache'}",
+        "trainer.max_steps=6",
+        "trainer.log_every=1",
+        "trainer.eval_every=0",
+        "trainer.save_every=0",
+        "model.dropout=0.0",
+        "model.attention_dropout=0.0",
+    ]
     runs = {}
     for flag in ("false", "true"):
         run_dir = tmp_path / f"compile-{flag}"
@@ -141,8 +167,17 @@ def test_the_gpt_step_with_dropout_traces_as_one_graph():
     under Dynamo, so compiling still sees the whole step."""
     torch._dynamo.reset()
     torch.manual_seed(0)
-    spec = TransformerSpec(vocab_size=64, n_layers=2, d_model=32, n_heads=4, d_ff=48, max_positions=32,
-                           dropout=0.1, attention_dropout=0.1, **GPT)
+    spec = TransformerSpec(
+        vocab_size=64,
+        n_layers=2,
+        d_model=32,
+        n_heads=4,
+        d_ff=48,
+        max_positions=32,
+        dropout=0.1,
+        attention_dropout=0.1,
+        **GPT,
+    )
     objective = build_objective("clm")
     module = ObjectiveStep(LanguageModel(spec, objective.head_names).train(), objective)
     batch = {"input_ids": torch.randint(5, 64, (3, 12)), "attention_mask": torch.ones(3, 12, dtype=torch.bool)}

@@ -24,8 +24,13 @@ from tests.conftest import compose_config
 def calls(monkeypatch) -> list[tuple]:
     """A GPU node of 2 devices where this process is rank 1 (LOCAL_RANK 1): every CUDA and NCCL call recorded."""
     recorded: list[tuple] = []
-    for key, value in {"RANK": "1", "WORLD_SIZE": "2", "LOCAL_RANK": "1", "MASTER_ADDR": "127.0.0.1",
-                       "MASTER_PORT": "29500"}.items():
+    for key, value in {
+        "RANK": "1",
+        "WORLD_SIZE": "2",
+        "LOCAL_RANK": "1",
+        "MASTER_ADDR": "127.0.0.1",
+        "MASTER_PORT": "29500",
+    }.items():
         monkeypatch.setenv(key, value)
     monkeypatch.delenv("TORCHELASTIC_USE_AGENT_STORE", raising=False)
     monkeypatch.setattr(torch.cuda, "device_count", lambda: 2)
@@ -51,8 +56,11 @@ def test_each_rank_binds_its_own_gpu_before_it_joins_nccl(calls):
 
 def test_more_processes_than_gpus_is_refused_with_the_fix(calls, monkeypatch):
     monkeypatch.setattr(torch.cuda, "device_count", lambda: 1)
-    with pytest.raises(UserError, match=r"LOCAL_RANK=1, but this node shows 1 CUDA device\(s\): start at most one "
-                                        r"process per GPU"):
+    with pytest.raises(
+        UserError,
+        match=r"LOCAL_RANK=1, but this node shows 1 CUDA device\(s\): start at most one "
+        r"process per GPU",
+    ):
         Distributed.from_env("ddp", "cuda")
     assert not [c for c in calls if c[0] == "init"]
 
@@ -76,8 +84,8 @@ def test_object_collectives_and_barriers_wait_on_the_host_group(monkeypatch):
 def test_timeouts_are_settings_checked_before_any_work():
     cfg = compose_config("pretrain", ["trainer.dist_timeout=2h", "trainer.host_timeout=1d"])
     assert (cfg.trainer.dist_timeout, cfg.trainer.host_timeout) == ("2h", "1d")
-    from lmtrain.config.training import TrainerConfig
     from lmtrain.config.checks import ConfigRangeError
+    from lmtrain.config.training import TrainerConfig
 
     with pytest.raises(ConfigRangeError) as error:
         TrainerConfig(host_timeout="forever")

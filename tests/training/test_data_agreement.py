@@ -22,7 +22,7 @@ class FakeRanks(Distributed):
         self.others, self.sent = others, sent
 
     def gather(self, obj):
-        return [*self.others[:self.rank], obj, *self.others[self.rank:]]
+        return [*self.others[: self.rank], obj, *self.others[self.rank :]]
 
     def broadcast(self, obj):
         return obj if self.rank == 0 else self.sent
@@ -33,19 +33,27 @@ def _held(host: str, **digests: str) -> dict:
 
 
 def test_differences_name_each_thing_and_the_ranks_that_differ():
-    held = [_held("a", tokenizer="t0", train_examples="e0"), _held("a", tokenizer="t0", train_examples="e0"),
-            _held("b", tokenizer="t1", train_examples="e1"), _held("b", tokenizer="t0", train_examples="e9")]
+    held = [
+        _held("a", tokenizer="t0", train_examples="e0"),
+        _held("a", tokenizer="t0", train_examples="e0"),
+        _held("b", tokenizer="t1", train_examples="e1"),
+        _held("b", tokenizer="t0", train_examples="e9"),
+    ]
     assert data_differences(held) == [
         "the tokenizer of rank 0 and of rank 2 (host b) differ (t0 vs t1)",
-        "the train examples of rank 0 and of ranks 2 (host b), 3 (host b) differ (e0 vs e1)"]
+        "the train examples of rank 0 and of ranks 2 (host b), 3 (host b) differ (e0 vs e1)",
+    ]
     assert data_differences(held[:2]) == []
 
 
 def test_every_rank_refuses_to_train_on_data_that_differ():
     digests = {"tokenizer": "t0", "train examples": "e0"}
     check_same_data(FakeRanks(0, [_held("a", tokenizer="t0", train_examples="e0")]), digests)  # agreed: no error
-    with pytest.raises(UserError, match=r"do not hold the same data.*the train examples of rank 0 and of rank 1 "
-                                        r"\(host b\) differ.*data.cache_dir on a filesystem every node shares"):
+    with pytest.raises(
+        UserError,
+        match=r"do not hold the same data.*the train examples of rank 0 and of rank 1 "
+        r"\(host b\) differ.*data.cache_dir on a filesystem every node shares",
+    ):
         check_same_data(FakeRanks(0, [_held("b", tokenizer="t0", train_examples="e1")]), digests)
 
 

@@ -10,27 +10,37 @@ import torch
 
 from lmtrain.models.language_model import LanguageModel
 from lmtrain.models.spec import TransformerSpec
-from lmtrain.training.deferred_init import ShardLayout, _PENDING, _Recorder, build_deferred, is_deferred, replay
+from lmtrain.training.deferred_init import _PENDING, ShardLayout, _Recorder, build_deferred, is_deferred, replay
 
 BERT = TransformerSpec(vocab_size=61, n_layers=2, d_model=16, n_heads=2, d_ff=32, max_positions=24)
-GPT = dataclasses.replace(BERT, causal=True, norm="pre", position="sinusoidal", segment_vocab_size=0,
-                          embedding_norm=False, final_norm=True)
+GPT = dataclasses.replace(
+    BERT, causal=True, norm="pre", position="sinusoidal", segment_vocab_size=0, embedding_norm=False, final_norm=True
+)
 CLASSIFIER = {"classifier": {"kind": "pooled_classifier", "n_classes": 3, "dropout": 0.1}}
 TAGGER = {"tagger": {"kind": "token_classifier", "n_classes": 4, "dropout": 0.1, "crf": True}}
 
 
 def _tensors(model: torch.nn.Module) -> dict[str, tuple[torch.Tensor, bool]]:
     """Every parameter (sharded: True) and buffer by name, tied ones under each name."""
-    return {**{n: (t, True) for n, t in model.named_parameters(remove_duplicate=False)},
-            **{n: (t, False) for n, t in model.named_buffers(remove_duplicate=False)}}
+    return {
+        **{n: (t, True) for n, t in model.named_parameters(remove_duplicate=False)},
+        **{n: (t, False) for n, t in model.named_buffers(remove_duplicate=False)},
+    }
 
 
-@pytest.mark.parametrize("build", [
-    lambda: LanguageModel(BERT, ["mlm", "nsp"]),
-    lambda: LanguageModel(GPT, ["lm"], CLASSIFIER),
-], ids=["bert", "gpt-sinusoidal"])
-@pytest.mark.parametrize("layout", [ShardLayout(), ShardLayout(2, 1), ShardLayout(3, 2), ShardLayout(64, 40)],
-                         ids=["whole", "2-ranks", "3-ranks", "more-ranks-than-rows"])
+@pytest.mark.parametrize(
+    "build",
+    [
+        lambda: LanguageModel(BERT, ["mlm", "nsp"]),
+        lambda: LanguageModel(GPT, ["lm"], CLASSIFIER),
+    ],
+    ids=["bert", "gpt-sinusoidal"],
+)
+@pytest.mark.parametrize(
+    "layout",
+    [ShardLayout(), ShardLayout(2, 1), ShardLayout(3, 2), ShardLayout(64, 40)],
+    ids=["whole", "2-ranks", "3-ranks", "more-ranks-than-rows"],
+)
 def test_each_rank_gets_its_shard_of_the_weights_a_normal_build_draws(build, layout):
     torch.manual_seed(7)
     normal = build()
@@ -64,8 +74,10 @@ def test_a_fine_tuning_build_replays_the_loaded_backbone_and_the_constrained_crf
     for name, (tensor, sharded) in _tensors(normal).items():
         want = ShardLayout(2, 0).local(tensor.detach()) if sharded else tensor
         assert torch.equal(values[name], want), name
-    assert torch.equal(values["backbone.blocks.0.ff.up.weight"],
-                       ShardLayout(2, 0).local(pretrained.backbone.blocks[0].ff.up.weight.detach()))
+    assert torch.equal(
+        values["backbone.blocks.0.ff.up.weight"],
+        ShardLayout(2, 0).local(pretrained.backbone.blocks[0].ff.up.weight.detach()),
+    )
 
 
 def test_the_replay_holds_about_one_tensor_at_a_time_not_the_model():

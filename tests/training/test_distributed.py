@@ -15,8 +15,9 @@ import torch.distributed as dist
 from lmtrain.models.loading import load_checkpoint
 from tests.conftest import write_corpus
 
-pytestmark = pytest.mark.skipif(not dist.is_available() or sys.platform == "win32",
-                                reason="needs torch.distributed with gloo")
+pytestmark = pytest.mark.skipif(
+    not dist.is_available() or sys.platform == "win32", reason="needs torch.distributed with gloo"
+)
 
 
 def _common(workdir: Path, dropout: bool = False) -> list[str]:
@@ -28,18 +29,37 @@ def _common(workdir: Path, dropout: bool = False) -> list[str]:
     # machine but may switch it after repeated clear wins, so the comparison pins one set (a resumed run keeps its
     # checkpoint's)
     no_dropout = ["trainer.cpu_kernels=torch"] if dropout else ["model.dropout=0", "model.attention_dropout=0"]
-    return ["debug=tiny", "data=text", f"data.train_files=[{corpus}]", f"data.cache_dir={workdir / 'cache'}",
-            *no_dropout, "trainer.max_steps=8", "trainer.log_every=1", "trainer.eval_every=0",
-            "trainer.save_every=4", "trainer.keep_last=0"]
+    return [
+        "debug=tiny",
+        "data=text",
+        f"data.train_files=[{corpus}]",
+        f"data.cache_dir={workdir / 'cache'}",
+        *no_dropout,
+        "trainer.max_steps=8",
+        "trainer.log_every=1",
+        "trainer.eval_every=0",
+        "trainer.save_every=4",
+        "trainer.keep_last=0",
+    ]
 
 
 def _run(workdir: Path, *args: str, nproc: int = 1, torchrun: bool = False) -> None:
-    """``lmtrain pretrain *args`` in ``workdir``: under torchrun with ``nproc`` ranks if ``nproc > 1`` or ``torchrun``."""
+    """``lmtrain pretrain *args`` in ``workdir``: under torchrun with ``nproc`` ranks if ``nproc > 1`` or
+    ``torchrun``."""
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
-    launcher = [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc_per_node={nproc}"] \
-        if nproc > 1 or torchrun else [sys.executable]
-    out = subprocess.run([*launcher, "-m", "lmtrain", "pretrain", *args], cwd=workdir, env=env,
-                         capture_output=True, text=True, timeout=300)
+    launcher = (
+        [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc_per_node={nproc}"]
+        if nproc > 1 or torchrun
+        else [sys.executable]
+    )
+    out = subprocess.run(
+        [*launcher, "-m", "lmtrain", "pretrain", *args],
+        cwd=workdir,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert out.returncode == 0, out.stderr[-3000:]
 
 
@@ -65,8 +85,13 @@ def test_two_ranks_match_one_process_with_twice_the_batch(ddp_run):
 @pytest.fixture(scope="module")
 def ddp_dropout_run(ddp_run) -> Path:
     """An uninterrupted 2-rank run with the presets' dropout on, in ``ddp_run``'s folder as ``ddp-dropout``."""
-    _run(ddp_run, *_common(ddp_run, dropout=True), "trainer.batch_size=4", f"hydra.run.dir={ddp_run / 'ddp-dropout'}",
-         nproc=2)
+    _run(
+        ddp_run,
+        *_common(ddp_run, dropout=True),
+        "trainer.batch_size=4",
+        f"hydra.run.dir={ddp_run / 'ddp-dropout'}",
+        nproc=2,
+    )
     return ddp_run
 
 
@@ -74,8 +99,14 @@ def test_ddp_resume_with_dropout_continues_with_the_same_losses(ddp_dropout_run)
     checkpoint = ddp_dropout_run / "ddp-dropout" / "checkpoints" / "step-4"
     state = torch.load(checkpoint / "trainer_state.pt", weights_only=True)
     assert len(state["rng_per_rank"]) == 2
-    _run(ddp_dropout_run, *_common(ddp_dropout_run, dropout=True), "trainer.batch_size=4",
-         f"trainer.resume={checkpoint}", f"hydra.run.dir={ddp_dropout_run / 'resumed'}", nproc=2)
+    _run(
+        ddp_dropout_run,
+        *_common(ddp_dropout_run, dropout=True),
+        "trainer.batch_size=4",
+        f"trainer.resume={checkpoint}",
+        f"hydra.run.dir={ddp_dropout_run / 'resumed'}",
+        nproc=2,
+    )
     straight, resumed = _losses(ddp_dropout_run / "ddp-dropout"), _losses(ddp_dropout_run / "resumed")
     assert sorted(resumed) == [5, 6, 7, 8]
     # each rank continues its own dropout stream: exactly the uninterrupted run's losses
@@ -84,8 +115,14 @@ def test_ddp_resume_with_dropout_continues_with_the_same_losses(ddp_dropout_run)
 
 @pytest.fixture(scope="module")
 def fsdp_run(ddp_run) -> Path:
-    _run(ddp_run, *_common(ddp_run), "trainer.batch_size=4", "trainer.strategy=fsdp",
-         f"hydra.run.dir={ddp_run / 'fsdp'}", nproc=2)
+    _run(
+        ddp_run,
+        *_common(ddp_run),
+        "trainer.batch_size=4",
+        "trainer.strategy=fsdp",
+        f"hydra.run.dir={ddp_run / 'fsdp'}",
+        nproc=2,
+    )
     return ddp_run
 
 
@@ -103,8 +140,15 @@ def test_fsdp_matches_ddp_and_writes_checkpoints_one_process_loads(fsdp_run):
 
 def test_fsdp_resume_continues_with_the_same_losses(fsdp_run):
     checkpoint = fsdp_run / "fsdp" / "checkpoints" / "step-4"
-    _run(fsdp_run, *_common(fsdp_run), "trainer.batch_size=4", "trainer.strategy=fsdp",
-         f"trainer.resume={checkpoint}", f"hydra.run.dir={fsdp_run / 'fsdp-resumed'}", nproc=2)
+    _run(
+        fsdp_run,
+        *_common(fsdp_run),
+        "trainer.batch_size=4",
+        "trainer.strategy=fsdp",
+        f"trainer.resume={checkpoint}",
+        f"hydra.run.dir={fsdp_run / 'fsdp-resumed'}",
+        nproc=2,
+    )
     straight, resumed = _losses(fsdp_run / "fsdp"), _losses(fsdp_run / "fsdp-resumed")
     assert sorted(resumed) == [5, 6, 7, 8]
     assert all(abs(resumed[s] - straight[s]) < 1e-6 for s in range(5, 9)), (resumed, straight)
@@ -140,19 +184,39 @@ main()
 """
 STOP_ON_RANK_1 = RANK_1_PATCH.format(step=3, condition=True, action="self.stops.requested = True")  # Ctrl-C
 # In the first attempt rank 1 dies in step 6, after the step-4 checkpoint.
-KILL_RANK_1_ONCE = RANK_1_PATCH.format(step=6, condition='os.environ.get("TORCHELASTIC_RESTART_COUNT") == "0"',
-                                       action="os.kill(os.getpid(), signal.SIGKILL)")
+KILL_RANK_1_ONCE = RANK_1_PATCH.format(
+    step=6,
+    condition='os.environ.get("TORCHELASTIC_RESTART_COUNT") == "0"',
+    action="os.kill(os.getpid(), signal.SIGKILL)",
+)
 
 
-def _torchrun(workdir: Path, script: str, *args: str, restarts: int = 0,
-              dropout: bool = False) -> subprocess.CompletedProcess:
+def _torchrun(
+    workdir: Path, script: str, *args: str, restarts: int = 0, dropout: bool = False
+) -> subprocess.CompletedProcess:
     path = workdir / "patched_lmtrain.py"
     path.write_text(script)
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
-    return subprocess.run([sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2",
-                           f"--max-restarts={restarts}", str(path), "pretrain", *_common(workdir, dropout),
-                           "trainer.batch_size=4", *args], cwd=workdir, env=env, capture_output=True, text=True,
-                          timeout=300)
+    return subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "torch.distributed.run",
+            "--standalone",
+            "--nproc_per_node=2",
+            f"--max-restarts={restarts}",
+            str(path),
+            "pretrain",
+            *_common(workdir, dropout),
+            "trainer.batch_size=4",
+            *args,
+        ],
+        cwd=workdir,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
 
 
 def test_ctrl_c_on_one_rank_stops_every_rank_at_the_same_step(tmp_path):
@@ -169,8 +233,10 @@ def test_workers_restarted_by_torchrun_continue_from_the_checkpoint_with_the_sam
     # ("terminate called without an active exception"); a further restart must then continue as well
     out = _torchrun(ddp_run, KILL_RANK_1_ONCE, f"hydra.run.dir={ddp_run / 'elastic'}", restarts=2, dropout=True)
     assert out.returncode == 0, out.stderr[-3000:]
-    assert "torchrun restarted the workers (restart 1): continuing from the newest intact checkpoint" in \
-        out.stdout + out.stderr
+    assert (
+        "torchrun restarted the workers (restart 1): continuing from the newest intact checkpoint"
+        in out.stdout + out.stderr
+    )
     straight, restarted = _losses(ddp_run / "ddp-dropout"), _losses(ddp_run / "elastic")
     assert sorted(restarted) == list(range(1, 9))
     assert [restarted[s] for s in range(1, 9)] == [straight[s] for s in range(1, 9)]
@@ -180,8 +246,7 @@ def test_a_rank_that_loses_its_peer_says_so_in_one_paragraph_and_keeps_the_check
     out = _torchrun(ddp_run, KILL_RANK_1_ONCE, f"hydra.run.dir={ddp_run / 'lost'}")
     assert out.returncode != 0
     assert "lmtrain pretrain: error: rank 0 lost another process of this job" in out.stderr, out.stderr[-3000:]
-    assert f"the newest checkpoint, {(ddp_run / 'lost' / 'checkpoints' / 'step-4').resolve()}, is intact" in \
-        out.stderr
+    assert f"the newest checkpoint, {(ddp_run / 'lost' / 'checkpoints' / 'step-4').resolve()}, is intact" in out.stderr
     assert "Traceback" not in out.stderr.split("torch/distributed/elastic")[0]  # only torchrun's own summary
     status = json.loads((ddp_run / "lost" / "status.json").read_text())
     assert status["state"] == "failed" and "lost another process" in status["error"]

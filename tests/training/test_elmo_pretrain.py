@@ -17,8 +17,15 @@ from lmtrain.run_folder.layout import read_metrics
 from tests.conftest import TINY, compose_config, run_cli, write_corpus
 
 # on top of debug=tiny (d_model 32, 2 layers, vocabulary 1000): a biLM of seconds
-ELMO_TINY = ["model.lstm_dim=64", "model.char_filter_counts=[16,16,32,32,32]", "model.max_chars=12",
-             "trainer.max_steps=40", "trainer.log_every=1", "trainer.eval_every=0", "optim.lr=5e-3"]
+ELMO_TINY = [
+    "model.lstm_dim=64",
+    "model.char_filter_counts=[16,16,32,32,32]",
+    "model.max_chars=12",
+    "trainer.max_steps=40",
+    "trainer.log_every=1",
+    "trainer.eval_every=0",
+    "optim.lr=5e-3",
+]
 
 
 def _overrides(tmp_path: Path) -> list[str]:
@@ -50,9 +57,18 @@ def test_bilm_both_directions_learn_and_the_checkpoint_reloads(tmp_path, monkeyp
     eval_dir.mkdir()
     monkeypatch.chdir(eval_dir)
     corpus = tmp_path / "corpus.txt"
-    evaluated = evaluate.run(compose_config("evaluate", [
-        f"ckpt={run_dir}", "data=text", f"data.train_files=[{corpus}]", "data.max_seq_len=64",
-        f"data.cache_dir={tmp_path / 'cache'}"]))
+    evaluated = evaluate.run(
+        compose_config(
+            "evaluate",
+            [
+                f"ckpt={run_dir}",
+                "data=text",
+                f"data.train_files=[{corpus}]",
+                "data.max_seq_len=64",
+                f"data.cache_dir={tmp_path / 'cache'}",
+            ],
+        )
+    )
     assert evaluated["objective"] == "bilm"
     assert evaluated["eval/fwd_ppl"] < summary["baseline/unigram_ppl"]
     assert evaluated["eval/bwd_ppl"] < summary["baseline/unigram_ppl"]
@@ -61,8 +77,11 @@ def test_bilm_both_directions_learn_and_the_checkpoint_reloads(tmp_path, monkeyp
 def test_bilm_needs_the_elmo_model_and_elmo_keys_need_it_too(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     cfg = compose_config("pretrain", ["model=gpt", "objective=bilm", *TINY])
-    with pytest.raises(UserError, match=r"objective=bilm needs forward and backward language models \(a biLM\), "
-                                        r"which the chosen model model=gpt \(transformer family\) lacks"):
+    with pytest.raises(
+        UserError,
+        match=r"objective=bilm needs forward and backward language models \(a biLM\), "
+        r"which the chosen model model=gpt \(transformer family\) lacks",
+    ):
         pretrain.run(cfg)
     with pytest.raises(Exception, match="Could not override 'model.lstm_dim'"):
         compose_config("pretrain", ["model=gpt", *_overrides(tmp_path)])
@@ -70,8 +89,14 @@ def test_bilm_needs_the_elmo_model_and_elmo_keys_need_it_too(tmp_path, monkeypat
 
 def test_cli_pretrain_elmo_beats_unigram_in_both_directions(tmp_path):
     run_dir = tmp_path / "cli_run"
-    result = run_cli("pretrain", "model=elmo", "model.token_encoder=embedding", *_overrides(tmp_path),
-                     f"hydra.run.dir={run_dir}", cwd=tmp_path)
+    result = run_cli(
+        "pretrain",
+        "model=elmo",
+        "model.token_encoder=embedding",
+        *_overrides(tmp_path),
+        f"hydra.run.dir={run_dir}",
+        cwd=tmp_path,
+    )
     assert result.returncode == 0, result.stderr[-2000:]
     summary = json.loads((run_dir / "summary.json").read_text())
     for key in ("eval/fwd_ppl", "eval/bwd_ppl", "eval/ppl"):

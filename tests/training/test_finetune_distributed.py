@@ -15,13 +15,23 @@ import torch.distributed as dist
 from lmtrain.run_folder.layout import read_metrics
 from tests.tasks.fixtures import make_checkpoint, write_conll, write_pairs_jsonl, write_sentiment_tsv
 
-pytestmark = pytest.mark.skipif(not dist.is_available() or sys.platform == "win32",
-                                reason="needs torch.distributed with gloo")
+pytestmark = pytest.mark.skipif(
+    not dist.is_available() or sys.platform == "win32", reason="needs torch.distributed with gloo"
+)
 
 # no dropout anywhere: the two set-ups draw their dropout masks differently
-STEPS = ["trainer.progress=false", "trainer.max_steps=6", "trainer.log_every=1", "trainer.eval_every=0",
-         "trainer.save_every=0", "trainer.preflight=false", "finetune.head_dropout=0", "optim.lr=3e-3",
-         "optim.warmup_steps=0", "data.max_seq_len=32"]
+STEPS = [
+    "trainer.progress=false",
+    "trainer.max_steps=6",
+    "trainer.log_every=1",
+    "trainer.eval_every=0",
+    "trainer.save_every=0",
+    "trainer.preflight=false",
+    "finetune.head_dropout=0",
+    "optim.lr=3e-3",
+    "optim.warmup_steps=0",
+    "data.max_seq_len=32",
+]
 
 
 @pytest.fixture(scope="module")
@@ -32,7 +42,7 @@ def workdir(tmp_path_factory) -> Path:
     write_sentiment_tsv(root / "train.tsv", 96, seed=0)
     write_sentiment_tsv(root / "dev.tsv", 16, seed=1)
     words = [line.split()[0] for line in (root / "train.conll").read_text().splitlines() if line.strip()]
-    texts = [" ".join(words[i:i + 12]) for i in range(0, len(words), 12)]
+    texts = [" ".join(words[i : i + 12]) for i in range(0, len(words), 12)]
     texts += (root / "train.tsv").read_text().splitlines()[1:]
     make_checkpoint(root / "backbone", causal=False, texts=texts)  # one fixed starting point for every run
     write_pairs_jsonl(root / "pairs.jsonl", 96, seed=0)
@@ -43,10 +53,19 @@ def workdir(tmp_path_factory) -> Path:
 
 def _finetune(workdir: Path, name: str, *args: str, nproc: int = 1) -> Path:
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
-    launcher = [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc_per_node={nproc}"] \
-        if nproc > 1 else [sys.executable]
-    out = subprocess.run([*launcher, "-m", "lmtrain", "finetune", *STEPS, *args, f"hydra.run.dir={name}"],
-                         cwd=workdir, env=env, capture_output=True, text=True, timeout=300)
+    launcher = (
+        [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc_per_node={nproc}"]
+        if nproc > 1
+        else [sys.executable]
+    )
+    out = subprocess.run(
+        [*launcher, "-m", "lmtrain", "finetune", *STEPS, *args, f"hydra.run.dir={name}"],
+        cwd=workdir,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert out.returncode == 0, out.stderr[-3000:]
     return workdir / name
 
@@ -59,10 +78,13 @@ def _summary(run_dir: Path) -> dict:
     return json.loads((run_dir / "summary.json").read_text())
 
 
-@pytest.mark.parametrize("task,files", [
-    ("ner", ["data.train_file=train.conll", "data.eval_file=dev.conll"]),
-    ("classification", ["data.train_file=train.tsv", "data.eval_file=dev.tsv"]),
-])
+@pytest.mark.parametrize(
+    "task,files",
+    [
+        ("ner", ["data.train_file=train.conll", "data.eval_file=dev.conll"]),
+        ("classification", ["data.train_file=train.tsv", "data.eval_file=dev.tsv"]),
+    ],
+)
 def test_two_ranks_match_one_process_with_twice_the_batch(workdir, task, files):
     common = [f"task={task}", f"init={workdir / 'backbone'}", *files]
     ddp = _finetune(workdir, f"{task}-ddp", *common, "trainer.batch_size=4", nproc=2)
@@ -76,10 +98,25 @@ def test_two_ranks_match_one_process_with_twice_the_batch(workdir, task, files):
 
 
 def test_scratch_tokenizer_is_trained_once_and_shared(workdir):
-    run = _finetune(workdir, "scratch-ddp", "task=classification", "init=scratch", "model.size=null",
-                    "model.n_layers=1", "model.d_model=32", "model.n_heads=2", "model.d_ff=64", "model.dropout=0",
-                    "model.attention_dropout=0", "tokenizer.vocab_size=200", "tokenizer.min_frequency=1",
-                    "data.train_file=train.tsv", "data.eval_file=dev.tsv", "trainer.batch_size=8", nproc=2)
+    run = _finetune(
+        workdir,
+        "scratch-ddp",
+        "task=classification",
+        "init=scratch",
+        "model.size=null",
+        "model.n_layers=1",
+        "model.d_model=32",
+        "model.n_heads=2",
+        "model.d_ff=64",
+        "model.dropout=0",
+        "model.attention_dropout=0",
+        "tokenizer.vocab_size=200",
+        "tokenizer.min_frequency=1",
+        "data.train_file=train.tsv",
+        "data.eval_file=dev.tsv",
+        "trainer.batch_size=8",
+        nproc=2,
+    )
     summary = _summary(run)
     assert summary["world_size"] == 2 and summary["init"].startswith("scratch")
     losses = _losses(run)
@@ -90,8 +127,13 @@ def test_scratch_tokenizer_is_trained_once_and_shared(workdir):
 
 
 def test_fsdp_generation_matches_one_process_and_samples_from_the_best_checkpoint(workdir):
-    common = ["task=generation", f"init={workdir / 'gpt'}", "data.train_file=pairs.jsonl", "trainer.eval_every=3",
-              "task.samples=2"]
+    common = [
+        "task=generation",
+        f"init={workdir / 'gpt'}",
+        "data.train_file=pairs.jsonl",
+        "trainer.eval_every=3",
+        "task.samples=2",
+    ]
     fsdp = _finetune(workdir, "gen-fsdp", *common, "trainer.batch_size=4", "trainer.strategy=fsdp", nproc=2)
     single = _finetune(workdir, "gen-single", *common, "trainer.batch_size=8")
     fsdp_losses, single_losses = _losses(fsdp), _losses(single)

@@ -21,8 +21,9 @@ from lmtrain.training.sharding import shard_layout
 from tests.conftest import run_cli
 from tests.training.test_distributed import _common, _run
 
-pytestmark = pytest.mark.skipif(not dist.is_available() or sys.platform == "win32",
-                                reason="needs torch.distributed with gloo")
+pytestmark = pytest.mark.skipif(
+    not dist.is_available() or sys.platform == "win32", reason="needs torch.distributed with gloo"
+)
 WORKER = Path(__file__).with_name("fsdp_worker.py")
 FP32 = ("flat", "2x1", "1x2")
 BF16 = ("bf16", "bf16-fp32-reduce")
@@ -32,8 +33,13 @@ BF16 = ("bf16", "bf16-fp32-reduce")
 def findings(tmp_path_factory) -> dict:
     out = tmp_path_factory.mktemp("fsdp") / "findings.json"
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
-    done = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2",
-                           str(WORKER), str(out)], env=env, capture_output=True, text=True, timeout=300)
+    done = subprocess.run(
+        [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2", str(WORKER), str(out)],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert done.returncode == 0, done.stderr[-3000:]
     return json.loads(out.read_text())
 
@@ -45,8 +51,9 @@ def test_a_meta_built_model_gets_the_weights_of_a_normal_build_on_every_mesh(fin
 
 
 def test_hsdp_meshes_train_as_one_process_does(findings):
-    meshes = {name: (found["calls"][0]["mesh"], found["calls"][0]["mesh_dims"])
-              for name, found in findings["fsdp"].items()}
+    meshes = {
+        name: (found["calls"][0]["mesh"], found["calls"][0]["mesh_dims"]) for name, found in findings["fsdp"].items()
+    }
     assert meshes["flat"] == ([2], [])
     assert meshes["2x1"] == ([2, 1], ["replicate", "shard"]) and meshes["1x2"] == ([1, 2], ["replicate", "shard"])
     for name in FP32:
@@ -58,10 +65,15 @@ def test_bf16_gathers_the_blocks_in_bf16_and_reduces_in_the_chosen_dtype(finding
     for name, reduce in (("bf16", "torch.bfloat16"), ("bf16-fp32-reduce", "torch.float32")):
         found = findings["fsdp"][name]
         blocks, root = found["calls"][:-1], found["calls"][-1]
-        assert {(c["module"], c["param_dtype"], c["reduce_dtype"], c["cast_forward_inputs"]) for c in blocks} == \
-            {("Block", "torch.bfloat16", reduce, True)}
-        assert (root["module"], root["param_dtype"], root["reduce_dtype"], root["cast_forward_inputs"]) == \
-            ("ObjectiveStep", "None", reduce, False)
+        assert {(c["module"], c["param_dtype"], c["reduce_dtype"], c["cast_forward_inputs"]) for c in blocks} == {
+            ("Block", "torch.bfloat16", reduce, True)
+        }
+        assert (root["module"], root["param_dtype"], root["reduce_dtype"], root["cast_forward_inputs"]) == (
+            "ObjectiveStep",
+            "None",
+            reduce,
+            False,
+        )
         assert found["dtypes"] == {"block": "torch.bfloat16", "root": "torch.float32"}  # seen inside the forward
         assert abs(found["loss"] - found["ref_loss"]) < 1e-3 and found["step_gap"] < 1e-2, (name, found)
     for name in FP32:
@@ -104,24 +116,42 @@ def _start_metrics(run_dir: Path) -> dict[str, float]:
 
 def test_fsdp_evaluates_before_the_first_step_as_one_process_does(tmp_path):
     # the first evaluation used to run before FSDP's root had set itself up, and the first step then failed
-    args = [*_common(tmp_path), "trainer.batch_size=4", "trainer.max_steps=2", "trainer.save_every=0",
-            "trainer.eval_at_start=true"]
-    _run(tmp_path, *args, "trainer.strategy=fsdp", "trainer.fsdp_replicas=1", f"hydra.run.dir={tmp_path / 'fsdp'}",
-         nproc=2)
+    args = [
+        *_common(tmp_path),
+        "trainer.batch_size=4",
+        "trainer.max_steps=2",
+        "trainer.save_every=0",
+        "trainer.eval_at_start=true",
+    ]
+    _run(
+        tmp_path,
+        *args,
+        "trainer.strategy=fsdp",
+        "trainer.fsdp_replicas=1",
+        f"hydra.run.dir={tmp_path / 'fsdp'}",
+        nproc=2,
+    )
     _run(tmp_path, *args, f"hydra.run.dir={tmp_path / 'single'}")
     sharded, single = _start_metrics(tmp_path / "fsdp"), _start_metrics(tmp_path / "single")
     assert sharded and sharded.keys() == single.keys()
     assert all(abs(sharded[k] - single[k]) < 1e-5 for k in single), (sharded, single)
 
 
-@pytest.mark.parametrize("overrides, message", [
-    (["trainer.fsdp_replicas=2"], "trainer.fsdp_replicas=2: must be unset unless trainer.strategy=fsdp"),
-    (["trainer.strategy=ddp", "trainer.fsdp_reduce_fp32=true"],
-     "trainer.fsdp_reduce_fp32=true: must be unset unless trainer.strategy=fsdp"),
-    (["trainer.strategy=fsdp", "trainer.fsdp_reduce_fp32=false"],
-     "trainer.fsdp_reduce_fp32=false: must be unset unless trainer.precision=bf16"),
-    (["trainer.strategy=fsdp", "trainer.fsdp_replicas=0"], "trainer.fsdp_replicas=0: must be >= 1"),
-])
+@pytest.mark.parametrize(
+    "overrides, message",
+    [
+        (["trainer.fsdp_replicas=2"], "trainer.fsdp_replicas=2: must be unset unless trainer.strategy=fsdp"),
+        (
+            ["trainer.strategy=ddp", "trainer.fsdp_reduce_fp32=true"],
+            "trainer.fsdp_reduce_fp32=true: must be unset unless trainer.strategy=fsdp",
+        ),
+        (
+            ["trainer.strategy=fsdp", "trainer.fsdp_reduce_fp32=false"],
+            "trainer.fsdp_reduce_fp32=false: must be unset unless trainer.precision=bf16",
+        ),
+        (["trainer.strategy=fsdp", "trainer.fsdp_replicas=0"], "trainer.fsdp_replicas=0: must be >= 1"),
+    ],
+)
 def test_fsdp_keys_are_refused_where_they_change_nothing(tmp_path, overrides, message):
     out = run_cli("pretrain", "debug=tiny", *overrides, f"hydra.run.dir={tmp_path / 'run'}", cwd=tmp_path)
     assert out.returncode == 2 and message in " ".join(out.stderr.split()), out.stderr

@@ -23,8 +23,19 @@ from lmtrain.training.train_state import TrainState
 from tests.conftest import TINY, compose_config, write_corpus
 
 
-@pytest.mark.parametrize("text,seconds", [("90", 90), ("90s", 90), ("5m", 300), ("1h30m", 5400), ("2d", 172800),
-                                          ("01:30:00", 5400), ("1:30", 90), ("0.5h", 1800)])
+@pytest.mark.parametrize(
+    "text,seconds",
+    [
+        ("90", 90),
+        ("90s", 90),
+        ("5m", 300),
+        ("1h30m", 5400),
+        ("2d", 172800),
+        ("01:30:00", 5400),
+        ("1:30", 90),
+        ("0.5h", 1800),
+    ],
+)
 def test_durations_parse(text, seconds):
     assert parse_duration(text) == seconds
 
@@ -49,15 +60,27 @@ def _run(tmp_path: Path, monkeypatch, *extra: str) -> tuple[dict, Path]:
     run_dir = tmp_path / "run"
     run_dir.mkdir()
     monkeypatch.chdir(run_dir)
-    cfg = compose_config("pretrain", [*TINY, "data=text", f"data.train_files=[{corpus}]",
-                                      f"data.cache_dir={tmp_path / 'cache'}", "trainer.log_every=1",
-                                      "trainer.save_every=0", "trainer.eval_every=0", "model=gpt", *extra])
+    cfg = compose_config(
+        "pretrain",
+        [
+            *TINY,
+            "data=text",
+            f"data.train_files=[{corpus}]",
+            f"data.cache_dir={tmp_path / 'cache'}",
+            "trainer.log_every=1",
+            "trainer.save_every=0",
+            "trainer.eval_every=0",
+            "model=gpt",
+            *extra,
+        ],
+    )
     return pretrain.run(cfg), run_dir
 
 
 def test_max_epochs_stops_and_plans_the_decay_for_it(tmp_path, monkeypatch):
-    summary, run_dir = _run(tmp_path, monkeypatch, "trainer.max_steps=100000", "trainer.max_epochs=2",
-                            "trainer.eval_every_epochs=1")
+    summary, run_dir = _run(
+        tmp_path, monkeypatch, "trainer.max_steps=100000", "trainer.max_epochs=2", "trainer.eval_every_epochs=1"
+    )
     events = read_metrics(run_dir)
     steps = summary["steps"]
     assert summary["stopped_by"] == "max_epochs" and summary["epochs"] == 2.0 and steps < 100
@@ -69,8 +92,9 @@ def test_max_epochs_stops_and_plans_the_decay_for_it(tmp_path, monkeypatch):
 
 def test_max_time_stops_and_still_evaluates_and_saves(tmp_path, monkeypatch, caplog):
     with caplog.at_level(logging.INFO, logger="lmtrain"):
-        summary, run_dir = _run(tmp_path, monkeypatch, "trainer.max_steps=100000", "trainer.max_time=6s",
-                                "optim.lr=1e-3")
+        summary, run_dir = _run(
+            tmp_path, monkeypatch, "trainer.max_steps=100000", "trainer.max_time=6s", "optim.lr=1e-3"
+        )
     assert "longer than trainer.max_time=6s: training stops at the budget" in caplog.text  # said up front
     assert summary["stopped_by"] == "max_time" and 0 < summary["steps"] < 100000
     assert "eval/loss" in summary and (run_dir / "checkpoints" / "last" / "trainer_state.pt").exists()
@@ -80,8 +104,14 @@ def test_max_time_stops_and_still_evaluates_and_saves(tmp_path, monkeypatch, cap
 
 def test_a_time_budget_run_states_its_plan_first(tmp_path, monkeypatch, caplog):
     with caplog.at_level(logging.INFO, logger="lmtrain"):
-        _run(tmp_path, monkeypatch, "trainer.max_steps=100000", "trainer.max_time=4s", "trainer.eval_every=50",
-             "trainer.save_every=100")
+        _run(
+            tmp_path,
+            monkeypatch,
+            "trainer.max_steps=100000",
+            "trainer.max_time=4s",
+            "trainer.eval_every=50",
+            "trainer.save_every=100",
+        )
     lines = [r.getMessage() for r in caplog.records]
     first_step = next(i for i, line in enumerate(lines) if line.startswith("step "))
     plan = [line for line in lines[:first_step] if line.startswith("plan: ")]
@@ -116,8 +146,9 @@ def test_the_budget_is_planned_once_from_the_pace_after_the_first_step():
 
 def test_eval_at_start_records_the_starting_weights(tmp_path, monkeypatch, caplog):
     with caplog.at_level(logging.INFO, logger="lmtrain"):
-        summary, run_dir = _run(tmp_path, monkeypatch, "trainer.max_steps=30", "trainer.eval_at_start=true",
-                                "optim.lr=3e-3")
+        summary, run_dir = _run(
+            tmp_path, monkeypatch, "trainer.max_steps=30", "trainer.eval_at_start=true", "optim.lr=3e-3"
+        )
     first = read_metrics(run_dir)[0]
     assert first["step"] == 0 and "eval/loss" in first
     assert summary["start/loss"] == first["eval/loss"] and summary["eval/loss"] < summary["start/loss"]
@@ -142,7 +173,9 @@ class _Total:
 def _plan(max_time: float = 100.0) -> tuple[StepPlan, TrainState]:
     optimizer = torch.optim.SGD([torch.nn.Parameter(torch.zeros(1))], lr=1.0)
     limits = Limits(max_steps=1000, max_epochs=None, max_time=max_time, batches_per_epoch=30, grad_accum=1)
-    return StepPlan(limits, build_scheduler(optimizer, OptimConfig(lr=1.0), 1000), Distributed(), f"{max_time:g}s"), TrainState()
+    return StepPlan(
+        limits, build_scheduler(optimizer, OptimConfig(lr=1.0), 1000), Distributed(), f"{max_time:g}s"
+    ), TrainState()
 
 
 def _run_steps(plan: StepPlan, state: TrainState, progress: _Total, times: list[float]) -> None:

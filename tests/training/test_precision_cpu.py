@@ -22,10 +22,22 @@ CPU = torch.device("cpu")
 
 def _overrides(tmp_path: Path, *extra: str) -> list[str]:
     corpus = write_corpus(tmp_path / "corpus.txt", n_docs=60)
-    return [*TINY, "data=text", f"data.train_files=[{corpus}]", f"data.cache_dir={tmp_path / 'cache'}",
-            "trainer.log_every=1", "model.dropout=0.1", "trainer.precision=bf16", "optim.lr=5e-3",
-            "trainer.max_steps=16", "trainer.save_every=8", "trainer.eval_every=0", "trainer.keep_last=0",
-            "trainer.preflight=false", *extra]
+    return [
+        *TINY,
+        "data=text",
+        f"data.train_files=[{corpus}]",
+        f"data.cache_dir={tmp_path / 'cache'}",
+        "trainer.log_every=1",
+        "model.dropout=0.1",
+        "trainer.precision=bf16",
+        "optim.lr=5e-3",
+        "trainer.max_steps=16",
+        "trainer.save_every=8",
+        "trainer.eval_every=0",
+        "trainer.keep_last=0",
+        "trainer.preflight=false",
+        *extra,
+    ]
 
 
 def _losses(run_dir: Path) -> dict[int, float]:
@@ -67,12 +79,19 @@ def test_bf16_on_a_cpu_without_native_bf16_runs_with_a_warning_naming_the_key(mo
     assert caplog.messages == [
         "trainer.precision=bf16 on a CPU without native bf16 arithmetic (no AVX512-BF16 or AMX-BF16): PyTorch "
         "emulates it, so training is likely slower than in fp32. It runs as asked; use trainer.precision=fp32 for "
-        "speed on this machine."]
+        "speed on this machine."
+    ]
 
 
-@pytest.mark.parametrize("flags, expected", [({"avx512f", "amx_bf16", "avx512_bf16"}, "AMX-BF16"),
-                                             ({"avx512f", "avx512_bf16"}, "AVX512-BF16"),
-                                             ({"fp", "asimd", "bf16"}, "BF16"), ({"avx2", "avx512f"}, None)])
+@pytest.mark.parametrize(
+    "flags, expected",
+    [
+        ({"avx512f", "amx_bf16", "avx512_bf16"}, "AMX-BF16"),
+        ({"avx512f", "avx512_bf16"}, "AVX512-BF16"),
+        ({"fp", "asimd", "bf16"}, "BF16"),
+        ({"avx2", "avx512f"}, None),
+    ],
+)
 def test_native_bf16_is_read_from_the_cpu_flags(monkeypatch, flags, expected):
     monkeypatch.setattr(precision_module, "cpu_flags", lambda: flags)
     monkeypatch.setattr(torch.cpu, "_is_amx_tile_supported", lambda: False, raising=False)

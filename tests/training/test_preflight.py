@@ -14,9 +14,18 @@ from tests.conftest import TINY, compose_config, write_corpus
 
 def _cfg(tmp_path: Path, *extra: str):
     corpus = write_corpus(tmp_path / "corpus.txt", n_docs=30)
-    return compose_config("pretrain", [*TINY, "data=text", f"data.train_files=[{corpus}]",
-                                       f"data.cache_dir={tmp_path / 'cache'}", "trainer.log_every=1",
-                                       "trainer.max_steps=6", *extra])
+    return compose_config(
+        "pretrain",
+        [
+            *TINY,
+            "data=text",
+            f"data.train_files=[{corpus}]",
+            f"data.cache_dir={tmp_path / 'cache'}",
+            "trainer.log_every=1",
+            "trainer.max_steps=6",
+            *extra,
+        ],
+    )
 
 
 def _losses(run_dir: Path) -> list[float]:
@@ -35,10 +44,13 @@ def test_a_run_with_a_preflight_has_the_losses_of_one_without(tmp_path, monkeypa
     assert losses["true"] == losses["false"]
 
 
-@pytest.mark.parametrize("extra,message", [
-    (["trainer.keep_last=1000000000"], "keeps 1000000001 checkpoints"),
-    (["trainer.monitor=bleu"], "trainer.monitor=bleu is not an evaluation metric"),
-])
+@pytest.mark.parametrize(
+    "extra,message",
+    [
+        (["trainer.keep_last=1000000000"], "keeps 1000000001 checkpoints"),
+        (["trainer.monitor=bleu"], "trainer.monitor=bleu is not an evaluation metric"),
+    ],
+)
 def test_what_would_fail_later_fails_before_the_first_step(tmp_path, monkeypatch, extra, message):
     monkeypatch.chdir(tmp_path)
     with pytest.raises(UserError, match=message):

@@ -23,9 +23,21 @@ def _run(tmp_path: Path, monkeypatch, model: str, *extra: str) -> tuple[dict, li
     run_dir = tmp_path / model
     run_dir.mkdir()
     monkeypatch.chdir(run_dir)
-    cfg = compose_config("pretrain", [f"model={model}", *TINY, "data=text", f"data.train_files=[{corpus}]",
-                                      f"data.cache_dir={tmp_path / 'cache'}", "trainer.log_every=1",
-                                      "trainer.max_steps=40", "optim.lr=5e-3", "model.d_model=64", *extra])
+    cfg = compose_config(
+        "pretrain",
+        [
+            f"model={model}",
+            *TINY,
+            "data=text",
+            f"data.train_files=[{corpus}]",
+            f"data.cache_dir={tmp_path / 'cache'}",
+            "trainer.log_every=1",
+            "trainer.max_steps=40",
+            "optim.lr=5e-3",
+            "model.d_model=64",
+            *extra,
+        ],
+    )
     summary = pretrain.run(cfg)
     losses = [e["train/loss"] for e in read_metrics(run_dir) if "train/loss" in e]
     return summary, losses

@@ -14,9 +14,19 @@ from tests.conftest import TINY, compose_config, write_corpus
 
 
 def _overrides(root: Path, *extra: str) -> list[str]:
-    return [*TINY, "model=gpt", "data=text", f"data.train_files=[{root / 'corpus.txt'}]",
-            f"data.cache_dir={root / 'cache'}", "trainer.max_steps=4", "trainer.save_every=2", "trainer.eval_every=0",
-            "trainer.log_every=1", "trainer.preflight=false", *extra]
+    return [
+        *TINY,
+        "model=gpt",
+        "data=text",
+        f"data.train_files=[{root / 'corpus.txt'}]",
+        f"data.cache_dir={root / 'cache'}",
+        "trainer.max_steps=4",
+        "trainer.save_every=2",
+        "trainer.eval_every=0",
+        "trainer.log_every=1",
+        "trainer.preflight=false",
+        *extra,
+    ]
 
 
 @pytest.fixture(scope="module")

@@ -12,10 +12,10 @@ import pytest
 import torch
 import torch.distributed as dist
 
-from lmtrain.files import checkpoints as checkpoint_files
 from lmtrain.errors import UserError
-from lmtrain.models.loading import load_checkpoint
+from lmtrain.files import checkpoints as checkpoint_files
 from lmtrain.files.sharded import load_sharded, read_sharded_metadata, single_process_quietly
+from lmtrain.models.loading import load_checkpoint
 from lmtrain.training import checkpoint as ckpt
 from lmtrain.training.distributed import Distributed
 from lmtrain.training.sharded_checkpoint import load_sharded_checkpoint, save_sharded_checkpoint
@@ -23,8 +23,9 @@ from tests.conftest import run_cli
 from tests.training.test_checkpoint_files import RunsShell
 from tests.training.test_distributed import _common, _losses, _run
 
-pytestmark = pytest.mark.skipif(not dist.is_available() or sys.platform == "win32",
-                                reason="needs torch.distributed with gloo")
+pytestmark = pytest.mark.skipif(
+    not dist.is_available() or sys.platform == "win32", reason="needs torch.distributed with gloo"
+)
 SHARDED = ["trainer.strategy=fsdp", "trainer.checkpoint_format=sharded"]
 
 
@@ -33,8 +34,15 @@ def sharded_run(tmp_path_factory):
     """Two uninterrupted 2-rank FSDP runs, one saving sharded checkpoints, one full ones (steps 4 and 8)."""
     workdir = tmp_path_factory.mktemp("sharded")
     for form in ("sharded", "full"):
-        _run(workdir, *_common(workdir), "trainer.batch_size=4", "trainer.strategy=fsdp",
-             f"trainer.checkpoint_format={form}", f"hydra.run.dir={workdir / form}", nproc=2)
+        _run(
+            workdir,
+            *_common(workdir),
+            "trainer.batch_size=4",
+            "trainer.strategy=fsdp",
+            f"trainer.checkpoint_format={form}",
+            f"hydra.run.dir={workdir / form}",
+            nproc=2,
+        )
     return workdir
 
 
@@ -62,8 +70,15 @@ def test_each_rank_writes_its_own_shards_of_the_full_formats_weights(sharded_run
 
 
 def test_resume_on_two_ranks_continues_with_the_same_losses(sharded_run):
-    _run(sharded_run, *_common(sharded_run), "trainer.batch_size=4", *SHARDED,
-         f"trainer.resume={_step(sharded_run, 'sharded', 4)}", f"hydra.run.dir={sharded_run / 'resumed-2'}", nproc=2)
+    _run(
+        sharded_run,
+        *_common(sharded_run),
+        "trainer.batch_size=4",
+        *SHARDED,
+        f"trainer.resume={_step(sharded_run, 'sharded', 4)}",
+        f"hydra.run.dir={sharded_run / 'resumed-2'}",
+        nproc=2,
+    )
     straight, resumed = _losses(sharded_run / "sharded"), _losses(sharded_run / "resumed-2")
     assert sorted(resumed) == [5, 6, 7, 8]
     assert all(abs(resumed[s] - straight[s]) < 1e-6 for s in range(5, 9)), (resumed, straight)
@@ -72,9 +87,15 @@ def test_resume_on_two_ranks_continues_with_the_same_losses(sharded_run):
 def test_resume_on_one_rank_matches_the_full_checkpoint_path(sharded_run):
     """A checkpoint of 2 ranks continued by 1 (DCP reshards): the losses and weights of resuming the full one."""
     for form in ("sharded", "full"):
-        _run(sharded_run, *_common(sharded_run), "trainer.batch_size=4", *SHARDED,
-             f"trainer.resume={_step(sharded_run, form, 4)}", f"hydra.run.dir={sharded_run / f'one-{form}'}",
-             torchrun=True)
+        _run(
+            sharded_run,
+            *_common(sharded_run),
+            "trainer.batch_size=4",
+            *SHARDED,
+            f"trainer.resume={_step(sharded_run, form, 4)}",
+            f"hydra.run.dir={sharded_run / f'one-{form}'}",
+            torchrun=True,
+        )
     from_shards, from_full = _losses(sharded_run / "one-sharded"), _losses(sharded_run / "one-full")
     assert sorted(from_shards) == [5, 6, 7, 8]
     assert all(abs(from_shards[s] - from_full[s]) < 1e-6 for s in range(5, 9)), (from_shards, from_full)
@@ -100,8 +121,9 @@ def test_export_of_a_sharded_checkpoint_loads_in_transformers(sharded_run, tmp_p
     shared, _, _ = load_checkpoint(tmp_path / "safetensors")  # the full weights once, without optimizer state
     for name, tensor in ours.state_dict().items():
         torch.testing.assert_close(shared.state_dict()[name], tensor, atol=0, rtol=0)
-    assert (tmp_path / "safetensors" / "model.safetensors").stat().st_size < \
-        sum(f.stat().st_size for f in (checkpoint / "sharded").iterdir()) / 2
+    assert (tmp_path / "safetensors" / "model.safetensors").stat().st_size < sum(
+        f.stat().st_size for f in (checkpoint / "sharded").iterdir()
+    ) / 2
 
 
 # ---------------------------------------------------------------- one process: integrity and crafted files
@@ -111,8 +133,9 @@ def _save(checkpoints, step: int):
     optimizer = torch.optim.AdamW(model.parameters(), lr=1e-3)
     model(torch.randn(4, 8)).sum().backward()
     optimizer.step()
-    path = save_sharded_checkpoint(Distributed(), checkpoints, step, model, optimizer, {"family": "test"},
-                                   {"train": {"step": step}}, None)
+    path = save_sharded_checkpoint(
+        Distributed(), checkpoints, step, model, optimizer, {"family": "test"}, {"train": {"step": step}}, None
+    )
     return path, model, optimizer
 
 
@@ -144,11 +167,14 @@ def test_a_crafted_metadata_is_refused_without_running_it(tmp_path):
 def test_metadata_that_points_outside_its_folder_is_refused(tmp_path):
     path, _, _ = _save(tmp_path / "checkpoints", 1)
     metadata = read_sharded_metadata(path / "sharded")
-    metadata.storage_data = {key: dataclasses.replace(info, relative_path="../../secret")
-                             for key, info in metadata.storage_data.items()}
+    metadata.storage_data = {
+        key: dataclasses.replace(info, relative_path="../../secret") for key, info in metadata.storage_data.items()
+    }
     (path / "sharded" / ".metadata").write_bytes(pickle.dumps(metadata))
     assert "names '../../secret', which is not a file of" in ckpt.checkpoint_problem(path)
-    with pytest.raises(UserError, match=r"sharded cannot be read \(.metadata names '../../secret', which is not a file"):
+    with pytest.raises(
+        UserError, match=r"sharded cannot be read \(.metadata names '../../secret', which is not a file"
+    ):
         checkpoint_files.read_weights(path)
 
 
@@ -157,8 +183,11 @@ def test_a_crafted_value_in_a_shard_is_refused_without_running_it(tmp_path):
 
     marker = tmp_path / "ran"
     with single_process_quietly(True):
-        save({"weights": {"w": torch.ones(2)}, "payload": RunsShell(marker)}, checkpoint_id=tmp_path / "shards",
-             no_dist=True)
+        save(
+            {"weights": {"w": torch.ones(2)}, "payload": RunsShell(marker)},
+            checkpoint_id=tmp_path / "shards",
+            no_dist=True,
+        )
     with pytest.raises(UserError, match=r"names a Python object at payload, .*refusing to unpickle"):
         load_sharded(tmp_path / "shards", {"payload": None}, no_dist=True)
     assert not marker.exists()
@@ -193,18 +222,31 @@ def _chunk_outside(metadata):
     metadata.state_dict_metadata["model.0.weight"] = dataclasses.replace(entry, chunks=[chunk])
 
 
-@pytest.mark.parametrize("edit,said", [
-    (lambda m: setattr(m, "state_dict_metadata", list(m.state_dict_metadata.items())),
-     "is not the metadata of a sharded checkpoint (its state_dict_metadata is a list, not a dict)"),
-    (lambda m: setattr(m, "state_dict_metadata", {5: m.state_dict_metadata["model.0.weight"]}),
-     "is not the metadata of a sharded checkpoint (its state_dict_metadata names 5, not a string)"),
-    (lambda m: setattr(m, "storage_data", list(m.storage_data.values())),
-     "is not the metadata of a sharded checkpoint (its storage_data is a list, not a dict)"),
-    (_huge, ".metadata gives model.0.weight the size [1000000, 1000000] (4000000000000 bytes of torch.float32), "
-            "more than the"),
-    (_negative, "(model.0.weight has the size torch.Size([-3, 8]), not a list of counts)"),
-    (_chunk_outside, "(model.0.weight has chunks that are not a list of parts within its size)"),
-], ids=["list", "name-not-a-string", "storage-list", "huge-size", "negative-size", "chunk-outside"])
+@pytest.mark.parametrize(
+    "edit,said",
+    [
+        (
+            lambda m: setattr(m, "state_dict_metadata", list(m.state_dict_metadata.items())),
+            "is not the metadata of a sharded checkpoint (its state_dict_metadata is a list, not a dict)",
+        ),
+        (
+            lambda m: setattr(m, "state_dict_metadata", {5: m.state_dict_metadata["model.0.weight"]}),
+            "is not the metadata of a sharded checkpoint (its state_dict_metadata names 5, not a string)",
+        ),
+        (
+            lambda m: setattr(m, "storage_data", list(m.storage_data.values())),
+            "is not the metadata of a sharded checkpoint (its storage_data is a list, not a dict)",
+        ),
+        (
+            _huge,
+            ".metadata gives model.0.weight the size [1000000, 1000000] (4000000000000 bytes of torch.float32), "
+            "more than the",
+        ),
+        (_negative, "(model.0.weight has the size torch.Size([-3, 8]), not a list of counts)"),
+        (_chunk_outside, "(model.0.weight has chunks that are not a list of parts within its size)"),
+    ],
+    ids=["list", "name-not-a-string", "storage-list", "huge-size", "negative-size", "chunk-outside"],
+)
 def test_a_malformed_metadata_is_refused_before_anything_is_allocated(tmp_path, edit, said):
     path, _, _ = _save(tmp_path / "checkpoints", 1)
     metadata = read_sharded_metadata(path / "sharded")
@@ -216,8 +258,9 @@ def test_a_malformed_metadata_is_refused_before_anything_is_allocated(tmp_path, 
     assert said in message and "Use another checkpoint (an older checkpoints/step-N)" in message
     assert said in ckpt.checkpoint_problem(path)  # so trainer.resume=auto passes it over
     with pytest.raises(UserError, match="Use another checkpoint"):
-        load_sharded_checkpoint(Distributed(), path, torch.nn.Sequential(torch.nn.Linear(8, 8), torch.nn.LayerNorm(8)),
-                                None)
+        load_sharded_checkpoint(
+            Distributed(), path, torch.nn.Sequential(torch.nn.Linear(8, 8), torch.nn.LayerNorm(8)), None
+        )
 
 
 def test_a_metadata_that_declares_a_huge_object_or_is_huge_is_refused(tmp_path):
@@ -228,6 +271,9 @@ def test_a_metadata_that_declares_a_huge_object_or_is_huge_is_refused(tmp_path):
         checkpoint_files.read_weights(path)
     with open(metadata, "wb") as file:
         file.truncate((1 << 30) + 1)  # sparse: no disk, no memory
-    with pytest.raises(UserError, match=r"sharded/.metadata is not the metadata of a sharded checkpoint \(it is over "
-                                        r"1024 MiB\)"):
+    with pytest.raises(
+        UserError,
+        match=r"sharded/.metadata is not the metadata of a sharded checkpoint \(it is over "
+        r"1024 MiB\)",
+    ):
         checkpoint_files.read_weights(path)

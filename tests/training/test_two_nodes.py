@@ -18,8 +18,9 @@ import torch.distributed as dist
 
 from tests.conftest import write_corpus
 
-pytestmark = pytest.mark.skipif(not dist.is_available() or sys.platform == "win32",
-                                reason="needs torch.distributed with gloo")
+pytestmark = pytest.mark.skipif(
+    not dist.is_available() or sys.platform == "win32", reason="needs torch.distributed with gloo"
+)
 
 TIMEOUT = 600  # two jobs share a small, busy machine
 
@@ -32,9 +33,21 @@ def _free_port() -> int:
 
 def _args(*extra: str) -> list[str]:
     # the same command line on every node: relative paths, the default data.cache_dir (~/.cache/lmtrain)
-    return ["pretrain", "debug=tiny", "data=text", "data.train_files=[corpus.txt]", "model.dropout=0",
-            "model.attention_dropout=0", "trainer.max_steps=4", "trainer.log_every=1", "trainer.eval_every=0",
-            "trainer.save_every=0", "trainer.preflight=false", "hydra.run.dir=run", *extra]
+    return [
+        "pretrain",
+        "debug=tiny",
+        "data=text",
+        "data.train_files=[corpus.txt]",
+        "model.dropout=0",
+        "model.attention_dropout=0",
+        "trainer.max_steps=4",
+        "trainer.log_every=1",
+        "trainer.eval_every=0",
+        "trainer.save_every=0",
+        "trainer.preflight=false",
+        "hydra.run.dir=run",
+        *extra,
+    ]
 
 
 def _node(root: Path, index: int, corpus_seed: int = 0) -> Path:
@@ -53,12 +66,26 @@ def _two_nodes(nodes: list[Path], *extra: str) -> list[subprocess.CompletedProce
     endpoint = f"localhost:{_free_port()}"
     agents = []
     for rank, node in enumerate(nodes):
-        command = [sys.executable, "-m", "torch.distributed.run", "--nnodes=2", "--nproc_per_node=1",
-                   f"--node_rank={rank}", "--rdzv-backend=c10d", f"--rdzv-endpoint={endpoint}",
-                   "--rdzv-id=two-nodes", f"--rdzv-conf=is_host={str(rank == 0).lower()}",
-                   "-m", "lmtrain", *_args(*extra)]
-        agents.append(subprocess.Popen(command, cwd=node, env=_env(node), stdout=subprocess.PIPE,
-                                       stderr=subprocess.STDOUT, text=True))
+        command = [
+            sys.executable,
+            "-m",
+            "torch.distributed.run",
+            "--nnodes=2",
+            "--nproc_per_node=1",
+            f"--node_rank={rank}",
+            "--rdzv-backend=c10d",
+            f"--rdzv-endpoint={endpoint}",
+            "--rdzv-id=two-nodes",
+            f"--rdzv-conf=is_host={str(rank == 0).lower()}",
+            "-m",
+            "lmtrain",
+            *_args(*extra),
+        ]
+        agents.append(
+            subprocess.Popen(
+                command, cwd=node, env=_env(node), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
+            )
+        )
     outputs = []
     try:
         for agent in agents:
@@ -79,8 +106,11 @@ def _losses(run_dir: Path) -> dict[int, float]:
 def _examples(node: Path) -> dict[str, dict[str, bytes]]:
     """Cache key -> store file -> content, of a node's cached examples."""
     root = node / "home" / ".cache" / "lmtrain" / "examples"
-    return {key.name: {str(f.relative_to(key)): f.read_bytes() for f in sorted(key.rglob("*.npy"))}
-            for key in root.iterdir() if key.is_dir()}
+    return {
+        key.name: {str(f.relative_to(key)): f.read_bytes() for f in sorted(key.rglob("*.npy"))}
+        for key in root.iterdir()
+        if key.is_dir()
+    }
 
 
 def test_two_nodes_without_a_shared_cache_train_on_one_tokenizer_like_one_process(tmp_path):
@@ -88,16 +118,23 @@ def test_two_nodes_without_a_shared_cache_train_on_one_tokenizer_like_one_proces
     agents = _two_nodes(nodes, "trainer.batch_size=4")
     for agent in agents:
         assert agent.returncode == 0, agent.stdout[-4000:]
-    assert re.search(r"all 2 ranks hold the same data: held-out examples \w+, tokenizer \w+, train examples \w+",
-                     agents[0].stdout), agents[0].stdout[-4000:]
+    assert re.search(
+        r"all 2 ranks hold the same data: held-out examples \w+, tokenizer \w+, train examples \w+", agents[0].stdout
+    ), agents[0].stdout[-4000:]
     # node 1 never trained a tokenizer of its own (rank 0 sent it), and its examples are byte for byte node 0's
     assert (nodes[0] / "home" / ".cache" / "lmtrain" / "tokenizers").is_dir()
     assert not (nodes[1] / "home" / ".cache" / "lmtrain" / "tokenizers").exists()
     assert _examples(nodes[1]) == _examples(nodes[0]) and len(_examples(nodes[0])) == 1
 
     # one process with the combined batch, on node 0's cache (the same tokenizer)
-    single = subprocess.run([sys.executable, "-m", "lmtrain", *_args("trainer.batch_size=8", "hydra.run.dir=single")],
-                            cwd=nodes[0], env=_env(nodes[0]), capture_output=True, text=True, timeout=TIMEOUT)
+    single = subprocess.run(
+        [sys.executable, "-m", "lmtrain", *_args("trainer.batch_size=8", "hydra.run.dir=single")],
+        cwd=nodes[0],
+        env=_env(nodes[0]),
+        capture_output=True,
+        text=True,
+        timeout=TIMEOUT,
+    )
     assert single.returncode == 0, single.stderr[-4000:]
     two, one = _losses(nodes[0] / "run"), _losses(nodes[0] / "single")
     assert sorted(two) == [1, 2, 3, 4]

@@ -37,8 +37,13 @@ class GruFamily(ModelFamily):
 
     def build(self, tokenizer, head_names: Sequence[str], max_seq_len: int) -> GruLanguageModel:
         """A new GRU LM for ``tokenizer``'s vocabulary (it takes sequences of any length)."""
-        spec = GruSpec(vocab_size=tokenizer.vocab_size, d_model=self.cfg.d_model, n_layers=self.cfg.n_layers,
-                       dropout=self.cfg.dropout, pad_token_id=tokenizer.id("pad"))
+        spec = GruSpec(
+            vocab_size=tokenizer.vocab_size,
+            d_model=self.cfg.d_model,
+            n_layers=self.cfg.n_layers,
+            dropout=self.cfg.dropout,
+            pad_token_id=tokenizer.id("pad"),
+        )
         return GruLanguageModel(spec, head_names)
 
     @classmethod

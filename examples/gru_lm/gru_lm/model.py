@@ -31,8 +31,13 @@ class GruBackbone(nn.Module):
     def __init__(self, spec: GruSpec):
         super().__init__()
         self.token = nn.Embedding(spec.vocab_size, spec.d_model, padding_idx=spec.pad_token_id)
-        self.gru = nn.GRU(spec.d_model, spec.d_model, spec.n_layers, batch_first=True,
-                          dropout=spec.dropout if spec.n_layers > 1 else 0.0)
+        self.gru = nn.GRU(
+            spec.d_model,
+            spec.d_model,
+            spec.n_layers,
+            batch_first=True,
+            dropout=spec.dropout if spec.n_layers > 1 else 0.0,
+        )
         self.dropout = nn.Dropout(spec.dropout)
 
     def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor | None = None) -> torch.Tensor:

@@ -5,5 +5,11 @@ from sentence_similarity.objective import ScoreRegression
 from sentence_similarity.schema import SimilarityDataConfig, SimilarityPredictConfig, SimilarityTaskConfig
 from sentence_similarity.task import SimilarityTask
 
-__all__ = ["RegressionHead", "ScoreRegression", "SimilarityDataConfig", "SimilarityPredictConfig",
-           "SimilarityTaskConfig", "SimilarityTask"]
+__all__ = [
+    "RegressionHead",
+    "ScoreRegression",
+    "SimilarityDataConfig",
+    "SimilarityPredictConfig",
+    "SimilarityTaskConfig",
+    "SimilarityTask",
+]

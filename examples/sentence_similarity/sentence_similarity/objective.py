@@ -31,11 +31,14 @@ class ScoreRegression(Objective):
 
     def count_targets(self, batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
         """Pairs (the loss is a mean over them) and real tokens."""
-        return {"pairs": torch.tensor(len(batch["score"]), device=batch["score"].device),
-                "tokens": batch["attention_mask"].sum()}
+        return {
+            "pairs": torch.tensor(len(batch["score"]), device=batch["score"].device),
+            "tokens": batch["attention_mask"].sum(),
+        }
 
-    def __call__(self, model: nn.Module, batch: dict[str, torch.Tensor],
-                 norm: dict[str, torch.Tensor]) -> ObjectiveOutput:
+    def __call__(
+        self, model: nn.Module, batch: dict[str, torch.Tensor], norm: dict[str, torch.Tensor]
+    ) -> ObjectiveOutput:
         """Squared error of ``batch``; predicted and gold scores when the model is in eval mode."""
         hidden = model.backbone(batch["input_ids"], batch["attention_mask"], batch.get("token_type_ids"))
         predicted = model.heads["regressor"](hidden, batch["attention_mask"]).float()  # (B,)

@@ -39,8 +39,10 @@ class SimilarityTask(Task):
             if not line.strip() or (number == 1 and not _is_number(fields[-1])):  # blank, or a header
                 continue
             if len(fields) != 3 or not _is_number(fields[2]) or not 0 <= float(fields[2]) <= self.options.max_score:
-                raise UserError(f"{key}: {path}, line {number}: expected `sentence1<TAB>sentence2<TAB>score` with a "
-                                f"score in [0, {self.options.max_score:g}] (task.max_score); fix the line.")
+                raise UserError(
+                    f"{key}: {path}, line {number}: expected `sentence1<TAB>sentence2<TAB>score` with a "
+                    f"score in [0, {self.options.max_score:g}] (task.max_score); fix the line."
+                )
             pairs.append(ScoredPair(fields[0], fields[1], float(fields[2])))
         if not pairs:
             raise UserError(f"{key}: {path} holds no scored pairs.")
@@ -56,8 +58,9 @@ class SimilarityTask(Task):
         firsts, seconds = tokenizer.encode_batch([a for a, _ in pairs]), tokenizer.encode_batch([b for _, b in pairs])
         for ids_a, ids_b in zip(firsts, seconds, strict=True):
             ids, segments, _ = frame_pair(tokenizer, ids_a, ids_b, max_seq_len)
-            examples.append({"input_ids": np.asarray(ids, dtype=np.int64),
-                             "token_type_ids": np.asarray(segments, dtype=np.int64)})
+            examples.append(
+                {"input_ids": np.asarray(ids, dtype=np.int64), "token_type_ids": np.asarray(segments, dtype=np.int64)}
+            )
         return examples
 
     def _dataset(self, pairs: list[ScoredPair], tokenizer, max_seq_len: int) -> list[dict[str, Any]]:
@@ -66,8 +69,10 @@ class SimilarityTask(Task):
 
     def datasets(self, tokenizer, max_seq_len: int) -> tuple[TaskDataset, TaskDataset]:
         """Encoded train / held-out pairs with their scores."""
-        return (TaskDataset(self._dataset(self.train, tokenizer, max_seq_len)),
-                TaskDataset(by_length(self._dataset(self.eval, tokenizer, max_seq_len))))
+        return (
+            TaskDataset(self._dataset(self.train, tokenizer, max_seq_len)),
+            TaskDataset(by_length(self._dataset(self.eval, tokenizer, max_seq_len))),
+        )
 
     def head_description(self, backbone: Any, options: Any, dropout: float) -> dict[str, Any]:
         """The regression head's entries in model.json: its class, dropout and score range."""
@@ -76,8 +81,10 @@ class SimilarityTask(Task):
     def objective(self, class_weights: Any) -> ScoreRegression:
         """Squared error; class weights have no classes to weigh here."""
         if class_weights not in (None, "none"):
-            raise UserError(f"finetune.class_weights={class_weights} weighs classes; task=similarity predicts a "
-                            "score and has none. Drop the key.")
+            raise UserError(
+                f"finetune.class_weights={class_weights} weighs classes; task=similarity predicts a "
+                "score and has none. Drop the key."
+            )
         return ScoreRegression()
 
     def baselines(self, tokenizer=None) -> dict[str, float]:
@@ -93,8 +100,9 @@ class SimilarityTask(Task):
         """What `lmtrain predict` needs: the pair length and the score range."""
         return {**super().meta(), "max_seq_len": self.cfg.max_seq_len, "max_score": self.options.max_score}
 
-    def predict(self, model, tokenizer, lines: list[str], batch_size: int, device: torch.device,
-                **options: Any) -> list[dict[str, Any]]:
+    def predict(
+        self, model, tokenizer, lines: list[str], batch_size: int, device: torch.device, **options: Any
+    ) -> list[dict[str, Any]]:
         """The score of each ``sentence1<TAB>sentence2`` line, rounded to ``task.decimals`` digits."""
         pairs = []
         for number, line in enumerate(lines, start=1):
@@ -111,8 +119,10 @@ class SimilarityTask(Task):
         for chunk, predicted in run_batches(model, examples, tokenizer.id("pad"), batch_size, device, forward):
             scores[chunk] = predicted
         decimals = options.get("decimals", 2)
-        return [{"text": a, "text_pair": b, "score": round(float(score), decimals)}
-                for (a, b), score in zip(pairs, scores, strict=True)]
+        return [
+            {"text": a, "text_pair": b, "score": round(float(score), decimals)}
+            for (a, b), score in zip(pairs, scores, strict=True)
+        ]
 
     @staticmethod
     def format(record: dict[str, Any]) -> str:

@@ -42,10 +42,20 @@ def _write_pairs(path: Path, n: int, seed: int) -> None:
 
 def _lmtrain(*args: str, cwd: Path, stdin: str | None = None) -> subprocess.CompletedProcess:
     """`lmtrain <args>` with the example's package on PYTHONPATH, as README's "Add your own" section runs it."""
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(EXAMPLE), os.environ.get("PYTHONPATH", "")]),
-           "OMP_NUM_THREADS": "1"}
-    return subprocess.run([sys.executable, "-m", "lmtrain", *args], cwd=cwd, env=env, input=stdin,
-                          capture_output=True, text=True, timeout=600)
+    env = {
+        **os.environ,
+        "PYTHONPATH": os.pathsep.join([str(EXAMPLE), os.environ.get("PYTHONPATH", "")]),
+        "OMP_NUM_THREADS": "1",
+    }
+    return subprocess.run(
+        [sys.executable, "-m", "lmtrain", *args],
+        cwd=cwd,
+        env=env,
+        input=stdin,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
 
 
 def _ok(result: subprocess.CompletedProcess) -> subprocess.CompletedProcess:
@@ -78,16 +88,45 @@ def run(tmp_path_factory) -> Path:
     _write_pairs(tmp / "dev.tsv", 100, 2)
     rng = random.Random(3)
     (tmp / "corpus.txt").write_text("".join(" ".join(rng.sample(LIVING + THINGS, 8)) + "\n" for _ in range(300)))
-    _ok(_lmtrain("pretrain", "model=bert", "debug=tiny", "data=text", f"data.train_files=[{tmp / 'corpus.txt'}]",
-                 f"data.cache_dir={tmp / 'cache'}", "data.max_seq_len=32", "trainer.max_steps=10",
-                 "trainer.eval_every=0", "trainer.save_every=0", "model.dropout=0", "model.attention_dropout=0", *QUIET,
-                 f"hydra.run.dir={tmp / 'bert'}", cwd=tmp))
-    _ok(_lmtrain("finetune", "task=similarity", SEARCH_PATH, f"init={tmp / 'bert'}",
-                 f"data.train_file={tmp / 'train.tsv'}",
-                 f"data.eval_file={tmp / 'dev.tsv'}", "data.max_seq_len=16", "trainer.max_steps=400",
-                 "trainer.batch_size=32", "trainer.eval_every=100", "trainer.log_every=10", "optim.lr=3e-3",
-                 "finetune.head_dropout=0", *QUIET,
-                 f"hydra.run.dir={tmp / 'run'}", cwd=tmp))
+    _ok(
+        _lmtrain(
+            "pretrain",
+            "model=bert",
+            "debug=tiny",
+            "data=text",
+            f"data.train_files=[{tmp / 'corpus.txt'}]",
+            f"data.cache_dir={tmp / 'cache'}",
+            "data.max_seq_len=32",
+            "trainer.max_steps=10",
+            "trainer.eval_every=0",
+            "trainer.save_every=0",
+            "model.dropout=0",
+            "model.attention_dropout=0",
+            *QUIET,
+            f"hydra.run.dir={tmp / 'bert'}",
+            cwd=tmp,
+        )
+    )
+    _ok(
+        _lmtrain(
+            "finetune",
+            "task=similarity",
+            SEARCH_PATH,
+            f"init={tmp / 'bert'}",
+            f"data.train_file={tmp / 'train.tsv'}",
+            f"data.eval_file={tmp / 'dev.tsv'}",
+            "data.max_seq_len=16",
+            "trainer.max_steps=400",
+            "trainer.batch_size=32",
+            "trainer.eval_every=100",
+            "trainer.log_every=10",
+            "optim.lr=3e-3",
+            "finetune.head_dropout=0",
+            *QUIET,
+            f"hydra.run.dir={tmp / 'run'}",
+            cwd=tmp,
+        )
+    )
     return tmp / "run"
 
 
@@ -100,27 +139,43 @@ def test_finetune_learns_the_scores_with_its_own_head(run):
     summary = json.loads((run / "summary.json").read_text())
     assert summary["eval/loss"] < summary["baseline/mean_loss"] and "eval/spearman" in summary
     saved = json.loads((run / "checkpoints" / "best" / "model.json").read_text())
-    assert saved["task_heads"]["regressor"] == {"kind": "sentence_similarity.head.RegressionHead", "dropout": 0.0,
-                                                "max_score": 5.0}
+    assert saved["task_heads"]["regressor"] == {
+        "kind": "sentence_similarity.head.RegressionHead",
+        "dropout": 0.0,
+        "max_score": 5.0,
+    }
 
 
 def test_predict_prints_a_score_per_pair_with_the_tasks_own_keys(run, tmp_path):
-    result = _ok(_lmtrain("predict", f"ckpt={run}", "input=-", "task.decimals=3", cwd=tmp_path,
-                          stdin="cat dog bird horse cow fish\tgoat lion sheep cat dog bird\n"
-                                "cat dog bird horse cow fish\tcar road bus train truck bike\n"))
+    result = _ok(
+        _lmtrain(
+            "predict",
+            f"ckpt={run}",
+            "input=-",
+            "task.decimals=3",
+            cwd=tmp_path,
+            stdin="cat dog bird horse cow fish\tgoat lion sheep cat dog bird\n"
+            "cat dog bird horse cow fish\tcar road bus train truck bike\n",
+        )
+    )
     same, different = map(float, result.stdout.split())
     assert 0 <= different < same <= 5
-    _refused(_lmtrain("predict", f"ckpt={run}", "input=-", "task.top_k=3", cwd=tmp_path, stdin="a\tb\n"),
-             "task.top_k=3 is not read by the run's task (similarity")
+    _refused(
+        _lmtrain("predict", f"ckpt={run}", "input=-", "task.top_k=3", cwd=tmp_path, stdin="a\tb\n"),
+        "task.top_k=3 is not read by the run's task (similarity",
+    )
 
 
 def test_export_writes_its_weights_and_refuses_a_hugging_face_folder(run, tmp_path):
     _ok(_lmtrain("export", f"ckpt={run}", "format=safetensors", f"out={tmp_path / 'weights'}", cwd=tmp_path))
-    result = _ok(_lmtrain("predict", f"ckpt={tmp_path / 'weights'}", "input=-", cwd=tmp_path,
-                          stdin="cat dog\tlion sheep\n"))
+    result = _ok(
+        _lmtrain("predict", f"ckpt={tmp_path / 'weights'}", "input=-", cwd=tmp_path, stdin="cat dog\tlion sheep\n")
+    )
     assert 0 <= float(result.stdout) <= 5
-    _refused(_lmtrain("export", f"ckpt={run}", "format=hf", f"out={tmp_path / 'hf'}", cwd=tmp_path),
-             "has no Hugging Face architecture; export it with format=safetensors")
+    _refused(
+        _lmtrain("export", f"ckpt={run}", "format=hf", f"out={tmp_path / 'hf'}", cwd=tmp_path),
+        "has no Hugging Face architecture; export it with format=safetensors",
+    )
 
 
 def test_evaluate_says_it_scores_pretraining_checkpoints(run, tmp_path):
@@ -134,6 +189,9 @@ def test_resume_continues_the_run(run):
 
 
 def test_nothing_in_lmtrain_names_the_example():
-    named = [path for path in sorted((ROOT / "src" / "lmtrain").rglob("*"))
-             if path.is_file() and path.suffix in (".py", ".yaml") and "sentence_similarity" in path.read_text()]
+    named = [
+        path
+        for path in sorted((ROOT / "src" / "lmtrain").rglob("*"))
+        if path.is_file() and path.suffix in (".py", ".yaml") and "sentence_similarity" in path.read_text()
+    ]
     assert named == []

@@ -26,7 +26,7 @@ def word_groups(candidates: np.ndarray, word_ids: np.ndarray | None) -> list[np.
     without word ids."""
     positions = np.flatnonzero(candidates)
     if word_ids is None or len(positions) == 0:
-        return [positions[i:i + 1] for i in range(len(positions))]
+        return [positions[i : i + 1] for i in range(len(positions))]
     words = word_ids[positions]
     breaks = np.flatnonzero((np.diff(words) != 0) | (np.diff(positions) != 1)) + 1
     return np.split(positions, breaks)
@@ -47,8 +47,7 @@ class SpanMasking:
         self.probs = span_length_probs(p, max_span)
         self.pool = spec.random_candidates()
 
-    def select(self, input_ids: np.ndarray, rng: np.random.Generator, word_ids: np.ndarray | None
-               ) -> list[np.ndarray]:
+    def select(self, input_ids: np.ndarray, rng: np.random.Generator, word_ids: np.ndarray | None) -> list[np.ndarray]:
         """The chosen spans, each an array of token positions (whole words, never special tokens)."""
         candidates = ~np.isin(input_ids, np.asarray(self.spec.special_ids))
         words = word_groups(candidates, word_ids)
@@ -70,8 +69,9 @@ class SpanMasking:
             count += len(span)
         return spans
 
-    def __call__(self, input_ids: np.ndarray, rng: np.random.Generator, word_ids: np.ndarray | None = None
-                 ) -> tuple[np.ndarray, np.ndarray]:
+    def __call__(
+        self, input_ids: np.ndarray, rng: np.random.Generator, word_ids: np.ndarray | None = None
+    ) -> tuple[np.ndarray, np.ndarray]:
         ids = np.array(input_ids, copy=True)
         labels = np.full(len(ids), IGNORE_INDEX, dtype=np.int64)
         for span in self.select(ids, rng, word_ids):

@@ -14,8 +14,9 @@ EXAMPLE = Path(__file__).resolve().parents[1]
 ROOT = EXAMPLE.parents[1]
 sys.path.insert(0, str(EXAMPLE))
 
-from lmtrain.data.masking import IGNORE_INDEX, MaskingSpec  # noqa: E402
 from span_masking.spans import SpanMasking, span_length_probs  # noqa: E402
+
+from lmtrain.data.masking import IGNORE_INDEX, MaskingSpec  # noqa: E402
 
 SPECIAL = (0, 1, 2, 3)  # pad, cls, sep, mask
 SPEC = MaskingSpec(mask_id=3, vocab_size=500, special_ids=SPECIAL)
@@ -99,13 +100,37 @@ def _pretrain(tmp_path: Path, *extra: str) -> subprocess.CompletedProcess:
     corpus.write_text("\n".join(lines) + "\n")
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(EXAMPLE), os.environ.get("PYTHONPATH", "")])}
     return subprocess.run(
-        [sys.executable, "-m", "lmtrain", "pretrain", "model=bert", "objective=span_mlm",
-         f"hydra.searchpath=[file://{EXAMPLE / 'configs'}]", "model.size=tiny", "trainer.max_steps=150",
-         "trainer.log_every=5", "trainer.eval_every=0", "trainer.progress=false", "trainer.preflight=false",
-         "trainer.max_time=null", "trainer.batch_size=16", "data=text", f"data.train_files=[{corpus}]",
-         "data.max_seq_len=32", f"data.cache_dir={tmp_path / 'cache'}", "tokenizer.vocab_size=200",
-         "optim.lr=3e-3", f"hydra.run.dir={tmp_path / 'run'}", *extra],
-        cwd=ROOT, env=env, capture_output=True, text=True, timeout=600)
+        [
+            sys.executable,
+            "-m",
+            "lmtrain",
+            "pretrain",
+            "model=bert",
+            "objective=span_mlm",
+            f"hydra.searchpath=[file://{EXAMPLE / 'configs'}]",
+            "model.size=tiny",
+            "trainer.max_steps=150",
+            "trainer.log_every=5",
+            "trainer.eval_every=0",
+            "trainer.progress=false",
+            "trainer.preflight=false",
+            "trainer.max_time=null",
+            "trainer.batch_size=16",
+            "data=text",
+            f"data.train_files=[{corpus}]",
+            "data.max_seq_len=32",
+            f"data.cache_dir={tmp_path / 'cache'}",
+            "tokenizer.vocab_size=200",
+            "optim.lr=3e-3",
+            f"hydra.run.dir={tmp_path / 'run'}",
+            *extra,
+        ],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
 
 
 def test_lmtrain_pretrains_with_the_span_objective_and_the_loss_falls(tmp_path):
@@ -128,6 +153,9 @@ def test_a_key_the_span_schema_lacks_is_refused(tmp_path):
 
 
 def test_nothing_in_lmtrain_names_the_example():
-    named = [path for path in sorted((ROOT / "src" / "lmtrain").rglob("*"))
-             if path.is_file() and path.suffix in (".py", ".yaml") and "span_mlm" in path.read_text()]
+    named = [
+        path
+        for path in sorted((ROOT / "src" / "lmtrain").rglob("*"))
+        if path.is_file() and path.suffix in (".py", ".yaml") and "span_mlm" in path.read_text()
+    ]
     assert named == []

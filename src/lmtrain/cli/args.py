@@ -10,9 +10,32 @@ from lmtrain.shell_words import hydra_quote
 # Hydra flags followed by a value
 _FLAGS_WITH_VALUE = {"--cfg", "-c", "--package", "-p", "--info", "-i"}
 # every flag Hydra's own parser takes; any other `-x` / `--x` is a habit from other tools (see dashed_options)
-HYDRA_FLAGS = {"--help", "-h", "--hydra-help", "--version", "--cfg", "-c", "--resolve", "--package", "-p", "--run",
-               "-r", "--multirun", "-m", "--shell-completion", "-sc", "--config-path", "-cp", "--config-name", "-cn",
-               "--config-dir", "-cd", "--experimental-rerun", "--info", "-i"}
+HYDRA_FLAGS = {
+    "--help",
+    "-h",
+    "--hydra-help",
+    "--version",
+    "--cfg",
+    "-c",
+    "--resolve",
+    "--package",
+    "-p",
+    "--run",
+    "-r",
+    "--multirun",
+    "-m",
+    "--shell-completion",
+    "-sc",
+    "--config-path",
+    "-cp",
+    "--config-name",
+    "-cn",
+    "--config-dir",
+    "-cd",
+    "--experimental-rerun",
+    "--info",
+    "-i",
+}
 _NUMBER = re.compile(r"-?(\d+\.?\d*|\.\d+)(e[-+]?\d+)?", re.IGNORECASE)
 
 
@@ -49,8 +72,11 @@ def dashed_options(args: list[str]) -> list[tuple[int, int, DashedOption]]:
         end = index + 1
         if "=" not in arg:
             following = args[index + 1] if index + 1 < len(args) else None
-            if following is not None and "=" not in following and (not following.startswith("-") or
-                                                                   _NUMBER.fullmatch(following)):
+            if (
+                following is not None
+                and "=" not in following
+                and (not following.startswith("-") or _NUMBER.fullmatch(following))
+            ):
                 value, end = following, index + 2
             else:
                 value = "true"
@@ -97,7 +123,7 @@ def quote_free_text(args: list[str]) -> list[str]:
     quoted = []
     for arg in args:
         key = next((k for k in _FREE_TEXT_KEYS if arg.startswith(k)), None)
-        value = arg[len(key):] if key else ""
+        value = arg[len(key) :] if key else ""
         if key and value:
             arg = key + hydra_quote(_escape_interpolations(_unquote(key, value)))
         quoted.append(arg)

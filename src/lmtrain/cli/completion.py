@@ -13,7 +13,8 @@ from __future__ import annotations
 
 import os
 import sys
-from typing import Callable, Sequence, TextIO
+from collections.abc import Callable, Sequence
+from typing import TextIO
 
 SHELLS = ("bash", "zsh", "fish")
 QUERY = "completion query"
@@ -104,8 +105,13 @@ def strip_command(line: str) -> str:
     return f"{program} {overrides}"
 
 
-def query(shell: str, commands: Sequence[str], hydra_commands: Sequence[str],
-          hydra_query: Callable[[str, str], None], out: TextIO | None = None) -> None:
+def query(
+    shell: str,
+    commands: Sequence[str],
+    hydra_commands: Sequence[str],
+    hydra_query: Callable[[str, str], None],
+    out: TextIO | None = None,
+) -> None:
     """Print the completions of the typed line (``COMP_LINE``) for ``shell``.
 
     Args:
@@ -150,8 +156,9 @@ def uninstall(shell: str) -> str:
     return "complete -r lmtrain 2>/dev/null\nunset -f _lmtrain_completion\n"
 
 
-def main(args: Sequence[str], commands: Sequence[str], hydra_commands: Sequence[str],
-         hydra_query: Callable[[str, str], None]) -> None:
+def main(
+    args: Sequence[str], commands: Sequence[str], hydra_commands: Sequence[str], hydra_query: Callable[[str, str], None]
+) -> None:
     """``lmtrain completion bash|zsh|fish`` (print the script) or ``lmtrain completion query <shell>``.
 
     Raises:
@@ -165,5 +172,7 @@ def main(args: Sequence[str], commands: Sequence[str], hydra_commands: Sequence[
     if len(args) == 2 and args[0] == "query" and args[1] in SHELLS:
         query(args[1], commands, hydra_commands, hydra_query)
         return
-    raise UserError(f"`lmtrain completion {' '.join(args)}`: give one shell, {', '.join(SHELLS)}, e.g. "
-                    "`eval \"$(lmtrain completion bash)\"` in ~/.bashrc, or `lmtrain completion fish | source`.")
+    raise UserError(
+        f"`lmtrain completion {' '.join(args)}`: give one shell, {', '.join(SHELLS)}, e.g. "
+        '`eval "$(lmtrain completion bash)"` in ~/.bashrc, or `lmtrain completion fish | source`.'
+    )

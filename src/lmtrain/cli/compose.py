@@ -43,9 +43,14 @@ def _schema_hint(message: str) -> str:
     for group, schemas in PLUG_SCHEMAS.items():
         for name, cls in schemas.items():
             if cls.__name__ == schema:
-                kind = {"schema/model": "model family", "schema/objective": "objective", "schema/task": "task",
-                        "schema/data": "data schema", "schema/embed": "word-vector method"}[group]
-                doc = (cls.__doc__ or schema).splitlines()[0].rstrip('.')  # a dataclass always has a docstring
+                kind = {
+                    "schema/model": "model family",
+                    "schema/objective": "objective",
+                    "schema/task": "task",
+                    "schema/data": "data schema",
+                    "schema/embed": "word-vector method",
+                }[group]
+                doc = (cls.__doc__ or schema).splitlines()[0].rstrip(".")  # a dataclass always has a docstring
                 return f" ({key} is not a key of the {name} {kind}: {doc[0].lower()}{doc[1:]})"
     return ""
 
@@ -66,8 +71,11 @@ def compose_command(command: str, args: list[str], with_hydra: bool = False, hin
         cfg = _compose(command, overrides, with_hydra)
     except Exception as error:  # Hydra and OmegaConf raise many types; all mean a config problem
         message = _explain(error)
-        hint = typo_hint(str(error), overrides, lambda others, hydra: compose_command(command, others, hydra,
-                                                                                      hints=False)) if hints else ""
+        hint = (
+            typo_hint(str(error), overrides, lambda others, hydra: compose_command(command, others, hydra, hints=False))
+            if hints
+            else ""
+        )
         raise UserError(
             f"invalid configuration for `lmtrain {command}`: {message}{_schema_hint(message)}. "
             f"{f'{hint} ' if hint else ''}Run `lmtrain {command} --help` to list the config groups and their options, "

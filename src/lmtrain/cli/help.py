@@ -11,14 +11,22 @@ its YAML on ``hydra.searchpath``, is described the same way through its schema.
 from __future__ import annotations
 
 import textwrap
+from collections.abc import Iterable
 from importlib import resources
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any
 
 # groups the presets of which the top-level usage lists: (group, the commands that choose it)
-PRESET_GROUPS = (("model", "pretrain"), ("objective", "pretrain"), ("data", "pretrain"),
-                 ("tokenizer", "pretrain, finetune"), ("task", "finetune"), ("method", "embed"),
-                 ("experiment", "pretrain, finetune"), ("debug", "pretrain, finetune"))
+PRESET_GROUPS = (
+    ("model", "pretrain"),
+    ("objective", "pretrain"),
+    ("data", "pretrain"),
+    ("tokenizer", "pretrain, finetune"),
+    ("task", "finetune"),
+    ("method", "embed"),
+    ("experiment", "pretrain, finetune"),
+    ("debug", "pretrain, finetune"),
+)
 # config groups lmtrain composes internally: never chosen by a user
 _INTERNAL_GROUPS = ("debug_model", "schema", "hydra")
 SUMMARY_WIDTH = 110  # an option's description is cut to this many characters
@@ -50,24 +58,27 @@ def usage(described: dict[str, str], config_dir: Path) -> str:
     options = {group: group_options(group, [config_dir]) for group, _ in PRESET_GROUPS}
     width = max(len(name) for name in described)
     group_width = max(len(group) for group, _ in PRESET_GROUPS)
-    return "\n".join([
-        "usage: lmtrain <command> [group=option ...] [key=value ...] [-m] [--cfg job] [--help]",
-        "",
-        "commands:",
-        *[f"  {name.ljust(width)}  {text}" for name, text in described.items()],
-        "",
-        "presets (choose with group=option):",
-        *[f"  {group.ljust(group_width)}  {', '.join(options[group])}  ({used})" for group, used in PRESET_GROUPS],
-        "",
-        "Every setting is a Hydra config under configs/; override any of them on the command line,",
-        "e.g. `lmtrain pretrain model=bert trainer.max_steps=200 optim.lr=3e-4`.",
-        "`lmtrain <command> [group=option ...] --help` describes the groups and options of a command and every key",
-        "of the chosen presets, with its default (e.g. `lmtrain pretrain model=elmo --help`).",
-        "`lmtrain pretrain debug=tiny [model=...]` is a run of seconds (2 layers, width 32, 20 steps): a smoke test;",
-        "`lmtrain finetune task=... debug=tiny` cuts a task's recipe to 20 steps the same way.",
-        'Tab completion of commands, groups and keys: eval "$(lmtrain completion bash)" (or zsh; fish: '
-        "lmtrain completion fish | source).",
-    ])
+    return "\n".join(
+        [
+            "usage: lmtrain <command> [group=option ...] [key=value ...] [-m] [--cfg job] [--help]",
+            "",
+            "commands:",
+            *[f"  {name.ljust(width)}  {text}" for name, text in described.items()],
+            "",
+            "presets (choose with group=option):",
+            *[f"  {group.ljust(group_width)}  {', '.join(options[group])}  ({used})" for group, used in PRESET_GROUPS],
+            "",
+            "Every setting is a Hydra config under configs/; override any of them on the command line,",
+            "e.g. `lmtrain pretrain model=bert trainer.max_steps=200 optim.lr=3e-4`.",
+            "`lmtrain <command> [group=option ...] --help` describes the groups and options of a command and every key",
+            "of the chosen presets, with its default (e.g. `lmtrain pretrain model=elmo --help`).",
+            "`lmtrain pretrain debug=tiny [model=...]` is a run of seconds (2 layers, width 32, 20 steps): "
+            "a smoke test;",
+            "`lmtrain finetune task=... debug=tiny` cuts a task's recipe to 20 steps the same way.",
+            'Tab completion of commands, groups and keys: eval "$(lmtrain completion bash)" (or zsh; fish: '
+            "lmtrain completion fish | source).",
+        ]
+    )
 
 
 def command_help(command: str, description: str, cfg: Any, schema: type | None) -> str:
@@ -80,19 +91,28 @@ def command_help(command: str, description: str, cfg: Any, schema: type | None) 
         schema: the command's schema (types the top-level keys), if it has one.
     """
     sources = config_sources(cfg)
-    choices = {group: option for group, option in cfg.hydra.runtime.choices.items()
-               if not group.startswith(_INTERNAL_GROUPS) and "@" not in group and group_options(group, sources)}
-    lines = [f"lmtrain {command}: {description}",
-             f"usage: lmtrain {command} [group=option ...] [key=value ...] [-m] [--cfg job]", ""]
+    choices = {
+        group: option
+        for group, option in cfg.hydra.runtime.choices.items()
+        if not group.startswith(_INTERNAL_GROUPS) and "@" not in group and group_options(group, sources)
+    }
+    lines = [
+        f"lmtrain {command}: {description}",
+        f"usage: lmtrain {command} [group=option ...] [key=value ...] [-m] [--cfg job]",
+        "",
+    ]
     if choices:
         lines += ["== Config groups (group=option; * marks the one chosen) ==", *_group_lines(choices, sources), ""]
-    lines += ["== Keys of the chosen presets (key=value: the default, then what it sets) ==",
-              *_key_lines(cfg, schema), "",
-              "More:",
-              f"  lmtrain {command} --cfg job              the composed config as YAML",
-              f"  lmtrain {command} -m key=a,b             a sweep (one run directory per job)",
-              f"  lmtrain {command} hydra.run.dir=DIR      choose the run directory",
-              "  lmtrain --help                          every command and preset"]
+    lines += [
+        "== Keys of the chosen presets (key=value: the default, then what it sets) ==",
+        *_key_lines(cfg, schema),
+        "",
+        "More:",
+        f"  lmtrain {command} --cfg job              the composed config as YAML",
+        f"  lmtrain {command} -m key=a,b             a sweep (one run directory per job)",
+        f"  lmtrain {command} hydra.run.dir=DIR      choose the run directory",
+        "  lmtrain --help                          every command and preset",
+    ]
     if command == "pretrain":
         lines.append("  lmtrain pretrain debug=tiny             a run of seconds for smoke tests, any model=")
     return "\n".join(lines)

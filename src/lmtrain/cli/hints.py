@@ -10,7 +10,8 @@ from __future__ import annotations
 import difflib
 import re
 import shlex
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 from lmtrain.cli.args import DashedOption, dashed_options, overrides_only
 from lmtrain.errors import UserError
@@ -87,11 +88,15 @@ def dashed_option_error(command: str, args: list[str], compose: Compose) -> User
             said.insert(0, f"`{option.typed}` may be any of {', '.join(forms)}: pick one")
         else:
             near = closest(option.name, sorted({k.rsplit(".", 1)[-1] for k in keys} | set(groups)))
-            said.insert(0, f"`{option.typed}`: there is no key named {option.name}"
-                           + (f" (did you mean {near}?)" if near else ""))
+            said.insert(
+                0,
+                f"`{option.typed}`: there is no key named {option.name}" + (f" (did you mean {near}?)" if near else ""),
+            )
     run = f" Run `lmtrain {command} {' '.join(shlex.quote(a) for a in rewritten)}`." if resolved else ""
-    return UserError(f"lmtrain takes settings as Hydra overrides, key=value without dashes, not --options: "
-                     f"{'; '.join(said)}.{run} `lmtrain {command} --help` lists the config groups and every key.")
+    return UserError(
+        f"lmtrain takes settings as Hydra overrides, key=value without dashes, not --options: "
+        f"{'; '.join(said)}.{run} `lmtrain {command} --help` lists the config groups and every key."
+    )
 
 
 def _option_hint(message: str) -> str:
@@ -118,16 +123,20 @@ def _key_hint(message: str, overrides: list[str], compose: Compose) -> str:
     if "No match in the defaults list" in message:  # `debug=tiny` where the command has no debug group
         groups = user_groups(cfg)
         near = closest(key, groups)
-        return f"Did you mean {near}=...?" if near else \
-            f"This command has no config group {key}; its groups: {', '.join(groups)}."
+        return (
+            f"Did you mean {near}=...?"
+            if near
+            else f"This command has no config group {key}; its groups: {', '.join(groups)}."
+        )
     keys, parts = config_keys(cfg), key.split(".")
     for depth in range(len(parts)):
         parent = ".".join(parts[:depth])
-        siblings = [k.rsplit(".", 1)[-1] for k in keys
-                    if k.count(".") == depth and (not parent or k.startswith(f"{parent}."))]
+        siblings = [
+            k.rsplit(".", 1)[-1] for k in keys if k.count(".") == depth and (not parent or k.startswith(f"{parent}."))
+        ]
         if parts[depth] not in siblings:
             near = closest(parts[depth], siblings)
-            return f"Did you mean {'.'.join([*parts[:depth], near, *parts[depth + 1:]])}?" if near else ""
+            return f"Did you mean {'.'.join([*parts[:depth], near, *parts[depth + 1 :]])}?" if near else ""
     return ""
 
 

@@ -73,15 +73,28 @@ def _cross_checks(cfg: Any, command: str, given_data: set[str]) -> None:
     if command == "pretrain" and data is not None and model is not None:
         _check_objective(cfg, given_data)
     training_from_scratch = command == "pretrain" or (command == "finetune" and cfg.get("init") == "scratch")
-    if (training_from_scratch and model is not None and data is not None and "max_positions" in model
-            and data.max_seq_len > model.max_positions):
-        raise ConfigRangeError("data.max_seq_len", f"<= model.max_positions={model.max_positions}",
-                               data.max_seq_len, "lower the first or raise the second")
+    if (
+        training_from_scratch
+        and model is not None
+        and data is not None
+        and "max_positions" in model
+        and data.max_seq_len > model.max_positions
+    ):
+        raise ConfigRangeError(
+            "data.max_seq_len",
+            f"<= model.max_positions={model.max_positions}",
+            data.max_seq_len,
+            "lower the first or raise the second",
+        )
     if training_from_scratch and tok is not None and not tok.get("path"):
         specials = len(set(tok.special_tokens.values()))
         if tok.vocab_size <= specials:
-            raise ConfigRangeError("tokenizer.vocab_size", f"> {specials}", tok.vocab_size,
-                                   f"the tokenizer's {specials} special tokens take that many ids")
+            raise ConfigRangeError(
+                "tokenizer.vocab_size",
+                f"> {specials}",
+                tok.vocab_size,
+                f"the tokenizer's {specials} special tokens take that many ids",
+            )
 
 
 def _check_objective(cfg: Any, given_data: set[str]) -> None:
@@ -97,17 +110,22 @@ def _check_objective(cfg: Any, given_data: set[str]) -> None:
     objective = plug_class(cfg.objective, "objective", PretrainingObjective)(OmegaConf.to_object(cfg.objective))
     least, reason = objective.min_seq_len()
     if cfg.data.max_seq_len < least:
-        raise ConfigRangeError("data.max_seq_len", f">= {least} for objective={objective.name}", cfg.data.max_seq_len,
-                               reason)
+        raise ConfigRangeError(
+            "data.max_seq_len", f">= {least} for objective={objective.name}", cfg.data.max_seq_len, reason
+        )
     if not cfg.get("init"):  # with init= the loaded model is what trains: `pretrain` checks it once loaded
         family = plug_class(cfg.model, "model", ModelFamily)(OmegaConf.to_object(cfg.model))
-        objective.check(family.config_capabilities(), f"model={cfg.model.name} ({family.name} family)",
-                        cfg.data.max_seq_len)
+        objective.check(
+            family.config_capabilities(), f"model={cfg.model.name} ({family.name} family)", cfg.data.max_seq_len
+        )
     unread = objective.unread_data_keys()
     for key in [key for key in unread if key in given_data]:
-        raise IgnoredKeyError(f"data.{key}", cfg.data.get(key),
-                              f"is read only {unread[key]}; the chosen objective={objective.name} would ignore it",
-                              "Drop the key, or choose an objective that reads it.")
+        raise IgnoredKeyError(
+            f"data.{key}",
+            cfg.data.get(key),
+            f"is read only {unread[key]}; the chosen objective={objective.name} would ignore it",
+            "Drop the key, or choose an objective that reads it.",
+        )
 
 
 def check_config(cfg: Any, command: str, given: Iterable[str] = ()) -> None:

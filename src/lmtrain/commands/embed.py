@@ -48,19 +48,29 @@ def run(composed: DictConfig) -> dict[str, Any]:
     vectors_path = None
     if not method.trains:
         if not cfg.path:
-            raise UserError("method=load needs the vectors to evaluate: add path=<file> (a "
-                            "vectors.bin, vectors.w2v.txt or vectors.glove.txt from a run directory, "
-                            "or any word2vec / GloVe text file).")
+            raise UserError(
+                "method=load needs the vectors to evaluate: add path=<file> (a "
+                "vectors.bin, vectors.w2v.txt or vectors.glove.txt from a run directory, "
+                "or any word2vec / GloVe text file)."
+            )
         kv = method.load(cfg.path, cfg.format)
         summary["path"] = str(cfg.path)
     else:
         kv, losses, tokens = _train(cfg, method, run_dir, console)
         vectors_path = save_vectors(kv, run_dir.path)["binary"]
-        summary.update({"corpus_tokens": tokens, "train/loss": losses[-1] if losses else None,
-                        "train_time_s": time.perf_counter() - start})
+        summary.update(
+            {
+                "corpus_tokens": tokens,
+                "train/loss": losses[-1] if losses else None,
+                "train_time_s": time.perf_counter() - start,
+            }
+        )
     summary.update({"vocab_size": len(kv), "vector_size": kv.vector_size})
-    summary.update(evaluate(kv, cfg.eval.analogies, dict(cfg.eval.similarities),
-                            cfg.eval.restrict_vocab, cfg.eval.case_insensitive))
+    summary.update(
+        evaluate(
+            kv, cfg.eval.analogies, dict(cfg.eval.similarities), cfg.eval.restrict_vocab, cfg.eval.case_insensitive
+        )
+    )
     summary["wall_time_s"] = time.perf_counter() - start
     run_dir.write_summary(summary)
     console.print(results_table(summary, list(cfg.eval.similarities)))

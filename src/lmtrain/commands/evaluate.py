@@ -15,13 +15,12 @@ import time
 from pathlib import Path
 from typing import Any
 
-import torch
 from omegaconf import DictConfig, OmegaConf
 from torch.utils.data import ConcatDataset
 
 from lmtrain.config import EvaluateConfig, TextDataConfig, TokenizerConfig
-from lmtrain.config.plug_nodes import config_objects
 from lmtrain.config.checks import ConfigRangeError, range_error
+from lmtrain.config.plug_nodes import config_objects
 from lmtrain.data.collate import PadCollator
 from lmtrain.data.pretraining import prepare_pretraining_data
 from lmtrain.errors import UserError
@@ -36,6 +35,7 @@ from lmtrain.training.progress import print_summary
 
 log = logging.getLogger(__name__)
 
+
 def _run_folder(checkpoint: Path) -> Path | None:
     """The run directory holding ``checkpoint`` (``<run>/checkpoints/step-N``), or None (a Hugging Face folder)."""
     return checkpoint.parent.parent if checkpoint.parent.name == "checkpoints" else None
@@ -49,8 +49,10 @@ def _typed_data(values: Any, where: str) -> TextDataConfig:
         error.field = f"data.{error.field}"
         raise range_error(error, "evaluate") from None
     except Exception as error:  # OmegaConf's validation errors: a key or a type the schema refuses
-        raise UserError(f"{where}: {' '.join(str(error).split())}; fix the data key or choose the data to "
-                        "evaluate on (data=lee_wiki, data=text data.train_files=[...]).") from None
+        raise UserError(
+            f"{where}: {' '.join(str(error).split())}; fix the data key or choose the data to "
+            "evaluate on (data=lee_wiki, data=text data.train_files=[...])."
+        ) from None
     if not isinstance(data, TextDataConfig):  # a structured config's object is its dataclass
         raise TypeError(f"the data config became a {type(data).__name__}")
     return data
@@ -69,21 +71,31 @@ def data_to_evaluate(cfg: EvaluateConfig, checkpoint: Path) -> tuple[TextDataCon
     saved = (read_saved_config(run) or {}).get("data") if run is not None else None
     if isinstance(cfg.data, TextDataConfig):  # a data preset given (EvaluateConfig refuses other dataclasses)
         trained = saved or {}
-        differs = [f"data.{k}={trained[k]}" for k in ("name", "max_seq_len") if k in trained
-                   and trained[k] != getattr(cfg.data, k)]
+        differs = [
+            f"data.{k}={trained[k]}"
+            for k in ("name", "max_seq_len")
+            if k in trained and trained[k] != getattr(cfg.data, k)
+        ]
         if differs:
-            log.info("evaluating on the data given (data.name=%s, data.max_seq_len=%d), not on the run's own (%s); "
-                     "leave out the data settings to measure the run's own held-out split", cfg.data.name,
-                     cfg.data.max_seq_len, ", ".join(differs))
+            log.info(
+                "evaluating on the data given (data.name=%s, data.max_seq_len=%d), not on the run's own (%s); "
+                "leave out the data settings to measure the run's own held-out split",
+                cfg.data.name,
+                cfg.data.max_seq_len,
+                ", ".join(differs),
+            )
         return cfg.data, "given"
     if not saved:
-        raise UserError(f"ckpt={cfg.ckpt} comes without its run's saved config (.hydra/config.yaml), so the data it "
-                        "was trained on is unknown: choose the data to evaluate on, e.g. `lmtrain evaluate "
-                        f"ckpt={cfg.ckpt} data=lee_wiki` or `... data=text data.train_files=[my.txt]`.")
+        raise UserError(
+            f"ckpt={cfg.ckpt} comes without its run's saved config (.hydra/config.yaml), so the data it "
+            "was trained on is unknown: choose the data to evaluate on, e.g. `lmtrain evaluate "
+            f"ckpt={cfg.ckpt} data=lee_wiki` or `... data=text data.train_files=[my.txt]`."
+        )
     data = _typed_data(OmegaConf.merge(saved, cfg.data), f"the data of the run {run} (its .hydra/config.yaml)")
     changed = "".join(f", data.{k}={v}" for k, v in cfg.data.items())
-    log.info("data: the run's own, %s (data.source=%s, held-out split as in training%s)", data.name, data.source,
-             changed)
+    log.info(
+        "data: the run's own, %s (data.source=%s, held-out split as in training%s)", data.name, data.source, changed
+    )
     return data, "run"
 
 
@@ -95,8 +107,9 @@ def _dataset(cfg: EvaluateConfig, objective: TextPretraining, tokenizer, data) -
     return ConcatDataset([train, held_out])
 
 
-def _prepared_data(data_cfg: TextDataConfig, data_from: str, plug: TextPretraining, tokenizer, run_dir: RunDir,
-                   checkpoint: Path):
+def _prepared_data(
+    data_cfg: TextDataConfig, data_from: str, plug: TextPretraining, tokenizer, run_dir: RunDir, checkpoint: Path
+):
     """The evaluation text prepared with the checkpoint's tokenizer (saved into the run folder first); an
     error about the run's own data (``data_from`` "run") says where that data was chosen."""
     tokenizer.save(run_dir.path / TOKENIZER_FILE)
@@ -106,8 +119,10 @@ def _prepared_data(data_cfg: TextDataConfig, data_from: str, plug: TextPretraini
     except UserError as error:
         if data_from != "run":
             raise
-        raise UserError(f"{error} (The data is the run's own, as saved in {_run_folder(checkpoint)}/.hydra: run "
-                        "evaluate from the folder the run was trained in, or choose the data with data=...)") from None
+        raise UserError(
+            f"{error} (The data is the run's own, as saved in {_run_folder(checkpoint)}/.hydra: run "
+            "evaluate from the folder the run was trained in, or choose the data with data=...)"
+        ) from None
 
 
 def run(composed: DictConfig) -> dict[str, Any]:
@@ -115,8 +130,10 @@ def run(composed: DictConfig) -> dict[str, Any]:
     cfg: EvaluateConfig = config_objects(composed, "evaluate")
     started = time.perf_counter()
     if not cfg.ckpt:
-        raise UserError("ckpt is not set: give the run directory or checkpoint to evaluate, e.g. "
-                        "`lmtrain evaluate ckpt=outputs/pretrain/<run>`.")
+        raise UserError(
+            "ckpt is not set: give the run directory or checkpoint to evaluate, e.g. "
+            "`lmtrain evaluate ckpt=outputs/pretrain/<run>`."
+        )
     device = resolve_device(cfg.device, key="device")
     checkpoint = locate_model(cfg.ckpt, key="ckpt")
     model, tokenizer, meta = load_checkpoint(checkpoint, device, key="ckpt", needs=LANGUAGE_MODELS)
@@ -124,19 +141,24 @@ def run(composed: DictConfig) -> dict[str, Any]:
     objective = plug.loss(None, 1)
     missing = [h for h in objective.head_names if h not in model.heads]
     if missing:
-        raise UserError(f"ckpt={cfg.ckpt} has heads {model.head_names} but its objective {meta['objective']} "
-                        f"needs {list(objective.head_names)}; evaluate a pretraining checkpoint.")
+        raise UserError(
+            f"ckpt={cfg.ckpt} has heads {model.head_names} but its objective {meta['objective']} "
+            f"needs {list(objective.head_names)}; evaluate a pretraining checkpoint."
+        )
     data_cfg, data_from = data_to_evaluate(cfg, checkpoint)
     limit = getattr(model.spec, "max_positions", None)  # None for ELMo's LSTMs: no limit
     if limit is not None and data_cfg.max_seq_len > limit:
-        raise UserError(f"data.max_seq_len={data_cfg.max_seq_len} is longer than the model's "
-                        f"{limit} positions; lower data.max_seq_len.")
+        raise UserError(
+            f"data.max_seq_len={data_cfg.max_seq_len} is longer than the model's "
+            f"{limit} positions; lower data.max_seq_len."
+        )
 
     run_dir = RunDir(hydra_run_dir())
     data_cfg = dataclasses.replace(data_cfg, dupe_factor=1)  # copies only repeat training masks
     dataset = _dataset(cfg, plug, tokenizer, _prepared_data(data_cfg, data_from, plug, tokenizer, run_dir, checkpoint))
-    metrics, sequences = evaluate_objective(model, objective, dataset, PadCollator(tokenizer.id("pad")),
-                                            cfg.batch_size, cfg.max_batches, device)
+    metrics, sequences = evaluate_objective(
+        model, objective, dataset, PadCollator(tokenizer.id("pad")), cfg.batch_size, cfg.max_batches, device
+    )
     metrics = {f"eval/{k}": v for k, v in metrics.items()}
     step = meta.get("step", 0)
     run_dir.log(step, metrics)

@@ -12,10 +12,10 @@ import torch
 from omegaconf import DictConfig
 from safetensors import SafetensorError
 
-from lmtrain.files import checkpoints as ckpt
 from lmtrain.config import ExportConfig
 from lmtrain.config.plug_nodes import config_objects
 from lmtrain.errors import UserError
+from lmtrain.files import checkpoints as ckpt
 from lmtrain.models.capabilities import Capability
 from lmtrain.models.hf_names import EXPORT_MODEL_TYPES
 from lmtrain.models.hf_task_heads import export_model
@@ -48,8 +48,10 @@ def run(composed: DictConfig) -> dict[str, Any]:
     tokenizer_file = saved_tokenizer if saved_tokenizer.is_file() else None
     model_type = cfg.model_type or EXPORT_MODEL_TYPES.get(meta.get("model_name", ""))
     if cfg.format == "hf" and model_type is None:
-        raise UserError(f"ckpt={cfg.ckpt} is a '{meta.get('model_name')}' model; say which Hugging Face "
-                        "architecture to write with model_type=bert|roberta|gpt2.")
+        raise UserError(
+            f"ckpt={cfg.ckpt} is a '{meta.get('model_name')}' model; say which Hugging Face "
+            "architecture to write with model_type=bert|roberta|gpt2."
+        )
     facts = card_facts(cfg.ckpt, checkpoint, meta, out.name, model.num_parameters()) if cfg.format == "hf" else None
     try:
         with export_folder(out, {"format": cfg.format, "source": str(checkpoint)}) as folder:
@@ -59,16 +61,21 @@ def run(composed: DictConfig) -> dict[str, Any]:
                 assert model_type is not None, "format=hf without a model type is refused above"
                 # HF_EXPORT (checked by load_checkpoint) is the Transformer family's: its model is a LanguageModel
                 assert isinstance(model, LanguageModel), "a model with HF_EXPORT is a LanguageModel"
-                export_model(model, model_type, folder, tokenizer_file, tokenizer.roles, tokenizer.ids,
-                             meta.get("task"))
+                export_model(
+                    model, model_type, folder, tokenizer_file, tokenizer.roles, tokenizer.ids, meta.get("task")
+                )
                 write_model_card(folder, facts)
     except (OSError, SafetensorError) as error:
         if isinstance(error, OSError) or out_of_space(error):
             raise _write_failed(out, model, error) from None
         raise
     print(f"wrote {out} (from {checkpoint})")
-    return {"out": str(out), "checkpoint": str(checkpoint), "format": cfg.format,
-            **({"model_type": model_type} if facts is not None else {})}
+    return {
+        "out": str(out),
+        "checkpoint": str(checkpoint),
+        "format": cfg.format,
+        **({"model_type": model_type} if facts is not None else {}),
+    }
 
 
 def _write_failed(out: Path, model: torch.nn.Module, error: BaseException) -> UserError:
@@ -76,9 +83,13 @@ def _write_failed(out: Path, model: torch.nn.Module, error: BaseException) -> Us
     mib = 1 << 20
     if out_of_space(error):
         weights = sum(p.numel() * p.element_size() for p in model.parameters()) / mib
-        why = (f"the disk or a file-size limit (ulimit -f) is full; the export needs about {weights:.1f} MiB and "
-               f"{shutil.disk_usage(out.parent).free / mib:.1f} MiB are free there. Run it again once there is room")
+        why = (
+            f"the disk or a file-size limit (ulimit -f) is full; the export needs about {weights:.1f} MiB and "
+            f"{shutil.disk_usage(out.parent).free / mib:.1f} MiB are free there. Run it again once there is room"
+        )
     else:
         why = f"check that {out.parent} is a folder you can write, or name another out="
-    return UserError(f"could not write the export to out={out} ({' '.join(str(error).split())}): {why}. Nothing "
-                     "was written at out= (a previous export there is left as it was).")
+    return UserError(
+        f"could not write the export to out={out} ({' '.join(str(error).split())}): {why}. Nothing "
+        "was written at out= (a previous export there is left as it was)."
+    )

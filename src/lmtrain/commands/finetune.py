@@ -1,7 +1,7 @@
 """`lmtrain finetune`: every part of a fine-tuning run, built in one place, top to bottom.
 
-    task data -> model (backbone from a pretrain run | checkpoint | HF folder | scratch, under the task's
-    head; ALBEF for retrieval) + its tokenizer -> encoded datasets -> objective -> the run assembly
+task data -> model (backbone from a pretrain run | checkpoint | HF folder | scratch, under the task's
+head; ALBEF for retrieval) + its tokenizer -> encoded datasets -> objective -> the run assembly
 """
 
 from __future__ import annotations
@@ -28,8 +28,9 @@ def _max_seq_len(cfg: FinetuneConfig, limit: int | None) -> int:
     """``data.max_seq_len``, cut (with a warning) to the model's ``limit`` positions: in ``cfg.data`` itself, the
     object the task holds too, so the summary's config and the task's model.json entry record the cut."""
     if limit is not None and cfg.data.max_seq_len > limit:
-        log.warning("data.max_seq_len=%d is longer than the model's %d positions; using %d",
-                    cfg.data.max_seq_len, limit, limit)
+        log.warning(
+            "data.max_seq_len=%d is longer than the model's %d positions; using %d", cfg.data.max_seq_len, limit, limit
+        )
         cfg.data.max_seq_len = limit
     return cfg.data.max_seq_len
 
@@ -66,17 +67,42 @@ def run(composed: DictConfig) -> dict[str, Any]:
     def report(trainer) -> dict[str, Any]:
         with trainer.gathered():
             held_out = evaluation_report(trainer)  # the final model's, so before the task's report loads the best one
-        return {**task.baselines(tokenizer), **describe(model), **task.describe_data(), **held_out,
-                **task.final_report(trainer, tokenizer, cfg.task)}
+        return {
+            **task.baselines(tokenizer),
+            **describe(model),
+            **task.describe_data(),
+            **held_out,
+            **task.final_report(trainer, tokenizer, cfg.task),
+        }
 
-    return fit(context, RunParts(
-        model, objective, train_set, eval_set, task.collator(tokenizer), tokenizer,
-        meta={**model_meta(model, built.model_name, f"finetune:{task.name}", tokenizer), "task": task.meta(),
-              **({"init_chosen": {"run": cfg.init, "line": chosen}} if chosen else {})},
-        summary={"command": "finetune", "task": task.name, "init": built.source, "model": built.model_name,
-                 **({"init_chosen": chosen} if chosen else {})},
-        title=f"lmtrain finetune task={task.name} — {run_dir.path}",
-        next_commands=[task.predict_command(run_dir.path)],
-        description=f"finetune task={task.name} from {built.source}: {len(train_set)} train / {len(eval_set)} "
-                    "held-out examples",
-        head_lr=built.head_lr, report=report, steps_note=steps_note), cfg)
+    return fit(
+        context,
+        RunParts(
+            model,
+            objective,
+            train_set,
+            eval_set,
+            task.collator(tokenizer),
+            tokenizer,
+            meta={
+                **model_meta(model, built.model_name, f"finetune:{task.name}", tokenizer),
+                "task": task.meta(),
+                **({"init_chosen": {"run": cfg.init, "line": chosen}} if chosen else {}),
+            },
+            summary={
+                "command": "finetune",
+                "task": task.name,
+                "init": built.source,
+                "model": built.model_name,
+                **({"init_chosen": chosen} if chosen else {}),
+            },
+            title=f"lmtrain finetune task={task.name} — {run_dir.path}",
+            next_commands=[task.predict_command(run_dir.path)],
+            description=f"finetune task={task.name} from {built.source}: {len(train_set)} train / {len(eval_set)} "
+            "held-out examples",
+            head_lr=built.head_lr,
+            report=report,
+            steps_note=steps_note,
+        ),
+        cfg,
+    )

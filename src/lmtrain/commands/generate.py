@@ -24,12 +24,19 @@ from omegaconf import DictConfig
 from rich.console import Console, JustifyMethod
 from rich.table import Table
 
-from lmtrain.files.atomic import open_text
 from lmtrain.config import GenerateConfig
 from lmtrain.config.plug_nodes import config_objects
 from lmtrain.errors import UserError
-from lmtrain.generation import (Sampling, TextStream, encode_for_mask, fill_mask, generate, seeded_generator,
-                                with_mask_token)
+from lmtrain.files.atomic import open_text
+from lmtrain.generation import (
+    Sampling,
+    TextStream,
+    encode_for_mask,
+    fill_mask,
+    generate,
+    seeded_generator,
+    with_mask_token,
+)
 from lmtrain.kernels import use_cpu_kernels
 from lmtrain.models.capabilities import Capability
 from lmtrain.models.loading import load_checkpoint
@@ -39,10 +46,14 @@ from lmtrain.training.precision import resolve_device
 log = logging.getLogger(__name__)
 
 GENERATIONS_FILE = "generations.jsonl"
-USAGE = "lmtrain generate ckpt=outputs/pretrain/<run> prompt=\"The fire\""
+USAGE = 'lmtrain generate ckpt=outputs/pretrain/<run> prompt="The fire"'
 # the columns of the fill-mask table: name, justification
-_MASK_COLUMNS: tuple[tuple[str, JustifyMethod], ...] = (("mask", "right"), ("rank", "right"), ("token", "left"),
-                                                       ("probability", "right"))
+_MASK_COLUMNS: tuple[tuple[str, JustifyMethod], ...] = (
+    ("mask", "right"),
+    ("rank", "right"),
+    ("token", "left"),
+    ("probability", "right"),
+)
 
 
 @dataclass(frozen=True)
@@ -63,8 +74,9 @@ def _file_prompts(prompts_file: str) -> list[Prompt]:
         try:
             line = raw.decode("utf-8")
         except UnicodeDecodeError:
-            raise UserError(f"prompts_file={prompts_file}, line {number}: not UTF-8 text; save the file as "
-                            "UTF-8.") from None
+            raise UserError(
+                f"prompts_file={prompts_file}, line {number}: not UTF-8 text; save the file as UTF-8."
+            ) from None
         if line.strip():
             prompts.append(Prompt(line, f"prompts_file={prompts_file}, line {number}"))
     if not prompts:
@@ -87,8 +99,10 @@ def read_prompts(prompt: str | None, prompts_file: str | None) -> list[Prompt]:
     if prompts_file:
         prompts.extend(_file_prompts(prompts_file))
     if not prompts:
-        raise UserError(f"no prompt given: add prompt=... (quote text with spaces or brackets: `{USAGE}`) "
-                        "or prompts_file=<file with one prompt per line>.")
+        raise UserError(
+            f"no prompt given: add prompt=... (quote text with spaces or brackets: `{USAGE}`) "
+            "or prompts_file=<file with one prompt per line>."
+        )
     return prompts
 
 
@@ -99,8 +113,10 @@ def _check_lengths(prompts: list[Prompt], encoded: list[list[int]], max_position
         if not ids:
             raise UserError(f"{prompt.where}: the prompt gives no tokens; write some text.")
         if max_positions is not None and len(ids) > (max_positions - 1 if causal else max_positions):
-            raise UserError(f"{prompt.where}: the prompt has {len(ids)} tokens but the model covers "
-                            f"{max_positions} positions (model.max_positions); shorten the prompt.")
+            raise UserError(
+                f"{prompt.where}: the prompt has {len(ids)} tokens but the model covers "
+                f"{max_positions} positions (model.max_positions); shorten the prompt."
+            )
 
 
 class RecordWriter:
@@ -139,6 +155,7 @@ def logs_held_back() -> Iterator[None]:
         def keep(record: logging.LogRecord) -> bool:  # a filter that keeps the record for later
             held.append((handler, record))
             return False
+
         return keep
 
     filters = [(handler, hold(handler)) for handler in handlers]
@@ -165,9 +182,13 @@ def _continue(cfg: GenerateConfig, model, tokenizer, prompts: list[Prompt], out,
     encoded = [start + ids for ids in tokenizer.encode_batch(texts)]
     _check_lengths(prompts, encoded, model.spec.max_positions, causal=True)
     device = next(model.parameters()).device
-    settings = dict(sampling=Sampling(cfg.greedy, cfg.temperature, cfg.top_k, cfg.top_p),
-                    eos_id=tokenizer.ids.get("eos"), pad_id=tokenizer.ids.get("pad", 0), use_cache=cfg.use_cache,
-                    generator=seeded_generator(cfg.seed, device))
+    settings = dict(
+        sampling=Sampling(cfg.greedy, cfg.temperature, cfg.top_k, cfg.top_p),
+        eos_id=tokenizer.ids.get("eos"),
+        pad_id=tokenizer.ids.get("pad", 0),
+        use_cache=cfg.use_cache,
+        generator=seeded_generator(cfg.seed, device),
+    )
     if cfg.stream:
         for prompt, ids in zip(texts, encoded):
             text = TextStream(tokenizer, ids)
@@ -185,7 +206,7 @@ def _continue(cfg: GenerateConfig, model, tokenizer, prompts: list[Prompt], out,
             records.add(_record(prompt, ids, new, text, _limit(cfg, model, ids)))
         return
     for first in range(0, len(texts), cfg.batch_size):
-        batch = encoded[first:first + cfg.batch_size]
+        batch = encoded[first : first + cfg.batch_size]
         for prompt, ids, new in zip(texts[first:], batch, generate(model, batch, cfg.max_new_tokens, **settings)):
             text = TextStream(tokenizer, ids)
             for token in new:
@@ -198,8 +219,14 @@ def _continue(cfg: GenerateConfig, model, tokenizer, prompts: list[Prompt], out,
 def _record(prompt: str, ids: list[int], new: list[int], text: TextStream, limit: int) -> dict[str, Any]:
     """One line of generations.jsonl; ``limit`` is the most new tokens the prompt could get."""
     stopped = "length" if len(new) >= limit else "eos"
-    return {"prompt": prompt, "completion": text.text, "prompt_tokens": len(ids), "new_tokens": len(new),
-            "token_ids": new, "stopped": stopped}
+    return {
+        "prompt": prompt,
+        "completion": text.text,
+        "prompt_tokens": len(ids),
+        "new_tokens": len(new),
+        "token_ids": new,
+        "stopped": stopped,
+    }
 
 
 def _limit(cfg: GenerateConfig, model, ids: list[int]) -> int:
@@ -207,16 +234,20 @@ def _limit(cfg: GenerateConfig, model, ids: list[int]) -> int:
     return cfg.max_new_tokens if limit is None else min(cfg.max_new_tokens, limit - len(ids))
 
 
-def _fill(cfg: GenerateConfig, model, tokenizer, prompts: list[Prompt], console: Console, records: RecordWriter) -> None:
+def _fill(
+    cfg: GenerateConfig, model, tokenizer, prompts: list[Prompt], console: Console, records: RecordWriter
+) -> None:
     """Masked LM: a table of the top candidates at every mask of every prompt."""
     mask = tokenizer.roles.get("mask", "[MASK]")
     mask_id = tokenizer.id("mask")
     for prompt in prompts:
         ids = encode_for_mask(tokenizer, with_mask_token(prompt.text, mask), mask_id)
         if mask_id not in ids:
-            raise UserError(f"{prompt.where}: this is a masked LM (it fills masks, it does not continue text) and "
-                            f"the prompt {prompt.text!r} has no mask token; write {mask} where a word should be "
-                            f"predicted, e.g. prompt=\"The {mask} was hot\".")
+            raise UserError(
+                f"{prompt.where}: this is a masked LM (it fills masks, it does not continue text) and "
+                f"the prompt {prompt.text!r} has no mask token; write {mask} where a word should be "
+                f'predicted, e.g. prompt="The {mask} was hot".'
+            )
         _check_lengths([prompt], [ids], model.spec.max_positions, causal=False)
     for prompt in prompts:
         predictions = fill_mask(model, tokenizer, prompt.text, cfg.candidates)
@@ -228,8 +259,15 @@ def _fill(cfg: GenerateConfig, model, tokenizer, prompts: list[Prompt], console:
             for rank, c in enumerate(candidates, start=1):
                 table.add_row(str(m), str(rank), c.text.strip() or repr(c.text), f"{c.prob:.4f}")
         console.print(table)
-        records.add({"prompt": prompt.text, "masks": [[{"token": c.token, "text": c.text, "token_id": c.token_id,
-                                                        "prob": c.prob} for c in cs] for cs in predictions]})
+        records.add(
+            {
+                "prompt": prompt.text,
+                "masks": [
+                    [{"token": c.token, "text": c.text, "token_id": c.token_id, "prob": c.prob} for c in cs]
+                    for cs in predictions
+                ],
+            }
+        )
 
 
 def run(composed: DictConfig) -> dict[str, Any]:
@@ -240,12 +278,15 @@ def run(composed: DictConfig) -> dict[str, Any]:
         raise UserError(f"ckpt is not set: give the run directory or checkpoint to load, e.g. `{USAGE}`.")
     prompts = read_prompts(cfg.prompt, cfg.prompts_file)
     device = resolve_device(cfg.device, key="device")
-    model, tokenizer, meta = load_checkpoint(cfg.ckpt, device, key="ckpt",
-                                             needs=(Capability.CAUSAL_LM, Capability.MASKED_LM))
+    model, tokenizer, meta = load_checkpoint(
+        cfg.ckpt, device, key="ckpt", needs=(Capability.CAUSAL_LM, Capability.MASKED_LM)
+    )
     run_dir = RunDir(hydra_run_dir())
     if "lm" not in model.heads and "mlm" not in model.heads:
-        raise UserError(f"ckpt={cfg.ckpt} holds a model with heads {model.head_names}; generate needs a causal "
-                        "LM head (lm, from model=gpt) or a masked LM head (mlm, from model=bert or roberta).")
+        raise UserError(
+            f"ckpt={cfg.ckpt} holds a model with heads {model.head_names}; generate needs a causal "
+            "LM head (lm, from model=gpt) or a masked LM head (mlm, from model=bert or roberta)."
+        )
     if device.type == "cpu":
         use_cpu_kernels()  # chosen (and logged) now, not on the first decoding step amid the text
     records = RecordWriter(run_dir.path / GENERATIONS_FILE)
@@ -257,9 +298,15 @@ def run(composed: DictConfig) -> dict[str, Any]:
     finally:
         records.close()
     seconds = time.perf_counter() - started
-    summary = {"command": "generate", "ckpt": str(cfg.ckpt), "model": meta.get("model_name"),
-               "step": meta.get("step"), "prompts": records.count, "new_tokens": records.new_tokens,
-               "wall_seconds": round(seconds, 2)}
+    summary = {
+        "command": "generate",
+        "ckpt": str(cfg.ckpt),
+        "model": meta.get("model_name"),
+        "step": meta.get("step"),
+        "prompts": records.count,
+        "new_tokens": records.new_tokens,
+        "wall_seconds": round(seconds, 2),
+    }
     run_dir.write_summary(summary)
     log.info("%d prompt(s) in %.1fs; results in %s", records.count, seconds, records.path)
     return summary

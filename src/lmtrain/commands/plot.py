@@ -24,8 +24,7 @@ from lmtrain.runs.record import load_runs
 from lmtrain.runs.series import X_AXES
 from lmtrain.runs.task_plots import CONFUSION_FILE, F1_FILE, plot_confusion, plot_per_class_f1
 
-OPTIONS = {"metrics": "", "out": "", "x": "step", "svg": "false", "smooth": str(DEFAULT_SMOOTHING),
-           "chart": "curves"}
+OPTIONS = {"metrics": "", "out": "", "x": "step", "svg": "false", "smooth": str(DEFAULT_SMOOTHING), "chart": "curves"}
 # chart -> the picture drawn from the runs' summaries, and its default file
 SUMMARY_CHARTS = {"confusion": (plot_confusion, CONFUSION_FILE), "f1": (plot_per_class_f1, F1_FILE)}
 
@@ -35,12 +34,13 @@ def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="lmtrain plot",
         description="Plot metrics of runs: one subplot per metric, one line per run (legend: the overrides that "
-                    "differ), training metrics smoothed with the raw values faint behind, the baselines each run "
-                    "recorded as dashed lines. A run that cannot be drawn is named, with the reason.",
+        "differ), training metrics smoothed with the raw values faint behind, the baselines each run "
+        "recorded as dashed lines. A run that cannot be drawn is named, with the reason.",
         epilog="options (key=value): metrics=[train/loss,eval/mlm_acc] (default: train/loss and the main eval "
-               f"metric)  out=curves.png  x={'|'.join(X_AXES)}  svg=true (also write an SVG)  "
-               f"smooth={DEFAULT_SMOOTHING} (EMA weight for train/*, 0 = raw)  chart=curves|confusion|f1 "
-               "(confusion matrices, a panel per run / F1 per class or entity type of fine-tuned runs)")
+        f"metric)  out=curves.png  x={'|'.join(X_AXES)}  svg=true (also write an SVG)  "
+        f"smooth={DEFAULT_SMOOTHING} (EMA weight for train/*, 0 = raw)  chart=curves|confusion|f1 "
+        "(confusion matrices, a panel per run / F1 per class or entity type of fine-tuned runs)",
+    )
     p.add_argument("items", nargs="+", metavar="RUN|key=value", help="run directories or sweep folders, and options")
     return p
 
@@ -94,9 +94,16 @@ def main(argv: list[str]) -> None:
         written = [draw(load_runs(run_dirs), options["out"] or default_out)]
     else:
         metrics = _split_list(options["metrics"]) if options["metrics"] else None
-        written = plot_runs(load_runs(run_dirs), options["out"] or "curves.png", metrics=metrics, x=options["x"],
-                            svg=_parse_bool("svg", options["svg"]), smoothing=smoothing)
+        written = plot_runs(
+            load_runs(run_dirs),
+            options["out"] or "curves.png",
+            metrics=metrics,
+            x=options["x"],
+            svg=_parse_bool("svg", options["svg"]),
+            smoothing=smoothing,
+        )
     # the runs left out (no metrics, no confusion matrix ...) were each named above, with the reason
     read = f"{len(run_dirs)} run folder{'s' if len(run_dirs) != 1 else ''} read"
-    Console(stderr=True).print(f"{read}; wrote " + ", ".join(printable(p) for p in written), highlight=False,
-                               markup=False, soft_wrap=True)
+    Console(stderr=True).print(
+        f"{read}; wrote " + ", ".join(printable(p) for p in written), highlight=False, markup=False, soft_wrap=True
+    )

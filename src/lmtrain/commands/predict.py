@@ -43,16 +43,20 @@ def run(composed: DictConfig) -> list[dict[str, Any]]:
         return predict_retrieval(cfg, checkpoint, RetrievalTask.predict_options(cfg.task))
     info = meta.get("task")
     if not info:
-        raise UserError(f"ckpt={cfg.ckpt} is a pretrained model, not a fine-tuned one: fine-tune it first "
-                        "(`lmtrain finetune task=ner init=...`), or use `lmtrain generate` on pretrained models.")
+        raise UserError(
+            f"ckpt={cfg.ckpt} is a pretrained model, not a fine-tuned one: fine-tune it first "
+            "(`lmtrain finetune task=ner init=...`), or use `lmtrain generate` on pretrained models."
+        )
     task = task_from_meta(info, scheme=info.get("scheme", "bio"), max_seq_len=info.get("max_seq_len", 128))
     options = task.predict_options(cfg.task)  # the task's own keys, checked before anything is read
     lines = read_inputs(cfg.input)  # every line checked before the model is loaded
     device = resolve_device(cfg.device, key="device")
-    model, tokenizer, meta = load_checkpoint(checkpoint, device, key="ckpt",
-                                             needs=(Capability.TOKEN_FEATURES, Capability.CAUSAL_LM))
+    model, tokenizer, meta = load_checkpoint(
+        checkpoint, device, key="ckpt", needs=(Capability.TOKEN_FEATURES, Capability.CAUSAL_LM)
+    )
     log.info("predict: %d input(s) with %s (task=%s)", len(lines), checkpoint, info["name"])
-    records = task.predict(model, tokenizer, lines, cfg.batch_size, device, pair=info.get("pair", False),
-                           **dataclasses.asdict(options))
+    records = task.predict(
+        model, tokenizer, lines, cfg.batch_size, device, pair=info.get("pair", False), **dataclasses.asdict(options)
+    )
     write_records(records, cfg.output, task.format)
     return records

@@ -39,9 +39,11 @@ def _read_list(path: Path) -> list[str]:
     try:
         items = yaml.safe_load(path.read_text(encoding="utf-8")) or []
     except (OSError, yaml.YAMLError, UnicodeDecodeError) as error:
-        raise UserError(f"{path} is unreadable ({error}); the run's overrides cannot be recovered. "
-                        "Continue it with `lmtrain <command> <its overrides> hydra.run.dir=<run> "
-                        "trainer.resume=auto`.") from None
+        raise UserError(
+            f"{path} is unreadable ({error}); the run's overrides cannot be recovered. "
+            "Continue it with `lmtrain <command> <its overrides> hydra.run.dir=<run> "
+            "trainer.resume=auto`."
+        ) from None
     if not isinstance(items, list):
         raise UserError(f"{path} is not a list of overrides; it was not written by lmtrain.")
     return [str(item) for item in items]
@@ -55,8 +57,9 @@ def _moved(saved: list[str], source: Path) -> list[str]:
     for item in saved:
         key, sep, value = item.partition("=")
         if sep and key in renamed:
-            log.warning("%s: the saved override %s is written %s=%s now (the key moved)", source, item,
-                        renamed[key], value)
+            log.warning(
+                "%s: the saved override %s is written %s=%s now (the key moved)", source, item, renamed[key], value
+            )
             item = f"{renamed[key]}={value}"
         out.append(item)
     return out
@@ -70,18 +73,22 @@ def _command(run_dir: Path, record: Path) -> str:
         name = None
     if name in TRAINING_COMMANDS:
         return name
-    raise UserError(f"{run_dir} was not made by `lmtrain pretrain` or `lmtrain finetune` (its .hydra record says "
-                    f"{name or 'nothing'}), so there is no training to continue.")
+    raise UserError(
+        f"{run_dir} was not made by `lmtrain pretrain` or `lmtrain finetune` (its .hydra record says "
+        f"{name or 'nothing'}), so there is no training to continue."
+    )
 
 
 def _check_folders(plugs: Provenance) -> None:
     """Refuse a recorded search path folder that is gone (the configs moved): Hydra would only say that a
     config group option is missing."""
-    gone = [entry for entry in plugs.searchpath if not Path(entry[len("file://"):]).is_dir()]
+    gone = [entry for entry in plugs.searchpath if not Path(entry[len("file://") :]).is_dir()]
     if gone:
-        raise UserError(f"the run's config search path names {', '.join(gone)} (recorded in {plugs.source}), which "
-                        "is no folder now, so its own YAML (its plugs' presets) cannot be found. Give the folder "
-                        "where those configs are now: `lmtrain resume <run> hydra.searchpath=[file://<folder>]`.")
+        raise UserError(
+            f"the run's config search path names {', '.join(gone)} (recorded in {plugs.source}), which "
+            "is no folder now, so its own YAML (its plugs' presets) cannot be found. Give the folder "
+            "where those configs are now: `lmtrain resume <run> hydra.searchpath=[file://<folder>]`."
+        )
 
 
 def command_line(argv: list[str]) -> list[str]:
@@ -91,29 +98,46 @@ def command_line(argv: list[str]) -> list[str]:
         UserError: no run directory given, or it holds no resumable run.
     """
     if not argv or argv[0] in ("-h", "--help"):
-        raise UserError(f"usage: {USAGE}. Continues the run in RUN_DIR from its newest checkpoint with its own "
-                        "saved config; key=value overrides may change its length, cadence and loggers.")
+        raise UserError(
+            f"usage: {USAGE}. Continues the run in RUN_DIR from its newest checkpoint with its own "
+            "saved config; key=value overrides may change its length, cadence and loggers."
+        )
     run_dir = Path(argv[0]).expanduser()
     if not run_dir.is_dir():
-        raise UserError(f"{run_dir}: no such run directory; give a folder made by `lmtrain pretrain` or "
-                        "`lmtrain finetune` (see `lmtrain runs`).")
+        raise UserError(
+            f"{run_dir}: no such run directory; give a folder made by `lmtrain pretrain` or "
+            "`lmtrain finetune` (see `lmtrain runs`)."
+        )
     record = saved_config_dir(run_dir)
     if record is None:
-        raise UserError(f"{run_dir} has no .hydra/config.yaml, so it is not an lmtrain run directory "
-                        "(see `lmtrain runs` for the runs under ./outputs).")
+        raise UserError(
+            f"{run_dir} has no .hydra/config.yaml, so it is not an lmtrain run directory "
+            "(see `lmtrain runs` for the runs under ./outputs)."
+        )
     if not has_checkpoint(run_dir):
-        raise UserError(f"{run_dir} holds no checkpoint yet, so there is nothing to continue; start the run "
-                        "again (trainer.overwrite=true to reuse the directory).")
+        raise UserError(
+            f"{run_dir} holds no checkpoint yet, so there is nothing to continue; start the run "
+            "again (trainer.overwrite=true to reuse the directory)."
+        )
     command = _command(run_dir, record)
     new = argv[1:]
     replaced = {override_key(o) for o in new} | {"hydra.run.dir", "trainer.resume", "trainer.overwrite"}
-    saved = [o for o in _moved(_read_list(record / "overrides.yaml"), record / "overrides.yaml")
-             if override_key(o) not in replaced]
+    saved = [
+        o
+        for o in _moved(_read_list(record / "overrides.yaml"), record / "overrides.yaml")
+        if override_key(o) not in replaced
+    ]
     plugs = read_provenance(run_dir)  # refuses a damaged record; notes where the run found its plugs
     if plugs is not None and plugs.searchpath and "hydra.searchpath" not in replaced:
         _check_folders(plugs)
         saved.append(plugs.search_path_override())  # checked below with the other saved overrides
     typed = [*new, f"hydra.run.dir={run_dir.resolve()}", "trainer.resume=auto"]
-    check_resumed_overrides(command, saved, typed, record / "overrides.yaml", run_dir / HYDRA_DIR / "config.yaml",
-                            Path(str(resources.files("lmtrain") / "configs")))
+    check_resumed_overrides(
+        command,
+        saved,
+        typed,
+        record / "overrides.yaml",
+        run_dir / HYDRA_DIR / "config.yaml",
+        Path(str(resources.files("lmtrain") / "configs")),
+    )
     return [command, *saved, *typed]

@@ -1,15 +1,14 @@
 """`lmtrain runs [DIR ...] [--json]`: list runs with their status, differing overrides and main metric.
 
-    lmtrain runs                          # everything under ./outputs and ./multirun
-    lmtrain runs multirun/pretrain/2024-05-01_12-00-00
-    lmtrain runs outputs --json | jq .    # one JSON object per run
+lmtrain runs                          # everything under ./outputs and ./multirun
+lmtrain runs multirun/pretrain/2024-05-01_12-00-00
+lmtrain runs outputs --json | jq .    # one JSON object per run
 """
 
 from __future__ import annotations
 
 import argparse
 import sys
-
 
 from lmtrain.runs.discovery import DEFAULT_ROOTS, find_run_dirs
 from lmtrain.runs.display_text import printable
@@ -22,16 +21,26 @@ def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="lmtrain runs",
         description="List run directories (found by .hydra/config.yaml or metrics.jsonl) with their status "
-                    "(finished, running, interrupted = resumable with `lmtrain resume`, failed, as each command "
-                    "recorded it in status.json on exit; unreadable = a file of the folder cannot be read, "
-                    "with the reason), the overrides "
-                    "that differ between them, steps, wall time, tokens/s and the final and best main metric.")
-    p.add_argument("dirs", nargs="*", metavar="DIR",
-                   help=f"run directories or folders to search (default: {' and '.join(DEFAULT_ROOTS)})")
+        "(finished, running, interrupted = resumable with `lmtrain resume`, failed, as each command "
+        "recorded it in status.json on exit; unreadable = a file of the folder cannot be read, "
+        "with the reason), the overrides "
+        "that differ between them, steps, wall time, tokens/s and the final and best main metric.",
+    )
+    p.add_argument(
+        "dirs",
+        nargs="*",
+        metavar="DIR",
+        help=f"run directories or folders to search (default: {' and '.join(DEFAULT_ROOTS)})",
+    )
     p.add_argument("--json", action="store_true", help="print one JSON object per run instead of a table")
-    p.add_argument("--running-window", type=float, default=RUNNING_WINDOW_S, metavar="S",
-                   help="a run without summary.json whose files changed in the last S seconds is running "
-                        f"(default {RUNNING_WINDOW_S:.0f})")
+    p.add_argument(
+        "--running-window",
+        type=float,
+        default=RUNNING_WINDOW_S,
+        metavar="S",
+        help="a run without summary.json whose files changed in the last S seconds is running "
+        f"(default {RUNNING_WINDOW_S:.0f})",
+    )
     return p
 
 
@@ -58,5 +67,6 @@ def main(argv: list[str]) -> None:
     if training:
         console.print(runs_table(training, title=_title(training, "run")))
     if other:
-        console.print(runs_table(other, title=_title(other, "run") + " of other commands (generate, evaluate, "
-                                                                      "export, predict)"))
+        console.print(
+            runs_table(other, title=_title(other, "run") + " of other commands (generate, evaluate, export, predict)")
+        )

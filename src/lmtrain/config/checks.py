@@ -16,7 +16,6 @@ from typing import Any
 from lmtrain.errors import UserError
 
 
-
 class ConfigRangeError(ValueError):
     """A config value outside its allowed range.
 
@@ -65,9 +64,12 @@ def unread_fields(owner: Any, option: str, given: Iterable[str] = ()) -> list[st
     """The fields of the dataclass ``owner`` that ``option`` does not read (see :func:`read_by`) yet someone asked
     for: a value other than the field's default, or a name in ``given`` (the keys typed on the command line)."""
     given = set(given)
-    return [spec.name for spec in dataclasses.fields(owner)
-            if option not in spec.metadata.get("read_by", (option,))
-            and (spec.name in given or getattr(owner, spec.name) != _default(spec))]
+    return [
+        spec.name
+        for spec in dataclasses.fields(owner)
+        if option not in spec.metadata.get("read_by", (option,))
+        and (spec.name in given or getattr(owner, spec.name) != _default(spec))
+    ]
 
 
 def unknown_key_error(schema: type, prefix: str, key: str, value: Any) -> IgnoredKeyError:
@@ -75,13 +77,23 @@ def unknown_key_error(schema: type, prefix: str, key: str, value: Any) -> Ignore
     which has no such key: only ``+key=...`` adds one, and nothing would read it."""
     close = difflib.get_close_matches(key, [f.name for f in dataclasses.fields(schema)], n=1)
     advice = f"Did you mean {prefix}{close[0]}? " if close else ""
-    return IgnoredKeyError(f"{prefix}{key}", value, f"names no key of {prefix.rstrip('.') or 'the config'} "
-                           f"({schema.__name__}), so nothing would read it",
-                           f"{advice}Drop the key (a leading + adds a key the schema lacks).")
+    return IgnoredKeyError(
+        f"{prefix}{key}",
+        value,
+        f"names no key of {prefix.rstrip('.') or 'the config'} ({schema.__name__}), so nothing would read it",
+        f"{advice}Drop the key (a leading + adds a key the schema lacks).",
+    )
 
 
-def check_range(owner: Any, name: str, low: float | None = None, high: float | None = None,
-                low_open: bool = False, high_open: bool = False, reason: str = "") -> None:
+def check_range(
+    owner: Any,
+    name: str,
+    low: float | None = None,
+    high: float | None = None,
+    low_open: bool = False,
+    high_open: bool = False,
+    reason: str = "",
+) -> None:
     """Raise ConfigRangeError unless ``owner.<name>`` lies in the range; None means unset and passes.
 
     Args:
@@ -120,6 +132,8 @@ def range_error(error: ConfigRangeError, command: str) -> UserError:
     """The one-paragraph error of an out-of-range value (or an ignored key) of ``lmtrain <command>``'s config."""
     if isinstance(error, IgnoredKeyError):
         return UserError(f"invalid configuration for `lmtrain {command}`: {error}. {error.advice}")
-    return UserError(f"invalid configuration for `lmtrain {command}`: {error}. Give a value in that range, "
-                     f"e.g. `lmtrain {command} {error.field}=...`; `lmtrain {command} --help` lists every key "
-                     "with its meaning.")
+    return UserError(
+        f"invalid configuration for `lmtrain {command}`: {error}. Give a value in that range, "
+        f"e.g. `lmtrain {command} {error.field}=...`; `lmtrain {command} --help` lists every key "
+        "with its meaning."
+    )

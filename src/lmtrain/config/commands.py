@@ -12,10 +12,16 @@ from typing import Any, Optional
 
 from omegaconf import MISSING
 
+from lmtrain.config.checks import (
+    ConfigRangeError,
+    IgnoredKeyError,
+    check_range,
+    read_by,
+    unknown_key_error,
+    unread_fields,
+)
 from lmtrain.config.data import TextDataConfig
 from lmtrain.config.training import OptimConfig, TokenizerConfig, TrainerConfig
-from lmtrain.config.checks import (ConfigRangeError, IgnoredKeyError, check_range, read_by, unknown_key_error,
-                                   unread_fields)
 
 
 @dataclass
@@ -43,8 +49,9 @@ SEED_RANGE = (-(2**63), 2**64 - 1)  # what torch's random generators take
 def check_temperature(value: float) -> None:
     """Raise ConfigRangeError unless ``value`` is 0 (greedy) or a finite temperature that samples."""
     if value != 0 and not (isinstance(value, (int, float)) and MIN_TEMPERATURE <= value <= MAX_TEMPERATURE):
-        raise ConfigRangeError("temperature", TEMPERATURE_RANGE, value,
-                               "0 = greedy decoding; use greedy=true for the most likely text")
+        raise ConfigRangeError(
+            "temperature", TEMPERATURE_RANGE, value, "0 = greedy decoding; use greedy=true for the most likely text"
+        )
 
 
 @dataclass
@@ -95,15 +102,22 @@ def check_moved(owner: Any) -> None:
         new_key = spec.metadata.get("moved_to")
         value = getattr(owner, spec.name)
         if new_key and value != spec.default:
-            raise IgnoredKeyError(spec.name, value, f"is read no more: the key moved to {new_key}, in the schema of "
-                                  "the task that reads it", f"Write {new_key}={value} instead.")
+            raise IgnoredKeyError(
+                spec.name,
+                value,
+                f"is read no more: the key moved to {new_key}, in the schema of the task that reads it",
+                f"Write {new_key}={value} instead.",
+            )
 
 
 def moved_keys(owner: type, prefix: str) -> dict[str, str]:
     """``{old dotted key: new key}`` for the fields of the dataclass ``owner`` marked :func:`moved_to`, the old
     key written under ``prefix`` (``finetune.`` for :class:`FinetuneOptions`)."""
-    return {prefix + spec.name: spec.metadata["moved_to"] for spec in dataclasses.fields(owner)
-            if "moved_to" in spec.metadata}
+    return {
+        prefix + spec.name: spec.metadata["moved_to"]
+        for spec in dataclasses.fields(owner)
+        if "moved_to" in spec.metadata
+    }
 
 
 @dataclass
@@ -126,9 +140,12 @@ class EvaluateConfig:
         if self.split not in ("eval", "all"):
             raise ConfigRangeError("split", "eval (the held-out documents) or all", self.split)
         if dataclasses.is_dataclass(self.data) and not isinstance(self.data, TextDataConfig):
-            raise ConfigRangeError("data", "a text corpus: lee_wiki, lee, wiki, text or hf",
-                                   getattr(self.data, "name", type(self.data).__name__))
-        for key, value in (self.data.items() if isinstance(self.data, dict) else ()):
+            raise ConfigRangeError(
+                "data",
+                "a text corpus: lee_wiki, lee, wiki, text or hf",
+                getattr(self.data, "name", type(self.data).__name__),
+            )
+        for key, value in self.data.items() if isinstance(self.data, dict) else ():
             if key not in {f.name for f in dataclasses.fields(TextDataConfig)}:
                 raise unknown_key_error(TextDataConfig, "data.", key, value)
 
@@ -278,10 +295,13 @@ class EmbedConfig:
         check_range(self, "topn", 1)
         for name in unread_fields(self, self.method):
             readers = self.__dataclass_fields__[name].metadata["read_by"]
-            raise IgnoredKeyError(name, getattr(self, name),
-                                  f"is read only by method={' or method='.join(readers)}; the chosen "
-                                  f"method={self.method} would ignore it",
-                                  f"Choose method={readers[0]} for it, or drop the key.")
+            raise IgnoredKeyError(
+                name,
+                getattr(self, name),
+                f"is read only by method={' or method='.join(readers)}; the chosen "
+                f"method={self.method} would ignore it",
+                f"Choose method={readers[0]} for it, or drop the key.",
+            )
 
 
 @dataclass
@@ -355,5 +375,4 @@ class ExportConfig:
 
     def __post_init__(self) -> None:
         if self.format not in ("hf", "safetensors"):
-            raise ConfigRangeError("format", "hf (a Hugging Face folder) or safetensors (lmtrain weights)",
-                                   self.format)
+            raise ConfigRangeError("format", "hf (a Hugging Face folder) or safetensors (lmtrain weights)", self.format)

@@ -27,8 +27,9 @@ def check_source_keys(data: Any, given: Iterable[str] = ()) -> None:
         reader = " or ".join(words) if words else f"by no source of this data ({data.chosen()})"
         choices = " or ".join(data.SOURCES[r][1] for r in readers if r in data.SOURCES)
         advice = f"Choose {choices} for it, or drop the key." if choices else "Drop the key."
-        raise IgnoredKeyError(name, getattr(data, name),
-                              f"is read only {reader}; the chosen data {data.chosen()} would ignore it", advice)
+        raise IgnoredKeyError(
+            name, getattr(data, name), f"is read only {reader}; the chosen data {data.chosen()} would ignore it", advice
+        )
 
 
 class ChosenSource:
@@ -62,7 +63,9 @@ class DataConfig(ChosenSource):
     """What every pretraining corpus has: where it is and how it is split."""
 
     name: str = "lee"  # label for the corpus, shown in run listings
-    source: str = "bundled"  # bundled (ships with gensim) | files (data.train_files) | hf (a `datasets` dataset) | shapes
+    source: str = (
+        "bundled"  # bundled (ships with gensim) | files (data.train_files) | hf (a `datasets` dataset) | shapes
+    )
     # your training files, folders or globs (sorted)
     train_files: list[str] = field(default_factory=list, metadata=read_by("files"))
     # held-out files; empty = hold out a share of the training data
@@ -85,7 +88,8 @@ class TextDataConfig(DataConfig):
     SOURCES: ClassVar[dict[str, tuple[str, str]]] = {
         "bundled": ("from the bundled corpora", "data=lee_wiki, data=lee or data=wiki"),
         "files": ("from your own text files", "data=text"),
-        "hf": ("from a `datasets` dataset", "data=hf")}
+        "hf": ("from a `datasets` dataset", "data=hf"),
+    }
 
     # gensim test_data files
     bundled: list[str] = field(default_factory=lambda: ["lee_background.cor"], metadata=read_by("bundled"))
@@ -146,7 +150,8 @@ class ImageCaptionDataConfig(DataConfig, ImageFields):
 
     SOURCES: ClassVar[dict[str, tuple[str, str]]] = {
         "shapes": ("from the generated shapes scenes", "data=shapes"),
-        "files": ("from your own captions files", "data=captions")}
+        "files": ("from your own captions files", "data=captions"),
+    }
 
     name: str = "shapes"
     source: str = "shapes"
@@ -163,7 +168,8 @@ class TaskDataConfig(ChosenSource):
 
     SOURCES: ClassVar[dict[str, tuple[str, str]]] = {
         "files": ("from files", "data.source=files"),
-        "hf": ("from a `datasets` dataset", "data.source=hf")}
+        "hf": ("from a `datasets` dataset", "data.source=hf"),
+    }
 
     name: str = "bundled"  # label for the data set, shown in run listings
     # your training file; None = the task's bundled data
@@ -239,7 +245,8 @@ class RetrievalDataConfig(TaskDataConfig, ImageFields):
 
     SOURCES: ClassVar[dict[str, tuple[str, str]]] = {
         "files": ("from your captions files", "data.train_file=<captions file>"),
-        "shapes": ("from the generated shapes scenes", "no data.train_file")}
+        "shapes": ("from the generated shapes scenes", "no data.train_file"),
+    }
 
     source: str = "files"  # files: data.train_file (captions), or the generated shapes scenes without one
     # read by no retrieval data: captions files are recognised by their content, and there is no bundled set
@@ -249,8 +256,11 @@ class RetrievalDataConfig(TaskDataConfig, ImageFields):
 
     def __post_init__(self) -> None:
         if self.source != "files":
-            raise ConfigRangeError("source", "files (task=retrieval reads captions files, or the generated shapes "
-                                             "scenes without data.train_file)", self.source)
+            raise ConfigRangeError(
+                "source",
+                "files (task=retrieval reads captions files, or the generated shapes scenes without data.train_file)",
+                self.source,
+            )
         super().__post_init__()
         self._check_image_fields()
 

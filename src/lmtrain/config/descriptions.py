@@ -42,7 +42,7 @@ def schema_summary(schema: type) -> str:
     return doc.splitlines()[0].strip() if doc else ""
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _own_descriptions(cls: type) -> dict[str, str]:
     """The comments on the fields declared in ``cls``'s own body."""
     try:

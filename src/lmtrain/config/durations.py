@@ -9,8 +9,10 @@ from typing import overload
 from lmtrain.errors import UserError
 
 _UNITS = {"d": 86400, "h": 3600, "m": 60, "s": 1}
-_DURATION = re.compile(r"^\s*(?:(\d+(?:\.\d+)?)\s*d)?\s*(?:(\d+(?:\.\d+)?)\s*h)?\s*(?:(\d+(?:\.\d+)?)\s*m(?:in)?)?"
-                       r"\s*(?:(\d+(?:\.\d+)?)\s*s)?\s*$")
+_DURATION = re.compile(
+    r"^\s*(?:(\d+(?:\.\d+)?)\s*d)?\s*(?:(\d+(?:\.\d+)?)\s*h)?\s*(?:(\d+(?:\.\d+)?)\s*m(?:in)?)?"
+    r"\s*(?:(\d+(?:\.\d+)?)\s*s)?\s*$"
+)
 
 
 @overload
@@ -42,7 +44,7 @@ def parse_duration(text: str | int | float | None, key: str = "trainer.max_time"
         seconds = float(value)
     elif re.fullmatch(r"\d+:\d{1,2}(:\d{1,2})?", value):
         parts = [int(p) for p in value.split(":")]
-        seconds = float(sum(p * 60 ** i for i, p in enumerate(reversed(parts))))
+        seconds = float(sum(p * 60**i for i, p in enumerate(reversed(parts))))
     else:
         match = _DURATION.match(value)
         if match and any(match.groups()):

@@ -107,15 +107,27 @@ class AlbefConfig(TransformerConfig):
 
     def __post_init__(self) -> None:
         super().__post_init__()
-        for name in ("embed_dim", "image_size", "patch_size", "vision_layers", "vision_d_model", "vision_n_heads",
-                     "vision_d_ff", "queue_size"):
+        for name in (
+            "embed_dim",
+            "image_size",
+            "patch_size",
+            "vision_layers",
+            "vision_d_model",
+            "vision_n_heads",
+            "vision_d_ff",
+            "queue_size",
+        ):
             check_range(self, name, 1)
         check_range(self, "fusion_layers", 0)
         check_range(self, "momentum", 0, 1)
         check_range(self, "temp", 0, low_open=True)
         if self.image_size % self.patch_size:
-            raise ConfigRangeError("image_size", f"a multiple of model.patch_size={self.patch_size}", self.image_size,
-                                   "the image is cut into whole patches")
+            raise ConfigRangeError(
+                "image_size",
+                f"a multiple of model.patch_size={self.patch_size}",
+                self.image_size,
+                "the image is cut into whole patches",
+            )
 
 
 # family schema name in the ConfigStore (group schema/model) -> schema

@@ -32,9 +32,13 @@ class MaskingConfig(ObjectiveConfig):
     def __post_init__(self) -> None:
         check_range(self, "mask_prob", 0, 1, low_open=True)
         check_range(self, "mask_token_prob", 0, 1)
-        check_range(self, "random_token_prob", 0, round(1 - self.mask_token_prob, 12),
-                    reason=f"[MASK] and random replacements share the selected tokens; "
-                           f"mask_token_prob={self.mask_token_prob}")
+        check_range(
+            self,
+            "random_token_prob",
+            0,
+            round(1 - self.mask_token_prob, 12),
+            reason=f"[MASK] and random replacements share the selected tokens; mask_token_prob={self.mask_token_prob}",
+        )
         if self.masking not in ("static", "dynamic"):
             from lmtrain.config.checks import ConfigRangeError
 
@@ -89,5 +93,9 @@ class ImageTextConfig(MaskingConfig):
 
 
 # objective schema name in the ConfigStore (group schema/objective) -> schema
-OBJECTIVE_SCHEMAS = {"masked_lm": MaskedLMConfig, "causal_lm": CausalLMConfig, "bidirectional_lm": BidirectionalLMConfig,
-                     "image_text": ImageTextConfig}
+OBJECTIVE_SCHEMAS = {
+    "masked_lm": MaskedLMConfig,
+    "causal_lm": CausalLMConfig,
+    "bidirectional_lm": BidirectionalLMConfig,
+    "image_text": ImageTextConfig,
+}

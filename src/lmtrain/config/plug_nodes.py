@@ -16,8 +16,12 @@ from lmtrain.errors import UserError
 
 PLUG_GROUPS = ("model", "objective", "task", "embed")  # `embed`: lmtrain embed's word-vector method
 # group -> the class its plug subclasses, by name: this layer sits below the plugs and imports none of them
-PLUG_BASES = {"model": "lmtrain.models.families.ModelFamily", "objective": "lmtrain.objectives.plug.PretrainingObjective",
-              "task": "lmtrain.tasks.base.Task", "embed": "lmtrain.embeddings.method.EmbeddingMethod"}
+PLUG_BASES = {
+    "model": "lmtrain.models.families.ModelFamily",
+    "objective": "lmtrain.objectives.plug.PretrainingObjective",
+    "task": "lmtrain.tasks.base.Task",
+    "embed": "lmtrain.embeddings.method.EmbeddingMethod",
+}
 DATA_READERS = ("task", "objective")  # the plugs whose ``data_config`` types the ``data`` node
 
 
@@ -35,9 +39,11 @@ def _typed(node: Any, schema: type, where: str, command: str) -> Any:
         return OmegaConf.merge(OmegaConf.structured(schema), node)
     except Exception as error:  # OmegaConf's validation errors: a key or a type the schema refuses
         key = getattr(error, "key", None)
-        raise UserError(f"{where}.{key if key else ''}: {error}".split("\n")[0] +
-                        f" — {where} is typed by {schema.__module__}.{schema.__name__}; "
-                        f"use only its keys (`lmtrain {command} --cfg job` prints them).") from None
+        raise UserError(
+            f"{where}.{key if key else ''}: {error}".split("\n")[0]
+            + f" — {where} is typed by {schema.__module__}.{schema.__name__}; "
+            f"use only its keys (`lmtrain {command} --cfg job` prints them)."
+        ) from None
 
 
 def type_plug_nodes(cfg: Any, command: str) -> Any:

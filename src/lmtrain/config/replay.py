@@ -1,4 +1,5 @@
-"""Check a replayed config before Hydra runs it: ``lmtrain resume`` and ``--config-dir <run>/.hydra --config-name config``.
+"""Check a replayed config before Hydra runs it: ``lmtrain resume`` and ``--config-dir <run>/.hydra
+--config-name config``.
 
 ``lmtrain resume RUN`` replays the run's ``overrides.yaml``; a ``--config-name`` (or ``--config-path``)
 naming a config outside lmtrain's own makes that file, usually a run's saved ``config.yaml``, the
@@ -20,8 +21,15 @@ from typing import Any, NoReturn
 
 from lmtrain.config import SCHEMAS
 from lmtrain.config.plug_nodes import PLUG_GROUPS
-from lmtrain.config.replay_rules import (check_hydra_against, check_plug_targets, check_recorded_hydra,
-                                         check_search_path, check_task_config, recorded_targets, refuse)
+from lmtrain.config.replay_rules import (
+    check_hydra_against,
+    check_plug_targets,
+    check_recorded_hydra,
+    check_search_path,
+    check_task_config,
+    recorded_targets,
+    refuse,
+)
 from lmtrain.errors import UserError
 
 _RECORDED_OVERRIDES = ("hydra.run.dir", "hydra.job.name", "hydra.searchpath")  # the Hydra keys a saved list may set
@@ -46,13 +54,15 @@ def hydra_arguments(args: list[str]) -> Namespace | None:
 
 
 def names_primary_config(args: list[str]) -> bool:
-    """Whether ``args`` choose the primary config (``--config-name`` / ``--config-path``, in any spelling Hydra takes)."""
+    """Whether ``args`` choose the primary config (``--config-name`` / ``--config-path``, in any spelling Hydra
+    takes)."""
     parsed = hydra_arguments(args)
     return parsed is not None and (parsed.config_name is not None or parsed.config_path is not None)
 
 
 def _search_path(command: str, parsed: Namespace, shipped: Path) -> Any:
-    """The config search path Hydra builds for ``lmtrain <command>`` with these flags (see ``hydra._internal.utils``)."""
+    """The config search path Hydra builds for ``lmtrain <command>`` with these flags (see
+    ``hydra._internal.utils``)."""
     import os
 
     from hydra._internal.utils import compute_search_path_dir, create_config_search_path
@@ -70,8 +80,9 @@ def _search_path(command: str, parsed: Namespace, shipped: Path) -> Any:
     return search_path
 
 
-def _compose(command: str, search_path: Any, config_name: str, overrides: list[str], multirun: bool,
-             source: Path) -> Any:
+def _compose(
+    command: str, search_path: Any, config_name: str, overrides: list[str], multirun: bool, source: Path
+) -> Any:
     """The config Hydra will compose, its ``hydra`` node included (nothing is instantiated or resolved)."""
     from hydra._internal.config_loader_impl import ConfigLoaderImpl
     from hydra.types import RunMode
@@ -83,12 +94,17 @@ def _compose(command: str, search_path: Any, config_name: str, overrides: list[s
         with warnings.catch_warnings():  # Hydra warns of a missing search path folder itself when it composes
             warnings.simplefilter("ignore")
             return ConfigLoaderImpl(search_path).load_configuration(
-                config_name=config_name, overrides=overrides, run_mode=RunMode.MULTIRUN if multirun else RunMode.RUN)
+                config_name=config_name, overrides=overrides, run_mode=RunMode.MULTIRUN if multirun else RunMode.RUN
+            )
     except Exception as error:  # Hydra's and OmegaConf's composition errors: their first lines say what is wrong
         causes = [error, error.__cause__ or error.__context__]
-        detail = ": ".join(str(e).strip().splitlines()[0].rstrip(".") for e in causes if e is not None and str(e).strip())
-        raise UserError(f"invalid configuration for `lmtrain {command}` (replaying {source}): {detail}. Run "
-                        f"`lmtrain {command} --help` to list the config groups, their options and keys.") from None
+        detail = ": ".join(
+            str(e).strip().splitlines()[0].rstrip(".") for e in causes if e is not None and str(e).strip()
+        )
+        raise UserError(
+            f"invalid configuration for `lmtrain {command}` (replaying {source}): {detail}. Run "
+            f"`lmtrain {command} --help` to list the config groups, their options and keys."
+        ) from None
 
 
 def _typed_overrides(overrides: list[str]) -> tuple[list[str], dict[str, set[str]]]:
@@ -117,8 +133,9 @@ def _plain(node: Any) -> dict[Any, Any]:
     return plain
 
 
-def _check_composed(command: str, parsed: Namespace, search_path: Any, typed: list[str], source: Path,
-                    original: Path | None) -> None:
+def _check_composed(
+    command: str, parsed: Namespace, search_path: Any, typed: list[str], source: Path, original: Path | None
+) -> None:
     """Compose ``parsed``'s config and lmtrain's own with only the typed Hydra overrides; check the difference."""
     from omegaconf import OmegaConf
 
@@ -150,9 +167,11 @@ def fit_schema(cfg: Any, command: str, source: Path | str = "this config") -> An
     except Exception as error:  # OmegaConf's validation errors: a key or type the schema refuses
         key = getattr(error, "full_key", None)
         text = " ".join(str(getattr(error, "msg", error)).split())
-        raise UserError(f"{source} does not fit `lmtrain {command}`: {f'{key}: ' if key else ''}{text}. A run's saved "
-                        f"config is used with `lmtrain {command} --config-dir <run>/.hydra --config-name config`; "
-                        "fix or drop the key.") from None
+        raise UserError(
+            f"{source} does not fit `lmtrain {command}`: {f'{key}: ' if key else ''}{text}. A run's saved "
+            f"config is used with `lmtrain {command} --config-dir <run>/.hydra --config-name config`; "
+            "fix or drop the key."
+        ) from None
 
 
 def _original_record(primary: Path) -> Path:
@@ -164,7 +183,8 @@ def _original_record(primary: Path) -> Path:
 
 
 def check_config_rerun(command: str, args: list[str], shipped: Path) -> None:
-    """Refuse a primary config from outside lmtrain (``--config-name``) that would run code, and ``--experimental-rerun``.
+    """Refuse a primary config from outside lmtrain (``--config-name``) that would run code, and
+    ``--experimental-rerun``.
 
     Args:
         args: Hydra's command line (flags and overrides, lmtrain's own settings for a re-run included).
@@ -176,9 +196,11 @@ def check_config_rerun(command: str, args: list[str], shipped: Path) -> None:
     if parsed is None:
         return
     if parsed.experimental_rerun is not None:
-        raise UserError(f"--experimental-rerun {parsed.experimental_rerun}: that loads a pickled config, and lmtrain "
-                        "never unpickles a file (it can run any code). Re-run a saved config with "
-                        f"`lmtrain {command} --config-dir <run>/.hydra --config-name config`.")
+        raise UserError(
+            f"--experimental-rerun {parsed.experimental_rerun}: that loads a pickled config, and lmtrain "
+            "never unpickles a file (it can run any code). Re-run a saved config with "
+            f"`lmtrain {command} --config-dir <run>/.hydra --config-name config`."
+        )
     if parsed.config_name is None and parsed.config_path is None:
         return
     search_path = _search_path(command, parsed, shipped)
@@ -198,7 +220,9 @@ def _replayed_primary(search_path: Any, config_name: str, shipped: Path) -> tupl
     try:
         found = ConfigRepository(search_path).load_config(config_path=config_name)
     except Exception as error:  # the file is no YAML mapping, or its defaults list is malformed
-        raise UserError(f"--config-name {config_name}: the config cannot be read ({' '.join(str(error).split())}).") from None
+        raise UserError(
+            f"--config-name {config_name}: the config cannot be read ({' '.join(str(error).split())})."
+        ) from None
     if found is None or found.path in (f"file://{shipped}", "structured://"):
         return None
     return Path(found.path.split("://", 1)[-1]) / f"{config_name}.yaml", found
@@ -209,15 +233,20 @@ def _check_primary(primary: Path, loaded: Any) -> None:
     from omegaconf import OmegaConf
 
     if loaded.defaults_list:
-        raise refuse("defaults", primary, "a saved config holds its composed values, never a defaults list (which "
-                                          "would load other config files, Hydra's logging and launcher ones included).")
+        raise refuse(
+            "defaults",
+            primary,
+            "a saved config holds its composed values, never a defaults list (which "
+            "would load other config files, Hydra's logging and launcher ones included).",
+        )
     raw = _plain(loaded.config) if OmegaConf.is_dict(loaded.config) else {}
     if "hydra" in raw:
         check_recorded_hydra(raw["hydra"], primary)
 
 
-def check_resumed_overrides(command: str, saved: list[str], typed: list[str], source: Path, original: Path,
-                            shipped: Path) -> None:
+def check_resumed_overrides(
+    command: str, saved: list[str], typed: list[str], source: Path, original: Path, shipped: Path
+) -> None:
     """Refuse saved overrides (a run's ``overrides.yaml``) that would run code when ``lmtrain resume`` replays them.
 
     Args:
@@ -235,15 +264,20 @@ def check_resumed_overrides(command: str, saved: list[str], typed: list[str], so
         try:
             override = parser.parse_override(line)
         except Exception as error:  # Hydra's OverrideParseException and the grammar's errors
-            raise refuse(repr(line), source,
-                         f"this is not an override lmtrain wrote ({' '.join(str(error).split())}).") from None
+            raise refuse(
+                repr(line), source, f"this is not an override lmtrain wrote ({' '.join(str(error).split())})."
+            ) from None
         if not override.is_hydra_override():
             continue
         key = override.key_or_group
         if key not in _RECORDED_OVERRIDES:
-            raise refuse(line, source, "a saved override may set only the run's folder, job name and config search "
-                                       "path among Hydra's settings; the others (callbacks, logging handlers, "
-                                       "launcher, sweeper, environment) could run code.")
+            raise refuse(
+                line,
+                source,
+                "a saved override may set only the run's folder, job name and config search "
+                "path among Hydra's settings; the others (callbacks, logging handlers, "
+                "launcher, sweeper, environment) could run code.",
+            )
         if key == "hydra.searchpath":
             check_search_path(line, override.value(), source)
     parsed = hydra_arguments([*saved, *typed])

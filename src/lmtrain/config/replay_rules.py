@@ -12,8 +12,9 @@ composes the config and calls them before anything is imported or run.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 from lmtrain.errors import UserError
 
@@ -21,14 +22,26 @@ from lmtrain.errors import UserError
 RECORDED_HYDRA_KEYS = ("run.dir", "sweep.dir", "sweep.subdir", "job.name", "searchpath")
 # Hydra keys that may differ from the command's own Hydra config once composed: where the run goes,
 # and Hydra's bookkeeping of this composition (the job name is not among them: it names the log file)
-FREE_HYDRA_KEYS = ("run.dir", "sweep.dir", "sweep.subdir", "searchpath", "job.config_name", "job.override_dirname",
-                   "job.id", "job.num", "runtime", "overrides")
+FREE_HYDRA_KEYS = (
+    "run.dir",
+    "sweep.dir",
+    "sweep.subdir",
+    "searchpath",
+    "job.config_name",
+    "job.override_dirname",
+    "job.id",
+    "job.num",
+    "runtime",
+    "overrides",
+)
 # the keys through which Hydra's instantiate calls code; lmtrain reads only a plug's `_target_`
 INSTANTIATE_KEYS = ("_target_", "_args_", "_partial_", "_recursive_", "_convert_")
 SAFE_RESOLVERS = ("now", "hydra")  # read the clock or the Hydra config; every other resolver is refused
 _MISSING = object()  # a key one of two compared Hydra nodes lacks
-_DATA_NOTE = ("A run folder is data, not a program: lmtrain never runs code named in a config it replays, and "
-              "nothing was run. Remove it from the file, or type the setting on the command line if you mean it.")
+_DATA_NOTE = (
+    "A run folder is data, not a program: lmtrain never runs code named in a config it replays, and "
+    "nothing was run. Remove it from the file, or type the setting on the command line if you mean it."
+)
 
 
 def refuse(key: str, source: Path, why: str) -> UserError:
@@ -85,8 +98,12 @@ def check_value(key: str, value: Any, source: Path) -> None:
     except ValueError as error:
         raise refuse(key, source, f"{value!r} is no valid value ({error}).") from None
     if unsafe:
-        raise refuse(key, source, f"{value!r} calls the resolver `{unsafe[0]}`; a replayed value may hold plain "
-                                  "`${key}` references and `${now:...}` only.")
+        raise refuse(
+            key,
+            source,
+            f"{value!r} calls the resolver `{unsafe[0]}`; a replayed value may hold plain "
+            "`${key}` references and `${now:...}` only.",
+        )
 
 
 def check_search_path(key: str, value: Any, source: Path) -> None:
@@ -94,8 +111,12 @@ def check_search_path(key: str, value: Any, source: Path) -> None:
     entries = value if isinstance(value, list) else [value]
     for entry in entries:
         if not isinstance(entry, str) or not entry.startswith("file://") or "${" in entry:
-            raise refuse(key, source, f"the search path entry {entry!r} is not a `file://` folder; any other kind "
-                                      "(`pkg://` imports a Python package) is refused.")
+            raise refuse(
+                key,
+                source,
+                f"the search path entry {entry!r} is not a `file://` folder; any other kind "
+                "(`pkg://` imports a Python package) is refused.",
+            )
 
 
 def check_recorded_hydra(hydra: Any, source: Path) -> None:
@@ -103,9 +124,13 @@ def check_recorded_hydra(hydra: Any, source: Path) -> None:
     for path, value in leaves(hydra):
         key = "hydra." + ".".join(path)
         if not _under(".".join(path), RECORDED_HYDRA_KEYS):
-            raise refuse(key, source, "a replayed config may set only the run's folder, job name and config search "
-                                      "path among Hydra's settings; the others (callbacks, logging handlers, "
-                                      "launcher, sweeper, environment) could run code.")
+            raise refuse(
+                key,
+                source,
+                "a replayed config may set only the run's folder, job name and config search "
+                "path among Hydra's settings; the others (callbacks, logging handlers, "
+                "launcher, sweeper, environment) could run code.",
+            )
         if path[0] == "searchpath":
             check_search_path(key, value, source)
         check_value(key, value, source)
@@ -125,20 +150,28 @@ def check_hydra_against(replayed: dict, reference: dict, source: Path) -> None:
             if path in theirs and _under(dotted, RECORDED_HYDRA_KEYS):  # values from the file, resolved later
                 check_value("hydra." + dotted, theirs[path], source)
         elif ours.get(path, _MISSING) != theirs.get(path, _MISSING):
-            raise refuse("hydra." + dotted, source,
-                         "this Hydra setting differs from lmtrain's own; among Hydra's settings a replayed config "
-                         "may change only the run's folder and the config search path (callbacks, logging "
-                         "handlers, launcher, sweeper and environment could run code).")
+            raise refuse(
+                "hydra." + dotted,
+                source,
+                "this Hydra setting differs from lmtrain's own; among Hydra's settings a replayed config "
+                "may change only the run's folder and the config search path (callbacks, logging "
+                "handlers, launcher, sweeper and environment could run code).",
+            )
 
 
 def check_task_config(task: dict, source: Path, plug_groups: tuple[str, ...]) -> None:
     """Refuse instantiate keys outside a plug's ``_target_`` and unsafe resolvers anywhere in the task config."""
     for path, value in leaves(task):
         key = ".".join(path)
-        if any(part in INSTANTIATE_KEYS for part in path) and not (len(path) == 2 and path[0] in plug_groups
-                                                                    and path[1] == "_target_"):
-            raise refuse(key, source, "Hydra's instantiate keys (`_target_`, `_args_`, ...) name code to call; "
-                                      f"lmtrain reads only a plug's own class ({', '.join(g + '._target_' for g in plug_groups)}).")
+        if any(part in INSTANTIATE_KEYS for part in path) and not (
+            len(path) == 2 and path[0] in plug_groups and path[1] == "_target_"
+        ):
+            raise refuse(
+                key,
+                source,
+                "Hydra's instantiate keys (`_target_`, `_args_`, ...) name code to call; "
+                f"lmtrain reads only a plug's own class ({', '.join(g + '._target_' for g in plug_groups)}).",
+            )
         check_value(key, value, source)
 
 
@@ -166,8 +199,12 @@ def check_plug_targets(task: dict, trusted: dict[str, set[str]], source: Path, o
             raise UserError(f"{source}: {error}") from None
         if not target.startswith("lmtrain.") and target not in allowed:
             was = ", ".join(sorted(allowed)) or "no plug of its own"
-            raise refuse(f"{key}={target}", source, f"this is not the plug the run was trained with ({original} "
-                                                    f"names {was}), so its module is not imported.")
+            raise refuse(
+                f"{key}={target}",
+                source,
+                f"this is not the plug the run was trained with ({original} "
+                f"names {was}), so its module is not imported.",
+            )
 
 
 def recorded_targets(config_file: Path | None, plug_groups: tuple[str, ...]) -> dict[str, set[str]]:

@@ -13,7 +13,6 @@ from typing import Optional
 
 from lmtrain.config.checks import ConfigRangeError, check_range
 
-
 # what a tagger may put between the features and its output (lmtrain.models.heads.TokenClassifierHead)
 TAGGER_ENCODERS = ("linear", "bilstm")
 

@@ -103,11 +103,25 @@ class TrainerConfig:
     fsdp_replicas: Optional[int] = None
 
     def __post_init__(self) -> None:
-        for name in ("max_steps", "max_epochs", "batch_size", "grad_accum", "log_every", "eval_batches",
-                     "fsdp_replicas"):
+        for name in (
+            "max_steps",
+            "max_epochs",
+            "batch_size",
+            "grad_accum",
+            "log_every",
+            "eval_batches",
+            "fsdp_replicas",
+        ):
             check_range(self, name, 1)
-        for name in ("grad_clip", "eval_every", "eval_every_epochs", "save_every", "keep_last", "num_workers",
-                     "early_stopping_patience"):
+        for name in (
+            "grad_clip",
+            "eval_every",
+            "eval_every_epochs",
+            "save_every",
+            "keep_last",
+            "num_workers",
+            "early_stopping_patience",
+        ):
             check_range(self, name, 0)
         if self.cpu_kernels not in ("auto", "onednn", "torch"):
             raise ConfigRangeError("cpu_kernels", "one of auto | onednn | torch", self.cpu_kernels)
@@ -118,26 +132,37 @@ class TrainerConfig:
             try:
                 parse_duration(getattr(self, name), key=f"trainer.{name}")
             except UserError:
-                raise ConfigRangeError(name, "a positive duration (90s, 30m, 6h, 01:30:00)", getattr(self, name)) from None
+                raise ConfigRangeError(
+                    name, "a positive duration (90s, 30m, 6h, 01:30:00)", getattr(self, name)
+                ) from None
         if self.max_time is not None:
             try:
                 parse_duration(self.max_time)
             except UserError:
-                raise ConfigRangeError("max_time", "a positive duration (90s, 5m, 1h30m, 01:30:00)",
-                                       self.max_time) from None
+                raise ConfigRangeError(
+                    "max_time", "a positive duration (90s, 5m, 1h30m, 01:30:00)", self.max_time
+                ) from None
 
     def _check_fsdp_keys(self) -> None:
         """Refuse ``fsdp_*`` keys set where they would change nothing (another strategy, another precision)."""
         typed = {"fsdp_replicas": self.fsdp_replicas, "fsdp_reduce_fp32": _lower(self.fsdp_reduce_fp32)}
         for name, value in typed.items():
             if value is not None and self.strategy != "fsdp":
-                raise ConfigRangeError(name, "unset unless trainer.strategy=fsdp", value,
-                                       f"this run uses trainer.strategy={self.strategy}, where it changes nothing; "
-                                       "add trainer.strategy=fsdp or drop the key")
+                raise ConfigRangeError(
+                    name,
+                    "unset unless trainer.strategy=fsdp",
+                    value,
+                    f"this run uses trainer.strategy={self.strategy}, where it changes nothing; "
+                    "add trainer.strategy=fsdp or drop the key",
+                )
         if self.fsdp_reduce_fp32 is not None and self.precision != "bf16":
-            raise ConfigRangeError("fsdp_reduce_fp32", "unset unless trainer.precision=bf16", typed["fsdp_reduce_fp32"],
-                                   f"it picks the dtype bf16 gradients are reduced in, and trainer.precision="
-                                   f"{self.precision} keeps them in fp32; add trainer.precision=bf16 or drop the key")
+            raise ConfigRangeError(
+                "fsdp_reduce_fp32",
+                "unset unless trainer.precision=bf16",
+                typed["fsdp_reduce_fp32"],
+                f"it picks the dtype bf16 gradients are reduced in, and trainer.precision="
+                f"{self.precision} keeps them in fp32; add trainer.precision=bf16 or drop the key",
+            )
 
 
 def _lower(flag: Optional[bool]) -> Optional[str]:

@@ -46,7 +46,9 @@ def cache_full(what: str, folder: Path, error: BaseException, key: str = "data.c
     """
     existing = next(p for p in (folder, *folder.parents) if p.exists())
     free = shutil.disk_usage(existing).free / (1 << 20)
-    return UserError(f"could not write {what} in {folder} ({' '.join(str(error).split())}): the disk, a quota or "
-                     f"a file-size limit (ulimit -f) is full; {free:.1f} MiB are free there. Nothing half-written was "
-                     f"kept: the next run prepares it again. Free some space or raise the limit, or set {key} to a "
-                     "folder on a disk with room.")
+    return UserError(
+        f"could not write {what} in {folder} ({' '.join(str(error).split())}): the disk, a quota or "
+        f"a file-size limit (ulimit -f) is full; {free:.1f} MiB are free there. Nothing half-written was "
+        f"kept: the next run prepares it again. Free some space or raise the limit, or set {key} to a "
+        "folder on a disk with room."
+    )

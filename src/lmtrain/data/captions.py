@@ -44,16 +44,22 @@ def _read_json(path: Path) -> list[tuple[str, str, str]]:
     try:
         entries = json.loads(path.read_text(encoding="utf-8"))
     except json.JSONDecodeError as error:
-        raise UserError(f"{path} is not valid JSON (line {error.lineno}, column {error.colno}: {error.msg}); "
-                        'expected a list of {"image": "<path>", "caption": "<text>" or ["<text>", ...]}.') from None
+        raise UserError(
+            f"{path} is not valid JSON (line {error.lineno}, column {error.colno}: {error.msg}); "
+            'expected a list of {"image": "<path>", "caption": "<text>" or ["<text>", ...]}.'
+        ) from None
     if not isinstance(entries, list):
-        raise UserError(f'{path}: expected a JSON list of {{"image": ..., "caption": ...}} entries, '
-                        f"found a {type(entries).__name__}.")
+        raise UserError(
+            f'{path}: expected a JSON list of {{"image": ..., "caption": ...}} entries, '
+            f"found a {type(entries).__name__}."
+        )
     rows: list[tuple[str, str, str]] = []
     for n, entry in enumerate(entries):
         if not isinstance(entry, dict) or "image" not in entry or "caption" not in entry:
-            raise UserError(f'{path}: entry {n} has no "image" and "caption" keys ({str(entry)[:80]}); '
-                            'every entry needs both, e.g. {"image": "photos/1.jpg", "caption": "a dog"}.')
+            raise UserError(
+                f'{path}: entry {n} has no "image" and "caption" keys ({str(entry)[:80]}); '
+                'every entry needs both, e.g. {"image": "photos/1.jpg", "caption": "a dog"}.'
+            )
         captions = entry["caption"] if isinstance(entry["caption"], list) else [entry["caption"]]
         rows.extend((str(entry["image"]), str(c), f"entry {n}") for c in captions)
     return rows
@@ -72,8 +78,10 @@ def _read_lines(path: Path, text: str) -> list[tuple[str, str, str]]:
         if not line.strip() or (n == 1 and header.split("\t") == ["image", "caption"]):
             continue
         if "\t" not in line:
-            raise UserError(f"{path}, line {n}: expected `image<TAB>caption`, found {line[:80]!r}. Use tab-separated "
-                            "lines, a CSV file with the header `image,caption`, or ALBEF's JSON list.")
+            raise UserError(
+                f"{path}, line {n}: expected `image<TAB>caption`, found {line[:80]!r}. Use tab-separated "
+                "lines, a CSV file with the header `image,caption`, or ALBEF's JSON list."
+            )
         image, caption = line.split("\t", 1)
         rows.append((image.strip(), caption, f"line {n}"))
     return rows
@@ -90,8 +98,9 @@ def _inside(root: Path, image: str) -> bool:
     return os.path.commonpath([base, target]) == base
 
 
-def read_captions(path: str | Path, image_root: str | Path | None, key: str = "data.train_files",
-                  allow_outside_root: bool = False) -> list[CaptionPair]:
+def read_captions(
+    path: str | Path, image_root: str | Path | None, key: str = "data.train_files", allow_outside_root: bool = False
+) -> list[CaptionPair]:
     """The image-caption pairs of an annotation file, image paths joined to ``image_root``.
 
     Formats: ``.json`` (ALBEF: a list of ``{"image": path, "caption": str or [str]}``), CSV with the
@@ -107,8 +116,10 @@ def read_captions(path: str | Path, image_root: str | Path | None, key: str = "d
     """
     path = Path(path).expanduser()
     if not path.is_file():
-        raise UserError(f"{key}: {path} does not exist; give an annotation file (ALBEF JSON, CSV with "
-                        "`image,caption`, or `image<TAB>caption` lines).")
+        raise UserError(
+            f"{key}: {path} does not exist; give an annotation file (ALBEF JSON, CSV with "
+            "`image,caption`, or `image<TAB>caption` lines)."
+        )
     try:
         text = path.read_text(encoding="utf-8")
     except UnicodeDecodeError:
@@ -123,6 +134,7 @@ def read_captions(path: str | Path, image_root: str | Path | None, key: str = "d
                 raise UserError(
                     f"{path}, {where}: image path {image!r} leads outside data.image_root ({root}"
                     f"{'' if image_root else ': unset, so the captions file folder'}); give image paths "
-                    "inside the image root, or set data.allow_outside_root=true if you trust the captions file.")
+                    "inside the image root, or set data.allow_outside_root=true if you trust the captions file."
+                )
     ids: dict[str, int] = {}
     return [CaptionPair(str(root / image), caption, ids.setdefault(image, len(ids))) for image, caption, _ in rows]

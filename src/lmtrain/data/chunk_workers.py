@@ -89,8 +89,9 @@ class ChunkBuilder:
         """Write ``job``'s shard (atomically; nothing when the chunk gives no example) and report on it."""
         started = time.perf_counter()
         sentences = tokenize_documents(job.docs, self.tokenizer)
-        sequences, scalars = build_examples(sentences, self.tokenizer, self.data_cfg, self.plan, job.dupe_factor,
-                                            job.seed)
+        sequences, scalars = build_examples(
+            sentences, self.tokenizer, self.data_cfg, self.plan, job.dupe_factor, job.seed
+        )
         count = len(next(iter(sequences.values())))
         if count:
             with StoreWriter(job.shard, self.data_cfg.max_seq_len, {"objective": self.plan.objective}) as store:
@@ -101,8 +102,9 @@ class ChunkBuilder:
 _worker_builder: ChunkBuilder | None = None  # a worker process's builder, made once by _start_worker
 
 
-def _start_worker(parent: int, tokenizer_text: str, roles: dict[str, str], data_cfg: TextDataConfig,
-                  plan: ExamplePlan) -> None:
+def _start_worker(
+    parent: int, tokenizer_text: str, roles: dict[str, str], data_cfg: TextDataConfig, plan: ExamplePlan
+) -> None:
     global _worker_builder
     end_with_parent(parent)
     _worker_builder = ChunkBuilder(TextTokenizer.from_str(tokenizer_text, roles), data_cfg, plan)
@@ -134,8 +136,9 @@ def build_chunks(jobs: Iterable[ChunkJob], builder: ChunkBuilder, num_proc: int)
 
 def _build_in_pool(jobs: Iterator[ChunkJob], builder: ChunkBuilder, num_proc: int) -> list[ChunkReport]:
     setup = (os.getpid(), builder.tokenizer.to_str(), builder.tokenizer.roles, builder.data_cfg, builder.plan)
-    pool = ProcessPoolExecutor(num_proc, mp_context=multiprocessing.get_context("spawn"),
-                               initializer=_start_worker, initargs=setup)
+    pool = ProcessPoolExecutor(
+        num_proc, mp_context=multiprocessing.get_context("spawn"), initializer=_start_worker, initargs=setup
+    )
     reports: list[ChunkReport] = []
     pending: set[Future] = set()
     try:
@@ -146,9 +149,11 @@ def _build_in_pool(jobs: Iterator[ChunkJob], builder: ChunkBuilder, num_proc: in
             pending.add(pool.submit(_build_in_worker, job))
         reports += [future.result() for future in wait(pending).done]
     except BrokenProcessPool:
-        raise UserError(f"a data preparation worker process ended abruptly (killed, or out of memory) while "
-                        f"tokenizing with data.num_proc={num_proc}; nothing was cached. Run again, with a smaller "
-                        "data.num_proc if memory is short.") from None
+        raise UserError(
+            f"a data preparation worker process ended abruptly (killed, or out of memory) while "
+            f"tokenizing with data.num_proc={num_proc}; nothing was cached. Run again, with a smaller "
+            "data.num_proc if memory is short."
+        ) from None
     finally:
         pool.shutdown(wait=True, cancel_futures=True)
     return reports
@@ -157,9 +162,21 @@ def _build_in_pool(jobs: Iterator[ChunkJob], builder: ChunkBuilder, num_proc: in
 def log_reports(reports: list[ChunkReport], seconds: float) -> None:
     """Log how many chunks and examples each process prepared and how long it worked on them."""
     pids = sorted({report.pid for report in reports})
-    log.info("prepared %d chunks (%d examples) in %.1f s with %d process%s", len(reports),
-             sum(r.examples for r in reports), seconds, len(pids), "" if len(pids) == 1 else "es")
+    log.info(
+        "prepared %d chunks (%d examples) in %.1f s with %d process%s",
+        len(reports),
+        sum(r.examples for r in reports),
+        seconds,
+        len(pids),
+        "" if len(pids) == 1 else "es",
+    )
     for number, pid in enumerate(pids, 1):
         mine = [r for r in reports if r.pid == pid]
-        log.info("  process %d (pid %d): %d chunks, %d examples, %.1f s", number, pid, len(mine),
-                 sum(r.examples for r in mine), sum(r.seconds for r in mine))
+        log.info(
+            "  process %d (pid %d): %d chunks, %d examples, %.1f s",
+            number,
+            pid,
+            len(mine),
+            sum(r.examples for r in mine),
+            sum(r.seconds for r in mine),
+        )

@@ -38,9 +38,11 @@ def bundled_file(name: str) -> Path:
     # Located without importing gensim.test.utils, which builds demo models at import time.
     path = Path(spec.origin).parent / "test" / "test_data" / name
     if not path.exists():
-        raise UserError(f"data.bundled names '{name}', which is not in gensim's test_data folder "
-                        f"({path.parent}); use a file there such as lee_background.cor, or set "
-                        "data=text data.train_files=[...] for your own corpus.")
+        raise UserError(
+            f"data.bundled names '{name}', which is not in gensim's test_data folder "
+            f"({path.parent}); use a file there such as lee_background.cor, or set "
+            "data=text data.train_files=[...] for your own corpus."
+        )
     return path
 
 
@@ -159,8 +161,14 @@ class Corpus:
         self._warned = False
 
     @classmethod
-    def from_files(cls, files: list[Path], fmt: str = "auto", text_field: str = "text", documents: str = "line",
-                   max_document_chars: int = MAX_DOCUMENT_CHARS) -> "Corpus":
+    def from_files(
+        cls,
+        files: list[Path],
+        fmt: str = "auto",
+        text_field: str = "text",
+        documents: str = "line",
+        max_document_chars: int = MAX_DOCUMENT_CHARS,
+    ) -> Corpus:
         """The corpus of text, JSONL or Parquet files, optionally compressed (read when iterated).
 
         Args:
@@ -178,7 +186,7 @@ class Corpus:
         """Every non-blank document text, in order; an over-long document as consecutive pieces."""
         for name, table in zip(self.names, self.tables):
             if isinstance(table, list):
-                batches: Iterable[list] = (table[i:i + BATCH] for i in range(0, len(table), BATCH))
+                batches: Iterable[list] = (table[i : i + BATCH] for i in range(0, len(table), BATCH))
             elif isinstance(table, FileTexts):
                 batches = table.batches()
             else:
@@ -201,9 +209,15 @@ class Corpus:
         if self._warned:
             return
         self._warned = True
-        log.warning("%s: document %d has %d characters; it is split into %d pieces of at most %d characters at "
-                    "sentence ends (also any other document over that length), to keep memory bounded",
-                    name, number, chars, pieces, self.max_document_chars)
+        log.warning(
+            "%s: document %d has %d characters; it is split into %d pieces of at most %d characters at "
+            "sentence ends (also any other document over that length), to keep memory bounded",
+            name,
+            number,
+            chars,
+            pieces,
+            self.max_document_chars,
+        )
 
     def __iter__(self) -> Iterator[list[str]]:
         """Documents as lists of sentences; within a blank-line document each line is split too."""
@@ -230,8 +244,9 @@ class Corpus:
             yield chunk
 
 
-def load_documents(files: list[Path], fmt: str = "auto", text_field: str = "text",
-                   documents: str = "line") -> list[list[str]]:
+def load_documents(
+    files: list[Path], fmt: str = "auto", text_field: str = "text", documents: str = "line"
+) -> list[list[str]]:
     """All documents of ``files`` in memory (see :class:`Corpus`, which streams them)."""
     return list(Corpus.from_files(files, fmt, text_field, documents))
 
@@ -239,8 +254,10 @@ def load_documents(files: list[Path], fmt: str = "auto", text_field: str = "text
 def held_out_mask(n_docs: int, eval_fraction: float, seed: int) -> np.ndarray:
     """(n_docs,) bool: the ``eval_fraction`` of documents (at least one) held out, chosen by ``seed``."""
     if n_docs < 2:
-        raise UserError(f"the corpus has {n_docs} document(s); at least 2 are needed to hold one out "
-                        "for evaluation. Add text, or give data.eval_files.")
+        raise UserError(
+            f"the corpus has {n_docs} document(s); at least 2 are needed to hold one out "
+            "for evaluation. Add text, or give data.eval_files."
+        )
     order = list(range(n_docs))
     random.Random(seed).shuffle(order)
     n_eval = min(n_docs - 1, max(1, round(n_docs * eval_fraction)))
@@ -249,8 +266,7 @@ def held_out_mask(n_docs: int, eval_fraction: float, seed: int) -> np.ndarray:
     return mask
 
 
-def split_documents(docs: list[list[str]], eval_fraction: float, seed: int
-                    ) -> tuple[list[list[str]], list[list[str]]]:
+def split_documents(docs: list[list[str]], eval_fraction: float, seed: int) -> tuple[list[list[str]], list[list[str]]]:
     """Hold out ``eval_fraction`` of the documents (at least one), chosen by ``seed``."""
     held_out = held_out_mask(len(docs), eval_fraction, seed)
     return [d for d, h in zip(docs, held_out) if not h], [d for d, h in zip(docs, held_out) if h]

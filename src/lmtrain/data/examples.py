@@ -62,7 +62,7 @@ class ExamplePlan:
     static_mask: MaskingSpec | None
 
     @classmethod
-    def of(cls, recipe: ExampleRecipe, tokenizer: TextTokenizer) -> "ExamplePlan":
+    def of(cls, recipe: ExampleRecipe, tokenizer: TextTokenizer) -> ExamplePlan:
         """The plan of ``recipe`` for ``tokenizer``."""
         return cls(recipe.name, recipe.example_format, recipe.static_masking(tokenizer))
 
@@ -74,17 +74,18 @@ def tokenize_documents(docs: list[list[str]], tokenizer: TextTokenizer) -> list[
     sentences, offset = [], 0
     for ids, words in encoded:
         word_ids = np.asarray([-1 if w is None else w for w in words], dtype=np.int64) + offset
-        offset += (max((w for w in words if w is not None), default=-1) + 1)
+        offset += max((w for w in words if w is not None), default=-1) + 1
         sentences.append(np.stack([np.asarray(ids, dtype=np.int64), word_ids]))
     result, i = [], 0
     for d in docs:
-        result.append(sentences[i:i + len(d)])
+        result.append(sentences[i : i + len(d)])
         i += len(d)
     return result
 
 
-def _static_mask(sequences: list[np.ndarray], word_ids: list[np.ndarray], spec: MaskingSpec, seed: int
-                 ) -> tuple[list[np.ndarray], list[np.ndarray]]:
+def _static_mask(
+    sequences: list[np.ndarray], word_ids: list[np.ndarray], spec: MaskingSpec, seed: int
+) -> tuple[list[np.ndarray], list[np.ndarray]]:
     rng = np.random.default_rng(seed)
     pool = spec.random_candidates()
     masked, labels = [], []
@@ -95,8 +96,14 @@ def _static_mask(sequences: list[np.ndarray], word_ids: list[np.ndarray], spec: 
     return masked, labels
 
 
-def build_examples(docs: list[list[np.ndarray]], tokenizer: TextTokenizer, data_cfg: TextDataConfig,
-                   plan: ExamplePlan, dupe_factor: int, seed: int) -> tuple[dict[str, list], dict[str, list]]:
+def build_examples(
+    docs: list[list[np.ndarray]],
+    tokenizer: TextTokenizer,
+    data_cfg: TextDataConfig,
+    plan: ExamplePlan,
+    dupe_factor: int,
+    seed: int,
+) -> tuple[dict[str, list], dict[str, list]]:
     """Sequence and scalar fields of the examples ``plan`` trains on.
 
     Returns:
@@ -106,8 +113,14 @@ def build_examples(docs: list[list[np.ndarray]], tokenizer: TextTokenizer, data_
     if fmt == "sentence_pairs":
         ids, types, words, nsp = [], [], [], []
         for dupe in range(dupe_factor):
-            for pair in build_pairs(docs, data_cfg.max_seq_len, data_cfg.short_seq_prob, tokenizer.id("cls"),
-                                    tokenizer.id("sep"), seed=seed + dupe):
+            for pair in build_pairs(
+                docs,
+                data_cfg.max_seq_len,
+                data_cfg.short_seq_prob,
+                tokenizer.id("cls"),
+                tokenizer.id("sep"),
+                seed=seed + dupe,
+            ):
                 ids.append(pair.input_ids)
                 types.append(pair.token_type_ids)
                 words.append(pair.word_ids)
@@ -119,8 +132,13 @@ def build_examples(docs: list[list[np.ndarray]], tokenizer: TextTokenizer, data_
     if fmt == "sentence_blocks":
         if data_cfg.packing not in ("full_sentences", "doc_sentences"):
             raise UserError(f"data.packing={data_cfg.packing} is not supported; use full_sentences or doc_sentences.")
-        blocks = pack_sentences(docs, data_cfg.max_seq_len, tokenizer.id("cls"), tokenizer.id("sep"),
-                                cross_documents=data_cfg.packing == "full_sentences")
+        blocks = pack_sentences(
+            docs,
+            data_cfg.max_seq_len,
+            tokenizer.id("cls"),
+            tokenizer.id("sep"),
+            cross_documents=data_cfg.packing == "full_sentences",
+        )
         if spec is not None:
             blocks = blocks * dupe_factor
             masked, labels = _static_mask([b[0] for b in blocks], [b[1] for b in blocks], spec, seed)
@@ -129,5 +147,7 @@ def build_examples(docs: list[list[np.ndarray]], tokenizer: TextTokenizer, data_
     if fmt == "token_stream":
         blocks = pack_stream(docs, data_cfg.max_seq_len, tokenizer.id("eos"))
         return {"input_ids": [b[0] for b in blocks]}, {}
-    raise UserError(f"objective={plan.objective} asks for examples of the format {fmt!r}; the formats are "
-                    f"{', '.join(EXAMPLE_FORMATS)}.")
+    raise UserError(
+        f"objective={plan.objective} asks for examples of the format {fmt!r}; the formats are "
+        f"{', '.join(EXAMPLE_FORMATS)}."
+    )

@@ -83,9 +83,11 @@ class FileTexts:
             fields.update(value)
             yield value.get(self.text_field)
         if fields and not found:
-            raise UserError(f"data.text_field={self.text_field}: {self.path} has no field '{self.text_field}'; its "
-                            f"objects have the fields {', '.join(sorted(fields))}. Set data.text_field to the field "
-                            "that holds the text.")
+            raise UserError(
+                f"data.text_field={self.text_field}: {self.path} has no field '{self.text_field}'; its "
+                f"objects have the fields {', '.join(sorted(fields))}. Set data.text_field to the field "
+                "that holds the text."
+            )
 
     def _json_objects(self) -> Iterator[tuple[int, Any]]:
         """(line number, value) of each JSON line; a file that is one JSON array gives its items."""
@@ -101,16 +103,20 @@ class FileTexts:
                 try:
                     yield number, json.loads(line.rstrip("\r\n"))
                 except json.JSONDecodeError as error:
-                    raise UserError(f"{self.path} line {number} is not valid JSON ({error.msg}: column {error.colno}). "
-                                    f"{_JSON_HINT % self.text_field}") from None
+                    raise UserError(
+                        f"{self.path} line {number} is not valid JSON ({error.msg}: column {error.colno}). "
+                        f"{_JSON_HINT % self.text_field}"
+                    ) from None
 
     def _json_array(self, text: str, first_line: int) -> Iterator[tuple[int, Any]]:
         try:
             items = json.loads(text)
         except json.JSONDecodeError as error:
-            raise UserError(f"{self.path} line {first_line + error.lineno - 1} is not valid JSON ({error.msg}: column "
-                            f"{error.colno}). A .json file holds "
-                            f"JSON lines or one array of objects such as [{{\"{self.text_field}\": \"...\"}}].") from None
+            raise UserError(
+                f"{self.path} line {first_line + error.lineno - 1} is not valid JSON ({error.msg}: column "
+                f"{error.colno}). A .json file holds "
+                f'JSON lines or one array of objects such as [{{"{self.text_field}": "..."}}].'
+            ) from None
         for item in items:
             yield first_line, item
 
@@ -122,11 +128,15 @@ class FileTexts:
             try:
                 table = pyarrow.parquet.ParquetFile(stream)
             except (pyarrow.ArrowException, OSError) as error:
-                raise UserError(f"{self.path} could not be read as Parquet ({type(error).__name__}: {error}).") from None
+                raise UserError(
+                    f"{self.path} could not be read as Parquet ({type(error).__name__}: {error})."
+                ) from None
             columns = table.schema_arrow.names
             if self.text_field not in columns:
-                raise UserError(f"data.text_field={self.text_field}: {self.path} has no column '{self.text_field}'; "
-                                f"its columns are {', '.join(columns) or '(none)'}. Set data.text_field to the "
-                                "column that holds the text.")
+                raise UserError(
+                    f"data.text_field={self.text_field}: {self.path} has no column '{self.text_field}'; "
+                    f"its columns are {', '.join(columns) or '(none)'}. Set data.text_field to the "
+                    "column that holds the text."
+                )
             for batch in table.iter_batches(batch_size=BATCH, columns=[self.text_field]):
                 yield batch.column(0).to_pylist()

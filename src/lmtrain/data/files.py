@@ -23,7 +23,9 @@ from lmtrain.errors import UserError
 # compression suffix -> what opens a file (a name, or a binary stream) for reading it decompressed
 COMPRESSIONS: dict[str, Callable[..., IO[bytes]]] = {
     ".gz": gzip.open,  # type: ignore[dict-item]  # typeshed's GzipFile lacks IO[bytes], unlike BZ2File, LZMAFile
-    ".bz2": bz2.open, ".xz": lzma.open}
+    ".bz2": bz2.open,
+    ".xz": lzma.open,
+}
 # what a folder given as data files contributes: the files whose format lmtrain reads
 DATA_SUFFIXES = (".txt", ".text", ".jsonl", ".json", ".parquet", ".tsv", ".csv", ".conll", ".iob", ".bio")
 _GLOB_CHARS = set("*?[")
@@ -58,12 +60,19 @@ def open_text(path: Path, newline: str | None = None) -> IO[str]:
 
 def _folder_files(folder: Path, key: str) -> list[Path]:
     """The data files inside ``folder`` and its sub-folders, sorted (hidden files skipped)."""
-    files = sorted(p for p in folder.rglob("*") if p.is_file() and data_suffix(p) in DATA_SUFFIXES
-                   and not any(part.startswith(".") for part in p.relative_to(folder).parts))
+    files = sorted(
+        p
+        for p in folder.rglob("*")
+        if p.is_file()
+        and data_suffix(p) in DATA_SUFFIXES
+        and not any(part.startswith(".") for part in p.relative_to(folder).parts)
+    )
     if not files:
-        raise UserError(f"{key}: the folder {folder} holds no data files ({', '.join(DATA_SUFFIXES)}, also "
-                        "compressed as .gz / .bz2 / .xz); give the files themselves or a pattern such as "
-                        f"{key}=[{folder}/*.txt].")
+        raise UserError(
+            f"{key}: the folder {folder} holds no data files ({', '.join(DATA_SUFFIXES)}, also "
+            "compressed as .gz / .bz2 / .xz); give the files themselves or a pattern such as "
+            f"{key}=[{folder}/*.txt]."
+        )
     return files
 
 
@@ -84,9 +93,11 @@ def expand_paths(patterns: list[str], key: str) -> list[Path]:
         if _GLOB_CHARS & set(text) and not Path(text).exists():  # a file named data[1].txt is itself
             matches = sorted(Path(p) for p in glob.glob(text, recursive=True) if Path(p).is_file())
             if not matches:
-                raise UserError(f"{key}: the pattern {pattern} matches no file (relative patterns are relative "
-                                f"to the directory you run lmtrain from: {Path.cwd()}). Check the folder and "
-                                "the extension.")
+                raise UserError(
+                    f"{key}: the pattern {pattern} matches no file (relative patterns are relative "
+                    f"to the directory you run lmtrain from: {Path.cwd()}). Check the folder and "
+                    "the extension."
+                )
         elif Path(text).is_dir():
             matches = _folder_files(Path(text), key)
         else:
@@ -108,8 +119,10 @@ def _check_utf8(stream: _ByteReader, path: Path, key: str) -> bool:
             has_text = has_text or bool(decoder.decode(chunk).strip())
         except UnicodeDecodeError as error:
             line += chunk[: error.start].count(b"\n")
-            raise UserError(f"{key}: {path} is not UTF-8 text (invalid byte at line {line}). "
-                            "Convert it, e.g. `iconv -f latin1 -t utf-8 in.txt > out.txt`.") from None
+            raise UserError(
+                f"{key}: {path} is not UTF-8 text (invalid byte at line {line}). "
+                "Convert it, e.g. `iconv -f latin1 -t utf-8 in.txt > out.txt`."
+            ) from None
         line += chunk.count(b"\n")
     return has_text
 
@@ -147,11 +160,14 @@ def check_data_file(path: Path, key: str) -> str:
         The hex digest of the file's bytes as stored (cache keys change when the data changes).
     """
     if not path.exists():
-        raise UserError(f"{key}: file {path} does not exist. Check the path (relative paths are "
-                        f"relative to the directory you run lmtrain from: {Path.cwd()}).")
+        raise UserError(
+            f"{key}: file {path} does not exist. Check the path (relative paths are "
+            f"relative to the directory you run lmtrain from: {Path.cwd()})."
+        )
     if path.is_dir():
-        raise UserError(f"{key}: {path} is a directory with no readable files; give the files inside it, "
-                        f"e.g. {key}=[{path}/*.txt].")
+        raise UserError(
+            f"{key}: {path} is a directory with no readable files; give the files inside it, e.g. {key}=[{path}/*.txt]."
+        )
     with open(path, "rb") as raw:
         stream = _Digesting(raw)
         if is_parquet(path):
@@ -162,8 +178,10 @@ def check_data_file(path: Path, key: str) -> str:
         try:
             has_text = _check_utf8(opener(stream) if opener else stream, path, key)
         except (OSError, EOFError, lzma.LZMAError) as error:
-            raise UserError(f"{key}: {path} could not be decompressed ({type(error).__name__}: {error}); "
-                            f"is it really {compression(path)}-compressed?") from None
+            raise UserError(
+                f"{key}: {path} could not be decompressed ({type(error).__name__}: {error}); "
+                f"is it really {compression(path)}-compressed?"
+            ) from None
     if not has_text:
         raise UserError(f"{key}: {path} is empty. Give a file with at least a few documents of text.")
     return stream.digest.hexdigest()

@@ -61,8 +61,10 @@ class HfSplit:
         """Raise UserError unless the split has column ``name`` (``key`` is the option that named it)."""
         columns = self.columns
         if name not in columns:
-            raise UserError(f"{key}={name}: {self.where} has no column '{name}'; its columns are "
-                            f"{', '.join(columns) or '(none)'}. Set {key} to the column that holds it.")
+            raise UserError(
+                f"{key}={name}: {self.where} has no column '{name}'; its columns are "
+                f"{', '.join(columns) or '(none)'}. Set {key} to the column that holds it."
+            )
 
     def feature(self, name: str) -> Any:
         """The `datasets` feature type of column ``name`` (None when the stream declares none)."""
@@ -103,21 +105,28 @@ class HfDataset:
         key: the option that named ``path``, for messages.
     """
 
-    def __init__(self, path: str | None, config_name: str | None = None, streaming: bool = False,
-                 key: str = "data.path"):
+    def __init__(
+        self, path: str | None, config_name: str | None = None, streaming: bool = False, key: str = "data.path"
+    ):
         if not path:
-            raise UserError(f"{key} is not set: give a Hugging Face dataset id (e.g. {key}=Salesforce/wikitext "
-                            "data.config_name=wikitext-2-raw-v1), a dataset folder of parquet / json / csv "
-                            "files, or a folder written by save_to_disk.")
+            raise UserError(
+                f"{key} is not set: give a Hugging Face dataset id (e.g. {key}=Salesforce/wikitext "
+                "data.config_name=wikitext-2-raw-v1), a dataset folder of parquet / json / csv "
+                "files, or a folder written by save_to_disk."
+            )
         self.path, self.config_name, self.streaming, self.key = path, config_name, streaming, key
         local = Path(path).expanduser()
         self.local = local if local.is_dir() else None
         if local.is_file():
-            raise UserError(f"{key}={path} is a file; give the dataset's folder, or read files with data=text "
-                            f"data.train_files=[{path}] (pretraining) or data.train_file={path} (fine-tuning).")
+            raise UserError(
+                f"{key}={path} is a file; give the dataset's folder, or read files with data=text "
+                f"data.train_files=[{path}] (pretraining) or data.train_file={path} (fine-tuning)."
+            )
         if self.local is None and _looks_like_path(path):
-            raise UserError(f"{key}={path}: no such folder (relative paths are relative to the directory you run "
-                            f"lmtrain from: {Path.cwd()}); give a dataset folder or a Hub id such as owner/name.")
+            raise UserError(
+                f"{key}={path}: no such folder (relative paths are relative to the directory you run "
+                f"lmtrain from: {Path.cwd()}); give a dataset folder or a Hub id such as owner/name."
+            )
         if self.local is not None and (self.local / f"{self.local.name}.py").is_file():
             raise _script_refused(f"{key}={path}: the folder holds a dataset loading script, {self.local.name}.py,")
         self.saved = self.local is not None and is_saved(self.local)
@@ -165,8 +174,9 @@ class HfDataset:
             raise UserError(f"{where} could not be read ({_first_line(error)}).") from None
         except ValueError as error:
             if "BuilderConfig" in str(error):
-                raise UserError(f"data.config_name={self.config_name}: {where} has no such configuration "
-                                f"({_first_line(error)}).") from None
+                raise UserError(
+                    f"data.config_name={self.config_name}: {where} has no such configuration ({_first_line(error)})."
+                ) from None
             raise UserError(f"{where} could not be read ({_first_line(error)}).") from None
         except (ConnectionError, FileNotFoundError) as error:
             raise self._not_found(error, where) from None
@@ -176,17 +186,23 @@ class HfDataset:
         """The error for a dataset that is neither local, nor cached, nor (online) on the Hub."""
         datasets = quiet_datasets()
         if self.local is not None:
-            return UserError(f"{where}: the folder holds no data files `datasets` can read (parquet, json, csv, "
-                             f"txt, arrow) and is not a save_to_disk folder ({_first_line(error)}).")
+            return UserError(
+                f"{where}: the folder holds no data files `datasets` can read (parquet, json, csv, "
+                f"txt, arrow) and is not a save_to_disk folder ({_first_line(error)})."
+            )
         if datasets.config.HF_HUB_OFFLINE:
-            return UserError(f"{where}: offline mode is on (HF_DATASETS_OFFLINE / HF_HUB_OFFLINE) and the dataset "
-                             f"{self.path} is not in the cache folder {datasets.config.HF_DATASETS_CACHE}. Load it "
-                             "once while online (unset the offline switch), point HF_HOME / HF_DATASETS_CACHE at "
-                             "the cache that holds it, or give a local dataset folder.")
-        return UserError(f"{where}: the dataset {self.path} was not found on the Hugging Face Hub nor in the cache "
-                         f"folder {datasets.config.HF_DATASETS_CACHE} ({_first_line(error)}). Check the id "
-                         "(owner/name), log in for a private or gated dataset (`hf auth login`), or give a "
-                         "local folder.")
+            return UserError(
+                f"{where}: offline mode is on (HF_DATASETS_OFFLINE / HF_HUB_OFFLINE) and the dataset "
+                f"{self.path} is not in the cache folder {datasets.config.HF_DATASETS_CACHE}. Load it "
+                "once while online (unset the offline switch), point HF_HOME / HF_DATASETS_CACHE at "
+                "the cache that holds it, or give a local dataset folder."
+            )
+        return UserError(
+            f"{where}: the dataset {self.path} was not found on the Hugging Face Hub nor in the cache "
+            f"folder {datasets.config.HF_DATASETS_CACHE} ({_first_line(error)}). Check the id "
+            "(owner/name), log in for a private or gated dataset (`hf auth login`), or give a "
+            "local folder."
+        )
 
     def _built_split(self, builder, split: str, key: str, where: str):
         splits = _available_splits(builder)
@@ -203,21 +219,29 @@ class HfDataset:
             full = no_room(error)
             if full:  # datasets removes its unfinished copy
                 cache = Path(quiet_datasets().config.HF_DATASETS_CACHE)
-                raise cache_full(f"the Arrow copy of {self.key}={self.path}", cache, full, "HF_DATASETS_CACHE") from None
+                raise cache_full(
+                    f"the Arrow copy of {self.key}={self.path}", cache, full, "HF_DATASETS_CACHE"
+                ) from None
             raise UserError(f"{where}: split '{split}' could not be read ({_first_line(error)}).") from None
 
 
 def _script_refused(what: str) -> UserError:
-    return UserError(f"{what} and lmtrain never runs the code of a dataset (nor does `datasets` since version 4). "
-                     "Give a folder of data files (parquet, json, csv, txt, arrow) or a save_to_disk folder instead: "
-                     "if you trust the script, run it yourself once where it may run, save its rows with "
-                     "save_to_disk or to_parquet, and point data.path at that folder.")
+    return UserError(
+        f"{what} and lmtrain never runs the code of a dataset (nor does `datasets` since version 4). "
+        "Give a folder of data files (parquet, json, csv, txt, arrow) or a save_to_disk folder instead: "
+        "if you trust the script, run it yourself once where it may run, save its rows with "
+        "save_to_disk or to_parquet, and point data.path at that folder."
+    )
 
 
 def _missing_split(split: str, key: str, where: str, splits: list[str]) -> UserError:
-    hold_out = " (or data.eval_split=null to hold out a share of the training data)" if key.endswith("eval_split") else ""
-    return UserError(f"{key}={split}: {where} has no split '{split}'; its splits are {', '.join(splits)}. "
-                     f"Choose one of them{hold_out}.")
+    hold_out = (
+        " (or data.eval_split=null to hold out a share of the training data)" if key.endswith("eval_split") else ""
+    )
+    return UserError(
+        f"{key}={split}: {where} has no split '{split}'; its splits are {', '.join(splits)}. "
+        f"Choose one of them{hold_out}."
+    )
 
 
 def _available_splits(builder) -> list[str] | None:

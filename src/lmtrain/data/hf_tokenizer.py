@@ -20,8 +20,15 @@ from lmtrain.data.tokenizer import TextTokenizer, add_post_processor, special_ro
 from lmtrain.errors import UserError
 from lmtrain.hub import resolve_source
 
-_ROLE_KEYS = {"cls": "cls_token", "sep": "sep_token", "pad": "pad_token", "mask": "mask_token",
-              "unk": "unk_token", "bos": "bos_token", "eos": "eos_token"}
+_ROLE_KEYS = {
+    "cls": "cls_token",
+    "sep": "sep_token",
+    "pad": "pad_token",
+    "mask": "mask_token",
+    "unk": "unk_token",
+    "bos": "bos_token",
+    "eos": "eos_token",
+}
 _CONVENTIONS = (
     {"cls": "[CLS]", "sep": "[SEP]", "pad": "[PAD]", "mask": "[MASK]", "unk": "[UNK]"},
     {"cls": "<s>", "sep": "</s>", "pad": "<pad>", "mask": "<mask>", "unk": "<unk>", "bos": "<s>", "eos": "</s>"},
@@ -75,11 +82,15 @@ def _wordpiece(folder: Path, config: dict[str, Any]) -> Tokenizer:
     """BERT's WordPiece from ``vocab.txt``, normalised as ``BertTokenizerFast`` does."""
     lowercase = bool(config.get("do_lower_case", True))
     unk = _declared_roles(folder).get("unk", "[UNK]")
-    tokenizer = Tokenizer(models.WordPiece.from_file(str(folder / "vocab.txt"), unk_token=unk,
-                                                     max_input_chars_per_word=100))
+    tokenizer = Tokenizer(
+        models.WordPiece.from_file(str(folder / "vocab.txt"), unk_token=unk, max_input_chars_per_word=100)
+    )
     tokenizer.normalizer = normalizers.BertNormalizer(
-        clean_text=True, handle_chinese_chars=bool(config.get("tokenize_chinese_chars", True)),
-        strip_accents=config.get("strip_accents"), lowercase=lowercase)
+        clean_text=True,
+        handle_chinese_chars=bool(config.get("tokenize_chinese_chars", True)),
+        strip_accents=config.get("strip_accents"),
+        lowercase=lowercase,
+    )
     tokenizer.pre_tokenizer = pre_tokenizers.BertPreTokenizer()
     tokenizer.decoder = decoders.WordPiece(prefix="##")
     return tokenizer
@@ -102,8 +113,10 @@ def _converted(folder: Path) -> Tokenizer | None:
         if (folder / "vocab.json").is_file() and (folder / "merges.txt").is_file():
             return _byte_level_bpe(folder, config)
     except Exception as error:  # the Rust readers raise plain Exceptions on malformed files
-        raise UserError(f"{folder}: the vocabulary files do not read as a WordPiece vocab.txt or a BPE "
-                        f"vocab.json + merges.txt ({error}).") from None
+        raise UserError(
+            f"{folder}: the vocabulary files do not read as a WordPiece vocab.txt or a BPE "
+            f"vocab.json + merges.txt ({error})."
+        ) from None
     return None
 
 
@@ -129,13 +142,16 @@ def load_hf_tokenizer(folder: str | Path, fallback_roles: dict[str, str] | None 
         return TextTokenizer(tokenizer, hf_tokenizer_roles(folder, tokenizer, fallback_roles), source=str(path))
     converted = _converted(folder)
     if converted is None:
-        raise UserError(f"{folder} has no tokenizer: expected tokenizer.json, a WordPiece vocab.txt, or a "
-                        "byte-level BPE vocab.json + merges.txt, as save_pretrained writes them.")
+        raise UserError(
+            f"{folder} has no tokenizer: expected tokenizer.json, a WordPiece vocab.txt, or a "
+            "byte-level BPE vocab.json + merges.txt, as save_pretrained writes them."
+        )
     roles = hf_tokenizer_roles(folder, converted, fallback_roles)
     # special tokens are matched whole in text ("The [MASK] was hot"), never split by the pre-tokenizer;
     # RoBERTa's <mask> takes the space before it, as its own tokenizer does
-    converted.add_special_tokens([AddedToken(token, special=True, lstrip=token == "<mask>")
-                                  for token in dict.fromkeys(roles.values())])
+    converted.add_special_tokens(
+        [AddedToken(token, special=True, lstrip=token == "<mask>") for token in dict.fromkeys(roles.values())]
+    )
     add_post_processor(converted, roles)
     return TextTokenizer(converted, roles, source=str(folder))
 
@@ -174,7 +190,11 @@ def write_hf_tokenizer_files(out_dir: Path, roles: dict[str, str], max_length: i
     """
     tokens = {_ROLE_KEYS[role]: token for role, token in roles.items() if role in _ROLE_KEYS}
     inputs = ["input_ids", *(["token_type_ids"] if token_types else []), "attention_mask"]
-    config = {"tokenizer_class": "PreTrainedTokenizerFast", "model_max_length": max_length,
-              "model_input_names": inputs, **tokens}
+    config = {
+        "tokenizer_class": "PreTrainedTokenizerFast",
+        "model_max_length": max_length,
+        "model_input_names": inputs,
+        **tokens,
+    }
     (out_dir / "tokenizer_config.json").write_text(json.dumps(config, indent=2) + "\n")
     (out_dir / "special_tokens_map.json").write_text(json.dumps(tokens, indent=2) + "\n")

@@ -9,7 +9,6 @@ from __future__ import annotations
 import logging
 import random
 from dataclasses import dataclass, field
-
 from pathlib import Path
 
 from PIL import Image
@@ -19,8 +18,13 @@ from lmtrain.data.hf_tokenizer import load_tokenizer_source
 from lmtrain.data.image_text import load_pair_images
 from lmtrain.data.shapes import shape_scenes
 from lmtrain.data.store import fingerprint
-from lmtrain.data.tokenizer import (TextTokenizer, cached_tokenizer, special_roles, tokenizer_fingerprint,
-                                    train_tokenizer)
+from lmtrain.data.tokenizer import (
+    TextTokenizer,
+    cached_tokenizer,
+    special_roles,
+    tokenizer_fingerprint,
+    train_tokenizer,
+)
 from lmtrain.errors import UserError
 
 log = logging.getLogger(__name__)
@@ -51,14 +55,17 @@ def _shapes(n_train: int, n_eval: int, seed: int) -> ImageCaptionData:
     return ImageCaptionData(splits[0], splits[1], images, f"generated shapes (seed {seed})")
 
 
-def hold_out_images(pairs: list[CaptionPair], fraction: float, seed: int, source: str
-                    ) -> tuple[list[CaptionPair], list[CaptionPair]]:
+def hold_out_images(
+    pairs: list[CaptionPair], fraction: float, seed: int, source: str
+) -> tuple[list[CaptionPair], list[CaptionPair]]:
     """Split ``pairs`` by image: about ``fraction`` of the images (with all their captions) held out."""
     image_ids = sorted({p.image_id for p in pairs})
     n_eval = max(1, round(len(image_ids) * fraction))
     if not 0 < fraction < 1 or n_eval >= len(image_ids):
-        raise UserError(f"{source} has {len(image_ids)} images: too few to hold out data.eval_fraction={fraction} "
-                        "of them; give a held-out captions file or add images.")
+        raise UserError(
+            f"{source} has {len(image_ids)} images: too few to hold out data.eval_fraction={fraction} "
+            "of them; give a held-out captions file or add images."
+        )
     held = set(random.Random(seed).sample(image_ids, n_eval))
     return [p for p in pairs if p.image_id not in held], [p for p in pairs if p.image_id in held]
 
@@ -69,10 +76,20 @@ def _renumber(pairs: list[CaptionPair]) -> list[CaptionPair]:
     return [CaptionPair(p.image, p.caption, ids.setdefault(p.image, len(ids))) for p in pairs]
 
 
-def load_image_caption_data(source: str, train_files: list[str], eval_files: list[str], image_root: str | None,
-                            eval_fraction: float, split_seed: int, image_size: int, skip_bad: bool,
-                            shapes_train: int = 4000, shapes_eval: int = 200, key: str = "data.train_files",
-                            allow_outside_root: bool = False) -> ImageCaptionData:
+def load_image_caption_data(
+    source: str,
+    train_files: list[str],
+    eval_files: list[str],
+    image_root: str | None,
+    eval_fraction: float,
+    split_seed: int,
+    image_size: int,
+    skip_bad: bool,
+    shapes_train: int = 4000,
+    shapes_eval: int = 200,
+    key: str = "data.train_files",
+    allow_outside_root: bool = False,
+) -> ImageCaptionData:
     """The pairs and images of ``source``: ``shapes`` (generated) or ``files`` (captions files).
 
     Args:
@@ -89,12 +106,17 @@ def load_image_caption_data(source: str, train_files: list[str], eval_files: lis
     if source != "files":
         raise UserError(f"data.source={source} is not an image-caption source; use shapes or files.")
     if not train_files:
-        raise UserError(f"{key} is empty: give a captions file (ALBEF JSON, CSV with `image,caption`, or "
-                        "`image<TAB>caption` lines) and data.image_root=<folder of the images>.")
+        raise UserError(
+            f"{key} is empty: give a captions file (ALBEF JSON, CSV with `image,caption`, or "
+            "`image<TAB>caption` lines) and data.image_root=<folder of the images>."
+        )
     train = [p for f in train_files for p in read_captions(f, image_root, key, allow_outside_root)]
     if eval_files:
-        held = [p for f in eval_files
-                for p in read_captions(f, image_root, key.replace("train", "eval"), allow_outside_root)]
+        held = [
+            p
+            for f in eval_files
+            for p in read_captions(f, image_root, key.replace("train", "eval"), allow_outside_root)
+        ]
     else:
         train, held = hold_out_images(_renumber(train), eval_fraction, split_seed, str(train_files[0]))
     train, held = _renumber(train), _renumber(held)

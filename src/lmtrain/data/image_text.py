@@ -25,8 +25,9 @@ from lmtrain.errors import UserError
 log = logging.getLogger(__name__)
 
 
-def load_pair_images(pairs: Sequence[CaptionPair], image_size: int, skip_bad: bool
-                     ) -> tuple[list[CaptionPair], dict[str, Image.Image]]:
+def load_pair_images(
+    pairs: Sequence[CaptionPair], image_size: int, skip_bad: bool
+) -> tuple[list[CaptionPair], dict[str, Image.Image]]:
     """Read every image of ``pairs`` once (shrunk to twice ``image_size`` on the shorter side).
 
     Args:
@@ -47,8 +48,13 @@ def load_pair_images(pairs: Sequence[CaptionPair], image_size: int, skip_bad: bo
             bad.append(path)
     kept = [p for p in pairs if p.image in images]
     if bad:
-        log.warning("skipped %d of %d images (missing or unreadable, e.g. %s) and their %d caption(s)",
-                    len(bad), len(bad) + len(images), bad[0], len(pairs) - len(kept))
+        log.warning(
+            "skipped %d of %d images (missing or unreadable, e.g. %s) and their %d caption(s)",
+            len(bad),
+            len(bad) + len(images),
+            bad[0],
+            len(pairs) - len(kept),
+        )
     if not kept:
         raise UserError("no image of the captions file could be read; check data.image_root.")
     return kept, images
@@ -77,17 +83,31 @@ class ImageTextDataset(Dataset):
         flip: allow horizontal flips (with "left" and "right" swapped in the caption).
     """
 
-    def __init__(self, pairs: Sequence[CaptionPair], images: Mapping[str, Image.Image], tokenizer, image_size: int,
-                 max_seq_len: int, max_words: int, train: bool, masking: MaskingSpec | None = None, seed: int = 0,
-                 crop_min_scale: float = 0.5, flip: bool = True):
+    def __init__(
+        self,
+        pairs: Sequence[CaptionPair],
+        images: Mapping[str, Image.Image],
+        tokenizer,
+        image_size: int,
+        max_seq_len: int,
+        max_words: int,
+        train: bool,
+        masking: MaskingSpec | None = None,
+        seed: int = 0,
+        crop_min_scale: float = 0.5,
+        flip: bool = True,
+    ):
         self.pairs, self.images = list(pairs), images
         self.image_size, self.train, self.masking, self.seed = image_size, train, masking, seed
         self.crop_min_scale, self.flip = crop_min_scale, flip
         self.epoch = 0
         captions = [pre_caption(p.caption, max_words) for p in self.pairs]
         self.ids = frame_captions(tokenizer, captions, max_seq_len)
-        self.mirrored_ids = (frame_captions(tokenizer, [swap_left_right(c) for c in captions], max_seq_len)
-                             if train and flip else self.ids)
+        self.mirrored_ids = (
+            frame_captions(tokenizer, [swap_left_right(c) for c in captions], max_seq_len)
+            if train and flip
+            else self.ids
+        )
         self.pool = masking.random_candidates() if masking is not None else None
 
     def set_epoch(self, epoch: int) -> None:

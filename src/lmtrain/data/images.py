@@ -28,20 +28,25 @@ def load_image(path: str | Path, keep_side: int | None = None) -> Image.Image:
     """
     path = Path(path)
     if not path.is_file():
-        raise UserError(f"image {path} does not exist; check data.image_root and the paths in the captions file, "
-                        "or set data.skip_bad_images=true to skip pairs whose image is missing or unreadable.")
+        raise UserError(
+            f"image {path} does not exist; check data.image_root and the paths in the captions file, "
+            "or set data.skip_bad_images=true to skip pairs whose image is missing or unreadable."
+        )
     try:
         with Image.open(path) as opened:
             if keep_side:
                 opened.draft("RGB", (keep_side, keep_side))  # JPEG: decode at a reduced scale directly
             img = opened.convert("RGB")
     except (UnidentifiedImageError, OSError, SyntaxError) as error:
-        raise UserError(f"image {path} cannot be read ({error}); replace the file, or set "
-                        "data.skip_bad_images=true to skip pairs whose image is missing or unreadable.") from None
+        raise UserError(
+            f"image {path} cannot be read ({error}); replace the file, or set "
+            "data.skip_bad_images=true to skip pairs whose image is missing or unreadable."
+        ) from None
     if keep_side and min(img.size) > keep_side:
         scale = keep_side / min(img.size)
-        img = img.resize((max(1, round(img.width * scale)), max(1, round(img.height * scale))),
-                         Image.Resampling.BICUBIC)
+        img = img.resize(
+            (max(1, round(img.width * scale)), max(1, round(img.height * scale))), Image.Resampling.BICUBIC
+        )
     return img
 
 
@@ -51,8 +56,9 @@ def to_tensor(img: Image.Image) -> torch.Tensor:
     return (array.permute(2, 0, 1).float() / 255.0 - MEAN) / STD
 
 
-def random_crop_box(width: int, height: int, rng: np.random.Generator, scale=(0.5, 1.0),
-                    ratio=(3 / 4, 4 / 3)) -> tuple[int, int, int, int]:
+def random_crop_box(
+    width: int, height: int, rng: np.random.Generator, scale=(0.5, 1.0), ratio=(3 / 4, 4 / 3)
+) -> tuple[int, int, int, int]:
     """A (left, top, right, bottom) box of random area share and aspect ratio (torchvision's rule)."""
     area = width * height
     for _ in range(10):
@@ -67,8 +73,9 @@ def random_crop_box(width: int, height: int, rng: np.random.Generator, scale=(0.
     return left, top, left + side, top + side
 
 
-def train_transform(img: Image.Image, size: int, rng: np.random.Generator, flip: bool,
-                    min_scale: float = 0.5) -> torch.Tensor:
+def train_transform(
+    img: Image.Image, size: int, rng: np.random.Generator, flip: bool, min_scale: float = 0.5
+) -> torch.Tensor:
     """Random resized crop to ``size`` x ``size``, mirrored if ``flip``, normalised: (3, size, size)."""
     box = random_crop_box(img.width, img.height, rng, scale=(min_scale, 1.0))
     out = img.resize((size, size), Image.Resampling.BICUBIC, box=box)

@@ -66,7 +66,15 @@ class LongWordCount:
         if not self.count:
             return
         words, were = ("word", "was") if self.count == 1 else ("words", "were")
-        log.warning("%d %s of more than %d %s (the longest %d) %s cut into pieces of %d %s for the tokenizer, so "
-                    "that training it stays fast; it cuts them the same way whenever it tokenizes text",
-                    self.count, words, MAX_PRETOKEN_CHARS, self.unit, self.longest, were, MAX_PRETOKEN_CHARS,
-                    self.unit)
+        log.warning(
+            "%d %s of more than %d %s (the longest %d) %s cut into pieces of %d %s for the tokenizer, so "
+            "that training it stays fast; it cuts them the same way whenever it tokenizes text",
+            self.count,
+            words,
+            MAX_PRETOKEN_CHARS,
+            self.unit,
+            self.longest,
+            were,
+            MAX_PRETOKEN_CHARS,
+            self.unit,
+        )

@@ -41,8 +41,9 @@ class MaskingSpec:
         return ids[~np.isin(ids, np.asarray(self.special_ids))]
 
 
-def _select(candidates: np.ndarray, word_ids: np.ndarray | None, n_target: int,
-            rng: np.random.Generator, whole_word: bool) -> np.ndarray:
+def _select(
+    candidates: np.ndarray, word_ids: np.ndarray | None, n_target: int, rng: np.random.Generator, whole_word: bool
+) -> np.ndarray:
     """Boolean mask selecting about ``n_target`` candidate positions (whole words if asked)."""
     selected = np.zeros(len(candidates), dtype=bool)
     positions = np.flatnonzero(candidates)
@@ -64,9 +65,13 @@ def _select(candidates: np.ndarray, word_ids: np.ndarray | None, n_target: int,
     return selected
 
 
-def mask_tokens(input_ids: np.ndarray, spec: MaskingSpec, rng: np.random.Generator,
-                word_ids: np.ndarray | None = None, candidates_pool: np.ndarray | None = None
-                ) -> tuple[np.ndarray, np.ndarray]:
+def mask_tokens(
+    input_ids: np.ndarray,
+    spec: MaskingSpec,
+    rng: np.random.Generator,
+    word_ids: np.ndarray | None = None,
+    candidates_pool: np.ndarray | None = None,
+) -> tuple[np.ndarray, np.ndarray]:
     """Corrupt one sequence for masked LM.
 
     Args:
@@ -113,6 +118,7 @@ class TokenMasking:
         self.spec = spec
         self._pool = spec.random_candidates()
 
-    def __call__(self, input_ids: np.ndarray, rng: np.random.Generator, word_ids: np.ndarray | None = None
-                 ) -> tuple[np.ndarray, np.ndarray]:
+    def __call__(
+        self, input_ids: np.ndarray, rng: np.random.Generator, word_ids: np.ndarray | None = None
+    ) -> tuple[np.ndarray, np.ndarray]:
         return mask_tokens(input_ids, self.spec, rng, word_ids=word_ids, candidates_pool=self._pool)

@@ -35,8 +35,7 @@ def _join(sentences: list[np.ndarray]) -> np.ndarray:
     return np.concatenate(sentences, axis=1) if sentences else np.zeros((2, 0), dtype=np.int64)
 
 
-def _truncate_pair(a: np.ndarray, b: np.ndarray, max_tokens: int, rng: random.Random
-                   ) -> tuple[np.ndarray, np.ndarray]:
+def _truncate_pair(a: np.ndarray, b: np.ndarray, max_tokens: int, rng: random.Random) -> tuple[np.ndarray, np.ndarray]:
     """Cut tokens from the longer side (front or back at random) until both fit (both empty at worst)."""
     while a.shape[1] + b.shape[1] > max(max_tokens, 0):
         cut_front = rng.random() < 0.5
@@ -56,7 +55,7 @@ def _random_span(docs: list[list[np.ndarray]], exclude: int, length: int, rng: r
             break
     doc = docs[other]
     taken, count = [], 0
-    for sentence in doc[rng.randrange(len(doc)):]:
+    for sentence in doc[rng.randrange(len(doc)) :]:
         taken.append(sentence)
         count += sentence.shape[1]
         if count >= length:
@@ -64,8 +63,15 @@ def _random_span(docs: list[list[np.ndarray]], exclude: int, length: int, rng: r
     return _join(taken)
 
 
-def pairs_from_document(docs: list[list[np.ndarray]], index: int, max_seq_len: int, short_seq_prob: float,
-                        cls_id: int, sep_id: int, rng: random.Random) -> list[SentencePair]:
+def pairs_from_document(
+    docs: list[list[np.ndarray]],
+    index: int,
+    max_seq_len: int,
+    short_seq_prob: float,
+    cls_id: int,
+    sep_id: int,
+    rng: random.Random,
+) -> list[SentencePair]:
     """All sentence pairs of document ``index``; ``docs`` hold (2, L) tokenized sentences."""
     max_tokens = max_seq_len - 3  # room for [CLS] and two [SEP]
     target = max_tokens if rng.random() >= short_seq_prob else rng.randint(2, max_tokens)
@@ -108,16 +114,19 @@ def pairs_from_document(docs: list[list[np.ndarray]], index: int, max_seq_len: i
     return pairs
 
 
-def build_pairs(docs: list[list[np.ndarray]], max_seq_len: int, short_seq_prob: float, cls_id: int,
-                sep_id: int, seed: int) -> list[SentencePair]:
+def build_pairs(
+    docs: list[list[np.ndarray]], max_seq_len: int, short_seq_prob: float, cls_id: int, sep_id: int, seed: int
+) -> list[SentencePair]:
     """Sentence pairs of every document (documents with no tokens are skipped).
 
     Raises:
         ValueError: ``max_seq_len`` below 5, too short for [CLS] A [SEP] B [SEP] with a token in A and B.
     """
     if max_seq_len < 5:
-        raise ValueError(f"max_seq_len={max_seq_len}: sentence pairs need at least 5 tokens "
-                         "([CLS] A [SEP] B [SEP] with one token in A and one in B)")
+        raise ValueError(
+            f"max_seq_len={max_seq_len}: sentence pairs need at least 5 tokens "
+            "([CLS] A [SEP] B [SEP] with one token in A and one in B)"
+        )
     docs = [[s for s in d if s.shape[1]] for d in docs]
     docs = [d for d in docs if d]
     rng = random.Random(seed)

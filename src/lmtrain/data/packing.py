@@ -32,11 +32,12 @@ def pack_stream(docs: list[list[np.ndarray]], block_len: int, eos_id: int) -> li
         return []
     stream = np.concatenate(pieces, axis=1).astype(np.int32)  # (2, N)
     n_blocks = stream.shape[1] // block_len
-    return [stream[:, i * block_len:(i + 1) * block_len] for i in range(n_blocks)]
+    return [stream[:, i * block_len : (i + 1) * block_len] for i in range(n_blocks)]
 
 
-def pack_sentences(docs: list[list[np.ndarray]], max_len: int, bos_id: int, eos_id: int,
-                   cross_documents: bool) -> list[np.ndarray]:
+def pack_sentences(
+    docs: list[list[np.ndarray]], max_len: int, bos_id: int, eos_id: int, cross_documents: bool
+) -> list[np.ndarray]:
     """RoBERTa's FULL-SENTENCES / DOC-SENTENCES: whole sentences packed into `<s> ... </s>` blocks.
 
     Args:
@@ -63,7 +64,7 @@ def pack_sentences(docs: list[list[np.ndarray]], max_len: int, bos_id: int, eos_
         new_document = True
         for sentence in doc:
             for start in range(0, sentence.shape[1], room):
-                piece = sentence[:, start:start + room]
+                piece = sentence[:, start : start + room]
                 boundary = new_document and used > 0  # a document starts inside this block
                 if used + piece.shape[1] + boundary > room:
                     close()

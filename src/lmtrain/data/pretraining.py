@@ -22,7 +22,6 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-from lmtrain.files.atomic import atomic_directory
 from lmtrain.config.data import TextDataConfig
 from lmtrain.config.objectives import MaskingConfig
 from lmtrain.config.training import TokenizerConfig
@@ -35,9 +34,15 @@ from lmtrain.data.hf_tokenizer import load_tokenizer_source
 from lmtrain.data.masking import MaskingSpec
 from lmtrain.data.sources import CorpusSource, corpus_source
 from lmtrain.data.store import ExampleStore, fingerprint, index_shards
-from lmtrain.data.tokenizer import (TextTokenizer, cached_tokenizer, special_roles, tokenizer_fingerprint,
-                                    train_tokenizer)
+from lmtrain.data.tokenizer import (
+    TextTokenizer,
+    cached_tokenizer,
+    special_roles,
+    tokenizer_fingerprint,
+    train_tokenizer,
+)
 from lmtrain.errors import UserError
+from lmtrain.files.atomic import atomic_directory
 
 log = logging.getLogger(__name__)
 
@@ -97,7 +102,7 @@ class SplitCorpus:
             return
         start = 0
         for docs in self.train.chunks(max_chars):
-            flags = self.mask[start:start + len(docs)]
+            flags = self.mask[start : start + len(docs)]
             start += len(docs)
             yield "train", [d for d, held in zip(docs, flags) if not held]
             yield "eval", [d for d, held in zip(docs, flags) if held]
@@ -106,7 +111,7 @@ class SplitCorpus:
         """Each training document as one string (what the tokenizer is trained on)."""
         start = 0
         for docs in self.train.chunks(CHUNK_CHARS):  # the held-out corpus is never read here
-            flags = self.mask[start:start + len(docs)] if self.mask is not None else [False] * len(docs)
+            flags = self.mask[start : start + len(docs)] if self.mask is not None else [False] * len(docs)
             start += len(docs)
             yield from (" ".join(d) for d, held in zip(docs, flags) if not held)
 
@@ -128,19 +133,32 @@ def _named_tokenizer(name: str, roles: dict[str, str], cache: Path) -> tuple[Tex
     return cached_tokenizer(saved, tokenizer.roles, lambda: tokenizer), saved
 
 
-def _tokenizer_for(data_cfg: TextDataConfig, tok_cfg: TokenizerConfig, cache: Path, digests: list[str], corpus
-                   ) -> tuple[TextTokenizer, Path]:
+def _tokenizer_for(
+    data_cfg: TextDataConfig, tok_cfg: TokenizerConfig, cache: Path, digests: list[str], corpus
+) -> tuple[TextTokenizer, Path]:
     roles = special_roles(tok_cfg)
     if tok_cfg.path:
         return _named_tokenizer(tok_cfg.path, roles, cache)
-    key = fingerprint("tokenizer", digests, tokenizer_fingerprint(tok_cfg), data_cfg.documents, MAX_DOCUMENT_CHARS,
-                      data_cfg.eval_fraction, data_cfg.split_seed, data_cfg.text_field)
+    key = fingerprint(
+        "tokenizer",
+        digests,
+        tokenizer_fingerprint(tok_cfg),
+        data_cfg.documents,
+        MAX_DOCUMENT_CHARS,
+        data_cfg.eval_fraction,
+        data_cfg.split_seed,
+        data_cfg.text_field,
+    )
     path = cache / "tokenizers" / key / "tokenizer.json"
 
     def train() -> TextTokenizer:
         split = corpus()
-        log.info("training a %s tokenizer (vocabulary %d) on the training part of %s", tok_cfg.kind,
-                 tok_cfg.vocab_size, split.describe())
+        log.info(
+            "training a %s tokenizer (vocabulary %d) on the training part of %s",
+            tok_cfg.kind,
+            tok_cfg.vocab_size,
+            split.describe(),
+        )
         return train_tokenizer(split.train_texts(), tok_cfg)
 
     return cached_tokenizer(path, roles, train), path
@@ -159,21 +177,25 @@ def _chunk_jobs(split: SplitCorpus, data_cfg: TextDataConfig, folder: Path) -> I
         yield ChunkJob(part, index, docs, dupe, seed + _CHUNK_SEED_STRIDE * index, folder / part / shard_name(index))
 
 
-def _write_examples(root: Path, split: SplitCorpus, tokenizer: TextTokenizer, data_cfg: TextDataConfig,
-                    plan: ExamplePlan) -> None:
+def _write_examples(
+    root: Path, split: SplitCorpus, tokenizer: TextTokenizer, data_cfg: TextDataConfig, plan: ExamplePlan
+) -> None:
     """Tokenize ``split`` chunk by chunk (``data.num_proc`` processes) into the sharded train and eval stores
     under ``root``, which appears only once both are complete (a full disk leaves nothing: UserError)."""
     started = time.perf_counter()
     try:
         with atomic_directory(root) as folder:
-            reports = build_chunks(_chunk_jobs(split, data_cfg, folder), ChunkBuilder(tokenizer, data_cfg, plan),
-                                   data_cfg.num_proc)
+            reports = build_chunks(
+                _chunk_jobs(split, data_cfg, folder), ChunkBuilder(tokenizer, data_cfg, plan), data_cfg.num_proc
+            )
             log_reports(reports, time.perf_counter() - started)
             for part in ("train", "eval"):
                 shards = sorted(r.index for r in reports if r.part == part and r.examples)
                 if not shards:
-                    raise UserError(f"the {part} part of the corpus gave no training sequences (data.max_seq_len="
-                                    f"{data_cfg.max_seq_len}); add text or shorten data.max_seq_len.")
+                    raise UserError(
+                        f"the {part} part of the corpus gave no training sequences (data.max_seq_len="
+                        f"{data_cfg.max_seq_len}); add text or shorten data.max_seq_len."
+                    )
                 index_shards(folder / part, [shard_name(index) for index in shards], {"objective": plan.objective})
     except OSError as error:
         if not no_room(error):
@@ -220,8 +242,9 @@ class PretrainingPreparation:
         """The tokenizer (``tokenizer.path``'s, cached, or trained now and cached) and its ``tokenizer.json``."""
         return _tokenizer_for(self.data_cfg, self.tok_cfg, self.cache, self.source.digests, self.corpus)
 
-    def examples(self, tokenizer: TextTokenizer, tokenizer_text: str, recipe: ExampleRecipe,
-                 tokenizer_path: Path | None = None) -> PretrainingData:
+    def examples(
+        self, tokenizer: TextTokenizer, tokenizer_text: str, recipe: ExampleRecipe, tokenizer_path: Path | None = None
+    ) -> PretrainingData:
         """The train and held-out examples of ``tokenizer`` (whose file is ``tokenizer_text``), cached.
 
         The cache key holds the digest of ``tokenizer_text``, so every process given the same
@@ -229,11 +252,30 @@ class PretrainingPreparation:
         ``data.cache_dir`` prepare it once and the others read it.
         """
         data_cfg = self.data_cfg
-        shape_keys = {k: getattr(data_cfg, k) for k in ("max_seq_len", "short_seq_prob", "dupe_factor", "packing",
-                                                        "documents", "eval_fraction", "split_seed", "text_field",
-                                                        "format")}
-        key = fingerprint("examples", EXAMPLES_VERSION, CHUNK_CHARS, self.source.digests, text_digest(tokenizer_text),
-                          shape_keys, recipe.example_format, recipe.settings())
+        shape_keys = {
+            k: getattr(data_cfg, k)
+            for k in (
+                "max_seq_len",
+                "short_seq_prob",
+                "dupe_factor",
+                "packing",
+                "documents",
+                "eval_fraction",
+                "split_seed",
+                "text_field",
+                "format",
+            )
+        }
+        key = fingerprint(
+            "examples",
+            EXAMPLES_VERSION,
+            CHUNK_CHARS,
+            self.source.digests,
+            text_digest(tokenizer_text),
+            shape_keys,
+            recipe.example_format,
+            recipe.settings(),
+        )
         root = self.cache / "examples" / key
         cached = _complete(root)
         if not cached:
@@ -242,13 +284,18 @@ class PretrainingPreparation:
                 if not cached:
                     _remove_leftovers(root)
                     split = self.corpus()
-                    log.info("tokenizing %s with %d process%s", split.describe(), data_cfg.num_proc,
-                             "" if data_cfg.num_proc == 1 else "es")
+                    log.info(
+                        "tokenizing %s with %d process%s",
+                        split.describe(),
+                        data_cfg.num_proc,
+                        "" if data_cfg.num_proc == 1 else "es",
+                    )
                     _write_examples(root, split, tokenizer, data_cfg, ExamplePlan.of(recipe, tokenizer))
         if cached:
             log.info("using cached examples %s", root)
-        return PretrainingData(tokenizer, tokenizer_path, ExampleStore(root / "train"), ExampleStore(root / "eval"),
-                               cached)
+        return PretrainingData(
+            tokenizer, tokenizer_path, ExampleStore(root / "train"), ExampleStore(root / "eval"), cached
+        )
 
 
 def _complete(root: Path) -> bool:
@@ -261,7 +308,9 @@ def text_digest(text: str) -> str:
     return hashlib.sha256(text.encode("utf-8")).hexdigest()
 
 
-def prepare_pretraining_data(data_cfg: TextDataConfig, tok_cfg: TokenizerConfig, recipe: ExampleRecipe) -> PretrainingData:
+def prepare_pretraining_data(
+    data_cfg: TextDataConfig, tok_cfg: TokenizerConfig, recipe: ExampleRecipe
+) -> PretrainingData:
     """Read, tokenize and turn the corpus into train and held-out examples (cached, streamed), in one process.
 
     Args:

@@ -26,9 +26,17 @@ class EpochBatches:
             similar length (less padding) and the batches are shuffled instead of the examples.
     """
 
-    def __init__(self, n_examples: int, batch_size: int, seed: int = 0, shuffle: bool = True,
-                 drop_last: bool = True, rank: int = 0, world_size: int = 1,
-                 lengths: Sequence[int] | np.ndarray | None = None):
+    def __init__(
+        self,
+        n_examples: int,
+        batch_size: int,
+        seed: int = 0,
+        shuffle: bool = True,
+        drop_last: bool = True,
+        rank: int = 0,
+        world_size: int = 1,
+        lengths: Sequence[int] | np.ndarray | None = None,
+    ):
         if lengths is not None and len(lengths) != n_examples:
             raise ValueError(f"{len(lengths)} lengths for {n_examples} examples")
         self.n_examples = n_examples
@@ -53,9 +61,9 @@ class EpochBatches:
         n_full = len(order) // global_batch
         # The examples left over (dropped, or a final partial batch) are drawn before sorting,
         # so they are random ones, not the longest.
-        kept, rest = order[:n_full * global_batch], order[n_full * global_batch:]
+        kept, rest = order[: n_full * global_batch], order[n_full * global_batch :]
         window = global_batch * BUCKET_WINDOW
-        chunks = [kept[i:i + window] for i in range(0, len(kept), window)]
+        chunks = [kept[i : i + window] for i in range(0, len(kept), window)]
         kept = np.concatenate([c[np.argsort(lengths[c], kind="stable")] for c in chunks] or [kept])
         batches = kept.reshape(n_full, global_batch)  # (N, G)
         return np.concatenate([batches[rng.permutation(n_full)].reshape(-1), rest])
@@ -71,8 +79,8 @@ class EpochBatches:
         global_batch = self.batch_size * self.world_size
         result = []
         for b in range(start, len(self)):
-            chunk = order[b * global_batch:(b + 1) * global_batch]
-            mine = chunk[self.rank::self.world_size].tolist()
+            chunk = order[b * global_batch : (b + 1) * global_batch]
+            mine = chunk[self.rank :: self.world_size].tolist()
             if mine:
                 result.append(mine)
         return result

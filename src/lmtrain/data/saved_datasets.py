@@ -38,16 +38,21 @@ def saved_splits(folder: Path, where: str) -> dict[str, Path]:
     listed = _read_json(folder / _SAVED_DICT)
     names = listed.get("splits") if isinstance(listed, dict) else None
     if not isinstance(names, list) or not all(isinstance(name, str) for name in names):
-        raise UserError(f"{where}: {folder / _SAVED_DICT} is not the file save_to_disk writes (a JSON object with "
-                        "a list of split names under \"splits\"); save the dataset again.")
+        raise UserError(
+            f"{where}: {folder / _SAVED_DICT} is not the file save_to_disk writes (a JSON object with "
+            'a list of split names under "splits"); save the dataset again.'
+        )
     return {name: folder / name for name in names if Path(name).name == name and name not in (".", "..")}
 
 
 def check_saved_rows(folder: Path, split: str, key: str, where: str) -> None:
-    """Raise UserError if split ``split``, saved in ``folder``, was saved empty (``key`` is the option that chose it)."""
+    """Raise UserError if split ``split``, saved in ``folder``, was saved empty (``key`` is the option that
+    chose it)."""
     state = folder / "state.json"
     recorded = _read_json(state)
     if isinstance(recorded, dict) and recorded.get("_data_files") == []:
-        raise UserError(f"{key}={split}: {where} holds no rows in split '{split}' (its {state} lists no data files: "
-                        "an empty dataset was saved). Save the dataset again with its rows, or choose a split that "
-                        "has some.")
+        raise UserError(
+            f"{key}={split}: {where} holds no rows in split '{split}' (its {state} lists no data files: "
+            "an empty dataset was saved). Save the dataset again with its rows, or choose a split that "
+            "has some."
+        )

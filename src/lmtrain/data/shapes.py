@@ -13,12 +13,23 @@ import random
 
 from PIL import Image, ImageDraw
 
-COLOURS = {"red": (215, 40, 40), "green": (40, 160, 60), "blue": (45, 85, 225), "yellow": (230, 200, 30),
-           "purple": (140, 60, 185), "orange": (245, 135, 25)}
+COLOURS = {
+    "red": (215, 40, 40),
+    "green": (40, 160, 60),
+    "blue": (45, 85, 225),
+    "yellow": (230, 200, 30),
+    "purple": (140, 60, 185),
+    "orange": (245, 135, 25),
+}
 KINDS = ("circle", "square", "triangle", "cross")
 SIZES = {"small": 0.11, "large": 0.19}  # radius as a share of the image side
-PLACES = {"on the left": (0.25, 0.5), "on the right": (0.75, 0.5), "at the top": (0.5, 0.25),
-          "at the bottom": (0.5, 0.75), "in the middle": (0.5, 0.5)}
+PLACES = {
+    "on the left": (0.25, 0.5),
+    "on the right": (0.75, 0.5),
+    "at the top": (0.5, 0.25),
+    "at the bottom": (0.5, 0.75),
+    "in the middle": (0.5, 0.5),
+}
 RELATIONS = ("to the left of", "to the right of", "above", "below")
 
 
@@ -48,8 +59,14 @@ def render_scene(rng: random.Random, side: int) -> tuple[Image.Image, str]:
     jitter = lambda: rng.uniform(-0.06, 0.06) * side  # noqa: E731
 
     def put(size, colour, kind, x, y):
-        _draw(draw, kind, COLOURS[colour], x * side + jitter(), y * side + jitter(),
-              SIZES[size] * side * rng.uniform(0.9, 1.1))
+        _draw(
+            draw,
+            kind,
+            COLOURS[colour],
+            x * side + jitter(),
+            y * side + jitter(),
+            SIZES[size] * side * rng.uniform(0.9, 1.1),
+        )
 
     first = _shape(rng)
     if rng.random() < 0.3:
@@ -61,8 +78,12 @@ def render_scene(rng: random.Random, side: int) -> tuple[Image.Image, str]:
         second = _shape(rng)
     relation = rng.choice(RELATIONS)
     # where the first shape sits, and where the second, for each relation
-    first_at, second_at = {"to the left of": ((0.27, 0.5), (0.73, 0.5)), "to the right of": ((0.73, 0.5), (0.27, 0.5)),
-                           "above": ((0.5, 0.27), (0.5, 0.73)), "below": ((0.5, 0.73), (0.5, 0.27))}[relation]
+    first_at, second_at = {
+        "to the left of": ((0.27, 0.5), (0.73, 0.5)),
+        "to the right of": ((0.73, 0.5), (0.27, 0.5)),
+        "above": ((0.5, 0.27), (0.5, 0.73)),
+        "below": ((0.5, 0.73), (0.5, 0.27)),
+    }[relation]
     put(*first, *first_at)
     put(*second, *second_at)
     return img, f"a {first[0]} {first[1]} {first[2]} {relation} a {second[0]} {second[1]} {second[2]}"

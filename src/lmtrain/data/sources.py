@@ -69,15 +69,18 @@ def _file_source(data_cfg: TextDataConfig) -> CorpusSource:
         train, key = [bundled_file(name) for name in data_cfg.bundled], "data.bundled"
     else:
         if not data_cfg.train_files:
-            raise UserError("data.train_files is empty: give your corpus, e.g. "
-                            "data=text data.train_files=[corpus/a.txt,corpus/b.txt] or data.train_files=[corpus/*.txt].")
+            raise UserError(
+                "data.train_files is empty: give your corpus, e.g. "
+                "data=text data.train_files=[corpus/a.txt,corpus/b.txt] or data.train_files=[corpus/*.txt]."
+            )
         train, key = expand_paths(list(data_cfg.train_files), "data.train_files"), "data.train_files"
     eval_files = expand_paths(list(data_cfg.eval_files), "data.eval_files")
     digests = [*_checked_all(train, key), "eval", *_checked_all(eval_files, "data.eval_files")]
 
     def read(files: list[Path]) -> Corpus:
-        return Corpus.from_files(files, fmt=data_cfg.format, text_field=data_cfg.text_field,
-                                 documents=data_cfg.documents)
+        return Corpus.from_files(
+            files, fmt=data_cfg.format, text_field=data_cfg.text_field, documents=data_cfg.documents
+        )
 
     def open_corpora() -> tuple[Corpus, Corpus | None]:
         held_out = read(eval_files) if eval_files else None

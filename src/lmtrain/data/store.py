@@ -118,7 +118,7 @@ class StoreWriter:
         self.columns: dict[str, _NpyColumn] = {}
         self.fields: dict[str, list[str]] | None = None
 
-    def __enter__(self) -> "StoreWriter":
+    def __enter__(self) -> StoreWriter:
         self._atomic = atomic_directory(self.path)
         self.tmp = self._atomic.__enter__()
         self.columns[LENGTH] = _NpyColumn(self.tmp / f"{LENGTH}.npy", np.int32, None)
@@ -171,8 +171,9 @@ class StoreWriter:
         (self.tmp / "meta.json").write_text(json.dumps(meta, indent=2))
 
 
-def write_store(path: Path, sequences: dict[str, list[np.ndarray]], scalars: dict[str, list[int]],
-                meta: dict[str, Any]) -> None:
+def write_store(
+    path: Path, sequences: dict[str, list[np.ndarray]], scalars: dict[str, list[int]], meta: dict[str, Any]
+) -> None:
     """Write examples that are all in memory to ``path`` atomically (see :class:`StoreWriter`).
 
     Args:

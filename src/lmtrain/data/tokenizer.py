@@ -14,12 +14,12 @@ from typing import Any
 
 from tokenizers import Tokenizer, decoders, models, normalizers, pre_tokenizers, processors, trainers
 
-from lmtrain.files.atomic import write_text
 from lmtrain.config.training import TokenizerConfig
 from lmtrain.data.cache_lock import cache_lock
 from lmtrain.data.cache_room import cache_full, no_room
 from lmtrain.data.long_words import MAX_PRETOKEN_CHARS, LongWordCount, bound_pre_tokens
 from lmtrain.errors import UserError
+from lmtrain.files.atomic import write_text
 
 
 class TextTokenizer:
@@ -38,8 +38,10 @@ class TextTokenizer:
         for role, token in self.roles.items():
             token_id = tokenizer.token_to_id(token)
             if token_id is None:
-                raise UserError(f"{source} has no token '{token}' for the {role} role; set "
-                                f"tokenizer.special_tokens.{role} to a token of its vocabulary.")
+                raise UserError(
+                    f"{source} has no token '{token}' for the {role} role; set "
+                    f"tokenizer.special_tokens.{role} to a token of its vocabulary."
+                )
             self.ids[role] = token_id
 
     @property
@@ -55,8 +57,9 @@ class TextTokenizer:
     def id(self, role: str) -> int:
         """Id of the special token with ``role``; UserError if the tokenizer has none."""
         if role not in self.ids:
-            raise UserError(f"the tokenizer has no '{role}' token, which this model needs; set "
-                            f"tokenizer.special_tokens.{role}.")
+            raise UserError(
+                f"the tokenizer has no '{role}' token, which this model needs; set tokenizer.special_tokens.{role}."
+            )
         return self.ids[role]
 
     def encode_batch(self, texts: list[str]) -> list[list[int]]:
@@ -80,19 +83,21 @@ class TextTokenizer:
         return self.tokenizer.to_str()
 
     @classmethod
-    def from_str(cls, text: str, roles: dict[str, str], source: str = "tokenizer") -> "TextTokenizer":
+    def from_str(cls, text: str, roles: dict[str, str], source: str = "tokenizer") -> TextTokenizer:
         """The tokenizer of a ``tokenizer.json`` text, with ``roles``."""
         return cls(Tokenizer.from_str(text), roles, source=source)
 
     @classmethod
-    def from_file(cls, path: str | Path, roles: dict[str, str]) -> "TextTokenizer":
+    def from_file(cls, path: str | Path, roles: dict[str, str]) -> TextTokenizer:
         """Load a ``tokenizer.json``; UserError if it is missing or not a tokenizer file."""
         path = Path(path).expanduser()
         if path.is_dir():
             path = path / "tokenizer.json"
         if not path.exists():
-            raise UserError(f"tokenizer file {path} does not exist; give the path of a tokenizer.json "
-                            "(tokenizer.path=...) or leave tokenizer.path unset to train one.")
+            raise UserError(
+                f"tokenizer file {path} does not exist; give the path of a tokenizer.json "
+                "(tokenizer.path=...) or leave tokenizer.path unset to train one."
+            )
         try:
             tokenizer = Tokenizer.from_file(str(path))
         except Exception as error:
@@ -130,8 +135,9 @@ def build_untrained(kind: str, lowercase: bool, roles: dict[str, str]) -> tuple[
         tokenizer.decoder = decoders.WordPiece()
 
         def make_trainer(vocab_size: int, min_frequency: int):
-            return trainers.WordPieceTrainer(vocab_size=vocab_size, min_frequency=min_frequency,
-                                             special_tokens=specials, show_progress=False)
+            return trainers.WordPieceTrainer(
+                vocab_size=vocab_size, min_frequency=min_frequency, special_tokens=specials, show_progress=False
+            )
     elif kind == "bpe":
         tokenizer = Tokenizer(models.BPE())
         if lowercase:
@@ -140,9 +146,13 @@ def build_untrained(kind: str, lowercase: bool, roles: dict[str, str]) -> tuple[
         tokenizer.decoder = decoders.ByteLevel()
 
         def make_trainer(vocab_size: int, min_frequency: int):
-            return trainers.BpeTrainer(vocab_size=vocab_size, min_frequency=min_frequency,
-                                       special_tokens=specials, initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
-                                       show_progress=False)
+            return trainers.BpeTrainer(
+                vocab_size=vocab_size,
+                min_frequency=min_frequency,
+                special_tokens=specials,
+                initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
+                show_progress=False,
+            )
     else:
         raise UserError(f"tokenizer.kind={kind} is not supported; use wordpiece or bpe.")
     return tokenizer, make_trainer
@@ -161,12 +171,13 @@ def add_post_processor(tokenizer: Tokenizer, roles: dict[str, str]) -> None:
             raise ValueError(f"the tokenizer has no {cls} or no {sep} token to frame texts with")
         ids = {cls: cls_id, sep: sep_id}
         if cls == "<s>":  # RoBERTa frames pairs as <s> A </s></s> B </s>
-            tokenizer.post_processor = processors.RobertaProcessing((sep, sep_id), (cls, cls_id),
-                                                                    trim_offsets=False, add_prefix_space=False)
+            tokenizer.post_processor = processors.RobertaProcessing(
+                (sep, sep_id), (cls, cls_id), trim_offsets=False, add_prefix_space=False
+            )
         else:
             tokenizer.post_processor = processors.TemplateProcessing(
-                single=f"{cls} $A {sep}", pair=f"{cls} $A {sep} $B:1 {sep}:1",
-                special_tokens=list(ids.items()))
+                single=f"{cls} $A {sep}", pair=f"{cls} $A {sep} $B:1 {sep}:1", special_tokens=list(ids.items())
+            )
 
 
 def train_tokenizer(texts: Iterator[str] | list[str], tok_cfg: TokenizerConfig) -> TextTokenizer:
@@ -182,8 +193,9 @@ def train_tokenizer(texts: Iterator[str] | list[str], tok_cfg: TokenizerConfig) 
     tokenizer, make_trainer = build_untrained(tok_cfg.kind, tok_cfg.lowercase, roles)
     long_words = LongWordCount(tokenizer, "bytes" if tok_cfg.kind == "bpe" else "characters")
     bound_pre_tokens(tokenizer)
-    tokenizer.train_from_iterator(long_words.counted(texts),
-                                  trainer=make_trainer(tok_cfg.vocab_size, tok_cfg.min_frequency))
+    tokenizer.train_from_iterator(
+        long_words.counted(texts), trainer=make_trainer(tok_cfg.vocab_size, tok_cfg.min_frequency)
+    )
     long_words.report()
     add_post_processor(tokenizer, roles)
     return TextTokenizer(tokenizer, roles, source="trained tokenizer")

@@ -27,20 +27,31 @@ class EpochProgress:
         min_interval: seconds between redraws within an epoch.
     """
 
-    def __init__(self, description: str, epochs: int, enabled: bool = True,
-                 console: Optional[Console] = None, min_interval: float = 0.2):
+    def __init__(
+        self,
+        description: str,
+        epochs: int,
+        enabled: bool = True,
+        console: Optional[Console] = None,
+        min_interval: float = 0.2,
+    ):
         self.epochs = epochs
         self.min_interval = min_interval
         self._last_draw = 0.0
         self._progress = Progress(
-            TextColumn("[bold]{task.description}"), BarColumn(),
+            TextColumn("[bold]{task.description}"),
+            BarColumn(),
             TextColumn("epoch {task.fields[epoch]}/{task.total:.0f}"),
-            TextColumn("{task.fields[status]}"), TimeElapsedColumn(), TimeRemainingColumn(),
-            console=console, disable=not enabled, auto_refresh=False,
+            TextColumn("{task.fields[status]}"),
+            TimeElapsedColumn(),
+            TimeRemainingColumn(),
+            console=console,
+            disable=not enabled,
+            auto_refresh=False,
         )
         self._task = self._progress.add_task(description, total=epochs, epoch=0, status="")
 
-    def __enter__(self) -> "EpochProgress":
+    def __enter__(self) -> EpochProgress:
         self._progress.start()
         return self
 
@@ -80,11 +91,19 @@ def results_table(summary: dict[str, Any], similarity_names: list[str]) -> Table
     table.add_column("skipped (OOV)", justify="right")
     table.add_column("evaluated", justify="right")
     if "eval/analogy_accuracy" in summary:
-        table.add_row("analogy accuracy", _percent(summary["eval/analogy_accuracy"]),
-                      _percent(summary["eval/analogy_oov"]), str(summary["eval/analogy_questions"]))
+        table.add_row(
+            "analogy accuracy",
+            _percent(summary["eval/analogy_accuracy"]),
+            _percent(summary["eval/analogy_oov"]),
+            str(summary["eval/analogy_questions"]),
+        )
     for name in similarity_names:
-        table.add_row(f"{name} Spearman", _number(summary.get(f"eval/{name}_spearman")),
-                      _percent(summary.get(f"eval/{name}_oov")), str(summary.get(f"eval/{name}_pairs", "-")))
+        table.add_row(
+            f"{name} Spearman",
+            _number(summary.get(f"eval/{name}_spearman")),
+            _percent(summary.get(f"eval/{name}_oov")),
+            str(summary.get(f"eval/{name}_pairs", "-")),
+        )
     table.add_row("vocabulary", f"{summary['vocab_size']:,} words x {summary['vector_size']}", "", "")
     if summary.get("corpus_tokens"):
         table.add_row("corpus tokens", f"{summary['corpus_tokens']:,}", "", "")
@@ -102,7 +121,6 @@ def neighbours_table(neighbours: dict[str, list[tuple[str, float]]]) -> Table:
         table.add_column(word)
     depth = max((len(v) for v in neighbours.values()), default=0)
     for rank in range(depth):
-        cells = [f"{hits[rank][0]} {hits[rank][1]:.3f}" if rank < len(hits) else ""
-                 for hits in neighbours.values()]
+        cells = [f"{hits[rank][0]} {hits[rank][1]:.3f}" if rank < len(hits) else "" for hits in neighbours.values()]
         table.add_row(str(rank + 1), *cells)
     return table

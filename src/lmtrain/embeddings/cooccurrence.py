@@ -9,7 +9,7 @@ so memory holds one chunk's pairs plus the (sparse) result, never the corpus.
 from __future__ import annotations
 
 import logging
-from typing import Iterable, Iterator
+from collections.abc import Iterable, Iterator
 
 import numpy as np
 import scipy.sparse as sp
@@ -57,13 +57,15 @@ def count_chunk(docs: list[np.ndarray], vocab_size: int, window: int) -> sp.csr_
         vals.append(np.full(int(same_doc.sum()), 1.0 / d))
     if not rows or sum(len(r) for r in rows) == 0:
         return sp.csr_matrix((vocab_size, vocab_size), dtype=np.float64)
-    coo = sp.coo_matrix((np.concatenate(vals), (np.concatenate(rows), np.concatenate(cols))),
-                        shape=(vocab_size, vocab_size))
+    coo = sp.coo_matrix(
+        (np.concatenate(vals), (np.concatenate(rows), np.concatenate(cols))), shape=(vocab_size, vocab_size)
+    )
     return coo.tocsr()  # duplicate (i, j) pairs are summed here
 
 
-def count_cooccurrences(docs: Iterable[np.ndarray], vocab_size: int, window: int,
-                        chunk_tokens: int = 1_000_000) -> sp.coo_matrix:
+def count_cooccurrences(
+    docs: Iterable[np.ndarray], vocab_size: int, window: int, chunk_tokens: int = 1_000_000
+) -> sp.coo_matrix:
     """Symmetric co-occurrence counts of a stream of documents.
 
     Args:

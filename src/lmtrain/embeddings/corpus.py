@@ -12,8 +12,8 @@ import glob
 import json
 import re
 import string
+from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
-from typing import Callable, Iterable, Iterator
 
 from lmtrain.data.corpus import is_wiki_dump, wiki_documents
 from lmtrain.errors import UserError
@@ -21,8 +21,11 @@ from lmtrain.errors import UserError
 WIKI_EXCERPT = "enwiki-latest-pages-articles1.xml-p000000010p000030302-shortened.bz2"
 # short names of bundled gensim corpora; any other gensim test_data file name is accepted too.
 # lee_wiki is pretrain's default corpus too (configs/data/lee_wiki.yaml): ~450k words.
-BUNDLED_ALIASES = {"lee": ("lee_background.cor",), "lee_test": ("lee.cor",),
-                   "lee_wiki": ("lee_background.cor", WIKI_EXCERPT)}
+BUNDLED_ALIASES = {
+    "lee": ("lee_background.cor",),
+    "lee_test": ("lee.cor",),
+    "lee_wiki": ("lee_background.cor", WIKI_EXCERPT),
+}
 
 _PUNCT = string.punctuation + "“”‘’«»…–—"
 _WHITESPACE = re.compile(r"\s+")
@@ -56,8 +59,7 @@ TOKENIZERS: dict[str, Callable[[str], list[str]]] = {
 def get_tokenizer(name: str) -> Callable[[str], list[str]]:
     """The tokenizer called ``name`` (see ``TOKENIZERS``); UserError for an unknown name."""
     if name not in TOKENIZERS:
-        raise UserError(f"unknown tokenizer embed.tokenize={name}. "
-                        f"Choose one of: {', '.join(TOKENIZERS)}.")
+        raise UserError(f"unknown tokenizer embed.tokenize={name}. Choose one of: {', '.join(TOKENIZERS)}.")
     return TOKENIZERS[name]
 
 
@@ -89,14 +91,17 @@ def resolve_files(patterns: list[str]) -> list[Path]:
         if any(ch in pattern for ch in "*?["):
             matches = sorted(glob.glob(str(Path(pattern).expanduser())))
             if not matches:
-                raise UserError(f"embed.train_files: no file matches '{pattern}'. "
-                                "Check the pattern and the current directory.")
+                raise UserError(
+                    f"embed.train_files: no file matches '{pattern}'. Check the pattern and the current directory."
+                )
             files.extend(Path(m) for m in matches)
             continue
         path = Path(pattern).expanduser()
         if not path.is_file():
-            raise UserError(f"embed.train_files: file '{pattern}' does not exist (resolved to "
-                            f"{path.resolve()}). Check the path, or use an absolute one.")
+            raise UserError(
+                f"embed.train_files: file '{pattern}' does not exist (resolved to "
+                f"{path.resolve()}). Check the path, or use an absolute one."
+            )
         files.append(path)
     return files
 
@@ -123,11 +128,15 @@ def _read_texts(path: Path, file_format: str, text_field: str) -> Iterator[str]:
             try:
                 record = json.loads(line)
             except json.JSONDecodeError as error:
-                raise UserError(f"{path}:{line_no} is not valid JSON ({error.msg}); a .jsonl file "
-                                "needs one JSON object per line, or set embed.file_format=text.") from None
+                raise UserError(
+                    f"{path}:{line_no} is not valid JSON ({error.msg}); a .jsonl file "
+                    "needs one JSON object per line, or set embed.file_format=text."
+                ) from None
             if not isinstance(record, dict) or not isinstance(record.get(text_field), str):
-                raise UserError(f"{path}:{line_no} has no string field '{text_field}'; set "
-                                "embed.text_field to the field that holds the text.")
+                raise UserError(
+                    f"{path}:{line_no} has no string field '{text_field}'; set "
+                    "embed.text_field to the field that holds the text."
+                )
             yield record[text_field]
 
 
@@ -141,8 +150,13 @@ class Corpus:
         text_field: the JSONL field holding the document.
     """
 
-    def __init__(self, files: list[Path], tokenize: Callable[[str], list[str]],
-                 file_format: str = "auto", text_field: str = "text"):
+    def __init__(
+        self,
+        files: list[Path],
+        tokenize: Callable[[str], list[str]],
+        file_format: str = "auto",
+        text_field: str = "text",
+    ):
         self.files = list(files)
         self.tokenize = tokenize
         self.formats = [_file_format(path, file_format) for path in self.files]
@@ -169,8 +183,9 @@ class Corpus:
         return ", ".join(names) if len(names) <= 3 else f"{', '.join(names[:3])} and {len(names) - 3} more"
 
 
-def build_corpus(corpus: str, train_files: list[str], tokenize: str,
-                 file_format: str = "auto", text_field: str = "text") -> Corpus:
+def build_corpus(
+    corpus: str, train_files: list[str], tokenize: str, file_format: str = "auto", text_field: str = "text"
+) -> Corpus:
     """The corpus of ``lmtrain embed``: ``train_files`` if given, else the bundled ``corpus``.
 
     Args:

@@ -67,8 +67,10 @@ def resolve_benchmark(name: str, key: str) -> Path:
     for candidate in (Path(name).expanduser(), Path(datapath(name))):
         if candidate.is_file():
             return candidate
-    raise UserError(f"{key}={name}: no such file, neither as a path nor in gensim's test_data "
-                    "(which has questions-words.txt, wordsim353.tsv, simlex999.txt).")
+    raise UserError(
+        f"{key}={name}: no such file, neither as a path nor in gensim's test_data "
+        "(which has questions-words.txt, wordsim353.tsv, simlex999.txt)."
+    )
 
 
 def count_analogy_questions(path: Path) -> int:
@@ -77,41 +79,56 @@ def count_analogy_questions(path: Path) -> int:
         return sum(1 for line in f if not line.startswith(": ") and len(line.split()) == 4)
 
 
-def evaluate_analogies(kv: KeyedVectors, path: Path, restrict_vocab: int = 300000,
-                       case_insensitive: bool = True) -> AnalogyResult:
+def evaluate_analogies(
+    kv: KeyedVectors, path: Path, restrict_vocab: int = 300000, case_insensitive: bool = True
+) -> AnalogyResult:
     """Analogy accuracy of ``kv`` on the question file ``path`` (questions-words.txt format)."""
     try:
-        _, sections = kv.evaluate_word_analogies(str(path), restrict_vocab=restrict_vocab,
-                                                 case_insensitive=case_insensitive)
+        _, sections = kv.evaluate_word_analogies(
+            str(path), restrict_vocab=restrict_vocab, case_insensitive=case_insensitive
+        )
     except (ValueError, ZeroDivisionError) as error:  # no ": section" header / no question
-        raise UserError(f"analogy file {path} is not in questions-words.txt format (': section' "
-                        f"lines, then 'a b c d' questions): {error or 'no questions'}.") from None
+        raise UserError(
+            f"analogy file {path} is not in questions-words.txt format (': section' "
+            f"lines, then 'a b c d' questions): {error or 'no questions'}."
+        ) from None
     total_section = sections[-1]  # gensim appends the 'Total accuracy' section last
     correct, incorrect = len(total_section["correct"]), len(total_section["incorrect"])
     evaluated, total = correct + incorrect, count_analogy_questions(path)
-    return AnalogyResult(accuracy=correct / evaluated if evaluated else 0.0, correct=correct,
-                         evaluated=evaluated, total=total,
-                         oov=1.0 - evaluated / total if total else 0.0)
+    return AnalogyResult(
+        accuracy=correct / evaluated if evaluated else 0.0,
+        correct=correct,
+        evaluated=evaluated,
+        total=total,
+        oov=1.0 - evaluated / total if total else 0.0,
+    )
 
 
-def evaluate_similarity(kv: KeyedVectors, path: Path, restrict_vocab: int = 300000,
-                        case_insensitive: bool = True) -> SimilarityResult:
+def evaluate_similarity(
+    kv: KeyedVectors, path: Path, restrict_vocab: int = 300000, case_insensitive: bool = True
+) -> SimilarityResult:
     """Correlation of ``kv``'s cosine similarities with the human scores of ``path``."""
     try:
         pearson, spearman, oov_percent = kv.evaluate_word_pairs(
-            str(path), restrict_vocab=restrict_vocab, case_insensitive=case_insensitive)
+            str(path), restrict_vocab=restrict_vocab, case_insensitive=case_insensitive
+        )
     except ValueError:  # gensim raises when every pair is out of vocabulary
         return SimilarityResult(spearman=math.nan, pearson=math.nan, pairs=0, oov=1.0)
     oov = oov_percent / 100.0  # gensim returns a percentage
     with open(path, encoding="utf-8", errors="replace") as f:
-        listed = sum(1 for line in f
-                     if line.strip() and not line.startswith("#") and len(line.split("\t")) == 3)
-    return SimilarityResult(spearman=float(spearman[0]), pearson=float(pearson[0]),
-                            pairs=round(listed * (1.0 - oov)), oov=oov)
+        listed = sum(1 for line in f if line.strip() and not line.startswith("#") and len(line.split("\t")) == 3)
+    return SimilarityResult(
+        spearman=float(spearman[0]), pearson=float(pearson[0]), pairs=round(listed * (1.0 - oov)), oov=oov
+    )
 
 
-def evaluate(kv: KeyedVectors, analogies: Optional[str], similarities: dict[str, str],
-             restrict_vocab: int = 300000, case_insensitive: bool = True) -> dict[str, float]:
+def evaluate(
+    kv: KeyedVectors,
+    analogies: Optional[str],
+    similarities: dict[str, str],
+    restrict_vocab: int = 300000,
+    case_insensitive: bool = True,
+) -> dict[str, float]:
     """Every benchmark, as flat ``eval/...`` metrics for summary.json.
 
     Args:
@@ -128,22 +145,41 @@ def evaluate(kv: KeyedVectors, analogies: Optional[str], similarities: dict[str,
     """
     metrics: dict[str, float] = {}
     if analogies:
-        result = evaluate_analogies(kv, resolve_benchmark(analogies, "eval.analogies"),
-                                    restrict_vocab, case_insensitive)
-        metrics.update({"eval/analogy_accuracy": result.accuracy, "eval/analogy_oov": result.oov,
-                        "eval/analogy_questions": result.evaluated})
-        log.info("analogies: %.4f (%d/%d), %.1f%% skipped", result.accuracy, result.correct,
-                 result.evaluated, 100 * result.oov)
+        result = evaluate_analogies(
+            kv, resolve_benchmark(analogies, "eval.analogies"), restrict_vocab, case_insensitive
+        )
+        metrics.update(
+            {
+                "eval/analogy_accuracy": result.accuracy,
+                "eval/analogy_oov": result.oov,
+                "eval/analogy_questions": result.evaluated,
+            }
+        )
+        log.info(
+            "analogies: %.4f (%d/%d), %.1f%% skipped",
+            result.accuracy,
+            result.correct,
+            result.evaluated,
+            100 * result.oov,
+        )
     for name, file in similarities.items():
-        similarity = evaluate_similarity(kv, resolve_benchmark(file, f"eval.similarities.{name}"),
-                                         restrict_vocab, case_insensitive)
-        metrics.update({f"eval/{name}_spearman": similarity.spearman, f"eval/{name}_pearson": similarity.pearson,
-                        f"eval/{name}_pairs": similarity.pairs, f"eval/{name}_oov": similarity.oov})
+        similarity = evaluate_similarity(
+            kv, resolve_benchmark(file, f"eval.similarities.{name}"), restrict_vocab, case_insensitive
+        )
+        metrics.update(
+            {
+                f"eval/{name}_spearman": similarity.spearman,
+                f"eval/{name}_pearson": similarity.pearson,
+                f"eval/{name}_pairs": similarity.pairs,
+                f"eval/{name}_oov": similarity.oov,
+            }
+        )
     return metrics
 
 
-def nearest_neighbours(kv: KeyedVectors, words: list[str], topn: int = 10
-                       ) -> tuple[dict[str, list[tuple[str, float]]], list[str]]:
+def nearest_neighbours(
+    kv: KeyedVectors, words: list[str], topn: int = 10
+) -> tuple[dict[str, list[tuple[str, float]]], list[str]]:
     """The ``topn`` most cosine-similar words of each query word.
 
     A word missing as typed is looked up lower-cased.
@@ -162,12 +198,16 @@ def nearest_neighbours(kv: KeyedVectors, words: list[str], topn: int = 10
     return neighbours, missing
 
 
-def unknown_words_error(missing: list[str], kv: KeyedVectors,
-                        vectors_path: Optional[Path] = None) -> UserError:
+def unknown_words_error(missing: list[str], kv: KeyedVectors, vectors_path: Optional[Path] = None) -> UserError:
     """The error for query words missing from ``kv`` (``vectors_path``: where they were saved)."""
     words = ", ".join(repr(w) for w in missing)
-    again = (f" The vectors are saved: query them again with `lmtrain embed method=load "
-             f"path={vectors_path} query=[...]`." if vectors_path else "")
-    return UserError(f"query word(s) {words} not in the vocabulary of {len(kv)} words; choose "
-                     "words that occur at least embed.min_count times in the corpus (or lower "
-                     f"embed.min_count).{again}")
+    again = (
+        f" The vectors are saved: query them again with `lmtrain embed method=load path={vectors_path} query=[...]`."
+        if vectors_path
+        else ""
+    )
+    return UserError(
+        f"query word(s) {words} not in the vocabulary of {len(kv)} words; choose "
+        "words that occur at least embed.min_count times in the corpus (or lower "
+        f"embed.min_count).{again}"
+    )

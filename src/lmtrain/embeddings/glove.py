@@ -36,8 +36,9 @@ from __future__ import annotations
 import contextlib
 import logging
 import time
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
-from typing import Any, Callable, Iterable, Iterator, Optional
+from typing import Any, Optional
 
 import numpy as np
 import scipy.sparse as sp
@@ -64,8 +65,14 @@ def weighting(x: torch.Tensor, x_max: float, alpha: float) -> torch.Tensor:
     return torch.clamp((x / x_max) ** alpha, max=1.0)
 
 
-def loss_and_grads(w: torch.Tensor, c: torch.Tensor, log_x: torch.Tensor, weight: torch.Tensor,
-                   grad_clip: Optional[float] = None, one_sided: Optional[torch.Tensor] = None):
+def loss_and_grads(
+    w: torch.Tensor,
+    c: torch.Tensor,
+    log_x: torch.Tensor,
+    weight: torch.Tensor,
+    grad_clip: Optional[float] = None,
+    one_sided: Optional[torch.Tensor] = None,
+):
     """The weighted least-squares loss of a batch of entries and its gradients.
 
     Args:
@@ -99,8 +106,7 @@ def loss_and_grads(w: torch.Tensor, c: torch.Tensor, log_x: torch.Tensor, weight
     return loss, grad_w, grad_c
 
 
-def _adagrad(params: torch.Tensor, grad_sq: torch.Tensor, index: torch.Tensor, grads: torch.Tensor,
-             lr: float) -> None:
+def _adagrad(params: torch.Tensor, grad_sq: torch.Tensor, index: torch.Tensor, grads: torch.Tensor, lr: float) -> None:
     """Minibatch AdaGrad on the rows ``index`` of ``params``: the entries' gradients of a row are
     summed into one gradient, whose scaled square the accumulator gains before dividing the step.
 
@@ -130,17 +136,28 @@ class GloveParams:
     context_sq: torch.Tensor
 
     @classmethod
-    def init(cls, vocab_size: int, vector_size: int, seed: int, device: torch.device) -> "GloveParams":
+    def init(cls, vocab_size: int, vector_size: int, seed: int, device: torch.device) -> GloveParams:
         """glove.c's initialisation: uniform in [-0.5, 0.5] / vector_size, biases included."""
         gen = torch.Generator().manual_seed(seed)
         word = (torch.rand(vocab_size, vector_size + 1, generator=gen) - 0.5) / vector_size
         context = (torch.rand(vocab_size, vector_size + 1, generator=gen) - 0.5) / vector_size
-        return cls(word.to(device), context.to(device),
-                   torch.ones_like(word, device=device), torch.ones_like(context, device=device))
+        return cls(
+            word.to(device),
+            context.to(device),
+            torch.ones_like(word, device=device),
+            torch.ones_like(context, device=device),
+        )
 
-    def step(self, rows: torch.Tensor, cols: torch.Tensor, log_x: torch.Tensor, weight: torch.Tensor,
-             lr: float, grad_clip: Optional[float], one_sided: Optional[torch.Tensor] = None
-             ) -> torch.Tensor:
+    def step(
+        self,
+        rows: torch.Tensor,
+        cols: torch.Tensor,
+        log_x: torch.Tensor,
+        weight: torch.Tensor,
+        lr: float,
+        grad_clip: Optional[float],
+        one_sided: Optional[torch.Tensor] = None,
+    ) -> torch.Tensor:
         """One AdaGrad step on a batch of entries (rows[k], cols[k]); returns the summed loss.
 
         ``one_sided`` marks the entries fitted from above only (``loss_and_grads``)."""
@@ -155,12 +172,24 @@ class GloveParams:
         return (self.word[:, :-1] + self.context[:, :-1]).float().cpu().numpy()
 
 
-def train_glove(cooc: sp.coo_matrix, vector_size: int, epochs: int, lr: float = 0.05,
-                x_max: float = 100.0, alpha: float = 0.75, batch_size: int = 4096,
-                grad_clip: Optional[float] = 100.0, negatives: int = 1, zero_count: float = 0.1,
-                zero_weight: float = 0.5, seed: int = 42, device: str = "auto",
-                threads: Optional[int] = None, on_epoch: Optional[EpochCallback] = None,
-                on_batch: Optional[Callable[[int, float], None]] = None) -> tuple[np.ndarray, list[float]]:
+def train_glove(
+    cooc: sp.coo_matrix,
+    vector_size: int,
+    epochs: int,
+    lr: float = 0.05,
+    x_max: float = 100.0,
+    alpha: float = 0.75,
+    batch_size: int = 4096,
+    grad_clip: Optional[float] = 100.0,
+    negatives: int = 1,
+    zero_count: float = 0.1,
+    zero_weight: float = 0.5,
+    seed: int = 42,
+    device: str = "auto",
+    threads: Optional[int] = None,
+    on_epoch: Optional[EpochCallback] = None,
+    on_batch: Optional[Callable[[int, float], None]] = None,
+) -> tuple[np.ndarray, list[float]]:
     """Fit GloVe vectors to a co-occurrence matrix.
 
     Args:
@@ -190,8 +219,9 @@ def train_glove(cooc: sp.coo_matrix, vector_size: int, epochs: int, lr: float = 
     with _cpu_threads(threads if dev.type == "cpu" else None):
         cooc = cooc.tocoo()
         sampler = ZeroCellSampler(cooc, negatives, zero_count, zero_weight, seed + 2, dev)
-        return _fit(cooc, vector_size, epochs, lr, x_max, alpha, batch_size, grad_clip, sampler, seed, dev,
-                    on_epoch, on_batch)
+        return _fit(
+            cooc, vector_size, epochs, lr, x_max, alpha, batch_size, grad_clip, sampler, seed, dev, on_epoch, on_batch
+        )
 
 
 @contextlib.contextmanager
@@ -206,11 +236,21 @@ def _cpu_threads(threads: Optional[int]) -> Iterator[None]:
         torch.set_num_threads(previous_threads)
 
 
-def _fit(cooc: sp.coo_matrix, vector_size: int, epochs: int, lr: float, x_max: float, alpha: float,
-         batch_size: int, grad_clip: Optional[float], sampler: ZeroCellSampler, seed: int,
-         dev: torch.device,
-         on_epoch: Optional[EpochCallback], on_batch: Optional[Callable[[int, float], None]]
-         ) -> tuple[np.ndarray, list[float]]:
+def _fit(
+    cooc: sp.coo_matrix,
+    vector_size: int,
+    epochs: int,
+    lr: float,
+    x_max: float,
+    alpha: float,
+    batch_size: int,
+    grad_clip: Optional[float],
+    sampler: ZeroCellSampler,
+    seed: int,
+    dev: torch.device,
+    on_epoch: Optional[EpochCallback],
+    on_batch: Optional[Callable[[int, float], None]],
+) -> tuple[np.ndarray, list[float]]:
     """The training loop of ``train_glove`` on the resolved device."""
     rows = torch.from_numpy(cooc.row.astype(np.int64)).to(dev)  # (nnz,)
     cols = torch.from_numpy(cooc.col.astype(np.int64)).to(dev)
@@ -230,7 +270,8 @@ def _fit(cooc: sp.coo_matrix, vector_size: int, epochs: int, lr: float, x_max: f
         for first in range(0, nnz, batch_size):
             batch = slice(first, first + batch_size)
             step_rows, step_cols, step_log_x, step_weight, one_sided = sampler.extend(
-                epoch_rows[batch], epoch_cols[batch], epoch_log_x[batch], epoch_weight[batch])
+                epoch_rows[batch], epoch_cols[batch], epoch_log_x[batch], epoch_weight[batch]
+            )
             total += params.step(step_rows, step_cols, step_log_x, step_weight, lr, grad_clip, one_sided)
             if on_batch is not None:
                 on_batch(epoch, min(first + batch_size, nnz) / nnz)
@@ -240,9 +281,17 @@ def _fit(cooc: sp.coo_matrix, vector_size: int, epochs: int, lr: float, x_max: f
     return params.vectors(), losses
 
 
-def fit_glove(corpus: Iterable[list[str]], source: str, *, vector_size: int = 100, window: int = 10,
-              min_count: int = 5, max_vocab: Optional[int] = None, chunk_tokens: int = 1_000_000,
-              **train_kwargs) -> tuple[KeyedVectors, list[float], int]:
+def fit_glove(
+    corpus: Iterable[list[str]],
+    source: str,
+    *,
+    vector_size: int = 100,
+    window: int = 10,
+    min_count: int = 5,
+    max_vocab: Optional[int] = None,
+    chunk_tokens: int = 1_000_000,
+    **train_kwargs,
+) -> tuple[KeyedVectors, list[float], int]:
     """Vocabulary, co-occurrence counts and GloVe training on a restartable corpus.
 
     Args:
@@ -259,11 +308,14 @@ def fit_glove(corpus: Iterable[list[str]], source: str, *, vector_size: int = 10
     """
     vocab = build_vocabulary(corpus, min_count, max_vocab, source)
     cooc = count_cooccurrences(encode(corpus, vocab), len(vocab), window, chunk_tokens)
-    log.info("GloVe: vocabulary %d words of %d tokens, %d co-occurrence entries",
-             len(vocab), vocab.total_tokens, cooc.nnz)
+    log.info(
+        "GloVe: vocabulary %d words of %d tokens, %d co-occurrence entries", len(vocab), vocab.total_tokens, cooc.nnz
+    )
     if cooc.nnz == 0:
-        raise UserError(f"no two vocabulary words occur within embed.window={window} of each other "
-                        f"in one document of {source}; add text or lower embed.min_count.")
+        raise UserError(
+            f"no two vocabulary words occur within embed.window={window} of each other "
+            f"in one document of {source}; add text or lower embed.min_count."
+        )
     vectors, losses = train_glove(cooc, vector_size, **train_kwargs)
     return keyed_vectors(vocab.words, vectors, vocab.counts), losses, vocab.total_tokens
 
@@ -273,8 +325,9 @@ class GloveMethod(EmbeddingMethod):
 
     config_class = GloveConfig
 
-    def train(self, corpus: Iterable[list[str]], source: str, log_epoch: Any, progress: Any
-              ) -> tuple[KeyedVectors, list[float], int]:
+    def train(
+        self, corpus: Iterable[list[str]], source: str, log_epoch: Any, progress: Any
+    ) -> tuple[KeyedVectors, list[float], int]:
         """See :meth:`EmbeddingMethod.train`."""
         c = self.cfg
 
@@ -282,7 +335,23 @@ class GloveMethod(EmbeddingMethod):
             log_epoch(epoch, {"train/loss": loss, "train/epoch_s": seconds})
             progress.epoch_done(epoch, f"loss {loss:.4g}  {seconds:.1f} s/epoch")
 
-        return fit_glove(corpus, source, vector_size=c.vector_size, window=c.window, min_count=c.min_count,
-                         max_vocab=c.max_vocab, chunk_tokens=c.chunk_tokens, epochs=c.epochs, lr=c.lr, x_max=c.x_max,
-                         alpha=c.alpha, batch_size=c.batch_size, grad_clip=c.grad_clip or None, seed=c.seed,
-                         device=c.device, threads=c.workers, on_epoch=on_epoch, on_batch=progress.within_epoch)
+        return fit_glove(
+            corpus,
+            source,
+            vector_size=c.vector_size,
+            window=c.window,
+            min_count=c.min_count,
+            max_vocab=c.max_vocab,
+            chunk_tokens=c.chunk_tokens,
+            epochs=c.epochs,
+            lr=c.lr,
+            x_max=c.x_max,
+            alpha=c.alpha,
+            batch_size=c.batch_size,
+            grad_clip=c.grad_clip or None,
+            seed=c.seed,
+            device=c.device,
+            threads=c.workers,
+            on_epoch=on_epoch,
+            on_batch=progress.within_epoch,
+        )

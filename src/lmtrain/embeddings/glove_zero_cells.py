@@ -25,10 +25,17 @@ class ZeroCellSampler:
         device: where the batches are.
     """
 
-    def __init__(self, cooc: sp.coo_matrix, negatives: int, zero_count: float, zero_weight: float,
-                 seed: int, device: torch.device = torch.device("cpu")):
+    def __init__(
+        self,
+        cooc: sp.coo_matrix,
+        negatives: int,
+        zero_count: float,
+        zero_weight: float,
+        seed: int,
+        device: torch.device = torch.device("cpu"),
+    ):
         counts = np.asarray(cooc.sum(axis=1), dtype=np.float64).ravel()
-        self.probs = torch.from_numpy(counts ** 0.75)
+        self.probs = torch.from_numpy(counts**0.75)
         self.negatives, self.weight = negatives, zero_weight
         self.log_count = float(np.log(zero_count))
         self.gen = torch.Generator().manual_seed(seed)
@@ -42,8 +49,9 @@ class ZeroCellSampler:
         at = torch.searchsorted(self.observed, keys).clamp_(max=len(self.observed) - 1)
         return self.observed[at] != keys
 
-    def extend(self, rows: torch.Tensor, cols: torch.Tensor, log_x: torch.Tensor, weight: torch.Tensor
-               ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor | None]:
+    def extend(
+        self, rows: torch.Tensor, cols: torch.Tensor, log_x: torch.Tensor, weight: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor | None]:
         """The batch with its sampled cells appended, and the (B,) mask of the sampled cells.
 
         Returns:
@@ -52,11 +60,14 @@ class ZeroCellSampler:
         if self.negatives == 0 or len(rows) == 0:
             return rows, cols, log_x, weight, None
         zero_rows = rows.repeat(self.negatives)
-        zero_cols = torch.multinomial(self.probs, len(zero_rows), replacement=True,
-                                      generator=self.gen).to(rows.device)
+        zero_cols = torch.multinomial(self.probs, len(zero_rows), replacement=True, generator=self.gen).to(rows.device)
         zero_weight = self._unobserved(zero_rows, zero_cols).to(weight.dtype) * self.weight
         # one-sided: a cell never observed may still be a pair the corpus is too small to show
         one_sided = torch.arange(len(rows) + len(zero_rows), device=rows.device) >= len(rows)
-        return (torch.cat([rows, zero_rows]), torch.cat([cols, zero_cols]),
-                torch.cat([log_x, torch.full_like(zero_weight, self.log_count)]),
-                torch.cat([weight, zero_weight]), one_sided)
+        return (
+            torch.cat([rows, zero_rows]),
+            torch.cat([cols, zero_cols]),
+            torch.cat([log_x, torch.full_like(zero_weight, self.log_count)]),
+            torch.cat([weight, zero_weight]),
+            one_sided,
+        )

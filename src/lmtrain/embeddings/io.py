@@ -23,8 +23,8 @@ from gensim.models import KeyedVectors
 
 from lmtrain.config.commands import LoadVectorsConfig
 from lmtrain.embeddings.method import EmbeddingMethod
-from lmtrain.files.atomic import write_with
 from lmtrain.errors import UserError
+from lmtrain.files.atomic import write_with
 
 log = logging.getLogger(__name__)
 
@@ -52,8 +52,7 @@ def save_vectors(kv: KeyedVectors, directory: str | Path) -> dict[str, Path]:
     The binary file keeps the float32 values exactly and is the one to load again.
     """
     directory = Path(directory)
-    paths = {"binary": directory / BINARY_FILE, "word2vec": directory / WORD2VEC_FILE,
-             "glove": directory / GLOVE_FILE}
+    paths = {"binary": directory / BINARY_FILE, "word2vec": directory / WORD2VEC_FILE, "glove": directory / GLOVE_FILE}
     for kind, binary, header in (("binary", True, True), ("word2vec", False, True), ("glove", False, False)):
         write_with(paths[kind], functools.partial(_save_vectors, kv, binary=binary, header=header))
     return paths
@@ -109,9 +108,11 @@ def load_vectors(path: str | Path, file_format: str = "auto", allow_pickle: bool
     if file_format not in FORMATS:
         raise UserError(f"unknown format={file_format}; use one of {', '.join(FORMATS)}.")
     if not path.is_file():
-        raise UserError(f"vectors file '{path}' does not exist; set path= to a vectors.bin, "
-                        "vectors.w2v.txt or vectors.glove.txt file, e.g. from an earlier "
-                        "`lmtrain embed` run directory.")
+        raise UserError(
+            f"vectors file '{path}' does not exist; set path= to a vectors.bin, "
+            "vectors.w2v.txt or vectors.glove.txt file, e.g. from an earlier "
+            "`lmtrain embed` run directory."
+        )
     chosen = detect_format(path) if file_format == "auto" else file_format
     if (chosen == "kv" or is_pickle(path)) and not allow_pickle:
         raise pickle_refused(path)
@@ -120,11 +121,12 @@ def load_vectors(path: str | Path, file_format: str = "auto", allow_pickle: bool
             log.warning("unpickling %s (embed.allow_pickle=true): only do this for files you trust", path)
             kv = KeyedVectors.load(str(path))
         else:
-            kv = KeyedVectors.load_word2vec_format(str(path), binary=path.suffix == ".bin",
-                                                   no_header=chosen == "glove")
+            kv = KeyedVectors.load_word2vec_format(str(path), binary=path.suffix == ".bin", no_header=chosen == "glove")
     except Exception as error:  # gensim / pickle / numpy raise many types for a bad file
-        raise UserError(f"cannot read '{path}' as {chosen} vectors ({type(error).__name__}: {error}). "
-                        "Check the file, or pass format=word2vec|glove if the guess was wrong.") from None
+        raise UserError(
+            f"cannot read '{path}' as {chosen} vectors ({type(error).__name__}: {error}). "
+            "Check the file, or pass format=word2vec|glove if the guess was wrong."
+        ) from None
     kv = getattr(kv, "wv", kv)  # a whole saved gensim model (Word2Vec, FastText): take its vectors
     if not isinstance(kv, KeyedVectors) or len(kv) == 0:
         raise UserError(f"'{path}' holds no word vectors; check the file.")

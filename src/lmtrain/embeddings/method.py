@@ -9,7 +9,8 @@ on the search path that sets ``method: <name>`` and ``embed._target_``.
 
 from __future__ import annotations
 
-from typing import Any, ClassVar, Iterable
+from collections.abc import Iterable
+from typing import Any, ClassVar
 
 from lmtrain.config.commands import EmbedMethodConfig
 from lmtrain.errors import UserError
@@ -29,8 +30,9 @@ class EmbeddingMethod:
     def __init__(self, cfg: Any):
         self.cfg = cfg
 
-    def train(self, corpus: Iterable[list[str]], source: str, log_epoch: Any, progress: Any
-              ) -> tuple[Any, list[float], int]:
+    def train(
+        self, corpus: Iterable[list[str]], source: str, log_epoch: Any, progress: Any
+    ) -> tuple[Any, list[float], int]:
         """Train on ``corpus`` (restartable tokenised documents, ``source`` names its files in errors).
 
         Args:

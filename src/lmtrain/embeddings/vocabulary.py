@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 from collections import Counter
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
-from typing import Iterable, Iterator
 
 import numpy as np
 
@@ -58,8 +58,7 @@ def check_vocabulary(total_tokens: int, kept: int, min_count: int, top_count: in
         )
 
 
-def build_vocabulary(docs: Iterable[list[str]], min_count: int, max_vocab: int | None,
-                     source: str) -> Vocabulary:
+def build_vocabulary(docs: Iterable[list[str]], min_count: int, max_vocab: int | None, source: str) -> Vocabulary:
     """Count words over one pass of ``docs`` and keep those seen ``min_count`` times or more.
 
     Args:
@@ -79,8 +78,9 @@ def build_vocabulary(docs: Iterable[list[str]], min_count: int, max_vocab: int |
     if max_vocab is not None:
         kept = kept[:max_vocab]
     check_vocabulary(total_tokens, len(kept), min_count, max(counter.values(), default=0), source)
-    return Vocabulary(words=[w for w, _ in kept], counts=np.array([c for _, c in kept], dtype=np.int64),
-                      total_tokens=total_tokens)
+    return Vocabulary(
+        words=[w for w, _ in kept], counts=np.array([c for _, c in kept], dtype=np.int64), total_tokens=total_tokens
+    )
 
 
 def encode(docs: Iterable[list[str]], vocab: Vocabulary) -> Iterator[np.ndarray]:

@@ -13,7 +13,8 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from typing import Any, Callable, Iterable, Iterator, Optional
+from collections.abc import Callable, Iterable, Iterator
+from typing import Any, Optional
 
 from gensim.models import KeyedVectors, Word2Vec
 from gensim.models.callbacks import CallbackAny2Vec
@@ -67,7 +68,7 @@ class _Pieces:
     def __iter__(self) -> Iterator[list[str]]:
         for doc in self.docs:
             for start in range(0, len(doc), self.max_len):
-                yield doc[start:start + self.max_len]
+                yield doc[start : start + self.max_len]
 
 
 class EpochReporter(CallbackAny2Vec):
@@ -104,16 +105,32 @@ def _check_settings(sg: int, hs: int, negative: int) -> None:
     if hs not in (0, 1):
         raise UserError(f"embed.hs={hs}: use 1 for hierarchical softmax or 0 for none.")
     if not hs and negative <= 0:
-        raise UserError("word2vec needs an output layer: set embed.negative to a positive number "
-                        "of negative samples (e.g. 5) or embed.hs=1.")
+        raise UserError(
+            "word2vec needs an output layer: set embed.negative to a positive number "
+            "of negative samples (e.g. 5) or embed.hs=1."
+        )
 
 
-def train_word2vec(corpus: Iterable[list[str]], source: str, *, vector_size: int = 100,
-                   window: int = 5, min_count: int = 5, max_vocab: Optional[int] = None,
-                   epochs: int = 5, lr: float = 0.025, min_lr: float = 1e-4, sg: int = 0,
-                   hs: int = 0, negative: int = 5, sample: float = 1e-3, workers: int = 3,
-                   seed: int = 42, on_epoch: Optional[EpochCallback] = None,
-                   batch_words: int = MAX_WORDS_PER_SENTENCE) -> tuple[KeyedVectors, list[float], int]:
+def train_word2vec(
+    corpus: Iterable[list[str]],
+    source: str,
+    *,
+    vector_size: int = 100,
+    window: int = 5,
+    min_count: int = 5,
+    max_vocab: Optional[int] = None,
+    epochs: int = 5,
+    lr: float = 0.025,
+    min_lr: float = 1e-4,
+    sg: int = 0,
+    hs: int = 0,
+    negative: int = 5,
+    sample: float = 1e-3,
+    workers: int = 3,
+    seed: int = 42,
+    on_epoch: Optional[EpochCallback] = None,
+    batch_words: int = MAX_WORDS_PER_SENTENCE,
+) -> tuple[KeyedVectors, list[float], int]:
     """Train gensim Word2Vec on a restartable corpus.
 
     Args:
@@ -130,15 +147,28 @@ def train_word2vec(corpus: Iterable[list[str]], source: str, *, vector_size: int
     """
     _check_settings(sg, hs, negative)
     pieces = _Pieces(corpus)
-    model = _Word2Vec(vector_size=vector_size, window=window, min_count=min_count,
-                      max_final_vocab=max_vocab, sg=sg, hs=hs, negative=negative, sample=sample,
-                      workers=workers, seed=seed, alpha=lr, min_alpha=min_lr, compute_loss=True,
-                      batch_words=batch_words)
+    model = _Word2Vec(
+        vector_size=vector_size,
+        window=window,
+        min_count=min_count,
+        max_final_vocab=max_vocab,
+        sg=sg,
+        hs=hs,
+        negative=negative,
+        sample=sample,
+        workers=workers,
+        seed=seed,
+        alpha=lr,
+        min_alpha=min_lr,
+        compute_loss=True,
+        batch_words=batch_words,
+    )
     return _train(model, pieces, source, min_count, epochs, on_epoch)
 
 
-def _train(model: _Word2Vec, pieces: _Pieces, source: str, min_count: int, epochs: int,
-           on_epoch: Optional[EpochCallback]) -> tuple[KeyedVectors, list[float], int]:
+def _train(
+    model: _Word2Vec, pieces: _Pieces, source: str, min_count: int, epochs: int, on_epoch: Optional[EpochCallback]
+) -> tuple[KeyedVectors, list[float], int]:
     """:func:`train_word2vec` once its gensim model is made: the vocabulary checked, then the epochs."""
     model.build_vocab(pieces, keep_raw_vocab=True)
     top_count = max(model.raw_vocab.values(), default=0)
@@ -146,8 +176,14 @@ def _train(model: _Word2Vec, pieces: _Pieces, source: str, min_count: int, epoch
     model.raw_vocab = {}  # only needed for the message above
     reporter = EpochReporter(on_epoch)
     log.info("Word2Vec: %d words, %d tokens, %d epochs", len(model.wv), model.corpus_total_words, epochs)
-    model.train(pieces, total_examples=model.corpus_count, total_words=model.corpus_total_words,
-                epochs=epochs, compute_loss=True, callbacks=[reporter])
+    model.train(
+        pieces,
+        total_examples=model.corpus_count,
+        total_words=model.corpus_total_words,
+        epochs=epochs,
+        compute_loss=True,
+        callbacks=[reporter],
+    )
     return model.wv, reporter.losses, model.corpus_total_words
 
 
@@ -156,8 +192,9 @@ class Word2VecMethod(EmbeddingMethod):
 
     config_class = Word2VecConfig
 
-    def train(self, corpus: Iterable[list[str]], source: str, log_epoch: Any, progress: Any
-              ) -> tuple[KeyedVectors, list[float], int]:
+    def train(
+        self, corpus: Iterable[list[str]], source: str, log_epoch: Any, progress: Any
+    ) -> tuple[KeyedVectors, list[float], int]:
         """See :meth:`EmbeddingMethod.train`."""
         c = self.cfg
 
@@ -165,7 +202,21 @@ class Word2VecMethod(EmbeddingMethod):
             log_epoch(epoch, {"train/loss": loss, "train/words_per_s": words_per_s})
             progress.epoch_done(epoch, f"loss {loss:.4g}  {words_per_s:,.0f} words/s")
 
-        return train_word2vec(corpus, source, vector_size=c.vector_size, window=c.window, min_count=c.min_count,
-                              max_vocab=c.max_vocab, epochs=c.epochs, lr=c.lr, min_lr=c.min_lr, sg=c.sg, hs=c.hs,
-                              negative=c.negative, sample=c.sample, workers=c.workers, seed=c.seed,
-                              on_epoch=on_epoch)
+        return train_word2vec(
+            corpus,
+            source,
+            vector_size=c.vector_size,
+            window=c.window,
+            min_count=c.min_count,
+            max_vocab=c.max_vocab,
+            epochs=c.epochs,
+            lr=c.lr,
+            min_lr=c.min_lr,
+            sg=c.sg,
+            hs=c.hs,
+            negative=c.negative,
+            sample=c.sample,
+            workers=c.workers,
+            seed=c.seed,
+            on_epoch=on_epoch,
+        )

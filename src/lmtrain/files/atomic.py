@@ -65,9 +65,11 @@ def follow_umask(path: str | Path) -> None:
 
 def link_refused(path: str | Path) -> UserError:
     """The error for a symbolic link found where lmtrain was to write or delete."""
-    return UserError(f"{path} is a symbolic link; lmtrain never writes, truncates or deletes through a link "
-                     "(it could point at any file). Remove the link (the file it points to is not touched) or "
-                     "write somewhere else.")
+    return UserError(
+        f"{path} is a symbolic link; lmtrain never writes, truncates or deletes through a link "
+        "(it could point at any file). Remove the link (the file it points to is not touched) or "
+        "write somewhere else."
+    )
 
 
 def is_link(path: str | Path) -> bool:
@@ -138,6 +140,7 @@ def write_with(path: str | Path, write: Callable[[Path], object]) -> Path:
 
 def write_bytes(path: str | Path, data: bytes) -> Path:
     """Write ``data`` to ``path`` atomically (see :func:`write_with`)."""
+
     def write(tmp: Path) -> None:
         with os.fdopen(os.open(tmp, os.O_WRONLY | os.O_TRUNC | os.O_NOFOLLOW | os.O_CLOEXEC), "wb") as file:
             file.write(data)

@@ -51,14 +51,18 @@ def resolve_checkpoint(path: str | Path, key: str = "ckpt") -> Path:
     """
     path = Path(path).expanduser()
     if not path.exists():
-        raise UserError(f"{key}={path}: no such file or directory. Give a run directory "
-                        "(outputs/pretrain/...) or one of its checkpoints (.../checkpoints/step-N).")
+        raise UserError(
+            f"{key}={path}: no such file or directory. Give a run directory "
+            "(outputs/pretrain/...) or one of its checkpoints (.../checkpoints/step-N)."
+        )
     for candidate in (path, path / "checkpoints" / LAST, path / LAST):
         if candidate.is_dir() and is_checkpoint(candidate):
             return candidate.resolve()
-    raise UserError(f"{key}={path} is not a checkpoint: expected a directory with {WEIGHTS} (or {SHARDED}/) and "
-                    f"{MODEL_META} (checkpoints/step-N or checkpoints/last), or a run directory that has "
-                    "checkpoints/last.")
+    raise UserError(
+        f"{key}={path} is not a checkpoint: expected a directory with {WEIGHTS} (or {SHARDED}/) and "
+        f"{MODEL_META} (checkpoints/step-N or checkpoints/last), or a run directory that has "
+        "checkpoints/last."
+    )
 
 
 def best_checkpoint(path: str | Path, key: str = "ckpt") -> Path:
@@ -73,8 +77,10 @@ def read_model_meta(checkpoint: Path) -> dict[str, Any]:
     try:
         meta = json.loads(path.read_text(encoding="utf-8"))
     except (OSError, ValueError) as error:
-        raise UserError(f"{path} is unreadable ({error}); the checkpoint is damaged. Use another checkpoint "
-                        "(an older checkpoints/step-N).") from None
+        raise UserError(
+            f"{path} is unreadable ({error}); the checkpoint is damaged. Use another checkpoint "
+            "(an older checkpoints/step-N)."
+        ) from None
     if not isinstance(meta, dict):
         raise UserError(f"{path} is not a JSON object; it was not written by lmtrain.")
     note_run_plugs(checkpoint)  # a plug of the run that does not import is then reported with its folder
@@ -102,8 +108,10 @@ def load_weights(model: nn.Module, checkpoint: Path) -> None:
         source = checkpoint / WEIGHTS
         missing, unexpected = load_safetensors_into(model, source)
     if missing or unexpected:
-        raise UserError(f"{source} does not fit this model (missing: {sorted(missing)[:5]}, "
-                        f"unexpected: {sorted(unexpected)[:5]}); was it written by a different model config?")
+        raise UserError(
+            f"{source} does not fit this model (missing: {sorted(missing)[:5]}, "
+            f"unexpected: {sorted(unexpected)[:5]}); was it written by a different model config?"
+        )
 
 
 def _load_state(model: nn.Module, weights: dict[str, torch.Tensor], source: Path) -> tuple[list[str], list[str]]:
@@ -116,8 +124,10 @@ def _load_state(model: nn.Module, weights: dict[str, torch.Tensor], source: Path
         result = model.load_state_dict(weights, strict=False)
     except RuntimeError as error:  # shape mismatches: a checkpoint of another model size
         reason = " ".join(str(error).split())[:300]
-        raise UserError(f"{source} does not fit this model ({reason}); it was written by a model of another "
-                        "configuration (size, vocabulary or heads). Use a checkpoint of this model.") from None
+        raise UserError(
+            f"{source} does not fit this model ({reason}); it was written by a model of another "
+            "configuration (size, vocabulary or heads). Use a checkpoint of this model."
+        ) from None
     return list(result.missing_keys), list(result.unexpected_keys)
 
 

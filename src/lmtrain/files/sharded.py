@@ -33,9 +33,16 @@ _METADATA_LIMIT = 1 << 30  # bytes; the metadata of billions of parameters shard
 
 # (module, name) of every global a DCP .metadata pickle names (its dataclasses, torch.Size, layouts, paths)
 _METADATA_GLOBALS = {
-    "torch.distributed.checkpoint.metadata": {"Metadata", "TensorStorageMetadata", "BytesStorageMetadata",
-                                              "ChunkStorageMetadata", "TensorProperties", "StorageMeta",
-                                              "MetadataIndex", "_MEM_FORMAT_ENCODING"},
+    "torch.distributed.checkpoint.metadata": {
+        "Metadata",
+        "TensorStorageMetadata",
+        "BytesStorageMetadata",
+        "ChunkStorageMetadata",
+        "TensorProperties",
+        "StorageMeta",
+        "MetadataIndex",
+        "_MEM_FORMAT_ENCODING",
+    },
     "torch.distributed.checkpoint.filesystem": {"_StorageInfo"},
     "torch.serialization": {"_get_layout"},
     "torch": {"Size"},
@@ -57,9 +64,11 @@ class _MetadataUnpickler(pickle.Unpickler):
 
 
 def _refused(path: Path, what: str) -> UserError:
-    return UserError(f"{path} names {what}, which the metadata of a sharded checkpoint never holds; refusing to "
-                     "unpickle it, since loading it could run arbitrary code. Use a checkpoint written by lmtrain "
-                     "(an older checkpoints/step-N), or write this one again.")
+    return UserError(
+        f"{path} names {what}, which the metadata of a sharded checkpoint never holds; refusing to "
+        "unpickle it, since loading it could run arbitrary code. Use a checkpoint written by lmtrain "
+        "(an older checkpoints/step-N), or write this one again."
+    )
 
 
 def read_sharded_metadata(folder: Path) -> Any:
@@ -82,8 +91,20 @@ def read_sharded_metadata(folder: Path) -> Any:
         metadata = _MetadataUnpickler(io.BytesIO(data)).load()
     except _ForbiddenGlobal as error:
         raise _refused(path, str(error)) from None
-    except (OSError, EOFError, pickle.UnpicklingError, AttributeError, TypeError, ValueError, IndexError, KeyError,
-            RuntimeError, OverflowError, MemoryError, RecursionError) as error:
+    except (
+        OSError,
+        EOFError,
+        pickle.UnpicklingError,
+        AttributeError,
+        TypeError,
+        ValueError,
+        IndexError,
+        KeyError,
+        RuntimeError,
+        OverflowError,
+        MemoryError,
+        RecursionError,
+    ) as error:
         raise unreadable(path, error) from None
     if not isinstance(metadata, Metadata):
         raise _refused(path, f"a {type(metadata).__name__} instead of DCP metadata")
@@ -94,14 +115,19 @@ def read_sharded_metadata(folder: Path) -> Any:
 
 
 def _not_metadata(path: Path, problem: str) -> UserError:
-    return UserError(f"{path} is not the metadata of a sharded checkpoint ({problem}); it is damaged or was not "
-                     "written by torch.distributed.checkpoint. Use another checkpoint (an older checkpoints/step-N), "
-                     "or write this one again.")
+    return UserError(
+        f"{path} is not the metadata of a sharded checkpoint ({problem}); it is damaged or was not "
+        "written by torch.distributed.checkpoint. Use another checkpoint (an older checkpoints/step-N), "
+        "or write this one again."
+    )
 
 
 def _is_shape(value: Any, rank: int | None = None) -> bool:
-    return isinstance(value, tuple) and (rank is None or len(value) == rank) and all(
-        isinstance(dim, int) and not isinstance(dim, bool) and dim >= 0 for dim in value)
+    return (
+        isinstance(value, tuple)
+        and (rank is None or len(value) == rank)
+        and all(isinstance(dim, int) and not isinstance(dim, bool) and dim >= 0 for dim in value)
+    )
 
 
 def _tensor_problem(entry: Any) -> str | None:
@@ -113,9 +139,12 @@ def _tensor_problem(entry: Any) -> str | None:
     if not isinstance(entry.properties, TensorProperties) or not isinstance(entry.properties.dtype, torch.dtype):
         return "has no dtype"
     if not isinstance(entry.chunks, list) or not all(
-            isinstance(chunk, ChunkStorageMetadata) and _is_shape(chunk.offsets, len(entry.size))
-            and _is_shape(chunk.sizes, len(entry.size))
-            and all(o + n <= d for o, n, d in zip(chunk.offsets, chunk.sizes, entry.size)) for chunk in entry.chunks):
+        isinstance(chunk, ChunkStorageMetadata)
+        and _is_shape(chunk.offsets, len(entry.size))
+        and _is_shape(chunk.sizes, len(entry.size))
+        and all(o + n <= d for o, n, d in zip(chunk.offsets, chunk.sizes, entry.size))
+        for chunk in entry.chunks
+    ):
         return "has chunks that are not a list of parts within its size"
     return None
 
@@ -128,16 +157,21 @@ def _form_problem(metadata: Any) -> str | None:
     for table in ("state_dict_metadata", "storage_data"):
         if not isinstance(getattr(metadata, table, None), dict):
             return f"its {table} is a {type(getattr(metadata, table, None)).__name__}, not a dict"
-    if not all(isinstance(index, MetadataIndex) and isinstance(info, _StorageInfo)
-               for index, info in metadata.storage_data.items()):
+    if not all(
+        isinstance(index, MetadataIndex) and isinstance(info, _StorageInfo)
+        for index, info in metadata.storage_data.items()
+    ):
         return "its storage_data holds entries other than file ranges"
     for name, entry in metadata.state_dict_metadata.items():
         if not isinstance(name, str):
             return f"its state_dict_metadata names {name!r}, not a string"
         if isinstance(entry, BytesStorageMetadata):
             continue
-        problem = _tensor_problem(entry) if isinstance(entry, TensorStorageMetadata) else \
-            f"is a {type(entry).__name__}, not a tensor or value entry"
+        problem = (
+            _tensor_problem(entry)
+            if isinstance(entry, TensorStorageMetadata)
+            else f"is a {type(entry).__name__}, not a tensor or value entry"
+        )
         if problem:
             return f"{name} {problem}"
     return None
@@ -174,8 +208,10 @@ def _size_problem(metadata: Any, stored: int) -> str | None:
         if isinstance(entry, TensorStorageMetadata):
             needed = math.prod(entry.size) * entry.properties.dtype.itemsize
             if needed > stored:
-                return (f"{METADATA} gives {name} the size {list(entry.size)} ({needed} bytes of "
-                        f"{entry.properties.dtype}), more than the {stored} bytes of all its shard files")
+                return (
+                    f"{METADATA} gives {name} the size {list(entry.size)} ({needed} bytes of "
+                    f"{entry.properties.dtype}), more than the {stored} bytes of all its shard files"
+                )
     return None
 
 
@@ -259,16 +295,23 @@ def load_sharded(folder: Path, state_dict: dict[str, Any], process_group: Any = 
     reader, planner = _safe_reading()
     try:
         with single_process_quietly(no_dist):
-            load(state_dict, storage_reader=reader(folder), planner=planner(), process_group=process_group,
-                 no_dist=no_dist)
+            load(
+                state_dict,
+                storage_reader=reader(folder),
+                planner=planner(),
+                process_group=process_group,
+                no_dist=no_dist,
+            )
     except CheckpointException as error:  # DCP wraps every rank's error; name the first
         cause = next(iter(error.failures.values()))[0]
         if isinstance(cause, _ForbiddenGlobal):
             raise _refused(folder, str(cause)) from None
         reason = " ".join(str(cause).split())[:300]
-        raise UserError(f"{folder} does not fit this model and optimizer ({type(cause).__name__}: {reason}); it was "
-                        "written by a run of another configuration. Resume with the settings it was trained with, "
-                        "or use another checkpoint.") from None
+        raise UserError(
+            f"{folder} does not fit this model and optimizer ({type(cause).__name__}: {reason}); it was "
+            "written by a run of another configuration. Resume with the settings it was trained with, "
+            "or use another checkpoint."
+        ) from None
 
 
 def read_sharded_tensors(folder: Path, prefix: str) -> dict[str, torch.Tensor]:
@@ -280,8 +323,10 @@ def read_sharded_tensors(folder: Path, prefix: str) -> dict[str, torch.Tensor]:
 
     metadata = _intact_metadata(folder)  # sizes checked against the files before anything is allocated
     start = prefix + "."
-    tensors = {key[len(start):]: torch.empty(entry.size, dtype=entry.properties.dtype)
-               for key, entry in metadata.state_dict_metadata.items()
-               if key.startswith(start) and isinstance(entry, TensorStorageMetadata)}
+    tensors = {
+        key[len(start) :]: torch.empty(entry.size, dtype=entry.properties.dtype)
+        for key, entry in metadata.state_dict_metadata.items()
+        if key.startswith(start) and isinstance(entry, TensorStorageMetadata)
+    }
     load_sharded(folder, {prefix: tensors}, no_dist=True)
     return tensors

@@ -24,9 +24,11 @@ def unreadable(path: Path, error: BaseException) -> UserError:
     """The error for a file a reader choked on: truncated or corrupt, and what to do."""
     reason = " ".join(str(error).split())[:200]
     said = f"{type(error).__name__}: {reason}" if reason else type(error).__name__
-    return UserError(f"{path} is unreadable ({said}): the file is truncated or corrupt, "
-                     "e.g. by a copy that did not finish or a full disk. Use another checkpoint (an older "
-                     "checkpoints/step-N) or write the file again.")
+    return UserError(
+        f"{path} is unreadable ({said}): the file is truncated or corrupt, "
+        "e.g. by a copy that did not finish or a full disk. Use another checkpoint (an older "
+        "checkpoints/step-N) or write the file again."
+    )
 
 
 def safetensors_problem(path: Path) -> str | None:
@@ -68,9 +70,11 @@ def load_safetensors_into(model: nn.Module, path: Path) -> tuple[list[str], list
         raise unreadable(path, error) from None
     except RuntimeError as error:  # shape mismatches: a checkpoint of another model size
         reason = " ".join(str(error).split())[:300]
-        raise UserError(f"{path} does not fit this model ({reason}); it was written by a model of another "
-                        "configuration (size, vocabulary or heads). Use a checkpoint of this model, or the "
-                        "settings it was trained with.") from None
+        raise UserError(
+            f"{path} does not fit this model ({reason}); it was written by a model of another "
+            "configuration (size, vocabulary or heads). Use a checkpoint of this model, or the "
+            "settings it was trained with."
+        ) from None
 
 
 def read_torch_tensors(path: Path) -> Any:
@@ -82,9 +86,11 @@ def read_torch_tensors(path: Path) -> Any:
     try:
         return torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError:
-        raise UserError(f"{path} is not a plain tensor checkpoint; refusing to unpickle it. It holds Python objects "
-                        "other than tensors, and loading those could run arbitrary code. Convert it to "
-                        "safetensors where it came from, or use another checkpoint.") from None
+        raise UserError(
+            f"{path} is not a plain tensor checkpoint; refusing to unpickle it. It holds Python objects "
+            "other than tensors, and loading those could run arbitrary code. Convert it to "
+            "safetensors where it came from, or use another checkpoint."
+        ) from None
     except (RuntimeError, OSError, EOFError, zipfile.BadZipFile) as error:
         raise unreadable(path, error) from None
 
@@ -96,12 +102,24 @@ def read_tensor_dict(path: Path) -> dict[str, torch.Tensor]:
         UserError: the file holds anything else (a list, nested dicts, numbers), is damaged or needs unpickling.
     """
     content = read_torch_tensors(path)
-    if isinstance(content, dict) and all(isinstance(name, str) and isinstance(tensor, torch.Tensor)
-                                         for name, tensor in content.items()):
+    if isinstance(content, dict) and all(
+        isinstance(name, str) and isinstance(tensor, torch.Tensor) for name, tensor in content.items()
+    ):
         return content
-    odd = next((f"{name!r} holds a {type(value).__name__}" for name, value in content.items()
-                if not isinstance(name, str) or not isinstance(value, torch.Tensor)), "") \
-        if isinstance(content, dict) else f"it holds a {type(content).__name__}"
-    raise UserError(f"{path} is not a state dict: expected a flat dict of tensor names to tensors, as "
-                    f"save_pretrained and torch.save(model.state_dict()) write, but {odd}. Save the weights again "
-                    "from the model (as safetensors where possible).")
+    odd = (
+        next(
+            (
+                f"{name!r} holds a {type(value).__name__}"
+                for name, value in content.items()
+                if not isinstance(name, str) or not isinstance(value, torch.Tensor)
+            ),
+            "",
+        )
+        if isinstance(content, dict)
+        else f"it holds a {type(content).__name__}"
+    )
+    raise UserError(
+        f"{path} is not a state dict: expected a flat dict of tensor names to tensors, as "
+        f"save_pretrained and torch.save(model.state_dict()) write, but {odd}. Save the weights again "
+        "from the model (as safetensors where possible)."
+    )

@@ -21,8 +21,10 @@ from lmtrain.models.language_model import LanguageModel
 
 log = logging.getLogger(__name__)
 
-def left_pad(prompts: Sequence[Sequence[int]], pad_id: int, device: torch.device
-             ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+
+def left_pad(
+    prompts: Sequence[Sequence[int]], pad_id: int, device: torch.device
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """Left-pad ``prompts`` into one batch.
 
     Returns:
@@ -34,8 +36,8 @@ def left_pad(prompts: Sequence[Sequence[int]], pad_id: int, device: torch.device
     mask = torch.zeros((len(prompts), width), dtype=torch.bool)
     for row, prompt in enumerate(prompts):
         if len(prompt):
-            ids[row, width - len(prompt):] = torch.as_tensor(list(prompt), dtype=torch.long)
-            mask[row, width - len(prompt):] = True
+            ids[row, width - len(prompt) :] = torch.as_tensor(list(prompt), dtype=torch.long)
+            mask[row, width - len(prompt) :] = True
     positions = (mask.long().cumsum(dim=-1) - 1).clamp(min=0)  # (B, L)
     return ids.to(device), mask.to(device), positions.to(device)
 
@@ -49,16 +51,23 @@ def _room(prompts: Sequence[Sequence[int]], max_new_tokens: int, max_positions: 
         return max_new_tokens
     room = max_positions - longest
     if room <= 0:
-        raise UserError(f"the prompt has {longest} tokens but the model covers {max_positions} positions "
-                        "(model.max_positions); shorten the prompt.")
+        raise UserError(
+            f"the prompt has {longest} tokens but the model covers {max_positions} positions "
+            "(model.max_positions); shorten the prompt."
+        )
     if max_new_tokens > room:
-        log.warning("max_new_tokens=%d would run past the model's %d positions after a %d-token prompt; "
-                    "generating at most %d tokens", max_new_tokens, max_positions, longest, room)
+        log.warning(
+            "max_new_tokens=%d would run past the model's %d positions after a %d-token prompt; "
+            "generating at most %d tokens",
+            max_new_tokens,
+            max_positions,
+            longest,
+            room,
+        )
     return min(max_new_tokens, room)
 
 
-def _decoding_mask(prompts: Sequence[Sequence[int]], prompt_mask: torch.Tensor, steps: int
-                   ) -> torch.Tensor | None:
+def _decoding_mask(prompts: Sequence[Sequence[int]], prompt_mask: torch.Tensor, steps: int) -> torch.Tensor | None:
     """The attention mask of the whole decode, (B, L + steps): the prompts' padding, then room for every
     new (real) token, so no step concatenates one; None when no prompt is padded (without padding
     SDPA keeps its fused causal path)."""
@@ -73,15 +82,24 @@ def _decoding_mask(prompts: Sequence[Sequence[int]], prompt_mask: torch.Tensor, 
 def _check_generates(model: LanguageModel) -> None:
     """Refuse a model that cannot decode: generation needs a causal backbone and an ``lm`` head."""
     if "lm" not in model.heads or not model.spec.causal:
-        raise UserError(f"generation needs a causal model with an lm head; this one has heads "
-                        f"{model.head_names} and causal={model.spec.causal}.")
+        raise UserError(
+            f"generation needs a causal model with an lm head; this one has heads "
+            f"{model.head_names} and causal={model.spec.causal}."
+        )
 
 
 @torch.no_grad()
-def generate_stream(model: LanguageModel, prompts: Sequence[Sequence[int]], max_new_tokens: int,
-                    sampling: Sampling = Sampling(), eos_id: int | None = None, pad_id: int = 0,
-                    seed: int | None = None, generator: torch.Generator | None = None,
-                    use_cache: bool = True) -> Iterator[list[int | None]]:
+def generate_stream(
+    model: LanguageModel,
+    prompts: Sequence[Sequence[int]],
+    max_new_tokens: int,
+    sampling: Sampling = Sampling(),
+    eos_id: int | None = None,
+    pad_id: int = 0,
+    seed: int | None = None,
+    generator: torch.Generator | None = None,
+    use_cache: bool = True,
+) -> Iterator[list[int | None]]:
     """Decode a batch of prompts step by step, yielding each step's tokens as they are produced.
 
     Args:
@@ -101,18 +119,32 @@ def generate_stream(model: LanguageModel, prompts: Sequence[Sequence[int]], max_
     """
     _check_generates(model)
     if not hasattr(model.backbone, "new_cache"):  # a family without a key/value cache: each step runs the prefix
-        yield from _generate_uncached(model, prompts, max_new_tokens, sampling, eos_id,
-                                      generator or seeded_generator(seed, next(model.parameters()).device))
+        yield from _generate_uncached(
+            model,
+            prompts,
+            max_new_tokens,
+            sampling,
+            eos_id,
+            generator or seeded_generator(seed, next(model.parameters()).device),
+        )
         return
     device = model.backbone.embeddings.token.weight.device
     steps = _room(prompts, max_new_tokens, model.spec.max_positions)
-    yield from _generate_cached(model, prompts, steps, sampling, eos_id, pad_id,
-                                generator or seeded_generator(seed, device), use_cache)
+    yield from _generate_cached(
+        model, prompts, steps, sampling, eos_id, pad_id, generator or seeded_generator(seed, device), use_cache
+    )
 
 
-def _generate_cached(model: LanguageModel, prompts: Sequence[Sequence[int]], steps: int, sampling: Sampling,
-                     eos_id: int | None, pad_id: int, generator: torch.Generator | None,
-                     use_cache: bool) -> Iterator[list[int | None]]:
+def _generate_cached(
+    model: LanguageModel,
+    prompts: Sequence[Sequence[int]],
+    steps: int,
+    sampling: Sampling,
+    eos_id: int | None,
+    pad_id: int,
+    generator: torch.Generator | None,
+    use_cache: bool,
+) -> Iterator[list[int | None]]:
     """:func:`generate_stream`'s loop for a backbone with a key/value cache, ``steps`` steps at most
     (``use_cache=False`` runs the whole left-padded batch again each step, to check the cache)."""
     backbone, head = model.backbone, model.heads["lm"]
@@ -147,8 +179,14 @@ def _generate_cached(model: LanguageModel, prompts: Sequence[Sequence[int]], ste
             positions = torch.cat([positions, step_positions], dim=1)
 
 
-def _generate_uncached(model, prompts: Sequence[Sequence[int]], max_new_tokens: int, sampling: Sampling,
-                       eos_id: int | None, generator: torch.Generator | None) -> Iterator[list[int | None]]:
+def _generate_uncached(
+    model,
+    prompts: Sequence[Sequence[int]],
+    max_new_tokens: int,
+    sampling: Sampling,
+    eos_id: int | None,
+    generator: torch.Generator | None,
+) -> Iterator[list[int | None]]:
     """:func:`generate_stream` for a causal LM without a cache: every row's whole sequence runs again each step,
     unpadded (so its states never see padding)."""
     device = next(model.parameters()).device
@@ -156,8 +194,9 @@ def _generate_uncached(model, prompts: Sequence[Sequence[int]], max_new_tokens: 
     rows = [list(p) for p in prompts]
     done = [False] * len(rows)
     for _ in range(steps):
-        logits = torch.cat([model.heads["lm"](model.backbone(torch.tensor([row], device=device))[:, -1])
-                            for row in rows])  # (B, V)
+        logits = torch.cat(
+            [model.heads["lm"](model.backbone(torch.tensor([row], device=device))[:, -1]) for row in rows]
+        )  # (B, V)
         chosen = next_tokens(logits.float(), sampling, generator).tolist()
         yield [None if stopped else tok for stopped, tok in zip(done, chosen, strict=True)]
         if eos_id is not None:
@@ -168,10 +207,18 @@ def _generate_uncached(model, prompts: Sequence[Sequence[int]], max_new_tokens: 
             row.append(tok)
 
 
-def generate(model: LanguageModel, prompts: Sequence[Sequence[int]], max_new_tokens: int,
-             sampling: Sampling = Sampling(), eos_id: int | None = None, pad_id: int = 0,
-             seed: int | None = None, generator: torch.Generator | None = None, use_cache: bool = True,
-             on_token: Callable[[int, int], None] | None = None) -> list[list[int]]:
+def generate(
+    model: LanguageModel,
+    prompts: Sequence[Sequence[int]],
+    max_new_tokens: int,
+    sampling: Sampling = Sampling(),
+    eos_id: int | None = None,
+    pad_id: int = 0,
+    seed: int | None = None,
+    generator: torch.Generator | None = None,
+    use_cache: bool = True,
+    on_token: Callable[[int, int], None] | None = None,
+) -> list[list[int]]:
     """Generate a continuation of every prompt.
 
     Args:
@@ -183,8 +230,7 @@ def generate(model: LanguageModel, prompts: Sequence[Sequence[int]], max_new_tok
         The new token ids of each prompt, without the end-of-text token.
     """
     outputs: list[list[int]] = [[] for _ in prompts]
-    for step in generate_stream(model, prompts, max_new_tokens, sampling, eos_id, pad_id, seed, generator,
-                                use_cache):
+    for step in generate_stream(model, prompts, max_new_tokens, sampling, eos_id, pad_id, seed, generator, use_cache):
         for row, token in enumerate(step):
             if token is None or token == eos_id:
                 continue
@@ -224,11 +270,11 @@ class TextStream:
         return self._advance(self.tokenizer.decode(self.ids))
 
     def _advance(self, text: str) -> str:
-        piece = text[self.offset:]
+        piece = text[self.offset :]
         self.offset = max(self.offset, len(text))
         return piece
 
     @property
     def text(self) -> str:
         """All text added after the prefix."""
-        return self.tokenizer.decode(self.ids)[self.start:]
+        return self.tokenizer.decode(self.ids)[self.start :]

@@ -74,11 +74,13 @@ def fill_mask(model: LanguageModel, tokenizer: TextTokenizer, text: str, top_k: 
     ids = encode_for_mask(tokenizer, with_mask_token(text, tokenizer.roles["mask"]), mask_id)
     where = [i for i, token_id in enumerate(ids) if token_id == mask_id]
     if not where:
-        raise UserError(f"the prompt {text!r} has no mask token; write [MASK] (or <mask>) where a word "
-                        "should be predicted.")
+        raise UserError(
+            f"the prompt {text!r} has no mask token; write [MASK] (or <mask>) where a word should be predicted."
+        )
     if len(ids) > model.spec.max_positions:
-        raise UserError(f"the prompt has {len(ids)} tokens but the model covers {model.spec.max_positions} "
-                        "positions; shorten it.")
+        raise UserError(
+            f"the prompt has {len(ids)} tokens but the model covers {model.spec.max_positions} positions; shorten it."
+        )
     device = next(model.parameters()).device
     hidden = model.backbone(torch.tensor([ids], device=device))  # (1, T, D)
     probs = model.heads["mlm"](hidden[0, where]).float().softmax(dim=-1)  # (M, V)
@@ -86,6 +88,10 @@ def fill_mask(model: LanguageModel, tokenizer: TextTokenizer, text: str, top_k: 
     top = probs.topk(min(top_k, probs.shape[-1] - len(tokenizer.special_ids)), dim=-1)
     results = []
     for values, indices in zip(top.values.tolist(), top.indices.tolist()):
-        results.append([Candidate(tokenizer.tokenizer.id_to_token(i), tokenizer.decode([i]), i, p)
-                        for p, i in zip(values, indices)])
+        results.append(
+            [
+                Candidate(tokenizer.tokenizer.id_to_token(i), tokenizer.decode([i]), i, p)
+                for p, i in zip(values, indices)
+            ]
+        )
     return results

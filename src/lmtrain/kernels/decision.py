@@ -47,8 +47,11 @@ def judge(times: ProbeTimes, wide_vectors: bool) -> Verdict:
     if gain > NOISE:
         return Verdict(faster, faster, f"{measured}: {LABELS[faster]} faster by {gain:.0%}")
     cpu = "has" if wide_vectors else "lacks"
-    return Verdict(rule_kernels(wide_vectors), None,
-                   f"{measured}: a tie (within {NOISE:.0%}), so by rule {RULE} (this CPU {cpu} them)")
+    return Verdict(
+        rule_kernels(wide_vectors),
+        None,
+        f"{measured}: a tie (within {NOISE:.0%}), so by rule {RULE} (this CPU {cpu} them)",
+    )
 
 
 REVIEWS = 4  # later runs that measure again after a choice is kept, before it counts as settled
@@ -89,8 +92,11 @@ def review(kept: KeptChoice, verdict: Verdict, today: str) -> tuple[KeptChoice, 
     challenges = kept.challenges + 1
     won = f"{check} (clear win {challenges} of the {SWITCH_AFTER} in separate runs that switch the choice)"
     if challenges < SWITCH_AFTER:
-        return (KeptChoice(kept.kernels, kept.why, kept.decided, kept.reviews + 1, challenges),
-                f"{won}; this run keeps {kept.kernels}")
-    switched = KeptChoice(verdict.winner, f"switched after {SWITCH_AFTER} clear wins in later runs, the last "
-                                          f"{verdict.why}", today)
+        return (
+            KeptChoice(kept.kernels, kept.why, kept.decided, kept.reviews + 1, challenges),
+            f"{won}; this run keeps {kept.kernels}",
+        )
+    switched = KeptChoice(
+        verdict.winner, f"switched after {SWITCH_AFTER} clear wins in later runs, the last {verdict.why}", today
+    )
     return switched, f"{won}: the choice switches to {verdict.winner} from the next run; this run keeps {kept.kernels}"

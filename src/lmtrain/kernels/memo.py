@@ -80,12 +80,18 @@ def kept_choice(memo: Memo) -> tuple[KeptChoice | None, str | None]:
         return None, None
     kernels = entry.get("kernels") if isinstance(entry, dict) else None
     if kernels not in KERNEL_SETS:
-        return None, (f"its entry for this machine names CPU kernels {kernels!r}, which are none of "
-                      f"{', '.join(KERNEL_SETS)}; the entry is measured anew and replaced")
+        return None, (
+            f"its entry for this machine names CPU kernels {kernels!r}, which are none of "
+            f"{', '.join(KERNEL_SETS)}; the entry is measured anew and replaced"
+        )
     why, decided = entry.get("why"), entry.get("decided")
-    return KeptChoice(kernels, why if isinstance(why, str) else "no reason stored",
-                      decided if isinstance(decided, str) else "",
-                      _count(entry.get("reviews")), _count(entry.get("challenges"))), None
+    return KeptChoice(
+        kernels,
+        why if isinstance(why, str) else "no reason stored",
+        decided if isinstance(decided, str) else "",
+        _count(entry.get("reviews")),
+        _count(entry.get("challenges")),
+    ), None
 
 
 def keep(memo: Memo, choice: KeptChoice) -> str | None:
@@ -100,8 +106,9 @@ def keep(memo: Memo, choice: KeptChoice) -> str | None:
     handle = None
     try:
         memo.path.parent.mkdir(parents=True, exist_ok=True)
-        with tempfile.NamedTemporaryFile("w", dir=memo.path.parent, prefix=".tmp-", suffix=".json",
-                                         delete=False, encoding="utf-8") as handle:
+        with tempfile.NamedTemporaryFile(
+            "w", dir=memo.path.parent, prefix=".tmp-", suffix=".json", delete=False, encoding="utf-8"
+        ) as handle:
             json.dump(entries, handle, indent=1)
         if memo.path.is_symlink() or memo.path.is_dir():  # appeared since it was read
             raise IsADirectoryError("it became a symbolic link or a folder while lmtrain measured")

@@ -73,8 +73,9 @@ class Dropout(nn.Dropout):
         return dropout(x, self.p, self.training)
 
 
-def attend(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, mask: torch.Tensor | None, is_causal: bool,
-           dropout: float) -> torch.Tensor:
+def attend(
+    q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, mask: torch.Tensor | None, is_causal: bool, dropout: float
+) -> torch.Tensor:
     """`scaled_dot_product_attention` of (B, H, T, Dh) queries, keys and values.
 
     With lmtrain's CPU kernels, dropout on CPU and no mask or a key-padding mask, the same math

@@ -39,8 +39,10 @@ class ProbeTimes:
 
     def describe(self) -> str:
         """``12.1 ms with oneDNN vs 15.3 ms with torch (best of 8 each)``: the two times, for the log."""
-        return (f"{self.onednn_s * 1e3:.1f} ms with oneDNN vs {self.torch_s * 1e3:.1f} ms with torch "
-                f"(best of {self.rounds} each)")
+        return (
+            f"{self.onednn_s * 1e3:.1f} ms with oneDNN vs {self.torch_s * 1e3:.1f} ms with torch "
+            f"(best of {self.rounds} each)"
+        )
 
 
 @contextmanager
@@ -73,8 +75,9 @@ def check_onednn_ops() -> None:
         raise RuntimeError("oneDNN's linear product disagrees with F.linear")
 
 
-def _layer_step(linear: Callable, dropout: Callable, x: torch.Tensor, weight: torch.Tensor,
-                bias: torch.Tensor) -> float:
+def _layer_step(
+    linear: Callable, dropout: Callable, x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor
+) -> float:
     """Seconds of one forward + backward of ``dropout(linear(x, weight, bias))``."""
     start = time.perf_counter()
     out = dropout(linear(x, weight, bias), DROPOUT)  # (ROWS, OUT_FEATURES)
@@ -82,9 +85,13 @@ def _layer_step(linear: Callable, dropout: Callable, x: torch.Tensor, weight: to
     return time.perf_counter() - start
 
 
-def measure_alternately(steps: dict[str, Callable[[], float]], rounds: int = ROUNDS, min_rounds: int = MIN_ROUNDS,
-                        budget_s: float = BUDGET_S, clock: Callable[[], float] = time.perf_counter
-                        ) -> dict[str, list[float]]:
+def measure_alternately(
+    steps: dict[str, Callable[[], float]],
+    rounds: int = ROUNDS,
+    min_rounds: int = MIN_ROUNDS,
+    budget_s: float = BUDGET_S,
+    clock: Callable[[], float] = time.perf_counter,
+) -> dict[str, list[float]]:
     """Each step's timings, taken in alternating order (A B, B A, A B, ...) after one warm-up round.
 
     Args:
@@ -113,10 +120,11 @@ def time_kernels() -> ProbeTimes:
     x = torch.randn(ROWS, IN_FEATURES, generator=generator, requires_grad=True)
     weight = torch.randn(OUT_FEATURES, IN_FEATURES, generator=generator, requires_grad=True)
     bias = torch.randn(OUT_FEATURES, generator=generator, requires_grad=True)
-    sets = {"onednn": (onednn_linear, cheap_dropout),
-            "torch": (F.linear, lambda t, p: F.dropout(t, p, training=True))}
-    steps: dict[str, Callable[[], float]] = {name: functools.partial(_layer_step, linear, dropout, x, weight, bias)
-             for name, (linear, dropout) in sets.items()}
+    sets = {"onednn": (onednn_linear, cheap_dropout), "torch": (F.linear, lambda t, p: F.dropout(t, p, training=True))}
+    steps: dict[str, Callable[[], float]] = {
+        name: functools.partial(_layer_step, linear, dropout, x, weight, bias)
+        for name, (linear, dropout) in sets.items()
+    }
     # Dropout draws here must not shift the run's random stream.
     with torch.random.fork_rng(devices=[]), _plain_fp32_autograd():
         timings = measure_alternately(steps)

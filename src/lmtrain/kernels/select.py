@@ -69,8 +69,12 @@ def _auto_by_memo(path: Path, measure: bool, key: str) -> tuple[str, str]:
     memo = read_memo(path)
     kept, problem = kept_choice(memo)
     if memo.problem or problem:
-        advice = (" auto measures in every run, so two runs may pick different kernels (and dropout masks): "
-                  f"delete the file, or set {key}=onednn or {key}=torch." if memo.problem else "")
+        advice = (
+            " auto measures in every run, so two runs may pick different kernels (and dropout masks): "
+            f"delete the file, or set {key}=onednn or {key}=torch."
+            if memo.problem
+            else ""
+        )
         log.warning("The memo of %s=auto, %s, is not used as it is: %s.%s", key, path, memo.problem or problem, advice)
     wide_vectors = cpu_has_wide_vectors()
     if kept is None:
@@ -97,8 +101,10 @@ def _resolve_auto(memo: Path | None, measure: bool, key: str) -> tuple[str, str]
 def _first_auto(memo: Path | None, measure: bool, key: str) -> tuple[str, str]:
     """What ``auto`` resolves to in this process: (kernels, why); see :func:`_resolve_auto`."""
     if not onednn_ops_present():
-        log.warning("oneDNN's linear ops (torch.ops.mkldnn._linear_pointwise) are missing from this "
-                    "PyTorch build or oneDNN is switched off: lmtrain uses PyTorch's own CPU kernels.")
+        log.warning(
+            "oneDNN's linear ops (torch.ops.mkldnn._linear_pointwise) are missing from this "
+            "PyTorch build or oneDNN is switched off: lmtrain uses PyTorch's own CPU kernels."
+        )
         return "torch", "auto: oneDNN ops missing"
     try:
         check_onednn_ops()
@@ -107,8 +113,10 @@ def _first_auto(memo: Path | None, measure: bool, key: str) -> tuple[str, str]:
         verdict = judge(time_kernels(), cpu_has_wide_vectors())
         return verdict.kernels, f"auto: {verdict.why}"
     except (RuntimeError, TypeError, AttributeError, NotImplementedError) as error:
-        log.warning("oneDNN's linear ops failed their start-up check (%s): lmtrain uses PyTorch's own "
-                    "CPU kernels.", _first_line(error))
+        log.warning(
+            "oneDNN's linear ops failed their start-up check (%s): lmtrain uses PyTorch's own CPU kernels.",
+            _first_line(error),
+        )
         return "torch", "auto: oneDNN ops failed their check"
 
 
@@ -121,12 +129,19 @@ def _require_onednn(key: str) -> None:
         except (RuntimeError, TypeError, AttributeError, NotImplementedError) as error:
             problem = f"its oneDNN linear ops fail ({_first_line(error)})"
     if problem:
-        raise UserError(f"{key}=onednn, but this PyTorch build ({torch.__version__}) cannot run lmtrain's "
-                        f"oneDNN kernels: {problem}. Use {key}=auto (falls back by itself) or {key}=torch.")
+        raise UserError(
+            f"{key}=onednn, but this PyTorch build ({torch.__version__}) cannot run lmtrain's "
+            f"oneDNN kernels: {problem}. Use {key}=auto (falls back by itself) or {key}=torch."
+        )
 
 
-def select_cpu_kernels(choice: str, device: torch.device | str = "cpu", key: str = "trainer.cpu_kernels",
-                       memo: Path | None = None, measure: bool = True) -> tuple[str, str]:
+def select_cpu_kernels(
+    choice: str,
+    device: torch.device | str = "cpu",
+    key: str = "trainer.cpu_kernels",
+    memo: Path | None = None,
+    measure: bool = True,
+) -> tuple[str, str]:
     """Put the CPU kernels of ``choice`` in force for this process.
 
     Args:

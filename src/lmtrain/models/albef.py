@@ -48,11 +48,14 @@ class AlbefSpec(StoredSpec):
     temp: float = 0.07  # initial contrastive temperature (learned, clamped to [0.001, 0.5])
 
     @classmethod
-    def from_dict(cls, values: dict[str, Any]) -> "AlbefSpec":
+    def from_dict(cls, values: dict[str, Any]) -> AlbefSpec:
         """Rebuild from :meth:`to_dict` output (the two nested specs rebuilt as theirs)."""
         known = {f.name for f in dataclasses.fields(cls)} - {"text", "vision"}
-        return cls(text=TransformerSpec.from_dict(values["text"]), vision=VisionSpec.from_dict(values["vision"]),
-                   **{k: v for k, v in values.items() if k in known})
+        return cls(
+            text=TransformerSpec.from_dict(values["text"]),
+            vision=VisionSpec.from_dict(values["vision"]),
+            **{k: v for k, v in values.items() if k in known},
+        )
 
 
 class TextFusionEncoder(Transformer):
@@ -72,8 +75,9 @@ class TextFusionEncoder(Transformer):
             block.apply(self._init_weights)
             self.blocks[i] = block
 
-    def encode(self, input_ids: torch.Tensor, attention_mask: torch.Tensor,
-               token_type_ids: torch.Tensor | None = None) -> torch.Tensor:
+    def encode(
+        self, input_ids: torch.Tensor, attention_mask: torch.Tensor, token_type_ids: torch.Tensor | None = None
+    ) -> torch.Tensor:
         """Text-only states (B, T, D) of the text layers."""
         T = input_ids.shape[1]
         mask, is_causal = self.attention_mask(attention_mask, T, T)
@@ -83,13 +87,12 @@ class TextFusionEncoder(Transformer):
             x = block(x, mask, is_causal)
         return x
 
-    def fuse(self, text_states: torch.Tensor, attention_mask: torch.Tensor, image_states: torch.Tensor
-             ) -> torch.Tensor:
+    def fuse(self, text_states: torch.Tensor, attention_mask: torch.Tensor, image_states: torch.Tensor) -> torch.Tensor:
         """Fused states (B, T, D): the fusion layers over ``text_states`` with cross-attention to ``image_states``."""
         T = text_states.shape[1]
         mask, is_causal = self.attention_mask(attention_mask, T, T)
         x = text_states
-        for block in self.blocks[self.n_text_layers:]:
+        for block in self.blocks[self.n_text_layers :]:
             x = block(x, mask, is_causal, context=image_states)
         if self.final_norm is not None:
             x = self.final_norm(x)
@@ -137,8 +140,13 @@ class AlbefModel(NamedHeads):
         self.text_proj = Linear(spec.text.d_model, spec.embed_dim)
         self.itm_head = Linear(spec.text.d_model, 2)
         self.temp = nn.Parameter(torch.tensor(float(spec.temp)))
-        self.heads = nn.ModuleDict({name: MaskedLMHead(spec.text, self.text.embeddings.token)
-                                    for name in self.pretraining_heads if name == "mlm"})
+        self.heads = nn.ModuleDict(
+            {
+                name: MaskedLMHead(spec.text, self.text.embeddings.token)
+                for name in self.pretraining_heads
+                if name == "mlm"
+            }
+        )
         for linear in (self.vision_proj, self.text_proj, self.itm_head):
             nn.init.normal_(linear.weight, std=spec.text.init_std)
             nn.init.zeros_(linear.bias)
@@ -154,8 +162,12 @@ class AlbefModel(NamedHeads):
         self.register_buffer("steps_done", torch.zeros(1, dtype=torch.long))  # optimizer steps, for the alpha ramp
 
     def _online(self) -> dict[str, nn.Module]:
-        modules = {"visual": self.visual, "text": self.text, "vision_proj": self.vision_proj,
-                   "text_proj": self.text_proj}
+        modules = {
+            "visual": self.visual,
+            "text": self.text,
+            "vision_proj": self.vision_proj,
+            "text_proj": self.text_proj,
+        }
         if "mlm" in self.heads:
             modules["mlm"] = self.heads["mlm"]
         return modules
@@ -180,13 +192,19 @@ class AlbefModel(NamedHeads):
         """Image states (B, 1 + P, Dv) of the online (or momentum) ViT."""
         return (self.momentum["visual"] if momentum else self.visual)(images)
 
-    def encode_text(self, input_ids: torch.Tensor, attention_mask: torch.Tensor, momentum: bool = False
-                    ) -> torch.Tensor:
+    def encode_text(
+        self, input_ids: torch.Tensor, attention_mask: torch.Tensor, momentum: bool = False
+    ) -> torch.Tensor:
         """Text-encoder states (B, T, D) of the online (or momentum) text layers."""
         return self._text_encoder(momentum).encode(input_ids, attention_mask)
 
-    def fuse(self, text_states: torch.Tensor, attention_mask: torch.Tensor, image_states: torch.Tensor,
-             momentum: bool = False) -> torch.Tensor:
+    def fuse(
+        self,
+        text_states: torch.Tensor,
+        attention_mask: torch.Tensor,
+        image_states: torch.Tensor,
+        momentum: bool = False,
+    ) -> torch.Tensor:
         """Fusion-encoder states (B, T, D) of text conditioned on the image."""
         return self._text_encoder(momentum).fuse(text_states, attention_mask, image_states)
 
@@ -242,9 +260,9 @@ class AlbefModel(NamedHeads):
         n, ptr = image_feat.shape[0], int(self.queue_ptr)
         if self.spec.queue_size % n:
             raise ValueError(f"queue size {self.spec.queue_size} is not a multiple of the global batch {n}")
-        self.image_queue[:, ptr:ptr + n] = image_feat.T  # (E, n)
-        self.text_queue[:, ptr:ptr + n] = text_feat.T
-        self.idx_queue[:, ptr:ptr + n] = idx[None, :]
+        self.image_queue[:, ptr : ptr + n] = image_feat.T  # (E, n)
+        self.text_queue[:, ptr : ptr + n] = text_feat.T
+        self.idx_queue[:, ptr : ptr + n] = idx[None, :]
         self.queue_ptr[0] = (ptr + n) % self.spec.queue_size
 
     def num_parameters(self, include_embeddings: bool = True) -> int:
@@ -258,9 +276,15 @@ class AlbefModel(NamedHeads):
 
 def resolve_vision_spec(model_cfg: AlbefConfig) -> VisionSpec:
     """The image encoder's :class:`VisionSpec` from the `model` config group (``model.vision_*``)."""
-    return VisionSpec(image_size=model_cfg.image_size, patch_size=model_cfg.patch_size,
-                      n_layers=model_cfg.vision_layers, d_model=model_cfg.vision_d_model,
-                      n_heads=model_cfg.vision_n_heads, d_ff=model_cfg.vision_d_ff, init_std=model_cfg.init_std)
+    return VisionSpec(
+        image_size=model_cfg.image_size,
+        patch_size=model_cfg.patch_size,
+        n_layers=model_cfg.vision_layers,
+        d_model=model_cfg.vision_d_model,
+        n_heads=model_cfg.vision_n_heads,
+        d_ff=model_cfg.vision_d_ff,
+        init_std=model_cfg.init_std,
+    )
 
 
 def resolve_albef_spec(model_cfg: AlbefConfig, vocab_size: int, pad_token_id: int) -> AlbefSpec:
@@ -274,14 +298,20 @@ def resolve_albef_spec(model_cfg: AlbefConfig, vocab_size: int, pad_token_id: in
 
     text = resolve_spec(model_cfg, vocab_size, pad_token_id)
     if not 1 <= model_cfg.fusion_layers < text.n_layers:
-        raise UserError(f"model.fusion_layers={model_cfg.fusion_layers} must be at least 1 and below model.n_layers="
-                        f"{text.n_layers}: the first layers encode the text, the rest fuse it with the image.")
+        raise UserError(
+            f"model.fusion_layers={model_cfg.fusion_layers} must be at least 1 and below model.n_layers="
+            f"{text.n_layers}: the first layers encode the text, the rest fuse it with the image."
+        )
     if model_cfg.image_size % model_cfg.patch_size:
-        raise UserError(f"model.image_size={model_cfg.image_size} is not a multiple of model.patch_size="
-                        f"{model_cfg.patch_size}; choose sizes that tile the image.")
+        raise UserError(
+            f"model.image_size={model_cfg.image_size} is not a multiple of model.patch_size="
+            f"{model_cfg.patch_size}; choose sizes that tile the image."
+        )
     if model_cfg.vision_d_model % model_cfg.vision_n_heads:
-        raise UserError(f"model.vision_d_model={model_cfg.vision_d_model} is not divisible by "
-                        f"model.vision_n_heads={model_cfg.vision_n_heads}.")
+        raise UserError(
+            f"model.vision_d_model={model_cfg.vision_d_model} is not divisible by "
+            f"model.vision_n_heads={model_cfg.vision_n_heads}."
+        )
     if not 0.0 <= model_cfg.momentum < 1.0:
         raise UserError(f"model.momentum={model_cfg.momentum} must be in [0, 1).")
     return albef_spec_over(text, model_cfg)
@@ -289,6 +319,12 @@ def resolve_albef_spec(model_cfg: AlbefConfig, vocab_size: int, pad_token_id: in
 
 def albef_spec_over(text: TransformerSpec, model_cfg: AlbefConfig) -> AlbefSpec:
     """ALBEF's spec around the text encoder ``text`` (its image encoder and fusion settings from ``model.*``)."""
-    return AlbefSpec(text=text, vision=resolve_vision_spec(model_cfg), fusion_layers=model_cfg.fusion_layers,
-                     embed_dim=model_cfg.embed_dim, queue_size=model_cfg.queue_size, momentum=model_cfg.momentum,
-                     temp=model_cfg.temp)
+    return AlbefSpec(
+        text=text,
+        vision=resolve_vision_spec(model_cfg),
+        fusion_layers=model_cfg.fusion_layers,
+        embed_dim=model_cfg.embed_dim,
+        queue_size=model_cfg.queue_size,
+        momentum=model_cfg.momentum,
+        temp=model_cfg.temp,
+    )

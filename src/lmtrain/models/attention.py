@@ -17,8 +17,16 @@ class KVCache:
         device, dtype: where and how the buffers live.
     """
 
-    def __init__(self, n_layers: int, batch_size: int, n_heads: int, max_len: int, head_dim: int,
-                 device: torch.device, dtype: torch.dtype):
+    def __init__(
+        self,
+        n_layers: int,
+        batch_size: int,
+        n_heads: int,
+        max_len: int,
+        head_dim: int,
+        device: torch.device,
+        dtype: torch.dtype,
+    ):
         shape = (batch_size, n_heads, max_len, head_dim)  # (B, H, Tmax, Dh)
         self.keys = [torch.empty(shape, device=device, dtype=dtype) for _ in range(n_layers)]
         self.values = [torch.empty(shape, device=device, dtype=dtype) for _ in range(n_layers)]
@@ -55,8 +63,9 @@ class SelfAttention(nn.Module):
         self.out = Linear(d_model, d_model)
         self.attention_dropout = attention_dropout
 
-    def forward(self, x: torch.Tensor, mask: torch.Tensor | None, is_causal: bool,
-                cache: KVCache | None = None, layer: int = 0) -> torch.Tensor:
+    def forward(
+        self, x: torch.Tensor, mask: torch.Tensor | None, is_causal: bool, cache: KVCache | None = None, layer: int = 0
+    ) -> torch.Tensor:
         """Attend over ``x`` (B, T, D).
 
         Args:

@@ -74,8 +74,17 @@ class CharCNNEncoder(nn.Module):
 
     chars: torch.Tensor  # buffer (vocab_size, max_chars): the character table
 
-    def __init__(self, vocab_size: int, max_chars: int, char_dim: int, widths: Sequence[int],
-                 counts: Sequence[int], highway_layers: int, out_dim: int, chars: torch.Tensor | None = None):
+    def __init__(
+        self,
+        vocab_size: int,
+        max_chars: int,
+        char_dim: int,
+        widths: Sequence[int],
+        counts: Sequence[int],
+        highway_layers: int,
+        out_dim: int,
+        chars: torch.Tensor | None = None,
+    ):
         super().__init__()
         if chars is None:
             chars = torch.zeros(vocab_size, max_chars, dtype=torch.long)

@@ -24,8 +24,8 @@ import torch
 from safetensors import safe_open
 from torch import nn
 
-from lmtrain.files import checkpoints as ckpt
 from lmtrain.errors import UserError
+from lmtrain.files import checkpoints as ckpt
 
 
 class _TooManyParameters(Exception):
@@ -91,26 +91,35 @@ def check_against_weights(build: Any, meta: dict[str, Any], checkpoint: Path) ->
     total = sum(math.prod(shape) for shape in shapes.values())
     for key, value in _whole_numbers(meta.get("spec", {})):
         if value < 0 or value > total:
-            raise UserError(f"{source}: {key}={value} cannot describe the model in {checkpoint / ckpt.WEIGHTS}, which "
-                            f"holds {total:,} weights in all; the file was altered or belongs to another model. Use "
-                            "the model.json written with these weights.")
+            raise UserError(
+                f"{source}: {key}={value} cannot describe the model in {checkpoint / ckpt.WEIGHTS}, which "
+                f"holds {total:,} weights in all; the file was altered or belongs to another model. Use "
+                "the model.json written with these weights."
+            )
     try:
         with torch.device("meta"), _parameter_budget(2 * len(shapes) + 16):  # tied weights register twice
             probe = build(meta)
     except _TooManyParameters:
-        raise UserError(f"{source} describes a model with more weight tensors than the {len(shapes)} in "
-                        f"{checkpoint / ckpt.WEIGHTS} (its sizes, such as spec.n_layers, were altered or belong to "
-                        "another model); nothing was built. Use the model.json written with these weights.") from None
+        raise UserError(
+            f"{source} describes a model with more weight tensors than the {len(shapes)} in "
+            f"{checkpoint / ckpt.WEIGHTS} (its sizes, such as spec.n_layers, were altered or belong to "
+            "another model); nothing was built. Use the model.json written with these weights."
+        ) from None
     except UserError as error:  # the spec's own checks: say which model.json
         text = str(error)
-        raise UserError(f"{source}{text[len('model.json'):]}" if text.startswith("model.json:") else text) from None
+        raise UserError(f"{source}{text[len('model.json') :]}" if text.startswith("model.json:") else text) from None
     except Exception:  # a family whose construction needs real tensors: the strict load still checks the weights
         return
-    wrong = [(name, tuple(tensor.shape), shapes[name]) for name, tensor in probe.state_dict().items()
-             if name in shapes and tuple(tensor.shape) != shapes[name]]
+    wrong = [
+        (name, tuple(tensor.shape), shapes[name])
+        for name, tensor in probe.state_dict().items()
+        if name in shapes and tuple(tensor.shape) != shapes[name]
+    ]
     if wrong:
         name, wanted, held = wrong[0]
-        raise UserError(f"{source} describes a model whose {name} has shape {list(wanted)}, but "
-                        f"{checkpoint / ckpt.WEIGHTS} holds {list(held)} ({len(wrong)} weight(s) differ); the file was "
-                        "altered or belongs to another model. Nothing was built; use the model.json written with "
-                        "these weights.")
+        raise UserError(
+            f"{source} describes a model whose {name} has shape {list(wanted)}, but "
+            f"{checkpoint / ckpt.WEIGHTS} holds {list(held)} ({len(wrong)} weight(s) differ); the file was "
+            "altered or belongs to another model. Nothing was built; use the model.json written with "
+            "these weights."
+        )

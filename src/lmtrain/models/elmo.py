@@ -54,7 +54,6 @@ class ElmoSpec(StoredSpec):
         return False
 
 
-
 def resolve_elmo_spec(model_cfg: ElmoConfig, vocab_size: int, pad_token_id: int) -> ElmoSpec:
     """An :class:`ElmoSpec` from the `model` config group (``model.family=elmo``).
 
@@ -66,21 +65,34 @@ def resolve_elmo_spec(model_cfg: ElmoConfig, vocab_size: int, pad_token_id: int)
         UserError: unknown token encoder, missing sizes or mismatched filter lists.
     """
     if model_cfg.token_encoder not in TOKEN_ENCODERS:
-        raise UserError(f"model.token_encoder={model_cfg.token_encoder} is not supported; "
-                        f"choose one of {', '.join(TOKEN_ENCODERS)}.")
+        raise UserError(
+            f"model.token_encoder={model_cfg.token_encoder} is not supported; "
+            f"choose one of {', '.join(TOKEN_ENCODERS)}."
+        )
     if model_cfg.d_model is None or model_cfg.n_layers is None:
         raise UserError("model.family=elmo needs model.d_model and model.n_layers (model.size is for Transformers).")
     widths, counts = list(model_cfg.char_filter_widths), list(model_cfg.char_filter_counts)
     if len(widths) != len(counts) or not widths:
-        raise UserError(f"model.char_filter_widths ({len(widths)} values) and model.char_filter_counts "
-                        f"({len(counts)} values) must be non-empty and of equal length.")
+        raise UserError(
+            f"model.char_filter_widths ({len(widths)} values) and model.char_filter_counts "
+            f"({len(counts)} values) must be non-empty and of equal length."
+        )
     if model_cfg.max_chars < 3:
         raise UserError(f"model.max_chars={model_cfg.max_chars} leaves no room for a character; use 3 or more.")
-    return ElmoSpec(vocab_size=vocab_size, d_model=model_cfg.d_model, n_layers=model_cfg.n_layers,
-                    lstm_dim=model_cfg.lstm_dim, token_encoder=model_cfg.token_encoder,
-                    max_chars=model_cfg.max_chars, char_dim=model_cfg.char_dim, char_filter_widths=widths,
-                    char_filter_counts=counts, highway_layers=model_cfg.highway_layers,
-                    dropout=model_cfg.dropout, pad_token_id=pad_token_id)
+    return ElmoSpec(
+        vocab_size=vocab_size,
+        d_model=model_cfg.d_model,
+        n_layers=model_cfg.n_layers,
+        lstm_dim=model_cfg.lstm_dim,
+        token_encoder=model_cfg.token_encoder,
+        max_chars=model_cfg.max_chars,
+        char_dim=model_cfg.char_dim,
+        char_filter_widths=widths,
+        char_filter_counts=counts,
+        highway_layers=model_cfg.highway_layers,
+        dropout=model_cfg.dropout,
+        pad_token_id=pad_token_id,
+    )
 
 
 def reverse_within_length(x: torch.Tensor, lengths: torch.Tensor | None) -> torch.Tensor:
@@ -147,8 +159,16 @@ class BiLM(nn.Module):
         self.spec = spec
         self.encoder: CharCNNEncoder | nn.Embedding
         if spec.token_encoder == "char_cnn":
-            self.encoder = CharCNNEncoder(spec.vocab_size, spec.max_chars, spec.char_dim, spec.char_filter_widths,
-                                          spec.char_filter_counts, spec.highway_layers, spec.d_model, chars)
+            self.encoder = CharCNNEncoder(
+                spec.vocab_size,
+                spec.max_chars,
+                spec.char_dim,
+                spec.char_filter_widths,
+                spec.char_filter_counts,
+                spec.highway_layers,
+                spec.d_model,
+                chars,
+            )
         else:
             self.encoder = nn.Embedding(spec.vocab_size, spec.d_model)
         self.dropout = Dropout(spec.dropout)

@@ -52,7 +52,7 @@ class ElmoFeatures(nn.Module):
         self.bilm.eval()
         return len(params)
 
-    def train(self, mode: bool = True) -> "ElmoFeatures":
+    def train(self, mode: bool = True) -> ElmoFeatures:
         """Set training mode; a frozen biLM stays in eval mode (its features do not change from step to step)."""
         super().train(mode)
         if self.frozen:
@@ -67,8 +67,12 @@ class ElmoFeatures(nn.Module):
         layers += [torch.cat([f, b], dim=-1) for f, b in zip(states.forward, states.backward)]
         return layers
 
-    def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor | None = None,
-                token_type_ids: torch.Tensor | None = None) -> torch.Tensor:
+    def forward(
+        self,
+        input_ids: torch.Tensor,
+        attention_mask: torch.Tensor | None = None,
+        token_type_ids: torch.Tensor | None = None,
+    ) -> torch.Tensor:
         """Mixed ELMo features (B, T, d_out); ``token_type_ids`` is accepted and unused (no segments)."""
         layers = self.layers(input_ids, attention_mask)
         mixed = self.mix(layers)  # (B, T, 2 d_model)
@@ -98,17 +102,19 @@ class ElmoTaskModel(NamedHeads):
         self.backbone = ElmoFeatures(spec, chars, with_tokens)
         self.pretraining_heads: list[str] = []
         self.task_heads = {name: dict(desc) for name, desc in task_heads.items()}
-        self.heads = nn.ModuleDict({name: build_task_head(desc, self.backbone.d_out)
-                                    for name, desc in self.task_heads.items()})
+        self.heads = nn.ModuleDict(
+            {name: build_task_head(desc, self.backbone.d_out) for name, desc in self.task_heads.items()}
+        )
 
 
 def bilm_state(pretrained: Mapping[str, torch.Tensor]) -> dict[str, torch.Tensor]:
     """A pretrained ``ElmoLanguageModel`` state dict renamed for :class:`ElmoTaskModel` (its softmax dropped)."""
-    return {BILM_PREFIX + k[len("backbone."):]: v for k, v in pretrained.items() if k.startswith("backbone.")}
+    return {BILM_PREFIX + k[len("backbone.") :]: v for k, v in pretrained.items() if k.startswith("backbone.")}
 
 
-def build_elmo_task_model(spec: ElmoSpec, task_heads: Mapping[str, dict],
-                          pretrained: Mapping[str, torch.Tensor] | None) -> ElmoTaskModel:
+def build_elmo_task_model(
+    spec: ElmoSpec, task_heads: Mapping[str, dict], pretrained: Mapping[str, torch.Tensor] | None
+) -> ElmoTaskModel:
     """An :class:`ElmoTaskModel` whose biLM holds ``pretrained`` weights (None: random, for tests)."""
     model = ElmoTaskModel(spec, task_heads)
     if pretrained is not None:
@@ -117,4 +123,3 @@ def build_elmo_task_model(spec: ElmoSpec, task_heads: Mapping[str, dict],
         if missing:
             raise ValueError(f"pretrained biLM weights lack {missing[:5]}")
     return model
-

@@ -90,8 +90,14 @@ class ModelFamily:
         return model.state_dict()
 
     @classmethod
-    def task_model(cls, spec: ModelSpec, state: Mapping[str, Any] | None, head: str | None,
-                   description: Mapping[str, Any], source: str) -> NamedHeads:
+    def task_model(
+        cls,
+        spec: ModelSpec,
+        state: Mapping[str, Any] | None,
+        head: str | None,
+        description: Mapping[str, Any],
+        source: str,
+    ) -> NamedHeads:
         """The model a fine-tuning run trains: ``spec``'s backbone with ``state``'s weights (None: random).
 
         The default serves a family with a causal LM head and no task head of its own: ``head`` None
@@ -107,13 +113,16 @@ class ModelFamily:
             UserError: the family has no such head, or weights that do not fit.
         """
         if head is not None:
-            raise UserError(f"a {cls.name} model has no {description.get('kind')} head for this task; fine-tune a "
-                            f"model with {Capability.TOKEN_FEATURES.words} (e.g. `lmtrain pretrain model=bert`), "
-                            f"or give the {cls.name} family a task_model that builds one.")
+            raise UserError(
+                f"a {cls.name} model has no {description.get('kind')} head for this task; fine-tune a "
+                f"model with {Capability.TOKEN_FEATURES.words} (e.g. `lmtrain pretrain model=bert`), "
+                f"or give the {cls.name} family a task_model that builds one."
+            )
         model = cls.from_meta({"family": cls.name, "spec": spec.to_dict(), "heads": ["lm"], "task_heads": {}})
         if state is not None:
-            load_backbone_weights(model, {k: v for k, v in state.items() if k.startswith(("backbone.", "heads.lm."))},
-                                  source)
+            load_backbone_weights(
+                model, {k: v for k, v in state.items() if k.startswith(("backbone.", "heads.lm."))}, source
+            )
         return model
 
     @classmethod
@@ -126,8 +135,10 @@ class ModelFamily:
             The number of frozen parameters (tensors).
         """
         if freeze_layers:
-            raise UserError(f"finetune.freeze_layers={freeze_layers} applies to Transformer backbones; a {cls.name} "
-                            "backbone is frozen whole (finetune.freeze_backbone=true) or tuned whole.")
+            raise UserError(
+                f"finetune.freeze_layers={freeze_layers} applies to Transformer backbones; a {cls.name} "
+                "backbone is frozen whole (finetune.freeze_backbone=true) or tuned whole."
+            )
         return freeze_modules([model.get_submodule("backbone")], "the whole backbone") if freeze_backbone else 0
 
     @classmethod
@@ -153,16 +164,20 @@ class ModelFamily:
 
             plug_class(target, "model", ModelFamily)  # importing its module registers it
         if name not in ModelFamily.registry:
-            raise UserError(f"model family {name!r} is not known here (known: {', '.join(sorted(ModelFamily.registry))}); "
-                            "a family of your own must be importable (on PYTHONPATH) and named by the model config's "
-                            "_target_.")
+            raise UserError(
+                f"model family {name!r} is not known here (known: {', '.join(sorted(ModelFamily.registry))}); "
+                "a family of your own must be importable (on PYTHONPATH) and named by the model config's "
+                "_target_."
+            )
         return ModelFamily.registry[name]
 
 
 def _check_positions(max_seq_len: int, max_positions: int) -> None:
     if max_seq_len > max_positions:
-        raise UserError(f"data.max_seq_len={max_seq_len} is longer than model.max_positions={max_positions}; "
-                        "lower the first or raise the second.")
+        raise UserError(
+            f"data.max_seq_len={max_seq_len} is longer than model.max_positions={max_positions}; "
+            "lower the first or raise the second."
+        )
 
 
 class TransformerFamily(ModelFamily):
@@ -209,8 +224,14 @@ class TransformerFamily(ModelFamily):
         return LanguageModel(TransformerSpec.from_dict(meta["spec"]), meta["heads"], meta.get("task_heads"))
 
     @classmethod
-    def task_model(cls, spec: ModelSpec, state: Mapping[str, Any] | None, head: str | None,
-                   description: Mapping[str, Any], source: str) -> NamedHeads:
+    def task_model(
+        cls,
+        spec: ModelSpec,
+        state: Mapping[str, Any] | None,
+        head: str | None,
+        description: Mapping[str, Any],
+        source: str,
+    ) -> NamedHeads:
         """A :class:`LanguageModel` with the backbone's weights and a new task head (or its ``lm`` head).
 
         A classifier's dense layer starts from BERT's pretrained pooler (the NSP head's dense layer) when
@@ -228,7 +249,9 @@ class TransformerFamily(ModelFamily):
 
     def next_commands(self, run: Path) -> list[str]:
         """Export to a Hugging Face folder."""
-        return [command("export", override("ckpt", run), override("out", f"{run}-hf"))]  # beside the run: export writes into no run folder
+        return [
+            command("export", override("ckpt", run), override("out", f"{run}-hf"))
+        ]  # beside the run: export writes into no run folder
 
 
 class ElmoFamily(ModelFamily):
@@ -269,13 +292,21 @@ class ElmoFamily(ModelFamily):
     def task_backbone(cls, model: nn.Module, meta: Mapping[str, Any], where: str) -> dict[str, Any]:
         """The pretrained biLM's weights; a fine-tuned ELMo task model is refused."""
         if meta.get("task_heads"):
-            raise UserError(f"{where} is a fine-tuned ELMo tagger or classifier; start from the pretrained biLM "
-                            "(init=<the `lmtrain pretrain model=elmo` run>).")
+            raise UserError(
+                f"{where} is a fine-tuned ELMo tagger or classifier; start from the pretrained biLM "
+                "(init=<the `lmtrain pretrain model=elmo` run>)."
+            )
         return model.state_dict()
 
     @classmethod
-    def task_model(cls, spec: ModelSpec, state: Mapping[str, Any] | None, head: str | None,
-                   description: Mapping[str, Any], source: str) -> NamedHeads:
+    def task_model(
+        cls,
+        spec: ModelSpec,
+        state: Mapping[str, Any] | None,
+        head: str | None,
+        description: Mapping[str, Any],
+        source: str,
+    ) -> NamedHeads:
         """ELMo features (the pretrained biLM plus a scalar mix) under the task's head.
 
         A classifier pools the mean of the tokens' features: ELMo has no [CLS] trained to summarise.
@@ -293,8 +324,10 @@ class ElmoFamily(ModelFamily):
     def freeze(cls, model: nn.Module, freeze_backbone: bool | None, freeze_layers: int) -> int:
         """The biLM frozen whole (None: the paper's way, only the scalar mix and the head learn) or tuned whole."""
         if freeze_layers:
-            raise UserError(f"finetune.freeze_layers={freeze_layers} applies to Transformer backbones; an ELMo "
-                            "biLM is frozen whole (the default) or tuned whole (finetune.freeze_backbone=false).")
+            raise UserError(
+                f"finetune.freeze_layers={freeze_layers} applies to Transformer backbones; an ELMo "
+                "biLM is frozen whole (the default) or tuned whole (finetune.freeze_backbone=false)."
+            )
         if freeze_backbone is False:
             log.info("ELMo: the biLM is fine-tuned with the scalar mix and the head")
             return 0

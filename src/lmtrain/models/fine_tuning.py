@@ -25,8 +25,10 @@ def load_backbone_weights(model: nn.Module, wanted: Mapping[str, Any], source: s
     result = model.load_state_dict(dict(wanted), strict=False)
     missing = [k for k in result.missing_keys if k.startswith("backbone.")]
     if missing or result.unexpected_keys:
-        raise UserError(f"the weights of {source} do not fit its own spec (missing {missing[:5]}, "
-                        f"unexpected {result.unexpected_keys[:5]}).")
+        raise UserError(
+            f"the weights of {source} do not fit its own spec (missing {missing[:5]}, "
+            f"unexpected {result.unexpected_keys[:5]})."
+        )
 
 
 def freeze_modules(modules: Sequence[nn.Module], what: str) -> int:
@@ -40,8 +42,9 @@ def freeze_modules(modules: Sequence[nn.Module], what: str) -> int:
     return frozen
 
 
-def transformer_task_model(spec: ModelSpec, state: Mapping[str, Any] | None, head: str | None,
-                           description: Mapping[str, Any], source: str) -> NamedHeads:
+def transformer_task_model(
+    spec: ModelSpec, state: Mapping[str, Any] | None, head: str | None, description: Mapping[str, Any], source: str
+) -> NamedHeads:
     """A :class:`LanguageModel` with the backbone's weights (``state``, None: random) and a new task head
     ``head`` (None: its ``lm`` head); a classifier's dense layer starts from the NSP head's pooler."""
     from lmtrain.models.language_model import LanguageModel
@@ -51,11 +54,17 @@ def transformer_task_model(spec: ModelSpec, state: Mapping[str, Any] | None, hea
     model = LanguageModel(spec, ["lm"]) if head is None else LanguageModel(spec, [], {head: dict(description)})
     if state is None:
         return model
-    wanted = {k: v for k, v in state.items() if k.startswith("backbone.") or
-              (head is None and k.startswith("heads.lm."))}
+    wanted = {
+        k: v for k, v in state.items() if k.startswith("backbone.") or (head is None and k.startswith("heads.lm."))
+    }
     if description.get("kind") == "pooled_classifier":
-        wanted.update({k.replace("heads.nsp.dense.", f"heads.{head}.dense."): v
-                       for k, v in state.items() if k.startswith("heads.nsp.dense.")})
+        wanted.update(
+            {
+                k.replace("heads.nsp.dense.", f"heads.{head}.dense."): v
+                for k, v in state.items()
+                if k.startswith("heads.nsp.dense.")
+            }
+        )
     load_backbone_weights(model, wanted, source)
     return model
 
@@ -68,11 +77,15 @@ def freeze_transformer(model: nn.Module, freeze_backbone: bool | None, freeze_la
     assert isinstance(model, LanguageModel), "the family's task_model builds a LanguageModel"
     n_layers = model.spec.n_layers
     if freeze_layers < 0 or freeze_layers > n_layers:
-        raise UserError(f"finetune.freeze_layers={freeze_layers}: the backbone has {n_layers} layers; "
-                        f"choose 0-{n_layers} (or finetune.freeze_backbone=true).")
+        raise UserError(
+            f"finetune.freeze_layers={freeze_layers}: the backbone has {n_layers} layers; "
+            f"choose 0-{n_layers} (or finetune.freeze_backbone=true)."
+        )
     if freeze_backbone:
         return freeze_modules([model.backbone], "the whole backbone")
     if freeze_layers:
-        return freeze_modules([model.backbone.embeddings, *model.backbone.blocks[:freeze_layers]],
-                              f"embeddings and {freeze_layers} layer(s)")
+        return freeze_modules(
+            [model.backbone.embeddings, *model.backbone.blocks[:freeze_layers]],
+            f"embeddings and {freeze_layers} layer(s)",
+        )
     return 0

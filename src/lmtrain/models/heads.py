@@ -163,8 +163,16 @@ class TokenClassifierHead(TaskHead):
 
     kind = "token_classifier"
 
-    def __init__(self, d_model: int, n_classes: int, dropout: float = 0.0, init_std: float = 0.02,
-                 encoder: str = "linear", lstm_dim: int = 128, crf: bool = False):
+    def __init__(
+        self,
+        d_model: int,
+        n_classes: int,
+        dropout: float = 0.0,
+        init_std: float = 0.02,
+        encoder: str = "linear",
+        lstm_dim: int = 128,
+        crf: bool = False,
+    ):
         super().__init__()
         if encoder not in TAGGER_ENCODERS:
             raise ValueError(f"unknown tagger encoder {encoder!r}")
@@ -178,9 +186,15 @@ class TokenClassifierHead(TaskHead):
     @classmethod
     def from_description(cls, description: dict, d_model: int, init_std: float = 0.02) -> TokenClassifierHead:
         """The tagger of ``description``: ``n_classes``, ``dropout``, and ``encoder`` / ``lstm_dim`` / ``crf``."""
-        return cls(d_model, int(description["n_classes"]), float(description.get("dropout", 0.0)), init_std,
-                   encoder=description.get("encoder", "linear"), lstm_dim=int(description.get("lstm_dim", 128)),
-                   crf=bool(description.get("crf", False)))
+        return cls(
+            d_model,
+            int(description["n_classes"]),
+            float(description.get("dropout", 0.0)),
+            init_std,
+            encoder=description.get("encoder", "linear"),
+            lstm_dim=int(description.get("lstm_dim", 128)),
+            crf=bool(description.get("crf", False)),
+        )
 
     def forward(self, hidden: torch.Tensor, attention_mask: torch.Tensor | None = None) -> torch.Tensor:
         """(..., D) -> (..., n_classes) scores; with a biLSTM, ``hidden`` is (B, T, D) with its (B, T) mask."""
@@ -207,8 +221,9 @@ def task_head_class(kind: str) -> type[TaskHead]:
     try:
         return plug_class(kind, "head", TaskHead)
     except UserError as error:
-        raise UserError(f"the task head of kind {kind!r} (model.json's `task_heads`) cannot be built: "
-                        f"{error}") from None
+        raise UserError(
+            f"the task head of kind {kind!r} (model.json's `task_heads`) cannot be built: {error}"
+        ) from None
 
 
 def build_task_head(description: dict, d_model: int, init_std: float = 0.02) -> nn.Module:

@@ -15,8 +15,8 @@ from pathlib import Path
 import torch
 from safetensors.torch import save_file
 
-from lmtrain.files.atomic import follow_umask
 from lmtrain.errors import UserError
+from lmtrain.files.atomic import follow_umask
 from lmtrain.models.hf_config_checks import check_config_fits_weights, check_config_values, read_hf_config
 from lmtrain.models.hf_config_map import hf_config_from_spec, hf_family, spec_from_hf_config
 from lmtrain.models.hf_weight_files import read_checked_weights
@@ -47,9 +47,11 @@ def load_hf_folder(folder: str | Path) -> LanguageModel:
     try:
         spec, _ = spec_from_hf_config(config, source=str(config_path))
     except (KeyError, TypeError, ValueError) as error:
-        raise UserError(f"{config_path} lacks or mistypes a setting its model needs ({type(error).__name__}: "
-                        f"{error}); it is not a complete Hugging Face config.json. Write the folder again with "
-                        "save_pretrained.") from None
+        raise UserError(
+            f"{config_path} lacks or mistypes a setting its model needs ({type(error).__name__}: "
+            f"{error}); it is not a complete Hugging Face config.json. Write the folder again with "
+            "save_pretrained."
+        ) from None
     model_type = config["model_type"]
 
     def check(shapes: dict[str, tuple[int, ...]], weights: str) -> None:
@@ -58,8 +60,10 @@ def load_hf_folder(folder: str | Path) -> LanguageModel:
     weights = read_checked_weights(folder, check)
     heads = hf_head_names(weights, model_type, spec.tie_embeddings)
     if family == "roberta" and "mlm" in heads and spec.activation != "gelu":
-        raise UserError(f"{config_path}: hidden_act={config.get('hidden_act')!r} differs from the 'gelu' "
-                        "that RoBERTa's MLM head always uses; lmtrain's MLM head cannot express that.")
+        raise UserError(
+            f"{config_path}: hidden_act={config.get('hidden_act')!r} differs from the 'gelu' "
+            "that RoBERTa's MLM head always uses; lmtrain's MLM head cannot express that."
+        )
     try:
         converted, missing, unexpected = convert_from_hf(weights, spec, family, heads)
         if missing or unexpected:  # said before building a model of the config's size
@@ -68,15 +72,22 @@ def load_hf_folder(folder: str | Path) -> LanguageModel:
         result = model.load_state_dict(converted, strict=False)
     except RuntimeError as error:  # a tensor of another shape than the config's (one layer differing, say)
         reason = " ".join(str(error).split())[:300]
-        raise UserError(f"{folder}: the weights do not fit a {model_type} model as described by its config "
-                        f"({reason}). Check that config.json and the weights belong to the same model.") from None
+        raise UserError(
+            f"{folder}: the weights do not fit a {model_type} model as described by its config "
+            f"({reason}). Check that config.json and the weights belong to the same model."
+        ) from None
     if result.missing_keys or result.unexpected_keys:
         raise weights_mismatch_error(str(folder), model_type, list(result.missing_keys), list(result.unexpected_keys))
     return model.eval()
 
 
-def export_hf_folder(model: LanguageModel, model_type: str, out_dir: str | Path,
-                     tokenizer_json: str | Path | None = None, token_ids: Mapping[str, int] | None = None) -> Path:
+def export_hf_folder(
+    model: LanguageModel,
+    model_type: str,
+    out_dir: str | Path,
+    tokenizer_json: str | Path | None = None,
+    token_ids: Mapping[str, int] | None = None,
+) -> Path:
     """Write ``model`` as a Hugging Face folder that ``AutoModelFor*.from_pretrained`` loads.
 
     Args:
@@ -95,8 +106,9 @@ def export_hf_folder(model: LanguageModel, model_type: str, out_dir: str | Path,
     return write_hf_folder(out_dir, config, tensors, tokenizer_json)
 
 
-def write_hf_folder(out_dir: str | Path, config: dict, tensors: dict[str, torch.Tensor],
-                    tokenizer_json: str | Path | None) -> Path:
+def write_hf_folder(
+    out_dir: str | Path, config: dict, tensors: dict[str, torch.Tensor], tokenizer_json: str | Path | None
+) -> Path:
     """Write ``config.json``, ``model.safetensors`` (and a copy of ``tokenizer_json``) into ``out_dir``.
 
     Raises:

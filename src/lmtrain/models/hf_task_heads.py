@@ -24,9 +24,11 @@ from lmtrain.models.hf_weight_names import lmtrain_to_hf
 from lmtrain.models.language_model import LanguageModel
 
 _ARCH = {"bert": "Bert", "roberta": "Roberta", "xlm-roberta": "XLMRoberta"}
-_POOLED = {"bert": {"dense": "bert.pooler.dense", "output": "classifier"},
-           "roberta": {"dense": "classifier.dense", "output": "classifier.out_proj"},
-           "xlm-roberta": {"dense": "classifier.dense", "output": "classifier.out_proj"}}
+_POOLED = {
+    "bert": {"dense": "bert.pooler.dense", "output": "classifier"},
+    "roberta": {"dense": "classifier.dense", "output": "classifier.out_proj"},
+    "xlm-roberta": {"dense": "classifier.dense", "output": "classifier.out_proj"},
+}
 
 
 def task_head_tensors(model: LanguageModel, model_type: str) -> tuple[str, dict[str, torch.Tensor], dict]:
@@ -35,44 +37,69 @@ def task_head_tensors(model: LanguageModel, model_type: str) -> tuple[str, dict[
         raise UserError(f"a fine-tuned tagging or classification model exports as bert or roberta, not {model_type}.")
     if len(model.task_heads) != 1:
         raise UserError(f"the model has task heads {list(model.task_heads)}; export writes models with exactly one.")
-    (name, description), = model.task_heads.items()
+    ((name, description),) = model.task_heads.items()
     if description["kind"] not in ("token_classifier", "pooled_classifier"):
-        raise UserError(f"the model's task head '{name}' is a {description['kind']}, which has no Hugging Face "
-                        "architecture; export it with format=safetensors (lmtrain's own weights) instead.")
+        raise UserError(
+            f"the model's task head '{name}' is a {description['kind']}, which has no Hugging Face "
+            "architecture; export it with format=safetensors (lmtrain's own weights) instead."
+        )
     state = model.state_dict()
 
     def take(ours: str, hf: str) -> dict[str, torch.Tensor]:
-        return {f"{hf}.{kind}": state[f"heads.{name}.{ours}.{kind}"].detach().cpu().clone().contiguous()
-                for kind in ("weight", "bias")}
+        return {
+            f"{hf}.{kind}": state[f"heads.{name}.{ours}.{kind}"].detach().cpu().clone().contiguous()
+            for kind in ("weight", "bias")
+        }
 
     if description.get("encoder", "linear") != "linear" or description.get("crf"):
-        raise UserError("the model's tagger has a task biLSTM or a CRF, which Hugging Face's *ForTokenClassification "
-                        "cannot hold; export a tagger fine-tuned with task.encoder=linear task.crf=false.")
+        raise UserError(
+            "the model's tagger has a task biLSTM or a CRF, which Hugging Face's *ForTokenClassification "
+            "cannot hold; export a tagger fine-tuned with task.encoder=linear task.crf=false."
+        )
     extra = {"classifier_dropout": description.get("dropout", 0.0)}
     if description["kind"] == "token_classifier":
         return _ARCH[model_type] + "ForTokenClassification", take("output", "classifier"), extra
     names = _POOLED[model_type]
     tensors = {**take("dense", names["dense"]), **take("output", names["output"])}
-    return (_ARCH[model_type] + "ForSequenceClassification", tensors,
-            {**extra, "problem_type": "single_label_classification"})
+    return (
+        _ARCH[model_type] + "ForSequenceClassification",
+        tensors,
+        {**extra, "problem_type": "single_label_classification"},
+    )
 
 
-def _export_finetuned(model: LanguageModel, model_type: str, out_dir: Path, task: Mapping[str, Any] | None,
-                      token_ids: Mapping[str, int] | None, tokenizer_json: Path | None) -> Path:
+def _export_finetuned(
+    model: LanguageModel,
+    model_type: str,
+    out_dir: Path,
+    task: Mapping[str, Any] | None,
+    token_ids: Mapping[str, int] | None,
+    tokenizer_json: Path | None,
+) -> Path:
     arch, head_tensors, extra = task_head_tensors(model, model_type)
     config = hf_config_from_spec(model.spec, model_type, [], token_ids)
     n_classes = next(iter(model.task_heads.values()))["n_classes"]
     labels = list((task or {}).get("labels") or [f"LABEL_{i}" for i in range(n_classes)])
-    config.update(architectures=[arch], id2label={str(i): label for i, label in enumerate(labels)},
-                  label2id={label: i for i, label in enumerate(labels)}, **extra)
+    config.update(
+        architectures=[arch],
+        id2label={str(i): label for i, label in enumerate(labels)},
+        label2id={label: i for i, label in enumerate(labels)},
+        **extra,
+    )
     backbone = {k: v for k, v in model.state_dict().items() if not k.startswith("heads.")}
     tensors = {**lmtrain_to_hf(backbone, model.spec, model_type), **head_tensors}
     return write_hf_folder(out_dir, config, tensors, tokenizer_json)
 
 
-def export_model(model: LanguageModel, model_type: str, out_dir: str | Path, tokenizer_json: Path | None,
-                 roles: Mapping[str, str], token_ids: Mapping[str, int] | None = None,
-                 task: Mapping[str, Any] | None = None) -> Path:
+def export_model(
+    model: LanguageModel,
+    model_type: str,
+    out_dir: str | Path,
+    tokenizer_json: Path | None,
+    roles: Mapping[str, str],
+    token_ids: Mapping[str, int] | None = None,
+    task: Mapping[str, Any] | None = None,
+) -> Path:
     """Write ``model`` (pretrained or fine-tuned) as a Hugging Face folder with its tokenizer.
 
     Args:

@@ -39,8 +39,10 @@ def weight_files(folder: Path) -> list[Path]:
         return [folder / name for name in _shard_names(folder / INDEX)]
     if (folder / LEGACY).is_file():
         return [folder / LEGACY]
-    raise UserError(f"{folder} has no {SAFETENSORS} (or {LEGACY}): expected a Hugging Face model folder as written "
-                    "by save_pretrained, with config.json and the weights.")
+    raise UserError(
+        f"{folder} has no {SAFETENSORS} (or {LEGACY}): expected a Hugging Face model folder as written "
+        "by save_pretrained, with config.json and the weights."
+    )
 
 
 def _shard_names(index: Path) -> list[str]:
@@ -48,25 +50,44 @@ def _shard_names(index: Path) -> list[str]:
     try:
         content = json.loads(index.read_text(encoding="utf-8"))
     except (OSError, UnicodeDecodeError, ValueError, RecursionError) as error:
-        raise UserError(f"{index} is not valid JSON ({' '.join(str(error).split())[:200]}); write the model "
-                        "again with save_pretrained.") from None
+        raise UserError(
+            f"{index} is not valid JSON ({' '.join(str(error).split())[:200]}); write the model "
+            "again with save_pretrained."
+        ) from None
     weight_map = content.get("weight_map") if isinstance(content, dict) else None
-    if not isinstance(weight_map, dict) or not weight_map or not all(
-            isinstance(name, str) and isinstance(shard, str) for name, shard in weight_map.items()):
-        found = f"a JSON {type(content).__name__}" if not isinstance(content, dict) else \
-            f"a weight_map of {type(weight_map).__name__}" if not isinstance(weight_map, dict) else \
-            "a weight_map that is empty or not all strings"
-        raise UserError(f"{index} is not a shard index: expected a JSON object whose weight_map maps each tensor "
-                        f"name to the name of its shard file (both strings), as save_pretrained writes; found "
-                        f"{found}. Write the model again with save_pretrained.")
+    if (
+        not isinstance(weight_map, dict)
+        or not weight_map
+        or not all(isinstance(name, str) and isinstance(shard, str) for name, shard in weight_map.items())
+    ):
+        found = (
+            f"a JSON {type(content).__name__}"
+            if not isinstance(content, dict)
+            else f"a weight_map of {type(weight_map).__name__}"
+            if not isinstance(weight_map, dict)
+            else "a weight_map that is empty or not all strings"
+        )
+        raise UserError(
+            f"{index} is not a shard index: expected a JSON object whose weight_map maps each tensor "
+            f"name to the name of its shard file (both strings), as save_pretrained writes; found "
+            f"{found}. Write the model again with save_pretrained."
+        )
     shards = sorted(set(weight_map.values()))
     for shard in shards:
         posix, windows = PurePosixPath(shard), PureWindowsPath(shard)
-        if not posix.parts or posix.is_absolute() or windows.is_absolute() or windows.drive or ".." in posix.parts \
-                or ".." in windows.parts:
-            raise UserError(f"{index} names the shard {shard!r}, which is not a file of {index.parent}; a shard "
-                            "index names files inside its model folder only, and lmtrain reads no file elsewhere. "
-                            "Put the shards beside the index and name them relatively, as save_pretrained does.")
+        if (
+            not posix.parts
+            or posix.is_absolute()
+            or windows.is_absolute()
+            or windows.drive
+            or ".." in posix.parts
+            or ".." in windows.parts
+        ):
+            raise UserError(
+                f"{index} names the shard {shard!r}, which is not a file of {index.parent}; a shard "
+                "index names files inside its model folder only, and lmtrain reads no file elsewhere. "
+                "Put the shards beside the index and name them relatively, as save_pretrained does."
+            )
     return shards
 
 

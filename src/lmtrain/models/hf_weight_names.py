@@ -40,10 +40,21 @@ Pair = tuple[str, tuple[str, ...], str]
 
 
 # one Transformer block's Linears and LayerNorms: (our name, HF name under the block[, weight kind])
-_GPT2_BLOCK = (("attn.qkv", "attn.c_attn", "t"), ("attn.out", "attn.c_proj", "t"), ("attn_norm", "ln_1", "copy"),
-               ("ff.up", "mlp.c_fc", "t"), ("ff.down", "mlp.c_proj", "t"), ("ff_norm", "ln_2", "copy"))
-_ENCODER_BLOCK = (("attn.out", "attention.output.dense"), ("attn_norm", "attention.output.LayerNorm"),
-                  ("ff.up", "intermediate.dense"), ("ff.down", "output.dense"), ("ff_norm", "output.LayerNorm"))
+_GPT2_BLOCK = (
+    ("attn.qkv", "attn.c_attn", "t"),
+    ("attn.out", "attn.c_proj", "t"),
+    ("attn_norm", "ln_1", "copy"),
+    ("ff.up", "mlp.c_fc", "t"),
+    ("ff.down", "mlp.c_proj", "t"),
+    ("ff_norm", "ln_2", "copy"),
+)
+_ENCODER_BLOCK = (
+    ("attn.out", "attention.output.dense"),
+    ("attn_norm", "attention.output.LayerNorm"),
+    ("ff.up", "intermediate.dense"),
+    ("ff.down", "output.dense"),
+    ("ff_norm", "output.LayerNorm"),
+)
 
 
 def _pairs(spec: TransformerSpec, family: str, heads: list[str]) -> list[Pair]:
@@ -65,8 +76,11 @@ def _gpt2_pairs(spec: TransformerSpec, heads: list[str]) -> list[Pair]:
             pairs += _linear(f"backbone.blocks.{i}.{ours}", f"h.{i}.{hf}", kind)
     pairs += _linear("backbone.final_norm", "ln_f")
     if "lm" in heads:
-        pairs.append(("heads.lm.weight", (token,), "tied") if spec.tie_embeddings
-                     else ("heads.lm.weight", ("lm_head.weight",), "copy"))
+        pairs.append(
+            ("heads.lm.weight", (token,), "tied")
+            if spec.tie_embeddings
+            else ("heads.lm.weight", ("lm_head.weight",), "copy")
+        )
     return pairs
 
 
@@ -94,13 +108,19 @@ def _encoder_head_pairs(spec: TransformerSpec, family: str, heads: list[str], to
     """The masked LM and next-sentence heads of BERT's or RoBERTa's name table."""
     pairs: list[Pair] = []
     if "mlm" in heads:
-        root, norm = ("cls.predictions", "cls.predictions.transform.LayerNorm") if family == "bert" \
+        root, norm = (
+            ("cls.predictions", "cls.predictions.transform.LayerNorm")
+            if family == "bert"
             else ("lm_head", "lm_head.layer_norm")
+        )
         pairs += _linear("heads.mlm.dense", f"{root}.transform.dense" if family == "bert" else f"{root}.dense")
         pairs += _linear("heads.mlm.norm", norm)
         pairs.append(("heads.mlm.bias", (f"{root}.decoder.bias", f"{root}.bias"), "alias"))
-        pairs.append(("heads.mlm.weight", (token,), "tied") if spec.tie_embeddings
-                     else ("heads.mlm.weight", (f"{root}.decoder.weight",), "copy"))
+        pairs.append(
+            ("heads.mlm.weight", (token,), "tied")
+            if spec.tie_embeddings
+            else ("heads.mlm.weight", (f"{root}.decoder.weight",), "copy")
+        )
     if "nsp" in heads:
         pairs += _linear("heads.nsp.dense", "pooler.dense") + _linear("heads.nsp.output", "cls.seq_relationship")
     return pairs
@@ -110,7 +130,7 @@ def normalise_hf_names(state_dict: Mapping[str, _Value], family: str) -> dict[st
     """``state_dict`` without the base-model prefix, old TF-style LayerNorm gamma/beta renamed."""
     prefix, out = _PREFIX[family], {}
     for name, tensor in state_dict.items():
-        name = name[len(prefix):] if name.startswith(prefix) else name
+        name = name[len(prefix) :] if name.startswith(prefix) else name
         out[re.sub(r"\.gamma$", ".weight", re.sub(r"\.beta$", ".bias", name))] = tensor
     return out
 
@@ -134,8 +154,9 @@ def hf_head_names(state_dict: Mapping[str, torch.Tensor], model_type: str, tie_e
     return heads + (["nsp"] if family == "bert" and "cls.seq_relationship.weight" in names else [])
 
 
-def convert_from_hf(state_dict: Mapping[str, torch.Tensor], spec: TransformerSpec, family: str, heads: list[str]
-                    ) -> tuple[dict[str, torch.Tensor], list[str], list[str]]:
+def convert_from_hf(
+    state_dict: Mapping[str, torch.Tensor], spec: TransformerSpec, family: str, heads: list[str]
+) -> tuple[dict[str, torch.Tensor], list[str], list[str]]:
     """Convert Hugging Face weights; return (our state dict, missing HF names, unexpected HF names)."""
     hf = normalise_hf_names(state_dict, family)
     ours, used, missing = {}, set(), []
@@ -156,27 +177,39 @@ def convert_from_hf(state_dict: Mapping[str, torch.Tensor], spec: TransformerSpe
             ours[name] = tensors[0] + tensors[1][0]  # (P, D) + (D,): type 0 folded into every position
         else:
             ours[name] = tensors[0]
-    ignored = {"cls.predictions.decoder.weight", "lm_head.decoder.weight", "lm_head.weight"} \
-        if spec.tie_embeddings else set()
-    unexpected = [n for n in hf if n not in used and n not in ignored and not _ALWAYS_IGNORED.search(n)
-                  and not n.startswith(_TASK_HEAD_ROOTS)
-                  and not (n.startswith("pooler.") and "nsp" not in heads)]
+    ignored = (
+        {"cls.predictions.decoder.weight", "lm_head.decoder.weight", "lm_head.weight"} if spec.tie_embeddings else set()
+    )
+    unexpected = [
+        n
+        for n in hf
+        if n not in used
+        and n not in ignored
+        and not _ALWAYS_IGNORED.search(n)
+        and not n.startswith(_TASK_HEAD_ROOTS)
+        and not (n.startswith("pooler.") and "nsp" not in heads)
+    ]
     return ours, missing, unexpected
 
 
 def weights_mismatch_error(source: str, model_type: str, missing: list[str], unexpected: list[str]) -> UserError:
     """The error for weights that do not fit the config: the ``missing`` and ``unexpected`` names (8 of each)."""
+
     def listing(names: list[str]) -> str:
         return ", ".join(names[:8]) + (f" and {len(names) - 8} more" if len(names) > 8 else "")
 
-    parts = ([f"missing {listing(missing)}"] if missing else []) + \
-        ([f"unexpected {listing(unexpected)}"] if unexpected else [])
-    return UserError(f"{source}: the weights do not fit a {model_type} model as described by its config: "
-                     f"{'; '.join(parts)}. Check that config.json and the weights belong to the same model.")
+    parts = ([f"missing {listing(missing)}"] if missing else []) + (
+        [f"unexpected {listing(unexpected)}"] if unexpected else []
+    )
+    return UserError(
+        f"{source}: the weights do not fit a {model_type} model as described by its config: "
+        f"{'; '.join(parts)}. Check that config.json and the weights belong to the same model."
+    )
 
 
-def hf_to_lmtrain(state_dict: Mapping[str, torch.Tensor], spec: TransformerSpec, model_type: str
-                  ) -> dict[str, torch.Tensor]:
+def hf_to_lmtrain(
+    state_dict: Mapping[str, torch.Tensor], spec: TransformerSpec, model_type: str
+) -> dict[str, torch.Tensor]:
     """Rename (and fuse, transpose, fold) Hugging Face weights into a :class:`LanguageModel` state dict.
 
     Args:
@@ -197,8 +230,9 @@ def hf_to_lmtrain(state_dict: Mapping[str, torch.Tensor], spec: TransformerSpec,
     return ours
 
 
-def lmtrain_to_hf(state_dict: Mapping[str, torch.Tensor], spec: TransformerSpec, model_type: str
-                  ) -> dict[str, torch.Tensor]:
+def lmtrain_to_hf(
+    state_dict: Mapping[str, torch.Tensor], spec: TransformerSpec, model_type: str
+) -> dict[str, torch.Tensor]:
     """Inverse of :func:`hf_to_lmtrain`: Hugging Face names, each tensor its own contiguous copy.
 
     Args:

@@ -29,8 +29,7 @@ class LanguageModel(NamedHeads):
     family = "transformer"  # the Transformer family's own model module (the name TransformerFamily registers)
     spec: TransformerSpec
 
-    def __init__(self, spec: TransformerSpec, head_names: Iterable[str],
-                 task_heads: Mapping[str, dict] | None = None):
+    def __init__(self, spec: TransformerSpec, head_names: Iterable[str], task_heads: Mapping[str, dict] | None = None):
         super().__init__()
         self.spec = spec
         self.backbone = Transformer(spec)
@@ -38,7 +37,9 @@ class LanguageModel(NamedHeads):
         self.pretraining_heads = list(head_names)
         self.task_heads = {name: dict(desc) for name, desc in (task_heads or {}).items()}
         heads = {name: build_head(name, spec, token_embedding) for name in self.pretraining_heads}
-        heads.update({name: build_task_head(desc, spec.d_model, spec.init_std) for name, desc in self.task_heads.items()})
+        heads.update(
+            {name: build_task_head(desc, spec.d_model, spec.init_std) for name, desc in self.task_heads.items()}
+        )
         self.heads = nn.ModuleDict(heads)
 
     def num_parameters(self, include_embeddings: bool = True) -> int:

@@ -67,10 +67,12 @@ def locate_model(name: str | Path, key: str = "ckpt", best: bool = False) -> Pat
     try:
         return ckpt.best_checkpoint(path, key) if best else ckpt.resolve_checkpoint(path, key)
     except UserError:  # an existing path that is no lmtrain checkpoint: say every kind of model we take
-        raise UserError(f"{key}={name} is not a model: expected a run directory that has checkpoints/last, a "
-                        f"checkpoint directory ({ckpt.WEIGHTS} + {ckpt.MODEL_META}, e.g. checkpoints/step-N), a "
-                        "Hugging Face folder (config.json + model.safetensors + tokenizer), or a Hugging Face Hub "
-                        "id such as bert-base-uncased.") from None
+        raise UserError(
+            f"{key}={name} is not a model: expected a run directory that has checkpoints/last, a "
+            f"checkpoint directory ({ckpt.WEIGHTS} + {ckpt.MODEL_META}, e.g. checkpoints/step-N), a "
+            "Hugging Face folder (config.json + model.safetensors + tokenizer), or a Hugging Face Hub "
+            "id such as bert-base-uncased."
+        ) from None
 
 
 def read_meta(source: Path) -> dict[str, Any]:
@@ -80,15 +82,20 @@ def read_meta(source: Path) -> dict[str, Any]:
     try:
         model_type = json.loads((source / "config.json").read_text(encoding="utf-8")).get("model_type")
     except (OSError, ValueError, AttributeError) as error:
-        raise UserError(f"{source / 'config.json'} is not a JSON object ({error}); expected a Hugging Face "
-                        "config.json.") from None
+        raise UserError(
+            f"{source / 'config.json'} is not a JSON object ({error}); expected a Hugging Face config.json."
+        ) from None
     # a Hugging Face folder holds one of the Transformer architectures the HF name map knows
-    return {"family": TransformerFamily.name, "model_name": HF_MODEL_NAMES.get(model_type, model_type),
-            "hf_model_type": model_type}
+    return {
+        "family": TransformerFamily.name,
+        "model_name": HF_MODEL_NAMES.get(model_type, model_type),
+        "hf_model_type": model_type,
+    }
 
 
-def load_hf_model(folder: Path, name: str | Path, key: str = "ckpt"
-                  ) -> tuple[LanguageModel, TextTokenizer, dict[str, Any]]:
+def load_hf_model(
+    folder: Path, name: str | Path, key: str = "ckpt"
+) -> tuple[LanguageModel, TextTokenizer, dict[str, Any]]:
     """Model, tokenizer and ``model.json``-style description of a Hugging Face BERT / RoBERTa / GPT-2 folder.
 
     Args:
@@ -99,21 +106,30 @@ def load_hf_model(folder: Path, name: str | Path, key: str = "ckpt"
     model = load_hf_folder(folder)
     tokenizer = load_hf_tokenizer(folder)
     if tokenizer.vocab_size > model.spec.vocab_size:
-        raise UserError(f"{key}={name}: the tokenizer has {tokenizer.vocab_size} tokens but the model only "
-                        f"{model.spec.vocab_size} embeddings; the tokenizer belongs to another model.")
+        raise UserError(
+            f"{key}={name}: the tokenizer has {tokenizer.vocab_size} tokens but the model only "
+            f"{model.spec.vocab_size} embeddings; the tokenizer belongs to another model."
+        )
     meta = read_meta(folder)
     hub = snapshot_hub_id(folder)
-    meta.update(spec=model.spec.to_dict(), heads=model.pretraining_heads, task_heads={},
-                tokenizer_roles=tokenizer.roles,
-                source=describe_hub_model(hub) if hub else f"{folder} (Hugging Face)",
-                objective=HF_OBJECTIVES.get(tuple(model.head_names), DEFAULT_OBJECTIVES.get(meta["model_name"])),
-                **({"base_model": hub.repo} if hub else {}))
+    meta.update(
+        spec=model.spec.to_dict(),
+        heads=model.pretraining_heads,
+        task_heads={},
+        tokenizer_roles=tokenizer.roles,
+        source=describe_hub_model(hub) if hub else f"{folder} (Hugging Face)",
+        objective=HF_OBJECTIVES.get(tuple(model.head_names), DEFAULT_OBJECTIVES.get(meta["model_name"])),
+        **({"base_model": hub.repo} if hub else {}),
+    )
     return model, tokenizer, meta
 
 
-def load_checkpoint(path: str | Path, device: torch.device | str = "cpu", key: str = "ckpt",
-                    needs: Capability | Iterable[Capability] = ()
-                    ) -> tuple[NamedHeads, TextTokenizer, dict[str, Any]]:
+def load_checkpoint(
+    path: str | Path,
+    device: torch.device | str = "cpu",
+    key: str = "ckpt",
+    needs: Capability | Iterable[Capability] = (),
+) -> tuple[NamedHeads, TextTokenizer, dict[str, Any]]:
     """Model (in eval mode, on ``device``), tokenizer and ``model.json`` of a run, checkpoint or Hugging Face model.
 
     Args:
@@ -154,9 +170,11 @@ def check_capabilities(meta: dict[str, Any], needs: Capability | Iterable[Capabi
     lacking = missing(model_capabilities(meta), needs)
     if lacking:
         name = meta.get("model_name") or meta.get("family")
-        raise UserError(f"{where} holds a model of the {meta.get('family')} family ({name}), which lacks "
-                        f"{either(lacking)} that this command needs; it has {in_words(model_capabilities(meta))}. "
-                        f"Give a model that has it (e.g. from `{lacking[0].example}`).")
+        raise UserError(
+            f"{where} holds a model of the {meta.get('family')} family ({name}), which lacks "
+            f"{either(lacking)} that this command needs; it has {in_words(model_capabilities(meta))}. "
+            f"Give a model that has it (e.g. from `{lacking[0].example}`)."
+        )
 
 
 def checkpoint_tokenizer(checkpoint: Path, meta: dict[str, Any] | None = None) -> TextTokenizer:

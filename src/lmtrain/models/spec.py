@@ -47,13 +47,17 @@ class StoredSpec:
                 altered by hand: ``"n_layers": "2"``, ``true`` for a size, a negative size).
         """
         if not isinstance(values, dict):
-            raise UserError(f"model.json: the {cls.__name__} spec is {type(values).__name__}, not an object; use the "
-                            "model.json written with the checkpoint's weights.")
+            raise UserError(
+                f"model.json: the {cls.__name__} spec is {type(values).__name__}, not an object; use the "
+                "model.json written with the checkpoint's weights."
+            )
         fields = {f.name: f for f in dataclasses.fields(cls)}
         for key, value in values.items():
             if key in fields and not _fits(str(fields[key].type), value):
-                raise UserError(f"model.json: spec.{key}={value!r} is not a valid {fields[key].type}; use the "
-                                "model.json written with the checkpoint's weights.")
+                raise UserError(
+                    f"model.json: spec.{key}={value!r} is not a valid {fields[key].type}; use the "
+                    "model.json written with the checkpoint's weights."
+                )
         return cls(**{k: v for k, v in values.items() if k in fields})
 
 
@@ -104,7 +108,6 @@ class TransformerSpec(StoredSpec):
         return self.d_model // self.n_heads
 
 
-
 def _dimensions(model_cfg: TransformerConfig) -> tuple[int, int, int, int]:
     """n_layers, d_model, n_heads and d_ff: each as set, else from ``model.size``'s preset.
 
@@ -115,14 +118,18 @@ def _dimensions(model_cfg: TransformerConfig) -> tuple[int, int, int, int]:
     dims = [model_cfg.n_layers, model_cfg.d_model, model_cfg.n_heads, model_cfg.d_ff]
     if size is not None:
         if size not in SIZES:
-            raise UserError(f"model.size={size} is not a known size; choose one of {', '.join(SIZES)} "
-                            "or set model.n_layers, model.d_model, model.n_heads and model.d_ff.")
+            raise UserError(
+                f"model.size={size} is not a known size; choose one of {', '.join(SIZES)} "
+                "or set model.n_layers, model.d_model, model.n_heads and model.d_ff."
+            )
         dims = [given if given is not None else preset for given, preset in zip(dims, SIZES[size])]
     names = ["n_layers", "d_model", "n_heads", "d_ff"]
     missing = [f"model.{name}" for name, value in zip(names, dims) if value is None]
     if missing:
-        raise UserError(f"{', '.join(missing)} not set: give model.size (one of {', '.join(SIZES)}) "
-                        "or set every dimension explicitly.")
+        raise UserError(
+            f"{', '.join(missing)} not set: give model.size (one of {', '.join(SIZES)}) "
+            "or set every dimension explicitly."
+        )
     n_layers, d_model, n_heads, d_ff = [value for value in dims if value is not None]  # all four, as checked
     return n_layers, d_model, n_heads, d_ff
 
@@ -141,17 +148,30 @@ def resolve_spec(model_cfg: TransformerConfig, vocab_size: int, pad_token_id: in
     """
     n_layers, d_model, n_heads, d_ff = _dimensions(model_cfg)
     if d_model % n_heads:
-        raise UserError(f"model.d_model={d_model} is not divisible by model.n_heads={n_heads}; "
-                        "choose a head count that divides the width.")
+        raise UserError(
+            f"model.d_model={d_model} is not divisible by model.n_heads={n_heads}; "
+            "choose a head count that divides the width."
+        )
     if model_cfg.activation not in ACTIVATIONS:
-        raise UserError(f"model.activation={model_cfg.activation} is not supported; "
-                        f"choose one of {', '.join(ACTIVATIONS)}.")
+        raise UserError(
+            f"model.activation={model_cfg.activation} is not supported; choose one of {', '.join(ACTIVATIONS)}."
+        )
     for key, allowed in (("norm", ("pre", "post")), ("position", ("learned", "sinusoidal"))):
         if getattr(model_cfg, key) not in allowed:
-            raise UserError(f"model.{key}={getattr(model_cfg, key)} is not supported; "
-                            f"choose one of {', '.join(allowed)}.")
+            raise UserError(
+                f"model.{key}={getattr(model_cfg, key)} is not supported; choose one of {', '.join(allowed)}."
+            )
     resolved = ("vocab_size", "n_layers", "d_model", "n_heads", "d_ff", "pad_token_id")
     # every other switch is the config's own value, under the same name
-    switches = {f.name: getattr(model_cfg, f.name) for f in dataclasses.fields(TransformerSpec) if f.name not in resolved}
-    return TransformerSpec(vocab_size=vocab_size, n_layers=n_layers, d_model=d_model, n_heads=n_heads, d_ff=d_ff,
-                           pad_token_id=pad_token_id, **switches)
+    switches = {
+        f.name: getattr(model_cfg, f.name) for f in dataclasses.fields(TransformerSpec) if f.name not in resolved
+    }
+    return TransformerSpec(
+        vocab_size=vocab_size,
+        n_layers=n_layers,
+        d_model=d_model,
+        n_heads=n_heads,
+        d_ff=d_ff,
+        pad_token_id=pad_token_id,
+        **switches,
+    )

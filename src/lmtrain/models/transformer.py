@@ -56,8 +56,9 @@ class Embeddings(nn.Module):
         self.norm = nn.LayerNorm(spec.d_model, eps=spec.layer_norm_eps) if spec.embedding_norm else None
         self.dropout = Dropout(spec.dropout)
 
-    def forward(self, input_ids: torch.Tensor, token_type_ids: torch.Tensor | None,
-                position_ids: torch.Tensor) -> torch.Tensor:
+    def forward(
+        self, input_ids: torch.Tensor, token_type_ids: torch.Tensor | None, position_ids: torch.Tensor
+    ) -> torch.Tensor:
         """Embed ``input_ids`` (B, T) at ``position_ids`` (B, T) or (1, T); returns (B, T, D)."""
         positions = position_ids + self.spec.position_offset
         if self.spec.position == "learned":
@@ -108,8 +109,15 @@ class Block(nn.Module):
         self.ff_norm = nn.LayerNorm(spec.d_model, eps=spec.layer_norm_eps)
         self.dropout = Dropout(spec.dropout)
 
-    def forward(self, x: torch.Tensor, mask: torch.Tensor | None, is_causal: bool,
-                cache: KVCache | None = None, layer: int = 0, context: torch.Tensor | None = None) -> torch.Tensor:
+    def forward(
+        self,
+        x: torch.Tensor,
+        mask: torch.Tensor | None,
+        is_causal: bool,
+        cache: KVCache | None = None,
+        layer: int = 0,
+        context: torch.Tensor | None = None,
+    ) -> torch.Tensor:
         """(B, T, D) -> (B, T, D); see :meth:`SelfAttention.forward` and :meth:`CrossAttention.forward`."""
         if self.pre_norm:
             x = x + self.dropout(self.attn(self.attn_norm(x), mask, is_causal, cache, layer))
@@ -146,8 +154,9 @@ class Transformer(nn.Module):
         if isinstance(module, nn.Linear) and module.bias is not None:
             nn.init.zeros_(module.bias)
 
-    def attention_mask(self, attention_mask: torch.Tensor | None, q_len: int, k_len: int
-                       ) -> tuple[torch.Tensor | None, bool]:
+    def attention_mask(
+        self, attention_mask: torch.Tensor | None, q_len: int, k_len: int
+    ) -> tuple[torch.Tensor | None, bool]:
         """Turn a (B, Tk) padding mask into what SDPA wants, plus its `is_causal` flag.
 
         The fast paths keep SDPA on its fused kernels: no mask at all for unpadded bidirectional
@@ -155,8 +164,12 @@ class Transformer(nn.Module):
         causal input without a cache, and for one decoding step (a single query is the newest
         position: causality hides nothing from it) no causal mask at all, only the padding mask.
         """
-        if (attention_mask is not None and attention_mask.device.type == "cpu"
-                and not torch.compiler.is_compiling() and bool(attention_mask.all())):
+        if (
+            attention_mask is not None
+            and attention_mask.device.type == "cpu"
+            and not torch.compiler.is_compiling()
+            and bool(attention_mask.all())
+        ):
             # Packed pretraining blocks carry a mask of all True: without it SDPA keeps its fused
             # kernels (and lmtrain's cheaper dropout). Only on CPU, where reading it back is free.
             attention_mask = None
@@ -175,9 +188,14 @@ class Transformer(nn.Module):
             mask = (mask & attention_mask.bool()[:, None, None, :]) | (k_pos == q_pos)[None, None]
         return mask, False
 
-    def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor | None = None,
-                token_type_ids: torch.Tensor | None = None, position_ids: torch.Tensor | None = None,
-                cache: KVCache | None = None) -> torch.Tensor:
+    def forward(
+        self,
+        input_ids: torch.Tensor,
+        attention_mask: torch.Tensor | None = None,
+        token_type_ids: torch.Tensor | None = None,
+        position_ids: torch.Tensor | None = None,
+        cache: KVCache | None = None,
+    ) -> torch.Tensor:
         """Hidden states of ``input_ids``.
 
         Args:
@@ -210,5 +228,6 @@ class Transformer(nn.Module):
     def new_cache(self, batch_size: int, max_len: int) -> KVCache:
         """An empty key/value cache for decoding up to ``max_len`` positions."""
         weight = self.embeddings.token.weight
-        return KVCache(self.spec.n_layers, batch_size, self.spec.n_heads, max_len, self.spec.head_dim,
-                       weight.device, weight.dtype)
+        return KVCache(
+            self.spec.n_layers, batch_size, self.spec.n_heads, max_len, self.spec.head_dim, weight.device, weight.dtype
+        )

@@ -37,11 +37,20 @@ class VisionSpec(StoredSpec):
 
     def block_spec(self) -> TransformerSpec:
         """The pre-norm Transformer spec the ViT's blocks are built from."""
-        return TransformerSpec(vocab_size=1, n_layers=self.n_layers, d_model=self.d_model, n_heads=self.n_heads,
-                               d_ff=self.d_ff, norm="pre", activation="gelu", dropout=self.dropout,
-                               attention_dropout=self.dropout, layer_norm_eps=self.layer_norm_eps,
-                               init_std=self.init_std, segment_vocab_size=0)
-
+        return TransformerSpec(
+            vocab_size=1,
+            n_layers=self.n_layers,
+            d_model=self.d_model,
+            n_heads=self.n_heads,
+            d_ff=self.d_ff,
+            norm="pre",
+            activation="gelu",
+            dropout=self.dropout,
+            attention_dropout=self.dropout,
+            layer_norm_eps=self.layer_norm_eps,
+            init_std=self.init_std,
+            segment_vocab_size=0,
+        )
 
 
 class VisionTransformer(nn.Module):

@@ -9,8 +9,9 @@ the checkpoint has only the encoder.
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Iterable, Sequence
+from typing import Any
 
 from lmtrain.data.tokenizer import TextTokenizer
 from lmtrain.errors import UserError
@@ -43,8 +44,9 @@ class WarmStart:
     new_heads: list[str] = field(default_factory=list)
 
 
-def warm_start(init: str, head_names: Sequence[str], key: str = "init",
-               needs: Capability | Iterable[Capability] = ()) -> WarmStart:
+def warm_start(
+    init: str, head_names: Sequence[str], key: str = "init", needs: Capability | Iterable[Capability] = ()
+) -> WarmStart:
     """Load ``init`` and give it the pretraining heads ``head_names``.
 
     Args:
@@ -61,12 +63,20 @@ def warm_start(init: str, head_names: Sequence[str], key: str = "init",
     else:
         model, new_heads = _with_heads(loaded, meta, head_names, kept, f"{key}={init}")
     model.train()
-    return WarmStart(model, tokenizer, family.name, family.model_capabilities(meta),
-                     meta.get("model_name") or family.name, meta.get("source") or str(init), new_heads)
+    return WarmStart(
+        model,
+        tokenizer,
+        family.name,
+        family.model_capabilities(meta),
+        meta.get("model_name") or family.name,
+        meta.get("source") or str(init),
+        new_heads,
+    )
 
 
-def _with_heads(loaded: NamedHeads, meta: dict[str, Any], head_names: Sequence[str], kept: list[str],
-                where: str) -> tuple[NamedHeads, list[str]]:
+def _with_heads(
+    loaded: NamedHeads, meta: dict[str, Any], head_names: Sequence[str], kept: list[str], where: str
+) -> tuple[NamedHeads, list[str]]:
     """``loaded``'s family rebuilt with exactly ``head_names``: its weights copied, missing heads left new."""
     model = ModelFamily.of(meta).from_meta({**meta, "heads": list(head_names), "task_heads": {}})
     wanted = set(model.state_dict())  # tied weights appear under each of their names here
@@ -74,8 +84,10 @@ def _with_heads(loaded: NamedHeads, meta: dict[str, Any], head_names: Sequence[s
     new_heads = [h for h in head_names if h not in kept]
     stray = [k for k in missing if not any(k.startswith(f"heads.{h}.") for h in new_heads)]
     if stray:
-        raise UserError(f"{where}: the checkpoint lacks weights the model needs ({', '.join(stray[:5])}"
-                        f"{' ...' if len(stray) > 5 else ''}); start from a complete checkpoint.")
+        raise UserError(
+            f"{where}: the checkpoint lacks weights the model needs ({', '.join(stray[:5])}"
+            f"{' ...' if len(stray) > 5 else ''}); start from a complete checkpoint."
+        )
     return model, new_heads
 
 

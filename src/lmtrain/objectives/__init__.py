@@ -14,6 +14,13 @@ from lmtrain.objectives.masked_lm import MaskedLM
 from lmtrain.objectives.sequence_classification import SequenceClassification
 from lmtrain.objectives.token_classification import TokenClassification
 
-
-__all__ = ["Objective", "ObjectiveOutput", "MaskedLM", "CausalLM", "BidirectionalLM", "CompletionLM",
-           "SequenceClassification", "TokenClassification"]
+__all__ = [
+    "Objective",
+    "ObjectiveOutput",
+    "MaskedLM",
+    "CausalLM",
+    "BidirectionalLM",
+    "CompletionLM",
+    "SequenceClassification",
+    "TokenClassification",
+]

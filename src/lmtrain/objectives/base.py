@@ -46,8 +46,9 @@ class Objective:
         """Targets per loss term in ``batch`` (plus ``tokens``: real input tokens, for throughput)."""
         raise NotImplementedError
 
-    def __call__(self, model: nn.Module, batch: dict[str, torch.Tensor],
-                 norm: dict[str, torch.Tensor]) -> ObjectiveOutput:
+    def __call__(
+        self, model: nn.Module, batch: dict[str, torch.Tensor], norm: dict[str, torch.Tensor]
+    ) -> ObjectiveOutput:
         """Loss of ``batch`` normalised by the window totals ``norm``, and metric sums."""
         raise NotImplementedError
 
@@ -66,8 +67,9 @@ class Objective:
 class _TokenFeatureModel(Protocol):
     """A model whose ``backbone`` gives a state per token (``Capability.MASKED_LM``, ``TOKEN_FEATURES``)."""
 
-    def backbone(self, input_ids: torch.Tensor, attention_mask: torch.Tensor,
-                 token_type_ids: torch.Tensor | None) -> torch.Tensor:
+    def backbone(
+        self, input_ids: torch.Tensor, attention_mask: torch.Tensor, token_type_ids: torch.Tensor | None
+    ) -> torch.Tensor:
         """(B, T) token ids -> (B, T, D) states."""
 
 
@@ -77,8 +79,9 @@ class HeadedFeatureModel(_TokenFeatureModel, Protocol):
     heads: nn.ModuleDict
 
 
-def labelled_states(model: nn.Module, batch: dict[str, torch.Tensor]
-                    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+def labelled_states(
+    model: nn.Module, batch: dict[str, torch.Tensor]
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
     """Run the backbone and keep the hidden states at positions with a label (not -100).
 
     Returns:

@@ -44,8 +44,9 @@ class BidirectionalLM(Objective):
         n = self._target_mask(batch).sum()
         return {"fwd": n, "bwd": n.clone(), "tokens": batch["attention_mask"].sum()}
 
-    def __call__(self, model: nn.Module, batch: dict[str, torch.Tensor],
-                 norm: dict[str, torch.Tensor]) -> ObjectiveOutput:
+    def __call__(
+        self, model: nn.Module, batch: dict[str, torch.Tensor], norm: dict[str, torch.Tensor]
+    ) -> ObjectiveOutput:
         """Both directions' losses of ``batch``; see :class:`lmtrain.objectives.base.Objective`."""
         ids, attention_mask = batch["input_ids"], batch["attention_mask"]
         # The model has BIDIRECTIONAL_LM (checked before training). A cast, not isinstance: no check in the
@@ -56,12 +57,19 @@ class BidirectionalLM(Objective):
         head = bilm.heads["lm"]
         # head is a plain nn.Linear: both directions fuse its projection into the cross-entropy
         fwd_sum, fwd_correct = linear_cross_entropy(  # from t, predict t+1
-            states.forward[-1][:, :-1][mask], head.weight, head.bias, ids[:, 1:][mask])
+            states.forward[-1][:, :-1][mask], head.weight, head.bias, ids[:, 1:][mask]
+        )
         bwd_sum, bwd_correct = linear_cross_entropy(  # from t+1, predict t
-            states.backward[-1][:, 1:][mask], head.weight, head.bias, ids[:, :-1][mask])
+            states.backward[-1][:, 1:][mask], head.weight, head.bias, ids[:, :-1][mask]
+        )
         loss = fwd_sum / norm["fwd"].clamp(min=1) + bwd_sum / norm["bwd"].clamp(min=1)
-        sums = {"fwd_loss_sum": fwd_sum.detach(), "bwd_loss_sum": bwd_sum.detach(), "lm_count": mask.sum(),
-                "fwd_correct": fwd_correct, "bwd_correct": bwd_correct}
+        sums = {
+            "fwd_loss_sum": fwd_sum.detach(),
+            "bwd_loss_sum": bwd_sum.detach(),
+            "lm_count": mask.sum(),
+            "fwd_correct": fwd_correct,
+            "bwd_correct": bwd_correct,
+        }
         return ObjectiveOutput(loss, sums)
 
     def summarize(self, sums: dict[str, float], predictions: list | None = None) -> dict[str, float]:
@@ -69,6 +77,13 @@ class BidirectionalLM(Objective):
         ``ppl`` = exp(mean loss), the geometric mean of the two perplexities."""
         fwd, bwd = ratio(sums, "fwd_loss_sum", "lm_count"), ratio(sums, "bwd_loss_sum", "lm_count")
         loss = (fwd + bwd) / 2 if math.isfinite(fwd) and math.isfinite(bwd) else math.nan
-        return {"loss": loss, "ppl": perplexity(loss), "fwd_loss": fwd, "bwd_loss": bwd,
-                "fwd_ppl": perplexity(fwd), "bwd_ppl": perplexity(bwd),
-                "fwd_acc": ratio(sums, "fwd_correct", "lm_count"), "bwd_acc": ratio(sums, "bwd_correct", "lm_count")}
+        return {
+            "loss": loss,
+            "ppl": perplexity(loss),
+            "fwd_loss": fwd,
+            "bwd_loss": bwd,
+            "fwd_ppl": perplexity(fwd),
+            "bwd_ppl": perplexity(bwd),
+            "fwd_acc": ratio(sums, "fwd_correct", "lm_count"),
+            "bwd_acc": ratio(sums, "bwd_correct", "lm_count"),
+        }

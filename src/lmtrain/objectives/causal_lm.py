@@ -41,8 +41,9 @@ class CausalLM(Objective):
         """Predicted tokens (``lm``) and real tokens (``tokens``)."""
         return {"lm": self._target_mask(batch).sum(), "tokens": batch["attention_mask"].sum()}
 
-    def __call__(self, model: nn.Module, batch: dict[str, torch.Tensor],
-                 norm: dict[str, torch.Tensor]) -> ObjectiveOutput:
+    def __call__(
+        self, model: nn.Module, batch: dict[str, torch.Tensor], norm: dict[str, torch.Tensor]
+    ) -> ObjectiveOutput:
         """Next-token loss of ``batch``; see :class:`lmtrain.objectives.base.Objective`."""
         # Batches are right-padded: padding comes after every real token, so causal attention
         # alone keeps it out of sight of real positions. No padding mask means SDPA's fused causal

@@ -24,7 +24,6 @@ from lmtrain.models.albef import AlbefModel
 from lmtrain.objectives.base import Objective, ObjectiveOutput, ratio
 from lmtrain.objectives.retrieval import RetrievalSet, group_by_image, retrieval_metrics
 
-
 EMPTY_SLOT = -100  # image id of a queue slot that was never filled
 MASKED = -1e4  # logit of left-out similarities: exp() is 0, and 0 * log-probability stays finite
 
@@ -55,9 +54,17 @@ class ImageTextObjective(Objective):
     main_metric = "r_mean"
     higher_is_better = True
 
-    def __init__(self, itc_weight: float = 1.0, itm_weight: float = 1.0, mlm_weight: float = 1.0,
-                 alpha: float = 0.4, alpha_warmup_steps: int = 0, hard_negatives: bool = True, rerank_k: int = 16,
-                 queue_start: int = 0):
+    def __init__(
+        self,
+        itc_weight: float = 1.0,
+        itm_weight: float = 1.0,
+        mlm_weight: float = 1.0,
+        alpha: float = 0.4,
+        alpha_warmup_steps: int = 0,
+        hard_negatives: bool = True,
+        rerank_k: int = 16,
+        queue_start: int = 0,
+    ):
         self.weights = {"itc": itc_weight, "itm": itm_weight, "mlm": mlm_weight}
         self.alpha, self.alpha_warmup_steps = alpha, alpha_warmup_steps
         self.hard_negatives, self.rerank_k, self.queue_start = hard_negatives, rerank_k, queue_start
@@ -71,8 +78,10 @@ class ImageTextObjective(Objective):
 
     def count_targets(self, batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
         """Image-caption pairs, masked tokens (``mlm``) and real caption tokens."""
-        counts = {"pairs": torch.tensor(batch["image"].shape[0], device=batch["image"].device),
-                  "tokens": batch["attention_mask"].sum()}
+        counts = {
+            "pairs": torch.tensor(batch["image"].shape[0], device=batch["image"].device),
+            "tokens": batch["attention_mask"].sum(),
+        }
         if "labels" in batch:
             counts["mlm"] = (batch["labels"] != IGNORE_INDEX).sum()
         return counts
@@ -84,8 +93,9 @@ class ImageTextObjective(Objective):
         return self.alpha * min(1.0, float(model.steps_done) / self.alpha_warmup_steps)
 
     # ------------------------------------------------------------------ losses
-    def __call__(self, model: nn.Module, batch: dict[str, torch.Tensor],
-                 norm: dict[str, torch.Tensor]) -> ObjectiveOutput:
+    def __call__(
+        self, model: nn.Module, batch: dict[str, torch.Tensor], norm: dict[str, torch.Tensor]
+    ) -> ObjectiveOutput:
         """Weighted ALBEF loss of ``batch`` (training) or retrieval features and held-out metrics (eval)."""
         assert isinstance(model, AlbefModel), "the objective trains ALBEF models (Capability.IMAGE_TEXT)"
         if not model.training:
@@ -105,10 +115,15 @@ class ImageTextObjective(Objective):
         pairs = norm["pairs"].clamp(min=1)
         itm_sum, itm_correct, itm_count = self._itm(model, image_states, text_states, mask, idx, sim_i2t, sim_t2i)
         loss = self.weights["itc"] * itc_sum / pairs + self.weights["itm"] * itm_sum / (3 * pairs)
-        sums = {"itc_loss_sum": itc_sum.detach(), "pair_count": norm["pairs"].new_tensor(len(idx)),
-                "itm_loss_sum": itm_sum.detach(), "itm_correct": itm_correct, "itm_count": itm_count,
-                "alpha_sum": torch.tensor(alpha * len(idx), device=ids.device),
-                "temp_sum": model.temp.detach() * len(idx)}
+        sums = {
+            "itc_loss_sum": itc_sum.detach(),
+            "pair_count": norm["pairs"].new_tensor(len(idx)),
+            "itm_loss_sum": itm_sum.detach(),
+            "itm_correct": itm_correct,
+            "itm_count": itm_count,
+            "alpha_sum": torch.tensor(alpha * len(idx), device=ids.device),
+            "temp_sum": model.temp.detach() * len(idx),
+        }
         if self.weights["mlm"] > 0:
             mlm_sum, ce_sum, correct, count = self._mlm(model, batch, image_states, image_states_m, alpha)
             loss = loss + self.weights["mlm"] * mlm_sum / norm["mlm"].clamp(min=1)
@@ -123,7 +138,7 @@ class ImageTextObjective(Objective):
             # random negatives, collapsing every feature onto one direction is an easy first win.)
             empty = idx_all == EMPTY_SLOT  # (1, B + Q)
             if int(model.steps_done) < self.queue_start:
-                empty[:, len(idx):] = True
+                empty[:, len(idx) :] = True
             empty = empty.expand(len(idx), -1)  # (B, B + Q)
             positives = ((idx[:, None] == idx_all) & ~empty).float()  # (B, B + Q): left-out slots are never targets
             sim_targets = positives / positives.sum(1, keepdim=True)
@@ -166,8 +181,12 @@ class ImageTextObjective(Objective):
         image_neg = torch.cat([image_states[neg_image], image_states[has_i2t]])  # (n1 + n2, 1 + P, Dv)
         fused_neg = model.fuse(text_neg, mask_neg, image_neg)
         logits = model.itm_logits(torch.cat([fused_pos[:, :1], fused_neg[:, :1]])).float()  # (B + n1 + n2, 2)
-        labels = torch.cat([torch.ones(len(idx), dtype=torch.long, device=logits.device),
-                            torch.zeros(len(text_neg), dtype=torch.long, device=logits.device)])
+        labels = torch.cat(
+            [
+                torch.ones(len(idx), dtype=torch.long, device=logits.device),
+                torch.zeros(len(text_neg), dtype=torch.long, device=logits.device),
+            ]
+        )
         itm_sum = F.cross_entropy(logits, labels, reduction="sum")
         return itm_sum, (logits.argmax(-1) == labels).sum(), labels.new_tensor(len(labels))
 
@@ -205,21 +224,32 @@ class ImageTextObjective(Objective):
         has_neg = other.any(1)
         if has_neg.any():  # each caption with its most similar other image
             hardest = sim.T.masked_fill(~other, float("-inf")).argmax(1)[has_neg]
-            fused = model.fuse(torch.cat([text_states, text_states[has_neg]]), torch.cat([mask, mask[has_neg]]),
-                               torch.cat([image_states, image_states[hardest]]))
+            fused = model.fuse(
+                torch.cat([text_states, text_states[has_neg]]),
+                torch.cat([mask, mask[has_neg]]),
+                torch.cat([image_states, image_states[hardest]]),
+            )
             logits = model.itm_logits(fused).float()
             labels = torch.cat([torch.ones(len(idx)), torch.zeros(int(has_neg.sum()))]).long().to(logits.device)
-            sums.update(itm_loss_sum=F.cross_entropy(logits, labels, reduction="sum"),
-                        itm_correct=(logits.argmax(-1) == labels).sum(), itm_count=labels.new_tensor(len(labels)))
+            sums.update(
+                itm_loss_sum=F.cross_entropy(logits, labels, reduction="sum"),
+                itm_correct=(logits.argmax(-1) == labels).sum(),
+                itm_count=labels.new_tensor(len(labels)),
+            )
         if self.weights["mlm"] > 0 and "labels" in batch:
             _, ce_sum, correct, count = self._mlm(model, batch, image_states, None, alpha=0.0)
             sums.update(mlm_loss_sum=ce_sum, mlm_correct=correct, mlm_count=count)
         keep = self.rerank_k > 0
-        predictions = {"image_id": idx.cpu(), "image_feat": image_feat.float().cpu(), "text_feat": text_feat.float().cpu(),
-                       "image_states": image_states.cpu() if keep else None,
-                       "text_states": text_states.cpu() if keep else None, "text_mask": mask.cpu() if keep else None,
-                       # the model itself, so summarize can re-rank candidates with the matching head
-                       "model": model if keep else None}
+        predictions = {
+            "image_id": idx.cpu(),
+            "image_feat": image_feat.float().cpu(),
+            "text_feat": text_feat.float().cpu(),
+            "image_states": image_states.cpu() if keep else None,
+            "text_states": text_states.cpu() if keep else None,
+            "text_mask": mask.cpu() if keep else None,
+            # the model itself, so summarize can re-rank candidates with the matching head
+            "model": model if keep else None,
+        }
         return ObjectiveOutput(torch.zeros((), device=ids.device), sums, predictions)
 
     def retrieval_set(self, predictions: list[dict]) -> RetrievalSet:
@@ -234,11 +264,13 @@ class ImageTextObjective(Objective):
         if predictions[0]["image_states"] is not None:
             image_states = cat("image_states")[first]
             width = max(p["text_mask"].shape[1] for p in predictions)  # eval batches are padded separately
-            text_states = torch.cat([F.pad(p["text_states"], (0, 0, 0, width - p["text_states"].shape[1]))
-                                     for p in predictions])
+            text_states = torch.cat(
+                [F.pad(p["text_states"], (0, 0, 0, width - p["text_states"].shape[1])) for p in predictions]
+            )
             text_mask = torch.cat([F.pad(p["text_mask"], (0, width - p["text_mask"].shape[1])) for p in predictions])
-        return RetrievalSet(image_feat, cat("text_feat"), np.asarray(txt2img), img2txt, image_states,
-                            text_states, text_mask)
+        return RetrievalSet(
+            image_feat, cat("text_feat"), np.asarray(txt2img), img2txt, image_states, text_states, text_mask
+        )
 
     def summarize(self, sums: dict[str, float], predictions: list | None = None) -> dict[str, float]:
         """Losses and accuracies; with eval predictions also recall@1/5/10 both ways and ``r_mean``."""
@@ -262,8 +294,9 @@ class ImageTextObjective(Objective):
         return metrics
 
 
-def check_batch_setup(queue_size: int | None, batch_size: int, world_size: int, itm_weight: float,
-                      queue_key: str = "model.queue_size") -> None:
+def check_batch_setup(
+    queue_size: int | None, batch_size: int, world_size: int, itm_weight: float, queue_key: str = "model.queue_size"
+) -> None:
     """Fail before any work when the queue or the batch cannot work with ALBEF's losses.
 
     Raises:
@@ -275,11 +308,15 @@ def check_batch_setup(queue_size: int | None, batch_size: int, world_size: int, 
 
     global_batch = batch_size * world_size
     if batch_size < 2 and itm_weight > 0:
-        raise UserError(f"trainer.batch_size={batch_size}: the image-text matching loss draws its hard negatives "
-                        "from the other pairs of a batch, so a batch needs at least 2 pairs; raise "
-                        "trainer.batch_size (ALBEF uses 32-64 per device).")
+        raise UserError(
+            f"trainer.batch_size={batch_size}: the image-text matching loss draws its hard negatives "
+            "from the other pairs of a batch, so a batch needs at least 2 pairs; raise "
+            "trainer.batch_size (ALBEF uses 32-64 per device)."
+        )
     if queue_size is not None and (queue_size <= 0 or queue_size % global_batch):
-        raise UserError(f"{queue_key}={queue_size} is not a multiple of the global batch size {global_batch} "
-                        f"(trainer.batch_size={batch_size} x {world_size} process(es)): the feature queues are "
-                        f"filled one global batch at a time. Choose e.g. {queue_key}="
-                        f"{max(1, queue_size // global_batch) * global_batch}.")
+        raise UserError(
+            f"{queue_key}={queue_size} is not a multiple of the global batch size {global_batch} "
+            f"(trainer.batch_size={batch_size} x {world_size} process(es)): the feature queues are "
+            f"filled one global batch at a time. Choose e.g. {queue_key}="
+            f"{max(1, queue_size // global_batch) * global_batch}."
+        )

@@ -36,23 +36,43 @@ class ImageTextPretraining(PretrainingObjective):
         trained by rank 0 (or the resumed run's own)."""
         data_cfg, obj = cfg.data, self.cfg
         check_batch_setup(cfg.model.queue_size, cfg.trainer.batch_size, context.dist.world_size, obj.itm_weight)
-        data = load_image_caption_data(data_cfg.source, list(data_cfg.train_files), list(data_cfg.eval_files),
-                                       data_cfg.image_root, data_cfg.eval_fraction, data_cfg.split_seed,
-                                       cfg.model.image_size, data_cfg.skip_bad_images, data_cfg.shapes_train,
-                                       data_cfg.shapes_eval, allow_outside_root=data_cfg.allow_outside_root)
-        tokenizer = context.run_tokenizer(lambda: caption_tokenizer(data, cfg.tokenizer, data_cfg.max_words,
-                                                                    data_cfg.cache_dir))
+        data = load_image_caption_data(
+            data_cfg.source,
+            list(data_cfg.train_files),
+            list(data_cfg.eval_files),
+            data_cfg.image_root,
+            data_cfg.eval_fraction,
+            data_cfg.split_seed,
+            cfg.model.image_size,
+            data_cfg.skip_bad_images,
+            data_cfg.shapes_train,
+            data_cfg.shapes_eval,
+            allow_outside_root=data_cfg.allow_outside_root,
+        )
+        tokenizer = context.run_tokenizer(
+            lambda: caption_tokenizer(data, cfg.tokenizer, data_cfg.max_words, data_cfg.cache_dir)
+        )
         masking = masking_spec(obj, tokenizer) if obj.mlm_weight > 0 else None
-        common = dict(tokenizer=tokenizer, image_size=cfg.model.image_size, max_seq_len=data_cfg.max_seq_len,
-                      max_words=data_cfg.max_words, masking=masking, crop_min_scale=data_cfg.crop_min_scale,
-                      flip=data_cfg.flip)
+        common = dict(
+            tokenizer=tokenizer,
+            image_size=cfg.model.image_size,
+            max_seq_len=data_cfg.max_seq_len,
+            max_words=data_cfg.max_words,
+            masking=masking,
+            crop_min_scale=data_cfg.crop_min_scale,
+            flip=data_cfg.flip,
+        )
         train_set = ImageTextDataset(data.train, data.images, train=True, seed=cfg.trainer.seed, **common)
         eval_set = ImageTextDataset(data.eval, data.images, train=False, seed=cfg.trainer.seed + 1, **common)
-        return PretrainingSets(tokenizer, train_set, eval_set, ImageTextCollator(tokenizer.id("pad")),
-                               description=f"{len(train_set)} train / {len(eval_set)} held-out pairs ({data.source})",
-                               summary={"data": data.source, "train_pairs": len(train_set),
-                                        "eval_pairs": len(eval_set)},
-                               extra={"eval_images": len({p.image_id for p in data.eval})})
+        return PretrainingSets(
+            tokenizer,
+            train_set,
+            eval_set,
+            ImageTextCollator(tokenizer.id("pad")),
+            description=f"{len(train_set)} train / {len(eval_set)} held-out pairs ({data.source})",
+            summary={"data": data.source, "train_pairs": len(train_set), "eval_pairs": len(eval_set)},
+            extra={"eval_images": len({p.image_id for p in data.eval})},
+        )
 
     def head_names(self) -> tuple[str, ...]:
         """The MLM head when the MLM loss is on (the ITM head is part of the model)."""
@@ -61,10 +81,16 @@ class ImageTextPretraining(PretrainingObjective):
     def loss(self, sets: PretrainingSets, steps_per_epoch: int) -> Objective:
         """ALBEF's weighted losses; alpha ramps up over the first epoch."""
         obj = self.cfg
-        return ImageTextObjective(itc_weight=obj.itc_weight, itm_weight=obj.itm_weight, mlm_weight=obj.mlm_weight,
-                                  alpha=obj.alpha, alpha_warmup_steps=steps_per_epoch,
-                                  hard_negatives=obj.hard_negatives, rerank_k=obj.rerank_k,
-                                  queue_start=obj.queue_start)
+        return ImageTextObjective(
+            itc_weight=obj.itc_weight,
+            itm_weight=obj.itm_weight,
+            mlm_weight=obj.mlm_weight,
+            alpha=obj.alpha,
+            alpha_warmup_steps=steps_per_epoch,
+            hard_negatives=obj.hard_negatives,
+            rerank_k=obj.rerank_k,
+            queue_start=obj.queue_start,
+        )
 
     def baselines(self, sets: PretrainingSets) -> dict[str, float]:
         """Recall@k of a random ranking of the held-out images."""
@@ -72,6 +98,10 @@ class ImageTextPretraining(PretrainingObjective):
 
     def next_commands(self, run: Path) -> list[str]:
         """Retrieval fine-tuning and ranking."""
-        return [command("finetune", "task=retrieval", override("init", run)),
-                comment(f"{command('predict', override('ckpt', run))} input=CAPTIONS_FILE images=IMAGES_FOLDER  "
-                        "(your captions, one per line, and a folder of images to rank)")]
+        return [
+            command("finetune", "task=retrieval", override("init", run)),
+            comment(
+                f"{command('predict', override('ckpt', run))} input=CAPTIONS_FILE images=IMAGES_FOLDER  "
+                "(your captions, one per line, and a folder of images to rank)"
+            ),
+        ]

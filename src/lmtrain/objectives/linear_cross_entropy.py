@@ -20,8 +20,13 @@ from lmtrain.kernels import matmul_t
 CHUNK_ROWS = 512  # rows of logits alive at a time: (CHUNK_ROWS, V) float32
 
 
-def linear_cross_entropy(hidden: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None,
-                         targets: torch.Tensor, chunk_rows: int = CHUNK_ROWS) -> tuple[torch.Tensor, torch.Tensor]:
+def linear_cross_entropy(
+    hidden: torch.Tensor,
+    weight: torch.Tensor,
+    bias: torch.Tensor | None,
+    targets: torch.Tensor,
+    chunk_rows: int = CHUNK_ROWS,
+) -> tuple[torch.Tensor, torch.Tensor]:
     """Summed cross-entropy of ``hidden @ weight.T + bias`` against ``targets``, without (N, V) logits.
 
     Equal to ``F.cross_entropy(F.linear(hidden, weight, bias).float(), targets, reduction="sum")``
@@ -58,8 +63,9 @@ class _LinearCrossEntropy(torch.autograd.Function):
     @staticmethod
     def forward(ctx, hidden, weight, bias, targets, chunk_rows, dtype):
         with torch.autocast(hidden.device.type, enabled=False):  # _chunked casts to ``dtype`` itself
-            loss_sum, correct, grads = _chunked(hidden, weight, bias, targets, chunk_rows, dtype,
-                                                ctx.needs_input_grad[:3])
+            loss_sum, correct, grads = _chunked(
+                hidden, weight, bias, targets, chunk_rows, dtype, ctx.needs_input_grad[:3]
+            )
         ctx.save_for_backward(*grads)
         ctx.mark_non_differentiable(correct)
         return loss_sum, correct
@@ -71,9 +77,15 @@ class _LinearCrossEntropy(torch.autograd.Function):
         return *scaled, None, None, None
 
 
-def _chunked(hidden: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None, targets: torch.Tensor,
-             chunk_rows: int, dtype: torch.dtype, needs: tuple[bool, ...]
-             ) -> tuple[torch.Tensor, torch.Tensor, tuple[torch.Tensor | None, ...]]:
+def _chunked(
+    hidden: torch.Tensor,
+    weight: torch.Tensor,
+    bias: torch.Tensor | None,
+    targets: torch.Tensor,
+    chunk_rows: int,
+    dtype: torch.dtype,
+    needs: tuple[bool, ...],
+) -> tuple[torch.Tensor, torch.Tensor, tuple[torch.Tensor | None, ...]]:
     """Loss sum, correct count and the gradients ``needs`` asks for (hidden, weight, bias), in chunks.
 
     Matmuls run in ``dtype``; the gradients come back in each input's own dtype.
@@ -111,8 +123,9 @@ def _chunked(hidden: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | No
     return loss_sum, correct, grads
 
 
-def _softmax_cross_entropy(logits: torch.Tensor, targets: torch.Tensor, with_grad: bool
-                           ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]:
+def _softmax_cross_entropy(
+    logits: torch.Tensor, targets: torch.Tensor, with_grad: bool
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]:
     """Loss sum, correct count and (if ``with_grad``) d loss_sum / d logits of one chunk.
 
     Overwrites ``logits`` (C, V), which then holds the gradient ``softmax - onehot``, zero on rows

@@ -37,8 +37,9 @@ class MaskedLM(Objective):
             counts["nsp"] = torch.tensor(batch["input_ids"].shape[0], device=batch["input_ids"].device)
         return counts
 
-    def __call__(self, model: nn.Module, batch: dict[str, torch.Tensor],
-                 norm: dict[str, torch.Tensor]) -> ObjectiveOutput:
+    def __call__(
+        self, model: nn.Module, batch: dict[str, torch.Tensor], norm: dict[str, torch.Tensor]
+    ) -> ObjectiveOutput:
         """MLM (+ NSP) loss of ``batch``; see :class:`lmtrain.objectives.base.Objective`."""
         hidden, selected, targets, states = labelled_states(model, batch)  # states (N, D)
         # Capability.MASKED_LM (checked before training) promises the heads and an ``mlm`` head with a fusable
@@ -53,14 +54,19 @@ class MaskedLM(Objective):
             nsp_labels = batch["next_sentence_label"]
             nsp_sum = F.cross_entropy(nsp_logits, nsp_labels, reduction="sum")
             loss = loss + nsp_sum / norm["nsp"].clamp(min=1)
-            sums.update(nsp_loss_sum=nsp_sum.detach(), nsp_correct=(nsp_logits.argmax(-1) == nsp_labels).sum(),
-                        nsp_count=torch.tensor(len(nsp_labels), device=nsp_labels.device))
+            sums.update(
+                nsp_loss_sum=nsp_sum.detach(),
+                nsp_correct=(nsp_logits.argmax(-1) == nsp_labels).sum(),
+                nsp_count=torch.tensor(len(nsp_labels), device=nsp_labels.device),
+            )
         return ObjectiveOutput(loss, sums)
 
     def summarize(self, sums: dict[str, float], predictions: list | None = None) -> dict[str, float]:
         """``mlm_loss``, ``mlm_acc``, ``mlm_ppl`` (+ ``nsp_loss``, ``nsp_acc``) and total ``loss``."""
-        metrics = {"mlm_loss": ratio(sums, "mlm_loss_sum", "mlm_count"),
-                   "mlm_acc": ratio(sums, "mlm_correct", "mlm_count")}
+        metrics = {
+            "mlm_loss": ratio(sums, "mlm_loss_sum", "mlm_count"),
+            "mlm_acc": ratio(sums, "mlm_correct", "mlm_count"),
+        }
         metrics["mlm_ppl"] = perplexity(metrics["mlm_loss"])
         metrics["loss"] = metrics["mlm_loss"]
         if self.next_sentence:

@@ -37,18 +37,29 @@ def entity_scores(gold: list[list[str]], predicted: list[list[str]], scheme: str
 
     report = classification_report(gold, predicted, output_dict=True, zero_division=0, **seqeval_settings(scheme))
     micro = report.get("micro avg", {"precision": 0.0, "recall": 0.0, "f1-score": 0.0, "support": 0})
-    scores = {"precision": float(micro["precision"]), "recall": float(micro["recall"]),
-              "f1": float(micro["f1-score"]), "entities": float(micro["support"])}
+    scores = {
+        "precision": float(micro["precision"]),
+        "recall": float(micro["recall"]),
+        "f1": float(micro["f1-score"]),
+        "entities": float(micro["support"]),
+    }
     for name, row in report.items():
         if name.endswith(" avg"):
             continue
-        scores.update({f"{name}/precision": float(row["precision"]), f"{name}/recall": float(row["recall"]),
-                       f"{name}/f1": float(row["f1-score"]), f"{name}/support": float(row["support"])})
+        scores.update(
+            {
+                f"{name}/precision": float(row["precision"]),
+                f"{name}/recall": float(row["recall"]),
+                f"{name}/f1": float(row["f1-score"]),
+                f"{name}/support": float(row["support"]),
+            }
+        )
     return scores
 
 
-def classification_scores(gold: list[int], predicted: list[int], n_classes: int,
-                          positive: int | None = None) -> dict[str, float]:
+def classification_scores(
+    gold: list[int], predicted: list[int], n_classes: int, positive: int | None = None
+) -> dict[str, float]:
     """``accuracy``, ``macro_f1`` over the classes present in gold or predictions, and ``f1`` of ``positive``.
 
     Args:
@@ -61,8 +72,10 @@ def classification_scores(gold: list[int], predicted: list[int], n_classes: int,
     if not len(gold):
         return {"accuracy": math.nan, "macro_f1": math.nan}
     present = sorted(set(gold) | set(predicted))
-    scores = {"accuracy": float(accuracy_score(gold, predicted)),
-              "macro_f1": float(f1_score(gold, predicted, labels=present, average="macro", zero_division=0))}
+    scores = {
+        "accuracy": float(accuracy_score(gold, predicted)),
+        "macro_f1": float(f1_score(gold, predicted, labels=present, average="macro", zero_division=0)),
+    }
     if positive is not None:
         scores["f1"] = float(f1_score(gold, predicted, labels=[positive], average="macro", zero_division=0))
     return scores
@@ -82,8 +95,15 @@ def per_class_report(gold: list[int], predicted: list[int], labels: list[str]) -
 
     ids = list(range(len(labels)))
     precision, recall, f1, support = precision_recall_fscore_support(gold, predicted, labels=ids, zero_division=0)
-    per_class = {label: {"precision": float(precision[i]), "recall": float(recall[i]), "f1": float(f1[i]),
-                         "support": int(support[i])} for i, label in enumerate(labels)}
+    per_class = {
+        label: {
+            "precision": float(precision[i]),
+            "recall": float(recall[i]),
+            "f1": float(f1[i]),
+            "support": int(support[i]),
+        }
+        for i, label in enumerate(labels)
+    }
     matrix = confusion_matrix(gold, predicted, labels=ids) if len(gold) else np.zeros((len(ids), len(ids)), int)
     return {"per_class": per_class, "confusion_matrix": {"labels": list(labels), "matrix": matrix.tolist()}}
 
@@ -102,10 +122,14 @@ def class_weights(counts: Counter, n_classes: int, setting) -> list[float] | Non
         total = sum(counts.values())
         return [total / (n_classes * counts[c]) if counts.get(c) else 1.0 for c in range(n_classes)]
     if isinstance(setting, str):
-        raise UserError(f"finetune.class_weights={setting} is not supported; use none, auto or a list of "
-                        f"{n_classes} numbers in label order.")
+        raise UserError(
+            f"finetune.class_weights={setting} is not supported; use none, auto or a list of "
+            f"{n_classes} numbers in label order."
+        )
     weights = [float(w) for w in setting]
     if len(weights) != n_classes or any(w < 0 for w in weights):
-        raise UserError(f"finetune.class_weights has {len(weights)} values; give {n_classes} non-negative numbers, "
-                        "one per label in the order of the run's label list (summary.json: labels).")
+        raise UserError(
+            f"finetune.class_weights has {len(weights)} values; give {n_classes} non-negative numbers, "
+            "one per label in the order of the run's label list (summary.json: labels)."
+        )
     return weights

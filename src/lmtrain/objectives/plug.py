@@ -10,9 +10,10 @@ that names it: see ``examples/span_masking``.
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Callable, Collection
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, ClassVar, Collection
+from typing import Any, ClassVar
 
 from torch.utils.data import Dataset
 
@@ -84,13 +85,17 @@ class PretrainingObjective:
             UserError: naming the capability, what the model has, and what to choose instead.
         """
         if self.needs not in have:
-            raise UserError(f"objective={self.name} needs {self.needs.words}, which the chosen model {model} lacks (it "
-                            f"has {in_words(have)}); choose an objective for what it has, or a model with "
-                            f"{self.needs.words} (e.g. `{self.needs.example} objective={self.name}`).")
+            raise UserError(
+                f"objective={self.name} needs {self.needs.words}, which the chosen model {model} lacks (it "
+                f"has {in_words(have)}); choose an objective for what it has, or a model with "
+                f"{self.needs.words} (e.g. `{self.needs.example} objective={self.name}`)."
+            )
         least, reason = self.min_seq_len()
         if max_seq_len < least:
-            raise UserError(f"data.max_seq_len={max_seq_len} is too short for objective={self.name}: it needs >= "
-                            f"{least} ({reason}).")
+            raise UserError(
+                f"data.max_seq_len={max_seq_len} is too short for objective={self.name}: it needs >= "
+                f"{least} ({reason})."
+            )
 
     def check_model(self, model: Any, key: str) -> None:
         """Refuse a loaded model this objective cannot train (``key`` named it); default: any model that has

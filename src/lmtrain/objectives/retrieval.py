@@ -50,8 +50,9 @@ def group_by_image(image_ids: np.ndarray) -> tuple[np.ndarray, np.ndarray, list[
     return first, txt2img, img2txt
 
 
-def recall_at_k(score_i2t: np.ndarray, score_t2i: np.ndarray, img2txt: list[list[int]], txt2img: np.ndarray
-                ) -> dict[str, float]:
+def recall_at_k(
+    score_i2t: np.ndarray, score_t2i: np.ndarray, img2txt: list[list[int]], txt2img: np.ndarray
+) -> dict[str, float]:
     """Recall@1/5/10 both ways (as fractions) and their means, as ALBEF's ``itm_eval`` computes them.
 
     Args:
@@ -79,8 +80,9 @@ def recall_at_k(score_i2t: np.ndarray, score_t2i: np.ndarray, img2txt: list[list
 
 
 @torch.no_grad()
-def itm_rerank(model, data: RetrievalSet, sims: torch.Tensor, k: int, batch_size: int = 64
-               ) -> tuple[np.ndarray, np.ndarray]:
+def itm_rerank(
+    model, data: RetrievalSet, sims: torch.Tensor, k: int, batch_size: int = 64
+) -> tuple[np.ndarray, np.ndarray]:
     """Re-rank each query's ``k`` best contrastive candidates by the matching head's score.
 
     As in ALBEF, candidates outside the top k score -100, so they rank below every re-ranked one.
@@ -94,8 +96,9 @@ def itm_rerank(model, data: RetrievalSet, sims: torch.Tensor, k: int, batch_size
     Returns:
         (score_i2t (N_i, N_t), score_t2i (N_t, N_i)).
     """
-    assert data.image_states is not None and data.text_states is not None and data.text_mask is not None, \
+    assert data.image_states is not None and data.text_states is not None and data.text_mask is not None, (
         "re-ranking fuses the encoder states (retrieval_metrics asks for it only when they are kept)"
+    )
     device = next(model.parameters()).device
     n_img, n_txt = sims.shape
     k_i2t, k_t2i = min(k, n_txt), min(k, n_img)
@@ -107,11 +110,12 @@ def itm_rerank(model, data: RetrievalSet, sims: torch.Tensor, k: int, batch_size
     pairs += [(int(i), t) for t in range(n_txt) for i in top_i[t]]
     scores: list[torch.Tensor] = []
     for start in range(0, len(pairs), batch_size):
-        chunk = pairs[start:start + batch_size]
+        chunk = pairs[start : start + batch_size]
         img = torch.tensor([p[0] for p in chunk])
         txt = torch.tensor([p[1] for p in chunk])
-        fused = model.fuse(data.text_states[txt].to(device), data.text_mask[txt].to(device),
-                           data.image_states[img].to(device))
+        fused = model.fuse(
+            data.text_states[txt].to(device), data.text_mask[txt].to(device), data.image_states[img].to(device)
+        )
         scores.append(model.itm_logits(fused)[:, 1].float().cpu())
     flat = torch.cat(scores) if scores else torch.empty(0)
     n_first = n_img * k_i2t

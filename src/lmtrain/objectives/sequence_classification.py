@@ -33,12 +33,16 @@ class SequenceClassification(Objective):
     def count_targets(self, batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
         """Sequences (``cls``; their summed weights with class weights) and real tokens."""
         labels = batch["label"]
-        count = self.weights.to(labels.device)[labels].sum() if self.weights is not None \
+        count = (
+            self.weights.to(labels.device)[labels].sum()
+            if self.weights is not None
             else torch.tensor(len(labels), device=labels.device)
+        )
         return {"cls": count, "tokens": batch["attention_mask"].sum()}
 
-    def __call__(self, model: nn.Module, batch: dict[str, torch.Tensor],
-                 norm: dict[str, torch.Tensor]) -> ObjectiveOutput:
+    def __call__(
+        self, model: nn.Module, batch: dict[str, torch.Tensor], norm: dict[str, torch.Tensor]
+    ) -> ObjectiveOutput:
         """Classification loss of ``batch``; predicted and gold ids when the model is in eval mode."""
         # the task's capability (checked before training) promises the backbone and its head; a cast, not
         # isinstance: no check in the compiled step
@@ -49,15 +53,20 @@ class SequenceClassification(Objective):
         losses = F.cross_entropy(logits, labels, reduction="none")  # (B,)
         weighted = losses.sum() if self.weights is None else (losses * self.weights.to(labels.device)[labels]).sum()
         predicted = logits.argmax(-1)
-        sums = {"cls_loss_sum": losses.sum().detach(), "cls_correct": (predicted == labels).sum(),
-                "cls_count": torch.tensor(len(labels), device=labels.device)}
+        sums = {
+            "cls_loss_sum": losses.sum().detach(),
+            "cls_correct": (predicted == labels).sum(),
+            "cls_count": torch.tensor(len(labels), device=labels.device),
+        }
         predictions = None if model.training else {"pred": predicted.tolist(), "gold": labels.tolist()}
         return ObjectiveOutput(weighted / norm["cls"].clamp(min=1e-9), sums, predictions)
 
     def summarize(self, sums: dict[str, float], predictions: list | None = None) -> dict[str, float]:
         """``loss``, ``accuracy``; with predictions ``macro_f1`` and (binary) ``f1`` of the positive class."""
-        metrics = {"loss": ratio(sums, "cls_loss_sum", "cls_count"),
-                   "accuracy": ratio(sums, "cls_correct", "cls_count")}
+        metrics = {
+            "loss": ratio(sums, "cls_loss_sum", "cls_count"),
+            "accuracy": ratio(sums, "cls_correct", "cls_count"),
+        }
         if predictions:
             gold = [g for batch in predictions for g in batch["gold"]]
             predicted = [p for batch in predictions for p in batch["pred"]]

@@ -22,8 +22,14 @@ from lmtrain.data.baselines import majority_token_accuracy, unigram_perplexity
 from lmtrain.data.collate import PadCollator
 from lmtrain.data.datasets import Corruption, PretrainingDataset
 from lmtrain.data.masking import MaskingSpec, TokenMasking
-from lmtrain.data.pretraining import (ExampleRecipe, PretrainingData, PretrainingPreparation, masking_spec,
-                                      prepare_pretraining_data, read_tokenizer_text)
+from lmtrain.data.pretraining import (
+    ExampleRecipe,
+    PretrainingData,
+    PretrainingPreparation,
+    masking_spec,
+    prepare_pretraining_data,
+    read_tokenizer_text,
+)
 from lmtrain.data.tokenizer import TextTokenizer
 from lmtrain.errors import UserError
 from lmtrain.models.capabilities import Capability
@@ -87,12 +93,20 @@ class TextPretraining(PretrainingObjective):
 
     def unread_data_keys(self) -> dict[str, str]:
         """The ``data`` keys that this objective's examples do not use -> who reads them, in words."""
-        readers = {"short_seq_prob": (self.example_format == "sentence_pairs",
-                                      "by sentence-pair examples (objective=mlm_nsp: BERT's next-sentence prediction)"),
-                   "packing": (self.example_format == "sentence_blocks",
-                               "by sentence-block examples (objective=mlm: RoBERTa's masked LM)"),
-                   "dupe_factor": (self.repeats_examples(), "by sentence pairs or statically masked examples "
-                                                            "(objective=mlm_nsp, or objective.masking=static)")}
+        readers = {
+            "short_seq_prob": (
+                self.example_format == "sentence_pairs",
+                "by sentence-pair examples (objective=mlm_nsp: BERT's next-sentence prediction)",
+            ),
+            "packing": (
+                self.example_format == "sentence_blocks",
+                "by sentence-block examples (objective=mlm: RoBERTa's masked LM)",
+            ),
+            "dupe_factor": (
+                self.repeats_examples(),
+                "by sentence pairs or statically masked examples (objective=mlm_nsp, or objective.masking=static)",
+            ),
+        }
         return {key: words for key, (read, words) in readers.items() if not read}
 
     def corruption(self, tokenizer: TextTokenizer) -> Corruption | None:
@@ -101,14 +115,22 @@ class TextPretraining(PretrainingObjective):
 
     def prepare(self, cfg: PretrainConfig, context: Any) -> PretrainingSets:
         """The cached corpus of ``cfg.data`` as training and held-out datasets (see :func:`prepare_on_every_node`)."""
-        data, digests = prepare_on_every_node(cfg, context, self) if context.dist.enabled else \
-            (prepare_pretraining_data(cfg.data, cfg.tokenizer, self), {})
+        data, digests = (
+            prepare_on_every_node(cfg, context, self)
+            if context.dist.enabled
+            else (prepare_pretraining_data(cfg.data, cfg.tokenizer, self), {})
+        )
         corrupt = self.corruption(data.tokenizer)
         train_set = PretrainingDataset(data.train, corrupt, seed=cfg.trainer.seed)
         eval_set = PretrainingDataset(data.eval, corrupt, seed=cfg.trainer.seed + 1)
-        return PretrainingSets(data.tokenizer, train_set, eval_set, PadCollator(data.tokenizer.id("pad")),
-                               description=f"{len(train_set)} train / {len(eval_set)} held-out sequences",
-                               digests=digests)
+        return PretrainingSets(
+            data.tokenizer,
+            train_set,
+            eval_set,
+            PadCollator(data.tokenizer.id("pad")),
+            description=f"{len(train_set)} train / {len(eval_set)} held-out sequences",
+            digests=digests,
+        )
 
     def loss(self, sets: PretrainingSets | None, steps_per_epoch: int) -> Objective:
         """The objective the Trainer calls on every batch. A text loss reads neither: `lmtrain evaluate` rebuilds
@@ -123,8 +145,11 @@ class TextPretraining(PretrainingObjective):
     def baselines(self, sets: PretrainingSets) -> dict[str, float]:
         """Unigram perplexity of the held-out tokens (language models)."""
         ids = lambda ds: [ds.store[i]["input_ids"] for i in _sample(ds)]  # noqa: E731
-        return {"baseline/unigram_ppl": unigram_perplexity(ids(sets.train_set), ids(sets.eval_set),
-                                                           sets.tokenizer.vocab_size)}
+        return {
+            "baseline/unigram_ppl": unigram_perplexity(
+                ids(sets.train_set), ids(sets.eval_set), sets.tokenizer.vocab_size
+            )
+        }
 
 
 class MaskedLMObjective(TextPretraining):
@@ -170,14 +195,19 @@ class MaskedLMObjective(TextPretraining):
 
     def baselines(self, sets: PretrainingSets) -> dict[str, float]:
         """Accuracy of always predicting the most frequent masked token."""
-        return {"baseline/mlm_majority_acc": majority_token_accuracy(Subset(sets.train_set, _sample(sets.train_set)),
-                                                                     Subset(sets.eval_set, _sample(sets.eval_set)))}
+        return {
+            "baseline/mlm_majority_acc": majority_token_accuracy(
+                Subset(sets.train_set, _sample(sets.train_set)), Subset(sets.eval_set, _sample(sets.eval_set))
+            )
+        }
 
     def next_commands(self, run: Path) -> list[str]:
         """Evaluate, fill masks, fine-tune."""
-        return [command("evaluate", override("ckpt", run)),
-                command("generate", override("ckpt", run), "prompt='The [MASK] spread across the hills.'"),
-                command("finetune", "task=ner", override("init", run))]
+        return [
+            command("evaluate", override("ckpt", run)),
+            command("generate", override("ckpt", run), "prompt='The [MASK] spread across the hills.'"),
+            command("finetune", "task=ner", override("init", run)),
+        ]
 
 
 class CausalLMObjective(TextPretraining):
@@ -197,9 +227,11 @@ class CausalLMObjective(TextPretraining):
 
     def next_commands(self, run: Path) -> list[str]:
         """Evaluate, generate, fine-tune."""
-        return [command("evaluate", override("ckpt", run)),
-                command("generate", override("ckpt", run), "prompt='The fire'"),
-                command("finetune", "task=generation", override("init", run))]
+        return [
+            command("evaluate", override("ckpt", run)),
+            command("generate", override("ckpt", run), "prompt='The fire'"),
+            command("finetune", "task=generation", override("init", run)),
+        ]
 
 
 class BidirectionalLMObjective(TextPretraining):
@@ -227,7 +259,9 @@ class BidirectionalLMObjective(TextPretraining):
 _EARLIER_CHECKPOINTS: dict[str, Callable[[], ObjectiveConfig]] = {
     "mlm_nsp": lambda: MaskedLMConfig(name="mlm_nsp", next_sentence=True, masking="static"),
     "mlm": lambda: MaskedLMConfig(name="mlm", masking="dynamic"),
-    "clm": CausalLMConfig, "bilm": BidirectionalLMConfig}
+    "clm": CausalLMConfig,
+    "bilm": BidirectionalLMConfig,
+}
 
 
 def objective_from_meta(meta: dict[str, Any], key: str = "ckpt") -> TextPretraining:
@@ -247,10 +281,13 @@ def objective_from_meta(meta: dict[str, Any], key: str = "ckpt") -> TextPretrain
         cfg = earlier()
         cls = plug_class(cfg._target_, "objective", PretrainingObjective)
     if cls is None or not issubclass(cls, TextPretraining):
-        raise UserError(f"{key} was trained with objective {meta.get('objective')!r}, not a text pretraining objective; "
-                        "evaluate a pretraining checkpoint (BERT, RoBERTa, GPT, ELMo).")
+        raise UserError(
+            f"{key} was trained with objective {meta.get('objective')!r}, not a text pretraining objective; "
+            "evaluate a pretraining checkpoint (BERT, RoBERTa, GPT, ELMo)."
+        )
     if stored:
         # to_object gives the config_class instance that structured() made the node of (OmegaConf types it loosely)
-        cfg = cast(ObjectiveConfig, OmegaConf.to_object(OmegaConf.merge(OmegaConf.structured(cls.config_class),
-                                                                          stored)))
+        cfg = cast(
+            ObjectiveConfig, OmegaConf.to_object(OmegaConf.merge(OmegaConf.structured(cls.config_class), stored))
+        )
     return cls(cfg)

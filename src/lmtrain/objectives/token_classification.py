@@ -88,8 +88,9 @@ class TokenClassification(Objective):
         count = _weight_of(self.weights, labels[selected]).sum() if self.weights is not None else selected.sum()
         return {"tags": count, "tokens": batch["attention_mask"].sum()}
 
-    def __call__(self, model: nn.Module, batch: dict[str, torch.Tensor],
-                 norm: dict[str, torch.Tensor]) -> ObjectiveOutput:
+    def __call__(
+        self, model: nn.Module, batch: dict[str, torch.Tensor], norm: dict[str, torch.Tensor]
+    ) -> ObjectiveOutput:
         """Tagging loss of ``batch``; word-level predictions when the model is in eval mode."""
         scores = tag_scores(model, batch)  # (B, T, C)
         labels = batch["labels"]
@@ -107,14 +108,20 @@ class TokenClassification(Objective):
             loss_sum = losses.sum()
             weighted = loss_sum if self.weights is None else (losses * _weight_of(self.weights, targets)).sum()
         predicted = best_tags(head, scores.detach(), selected)
-        sums = {"tag_loss_sum": loss_sum.detach(), "tag_correct": (predicted == targets).sum(),
-                "tag_count": selected.sum()}
+        sums = {
+            "tag_loss_sum": loss_sum.detach(),
+            "tag_correct": (predicted == targets).sum(),
+            "tag_count": selected.sum(),
+        }
         predictions = None
         if not model.training:
             per_row = selected.sum(dim=1).tolist()
-            predictions = {"sentence": batch["sentence"].tolist(), "window": batch["window"].tolist(),
-                           "pred": [p.tolist() for p in predicted.split(per_row)],
-                           "gold": [g.tolist() for g in targets.split(per_row)]}
+            predictions = {
+                "sentence": batch["sentence"].tolist(),
+                "window": batch["window"].tolist(),
+                "pred": [p.tolist() for p in predicted.split(per_row)],
+                "gold": [g.tolist() for g in targets.split(per_row)],
+            }
         return ObjectiveOutput(weighted / norm["tags"].clamp(min=1e-9), sums, predictions)
 
     def word_sequences(self, predictions: list[dict]) -> tuple[list[list[str]], list[list[str]]]:

@@ -52,8 +52,6 @@ from lmtrain.run_folder.status import STATUS_FILE
 log = logging.getLogger(__name__)
 
 
-
-
 @dataclass
 class RunClaim:
     """A run directory this process may write: its lock, and whether the command continues a run."""
@@ -82,8 +80,16 @@ def holds_run(run_dir: Path) -> bool:
 def remove_orphan_saves(run_dir: Path) -> list[Path]:
     """Delete ``checkpoints/.tmp-*`` (a killed save) and ``.preflight-*`` (a killed preflight) directories."""
     checkpoints = run_dir / CHECKPOINTS_DIR
-    removed = ([p for pattern in (".tmp-*", ".preflight-*") for p in checkpoints.glob(pattern)
-                if p.is_dir() and not p.is_symlink()] if checkpoints.is_dir() and not checkpoints.is_symlink() else [])
+    removed = (
+        [
+            p
+            for pattern in (".tmp-*", ".preflight-*")
+            for p in checkpoints.glob(pattern)
+            if p.is_dir() and not p.is_symlink()
+        ]
+        if checkpoints.is_dir() and not checkpoints.is_symlink()
+        else []
+    )
     for path in removed:
         remove_entry(path)
         log.warning("removed %s, a checkpoint whose save was interrupted", path)
@@ -95,8 +101,11 @@ def remove_orphan_saves(run_dir: Path) -> list[Path]:
 COMMON_OUTPUTS = (HYDRA_DIR, STATUS_FILE, METRICS_FILE, SUMMARY_FILE)
 TRAINING_OUTPUTS = (CHECKPOINTS_DIR, TOKENIZER_FILE, "curves.png", "confusion.png", "f1_per_class.png")
 LOGGER_OUTPUTS = {"tensorboard": "tb", "wandb": "wandb", "mlflow": "mlflow_run_id"}  # by trainer.loggers
-COMMAND_OUTPUTS = {"evaluate": (TOKENIZER_FILE,), "generate": ("generations.jsonl",),
-                   "embed": ("vectors.bin", "vectors.w2v.txt", "vectors.glove.txt")}
+COMMAND_OUTPUTS = {
+    "evaluate": (TOKENIZER_FILE,),
+    "generate": ("generations.jsonl",),
+    "embed": ("vectors.bin", "vectors.w2v.txt", "vectors.glove.txt"),
+}
 # lmtrain's own bookkeeping: kept when an earlier run is removed from the folder
 _KEPT = (LOCK_FILE, MANIFEST_FILE)
 
@@ -169,24 +178,31 @@ def _refuse_unplaced_resume(run_dir: Path, command: str) -> None:
     overrides = list(hydra.overrides.task) if hydra is not None else []
     candidate = latest_unfinished_run(run_dir.parent, overrides)
     if candidate is not None:
-        hint = (f"The latest unfinished run with these overrides is {candidate}: continue it with "
-                f"`lmtrain resume {candidate}`.")
+        hint = (
+            f"The latest unfinished run with these overrides is {candidate}: continue it with "
+            f"`lmtrain resume {candidate}`."
+        )
     else:
         hint = f"No unfinished run with these overrides is under {run_dir.parent}."
-    raise UserError(f"trainer.resume=auto needs the run directory to continue, but none was given, so this "
-                    f"command would start a new run in {run_dir}. {hint} Or name the run: "
-                    f"`lmtrain {command} ... hydra.run.dir=<run dir> trainer.resume=auto`; or drop "
-                    "trainer.resume to start a new run.")
+    raise UserError(
+        f"trainer.resume=auto needs the run directory to continue, but none was given, so this "
+        f"command would start a new run in {run_dir}. {hint} Or name the run: "
+        f"`lmtrain {command} ... hydra.run.dir=<run dir> trainer.resume=auto`; or drop "
+        "trainer.resume to start a new run."
+    )
 
 
 def _refuse_occupied(run_dir: Path, command: str, training: bool) -> None:
     what = "a finished run (summary.json)" if (run_dir / SUMMARY_FILE).is_file() else "a run's checkpoints"
     if training:
-        raise UserError(f"{run_dir} already holds {what}; this command would overwrite it. Continue that run "
-                        f"with `lmtrain resume {run_dir}` (or add trainer.resume=auto), start a new run in "
-                        "another hydra.run.dir, or replace it with trainer.overwrite=true (deletes the old run).")
-    raise UserError(f"{run_dir} already holds {what}; `lmtrain {command}` would overwrite it. "
-                    "Choose another hydra.run.dir.")
+        raise UserError(
+            f"{run_dir} already holds {what}; this command would overwrite it. Continue that run "
+            f"with `lmtrain resume {run_dir}` (or add trainer.resume=auto), start a new run in "
+            "another hydra.run.dir, or replace it with trainer.overwrite=true (deletes the old run)."
+        )
+    raise UserError(
+        f"{run_dir} already holds {what}; `lmtrain {command}` would overwrite it. Choose another hydra.run.dir."
+    )
 
 
 def _source_run(run_dir: Path, resume: str) -> Path | None:
@@ -212,13 +228,18 @@ def check_resume_config(cfg: DictConfig, source: Path) -> ConfigChanges | None:
     given = OmegaConf.to_container(cfg, resolve=False)
     if not isinstance(given, dict):
         raise TypeError(f"the config to resume with is a {type(given).__name__}, not a mapping")
-    changes = compare_configs(saved, {str(key): value for key, value in given.items()},  # its keys are names
-                              moved_keys(FinetuneOptions, "finetune."))
+    changes = compare_configs(
+        saved,
+        {str(key): value for key, value in given.items()},  # its keys are names
+        moved_keys(FinetuneOptions, "finetune."),
+    )
     if changes.refused:
-        raise UserError(f"cannot continue {source} with this config: it changes what the run was trained on "
-                        f"({ConfigChanges.describe(changes.refused)}). Only its length, evaluation / saving "
-                        "cadence and loggers may change when resuming; start a new run (another hydra.run.dir, "
-                        "or init= its checkpoint where the command has one) to change the rest.")
+        raise UserError(
+            f"cannot continue {source} with this config: it changes what the run was trained on "
+            f"({ConfigChanges.describe(changes.refused)}). Only its length, evaluation / saving "
+            "cadence and loggers may change when resuming; start a new run (another hydra.run.dir, "
+            "or init= its checkpoint where the command has one) to change the rest."
+        )
     shown = {k: v for k, v in changes.allowed.items() if not k.startswith(("trainer.resume", "trainer.overwrite"))}
     if shown:
         log.info("resuming %s with changed settings: %s", source, ConfigChanges.describe(shown))
@@ -231,19 +252,30 @@ def _resume_after_elastic_restart(cfg: DictConfig) -> None:
     trainer = cfg.get("trainer")
     if restarts > 0 and trainer is not None and not trainer.get("resume"):
         trainer.resume = "auto"
-        log.warning("torchrun restarted the workers (restart %d): continuing from the newest intact checkpoint "
-                    "(trainer.resume=auto)", restarts)
+        log.warning(
+            "torchrun restarted the workers (restart %d): continuing from the newest intact checkpoint "
+            "(trainer.resume=auto)",
+            restarts,
+        )
 
 
 def _refuse_foreign(run_dir: Path, found: list[Path], legacy: bool) -> None:
     names = ", ".join(str(p) for p in found)
-    hint = (" This folder has no .lmtrain-files record of what lmtrain wrote in it (it is no run folder of this "
-            "lmtrain's; if an older lmtrain made it, remove that run's files yourself).") if legacy else ""
+    hint = (
+        (
+            " This folder has no .lmtrain-files record of what lmtrain wrote in it (it is no run folder of this "
+            "lmtrain's; if an older lmtrain made it, remove that run's files yourself)."
+        )
+        if legacy
+        else ""
+    )
     taken = "that name is" if len(found) == 1 else "those names are"
-    raise UserError(f"this command writes {', '.join(p.name for p in found)} in {run_dir}, but {taken} taken by "
-                    f"what lmtrain did not write ({names}; a symbolic link is never lmtrain's). lmtrain never "
-                    "replaces or deletes what it did not write: move it away, or choose another hydra.run.dir. "
-                    f"Nothing was changed.{hint}")
+    raise UserError(
+        f"this command writes {', '.join(p.name for p in found)} in {run_dir}, but {taken} taken by "
+        f"what lmtrain did not write ({names}; a symbolic link is never lmtrain's). lmtrain never "
+        "replaces or deletes what it did not write: move it away, or choose another hydra.run.dir. "
+        f"Nothing was changed.{hint}"
+    )
 
 
 def _check_claim(cfg: DictConfig, command: str, run_dir: Path) -> tuple[bool, bool]:
@@ -293,8 +325,9 @@ def _prepare(cfg: DictConfig, command: str, run_dir: Path, resuming: bool, adopt
     if adopting:
         names = [n for n in output_names(cfg, command, run_dir) if os.path.lexists(run_dir / n)]
         manifest.record(*names)
-        log.info("%s has no record of what lmtrain wrote (an older run): taking %s as this run's", run_dir,
-                 ", ".join(names))
+        log.info(
+            "%s has no record of what lmtrain wrote (an older run): taking %s as this run's", run_dir, ", ".join(names)
+        )
     trainer = cfg.get("trainer")
     if trainer is not None and trainer.get("overwrite", False) and holds_run(run_dir):
         log.warning("trainer.overwrite=true: deleting the earlier run in %s", run_dir)

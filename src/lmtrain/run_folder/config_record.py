@@ -23,8 +23,11 @@ RESUME_PREFIX = "resume-"
 
 def _resume_records(run_dir: Path) -> dict[int, Path]:
     """``n -> .hydra/resume-<n>`` of every earlier resume of the run."""
-    return {int(p.name[len(RESUME_PREFIX):]): p for p in (run_dir / HYDRA_DIR).glob(f"{RESUME_PREFIX}*")
-            if p.name[len(RESUME_PREFIX):].isdigit()}
+    return {
+        int(p.name[len(RESUME_PREFIX) :]): p
+        for p in (run_dir / HYDRA_DIR).glob(f"{RESUME_PREFIX}*")
+        if p.name[len(RESUME_PREFIX) :].isdigit()
+    }
 
 
 def saved_config_dir(run_dir: Path) -> Path | None:
@@ -72,8 +75,11 @@ def write_config_record(run_dir: Path, cfg: DictConfig, resuming: bool) -> Path:
     texts = {"config.yaml": OmegaConf.to_yaml(cfg), "overrides.yaml": yaml.safe_dump(overrides)}
     if hydra is not None:
         texts["hydra.yaml"] = OmegaConf.to_yaml(OmegaConf.create({"hydra": hydra}))
-    targets = {group: cfg[group]["_target_"] for group in PLUG_GROUPS
-               if isinstance(cfg.get(group), DictConfig) and isinstance(cfg[group].get("_target_"), str)}
+    targets = {
+        group: cfg[group]["_target_"]
+        for group in PLUG_GROUPS
+        if isinstance(cfg.get(group), DictConfig) and isinstance(cfg[group].get("_target_"), str)
+    }
     if targets:  # a command built from plugs: where they came from (lmtrain.run_folder.provenance)
         texts[PLUGS_FILE] = record_text(targets, list(hydra.searchpath) if hydra is not None else [])
     for name, text in texts.items():

@@ -20,8 +20,8 @@ import sys
 import time
 from pathlib import Path
 
-from lmtrain.files.atomic import make_dirs, open_nofollow
 from lmtrain.errors import UserError
+from lmtrain.files.atomic import make_dirs, open_nofollow
 
 LOCK_FILE = ".lock"
 
@@ -49,8 +49,10 @@ def _check_ours(fd: int, path: Path) -> None:
     if stat.S_ISREG(info.st_mode) and (info.st_size == 0 or _holder_record(fd) is not None):
         return
     os.close(fd)
-    raise UserError(f"{path} is not a lock file of lmtrain (it holds something else), so lmtrain will not "
-                    "overwrite it. Move it away, or choose another folder for the run (hydra.run.dir=...).")
+    raise UserError(
+        f"{path} is not a lock file of lmtrain (it holds something else), so lmtrain will not "
+        "overwrite it. Move it away, or choose another folder for the run (hydra.run.dir=...)."
+    )
 
 
 class RunLock:
@@ -64,7 +66,7 @@ class RunLock:
         self.path = Path(run_dir) / LOCK_FILE
         self._fd: int | None = None
 
-    def acquire(self, command: str = "lmtrain") -> "RunLock":
+    def acquire(self, command: str = "lmtrain") -> RunLock:
         """Take the lock (recording ``command`` as what holds it) or raise UserError naming the holder."""
         make_dirs(self.path.parent)
         fd = open_nofollow(self.path, os.O_RDWR | os.O_CREAT | os.O_NONBLOCK)
@@ -78,8 +80,12 @@ class RunLock:
                 f"{self.path.parent} is in use by {holder}: two runs must not write one run directory. "
                 "Wait for it to end (or stop it), or choose another hydra.run.dir."
             ) from None
-        info = {"pid": os.getpid(), "host": socket.gethostname(), "command": " ".join([command, *sys.argv[1:]]),
-                "since": time.strftime("%Y-%m-%d %H:%M:%S")}
+        info = {
+            "pid": os.getpid(),
+            "host": socket.gethostname(),
+            "command": " ".join([command, *sys.argv[1:]]),
+            "since": time.strftime("%Y-%m-%d %H:%M:%S"),
+        }
         os.ftruncate(fd, 0)
         os.write(fd, json.dumps(info).encode("utf-8"))
         self._fd = fd
@@ -104,7 +110,7 @@ class RunLock:
             os.close(self._fd)
             self._fd = None
 
-    def __enter__(self) -> "RunLock":
+    def __enter__(self) -> RunLock:
         return self.acquire()
 
     def __exit__(self, *exc) -> None:

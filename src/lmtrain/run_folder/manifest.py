@@ -28,10 +28,12 @@ _MAX_BYTES = 1 << 20  # a record lists a few dozen names; a bigger file is not l
 
 def not_written_here(path: Path) -> UserError:
     """The error for an entry lmtrain would replace although it did not write it."""
-    return UserError(f"{path} is already there and lmtrain did not write it (it is not in "
-                     f"{path.parent / MANIFEST_FILE}, the record of what lmtrain wrote in this folder); lmtrain "
-                     "never replaces a file it did not write. Move it away, or choose another folder for the "
-                     "run (hydra.run.dir=...). Nothing was changed by this command.")
+    return UserError(
+        f"{path} is already there and lmtrain did not write it (it is not in "
+        f"{path.parent / MANIFEST_FILE}, the record of what lmtrain wrote in this folder); lmtrain "
+        "never replaces a file it did not write. Move it away, or choose another folder for the "
+        "run (hydra.run.dir=...). Nothing was changed by this command."
+    )
 
 
 def _open(path: Path, flags: int) -> int:
@@ -39,8 +41,10 @@ def _open(path: Path, flags: int) -> int:
         return os.open(path, flags | os.O_NOFOLLOW | os.O_CLOEXEC | os.O_NONBLOCK, 0o666)
     except OSError as error:
         if error.errno == errno.ELOOP:
-            raise UserError(f"{path} is a symbolic link; lmtrain never reads its record of written files through "
-                            "a link, nor writes through one. Remove the link (its target is not touched).") from None
+            raise UserError(
+                f"{path} is a symbolic link; lmtrain never reads its record of written files through "
+                "a link, nor writes through one. Remove the link (its target is not touched)."
+            ) from None
         raise
 
 
@@ -72,8 +76,10 @@ class RunManifest:
         with os.fdopen(fd, "rb") as file:
             info = os.fstat(file.fileno())
             if not stat.S_ISREG(info.st_mode) or info.st_size > _MAX_BYTES:
-                raise UserError(f"{self.path} is not lmtrain's record of the files it wrote (not a small regular "
-                                "file); move it away or choose another folder for the run.")
+                raise UserError(
+                    f"{self.path} is not lmtrain's record of the files it wrote (not a small regular "
+                    "file); move it away or choose another folder for the run."
+                )
             text = file.read().decode("utf-8", errors="replace")
         return {line for line in text.splitlines() if line and not line.startswith("#")}
 

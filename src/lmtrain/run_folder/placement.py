@@ -24,10 +24,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from lmtrain.files.atomic import create_dirs, remove_entry
 from lmtrain.errors import EXIT_USER_ERROR, UserError
-from lmtrain.run_folder.job_log import job_log_handlers, stop_job_logs
+from lmtrain.files.atomic import create_dirs, remove_entry
 from lmtrain.run_folder.claim import HYDRA_DIR
+from lmtrain.run_folder.job_log import job_log_handlers, stop_job_logs
 from lmtrain.run_folder.layout import hydra_run_dir
 from lmtrain.run_folder.lock import LOCK_FILE, RunLock
 from lmtrain.run_folder.manifest import MANIFEST_FILE, RunManifest
@@ -38,10 +38,15 @@ BOOKKEEPING = (MANIFEST_FILE, LOCK_FILE, HYDRA_DIR, STATUS_FILE)
 
 def _cannot_create(value: str, path: Path, error: OSError) -> UserError:
     where = f" ({error.filename})" if error.filename and str(error.filename) != str(path) else ""
-    reason = ("a file is in the way" if isinstance(error, (FileExistsError, NotADirectoryError))
-              else error.strerror or str(error))
-    return UserError(f"hydra.run.dir={value}: cannot create the run folder {path}: {reason}{where}. Choose a folder "
-                     "you can write, e.g. hydra.run.dir=outputs/my-run; nothing was written.")
+    reason = (
+        "a file is in the way"
+        if isinstance(error, (FileExistsError, NotADirectoryError))
+        else error.strerror or str(error)
+    )
+    return UserError(
+        f"hydra.run.dir={value}: cannot create the run folder {path}: {reason}{where}. Choose a folder "
+        "you can write, e.g. hydra.run.dir=outputs/my-run; nothing was written."
+    )
 
 
 @dataclass
@@ -60,7 +65,7 @@ class RunPlacement:
     created: list[Path] = field(default_factory=list)
 
     @classmethod
-    def prepare(cls, value: str | None) -> "RunPlacement":
+    def prepare(cls, value: str | None) -> RunPlacement:
         """Check the folder ``hydra.run.dir=value`` names and create it (None: left to Hydra).
 
         Raises:
@@ -72,13 +77,17 @@ class RunPlacement:
         path = Path(os.path.abspath(value))
         if os.path.exists(path):
             if not path.is_dir():
-                raise UserError(f"hydra.run.dir={value}: {path} is a file, not a folder. A run writes a folder "
-                                "of files; name a new folder (lmtrain creates it) or an existing one. Nothing "
-                                "was written.")
+                raise UserError(
+                    f"hydra.run.dir={value}: {path} is a file, not a folder. A run writes a folder "
+                    "of files; name a new folder (lmtrain creates it) or an existing one. Nothing "
+                    "was written."
+                )
             if not os.access(path, os.W_OK | os.X_OK):
-                raise UserError(f"hydra.run.dir={value}: the folder {path} is not writable (permission denied). "
-                                "Choose a folder you can write, e.g. hydra.run.dir=outputs/my-run; nothing was "
-                                "written.")
+                raise UserError(
+                    f"hydra.run.dir={value}: the folder {path} is not writable (permission denied). "
+                    "Choose a folder you can write, e.g. hydra.run.dir=outputs/my-run; nothing was "
+                    "written."
+                )
             return cls(path, existed=True)
         try:
             created = create_dirs(path)
@@ -87,12 +96,15 @@ class RunPlacement:
         return cls(path, existed=False, created=created)
 
     @classmethod
-    def from_overrides(cls, overrides: list[str]) -> "RunPlacement":
+    def from_overrides(cls, overrides: list[str]) -> RunPlacement:
         """:meth:`prepare` for the last ``hydra.run.dir=`` of ``overrides`` (left to Hydra if interpolated)."""
         from hydra.core.override_parser.overrides_parser import OverridesParser
 
-        values = [OverridesParser.create().parse_overrides([o])[0].value() for o in overrides
-                  if "=" in o and o.split("=", 1)[0].lstrip("+") == "hydra.run.dir"]
+        values = [
+            OverridesParser.create().parse_overrides([o])[0].value()
+            for o in overrides
+            if "=" in o and o.split("=", 1)[0].lstrip("+") == "hydra.run.dir"
+        ]
         value = str(values[-1]) if values else None
         return cls.prepare(value if value is not None and "${" not in value else None)
 
@@ -181,7 +193,8 @@ def _empty(path: Path) -> bool:
     """Whether ``path`` is an empty file or folder (opened for results that never came)."""
     try:
         info = path.lstat()
-        return (stat.S_ISREG(info.st_mode) and info.st_size == 0) or (stat.S_ISDIR(info.st_mode)
-                                                                       and not os.listdir(path))
+        return (stat.S_ISREG(info.st_mode) and info.st_size == 0) or (
+            stat.S_ISDIR(info.st_mode) and not os.listdir(path)
+        )
     except OSError:
         return False

@@ -71,7 +71,7 @@ def absolute_search_path(entries: list[str] | tuple[str, ...]) -> list[str]:
     found = []
     for entry in entries:
         if isinstance(entry, str) and entry.startswith("file://"):
-            found.append("file://" + os.path.abspath(os.path.expanduser(entry[len("file://"):])))
+            found.append("file://" + os.path.abspath(os.path.expanduser(entry[len("file://") :])))
     return found
 
 
@@ -115,10 +115,12 @@ def record_text(targets: dict[str, str], searchpath: list[str]) -> str:
 
 
 def _refused(source: Path, key: str, why: str) -> UserError:
-    return UserError(f"{key} in {source}: {why} This file is lmtrain's record of where the run's plugs came from; "
-                     "a run folder is data, so nothing named in it was imported or run. Restore the file from the "
-                     "run's original copy, or delete it and give the search path yourself "
-                     "(hydra.searchpath=[file://<your configs>]).")
+    return UserError(
+        f"{key} in {source}: {why} This file is lmtrain's record of where the run's plugs came from; "
+        "a run folder is data, so nothing named in it was imported or run. Restore the file from the "
+        "run's original copy, or delete it and give the search path yourself "
+        "(hydra.searchpath=[file://<your configs>])."
+    )
 
 
 def _read_json(source: Path) -> Any:
@@ -128,8 +130,11 @@ def _read_json(source: Path) -> Any:
     except FileNotFoundError:
         return None
     except OSError as error:
-        why = ("it is a symbolic link; lmtrain never reads its records through a link." if error.errno == errno.ELOOP
-               else f"it cannot be read ({error.strerror}).")
+        why = (
+            "it is a symbolic link; lmtrain never reads its records through a link."
+            if error.errno == errno.ELOOP
+            else f"it cannot be read ({error.strerror})."
+        )
         raise _refused(source, "the file", why) from None
     with os.fdopen(fd, "rb") as file:
         info = os.fstat(file.fileno())
@@ -148,13 +153,25 @@ def _search_path(source: Path, value: Any) -> tuple[str, ...]:
     for index, entry in enumerate(value):
         key = f"searchpath[{index}]"
         if not isinstance(entry, str) or not entry.startswith("file://"):
-            raise _refused(source, key, f"{entry!r} is not a `file://` folder; any other kind (`pkg://` imports a "
-                                        "Python package) is refused.")
-        path = entry[len("file://"):]
-        if (not os.path.isabs(path) or os.path.normpath(path) != path or "\n" in path
-                or any(c in path for c in _ODD) or not path.isprintable()):
-            raise _refused(source, key, f"{entry!r} is not an absolute folder in plain form; lmtrain records "
-                                        "`file://` followed by an absolute path, without `..`, quotes or brackets.")
+            raise _refused(
+                source,
+                key,
+                f"{entry!r} is not a `file://` folder; any other kind (`pkg://` imports a Python package) is refused.",
+            )
+        path = entry[len("file://") :]
+        if (
+            not os.path.isabs(path)
+            or os.path.normpath(path) != path
+            or "\n" in path
+            or any(c in path for c in _ODD)
+            or not path.isprintable()
+        ):
+            raise _refused(
+                source,
+                key,
+                f"{entry!r} is not an absolute folder in plain form; lmtrain records "
+                "`file://` followed by an absolute path, without `..`, quotes or brackets.",
+            )
     return tuple(value)
 
 
@@ -181,7 +198,7 @@ def _plugs(source: Path, value: Any) -> tuple[PlugOrigin, ...]:
 def _record_file(run_dir: Path) -> Path:
     """The newest record: the last resume's ``.hydra/resume-<n>/plugs.json`` that exists, else the original's."""
     hydra = run_dir / _HYDRA_DIR
-    resumes = {int(p.name[len(_RESUME):]): p for p in hydra.glob(f"{_RESUME}*") if p.name[len(_RESUME):].isdigit()}
+    resumes = {int(p.name[len(_RESUME) :]): p for p in hydra.glob(f"{_RESUME}*") if p.name[len(_RESUME) :].isdigit()}
     for _, folder in sorted(resumes.items(), reverse=True):
         if os.path.lexists(folder / PLUGS_FILE):
             return folder / PLUGS_FILE
@@ -201,8 +218,7 @@ def read_provenance(run_dir: str | Path) -> Provenance | None:
         return None
     if not isinstance(data, dict):
         raise _refused(source, "the file", "it is not a JSON object.")
-    record = Provenance(_search_path(source, data.get("searchpath", [])), _plugs(source, data.get("plugs", {})),
-                        source)
+    record = Provenance(_search_path(source, data.get("searchpath", [])), _plugs(source, data.get("plugs", {})), source)
     remember_origins({plug.target: plug.folder for plug in record.plugs}, str(source))
     return record
 

@@ -8,8 +8,9 @@ starts and, when it ends, one of
     interrupted   with ``signal`` and ``step``: the step of the checkpoint a resume continues from
 
 so ``lmtrain runs`` need not guess from file times and logs. The file is replaced atomically, so
-a reader sees the old state or the new one (never through a link: see :mod:`lmtrain.files.atomic`). A process killed outright (``kill -9``) leaves
-``running`` behind; readers check whether that pid still lives (see :func:`process_alive`).
+a reader sees the old state or the new one (never through a link: see :mod:`lmtrain.files.atomic`).
+A process killed outright (``kill -9``) leaves ``running`` behind; readers check whether that pid still
+lives (see :func:`process_alive`).
 """
 
 from __future__ import annotations
@@ -24,8 +25,8 @@ import time
 from pathlib import Path
 from typing import Any
 
-from lmtrain.files.atomic import write_text
 from lmtrain.errors import UserError
+from lmtrain.files.atomic import write_text
 
 log = logging.getLogger(__name__)
 
@@ -60,8 +61,13 @@ def write_status(run_dir: str | Path, state: str, **details: Any) -> Path | None
         raise ValueError(f"unknown run state {state!r}; one of {STATES}")
     if state == "interrupted" and details.get("step") is None:
         details["step"] = checkpoint_step(run_dir)
-    record = {"state": state, "time": time.strftime("%Y-%m-%dT%H:%M:%S%z"), "pid": os.getpid(),
-              "host": socket.gethostname(), **details}
+    record = {
+        "state": state,
+        "time": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+        "pid": os.getpid(),
+        "host": socket.gethostname(),
+        **details,
+    }
     path = Path(run_dir) / STATUS_FILE
     try:
         write_text(path, json.dumps(record, indent=2) + "\n")

@@ -9,7 +9,8 @@ metric's name. They are drawn as dashed, labelled lines on that metric's panel.
 
 from __future__ import annotations
 
-from typing import Any, Sequence
+from collections.abc import Sequence
+from typing import Any
 
 from lmtrain.runs.display_text import printable
 from lmtrain.runs.metrics_log import is_number
@@ -21,16 +22,19 @@ PREFIX = "baseline/"
 def stands_for(baseline: str, metric: str) -> bool:
     """Whether ``baseline`` (``unigram_ppl``) is a score of ``metric`` (``ppl``, without ``eval/``)."""
     b, m = baseline.split("_"), metric.split("_")
-    return len(b) > len(m) and any(b[:i] == m[:i] and b[len(b) - len(m) + i:] == m[i:] for i in range(len(m) + 1))
+    return len(b) > len(m) and any(b[:i] == m[:i] and b[len(b) - len(m) + i :] == m[i:] for i in range(len(m) + 1))
 
 
 def recorded_baselines(run: RunRecord, metric: str) -> dict[str, float]:
     """``name -> value`` of the baselines in ``run``'s summary that stand for ``metric`` (``eval/<name>``)."""
     if not metric.startswith("eval/"):
         return {}
-    name = metric[len("eval/"):]
-    return {key[len(PREFIX):]: float(value) for key, value in run.summary.items()
-            if key.startswith(PREFIX) and is_number(value) and stands_for(key[len(PREFIX):], name)}
+    name = metric[len("eval/") :]
+    return {
+        key[len(PREFIX) :]: float(value)
+        for key, value in run.summary.items()
+        if key.startswith(PREFIX) and is_number(value) and stands_for(key[len(PREFIX) :], name)
+    }
 
 
 def draw_baselines(ax: Any, metric: str, runs: Sequence[tuple[RunRecord, str, str]]) -> list[Any]:

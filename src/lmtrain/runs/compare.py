@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Sequence
 
 from lmtrain.run_folder.layout import lower_is_better
 from lmtrain.runs.record import RunRecord
@@ -69,6 +69,7 @@ def _shorten(text: str, max_chars: int) -> str:
 
 def rank_runs(runs: Sequence[RunRecord]) -> list[RunRecord]:
     """Runs sorted best first by their main metric (direction by metric name); runs without a value last."""
+
     def key(run: RunRecord) -> tuple[int, float]:
         value = run.ranking_value
         if value is None or run.metric is None or not math.isfinite(value):

@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Iterable
 from pathlib import Path
-from typing import Iterable
 
 from lmtrain.errors import UserError
 from lmtrain.run_folder.layout import CHECKPOINTS_DIR, METRICS_FILE

@@ -20,10 +20,9 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from lmtrain.files.atomic import follow_umask
-from lmtrain.files.checkpoints import is_checkpoint
 from lmtrain.errors import UserError
-from lmtrain.files.checkpoints import LAST
+from lmtrain.files.atomic import follow_umask
+from lmtrain.files.checkpoints import LAST, is_checkpoint
 from lmtrain.run_folder.layout import CHECKPOINTS_DIR, METRICS_FILE, SUMMARY_FILE
 from lmtrain.run_folder.status import STATUS_FILE
 
@@ -31,13 +30,16 @@ MARKER = "lmtrain-export.json"
 WRITER = "lmtrain export"
 # what makes a folder a run folder: the files a training or other command writes in it
 _RUN_FILES = (".hydra/config.yaml", f"{CHECKPOINTS_DIR}/{LAST}", SUMMARY_FILE, METRICS_FILE, STATUS_FILE)
-_WHAT_TO_DO = ("Name a new folder outside every run folder (e.g. out=my-model), an empty one, or a previous "
-               "export to replace.")
+_WHAT_TO_DO = (
+    "Name a new folder outside every run folder (e.g. out=my-model), an empty one, or a previous export to replace."
+)
 
 
 def _refuse(out: Path, problem: str) -> UserError:
-    return UserError(f"out={out} {problem}; export writes only a new or empty folder, or replaces a previous "
-                     f"export of its own (one holding {MARKER}). {_WHAT_TO_DO}")
+    return UserError(
+        f"out={out} {problem}; export writes only a new or empty folder, or replaces a previous "
+        f"export of its own (one holding {MARKER}). {_WHAT_TO_DO}"
+    )
 
 
 def _run_folder_file(folder: Path) -> str | None:
@@ -125,8 +127,11 @@ def _swap_in(tmp: Path, final: Path) -> None:
     if not os.path.lexists(final):
         os.rename(tmp, final)
         return
-    check_previous = final.is_dir() and not final.is_symlink() and (not any(final.iterdir())
-                                                                      or previous_export_files(final) is not None)
+    check_previous = (
+        final.is_dir()
+        and not final.is_symlink()
+        and (not any(final.iterdir()) or previous_export_files(final) is not None)
+    )
     if not check_previous:
         raise _refuse(final, "was changed while the export was written")
     if not _exchange(tmp, final):
@@ -149,8 +154,9 @@ def export_folder(out: Path, record: dict[str, Any]) -> Iterator[Path]:
     try:
         yield tmp
         files = sorted(os.listdir(tmp))
-        (tmp / MARKER).write_text(json.dumps({"written_by": WRITER, **record, "files": files}, indent=2) + "\n",
-                                  encoding="utf-8")
+        (tmp / MARKER).write_text(
+            json.dumps({"written_by": WRITER, **record, "files": files}, indent=2) + "\n", encoding="utf-8"
+        )
         follow_umask(tmp)
         _swap_in(tmp, out)
     except BaseException:

@@ -11,10 +11,11 @@ from __future__ import annotations
 
 import json
 import math
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
-from typing import Any, BinaryIO, Iterator, TypeGuard
+from typing import Any, BinaryIO, TypeGuard
 
 from lmtrain.runs.run_files import open_regular
 
@@ -152,7 +153,7 @@ def digest(log: EventLog, metric: str | None) -> MetricsDigest:
         step = event["step"]
         result.last_step = step if result.last_step is None else max(result.last_step, step)
         if result.first_eval is None:
-            result.first_eval = next((k[len("eval/"):] for k in event if k.startswith("eval/")), None)
+            result.first_eval = next((k[len("eval/") :] for k in event if k.startswith("eval/")), None)
             if result.first_eval is not None and result.metric is None:
                 result.metric = f"eval/{result.first_eval}"
         value = event.get(result.metric) if result.metric else None

@@ -28,8 +28,13 @@ from lmtrain.run_folder.status import read_status
 
 log = logging.getLogger(__name__)
 CARD_FILE = "README.md"
-_PIPELINES = {"ForMaskedLM": "fill-mask", "ForPreTraining": "fill-mask", "LMHeadModel": "text-generation",
-              "ForTokenClassification": "token-classification", "ForSequenceClassification": "text-classification"}
+_PIPELINES = {
+    "ForMaskedLM": "fill-mask",
+    "ForPreTraining": "fill-mask",
+    "LMHeadModel": "text-generation",
+    "ForTokenClassification": "token-classification",
+    "ForSequenceClassification": "text-classification",
+}
 # lmtrain metric names -> the Hub's metric ids (names not listed are kept as they are)
 _HUB_NAME = re.compile(r"[\w.\-/]+")  # what the header's metric and dataset ids may hold
 _HUB_METRICS = {"ppl": "perplexity", "mlm_acc": "accuracy", "nsp_acc": "accuracy", "acc": "accuracy", "macro_f1": "f1"}
@@ -101,8 +106,11 @@ def _read_mapping(path: Path) -> dict[str, Any]:
     except (OSError, ValueError, yaml.YAMLError) as error:
         value = error
     if not isinstance(value, dict):
-        log.warning("%s is not a readable mapping (%s); the model card leaves out what it says", path,
-                    " ".join(str(value).split())[:200])
+        log.warning(
+            "%s is not a readable mapping (%s); the model card leaves out what it says",
+            path,
+            " ".join(str(value).split())[:200],
+        )
         return {}
     return value
 
@@ -130,8 +138,12 @@ def card_facts(name: str, checkpoint: Path, meta: dict[str, Any], title: str, pa
         title: the card's title (the exported folder's name).
         parameters: the model's parameter count.
     """
-    facts = CardFacts(name=title, parameters=parameters, source=str(meta.get("source") or f"{name} ({checkpoint})"),
-                      base_model=meta.get("base_model"))
+    facts = CardFacts(
+        name=title,
+        parameters=parameters,
+        source=str(meta.get("source") or f"{name} ({checkpoint})"),
+        base_model=meta.get("base_model"),
+    )
     run = run_dir_of(checkpoint)
     if run is None:
         return facts
@@ -152,15 +164,21 @@ def card_facts(name: str, checkpoint: Path, meta: dict[str, Any], title: str, pa
     facts.tokens = _count_or_none(summary.get("train_tokens"))
     facts.parameters = _count_or_none(summary.get("parameters")) or parameters
     facts.metrics = _metrics(summary)
-    facts.baselines = {k[len("baseline/"):]: v for k, v in summary.items()
-                       if k.startswith("baseline/") and _number_or_none(v) is not None}
+    facts.baselines = {
+        k[len("baseline/") :]: v
+        for k, v in summary.items()
+        if k.startswith("baseline/") and _number_or_none(v) is not None
+    }
     return facts
 
 
 def _header(facts: CardFacts) -> dict[str, Any]:
     pipeline = next((tag for suffix, tag in _PIPELINES.items() if facts.architecture.endswith(suffix)), None)
-    metric_ids = [m for m in dict.fromkeys(_HUB_METRICS.get(m, m) for m in facts.metrics if "loss" not in m)
-                  if _HUB_NAME.fullmatch(m)]
+    metric_ids = [
+        m
+        for m in dict.fromkeys(_HUB_METRICS.get(m, m) for m in facts.metrics if "loss" not in m)
+        if _HUB_NAME.fullmatch(m)
+    ]
     header: dict[str, Any] = {"library_name": "transformers"}
     if pipeline:
         header["pipeline_tag"] = pipeline
@@ -211,21 +229,41 @@ def _based_on(base_model: str | None) -> str:
 
 def render_card(facts: CardFacts) -> str:
     """The card's text: the YAML header between ``---`` lines, then Markdown (every recorded value escaped)."""
-    lines = ["---", yaml.safe_dump(_header(facts), sort_keys=False).rstrip(), "---", "",
-             f"# {markdown_text(facts.name)}", "",
-             f"A {markdown_text(facts.model_type)} model ({markdown_text(facts.architecture)}, "
-             f"{_number(facts.parameters)} parameters) exported by lmtrain from {markdown_text(facts.source)}"
-             f"{_based_on(facts.base_model)}", ""]
+    lines = [
+        "---",
+        yaml.safe_dump(_header(facts), sort_keys=False).rstrip(),
+        "---",
+        "",
+        f"# {markdown_text(facts.name)}",
+        "",
+        f"A {markdown_text(facts.model_type)} model ({markdown_text(facts.architecture)}, "
+        f"{_number(facts.parameters)} parameters) exported by lmtrain from {markdown_text(facts.source)}"
+        f"{_based_on(facts.base_model)}",
+        "",
+    ]
     if facts.command is None:
         lines += ["Its training is not recorded here: it was exported without the run directory it came from.", ""]
         return "\n".join(lines)
-    lines += ["## Training", "", "Command:", "", *code_block(facts.command), "",
-              f"- Data: {markdown_text(facts.data or 'not recorded')}", f"- Steps: {_number(facts.steps)}",
-              f"- Training tokens: {_number(facts.tokens)}", f"- Parameters: {_number(facts.parameters)}", ""]
+    lines += [
+        "## Training",
+        "",
+        "Command:",
+        "",
+        *code_block(facts.command),
+        "",
+        f"- Data: {markdown_text(facts.data or 'not recorded')}",
+        f"- Steps: {_number(facts.steps)}",
+        f"- Training tokens: {_number(facts.tokens)}",
+        f"- Parameters: {_number(facts.parameters)}",
+        "",
+    ]
     if facts.metrics:
         lines += ["## Held-out results", "", "| metric | final | best | before training |", "|---|---|---|---|"]
-        lines += [f"| {markdown_text(name)} | {_number(v.get('final'))} | {_number(v.get('best'))} | "
-                  f"{_number(v.get('start'))} |" for name, v in sorted(facts.metrics.items())]
+        lines += [
+            f"| {markdown_text(name)} | {_number(v.get('final'))} | {_number(v.get('best'))} | "
+            f"{_number(v.get('start'))} |"
+            for name, v in sorted(facts.metrics.items())
+        ]
         lines.append("")
     if facts.baselines:
         lines += ["Baselines (trivial predictors on the same held-out data):", ""]

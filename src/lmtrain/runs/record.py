@@ -18,9 +18,10 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any
 
 from lmtrain.run_folder.layout import CHECKPOINTS_DIR, METRICS_FILE, SUMMARY_FILE, lower_is_better
 from lmtrain.run_folder.status import read_status
@@ -122,6 +123,7 @@ def _job_name(run_dir: Path, problems: list[str]) -> str | None:
 
 def _checkpointed_metric(run_dir: Path) -> str | None:
     """The ``main_metric`` the trainer wrote into the run's newest checkpoint's ``model.json``."""
+
     def newest_first(path: Path) -> float:
         try:
             return -path.stat().st_mtime
@@ -142,9 +144,12 @@ def _checkpointed_metric(run_dir: Path) -> str | None:
 def chosen_metric(summary: dict[str, Any], config: dict[str, Any], run_dir: Path | None = None) -> str | None:
     """The metric that ranks a run, when its files name it: summary's ``best/<m>``, ``trainer.monitor``,
     or the one its checkpoints record (None: the first evaluation metric logged, see :func:`load_run`)."""
-    best = next((k[len("best/"):] for k in summary if k.startswith("best/") and len(k) > len("best/")), None)
-    return best or _text(_node(config, "trainer").get("monitor")) or (
-        _checkpointed_metric(run_dir) if run_dir is not None else None)
+    best = next((k[len("best/") :] for k in summary if k.startswith("best/") and len(k) > len("best/")), None)
+    return (
+        best
+        or _text(_node(config, "trainer").get("monitor"))
+        or (_checkpointed_metric(run_dir) if run_dir is not None else None)
+    )
 
 
 def _metric_values(record: RunRecord, found: MetricsDigest) -> None:
@@ -196,18 +201,28 @@ def load_run(run_dir: str | Path, now: float | None = None, running_window: floa
     problems: list[str] = []
     summary = _read(path, SUMMARY_FILE, dict, "json", problems)
     saved_config = _read(path, CONFIG_FILE, dict, "yaml", problems)  # read even when the summary has one: a
-    config = _node(summary or {}, "config") or saved_config or {}   # damaged file is reported either way
+    config = _node(summary or {}, "config") or saved_config or {}  # damaged file is reported either way
     status = read_status(path)
-    state, detail = judge_status(path, status, summary is not None, time.time() if now is None else now,
-                                 running_window)
-    record = RunRecord(path=path, status=state, detail=detail, summary=summary or {}, config=config,
-                       overrides=read_overrides(path, problems), problems=problems)
-    record.command = (_text(record.summary.get("command")) or _text((status or {}).get("command"))
-                      or _job_name(path, problems) or ("finetune" if "task" in config else None))
+    state, detail = judge_status(path, status, summary is not None, time.time() if now is None else now, running_window)
+    record = RunRecord(
+        path=path,
+        status=state,
+        detail=detail,
+        summary=summary or {},
+        config=config,
+        overrides=read_overrides(path, problems),
+        problems=problems,
+    )
+    record.command = (
+        _text(record.summary.get("command"))
+        or _text((status or {}).get("command"))
+        or _job_name(path, problems)
+        or ("finetune" if "task" in config else None)
+    )
     record.model = _text(record.summary.get("model")) or _text(_node(config, "model").get("name"))
     record.task = _text(record.summary.get("task")) or _text(_node(config, "task").get("name"))
     found = digest(record.events, chosen_metric(record.summary, config, path))
-    record.metric = found.metric[len("eval/"):] if found.metric else None
+    record.metric = found.metric[len("eval/") :] if found.metric else None
     _metric_values(record, found)
     _progress(record, found)
     if found.skipped:
@@ -223,8 +238,9 @@ def unreadable_record(run_dir: str | Path, error: BaseException) -> RunRecord:
     return RunRecord(path=Path(run_dir), status=UNREADABLE, detail=reason, problems=[reason])
 
 
-def load_runs(run_dirs: Iterable[str | Path], now: float | None = None,
-              running_window: float = RUNNING_WINDOW_S) -> list[RunRecord]:
+def load_runs(
+    run_dirs: Iterable[str | Path], now: float | None = None, running_window: float = RUNNING_WINDOW_S
+) -> list[RunRecord]:
     """:func:`load_run` for each directory, judged against the same ``now``; a folder that fails to
     read becomes an ``unreadable`` record and the others are still read."""
     now = time.time() if now is None else now

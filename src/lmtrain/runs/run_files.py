@@ -88,8 +88,9 @@ def _parse(text: str, name: str, kind: str) -> Any:
         raise UnreadableFile(f"{name} is nested too deeply or holds a number too large to read") from None
 
 
-def read_document(run_dir: Path, relative: str, expected: type, kind: str = "json",
-                  limit: int = MAX_DOCUMENT_BYTES) -> Any:
+def read_document(
+    run_dir: Path, relative: str, expected: type, kind: str = "json", limit: int = MAX_DOCUMENT_BYTES
+) -> Any:
     """The parsed content of ``run_dir/relative``, or None when the file does not exist.
 
     Args:

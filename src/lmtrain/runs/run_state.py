@@ -78,8 +78,13 @@ def guess_status(run_dir: Path, has_summary: bool, gone: bool, now: float, runni
     return "failed"
 
 
-def judge_status(run_dir: Path, status: dict[str, Any] | None, has_summary: bool, now: float,
-                 running_window: float = RUNNING_WINDOW_S) -> tuple[str, str | None]:
+def judge_status(
+    run_dir: Path,
+    status: dict[str, Any] | None,
+    has_summary: bool,
+    now: float,
+    running_window: float = RUNNING_WINDOW_S,
+) -> tuple[str, str | None]:
     """The state and its detail: ``status.json``'s (:func:`lmtrain.run_folder.status.read_status`) while it can be
     believed, a ``running`` one only while its process lives on this host; else :func:`guess_status`."""
     alive = process_alive(status) if status is not None and status["state"] == "running" else None

@@ -7,8 +7,9 @@ import io
 import json
 import math
 import os
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 from rich.console import Console, JustifyMethod
 from rich.table import Table
@@ -18,18 +19,42 @@ from lmtrain.runs.compare import differing_overrides
 from lmtrain.runs.display_text import printable
 from lmtrain.runs.record import RunRecord
 
-STATUS_STYLE = {"finished": "green", "running": "cyan", "interrupted": "yellow", "failed": "red",
-                "unreadable": "magenta"}
+STATUS_STYLE = {
+    "finished": "green",
+    "running": "cyan",
+    "interrupted": "yellow",
+    "failed": "red",
+    "unreadable": "magenta",
+}
 # row field -> column title in CSV / Markdown, after the run and its override columns
-_VALUE_COLUMNS = {"status": "status", "detail": "detail", "command": "command", "model": "model", "task": "task",
-                  "steps": "steps",
-                  "wall_seconds": "wall_s", "tokens_per_s": "tokens_per_s", "metric": "metric",
-                  "final": "final", "best": "best", "best_step": "best_step"}
+_VALUE_COLUMNS = {
+    "status": "status",
+    "detail": "detail",
+    "command": "command",
+    "model": "model",
+    "task": "task",
+    "steps": "steps",
+    "wall_seconds": "wall_s",
+    "tokens_per_s": "tokens_per_s",
+    "metric": "metric",
+    "final": "final",
+    "best": "best",
+    "best_step": "best_step",
+}
 # the terminal table's columns and how each is aligned
 _TABLE_COLUMNS: tuple[tuple[str, JustifyMethod], ...] = (
-    ("run", "left"), ("status", "left"), ("command", "left"), ("model / task", "left"), ("overrides", "left"),
-    ("steps", "right"), ("wall", "right"), ("tok/s", "right"), ("metric", "left"), ("final", "right"),
-    ("best", "right"))
+    ("run", "left"),
+    ("status", "left"),
+    ("command", "left"),
+    ("model / task", "left"),
+    ("overrides", "left"),
+    ("steps", "right"),
+    ("wall", "right"),
+    ("tok/s", "right"),
+    ("metric", "left"),
+    ("final", "right"),
+    ("best", "right"),
+)
 
 
 def display_path(path: Path, base: Path | None = None) -> str:
@@ -46,23 +71,26 @@ def run_rows(runs: Sequence[RunRecord], base: Path | None = None) -> list[dict[s
         base: paths are shown relative to this folder (default: the current directory).
     """
     keys = differing_overrides(runs)
-    return [{
-        "run": display_path(run.path, base),
-        "status": run.status,
-        "detail": run.detail,
-        "kind": run.kind,
-        "command": run.command,
-        "model": run.model,
-        "task": run.task,
-        "overrides": {k: run.overrides[k] for k in keys if k in run.overrides},
-        "steps": run.steps,
-        "wall_seconds": run.wall_seconds,
-        "tokens_per_s": None if run.tokens_per_s is None else round(float(run.tokens_per_s), 1),
-        "metric": run.metric,
-        "final": run.final,
-        "best": run.best,
-        "best_step": run.best_step,
-    } for run in runs]
+    return [
+        {
+            "run": display_path(run.path, base),
+            "status": run.status,
+            "detail": run.detail,
+            "kind": run.kind,
+            "command": run.command,
+            "model": run.model,
+            "task": run.task,
+            "overrides": {k: run.overrides[k] for k in keys if k in run.overrides},
+            "steps": run.steps,
+            "wall_seconds": run.wall_seconds,
+            "tokens_per_s": None if run.tokens_per_s is None else round(float(run.tokens_per_s), 1),
+            "metric": run.metric,
+            "final": run.final,
+            "best": run.best,
+            "best_step": run.best_step,
+        }
+        for run in runs
+    ]
 
 
 def format_value(value: Any) -> str:
@@ -113,15 +141,27 @@ def runs_table(rows: Sequence[dict[str, Any]], title: str | None = None) -> Tabl
         best = format_value(row["best"])
         if row["best"] is not None and row["best_step"] is not None:
             best += f" @{row['best_step']}"
-        cells = [row["run"], status_text(row), row["command"] or "-", who,
-                 " ".join(f"{k}={v}" for k, v in row["overrides"].items()) or "-",
-                 format_value(row["steps"]), format_duration(row["wall_seconds"]),
-                 format_value(row["tokens_per_s"]),
-                 row["metric"] or "-", format_value(row["final"]), best]
+        cells = [
+            row["run"],
+            status_text(row),
+            row["command"] or "-",
+            who,
+            " ".join(f"{k}={v}" for k, v in row["overrides"].items()) or "-",
+            format_value(row["steps"]),
+            format_duration(row["wall_seconds"]),
+            format_value(row["tokens_per_s"]),
+            row["metric"] or "-",
+            format_value(row["final"]),
+            best,
+        ]
         # Text, not markup: overrides like data.train_files=[a.txt] must print as they are; escapes
         # and other control characters a run folder holds are shown, not obeyed
-        table.add_row(*(Text(printable(cell), style=STATUS_STYLE.get(status, "") if i == 1 else "")
-                        for i, cell in enumerate(cells)))
+        table.add_row(
+            *(
+                Text(printable(cell), style=STATUS_STYLE.get(status, "") if i == 1 else "")
+                for i, cell in enumerate(cells)
+            )
+        )
     return table
 
 
@@ -134,8 +174,9 @@ def _flat(rows: Sequence[dict[str, Any]], first: str) -> tuple[list[str], list[l
     """Header and cells with one column per override key (for CSV and Markdown)."""
     keys = list(dict.fromkeys(k for row in rows for k in row["overrides"]))
     header = [first, *keys, *_VALUE_COLUMNS.values()]
-    cells = [[row["run"], *(row["overrides"].get(k, "") for k in keys), *(row[f] for f in _VALUE_COLUMNS)]
-             for row in rows]
+    cells = [
+        [row["run"], *(row["overrides"].get(k, "") for k in keys), *(row[f] for f in _VALUE_COLUMNS)] for row in rows
+    ]
     return header, cells
 
 

@@ -14,10 +14,12 @@ from lmtrain.config.data import TaskDataConfig
 from lmtrain.config.tasks import TaskConfig
 
 # task name -> plug, for checkpoints written before model.json recorded the task's class
-_EARLIER_CHECKPOINTS = {"ner": "lmtrain.tasks.ner.NerTask",
-                        "classification": "lmtrain.tasks.classification.ClassificationTask",
-                        "generation": "lmtrain.tasks.completion.CompletionTask",
-                        "retrieval": "lmtrain.tasks.retrieval.RetrievalTask"}
+_EARLIER_CHECKPOINTS = {
+    "ner": "lmtrain.tasks.ner.NerTask",
+    "classification": "lmtrain.tasks.classification.ClassificationTask",
+    "generation": "lmtrain.tasks.completion.CompletionTask",
+    "retrieval": "lmtrain.tasks.retrieval.RetrievalTask",
+}
 
 
 def build_task(task: TaskConfig | str, data_cfg: TaskDataConfig, labels: list[str] | None = None):

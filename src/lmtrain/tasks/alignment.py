@@ -115,8 +115,9 @@ def window_labels(window: Window, tag_ids: list[int]) -> np.ndarray:
     return labels
 
 
-def words_from_windows(windows: list[Window], predicted: list[np.ndarray], n_words: list[int],
-                       default: int) -> list[list[int]]:
+def words_from_windows(
+    windows: list[Window], predicted: list[np.ndarray], n_words: list[int], default: int
+) -> list[list[int]]:
     """Word-level predictions per sentence from per-window token predictions.
 
     Args:

@@ -11,16 +11,17 @@ features, or a causal LM head), never for a family; a family that is not ``chose
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, Protocol, runtime_checkable
+from typing import Any, Protocol, runtime_checkable
 
 import torch
 
-from lmtrain.files import checkpoints as ckpt
 from lmtrain.config.commands import FinetuneConfig
 from lmtrain.data.tokenizer import TextTokenizer
 from lmtrain.errors import UserError
+from lmtrain.files import checkpoints as ckpt
 from lmtrain.models.capabilities import Capability, in_words
 from lmtrain.models.families import ModelFamily
 from lmtrain.models.protocol import ModelSpec
@@ -108,14 +109,19 @@ def newest_compatible_run(accepts: Callable[[dict[str, Any]], bool], kind: str, 
     """
     run = latest_run(accepts)
     if run is None:
-        raise UserError(f"no pretrained backbone to fine-tune: no run under {PRETRAIN_ROOT.resolve()} has "
-                        f"checkpoints/last with a {kind} model. Run `{pretrain}` first (from this directory), or give "
-                        "init=<run dir, checkpoint, Hugging Face folder or Hub id>, or init=scratch to train from "
-                        "random weights on purpose.")
+        raise UserError(
+            f"no pretrained backbone to fine-tune: no run under {PRETRAIN_ROOT.resolve()} has "
+            f"checkpoints/last with a {kind} model. Run `{pretrain}` first (from this directory), or give "
+            "init=<run dir, checkpoint, Hugging Face folder or Hub id>, or init=scratch to train from "
+            "random weights on purpose."
+        )
     meta = ckpt.read_model_meta(run / "checkpoints" / ckpt.LAST)
-    return InitChoice(run, f"init not given: fine-tuning the newest {kind} pretrain run of this project, {run} "
-                           f"({meta.get('model_name', meta.get('family'))}, step {meta.get('step', '?')}); give "
-                           "init=<run, checkpoint or Hugging Face model> to choose another, or init=scratch")
+    return InitChoice(
+        run,
+        f"init not given: fine-tuning the newest {kind} pretrain run of this project, {run} "
+        f"({meta.get('model_name', meta.get('family'))}, step {meta.get('step', '?')}); give "
+        "init=<run, checkpoint or Hugging Face model> to choose another, or init=scratch",
+    )
 
 
 def has_capability(meta: dict[str, Any], need: Capability) -> bool:
@@ -138,25 +144,43 @@ def from_checkpoint(path: str | Path) -> Backbone:
     model, tokenizer, meta = load_checkpoint(path, "cpu", key="init")
     family = ModelFamily.of(meta)
     state = family.task_backbone(model, meta, f"init={path}")
-    return Backbone(_backbone_spec(model.spec, f"init={path}"), state, tokenizer,
-                    meta.get("model_name") or family.name, meta.get("source", str(path)), family,
-                    family.model_capabilities(meta))
+    return Backbone(
+        _backbone_spec(model.spec, f"init={path}"),
+        state,
+        tokenizer,
+        meta.get("model_name") or family.name,
+        meta.get("source", str(path)),
+        family,
+        family.model_capabilities(meta),
+    )
 
 
 def _from_scratch(cfg: FinetuneConfig, tokenizer: TextTokenizer) -> Backbone:
     family = plug_class(cfg.model, "model", ModelFamily)(cfg.model)
     spec = family.build(tokenizer, (), 0).spec  # the weights stay random: the task model draws its own, seeded
-    log.info("init=scratch: random %s backbone, tokenizer %s", cfg.model.name,
-             f"from {cfg.tokenizer.path}" if cfg.tokenizer.path else "trained on the task's training text")
-    return Backbone(_backbone_spec(spec, f"model={cfg.model.name}"), None, tokenizer, cfg.model.name,
-                    "scratch (random weights)", type(family), family.config_capabilities())
+    log.info(
+        "init=scratch: random %s backbone, tokenizer %s",
+        cfg.model.name,
+        f"from {cfg.tokenizer.path}" if cfg.tokenizer.path else "trained on the task's training text",
+    )
+    return Backbone(
+        _backbone_spec(spec, f"model={cfg.model.name}"),
+        None,
+        tokenizer,
+        cfg.model.name,
+        "scratch (random weights)",
+        type(family),
+        family.config_capabilities(),
+    )
 
 
 def _backbone_spec(spec: ModelSpec, where: str) -> BackboneSpec:
     """``spec``, refused with a clear error when it lacks what fine-tuning reads (a family of your own)."""
     if not isinstance(spec, BackboneSpec):
-        raise UserError(f"{where}: its {type(spec).__name__} has no dropout and max_positions, which fine-tuning "
-                        "reads of a backbone; give the family's spec both (max_positions None: no limit).")
+        raise UserError(
+            f"{where}: its {type(spec).__name__} has no dropout and max_positions, which fine-tuning "
+            "reads of a backbone; give the family's spec both (max_positions None: no limit)."
+        )
     return spec
 
 
@@ -173,14 +197,13 @@ def resolve_backbone(cfg: FinetuneConfig, causal: bool, scratch_tokenizer: Calla
     init = cfg.init
     if init in (None, "", "auto"):  # the command chooses first, so that its first line says which
         init = str(newest_pretrain_run(causal).run)
-    if init == "scratch":
-        backbone = _from_scratch(cfg, scratch_tokenizer())
-    else:
-        backbone = from_checkpoint(init)
+    backbone = _from_scratch(cfg, scratch_tokenizer()) if init == "scratch" else from_checkpoint(init)
     need = task_needs(causal)
     if need not in backbone.capabilities:
-        raise UserError(f"this task needs {need.words}, but init={init or backbone.source} holds a model of the "
-                        f"{backbone.family.name} family ({backbone.model_name}), which has "
-                        f"{in_words(backbone.capabilities)}; pretrain a fitting one (`{need.example}`) or pass "
-                        "init=<a fitting run or Hugging Face model>.")
+        raise UserError(
+            f"this task needs {need.words}, but init={init or backbone.source} holds a model of the "
+            f"{backbone.family.name} family ({backbone.model_name}), which has "
+            f"{in_words(backbone.capabilities)}; pretrain a fitting one (`{need.example}`) or pass "
+            "init=<a fitting run or Hugging Face model>."
+        )
     return backbone

@@ -52,9 +52,14 @@ def by_length(examples: list[dict[str, Any]]) -> list[dict[str, Any]]:
 
 
 @torch.no_grad()
-def run_batches(model: torch.nn.Module, examples: list[dict[str, Any]], pad_id: int, batch_size: int,
-                device: torch.device, forward: Callable[[dict[str, torch.Tensor]], torch.Tensor]
-                ) -> Iterator[tuple[list[int], np.ndarray]]:
+def run_batches(
+    model: torch.nn.Module,
+    examples: list[dict[str, Any]],
+    pad_id: int,
+    batch_size: int,
+    device: torch.device,
+    forward: Callable[[dict[str, torch.Tensor]], torch.Tensor],
+) -> Iterator[tuple[list[int], np.ndarray]]:
     """Run ``forward`` over ``examples`` in length-sorted batches.
 
     Yields:
@@ -64,7 +69,7 @@ def run_batches(model: torch.nn.Module, examples: list[dict[str, Any]], pad_id: 
     collate = PadCollator(pad_id)
     order = sorted(range(len(examples)), key=lambda i: len(examples[i]["input_ids"]))
     for start in range(0, len(order), batch_size):
-        chunk = order[start:start + batch_size]
+        chunk = order[start : start + batch_size]
         batch = {k: v.to(device) for k, v in collate([examples[i] for i in chunk]).items()}
         yield chunk, forward(batch).float().cpu().numpy()
 
@@ -180,8 +185,10 @@ class Task:
             held_out = self._read_split(eval_split, self.eval_key) if eval_split is not None else None
             return self._read_split(train_split, self.train_key), held_out, train_split.where
         if self.cfg.source != "files":
-            raise UserError(f"data.source={self.cfg.source} is not supported; use files (data.train_file) or hf "
-                            "(data.path: a datasets dataset).")
+            raise UserError(
+                f"data.source={self.cfg.source} is not supported; use files (data.train_file) or hf "
+                "(data.path: a datasets dataset)."
+            )
         train_paths, eval_paths = data_files(self.cfg)
         train = [e for path in train_paths for e in self._read(path, self.train_key)]
         held_out = [e for path in eval_paths for e in self._read(path, self.eval_key)] if eval_paths else None
@@ -284,8 +291,9 @@ class Task:
         cls = type(self)
         return {"name": self.name, "_target_": f"{cls.__module__}.{cls.__qualname__}", "labels": list(self.labels)}
 
-    def predict(self, model, tokenizer, lines: list[str], batch_size: int, device: torch.device,
-                **options: Any) -> list[dict[str, Any]]:
+    def predict(
+        self, model, tokenizer, lines: list[str], batch_size: int, device: torch.device, **options: Any
+    ) -> list[dict[str, Any]]:
         """One JSON-ready record per input line."""
         raise NotImplementedError
 

@@ -92,12 +92,16 @@ class ClassificationTask(Task):
         train_path = self._read_splits()
         self.labels = label_order({e.label for e in self.train})
         if len(self.labels) < 2:
-            raise UserError(f"{self.train_key}: {train_path} has a single label ({self.labels[0]}); "
-                            "classification needs at least two. Check data.label_column.")
+            raise UserError(
+                f"{self.train_key}: {train_path} has a single label ({self.labels[0]}); "
+                "classification needs at least two. Check data.label_column."
+            )
         for example in self.eval:
             if example.label not in self.labels:
-                raise UserError(f"{self.eval_key}: line {example.line}: label '{example.label}' does not occur in the "
-                                f"training data ({train_path}); training labels: {', '.join(self.labels)}.")
+                raise UserError(
+                    f"{self.eval_key}: line {example.line}: label '{example.label}' does not occur in the "
+                    f"training data ({train_path}); training labels: {', '.join(self.labels)}."
+                )
 
     @property
     def positive(self) -> int | None:
@@ -106,8 +110,9 @@ class ClassificationTask(Task):
             return None
         if self.cfg.positive_label is not None:
             if str(self.cfg.positive_label) not in self.labels:
-                raise UserError(f"data.positive_label={self.cfg.positive_label} is not a label; labels: "
-                                f"{', '.join(self.labels)}.")
+                raise UserError(
+                    f"data.positive_label={self.cfg.positive_label} is not a label; labels: {', '.join(self.labels)}."
+                )
             return self.labels.index(str(self.cfg.positive_label))
         named = [i for i, label in enumerate(self.labels) if label.lower() in _POSITIVE_NAMES]
         return named[0] if named else 1
@@ -121,14 +126,19 @@ class ClassificationTask(Task):
         first = tokenizer.encode_batch([a for a, _ in pairs])
         second = tokenizer.encode_batch([b or "" for _, b in pairs])
         examples, cut = [], 0
-        for (a, b), ids_a, ids_b in zip(pairs, first, second):
+        for (_, b), ids_a, ids_b in zip(pairs, first, second):
             ids, segments, was_cut = frame_pair(tokenizer, ids_a, ids_b if b is not None else None, max_seq_len)
             cut += was_cut
-            examples.append({"input_ids": np.asarray(ids, dtype=np.int64),
-                             "token_type_ids": np.asarray(segments, dtype=np.int64)})
+            examples.append(
+                {"input_ids": np.asarray(ids, dtype=np.int64), "token_type_ids": np.asarray(segments, dtype=np.int64)}
+            )
         if cut:
-            log.warning("%d of %d inputs were longer than data.max_seq_len=%d tokens and were truncated "
-                        "(longest text first)", cut, len(pairs), max_seq_len)
+            log.warning(
+                "%d of %d inputs were longer than data.max_seq_len=%d tokens and were truncated (longest text first)",
+                cut,
+                len(pairs),
+                max_seq_len,
+            )
         return examples
 
     def _dataset(self, examples: list[LabelledText], tokenizer, max_seq_len: int) -> list[dict[str, Any]]:
@@ -137,8 +147,10 @@ class ClassificationTask(Task):
 
     def datasets(self, tokenizer, max_seq_len: int) -> tuple[TaskDataset, TaskDataset]:
         """Encoded train / held-out examples."""
-        return (TaskDataset(self._dataset(self.train, tokenizer, max_seq_len)),
-                TaskDataset(by_length(self._dataset(self.eval, tokenizer, max_seq_len))))
+        return (
+            TaskDataset(self._dataset(self.train, tokenizer, max_seq_len)),
+            TaskDataset(by_length(self._dataset(self.eval, tokenizer, max_seq_len))),
+        )
 
     def objective(self, weights: Any) -> SequenceClassification:
         """Sequence classification over this task's labels."""
@@ -154,11 +166,16 @@ class ClassificationTask(Task):
 
     def meta(self) -> dict[str, Any]:
         """Labels, positive class, pair input and length for `lmtrain predict`."""
-        return {**super().meta(), "positive": self.positive, "pair": self.cfg.text_pair_column is not None,
-                "max_seq_len": self.cfg.max_seq_len}
+        return {
+            **super().meta(),
+            "positive": self.positive,
+            "pair": self.cfg.text_pair_column is not None,
+            "max_seq_len": self.cfg.max_seq_len,
+        }
 
-    def predict(self, model, tokenizer, lines: list[str], batch_size: int, device: torch.device,
-                **options: Any) -> list[dict[str, Any]]:
+    def predict(
+        self, model, tokenizer, lines: list[str], batch_size: int, device: torch.device, **options: Any
+    ) -> list[dict[str, Any]]:
         """Label and class probabilities of each line (``text<TAB>text_pair`` for pair classifiers)."""
         pair = options.get("pair", False)
         inputs: list[tuple[str, str | None]] = []
@@ -178,8 +195,12 @@ class ClassificationTask(Task):
         records = []
         for (text, text_pair), p in zip(inputs, probs):
             best = int(p.argmax())
-            record = {"text": text, "label": self.labels[best], "score": float(p[best]),
-                      "scores": {label: float(v) for label, v in zip(self.labels, p)}}
+            record = {
+                "text": text,
+                "label": self.labels[best],
+                "score": float(p[best]),
+                "scores": {label: float(v) for label, v in zip(self.labels, p)},
+            }
             if text_pair is not None:
                 record["text_pair"] = text_pair
             records.append(record)

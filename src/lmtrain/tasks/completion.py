@@ -9,11 +9,11 @@ from typing import Any
 import numpy as np
 import torch
 
-from lmtrain.files.checkpoints import BEST, is_checkpoint
 from lmtrain.config.data import GenerationDataConfig
 from lmtrain.config.tasks import GenerationPredictConfig, GenerationTaskConfig
 from lmtrain.data.baselines import unigram_perplexity
 from lmtrain.errors import UserError
+from lmtrain.files.checkpoints import BEST, is_checkpoint
 from lmtrain.objectives.completion import CompletionLM
 from lmtrain.tasks.base import Task, TaskDataset, by_length
 from lmtrain.tasks.files import file_format, read_jsonl
@@ -29,8 +29,9 @@ class Pair:
     completion: str
 
 
-def encode_pair(prompt: list[int], completion: list[int], start: list[int], end: list[int], max_len: int
-                ) -> tuple[np.ndarray, np.ndarray, bool]:
+def encode_pair(
+    prompt: list[int], completion: list[int], start: list[int], end: list[int], max_len: int
+) -> tuple[np.ndarray, np.ndarray, bool]:
     """``start + prompt + completion + end`` ids and a loss mask that is 1 on completion and end tokens.
 
     Too long: the prompt loses tokens from its left first, then the completion from its right.
@@ -41,7 +42,7 @@ def encode_pair(prompt: list[int], completion: list[int], start: list[int], end:
     cut = len(prompt) + len(completion) > room
     if cut:
         keep_prompt = max(0, room - len(completion))
-        prompt = prompt[len(prompt) - keep_prompt:] if keep_prompt else []
+        prompt = prompt[len(prompt) - keep_prompt :] if keep_prompt else []
         completion = completion[: room - len(prompt)]
     ids = start + prompt + completion + end
     mask = [0] * (len(start) + len(prompt)) + [1] * (len(completion) + len(end))
@@ -58,8 +59,10 @@ class CompletionTask(Task):
 
     def _read(self, path, key: str) -> list[Pair]:
         if file_format(path, self.cfg.format, "jsonl") != "jsonl":
-            raise UserError(f"{key}: task=generation reads JSON lines with '{self.cfg.prompt_field}' and "
-                            f"'{self.cfg.completion_field}' fields (data.format=jsonl).")
+            raise UserError(
+                f"{key}: task=generation reads JSON lines with '{self.cfg.prompt_field}' and "
+                f"'{self.cfg.completion_field}' fields (data.format=jsonl)."
+            )
         fields = (self.cfg.prompt_field, self.cfg.completion_field)
         pairs = [Pair(str(row[fields[0]]), str(row[fields[1]])) for _, row in read_jsonl(path, fields, key)]
         if not pairs:
@@ -94,14 +97,21 @@ class CompletionTask(Task):
             cut += was_cut
             examples.append({"input_ids": ids, "loss_mask": mask})
         if cut:
-            log.warning("%d of %d pairs were longer than data.max_seq_len=%d tokens: prompts were cut from the "
-                        "left, then completions from the right", cut, len(pairs), max_len)
+            log.warning(
+                "%d of %d pairs were longer than data.max_seq_len=%d tokens: prompts were cut from the "
+                "left, then completions from the right",
+                cut,
+                len(pairs),
+                max_len,
+            )
         return examples
 
     def datasets(self, tokenizer, max_seq_len: int) -> tuple[TaskDataset, TaskDataset]:
         """Encoded train / held-out pairs with their completion loss masks."""
-        return (TaskDataset(self._encode(self.train, tokenizer, max_seq_len)),
-                TaskDataset(by_length(self._encode(self.eval, tokenizer, max_seq_len))))
+        return (
+            TaskDataset(self._encode(self.train, tokenizer, max_seq_len)),
+            TaskDataset(by_length(self._encode(self.eval, tokenizer, max_seq_len))),
+        )
 
     def objective(self, weights: Any) -> CompletionLM:
         """Causal LM loss on completion tokens (class weights do not apply)."""
@@ -119,7 +129,8 @@ class CompletionTask(Task):
         return {"baseline/unigram_ppl": unigram_perplexity(train, held, tokenizer.vocab_size)}
 
     def final_report(self, trainer, tokenizer, options: Any) -> dict[str, Any]:
-        """Greedy completions of ``task.samples`` held-out prompts by the best checkpoint, and their exact-match share."""
+        """Greedy completions of ``task.samples`` held-out prompts by the best checkpoint, and their exact-match
+        share."""
         if options.samples <= 0:
             return {}
         best = trainer.run.checkpoints / BEST
@@ -146,17 +157,24 @@ class CompletionTask(Task):
         start, _ = self.frame(tokenizer)
         ids = [start + p for p in tokenizer.encode_batch(prompts)]
         model.eval()
-        new = generate(model, ids, max_new_tokens, Sampling(greedy=True), eos_id=tokenizer.ids.get("eos"),
-                       pad_id=tokenizer.ids.get("pad", 0))
+        new = generate(
+            model,
+            ids,
+            max_new_tokens,
+            Sampling(greedy=True),
+            eos_id=tokenizer.ids.get("eos"),
+            pad_id=tokenizer.ids.get("pad", 0),
+        )
         return [tokenizer.decode(tokens) for tokens in new]
 
-    def predict(self, model, tokenizer, lines: list[str], batch_size: int, device: torch.device,
-                **options: Any) -> list[dict[str, Any]]:
+    def predict(
+        self, model, tokenizer, lines: list[str], batch_size: int, device: torch.device, **options: Any
+    ) -> list[dict[str, Any]]:
         """Greedy completion of each line (decoded with a key/value cache)."""
         max_new = int(options.get("max_new_tokens", 40))
         out = []
         for i in range(0, len(lines), batch_size):
-            chunk = lines[i:i + batch_size]
+            chunk = lines[i : i + batch_size]
             completions = self._greedy(model, tokenizer, chunk, max_new)
             out += [{"prompt": p, "completion": c} for p, c in zip(chunk, completions)]
         return out

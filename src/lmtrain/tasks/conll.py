@@ -33,12 +33,16 @@ class TaggedSentence:
 def _split_fields(line: str, number: int, path: Path, columns: int | None, key: str) -> list[str]:
     fields = line.split()
     if len(fields) < 2:
-        raise UserError(f"{key}: {path}, line {number}: '{line.strip()}' has {len(fields)} column; a CoNLL "
-                        "line needs the word and its tag separated by white space (sentences are "
-                        "separated by blank lines).")
+        raise UserError(
+            f"{key}: {path}, line {number}: '{line.strip()}' has {len(fields)} column; a CoNLL "
+            "line needs the word and its tag separated by white space (sentences are "
+            "separated by blank lines)."
+        )
     if columns is not None and len(fields) != columns:
-        raise UserError(f"{key}: {path}, line {number}: {len(fields)} columns, but the file's first word "
-                        f"line has {columns}; every word line needs the same columns.")
+        raise UserError(
+            f"{key}: {path}, line {number}: {len(fields)} columns, but the file's first word "
+            f"line has {columns}; every word line needs the same columns."
+        )
     return fields
 
 
@@ -74,8 +78,10 @@ def read_conll(path: Path, tag_column: int = -1, key: str = "data.train_file") -
             if columns is None:
                 columns = len(fields)
                 if not -columns <= tag_column < columns or tag_column % columns == 0:
-                    raise UserError(f"data.tag_column={tag_column} does not exist in {path}: its lines have "
-                                    f"{columns} columns (0 is the word); use -1 for the last column.")
+                    raise UserError(
+                        f"data.tag_column={tag_column} does not exist in {path}: its lines have "
+                        f"{columns} columns (0 is the word); use -1 for the last column."
+                    )
             words.append(fields[0])
             tags.append(fields[tag_column])
             lines.append(number)
@@ -89,11 +95,14 @@ def read_tagged_jsonl(path: Path, tokens_field: str, tags_field: str, key: str) 
     for number, row in read_jsonl(path, (tokens_field, tags_field), key):
         words, tags = row[tokens_field], row[tags_field]
         if not isinstance(words, list) or not isinstance(tags, list) or len(words) != len(tags):
-            raise UserError(f"{key}: {path}, line {number}: '{tokens_field}' and '{tags_field}' must be lists "
-                            "of the same length (one tag per word).")
+            raise UserError(
+                f"{key}: {path}, line {number}: '{tokens_field}' and '{tags_field}' must be lists "
+                "of the same length (one tag per word)."
+            )
         if words:
-            sentences.append(TaggedSentence([str(w) for w in words], [str(t) for t in tags], str(path),
-                                            [number] * len(words)))
+            sentences.append(
+                TaggedSentence([str(w) for w in words], [str(t) for t in tags], str(path), [number] * len(words))
+            )
     return sentences
 
 
@@ -107,13 +116,16 @@ def conll_tag_column(tag_column: int | str | None) -> int:
         return -1
     if isinstance(tag_column, int) or str(tag_column).lstrip("-").isdigit():
         return int(tag_column)
-    raise UserError(f"data.tag_column={tag_column} is a column name, but CoNLL files have numbered columns (0 is "
-                    "the word); give the tag's column index (-1 = the last), or read a `datasets` dataset with "
-                    "data.source=hf.")
+    raise UserError(
+        f"data.tag_column={tag_column} is a column name, but CoNLL files have numbered columns (0 is "
+        "the word); give the tag's column index (-1 = the last), or read a `datasets` dataset with "
+        "data.source=hf."
+    )
 
 
-def read_tagged_split(split: HfSplit, tokens_column: str, tag_column: int | str | None, key: str
-                      ) -> list[TaggedSentence]:
+def read_tagged_split(
+    split: HfSplit, tokens_column: str, tag_column: int | str | None, key: str
+) -> list[TaggedSentence]:
     """Sentences of a `datasets` split: a list of words and a list of tags per row.
 
     Args:
@@ -127,22 +139,31 @@ def read_tagged_split(split: HfSplit, tokens_column: str, tag_column: int | str 
     """
     tag_column = "ner_tags" if tag_column is None else tag_column
     if not isinstance(tag_column, str) or tag_column.lstrip("-").isdigit():
-        raise UserError(f"data.tag_column={tag_column} is a CoNLL column number; with data.source=hf name the "
-                        f"column of tags (columns of {split.where}: {', '.join(split.columns)}).")
+        raise UserError(
+            f"data.tag_column={tag_column} is a CoNLL column number; with data.source=hf name the "
+            f"column of tags (columns of {split.where}: {', '.join(split.columns)})."
+        )
     words, _ = split.named_values(tokens_column, "data.tokens_field")
     tags, named = split.named_values(tag_column, "data.tag_column")
     sentences = []
     for row, (row_words, row_tags) in enumerate(zip(words, tags), start=1):
         if not named and any(isinstance(t, int) for t in row_tags or []):
-            raise UserError(f"data.tag_column={tag_column}: {split.where} holds tag numbers without names (the "
-                            "column is not a ClassLabel sequence); give a column of tag strings (B-PER, O ...) "
-                            "or cast it to ClassLabel names with `datasets` first.")
+            raise UserError(
+                f"data.tag_column={tag_column}: {split.where} holds tag numbers without names (the "
+                "column is not a ClassLabel sequence); give a column of tag strings (B-PER, O ...) "
+                "or cast it to ClassLabel names with `datasets` first."
+            )
         if not isinstance(row_words, list) or not isinstance(row_tags, list) or len(row_words) != len(row_tags):
-            raise UserError(f"{key}: {split.where}, row {row}: '{tokens_column}' and '{tag_column}' must be lists "
-                            "of the same length (one tag per word).")
+            raise UserError(
+                f"{key}: {split.where}, row {row}: '{tokens_column}' and '{tag_column}' must be lists "
+                "of the same length (one tag per word)."
+            )
         if row_words:
-            sentences.append(TaggedSentence([str(w) for w in row_words], [str(t) for t in row_tags], split.where,
-                                            [row] * len(row_words)))
+            sentences.append(
+                TaggedSentence(
+                    [str(w) for w in row_words], [str(t) for t in row_tags], split.where, [row] * len(row_words)
+                )
+            )
     return sentences
 
 
@@ -155,9 +176,11 @@ def check_scheme(sentences: list[TaggedSentence], scheme: str, key: str) -> None
         for tag, line in zip(sentence.tags, sentence.lines):
             prefix, _, kind = tag.partition("-")
             if tag != "O" and (prefix not in prefixes or not kind):
-                raise UserError(f"{key}: {sentence.path}, line {line}: tag '{tag}' is not O or "
-                                f"{'/'.join(p + '-TYPE' for p in prefixes)} as data.scheme={scheme} expects; "
-                                "set data.scheme (bio, iob1, bioes) or data.tag_column.")
+                raise UserError(
+                    f"{key}: {sentence.path}, line {line}: tag '{tag}' is not O or "
+                    f"{'/'.join(p + '-TYPE' for p in prefixes)} as data.scheme={scheme} expects; "
+                    "set data.scheme (bio, iob1, bioes) or data.tag_column."
+                )
 
 
 def iob1_to_bio(tags: list[str]) -> list[str]:
@@ -182,6 +205,7 @@ def allowed_transitions(labels: list[str], scheme: str) -> list[list[bool]]:
     BIO (and IOB1, read as BIO): ``I-X`` only after ``B-X`` or ``I-X``. BIOES: ``I-X`` and ``E-X``
     only after ``B-X`` or ``I-X``; ``B-``, ``S-`` and ``O`` only after ``O``, ``E-`` or ``S-``.
     """
+
     def split(label: str) -> tuple[str, str]:
         prefix, _, kind = label.partition("-")
         return ("O", "") if label == "O" else (prefix, kind)

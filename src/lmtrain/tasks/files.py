@@ -14,18 +14,28 @@ from lmtrain.errors import UserError
 
 T = TypeVar("T")
 FORMATS = ("auto", "conll", "jsonl", "tsv", "csv", "fasttext")
-_BY_SUFFIX = {".jsonl": "jsonl", ".json": "jsonl", ".tsv": "tsv", ".csv": "csv", ".cor": "fasttext",
-              ".conll": "conll", ".iob": "conll", ".bio": "conll"}
+_BY_SUFFIX = {
+    ".jsonl": "jsonl",
+    ".json": "jsonl",
+    ".tsv": "tsv",
+    ".csv": "csv",
+    ".cor": "fasttext",
+    ".conll": "conll",
+    ".iob": "conll",
+    ".bio": "conll",
+}
 
 
 def bundled_path(name: str) -> Path:
     """Path of a bundled data file: ``gensim:<name>`` (gensim's test data) or lmtrain's ``resources/<name>``."""
     if name.startswith("gensim:"):
-        return bundled_file(name[len("gensim:"):])
+        return bundled_file(name[len("gensim:") :])
     path = Path(str(resources.files("lmtrain") / "resources" / name))
     if not path.is_file():
-        raise UserError(f"bundled data file {name} is missing from this installation ({path}); "
-                        "reinstall lmtrain or give data.train_file=... .")
+        raise UserError(
+            f"bundled data file {name} is missing from this installation ({path}); "
+            "reinstall lmtrain or give data.train_file=... ."
+        )
     return path
 
 
@@ -43,11 +53,17 @@ def data_files(data_cfg: TaskDataConfig) -> tuple[list[Path], list[Path] | None]
         eval_files = expand_paths([data_cfg.eval_file], "data.eval_file") if data_cfg.eval_file else None
     else:
         if not data_cfg.bundled_train:
-            raise UserError("data.train_file is not set and this task has no bundled data; "
-                            "give data.train_file=<your file>.")
+            raise UserError(
+                "data.train_file is not set and this task has no bundled data; give data.train_file=<your file>."
+            )
         train = [bundled_path(data_cfg.bundled_train)]
-        eval_files = (expand_paths([data_cfg.eval_file], "data.eval_file") if data_cfg.eval_file
-                      else [bundled_path(data_cfg.bundled_eval)] if data_cfg.bundled_eval else None)
+        eval_files = (
+            expand_paths([data_cfg.eval_file], "data.eval_file")
+            if data_cfg.eval_file
+            else [bundled_path(data_cfg.bundled_eval)]
+            if data_cfg.bundled_eval
+            else None
+        )
     for path in eval_files or []:
         _check_task_file(path, "data.eval_file")
     return train, eval_files
@@ -56,8 +72,10 @@ def data_files(data_cfg: TaskDataConfig) -> tuple[list[Path], list[Path] | None]
 def _check_task_file(path: Path, key: str) -> None:
     """Raise UserError unless ``path`` is a readable text file (Parquet goes through data.source=hf)."""
     if is_parquet(path):
-        raise UserError(f"{key}: {path} is a Parquet file; fine-tuning reads Parquet as a `datasets` dataset: "
-                        f"data.source=hf data.path=<the folder that holds it>.")
+        raise UserError(
+            f"{key}: {path} is a Parquet file; fine-tuning reads Parquet as a `datasets` dataset: "
+            f"data.source=hf data.path=<the folder that holds it>."
+        )
     check_data_file(path, key)
 
 
@@ -80,8 +98,10 @@ def file_format(path: Path, fmt: str, default: str) -> str:
 def hold_out(examples: list[T], fraction: float, seed: int, what: str) -> tuple[list[T], list[T]]:
     """Split ``examples`` into (train, held-out): ``fraction`` of them, at least one, chosen by ``seed``."""
     if len(examples) < 2:
-        raise UserError(f"{what} has {len(examples)} example(s); at least 2 are needed to hold one out "
-                        "for evaluation. Add data or give data.eval_file.")
+        raise UserError(
+            f"{what} has {len(examples)} example(s); at least 2 are needed to hold one out "
+            "for evaluation. Add data or give data.eval_file."
+        )
     if not 0 < fraction < 1:
         raise UserError(f"data.eval_fraction={fraction} must be between 0 and 1 (exclusive).")
     held = held_out_mask(len(examples), fraction, seed)  # the pretraining corpus's split rule
@@ -121,8 +141,10 @@ def read_jsonl(path: Path, fields: tuple[str, ...], key: str) -> list[tuple[int,
                 raise UserError(f"{key}: {path}, line {number}: not valid JSON ({error.msg}).") from None
             if not isinstance(row, dict) or any(name not in row for name in fields):
                 have = ", ".join(row) if isinstance(row, dict) else type(row).__name__
-                raise UserError(f"{key}: {path}, line {number}: expected an object with fields "
-                                f"{', '.join(fields)} (found: {have}); set the data.*_field options "
-                                "to the names your file uses.")
+                raise UserError(
+                    f"{key}: {path}, line {number}: expected an object with fields "
+                    f"{', '.join(fields)} (found: {have}); set the data.*_field options "
+                    "to the names your file uses."
+                )
             rows.append((number, row))
     return rows

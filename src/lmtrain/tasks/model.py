@@ -15,7 +15,6 @@ from torch import nn
 
 from lmtrain.config.commands import FinetuneConfig
 from lmtrain.data.hf_tokenizer import configured_tokenizer
-from lmtrain.errors import UserError
 from lmtrain.models.crf import LinearChainCRF
 from lmtrain.models.families import ModelFamily
 from lmtrain.models.protocol import NamedHeads
@@ -40,15 +39,22 @@ def build_task_model(task: Task, cfg: FinetuneConfig, context: Any) -> TaskModel
         context: the run's :class:`lmtrain.training.assembly.RunContext`.
     """
     options = cfg.finetune
-    backbone = resolve_backbone(cfg, task.causal, lambda: context.run_tokenizer(
-        lambda: configured_tokenizer(cfg.tokenizer, task.texts())))
+    backbone = resolve_backbone(
+        cfg, task.causal, lambda: context.run_tokenizer(lambda: configured_tokenizer(cfg.tokenizer, task.texts()))
+    )
     dropout = backbone.spec.dropout if options.head_dropout is None else options.head_dropout
     description = task.head_description(backbone, options, dropout) if task.head is not None else None
     torch.manual_seed(cfg.trainer.seed)
     model = context.build_model(lambda: build_finetune_model(task, backbone, description))
     freeze(model, options.freeze_backbone, options.freeze_layers)  # None: ELMo frozen, Transformers tuned
-    return TaskModel(model, backbone.tokenizer, backbone.source, backbone.model_name, backbone.spec.max_positions,
-                     head_learning_rate(backbone, options.head_lr, options.freeze_backbone))
+    return TaskModel(
+        model,
+        backbone.tokenizer,
+        backbone.source,
+        backbone.model_name,
+        backbone.spec.max_positions,
+        head_learning_rate(backbone, options.head_lr, options.freeze_backbone),
+    )
 
 
 def build_finetune_model(task: Task, backbone: Backbone, description: dict[str, Any] | None) -> NamedHeads:
@@ -84,5 +90,7 @@ def freeze(model: NamedHeads, freeze_backbone: bool | None, freeze_layers: int) 
 def describe(model: nn.Module) -> dict[str, Any]:
     """Trainable and total parameter counts."""
     params = {id(p): p for p in model.parameters()}.values()
-    return {"parameters": sum(p.numel() for p in params),
-            "trainable_parameters": sum(p.numel() for p in params if p.requires_grad)}
+    return {
+        "parameters": sum(p.numel() for p in params),
+        "trainable_parameters": sum(p.numel() for p in params if p.requires_grad),
+    }

@@ -19,8 +19,16 @@ from lmtrain.objectives.metrics import class_weights, entity_scores
 from lmtrain.objectives.token_classification import TokenClassification, best_tags, tag_scores
 from lmtrain.tasks.alignment import make_windows, window_labels, words_from_windows
 from lmtrain.tasks.base import Task, TaskDataset, by_length, run_batches
-from lmtrain.tasks.conll import (TaggedSentence, allowed_transitions, check_scheme, conll_tag_column, iob1_to_bio,
-                                 read_conll, read_tagged_jsonl, read_tagged_split)
+from lmtrain.tasks.conll import (
+    TaggedSentence,
+    allowed_transitions,
+    check_scheme,
+    conll_tag_column,
+    iob1_to_bio,
+    read_conll,
+    read_tagged_jsonl,
+    read_tagged_split,
+)
 from lmtrain.tasks.files import file_format
 
 log = logging.getLogger(__name__)
@@ -61,8 +69,10 @@ class NerTask(Task):
         elif fmt == "jsonl":
             sentences = read_tagged_jsonl(path, self.cfg.tokens_field, self.cfg.tags_field, key)
         else:
-            raise UserError(f"{key}: {path} is read as {fmt}, which holds no tags; task=ner reads CoNLL "
-                            "column files or JSON lines (data.format=conll|jsonl).")
+            raise UserError(
+                f"{key}: {path} is read as {fmt}, which holds no tags; task=ner reads CoNLL "
+                "column files or JSON lines (data.format=conll|jsonl)."
+            )
         return self._checked(sentences, str(path), key)
 
     def _read_split(self, split, key: str) -> list[TaggedSentence]:
@@ -75,8 +85,11 @@ class NerTask(Task):
             raise UserError(f"{key}: {where} holds no sentences.")
         check_scheme(sentences, self.cfg.scheme, key)
         if self.cfg.scheme == "bio" and any(iob1_to_bio(s.tags) != s.tags for s in sentences):
-            log.info("%s: some entities start with I- (IOB1, as in CoNLL-2003); converting them to BIO "
-                     "(data.scheme=iob1 says so explicitly)", where)
+            log.info(
+                "%s: some entities start with I- (IOB1, as in CoNLL-2003); converting them to BIO "
+                "(data.scheme=iob1 says so explicitly)",
+                where,
+            )
         if self.cfg.scheme in ("bio", "iob1"):
             for sentence in sentences:
                 sentence.tags = iob1_to_bio(sentence.tags)
@@ -90,10 +103,12 @@ class NerTask(Task):
         for sentence in self.eval:
             for tag, line in zip(sentence.tags, sentence.lines):
                 if tag not in known:
-                    raise UserError(f"{self.eval_key}: {sentence.path}, line {line}: label '{tag}' does not occur in "
-                                    f"the training data ({train_path}), so the model cannot learn it; training "
-                                    f"labels: {', '.join(self.labels)}. Fix the tag, or add examples of it to "
-                                    "training.")
+                    raise UserError(
+                        f"{self.eval_key}: {sentence.path}, line {line}: label '{tag}' does not occur in "
+                        f"the training data ({train_path}), so the model cannot learn it; training "
+                        f"labels: {', '.join(self.labels)}. Fix the tag, or add examples of it to "
+                        "training."
+                    )
 
     def texts(self) -> list[str]:
         """Training sentences joined with spaces."""
@@ -103,13 +118,22 @@ class NerTask(Task):
         index = {label: i for i, label in enumerate(self.labels)}
         windows = make_windows(tokenizer, [s.words for s in sentences], max_seq_len)
         tag_ids = [[index[t] for t in s.tags] for s in sentences]
-        return [{"input_ids": w.input_ids, "labels": window_labels(w, tag_ids[w.sentence]),
-                 "sentence": w.sentence, "window": w.window} for w in windows]
+        return [
+            {
+                "input_ids": w.input_ids,
+                "labels": window_labels(w, tag_ids[w.sentence]),
+                "sentence": w.sentence,
+                "window": w.window,
+            }
+            for w in windows
+        ]
 
     def datasets(self, tokenizer, max_seq_len: int) -> tuple[TaskDataset, TaskDataset]:
         """Windows of the train / held-out sentences with labels on first sub-words."""
-        return (TaskDataset(self._encode(self.train, tokenizer, max_seq_len)),
-                TaskDataset(by_length(self._encode(self.eval, tokenizer, max_seq_len))))
+        return (
+            TaskDataset(self._encode(self.train, tokenizer, max_seq_len)),
+            TaskDataset(by_length(self._encode(self.eval, tokenizer, max_seq_len))),
+        )
 
     def objective(self, weights: Any) -> TokenClassification:
         """Token classification over this task's labels, scored with seqeval."""
@@ -126,9 +150,11 @@ class NerTask(Task):
             for word, tag in zip(s.words, s.tags):
                 seen.setdefault(word, Counter())[tag] += 1
         lexicon = [[seen[w].most_common(1)[0][0] if w in seen else "O" for w in s.words] for s in self.eval]
-        return {"baseline/all_o_acc": sum(t == "O" for tags in gold for t in tags) / max(n_words, 1),
-                "baseline/all_o_f1": 0.0,
-                "baseline/lexicon_f1": entity_scores(gold, lexicon, self.cfg.scheme)["f1"]}
+        return {
+            "baseline/all_o_acc": sum(t == "O" for tags in gold for t in tags) / max(n_words, 1),
+            "baseline/all_o_f1": 0.0,
+            "baseline/lexicon_f1": entity_scores(gold, lexicon, self.cfg.scheme)["f1"],
+        }
 
     def head_description(self, backbone: Any, options: Any, dropout: float) -> dict[str, Any]:
         """The tagger's description with its ``encoder`` (``task.encoder``; unset: the backbone family's usual),
@@ -140,9 +166,11 @@ class NerTask(Task):
         encoder = self.options.encoder or backbone.family.tagger_encoder  # ELMo's paper: a biLSTM; HF: linear
         crf = encoder == "bilstm" if self.options.crf is None else self.options.crf
         if crf and options.class_weights not in (None, "none"):
-            raise UserError(f"finetune.class_weights={options.class_weights} weights each word's loss, but with a CRF "
-                            "the loss is a whole sentence's likelihood; set finetune.class_weights=none or "
-                            "task.crf=false.")
+            raise UserError(
+                f"finetune.class_weights={options.class_weights} weights each word's loss, but with a CRF "
+                "the loss is a whole sentence's likelihood; set finetune.class_weights=none or "
+                "task.crf=false."
+            )
         own = {"encoder": encoder, "crf": crf, **({"lstm_dim": self.options.lstm_dim} if encoder == "bilstm" else {})}
         return {**super().head_description(backbone, options, dropout), **own}
 
@@ -154,8 +182,9 @@ class NerTask(Task):
         """Labels, scheme and window length for `lmtrain predict`."""
         return {**super().meta(), "scheme": self.cfg.scheme, "max_seq_len": self.cfg.max_seq_len}
 
-    def predict(self, model, tokenizer, lines: list[str], batch_size: int, device: torch.device,
-                **options: Any) -> list[dict[str, Any]]:
+    def predict(
+        self, model, tokenizer, lines: list[str], batch_size: int, device: torch.device, **options: Any
+    ) -> list[dict[str, Any]]:
         """Words, tags and entities (type, character and word spans) of each line."""
         from seqeval.metrics.sequence_labeling import get_entities
 
@@ -178,8 +207,17 @@ class NerTask(Task):
         records = []
         for line, span, tag_ids in zip(lines, spans, words):
             tags = [self.labels[i] for i in tag_ids]
-            entities = [{"type": kind, "start": span[a][1], "end": span[b][2], "text": line[span[a][1]:span[b][2]],
-                         "word_start": a, "word_end": b + 1} for kind, a, b in get_entities(tags)]
+            entities = [
+                {
+                    "type": kind,
+                    "start": span[a][1],
+                    "end": span[b][2],
+                    "text": line[span[a][1] : span[b][2]],
+                    "word_start": a,
+                    "word_end": b + 1,
+                }
+                for kind, a, b in get_entities(tags)
+            ]
             records.append({"text": line, "words": [w for w, _, _ in span], "tags": tags, "entities": entities})
         return records
 

@@ -67,7 +67,6 @@ def write_records(records: list[dict[str, Any]], output: str | None, format_reco
     sys.stdout.flush()
 
 
-
 def typed_predict_options(schema: type, values: Any, task_name: str) -> Any:
     """``values`` (the ``task.*`` keys of `lmtrain predict`, a mapping) as the task's predict ``schema``.
 
@@ -81,9 +80,11 @@ def typed_predict_options(schema: type, values: Any, task_name: str) -> Any:
     for key, value in values.items():
         if key not in known:
             reads = ", ".join(f"task.{k}" for k in known) or "no task.* key"
-            raise UserError(f"invalid configuration for `lmtrain predict`: task.{key}={value} is not read by the run's "
-                            f"task ({task_name}; its predict keys are typed by {schema.__name__}), so nothing would "
-                            f"read it. That task reads {reads}; drop the key.")
+            raise UserError(
+                f"invalid configuration for `lmtrain predict`: task.{key}={value} is not read by the run's "
+                f"task ({task_name}; its predict keys are typed by {schema.__name__}), so nothing would "
+                f"read it. That task reads {reads}; drop the key."
+            )
     try:
         return OmegaConf.to_object(OmegaConf.merge(OmegaConf.structured(schema), values))
     except ConfigRangeError as error:
@@ -91,5 +92,7 @@ def typed_predict_options(schema: type, values: Any, task_name: str) -> Any:
         raise range_error(error, "predict") from None
     except Exception as error:  # OmegaConf's validation errors: a value of the wrong type
         key = getattr(error, "key", "?")
-        raise UserError(f"invalid configuration for `lmtrain predict`: task.{key}: {str(error).splitlines()[0]} "
-                        f"(the run's task {task_name} types it by {schema.__name__}).") from None
+        raise UserError(
+            f"invalid configuration for `lmtrain predict`: task.{key}: {str(error).splitlines()[0]} "
+            f"(the run's task {task_name} types it by {schema.__name__})."
+        ) from None

@@ -21,7 +21,16 @@ def evaluation_report(trainer: Any) -> dict[str, Any]:
     if report is None or trainer.eval_set is None or not len(trainer.eval_set):
         return {}
     predictions: list = []
-    evaluate_objective(trainer.model, trainer.objective, trainer.eval_set, trainer.collate, trainer.cfg.batch_size,
-                       trainer.cfg.eval_batches, trainer.device, trainer.precision.autocast,
-                       predictions_out=predictions, dist=trainer.dist)
+    evaluate_objective(
+        trainer.model,
+        trainer.objective,
+        trainer.eval_set,
+        trainer.collate,
+        trainer.cfg.batch_size,
+        trainer.cfg.eval_batches,
+        trainer.device,
+        trainer.precision.autocast,
+        predictions_out=predictions,
+        dist=trainer.dist,
+    )
     return report(predictions)

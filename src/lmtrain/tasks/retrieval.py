@@ -1,16 +1,17 @@
 """Image-text retrieval (ALBEF): captions and images in, ITC + ITM fine-tuning, recall@1/5/10 both ways.
 
-    image-caption pairs (several captions per image) -> ALBEF (pretrained ALBEF | BERT text encoder
-    + random or ALBEF image encoder | scratch) -> datasets -> ITC + ITM (with the image ids as
-    positives) -> recall@1/5/10 both ways, ITM re-ranked, as ALBEF reports it
+image-caption pairs (several captions per image) -> ALBEF (pretrained ALBEF | BERT text encoder
++ random or ALBEF image encoder | scratch) -> datasets -> ITC + ITM (with the image ids as
+positives) -> recall@1/5/10 both ways, ITM re-ranked, as ALBEF reports it
 """
 
 from __future__ import annotations
 
 import functools
 import logging
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import torch
 
@@ -18,9 +19,9 @@ from lmtrain.config.commands import FinetuneConfig
 from lmtrain.config.data import RetrievalDataConfig
 from lmtrain.config.tasks import RetrievalPredictConfig, RetrievalTaskConfig
 from lmtrain.data.captions import pre_caption
+from lmtrain.data.hf_tokenizer import configured_tokenizer
 from lmtrain.data.image_caption_sets import ImageCaptionData, load_image_caption_data
 from lmtrain.data.image_text import ImageTextCollator, ImageTextDataset
-from lmtrain.data.hf_tokenizer import configured_tokenizer
 from lmtrain.data.tokenizer import TextTokenizer
 from lmtrain.objectives.image_text import ImageTextObjective, check_batch_setup
 from lmtrain.objectives.retrieval import chance_recall
@@ -34,11 +35,20 @@ def read_retrieval_data(data_cfg: RetrievalDataConfig, image_size: int) -> Image
     """The pairs of ``data.train_file`` / ``data.eval_file`` (or the generated shapes when unset), images
     at ``image_size``, the training pairs cut to ``data.max_examples``."""
     source = "files" if data_cfg.train_file else "shapes"
-    data = load_image_caption_data(source, [data_cfg.train_file] if data_cfg.train_file else [],
-                                   [data_cfg.eval_file] if data_cfg.eval_file else [], data_cfg.image_root,
-                                   data_cfg.eval_fraction, data_cfg.split_seed, image_size,
-                                   data_cfg.skip_bad_images, data_cfg.shapes_train, data_cfg.shapes_eval,
-                                   key="data.train_file", allow_outside_root=data_cfg.allow_outside_root)
+    data = load_image_caption_data(
+        source,
+        [data_cfg.train_file] if data_cfg.train_file else [],
+        [data_cfg.eval_file] if data_cfg.eval_file else [],
+        data_cfg.image_root,
+        data_cfg.eval_fraction,
+        data_cfg.split_seed,
+        image_size,
+        data_cfg.skip_bad_images,
+        data_cfg.shapes_train,
+        data_cfg.shapes_eval,
+        key="data.train_file",
+        allow_outside_root=data_cfg.allow_outside_root,
+    )
     if data_cfg.max_examples:
         data.train = data.train[: data_cfg.max_examples]
     return data
@@ -57,8 +67,9 @@ class RetrievalTask(Task):
     cfg: RetrievalDataConfig  # a task is built with its own data_config (the finetune config types `data` with it)
     options: RetrievalTaskConfig
 
-    def __init__(self, data_cfg: RetrievalDataConfig, labels: list[str] | None = None,
-                 options: RetrievalTaskConfig | None = None):
+    def __init__(
+        self, data_cfg: RetrievalDataConfig, labels: list[str] | None = None, options: RetrievalTaskConfig | None = None
+    ):
         super().__init__(data_cfg, labels, options)  # options: alpha, hard negatives, re-ranking, queue start
         self.data: ImageCaptionData | None = None
         self.image_size: int | None = None
@@ -91,8 +102,10 @@ class RetrievalTask(Task):
         """A comment: ranking needs the user's captions and images."""
         from lmtrain.shell_words import command, comment, override
 
-        return comment(f"{command('predict', override('ckpt', run))} input=CAPTIONS_FILE task.images=IMAGES_FOLDER  "
-                       "(your captions, one per line, and a folder of images to rank)")
+        return comment(
+            f"{command('predict', override('ckpt', run))} input=CAPTIONS_FILE task.images=IMAGES_FOLDER  "
+            "(your captions, one per line, and a folder of images to rank)"
+        )
 
     def newest_backbone(self) -> Any:
         """The newest ALBEF pretrain run of this project."""
@@ -103,7 +116,9 @@ class RetrievalTask(Task):
     def build_model(self, cfg: FinetuneConfig, context: Any) -> TaskModel:
         """The ALBEF ``cfg.init`` names (see :mod:`lmtrain.tasks.retrieval_init`), its batch set-up checked."""
         world_size = context.dist.world_size
-        check_batch_setup(None, cfg.trainer.batch_size, world_size, 1.0)  # the batch now; the queue once the model is known
+        check_batch_setup(
+            None, cfg.trainer.batch_size, world_size, 1.0
+        )  # the batch now; the queue once the model is known
         ignored = [f"finetune.{k}" for k in ("freeze_backbone", "freeze_layers", "head_lr") if getattr(cfg.finetune, k)]
         if ignored:
             log.warning("task=retrieval fine-tunes the whole model and ignores %s", ", ".join(ignored))
@@ -111,11 +126,17 @@ class RetrievalTask(Task):
         self._epoch_steps = lambda n: context.steps_per_epoch(n, cfg.trainer)
         self.image_size = cfg.model.image_size  # a scratch tokenizer reads the captions at the size of model.*
         torch.manual_seed(cfg.trainer.seed)  # new parts (cross-attention, a random image encoder) alike on every rank
-        init = resolve_retrieval_init(cfg, lambda: context.run_tokenizer(
-            lambda: configured_tokenizer(cfg.tokenizer, self.texts())))
+        init = resolve_retrieval_init(
+            cfg, lambda: context.run_tokenizer(lambda: configured_tokenizer(cfg.tokenizer, self.texts()))
+        )
         model = init.model
-        check_batch_setup(model.spec.queue_size, cfg.trainer.batch_size, world_size, 1.0,
-                          queue_key="model.queue_size" if "ALBEF" not in init.source else f"the queue size of init={cfg.init}")
+        check_batch_setup(
+            model.spec.queue_size,
+            cfg.trainer.batch_size,
+            world_size,
+            1.0,
+            queue_key="model.queue_size" if "ALBEF" not in init.source else f"the queue size of init={cfg.init}",
+        )
         self._read_at(model.spec.vision.image_size)
         return TaskModel(model, init.tokenizer, init.source, model.family, model.spec.text.max_positions)
 
@@ -124,9 +145,15 @@ class RetrievalTask(Task):
         self.max_seq_len = max_seq_len
         data = self._pairs
         assert self.image_size is not None, "read with the pairs, at the model's input size"
-        framed = functools.partial(ImageTextDataset, tokenizer=tokenizer, image_size=self.image_size,
-                                   max_seq_len=max_seq_len, max_words=self.cfg.max_words,
-                                   crop_min_scale=self.cfg.crop_min_scale, flip=self.cfg.flip)
+        framed = functools.partial(
+            ImageTextDataset,
+            tokenizer=tokenizer,
+            image_size=self.image_size,
+            max_seq_len=max_seq_len,
+            max_words=self.cfg.max_words,
+            crop_min_scale=self.cfg.crop_min_scale,
+            flip=self.cfg.flip,
+        )
         train = framed(data.train, data.images, train=True, seed=self.seed)
         held_out = framed(data.eval, data.images, train=False)
         self.steps_per_epoch = self._epoch_steps(len(train))
@@ -139,9 +166,14 @@ class RetrievalTask(Task):
     def objective(self, class_weights: Any) -> ImageTextObjective:
         """ITC + ITM with the image ids as positives (no masked LM); ``class_weights`` does not apply."""
         opts = self.options
-        return ImageTextObjective(mlm_weight=0.0, alpha=opts.alpha, alpha_warmup_steps=self.steps_per_epoch,
-                                  hard_negatives=opts.hard_negatives, rerank_k=opts.rerank_k,
-                                  queue_start=opts.queue_start)
+        return ImageTextObjective(
+            mlm_weight=0.0,
+            alpha=opts.alpha,
+            alpha_warmup_steps=self.steps_per_epoch,
+            hard_negatives=opts.hard_negatives,
+            rerank_k=opts.rerank_k,
+            queue_start=opts.queue_start,
+        )
 
     def _eval_images(self) -> int:
         return len({p.image_id for p in self._pairs.eval})
@@ -153,10 +185,18 @@ class RetrievalTask(Task):
     def describe_data(self) -> dict[str, Any]:
         """Where the pairs came from and how many there are."""
         data = self._pairs
-        return {"data": data.source, "train_pairs": len(data.train), "eval_pairs": len(data.eval),
-                "eval_images": self._eval_images()}
+        return {
+            "data": data.source,
+            "train_pairs": len(data.train),
+            "eval_pairs": len(data.eval),
+            "eval_images": self._eval_images(),
+        }
 
     def meta(self) -> dict[str, Any]:
         """What `lmtrain predict` needs: caption framing and the re-ranking depth."""
-        return {"name": self.name, "max_seq_len": self.max_seq_len, "max_words": self.cfg.max_words,
-                "rerank_k": self.options.rerank_k}
+        return {
+            "name": self.name,
+            "max_seq_len": self.max_seq_len,
+            "max_words": self.cfg.max_words,
+            "rerank_k": self.options.rerank_k,
+        }

@@ -1,19 +1,20 @@
 """Where a retrieval fine-tuning run's ALBEF comes from.
 
-    init unset      the latest `lmtrain pretrain model=albef` run under outputs/pretrain/
-    init=<ALBEF run or checkpoint>       every weight (the MLM heads are dropped)
-    init=<BERT run, Hugging Face BERT folder or Hub id>   the text and fusion encoders start from the BERT
-        layers (cross-attention from random), the image encoder from random weights or from the
-        ALBEF run ``task.vision_init``
-    init=scratch    random weights, a tokenizer trained on the captions
+init unset      the latest `lmtrain pretrain model=albef` run under outputs/pretrain/
+init=<ALBEF run or checkpoint>       every weight (the MLM heads are dropped)
+init=<BERT run, Hugging Face BERT folder or Hub id>   the text and fusion encoders start from the BERT
+    layers (cross-attention from random), the image encoder from random weights or from the
+    ALBEF run ``task.vision_init``
+init=scratch    random weights, a tokenizer trained on the captions
 """
 
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import torch
 
@@ -38,8 +39,9 @@ class RetrievalInit:
     source: str
 
 
-def load_albef(path: str | Path, key: str, device: torch.device | str = "cpu"
-               ) -> tuple[AlbefModel, TextTokenizer, dict[str, Any]]:
+def load_albef(
+    path: str | Path, key: str, device: torch.device | str = "cpu"
+) -> tuple[AlbefModel, TextTokenizer, dict[str, Any]]:
     """The ALBEF model, tokenizer and ``model.json`` of the run or checkpoint ``path`` (given as ``key``)."""
     from lmtrain.models.loading import load_checkpoint
 
@@ -62,9 +64,11 @@ def _load_vision(model: AlbefModel, vision_init: str | None) -> None:
         return
     donor, _, _ = load_albef(vision_init, "task.vision_init")
     if donor.spec.vision != model.spec.vision:
-        raise UserError(f"task.vision_init={vision_init} has an image encoder of other sizes ({donor.spec.vision}) "
-                        f"than model.* asks for ({model.spec.vision}); set model.image_size, patch_size and vision_* "
-                        "to the run's values.")
+        raise UserError(
+            f"task.vision_init={vision_init} has an image encoder of other sizes ({donor.spec.vision}) "
+            f"than model.* asks for ({model.spec.vision}); set model.image_size, patch_size and vision_* "
+            "to the run's values."
+        )
     model.visual.load_state_dict(donor.visual.state_dict())
     if donor.spec.embed_dim == model.spec.embed_dim:
         model.vision_proj.load_state_dict(donor.vision_proj.state_dict())
@@ -74,30 +78,40 @@ def _with_text_backbone(backbone, model_cfg: AlbefConfig, vision_init: str | Non
     """ALBEF whose text and fusion layers start from a BERT backbone (:class:`lmtrain.tasks.backbone.Backbone`)."""
     text = backbone.spec
     if text.causal:
-        raise UserError(f"init={backbone.source} is a causal (GPT) model; ALBEF's text encoder needs a bidirectional "
-                        "one (BERT / RoBERTa): pass init=<BERT run or Hugging Face BERT folder>.")
+        raise UserError(
+            f"init={backbone.source} is a causal (GPT) model; ALBEF's text encoder needs a bidirectional "
+            "one (BERT / RoBERTa): pass init=<BERT run or Hugging Face BERT folder>."
+        )
     if not 1 <= model_cfg.fusion_layers < text.n_layers:
-        raise UserError(f"model.fusion_layers={model_cfg.fusion_layers}: init={backbone.source} has {text.n_layers} "
-                        f"layers, so choose 1-{text.n_layers - 1} (ALBEF fuses in the last half: "
-                        f"model.fusion_layers={max(1, text.n_layers // 2)}).")
+        raise UserError(
+            f"model.fusion_layers={model_cfg.fusion_layers}: init={backbone.source} has {text.n_layers} "
+            f"layers, so choose 1-{text.n_layers - 1} (ALBEF fuses in the last half: "
+            f"model.fusion_layers={max(1, text.n_layers // 2)})."
+        )
     model = AlbefModel(albef_spec_over(text, model_cfg), ())
-    weights = {f"text.{k[len('backbone.'):]}": v for k, v in backbone.state.items() if k.startswith("backbone.")}
+    weights = {f"text.{k[len('backbone.') :]}": v for k, v in backbone.state.items() if k.startswith("backbone.")}
     result = model.load_state_dict(weights, strict=False)
     missing = [k for k in result.missing_keys if k.startswith("text.") and ".cross" not in k]
     if missing or result.unexpected_keys:
-        raise UserError(f"the weights of {backbone.source} do not fit a BERT text encoder (missing {missing[:5]}, "
-                        f"unexpected {result.unexpected_keys[:5]}).")
+        raise UserError(
+            f"the weights of {backbone.source} do not fit a BERT text encoder (missing {missing[:5]}, "
+            f"unexpected {result.unexpected_keys[:5]})."
+        )
     _load_vision(model, vision_init)
     model.sync_momentum()
-    log.info("init: text and fusion encoders from %s (cross-attention random), image encoder %s", backbone.source,
-             f"from {vision_init}" if vision_init else "random")
+    log.info(
+        "init: text and fusion encoders from %s (cross-attention random), image encoder %s",
+        backbone.source,
+        f"from {vision_init}" if vision_init else "random",
+    )
     return RetrievalInit(model, backbone.tokenizer, f"{backbone.source} (text) + {vision_init or 'random'} (image)")
 
 
 def newest_albef_run() -> InitChoice:
     """The newest ALBEF pretrain run of this project (see :func:`newest_compatible_run`)."""
-    return newest_compatible_run(lambda meta: has_capability(meta, Capability.IMAGE_TEXT), "ALBEF",
-                                 Capability.IMAGE_TEXT.example)
+    return newest_compatible_run(
+        lambda meta: has_capability(meta, Capability.IMAGE_TEXT), "ALBEF", Capability.IMAGE_TEXT.example
+    )
 
 
 def resolve_retrieval_init(cfg: FinetuneConfig, scratch_tokenizer: Callable[[], TextTokenizer]) -> RetrievalInit:
@@ -125,6 +139,7 @@ def resolve_retrieval_init(cfg: FinetuneConfig, scratch_tokenizer: Callable[[], 
     if Capability.IMAGE_TEXT in family.model_capabilities(meta):
         return _from_albef(init)
     if family is not TransformerFamily:  # ALBEF's text and fusion encoders are Transformer blocks: only those fit
-        raise UserError(f"init={init} holds a {family.name} model; retrieval starts from ALBEF or a BERT-style "
-                        "encoder.")
+        raise UserError(
+            f"init={init} holds a {family.name} model; retrieval starts from ALBEF or a BERT-style encoder."
+        )
     return _with_text_backbone(from_checkpoint(source), cfg.model, cfg.task.vision_init)

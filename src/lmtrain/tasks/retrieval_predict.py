@@ -58,8 +58,9 @@ def _encode_images(model, paths: list[Path], device, batch_size: int) -> tuple[t
     size = model.spec.vision.image_size
     feats, states = [], []
     for start in range(0, len(paths), batch_size):
-        images = torch.stack([eval_transform(load_image(p, keep_side=2 * size), size)
-                              for p in paths[start:start + batch_size]]).to(device)
+        images = torch.stack(
+            [eval_transform(load_image(p, keep_side=2 * size), size) for p in paths[start : start + batch_size]]
+        ).to(device)
         s = model.encode_image(images)
         feats.append(model.image_features(s).float().cpu())
         states.append(s.cpu())
@@ -67,15 +68,16 @@ def _encode_images(model, paths: list[Path], device, batch_size: int) -> tuple[t
 
 
 @torch.no_grad()
-def _encode_texts(model, tokenizer, texts: list[str], max_seq_len: int, max_words: int, device, batch_size: int
-                  ) -> tuple[torch.Tensor, list[tuple[torch.Tensor, torch.Tensor]]]:
+def _encode_texts(
+    model, tokenizer, texts: list[str], max_seq_len: int, max_words: int, device, batch_size: int
+) -> tuple[torch.Tensor, list[tuple[torch.Tensor, torch.Tensor]]]:
     """(features (N, E), per-caption (states (T, D), mask (T,))) on the CPU."""
     ids = frame_captions(tokenizer, [pre_caption(t, max_words) for t in texts], max_seq_len)
     collate = PadCollator(tokenizer.id("pad"))
     feats: list[torch.Tensor] = []
     per_text: list[tuple[torch.Tensor, torch.Tensor]] = []
     for start in range(0, len(ids), batch_size):
-        batch = collate([{"input_ids": x} for x in ids[start:start + batch_size]])
+        batch = collate([{"input_ids": x} for x in ids[start : start + batch_size]])
         mask = batch["attention_mask"].to(device)
         states = model.encode_text(batch["input_ids"].to(device), mask)
         feats.append(model.text_features(states).float().cpu())
@@ -97,8 +99,10 @@ def _rerank(sims: torch.Tensor, k: int, top_k: int, itm_scores) -> list[tuple[in
     (candidate index, {score, similarity})."""
     top = sims.topk(min(k, len(sims))).indices
     scores = itm_scores(top)
-    return [(int(top[i]), {"score": round(float(scores[i]), 4), "similarity": round(float(sims[top[i]]), 4)})
-            for i in scores.argsort(descending=True)[:top_k]]
+    return [
+        (int(top[i]), {"score": round(float(scores[i]), 4), "similarity": round(float(sims[top[i]]), 4)})
+        for i in scores.argsort(descending=True)[:top_k]
+    ]
 
 
 def predict_retrieval(cfg: PredictConfig, checkpoint: Path, options: RetrievalPredictConfig) -> list[dict[str, Any]]:
@@ -114,8 +118,10 @@ def predict_retrieval(cfg: PredictConfig, checkpoint: Path, options: RetrievalPr
         its matching probability (``score``) and its contrastive similarity.
     """
     if bool(options.images) == bool(options.captions):
-        raise UserError("an ALBEF checkpoint ranks images or captions: give task.images=<folder> to find images for "
-                        "the captions of input=, or task.captions=<file> to find captions for the images of input=.")
+        raise UserError(
+            "an ALBEF checkpoint ranks images or captions: give task.images=<folder> to find images for "
+            "the captions of input=, or task.captions=<file> to find captions for the images of input=."
+        )
     device = resolve_device(cfg.device, key="device")
     model, tokenizer, meta = load_albef(checkpoint, "ckpt", device)
     task = meta.get("task") or {}
@@ -130,13 +136,23 @@ def predict_retrieval(cfg: PredictConfig, checkpoint: Path, options: RetrievalPr
     records = []
     if options.images:
         for q, caption in enumerate(captions):
-            matches = _rerank(image_feat @ text_feat[q], k, options.top_k,
-                              lambda top: _itm_scores(model, texts[q], image_states[top], device))
+            matches = _rerank(
+                image_feat @ text_feat[q],
+                k,
+                options.top_k,
+                lambda top, q=q: _itm_scores(model, texts[q], image_states[top], device),
+            )
             records.append({"query": caption, "matches": [{"image": str(images[i]), **m} for i, m in matches]})
     else:
         for q, path in enumerate(images):
-            matches = _rerank(text_feat @ image_feat[q], k, options.top_k, lambda top: torch.cat(
-                [_itm_scores(model, texts[t], image_states[q:q + 1], device) for t in top.tolist()]))
+            matches = _rerank(
+                text_feat @ image_feat[q],
+                k,
+                options.top_k,
+                lambda top, q=q: torch.cat(
+                    [_itm_scores(model, texts[t], image_states[q : q + 1], device) for t in top.tolist()]
+                ),
+            )
             records.append({"query": str(path), "matches": [{"caption": captions[i], **m} for i, m in matches]})
     log.info("predict: %d quer%s with %s (retrieval)", len(records), "y" if len(records) == 1 else "ies", checkpoint)
     write_records(records, cfg.output, format_record)

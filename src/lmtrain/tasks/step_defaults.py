@@ -34,9 +34,13 @@ def task_max_steps(task_cfg: Any, max_steps: int | None, backbone: str) -> tuple
     article = "an" if backbone[:1] in "aeiou" else "a"
     key = backbone if backbone in table else "default"
     if key not in table:
-        raise UserError(f"trainer.max_steps is null, so task={name} takes its steps from {KEY}, which has no entry "
-                        f"for {article} {backbone} backbone and no `default` ({table}); give trainer.max_steps=N "
-                        f"or +{KEY}.{backbone}=N.")
+        raise UserError(
+            f"trainer.max_steps is null, so task={name} takes its steps from {KEY}, which has no entry "
+            f"for {article} {backbone} backbone and no `default` ({table}); give trainer.max_steps=N "
+            f"or +{KEY}.{backbone}=N."
+        )
     listed = ", ".join(f"{k}: {v}" for k, v in table.items())
-    return table[key], (f"trainer.max_steps={table[key]}: task={name}'s default for {article} {backbone} backbone, "
-                        f"from {KEY} {{{listed}}}; give trainer.max_steps=N to choose")
+    return table[key], (
+        f"trainer.max_steps={table[key]}: task={name}'s default for {article} {backbone} backbone, "
+        f"from {KEY} {{{listed}}}; give trainer.max_steps=N to choose"
+    )

@@ -24,16 +24,17 @@ from typing import Any, TypeVar
 import torch
 from torch import nn
 
-from lmtrain.files.checkpoints import TOKENIZER, read_model_meta
 from lmtrain.config.commands import FinetuneConfig, PretrainConfig
+from lmtrain.config.durations import parse_duration
 from lmtrain.config.training import TrainerConfig
 from lmtrain.data.tokenizer import TextTokenizer
-from lmtrain.config.durations import parse_duration
 from lmtrain.errors import UserError
+from lmtrain.files.checkpoints import TOKENIZER, read_model_meta
 from lmtrain.objectives.base import Objective
 from lmtrain.run_folder.layout import TOKENIZER_FILE, RunDir, hydra_run_dir
 from lmtrain.runs.plot import save_run_curves
 from lmtrain.runs.task_plots import save_task_plots
+from lmtrain.shell_words import command
 from lmtrain.training import checkpoint as ckpt
 from lmtrain.training.data_agreement import check_same_data, tokenizer_digest
 from lmtrain.training.deferred_init import ShardLayout, build_deferred, is_deferred
@@ -48,7 +49,6 @@ from lmtrain.training.sharding import shard_layout
 from lmtrain.training.step_plan import PlanSource
 from lmtrain.training.train_batches import TrainingSet
 from lmtrain.training.trainer import Trainer
-from lmtrain.shell_words import command
 
 log = logging.getLogger(__name__)
 
@@ -131,8 +131,9 @@ class RunContext:
         if self.resume_from is not None:
             roles = read_model_meta(self.resume_from)["tokenizer_roles"]
             own = self.resume_from / TOKENIZER
-            return TextTokenizer.from_file(own if own.exists() else self.resume_from.parent.parent / TOKENIZER_FILE,
-                                           roles)
+            return TextTokenizer.from_file(
+                own if own.exists() else self.resume_from.parent.parent / TOKENIZER_FILE, roles
+            )
 
         def trained() -> tuple[TextTokenizer, str]:
             tokenizer = train()
@@ -152,14 +153,19 @@ def start_run(cfg: PretrainConfig | FinetuneConfig) -> RunContext:
     """
     started = time.perf_counter()
     if cfg.trainer.max_steps is None and not getattr(getattr(cfg, "task", None), "max_steps_by_backbone", None):
-        raise UserError("trainer.max_steps=null leaves the number of steps to a fine-tuning task preset's default "
-                        "for the backbone (task.max_steps_by_backbone), and this command has none; give "
-                        "trainer.max_steps=N.")
+        raise UserError(
+            "trainer.max_steps=null leaves the number of steps to a fine-tuning task preset's default "
+            "for the backbone (task.max_steps_by_backbone), and this command has none; give "
+            "trainer.max_steps=N."
+        )
     require_loggers(cfg.trainer.loggers)  # a missing package fails now, not after data preparation
     device = resolve_device(cfg.trainer.device)
-    dist = Distributed.from_env(cfg.trainer.strategy, device.type,
-                                parse_duration(cfg.trainer.dist_timeout, "trainer.dist_timeout"),
-                                parse_duration(cfg.trainer.host_timeout, "trainer.host_timeout"))
+    dist = Distributed.from_env(
+        cfg.trainer.strategy,
+        device.type,
+        parse_duration(cfg.trainer.dist_timeout, "trainer.dist_timeout"),
+        parse_duration(cfg.trainer.host_timeout, "trainer.host_timeout"),
+    )
     run_dir = RunDir(dist.broadcast(str(hydra_run_dir())))  # every rank uses rank 0's run directory
     resume_from = _same_on_every_rank(dist, ckpt.resume_checkpoint(cfg.trainer.resume, run_dir.checkpoints))
     layout = shard_layout(dist, cfg.trainer.fsdp_replicas) if dist.sharded else ShardLayout()
@@ -174,11 +180,13 @@ def _same_on_every_rank(dist: Distributed, resume_from: Path | None) -> Path | N
     found = dist.gather(str(resume_from) if resume_from is not None else None)
     odd = [rank for rank, path in enumerate(found) if path != found[0]]
     if odd:
-        raise UserError(f"trainer.resume: rank 0 continues from {found[0] or 'scratch (no checkpoint yet)'}, but "
-                        f"rank{'s' if len(odd) > 1 else ''} {', '.join(map(str, odd))} found "
-                        f"{found[odd[0]] or 'no checkpoint'}. Every node must read rank 0's checkpoint at the same "
-                        "path: put the run directory on a filesystem every node shares, or copy the checkpoint "
-                        "to that path on every node.")
+        raise UserError(
+            f"trainer.resume: rank 0 continues from {found[0] or 'scratch (no checkpoint yet)'}, but "
+            f"rank{'s' if len(odd) > 1 else ''} {', '.join(map(str, odd))} found "
+            f"{found[odd[0]] or 'no checkpoint'}. Every node must read rank 0's checkpoint at the same "
+            "path: put the run directory on a filesystem every node shares, or copy the checkpoint "
+            "to that path on every node."
+        )
     return resume_from
 
 
@@ -237,25 +245,47 @@ def fit(context: RunContext, parts: RunParts, cfg: PretrainConfig | FinetuneConf
     # start_run refuses max_steps=null unless a task preset has a default, which finetune sets before this
     assert cfg.trainer.max_steps is not None, "trainer.max_steps is settled before training"
     scheduler = build_scheduler(optimizer, cfg.optim, cfg.trainer.max_steps)
-    trainer = Trainer(parts.model, parts.objective, optimizer, scheduler, parts.train_set, parts.eval_set,
-                      parts.collate, cfg.trainer, run_dir, device, parts.meta, context.tokenizer_path, dist=dist)
+    trainer = Trainer(
+        parts.model,
+        parts.objective,
+        optimizer,
+        scheduler,
+        parts.train_set,
+        parts.eval_set,
+        parts.collate,
+        cfg.trainer,
+        run_dir,
+        device,
+        parts.meta,
+        context.tokenizer_path,
+        dist=dist,
+    )
     if parts.description:
-        log.info("%s, device %s%s", parts.description, device,
-                 f", {dist.world_size} processes ({dist.strategy})" if dist.enabled else "")
+        log.info(
+            "%s, device %s%s",
+            parts.description,
+            device,
+            f", {dist.world_size} processes ({dist.strategy})" if dist.enabled else "",
+        )
     plan = PlanSource(getattr(cfg.data, "max_seq_len", None), parts.steps_note or "trainer.max_steps")
     summary = fit_run(trainer, cfg, run_dir, context.resume_from, plan)
-    summary = {**parts.summary, **summary, **(parts.report(trainer) if parts.report else {}),
-               "world_size": dist.world_size,
-               "wall_seconds": round(time.perf_counter() - context.started, 2),
-               "config": dataclasses.asdict(cfg)}
+    summary = {
+        **parts.summary,
+        **summary,
+        **(parts.report(trainer) if parts.report else {}),
+        "world_size": dist.world_size,
+        "wall_seconds": round(time.perf_counter() - context.started, 2),
+        "config": dataclasses.asdict(cfg),
+    }
     dist.close()
     if dist.is_main:
         finish_run(run_dir, summary, parts.title, list(cfg.trainer.loggers), parts.next_commands)
     return summary
 
 
-def finish_run(run_dir: RunDir, summary: dict[str, Any], title: str, loggers: list[str],
-               next_commands: Sequence[str] = ()) -> None:
+def finish_run(
+    run_dir: RunDir, summary: dict[str, Any], title: str, loggers: list[str], next_commands: Sequence[str] = ()
+) -> None:
     """End a training run: ``summary.json``, ``curves.png`` (and the task's pictures), the summary to the
     trackers ``loggers`` names (``trainer.loggers``), the summary table on the console and the commands
     that apply next."""
@@ -265,5 +295,10 @@ def finish_run(run_dir: RunDir, summary: dict[str, Any], title: str, loggers: li
     send_summary(loggers, run_dir.path, summary)
     print_summary(title, summary)
     more = 2 * max(summary.get("steps", 0), 1)  # "train longer": resume continues the schedule to the new total
-    print_next_commands([*next_commands, command("resume", shlex.quote(str(run_dir.path)), f"trainer.max_steps={more}"),
-                         command("runs")])
+    print_next_commands(
+        [
+            *next_commands,
+            command("resume", shlex.quote(str(run_dir.path)), f"trainer.max_steps={more}"),
+            command("runs"),
+        ]
+    )

@@ -28,10 +28,28 @@ from safetensors import SafetensorError
 from safetensors.torch import save_file, save_model
 from torch import nn
 
-from lmtrain.files.atomic import atomic_directory, follow_umask, is_link, make_dirs, remove_entry, write_text, write_with
-from lmtrain.files.checkpoints import (BEST, LAST, MODEL_META, SHARDED, TOKENIZER, TRAINER_STATE, WEIGHTS,
-                                      is_checkpoint, is_sharded, resolve_checkpoint)
 from lmtrain.errors import UserError
+from lmtrain.files.atomic import (
+    atomic_directory,
+    follow_umask,
+    is_link,
+    make_dirs,
+    remove_entry,
+    write_text,
+    write_with,
+)
+from lmtrain.files.checkpoints import (
+    BEST,
+    LAST,
+    MODEL_META,
+    SHARDED,
+    TOKENIZER,
+    TRAINER_STATE,
+    WEIGHTS,
+    is_checkpoint,
+    is_sharded,
+    resolve_checkpoint,
+)
 from lmtrain.files.sharded import sharded_problem
 from lmtrain.files.tensors import read_torch_tensors, safetensors_problem, torch_file_problem
 
@@ -63,9 +81,15 @@ def set_rng_state(state: dict[str, Any]) -> None:
     torch.cuda.set_rng_state(cuda)
 
 
-def save_checkpoint(checkpoints_dir: Path, step: int, model: nn.Module, model_meta: dict[str, Any],
-                    trainer_state: dict[str, Any] | None, tokenizer_file: Path | None,
-                    weights: dict[str, torch.Tensor] | None = None) -> Path:
+def save_checkpoint(
+    checkpoints_dir: Path,
+    step: int,
+    model: nn.Module,
+    model_meta: dict[str, Any],
+    trainer_state: dict[str, Any] | None,
+    tokenizer_file: Path | None,
+    weights: dict[str, torch.Tensor] | None = None,
+) -> Path:
     """Write ``step-<step>`` atomically and point ``last`` at it.
 
     Args:
@@ -96,8 +120,13 @@ def save_checkpoint(checkpoints_dir: Path, step: int, model: nn.Module, model_me
     return final
 
 
-def write_small_files(folder: Path, step: int, model_meta: dict[str, Any], trainer_state: dict[str, Any] | None,
-                      tokenizer_file: Path | None) -> None:
+def write_small_files(
+    folder: Path,
+    step: int,
+    model_meta: dict[str, Any],
+    trainer_state: dict[str, Any] | None,
+    tokenizer_file: Path | None,
+) -> None:
     """Write a checkpoint's ``model.json``, ``trainer_state.pt`` (if any) and copy of ``tokenizer.json`` (if any).
 
     Each file is written whole under a temporary name and renamed, never through a link (:mod:`lmtrain.files.atomic`).
@@ -139,16 +168,24 @@ def save_failed(checkpoints_dir: Path, final: Path, model: nn.Module, error: Bas
     """The error for a checkpoint that could not be written: how much room it needs, what is intact."""
     mib = 1 << 20
     previous = checkpoints_dir / LAST
-    needed = (sum(f.stat().st_size for f in previous.resolve().rglob("*") if f.is_file()) if is_checkpoint(previous)
-              else 3 * sum(p.numel() * p.element_size() for p in model.parameters()))  # weights + Adam's 2 moments
+    needed = (
+        sum(f.stat().st_size for f in previous.resolve().rglob("*") if f.is_file())
+        if is_checkpoint(previous)
+        else 3 * sum(p.numel() * p.element_size() for p in model.parameters())
+    )  # weights + Adam's 2 moments
     free = shutil.disk_usage(checkpoints_dir).free
-    kept = (f"The previous checkpoint {previous.resolve()} is intact, and `lmtrain resume {checkpoints_dir.parent}` "
-            "continues from it once there is room" if is_checkpoint(previous)
-            else "No checkpoint of this run had been written yet; start it again once there is room")
-    return UserError(f"could not write checkpoint {final.name} in {checkpoints_dir} ({' '.join(str(error).split())}): "
-                     f"the disk or a file-size limit is full. A checkpoint needs about {needed / mib:.1f} MiB; "
-                     f"{free / mib:.1f} MiB are free there. {kept} (lower trainer.keep_last to keep fewer "
-                     "checkpoints).")
+    kept = (
+        f"The previous checkpoint {previous.resolve()} is intact, and `lmtrain resume {checkpoints_dir.parent}` "
+        "continues from it once there is room"
+        if is_checkpoint(previous)
+        else "No checkpoint of this run had been written yet; start it again once there is room"
+    )
+    return UserError(
+        f"could not write checkpoint {final.name} in {checkpoints_dir} ({' '.join(str(error).split())}): "
+        f"the disk or a file-size limit is full. A checkpoint needs about {needed / mib:.1f} MiB; "
+        f"{free / mib:.1f} MiB are free there. {kept} (lower trainer.keep_last to keep fewer "
+        "checkpoints)."
+    )
 
 
 def point_last(checkpoints_dir: Path, checkpoint: Path) -> None:
@@ -175,8 +212,10 @@ def prune_checkpoints(checkpoints_dir: Path, keep_last: int) -> None:
     if keep_last <= 0:
         return
     # a link named step-N is no checkpoint lmtrain wrote: never followed, never deleted
-    steps = sorted((p for p in checkpoints_dir.glob("step-*") if p.is_dir() and not is_link(p) and p.name[5:].isdigit()),
-                   key=lambda p: int(p.name[5:]))
+    steps = sorted(
+        (p for p in checkpoints_dir.glob("step-*") if p.is_dir() and not is_link(p) and p.name[5:].isdigit()),
+        key=lambda p: int(p.name[5:]),
+    )
     protected = {(checkpoints_dir / name).resolve() for name in (LAST, BEST) if (checkpoints_dir / name).exists()}
     for path in steps[:-keep_last]:
         if path.resolve() not in protected:
@@ -211,8 +250,11 @@ def checkpoint_problem(checkpoint: Path, need_state: bool = True) -> str | None:
 
 def _newest_first(checkpoints_dir: Path) -> list[Path]:
     """``last``'s target, then every ``step-N`` from the newest step down."""
-    steps = sorted((p for p in checkpoints_dir.glob("step-*") if p.is_dir() and p.name[5:].isdigit()),
-                   key=lambda p: int(p.name[5:]), reverse=True)
+    steps = sorted(
+        (p for p in checkpoints_dir.glob("step-*") if p.is_dir() and p.name[5:].isdigit()),
+        key=lambda p: int(p.name[5:]),
+        reverse=True,
+    )
     last = checkpoints_dir / LAST
     first = [last.resolve()] if last.is_symlink() and last.exists() else []
     return first + [p.resolve() for p in steps if p.resolve() not in first]
@@ -229,9 +271,11 @@ def newest_intact_checkpoint(checkpoints_dir: Path) -> Path | None:
             return candidate
         skipped.append((candidate, problem))
     if skipped:
-        raise UserError(f"trainer.resume=auto: no intact checkpoint in {checkpoints_dir} "
-                        f"({'; '.join(f'{p.name}: {why}' for p, why in skipped)}). Start the run again with "
-                        "trainer.overwrite=true, or restore the checkpoints from a copy.")
+        raise UserError(
+            f"trainer.resume=auto: no intact checkpoint in {checkpoints_dir} "
+            f"({'; '.join(f'{p.name}: {why}' for p, why in skipped)}). Start the run again with "
+            "trainer.overwrite=true, or restore the checkpoints from a copy."
+        )
     return None
 
 
@@ -247,8 +291,10 @@ def resume_checkpoint(resume: str | None, checkpoints_dir: Path) -> Path | None:
     found = resolve_checkpoint(resume, key="trainer.resume")
     problem = checkpoint_problem(found)
     if problem:
-        raise UserError(f"trainer.resume={resume}: {found} cannot be resumed from ({problem}). "
-                        "Name another checkpoint (an older checkpoints/step-N of the run).")
+        raise UserError(
+            f"trainer.resume={resume}: {found} cannot be resumed from ({problem}). "
+            "Name another checkpoint (an older checkpoints/step-N of the run)."
+        )
     return found
 
 
@@ -256,6 +302,8 @@ def load_trainer_state(checkpoint: Path) -> dict[str, Any]:
     """The ``trainer_state.pt`` of a checkpoint; UserError if it has none, is damaged or is not plain tensors."""
     path = checkpoint / TRAINER_STATE
     if not path.exists():
-        raise UserError(f"{checkpoint} holds weights only (no {TRAINER_STATE}), so training cannot resume "
-                        "from it exactly; start a new run from its weights instead.")
+        raise UserError(
+            f"{checkpoint} holds weights only (no {TRAINER_STATE}), so training cannot resume "
+            "from it exactly; start a new run from its weights instead."
+        )
     return read_torch_tensors(path)

@@ -37,12 +37,19 @@ class CheckpointFormat:
     def __init__(self, name: str, model: nn.Module, optimizer: torch.optim.Optimizer, dist: Distributed):
         self.name, self.model, self.optimizer, self.dist = name, model, optimizer, dist
 
-    def save(self, checkpoints_dir: Path, step: int, model_meta: dict[str, Any], trainer_state: dict[str, Any],
-             tokenizer_file: Path | None) -> Path:
+    def save(
+        self,
+        checkpoints_dir: Path,
+        step: int,
+        model_meta: dict[str, Any],
+        trainer_state: dict[str, Any],
+        tokenizer_file: Path | None,
+    ) -> Path:
         """Write ``step-<step>`` (atomically) with ``trainer_state`` and point ``last`` at it. Every rank calls it."""
         if self.name == "sharded":
-            return save_sharded_checkpoint(self.dist, checkpoints_dir, step, self.model, self.optimizer, model_meta,
-                                           trainer_state, tokenizer_file)
+            return save_sharded_checkpoint(
+                self.dist, checkpoints_dir, step, self.model, self.optimizer, model_meta, trainer_state, tokenizer_file
+            )
         gathered = self.dist.sharded
         weights = full_model_state(self.model) if gathered else None  # collectives: every rank
         optimizer = full_optimizer_state(self.model, self.optimizer) if gathered else None
@@ -58,8 +65,12 @@ class CheckpointFormat:
         if is_sharded(checkpoint):
             load_sharded_checkpoint(self.dist, checkpoint, self.model, optimizer)
         elif self.dist.sharded:  # every rank reads the full state and keeps its shard
-            load_full_state(self.model, optimizer, read_weights(checkpoint),
-                            trainer_state["optimizer"] if trainer_state is not None else None)
+            load_full_state(
+                self.model,
+                optimizer,
+                read_weights(checkpoint),
+                trainer_state["optimizer"] if trainer_state is not None else None,
+            )
         else:
             load_weights(self.model, checkpoint)
             if trainer_state is not None:

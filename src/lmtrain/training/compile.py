@@ -54,9 +54,12 @@ class CompiledStep:
     def _fall_back(self, error: BaseException) -> None:
         cause = getattr(error, "inner_exception", None) or error  # what the backend itself raised
         lines = [line for line in str(cause).splitlines() if line.strip()]
-        log.warning("torch.compile is not available here (%s: %s); training runs eagerly. "
-                    "Set trainer.compile=false to skip the attempt.", type(cause).__name__,
-                    lines[0] if lines else "no message")
+        log.warning(
+            "torch.compile is not available here (%s: %s); training runs eagerly. "
+            "Set trainer.compile=false to skip the attempt.",
+            type(cause).__name__,
+            lines[0] if lines else "no message",
+        )
         self.compiled = None
 
     def __call__(self, *args: Any, **kwargs: Any) -> Any:

@@ -38,8 +38,10 @@ def data_differences(held: list[dict[str, Any]]) -> list[str]:
         odd = [rank for rank, h in enumerate(held) if h["digests"].get(what) != reference.get(what)]
         if odd:
             ranks = ", ".join(f"{rank} (host {held[rank]['host']})" for rank in odd)
-            differences.append(f"the {what} of rank 0 and of rank{'s' if len(odd) > 1 else ''} {ranks} differ "
-                               f"({str(reference.get(what))[:12]} vs {str(held[odd[0]]['digests'].get(what))[:12]})")
+            differences.append(
+                f"the {what} of rank 0 and of rank{'s' if len(odd) > 1 else ''} {ranks} differ "
+                f"({str(reference.get(what))[:12]} vs {str(held[odd[0]]['digests'].get(what))[:12]})"
+            )
     return differences
 
 
@@ -61,7 +63,11 @@ def check_same_data(dist: Distributed, digests: dict[str, str]) -> None:
             f"The ranks of this job do not hold the same data, so they would train on different token ids: "
             f"{'; '.join(differences)}. Each node prepared its own copy in its data.cache_dir: give every node "
             "identical data files (data.train_files, data.eval_files) and tokenizer.path, or put data.cache_dir "
-            "on a filesystem every node shares, so one node prepares and the others read it; then start again.")
+            "on a filesystem every node shares, so one node prepares and the others read it; then start again."
+        )
     if dist.is_main:
-        log.info("all %d ranks hold the same data: %s", dist.world_size,
-                 ", ".join(f"{what} {digest[:12]}" for what, digest in sorted(digests.items())))
+        log.info(
+            "all %d ranks hold the same data: %s",
+            dist.world_size,
+            ", ".join(f"{what} {digest[:12]}" for what, digest in sorted(digests.items())),
+        )

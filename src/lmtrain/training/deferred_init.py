@@ -42,9 +42,19 @@ _Model = TypeVar("_Model", bound=nn.Module)  # the built model's own class
 aten = torch.ops.aten
 
 # operations that overwrite all of their first argument without reading it: the value before them is dead
-_OVERWRITES = {aten.normal_.default, aten.uniform_.default, aten.zero_.default, aten.fill_.Scalar,
-               aten.fill_.Tensor, aten.copy_.default, aten.random_.default, getattr(aten.random_, "from"),
-               aten.random_.to, aten.bernoulli_.float, aten.exponential_.default}
+_OVERWRITES = {
+    aten.normal_.default,
+    aten.uniform_.default,
+    aten.zero_.default,
+    aten.fill_.Scalar,
+    aten.fill_.Tensor,
+    aten.copy_.default,
+    aten.random_.default,
+    getattr(aten.random_, "from"),
+    aten.random_.to,
+    aten.bernoulli_.float,
+    aten.exponential_.default,
+}
 # meta model -> {parameter or buffer name: its initial value on this rank (a shard for parameters)}
 _PENDING: weakref.WeakKeyDictionary[nn.Module, dict[str, torch.Tensor]] = weakref.WeakKeyDictionary()
 
@@ -110,8 +120,11 @@ def _meta_tensors(*trees) -> list[torch.Tensor]:
 
 
 def _covers_its_storage(tensor: torch.Tensor) -> bool:
-    return (tensor.storage_offset() == 0 and tensor.is_contiguous()
-            and tensor.numel() * tensor.element_size() == tensor.untyped_storage().nbytes())
+    return (
+        tensor.storage_offset() == 0
+        and tensor.is_contiguous()
+        and tensor.numel() * tensor.element_size() == tensor.untyped_storage().nbytes()
+    )
 
 
 def _overwrites(op: _Op, key: int) -> bool:
@@ -205,8 +218,9 @@ def _initial_values(model: nn.Module, ops: list[_Op], layout: ShardLayout) -> di
 
     def keep(storage: torch.UntypedStorage, key: int) -> None:
         for name, tensor, sharded in by_storage[key]:
-            full = torch.empty(0, dtype=tensor.dtype).set_(storage, tensor.storage_offset(), tensor.size(),
-                                                            tensor.stride())
+            full = torch.empty(0, dtype=tensor.dtype).set_(
+                storage, tensor.storage_offset(), tensor.size(), tensor.stride()
+            )
             values[name] = layout.local(full) if sharded else full.clone()
 
     replay(ops, {key: functools.partial(keep, key=key) for key in by_storage})
@@ -244,8 +258,11 @@ def build_deferred(build: Callable[[], _Model], layout: ShardLayout) -> _Model:
     except UserError:
         raise
     except (RuntimeError, NotImplementedError, TypeError, ValueError) as error:
-        log.warning("the model cannot be built on the meta device (%s); every rank builds it in full on the CPU "
-                    "before sharding it", str(error).splitlines()[0][:200] if str(error) else type(error).__name__)
+        log.warning(
+            "the model cannot be built on the meta device (%s); every rank builds it in full on the CPU "
+            "before sharding it",
+            str(error).splitlines()[0][:200] if str(error) else type(error).__name__,
+        )
         torch.set_rng_state(before)
         return build()
     return model
@@ -264,11 +281,15 @@ def materialise(root: nn.Module, model: nn.Module, device: torch.device) -> None
     values = _PENDING.pop(model)
     root.to_empty(device=device)  # FSDP re-registers its sharded parameters on the new storage
     with torch.no_grad():
-        for name, tensor in [*model.named_parameters(remove_duplicate=False),
-                             *model.named_buffers(remove_duplicate=False)]:
+        for name, tensor in [
+            *model.named_parameters(remove_duplicate=False),
+            *model.named_buffers(remove_duplicate=False),
+        ]:
             local = tensor.to_local() if isinstance(tensor, DTensor) else tensor
             value = values[name]
             if local.shape != value.shape:
-                raise RuntimeError(f"{name}: fully_shard gave this rank a shard of shape {tuple(local.shape)}, "
-                                   f"the deferred initialisation one of {tuple(value.shape)}")
+                raise RuntimeError(
+                    f"{name}: fully_shard gave this rank a shard of shape {tuple(local.shape)}, "
+                    f"the deferred initialisation one of {tuple(value.shape)}"
+                )
             local.copy_(value)

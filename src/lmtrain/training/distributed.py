@@ -22,8 +22,14 @@ from lmtrain.errors import UserError
 
 STRATEGIES = ("auto", "single", "ddp", "fsdp")
 # what gloo and NCCL say when the process at the other end of a collective has gone
-_PEER_GONE = ("Connection reset by peer", "Connection closed by peer", "Broken pipe", "NCCL communicator was aborted",
-              "remote process exited", "Socket Timeout")
+_PEER_GONE = (
+    "Connection reset by peer",
+    "Connection closed by peer",
+    "Broken pipe",
+    "NCCL communicator was aborted",
+    "remote process exited",
+    "Socket Timeout",
+)
 
 
 def restart_safe_store(timeout: datetime.timedelta) -> dist.Store | None:
@@ -36,8 +42,13 @@ def restart_safe_store(timeout: datetime.timedelta) -> dist.Store | None:
     """
     if os.environ.get("TORCHELASTIC_USE_AGENT_STORE") != "True":
         return None
-    agent_store = dist.TCPStore(os.environ["MASTER_ADDR"], int(os.environ["MASTER_PORT"]),
-                                int(os.environ["WORLD_SIZE"]), is_master=False, timeout=timeout)
+    agent_store = dist.TCPStore(
+        os.environ["MASTER_ADDR"],
+        int(os.environ["MASTER_PORT"]),
+        int(os.environ["WORLD_SIZE"]),
+        is_master=False,
+        timeout=timeout,
+    )
     attempt = os.environ.get("TORCHELASTIC_RESTART_COUNT", "0")
     return dist.PrefixStore(f"/lmtrain/attempt_{attempt}", agent_store)
 
@@ -57,20 +68,26 @@ def lost_peer(error: BaseException, rank: int, checkpoints_dir: Path, newest: Pa
     not the cause and what was kept.
     """
     first_line = _first_line(error)
-    kept = f"the newest checkpoint, {newest}, is intact" if newest else f"no intact checkpoint is in {checkpoints_dir} yet"
-    return UserError(f"rank {rank} lost another process of this job while it waited for it in a collective "
-                     f"({first_line.split('] ', 1)[-1].split('. ')[0][:200]}). The cause is in the log of the process that "
-                     f"stopped first (torchrun's summary names it). Nothing was lost: {kept}. Under `torchrun "
-                     f"--max-restarts=N` the workers continue from it by themselves; otherwise continue "
-                     f"it with `lmtrain resume {checkpoints_dir.parent}`.")
+    kept = (
+        f"the newest checkpoint, {newest}, is intact" if newest else f"no intact checkpoint is in {checkpoints_dir} yet"
+    )
+    return UserError(
+        f"rank {rank} lost another process of this job while it waited for it in a collective "
+        f"({first_line.split('] ', 1)[-1].split('. ')[0][:200]}). The cause is in the log of the process that "
+        f"stopped first (torchrun's summary names it). Nothing was lost: {kept}. Under `torchrun "
+        f"--max-restarts=N` the workers continue from it by themselves; otherwise continue "
+        f"it with `lmtrain resume {checkpoints_dir.parent}`."
+    )
 
 
 def bind_device(local_rank: int) -> torch.device:
     """Make ``cuda:<local_rank>`` this process's current device (before NCCL or any CUDA work touches ``cuda:0``)."""
     if local_rank >= torch.cuda.device_count():
-        raise UserError(f"LOCAL_RANK={local_rank}, but this node shows {torch.cuda.device_count()} CUDA device(s): "
-                        "start at most one process per GPU (`torchrun --nproc_per_node=<GPUs>`), and check "
-                        "CUDA_VISIBLE_DEVICES.")
+        raise UserError(
+            f"LOCAL_RANK={local_rank}, but this node shows {torch.cuda.device_count()} CUDA device(s): "
+            "start at most one process per GPU (`torchrun --nproc_per_node=<GPUs>`), and check "
+            "CUDA_VISIBLE_DEVICES."
+        )
     torch.cuda.set_device(local_rank)
     return torch.device("cuda", local_rank)
 
@@ -96,8 +113,9 @@ class Distributed:
         local_rank: rank on this node (selects the CUDA device).
     """
 
-    def __init__(self, rank: int = 0, world_size: int = 1, local_rank: int = 0, control_group: Any = None,
-                 strategy: str = "ddp"):
+    def __init__(
+        self, rank: int = 0, world_size: int = 1, local_rank: int = 0, control_group: Any = None, strategy: str = "ddp"
+    ):
         self.rank, self.world_size, self.local_rank = rank, world_size, local_rank
         # CPU (gloo) group with the long host timeout: host-side flags and every object collective, barrier and
         # wait (tokenizer, data preparation, saves); None = the default group
@@ -105,8 +123,9 @@ class Distributed:
         self.strategy = strategy if world_size > 1 or strategy == "fsdp" else "single"
 
     @classmethod
-    def from_env(cls, strategy: str, device_type: str, timeout: float = 1800.0,
-                 host_timeout: float = 6 * 3600.0) -> "Distributed":
+    def from_env(
+        cls, strategy: str, device_type: str, timeout: float = 1800.0, host_timeout: float = 6 * 3600.0
+    ) -> Distributed:
         """Join the process group `torchrun` describes (or stay single for ``strategy=single``).
 
         On CUDA each process binds its own GPU (``LOCAL_RANK``) before it joins, and tells NCCL which one
@@ -125,8 +144,10 @@ class Distributed:
         if strategy == "single" or (strategy == "auto" and world_size == 1):
             return cls()
         if "RANK" not in os.environ:
-            raise UserError(f"trainer.strategy={strategy} needs one process per device, started by torchrun: "
-                            f"`torchrun --nproc_per_node=N -m lmtrain pretrain ... trainer.strategy={strategy}`.")
+            raise UserError(
+                f"trainer.strategy={strategy} needs one process per device, started by torchrun: "
+                f"`torchrun --nproc_per_node=N -m lmtrain pretrain ... trainer.strategy={strategy}`."
+            )
         local_rank = int(os.environ.get("LOCAL_RANK", "0"))
         if not dist.is_initialized():
             _join(device_type, local_rank, world_size, datetime.timedelta(seconds=timeout))

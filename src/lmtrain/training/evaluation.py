@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import contextlib
-from typing import Any, Callable, Protocol
+from collections.abc import Callable
+from typing import Any, Protocol
 
 import torch
 from torch import nn
@@ -41,8 +42,9 @@ def rank_share(n_batches: int, rank: int, world_size: int) -> range:
     return range(start, start + base + (1 if rank < extra else 0))
 
 
-def _summed_over_ranks(sums: dict[str, torch.Tensor], sequences: int, dist: Distributed,
-                       device: torch.device) -> tuple[dict[str, torch.Tensor], int]:
+def _summed_over_ranks(
+    sums: dict[str, torch.Tensor], sequences: int, dist: Distributed, device: torch.device
+) -> tuple[dict[str, torch.Tensor], int]:
     """Every rank's metric sums added up (a sum some rank lacks, e.g. one no batch of its part produced, counts
     as 0 there), and the sequences all ranks evaluated."""
     seen = dist.gather((sorted(sums), sequences))
@@ -55,19 +57,29 @@ def _gathered(predictions: list, model: nn.Module, dist: Distributed) -> list:
     """Every rank's predictions in rank order (= the set's order). An entry that is the model itself (retrieval
     re-ranks with it) travels as a marker and becomes this rank's model again."""
     marker = "<the evaluated model>"
-    portable = [{k: marker if v is model else v for k, v in p.items()} if isinstance(p, dict) else p
-                for p in predictions]
+    portable = [
+        {k: marker if v is model else v for k, v in p.items()} if isinstance(p, dict) else p for p in predictions
+    ]
     joined = [p for part in dist.gather(portable) for p in part]
-    return [{k: model if isinstance(v, str) and v == marker else v for k, v in p.items()} if isinstance(p, dict)
-            else p for p in joined]
+    return [
+        {k: model if isinstance(v, str) and v == marker else v for k, v in p.items()} if isinstance(p, dict) else p
+        for p in joined
+    ]
 
 
 @torch.no_grad()
-def evaluate_objective(model: nn.Module, objective: Objective, dataset: EvaluationSet, collate: Callable,
-                       batch_size: int, max_batches: int | None, device: torch.device,
-                       autocast: Callable[[], contextlib.AbstractContextManager] = contextlib.nullcontext,
-                       predictions_out: list | None = None,
-                       dist: Distributed | None = None) -> tuple[dict[str, float], int]:
+def evaluate_objective(
+    model: nn.Module,
+    objective: Objective,
+    dataset: EvaluationSet,
+    collate: Callable,
+    batch_size: int,
+    max_batches: int | None,
+    device: torch.device,
+    autocast: Callable[[], contextlib.AbstractContextManager] = contextlib.nullcontext,
+    predictions_out: list | None = None,
+    dist: Distributed | None = None,
+) -> tuple[dict[str, float], int]:
     """Run ``objective`` over ``dataset`` in order; returns (metrics, sequences evaluated).
 
     With ``dist`` (several ranks) each rank evaluates its share of the batches (:func:`rank_share`) and the
@@ -106,8 +118,9 @@ def evaluate_objective(model: nn.Module, objective: Objective, dataset: Evaluati
     return metrics, sequences
 
 
-def _rank_batches(n_sequences: int, batch_size: int, max_batches: int | None, shared: Distributed | None
-                  ) -> tuple[list[list[int]], int]:
+def _rank_batches(
+    n_sequences: int, batch_size: int, max_batches: int | None, shared: Distributed | None
+) -> tuple[list[list[int]], int]:
     """The batches (dataset indices) this rank runs, in order, and how many of them count: its share of the
     set's first ``max_batches``, then (under FSDP) the first batch again until every rank runs as many."""
     batches = EpochBatches(n_sequences, batch_size, shuffle=False, drop_last=False).batches(0)
@@ -117,9 +130,16 @@ def _rank_batches(n_sequences: int, batch_size: int, max_batches: int | None, sh
     return [batches[i] for i in share] + [batches[0]] * padding, len(share)
 
 
-def _run_batches(model: nn.Module, objective: Objective, dataset: EvaluationSet, collate: Callable,
-                 batches: list[list[int]], counted: int, device: torch.device,
-                 autocast: Callable[[], contextlib.AbstractContextManager]) -> tuple[dict[str, torch.Tensor], list]:
+def _run_batches(
+    model: nn.Module,
+    objective: Objective,
+    dataset: EvaluationSet,
+    collate: Callable,
+    batches: list[list[int]],
+    counted: int,
+    device: torch.device,
+    autocast: Callable[[], contextlib.AbstractContextManager],
+) -> tuple[dict[str, torch.Tensor], list]:
     """Run ``objective`` on each batch of ``batches`` (dataset indices); returns the metric sums and the
     predictions of the first ``counted`` batches (the others only keep this rank in step with the others)."""
     sums: dict[str, torch.Tensor] = {}

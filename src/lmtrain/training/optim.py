@@ -12,8 +12,9 @@ from lmtrain.config.training import OptimConfig
 from lmtrain.errors import UserError
 
 
-def parameter_groups(model: nn.Module, weight_decay: float, lr: float, head_lr: float | None = None
-                     ) -> list[dict[str, Any]]:
+def parameter_groups(
+    model: nn.Module, weight_decay: float, lr: float, head_lr: float | None = None
+) -> list[dict[str, Any]]:
     """Matrices decay; biases and normalisation weights (1-D tensors) do not. Frozen ones are left out.
 
     Args:
@@ -30,12 +31,15 @@ def parameter_groups(model: nn.Module, weight_decay: float, lr: float, head_lr: 
         seen.add(id(param))  # tied matrices appear under two names: optimise them once
         is_head = head_lr is not None and name.startswith("heads.")
         groups.setdefault((param.dim() >= 2, is_head), []).append(param)
-    return [{"params": params, "weight_decay": weight_decay if decays else 0.0,
-             "lr": head_lr if is_head else lr} for (decays, is_head), params in groups.items()]
+    return [
+        {"params": params, "weight_decay": weight_decay if decays else 0.0, "lr": head_lr if is_head else lr}
+        for (decays, is_head), params in groups.items()
+    ]
 
 
-def build_optimizer(model: nn.Module, optim_cfg: OptimConfig, device: torch.device, head_lr: float | None = None
-                    ) -> torch.optim.Optimizer:
+def build_optimizer(
+    model: nn.Module, optim_cfg: OptimConfig, device: torch.device, head_lr: float | None = None
+) -> torch.optim.Optimizer:
     """AdamW over :func:`parameter_groups`, fused on CUDA and CPU, multi-tensor (foreach) elsewhere.
 
     On CPU the fused step reads each parameter, gradient and moment once instead of once per
@@ -101,8 +105,9 @@ class LRPlan:
         return lr_multiplier(step, self.warmup, self.horizon, self.schedule, self.min_ratio)
 
 
-def build_scheduler(optimizer: torch.optim.Optimizer, optim_cfg: OptimConfig, max_steps: int
-                    ) -> torch.optim.lr_scheduler.LambdaLR:
+def build_scheduler(
+    optimizer: torch.optim.Optimizer, optim_cfg: OptimConfig, max_steps: int
+) -> torch.optim.lr_scheduler.LambdaLR:
     """The schedule of ``optim_cfg``, planned over ``optim_cfg.decay_steps`` (default: ``max_steps``).
 
     Past its horizon the learning rate stays at the final ``min_lr_ratio`` share of the peak. The

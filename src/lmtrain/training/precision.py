@@ -28,8 +28,7 @@ def resolve_device(name: str, key: str = "trainer.device") -> torch.device:
     except RuntimeError:
         raise UserError(f"{key}={name} is not a device; use auto, cpu, cuda or cuda:N.") from None
     if device.type == "cuda" and not torch.cuda.is_available():
-        raise UserError(f"{key}={name} asks for CUDA, but no CUDA device is available here; "
-                        f"use {key}=cpu (or auto).")
+        raise UserError(f"{key}={name} asks for CUDA, but no CUDA device is available here; use {key}=cpu (or auto).")
     return device
 
 
@@ -48,12 +47,20 @@ def cpu_bf16_support() -> str | None:
 def check_bf16_on_cpu(support: str | None, key: str = "trainer.precision") -> None:
     """Say in the log how bf16 runs on this CPU: natively (``support``), or emulated and slow (a warning)."""
     if support is None:
-        log.warning("%s=bf16 on a CPU without native bf16 arithmetic (no AVX512-BF16 or AMX-BF16): PyTorch "
-                    "emulates it, so training is likely slower than in fp32. It runs as asked; use %s=fp32 for "
-                    "speed on this machine.", key, key)
+        log.warning(
+            "%s=bf16 on a CPU without native bf16 arithmetic (no AVX512-BF16 or AMX-BF16): PyTorch "
+            "emulates it, so training is likely slower than in fp32. It runs as asked; use %s=fp32 for "
+            "speed on this machine.",
+            key,
+            key,
+        )
     else:
-        log.info("%s=bf16 on CPU (%s): matrix products in bf16 under autocast; weights, gradients and optimizer "
-                 "state stay in fp32", key, support)
+        log.info(
+            "%s=bf16 on CPU (%s): matrix products in bf16 under autocast; weights, gradients and optimizer "
+            "state stay in fp32",
+            key,
+            support,
+        )
 
 
 class Precision:
@@ -91,5 +98,6 @@ def use_tf32(enabled: bool) -> None:
     """Let CUDA compute fp32 matrix products and convolutions in TF32 (``trainer.tf32``), or keep them full fp32."""
     torch.backends.cuda.matmul.allow_tf32 = enabled
     torch.backends.cudnn.allow_tf32 = enabled
-    log.info("CUDA fp32 matrix products: %s (trainer.tf32=%s)", "TF32" if enabled else "full fp32",
-             str(enabled).lower())
+    log.info(
+        "CUDA fp32 matrix products: %s (trainer.tf32=%s)", "TF32" if enabled else "full fp32", str(enabled).lower()
+    )

@@ -39,14 +39,19 @@ def _put_kernels_in_force(trainer: Trainer, choice: str, resume_from: Path | Non
     """
     recorded = read_model_meta(resume_from).get("cpu_kernels") if choice == "auto" and resume_from else None
     try:
-        kernels, why = select_cpu_kernels(recorded or choice, trainer.device, memo=KERNEL_MEMO.expanduser(),
-                                          measure=trainer.dist.is_main)  # rank 0 measures, the others follow it
+        kernels, why = select_cpu_kernels(
+            recorded or choice, trainer.device, memo=KERNEL_MEMO.expanduser(), measure=trainer.dist.is_main
+        )  # rank 0 measures, the others follow it
         why = f"as the resumed run started ({why})" if recorded else why
     except UserError:  # recorded oneDNN kernels that this machine cannot run
-        log.warning("the resumed run started with %s CPU kernels, which cannot run here; the losses will not "
-                    "repeat the uninterrupted run's exactly", recorded)
-        kernels, why = select_cpu_kernels(choice, trainer.device, memo=KERNEL_MEMO.expanduser(),
-                                          measure=trainer.dist.is_main)
+        log.warning(
+            "the resumed run started with %s CPU kernels, which cannot run here; the losses will not "
+            "repeat the uninterrupted run's exactly",
+            recorded,
+        )
+        kernels, why = select_cpu_kernels(
+            choice, trainer.device, memo=KERNEL_MEMO.expanduser(), measure=trainer.dist.is_main
+        )
     if trainer.dist.enabled and choice == "auto":
         agreed = trainer.dist.broadcast(kernels)
         if agreed != kernels:
@@ -55,8 +60,13 @@ def _put_kernels_in_force(trainer: Trainer, choice: str, resume_from: Path | Non
     return kernels, why
 
 
-def fit_run(trainer: Trainer, cfg: PretrainConfig | FinetuneConfig, run: RunDir, resume_from: Path | None,
-            plan: PlanSource | None = None) -> dict[str, Any]:
+def fit_run(
+    trainer: Trainer,
+    cfg: PretrainConfig | FinetuneConfig,
+    run: RunDir,
+    resume_from: Path | None,
+    plan: PlanSource | None = None,
+) -> dict[str, Any]:
     """Train to the end and return the Trainer's summary, with the CPU kernels it ran on (``cpu_kernels``).
 
     First puts ``cfg.trainer.cpu_kernels`` in force (``auto`` measures, once per process). Resumes from
@@ -84,8 +94,9 @@ def fit_run(trainer: Trainer, cfg: PretrainConfig | FinetuneConfig, run: RunDir,
         trainer.restore(resume_from)
     _describe_and_check(trainer, run, plan, cfg.trainer.preflight)
     if dist.is_main:  # after the preflight, so its checks leave no trace in the trackers
-        trainer.loggers = open_loggers(cfg.trainer.loggers, run.path, dataclasses.asdict(cfg),
-                                       start_step=trainer.state.step)
+        trainer.loggers = open_loggers(
+            cfg.trainer.loggers, run.path, dataclasses.asdict(cfg), start_step=trainer.state.step
+        )
     try:
         return {**trainer.fit(), "cpu_kernels": kernels}
     except TrainingInterrupted as stop:

@@ -18,9 +18,9 @@ from typing import Any
 import torch
 from torch import nn
 
+from lmtrain.errors import UserError
 from lmtrain.files.atomic import atomic_directory
 from lmtrain.files.checkpoints import SHARDED, tied_names
-from lmtrain.errors import UserError
 from lmtrain.files.sharded import load_sharded, single_process_quietly
 from lmtrain.training import checkpoint as ckpt
 from lmtrain.training.distributed import Distributed
@@ -38,14 +38,23 @@ def _require_shared_folder(dist: Distributed, folder: Path) -> None:
     """Stop on every rank if some rank cannot see ``folder`` (rank 0 made it): the shards would be lost."""
     blind = [rank for rank, sees in enumerate(dist.gather(folder.is_dir())) if not sees]
     if blind:
-        raise UserError(f"trainer.checkpoint_format=sharded: rank(s) {blind} cannot see {folder}, which rank 0 made "
-                        "for the next checkpoint, so their shards would be lost. Put the run directory on a "
-                        "filesystem every node shares, or use trainer.checkpoint_format=full (rank 0 writes it all).")
+        raise UserError(
+            f"trainer.checkpoint_format=sharded: rank(s) {blind} cannot see {folder}, which rank 0 made "
+            "for the next checkpoint, so their shards would be lost. Put the run directory on a "
+            "filesystem every node shares, or use trainer.checkpoint_format=full (rank 0 writes it all)."
+        )
 
 
-def save_sharded_checkpoint(dist: Distributed, checkpoints_dir: Path, step: int, model: nn.Module,
-                            optimizer: torch.optim.Optimizer, model_meta: dict[str, Any],
-                            trainer_state: dict[str, Any], tokenizer_file: Path | None) -> Path:
+def save_sharded_checkpoint(
+    dist: Distributed,
+    checkpoints_dir: Path,
+    step: int,
+    model: nn.Module,
+    optimizer: torch.optim.Optimizer,
+    model_meta: dict[str, Any],
+    trainer_state: dict[str, Any],
+    tokenizer_file: Path | None,
+) -> Path:
     """Write ``step-<step>`` with every rank's shards, atomically, and point ``last`` at it. Every rank calls it.
 
     Args:
@@ -70,8 +79,12 @@ def save_sharded_checkpoint(dist: Distributed, checkpoints_dir: Path, step: int,
             _require_shared_folder(dist, folder)
             state = {"model": _model_state(model), "optimizer": get_optimizer_state_dict(model, optimizer)}
             with single_process_quietly(not dist.enabled):
-                save(state, storage_writer=FileSystemWriter(folder / SHARDED), process_group=dist.control_group,
-                     no_dist=not dist.enabled)
+                save(
+                    state,
+                    storage_writer=FileSystemWriter(folder / SHARDED),
+                    process_group=dist.control_group,
+                    no_dist=not dist.enabled,
+                )
             if dist.is_main:
                 ckpt.write_small_files(folder, step, model_meta, trainer_state, tokenizer_file)
             dist.barrier()  # every rank's shards are on disk before rank 0 publishes the folder
@@ -84,12 +97,16 @@ def save_sharded_checkpoint(dist: Distributed, checkpoints_dir: Path, step: int,
     return final
 
 
-def load_sharded_checkpoint(dist: Distributed, checkpoint: Path, model: nn.Module,
-                            optimizer: torch.optim.Optimizer | None) -> None:
+def load_sharded_checkpoint(
+    dist: Distributed, checkpoint: Path, model: nn.Module, optimizer: torch.optim.Optimizer | None
+) -> None:
     """Give every rank its part of a sharded checkpoint's weights (and optimizer state, if ``optimizer``),
     whatever number of ranks wrote it. Every rank calls it."""
-    from torch.distributed.checkpoint.state_dict import (get_optimizer_state_dict, set_model_state_dict,
-                                                         set_optimizer_state_dict)
+    from torch.distributed.checkpoint.state_dict import (
+        get_optimizer_state_dict,
+        set_model_state_dict,
+        set_optimizer_state_dict,
+    )
 
     model_state = _model_state(model)
     state: dict[str, Any] = {"model": model_state}

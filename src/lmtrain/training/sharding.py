@@ -24,20 +24,21 @@ from typing import Any
 import torch
 from torch import nn
 
-from lmtrain.files.checkpoints import tied_names
 from lmtrain.config.training import TrainerConfig
 from lmtrain.errors import UserError
+from lmtrain.files.checkpoints import tied_names
 from lmtrain.training.deferred_init import ShardLayout, is_deferred, materialise
 from lmtrain.training.distributed import Distributed
-
 
 
 def shard_units(model: nn.Module) -> list[nn.Module]:
     """The modules that become FSDP units below the root: the backbone's Transformer blocks."""
     blocks = getattr(getattr(model, "backbone", None), "blocks", None)
     if blocks is None:
-        raise UserError(f"trainer.strategy=fsdp shards Transformer blocks, and a {type(model).__name__} has none; "
-                        "use trainer.strategy=ddp for this model.")
+        raise UserError(
+            f"trainer.strategy=fsdp shards Transformer blocks, and a {type(model).__name__} has none; "
+            "use trainer.strategy=ddp for this model."
+        )
     return list(blocks)
 
 
@@ -50,9 +51,11 @@ def shard_layout(dist: Distributed, replicas: int | None) -> ShardLayout:
     """
     replicas = replicas or 1
     if dist.world_size % replicas:
-        raise UserError(f"trainer.fsdp_replicas={replicas} must divide the {dist.world_size} processes of this "
-                        "job (each replica group shards the model over the same number of ranks); use a divisor, "
-                        "usually the number of nodes.")
+        raise UserError(
+            f"trainer.fsdp_replicas={replicas} must divide the {dist.world_size} processes of this "
+            "job (each replica group shards the model over the same number of ranks); use a divisor, "
+            "usually the number of nodes."
+        )
     shards = dist.world_size // replicas
     return ShardLayout(shards, dist.rank % shards)
 
@@ -65,8 +68,9 @@ def fsdp_mesh(cfg: TrainerConfig, dist: Distributed, device: torch.device):
     layout = shard_layout(dist, cfg.fsdp_replicas)
     if cfg.fsdp_replicas is None:
         return init_device_mesh(device.type, (dist.world_size,))
-    return init_device_mesh(device.type, (dist.world_size // layout.shards, layout.shards),
-                            mesh_dim_names=("replicate", "shard"))
+    return init_device_mesh(
+        device.type, (dist.world_size // layout.shards, layout.shards), mesh_dim_names=("replicate", "shard")
+    )
 
 
 def precision_policies(precision: str, reduce_fp32: bool | None) -> tuple[Any, Any]:
@@ -90,12 +94,20 @@ def precision_policies(precision: str, reduce_fp32: bool | None) -> tuple[Any, A
     if precision != "bf16":
         return MixedPrecisionPolicy(), MixedPrecisionPolicy()
     reduce = torch.float32 if reduce_fp32 else torch.bfloat16
-    return (MixedPrecisionPolicy(param_dtype=torch.bfloat16, reduce_dtype=reduce),
-            MixedPrecisionPolicy(reduce_dtype=reduce, cast_forward_inputs=False))
+    return (
+        MixedPrecisionPolicy(param_dtype=torch.bfloat16, reduce_dtype=reduce),
+        MixedPrecisionPolicy(reduce_dtype=reduce, cast_forward_inputs=False),
+    )
 
 
-def fully_shard_step(step: nn.Module, model: nn.Module, optimizer: torch.optim.Optimizer, cfg: TrainerConfig,
-                     dist: Distributed, device: torch.device) -> nn.Module:
+def fully_shard_step(
+    step: nn.Module,
+    model: nn.Module,
+    optimizer: torch.optim.Optimizer,
+    cfg: TrainerConfig,
+    dist: Distributed,
+    device: torch.device,
+) -> nn.Module:
     """Shard ``model``'s blocks and then ``step`` (the module whose forward runs a training step) over
     :func:`fsdp_mesh` with :func:`precision_policies`; a model built on the meta device gets its initial
     weights here, each rank its own shards (:mod:`lmtrain.training.deferred_init`).
@@ -116,8 +128,10 @@ def fully_shard_step(step: nn.Module, model: nn.Module, optimizer: torch.optim.O
         shard_mesh = mesh["shard"] if mesh.ndim == 2 else mesh
         expected = shard_layout(dist, cfg.fsdp_replicas)
         if (shard_mesh.size(), shard_mesh.get_local_rank()) != (expected.shards, expected.index):
-            raise RuntimeError(f"the mesh puts rank {dist.rank} at shard {shard_mesh.get_local_rank()} of "
-                               f"{shard_mesh.size()}, the deferred initialisation at {expected}")
+            raise RuntimeError(
+                f"the mesh puts rank {dist.rank} at shard {shard_mesh.get_local_rank()} of "
+                f"{shard_mesh.size()}, the deferred initialisation at {expected}"
+            )
         materialise(step, model, device)
     sharded = dict(step.named_parameters())
     for group, group_names in zip(optimizer.param_groups, groups):
@@ -169,11 +183,19 @@ def full_optimizer_state(model: nn.Module, optimizer: torch.optim.Optimizer) -> 
     return get_optimizer_state_dict(model, optimizer, options=StateDictOptions(full_state_dict=True, cpu_offload=True))
 
 
-def load_full_state(model: nn.Module, optimizer: torch.optim.Optimizer | None, weights: dict[str, torch.Tensor],
-                    optimizer_state: dict[str, Any] | None) -> None:
+def load_full_state(
+    model: nn.Module,
+    optimizer: torch.optim.Optimizer | None,
+    weights: dict[str, torch.Tensor],
+    optimizer_state: dict[str, Any] | None,
+) -> None:
     """Give every rank its shard of full ``weights`` (and ``optimizer_state``). Every rank must call it."""
-    from torch.distributed.checkpoint.state_dict import (StateDictOptions, ValueType, set_model_state_dict,
-                                                         set_optimizer_state_dict)
+    from torch.distributed.checkpoint.state_dict import (
+        StateDictOptions,
+        ValueType,
+        set_model_state_dict,
+        set_optimizer_state_dict,
+    )
 
     full: dict[str, ValueType] = dict(weights)
     for name, kept in tied_names(model).items():

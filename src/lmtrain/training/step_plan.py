@@ -54,16 +54,21 @@ def describe_plan(trainer: Trainer, source: PlanSource) -> list[str]:
     steps = limits.planned_steps()
     batch = cfg.batch_size * cfg.grad_accum * trainer.dist.world_size
     span = f"{steps:,} steps" if step == 0 else f"steps {step + 1:,}-{steps:,}"
-    why = (source.steps_note if steps == cfg.max_steps
-           else f"trainer.max_epochs={limits.max_epochs} ends before trainer.max_steps={cfg.max_steps:,}")
+    why = (
+        source.steps_note
+        if steps == cfg.max_steps
+        else f"trainer.max_epochs={limits.max_epochs} ends before trainer.max_steps={cfg.max_steps:,}"
+    )
     shape = f"{span} ({why}) x {batch:,} sequences"
     if source.max_seq_len:
         shape += f" x {source.max_seq_len:,} tokens (up to {(steps - step) * batch * source.max_seq_len:,} tokens)"
     lines = [f"plan: {shape}; {_cadence(cfg.eval_every, 'evaluation')}, {_cadence(cfg.save_every, 'a checkpoint')}"]
     if limits.max_time:
-        lines.append(f"plan: time budget trainer.max_time={cfg.max_time} (training, evaluations and saves count): "
-                     f"the pace of the first {PACE_STEPS + 1} steps decides, once, how many of these steps fit, and "
-                     "the learning rate decays over those")
+        lines.append(
+            f"plan: time budget trainer.max_time={cfg.max_time} (training, evaluations and saves count): "
+            f"the pace of the first {PACE_STEPS + 1} steps decides, once, how many of these steps fit, and "
+            "the learning rate decays over those"
+        )
     return lines
 
 
@@ -92,10 +97,13 @@ class StepPlan:
         previous, planned = state.planned_steps, self.limits.planned_steps()
         self._follow(state, planned, progress)
         if state.step and previous is not None and planned != previous and self.dist.is_main:
-            log.info(self._resumed(state.step, previous, planned) if not self.budget_pending else
-                     f"resumed at step {state.step:,} under trainer.max_time={self.budget}, not the budget its "
-                     f"{previous:,} planned steps were fitted to: the steps that fit are planned anew after "
-                     f"{PACE_STEPS + 1} steps (until then the learning rate follows {planned:,} steps)")
+            log.info(
+                self._resumed(state.step, previous, planned)
+                if not self.budget_pending
+                else f"resumed at step {state.step:,} under trainer.max_time={self.budget}, not the budget its "
+                f"{previous:,} planned steps were fitted to: the steps that fit are planned anew after "
+                f"{PACE_STEPS + 1} steps (until then the learning rate follows {planned:,} steps)"
+            )
 
     def after_step(self, state: TrainState, elapsed: float, progress: TrainingProgress) -> None:
         """Under a time budget: once :data:`PACE_STEPS` steps after the first have run, plan the steps that fit."""
@@ -127,14 +135,19 @@ class StepPlan:
         if progress.total != planned:
             progress.set_total(planned)
 
-    def _budgeted(self, step: int, elapsed: float, pace: float, fit: int, before: int, planned: int,
-                  max_time: float) -> str:
+    def _budgeted(
+        self, step: int, elapsed: float, pace: float, fit: int, before: int, planned: int, max_time: float
+    ) -> str:
         budget = self.budget or clock(max_time)
-        head = (f"trainer.max_time={budget}: at {pace:.3g} s a step (steps {step - PACE_STEPS + 1}-{step}), "
-                f"{fit - step:,} more steps fit in the {clock(max(max_time - elapsed, 0))} left")
+        head = (
+            f"trainer.max_time={budget}: at {pace:.3g} s a step (steps {step - PACE_STEPS + 1}-{step}), "
+            f"{fit - step:,} more steps fit in the {clock(max(max_time - elapsed, 0))} left"
+        )
         if planned < before:
-            return (f"{head}: the run now ends at step {planned:,} instead of {before:,}, and the learning rate "
-                    "decays to its floor there (the plan changes only this once)")
+            return (
+                f"{head}: the run now ends at step {planned:,} instead of {before:,}, and the learning rate "
+                "decays to its floor there (the plan changes only this once)"
+            )
         return f"{head}: all {planned:,} planned steps fit, and the plan stays"
 
     def _resumed(self, step: int, previous: int, planned: int) -> str:
@@ -144,8 +157,13 @@ class StepPlan:
             return head
         floor = plan.min_ratio * self.scheduler.base_lrs[0]
         if plan.fixed:
-            after = f", so steps after {plan.horizon:,} run at the final learning rate {floor:.3g}" \
-                if planned > plan.horizon else ""
+            after = (
+                f", so steps after {plan.horizon:,} run at the final learning rate {floor:.3g}"
+                if planned > plan.horizon
+                else ""
+            )
             return f"{head}: optim.decay_steps={plan.horizon:,} keeps the learning-rate horizon as given{after}"
-        return (f"{head}: the learning-rate schedule continues to the new horizon, re-planned from step {step:,} "
-                f"({self.scheduler.get_last_lr()[0]:.3g} now, {plan.schedule} to {floor:.3g} at step {planned:,})")
+        return (
+            f"{head}: the learning-rate schedule continues to the new horizon, re-planned from step {step:,} "
+            f"({self.scheduler.get_last_lr()[0]:.3g} now, {plan.schedule} to {floor:.3g} at step {planned:,})"
+        )

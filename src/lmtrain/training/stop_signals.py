@@ -34,8 +34,10 @@ def continue_hint(run_dir: Path, stop: TrainingInterrupted) -> str:
         name = signal.Signals(stop.signum).name
     except ValueError:
         name = f"signal {stop.signum}"
-    return (f"Stopped by {name} at step {stop.step}; checkpoint saved in {stop.checkpoint}.\n"
-            f"To continue: lmtrain resume {run_dir}")
+    return (
+        f"Stopped by {name} at step {stop.step}; checkpoint saved in {stop.checkpoint}.\n"
+        f"To continue: lmtrain resume {run_dir}"
+    )
 
 
 class StopRequests:

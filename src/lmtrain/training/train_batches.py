@@ -30,8 +30,9 @@ class TrainBatches:
     batch is the one the saved run would have read next.
     """
 
-    def __init__(self, dataset: TrainingSet, sampler: EpochBatches, collate: Callable, num_workers: int,
-                 device: torch.device):
+    def __init__(
+        self, dataset: TrainingSet, sampler: EpochBatches, collate: Callable, num_workers: int, device: torch.device
+    ):
         self.dataset, self.sampler, self.collate = dataset, sampler, collate
         self.num_workers, self.device = num_workers, device
         self._batches: Iterator[Any] | None = None
@@ -39,9 +40,14 @@ class TrainBatches:
     def _loader(self, batches: list[list[int]]) -> DataLoader:
         # A private generator keeps DataLoader from drawing on the global RNG, which dropout
         # uses: otherwise a resumed run would see different dropout masks.
-        return DataLoader(self.dataset,  # type: ignore[arg-type]  # any map-style set runs; the stubs ask for Dataset
-                          batch_sampler=batches, collate_fn=self.collate, num_workers=self.num_workers,
-                          pin_memory=self.device.type == "cuda", generator=torch.Generator())
+        return DataLoader(
+            self.dataset,  # type: ignore[arg-type]  # any map-style set runs; the stubs ask for Dataset
+            batch_sampler=batches,
+            collate_fn=self.collate,
+            num_workers=self.num_workers,
+            pin_memory=self.device.type == "cuda",
+            generator=torch.Generator(),
+        )
 
     def next_batch(self, state: TrainState) -> dict[str, torch.Tensor]:
         """The batch at ``state``'s position, which it advances (into the next epoch at an epoch's end)."""
@@ -64,8 +70,9 @@ class TrainBatches:
         self._batches = None
 
 
-def training_batches(train_set: TrainingSet, collate: Callable, cfg: TrainerConfig, dist: Distributed,
-                     device: torch.device) -> TrainBatches:
+def training_batches(
+    train_set: TrainingSet, collate: Callable, cfg: TrainerConfig, dist: Distributed, device: torch.device
+) -> TrainBatches:
     """The run's training batches: shuffled each epoch (by length when ``trainer.bucket_by_length``), this
     rank's share of every step's batches.
 
@@ -73,9 +80,19 @@ def training_batches(train_set: TrainingSet, collate: Callable, cfg: TrainerConf
         UserError: fewer sequences than one batch.
     """
     lengths = getattr(train_set, "lengths", None) if cfg.bucket_by_length else None
-    sampler = EpochBatches(len(train_set), cfg.batch_size, seed=cfg.seed, shuffle=True, drop_last=True,
-                           rank=dist.rank, world_size=dist.world_size, lengths=lengths)
+    sampler = EpochBatches(
+        len(train_set),
+        cfg.batch_size,
+        seed=cfg.seed,
+        shuffle=True,
+        drop_last=True,
+        rank=dist.rank,
+        world_size=dist.world_size,
+        lengths=lengths,
+    )
     if len(sampler) == 0:
-        raise UserError(f"the training data has {len(train_set)} sequences, fewer than one batch "
-                        f"(trainer.batch_size={cfg.batch_size}); add text or lower trainer.batch_size.")
+        raise UserError(
+            f"the training data has {len(train_set)} sequences, fewer than one batch "
+            f"(trainer.batch_size={cfg.batch_size}); add text or lower trainer.batch_size."
+        )
     return TrainBatches(train_set, sampler, collate, cfg.num_workers, device)

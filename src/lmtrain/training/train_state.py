@@ -48,8 +48,15 @@ def record_evaluation(state: TrainState, value: float, higher_is_better: bool) -
     return improved
 
 
-def fit_summary(state: TrainState, batches_per_epoch: int, stopped_by: str | None, evaluations: dict[str, float],
-                checkpoint: Path, monitor: str, checkpoints: Path) -> dict[str, Any]:
+def fit_summary(
+    state: TrainState,
+    batches_per_epoch: int,
+    stopped_by: str | None,
+    evaluations: dict[str, float],
+    checkpoint: Path,
+    monitor: str,
+    checkpoints: Path,
+) -> dict[str, Any]:
     """What ``fit`` returns: steps, epochs, why it stopped, the ``evaluations`` (``start/*`` and ``eval/*``),
     throughput, the last ``checkpoint`` and, when the run evaluated, the best value of ``monitor`` and
     the best checkpoint in the ``checkpoints`` folder."""

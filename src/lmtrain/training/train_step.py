@@ -33,19 +33,32 @@ class ObjectiveStep(nn.Module):
         return self.objective(self.model, batch, norm)
 
 
-def wrapped_step(model: nn.Module, objective: Objective, optimizer: torch.optim.Optimizer, cfg: TrainerConfig,
-                 dist: Distributed, device: torch.device) -> tuple[nn.Module, nn.Module | CompiledStep]:
+def wrapped_step(
+    model: nn.Module,
+    objective: Objective,
+    optimizer: torch.optim.Optimizer,
+    cfg: TrainerConfig,
+    dist: Distributed,
+    device: torch.device,
+) -> tuple[nn.Module, nn.Module | CompiledStep]:
     """The training step sharded (FSDP) or DDP-wrapped, for its gradient sync and gathering, and the module
     that runs it (the same one compiled when ``trainer.compile`` asks)."""
     step = ObjectiveStep(model, objective)
-    parallel_step = fully_shard_step(step, model, optimizer, cfg, dist, device) if dist.sharded \
-        else dist.wrap(step, device)
+    parallel_step = (
+        fully_shard_step(step, model, optimizer, cfg, dist, device) if dist.sharded else dist.wrap(step, device)
+    )
     return parallel_step, maybe_compile(parallel_step, cfg.compile)
 
 
-def accumulate_gradients(window: list[dict[str, torch.Tensor]], objective: Objective, parallel_step: nn.Module,
-                         step_module: nn.Module | CompiledStep, dist: Distributed, precision: Precision,
-                         sums: dict[str, torch.Tensor]) -> None:
+def accumulate_gradients(
+    window: list[dict[str, torch.Tensor]],
+    objective: Objective,
+    parallel_step: nn.Module,
+    step_module: nn.Module | CompiledStep,
+    dist: Distributed,
+    precision: Precision,
+    sums: dict[str, torch.Tensor],
+) -> None:
     """Backpropagate every micro-batch of ``window``, each loss normalised by the whole window's targets on
     every rank (gradients sync on the last one only); adds the metric sums and the tokens to ``sums``."""
     local: dict[str, torch.Tensor] = {}

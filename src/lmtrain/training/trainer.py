@@ -12,9 +12,10 @@ import contextlib
 import logging
 import math
 import time
+from collections.abc import Callable
 from dataclasses import asdict
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import torch
 from torch import nn
@@ -60,10 +61,22 @@ class Trainer:
     gets; :func:`lmtrain.training.session.fit_run` opens them after a restore. Closed when ``fit`` ends.
     """
 
-    def __init__(self, model: nn.Module, objective: Objective, optimizer: torch.optim.Optimizer,
-                 scheduler: Any, train_set: TrainingSet, eval_set: EvaluationSet | None, collate: Callable,
-                 cfg: TrainerConfig, run: RunDir, device: torch.device, model_meta: dict[str, Any],
-                 tokenizer_file: Path | None = None, dist: Distributed | None = None):
+    def __init__(
+        self,
+        model: nn.Module,
+        objective: Objective,
+        optimizer: torch.optim.Optimizer,
+        scheduler: Any,
+        train_set: TrainingSet,
+        eval_set: EvaluationSet | None,
+        collate: Callable,
+        cfg: TrainerConfig,
+        run: RunDir,
+        device: torch.device,
+        model_meta: dict[str, Any],
+        tokenizer_file: Path | None = None,
+        dist: Distributed | None = None,
+    ):
         self.model, self.objective = model, objective
         self.dist = dist or Distributed()
         self.optimizer, self.scheduler = optimizer, scheduler
@@ -81,8 +94,9 @@ class Trainer:
         self.checkpoint_format = CheckpointFormat(cfg.checkpoint_format, model, optimizer, self.dist)
         if cfg.max_steps is None:  # start_run refuses it, or finetune fills in the task's default before this
             raise ValueError("the Trainer needs trainer.max_steps settled")
-        self.limits = Limits(cfg.max_steps, cfg.max_epochs, parse_duration(cfg.max_time), len(self.sampler),
-                             cfg.grad_accum)
+        self.limits = Limits(
+            cfg.max_steps, cfg.max_epochs, parse_duration(cfg.max_time), len(self.sampler), cfg.grad_accum
+        )
         self.step_plan = StepPlan(self.limits, scheduler, self.dist, cfg.max_time)
         self._fit_started = time.perf_counter()
         self.start_eval: dict[str, float] = {}
@@ -94,8 +108,9 @@ class Trainer:
     def _train_step(self, sums: dict[str, torch.Tensor]) -> None:
         """One optimizer step over ``grad_accum`` micro-batches, normalised by the window's targets."""
         window = [self.batches.next_batch(self.state) for _ in range(self.cfg.grad_accum)]
-        accumulate_gradients(window, self.objective, self.parallel_step, self.step_module, self.dist, self.precision,
-                             sums)
+        accumulate_gradients(
+            window, self.objective, self.parallel_step, self.step_module, self.dist, self.precision, sums
+        )
         if self.precision.scaler is not None:
             self.precision.scaler.unscale_(self.optimizer)
         if self.cfg.grad_clip > 0:
@@ -119,9 +134,17 @@ class Trainer:
         if self.eval_set is None:
             return {}
         with self.gathered():
-            metrics, _ = evaluate_objective(self.model, self.objective, self.eval_set, self.collate,
-                                            self.cfg.batch_size, self.cfg.eval_batches, self.device,
-                                            self.precision.autocast, dist=self.dist)
+            metrics, _ = evaluate_objective(
+                self.model,
+                self.objective,
+                self.eval_set,
+                self.collate,
+                self.cfg.batch_size,
+                self.cfg.eval_batches,
+                self.device,
+                self.precision.autocast,
+                dist=self.dist,
+            )
         self.last_eval = {f"eval/{k}": v for k, v in metrics.items()}
         return self.last_eval
 
@@ -130,12 +153,17 @@ class Trainer:
         """Checkpoint the current step (atomic), then prune old ones."""
         self.state.elapsed_seconds, self._fit_started = self._elapsed(), time.perf_counter()
         rng_per_rank = self.dist.gather(ckpt.rng_state())  # every rank's dropout stream, for exact resume
-        state = {"train": asdict(self.state), "scheduler": self.scheduler.state_dict(), "rng": rng_per_rank[0],
-                 "rng_per_rank": rng_per_rank}
+        state = {
+            "train": asdict(self.state),
+            "scheduler": self.scheduler.state_dict(),
+            "rng": rng_per_rank[0],
+            "rng_per_rank": rng_per_rank,
+        }
         if self.precision.scaler is not None:
             state["scaler"] = self.precision.scaler.state_dict()
-        path = self.checkpoint_format.save(self.run.checkpoints, self.state.step, self.model_meta, state,
-                                           self.tokenizer_file)
+        path = self.checkpoint_format.save(
+            self.run.checkpoints, self.state.step, self.model_meta, state, self.tokenizer_file
+        )
         if self.dist.is_main:
             ckpt.prune_checkpoints(self.run.checkpoints, self.cfg.keep_last)
         self.dist.barrier()
@@ -162,8 +190,10 @@ class Trainer:
         """Update the best value with this evaluation; True if it improved."""
         key = f"eval/{self.monitor}"
         if key not in metrics:
-            raise UserError(f"trainer.monitor={self.monitor} is not an evaluation metric of this run; "
-                            f"choose one of {', '.join(k[5:] for k in metrics)}.")
+            raise UserError(
+                f"trainer.monitor={self.monitor} is not an evaluation metric of this run; "
+                f"choose one of {', '.join(k[5:] for k in metrics)}."
+            )
         return record_evaluation(self.state, metrics[key], self._higher_is_better())
 
     def load_weights(self, checkpoint: Path) -> None:
@@ -191,8 +221,10 @@ class Trainer:
         self.state.tokens_seen += int(values["tokens"])
         metrics = {f"train/{k}": v for k, v in self.objective.summarize(values).items()}
         if not math.isfinite(metrics["train/loss"]):
-            raise UserError(f"the training loss became {metrics['train/loss']} at step {self.state.step}; "
-                            "lower optim.lr, keep trainer.grad_clip on, or use trainer.precision=fp32.")
+            raise UserError(
+                f"the training loss became {metrics['train/loss']} at step {self.state.step}; "
+                "lower optim.lr, keep trainer.grad_clip on, or use trainer.precision=fp32."
+            )
         metrics["train/lr"] = self.scheduler.get_last_lr()[0]
         metrics["train/tokens_per_s"] = values["tokens"] / max(seconds, 1e-9)
         metrics["train/tokens_seen"] = self.state.tokens_seen
@@ -253,7 +285,7 @@ class Trainer:
     def _evaluate_at_start(self, progress: TrainingProgress) -> None:
         """Held-out metrics of the starting weights at step 0 (``trainer.eval_at_start``)."""
         metrics = self.evaluate()
-        self.start_eval = {f"start/{k[len('eval/'):]}": v for k, v in metrics.items()}
+        self.start_eval = {f"start/{k[len('eval/') :]}": v for k, v in metrics.items()}
         if metrics and self.dist.is_main:
             self._log(metrics)
             progress.note("step 0: " + "  ".join(f"{k} {v:.4f}" for k, v in metrics.items()))
@@ -265,8 +297,12 @@ class Trainer:
         self.stops.install()
         self._fit_started = time.perf_counter()
         try:
-            with TrainingProgress(self.limits.planned_steps(), self.state.step,
-                                  self.cfg.progress and self.dist.is_main, self.limits.max_epochs) as progress:
+            with TrainingProgress(
+                self.limits.planned_steps(),
+                self.state.step,
+                self.cfg.progress and self.dist.is_main,
+                self.limits.max_epochs,
+            ) as progress:
                 self.step_plan.start(self.state, progress)
                 if getattr(self.cfg, "eval_at_start", False) and self.state.step == 0:
                     self._evaluate_at_start(progress)
@@ -279,8 +315,15 @@ class Trainer:
             self.stops.restore()
             for logger in self.loggers:
                 logger.finish()
-        return fit_summary(self.state, len(self.sampler), self.stopped_by, {**self.start_eval, **self.last_eval},
-                           last, self.monitor, self.run.checkpoints)
+        return fit_summary(
+            self.state,
+            len(self.sampler),
+            self.stopped_by,
+            {**self.start_eval, **self.last_eval},
+            last,
+            self.monitor,
+            self.run.checkpoints,
+        )
 
     def _run_steps(self, progress: TrainingProgress) -> tuple[str, dict[str, torch.Tensor]]:
         """Optimizer steps, with logging, evaluations and checkpoints at their cadence, until a limit or
@@ -311,7 +354,8 @@ class Trainer:
                 self._count_unlogged_tokens(sums)
                 raise TrainingInterrupted(self.save(), self.state.step, self.stops.signum)
             if evaluated and self._should_stop_early():
-                progress.note(f"early stopping: no better eval/{self.monitor} in "
-                              f"{cfg.early_stopping_patience} evaluations")
+                progress.note(
+                    f"early stopping: no better eval/{self.monitor} in {cfg.early_stopping_patience} evaluations"
+                )
                 return "early_stopping", sums
         return stop, sums

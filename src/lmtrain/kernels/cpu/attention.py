@@ -23,8 +23,9 @@ def fits_cpu_attention(q: torch.Tensor, mask: torch.Tensor | None, dropout: floa
     return mask is None or (mask.dtype == torch.bool and mask.dim() == 4 and mask.shape[1] == mask.shape[2] == 1)
 
 
-def attend_with_cheap_dropout(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, is_causal: bool,
-                              dropout: float, mask: torch.Tensor | None = None) -> torch.Tensor:
+def attend_with_cheap_dropout(
+    q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, is_causal: bool, dropout: float, mask: torch.Tensor | None = None
+) -> torch.Tensor:
     """SDPA's math of (B, H, T, Dh) queries, keys and values, dropout on the weights by the cheaper mask.
 
     ``mask`` (B, 1, 1, Tk), True at the keys that may be attended, hides padding. A row whose keys

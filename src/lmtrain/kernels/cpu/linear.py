@@ -36,8 +36,7 @@ class _OneDNNLinear(torch.autograd.Function):
         rows = x.reshape(-1, x.shape[-1])  # (N, in)
         ctx.input_shape = x.shape
         ctx.has_bias = bias is not None
-        ctx.save_for_backward(rows if ctx.needs_input_grad[1] else None,
-                              weight if ctx.needs_input_grad[0] else None)
+        ctx.save_for_backward(rows if ctx.needs_input_grad[1] else None, weight if ctx.needs_input_grad[0] else None)
         return onednn_product(rows, weight, bias).view(*x.shape[:-1], weight.shape[0])
 
     @staticmethod
@@ -63,16 +62,26 @@ class _OneDNNLinear(torch.autograd.Function):
 def onednn_ops_present() -> bool:
     """Whether this PyTorch build has oneDNN switched on and the private ops used here."""
     # ``enabled`` reads as a bool; torch's stubs type the attribute as the property object behind it
-    return (torch.backends.mkldnn.is_available() and bool(torch.backends.mkldnn.enabled)
-            and hasattr(torch.ops.mkldnn, "_linear_pointwise") and hasattr(torch.ops.mkldnn, "_reorder_linear_weight"))
+    return (
+        torch.backends.mkldnn.is_available()
+        and bool(torch.backends.mkldnn.enabled)
+        and hasattr(torch.ops.mkldnn, "_linear_pointwise")
+        and hasattr(torch.ops.mkldnn, "_reorder_linear_weight")
+    )
 
 
 def fits_onednn(x: torch.Tensor, weight: torch.Tensor) -> bool:
     """Whether ``x @ weight.T`` is a product the oneDNN path serves (see the module docstring)."""
     if torch.compiler.is_compiling():  # first: Dynamo cannot trace the checks below (graph breaks)
         return False
-    return (x.device.type == "cpu" and x.dtype == torch.float32 and weight.dtype == torch.float32
-            and x.dim() >= 2 and x.numel() >= MIN_ROWS * x.shape[-1] and not torch.is_autocast_enabled("cpu"))
+    return (
+        x.device.type == "cpu"
+        and x.dtype == torch.float32
+        and weight.dtype == torch.float32
+        and x.dim() >= 2
+        and x.numel() >= MIN_ROWS * x.shape[-1]
+        and not torch.is_autocast_enabled("cpu")
+    )
 
 
 def onednn_linear(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None = None) -> torch.Tensor:

@@ -36,8 +36,14 @@ def can_prepack(model: nn.Module) -> bool:
     oneDNN kernels are selected at all is the caller's check.)
     """
     weight = next(model.parameters(), None)
-    return (weight is not None and weight.device.type == "cpu" and weight.dtype in _PACKABLE_DTYPES
-            and not torch.is_autocast_enabled("cpu") and not torch.is_grad_enabled() and not model.training)
+    return (
+        weight is not None
+        and weight.device.type == "cpu"
+        and weight.dtype in _PACKABLE_DTYPES
+        and not torch.is_autocast_enabled("cpu")
+        and not torch.is_grad_enabled()
+        and not model.training
+    )
 
 
 def _projections(model: nn.Module, projection_types: tuple[type, ...]) -> list[nn.Module]:
@@ -62,8 +68,7 @@ class PrepackedLinears:
         enabled: False leaves every forward as it is (the oneDNN kernels are not selected).
     """
 
-    def __init__(self, model: nn.Module, rows_hint: int, projection_types: tuple[type, ...] = (),
-                 enabled: bool = True):
+    def __init__(self, model: nn.Module, rows_hint: int, projection_types: tuple[type, ...] = (), enabled: bool = True):
         self.model = model
         self.rows_hint = max(rows_hint, 1)
         self.enabled = enabled
