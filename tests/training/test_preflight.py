@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+import torch
 
 from lmtrain.commands import pretrain
 from lmtrain.errors import UserError
@@ -56,3 +57,36 @@ def test_what_would_fail_later_fails_before_the_first_step(tmp_path, monkeypatch
     with pytest.raises(UserError, match=message):
         pretrain.run(_cfg(tmp_path, *extra))
     assert not (tmp_path / "metrics.jsonl").exists()  # not one step was taken
+
+
+
+class _Preflown(Exception):
+    """Stops a run once its preflight is done."""
+
+
+@pytest.mark.parametrize("extra,passes", [
+    ([], 1),  # 6 steps: the time estimate only informs, one timed pass
+    (["trainer.max_steps=101"], 2),  # a longer plan: the allocator warm-up pass is not counted
+    (["trainer.max_time=1h"], 2),  # a budget the estimate is checked against
+])
+def test_a_short_plan_times_one_forward_and_backward(tmp_path, monkeypatch, extra, passes):
+    from lmtrain.training import preflight, session
+
+    backward_calls = []
+    real_backward = torch.Tensor.backward
+
+    def counted(*args, **kwargs):
+        backward_calls.append(1)
+        return real_backward(*args, **kwargs)
+
+    def preflight_only(trainer):
+        monkeypatch.setattr(torch.Tensor, "backward", counted)
+        preflight.run_preflight(trainer)
+        monkeypatch.setattr(torch.Tensor, "backward", real_backward)
+        raise _Preflown
+
+    monkeypatch.setattr(session, "run_preflight", preflight_only)
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(_Preflown):
+        pretrain.run(_cfg(tmp_path, *extra))
+    assert len(backward_calls) == passes

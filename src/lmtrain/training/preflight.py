@@ -37,6 +37,7 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("lmtrain")
 MIB = 1 << 20
+SHORT_PLAN_STEPS = 100  # forward + backward passes left to train, at most, for one timed preflight pass
 
 
 @dataclass
@@ -102,10 +103,22 @@ def _is_out_of_memory(error: BaseException) -> bool:
     return isinstance(error, torch.cuda.OutOfMemoryError) or "out of memory" in text or "can't allocate" in text
 
 
+def _timed_passes(trainer: Trainer) -> int:
+    """Forward + backward passes to time: 2 (the first warms the allocator up) where the estimate matters.
+
+    A short plan without a time budget gets one: its estimate only informs, and a second pass would
+    cost a noticeable share of the whole run (a 40-step run spends about 2% of its time on it).
+    """
+    if trainer.limits.max_time is not None:  # the estimate is checked against the budget
+        return 2
+    remaining = trainer.limits.planned_steps() - trainer.state.step
+    return 1 if remaining * trainer.cfg.grad_accum <= SHORT_PLAN_STEPS else 2
+
+
 def _train_step_cost(trainer: Trainer, batch: dict[str, torch.Tensor]) -> float:
-    """Seconds of forward + backward on ``batch`` (the second of two, so allocation warm-up is not counted)."""
+    """Seconds of forward + backward on ``batch`` (the last of :func:`_timed_passes`)."""
     seconds = 0.0
-    for _ in range(2):
+    for _ in range(_timed_passes(trainer)):
         start = time.perf_counter()
         with trainer.precision.autocast():
             out = trainer.objective(trainer.model, batch, trainer.objective.count_targets(batch))
