@@ -16,6 +16,7 @@ from typing import Callable, Iterator
 
 from lmtrain.cli.args import quote_free_text
 from lmtrain.cli.compose import compose_command, config_dir, validate_overrides
+from lmtrain.cli.shutdown import exit_quickly
 from lmtrain.commands.config_validation import check_config
 from lmtrain.errors import EXIT_INTERRUPTED, EXIT_USER_ERROR, UserError, report_user_error
 
@@ -256,6 +257,7 @@ def _answered_without_a_config(args: list[str]) -> bool:
 
 def main(argv: list[str] | None = None) -> None:
     """Run ``lmtrain <command> [overrides]``; ``argv`` defaults to ``sys.argv[1:]``."""
+    exit_quickly()
     args = list(sys.argv[1:] if argv is None else argv)
     if _answered_without_a_config(args):
         return
