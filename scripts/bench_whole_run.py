@@ -7,7 +7,7 @@ alternate between that code and this one, so machine noise hits both alike, and 
 their ratio.
 
     python scripts/bench_whole_run.py                        # 3 cached-data runs, BERT mini, 40 steps
-    python scripts/bench_whole_run.py --before ../main/src --runs 3 --threads 1
+    python scripts/bench_whole_run.py --before /path/to/other-checkout/src --runs 3 --threads 1
     python scripts/bench_whole_run.py -- model=gpt trainer.max_steps=100   # other overrides
 """
 
