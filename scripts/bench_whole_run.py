@@ -52,7 +52,7 @@ def phase_seconds(log: str, started: float, ended: float) -> dict[str, float]:
             continue
         at = datetime.strptime(stamp.group(1), "%Y-%m-%d %H:%M:%S,%f").timestamp()
         seconds[left[found]], previous = at - previous, at
-        left = left[found + 1:]  # phases skipped over had no line: that run had none of them
+        left = left[found + 1 :]  # phases skipped over had no line: that run had none of them
     seconds["exit"] = ended - previous
     seconds["total"] = ended - started
     return seconds
@@ -65,8 +65,16 @@ def one_run(overrides: list[str], cache: Path, run_dir: Path, src: str | None, t
         env["PYTHONPATH"] = str(Path(src).resolve())
     if threads:
         env["OMP_NUM_THREADS"] = str(threads)
-    command = [sys.executable, "-m", "lmtrain", "pretrain", *overrides, f"data.cache_dir={cache}",
-               f"hydra.run.dir={run_dir}", "trainer.progress=false"]
+    command = [
+        sys.executable,
+        "-m",
+        "lmtrain",
+        "pretrain",
+        *overrides,
+        f"data.cache_dir={cache}",
+        f"hydra.run.dir={run_dir}",
+        "trainer.progress=false",
+    ]
     started = time.time()
     done = subprocess.run(command, env=env, capture_output=True, text=True)
     ended = time.time()

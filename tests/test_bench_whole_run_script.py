@@ -30,8 +30,16 @@ def _epoch(clock: str) -> float:
 
 def test_each_phase_ends_at_its_log_line():
     seconds = bench_whole_run.phase_seconds(LOG, _epoch("09:17:29.000"), _epoch("09:17:57.000"))
-    expected = {"start-up": 2.0, "assembly": 1.5, "preflight": 1.75, "training": 20.0, "evaluation": 1.5,
-                "plot": 0.75, "exit": 0.5, "total": 28.0}
+    expected = {
+        "start-up": 2.0,
+        "assembly": 1.5,
+        "preflight": 1.75,
+        "training": 20.0,
+        "evaluation": 1.5,
+        "plot": 0.75,
+        "exit": 0.5,
+        "total": 28.0,
+    }
     assert seconds == pytest.approx(expected)
 
 

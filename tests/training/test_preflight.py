@@ -59,16 +59,18 @@ def test_what_would_fail_later_fails_before_the_first_step(tmp_path, monkeypatch
     assert not (tmp_path / "metrics.jsonl").exists()  # not one step was taken
 
 
-
 class _Preflown(Exception):
     """Stops a run once its preflight is done."""
 
 
-@pytest.mark.parametrize("extra,passes", [
-    ([], 1),  # 6 steps: the time estimate only informs, one timed pass
-    (["trainer.max_steps=101"], 2),  # a longer plan: the allocator warm-up pass is not counted
-    (["trainer.max_time=1h"], 2),  # a budget the estimate is checked against
-])
+@pytest.mark.parametrize(
+    "extra,passes",
+    [
+        ([], 1),  # 6 steps: the time estimate only informs, one timed pass
+        (["trainer.max_steps=101"], 2),  # a longer plan: the allocator warm-up pass is not counted
+        (["trainer.max_time=1h"], 2),  # a budget the estimate is checked against
+    ],
+)
 def test_a_short_plan_times_one_forward_and_backward(tmp_path, monkeypatch, extra, passes):
     from lmtrain.training import preflight, session
 

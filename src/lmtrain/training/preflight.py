@@ -25,9 +25,9 @@ import numpy as np
 import torch
 from torch.utils.data import Subset
 
+from lmtrain.errors import UserError
 from lmtrain.files.atomic import make_dirs
 from lmtrain.files.checkpoints import read_weights
-from lmtrain.errors import UserError
 from lmtrain.training import checkpoint as ckpt
 from lmtrain.training.evaluation import evaluate_objective, to_device
 from lmtrain.training.progress import clock
@@ -57,12 +57,14 @@ class PreflightReport:
     def describe(self) -> str:
         """The block printed before training."""
         shape = " x ".join(str(d) for d in self.batch_shape)
-        return (f"preflight: longest batch ({shape}): forward + backward {self.step_seconds:.2f} s, "
-                f"peak memory {self.peak_mib:,.0f} MiB ({self.memory_kind}); evaluation batch "
-                f"{self.eval_seconds:.2f} s\n"
-                f"preflight: estimated training time {clock(self.estimated_seconds)}; checkpoints "
-                f"{self.checkpoint_mib:,.1f} MiB x {self.checkpoints_kept} = "
-                f"{self.checkpoint_mib * self.checkpoints_kept:,.1f} MiB, {self.free_mib:,.0f} MiB free")
+        return (
+            f"preflight: longest batch ({shape}): forward + backward {self.step_seconds:.2f} s, "
+            f"peak memory {self.peak_mib:,.0f} MiB ({self.memory_kind}); evaluation batch "
+            f"{self.eval_seconds:.2f} s\n"
+            f"preflight: estimated training time {clock(self.estimated_seconds)}; checkpoints "
+            f"{self.checkpoint_mib:,.1f} MiB x {self.checkpoints_kept} = "
+            f"{self.checkpoint_mib * self.checkpoints_kept:,.1f} MiB, {self.free_mib:,.0f} MiB free"
+        )
 
 
 def _reset_peak_memory(device: torch.device) -> None:
@@ -135,19 +137,33 @@ def _eval_cost(trainer: Trainer) -> float:
     start = time.perf_counter()
     try:
         # Subset indexes any map-style set; the stubs ask for Dataset
-        subset: Subset[Any] = Subset(trainer.eval_set,  # type: ignore[arg-type]
-                                     range(min(trainer.cfg.batch_size, len(trainer.eval_set))))
-        metrics, _ = evaluate_objective(trainer.model, trainer.objective, subset, trainer.collate,
-                                        trainer.cfg.batch_size, 1, trainer.device, trainer.precision.autocast)
+        subset: Subset[Any] = Subset(
+            trainer.eval_set,  # type: ignore[arg-type]
+            range(min(trainer.cfg.batch_size, len(trainer.eval_set))),
+        )
+        metrics, _ = evaluate_objective(
+            trainer.model,
+            trainer.objective,
+            subset,
+            trainer.collate,
+            trainer.cfg.batch_size,
+            1,
+            trainer.device,
+            trainer.precision.autocast,
+        )
     except UserError:
         raise
     except Exception as error:  # the evaluation would crash after the whole training: say so now
-        raise UserError(f"preflight: evaluating a held-out batch failed ({type(error).__name__}: {error}); the run "
-                        "would fail at its first evaluation. Fix the evaluation data or settings, or turn the "
-                        "check off with trainer.preflight=false to see the full traceback.") from None
+        raise UserError(
+            f"preflight: evaluating a held-out batch failed ({type(error).__name__}: {error}); the run "
+            "would fail at its first evaluation. Fix the evaluation data or settings, or turn the "
+            "check off with trainer.preflight=false to see the full traceback."
+        ) from None
     if trainer.monitor not in metrics:
-        raise UserError(f"trainer.monitor={trainer.monitor} is not an evaluation metric of this run; "
-                        f"choose one of {', '.join(metrics)}.")
+        raise UserError(
+            f"trainer.monitor={trainer.monitor} is not an evaluation metric of this run; "
+            f"choose one of {', '.join(metrics)}."
+        )
     return time.perf_counter() - start
 
 
@@ -161,8 +177,10 @@ def _checkpoint_cost(trainer: Trainer) -> tuple[float, int, float]:
         path = ckpt.save_checkpoint(scratch, 0, trainer.model, trainer.model_meta, state, trainer.tokenizer_file)
         problem = ckpt.checkpoint_problem(path)
         if problem:
-            raise UserError(f"preflight: a checkpoint written to {checkpoints} does not read back ({problem}); "
-                            "check that filesystem before training on it.")
+            raise UserError(
+                f"preflight: a checkpoint written to {checkpoints} does not read back ({problem}); "
+                "check that filesystem before training on it."
+            )
         read_weights(path)
         ckpt.load_trainer_state(path)
         size = sum(f.stat().st_size for f in path.iterdir() if f.is_file())
@@ -199,10 +217,12 @@ def run_preflight(trainer: Trainer) -> PreflightReport:
         if not _is_out_of_memory(error):
             raise
         shown = " x ".join(str(d) for d in batch["input_ids"].shape) if "input_ids" in batch else "?"
-        raise UserError(f"preflight: the longest training batch ({shown}) does not fit in memory on "
-                        f"{trainer.device} ({' '.join(str(error).split())[:200]}). Lower trainer.batch_size "
-                        "(and raise trainer.grad_accum to keep the batch), data.max_seq_len, or the model size; "
-                        "or use trainer.precision=bf16 / model.checkpoint_activations=true.") from None
+        raise UserError(
+            f"preflight: the longest training batch ({shown}) does not fit in memory on "
+            f"{trainer.device} ({' '.join(str(error).split())[:200]}). Lower trainer.batch_size "
+            "(and raise trainer.grad_accum to keep the batch), data.max_seq_len, or the model size; "
+            "or use trainer.precision=bf16 / model.checkpoint_activations=true."
+        ) from None
     finally:
         trainer.model.zero_grad(set_to_none=True)
         with torch.no_grad():
@@ -212,14 +232,20 @@ def run_preflight(trainer: Trainer) -> PreflightReport:
         trainer.model.train()
     size, kept, free = _checkpoint_cost(trainer) if trainer.dist.is_main else (0.0, 0, float("inf"))
     if size * kept > free:
-        raise UserError(f"preflight: {trainer.run.checkpoints} has {free:,.0f} MiB free, but this run keeps {kept} "
-                        f"checkpoints of about {size:,.1f} MiB ({size * kept:,.0f} MiB). Free space, lower "
-                        "trainer.keep_last, or point hydra.run.dir at a larger disk.")
+        raise UserError(
+            f"preflight: {trainer.run.checkpoints} has {free:,.0f} MiB free, but this run keeps {kept} "
+            f"checkpoints of about {size:,.1f} MiB ({size * kept:,.0f} MiB). Free space, lower "
+            "trainer.keep_last, or point hydra.run.dir at a larger disk."
+        )
     shape = tuple(batch["input_ids"].shape) if "input_ids" in batch else (len(next(iter(batch.values()))),)
     estimate = _estimate(trainer, step_seconds, eval_seconds)
     if trainer.limits.max_time and estimate > trainer.limits.max_time and trainer.dist.is_main:
-        log.warning("preflight: %d steps would take about %s, longer than trainer.max_time=%s: training stops at the "
-                    "budget and the learning-rate schedule is planned for the steps that fit. Set "
-                    "trainer.max_time=null (or longer) to train every step.", trainer.limits.planned_steps(),
-                    clock(estimate), trainer.cfg.max_time)
+        log.warning(
+            "preflight: %d steps would take about %s, longer than trainer.max_time=%s: training stops at the "
+            "budget and the learning-rate schedule is planned for the steps that fit. Set "
+            "trainer.max_time=null (or longer) to train every step.",
+            trainer.limits.planned_steps(),
+            clock(estimate),
+            trainer.cfg.max_time,
+        )
     return PreflightReport(shape, step_seconds, peak, kind, eval_seconds, estimate, size, kept, free)
