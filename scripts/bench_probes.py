@@ -44,7 +44,7 @@ def peak_memory_mib(fn, device: torch.device) -> float | None:
         base = torch.cuda.memory_allocated()
         fn()
         torch.cuda.synchronize()
-        return (torch.cuda.max_memory_allocated() - base) / 2 ** 20
+        return (torch.cuda.max_memory_allocated() - base) / 2**20
     if not (hasattr(os, "fork") and os.path.exists("/proc/self/status")):
         return None
     read, write = os.pipe()
@@ -76,11 +76,12 @@ def bench_data_wait(model_name: str, size: str, args) -> dict:
     A real `lmtrain pretrain` run (bundled corpus: tokenized, packed, masked, cached, then read
     through the trainer's DataLoader) whose trainer also times each wait for the next batch.
     """
+    from hydra import compose, initialize_config_dir
+
+    from lmtrain.cli.main import config_dir
     from lmtrain.commands import pretrain
     from lmtrain.config import register_configs
-    from lmtrain.cli.main import config_dir
     from lmtrain.training.trainer import Trainer  # noqa: F811 (the module-level import is ObjectiveStep)
-    from hydra import compose, initialize_config_dir
 
     class TimedTrainer(Trainer):
         data_seconds = 0.0
@@ -91,11 +92,20 @@ def bench_data_wait(model_name: str, size: str, args) -> dict:
             TimedTrainer.data_seconds += time.perf_counter() - start
             return batch
 
-    overrides = [f"model={model_name}", f"model.size={size}", f"trainer.max_steps={args.data_steps}",
-                 f"trainer.batch_size={args.batch}", f"data.max_seq_len={args.seq}", "trainer.eval_every=0",
-                 "trainer.save_every=0", "trainer.eval_batches=1", "trainer.progress=false",
-                 f"trainer.device={args.device}", f"trainer.precision={args.precision}",
-                 f"trainer.num_workers={args.num_workers}"]
+    overrides = [
+        f"model={model_name}",
+        f"model.size={size}",
+        f"trainer.max_steps={args.data_steps}",
+        f"trainer.batch_size={args.batch}",
+        f"data.max_seq_len={args.seq}",
+        "trainer.eval_every=0",
+        "trainer.save_every=0",
+        "trainer.eval_batches=1",
+        "trainer.progress=false",
+        f"trainer.device={args.device}",
+        f"trainer.precision={args.precision}",
+        f"trainer.num_workers={args.num_workers}",
+    ]
     register_configs()
     with initialize_config_dir(config_dir=str(config_dir()), version_base=None):
         cfg = compose(config_name="pretrain", overrides=overrides)
@@ -111,5 +121,11 @@ def bench_data_wait(model_name: str, size: str, args) -> dict:
             pretrain.Trainer = original
             os.chdir(cwd)
     share = TimedTrainer.data_seconds / summary["train_seconds"]
-    return {"model": model_name, "size": size, "steps": summary["steps"], "num_workers": args.num_workers,
-            "data_wait_share": share, "train_seconds": summary["train_seconds"]}
+    return {
+        "model": model_name,
+        "size": size,
+        "steps": summary["steps"],
+        "num_workers": args.num_workers,
+        "data_wait_share": share,
+        "train_seconds": summary["train_seconds"],
+    }

@@ -12,7 +12,7 @@ from __future__ import annotations
 import contextlib
 import importlib
 import sys
-from typing import Callable, Iterator
+from collections.abc import Callable, Iterator
 
 from lmtrain.cli.args import quote_free_text
 from lmtrain.cli.compose import compose_command, config_dir, validate_overrides
@@ -35,25 +35,38 @@ COMMANDS: dict[str, str] = {
 # commands that read run directories rather than compose a config: plain argparse, no Hydra.
 # command -> (one-line description, module with main(argv))
 NATIVE_COMMANDS: dict[str, tuple[str, str]] = {
-    "runs": ("list runs: status, differing overrides, steps, tokens/s, main metric (--json)",
-             "lmtrain.commands.runs"),
-    "plot": ("plot metrics of runs into a PNG: lmtrain plot RUN ... [metrics=[...]] [x=step|tokens|time]",
-             "lmtrain.commands.plot"),
+    "runs": ("list runs: status, differing overrides, steps, tokens/s, main metric (--json)", "lmtrain.commands.runs"),
+    "plot": (
+        "plot metrics of runs into a PNG: lmtrain plot RUN ... [metrics=[...]] [x=step|tokens|time]",
+        "lmtrain.commands.plot",
+    ),
 }
 
 # flags after which Hydra only prints information: no need to validate the overrides first
 _INFO_FLAGS = {"--help", "-h", "--hydra-help", "--info", "-i", "--shell-completion", "-sc"}
 # flags that change what is composed: leave validation to Hydra itself
-_SKIP_VALIDATION_FLAGS = {"-m", "--multirun", "--config-dir", "-cd", "--config-name", "-cn",
-                          "--config-path", "-cp", "--experimental-rerun"}
+_SKIP_VALIDATION_FLAGS = {
+    "-m",
+    "--multirun",
+    "--config-dir",
+    "-cd",
+    "--config-name",
+    "-cn",
+    "--config-path",
+    "-cp",
+    "--experimental-rerun",
+}
 
 
 def _descriptions() -> dict[str, str]:
     """Every command's one-line description, the options of the groups it names filled in."""
     from lmtrain.cli.help import with_options
 
-    descriptions = {**COMMANDS, **{name: text for name, (text, _) in NATIVE_COMMANDS.items()},
-                    "resume": "continue a run in place: lmtrain resume RUN_DIR [key=value ...]"}
+    descriptions = {
+        **COMMANDS,
+        **{name: text for name, (text, _) in NATIVE_COMMANDS.items()},
+        "resume": "continue a run in place: lmtrain resume RUN_DIR [key=value ...]",
+    }
     return with_options(descriptions, config_dir())
 
 
@@ -112,8 +125,10 @@ def _task(command: str, run: Callable) -> Callable:
             sys.exit(EXIT_USER_ERROR)
         except MissingMandatoryValue as error:
             key = getattr(error, "full_key", None) or "a required key"
-            error = UserError(f"{key} must be set for this configuration; give it on the command line, "
-                              f"e.g. `lmtrain {command} {key}=...`.")
+            error = UserError(
+                f"{key} must be set for this configuration; give it on the command line, "
+                f"e.g. `lmtrain {command} {key}=...`."
+            )
             record_exit(claim, command, "failed", error=str(error), exit_code=EXIT_USER_ERROR)
             report_user_error(error, command)
             sys.exit(EXIT_USER_ERROR)
@@ -201,11 +216,15 @@ def _rerun_settings(command: str, args: list[str]) -> list[str]:
     settings: dict[str, str] = {}
     if names_primary_config(args):
         stamp = "${now:%Y-%m-%d_%H-%M-%S}"
-        settings = {"hydra.run.dir": f"outputs/{command}/{stamp}", "hydra.sweep.dir": f"multirun/{command}/{stamp}",
-                    "hydra.sweep.subdir": "${hydra.job.num}", "hydra.job.name": command,
-                    "hydra.output_subdir": "null",
-                    "hydra.job_logging.handlers.file.class": "lmtrain.run_folder.job_log.JobLogHandler",
-                    "hydra.callbacks.sweep_summary._target_": "lmtrain.runs.sweep.SweepSummary"}
+        settings = {
+            "hydra.run.dir": f"outputs/{command}/{stamp}",
+            "hydra.sweep.dir": f"multirun/{command}/{stamp}",
+            "hydra.sweep.subdir": "${hydra.job.num}",
+            "hydra.job.name": command,
+            "hydra.output_subdir": "null",
+            "hydra.job_logging.handlers.file.class": "lmtrain.run_folder.job_log.JobLogHandler",
+            "hydra.callbacks.sweep_summary._target_": "lmtrain.runs.sweep.SweepSummary",
+        }
     given = {a.split("=", 1)[0].lstrip("+") for a in args if "=" in a}
     added = [f"++{key}={value}" for key, value in settings.items() if key not in given]
     with _exit_on_user_error(command):
@@ -269,8 +288,10 @@ def main(argv: list[str] | None = None) -> None:
     command, rest = args[0], quote_free_text(args[1:])
     if command not in COMMANDS:
         report_user_error(
-            UserError(f"unknown command '{command}'. Commands: {', '.join([*COMMANDS, *NATIVE_COMMANDS, 'resume'])}. "
-                      "Run `lmtrain --help` for what each does.")
+            UserError(
+                f"unknown command '{command}'. Commands: {', '.join([*COMMANDS, *NATIVE_COMMANDS, 'resume'])}. "
+                "Run `lmtrain --help` for what each does."
+            )
         )
         sys.exit(EXIT_USER_ERROR)
 

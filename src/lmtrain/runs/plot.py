@@ -11,12 +11,13 @@ from __future__ import annotations
 
 import logging
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
-from lmtrain.files.atomic import make_dirs, write_with
 from lmtrain.errors import UserError
+from lmtrain.files.atomic import make_dirs, write_with
 from lmtrain.runs.baselines import draw_baselines
 from lmtrain.runs.compare import run_labels
 from lmtrain.runs.display_text import printable
@@ -77,8 +78,9 @@ def resolve_metrics(requested: Sequence[str] | None, runs: Sequence[RunRecord]) 
     if not requested:
         defaults = default_metrics(runs)
         if not defaults:
-            raise UserError(f"none of the runs logged train/loss or an evaluation metric; "
-                            f"metrics that exist: {_listed(logged)}.")
+            raise UserError(
+                f"none of the runs logged train/loss or an evaluation metric; metrics that exist: {_listed(logged)}."
+            )
         return defaults
     chosen: list[str] = []
     for name in requested:
@@ -127,22 +129,30 @@ def _style_axis(ax: Any, metric: str, x: str) -> None:
         ax.set_yscale("log")  # perplexities span orders of magnitude early in training
 
 
-def _panel_legend(ax: Any, runs: Sequence[_Curves] | None, smoothed: bool, smoothing: float,
-                  baselines: list[Any]) -> None:
+def _panel_legend(
+    ax: Any, runs: Sequence[_Curves] | None, smoothed: bool, smoothing: float, baselines: list[Any]
+) -> None:
     """The legend of one panel: the runs (``runs``, given for one panel only), raw and smoothed, baselines."""
     from matplotlib.lines import Line2D
 
     handles = [Line2D([], [], color=c.color, linewidth=1.8, label=c.label) for c in runs or ()]
     if smoothed:
-        handles += [Line2D([], [], color="grey", alpha=RAW_ALPHA, linewidth=1, label="raw"),
-                    Line2D([], [], color="grey", linewidth=1.8, label=f"smoothed (EMA {smoothing:g})")]
+        handles += [
+            Line2D([], [], color="grey", alpha=RAW_ALPHA, linewidth=1, label="raw"),
+            Line2D([], [], color="grey", linewidth=1.8, label=f"smoothed (EMA {smoothing:g})"),
+        ]
     handles += baselines
     if handles:
         ax.legend(handles=handles, fontsize="small", loc="best")
 
 
-def curves_figure(runs: Sequence[RunRecord], metrics: Sequence[str] | None = None, x: str = "step",
-                  smoothing: float = DEFAULT_SMOOTHING, title: str | None = None) -> Any:
+def curves_figure(
+    runs: Sequence[RunRecord],
+    metrics: Sequence[str] | None = None,
+    x: str = "step",
+    smoothing: float = DEFAULT_SMOOTHING,
+    title: str | None = None,
+) -> Any:
     """The matplotlib Figure of :func:`plot_runs` (see there); raises UserError when there is nothing to draw."""
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
@@ -151,8 +161,9 @@ def curves_figure(runs: Sequence[RunRecord], metrics: Sequence[str] | None = Non
     with_events = []
     for run in runs:
         if run.problems:
-            log.warning("%s: %s; drawn from what could be read", printable(run.path),
-                        printable("; ".join(run.problems)))
+            log.warning(
+                "%s: %s; drawn from what could be read", printable(run.path), printable("; ".join(run.problems))
+            )
         if run.events.names:
             with_events.append(run)
         else:
@@ -161,8 +172,10 @@ def curves_figure(runs: Sequence[RunRecord], metrics: Sequence[str] | None = Non
         raise UserError("none of the runs has logged metrics (metrics.jsonl); nothing to plot.")
     chosen = resolve_metrics(metrics, with_events)
     wanted = [*chosen, *(CLOCK_METRICS if x != "step" else ())]
-    curves = [_Curves(run, label, f"C{i % 10}", collect_series(run.events, wanted))
-              for i, (run, label) in enumerate(zip(with_events, run_labels(with_events)))]
+    curves = [
+        _Curves(run, label, f"C{i % 10}", collect_series(run.events, wanted))
+        for i, (run, label) in enumerate(zip(with_events, run_labels(with_events)))
+    ]
     rows, columns = grid(len(chosen))
     fig = Figure(figsize=(columns * PANEL_INCHES[0], rows * PANEL_INCHES[1]), dpi=DPI, layout="constrained")
     FigureCanvasAgg(fig)
@@ -176,8 +189,15 @@ def curves_figure(runs: Sequence[RunRecord], metrics: Sequence[str] | None = Non
     return fig
 
 
-def plot_runs(runs: Sequence[RunRecord], out: str | Path, metrics: Sequence[str] | None = None, x: str = "step",
-              svg: bool = False, smoothing: float = DEFAULT_SMOOTHING, title: str | None = None) -> list[Path]:
+def plot_runs(
+    runs: Sequence[RunRecord],
+    out: str | Path,
+    metrics: Sequence[str] | None = None,
+    x: str = "step",
+    svg: bool = False,
+    smoothing: float = DEFAULT_SMOOTHING,
+    title: str | None = None,
+) -> list[Path]:
     """Draw ``metrics`` of ``runs`` against ``x`` and write ``out`` (a PNG), plus an SVG beside it if asked.
 
     Noisy training metrics are drawn smoothed with the raw values faint behind (the legend says

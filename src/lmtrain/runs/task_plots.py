@@ -9,13 +9,14 @@ without the data (or with data that cannot be drawn) is named in a warning with 
 from __future__ import annotations
 
 import logging
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 import numpy as np
 
-from lmtrain.files.atomic import make_dirs, write_with
 from lmtrain.errors import UserError
+from lmtrain.files.atomic import make_dirs, write_with
 from lmtrain.runs.compare import run_labels
 from lmtrain.runs.display_text import printable
 from lmtrain.runs.metrics_log import is_number
@@ -39,10 +40,14 @@ def per_class_f1(summary: dict[str, Any]) -> dict[str, float]:
     that are not numbers are left out."""
     if isinstance(summary.get("per_class"), dict):
         rows = summary["per_class"].items()
-        return {str(label): float(row["f1"]) for label, row in rows
-                if isinstance(row, dict) and is_number(row.get("f1"))}
-    return {key[len("eval/"):-len("/f1")]: float(value) for key, value in summary.items()
-            if key.startswith("eval/") and key.endswith("/f1") and key.count("/") == 2 and is_number(value)}
+        return {
+            str(label): float(row["f1"]) for label, row in rows if isinstance(row, dict) and is_number(row.get("f1"))
+        }
+    return {
+        key[len("eval/") : -len("/f1")]: float(value)
+        for key, value in summary.items()
+        if key.startswith("eval/") and key.endswith("/f1") and key.count("/") == 2 and is_number(value)
+    }
 
 
 def confusion_matrix(summary: dict[str, Any]) -> tuple[list[str], np.ndarray]:
@@ -53,12 +58,16 @@ def confusion_matrix(summary: dict[str, Any]) -> tuple[list[str], np.ndarray]:
     """
     entry = summary.get("confusion_matrix")
     if entry is None:
-        raise ValueError("its summary.json has no confusion matrix (written by `lmtrain finetune "
-                         "task=classification`)")
+        raise ValueError("its summary.json has no confusion matrix (written by `lmtrain finetune task=classification`)")
     labels = entry.get("labels") if isinstance(entry, dict) else None
     rows = entry.get("matrix") if isinstance(entry, dict) else None
-    if not (isinstance(labels, list) and labels and isinstance(rows, list) and len(rows) == len(labels)
-            and all(isinstance(row, list) and len(row) == len(labels) and all(map(is_number, row)) for row in rows)):
+    if not (
+        isinstance(labels, list)
+        and labels
+        and isinstance(rows, list)
+        and len(rows) == len(labels)
+        and all(isinstance(row, list) and len(row) == len(labels) and all(map(is_number, row)) for row in rows)
+    ):
         raise ValueError("its confusion matrix is malformed (not a square list of numbers matching its labels)")
     if len(labels) > MAX_CLASSES:
         raise ValueError(f"its confusion matrix has {len(labels)} classes, more than {MAX_CLASSES} can show")
@@ -85,8 +94,15 @@ def _draw_matrix(ax: Any, names: list[str], counts: np.ndarray, title: str) -> N
     ax.set_title(title, fontsize="medium")
     if len(names) <= _ANNOTATE_UP_TO:
         for (row, col), count in np.ndenumerate(counts):
-            ax.text(col, row, f"{count:.0f}", ha="center", va="center",
-                    color="white" if shares[row, col] > 0.5 else "black", fontsize="small")
+            ax.text(
+                col,
+                row,
+                f"{count:.0f}",
+                ha="center",
+                va="center",
+                color="white" if shares[row, col] > 0.5 else "black",
+                fontsize="small",
+            )
 
 
 def drawable(runs: Sequence[RunRecord], read: Any, what: str) -> list[tuple[RunRecord, Any]]:
@@ -105,8 +121,10 @@ def drawable(runs: Sequence[RunRecord], read: Any, what: str) -> list[tuple[RunR
     if not kept:
         raise UserError(f"none of the runs has {what} to draw: " + "; ".join(reasons) + ".")
     if len(kept) > MAX_PANELS:
-        raise UserError(f"{len(kept)} runs have {what}, more than the {MAX_PANELS} one picture can show; give "
-                        "fewer runs (e.g. one sweep at a time).")
+        raise UserError(
+            f"{len(kept)} runs have {what}, more than the {MAX_PANELS} one picture can show; give "
+            "fewer runs (e.g. one sweep at a time)."
+        )
     for reason in reasons:
         log.warning("left out of the picture: %s", reason)
     return kept
@@ -162,8 +180,10 @@ def plot_per_class_f1(runs: Sequence[RunRecord], out: str | Path) -> Path:
 def _f1_or_why(summary: dict[str, Any]) -> dict[str, float]:
     scores = per_class_f1(summary)
     if not scores:
-        raise ValueError("its summary.json has no per-class or per-type F1 (written by `lmtrain finetune "
-                         "task=classification` and `task=ner`)")
+        raise ValueError(
+            "its summary.json has no per-class or per-type F1 (written by `lmtrain finetune "
+            "task=classification` and `task=ner`)"
+        )
     return scores
 
 
@@ -185,8 +205,10 @@ def save_task_plots(run_dir: str | Path) -> list[Path]:
         return []
     run = load_run(run_dir)
     written = []
-    for wanted, draw, name in (("confusion_matrix" in run.summary, plot_confusion, CONFUSION_FILE),
-                               (per_class_f1(run.summary), plot_per_class_f1, F1_FILE)):
+    for wanted, draw, name in (
+        ("confusion_matrix" in run.summary, plot_confusion, CONFUSION_FILE),
+        (per_class_f1(run.summary), plot_per_class_f1, F1_FILE),
+    ):
         if not wanted:
             continue
         try:

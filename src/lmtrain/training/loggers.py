@@ -24,11 +24,12 @@ import math
 import os
 import time
 import uuid
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, Protocol, Sequence
+from typing import Any, Protocol
 
-from lmtrain.files.atomic import make_dirs, write_text
 from lmtrain.errors import UserError
+from lmtrain.files.atomic import make_dirs, write_text
 
 log = logging.getLogger(__name__)
 
@@ -148,8 +149,7 @@ class WandbLogger:
 
         run_id = _wandb_run_id(Path(run_dir), uuid.uuid4().hex[:12])
         # resume="allow": the same id continues the run after `trainer.resume=auto`
-        self.run = wandb.init(name=run_name(Path(run_dir)), dir=str(run_dir), config=config, id=run_id,
-                              resume="allow")
+        self.run = wandb.init(name=run_name(Path(run_dir)), dir=str(run_dir), config=config, id=run_id, resume="allow")
 
     def log(self, step: int, metrics: dict[str, Any]) -> None:
         """Log the numeric metrics at ``step``."""
@@ -213,7 +213,7 @@ class MlflowLogger:
 
         items = [Param(k, v) for k, v in params.items()]
         for start in range(0, len(items), 100):  # MLflow takes at most 100 params per batch
-            self.client.log_batch(self.run_id, params=items[start:start + 100])
+            self.client.log_batch(self.run_id, params=items[start : start + 100])
 
     def _log_metrics(self, step: int, values: dict[str, float]) -> None:
         from mlflow.entities import Metric
@@ -254,12 +254,15 @@ def require_loggers(names: Sequence[str]) -> None:
         try:
             importlib.import_module(module)
         except ImportError:
-            raise UserError(f"trainer.loggers={name} needs the '{extra}' package: "
-                            f"pip install 'lmtrain[{extra}]' (or remove {name} from trainer.loggers).") from None
+            raise UserError(
+                f"trainer.loggers={name} needs the '{extra}' package: "
+                f"pip install 'lmtrain[{extra}]' (or remove {name} from trainer.loggers)."
+            ) from None
 
 
-def open_loggers(names: Sequence[str], run_dir: Path, config: dict[str, Any],
-                 start_step: int = 0) -> list[MetricLogger]:
+def open_loggers(
+    names: Sequence[str], run_dir: Path, config: dict[str, Any], start_step: int = 0
+) -> list[MetricLogger]:
     """The extra metric sinks named in ``trainer.loggers`` (``jsonl`` is the run directory itself).
 
     Args:
@@ -304,8 +307,11 @@ def send_summary(names: Sequence[str], run_dir: Path, summary: dict[str, Any]) -
             continue
         try:
             # a new TensorBoard writer without purge_step keeps the curves written during training
-            tracker = TensorBoardLogger(run_dir / TENSORBOARD_DIR) if name == "tensorboard" else \
-                open_loggers([name], run_dir, config)[0]
+            tracker = (
+                TensorBoardLogger(run_dir / TENSORBOARD_DIR)
+                if name == "tensorboard"
+                else open_loggers([name], run_dir, config)[0]
+            )
             tracker.log_summary(summary)
             tracker.finish()
         except Exception as error:  # noqa: BLE001 - a tracker problem must not fail a finished run

@@ -44,15 +44,21 @@ class TrainingProgress:
         self.console = Console(stderr=True)
         self.enabled = enabled and self.console.is_terminal
         self.progress = Progress(
-            TextColumn("[bold]train"), BarColumn(), MofNCompleteColumn(),
-            TextColumn("loss {task.fields[loss]}"), TextColumn("lr {task.fields[lr]}"),
-            TextColumn("{task.fields[tps]} tok/s"), TimeElapsedColumn(), TextColumn("ETA"), TimeRemainingColumn(),
-            console=self.console, disable=not self.enabled,
+            TextColumn("[bold]train"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TextColumn("loss {task.fields[loss]}"),
+            TextColumn("lr {task.fields[lr]}"),
+            TextColumn("{task.fields[tps]} tok/s"),
+            TimeElapsedColumn(),
+            TextColumn("ETA"),
+            TimeRemainingColumn(),
+            console=self.console,
+            disable=not self.enabled,
         )
-        self.task = self.progress.add_task("train", total=total_steps, completed=start_step,
-                                           loss="-", lr="-", tps="-")
+        self.task = self.progress.add_task("train", total=total_steps, completed=start_step, loss="-", lr="-", tps="-")
 
-    def __enter__(self) -> "TrainingProgress":
+    def __enter__(self) -> TrainingProgress:
         self.progress.__enter__()
         return self
 
@@ -81,16 +87,28 @@ class TrainingProgress:
         A log line says where the run is, for logs read without a terminal (CI, SLURM, nohup):
         ``step 10/800 (1%)  epoch 0.02  loss 8.8088  lr 9.17e-04  1,402 tok/s  elapsed 0:00:12  ETA 0:15:40``.
         """
-        loss, lr, tps = metrics.get("train/loss", math.nan), metrics.get("train/lr", math.nan), metrics.get(
-            "train/tokens_per_s", math.nan)
+        loss, lr, tps = (
+            metrics.get("train/loss", math.nan),
+            metrics.get("train/lr", math.nan),
+            metrics.get("train/tokens_per_s", math.nan),
+        )
         if self.enabled:
             self.progress.update(self.task, completed=step, loss=f"{loss:.4f}", lr=f"{lr:.2e}", tps=f"{tps:,.0f}")
             return
         eta = self.eta_seconds(step)
         epochs = "" if epoch is None else f"  epoch {epoch:.2f}" + (f"/{self.max_epochs}" if self.max_epochs else "")
-        log.info("step %d/%d (%d%%)%s  loss %.4f  lr %.2e  %s tok/s  elapsed %s  ETA %s", step, self.total,
-                 100 * step // max(self.total, 1), epochs, loss, lr, f"{tps:,.0f}",
-                 clock(time.perf_counter() - self.started), "-" if eta is None else clock(eta))
+        log.info(
+            "step %d/%d (%d%%)%s  loss %.4f  lr %.2e  %s tok/s  elapsed %s  ETA %s",
+            step,
+            self.total,
+            100 * step // max(self.total, 1),
+            epochs,
+            loss,
+            lr,
+            f"{tps:,.0f}",
+            clock(time.perf_counter() - self.started),
+            "-" if eta is None else clock(eta),
+        )
 
     def note(self, message: str) -> None:
         """Print a line above the bar (evaluation results, checkpoints)."""
