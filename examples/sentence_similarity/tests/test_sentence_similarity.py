@@ -183,9 +183,9 @@ def test_evaluate_says_it_scores_pretraining_checkpoints(run, tmp_path):
 
 
 def test_resume_continues_the_run(run):
-    _ok(_lmtrain("resume", str(run), "trainer.max_steps=420", cwd=run.parent))  # the run recorded its search path
+    _ok(_lmtrain("resume", str(run), "trainer.max_steps=620", cwd=run.parent))  # the run recorded its search path
     events = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
-    assert max(e.get("step", 0) for e in events) == 420
+    assert max(e.get("step", 0) for e in events) == 620
 
 
 def test_nothing_in_lmtrain_names_the_example():
