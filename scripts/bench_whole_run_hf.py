@@ -18,6 +18,7 @@ threads (``OMP_NUM_THREADS`` and ``torch.set_num_threads``); the `transformers` 
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import json
 import os
 import statistics
@@ -155,6 +156,9 @@ def main() -> None:
     parser.add_argument("overrides", nargs="*", help="after --: lmtrain's overrides (default: BERT mini, 40 steps)")
     args = parser.parse_args()
     overrides = args.overrides or DEFAULT_OVERRIDES
+    missing = [name for name in ("transformers", "accelerate") if importlib.util.find_spec(name) is None]
+    if missing:
+        sys.exit(f"the transformers side needs {' and '.join(missing)}: pip install 'transformers[torch]'")
     with tempfile.TemporaryDirectory(prefix="bench-whole-run-hf-") as folder:
         work = Path(folder)
         one_run(overrides, work / "cache", work / "warm-up", None, args.threads)  # fills the data cache
