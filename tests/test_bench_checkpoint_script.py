@@ -31,3 +31,25 @@ def test_without_the_data_each_row_names_the_missing_file(tmp_path, monkeypatch)
     assert "skipped 'mlm continue' (MiniLM): the data is missing: " in said[0]
     assert str(tmp_path / "data" / "wikitext2" / "valid.txt") in said[0] and "--data-dir" in said[0]
     assert any(str(Path("conll2003") / "eng.train") in line for line in said)
+
+
+def _bf16_row_skipped(tmp_path: Path, monkeypatch, no_bf16: bool) -> list[str]:
+    monkeypatch.setattr(bench_checkpoint, "minilm_folder", lambda: tmp_path)
+    (tmp_path / "data" / "wikitext2").mkdir(parents=True)
+    (tmp_path / "data" / "wikitext2" / "valid.txt").write_text("text\n", encoding="utf-8")
+    said: list[str] = []
+    args = argparse.Namespace(checkpoint_rows=["mlm continue bf16"], data_dir=str(tmp_path / "data"), no_bf16=no_bf16)
+    rows = bench_checkpoint.bench_checkpoint_rows(args, None, 1.0, said.append, bf16_peak=lambda: 1.0)
+    assert rows == []
+    return said
+
+
+def test_the_bf16_rows_skip_with_no_bf16(tmp_path, monkeypatch):
+    said = _bf16_row_skipped(tmp_path, monkeypatch, no_bf16=True)
+    assert said == ["skipped 'mlm continue bf16' (MiniLM): --no-bf16"]
+
+
+def test_the_bf16_rows_skip_on_a_cpu_without_native_bf16(tmp_path, monkeypatch):
+    monkeypatch.setattr("lmtrain.training.precision.cpu_bf16_support", lambda: None)
+    said = _bf16_row_skipped(tmp_path, monkeypatch, no_bf16=False)
+    assert len(said) == 1 and "no native bf16 arithmetic (AVX512-BF16 or AMX-BF16)" in said[0]
