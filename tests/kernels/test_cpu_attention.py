@@ -63,16 +63,32 @@ def test_padded_keys_get_no_weight_even_where_dropout_keeps_all():
 
 
 @pytest.mark.skipif(not torch.backends.mkldnn.is_available(), reason="PyTorch built without oneDNN")
-def test_padding_masks_take_the_cheaper_dropout_other_masks_keep_sdpa():
+@pytest.mark.parametrize("shape", [(2, 1, 1, 10), (2, 1, 10, 10)], ids=["key padding", "per query"])
+def test_boolean_masks_take_the_cheaper_dropout_other_masks_keep_sdpa(shape):
     q, k, v = qkv()
+    mask = torch.ones(2, 1, 10, 10, dtype=torch.bool).tril()[:, :, : shape[2]]  # (B, 1, Tq or 1, Tk)
     torch.manual_seed(2)
     with cpu_kernels("onednn"):
-        ours = attend(q, k, v, padding_mask(), False, 0.3)
+        ours = attend(q, k, v, mask, False, 0.3)
     torch.manual_seed(2)
-    assert torch.equal(ours, attend_with_cheap_dropout(q, k, v, False, 0.3, padding_mask()))
-    full = torch.ones(2, 1, 10, 10, dtype=torch.bool).tril()  # a (B, 1, Tq, Tk) mask: SDPA's own
-    torch.manual_seed(2)
-    with cpu_kernels("onednn"):
-        ours = attend(q, k, v, full, False, 0.3)
-    torch.manual_seed(2)
-    assert torch.equal(ours, F.scaled_dot_product_attention(q, k, v, attn_mask=full, dropout_p=0.3))
+    assert torch.equal(ours, attend_with_cheap_dropout(q, k, v, False, 0.3, mask))
+    for other in (mask.expand(2, 3, 10, 10), torch.zeros(2, 1, 10, 10)):  # per-head, float: SDPA's own
+        torch.manual_seed(2)
+        with cpu_kernels("onednn"):
+            ours = attend(q, k, v, other, False, 0.3)
+        torch.manual_seed(2)
+        assert torch.equal(ours, F.scaled_dot_product_attention(q, k, v, attn_mask=other, dropout_p=0.3))
+
+
+def test_a_per_query_mask_is_sdpas_math_and_a_fully_masked_query_gives_no_nan(monkeypatch):
+    monkeypatch.setattr(cpu_attention, "cheap_dropout", lambda x, p: x)  # keep every weight
+    ours_in, sdpa_in = qkv(), qkv()
+    mask = torch.rand(2, 1, 10, 10, generator=torch.Generator().manual_seed(4)) < 0.5
+    mask |= torch.eye(10, dtype=torch.bool)  # every query sees itself, as lmtrain's (Tq, Tk) masks do
+    ours = attend_with_cheap_dropout(*ours_in, False, 0.1, mask)
+    theirs = F.scaled_dot_product_attention(*sdpa_in, attn_mask=mask)
+    torch.testing.assert_close(ours, theirs, atol=1e-5, rtol=1e-5)
+    mask[1, 0, 4] = False  # one query sees no key at all: no NaN in its output or in any gradient
+    out = attend_with_cheap_dropout(*ours_in, False, 0.1, mask)
+    out.sum().backward()
+    assert torch.isfinite(out).all() and all(torch.isfinite(t.grad).all() for t in ours_in)

@@ -9,6 +9,8 @@ from lmtrain.config.checks import ConfigRangeError, check_range
 from lmtrain.config.durations import parse_duration
 from lmtrain.errors import UserError
 
+PACKING_MODES = ("auto", "on", "off")  # trainer.packing's values
+
 
 @dataclass
 class TokenizerConfig:
@@ -82,6 +84,10 @@ class TrainerConfig:
     compile: bool = False  # torch.compile the training step (falls back to eager where it cannot compile)
     num_workers: int = 0  # DataLoader worker processes
     bucket_by_length: bool = False  # batch training examples of similar length (fine-tuning sets; presets turn it on)
+    # Transformer backbones in training: pack a padded batch's sentences into fewer rows, each sentence attending
+    # only to itself (same math, fewer tokens): auto (when at most 3/4 of the rows remain; never under
+    # trainer.compile) | on (whenever it saves a row) | off
+    packing: str = "auto"
     progress: bool = True  # rich progress bar (off for logs and CI)
     preflight: bool = True  # before training: longest batch, one evaluation batch, a checkpoint round trip, estimates
     # metric sinks: jsonl (metrics.jsonl, always on) | tensorboard (<run dir>/tb) | wandb
@@ -125,6 +131,7 @@ class TrainerConfig:
             check_range(self, name, 0)
         if self.cpu_kernels not in ("auto", "onednn", "torch"):
             raise ConfigRangeError("cpu_kernels", "one of auto | onednn | torch", self.cpu_kernels)
+        self._check_packing()
         if self.checkpoint_format not in ("full", "sharded"):
             raise ConfigRangeError("checkpoint_format", "one of full | sharded", self.checkpoint_format)
         self._check_fsdp_keys()
@@ -142,6 +149,26 @@ class TrainerConfig:
                 raise ConfigRangeError(
                     "max_time", "a positive duration (90s, 5m, 1h30m, 01:30:00)", self.max_time
                 ) from None
+
+    def _check_packing(self) -> None:
+        """Refuse a packing mode that is not one, and ``packing=on`` with ``compile=true``."""
+        if self.packing not in PACKING_MODES:
+            quoting = 'a YAML file reads on/off unquoted as true/false: write "on" or "off"'
+            raise ConfigRangeError(
+                "packing",
+                "one of " + " | ".join(PACKING_MODES),
+                self.packing,
+                quoting if self.packing in ("True", "False") else "",
+            )
+        if self.packing == "on" and self.compile:
+            raise ConfigRangeError(
+                "packing",
+                "auto or off with trainer.compile=true",
+                self.packing,
+                "a packed batch changes shape from step to step and its mask is built outside the compiled "
+                "graph, so packing runs only eagerly; drop trainer.compile=true to pack, or set "
+                "trainer.packing=auto to compile without packing",
+            )
 
     def _check_fsdp_keys(self) -> None:
         """Refuse ``fsdp_*`` keys set where they would change nothing (another strategy, another precision)."""

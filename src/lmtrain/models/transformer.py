@@ -16,6 +16,7 @@ from torch.utils.checkpoint import checkpoint
 
 from lmtrain.kernels import Dropout, Linear
 from lmtrain.models.attention import CrossAttention, KVCache, SelfAttention
+from lmtrain.models.packing import PackingPlan, pack, packed_attention_mask, plan_packing, unpack
 from lmtrain.models.spec import TransformerSpec
 
 
@@ -131,11 +132,16 @@ class Block(nn.Module):
 
 
 class Transformer(nn.Module):
-    """The backbone: embeddings, ``n_layers`` blocks, optional final norm -> hidden states."""
+    """The backbone: embeddings, ``n_layers`` blocks, optional final norm -> hidden states.
+
+    ``packing`` (auto | on | off; off until :func:`lmtrain.models.packing.set_packing` sets it) packs a
+    padded training batch's sentences into fewer rows; see :mod:`lmtrain.models.packing`.
+    """
 
     def __init__(self, spec: TransformerSpec):
         super().__init__()
         self.spec = spec
+        self.packing = "off"
         self.embeddings = Embeddings(spec)
         blocks = [Block(spec) for _ in range(spec.n_layers)]
         self.blocks = nn.ModuleList(blocks)
@@ -212,7 +218,22 @@ class Transformer(nn.Module):
         past = cache.length if cache is not None else 0
         if position_ids is None:
             position_ids = torch.arange(past, past + T, device=input_ids.device)[None, :]  # (1, T)
+        plan = self._packing_plan(attention_mask, T, cache)
+        if plan is not None:
+            return self._packed_forward(plan, input_ids, token_type_ids, position_ids)
         mask, is_causal = self.attention_mask(attention_mask, T, past + T)
+        return self._encode(input_ids, token_type_ids, position_ids, mask, is_causal, cache)
+
+    def _encode(
+        self,
+        input_ids: torch.Tensor,
+        token_type_ids: torch.Tensor | None,
+        position_ids: torch.Tensor,
+        mask: torch.Tensor | None,
+        is_causal: bool,
+        cache: KVCache | None,
+    ) -> torch.Tensor:
+        """Embeddings, blocks and final norm over (B, T) ids under an SDPA ``mask``; returns (B, T, D)."""
         x = self.embeddings(input_ids, token_type_ids, position_ids)
         for layer, block in enumerate(self.blocks):
             if self.spec.checkpoint_activations and self.training and cache is None:
@@ -220,10 +241,38 @@ class Transformer(nn.Module):
             else:
                 x = block(x, mask, is_causal, cache, layer)
         if cache is not None:
-            cache.advance(T)
+            cache.advance(input_ids.shape[1])
         if self.final_norm is not None:
             x = self.final_norm(x)
         return x
+
+    def _packing_plan(self, attention_mask: torch.Tensor | None, T: int, cache: KVCache | None) -> PackingPlan | None:
+        """The packing of this forward's batch: only in training, with padding, no cache, not compiled."""
+        if (
+            self.packing == "off"
+            or not self.training
+            or cache is not None
+            or attention_mask is None
+            or attention_mask.shape[1] != T
+            or torch.compiler.is_compiling()
+        ):
+            return None
+        return plan_packing(attention_mask, self.packing)
+
+    def _packed_forward(
+        self,
+        plan: PackingPlan,
+        input_ids: torch.Tensor,
+        token_type_ids: torch.Tensor | None,
+        position_ids: torch.Tensor,
+    ) -> torch.Tensor:
+        """The forward of the batch packed by ``plan``, its states scattered back to (B, T, D)."""
+        B, T = input_ids.shape
+        types = pack(token_type_ids, plan) if token_type_ids is not None else None
+        positions = pack(position_ids.expand(B, T), plan)  # each token keeps the position it has unpacked
+        mask = packed_attention_mask(plan, self.spec.causal)
+        x = self._encode(pack(input_ids, plan), types, positions, mask, False, None)
+        return unpack(x, plan, B)
 
     def new_cache(self, batch_size: int, max_len: int) -> KVCache:
         """An empty key/value cache for decoding up to ``max_len`` positions."""

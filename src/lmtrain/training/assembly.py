@@ -30,6 +30,7 @@ from lmtrain.config.training import TrainerConfig
 from lmtrain.data.tokenizer import TextTokenizer
 from lmtrain.errors import UserError
 from lmtrain.files.checkpoints import TOKENIZER, read_model_meta
+from lmtrain.models.packing import set_packing
 from lmtrain.objectives.base import Objective
 from lmtrain.run_folder.layout import TOKENIZER_FILE, RunDir, hydra_run_dir
 from lmtrain.runs.plot import save_run_curves
@@ -231,7 +232,8 @@ class RunParts:
 def fit(context: RunContext, parts: RunParts, cfg: PretrainConfig | FinetuneConfig) -> dict[str, Any]:
     """Train ``parts`` in ``context`` to the end; returns the run summary (written by rank 0).
 
-    Builds the optimizer (``optim.*``, ``parts.head_lr``), the schedule and the Trainer, resumes,
+    Sets the backbones' ``trainer.packing``, builds the optimizer (``optim.*``, ``parts.head_lr``), the
+    schedule and the Trainer, resumes,
     fits (:func:`lmtrain.training.session.fit_run`: loggers, preflight, Ctrl-C), then writes
     ``summary.json`` with the world size and finishes the run directory. Under ``torchrun`` it first
     refuses to train unless every rank holds rank 0's tokenizer and ``parts.data_digests``.
@@ -241,6 +243,7 @@ def fit(context: RunContext, parts: RunParts, cfg: PretrainConfig | FinetuneConf
         check_same_data(dist, {"tokenizer": tokenizer_digest(parts.tokenizer), **parts.data_digests})
     if dist.is_main:
         parts.tokenizer.save(context.tokenizer_path)
+    set_packing(parts.model, cfg.trainer.packing)
     optimizer = build_optimizer(parts.model, cfg.optim, device, head_lr=parts.head_lr)
     # start_run refuses max_steps=null unless a task preset has a default, which finetune sets before this
     assert cfg.trainer.max_steps is not None, "trainer.max_steps is settled before training"

@@ -15,12 +15,15 @@ from lmtrain.kernels.cpu.dropout import cheap_dropout
 def fits_cpu_attention(q: torch.Tensor, mask: torch.Tensor | None, dropout: float) -> bool:
     """Whether :func:`attend_with_cheap_dropout` serves this call.
 
-    Only with dropout, on CPU, outside `torch.compile`, and with no mask or a boolean key-padding
-    mask (B, 1, 1, Tk) (padded fine-tuning batches); SDPA keeps every other mask.
+    Only with dropout, on CPU, outside `torch.compile`, and with no mask, a boolean key-padding mask
+    (B, 1, 1, Tk) (padded fine-tuning batches) or a boolean (B, 1, Tq, Tk) mask (packed batches,
+    padded causal batches); SDPA keeps every other mask (float masks, per-head masks).
     """
     if dropout == 0.0 or q.device.type != "cpu" or torch.compiler.is_compiling():
         return False
-    return mask is None or (mask.dtype == torch.bool and mask.dim() == 4 and mask.shape[1] == mask.shape[2] == 1)
+    if mask is None:
+        return True
+    return mask.dtype == torch.bool and mask.dim() == 4 and mask.shape[1] == 1 and mask.shape[2] in (1, q.shape[2])
 
 
 def attend_with_cheap_dropout(
@@ -28,8 +31,10 @@ def attend_with_cheap_dropout(
 ) -> torch.Tensor:
     """SDPA's math of (B, H, T, Dh) queries, keys and values, dropout on the weights by the cheaper mask.
 
-    ``mask`` (B, 1, 1, Tk), True at the keys that may be attended, hides padding. A row whose keys
-    are all hidden attends to all of them alike instead of giving NaN (only an all-padding row can).
+    ``mask`` (B, 1, 1, Tk) or (B, 1, Tq, Tk), True at the keys that may be attended, hides padding
+    (and, packed, the other sentences). A query whose keys are all hidden attends to all of them
+    alike instead of giving NaN (only an all-padding row can: lmtrain's (Tq, Tk) masks let every
+    query see itself).
     """
     scores = (q * q.shape[-1] ** -0.5) @ k.transpose(-2, -1)  # (B, H, Tq, Tk)
     if is_causal:

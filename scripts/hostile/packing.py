@@ -1,0 +1,88 @@
+"""``trainer.packing``: a value that is not a mode and ``on`` under ``trainer.compile`` are refused before a run
+folder exists; a batch of one row, batches with no padding and a training set with an empty sentence train
+(packing nothing where nothing is saved) with finite losses."""
+
+from __future__ import annotations
+
+import json
+import math
+import subprocess
+from collections.abc import Callable
+from pathlib import Path
+
+from hostile.common import TINY, Outcome, Workspace, last_line, refused
+from hostile.tasks import TAGGER
+
+CLASSIFIER = ["task=classification", *TAGGER[1:], "trainer.preflight=false"]  # tiny, from scratch, 2 steps
+
+
+def _losses(run: Path) -> list[float]:
+    metrics = run / "metrics.jsonl"
+    if not metrics.is_file():
+        return []
+    events = [json.loads(line) for line in metrics.read_text().splitlines() if line.strip()]
+    return [event["train/loss"] for event in events if "train/loss" in event]
+
+
+def _trained(proc: subprocess.CompletedProcess, run: Path, steps: int) -> Outcome:
+    """Held when the run ended well with ``steps`` finite training losses."""
+    losses = _losses(run)
+    held = proc.returncode == 0 and len(losses) == steps and all(math.isfinite(x) for x in losses)
+    return Outcome(proc.returncode, f"train/loss {losses}" if proc.returncode == 0 else last_line(proc), held)
+
+
+def not_a_mode(ws: Workspace) -> Outcome:
+    out = ws.root / "packing-yes"
+    proc = ws.lmtrain("pretrain", *TINY, *ws.data, "trainer.packing=yes", f"hydra.run.dir={out}")
+    return refused(proc, "trainer.packing=yes: must be one of auto | on | off", not out.exists())
+
+
+def on_with_compile(ws: Workspace) -> Outcome:
+    out = ws.root / "packing-compile"
+    proc = ws.lmtrain("pretrain", *TINY, *ws.data, "trainer.packing=on", "trainer.compile=true", f"hydra.run.dir={out}")
+    return refused(proc, "trainer.packing=on: must be auto or off with trainer.compile=true", not out.exists())
+
+
+def one_row(ws: Workspace) -> Outcome:
+    out = ws.root / "packing-one-row"
+    proc = ws.lmtrain("finetune", *CLASSIFIER, "trainer.batch_size=1", "trainer.packing=on", f"hydra.run.dir={out}")
+    return _trained(proc, out, 2)
+
+
+def rows_all_full(ws: Workspace) -> Outcome:
+    """Pretraining blocks have no padding: with packing on, the run is the finished (auto) run, loss for loss."""
+    out = ws.root / "packing-full"
+    proc = ws.lmtrain("pretrain", *TINY, *ws.data, "trainer.packing=on", f"hydra.run.dir={out}")
+    outcome = _trained(proc, out, 4)
+    same = _losses(out) == _losses(ws.root / "finished")
+    note = "" if same else " (not the unpacked run's losses)"
+    return Outcome(outcome.code, outcome.message + note, outcome.held and same)
+
+
+def empty_sentence(ws: Workspace) -> Outcome:
+    """A training row with no text: its row holds only the special tokens (never all padding); it trains packed."""
+    data = ws.root / "packing-empty.tsv"
+    texts = ["a dull film of some length", "a fine film"]
+    rows = ["sentence\tlabel", *(f"{texts[i % 2]}\t{i % 2}" for i in range(40))]
+    data.write_text("\n".join([*rows, "\t1", ""]), encoding="utf-8")
+    out = ws.root / "packing-empty"
+    proc = ws.lmtrain(
+        "finetune",
+        *CLASSIFIER,
+        f"data.train_file={data}",
+        f"data.eval_file={data}",
+        "trainer.packing=on",
+        f"hydra.run.dir={out}",
+    )
+    if proc.returncode == 2 and "Traceback" not in proc.stderr:  # refused with a message: also holds
+        return Outcome(2, last_line(proc), True)
+    return _trained(proc, out, 2)
+
+
+PROBES: dict[str, Callable[[Workspace], Outcome]] = {
+    "trainer.packing=yes": not_a_mode,
+    "trainer.packing=on with trainer.compile=true": on_with_compile,
+    "a batch of one row, packing=on": one_row,
+    "all rows full (pretraining blocks), packing=on": rows_all_full,
+    "an empty training sentence, packing=on": empty_sentence,
+}

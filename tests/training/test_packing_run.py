@@ -1,0 +1,84 @@
+"""``trainer.packing``: a packed fine-tuning run learns and resumes exactly; the values it refuses."""
+
+from __future__ import annotations
+
+import random
+from pathlib import Path
+
+import pytest
+
+import lmtrain.models.transformer as transformer
+import tests.tasks.fixtures as fixtures
+from lmtrain.models.spec import TransformerSpec
+from tests.commands.test_finetune_batches import STEPS, _losses, _run
+from tests.conftest import run_cli, stopping_after_step
+
+PACKED = [*STEPS, "trainer.bucket_by_length=false", "trainer.packing=on", "optim.lr=3e-3"]
+
+
+def _write_uneven_conll(path: Path, n: int, seed: int) -> list[str]:
+    """``n`` template sentences of uneven length: one in three doubled, one in three cut to 3 words.
+    Returns their texts."""
+    rng = random.Random(seed)
+    lines, texts = ["-DOCSTART- O", ""], []
+    for i in range(n):
+        sentence = fixtures.ner_sentence(rng)
+        sentence = [*sentence, *fixtures.ner_sentence(rng)] if i % 3 == 0 else sentence[:3] if i % 3 == 1 else sentence
+        lines += [*(f"{word} {tag}" for word, tag in sentence), ""]
+        texts.append(" ".join(word for word, _ in sentence))
+    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    return texts
+
+
+def _with_dropout(**values) -> TransformerSpec:
+    return TransformerSpec(**{**values, "dropout": 0.1, "attention_dropout": 0.1})
+
+
+@pytest.fixture
+def overrides(tmp_path, monkeypatch) -> list[str]:
+    texts = _write_uneven_conll(tmp_path / "train.conll", 160, seed=0)
+    _write_uneven_conll(tmp_path / "dev.conll", 20, seed=1)
+    monkeypatch.setattr(fixtures, "TransformerSpec", _with_dropout)  # a backbone whose dropout is on
+    backbone = fixtures.make_checkpoint(tmp_path / "backbone", causal=False, texts=texts)
+    data = [f"data.train_file={tmp_path / 'train.conll'}", f"data.eval_file={tmp_path / 'dev.conll'}"]
+    return ["task=ner", f"init={backbone}", *PACKED, *data]
+
+
+def test_a_packed_finetuning_run_learns_and_resumes_exactly(tmp_path, overrides, monkeypatch):
+    rows: list[tuple[int, int]] = []  # (padded rows, packed rows) of every packed training batch
+    plan_packing = transformer.plan_packing
+
+    def recording(mask, mode):
+        plan = plan_packing(mask, mode)
+        if plan is not None:
+            rows.append((mask.shape[0], plan.rows))
+        return plan
+
+    monkeypatch.setattr(transformer, "plan_packing", recording)
+    _run(tmp_path / "straight", overrides)
+    assert len(rows) >= 12 and all(packed < padded for padded, packed in rows), rows
+    losses = _losses(tmp_path / "straight")
+    assert sum(losses[s] for s in (10, 11, 12)) < 0.8 * sum(losses[s] for s in (1, 2, 3)), losses
+
+    with stopping_after_step(6), pytest.raises(SystemExit):
+        _run(tmp_path / "resumed", overrides)
+    _run(tmp_path / "resumed", [*overrides, "trainer.resume=auto"])
+    got = _losses(tmp_path / "resumed")
+    assert sorted(got) == list(range(1, 13))
+    assert [got[s] for s in range(7, 13)] == [losses[s] for s in range(7, 13)]
+
+
+@pytest.mark.parametrize(
+    "overrides, message",
+    [
+        (["trainer.packing=yes"], "trainer.packing=yes: must be one of auto | on | off"),
+        (
+            ["trainer.packing=on", "trainer.compile=true"],
+            "trainer.packing=on: must be auto or off with trainer.compile=true",
+        ),
+    ],
+)
+def test_packing_values_that_cannot_run_are_refused(tmp_path, overrides, message):
+    out = run_cli("pretrain", "debug=tiny", *overrides, f"hydra.run.dir={tmp_path / 'run'}", cwd=tmp_path)
+    assert out.returncode == 2 and message in " ".join(out.stderr.split()), out.stderr
+    assert not (tmp_path / "run").exists()
