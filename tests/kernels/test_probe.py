@@ -1,4 +1,5 @@
-"""The start-up check times the linear products alone, forward and both backward products, on both sides."""
+"""The start-up check times the linear products alone on both sides: forward and both backward products in a
+process that trains, the forward ones in one that does not."""
 
 from __future__ import annotations
 
@@ -25,3 +26,13 @@ def test_the_check_times_forward_and_weight_gradient_products_and_draws_no_rando
     # one warm-up step and one step each round
     assert len(calls) == 6 * (1 + times.rounds) * 2
     assert "(linear products forward and backward, 24 and 10 rows, best of" in times.describe()
+
+
+def test_without_training_the_check_times_the_forward_products_only(monkeypatch):
+    monkeypatch.setattr(probe, "ROWS", (24, 10))
+    monkeypatch.setattr(probe, "D_MODEL", 8)
+    monkeypatch.setattr(probe, "D_FF", 16)
+    calls = counting_onednn_op(monkeypatch)
+    times = probe.time_kernels(backward=False)
+    assert len(calls) == 2 * (1 + times.rounds) * 2  # two forward products per step
+    assert "(linear products forward only, 24 and 10 rows, best of" in times.describe()

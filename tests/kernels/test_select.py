@@ -102,7 +102,7 @@ def test_auto_picks_the_clear_winner_of_its_measurement(monkeypatch, fresh_switc
         (0.015, 0.010, "torch-matmul", "torch-matmul faster by 50%"),
     ]:
         times = ProbeTimes(onednn_s=onednn_s, matmul_s=matmul_s, rounds=8)
-        monkeypatch.setattr(select_module, "time_kernels", lambda times=times: times)
+        monkeypatch.setattr(select_module, "time_kernels", lambda backward, times=times: times)
         monkeypatch.setitem(select_module._state, "auto", None)
         kernels, why = select_cpu_kernels("auto")
         assert kernels == expected and why == f"auto: measured {times.describe()}: {gain}"
@@ -118,6 +118,21 @@ def test_nothing_selected_means_auto_on_first_use(monkeypatch, caplog, fresh_swi
         kernels = active_cpu_kernels()
     assert select_module._state["active"] == select_module._state["auto"]
     assert f"CPU kernels: {kernels} (auto" in caplog.text and kernels in ("onednn", "torch-matmul")
+
+
+def test_a_process_that_selected_nothing_times_the_forward_products_only(monkeypatch, caplog, fresh_switch):
+    timed: list[bool] = []
+    times = ProbeTimes(onednn_s=0.015, matmul_s=0.010, rounds=3, backward=False)
+    monkeypatch.setattr(select_module, "time_kernels", lambda backward: timed.append(backward) or times)
+    monkeypatch.setattr(select_module, "check_onednn_ops", lambda: None)
+    monkeypatch.setattr(select_module, "onednn_ops_present", lambda: True)
+    with caplog.at_level(logging.INFO, logger=SELECT_LOG):
+        assert active_cpu_kernels() == "torch-matmul"  # as `lmtrain generate` selects on its first kernel call
+    assert timed == [False]
+    assert (
+        "CPU kernels: torch-matmul (auto: measured 15.0 ms with oneDNN vs 10.0 ms with torch-matmul (linear "
+        "products forward only, 1024 and 400 rows, best of 3 each): torch-matmul faster by 50%)"
+    ) in caplog.text
 
 
 def test_unknown_choice_names_the_key_and_the_choices():

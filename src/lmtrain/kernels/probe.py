@@ -7,7 +7,8 @@ weight-gradient products are what loses on Intel CPUs whose MKL runs its best ke
 counts: a pretraining batch (8 x 128 tokens) and a short fine-tuning batch (400 tokens). Each is
 timed alternately with oneDNN's products and with `F.linear` (the order flips every round, so a
 burst of load lands on both sides); each side's time is the sum of its best time per row count,
-the estimate least inflated by load. About a second on two cores, less with more.
+the estimate least inflated by load. About a second on two cores, less with more; a process that
+trains nothing (``generate``, ``evaluate``, ``predict``) times the forward products only, a third of that.
 """
 
 from __future__ import annotations
@@ -39,13 +40,15 @@ class ProbeTimes:
     onednn_s: float
     matmul_s: float
     rounds: int = 1
+    backward: bool = True  # False: the forward products only
 
     def describe(self) -> str:
         """``12.1 ms with oneDNN vs 15.3 ms with torch-matmul (..., best of 8 each)``: the two times, for the log."""
         rows = " and ".join(str(rows) for rows in ROWS)
+        timed = "forward and backward" if self.backward else "forward only"
         return (
             f"{self.onednn_s * 1e3:.1f} ms with oneDNN vs {self.matmul_s * 1e3:.1f} ms with torch-matmul "
-            f"(linear products forward and backward, {rows} rows, best of {self.rounds} each)"
+            f"(linear products {timed}, {rows} rows, best of {self.rounds} each)"
         )
 
 
@@ -80,10 +83,14 @@ def check_onednn_ops() -> None:
 
 
 def _block_step(linear: Callable, x: torch.Tensor, up: torch.Tensor, down: torch.Tensor) -> float:
-    """Seconds of one forward + backward of ``linear(linear(x, up), down)``: six products."""
+    """Seconds of one forward (+ backward where ``x`` needs gradients) of ``linear(linear(x, up), down)``.
+
+    Two products forward; backward four more: the input and the weight gradient of each layer.
+    """
     start = time.perf_counter()
     out = linear(linear(x, up, None), down, None)  # (rows, D_MODEL)
-    out.backward(torch.ones_like(out))
+    if out.requires_grad:
+        out.backward(torch.ones_like(out))
     return time.perf_counter() - start
 
 
@@ -116,14 +123,18 @@ def measure_alternately(
     return timings
 
 
-def time_kernels() -> ProbeTimes:
-    """Each side's time of the probe's products: per row count its best, summed; timed alternately."""
+def time_kernels(backward: bool = True) -> ProbeTimes:
+    """Each side's time of the probe's products: per row count its best, summed; timed alternately.
+
+    Args:
+        backward: time the backward products too (a training run); False: the forward ones only.
+    """
     generator = torch.Generator().manual_seed(0)
-    up = torch.randn(D_FF, D_MODEL, generator=generator).mul_(D_MODEL**-0.5).requires_grad_()
-    down = torch.randn(D_MODEL, D_FF, generator=generator).mul_(D_FF**-0.5).requires_grad_()
+    up = torch.randn(D_FF, D_MODEL, generator=generator).mul_(D_MODEL**-0.5).requires_grad_(backward)
+    down = torch.randn(D_MODEL, D_FF, generator=generator).mul_(D_FF**-0.5).requires_grad_(backward)
     steps: dict[str, Callable[[], float]] = {}
     for rows in ROWS:
-        x = torch.randn(rows, D_MODEL, generator=generator, requires_grad=True)
+        x = torch.randn(rows, D_MODEL, generator=generator, requires_grad=backward)
         for name, linear in (("onednn", onednn_linear), ("torch-matmul", F.linear)):
             steps[f"{name} {rows}"] = functools.partial(_block_step, linear, x, up, down)
     with _plain_fp32_autograd():
@@ -133,6 +144,7 @@ def time_kernels() -> ProbeTimes:
         onednn_s=sum(best[f"onednn {rows}"] for rows in ROWS),
         matmul_s=sum(best[f"torch-matmul {rows}"] for rows in ROWS),
         rounds=len(timings[f"onednn {ROWS[0]}"]),
+        backward=backward,
     )
 
 

@@ -15,7 +15,8 @@ that choice per machine (:mod:`lmtrain.kernels.memo`), so every later run of a c
 same kernels; its next few runs measure again and switch the choice for the runs after them only
 on repeated clear wins. It is decided once per process. A training run selects through
 ``trainer.cpu_kernels``; a process that selects nothing (``lmtrain generate``, ``evaluate``,
-``predict``, a script) gets ``auto`` on its first kernel call, measured without a memo.
+``predict``, a script) gets ``auto`` on its first kernel call, measured without a memo on the forward
+products alone (it trains nothing).
 """
 
 from __future__ import annotations
@@ -95,16 +96,17 @@ def _auto_by_memo(path: Path, measure: bool, key: str) -> tuple[str, str]:
     return kept.kernels, f"{why}; {outcome}" + ("" if failed is None else f" (not kept in {path}: {failed})")
 
 
-def _resolve_auto(memo: Path | None, measure: bool, key: str) -> tuple[str, str]:
+def _resolve_auto(memo: Path | None, measure: bool, key: str, training: bool) -> tuple[str, str]:
     """``auto`` on CPU: (kernels, why), resolved on the first call of the process only; warns once when oneDNN
-    fails. With ``memo``, this machine's kept choice (see :mod:`lmtrain.kernels.memo`); without, a measurement."""
+    fails. With ``memo``, this machine's kept choice (see :mod:`lmtrain.kernels.memo`); without, a measurement
+    (of the forward products only unless ``training``)."""
     resolved = _state["auto"]
     if resolved is None:
-        resolved = _state["auto"] = _first_auto(memo, measure, key)
+        resolved = _state["auto"] = _first_auto(memo, measure, key, training)
     return resolved
 
 
-def _first_auto(memo: Path | None, measure: bool, key: str) -> tuple[str, str]:
+def _first_auto(memo: Path | None, measure: bool, key: str, training: bool) -> tuple[str, str]:
     """What ``auto`` resolves to in this process: (kernels, why); see :func:`_resolve_auto`."""
     if not onednn_ops_present():
         log.warning(
@@ -117,7 +119,7 @@ def _first_auto(memo: Path | None, measure: bool, key: str) -> tuple[str, str]:
         check_onednn_ops()
         if memo is not None:
             return _auto_by_memo(memo, measure, key)
-        verdict = judge(time_kernels(), cpu_has_wide_vectors())
+        verdict = judge(time_kernels(backward=training), cpu_has_wide_vectors())
         return verdict.kernels, f"auto: {verdict.why}"
     except (RuntimeError, TypeError, AttributeError, NotImplementedError) as error:
         log.warning(
@@ -150,6 +152,7 @@ def select_cpu_kernels(
     key: str = "trainer.cpu_kernels",
     memo: Path | None = None,
     measure: bool = True,
+    training: bool = True,
 ) -> tuple[str, str]:
     """Put the CPU kernels of ``choice`` in force for this process.
 
@@ -161,6 +164,7 @@ def select_cpu_kernels(
         memo: a file that keeps ``auto``'s choice per machine (see :mod:`lmtrain.kernels.memo`); None = measure.
         measure: whether ``auto`` may time the kernels and write ``memo`` (False in the other processes of a
             job whose first process decides: they take the kept choice, or the tie rule until told).
+        training: whether the process trains; without a memo, False makes ``auto`` time the forward products only.
     Returns:
         (kernels, why): one of :data:`KERNEL_SETS`, and the reason in words for the log.
     Raises:
@@ -177,16 +181,20 @@ def select_cpu_kernels(
     elif torch.device(device).type != "cpu":
         chosen = ("torch", f"auto: the model runs on {torch.device(device).type}")
     else:
-        chosen = _resolve_auto(memo, measure, key)
+        chosen = _resolve_auto(memo, measure, key, training)
     _state["active"] = chosen
     return chosen
 
 
 def active_cpu_kernels() -> str:
-    """The kernel set in force, one of :data:`KERNEL_SETS` (selecting ``auto`` now if nothing was selected)."""
+    """The kernel set in force, one of :data:`KERNEL_SETS`.
+
+    A process that selected nothing (``generate``, ``evaluate``, ``predict``: no training) selects ``auto`` now,
+    timing the forward products only.
+    """
     active = _state["active"]
     if active is None:
-        active = select_cpu_kernels("auto")
+        active = select_cpu_kernels("auto", training=False)
         log.info("CPU kernels: %s (%s)", *active)
     return active[0]
 
