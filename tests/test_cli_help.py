@@ -40,7 +40,7 @@ def test_bert_help_describes_its_keys_and_no_other_familys(capsys):
     assert "model  (TransformerConfig: A Transformer backbone" in text
     # inherited keys carry the base schema's description; nested blocks keep their group prefix
     assert _key_line(text, "model.dropout").endswith("dropout on embeddings and between layers")
-    assert _key_line(text, "trainer.cpu_kernels").endswith("| onednn | torch")
+    assert _key_line(text, "trainer.cpu_kernels").endswith("| torch (PyTorch's ops throughout)")
     assert re.search(r"^  \* bert +BERT \(Devlin et al\. 2019\)", text, re.M)  # the chosen option, described
 
 

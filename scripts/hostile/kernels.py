@@ -1,6 +1,8 @@
-"""``trainer.cpu_kernels=auto``'s memo and ``trainer.precision=bf16`` on CPU: a memo that is damaged, a link, a
-folder or hand-edited gets a warning and a safe choice, never a traceback, and is never written through; bf16 on
-a CPU without native bf16 runs with a warning naming the key."""
+"""``trainer.cpu_kernels`` and ``trainer.precision=bf16`` on CPU: a memo of ``auto`` that is damaged, a link, a
+folder or hand-edited gets a warning and a safe choice, never a traceback, and is never written through; an
+earlier lmtrain's memo saying ``torch`` is read as ``torch-matmul`` and checked again; ``torch-matmul`` runs from
+the command line and a misspelling of it is refused naming the choices; bf16 on a CPU without native bf16 runs
+with a warning naming the key."""
 
 from __future__ import annotations
 
@@ -11,7 +13,7 @@ import sys
 from collections.abc import Callable
 from pathlib import Path
 
-from hostile.common import TINY, Outcome, Workspace, last_line
+from hostile.common import TINY, Outcome, Workspace, last_line, refused
 
 NOT_USED = "is not used as it is"
 # bf16 on a CPU without native bf16, played by replacing the check before the command line runs
@@ -92,21 +94,54 @@ def memo_is_a_folder(ws: Workspace) -> Outcome:
     return Outcome(proc.returncode, _said(proc, NOT_USED), _ran_with_warning(proc, NOT_USED) and memo.is_dir())
 
 
-def memo_names_unknown_kernels(ws: Workspace) -> Outcome:
-    home = ws.root / "memo-unknown-home"
+def _machine_key(ws: Workspace, name: str) -> str:
+    """The memo's key for this machine, as the probe's ``lmtrain`` runs compute it."""
+    home = ws.root / f"{name}-home"
     home.mkdir(exist_ok=True)
-    key = subprocess.run(
+    return subprocess.run(
         [sys.executable, "-c", "from lmtrain.kernels.memo import machine_key; print(machine_key())"],
         capture_output=True,
         text=True,
         env=_env(home),
     ).stdout.strip()
+
+
+def memo_names_unknown_kernels(ws: Workspace) -> Outcome:
+    key = _machine_key(ws, "memo-unknown")
     memo = _memo(ws, "memo-unknown")
     memo.write_text(json.dumps({key: {"kernels": "mkl-turbo", "why": "hand-edited"}}))
     proc = _pretrain(ws, "memo-unknown")
-    replaced = json.loads(memo.read_text()).get(key, {}).get("kernels") in ("onednn", "torch")
+    replaced = json.loads(memo.read_text()).get(key, {}).get("kernels") in ("onednn", "torch-matmul")
     fragment = "names CPU kernels 'mkl-turbo'"
     return Outcome(proc.returncode, _said(proc, fragment), _ran_with_warning(proc, fragment) and replaced)
+
+
+def earlier_memo_saying_torch(ws: Workspace) -> Outcome:
+    key = _machine_key(ws, "memo-earlier")
+    memo = _memo(ws, "memo-earlier")
+    earlier = {"kernels": "torch", "why": "measured by an earlier lmtrain", "decided": "2026-11-30", "reviews": 4}
+    memo.write_text(json.dumps({key: earlier}))
+    proc = _pretrain(ws, "memo-earlier", "model.dropout=0.1")
+    summary = ws.root / "memo-earlier" / "summary.json"
+    ran = summary.is_file() and json.loads(summary.read_text()).get("cpu_kernels") == "torch-matmul"
+    entry = json.loads(memo.read_text()).get(key, {})
+    checked_again = entry.get("kernels") == "torch-matmul" and entry.get("reviews") == 1 and entry.get("probe") == 2
+    fragment = "as torch (the products of torch-matmul): checked again by the next runs"
+    return Outcome(proc.returncode, _said(proc, fragment), _ran_with_warning(proc, fragment) and ran and checked_again)
+
+
+def torch_matmul_from_the_command_line(ws: Workspace) -> Outcome:
+    proc = _pretrain(ws, "torch-matmul", "trainer.cpu_kernels=torch-matmul", "model.dropout=0.1")
+    summary = ws.root / "torch-matmul" / "summary.json"
+    ran = summary.is_file() and json.loads(summary.read_text()).get("cpu_kernels") == "torch-matmul"
+    fragment = "CPU kernels: torch-matmul (trainer.cpu_kernels=torch-matmul)"
+    return Outcome(proc.returncode, _said(proc, fragment), _ran_with_warning(proc, fragment) and ran)
+
+
+def torch_matmul_misspelt(ws: Workspace) -> Outcome:
+    proc = _pretrain(ws, "torch-matmul-misspelt", "trainer.cpu_kernels=torch_matmul")
+    fragment = "trainer.cpu_kernels=torch_matmul: must be one of auto | onednn | torch-matmul | torch"
+    return refused(proc, fragment, intact=not (ws.root / "torch-matmul-misspelt" / "checkpoints").exists())
 
 
 def bf16_without_native_support(ws: Workspace) -> Outcome:
@@ -121,5 +156,8 @@ PROBES: dict[str, Callable[[Workspace], Outcome]] = {
     "a cpu_kernels memo that is a symlink": symlinked_memo,
     "a cpu_kernels memo that is a folder": memo_is_a_folder,
     "a hand-edited memo naming unknown kernels": memo_names_unknown_kernels,
+    "an earlier lmtrain's settled memo saying torch": earlier_memo_saying_torch,
+    "trainer.cpu_kernels=torch-matmul on the command line": torch_matmul_from_the_command_line,
+    "trainer.cpu_kernels=torch_matmul (misspelt)": torch_matmul_misspelt,
     "bf16 on a CPU without native bf16": bf16_without_native_support,
 }

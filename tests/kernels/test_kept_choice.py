@@ -19,9 +19,10 @@ from lmtrain.kernels.probe import ProbeTimes
 
 needs_onednn = pytest.mark.skipif(not torch.backends.mkldnn.is_available(), reason="PyTorch built without oneDNN")
 pytestmark = needs_onednn
-ONEDNN_WINS = ProbeTimes(onednn_s=0.010, torch_s=0.015, rounds=8)
-TORCH_WINS = ProbeTimes(onednn_s=0.0173, torch_s=0.0152, rounds=8)  # the reported busy timing
-TIE = ProbeTimes(onednn_s=0.0100, torch_s=0.0102, rounds=8)
+ONEDNN_WINS = ProbeTimes(onednn_s=0.010, matmul_s=0.015, rounds=8)
+MATMUL_WINS = ProbeTimes(onednn_s=0.0173, matmul_s=0.0152, rounds=8)  # the reported busy timing
+TIE = ProbeTimes(onednn_s=0.0100, matmul_s=0.0102, rounds=8)
+TIMED = "linear products forward and backward, 1024 and 400 rows, best of 8 each"
 
 
 def run(monkeypatch, memo, times: ProbeTimes | None, wide_vectors: bool = True, measure: bool = True):
@@ -43,20 +44,20 @@ def kept(memo) -> dict:
 
 def test_a_busy_first_measurement_is_corrected_only_after_two_clear_wins_in_later_runs(monkeypatch, tmp_path):
     memo = tmp_path / "cpu_kernels.json"
-    kernels = [run(monkeypatch, memo, TORCH_WINS)[0]]  # the first run, on a busy machine, keeps torch
+    kernels = [run(monkeypatch, memo, MATMUL_WINS)[0]]  # the first run, on a busy machine, keeps torch
     for times in (ONEDNN_WINS, TIE, ONEDNN_WINS):  # a clear win, a tie, a second clear win
         kernels.append(run(monkeypatch, memo, times)[0])
-    assert kernels == ["torch"] * 4  # no run changes its kernels on its own measurement
+    assert kernels == ["torch-matmul"] * 4  # no run changes its kernels on its own measurement
     assert kept(memo)["kernels"] == "onednn"  # ... but the runs after the second clear win take oneDNN
     assert run(monkeypatch, memo, TIE)[0] == "onednn"
 
 
 def test_a_clear_win_for_the_kept_side_clears_the_wins_against_it(monkeypatch, tmp_path):
     memo = tmp_path / "cpu_kernels.json"
-    run(monkeypatch, memo, TORCH_WINS)
-    for times in (ONEDNN_WINS, TORCH_WINS, ONEDNN_WINS):
-        assert run(monkeypatch, memo, times)[0] == "torch"
-    assert kept(memo)["kernels"] == "torch" and kept(memo)["challenges"] == 1
+    run(monkeypatch, memo, MATMUL_WINS)
+    for times in (ONEDNN_WINS, MATMUL_WINS, ONEDNN_WINS):
+        assert run(monkeypatch, memo, times)[0] == "torch-matmul"
+    assert kept(memo)["kernels"] == "torch-matmul" and kept(memo)["challenges"] == 1
 
 
 def test_after_four_checks_the_choice_is_settled_and_no_run_measures(monkeypatch, tmp_path, caplog):
@@ -68,76 +69,99 @@ def test_after_four_checks_the_choice_is_settled_and_no_run_measures(monkeypatch
     assert kernels == "onednn" and why.endswith(", confirmed by 4 later checks")
 
 
-@pytest.mark.parametrize("wide_vectors, expected", [(True, "onednn"), (False, "torch")])
+@pytest.mark.parametrize("wide_vectors, expected", [(True, "onednn"), (False, "torch-matmul")])
 def test_a_tie_in_the_first_run_is_settled_by_the_rule_and_kept(monkeypatch, tmp_path, wide_vectors, expected):
     memo = tmp_path / "cpu_kernels.json"
     kernels, why = run(monkeypatch, memo, TIE, wide_vectors)
     cpu = "has" if wide_vectors else "lacks"
     assert kernels == expected
     assert why == (
-        f"auto: measured 10.0 ms with oneDNN vs 10.2 ms with torch (best of 8 each): a tie (within 5%), "
-        f"so by rule oneDNN where the CPU has AVX-512 or AMX, else torch (this CPU {cpu} them); "
+        f"auto: measured 10.0 ms with oneDNN vs 10.2 ms with torch-matmul ({TIMED}): a tie (within 5%), "
+        f"so by rule oneDNN where the CPU has AVX-512 or AMX, else torch-matmul (this CPU {cpu} them); "
         f"kept for this machine in {memo}"
     )
-    assert run(monkeypatch, memo, ONEDNN_WINS if expected == "torch" else TORCH_WINS)[0] == expected
+    assert run(monkeypatch, memo, ONEDNN_WINS if expected == "torch-matmul" else MATMUL_WINS)[0] == expected
 
 
 def test_the_log_line_says_why_each_run_took_its_kernels(monkeypatch, tmp_path):
     memo = tmp_path / "cpu_kernels.json"
     monkeypatch.setattr(select_module, "_today", lambda: "2026-12-06")
-    first = run(monkeypatch, memo, TORCH_WINS)[1]
+    first = run(monkeypatch, memo, MATMUL_WINS)[1]
     assert first == (
-        "auto: measured 17.3 ms with oneDNN vs 15.2 ms with torch (best of 8 each): torch faster by 14%; "
+        f"auto: measured 17.3 ms with oneDNN vs 15.2 ms with torch-matmul ({TIMED}): torch-matmul faster by 14%; "
         f"kept for this machine in {memo}"
     )
     second = run(monkeypatch, memo, ONEDNN_WINS)[1]
     kept_since = (
-        "auto: kept for this machine since 2026-12-06 (measured 17.3 ms with oneDNN vs 15.2 ms with torch "
-        "(best of 8 each): torch faster by 14%)"
+        "auto: kept for this machine since 2026-12-06 (measured 17.3 ms with oneDNN vs 15.2 ms with torch-matmul "
+        f"({TIMED}): torch-matmul faster by 14%)"
     )
     assert second == (
-        f"{kept_since}; check 1 of 4: measured 10.0 ms with oneDNN vs 15.0 ms with torch (best of 8 "
-        "each): oneDNN faster by 50% (clear win 1 of the 2 in separate runs that switch the choice); "
-        "this run keeps torch"
+        f"{kept_since}; check 1 of 4: measured 10.0 ms with oneDNN vs 15.0 ms with torch-matmul ({TIMED})"
+        ": oneDNN faster by 50% (clear win 1 of the 2 in separate runs that switch the choice); "
+        "this run keeps torch-matmul"
     )
     third = run(monkeypatch, memo, ONEDNN_WINS)[1]
     assert third.startswith(f"{kept_since}; check 2 of 4: ") and third.endswith(
         "(clear win 2 of the 2 in separate runs that switch the choice): the choice switches to onednn from the next "
-        "run; this run keeps torch"
+        "run; this run keeps torch-matmul"
     )
     assert run(monkeypatch, memo, TIE)[1].startswith(
         "auto: kept for this machine since 2026-12-06 (switched after 2 clear wins in later runs, the last measured "
-        "10.0 ms with oneDNN vs 15.0 ms with torch (best of 8 each): oneDNN faster by 50%); check 1 of 4: "
+        f"10.0 ms with oneDNN vs 15.0 ms with torch-matmul ({TIMED}): oneDNN faster by 50%); check 1 of 4: "
     )
 
 
 def test_the_other_processes_of_a_job_neither_measure_nor_write(monkeypatch, tmp_path):
     memo = tmp_path / "cpu_kernels.json"
     assert run(monkeypatch, memo, None, measure=False)[0] == "onednn" and not memo.exists()  # the rule, until told
-    run(monkeypatch, memo, TORCH_WINS)
+    run(monkeypatch, memo, MATMUL_WINS)
     before = memo.read_text()
-    assert run(monkeypatch, memo, None, measure=False)[0] == "torch" and memo.read_text() == before
+    assert run(monkeypatch, memo, None, measure=False)[0] == "torch-matmul" and memo.read_text() == before
 
 
-def test_an_entry_of_an_older_lmtrain_is_reviewed_like_any_kept_choice(monkeypatch, tmp_path):
+def test_an_older_lmtrains_torch_entry_is_read_as_torch_matmul_and_checked_again(monkeypatch, tmp_path):
     memo = tmp_path / "cpu_kernels.json"
-    older = {"kernels": "torch", "why": "auto: 17.3 ms with oneDNN, 15.2 ms with torch"}  # no date, no counts
+    older = {"kernels": "torch", "why": "auto: 17.3 ms with oneDNN, 15.2 ms with torch"}  # no date, counts, probe
     memo.write_text(json.dumps({machine_key(): older, "another machine": {"kernels": "onednn"}}))
     kernels, why = run(monkeypatch, memo, ONEDNN_WINS)
-    assert kernels == "torch" and why.startswith("auto: kept for this machine by an earlier lmtrain (auto: 17.3 ms")
+    assert kernels == "torch-matmul"  # the products that entry chose, with today's dropout
+    assert why.startswith(
+        "auto: kept for this machine by an earlier lmtrain (auto: 17.3 ms with oneDNN, 15.2 ms with torch; by an "
+        "earlier check that timed each side's dropout too, as torch (the products of torch-matmul): checked again "
+        "by the next runs); check 1 of 4: measured 10.0 ms with oneDNN"
+    )
+    assert kept(memo)["kernels"] == "torch-matmul" and kept(memo)["reviews"] == 1 and kept(memo)["probe"] == 2
     assert json.loads(memo.read_text())["another machine"] == {"kernels": "onednn"}
+
+
+def test_a_settled_choice_of_the_earlier_check_is_checked_again_and_switched_by_two_clear_wins(monkeypatch, tmp_path):
+    memo = tmp_path / "cpu_kernels.json"
+    earlier = {"kernels": "onednn", "why": "measured ...", "decided": "2026-12-01", "reviews": 4, "challenges": 0}
+    memo.write_text(json.dumps({machine_key(): earlier}))
+    kernels = [run(monkeypatch, memo, MATMUL_WINS)[0] for _ in range(2)]
+    assert kernels == ["onednn", "onednn"] and kept(memo)["kernels"] == "torch-matmul"
+    assert run(monkeypatch, memo, TIE)[0] == "torch-matmul"
+
+
+def test_an_entry_of_todays_check_naming_torch_is_measured_anew(monkeypatch, tmp_path, caplog):
+    memo = tmp_path / "cpu_kernels.json"
+    memo.write_text(json.dumps({machine_key(): {"kernels": "torch", "probe": 2}}))  # auto never keeps torch now
+    with caplog.at_level(logging.WARNING, logger="lmtrain.kernels.select"):
+        assert run(monkeypatch, memo, ONEDNN_WINS)[0] == "onednn"
+    assert "names CPU kernels 'torch', which are none of onednn, torch-matmul" in caplog.text
 
 
 def test_a_damaged_memo_is_neither_used_nor_overwritten_and_the_log_says_so(monkeypatch, tmp_path, caplog):
     memo = tmp_path / "cpu_kernels.json"
     memo.write_text('{"truncated": ')
     with caplog.at_level(logging.WARNING, logger="lmtrain.kernels.select"):
-        kernels, why = run(monkeypatch, memo, TORCH_WINS)
-    assert kernels == "torch" and memo.read_text() == '{"truncated": '
+        kernels, why = run(monkeypatch, memo, MATMUL_WINS)
+    assert kernels == "torch-matmul" and memo.read_text() == '{"truncated": '
     assert (
         f"The memo of trainer.cpu_kernels=auto, {memo}, is not used as it is: it cannot be read as JSON" in caplog.text
     )
-    assert "delete the file, or set trainer.cpu_kernels=onednn or trainer.cpu_kernels=torch." in caplog.text
+    assert "delete the file, or set trainer.cpu_kernels=onednn or trainer.cpu_kernels=torch-matmul." in caplog.text
     assert why.endswith(
         f"not kept in {memo}: it cannot be read as JSON (JSONDecodeError: Expecting value: line 1 column 15 (char 14))"
     )
@@ -158,12 +182,12 @@ def test_an_entry_naming_unknown_kernels_is_measured_anew_and_replaced(monkeypat
     memo = tmp_path / "cpu_kernels.json"
     memo.write_text(json.dumps({machine_key(): {"kernels": "mkl", "reviews": "many"}}))
     with caplog.at_level(logging.WARNING, logger="lmtrain.kernels.select"):
-        assert run(monkeypatch, memo, TORCH_WINS)[0] == "torch"
+        assert run(monkeypatch, memo, MATMUL_WINS)[0] == "torch-matmul"
     assert (
-        "names CPU kernels 'mkl', which are none of onednn, torch; the entry is measured anew and replaced"
+        "names CPU kernels 'mkl', which are none of onednn, torch-matmul; the entry is measured anew and replaced"
         in caplog.text
     )
-    assert kept(memo)["kernels"] == "torch"
+    assert kept(memo)["kernels"] == "torch-matmul"
 
 
 def test_an_unwritable_memo_only_costs_keeping_the_choice(monkeypatch, tmp_path):

@@ -14,8 +14,8 @@ from lmtrain.run_folder.layout import read_metrics
 from lmtrain.training import session
 from tests.conftest import TINY, compose_config, write_corpus
 
-ONEDNN_WINS = ProbeTimes(onednn_s=0.010, torch_s=0.015, rounds=8)
-TORCH_WINS = ProbeTimes(onednn_s=0.015, torch_s=0.010, rounds=8)  # a busy moment in the second run
+ONEDNN_WINS = ProbeTimes(onednn_s=0.010, matmul_s=0.015, rounds=8)
+MATMUL_WINS = ProbeTimes(onednn_s=0.015, matmul_s=0.010, rounds=8)  # a busy moment in the second run
 
 
 @pytest.mark.skipif(not torch.backends.mkldnn.is_available(), reason="PyTorch built without oneDNN")
@@ -25,7 +25,7 @@ def test_two_runs_of_one_command_with_dropout_give_the_same_losses(tmp_path, mon
     # the runs select kernels for the process: the session's own choice comes back afterwards
     monkeypatch.setitem(select_module._state, "active", select_module._state["active"])
     losses, kernels = [], []
-    for index, times in enumerate((ONEDNN_WINS, TORCH_WINS)):
+    for index, times in enumerate((ONEDNN_WINS, MATMUL_WINS)):
         run_dir = tmp_path / f"run{index}"
         run_dir.mkdir()
         monkeypatch.chdir(run_dir)
@@ -52,5 +52,6 @@ def test_two_runs_of_one_command_with_dropout_give_the_same_losses(tmp_path, mon
     assert losses[0] == losses[1]
     assert "CPU kernels: onednn (auto: kept for this machine since " in caplog.text
     assert (
-        "torch faster by 50% (clear win 1 of the 2 in separate runs that switch the choice); this run keeps onednn)"
+        "torch-matmul faster by 50% (clear win 1 of the 2 in separate runs that switch the choice); "
+        "this run keeps onednn)"
     ) in caplog.text

@@ -94,7 +94,9 @@ class TrainerConfig:
     loggers: list[str] = field(default_factory=lambda: ["jsonl"])
     monitor: Optional[str] = None  # eval metric that picks checkpoints/best (None = the objective's main one)
     early_stopping_patience: int = 0  # stop after this many evaluations without improvement; 0 = off
-    cpu_kernels: str = "auto"  # auto (lmtrain's oneDNN kernels where measured faster) | onednn | torch
+    # auto (onednn or torch-matmul, whichever's products measure faster here) | onednn (oneDNN's products, lmtrain's
+    # dropout) | torch-matmul (PyTorch's products, lmtrain's dropout) | torch (PyTorch's ops throughout)
+    cpu_kernels: str = "auto"
     # CUDA: fp32 matrix products in TF32 (Ampere and newer; 10-bit mantissa inputs, fp32 sums); false = full fp32
     tf32: bool = True
     dist_timeout: str = "30m"  # how long a collective of the training step (NCCL, gloo) may wait for the other ranks
@@ -129,8 +131,8 @@ class TrainerConfig:
             "early_stopping_patience",
         ):
             check_range(self, name, 0)
-        if self.cpu_kernels not in ("auto", "onednn", "torch"):
-            raise ConfigRangeError("cpu_kernels", "one of auto | onednn | torch", self.cpu_kernels)
+        if self.cpu_kernels not in ("auto", "onednn", "torch-matmul", "torch"):
+            raise ConfigRangeError("cpu_kernels", "one of auto | onednn | torch-matmul | torch", self.cpu_kernels)
         self._check_packing()
         if self.checkpoint_format not in ("full", "sharded"):
             raise ConfigRangeError("checkpoint_format", "one of full | sharded", self.checkpoint_format)

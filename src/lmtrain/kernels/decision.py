@@ -1,20 +1,22 @@
-"""What one measurement of the two kernel sets says: a clear win for one side, or a tie settled by a rule.
+"""What one measurement of ``auto``'s two kernel sets says: a clear win for one side, or a tie settled by a rule.
 
-A win is clear when the faster side's best time beats the slower side's by more than :data:`NOISE`.
-Anything closer is a tie, and a tie is decided by a stated rule rather than by the noise:
-lmtrain's oneDNN kernels where the CPU has AVX-512 or AMX (where oneDNN's fp32 products are at
-their best), else PyTorch's ops.
+The two sets, ``onednn`` and ``torch-matmul``, share lmtrain's dropout and differ only in who
+computes the linear products. A win is clear when the faster side's best time beats the slower
+side's by more than :data:`NOISE`. Anything closer is a tie, and a tie is decided by a stated rule
+rather than by the noise: oneDNN's products where the CPU has AVX-512 or AMX (where oneDNN's fp32
+products are at their best), else PyTorch's.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
-from lmtrain.kernels.probe import ProbeTimes
+from lmtrain.kernels.probe import PROBE_VERSION, ProbeTimes
 
 NOISE = 0.05  # best times closer than this are a tie
-RULE = "oneDNN where the CPU has AVX-512 or AMX, else torch"
-LABELS = {"onednn": "oneDNN", "torch": "torch"}
+RULE = "oneDNN where the CPU has AVX-512 or AMX, else torch-matmul"
+AUTO_SETS = ("onednn", "torch-matmul")  # what ``auto`` chooses between (and a memo keeps)
+LABELS = {"onednn": "oneDNN", "torch-matmul": "torch-matmul"}
 
 
 @dataclass(frozen=True)
@@ -28,7 +30,7 @@ class Verdict:
 
 def rule_kernels(wide_vectors: bool) -> str:
     """The kernels the tie rule picks on a CPU with (or without) AVX-512 / AMX."""
-    return "onednn" if wide_vectors else "torch"
+    return "onednn" if wide_vectors else "torch-matmul"
 
 
 def judge(times: ProbeTimes, wide_vectors: bool) -> Verdict:
@@ -38,11 +40,12 @@ def judge(times: ProbeTimes, wide_vectors: bool) -> Verdict:
         times: each kernel set's best time.
         wide_vectors: whether this CPU has AVX-512 or AMX (the rule for a tie).
     Returns:
-        ``measured 12.1 ms with oneDNN vs 15.3 ms with torch (best of 8 each): oneDNN faster by 26%``, or
-        ``...: a tie (within 5%), so by rule oneDNN where the CPU has AVX-512 or AMX, else torch (this CPU has them)``.
+        ``measured 12.1 ms with oneDNN vs 15.3 ms with torch-matmul (...): oneDNN faster by 26%``, or ``...: a
+        tie (within 5%), so by rule oneDNN where the CPU has AVX-512 or AMX, else torch-matmul (this CPU has them)``.
     """
-    faster, slower = sorted(("onednn", "torch"), key=lambda name: getattr(times, f"{name}_s"))
-    gain = getattr(times, f"{slower}_s") / max(getattr(times, f"{faster}_s"), 1e-12) - 1
+    seconds = {"onednn": times.onednn_s, "torch-matmul": times.matmul_s}
+    faster, slower = sorted(AUTO_SETS, key=seconds.__getitem__)
+    gain = seconds[slower] / max(seconds[faster], 1e-12) - 1
     measured = f"measured {times.describe()}"
     if gain > NOISE:
         return Verdict(faster, faster, f"{measured}: {LABELS[faster]} faster by {gain:.0%}")
@@ -60,13 +63,15 @@ SWITCH_AFTER = 2  # clear wins for the other side, in separate later runs, that 
 
 @dataclass(frozen=True)
 class KeptChoice:
-    """A machine's kept choice: its kernels, why, when, later checks taken and clear wins against it since."""
+    """A machine's kept choice: its kernels, why, when, later checks taken and clear wins against it since,
+    and the version of the check (:data:`~lmtrain.kernels.probe.PROBE_VERSION`) that made or last reviewed it."""
 
     kernels: str
     why: str
     decided: str
     reviews: int = 0
     challenges: int = 0
+    probe: int = PROBE_VERSION
 
     @property
     def settled(self) -> bool:

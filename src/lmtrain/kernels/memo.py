@@ -1,13 +1,18 @@
 """The choice ``trainer.cpu_kernels=auto`` keeps per machine, in a small JSON file it writes itself.
 
-The two kernel sets draw dropout masks differently, so a run's kernels must not depend on the
-timing noise of that run: one command, one result. Each machine (CPU model, PyTorch version,
+The kernel sets draw dropout masks or sum products differently, so a run's kernels must not
+depend on the timing noise of that run: one command, one result. Each machine (CPU model, PyTorch version,
 thread count) therefore gets one kept choice (:class:`~lmtrain.kernels.decision.KeptChoice`),
 which every later run uses; later measurements only decide whether the runs after them switch.
 
 The file is only ever replaced whole (a temporary file renamed over it). A file that is not a
 memo (damaged, not JSON, a symbolic link, a folder) is neither followed nor overwritten: ``auto``
 then measures in every run and says so once per run.
+
+An entry made by an earlier check (another :data:`~lmtrain.kernels.probe.PROBE_VERSION`, or none:
+lmtrain before ``torch-matmul``, whose check timed the products together with each side's dropout)
+keeps its kernels, ``torch`` read as ``torch-matmul`` (the same products), but not its standing:
+the next runs check it again with today's probe and may switch it.
 """
 
 from __future__ import annotations
@@ -21,9 +26,11 @@ from pathlib import Path
 
 import torch
 
-from lmtrain.kernels.decision import KeptChoice
+from lmtrain.kernels.decision import AUTO_SETS, KeptChoice
+from lmtrain.kernels.probe import PROBE_VERSION
 
-KERNEL_SETS = ("onednn", "torch")
+# what an earlier lmtrain's ``auto`` kept, as the set of today's choices with the same products
+EARLIER_SETS = {"torch": "torch-matmul", "onednn": "onednn"}
 MAX_BYTES = 1 << 20  # a memo holds a few lines per machine; anything larger is not one
 
 
@@ -73,25 +80,33 @@ def _count(value: object) -> int:
     return value if isinstance(value, int) and not isinstance(value, bool) and value >= 0 else 0
 
 
+def _earlier_choice(kernels: str, why: str, decided: str) -> KeptChoice:
+    """An entry of an earlier check (``kernels`` one of :data:`EARLIER_SETS`), unsettled and in today's names."""
+    renamed = "" if EARLIER_SETS[kernels] == kernels else f", as {kernels} (the products of {EARLIER_SETS[kernels]})"
+    why = f"{why}; by an earlier check that timed each side's dropout too{renamed}: checked again by the next runs"
+    return KeptChoice(EARLIER_SETS[kernels], why, decided)
+
+
 def kept_choice(memo: Memo) -> tuple[KeptChoice | None, str | None]:
-    """This machine's kept choice in ``memo`` (None: none kept), with a problem to log when its entry is unusable."""
+    """This machine's kept choice in ``memo`` (None: none kept), with a problem to log when its entry is unusable.
+
+    An entry of an earlier check comes back unsettled and in today's names (see the module docstring).
+    """
     entry = memo.entries.get(machine_key())
     if entry is None:
         return None, None
-    kernels = entry.get("kernels") if isinstance(entry, dict) else None
-    if kernels not in KERNEL_SETS:
+    fields = entry if isinstance(entry, dict) else {}
+    kernels, why, decided = fields.get("kernels"), fields.get("why"), fields.get("decided")
+    why = why if isinstance(why, str) else "no reason stored"
+    decided = decided if isinstance(decided, str) else ""
+    if fields.get("probe") != PROBE_VERSION and kernels in EARLIER_SETS:
+        return _earlier_choice(kernels, why, decided), None
+    if kernels not in AUTO_SETS:
         return None, (
             f"its entry for this machine names CPU kernels {kernels!r}, which are none of "
-            f"{', '.join(KERNEL_SETS)}; the entry is measured anew and replaced"
+            f"{', '.join(AUTO_SETS)}; the entry is measured anew and replaced"
         )
-    why, decided = entry.get("why"), entry.get("decided")
-    return KeptChoice(
-        kernels,
-        why if isinstance(why, str) else "no reason stored",
-        decided if isinstance(decided, str) else "",
-        _count(entry.get("reviews")),
-        _count(entry.get("challenges")),
-    ), None
+    return KeptChoice(kernels, why, decided, _count(fields.get("reviews")), _count(fields.get("challenges"))), None
 
 
 def keep(memo: Memo, choice: KeptChoice) -> str | None:

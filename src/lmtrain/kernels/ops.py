@@ -1,8 +1,10 @@
 """The kernels models call: lmtrain's CPU kernels where they are selected and apply, PyTorch's ops otherwise.
 
-Each function checks the switch (:func:`lmtrain.kernels.select.use_cpu_kernels`) and whether its
-fast path serves the call (CPU, fp32, no autocast, not inside `torch.compile`); everything else
-goes to the plain PyTorch op, so GPU runs, bf16 autocast and compiled steps are PyTorch's own.
+Each function checks its part of the switch (:func:`lmtrain.kernels.select.use_onednn_products` for
+the linear products, :func:`~lmtrain.kernels.select.use_cheap_dropout` for dropout and attention)
+and whether its fast path serves the call (CPU, fp32, no autocast, not inside `torch.compile`);
+everything else goes to the plain PyTorch op, so GPU runs, bf16 autocast and compiled steps are
+PyTorch's own.
 """
 
 from __future__ import annotations
@@ -15,12 +17,12 @@ from lmtrain.kernels.cpu.attention import attend_with_cheap_dropout, fits_cpu_at
 from lmtrain.kernels.cpu.dropout import cheap_dropout
 from lmtrain.kernels.cpu.linear import fits_onednn, onednn_linear, onednn_product
 from lmtrain.kernels.cpu.prepacked import PrepackedLinears
-from lmtrain.kernels.select import use_cpu_kernels
+from lmtrain.kernels.select import use_cheap_dropout, use_onednn_products
 
 
 def _onednn_serves(x: torch.Tensor, weight: torch.Tensor) -> bool:
     # fits_onednn first: it stops at torch.compile before anything Dynamo cannot trace.
-    return fits_onednn(x, weight) and use_cpu_kernels()
+    return fits_onednn(x, weight) and use_onednn_products()
 
 
 def linear(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None = None) -> torch.Tensor:
@@ -55,12 +57,12 @@ class Linear(nn.Linear):
 def dropout(x: torch.Tensor, p: float, training: bool) -> torch.Tensor:
     """Zero each element of ``x`` with probability ``p`` and scale the rest by 1 / (1 - p), in training.
 
-    Outside training, or with ``p == 0``, returns ``x`` itself. With lmtrain's CPU kernels the mask
-    is the cheaper one of :mod:`lmtrain.kernels.cpu.dropout` (``p`` rounded to 1/65536).
+    Outside training, or with ``p == 0``, returns ``x`` itself. With lmtrain's CPU kernels (``onednn``,
+    ``torch-matmul``) the mask is the cheaper one of :mod:`lmtrain.kernels.cpu.dropout` (``p`` rounded to 1/65536).
     """
     if not training or p == 0.0:
         return x
-    if x.device.type == "cpu" and use_cpu_kernels():
+    if x.device.type == "cpu" and use_cheap_dropout():
         return cheap_dropout(x, p)
     return F.dropout(x, p, training=True)
 
@@ -78,19 +80,20 @@ def attend(
 ) -> torch.Tensor:
     """`scaled_dot_product_attention` of (B, H, T, Dh) queries, keys and values.
 
-    With lmtrain's CPU kernels, dropout on CPU and no mask or a key-padding mask, the same math
-    runs with the cheaper dropout mask (:mod:`lmtrain.kernels.cpu.attention`); otherwise SDPA itself.
+    With lmtrain's cheaper dropout selected (``onednn``, ``torch-matmul``), dropout on CPU and a mask
+    :mod:`lmtrain.kernels.cpu.attention` serves, the same math runs with the cheaper dropout mask;
+    otherwise SDPA itself.
     """
-    if fits_cpu_attention(q, mask, dropout) and use_cpu_kernels():
+    if fits_cpu_attention(q, mask, dropout) and use_cheap_dropout():
         return attend_with_cheap_dropout(q, k, v, is_causal, dropout, mask)
     return F.scaled_dot_product_attention(q, k, v, attn_mask=mask, dropout_p=dropout, is_causal=is_causal)
 
 
 def prepacked_linears(model: nn.Module, rows_hint: int, projection_types: tuple[type, ...] = ()) -> PrepackedLinears:
-    """A model's linear weights prepacked for decoding when lmtrain's CPU kernels are selected.
+    """A model's linear weights prepacked for decoding when oneDNN's products are selected (``onednn``).
 
-    Args: as for :class:`~lmtrain.kernels.cpu.prepacked.PrepackedLinears`. With PyTorch's kernels
-    selected its ``applied()`` block leaves every forward as it is.
+    Args: as for :class:`~lmtrain.kernels.cpu.prepacked.PrepackedLinears`. With PyTorch's products
+    selected (``torch-matmul``, ``torch``) its ``applied()`` block leaves every forward as it is.
     """
-    enabled = next(model.parameters(), torch.empty(0)).device.type == "cpu" and use_cpu_kernels()
+    enabled = next(model.parameters(), torch.empty(0)).device.type == "cpu" and use_onednn_products()
     return PrepackedLinears(model, rows_hint, projection_types, enabled=enabled)

@@ -1,10 +1,14 @@
-"""The start-up check behind ``cpu_kernels=auto``: do lmtrain's CPU kernels run, and how fast is each set here?
+"""The start-up check behind ``cpu_kernels=auto``: do oneDNN's products run, and are they faster than PyTorch's here?
 
-One training-shaped linear layer with dropout (a mini model's feed-forward input projection),
-forward and backward, timed alternately with lmtrain's kernels and with PyTorch's own ops (the
-order flips every round, so a burst of load lands on both sides); each side's best time is the
-estimate least inflated by load. A few tenths of a second at most. The global random stream is
-left as it was, so the check changes no run's dropout masks.
+``auto`` chooses between ``onednn`` and ``torch-matmul``, which share lmtrain's dropout, so only the
+linear products are timed: a feed-forward block (d_model 384 -> 1536 -> 384, as in MiniLM),
+forward and backward, so both the input-gradient and the weight-gradient products count (oneDNN's
+weight-gradient products are what loses on Intel CPUs whose MKL runs its best kernels). Two row
+counts: a pretraining batch (8 x 128 tokens) and a short fine-tuning batch (400 tokens). Each is
+timed alternately with oneDNN's products and with `F.linear` (the order flips every round, so a
+burst of load lands on both sides); each side's time is the sum of its best time per row count,
+the estimate least inflated by load. About a second on two cores, less with more; a process that
+trains nothing (``generate``, ``evaluate``, ``predict``) times the forward products only, a third of that.
 """
 
 from __future__ import annotations
@@ -19,29 +23,32 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 
-from lmtrain.kernels.cpu.dropout import cheap_dropout
 from lmtrain.kernels.cpu.linear import onednn_linear, onednn_product
 
-ROWS, IN_FEATURES, OUT_FEATURES = 512, 256, 1024  # batch 4 x 128 tokens into a d_model=256 feed-forward layer
+PROBE_VERSION = 2  # what the check times; 1 (unstored) timed one small layer's products with each side's dropout
+ROWS = (1024, 400)  # a pretraining batch (8 x 128 tokens) and a short fine-tuning batch
+D_MODEL, D_FF = 384, 1536  # MiniLM's feed-forward block
 ROUNDS = 8  # measured rounds at most, after one warm-up round
 MIN_ROUNDS = 3  # measured rounds at least, whatever the budget
-BUDGET_S = 0.3  # on a loaded machine fewer rounds: the check must stay well under a second
-DROPOUT = 0.1
+BUDGET_S = 0.5  # on a loaded machine fewer rounds: the check must stay near a second
 
 
 @dataclass(frozen=True)
 class ProbeTimes:
-    """Each kernel set's best seconds of one forward + backward, and how many timings each took."""
+    """Each kernel set's seconds of the probe's products (forward + backward), and how many timings each took."""
 
     onednn_s: float
-    torch_s: float
+    matmul_s: float
     rounds: int = 1
+    backward: bool = True  # False: the forward products only
 
     def describe(self) -> str:
-        """``12.1 ms with oneDNN vs 15.3 ms with torch (best of 8 each)``: the two times, for the log."""
+        """``12.1 ms with oneDNN vs 15.3 ms with torch-matmul (..., best of 8 each)``: the two times, for the log."""
+        rows = " and ".join(str(rows) for rows in ROWS)
+        timed = "forward and backward" if self.backward else "forward only"
         return (
-            f"{self.onednn_s * 1e3:.1f} ms with oneDNN vs {self.torch_s * 1e3:.1f} ms with torch "
-            f"(best of {self.rounds} each)"
+            f"{self.onednn_s * 1e3:.1f} ms with oneDNN vs {self.matmul_s * 1e3:.1f} ms with torch-matmul "
+            f"(linear products {timed}, {rows} rows, best of {self.rounds} each)"
         )
 
 
@@ -75,13 +82,15 @@ def check_onednn_ops() -> None:
         raise RuntimeError("oneDNN's linear product disagrees with F.linear")
 
 
-def _layer_step(
-    linear: Callable, dropout: Callable, x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor
-) -> float:
-    """Seconds of one forward + backward of ``dropout(linear(x, weight, bias))``."""
+def _block_step(linear: Callable, x: torch.Tensor, up: torch.Tensor, down: torch.Tensor) -> float:
+    """Seconds of one forward (+ backward where ``x`` needs gradients) of ``linear(linear(x, up), down)``.
+
+    Two products forward; backward four more: the input and the weight gradient of each layer.
+    """
     start = time.perf_counter()
-    out = dropout(linear(x, weight, bias), DROPOUT)  # (ROWS, OUT_FEATURES)
-    out.backward(torch.ones_like(out))
+    out = linear(linear(x, up, None), down, None)  # (rows, D_MODEL)
+    if out.requires_grad:
+        out.backward(torch.ones_like(out))
     return time.perf_counter() - start
 
 
@@ -114,21 +123,29 @@ def measure_alternately(
     return timings
 
 
-def time_kernels() -> ProbeTimes:
-    """Each side's best time of the probe layer, timed alternately with lmtrain's kernels and PyTorch's ops."""
+def time_kernels(backward: bool = True) -> ProbeTimes:
+    """Each side's time of the probe's products: per row count its best, summed; timed alternately.
+
+    Args:
+        backward: time the backward products too (a training run); False: the forward ones only.
+    """
     generator = torch.Generator().manual_seed(0)
-    x = torch.randn(ROWS, IN_FEATURES, generator=generator, requires_grad=True)
-    weight = torch.randn(OUT_FEATURES, IN_FEATURES, generator=generator, requires_grad=True)
-    bias = torch.randn(OUT_FEATURES, generator=generator, requires_grad=True)
-    sets = {"onednn": (onednn_linear, cheap_dropout), "torch": (F.linear, lambda t, p: F.dropout(t, p, training=True))}
-    steps: dict[str, Callable[[], float]] = {
-        name: functools.partial(_layer_step, linear, dropout, x, weight, bias)
-        for name, (linear, dropout) in sets.items()
-    }
-    # Dropout draws here must not shift the run's random stream.
-    with torch.random.fork_rng(devices=[]), _plain_fp32_autograd():
+    up = torch.randn(D_FF, D_MODEL, generator=generator).mul_(D_MODEL**-0.5).requires_grad_(backward)
+    down = torch.randn(D_MODEL, D_FF, generator=generator).mul_(D_FF**-0.5).requires_grad_(backward)
+    steps: dict[str, Callable[[], float]] = {}
+    for rows in ROWS:
+        x = torch.randn(rows, D_MODEL, generator=generator, requires_grad=backward)
+        for name, linear in (("onednn", onednn_linear), ("torch-matmul", F.linear)):
+            steps[f"{name} {rows}"] = functools.partial(_block_step, linear, x, up, down)
+    with _plain_fp32_autograd():
         timings = measure_alternately(steps)
-    return ProbeTimes(onednn_s=min(timings["onednn"]), torch_s=min(timings["torch"]), rounds=len(timings["torch"]))
+    best = {name: min(seconds) for name, seconds in timings.items()}
+    return ProbeTimes(
+        onednn_s=sum(best[f"onednn {rows}"] for rows in ROWS),
+        matmul_s=sum(best[f"torch-matmul {rows}"] for rows in ROWS),
+        rounds=len(timings[f"onednn {ROWS[0]}"]),
+        backward=backward,
+    )
 
 
 def cpu_flags() -> set[str]:

@@ -1,17 +1,22 @@
-"""The one switch that picks the CPU kernels of this process: lmtrain's (``onednn``) or PyTorch's (``torch``).
+"""The one switch that picks the CPU kernels of this process: ``onednn``, ``torch-matmul`` or ``torch``.
 
-``onednn`` means lmtrain's CPU fast paths together: fp32 linear products on oneDNN
-(:mod:`lmtrain.kernels.cpu.linear`), the cheaper dropout mask (:mod:`lmtrain.kernels.cpu.dropout`,
-also inside attention) and prepacked weights for decoding (:mod:`lmtrain.kernels.cpu.prepacked`).
-``torch`` means PyTorch's own ops throughout. ``auto`` takes ``onednn`` where its private ops run
-and a start-up check (:mod:`lmtrain.kernels.probe`) finds them clearly faster on this CPU, ``torch``
-where it finds them clearly slower, and settles a tie by a rule (:mod:`lmtrain.kernels.decision`).
-A training run keeps that choice per machine (:mod:`lmtrain.kernels.memo`), so every later run of a
-command picks the same kernels, and the same dropout masks; its next few runs measure again and
-switch the choice for the runs after them only on repeated clear wins. It is decided once per
-process. A training run selects through ``trainer.cpu_kernels``; a process that selects nothing
-(``lmtrain generate``, ``evaluate``, ``predict``, a script) gets ``auto`` on its first kernel call,
-measured without a memo.
+Each set is two parts (:data:`KERNEL_SETS`): who computes the linear products, and whose dropout
+runs. ``onednn`` is lmtrain's CPU fast paths together: fp32 linear products on oneDNN
+(:mod:`lmtrain.kernels.cpu.linear`), prepacked weights for decoding (:mod:`lmtrain.kernels.cpu.prepacked`)
+and the cheaper dropout mask (:mod:`lmtrain.kernels.cpu.dropout`, also inside attention,
+:mod:`lmtrain.kernels.cpu.attention`). ``torch-matmul`` is PyTorch's matrix products (MKL on x86)
+with that same cheaper dropout and attention: the better set where MKL's products beat oneDNN's
+(Intel CPUs, where oneDNN's weight-gradient products are the slow part). ``torch`` is PyTorch's own
+ops throughout. ``auto`` chooses between the two sets that share the dropout, so only the products
+differ: ``onednn`` where its private ops run and a start-up check (:mod:`lmtrain.kernels.probe`)
+finds its products clearly faster on this CPU, ``torch-matmul`` where it finds them clearly slower
+or they cannot run, and a tie by a rule (:mod:`lmtrain.kernels.decision`). A training run keeps
+that choice per machine (:mod:`lmtrain.kernels.memo`), so every later run of a command picks the
+same kernels; its next few runs measure again and switch the choice for the runs after them only
+on repeated clear wins. It is decided once per process. A training run selects through
+``trainer.cpu_kernels``; a process that selects nothing (``lmtrain generate``, ``evaluate``,
+``predict``, a script) gets ``auto`` on its first kernel call, measured without a memo on the forward
+products alone (it trains nothing).
 """
 
 from __future__ import annotations
@@ -32,7 +37,9 @@ from lmtrain.kernels.probe import check_onednn_ops, cpu_has_wide_vectors, time_k
 
 log = logging.getLogger(__name__)
 
-CPU_KERNEL_CHOICES = ("auto", "onednn", "torch")
+# each set: (linear products on oneDNN, lmtrain's cheaper dropout and attention)
+KERNEL_SETS = {"onednn": (True, True), "torch-matmul": (False, True), "torch": (False, False)}
+CPU_KERNEL_CHOICES = ("auto", *KERNEL_SETS)
 _state: dict[str, tuple[str, str] | None] = {
     "active": None,  # (kernels, why) in force; None until the first selection
     "auto": None,  # what ``auto`` resolved to on CPU, measured once per process
@@ -71,7 +78,7 @@ def _auto_by_memo(path: Path, measure: bool, key: str) -> tuple[str, str]:
     if memo.problem or problem:
         advice = (
             " auto measures in every run, so two runs may pick different kernels (and dropout masks): "
-            f"delete the file, or set {key}=onednn or {key}=torch."
+            f"delete the file, or set {key}=onednn or {key}=torch-matmul."
             if memo.problem
             else ""
         )
@@ -89,35 +96,39 @@ def _auto_by_memo(path: Path, measure: bool, key: str) -> tuple[str, str]:
     return kept.kernels, f"{why}; {outcome}" + ("" if failed is None else f" (not kept in {path}: {failed})")
 
 
-def _resolve_auto(memo: Path | None, measure: bool, key: str) -> tuple[str, str]:
+def _resolve_auto(memo: Path | None, measure: bool, key: str, training: bool) -> tuple[str, str]:
     """``auto`` on CPU: (kernels, why), resolved on the first call of the process only; warns once when oneDNN
-    fails. With ``memo``, this machine's kept choice (see :mod:`lmtrain.kernels.memo`); without, a measurement."""
+    fails. With ``memo``, this machine's kept choice (see :mod:`lmtrain.kernels.memo`); without, a measurement
+    (of the forward products only unless ``training``)."""
     resolved = _state["auto"]
     if resolved is None:
-        resolved = _state["auto"] = _first_auto(memo, measure, key)
+        resolved = _state["auto"] = _first_auto(memo, measure, key, training)
     return resolved
 
 
-def _first_auto(memo: Path | None, measure: bool, key: str) -> tuple[str, str]:
+def _first_auto(memo: Path | None, measure: bool, key: str, training: bool) -> tuple[str, str]:
     """What ``auto`` resolves to in this process: (kernels, why); see :func:`_resolve_auto`."""
     if not onednn_ops_present():
         log.warning(
             "oneDNN's linear ops (torch.ops.mkldnn._linear_pointwise) are missing from this "
-            "PyTorch build or oneDNN is switched off: lmtrain uses PyTorch's own CPU kernels."
+            "PyTorch build or oneDNN is switched off: lmtrain uses PyTorch's matrix products (%s=torch-matmul).",
+            key,
         )
-        return "torch", "auto: oneDNN ops missing"
+        return "torch-matmul", "auto: oneDNN ops missing"
     try:
         check_onednn_ops()
         if memo is not None:
             return _auto_by_memo(memo, measure, key)
-        verdict = judge(time_kernels(), cpu_has_wide_vectors())
+        verdict = judge(time_kernels(backward=training), cpu_has_wide_vectors())
         return verdict.kernels, f"auto: {verdict.why}"
     except (RuntimeError, TypeError, AttributeError, NotImplementedError) as error:
         log.warning(
-            "oneDNN's linear ops failed their start-up check (%s): lmtrain uses PyTorch's own CPU kernels.",
+            "oneDNN's linear ops failed their start-up check (%s): lmtrain uses PyTorch's matrix products "
+            "(%s=torch-matmul).",
             _first_line(error),
+            key,
         )
-        return "torch", "auto: oneDNN ops failed their check"
+        return "torch-matmul", "auto: oneDNN ops failed their check"
 
 
 def _require_onednn(key: str) -> None:
@@ -131,7 +142,7 @@ def _require_onednn(key: str) -> None:
     if problem:
         raise UserError(
             f"{key}=onednn, but this PyTorch build ({torch.__version__}) cannot run lmtrain's "
-            f"oneDNN kernels: {problem}. Use {key}=auto (falls back by itself) or {key}=torch."
+            f"oneDNN kernels: {problem}. Use {key}=auto (falls back by itself), {key}=torch-matmul or {key}=torch."
         )
 
 
@@ -141,19 +152,21 @@ def select_cpu_kernels(
     key: str = "trainer.cpu_kernels",
     memo: Path | None = None,
     measure: bool = True,
+    training: bool = True,
 ) -> tuple[str, str]:
     """Put the CPU kernels of ``choice`` in force for this process.
 
     Args:
-        choice: ``auto``, ``onednn`` or ``torch``.
+        choice: ``auto`` or one of :data:`KERNEL_SETS`.
         device: where the model runs; ``auto`` off CPU picks ``torch`` without measuring (the CPU
             kernels would serve nothing).
         key: the config key or option ``choice`` came from, for error messages.
         memo: a file that keeps ``auto``'s choice per machine (see :mod:`lmtrain.kernels.memo`); None = measure.
         measure: whether ``auto`` may time the kernels and write ``memo`` (False in the other processes of a
             job whose first process decides: they take the kept choice, or the tie rule until told).
+        training: whether the process trains; without a memo, False makes ``auto`` time the forward products only.
     Returns:
-        (kernels, why): ``onednn`` or ``torch``, and the reason in words for the log.
+        (kernels, why): one of :data:`KERNEL_SETS`, and the reason in words for the log.
     Raises:
         UserError: ``choice`` is not one of :data:`CPU_KERNEL_CHOICES`, or is ``onednn`` where
             those kernels cannot run.
@@ -163,28 +176,47 @@ def select_cpu_kernels(
     if choice == "onednn":
         _require_onednn(key)
         chosen = ("onednn", f"{key}=onednn")
-    elif choice == "torch":
-        chosen = ("torch", f"{key}=torch")
+    elif choice in KERNEL_SETS:
+        chosen = (choice, f"{key}={choice}")
     elif torch.device(device).type != "cpu":
         chosen = ("torch", f"auto: the model runs on {torch.device(device).type}")
     else:
-        chosen = _resolve_auto(memo, measure, key)
+        chosen = _resolve_auto(memo, measure, key, training)
     _state["active"] = chosen
     return chosen
 
 
-def use_cpu_kernels() -> bool:
-    """Whether lmtrain's CPU kernels are in force (selecting ``auto`` now if nothing was selected)."""
+def active_cpu_kernels() -> str:
+    """The kernel set in force, one of :data:`KERNEL_SETS`.
+
+    A process that selected nothing (``generate``, ``evaluate``, ``predict``: no training) selects ``auto`` now,
+    timing the forward products only.
+    """
     active = _state["active"]
     if active is None:
-        active = select_cpu_kernels("auto")
+        active = select_cpu_kernels("auto", training=False)
         log.info("CPU kernels: %s (%s)", *active)
-    return active[0] == "onednn"
+    return active[0]
+
+
+def use_onednn_products() -> bool:
+    """Whether linear products run on oneDNN (``onednn``), selecting ``auto`` now if nothing was selected."""
+    return KERNEL_SETS[active_cpu_kernels()][0]
+
+
+def use_cheap_dropout() -> bool:
+    """Whether dropout, in attention too, draws lmtrain's cheaper mask (``onednn`` and ``torch-matmul``)."""
+    return KERNEL_SETS[active_cpu_kernels()][1]
+
+
+def use_cpu_kernels() -> bool:
+    """Whether any of lmtrain's CPU kernels are in force (every set but ``torch``); selects them if not yet."""
+    return active_cpu_kernels() != "torch"
 
 
 @contextmanager
 def cpu_kernels(choice: str) -> Iterator[str]:
-    """Within the block ``choice`` is in force (benchmarks and tests compare both); yields the kernels."""
+    """Within the block ``choice`` is in force (benchmarks and tests compare the sets); yields the kernels."""
     previous = _state["active"]
     try:
         yield select_cpu_kernels(choice, key="cpu_kernels")[0]
