@@ -36,3 +36,12 @@ def test_without_training_the_check_times_the_forward_products_only(monkeypatch)
     times = probe.time_kernels(backward=False)
     assert len(calls) == 2 * (1 + times.rounds) * 2  # two forward products per step
     assert "(linear products forward only, 24 and 10 rows, best of" in times.describe()
+
+
+def test_the_onednn_check_passes_when_first_called_inside_a_bf16_autocast_block():
+    """A script's first linear call may come under bf16 autocast: the check itself must run in fp32."""
+    if not torch.backends.mkldnn.is_available():
+        pytest.skip("PyTorch built without oneDNN")
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        probe.check_onednn_ops()  # raised "Float did not match BFloat16" when its comparison ran under autocast
+        assert torch.is_autocast_enabled("cpu"), "the check must leave the caller's autocast as it was"

@@ -72,8 +72,8 @@ def check_onednn_ops() -> None:
     with _plain_fp32_autograd():
         ours = onednn_linear(x, weight, None)
         ours.sum().backward()
-    packed = onednn_product(x.detach(), torch.ops.mkldnn._reorder_linear_weight(weight.detach(), 16), None)
-    theirs = F.linear(x.detach(), weight.detach())
+        packed = onednn_product(x.detach(), torch.ops.mkldnn._reorder_linear_weight(weight.detach(), 16), None)
+        theirs = F.linear(x.detach(), weight.detach())
     expected_grads = (weight.detach().sum(0).expand(16, 24), x.detach().sum(0).expand(40, 24))
     if x.grad is None or weight.grad is None:
         raise RuntimeError("oneDNN's linear product gave no gradients")
