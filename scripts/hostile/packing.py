@@ -79,10 +79,24 @@ def empty_sentence(ws: Workspace) -> Outcome:
     return _trained(proc, out, 2)
 
 
+def saved_before_packing(ws: Workspace) -> Outcome:
+    """A run folder whose saved config has no ``trainer.packing`` (an earlier version's) resumes unpacked, as it ran."""
+    out = ws.root / "packing-old-run"
+    first = ws.lmtrain("finetune", *CLASSIFIER, "trainer.packing=off", f"hydra.run.dir={out}")
+    if first.returncode != 0:
+        return Outcome(first.returncode, last_line(first), False)
+    config = out / ".hydra" / "config.yaml"
+    config.write_text(config.read_text().replace("  packing: 'off'\n", ""))
+    proc = ws.lmtrain("resume", str(out), "trainer.max_steps=4")
+    said = "resuming with trainer.packing=off, as it ran" in " ".join(proc.stderr.split())
+    return Outcome(proc.returncode, last_line(proc), proc.returncode == 0 and said)
+
+
 PROBES: dict[str, Callable[[Workspace], Outcome]] = {
     "trainer.packing=yes": not_a_mode,
     "trainer.packing=on with trainer.compile=true": on_with_compile,
     "a batch of one row, packing=on": one_row,
     "all rows full (pretraining blocks), packing=on": rows_all_full,
     "an empty training sentence, packing=on": empty_sentence,
+    "a run saved before trainer.packing existed, resumed": saved_before_packing,
 }

@@ -10,6 +10,7 @@ import pytest
 import lmtrain.models.transformer as transformer
 import tests.tasks.fixtures as fixtures
 from lmtrain.models.spec import TransformerSpec
+from lmtrain.run_folder.claim import saved_config_dir
 from tests.commands.test_finetune_batches import STEPS, _losses, _run
 from tests.conftest import run_cli, stopping_after_step
 
@@ -82,3 +83,29 @@ def test_packing_values_that_cannot_run_are_refused(tmp_path, overrides, message
     out = run_cli("pretrain", "debug=tiny", *overrides, f"hydra.run.dir={tmp_path / 'run'}", cwd=tmp_path)
     assert out.returncode == 2 and message in " ".join(out.stderr.split()), out.stderr
     assert not (tmp_path / "run").exists()
+
+
+def test_a_run_saved_before_packing_existed_resumes_unpacked_as_it_ran(tmp_path, overrides):
+    """A saved config without ``trainer.packing`` ran unpacked: `lmtrain resume` keeps it so (its dropout
+    masks stay those of an uninterrupted run), and resuming it by its command with packing on is refused."""
+    run = tmp_path / "old"
+    first = [o for o in overrides if o != "trainer.packing=on"]
+    first = [*(o for o in first if not o.startswith("trainer.max_steps")), "trainer.max_steps=2"]
+    out = run_cli("finetune", *first, "trainer.packing=off", f"hydra.run.dir={run}", cwd=tmp_path)
+    assert out.returncode == 0, out.stderr[-2000:]
+    config = run / ".hydra" / "config.yaml"
+    text = config.read_text()
+    assert "  packing: 'off'\n" in text, text
+    config.write_text(text.replace("  packing: 'off'\n", ""))  # as a version without the key wrote it
+
+    again = run_cli(
+        "finetune", *first, "trainer.packing=on", "trainer.resume=auto", f"hydra.run.dir={run}", cwd=tmp_path
+    )
+    assert again.returncode == 2 and "trainer.packing: 'off' -> 'on'" in again.stderr, again.stderr[-2000:]
+
+    resumed = run_cli("resume", str(run), "trainer.max_steps=4", cwd=tmp_path)
+    assert resumed.returncode == 0, resumed.stderr[-2000:]
+    assert "resuming with trainer.packing=off, as it ran" in " ".join(resumed.stderr.split())
+    record = saved_config_dir(run)  # the resume's own record of the config it ran with
+    assert record is not None and record != config.parent
+    assert "  packing: 'off'\n" in (record / "config.yaml").read_text()

@@ -25,6 +25,7 @@ from pathlib import Path
 import yaml
 
 from lmtrain.config.commands import FinetuneOptions, moved_keys
+from lmtrain.config.diff import ADDED_KEYS, flatten
 from lmtrain.config.replay import check_resumed_overrides
 from lmtrain.errors import UserError
 from lmtrain.run_folder.claim import HYDRA_DIR, has_checkpoint, override_key, saved_config_dir
@@ -47,6 +48,20 @@ def _read_list(path: Path) -> list[str]:
     if not isinstance(items, list):
         raise UserError(f"{path} is not a list of overrides; it was not written by lmtrain.")
     return [str(item) for item in items]
+
+
+def _added(config_file: Path, replaced: set[str]) -> list[str]:
+    """Overrides giving a run saved before a key of :data:`~lmtrain.config.diff.ADDED_KEYS` existed the value
+    that does what it did (``trainer.packing=off``), unless typed here; said once in the log."""
+    try:
+        saved = yaml.safe_load(config_file.read_text(encoding="utf-8"))
+    except (OSError, yaml.YAMLError, UnicodeDecodeError):
+        return []  # the config check that follows reports an unreadable config
+    keys = flatten(saved) if isinstance(saved, dict) else {}
+    out = [f"{key}={value}" for key, value in ADDED_KEYS.items() if key not in keys and key not in replaced]
+    if out:
+        log.warning("%s predates %s: resuming with %s, as it ran", config_file, ", ".join(ADDED_KEYS), " ".join(out))
+    return out
 
 
 def _moved(saved: list[str], source: Path) -> list[str]:
@@ -127,6 +142,7 @@ def command_line(argv: list[str]) -> list[str]:
         for o in _moved(_read_list(record / "overrides.yaml"), record / "overrides.yaml")
         if override_key(o) not in replaced
     ]
+    saved += _added(run_dir / HYDRA_DIR / "config.yaml", replaced)
     plugs = read_provenance(run_dir)  # refuses a damaged record; notes where the run found its plugs
     if plugs is not None and plugs.searchpath and "hydra.searchpath" not in replaced:
         _check_folders(plugs)

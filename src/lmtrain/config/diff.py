@@ -74,14 +74,27 @@ class ConfigChanges:
         return ", ".join(items[:limit]) + more
 
 
-def compare_configs(saved: dict[str, Any], new: dict[str, Any], moved: dict[str, str] | None = None) -> ConfigChanges:
+# Settings added since a run may have been saved whose default changes what such a run computes: the value
+# that does what it did. A run saved without the key resumes with this value (`lmtrain resume` types it).
+ADDED_KEYS: dict[str, Any] = {"trainer.packing": "off"}
+
+
+def compare_configs(
+    saved: dict[str, Any],
+    new: dict[str, Any],
+    moved: dict[str, str] | None = None,
+    added: dict[str, Any] | None = None,
+) -> ConfigChanges:
     """Split the differences of two (unresolved, nested) configs into allowed and refused ones.
 
     A key present on one side only (a setting added or removed between lmtrain versions) is not a
-    difference: the saved run knew nothing of it. ``moved`` maps a key's old place to its new one
-    (``finetune.task_encoder`` -> ``task.encoder``): a config saved before the move is read at the new place.
+    difference: the saved run knew nothing of it, except the keys of ``added`` (:data:`ADDED_KEYS`),
+    which a config saved before them is read as holding. ``moved`` maps a key's old place to its new
+    one (``finetune.task_encoder`` -> ``task.encoder``): a config saved before the move is read at the new place.
     """
     old_flat, new_flat = flatten(saved), flatten(new)
+    for key, value in (added or {}).items():
+        old_flat.setdefault(key, value)
     for old_key, new_key in (moved or {}).items():
         if old_key in old_flat and new_key not in old_flat:
             old_flat[new_key] = old_flat[old_key]

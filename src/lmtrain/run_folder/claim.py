@@ -32,7 +32,7 @@ import yaml
 from omegaconf import DictConfig, OmegaConf
 
 from lmtrain.config.commands import FinetuneOptions, moved_keys
-from lmtrain.config.diff import ConfigChanges, compare_configs
+from lmtrain.config.diff import ADDED_KEYS, ConfigChanges, compare_configs
 from lmtrain.errors import UserError
 from lmtrain.files.atomic import remove_entry
 from lmtrain.files.checkpoints import is_checkpoint
@@ -232,6 +232,7 @@ def check_resume_config(cfg: DictConfig, source: Path) -> ConfigChanges | None:
         saved,
         {str(key): value for key, value in given.items()},  # its keys are names
         moved_keys(FinetuneOptions, "finetune."),
+        ADDED_KEYS,
     )
     if changes.refused:
         raise UserError(
