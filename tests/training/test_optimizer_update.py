@@ -142,3 +142,15 @@ def test_resume_with_dropout_on_the_lean_path_gives_exactly_the_uninterrupted_lo
     expected, got = _losses(tmp_path / "straight"), _losses(tmp_path / "resumed")
     assert [got[s] for s in range(6, 11)] == [expected[s] for s in range(6, 11)]
     assert len(cleared) >= 20  # the trainer took the lean path
+
+
+def test_closing_gives_the_embeddings_back_and_a_later_update_tracks_them_again():
+    model = LanguageModel(SPEC, [], TAGGER).train()
+    objective = TokenClassification(list("OABCD"))
+    _, first = _train(model, objective, True, 1, False)
+    token = model.backbone.embeddings.token
+    assert token.sparse and token.weight.grad is not None
+    first.close()
+    assert not token.sparse and token.weight.grad is None and not first.tracked
+    _, second = _train(model, objective, True, 1, False)
+    assert [rows.weight for rows in second.tracked][0] is token.weight

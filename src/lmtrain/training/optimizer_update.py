@@ -31,12 +31,18 @@ class TouchedRows:
     """
 
     def __init__(self, embedding: nn.Embedding):
-        self.weight = embedding.weight
+        self.embedding, self.weight = embedding, embedding.weight
         embedding.sparse = True
         self._rows: list[torch.Tensor] = []
         self._all_rows = False
         self._unique: torch.Tensor | None = None
-        self.weight.register_hook(self._record)
+        self._hook = self.weight.register_hook(self._record)
+
+    def close(self) -> None:
+        """Give the embedding back as it was: dense gradients, no hook, no gradient buffer."""
+        self._hook.remove()
+        self.embedding.sparse = False
+        self.weight.grad = None
 
     def _record(self, grad: torch.Tensor) -> None:
         if grad.is_sparse:
@@ -144,6 +150,12 @@ class OptimizerUpdate:
         self.fold_clip = lean and scaler is None and getattr(optimizer, "_step_supports_amp_scaling", False)
         tracked = {id(t.weight) for t in self.tracked}
         self.others = [p for p in self.params if id(p) not in tracked]
+
+    def close(self) -> None:
+        """End the tracking (the trainer does when ``fit`` ends): from here on this is the plain path."""
+        for rows in self.tracked:
+            rows.close()
+        self.tracked, self.others = [], self.params
 
     def before_backward(self) -> None:
         """Ready the tracked gradient buffers for the window's backward passes."""

@@ -309,6 +309,7 @@ class Trainer:
                 last = self._save_and_mark(self._evaluate_and_log(progress))
         finally:
             self.stops.restore()
+            self.update.close()  # the model's embeddings as they were, for whatever uses the model next
             for logger in self.loggers:
                 logger.finish()
         return fit_summary(
