@@ -30,6 +30,7 @@ from lmtrain.training.checkpoint_format import CheckpointFormat
 from lmtrain.training.distributed import Distributed
 from lmtrain.training.evaluation import EvaluationSet, evaluate_objective
 from lmtrain.training.limits import Limits
+from lmtrain.training.optimizer_update import OptimizerUpdate
 from lmtrain.training.precision import Precision
 from lmtrain.training.progress import TrainingProgress
 from lmtrain.training.sharding import root_gathered
@@ -91,6 +92,9 @@ class Trainer:
         self.batches = training_batches(train_set, collate, cfg, self.dist, device)
         self.sampler = self.batches.sampler
         self.parallel_step, self.step_module = wrapped_step(model, objective, optimizer, cfg, self.dist, device)
+        # the per-step savings of OptimizerUpdate's lean path pay on CPU; DDP, FSDP and compile keep the plain one
+        lean = device.type == "cpu" and not (self.dist.enabled or self.dist.sharded or cfg.compile)
+        self.update = OptimizerUpdate(model, optimizer, cfg.grad_clip, self.precision.scaler, lean=lean)
         self.checkpoint_format = CheckpointFormat(cfg.checkpoint_format, model, optimizer, self.dist)
         if cfg.max_steps is None:  # start_run refuses it, or finetune fills in the task's default before this
             raise ValueError("the Trainer needs trainer.max_steps settled")
@@ -108,21 +112,13 @@ class Trainer:
     def _train_step(self, sums: dict[str, torch.Tensor]) -> None:
         """One optimizer step over ``grad_accum`` micro-batches, normalised by the window's targets."""
         window = [self.batches.next_batch(self.state) for _ in range(self.cfg.grad_accum)]
+        self.update.before_backward()
         accumulate_gradients(
             window, self.objective, self.parallel_step, self.step_module, self.dist, self.precision, sums
         )
-        if self.precision.scaler is not None:
-            self.precision.scaler.unscale_(self.optimizer)
-        if self.cfg.grad_clip > 0:
-            torch.nn.utils.clip_grad_norm_(self.model.parameters(), self.cfg.grad_clip)
-        if self.precision.scaler is not None:
-            self.precision.scaler.step(self.optimizer)
-            self.precision.scaler.update()
-        else:
-            self.optimizer.step()
+        self.update.apply()  # unscale, clip, step, zero the gradients
         self.objective.after_optimizer_step(self.model)
         self.scheduler.step()
-        self.optimizer.zero_grad(set_to_none=True)
         self.state.step += 1
 
     def gathered(self) -> contextlib.AbstractContextManager:
@@ -313,6 +309,7 @@ class Trainer:
                 last = self._save_and_mark(self._evaluate_and_log(progress))
         finally:
             self.stops.restore()
+            self.update.close()  # the model's embeddings as they were, for whatever uses the model next
             for logger in self.loggers:
                 logger.finish()
         return fit_summary(
