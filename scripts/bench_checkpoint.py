@@ -123,8 +123,9 @@ def train_runs(
 ):
     """Two callables, each one pass of optimizer steps over ``batches`` (lmtrain's trainer step; `transformers`).
 
-    Each side steps as its own trainer does by default: lmtrain's optimizer (`build_optimizer`) and
-    `transformers`' Trainer default (`adamw_torch_fused` from torch 2.8 on), gradients clipped at 1.0.
+    Each side steps as its own trainer does by default: lmtrain's optimizer (`build_optimizer`) and update
+    (`OptimizerUpdate`), `transformers`' Trainer default (`adamw_torch_fused` from torch 2.8 on), gradients
+    clipped at 1.0 on both sides.
     ``precision="bf16"``: each side's forward runs under its trainer's bf16 autocast, backward and the
     optimizer step outside it, weights and optimizer state in fp32: lmtrain's `Precision` (what
     ``trainer.precision=bf16`` runs) and ``torch.autocast("cpu", torch.bfloat16)`` (what `transformers`'
@@ -132,6 +133,7 @@ def train_runs(
     """
     from lmtrain.config import OptimConfig
     from lmtrain.training.optim import build_optimizer
+    from lmtrain.training.optimizer_update import OptimizerUpdate
     from lmtrain.training.precision import Precision
     from lmtrain.training.trainer import ObjectiveStep
 
@@ -143,15 +145,17 @@ def train_runs(
     if precision == "bf16":
         theirs_autocast = lambda: torch.autocast("cpu", dtype=torch.bfloat16)  # noqa: E731
 
+    # the trainer's own clip + step + zero (its lean path: a single process on CPU)
+    update = OptimizerUpdate(ours, opt_ours, 1.0, lean=True)
+
     def run_ours():
         for batch in batches:
             norm = objective.count_targets(batch)
+            update.before_backward()
             with ours_autocast():
                 out = step(batch, norm)
             out.loss.backward()
-            torch.nn.utils.clip_grad_norm_(ours.parameters(), 1.0)
-            opt_ours.step()
-            opt_ours.zero_grad(set_to_none=True)
+            update.apply()
 
     def run_theirs():
         for batch in batches:
