@@ -9,6 +9,7 @@ import torch.nn.functional as F
 import lmtrain.kernels.cpu.attention as cpu_attention
 from lmtrain.kernels import attend, cpu_kernels
 from lmtrain.kernels.cpu.attention import attend_with_cheap_dropout
+from lmtrain.kernels.cpu.dropout import cheap_dropout
 
 
 def qkv(seed: int = 0) -> list[torch.Tensor]:
@@ -24,7 +25,8 @@ def padding_mask() -> torch.Tensor:
 
 @pytest.mark.parametrize("is_causal, padded", [(True, False), (False, False), (False, True)])
 def test_without_the_dropout_mask_it_is_sdpas_math(monkeypatch, is_causal, padded):
-    monkeypatch.setattr(cpu_attention, "cheap_dropout", lambda x, p: x)  # keep every weight
+    monkeypatch.setattr(cpu_attention, "keep_mask", lambda shape, p, device: torch.ones(shape, dtype=torch.bool))
+    monkeypatch.setattr(cpu_attention, "kept_share", lambda p: 1.0)  # keep every weight, unscaled
     ours_in, sdpa_in = qkv(), qkv()
     mask = padding_mask() if padded else None
     ours = attend_with_cheap_dropout(*ours_in, is_causal, 0.1, mask)
@@ -48,6 +50,17 @@ def test_dropout_is_drawn_reproducibly_and_scales_kept_weights():
     # the first query sees only itself: its one weight is either dropped (0) or doubled (2 v_0)
     first_row, v0 = first[:, :, 0], v[:, :, 0]
     assert torch.all(torch.isclose(first_row, 2 * v0, atol=1e-5).all(-1) | (first_row == 0).all(-1))
+
+
+@pytest.mark.parametrize("p", [0.1, 0.5])
+def test_the_dropout_scale_on_the_values_is_dropout_on_the_weights(p):
+    """Scaling the values by 1 / kept instead of the weights is the same math on the same mask."""
+    q, k, v = qkv()
+    torch.manual_seed(4)
+    ours = attend_with_cheap_dropout(q, k, v, False, p)
+    torch.manual_seed(4)
+    weights = ((q * q.shape[-1] ** -0.5) @ k.transpose(-2, -1)).softmax(dim=-1)
+    torch.testing.assert_close(ours, cheap_dropout(weights, p) @ v, atol=1e-6, rtol=1e-5)
 
 
 def test_padded_keys_get_no_weight_even_where_dropout_keeps_all():
@@ -81,7 +94,8 @@ def test_boolean_masks_take_the_cheaper_dropout_other_masks_keep_sdpa(shape):
 
 
 def test_a_per_query_mask_is_sdpas_math_and_a_fully_masked_query_gives_no_nan(monkeypatch):
-    monkeypatch.setattr(cpu_attention, "cheap_dropout", lambda x, p: x)  # keep every weight
+    monkeypatch.setattr(cpu_attention, "keep_mask", lambda shape, p, device: torch.ones(shape, dtype=torch.bool))
+    monkeypatch.setattr(cpu_attention, "kept_share", lambda p: 1.0)  # keep every weight, unscaled
     ours_in, sdpa_in = qkv(), qkv()
     mask = torch.rand(2, 1, 10, 10, generator=torch.Generator().manual_seed(4)) < 0.5
     mask |= torch.eye(10, dtype=torch.bool)  # every query sees itself, as lmtrain's (Tq, Tk) masks do

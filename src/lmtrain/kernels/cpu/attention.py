@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import torch
 
-from lmtrain.kernels.cpu.dropout import cheap_dropout
+from lmtrain.kernels.cpu.dropout import cheap_dropout, keep_mask, kept_share
 
 
 def fits_cpu_attention(q: torch.Tensor, mask: torch.Tensor | None, dropout: float) -> bool:
@@ -42,4 +42,10 @@ def attend_with_cheap_dropout(
         scores = scores.masked_fill(future, float("-inf"))
     if mask is not None:
         scores = scores.masked_fill(~mask, torch.finfo(scores.dtype).min)
-    return cheap_dropout(scores.softmax(dim=-1), dropout) @ v
+    weights = scores.softmax(dim=-1)  # (B, H, Tq, Tk)
+    kept = kept_share(dropout)
+    if kept is None:
+        return cheap_dropout(weights, dropout) @ v
+    # Dropout's 1 / kept scale goes on the values (B, H, Tk, Dh), a quarter of the weights' size at
+    # Tk = 128, Dh = 32: one pass fewer over the weights forward and backward; the same math.
+    return weights.mul(keep_mask(weights.shape, dropout, q.device)) @ v.mul(1.0 / kept)

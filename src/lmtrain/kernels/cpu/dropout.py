@@ -30,6 +30,13 @@ def keep_mask(shape: torch.Size, p: float, device: torch.device) -> torch.Tensor
     return (bits >= threshold).view(shape)
 
 
+def kept_share(p: float) -> float | None:
+    """The share of elements :func:`cheap_dropout` keeps at probability ``p`` (1 - p rounded to 1/65536), or
+    None where it takes another path (``p`` rounds to 0: nothing dropped; or to 1: PyTorch's dropout)."""
+    dropped = round(p * _LEVELS)
+    return None if dropped == 0 or dropped >= _LEVELS else 1.0 - dropped / _LEVELS
+
+
 def cheap_dropout(x: torch.Tensor, p: float) -> torch.Tensor:
     """Training-mode dropout of ``x`` with probability ``p``: the cheaper mask on CPU, `F.dropout` elsewhere.
 
