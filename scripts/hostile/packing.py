@@ -92,6 +92,13 @@ def saved_before_packing(ws: Workspace) -> Outcome:
     return Outcome(proc.returncode, last_line(proc), proc.returncode == 0 and said)
 
 
+def on_without_a_transformer(ws: Workspace) -> Outcome:
+    """ELMo has no Transformer backbone: packing=on is refused, never silently ignored."""
+    out = ws.root / "packing-elmo"
+    proc = ws.lmtrain("pretrain", "model=elmo", "debug=tiny", "trainer.packing=on", f"hydra.run.dir={out}")
+    return refused(proc, "trainer.packing=on: this ElmoLanguageModel has no Transformer backbone that packs")
+
+
 PROBES: dict[str, Callable[[Workspace], Outcome]] = {
     "trainer.packing=yes": not_a_mode,
     "trainer.packing=on with trainer.compile=true": on_with_compile,
@@ -99,4 +106,5 @@ PROBES: dict[str, Callable[[Workspace], Outcome]] = {
     "all rows full (pretraining blocks), packing=on": rows_all_full,
     "an empty training sentence, packing=on": empty_sentence,
     "a run saved before trainer.packing existed, resumed": saved_before_packing,
+    "trainer.packing=on for ELMo (no Transformer backbone)": on_without_a_transformer,
 }

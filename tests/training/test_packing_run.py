@@ -109,3 +109,12 @@ def test_a_run_saved_before_packing_existed_resumes_unpacked_as_it_ran(tmp_path,
     record = saved_config_dir(run)  # the resume's own record of the config it ran with
     assert record is not None and record != config.parent
     assert "  packing: 'off'\n" in (record / "config.yaml").read_text()
+
+
+def test_packing_on_for_a_model_without_a_packing_backbone_is_refused(tmp_path):
+    """ELMo's LSTMs cannot pack: ``trainer.packing=on`` is refused, not ignored."""
+    run = tmp_path / "run"
+    out = run_cli("pretrain", "model=elmo", "debug=tiny", "trainer.packing=on", f"hydra.run.dir={run}", cwd=tmp_path)
+    message = " ".join(out.stderr.split())
+    assert out.returncode == 2 and "trainer.packing=on: this ElmoLanguageModel has no Transformer backbone" in message
+    assert "Leave trainer.packing at auto or set off" in message
