@@ -99,7 +99,9 @@ def test_max_time_stops_and_still_evaluates_and_saves(tmp_path, monkeypatch, cap
     assert summary["stopped_by"] == "max_time" and 0 < summary["steps"] < 100000
     assert "eval/loss" in summary and (run_dir / "checkpoints" / "last" / "trainer_state.pt").exists()
     lrs = [e["train/lr"] for e in read_metrics(run_dir) if "train/lr" in e]
-    assert lrs[-1] < 0.5e-3  # the decay was planned for the budget; over 100000 steps it would still be warming up
+    # The decay was planned for the budget: the rate has passed its peak and falls (over 100000 steps it would
+    # still be warming up, rising at every step). How far it fell depends on the machine's load after the plan.
+    assert lrs[-1] < max(lrs) and lrs[-1] < lrs[-2], lrs[-5:]
 
 
 def test_a_time_budget_run_states_its_plan_first(tmp_path, monkeypatch, caplog):
