@@ -25,7 +25,9 @@ import statistics
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 PRECISIONS = ("fp32", "bf16")
 
@@ -117,18 +119,25 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=1, help="OMP_NUM_THREADS of the training runs")
     parser.add_argument("overrides", nargs="*", help="more `lmtrain pretrain` overrides (after --)")
     args = parser.parse_args()
-    out = Path(args.out)
+    print(report(run_all(Path(args.out), PRECISIONS, args, one_run)))
+
+
+def run_all(out: Path, settings: tuple[str, ...], args, one: Callable[[Path, str, int, Any], dict]) -> list[dict]:
+    """``one(out, setting, seed, args)`` for every seed of ``args.seeds`` and setting, in a new folder ``out``.
+
+    Each run's figures are printed as they come, and all of them written to ``<out>/runs.json``.
+    """
     try:
         out.mkdir(parents=True)
     except FileExistsError:
         sys.exit(f"--out {out} exists already: name a new folder (the runs go there)")
     runs = []
     for seed in args.seeds:
-        for precision in PRECISIONS:
-            runs.append(one_run(out, precision, seed, args))
+        for setting in settings:
+            runs.append(one(out, setting, seed, args))
             print(json.dumps(runs[-1]), flush=True)
     (out / "runs.json").write_text(json.dumps(runs, indent=2), encoding="utf-8")
-    print(report(runs))
+    return runs
 
 
 if __name__ == "__main__":

