@@ -102,6 +102,8 @@ def test_a_run_saved_before_packing_existed_resumes_unpacked_as_it_ran(tmp_path,
         "finetune", *first, "trainer.packing=on", "trainer.resume=auto", f"hydra.run.dir={run}", cwd=tmp_path
     )
     assert again.returncode == 2 and "trainer.packing: 'off' -> 'on'" in again.stderr, again.stderr[-2000:]
+    said = " ".join(again.stderr.split())
+    assert "saved before trainer.packing existed and ran as trainer.packing=off: add that to the command" in said
 
     resumed = run_cli("resume", str(run), "trainer.max_steps=4", cwd=tmp_path)
     assert resumed.returncode == 0, resumed.stderr[-2000:]

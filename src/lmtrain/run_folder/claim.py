@@ -235,11 +235,18 @@ def check_resume_config(cfg: DictConfig, source: Path) -> ConfigChanges | None:
         ADDED_KEYS,
     )
     if changes.refused:
+        older = [f"{key}={ADDED_KEYS[key]}" for key in changes.refused if key in ADDED_KEYS]
+        hint = (
+            f" The run was saved before {', '.join(k.split('=')[0] for k in older)} existed and ran as "
+            f"{' '.join(older)}: add that to the command, or continue it with `lmtrain resume {source}`."
+            if older
+            else ""
+        )
         raise UserError(
             f"cannot continue {source} with this config: it changes what the run was trained on "
             f"({ConfigChanges.describe(changes.refused)}). Only its length, evaluation / saving "
             "cadence and loggers may change when resuming; start a new run (another hydra.run.dir, "
-            "or init= its checkpoint where the command has one) to change the rest."
+            f"or init= its checkpoint where the command has one) to change the rest.{hint}"
         )
     shown = {k: v for k, v in changes.allowed.items() if not k.startswith(("trainer.resume", "trainer.overwrite"))}
     if shown:
