@@ -235,10 +235,11 @@ def check_resume_config(cfg: DictConfig, source: Path) -> ConfigChanges | None:
         ADDED_KEYS,
     )
     if changes.refused:
-        older = [f"{key}={ADDED_KEYS[key]}" for key in changes.refused if key in ADDED_KEYS]
+        older = [key for key in changes.refused if key in ADDED_KEYS]
         hint = (
-            f" The run was saved before {', '.join(k.split('=')[0] for k in older)} existed and ran as "
-            f"{' '.join(older)}: add that to the command, or continue it with `lmtrain resume {source}`."
+            f" The run was saved before {', '.join(older)} existed and ran as "
+            f"{' '.join(f'{key}={ADDED_KEYS[key]}' for key in older)}: add that to the command, or continue it "
+            f"with `lmtrain resume {source}`."
             if older
             else ""
         )
