@@ -16,6 +16,7 @@ other for the CPU:
     python scripts/equal_time.py --budget 120s --ner-budget 180s --conll-dir ../shared/data/conll2003
     python scripts/equal_time.py --only mlm --budget 5m --size mini --json equal_time.json
     python scripts/equal_time.py --only ner --ner-budget 10m --conll-dir conll2003 --eval-sentences 1000
+    python scripts/equal_time.py --only ner --ner-budget 120s --ner-batches random --conll-dir conll2003
 
 The budget counts the training loop only (data loading included); start-up, tokenizing, the final
 evaluation and saving are outside it on both sides. On a CPU that other jobs share, pass --threads 1:
@@ -66,6 +67,13 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--mask-seed", type=int, default=0, help="seed of the fixed held-out masks")
     parser.add_argument("--mask-draws", type=int, default=4, help="masks drawn per held-out sequence (all fixed)")
     parser.add_argument("--conll-dir", type=Path, help="CoNLL-2003 folder with eng.train and eng.testa (for NER)")
+    parser.add_argument(
+        "--ner-batches",
+        choices=("grouped", "random"),
+        default="grouped",
+        help="NER batches on both sides: grouped by length (lmtrain's preset, the Trainer's group_by_length) "
+        "or random (the Trainer's default; lmtrain with trainer.bucket_by_length=false)",
+    )
     parser.add_argument("--eval-sentences", type=int, default=None, help="score NER on the first N eng.testa sentences")
     parser.add_argument(
         "--threads",
@@ -167,7 +175,7 @@ def report_ner(result: dict[str, Any]) -> None:
     setup = result["setup"]
     console.print(
         comparison_table(
-            f"CoNLL-2003 NER, MiniLM-L6-H384, {setup['budget_s']:g} s of training each",
+            f"CoNLL-2003 NER, MiniLM-L6-H384, {setup['budget_s']:g} s of training each, {setup['batches']} batches",
             result,
             [
                 ("f1", "eng.testa entity F1", "{:.4f}"),
@@ -227,7 +235,7 @@ def main(argv: list[str] | None = None) -> int:
             warn_if_capped(results["mlm"], args.max_steps)
         if args.only != "mlm":
             results["ner"] = compare_ner(
-                args.conll_dir, inputs["ner_budget"], args.max_steps, args.eval_sentences, work
+                args.conll_dir, inputs["ner_budget"], args.max_steps, args.eval_sentences, work, args.ner_batches
             )
             report_ner(results["ner"])
             warn_if_capped(results["ner"], args.max_steps)

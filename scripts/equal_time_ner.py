@@ -65,8 +65,9 @@ def conll_files(conll_dir: Path) -> tuple[Path, Path]:
     return files
 
 
-def ner_overrides(folder: Path, train: Path, dev: Path) -> list[str]:
-    """`lmtrain finetune` of ``folder`` on CoNLL-2003 (the project's recipe), with the learning rates above."""
+def ner_overrides(folder: Path, train: Path, dev: Path, batches: str = "grouped") -> list[str]:
+    """`lmtrain finetune` of ``folder`` on CoNLL-2003 (the project's recipe), with the learning rates above;
+    ``batches="random"`` turns off the recipe's length bucketing (random batches, the Trainer's default)."""
     return [
         "experiment=conll2003_ner",
         f"init={folder}",
@@ -75,7 +76,7 @@ def ner_overrides(folder: Path, train: Path, dev: Path) -> list[str]:
         "data.max_seq_len=128",
         f"optim.lr={LR:g}",
         f"finetune.head_lr={HEAD_LR:g}",
-    ]
+    ] + (["trainer.bucket_by_length=false"] if batches == "random" else [])
 
 
 def read_bio(path: Path) -> list[TaggedSentence]:
@@ -102,8 +103,11 @@ def first_subword_examples(
     return examples
 
 
-def train_transformers_ner(folder: Path, train: list[TaggedSentence], cfg: Any, budget_s: float, max_steps: int):
-    """AutoModelForTokenClassification fine-tuned with torch AdamW for ``budget_s`` seconds.
+def train_transformers_ner(
+    folder: Path, train: list[TaggedSentence], cfg: Any, budget_s: float, max_steps: int, batches: str = "grouped"
+):
+    """AutoModelForTokenClassification fine-tuned with torch AdamW for ``budget_s`` seconds, on length-grouped
+    batches (``LengthGroupedSampler``, the Trainer's ``group_by_length``) or random ones (its default).
 
     Returns:
         (the trained model, its tokenizer, what its loop did).
@@ -119,10 +123,11 @@ def train_transformers_ner(folder: Path, train: list[TaggedSentence], cfg: Any, 
     )
     examples = first_subword_examples(tokenizer, train, {t: i for i, t in enumerate(labels)}, cfg.data.max_seq_len)
     batch_size = cfg.trainer.batch_size
-    sampler = LengthGroupedSampler(
-        batch_size,
-        lengths=[len(e["input_ids"]) for e in examples],
-        generator=torch.Generator().manual_seed(cfg.trainer.seed),
+    generator = torch.Generator().manual_seed(cfg.trainer.seed)
+    sampler = (
+        LengthGroupedSampler(batch_size, lengths=[len(e["input_ids"]) for e in examples], generator=generator)
+        if batches == "grouped"
+        else torch.utils.data.RandomSampler(examples, generator=generator)
     )
     loader = torch.utils.data.DataLoader(
         examples, batch_size=batch_size, sampler=sampler, collate_fn=DataCollatorForTokenClassification(tokenizer)
@@ -175,9 +180,10 @@ def entity_scores(gold: list[list[str]], predicted: list[list[str]]) -> dict[str
 
 
 def compare_ner(
-    conll_dir: Path, budget_s: float, max_steps: int, eval_sentences: int | None, work: Path
+    conll_dir: Path, budget_s: float, max_steps: int, eval_sentences: int | None, work: Path, batches: str = "grouped"
 ) -> dict[str, Any]:
-    """Both sides fine-tuned for ``budget_s`` seconds, one after the other, and scored on the same sentences.
+    """Both sides fine-tuned for ``budget_s`` seconds, one after the other, on the same kind of batches
+    (``grouped`` by length or ``random``), and scored on the same sentences.
 
     Returns:
         A row per side (steps, tokens/s, entity F1 / precision / recall) and the setup.
@@ -186,7 +192,7 @@ def compare_ner(
 
     folder = minilm_folder()
     train_file, dev_file = conll_files(conll_dir)
-    overrides = ner_overrides(folder, train_file, dev_file)
+    overrides = ner_overrides(folder, train_file, dev_file, batches)
     cfg = composed_config("finetune", overrides)
     train, dev = read_bio(train_file), read_bio(dev_file)[:eval_sentences]
     gold = [s.tags for s in dev]
@@ -199,7 +205,7 @@ def compare_ner(
         entity_scores(gold, ours_tags),
         {"lmtrain_own_eval_f1": summary.get("eval/f1"), "load_after": ours_load},
     )
-    theirs, tokenizer, theirs_loop = train_transformers_ner(folder, train, cfg, budget_s, max_steps)
+    theirs, tokenizer, theirs_loop = train_transformers_ner(folder, train, cfg, budget_s, max_steps, batches)
     theirs_load = load_average()
     theirs_row = side_row(
         theirs_loop, entity_scores(gold, tag_sentences(theirs, tokenizer, dev, max_len)), {"load_after": theirs_load}
@@ -210,6 +216,7 @@ def compare_ner(
         "setup": {
             "command": "lmtrain finetune " + " ".join(overrides),
             "budget_s": budget_s,
+            "batches": batches,
             "eval_sentences": len(dev),
             "batch_size": cfg.trainer.batch_size,
             "max_seq_len": max_len,

@@ -90,3 +90,12 @@ def test_bad_input_is_a_one_paragraph_error_with_exit_2(capsys, tmp_path):
     assert "eng.train" in capsys.readouterr().out
     assert main(["--only", "mlm", "--budget", "soon"]) == 2
     assert "--budget=soon is not a positive duration" in capsys.readouterr().out
+
+
+def test_random_ner_batches_turn_off_the_recipes_bucketing_on_the_lmtrain_side():
+    from equal_time_ner import ner_overrides
+    from equal_time_runs import composed_config
+
+    paths = (Path("/m"), Path("/train"), Path("/dev"))
+    assert composed_config("finetune", ner_overrides(*paths)).trainer.bucket_by_length is True
+    assert composed_config("finetune", ner_overrides(*paths, "random")).trainer.bucket_by_length is False
