@@ -44,3 +44,12 @@ def test_objects_someone_else_froze_stay_frozen(tmp_path, monkeypatch):
         assert gc.get_freeze_count() >= before
     finally:
         gc.unfreeze()
+
+
+def test_the_progress_bar_redraws_at_most_twice_a_second():
+    """Each redraw runs on rich's own thread and stops one of the two threads of every matrix product: at rich's
+    default of 10 a second, a 40-step BERT-mini run in a terminal trained 2-4% slower."""
+    from lmtrain.training.progress import TrainingProgress
+
+    bar = TrainingProgress(total_steps=10, start_step=0, enabled=True)
+    assert bar.progress.live.refresh_per_second <= 2
