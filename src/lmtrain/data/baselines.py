@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import math
-from collections import Counter
 from typing import Any, Protocol
 
 import numpy as np
+from torch.utils.data import Subset
 
 from lmtrain.data.masking import IGNORE_INDEX
 
@@ -22,9 +22,31 @@ class ExampleSet(Protocol):
 def _labels(dataset: ExampleSet) -> np.ndarray:
     if hasattr(dataset, "set_epoch"):
         dataset.set_epoch(0)
-    parts = [np.asarray(dataset[i]["labels"]) for i in range(len(dataset))]
-    labels = np.concatenate(parts) if parts else np.zeros(0, dtype=np.int64)
+    labels = _stored_labels(dataset)
+    if labels is None:
+        parts = [np.asarray(dataset[i]["labels"]) for i in range(len(dataset))]
+        labels = np.concatenate(parts) if parts else np.zeros(0, dtype=np.int64)
     return labels[labels != IGNORE_INDEX]
+
+
+def _stored_labels(dataset: ExampleSet) -> np.ndarray | None:
+    """Every example's labels in order, read in one pass where the set (or the set a ``Subset`` picks from)
+    stores them as they are (``sequence_values``); None where only reading each example gives them."""
+    base: Any
+    if isinstance(dataset, Subset):
+        base, indices = dataset.dataset, dataset.indices
+    else:
+        base, indices = dataset, range(len(dataset))
+    read = getattr(base, "sequence_values", None)
+    return None if read is None else read("labels", indices)
+
+
+def _most_frequent(labels: np.ndarray) -> int:
+    """The most frequent value; of values as frequent, the one seen first (as ``Counter.most_common`` picks)."""
+    low = int(labels.min())
+    counts = np.bincount(labels - low)
+    tied = np.flatnonzero(counts == counts.max()) + low
+    return int(labels[np.flatnonzero(np.isin(labels, tied))[0]])
 
 
 def majority_token_accuracy(train_set: ExampleSet, eval_set: ExampleSet) -> float:
@@ -33,8 +55,7 @@ def majority_token_accuracy(train_set: ExampleSet, eval_set: ExampleSet) -> floa
     eval_labels = _labels(eval_set)
     if not len(train_labels) or not len(eval_labels):
         return math.nan
-    majority = Counter(train_labels.tolist()).most_common(1)[0][0]
-    return float((eval_labels == majority).mean())
+    return float((eval_labels == _most_frequent(train_labels)).mean())
 
 
 def unigram_perplexity(train_ids: list[np.ndarray], eval_ids: list[np.ndarray], vocab_size: int) -> float:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 
 import numpy as np
 from torch.utils.data import Dataset
@@ -39,6 +39,12 @@ class PretrainingDataset(Dataset):
 
     def __len__(self) -> int:
         return len(self.store)
+
+    def sequence_values(self, field: str, indices: Sequence[int]) -> np.ndarray | None:
+        """The stored ``field`` tokens of examples ``indices``, one after another (see
+        :meth:`ExampleStore.sequence_values`); None when draws corrupt the examples, so only reading each
+        example gives what training sees."""
+        return None if self.corruption is not None else self.store.sequence_values(field, indices)
 
     def __getitem__(self, index: int) -> dict[str, np.ndarray | int]:
         example = self.store[index]

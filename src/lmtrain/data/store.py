@@ -17,6 +17,7 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import json
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, Literal
 
@@ -259,6 +260,23 @@ class ExampleStore:
         shard = int(np.searchsorted(self._ends, index, side="right"))
         start = int(self._ends[shard - 1]) if shard else 0
         return self.shards[shard].example(index - start)
+
+    def sequence_values(self, field: str, indices: Sequence[int]) -> np.ndarray | None:
+        """The ``field`` tokens of examples ``indices`` (each cut to its length) one after another, read a shard
+        at a time instead of example by example; None when ``field`` is not a sequence field of the store."""
+        if field not in self.meta["fields"]["sequences"]:
+            return None
+        wanted = np.asarray(indices, dtype=np.int64).reshape(-1)
+        if len(wanted) and (wanted.min() < 0 or wanted.max() >= len(self)):
+            raise IndexError(f"example indices {wanted.min()}..{wanted.max()} of a store of {len(self)}")
+        shard_of = np.searchsorted(self._ends, wanted, side="right")
+        columns = [shard.sequences[field] for shard in self.shards]
+        rows = np.zeros((len(wanted), max(c.shape[1] for c in columns)), dtype=np.result_type(*columns))
+        for shard, column in enumerate(columns):
+            picked = np.flatnonzero(shard_of == shard)
+            start = int(self._ends[shard - 1]) if shard else 0
+            rows[picked, : column.shape[1]] = column[wanted[picked] - start]
+        return rows[np.arange(rows.shape[1]) < self.lengths[wanted][:, None]]  # row by row: the examples in order
 
     def content_digest(self) -> str:
         """SHA-256 of the examples: recorded when the store was written, computed for a store of an older version."""

@@ -9,10 +9,11 @@ losses, datasets produce examples, the command builds every part and hands them 
 from __future__ import annotations
 
 import contextlib
+import gc
 import logging
 import math
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import asdict
 from pathlib import Path
 from typing import Any
@@ -41,6 +42,23 @@ from lmtrain.training.train_state import TrainState, fit_summary, record_evaluat
 from lmtrain.training.train_step import ObjectiveStep, accumulate_gradients, wrapped_step  # noqa: F401 (ObjectiveStep: importable here too)
 
 log = logging.getLogger(__name__)
+
+
+@contextlib.contextmanager
+def setup_objects_frozen() -> Iterator[None]:
+    """Leave the objects alive now out of garbage collection until the block ends.
+
+    A run builds a few hundred thousand Python objects before training (configs, tokenizer, modules), and a
+    full collection during the steps walks all of them (~110 ms in a BERT-mini CLI run) to find nothing:
+    training makes almost no new cycles. Objects frozen by someone else before stay frozen.
+    """
+    already = gc.get_freeze_count() > 0
+    gc.freeze()
+    try:
+        yield
+    finally:
+        if not already:
+            gc.unfreeze()  # collectable again, for whatever the process does next
 
 
 class Trainer:
@@ -293,12 +311,15 @@ class Trainer:
         self.stops.install()
         self._fit_started = time.perf_counter()
         try:
-            with TrainingProgress(
-                self.limits.planned_steps(),
-                self.state.step,
-                self.cfg.progress and self.dist.is_main,
-                self.limits.max_epochs,
-            ) as progress:
+            with (
+                setup_objects_frozen(),
+                TrainingProgress(
+                    self.limits.planned_steps(),
+                    self.state.step,
+                    self.cfg.progress and self.dist.is_main,
+                    self.limits.max_epochs,
+                ) as progress,
+            ):
                 self.step_plan.start(self.state, progress)
                 if getattr(self.cfg, "eval_at_start", False) and self.state.step == 0:
                     self._evaluate_at_start(progress)
