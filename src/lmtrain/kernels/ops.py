@@ -35,15 +35,23 @@ def linear(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None = No
     return F.linear(x, weight, bias)
 
 
-def matmul_t(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None = None) -> torch.Tensor:
+def matmul_t(
+    x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None = None, out: torch.Tensor | None = None
+) -> torch.Tensor:
     """``x @ weight.T + bias`` for 2-D ``x``, on oneDNN where selected and it applies.
 
     Not differentiable on the oneDNN path: it is for code that computes its own gradients (inside
     an autograd function) or runs without them. Strided views (``a.t()``) are read in place.
+    ``out`` (contiguous, of the result's shape and dtype): PyTorch's product writes the result there
+    (a buffer reused across calls costs no fresh memory); oneDNN's returns a new tensor.
     """
     if _onednn_serves(x, weight):
         return onednn_product(x, weight, bias)
-    return F.linear(x, weight, bias)
+    if out is None:
+        return F.linear(x, weight, bias)
+    if bias is None:
+        return torch.mm(x, weight.t(), out=out)
+    return torch.addmm(bias, x, weight.t(), out=out)
 
 
 def weight_gradient(grad: torch.Tensor, x: torch.Tensor, accumulate: torch.Tensor | None = None) -> torch.Tensor:

@@ -126,10 +126,12 @@ def _chunked(
         grad_b = torch.zeros_like(bias, dtype=torch.promote_types(bias.dtype, torch.float32))
     n = hidden.shape[0]
     step = -(-n // -(-n // chunk_rows)) if n else 1  # ceil(n / number of chunks)
+    # one buffer for every chunk's logits (each chunk is done with them before the next)
+    buffer = torch.empty(min(step, n), weight.shape[0], dtype=dtype, device=hidden.device) if n else None
     for start in range(0, n, step):
         rows = slice(start, start + step)
         h = h_all[rows]  # (C, D)
-        logits = matmul_t(h, w, b).to(float_dtype)  # (C, V)
+        logits = matmul_t(h, w, b, out=buffer[: h.shape[0]] if buffer is not None else None).to(float_dtype)  # (C, V)
         chunk_loss, chunk_correct, grad_logits = _softmax_cross_entropy(logits, targets[rows], any(needs))
         loss_sum += chunk_loss
         correct += chunk_correct
