@@ -7,7 +7,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from lmtrain.kernels import Linear, cpu_kernels
+from lmtrain.kernels import Linear, cpu_kernels, weight_gradient
 from lmtrain.kernels.cpu.linear import MIN_ROWS, fits_onednn, onednn_linear
 from tests.kernels.op_patches import counting_onednn_op
 
@@ -74,3 +74,20 @@ def test_is_an_nn_linear_with_the_same_parameters():
     layer = Linear(6, 3)
     assert isinstance(layer, nn.Linear)
     assert list(layer.state_dict()) == ["weight", "bias"]
+
+
+@pytest.mark.parametrize("kernels", ["onednn", "torch-matmul", "torch"])
+@pytest.mark.parametrize("width", [40, 16])  # gradient wider and narrower than the input: both oneDNN orders
+def test_weight_gradient_is_the_transposed_product_and_accumulates_in_place(kernels, width):
+    if kernels == "onednn" and not torch.backends.mkldnn.is_available():
+        pytest.skip("PyTorch built without oneDNN")
+    torch.manual_seed(0)
+    grad, x = torch.randn(30, width), torch.randn(30, 24)
+    into = torch.randn(width, 24)
+    expected = into + grad.t() @ x
+    with cpu_kernels(kernels):
+        product = weight_gradient(grad, x)
+        summed = weight_gradient(grad, x, into)
+    torch.testing.assert_close(product, grad.t() @ x, atol=1e-4, rtol=1e-4)
+    assert summed is into
+    torch.testing.assert_close(into, expected, atol=1e-4, rtol=1e-4)

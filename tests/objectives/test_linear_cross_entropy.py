@@ -7,6 +7,7 @@ import torch
 import torch.nn.functional as F
 
 from lmtrain.data.masking import IGNORE_INDEX
+from lmtrain.kernels import cpu_kernels
 from lmtrain.objectives.linear_cross_entropy import linear_cross_entropy
 
 N, D, V = 37, 16, 50
@@ -107,3 +108,31 @@ def test_no_rows_give_a_zero_loss():
     loss_sum, correct = linear_cross_entropy(hidden[:0], weight, bias, targets[:0])
     loss_sum.backward()
     assert loss_sum.item() == 0 and correct.item() == 0 and torch.all(weight.grad == 0)
+
+
+def test_a_retained_graph_gives_the_same_gradients_at_every_backward():
+    # backward scales the saved gradients in place the first time (CPU): later ones must undo that factor
+    hidden, weight, bias, targets = _inputs()
+    loss_sum, _ = linear_cross_entropy(hidden, weight, bias, targets, chunk_rows=8)
+    first = torch.autograd.grad(loss_sum / 7, _params(hidden, weight, bias), retain_graph=True)
+    second = torch.autograd.grad(loss_sum * 3, _params(hidden, weight, bias))
+    ref_sum, _ = _standard(hidden, weight, bias, targets)
+    ref_grads = torch.autograd.grad(ref_sum, _params(hidden, weight, bias))
+    for a, b, ref, name in zip(first, second, ref_grads, ("hidden", "weight", "bias")):
+        torch.testing.assert_close(a, ref / 7, rtol=1e-5, atol=1e-6, msg=name)
+        torch.testing.assert_close(b, ref * 3, rtol=1e-5, atol=1e-5, msg=name)
+
+
+@pytest.mark.parametrize("kernels", ["onednn", "torch-matmul"])
+def test_each_kernel_set_gives_the_standard_gradients(kernels):
+    if kernels == "onednn" and not torch.backends.mkldnn.is_available():
+        pytest.skip("PyTorch built without oneDNN")
+    hidden, weight, bias, targets = _inputs()
+    with cpu_kernels(kernels):
+        loss_sum, _ = linear_cross_entropy(hidden, weight, bias, targets, chunk_rows=16)
+    grads = torch.autograd.grad(loss_sum, _params(hidden, weight, bias))
+    ref_sum, _ = _standard(hidden, weight, bias, targets)
+    ref_grads = torch.autograd.grad(ref_sum, _params(hidden, weight, bias))
+    for grad, ref, name in zip(grads, ref_grads, ("hidden", "weight", "bias")):
+        assert grad.is_contiguous(), name
+        torch.testing.assert_close(grad, ref, rtol=1e-4, atol=1e-4, msg=name)

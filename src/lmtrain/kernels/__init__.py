@@ -6,7 +6,7 @@ Models import the kernels from here; each dispatches to lmtrain's CPU kernels
 lmtrain's dropout; ``torch``: PyTorch's ops throughout).
 """
 
-from lmtrain.kernels.ops import Dropout, Linear, attend, dropout, linear, matmul_t, prepacked_linears
+from lmtrain.kernels.ops import Dropout, Linear, attend, dropout, linear, matmul_t, prepacked_linears, weight_gradient
 from lmtrain.kernels.select import (
     CPU_KERNEL_CHOICES,
     KERNEL_SETS,
@@ -34,4 +34,5 @@ __all__ = [
     "use_cheap_dropout",
     "use_cpu_kernels",
     "use_onednn_products",
+    "weight_gradient",
 ]

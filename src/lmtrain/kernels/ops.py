@@ -15,7 +15,7 @@ from torch import nn
 
 from lmtrain.kernels.cpu.attention import attend_with_cheap_dropout, fits_cpu_attention
 from lmtrain.kernels.cpu.dropout import cheap_dropout
-from lmtrain.kernels.cpu.linear import fits_onednn, onednn_linear, onednn_product
+from lmtrain.kernels.cpu.linear import fits_onednn, onednn_linear, onednn_product, onednn_weight_gradient
 from lmtrain.kernels.cpu.prepacked import PrepackedLinears
 from lmtrain.kernels.select import use_cheap_dropout, use_onednn_products
 
@@ -35,15 +35,39 @@ def linear(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None = No
     return F.linear(x, weight, bias)
 
 
-def matmul_t(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None = None) -> torch.Tensor:
+def matmul_t(
+    x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None = None, out: torch.Tensor | None = None
+) -> torch.Tensor:
     """``x @ weight.T + bias`` for 2-D ``x``, on oneDNN where selected and it applies.
 
     Not differentiable on the oneDNN path: it is for code that computes its own gradients (inside
     an autograd function) or runs without them. Strided views (``a.t()``) are read in place.
+    ``out`` (contiguous, of the result's shape and dtype): PyTorch's product writes the result there
+    (a buffer reused across calls costs no fresh memory); oneDNN's returns a new tensor.
     """
     if _onednn_serves(x, weight):
         return onednn_product(x, weight, bias)
-    return F.linear(x, weight, bias)
+    if out is None:
+        return F.linear(x, weight, bias)
+    if bias is None:
+        return torch.mm(x, weight.t(), out=out)
+    return torch.addmm(bias, x, weight.t(), out=out)
+
+
+def weight_gradient(grad: torch.Tensor, x: torch.Tensor, accumulate: torch.Tensor | None = None) -> torch.Tensor:
+    """``grad.T @ x``: a linear layer's weight gradient (out, in) from 2-D ``grad`` (N, out) and ``x`` (N, in).
+
+    Added in place into ``accumulate`` (out, in) when given, and returned; otherwise a new tensor, which
+    may be a transposed view. Not differentiable. PyTorch's product reads both transposes in place
+    and accumulates into ``accumulate`` itself (no temporary of its size); on oneDNN, where selected and
+    it applies, :func:`~lmtrain.kernels.cpu.linear.onednn_weight_gradient` and an add.
+    """
+    if _onednn_serves(x, grad):
+        product = onednn_weight_gradient(grad, x)
+        return product if accumulate is None else accumulate.add_(product)
+    if accumulate is None:
+        return grad.t().mm(x)
+    return accumulate.addmm_(grad.t(), x)
 
 
 class Linear(nn.Linear):

@@ -15,7 +15,7 @@ import torch.nn.functional as F
 from torch.autograd.function import once_differentiable
 
 from lmtrain.data.masking import IGNORE_INDEX
-from lmtrain.kernels import matmul_t
+from lmtrain.kernels import matmul_t, weight_gradient
 
 CHUNK_ROWS = 512  # rows of logits alive at a time: (CHUNK_ROWS, V) float32
 
@@ -67,14 +67,33 @@ class _LinearCrossEntropy(torch.autograd.Function):
                 hidden, weight, bias, targets, chunk_rows, dtype, ctx.needs_input_grad[:3]
             )
         ctx.save_for_backward(*grads)
+        ctx.applied = None  # the factor backward scaled the saved gradients by in place, if it did
         ctx.mark_non_differentiable(correct)
         return loss_sum, correct
 
     @staticmethod
     @once_differentiable
     def backward(ctx, grad_loss, grad_correct):
-        scaled = tuple(None if g is None else g * grad_loss.to(g.dtype) for g in ctx.saved_tensors)
-        return *scaled, None, None, None
+        return *_scaled(ctx, grad_loss), None, None, None
+
+
+def _scaled(ctx, grad_loss: torch.Tensor) -> tuple[torch.Tensor | None, ...]:
+    """The saved gradients times ``grad_loss``: in place the first time on CPU, new tensors otherwise.
+
+    In place, the (V, D) weight gradient becomes the parameter's gradient without another tensor of
+    its size (on CPU each new one is fresh memory from the system). A later backward of a retained
+    graph divides the factor applied first out again; a zero or non-finite first factor is not applied
+    in place, so that division stays exact enough (float rounding).
+    """
+    grads = ctx.saved_tensors
+    if ctx.applied is None and grad_loss.device.type == "cpu" and bool(torch.isfinite(grad_loss) & (grad_loss != 0)):
+        ctx.applied = grad_loss.detach().clone()
+        for g in grads:
+            if g is not None:  # through .data: the saved version stays, so a retained graph unpacks them again
+                g.data.mul_(grad_loss.to(g.dtype))
+        return grads
+    factor = grad_loss if ctx.applied is None else grad_loss / ctx.applied
+    return tuple(None if g is None else g * factor.to(g.dtype) for g in grads)
 
 
 def _chunked(
@@ -88,7 +107,9 @@ def _chunked(
 ) -> tuple[torch.Tensor, torch.Tensor, tuple[torch.Tensor | None, ...]]:
     """Loss sum, correct count and the gradients ``needs`` asks for (hidden, weight, bias), in chunks.
 
-    Matmuls run in ``dtype``; the gradients come back in each input's own dtype.
+    Matmuls run in ``dtype``; the gradients come back in each input's own dtype. The rows are split
+    into chunks of equal size (at most ``chunk_rows``), so no small last chunk costs a full pass over
+    the weight gradient.
     """
     float_dtype = torch.promote_types(dtype, torch.float32)
     h_all, w = hidden.to(dtype), weight.to(dtype)
@@ -97,15 +118,20 @@ def _chunked(
     correct = torch.zeros((), dtype=torch.long, device=hidden.device)
     grad_h = torch.empty_like(hidden) if needs[0] else None
     # weight and bias gradients are summed over chunks: at least float32 even under bf16 autocast
-    grad_w = torch.zeros_like(weight, dtype=torch.promote_types(weight.dtype, torch.float32)) if needs[1] else None
+    grad_w_dtype = torch.promote_types(weight.dtype, torch.float32)
+    grad_w: torch.Tensor | None = None  # the first chunk's product, then the sum
     # needs[2] is False without a bias (autograd asks no gradient of a None input)
     grad_b = None
     if bias is not None and needs[2]:
         grad_b = torch.zeros_like(bias, dtype=torch.promote_types(bias.dtype, torch.float32))
-    for start in range(0, hidden.shape[0], chunk_rows):
-        rows = slice(start, start + chunk_rows)
+    n = hidden.shape[0]
+    step = -(-n // -(-n // chunk_rows)) if n else 1  # ceil(n / number of chunks)
+    # one buffer for every chunk's logits (each chunk is done with them before the next)
+    buffer = torch.empty(min(step, n), weight.shape[0], dtype=dtype, device=hidden.device) if n else None
+    for start in range(0, n, step):
+        rows = slice(start, start + step)
         h = h_all[rows]  # (C, D)
-        logits = matmul_t(h, w, b).to(float_dtype)  # (C, V)
+        logits = matmul_t(h, w, b, out=buffer[: h.shape[0]] if buffer is not None else None).to(float_dtype)  # (C, V)
         chunk_loss, chunk_correct, grad_logits = _softmax_cross_entropy(logits, targets[rows], any(needs))
         loss_sum += chunk_loss
         correct += chunk_correct
@@ -116,11 +142,22 @@ def _chunked(
         grad_logits = grad_logits.to(dtype)
         if grad_h is not None:
             grad_h[rows] = matmul_t(grad_logits, w.t())  # (C, V) @ (V, D)
-        if grad_w is not None:
-            # (h^T g)^T = g^T h: this order is the one oneDNN reads without copying g (C, V)
-            grad_w += matmul_t(h.t(), grad_logits.t()).t()
+        if needs[1]:
+            grad_w = _add_weight_gradient(grad_w, grad_logits, h, grad_w_dtype)
+    if needs[1] and grad_w is None:  # no rows
+        grad_w = torch.zeros_like(weight, dtype=grad_w_dtype)
     grads = (grad_h, _cast(grad_w, weight), None if bias is None else _cast(grad_b, bias))
     return loss_sum, correct, grads
+
+
+def _add_weight_gradient(
+    grad_w: torch.Tensor | None, grad_logits: torch.Tensor, h: torch.Tensor, dtype: torch.dtype
+) -> torch.Tensor:
+    """``grad_w`` (V, D) plus ``grad_logits^T @ h``, in ``dtype``: the product itself when ``grad_w`` is None."""
+    if grad_logits.dtype == dtype:  # accumulated by the product, without a temporary (V, D)
+        return weight_gradient(grad_logits, h, grad_w)
+    product = weight_gradient(grad_logits, h)
+    return product.to(dtype) if grad_w is None else grad_w.add_(product)
 
 
 def _softmax_cross_entropy(
@@ -147,5 +184,5 @@ def _softmax_cross_entropy(
 
 
 def _cast(grad: torch.Tensor | None, like: torch.Tensor) -> torch.Tensor | None:
-    """``grad`` in ``like``'s dtype (None stays None)."""
-    return None if grad is None else grad.to(like.dtype)
+    """``grad`` in ``like``'s dtype and layout (a transposed product made contiguous; None stays None)."""
+    return None if grad is None else grad.to(like.dtype).contiguous()

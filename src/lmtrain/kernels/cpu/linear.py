@@ -28,6 +28,17 @@ def onednn_product(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | N
     return torch.ops.mkldnn._linear_pointwise(x, weight, bias, "none", [], "")
 
 
+def onednn_weight_gradient(grad: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
+    """``grad.T @ x`` (out, in) of 2-D ``grad`` (N, out) and ``x`` (N, in) by oneDNN; may be a transposed view.
+
+    oneDNN copies its first operand when it is a transposed view, so this transposes the narrower of
+    the two: ``x^T`` when in < out (then it computes ``(x^T grad)^T``).
+    """
+    if x.shape[1] < grad.shape[1]:
+        return onednn_product(x.t(), grad.t(), None).t()
+    return onednn_product(grad.t(), x.t(), None)
+
+
 class _OneDNNLinear(torch.autograd.Function):
     """y = x W^T + b with all three products (y, dL/dx, dL/dW) computed by oneDNN."""
 
@@ -47,13 +58,8 @@ class _OneDNNLinear(torch.autograd.Function):
         grad_x = grad_weight = grad_bias = None
         if ctx.needs_input_grad[0]:
             grad_x = onednn_product(grad_rows, weight.t(), None).view(ctx.input_shape)  # dL/dy W
-        if ctx.needs_input_grad[1]:  # (dL/dy)^T x: (out, in)
-            # oneDNN copies its first operand when it is a transposed view, so transpose the
-            # narrower of the two: x^T when in < out (then compute (x^T dL/dy)^T).
-            if rows.shape[1] < grad_rows.shape[1]:
-                grad_weight = onednn_product(rows.t(), grad_rows.t(), None).t()
-            else:
-                grad_weight = onednn_product(grad_rows.t(), rows.t(), None)
+        if ctx.needs_input_grad[1]:
+            grad_weight = onednn_weight_gradient(grad_rows, rows)
         if ctx.has_bias and ctx.needs_input_grad[2]:
             grad_bias = grad_rows.sum(0)
         return grad_x, grad_weight, grad_bias
