@@ -16,7 +16,7 @@ from collections.abc import Callable, Iterator
 
 from lmtrain.cli.args import quote_free_text
 from lmtrain.cli.compose import compose_command, config_dir, validate_overrides
-from lmtrain.cli.shutdown import exit_quickly
+from lmtrain.cli.shutdown import exit_quickly, settled_imports
 from lmtrain.commands.config_validation import check_config
 from lmtrain.errors import EXIT_INTERRUPTED, EXIT_USER_ERROR, UserError, report_user_error
 
@@ -306,7 +306,8 @@ def main(argv: list[str] | None = None) -> None:
         with _exit_on_user_error(command):
             print(command_help(command, rest))
         return
-    from lmtrain.run_folder.placement import RunPlacement
+    with settled_imports(argv is None):  # the process's own command line: what it imports stays to the end
+        from lmtrain.run_folder.placement import RunPlacement  # and with it torch
 
     left_to_hydra = set(rest) & (_INFO_FLAGS | _SKIP_VALIDATION_FLAGS)
     with _exit_on_user_error(command):

@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import Iterator
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import torch
 from torch import nn
@@ -29,6 +29,9 @@ from lmtrain.errors import UserError
 from lmtrain.files.checkpoints import tied_names
 from lmtrain.training.deferred_init import ShardLayout, is_deferred, materialise
 from lmtrain.training.distributed import Distributed
+
+if TYPE_CHECKING:
+    from torch.distributed.fsdp import FSDPModule
 
 
 def shard_units(model: nn.Module) -> list[nn.Module]:
@@ -143,10 +146,10 @@ def fully_shard_step(
 def root_gathered(step: nn.Module, sharded: bool) -> Iterator[None]:
     """The root unit's weights (embeddings, heads) gathered on every rank while the block runs, if ``sharded``:
     objectives and tasks call the model's parts directly, not the sharded root's forward."""
-    from torch.distributed.fsdp import FSDPModule
-
     root: FSDPModule | None = None
     if sharded:
+        from torch.distributed.fsdp import FSDPModule  # here: importing FSDP takes half a second of a 2-core CPU
+
         if not isinstance(step, FSDPModule):
             raise TypeError(f"root_gathered needs the fully_shard step, not {type(step).__name__}")
         root = step
