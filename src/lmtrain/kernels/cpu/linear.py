@@ -32,8 +32,11 @@ def onednn_weight_gradient(grad: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
     """``grad.T @ x`` (out, in) of 2-D ``grad`` (N, out) and ``x`` (N, in) by oneDNN; may be a transposed view.
 
     oneDNN copies its first operand when it is a transposed view, so this transposes the narrower of
-    the two: ``x^T`` when in < out (then it computes ``(x^T grad)^T``).
+    the two: ``x^T`` when in < out (then it computes ``(x^T grad)^T``). Rows that are not dense
+    (``hidden[:, 0]``, the pooled first token) are made dense first: oneDNN takes ~14 ms on such a
+    transposed (256, 16) operand and 0.08 ms on a dense one.
     """
+    grad, x = grad.contiguous(), x.contiguous()  # no copy when already dense
     if x.shape[1] < grad.shape[1]:
         return onednn_product(x.t(), grad.t(), None).t()
     return onednn_product(grad.t(), x.t(), None)
