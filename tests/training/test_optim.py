@@ -153,3 +153,29 @@ def test_the_optimizer_loads_no_dynamo_until_something_does_and_steps_as_torchs_
     assert "dynamo before: False" in done.stdout
     assert "dynamo after: True" in done.stdout
     assert "same weights: True same state: True hook calls: 4" in done.stdout
+
+
+def test_a_pytorch_without_the_private_step_decorator_gets_torchs_own_adamw(monkeypatch):
+    """The direct steps lean on a private PyTorch name: where it is gone the optimizer is torch's AdamW, which
+    still trains (only the ``torch._dynamo`` import comes back)."""
+    import importlib
+
+    from lmtrain.training import optim
+
+    monkeypatch.delattr(importlib.import_module("torch.optim.optimizer"), "_use_grad_for_differentiable")
+    assert optim._torch_step() is None
+    monkeypatch.setattr(optim, "DIRECT_STEPS", False)
+    torch.manual_seed(0)
+    model = torch.nn.Linear(3, 1)
+    optimizer = build_optimizer(model, OptimConfig(lr=5e-2, weight_decay=0.0), torch.device("cpu"))
+    assert type(optimizer) is torch.optim.AdamW
+    inputs = torch.randn(32, 3)
+    targets = inputs.sum(dim=1, keepdim=True)
+    losses = []
+    for _ in range(30):
+        loss = torch.nn.functional.mse_loss(model(inputs), targets)
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+        losses.append(loss.item())
+    assert losses[-1] < 0.5 * losses[0]

@@ -11,7 +11,6 @@ from typing import Any
 
 import torch
 from torch import nn
-from torch.optim.optimizer import _use_grad_for_differentiable
 
 from lmtrain.config.training import OptimConfig
 from lmtrain.errors import UserError
@@ -61,7 +60,7 @@ def build_optimizer(
     groups = parameter_groups(model, optim_cfg.weight_decay, optim_cfg.lr, head_lr)
     if not groups:
         raise UserError("every parameter is frozen, so there is nothing to train; unfreeze some layers.")
-    return AdamW(groups, **kwargs)
+    return (AdamW if DIRECT_STEPS else torch.optim.AdamW)(groups, **kwargs)
 
 
 def _dynamo_loaded() -> bool:
@@ -82,8 +81,20 @@ def _direct_until_dynamo(name: str) -> Callable:
     return method
 
 
-_STEP_BODY = inspect.unwrap(torch.optim.AdamW.step)
-_TORCH_STEP = _use_grad_for_differentiable(_STEP_BODY)  # what torch.optim.AdamW.step runs
+def _torch_step() -> tuple[Callable, Callable] | None:
+    """(the body of ``torch.optim.AdamW.step``, the body under the decorator torch runs it in), or None where
+    this PyTorch is not built that way (a private name moved): then the optimizer is torch's own AdamW."""
+    try:
+        from torch.optim.optimizer import _use_grad_for_differentiable
+    except ImportError:
+        return None
+    body = inspect.unwrap(torch.optim.AdamW.step)
+    return (body, _use_grad_for_differentiable(body)) if body is not torch.optim.AdamW.step else None
+
+
+_STEPS = _torch_step()
+DIRECT_STEPS = _STEPS is not None  # whether build_optimizer's AdamW can skip torch._dynamo (else torch's own)
+_STEP_BODY, _TORCH_STEP = _STEPS or (torch.optim.AdamW.step, torch.optim.AdamW.step)
 
 
 class AdamW(torch.optim.AdamW):
