@@ -156,6 +156,24 @@ def test_resume_path_that_is_not_a_checkpoint(workdir):
     assert "is not a checkpoint" in err
 
 
+def _ctrl_c_as_at_a_terminal() -> None:
+    """In the child before it runs: SIGINT at its default, as under a terminal's Ctrl-C. A test runner started in
+    the background by a script inherits SIGINT ignored, and Python then raises no KeyboardInterrupt."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
+def _interruptible(args: list[str], workdir: Path) -> subprocess.Popen:
+    """``args`` started in ``workdir`` with its output piped, to be sent a SIGINT as a terminal's Ctrl-C."""
+    return subprocess.Popen(
+        args,
+        cwd=workdir,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        preexec_fn=_ctrl_c_as_at_a_terminal,
+    )
+
+
 @pytest.mark.skipif(sys.platform == "win32", reason="SIGINT delivery differs on Windows")
 def test_ctrl_c_saves_a_checkpoint_and_exits_cleanly(workdir):
     run_dir = workdir / "interrupted"
@@ -172,7 +190,7 @@ def test_ctrl_c_saves_a_checkpoint_and_exits_cleanly(workdir):
         "trainer.eval_every=0",
         f"hydra.run.dir={run_dir}",
     ]
-    proc = subprocess.Popen(args, cwd=workdir, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    proc = _interruptible(args, workdir)
     wait_for_metrics(run_dir)
     proc.send_signal(signal.SIGINT)
     _, err = proc.communicate(timeout=120)
@@ -195,7 +213,7 @@ def test_ctrl_c_while_tokenizing_exits_130_with_one_line(workdir, tmp_path):
         f"data.cache_dir={tmp_path / 'cache'}",
         f"hydra.run.dir={tmp_path / 'run'}",
     ]  # the bundled corpus: seconds of tokenizing
-    proc = subprocess.Popen(args, cwd=workdir, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    proc = _interruptible(args, workdir)
     for line in proc.stdout:
         if "tokenizing" in line or "training a" in line:
             break

@@ -64,7 +64,10 @@ def test_packed_outputs_and_gradients_equal_the_padded_forward(spec, side, given
     torch.testing.assert_close(outputs[1], outputs[0], atol=1e-5, rtol=1e-5)
     for (name, a), b in zip(plain.named_parameters(), packed.parameters()):
         assert a.grad is not None and b.grad is not None, name
-        torch.testing.assert_close(b.grad, a.grad, atol=1e-5, rtol=1e-5, msg=name)
+        # a gradient sums hundreds of terms of its own scale in another order: float32 rounding grows with that
+        # scale (~300 here), not with each element (a bias element near 0 differs by ~3e-5 on AVX2 CPUs)
+        scale = a.grad.abs().max().item()
+        torch.testing.assert_close(b.grad, a.grad, atol=1e-6 * scale, rtol=1e-5, msg=name)
 
 
 def test_padding_positions_come_back_as_zeros_and_an_all_padding_row_gives_no_nan():
