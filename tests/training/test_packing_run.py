@@ -6,6 +6,7 @@ import random
 from pathlib import Path
 
 import pytest
+import torch
 
 import lmtrain.models.transformer as transformer
 import tests.tasks.fixtures as fixtures
@@ -113,10 +114,32 @@ def test_a_run_saved_before_packing_existed_resumes_unpacked_as_it_ran(tmp_path,
     assert "  packing: 'off'\n" in (record / "config.yaml").read_text()
 
 
-def test_packing_on_for_a_model_without_a_packing_backbone_is_refused(tmp_path):
-    """ELMo's LSTMs cannot pack: ``trainer.packing=on`` is refused, not ignored."""
+@pytest.mark.parametrize("model", ["elmo", "albef"])
+def test_packing_on_for_a_family_that_never_packs_is_refused_before_the_run_folder_exists(tmp_path, model):
+    """ELMo's LSTMs and ALBEF's encoders cannot pack: ``trainer.packing=on`` is refused, not ignored, and the
+    family says so before any run folder is made."""
     run = tmp_path / "run"
-    out = run_cli("pretrain", "model=elmo", "debug=tiny", "trainer.packing=on", f"hydra.run.dir={run}", cwd=tmp_path)
+    out = run_cli(
+        "pretrain", f"model={model}", "debug=tiny", "trainer.packing=on", f"hydra.run.dir={run}", cwd=tmp_path
+    )
     message = " ".join(out.stderr.split())
-    assert out.returncode == 2 and "trainer.packing=on: this ElmoLanguageModel has no Transformer backbone" in message
-    assert "Leave trainer.packing at auto or set off" in message
+    assert out.returncode == 2 and f"trainer.packing=on: must be auto or off for model={model}" in message
+    assert "leave trainer.packing at auto or set it to off" in message and "Traceback" not in message
+    assert not run.exists()
+
+
+def test_packing_on_for_a_model_built_without_a_packing_backbone_is_refused():
+    """A model whose family does not say (a user's own, here LSTMs) is checked once built: ``on`` is refused,
+    ``auto`` and ``off`` train it as it is."""
+    from lmtrain.errors import UserError
+    from lmtrain.models.packing import apply_packing
+
+    class RecurrentTagger(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.lstm = torch.nn.LSTM(8, 8, batch_first=True)
+
+    with pytest.raises(UserError, match="trainer.packing=on: this RecurrentTagger has no Transformer backbone"):
+        apply_packing(RecurrentTagger(), "on")
+    apply_packing(RecurrentTagger(), "auto")
+    apply_packing(RecurrentTagger(), "off")

@@ -118,6 +118,7 @@ def _check_objective(cfg: Any, given_data: set[str]) -> None:
         objective.check(
             family.config_capabilities(), f"model={cfg.model.name} ({family.name} family)", cfg.data.max_seq_len
         )
+        _check_packing(cfg, family)
     unread = objective.unread_data_keys()
     for key in [key for key in unread if key in given_data]:
         raise IgnoredKeyError(
@@ -126,6 +127,22 @@ def _check_objective(cfg: Any, given_data: set[str]) -> None:
             f"is read only {unread[key]}; the chosen objective={objective.name} would ignore it",
             "Drop the key, or choose an objective that reads it.",
         )
+
+
+def _check_packing(cfg: Any, family: Any) -> None:
+    """Refuse ``trainer.packing=on`` for a model family that says it never packs, before a run folder exists
+    (a family that does not say is checked once its model is built)."""
+    trainer = cfg.get("trainer")
+    if trainer is None or trainer.get("packing") != "on" or family.packs is not False:
+        return
+    raise ConfigRangeError(
+        "trainer.packing",
+        f"auto or off for model={cfg.model.name} ({family.name} family)",
+        "on",
+        "packing places the padded sentences of a Transformer's batch into fewer rows, and this family has no "
+        "Transformer backbone that packs: ELMo's LSTMs and ALBEF's encoders train unpacked; leave "
+        "trainer.packing at auto or set it to off",
+    )
 
 
 def check_config(cfg: Any, command: str, given: Iterable[str] = ()) -> None:

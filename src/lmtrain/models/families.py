@@ -40,6 +40,9 @@ class ModelFamily:
             or ``bilstm``: a task biLSTM over the features).
         chosen_without_init: whether `lmtrain finetune` without ``init=`` may pick a run of this family
             (the newest whose capabilities fit the task).
+        packs: whether its models train padded batches packed (``trainer.packing``): True or False where the
+            family knows, so ``trainer.packing=on`` is refused before a run starts; None (a family of your own)
+            when only the built model tells.
     """
 
     name: ClassVar[str] = ""
@@ -48,6 +51,7 @@ class ModelFamily:
     capabilities: ClassVar[frozenset[Capability]] = frozenset({Capability.WEIGHTS_EXPORT})
     tagger_encoder: ClassVar[str] = "linear"
     chosen_without_init: ClassVar[bool] = True
+    packs: ClassVar[bool | None] = None
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
@@ -191,6 +195,7 @@ class TransformerFamily(ModelFamily):
     config_class = TransformerConfig
     cfg: TransformerConfig  # a family is built from its own config_class (the model config's _target_ names it)
     capabilities = frozenset({Capability.WEIGHTS_EXPORT, Capability.HF_EXPORT})
+    packs = True
 
     @staticmethod
     def _by_attention(causal: bool) -> frozenset[Capability]:
@@ -267,6 +272,7 @@ class ElmoFamily(ModelFamily):
     capabilities = frozenset({Capability.WEIGHTS_EXPORT, Capability.BIDIRECTIONAL_LM, Capability.TOKEN_FEATURES})
     tagger_encoder = "bilstm"  # ELMo's task biLSTM, as in the paper
     chosen_without_init = False
+    packs = False  # LSTMs
     head_lr = 1.0e-2  # trained from scratch on fixed features: a larger step than a tuned Transformer's optim.lr
 
     def build(self, tokenizer: TextTokenizer, head_names: Sequence[str], max_seq_len: int) -> NamedHeads:
@@ -353,6 +359,7 @@ class AlbefFamily(ModelFamily):
     config_class = AlbefConfig
     cfg: AlbefConfig  # a family is built from its own config_class (the model config's _target_ names it)
     capabilities = frozenset({Capability.WEIGHTS_EXPORT, Capability.IMAGE_TEXT})
+    packs = False  # its encoders train unpacked
 
     def build(self, tokenizer: TextTokenizer, head_names: Sequence[str], max_seq_len: int) -> NamedHeads:
         """An :class:`AlbefModel` for captions of at most ``max_seq_len`` tokens."""

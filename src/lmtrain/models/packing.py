@@ -15,6 +15,7 @@ import torch
 from torch import nn
 
 from lmtrain.config.training import PACKING_MODES
+from lmtrain.errors import UserError
 
 
 @dataclass
@@ -130,3 +131,18 @@ def set_packing(model: nn.Module, mode: str) -> int:
     for backbone in backbones:
         backbone.packing = mode
     return len(backbones)
+
+
+def apply_packing(model: nn.Module, mode: str) -> None:
+    """:func:`set_packing` on the assembled ``model``, refusing ``on`` where no backbone of it packs.
+
+    Raises:
+        UserError: ``trainer.packing=on`` for a model with no packing Transformer backbone (ELMo's LSTMs, ALBEF's
+            encoders, a family of your own), naming the model's class.
+    """
+    if set_packing(model, mode) == 0 and mode == "on":
+        raise UserError(
+            f"trainer.packing=on: this {type(model).__name__} has no Transformer backbone that packs "
+            "(packing places padded sentences of a Transformer's batch into fewer rows; ELMo's LSTMs, ALBEF's "
+            "encoders and other families' own backbones train unpacked). Leave trainer.packing at auto or set off."
+        )

@@ -30,7 +30,7 @@ from lmtrain.config.training import TrainerConfig
 from lmtrain.data.tokenizer import TextTokenizer
 from lmtrain.errors import UserError
 from lmtrain.files.checkpoints import TOKENIZER, read_model_meta
-from lmtrain.models.packing import set_packing
+from lmtrain.models.packing import apply_packing
 from lmtrain.objectives.base import Objective
 from lmtrain.run_folder.layout import TOKENIZER_FILE, RunDir, hydra_run_dir
 from lmtrain.runs.plot import save_run_curves
@@ -243,12 +243,7 @@ def fit(context: RunContext, parts: RunParts, cfg: PretrainConfig | FinetuneConf
         check_same_data(dist, {"tokenizer": tokenizer_digest(parts.tokenizer), **parts.data_digests})
     if dist.is_main:
         parts.tokenizer.save(context.tokenizer_path)
-    if set_packing(parts.model, cfg.trainer.packing) == 0 and cfg.trainer.packing == "on":
-        raise UserError(
-            f"trainer.packing=on: this {type(parts.model).__name__} has no Transformer backbone that packs "
-            "(packing places padded sentences of a Transformer's batch into fewer rows; ELMo's LSTMs, ALBEF's "
-            "encoders and other families' own backbones train unpacked). Leave trainer.packing at auto or set off."
-        )
+    apply_packing(parts.model, cfg.trainer.packing)
     optimizer = build_optimizer(parts.model, cfg.optim, device, head_lr=parts.head_lr)
     # start_run refuses max_steps=null unless a task preset has a default, which finetune sets before this
     assert cfg.trainer.max_steps is not None, "trainer.max_steps is settled before training"
