@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import warnings
 from collections import Counter
 
 import pytest
@@ -45,3 +46,11 @@ def test_class_weights_settings():
     assert class_weights(counts, 2, [1, 3]) == [1.0, 3.0]
     with pytest.raises(UserError, match="has 3 values; give 2"):
         class_weights(counts, 2, [1, 2, 3])
+
+
+def test_entity_scores_without_any_entity_are_zeros_without_a_numpy_warning():
+    """A batch (or a model) with no entity on either side scores 0 quietly: no "Mean of empty slice" on stderr."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        scores = entity_scores([["O", "O"], ["O"]], [["O", "O"], ["O"]])
+    assert (scores["precision"], scores["recall"], scores["f1"], scores["entities"]) == (0.0, 0.0, 0.0, 0.0)

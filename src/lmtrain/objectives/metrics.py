@@ -4,6 +4,7 @@ and per-class reports (scikit-learn)."""
 from __future__ import annotations
 
 import math
+import warnings
 from collections import Counter
 from typing import Any
 
@@ -35,7 +36,9 @@ def entity_scores(gold: list[list[str]], predicted: list[list[str]], scheme: str
     """
     from seqeval.metrics import classification_report
 
-    report = classification_report(gold, predicted, output_dict=True, zero_division=0, **seqeval_settings(scheme))
+    with warnings.catch_warnings():  # no entity on either side: seqeval averages empty arrays (its macro row)
+        warnings.simplefilter("ignore", RuntimeWarning)
+        report = classification_report(gold, predicted, output_dict=True, zero_division=0, **seqeval_settings(scheme))
     micro = report.get("micro avg", {"precision": 0.0, "recall": 0.0, "f1-score": 0.0, "support": 0})
     scores = {
         "precision": float(micro["precision"]),
