@@ -135,13 +135,13 @@ def _check_packing(cfg: Any, family: Any) -> None:
     trainer = cfg.get("trainer")
     if trainer is None or trainer.get("packing") != "on" or family.packs is not False:
         return
+    from lmtrain.models.packing import WHY_NOTHING_PACKS
+
     raise ConfigRangeError(
         "trainer.packing",
         f"auto or off for model={cfg.model.name} ({family.name} family)",
         "on",
-        "packing places the padded sentences of a Transformer's batch into fewer rows, and this family has no "
-        "Transformer backbone that packs: ELMo's LSTMs and ALBEF's encoders train unpacked; leave "
-        "trainer.packing at auto or set it to off",
+        f"{WHY_NOTHING_PACKS}; leave trainer.packing at auto or set it to off",
     )
 
 

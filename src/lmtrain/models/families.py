@@ -40,9 +40,9 @@ class ModelFamily:
             or ``bilstm``: a task biLSTM over the features).
         chosen_without_init: whether `lmtrain finetune` without ``init=`` may pick a run of this family
             (the newest whose capabilities fit the task).
-        packs: whether its models train padded batches packed (``trainer.packing``): True or False where the
-            family knows, so ``trainer.packing=on`` is refused before a run starts; None (a family of your own)
-            when only the built model tells.
+        packs: False for a family whose models never pack padded batches (``trainer.packing``), so
+            ``trainer.packing=on`` is refused before a run starts; None (the default: Transformers, a family
+            of your own) when the built model tells, by whether a backbone of it packs.
     """
 
     name: ClassVar[str] = ""
@@ -195,7 +195,6 @@ class TransformerFamily(ModelFamily):
     config_class = TransformerConfig
     cfg: TransformerConfig  # a family is built from its own config_class (the model config's _target_ names it)
     capabilities = frozenset({Capability.WEIGHTS_EXPORT, Capability.HF_EXPORT})
-    packs = True
 
     @staticmethod
     def _by_attention(causal: bool) -> frozenset[Capability]:

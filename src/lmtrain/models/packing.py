@@ -133,6 +133,13 @@ def set_packing(model: nn.Module, mode: str) -> int:
     return len(backbones)
 
 
+# why trainer.packing=on is refused for a model without a packing backbone (at the config check or once built)
+WHY_NOTHING_PACKS = (
+    "packing places the padded sentences of a Transformer's batch into fewer rows; ELMo's LSTMs, ALBEF's "
+    "encoders and other families' own backbones train unpacked"
+)
+
+
 def apply_packing(model: nn.Module, mode: str) -> None:
     """:func:`set_packing` on the assembled ``model``, refusing ``on`` where no backbone of it packs.
 
@@ -143,6 +150,5 @@ def apply_packing(model: nn.Module, mode: str) -> None:
     if set_packing(model, mode) == 0 and mode == "on":
         raise UserError(
             f"trainer.packing=on: this {type(model).__name__} has no Transformer backbone that packs "
-            "(packing places padded sentences of a Transformer's batch into fewer rows; ELMo's LSTMs, ALBEF's "
-            "encoders and other families' own backbones train unpacked). Leave trainer.packing at auto or set off."
+            f"({WHY_NOTHING_PACKS}). Leave trainer.packing at auto or set it to off."
         )
