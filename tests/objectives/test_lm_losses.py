@@ -77,19 +77,37 @@ def _plain_clm(model, batch, norm):
     return loss_sum / norm["lm"], {"lm_loss_sum": loss_sum, "lm_correct": correct, "lm_count": mask.sum()}
 
 
-def _plain_mlm(model, batch, norm):
+def _plain_mlm(model, batch, norm, next_sentence=True):
     hidden = model.backbone(batch["input_ids"], batch["attention_mask"], batch["token_type_ids"])
     selected = batch["labels"] != IGNORE_INDEX
     mlm_sum, mlm_correct = _cross_entropy(model.heads["mlm"](hidden[selected]), batch["labels"][selected])
+    sums = {"mlm_loss_sum": mlm_sum, "mlm_correct": mlm_correct, "mlm_count": selected.sum()}
+    if not next_sentence:
+        return mlm_sum / norm["mlm"], sums
     nsp_sum, nsp_correct = _cross_entropy(model.heads["nsp"](hidden), batch["next_sentence_label"])
-    return mlm_sum / norm["mlm"] + nsp_sum / norm["nsp"], {
-        "mlm_loss_sum": mlm_sum,
-        "mlm_correct": mlm_correct,
-        "mlm_count": selected.sum(),
-        "nsp_loss_sum": nsp_sum,
-        "nsp_correct": nsp_correct,
-        "nsp_count": torch.tensor(3),
-    }
+    sums.update(nsp_loss_sum=nsp_sum, nsp_correct=nsp_correct, nsp_count=torch.tensor(3))
+    return mlm_sum / norm["mlm"] + nsp_sum / norm["nsp"], sums
+
+
+def _plain_mlm_alone(model, batch, norm):
+    return _plain_mlm(model, batch, norm, next_sentence=False)
+
+
+class _OwnBackbone(torch.nn.Module):
+    """A backbone of a user's own, without ``states_at``: the objective runs it whole and picks its states."""
+
+    def __init__(self, inner):
+        super().__init__()
+        self.inner = inner
+
+    def forward(self, input_ids, attention_mask=None, token_type_ids=None):
+        return self.inner(input_ids, attention_mask, token_type_ids)
+
+
+def _own_backbone(heads: list[str]) -> LanguageModel:
+    model = _transformer(heads)
+    model.backbone = _OwnBackbone(model.backbone)
+    return model
 
 
 def _plain_bilm(model, batch, norm):
@@ -111,6 +129,8 @@ CASES = {  # name -> (model, objective, plain computation, batch has a loss_mask
     "completion": (lambda: _transformer(["lm"], **GPT), CompletionLM(), _plain_clm, True),
     "untied_clm": (lambda: _transformer(["lm"], tie_embeddings=False, **GPT), CausalLM(), _plain_clm, False),
     "mlm_nsp": (lambda: _transformer(["mlm", "nsp"]), MaskedLM(next_sentence=True), _plain_mlm, False),
+    "mlm": (lambda: _transformer(["mlm"]), MaskedLM(next_sentence=False), _plain_mlm_alone, False),
+    "mlm_nsp_own_backbone": (lambda: _own_backbone(["mlm", "nsp"]), MaskedLM(next_sentence=True), _plain_mlm, False),
     "bilm": (_elmo, BidirectionalLM(), _plain_bilm, False),
 }
 

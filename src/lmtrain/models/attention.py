@@ -5,7 +5,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from lmtrain.kernels import Linear, attend
+from lmtrain.kernels import Linear, attend, linear
 
 
 class KVCache:
@@ -84,6 +84,25 @@ class SelfAttention(nn.Module):
         y = attend(q, k, v, mask, is_causal, dropout)
         y = y.transpose(1, 2).reshape(B, T, D)  # (B, T, D)
         return self.out(y)
+
+    def forward_at(self, x: torch.Tensor, queries: torch.Tensor, mask: torch.Tensor | None) -> torch.Tensor:
+        """Attend from the states ``queries`` (B, Tq, D), taken from ``x``, over every position of ``x`` (B, T, D).
+
+        Bidirectional, no cache: :meth:`forward`'s output at the queries' positions, computing the query
+        projection at those positions only. ``mask``: as for :meth:`forward`, (B, 1, 1, T) or None.
+        Returns (B, Tq, D).
+        """
+        B, T, D = x.shape
+        Tq = queries.shape[1]
+        Dh = D // self.n_heads
+        weight, bias = self.qkv.weight, self.qkv.bias  # (3D, D), (3D,): rows of q, then k, then v
+        q = linear(queries, weight[:D], None if bias is None else bias[:D])
+        q = q.view(B, Tq, self.n_heads, Dh).transpose(1, 2)  # (B, H, Tq, Dh)
+        kv = linear(x, weight[D:], None if bias is None else bias[D:])
+        k, v = kv.view(B, T, 2, self.n_heads, Dh).unbind(2)  # 2 x (B, T, H, Dh)
+        dropout = self.attention_dropout if self.training else 0.0
+        y = attend(q, k.transpose(1, 2), v.transpose(1, 2), mask, False, dropout)  # (B, H, Tq, Dh)
+        return self.out(y.transpose(1, 2).reshape(B, Tq, D))
 
 
 class CrossAttention(nn.Module):

@@ -8,6 +8,7 @@ and a parity test against `transformers` covers them.
 from __future__ import annotations
 
 import math
+from typing import cast
 
 import torch
 import torch.nn.functional as F
@@ -130,6 +131,37 @@ class Block(nn.Module):
             x = self.cross_norm(x + self.dropout(self.cross(x, context)))
         return self.ff_norm(x + self.dropout(self.ff(x)))
 
+    def forward_at(self, x: torch.Tensor, mask: torch.Tensor | None, wanted: torch.Tensor) -> torch.Tensor:
+        """The block's output at the ``wanted`` (B, T) positions only: (N, D) in ``x[wanted]`` order.
+
+        Keys and values still come from every position of ``x`` (B, T, D); queries, the attention output,
+        the feed-forward and the norms run at the wanted positions. Bidirectional self-attention under an
+        SDPA key ``mask`` (B, 1, 1, T) or None; no cache, no cross-attention.
+        """
+        queries, valid = wanted_layout(wanted)  # (B, Tq) positions, (B, Tq) which of them are wanted
+        normed = self.attn_norm(x) if self.pre_norm else x
+        at_queries = normed.gather(1, queries[:, :, None].expand(-1, -1, x.shape[-1]))  # (B, Tq, D)
+        attended = self.dropout(self.attn.forward_at(normed, at_queries, mask)[valid])  # (N, D)
+        if self.pre_norm:
+            h = x.gather(1, queries[:, :, None].expand(-1, -1, x.shape[-1]))[valid] + attended
+            return h + self.dropout(self.ff(self.ff_norm(h)))
+        h = self.attn_norm(at_queries[valid] + attended)
+        return self.ff_norm(h + self.dropout(self.ff(h)))
+
+
+def wanted_layout(wanted: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Each row's ``wanted`` (B, T) positions, first in column order: ((B, Tq) positions, (B, Tq) bool valid).
+
+    Tq is the most any row wants; a row that wants fewer is filled with other positions, marked invalid.
+    ``layout[valid]`` lists the wanted positions in the row-major order of ``x[wanted]``.
+    """
+    counts = wanted.sum(dim=1)  # (B,)
+    most = int(counts.max())
+    # a stable sort puts each row's wanted positions (key 0) first, in column order
+    positions = torch.sort((~wanted).to(torch.uint8), dim=1, stable=True).indices[:, :most]
+    valid = torch.arange(most, device=wanted.device)[None, :] < counts[:, None]
+    return positions, valid
+
 
 class Transformer(nn.Module):
     """The backbone: embeddings, ``n_layers`` blocks, optional final norm -> hidden states.
@@ -224,6 +256,50 @@ class Transformer(nn.Module):
         mask, is_causal = self.attention_mask(attention_mask, T, past + T)
         return self._encode(input_ids, token_type_ids, position_ids, mask, is_causal, cache)
 
+    def states_at(
+        self,
+        input_ids: torch.Tensor,
+        attention_mask: torch.Tensor | None,
+        token_type_ids: torch.Tensor | None,
+        wanted: torch.Tensor,
+    ) -> torch.Tensor:
+        """The hidden states at the ``wanted`` (B, T) positions only: ``self(input_ids, ...)[wanted]``, (N, D).
+
+        A masked LM reads about 15% of the positions (and NSP the first), and nothing reads the other
+        positions' last-layer states: so the last block computes keys and values at every position, and
+        queries, attention output, feed-forward and norms at the wanted ones only (:meth:`Block.forward_at`).
+        The same math as the full forward (dropout draws aside); the full forward serves causal models,
+        packed batches, sharded or compiled blocks, and batches where some row wants more than half its
+        positions.
+        """
+        B, T = input_ids.shape
+        plan = self._packing_plan(attention_mask, T, None)
+        if plan is not None:
+            positions = torch.arange(T, device=input_ids.device)[None, :]
+            return self._packed_forward(plan, input_ids, token_type_ids, positions)[wanted]
+        if not self._computes_wanted_only(wanted):
+            return self(input_ids, attention_mask, token_type_ids)[wanted]
+        mask, _ = self.attention_mask(attention_mask, T, T)
+        x = self.embeddings(input_ids, token_type_ids, torch.arange(T, device=input_ids.device)[None, :])
+        x = self._run_blocks(x, mask, False, None, len(self.blocks) - 1)
+        last = cast(Block, self.blocks[-1])
+        if self.spec.checkpoint_activations and self.training:
+            states = checkpoint(last.forward_at, x, mask, wanted, use_reentrant=False)
+        else:
+            states = last.forward_at(x, mask, wanted)
+        return states if self.final_norm is None else self.final_norm(states)
+
+    def _computes_wanted_only(self, wanted: torch.Tensor) -> bool:
+        """Whether :meth:`states_at` can run the last block at the wanted positions alone, and it pays."""
+        if self.spec.causal or not self.blocks or torch.compiler.is_compiling():
+            return False
+        last = self.blocks[-1]
+        # a sharded block (FSDP's class) gathers its weights in forward hooks, which forward_at would skip
+        if type(last) is not Block or hasattr(last, "cross"):
+            return False
+        most = int(wanted.sum(dim=1).max()) if wanted.numel() else 0
+        return 0 < 2 * most <= wanted.shape[1]
+
     def _encode(
         self,
         input_ids: torch.Tensor,
@@ -235,15 +311,22 @@ class Transformer(nn.Module):
     ) -> torch.Tensor:
         """Embeddings, blocks and final norm over (B, T) ids under an SDPA ``mask``; returns (B, T, D)."""
         x = self.embeddings(input_ids, token_type_ids, position_ids)
-        for layer, block in enumerate(self.blocks):
-            if self.spec.checkpoint_activations and self.training and cache is None:
-                x = checkpoint(block, x, mask, is_causal, use_reentrant=False)
-            else:
-                x = block(x, mask, is_causal, cache, layer)
+        x = self._run_blocks(x, mask, is_causal, cache, len(self.blocks))
         if cache is not None:
             cache.advance(input_ids.shape[1])
         if self.final_norm is not None:
             x = self.final_norm(x)
+        return x
+
+    def _run_blocks(
+        self, x: torch.Tensor, mask: torch.Tensor | None, is_causal: bool, cache: KVCache | None, count: int
+    ) -> torch.Tensor:
+        """``x`` (B, T, D) through the first ``count`` blocks (their activations recomputed in backward if asked)."""
+        for layer, block in enumerate(self.blocks[:count]):
+            if self.spec.checkpoint_activations and self.training and cache is None:
+                x = checkpoint(block, x, mask, is_causal, use_reentrant=False)
+            else:
+                x = block(x, mask, is_causal, cache, layer)
         return x
 
     def _packing_plan(self, attention_mask: torch.Tensor | None, T: int, cache: KVCache | None) -> PackingPlan | None:

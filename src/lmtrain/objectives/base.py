@@ -79,20 +79,26 @@ class HeadedFeatureModel(_TokenFeatureModel, Protocol):
     heads: nn.ModuleDict
 
 
-def labelled_states(
-    model: nn.Module, batch: dict[str, torch.Tensor]
-) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
-    """Run the backbone and keep the hidden states at positions with a label (not -100).
+def states_at(model: nn.Module, batch: dict[str, torch.Tensor], wanted: torch.Tensor) -> torch.Tensor:
+    """The backbone's hidden states of ``batch`` at the ``wanted`` (B, T) positions: (N, D), row-major order.
 
-    Returns:
-        (hidden (B, T, D), selected (B, T) bool, targets (N,), selected states (N, D)).
+    A backbone with a ``states_at`` method (lmtrain's Transformer) computes its last layer at those
+    positions only; any other backbone runs whole and its states are picked.
     """
     # the objective's capability (checked before training) promises the backbone; a cast, not isinstance:
     # no check in the compiled step
-    features = cast(_TokenFeatureModel, model)
-    hidden = features.backbone(batch["input_ids"], batch["attention_mask"], batch.get("token_type_ids"))
+    backbone = cast(_TokenFeatureModel, model).backbone
+    inputs = (batch["input_ids"], batch["attention_mask"], batch.get("token_type_ids"))
+    select = getattr(backbone, "states_at", None)
+    if select is not None:
+        return select(*inputs, wanted)
+    return backbone(*inputs)[wanted]
+
+
+def labelled_positions(batch: dict[str, torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
+    """The positions with a label (not -100) and their labels: ((B, T) bool, (N,) targets)."""
     selected = batch["labels"] != IGNORE_INDEX  # (B, T)
-    return hidden, selected, batch["labels"][selected], hidden[selected]
+    return selected, batch["labels"][selected]
 
 
 def ratio(sums: dict[str, float], numerator: str, denominator: str) -> float:

@@ -10,7 +10,15 @@ from torch import nn
 
 from lmtrain.data.masking import IGNORE_INDEX
 from lmtrain.models.protocol import ProjectionHead
-from lmtrain.objectives.base import HeadedFeatureModel, Objective, ObjectiveOutput, labelled_states, perplexity, ratio
+from lmtrain.objectives.base import (
+    HeadedFeatureModel,
+    Objective,
+    ObjectiveOutput,
+    labelled_positions,
+    perplexity,
+    ratio,
+    states_at,
+)
 from lmtrain.objectives.linear_cross_entropy import linear_cross_entropy
 
 
@@ -41,7 +49,15 @@ class MaskedLM(Objective):
         self, model: nn.Module, batch: dict[str, torch.Tensor], norm: dict[str, torch.Tensor]
     ) -> ObjectiveOutput:
         """MLM (+ NSP) loss of ``batch``; see :class:`lmtrain.objectives.base.Objective`."""
-        hidden, selected, targets, states = labelled_states(model, batch)  # states (N, D)
+        selected, targets = labelled_positions(batch)  # (B, T), (N,)
+        if self.next_sentence:
+            first = torch.zeros_like(selected)
+            first[:, 0] = True  # NSP pools the first position ([CLS])
+            wanted = selected | first
+            read = states_at(model, batch, wanted)  # (M, D)
+            states, pooled = read[selected[wanted]], read[first[wanted]]  # (N, D), (B, D)
+        else:
+            states = states_at(model, batch, selected)  # (N, D)
         # Capability.MASKED_LM (checked before training) promises the heads and an ``mlm`` head with a fusable
         # projection; casts, not isinstance: no check in the compiled step
         heads = cast(HeadedFeatureModel, model).heads
@@ -50,7 +66,7 @@ class MaskedLM(Objective):
         loss = mlm_sum / norm["mlm"].clamp(min=1)
         sums = {"mlm_loss_sum": mlm_sum.detach(), "mlm_correct": mlm_correct, "mlm_count": selected.sum()}
         if self.next_sentence:
-            nsp_logits = heads["nsp"](hidden).float()  # (B, 2)
+            nsp_logits = heads["nsp"](pooled[:, None]).float()  # (B, 2): the head pools position 0 of (B, 1, D)
             nsp_labels = batch["next_sentence_label"]
             nsp_sum = F.cross_entropy(nsp_logits, nsp_labels, reduction="sum")
             loss = loss + nsp_sum / norm["nsp"].clamp(min=1)
