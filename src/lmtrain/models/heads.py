@@ -96,6 +96,14 @@ class TaskHead(nn.Module):
         """The head of ``description`` (``n_classes``, ``dropout`` and the head's own entries) over ``d_model``."""
         return cls(d_model, int(description["n_classes"]), float(description.get("dropout", 0.0)), init_std)
 
+    def positions_read(self, attention_mask: torch.Tensor) -> torch.Tensor | None:
+        """The (B, T) positions whose states this head reads, or None for all of them (the default).
+
+        Where a head names them, a backbone that can (lmtrain's Transformer, ``states_at``) computes its
+        last layer at those positions only, and the head gets zeros at the others.
+        """
+        return None
+
 
 class PooledClassifierHead(TaskHead):
     """Pool the first token: dropout -> dense -> tanh -> dropout -> output (NSP, classification).
@@ -122,6 +130,12 @@ class PooledClassifierHead(TaskHead):
         """(B, T, D) -> (B, D): the first token's state ([CLS] / <s>)."""
         return hidden[:, 0]
 
+    def positions_read(self, attention_mask: torch.Tensor) -> torch.Tensor | None:
+        """The first position of each row: the only state :meth:`pool` reads."""
+        first = torch.zeros_like(attention_mask, dtype=torch.bool)
+        first[:, 0] = True
+        return first
+
     def forward(self, hidden: torch.Tensor, attention_mask: torch.Tensor | None = None) -> torch.Tensor:
         """(B, T, D) (and the (B, T) mask of real tokens) -> (B, n_classes) logits."""
         pooled = torch.tanh(self.dense(self.dropout(self.pool(hidden, attention_mask))))  # (B, D)
@@ -135,6 +149,10 @@ class MeanPooledClassifierHead(PooledClassifierHead):
     """
 
     kind = "mean_pooled_classifier"
+
+    def positions_read(self, attention_mask: torch.Tensor) -> torch.Tensor | None:
+        """Every position: the mean reads them all."""
+        return None
 
     def pool(self, hidden: torch.Tensor, attention_mask: torch.Tensor | None) -> torch.Tensor:
         """(B, T, D) -> (B, D): the mean over real tokens (all tokens when no mask is given)."""

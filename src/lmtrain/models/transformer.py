@@ -135,10 +135,12 @@ class Block(nn.Module):
         """The block's output at the ``wanted`` (B, T) positions only: (N, D) in ``x[wanted]`` order.
 
         Keys and values still come from every position of ``x`` (B, T, D); queries, the attention output,
-        the feed-forward and the norms run at the wanted positions. Bidirectional self-attention under an
-        SDPA key ``mask`` (B, 1, 1, T) or None; no cache, no cross-attention.
+        the feed-forward and the norms run at the wanted positions. Bidirectional self-attention under a
+        boolean SDPA ``mask`` (B, 1, 1, T) or (B, 1, T, T), or None; no cache, no cross-attention.
         """
         queries, valid = wanted_layout(wanted)  # (B, Tq) positions, (B, Tq) which of them are wanted
+        if mask is not None and mask.shape[2] > 1:  # a mask per query (a packed batch's): the queries' rows
+            mask = mask.gather(2, queries[:, None, :, None].expand(-1, mask.shape[1], -1, mask.shape[3]))
         normed = self.attn_norm(x) if self.pre_norm else x
         at_queries = normed.gather(1, queries[:, :, None].expand(-1, -1, x.shape[-1]))  # (B, Tq, D)
         attended = self.dropout(self.attn.forward_at(normed, at_queries, mask)[valid])  # (N, D)
@@ -265,22 +267,38 @@ class Transformer(nn.Module):
     ) -> torch.Tensor:
         """The hidden states at the ``wanted`` (B, T) positions only: ``self(input_ids, ...)[wanted]``, (N, D).
 
-        A masked LM reads about 15% of the positions (and NSP the first), and nothing reads the other
-        positions' last-layer states: so the last block computes keys and values at every position, and
-        queries, attention output, feed-forward and norms at the wanted ones only (:meth:`Block.forward_at`).
-        The same math as the full forward (dropout draws aside); the full forward serves causal models,
-        packed batches, sharded or compiled blocks, and batches where some row wants more than half its
-        positions.
+        A masked LM reads about 15% of the positions (and NSP the first), a sequence classifier only the
+        first: nothing reads the other positions' last-layer states. So the last block computes keys and
+        values at every position, and queries, attention output, feed-forward and norms at the wanted ones
+        only (:meth:`Block.forward_at`), in a packed batch as in a padded one. The same math as the full
+        forward (dropout draws aside); the full forward serves causal models, sharded or compiled blocks,
+        wanted padding, and batches where some row wants more than half its positions.
         """
         B, T = input_ids.shape
+        positions = torch.arange(T, device=input_ids.device)[None, :]  # (1, T)
         plan = self._packing_plan(attention_mask, T, None)
-        if plan is not None:
-            positions = torch.arange(T, device=input_ids.device)[None, :]
+        if plan is None:
+            if not self._computes_wanted_only(wanted):
+                return self(input_ids, attention_mask, token_type_ids)[wanted]
+            mask, _ = self.attention_mask(attention_mask, T, T)
+            x = self.embeddings(input_ids, token_type_ids, positions)
+            return self._last_block_at(x, mask, wanted)
+        packed_wanted = pack(wanted, plan)  # (R, T)
+        on_padding = attention_mask is not None and bool((wanted & ~attention_mask.bool()).any())
+        if on_padding or not self._computes_wanted_only(packed_wanted):
             return self._packed_forward(plan, input_ids, token_type_ids, positions)[wanted]
-        if not self._computes_wanted_only(wanted):
-            return self(input_ids, attention_mask, token_type_ids)[wanted]
-        mask, _ = self.attention_mask(attention_mask, T, T)
-        x = self.embeddings(input_ids, token_type_ids, torch.arange(T, device=input_ids.device)[None, :])
+        types = pack(token_type_ids, plan) if token_type_ids is not None else None
+        x = self.embeddings(pack(input_ids, plan), types, pack(positions.expand(B, T), plan))
+        states = self._last_block_at(x, packed_attention_mask(plan, causal=False), packed_wanted)
+        # states follow the packed layout's order; the caller's is the padded one's
+        slot = torch.full((B * T,), -1, dtype=torch.long, device=x.device)
+        slot[plan.source] = plan.target
+        row_of_slot = torch.full((plan.rows * T,), -1, dtype=torch.long, device=x.device)
+        row_of_slot[packed_wanted.reshape(-1)] = torch.arange(states.shape[0], device=x.device)
+        return states[row_of_slot[slot[wanted.reshape(-1)]]]
+
+    def _last_block_at(self, x: torch.Tensor, mask: torch.Tensor | None, wanted: torch.Tensor) -> torch.Tensor:
+        """Embedded ``x`` (B, T, D) through every block, the last at the ``wanted`` positions only; (N, D)."""
         x = self._run_blocks(x, mask, False, None, len(self.blocks) - 1)
         last = cast(Block, self.blocks[-1])
         if self.spec.checkpoint_activations and self.training:

@@ -95,6 +95,22 @@ def states_at(model: nn.Module, batch: dict[str, torch.Tensor], wanted: torch.Te
     return backbone(*inputs)[wanted]
 
 
+def states_for_head(model: nn.Module, batch: dict[str, torch.Tensor], head: nn.Module) -> torch.Tensor:
+    """The backbone's (B, T, D) states of ``batch`` for ``head``, computed where the head reads them.
+
+    A head that names the positions it reads (``TaskHead.positions_read``, e.g. the first token of a
+    pooled classifier) gets the states there, from :func:`states_at`, and zeros elsewhere; any other
+    head gets the whole backbone's states.
+    """
+    read = getattr(head, "positions_read", None)
+    wanted = read(batch["attention_mask"]) if read is not None else None
+    if wanted is None:
+        backbone = cast(_TokenFeatureModel, model).backbone
+        return backbone(batch["input_ids"], batch["attention_mask"], batch.get("token_type_ids"))
+    states = states_at(model, batch, wanted)  # (N, D)
+    return states.new_zeros(*wanted.shape, states.shape[-1]).index_put((wanted,), states)
+
+
 def labelled_positions(batch: dict[str, torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
     """The positions with a label (not -100) and their labels: ((B, T) bool, (N,) targets)."""
     selected = batch["labels"] != IGNORE_INDEX  # (B, T)

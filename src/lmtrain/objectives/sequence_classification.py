@@ -8,7 +8,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from lmtrain.objectives.base import HeadedFeatureModel, Objective, ObjectiveOutput, ratio
+from lmtrain.objectives.base import HeadedFeatureModel, Objective, ObjectiveOutput, ratio, states_for_head
 from lmtrain.objectives.metrics import classification_scores, per_class_report
 
 
@@ -46,9 +46,9 @@ class SequenceClassification(Objective):
         """Classification loss of ``batch``; predicted and gold ids when the model is in eval mode."""
         # the task's capability (checked before training) promises the backbone and its head; a cast, not
         # isinstance: no check in the compiled step
-        classifier = cast(HeadedFeatureModel, model)
-        hidden = classifier.backbone(batch["input_ids"], batch["attention_mask"], batch.get("token_type_ids"))
-        logits = classifier.heads["classifier"](hidden, batch["attention_mask"]).float()  # (B, C)
+        head = cast(HeadedFeatureModel, model).heads["classifier"]
+        hidden = states_for_head(model, batch, head)  # (B, T, D); a pooled head's first positions only
+        logits = head(hidden, batch["attention_mask"]).float()  # (B, C)
         labels = batch["label"]
         losses = F.cross_entropy(logits, labels, reduction="none")  # (B,)
         weighted = losses.sum() if self.weights is None else (losses * self.weights.to(labels.device)[labels]).sum()

@@ -14,6 +14,7 @@ from lmtrain.config.tasks import ClassificationTaskConfig
 from lmtrain.data.tokenizer import TextTokenizer
 from lmtrain.errors import UserError
 from lmtrain.models.heads import PooledClassifierHead
+from lmtrain.objectives.base import states_for_head
 from lmtrain.objectives.metrics import class_weights, classification_scores
 from lmtrain.objectives.sequence_classification import SequenceClassification
 from lmtrain.tasks.alignment import frame_ids
@@ -187,8 +188,7 @@ class ClassificationTask(Task):
         head = model.heads[self.head]
 
         def forward(b):
-            hidden = model.backbone(b["input_ids"], b["attention_mask"], b["token_type_ids"])
-            return head(hidden, b["attention_mask"]).softmax(-1)
+            return head(states_for_head(model, b, head), b["attention_mask"]).softmax(-1)
 
         for chunk, p in run_batches(model, examples, tokenizer.id("pad"), batch_size, device, forward):
             probs[chunk] = p
