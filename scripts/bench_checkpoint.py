@@ -63,11 +63,20 @@ def missing_prerequisite(data_dir: Path, needs: tuple[str, ...]) -> str | None:
     return f"the data is missing: {', '.join(absent)} (pass --data-dir)" if absent else None
 
 
-def encoder_flops_per_token(spec, seq: float, train: bool) -> float:
-    """Matmul FLOPs per token of the encoder: 2 (forward) or 6 (training) x non-embedding weights + attention."""
-    per_layer = 4 * spec.d_model**2 + 2 * spec.d_model * spec.d_ff
+def encoder_flops(spec, tokens: float, seq: float, train: bool, read: float | None = None) -> float:
+    """Matmul FLOPs of the encoder over ``tokens`` real tokens in rows of ``seq``: 2 (forward) or 6 (training) x
+    the non-embedding weights, plus attention.
+
+    ``read``: how many positions' last-layer states a head reads (None: every token's). Only the work the job
+    needs counts: at the last layer keys and values at every token, queries, attention, output projection and
+    feed-forward at the read positions (what lmtrain's ``Transformer.states_at`` computes).
+    """
     factor = 6 if train else 2
-    return factor * spec.n_layers * per_layer + 2 * factor * spec.n_layers * spec.d_model * seq
+    d, ff = spec.d_model, spec.d_ff
+    per_token = 4 * d * d + 2 * d * ff + 2 * d * seq  # weights, then scores and weighted values
+    read = tokens if read is None else read
+    last_layer = tokens * 2 * d * d + read * (per_token - 2 * d * d)
+    return factor * ((spec.n_layers - 1) * tokens * per_token + last_layer)
 
 
 def read_conll_sentences(path: Path) -> list[tuple[list[str], list[str]]]:
@@ -223,7 +232,7 @@ def mlm_sides(folder: Path, args, precision: str = "fp32") -> tuple[Callable, Ca
     tokens = batch["input_ids"].numel()
     spec = ours.spec
     masked = int((batch["labels"] != IGNORE_INDEX).sum())
-    flops = tokens * encoder_flops_per_token(spec, args.seq, True) + 6 * masked * (
+    flops = encoder_flops(spec, tokens, args.seq, True, read=masked) + 6 * masked * (
         spec.d_model**2 + spec.d_model * spec.vocab_size
     )
     run_ours, run_theirs = train_runs(
@@ -314,13 +323,21 @@ def classification_sides(folder: Path, args) -> tuple[Callable, Callable, float,
         batches,
         lambda b: {"input_ids": b["input_ids"], "attention_mask": b["attention_mask"], "labels": b["label"]},
     )
-    return run_ours, run_theirs, len(batches) * args.finetune_batch, _flops(batches, ours.spec, True)
+    return run_ours, run_theirs, len(batches) * args.finetune_batch, _flops(batches, ours.spec, True, first_only=True)
 
 
-def _flops(batches: list[dict], spec, train: bool) -> float:
-    """Matmul FLOPs of ``batches``' real tokens (padding is not counted: packing does not compute it)."""
+def _flops(batches: list[dict], spec, train: bool, first_only: bool = False) -> float:
+    """Matmul FLOPs of ``batches``' real tokens (padding is not counted: packing does not compute it); with
+    ``first_only`` a pooled head reads each sentence's first position alone (see :func:`encoder_flops`)."""
     return sum(
-        int(b["attention_mask"].sum()) * encoder_flops_per_token(spec, b["input_ids"].shape[1], train) for b in batches
+        encoder_flops(
+            spec,
+            int(b["attention_mask"].sum()),
+            b["input_ids"].shape[1],
+            train,
+            read=b["input_ids"].shape[0] if first_only else None,
+        )
+        for b in batches
     )
 
 
@@ -378,7 +395,8 @@ def predict_sides(folder: Path, args, task_name: str) -> tuple[Callable, Callabl
         with torch.no_grad():
             pipe(lines, batch_size=args.predict_batch)
 
-    return run_ours, run_theirs, len(lines), n_tokens * encoder_flops_per_token(ours.spec, 32, False)
+    read = len(lines) if task_name != "ner" else None  # a pooled classifier reads each line's first position
+    return run_ours, run_theirs, len(lines), encoder_flops(ours.spec, n_tokens, 32, False, read=read)
 
 
 ROWS: dict[str, tuple[tuple[str, ...], Callable[..., tuple]]] = {  # row -> (data it needs, its sides)

@@ -53,3 +53,17 @@ def test_the_bf16_rows_skip_on_a_cpu_without_native_bf16(tmp_path, monkeypatch):
     monkeypatch.setattr("lmtrain.training.precision.cpu_bf16_support", lambda: None)
     said = _bf16_row_skipped(tmp_path, monkeypatch, no_bf16=False)
     assert len(said) == 1 and "no native bf16 arithmetic (AVX512-BF16 or AMX-BF16)" in said[0]
+
+
+def test_the_flops_count_the_last_layer_at_the_read_positions_only():
+    from lmtrain.models.spec import TransformerSpec
+
+    spec = TransformerSpec(vocab_size=100, n_layers=6, d_model=384, n_heads=12, d_ff=1536)
+    d, ff, seq = 384, 1536, 128
+    per_token = 4 * d * d + 2 * d * ff + 2 * d * seq
+    whole = bench_checkpoint.encoder_flops(spec, 4096, seq, train=True)
+    assert whole == 6 * 6 * 4096 * per_token
+    # 600 masked positions read: the last layer's keys and values still at all 4,096 tokens, the rest at 600
+    read = bench_checkpoint.encoder_flops(spec, 4096, seq, train=True, read=600)
+    assert whole - read == 6 * (4096 - 600) * (per_token - 2 * d * d)
+    assert bench_checkpoint.encoder_flops(spec, 10, seq, train=False, read=10) == 2 * 6 * 10 * per_token
