@@ -202,6 +202,32 @@ def test_ctrl_c_saves_a_checkpoint_and_exits_cleanly(workdir):
     assert (status["state"], status["signal"], status["step"]) == ("interrupted", "SIGINT", step)
 
 
+def _ctrl_c_ignored() -> None:
+    """In the child before it runs: SIGINT ignored, as a job a script starts in the background inherits it."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+
+
+@pytest.mark.skipif(sys.platform == "win32", reason="SIGINT delivery differs on Windows")
+def test_a_run_started_with_ctrl_c_ignored_keeps_training_and_still_stops_on_sigterm(workdir):
+    run_dir = workdir / "background"
+    args = [sys.executable, "-m", "lmtrain", "pretrain", *TINY, *_data(workdir), "trainer.max_steps=100000"]
+    args += ["trainer.log_every=1", "trainer.save_every=0", "trainer.eval_every=0", f"hydra.run.dir={run_dir}"]
+    proc = subprocess.Popen(
+        args, cwd=workdir, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, preexec_fn=_ctrl_c_ignored
+    )
+    wait_for_metrics(run_dir)
+    proc.send_signal(signal.SIGINT)
+    logged = (run_dir / "metrics.jsonl").read_text().count("\n")
+    wait_for_metrics(run_dir, events=logged + 3)
+    assert proc.poll() is None  # Ctrl-C meant for the script that started it: the run goes on
+    proc.send_signal(signal.SIGTERM)
+    _, err = proc.communicate(timeout=120)
+    assert proc.returncode == 128 + signal.SIGTERM, err[-2000:]
+    status = json.loads((run_dir / "status.json").read_text())
+    assert (status["state"], status["signal"]) == ("interrupted", "SIGTERM")
+    assert (run_dir / "checkpoints" / "last" / "trainer_state.pt").exists()
+
+
 @pytest.mark.skipif(sys.platform == "win32", reason="SIGINT delivery differs on Windows")
 def test_ctrl_c_while_tokenizing_exits_130_with_one_line(workdir, tmp_path):
     args = [

@@ -56,8 +56,14 @@ class StopRequests:
         self.requested = True
 
     def install(self) -> None:
-        """Route the stop signals here (only the main thread may; elsewhere they stay with the caller)."""
+        """Route the stop signals here (only the main thread may; elsewhere they stay with the caller).
+
+        A signal the process was left to ignore stays ignored: a job a script starts in the background
+        (`lmtrain ... &` without job control) ignores Ctrl-C, as `nohup` makes a job ignore hang-ups.
+        """
         for signum in STOP_SIGNALS:
+            if signal.getsignal(signum) is signal.SIG_IGN:
+                continue
             try:
                 self._previous[signum] = signal.signal(signum, self._handle)
             except ValueError:
