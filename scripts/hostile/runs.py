@@ -23,6 +23,11 @@ _ODD = {
             {"steps": "10", "wall_seconds": "x", "tokens_per_s": "y", "best/mlm_acc": "0.5", "model": ["bert"]}
         ).encode()
     },
+    "embed-summary-odd": {
+        "summary.json": json.dumps(
+            {"method": {"a": 1}, "main_metric": ["analogy_accuracy"], "wall_time_s": "x", "eval/analogy_accuracy": "1"}
+        ).encode()
+    },
     "pid-1e30": {"status.json": json.dumps({"state": "running", "pid": 1e30, "host": socket.gethostname()}).encode()},
     "overrides-5": {".hydra/overrides.yaml": b"5\n"},
     "config-list": {".hydra/config.yaml": b"- a\n"},

@@ -4,6 +4,7 @@ import json
 
 from omegaconf import OmegaConf
 
+from lmtrain.runs import load_run
 from tests.conftest import compose_config, run_cli, write_corpus
 from tests.embeddings.test_io import write_malicious_pickle
 
@@ -85,6 +86,11 @@ def test_word2vec_on_user_file_and_min_count_error(tmp_path):
     assert summary["method"] == "word2vec" and summary["corpus_tokens"] > 1000
     metrics = [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines()]
     assert len(metrics) == 3 and all(m["train/words_per_s"] > 0 for m in metrics)
+    # `lmtrain runs` shows the method, the metric the run is ranked by, its value and the wall time
+    record = load_run(run_dir)
+    assert (record.command, record.model, record.metric) == ("embed", "word2vec", "analogy_accuracy")
+    assert record.final == record.best == summary["eval/analogy_accuracy"] and record.steps == 3
+    assert record.wall_seconds == summary["wall_time_s"]
 
     result = run_cli(
         "embed",

@@ -5,7 +5,13 @@ import math
 import numpy as np
 import pytest
 
-from lmtrain.embeddings.evaluation import evaluate, evaluate_analogies, evaluate_similarity, nearest_neighbours
+from lmtrain.embeddings.evaluation import (
+    evaluate,
+    evaluate_analogies,
+    evaluate_similarity,
+    main_metric,
+    nearest_neighbours,
+)
 from lmtrain.embeddings.io import keyed_vectors
 
 # king - man + woman = queen exactly; paris - france + italy lands on berlin, not rome
@@ -75,3 +81,9 @@ def test_nearest_neighbours_and_unknown_words(kv):
     neighbours, missing = nearest_neighbours(kv, ["King", "unicorn"], topn=2)
     assert list(neighbours) == ["king"] and len(neighbours["king"]) == 2
     assert missing == ["unicorn"]
+
+
+def test_runs_are_ranked_by_analogies_else_the_first_similarity_benchmark():
+    assert main_metric("questions-words.txt", {"wordsim353": "a.tsv"}) == "analogy_accuracy"
+    assert main_metric(None, {"simlex999": "b.txt", "wordsim353": "a.tsv"}) == "simlex999_spearman"
+    assert main_metric(None, {}) is None

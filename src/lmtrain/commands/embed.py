@@ -18,7 +18,7 @@ from lmtrain.config import EmbedConfig
 from lmtrain.config.plug_nodes import config_objects
 from lmtrain.embeddings.console import EpochProgress, neighbours_table, results_table
 from lmtrain.embeddings.corpus import build_corpus
-from lmtrain.embeddings.evaluation import evaluate, nearest_neighbours, unknown_words_error
+from lmtrain.embeddings.evaluation import evaluate, main_metric, nearest_neighbours, unknown_words_error
 from lmtrain.embeddings.io import save_vectors
 from lmtrain.embeddings.method import EmbeddingMethod
 from lmtrain.errors import UserError
@@ -71,6 +71,9 @@ def run(composed: DictConfig) -> dict[str, Any]:
             kv, cfg.eval.analogies, dict(cfg.eval.similarities), cfg.eval.restrict_vocab, cfg.eval.case_insensitive
         )
     )
+    ranked_by = main_metric(cfg.eval.analogies, dict(cfg.eval.similarities))
+    if ranked_by is not None:
+        summary["main_metric"] = ranked_by
     summary["wall_time_s"] = time.perf_counter() - start
     run_dir.write_summary(summary)
     console.print(results_table(summary, list(cfg.eval.similarities)))

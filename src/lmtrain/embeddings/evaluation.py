@@ -122,6 +122,14 @@ def evaluate_similarity(
     )
 
 
+def main_metric(analogies: Optional[str], similarities: dict[str, str]) -> str | None:
+    """The metric that ranks embedding runs (``lmtrain runs``): analogy accuracy when analogies are
+    evaluated, else the first similarity benchmark's Spearman rho; None when nothing is evaluated."""
+    if analogies:
+        return "analogy_accuracy"
+    return f"{next(iter(similarities))}_spearman" if similarities else None
+
+
 def evaluate(
     kv: KeyedVectors,
     analogies: Optional[str],

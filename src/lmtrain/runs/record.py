@@ -143,11 +143,13 @@ def _checkpointed_metric(run_dir: Path) -> str | None:
 
 def chosen_metric(summary: dict[str, Any], config: dict[str, Any], run_dir: Path | None = None) -> str | None:
     """The metric that ranks a run, when its files name it: summary's ``best/<m>``, ``trainer.monitor``,
-    or the one its checkpoints record (None: the first evaluation metric logged, see :func:`load_run`)."""
+    summary's ``main_metric`` (an `lmtrain embed` run's), or the one its checkpoints record (None: the
+    first evaluation metric logged, see :func:`load_run`)."""
     best = next((k[len("best/") :] for k in summary if k.startswith("best/") and len(k) > len("best/")), None)
     return (
         best
         or _text(_node(config, "trainer").get("monitor"))
+        or _text(summary.get("main_metric"))
         or (_checkpointed_metric(run_dir) if run_dir is not None else None)
     )
 
@@ -168,6 +170,8 @@ def _metric_values(record: RunRecord, found: MetricsDigest) -> None:
         pick = min if lower_is_better(record.metric) else max
         record.best_step = pick(steps, key=found.values.__getitem__)
         record.best = found.values[record.best_step]
+    else:  # evaluated once, at the end (an `lmtrain embed` run): that value is also the best
+        record.best = record.final
 
 
 def _progress(record: RunRecord, found: MetricsDigest) -> None:
@@ -175,7 +179,7 @@ def _progress(record: RunRecord, found: MetricsDigest) -> None:
     summary, path = record.summary, record.path
     steps = summary.get("steps")
     record.steps = steps if is_step(steps) else found.last_step
-    wall = _number(summary.get("wall_seconds"))
+    wall = _number(summary.get("wall_seconds", summary.get("wall_time_s")))  # training runs', `lmtrain embed`'s
     record.wall_seconds = wall if wall is not None and wall >= 0 else None
     if record.wall_seconds is None:
         try:
@@ -219,7 +223,11 @@ def load_run(run_dir: str | Path, now: float | None = None, running_window: floa
         or _job_name(path, problems)
         or ("finetune" if "task" in config else None)
     )
-    record.model = _text(record.summary.get("model")) or _text(_node(config, "model").get("name"))
+    record.model = (
+        _text(record.summary.get("model"))
+        or _text(_node(config, "model").get("name"))
+        or _text(record.summary.get("method"))  # `lmtrain embed`: word2vec, glove ...
+    )
     record.task = _text(record.summary.get("task")) or _text(_node(config, "task").get("name"))
     found = digest(record.events, chosen_metric(record.summary, config, path))
     record.metric = found.metric[len("eval/") :] if found.metric else None
