@@ -12,6 +12,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from hostile.common import TINY, Outcome, Workspace, last_line, refused
+from hostile.tasks import tagger_run
 
 # name -> files written into a copy of the finished run (relative path -> content)
 _ODD = {
@@ -127,7 +128,8 @@ def escapes_in_status_are_not_obeyed(ws: Workspace) -> Outcome:
 def predict_input_not_utf8(ws: Workspace) -> Outcome:
     text = ws.root / "latin1.txt"
     text.write_bytes(b"Alice visited Paris .\nA caf\xe9 in Lyon .\n")
-    proc = ws.lmtrain("predict", f"ckpt={ws.root / 'finished'}", f"input={text}", f"hydra.run.dir={ws.root / 'p'}")
+    # a fine-tuned tagger: predict refuses a pretrained checkpoint before it reads its input
+    proc = ws.lmtrain("predict", f"ckpt={tagger_run(ws)}", f"input={text}", f"hydra.run.dir={ws.root / 'p'}")
     return refused(proc, "line 2: not UTF-8 text")
 
 

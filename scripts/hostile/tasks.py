@@ -22,7 +22,7 @@ TAGGER = [
 ]
 
 
-def _tagger_run(ws: Workspace) -> Path:
+def tagger_run(ws: Workspace) -> Path:
     """A fine-tuned NER run of two steps (made once, shared by the probes that predict)."""
     run = ws.root / "tasks-ner"
     if not (run / "summary.json").is_file():
@@ -58,17 +58,17 @@ def tagger_key_for_classification(ws: Workspace) -> Outcome:
 
 
 def old_top_k(ws: Workspace) -> Outcome:
-    return refused(_predict(ws, _tagger_run(ws), "top_k=3"), "moved to task.top_k")
+    return refused(_predict(ws, tagger_run(ws), "top_k=3"), "moved to task.top_k")
 
 
 def key_the_task_ignores(ws: Workspace) -> Outcome:
-    return refused(_predict(ws, _tagger_run(ws), "task.max_new_tokens=5"), "task.max_new_tokens=5 is not read")
+    return refused(_predict(ws, tagger_run(ws), "task.max_new_tokens=5"), "task.max_new_tokens=5 is not read")
 
 
 def head_kind_from_the_standard_library(ws: Workspace) -> Outcome:
     run = ws.root / "tasks-head"
     if not run.exists():
-        shutil.copytree(_tagger_run(ws), run, symlinks=True)
+        shutil.copytree(tagger_run(ws), run, symlinks=True)
     for meta in run.glob("checkpoints/step-*/model.json"):
         info = json.loads(meta.read_text())
         info["task_heads"]["tagger"]["kind"] = "os.system"
