@@ -102,8 +102,12 @@ def test_debug_tiny_composes_with_every_model_preset(model):
 def test_a_key_of_another_family_is_refused_naming_the_family():
     from lmtrain.cli.main import validate_overrides
 
-    with pytest.raises(UserError, match="lstm_dim is not a key of the transformer model family"):
+    with pytest.raises(UserError, match="lstm_dim is not a key of the transformer model family") as refused:
         validate_overrides("pretrain", ["model=bert", "model.lstm_dim=4096"])
+    assert "; the elmo model family reads it)" in str(refused.value)
+    with pytest.raises(UserError, match="sg is not a key of the glove word-vector method") as refused:
+        validate_overrides("embed", ["method=glove", "embed.sg=1"])
+    assert "; the word2vec word-vector method reads it)" in str(refused.value)
     with pytest.raises(UserError, match="itc_weight is not a key of the masked_lm objective"):
         validate_overrides("pretrain", ["model=bert", "objective.itc_weight=5"])
     with pytest.raises(UserError, match="image_size is not a key of the text data schema"):

@@ -43,7 +43,7 @@ def key_the_objective_ignores(ws: Workspace) -> Outcome:
 
 def key_of_another_embedding_method(ws: Workspace) -> Outcome:
     return _refused_before_work(
-        ws, "glove_sg", "embed.sg=1 is read only by method=word2vec", "embed", "method=glove", "embed.sg=1"
+        ws, "glove_sg", "the word2vec word-vector method reads it", "embed", "method=glove", "embed.sg=1"
     )
 
 

@@ -33,7 +33,10 @@ def _explain(error: BaseException) -> str:
 
 
 def _schema_hint(message: str) -> str:
-    """`` (… is not a key of the transformer model family)`` when ``message`` is a plug schema refusing a key."""
+    """`` (… is not a key of the transformer model family: …; the elmo model family reads it)`` when ``message``
+    is a plug schema refusing a key (naming the schemas of the same kind that do read it, if any)."""
+    import dataclasses
+
     from lmtrain.config import PLUG_SCHEMAS
 
     found = re.search(r"Key '(\w+)' not in '(\w+)'", message)
@@ -51,7 +54,14 @@ def _schema_hint(message: str) -> str:
                     "schema/embed": "word-vector method",
                 }[group]
                 doc = (cls.__doc__ or schema).splitlines()[0].rstrip(".")  # a dataclass always has a docstring
-                return f" ({key} is not a key of the {name} {kind}: {doc[0].lower()}{doc[1:]})"
+                readers = [
+                    other
+                    for other, other_cls in schemas.items()
+                    if dataclasses.is_dataclass(other_cls) and key in {f.name for f in dataclasses.fields(other_cls)}
+                ]
+                plural = "s read" if len(readers) > 1 else " reads"
+                read_by = f"; the {' and '.join(readers)} {kind}{plural} it" if readers else ""
+                return f" ({key} is not a key of the {name} {kind}: {doc[0].lower()}{doc[1:]}{read_by})"
     return ""
 
 
@@ -91,6 +101,9 @@ def _compose(command: str, overrides: list[str], with_hydra: bool):
     from hydra import compose, initialize_config_dir
     from hydra.core.global_hydra import GlobalHydra
 
+    from lmtrain.config import register_configs
+
+    register_configs()  # the schemas the presets extend, also when called outside the command line
     GlobalHydra.instance().clear()
     try:
         with initialize_config_dir(config_dir=str(config_dir()), version_base=None):

@@ -91,8 +91,15 @@ PLUG_SCHEMAS = {
 }
 
 
+_registered = False
+
+
 def register_configs() -> None:
-    """Register every command schema (as ``<command>_schema``) and every plug schema with Hydra."""
+    """Register every command schema (as ``<command>_schema``) and every plug schema with Hydra (once a process)."""
+    global _registered
+    if _registered:
+        return
+    _registered = True
     store = ConfigStore.instance()
     for command, schema in SCHEMAS.items():
         store.store(name=f"{command}_schema", node=schema)
