@@ -83,7 +83,7 @@ def test_the_loss_and_gradients_are_the_whole_forwards(kind, packing):
     assert rows == [6 if kind == "pooled_classifier" else packed_rows * 12]
 
 
-def test_predict_probabilities_equal_the_whole_forwards():
+def test_in_evaluation_the_loss_is_the_whole_forwards_and_predictions_are_kept():
     model, data = classifier("pooled_classifier"), batch()
     model.eval()
     objective = SequenceClassification(["a", "b", "c"])

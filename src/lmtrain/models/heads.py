@@ -76,6 +76,13 @@ class CausalLMHead(nn.Module):
         return linear(self.transform(hidden), self.weight, self.bias)
 
 
+def first_positions(attention_mask: torch.Tensor) -> torch.Tensor:
+    """(B, T) bool, True at each row's first position ([CLS] / <s>, what a pooled head reads)."""
+    first = torch.zeros_like(attention_mask, dtype=torch.bool)
+    first[:, 0] = True
+    return first
+
+
 class TaskHead(nn.Module):
     """A fine-tuning head: ``(B, T, D)`` hidden states (and their mask) in, the task's scores out.
 
@@ -132,9 +139,7 @@ class PooledClassifierHead(TaskHead):
 
     def positions_read(self, attention_mask: torch.Tensor) -> torch.Tensor | None:
         """The first position of each row: the only state :meth:`pool` reads."""
-        first = torch.zeros_like(attention_mask, dtype=torch.bool)
-        first[:, 0] = True
-        return first
+        return first_positions(attention_mask)
 
     def forward(self, hidden: torch.Tensor, attention_mask: torch.Tensor | None = None) -> torch.Tensor:
         """(B, T, D) (and the (B, T) mask of real tokens) -> (B, n_classes) logits."""

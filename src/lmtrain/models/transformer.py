@@ -131,24 +131,31 @@ class Block(nn.Module):
             x = self.cross_norm(x + self.dropout(self.cross(x, context)))
         return self.ff_norm(x + self.dropout(self.ff(x)))
 
-    def forward_at(self, x: torch.Tensor, mask: torch.Tensor | None, wanted: torch.Tensor) -> torch.Tensor:
-        """The block's output at the ``wanted`` (B, T) positions only: (N, D) in ``x[wanted]`` order.
+    def forward_at(
+        self, x: torch.Tensor, mask: torch.Tensor | None, queries: torch.Tensor, valid: torch.Tensor
+    ) -> torch.Tensor:
+        """The block's output at the wanted positions only: (N, D), in the order of ``queries[valid]``.
 
-        Keys and values still come from every position of ``x`` (B, T, D); queries, the attention output,
-        the feed-forward and the norms run at the wanted positions. Bidirectional self-attention under a
-        boolean SDPA ``mask`` (B, 1, 1, T) or (B, 1, T, T), or None; no cache, no cross-attention.
+        ``queries``, ``valid``: each row's wanted positions, as :func:`wanted_layout` gives them. Keys and values
+        still come from every position of ``x`` (B, T, D); queries, the attention output, the feed-forward and
+        the norms run at the wanted positions. Bidirectional self-attention under a boolean SDPA ``mask``
+        (B, 1, 1, T) or (B, 1, T, T), or None; no cache, no cross-attention.
         """
-        queries, valid = wanted_layout(wanted)  # (B, Tq) positions, (B, Tq) which of them are wanted
         if mask is not None and mask.shape[2] > 1:  # a mask per query (a packed batch's): the queries' rows
             mask = mask.gather(2, queries[:, None, :, None].expand(-1, mask.shape[1], -1, mask.shape[3]))
         normed = self.attn_norm(x) if self.pre_norm else x
-        at_queries = normed.gather(1, queries[:, :, None].expand(-1, -1, x.shape[-1]))  # (B, Tq, D)
+        at_queries = _rows(normed, queries)  # (B, Tq, D)
         attended = self.dropout(self.attn.forward_at(normed, at_queries, mask)[valid])  # (N, D)
         if self.pre_norm:
-            h = x.gather(1, queries[:, :, None].expand(-1, -1, x.shape[-1]))[valid] + attended
+            h = _rows(x, queries)[valid] + attended
             return h + self.dropout(self.ff(self.ff_norm(h)))
         h = self.attn_norm(at_queries[valid] + attended)
         return self.ff_norm(h + self.dropout(self.ff(h)))
+
+
+def _rows(x: torch.Tensor, positions: torch.Tensor) -> torch.Tensor:
+    """The states of ``x`` (B, T, D) at ``positions`` (B, Tq): (B, Tq, D)."""
+    return x.gather(1, positions[:, :, None].expand(-1, -1, x.shape[-1]))
 
 
 def wanted_layout(wanted: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -278,18 +285,20 @@ class Transformer(nn.Module):
         positions = torch.arange(T, device=input_ids.device)[None, :]  # (1, T)
         plan = self._packing_plan(attention_mask, T, None)
         if plan is None:
-            if not self._computes_wanted_only(wanted):
+            layout = self._wanted_only_layout(wanted)
+            if layout is None:
                 return self(input_ids, attention_mask, token_type_ids)[wanted]
             mask, _ = self.attention_mask(attention_mask, T, T)
             x = self.embeddings(input_ids, token_type_ids, positions)
-            return self._last_block_at(x, mask, wanted)
+            return self._last_block_at(x, mask, layout)
         packed_wanted = pack(wanted, plan)  # (R, T)
         on_padding = attention_mask is not None and bool((wanted & ~attention_mask.bool()).any())
-        if on_padding or not self._computes_wanted_only(packed_wanted):
+        layout = None if on_padding else self._wanted_only_layout(packed_wanted)
+        if layout is None:
             return self._packed_forward(plan, input_ids, token_type_ids, positions)[wanted]
         types = pack(token_type_ids, plan) if token_type_ids is not None else None
         x = self.embeddings(pack(input_ids, plan), types, pack(positions.expand(B, T), plan))
-        states = self._last_block_at(x, packed_attention_mask(plan, causal=False), packed_wanted)
+        states = self._last_block_at(x, packed_attention_mask(plan, causal=False), layout)
         # states follow the packed layout's order; the caller's is the padded one's
         slot = torch.full((B * T,), -1, dtype=torch.long, device=x.device)
         slot[plan.source] = plan.target
@@ -297,26 +306,29 @@ class Transformer(nn.Module):
         row_of_slot[packed_wanted.reshape(-1)] = torch.arange(states.shape[0], device=x.device)
         return states[row_of_slot[slot[wanted.reshape(-1)]]]
 
-    def _last_block_at(self, x: torch.Tensor, mask: torch.Tensor | None, wanted: torch.Tensor) -> torch.Tensor:
-        """Embedded ``x`` (B, T, D) through every block, the last at the ``wanted`` positions only; (N, D)."""
+    def _last_block_at(
+        self, x: torch.Tensor, mask: torch.Tensor | None, layout: tuple[torch.Tensor, torch.Tensor]
+    ) -> torch.Tensor:
+        """Embedded ``x`` (B, T, D) through every block, the last at the ``layout``'s positions only; (N, D)."""
         x = self._run_blocks(x, mask, False, None, len(self.blocks) - 1)
         last = cast(Block, self.blocks[-1])
         if self.spec.checkpoint_activations and self.training:
-            states = checkpoint(last.forward_at, x, mask, wanted, use_reentrant=False)
+            states = checkpoint(last.forward_at, x, mask, *layout, use_reentrant=False)
         else:
-            states = last.forward_at(x, mask, wanted)
+            states = last.forward_at(x, mask, *layout)
         return states if self.final_norm is None else self.final_norm(states)
 
-    def _computes_wanted_only(self, wanted: torch.Tensor) -> bool:
-        """Whether :meth:`states_at` can run the last block at the wanted positions alone, and it pays."""
-        if self.spec.causal or not self.blocks or torch.compiler.is_compiling():
-            return False
+    def _wanted_only_layout(self, wanted: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor] | None:
+        """:func:`wanted_layout` of ``wanted`` where :meth:`states_at` can run the last block at the wanted
+        positions alone and it pays (no row wants more than half its positions); None for the full forward."""
+        if self.spec.causal or not self.blocks or torch.compiler.is_compiling() or not wanted.numel():
+            return None
         last = self.blocks[-1]
         # a sharded block (FSDP's class) gathers its weights in forward hooks, which forward_at would skip
         if type(last) is not Block or hasattr(last, "cross"):
-            return False
-        most = int(wanted.sum(dim=1).max()) if wanted.numel() else 0
-        return 0 < 2 * most <= wanted.shape[1]
+            return None
+        queries, valid = wanted_layout(wanted)
+        return (queries, valid) if 0 < 2 * queries.shape[1] <= wanted.shape[1] else None
 
     def _encode(
         self,

@@ -9,6 +9,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from lmtrain.data.masking import IGNORE_INDEX
+from lmtrain.models.heads import first_positions
 from lmtrain.models.protocol import ProjectionHead
 from lmtrain.objectives.base import (
     HeadedFeatureModel,
@@ -51,10 +52,10 @@ class MaskedLM(Objective):
         """MLM (+ NSP) loss of ``batch``; see :class:`lmtrain.objectives.base.Objective`."""
         selected, targets = labelled_positions(batch)  # (B, T), (N,)
         if self.next_sentence:
-            first = torch.zeros_like(selected)
-            first[:, 0] = True  # NSP pools the first position ([CLS])
+            first = first_positions(selected)  # what the pooled ``nsp`` head reads: [CLS]
             wanted = selected | first
             read = states_at(model, batch, wanted)  # (M, D)
+            # gathers, not a scatter into (B, T, D): index_put's backward fails under torch.compile here
             states, pooled = read[selected[wanted]], read[first[wanted]]  # (N, D), (B, D)
         else:
             states = states_at(model, batch, selected)  # (N, D)
