@@ -29,7 +29,8 @@ DEFAULT_OVERRIDES = ["model=bert", "model.size=mini", "trainer.max_steps=40", "t
 PHASE_ENDS = {
     "start-up": re.compile(r"\]\[INFO\] - "),  # the first log line: config composed, command started
     "assembly": re.compile(r"\] - plan: "),
-    "preflight": re.compile(r"\] - preflight: estimated"),
+    # the last preflight line before training: the estimate, or the checks before a first step that measures
+    "preflight": re.compile(r"\] - preflight: (estimated|evaluation batch)"),
     "training": re.compile(r"\] - step (\d+)/\1 \(100%\)"),
     "evaluation": re.compile(r"\] - step \d+: eval/"),
     "plot": re.compile(r"\] - training curves: "),

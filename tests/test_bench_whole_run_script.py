@@ -48,3 +48,16 @@ def test_a_run_without_a_preflight_or_a_plot_has_no_such_phase():
     seconds = bench_whole_run.phase_seconds(log, _epoch("09:17:29.000"), _epoch("09:17:57.000"))
     assert "preflight" not in seconds and "plot" not in seconds
     assert seconds["training"] == pytest.approx(21.75) and seconds["exit"] == pytest.approx(1.25)
+
+
+def test_a_preflight_measured_on_the_first_step_ends_before_training():
+    measured_later = (
+        "[2026-12-06 09:17:34,250][lmtrain.training.session][INFO] - preflight: evaluation batch 0.25 s; "
+        "checkpoints 62.9 MiB x 3 = 188.7 MiB, 74,021 MiB free; memory and time measured on the first step\n"
+        "[2026-12-06 09:17:35,000][lmtrain][INFO] - preflight: first step (16 x 128, as wide as the longest batch)\n"
+        "[2026-12-06 09:17:35,000][lmtrain][INFO] - preflight: estimated training time 0:00:42\n"
+    )
+    lines = LOG.splitlines(keepends=True)
+    log = "".join([*lines[:2], measured_later, *lines[4:]])
+    seconds = bench_whole_run.phase_seconds(log, _epoch("09:17:29.000"), _epoch("09:17:57.000"))
+    assert seconds["preflight"] == pytest.approx(1.75) and seconds["training"] == pytest.approx(20.0)

@@ -157,7 +157,7 @@ def test_eval_at_start_records_the_starting_weights(tmp_path, monkeypatch, caplo
     # plain log lines say where the run is, and the preflight block comes first
     line = next(r.getMessage() for r in caplog.records if r.getMessage().startswith("step 10/30"))
     assert "(33%)" in line and "epoch" in line and "elapsed 0:00:" in line and "ETA 0:00:" in line
-    assert any(r.getMessage().startswith("preflight: longest batch (8 x 64)") for r in caplog.records)
+    assert any(r.getMessage().startswith("preflight: first step (8 x 64") for r in caplog.records)
     assert json.loads((run_dir / "summary.json").read_text())["stopped_by"] == "max_steps"
 
 

@@ -66,12 +66,13 @@ class _Preflown(Exception):
 @pytest.mark.parametrize(
     "extra,passes",
     [
-        ([], 1),  # 6 steps: the time estimate only informs, one timed pass
+        ([], 0),  # 6 steps: the first step is the measurement (test_a_short_plan_measures_its_first_step)
+        (["trainer.compile=true"], 1),  # the first step would compile: one timed pass before it
         (["trainer.max_steps=101"], 2),  # a longer plan: the allocator warm-up pass is not counted
         (["trainer.max_time=1h"], 2),  # a budget the estimate is checked against
     ],
 )
-def test_a_short_plan_times_one_forward_and_backward(tmp_path, monkeypatch, extra, passes):
+def test_the_forward_and_backward_passes_timed_before_the_first_step(tmp_path, monkeypatch, extra, passes):
     from lmtrain.training import preflight, session
 
     backward_calls = []
@@ -92,3 +93,77 @@ def test_a_short_plan_times_one_forward_and_backward(tmp_path, monkeypatch, extr
     with pytest.raises(_Preflown):
         pretrain.run(_cfg(tmp_path, *extra))
     assert len(backward_calls) == passes
+
+
+def _counting_backward(monkeypatch) -> list[int]:
+    calls: list[int] = []
+    real_backward = torch.Tensor.backward
+
+    def counted(*args, **kwargs):
+        calls.append(1)
+        return real_backward(*args, **kwargs)
+
+    monkeypatch.setattr(torch.Tensor, "backward", counted)
+    return calls
+
+
+def _preflight_lines(caplog) -> list[str]:
+    return [r.getMessage() for r in caplog.records if r.getMessage().startswith(("preflight: ", "step "))]
+
+
+def test_a_short_plan_measures_its_first_step_instead_of_a_pass_of_its_own(tmp_path, monkeypatch, caplog):
+    monkeypatch.chdir(tmp_path)
+    backward_calls = _counting_backward(monkeypatch)
+    with caplog.at_level("INFO"):
+        pretrain.run(_cfg(tmp_path, "trainer.progress=false"))
+    assert len(backward_calls) == 6  # the 6 steps' and no other
+    lines = _preflight_lines(caplog)
+    assert lines[0].startswith("preflight: evaluation batch ") and "measured on the first step" in lines[0]
+    assert lines[1].startswith("preflight: first step (") and "as wide as the longest batch" in lines[1]
+    assert lines[2].startswith("preflight: estimated training time ")
+    assert lines[3].startswith("step 1/6")
+
+
+def test_a_first_step_narrower_than_the_longest_batch_is_followed_by_the_longest_batchs_pass(
+    tmp_path, monkeypatch, caplog
+):
+    from lmtrain.training.trainer import Trainer
+
+    real_step = Trainer._train_step
+
+    def narrow_step(self, sums):
+        real_step(self, sums)
+        self.window_shapes = [(1, 1)]  # as if its batch had been narrower than the longest
+
+    losses = {}
+    for flag in ("true", "false"):
+        run_dir = tmp_path / flag
+        run_dir.mkdir()
+        monkeypatch.chdir(run_dir)
+        monkeypatch.setattr(Trainer, "_train_step", narrow_step)
+        caplog.clear()
+        with caplog.at_level("INFO"):
+            pretrain.run(_cfg(tmp_path, f"trainer.preflight={flag}", "model.dropout=0.1", "trainer.progress=false"))
+        losses[flag] = _losses(run_dir)
+    assert losses["true"] == losses["false"]  # the pass after the first step leaves training as it was
+    monkeypatch.chdir(tmp_path / "true")
+    backward_calls = _counting_backward(monkeypatch)
+    caplog.clear()
+    with caplog.at_level("INFO"):
+        pretrain.run(_cfg(tmp_path, "trainer.progress=false", "hydra.run.dir=again"))
+    assert len(backward_calls) == 6 + 1
+    lines = _preflight_lines(caplog)
+    assert lines[1].startswith("preflight: longest batch (") and "forward + backward" in lines[1]
+    assert lines[3].startswith("step 1/6")
+
+
+def test_a_first_step_that_runs_out_of_memory_says_what_to_lower(tmp_path, monkeypatch):
+    from lmtrain.training.trainer import Trainer
+
+    def out_of_memory(self, sums):
+        raise RuntimeError("DefaultCPUAllocator: can't allocate memory: you tried to allocate 1099511627776 bytes.")
+
+    monkeypatch.setattr(Trainer, "_train_step", out_of_memory)
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(UserError, match=r"the longest training batch \(\d+ x \d+\) does not fit in memory on cpu"):
+        pretrain.run(_cfg(tmp_path))

@@ -6,6 +6,12 @@ read back and removed. Then one block says what the run will cost: the step's pe
 time, the estimated wall time, the disk its checkpoints take. A batch that does not fit, metric
 code that raises, or a disk that cannot hold the checkpoints stop the run now, with exit 2.
 
+A short plan (:data:`SHORT_PLAN_STEPS`) in one process, without a time budget or compilation,
+measures the memory and time on its own first step instead (:class:`FirstStepCheck`), when that
+step's batches are as wide as the longest: the separate forward and backward would repeat the
+first step's work, a noticeable share of a short run. A narrower first step gets the longest
+batch's pass right after it.
+
 Training is left exactly as it was: gradients cleared, buffers (ALBEF's queues) and random
 generators restored, so a run with a preflight has the losses of a run without one.
 """
@@ -17,6 +23,7 @@ import logging
 import shutil
 import tempfile
 import time
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -53,16 +60,26 @@ class PreflightReport:
     checkpoint_mib: float
     checkpoints_kept: int
     free_mib: float
+    on_first_step: bool = False  # step_seconds and peak_mib are the first training step's, all of it
 
     def describe(self) -> str:
-        """The block printed before training."""
+        """The block printed before training (after the first step when that step was the measurement)."""
         shape = " x ".join(str(d) for d in self.batch_shape)
+        measured = (
+            f"first step ({shape}, as wide as the longest batch): {self.step_seconds:.2f} s"
+            if self.on_first_step
+            else f"longest batch ({shape}): forward + backward {self.step_seconds:.2f} s"
+        )
         return (
-            f"preflight: longest batch ({shape}): forward + backward {self.step_seconds:.2f} s, "
-            f"peak memory {self.peak_mib:,.0f} MiB ({self.memory_kind}); evaluation batch "
+            f"preflight: {measured}, peak memory {self.peak_mib:,.0f} MiB ({self.memory_kind}); evaluation batch "
             f"{self.eval_seconds:.2f} s\n"
-            f"preflight: estimated training time {clock(self.estimated_seconds)}; checkpoints "
-            f"{self.checkpoint_mib:,.1f} MiB x {self.checkpoints_kept} = "
+            f"preflight: estimated training time {clock(self.estimated_seconds)}; {self.disk()}"
+        )
+
+    def disk(self) -> str:
+        """What the run's checkpoints take, against the free space."""
+        return (
+            f"checkpoints {self.checkpoint_mib:,.1f} MiB x {self.checkpoints_kept} = "
             f"{self.checkpoint_mib * self.checkpoints_kept:,.1f} MiB, {self.free_mib:,.0f} MiB free"
         )
 
@@ -109,7 +126,8 @@ def _timed_passes(trainer: Trainer) -> int:
     """Forward + backward passes to time: 2 (the first warms the allocator up) where the estimate matters.
 
     A short plan without a time budget gets one: its estimate only informs, and a second pass would
-    cost a noticeable share of the whole run (a 40-step run spends about 2% of its time on it).
+    cost a noticeable share of the whole run (a 40-step run spends about 2% of its time on it). Most
+    short plans time none: :func:`measures_first_step`.
     """
     if trainer.limits.max_time is not None:  # the estimate is checked against the budget
         return 2
@@ -192,37 +210,43 @@ def _checkpoint_cost(trainer: Trainer) -> tuple[float, int, float]:
     return size / MIB, kept, shutil.disk_usage(checkpoints).free / MIB
 
 
-def _estimate(trainer: Trainer, step_seconds: float, eval_seconds: float) -> float:
+def _estimate(trainer: Trainer, step_seconds: float, eval_seconds: float, whole_step: bool = False) -> float:
+    """Seconds left to train: ``step_seconds`` per forward + backward (per optimizer step when ``whole_step``)."""
     cfg = trainer.cfg
     steps = max(trainer.limits.planned_steps() - trainer.state.step, 0)
     evals = (steps // cfg.eval_every if cfg.eval_every else 0) + 1
     eval_batches = -(-len(trainer.eval_set) // cfg.batch_size) if trainer.eval_set is not None else 0
     if cfg.eval_batches:
         eval_batches = min(eval_batches, cfg.eval_batches)
-    return steps * cfg.grad_accum * step_seconds * 1.15 + evals * eval_batches * eval_seconds  # 1.15: optimizer step
+    per_step = step_seconds if whole_step else cfg.grad_accum * step_seconds * 1.15  # 1.15: optimizer step
+    return steps * per_step + evals * eval_batches * eval_seconds
 
 
-def run_preflight(trainer: Trainer) -> PreflightReport:
-    """Run the checks on ``trainer`` before its first step; raises UserError on what would fail later."""
+def _out_of_memory(shape: tuple[int, ...], device: torch.device, error: RuntimeError) -> UserError:
+    shown = " x ".join(str(d) for d in shape)
+    return UserError(
+        f"preflight: the longest training batch ({shown}) does not fit in memory on "
+        f"{device} ({' '.join(str(error).split())[:200]}). Lower trainer.batch_size "
+        "(and raise trainer.grad_accum to keep the batch), data.max_seq_len, or the model size; "
+        "or use trainer.precision=bf16 / model.checkpoint_activations=true."
+    )
+
+
+def batch_shape(batch: dict[str, torch.Tensor]) -> tuple[int, ...]:
+    """A batch's (rows, width) (its ``input_ids``' shape), or (rows,) for a batch without token ids."""
+    if "input_ids" in batch:
+        return tuple(batch["input_ids"].shape)
+    return (len(next(iter(batch.values()))),)
+
+
+@contextlib.contextmanager
+def _training_left_as_it_was(trainer: Trainer) -> Iterator[None]:
+    """Within the block the model may be run; afterwards its gradients are cleared and its buffers (ALBEF's
+    queues), the random generators and train mode are as they were."""
     rng = ckpt.rng_state()
     buffers = {name: b.detach().clone() for name, b in trainer.model.named_buffers()}
-    batch = _longest_batch(trainer)
     try:
-        _reset_peak_memory(trainer.device)
-        trainer.model.train()
-        step_seconds = _train_step_cost(trainer, batch)
-        peak, kind = _peak_memory(trainer.device)
-        eval_seconds = _eval_cost(trainer)
-    except RuntimeError as error:
-        if not _is_out_of_memory(error):
-            raise
-        shown = " x ".join(str(d) for d in batch["input_ids"].shape) if "input_ids" in batch else "?"
-        raise UserError(
-            f"preflight: the longest training batch ({shown}) does not fit in memory on "
-            f"{trainer.device} ({' '.join(str(error).split())[:200]}). Lower trainer.batch_size "
-            "(and raise trainer.grad_accum to keep the batch), data.max_seq_len, or the model size; "
-            "or use trainer.precision=bf16 / model.checkpoint_activations=true."
-        ) from None
+        yield
     finally:
         trainer.model.zero_grad(set_to_none=True)
         with torch.no_grad():
@@ -230,6 +254,82 @@ def run_preflight(trainer: Trainer) -> PreflightReport:
                 buffer.copy_(buffers[name])
         ckpt.set_rng_state(rng)
         trainer.model.train()
+
+
+def _longest_pass(trainer: Trainer, batch: dict[str, torch.Tensor], with_eval: bool) -> tuple[float, float, str, float]:
+    """Forward + backward on ``batch`` (and one evaluation batch when ``with_eval``), leaving training as it was.
+
+    Returns (forward + backward seconds, peak MiB, what the peak counts, evaluation batch seconds).
+    """
+    with _training_left_as_it_was(trainer):
+        try:
+            _reset_peak_memory(trainer.device)
+            trainer.model.train()
+            step_seconds = _train_step_cost(trainer, batch)
+            peak, kind = _peak_memory(trainer.device)
+            eval_seconds = _eval_cost(trainer) if with_eval else 0.0
+        except RuntimeError as error:
+            if not _is_out_of_memory(error):
+                raise
+            raise _out_of_memory(batch_shape(batch), trainer.device, error) from None
+    return step_seconds, peak, kind, eval_seconds
+
+
+def measures_first_step(trainer: Trainer) -> bool:
+    """Whether the run's first step can be the preflight's memory and time measurement.
+
+    A short plan only, whose estimate informs rather than plans (no ``trainer.max_time``), in one
+    process (each rank's first batch differs), without compilation (the first step compiles).
+    """
+    if trainer.limits.max_time is not None or trainer.dist.enabled or trainer.cfg.compile:
+        return False
+    remaining = trainer.limits.planned_steps() - trainer.state.step
+    return remaining * trainer.cfg.grad_accum <= SHORT_PLAN_STEPS
+
+
+class FirstStepCheck:
+    """The preflight's memory and time measurement, taken on the run's first training step.
+
+    Built by :func:`run_preflight` once the other checks passed; the trainer runs its first step
+    through :meth:`measure`, which times it, reads its peak memory and, when a micro-batch of it was
+    narrower than the longest batch, runs the longest batch's pass right after it.
+    """
+
+    def __init__(self, longest: tuple[int, ...], eval_seconds: float, disk: tuple[float, int, float]):
+        self.longest, self.eval_seconds, self.disk = longest, eval_seconds, disk
+
+    def describe(self) -> str:
+        """The line printed before training: what was checked, and what the first step will measure."""
+        size, kept, free = self.disk
+        return (
+            f"preflight: evaluation batch {self.eval_seconds:.2f} s; checkpoints {size:,.1f} MiB x {kept} = "
+            f"{size * kept:,.1f} MiB, {free:,.0f} MiB free; memory and time measured on the first step"
+        )
+
+    def measure(self, trainer: Trainer, step: Callable[[], None]) -> PreflightReport:
+        """Run ``step`` (the trainer's first) measured; a batch that does not fit raises the preflight's UserError."""
+        _reset_peak_memory(trainer.device)
+        start = time.perf_counter()
+        try:
+            step()
+        except RuntimeError as error:
+            if not _is_out_of_memory(error):
+                raise
+            raise _out_of_memory(self.longest, trainer.device, error) from None
+        seconds = time.perf_counter() - start
+        peak, kind = _peak_memory(trainer.device)
+        shapes: list[tuple[int, ...]] = getattr(trainer, "window_shapes", [])
+        as_wide = bool(shapes) and all(shape == self.longest for shape in shapes)
+        if as_wide:
+            estimate = seconds + _estimate(trainer, seconds, self.eval_seconds, whole_step=True)
+        else:  # the memory check is the longest batch's: run its pass now
+            first = seconds
+            seconds, peak, kind, _ = _longest_pass(trainer, _longest_batch(trainer), with_eval=False)
+            estimate = first + _estimate(trainer, seconds, self.eval_seconds)
+        return PreflightReport(self.longest, seconds, peak, kind, self.eval_seconds, estimate, *self.disk, as_wide)
+
+
+def _check_disk(trainer: Trainer) -> tuple[float, int, float]:
     size, kept, free = _checkpoint_cost(trainer) if trainer.dist.is_main else (0.0, 0, float("inf"))
     if size * kept > free:
         raise UserError(
@@ -237,7 +337,21 @@ def run_preflight(trainer: Trainer) -> PreflightReport:
             f"checkpoints of about {size:,.1f} MiB ({size * kept:,.0f} MiB). Free space, lower "
             "trainer.keep_last, or point hydra.run.dir at a larger disk."
         )
-    shape = tuple(batch["input_ids"].shape) if "input_ids" in batch else (len(next(iter(batch.values()))),)
+    return size, kept, free
+
+
+def run_preflight(trainer: Trainer) -> PreflightReport | FirstStepCheck:
+    """Run the checks on ``trainer`` before its first step; raises UserError on what would fail later.
+
+    Returns the report, or, where :func:`measures_first_step`, the check the first step completes.
+    """
+    batch = _longest_batch(trainer)
+    if measures_first_step(trainer):
+        with _training_left_as_it_was(trainer):
+            eval_seconds = _eval_cost(trainer)
+        return FirstStepCheck(batch_shape(batch), eval_seconds, _check_disk(trainer))
+    step_seconds, peak, kind, eval_seconds = _longest_pass(trainer, batch, with_eval=True)
+    size, kept, free = _check_disk(trainer)
     estimate = _estimate(trainer, step_seconds, eval_seconds)
     if trainer.limits.max_time and estimate > trainer.limits.max_time and trainer.dist.is_main:
         log.warning(
@@ -248,4 +362,4 @@ def run_preflight(trainer: Trainer) -> PreflightReport:
             clock(estimate),
             trainer.cfg.max_time,
         )
-    return PreflightReport(shape, step_seconds, peak, kind, eval_seconds, estimate, size, kept, free)
+    return PreflightReport(batch_shape(batch), step_seconds, peak, kind, eval_seconds, estimate, size, kept, free)

@@ -19,7 +19,7 @@ from lmtrain.run_folder.layout import RunDir
 from lmtrain.training.checkpoint import newest_intact_checkpoint
 from lmtrain.training.distributed import lost_peer, peer_gone
 from lmtrain.training.loggers import open_loggers
-from lmtrain.training.preflight import run_preflight
+from lmtrain.training.preflight import FirstStepCheck, run_preflight
 from lmtrain.training.step_plan import PlanSource, describe_plan
 from lmtrain.training.stop_signals import TrainingInterrupted, continue_hint
 from lmtrain.training.trainer import Trainer
@@ -120,6 +120,8 @@ def _describe_and_check(trainer: Trainer, run: RunDir, plan: PlanSource | None, 
             log.info(line)
     if preflight and not dist.sharded:
         report = run_preflight(trainer)
+        if isinstance(report, FirstStepCheck):  # a short plan: its first step is the memory and time check
+            trainer.first_step_check = report
         if dist.is_main:
             for line in report.describe().splitlines():
                 log.info(line)

@@ -9,6 +9,7 @@ losses, datasets produce examples, the command builds every part and hands them 
 from __future__ import annotations
 
 import contextlib
+import functools
 import gc
 import logging
 import math
@@ -33,6 +34,7 @@ from lmtrain.training.evaluation import EvaluationSet, evaluate_objective
 from lmtrain.training.limits import Limits
 from lmtrain.training.optimizer_update import OptimizerUpdate
 from lmtrain.training.precision import Precision
+from lmtrain.training.preflight import FirstStepCheck, batch_shape
 from lmtrain.training.progress import TrainingProgress
 from lmtrain.training.sharding import root_gathered
 from lmtrain.training.step_plan import StepPlan
@@ -125,11 +127,14 @@ class Trainer:
         self.stopped_by: str | None = None
         self.stops = StopRequests()
         self.last_eval: dict[str, float] = {}
+        self.window_shapes: list[tuple[int, ...]] = []  # the last step's micro-batch shapes
+        self.first_step_check: FirstStepCheck | None = None  # the preflight's measurement, taken on the first step
 
     # ---------------------------------------------------------------- steps
     def _train_step(self, sums: dict[str, torch.Tensor]) -> None:
         """One optimizer step over ``grad_accum`` micro-batches, normalised by the window's targets."""
         window = [self.batches.next_batch(self.state) for _ in range(self.cfg.grad_accum)]
+        self.window_shapes = [batch_shape(batch) for batch in window]
         self.update.before_backward()
         accumulate_gradients(
             window, self.objective, self.parallel_step, self.step_module, self.dist, self.precision, sums
@@ -352,7 +357,14 @@ class Trainer:
         stop = self._stop_reason()
         while stop is None:
             step_start = time.perf_counter()
-            self._train_step(sums)
+            if self.first_step_check is not None:
+                check, self.first_step_check = self.first_step_check, None
+                report = check.measure(self, functools.partial(self._train_step, sums))
+                if self.dist.is_main:
+                    for line in report.describe().splitlines():
+                        progress.note(line)
+            else:
+                self._train_step(sums)
             self.state.train_seconds += time.perf_counter() - step_start
             progress.advance(self.state.step)
             if self.limits.max_time:
