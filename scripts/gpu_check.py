@@ -35,7 +35,9 @@ def cuda_devices() -> list[str]:
 def run_tests(folder: Path) -> list[tuple[str, str, str]]:
     """(test, outcome, detail) of every test marked ``cuda``."""
     report = folder / "cuda-tests.xml"
-    subprocess.run([sys.executable, "-m", "pytest", "-q", "-m", "cuda", "tests/cuda", f"--junitxml={report}"], cwd=ROOT)
+    # -n 0: in one process, not the suite's worker processes sharing one GPU
+    command = [sys.executable, "-m", "pytest", "-q", "-n", "0", "-m", "cuda", "tests/cuda", f"--junitxml={report}"]
+    subprocess.run(command, cwd=ROOT)
     if not report.exists():
         return [("tests/cuda", "failed", "pytest wrote no report")]
     rows = []

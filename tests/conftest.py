@@ -33,12 +33,22 @@ def pytest_addoption(parser):
 def pytest_configure(config):
     """Put the session's CPU kernels in force (``auto`` is left to decide on first use, as in a run).
 
+    In a pytest-xdist worker (the default: pyproject's ``addopts``) the worker and every command it starts
+    run one thread, unless ``OMP_NUM_THREADS`` says otherwise.
+
     Unless the session selects the tests marked ``cuda`` (``-m cuda``, as ``scripts/gpu_check.py`` does), the
     GPUs are hidden from it and from every command it starts, so on a GPU machine ``trainer.device=auto``
     still means the CPU and the suite tests what it tests everywhere else.
     """
     if "cuda" not in (config.getoption("-m") or ""):
         os.environ["CUDA_VISIBLE_DEVICES"] = ""
+    if os.environ.get("PYTEST_XDIST_WORKER") and "OMP_NUM_THREADS" not in os.environ:
+        # a worker beside others: one thread each (and in the commands it starts) rather than every
+        # worker's threads contending for every core
+        os.environ["OMP_NUM_THREADS"] = "1"
+        import torch
+
+        torch.set_num_threads(1)
     choice = config.getoption("--cpu-kernels")
     if choice != "auto":
         from lmtrain.kernels import select_cpu_kernels

@@ -75,8 +75,10 @@ def test_the_loss_and_gradients_are_the_whole_forwards(kind, packing):
     expected = gradients(plain, expected_loss)
     torch.testing.assert_close(out.loss, expected_loss, atol=1e-6, rtol=1e-5)
     assert got.keys() == expected.keys()
+    # one scale for all: a gradient that is a sum of nearly cancelling terms (the last block's norm bias,
+    # under mean pooling) differs by float rounding that is large beside its own size, not beside the terms
+    scale = max(grad.abs().max().item() for grad in expected.values())
     for name, grad in expected.items():
-        scale = grad.abs().max().item()
         torch.testing.assert_close(got[name], grad, atol=1e-5 * scale, rtol=1e-5, msg=name)
     packed_rows = 3 if packing == "on" else 6  # [12], [6, 5], [4, 3, 2] packed
     # a pooled head reads the first token of each sentence: the last feed-forward runs there only
