@@ -7,6 +7,7 @@ import os
 import shutil
 import subprocess
 import sys
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -39,8 +40,10 @@ class Workspace:
     def data(self) -> list[str]:
         return [f"data.cache_dir={self.root / 'cache'}"]
 
-    def lmtrain(self, *args: str, timeout: int = 600) -> subprocess.CompletedProcess:
-        """Run ``lmtrain <args>`` in the workspace."""
+    def lmtrain(
+        self, *args: str, timeout: int = 600, preexec_fn: Callable[[], None] | None = None
+    ) -> subprocess.CompletedProcess:
+        """Run ``lmtrain <args>`` in the workspace (``preexec_fn``: run in the child first, to set limits)."""
         env = {**os.environ, "HYDRA_FULL_ERROR": "0", "OMP_NUM_THREADS": "1"}
         return subprocess.run(
             [sys.executable, "-m", "lmtrain", *args],
@@ -49,6 +52,7 @@ class Workspace:
             text=True,
             timeout=timeout,
             env=env,
+            preexec_fn=preexec_fn,
         )
 
     def fresh_run(self, name: str) -> Path:

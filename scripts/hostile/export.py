@@ -6,8 +6,6 @@ from __future__ import annotations
 import json
 import os
 import signal
-import subprocess
-import sys
 from collections.abc import Callable
 from pathlib import Path
 
@@ -102,16 +100,7 @@ def file_size_limit(ws: Workspace) -> Outcome:
         resource.setrlimit(resource.RLIMIT_FSIZE, (100_000, 100_000))
 
     out = ws.root / "exported-big"
-    env = {**os.environ, "HYDRA_FULL_ERROR": "0", "OMP_NUM_THREADS": "1"}
-    proc = subprocess.run(
-        [sys.executable, "-m", "lmtrain", "export", f"ckpt={ws.root / 'finished'}", f"out={out}"],
-        cwd=ws.root,
-        capture_output=True,
-        text=True,
-        timeout=600,
-        env=env,
-        preexec_fn=limit_file_size,
-    )
+    proc = ws.lmtrain("export", f"ckpt={ws.root / 'finished'}", f"out={out}", preexec_fn=limit_file_size)
     leftovers = [p.name for p in ws.root.iterdir() if p.name.startswith(".tmp-exported-big")]
     return refused(proc, "file-size limit", not os.path.lexists(out) and not leftovers)
 

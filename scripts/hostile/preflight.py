@@ -20,24 +20,8 @@ def first_step_out_of_memory(ws: Workspace) -> Outcome:
         resource.setrlimit(resource.RLIMIT_AS, (ADDRESS_SPACE, ADDRESS_SPACE))
 
     run = ws.root / "first-step-oom"
-    env = {**os.environ, "HYDRA_FULL_ERROR": "0", "OMP_NUM_THREADS": "1"}
-    proc = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "lmtrain",
-            "pretrain",
-            *TINY,
-            "trainer.batch_size=13000",
-            *ws.data,
-            f"hydra.run.dir={run}",
-        ],
-        cwd=ws.root,
-        capture_output=True,
-        text=True,
-        timeout=600,
-        env=env,
-        preexec_fn=limit_memory,
+    proc = ws.lmtrain(
+        "pretrain", *TINY, "trainer.batch_size=13000", *ws.data, f"hydra.run.dir={run}", preexec_fn=limit_memory
     )
     no_checkpoint = not list((run / "checkpoints").glob("step-*"))
     return refused(proc, "does not fit in memory", no_checkpoint)
