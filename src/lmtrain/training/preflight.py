@@ -315,10 +315,11 @@ class FirstStepCheck:
         except RuntimeError as error:
             if not _is_out_of_memory(error):
                 raise
+            # the longest batch is at least as large as the one that did not fit
             raise _out_of_memory(self.longest, trainer.device, error) from None
         seconds = time.perf_counter() - start
         peak, kind = _peak_memory(trainer.device)
-        shapes: list[tuple[int, ...]] = getattr(trainer, "window_shapes", [])
+        shapes = trainer.window_shapes
         as_wide = bool(shapes) and all(shape == self.longest for shape in shapes)
         if as_wide:
             estimate = seconds + _estimate(trainer, seconds, self.eval_seconds, whole_step=True)
