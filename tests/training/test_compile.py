@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 import os
+import warnings
 from pathlib import Path
 
 import pytest
@@ -184,3 +185,28 @@ def test_the_gpt_step_with_dropout_traces_as_one_graph():
     explanation = torch._dynamo.explain(module)(batch, objective.count_targets(batch))
     assert explanation.graph_break_count == 0, explanation.break_reasons
     assert explanation.graph_count == 1
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+@pytest.mark.parametrize("kind", ["pooled_classifier", "mean_pooled_classifier"])
+def test_a_compiled_classification_step_gives_the_eager_loss_and_gradients(kind, backend):
+    """The pooled head reads the first position only (``states_for_head``); compiled, the step still matches."""
+    from lmtrain.objectives.sequence_classification import SequenceClassification
+    from tests.objectives.test_sequence_classification import batch, classifier
+
+    torch._dynamo.reset()
+    torch.manual_seed(0)
+    module = ObjectiveStep(classifier(kind).eval(), SequenceClassification(["a", "b", "c"]))  # eval: no dropout
+    data = batch()
+    eager_loss, eager_grads = _loss_and_grads(module, module, data)
+    compiled = CompiledStep(module, backend=backend)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        loss, grads = _loss_and_grads(compiled, module, data)
+    assert compiled.is_compiled
+    assert not [w for w in caught if "Error detected" in str(w.message)]  # no part of it failed to trace
+    torch.testing.assert_close(loss, eager_loss, rtol=1e-5, atol=1e-6)
+    assert grads.keys() == eager_grads.keys()
+    scale = max(grad.abs().max().item() for grad in eager_grads.values())
+    for name in grads:
+        torch.testing.assert_close(grads[name], eager_grads[name], rtol=1e-4, atol=1e-5 * scale, msg=name)

@@ -100,10 +100,11 @@ def states_for_head(model: nn.Module, batch: dict[str, torch.Tensor], head: nn.M
 
     A head that names the positions it reads (``TaskHead.positions_read``, e.g. the first token of a
     pooled classifier) gets the states there, from :func:`states_at`, and zeros elsewhere; any other
-    head gets the whole backbone's states.
+    head, or any head in a compiled step, gets the whole backbone's states.
     """
     read = getattr(head, "positions_read", None)
-    wanted = read(batch["attention_mask"]) if read is not None else None
+    # compiled, the whole forward (as states_at's): the scatter's backward does not trace under AOTAutograd
+    wanted = read(batch["attention_mask"]) if read is not None and not torch.compiler.is_compiling() else None
     if wanted is None:
         backbone = cast(_TokenFeatureModel, model).backbone
         return backbone(batch["input_ids"], batch["attention_mask"], batch.get("token_type_ids"))
