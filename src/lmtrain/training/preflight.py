@@ -78,10 +78,11 @@ class PreflightReport:
 
     def disk(self) -> str:
         """What the run's checkpoints take, against the free space."""
-        return (
-            f"checkpoints {self.checkpoint_mib:,.1f} MiB x {self.checkpoints_kept} = "
-            f"{self.checkpoint_mib * self.checkpoints_kept:,.1f} MiB, {self.free_mib:,.0f} MiB free"
-        )
+        return _disk_text(self.checkpoint_mib, self.checkpoints_kept, self.free_mib)
+
+
+def _disk_text(size: float, kept: int, free: float) -> str:
+    return f"checkpoints {size:,.1f} MiB x {kept} = {size * kept:,.1f} MiB, {free:,.0f} MiB free"
 
 
 def _reset_peak_memory(device: torch.device) -> None:
@@ -300,10 +301,9 @@ class FirstStepCheck:
 
     def describe(self) -> str:
         """The line printed before training: what was checked, and what the first step will measure."""
-        size, kept, free = self.disk
         return (
-            f"preflight: evaluation batch {self.eval_seconds:.2f} s; checkpoints {size:,.1f} MiB x {kept} = "
-            f"{size * kept:,.1f} MiB, {free:,.0f} MiB free; memory and time measured on the first step"
+            f"preflight: evaluation batch {self.eval_seconds:.2f} s; {_disk_text(*self.disk)}; "
+            "memory and time measured on the first step"
         )
 
     def measure(self, trainer: Trainer, step: Callable[[], None]) -> PreflightReport:
