@@ -5,7 +5,7 @@ at its floor (``name>=X`` installs ``name==X``; pip picks the newest of everythi
 then lmtrain itself with ``--no-deps``, and runs tiny commands that reach every dependency: imports of
 every module and of every name they take from another package, pretraining on the bundled corpus,
 on a text file, on a ``datasets`` folder and on generated images (Pillow), GloVe (scipy, gensim),
-fine-tuning (classification with scikit-learn, NER with seqeval), export, a model named by a Hub id
+fine-tuning (classification with scikit-learn, NER with seqeval), export, pictures (Pillow), a model named by a Hub id
 from a hand-made offline cache (huggingface_hub) and a 2-process FSDP pretrain under torchrun (gloo
 on CPU). It prints one table and exits 1 if a step failed (2 for a bad option or pyproject entry).
 
@@ -185,7 +185,7 @@ def put_in_hub_cache(exported: Path, home: Path) -> None:
 # (most are imported inside the function that needs them), but the optional extras'.
 IMPORT_ALL = """
 import ast, importlib, pathlib, pkgutil, lmtrain
-OPTIONAL = ("matplotlib", "wandb", "mlflow", "torch.utils.tensorboard")
+OPTIONAL = ("wandb", "mlflow", "torch.utils.tensorboard")
 for info in pkgutil.walk_packages(lmtrain.__path__, "lmtrain."):
     importlib.import_module(info.name)
 for source in sorted(pathlib.Path(lmtrain.__file__).parent.rglob("*.py")):
@@ -296,6 +296,11 @@ def command_steps(venv: Path, work: Path) -> list[Step]:
         ),
         Step("finetune ner", [*finetune, "task=ner", f"init={runs / 'pretrain'}", f"hydra.run.dir={runs / 'ner'}"]),
         Step("export", [*lmtrain, "export", f"ckpt={runs / 'pretrain'}", f"out={work / 'exported'}"]),
+        Step("plot curves", [*lmtrain, "plot", str(runs / "pretrain"), f"out={work / 'curves.png'}", "svg=true"]),
+        Step(
+            "plot confusion",
+            [*lmtrain, "plot", str(runs / "classification"), "chart=confusion", f"out={work / 'confusion.png'}"],
+        ),
         Step(
             "hub cache model", [*finetune, "task=ner", f"init={HUB_REPO}", f"hydra.run.dir={runs / 'hub'}"], env=hub_env
         ),

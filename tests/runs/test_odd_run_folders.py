@@ -18,8 +18,6 @@ import pytest
 from lmtrain.cli.main import main
 from lmtrain.runs import load_run
 
-pytest.importorskip("matplotlib")
-
 EVENTS = [
     {"step": 2, "train/loss": 5.0, "train/tokens_seen": 100, "train/tokens_per_s": 50.0},
     {"step": 4, "train/loss": 4.0, "train/tokens_seen": 200, "train/tokens_per_s": 100.0, "eval/acc": 0.4},

@@ -115,7 +115,7 @@ def _temporary_beside(final: Path) -> Path:
 def write_with(path: str | Path, write: Callable[[Path], object]) -> Path:
     """Let ``write(tmp)`` write a file under a temporary name beside ``path``, then rename it to ``path``.
 
-    For writers that take a file name (tokenizers, matplotlib, gensim). The rename replaces ``path``
+    For writers that take a file name (tokenizers, gensim). The rename replaces ``path``
     itself, never what a link there points to; a link at ``path`` is refused, and on any failure the
     temporary file is removed and ``path`` left as it was.
 

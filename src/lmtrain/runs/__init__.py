@@ -9,7 +9,10 @@
     compare     the overrides that tell runs apart, legend labels, ranking by the main metric
     series      a metric's values against step, tokens seen or training time
     table       rows for ``lmtrain runs``: a rich table, JSON lines, CSV and Markdown
-    plot        ``curves.png``: one subplot per metric, one line per run (matplotlib, Agg)
+    drawing     pictures as shapes in pixel coordinates, written as PNG (with Pillow) or SVG
+    chart       panels of lines, bars and heat maps, their ticks and legends, as data
+    chart_drawing  a chart laid out and drawn as a picture
+    plot        ``curves.png``: one panel per metric, one line per run
     baselines   the ``baseline/<name>`` scores a run recorded, drawn beside the metric they stand for
     task_plots  ``confusion.png`` and ``f1_per_class.png`` of fine-tuned runs, several side by side
     sweep       the Hydra callback that writes ``sweep_summary.csv`` / ``.md`` after ``-m``

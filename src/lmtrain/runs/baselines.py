@@ -10,8 +10,8 @@ metric's name. They are drawn as dashed, labelled lines on that metric's panel.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any
 
+from lmtrain.runs.chart import Level
 from lmtrain.runs.display_text import printable
 from lmtrain.runs.metrics_log import is_number
 from lmtrain.runs.record import RunRecord
@@ -37,28 +37,27 @@ def recorded_baselines(run: RunRecord, metric: str) -> dict[str, float]:
     }
 
 
-def draw_baselines(ax: Any, metric: str, runs: Sequence[tuple[RunRecord, str, str]]) -> list[Any]:
-    """Dashed horizontal lines of the baselines of ``metric``; one line for runs that share a value.
+def baseline_levels(metric: str, runs: Sequence[tuple[RunRecord, str, str]]) -> list[Level]:
+    """The dashed horizontal lines of the baselines of ``metric``; one line for runs that share a value.
 
     Args:
-        ax: the panel.
         metric: the panel's metric.
         runs: ``(run, label, colour)`` of each run drawn (the colour and label of a baseline whose
             value differs between runs).
     Returns:
-        The lines drawn, labelled (``unigram_ppl baseline (412.3)``), for the panel's legend.
+        The lines, labelled (``unigram_ppl baseline (412.3)``) for the panel's legend.
     """
     found: dict[tuple[str, float], list[tuple[str, str]]] = {}
     for run, label, color in runs:
         for name, value in recorded_baselines(run, metric).items():
             found.setdefault((name, value), []).append((label, color))
     names = [name for name, _ in found]
-    lines = []
+    levels = []
     for (name, value), owners in found.items():
         shared = names.count(name) == 1  # every run that recorded it has this value
-        color = "black" if shared or len(runs) == 1 else owners[0][1]
+        color = "#000000" if shared or len(runs) == 1 else owners[0][1]
         label = f"{printable(name)} baseline ({value:.4g})"
         if not shared:
             label += " — " + ", ".join(owner for owner, _ in owners)
-        lines.append(ax.axhline(value, color=color, linestyle="--", linewidth=1.2, alpha=0.8, label=label))
-    return lines
+        levels.append(Level(value, color, label))
+    return levels

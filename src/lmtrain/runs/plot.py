@@ -1,10 +1,11 @@
-"""Training curves as a PNG (and SVG): one subplot per metric, one line per run.
+"""Training curves as a PNG (and SVG): one panel per metric, one line per run.
 
 Training metrics are noisy, so they are drawn smoothed (an exponential moving average, as in
 TensorBoard) with the raw values faint behind, and the legend says which is which; evaluation
 metrics are drawn as they are, with the baselines the run recorded as dashed lines. Step axes
-have whole-number ticks. The legend names each run by the overrides that tell it apart. matplotlib draws
-through its Agg canvas directly, so no display and no global backend are involved.
+have whole-number ticks. The legend names each run by the overrides that tell it apart. The
+picture is a :class:`~lmtrain.runs.chart.Chart`, drawn without a plotting library (see
+:mod:`lmtrain.runs.drawing`), so every finished run gets its curves in milliseconds.
 """
 
 from __future__ import annotations
@@ -14,11 +15,12 @@ import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 from lmtrain.errors import UserError
-from lmtrain.files.atomic import make_dirs, write_with
-from lmtrain.runs.baselines import draw_baselines
+from lmtrain.files.atomic import make_dirs, write_bytes
+from lmtrain.runs.baselines import baseline_levels
+from lmtrain.runs.chart import Chart, Curve, Key, LinePanel, Panel, palette
+from lmtrain.runs.chart_drawing import draw_chart
 from lmtrain.runs.compare import run_labels
 from lmtrain.runs.display_text import printable
 from lmtrain.runs.record import RunRecord, load_run
@@ -27,20 +29,11 @@ from lmtrain.runs.series import CLOCK_METRICS, X_AXES, Series, axis_values, chec
 log = logging.getLogger(__name__)
 
 CURVES_FILE = "curves.png"
-PANEL_INCHES = (6.0, 4.0)  # width, height of one subplot
-DPI = 100  # so one subplot is 600 x 400 pixels
+PANEL_PIXELS = (600, 400)  # width, height of one panel
 MAX_COLUMNS = 2
 DEFAULT_SMOOTHING = 0.6
 UNSMOOTHED = ("train/lr", "train/tokens_seen")  # training metrics that are not noisy
 RAW_ALPHA = 0.25  # raw values, drawn faint behind the smoothed curve
-
-
-def require_matplotlib() -> None:
-    """Raise a UserError naming the extra to install when matplotlib is missing."""
-    try:
-        import matplotlib  # noqa: F401
-    except ImportError:
-        raise UserError("plotting needs matplotlib: pip install 'lmtrain[plot]'.") from None
 
 
 def grid(n_metrics: int) -> tuple[int, int]:
@@ -52,7 +45,7 @@ def grid(n_metrics: int) -> tuple[int, int]:
 def figure_pixels(n_metrics: int) -> tuple[int, int]:
     """Width and height in pixels of the PNG drawn for ``n_metrics`` panels."""
     rows, columns = grid(n_metrics)
-    return round(columns * PANEL_INCHES[0] * DPI), round(rows * PANEL_INCHES[1] * DPI)
+    return columns * PANEL_PIXELS[0], rows * PANEL_PIXELS[1]
 
 
 def default_metrics(runs: Sequence[RunRecord]) -> list[str]:
@@ -101,62 +94,47 @@ class _Curves:
     series: dict[str, Series]
 
 
-def _draw(ax: Any, curves: _Curves, metric: str, x: str, smoothing: float) -> bool:
-    """One run's line for ``metric`` on ``ax`` (a noisy training metric: faint raw values and the smoothed
-    curve); returns whether it was smoothed."""
+def _lines(curves: _Curves, metric: str, x: str, smoothing: float) -> tuple[list[Curve], bool]:
+    """One run's lines for ``metric`` (a noisy training metric: faint raw values under the smoothed
+    curve), and whether it was smoothed."""
     steps, values = curves.series[metric]
     if not len(steps):
-        return False
-    xs = axis_values(curves.series, steps, x, run=printable(curves.run.path))
+        return [], False
+    xs = axis_values(curves.series, steps, x, run=printable(curves.run.path)).tolist()
     if metric.startswith("train/") and metric not in UNSMOOTHED and smoothing > 0 and len(values) > 2:
-        ax.plot(xs, values, color=curves.color, alpha=RAW_ALPHA, linewidth=1)
-        ax.plot(xs, ema(values, smoothing), color=curves.color, linewidth=1.8)
-        return True
-    ax.plot(xs, values, color=curves.color, linewidth=1.5, marker="o" if len(values) <= 30 else None, markersize=3)
-    return False
+        raw = Curve(xs, values.tolist(), curves.color, width=1.0, alpha=RAW_ALPHA)
+        return [raw, Curve(xs, ema(values, smoothing).tolist(), curves.color, width=1.8)], True
+    return [Curve(xs, values.tolist(), curves.color, markers=len(values) <= 30)], False
 
 
-def _style_axis(ax: Any, metric: str, x: str) -> None:
-    from matplotlib.ticker import MaxNLocator
-
-    ax.set_title(metric)
-    ax.set_xlabel(X_AXES[x])
-    ax.grid(alpha=0.3)
-    if x in ("step", "tokens"):  # counts: no tick at step 2.5
-        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
-    low, high = ax.get_ylim()
-    if ("ppl" in metric or "perplexity" in metric) and low > 0 and high / low > 50:
-        ax.set_yscale("log")  # perplexities span orders of magnitude early in training
-
-
-def _panel_legend(
-    ax: Any, runs: Sequence[_Curves] | None, smoothed: bool, smoothing: float, baselines: list[Any]
-) -> None:
-    """The legend of one panel: the runs (``runs``, given for one panel only), raw and smoothed, baselines."""
-    from matplotlib.lines import Line2D
-
-    handles = [Line2D([], [], color=c.color, linewidth=1.8, label=c.label) for c in runs or ()]
+def _panel(metric: str, runs: Sequence[_Curves], x: str, smoothing: float, name_runs: bool) -> LinePanel:
+    """The panel of ``metric``: every run's line, the baselines recorded for it, and the legend
+    (the runs themselves only where ``name_runs``)."""
+    panel = LinePanel(printable(metric), X_AXES[x], integer_x=x in ("step", "tokens"))
+    smoothed = False
+    for curves in runs:
+        lines, was_smoothed = _lines(curves, metric, x, smoothing)
+        panel.curves += lines
+        smoothed |= was_smoothed
+    panel.levels = baseline_levels(metric, [(c.run, c.label, c.color) for c in runs])
+    panel.keys = [Key(c.label, c.color) for c in runs] if name_runs else []
     if smoothed:
-        handles += [
-            Line2D([], [], color="grey", alpha=RAW_ALPHA, linewidth=1, label="raw"),
-            Line2D([], [], color="grey", linewidth=1.8, label=f"smoothed (EMA {smoothing:g})"),
-        ]
-    handles += baselines
-    if handles:
-        ax.legend(handles=handles, fontsize="small", loc="best")
+        panel.keys += [Key("raw", "#808080", 1.0, RAW_ALPHA), Key(f"smoothed (EMA {smoothing:g})", "#808080")]
+    values = [v for c in panel.curves for v in c.ys if math.isfinite(v)] + [level.value for level in panel.levels]
+    low, high = min(values, default=0.0), max(values, default=0.0)
+    # perplexities span orders of magnitude early in training
+    panel.log_y = ("ppl" in metric or "perplexity" in metric) and low > 0 and high / low > 50
+    return panel
 
 
-def curves_figure(
+def curves_chart(
     runs: Sequence[RunRecord],
     metrics: Sequence[str] | None = None,
     x: str = "step",
     smoothing: float = DEFAULT_SMOOTHING,
     title: str | None = None,
-) -> Any:
-    """The matplotlib Figure of :func:`plot_runs` (see there); raises UserError when there is nothing to draw."""
-    from matplotlib.backends.backend_agg import FigureCanvasAgg
-    from matplotlib.figure import Figure
-
+) -> Chart:
+    """The chart :func:`plot_runs` draws (see there); raises UserError when there is nothing to draw."""
     check_axis(x)
     with_events = []
     for run in runs:
@@ -173,20 +151,16 @@ def curves_figure(
     chosen = resolve_metrics(metrics, with_events)
     wanted = [*chosen, *(CLOCK_METRICS if x != "step" else ())]
     curves = [
-        _Curves(run, label, f"C{i % 10}", collect_series(run.events, wanted))
+        _Curves(run, label, palette(i), collect_series(run.events, wanted))
         for i, (run, label) in enumerate(zip(with_events, run_labels(with_events)))
     ]
-    rows, columns = grid(len(chosen))
-    fig = Figure(figsize=(columns * PANEL_INCHES[0], rows * PANEL_INCHES[1]), dpi=DPI, layout="constrained")
-    FigureCanvasAgg(fig)
-    for i, metric in enumerate(chosen):
-        ax = fig.add_subplot(rows, columns, i + 1)
-        smoothed = any([_draw(ax, c, metric, x, smoothing) for c in curves])
-        baselines = draw_baselines(ax, metric, [(c.run, c.label, c.color) for c in curves])
-        _style_axis(ax, metric, x)
-        _panel_legend(ax, curves if i == 0 and len(curves) > 1 else None, smoothed, smoothing, baselines)
-    fig.suptitle(title if title is not None else (printable(with_events[0].path.name) if len(with_events) == 1 else ""))
-    return fig
+    panels: list[Panel] = [
+        _panel(metric, curves, x, smoothing, name_runs=i == 0 and len(curves) > 1) for i, metric in enumerate(chosen)
+    ]
+    _, columns = grid(len(chosen))
+    if title is None:
+        title = printable(with_events[0].path.name) if len(with_events) == 1 else ""
+    return Chart(panels, columns, PANEL_PIXELS, title)
 
 
 def plot_runs(
@@ -215,28 +189,22 @@ def plot_runs(
     Returns:
         The files written.
     """
-    require_matplotlib()
-    fig = curves_figure(runs, metrics, x, smoothing, title)
+    picture = draw_chart(curves_chart(runs, metrics, x, smoothing, title))
     out = Path(out)
     make_dirs(out.parent)
-    write_with(out, lambda tmp: fig.savefig(tmp, dpi=DPI, format="png"))
+    write_bytes(out, picture.png())
     written = [out]
     if svg:
-        write_with(out.with_suffix(".svg"), lambda tmp: fig.savefig(tmp, format="svg"))
+        write_bytes(out.with_suffix(".svg"), picture.svg().encode())
         written.append(out.with_suffix(".svg"))
     return written
 
 
 def save_run_curves(run_dir: str | Path) -> Path | None:
-    """Write ``<run_dir>/curves.png`` (default metrics); skipped with one log line without matplotlib.
+    """Write ``<run_dir>/curves.png`` (default metrics).
 
     A finished run must never fail over its picture, so plotting problems are logged, not raised.
     """
-    try:
-        require_matplotlib()
-    except UserError:
-        log.info("matplotlib is not installed, so no %s (pip install 'lmtrain[plot]')", CURVES_FILE)
-        return None
     run = load_run(run_dir)
     try:
         path = plot_runs([run], Path(run_dir) / CURVES_FILE, title=_run_title(run))[0]

@@ -16,11 +16,12 @@ from typing import Any
 import numpy as np
 
 from lmtrain.errors import UserError
-from lmtrain.files.atomic import make_dirs, write_with
+from lmtrain.files.atomic import make_dirs, write_bytes
+from lmtrain.runs.chart import BarPanel, Chart, HeatPanel, Key, Panel, palette
+from lmtrain.runs.chart_drawing import draw_chart
 from lmtrain.runs.compare import run_labels
 from lmtrain.runs.display_text import printable
 from lmtrain.runs.metrics_log import is_number
-from lmtrain.runs.plot import DPI, require_matplotlib
 from lmtrain.runs.record import RunRecord, load_run
 
 log = logging.getLogger(__name__)
@@ -74,35 +75,10 @@ def confusion_matrix(summary: dict[str, Any]) -> tuple[list[str], np.ndarray]:
     return [printable(label) for label in labels], np.asarray(rows, dtype=float)
 
 
-def _figure(width: float, height: float) -> Any:
-    from matplotlib.backends.backend_agg import FigureCanvasAgg
-    from matplotlib.figure import Figure
-
-    fig = Figure(figsize=(width, height), dpi=DPI, layout="constrained")
-    FigureCanvasAgg(fig)
-    return fig
-
-
-def _draw_matrix(ax: Any, names: list[str], counts: np.ndarray, title: str) -> None:
-    """One confusion matrix: colour is the share of the gold row, text the count."""
+def _matrix_panel(names: list[str], counts: np.ndarray, title: str) -> HeatPanel:
+    """One confusion matrix: colour is the share of the gold row, text the count (up to 20 classes)."""
     shares = counts / np.maximum(counts.sum(axis=1, keepdims=True), 1)
-    ax.imshow(shares, cmap="Blues", vmin=0, vmax=1)
-    ax.set_xticks(range(len(names)), names, rotation=45, ha="right")
-    ax.set_yticks(range(len(names)), names)
-    ax.set_xlabel("predicted")
-    ax.set_ylabel("gold")
-    ax.set_title(title, fontsize="medium")
-    if len(names) <= _ANNOTATE_UP_TO:
-        for (row, col), count in np.ndenumerate(counts):
-            ax.text(
-                col,
-                row,
-                f"{count:.0f}",
-                ha="center",
-                va="center",
-                color="white" if shares[row, col] > 0.5 else "black",
-                fontsize="small",
-            )
+    return HeatPanel(names, counts.tolist(), shares.tolist(), title, numbers=len(names) <= _ANNOTATE_UP_TO)
 
 
 def drawable(runs: Sequence[RunRecord], read: Any, what: str) -> list[tuple[RunRecord, Any]]:
@@ -130,7 +106,7 @@ def drawable(runs: Sequence[RunRecord], read: Any, what: str) -> list[tuple[RunR
     return kept
 
 
-def plot_confusion(runs: Sequence[RunRecord], out: str | Path) -> Path:
+def confusion_chart(runs: Sequence[RunRecord]) -> Chart:
     """One confusion matrix per run, a panel each (up to three in a row), titled by what tells the runs apart.
 
     Runs without a matrix that can be drawn are left out, each named in a warning with the reason.
@@ -138,43 +114,41 @@ def plot_confusion(runs: Sequence[RunRecord], out: str | Path) -> Path:
     Raises:
         UserError: see :func:`drawable`.
     """
-    require_matplotlib()
     drawn = drawable(runs, confusion_matrix, "a confusion matrix")
     labels = run_labels([run for run, _ in drawn]) if len(drawn) > 1 else [printable(drawn[0][0].path.name)]
-    size = max(3.0, 0.5 * max(len(names) for _, (names, _) in drawn) + 2)
-    columns = min(len(drawn), PANEL_COLUMNS)
-    rows = -(-len(drawn) // columns)
-    fig = _figure(size * columns, size * rows)
-    for i, ((_, (names, counts)), title) in enumerate(zip(drawn, labels)):
-        _draw_matrix(fig.add_subplot(rows, columns, i + 1), names, counts, title)
-    return _save(fig, out)
+    classes = max(len(names) for _, (names, _) in drawn)
+    side = max(300, min(50 * classes + 200, 16 * classes + 900))  # cells of 16 pixels or more: room for a name
+    panels: list[Panel] = [_matrix_panel(names, counts, title) for (_, (names, counts)), title in zip(drawn, labels)]
+    return Chart(panels, min(len(drawn), PANEL_COLUMNS), (side, side))
 
 
-def plot_per_class_f1(runs: Sequence[RunRecord], out: str | Path) -> Path:
+def plot_confusion(runs: Sequence[RunRecord], out: str | Path) -> Path:
+    """Write :func:`confusion_chart` of ``runs`` to ``out`` (a PNG)."""
+    return _save(confusion_chart(runs), out)
+
+
+def f1_chart(runs: Sequence[RunRecord]) -> Chart:
     """F1 per class or entity type as bars, one colour per run (runs without scores named in a warning).
 
     Raises:
         UserError: see :func:`drawable`.
     """
-    require_matplotlib()
     scores = drawable(runs, _f1_or_why, "per-class or per-type F1")
     classes = list(dict.fromkeys(name for _, f1 in scores for name in f1))[:MAX_CLASSES]
     labels = run_labels([run for run, _ in scores]) if len(scores) > 1 else [printable(scores[0][0].path.name)]
-    fig = _figure(max(6.0, 0.6 * len(classes) * len(scores) + 2), 4.0)
-    ax = fig.add_subplot(1, 1, 1)
-    width = 0.8 / len(scores)
-    for i, ((_, f1), label) in enumerate(zip(scores, labels)):
-        xs = np.arange(len(classes)) + (i - (len(scores) - 1) / 2) * width
-        ax.bar(xs, [f1.get(name, 0.0) for name in classes], width=width, label=label, color=f"C{i % 10}")
-    ax.set_xticks(range(len(classes)), [printable(c) for c in classes], rotation=45 if len(classes) > 8 else 0)
-    ax.set_ylim(0, 1)
-    ax.set_ylabel("F1")
-    ax.grid(axis="y", alpha=0.3)
+    groups = [
+        (label, palette(i), [f1.get(name, 0.0) for name in classes])
+        for i, ((_, f1), label) in enumerate(zip(scores, labels))
+    ]
+    panel = BarPanel([printable(c) for c in classes], groups, "F1", title="" if len(scores) > 1 else labels[0])
     if len(scores) > 1:
-        ax.legend(fontsize="small")
-    else:
-        ax.set_title(labels[0])
-    return _save(fig, out)
+        panel.keys = [Key(label, color, width=6.0) for label, color, _ in groups]
+    return Chart([panel], 1, (round(100 * max(6.0, 0.6 * len(classes) * len(scores) + 2)), 400))
+
+
+def plot_per_class_f1(runs: Sequence[RunRecord], out: str | Path) -> Path:
+    """Write :func:`f1_chart` of ``runs`` to ``out`` (a PNG)."""
+    return _save(f1_chart(runs), out)
 
 
 def _f1_or_why(summary: dict[str, Any]) -> dict[str, float]:
@@ -187,22 +161,18 @@ def _f1_or_why(summary: dict[str, Any]) -> dict[str, float]:
     return scores
 
 
-def _save(fig: Any, out: str | Path) -> Path:
+def _save(chart: Chart, out: str | Path) -> Path:
     out = Path(out)
     make_dirs(out.parent)
-    write_with(out, lambda tmp: fig.savefig(tmp, dpi=DPI, format="png"))
+    write_bytes(out, draw_chart(chart).png())
     return out
 
 
 def save_task_plots(run_dir: str | Path) -> list[Path]:
     """Write ``confusion.png`` and ``f1_per_class.png`` into a finished run where its summary has the data.
 
-    A finished run must never fail over a picture: problems (or a missing matplotlib) are logged.
+    A finished run must never fail over a picture: problems are logged.
     """
-    try:
-        require_matplotlib()
-    except UserError:
-        return []
     run = load_run(run_dir)
     written = []
     for wanted, draw, name in (
