@@ -136,7 +136,8 @@ def transformers_run(job: dict[str, Any], job_file: Path) -> dict[str, float]:
 
 
 def print_table(times: dict[str, list[dict[str, float]]]) -> None:
-    """Each side's median seconds per phase ('-': no such phase) and transformers / lmtrain where both have it."""
+    """Each side's median seconds per phase ('-': no such phase) and transformers / lmtrain where both have it,
+    then the whole run's ratio in each pair of runs and their median."""
     print(f"{'phase':<12}{'lmtrain':>12}{'transformers':>14}  transformers/lmtrain")
     for phase in ROWS:
         medians = {
@@ -146,6 +147,14 @@ def print_table(times: dict[str, list[dict[str, float]]]) -> None:
         cells = "".join(f"{'-' if m is None else f'{m:.2f}':>{w}}" for m, w in zip(medians.values(), (12, 14)))
         lm, hf = medians["lmtrain"], medians["transformers"]
         print(f"{phase:<12}{cells}" + (f"  {hf / lm:.2f}" if lm and hf is not None else ""))
+    # a pair (run i of each side) ran back to back, so it saw the machine at about one speed: the median of
+    # the pairs' ratios moves less than the ratio of the medians when the machine's speed drifts
+    pairs = [hf["total"] / lm["total"] for lm, hf in zip(times["lmtrain"], times["transformers"])]
+    print(
+        "whole run, each pair back to back: "
+        + ", ".join(f"{ratio:.2f}" for ratio in pairs)
+        + f" (median {statistics.median(pairs):.2f})"
+    )
 
 
 def main() -> None:

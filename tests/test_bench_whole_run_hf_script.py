@@ -126,9 +126,11 @@ def test_the_table_gives_the_ratio_where_both_sides_have_the_phase(capsys):
     lmtrain = {"start-up": 1.5, "preflight": 0.7, "training": 18.0, "exit": 0.3, "total": 20.5}
     transformers = {"start-up": 4.0, "data": 0.5, "training": 36.0, "exit": 0.5, "total": 41.0}
     bench_whole_run_hf.print_table({"lmtrain": [lmtrain], "transformers": [transformers]})
-    rows = {line.split()[0]: line.split()[1:] for line in capsys.readouterr().out.splitlines()[1:]}
+    lines = capsys.readouterr().out.splitlines()
+    rows = {line.split()[0]: line.split()[1:] for line in lines[1:-1]}
     assert rows["total"] == ["20.50", "41.00", "2.00"] and rows["preflight"] == ["0.70", "-"]
     assert rows["data"] == ["-", "0.50"]
+    assert lines[-1] == "whole run, each pair back to back: 2.00 (median 2.00)"
 
 
 def test_the_transformers_side_trains_checkpoints_and_evaluates_a_tiny_bert(tmp_path):
