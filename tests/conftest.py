@@ -6,9 +6,12 @@ own CPU kernels instead of letting ``auto`` choose: CI runs the model tests both
 
 from __future__ import annotations
 
+import logging
 import os
+import shutil
 import subprocess
 import sys
+import tempfile
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -36,10 +39,16 @@ def pytest_configure(config):
     In a pytest-xdist worker (the default: pyproject's ``addopts``) the worker and every command it starts
     run one thread, unless ``OMP_NUM_THREADS`` says otherwise.
 
+    The session's caches (tokenized data, the CPU kernel choice) go to a temporary ``XDG_CACHE_HOME``, not
+    the user's ``~/.cache/lmtrain``; it is removed at the end.
+
     Unless the session selects the tests marked ``cuda`` (``-m cuda``, as ``scripts/gpu_check.py`` does), the
     GPUs are hidden from it and from every command it starts, so on a GPU machine ``trainer.device=auto``
     still means the CPU and the suite tests what it tests everywhere else.
     """
+    if not hasattr(config, "workerinput"):  # the controller; xdist workers inherit its environment
+        config.cache_home = tempfile.mkdtemp(prefix="lmtrain-test-cache-")
+        os.environ["XDG_CACHE_HOME"] = config.cache_home
     if "cuda" not in (config.getoption("-m") or ""):
         os.environ["CUDA_VISIBLE_DEVICES"] = ""
     if os.environ.get("PYTEST_XDIST_WORKER") and "OMP_NUM_THREADS" not in os.environ:
@@ -54,6 +63,27 @@ def pytest_configure(config):
         from lmtrain.kernels import select_cpu_kernels
 
         select_cpu_kernels(choice, key="--cpu-kernels")
+
+
+def pytest_unconfigure(config):
+    """Remove the session's temporary cache home (see :func:`pytest_configure`)."""
+    if getattr(config, "cache_home", None):
+        shutil.rmtree(config.cache_home, ignore_errors=True)
+
+
+@pytest.fixture(autouse=True)
+def _no_log_handler_on_a_closed_stream():
+    """Drop log handlers left on a closed stream before each test.
+
+    A command run in-process (Hydra's logging set-up) can leave a handler on the root logger bound to an
+    earlier test's captured output; a later test's warning would then print a "Logging error" traceback.
+    """
+    for logger in (logging.getLogger(), logging.getLogger("lmtrain")):
+        for handler in list(logger.handlers):
+            stream = getattr(handler, "stream", None)
+            if getattr(stream, "closed", False):
+                logger.removeHandler(handler)
+    yield
 
 
 # A run of seconds: tiny model, small vocabulary, few steps (on top of the debug=tiny preset).

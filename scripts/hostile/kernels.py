@@ -24,7 +24,9 @@ NO_NATIVE_BF16 = (
 
 
 def _env(home: Path) -> dict[str, str]:
-    return {**os.environ, "HYDRA_FULL_ERROR": "0", "OMP_NUM_THREADS": "1", "HOME": str(home)}
+    env = {**os.environ, "HYDRA_FULL_ERROR": "0", "OMP_NUM_THREADS": "1", "HOME": str(home)}
+    env.pop("XDG_CACHE_HOME", None)  # the memo in this home's ~/.cache/lmtrain
+    return env
 
 
 def _pretrain(

@@ -11,7 +11,6 @@ from lmtrain.commands import pretrain
 from lmtrain.kernels import select as select_module
 from lmtrain.kernels.probe import ProbeTimes
 from lmtrain.run_folder.layout import read_metrics
-from lmtrain.training import session
 from tests.conftest import TINY, compose_config, write_corpus
 
 ONEDNN_WINS = ProbeTimes(onednn_s=0.010, matmul_s=0.015, rounds=8)
@@ -21,7 +20,7 @@ MATMUL_WINS = ProbeTimes(onednn_s=0.015, matmul_s=0.010, rounds=8)  # a busy mom
 @pytest.mark.skipif(not torch.backends.mkldnn.is_available(), reason="PyTorch built without oneDNN")
 def test_two_runs_of_one_command_with_dropout_give_the_same_losses(tmp_path, monkeypatch, caplog):
     corpus = write_corpus(tmp_path / "corpus.txt", n_docs=30)
-    monkeypatch.setattr(session, "KERNEL_MEMO", tmp_path / "home" / "cpu_kernels.json")
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "home"))  # a kernel memo of its own
     # the runs select kernels for the process: the session's own choice comes back afterwards
     monkeypatch.setitem(select_module._state, "active", select_module._state["active"])
     losses, kernels = [], []

@@ -12,7 +12,6 @@ import torch
 from lmtrain.commands import pretrain
 from lmtrain.run_folder.layout import read_metrics
 from lmtrain.training import precision as precision_module
-from lmtrain.training import session
 from lmtrain.training.precision import Precision, cpu_bf16_support
 from tests.conftest import TINY, compose_config, stopping_after_step, write_corpus
 
@@ -45,7 +44,7 @@ def _losses(run_dir: Path) -> dict[int, float]:
 
 
 def test_bf16_on_cpu_trains_with_the_loss_falling_and_resumes_exactly(tmp_path, monkeypatch, caplog):
-    monkeypatch.setattr(session, "KERNEL_MEMO", tmp_path / "cpu_kernels.json")
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache-home"))  # a kernel memo of its own
     straight, resumed = tmp_path / "straight", tmp_path / "resumed"
     for folder in (straight, resumed):
         folder.mkdir()

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+import time
 from pathlib import Path
 
 import pytest
@@ -127,13 +129,20 @@ def test_a_short_plan_measures_its_first_step_instead_of_a_pass_of_its_own(tmp_p
 def test_a_first_step_narrower_than_the_longest_batch_is_followed_by_the_longest_batchs_pass(
     tmp_path, monkeypatch, caplog
 ):
+    from lmtrain.training import preflight
     from lmtrain.training.trainer import Trainer
 
-    real_step = Trainer._train_step
+    real_step, real_pass = Trainer._train_step, preflight._longest_pass
 
     def narrow_step(self, sums):
         real_step(self, sums)
         self.window_shapes = [(1, 1)]  # as if its batch had been narrower than the longest
+
+    def slow_pass(*args, **kwargs):
+        time.sleep(3.0)  # longer than the six tiny steps take
+        return real_pass(*args, **kwargs)
+
+    monkeypatch.setattr(preflight, "_longest_pass", slow_pass)
 
     losses = {}
     for flag in ("true", "false"):
@@ -146,6 +155,8 @@ def test_a_first_step_narrower_than_the_longest_batch_is_followed_by_the_longest
             pretrain.run(_cfg(tmp_path, f"trainer.preflight={flag}", "model.dropout=0.1", "trainer.progress=false"))
         losses[flag] = _losses(run_dir)
     assert losses["true"] == losses["false"]  # the pass after the first step leaves training as it was
+    summary = json.loads((tmp_path / "true" / "summary.json").read_text())
+    assert summary["train_seconds"] < 3.0  # the memory check's pass is not counted as training time
     monkeypatch.chdir(tmp_path / "true")
     backward_calls = _counting_backward(monkeypatch)
     caplog.clear()

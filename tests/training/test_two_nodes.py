@@ -58,7 +58,9 @@ def _node(root: Path, index: int, corpus_seed: int = 0) -> Path:
 
 
 def _env(node: Path) -> dict[str, str]:
-    return {**os.environ, "HOME": str(node / "home"), "OMP_NUM_THREADS": "1"}
+    env = {**os.environ, "HOME": str(node / "home"), "OMP_NUM_THREADS": "1"}
+    env.pop("XDG_CACHE_HOME", None)  # each node's cache in its own home, as on machines without a shared one
+    return env
 
 
 def _two_nodes(nodes: list[Path], *extra: str) -> list[subprocess.CompletedProcess]:

@@ -72,7 +72,8 @@ class DataConfig(ChosenSource):
     eval_files: list[str] = field(default_factory=list, metadata=read_by("bundled", "files"))
     eval_fraction: float = 0.1  # share held out when no eval_files are given
     max_seq_len: int = 128  # tokens per training sequence, special tokens included
-    cache_dir: str = "~/.cache/lmtrain"  # tokenizers and tokenized data, keyed by content hash
+    # tokenizers and tokenized data, keyed by content hash (unset: $XDG_CACHE_HOME/lmtrain, else ~/.cache/lmtrain)
+    cache_dir: str | None = None
     split_seed: int = 1234  # seed of the train / held-out split and of pair sampling
 
     def __post_init__(self) -> None:

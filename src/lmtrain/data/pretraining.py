@@ -43,6 +43,7 @@ from lmtrain.data.tokenizer import (
 )
 from lmtrain.errors import UserError
 from lmtrain.files.atomic import atomic_directory
+from lmtrain.files.cache_home import open_cache_folder
 
 log = logging.getLogger(__name__)
 
@@ -220,7 +221,7 @@ class PretrainingPreparation:
 
     def __init__(self, data_cfg: TextDataConfig, tok_cfg: TokenizerConfig):
         self.data_cfg, self.tok_cfg = data_cfg, tok_cfg
-        self.cache = Path(data_cfg.cache_dir).expanduser()
+        self.cache = open_cache_folder(data_cfg.cache_dir)
         self._source: CorpusSource | None = None
         self._split: SplitCorpus | None = None  # opened when first needed: a cached run never reads the corpus
 

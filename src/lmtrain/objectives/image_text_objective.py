@@ -11,6 +11,7 @@ from lmtrain.config.objectives import ImageTextConfig
 from lmtrain.data.image_caption_sets import caption_tokenizer, load_image_caption_data
 from lmtrain.data.image_text import ImageTextCollator, ImageTextDataset
 from lmtrain.data.pretraining import masking_spec
+from lmtrain.files.cache_home import open_cache_folder
 from lmtrain.models.capabilities import Capability
 from lmtrain.objectives.base import Objective
 from lmtrain.objectives.image_text import ImageTextObjective, check_batch_setup
@@ -50,7 +51,9 @@ class ImageTextPretraining(PretrainingObjective):
             allow_outside_root=data_cfg.allow_outside_root,
         )
         tokenizer = context.run_tokenizer(
-            lambda: caption_tokenizer(data, cfg.tokenizer, data_cfg.max_words, data_cfg.cache_dir)
+            lambda: caption_tokenizer(
+                data, cfg.tokenizer, data_cfg.max_words, str(open_cache_folder(data_cfg.cache_dir))
+            )
         )
         masking = masking_spec(obj, tokenizer) if obj.mlm_weight > 0 else None
         common = dict(

@@ -61,6 +61,7 @@ class PreflightReport:
     checkpoints_kept: int
     free_mib: float
     on_first_step: bool = False  # step_seconds and peak_mib are the first training step's, all of it
+    check_seconds: float = 0.0  # the longest batch's pass after a narrower first step: not training time
 
     def describe(self) -> str:
         """The block printed before training (after the first step when that step was the measurement)."""
@@ -321,13 +322,17 @@ class FirstStepCheck:
         peak, kind = _peak_memory(trainer.device)
         shapes = trainer.window_shapes
         as_wide = bool(shapes) and all(shape == self.longest for shape in shapes)
+        check_seconds = 0.0
         if as_wide:
             estimate = seconds + _estimate(trainer, seconds, self.eval_seconds, whole_step=True)
         else:  # the memory check is the longest batch's: run its pass now
-            first = seconds
+            first, check_start = seconds, time.perf_counter()
             seconds, peak, kind, _ = _longest_pass(trainer, _longest_batch(trainer), with_eval=False)
             estimate = first + _estimate(trainer, seconds, self.eval_seconds)
-        return PreflightReport(self.longest, seconds, peak, kind, self.eval_seconds, estimate, *self.disk, as_wide)
+            check_seconds = time.perf_counter() - check_start
+        return PreflightReport(
+            self.longest, seconds, peak, kind, self.eval_seconds, estimate, *self.disk, as_wide, check_seconds
+        )
 
 
 def _check_disk(trainer: Trainer) -> tuple[float, int, float]:

@@ -13,6 +13,7 @@ import torch
 
 from lmtrain.config.commands import FinetuneConfig, PretrainConfig
 from lmtrain.errors import UserError
+from lmtrain.files.cache_home import cache_home
 from lmtrain.files.checkpoints import read_model_meta
 from lmtrain.kernels import select_cpu_kernels
 from lmtrain.run_folder.layout import RunDir
@@ -26,8 +27,7 @@ from lmtrain.training.trainer import Trainer
 
 log = logging.getLogger(__name__)
 
-# where `trainer.cpu_kernels=auto` keeps its decision for this machine (beside the default data cache)
-KERNEL_MEMO = Path("~/.cache/lmtrain/cpu_kernels.json")
+KERNEL_MEMO = "cpu_kernels.json"  # where `trainer.cpu_kernels=auto` keeps its decision, in the cache home
 
 
 def _put_kernels_in_force(trainer: Trainer, choice: str, resume_from: Path | None) -> tuple[str, str]:
@@ -40,7 +40,7 @@ def _put_kernels_in_force(trainer: Trainer, choice: str, resume_from: Path | Non
     recorded = read_model_meta(resume_from).get("cpu_kernels") if choice == "auto" and resume_from else None
     try:
         kernels, why = select_cpu_kernels(
-            recorded or choice, trainer.device, memo=KERNEL_MEMO.expanduser(), measure=trainer.dist.is_main
+            recorded or choice, trainer.device, memo=cache_home() / KERNEL_MEMO, measure=trainer.dist.is_main
         )  # rank 0 measures, the others follow it
         why = f"as the resumed run started ({why})" if recorded else why
     except UserError:  # recorded oneDNN kernels that this machine cannot run
@@ -50,7 +50,7 @@ def _put_kernels_in_force(trainer: Trainer, choice: str, resume_from: Path | Non
             recorded,
         )
         kernels, why = select_cpu_kernels(
-            choice, trainer.device, memo=KERNEL_MEMO.expanduser(), measure=trainer.dist.is_main
+            choice, trainer.device, memo=cache_home() / KERNEL_MEMO, measure=trainer.dist.is_main
         )
     if trainer.dist.enabled and choice == "auto":
         agreed = trainer.dist.broadcast(kernels)

@@ -356,16 +356,18 @@ class Trainer:
         window_start = time.perf_counter()
         stop = self._stop_reason()
         while stop is None:
-            step_start = time.perf_counter()
+            step_start, checking = time.perf_counter(), 0.0
             if self.first_step_check is not None:
                 check, self.first_step_check = self.first_step_check, None
                 report = check.measure(self, functools.partial(self._train_step, sums))
+                checking = report.check_seconds  # a pass that only checked memory is not training time
+                window_start += checking
                 if self.dist.is_main:
                     for line in report.describe().splitlines():
                         progress.note(line)
             else:
                 self._train_step(sums)
-            self.state.train_seconds += time.perf_counter() - step_start
+            self.state.train_seconds += time.perf_counter() - step_start - checking
             progress.advance(self.state.step)
             if self.limits.max_time:
                 self.step_plan.after_step(self.state, self._elapsed(), progress)
