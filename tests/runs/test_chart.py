@@ -124,3 +124,17 @@ def test_values_at_the_float_limits_stay_inside_the_frame():
         points = [p for s in picture.shapes if isinstance(s, Stroke) and s.color == "#1f77b4" for p in s.points]
         assert points and all(0 <= x <= 600 and 0 <= y <= 400 for x, y in points)
         assert all(math.isfinite(v) for v in panel.y_ticks())
+
+
+def test_the_legend_avoids_where_lines_run_not_only_their_corners():
+    from lmtrain.runs.chart_drawing import _along
+
+    assert _along([(0.0, 0.0), (10.0, 0.0)], every=4.0) == [(0.0, 0.0), (10 / 3, 0.0), (20 / 3, 0.0), (10.0, 0.0)]
+    # a line across the top (a point at each end) and two lone points at the bottom corners: counting corners
+    # only, every corner holds one point; counting where lines run, the legend goes below the line
+    top = Curve([0, 100], [1.0, 1.0], "#d62728")
+    dots = Curve([0, 50, 100], [0.0, math.nan, 0.0], "#1f77b4")
+    panel = LinePanel("x", "step", [top, dots], keys=[Key("run", "#d62728")])
+    picture = draw_chart(Chart([panel], 1, (600, 400)))
+    label = next(s for s in picture.shapes if isinstance(s, Label) and s.text == "run")
+    assert label.at[1] > 200

@@ -140,7 +140,7 @@ def _draw_lines(picture: Picture, box, panel: LinePanel) -> None:
             if curve.markers or len(piece) == 1:
                 for point in piece:
                     picture.add(Dot(point, 2.5, curve.color))
-            drawn += piece
+            drawn += _along(piece)
             piece = []
     for level in panel.levels:
         y = axes.y(level.value)
@@ -150,8 +150,18 @@ def _draw_lines(picture: Picture, box, panel: LinePanel) -> None:
     _draw_legend(picture, plot, keys, drawn)
 
 
+def _along(points: list[tuple[float, float]], every: float = 4.0) -> list[tuple[float, float]]:
+    """``points`` and points every ``every`` pixels between them: where a line runs, not only its corners."""
+    dense = points[:1]
+    for (x0, y0), (x1, y1) in zip(points, points[1:]):
+        n = max(1, math.ceil(math.hypot(x1 - x0, y1 - y0) / every))
+        dense += [(x0 + (x1 - x0) * k / n, y0 + (y1 - y0) * k / n) for k in range(1, n + 1)]
+    return dense
+
+
 def _draw_legend(picture: Picture, plot, keys: list[Key], points: list[tuple[float, float]]) -> None:
-    """The legend in the corner of ``plot`` that covers the fewest of ``points`` (the upper right on a tie)."""
+    """The legend in the corner of ``plot`` that covers the fewest of ``points`` (the upper right on a tie):
+    the places a line runs through, so that the legend hides as little of the lines as it can."""
     if not keys:
         return
     left, top, right, bottom = plot
