@@ -19,6 +19,7 @@ Prints a table of medians; `--json` writes the raw figures too.
     # (more with the two bf16 rows, which run on a CPU with native bf16 only):
     python scripts/bench.py --only-checkpoint --data-dir /path/to/data --threads 2
     python scripts/bench.py --only-checkpoint --checkpoint-rows "mlm continue" "ner finetune short"
+    python scripts/bench.py --only-checkpoint --checkpoint-rows "ner finetune short" --kernels torch-matmul --profile
     python scripts/bench.py --only-checkpoint --checkpoint-rows "mlm continue bf16" --kernels torch   # bf16 CPUs
 
 Besides training and generation it times NER tagging (batches sorted by length, as `lmtrain
@@ -510,6 +511,11 @@ def main() -> None:
         help="rows of a real checkpoint (MiniLM) on real data; none to skip them",
     )
     parser.add_argument("--only-checkpoint", action="store_true", help="only the real-checkpoint rows")
+    parser.add_argument(
+        "--profile",
+        action="store_true",
+        help="after each real-checkpoint row, where each side's CPU time goes (torch.profiler, one more call)",
+    )
     parser.add_argument("--data-dir", default="data", help="folder with wikitext2/, conll2003/, sst2/")
     parser.add_argument("--mlm-batch", type=int, default=32, help="blocks per continued-pretraining batch")
     parser.add_argument("--finetune-batch", type=int, default=16, help="sentences per fine-tuning batch")
@@ -538,7 +544,7 @@ def main() -> None:
         rows += [] if args.no_bf16 else bench_bf16_training(args, device)
     if device.type == "cpu" and args.precision == "fp32":
         bf16_peak = functools.cache(lambda: matmul_peak(device, torch.bfloat16))
-        rows += bench_checkpoint_rows(args, timed_sides, peak, console.print, bf16_peak)
+        rows += bench_checkpoint_rows(args, timed_sides, peak, console.print, bf16_peak, with_kernels)
     console.print(results_table(rows, args, device, peak))
     console.print(f"trainer.cpu_kernels=auto picks {auto[0]} on this machine ({auto[1]})")
     waits = (

@@ -425,16 +425,53 @@ def bf16_unavailable(args) -> str | None:
     return None
 
 
+PRODUCTS = ("aten::mm", "aten::addmm", "aten::bmm", "aten::matmul", "aten::baddbmm", "aten::_addmm_activation")
+OPTIMIZER = ("aten::_fused_adamw_", "aten::_foreach_add_", "aten::_foreach_mul_", "aten::_foreach_addcdiv_")
+
+
+def cpu_time_shares(run: Callable[[], Any]) -> dict[str, float]:
+    """Where one call of ``run`` spends its CPU time (torch.profiler, self time of each operator): seconds in
+    the matrix products, in the optimizer's update, and in everything else."""
+    from torch.profiler import ProfilerActivity, profile
+
+    with profile(activities=[ProfilerActivity.CPU]) as prof:
+        run()
+    seconds = {"products": 0.0, "optimizer": 0.0, "rest": 0.0}
+    for event in prof.key_averages():
+        part = "products" if event.key in PRODUCTS else "optimizer" if event.key in OPTIMIZER else "rest"
+        seconds[part] += event.self_cpu_time_total / 1e6
+    return seconds
+
+
+def steps_per_call(name: str, args) -> int:
+    """Optimizer steps (or predict batches) in one call of row ``name``'s sides."""
+    if name.startswith("mlm continue"):
+        return 1
+    if "predict" in name:
+        return -(-args.predict_lines // args.predict_batch)
+    return args.finetune_steps
+
+
+def profile_line(name: str, side: str, seconds: dict[str, float], calls: int) -> str:
+    """One side's :func:`cpu_time_shares` as a line: milliseconds per step and share of each part."""
+    total = sum(seconds.values())
+    parts = ", ".join(f"{part} {s / calls * 1e3:.0f} ms ({s / total:.0%})" for part, s in seconds.items())
+    return f"profile of '{name}', {side}: {total / calls * 1e3:.0f} ms of CPU time a step: {parts}"
+
+
 def bench_checkpoint_rows(
     args,
     timed_sides: Callable,
     peak: float,
     say: Callable[[str], Any],
     bf16_peak: Callable[[], float] | None = None,
+    with_kernels: Callable[[Callable, str], Callable] | None = None,
 ) -> list[dict]:
     """The rows of ``args.checkpoint_rows`` that can run here; ``say`` prints why one is skipped.
 
     ``peak`` is the fp32 matmul peak (FLOP/s); ``bf16_peak`` measures the bf16 one, that the bf16 rows need.
+    With ``args.profile``, each row is followed by where each side's CPU time goes (lmtrain under the last of
+    ``args.kernels``, through ``with_kernels``).
     """
     rows = []
     for name in args.checkpoint_rows:
@@ -447,6 +484,11 @@ def bench_checkpoint_rows(
             continue
         run_ours, run_theirs, work, flops = sides(minilm_folder(), args)
         row = timed_sides(run_ours, run_theirs, args, torch.device("cpu"), 1, work, warmup_steps=1)
+        if getattr(args, "profile", False) and with_kernels is not None:
+            kernels = args.kernels[-1]
+            calls = steps_per_call(name, args)
+            for side, run in ((f"lmtrain ({kernels})", with_kernels(run_ours, kernels)), ("transformers", run_theirs)):
+                say(profile_line(name, side, cpu_time_shares(run), calls))
         best = max(row[f"lmtrain_{k}_tok_s"] for k in args.kernels)
         label = f"{name} ({UNITS.get(name, 'sent/s')})"
         row_peak = peak

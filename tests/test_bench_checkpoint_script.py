@@ -67,3 +67,25 @@ def test_the_flops_count_the_last_layer_at_the_read_positions_only():
     read = bench_checkpoint.encoder_flops(spec, 4096, seq, train=True, read=600)
     assert whole - read == 6 * (4096 - 600) * (per_token - 2 * d * d)
     assert bench_checkpoint.encoder_flops(spec, 10, seq, train=False, read=10) == 2 * 6 * 10 * per_token
+
+
+def test_the_profile_splits_a_steps_cpu_time_into_products_optimizer_and_the_rest():
+    import torch
+
+    model = torch.nn.Linear(64, 64)
+    optimizer = torch.optim.AdamW(model.parameters(), fused=True)
+    x = torch.randn(32, 64)
+
+    def two_steps():
+        for _ in range(2):
+            torch.nn.functional.gelu(model(x)).sum().backward()
+            optimizer.step()
+            optimizer.zero_grad()
+
+    seconds = bench_checkpoint.cpu_time_shares(two_steps)
+    assert set(seconds) == {"products", "optimizer", "rest"} and all(s > 0 for s in seconds.values())
+    line = bench_checkpoint.profile_line("ner finetune", "transformers", seconds, calls=2)
+    assert line.startswith("profile of 'ner finetune', transformers: ") and "products " in line and "(" in line
+    args = argparse.Namespace(finetune_steps=8, predict_lines=256, predict_batch=32)
+    steps = [bench_checkpoint.steps_per_call(n, args) for n in ("mlm continue", "ner predict", "cls finetune")]
+    assert steps == [1, 8, 8]
