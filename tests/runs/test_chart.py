@@ -138,3 +138,13 @@ def test_the_legend_avoids_where_lines_run_not_only_their_corners():
     picture = draw_chart(Chart([panel], 1, (600, 400)))
     label = next(s for s in picture.shapes if isinstance(s, Label) and s.text == "run")
     assert label.at[1] > 200
+
+
+def test_a_long_title_is_cut_short_to_fit():
+    from lmtrain.runs.chart_drawing import _fit
+    from lmtrain.runs.drawing import text_width
+
+    title = "optim.lr=" + "9" * 20_000
+    cut = _fit(title, 12.0, 300.0)
+    assert cut.endswith("…") and text_width(cut, 12.0) <= 300.0 < text_width(cut[:-1] + "9…", 12.0)
+    assert _fit("short", 12.0, 300.0) == "short"

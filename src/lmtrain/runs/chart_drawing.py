@@ -13,6 +13,7 @@ from lmtrain.runs.drawing import Dot, Label, Picture, Rect, Stroke, text_height,
 INK, GRID, FRAME = "#262626", "#b0b0b0", "#404040"
 TITLE_SIZE, LABEL_SIZE, TICK_SIZE, LEGEND_SIZE = 12.0, 11.0, 10.0, 9.5
 DASH = (5.0, 3.0)  # on, off pixels of a baseline's line
+MAX_NAME_WIDTH = 240.0  # pixels: a longer class or category name is cut short with an ellipsis
 MAX_PIXELS = 60_000_000  # a bigger picture is refused (about 180 MB of memory to draw)
 
 
@@ -58,9 +59,11 @@ def _fit(text: str, size: float, room: float) -> str:
     """``text``, cut short with an ellipsis where it is wider than ``room`` pixels."""
     if text_width(text, size) <= room:
         return text
-    while text and text_width(text + "…", size) > room:
-        text = text[:-1]
-    return text + "…"
+    low, high = 0, len(text)  # the longest prefix that fits with the ellipsis: a binary search, as text may be long
+    while low < high:
+        middle = (low + high + 1) // 2
+        low, high = (middle, high) if text_width(text[:middle] + "…", size) <= room else (low, middle - 1)
+    return text[:low] + "…"
 
 
 class _Axes:
@@ -206,13 +209,14 @@ def _x_names(picture: Picture, names: Sequence[str], xs: Sequence[float], y: flo
 
 
 def _draw_bars(picture: Picture, box, panel: BarPanel) -> None:
+    categories = [_fit(name, TICK_SIZE, MAX_NAME_WIDTH) for name in panel.categories]
     ticks = nice_ticks(0.0, 1.0, 6)
     texts = [tick_text(v, ticks) for v in ticks]
     left, top, right, bottom = box
-    slanted = _slanted(panel.categories, (right - left - 80) / max(len(panel.categories), 1))
-    room = _name_room(panel.categories, slanted) - text_height(TICK_SIZE)
+    slanted = _slanted(categories, (right - left - 80) / max(len(categories), 1))
+    room = _name_room(categories, slanted) - text_height(TICK_SIZE)
     plot = _title_and_plot_box(picture, (left, top, right, bottom - room), panel.title, texts, "", panel.y_label)
-    axes = _Axes(plot, (-0.5, len(panel.categories) - 0.5), (0.0, 1.0))
+    axes = _Axes(plot, (-0.5, len(categories) - 0.5), (0.0, 1.0))
     for value, text in zip(ticks, texts):
         y = axes.y(value)
         picture.add(Stroke(((plot[0], y), (plot[2], y)), GRID, 0.8, 0.5))
@@ -230,7 +234,7 @@ def _draw_bars(picture: Picture, box, panel: BarPanel) -> None:
                     )
                 )
     picture.add(Rect(plot, outline=FRAME))
-    _x_names(picture, panel.categories, [axes.x(i) for i in range(len(panel.categories))], plot[3] + 6, slanted)
+    _x_names(picture, categories, [axes.x(i) for i in range(len(categories))], plot[3] + 6, slanted)
     _draw_legend(picture, plot, panel.keys, [])
 
 
@@ -245,16 +249,17 @@ def _blue(share: float) -> str:
 
 def _draw_heat(picture: Picture, box, panel: HeatPanel) -> None:
     left, top, right, bottom = box
-    n = len(panel.names)
-    names_w = max((text_width(name, TICK_SIZE) for name in panel.names), default=0.0)
+    names = [_fit(name, TICK_SIZE, MAX_NAME_WIDTH) for name in panel.names]
+    n = len(names)
+    names_w = max((text_width(name, TICK_SIZE) for name in names), default=0.0)
     room_left = names_w + text_height(LABEL_SIZE) + 24
     title_room = text_height(TITLE_SIZE) + 16
 
     def square(slanted: bool) -> float:
-        room_below = _name_room(panel.names, slanted) + text_height(LABEL_SIZE) + 20
+        room_below = _name_room(names, slanted) + text_height(LABEL_SIZE) + 20
         return max(min(right - left - room_left - 12, bottom - top - title_room - room_below), 1.0)
 
-    slanted = _slanted(panel.names, square(False) / max(n, 1))
+    slanted = _slanted(names, square(False) / max(n, 1))
     side = square(slanted)
     x0 = left + room_left + (right - left - room_left - 12 - side) / 2
     y0 = top + title_room
@@ -275,10 +280,10 @@ def _draw_heat(picture: Picture, box, panel: HeatPanel) -> None:
                 text = f"{panel.counts[row][col]:.0f}"
                 picture.add(Label((x0 + (col + 0.5) * cell, y0 + (row + 0.5) * cell), text, TICK_SIZE, color, "mm"))
     picture.add(Rect((x0, y0, x0 + side, y0 + side), outline=FRAME))
-    for i, name in enumerate(panel.names):
+    for i, name in enumerate(names):
         picture.add(Label((x0 - 6, y0 + (i + 0.5) * cell), name, TICK_SIZE, INK, "rm"))
-    _x_names(picture, panel.names, [x0 + (i + 0.5) * cell for i in range(n)], y0 + side + 6, slanted)
+    _x_names(picture, names, [x0 + (i + 0.5) * cell for i in range(n)], y0 + side + 6, slanted)
     picture.add(
-        Label((x0 + side / 2, y0 + side + _name_room(panel.names, slanted) + 10), panel.x_label, LABEL_SIZE, INK, "mt")
+        Label((x0 + side / 2, y0 + side + _name_room(names, slanted) + 10), panel.x_label, LABEL_SIZE, INK, "mt")
     )
     picture.add(Label((x0 - names_w - 14, y0 + side / 2), panel.y_label, LABEL_SIZE, INK, "mb", angle=90))
