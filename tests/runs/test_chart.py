@@ -49,6 +49,7 @@ def test_tick_text_has_the_decimals_the_spacing_needs():
 def test_dashes_alternate_along_the_line():
     pieces = dashes(((0.0, 0.0), (20.0, 0.0)), 5.0, 3.0)
     assert [(p[0][0], p[-1][0]) for p in pieces] == [(0.0, 5.0), (8.0, 13.0), (16.0, 20.0)]
+    assert dashes(((0.0, 0.0), (20.0, 0.0)), 5.0, 0.0) == [((0.0, 0.0), (20.0, 0.0))]  # not an endless loop
 
 
 def test_missing_values_break_a_line_and_ranges_ignore_them():

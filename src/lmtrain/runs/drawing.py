@@ -117,7 +117,10 @@ def _rgba(color: str, alpha: float = 1.0) -> tuple[int, int, int, int]:
 
 
 def dashes(points: tuple[Point, ...], on: float, off: float) -> list[tuple[Point, ...]]:
-    """The drawn pieces of a dashed line through ``points``: ``on`` pixels drawn, ``off`` left out, repeated."""
+    """The drawn pieces of a dashed line through ``points``: ``on`` pixels drawn, ``off`` left out, repeated
+    (a solid line when ``on`` or ``off`` is not a positive length)."""
+    if not (on > 0 and off > 0):
+        return [points]
     pieces: list[tuple[Point, ...]] = []
     current: list[Point] = [points[0]]
     drawing, left = True, on
