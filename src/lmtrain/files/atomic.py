@@ -191,6 +191,13 @@ def create_dirs(path: str | Path) -> list[Path]:
     return created
 
 
+def cannot_create_reason(error: OSError) -> str:
+    """Why :func:`create_dirs` could not make a folder, in a few words (``a file is in the way``)."""
+    if isinstance(error, (FileExistsError, NotADirectoryError)):
+        return "a file is in the way"
+    return error.strerror or str(error)
+
+
 def make_dirs(path: str | Path) -> Path:
     """``mkdir -p path`` through :func:`create_dirs`; returns ``path``."""
     create_dirs(path)

@@ -12,6 +12,7 @@ import os
 from pathlib import Path
 
 from lmtrain.errors import UserError
+from lmtrain.files.atomic import cannot_create_reason, make_dirs
 
 FOLDER = "lmtrain"
 
@@ -35,9 +36,9 @@ def open_cache_folder(configured: str | None) -> Path:
     """
     folder = cache_folder(configured)
     try:
-        folder.mkdir(parents=True, exist_ok=True)
+        make_dirs(folder)  # all or nothing; a link to an existing folder is the user's setup, used
     except OSError as error:
-        reason = "a file is in the way" if isinstance(error, (FileExistsError, NotADirectoryError)) else error.strerror
+        reason = cannot_create_reason(error)
         if configured:
             chosen, fix = f"data.cache_dir={configured}", "set data.cache_dir to a folder you can write"
         elif os.path.isabs(os.environ.get("XDG_CACHE_HOME", "")):
@@ -46,7 +47,7 @@ def open_cache_folder(configured: str | None) -> Path:
         else:
             chosen, fix = "the default cache home", "set data.cache_dir (or XDG_CACHE_HOME) to a folder you can write"
         raise UserError(
-            f"{chosen}: cannot create the cache folder {folder}: {reason or error}. Tokenizers and tokenized "
+            f"{chosen}: cannot create the cache folder {folder}: {reason}. Tokenizers and tokenized "
             f"examples are kept there; {fix}."
         ) from None
     return folder

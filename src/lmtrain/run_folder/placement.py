@@ -25,7 +25,7 @@ from pathlib import Path
 from typing import Any
 
 from lmtrain.errors import EXIT_USER_ERROR, UserError
-from lmtrain.files.atomic import create_dirs, remove_entry
+from lmtrain.files.atomic import cannot_create_reason, create_dirs, remove_entry
 from lmtrain.run_folder.claim import HYDRA_DIR
 from lmtrain.run_folder.job_log import job_log_handlers, stop_job_logs
 from lmtrain.run_folder.layout import hydra_run_dir
@@ -38,11 +38,7 @@ BOOKKEEPING = (MANIFEST_FILE, LOCK_FILE, HYDRA_DIR, STATUS_FILE)
 
 def _cannot_create(value: str, path: Path, error: OSError) -> UserError:
     where = f" ({error.filename})" if error.filename and str(error.filename) != str(path) else ""
-    reason = (
-        "a file is in the way"
-        if isinstance(error, (FileExistsError, NotADirectoryError))
-        else error.strerror or str(error)
-    )
+    reason = cannot_create_reason(error)
     return UserError(
         f"hydra.run.dir={value}: cannot create the run folder {path}: {reason}{where}. Choose a folder "
         "you can write, e.g. hydra.run.dir=outputs/my-run; nothing was written."

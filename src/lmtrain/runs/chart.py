@@ -188,7 +188,11 @@ class Chart:
     title: str = ""
 
     @property
+    def rows(self) -> int:
+        """Rows of panels (one when there is none)."""
+        return math.ceil(len(self.panels) / self.columns) if self.panels else 1
+
+    @property
     def size(self) -> tuple[int, int]:
         """Width and height of the picture in pixels."""
-        rows = math.ceil(len(self.panels) / self.columns) if self.panels else 1
-        return self.columns * self.panel_size[0], rows * self.panel_size[1]
+        return self.columns * self.panel_size[0], self.rows * self.panel_size[1]

@@ -36,8 +36,7 @@ def draw_chart(chart: Chart) -> Picture:
         picture.add(Label((width / 2, 6), _fit(chart.title, TITLE_SIZE + 1, width - 20), TITLE_SIZE + 1, INK, "mt"))
         top = text_height(TITLE_SIZE + 1) + 6
     panel_w, panel_h = chart.panel_size
-    rows = math.ceil(len(chart.panels) / chart.columns) if chart.panels else 1
-    shrink = top / rows  # the title's room comes out of every row alike
+    shrink = top / chart.rows  # the title's room comes out of every row alike
     for i, panel in enumerate(chart.panels):
         row, column = divmod(i, chart.columns)
         box = (
