@@ -1,5 +1,5 @@
 """The cache home (``$XDG_CACHE_HOME/lmtrain``, else ``~/.cache/lmtrain``) and ``data.cache_dir``: a file in
-the way, a relative ``XDG_CACHE_HOME``."""
+the way, a relative ``XDG_CACHE_HOME``, an empty ``data.cache_dir``."""
 
 from __future__ import annotations
 
@@ -46,12 +46,22 @@ def relative_xdg_cache_home_is_ignored(ws: Workspace) -> Outcome:
     home = ws.root / "relative-home"
     proc = _pretrain(ws, "relative-run", {"XDG_CACHE_HOME": "relative-cache", "HOME": str(home)})
     used = (home / ".cache" / "lmtrain" / "tokenizers").is_dir()
-    held = proc.returncode == 0 and used and not (ws.root / "relative-cache").exists()
-    return Outcome(proc.returncode, f"cache in ~/.cache/lmtrain: {used}; {last_line(proc)}", held)
+    said = "XDG_CACHE_HOME=relative-cache is not an absolute path, so it is ignored" in proc.stderr + proc.stdout
+    held = proc.returncode == 0 and used and said and not (ws.root / "relative-cache").exists()
+    return Outcome(proc.returncode, f"cache in ~/.cache/lmtrain: {used}; warned: {said}; {last_line(proc)}", held)
+
+
+def empty_data_cache_dir(ws: Workspace) -> Outcome:
+    proc = _pretrain(ws, "empty-cache-run", {}, "data.cache_dir=")
+    fragment = "data.cache_dir='': must be a folder, or null for the default cache home"
+    return refused(proc, fragment, intact=not (ws.root / "empty-cache-run").exists())
 
 
 PROBES: dict[str, Callable[[Workspace], Outcome]] = {
     "XDG_CACHE_HOME is a file": xdg_cache_home_is_a_file,
     "data.cache_dir is a file": data_cache_dir_is_a_file,
-    "XDG_CACHE_HOME relative (ignored, as the specification says)": relative_xdg_cache_home_is_ignored,
+    "XDG_CACHE_HOME relative (ignored, as the specification says, and the log says so)": (
+        relative_xdg_cache_home_is_ignored
+    ),
+    "data.cache_dir empty (refused, not read as unset)": empty_data_cache_dir,
 }

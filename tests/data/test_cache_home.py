@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import pytest
 
+from lmtrain.config.checks import ConfigRangeError
+from lmtrain.config.data import TextDataConfig
 from lmtrain.data.pretraining import PretrainingPreparation
 from lmtrain.errors import UserError
 from lmtrain.files.cache_home import cache_folder, cache_home, open_cache_folder
@@ -41,3 +43,24 @@ def test_a_cache_folder_that_cannot_be_made_names_the_setting_that_chose_it(tmp_
         open_cache_folder(None)
     assert blocker.read_text() == "mine\n"
     assert open_cache_folder(str(tmp_path / "new" / "cache")).is_dir()  # made, with its parents
+
+
+def test_the_log_names_the_cache_folder_and_a_relative_xdg_cache_home_is_ignored_aloud(tmp_path, monkeypatch, caplog):
+    monkeypatch.setenv("HOME", str(tmp_path / "home"))
+    monkeypatch.setenv("XDG_CACHE_HOME", "relative/cache")
+    with caplog.at_level("INFO", logger="lmtrain.files.cache_home"):
+        folder = open_cache_folder(None)
+    assert folder == tmp_path / "home" / ".cache" / "lmtrain"
+    assert "XDG_CACHE_HOME=relative/cache is not an absolute path, so it is ignored" in caplog.text
+    assert f"cache folder {folder} (chosen by the default cache home)" in caplog.text
+    caplog.clear()
+    with caplog.at_level("INFO", logger="lmtrain.files.cache_home"):
+        open_cache_folder(str(tmp_path / "mine"))  # data.cache_dir wins: the variable chose nothing
+    assert "XDG_CACHE_HOME" not in caplog.text and "(chosen by data.cache_dir)" in caplog.text
+
+
+def test_an_empty_data_cache_dir_is_refused_not_read_as_unset():
+    for empty in ("", "  "):
+        with pytest.raises(ConfigRangeError, match="cache_dir=.*must be a folder, or null for the default cache home"):
+            TextDataConfig(cache_dir=empty)
+    assert TextDataConfig(cache_dir=None).cache_dir is None

@@ -79,6 +79,14 @@ class DataConfig(ChosenSource):
     def __post_init__(self) -> None:
         check_range(self, "eval_fraction", 0, 1, low_open=True, high_open=True)
         check_range(self, "max_seq_len", 1)
+        if self.cache_dir is not None and not str(self.cache_dir).strip():
+            raise ConfigRangeError(
+                "cache_dir",
+                "a folder, or null for the default cache home",
+                repr(self.cache_dir),
+                "an empty value names no folder: leave the key out, or give data.cache_dir=null, for "
+                "$XDG_CACHE_HOME/lmtrain or ~/.cache/lmtrain",
+            )
         self._check_source()
 
 

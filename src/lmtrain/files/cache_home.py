@@ -3,11 +3,12 @@
 
 ``XDG_CACHE_HOME`` is the freedesktop.org variable that moves every program's cache at once, as
 clusters with a small home quota often set it; like other programs, lmtrain ignores a relative path
-there (the specification says such a value is invalid).
+there (the specification says such a value is invalid), and says so in the run's log.
 """
 
 from __future__ import annotations
 
+import logging
 import os
 from pathlib import Path
 
@@ -15,6 +16,8 @@ from lmtrain.errors import UserError
 from lmtrain.files.atomic import cannot_create_reason, make_dirs
 
 FOLDER = "lmtrain"
+
+log = logging.getLogger(__name__)
 
 
 def cache_home() -> Path:
@@ -28,8 +31,17 @@ def cache_folder(configured: str | None) -> Path:
     return Path(configured).expanduser() if configured else cache_home()
 
 
+def chosen_by(configured: str | None) -> str:
+    """What chose the cache folder, in words: ``data.cache_dir``, ``XDG_CACHE_HOME`` or the default."""
+    if configured:
+        return "data.cache_dir"
+    return "XDG_CACHE_HOME" if os.path.isabs(os.environ.get("XDG_CACHE_HOME", "")) else "the default cache home"
+
+
 def open_cache_folder(configured: str | None) -> Path:
-    """:func:`cache_folder`, created if missing.
+    """:func:`cache_folder`, created if missing; the log names it and what chose it.
+
+    A relative ``XDG_CACHE_HOME`` (ignored) gets a warning that says so, when it would have chosen the folder.
 
     Raises:
         UserError: it cannot be made (a file in the way, no permission), naming the setting that chose it.
@@ -50,4 +62,14 @@ def open_cache_folder(configured: str | None) -> Path:
             f"{chosen}: cannot create the cache folder {folder}: {reason}. Tokenizers and tokenized "
             f"examples are kept there; {fix}."
         ) from None
+    xdg = os.environ.get("XDG_CACHE_HOME", "")
+    if not configured and xdg and not os.path.isabs(xdg):
+        log.warning(
+            "XDG_CACHE_HOME=%s is not an absolute path, so it is ignored (the XDG Base Directory specification "
+            "says a relative one is invalid); the cache is %s. Set XDG_CACHE_HOME to an absolute path, or set "
+            "data.cache_dir, to keep it elsewhere.",
+            xdg,
+            folder,
+        )
+    log.info("cache folder %s (chosen by %s)", folder, chosen_by(configured))
     return folder
