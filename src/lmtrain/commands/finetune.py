@@ -13,8 +13,10 @@ from omegaconf import DictConfig
 
 from lmtrain.config.commands import FinetuneConfig
 from lmtrain.config.plug_nodes import config_objects
+from lmtrain.errors import UserError
 from lmtrain.files.checkpoints import read_model_meta
 from lmtrain.models.loading import model_meta
+from lmtrain.run_folder.config_record import typed_keys
 from lmtrain.tasks import build_task
 from lmtrain.tasks.model import describe
 from lmtrain.tasks.report import evaluation_report
@@ -24,14 +26,32 @@ from lmtrain.training.assembly import RunParts, fit, start_run
 log = logging.getLogger(__name__)
 
 
-def _max_seq_len(cfg: FinetuneConfig, limit: int | None) -> int:
-    """``data.max_seq_len``, cut (with a warning) to the model's ``limit`` positions: in ``cfg.data`` itself, the
-    object the task holds too, so the summary's config and the task's model.json entry record the cut."""
-    if limit is not None and cfg.data.max_seq_len > limit:
-        log.warning(
-            "data.max_seq_len=%d is longer than the model's %d positions; using %d", cfg.data.max_seq_len, limit, limit
+def _max_seq_len(cfg: FinetuneConfig, limit: int | None, source: str) -> int:
+    """``data.max_seq_len`` within the model's ``limit`` positions.
+
+    A data preset's value over the limit is cut to it (said in the log), in ``cfg.data`` itself, the object the task
+    holds too, so the summary's config and the task's model.json entry record the cut. A value typed on the command
+    line is the user's: honoured or refused, never cut.
+
+    Raises:
+        UserError: ``data.max_seq_len`` typed longer than the model's positions.
+    """
+    if limit is None or cfg.data.max_seq_len <= limit:
+        return cfg.data.max_seq_len
+    if "data.max_seq_len" in typed_keys():
+        raise UserError(
+            f"data.max_seq_len={cfg.data.max_seq_len} is longer than the {limit} positions of the model from "
+            f"{source}; use data.max_seq_len={limit} or less (or leave the key out: the data preset's value is then "
+            "cut to the model's positions)."
         )
-        cfg.data.max_seq_len = limit
+    log.info(
+        "data.max_seq_len: the data preset's %d is longer than the model's %d positions; using %d (set "
+        "data.max_seq_len to choose another length)",
+        cfg.data.max_seq_len,
+        limit,
+        limit,
+    )
+    cfg.data.max_seq_len = limit
     return cfg.data.max_seq_len
 
 
@@ -60,7 +80,7 @@ def run(composed: DictConfig) -> dict[str, Any]:
     built = task.build_model(cfg, context)
     model, tokenizer = context.place(built.model), built.tokenizer
     cfg.trainer.max_steps, steps_note = task_max_steps(cfg.task, cfg.trainer.max_steps, built.model_name)
-    train_set, eval_set = task.datasets(tokenizer, _max_seq_len(cfg, built.max_positions))
+    train_set, eval_set = task.datasets(tokenizer, _max_seq_len(cfg, built.max_positions, built.source))
     objective = task.objective(cfg.finetune.class_weights)
     run_dir = context.run_dir
 

@@ -28,7 +28,8 @@ from lmtrain.config.commands import FinetuneOptions, moved_keys
 from lmtrain.config.diff import ADDED_KEYS, flatten
 from lmtrain.config.replay import check_resumed_overrides
 from lmtrain.errors import UserError
-from lmtrain.run_folder.claim import HYDRA_DIR, has_checkpoint, override_key, saved_config_dir
+from lmtrain.run_folder.claim import HYDRA_DIR, has_checkpoint, saved_config_dir
+from lmtrain.run_folder.config_record import override_key
 from lmtrain.run_folder.provenance import Provenance, read_provenance
 
 USAGE = "lmtrain resume RUN_DIR [key=value ...]"

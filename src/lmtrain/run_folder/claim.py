@@ -39,6 +39,7 @@ from lmtrain.files.checkpoints import is_checkpoint
 from lmtrain.run_folder.config_record import (
     HYDRA_DIR,
     hydra_node,
+    override_key,
     read_saved_config,
     saved_config_dir,
     write_config_record,
@@ -144,11 +145,6 @@ def _user_chose_dir() -> bool:
     if hydra is None:
         return True
     return any(str(o).lstrip("+").startswith(("hydra.run.dir=", "hydra.sweep.dir=")) for o in hydra.overrides.hydra)
-
-
-def override_key(override: str) -> str:
-    """The key of a ``key=value`` override, without Hydra's ``+`` / ``++`` / ``~`` prefixes."""
-    return override.split("=", 1)[0].lstrip("+~")
 
 
 def _comparable_overrides(overrides: list[str]) -> set[str]:

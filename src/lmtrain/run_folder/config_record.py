@@ -62,6 +62,18 @@ def hydra_node() -> Any | None:
         return None
 
 
+def override_key(override: str) -> str:
+    """The key of a ``key=value`` override, without Hydra's ``+`` / ``++`` / ``~`` prefixes."""
+    return override.split("=", 1)[0].lstrip("+~")
+
+
+def typed_keys() -> set[str]:
+    """The keys the running command's line set (``data.max_seq_len`` for ``data.max_seq_len=1024``; a resumed
+    run's replayed overrides included); empty outside Hydra (library use, tests)."""
+    hydra = hydra_node()
+    return {override_key(str(o)) for o in hydra.overrides.task} if hydra is not None else set()
+
+
 def _next_resume_dir(run_dir: Path) -> Path:
     return run_dir / HYDRA_DIR / f"{RESUME_PREFIX}{max(_resume_records(run_dir), default=0) + 1}"
 

@@ -1,0 +1,49 @@
+"""``data.max_seq_len`` over the backbone's positions: a data preset's value is cut to them (the log says so), a
+value typed on the command line is refused, never cut."""
+
+from __future__ import annotations
+
+import logging
+
+from lmtrain.commands import finetune
+from tests.conftest import compose_config, run_cli
+from tests.tasks.fixtures import make_checkpoint, write_conll
+
+STEPS = ["trainer.progress=false", "trainer.max_steps=2", "trainer.batch_size=4", "trainer.eval_every=0"]
+
+
+def _overrides(tmp_path) -> list[str]:
+    write_conll(tmp_path / "train.conll", 16, seed=0)
+    write_conll(tmp_path / "dev.conll", 8, seed=1)
+    words = [line.split()[0] for line in (tmp_path / "train.conll").read_text().splitlines() if line.strip()]
+    backbone = make_checkpoint(
+        tmp_path / "backbone", causal=False, texts=[" ".join(words[i : i + 12]) for i in range(0, len(words), 12)]
+    )  # 64 positions
+    return [
+        "task=ner",
+        f"init={backbone}",
+        *STEPS,
+        f"data.train_file={tmp_path / 'train.conll'}",
+        f"data.eval_file={tmp_path / 'dev.conll'}",
+    ]
+
+
+def test_a_preset_length_over_the_positions_is_cut_and_said(tmp_path, monkeypatch, caplog):
+    overrides = _overrides(tmp_path)
+    monkeypatch.chdir(tmp_path)
+    cfg = compose_config("finetune", overrides)
+    assert cfg.data.max_seq_len > 64  # the preset's value
+    with caplog.at_level(logging.INFO, logger="lmtrain.commands.finetune"):
+        summary = finetune.run(cfg)
+    assert summary["config"]["data"]["max_seq_len"] == 64
+    assert f"the data preset's {cfg.data.max_seq_len} is longer than the model's 64 positions; using 64" in caplog.text
+
+
+def test_a_typed_length_over_the_positions_is_refused(tmp_path):
+    proc = run_cli(
+        "finetune", *_overrides(tmp_path), "data.max_seq_len=100", f"hydra.run.dir={tmp_path / 'run'}", cwd=tmp_path
+    )
+    assert proc.returncode == 2, proc.stderr[-2000:]
+    assert "data.max_seq_len=100 is longer than the 64 positions of the model from" in proc.stderr
+    assert "use data.max_seq_len=64 or less" in proc.stderr
+    assert not (tmp_path / "run" / "checkpoints").exists()
