@@ -1,5 +1,6 @@
 """A key that the chosen option does not read is refused, never silently ignored: a data key of another data source
-or one the objective does not use, an embedding method's key under another method."""
+or one the objective does not use, a fine-tuning option the task does not read, an embedding method's key under
+another method."""
 
 from __future__ import annotations
 
@@ -101,6 +102,27 @@ REFUSED = [
         "data.packing=doc_sentences is read only by",
         "objective=mlm_nsp",
     ),
+    # fine-tuning options that the chosen task does not read (its schema's UNREAD_FINETUNE)
+    (
+        "finetune",
+        ["task=retrieval", "finetune.head_lr=0.01"],
+        "finetune.head_lr=0.01 is not read by task=retrieval",
+        "Drop",
+    ),
+    (
+        "finetune",
+        ["task=retrieval", "finetune.freeze_backbone=false"],  # typed, though the default's way: refused all the same
+        "finetune.freeze_backbone=False is not read by task=retrieval: retrieval fine-tunes the whole ALBEF model",
+        "Drop the key",
+    ),
+    ("finetune", ["task=retrieval", "finetune.class_weights=auto"], "no classes to weight", "Drop the key"),
+    (
+        "finetune",
+        ["task=generation", "finetune.head_dropout=0.2"],
+        "finetune.head_dropout=0.2 is not read by task=generation: generation keeps the backbone's language-model",
+        "Drop the key",
+    ),
+    ("finetune", ["task=generation", "finetune.class_weights=[1,2]"], "is not read by task=generation", "Drop"),
     # word vectors: a key of one method under another
     # (each method has its own schema: a key of another method is no key of the chosen one's)
     ("embed", ["method=glove", "embed.sg=1"], "Key 'sg' not in 'GloveConfig'", "not a key of the glove word-vector"),
@@ -150,6 +172,8 @@ def test_a_key_the_chosen_source_ignores_is_refused(tmp_path, monkeypatch, capsy
         ("finetune", ["task=ner", "data.source=hf", "data.path=x", "data.tag_column=ner_tags"]),
         ("finetune", ["task=ner", "data.train_file=a.conll", "data.format=conll"]),
         ("finetune", ["task=retrieval", "data.train_file=c.txt", "data.image_root=images"]),
+        ("finetune", ["task=generation", "finetune.head_lr=0.01", "finetune.freeze_layers=1"]),
+        ("finetune", ["task=ner", "finetune.class_weights=auto", "finetune.head_dropout=0.2"]),
         ("embed", ["method=glove", "embed.x_max=5", "embed.epochs=2"]),
         ("embed", ["method=load", "path=v.kv", "embed.allow_pickle=true"]),
     ],

@@ -65,6 +65,19 @@ def key_the_task_ignores(ws: Workspace) -> Outcome:
     return refused(_predict(ws, tagger_run(ws), "task.max_new_tokens=5"), "task.max_new_tokens=5 is not read")
 
 
+def finetune_option_the_task_does_not_read(ws: Workspace) -> Outcome:
+    out = ws.root / "tasks-retrieval-head-lr"
+    proc = ws.lmtrain("finetune", "task=retrieval", *TINY, "finetune.head_lr=0.01", f"hydra.run.dir={out}")
+    return refused(proc, "finetune.head_lr=0.01 is not read by task=retrieval", not out.exists())
+
+
+def max_seq_len_over_the_positions(ws: Workspace) -> Outcome:
+    out = ws.root / "tasks-long"
+    backbone = [key for key in TAGGER if not key.startswith("init=")] + [f"init={ws.root / 'finished'}"]
+    proc = ws.lmtrain("finetune", *backbone, "data.max_seq_len=4096", f"hydra.run.dir={out}")
+    return refused(proc, "data.max_seq_len=4096 is longer than the", not (out / "checkpoints").exists())
+
+
 def head_kind_from_the_standard_library(ws: Workspace) -> Outcome:
     run = ws.root / "tasks-head"
     if not run.exists():
@@ -84,4 +97,6 @@ PROBES: dict[str, Callable[[Workspace], Outcome]] = {
     "predict top_k= (now task.top_k)": old_top_k,
     "predict task.max_new_tokens= for a tagger": key_the_task_ignores,
     "a head kind os.system in model.json": head_kind_from_the_standard_library,
+    "finetune.head_lr= with task=retrieval (not read)": finetune_option_the_task_does_not_read,
+    "data.max_seq_len= typed over the backbone's positions": max_seq_len_over_the_positions,
 }

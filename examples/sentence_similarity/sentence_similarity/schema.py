@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import ClassVar
 
 from lmtrain.config.checks import check_range
 from lmtrain.config.data import TaskDataConfig
@@ -12,6 +13,9 @@ from lmtrain.config.tasks import PredictOptions, TaskConfig
 @dataclass
 class SimilarityTaskConfig(TaskConfig):
     """Sentence-pair similarity: a score per pair (STS-B style), Pearson and Spearman correlation."""
+
+    # refused before a run starts when given (the default TaskConfig declares none)
+    UNREAD_FINETUNE: ClassVar[dict[str, str]] = {"class_weights": "a similarity score has no classes to weight"}
 
     _target_: str = "sentence_similarity.SimilarityTask"
     name: str = "similarity"

@@ -79,12 +79,7 @@ class SimilarityTask(Task):
         return {"kind": self.head_kind, "dropout": dropout, "max_score": self.options.max_score}
 
     def objective(self, class_weights: Any) -> ScoreRegression:
-        """Squared error; class weights have no classes to weigh here."""
-        if class_weights not in (None, "none"):
-            raise UserError(
-                f"finetune.class_weights={class_weights} weighs classes; task=similarity predicts a "
-                "score and has none. Drop the key."
-            )
+        """Squared error; ``finetune.class_weights`` is refused before the run (the schema's ``UNREAD_FINETUNE``)."""
         return ScoreRegression()
 
     def baselines(self, tokenizer=None) -> dict[str, float]:

@@ -178,6 +178,21 @@ def test_export_writes_its_weights_and_refuses_a_hugging_face_folder(run, tmp_pa
     )
 
 
+def test_an_option_the_task_declares_unread_is_refused_before_the_run(tmp_path):
+    _refused(
+        _lmtrain(
+            "finetune",
+            "task=similarity",
+            SEARCH_PATH,
+            "finetune.class_weights=auto",
+            f"hydra.run.dir={tmp_path / 'run'}",
+            cwd=tmp_path,
+        ),
+        "finetune.class_weights=auto is not read by task=similarity: a similarity score has no classes to weight",
+    )
+    assert not (tmp_path / "run").exists()
+
+
 def test_evaluate_says_it_scores_pretraining_checkpoints(run, tmp_path):
     _refused(_lmtrain("evaluate", f"ckpt={run}", cwd=tmp_path), "evaluate a pretraining checkpoint")
 

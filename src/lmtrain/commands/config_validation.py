@@ -67,11 +67,36 @@ def _check_data_keys(built: Any, given: set[str]) -> None:
             raise
 
 
-def _cross_checks(cfg: Any, command: str, given_data: set[str]) -> None:
+def _check_finetune_keys(cfg: Any, given: set[str]) -> None:
+    """Refuse a ``finetune.*`` option that the chosen task does not read (its schema's ``UNREAD_FINETUNE``) when
+    it has a value other than its default or was typed on the command line."""
+    from omegaconf import OmegaConf
+
+    from lmtrain.config.commands import FinetuneOptions
+
+    task, options = cfg.get("task"), cfg.get("finetune")
+    schema = OmegaConf.get_type(task) if task is not None else None
+    unread = getattr(schema, "UNREAD_FINETUNE", {})
+    defaults = FinetuneOptions()
+    for key, why in unread.items():
+        value = options.get(key) if options is not None else None
+        if f"finetune.{key}" in given or value != getattr(defaults, key):
+            raise IgnoredKeyError(
+                f"finetune.{key}",
+                value,
+                f"is not read by task={task.get('name')}: {why}",
+                "Drop the key.",
+            )
+
+
+def _cross_checks(cfg: Any, command: str, given: set[str]) -> None:
     """Checks that span several groups (each raises ConfigRangeError with its full key)."""
     model, data, tok = cfg.get("model"), cfg.get("data"), cfg.get("tokenizer")
+    given_data = _given_data_keys(given)
     if command == "pretrain" and data is not None and model is not None:
         _check_objective(cfg, given_data)
+    if command == "finetune":
+        _check_finetune_keys(cfg, given)
     training_from_scratch = command == "pretrain" or (command == "finetune" and cfg.get("init") == "scratch")
     if (
         training_from_scratch
@@ -156,9 +181,9 @@ def check_config(cfg: Any, command: str, given: Iterable[str] = ()) -> None:
         UserError: naming the full key, the value and the allowed range, e.g.
             ``trainer.batch_size=0: must be >= 1``.
     """
-    given_data = _given_data_keys(given)
+    given = {key.lstrip("+~") for key in given}
     try:
-        _check_data_keys(_build(cfg, ""), given_data)
-        _cross_checks(cfg, command, given_data)
+        _check_data_keys(_build(cfg, ""), _given_data_keys(given))
+        _cross_checks(cfg, command, given)
     except ConfigRangeError as error:
         raise range_error(error, command) from None

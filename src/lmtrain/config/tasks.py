@@ -9,7 +9,7 @@ data, builds its head and objective, owns its metrics and baselines, and names i
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Optional
+from typing import ClassVar, Optional
 
 from lmtrain.config.checks import ConfigRangeError, check_range
 
@@ -19,7 +19,14 @@ TAGGER_ENCODERS = ("linear", "bilstm")
 
 @dataclass
 class TaskConfig:
-    """What every fine-tuning task has."""
+    """What every fine-tuning task has.
+
+    Attributes:
+        UNREAD_FINETUNE: the ``finetune.*`` options this task does not read, each with why (its end of a sentence):
+            a value given for one is refused before the run starts. A task of your own declares its own.
+    """
+
+    UNREAD_FINETUNE: ClassVar[dict[str, str]] = {}
 
     _target_: str = ""  # the task's plug class (set by each task's schema)
     name: str = ""  # shown in run names and listings, recorded in model.json
@@ -65,6 +72,11 @@ class ClassificationTaskConfig(TaskConfig):
 class GenerationTaskConfig(TaskConfig):
     """Prompt -> completion with a causal LM; loss on the completion only."""
 
+    UNREAD_FINETUNE: ClassVar[dict[str, str]] = {
+        "class_weights": "the completion loss has no classes to weight",
+        "head_dropout": "generation keeps the backbone's language-model head and adds no task head",
+    }
+
     _target_: str = "lmtrain.tasks.completion.CompletionTask"
     name: str = "generation"
     samples: int = 5  # held-out prompts decoded greedily into summary.json
@@ -79,6 +91,14 @@ class GenerationTaskConfig(TaskConfig):
 @dataclass
 class RetrievalTaskConfig(TaskConfig):
     """Image-text retrieval with ALBEF: recall@1/5/10 both ways, matching-head re-ranking."""
+
+    UNREAD_FINETUNE: ClassVar[dict[str, str]] = {
+        "freeze_backbone": "retrieval fine-tunes the whole ALBEF model",
+        "freeze_layers": "retrieval fine-tunes the whole ALBEF model",
+        "head_lr": "ALBEF's matching head and projections learn at optim.lr with its encoders",
+        "class_weights": "the contrastive and matching losses have no classes to weight",
+        "head_dropout": "retrieval adds no task head to ALBEF",
+    }
 
     _target_: str = "lmtrain.tasks.retrieval.RetrievalTask"
     name: str = "retrieval"

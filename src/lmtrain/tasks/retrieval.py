@@ -8,7 +8,6 @@ positives) -> recall@1/5/10 both ways, ITM re-ranked, as ALBEF reports it
 from __future__ import annotations
 
 import functools
-import logging
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -27,8 +26,6 @@ from lmtrain.objectives.image_text import ImageTextObjective, check_batch_setup
 from lmtrain.objectives.retrieval import chance_recall
 from lmtrain.tasks.base import Task, TaskModel
 from lmtrain.tasks.retrieval_init import resolve_retrieval_init
-
-log = logging.getLogger(__name__)
 
 
 def read_retrieval_data(data_cfg: RetrievalDataConfig, image_size: int) -> ImageCaptionData:
@@ -119,9 +116,6 @@ class RetrievalTask(Task):
         check_batch_setup(
             None, cfg.trainer.batch_size, world_size, 1.0
         )  # the batch now; the queue once the model is known
-        ignored = [f"finetune.{k}" for k in ("freeze_backbone", "freeze_layers", "head_lr") if getattr(cfg.finetune, k)]
-        if ignored:
-            log.warning("task=retrieval fine-tunes the whole model and ignores %s", ", ".join(ignored))
         self.seed = cfg.trainer.seed
         self._epoch_steps = lambda n: context.steps_per_epoch(n, cfg.trainer)
         self.image_size = cfg.model.image_size  # a scratch tokenizer reads the captions at the size of model.*
