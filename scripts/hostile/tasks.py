@@ -78,6 +78,38 @@ def max_seq_len_over_the_positions(ws: Workspace) -> Outcome:
     return refused(proc, "data.max_seq_len=4096 is longer than the", not (out / "checkpoints").exists())
 
 
+def _predict_into(ws: Workspace, output: Path) -> Outcome:
+    """``lmtrain predict`` of the tagger on a two-line input file, written to ``output``."""
+    inputs = ws.root / "tasks-inputs.txt"
+    inputs.write_text("Alice visited Paris .\nBob left .\n")
+    return ws.lmtrain("predict", f"ckpt={tagger_run(ws)}", f"input={inputs}", f"output={output}")
+
+
+def predict_output_is_the_input(ws: Workspace) -> Outcome:
+    inputs = ws.root / "tasks-inputs.txt"
+    proc = _predict_into(ws, inputs)
+    return refused(proc, "is the input file", inputs.read_text() == "Alice visited Paris .\nBob left .\n")
+
+
+def predict_output_is_a_link(ws: Workspace) -> Outcome:
+    victim, link = ws.root / "tasks-victim.txt", ws.root / "tasks-link.jsonl"
+    victim.write_text("precious\n")
+    link.unlink(missing_ok=True)
+    link.symlink_to(victim)
+    return refused(_predict_into(ws, link), "is a symbolic link", victim.read_text() == "precious\n")
+
+
+def predict_output_is_a_file_of_another_kind(ws: Workspace) -> Outcome:
+    notes = ws.root / "tasks-notes.csv"
+    notes.write_text("name,score\nalice,3\n")
+    proc = _predict_into(ws, notes)
+    return refused(proc, "is not a JSON lines file of predictions", notes.read_text() == "name,score\nalice,3\n")
+
+
+def predict_output_is_a_folder(ws: Workspace) -> Outcome:
+    return refused(_predict_into(ws, ws.root), "is a folder; give the file to write")
+
+
 def head_kind_from_the_standard_library(ws: Workspace) -> Outcome:
     run = ws.root / "tasks-head"
     if not run.exists():
@@ -99,4 +131,8 @@ PROBES: dict[str, Callable[[Workspace], Outcome]] = {
     "a head kind os.system in model.json": head_kind_from_the_standard_library,
     "finetune.head_lr= with task=retrieval (not read)": finetune_option_the_task_does_not_read,
     "data.max_seq_len= typed over the backbone's positions": max_seq_len_over_the_positions,
+    "predict output= the input file": predict_output_is_the_input,
+    "predict output= a link to another file": predict_output_is_a_link,
+    "predict output= a CSV of the user's": predict_output_is_a_file_of_another_kind,
+    "predict output= a folder": predict_output_is_a_folder,
 }

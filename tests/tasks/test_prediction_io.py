@@ -1,4 +1,6 @@
-"""What `lmtrain predict` reads: one input per non-blank line, UTF-8, a bad line named by its number."""
+"""What `lmtrain predict` reads and writes: one input per non-blank line, UTF-8, a bad line named by its number;
+stdout lines up with the input lines; ``output=`` never replaces the input, a link's target or a file of another
+kind."""
 
 from __future__ import annotations
 
@@ -7,13 +9,45 @@ import io
 import pytest
 
 from lmtrain.errors import UserError
-from lmtrain.tasks.prediction_io import read_inputs
+from lmtrain.tasks.prediction_io import check_output, read_input_lines, read_inputs, write_records
 
 
 def test_inputs_are_the_non_blank_lines(tmp_path):
     path = tmp_path / "in.txt"
     path.write_bytes(b"Alice visited Paris .\r\n\n  \nBob left .\n")
     assert read_inputs(str(path)) == ["Alice visited Paris .", "Bob left ."]
+
+
+def test_stdout_keeps_one_line_per_input_line(tmp_path, capsys):
+    path = tmp_path / "in.txt"
+    path.write_text("Alice visited Paris .\n\n  \nBob left .\n")
+    every = read_input_lines(str(path))
+    records = [{"label": "a"}, {"label": "b"}]  # one per non-blank line
+    write_records(records, None, lambda r: r["label"], every)
+    assert capsys.readouterr().out == "a\n\n\nb\n"
+
+
+def test_the_output_file_is_checked_before_anything_is_written(tmp_path):
+    inputs = tmp_path / "in.txt"
+    inputs.write_text("Alice visited Paris .\n")
+    with pytest.raises(UserError, match=r"output=.*in.txt is the input file .*Write them to another file"):
+        check_output(str(inputs), [str(inputs)])
+    mine = tmp_path / "notes.txt"
+    mine.write_text("my notes\n")
+    with pytest.raises(UserError, match=r"exists and is not a JSON lines file of predictions \(line 1 is not JSON\)"):
+        check_output(str(mine), [str(inputs)])
+    link = tmp_path / "link.jsonl"
+    link.symlink_to(mine)
+    with pytest.raises(UserError, match="is a symbolic link; lmtrain never writes"):
+        check_output(str(link), [str(inputs)])
+    with pytest.raises(UserError, match=r"is a folder; give the file to write, e.g. output=.*predictions.jsonl"):
+        check_output(str(tmp_path), [str(inputs)])
+    assert mine.read_text() == "my notes\n" and inputs.read_text() == "Alice visited Paris .\n"
+    earlier = tmp_path / "deep" / "preds.jsonl"
+    write_records([{"text": "x", "label": "a"}], str(earlier), str)  # its folders made
+    check_output(str(earlier), [str(inputs)])  # an earlier predictions file may be replaced
+    write_records([{"text": "y", "label": "b"}], str(earlier), str)
+    assert earlier.read_text() == '{"text": "y", "label": "b"}\n'
 
 
 def test_a_line_that_is_not_utf8_is_named(tmp_path, monkeypatch):

@@ -1,7 +1,7 @@
 """`lmtrain predict`: tag, classify or complete raw text with a fine-tuned run, one input per line.
 
-Plain lines go to stdout (one per input, in input order) unless ``output=`` names a JSON lines
-file; logs go to stderr.
+Plain lines go to stdout (one per input line, in input order; an empty line for a blank one) unless
+``output=`` names a JSON lines file; logs go to stderr.
 """
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ from lmtrain.errors import UserError
 from lmtrain.models.capabilities import Capability
 from lmtrain.models.loading import load_checkpoint, locate_model, model_capabilities, read_meta
 from lmtrain.tasks import task_from_meta
-from lmtrain.tasks.prediction_io import USAGE, read_inputs, write_records
+from lmtrain.tasks.prediction_io import USAGE, check_output, read_input_lines, write_records
 from lmtrain.training.precision import resolve_device
 
 log = logging.getLogger(__name__)
@@ -35,6 +35,7 @@ def run(composed: DictConfig) -> list[dict[str, Any]]:
     """Predict for every line of ``cfg.input``; returns the records."""
     cfg: PredictConfig = config_objects(composed, "predict")
     checkpoint = finetuned_checkpoint(cfg.ckpt)
+    check_output(cfg.output, [cfg.input, dict(cfg.task or {}).get("captions")])  # retrieval reads task.captions too
     meta = read_meta(checkpoint)
     if Capability.IMAGE_TEXT in model_capabilities(meta):  # images and captions, not lines of text
         from lmtrain.tasks.retrieval import RetrievalTask
@@ -49,7 +50,8 @@ def run(composed: DictConfig) -> list[dict[str, Any]]:
         )
     task = task_from_meta(info, scheme=info.get("scheme", "bio"), max_seq_len=info.get("max_seq_len", 128))
     options = task.predict_options(cfg.task)  # the task's own keys, checked before anything is read
-    lines = read_inputs(cfg.input)  # every line checked before the model is loaded
+    input_lines = read_input_lines(cfg.input)  # every line checked before the model is loaded
+    lines = [line for line in input_lines if line.strip()]
     device = resolve_device(cfg.device, key="device")
     model, tokenizer, meta = load_checkpoint(
         checkpoint, device, key="ckpt", needs=(Capability.TOKEN_FEATURES, Capability.CAUSAL_LM)
@@ -58,5 +60,5 @@ def run(composed: DictConfig) -> list[dict[str, Any]]:
     records = task.predict(
         model, tokenizer, lines, cfg.batch_size, device, pair=info.get("pair", False), **dataclasses.asdict(options)
     )
-    write_records(records, cfg.output, task.format)
+    write_records(records, cfg.output, task.format, input_lines)
     return records

@@ -12,6 +12,7 @@ from typing import Any
 
 from lmtrain.config.checks import ConfigRangeError, range_error
 from lmtrain.errors import UserError
+from lmtrain.files.atomic import is_link, link_refused, make_dirs, write_text
 
 log = logging.getLogger(__name__)
 USAGE = "lmtrain predict ckpt=outputs/finetune/<run> input=sentences.txt"
@@ -23,8 +24,8 @@ def _stdin_bytes() -> bytes:
     return buffer.read() if buffer is not None else sys.stdin.read().encode("utf-8")
 
 
-def read_inputs(source: str | None, key: str = "input") -> list[str]:
-    """Non-blank lines of ``source`` (a file, or - for stdin), decoded as UTF-8.
+def read_input_lines(source: str | None, key: str = "input") -> list[str]:
+    """Every line of ``source`` (a file, or - for stdin), decoded as UTF-8, blank lines included.
 
     Args:
         source: the file, or ``-``.
@@ -44,26 +45,98 @@ def read_inputs(source: str | None, key: str = "input") -> list[str]:
     lines = []
     for number, raw in enumerate(data.splitlines(), start=1):
         try:
-            line = raw.decode("utf-8")
+            lines.append(raw.decode("utf-8"))
         except UnicodeDecodeError:
             raise UserError(f"{key}={source}, line {number}: not UTF-8 text; save the file as UTF-8.") from None
-        if line.strip():
-            lines.append(line)
-    if not lines:
+    if not any(line.strip() for line in lines):
         raise UserError(f"{key}={source} holds no text; write one input per line.")
     return lines
 
 
-def write_records(records: list[dict[str, Any]], output: str | None, format_record: Callable[[dict], str]) -> None:
-    """JSON lines into ``output``, or one ``format_record`` line per record on stdout."""
+def read_inputs(source: str | None, key: str = "input") -> list[str]:
+    """The non-blank lines of ``source`` (see :func:`read_input_lines`): the inputs."""
+    return [line for line in read_input_lines(source, key) if line.strip()]
+
+
+def _json_lines_problem(path: Path, lines: int = 100) -> str | None:
+    """Why ``path`` is not a JSON lines file of objects (judged by its first ``lines`` lines), or None."""
+    with open(path, "rb") as file:
+        for number, raw in enumerate(file, start=1):
+            if number > lines:
+                break
+            if not raw.strip():
+                continue
+            try:
+                value = json.loads(raw)
+            except ValueError:
+                return f"line {number} is not JSON"
+            if not isinstance(value, dict):
+                return f"line {number} is not a JSON object"
+    return None
+
+
+def check_output(output: str | None, inputs: list[str | None]) -> None:
+    """Refuse an ``output=`` file that predict must not write: a link, a folder, one of the ``inputs`` files, or an
+    existing file that is not a JSON lines file of objects (a file lmtrain's predictions could be): lmtrain
+    replaces an earlier predictions file, never a file of another kind. Called before the model is loaded.
+
+    Raises:
+        UserError: naming ``output`` and what to do.
+    """
+    if not output:
+        return
+    path = Path(output).expanduser()
+    if is_link(path):
+        raise link_refused(path)
+    if path.is_dir():
+        raise UserError(
+            f"output={output} is a folder; give the file to write, e.g. output={path / 'predictions.jsonl'}."
+        )
+    if not path.exists():
+        return
+    for source in inputs:
+        if (
+            source
+            and source != "-"
+            and Path(source).expanduser().is_file()
+            and path.samefile(Path(source).expanduser())
+        ):
+            raise UserError(
+                f"output={output} is the input file ({source}): writing the predictions would replace what they "
+                "were made from. Write them to another file."
+            )
+    problem = _json_lines_problem(path) if path.is_file() else "it is not a regular file"
+    if problem:
+        raise UserError(
+            f"output={output} exists and is not a JSON lines file of predictions ({problem}); lmtrain replaces an "
+            "earlier predictions file, never a file of another kind. Move it away or choose another output."
+        )
+
+
+def write_records(
+    records: list[dict[str, Any]],
+    output: str | None,
+    format_record: Callable[[dict], str],
+    input_lines: list[str] | None = None,
+) -> None:
+    """JSON lines into ``output`` (replaced whole, never through a link), or one ``format_record`` line per record
+    on stdout.
+
+    With ``input_lines`` (every input line, blank ones included; one record per non-blank line), stdout keeps one
+    line per input line, an empty one for a blank input, so the predictions line up with the input file.
+    """
     if output:
         out = Path(output).expanduser()
-        out.parent.mkdir(parents=True, exist_ok=True)
-        out.write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in records), encoding="utf-8")
+        make_dirs(out.parent)
+        write_text(out, "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in records))
         log.info("wrote %d prediction(s) to %s", len(records), out)
         return
-    for record in records:
-        sys.stdout.write(format_record(record) + "\n")
+    lines = [format_record(record) for record in records]
+    if input_lines is not None:
+        formatted = iter(lines)
+        lines = [next(formatted) if line.strip() else "" for line in input_lines]
+    for line in lines:
+        sys.stdout.write(line + "\n")
     sys.stdout.flush()
 
 
