@@ -1,5 +1,5 @@
 """The pictures lmtrain draws itself (curves, confusion matrices, F1 bars): extreme numbers, text that is
-markup or control characters, and pictures too large to draw."""
+markup or control characters, pictures too large to draw, and an ``out=`` that names a file of the user's."""
 
 from __future__ import annotations
 
@@ -79,8 +79,50 @@ def picture_too_large(ws: Workspace) -> Outcome:
     return refused(proc, "more than the 60 million drawn at most", intact=not out.exists())
 
 
+def _plain_run(ws: Workspace) -> Path:
+    run = ws.root / "pictures-plain"
+    if not run.exists():
+        events = [{"step": step, "train/loss": 5.0 / step} for step in range(1, 6)]
+        _summary_run(ws.root, "pictures-plain", {"command": "pretrain"}, events)
+    return run
+
+
+def out_is_a_readme(ws: Workspace) -> Outcome:
+    readme = ws.root / "README.md"
+    readme.write_text("# my project\n")
+    proc = ws.lmtrain("plot", str(_plain_run(ws)), f"out={readme}", timeout=120)
+    return refused(proc, "writes a PNG picture; give a name ending in .png", readme.read_text() == "# my project\n")
+
+
+def out_is_a_png_named_text_file(ws: Workspace) -> Outcome:
+    notes = ws.root / "notes.png"
+    notes.write_text("not a picture\n")
+    proc = ws.lmtrain("plot", str(_plain_run(ws)), f"out={notes}", timeout=120)
+    return refused(proc, "exists and is not a PNG picture", notes.read_text() == "not a picture\n")
+
+
+def out_is_a_link(ws: Workspace) -> Outcome:
+    victim, link = ws.root / "pictures-victim.png", ws.root / "pictures-link.png"
+    victim.write_bytes(b"\x89PNG\r\n\x1a\nmine")
+    link.unlink(missing_ok=True)
+    link.symlink_to(victim)
+    proc = ws.lmtrain("plot", str(_plain_run(ws)), f"out={link}", timeout=120)
+    return refused(proc, "is a symbolic link", victim.read_bytes() == b"\x89PNG\r\n\x1a\nmine")
+
+
+def out_is_a_folder(ws: Workspace) -> Outcome:
+    folder = ws.root / "pictures-folder.png"
+    folder.mkdir(exist_ok=True)
+    proc = ws.lmtrain("plot", str(_plain_run(ws)), f"out={folder}", timeout=120)
+    return refused(proc, "is a folder; give the file to write", folder.is_dir())
+
+
 PROBES: dict[str, Callable[[Workspace], Outcome]] = {
     "plot of metrics at the float limits": extreme_metric_values,
     "plot of labels that are markup, escapes or 5,000 characters": markup_and_escapes_in_labels,
     "plot of 12 confusion matrices of 200 classes (too large)": picture_too_large,
+    "plot out=README.md": out_is_a_readme,
+    "plot out= a text file named .png": out_is_a_png_named_text_file,
+    "plot out= a link to a picture of the user's": out_is_a_link,
+    "plot out= a folder named .png": out_is_a_folder,
 }

@@ -70,6 +70,30 @@ def test_bad_options_are_user_errors(sweep, tmp_path, capsys):
     assert "x=epochs" in capsys.readouterr().err
 
 
+def test_out_never_replaces_a_file_of_another_kind(sweep, tmp_path, capsys):
+    run = str(sweep / "0")
+    readme, notes, svg = tmp_path / "README.md", tmp_path / "notes.png", tmp_path / "pic.svg"
+    readme.write_text("mine\n")
+    notes.write_text("not a picture\n")
+    svg.write_text("mine too\n")
+    refusals = [
+        ([f"out={readme}"], "lmtrain plot writes a PNG picture; give a name ending in .png"),
+        ([f"out={notes}"], "notes.png exists and is not a PNG picture (it does not start as a PNG does)"),
+        ([f"out={tmp_path / 'pic.png'}", "svg=true"], "pic.svg exists and is not an SVG picture"),
+        ([f"out={tmp_path / 'c.png'}", "chart=confusion", "smooth=0.5"], "smooth=0.5 is read only by chart=curves"),
+    ]
+    for options, message in refusals:
+        with pytest.raises(SystemExit) as exit_info:
+            main(["plot", run, *options])
+        assert exit_info.value.code == 2
+        assert message in " ".join(capsys.readouterr().err.split())
+    assert readme.read_text() == "mine\n" and notes.read_text() == "not a picture\n" and svg.read_text() == "mine too\n"
+    assert not (tmp_path / "pic.png").exists()
+    main(["plot", run, f"out={tmp_path / 'again.png'}", "svg=true"])
+    main(["plot", run, f"out={tmp_path / 'again.png'}", "svg=true"])  # its own earlier pictures: replaced
+    assert (tmp_path / "again.svg").is_file()
+
+
 def test_series_each_step_once_and_axes():
     events = [
         {"step": 2, "train/loss": 5.0, "train/tokens_seen": 100, "train/tokens_per_s": 50.0},

@@ -17,6 +17,7 @@ from pathlib import Path
 from rich.console import Console
 
 from lmtrain.errors import UserError
+from lmtrain.files.named_output import check_named_output, head_problem
 from lmtrain.runs.discovery import find_run_dirs
 from lmtrain.runs.display_text import printable
 from lmtrain.runs.plot import DEFAULT_SMOOTHING, plot_runs
@@ -27,6 +28,26 @@ from lmtrain.runs.task_plots import CONFUSION_FILE, F1_FILE, plot_confusion, plo
 OPTIONS = {"metrics": "", "out": "", "x": "step", "svg": "false", "smooth": str(DEFAULT_SMOOTHING), "chart": "curves"}
 # chart -> the picture drawn from the runs' summaries, and its default file
 SUMMARY_CHARTS = {"confusion": (plot_confusion, CONFUSION_FILE), "f1": (plot_per_class_f1, F1_FILE)}
+CURVES_ONLY = ("metrics", "x", "svg", "smooth")  # the options only chart=curves reads
+PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+
+
+def check_picture_out(out: Path, svg: bool) -> None:
+    """Refuse ``out=`` where a picture must not be written: a name that does not end in ``.png``, a folder, a link,
+    or an existing file that is not a PNG (with ``svg``: an existing ``.svg`` beside it that is not an SVG).
+
+    Raises:
+        UserError: naming ``out`` and what to do.
+    """
+    if out.suffix.lower() != ".png":
+        raise UserError(
+            f"out={out}: lmtrain plot writes a PNG picture; give a name ending in .png (svg=true also writes "
+            "the same picture as .svg beside it)."
+        )
+    check_named_output(out, "out", "a PNG picture", head_problem((PNG_SIGNATURE,), "a PNG"), "curves.png")
+    if svg:
+        beside = out.with_suffix(".svg")
+        check_named_output(beside, "out", "an SVG picture", head_problem((b"<svg", b"<?xml"), "an SVG"), "curves.svg")
 
 
 def parser() -> argparse.ArgumentParser:
@@ -58,25 +79,27 @@ def _parse_bool(key: str, value: str) -> bool:
     raise UserError(f"{key}={value}: expected true or false.")
 
 
-def parse_items(items: list[str]) -> tuple[list[str], dict[str, str]]:
-    """Split the command line into run paths and ``key=value`` options (unknown keys are errors)."""
-    runs, options = [], dict(OPTIONS)
+def parse_items(items: list[str]) -> tuple[list[str], dict[str, str], set[str]]:
+    """Split the command line into run paths and ``key=value`` options (unknown keys are errors); also returns
+    the option keys given."""
+    runs, options, given = [], dict(OPTIONS), set()
     for item in items:
         key, sep, value = item.partition("=")
         if sep and not Path(item).exists():
             if key not in OPTIONS:
                 raise UserError(f"unknown option '{key}'; options: {', '.join(OPTIONS)}.")
             options[key] = value
+            given.add(key)
         else:
             runs.append(item)
     if not runs:
         raise UserError("give at least one run directory (or a folder of runs) to plot.")
-    return runs, options
+    return runs, options, given
 
 
 def main(argv: list[str]) -> None:
     """Run `lmtrain plot` with ``argv`` (the arguments after ``plot``)."""
-    runs, options = parse_items(parser().parse_args(argv).items)
+    runs, options, given = parse_items(parser().parse_args(argv).items)
     run_dirs = find_run_dirs(runs)
     if not run_dirs:
         raise UserError(f"no run directories (with .hydra/config.yaml or metrics.jsonl) under {', '.join(runs)}.")
@@ -89,17 +112,28 @@ def main(argv: list[str]) -> None:
     chart = options["chart"]
     if chart != "curves" and chart not in SUMMARY_CHARTS:
         raise UserError(f"chart={chart} is not a chart; choose curves, {', '.join(SUMMARY_CHARTS)}.")
+    for key in CURVES_ONLY if chart in SUMMARY_CHARTS else ():
+        if key in given:
+            raise UserError(
+                f"{key}={options[key]} is read only by chart=curves; chart={chart} draws the runs' summaries "
+                "and would ignore it. Drop the key."
+            )
+    svg = _parse_bool("svg", options["svg"])
     if chart in SUMMARY_CHARTS:
         draw, default_out = SUMMARY_CHARTS[chart]
-        written = [draw(load_runs(run_dirs), options["out"] or default_out)]
+        out = Path(options["out"] or default_out).expanduser()
+        check_picture_out(out, False)
+        written = [draw(load_runs(run_dirs), out)]
     else:
         metrics = _split_list(options["metrics"]) if options["metrics"] else None
+        out = Path(options["out"] or "curves.png").expanduser()
+        check_picture_out(out, svg)
         written = plot_runs(
             load_runs(run_dirs),
-            options["out"] or "curves.png",
+            out,
             metrics=metrics,
             x=options["x"],
-            svg=_parse_bool("svg", options["svg"]),
+            svg=svg,
             smoothing=smoothing,
         )
     # the runs left out (no metrics, no confusion matrix ...) were each named above, with the reason

@@ -12,7 +12,8 @@ from typing import Any
 
 from lmtrain.config.checks import ConfigRangeError, range_error
 from lmtrain.errors import UserError
-from lmtrain.files.atomic import is_link, link_refused, make_dirs, write_text
+from lmtrain.files.atomic import is_link, make_dirs, write_text
+from lmtrain.files.named_output import check_named_output
 
 log = logging.getLogger(__name__)
 USAGE = "lmtrain predict ckpt=outputs/finetune/<run> input=sentences.txt"
@@ -86,31 +87,15 @@ def check_output(output: str | None, inputs: list[str | None]) -> None:
     if not output:
         return
     path = Path(output).expanduser()
-    if is_link(path):
-        raise link_refused(path)
-    if path.is_dir():
-        raise UserError(
-            f"output={output} is a folder; give the file to write, e.g. output={path / 'predictions.jsonl'}."
-        )
-    if not path.exists():
-        return
-    for source in inputs:
-        if (
-            source
-            and source != "-"
-            and Path(source).expanduser().is_file()
-            and path.samefile(Path(source).expanduser())
-        ):
-            raise UserError(
-                f"output={output} is the input file ({source}): writing the predictions would replace what they "
-                "were made from. Write them to another file."
-            )
-    problem = _json_lines_problem(path) if path.is_file() else "it is not a regular file"
-    if problem:
-        raise UserError(
-            f"output={output} exists and is not a JSON lines file of predictions ({problem}); lmtrain replaces an "
-            "earlier predictions file, never a file of another kind. Move it away or choose another output."
-        )
+    if path.is_file() and not is_link(path):
+        for source in inputs:
+            named = Path(source).expanduser() if source and source != "-" else None
+            if named is not None and named.is_file() and path.samefile(named):
+                raise UserError(
+                    f"output={output} is the input file ({source}): writing the predictions would replace what "
+                    "they were made from. Write them to another file."
+                )
+    check_named_output(path, "output", "a JSON lines file of predictions", _json_lines_problem, "predictions.jsonl")
 
 
 def write_records(
