@@ -110,6 +110,13 @@ def predict_output_is_a_folder(ws: Workspace) -> Outcome:
     return refused(_predict_into(ws, ws.root), "is a folder; give the file to write")
 
 
+def predict_output_under_a_file(ws: Workspace) -> Outcome:
+    blocker = ws.root / "tasks-blocker.txt"
+    blocker.write_text("mine\n")
+    proc = _predict_into(ws, blocker / "deep" / "p.jsonl")
+    return refused(proc, "its folder cannot be made", blocker.read_text() == "mine\n")
+
+
 def head_kind_from_the_standard_library(ws: Workspace) -> Outcome:
     run = ws.root / "tasks-head"
     if not run.exists():
@@ -135,4 +142,5 @@ PROBES: dict[str, Callable[[Workspace], Outcome]] = {
     "predict output= a link to another file": predict_output_is_a_link,
     "predict output= a CSV of the user's": predict_output_is_a_file_of_another_kind,
     "predict output= a folder": predict_output_is_a_folder,
+    "predict output= under a file": predict_output_under_a_file,
 }

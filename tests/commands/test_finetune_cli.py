@@ -48,4 +48,5 @@ def test_bundled_ner_after_pretrain_then_predict_from_stdin(tmp_path):
         timeout=120,
     )
     assert predicted.returncode == 0, predicted.stderr
-    assert len(predicted.stdout.splitlines()) == 2  # one line per input, blank inputs skipped
+    lines = predicted.stdout.splitlines()
+    assert len(lines) == 3 and lines[1] == ""  # one line per input line: an empty one for the blank input

@@ -4,6 +4,7 @@ kind."""
 
 from __future__ import annotations
 
+import errno
 import io
 
 import pytest
@@ -81,3 +82,18 @@ def test_a_tasks_predict_keys_are_typed_by_its_schema(values, expected):
         typed_predict_options(RetrievalPredictConfig, values, "retrieval")
     assert expected in str(error.value)
     assert typed_predict_options(RetrievalPredictConfig, {"top_k": 3, "images": "x"}, "retrieval").top_k == 3
+
+
+def test_an_output_that_cannot_be_written_is_one_paragraph(tmp_path, monkeypatch):
+    blocker = tmp_path / "a-file"
+    blocker.write_text("mine\n")
+    with pytest.raises(UserError, match=r"output=.*a-file/deep/p.jsonl: its folder cannot be made, .*a-file is a file"):
+        check_output(str(blocker / "deep" / "p.jsonl"), [])
+
+    def full_disk(path, text):
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr("lmtrain.tasks.prediction_io.write_text", full_disk)
+    with pytest.raises(UserError, match=r"output=.*p.jsonl: cannot write it \(No space left on device\)"):
+        write_records([{"text": "x"}], str(tmp_path / "p.jsonl"), str)
+    assert blocker.read_text() == "mine\n"

@@ -27,7 +27,6 @@ STEPS = [
     "trainer.eval_every=0",
     "trainer.save_every=0",
     "trainer.preflight=false",
-    "finetune.head_dropout=0",
     "optim.lr=3e-3",
     "optim.warmup_steps=0",
     "data.max_seq_len=32",
@@ -86,7 +85,7 @@ def _summary(run_dir: Path) -> dict:
     ],
 )
 def test_two_ranks_match_one_process_with_twice_the_batch(workdir, task, files):
-    common = [f"task={task}", f"init={workdir / 'backbone'}", *files]
+    common = [f"task={task}", f"init={workdir / 'backbone'}", "finetune.head_dropout=0", *files]
     ddp = _finetune(workdir, f"{task}-ddp", *common, "trainer.batch_size=4", nproc=2)
     single = _finetune(workdir, f"{task}-single", *common, "trainer.batch_size=8")
     ddp_losses, single_losses = _losses(ddp), _losses(single)

@@ -17,7 +17,7 @@ from pathlib import Path
 from rich.console import Console
 
 from lmtrain.errors import UserError
-from lmtrain.files.named_output import check_named_output, head_problem
+from lmtrain.files.named_output import check_named_output, head_problem, writing
 from lmtrain.runs.discovery import find_run_dirs
 from lmtrain.runs.display_text import printable
 from lmtrain.runs.plot import DEFAULT_SMOOTHING, plot_runs
@@ -123,19 +123,23 @@ def main(argv: list[str]) -> None:
         draw, default_out = SUMMARY_CHARTS[chart]
         out = Path(options["out"] or default_out).expanduser()
         check_picture_out(out, False)
-        written = [draw(load_runs(run_dirs), out)]
+        records = load_runs(run_dirs)
+        with writing(out, "out"):
+            written = [draw(records, out)]
     else:
         metrics = _split_list(options["metrics"]) if options["metrics"] else None
         out = Path(options["out"] or "curves.png").expanduser()
         check_picture_out(out, svg)
-        written = plot_runs(
-            load_runs(run_dirs),
-            out,
-            metrics=metrics,
-            x=options["x"],
-            svg=svg,
-            smoothing=smoothing,
-        )
+        records = load_runs(run_dirs)
+        with writing(out, "out"):
+            written = plot_runs(
+                records,
+                out,
+                metrics=metrics,
+                x=options["x"],
+                svg=svg,
+                smoothing=smoothing,
+            )
     # the runs left out (no metrics, no confusion matrix ...) were each named above, with the reason
     read = f"{len(run_dirs)} run folder{'s' if len(run_dirs) != 1 else ''} read"
     Console(stderr=True).print(

@@ -7,11 +7,12 @@ kind, which would be the user's own (a README, a CSV, the input file).
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 from lmtrain.errors import UserError
-from lmtrain.files.atomic import is_link, link_refused
+from lmtrain.files.atomic import cannot_create_reason, is_link, link_refused
 
 
 def check_named_output(
@@ -28,6 +29,11 @@ def check_named_output(
     if path.is_dir():
         raise UserError(f"{key}={path} is a folder; give the file to write, e.g. {key}={path / example}.")
     if not path.exists():
+        folder = next((p for p in path.absolute().parents if p.exists() or p.is_symlink()), None)
+        if folder is not None and not folder.is_dir():
+            raise UserError(
+                f"{key}={path}: its folder cannot be made, {folder} is a file in the way; choose another place."
+            )
         return
     problem = problem_with(path) if path.is_file() else "it is not a regular file"
     if problem:
@@ -47,3 +53,18 @@ def head_problem(signatures: tuple[bytes, ...], what: str) -> Callable[[Path], s
         return None if head.startswith(signatures) else f"it does not start as {what} does"
 
     return problem
+
+
+@contextmanager
+def writing(path: Path, key: str) -> Iterator[None]:
+    """Turn a failure to write ``path`` (named by ``key=``; no permission, a full disk) into one paragraph.
+
+    Raises:
+        UserError: naming ``key=path`` and why (the file is left as it was: writes go through a temporary file).
+    """
+    try:
+        yield
+    except OSError as error:
+        raise UserError(
+            f"{key}={path}: cannot write it ({cannot_create_reason(error)}); choose a place you can write, with room."
+        ) from None

@@ -13,7 +13,7 @@ from typing import Any
 from lmtrain.config.checks import ConfigRangeError, range_error
 from lmtrain.errors import UserError
 from lmtrain.files.atomic import is_link, make_dirs, write_text
-from lmtrain.files.named_output import check_named_output
+from lmtrain.files.named_output import check_named_output, writing
 
 log = logging.getLogger(__name__)
 USAGE = "lmtrain predict ckpt=outputs/finetune/<run> input=sentences.txt"
@@ -112,8 +112,9 @@ def write_records(
     """
     if output:
         out = Path(output).expanduser()
-        make_dirs(out.parent)
-        write_text(out, "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in records))
+        with writing(out, "output"):
+            make_dirs(out.parent)
+            write_text(out, "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in records))
         log.info("wrote %d prediction(s) to %s", len(records), out)
         return
     lines = [format_record(record) for record in records]
