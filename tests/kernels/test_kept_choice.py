@@ -28,12 +28,14 @@ TIMED = "linear products forward and backward, 1024 and 400 rows, best of 8 each
 def run(monkeypatch, memo, times: ProbeTimes | None, wide_vectors: bool = True, measure: bool = True):
     """A new process that selects ``auto`` with ``memo``; its check measures ``times`` (None: it must not measure)."""
 
-    def must_not_measure():
+    def must_not_measure(backward=True):
         raise AssertionError("measured")
 
     monkeypatch.setitem(select_module._state, "auto", None)
     monkeypatch.setitem(select_module._state, "active", None)
-    monkeypatch.setattr(select_module, "time_kernels", must_not_measure if times is None else lambda: times)
+    monkeypatch.setattr(
+        select_module, "time_kernels", must_not_measure if times is None else lambda backward=True: times
+    )
     monkeypatch.setattr(select_module, "cpu_has_wide_vectors", lambda: wide_vectors, raising=False)
     return select_cpu_kernels("auto", memo=memo, measure=measure)
 

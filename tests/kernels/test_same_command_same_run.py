@@ -29,7 +29,7 @@ def test_two_runs_of_one_command_with_dropout_give_the_same_losses(tmp_path, mon
         run_dir.mkdir()
         monkeypatch.chdir(run_dir)
         monkeypatch.setitem(select_module._state, "auto", None)  # a new process
-        monkeypatch.setattr(select_module, "time_kernels", lambda times=times: times)
+        monkeypatch.setattr(select_module, "time_kernels", lambda backward=True, times=times: times)
         cfg = compose_config(
             "pretrain",
             [

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import logging
 
 import pytest
@@ -19,6 +20,8 @@ from lmtrain.kernels import (
     use_onednn_products,
 )
 from lmtrain.kernels import select as select_module
+from lmtrain.kernels.decision import REVIEWS
+from lmtrain.kernels.memo import machine_key
 from lmtrain.kernels.probe import ProbeTimes
 from tests.kernels.op_patches import breaking_onednn_op, counting_onednn_op
 
@@ -109,7 +112,7 @@ def test_auto_picks_the_clear_winner_of_its_measurement(monkeypatch, fresh_switc
 
 
 def test_auto_off_cpu_picks_torch_without_measuring(monkeypatch, fresh_switch):
-    monkeypatch.setattr(select_module, "time_kernels", lambda: pytest.fail("measured for a GPU run"))
+    monkeypatch.setattr(select_module, "time_kernels", lambda backward=True: pytest.fail("measured for a GPU run"))
     assert select_cpu_kernels("auto", device="cuda") == ("torch", "auto: the model runs on cuda")
 
 
@@ -120,7 +123,10 @@ def test_nothing_selected_means_auto_on_first_use(monkeypatch, caplog, fresh_swi
     assert f"CPU kernels: {kernels} (auto" in caplog.text and kernels in ("onednn", "torch-matmul")
 
 
-def test_a_process_that_selected_nothing_times_the_forward_products_only(monkeypatch, caplog, fresh_switch):
+def test_a_process_that_selected_nothing_times_the_forward_products_once_per_machine(
+    tmp_path, monkeypatch, caplog, fresh_switch
+):
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))  # a memo of its own
     timed: list[bool] = []
     times = ProbeTimes(onednn_s=0.015, matmul_s=0.010, rounds=3, backward=False)
     monkeypatch.setattr(select_module, "time_kernels", lambda backward: timed.append(backward) or times)
@@ -131,8 +137,17 @@ def test_a_process_that_selected_nothing_times_the_forward_products_only(monkeyp
     assert timed == [False]
     assert (
         "CPU kernels: torch-matmul (auto: measured 15.0 ms with oneDNN vs 10.0 ms with torch-matmul (linear "
-        "products forward only, 1024 and 400 rows, best of 3 each): torch-matmul faster by 50%)"
+        "products forward only, 1024 and 400 rows, best of 3 each): torch-matmul faster by 50%; kept for this "
+        "machine in"
     ) in caplog.text
+    entries = json.loads((tmp_path / "lmtrain" / "cpu_kernels.json").read_text())
+    assert [key.endswith(" | forward only") for key in entries] == [True]  # not the training runs' entry
+    assert entries[machine_key(training=False)]["kernels"] == "torch-matmul"
+    for _ in range(REVIEWS + 1):  # the next processes check it again, then it is settled: no more timing
+        monkeypatch.setitem(select_module._state, "auto", None)
+        monkeypatch.setitem(select_module._state, "active", None)
+        assert active_cpu_kernels() == "torch-matmul"
+    assert timed == [False] * (1 + REVIEWS)
 
 
 def test_unknown_choice_names_the_key_and_the_choices():

@@ -5,6 +5,10 @@ depend on the timing noise of that run: one command, one result. Each machine (C
 thread count) therefore gets one kept choice (:class:`~lmtrain.kernels.decision.KeptChoice`),
 which every later run uses; later measurements only decide whether the runs after them switch.
 
+A process that trains nothing (``lmtrain predict``, ``generate``, ``evaluate``) keeps its own entry per machine,
+timed on the forward products alone (``... | forward only``): without it, every such command would time the
+kernels again, about a second on a 2-core CPU, and could pick differently from one call to the next.
+
 The file is only ever replaced whole (a temporary file renamed over it). A file that is not a
 memo (damaged, not JSON, a symbolic link, a folder) is neither followed nor overwritten: ``auto``
 then measures in every run and says so once per run.
@@ -32,10 +36,12 @@ from lmtrain.kernels.probe import PROBE_VERSION
 # what an earlier lmtrain's ``auto`` kept, as the set of today's choices with the same products
 EARLIER_SETS = {"torch": "torch-matmul", "onednn": "onednn"}
 MAX_BYTES = 1 << 20  # a memo holds a few lines per machine; anything larger is not one
+MEMO_FILE = "cpu_kernels.json"  # the memo's name in the cache home (lmtrain.files.cache_home)
 
 
-def machine_key() -> str:
-    """The CPU model, the PyTorch version and the thread count: what the timing depends on."""
+def machine_key(training: bool = True) -> str:
+    """The CPU model, the PyTorch version and the thread count: what the timing depends on; for a process that
+    trains nothing (``training`` False), with `` | forward only``: its choice is timed on the forward products."""
     cpu = platform.processor() or platform.machine()
     try:
         for line in Path("/proc/cpuinfo").read_text().splitlines():
@@ -44,7 +50,8 @@ def machine_key() -> str:
                 break
     except OSError:
         pass
-    return f"{cpu} | torch {torch.__version__} | {torch.get_num_threads()} threads"
+    key = f"{cpu} | torch {torch.__version__} | {torch.get_num_threads()} threads"
+    return key if training else f"{key} | forward only"
 
 
 @dataclass
@@ -87,12 +94,13 @@ def _earlier_choice(kernels: str, why: str, decided: str) -> KeptChoice:
     return KeptChoice(EARLIER_SETS[kernels], why, decided)
 
 
-def kept_choice(memo: Memo) -> tuple[KeptChoice | None, str | None]:
-    """This machine's kept choice in ``memo`` (None: none kept), with a problem to log when its entry is unusable.
+def kept_choice(memo: Memo, training: bool = True) -> tuple[KeptChoice | None, str | None]:
+    """This machine's kept choice in ``memo`` (None: none kept), with a problem to log when its entry is unusable;
+    ``training`` False: the entry of processes that train nothing (see :func:`machine_key`).
 
     An entry of an earlier check comes back unsettled and in today's names (see the module docstring).
     """
-    entry = memo.entries.get(machine_key())
+    entry = memo.entries.get(machine_key(training))
     if entry is None:
         return None, None
     fields = entry if isinstance(entry, dict) else {}
@@ -109,15 +117,16 @@ def kept_choice(memo: Memo) -> tuple[KeptChoice | None, str | None]:
     return KeptChoice(kernels, why, decided, _count(fields.get("reviews")), _count(fields.get("challenges"))), None
 
 
-def keep(memo: Memo, choice: KeptChoice) -> str | None:
-    """Store ``choice`` as this machine's entry of ``memo``, beside the other machines' entries.
+def keep(memo: Memo, choice: KeptChoice, training: bool = True) -> str | None:
+    """Store ``choice`` as this machine's entry of ``memo`` (``training`` as for :func:`kept_choice`), beside the
+    other machines' entries.
 
     Returns:
         None once written, else why it was not (a read-only or full disk only costs the memo).
     """
     if memo.problem is not None:
         return memo.problem
-    entries = {**memo.entries, machine_key(): asdict(choice)}
+    entries = {**memo.entries, machine_key(training): asdict(choice)}
     handle = None
     try:
         memo.path.parent.mkdir(parents=True, exist_ok=True)

@@ -15,8 +15,8 @@ that choice per machine (:mod:`lmtrain.kernels.memo`), so every later run of a c
 same kernels; its next few runs measure again and switch the choice for the runs after them only
 on repeated clear wins. It is decided once per process. A training run selects through
 ``trainer.cpu_kernels``; a process that selects nothing (``lmtrain generate``, ``evaluate``,
-``predict``, a script) gets ``auto`` on its first kernel call, measured without a memo on the forward
-products alone (it trains nothing).
+``predict``, a script) gets ``auto`` on its first kernel call, timed on the forward products alone (it
+trains nothing) and kept in the memo under its own entry.
 """
 
 from __future__ import annotations
@@ -30,9 +30,10 @@ from pathlib import Path
 import torch
 
 from lmtrain.errors import UserError
+from lmtrain.files.cache_home import cache_home
 from lmtrain.kernels.cpu.linear import onednn_ops_present
 from lmtrain.kernels.decision import RULE, KeptChoice, judge, review, rule_kernels
-from lmtrain.kernels.memo import Memo, keep, kept_choice, read_memo
+from lmtrain.kernels.memo import MEMO_FILE, Memo, keep, kept_choice, read_memo
 from lmtrain.kernels.probe import check_onednn_ops, cpu_has_wide_vectors, time_kernels
 
 log = logging.getLogger(__name__)
@@ -57,24 +58,24 @@ def _today() -> str:
     return datetime.now(timezone.utc).date().isoformat()
 
 
-def _first_choice(memo: Memo, measure: bool, wide_vectors: bool) -> tuple[str, str]:
+def _first_choice(memo: Memo, measure: bool, wide_vectors: bool, training: bool) -> tuple[str, str]:
     """The kernels of a machine with no kept choice: measured (and kept in ``memo``), or by rule without measuring."""
     if not measure:
         kernels = rule_kernels(wide_vectors)
         return kernels, f"auto: by rule {RULE}, not measured in this process (the job's first process decides)"
-    verdict = judge(time_kernels(), wide_vectors)
-    failed = keep(memo, KeptChoice(verdict.kernels, verdict.why, _today()))
+    verdict = judge(time_kernels(backward=training), wide_vectors)
+    failed = keep(memo, KeptChoice(verdict.kernels, verdict.why, _today()), training)
     kept = f"kept for this machine in {memo.path}" if failed is None else f"not kept in {memo.path}: {failed}"
     return verdict.kernels, f"auto: {verdict.why}; {kept}"
 
 
-def _auto_by_memo(path: Path, measure: bool, key: str) -> tuple[str, str]:
+def _auto_by_memo(path: Path, measure: bool, key: str, training: bool) -> tuple[str, str]:
     """``auto`` with a memo: the kept choice of this machine (re-measured by its first few later runs), or a first one.
 
     A re-measurement only changes what the memo keeps for later runs, never this run's kernels.
     """
     memo = read_memo(path)
-    kept, problem = kept_choice(memo)
+    kept, problem = kept_choice(memo, training)
     if memo.problem or problem:
         advice = (
             " auto measures in every run, so two runs may pick different kernels (and dropout masks): "
@@ -85,14 +86,14 @@ def _auto_by_memo(path: Path, measure: bool, key: str) -> tuple[str, str]:
         log.warning("The memo of %s=auto, %s, is not used as it is: %s.%s", key, path, memo.problem or problem, advice)
     wide_vectors = cpu_has_wide_vectors()
     if kept is None:
-        return _first_choice(memo, measure, wide_vectors)
+        return _first_choice(memo, measure, wide_vectors, training)
     why = f"auto: {kept.describe()}"
     if kept.settled:
         return kept.kernels, f"{why}, confirmed by {kept.reviews} later checks"
     if not measure:
         return kept.kernels, why
-    updated, outcome = review(kept, judge(time_kernels(), wide_vectors), _today())
-    failed = keep(memo, updated)
+    updated, outcome = review(kept, judge(time_kernels(backward=training), wide_vectors), _today())
+    failed = keep(memo, updated, training)
     return kept.kernels, f"{why}; {outcome}" + ("" if failed is None else f" (not kept in {path}: {failed})")
 
 
@@ -118,7 +119,7 @@ def _first_auto(memo: Path | None, measure: bool, key: str, training: bool) -> t
     try:
         check_onednn_ops()
         if memo is not None:
-            return _auto_by_memo(memo, measure, key)
+            return _auto_by_memo(memo, measure, key, training)
         verdict = judge(time_kernels(backward=training), cpu_has_wide_vectors())
         return verdict.kernels, f"auto: {verdict.why}"
     except (RuntimeError, TypeError, AttributeError, NotImplementedError) as error:
@@ -189,12 +190,12 @@ def select_cpu_kernels(
 def active_cpu_kernels() -> str:
     """The kernel set in force, one of :data:`KERNEL_SETS`.
 
-    A process that selected nothing (``generate``, ``evaluate``, ``predict``: no training) selects ``auto`` now,
-    timing the forward products only.
+    A process that selected nothing (``generate``, ``evaluate``, ``predict``: no training) selects ``auto`` now:
+    the memo's choice for processes that train nothing, timed on the forward products only where it has none.
     """
     active = _state["active"]
     if active is None:
-        active = select_cpu_kernels("auto", training=False)
+        active = select_cpu_kernels("auto", training=False, memo=cache_home() / MEMO_FILE)
         log.info("CPU kernels: %s (%s)", *active)
     return active[0]
 

@@ -16,6 +16,7 @@ from lmtrain.errors import UserError
 from lmtrain.files.cache_home import cache_home
 from lmtrain.files.checkpoints import read_model_meta
 from lmtrain.kernels import select_cpu_kernels
+from lmtrain.kernels.memo import MEMO_FILE
 from lmtrain.run_folder.layout import RunDir
 from lmtrain.training.checkpoint import newest_intact_checkpoint
 from lmtrain.training.distributed import lost_peer, peer_gone
@@ -26,8 +27,6 @@ from lmtrain.training.stop_signals import TrainingInterrupted, continue_hint
 from lmtrain.training.trainer import Trainer
 
 log = logging.getLogger(__name__)
-
-KERNEL_MEMO = "cpu_kernels.json"  # where `trainer.cpu_kernels=auto` keeps its decision, in the cache home
 
 
 def _put_kernels_in_force(trainer: Trainer, choice: str, resume_from: Path | None) -> tuple[str, str]:
@@ -40,7 +39,7 @@ def _put_kernels_in_force(trainer: Trainer, choice: str, resume_from: Path | Non
     recorded = read_model_meta(resume_from).get("cpu_kernels") if choice == "auto" and resume_from else None
     try:
         kernels, why = select_cpu_kernels(
-            recorded or choice, trainer.device, memo=cache_home() / KERNEL_MEMO, measure=trainer.dist.is_main
+            recorded or choice, trainer.device, memo=cache_home() / MEMO_FILE, measure=trainer.dist.is_main
         )  # rank 0 measures, the others follow it
         why = f"as the resumed run started ({why})" if recorded else why
     except UserError:  # recorded oneDNN kernels that this machine cannot run
@@ -50,7 +49,7 @@ def _put_kernels_in_force(trainer: Trainer, choice: str, resume_from: Path | Non
             recorded,
         )
         kernels, why = select_cpu_kernels(
-            choice, trainer.device, memo=cache_home() / KERNEL_MEMO, measure=trainer.dist.is_main
+            choice, trainer.device, memo=cache_home() / MEMO_FILE, measure=trainer.dist.is_main
         )
     if trainer.dist.enabled and choice == "auto":
         agreed = trainer.dist.broadcast(kernels)
