@@ -96,6 +96,23 @@ def memo_is_a_folder(ws: Workspace) -> Outcome:
     return Outcome(proc.returncode, _said(proc, NOT_USED), _ran_with_warning(proc, NOT_USED) and memo.is_dir())
 
 
+def symlinked_memo_read_by_generate(ws: Workspace) -> Outcome:
+    target = ws.root / "someone-elses-too.json"
+    target.write_text("{}")
+    memo = _memo(ws, "memo-link-generate")
+    memo.symlink_to(target)
+    proc = subprocess.run(
+        [sys.executable, "-m", "lmtrain", "generate", f"ckpt={ws.root / 'finished'}", "prompt=The [MASK] fell."],
+        cwd=ws.root,
+        capture_output=True,
+        text=True,
+        timeout=600,
+        env=_env(ws.root / "memo-link-generate-home"),
+    )
+    intact = memo.is_symlink() and target.read_text() == "{}"
+    return Outcome(proc.returncode, _said(proc, NOT_USED), _ran_with_warning(proc, "symbolic link") and intact)
+
+
 def _machine_key(ws: Workspace, name: str) -> str:
     """The memo's key for this machine, as the probe's ``lmtrain`` runs compute it."""
     home = ws.root / f"{name}-home"
@@ -157,6 +174,7 @@ PROBES: dict[str, Callable[[Workspace], Outcome]] = {
     "a truncated cpu_kernels memo": truncated_memo,
     "a cpu_kernels memo that is a symlink": symlinked_memo,
     "a cpu_kernels memo that is a folder": memo_is_a_folder,
+    "a cpu_kernels memo that is a symlink, read by generate (forward-only entry)": symlinked_memo_read_by_generate,
     "a hand-edited memo naming unknown kernels": memo_names_unknown_kernels,
     "an earlier lmtrain's settled memo saying torch": earlier_memo_saying_torch,
     "trainer.cpu_kernels=torch-matmul on the command line": torch_matmul_from_the_command_line,

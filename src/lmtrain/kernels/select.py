@@ -77,13 +77,16 @@ def _auto_by_memo(path: Path, measure: bool, key: str, training: bool) -> tuple[
     memo = read_memo(path)
     kept, problem = kept_choice(memo, training)
     if memo.problem or problem:
+        # a command that trains nothing has no kernel key to set: deleting the file is its way out
+        choose = f", or set {key}=onednn or {key}=torch-matmul" if training else ""
         advice = (
-            " auto measures in every run, so two runs may pick different kernels (and dropout masks): "
-            f"delete the file, or set {key}=onednn or {key}=torch-matmul."
+            f" auto measures in every run, so two runs may pick different kernels (and dropout masks): delete the "
+            f"file{choose}."
             if memo.problem
             else ""
         )
-        log.warning("The memo of %s=auto, %s, is not used as it is: %s.%s", key, path, memo.problem or problem, advice)
+        subject = f"{key}=auto" if training else "the CPU kernels' auto choice"
+        log.warning("The memo of %s, %s, is not used as it is: %s.%s", subject, path, memo.problem or problem, advice)
     wide_vectors = cpu_has_wide_vectors()
     if kept is None:
         return _first_choice(memo, measure, wide_vectors, training)
