@@ -1,4 +1,5 @@
-"""A whole run imports only what it uses: no ``torch._dynamo`` without compilation, no FSDP without sharding.
+"""A whole run imports only what it uses: no ``torch._dynamo`` without compilation, no FSDP without sharding; nor
+does loading its checkpoint again (``generate``, ``evaluate``; ``predict`` and ``finetune init=`` load alike).
 
 Each is half a second or more of a 2-core CPU, paid by every run that loads it (docs/performance.md).
 """
@@ -38,3 +39,11 @@ def test_a_pretraining_run_and_its_resume_import_neither_dynamo_nor_fsdp(tmp_pat
     assert (run / "curves.png").is_file()
     assert _modules_loaded_by(tmp_path, "resume", str(run), "trainer.max_steps=3") == []  # restores the optimizer
     assert json.loads((run / "summary.json").read_text())["steps"] == 3
+
+
+def test_loading_a_run_again_imports_neither(tmp_path):
+    run = tmp_path / "run"
+    first = ["pretrain", "debug=tiny", "trainer.max_steps=1", "trainer.eval_every=0", f"hydra.run.dir={run}"]
+    assert _modules_loaded_by(tmp_path, *first) == []
+    generated = ["generate", f"ckpt={run}", "prompt=The [MASK] fell .", f"hydra.run.dir={tmp_path / 'gen'}"]
+    assert _modules_loaded_by(tmp_path, *generated) == []  # the model.json check on the meta device included

@@ -26,6 +26,7 @@ from torch import nn
 
 from lmtrain.errors import UserError
 from lmtrain.files import checkpoints as ckpt
+from lmtrain.models.skip_init import weights_left_as_allocated
 
 
 class _TooManyParameters(Exception):
@@ -97,7 +98,8 @@ def check_against_weights(build: Any, meta: dict[str, Any], checkpoint: Path) ->
                 "the model.json written with these weights."
             )
     try:
-        with torch.device("meta"), _parameter_budget(2 * len(shapes) + 16):  # tied weights register twice
+        # tied weights register twice; no initialiser runs (on meta tensors they would import torch._dynamo)
+        with torch.device("meta"), _parameter_budget(2 * len(shapes) + 16), weights_left_as_allocated():
             probe = build(meta)
     except _TooManyParameters:
         raise UserError(

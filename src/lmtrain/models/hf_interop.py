@@ -28,6 +28,7 @@ from lmtrain.models.hf_weight_names import (
     weights_mismatch_error,
 )
 from lmtrain.models.language_model import LanguageModel
+from lmtrain.models.skip_init import weights_left_as_allocated
 
 
 def load_hf_folder(folder: str | Path) -> LanguageModel:
@@ -68,7 +69,8 @@ def load_hf_folder(folder: str | Path) -> LanguageModel:
         converted, missing, unexpected = convert_from_hf(weights, spec, family, heads)
         if missing or unexpected:  # said before building a model of the config's size
             raise weights_mismatch_error(str(folder), model_type, missing, unexpected)
-        model = LanguageModel(spec, heads)
+        with weights_left_as_allocated():  # every weight is loaded below, or the load is refused
+            model = LanguageModel(spec, heads)
         result = model.load_state_dict(converted, strict=False)
     except RuntimeError as error:  # a tensor of another shape than the config's (one layer differing, say)
         reason = " ".join(str(error).split())[:300]

@@ -27,6 +27,7 @@ from lmtrain.models.hf_interop import load_hf_folder
 from lmtrain.models.hf_names import DEFAULT_OBJECTIVES, HF_MODEL_NAMES, HF_OBJECTIVES
 from lmtrain.models.language_model import LanguageModel
 from lmtrain.models.protocol import NamedHeads, TrainedModel
+from lmtrain.models.skip_init import weights_left_as_allocated
 
 
 def model_meta(model: TrainedModel, model_name: str, objective: str, tokenizer: TextTokenizer) -> dict[str, Any]:
@@ -151,7 +152,8 @@ def load_checkpoint(
     check_capabilities(meta, needs, f"{key}={path}")
     family = ModelFamily.of(meta)
     check_against_weights(family.from_meta, meta, checkpoint)  # a hand-altered model.json allocates nothing
-    model = family.from_meta(meta)
+    with weights_left_as_allocated():  # the strict load below replaces every weight
+        model = family.from_meta(meta)
     ckpt.load_weights(model, checkpoint)
     return model.to(device).eval(), checkpoint_tokenizer(checkpoint, meta), meta
 
