@@ -178,3 +178,24 @@ def test_a_first_step_that_runs_out_of_memory_says_what_to_lower(tmp_path, monke
     monkeypatch.chdir(tmp_path)
     with pytest.raises(UserError, match=r"the longest training batch \(\d+ x \d+\) does not fit in memory on cpu"):
         pretrain.run(_cfg(tmp_path))
+
+
+def test_an_evaluation_batch_that_pays_once_only_costs_is_timed_again(tmp_path, monkeypatch, caplog):
+    from lmtrain.training import preflight
+
+    calls: list[int] = []
+    real = preflight.evaluate_objective
+
+    def first_call_slow(*args, **kwargs):  # as a metric library imported by the first evaluation
+        calls.append(1)
+        if len(calls) == 1:
+            time.sleep(1.5)
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(preflight, "evaluate_objective", first_call_slow)
+    monkeypatch.chdir(tmp_path)
+    with caplog.at_level("INFO"):
+        pretrain.run(_cfg(tmp_path, "trainer.progress=false", "trainer.max_steps=2"))
+    line = next(line for line in _preflight_lines(caplog) if "evaluation batch" in line)
+    seconds = float(line.split("evaluation batch ")[1].split(" s")[0])
+    assert len(calls) == 2 and seconds < 1.0  # the second, once-only cost left out of the estimate
