@@ -43,6 +43,10 @@ def test_the_output_file_is_checked_before_anything_is_written(tmp_path):
         check_output(str(link), [str(inputs)])
     with pytest.raises(UserError, match=r"is a folder; give the file to write, e.g. output=.*predictions.jsonl"):
         check_output(str(tmp_path), [str(inputs)])
+    weights = tmp_path / "model.safetensors"
+    weights.write_bytes(b"\x80" * (1 << 20))  # a large file of another kind, judged by its head only
+    with pytest.raises(UserError, match="model.safetensors exists and is not a JSON lines file"):
+        check_output(str(weights), [str(inputs)])
     assert mine.read_text() == "my notes\n" and inputs.read_text() == "Alice visited Paris .\n"
     earlier = tmp_path / "deep" / "preds.jsonl"
     write_records([{"text": "x", "label": "a"}], str(earlier), str)  # its folders made

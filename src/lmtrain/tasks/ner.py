@@ -29,6 +29,7 @@ from lmtrain.tasks.conll import (
     read_tagged_jsonl,
     read_tagged_split,
 )
+from lmtrain.tasks.entity_spans import entity_spans
 from lmtrain.tasks.files import file_format
 
 log = logging.getLogger(__name__)
@@ -186,8 +187,6 @@ class NerTask(Task):
         self, model, tokenizer, lines: list[str], batch_size: int, device: torch.device, **options: Any
     ) -> list[dict[str, Any]]:
         """Words, tags and entities (type, character and word spans) of each line."""
-        from seqeval.metrics.sequence_labeling import get_entities
-
         spans = [split_words(line) for line in lines]
         windows = make_windows(tokenizer, [[w for w, _, _ in s] for s in spans], self.cfg.max_seq_len)
         examples = [{"input_ids": w.input_ids, "first_subword": (w.word_index >= 0).astype(np.int64)} for w in windows]
@@ -216,7 +215,7 @@ class NerTask(Task):
                     "word_start": a,
                     "word_end": b + 1,
                 }
-                for kind, a, b in get_entities(tags)
+                for kind, a, b in entity_spans(tags)
             ]
             records.append({"text": line, "words": [w for w, _, _ in span], "tags": tags, "entities": entities})
         return records

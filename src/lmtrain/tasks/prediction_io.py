@@ -59,20 +59,25 @@ def read_inputs(source: str | None, key: str = "input") -> list[str]:
     return [line for line in read_input_lines(source, key) if line.strip()]
 
 
-def _json_lines_problem(path: Path, lines: int = 100) -> str | None:
-    """Why ``path`` is not a JSON lines file of objects (judged by its first ``lines`` lines), or None."""
+def _json_lines_problem(path: Path, head_bytes: int = 1 << 16) -> str | None:
+    """Why ``path`` is not a JSON lines file of objects, judged by the whole lines in its first ``head_bytes``
+    (never the whole file: it may be a large file of another kind), or None."""
     with open(path, "rb") as file:
-        for number, raw in enumerate(file, start=1):
-            if number > lines:
-                break
-            if not raw.strip():
-                continue
-            try:
-                value = json.loads(raw)
-            except ValueError:
-                return f"line {number} is not JSON"
-            if not isinstance(value, dict):
-                return f"line {number} is not a JSON object"
+        head = file.read(head_bytes)
+    lines = head.split(b"\n")
+    if len(head) == head_bytes:
+        lines = lines[:-1]  # the last line may be cut short
+        if not lines:  # one line longer than the head: a JSON object starts with {
+            return None if head.lstrip().startswith(b"{") else "line 1 is not JSON"
+    for number, raw in enumerate(lines, start=1):
+        if not raw.strip():
+            continue
+        try:
+            value = json.loads(raw)
+        except ValueError:
+            return f"line {number} is not JSON"
+        if not isinstance(value, dict):
+            return f"line {number} is not a JSON object"
     return None
 
 
