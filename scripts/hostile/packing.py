@@ -99,6 +99,17 @@ def on_without_a_transformer(ws: Workspace) -> Outcome:
     return refused(proc, "trainer.packing=on: must be auto or off for model=elmo", not out.exists())
 
 
+def on_with_an_elmo_run_as_init(ws: Workspace) -> Outcome:
+    """``finetune init=<an ELMo run> trainer.packing=on``: refused from the run's model.json, before a run folder."""
+    from hostile.capabilities import _elmo_run
+
+    out = ws.root / "packing-elmo-init"
+    proc = ws.lmtrain(
+        "finetune", "task=ner", "debug=tiny", f"init={_elmo_run(ws)}", "trainer.packing=on", f"hydra.run.dir={out}"
+    )
+    return refused(proc, "trainer.packing=on: must be auto or off for init=", not out.exists())
+
+
 PROBES: dict[str, Callable[[Workspace], Outcome]] = {
     "trainer.packing=yes": not_a_mode,
     "trainer.packing=on with trainer.compile=true": on_with_compile,
@@ -107,4 +118,5 @@ PROBES: dict[str, Callable[[Workspace], Outcome]] = {
     "an empty training sentence, packing=on": empty_sentence,
     "a run saved before trainer.packing existed, resumed": saved_before_packing,
     "trainer.packing=on for ELMo (no Transformer backbone)": on_without_a_transformer,
+    "trainer.packing=on for finetune init=<an ELMo run>": on_with_an_elmo_run_as_init,
 }

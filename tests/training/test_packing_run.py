@@ -128,6 +128,20 @@ def test_packing_on_for_a_family_that_never_packs_is_refused_before_the_run_fold
     assert not run.exists()
 
 
+def test_packing_on_for_an_elmo_run_as_init_is_refused_before_the_run_folder_exists(tmp_path):
+    """``finetune init=<an ELMo run>``: the family in the run's model.json says it never packs."""
+    elmo = tmp_path / "elmo"
+    made = run_cli("pretrain", "model=elmo", "debug=tiny", "trainer.max_steps=2", f"hydra.run.dir={elmo}", cwd=tmp_path)
+    assert made.returncode == 0, made.stderr[-2000:]
+    run = tmp_path / "ner"
+    out = run_cli(
+        "finetune", "task=ner", "debug=tiny", f"init={elmo}", "trainer.packing=on", f"hydra.run.dir={run}", cwd=tmp_path
+    )
+    message = " ".join(out.stderr.split())
+    assert out.returncode == 2 and f"trainer.packing=on: must be auto or off for init={elmo} (elmo family)" in message
+    assert not run.exists()
+
+
 def test_packing_on_for_a_model_built_without_a_packing_backbone_is_refused():
     """A model whose family does not say (a user's own, here LSTMs) is checked once built: ``on`` is refused,
     ``auto`` and ``off`` train it as it is."""

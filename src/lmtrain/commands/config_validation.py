@@ -97,6 +97,8 @@ def _cross_checks(cfg: Any, command: str, given: set[str]) -> None:
         _check_objective(cfg, given_data)
     if command == "finetune":
         _check_finetune_keys(cfg, given)
+    if command in ("finetune", "pretrain"):
+        _check_init_packing(cfg)
     training_from_scratch = command == "pretrain" or (command == "finetune" and cfg.get("init") == "scratch")
     if (
         training_from_scratch
@@ -154,9 +156,10 @@ def _check_objective(cfg: Any, given_data: set[str]) -> None:
         )
 
 
-def _check_packing(cfg: Any, family: Any) -> None:
+def _check_packing(cfg: Any, family: Any, chosen: str | None = None) -> None:
     """Refuse ``trainer.packing=on`` for a model family that says it never packs, before a run folder exists
-    (a family that does not say is checked once its model is built)."""
+    (a family that does not say is checked once its model is built). ``chosen``: how the model was chosen, in
+    words (default ``model=<name>``)."""
     trainer = cfg.get("trainer")
     if trainer is None or trainer.get("packing") != "on" or family.packs is not False:
         return
@@ -164,10 +167,32 @@ def _check_packing(cfg: Any, family: Any) -> None:
 
     raise ConfigRangeError(
         "trainer.packing",
-        f"auto or off for model={cfg.model.name} ({family.name} family)",
+        f"auto or off for {chosen or f'model={cfg.model.name}'} ({family.name} family)",
         "on",
         f"{WHY_NOTHING_PACKS}; leave trainer.packing at auto or set it to off",
     )
+
+
+def _check_init_packing(cfg: Any) -> None:
+    """:func:`_check_packing` for the model ``init=`` names, when it is a run or checkpoint on disk of a family
+    lmtrain has (read from its ``model.json``; a Hub id, a Hugging Face folder or a family of your own is
+    checked once the model is built, as before)."""
+    from pathlib import Path
+
+    trainer, init = cfg.get("trainer"), cfg.get("init")
+    if trainer is None or trainer.get("packing") != "on" or not init or not Path(str(init)).expanduser().exists():
+        return
+    from lmtrain.errors import UserError
+    from lmtrain.models.families import ModelFamily
+    from lmtrain.models.loading import locate_model, read_meta
+
+    try:
+        meta = read_meta(locate_model(Path(str(init)).expanduser(), "init"))
+    except UserError:  # not a model: the command says so when it loads it
+        return
+    family = ModelFamily.registry.get(str(meta.get("family")))  # no import of a family named in a file
+    if family is not None:
+        _check_packing(cfg, family, f"init={init}")
 
 
 def check_config(cfg: Any, command: str, given: Iterable[str] = ()) -> None:
