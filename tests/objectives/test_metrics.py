@@ -54,3 +54,37 @@ def test_entity_scores_without_any_entity_are_zeros_without_a_numpy_warning():
         warnings.simplefilter("error")
         scores = entity_scores([["O", "O"], ["O"]], [["O", "O"], ["O"]])
     assert (scores["precision"], scores["recall"], scores["f1"], scores["entities"]) == (0.0, 0.0, 0.0, 0.0)
+
+
+def test_classification_scores_are_scikit_learns_without_importing_it():
+    import math
+    import random
+    import subprocess
+    import sys
+
+    from sklearn.metrics import confusion_matrix, f1_score, precision_recall_fscore_support
+
+    rng = random.Random(0)
+    for _ in range(500):
+        k, n = rng.randint(2, 6), rng.randint(1, 40)
+        gold = [rng.randrange(k) for _ in range(n)]
+        predicted = [rng.randrange(k - 1 if rng.random() < 0.2 else k) for _ in range(n)]  # a class never predicted
+        ours = classification_scores(gold, predicted, k, positive=1)
+        present = sorted(set(gold) | set(predicted))
+        assert math.isclose(
+            ours["macro_f1"], f1_score(gold, predicted, labels=present, average="macro", zero_division=0)
+        )
+        assert math.isclose(ours["f1"], f1_score(gold, predicted, labels=[1], average="macro", zero_division=0))
+        report = per_class_report(gold, predicted, [f"c{i}" for i in range(k)])
+        theirs = precision_recall_fscore_support(gold, predicted, labels=list(range(k)), zero_division=0)
+        for i in range(k):
+            row = report["per_class"][f"c{i}"]
+            assert [row["precision"], row["recall"], row["f1"], row["support"]] == pytest.approx([t[i] for t in theirs])
+        assert report["confusion_matrix"]["matrix"] == confusion_matrix(gold, predicted, labels=list(range(k))).tolist()
+    code = (
+        "import sys; from lmtrain.objectives.metrics import classification_scores, per_class_report; "
+        "classification_scores([0, 1], [1, 1], 2, 1); per_class_report([0, 1], [1, 1], ['a', 'b']); "
+        "print('sklearn' in sys.modules)"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert done.stdout.strip() == "False", done.stderr[-2000:]  # its import costs a classification run 1.8 s

@@ -60,27 +60,50 @@ def entity_scores(gold: list[list[str]], predicted: list[list[str]], scheme: str
     return scores
 
 
+def _confusion(gold: list[int], predicted: list[int], n_classes: int) -> np.ndarray:
+    """Counts of (gold, predicted) class ids in ``range(n_classes)``: a row per gold class, a column per prediction."""
+    g, p = np.asarray(gold, dtype=np.int64), np.asarray(predicted, dtype=np.int64)
+    inside = (g >= 0) & (g < n_classes) & (p >= 0) & (p < n_classes)
+    return np.bincount(g[inside] * n_classes + p[inside], minlength=n_classes * n_classes).reshape(n_classes, n_classes)
+
+
+def _per_label(gold: list[int], predicted: list[int], labels: list[int]) -> tuple[np.ndarray, ...]:
+    """Precision, recall, F1 and support of each of ``labels``, 0 where a ratio has nothing to divide (as
+    scikit-learn's ``precision_recall_fscore_support(..., zero_division=0)``)."""
+    g, p = np.asarray(gold), np.asarray(predicted)
+    each = np.asarray(labels).reshape(-1, 1)  # (L, 1) against (N,)
+    tp = np.sum((g == each) & (p == each), axis=1).astype(np.float64)
+    fp = np.sum((p == each) & (g != each), axis=1).astype(np.float64)
+    fn = np.sum((g == each) & (p != each), axis=1).astype(np.float64)
+
+    def ratio(top: np.ndarray, bottom: np.ndarray) -> np.ndarray:
+        return np.divide(top, bottom, out=np.zeros_like(top), where=bottom > 0)
+
+    return ratio(tp, tp + fp), ratio(tp, tp + fn), ratio(2 * tp, 2 * tp + fp + fn), (tp + fn).astype(np.int64)
+
+
 def classification_scores(
     gold: list[int], predicted: list[int], n_classes: int, positive: int | None = None
 ) -> dict[str, float]:
     """``accuracy``, ``macro_f1`` over the classes present in gold or predictions, and ``f1`` of ``positive``.
+
+    The same values as scikit-learn's ``accuracy_score`` and ``f1_score(..., zero_division=0)`` (tested), without
+    importing it (1.8 s on 2 cores, paid by every classification run).
 
     Args:
         gold, predicted: class ids.
         n_classes: number of classes.
         positive: class whose F1 is reported as ``f1`` (binary tasks), or None.
     """
-    from sklearn.metrics import accuracy_score, f1_score
-
     if not len(gold):
         return {"accuracy": math.nan, "macro_f1": math.nan}
     present = sorted(set(gold) | set(predicted))
     scores = {
-        "accuracy": float(accuracy_score(gold, predicted)),
-        "macro_f1": float(f1_score(gold, predicted, labels=present, average="macro", zero_division=0)),
+        "accuracy": float(np.mean(np.asarray(gold) == np.asarray(predicted))),
+        "macro_f1": float(np.mean(_per_label(gold, predicted, present)[2])),
     }
     if positive is not None:
-        scores["f1"] = float(f1_score(gold, predicted, labels=[positive], average="macro", zero_division=0))
+        scores["f1"] = float(_per_label(gold, predicted, [positive])[2][0])
     return scores
 
 
@@ -94,10 +117,8 @@ def per_class_report(gold: list[int], predicted: list[int], labels: list[str]) -
         ``per_class``: ``{label: {"precision", "recall", "f1", "support"}}``; ``confusion_matrix``:
         ``{"labels": labels, "matrix": rows of counts}``, a row per gold class, a column per predicted one.
     """
-    from sklearn.metrics import confusion_matrix, precision_recall_fscore_support
-
     ids = list(range(len(labels)))
-    precision, recall, f1, support = precision_recall_fscore_support(gold, predicted, labels=ids, zero_division=0)
+    precision, recall, f1, support = _per_label(gold, predicted, ids)
     per_class = {
         label: {
             "precision": float(precision[i]),
@@ -107,7 +128,7 @@ def per_class_report(gold: list[int], predicted: list[int], labels: list[str]) -
         }
         for i, label in enumerate(labels)
     }
-    matrix = confusion_matrix(gold, predicted, labels=ids) if len(gold) else np.zeros((len(ids), len(ids)), int)
+    matrix = _confusion(gold, predicted, len(labels))
     return {"per_class": per_class, "confusion_matrix": {"labels": list(labels), "matrix": matrix.tolist()}}
 
 
