@@ -5,8 +5,8 @@ at its floor (``name>=X`` installs ``name==X``; pip picks the newest of everythi
 then lmtrain itself with ``--no-deps``, and runs tiny commands that reach every dependency: imports of
 every module and of every name they take from another package, pretraining on the bundled corpus,
 on a text file, on a ``datasets`` folder and on generated images (Pillow), GloVe (scipy, gensim),
-fine-tuning (classification, NER with seqeval and its scikit-learn), export, pictures (Pillow), a model named by a Hub id
-from a hand-made offline cache (huggingface_hub) and a 2-process FSDP pretrain under torchrun (gloo
+fine-tuning (classification, NER with seqeval and its scikit-learn), export, pictures (Pillow), a model
+named by a Hub id from a hand-made offline cache (huggingface_hub) and a 2-process FSDP pretrain under torchrun (gloo
 on CPU). It prints one table and exits 1 if a step failed (2 for a bad option or pyproject entry).
 
     python scripts/dependency_floors.py                          # the floors, in a temporary venv
