@@ -12,7 +12,7 @@ from lmtrain.commands import finetune
 from lmtrain.data.collate import PadCollator
 from lmtrain.run_folder.layout import read_metrics
 from tests.conftest import compose_config, stopping_after_step
-from tests.tasks.fixtures import make_checkpoint, write_conll
+from tests.tasks.fixtures import ner_files_and_backbone
 
 STEPS = [
     "trainer.progress=false",
@@ -43,20 +43,8 @@ def _losses(run_dir: Path) -> dict[int, float]:
 
 @pytest.fixture
 def overrides(tmp_path) -> list[str]:
-    write_conll(tmp_path / "train.conll", 160, seed=0)
-    write_conll(tmp_path / "dev.conll", 20, seed=1)
     # one fixed backbone: every run starts from the same weights and tokenizer
-    words = [line.split()[0] for line in (tmp_path / "train.conll").read_text().splitlines() if line.strip()]
-    backbone = make_checkpoint(
-        tmp_path / "backbone", causal=False, texts=[" ".join(words[i : i + 12]) for i in range(0, len(words), 12)]
-    )
-    return [
-        "task=ner",
-        f"init={backbone}",
-        *STEPS,
-        f"data.train_file={tmp_path / 'train.conll'}",
-        f"data.eval_file={tmp_path / 'dev.conll'}",
-    ]
+    return [*ner_files_and_backbone(tmp_path, 160, 20), *STEPS]
 
 
 def test_finetune_batches_are_bucketed_and_resume_exactly(tmp_path, overrides, monkeypatch):

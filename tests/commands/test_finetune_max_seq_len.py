@@ -7,25 +7,13 @@ import logging
 
 from lmtrain.commands import finetune
 from tests.conftest import compose_config, run_cli
-from tests.tasks.fixtures import make_checkpoint, write_conll
+from tests.tasks.fixtures import ner_files_and_backbone
 
 STEPS = ["trainer.progress=false", "trainer.max_steps=2", "trainer.batch_size=4", "trainer.eval_every=0"]
 
 
 def _overrides(tmp_path) -> list[str]:
-    write_conll(tmp_path / "train.conll", 16, seed=0)
-    write_conll(tmp_path / "dev.conll", 8, seed=1)
-    words = [line.split()[0] for line in (tmp_path / "train.conll").read_text().splitlines() if line.strip()]
-    backbone = make_checkpoint(
-        tmp_path / "backbone", causal=False, texts=[" ".join(words[i : i + 12]) for i in range(0, len(words), 12)]
-    )  # 64 positions
-    return [
-        "task=ner",
-        f"init={backbone}",
-        *STEPS,
-        f"data.train_file={tmp_path / 'train.conll'}",
-        f"data.eval_file={tmp_path / 'dev.conll'}",
-    ]
+    return [*ner_files_and_backbone(tmp_path, 16, 8), *STEPS]  # a backbone of 64 positions
 
 
 def test_a_preset_length_over_the_positions_is_cut_and_said(tmp_path, monkeypatch, caplog):

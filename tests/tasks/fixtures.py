@@ -163,3 +163,20 @@ def make_checkpoint(run_dir: Path, causal: bool, texts: list[str]) -> Path:
     meta = model_meta(model, "gpt" if causal else "bert", "clm" if causal else "mlm_nsp", tokenizer)
     save_checkpoint(run_dir / "checkpoints", 1, model, meta, None, run_dir / "tokenizer.json")
     return run_dir
+
+
+def ner_files_and_backbone(root: Path, n_train: int, n_eval: int) -> list[str]:
+    """CoNLL train / held-out files under ``root`` and a tiny bidirectional backbone (64 positions) whose tokenizer
+    was trained on their words: the ``finetune task=ner`` overrides that name them (``init``, the data files)."""
+    write_conll(root / "train.conll", n_train, seed=0)
+    write_conll(root / "dev.conll", n_eval, seed=1)
+    words = [line.split()[0] for line in (root / "train.conll").read_text().splitlines() if line.strip()]
+    backbone = make_checkpoint(
+        root / "backbone", causal=False, texts=[" ".join(words[i : i + 12]) for i in range(0, len(words), 12)]
+    )
+    return [
+        "task=ner",
+        f"init={backbone}",
+        f"data.train_file={root / 'train.conll'}",
+        f"data.eval_file={root / 'dev.conll'}",
+    ]
