@@ -61,6 +61,7 @@ def test_pretrain_writes_run_directory_contract(workdir):
     )
     assert out.returncode == 0, out.stderr
     assert "CPU kernels: torch (trainer.cpu_kernels=torch)" in out.stdout + out.stderr  # the log line
+    assert "CPU memory:" not in out.stdout + out.stderr  # `torch`: the C allocator as it is, too
     for name in (
         ".hydra/config.yaml",
         "metrics.jsonl",

@@ -2,7 +2,7 @@
 folder or hand-edited gets a warning and a safe choice, never a traceback, and is never written through; an
 earlier lmtrain's memo saying ``torch`` is read as ``torch-matmul`` and checked again; ``torch-matmul`` runs from
 the command line and a misspelling of it is refused naming the choices; bf16 on a CPU without native bf16 runs
-with a warning naming the key."""
+with a warning naming the key; a user's own ``MALLOC_*`` setting is left as it is."""
 
 from __future__ import annotations
 
@@ -23,14 +23,18 @@ NO_NATIVE_BF16 = (
 )
 
 
-def _env(home: Path) -> dict[str, str]:
-    env = {**os.environ, "HYDRA_FULL_ERROR": "0", "OMP_NUM_THREADS": "1", "HOME": str(home)}
+def _env(home: Path, **extra: str) -> dict[str, str]:
+    env = {**os.environ, "HYDRA_FULL_ERROR": "0", "OMP_NUM_THREADS": "1", "HOME": str(home), **extra}
     env.pop("XDG_CACHE_HOME", None)  # the memo in this home's ~/.cache/lmtrain
     return env
 
 
 def _pretrain(
-    ws: Workspace, name: str, *extra: str, launcher: tuple[str, ...] = ("-m", "lmtrain")
+    ws: Workspace,
+    name: str,
+    *extra: str,
+    launcher: tuple[str, ...] = ("-m", "lmtrain"),
+    env: dict[str, str] | None = None,
 ) -> subprocess.CompletedProcess:
     """A tiny ``lmtrain pretrain`` with its own home folder (``ws.root/name-home``), so its memo is the probe's."""
     home = ws.root / f"{name}-home"
@@ -50,7 +54,7 @@ def _pretrain(
         capture_output=True,
         text=True,
         timeout=600,
-        env=_env(home),
+        env=_env(home, **(env or {})),
     )
 
 
@@ -170,6 +174,13 @@ def bf16_without_native_support(ws: Workspace) -> Outcome:
     return Outcome(proc.returncode, _said(proc, fragment), _ran_with_warning(proc, fragment) and done)
 
 
+def users_own_malloc_setting(ws: Workspace) -> Outcome:
+    proc = _pretrain(ws, "malloc-arena", "model.dropout=0.1", env={"MALLOC_ARENA_MAX": "2"})
+    fragment = "CPU memory: left as MALLOC_ARENA_MAX sets it"
+    done = (ws.root / "malloc-arena" / "summary.json").is_file()
+    return Outcome(proc.returncode, _said(proc, fragment), _ran_with_warning(proc, fragment) and done)
+
+
 PROBES: dict[str, Callable[[Workspace], Outcome]] = {
     "a truncated cpu_kernels memo": truncated_memo,
     "a cpu_kernels memo that is a symlink": symlinked_memo,
@@ -180,4 +191,5 @@ PROBES: dict[str, Callable[[Workspace], Outcome]] = {
     "trainer.cpu_kernels=torch-matmul on the command line": torch_matmul_from_the_command_line,
     "trainer.cpu_kernels=torch_matmul (misspelt)": torch_matmul_misspelt,
     "bf16 on a CPU without native bf16": bf16_without_native_support,
+    "the user's own glibc malloc setting (MALLOC_ARENA_MAX)": users_own_malloc_setting,
 }

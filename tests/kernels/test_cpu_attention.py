@@ -27,6 +27,7 @@ def padding_mask() -> torch.Tensor:
 def test_without_the_dropout_mask_it_is_sdpas_math(monkeypatch, is_causal, padded):
     monkeypatch.setattr(cpu_attention, "keep_mask", lambda shape, p, device: torch.ones(shape, dtype=torch.bool))
     monkeypatch.setattr(cpu_attention, "kept_share", lambda p: 1.0)  # keep every weight, unscaled
+    monkeypatch.setattr(cpu_attention, "keep_factors", lambda shape, p, device: torch.ones(shape))
     ours_in, sdpa_in = qkv(), qkv()
     mask = padding_mask() if padded else None
     ours = attend_with_cheap_dropout(*ours_in, is_causal, 0.1, mask)
@@ -96,6 +97,7 @@ def test_boolean_masks_take_the_cheaper_dropout_other_masks_keep_sdpa(shape):
 def test_a_per_query_mask_is_sdpas_math_and_a_fully_masked_query_gives_no_nan(monkeypatch):
     monkeypatch.setattr(cpu_attention, "keep_mask", lambda shape, p, device: torch.ones(shape, dtype=torch.bool))
     monkeypatch.setattr(cpu_attention, "kept_share", lambda p: 1.0)  # keep every weight, unscaled
+    monkeypatch.setattr(cpu_attention, "keep_factors", lambda shape, p, device: torch.ones(shape))
     ours_in, sdpa_in = qkv(), qkv()
     mask = torch.rand(2, 1, 10, 10, generator=torch.Generator().manual_seed(4)) < 0.5
     mask |= torch.eye(10, dtype=torch.bool)  # every query sees itself, as lmtrain's (Tq, Tk) masks do
@@ -106,3 +108,43 @@ def test_a_per_query_mask_is_sdpas_math_and_a_fully_masked_query_gives_no_nan(mo
     out = attend_with_cheap_dropout(*ours_in, False, 0.1, mask)
     out.sum().backward()
     assert torch.isfinite(out).all() and all(torch.isfinite(t.grad).all() for t in ours_in)
+
+
+def fused_qkv_heads(seed: int) -> tuple[torch.Tensor, list[torch.Tensor]]:
+    """A fused (B, T, 3D) projection output and its (B, H, T, Dh) query, key and value views, as layers pass them."""
+    torch.manual_seed(seed)
+    fused = torch.randn(2, 10, 3 * 3 * 8, requires_grad=True)  # B=2, T=10, H=3, Dh=8
+    heads = fused.view(2, 10, 3, 3, 8).unbind(2)
+    return fused, [t.transpose(1, 2) for t in heads]
+
+
+@pytest.mark.parametrize("is_causal, mask_kind", [(True, None), (False, None), (False, "keys"), (False, "per query")])
+def test_the_written_out_backward_is_autograds_on_the_same_dropout(monkeypatch, is_causal, mask_kind):
+    """fp32 takes the forward and backward written out; the composed ops (what bf16 runs) give the same values."""
+    mask = {"keys": padding_mask(), "per query": torch.ones(2, 1, 10, 10, dtype=torch.bool).tril(), None: None}[
+        mask_kind
+    ]
+    grad_out = torch.randn(2, 3, 10, 8, generator=torch.Generator().manual_seed(9))
+    results = []
+    for written_out in (True, False):
+        monkeypatch.setattr(cpu_attention, "_writes_its_own_gradients", lambda *tensors, on=written_out: on)
+        fused, (q, k, v) = fused_qkv_heads(seed=5)
+        torch.manual_seed(6)
+        out = attend_with_cheap_dropout(q, k, v, is_causal, 0.3, mask)
+        out.backward(grad_out)
+        results.append((out.detach(), fused.grad))
+        plain = F.scaled_dot_product_attention(q, k, v, attn_mask=mask, is_causal=is_causal)
+    (out_a, grad_a), (out_b, grad_b) = results
+    assert not torch.allclose(out_a, plain, atol=1e-3)  # dropout dropped something
+    torch.testing.assert_close(out_a, out_b, atol=1e-6, rtol=1e-5)
+    torch.testing.assert_close(grad_a, grad_b, atol=1e-6, rtol=1e-5)
+
+
+def test_bf16_and_autocast_take_the_composed_ops_with_the_same_mask():
+    _, (q, k, v) = fused_qkv_heads(seed=7)
+    torch.manual_seed(8)
+    fp32 = attend_with_cheap_dropout(q, k, v, False, 0.2)
+    torch.manual_seed(8)
+    bf16 = attend_with_cheap_dropout(*(t.bfloat16() for t in (q, k, v)), False, 0.2)
+    assert bf16.dtype == torch.bfloat16
+    torch.testing.assert_close(bf16.float(), fp32, atol=0.05, rtol=0.05)  # bf16 rounding; same dropped weights

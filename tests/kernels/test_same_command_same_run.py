@@ -8,6 +8,7 @@ import pytest
 import torch
 
 from lmtrain.commands import pretrain
+from lmtrain.kernels import keep_freed_cpu_memory
 from lmtrain.kernels import select as select_module
 from lmtrain.kernels.probe import ProbeTimes
 from lmtrain.run_folder.layout import read_metrics
@@ -50,6 +51,7 @@ def test_two_runs_of_one_command_with_dropout_give_the_same_losses(tmp_path, mon
     assert kernels == ["onednn", "onednn"] and len(losses[0]) == 4
     assert losses[0] == losses[1]
     assert "CPU kernels: onednn (auto: kept for this machine since " in caplog.text
+    assert f"CPU memory: {keep_freed_cpu_memory()}" in caplog.text  # kept for reuse, on glibc
     assert (
         "torch-matmul faster by 50% (clear win 1 of the 2 in separate runs that switch the choice); "
         "this run keeps onednn)"

@@ -3,9 +3,11 @@
 Models import the kernels from here; each dispatches to lmtrain's CPU kernels
 (:mod:`lmtrain.kernels.cpu`) or to PyTorch's own op, as :mod:`lmtrain.kernels.select` decided
 (``onednn``: oneDNN products and lmtrain's dropout; ``torch-matmul``: PyTorch's products and
-lmtrain's dropout; ``torch``: PyTorch's ops throughout).
+lmtrain's dropout; ``torch``: PyTorch's ops throughout). A training run on CPU with lmtrain's kernels
+also keeps freed memory for reuse (:mod:`lmtrain.kernels.cpu.heap`).
 """
 
+from lmtrain.kernels.cpu.heap import keep_freed_cpu_memory
 from lmtrain.kernels.ops import Dropout, Linear, attend, dropout, linear, matmul_t, prepacked_linears, weight_gradient
 from lmtrain.kernels.select import (
     CPU_KERNEL_CHOICES,
@@ -27,6 +29,7 @@ __all__ = [
     "attend",
     "cpu_kernels",
     "dropout",
+    "keep_freed_cpu_memory",
     "linear",
     "matmul_t",
     "prepacked_linears",

@@ -4,7 +4,9 @@ Each set is two parts (:data:`KERNEL_SETS`): who computes the linear products, a
 runs. ``onednn`` is lmtrain's CPU fast paths together: fp32 linear products on oneDNN
 (:mod:`lmtrain.kernels.cpu.linear`), prepacked weights for decoding (:mod:`lmtrain.kernels.cpu.prepacked`)
 and the cheaper dropout mask (:mod:`lmtrain.kernels.cpu.dropout`, also inside attention,
-:mod:`lmtrain.kernels.cpu.attention`). ``torch-matmul`` is PyTorch's matrix products (MKL on x86)
+:mod:`lmtrain.kernels.cpu.attention`, whose forward and backward it writes out in fp32); a training run
+on CPU with either of lmtrain's sets also keeps freed memory for reuse (:mod:`lmtrain.kernels.cpu.heap`).
+``torch-matmul`` is PyTorch's matrix products (MKL on x86)
 with that same cheaper dropout and attention: the better set where MKL's products beat oneDNN's
 (Intel CPUs, where oneDNN's weight-gradient products are the slow part). ``torch`` is PyTorch's own
 ops throughout. ``auto`` chooses between the two sets that share the dropout, so only the products

@@ -15,7 +15,7 @@ from lmtrain.config.commands import FinetuneConfig, PretrainConfig
 from lmtrain.errors import UserError
 from lmtrain.files.cache_home import cache_home
 from lmtrain.files.checkpoints import read_model_meta
-from lmtrain.kernels import select_cpu_kernels
+from lmtrain.kernels import keep_freed_cpu_memory, select_cpu_kernels
 from lmtrain.kernels.memo import MEMO_FILE
 from lmtrain.run_folder.layout import RunDir
 from lmtrain.training.checkpoint import newest_intact_checkpoint
@@ -87,6 +87,10 @@ def fit_run(
     kernels, why = _put_kernels_in_force(trainer, cfg.trainer.cpu_kernels, resume_from)
     if dist.is_main:
         log.info("CPU kernels: %s (%s)", kernels, why)
+    if trainer.device.type == "cpu" and kernels != "torch":  # `torch`: PyTorch as it is, the C allocator's too
+        heap = keep_freed_cpu_memory()
+        if dist.is_main:
+            log.info("CPU memory: %s", heap)
     if dist.enabled:  # independent dropout per rank; a resumed run then restores each rank's saved stream
         torch.manual_seed(cfg.trainer.seed + dist.rank)
     if resume_from is not None:
