@@ -148,3 +148,27 @@ def test_bf16_and_autocast_take_the_composed_ops_with_the_same_mask():
     bf16 = attend_with_cheap_dropout(*(t.bfloat16() for t in (q, k, v)), False, 0.2)
     assert bf16.dtype == torch.bfloat16
     torch.testing.assert_close(bf16.float(), fp32, atol=0.05, rtol=0.05)  # bf16 rounding; same dropped weights
+
+
+@pytest.mark.parametrize("per_query_mask", [False, True])
+def test_fewer_queries_than_keys_as_the_last_block_reads_them(monkeypatch, per_query_mask):
+    """The last block at the read positions only (and cross-attention) attends from Tq < Tk queries."""
+    torch.manual_seed(10)
+    q_in = torch.randn(2, 3, 4, 8, requires_grad=True)  # (B, H, Tq, Dh)
+    kv_in = torch.randn(2, 10, 2, 3, 8, requires_grad=True)  # (B, Tk, 2, H, Dh), as a fused K/V projection
+    mask = padding_mask()
+    if per_query_mask:
+        mask = torch.rand(2, 1, 4, 10, generator=torch.Generator().manual_seed(12)) < 0.7
+        mask[..., 0] = True  # every query sees a key
+    grad_out = torch.randn(2, 3, 4, 8)
+    results = []
+    for written_out in (True, False):
+        monkeypatch.setattr(cpu_attention, "_writes_its_own_gradients", lambda *tensors, on=written_out: on)
+        q, kv = q_in.detach().requires_grad_(), kv_in.detach().requires_grad_()
+        k, v = (t.transpose(1, 2) for t in kv.unbind(2))
+        torch.manual_seed(11)
+        out = attend_with_cheap_dropout(q, k, v, False, 0.25, mask)
+        out.backward(grad_out)
+        results.append((out.detach(), q.grad, kv.grad))
+    for written, composed in zip(*results):
+        torch.testing.assert_close(written, composed, atol=1e-6, rtol=1e-5)
