@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from lmtrain.kernels import Dropout, dropout
-from lmtrain.kernels.cpu.dropout import cheap_dropout, keep_mask
+from lmtrain.kernels.cpu.dropout import cheap_dropout, keep_factors, keep_mask
 
 
 def test_drops_the_asked_share_and_scales_the_rest():
@@ -80,3 +80,22 @@ def test_mask_is_the_16_bit_slices_of_seeded_64_bit_draws():
 def test_probability_rounding_up_to_one_drops_everything():
     x = torch.randn(100)
     assert torch.count_nonzero(cheap_dropout(x, 1 - 1e-6)) == 0  # rounds to 65536/65536
+
+
+def test_fp32_keep_factors_are_the_boolean_mask_of_the_same_draws():
+    torch.manual_seed(6)
+    factors = keep_factors(torch.Size([7, 33]), 0.3, torch.device("cpu"), kept_value=2.5)
+    torch.manual_seed(6)
+    mask = keep_mask(torch.Size([7, 33]), 0.3, torch.device("cpu"))
+    assert factors.dtype == torch.float32
+    assert torch.equal(factors, mask.float() * 2.5)
+
+
+def test_fp32_and_bf16_drop_the_same_elements():
+    """fp32 keeps its mask as factors, bf16 as booleans: the same draws, the same elements dropped."""
+    x = torch.ones(40, 50)
+    torch.manual_seed(7)
+    fp32 = cheap_dropout(x, 0.2)
+    torch.manual_seed(7)
+    bf16 = cheap_dropout(x.bfloat16(), 0.2)
+    assert torch.equal(fp32 == 0, bf16 == 0)
