@@ -51,11 +51,7 @@ def attend_with_cheap_dropout(
     if kept is not None and _writes_its_own_gradients(q, k, v):
         return _DropoutAttention.apply(q, k, v, mask, is_causal, dropout, kept)
     scores = (q * q.shape[-1] ** -0.5) @ k.transpose(-2, -1)  # (B, H, Tq, Tk)
-    if is_causal:
-        future = torch.ones(scores.shape[-2:], dtype=torch.bool, device=q.device).triu(1)  # (Tq, Tk)
-        scores = scores.masked_fill(future, float("-inf"))
-    if mask is not None:
-        scores = scores.masked_fill(~mask, torch.finfo(scores.dtype).min)
+    _hide(scores, mask, is_causal)  # in place: the product's backward does not read its output
     weights = scores.softmax(dim=-1)  # (B, H, Tq, Tk)
     if kept is None:
         return cheap_dropout(weights, dropout) @ v
@@ -72,7 +68,7 @@ def _writes_its_own_gradients(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor)
 
 
 def _hide(scores: torch.Tensor, mask: torch.Tensor | None, is_causal: bool) -> None:
-    """Set the (..., Tq, Tk) ``scores`` of the keys a query may not see very low, in place, as the math path does.
+    """Set the (..., Tq, Tk) ``scores`` of the keys a query may not see very low, in place (both paths use it).
 
     ``mask``: boolean, broadcastable to ``scores``, True where a key may be seen.
     """
