@@ -7,8 +7,8 @@ this one process, timed alternately (see `bench.interleaved_medians`):
   `lmtrain pretrain init=<folder> objective=mlm` builds it) on packed WikiText-2 blocks.
 - ``ner finetune``: token classification on CoNLL-2003 sentences in batches of ``--finetune-batch``
   drawn at random (the `transformers` Trainer's default), each padded to its longest sentence:
-  `transformers` computes the padding, lmtrain packs the batch's sentences into fewer rows
-  (`trainer.packing=auto`); both see the same sentences in the same steps. ``ner finetune short``:
+  `transformers` computes the padding, lmtrain skips it (`trainer.packing=auto`: token-wise layers on
+  the real tokens, attention in packed rows); both see the same sentences in the same steps. ``ner finetune short``:
   the same on its sentences of at most 12 words (short, tweet-like inputs). ``ner finetune
   bucketed``: length-bucketed batches (lmtrain's NER preset, `transformers`' ``group_by_length``),
   little padding on either side.

@@ -1,4 +1,5 @@
-"""Packing a padded training batch (``trainer.packing``): the same outputs and gradients on fewer rows."""
+"""Skipping a padded training batch's padding (``trainer.packing``): the same outputs and gradients, the
+token-wise layers on the real tokens alone and attention in the padded rows or in fewer, packed ones."""
 
 from __future__ import annotations
 
@@ -9,7 +10,13 @@ import torch
 
 from lmtrain.kernels import cpu_kernels
 from lmtrain.models.albef import TextFusionEncoder
-from lmtrain.models.packing import first_fit_decreasing, packed_attention_mask, plan_packing, set_packing
+from lmtrain.models.packing import (
+    first_fit_decreasing,
+    packed_attention_mask,
+    plan_packing,
+    plan_unpadding,
+    set_packing,
+)
 from lmtrain.models.spec import TransformerSpec
 from lmtrain.models.transformer import Transformer
 
@@ -34,22 +41,30 @@ def padding_mask(lengths: list[int], T: int, side: str) -> torch.Tensor:
     return columns < lengths_ if side == "right" else columns >= T - lengths_
 
 
-def rows_embedded(model: Transformer) -> list[int]:
-    """The rows of every batch the backbone's embeddings see from now on."""
+def tokens_embedded(model: Transformer) -> list[int]:
+    """The tokens of every batch the backbone's embeddings see from now on."""
+    tokens: list[int] = []
+    model.embeddings.register_forward_hook(lambda module, args, out: tokens.append(args[0].numel()))
+    return tokens
+
+
+def attention_rows(model: Transformer) -> list[int]:
+    """The rows the first block's attention runs in, from now on (from the mask it is given)."""
     rows: list[int] = []
-    model.embeddings.register_forward_hook(lambda module, args, out: rows.append(args[0].shape[0]))
+    model.blocks[0].register_forward_hook(lambda module, args, out: rows.append(args[1].shape[0]))
     return rows
 
 
+@pytest.mark.parametrize("lengths", [LENGTHS, [10, 9, 10, 8]], ids=["packed rows", "padded rows"])
 @pytest.mark.parametrize("given_positions", [False, True])
 @pytest.mark.parametrize("side", ["right", "left"])
 @pytest.mark.parametrize("spec", [BERT_LIKE, GPT_LIKE], ids=["bidirectional", "causal"])
-def test_packed_outputs_and_gradients_equal_the_padded_forward(spec, side, given_positions):
+def test_unpadded_outputs_and_gradients_equal_the_padded_forward(spec, side, given_positions, lengths):
     plain = backbone(spec)
     packed = copy.deepcopy(plain)
     assert set_packing(packed, "auto") == 1
-    rows = rows_embedded(packed)
-    mask = padding_mask(LENGTHS, 10, side)
+    tokens, rows = tokens_embedded(packed), attention_rows(packed)
+    mask = padding_mask(lengths, 10, side)
     torch.manual_seed(1)
     ids = torch.randint(1, 50, mask.shape)
     types = torch.randint(0, 2, mask.shape) if spec.get("segment_vocab_size", 2) else None
@@ -60,7 +75,8 @@ def test_packed_outputs_and_gradients_equal_the_padded_forward(spec, side, given
         out = model(ids, mask.long(), types, positions)
         (out * weights)[mask].sum().backward()
         outputs.append(out[mask])
-    assert rows == [3]
+    assert tokens == [sum(lengths)]  # the token-wise layers ran on the real tokens alone
+    assert rows == [3 if lengths == LENGTHS else len(lengths)]  # attention: packed where it saves a quarter
     torch.testing.assert_close(outputs[1], outputs[0], atol=1e-5, rtol=1e-5)
     for (name, a), b in zip(plain.named_parameters(), packed.parameters()):
         assert a.grad is not None and b.grad is not None, name
@@ -93,14 +109,12 @@ def test_with_dropout_the_packed_batch_keeps_the_cheaper_dropout_attention(monke
     assert seen == [(3, 1, 10, 10)] * 2
 
 
-@pytest.mark.parametrize(
-    "case", ["eval", "kv cache", "no padding", "off", "auto saves too little", "no mask", "one row"]
-)
+@pytest.mark.parametrize("case", ["eval", "kv cache", "no padding", "off", "auto: under 1/16 padding", "no mask"])
 def test_other_forwards_take_the_padded_path(case):
     model = backbone(GPT_LIKE)
     set_packing(model, "off" if case == "off" else "auto")
-    rows = rows_embedded(model)
-    lengths = {"no padding": [10] * 6, "auto saves too little": [10, 9, 8, 7, 6, 1], "one row": [3]}
+    tokens = tokens_embedded(model)
+    lengths = {"no padding": [10] * 6, "auto: under 1/16 padding": [10] * 5 + [7]}
     mask = padding_mask(lengths.get(case, LENGTHS), 10, "right").long()
     B = mask.shape[0]
     ids = torch.randint(1, 50, mask.shape)
@@ -110,10 +124,20 @@ def test_other_forwards_take_the_padded_path(case):
         model(ids, mask, cache=model.new_cache(B, 10))
     else:
         model(ids, None if case == "no mask" else mask)
-    assert rows == [B]
+    assert tokens == [B * 10]
 
 
-def test_on_packs_whenever_a_row_is_saved_auto_only_a_quarter():
+def test_on_skips_any_padding_auto_from_a_sixteenth():
+    mask = padding_mask([10] * 5 + [7], 10, "right")  # 3 of 60 slots padding: 1/20
+    assert plan_unpadding(mask, "auto") is None and plan_unpadding(mask, "off") is None
+    plan = plan_unpadding(mask, "on")
+    assert plan is not None and plan.source.numel() == 57 and plan.rows == 6 and plan.packing is None
+    plan = plan_unpadding(padding_mask([10] * 4 + [6], 10, "right"), "auto")  # 4 of 50: from 1/16
+    assert plan is not None and plan.source.numel() == 46
+    assert plan_unpadding(padding_mask([0, 0], 10, "right"), "on") is None  # nothing real: nothing to run
+
+
+def test_on_packs_attention_rows_whenever_a_row_is_saved_auto_only_a_quarter():
     mask = padding_mask([10, 9, 8, 7, 6, 1], 10, "right")  # [10], [9, 1], [8], [7], [6] -> 5 rows of 6
     assert plan_packing(mask, "auto") is None
     assert plan_packing(mask, "off") is None

@@ -50,14 +50,17 @@ def states_and_gradients(model: Transformer, compute) -> tuple[torch.Tensor, dic
     return states.detach(), {name: p.grad for name, p in model.named_parameters() if p.grad is not None}
 
 
-@pytest.mark.parametrize("packed", [False, True], ids=["padded", "packed"])
+@pytest.mark.parametrize("layout", ["padded", "unpadded", "packed"])
 @pytest.mark.parametrize("checkpointed", [False, True], ids=["", "checkpointed"])
 @pytest.mark.parametrize("spec", [TINY, PRE_NORM_BIDIRECTIONAL], ids=["post-norm", "pre-norm"])
-def test_states_and_gradients_equal_the_full_forward_at_the_wanted_positions(spec, checkpointed, packed):
+def test_states_and_gradients_equal_the_full_forward_at_the_wanted_positions(spec, checkpointed, layout):
     model = backbone(dict(spec, checkpoint_activations=checkpointed))
     ids, mask, wanted = batch()
-    if packed:
-        mask[1:, 6:] = 0  # rows of 16, 6, 6 and 5 tokens pack into three: [16], [6, 6], [5]
+    if layout == "packed":
+        mask[1:, 6:] = 0  # rows of 16, 6, 6 and 5 tokens: attention in three packed rows, [16], [6, 6], [5]
+    if layout == "unpadded":
+        mask[1, 10:], mask[3, 5:] = 1, 0  # rows of 16, 16, 16 and 5 tokens: attention in the padded rows
+    if layout != "padded":
         wanted &= mask.bool()
         set_packing(model, "on")
     plain = copy.deepcopy(model)
@@ -105,9 +108,9 @@ def test_other_batches_run_the_full_forward_and_pick(case):
     set_packing(plain, "off")
     rows = rows_fed_forward(model)
     picked = model.states_at(ids, mask, None, wanted)
-    real = mask.bool()[wanted]  # a packed forward gives zeros at padding, a padded one whatever it computed there
+    real = mask.bool()[wanted]  # an unpadded forward gives zeros at padding, a padded one whatever it computed there
     torch.testing.assert_close(picked[real], plain(ids, mask)[wanted][real], atol=1e-5, rtol=1e-5)
-    assert rows == [3 * 16 if case == "padding wanted" else 4 * 16]
+    assert rows == [int(mask.sum()) if case == "padding wanted" else 4 * 16]
 
 
 def test_the_layout_lists_each_rows_wanted_positions_first_in_order():

@@ -9,8 +9,9 @@ import torch
 
 from lmtrain.config import TransformerConfig as ModelConfig
 from lmtrain.errors import UserError
+from lmtrain.models.embeddings import sinusoidal_table
 from lmtrain.models.spec import TransformerSpec, resolve_spec
-from lmtrain.models.transformer import Transformer, sinusoidal_table
+from lmtrain.models.transformer import Transformer
 
 TINY = dict(
     vocab_size=50, n_layers=2, d_model=32, n_heads=4, d_ff=48, max_positions=32, dropout=0.0, attention_dropout=0.0

@@ -80,9 +80,9 @@ def test_the_loss_and_gradients_are_the_whole_forwards(kind, packing):
     scale = max(grad.abs().max().item() for grad in expected.values())
     for name, grad in expected.items():
         torch.testing.assert_close(got[name], grad, atol=1e-5 * scale, rtol=1e-5, msg=name)
-    packed_rows = 3 if packing == "on" else 6  # [12], [6, 5], [4, 3, 2] packed
+    tokens = 12 + 6 + 5 + 4 + 3 + 2 if packing == "on" else 6 * 12  # unpadded: the real tokens alone
     # a pooled head reads the first token of each sentence: the last feed-forward runs there only
-    assert rows == [6 if kind == "pooled_classifier" else packed_rows * 12]
+    assert rows == [6 if kind == "pooled_classifier" else tokens]
 
 
 def test_in_evaluation_the_loss_is_the_whole_forwards_and_predictions_are_kept():

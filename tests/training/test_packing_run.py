@@ -1,4 +1,4 @@
-"""``trainer.packing``: a packed fine-tuning run learns and resumes exactly; the values it refuses."""
+"""``trainer.packing``: an unpadded, packed fine-tuning run learns and resumes exactly; the values it refuses."""
 
 from __future__ import annotations
 
@@ -47,18 +47,20 @@ def overrides(tmp_path, monkeypatch) -> list[str]:
 
 
 def test_a_packed_finetuning_run_learns_and_resumes_exactly(tmp_path, overrides, monkeypatch):
-    rows: list[tuple[int, int]] = []  # (padded rows, packed rows) of every packed training batch
-    plan_packing = transformer.plan_packing
+    # (padded rows, attention's rows, padded slots, real tokens) of every unpadded training batch
+    plans: list[tuple[int, int, int, int]] = []
+    plan_unpadding = transformer.plan_unpadding
 
     def recording(mask, mode):
-        plan = plan_packing(mask, mode)
+        plan = plan_unpadding(mask, mode)
         if plan is not None:
-            rows.append((mask.shape[0], plan.rows))
+            plans.append((plan.batch, plan.rows, mask.numel(), plan.source.numel()))
         return plan
 
-    monkeypatch.setattr(transformer, "plan_packing", recording)
+    monkeypatch.setattr(transformer, "plan_unpadding", recording)
     _run(tmp_path / "straight", overrides)
-    assert len(rows) >= 12 and all(packed < padded for padded, packed in rows), rows
+    assert len(plans) >= 12 and all(tokens < slots for _, _, slots, tokens in plans), plans
+    assert sum(rows < batch for batch, rows, _, _ in plans) >= 10, plans  # attention in fewer, packed rows
     losses = _losses(tmp_path / "straight")
     assert sum(losses[s] for s in (10, 11, 12)) < 0.8 * sum(losses[s] for s in (1, 2, 3)), losses
 

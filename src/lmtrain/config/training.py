@@ -84,9 +84,10 @@ class TrainerConfig:
     compile: bool = False  # torch.compile the training step (falls back to eager where it cannot compile)
     num_workers: int = 0  # DataLoader worker processes
     bucket_by_length: bool = False  # batch training examples of similar length (fine-tuning sets; presets turn it on)
-    # Transformer backbones in training: pack a padded batch's sentences into fewer rows, each sentence attending
-    # only to itself (same math, fewer tokens): auto (when at most 3/4 of the rows remain; never under
-    # trainer.compile) | on (whenever it saves a row) | off
+    # Transformer backbones in training: skip a padded batch's padding (same math, fewer tokens): token-wise layers
+    # on the real tokens alone, attention in the padded rows or in fewer rows packed with whole sentences, each
+    # attending only to itself. auto (from 1/16 padding; attention packed when at most 3/4 of the rows remain;
+    # never under trainer.compile) | on (whenever there is padding; attention packed whenever it saves a row) | off
     packing: str = "auto"
     progress: bool = True  # rich progress bar (off for logs and CI)
     preflight: bool = True  # before training: longest batch, one evaluation batch, a checkpoint round trip, estimates

@@ -6,6 +6,7 @@ import torch
 from torch import nn
 
 from lmtrain.kernels import Linear, attend, linear
+from lmtrain.models.packing import Unpadding
 
 
 class KVCache:
@@ -64,17 +65,26 @@ class SelfAttention(nn.Module):
         self.attention_dropout = attention_dropout
 
     def forward(
-        self, x: torch.Tensor, mask: torch.Tensor | None, is_causal: bool, cache: KVCache | None = None, layer: int = 0
+        self,
+        x: torch.Tensor,
+        mask: torch.Tensor | None,
+        is_causal: bool,
+        cache: KVCache | None = None,
+        layer: int = 0,
+        unpadded: Unpadding | None = None,
     ) -> torch.Tensor:
-        """Attend over ``x`` (B, T, D).
+        """Attend over ``x`` (B, T, D), or over the real tokens ``x`` (N, D) of the padded batch ``unpadded``.
 
         Args:
             mask: boolean (B, 1, Tq, Tk) or (B, 1, 1, Tk), True where attention is allowed; or None.
             is_causal: use SDPA's built-in causal mask (only valid with ``mask=None``, Tq == Tk).
             cache: key/value cache to extend (decoding); ``layer`` indexes it.
+            unpadded: ``x`` holds this padded (B, T) batch's real tokens (no cache).
         Returns:
-            (B, T, D) attention output.
+            (B, T, D) attention output; (N, D) with ``unpadded``.
         """
+        if unpadded is not None:
+            return self._forward_unpadded(x, unpadded, mask, is_causal)
         B, T, D = x.shape
         q, k, v = self.qkv(x).view(B, T, 3, self.n_heads, D // self.n_heads).unbind(2)  # 3 x (B, T, H, Dh)
         q, k, v = q.transpose(1, 2), k.transpose(1, 2), v.transpose(1, 2)  # (B, H, T, Dh)
@@ -84,6 +94,19 @@ class SelfAttention(nn.Module):
         y = attend(q, k, v, mask, is_causal, dropout)
         y = y.transpose(1, 2).reshape(B, T, D)  # (B, T, D)
         return self.out(y)
+
+    def _forward_unpadded(
+        self, x: torch.Tensor, unpadded: Unpadding, mask: torch.Tensor | None, is_causal: bool
+    ) -> torch.Tensor:
+        """:meth:`forward` of the real tokens ``x`` (N, D) of a padded batch: the projections at those tokens
+        only, the attention itself in the padded layout (its keys hidden by ``mask``); returns (N, D)."""
+        N, D = x.shape
+        R, T, H = unpadded.rows, unpadded.length, self.n_heads
+        qkv = unpadded.to_attention_rows(self.qkv(x))  # (R, T, 3D), zeros at the empty slots
+        q, k, v = qkv.view(R, T, 3, H, D // H).unbind(2)  # 3 x (R, T, H, Dh)
+        dropout = self.attention_dropout if self.training else 0.0
+        y = attend(q.transpose(1, 2), k.transpose(1, 2), v.transpose(1, 2), mask, is_causal, dropout)  # (R, H, T, Dh)
+        return self.out(unpadded.from_attention_rows(y.transpose(1, 2).reshape(R, T, D)))  # (N, D)
 
     def forward_at(self, x: torch.Tensor, queries: torch.Tensor, mask: torch.Tensor | None) -> torch.Tensor:
         """Attend from the states ``queries`` (B, Tq, D), taken from ``x``, over every position of ``x`` (B, T, D).

@@ -1,10 +1,12 @@
-"""Packing a padded training batch's sentences into fewer rows (``trainer.packing``).
+"""Skipping a padded training batch's padding (``trainer.packing``).
 
-A batch of short sentences drawn at random is mostly padding. The backbone instead places each
-row's real tokens into rows of the same length T (first-fit decreasing), keeps every token's
-position id, and lets each token attend only to the tokens of its own sentence (and, causally,
-only to earlier ones): the same math as the padded forward on fewer tokens. The states are then
-scattered back to the padded (B, T, D) layout, zeros at padding, so heads and objectives are unchanged.
+A batch of short sentences drawn at random is mostly padding. The backbone instead runs its
+token-wise layers (embeddings, projections, feed-forward, norms, dropout) on the batch's real tokens
+alone, each keeping its position id, and places them in rows only for attention: the padded rows, or,
+where that saves enough of them, fewer rows of the same length T packed first-fit decreasing, each token
+attending only to the tokens of its own sentence (and, causally, only to earlier ones). The same math as
+the padded forward on fewer tokens. The states are then scattered back to the padded (B, T, D) layout,
+zeros at padding, so heads and objectives are unchanged.
 """
 
 from __future__ import annotations
@@ -83,21 +85,6 @@ def plan_packing(attention_mask: torch.Tensor, mode: str) -> PackingPlan | None:
     return PackingPlan(rows, source, target, sentence.view(rows, T))
 
 
-def pack(values: torch.Tensor, plan: PackingPlan, fill: int = 0) -> torch.Tensor:
-    """A padded (B, T) tensor's real tokens in the packed (R, T) layout; ``fill`` at the empty slots."""
-    T = values.shape[1]
-    packed = values.new_full((plan.rows * T,), fill)
-    packed[plan.target] = values.reshape(-1)[plan.source]
-    return packed.view(plan.rows, T)
-
-
-def unpack(states: torch.Tensor, plan: PackingPlan, batch_rows: int) -> torch.Tensor:
-    """Packed (R, T, D) states back in the padded (B, T, D) layout, zeros at padding (differentiable)."""
-    R, T, D = states.shape
-    picked = states.reshape(R * T, D).index_select(0, plan.target)
-    return states.new_zeros(batch_rows * T, D).index_copy(0, plan.source, picked).view(batch_rows, T, D)
-
-
 def packed_attention_mask(plan: PackingPlan, causal: bool) -> torch.Tensor:
     """Boolean (R, 1, T, T) mask: a query sees the keys of its own sentence (causal: those not after it).
 
@@ -113,6 +100,71 @@ def packed_attention_mask(plan: PackingPlan, causal: bool) -> torch.Tensor:
         mask &= slots[None, :] <= slots[:, None]
     mask |= slots[None, :] == slots[:, None]
     return mask[:, None]
+
+
+@dataclass
+class Unpadding:
+    """The real tokens of a padded (B, T) batch, which token-wise layers run on alone, and the rows attention
+    runs them in.
+
+    Attributes:
+        real: (B, T) bool, True at the real tokens.
+        source: (N,) flat indices into the padded (B * T) batch of its N real tokens, row-major.
+        slots: (N,) flat indices of the same tokens in attention's (rows * T) layout: ``source`` itself
+            (the padded rows), or a packing's ``target`` (fewer rows, each sentence in a block of its own).
+        batch: B, the padded batch's rows.
+        rows: the rows attention runs in.
+        length: T, the columns of both.
+        packing: the packing whose rows attention runs in; None for the padded rows.
+    """
+
+    real: torch.Tensor
+    source: torch.Tensor
+    slots: torch.Tensor
+    batch: int
+    rows: int
+    length: int
+    packing: PackingPlan | None = None
+
+    def gather(self, values: torch.Tensor) -> torch.Tensor:
+        """The real tokens' entries of a padded (B, T, ...) tensor: (N, ...)."""
+        return values.reshape(self.batch * self.length, *values.shape[2:]).index_select(0, self.source)
+
+    def scatter(self, states: torch.Tensor) -> torch.Tensor:
+        """(N, ...) states of the real tokens in the padded (B, T, ...) layout, zeros at padding (differentiable)."""
+        return _place(states, self.source, self.batch, self.length)
+
+    def to_attention_rows(self, states: torch.Tensor) -> torch.Tensor:
+        """(N, ...) states in attention's (rows, T, ...) layout, zeros at the empty slots (differentiable)."""
+        return _place(states, self.slots, self.rows, self.length)
+
+    def from_attention_rows(self, states: torch.Tensor) -> torch.Tensor:
+        """The real tokens' entries of attention's (rows, T, ...) output: (N, ...)."""
+        return states.reshape(self.rows * self.length, *states.shape[2:]).index_select(0, self.slots)
+
+
+def _place(states: torch.Tensor, index: torch.Tensor, rows: int, length: int) -> torch.Tensor:
+    rest = states.shape[1:]
+    placed = states.new_zeros(rows * length, *rest).index_copy(0, index, states)
+    return placed.view(rows, length, *rest)
+
+
+def plan_unpadding(attention_mask: torch.Tensor, mode: str) -> Unpadding | None:
+    """How a padded training batch whose (B, T) ``attention_mask`` marks its real tokens skips its padding,
+    or None where ``mode`` does not: ``off`` never, ``on`` whenever there is some, ``auto`` from 1/16 of the
+    slots. Attention runs in packed rows where :func:`plan_packing` packs the batch, else in the padded rows."""
+    if mode == "off":
+        return None
+    real = attention_mask.bool()
+    n, slots = int(real.sum()), real.numel()
+    if n == slots or n == 0 or (mode == "auto" and 16 * n > 15 * slots):
+        return None
+    B, T = real.shape
+    source = real.reshape(-1).nonzero().squeeze(1)
+    packing = plan_packing(attention_mask, mode)
+    if packing is None:
+        return Unpadding(real, source, source, B, B, T)
+    return Unpadding(real, source, packing.target, B, packing.rows, T, packing)
 
 
 def set_packing(model: nn.Module, mode: str) -> int:
@@ -135,7 +187,7 @@ def set_packing(model: nn.Module, mode: str) -> int:
 
 # why trainer.packing=on is refused for a model without a packing backbone (at the config check or once built)
 WHY_NOTHING_PACKS = (
-    "packing places the padded sentences of a Transformer's batch into fewer rows; ELMo's LSTMs, ALBEF's "
+    "packing skips the padding of a Transformer's batch; ELMo's LSTMs, ALBEF's "
     "encoders and other families' own backbones train unpacked"
 )
 

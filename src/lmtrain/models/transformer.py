@@ -17,7 +17,8 @@ from torch.utils.checkpoint import checkpoint
 
 from lmtrain.kernels import Dropout, Linear
 from lmtrain.models.attention import CrossAttention, KVCache, SelfAttention
-from lmtrain.models.packing import PackingPlan, pack, packed_attention_mask, plan_packing, unpack
+from lmtrain.models.embeddings import Embeddings
+from lmtrain.models.packing import Unpadding, packed_attention_mask, plan_unpadding
 from lmtrain.models.spec import TransformerSpec
 
 
@@ -28,52 +29,6 @@ def activation_fn(name: str):
     if name == "gelu_tanh":
         return lambda x: F.gelu(x, approximate="tanh")
     return F.relu
-
-
-def sinusoidal_table(n_positions: int, d_model: int) -> torch.Tensor:
-    """The fixed sine/cosine position table of Vaswani et al. (2017), shape (n_positions, d_model)."""
-    position = torch.arange(n_positions, dtype=torch.float32).unsqueeze(1)  # (P, 1)
-    freq = torch.exp(torch.arange(0, d_model, 2, dtype=torch.float32) * (-math.log(10000.0) / d_model))
-    table = torch.zeros(n_positions, d_model)
-    table[:, 0::2] = torch.sin(position * freq)
-    table[:, 1::2] = torch.cos(position * freq[: d_model // 2])
-    return table
-
-
-class Embeddings(nn.Module):
-    """Token + position (+ segment) embeddings, optionally normalised, then dropout."""
-
-    position_table: torch.Tensor  # (P, D) buffer, sinusoidal positions only
-
-    def __init__(self, spec: TransformerSpec):
-        super().__init__()
-        self.spec = spec
-        self.token = nn.Embedding(spec.vocab_size, spec.d_model)
-        n_positions = spec.max_positions + spec.position_offset
-        if spec.position == "learned":
-            self.position = nn.Embedding(n_positions, spec.d_model)
-        else:
-            self.register_buffer("position_table", sinusoidal_table(n_positions, spec.d_model), persistent=False)
-        self.segment = nn.Embedding(spec.segment_vocab_size, spec.d_model) if spec.segment_vocab_size else None
-        self.norm = nn.LayerNorm(spec.d_model, eps=spec.layer_norm_eps) if spec.embedding_norm else None
-        self.dropout = Dropout(spec.dropout)
-
-    def forward(
-        self, input_ids: torch.Tensor, token_type_ids: torch.Tensor | None, position_ids: torch.Tensor
-    ) -> torch.Tensor:
-        """Embed ``input_ids`` (B, T) at ``position_ids`` (B, T) or (1, T); returns (B, T, D)."""
-        positions = position_ids + self.spec.position_offset
-        if self.spec.position == "learned":
-            x = self.token(input_ids) + self.position(positions)
-        else:
-            x = self.token(input_ids) + self.position_table[positions]
-        if self.segment is not None:
-            if token_type_ids is None:
-                token_type_ids = torch.zeros_like(input_ids)
-            x = x + self.segment(token_type_ids)
-        if self.norm is not None:
-            x = self.norm(x)
-        return self.dropout(x)
 
 
 class FeedForward(nn.Module):
@@ -119,14 +74,16 @@ class Block(nn.Module):
         cache: KVCache | None = None,
         layer: int = 0,
         context: torch.Tensor | None = None,
+        unpadded: Unpadding | None = None,
     ) -> torch.Tensor:
-        """(B, T, D) -> (B, T, D); see :meth:`SelfAttention.forward` and :meth:`CrossAttention.forward`."""
+        """(B, T, D) -> (B, T, D), or (N, D) -> (N, D) for the real tokens of the padded batch ``unpadded``;
+        see :meth:`SelfAttention.forward` and :meth:`CrossAttention.forward`."""
         if self.pre_norm:
-            x = x + self.dropout(self.attn(self.attn_norm(x), mask, is_causal, cache, layer))
+            x = x + self.dropout(self.attn(self.attn_norm(x), mask, is_causal, cache, layer, unpadded))
             if context is not None:
                 x = x + self.dropout(self.cross(self.cross_norm(x), context))
             return x + self.dropout(self.ff(self.ff_norm(x)))
-        x = self.attn_norm(x + self.dropout(self.attn(x, mask, is_causal, cache, layer)))
+        x = self.attn_norm(x + self.dropout(self.attn(x, mask, is_causal, cache, layer, unpadded)))
         if context is not None:
             x = self.cross_norm(x + self.dropout(self.cross(x, context)))
         return self.ff_norm(x + self.dropout(self.ff(x)))
@@ -175,8 +132,8 @@ def wanted_layout(wanted: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
 class Transformer(nn.Module):
     """The backbone: embeddings, ``n_layers`` blocks, optional final norm -> hidden states.
 
-    ``packing`` (auto | on | off; off until :func:`lmtrain.models.packing.set_packing` sets it) packs a
-    padded training batch's sentences into fewer rows; see :mod:`lmtrain.models.packing`.
+    ``packing`` (auto | on | off; off until :func:`lmtrain.models.packing.set_packing` sets it) skips a padded
+    training batch's padding; see :mod:`lmtrain.models.packing`.
     """
 
     def __init__(self, spec: TransformerSpec):
@@ -259,9 +216,11 @@ class Transformer(nn.Module):
         past = cache.length if cache is not None else 0
         if position_ids is None:
             position_ids = torch.arange(past, past + T, device=input_ids.device)[None, :]  # (1, T)
-        plan = self._packing_plan(attention_mask, T, cache)
+        plan = self._unpadding(attention_mask, T, cache)
         if plan is not None:
-            return self._packed_forward(plan, input_ids, token_type_ids, position_ids)
+            x = self._embed_unpadded(plan, input_ids, token_type_ids, position_ids)
+            x = self._run_blocks(x, *self._unpadded_mask(plan), None, len(self.blocks), plan)
+            return plan.scatter(x if self.final_norm is None else self.final_norm(x))
         mask, is_causal = self.attention_mask(attention_mask, T, past + T)
         return self._encode(input_ids, token_type_ids, position_ids, mask, is_causal, cache)
 
@@ -277,40 +236,43 @@ class Transformer(nn.Module):
         A masked LM reads about 15% of the positions (and NSP the first), a sequence classifier only the
         first: nothing reads the other positions' last-layer states. So the last block computes keys and
         values at every position, and queries, attention output, feed-forward and norms at the wanted ones
-        only (:meth:`Block.forward_at`), in a packed batch as in a padded one. The same math as the full
+        only (:meth:`Block.forward_at`), in an unpadded batch as in a padded one. The same math as the full
         forward (dropout draws aside); the full forward serves causal models, sharded or compiled blocks,
         wanted padding, and batches where some row wants more than half its positions.
         """
         B, T = input_ids.shape
         positions = torch.arange(T, device=input_ids.device)[None, :]  # (1, T)
-        plan = self._packing_plan(attention_mask, T, None)
+        plan = self._unpadding(attention_mask, T, None)
         if plan is None:
             layout = self._wanted_only_layout(wanted)
             if layout is None:
                 return self(input_ids, attention_mask, token_type_ids)[wanted]
             mask, _ = self.attention_mask(attention_mask, T, T)
             x = self.embeddings(input_ids, token_type_ids, positions)
-            return self._last_block_at(x, mask, layout)
-        packed_wanted = pack(wanted, plan)  # (R, T)
-        on_padding = attention_mask is not None and bool((wanted & ~attention_mask.bool()).any())
-        layout = None if on_padding else self._wanted_only_layout(packed_wanted)
+            return self._last_block_at(self._run_blocks(x, mask, False, None, len(self.blocks) - 1), mask, layout)
+        assert attention_mask is not None  # an unpadded batch has padding
+        on_padding = bool((wanted & ~attention_mask.bool()).any())
+        wanted_rows = plan.to_attention_rows(plan.gather(wanted))  # (R, T): the wanted tokens in attention's rows
+        layout = None if on_padding else self._wanted_only_layout(wanted_rows)
+        mask, is_causal = self._unpadded_mask(plan)
+        x = self._embed_unpadded(plan, input_ids, token_type_ids, positions)
         if layout is None:
-            return self._packed_forward(plan, input_ids, token_type_ids, positions)[wanted]
-        types = pack(token_type_ids, plan) if token_type_ids is not None else None
-        x = self.embeddings(pack(input_ids, plan), types, pack(positions.expand(B, T), plan))
-        states = self._last_block_at(x, packed_attention_mask(plan, causal=False), layout)
-        # states follow the packed layout's order; the caller's is the padded one's
-        slot = torch.full((B * T,), -1, dtype=torch.long, device=x.device)
-        slot[plan.source] = plan.target
-        row_of_slot = torch.full((plan.rows * T,), -1, dtype=torch.long, device=x.device)
-        row_of_slot[packed_wanted.reshape(-1)] = torch.arange(states.shape[0], device=x.device)
-        return states[row_of_slot[slot[wanted.reshape(-1)]]]
+            x = self._run_blocks(x, mask, is_causal, None, len(self.blocks), plan)
+            return plan.scatter(x if self.final_norm is None else self.final_norm(x))[wanted]
+        x = self._run_blocks(x, mask, False, None, len(self.blocks) - 1, plan)
+        states = self._last_block_at(plan.to_attention_rows(x), mask, layout)  # in attention's rows' order
+        if plan.packing is None:
+            return states  # attention's rows are the padded rows: the same order
+        slot = torch.full((B * T,), -1, dtype=torch.long, device=x.device)  # padded position -> attention slot
+        slot[plan.source] = plan.slots
+        rank = torch.full((plan.rows * T,), -1, dtype=torch.long, device=x.device)  # attention slot -> row of states
+        rank[wanted_rows.reshape(-1)] = torch.arange(states.shape[0], device=x.device)
+        return states[rank[slot[wanted.reshape(-1)]]]
 
     def _last_block_at(
         self, x: torch.Tensor, mask: torch.Tensor | None, layout: tuple[torch.Tensor, torch.Tensor]
     ) -> torch.Tensor:
-        """Embedded ``x`` (B, T, D) through every block, the last at the ``layout``'s positions only; (N, D)."""
-        x = self._run_blocks(x, mask, False, None, len(self.blocks) - 1)
+        """``x`` (B, T, D), the states before the last block, through it at the ``layout``'s positions only; (N, D)."""
         last = cast(Block, self.blocks[-1])
         if self.spec.checkpoint_activations and self.training:
             states = checkpoint(last.forward_at, x, mask, *layout, use_reentrant=False)
@@ -349,18 +311,58 @@ class Transformer(nn.Module):
         return x
 
     def _run_blocks(
-        self, x: torch.Tensor, mask: torch.Tensor | None, is_causal: bool, cache: KVCache | None, count: int
+        self,
+        x: torch.Tensor,
+        mask: torch.Tensor | None,
+        is_causal: bool,
+        cache: KVCache | None,
+        count: int,
+        unpadded: Unpadding | None = None,
     ) -> torch.Tensor:
-        """``x`` (B, T, D) through the first ``count`` blocks (their activations recomputed in backward if asked)."""
+        """``x`` (B, T, D), or the real tokens (N, D) of ``unpadded``, through the first ``count`` blocks
+        (their activations recomputed in backward if asked)."""
         for layer, block in enumerate(self.blocks[:count]):
             if self.spec.checkpoint_activations and self.training and cache is None:
-                x = checkpoint(block, x, mask, is_causal, use_reentrant=False)
+                unpadded_args = () if unpadded is None else (None, 0, None, unpadded)
+                x = checkpoint(block, x, mask, is_causal, *unpadded_args, use_reentrant=False)
+            elif unpadded is not None:
+                x = block(x, mask, is_causal, None, layer, None, unpadded)
             else:
                 x = block(x, mask, is_causal, cache, layer)
         return x
 
-    def _packing_plan(self, attention_mask: torch.Tensor | None, T: int, cache: KVCache | None) -> PackingPlan | None:
-        """The packing of this forward's batch: only in training, with padding, no cache, not compiled."""
+    def _embed_unpadded(
+        self,
+        plan: Unpadding,
+        input_ids: torch.Tensor,
+        token_type_ids: torch.Tensor | None,
+        position_ids: torch.Tensor,
+    ) -> torch.Tensor:
+        """The embeddings of the padded batch's real tokens alone, each at the position it has padded: (N, D)."""
+        B, T = input_ids.shape
+        types = None if token_type_ids is None else plan.gather(token_type_ids)[None]
+        positions = plan.gather(position_ids.expand(B, T))[None]
+        return self.embeddings(plan.gather(input_ids)[None], types, positions)[0]
+
+    def _unpadded_mask(self, plan: Unpadding) -> tuple[torch.Tensor | None, bool]:
+        """The SDPA mask (and `is_causal` flag) of attention's rows in an unpadded batch.
+
+        Packed rows: each query sees its own sentence (:func:`packed_attention_mask`). Padded rows:
+        :meth:`attention_mask` of the real tokens, with an all-padding row's first key visible: its queries
+        are never read, but a query with every key hidden gives NaN in the weights' gradients.
+        """
+        if plan.packing is not None:
+            return packed_attention_mask(plan.packing, self.spec.causal), False
+        real = plan.real
+        empty = ~real.any(dim=1)
+        if bool(empty.any()):
+            real = real.clone()
+            real[empty, 0] = True
+        return self.attention_mask(real, plan.length, plan.length)
+
+    def _unpadding(self, attention_mask: torch.Tensor | None, T: int, cache: KVCache | None) -> Unpadding | None:
+        """How this forward's batch skips its padding (``packing``): only in training, with padding, no cache,
+        not compiled."""
         if (
             self.packing == "off"
             or not self.training
@@ -370,22 +372,7 @@ class Transformer(nn.Module):
             or torch.compiler.is_compiling()
         ):
             return None
-        return plan_packing(attention_mask, self.packing)
-
-    def _packed_forward(
-        self,
-        plan: PackingPlan,
-        input_ids: torch.Tensor,
-        token_type_ids: torch.Tensor | None,
-        position_ids: torch.Tensor,
-    ) -> torch.Tensor:
-        """The forward of the batch packed by ``plan``, its states scattered back to (B, T, D)."""
-        B, T = input_ids.shape
-        types = pack(token_type_ids, plan) if token_type_ids is not None else None
-        positions = pack(position_ids.expand(B, T), plan)  # each token keeps the position it has unpacked
-        mask = packed_attention_mask(plan, self.spec.causal)
-        x = self._encode(pack(input_ids, plan), types, positions, mask, False, None)
-        return unpack(x, plan, B)
+        return plan_unpadding(attention_mask, self.packing)
 
     def new_cache(self, batch_size: int, max_len: int) -> KVCache:
         """An empty key/value cache for decoding up to ``max_len`` positions."""
