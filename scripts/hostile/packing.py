@@ -1,6 +1,6 @@
 """``trainer.packing``: a value that is not a mode, ``on`` under ``trainer.compile`` and ``on`` for ELMo are refused
-before a run folder exists; a batch of one row, batches with no padding and a training set with an empty sentence train
-(packing nothing where nothing is saved) with finite losses."""
+before a run folder exists; a batch of one row, batches with no padding, a training set with an empty sentence and a
+causal model's padded batches train (skipping nothing where there is no padding) with finite losses."""
 
 from __future__ import annotations
 
@@ -79,6 +79,15 @@ def empty_sentence(ws: Workspace) -> Outcome:
     return _trained(proc, out, 2)
 
 
+def causal_padded(ws: Workspace) -> Outcome:
+    """A causal model's padded prompt + completion batches: the padding skipped, each token attending only to its
+    own sentence's earlier tokens; trains with finite losses."""
+    out = ws.root / "packing-causal"
+    generator = ["task=generation", *TAGGER[1:], "trainer.preflight=false"]
+    proc = ws.lmtrain("finetune", *generator, "trainer.packing=on", f"hydra.run.dir={out}")
+    return _trained(proc, out, 2)
+
+
 def saved_before_packing(ws: Workspace) -> Outcome:
     """A run folder whose saved config has no ``trainer.packing`` (an earlier version's) resumes unpacked, as it ran."""
     out = ws.root / "packing-old-run"
@@ -116,6 +125,7 @@ PROBES: dict[str, Callable[[Workspace], Outcome]] = {
     "a batch of one row, packing=on": one_row,
     "all rows full (pretraining blocks), packing=on": rows_all_full,
     "an empty training sentence, packing=on": empty_sentence,
+    "a causal model's padded batches (generation), packing=on": causal_padded,
     "a run saved before trainer.packing existed, resumed": saved_before_packing,
     "trainer.packing=on for ELMo (no Transformer backbone)": on_without_a_transformer,
     "trainer.packing=on for finetune init=<an ELMo run>": on_with_an_elmo_run_as_init,
