@@ -118,9 +118,11 @@ def fused_qkv_heads(seed: int) -> tuple[torch.Tensor, list[torch.Tensor]]:
     return fused, [t.transpose(1, 2) for t in heads]
 
 
+@pytest.mark.parametrize("one_call", [True, False], ids=["one call", "head by head"])
 @pytest.mark.parametrize("is_causal, mask_kind", [(True, None), (False, None), (False, "keys"), (False, "per query")])
-def test_the_written_out_backward_is_autograds_on_the_same_dropout(monkeypatch, is_causal, mask_kind):
+def test_the_written_out_backward_is_autograds_on_the_same_dropout(monkeypatch, is_causal, mask_kind, one_call):
     """fp32 takes the forward and backward written out; the composed ops (what bf16 runs) give the same values."""
+    monkeypatch.setattr(cpu_attention, "ONE_CALL_SCORES", 10 * 10 if one_call else 0)
     mask = {"keys": padding_mask(), "per query": torch.ones(2, 1, 10, 10, dtype=torch.bool).tril(), None: None}[
         mask_kind
     ]
@@ -150,9 +152,11 @@ def test_bf16_and_autocast_take_the_composed_ops_with_the_same_mask():
     torch.testing.assert_close(bf16.float(), fp32, atol=0.05, rtol=0.05)  # bf16 rounding; same dropped weights
 
 
+@pytest.mark.parametrize("one_call", [True, False], ids=["one call", "head by head"])
 @pytest.mark.parametrize("per_query_mask", [False, True])
-def test_fewer_queries_than_keys_as_the_last_block_reads_them(monkeypatch, per_query_mask):
+def test_fewer_queries_than_keys_as_the_last_block_reads_them(monkeypatch, per_query_mask, one_call):
     """The last block at the read positions only (and cross-attention) attends from Tq < Tk queries."""
+    monkeypatch.setattr(cpu_attention, "ONE_CALL_SCORES", 4 * 10 if one_call else 0)
     torch.manual_seed(10)
     q_in = torch.randn(2, 3, 4, 8, requires_grad=True)  # (B, H, Tq, Dh)
     kv_in = torch.randn(2, 10, 2, 3, 8, requires_grad=True)  # (B, Tk, 2, H, Dh), as a fused K/V projection

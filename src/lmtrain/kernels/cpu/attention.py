@@ -13,6 +13,8 @@ gradient needs no pass of its own (their weights are 0). It keeps the weights an
 for the backward pass, where autograd kept the weights, the mask, the dropped weights and scaled
 copies of queries and values. A BERT-mini layer (16 x 128, 4 heads, 2 threads), attention forward
 and backward from the fused QKV output: 27-30 -> 25.5-26.5 ms.
+Short sequences (at most :data:`ONE_CALL_SCORES` scores per matrix) copy queries, keys and values
+head first instead and run each product as one call over every head and row.
 """
 
 from __future__ import annotations
@@ -79,6 +81,24 @@ def _hide(scores: torch.Tensor, mask: torch.Tensor | None, is_causal: bool) -> N
         scores.masked_fill_(~mask, torch.finfo(scores.dtype).min)
 
 
+# Up to this many scores per (head, row) matrix, one product over every head and row (after a layout copy of
+# queries, keys and values) beats one product per head on the strided views: the per-call cost dominates
+# short sentences' tiny products.
+ONE_CALL_SCORES = 64 * 64
+
+
+def _products(out: torch.Tensor, a: torch.Tensor, b: torch.Tensor, alpha: float, one_call: bool) -> None:
+    """``out = alpha * a @ b`` for (H, B, M, K) ``a`` and (H, B, K, N) ``b`` into the dense (H, B, M, N) ``out``:
+    in one batched product over every head and row, or head by head on strided views."""
+    H, B, M, N = out.shape
+    if one_call:
+        flat = out.view(H * B, M, N)
+        torch.baddbmm(flat, a.reshape(H * B, M, -1), b.reshape(H * B, -1, N), beta=0.0, alpha=alpha, out=flat)
+        return
+    for h in range(H):
+        torch.baddbmm(out[h], a[h], b[h], beta=0.0, alpha=alpha, out=out[h])
+
+
 class _DropoutAttention(torch.autograd.Function):
     """Attention with dropout on its weights, forward and backward written out (see the module docstring).
 
@@ -86,51 +106,51 @@ class _DropoutAttention(torch.autograd.Function):
     dimension is dense), the boolean mask and causal flag of :func:`attend_with_cheap_dropout`, the
     drop probability and its kept share. Returns (B, H, Tq, Dh). Everything it computes is laid out
     head first, (H, B, ...): BLAS then writes each head's products into one dense block (a strided
-    output makes PyTorch multiply matrix by matrix, about twice as slow here).
+    output makes PyTorch multiply matrix by matrix, about twice as slow here). Short sequences
+    (at most :data:`ONE_CALL_SCORES` scores per matrix) copy queries, keys and values head first and
+    multiply every head and row in one call.
     """
 
     @staticmethod
     def forward(ctx, q, k, v, mask, is_causal, dropout, kept):
         B, H, Tq, Dh = q.shape
+        one_call = Tq * k.shape[2] <= ONE_CALL_SCORES
         scale, rescale = Dh**-0.5, 1.0 / kept
+        # (H, B, T, Dh): each head's (B, T, Dh) slices read in place, or copied for one call
+        qt, kt, vt = (t.transpose(0, 1).contiguous() if one_call else t.transpose(0, 1) for t in (q, k, v))
         scores = q.new_empty(H, B, Tq, k.shape[2])
-        for h in range(H):  # each head's (B, T, Dh) slices are read in place: no layout copy
-            torch.baddbmm(scores[h], q[:, h], k[:, h].transpose(1, 2), beta=0.0, alpha=scale, out=scores[h])
+        _products(scores, qt, kt.transpose(2, 3), scale, one_call)
         _hide(scores, None if mask is None else mask.transpose(0, 1), is_causal)
         weights = scores.softmax(dim=-1)
         # drawn in (B, H) order, as the composed ops draw it; 1 kept, 0 dropped (1 / kept rides in alpha)
         factors = keep_factors(torch.Size((B, H, *weights.shape[2:])), dropout, q.device).transpose(0, 1)
         dropped = torch.mul(weights, factors, out=scores)  # the scores' memory, already mapped
         out = q.new_empty(H, B, Tq, Dh)
-        for h in range(H):
-            torch.baddbmm(out[h], dropped[h], v[:, h], beta=0.0, alpha=rescale, out=out[h])
-        ctx.save_for_backward(q, k, v, weights, factors)
+        _products(out, dropped, vt, rescale, one_call)
+        ctx.save_for_backward(qt, kt, vt, weights, factors)
         ctx.scales = (scale, rescale)
+        ctx.one_call = one_call
         return out.transpose(0, 1)
 
     @staticmethod
     @once_differentiable
     def backward(ctx, grad):
-        q, k, v, weights, factors = ctx.saved_tensors
+        qt, kt, vt, weights, factors = ctx.saved_tensors
         scale, rescale = ctx.scales
-        H = q.shape[1]
-        grad_q, grad_k, grad_v = (t.new_empty(H, t.shape[0], t.shape[2], t.shape[3]) for t in (q, k, v))
+        one_call = ctx.one_call
+        gt = grad.transpose(0, 1).contiguous() if one_call else grad.transpose(0, 1)  # (H, B, Tq, Dh)
+        grad_q, grad_k, grad_v = (t.new_empty(t.shape) for t in (qt, kt, vt))
         grad_weights = torch.empty_like(weights)
-        for h in range(H):
-            torch.baddbmm(
-                grad_weights[h], grad[:, h], v[:, h].transpose(1, 2), beta=0.0, alpha=rescale, out=grad_weights[h]
-            )
+        _products(grad_weights, gt, vt.transpose(2, 3), rescale, one_call)
         grad_weights.mul_(factors)
         dropped = torch.mul(weights, factors)
-        for h in range(H):
-            torch.baddbmm(grad_v[h], dropped[h].transpose(1, 2), grad[:, h], beta=0.0, alpha=rescale, out=grad_v[h])
+        _products(grad_v, dropped.transpose(2, 3), gt, rescale, one_call)
         # softmax's backward, into the dropped weights' memory; a hidden score's weight is 0, so its gradient
         # is 0 with no masking pass
         grad_scores = torch.ops.aten._softmax_backward_data.out(
             grad_weights, weights, -1, weights.dtype, grad_input=dropped
         )
         del grad_weights
-        for h in range(H):
-            torch.baddbmm(grad_q[h], grad_scores[h], k[:, h], beta=0.0, alpha=scale, out=grad_q[h])
-            torch.baddbmm(grad_k[h], grad_scores[h].transpose(1, 2), q[:, h], beta=0.0, alpha=scale, out=grad_k[h])
+        _products(grad_q, grad_scores, kt, scale, one_call)
+        _products(grad_k, grad_scores.transpose(2, 3), qt, scale, one_call)
         return grad_q.transpose(0, 1), grad_k.transpose(0, 1), grad_v.transpose(0, 1), None, None, None, None
