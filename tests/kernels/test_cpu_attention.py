@@ -123,6 +123,9 @@ def fused_qkv_heads(seed: int) -> tuple[torch.Tensor, list[torch.Tensor]]:
 def test_the_written_out_backward_is_autograds_on_the_same_dropout(monkeypatch, is_causal, mask_kind, one_call):
     """fp32 takes the forward and backward written out; the composed ops (what bf16 runs) give the same values."""
     monkeypatch.setattr(cpu_attention, "ONE_CALL_SCORES", 10 * 10 if one_call else 0)
+    products: list[int] = []  # the written-out path's baddbmm calls
+    baddbmm = torch.baddbmm
+    monkeypatch.setattr(torch, "baddbmm", lambda *a, **kw: products.append(1) or baddbmm(*a, **kw))
     mask = {"keys": padding_mask(), "per query": torch.ones(2, 1, 10, 10, dtype=torch.bool).tril(), None: None}[
         mask_kind
     ]
@@ -137,6 +140,7 @@ def test_the_written_out_backward_is_autograds_on_the_same_dropout(monkeypatch, 
         results.append((out.detach(), fused.grad))
         plain = F.scaled_dot_product_attention(q, k, v, attn_mask=mask, is_causal=is_causal)
     (out_a, grad_a), (out_b, grad_b) = results
+    assert len(products) == (6 if one_call else 6 * 3)  # 2 products forward, 4 backward; per head: 3 heads
     assert not torch.allclose(out_a, plain, atol=1e-3)  # dropout dropped something
     torch.testing.assert_close(out_a, out_b, atol=1e-6, rtol=1e-5)
     torch.testing.assert_close(grad_a, grad_b, atol=1e-6, rtol=1e-5)

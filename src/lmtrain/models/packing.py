@@ -105,26 +105,37 @@ def packed_attention_mask(plan: PackingPlan, causal: bool) -> torch.Tensor:
 @dataclass
 class Unpadding:
     """The real tokens of a padded (B, T) batch, which token-wise layers run on alone, and the rows attention
-    runs them in.
+    runs them in: the padded rows, or a packing's fewer rows (each sentence in a block of its own).
 
     Attributes:
         real: (B, T) bool, True at the real tokens.
         source: (N,) flat indices into the padded (B * T) batch of its N real tokens, row-major.
-        slots: (N,) flat indices of the same tokens in attention's (rows * T) layout: ``source`` itself
-            (the padded rows), or a packing's ``target`` (fewer rows, each sentence in a block of its own).
-        batch: B, the padded batch's rows.
-        rows: the rows attention runs in.
-        length: T, the columns of both.
         packing: the packing whose rows attention runs in; None for the padded rows.
     """
 
     real: torch.Tensor
     source: torch.Tensor
-    slots: torch.Tensor
-    batch: int
-    rows: int
-    length: int
     packing: PackingPlan | None = None
+
+    @property
+    def batch(self) -> int:
+        """B, the padded batch's rows."""
+        return self.real.shape[0]
+
+    @property
+    def length(self) -> int:
+        """T, the columns of the padded rows and of attention's."""
+        return self.real.shape[1]
+
+    @property
+    def rows(self) -> int:
+        """The rows attention runs in."""
+        return self.batch if self.packing is None else self.packing.rows
+
+    @property
+    def slots(self) -> torch.Tensor:
+        """(N,) flat indices of the real tokens in attention's (rows * T) layout, in ``source``'s order."""
+        return self.source if self.packing is None else self.packing.target
 
     def gather(self, values: torch.Tensor) -> torch.Tensor:
         """The real tokens' entries of a padded (B, T, ...) tensor: (N, ...)."""
@@ -159,12 +170,10 @@ def plan_unpadding(attention_mask: torch.Tensor, mode: str) -> Unpadding | None:
     n, slots = int(real.sum()), real.numel()
     if n == slots or n == 0 or (mode == "auto" and 16 * n > 15 * slots):
         return None
-    B, T = real.shape
-    source = real.reshape(-1).nonzero().squeeze(1)
     packing = plan_packing(attention_mask, mode)
-    if packing is None:
-        return Unpadding(real, source, source, B, B, T)
-    return Unpadding(real, source, packing.target, B, packing.rows, T, packing)
+    if packing is not None:
+        return Unpadding(real, packing.source, packing)
+    return Unpadding(real, real.reshape(-1).nonzero().squeeze(1))
 
 
 def set_packing(model: nn.Module, mode: str) -> int:
