@@ -160,6 +160,14 @@ def _place(states: torch.Tensor, index: torch.Tensor, rows: int, length: int) ->
     return placed.view(rows, length, *rest)
 
 
+def skips_padding(real: int, slots: int, mode: str) -> bool:
+    """Whether ``mode`` skips the padding of a batch of ``slots`` token slots holding ``real`` real tokens:
+    ``off`` never, ``on`` whenever there is some, ``auto`` from 1/16 of the slots."""
+    if mode == "off" or real == slots or real == 0:
+        return False
+    return mode == "on" or 16 * real <= 15 * slots
+
+
 def plan_unpadding(attention_mask: torch.Tensor, mode: str) -> Unpadding | None:
     """How a padded training batch whose (B, T) ``attention_mask`` marks its real tokens skips its padding,
     or None where ``mode`` does not: ``off`` never, ``on`` whenever there is some, ``auto`` from 1/16 of the
@@ -168,12 +176,20 @@ def plan_unpadding(attention_mask: torch.Tensor, mode: str) -> Unpadding | None:
         return None
     real = attention_mask.bool()
     n, slots = int(real.sum()), real.numel()
-    if n == slots or n == 0 or (mode == "auto" and 16 * n > 15 * slots):
+    if not skips_padding(n, slots, mode):
         return None
     packing = plan_packing(attention_mask, mode)
     if packing is not None:
         return Unpadding(real, packing.source, packing)
     return Unpadding(real, real.reshape(-1).nonzero().squeeze(1))
+
+
+def packing_mode(model: nn.Module) -> str:
+    """The packing mode :func:`set_packing` gave ``model``'s backbones; ``off`` where none of them packs."""
+    from lmtrain.models.transformer import Transformer
+
+    modes = [module.packing for module in model.modules() if type(module) is Transformer]
+    return modes[0] if modes else "off"
 
 
 def set_packing(model: nn.Module, mode: str) -> int:

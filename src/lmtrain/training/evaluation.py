@@ -118,13 +118,19 @@ def evaluate_objective(
     return metrics, sequences
 
 
+def held_out_batches(n_sequences: int, batch_size: int, max_batches: int | None) -> list[list[int]]:
+    """The batches (dataset indices) an evaluation runs: the set in order, ``batch_size`` sequences at a time,
+    the first ``max_batches`` of them (None = all)."""
+    batches = EpochBatches(n_sequences, batch_size, shuffle=False, drop_last=False).batches(0)
+    return batches[:max_batches] if max_batches else batches
+
+
 def _rank_batches(
     n_sequences: int, batch_size: int, max_batches: int | None, shared: Distributed | None
 ) -> tuple[list[list[int]], int]:
     """The batches (dataset indices) this rank runs, in order, and how many of them count: its share of the
     set's first ``max_batches``, then (under FSDP) the first batch again until every rank runs as many."""
-    batches = EpochBatches(n_sequences, batch_size, shuffle=False, drop_last=False).batches(0)
-    batches = batches[:max_batches] if max_batches else batches
+    batches = held_out_batches(n_sequences, batch_size, max_batches)
     share = rank_share(len(batches), shared.rank, shared.world_size) if shared else range(len(batches))
     padding = len(rank_share(len(batches), 0, shared.world_size)) - len(share) if shared and shared.sharded else 0
     return [batches[i] for i in share] + [batches[0]] * padding, len(share)

@@ -28,7 +28,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-import numpy as np
 import torch
 from torch.utils.data import Subset
 
@@ -38,6 +37,7 @@ from lmtrain.files.checkpoints import read_weights
 from lmtrain.training import checkpoint as ckpt
 from lmtrain.training.evaluation import evaluate_objective, to_device
 from lmtrain.training.progress import clock
+from lmtrain.training.time_estimate import estimated_seconds, longest_indices, timed_eval_batch, typical_batch
 
 if TYPE_CHECKING:
     from lmtrain.training.trainer import Trainer
@@ -62,18 +62,22 @@ class PreflightReport:
     free_mib: float
     on_first_step: bool = False  # step_seconds and peak_mib are the first training step's, all of it
     check_seconds: float = 0.0  # the longest batch's pass after a narrower first step: not training time
+    timed_shape: tuple[int, ...] | None = None  # the batch step_seconds times, where not the longest
 
     def describe(self) -> str:
         """The block printed before training (after the first step when that step was the measurement)."""
         shape = " x ".join(str(d) for d in self.batch_shape)
-        measured = (
-            f"first step ({shape}, as wide as the longest batch): {self.step_seconds:.2f} s"
-            if self.on_first_step
-            else f"longest batch ({shape}): forward + backward {self.step_seconds:.2f} s"
-        )
+        peak = f"peak memory {self.peak_mib:,.0f} MiB ({self.memory_kind})"
+        if self.on_first_step:
+            measured = f"first step ({shape}, as wide as the longest batch): {self.step_seconds:.2f} s, {peak}"
+        elif self.timed_shape in (None, self.batch_shape):
+            measured = f"longest batch ({shape}): forward + backward {self.step_seconds:.2f} s, {peak}"
+        else:  # a fine-tuning set's batches differ in width: the typical one gives the time
+            typical = " x ".join(str(d) for d in self.timed_shape)
+            measured = f"longest batch ({shape}): {peak}; a typical batch ({typical}): forward + backward "
+            measured += f"{self.step_seconds:.2f} s"
         return (
-            f"preflight: {measured}, peak memory {self.peak_mib:,.0f} MiB ({self.memory_kind}); evaluation batch "
-            f"{self.eval_seconds:.2f} s\n"
+            f"preflight: {measured}; evaluation batch {self.eval_seconds:.2f} s\n"
             f"preflight: estimated training time {clock(self.estimated_seconds)}; {self.disk()}"
         )
 
@@ -109,14 +113,8 @@ def _peak_memory(device: torch.device) -> tuple[float, str]:
 
 
 def _longest_batch(trainer: Trainer) -> dict[str, torch.Tensor]:
-    """The ``batch_size`` longest training examples (by ``lengths`` when the dataset has them)."""
-    lengths = getattr(trainer.train_set, "lengths", None)
-    size = min(trainer.cfg.batch_size, len(trainer.train_set))
-    if lengths is not None:
-        indices = np.argsort(-np.asarray(lengths), kind="stable")[:size].tolist()
-    else:  # packed sequences: every example has the same length
-        indices = list(range(size))
-    return to_device(trainer.collate([trainer.train_set[i] for i in indices]), trainer.device)
+    """The batch of :func:`lmtrain.training.time_estimate.longest_indices`, collated, on the run's device."""
+    return to_device(trainer.collate([trainer.train_set[i] for i in longest_indices(trainer)]), trainer.device)
 
 
 def _is_out_of_memory(error: BaseException) -> bool:
@@ -137,13 +135,14 @@ def _timed_passes(trainer: Trainer) -> int:
     return 1 if remaining * trainer.cfg.grad_accum <= SHORT_PLAN_STEPS else 2
 
 
-def _train_step_cost(trainer: Trainer, batch: dict[str, torch.Tensor]) -> float:
-    """Seconds of forward + backward on ``batch`` (the last of :func:`_timed_passes`)."""
+def _train_step_cost(trainer: Trainer, batch: dict[str, torch.Tensor], typical: dict[str, torch.Tensor]) -> float:
+    """Seconds of forward + backward on the last of :func:`_timed_passes`: ``batch`` first, then ``typical``."""
     seconds = 0.0
-    for _ in range(_timed_passes(trainer)):
+    for number in range(_timed_passes(trainer)):
+        current = typical if number else batch
         start = time.perf_counter()
         with trainer.precision.autocast():
-            out = trainer.objective(trainer.model, batch, trainer.objective.count_targets(batch))
+            out = trainer.objective(trainer.model, current, trainer.objective.count_targets(current))
         out.loss.backward()
         seconds = time.perf_counter() - start
         trainer.model.zero_grad(set_to_none=True)
@@ -174,10 +173,7 @@ def _eval_batch_seconds(trainer: Trainer) -> float:
     start = time.perf_counter()
     try:
         # Subset indexes any map-style set; the stubs ask for Dataset
-        subset: Subset[Any] = Subset(
-            trainer.eval_set,  # type: ignore[arg-type]
-            range(min(trainer.cfg.batch_size, len(trainer.eval_set))),
-        )
+        subset: Subset[Any] = Subset(trainer.eval_set, timed_eval_batch(trainer))  # type: ignore[arg-type]
         metrics, _ = evaluate_objective(
             trainer.model,
             trainer.objective,
@@ -229,18 +225,6 @@ def _checkpoint_cost(trainer: Trainer) -> tuple[float, int, float]:
     return size / MIB, kept, shutil.disk_usage(checkpoints).free / MIB
 
 
-def _estimate(trainer: Trainer, step_seconds: float, eval_seconds: float, whole_step: bool = False) -> float:
-    """Seconds left to train: ``step_seconds`` per forward + backward (per optimizer step when ``whole_step``)."""
-    cfg = trainer.cfg
-    steps = max(trainer.limits.planned_steps() - trainer.state.step, 0)
-    evals = (steps // cfg.eval_every if cfg.eval_every else 0) + 1
-    eval_batches = -(-len(trainer.eval_set) // cfg.batch_size) if trainer.eval_set is not None else 0
-    if cfg.eval_batches:
-        eval_batches = min(eval_batches, cfg.eval_batches)
-    per_step = step_seconds if whole_step else cfg.grad_accum * step_seconds * 1.15  # 1.15: optimizer step
-    return steps * per_step + evals * eval_batches * eval_seconds
-
-
 def _out_of_memory(shape: tuple[int, ...], device: torch.device, error: RuntimeError) -> UserError:
     shown = " x ".join(str(d) for d in shape)
     return UserError(
@@ -275,8 +259,11 @@ def _training_left_as_it_was(trainer: Trainer) -> Iterator[None]:
         trainer.model.train()
 
 
-def _longest_pass(trainer: Trainer, batch: dict[str, torch.Tensor], with_eval: bool) -> tuple[float, float, str, float]:
+def _longest_pass(
+    trainer: Trainer, batch: dict[str, torch.Tensor], with_eval: bool, typical: dict[str, torch.Tensor] | None = None
+) -> tuple[float, float, str, float]:
     """Forward + backward on ``batch`` (and one evaluation batch when ``with_eval``), leaving training as it was.
+    A second pass, where :func:`_timed_passes` makes one, is timed on ``typical`` (default: ``batch`` again).
 
     Returns (forward + backward seconds, peak MiB, what the peak counts, evaluation batch seconds).
     """
@@ -284,7 +271,7 @@ def _longest_pass(trainer: Trainer, batch: dict[str, torch.Tensor], with_eval: b
         try:
             _reset_peak_memory(trainer.device)
             trainer.model.train()
-            step_seconds = _train_step_cost(trainer, batch)
+            step_seconds = _train_step_cost(trainer, batch, batch if typical is None else typical)
             peak, kind = _peak_memory(trainer.device)
             eval_seconds = _eval_cost(trainer) if with_eval else 0.0
         except RuntimeError as error:
@@ -341,11 +328,11 @@ class FirstStepCheck:
         as_wide = bool(shapes) and all(shape == self.longest for shape in shapes)
         check_seconds = 0.0
         if as_wide:
-            estimate = seconds + _estimate(trainer, seconds, self.eval_seconds, whole_step=True)
+            estimate = seconds + estimated_seconds(trainer, seconds, self.eval_seconds, whole_step=True)
         else:  # the memory check is the longest batch's: run its pass now
             first, check_start = seconds, time.perf_counter()
             seconds, peak, kind, _ = _longest_pass(trainer, _longest_batch(trainer), with_eval=False)
-            estimate = first + _estimate(trainer, seconds, self.eval_seconds)
+            estimate = first + estimated_seconds(trainer, seconds, self.eval_seconds)
             check_seconds = time.perf_counter() - check_start
         return PreflightReport(
             self.longest, seconds, peak, kind, self.eval_seconds, estimate, *self.disk, as_wide, check_seconds
@@ -373,9 +360,12 @@ def run_preflight(trainer: Trainer) -> PreflightReport | FirstStepCheck:
         with _training_left_as_it_was(trainer):
             eval_seconds = _eval_cost(trainer)
         return FirstStepCheck(batch_shape(batch), eval_seconds, _check_disk(trainer))
-    step_seconds, peak, kind, eval_seconds = _longest_pass(trainer, batch, with_eval=True)
+    typical = typical_batch(trainer) if _timed_passes(trainer) == 2 else longest_indices(trainer)
+    same = typical == longest_indices(trainer)
+    timed = batch if same else to_device(trainer.collate([trainer.train_set[i] for i in typical]), trainer.device)
+    step_seconds, peak, kind, eval_seconds = _longest_pass(trainer, batch, True, timed)
     size, kept, free = _check_disk(trainer)
-    estimate = _estimate(trainer, step_seconds, eval_seconds)
+    estimate = estimated_seconds(trainer, step_seconds, eval_seconds, timed=typical)
     if trainer.limits.max_time and estimate > trainer.limits.max_time and trainer.dist.is_main:
         log.warning(
             "preflight: %d steps would take about %s, longer than trainer.max_time=%s: training stops at the "
@@ -385,4 +375,6 @@ def run_preflight(trainer: Trainer) -> PreflightReport | FirstStepCheck:
             clock(estimate),
             trainer.cfg.max_time,
         )
-    return PreflightReport(batch_shape(batch), step_seconds, peak, kind, eval_seconds, estimate, size, kept, free)
+    report = PreflightReport(batch_shape(batch), step_seconds, peak, kind, eval_seconds, estimate, size, kept, free)
+    report.timed_shape = batch_shape(timed)
+    return report

@@ -1,0 +1,134 @@
+"""The preflight's estimate of a run's time, scaled by what the run's batches compute.
+
+The preflight times the longest training batch (the one that must fit in memory) and one held-out batch.
+A fine-tuning set's batches differ in width, so the estimate scales those timings by how many tokens the
+run's batches compute against the timed one: every row padded to its batch's longest, or the real tokens
+alone where ``trainer.packing`` skips a training batch's padding (:func:`lmtrain.models.packing.skips_padding`).
+Scaled as they were, a short-sentence NER run bucketed by length was estimated at four times its training
+time, and its evaluations, timed on the shortest held-out batch, at under half theirs.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+from lmtrain.models.packing import packing_mode, skips_padding
+from lmtrain.training.evaluation import held_out_batches
+
+if TYPE_CHECKING:
+    from lmtrain.training.trainer import Trainer
+
+MAX_BATCHES = 4096  # batches read for a mean; a longer epoch is read at evenly spaced batches
+
+
+def computed_tokens(lengths: np.ndarray, packing: str) -> int:
+    """Token slots a batch of examples of ``lengths`` tokens computes under the packing mode ``packing``."""
+    real, slots = int(lengths.sum()), len(lengths) * int(lengths.max(initial=0))
+    return real if skips_padding(real, slots, packing) else slots
+
+
+def tokens_per_batch(
+    lengths: np.ndarray, batches: Sequence[Sequence[int]], packing: str, sample: bool = True
+) -> np.ndarray:
+    """:func:`computed_tokens` of each of ``batches`` (index lists into ``lengths``); with ``sample``, of at most
+    :data:`MAX_BATCHES` evenly spaced ones of a longer list."""
+    if sample and len(batches) > MAX_BATCHES:
+        batches = [batches[i] for i in np.linspace(0, len(batches) - 1, MAX_BATCHES).round().astype(int)]
+    return np.array([computed_tokens(lengths[list(batch)], packing) for batch in batches], dtype=np.float64)
+
+
+def step_share(lengths: np.ndarray, batches: Sequence[Sequence[int]], timed: Sequence[int], packing: str) -> float:
+    """What the mean of ``batches`` computes against the ``timed`` batch."""
+    top = computed_tokens(lengths[list(timed)], packing)
+    return float(tokens_per_batch(lengths, batches, packing).mean()) / top if batches and top else 1.0
+
+
+def nearest_mean(tokens: np.ndarray) -> int:
+    """The index of the first of ``tokens`` nearest their mean: the batch to time. A step's time is close to
+    affine in its tokens (a fixed part, the optimizer's and each operation's overhead, then the products), so
+    the batch of mean width takes the mean time; scaling a narrower or wider one by tokens alone would
+    charge the fixed part too little or too much."""
+    return int(np.argmin(np.abs(tokens - tokens.mean())))
+
+
+def evaluation_share(lengths: np.ndarray | None, batches: Sequence[Sequence[int]], timed: Sequence[int]) -> float:
+    """What all of ``batches`` compute against the ``timed`` one (their number where ``lengths`` is None)."""
+    if lengths is None:
+        return float(len(batches))
+    top = computed_tokens(lengths[list(timed)], "off")
+    return float(tokens_per_batch(lengths, batches, "off", sample=False).sum()) / top if top else len(batches)
+
+
+def longest_indices(trainer: Trainer) -> list[int]:
+    """The ``batch_size`` longest training examples (by ``lengths`` when the dataset has them)."""
+    lengths = getattr(trainer.train_set, "lengths", None)
+    size = min(trainer.cfg.batch_size, len(trainer.train_set))
+    if lengths is not None:
+        return np.argsort(-np.asarray(lengths), kind="stable")[:size].tolist()
+    return list(range(size))  # packed sequences: every example has the same length
+
+
+def timed_eval_batch(trainer: Trainer) -> list[int]:
+    """The held-out batch the preflight runs: of the evaluation's batches, the one nearest their mean width (the
+    first where the set has no ``lengths``)."""
+    assert trainer.eval_set is not None, "only a run with a held-out set evaluates"
+    batches = held_out_batches(len(trainer.eval_set), trainer.cfg.batch_size, trainer.cfg.eval_batches)
+    lengths = getattr(trainer.eval_set, "lengths", None)
+    if lengths is None:
+        return batches[0]
+    return batches[nearest_mean(tokens_per_batch(np.asarray(lengths), batches, "off", sample=False))]
+
+
+def _training_packing(trainer: Trainer) -> str:
+    """The packing mode the run's training steps run under: a compiled step never skips padding."""
+    return "off" if trainer.cfg.compile else packing_mode(trainer.model)
+
+
+def typical_batch(trainer: Trainer) -> list[int]:
+    """The training batch of this epoch nearest the mean width (:func:`nearest_mean`): the one the preflight
+    times for the estimate (the longest where the set has no ``lengths``: then every batch is as wide)."""
+    lengths = getattr(trainer.train_set, "lengths", None)
+    batches = [] if lengths is None else trainer.sampler.batches(trainer.state.epoch)
+    if not batches:
+        return longest_indices(trainer)
+    if len(batches) > MAX_BATCHES:
+        batches = [batches[i] for i in np.linspace(0, len(batches) - 1, MAX_BATCHES).round().astype(int)]
+    tokens = tokens_per_batch(np.asarray(lengths), batches, _training_packing(trainer))
+    return list(batches[nearest_mean(tokens)])
+
+
+def _training_share(trainer: Trainer, timed: Sequence[int]) -> float:
+    """What the run's mean training batch computes against the ``timed`` one (1 where the set has no ``lengths``)."""
+    lengths = getattr(trainer.train_set, "lengths", None)
+    if lengths is None:
+        return 1.0
+    batches = trainer.sampler.batches(trainer.state.epoch)
+    return step_share(np.asarray(lengths), batches, timed, _training_packing(trainer))
+
+
+def estimated_seconds(
+    trainer: Trainer,
+    step_seconds: float,
+    eval_seconds: float,
+    whole_step: bool = False,
+    timed: Sequence[int] | None = None,
+) -> float:
+    """Seconds left to train: ``step_seconds`` per forward + backward of the ``timed`` training batch (default:
+    the longest; per optimizer step when ``whole_step``), ``eval_seconds`` per :func:`timed_eval_batch`, each
+    scaled to what the run's batches compute (see the module docstring)."""
+    cfg = trainer.cfg
+    steps = max(trainer.limits.planned_steps() - trainer.state.step, 0)
+    evals = (steps // cfg.eval_every if cfg.eval_every else 0) + 1
+    per_step = step_seconds if whole_step else cfg.grad_accum * step_seconds * 1.15  # 1.15: optimizer step
+    per_eval = 0.0
+    if trainer.eval_set is not None and len(trainer.eval_set) > 0:
+        lengths = getattr(trainer.eval_set, "lengths", None)
+        batches = held_out_batches(len(trainer.eval_set), cfg.batch_size, cfg.eval_batches)
+        per_eval = eval_seconds * evaluation_share(
+            None if lengths is None else np.asarray(lengths), batches, timed_eval_batch(trainer)
+        )
+    share = _training_share(trainer, longest_indices(trainer) if timed is None else timed)
+    return steps * per_step * share + evals * per_eval
