@@ -1,7 +1,9 @@
-"""The preflight measured on a short plan's first step: a step that does not fit, a run killed in that step."""
+"""The preflight measured on a short plan's first step: a step that does not fit, a run killed in that step; a
+time budget over fine-tuning batches of uneven width, estimated from a batch of mean width."""
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import subprocess
@@ -51,7 +53,21 @@ def killed_in_the_measured_first_step(ws: Workspace) -> Outcome:
     return Outcome(again.returncode, " ".join(said.split())[-160:], killed and over and finished)
 
 
+def budget_over_uneven_batches(ws: Workspace) -> Outcome:
+    """A time budget (the estimate is checked against it) over NER sentences of every length: the preflight times
+    a typical batch after the longest, the run stops at the budget and finishes."""
+    run = ws.root / "budget-uneven"
+    tagger = ["task=ner", "debug=tiny", "init=scratch", "trainer.progress=false", "trainer.save_every=0"]
+    proc = ws.lmtrain("finetune", *tagger, "trainer.max_steps=100000", "trainer.max_time=8s", f"hydra.run.dir={run}")
+    output = proc.stdout + proc.stderr
+    line = next((line for line in output.splitlines() if "a typical batch (" in line), "")
+    summary = json.loads((run / "summary.json").read_text()) if (run / "summary.json").is_file() else {}
+    held = proc.returncode == 0 and bool(line) and summary.get("stopped_by") == "max_time"
+    return Outcome(proc.returncode, " ".join(line.split(" - ", 1)[-1].split())[:160], held)
+
+
 PROBES: dict[str, Callable[[Workspace], Outcome]] = {
     "first step out of memory": first_step_out_of_memory,
     "kill -9 in the measured first step": killed_in_the_measured_first_step,
+    "a time budget over fine-tuning batches of uneven width": budget_over_uneven_batches,
 }
