@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import random
 import warnings
 from collections import Counter
 
@@ -54,6 +55,33 @@ def test_entity_scores_without_any_entity_are_zeros_without_a_numpy_warning():
         warnings.simplefilter("error")
         scores = entity_scores([["O", "O"], ["O"]], [["O", "O"], ["O"]])
     assert (scores["precision"], scores["recall"], scores["f1"], scores["entities"]) == (0.0, 0.0, 0.0, 0.0)
+
+
+def _seqeval_report(gold: list[list[str]], predicted: list[list[str]]) -> dict[str, float]:
+    """What seqeval's own classification_report gives, in entity_scores' keys."""
+    from seqeval.metrics import classification_report
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)
+        report = classification_report(gold, predicted, output_dict=True, zero_division=0)
+    micro = report.get("micro avg", {"precision": 0.0, "recall": 0.0, "f1-score": 0.0, "support": 0})
+    scores = {"precision": micro["precision"], "recall": micro["recall"], "f1": micro["f1-score"]}
+    scores["entities"] = micro["support"]
+    columns = {"precision": "precision", "recall": "recall", "f1": "f1-score", "support": "support"}
+    for name, row in report.items():
+        if not name.endswith(" avg"):
+            scores.update({f"{name}/{key}": row[column] for key, column in columns.items()})
+    return {key: float(value) for key, value in scores.items()}
+
+
+def test_entity_scores_read_each_side_once_and_equal_seqeval_s_report():
+    """Random tag sequences, ill-formed ones (I- after O, a type change inside) and empty sentences included."""
+    tags = ["O", "B-PER", "I-PER", "B-LOC", "I-LOC", "B-ORG", "I-ORG", "B-MISC", "I-MISC", "I-X", "B-X"]
+    rng = random.Random(0)
+    for _ in range(500):
+        gold = [[rng.choice(tags) for _ in range(rng.randint(0, 8))] for _ in range(rng.randint(1, 6))]
+        predicted = [[rng.choice(tags) for _ in sentence] for sentence in gold]
+        assert entity_scores(gold, predicted) == _seqeval_report(gold, predicted), (gold, predicted)
 
 
 def test_classification_scores_are_scikit_learns_without_importing_it():
