@@ -15,8 +15,8 @@ from lmtrain.training.time_estimate import (
     computed_tokens,
     evaluation_share,
     nearest_mean,
+    spaced,
     step_share,
-    tokens_per_batch,
 )
 from tests.commands.test_finetune_batches import _run
 from tests.training.test_packing_run import overrides  # noqa: F401  (a fixture: uneven NER sentences)
@@ -40,10 +40,12 @@ def test_a_step_is_scaled_by_its_batches_mean_against_the_timed_one():
 
 
 def test_a_long_epoch_is_read_at_evenly_spaced_batches():
+    batches = [[i] for i in range(2 * MAX_BATCHES)]
+    picked = spaced(batches)
+    assert len(picked) == MAX_BATCHES and picked[0] == [0] and picked[-1] == [2 * MAX_BATCHES - 1]
+    assert spaced(batches[:10]) == batches[:10]
     lengths = np.arange(1, 2 * MAX_BATCHES + 1)
-    batches = [[i] for i in range(len(lengths))]
-    tokens = tokens_per_batch(lengths, batches, "off")
-    assert len(tokens) == MAX_BATCHES and tokens[0] == 1 and tokens[-1] == 2 * MAX_BATCHES
+    assert step_share(lengths, batches, [len(lengths) - 1], "off") == pytest.approx(0.5, abs=1e-3)
 
 
 def test_the_batch_timed_is_the_one_nearest_the_mean_width():

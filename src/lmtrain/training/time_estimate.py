@@ -1,11 +1,13 @@
 """The preflight's estimate of a run's time, scaled by what the run's batches compute.
 
-The preflight times the longest training batch (the one that must fit in memory) and one held-out batch.
-A fine-tuning set's batches differ in width, so the estimate scales those timings by how many tokens the
-run's batches compute against the timed one: every row padded to its batch's longest, or the real tokens
-alone where ``trainer.packing`` skips a training batch's padding (:func:`lmtrain.models.packing.skips_padding`).
-Scaled as they were, a short-sentence NER run bucketed by length was estimated at four times its training
-time, and its evaluations, timed on the shortest held-out batch, at under half theirs.
+A fine-tuning set's batches differ in width. The preflight runs the longest training batch (the one that
+must fit in memory), then, for a longer plan, times the batch of the epoch nearest the mean width
+(:func:`typical_batch`), and one held-out batch nearest the evaluation's mean width (:func:`timed_eval_batch`).
+The estimate scales each timing by what the run's batches compute against the timed one: every row padded to
+its batch's longest, or the real tokens alone where ``trainer.packing`` skips a training batch's padding
+(:func:`lmtrain.models.packing.skips_padding`). Timed on the longest training batch and the first held-out one
+(the shortest: the tasks sort their held-out sets by length), a MiniLM NER run bucketed by length was
+estimated at four times its training time and under half its evaluation's.
 """
 
 from __future__ import annotations
@@ -30,20 +32,22 @@ def computed_tokens(lengths: np.ndarray, packing: str) -> int:
     return real if skips_padding(real, slots, packing) else slots
 
 
-def tokens_per_batch(
-    lengths: np.ndarray, batches: Sequence[Sequence[int]], packing: str, sample: bool = True
-) -> np.ndarray:
-    """:func:`computed_tokens` of each of ``batches`` (index lists into ``lengths``); with ``sample``, of at most
-    :data:`MAX_BATCHES` evenly spaced ones of a longer list."""
-    if sample and len(batches) > MAX_BATCHES:
-        batches = [batches[i] for i in np.linspace(0, len(batches) - 1, MAX_BATCHES).round().astype(int)]
+def spaced(batches: Sequence[Sequence[int]]) -> Sequence[Sequence[int]]:
+    """``batches``, or :data:`MAX_BATCHES` evenly spaced ones of a longer list (enough for a mean)."""
+    if len(batches) <= MAX_BATCHES:
+        return batches
+    return [batches[i] for i in np.linspace(0, len(batches) - 1, MAX_BATCHES).round().astype(int)]
+
+
+def tokens_per_batch(lengths: np.ndarray, batches: Sequence[Sequence[int]], packing: str) -> np.ndarray:
+    """:func:`computed_tokens` of each of ``batches`` (index lists into ``lengths``)."""
     return np.array([computed_tokens(lengths[list(batch)], packing) for batch in batches], dtype=np.float64)
 
 
 def step_share(lengths: np.ndarray, batches: Sequence[Sequence[int]], timed: Sequence[int], packing: str) -> float:
     """What the mean of ``batches`` computes against the ``timed`` batch."""
     top = computed_tokens(lengths[list(timed)], packing)
-    return float(tokens_per_batch(lengths, batches, packing).mean()) / top if batches and top else 1.0
+    return float(tokens_per_batch(lengths, spaced(batches), packing).mean()) / top if batches and top else 1.0
 
 
 def nearest_mean(tokens: np.ndarray) -> int:
@@ -59,7 +63,7 @@ def evaluation_share(lengths: np.ndarray | None, batches: Sequence[Sequence[int]
     if lengths is None:
         return float(len(batches))
     top = computed_tokens(lengths[list(timed)], "off")
-    return float(tokens_per_batch(lengths, batches, "off", sample=False).sum()) / top if top else len(batches)
+    return float(tokens_per_batch(lengths, batches, "off").sum()) / top if top else float(len(batches))
 
 
 def longest_indices(trainer: Trainer) -> list[int]:
@@ -79,7 +83,7 @@ def timed_eval_batch(trainer: Trainer) -> list[int]:
     lengths = getattr(trainer.eval_set, "lengths", None)
     if lengths is None:
         return batches[0]
-    return batches[nearest_mean(tokens_per_batch(np.asarray(lengths), batches, "off", sample=False))]
+    return batches[nearest_mean(tokens_per_batch(np.asarray(lengths), batches, "off"))]
 
 
 def _training_packing(trainer: Trainer) -> str:
@@ -94,10 +98,9 @@ def typical_batch(trainer: Trainer) -> list[int]:
     batches = [] if lengths is None else trainer.sampler.batches(trainer.state.epoch)
     if not batches:
         return longest_indices(trainer)
-    if len(batches) > MAX_BATCHES:
-        batches = [batches[i] for i in np.linspace(0, len(batches) - 1, MAX_BATCHES).round().astype(int)]
-    tokens = tokens_per_batch(np.asarray(lengths), batches, _training_packing(trainer))
-    return list(batches[nearest_mean(tokens)])
+    candidates = spaced(batches)
+    tokens = tokens_per_batch(np.asarray(lengths), candidates, _training_packing(trainer))
+    return list(candidates[nearest_mean(tokens)])
 
 
 def _training_share(trainer: Trainer, timed: Sequence[int]) -> float:
