@@ -14,6 +14,7 @@ from lmtrain.training.time_estimate import (
     MAX_BATCHES,
     computed_tokens,
     evaluation_share,
+    example_lengths,
     nearest_mean,
     spaced,
     step_share,
@@ -58,6 +59,15 @@ def test_the_held_out_set_is_scaled_from_its_timed_batch_to_all_of_it():
     batches = [[0, 1], [2, 3], [4, 5], [6]]  # 4, 10, 18 and 30 padded slots
     assert evaluation_share(lengths, batches, batches[2]) == pytest.approx((4 + 10 + 18 + 30) / 18)
     assert evaluation_share(None, batches, batches[0]) == 4.0  # no lengths: every batch as wide
+
+
+def test_lengths_that_do_not_cover_the_set_are_not_read():
+    class Uneven(list):
+        lengths = [3, 5]
+
+    assert list(example_lengths(Uneven([1, 2]))) == [3, 5]
+    assert example_lengths(Uneven([1, 2, 3])) is None  # a plug's lengths, one short: every batch as wide
+    assert example_lengths([1, 2]) is None
 
 
 class _Preflown(Exception):

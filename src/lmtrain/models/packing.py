@@ -12,12 +12,16 @@ zeros at padding, so heads and objectives are unchanged.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import torch
 from torch import nn
 
 from lmtrain.config.training import PACKING_MODES
 from lmtrain.errors import UserError
+
+if TYPE_CHECKING:
+    from lmtrain.models.transformer import Transformer
 
 
 @dataclass
@@ -184,12 +188,17 @@ def plan_unpadding(attention_mask: torch.Tensor, mode: str) -> Unpadding | None:
     return Unpadding(real, real.reshape(-1).nonzero().squeeze(1))
 
 
-def packing_mode(model: nn.Module) -> str:
-    """The packing mode :func:`set_packing` gave ``model``'s backbones; ``off`` where none of them packs."""
+def _packing_backbones(model: nn.Module) -> list[Transformer]:
+    """The backbones of ``model`` that pack: exactly :class:`lmtrain.models.transformer.Transformer`."""
     from lmtrain.models.transformer import Transformer
 
-    modes = [module.packing for module in model.modules() if type(module) is Transformer]
-    return modes[0] if modes else "off"
+    return [module for module in model.modules() if type(module) is Transformer]
+
+
+def packing_mode(model: nn.Module) -> str:
+    """The packing mode :func:`set_packing` gave ``model``'s backbones; ``off`` where none of them packs."""
+    backbones = _packing_backbones(model)
+    return backbones[0].packing if backbones else "off"
 
 
 def set_packing(model: nn.Module, mode: str) -> int:
@@ -200,11 +209,9 @@ def set_packing(model: nn.Module, mode: str) -> int:
     which never runs ``Transformer.forward``) are left unpacked. Call once on the assembled model,
     before any wrapper (DDP, FSDP, compile). Returns how many backbones were set.
     """
-    from lmtrain.models.transformer import Transformer
-
     if mode not in PACKING_MODES:
         raise ValueError(f"packing mode must be one of {' | '.join(PACKING_MODES)}, not {mode!r}")
-    backbones = [module for module in model.modules() if type(module) is Transformer]
+    backbones = _packing_backbones(model)
     for backbone in backbones:
         backbone.packing = mode
     return len(backbones)

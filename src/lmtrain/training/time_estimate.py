@@ -12,7 +12,7 @@ estimated at four times its training time and under half its evaluation's.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Sequence, Sized
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -66,12 +66,22 @@ def evaluation_share(lengths: np.ndarray | None, batches: Sequence[Sequence[int]
     return float(tokens_per_batch(lengths, batches, "off").sum()) / top if top else float(len(batches))
 
 
+def example_lengths(dataset: Sized) -> np.ndarray | None:
+    """The tokens of each of ``dataset``'s examples (its ``lengths``), or None where it has none, or not one
+    per example (a plug's set of uneven examples is then estimated as if they were all as wide)."""
+    lengths = getattr(dataset, "lengths", None)
+    if lengths is None:
+        return None
+    lengths = np.asarray(lengths)
+    return lengths if lengths.ndim == 1 and len(lengths) == len(dataset) else None
+
+
 def longest_indices(trainer: Trainer) -> list[int]:
     """The ``batch_size`` longest training examples (by ``lengths`` when the dataset has them)."""
-    lengths = getattr(trainer.train_set, "lengths", None)
+    lengths = example_lengths(trainer.train_set)
     size = min(trainer.cfg.batch_size, len(trainer.train_set))
     if lengths is not None:
-        return np.argsort(-np.asarray(lengths), kind="stable")[:size].tolist()
+        return np.argsort(-lengths, kind="stable")[:size].tolist()
     return list(range(size))  # packed sequences: every example has the same length
 
 
@@ -80,10 +90,10 @@ def timed_eval_batch(trainer: Trainer) -> list[int]:
     first where the set has no ``lengths``)."""
     assert trainer.eval_set is not None, "only a run with a held-out set evaluates"
     batches = held_out_batches(len(trainer.eval_set), trainer.cfg.batch_size, trainer.cfg.eval_batches)
-    lengths = getattr(trainer.eval_set, "lengths", None)
+    lengths = example_lengths(trainer.eval_set)
     if lengths is None:
         return batches[0]
-    return batches[nearest_mean(tokens_per_batch(np.asarray(lengths), batches, "off"))]
+    return batches[nearest_mean(tokens_per_batch(lengths, batches, "off"))]
 
 
 def _training_packing(trainer: Trainer) -> str:
@@ -94,22 +104,22 @@ def _training_packing(trainer: Trainer) -> str:
 def typical_batch(trainer: Trainer) -> list[int]:
     """The training batch of this epoch nearest the mean width (:func:`nearest_mean`): the one the preflight
     times for the estimate (the longest where the set has no ``lengths``: then every batch is as wide)."""
-    lengths = getattr(trainer.train_set, "lengths", None)
+    lengths = example_lengths(trainer.train_set)
     batches = [] if lengths is None else trainer.sampler.batches(trainer.state.epoch)
-    if not batches:
+    if lengths is None or not batches:
         return longest_indices(trainer)
     candidates = spaced(batches)
-    tokens = tokens_per_batch(np.asarray(lengths), candidates, _training_packing(trainer))
+    tokens = tokens_per_batch(lengths, candidates, _training_packing(trainer))
     return list(candidates[nearest_mean(tokens)])
 
 
 def _training_share(trainer: Trainer, timed: Sequence[int]) -> float:
     """What the run's mean training batch computes against the ``timed`` one (1 where the set has no ``lengths``)."""
-    lengths = getattr(trainer.train_set, "lengths", None)
+    lengths = example_lengths(trainer.train_set)
     if lengths is None:
         return 1.0
     batches = trainer.sampler.batches(trainer.state.epoch)
-    return step_share(np.asarray(lengths), batches, timed, _training_packing(trainer))
+    return step_share(lengths, batches, timed, _training_packing(trainer))
 
 
 def estimated_seconds(
@@ -128,10 +138,8 @@ def estimated_seconds(
     per_step = step_seconds if whole_step else cfg.grad_accum * step_seconds * 1.15  # 1.15: optimizer step
     per_eval = 0.0
     if trainer.eval_set is not None and len(trainer.eval_set) > 0:
-        lengths = getattr(trainer.eval_set, "lengths", None)
         batches = held_out_batches(len(trainer.eval_set), cfg.batch_size, cfg.eval_batches)
-        per_eval = eval_seconds * evaluation_share(
-            None if lengths is None else np.asarray(lengths), batches, timed_eval_batch(trainer)
-        )
+        timed_eval = timed_eval_batch(trainer)
+        per_eval = eval_seconds * evaluation_share(example_lengths(trainer.eval_set), batches, timed_eval)
     share = _training_share(trainer, longest_indices(trainer) if timed is None else timed)
     return steps * per_step * share + evals * per_eval
