@@ -15,6 +15,7 @@ from lmtrain.config.tasks import NerTaskConfig
 from lmtrain.data.tokenizer import TextTokenizer
 from lmtrain.errors import UserError
 from lmtrain.models.heads import TokenClassifierHead
+from lmtrain.objectives.entity_spans import entity_spans
 from lmtrain.objectives.metrics import class_weights, entity_scores
 from lmtrain.objectives.token_classification import TokenClassification, best_tags, tag_scores
 from lmtrain.tasks.alignment import make_windows, window_labels, words_from_windows
@@ -29,7 +30,6 @@ from lmtrain.tasks.conll import (
     read_tagged_jsonl,
     read_tagged_split,
 )
-from lmtrain.tasks.entity_spans import entity_spans
 from lmtrain.tasks.files import file_format
 
 log = logging.getLogger(__name__)

@@ -1,8 +1,9 @@
 """The entities of a tag sequence, as CoNLL's ``conlleval`` (and seqeval's default mode) reads them.
 
-``lmtrain predict`` turns each sentence's predicted tags into entity spans. seqeval does the same, but importing it
-imports scikit-learn (about 1.8 s on 2 cores, most of a short ``predict`` call); the evaluation's entity F1 still
-comes from seqeval itself. The rules, for tags ``B-``, ``I-``, ``E-``, ``S-`` + a type, and ``O``: an entity ends
+``lmtrain predict`` turns each sentence's predicted tags into entity spans, and the evaluation's entity scores
+count them (:func:`lmtrain.objectives.metrics.entity_scores`). seqeval's ``get_entities`` does the same, but
+importing seqeval imports scikit-learn (about 1.8 s on 2 cores, at every NER run and most of a short ``predict``
+call). The rules, for tags ``B-``, ``I-``, ``E-``, ``S-`` + a type, and ``O``: an entity ends
 before a tag that starts one or leaves it (``O``, ``B``, ``S``, or another type), and after ``E`` or ``S``; it
 starts at ``B`` or ``S``, at an ``I`` or ``E`` that follows ``O``, ``E`` or ``S``, and wherever the type changes.
 An ill-formed sequence (``I-PER`` after ``O``) still yields its entities, as conlleval's do.

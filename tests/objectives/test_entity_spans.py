@@ -1,5 +1,5 @@
-"""Entity spans for `lmtrain predict`: the same as seqeval's ``get_entities`` (conlleval's rules), without importing
-scikit-learn."""
+"""Entity spans for `lmtrain predict` and the NER evaluation: the same as seqeval's ``get_entities`` (conlleval's
+rules), without importing scikit-learn."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ import subprocess
 import sys
 import warnings
 
-from lmtrain.tasks.entity_spans import entity_spans
+from lmtrain.objectives.entity_spans import entity_spans
 
 TAGS = ["O", "B-PER", "I-PER", "E-PER", "S-PER", "B-LOC", "I-LOC", "E-LOC", "S-LOC", "B-MISC-X", "I-MISC-X", "B", "I"]
 
@@ -27,7 +27,12 @@ def test_the_spans_are_seqevals_on_well_and_ill_formed_sequences():
             assert entity_spans(tags) == get_entities(tags), tags
 
 
-def test_importing_it_imports_no_scikit_learn():
-    code = "import sys, lmtrain.tasks.ner; print('sklearn' in sys.modules)"
+def test_an_ner_task_and_its_entity_scores_import_no_scikit_learn():
+    code = (
+        "import sys, lmtrain.tasks.ner\n"
+        "from lmtrain.objectives.metrics import entity_scores\n"
+        "scores = entity_scores([['B-PER', 'I-PER', 'O']], [['B-PER', 'O', 'O']])\n"
+        "print(scores['PER/support'], scores['f1'], 'sklearn' in sys.modules or 'seqeval' in sys.modules)"
+    )
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
-    assert done.stdout.strip() == "False", done.stderr[-2000:]
+    assert done.stdout.strip() == "1.0 0.0 False", done.stderr[-2000:]
