@@ -17,6 +17,7 @@ other for the CPU:
     python scripts/equal_time.py --only mlm --budget 5m --size mini --json equal_time.json
     python scripts/equal_time.py --only ner --ner-budget 10m --conll-dir conll2003 --eval-sentences 1000
     python scripts/equal_time.py --only ner --ner-budget 120s --ner-batches random --conll-dir conll2003
+    python scripts/equal_time.py --only ner --ner-budget 120s --ner-max-words 12 --conll-dir conll2003
 
 The budget counts the training loop only (data loading included); start-up, tokenizing, the final
 evaluation and saving are outside it on both sides. On a CPU that other jobs share, pass --threads 1:
@@ -36,7 +37,7 @@ from pathlib import Path
 from typing import Any
 
 from equal_time_mlm import compare_mlm  # scripts/ is on the path when run as a script
-from equal_time_ner import compare_ner, conll_files, minilm_folder
+from equal_time_ner import compare_ner, conll_files, minilm_folder, short_conll_dir
 from rich.console import Console
 from rich.table import Table
 
@@ -76,6 +77,13 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     )
     parser.add_argument("--eval-sentences", type=int, default=None, help="score NER on the first N eng.testa sentences")
     parser.add_argument(
+        "--ner-max-words",
+        type=int,
+        default=None,
+        help="NER on short sentences only: both sides train and are scored on the sentences of at most this many "
+        "words (of eng.train and eng.testa), written to a folder of their own under the work folder",
+    )
+    parser.add_argument(
         "--threads",
         type=int,
         default=None,
@@ -100,7 +108,7 @@ def checked_inputs(args: argparse.Namespace) -> dict[str, Any]:
         )
     budget = parse_duration(args.budget, key="--budget")
     ner_budget = parse_duration(args.ner_budget, key="--ner-budget") if args.ner_budget else budget
-    for name in ("max_steps", "mask_draws", "eval_sentences", "threads"):
+    for name in ("max_steps", "mask_draws", "eval_sentences", "threads", "ner_max_words"):
         value = getattr(args, name)
         if value is not None and value < 1:
             raise UserError(f"--{name.replace('_', '-')}={value} must be a positive number.")
@@ -175,7 +183,8 @@ def report_ner(result: dict[str, Any]) -> None:
     setup = result["setup"]
     console.print(
         comparison_table(
-            f"CoNLL-2003 NER, MiniLM-L6-H384, {setup['budget_s']:g} s of training each, {setup['batches']} batches",
+            f"CoNLL-2003 NER, MiniLM-L6-H384, {setup['budget_s']:g} s of training each, {setup['batches']} batches"
+            + (f", sentences of at most {setup['max_words']} words" if setup.get("max_words") else ""),
             result,
             [
                 ("f1", "eng.testa entity F1", "{:.4f}"),
@@ -234,9 +243,13 @@ def main(argv: list[str] | None = None) -> int:
             report_mlm(results["mlm"])
             warn_if_capped(results["mlm"], args.max_steps)
         if args.only != "mlm":
+            conll_dir = args.conll_dir
+            if args.ner_max_words:
+                conll_dir = short_conll_dir(conll_dir, args.ner_max_words, work)
             results["ner"] = compare_ner(
-                args.conll_dir, inputs["ner_budget"], args.max_steps, args.eval_sentences, work, args.ner_batches
+                conll_dir, inputs["ner_budget"], args.max_steps, args.eval_sentences, work, args.ner_batches
             )
+            results["ner"]["setup"]["max_words"] = args.ner_max_words
             report_ner(results["ner"])
             warn_if_capped(results["ner"], args.max_steps)
     except UserError as error:

@@ -65,6 +65,26 @@ def conll_files(conll_dir: Path) -> tuple[Path, Path]:
     return files
 
 
+def short_conll_dir(conll_dir: Path, max_words: int, work: Path) -> Path:
+    """A CoNLL-2003 folder made under ``work`` with the sentences of eng.train and eng.testa of at most
+    ``max_words`` words, each line as in the original files: short, tweet-like inputs for both sides.
+
+    Raises:
+        UserError: the folder already exists (a run of the same work folder before).
+    """
+    out = work / f"conll2003-at-most-{max_words}-words"
+    try:
+        out.mkdir()
+    except FileExistsError:
+        raise UserError(f"{out} already exists: pass a new --work-dir (the comparison makes its folders).") from None
+    for source in conll_files(conll_dir):
+        lines = source.read_text(encoding="utf-8").splitlines()
+        kept = [s for s in read_conll(source) if len(s.words) <= max_words]
+        blocks = ["\n".join(lines[number - 1] for number in sentence.lines) for sentence in kept]
+        (out / source.name).write_text("\n\n".join(blocks) + "\n", encoding="utf-8")
+    return out
+
+
 def ner_overrides(folder: Path, train: Path, dev: Path, batches: str = "grouped") -> list[str]:
     """`lmtrain finetune` of ``folder`` on CoNLL-2003 (the project's recipe), with the learning rates above;
     ``batches="random"`` turns off the recipe's length bucketing (random batches, the Trainer's default)."""

@@ -99,3 +99,33 @@ def test_random_ner_batches_turn_off_the_recipes_bucketing_on_the_lmtrain_side()
     paths = (Path("/m"), Path("/train"), Path("/dev"))
     assert composed_config("finetune", ner_overrides(*paths)).trainer.bucket_by_length is True
     assert composed_config("finetune", ner_overrides(*paths, "random")).trainer.bucket_by_length is False
+
+
+def test_short_sentence_folder_keeps_the_short_sentences_of_both_files_line_for_line(tmp_path):
+    from equal_time_ner import short_conll_dir
+
+    from lmtrain.errors import UserError
+    from lmtrain.tasks.conll import read_conll
+
+    source = tmp_path / "conll"
+    source.mkdir()
+    text = (
+        "-DOCSTART- -X- -X- O\n\n"
+        "EU NNP B-NP I-ORG\nrejects VBZ B-VP O\nGerman JJ B-NP I-MISC\ncall NN I-NP O\n\n"
+        "Peter NNP B-NP I-PER\nBlackburn NNP I-NP I-PER\n\n"
+        "BRUSSELS NNP B-NP I-LOC\n"
+    )
+    for name in ("eng.train", "eng.testa"):
+        (source / name).write_text(text, encoding="utf-8")
+    work = tmp_path / "work"
+    work.mkdir()
+    short = short_conll_dir(source, 2, work)
+    for name in ("eng.train", "eng.testa"):
+        kept = read_conll(short / name)
+        assert [(s.words, s.tags) for s in kept] == [
+            (["Peter", "Blackburn"], ["I-PER", "I-PER"]),
+            (["BRUSSELS"], ["I-LOC"]),
+        ]
+        assert "Peter NNP B-NP I-PER\nBlackburn NNP I-NP I-PER\n" in (short / name).read_text(encoding="utf-8")
+    with pytest.raises(UserError, match="already exists: pass a new --work-dir"):
+        short_conll_dir(source, 2, work)
