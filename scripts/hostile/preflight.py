@@ -1,5 +1,6 @@
 """The preflight measured on a short plan's first step: a step that does not fit, a run killed in that step; a
-time budget over fine-tuning batches of uneven width, estimated from a batch of mean width."""
+time budget over fine-tuning batches of uneven width, estimated from a batch of mean width; a run that would
+mostly evaluate."""
 
 from __future__ import annotations
 
@@ -9,7 +10,9 @@ import signal
 import subprocess
 import sys
 from collections.abc import Callable
+from pathlib import Path
 
+import lmtrain
 from hostile.common import TINY, Outcome, Workspace, refused
 
 ADDRESS_SPACE = 5 << 29  # 2.5 GiB a process may map: imports and a tiny model fit, a batch of 13,000 sequences does not
@@ -66,8 +69,31 @@ def budget_over_uneven_batches(ws: Workspace) -> Outcome:
     return Outcome(proc.returncode, " ".join(line.split(" - ", 1)[-1].split())[:160], held)
 
 
+def evaluating_at_every_step(ws: Workspace) -> Outcome:
+    """``trainer.eval_every=1``: the preflight says evaluation is most of the run and how to trim it; the run
+    still does what was typed (stopped here by a time budget) and finishes."""
+    run = ws.root / "eval-every-step"
+    tagger = ["task=ner", "debug=tiny", "init=scratch", "trainer.progress=false", "trainer.save_every=0"]
+    held_out = Path(lmtrain.__file__).parent / "resources" / "ner" / "lee_ner.train.conll"  # 480 sentences
+    proc = ws.lmtrain(
+        "finetune",
+        *tagger,
+        f"data.eval_file={held_out}",
+        "trainer.eval_batches=null",
+        "trainer.max_steps=400",
+        "trainer.eval_every=1",
+        "trainer.max_time=6s",
+        f"hydra.run.dir={run}",
+    )
+    output = proc.stdout + proc.stderr
+    line = next((line for line in output.splitlines() if "evaluation is most of that time" in line), "")
+    held = proc.returncode == 0 and "raise trainer.eval_every" in line and (run / "summary.json").is_file()
+    return Outcome(proc.returncode, " ".join(line.split(" - ", 1)[-1].split())[:160], held)
+
+
 PROBES: dict[str, Callable[[Workspace], Outcome]] = {
     "first step out of memory": first_step_out_of_memory,
     "kill -9 in the measured first step": killed_in_the_measured_first_step,
     "a time budget over fine-tuning batches of uneven width": budget_over_uneven_batches,
+    "an evaluation at every step": evaluating_at_every_step,
 }

@@ -12,8 +12,10 @@ from lmtrain.models.packing import skips_padding
 from lmtrain.training import preflight, session
 from lmtrain.training.time_estimate import (
     MAX_BATCHES,
+    Estimate,
     computed_tokens,
     evaluation_share,
+    evaluations_left,
     example_lengths,
     nearest_mean,
     spaced,
@@ -107,3 +109,39 @@ def test_a_run_of_uneven_sentences_is_estimated_from_a_typical_batch(tmp_path, o
     masks = [trainer.collate([trainer.train_set[i] for i in b])["attention_mask"] for b in trainer.sampler.batches(0)]
     mean = np.mean([computed(m) for m in masks])
     assert report.estimated_seconds == pytest.approx(400 * 1.15 * report.step_seconds * mean / computed(typical))
+
+
+def test_the_evaluations_counted_are_the_trainers_cadence_then_the_final_one():
+    assert evaluations_left(0, 400, 50) == 8  # at 50, ..., 350, then the final one at 400
+    assert evaluations_left(100, 400, 50) == 6  # resumed at step 100: 150, ..., 350, and the final one
+    assert evaluations_left(0, 51, 50) == 2
+    assert evaluations_left(0, 50, 50) == evaluations_left(0, 20, 50) == evaluations_left(0, 400, 0) == 1
+
+
+def test_a_run_that_would_mostly_evaluate_is_told_how_to_evaluate_less():
+    note = Estimate(100.0, 8, 10.0).evaluation_note()
+    assert note == (
+        "evaluation is most of that time (8 x about 10 s): raise trainer.eval_every to evaluate less often, "
+        "or set trainer.eval_batches to evaluate on fewer held-out batches"
+    )
+    only_the_final = Estimate(100.0, 1, 60.0).evaluation_note()
+    assert only_the_final is not None and "eval_every" not in only_the_final and "eval_batches" in only_the_final
+    assert Estimate(100.0, 8, 6.0).evaluation_note() is None  # 48 of 100 s: training is most of it
+
+
+def test_the_preflight_says_when_evaluating_is_most_of_the_run(tmp_path, overrides, monkeypatch):  # noqa: F811
+    seen = []
+
+    def preflight_only(trainer):
+        seen.append((trainer, preflight.run_preflight(trainer)))
+        raise _Preflown
+
+    monkeypatch.setattr(preflight, "_eval_cost", lambda trainer: 5.0)  # a slow held-out batch
+    monkeypatch.setattr(session, "run_preflight", preflight_only)
+    plan = [o for o in overrides if not o.startswith(("trainer.max_steps", "trainer.eval_every"))]
+    with pytest.raises(_Preflown):
+        _run(tmp_path / "run", [*plan, "trainer.max_steps=400", "trainer.eval_every=50"])
+    _, report = seen[0]
+    note = re.search(r"preflight: evaluation is most of that time \((\d+) x about ([^)]+)\): raise", report.describe())
+    assert note is not None, report.describe()
+    assert int(note.group(1)) == 8

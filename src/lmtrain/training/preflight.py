@@ -63,6 +63,7 @@ class PreflightReport:
     on_first_step: bool = False  # step_seconds and peak_mib are the first training step's, all of it
     check_seconds: float = 0.0  # the longest batch's pass after a narrower first step: not training time
     timed_shape: tuple[int, ...] | None = None  # the batch step_seconds times, where not the longest
+    evaluation_note: str | None = None  # where evaluating is most of the estimate (Estimate.evaluation_note)
 
     def describe(self) -> str:
         """The block printed before training (after the first step when that step was the measurement)."""
@@ -79,7 +80,7 @@ class PreflightReport:
         return (
             f"preflight: {measured}; evaluation batch {self.eval_seconds:.2f} s\n"
             f"preflight: estimated training time {clock(self.estimated_seconds)}; {self.disk()}"
-        )
+        ) + (f"\npreflight: {self.evaluation_note}" if self.evaluation_note else "")
 
     def disk(self) -> str:
         """What the run's checkpoints take, against the free space."""
@@ -328,15 +329,25 @@ class FirstStepCheck:
         as_wide = bool(shapes) and all(shape == self.longest for shape in shapes)
         check_seconds = 0.0
         if as_wide:
-            estimate = seconds + estimated_seconds(trainer, seconds, self.eval_seconds, whole_step=True)
+            left, first = estimated_seconds(trainer, seconds, self.eval_seconds, whole_step=True), seconds
         else:  # the memory check is the longest batch's: run its pass now
             first, check_start = seconds, time.perf_counter()
             seconds, peak, kind, _ = _longest_pass(trainer, _longest_batch(trainer), with_eval=False)
-            estimate = first + estimated_seconds(trainer, seconds, self.eval_seconds)
+            left = estimated_seconds(trainer, seconds, self.eval_seconds)
             check_seconds = time.perf_counter() - check_start
-        return PreflightReport(
-            self.longest, seconds, peak, kind, self.eval_seconds, estimate, *self.disk, as_wide, check_seconds
+        report = PreflightReport(
+            self.longest,
+            seconds,
+            peak,
+            kind,
+            self.eval_seconds,
+            first + left.seconds,
+            *self.disk,
+            as_wide,
+            check_seconds,
         )
+        report.evaluation_note = left.evaluation_note()
+        return report
 
 
 def _check_disk(trainer: Trainer) -> tuple[float, int, float]:
@@ -365,7 +376,8 @@ def run_preflight(trainer: Trainer) -> PreflightReport | FirstStepCheck:
     timed = batch if same else to_device(trainer.collate([trainer.train_set[i] for i in typical]), trainer.device)
     step_seconds, peak, kind, eval_seconds = _longest_pass(trainer, batch, True, timed)
     size, kept, free = _check_disk(trainer)
-    estimate = estimated_seconds(trainer, step_seconds, eval_seconds, timed=typical)
+    left = estimated_seconds(trainer, step_seconds, eval_seconds, timed=typical)
+    estimate = left.seconds
     if trainer.limits.max_time and estimate > trainer.limits.max_time and trainer.dist.is_main:
         log.warning(
             "preflight: %d steps would take about %s, longer than trainer.max_time=%s: training stops at the "
@@ -376,5 +388,5 @@ def run_preflight(trainer: Trainer) -> PreflightReport | FirstStepCheck:
             trainer.cfg.max_time,
         )
     report = PreflightReport(batch_shape(batch), step_seconds, peak, kind, eval_seconds, estimate, size, kept, free)
-    report.timed_shape = batch_shape(timed)
+    report.timed_shape, report.evaluation_note = batch_shape(timed), left.evaluation_note()
     return report

@@ -13,12 +13,13 @@ estimated at four times its training time and under half its evaluation's.
 from __future__ import annotations
 
 from collections.abc import Sequence, Sized
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, NamedTuple
 
 import numpy as np
 
 from lmtrain.models.packing import packing_mode, skips_padding
 from lmtrain.training.evaluation import held_out_batches
+from lmtrain.training.progress import clock
 
 if TYPE_CHECKING:
     from lmtrain.training.trainer import Trainer
@@ -122,24 +123,61 @@ def _training_share(trainer: Trainer, timed: Sequence[int]) -> float:
     return step_share(lengths, batches, timed, _training_packing(trainer))
 
 
+def evaluations_left(step: int, end: int, every: int) -> int:
+    """The evaluations of a run at ``step`` that trains to ``end``: one every ``every`` steps (0: none) before
+    the last step, then the final one (the trainer's cadence)."""
+    periodic = max((end - 1) // every - step // every, 0) if every else 0
+    return periodic + 1
+
+
+class Estimate(NamedTuple):
+    """The time left to train (seconds), and the evaluations it counts: how many, and the seconds of each."""
+
+    seconds: float
+    evaluations: int
+    evaluation_seconds: float
+
+    def evaluation_note(self) -> str | None:
+        """A line for the preflight where evaluating takes most of the time, saying how to trim it; else None."""
+        if self.evaluations * self.evaluation_seconds <= self.seconds / 2:
+            return None
+        less_often = "raise trainer.eval_every to evaluate less often, or " if self.evaluations > 1 else ""
+        return (
+            f"evaluation is most of that time ({self.evaluations} x about {_seconds(self.evaluation_seconds)}): "
+            f"{less_often}set trainer.eval_batches to evaluate on fewer held-out batches"
+        )
+
+
+def _seconds(seconds: float) -> str:
+    """``0.25 s``, ``12 s`` under a minute, else the clock (``0:03:05``)."""
+    return f"{seconds:.2g} s" if seconds < 10 else f"{seconds:.0f} s" if seconds < 60 else clock(seconds)
+
+
+def _evaluation_plan(trainer: Trainer, eval_seconds: float) -> tuple[int, float]:
+    """The evaluations left to ``trainer``'s run and the seconds of each, from ``eval_seconds`` per
+    :func:`timed_eval_batch` scaled to the held-out batches (0 seconds without a held-out set)."""
+    cfg = trainer.cfg
+    count = evaluations_left(trainer.state.step, trainer.limits.planned_steps(), cfg.eval_every)
+    if trainer.eval_set is None or len(trainer.eval_set) == 0:
+        return count, 0.0
+    batches = held_out_batches(len(trainer.eval_set), cfg.batch_size, cfg.eval_batches)
+    share = evaluation_share(example_lengths(trainer.eval_set), batches, timed_eval_batch(trainer))
+    return count, eval_seconds * share
+
+
 def estimated_seconds(
     trainer: Trainer,
     step_seconds: float,
     eval_seconds: float,
     whole_step: bool = False,
     timed: Sequence[int] | None = None,
-) -> float:
-    """Seconds left to train: ``step_seconds`` per forward + backward of the ``timed`` training batch (default:
+) -> Estimate:
+    """Time left to train: ``step_seconds`` per forward + backward of the ``timed`` training batch (default:
     the longest; per optimizer step when ``whole_step``), ``eval_seconds`` per :func:`timed_eval_batch`, each
     scaled to what the run's batches compute (see the module docstring)."""
     cfg = trainer.cfg
     steps = max(trainer.limits.planned_steps() - trainer.state.step, 0)
-    evals = (steps // cfg.eval_every if cfg.eval_every else 0) + 1
     per_step = step_seconds if whole_step else cfg.grad_accum * step_seconds * 1.15  # 1.15: optimizer step
-    per_eval = 0.0
-    if trainer.eval_set is not None and len(trainer.eval_set) > 0:
-        batches = held_out_batches(len(trainer.eval_set), cfg.batch_size, cfg.eval_batches)
-        timed_eval = timed_eval_batch(trainer)
-        per_eval = eval_seconds * evaluation_share(example_lengths(trainer.eval_set), batches, timed_eval)
+    evaluations, per_evaluation = _evaluation_plan(trainer, eval_seconds)
     share = _training_share(trainer, longest_indices(trainer) if timed is None else timed)
-    return steps * per_step * share + evals * per_eval
+    return Estimate(steps * per_step * share + evaluations * per_evaluation, evaluations, per_evaluation)
