@@ -75,13 +75,11 @@ def window_bounds(word_ids: list[int | None], max_tokens: int) -> list[tuple[int
     return bounds
 
 
-def first_subword_index(word_ids: list[int | None]) -> np.ndarray:
-    """(T,) word index at the first sub-word of every word, -1 at other sub-words and special tokens."""
-    out = np.full(len(word_ids), -1, dtype=np.int64)
-    previous = None
-    for i, word in enumerate(word_ids):
-        if word is not None and word != previous:
-            out[i] = word
+def first_subwords(word_ids: list[int | None]) -> list[int]:
+    """The word index at the first sub-word of every word, -1 at other sub-words and special tokens."""
+    out, previous = [], None
+    for word in word_ids:
+        out.append(word if word is not None and word != previous else -1)
         previous = word
     return out
 
@@ -90,16 +88,18 @@ def make_windows(tokenizer: TextTokenizer, sentences: list[list[str]], max_seq_l
     """Encode pre-split ``sentences`` into framed windows of at most ``max_seq_len`` tokens."""
     before, after = frame_ids(tokenizer)
     budget = max_seq_len - len(before) - len(after)
+    no_word_before, no_word_after = [-1] * len(before), [-1] * len(after)
     windows, split, empty = [], 0, 0
     for s, (ids, word_ids) in enumerate(encode_words(tokenizer, sentences)):
-        index = first_subword_index(word_ids)
-        empty += len(sentences[s]) - int((index >= 0).sum())
-        bounds = window_bounds(word_ids, budget) if ids else [(0, 0)]
+        index = first_subwords(word_ids)
+        empty += len(sentences[s]) - (len(index) - index.count(-1))
+        # a sentence that fits is one window: no search for cuts
+        bounds = [(0, len(ids))] if not ids or len(ids) <= budget else window_bounds(word_ids, budget)
         split += len(bounds) > 1
         for w, (start, end) in enumerate(bounds):
-            input_ids = np.asarray(before + ids[start:end] + after, dtype=np.int64)
-            word_index = np.concatenate([np.full(len(before), -1), index[start:end], np.full(len(after), -1)])
-            windows.append(Window(s, w, input_ids, word_index.astype(np.int64)))
+            input_ids = np.array(before + ids[start:end] + after, dtype=np.int64)
+            word_index = np.array(no_word_before + index[start:end] + no_word_after, dtype=np.int64)
+            windows.append(Window(s, w, input_ids, word_index))
     if split:
         log.info("%d sentence(s) longer than data.max_seq_len=%d tokens were split into windows", split, max_seq_len)
     if empty:
@@ -109,10 +109,9 @@ def make_windows(tokenizer: TextTokenizer, sentences: list[list[str]], max_seq_l
 
 def window_labels(window: Window, tag_ids: list[int]) -> np.ndarray:
     """(T,) label ids of a window: the word's tag id on its first sub-word, -100 elsewhere."""
-    labels = np.full(len(window.input_ids), IGNORE_INDEX, dtype=np.int64)
-    has_word = window.word_index >= 0
-    labels[has_word] = np.asarray(tag_ids, dtype=np.int64)[window.word_index[has_word]]
-    return labels
+    return np.array(
+        [tag_ids[word] if word >= 0 else IGNORE_INDEX for word in window.word_index.tolist()], dtype=np.int64
+    )
 
 
 def words_from_windows(

@@ -30,8 +30,7 @@ class TaggedSentence:
     lines: list[int] = field(default_factory=list)
 
 
-def _split_fields(line: str, number: int, path: Path, columns: int | None, key: str) -> list[str]:
-    fields = line.split()
+def _check_fields(fields: list[str], line: str, number: int, path: Path, columns: int | None, key: str) -> None:
     if len(fields) < 2:
         raise UserError(
             f"{key}: {path}, line {number}: '{line.strip()}' has {len(fields)} column; a CoNLL "
@@ -43,7 +42,6 @@ def _split_fields(line: str, number: int, path: Path, columns: int | None, key: 
             f"{key}: {path}, line {number}: {len(fields)} columns, but the file's first word "
             f"line has {columns}; every word line needs the same columns."
         )
-    return fields
 
 
 def read_conll(path: Path, tag_column: int = -1, key: str = "data.train_file") -> list[TaggedSentence]:
@@ -70,11 +68,12 @@ def read_conll(path: Path, tag_column: int = -1, key: str = "data.train_file") -
 
     with open_text(path) as f:
         for number, raw in enumerate(f, start=1):
-            line = raw.rstrip("\r\n")
-            if not line.strip() or line.split()[0] == "-DOCSTART-":
+            fields = raw.split()
+            if not fields or fields[0] == "-DOCSTART-":
                 close()
                 continue
-            fields = _split_fields(line, number, path, columns, key)
+            if len(fields) != columns:  # the first word line sets the columns; a line that differs is refused
+                _check_fields(fields, raw.rstrip("\r\n"), number, path, columns, key)
             if columns is None:
                 columns = len(fields)
                 if not -columns <= tag_column < columns or tag_column % columns == 0:

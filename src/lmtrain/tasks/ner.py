@@ -85,15 +85,17 @@ class NerTask(Task):
         if not sentences:
             raise UserError(f"{key}: {where} holds no sentences.")
         check_scheme(sentences, self.cfg.scheme, key)
-        if self.cfg.scheme == "bio" and any(iob1_to_bio(s.tags) != s.tags for s in sentences):
+        if self.cfg.scheme not in ("bio", "iob1"):
+            return sentences
+        converted = [iob1_to_bio(s.tags) for s in sentences]
+        if self.cfg.scheme == "bio" and any(bio != s.tags for bio, s in zip(converted, sentences)):
             log.info(
                 "%s: some entities start with I- (IOB1, as in CoNLL-2003); converting them to BIO "
                 "(data.scheme=iob1 says so explicitly)",
                 where,
             )
-        if self.cfg.scheme in ("bio", "iob1"):
-            for sentence in sentences:
-                sentence.tags = iob1_to_bio(sentence.tags)
+        for sentence, bio in zip(sentences, converted):
+            sentence.tags = bio
         return sentences
 
     def read(self) -> None:
