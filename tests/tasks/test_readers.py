@@ -117,6 +117,21 @@ def test_ner_task_reads_iob1_files_as_bio(tmp_path):
     assert task.labels == ["O", "B-ORG", "B-PER", "I-PER"]
 
 
+def test_the_lexicon_baseline_tags_each_word_with_its_most_frequent_training_tag(tmp_path):
+    from lmtrain.tasks.ner import NerTask
+
+    train, held_out = tmp_path / "train.conll", tmp_path / "dev.conll"
+    # Paris: LOC twice, PER once -> LOC; Jordan: PER, then LOC, a tie -> PER, the tag seen first
+    train.write_text("Paris B-LOC\nJordan B-PER\n\nParis B-PER\nJordan B-LOC\n\nParis B-LOC\nsaid O\n\n")
+    held_out.write_text("Paris B-LOC\nJordan B-PER\nLyon B-LOC\n\n")  # Lyon is unseen: O
+    task = NerTask(_cfg(train_file=str(train), eval_file=str(held_out), format="conll"))
+    task.read()
+    baselines = task.baselines()
+    # the lexicon tags Paris LOC, Jordan PER, Lyon O: 2 of the 3 gold entities, no false one
+    assert baselines["baseline/lexicon_f1"] == pytest.approx(2 * 1.0 * (2 / 3) / (1.0 + 2 / 3))
+    assert baselines["baseline/all_o_acc"] == 0.0
+
+
 @pytest.mark.parametrize(
     "name,fmt,content,line",
     [

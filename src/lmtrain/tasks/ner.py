@@ -148,11 +148,12 @@ class NerTask(Task):
         """All-O (word accuracy; its entity F1 is 0) and a lexicon (each word's most frequent training tag)."""
         gold = [s.tags for s in self.eval]
         n_words = sum(len(t) for t in gold)
-        seen: dict[str, Counter] = {}
-        for s in self.train:
-            for word, tag in zip(s.words, s.tags):
-                seen.setdefault(word, Counter())[tag] += 1
-        lexicon = [[seen[w].most_common(1)[0][0] if w in seen else "O" for w in s.words] for s in self.eval]
+        pairs = Counter((word, tag) for s in self.train for word, tag in zip(s.words, s.tags))
+        best: dict[str, tuple[int, str]] = {}  # word -> (count, tag); ties go to the tag seen first
+        for (word, tag), count in pairs.items():
+            if word not in best or count > best[word][0]:
+                best[word] = (count, tag)
+        lexicon = [[best[w][1] if w in best else "O" for w in s.words] for s in self.eval]
         return {
             "baseline/all_o_acc": sum(t == "O" for tags in gold for t in tags) / max(n_words, 1),
             "baseline/all_o_f1": 0.0,
