@@ -1,5 +1,6 @@
 """Data preparation: a word of a million characters, kill -9 with worker processes, ten thousand files,
-dataset folders that hold a loading script or nothing, and a file-size limit while the cache is written."""
+dataset folders that hold a loading script or nothing, a file-size limit while the cache is written, and a
+tokenizer file saved to pad and cut every text."""
 
 from __future__ import annotations
 
@@ -7,6 +8,7 @@ import contextlib
 import json
 import os
 import random
+import re
 import resource
 import signal
 import subprocess
@@ -234,6 +236,34 @@ def file_size_limit_tokenizer(ws: Workspace) -> Outcome:
     return refused(proc, "could not write the tokenizer", not left)
 
 
+def _sequences(proc: subprocess.CompletedProcess | None) -> str:
+    """The "N train / M held-out sequences" of a pretraining run's log, or ""."""
+    output = "" if proc is None else proc.stdout + proc.stderr
+    found = re.search(r"\d+ train / \d+ held-out sequences", output)
+    return found.group() if found else ""
+
+
+def tokenizer_file_that_pads_and_cuts(ws: Workspace) -> Outcome:
+    """``tokenizer.path=`` a tokenizer.json saved to pad and cut every text at 16 tokens (as Hugging Face's
+    MiniLM file does at 128): the corpus gives the same examples as with the same tokenizer saved without."""
+    from tokenizers import Tokenizer
+
+    source = _prepare(ws, "tokenizer-source")  # trains a tokenizer on the bundled corpus
+    clean = ws.root / "tokenizer-source" / "tokenizer.json"
+    if source is None or source.returncode != 0 or not clean.is_file():
+        return Outcome(None if source is None else source.returncode, "could not train a tokenizer", False)
+    tokenizer = Tokenizer.from_file(str(clean))
+    tokenizer.enable_padding(length=16, pad_id=tokenizer.token_to_id("[PAD]"), pad_token="[PAD]")
+    tokenizer.enable_truncation(max_length=16)
+    padded = ws.root / "padding-tokenizer.json"
+    tokenizer.save(str(padded))
+    expected = _sequences(_prepare(ws, "tokenizer-clean", f"tokenizer.path={clean}"))
+    proc = _prepare(ws, "tokenizer-padded", f"tokenizer.path={padded}")
+    got = _sequences(proc)
+    held = proc is not None and proc.returncode == 0 and bool(expected) and got == expected
+    return Outcome(None if proc is None else proc.returncode, f"{got or 'no sequences'} (unpadded: {expected})", held)
+
+
 PROBES: dict[str, Callable[[Workspace], Outcome]] = {
     "7 1M-character word in a text file": long_word_text_file,
     "7 1M-character word in a jsonl dataset": long_word_jsonl_dataset,
@@ -243,4 +273,5 @@ PROBES: dict[str, Callable[[Workspace], Outcome]] = {
     "hf empty save_to_disk": empty_saved_dataset,
     "ulimit -f while writing examples": file_size_limit_examples,
     "ulimit -f while writing the tokenizer": file_size_limit_tokenizer,
+    "tokenizer.path= a tokenizer.json that pads and cuts": tokenizer_file_that_pads_and_cuts,
 }

@@ -118,6 +118,26 @@ def test_tokenizer_path_folder_with_vocab_txt_feeds_pretraining(corpus, tmp_path
     assert again.from_cache and again.tokenizer_path == data.tokenizer_path
 
 
+def test_a_tokenizer_file_that_pads_and_cuts_every_text_does_neither_in_lmtrain(corpus, tmp_path):
+    """A Hugging Face tokenizer.json may pad to and cut at a fixed length (MiniLM's: 128); given as
+    tokenizer.path, it would pad every pretraining text with [PAD] and drop the rest of a long one."""
+    from tokenizers import Tokenizer
+
+    from lmtrain.data.tokenizer import TextTokenizer
+
+    saved = load_hf_tokenizer(wordpiece_folder(tmp_path / "bert", corpus, lowercase=True)).tokenizer
+    saved.enable_padding(length=16, pad_token="[PAD]", pad_id=saved.token_to_id("[PAD]"))
+    saved.enable_truncation(max_length=16)
+    path = tmp_path / "padding-tokenizer.json"
+    saved.save(str(path))
+    assert len(Tokenizer.from_file(str(path)).encode("the cat").ids) == 16  # the file itself pads
+    long_text = " ".join(["the cat sat on the mat"] * 10)
+    for tokenizer in (TextTokenizer.from_file(path, {"pad": "[PAD]"}), load_tokenizer_source(str(path), {})):
+        short, long = tokenizer.encode_batch(["the cat", long_text])
+        assert 0 < len(short) < 16 and saved.token_to_id("[PAD]") not in short
+        assert len(long) > 16 and len(long) == len(tokenizer.encode_words([long_text])[0][0])
+
+
 def test_a_folder_without_a_tokenizer_is_a_user_error(tmp_path):
     (tmp_path / "empty").mkdir()
     with pytest.raises(UserError, match="has no tokenizer: expected tokenizer.json, a WordPiece vocab.txt"):

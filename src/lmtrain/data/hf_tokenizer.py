@@ -121,7 +121,7 @@ def _converted(folder: Path) -> Tokenizer | None:
 
 
 def load_hf_tokenizer(folder: str | Path, fallback_roles: dict[str, str] | None = None) -> TextTokenizer:
-    """The tokenizer of a Hugging Face folder, with truncation and padding switched off.
+    """The tokenizer of a Hugging Face folder (truncation and padding switched off, as every :class:`TextTokenizer`).
 
     Args:
         folder: holds tokenizer.json, or vocab.txt (WordPiece), or vocab.json + merges.txt (byte-level BPE).
@@ -136,9 +136,6 @@ def load_hf_tokenizer(folder: str | Path, fallback_roles: dict[str, str] | None 
             tokenizer = Tokenizer.from_file(str(path))
         except Exception as error:
             raise UserError(f"{path} is not a `tokenizers` tokenizer.json ({error}).") from None
-        # Saved tokenizers may pad or cut every text to a fixed length; lmtrain pads and windows itself.
-        tokenizer.no_truncation()
-        tokenizer.no_padding()
         return TextTokenizer(tokenizer, hf_tokenizer_roles(folder, tokenizer, fallback_roles), source=str(path))
     converted = _converted(folder)
     if converted is None:

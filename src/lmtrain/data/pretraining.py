@@ -50,7 +50,8 @@ log = logging.getLogger(__name__)
 # Bump when the example format or the algorithms that build examples change.
 # 2: documents over corpus.MAX_DOCUMENT_CHARS are split into pieces.
 # 3: stores sharded by chunk (the examples are those of 2).
-EXAMPLES_VERSION = 3
+# 4: a tokenizer.json that pads or cuts every text (tokenizer.path=) no longer does (its examples were padded).
+EXAMPLES_VERSION = 4
 # Characters of text tokenized at a time (the bundled corpus, 2.9M, is one chunk).
 CHUNK_CHARS = 4_000_000
 # Seed offset between chunks (chunk 0 keeps the configured seed).

@@ -32,6 +32,10 @@ class TextTokenizer:
     """
 
     def __init__(self, tokenizer: Tokenizer, roles: dict[str, str], source: str = "tokenizer"):
+        # a saved tokenizer.json may pad or cut every text to a fixed length (Hugging Face's MiniLM: 128);
+        # lmtrain pads, packs and windows itself, and a cut would drop the rest of a document unsaid
+        tokenizer.no_truncation()
+        tokenizer.no_padding()
         self.tokenizer = tokenizer
         self.roles = dict(roles)
         self.ids: dict[str, int] = {}
