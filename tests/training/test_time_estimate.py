@@ -127,6 +127,7 @@ def test_a_run_that_would_mostly_evaluate_is_told_how_to_evaluate_less():
     only_the_final = Estimate(100.0, 1, 60.0).evaluation_note()
     assert only_the_final is not None and "eval_every" not in only_the_final and "eval_batches" in only_the_final
     assert Estimate(100.0, 8, 6.0).evaluation_note() is None  # 48 of 100 s: training is most of it
+    assert Estimate(1.0, 1, 0.9).evaluation_note() is None  # a run of a second: not worth a line
 
 
 def test_the_preflight_says_when_evaluating_is_most_of_the_run(tmp_path, overrides, monkeypatch):  # noqa: F811

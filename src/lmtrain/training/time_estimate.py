@@ -24,6 +24,7 @@ from lmtrain.training.progress import clock
 if TYPE_CHECKING:
     from lmtrain.training.trainer import Trainer
 
+NOTE_EVALUATION_SECONDS = 30.0  # evaluations of a run that take less are not worth a line, whatever their share
 MAX_BATCHES = 4096  # batches read for a mean; a longer epoch is read at evenly spaced batches
 
 
@@ -139,7 +140,8 @@ class Estimate(NamedTuple):
 
     def evaluation_note(self) -> str | None:
         """A line for the preflight where evaluating takes most of the time, saying how to trim it; else None."""
-        if self.evaluations * self.evaluation_seconds <= self.seconds / 2:
+        total = self.evaluations * self.evaluation_seconds
+        if total <= self.seconds / 2 or total < NOTE_EVALUATION_SECONDS:
             return None
         less_often = "raise trainer.eval_every to evaluate less often, or " if self.evaluations > 1 else ""
         return (
