@@ -43,7 +43,7 @@ def encode_words(tokenizer: TextTokenizer, sentences: list[list[str]]) -> list[t
     Every word but the first is given a leading space so byte-level BPE tokenizers see it the way
     they saw words inside running text (WordPiece ignores the space). A pre-split word is normalized, split
     and encoded on its own, so its pieces are the same wherever it occurs: each distinct word is encoded
-    once (batched), a tenth of the words of CoNLL-2003. A tokenizer that samples its pieces (BPE dropout)
+    once (batched), an eighth of the words of CoNLL-2003. A tokenizer that samples its pieces (BPE dropout)
     encodes every sentence instead.
     """
     batch = [[word if i == 0 else " " + word for i, word in enumerate(words)] for words in sentences]
