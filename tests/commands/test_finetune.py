@@ -101,6 +101,41 @@ def test_predict_refuses_a_key_the_runs_task_does_not_read(ner_run, tmp_path, ke
     assert expected in " ".join(out.stderr.split())
 
 
+def test_the_final_report_reads_the_final_evaluations_predictions(data, tmp_path, monkeypatch):
+    from types import SimpleNamespace
+
+    from lmtrain.tasks import report as report_module
+
+    calls = []
+    real = report_module.evaluate_objective
+    monkeypatch.setattr(report_module, "evaluate_objective", lambda *a, **k: calls.append(1) or real(*a, **k))
+    files = [f"data.train_file={data / 'train.tsv'}", f"data.eval_file={data / 'dev.tsv'}"]
+    summary = run_command(finetune, "finetune", tmp_path / "run", ["task=classification", *TINY_SCRATCH, *FAST, *files])
+    assert calls == []  # the per-class report and confusion matrix come from the final evaluation: no second pass
+    matrix = summary["confusion_matrix"]["matrix"]
+    assert (matrix[0][0] + matrix[1][1]) / sum(map(sum, matrix)) == pytest.approx(summary["eval/accuracy"])
+
+    # predictions of an earlier step are not the final model's: the report evaluates again
+    def evaluated(*args, predictions_out, **kwargs):
+        predictions_out.append("fresh")
+        return {}, 1
+
+    monkeypatch.setattr(report_module, "evaluate_objective", evaluated)
+    objective = SimpleNamespace(report=lambda predictions: {"read": predictions})
+    trainer = SimpleNamespace(
+        objective=objective,
+        eval_set=[1, 2],
+        state=SimpleNamespace(step=10),
+        last_predictions=(9, ["stale"]),
+        **dict.fromkeys(("model", "collate", "device", "dist"), None),
+        cfg=SimpleNamespace(batch_size=2, eval_batches=None),
+        precision=SimpleNamespace(autocast=None),
+    )
+    assert report_module.evaluation_report(trainer) == {"read": ["fresh"]}
+    trainer.last_predictions = (10, ["final"])
+    assert report_module.evaluation_report(trainer) == {"read": ["final"]}
+
+
 def test_classification_beats_majority_and_exports(data, tmp_path):
     files = [f"data.train_file={data / 'train.tsv'}", f"data.eval_file={data / 'dev.tsv'}"]
     summary = run_command(

@@ -10,7 +10,9 @@ from lmtrain.training.evaluation import evaluate_objective
 def evaluation_report(trainer: Any) -> dict[str, Any]:
     """The objective's ``report`` (e.g. per-class scores and a confusion matrix) of the final model.
 
-    Objectives without a ``report`` method, and runs without a held-out set, give ``{}``.
+    Objectives without a ``report`` method, and runs without a held-out set, give ``{}``. The predictions are
+    those of the run's final evaluation where it was taken at the last step (the same model and batches), else
+    of a new evaluation.
 
     Args:
         trainer: the :class:`lmtrain.training.trainer.Trainer` after ``fit``.
@@ -20,6 +22,9 @@ def evaluation_report(trainer: Any) -> dict[str, Any]:
     report = getattr(trainer.objective, "report", None)
     if report is None or trainer.eval_set is None or not len(trainer.eval_set):
         return {}
+    kept = getattr(trainer, "last_predictions", None)
+    if kept is not None and kept[0] == trainer.state.step and kept[1]:
+        return report(kept[1])
     predictions: list = []
     evaluate_objective(
         trainer.model,

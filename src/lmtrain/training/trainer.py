@@ -127,6 +127,7 @@ class Trainer:
         self.stopped_by: str | None = None
         self.stops = StopRequests()
         self.last_eval: dict[str, float] = {}
+        self.last_predictions: tuple[int, list] | None = None  # (step, the objective's predictions) of last_eval
         self.window_shapes: list[tuple[int, ...]] = []  # the last step's micro-batch shapes
         self.first_step_check: FirstStepCheck | None = None  # the preflight's measurement, taken on the first step
 
@@ -152,6 +153,7 @@ class Trainer:
         """Metrics of the held-out set as ``eval/<name>`` (empty without one)."""
         if self.eval_set is None:
             return {}
+        predictions: list = []
         with self.gathered():
             metrics, _ = evaluate_objective(
                 self.model,
@@ -162,9 +164,11 @@ class Trainer:
                 self.cfg.eval_batches,
                 self.device,
                 self.precision.autocast,
+                predictions_out=predictions,
                 dist=self.dist,
             )
         self.last_eval = {f"eval/{k}": v for k, v in metrics.items()}
+        self.last_predictions = (self.state.step, predictions)
         return self.last_eval
 
     # ---------------------------------------------------------------- checkpoints
