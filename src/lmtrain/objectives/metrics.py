@@ -1,5 +1,6 @@
 """Metrics of the fine-tuning objectives: entity-level precision / recall / F1 (seqeval's), classification scores
-and per-class reports (scikit-learn's), each equal to its library's (tested) without importing scikit-learn."""
+and per-class reports (scikit-learn's), each equal to its library's (tested) without importing either (strict
+BIOES entity scoring aside, which runs seqeval's report)."""
 
 from __future__ import annotations
 
