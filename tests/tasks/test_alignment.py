@@ -100,3 +100,17 @@ def test_a_pretrained_wordpiece_encodes_words_once_each_as_it_encodes_sentences(
     sentences = [["EU", "rejects", "German", "call", "to", "boycott", "British", "lamb", "."]] * 2
     sentences += [["Peter", "Blackburn"], ["BRUSSELS", "1996-08-22"], ["Müller", "(", "Bayern", ")", "--", "10,000"]]
     assert encode_words(tokenizer, sentences) == _sentence_by_sentence(tokenizer, sentences)
+
+
+def test_pairs_with_and_without_a_second_text_are_framed_from_their_own_encodings(tokenizer):
+    from lmtrain.config.data import ClassificationDataConfig
+    from lmtrain.tasks.classification import ClassificationTask
+
+    pairs = [("the old barn", None), ("the farmer", "a fence"), ("a teacher", ""), ("the barn", None)]
+    encoded = ClassificationTask(ClassificationDataConfig()).encode(tokenizer, pairs, max_seq_len=32)
+    for (a, b), example in zip(pairs, encoded):
+        ids_b = tokenizer.encode_batch([b])[0] if b is not None else None
+        ids, segments, _ = frame_pair(tokenizer, tokenizer.encode_batch([a])[0], ids_b, 32)
+        assert example["input_ids"].tolist() == ids and example["token_type_ids"].tolist() == segments
+    assert 1 in encoded[1]["token_type_ids"] and 1 in encoded[2]["token_type_ids"]  # "" is a second text
+    assert 1 not in encoded[0]["token_type_ids"]

@@ -22,6 +22,16 @@ from lmtrain.errors import UserError
 from lmtrain.files.atomic import write_text
 
 
+def encode_ids_only(tokenizer: Tokenizer, inputs: list[Any], is_pretokenized: bool = False) -> list[Any]:
+    """``tokenizer.encode_batch`` of ``inputs`` without special tokens, for callers that read only ``ids``.
+
+    `tokenizers` 0.20 and later have ``encode_batch_fast``: the same ids without the character offsets
+    (nor word ids), about a fifth less time on short sentences; older releases encode in full.
+    """
+    encode = getattr(tokenizer, "encode_batch_fast", tokenizer.encode_batch)
+    return encode(inputs, is_pretokenized=is_pretokenized, add_special_tokens=False)
+
+
 class TextTokenizer:
     """A fast tokenizer plus the ids of its special-token roles.
 
@@ -68,7 +78,7 @@ class TextTokenizer:
 
     def encode_batch(self, texts: list[str]) -> list[list[int]]:
         """Token ids of each text, without special tokens (batched, parallel in Rust)."""
-        return [e.ids for e in self.tokenizer.encode_batch(texts, add_special_tokens=False)]
+        return [e.ids for e in encode_ids_only(self.tokenizer, texts)]
 
     def encode_words(self, texts: list[str]) -> list[tuple[list[int], list[int | None]]]:
         """Ids and word ids (index of the word each token came from) of each text."""

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from lmtrain.data.masking import IGNORE_INDEX
-from lmtrain.data.tokenizer import TextTokenizer
+from lmtrain.data.tokenizer import TextTokenizer, encode_ids_only
 from lmtrain.errors import UserError
 
 log = logging.getLogger(__name__)
@@ -51,9 +51,7 @@ def encode_words(tokenizer: TextTokenizer, sentences: list[list[str]]) -> list[t
         encodings = tokenizer.tokenizer.encode_batch(batch, is_pretokenized=True, add_special_tokens=False)
         return [(e.ids, e.word_ids) for e in encodings]
     distinct = list(dict.fromkeys(word for words in batch for word in words))
-    encoded = tokenizer.tokenizer.encode_batch(
-        [[word] for word in distinct], is_pretokenized=True, add_special_tokens=False
-    )
+    encoded = encode_ids_only(tokenizer.tokenizer, [[word] for word in distinct], is_pretokenized=True)
     pieces = {word: e.ids for word, e in zip(distinct, encoded)}
     out: list[tuple[list[int], list[int | None]]] = []
     for words in batch:

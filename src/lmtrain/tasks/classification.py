@@ -125,10 +125,10 @@ class ClassificationTask(Task):
     def encode(self, tokenizer, pairs: list[tuple[str, str | None]], max_seq_len: int) -> list[dict[str, Any]]:
         """Framed ids and segment ids of (text, text_pair) inputs."""
         first = tokenizer.encode_batch([a for a, _ in pairs])
-        second = tokenizer.encode_batch([b or "" for _, b in pairs])
+        second = iter(tokenizer.encode_batch([b for _, b in pairs if b is not None]))  # none for single texts
         examples, cut = [], 0
-        for (_, b), ids_a, ids_b in zip(pairs, first, second):
-            ids, segments, was_cut = frame_pair(tokenizer, ids_a, ids_b if b is not None else None, max_seq_len)
+        for (_, b), ids_a in zip(pairs, first):
+            ids, segments, was_cut = frame_pair(tokenizer, ids_a, next(second) if b is not None else None, max_seq_len)
             cut += was_cut
             examples.append(
                 {"input_ids": np.asarray(ids, dtype=np.int64), "token_type_ids": np.asarray(segments, dtype=np.int64)}
