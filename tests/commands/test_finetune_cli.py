@@ -50,3 +50,35 @@ def test_bundled_ner_after_pretrain_then_predict_from_stdin(tmp_path):
     assert predicted.returncode == 0, predicted.stderr
     lines = predicted.stdout.splitlines()
     assert len(lines) == 3 and lines[1] == ""  # one line per input line: an empty one for the blank input
+
+
+def test_a_second_run_on_the_same_data_reads_its_examples_from_the_cache_and_trains_alike(tmp_path):
+    from tests.tasks.fixtures import write_sentiment_tsv
+
+    make_checkpoint(tmp_path / "bert", causal=False, texts=["the film was great and long", "the show was dull"] * 10)
+    train, dev = write_sentiment_tsv(tmp_path / "train.tsv", 120, 0), write_sentiment_tsv(tmp_path / "dev.tsv", 40, 1)
+    common = ["task=classification", "init=bert", f"data.train_file={train}", f"data.eval_file={dev}"]
+    common += ["trainer.max_steps=6", "trainer.eval_every=0", "trainer.progress=false", "data.cache_dir=cache"]
+    common += ["finetune.head_dropout=0.1"]  # randomness on: both runs draw the same masks from the same seed
+    first = run_cli("finetune", *common, "hydra.run.dir=one", cwd=tmp_path)
+    second = run_cli("finetune", *common, "hydra.run.dir=two", cwd=tmp_path)
+    assert first.returncode == 0 and second.returncode == 0, first.stderr + second.stderr
+    logs = [(tmp_path / run / "finetune.log").read_text() for run in ("one", "two")]
+    assert "using cached examples" not in logs[0] and "using cached examples" in logs[1]
+    losses = [
+        [
+            (r["step"], r[key])
+            for r in map(json.loads, (tmp_path / run / "metrics.jsonl").open())
+            for key in r
+            if "loss" in key
+        ]
+        for run in ("one", "two")
+    ]
+    assert len(losses[0]) >= 2 and losses[0] == losses[1]  # train and held-out losses alike
+
+
+def test_data_cache_dir_is_refused_for_retrieval_which_encodes_at_every_run(tmp_path):
+    out = run_cli("finetune", "task=retrieval", "data.cache_dir=cache", cwd=tmp_path)
+    assert out.returncode == 2, out.stderr
+    message = " ".join(out.stderr.split())
+    assert "data.cache_dir" in message and "is read only by no source" in message and "Traceback" not in out.stderr

@@ -67,6 +67,11 @@ class SimilarityTask(Task):
         encoded = self.encode(tokenizer, [(p.text, p.text_pair) for p in pairs], max_seq_len)
         return [{**x, "score": p.score} for x, p in zip(encoded, pairs, strict=True)]
 
+    def example_inputs(self) -> list[list[list[Any]]]:
+        """What :meth:`datasets` encodes (both sentences and the score of every pair): lmtrain keeps the encoded
+        pairs in its data cache under a hash of them, the tokenizer and the settings, and a later run reads them."""
+        return [[[p.text, p.text_pair, p.score] for p in pairs] for pairs in (self.train, self.eval)]
+
     def datasets(self, tokenizer, max_seq_len: int) -> tuple[TaskDataset, TaskDataset]:
         """Encoded train / held-out pairs with their scores."""
         return (

@@ -146,6 +146,27 @@ def test_finetune_learns_the_scores_with_its_own_head(run):
     }
 
 
+def test_a_second_run_reads_the_encoded_pairs_and_their_scores_from_the_cache(run, tmp_path):
+    data = run.parent
+    keys = [SEARCH_PATH, f"init={data / 'bert'}", f"data.train_file={data / 'train.tsv'}"]
+    keys += [f"data.eval_file={data / 'dev.tsv'}", f"data.cache_dir={tmp_path / 'cache'}", "data.max_seq_len=16"]
+    keys += ["trainer.max_steps=8", "trainer.eval_every=4", "trainer.log_every=2", "finetune.head_dropout=0.1", *QUIET]
+    for name in ("first", "second"):
+        _ok(_lmtrain("finetune", "task=similarity", *keys, f"hydra.run.dir={tmp_path / name}", cwd=tmp_path))
+    logs = [(tmp_path / name / "finetune.log").read_text() for name in ("first", "second")]
+    assert "using cached examples" not in logs[0] and "using cached examples" in logs[1]
+    losses = [
+        [
+            (e["step"], e[k])
+            for e in map(json.loads, (tmp_path / name / "metrics.jsonl").open())
+            for k in e
+            if "loss" in k
+        ]
+        for name in ("first", "second")
+    ]
+    assert len(losses[0]) >= 4 and losses[0] == losses[1]  # the same pairs and scores: the same run
+
+
 def test_predict_prints_a_score_per_pair_with_the_tasks_own_keys(run, tmp_path):
     result = _ok(
         _lmtrain(

@@ -18,6 +18,7 @@ from lmtrain.files.checkpoints import read_model_meta
 from lmtrain.models.loading import model_meta
 from lmtrain.run_folder.config_record import typed_keys
 from lmtrain.tasks import build_task
+from lmtrain.tasks.example_cache import cached_datasets
 from lmtrain.tasks.model import describe
 from lmtrain.tasks.report import evaluation_report
 from lmtrain.tasks.step_defaults import task_max_steps
@@ -80,7 +81,9 @@ def run(composed: DictConfig) -> dict[str, Any]:
     built = task.build_model(cfg, context)
     model, tokenizer = context.place(built.model), built.tokenizer
     cfg.trainer.max_steps, steps_note = task_max_steps(cfg.task, cfg.trainer.max_steps, built.model_name)
-    train_set, eval_set = task.datasets(tokenizer, _max_seq_len(cfg, built.max_positions, built.source))
+    max_seq_len = _max_seq_len(cfg, built.max_positions, built.source)
+    with context.node_main_first():  # each node's first process encodes (or reads the cache), the others read
+        train_set, eval_set = cached_datasets(task, tokenizer, max_seq_len)
     objective = task.objective(cfg.finetune.class_weights)
     run_dir = context.run_dir
 

@@ -32,6 +32,22 @@ def check_source_keys(data: Any, given: Iterable[str] = ()) -> None:
         )
 
 
+def check_cache_dir(data: Any) -> None:
+    """Refuse an empty ``data.cache_dir`` (it names no folder).
+
+    Raises:
+        ConfigRangeError: naming the key and the two ways to the default cache home.
+    """
+    if data.cache_dir is not None and not str(data.cache_dir).strip():
+        raise ConfigRangeError(
+            "cache_dir",
+            "a folder, or null for the default cache home",
+            repr(data.cache_dir),
+            "an empty value names no folder: leave the key out, or give data.cache_dir=null, for "
+            "$XDG_CACHE_HOME/lmtrain or ~/.cache/lmtrain",
+        )
+
+
 class ChosenSource:
     """What a data schema with several sources has: the source it reads, and its keys checked against it.
 
@@ -79,14 +95,7 @@ class DataConfig(ChosenSource):
     def __post_init__(self) -> None:
         check_range(self, "eval_fraction", 0, 1, low_open=True, high_open=True)
         check_range(self, "max_seq_len", 1)
-        if self.cache_dir is not None and not str(self.cache_dir).strip():
-            raise ConfigRangeError(
-                "cache_dir",
-                "a folder, or null for the default cache home",
-                repr(self.cache_dir),
-                "an empty value names no folder: leave the key out, or give data.cache_dir=null, for "
-                "$XDG_CACHE_HOME/lmtrain or ~/.cache/lmtrain",
-            )
+        check_cache_dir(self)
         self._check_source()
 
 
@@ -193,6 +202,9 @@ class TaskDataConfig(ChosenSource):
     split_seed: int = 1234  # seed of that hold-out split
     max_seq_len: int = 128  # tokens per example, special tokens included (at most the model's positions)
     max_examples: Optional[int] = None  # use only the first N training examples (quick experiments)
+    # encoded examples, keyed by a hash of the data, tokenizer and settings (unset: $XDG_CACHE_HOME/lmtrain,
+    # else ~/.cache/lmtrain)
+    cache_dir: Optional[str] = None
     # a `datasets` dataset instead of files (source=hf): ner reads tokens_field and tag_column, classification
     # text_column, text_pair_column and label_column (ClassLabel values read as their names)
     source: str = "files"  # files (data.train_file, or the task's bundled data) | hf (data.path)
@@ -208,6 +220,7 @@ class TaskDataConfig(ChosenSource):
         check_range(self, "eval_fraction", 0, 1, low_open=True, high_open=True)
         check_range(self, "max_seq_len", 2, reason="room for the special tokens around at least one token")
         check_range(self, "max_examples", 1)
+        check_cache_dir(self)
         self._check_source()
 
 
@@ -262,6 +275,7 @@ class RetrievalDataConfig(TaskDataConfig, ImageFields):
     format: str = field(default="auto", metadata=read_by())
     bundled_train: Optional[str] = field(default=None, metadata=read_by())
     bundled_eval: Optional[str] = field(default=None, metadata=read_by())
+    cache_dir: Optional[str] = field(default=None, metadata=read_by())  # captions are encoded at every run
 
     def __post_init__(self) -> None:
         if self.source != "files":

@@ -252,6 +252,17 @@ class Task:
         """Encoded (train, held-out) datasets (a task's own are usually :class:`TaskDataset`)."""
         raise NotImplementedError
 
+    def example_inputs(self) -> Any:
+        """What :meth:`datasets` encodes, as JSON-able values (lists, strings, numbers), beyond the tokenizer,
+        ``data.max_seq_len``, :attr:`labels`, ``task.*`` and ``data.*``; None (the default): the examples are
+        encoded at every run.
+
+        A task that returns them has its :class:`TaskDataset` examples (integers, floats, 1-D numeric arrays) kept in
+        the data cache under a hash of all of those (:mod:`lmtrain.tasks.example_cache`): return everything the
+        encoding reads from the task's data, or a later run reads examples of other data.
+        """
+        return None
+
     def collator(self, tokenizer: TextTokenizer) -> Callable[[list[dict[str, Any]]], dict[str, torch.Tensor]]:
         """Pads a list of examples into a batch."""
         return PadCollator(tokenizer.id("pad"))

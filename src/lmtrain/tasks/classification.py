@@ -146,6 +146,10 @@ class ClassificationTask(Task):
         encoded = self.encode(tokenizer, [(e.text, e.text_pair) for e in examples], max_seq_len)
         return [{**x, "label": self.labels.index(e.label)} for x, e in zip(encoded, examples)]
 
+    def example_inputs(self) -> Any:
+        """The texts, second texts and labels of the train and held-out examples (what :meth:`datasets` encodes)."""
+        return [[[e.text, e.text_pair, e.label] for e in examples] for examples in (self.train, self.eval)]
+
     def datasets(self, tokenizer, max_seq_len: int) -> tuple[TaskDataset, TaskDataset]:
         """Encoded train / held-out examples."""
         return (

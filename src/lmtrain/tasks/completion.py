@@ -106,6 +106,10 @@ class CompletionTask(Task):
             )
         return examples
 
+    def example_inputs(self) -> Any:
+        """The prompts and completions of the train and held-out pairs (what :meth:`datasets` encodes)."""
+        return [[[p.prompt, p.completion] for p in pairs] for pairs in (self.train, self.eval)]
+
     def datasets(self, tokenizer, max_seq_len: int) -> tuple[TaskDataset, TaskDataset]:
         """Encoded train / held-out pairs with their completion loss masks."""
         return (

@@ -131,6 +131,10 @@ class NerTask(Task):
             for w in windows
         ]
 
+    def example_inputs(self) -> Any:
+        """The words and tags of the train and held-out sentences (what :meth:`datasets` encodes)."""
+        return [[[s.words, s.tags] for s in sentences] for sentences in (self.train, self.eval)]
+
     def datasets(self, tokenizer, max_seq_len: int) -> tuple[TaskDataset, TaskDataset]:
         """Windows of the train / held-out sentences with labels on first sub-words."""
         return (

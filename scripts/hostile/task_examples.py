@@ -1,0 +1,153 @@
+"""Fine-tuning examples kept in the data cache (``<data.cache_dir>/task-examples``): a damaged entry, a link
+planted in one, two runs at once, a training file edited in place, a folder in the way, and the key where a task
+does not read it."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from collections.abc import Callable
+from pathlib import Path
+
+from hostile.common import TINY, Outcome, Workspace, last_line, refused
+
+USED = "using cached examples"
+
+
+def _finetune(ws: Workspace, name: str, cache: Path, *extra: str) -> subprocess.CompletedProcess:
+    """A two-step NER run on the bundled data from the finished tiny BERT, its examples cached in ``cache``."""
+    keys = ["trainer.max_steps=2", "trainer.eval_every=0", "trainer.save_every=0", "trainer.progress=false"]
+    return ws.lmtrain(
+        "finetune",
+        "task=ner",
+        f"init={ws.root / 'finished'}",
+        *keys,
+        f"data.cache_dir={cache}",
+        *extra,
+        f"hydra.run.dir={ws.root / name}",
+    )
+
+
+def _log(ws: Workspace, name: str) -> str:
+    path = ws.root / name / "finetune.log"
+    return path.read_text() if path.is_file() else ""
+
+
+def _losses(ws: Workspace, name: str) -> list[tuple[int, float]]:
+    path = ws.root / name / "metrics.jsonl"
+    rows = [json.loads(line) for line in path.read_text().splitlines()] if path.is_file() else []
+    return [(r["step"], r[k]) for r in rows for k in r if k.endswith("loss")]
+
+
+def _entries(cache: Path) -> list[Path]:
+    folder = cache / "task-examples"
+    return sorted(p for p in folder.iterdir() if p.is_dir() and not p.name.startswith(".")) if folder.is_dir() else []
+
+
+def damaged_entry(ws: Workspace) -> Outcome:
+    cache = ws.root / "tx-damaged-cache"
+    first = _finetune(ws, "tx-damaged-1", cache)
+    entries = _entries(cache)
+    if first.returncode != 0 or len(entries) != 1:
+        return Outcome(first.returncode, f"the first run made {len(entries)} entries; {last_line(first)}", False)
+    data = bytearray((entries[0] / "train.npz").read_bytes())
+    data[len(data) // 2] ^= 0x01
+    (entries[0] / "train.npz").write_bytes(bytes(data))
+    second = _finetune(ws, "tx-damaged-2", cache)
+    said = "are damaged" in _log(ws, "tx-damaged-2") and USED not in _log(ws, "tx-damaged-2")
+    alike = _losses(ws, "tx-damaged-1") == _losses(ws, "tx-damaged-2") != []
+    held = second.returncode == 0 and said and alike
+    return Outcome(second.returncode, f"said damaged: {said}; the same losses as the first run: {alike}", held)
+
+
+def linked_entry_file(ws: Workspace) -> Outcome:
+    cache, outside = ws.root / "tx-link-cache", ws.root / "tx-link-target.txt"
+    first = _finetune(ws, "tx-link-1", cache)
+    entries = _entries(cache)
+    if first.returncode != 0 or len(entries) != 1:
+        return Outcome(first.returncode, f"the first run made {len(entries)} entries; {last_line(first)}", False)
+    outside.write_text("a file of the user's\n")
+    (entries[0] / "entry.json").unlink()
+    (entries[0] / "entry.json").symlink_to(outside)
+    second = _finetune(ws, "tx-link-2", cache)
+    intact = outside.read_text() == "a file of the user's\n"
+    rewritten = (entries[0] / "entry.json").is_file() and not (entries[0] / "entry.json").is_symlink()
+    held = second.returncode == 0 and intact and rewritten and USED not in _log(ws, "tx-link-2")
+    return Outcome(second.returncode, f"linked file intact: {intact}; entry written anew: {rewritten}", held)
+
+
+def two_runs_at_once(ws: Workspace) -> Outcome:
+    cache = ws.root / "tx-twice-cache"
+    keys = ["trainer.max_steps=2", "trainer.eval_every=0", "trainer.save_every=0", "trainer.progress=false"]
+    env = {**os.environ, "HYDRA_FULL_ERROR": "0", "OMP_NUM_THREADS": "1"}
+    procs = [
+        subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "lmtrain",
+                "finetune",
+                "task=ner",
+                f"init={ws.root / 'finished'}",
+                *keys,
+                f"data.cache_dir={cache}",
+                f"hydra.run.dir={ws.root / f'tx-twice-{i}'}",
+            ],
+            cwd=ws.root,
+            env=env,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        for i in (1, 2)
+    ]
+    codes = [proc.wait(timeout=600) for proc in procs]
+    read = [USED in _log(ws, f"tx-twice-{i}") for i in (1, 2)]
+    leftovers = [p.name for p in (cache / "task-examples").iterdir() if p.name.startswith(".tmp")]
+    held = codes == [0, 0] and sorted(read) == [False, True] and len(_entries(cache)) == 1 and not leftovers
+    message = f"exit codes {codes}; read from the cache: {read}; entries {len(_entries(cache))}; leftovers {leftovers}"
+    return Outcome(max(codes), message, held)
+
+
+def file_edited_in_place(ws: Workspace) -> Outcome:
+    cache = ws.root / "tx-edit-cache"
+    train = ws.root / "tx-edit-train.conll"
+    sentences = ["Alice B-PER\nvisited O\nParis B-LOC\n. O\n", "Bob B-PER\nleft O\nOslo B-LOC\n. O\n"] * 40
+    train.write_text("\n".join(sentences))
+    stat = train.stat()
+    first = _finetune(ws, "tx-edit-1", cache, f"data.train_file={train}")
+    train.write_text("\n".join(sentences).replace("Oslo B-LOC", "Oslo B-PER", 1))  # the same size
+    os.utime(train, ns=(stat.st_atime_ns, stat.st_mtime_ns))  # and the same time
+    second = _finetune(ws, "tx-edit-2", cache, f"data.train_file={train}")
+    fresh = USED not in _log(ws, "tx-edit-2") and len(_entries(cache)) == 2
+    held = first.returncode == 0 and second.returncode == 0 and fresh and train.stat().st_size == stat.st_size
+    return Outcome(second.returncode, f"encoded anew, not read from the old entry: {fresh}", held)
+
+
+def folder_in_the_way(ws: Workspace) -> Outcome:
+    cache = ws.root / "tx-file-cache"
+    cache.mkdir()
+    (cache / "task-examples").write_text("a file of the user's\n")
+    proc = _finetune(ws, "tx-file-run", cache)
+    said = "cannot lock" in _log(ws, "tx-file-run")
+    intact = (cache / "task-examples").read_text() == "a file of the user's\n"
+    held = proc.returncode == 0 and said and intact
+    return Outcome(proc.returncode, f"said: {said}; the file intact: {intact}; {last_line(proc)}", held)
+
+
+def retrieval_cache_dir(ws: Workspace) -> Outcome:
+    out = ws.root / "tx-retrieval"
+    cache = ws.root / "tx-retrieval-cache"
+    proc = ws.lmtrain("finetune", "task=retrieval", *TINY, f"data.cache_dir={cache}", f"hydra.run.dir={out}")
+    return refused(proc, "data.cache_dir", intact=not out.exists() and not cache.exists())
+
+
+PROBES: dict[str, Callable[[Workspace], Outcome]] = {
+    "cached examples with a flipped byte (said, encoded again, the same run)": damaged_entry,
+    "cached entry.json a link to a user's file (not followed, written anew)": linked_entry_file,
+    "two fine-tuning runs at once on one cache (one encodes, one reads)": two_runs_at_once,
+    "training file edited in place, same size and time (a new entry)": file_edited_in_place,
+    "a file where the task-examples folder goes (said; the run goes on)": folder_in_the_way,
+    "data.cache_dir with task=retrieval (refused: never read)": retrieval_cache_dir,
+}

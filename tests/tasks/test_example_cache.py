@@ -1,0 +1,237 @@
+"""The task example cache: a later run reads what an earlier one encoded, equal, and only when nothing changed."""
+
+from __future__ import annotations
+
+import json
+import logging
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import numpy as np
+import pytest
+from omegaconf import OmegaConf
+
+from lmtrain.config import TokenizerConfig
+from lmtrain.config.data import ClassificationDataConfig, GenerationDataConfig, NerDataConfig
+from lmtrain.data.tokenizer import train_tokenizer
+from lmtrain.errors import UserError
+from lmtrain.tasks.base import TaskDataset
+from lmtrain.tasks.classification import ClassificationTask
+from lmtrain.tasks.completion import CompletionTask
+from lmtrain.tasks.example_cache import FOLDER, cached_datasets
+from lmtrain.tasks.ner import NerTask
+from tests.tasks.fixtures import write_conll, write_pairs_jsonl, write_sentiment_tsv
+
+ROLES = {"pad": "[PAD]", "unk": "[UNK]", "cls": "[CLS]", "sep": "[SEP]", "mask": "[MASK]"}
+USED = "using cached examples"
+
+
+def _tokenizer(texts, vocab_size=200, kind="wordpiece"):
+    cfg = TokenizerConfig(kind=kind, vocab_size=vocab_size, min_frequency=1, special_tokens=ROLES)
+    return train_tokenizer(texts, OmegaConf.structured(cfg))
+
+
+def _task(kind: str, root: Path, cache: Path | None, **data):
+    cache_dir = str(cache) if cache is not None else None
+    if kind == "ner":
+        train, dev = write_conll(root / "train.conll", 60, seed=0), write_conll(root / "dev.conll", 20, seed=1)
+        cfg = NerDataConfig(train_file=str(train), eval_file=str(dev), cache_dir=cache_dir, **data)
+        task = NerTask(cfg)
+    elif kind == "classification":
+        train, dev = write_sentiment_tsv(root / "train.tsv", 60, seed=0), write_sentiment_tsv(root / "dev.tsv", 20, 1)
+        task = ClassificationTask(
+            ClassificationDataConfig(train_file=str(train), eval_file=str(dev), cache_dir=cache_dir)
+        )
+    else:
+        pairs = write_pairs_jsonl(root / "pairs.jsonl", 60, seed=0)
+        task = CompletionTask(GenerationDataConfig(train_file=str(pairs), cache_dir=cache_dir))
+    task.read()
+    return task
+
+
+def _assert_equal(first, second):
+    for a, b in zip(first, second):
+        assert type(b) is TaskDataset and len(a) == len(b)
+        for x, y in zip(a.examples, b.examples):
+            assert list(x) == list(y)
+            for name in x:
+                if isinstance(x[name], np.ndarray):
+                    assert y[name].dtype == x[name].dtype and np.array_equal(x[name], y[name])
+                else:
+                    assert type(y[name]) is type(x[name]) and y[name] == x[name]
+
+
+def _entries(cache: Path) -> list[Path]:
+    return sorted(p for p in (cache / FOLDER).iterdir() if p.is_dir())
+
+
+@pytest.mark.parametrize("kind", ["ner", "classification", "generation"])
+def test_a_second_run_reads_equal_examples_from_the_cache(kind, tmp_path, caplog):
+    caplog.set_level(logging.INFO)
+    task = _task(kind, tmp_path, tmp_path / "cache")
+    tokenizer = _tokenizer(task.texts())
+    first = cached_datasets(task, tokenizer, 16)
+    assert USED not in caplog.text and len(_entries(tmp_path / "cache")) == 1
+    _assert_equal(first, task.datasets(tokenizer, 16))  # what the task encodes itself
+    caplog.clear()
+    again = _task(kind, tmp_path, tmp_path / "cache")
+    second = cached_datasets(again, tokenizer, 16)
+    assert USED in caplog.text
+    _assert_equal(first, second)
+
+
+def test_what_the_encoding_said_is_said_again_from_the_cache(tmp_path, caplog):
+    caplog.set_level(logging.INFO)
+    task = _task("ner", tmp_path, tmp_path / "cache")
+    tokenizer = _tokenizer(task.texts())
+    cached_datasets(task, tokenizer, 6)
+    said = [r.getMessage() for r in caplog.records if "split into windows" in r.getMessage()]
+    assert said
+    caplog.clear()
+    cached_datasets(_task("ner", tmp_path, tmp_path / "cache"), tokenizer, 6)
+    assert USED in caplog.text
+    assert [r.getMessage() for r in caplog.records if "split into windows" in r.getMessage()] == said
+
+
+def test_a_change_to_the_data_the_tokenizer_or_the_length_is_a_new_entry(tmp_path, caplog):
+    caplog.set_level(logging.INFO)
+    cache = tmp_path / "cache"
+    task = _task("ner", tmp_path, cache)
+    tokenizer = _tokenizer(task.texts())
+    cached_datasets(task, tokenizer, 16)
+    cached_datasets(task, tokenizer, 12)
+    cached_datasets(task, _tokenizer(task.texts(), vocab_size=150), 16)
+    task.eval[0].words[0] = "Zanzibar"  # one word of the held-out data
+    changed = cached_datasets(task, tokenizer, 16)
+    assert USED not in caplog.text and len(_entries(cache)) == 4
+    _assert_equal(changed, task.datasets(tokenizer, 16))
+    cached_datasets(task, tokenizer, 16)
+    assert USED in caplog.text and len(_entries(cache)) == 4
+
+
+@pytest.mark.parametrize(
+    "damage,said",
+    [
+        (lambda e: e.joinpath("train.npz").write_bytes(e.joinpath("train.npz").read_bytes()[:-40]), "SHA-256 differs"),
+        (lambda e: e.joinpath("eval.npz").unlink(), "No such file"),
+        (lambda e: e.joinpath("entry.json").write_text("{not json"), "Expecting property name"),
+        (lambda e: e.joinpath("entry.json").write_text(json.dumps({"format": 99})), "format 99, not 1"),
+        (
+            lambda e: e.joinpath("entry.json").write_text(
+                json.dumps({**json.loads(e.joinpath("entry.json").read_text()), "log": [["lmtrain", "INFO", "x"]]})
+            ),
+            "not (logger, level, message) triples",
+        ),
+    ],
+)
+def test_a_damaged_entry_is_said_and_encoded_again(damage, said, tmp_path, caplog):
+    caplog.set_level(logging.INFO)
+    cache = tmp_path / "cache"
+    task = _task("classification", tmp_path, cache)
+    tokenizer = _tokenizer(task.texts())
+    first = cached_datasets(task, tokenizer, 16)
+    (entry,) = _entries(cache)
+    damage(entry)
+    caplog.clear()
+    again = cached_datasets(task, tokenizer, 16)
+    assert "are damaged" in caplog.text and said in caplog.text and USED not in caplog.text
+    _assert_equal(first, again)
+    caplog.clear()
+    _assert_equal(first, cached_datasets(task, tokenizer, 16))  # written again, whole
+    assert USED in caplog.text and "are damaged" not in caplog.text
+
+
+class _UncachedTask(ClassificationTask):
+    """A task of a user's own that does not say what its examples are made of."""
+
+    def example_inputs(self):
+        return None
+
+
+class _TextFieldTask(ClassificationTask):
+    """A task that promises cacheable examples but adds a text field."""
+
+    def datasets(self, tokenizer, max_seq_len):
+        train, held_out = super().datasets(tokenizer, max_seq_len)
+        return TaskDataset([{**e, "text": "x"} for e in train.examples]), held_out
+
+
+def test_a_task_without_example_inputs_encodes_every_time_and_refuses_a_cache_dir(tmp_path):
+    task = _task("classification", tmp_path, None)
+    task.__class__ = _UncachedTask
+    tokenizer = _tokenizer(task.texts())
+    _assert_equal(cached_datasets(task, tokenizer, 16), task.datasets(tokenizer, 16))
+    task.cfg.cache_dir = str(tmp_path / "cache")
+    with pytest.raises(UserError, match=r"data.cache_dir=.*task=classification encodes its examples at every run"):
+        cached_datasets(task, tokenizer, 16)
+    assert not (tmp_path / "cache").exists()
+
+
+def test_a_tokenizer_with_bpe_dropout_is_never_cached(tmp_path, monkeypatch):
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "home"))
+    task = _task("classification", tmp_path, None)
+    tokenizer = _tokenizer(task.texts(), kind="bpe")
+    tokenizer.tokenizer.model.dropout = 0.1
+    cached_datasets(task, tokenizer, 16)
+    assert not (tmp_path / "home").exists()
+    task.cfg.cache_dir = str(tmp_path / "cache")
+    with pytest.raises(UserError, match=r"its tokenizer samples its pieces \(BPE dropout\)"):
+        cached_datasets(task, tokenizer, 16)
+
+
+def test_examples_the_cache_cannot_store_are_refused_naming_the_field(tmp_path):
+    task = _task("classification", tmp_path, tmp_path / "cache")
+    task.__class__ = _TextFieldTask
+    with pytest.raises(UserError, match=r"task=classification: .* field 'text' holds a str"):
+        cached_datasets(task, _tokenizer(task.texts()), 16)
+
+
+def test_a_cache_that_cannot_be_written_is_said_and_the_run_goes_on(tmp_path):
+    script = textwrap.dedent(
+        f"""
+        import logging, resource, sys
+        from pathlib import Path
+        sys.path.insert(0, {str(Path(__file__).parents[2])!r})
+        logging.basicConfig(level=logging.INFO, format="%(levelname)s %(message)s")
+        from tests.tasks.test_example_cache import _task, _tokenizer
+        from lmtrain.tasks.example_cache import cached_datasets
+        task = _task("classification", Path({str(tmp_path)!r}), Path({str(tmp_path / "cache")!r}))
+        tokenizer = _tokenizer(task.texts())
+        resource.setrlimit(resource.RLIMIT_FSIZE, (4096, resource.RLIM_INFINITY))  # the files of the entry are bigger
+        train, held_out = cached_datasets(task, tokenizer, 16)
+        print("examples", len(train), len(held_out))
+        """
+    )
+    proc = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    assert "examples 60 20" in proc.stdout
+    assert "could not keep the encoded examples in" in proc.stderr and "File too large" in proc.stderr
+    assert not list((tmp_path / "cache" / FOLDER).glob("*/entry.json"))  # nothing half-written
+    assert not [p for p in (tmp_path / "cache" / FOLDER).iterdir() if p.is_dir()]
+
+
+def test_a_default_cache_home_that_cannot_be_made_is_said_and_the_examples_encoded(tmp_path, monkeypatch, caplog):
+    blocker = tmp_path / "home-file"
+    blocker.write_text("not a folder\n")
+    monkeypatch.setenv("XDG_CACHE_HOME", str(blocker))
+    task = _task("classification", tmp_path, None)
+    tokenizer = _tokenizer(task.texts())
+    _assert_equal(cached_datasets(task, tokenizer, 16), task.datasets(tokenizer, 16))
+    assert "cannot create the cache folder" in caplog.text and "encoded without it" in caplog.text
+    assert blocker.read_text() == "not a folder\n"
+    task.cfg.cache_dir = str(blocker)  # a folder the user names is the user's ask: refused
+    with pytest.raises(UserError, match="data.cache_dir=.*cannot create the cache folder"):
+        cached_datasets(task, tokenizer, 16)
+
+
+def test_an_entry_folder_that_is_a_file_is_said_and_the_examples_encoded(tmp_path, caplog):
+    cache = tmp_path / "cache"
+    cache.mkdir()
+    (cache / FOLDER).write_text("in the way\n")
+    task = _task("classification", tmp_path, cache)
+    tokenizer = _tokenizer(task.texts())
+    _assert_equal(cached_datasets(task, tokenizer, 16), task.datasets(tokenizer, 16))
+    assert "cannot lock" in caplog.text and "encoded without the cache" in caplog.text
+    assert (cache / FOLDER).read_text() == "in the way\n"
