@@ -235,3 +235,55 @@ def test_an_entry_folder_that_is_a_file_is_said_and_the_examples_encoded(tmp_pat
     _assert_equal(cached_datasets(task, tokenizer, 16), task.datasets(tokenizer, 16))
     assert "cannot lock" in caplog.text and "encoded without the cache" in caplog.text
     assert (cache / FOLDER).read_text() == "in the way\n"
+
+
+# The digest of the built-in tasks' examples of a fixed tokenizer and fixed inputs, per FORMAT_VERSION. A cache
+# entry is keyed by FORMAT_VERSION, not by the encoding code: when this test fails, the encoding changed, and
+# entries written by the old code would be read as if they were the new code's. Raise FORMAT_VERSION in
+# lmtrain/tasks/example_cache.py and record the new digest under it.
+ENCODINGS = {1: "e0930d5bf9980a9117997fee1f5a9e2f8f8377a3136d8109bc80dcbe58f404e4"}
+
+
+def _fixed_tokenizer():
+    from tokenizers import Tokenizer, models, normalizers, pre_tokenizers
+
+    from lmtrain.data.tokenizer import TextTokenizer
+
+    words = ["the", "film", "was", "great", "dull", "alice", "visited", "paris", "says", "cat", "meow", "."]
+    vocab = {t: i for i, t in enumerate([*ROLES.values(), *words, "##s", "##ed", "p", "##a", "##r", "##i"])}
+    tokenizer = Tokenizer(models.WordPiece(vocab, unk_token="[UNK]"))
+    tokenizer.normalizer = normalizers.BertNormalizer(lowercase=True)
+    tokenizer.pre_tokenizer = pre_tokenizers.BertPreTokenizer()
+    return TextTokenizer(tokenizer, ROLES)
+
+
+def test_the_built_in_encodings_are_the_ones_format_version_names():
+    import hashlib
+
+    from lmtrain.data.example_arrays import to_arrays
+    from lmtrain.tasks.completion import Pair
+    from lmtrain.tasks.conll import TaggedSentence
+    from lmtrain.tasks.example_cache import FORMAT_VERSION
+    from lmtrain.tasks.tabular import LabelledText
+
+    tokenizer = _fixed_tokenizer()
+    ner = NerTask(NerDataConfig())
+    ner.train = [TaggedSentence(["Alice", "visited", "Paris", "."], ["B-PER", "O", "B-LOC", "O"])] * 2
+    ner.train += [TaggedSentence(["Alice", "visits", "Parisian", "cats", "."], ["B-PER", "O", "B-MISC", "O", "O"])]
+    ner.eval, ner.labels = ner.train[:1], ["O", "B-LOC", "B-MISC", "B-PER"]
+    classification = ClassificationTask(ClassificationDataConfig())
+    classification.train = [LabelledText("the film was great", None, "1", 2), LabelledText("dull", "the film", "0", 3)]
+    classification.eval, classification.labels = classification.train[1:], ["0", "1"]
+    generation = CompletionTask(GenerationDataConfig())
+    generation.train = generation.eval = [Pair("the cat says", " meow meow."), Pair("the film", " was dull")]
+    digest = hashlib.sha256()
+    for task, length in ((ner, 5), (ner, 16), (classification, 5), (classification, 16), (generation, 4)):
+        for dataset in task.datasets(tokenizer, length):
+            arrays, fields = to_arrays(dataset.examples)
+            digest.update(repr(fields).encode())
+            for name in sorted(arrays):
+                digest.update(name.encode() + str(arrays[name].dtype).encode() + arrays[name].tobytes())
+    assert ENCODINGS.get(FORMAT_VERSION) == digest.hexdigest(), (
+        "the built-in tasks' encoding changed: raise FORMAT_VERSION in lmtrain/tasks/example_cache.py and record "
+        f"{digest.hexdigest()} under it in ENCODINGS"
+    )
