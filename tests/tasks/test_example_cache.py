@@ -287,3 +287,24 @@ def test_the_built_in_encodings_are_the_ones_format_version_names():
         "the built-in tasks' encoding changed: raise FORMAT_VERSION in lmtrain/tasks/example_cache.py and record "
         f"{digest.hexdigest()} under it in ENCODINGS"
     )
+
+
+class _TalkingTask(ClassificationTask):
+    """A task of a user's own that logs under its own logger while it encodes."""
+
+    def datasets(self, tokenizer, max_seq_len):
+        logging.getLogger("my_plug.task").warning("3 pairs had no score; scored 0")
+        return super().datasets(tokenizer, max_seq_len)
+
+
+def test_what_a_tasks_own_logger_said_is_said_again_from_the_cache(tmp_path, caplog):
+    caplog.set_level(logging.INFO)
+    task = _task("classification", tmp_path, tmp_path / "cache")
+    task.__class__ = _TalkingTask
+    tokenizer = _tokenizer(task.texts())
+    cached_datasets(task, tokenizer, 16)
+    caplog.clear()
+    cached_datasets(task, tokenizer, 16)
+    assert USED in caplog.text
+    said = [(r.name, r.levelno, r.getMessage()) for r in caplog.records if r.name == "my_plug.task"]
+    assert said == [("my_plug.task", logging.WARNING, "3 pairs had no score; scored 0")]

@@ -75,14 +75,15 @@ def entry_key(task: Any, inputs: Any, tokenizer: TextTokenizer, max_seq_len: int
 
 @contextlib.contextmanager
 def _logged_records() -> Iterator[list[list[Any]]]:
-    """Collect (logger, level, message) of what lmtrain logs at INFO or above while the block runs."""
+    """Collect (logger, level, message) of what is logged at INFO or above while the block runs (a task of your
+    own may log under its own logger's name)."""
     records: list[list[Any]] = []
 
     class Keep(logging.Handler):
         def emit(self, record: logging.LogRecord) -> None:
             records.append([record.name, record.levelno, record.getMessage()])
 
-    handler, root = Keep(logging.INFO), logging.getLogger("lmtrain")
+    handler, root = Keep(logging.INFO), logging.getLogger()
     root.addHandler(handler)
     try:
         yield records
