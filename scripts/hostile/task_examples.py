@@ -1,6 +1,6 @@
 """Fine-tuning examples kept in the data cache (``<data.cache_dir>/task-examples``): a damaged entry, a link
-planted in one, two runs at once, a training file edited in place, a folder in the way, and the key where a task
-does not read it."""
+planted in one, two runs at once, a training file edited in place, a folder in the way, what a killed write left,
+and the key where a task does not read it."""
 
 from __future__ import annotations
 
@@ -143,11 +143,34 @@ def retrieval_cache_dir(ws: Workspace) -> Outcome:
     return refused(proc, "data.cache_dir", intact=not out.exists() and not cache.exists())
 
 
+def killed_writer_left_a_folder(ws: Workspace) -> Outcome:
+    cache = ws.root / "tx-killed-cache"
+    first = _finetune(ws, "tx-killed-1", cache)
+    entries = _entries(cache)
+    if first.returncode != 0 or len(entries) != 1:
+        return Outcome(first.returncode, f"the first run made {len(entries)} entries; {last_line(first)}", False)
+    # what `kill -9` during the write leaves: the entry's temporary folder, half written, and no entry
+    leftover = entries[0].parent / f".tmp-{entries[0].name}-killed"
+    entries[0].rename(leftover)
+    (leftover / "train.npz").write_bytes((leftover / "train.npz").read_bytes()[:100])
+    second = _finetune(ws, "tx-killed-2", cache)
+    rewritten = len(_entries(cache)) == 1 and (entries[0] / "entry.json").is_file()
+    held = (
+        second.returncode == 0
+        and not leftover.exists()
+        and rewritten
+        and _losses(ws, "tx-killed-1") == _losses(ws, "tx-killed-2")
+    )
+    message = f"leftover removed: {not leftover.exists()}; entry written again: {rewritten}; {last_line(second)}"
+    return Outcome(second.returncode, message, held)
+
+
 PROBES: dict[str, Callable[[Workspace], Outcome]] = {
     "cached examples with a flipped byte (said, encoded again, the same run)": damaged_entry,
     "cached entry.json a link to a user's file (not followed, written anew)": linked_entry_file,
     "two fine-tuning runs at once on one cache (one encodes, one reads)": two_runs_at_once,
     "training file edited in place, same size and time (a new entry)": file_edited_in_place,
     "a file where the task-examples folder goes (said; the run goes on)": folder_in_the_way,
+    "a killed write's half-written folder (removed; the entry written again)": killed_writer_left_a_folder,
     "data.cache_dir with task=retrieval (refused: never read)": retrieval_cache_dir,
 }

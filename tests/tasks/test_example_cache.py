@@ -64,7 +64,7 @@ def _assert_equal(first, second):
 
 
 def _entries(cache: Path) -> list[Path]:
-    return sorted(p for p in (cache / FOLDER).iterdir() if p.is_dir())
+    return sorted(p for p in (cache / FOLDER).iterdir() if p.is_dir() and not p.name.startswith("."))
 
 
 @pytest.mark.parametrize("kind", ["ner", "classification", "generation"])
@@ -308,3 +308,23 @@ def test_what_a_tasks_own_logger_said_is_said_again_from_the_cache(tmp_path, cap
     assert USED in caplog.text
     said = [(r.name, r.levelno, r.getMessage()) for r in caplog.records if r.name == "my_plug.task"]
     assert said == [("my_plug.task", logging.WARNING, "3 pairs had no score; scored 0")]
+
+
+def test_what_a_run_killed_while_writing_left_is_removed_and_the_entry_written(tmp_path, caplog):
+    from lmtrain.tasks.example_cache import entry_key
+
+    caplog.set_level(logging.INFO)
+    cache = tmp_path / "cache"
+    task = _task("classification", tmp_path, cache)
+    tokenizer = _tokenizer(task.texts())
+    key = entry_key(task, task.example_inputs(), tokenizer, 16)
+    leftover = cache / FOLDER / f".tmp-{key}-killed"  # as atomic_directory names its folder
+    leftover.mkdir(parents=True)
+    (leftover / "train.npz").write_bytes(b"PK\x03\x04 half a file")
+    other = cache / FOLDER / ".tmp-0123456789abcdef-live"  # another entry's writer: not this run's to remove
+    other.mkdir()
+    first = cached_datasets(task, tokenizer, 16)
+    assert not leftover.exists() and other.is_dir() and _entries(cache)[0].name == key
+    caplog.clear()
+    _assert_equal(first, cached_datasets(task, tokenizer, 16))
+    assert USED in caplog.text

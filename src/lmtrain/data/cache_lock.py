@@ -11,6 +11,7 @@ from __future__ import annotations
 import fcntl
 import logging
 import os
+import shutil
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -36,3 +37,11 @@ def cache_lock(path: Path) -> Iterator[None]:
         yield
     finally:
         os.close(fd)  # closing drops the lock
+
+
+def remove_leftovers(root: Path) -> None:
+    """Remove the temporary folders that a writer of the entry ``root`` killed half-way left beside it
+    (:func:`lmtrain.files.atomic.atomic_directory` names them ``.tmp-<name>-*``); call only while holding the
+    entry's lock, so that no live writer's folder is removed."""
+    for leftover in root.parent.glob(f".tmp-{root.name}-*"):
+        shutil.rmtree(leftover, ignore_errors=True)

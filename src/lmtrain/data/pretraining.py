@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import hashlib
 import logging
-import shutil
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -25,7 +24,7 @@ from pathlib import Path
 from lmtrain.config.data import TextDataConfig
 from lmtrain.config.objectives import MaskingConfig
 from lmtrain.config.training import TokenizerConfig
-from lmtrain.data.cache_lock import cache_lock
+from lmtrain.data.cache_lock import cache_lock, remove_leftovers
 from lmtrain.data.cache_room import cache_full, no_room
 from lmtrain.data.chunk_workers import ChunkBuilder, ChunkJob, build_chunks, log_reports, shard_name
 from lmtrain.data.corpus import MAX_DOCUMENT_CHARS, Corpus, held_out_mask
@@ -205,12 +204,6 @@ def _write_examples(
         raise cache_full("the tokenized examples", root.parent, error) from None
 
 
-def _remove_leftovers(root: Path) -> None:
-    """Remove what an earlier preparation of ``root`` that was killed left (call only while holding its lock)."""
-    for leftover in root.parent.glob(f".tmp-{root.name}-*"):
-        shutil.rmtree(leftover, ignore_errors=True)
-
-
 class PretrainingPreparation:
     """One corpus prepared in two steps that the ranks of a job can split: the tokenizer (global rank 0
     trains or loads it), then the examples from a given tokenizer (each node's first process).
@@ -284,7 +277,7 @@ class PretrainingPreparation:
             with cache_lock(root.parent / f"{key}.lock"):
                 cached = _complete(root)
                 if not cached:
-                    _remove_leftovers(root)
+                    remove_leftovers(root)
                     split = self.corpus()
                     log.info(
                         "tokenizing %s with %d process%s",

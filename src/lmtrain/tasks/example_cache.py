@@ -4,7 +4,8 @@ A task's examples come from its read data (:meth:`Task.example_inputs`), its lab
 ``data`` settings, the tokenizer's ``tokenizer.json`` and ``data.max_seq_len``; the key hashes all of
 them, with this module's format version, lmtrain's and `tokenizers`' versions: a change to any of
 them gives a new entry, never a stale one. An entry is written whole into a temporary folder and
-renamed into place (:func:`lmtrain.files.atomic.atomic_directory`) under a lock, holds numpy arrays
+renamed into place (:func:`lmtrain.files.atomic.atomic_directory`) under a lock (the folder a killed
+write left is removed by the next writer), holds numpy arrays
 only (read with ``allow_pickle=False``) and the SHA-256 of each file: a damaged entry is said and
 prepared again. What the encoding logged (a long sentence split into windows, texts cut) is kept
 with it and said again when a later run reads the entry.
@@ -25,7 +26,7 @@ import numpy as np
 import tokenizers
 
 import lmtrain
-from lmtrain.data.cache_lock import cache_lock
+from lmtrain.data.cache_lock import cache_lock, remove_leftovers
 from lmtrain.data.example_arrays import NotStorable, from_arrays, to_arrays
 from lmtrain.data.store import file_digest, fingerprint
 from lmtrain.data.tokenizer import TextTokenizer
@@ -233,6 +234,8 @@ def cached_datasets(task: Any, tokenizer: TextTokenizer, max_seq_len: int) -> tu
                 root = None
             found = _load(root, say_damage=True) if root is not None else None
             if found is None:
+                if root is not None:
+                    remove_leftovers(root)  # of a run killed while it wrote this entry
                 train, held_out, records = _encode(task, tokenizer, max_seq_len)
                 stored = _stored(task, train, held_out)
                 if root is not None and stored is not None:
