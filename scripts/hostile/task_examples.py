@@ -46,15 +46,23 @@ def _entries(cache: Path) -> list[Path]:
     return sorted(p for p in folder.iterdir() if p.is_dir() and not p.name.startswith(".")) if folder.is_dir() else []
 
 
-def damaged_entry(ws: Workspace) -> Outcome:
-    cache = ws.root / "tx-damaged-cache"
-    first = _finetune(ws, "tx-damaged-1", cache)
+def _first_entry(ws: Workspace, name: str, cache: Path) -> tuple[Path | None, Outcome]:
+    """A first run that fills ``cache`` with one entry: (the entry, or None with the outcome that says why not)."""
+    first = _finetune(ws, name, cache)
     entries = _entries(cache)
     if first.returncode != 0 or len(entries) != 1:
-        return Outcome(first.returncode, f"the first run made {len(entries)} entries; {last_line(first)}", False)
-    data = bytearray((entries[0] / "train.npz").read_bytes())
+        return None, Outcome(first.returncode, f"the first run made {len(entries)} entries; {last_line(first)}", False)
+    return entries[0], Outcome(0, "", True)
+
+
+def damaged_entry(ws: Workspace) -> Outcome:
+    cache = ws.root / "tx-damaged-cache"
+    entry, failed = _first_entry(ws, "tx-damaged-1", cache)
+    if entry is None:
+        return failed
+    data = bytearray((entry / "train.npz").read_bytes())
     data[len(data) // 2] ^= 0x01
-    (entries[0] / "train.npz").write_bytes(bytes(data))
+    (entry / "train.npz").write_bytes(bytes(data))
     second = _finetune(ws, "tx-damaged-2", cache)
     said = "are damaged" in _log(ws, "tx-damaged-2") and USED not in _log(ws, "tx-damaged-2")
     alike = _losses(ws, "tx-damaged-1") == _losses(ws, "tx-damaged-2") != []
@@ -64,16 +72,15 @@ def damaged_entry(ws: Workspace) -> Outcome:
 
 def linked_entry_file(ws: Workspace) -> Outcome:
     cache, outside = ws.root / "tx-link-cache", ws.root / "tx-link-target.txt"
-    first = _finetune(ws, "tx-link-1", cache)
-    entries = _entries(cache)
-    if first.returncode != 0 or len(entries) != 1:
-        return Outcome(first.returncode, f"the first run made {len(entries)} entries; {last_line(first)}", False)
+    entry, failed = _first_entry(ws, "tx-link-1", cache)
+    if entry is None:
+        return failed
     outside.write_text("a file of the user's\n")
-    (entries[0] / "entry.json").unlink()
-    (entries[0] / "entry.json").symlink_to(outside)
+    (entry / "entry.json").unlink()
+    (entry / "entry.json").symlink_to(outside)
     second = _finetune(ws, "tx-link-2", cache)
     intact = outside.read_text() == "a file of the user's\n"
-    rewritten = (entries[0] / "entry.json").is_file() and not (entries[0] / "entry.json").is_symlink()
+    rewritten = (entry / "entry.json").is_file() and not (entry / "entry.json").is_symlink()
     held = second.returncode == 0 and intact and rewritten and USED not in _log(ws, "tx-link-2")
     return Outcome(second.returncode, f"linked file intact: {intact}; entry written anew: {rewritten}", held)
 
@@ -145,16 +152,15 @@ def retrieval_cache_dir(ws: Workspace) -> Outcome:
 
 def killed_writer_left_a_folder(ws: Workspace) -> Outcome:
     cache = ws.root / "tx-killed-cache"
-    first = _finetune(ws, "tx-killed-1", cache)
-    entries = _entries(cache)
-    if first.returncode != 0 or len(entries) != 1:
-        return Outcome(first.returncode, f"the first run made {len(entries)} entries; {last_line(first)}", False)
+    entry, failed = _first_entry(ws, "tx-killed-1", cache)
+    if entry is None:
+        return failed
     # what `kill -9` during the write leaves: the entry's temporary folder, half written, and no entry
-    leftover = entries[0].parent / f".tmp-{entries[0].name}-killed"
-    entries[0].rename(leftover)
+    leftover = entry.parent / f".tmp-{entry.name}-killed"
+    entry.rename(leftover)
     (leftover / "train.npz").write_bytes((leftover / "train.npz").read_bytes()[:100])
     second = _finetune(ws, "tx-killed-2", cache)
-    rewritten = len(_entries(cache)) == 1 and (entries[0] / "entry.json").is_file()
+    rewritten = len(_entries(cache)) == 1 and (entry / "entry.json").is_file()
     held = (
         second.returncode == 0
         and not leftover.exists()

@@ -311,13 +311,13 @@ def test_what_a_tasks_own_logger_said_is_said_again_from_the_cache(tmp_path, cap
 
 
 def test_what_a_run_killed_while_writing_left_is_removed_and_the_entry_written(tmp_path, caplog):
-    from lmtrain.tasks.example_cache import entry_key
+    from lmtrain.tasks.example_cache import entry_key, inputs_digest
 
     caplog.set_level(logging.INFO)
     cache = tmp_path / "cache"
     task = _task("classification", tmp_path, cache)
     tokenizer = _tokenizer(task.texts())
-    key = entry_key(task, task.example_inputs(), tokenizer, 16)
+    key = entry_key(task, inputs_digest(task.example_inputs()), tokenizer, 16)
     leftover = cache / FOLDER / f".tmp-{key}-killed"  # as atomic_directory names its folder
     leftover.mkdir(parents=True)
     (leftover / "train.npz").write_bytes(b"PK\x03\x04 half a file")
@@ -328,3 +328,17 @@ def test_what_a_run_killed_while_writing_left_is_removed_and_the_entry_written(t
     caplog.clear()
     _assert_equal(first, cached_datasets(task, tokenizer, 16))
     assert USED in caplog.text
+
+
+class _SetInputsTask(ClassificationTask):
+    """A task of a user's own whose example_inputs holds a set (JSON has none)."""
+
+    def example_inputs(self):
+        return [{e.text for e in self.train}]
+
+
+def test_example_inputs_that_json_cannot_hold_are_refused_naming_the_task(tmp_path):
+    task = _task("classification", tmp_path, tmp_path / "cache")
+    task.__class__ = _SetInputsTask
+    with pytest.raises(UserError, match=r"task=classification: example_inputs\(\) returned what JSON cannot hold"):
+        cached_datasets(task, _tokenizer(task.texts()), 16)

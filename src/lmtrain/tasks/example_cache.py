@@ -48,14 +48,14 @@ def _settings(config: Any) -> Any:
     return dataclasses.asdict(config) if dataclasses.is_dataclass(config) and not isinstance(config, type) else config
 
 
-def _inputs_digest(inputs: Any) -> str:
+def inputs_digest(inputs: Any) -> str:
     """SHA-256 of ``inputs`` (JSON-able: lists, strings, numbers) in a canonical JSON form."""
     text = json.dumps(inputs, ensure_ascii=False, separators=(",", ":"), sort_keys=True)
     return hashlib.sha256(text.encode("utf-8", "surrogatepass")).hexdigest()
 
 
-def entry_key(task: Any, inputs: Any, tokenizer: TextTokenizer, max_seq_len: int) -> str:
-    """The cache key of ``task``'s examples of ``inputs`` (:meth:`Task.example_inputs`)."""
+def entry_key(task: Any, digest: str, tokenizer: TextTokenizer, max_seq_len: int) -> str:
+    """The cache key of ``task``'s examples of the inputs whose :func:`inputs_digest` is ``digest``."""
     data = {k: v for k, v in _settings(task.cfg).items() if k != "cache_dir"}
     cls = type(task)
     return fingerprint(
@@ -70,7 +70,7 @@ def entry_key(task: Any, inputs: Any, tokenizer: TextTokenizer, max_seq_len: int
         hashlib.sha256(tokenizer.to_str().encode("utf-8")).hexdigest(),
         tokenizer.roles,
         max_seq_len,
-        _inputs_digest(inputs),
+        digest,
     )
 
 
@@ -224,7 +224,14 @@ def cached_datasets(task: Any, tokenizer: TextTokenizer, max_seq_len: int) -> tu
                 "the key would be ignored; drop it."
             )
         return task.datasets(tokenizer, max_seq_len)
-    key = entry_key(task, inputs, tokenizer, max_seq_len)
+    try:
+        digest = inputs_digest(inputs)
+    except (TypeError, ValueError) as error:  # json's words for a value it cannot write (a set, a numpy scalar)
+        raise UserError(
+            f"task={task.name}: example_inputs() returned what JSON cannot hold ({error}); return lists, strings, "
+            "numbers, booleans and None (or None alone: the examples are then encoded at every run)."
+        ) from None
+    key = entry_key(task, digest, tokenizer, max_seq_len)
     folder = _cache_folder(task.cfg.cache_dir)
     root = folder / FOLDER / key if folder is not None else None
     found = _load(root, say_damage=False) if root is not None else None
