@@ -111,6 +111,16 @@ def test_a_change_to_the_data_the_tokenizer_or_the_length_is_a_new_entry(tmp_pat
     assert USED in caplog.text and len(_entries(cache)) == 4
 
 
+def _not_a_zip_with_its_digest(entry: Path) -> None:
+    """train.npz replaced by bytes that are no zip, and entry.json's digest made to match them."""
+    import hashlib
+
+    entry.joinpath("train.npz").write_bytes(b"PK\x03\x04" + b"\x00" * 64)
+    meta = json.loads(entry.joinpath("entry.json").read_text())
+    meta["sha256"]["train"] = hashlib.sha256(entry.joinpath("train.npz").read_bytes()).hexdigest()
+    entry.joinpath("entry.json").write_text(json.dumps(meta))
+
+
 @pytest.mark.parametrize(
     "damage,said",
     [
@@ -118,6 +128,8 @@ def test_a_change_to_the_data_the_tokenizer_or_the_length_is_a_new_entry(tmp_pat
         (lambda e: e.joinpath("eval.npz").unlink(), "No such file"),
         (lambda e: e.joinpath("entry.json").write_text("{not json"), "Expecting property name"),
         (lambda e: e.joinpath("entry.json").write_text(json.dumps({"format": 99})), "format 99, not 1"),
+        (lambda e: e.joinpath("entry.json").write_text("[1, 2]"), "has no attribute 'get'"),
+        (_not_a_zip_with_its_digest, "File is not a zip file"),
         (
             lambda e: e.joinpath("entry.json").write_text(
                 json.dumps({**json.loads(e.joinpath("entry.json").read_text()), "log": [["lmtrain", "INFO", "x"]]})

@@ -18,6 +18,7 @@ import dataclasses
 import hashlib
 import json
 import logging
+import zipfile
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -96,7 +97,8 @@ def _read_entry(root: Path) -> tuple[list[list[dict[str, Any]]], list[list[Any]]
     """The train and held-out examples of the entry ``root``, and its log records.
 
     Raises:
-        ValueError, OSError, KeyError: a damaged entry (the message says what is wrong).
+        ValueError, OSError, KeyError, TypeError, AttributeError, EOFError, zipfile.BadZipFile: a damaged entry
+            (the message says what is wrong).
     """
     meta = json.loads((root / ENTRY_FILE).read_text(encoding="utf-8"))
     if meta.get("format") != FORMAT_VERSION:
@@ -121,7 +123,7 @@ def _load(root: Path, say_damage: bool) -> tuple[list[list[dict[str, Any]]], lis
         return None
     try:
         return _read_entry(root)
-    except (ValueError, OSError, KeyError, TypeError, EOFError) as error:
+    except (ValueError, OSError, KeyError, TypeError, AttributeError, EOFError, zipfile.BadZipFile) as error:
         if say_damage:
             log.warning("the cached examples %s are damaged (%s); encoding the data again", root, error)
         return None
@@ -177,7 +179,7 @@ def _write_entry(
 
 
 def _encode(task: Any, tokenizer: TextTokenizer, max_seq_len: int) -> tuple[Any, Any, list[list[Any]]]:
-    """``task.datasets`` and what lmtrain logged while it ran."""
+    """``task.datasets`` and what was logged while it ran."""
     with _logged_records() as records:
         train, held_out = task.datasets(tokenizer, max_seq_len)
     return train, held_out, records
