@@ -121,6 +121,36 @@ def _not_a_zip_with_its_digest(entry: Path) -> None:
     entry.joinpath("entry.json").write_text(json.dumps(meta))
 
 
+def _compressed_with_its_digest(entry: Path) -> None:
+    """train.npz rewritten compressed (a member could then inflate beyond the file), its digest made to match."""
+    import hashlib
+
+    with np.load(entry / "train.npz") as arrays:
+        np.savez_compressed(entry / "train.npz", **dict(arrays))
+    meta = json.loads(entry.joinpath("entry.json").read_text())
+    meta["sha256"]["train"] = hashlib.sha256(entry.joinpath("train.npz").read_bytes()).hexdigest()
+    entry.joinpath("entry.json").write_text(json.dumps(meta))
+
+
+def _a_header_that_claims_too_much(entry: Path) -> None:
+    """An array whose header claims a trillion values (np.load would allocate them), its digest made to match."""
+    import hashlib
+    import io
+    import zipfile
+
+    with zipfile.ZipFile(entry / "train.npz") as original:
+        members = {name: original.read(name) for name in original.namelist()}
+    header = io.BytesIO()
+    np.lib.format.write_array_header_1_0(header, {"descr": "<i8", "fortran_order": False, "shape": (10**12,)})
+    members["input_ids.values.npy"] = header.getvalue() + b"\x00" * 64  # magic, header, 8 values of a trillion
+    with zipfile.ZipFile(entry / "train.npz", "w", zipfile.ZIP_STORED) as archive:
+        for name, data in members.items():
+            archive.writestr(name, data)
+    meta = json.loads(entry.joinpath("entry.json").read_text())
+    meta["sha256"]["train"] = hashlib.sha256(entry.joinpath("train.npz").read_bytes()).hexdigest()
+    entry.joinpath("entry.json").write_text(json.dumps(meta))
+
+
 @pytest.mark.parametrize(
     "damage,said",
     [
@@ -130,6 +160,8 @@ def _not_a_zip_with_its_digest(entry: Path) -> None:
         (lambda e: e.joinpath("entry.json").write_text(json.dumps({"format": 99})), "format 99, not 1"),
         (lambda e: e.joinpath("entry.json").write_text("[1, 2]"), "has no attribute 'get'"),
         (_not_a_zip_with_its_digest, "File is not a zip file"),
+        (_compressed_with_its_digest, "holds a compressed member"),
+        (_a_header_that_claims_too_much, "claims (1000000000000,) of int64, more than it holds"),
         (
             lambda e: e.joinpath("entry.json").write_text(
                 json.dumps({**json.loads(e.joinpath("entry.json").read_text()), "log": [["lmtrain", "INFO", "x"]]})

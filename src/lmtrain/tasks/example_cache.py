@@ -93,6 +93,29 @@ def _logged_records() -> Iterator[list[list[Any]]]:
         root.removeHandler(handler)
 
 
+def _check_members(path: Path) -> None:
+    """Refuse an ``.npz`` whose arrays could make ``np.load`` allocate more than the file holds: a compressed member
+    (np.savez stores them), or an array header that claims more bytes than its member has.
+
+    Raises:
+        ValueError: naming the member.
+    """
+    with zipfile.ZipFile(path) as archive:
+        for member in archive.infolist():
+            if member.compress_type != zipfile.ZIP_STORED:
+                raise ValueError(
+                    f"{path.name} holds a compressed member ({member.filename}), which lmtrain does not write"
+                )
+            with archive.open(member) as file:
+                version = np.lib.format.read_magic(file)
+                read_header = (
+                    np.lib.format.read_array_header_1_0 if version == (1, 0) else np.lib.format.read_array_header_2_0
+                )
+                shape, _, dtype = read_header(file)
+            if dtype.hasobject or int(np.prod(shape, dtype=np.float64)) * dtype.itemsize > member.file_size:
+                raise ValueError(f"{path.name}: {member.filename} claims {shape} of {dtype}, more than it holds")
+
+
 def _read_entry(root: Path) -> tuple[list[list[dict[str, Any]]], list[list[Any]]]:
     """The train and held-out examples of the entry ``root``, and its log records.
 
@@ -108,6 +131,7 @@ def _read_entry(root: Path) -> tuple[list[list[dict[str, Any]]], list[list[Any]]
         path = root / f"{split}.npz"
         if file_digest(path) != meta["sha256"][split]:
             raise ValueError(f"{path.name} is not the file that was written (its SHA-256 differs)")
+        _check_members(path)
         with np.load(path, allow_pickle=False) as arrays:
             fields = [(str(name), str(kind)) for name, kind in meta["fields"][split]]
             splits.append(from_arrays(arrays, fields, int(meta["counts"][split])))
