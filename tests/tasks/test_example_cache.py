@@ -111,30 +111,30 @@ def test_a_change_to_the_data_the_tokenizer_or_the_length_is_a_new_entry(tmp_pat
     assert USED in caplog.text and len(_entries(cache)) == 4
 
 
-def _not_a_zip_with_its_digest(entry: Path) -> None:
-    """train.npz replaced by bytes that are no zip, and entry.json's digest made to match them."""
+def _record_digest(entry: Path) -> None:
+    """Make entry.json's digest of train.npz match the file (a damage that the digest alone would not find)."""
     import hashlib
 
-    entry.joinpath("train.npz").write_bytes(b"PK\x03\x04" + b"\x00" * 64)
     meta = json.loads(entry.joinpath("entry.json").read_text())
     meta["sha256"]["train"] = hashlib.sha256(entry.joinpath("train.npz").read_bytes()).hexdigest()
     entry.joinpath("entry.json").write_text(json.dumps(meta))
+
+
+def _not_a_zip_with_its_digest(entry: Path) -> None:
+    """train.npz replaced by bytes that are no zip, and entry.json's digest made to match them."""
+    entry.joinpath("train.npz").write_bytes(b"PK\x03\x04" + b"\x00" * 64)
+    _record_digest(entry)
 
 
 def _compressed_with_its_digest(entry: Path) -> None:
     """train.npz rewritten compressed (a member could then inflate beyond the file), its digest made to match."""
-    import hashlib
-
     with np.load(entry / "train.npz") as arrays:
         np.savez_compressed(entry / "train.npz", **dict(arrays))
-    meta = json.loads(entry.joinpath("entry.json").read_text())
-    meta["sha256"]["train"] = hashlib.sha256(entry.joinpath("train.npz").read_bytes()).hexdigest()
-    entry.joinpath("entry.json").write_text(json.dumps(meta))
+    _record_digest(entry)
 
 
 def _a_header_that_claims_too_much(entry: Path) -> None:
     """An array whose header claims a trillion values (np.load would allocate them), its digest made to match."""
-    import hashlib
     import io
     import zipfile
 
@@ -146,9 +146,7 @@ def _a_header_that_claims_too_much(entry: Path) -> None:
     with zipfile.ZipFile(entry / "train.npz", "w", zipfile.ZIP_STORED) as archive:
         for name, data in members.items():
             archive.writestr(name, data)
-    meta = json.loads(entry.joinpath("entry.json").read_text())
-    meta["sha256"]["train"] = hashlib.sha256(entry.joinpath("train.npz").read_bytes()).hexdigest()
-    entry.joinpath("entry.json").write_text(json.dumps(meta))
+    _record_digest(entry)
 
 
 @pytest.mark.parametrize(
