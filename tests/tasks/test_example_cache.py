@@ -384,3 +384,28 @@ def test_example_inputs_that_json_cannot_hold_are_refused_naming_the_task(tmp_pa
     task.__class__ = _SetInputsTask
     with pytest.raises(UserError, match=r"task=classification: example_inputs\(\) returned what JSON cannot hold"):
         cached_datasets(task, _tokenizer(task.texts()), 16)
+
+
+def test_a_task_plug_whose_code_changed_encodes_again(tmp_path, monkeypatch, caplog):
+    import importlib
+
+    caplog.set_level(logging.INFO)
+    package = tmp_path / "plugs" / "my_tasks"
+    package.mkdir(parents=True)
+    (package / "__init__.py").write_text("from my_tasks.task import MyTask\n")
+    source = (
+        "from lmtrain.tasks.classification import ClassificationTask\n\n\n"
+        "class MyTask(ClassificationTask):\n    name = 'mine'\n"
+    )
+    (package / "task.py").write_text(source)
+    monkeypatch.syspath_prepend(str(tmp_path / "plugs"))
+    my_task = importlib.import_module("my_tasks").MyTask
+    task = _task("classification", tmp_path, tmp_path / "cache")
+    task.__class__ = my_task
+    tokenizer = _tokenizer(task.texts())
+    cached_datasets(task, tokenizer, 16)
+    cached_datasets(task, tokenizer, 16)
+    assert caplog.text.count(USED) == 1
+    (package / "task.py").write_text(source + "    # its encoding changed\n")
+    cached_datasets(task, tokenizer, 16)
+    assert caplog.text.count(USED) == 1 and len(_entries(tmp_path / "cache")) == 2

@@ -2,13 +2,13 @@
 
 A task's examples come from its read data (:meth:`Task.example_inputs`), its labels and options, the
 ``data`` settings, the tokenizer's ``tokenizer.json`` and ``data.max_seq_len``; the key hashes all of
-them, with this module's format version, lmtrain's and `tokenizers`' versions: a change to any of
-them gives a new entry, never a stale one. An entry is written whole into a temporary folder and
-renamed into place (:func:`lmtrain.files.atomic.atomic_directory`) under a lock (the folder a killed
-write left is removed by the next writer), holds numpy arrays
-only (read with ``allow_pickle=False``) and the SHA-256 of each file: a damaged entry is said and
-prepared again. What the encoding logged (a long sentence split into windows, texts cut) is kept
-with it and said again when a later run reads the entry.
+them, with this module's format version, lmtrain's and `tokenizers`' versions, and the source of a task
+plug's own package: a change to any of them gives a new entry, never a stale one. An entry is written
+whole into a temporary folder and renamed into place (:func:`lmtrain.files.atomic.atomic_directory`)
+under a lock (the folder a killed write left is removed by the next writer), holds numpy arrays only
+(read with ``allow_pickle=False``) and the SHA-256 of each file: a damaged entry is said and prepared
+again. What the encoding logged (a long sentence split into windows, texts cut) is kept with it and
+said again when a later run reads the entry.
 """
 
 from __future__ import annotations
@@ -18,6 +18,7 @@ import dataclasses
 import hashlib
 import json
 import logging
+import sys
 import zipfile
 from collections.abc import Iterator
 from pathlib import Path
@@ -37,6 +38,7 @@ from lmtrain.files.cache_home import open_cache_folder
 from lmtrain.tasks.base import TaskDataset
 
 FORMAT_VERSION = 1  # raise it when a built-in task's encoding or this entry layout changes
+MAX_SOURCE_FILES = 2000  # of a task plug's package, hashed into the key
 FOLDER = "task-examples"
 ENTRY_FILE = "entry.json"
 SPLITS = ("train", "eval")
@@ -55,6 +57,33 @@ def inputs_digest(inputs: Any) -> str:
     return hashlib.sha256(text.encode("utf-8", "surrogatepass")).hexdigest()
 
 
+def _source_files(top: str) -> list[Path]:
+    """The Python files of the top-level package or module ``top`` (at most :data:`MAX_SOURCE_FILES`)."""
+    module = sys.modules.get(top)
+    if module is None:
+        return []
+    folders = [Path(p) for p in getattr(module, "__path__", [])]  # a package (namespace packages too)
+    if folders:
+        return sorted(f for folder in folders for f in folder.rglob("*.py"))[:MAX_SOURCE_FILES]
+    file = getattr(module, "__file__", None)
+    return [Path(file)] if file else []
+
+
+def plug_source_digest(cls: type) -> str:
+    """SHA-256 of the source of the packages that define ``cls`` and its bases outside lmtrain: a task of your own
+    encodes again when its code changes (lmtrain's own tasks are covered by :data:`FORMAT_VERSION`)."""
+    digest = hashlib.sha256()
+    tops = dict.fromkeys(k.__module__.split(".")[0] for k in cls.__mro__)
+    for top in tops:
+        if top in ("lmtrain", "builtins"):
+            continue
+        for file in _source_files(top):
+            digest.update(f"{top}:{file.name}:".encode())
+            with contextlib.suppress(OSError):  # a file gone since the import: the others still key it
+                digest.update(file.read_bytes())
+    return digest.hexdigest()
+
+
 def entry_key(task: Any, digest: str, tokenizer: TextTokenizer, max_seq_len: int) -> str:
     """The cache key of ``task``'s examples of the inputs whose :func:`inputs_digest` is ``digest``."""
     data = {k: v for k, v in _settings(task.cfg).items() if k != "cache_dir"}
@@ -65,6 +94,7 @@ def entry_key(task: Any, digest: str, tokenizer: TextTokenizer, max_seq_len: int
         lmtrain.__version__,
         tokenizers.__version__,
         f"{cls.__module__}.{cls.__qualname__}",
+        plug_source_digest(cls),
         list(task.labels),
         _settings(task.options),
         data,
