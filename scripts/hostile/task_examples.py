@@ -1,11 +1,12 @@
 """Fine-tuning examples kept in the data cache (``<data.cache_dir>/task-examples``): a damaged entry, a link
 planted in one, two runs at once, a training file edited in place, a folder in the way, what a killed write left,
-and the key where a task does not read it."""
+a task plug edited between runs, and the key where a task does not read it."""
 
 from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 import sys
 from collections.abc import Callable
@@ -171,6 +172,35 @@ def killed_writer_left_a_folder(ws: Workspace) -> Outcome:
     return Outcome(second.returncode, message, held)
 
 
+def edited_task_plug(ws: Workspace) -> Outcome:
+    example = Path(__file__).resolve().parents[2] / "examples" / "sentence_similarity"
+    copy = ws.root / "tx-plug"
+    shutil.copytree(example, copy, ignore=shutil.ignore_patterns("tests", "__pycache__"))
+    pairs = ws.root / "tx-plug-pairs.tsv"
+    rows = ["a man plays the guitar\ta man plays a guitar\t4.8", "a cat sleeps\tthe stock market fell\t0.2"] * 30
+    pairs.write_text("\n".join(rows) + "\n")
+    env = {**os.environ, "HYDRA_FULL_ERROR": "0", "OMP_NUM_THREADS": "1", "PYTHONPATH": str(copy)}
+    keys = ["task=similarity", f"hydra.searchpath=[file://{copy / 'configs'}]", f"init={ws.root / 'finished'}"]
+    keys += [f"data.train_file={pairs}", f"data.cache_dir={ws.root / 'tx-plug-cache'}", "trainer.max_steps=2"]
+    keys += ["trainer.eval_every=0", "trainer.save_every=0", "trainer.progress=false"]
+    codes = []
+    for name in ("tx-plug-1", "tx-plug-2"):
+        if name == "tx-plug-2":  # the plug's author edits its encoding between the runs
+            task = copy / "sentence_similarity" / "task.py"
+            task.write_text(task.read_text() + "\n# the encoding changed\n")
+        proc = subprocess.run(
+            [sys.executable, "-m", "lmtrain", "finetune", *keys, f"hydra.run.dir={ws.root / name}"],
+            cwd=ws.root,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=600,
+        )
+        codes.append(proc.returncode)
+    fresh = USED not in _log(ws, "tx-plug-2") and len(_entries(ws.root / "tx-plug-cache")) == 2
+    return Outcome(max(codes), f"exit codes {codes}; encoded again: {fresh}", codes == [0, 0] and fresh)
+
+
 PROBES: dict[str, Callable[[Workspace], Outcome]] = {
     "cached examples with a flipped byte (said, encoded again, the same run)": damaged_entry,
     "cached entry.json a link to a user's file (not followed, written anew)": linked_entry_file,
@@ -178,5 +208,6 @@ PROBES: dict[str, Callable[[Workspace], Outcome]] = {
     "training file edited in place, same size and time (a new entry)": file_edited_in_place,
     "a file where the task-examples folder goes (said; the run goes on)": folder_in_the_way,
     "a killed write's half-written folder (removed; the entry written again)": killed_writer_left_a_folder,
+    "a task plug edited between two runs (its examples encoded again)": edited_task_plug,
     "data.cache_dir with task=retrieval (refused: never read)": retrieval_cache_dir,
 }
